@@ -1,0 +1,299 @@
+"""`Layer` and `Variable`: the contract every layer keeps.
+
+A layer is built once from its input shape (`build`), maps arrays forward
+(`call`) and gradients backward (`backward`).  `call` keeps what `backward`
+needs from the most recent forward pass; `backward` returns the gradient with
+respect to the layer's input and stores each trainable variable's gradient in
+`variable.grad`.  Shapes always include the batch axis, written `None`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .. import backend
+
+Shape = Tuple[Optional[int], ...]
+
+_FLOAT_DTYPES = ("float32", "float64")
+
+
+class Variable:
+    """A named weight array, as `keras.Variable`: `.numpy()`, `.assign()`, `.shape`.
+
+    `grad` holds the gradient from the last `backward` (None before one).
+    """
+
+    def __init__(self, value: np.ndarray, name: str, trainable: bool = True,
+                 regularizer=None, constraint=None):
+        self.value = value
+        self.name = name
+        self.trainable = trainable
+        self.regularizer = regularizer
+        self.constraint = constraint
+        self.grad: Optional[np.ndarray] = None
+
+    @property
+    def shape(self) -> Tuple[int, ...]:
+        return self.value.shape
+
+    @property
+    def dtype(self):
+        return self.value.dtype
+
+    def numpy(self) -> np.ndarray:
+        """A copy of the value, as a TensorFlow variable's `.numpy()`."""
+        return self.value.copy()
+
+    def assign(self, value) -> None:
+        """Overwrite the value in place; the shape must match."""
+        value = np.asarray(value)
+        if value.shape != self.value.shape:
+            raise ValueError(f"Variable '{self.name}': cannot assign a value of shape {value.shape} "
+                             f"to a variable of shape {self.value.shape}")
+        self.value[...] = value
+
+    def __array__(self, dtype=None, copy=None):
+        return self.value if dtype is None else self.value.astype(dtype)
+
+    def __repr__(self) -> str:
+        return f"<Variable '{self.name}' shape={self.shape} dtype={self.dtype}>"
+
+
+class Layer:
+    """Base class of every convscope layer.
+
+    Keyword arguments every layer accepts, as in Keras: `name`, `trainable`,
+    `dtype` ("float32" by default, or "float64"), and on the first layer of a
+    model `input_shape` (without the batch axis), `batch_input_shape`,
+    `batch_size` or `input_dim` (Dense's shorthand for `input_shape=(input_dim,)`).
+    """
+
+    def __init__(self, *, name: Optional[str] = None, trainable: bool = True, dtype=None,
+                 input_shape=None, batch_input_shape=None, batch_size=None, input_dim=None,
+                 **kwargs):
+        cls = type(self).__name__
+        if kwargs:
+            unknown = ", ".join(sorted(kwargs))
+            raise TypeError(f"{cls}: unexpected keyword argument(s): {unknown}")
+        if name is not None and (not isinstance(name, str) or not name):
+            raise TypeError(f"{cls}: argument `name` must be a non-empty string, got {name!r}")
+        if not isinstance(trainable, (bool, np.bool_)):
+            raise TypeError(f"{cls}: argument `trainable` must be True or False, got {trainable!r}")
+        self.name = name or backend.unique_name(backend.snake_case(cls))
+        self.trainable = bool(trainable)
+        self.dtype = _normalize_dtype(dtype, self)
+        self.built = False
+        self._variables: List[Variable] = []
+        self._build_input_shape: Optional[Shape] = None
+        self._batch_input_shape = _declared_input_shape(self, input_shape, batch_input_shape,
+                                                        batch_size, input_dim)
+
+    # -- what subclasses override -------------------------------------------------------
+    def build(self, input_shape: Shape) -> None:
+        """Create the weights for inputs of `input_shape` (batch axis included)."""
+        self.built = True
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        """The output shape for `input_shape`; raises ValueError if the layer cannot take it."""
+        return tuple(input_shape)
+
+    def call(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
+        """Forward pass; keeps what `backward` needs."""
+        raise NotImplementedError(f"{type(self).__name__}.call")
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        """Gradient w.r.t. the input of the last `call`; sets `grad` on trainable variables."""
+        raise NotImplementedError(f"{type(self).__name__}.backward")
+
+    def get_config(self) -> Dict[str, Any]:
+        """JSON-serializable constructor arguments; `from_config(get_config())` rebuilds the layer."""
+        config: Dict[str, Any] = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
+        if self._batch_input_shape is not None:
+            config["batch_input_shape"] = list(self._batch_input_shape)
+        return config
+
+    @classmethod
+    def from_config(cls, config: Dict[str, Any]) -> "Layer":
+        return cls(**config)
+
+    # -- shared machinery ---------------------------------------------------------------
+    def __call__(self, inputs, training: bool = False) -> np.ndarray:
+        x = self._as_input_array(inputs)
+        if not self.built:
+            self.build_from_shape((None,) + x.shape[1:])
+        else:
+            self._check_input_shape(x.shape)
+        return self.call(x, training=bool(training))
+
+    def build_from_shape(self, input_shape: Shape) -> Shape:
+        """Check `input_shape`, create the weights and return the output shape."""
+        input_shape = tuple(input_shape)
+        output_shape = self.compute_output_shape(input_shape)
+        if not self.built:
+            self.build(input_shape)
+            self.built = True
+        self._build_input_shape = input_shape
+        return output_shape
+
+    def add_weight(self, name: str, shape: Sequence[int], initializer, trainable: bool = True,
+                   regularizer=None, constraint=None) -> Variable:
+        """Create a variable with `initializer(shape, dtype)` and register it on the layer."""
+        value = np.asarray(initializer(tuple(shape), dtype=self.dtype), dtype=self.dtype)
+        variable = Variable(np.ascontiguousarray(value), f"{self.name}/{name}", trainable,
+                            regularizer, constraint)
+        self._variables.append(variable)
+        return variable
+
+    @property
+    def weights(self) -> List[Variable]:
+        """Trainable then non-trainable variables, the order `get_weights` uses (as Keras)."""
+        return self.trainable_weights + self.non_trainable_weights
+
+    @property
+    def trainable_weights(self) -> List[Variable]:
+        if not self.trainable:
+            return []
+        return [v for v in self._variables if v.trainable]
+
+    @property
+    def non_trainable_weights(self) -> List[Variable]:
+        if not self.trainable:
+            return list(self._variables)
+        return [v for v in self._variables if not v.trainable]
+
+    @property
+    def input_shape(self) -> Shape:
+        if self._build_input_shape is None:
+            raise AttributeError(f"{self._describe()} has not been built yet, so it has no input shape")
+        return self._build_input_shape
+
+    @property
+    def output_shape(self) -> Shape:
+        return self.compute_output_shape(self.input_shape)
+
+    def get_weights(self) -> List[np.ndarray]:
+        """Copies of the weight arrays, in Keras' order."""
+        return [v.numpy() for v in self.weights]
+
+    def set_weights(self, weights: Sequence) -> None:
+        """Replace every weight; the count and each shape must match `get_weights()`."""
+        own = self.weights
+        weights = list(weights)
+        if len(weights) != len(own):
+            raise ValueError(f"{self._describe()}: set_weights expected a list of {len(own)} arrays "
+                             f"(shapes {[v.shape for v in own]}), got {len(weights)}")
+        arrays = [np.asarray(w) for w in weights]
+        for variable, array in zip(own, arrays):
+            if array.shape != variable.shape:
+                raise ValueError(f"{self._describe()}: set_weights got shape {array.shape} for "
+                                 f"'{variable.name}', expected {variable.shape}")
+        for variable, array in zip(own, arrays):
+            variable.assign(array)
+
+    def count_params(self) -> int:
+        """Number of scalars in all weights (trainable or not)."""
+        if not self.built:
+            raise ValueError(f"{self._describe()}: count_params() needs the layer to be built; "
+                             "give it an input shape or call it on data first")
+        return int(sum(v.value.size for v in self._variables))
+
+    # -- helpers for subclasses -----------------------------------------------------------
+    def _describe(self) -> str:
+        return f"{type(self).__name__} '{self.name}'"
+
+    def _as_input_array(self, inputs) -> np.ndarray:
+        x = np.asarray(inputs)
+        if x.dtype.kind not in "biuf":
+            raise TypeError(f"{self._describe()}: expected a numeric array, got dtype {x.dtype}")
+        if x.dtype != self.dtype:
+            x = x.astype(self.dtype)
+        if x.ndim == 0:
+            raise ValueError(f"{self._describe()}: expected an array with a batch axis, got a scalar")
+        return x
+
+    def _check_input_shape(self, shape: Sequence[int]) -> None:
+        expected = self._build_input_shape
+        if expected is None:
+            return
+        if len(shape) != len(expected) or any(e is not None and e != s
+                                              for e, s in zip(expected[1:], shape[1:])):
+            raise ValueError(f"{self._describe()}: expected input of shape {expected}, "
+                             f"got {tuple(shape)}")
+
+    def _non_default_args(self) -> Dict[str, Any]:
+        """Constructor arguments that differ from the defaults, for `repr`."""
+        config = self.get_config()
+        signature = inspect.signature(type(self).__init__)
+        shown = {}
+        for key, value in config.items():
+            if key in ("name", "trainable", "dtype", "batch_input_shape"):
+                continue
+            param = signature.parameters.get(key)
+            default = param.default if param is not None else inspect.Parameter.empty
+            if default is inspect.Parameter.empty or _normalize_for_compare(default) != _normalize_for_compare(value):
+                shown[key] = value
+        return shown
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self._non_default_args().items())
+        sep = ", " if args else ""
+        return f"{type(self).__name__}({args}{sep}name={self.name!r})"
+
+
+def _normalize_for_compare(value):
+    if isinstance(value, (list, tuple)):
+        return tuple(_normalize_for_compare(v) for v in value)
+    return value
+
+
+def _normalize_dtype(dtype, layer: Layer) -> str:
+    if dtype is None:
+        return backend.floatx()
+    name = np.dtype(dtype).name if not isinstance(dtype, str) else dtype
+    if name not in _FLOAT_DTYPES:
+        raise ValueError(f"{type(layer).__name__}: argument `dtype` must be one of {_FLOAT_DTYPES}, "
+                         f"got {dtype!r}")
+    return name
+
+
+def _declared_input_shape(layer: Layer, input_shape, batch_input_shape, batch_size,
+                          input_dim) -> Optional[Shape]:
+    """The full input shape declared on a layer (batch axis first), or None."""
+    cls = type(layer).__name__
+    given = [n for n, v in (("input_shape", input_shape), ("batch_input_shape", batch_input_shape),
+                            ("input_dim", input_dim)) if v is not None]
+    if len(given) > 1:
+        raise ValueError(f"{cls}: give only one of input_shape, batch_input_shape, input_dim; got {given}")
+    if input_dim is not None:
+        input_shape = (input_dim,)
+    if input_shape is not None:
+        dims = _shape_tuple(input_shape, "input_shape", cls)
+        return (batch_size,) + dims
+    if batch_input_shape is not None:
+        dims = _shape_tuple(batch_input_shape, "batch_input_shape", cls)
+        return dims
+    return None
+
+
+def _shape_tuple(shape, arg: str, cls: str) -> Shape:
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+        shape = (shape,)
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise TypeError(f"{cls}: argument `{arg}` must be a tuple of positive ints, got {shape!r}") from None
+    out = []
+    for d in dims:
+        if d is None:
+            out.append(None)
+            continue
+        if isinstance(d, bool) or not isinstance(d, (int, np.integer)):
+            raise TypeError(f"{cls}: argument `{arg}` must be a tuple of positive ints, got {shape!r}")
+        if d <= 0:
+            raise ValueError(f"{cls}: argument `{arg}` must be a tuple of positive ints, got {shape!r}")
+        out.append(int(d))
+    return tuple(out)

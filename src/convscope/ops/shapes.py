@@ -1,0 +1,127 @@
+"""The one place where padding, stride and dilation arithmetic lives.
+
+Ops, layers, the summary and the explanations all call these functions, so a
+shape printed in an explanation is, by construction, the shape the op computes.
+
+Conventions (TensorFlow / Keras):
+
+* effective kernel size with dilation d:   k_eff = d * (k - 1) + 1
+* "valid":    out = floor((n - k_eff) / s) + 1
+* "same":     out = ceil(n / s); the total padding is
+              max((out - 1) * s + k_eff - n, 0), split as total // 2 before and
+              the odd pixel after (bottom/right).  PyTorch's padding="same" does
+              not allow stride > 1; this split is what makes TF's stride-2 SAME
+              differ from a symmetric PyTorch padding.
+* explicit:   out = floor((n + before + after - k_eff) / s) + 1
+"""
+
+from __future__ import annotations
+
+from typing import Sequence, Tuple, Union
+
+Padding1D = Union[str, Tuple[int, int]]
+
+__all__ = [
+    "effective_kernel_size",
+    "same_padding",
+    "pad_amounts",
+    "conv_output_length",
+    "dropped_by_floor",
+    "receptive_field_step",
+    "normalize_tuple",
+    "ceil_div",
+]
+
+
+def effective_kernel_size(kernel_size: int, dilation: int = 1) -> int:
+    """Span of a dilated kernel: d * (k - 1) + 1 input cells."""
+    return dilation * (kernel_size - 1) + 1
+
+
+def same_padding(length: int, kernel_size: int, stride: int = 1, dilation: int = 1) -> Tuple[int, int]:
+    """TensorFlow's SAME padding for one axis as (before, after); the odd cell goes after."""
+    out = ceil_div(length, stride)
+    total = max((out - 1) * stride + effective_kernel_size(kernel_size, dilation) - length, 0)
+    return total // 2, total - total // 2
+
+
+def pad_amounts(length: int, kernel_size: int, stride: int, dilation: int, padding: Padding1D) -> Tuple[int, int]:
+    """Cells added (before, after) on one axis for "valid", "same" or an explicit pair."""
+    if isinstance(padding, str):
+        mode = padding.lower()
+        if mode == "valid":
+            return 0, 0
+        if mode == "same":
+            return same_padding(length, kernel_size, stride, dilation)
+        raise ValueError(f"padding must be 'valid', 'same' or a (before, after) pair, got {padding!r}")
+    before, after = padding
+    return int(before), int(after)
+
+
+def conv_output_length(length: int, kernel_size: int, stride: int = 1, dilation: int = 1,
+                       padding: Padding1D = "valid") -> int:
+    """Output length of a convolution or pooling window on one axis.
+
+    May be zero or negative when the (dilated) kernel does not fit; callers turn
+    that into an error that names the layer.
+    """
+    before, after = pad_amounts(length, kernel_size, stride, dilation, padding)
+    return (length + before + after - effective_kernel_size(kernel_size, dilation)) // stride + 1
+
+
+def dropped_by_floor(length: int, kernel_size: int, stride: int = 1, dilation: int = 1,
+                     padding: Padding1D = "valid") -> int:
+    """Input cells at the end (after padding) that no window reaches because of the floor."""
+    before, after = pad_amounts(length, kernel_size, stride, dilation, padding)
+    span = length + before + after - effective_kernel_size(kernel_size, dilation)
+    return span % stride if span >= 0 else 0
+
+
+def receptive_field_step(field: int, jump: int, start: float, kernel_size: int, stride: int = 1,
+                         dilation: int = 1, pad_before: int = 0) -> Tuple[int, int, float]:
+    """Propagate (receptive field size, jump, start) through one window op on one axis.
+
+    ``field`` is how many input pixels one unit sees, ``jump`` the distance in
+    input pixels between neighbouring units, and ``start`` the input coordinate
+    of the first pixel seen by unit 0 (negative where it lies in padding).
+    """
+    k_eff = effective_kernel_size(kernel_size, dilation)
+    return field + (k_eff - 1) * jump, jump * stride, start - pad_before * jump
+
+
+def normalize_tuple(value, n: int, arg: str, where: str, allow_zero: bool = False) -> Tuple[int, ...]:
+    """An int or a length-n sequence of ints as a tuple of n positive ints.
+
+    ``where`` names the caller (e.g. "Conv2D 'conv2d'") for the error message.
+    """
+    if isinstance(value, bool):
+        raise TypeError(f"{where}: argument `{arg}` must be an int or a tuple of {n} ints, got {value!r}")
+    if isinstance(value, (int,)) or (hasattr(value, "dtype") and getattr(value, "ndim", 1) == 0):
+        items: Sequence = (int(value),) * n
+    else:
+        try:
+            items = tuple(value)
+        except TypeError:
+            raise TypeError(f"{where}: argument `{arg}` must be an int or a tuple of {n} ints, "
+                            f"got {value!r}") from None
+        if len(items) != n:
+            raise ValueError(f"{where}: argument `{arg}` must be an int or a tuple of {n} ints, "
+                             f"got {value!r} ({len(items)} values)")
+    out = []
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, (int,)) and not (
+                hasattr(item, "dtype") and str(getattr(item, "dtype", "")).startswith(("int", "uint"))):
+            raise TypeError(f"{where}: argument `{arg}` must contain ints, got {value!r}")
+        item = int(item)
+        low = 0 if allow_zero else 1
+        if item < low:
+            kind = "non-negative" if allow_zero else "positive"
+            raise ValueError(f"{where}: argument `{arg}` must be {kind}, got {value!r}")
+        out.append(item)
+    return tuple(out)
+
+
+def ceil_div(a: int, b: int) -> int:
+    """ceil(a / b) for ints, exactly (no float rounding)."""
+    return -(-a // b)
+
