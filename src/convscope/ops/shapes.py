@@ -94,7 +94,7 @@ def normalize_tuple(value, n: int, arg: str, where: str, allow_zero: bool = Fals
 
     ``where`` names the caller (e.g. "Conv2D 'conv2d'") for the error message.
     """
-    if isinstance(value, bool):
+    if isinstance(value, (bool, str, bytes)):
         raise TypeError(f"{where}: argument `{arg}` must be an int or a tuple of {n} ints, got {value!r}")
     if isinstance(value, (int,)) or (hasattr(value, "dtype") and getattr(value, "ndim", 1) == 0):
         items: Sequence = (int(value),) * n

@@ -1,0 +1,26 @@
+"""Shared fixtures: the seeds and MNIST folders beside the repo, fresh layer names per test."""
+
+from pathlib import Path
+
+import pytest
+
+import convscope.backend
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_session():
+    """Each test starts with automatic names at `conv2d`, `dense`, ... as in a new Keras session."""
+    convscope.backend.clear_session()
+    yield
+
+
+@pytest.fixture
+def mnist_dir():
+    """The four original MNIST IDX .gz files, or skip when they are not beside the repo."""
+    folder = SHARED / "datasets" / "mnist"
+    if not (folder / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip("MNIST files not found in ../shared/datasets/mnist")
+    return folder
