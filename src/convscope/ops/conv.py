@@ -1,0 +1,361 @@
+"""2-D convolution (cross-correlation, as `tf.nn.conv2d`) forward and backward.
+
+The input is padded once (NHWC).  The batch is then processed in blocks of
+images (or bands of output rows of one large image): a strided sliding-window
+view gathers each block's receptive fields (im2col) into a small reused buffer,
+and one matrix product per group maps the columns to the output rows.  Blocks
+keep the columns in the CPU cache between their copy and their product (about
+twice as fast as one batch-wide column matrix) and bound the memory to the
+padded input and the output.  Blocks are independent, so they run on as many
+threads as BLAS has, each with single-threaded BLAS (`_run_in_parallel`).
+
+The backward pass rebuilds each block's columns for the filter gradient.  The
+input gradient is a stride-1 transposed convolution of the output gradient from
+`TRANSPOSED_MIN_CHANNELS` input channels per group, else col2im: one product,
+then one strided addition per kernel offset.  Layouts are chosen by measurement:
+single-channel inputs gather the columns offset-major (long contiguous runs
+instead of one value per window cell), and 1x1 unpadded stride-1 convolutions
+use the input itself as the column matrix.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from .padding import (check_data_format, check_numeric_array, check_image_batch, float_dtype, from_nhwc,
+                      parse_padding, spatial_pair, to_nhwc, window_geometry)
+
+__all__ = ["conv2d", "conv2d_forward", "conv2d_backward"]
+
+COLUMN_BUDGET_BYTES = 4 * 2 ** 20  # im2col columns of one block of images (fits in L2 with its product)
+TRANSPOSED_MIN_CHANNELS = 16       # from this many input channels per group, a transposed convolution
+
+
+def pad_spatial(x: np.ndarray, pads, value=0.0) -> np.ndarray:
+    """`x` (NHWC) with `pads` ((top, bottom), (left, right)) cells of `value` around each image."""
+    (top, bottom), (left, right) = pads
+    if not (top or bottom or left or right):
+        return x
+    n, h, w, c = x.shape
+    shape = (n, h + top + bottom, w + left + right, c)
+    out = np.zeros(shape, dtype=x.dtype) if value == 0 else np.full(shape, value, dtype=x.dtype)
+    out[:, top:top + h, left:left + w, :] = x
+    return out
+
+
+def window_view(x_pad: np.ndarray, kernel_hw, strides, dilations, out_hw) -> np.ndarray:
+    """Read-only view (N, out_h, out_w, kh, kw, C) of every window of a padded NHWC array (or a slice of one)."""
+    sn, sh, sw, sc = x_pad.strides
+    shape = (x_pad.shape[0], out_hw[0], out_hw[1], kernel_hw[0], kernel_hw[1], x_pad.shape[3])
+    view_strides = (sn, sh * strides[0], sw * strides[1], sh * dilations[0], sw * dilations[1], sc)
+    return as_strided(x_pad, shape=shape, strides=view_strides, writeable=False)
+
+
+def offset_slice(i: int, j: int, strides, dilations, out_hw) -> Tuple[slice, slice, slice, slice]:
+    """Index of the padded-input cells that kernel offset (i, j) touches, one per output pixel."""
+    top, left = i * dilations[0], j * dilations[1]
+    return (slice(None), slice(top, top + strides[0] * (out_hw[0] - 1) + 1, strides[0]),
+            slice(left, left + strides[1] * (out_hw[1] - 1) + 1, strides[1]), slice(None))
+
+
+
+_blas_controller = None
+
+
+def _blas():
+    """threadpoolctl's controller of the BLAS thread pools (created once), or None without threadpoolctl."""
+    global _blas_controller
+    if _blas_controller is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            _blas_controller = False
+        else:
+            _blas_controller = ThreadpoolController().select(user_api="blas")
+    return _blas_controller or None
+
+
+def _run_in_parallel(items: list, work: Callable[[list], Any]) -> List[Any]:
+    """`work` on contiguous chunks of `items`, one chunk per BLAS thread, BLAS single-threaded meanwhile.
+
+    The blocks' products are small and skinny (out/groups columns): OpenBLAS splitting
+    each of them over 2 threads ran 5-30x slower than 1 thread on a busy 2-core machine
+    (threads wait for each other at every call).  Independent blocks on the same number
+    of threads keep both cores busy with no waiting, and parallelise the im2col copies
+    too.  Without threadpoolctl, or with one BLAS thread, the chunks run in order.
+    """
+    blas = _blas()
+    workers = min(len(items), max((info["num_threads"] for info in blas.info()), default=1)) if blas else 1
+    if workers <= 1:
+        return [work(items)]
+    bounds = [len(items) * k // workers for k in range(workers + 1)]
+    chunks = [items[bounds[k]:bounds[k + 1]] for k in range(workers)]
+    with blas.limit(limits=1), ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(work, chunks))
+
+
+def _image_blocks(ctx) -> list:
+    """(start, stop) ranges of images whose columns fit `COLUMN_BUDGET_BYTES` (at least one image each)."""
+    n = ctx["input_shape"][0]
+    step = max(1, COLUMN_BUDGET_BYTES // max(ctx["image_column_bytes"], 1))
+    return [(start, min(n, start + step)) for start in range(0, n, step)]
+
+
+def _row_bands(ctx) -> list:
+    """(images, output rows) slices of the forward blocks: whole images while one image's columns
+    fit `COLUMN_BUDGET_BYTES`, else bands of output rows of one image (e.g. 300x300 images)."""
+    n, oh = ctx["input_shape"][0], ctx["out_hw"][0]
+    if ctx["image_column_bytes"] <= COLUMN_BUDGET_BYTES:
+        return [(slice(start, stop), slice(0, oh)) for start, stop in _image_blocks(ctx)]
+    rows = max(1, COLUMN_BUDGET_BYTES // max(ctx["image_column_bytes"] // oh, 1))
+    return [(slice(image, image + 1), slice(top, min(oh, top + rows)))
+            for image in range(n) for top in range(0, oh, rows)]
+
+
+def _column_buffer(ctx, images: int, rows: int) -> np.ndarray:
+    """One flat buffer, reused by every block, for the columns of `images` images of `rows` output rows."""
+    row_bytes = ctx["image_column_bytes"] // ctx["out_hw"][0]
+    return np.empty(images * rows * row_bytes // ctx["dtype"].itemsize, dtype=ctx["dtype"])
+
+
+def _columns(x_block: np.ndarray, geometry, buffer: np.ndarray) -> np.ndarray:
+    """im2col of a block of padded images (one group's channels) as a (rows, kh*kw*C) matrix.
+
+    `geometry` holds kernel_hw, strides, dilations, out_hw and pointwise.
+
+    Single-channel input is gathered offset-major, kh*kw copies of long contiguous runs,
+    and returned transposed (BLAS reads the transpose without a copy); otherwise the
+    window view is copied once.  A 1x1, stride-1, unpadded convolution needs no copy.
+    """
+    nb, channels = x_block.shape[0], x_block.shape[3]
+    (oh, ow), (kh, kw) = geometry["out_hw"], geometry["kernel_hw"]
+    rows = nb * oh * ow
+    if geometry["pointwise"]:
+        return x_block.reshape(rows, channels)
+    if channels == 1:
+        cols_t = buffer[:kh * kw * rows].reshape(kh, kw, nb, oh, ow)
+        for i in range(kh):
+            for j in range(kw):
+                cols_t[i, j] = x_block[offset_slice(i, j, geometry["strides"], geometry["dilations"],
+                                                    geometry["out_hw"])][..., 0]
+        return cols_t.reshape(kh * kw, rows).T
+    cols = buffer[:rows * kh * kw * channels].reshape(nb, oh, ow, kh, kw, channels)
+    np.copyto(cols, window_view(x_block, geometry["kernel_hw"], geometry["strides"], geometry["dilations"],
+                                geometry["out_hw"]))
+    return cols.reshape(rows, kh * kw * channels)
+
+
+def _group_filters(w: np.ndarray, groups: int) -> list:
+    """Each group's filters as a (kh*kw*in/groups, out/groups) matrix."""
+    kh, kw, in_per_group, out_channels = w.shape
+    per_group = out_channels // groups
+    return [w[..., g * per_group:(g + 1) * per_group].reshape(kh * kw * in_per_group, per_group)
+            for g in range(groups)]
+
+
+def _check_conv_args(input, filters, strides, padding, data_format, dilations, groups):
+    op = "conv2d"
+    data_format = check_data_format(data_format, op)
+    x = check_numeric_array(input, op, "input", ndim=4)
+    w = check_numeric_array(filters, op, "filters", ndim=4)
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)):
+        raise TypeError(f"{op}: argument `groups` must be a positive int, got {groups!r}")
+    if groups < 1:
+        raise ValueError(f"{op}: argument `groups` must be a positive int, got {groups!r}")
+    strides = spatial_pair(strides, "strides", op, data_format)
+    dilations = spatial_pair(1 if dilations is None else dilations, "dilations", op, data_format)
+    padding = parse_padding(padding, op, data_format)
+    x = check_image_batch(x, op, data_format)
+    channels = x.shape[3]
+    in_per_group, out_channels = w.shape[2:]
+    if min(w.shape) < 1:
+        raise ValueError(f"{op}: argument `filters` must have a non-empty shape [kh, kw, in/groups, out], "
+                         f"got {w.shape}")
+    if channels % groups:
+        raise ValueError(f"{op}: argument `groups` ({groups}) must divide the input channels, "
+                         f"got {channels} input channels")
+    if out_channels % groups:
+        raise ValueError(f"{op}: argument `groups` ({groups}) must divide the output channels of "
+                         f"`filters`, got {out_channels} output channels")
+    if in_per_group * groups != channels:
+        raise ValueError(f"{op}: argument `filters` must have in/groups = {channels // groups} input "
+                         f"channels on axis 2 (input has {channels} channels, groups={groups}), "
+                         f"got filters of shape {w.shape}")
+    return x, w, strides, dilations, padding, data_format, int(groups)
+
+
+def conv2d_forward(input, filters, strides, padding, data_format: str = "NHWC", dilations=None,
+                   groups: int = 1) -> Tuple[np.ndarray, Dict[str, Any]]:
+    """`conv2d` plus the context `conv2d_backward` needs (the padded input, the filters and the geometry).
+
+    The context holds a reference to the input (not a copy) when no padding is needed:
+    the caller must not change the input in place before the backward pass.
+    """
+    x, w, strides, dilations, padding, data_format, groups = _check_conv_args(
+        input, filters, strides, padding, data_format, dilations, groups)
+    dtype = float_dtype(x, w)
+    x = x.astype(dtype, copy=False)
+    w = w.astype(dtype, copy=False)
+    n, h, width, channels = x.shape
+    kh, kw, in_per_group, out_channels = w.shape
+    out_hw, pads = window_geometry((h, width), (kh, kw), strides, dilations, padding, "conv2d", "filters")
+    ctx = {"input_shape": x.shape, "filters": w, "pads": pads, "strides": strides, "dilations": dilations,
+           "groups": groups, "kernel_hw": (kh, kw), "out_hw": out_hw, "data_format": data_format,
+           "dtype": dtype, "image_column_bytes": out_hw[0] * out_hw[1] * kh * kw * in_per_group * dtype.itemsize,
+           "pointwise": (kh, kw) == (1, 1) and strides == (1, 1) and pads == ((0, 0), (0, 0))}
+    ctx["x_pad"] = x_pad = pad_spatial(x, pads)
+    out = np.empty((n, out_hw[0], out_hw[1], out_channels), dtype=dtype)
+    out_per_group = out_channels // groups
+    filter_matrices = _group_filters(w, groups)
+
+    def compute(bands):
+        buffer = _column_buffer(ctx, max(b[0].stop - b[0].start for b in bands),
+                                max(b[1].stop - b[1].start for b in bands))
+        for images, rows in bands:
+            band = dict(ctx, out_hw=(rows.stop - rows.start, out_hw[1]))
+            top, bottom = rows.start * strides[0], (rows.stop - 1) * strides[0] + dilations[0] * (kh - 1) + 1
+            out_band = out[images, rows].reshape(-1, out_channels)
+            for g in range(groups):
+                cols = _columns(x_pad[images, top:bottom, :, g * in_per_group:(g + 1) * in_per_group], band,
+                                buffer)
+                if groups == 1:
+                    np.matmul(cols, filter_matrices[0], out=out_band)
+                else:
+                    out_band[:, g * out_per_group:(g + 1) * out_per_group] = cols @ filter_matrices[g]
+
+    bands = _row_bands(ctx)
+    if bands:
+        _run_in_parallel(bands, compute)
+    return from_nhwc(out, data_format), ctx
+
+
+def conv2d(input, filters, strides, padding, data_format: str = "NHWC", dilations=None,
+           groups: int = 1) -> np.ndarray:
+    """`tf.nn.conv2d`: filters [kh, kw, in/groups, out], cross-correlation, TF's SAME split.
+
+    The columns are built a block of images at a time, so memory stays near the
+    size of the input and the output even for large batches (e.g. 300x300 images).
+    """
+    return conv2d_forward(input, filters, strides, padding, data_format, dilations, groups)[0]
+
+
+def _add_input_grad(grad_block: np.ndarray, grad_rows: np.ndarray, w_group: np.ndarray, ctx) -> None:
+    """Add one block's (and group's) input gradient into `grad_block`, its slice of the padded gradient.
+
+    The column gradient comes from one product, then one strided addition per kernel
+    offset scatters it back (col2im); a 1x1 unpadded stride-1 convolution needs only the product.
+    """
+    nb, channels = grad_block.shape[0], grad_block.shape[3]
+    (oh, ow), (kh, kw) = ctx["out_hw"], ctx["kernel_hw"]
+    if ctx["pointwise"]:
+        grad_block[...] = (grad_rows @ w_group.T).reshape(grad_block.shape)
+        return
+    grad_cols = (grad_rows @ w_group.T).reshape(nb, oh, ow, kh, kw, channels)
+    for i in range(kh):
+        for j in range(kw):
+            grad_block[offset_slice(i, j, ctx["strides"], ctx["dilations"], ctx["out_hw"])] += grad_cols[:, :, :, i, j]
+
+
+def _transposed_geometry(ctx):
+    """Geometry of the input gradient as a stride-1 convolution of the output gradient, or None.
+
+    With stride 1, grad_input = the output gradient padded by (k_eff - 1 - pad) cells on each
+    side, correlated with the filters flipped in space and transposed (in <-> out channels).
+    Used from `TRANSPOSED_MIN_CHANNELS` input channels per group, where its product (depth
+    kh*kw*out) runs faster than the column gradient's product plus the strided scatter.
+    """
+    in_per_group = ctx["filters"].shape[2]
+    if ctx["strides"] != (1, 1) or ctx["pointwise"] or in_per_group < TRANSPOSED_MIN_CHANNELS:
+        return None
+    grad_pads = []
+    for axis in range(2):
+        span = ctx["dilations"][axis] * (ctx["kernel_hw"][axis] - 1) + 1
+        before, after = ctx["pads"][axis]
+        if max(before, after) > span - 1:
+            return None
+        grad_pads.append((span - 1 - before, span - 1 - after))
+    return {"kernel_hw": ctx["kernel_hw"], "strides": (1, 1), "dilations": ctx["dilations"],
+            "out_hw": tuple(ctx["input_shape"][1:3]), "pointwise": False, "pads": tuple(grad_pads)}
+
+
+def _transposed_filters(w_group: np.ndarray) -> np.ndarray:
+    """Filters (kh, kw, in, out) flipped in space, as a (kh*kw*out, in) matrix for the transposed convolution."""
+    kh, kw, channels, out_channels = w_group.shape
+    return np.ascontiguousarray(w_group[::-1, ::-1].transpose(0, 1, 3, 2)).reshape(kh * kw * out_channels, channels)
+
+
+def conv2d_backward(grad_output, ctx: Dict[str, Any],
+                    need_input_grad: bool = True) -> Tuple[Optional[np.ndarray], np.ndarray]:
+    """Gradients of the last `conv2d_forward` w.r.t. its input and its filters.
+
+    Block by block as the forward pass: the columns are rebuilt for the filter gradient
+    (cheaper than keeping kh*kw copies of the input between the passes).  The input
+    gradient is a stride-1 transposed convolution where that is faster, else col2im.
+    """
+    op = "conv2d_backward"
+    data_format = ctx["data_format"]
+    grad = to_nhwc(check_numeric_array(grad_output, op, "grad_output", ndim=4), data_format)
+    n, h, width, channels = ctx["input_shape"]
+    w = ctx["filters"]
+    kh, kw, in_per_group, out_channels = w.shape
+    out_hw, groups, dtype = ctx["out_hw"], ctx["groups"], ctx["dtype"]
+    expected = (n, out_hw[0], out_hw[1], out_channels)
+    if grad.shape != expected:
+        raise ValueError(f"{op}: argument `grad_output` must have the forward output's shape "
+                         f"{from_nhwc(np.empty(expected, dtype=bool), data_format).shape}, "
+                         f"got {np.shape(grad_output)}")
+    out_per_group = out_channels // groups
+    pixels = out_hw[0] * out_hw[1]
+    grad_rows = np.ascontiguousarray(grad, dtype=dtype).reshape(-1, out_channels)
+    x_pad = ctx["x_pad"]
+    filter_matrices = _group_filters(w, groups)
+    transposed = _transposed_geometry(ctx) if need_input_grad else None
+    if transposed is not None:
+        grad_input = np.empty((n, h, width, channels), dtype=dtype)
+        flipped = [_transposed_filters(w[..., g * out_per_group:(g + 1) * out_per_group]) for g in range(groups)]
+    elif need_input_grad:
+        grad_input = np.zeros(x_pad.shape, dtype=dtype)  # padded; cropped at the end
+
+    def compute(blocks):
+        """The filter gradient of `blocks` (returned) and their input gradient (written in place)."""
+        images = max(stop - start for start, stop in blocks)
+        buffer = _column_buffer(ctx, images, out_hw[0])
+        grad_w = np.zeros((groups, kh * kw * in_per_group, out_per_group), dtype=dtype)
+        if transposed is not None:
+            (grad_top, grad_bottom), (grad_left, grad_right) = transposed["pads"]
+            grad_pad = np.zeros((images, grad_top + out_hw[0] + grad_bottom, grad_left + out_hw[1] + grad_right,
+                                 out_per_group), dtype=dtype)
+            grad_columns = np.empty(images * h * width * kh * kw * out_per_group, dtype=dtype)
+        for start, stop in blocks:
+            for g in range(groups):
+                channel_slice = slice(g * in_per_group, (g + 1) * in_per_group)
+                block_grad = grad_rows[start * pixels:stop * pixels, g * out_per_group:(g + 1) * out_per_group]
+                cols = _columns(x_pad[start:stop, :, :, channel_slice], ctx, buffer)
+                grad_w[g] += cols.T @ block_grad
+                if transposed is not None:
+                    interior = grad_pad[:stop - start, grad_top:grad_top + out_hw[0],
+                                        grad_left:grad_left + out_hw[1]]
+                    interior[...] = block_grad.reshape(interior.shape)
+                    product = _columns(grad_pad[:stop - start], transposed, grad_columns) @ flipped[g]
+                    grad_input[start:stop, :, :, channel_slice] = product.reshape(stop - start, h, width,
+                                                                                  in_per_group)
+                elif need_input_grad:
+                    _add_input_grad(grad_input[start:stop, :, :, channel_slice], block_grad, filter_matrices[g], ctx)
+        return grad_w
+
+    blocks = _image_blocks(ctx)
+    grad_w = (sum(_run_in_parallel(blocks, compute)) if blocks
+              else np.zeros((groups, kh * kw * in_per_group, out_per_group), dtype=dtype))
+    grad_filters = np.ascontiguousarray(
+        grad_w.reshape(groups, kh, kw, in_per_group, out_per_group).transpose(1, 2, 3, 0, 4)
+        .reshape(kh, kw, in_per_group, out_channels))
+    if not need_input_grad:
+        return None, grad_filters
+    if transposed is None:
+        (top, _), (left, _) = ctx["pads"]
+        grad_input = grad_input[:, top:top + h, left:left + width, :]
+    return from_nhwc(grad_input, data_format), grad_filters

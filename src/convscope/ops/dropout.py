@@ -1,0 +1,49 @@
+"""Inverted dropout: drop each unit with probability `rate`, scale the survivors by 1/(1-rate).
+
+The mask already holds the scale, so the backward pass is one multiplication,
+and inference needs no rescaling (Keras' behaviour).
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+
+from .. import _rng
+from .padding import check_numeric_array
+
+__all__ = ["dropout_forward", "dropout_backward"]
+
+
+def dropout_forward(x, rate: float, noise_shape: Optional[Sequence[Optional[int]]] = None,
+                    rng: Optional[np.random.Generator] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """(y, mask) with y = x * mask; `noise_shape` (None entries follow x) shares the mask across axes."""
+    op = "dropout_forward"
+    x = check_numeric_array(x, op, "x")
+    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.floating, np.integer)):
+        raise TypeError(f"{op}: argument `rate` must be a float in [0, 1), got {rate!r}")
+    if not 0 <= rate < 1:
+        raise ValueError(f"{op}: argument `rate` must be in [0, 1), got {rate!r}")
+    dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
+    if noise_shape is None:
+        shape = x.shape
+    else:
+        shape = tuple(noise_shape)
+        if len(shape) != x.ndim:
+            raise ValueError(f"{op}: argument `noise_shape` must have {x.ndim} entries (one per axis of x, "
+                             f"shape {x.shape}), got {noise_shape!r}")
+        shape = tuple(x.shape[i] if d is None else int(d) for i, d in enumerate(shape))
+        if any(d not in (1, x.shape[i]) for i, d in enumerate(shape)):
+            raise ValueError(f"{op}: argument `noise_shape` entries must be 1 or the size of x's axis "
+                             f"(x shape {x.shape}), got {noise_shape!r}")
+    rng = _rng.generator() if rng is None else rng
+    keep = rng.random(shape) >= rate
+    mask = keep.astype(dtype) * dtype.type(1.0 / (1.0 - rate))
+    return (x * mask).astype(dtype, copy=False), mask
+
+
+def dropout_backward(grad_y, mask) -> np.ndarray:
+    """Gradient of dropout: the same scaled mask."""
+    grad_y = check_numeric_array(grad_y, "dropout_backward", "grad_y")
+    return (grad_y * mask).astype(np.asarray(mask).dtype, copy=False)

@@ -1,0 +1,147 @@
+"""Activations: values and derivatives against PyTorch, finite differences and math.erf."""
+
+import math
+
+import numpy as np
+import pytest
+
+from _gradcheck import assert_gradients_close, numerical_gradient
+from convscope import ops
+
+TOLERANCE = {"float32": 1e-5, "float64": 1e-10}
+
+
+def torch_reference(torch, name, **params):
+    """The PyTorch function that defines each activation (Keras' formula where torch has none)."""
+    functional = torch.nn.functional
+    return {
+        "linear": lambda t: t,
+        "relu": functional.relu,
+        "sigmoid": torch.sigmoid,
+        "tanh": torch.tanh,
+        "softmax": lambda t: functional.softmax(t, dim=params.get("axis", -1)),
+        "elu": lambda t: functional.elu(t, alpha=params.get("alpha", 1.0)),
+        "selu": functional.selu,
+        # torch's softplus switches to x above its threshold (20); the test inputs stay below it
+        "softplus": functional.softplus,
+        "softsign": functional.softsign,
+        "swish": functional.silu,
+        "silu": functional.silu,
+        "gelu": lambda t: functional.gelu(t, approximate="tanh" if params.get("approximate") else "none"),
+        "leaky_relu": lambda t: functional.leaky_relu(t, params.get("negative_slope", 0.2)),
+        "hard_sigmoid": lambda t: functional.relu6(t + 3) / 6,
+    }[name]
+
+
+CASES = [(name, {}) for name in ops.ACTIVATION_NAMES] + [
+    ("softmax", {"axis": 1}), ("elu", {"alpha": 0.5}), ("leaky_relu", {"negative_slope": 0.3}),
+    ("gelu", {"approximate": True}),
+]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name, params", CASES, ids=[f"{n}-{p}" for n, p in CASES])
+def test_activation_and_derivative_match_torch(name, params, dtype):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(len(name))
+    x = (rng.standard_normal((3, 4, 5)) * 4).astype(dtype)
+    x[0, 0, :3] = [-12.0, 12.0, 0.5]
+    activation = ops.get_activation(name, **params)
+    y = activation.forward(x)
+    x_t = torch.tensor(x, requires_grad=True)
+    expected = torch_reference(torch, name, **params)(x_t)
+    rtol = TOLERANCE[dtype]
+    assert y.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(y, expected.detach().numpy(), rtol=rtol, atol=rtol)
+    grad_y = rng.standard_normal(x.shape).astype(dtype)
+    expected.backward(torch.tensor(grad_y))
+    grad_x = activation.backward(grad_y, x, y)
+    assert grad_x.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(grad_x, x_t.grad.numpy(), rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("name, params", CASES, ids=[f"{n}-{p}" for n, p in CASES])
+def test_derivative_matches_finite_differences(name, params):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 6)) * 3
+    # keep away from the kinks (0 for relu-like, +-3 for hard_sigmoid) where no derivative exists
+    x = np.where(np.abs(x) < 0.05, 0.5, x)
+    x = np.where(np.abs(np.abs(x) - 3) < 0.05, 2.0, x)
+    activation = ops.get_activation(name, **params)
+    weights = rng.standard_normal(x.shape)
+
+    def loss():
+        return float(np.sum(activation.forward(x) * weights))
+
+    y = activation.forward(x)
+    assert_gradients_close(activation.backward(weights, x, y), numerical_gradient(loss, x))
+
+
+def test_relu_parameters_match_keras_formula():
+    x = np.array([-3.0, -1.0, 0.5, 1.5, 4.0, 8.0])
+    relu = ops.get_activation("relu", negative_slope=0.1, max_value=6.0, threshold=1.0)
+    # Keras: x >= max_value -> max_value; threshold <= x < max_value -> x; else slope * (x - threshold)
+    np.testing.assert_allclose(relu.forward(x), [-0.4, -0.2, -0.05, 1.5, 4.0, 6.0])
+    weights = np.arange(1.0, 7.0)
+    xs = x.copy()
+    assert_gradients_close(relu.backward(weights, x, relu.forward(x)),
+                           numerical_gradient(lambda: float(np.sum(relu.forward(xs) * weights)), xs))
+
+
+def test_defaults_follow_keras():
+    x = np.array([-1.0, 2.0])
+    np.testing.assert_allclose(ops.get_activation("leaky_relu").forward(x), [-0.2, 2.0])
+    np.testing.assert_allclose(ops.get_activation("hard_sigmoid").forward(np.array([-4.0, 0.0, 1.5, 4.0])),
+                               [0.0, 0.5, 0.75, 1.0])
+    assert ops.get_activation(None).name == "linear"
+    assert ops.get_activation("ReLU").name == "relu"
+    relu = ops.get_activation("relu")
+    assert ops.get_activation(relu) is relu
+
+
+def test_softmax_is_stable_and_sums_to_one():
+    x = np.array([[1000.0, 1000.0, -1000.0], [-1e4, 0.0, 1e4]], dtype=np.float32)
+    y = ops.get_activation("softmax").forward(x)
+    assert np.all(np.isfinite(y))
+    np.testing.assert_allclose(y.sum(axis=-1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(y[0], [0.5, 0.5, 0.0])
+
+
+def test_sigmoid_and_softplus_do_not_overflow():
+    x = np.array([-800.0, 0.0, 800.0])
+    with np.errstate(over="raise"):
+        np.testing.assert_allclose(ops.get_activation("sigmoid").forward(x), [0.0, 0.5, 1.0])
+        np.testing.assert_allclose(ops.get_activation("softplus").forward(x), [0.0, math.log(2.0), 800.0])
+
+
+def test_erf_and_erfc_match_math():
+    x = np.concatenate([np.linspace(-7, 7, 4001), [0.0, 1e-300, -1e-12, 1.4999999, 1.5, 26.0, -30.0]])
+    np.testing.assert_allclose(ops.erf(x), [math.erf(v) for v in x], rtol=1e-13, atol=1e-300)
+    np.testing.assert_allclose(ops.erfc(x), [math.erfc(v) for v in x], rtol=1e-12, atol=1e-300)
+
+
+def test_gelu_is_accurate_in_the_far_tail():
+    """GELU(-10) is about -7.6e-23: 1 + erf would round it to zero; erfc keeps it."""
+    x = np.array([-10.0, -6.0])
+    expected = [v * 0.5 * math.erfc(-v / math.sqrt(2.0)) for v in x]
+    np.testing.assert_allclose(ops.get_activation("gelu").forward(x), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("identifier, kwargs, error, pattern", [
+    ("mish", {}, ValueError, r"get_activation: unknown activation 'mish'; expected one of linear, relu"),
+    (3, {}, TypeError,
+     r"get_activation: argument `identifier` must be an activation name, None or an Activation, got 3"),
+    ("tanh", {"alpha": 1.0}, TypeError, r"get_activation: activation 'tanh' takes no parameter\(s\) \['alpha'\]"),
+])
+def test_bad_identifiers_are_named(identifier, kwargs, error, pattern):
+    with pytest.raises(error, match=pattern):
+        ops.get_activation(identifier, **kwargs)
+
+
+def test_bad_inputs_are_named():
+    relu = ops.get_activation("relu")
+    with pytest.raises(TypeError, match=r"activation 'relu': argument `x` must be a numeric array, got dtype <U1"):
+        relu.forward(np.array(["a"]))
+    with pytest.raises(ValueError, match=r"activation 'relu' backward: arguments `grad_y`, `x` and `y` must have "
+                                         r"the same shape, got \(2,\), \(3,\) and \(3,\)"):
+        relu.backward(np.zeros(2), np.zeros(3), np.zeros(3))

@@ -1,0 +1,322 @@
+"""dense, batch norm, zero padding and dropout ops against PyTorch and finite differences."""
+
+import numpy as np
+import pytest
+
+from _gradcheck import assert_gradients_close, numerical_gradient
+from convscope import ops
+
+TOLERANCE = {"float32": 1e-5, "float64": 1e-10}
+
+
+def assert_matches(ours, reference, dtype):
+    rtol = TOLERANCE[dtype]
+    scale = max(1.0, float(np.abs(reference).max(initial=0.0)))
+    assert ours.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(ours, reference, rtol=rtol, atol=rtol * scale)
+
+
+# -- dense ----------------------------------------------------------------------------------
+def dense_configs(count, seed=404):
+    rng = np.random.default_rng(seed)
+    return [dict(index=i, leading=tuple(int(d) for d in rng.integers(1, 5, size=int(rng.integers(1, 4)))),
+                 units_in=int(rng.integers(1, 21)), units=int(rng.integers(1, 21)), bias=bool(rng.random() < 0.7),
+                 dtype=str(rng.choice(["float32", "float64"])))
+            for i in range(count)]
+
+
+DENSE = dense_configs(40)
+
+
+@pytest.mark.parametrize("config", DENSE, ids=lambda c: f"{c['index']}-{c['leading']}x{c['units_in']}"
+                                                       f"->{c['units']}-bias{c['bias']}-{c['dtype']}")
+def test_dense_matches_torch(config):
+    torch = pytest.importorskip("torch")
+    c = config
+    rng = np.random.default_rng(c["index"])
+    x = rng.standard_normal(c["leading"] + (c["units_in"],)).astype(c["dtype"])
+    kernel = rng.standard_normal((c["units_in"], c["units"])).astype(c["dtype"])
+    bias = rng.standard_normal(c["units"]).astype(c["dtype"]) if c["bias"] else None
+    y = ops.dense_forward(x, kernel, bias)
+    x_t, k_t = torch.tensor(x, requires_grad=True), torch.tensor(kernel, requires_grad=True)
+    b_t = torch.tensor(bias, requires_grad=True) if c["bias"] else None
+    expected = torch.nn.functional.linear(x_t, k_t.T, b_t)
+    assert y.shape == c["leading"] + (c["units"],)
+    assert_matches(y, expected.detach().numpy(), c["dtype"])
+    grad_y = rng.standard_normal(y.shape).astype(c["dtype"])
+    expected.backward(torch.tensor(grad_y))
+    grad_x, grad_kernel, grad_bias = ops.dense_backward(grad_y, x, kernel)
+    assert_matches(grad_x, x_t.grad.numpy(), c["dtype"])
+    assert_matches(grad_kernel, k_t.grad.numpy(), c["dtype"])
+    if c["bias"]:
+        assert_matches(grad_bias, b_t.grad.numpy(), c["dtype"])
+    assert ops.dense_backward(grad_y, x, kernel, need_input_grad=False)[0] is None
+
+
+def test_seed_004_dense_on_the_last_axis():
+    x, kernel, bias = np.zeros((64, 10, 20), np.float32), np.zeros((20, 30), np.float32), np.zeros(30, np.float32)
+    out = ops.dense_forward(x, kernel, bias)
+    assert out.shape == (64, 10, 30) and out.dtype == np.float32
+
+
+def test_dense_gradients_match_finite_differences():
+    rng = np.random.default_rng(1)
+    x, kernel, bias = rng.standard_normal((2, 3, 4)), rng.standard_normal((4, 5)), rng.standard_normal(5)
+    weights = rng.standard_normal((2, 3, 5))
+
+    def loss():
+        return float(np.sum(ops.dense_forward(x, kernel, bias) * weights))
+
+    grad_x, grad_kernel, grad_bias = ops.dense_backward(weights, x, kernel)
+    assert_gradients_close(grad_x, numerical_gradient(loss, x))
+    assert_gradients_close(grad_kernel, numerical_gradient(loss, kernel))
+    assert_gradients_close(grad_bias, numerical_gradient(loss, bias))
+
+
+@pytest.mark.parametrize("args, error, pattern", [
+    ((np.zeros((2, 3)), np.zeros((4, 5))), ValueError,
+     r"dense_forward: argument `kernel` must have 3 rows \(the last axis of x, shape \(2, 3\)\), "
+     r"got kernel of shape \(4, 5\)"),
+    ((np.zeros((2, 3)), np.zeros(3)), ValueError,
+     r"dense_forward: argument `kernel` must be a rank-2 array, got rank 1"),
+    ((np.zeros((2, 3)), np.zeros((3, 5)), np.zeros(4)), ValueError,
+     r"dense_forward: argument `bias` must have shape \(5,\), got \(4,\)"),
+    ((np.zeros(3, dtype=object), np.zeros((3, 5))), TypeError, r"dense_forward: argument `x` must be a numeric array"),
+])
+def test_dense_bad_arguments_are_named(args, error, pattern):
+    with pytest.raises(error, match=pattern):
+        ops.dense_forward(*args)
+
+
+def test_dense_backward_rejects_a_gradient_of_the_wrong_shape():
+    with pytest.raises(ValueError, match=r"dense_backward: argument `grad_y` must have the output's shape "
+                                         r"\(2, 5\), got \(2, 4\)"):
+        ops.dense_backward(np.zeros((2, 4)), np.zeros((2, 3)), np.zeros((3, 5)))
+
+
+# -- batch normalization ------------------------------------------------------------------
+def bn_configs(count, seed=505):
+    rng = np.random.default_rng(seed)
+    configs = []
+    for index in range(count):
+        layout = str(rng.choice(["NC", "NHWC", "NCHW", "NLC"]))
+        n, c = int(rng.integers(2, 6)), int(rng.integers(1, 5))
+        h, w = (int(d) for d in rng.integers(1, 5, size=2))
+        shape, axis = {"NC": ((n, c), -1), "NHWC": ((n, h, w, c), -1), "NCHW": ((n, c, h, w), 1),
+                       "NLC": ((n, h, c), 2)}[layout]
+        configs.append(dict(index=index, layout=layout, shape=shape, axis=axis,
+                            epsilon=float(rng.choice([1e-3, 1e-5])), affine=bool(rng.random() < 0.8),
+                            dtype=str(rng.choice(["float32", "float64"]))))
+    return configs
+
+
+BN = bn_configs(50)
+
+
+def _channels_to_dim1(array, axis):
+    return np.moveaxis(array, axis, 1)
+
+
+@pytest.mark.parametrize("config", BN, ids=lambda c: f"{c['index']}-{c['layout']}{c['shape']}-eps{c['epsilon']}"
+                                                     f"-affine{c['affine']}-{c['dtype']}")
+def test_batch_norm_matches_torch(config):
+    torch = pytest.importorskip("torch")
+    functional = torch.nn.functional
+    c = config
+    rng = np.random.default_rng(c["index"])
+    channels = c["shape"][c["axis"]]
+    x = (rng.standard_normal(c["shape"]) * 3 + 1).astype(c["dtype"])
+    gamma = rng.standard_normal(channels).astype(c["dtype"]) if c["affine"] else None
+    beta = rng.standard_normal(channels).astype(c["dtype"]) if c["affine"] else None
+    y, ctx, mean, var = ops.batch_norm_train(x, gamma, beta, c["axis"], c["epsilon"])
+
+    x_t = torch.tensor(np.ascontiguousarray(_channels_to_dim1(x, c["axis"])), requires_grad=True)
+    g_t = torch.tensor(gamma, requires_grad=True) if c["affine"] else None
+    b_t = torch.tensor(beta, requires_grad=True) if c["affine"] else None
+    expected = functional.batch_norm(x_t, None, None, g_t, b_t, training=True, eps=c["epsilon"])
+    assert_matches(y, np.moveaxis(expected.detach().numpy(), 1, c["axis"]), c["dtype"])
+    reduce_dims = [d for d in range(x.ndim) if d != 1]
+    assert_matches(mean, x_t.mean(dim=reduce_dims).detach().numpy(), c["dtype"])
+    assert_matches(var, x_t.var(dim=reduce_dims, unbiased=False).detach().numpy(), c["dtype"])
+
+    grad_y = rng.standard_normal(y.shape).astype(c["dtype"])
+    expected.backward(torch.tensor(np.ascontiguousarray(_channels_to_dim1(grad_y, c["axis"]))))
+    grad_x, grad_gamma, grad_beta = ops.batch_norm_backward(grad_y, ctx)
+    assert_matches(grad_x, np.moveaxis(x_t.grad.numpy(), 1, c["axis"]), c["dtype"])
+    if c["affine"]:
+        assert_matches(grad_gamma, g_t.grad.numpy(), c["dtype"])
+        assert_matches(grad_beta, b_t.grad.numpy(), c["dtype"])
+    else:
+        assert grad_gamma is None and grad_beta is None
+
+    moving_mean = rng.standard_normal(channels).astype(c["dtype"])
+    moving_var = rng.uniform(0.5, 2.0, channels).astype(c["dtype"])
+    y_infer = ops.batch_norm_infer(x, gamma, beta, moving_mean, moving_var, c["axis"], c["epsilon"])
+    x_t.grad = None
+    expected = functional.batch_norm(x_t, torch.tensor(moving_mean), torch.tensor(moving_var), g_t, b_t,
+                                     training=False, eps=c["epsilon"])
+    assert_matches(y_infer, np.moveaxis(expected.detach().numpy(), 1, c["axis"]), c["dtype"])
+    expected.backward(torch.tensor(np.ascontiguousarray(_channels_to_dim1(grad_y, c["axis"]))))
+    grad_infer = ops.batch_norm_infer_backward(grad_y, gamma, moving_var, c["axis"], c["epsilon"])
+    assert_matches(grad_infer, np.moveaxis(x_t.grad.numpy(), 1, c["axis"]), c["dtype"])
+
+
+@pytest.mark.parametrize("shape, axis", [((4, 3), -1), ((2, 3, 2, 2), 1), ((3, 2, 2, 2), -1)])
+def test_batch_norm_gradients_match_finite_differences(shape, axis):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(shape)
+    channels = shape[axis]
+    gamma, beta = rng.standard_normal(channels), rng.standard_normal(channels)
+    weights = rng.standard_normal(shape)
+
+    def loss():
+        return float(np.sum(ops.batch_norm_train(x, gamma, beta, axis, 1e-3)[0] * weights))
+
+    _, ctx, _, _ = ops.batch_norm_train(x, gamma, beta, axis, 1e-3)
+    grad_x, grad_gamma, grad_beta = ops.batch_norm_backward(weights, ctx)
+    assert_gradients_close(grad_x, numerical_gradient(loss, x), rtol=1e-5, atol=1e-7)
+    assert_gradients_close(grad_gamma, numerical_gradient(loss, gamma))
+    assert_gradients_close(grad_beta, numerical_gradient(loss, beta))
+
+    mean, var = rng.standard_normal(channels), rng.uniform(0.5, 2, channels)
+
+    def infer_loss():
+        return float(np.sum(ops.batch_norm_infer(x, gamma, beta, mean, var, axis, 1e-3) * weights))
+
+    assert_gradients_close(ops.batch_norm_infer_backward(weights, gamma, var, axis, 1e-3),
+                           numerical_gradient(infer_loss, x))
+
+
+@pytest.mark.parametrize("call, error, pattern", [
+    (lambda: ops.batch_norm_train(np.zeros((2, 3)), np.ones(4), np.zeros(3), -1, 1e-3), ValueError,
+     r"batch_norm_train: argument `gamma` must have shape \(3,\) \(the size of axis 1 of x, "
+     r"shape \(2, 3\)\), got \(4,\)"),
+    (lambda: ops.batch_norm_train(np.zeros((2, 3)), None, None, 2, 1e-3), ValueError,
+     r"batch_norm_train: argument `axis` must be in \[-2, 1\] for x of shape \(2, 3\), got 2"),
+    (lambda: ops.batch_norm_train(np.zeros((2, 3)), None, None, 1.0, 1e-3), TypeError,
+     r"batch_norm_train: argument `axis` must be an int, got 1.0"),
+    (lambda: ops.batch_norm_infer(np.zeros((2, 3)), None, None, np.zeros(3), np.ones(3), -1, 0.0), ValueError,
+     r"batch_norm_infer: argument `epsilon` must be a positive float, got 0.0"),
+    (lambda: ops.batch_norm_infer(np.zeros((2, 3)), None, None, np.zeros(2), np.ones(3), -1, 1e-3), ValueError,
+     r"batch_norm_infer: argument `mean` must have shape \(3,\)"),
+])
+def test_batch_norm_bad_arguments_are_named(call, error, pattern):
+    with pytest.raises(error, match=pattern):
+        call()
+
+
+# -- zero padding -------------------------------------------------------------------------
+@pytest.mark.parametrize("data_format", ["NHWC", "NCHW"])
+def test_zero_pad2d_and_its_gradient(data_format):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
+    padding = ((1, 2), (0, 3))
+    out = ops.zero_pad2d(x, padding, data_format)
+    expected = np.pad(x, [(0, 0), (1, 2), (0, 3), (0, 0)] if data_format == "NHWC" else
+                      [(0, 0), (0, 0), (1, 2), (0, 3)])
+    np.testing.assert_array_equal(out, expected)
+    assert out.dtype == np.float32
+    grad = rng.standard_normal(out.shape)
+    x64 = x.astype(np.float64)
+
+    def loss():
+        return float(np.sum(ops.zero_pad2d(x64, padding, data_format) * grad))
+
+    assert_gradients_close(ops.zero_pad2d_backward(grad, padding, data_format), numerical_gradient(loss, x64))
+
+
+@pytest.mark.parametrize("padding, error, pattern", [
+    ((1, 2), TypeError, r"zero_pad2d: argument `padding` must be \(\(top, bottom\), \(left, right\)\), got \(1, 2\)"),
+    (((1, -1), (0, 0)), ValueError, r"zero_pad2d: argument `padding` must be non-negative"),
+    (((1, 1.5), (0, 0)), TypeError, r"zero_pad2d: argument `padding` must contain ints"),
+])
+def test_zero_pad2d_bad_padding_is_named(padding, error, pattern):
+    with pytest.raises(error, match=pattern):
+        ops.zero_pad2d(np.zeros((1, 2, 2, 1)), padding)
+
+
+# -- dropout --------------------------------------------------------------------------------
+def test_dropout_is_inverted_and_its_gradient_is_the_mask():
+    rng = np.random.default_rng(0)
+    x = np.ones((200, 50), dtype=np.float32)
+    y, mask = ops.dropout_forward(x, 0.4, rng=rng)
+    assert y.dtype == mask.dtype == np.float32
+    kept = y != 0
+    np.testing.assert_allclose(y[kept], 1 / 0.6, rtol=1e-6)
+    assert abs(kept.mean() - 0.6) < 0.02
+    grad = np.arange(x.size, dtype=np.float32).reshape(x.shape)
+    np.testing.assert_array_equal(ops.dropout_backward(grad, mask), grad * mask)
+
+
+def test_dropout_gradient_matches_finite_differences():
+    rng = np.random.default_rng(6)
+    x, weights = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+
+    def loss():  # the same generator seed each call, hence the same mask
+        return float(np.sum(ops.dropout_forward(x, 0.3, rng=np.random.default_rng(9))[0] * weights))
+
+    _, mask = ops.dropout_forward(x, 0.3, rng=np.random.default_rng(9))
+    assert_gradients_close(ops.dropout_backward(weights, mask), numerical_gradient(loss, x))
+
+
+def test_dropout_noise_shape_shares_the_mask():
+    x = np.ones((4, 3, 3, 8))
+    y, mask = ops.dropout_forward(x, 0.5, noise_shape=(None, 1, 1, None), rng=np.random.default_rng(1))
+    assert mask.shape == (4, 1, 1, 8)
+    assert np.all(y == y[:, :1, :1, :])
+
+
+def test_dropout_follows_the_library_seed():
+    from convscope import _rng
+    _rng.set_seed(3)
+    first = ops.dropout_forward(np.ones(100), 0.5)[1]
+    _rng.set_seed(3)
+    np.testing.assert_array_equal(ops.dropout_forward(np.ones(100), 0.5)[1], first)
+
+
+@pytest.mark.parametrize("kwargs, error, pattern", [
+    (dict(rate=1.0), ValueError, r"dropout_forward: argument `rate` must be in \[0, 1\), got 1.0"),
+    (dict(rate="0.5"), TypeError, r"dropout_forward: argument `rate` must be a float in \[0, 1\), got '0.5'"),
+    (dict(rate=0.5, noise_shape=(2, 3)), ValueError, r"dropout_forward: argument `noise_shape` must have 3 entries"),
+    (dict(rate=0.5, noise_shape=(2, 2, 1)), ValueError,
+     r"dropout_forward: argument `noise_shape` entries must be 1 or the size of x's axis"),
+])
+def test_dropout_bad_arguments_are_named(kwargs, error, pattern):
+    with pytest.raises(error, match=pattern):
+        ops.dropout_forward(np.ones((2, 3, 4)), **kwargs)
+
+
+@pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
+@pytest.mark.parametrize("affine", ["gamma and beta", "gamma only", "beta only"])
+def test_batch_norm_in_blocks_matches_torch(layout, affine, monkeypatch):
+    """Element-wise chains run over blocks of the batch axis; a tiny block size gives many blocks."""
+    torch = pytest.importorskip("torch")
+    from convscope.ops import normalization
+    monkeypatch.setattr(normalization, "BLOCK_BYTES", 100)
+    rng = np.random.default_rng(21)
+    shape, axis = ((6, 4, 3, 5), -1) if layout == "NHWC" else ((6, 5, 4, 3), 1)
+    x = (rng.standard_normal(shape) * 2 + 3).astype(np.float32)
+    gamma = rng.standard_normal(5).astype(np.float32) if affine != "beta only" else None
+    beta = rng.standard_normal(5).astype(np.float32) if affine != "gamma only" else None
+    y, ctx, mean, var = ops.batch_norm_train(x, gamma, beta, axis, 1e-3)
+    x_t = torch.tensor(np.ascontiguousarray(np.moveaxis(x, axis, 1)), requires_grad=True)
+    g_t = torch.tensor(gamma if gamma is not None else np.ones(5, np.float32), requires_grad=True)
+    b_t = torch.tensor(beta if beta is not None else np.zeros(5, np.float32), requires_grad=True)
+    expected = torch.nn.functional.batch_norm(x_t, None, None, g_t, b_t, training=True, eps=1e-3)
+    assert_matches(y, np.moveaxis(expected.detach().numpy(), 1, axis), "float32")
+    grad_y = rng.standard_normal(shape).astype(np.float32)
+    expected.backward(torch.tensor(np.ascontiguousarray(np.moveaxis(grad_y, axis, 1))))
+    grad_x, grad_gamma, grad_beta = ops.batch_norm_backward(grad_y, ctx)
+    assert grad_x.dtype == np.float32
+    assert_matches(grad_x, np.moveaxis(x_t.grad.numpy(), 1, axis), "float32")
+    assert (grad_gamma is None) == (gamma is None) and (grad_beta is None) == (beta is None)
+    if gamma is not None:
+        assert_matches(grad_gamma, g_t.grad.numpy(), "float32")
+    if beta is not None:
+        assert_matches(grad_beta, b_t.grad.numpy(), "float32")
+    moving_mean, moving_var = rng.standard_normal(5).astype(np.float32), rng.uniform(0.5, 2, 5).astype(np.float32)
+    y_infer = ops.batch_norm_infer(x, gamma, beta, moving_mean, moving_var, axis, 1e-3)
+    expected = torch.nn.functional.batch_norm(x_t, torch.tensor(moving_mean), torch.tensor(moving_var), g_t, b_t,
+                                              training=False, eps=1e-3)
+    assert y_infer.dtype == np.float32
+    assert_matches(y_infer, np.moveaxis(expected.detach().numpy(), 1, axis), "float32")

@@ -1,0 +1,267 @@
+"""max/avg pooling forward/backward against PyTorch and finite differences."""
+
+import numpy as np
+import pytest
+
+from _gradcheck import assert_gradients_close, numerical_gradient
+from convscope import ops
+
+N_CONFIGS = 110
+TOLERANCE = {"float32": 1e-5, "float64": 1e-10}
+
+
+def tf_same_split(length, kernel, stride):
+    """TensorFlow's SAME padding (before, after), written out independently of ops/shapes.py."""
+    out = -(-length // stride)
+    total = max((out - 1) * stride + kernel - length, 0)
+    return total // 2, total - total // 2
+
+
+def assert_matches(ours, reference, dtype):
+    rtol = TOLERANCE[dtype]
+    scale = max(1.0, float(np.abs(reference).max(initial=0.0)))
+    assert ours.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(ours, reference, rtol=rtol, atol=rtol * scale)
+
+
+def pool_configs(count, seed=303):
+    rng = np.random.default_rng(seed)
+    configs = []
+    for index in range(count):
+        kernel = tuple(int(k) for k in rng.integers(1, 6, size=2))
+        if rng.random() < 0.3:
+            strides = kernel  # the reshape fast path when nothing is padded
+        else:
+            strides = tuple(int(s) for s in rng.integers(1, 4, size=2))
+        padding = str(rng.choice(["VALID", "SAME", "explicit"]))
+        size, pads = [], []
+        for axis in range(2):
+            pair = ((int(rng.integers(0, kernel[axis])), int(rng.integers(0, kernel[axis])))
+                    if padding == "explicit" else (0, 0))
+            low = 1 if padding == "SAME" else max(1, kernel[axis] - sum(pair))
+            size.append(int(rng.integers(low, low + 7)))
+            pads.append(pair)
+        configs.append(dict(index=index, kernel=kernel, strides=strides, padding=padding, pads=pads,
+                            size=tuple(size), batch=int(rng.integers(1, 5)), channels=int(rng.integers(1, 4)),
+                            data_format=str(rng.choice(["NHWC", "NCHW"])),
+                            dtype=str(rng.choice(["float32", "float64"]))))
+    return configs
+
+
+def _config_id(c):
+    return (f"{c['index']}-k{c['kernel'][0]}x{c['kernel'][1]}-s{c['strides'][0]}{c['strides'][1]}-{c['padding']}"
+            f"-{c['data_format']}-n{c['batch']}-{c['size'][0]}x{c['size'][1]}-{c['dtype']}")
+
+
+CONFIGS = pool_configs(N_CONFIGS)
+
+
+def _torch_pool(torch, kind, x_t, c, pads):
+    """PyTorch's answer: -inf padding for max; for avg, torch's count_include_pad=False where it
+    applies (symmetric padding of at most half the window), else window sums over real-cell counts."""
+    functional = torch.nn.functional
+    (top, bottom), (left, right) = pads
+    if kind == "max":
+        padded = functional.pad(x_t, (left, right, top, bottom), value=-float("inf"))
+        return functional.max_pool2d(padded, c["kernel"], c["strides"])
+    if top == bottom and left == right and top <= c["kernel"][0] // 2 and left <= c["kernel"][1] // 2:
+        return functional.avg_pool2d(x_t, c["kernel"], c["strides"], padding=(top, left), count_include_pad=False)
+    sums = functional.avg_pool2d(functional.pad(x_t, (left, right, top, bottom)), c["kernel"], c["strides"],
+                                 divisor_override=1)
+    ones = torch.ones((1, 1) + tuple(x_t.shape[2:]), dtype=x_t.dtype)
+    counts = functional.avg_pool2d(functional.pad(ones, (left, right, top, bottom)), c["kernel"], c["strides"],
+                                   divisor_override=1)
+    return sums / counts
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("config", CONFIGS, ids=[_config_id(c) for c in CONFIGS])
+def test_pooling_forward_and_backward_match_torch(config, kind):
+    torch = pytest.importorskip("torch")
+    c = config
+    rng = np.random.default_rng(c["index"])
+    x_nchw = rng.standard_normal((c["batch"], c["channels"]) + c["size"]).astype(c["dtype"])
+    nhwc = c["data_format"] == "NHWC"
+    x = x_nchw.transpose(0, 2, 3, 1).copy() if nhwc else x_nchw
+    if c["padding"] == "explicit":
+        pairs = [list(p) for p in c["pads"]]
+        padding = [[0, 0]] + pairs + [[0, 0]] if nhwc else [[0, 0], [0, 0]] + pairs
+        pads = c["pads"]
+    else:
+        padding = c["padding"]
+        pads = ([tf_same_split(c["size"][a], c["kernel"][a], c["strides"][a]) for a in range(2)]
+                if padding == "SAME" else [(0, 0), (0, 0)])
+    forward = getattr(ops, f"{kind}_pool2d_forward")
+    backward = getattr(ops, f"{kind}_pool2d_backward")
+    output, ctx = forward(x, list(c["kernel"]), list(c["strides"]), padding, c["data_format"])
+    np.testing.assert_array_equal(
+        getattr(ops, f"{kind}_pool2d")(x, list(c["kernel"]), list(c["strides"]), padding, c["data_format"]), output)
+
+    x_t = torch.tensor(x_nchw, requires_grad=True)
+    expected = _torch_pool(torch, kind, x_t, c, pads)
+    expected_np = expected.detach().numpy()
+    if nhwc:
+        expected_np = expected_np.transpose(0, 2, 3, 1)
+    assert output.shape == expected_np.shape
+    assert_matches(output, expected_np, c["dtype"])
+
+    grad_output = rng.standard_normal(output.shape).astype(c["dtype"])
+    grad_nchw = grad_output.transpose(0, 3, 1, 2) if nhwc else grad_output
+    expected.backward(torch.tensor(np.ascontiguousarray(grad_nchw)))
+    expected_grad = x_t.grad.numpy().transpose(0, 2, 3, 1) if nhwc else x_t.grad.numpy()
+    assert_matches(backward(grad_output, ctx), expected_grad, c["dtype"])
+
+
+def test_the_configurations_cover_the_acceptance_grid():
+    assert {c["padding"] for c in CONFIGS} == {"VALID", "SAME", "explicit"}
+    assert {s for c in CONFIGS for s in c["strides"]} >= {1, 2, 3}
+    assert any(c["kernel"][0] != c["kernel"][1] for c in CONFIGS)
+    assert {c["batch"] for c in CONFIGS} == {1, 2, 3, 4}
+    assert {c["data_format"] for c in CONFIGS} == {"NHWC", "NCHW"}
+    assert {c["dtype"] for c in CONFIGS} == {"float32", "float64"}
+    tiled = [c for c in CONFIGS if c["strides"] == c["kernel"] and c["padding"] != "explicit"]
+    assert len(tiled) >= 10
+    asymmetric_same = [c for c in CONFIGS if c["padding"] == "SAME" and any(
+        len(set(tf_same_split(c["size"][a], c["kernel"][a], c["strides"][a]))) == 2 for a in range(2))]
+    assert len(asymmetric_same) >= 10
+
+
+def test_max_pool_ties_route_to_the_first_maximum_like_torch():
+    """Integer inputs tie often; each window's gradient goes to its first maximum, as in PyTorch."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    for ksize, strides in [((2, 2), (2, 2)), ((3, 3), (1, 1)), ((3, 2), (2, 1))]:
+        x_nchw = rng.integers(0, 3, size=(2, 3, 7, 6)).astype(np.float64)
+        output, ctx = ops.max_pool2d_forward(x_nchw, ksize, strides, "VALID", "NCHW")
+        x_t = torch.tensor(x_nchw, requires_grad=True)
+        expected = torch.nn.functional.max_pool2d(x_t, ksize, strides)
+        grad = rng.standard_normal(output.shape)
+        expected.backward(torch.tensor(grad))
+        # equal up to the order of summation where overlapping windows share a maximum
+        np.testing.assert_allclose(ops.max_pool2d_backward(grad, ctx), x_t.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+def test_max_pool_propagates_nan_like_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(8)
+    x_nchw = rng.standard_normal((1, 2, 6, 6))
+    x_nchw[0, 0, 1, 1] = x_nchw[0, 1, 4, 3] = x_nchw[0, 1, 4, 4] = np.nan
+    for ksize, strides in [(2, 2), (3, 1)]:
+        output, ctx = ops.max_pool2d_forward(x_nchw, ksize, strides, "VALID", "NCHW")
+        np.testing.assert_array_equal(ops.max_pool2d(x_nchw, ksize, strides, "VALID", "NCHW"), output)
+        x_t = torch.tensor(x_nchw, requires_grad=True)
+        expected = torch.nn.functional.max_pool2d(x_t, ksize, strides)
+        np.testing.assert_array_equal(output, expected.detach().numpy())
+        grad = rng.standard_normal(output.shape)
+        expected.backward(torch.tensor(grad))
+        np.testing.assert_allclose(ops.max_pool2d_backward(grad, ctx), x_t.grad.numpy(), rtol=1e-12)
+
+
+def test_max_pool_same_pads_with_minus_infinity():
+    """All-negative input: a zero-padded border would win every edge window."""
+    x = -np.arange(1, 10, dtype=np.float32).reshape(1, 3, 3, 1)
+    out = ops.max_pool2d(x, 2, 2, "SAME")
+    np.testing.assert_array_equal(out[0, :, :, 0], [[-1, -3], [-7, -9]])
+
+
+def test_avg_pool_same_divides_by_the_real_cells():
+    x = np.arange(1, 10, dtype=np.float64).reshape(1, 3, 3, 1)
+    out = ops.avg_pool2d(x, 2, 2, "SAME")
+    np.testing.assert_allclose(out[0, :, :, 0], [[(1 + 2 + 4 + 5) / 4, (3 + 6) / 2], [(7 + 8) / 2, 9.0]])
+
+
+def test_seed_001_same_max_pool_7_to_4():
+    x = np.zeros((1, 7, 7, 2), dtype=np.float32)
+    assert ops.max_pool2d(x, 2, 2, "SAME").shape == (1, 4, 4, 2)
+    assert ops.max_pool2d(x, 2, 2, "VALID").shape == (1, 3, 3, 2)
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("ksize, strides, padding", [
+    (2, 2, "VALID"), (2, 2, "SAME"), (3, 2, "SAME"), ((3, 2), (1, 2), "VALID"),
+    (3, 1, [[0, 0], [1, 2], [0, 1], [0, 0]]),
+])
+def test_pooling_gradients_match_finite_differences(kind, ksize, strides, padding):
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 5, 7, 2))
+    output, ctx = getattr(ops, f"{kind}_pool2d_forward")(x, ksize, strides, padding)
+    weights = rng.standard_normal(output.shape)
+
+    def loss():
+        return float(np.sum(getattr(ops, f"{kind}_pool2d")(x, ksize, strides, padding) * weights))
+
+    grad = getattr(ops, f"{kind}_pool2d_backward")(weights, ctx)
+    assert_gradients_close(grad, numerical_gradient(loss, x))
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_dtype_is_kept(kind, dtype):
+    x = np.ones((1, 5, 5, 2), dtype=dtype)
+    for strides in (2, 1):
+        out, ctx = getattr(ops, f"{kind}_pool2d_forward")(x, 2, strides, "SAME")
+        grad = getattr(ops, f"{kind}_pool2d_backward")(np.ones_like(out), ctx)
+        assert out.dtype == grad.dtype == np.dtype(dtype)
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("changes, error, pattern", [
+    (dict(input=np.zeros((5, 5, 2))), ValueError, r"pool2d: argument `input` must be a rank-4 array, got rank 3"),
+    (dict(ksize=0), ValueError, r"pool2d: argument `ksize` must be positive, got 0"),
+    (dict(ksize=[1, 2, 2, 2]), ValueError, r"pool2d: argument `ksize` must be 1 on the batch and channel axes"),
+    (dict(ksize=6), ValueError, r"pool2d: argument `ksize` gives a window of size \(6, 6\) .*larger than the "
+                                r"padded input of size \(5, 5\)"),
+    (dict(strides=(1, 2, 3)), ValueError, r"pool2d: argument `strides` must be an int or a list of 1, 2 or 4"),
+    (dict(padding="same_"), ValueError, r"pool2d: argument `padding` must be 'SAME', 'VALID'"),
+    (dict(padding=[[0, 0], [2, 0], [0, 0], [0, 0]]), ValueError,
+     r"pool2d: argument `padding` must be smaller than the window `ksize` \(2, 2\)"),
+    (dict(data_format="channels_last"), ValueError, r"pool2d: argument `data_format` must be 'NHWC' or 'NCHW'"),
+])
+def test_bad_arguments_are_named(kind, changes, error, pattern):
+    args = dict(dict(input=np.zeros((1, 5, 5, 2)), ksize=2, strides=2, padding="VALID"), **changes)
+    with pytest.raises(error, match=f"{kind}_{pattern}"):
+        getattr(ops, f"{kind}_pool2d")(**args)
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+def test_backward_rejects_a_gradient_of_the_wrong_shape(kind):
+    _, ctx = getattr(ops, f"{kind}_pool2d_forward")(np.zeros((1, 4, 4, 3)), 2, 2, "VALID", "NHWC")
+    with pytest.raises(ValueError, match=rf"{kind}_pool2d_backward: argument `grad_output` must have the "
+                                         r"forward output's shape \(1, 2, 2, 3\), got \(1, 2, 3, 3\)"):
+        getattr(ops, f"{kind}_pool2d_backward")(np.zeros((1, 2, 3, 3)), ctx)
+
+
+@pytest.mark.parametrize("size, padding", [(28, "SAME"), (7, "SAME"), (9, "VALID"),
+                                           (6, [[0, 0], [1, 1], [0, 0], [0, 0]])])
+def test_tiled_max_pool_with_ties_and_padding_matches_torch(size, padding):
+    """stride == pool size (seed 001's 7 -> 4 SAME): gradients written per offset, first maximum on ties."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(size)
+    x = rng.integers(-2, 3, size=(3, size, size, 5)).astype(np.float32)
+    output, ctx = ops.max_pool2d_forward(x, 2, 2, padding)
+    assert ctx["argmax"].dtype == np.uint8  # one byte per output kept for the backward pass
+    np.testing.assert_array_equal(ops.max_pool2d(x, 2, 2, padding), output)
+    if isinstance(padding, str):
+        pads = [tf_same_split(size, 2, 2)] * 2 if padding == "SAME" else [(0, 0)] * 2
+    else:
+        pads = [tuple(padding[1]), tuple(padding[2])]
+    x_t = torch.tensor(x.transpose(0, 3, 1, 2).copy(), requires_grad=True)
+    padded = torch.nn.functional.pad(x_t, (pads[1][0], pads[1][1], pads[0][0], pads[0][1]), value=-np.inf)
+    expected = torch.nn.functional.max_pool2d(padded, 2, 2)
+    np.testing.assert_array_equal(output, expected.detach().numpy().transpose(0, 2, 3, 1))
+    grad = rng.standard_normal(output.shape).astype(np.float32)
+    expected.backward(torch.tensor(grad.transpose(0, 3, 1, 2).copy()))
+    np.testing.assert_array_equal(ops.max_pool2d_backward(grad, ctx), x_t.grad.numpy().transpose(0, 2, 3, 1))
+
+
+def test_tiled_max_pool_propagates_nan_with_padding():
+    torch = pytest.importorskip("torch")
+    x = np.arange(2 * 7 * 7, dtype=np.float64).reshape(1, 2, 7, 7)
+    x[0, 0, 0, 1] = x[0, 0, 6, 6] = x[0, 1, 2, 2] = x[0, 1, 3, 3] = np.nan
+    output, ctx = ops.max_pool2d_forward(x, 2, 2, "SAME", "NCHW")
+    x_t = torch.tensor(x, requires_grad=True)
+    expected = torch.nn.functional.max_pool2d(torch.nn.functional.pad(x_t, (0, 1, 0, 1), value=-np.inf), 2, 2)
+    np.testing.assert_array_equal(output, expected.detach().numpy())
+    grad = np.random.default_rng(2).standard_normal(output.shape)
+    expected.backward(torch.tensor(grad))
+    np.testing.assert_array_equal(ops.max_pool2d_backward(grad, ctx), x_t.grad.numpy())
