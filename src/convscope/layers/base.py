@@ -9,6 +9,7 @@ respect to the layer's input and stores each trainable variable's gradient in
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -71,6 +72,10 @@ class Layer:
     model `input_shape` (without the batch axis), `batch_input_shape`,
     `batch_size` or `input_dim` (Dense's shorthand for `input_shape=(input_dim,)`).
     """
+
+    # Defaults as `get_config` writes them where that differs from the signature
+    # (data_format None -> "channels_last", initializer names -> dicts), for `repr`.
+    _CONFIG_DEFAULTS: Dict[str, Any] = {}
 
     def __init__(self, *, name: Optional[str] = None, trainable: bool = True, dtype=None,
                  input_shape=None, batch_input_shape=None, batch_size=None, input_dim=None,
@@ -234,6 +239,7 @@ class Layer:
                 continue
             param = signature.parameters.get(key)
             default = param.default if param is not None else inspect.Parameter.empty
+            default = self._CONFIG_DEFAULTS.get(key, default)
             if default is inspect.Parameter.empty or _normalize_for_compare(default) != _normalize_for_compare(value):
                 shown[key] = value
         return shown
@@ -297,3 +303,74 @@ def _shape_tuple(shape, arg: str, cls: str) -> Shape:
             raise ValueError(f"{cls}: argument `{arg}` must be a tuple of positive ints, got {shape!r}")
         out.append(int(d))
     return tuple(out)
+
+
+_DATA_FORMATS = ("channels_last", "channels_first")
+
+
+def normalize_data_format(value, where: str) -> str:
+    """Keras' data_format: None means "channels_last"; anything else must be one of the two names."""
+    if value is None:
+        return "channels_last"
+    if not isinstance(value, str) or value.lower() not in _DATA_FORMATS:
+        raise ValueError(f"{where}: argument `data_format` must be one of {_DATA_FORMATS} or None, "
+                         f"got {value!r}")
+    return value.lower()
+
+
+def normalize_padding(value, where: str) -> str:
+    """"valid" or "same", case-insensitive, as Keras' conv and pooling layers take."""
+    if not isinstance(value, str) or value.lower() not in ("valid", "same"):
+        raise ValueError(f"{where}: argument `padding` must be 'valid' or 'same', got {value!r}")
+    return value.lower()
+
+
+def check_bool(value, arg: str, where: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{where}: argument `{arg}` must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_positive_int(value, arg: str, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{where}: argument `{arg}` must be a positive int, got {value!r}")
+    if value <= 0:
+        raise ValueError(f"{where}: argument `{arg}` must be a positive int, got {value!r}")
+    return int(value)
+
+
+def check_float(value, arg: str, where: str, low=None, high=None, low_open=False,
+                high_open=False) -> float:
+    """A finite float within [low, high] (ends excluded where *_open), or a clear error."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{where}: argument `{arg}` must be a number, got {value!r}")
+    value = float(value)
+    below = low is not None and (value <= low if low_open else value < low)
+    above = high is not None and (value >= high if high_open else value > high)
+    if not np.isfinite(value) or below or above:
+        left = "(" if low_open else "["
+        right = ")" if high_open else "]"
+        span = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
+        raise ValueError(f"{where}: argument `{arg}` must be a finite number in {span}, got {value!r}")
+    return value
+
+
+def resolve_optional(kind: str, identifier, where: str, arg: str):
+    """A regularizer or constraint through `convscope.<kind>.get` (None stays None).
+
+    Errors name the layer and the argument.
+    """
+    if identifier is None:
+        return None
+    module = importlib.import_module(f"convscope.{kind}")
+    try:
+        return module.get(identifier)
+    except (ValueError, TypeError) as error:
+        raise type(error)(f"{where}: argument `{arg}`: {error}") from None
+
+
+def serialize_optional(kind: str, value):
+    """The JSON form of an initializer/regularizer/constraint for `get_config` (None stays None)."""
+    if value is None:
+        return None
+    return importlib.import_module(f"convscope.{kind}").serialize(value)

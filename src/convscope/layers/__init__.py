@@ -1,0 +1,83 @@
+"""Keras-compatible layers, plus `serialize`/`deserialize` and the class-name registry `LAYER_CLASSES`."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+from . import convolutional, core  # Keras 2 import paths
+from .activation import Activation, ReLU, Softmax
+from .base import Layer, Variable
+from .conv2d import Conv2D, Convolution2D
+from .dense import Dense
+from .dropout import Dropout
+from .input_layer import Input, InputLayer
+from .normalization import BatchNormalization
+from .pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D, GlobalAvgPool2D,
+                      GlobalMaxPool2D, GlobalMaxPooling2D, MaxPool2D, MaxPooling2D)
+from .reshaping import Flatten, Reshape, ZeroPadding2D
+
+__all__ = [
+    "Layer", "Variable", "Input", "InputLayer", "Conv2D", "Convolution2D", "Dense", "MaxPooling2D",
+    "MaxPool2D", "AveragePooling2D", "AvgPool2D", "GlobalMaxPooling2D", "GlobalMaxPool2D",
+    "GlobalAveragePooling2D", "GlobalAvgPool2D", "Flatten", "Reshape", "ZeroPadding2D", "Dropout",
+    "BatchNormalization", "Activation", "ReLU", "Softmax", "LAYER_CLASSES", "serialize", "deserialize",
+    "convolutional", "core",
+]
+
+# Class name (as Keras writes it in configs, aliases included) -> class.
+LAYER_CLASSES: Dict[str, type] = {
+    cls.__name__: cls for cls in (
+        InputLayer, Conv2D, Dense, MaxPooling2D, AveragePooling2D, GlobalMaxPooling2D,
+        GlobalAveragePooling2D, Flatten, Reshape, ZeroPadding2D, Dropout, BatchNormalization,
+        Activation, ReLU, Softmax)
+}
+LAYER_CLASSES.update({"Convolution2D": Conv2D, "MaxPool2D": MaxPooling2D, "AvgPool2D": AveragePooling2D,
+                      "GlobalMaxPool2D": GlobalMaxPooling2D, "GlobalAvgPool2D": GlobalAveragePooling2D})
+
+# Keys Keras 2/3 write into layer configs for features convscope does not have, with the
+# values that mean "feature off" (None: any value, the key only tunes a feature that is off).
+_IGNORED_KEYS = {
+    "sparse": (None, False), "ragged": (None, False), "optional": (None, False), "input_tensor": (None,),
+    "synchronized": None,  # one device: synchronized BN is plain BN
+    "renorm": (None, False), "renorm_clipping": (None,), "renorm_momentum": None,
+    "lora_rank": (None, 0), "lora_alpha": (None,), "quantization_config": (None,), "autocast": None,
+}
+
+
+def serialize(layer: Layer) -> Dict[str, Any]:
+    """Keras' layer dict {"module", "class_name", "config", "registered_name"}, which Keras 3 reads too."""
+    if not isinstance(layer, Layer):
+        raise TypeError(f"layers.serialize: argument `layer` must be a Layer, got {layer!r}")
+    return {"module": "keras.layers", "class_name": type(layer).__name__, "config": layer.get_config(),
+            "registered_name": None}
+
+
+def _normalize_config(class_name: str, config: Dict[str, Any]) -> Dict[str, Any]:
+    """Keras 2/3 spellings -> convscope constructor arguments."""
+    config = dict(config)
+    dtype = config.get("dtype")
+    if isinstance(dtype, dict):  # Keras 3: {"class_name": "DTypePolicy", "config": {"name": "float32"}}
+        config["dtype"] = (dtype.get("config") or {}).get("name")
+    for key, harmless in _IGNORED_KEYS.items():
+        if key in config and (class_name != "InputLayer" or key not in ("sparse", "ragged")):
+            value = config.pop(key)
+            if harmless is not None and value not in harmless:
+                raise ValueError(f"layers.deserialize: {class_name} config has {key}={value!r}, "
+                                 f"which convscope does not support")
+    if class_name != "InputLayer" and "batch_shape" in config:
+        config["batch_input_shape"] = config.pop("batch_shape")
+    return config
+
+
+def deserialize(config: Dict[str, Any], custom_objects: Optional[Dict[str, type]] = None) -> Layer:
+    """A layer from Keras' dict (as `serialize` or Keras' `to_json()` write it)."""
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise TypeError(f"layers.deserialize: argument `config` must be a dict with 'class_name' and "
+                        f"'config', got {config!r}")
+    class_name = config["class_name"]
+    classes = dict(LAYER_CLASSES, **(custom_objects or {}))
+    cls = classes.get(class_name)
+    if cls is None:
+        raise ValueError(f"layers.deserialize: unknown layer class {class_name!r}; expected one of "
+                         f"{sorted(classes)}")
+    return cls.from_config(_normalize_config(class_name, config.get("config") or {}))

@@ -1,0 +1,197 @@
+"""`Conv2D` (alias `Convolution2D`): Keras' 2-D convolution layer on `ops.conv2d`."""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+import numpy as np
+
+from .. import activations, initializers, ops
+from ..ops import shapes
+from ..ops.activations import Activation, get_activation
+from .base import (Layer, Shape, check_bool, check_positive_int, normalize_data_format,
+                   normalize_padding, resolve_optional, serialize_optional)
+
+
+def resolve_activation(identifier, where: str):
+    """An ops Activation from a name, None, a Keras config dict or a `convscope.activations` function.
+
+    Errors name the layer and the argument.
+    """
+    if isinstance(identifier, dict) or (callable(identifier) and not isinstance(identifier, Activation)):
+        try:
+            identifier = activations.serialize(activations.deserialize(identifier, where, "activation")
+                                               if isinstance(identifier, dict) else identifier)
+        except ValueError as error:
+            raise ValueError(f"{where}: argument `activation` must be an activation name or one of "
+                             f"convscope.activations' functions: {error}") from None
+    try:
+        return get_activation(identifier)
+    except (ValueError, TypeError) as error:
+        raise type(error)(f"{where}: argument `activation`: {error}") from None
+
+
+def describe_input_layout(data_format: str) -> str:
+    return "(batch, channels, rows, cols)" if data_format == "channels_first" else "(batch, rows, cols, channels)"
+
+
+def check_image_rank(layer: Layer, input_shape: Shape, data_format: str) -> None:
+    """Raise unless `input_shape` is a 4-D image batch in `data_format`'s layout."""
+    if len(input_shape) != 4:
+        raise ValueError(f"{layer._describe()}: expected a 4-D input {describe_input_layout(data_format)}, "
+                         f"got shape {tuple(input_shape)} of rank {len(input_shape)}")
+
+
+def spatial_dims(input_shape: Shape, data_format: str):
+    return tuple(input_shape[2:4]) if data_format == "channels_first" else tuple(input_shape[1:3])
+
+
+def channel_dim(input_shape: Shape, data_format: str):
+    return input_shape[1] if data_format == "channels_first" else input_shape[-1]
+
+
+def image_shape(batch, rows, cols, channels, data_format: str) -> Shape:
+    if data_format == "channels_first":
+        return (batch, channels, rows, cols)
+    return (batch, rows, cols, channels)
+
+
+def ops_format(data_format: str) -> str:
+    return "NCHW" if data_format == "channels_first" else "NHWC"
+
+
+class Conv2D(Layer):
+    """2-D convolution: `filters` kernels of `kernel_size`, with Keras' arguments and weight layout.
+
+    Weights: kernel (kh, kw, in_channels / groups, filters), then bias (filters,).
+    """
+
+    _CONFIG_DEFAULTS = {
+        "data_format": "channels_last",
+        "activation": "linear",
+        "kernel_initializer": initializers.serialize(initializers.GlorotUniform()),
+        "bias_initializer": initializers.serialize(initializers.Zeros()),
+    }
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
+                 dilation_rate=(1, 1), groups=1, activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(**kwargs)
+        where = self._describe()
+        self.filters = check_positive_int(filters, "filters", where)
+        self.kernel_size = shapes.normalize_tuple(kernel_size, 2, "kernel_size", where)
+        self.strides = shapes.normalize_tuple(strides, 2, "strides", where)
+        self.padding = normalize_padding(padding, where)
+        self.data_format = normalize_data_format(data_format, where)
+        self.dilation_rate = shapes.normalize_tuple(dilation_rate, 2, "dilation_rate", where)
+        self.groups = check_positive_int(groups, "groups", where)
+        if max(self.strides) > 1 and max(self.dilation_rate) > 1:
+            raise ValueError(f"{where}: `strides > 1` is not supported together with `dilation_rate > 1`; "
+                             f"got strides={self.strides} and dilation_rate={self.dilation_rate}")
+        if self.filters % self.groups:
+            raise ValueError(f"{where}: argument `filters` must be divisible by `groups`; "
+                             f"got filters={self.filters} and groups={self.groups}")
+        self.activation = resolve_activation(activation, where)
+        self.use_bias = check_bool(use_bias, "use_bias", where)
+        self.kernel_initializer = initializers.get(kernel_initializer, where, "kernel_initializer")
+        self.bias_initializer = initializers.get(bias_initializer, where, "bias_initializer")
+        self.kernel_regularizer = resolve_optional("regularizers", kernel_regularizer, where, "kernel_regularizer")
+        self.bias_regularizer = resolve_optional("regularizers", bias_regularizer, where, "bias_regularizer")
+        self.activity_regularizer = resolve_optional("regularizers", activity_regularizer, where,
+                                                     "activity_regularizer")
+        self.kernel_constraint = resolve_optional("constraints", kernel_constraint, where, "kernel_constraint")
+        self.bias_constraint = resolve_optional("constraints", bias_constraint, where, "bias_constraint")
+        self.kernel = None
+        self.bias = None
+
+    # -- shapes -----------------------------------------------------------------------
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        input_shape = tuple(input_shape)
+        check_image_rank(self, input_shape, self.data_format)
+        channels = channel_dim(input_shape, self.data_format)
+        if channels is None:
+            raise ValueError(f"{self._describe()}: the channel axis of the input must be known, "
+                             f"got shape {input_shape}")
+        if self.kernel is not None and channels != self.kernel.shape[2] * self.groups:
+            raise ValueError(f"{self._describe()}: expected an input with {self.kernel.shape[2] * self.groups} "
+                             f"channels (the layer is built for them), got shape {input_shape}")
+        if channels % self.groups:
+            raise ValueError(f"{self._describe()}: the input's {channels} channels must be divisible by "
+                             f"groups={self.groups} (input shape {input_shape})")
+        out = []
+        for i, (axis, length) in enumerate(zip(("rows", "cols"), spatial_dims(input_shape, self.data_format))):
+            if length is None:
+                out.append(None)
+                continue
+            size = shapes.conv_output_length(length, self.kernel_size[i], self.strides[i],
+                                             self.dilation_rate[i], self.padding)
+            if size <= 0:
+                span = shapes.effective_kernel_size(self.kernel_size[i], self.dilation_rate[i])
+                raise ValueError(
+                    f"{self._describe()}: input shape {input_shape} is too small: the kernel spans {span} "
+                    f"{axis} (kernel_size={self.kernel_size}, dilation_rate={self.dilation_rate}) but the "
+                    f"'{self.padding}'-padded input has {length} {axis}, so the output would have {size}")
+            out.append(size)
+        return image_shape(input_shape[0], out[0], out[1], self.filters, self.data_format)
+
+    def build(self, input_shape: Shape) -> None:
+        channels = channel_dim(input_shape, self.data_format)
+        kernel_shape = self.kernel_size + (channels // self.groups, self.filters)
+        self.kernel = self.add_weight("kernel", kernel_shape, self.kernel_initializer, True,
+                                      self.kernel_regularizer, self.kernel_constraint)
+        if self.use_bias:
+            self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer, True,
+                                        self.bias_regularizer, self.bias_constraint)
+        self.built = True
+
+    # -- numerics ---------------------------------------------------------------------
+    def _bias_shape(self):
+        return (1, self.filters, 1, 1) if self.data_format == "channels_first" else (self.filters,)
+
+    def call(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
+        z, self._ctx = ops.conv2d_forward(inputs, self.kernel.value, self.strides, self.padding.upper(),
+                                          ops_format(self.data_format), self.dilation_rate, self.groups)
+        if self.bias is not None:
+            z = z + self.bias.value.reshape(self._bias_shape())
+        y = self.activation.forward(z)
+        self._z, self._y = z, y
+        return y
+
+    def backward(self, grad_output: np.ndarray, need_input_grad: bool = True):
+        """Set the kernel/bias gradients; return the input gradient (None when not `need_input_grad`,
+        which spares a first layer most of its backward cost)."""
+        grad_z = self.activation.backward(grad_output, self._z, self._y)
+        grad_input, grad_kernel = ops.conv2d_backward(grad_z, self._ctx, need_input_grad=need_input_grad)
+        self.kernel.grad = grad_kernel
+        if self.bias is not None:
+            axes = (0, 2, 3) if self.data_format == "channels_first" else (0, 1, 2)
+            self.bias.grad = grad_z.sum(axis=axes)
+        return grad_input
+
+    # -- config -----------------------------------------------------------------------
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config.update({
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "strides": self.strides,
+            "padding": self.padding,
+            "data_format": self.data_format,
+            "dilation_rate": self.dilation_rate,
+            "groups": self.groups,
+            "activation": self.activation.name,
+            "use_bias": self.use_bias,
+            "kernel_initializer": serialize_optional("initializers", self.kernel_initializer),
+            "bias_initializer": serialize_optional("initializers", self.bias_initializer),
+            "kernel_regularizer": serialize_optional("regularizers", self.kernel_regularizer),
+            "bias_regularizer": serialize_optional("regularizers", self.bias_regularizer),
+            "activity_regularizer": serialize_optional("regularizers", self.activity_regularizer),
+            "kernel_constraint": serialize_optional("constraints", self.kernel_constraint),
+            "bias_constraint": serialize_optional("constraints", self.bias_constraint),
+        })
+        return config
+
+
+Convolution2D = Conv2D

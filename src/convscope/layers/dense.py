@@ -1,0 +1,96 @@
+"""`Dense`: Keras' fully connected layer, applied to the last axis of N-D input."""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+import numpy as np
+
+from .. import initializers, ops
+from .base import (Layer, Shape, check_bool, check_positive_int, resolve_optional,
+                   serialize_optional)
+from .conv2d import resolve_activation
+
+
+class Dense(Layer):
+    """y = activation(x @ kernel + bias) on the last axis; weights kernel (in, units), bias (units,)."""
+
+    _CONFIG_DEFAULTS = {
+        "activation": "linear",
+        "kernel_initializer": initializers.serialize(initializers.GlorotUniform()),
+        "bias_initializer": initializers.serialize(initializers.Zeros()),
+    }
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
+                 activity_regularizer=None, kernel_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(**kwargs)
+        where = self._describe()
+        self.units = check_positive_int(units, "units", where)
+        self.activation = resolve_activation(activation, where)
+        self.use_bias = check_bool(use_bias, "use_bias", where)
+        self.kernel_initializer = initializers.get(kernel_initializer, where, "kernel_initializer")
+        self.bias_initializer = initializers.get(bias_initializer, where, "bias_initializer")
+        self.kernel_regularizer = resolve_optional("regularizers", kernel_regularizer, where, "kernel_regularizer")
+        self.bias_regularizer = resolve_optional("regularizers", bias_regularizer, where, "bias_regularizer")
+        self.activity_regularizer = resolve_optional("regularizers", activity_regularizer, where,
+                                                     "activity_regularizer")
+        self.kernel_constraint = resolve_optional("constraints", kernel_constraint, where, "kernel_constraint")
+        self.bias_constraint = resolve_optional("constraints", bias_constraint, where, "bias_constraint")
+        self.kernel = None
+        self.bias = None
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        input_shape = tuple(input_shape)
+        if len(input_shape) < 2:
+            raise ValueError(f"{self._describe()}: expected an input of rank >= 2 (batch, ..., features), "
+                             f"got shape {input_shape}")
+        features = input_shape[-1]
+        if features is None:
+            raise ValueError(f"{self._describe()}: the last axis of the input must be known, "
+                             f"got shape {input_shape}")
+        if self.kernel is not None and features != self.kernel.shape[0]:
+            raise ValueError(f"{self._describe()}: expected an input with {self.kernel.shape[0]} features on "
+                             f"the last axis (the layer is built for them), got shape {input_shape}")
+        return input_shape[:-1] + (self.units,)
+
+    def build(self, input_shape: Shape) -> None:
+        self.kernel = self.add_weight("kernel", (input_shape[-1], self.units), self.kernel_initializer,
+                                      True, self.kernel_regularizer, self.kernel_constraint)
+        if self.use_bias:
+            self.bias = self.add_weight("bias", (self.units,), self.bias_initializer, True,
+                                        self.bias_regularizer, self.bias_constraint)
+        self.built = True
+
+    def call(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
+        bias = self.bias.value if self.bias is not None else None
+        z = ops.dense_forward(inputs, self.kernel.value, bias)
+        y = self.activation.forward(z)
+        self._x, self._z, self._y = inputs, z, y
+        return y
+
+    def backward(self, grad_output: np.ndarray, need_input_grad: bool = True):
+        """Set the kernel/bias gradients; return the input gradient (None when not `need_input_grad`)."""
+        grad_z = self.activation.backward(grad_output, self._z, self._y)
+        grad_x, grad_kernel, grad_bias = ops.dense_backward(grad_z, self._x, self.kernel.value,
+                                                            need_input_grad=need_input_grad)
+        self.kernel.grad = grad_kernel
+        if self.bias is not None:
+            self.bias.grad = grad_bias
+        return grad_x
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config.update({
+            "units": self.units,
+            "activation": self.activation.name,
+            "use_bias": self.use_bias,
+            "kernel_initializer": serialize_optional("initializers", self.kernel_initializer),
+            "bias_initializer": serialize_optional("initializers", self.bias_initializer),
+            "kernel_regularizer": serialize_optional("regularizers", self.kernel_regularizer),
+            "bias_regularizer": serialize_optional("regularizers", self.bias_regularizer),
+            "activity_regularizer": serialize_optional("regularizers", self.activity_regularizer),
+            "kernel_constraint": serialize_optional("constraints", self.kernel_constraint),
+            "bias_constraint": serialize_optional("constraints", self.bias_constraint),
+        })
+        return config

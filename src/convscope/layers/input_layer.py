@@ -1,0 +1,75 @@
+"""`Input` and `InputLayer`: declare the shape a model takes (batch axis first, None = any)."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+import numpy as np
+
+from .. import backend
+from .base import Layer, Shape, _shape_tuple
+
+
+class InputLayer(Layer):
+    """The entry point of a model: passes its input through unchanged and remembers its shape.
+
+    Takes Keras 3's `shape`/`batch_shape` and Keras 2's `input_shape`/`batch_input_shape`.
+    """
+
+    def __init__(self, shape=None, batch_size=None, dtype=None, batch_shape=None, name=None,
+                 input_shape=None, batch_input_shape=None, sparse=None, ragged=None, **kwargs):
+        cls = type(self).__name__
+        if sparse or ragged:
+            raise ValueError(f"{cls}: sparse and ragged inputs are not supported (sparse={sparse!r}, "
+                             f"ragged={ragged!r})")
+        if isinstance(dtype, dict):  # Keras 3 DTypePolicy config
+            dtype = dtype.get("config", {}).get("name")
+        given = [n for n, v in (("shape", shape), ("input_shape", input_shape), ("batch_shape", batch_shape),
+                                ("batch_input_shape", batch_input_shape)) if v is not None]
+        if len(given) != 1:
+            raise ValueError(f"{cls}: give exactly one of shape, batch_shape (or Keras 2's input_shape, "
+                             f"batch_input_shape); got {given or 'none'}")
+        if shape is not None:
+            input_shape = _shape_tuple(shape, "shape", cls)
+        if batch_shape is not None:
+            batch_input_shape = _shape_tuple(batch_shape, "batch_shape", cls)
+        super().__init__(name=name or backend.unique_name("input_layer"), dtype=dtype,
+                         input_shape=input_shape, batch_input_shape=batch_input_shape,
+                         batch_size=batch_size if input_shape is not None else None, **kwargs)
+        if len(self._batch_input_shape) < 2 and input_shape is None:
+            raise ValueError(f"{cls}: argument `batch_shape` must include the batch axis and at least one "
+                             f"more, got {batch_input_shape!r}")
+        self.built = True
+        self._build_input_shape = self._batch_input_shape
+
+    @property
+    def shape(self) -> Shape:
+        """The declared shape with the batch axis, like a Keras tensor's `.shape`."""
+        return self._batch_input_shape
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        input_shape = tuple(input_shape)
+        declared = self._batch_input_shape
+        if len(input_shape) != len(declared) or any(
+                d is not None and s is not None and d != s for d, s in zip(declared[1:], input_shape[1:])):
+            raise ValueError(f"{self._describe()}: expected input of shape {declared}, got {input_shape}")
+        return declared
+
+    def call(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
+        return inputs
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        return grad_output
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config.pop("trainable", None)
+        config["batch_shape"] = list(config.pop("batch_input_shape"))
+        return config
+
+
+def Input(shape=None, batch_size=None, name: Optional[str] = None, dtype=None, batch_shape=None,
+          sparse=None, **kwargs) -> InputLayer:
+    """Keras' `Input(shape=...)`; here it returns the `InputLayer`, which `Sequential` takes as its start."""
+    return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, batch_shape=batch_shape, name=name,
+                      sparse=sparse, **kwargs)

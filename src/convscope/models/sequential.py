@@ -1,0 +1,327 @@
+"""`Sequential`: a stack of layers with Keras' structure API (shapes, weights, summary, config).
+
+Training (compile/fit/evaluate) comes from `Model` in `models/training.py`.
+Shapes are inferred as layers are added, so a layer that cannot take its input
+fails at `add`, naming the layer, its position, the input shape and why.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from .. import backend
+from ..callbacks import CallbackList, check_callbacks
+from .. import layers as layers_module
+from ..layers import InputLayer, Layer
+from ..layers.base import Shape, Variable
+from .summary import print_summary
+from .training import Model
+
+
+class Sequential(Model):
+    """A linear stack of layers, as `keras.Sequential(layers=None, name=None)`.
+
+    The input shape comes from an `Input(shape=...)` first, or from `input_shape=`
+    (`batch_input_shape=`, `input_dim=`) on the first layer; without either the
+    model is built by `build(input_shape)` or on its first call.
+    """
+
+    def __init__(self, layers: Optional[Sequence[Layer]] = None, name: Optional[str] = None):
+        super().__init__()
+        if name is not None and (not isinstance(name, str) or not name):
+            raise TypeError(f"Sequential: argument `name` must be a non-empty string, got {name!r}")
+        self.name = name or backend.unique_name("sequential")
+        self._layers: List[Layer] = []
+        self._input_layer: Optional[InputLayer] = None
+        self._output_shapes: List[Shape] = []
+        if layers is not None:
+            if isinstance(layers, Layer) or not isinstance(layers, (list, tuple)):
+                raise TypeError(f"Sequential '{self.name}': argument `layers` must be a list of layers, "
+                                f"got {layers!r}")
+            for layer in layers:
+                self.add(layer)
+
+    # -- structure --------------------------------------------------------------------
+    def _describe(self) -> str:
+        return f"Sequential '{self.name}'"
+
+    @property
+    def layers(self) -> List[Layer]:
+        """The layers in order (the InputLayer is not one of them, as in Keras)."""
+        return list(self._layers)
+
+    @property
+    def built(self) -> bool:
+        return self._input_layer is not None and len(self._output_shapes) == len(self._layers)
+
+    def add(self, layer: Layer) -> None:
+        """Append `layer`; with a known input shape it is built and its output shape checked at once."""
+        if not isinstance(layer, Layer):
+            raise TypeError(f"{self._describe()}.add: argument `layer` must be a convscope Layer instance, "
+                            f"got {layer!r}")
+        if isinstance(layer, InputLayer):
+            if self._layers or self._input_layer is not None:
+                raise ValueError(f"{self._describe()}.add: an InputLayer ('{layer.name}') can only come first; "
+                                 f"the model already has "
+                                 f"{'an input' if self._input_layer is not None else 'layers'}")
+            self._input_layer = layer
+            return
+        if any(existing is layer for existing in self._layers):
+            raise ValueError(f"{self._describe()}.add: layer '{layer.name}' is already in the model")
+        if any(existing.name == layer.name for existing in self._layers):
+            raise ValueError(f"{self._describe()}.add: all layers must have unique names; "
+                             f"'{layer.name}' is already used")
+        if self._input_layer is None and not self._layers and layer._batch_input_shape is not None:
+            self._input_layer = InputLayer(batch_shape=layer._batch_input_shape, name=f"{layer.name}_input",
+                                           dtype=layer.dtype)
+        if self.built:
+            self._output_shapes.append(self._infer(layer, len(self._layers), self._current_output_shape()))
+        self._layers.append(layer)
+
+    def pop(self) -> Layer:
+        """Remove and return the last layer."""
+        if not self._layers:
+            raise ValueError(f"{self._describe()}.pop: the model has no layers to remove")
+        layer = self._layers.pop()
+        if len(self._output_shapes) > len(self._layers):
+            self._output_shapes.pop()
+        return layer
+
+    def _current_output_shape(self) -> Shape:
+        return self._output_shapes[-1] if self._output_shapes else self._input_layer.shape
+
+    def _infer(self, layer: Layer, position: int, input_shape: Shape) -> Shape:
+        """Build `layer` for `input_shape` and return its output shape, or explain why it cannot."""
+        try:
+            return tuple(layer.build_from_shape(input_shape))
+        except ValueError as error:
+            raise ValueError(f"{self._describe()}: layer {position} '{layer.name}' ({type(layer).__name__}) "
+                             f"cannot take the input shape {tuple(input_shape)}: {error}") from None
+
+    def build(self, input_shape=None) -> None:
+        """Build every layer for inputs of `input_shape` (batch axis included, e.g. (None, 28, 28, 1))."""
+        if input_shape is not None:
+            try:
+                shape = tuple(None if d is None else d for d in input_shape)
+            except TypeError:
+                raise TypeError(f"{self._describe()}.build: argument `input_shape` must be a tuple such as "
+                                f"(None, 28, 28, 1), got {input_shape!r}") from None
+            if self._input_layer is None:
+                self._input_layer = InputLayer(batch_shape=shape, name=f"{self.name}_input")
+            elif len(shape) != len(self._input_layer.shape) or any(
+                    a is not None and b is not None and a != b for a, b in zip(shape[1:], self._input_layer.shape[1:])):
+                raise ValueError(f"{self._describe()}.build: argument `input_shape` {shape} does not match the "
+                                 f"model's input shape {self._input_layer.shape}")
+        if self._input_layer is None:
+            raise ValueError(f"{self._describe()}.build: the model has no input shape; pass `input_shape`, "
+                             "e.g. build((None, 28, 28, 1))")
+        shapes: List[Shape] = []
+        current = self._input_layer.shape
+        for position, layer in enumerate(self._layers):
+            current = self._infer(layer, position, current)
+            shapes.append(current)
+        self._output_shapes = shapes
+
+    @property
+    def input_shape(self) -> Shape:
+        if self._input_layer is None:
+            raise AttributeError(f"{self._describe()} has no input shape yet: it has not been built")
+        return self._input_layer.shape
+
+    @property
+    def output_shape(self) -> Shape:
+        if not self.built:
+            raise AttributeError(f"{self._describe()} has no output shape yet: it has not been built")
+        return self._current_output_shape()
+
+    def get_layer(self, name: Optional[str] = None, index: Optional[int] = None) -> Layer:
+        """The layer called `name`, or at position `index` (exactly one of the two)."""
+        if (name is None) == (index is None):
+            raise ValueError(f"{self._describe()}.get_layer: give exactly one of `name` or `index`, "
+                             f"got name={name!r}, index={index!r}")
+        if index is not None:
+            if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+                raise TypeError(f"{self._describe()}.get_layer: argument `index` must be an int, got {index!r}")
+            if not -len(self._layers) <= index < len(self._layers):
+                raise ValueError(f"{self._describe()}.get_layer: argument `index` is {index} but the model has "
+                                 f"only {len(self._layers)} layers")
+            return self._layers[index]
+        for layer in self._layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"{self._describe()}.get_layer: no layer named {name!r}; the layers are "
+                         f"{[layer.name for layer in self._layers]}")
+
+    # -- weights ----------------------------------------------------------------------
+    @property
+    def weights(self) -> List[Variable]:
+        """Each layer's weights in layer order (Keras' `get_weights` order)."""
+        return [v for layer in self._layers for v in layer.weights]
+
+    @property
+    def trainable_weights(self) -> List[Variable]:
+        return [v for layer in self._layers for v in layer.trainable_weights]
+
+    @property
+    def non_trainable_weights(self) -> List[Variable]:
+        return [v for layer in self._layers for v in layer.non_trainable_weights]
+
+    def count_params(self) -> int:
+        if not self.built:
+            raise ValueError(f"{self._describe()}.count_params: the model has not been built yet; give it an "
+                             "input shape or call it on data first")
+        return sum(layer.count_params() for layer in self._layers)
+
+    def get_weights(self) -> List[np.ndarray]:
+        return [v.numpy() for v in self.weights]
+
+    def set_weights(self, weights: Sequence) -> None:
+        """Replace every weight; the number of arrays and each shape must match `get_weights()`."""
+        own = self.weights
+        try:
+            arrays = [np.asarray(w) for w in weights]
+        except TypeError:
+            raise TypeError(f"{self._describe()}.set_weights: argument `weights` must be a list of arrays, "
+                            f"got {weights!r}") from None
+        if len(arrays) != len(own):
+            raise ValueError(f"{self._describe()}.set_weights: expected a list of {len(own)} arrays "
+                             f"(shapes {[v.shape for v in own]}), got {len(arrays)}")
+        for i, (variable, array) in enumerate(zip(own, arrays)):
+            if array.shape != variable.shape:
+                raise ValueError(f"{self._describe()}.set_weights: array {i} is for '{variable.name}' of shape "
+                                 f"{variable.shape}, got shape {array.shape}")
+        for variable, array in zip(own, arrays):
+            variable.assign(array)
+
+    # -- computation ------------------------------------------------------------------
+    def _check_input(self, x, where: str) -> np.ndarray:
+        array = np.asarray(x)
+        if array.dtype.kind not in "biuf":
+            raise TypeError(f"{self._describe()}.{where}: expected a numeric array, got dtype {array.dtype}")
+        if self._input_layer is None:
+            return array
+        expected = self._input_layer.shape
+        if array.ndim != len(expected) or any(e is not None and e != s for e, s in zip(expected[1:], array.shape[1:])):
+            raise ValueError(f"{self._describe()}.{where}: expected input of shape {expected} "
+                             f"(batch first), got {array.shape}")
+        return array
+
+    def _forward(self, x, training: bool = False) -> np.ndarray:
+        """Run every layer in order; keeps what `_backward` needs."""
+        x = self._check_input(x, "call")
+        if not self.built:
+            self.build((None,) + x.shape[1:])
+        for layer in self._layers:
+            x = layer(x, training=training)
+        return x
+
+    def _backward(self, grad: np.ndarray) -> np.ndarray:
+        """Gradient w.r.t. the model input of the last `_forward`; sets each trainable variable's `grad`."""
+        for layer in reversed(self._layers):
+            grad = layer.backward(grad)
+        return grad
+
+    def __call__(self, x, training: bool = False) -> np.ndarray:
+        return self._forward(x, training=bool(training))
+
+    def predict(self, x, batch_size: Optional[int] = 32, verbose="auto", steps=None, callbacks=None) -> np.ndarray:
+        """Outputs for `x` in inference mode, `batch_size` samples at a time (at most `steps` batches).
+
+        Callbacks get Keras' `on_predict_*` hooks; `verbose` 1, 2 or "auto" prints one line at the end.
+        """
+        where = f"{self._describe()}.predict"
+        if batch_size is None:
+            batch_size = 32
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
+            raise ValueError(f"{where}: argument `batch_size` must be a positive int, got {batch_size!r}")
+        if verbose not in ("auto", 0, 1, 2) or isinstance(verbose, bool):
+            raise ValueError(f"{where}: argument `verbose` must be 'auto', 0, 1 or 2, got {verbose!r}")
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps <= 0):
+            raise ValueError(f"{where}: argument `steps` must be None or a positive int, got {steps!r}")
+        callback_list = CallbackList(check_callbacks(callbacks, where), model=self)
+        x = self._check_input(x, "predict")
+        if x.ndim == 0 or x.shape[0] == 0:
+            raise ValueError(f"{where}: expected at least one sample, got shape {x.shape}")
+        starts = list(range(0, x.shape[0], int(batch_size)))[:steps]
+        start_time = time.perf_counter()
+        callback_list.on_predict_begin()
+        outputs = []
+        for batch, start in enumerate(starts):
+            callback_list.on_predict_batch_begin(batch)
+            outputs.append(self._forward(x[start:start + batch_size], training=False))
+            callback_list.on_predict_batch_end(batch, {"outputs": outputs[-1]})
+        callback_list.on_predict_end()
+        if verbose != 0:
+            elapsed = time.perf_counter() - start_time
+            print(f"{len(starts)}/{len(starts)} - {elapsed:.0f}s {1000 * elapsed / len(starts):.0f}ms/step")
+        return np.concatenate(outputs, axis=0)
+
+    # -- config -----------------------------------------------------------------------
+    def summary(self, line_length=None, positions=None, print_fn=None, show_trainable=False,
+                show_kernels=False, show_flops=False, show_receptive_field=False, show_memory=False) -> None:
+        """Print tf.keras 2's summary table (seed 001); `show_*` add columns from `models.analysis`."""
+        print_summary(self, line_length=line_length, positions=positions, print_fn=print_fn,
+                      show_trainable=show_trainable, show_kernels=show_kernels, show_flops=show_flops,
+                      show_receptive_field=show_receptive_field, show_memory=show_memory)
+
+    def get_config(self) -> Dict[str, Any]:
+        """{"name": ..., "layers": [InputLayer, then each layer's dict]}, as Keras writes it.
+
+        The input shape lives in the InputLayer only (Keras 3 rejects `batch_input_shape` on layers).
+        """
+        layer_configs = [layers_module.serialize(layer) for layer in self._layers]
+        if self._input_layer is not None:
+            if layer_configs:
+                layer_configs[0]["config"].pop("batch_input_shape", None)
+            layer_configs.insert(0, layers_module.serialize(self._input_layer))
+        return {"name": self.name, "layers": layer_configs}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None) -> "Sequential":
+        """Rebuild from `get_config()`, from Keras 2/3's Sequential config, or from a list of layer dicts."""
+        if isinstance(config, dict) and config.get("class_name") == "Sequential" and "config" in config:
+            config = config["config"]
+        if isinstance(config, list):
+            config = {"layers": config}
+        if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
+            raise TypeError(f"Sequential.from_config: argument `config` must be a dict with a 'layers' list, "
+                            f"got {config!r}")
+        model = cls(name=config.get("name"))
+        for layer_config in config["layers"]:
+            model.add(layers_module.deserialize(layer_config, custom_objects))
+        first = config["layers"][0] if config["layers"] else {}
+        build_shape = (first.get("build_config") or {}).get("input_shape") if isinstance(first, dict) else None
+        if model._input_layer is None and build_shape is not None:  # Keras 3 without an InputLayer
+            model.build(tuple(build_shape))
+        return model
+
+    def to_json(self, **kwargs) -> str:
+        """The model's structure as JSON (Keras' `to_json`); `kwargs` go to `json.dumps`."""
+        return json.dumps({"module": "keras", "class_name": "Sequential", "config": self.get_config(),
+                           "registered_name": None}, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<Sequential name={self.name!r}, {len(self._layers)} layers>"
+
+
+def model_from_config(config, custom_objects=None) -> Sequential:
+    """Keras' `models.model_from_config` for Sequential configs."""
+    if isinstance(config, dict) and config.get("class_name") not in (None, "Sequential"):
+        raise ValueError(f"model_from_config: only Sequential models are supported, got "
+                         f"class_name={config.get('class_name')!r}")
+    return Sequential.from_config(config, custom_objects)
+
+
+def model_from_json(json_string: str, custom_objects=None) -> Sequential:
+    """Keras' `models.model_from_json`: a Sequential from `to_json()` (convscope's or Keras')."""
+    if not isinstance(json_string, (str, bytes)):
+        raise TypeError(f"model_from_json: argument `json_string` must be a str, got {type(json_string).__name__}")
+    try:
+        config = json.loads(json_string)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"model_from_json: argument `json_string` is not valid JSON: {error}") from None
+    return model_from_config(config, custom_objects)
