@@ -1,5 +1,447 @@
-"""`Model`: compile, fit, evaluate and the training loop (issue 3 fills this in)."""
+"""`Model`: compile, fit, evaluate, train_on_batch, test_on_batch — Keras' training API.
+
+`Sequential` subclasses `Model` and provides `layers`, `build`, `input_shape`
+and `output_shape`.  The training step runs the layers itself so that each
+layer's `activity_regularizer` adds its penalty and gradient (`regularizer(output)`
+divided by the batch size, as tf.keras 2 and Keras 3 do), and so that softmax + crossentropy fuse: when the last layer
+ends in the activation the loss names in `fused_activation`, the loss is taken
+on that layer's pre-activation with `from_logits=True` (as Keras does with the
+logits it keeps on a softmax output) and the gradient enters the layer below
+its activation — (p - y) / N, with no division by a tiny probability.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+import numpy as np
+
+from .. import _rng, losses as losses_module, metrics as metrics_module, optimizers
+from ..callbacks import CallbackList, History, ProgbarLogger, TerminateOnNaN, check_callbacks
+from ..layers import Activation, Softmax
+from ..ops.activations import get_activation
+
+_LINEAR = get_activation("linear")
+
+
+def _check_int(value, arg: str, where: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{where}: argument `{arg}` must be an int >= {low}, got {value!r}")
+    if value < low:
+        raise ValueError(f"{where}: argument `{arg}` must be an int >= {low}, got {value!r}")
+    return int(value)
+
+
+def _check_verbose(verbose, where: str) -> int:
+    """Keras' verbose: "auto" -> 1 (bar), 0 silent, 2 one line per epoch."""
+    if verbose == "auto":
+        return 1
+    if isinstance(verbose, bool) or verbose not in (0, 1, 2):
+        raise ValueError(f"{where}: argument `verbose` must be 'auto', 0, 1 or 2, got {verbose!r}")
+    return int(verbose)
+
+
+def _as_array(value, arg: str, where: str) -> np.ndarray:
+    if value is None:
+        raise ValueError(f"{where}: argument `{arg}` is required, got None")
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{where}: argument `{arg}` must be a numeric array, got dtype {array.dtype}")
+    if array.ndim == 0:
+        raise ValueError(f"{where}: argument `{arg}` must have a batch axis, got a scalar")
+    return array
+
+
+def _check_finite(x: np.ndarray, arg: str, where: str) -> None:
+    if x.dtype.kind != "f":
+        return
+    finite = np.isfinite(x)
+    if not finite.all():
+        nans, infs = int(np.isnan(x).sum()), int(np.isinf(x).sum())
+        first = int(np.argmin(finite.reshape(len(x), -1).all(axis=1)))
+        raise ValueError(f"{where}: `{arg}` must hold finite numbers, got {nans} NaN and {infs} infinite "
+                         f"values (first in sample {first})")
+
+
+def _takes_need_input_grad(layer) -> bool:
+    """Whether `layer.backward` can skip the input gradient (`need_input_grad=False`), which for a
+    first Conv2D is most of its backward time."""
+    return "need_input_grad" in inspect.signature(layer.backward).parameters
+
+
+class _Preactivation:
+    """The last layer seen below its activation: the activation's `name`, the last call's `logits`
+    (the activation's input) and `backward(grad_logits)` -> gradient w.r.t. the layer's input.
+
+    Works on `Activation`/`Softmax` layers (the logits are the layer's input) and on layers
+    that apply `self.activation` to a kept pre-activation `_z` (Dense, Conv2D).
+    """
+
+    def __init__(self, layer):
+        self.layer = layer
+        self._standalone = isinstance(layer, (Activation, Softmax))
+        activation = layer._activation if self._standalone else getattr(layer, "activation", None)
+        self.name = getattr(activation, "name", None)
+        if self.name == "softmax" and activation.params.get("axis", -1) != -1:
+            self.name = None            # crossentropy is over the last axis only
+
+    @property
+    def logits(self) -> np.ndarray:
+        return self.layer._x if self._standalone else self.layer._z
+
+    def backward(self, grad_logits: np.ndarray) -> np.ndarray:
+        if self._standalone:
+            return grad_logits
+        activation = self.layer.activation
+        self.layer.activation = _LINEAR          # the gradient already is w.r.t. the pre-activation
+        try:
+            return self.layer.backward(grad_logits)
+        finally:
+            self.layer.activation = activation
 
 
 class Model:
-    """Base of `Sequential`; the training API lives here."""
+    """Base of `Sequential`: the training API (`compile`, `fit`, `evaluate`, `*_on_batch`)."""
+
+    # -- compile --------------------------------------------------------------------------------
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None) -> None:
+        """Choose the optimizer, the loss and the metrics ("accuracy" resolves from the shapes, as Keras)."""
+        where = "compile"
+        self.optimizer = optimizers.get(optimizer)
+        self._loss = losses_module.as_loss_object(loss, where)
+        self._logits_loss = self._loss.with_logits() if self._loss.fused_activation else None
+        self.loss = loss
+        if metrics is None:
+            metrics = []
+        if isinstance(metrics, (str, metrics_module.Metric)) or callable(metrics):
+            raise TypeError(f"{where}: argument `metrics` must be a list, e.g. metrics=['accuracy'], "
+                            f"got {metrics!r}")
+        for metric in metrics:
+            if metric not in ("accuracy", "acc"):
+                metrics_module.get(metric)
+        self._metric_ids = list(metrics)
+        self._loss_weight = self._check_loss_weights(loss_weights, where)
+        self._compile_args = {"optimizer": optimizer, "loss": loss, "metrics": self._metric_ids,
+                              "loss_weights": loss_weights}
+        self._metric_objects: Optional[List[metrics_module.Metric]] = None
+        self._loss_tracker = metrics_module.Mean("loss")
+        self.stop_training = False
+
+    @staticmethod
+    def _check_loss_weights(loss_weights, where: str) -> float:
+        if loss_weights is None:
+            return 1.0
+        weight = loss_weights
+        if isinstance(loss_weights, (list, tuple)) and len(loss_weights) == 1:
+            weight = loss_weights[0]
+        elif isinstance(loss_weights, dict) and len(loss_weights) == 1:
+            weight = next(iter(loss_weights.values()))
+        if isinstance(weight, bool) or not isinstance(weight, (int, float, np.integer, np.floating)):
+            raise TypeError(f"{where}: argument `loss_weights` must be a number (or a list of one for the "
+                            f"single output), got {loss_weights!r}")
+        return float(weight)
+
+    @property
+    def compiled(self) -> bool:
+        return getattr(self, "_loss", None) is not None
+
+    def get_compile_config(self) -> Optional[Dict[str, Any]]:
+        """JSON-serializable compile settings (`compile_from_config` restores them), None before compile."""
+        if not self.compiled:
+            return None
+        loss = self._compile_args["loss"]
+        return {
+            "optimizer": optimizers.serialize(self.optimizer),
+            "loss": loss if isinstance(loss, str) else losses_module.serialize(loss),
+            "metrics": [metrics_module.serialize(m) for m in self._metric_ids],
+            "loss_weights": self._compile_args["loss_weights"],
+        }
+
+    def compile_from_config(self, config: Dict[str, Any]) -> None:
+        """Compile with the settings of `get_compile_config()` (a fresh optimizer of the same config)."""
+        if not isinstance(config, dict) or "optimizer" not in config or "loss" not in config:
+            raise ValueError(f"compile_from_config: expected the dict of get_compile_config() with "
+                             f"'optimizer' and 'loss', got {config!r}")
+        self.compile(optimizer=optimizers.deserialize(config["optimizer"]), loss=config["loss"],
+                     metrics=config.get("metrics") or None, loss_weights=config.get("loss_weights"))
+
+    def _require_compiled(self, where: str) -> None:
+        if not self.compiled:
+            raise RuntimeError(f"{where}: the model must be compiled before training or evaluating it; call "
+                               "model.compile(optimizer=..., loss=...) first")
+
+    @property
+    def metrics_names(self) -> List[str]:
+        names = ["loss"]
+        if self.compiled:
+            names += [m.name if isinstance(m, metrics_module.Metric) else
+                      (m if isinstance(m, str) else getattr(m, "__name__", "metric")) for m in self._metric_ids]
+        return names
+
+    # -- data checks ------------------------------------------------------------------------------
+    def _output_shape_for(self, x_shape: Tuple[int, ...], where: str) -> Tuple:
+        """Build the model for `x_shape` if needed, check `x_shape` against its input, return the output shape."""
+        if not self.layers:
+            raise ValueError(f"{where}: the model has no layers")
+        if not self.built:
+            self.build((None,) + tuple(x_shape[1:]))
+        expected = tuple(self.input_shape)
+        if len(expected) != len(x_shape) or any(e is not None and e != s for e, s in zip(expected[1:], x_shape[1:])):
+            raise ValueError(f"{where}: the model expects input of shape {expected}, got x of shape {tuple(x_shape)}")
+        return tuple(self.output_shape)
+
+    def _check_data(self, x, y, where: str, x_arg: str = "x", y_arg: str = "y") -> Tuple[np.ndarray, np.ndarray]:
+        x = _as_array(x, x_arg, where)
+        y = _as_array(y, y_arg, where)
+        if len(x) != len(y):
+            raise ValueError(f"{where}: `{x_arg}` and `{y_arg}` must have the same number of samples, "
+                             f"got {len(x)} in {x_arg} (shape {x.shape}) and {len(y)} in {y_arg} (shape {y.shape})")
+        if len(x) == 0:
+            raise ValueError(f"{where}: `{x_arg}` is empty (shape {x.shape}); there is nothing to train on")
+        _check_finite(x, x_arg, where)
+        _check_finite(y, y_arg, where)
+        output_shape = self._output_shape_for(x.shape, where)
+        self._loss.check_targets(y, output_shape, where)
+        return x, y
+
+    # -- one step ----------------------------------------------------------------------------------
+    def _fusion(self) -> Optional[_Preactivation]:
+        """The last layer's pre-activation hook when the loss fuses with its activation."""
+        wanted = self._loss.fused_activation
+        last = self.layers[-1]
+        if wanted is None or getattr(last, "activity_regularizer", None) is not None:
+            return None
+        hook = _Preactivation(last)
+        return hook if hook.name == wanted else None
+
+    def _run(self, x: np.ndarray, training: bool) -> Tuple[np.ndarray, List[np.ndarray], float]:
+        """Forward through the layers; returns the output, each layer's output and the activity penalty."""
+        outputs, penalty = [], 0.0
+        for layer in self.layers:
+            x = layer(x, training=training)
+            outputs.append(x)
+            regularizer = getattr(layer, "activity_regularizer", None)
+            if regularizer is not None:
+                penalty += regularizer(x) / len(x)
+        return x, outputs, penalty
+
+    def _weight_penalty(self, add_gradients: bool) -> float:
+        penalty = 0.0
+        for variable in self.trainable_weights:
+            if variable.regularizer is not None:
+                penalty += variable.regularizer(variable.value)
+                if add_gradients:
+                    variable.grad = variable.grad + variable.regularizer.gradient(variable.value)
+        return penalty
+
+    def _forward_loss(self, x, y, training: bool):
+        """(output, each layer's output, weighted data loss + activity penalty, fusion hook or None)."""
+        output, outputs, activity_penalty = self._run(x, training)
+        fusion = self._fusion()
+        if fusion is not None:
+            data_loss = self._logits_loss(y, fusion.logits)
+        else:
+            data_loss = self._loss(y, output)
+        return output, outputs, self._loss_weight * data_loss + activity_penalty, fusion
+
+    def _train_step(self, x, y, where: str, epoch: int, batch: int, raise_on_nan: bool) -> Tuple[float, np.ndarray]:
+        output, outputs, loss, fusion = self._forward_loss(x, y, training=True)
+        if fusion is not None:
+            grad = self._logits_loss.gradient(y, fusion.logits) * self._loss_weight
+        else:
+            grad = self._loss.gradient(y, output) * self._loss_weight
+        for index in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[index]
+            if index == len(self.layers) - 1 and fusion is not None:
+                grad = fusion.backward(grad)
+                continue
+            regularizer = getattr(layer, "activity_regularizer", None)
+            if regularizer is not None:
+                grad = grad + regularizer.gradient(outputs[index]) / len(outputs[index])
+            if index == 0 and _takes_need_input_grad(layer):
+                layer.backward(grad, need_input_grad=False)      # nothing needs d(loss)/d(x)
+            else:
+                grad = layer.backward(grad)
+        loss += self._weight_penalty(add_gradients=True)
+        if raise_on_nan and not np.isfinite(loss):
+            raise ValueError(f"{where}: the loss became {loss} at epoch {epoch + 1}, batch {batch + 1} "
+                             f"(the weights were not updated with it); lower the learning rate, "
+                             f"scale the inputs, or pass callbacks=[TerminateOnNaN()] to stop quietly")
+        self.optimizer.apply(self.trainable_weights)
+        return loss, output
+
+    def _test_step(self, x, y) -> Tuple[float, np.ndarray]:
+        output, _, loss, _ = self._forward_loss(x, y, training=False)
+        return loss + self._weight_penalty(add_gradients=False), output
+
+    # -- metrics ---------------------------------------------------------------------------------
+    def _reset_metrics(self, y: np.ndarray, output_shape: Tuple) -> None:
+        if self._metric_objects is None:
+            self._metric_objects = [metrics_module.resolve(m, y.shape, output_shape) for m in self._metric_ids]
+        self._loss_tracker.reset_state()
+        for metric in self._metric_objects:
+            metric.reset_state()
+
+    def _update_metrics(self, loss: float, y, output, count: int) -> Dict[str, float]:
+        self._loss_tracker.update_state(loss, sample_weight=count)
+        for metric in self._metric_objects:
+            metric.update_state(y, output)
+        return self._logs()
+
+    def _logs(self) -> Dict[str, float]:
+        logs = {"loss": self._loss_tracker.result()}
+        logs.update({metric.name: metric.result() for metric in self._metric_objects})
+        return logs
+
+    # -- batches ---------------------------------------------------------------------------------
+    @staticmethod
+    def _batches(count: int, batch_size: int, shuffle: bool) -> Iterator[np.ndarray]:
+        """Index arrays of one pass, the last partial batch kept."""
+        order = _rng.generator().permutation(count) if shuffle else np.arange(count)
+        for start in range(0, count, batch_size):
+            yield order[start:start + batch_size]
+
+    # -- fit -------------------------------------------------------------------------------------
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0,
+            steps_per_epoch=None) -> History:
+        """Train for `epochs` epochs; returns the `History` (`history.history["loss"]`, ...)."""
+        where = "fit"
+        self._require_compiled(where)
+        batch_size = 32 if batch_size is None else _check_int(batch_size, "batch_size", where, 1)
+        epochs = _check_int(epochs, "epochs", where, 0)
+        initial_epoch = _check_int(initial_epoch, "initial_epoch", where, 0)
+        verbose = _check_verbose(verbose, where)
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise TypeError(f"{where}: argument `shuffle` must be True or False, got {shuffle!r}")
+        if steps_per_epoch is not None:
+            steps_per_epoch = _check_int(steps_per_epoch, "steps_per_epoch", where, 1)
+        if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float, np.floating)) or \
+                not 0 <= validation_split < 1:
+            raise ValueError(f"{where}: argument `validation_split` must be a number in [0, 1), "
+                             f"got {validation_split!r}")
+        user_callbacks = check_callbacks(callbacks, where)
+        x, y = self._check_data(x, y, where)
+        x_val = y_val = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                given = (f"a {type(validation_data).__name__} of {len(validation_data)} items"
+                         if isinstance(validation_data, (tuple, list)) else repr(type(validation_data).__name__))
+                raise ValueError(f"{where}: argument `validation_data` must be a tuple (x_val, y_val), got {given}")
+            x_val, y_val = self._check_data(validation_data[0], validation_data[1], where, "x_val", "y_val")
+        elif validation_split:
+            split_at = int(math.floor(len(x) * (1.0 - validation_split)))
+            if split_at == 0 or split_at == len(x):
+                raise ValueError(f"{where}: validation_split={validation_split} of {len(x)} samples leaves "
+                                 f"{split_at} for training and {len(x) - split_at} for validation; both need some")
+            x, x_val = x[:split_at], x[split_at:]
+            y, y_val = y[:split_at], y[split_at:]
+
+        steps = steps_per_epoch or math.ceil(len(x) / batch_size)
+        history = History()
+        extra = [ProgbarLogger(verbose)] if verbose else []
+        callback_list = CallbackList(extra + user_callbacks + [history], model=self,
+                                     params={"verbose": verbose, "epochs": epochs, "steps": steps})
+        raise_on_nan = not any(isinstance(c, TerminateOnNaN) for c in user_callbacks)
+        self.stop_training = False
+        self.history = history
+        stream = self._batch_stream(len(x), batch_size, shuffle)
+        callback_list.on_train_begin()
+        output_shape = self._output_shape_for(x.shape, where)
+        for epoch in range(initial_epoch, epochs):
+            self._reset_metrics(y, output_shape)
+            callback_list.on_epoch_begin(epoch)
+            logs: Dict[str, float] = {}
+            for batch in range(steps):
+                indices = next(stream)
+                callback_list.on_train_batch_begin(batch)
+                loss, output = self._train_step(x[indices], y[indices], where, epoch, batch, raise_on_nan)
+                logs = self._update_metrics(loss, y[indices], output, len(indices))
+                callback_list.on_train_batch_end(batch, dict(logs))
+                if self.stop_training:
+                    break
+            epoch_logs = dict(logs)
+            if x_val is not None:
+                val_logs = self._evaluate_arrays(x_val, y_val, batch_size, callback_list)
+                epoch_logs.update({f"val_{key}": value for key, value in val_logs.items()})
+            callback_list.on_epoch_end(epoch, epoch_logs)
+            if self.stop_training:
+                break
+        callback_list.on_train_end()
+        return history
+
+    def _batch_stream(self, count: int, batch_size: int, shuffle: bool) -> Iterator[np.ndarray]:
+        """Batches across epochs, reshuffled at each pass: an epoch takes one pass, or with
+        `steps_per_epoch` that many batches of the running stream (as Keras with arrays)."""
+        while True:
+            yield from self._batches(count, batch_size, shuffle)
+
+    # -- evaluate ----------------------------------------------------------------------------------
+    def _evaluate_arrays(self, x, y, batch_size: int, callback_list: CallbackList) -> Dict[str, float]:
+        self._reset_metrics(y, self._output_shape_for(x.shape, "evaluate"))
+        callback_list.on_test_begin()
+        logs: Dict[str, float] = {}
+        for batch, indices in enumerate(self._batches(len(x), batch_size, shuffle=False)):
+            callback_list.on_test_batch_begin(batch)
+            loss, output = self._test_step(x[indices], y[indices])
+            logs = self._update_metrics(loss, y[indices], output, len(indices))
+            callback_list.on_test_batch_end(batch, dict(logs))
+        callback_list.on_test_end(dict(logs))
+        return logs
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", callbacks=None, return_dict=False):
+        """Loss (and metrics) in inference mode: a float, a list [loss, *metrics], or a dict."""
+        where = "evaluate"
+        self._require_compiled(where)
+        batch_size = 32 if batch_size is None else _check_int(batch_size, "batch_size", where, 1)
+        verbose = _check_verbose(verbose, where)
+        user_callbacks = check_callbacks(callbacks, where)
+        x, y = self._check_data(x, y, where)
+        steps = math.ceil(len(x) / batch_size)
+        extra = [ProgbarLogger(verbose)] if verbose else []
+        callback_list = CallbackList(extra + user_callbacks, model=self, params={"verbose": verbose, "steps": steps})
+        logs = self._evaluate_arrays(x, y, batch_size, callback_list)
+        return self._format_result(logs, return_dict)
+
+    def _format_result(self, logs: Dict[str, float], return_dict: bool):
+        if return_dict:
+            return dict(logs)
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
+
+    # -- single batches ----------------------------------------------------------------------------
+    def train_on_batch(self, x, y, return_dict=False):
+        """One gradient step on this batch; returns its loss (and metrics) before the update."""
+        where = "train_on_batch"
+        self._require_compiled(where)
+        x, y = self._check_data(x, y, where)
+        self._reset_metrics(y, self._output_shape_for(x.shape, where))
+        loss, output = self._train_step(x, y, where, 0, 0, raise_on_nan=True)
+        return self._format_result(self._update_metrics(loss, y, output, len(x)), return_dict)
+
+    def test_on_batch(self, x, y, return_dict=False):
+        """Loss (and metrics) of this batch in inference mode."""
+        where = "test_on_batch"
+        self._require_compiled(where)
+        x, y = self._check_data(x, y, where)
+        self._reset_metrics(y, self._output_shape_for(x.shape, where))
+        loss, output = self._test_step(x, y)
+        return self._format_result(self._update_metrics(loss, y, output, len(x)), return_dict)
+
+    # -- saving (Keras' method names; the work is convscope.io's) ----------------------------------
+    def save(self, filepath, overwrite: bool = True):
+        """Write the model, its compile settings and optimizer state to one file (`convscope.io.save_model`)."""
+        from ..io import save_model        # io sits above models; imported when used, as Keras does
+        return save_model(self, filepath, overwrite=overwrite)
+
+    def save_weights(self, filepath, overwrite: bool = True):
+        """Write only the weights (`convscope.io.save_weights`)."""
+        from ..io import save_weights
+        return save_weights(self, filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath) -> None:
+        """Read weights written by `save_weights` or `save` (`convscope.io.load_weights`)."""
+        from ..io import load_weights
+        load_weights(self, filepath)

@@ -1,0 +1,57 @@
+"""Adam and AdamW in Keras' form: alpha = lr * sqrt(1 - beta_2^t) / (1 - beta_1^t), w -= alpha * m / (sqrt(v) + eps).
+
+PyTorch divides sqrt(v) by sqrt(1 - beta_2^t) before adding eps, so its eps
+is Keras' eps / sqrt(1 - beta_2^t); the tests compare the two that way.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Optimizer, check_number
+
+
+class Adam(Optimizer):
+    """Adaptive moments; `amsgrad` keeps the running maximum of v."""
+
+    def __init__(self, learning_rate=0.001, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7,
+                 amsgrad: bool = False, weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None,
+                 name: str = "adam"):
+        super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, name)
+        owner = type(self).__name__
+        self.beta_1 = check_number(owner, "beta_1", beta_1, 0.0, 1.0, high_inclusive=False)
+        self.beta_2 = check_number(owner, "beta_2", beta_2, 0.0, 1.0, high_inclusive=False)
+        self.epsilon = check_number(owner, "epsilon", epsilon, 0.0)
+        if not isinstance(amsgrad, bool):
+            raise TypeError(f"{owner}: argument `amsgrad` must be True or False, got {amsgrad!r}")
+        self.amsgrad = amsgrad
+        self._slot_names = ("m", "v", "vhat") if amsgrad else ("m", "v")
+
+    def _update(self, value, grad, position, lr):
+        step = self.iterations + 1
+        alpha = lr * np.sqrt(1 - self.beta_2 ** step) / (1 - self.beta_1 ** step)
+        m = self._slot("m", position)
+        v = self._slot("v", position)
+        m += (grad - m) * (1 - self.beta_1)
+        v += (np.square(grad) - v) * (1 - self.beta_2)
+        if self.amsgrad:
+            vhat = self._slot("vhat", position)
+            np.maximum(vhat, v, out=vhat)
+            v = vhat
+        value -= alpha * m / (np.sqrt(v) + self.epsilon)
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
+                "amsgrad": self.amsgrad}
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (`w -= w * weight_decay * lr` before each step)."""
+
+    def __init__(self, learning_rate=0.001, weight_decay: float = 0.004, beta_1: float = 0.9,
+                 beta_2: float = 0.999, epsilon: float = 1e-7, amsgrad: bool = False, clipnorm=None,
+                 clipvalue=None, global_clipnorm=None, name: str = "adamw"):
+        if weight_decay is None:
+            raise ValueError("AdamW: argument `weight_decay` must be a number (Keras' default is 0.004), got None")
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay, clipnorm, clipvalue,
+                         global_clipnorm, name)
