@@ -1,0 +1,10 @@
+"""Datasets with Keras' `load_data()` interface.
+
+`mnist` and `fashion_mnist` read the standard files (or download them, checked
+by SHA-256); `digits` (real 8×8 handwritten digits) and `shapes` (seed 002's
+8×8 triangles, squares and circles) work offline, out of the box.
+"""
+
+from . import digits, fashion_mnist, mnist, shapes
+
+__all__ = ["digits", "fashion_mnist", "mnist", "shapes"]
