@@ -1,0 +1,7 @@
+"""`python -m convscope ...` runs the `convscope` command line."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,318 @@
+"""The `convscope` command: summary, explain, plot, report, train and demo on a model file.
+
+A model is given as a Python file that defines `model`, a JSON config (from
+`Sequential.to_json()` / `get_config()`, or Keras' `model.to_json()` for the
+supported layers) or a saved `.convscope` file.  Errors print one line on
+stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import runpy
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+
+EXIT_USAGE = 2
+DATASETS = ("digits", "shapes", "mnist", "fashion_mnist")
+
+
+class CLIError(Exception):
+    """A user error: printed as one line, exit status 2."""
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the command line `argv` (default: sys.argv[1:]); returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.handler(args) or 0)
+    except CLIError as error:
+        print(f"convscope {args.command}: error: {_one_line(str(error))}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="convscope",
+        description="Keras-compatible CNNs on NumPy that show their work: shapes, parameters, kernels, "
+                    "FLOPs and receptive fields, explained.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    summary = sub.add_parser("summary", help="print the Keras-style summary table",
+                             description="Print model.summary(), optionally with extra columns.")
+    _model_arg(summary)
+    summary.add_argument("--show-kernels", action="store_true", help="add the number of 2-D kernels")
+    summary.add_argument("--show-flops", action="store_true", help="add MACs and FLOPs per layer")
+    summary.add_argument("--show-receptive-field", action="store_true", help="add receptive field size/jump/start")
+    summary.add_argument("--show-memory", action="store_true", help="add activation and parameter memory")
+    summary.add_argument("--all", action="store_true", help="all of the extra columns")
+    summary.set_defaults(handler=_cmd_summary)
+
+    explain = sub.add_parser("explain", help="explain every layer's numbers with formulas",
+                             description="Explain shapes, parameters, kernels, FLOPs, memory and "
+                                         "receptive fields, layer by layer.")
+    _model_arg(explain)
+    _lang_arg(explain)
+    explain.add_argument("--format", choices=("text", "markdown", "json"), default="text",
+                         help="output format (default: text)")
+    explain.add_argument("--layer", metavar="NAME", help="explain only this layer (name or 0-based index)")
+    explain.add_argument("--batch-size", type=int, metavar="N", help="batch size for per-batch memory")
+    explain.set_defaults(handler=_cmd_explain)
+
+    plot = sub.add_parser("plot", help="draw the model diagram (SVG or PNG)",
+                          description="Draw the model as keras.utils.plot_model does, without Graphviz.")
+    _model_arg(plot)
+    plot.add_argument("-o", "--output", default="model.png", metavar="FILE",
+                      help="picture to write; .svg or .png (default: model.png)")
+    plot.add_argument("--show-shapes", action="store_true", help="show input/output shapes")
+    plot.add_argument("--show-layer-activations", action="store_true", help="show activation functions")
+    plot.add_argument("--hide-layer-names", action="store_true", help="do not show layer names")
+    plot.add_argument("--rankdir", choices=("TB", "LR"), default="TB", help="direction (default: TB)")
+    plot.add_argument("--dpi", type=int, default=96, help="resolution of a PNG (default: 96)")
+    plot.set_defaults(handler=_cmd_plot)
+
+    report = sub.add_parser("report", help="write the interactive HTML report",
+                            description="Write one self-contained HTML report of the model.")
+    _model_arg(report)
+    _lang_arg(report)
+    report.add_argument("-o", "--output", default="report.html", metavar="FILE",
+                        help="HTML file to write (default: report.html)")
+    report.add_argument("--sample", choices=DATASETS, metavar="DATASET",
+                        help="show feature maps for the first test image of this dataset "
+                             f"({', '.join(DATASETS)})")
+    report.set_defaults(handler=_cmd_report)
+
+    train = sub.add_parser("train", help="compile and fit the model on a dataset",
+                           description="Compile the model and train it on a named dataset, then "
+                                       "report the test loss and accuracy.")
+    _model_arg(train)
+    train.add_argument("--dataset", choices=DATASETS, default="digits", help="dataset (default: digits)")
+    train.add_argument("--epochs", type=int, default=1, help="epochs (default: 1)")
+    train.add_argument("--batch-size", type=int, default=32, help="batch size (default: 32)")
+    train.add_argument("--optimizer", default="adam", help="optimizer name (default: adam)")
+    train.add_argument("--loss", default="sparse_categorical_crossentropy",
+                       help="loss name (default: sparse_categorical_crossentropy)")
+    train.add_argument("--validation-split", type=float, default=0.0, help="fraction held out (default: 0)")
+    train.add_argument("--limit", type=int, metavar="N", help="train on the first N images only")
+    train.add_argument("--save", metavar="FILE", help="save the trained model to FILE")
+    train.add_argument("--seed", type=int, metavar="N", help="random seed for the weights and shuffling")
+    train.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2, help="Keras verbosity (default: 2)")
+    train.set_defaults(handler=_cmd_train)
+
+    demo = sub.add_parser("demo", help="run the demo: train seed 002's CNN on the embedded digits",
+                          description="Train seed 002's CNN on the embedded 8x8 digits, offline, and "
+                                      "print the test accuracy.")
+    demo.add_argument("--epochs", type=int, help="epochs (default: the demo's own)")
+    demo.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1, help="Keras verbosity (default: 1)")
+    demo.set_defaults(handler=_cmd_demo)
+    return parser
+
+
+def _model_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", metavar="MODEL",
+                        help="a .py file defining `model`, a .json model config, or a saved .convscope file")
+
+
+def _lang_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--lang", choices=("en", "ko"), default="en", help="language (default: en)")
+
+
+# -- loading models -------------------------------------------------------------------------------
+
+def load_model_file(path) -> object:
+    """The model defined by a .py file, a .json config or a saved .convscope file."""
+    path = Path(path)
+    if not path.exists():
+        raise CLIError(f"model file not found: {path}")
+    if not path.is_file():
+        raise CLIError(f"model path is not a file: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".py":
+        return _model_from_python(path)
+    if suffix == ".json":
+        return _model_from_json(path)
+    if suffix in (".convscope", ".zip"):
+        from .io import load_model
+        try:
+            return load_model(str(path))
+        except (ValueError, TypeError, KeyError, OSError) as error:
+            raise CLIError(f"cannot load the saved model {path}: {error}") from None
+    raise CLIError(f"unsupported model file {path}: expected a .py file defining `model`, "
+                   "a .json config or a .convscope file")
+
+
+def _model_from_python(path: Path):
+    try:
+        namespace = runpy.run_path(str(path), run_name="__convscope_model__")
+    except SystemExit as error:
+        raise CLIError(f"model file {path} exited (status {error.code}) before defining `model`") from None
+    except Exception as error:  # the user's script may fail in any way; report it in one line
+        raise CLIError(f"model file {path} failed: {type(error).__name__}: {error}") from None
+    model = namespace.get("model")
+    if model is None:
+        raise CLIError(f"model file {path} defines no variable `model`")
+    if not isinstance(getattr(model, "layers", None), (list, tuple)):
+        raise CLIError(f"`model` in {path} is a {type(model).__name__}, expected a convscope Sequential model")
+    return model
+
+
+def _model_from_json(path: Path):
+    from .models import Sequential
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CLIError(f"{path} is not valid JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise CLIError(f"{path} must hold a JSON object (a model config), got {type(data).__name__}")
+    if "class_name" in data:
+        if data["class_name"] != "Sequential":
+            raise CLIError(f"{path} describes a {data['class_name']!r} model; only Sequential models are supported")
+        data = data.get("config", {})
+    try:
+        return Sequential.from_config(data)
+    except (ValueError, TypeError, KeyError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        raise CLIError(f"cannot build the model from {path}: {message}") from None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _call(what: str, function, *args, **kwargs):
+    """Run a library call, turning its argument errors into one-line CLI errors."""
+    try:
+        return function(*args, **kwargs)
+    except (ValueError, TypeError, FileNotFoundError, OSError) as error:
+        raise CLIError(f"{what}: {error}") from None
+
+
+# -- commands -------------------------------------------------------------------------------------
+
+def _cmd_summary(args) -> int:
+    model = load_model_file(args.model)
+    flags = {name: args.all or getattr(args, name)
+             for name in ("show_kernels", "show_flops", "show_receptive_field", "show_memory")}
+    _call("summary", model.summary, **{k: v for k, v in flags.items() if v})
+    return 0
+
+
+def _cmd_explain(args) -> int:
+    from .explain import explain
+    model = load_model_file(args.model)
+    if args.batch_size is not None and args.batch_size < 1:
+        raise CLIError(f"--batch-size must be a positive int, got {args.batch_size}")
+    result = _call("explain", explain, model, lang=args.lang, batch_size=args.batch_size)
+    if args.layer is not None:
+        key = int(args.layer) if args.layer.lstrip("-").isdigit() else args.layer
+        layer = _call("explain", result.layer, key)
+        if args.format == "json":
+            print(json.dumps(layer.to_dict(), ensure_ascii=False, indent=2))
+        else:
+            print(layer.to_markdown() if args.format == "markdown" else layer.to_text(), end="")
+        return 0
+    if args.format == "json":
+        print(result.to_json())
+    elif args.format == "markdown":
+        print(result.to_markdown(), end="")
+    else:
+        print(result.to_text(), end="")
+    return 0
+
+
+def _cmd_plot(args) -> int:
+    from .viz import plot_model
+    model = load_model_file(args.model)
+    if args.dpi < 1:
+        raise CLIError(f"--dpi must be a positive int, got {args.dpi}")
+    _call("plot", plot_model, model, to_file=args.output, show_shapes=args.show_shapes,
+          show_layer_names=not args.hide_layer_names, rankdir=args.rankdir, dpi=args.dpi,
+          show_layer_activations=args.show_layer_activations)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from .viz.report import report
+    model = load_model_file(args.model)
+    sample = None
+    if args.sample is not None:
+        (_, _), (x_test, _) = _load_dataset(args.sample)
+        sample = _fit_images(x_test[:1], model)[0]
+    _call("report", report, model, sample=sample, to_file=args.output, lang=args.lang)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _cmd_train(args) -> int:
+    if args.seed is not None:
+        from .utils import set_random_seed
+        _call("seed", set_random_seed, args.seed)
+    model = load_model_file(args.model)
+    for name in ("epochs", "batch_size"):
+        if getattr(args, name) < 1:
+            raise CLIError(f"--{name.replace('_', '-')} must be a positive int, got {getattr(args, name)}")
+    if not 0.0 <= args.validation_split < 1.0:
+        raise CLIError(f"--validation-split must be in [0, 1), got {args.validation_split}")
+    (x_train, y_train), (x_test, y_test) = _load_dataset(args.dataset)
+    if args.limit is not None:
+        if args.limit < 1:
+            raise CLIError(f"--limit must be a positive int, got {args.limit}")
+        x_train, y_train = x_train[:args.limit], y_train[:args.limit]
+    x_train, x_test = _fit_images(x_train, model), _fit_images(x_test, model)
+    _call("compile", model.compile, optimizer=args.optimizer, loss=args.loss, metrics=["accuracy"])
+    _call("fit", model.fit, x_train, y_train, batch_size=args.batch_size, epochs=args.epochs,
+          validation_split=args.validation_split, verbose=args.verbose)
+    results = _call("evaluate", model.evaluate, x_test, y_test, batch_size=args.batch_size, verbose=0)
+    loss, accuracy = (list(results) + [None, None])[:2] if isinstance(results, (list, tuple)) else (results, None)
+    line = f"test loss {loss:.4f}"
+    if accuracy is not None:
+        line += f", test accuracy {accuracy:.4f}"
+    print(line)
+    if args.save:
+        from .io import save_model
+        _call("save", save_model, model, args.save)
+        print(f"saved {args.save}")
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from . import demo
+    options = {"verbose": args.verbose}
+    if args.epochs is not None:
+        options["epochs"] = args.epochs
+    _call("demo", demo.run, **options)
+    return 0
+
+
+# -- data -----------------------------------------------------------------------------------------
+
+def _load_dataset(name: str):
+    import importlib
+    module = importlib.import_module(f".datasets.{name}", __package__)
+    return _call(f"{name}.load_data", module.load_data)
+
+
+def _fit_images(images: np.ndarray, model) -> np.ndarray:
+    """Images scaled to [0, 1] and reshaped to the model's input (channels added as needed)."""
+    target = tuple(model.input_shape[1:])
+    x = np.asarray(images, dtype=np.float32)
+    peak = float(x.max()) if x.size else 1.0
+    x = x / (peak if peak > 0 else 1.0)
+    per_image = int(np.prod(x.shape[1:]))
+    if None in target or int(np.prod(target)) != per_image:
+        raise CLIError(f"the dataset's images have shape {x.shape[1:]}, which does not fit the model input "
+                       f"{tuple(model.input_shape)}")
+    return x.reshape((len(x),) + target)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

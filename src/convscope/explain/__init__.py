@@ -1,0 +1,55 @@
+"""`convscope.explain(model_or_layer, lang="en")`: every number of a model, with its formula.
+
+The result (`Explanation`) renders as text (`to_text()`), Markdown
+(`to_markdown()`, also the notebook repr), HTML (`_repr_html_()`) or a plain
+dict (`to_dict()`), which the HTML report is built from.  Languages: "en", "ko".
+
+Schema of ``to_dict()`` (version "convscope.explain/1"; all values JSON-serializable)::
+
+    {
+      "schema": "convscope.explain/1",
+      "lang": "en" | "ko",
+      "title": str,                       # e.g. 'Model "sequential"'
+      "model": {
+        "name": str,
+        "input_shape": [int | null, ...],  "output_shape": [int | null, ...],
+        "params": int, "trainable_params": int, "non_trainable_params": int,
+        "macs": int, "flops": int,
+        "batch_size": int,                 # batch used for per-batch memory
+        "activation_bytes_per_sample": int, "activation_bytes_per_batch": int,
+        "param_bytes": int,
+        "optimizer": null | {"name": str, "slots": int, "state_bytes": int},
+        "largest_layer": null | str,       # name of the layer holding most parameters
+        "lines": [str, ...],               # totals, in the chosen language
+        "notes": [str, ...]                # teaching notes about the whole model
+      },
+      "conventions": [str, ...],           # how MACs/FLOPs/memory are counted
+      "layers": [{
+        "index": int, "name": str, "class_name": str,
+        "kind": "conv" | "dense" | "max_pool" | "avg_pool" | "global_max_pool" | "global_avg_pool"
+                | "batch_norm" | "zero_pad" | "flatten" | "reshape" | "dropout" | "activation" | "other",
+        "input_shape": [...], "output_shape": [...],
+        "data_format": null | "channels_last" | "channels_first",
+        "axes": [{"axis": "height" | "width", "mode": "valid" | "same" | "explicit" | "global",
+                  "input": int, "kernel": int, "stride": int, "dilation": int,
+                  "pad_before": int, "pad_after": int, "output": int, "dropped": int}, ...],
+        "params": int, "trainable_params": int, "non_trainable_params": int,
+        "weights": [{"name": str, "shape": [int, ...], "trainable": bool}, ...],
+        "kernels": null | {"count": int, "size": [kh, kw], "filters": int, "in_channels": int,
+                           "groups": int, "weights_per_filter": int},
+        "macs": int, "flops": int, "bias_adds": int, "pool_ops": int, "norm_ops": int,
+        "activation": null | str, "activation_ops": int,
+        "activation_bytes_per_sample": int, "activation_bytes_per_batch": int, "param_bytes": int,
+        "receptive_field": null | [{"axis": "height" | "width", "size": int, "jump": int,
+                                    "start": int}, ...],   # null: each unit sees the whole input
+        "title": str,                      # "conv2d (Conv2D): (None, 28, 28, 1) → (None, 28, 28, 75)"
+        "sections": [{"key": "shape" | "params" | "kernels" | "compute" | "memory"
+                              | "receptive_field" | "notes",
+                      "title": str, "lines": [str, ...]}, ...]
+      }, ...]
+    }
+"""
+
+from .core import Explanation, LayerExplanation, explain
+
+__all__ = ["explain", "Explanation", "LayerExplanation"]

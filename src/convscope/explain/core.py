@@ -1,0 +1,503 @@
+"""Builds explanations from `models.analysis` numbers and one language's sentences.
+
+The formulas (with numbers substituted) are written here once, in a neutral
+mathematical notation; `text_en` / `text_ko` only hold the sentences around them.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from ..models import analysis
+from ..models.analysis import AxisField, AxisSize, LayerNumbers, ModelNumbers, format_bytes
+from . import text_en, text_ko
+
+LANGUAGES = {"en": text_en, "ko": text_ko}
+SCHEMA = "convscope.explain/1"
+SECTION_KEYS = ("shape", "params", "kernels", "compute", "memory", "receptive_field", "notes")
+
+
+def explain(model_or_layer, lang: str = "en", batch_size: Optional[int] = None) -> "Explanation":
+    """Explain a built Sequential model or a single built layer, in English ("en") or Korean ("ko")."""
+    if not isinstance(lang, str) or lang not in LANGUAGES:
+        raise ValueError(f"explain: argument `lang` must be one of {sorted(LANGUAGES)}, got {lang!r}")
+    text = LANGUAGES[lang]
+    is_model = isinstance(getattr(model_or_layer, "layers", None), (list, tuple))
+    if is_model:
+        numbers = analysis.analyze(model_or_layer, batch_size=batch_size)
+    elif hasattr(model_or_layer, "get_config") and hasattr(model_or_layer, "weights"):
+        row = analysis.analyze_layer(model_or_layer, batch_size=batch_size)
+        numbers = ModelNumbers(name=row.name, input_shape=row.input_shape, output_shape=row.output_shape,
+                               layers=[row], batch_size=row.batch_size)
+    else:
+        raise TypeError("explain: argument `model_or_layer` must be a convscope Sequential model or layer, "
+                        f"got {type(model_or_layer).__name__}")
+    return _build(numbers, text, lang, "model_title" if is_model else "layer_only_title")
+
+
+@dataclass
+class LayerExplanation:
+    """One layer: its numbers and its explanation, section by section."""
+
+    numbers: LayerNumbers
+    title: str
+    sections: List[Dict[str, Any]]
+
+    def section(self, key: str) -> List[str]:
+        """The lines of section `key` ("shape", "params", ...); empty when the layer has none."""
+        if key not in SECTION_KEYS:
+            raise ValueError(f"LayerExplanation.section: argument `key` must be one of {SECTION_KEYS}, got {key!r}")
+        for sec in self.sections:
+            if sec["key"] == key:
+                return list(sec["lines"])
+        return []
+
+    def to_text(self) -> str:
+        lines = [self.title]
+        for sec in self.sections:
+            lines.append(f"  {sec['title']}:")
+            lines.extend(f"    {line}" for line in sec["lines"])
+        return "\n".join(lines) + "\n"
+
+    def to_markdown(self) -> str:
+        lines = [f"### {self.numbers.index + 1}. {self.title}", ""]
+        for sec in self.sections:
+            lines += [f"**{sec['title']}**", ""] + [_md_bullet(line) for line in sec["lines"]] + [""]
+        return "\n".join(lines)
+
+    def to_dict(self) -> Dict[str, Any]:
+        r = self.numbers
+        kernels = None
+        if r.kernels is not None:
+            kernels = {"count": r.kernels, "size": list(r.kernel_size), "filters": r.filters,
+                       "in_channels": r.in_channels, "groups": r.groups,
+                       "weights_per_filter": r.weights_per_filter}
+        return {
+            "index": r.index, "name": r.name, "class_name": r.class_name, "kind": r.kind,
+            "input_shape": list(r.input_shape), "output_shape": list(r.output_shape),
+            "data_format": r.data_format,
+            "axes": [dict(axis=a.axis, mode=a.mode, input=a.input, kernel=a.kernel, stride=a.stride,
+                          dilation=a.dilation, pad_before=a.pad_before, pad_after=a.pad_after,
+                          output=a.output, dropped=a.dropped) for a in r.axes],
+            "params": r.params, "trainable_params": r.trainable_params,
+            "non_trainable_params": r.non_trainable_params,
+            "weights": [{"name": n, "shape": list(s), "trainable": t} for n, s, t in r.weight_shapes],
+            "kernels": kernels,
+            "macs": r.macs, "flops": r.flops, "bias_adds": r.bias_adds, "pool_ops": r.pool_ops,
+            "norm_ops": r.norm_ops, "activation": r.activation, "activation_ops": r.activation_ops,
+            "activation_bytes_per_sample": r.activation_bytes_per_sample,
+            "activation_bytes_per_batch": r.activation_bytes_per_batch, "param_bytes": r.param_bytes,
+            "receptive_field": None if r.receptive_field is None else
+            [{"axis": f.axis, "size": f.size, "jump": f.jump, "start": f.start} for f in r.receptive_field],
+            "title": self.title,
+            "sections": [{"key": s["key"], "title": s["title"], "lines": list(s["lines"])} for s in self.sections],
+        }
+
+
+@dataclass
+class Explanation:
+    """A whole model's explanation; render with to_text(), to_markdown(), to_dict()."""
+
+    numbers: ModelNumbers
+    lang: str
+    title: str
+    model_lines: List[str]
+    model_notes: List[str]
+    conventions: List[str]
+    layers: List[LayerExplanation] = field(default_factory=list)
+
+    def layer(self, name_or_index) -> LayerExplanation:
+        """The explanation of one layer, by name or position."""
+        if isinstance(name_or_index, int) and not isinstance(name_or_index, bool):
+            if not -len(self.layers) <= name_or_index < len(self.layers):
+                raise ValueError(f"Explanation.layer: index {name_or_index} out of range for "
+                                 f"{len(self.layers)} layers")
+            return self.layers[name_or_index]
+        for item in self.layers:
+            if item.numbers.name == name_or_index:
+                return item
+        names = [item.numbers.name for item in self.layers]
+        raise ValueError(f"Explanation.layer: no layer named {name_or_index!r}; layers are {names}")
+
+    def to_dict(self) -> Dict[str, Any]:
+        n = self.numbers
+        optimizer = None
+        if n.optimizer is not None:
+            optimizer = {"name": n.optimizer, "slots": n.optimizer_slots, "state_bytes": n.optimizer_state_bytes}
+        largest = n.largest_layer
+        return {
+            "schema": SCHEMA, "lang": self.lang, "title": self.title,
+            "model": {
+                "name": n.name, "input_shape": list(n.input_shape), "output_shape": list(n.output_shape),
+                "params": n.params, "trainable_params": n.trainable_params,
+                "non_trainable_params": n.non_trainable_params, "macs": n.macs, "flops": n.flops,
+                "batch_size": n.batch_size, "activation_bytes_per_sample": n.activation_bytes_per_sample,
+                "activation_bytes_per_batch": n.activation_bytes_per_batch, "param_bytes": n.param_bytes,
+                "optimizer": optimizer, "largest_layer": largest.name if largest else None,
+                "lines": list(self.model_lines), "notes": list(self.model_notes),
+            },
+            "conventions": list(self.conventions),
+            "layers": [item.to_dict() for item in self.layers],
+        }
+
+    def to_json(self, indent: Optional[int] = 2) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent)
+
+    def to_text(self) -> str:
+        out = [self.title, *self.model_lines, *self.model_notes, ""]
+        for item in self.layers:
+            out.append(f"[{item.numbers.index + 1}] {item.to_text()}")
+        out.extend(self.conventions)
+        return "\n".join(out).rstrip() + "\n"
+
+    def to_markdown(self) -> str:
+        out = [f"## {self.title}", ""]
+        out.extend(_md_bullet(line) for line in self.model_lines + self.model_notes)
+        out.append("")
+        for item in self.layers:
+            out.append(item.to_markdown())
+        out += ["---", ""] + [_md_bullet(line) for line in self.conventions]
+        return "\n".join(out).rstrip() + "\n"
+
+    def _repr_markdown_(self) -> str:
+        return self.to_markdown()
+
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        out = [f"<div class='convscope-explain' lang='{self.lang}'><h3>{esc(self.title)}</h3><ul>"]
+        out += [f"<li>{esc(line)}</li>" for line in self.model_lines + self.model_notes]
+        out.append("</ul>")
+        for item in self.layers:
+            out.append(f"<h4>{item.numbers.index + 1}. {esc(item.title)}</h4>")
+            for sec in item.sections:
+                out.append(f"<p><b>{esc(sec['title'])}</b></p><ul>")
+                out += [f"<li>{esc(line.strip())}</li>" for line in sec["lines"]]
+                out.append("</ul>")
+        out.append("<hr><ul>" + "".join(f"<li>{esc(c)}</li>" for c in self.conventions) + "</ul></div>")
+        return "".join(out)
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+    def __repr__(self) -> str:
+        n = self.numbers
+        return (f"<Explanation of '{n.name}' ({self.lang}): {len(self.layers)} layer(s), "
+                f"{n.params:,} params, {n.flops:,} FLOPs>")
+
+
+def _md_bullet(line: str) -> str:
+    """A text line as a Markdown bullet: indented lines nest, and _ * ` are escaped."""
+    depth = "  " if line.startswith("  ") else ""
+    escaped = line.strip().replace("\\", "\\\\")
+    for char in "_*`":
+        escaped = escaped.replace(char, "\\" + char)
+    return f"{depth}- {escaped}"
+
+
+# -- building ------------------------------------------------------------------------------------
+
+def _build(numbers: ModelNumbers, text, lang: str, title_key: str) -> Explanation:
+    t = text.T
+    total = numbers.params
+    largest = numbers.largest_layer if len(numbers.layers) > 1 else None
+    model_lines = [
+        t["model_shapes"].format(inp=_shape(numbers.input_shape), out=_shape(numbers.output_shape)),
+        t["model_params"].format(total=_n(total), trainable=_n(numbers.trainable_params),
+                                 non_trainable=_n(numbers.non_trainable_params)),
+        t["model_compute"].format(macs=_n(numbers.macs), flops=_n(numbers.flops)),
+        t["model_memory"].format(act_sample=format_bytes(numbers.activation_bytes_per_sample),
+                                 act_batch=format_bytes(numbers.activation_bytes_per_batch),
+                                 batch=numbers.batch_size, param_bytes=format_bytes(numbers.param_bytes)),
+    ]
+    if numbers.optimizer is not None:
+        model_lines.append(t["model_optimizer"].format(
+            name=numbers.optimizer, slots=numbers.optimizer_slots,
+            state=format_bytes(numbers.optimizer_state_bytes), multiplier=1 + numbers.optimizer_slots))
+    model_notes = []
+    if largest is not None:
+        note = t["largest"].format(name=largest.name, cls=largest.class_name, params=_n(largest.params),
+                                   total=_n(total), share=100.0 * largest.params / total)
+        previous = numbers.layers[largest.index - 1] if largest.index > 0 else None
+        if largest.kind == "dense" and previous is not None and previous.kind == "flatten":
+            note += t["largest_dense_after_flatten"].format(inputs=_n(largest.in_channels),
+                                                            units=_n(largest.filters))
+        model_notes.append(note)
+    conventions = [t["convention_mac"], t["convention_extra"],
+                   t["convention_memory"].format(batch=numbers.batch_size)]
+    explanation = Explanation(numbers=numbers, lang=lang,
+                              title=t[title_key].format(name=numbers.name),
+                              model_lines=model_lines, model_notes=model_notes, conventions=conventions)
+    first_conv = next((r.index for r in numbers.layers if r.kind == "conv"), None)
+    previous_field = _input_field(numbers)
+    for row in numbers.layers:
+        share = 100.0 * row.params / total if largest is not None and row is largest else None
+        sections = _sections(row, text, previous_field, first_conv == row.index, share)
+        title = t["layer_title"].format(name=row.name, cls=row.class_name, inp=_shape(row.input_shape),
+                                        out=_shape(row.output_shape))
+        explanation.layers.append(LayerExplanation(numbers=row, title=title, sections=sections))
+        previous_field = row.receptive_field
+    return explanation
+
+
+def _input_field(numbers: ModelNumbers) -> Optional[List[AxisField]]:
+    if len(numbers.input_shape) != 4:
+        return None
+    return [AxisField(name, 1, 1, 0) for name in analysis.AXIS_NAMES]
+
+
+def _sections(row: LayerNumbers, text, previous_field, first_conv: bool, share) -> List[Dict[str, Any]]:
+    t = text.T
+    built = [("shape", _shape_lines(row, text)), ("params", _param_lines(row, text)),
+             ("kernels", _kernel_lines(row, text)), ("compute", _compute_lines(row, text)),
+             ("memory", _memory_lines(row, text)),
+             ("receptive_field", _field_lines(row, text, previous_field)),
+             ("notes", _note_lines(row, text, first_conv, share))]
+    return [{"key": key, "title": t["sec_" + key], "lines": lines} for key, lines in built if lines]
+
+
+def _shape_lines(row: LayerNumbers, text) -> List[str]:
+    t = text.T
+    lines: List[str] = []
+    if row.kind in ("conv", "max_pool", "avg_pool"):
+        for axis in row.axes:
+            lines += _window_axis_lines(axis, text)
+        c_axis = 1 if row.data_format == "channels_first" else 3
+        if row.kind == "conv":
+            lines.append(t["shape_channels_conv"].format(c_in=row.input_shape[c_axis], c_out=row.filters))
+        else:
+            lines.append(t["shape_channels_pool"].format(c=row.input_shape[c_axis]))
+    elif row.kind == "zero_pad":
+        for axis in row.axes:
+            before_side, after_side = text.SIDES[axis.axis]
+            lines.append(t["shape_zero_pad"].format(axis=text.AXES[axis.axis], n_in=axis.input, n_out=axis.output,
+                                                    before=axis.pad_before, after=axis.pad_after,
+                                                    side_before=before_side, side_after=after_side))
+    elif row.kind in ("global_max_pool", "global_avg_pool"):
+        height, width = row.axes[0].input, row.axes[1].input
+        for axis in row.axes:
+            lines.append(t["shape_global"].format(axis=text.AXES[axis.axis], n_in=axis.input,
+                                                  n_h=height, n_w=width))
+    elif row.kind == "dense":
+        rest = _shape(row.input_shape[:-1])
+        lines.append(t["shape_dense"].format(n_in=_n(row.in_channels), units=_n(row.filters), rest=rest))
+    elif row.kind == "flatten":
+        dims = [d for d in row.input_shape[1:]]
+        lines.append(t["shape_flatten"].format(expr="·".join(str(d) for d in dims),
+                                               total=_n(row.output_elements)))
+    elif row.kind == "reshape":
+        lines.append(t["shape_reshape"].format(total=_n(row.output_elements)))
+    else:
+        lines.append(t["shape_same_as_input"].format(shape=_shape(row.output_shape)))
+    return lines
+
+
+def _window_axis_lines(axis: AxisSize, text) -> List[str]:
+    """Output size of one axis: the mode's formula, the general or familiar form, and floor drops."""
+    t = text.T
+    name = text.AXES[axis.axis]
+    side_before, side_after = text.SIDES[axis.axis]
+    lines = []
+    if axis.mode == "valid":
+        expr = (f"⌊({axis.input} − {axis.dilation}·({axis.kernel}−1) − 1)/{axis.stride}⌋ + 1 = {axis.output}")
+        lines.append(t["shape_valid"].format(axis=name, n_in=axis.input, n_out=axis.output, expr=expr))
+    else:
+        lines.append(t["shape_same"].format(axis=name, n_in=axis.input, n_out=axis.output, stride=axis.stride,
+                                            before=axis.pad_before, after=axis.pad_after,
+                                            side_before=side_before, side_after=side_after))
+        if axis.dilation > 1:
+            expr = (f"⌊({axis.input} + {axis.pad_before} + {axis.pad_after} − {axis.dilation}·({axis.kernel}−1)"
+                    f" − 1)/{axis.stride}⌋ + 1 = {axis.output}")
+            lines.append(t["shape_general"].format(expr=expr))
+    if axis.dilation == 1:
+        lines.append(t["shape_familiar"].format(form=_familiar_form(axis), expr=_familiar_expr(axis)))
+    else:
+        lines.append(t["shape_window"].format(kernel=axis.kernel, effective=axis.effective_kernel,
+                                              dilation=axis.dilation, stride=axis.stride))
+    if axis.dropped:
+        singular, plural = text.CELLS[axis.axis]
+        lines.append(t["shape_dropped"].format(count=axis.dropped, cells=singular if axis.dropped == 1 else plural,
+                                               side=side_after, them="it" if axis.dropped == 1 else "them"))
+    return lines
+
+
+def _familiar_form(axis: AxisSize) -> str:
+    pad = "2P" if axis.pad_before == axis.pad_after else "P₁ + P₂"
+    return f"(W − F + {pad})/S + 1"
+
+
+def _familiar_expr(axis: AxisSize) -> str:
+    """The seeds' (W − F + 2P)/S + 1 with the numbers in; ⌊ ⌋ shown when the division is not exact."""
+    if axis.pad_before == axis.pad_after:
+        pad = f"2·{axis.pad_before}"
+    else:
+        pad = f"{axis.pad_before} + {axis.pad_after}"
+    inner = f"({axis.input} − {axis.kernel} + {pad})/{axis.stride}"
+    if axis.dropped:
+        inner = f"⌊{inner}⌋"
+    return f"{inner} + 1 = {axis.output}"
+
+
+def _param_lines(row: LayerNumbers, text) -> List[str]:
+    t = text.T
+    lines: List[str] = []
+    if row.kind == "conv":
+        kh, kw = row.kernel_size
+        per = _per_group(row)
+        if row.use_bias:
+            lines.append(t["params_conv"].format(inner=_inner_name(row), expr=f"{row.filters} × ({per}·{kh}·{kw} + 1)",
+                                                 total=_n(row.params)))
+            lines.append(t["params_conv_alt"].format(expr=f"({kh}·{kw}·{per} + 1)·{row.filters}",
+                                                     total=_n(row.params)))
+        else:
+            lines.append(t["params_conv_nobias"].format(inner=_inner_name(row),
+                                                        expr=f"{row.filters} × {per}·{kh}·{kw}",
+                                                        total=_n(row.params)))
+    elif row.kind == "dense":
+        if row.use_bias:
+            lines.append(t["params_dense"].format(expr=f"{row.in_channels} × {row.filters} + {row.filters}",
+                                                  total=_n(row.params)))
+        else:
+            lines.append(t["params_dense_nobias"].format(expr=f"{row.in_channels} × {row.filters}",
+                                                         total=_n(row.params)))
+    elif row.kind == "batch_norm":
+        channels = row.in_channels
+        factor = row.params // channels
+        trainable = row.params - 2 * channels
+        lines.append(t["params_bn"].format(
+            factor=factor, expr=f"{factor} × {channels}", total=_n(row.params),
+            trainable=f"{trainable // channels} × {channels} = {_n(trainable)}",
+            non_trainable=f"2 × {channels} = {_n(2 * channels)}"))
+    elif row.params == 0:
+        lines.append(t["params_none"])
+    else:
+        lines.append(t["params_other"].format(total=_n(row.params)))
+    if row.params and row.trainable_params == 0 and row.non_trainable_params == row.params \
+            and row.kind != "batch_norm":
+        lines.append(t["params_frozen"].format(total=_n(row.params)))
+    return lines
+
+
+def _per_group(row: LayerNumbers) -> str:
+    return f"{row.in_channels}" if row.groups == 1 else f"({row.in_channels}/{row.groups})"
+
+
+def _inner_name(row: LayerNumbers) -> str:
+    return "in·kh·kw" if row.groups == 1 else "in/groups·kh·kw"
+
+
+def _kernel_lines(row: LayerNumbers, text) -> List[str]:
+    if row.kind != "conv":
+        return []
+    t = text.T
+    kh, kw = row.kernel_size
+    per_name = "in" if row.groups == 1 else "in/groups"
+    per_expr = f"{row.in_channels}" if row.groups == 1 else f"{row.in_channels}/{row.groups}"
+    per = row.in_channels // row.groups
+    lines = [t["kernels"].format(per=per_name, expr=f"{row.filters} × {per_expr}", count=_n(row.kernels),
+                                 kh=kh, kw=kw),
+             t["kernels_per_filter"].format(per=per, kh=kh, kw=kw, weights=_n(row.weights_per_filter),
+                                            group_note=t["kernels_group_note"] if row.groups > 1 else "")]
+    if per > 1:
+        shape_t = f"({row.filters}, {per}, {kw}, {kh})"
+        lines.append(t["kernels_not_filters"].format(filters=_n(row.filters), count=_n(row.kernels),
+                                                     shape_t=shape_t))
+    return lines
+
+
+def _compute_lines(row: LayerNumbers, text) -> List[str]:
+    t = text.T
+    lines: List[str] = []
+    outputs_expr = "·".join(str(d) for d in row.output_shape[1:])
+    if row.macs:
+        if row.kind == "conv":
+            kh, kw = row.kernel_size
+            per_expr = f"{row.in_channels // row.groups}·{kh}·{kw}"
+            per_name = t["per_conv"]
+        else:
+            per_expr, per_name = str(row.in_channels), t["per_dense"]
+        lines.append(t["compute_macs"].format(per_name=per_name, outputs_expr=outputs_expr, per_expr=per_expr,
+                                              macs=_n(row.macs)))
+        lines.append(t["compute_flops"].format(flops2=_n(2 * row.macs)))
+    if row.bias_adds:
+        lines.append(t["compute_bias"].format(count=_n(row.bias_adds)))
+    if row.pool_ops:
+        key = "compute_pool_max" if row.kind in ("max_pool", "global_max_pool") else "compute_pool_avg"
+        lines.append(t[key].format(count=_n(row.pool_ops)))
+    if row.norm_ops:
+        lines.append(t["compute_norm"].format(count=_n(row.norm_ops)))
+    if row.activation_ops:
+        lines.append(t["compute_activation"].format(count=_n(row.activation_ops), activation=row.activation))
+    if lines:
+        if not row.macs:  # nothing to add the counts to: drop the leading "+ "
+            lines[0] = lines[0][2:] if lines[0].startswith("+ ") else lines[0]
+        lines.append(t["compute_total"].format(flops=_n(row.flops)))
+    else:
+        lines.append(t["compute_none"])
+    return lines
+
+
+def _memory_lines(row: LayerNumbers, text) -> List[str]:
+    t = text.T
+    lines = [t["memory_act"].format(values=_n(row.output_elements), itemsize=row.itemsize,
+                                    per_sample=format_bytes(row.activation_bytes_per_sample),
+                                    per_batch=format_bytes(row.activation_bytes_per_batch), batch=row.batch_size)]
+    if row.params:
+        lines.append(t["memory_params"].format(params=_n(row.params), itemsize=row.itemsize,
+                                               bytes=format_bytes(row.param_bytes)))
+    return lines
+
+
+def _field_lines(row: LayerNumbers, text, previous_field) -> List[str]:
+    t = text.T
+    rf = row.receptive_field
+    if rf is None:
+        return [t["rf_all"]] if previous_field is not None else []
+    height, width = rf
+    lines = [t["rf_size"].format(size_h=height.size, size_w=width.size, jump_h=height.jump, jump_w=width.jump,
+                                 start_h=height.start, start_w=width.start)]
+    if row.kind in ("conv", "max_pool", "avg_pool", "zero_pad") and previous_field is not None:
+        for axis, before, after in zip(row.axes, previous_field, rf):
+            lines.append(t["rf_step"].format(axis=text.AXES[axis.axis], prev_size=before.size,
+                                             effective=axis.effective_kernel, prev_jump=before.jump,
+                                             size=after.size, stride=axis.stride, jump=after.jump,
+                                             prev_start=before.start, pad=axis.pad_before, start=after.start))
+    if height.start < 0 or width.start < 0:
+        lines.append(t["rf_padding"])
+    return lines
+
+
+def _note_lines(row: LayerNumbers, text, first_conv: bool, share) -> List[str]:
+    t = text.T
+    notes = []
+    if share is not None:
+        notes.append(t["note_largest"].format(share=share))
+    if row.kind in ("max_pool", "avg_pool", "global_max_pool", "global_avg_pool"):
+        what = t["note_pool_max"] if "max" in row.kind else t["note_pool_avg"]
+        notes.append(t["note_pool"].format(what=what))
+    if row.kind == "conv" and first_conv:
+        notes.append(t["note_xcorr"])
+    if row.kind in ("conv", "max_pool", "avg_pool"):
+        asymmetric = [a for a in row.axes if a.mode == "same" and a.pad_before != a.pad_after]
+        if asymmetric:
+            sides = " / ".join(text.SIDES[a.axis][1] for a in asymmetric)
+            notes.append(t["note_same_asym"].format(sides=sides))
+        for axis in row.axes:
+            if axis.dilation > 1:
+                notes.append(t["note_dilation"].format(dilation=axis.dilation, kernel=axis.kernel,
+                                                       effective=axis.effective_kernel))
+                break
+    if row.kind == "dropout" and row.rate is not None:
+        notes.append(t["note_dropout"].format(rate=f"{row.rate:g}", percent=f"{100 * row.rate:g}%"))
+    return notes
+
+
+def _n(value) -> str:
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _shape(shape) -> str:
+    dims = ["None" if d is None else str(d) for d in shape]
+    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"

@@ -1,0 +1,105 @@
+"""한국어 설명 문장. 숫자와 공식은 `core`가 채워 넣는다 (Korean sentences of the explanations)."""
+
+AXES = {"height": "높이", "width": "너비"}
+SIDES = {"height": ("위쪽", "아래쪽"), "width": ("왼쪽", "오른쪽")}
+CELLS = {"height": ("행", "행"), "width": ("열", "열")}
+
+T = {
+    "model_title": '모델 "{name}"',
+    "layer_only_title": '층 "{name}"',
+    "model_shapes": "입력 {inp} → 출력 {out}",
+    "model_params": "전체 파라미터 {total}개 (학습되는 파라미터 {trainable}개, 학습되지 않는 파라미터 {non_trainable}개)",
+    "model_compute": "샘플 하나를 처리하는 연산량: 곱셈-누산(MAC) {macs}회, 모두 합쳐 {flops} FLOPs",
+    "model_memory": ("메모리: 특성 맵은 샘플당 {act_sample}, 배치({batch}개)당 {act_batch}이고 "
+                     "파라미터는 {param_bytes}를 차지합니다"),
+    "model_optimizer": ("옵티마이저({name})는 학습되는 파라미터 하나마다 값을 {slots}개 더 들고 있습니다. "
+                        "옵티마이저 상태만 {state}이고, 가중치까지 치면 파라미터 메모리의 {multiplier}배입니다"),
+    "largest": "파라미터가 가장 많은 층은 {name} ({cls})입니다. 전체 {total}개 중 {params}개({share:.1f}%)를 차지합니다.",
+    "largest_dense_after_flatten": (" Flatten 바로 뒤의 Dense 층이라서, 펼쳐진 값 {inputs}개가 "
+                                    "유닛 {units}개 하나하나와 모두 연결되기 때문입니다."),
+    "convention_mac": "곱셈-누산(MAC) 1회는 곱셈 한 번과 덧셈 한 번이므로 2 FLOPs로 셉니다.",
+    "convention_extra": ("편향 덧셈, 풀링 연산(최대 풀링은 비교, 평균 풀링은 덧셈과 나눗셈 — 윈도우 안의 실제 셀만), "
+                         "배치 정규화(추론 시 원소마다 곱셈 한 번과 덧셈 한 번), 활성화 함수(원소마다 한 번)는 "
+                         "따로 세어 FLOPs에 더합니다."),
+    "convention_memory": "메모리는 값의 개수 × 층 dtype의 바이트 수로 계산하며, 배치 크기는 {batch}로 잡았습니다.",
+    "layer_title": "{name} ({cls}): {inp} → {out}",
+    "sec_shape": "출력 크기",
+    "sec_params": "파라미터",
+    "sec_kernels": "커널",
+    "sec_compute": "연산량",
+    "sec_memory": "메모리",
+    "sec_receptive_field": "수용 영역",
+    "sec_notes": "참고",
+    # 출력 크기
+    "shape_valid": '{axis} {n_in} → {n_out}: 패딩이 "valid"라서 패딩 없이 ⌊(W − D·(F−1) − 1)/S⌋ + 1 = {expr}입니다',
+    "shape_same": ('{axis} {n_in} → {n_out}: 패딩이 "same"이면 출력 크기는 ⌈W/S⌉ = ⌈{n_in}/{stride}⌉ = {n_out}이고, '
+                   "실제로 덧붙는 패딩은 {side_before} {before}칸, {side_after} {after}칸입니다"),
+    "shape_general": "  일반식으로 쓰면 ⌊(W + P_앞 + P_뒤 − D·(F−1) − 1)/S⌋ + 1 = {expr}",
+    "shape_familiar": "  익숙한 공식 {form}에 넣어 보면 {expr}",
+    "shape_zero_pad": "{axis} {n_in} → {n_out}: {side_before} {before}칸 + {n_in} + {side_after} {after}칸 = {n_out}",
+    "shape_global": "{axis} {n_in} → 없어짐: {n_h}×{n_w} 특성 맵 전체가 채널마다 값 하나로 줄어듭니다",
+    "shape_dropped": ("  나눗셈을 내림하기 때문에 (패딩된) 입력의 {side} {count}{cells}은 어떤 윈도우도 "
+                      "닿지 않아 버려집니다"),
+    "shape_window": "  윈도우 {kernel}칸 (팽창 {dilation}을 적용하면 실제로 {effective}칸), 스트라이드 {stride}",
+    "shape_channels_conv": "채널 {c_in} → {c_out}: 필터 하나가 특성 맵 하나를 만들므로 출력 채널 수는 필터 수와 같습니다",
+    "shape_channels_pool": "채널 {c} → {c}: 풀링은 채널마다 따로 적용됩니다",
+    "shape_dense": "Dense는 마지막 축에만 작용합니다: {n_in} → {units}, 나머지 축 {rest}은 그대로입니다",
+    "shape_flatten": "Flatten은 값을 한 줄로 펼칩니다: {expr} = {total}",
+    "shape_reshape": "Reshape: 같은 값 {total}개를 모양만 바꿔 다시 배치합니다",
+    "shape_same_as_input": "출력 크기는 입력과 같습니다: {shape}",
+    # 파라미터
+    "params_conv": "필터 수 × ({inner} + 1) = {expr} = {total}개 (+1은 필터마다 하나씩 있는 편향)",
+    "params_conv_nobias": "필터 수 × {inner} = {expr} = {total}개 (편향 없음)",
+    "params_conv_alt": "(kh·kw·in + 1)·필터 수로 써도 {expr} = {total}개입니다. 패딩과 스트라이드는 파라미터 수를 바꾸지 않습니다",
+    "params_dense": "입력 × 유닛 + 유닛 = {expr} = {total}개 (마지막 축의 가중치에 유닛마다 편향 하나)",
+    "params_dense_nobias": "입력 × 유닛 = {expr} = {total}개 (편향 없음)",
+    "params_bn": ("{factor} × C = {expr} = {total}개입니다. 이 중 γ와 β({trainable}개)만 기울기로 학습되고, "
+                  "이동 평균과 이동 분산({non_trainable}개)은 학습 중 배치 통계의 이동 평균으로 갱신되어 "
+                  "추론 때 쓰일 뿐이라 학습되지 않는 파라미터로 셉니다"),
+    "params_none": "파라미터가 없습니다. 이 층에는 학습할 값이 없습니다",
+    "params_other": "가중치에 파라미터 {total}개가 있습니다",
+    "params_frozen": "trainable=False라서 {total}개 모두 학습되지 않는 파라미터로 셉니다",
+    # 커널
+    "kernels": "커널 수 = 필터 수 × {per} = {expr} = {count}개, 각각 {kh}×{kw} 크기입니다",
+    "kernels_per_filter": ("필터 하나는 {group_note}입력 채널마다 커널을 하나씩, 모두 {per}개 쌓은 것이라 "
+                           "가중치가 {per}·{kh}·{kw} = {weights}개입니다"),
+    "kernels_group_note": "자기 그룹의 ",
+    "kernels_not_filters": ("필터는 {filters}개지만 커널은 {count}개입니다. 필터 수와 커널 수는 다릅니다 "
+                            "(weights.T.shape = {shape_t})"),
+    # 연산량
+    "compute_macs": "MAC = 출력 원소 수 × {per_name} = {outputs_expr} × {per_expr} = {macs}회",
+    "compute_flops": "FLOPs = 2 × MAC = {flops2}",
+    "compute_bias": "+ 편향 덧셈 {count}회",
+    "compute_activation": "+ {activation} 활성화 계산 {count}회",
+    "compute_pool_max": "+ 비교 {count}회 (출력마다 윈도우의 실제 셀 수 − 1)",
+    "compute_pool_avg": "+ 덧셈과 나눗셈 {count}회 (출력마다 셀 수 − 1번 더하고 한 번 나눔)",
+    "compute_norm": "+ 정규화 {count} FLOPs (원소마다 곱셈 한 번, 덧셈 한 번)",
+    "compute_total": "합계 {flops} FLOPs",
+    "compute_none": "산술 연산이 없습니다. 값을 옮기거나 복사할 뿐입니다",
+    "per_conv": "in/groups·kh·kw",
+    "per_dense": "입력 수",
+    # 메모리
+    "memory_act": ("출력 값 {values}개 × {itemsize}바이트 = 샘플당 {per_sample}, "
+                   "배치({batch}개)당 {per_batch}"),
+    "memory_params": "파라미터 {params}개 × {itemsize}바이트 = {bytes}",
+    # 수용 영역
+    "rf_size": ("출력 유닛 하나가 보는 입력 영역(수용 영역)은 {size_h}×{size_w} 픽셀입니다. "
+                "이웃한 유닛끼리는 입력에서 {jump_h}×{jump_w} 픽셀씩 떨어져 있고(jump), "
+                "(0, 0) 유닛의 수용 영역은 입력의 ({start_h}, {start_w})에서 시작합니다"),
+    "rf_padding": "  시작 위치가 음수이면 그 부분은 패딩 안에 있습니다",
+    "rf_step": ("  {axis}: 크기 {prev_size} + ({effective} − 1)·{prev_jump} = {size}, "
+                "jump {prev_jump}·{stride} = {jump}, 시작 {prev_start} − {pad}·{prev_jump} = {start}"),
+    "rf_all": "모든 유닛이 입력 전체를 봅니다",
+    # 참고
+    "note_pool": "풀링 층에는 파라미터가 없습니다. 윈도우마다 {what}을 고를 뿐입니다.",
+    "note_pool_max": "최댓값",
+    "note_pool_avg": "평균",
+    "note_xcorr": ("Conv2D가 실제로 계산하는 것은 합성곱이 아니라 교차 상관(cross-correlation)입니다. "
+                   "커널을 뒤집지 않고 그대로 곱하는데, 커널 값은 어차피 학습으로 정해지므로 결과는 다르지 않습니다."),
+    "note_same_asym": ('"same" 패딩에서 남는 한 칸은 {sides}에 붙습니다(TensorFlow 방식). 그래서 여기서는 패딩이 '
+                       "비대칭이고, 양쪽에 똑같이 붙이는 PyTorch의 패딩과는 결과가 다릅니다."),
+    "note_dilation": "팽창(dilation) {dilation} 때문에 {kernel}칸짜리 커널이 입력 {effective}칸에 걸쳐 펼쳐집니다.",
+    "note_dropout": ("드롭아웃에는 파라미터가 없습니다. 추론 때는 입력을 그대로 내보내고, 학습 때만 값의 {percent}를 "
+                     "무작위로 0으로 만들고 나머지를 1/(1 − {rate})배 키웁니다."),
+    "note_largest": "이 층이 전체 파라미터의 {share:.1f}%를 차지해 모든 층 중 가장 많습니다.",
+}
