@@ -1,0 +1,74 @@
+"""Paint a `Drawing` into a PNG with Pillow (the optional extra `convscope[viz]`)."""
+
+from __future__ import annotations
+
+import io
+from functools import lru_cache
+import numpy as np
+
+_FONTS = {False: ("DejaVuSans.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"),
+          True: ("DejaVuSans-Bold.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")}
+
+
+def _pillow():
+    try:
+        from PIL import Image, ImageDraw, ImageFont
+    except ImportError:
+        raise ImportError("convscope.viz: writing PNG needs Pillow; install it with "
+                          "`pip install convscope[viz]` (or write an .svg file instead)") from None
+    return Image, ImageDraw, ImageFont
+
+
+@lru_cache(maxsize=64)
+def _font(size: int, bold: bool):
+    """A TrueType font of `size` pixels: DejaVu when installed, else Pillow's built-in scalable font."""
+    _, _, ImageFont = _pillow()
+    for name in _FONTS[bold]:
+        try:
+            return ImageFont.truetype(name, size)
+        except OSError:
+            continue
+    return ImageFont.load_default(size=size)
+
+
+def _rgb(color: str):
+    color = color.lstrip("#")
+    return tuple(int(color[i:i + 2], 16) for i in (0, 2, 4))
+
+
+def render_png(drawing, scale: float = 1.0) -> bytes:
+    """PNG bytes of `drawing`, every coordinate multiplied by `scale` (dpi / 96)."""
+    Image, ImageDraw, _ = _pillow()
+    width, height = max(1, round(drawing.width * scale)), max(1, round(drawing.height * scale))
+    image = Image.new("RGB", (width, height), _rgb(drawing.background or "#ffffff"))
+    pen = ImageDraw.Draw(image)
+    s = scale
+    for kind, a in drawing.items:
+        if kind == "rect":
+            box = [a["x"] * s, a["y"] * s, (a["x"] + a["w"]) * s, (a["y"] + a["h"]) * s]
+            fill = None if a["fill"] == "none" else _rgb(a["fill"])
+            outline = _rgb(a["stroke"]) if a["stroke"] else None
+            line_width = max(1, round(a["stroke_width"] * s)) if outline else 0
+            if a["rx"]:
+                pen.rounded_rectangle(box, radius=a["rx"] * s, fill=fill, outline=outline, width=line_width)
+            else:
+                pen.rectangle(box, fill=fill, outline=outline, width=line_width)
+        elif kind == "line":
+            pen.line([a["x1"] * s, a["y1"] * s, a["x2"] * s, a["y2"] * s], fill=_rgb(a["stroke"]),
+                     width=max(1, round(a["stroke_width"] * s)))
+        elif kind == "polyline":
+            pen.line([(x * s, y * s) for x, y in a["points"]], fill=_rgb(a["stroke"]),
+                     width=max(1, round(a["stroke_width"] * s)), joint="curve")
+        elif kind == "polygon":
+            pen.polygon([(x * s, y * s) for x, y in a["points"]], fill=_rgb(a["fill"]))
+        elif kind == "text":
+            font = _font(max(6, round(a["size"] * s)), a["weight"] == "bold")
+            anchor = {"start": "ls", "middle": "ms", "end": "rs"}[a["anchor"]]
+            pen.text((a["x"] * s, a["y"] * s), a["text"], fill=_rgb(a["fill"]), font=font, anchor=anchor)
+        elif kind == "image":
+            size = (max(1, round(a["w"] * s)), max(1, round(a["h"] * s)))
+            tile = Image.fromarray(np.ascontiguousarray(a["rgb"][..., :3]), "RGB").resize(size, Image.NEAREST)
+            image.paste(tile, (round(a["x"] * s), round(a["y"] * s)))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", dpi=(96 * scale, 96 * scale))
+    return buffer.getvalue()
