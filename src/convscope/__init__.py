@@ -1,5 +1,21 @@
-"""convscope: a Keras-compatible convolutional-network library on NumPy that shows its work."""
+"""convscope: a Keras-compatible convolutional-network library on NumPy that shows its work.
 
-from . import backend, ops
+`import convscope as keras` gives the Keras names: `keras.layers.Conv2D`,
+`keras.models.Sequential`, `keras.utils.to_categorical`, `keras.datasets.mnist`, ...
+and the scope: `convscope.explain(model)`, `convscope.report(model, sample)`.
+"""
+
+from . import (activations, backend, callbacks, constraints, datasets, initializers, layers, losses,
+               metrics, models, ops, optimizers, regularizers, utils, viz)
+from .explain import explain
+from .models import Model, Sequential
+from .viz import plot_feature_maps, plot_filters, plot_history, plot_model, report
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "activations", "backend", "callbacks", "constraints", "datasets", "initializers", "layers",
+    "losses", "metrics", "models", "ops", "optimizers", "regularizers", "utils", "viz",
+    "explain", "report", "plot_model", "plot_filters", "plot_feature_maps", "plot_history",
+    "Model", "Sequential",
+]
