@@ -8,6 +8,7 @@ and the scope: `convscope.explain(model)`, `convscope.report(model, sample)`.
 from . import (activations, backend, callbacks, constraints, datasets, initializers, layers, losses,
                metrics, models, ops, optimizers, regularizers, utils, viz)
 from .explain import explain
+from .layers import Input
 from .models import Model, Sequential
 from .viz import plot_feature_maps, plot_filters, plot_history, plot_model, report
 
@@ -17,5 +18,5 @@ __all__ = [
     "activations", "backend", "callbacks", "constraints", "datasets", "initializers", "layers",
     "losses", "metrics", "models", "ops", "optimizers", "regularizers", "utils", "viz",
     "explain", "report", "plot_model", "plot_filters", "plot_feature_maps", "plot_history",
-    "Model", "Sequential",
+    "Model", "Sequential", "Input",
 ]

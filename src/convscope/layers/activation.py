@@ -19,7 +19,17 @@ class _ElementwiseActivation(Layer):
         self._y = self._activation.forward(inputs)
         return self._y
 
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+    @property
+    def output_activation(self):
+        return self._activation
+
+    @property
+    def preactivation(self) -> np.ndarray:
+        return self._x
+
+    def backward(self, grad_output: np.ndarray, from_preactivation: bool = False) -> np.ndarray:
+        if from_preactivation:
+            return grad_output
         return self._activation.backward(grad_output, self._x, self._y)
 
 

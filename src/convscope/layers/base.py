@@ -76,6 +76,8 @@ class Layer:
     # Defaults as `get_config` writes them where that differs from the signature
     # (data_format None -> "channels_last", initializer names -> dicts), for `repr`.
     _CONFIG_DEFAULTS: Dict[str, Any] = {}
+    # Layers with an `activity_regularizer` argument set this; the training loop reads it.
+    activity_regularizer = None
 
     def __init__(self, *, name: Optional[str] = None, trainable: bool = True, dtype=None,
                  input_shape=None, batch_input_shape=None, batch_size=None, input_dim=None,
@@ -113,6 +115,16 @@ class Layer:
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """Gradient w.r.t. the input of the last `call`; sets `grad` on trainable variables."""
         raise NotImplementedError(f"{type(self).__name__}.backward")
+
+    @property
+    def output_activation(self):
+        """The ops Activation this layer applies last (None when it applies none).
+
+        With `preactivation` (the last call's input to it) and
+        `backward(grad, from_preactivation=True)`, a loss can fuse with the activation:
+        softmax + crossentropy differentiates as (p - y) / N on the logits.
+        """
+        return None
 
     def get_config(self) -> Dict[str, Any]:
         """JSON-serializable constructor arguments; `from_config(get_config())` rebuilds the layer."""

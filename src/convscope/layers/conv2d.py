@@ -159,10 +159,20 @@ class Conv2D(Layer):
         self._z, self._y = z, y
         return y
 
-    def backward(self, grad_output: np.ndarray, need_input_grad: bool = True):
+    @property
+    def output_activation(self):
+        return self.activation
+
+    @property
+    def preactivation(self) -> np.ndarray:
+        return self._z
+
+    def backward(self, grad_output: np.ndarray, need_input_grad: bool = True,
+                 from_preactivation: bool = False):
         """Set the kernel/bias gradients; return the input gradient (None when not `need_input_grad`,
         which spares a first layer most of its backward cost)."""
-        grad_z = self.activation.backward(grad_output, self._z, self._y)
+        grad_z = (grad_output if from_preactivation
+                  else self.activation.backward(grad_output, self._z, self._y))
         grad_input, grad_kernel = ops.conv2d_backward(grad_z, self._ctx, need_input_grad=need_input_grad)
         self.kernel.grad = grad_kernel
         if self.bias is not None:

@@ -69,9 +69,19 @@ class Dense(Layer):
         self._x, self._z, self._y = inputs, z, y
         return y
 
-    def backward(self, grad_output: np.ndarray, need_input_grad: bool = True):
+    @property
+    def output_activation(self):
+        return self.activation
+
+    @property
+    def preactivation(self) -> np.ndarray:
+        return self._z
+
+    def backward(self, grad_output: np.ndarray, need_input_grad: bool = True,
+                 from_preactivation: bool = False):
         """Set the kernel/bias gradients; return the input gradient (None when not `need_input_grad`)."""
-        grad_z = self.activation.backward(grad_output, self._z, self._y)
+        grad_z = (grad_output if from_preactivation
+                  else self.activation.backward(grad_output, self._z, self._y))
         grad_x, grad_kernel, grad_bias = ops.dense_backward(grad_z, self._x, self.kernel.value,
                                                             need_input_grad=need_input_grad)
         self.kernel.grad = grad_kernel

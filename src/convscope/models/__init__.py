@@ -3,4 +3,11 @@
 from .sequential import Sequential, model_from_config, model_from_json
 from .training import Model
 
-__all__ = ["Model", "Sequential", "model_from_config", "model_from_json"]
+__all__ = ["Model", "Sequential", "model_from_config", "model_from_json", "load_model"]
+
+
+def load_model(filepath, custom_objects=None, compile=True):
+    """Keras' `models.load_model`: restore a model saved by `model.save` (see `convscope.io`)."""
+    from ..io.saving import load_model as _load_model  # io sits above models; imported when used
+
+    return _load_model(filepath, custom_objects=custom_objects, compile=compile)

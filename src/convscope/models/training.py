@@ -20,10 +20,6 @@ import numpy as np
 
 from .. import _rng, losses as losses_module, metrics as metrics_module, optimizers
 from ..callbacks import CallbackList, History, ProgbarLogger, TerminateOnNaN, check_callbacks
-from ..layers import Activation, Softmax
-from ..ops.activations import get_activation
-
-_LINEAR = get_activation("linear")
 
 
 def _check_int(value, arg: str, where: str, low: int) -> int:
@@ -69,37 +65,6 @@ def _takes_need_input_grad(layer) -> bool:
     """Whether `layer.backward` can skip the input gradient (`need_input_grad=False`), which for a
     first Conv2D is most of its backward time."""
     return "need_input_grad" in inspect.signature(layer.backward).parameters
-
-
-class _Preactivation:
-    """The last layer seen below its activation: the activation's `name`, the last call's `logits`
-    (the activation's input) and `backward(grad_logits)` -> gradient w.r.t. the layer's input.
-
-    Works on `Activation`/`Softmax` layers (the logits are the layer's input) and on layers
-    that apply `self.activation` to a kept pre-activation `_z` (Dense, Conv2D).
-    """
-
-    def __init__(self, layer):
-        self.layer = layer
-        self._standalone = isinstance(layer, (Activation, Softmax))
-        activation = layer._activation if self._standalone else getattr(layer, "activation", None)
-        self.name = getattr(activation, "name", None)
-        if self.name == "softmax" and activation.params.get("axis", -1) != -1:
-            self.name = None            # crossentropy is over the last axis only
-
-    @property
-    def logits(self) -> np.ndarray:
-        return self.layer._x if self._standalone else self.layer._z
-
-    def backward(self, grad_logits: np.ndarray) -> np.ndarray:
-        if self._standalone:
-            return grad_logits
-        activation = self.layer.activation
-        self.layer.activation = _LINEAR          # the gradient already is w.r.t. the pre-activation
-        try:
-            return self.layer.backward(grad_logits)
-        finally:
-            self.layer.activation = activation
 
 
 class Model:
@@ -207,14 +172,17 @@ class Model:
         return x, y
 
     # -- one step ----------------------------------------------------------------------------------
-    def _fusion(self) -> Optional[_Preactivation]:
-        """The last layer's pre-activation hook when the loss fuses with its activation."""
+    def _fusion(self):
+        """The last layer, when the loss fuses with its activation (softmax/sigmoid + crossentropy):
+        the loss then reads `layer.preactivation` and backward starts below the activation."""
         wanted = self._loss.fused_activation
         last = self.layers[-1]
-        if wanted is None or getattr(last, "activity_regularizer", None) is not None:
+        activation = last.output_activation
+        if wanted is None or activation is None or last.activity_regularizer is not None:
             return None
-        hook = _Preactivation(last)
-        return hook if hook.name == wanted else None
+        if activation.name == "softmax" and activation.params.get("axis", -1) != -1:
+            return None                  # crossentropy is over the last axis only
+        return last if activation.name == wanted else None
 
     def _run(self, x: np.ndarray, training: bool) -> Tuple[np.ndarray, List[np.ndarray], float]:
         """Forward through the layers; returns the output, each layer's output and the activity penalty."""
@@ -222,7 +190,7 @@ class Model:
         for layer in self.layers:
             x = layer(x, training=training)
             outputs.append(x)
-            regularizer = getattr(layer, "activity_regularizer", None)
+            regularizer = layer.activity_regularizer
             if regularizer is not None:
                 penalty += regularizer(x) / len(x)
         return x, outputs, penalty
@@ -237,11 +205,11 @@ class Model:
         return penalty
 
     def _forward_loss(self, x, y, training: bool):
-        """(output, each layer's output, weighted data loss + activity penalty, fusion hook or None)."""
+        """(output, each layer's output, weighted data loss + activity penalty, fused last layer or None)."""
         output, outputs, activity_penalty = self._run(x, training)
         fusion = self._fusion()
         if fusion is not None:
-            data_loss = self._logits_loss(y, fusion.logits)
+            data_loss = self._logits_loss(y, fusion.preactivation)
         else:
             data_loss = self._loss(y, output)
         return output, outputs, self._loss_weight * data_loss + activity_penalty, fusion
@@ -249,15 +217,15 @@ class Model:
     def _train_step(self, x, y, where: str, epoch: int, batch: int, raise_on_nan: bool) -> Tuple[float, np.ndarray]:
         output, outputs, loss, fusion = self._forward_loss(x, y, training=True)
         if fusion is not None:
-            grad = self._logits_loss.gradient(y, fusion.logits) * self._loss_weight
+            grad = self._logits_loss.gradient(y, fusion.preactivation) * self._loss_weight
         else:
             grad = self._loss.gradient(y, output) * self._loss_weight
         for index in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[index]
             if index == len(self.layers) - 1 and fusion is not None:
-                grad = fusion.backward(grad)
+                grad = fusion.backward(grad, from_preactivation=True)
                 continue
-            regularizer = getattr(layer, "activity_regularizer", None)
+            regularizer = layer.activity_regularizer
             if regularizer is not None:
                 grad = grad + regularizer.gradient(outputs[index]) / len(outputs[index])
             if index == 0 and _takes_need_input_grad(layer):
