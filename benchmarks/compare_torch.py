@@ -1,0 +1,554 @@
+"""Side-by-side speed of convscope and its peers (PyTorch; optionally Keras-TF, ONNX Runtime).
+
+    python benchmarks/compare_torch.py --model all --batch 128 --steps 20 --rounds 3 \
+        --threads 2 --peers torch --mode train,infer --json results.json
+
+Every measurement runs in its own child process (this script with `--worker`):
+two frameworks' thread pools in one process disturb each other.  The rounds
+alternate the frameworks' order.  Before any timing, each framework computes
+the same inference batch and one deterministic training step (Dropout rates set
+to 0) from the same float32 weights; the run stops if they disagree.
+
+Printed per figure: the median step time with min-max over rounds (each
+round's figure is the median of its steps), the ratio convscope / peer, the
+peak memory of the child (peak RSS minus its RSS after imports) and the
+achieved GEMM GFLOP/s beside the float32 matmul peak measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from statistics import median
+from typing import Dict, List, Optional
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import bench_models  # noqa: E402  (the benchmark's sibling module)
+
+FRAMEWORKS = ("convscope", "torch", "torch_cl", "tf", "ort")
+PEERS = FRAMEWORKS[1:]
+# Older OpenBLAS builds needed these; they slow the current NumPy's OpenBLAS down.
+OPENBLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+CHECK_TOLERANCE = 1e-4   # max |difference| / max |reference| of outputs and loss
+# Gradients behind BatchNormalization lose digits to its backward's cancellation: on seed 001
+# PyTorch float32 itself is 4.3e-4 (max relative) away from PyTorch float64 at the first conv.
+GRAD_TOLERANCE = 2e-3
+STEP_TOLERANCE = 2e-4    # max |weight difference| after one Adam step of the same rule (a step is ~1e-3)
+
+
+# --- the child process --------------------------------------------------------------------
+
+def _rss_bytes(field: str) -> int:
+    """VmRSS (now) or VmHWM (peak) of this process from /proc, or the peak from getrusage."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+    scale = 1 if sys.platform == "darwin" else 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+
+
+def _limit_threads(framework: str, threads: int):
+    """Set every thread pool this process uses to `threads`; returns the BLAS pools' info."""
+    info = []
+    try:
+        from threadpoolctl import threadpool_info, threadpool_limits
+        threadpool_limits(limits=threads)
+        info = threadpool_info()
+    except ImportError:
+        pass
+    if framework.startswith("torch"):
+        import torch
+        torch.set_num_threads(threads)
+    elif framework == "tf":
+        import tensorflow as tf
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    return info
+
+
+def _import_framework(framework: str) -> None:
+    """Import the framework's modules, so the memory baseline includes its libraries."""
+    modules = {"convscope": ["convscope.models"], "torch": ["torch"], "torch_cl": ["torch"],
+               "tf": ["tensorflow", "keras"], "ort": ["torch", "onnxruntime"]}
+    for module in modules[framework]:
+        __import__(module)
+
+
+class _Runner:
+    """One framework's model, ready to run `infer(x)` or `train(x, y)` steps on NumPy data."""
+
+    def __init__(self, framework: str, spec, weights, train: bool, threads: int, workdir: str):
+        self.framework = framework
+        if framework == "convscope":
+            self.model = bench_models.build_convscope(spec, weights, train)
+        elif framework == "tf":
+            self.model = bench_models.build_keras(spec, weights, train)
+            import tensorflow as tf
+            self._tf = tf
+            self._predict = tf.function(lambda t: self.model(t, training=False))
+        else:
+            import torch
+            self._torch = torch
+            self.model, self.softmax_output = bench_models.build_torch(spec, weights)
+            self.channels_last = framework == "torch_cl"
+            if self.channels_last:
+                self.model = self.model.to(memory_format=torch.channels_last)
+            if train:
+                self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3, eps=1e-7)
+            if framework == "ort":
+                self._session_for = self._make_ort_factory(spec, threads, workdir)
+
+    # -- data -------------------------------------------------------------------------------
+    def prepare(self, x: np.ndarray, y: Optional[np.ndarray] = None):
+        """The framework's own input objects, made before timing (layout changes included)."""
+        if self.framework == "convscope":
+            return x, y
+        if self.framework == "tf":
+            return self._tf.constant(x), (None if y is None else self._tf.constant(y))
+        if self.framework == "ort":
+            return np.ascontiguousarray(x.transpose(0, 3, 1, 2)), y
+        torch = self._torch
+        tx = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+        if self.channels_last:
+            tx = tx.contiguous(memory_format=torch.channels_last)
+        return tx, (None if y is None else torch.from_numpy(y))
+
+    # -- steps ------------------------------------------------------------------------------
+    def infer(self, x) -> np.ndarray:
+        if self.framework == "convscope":
+            return self.model(x, training=False)
+        if self.framework == "tf":
+            return self._predict(x).numpy()
+        if self.framework == "ort":
+            session = self._session_for(x.shape[0])
+            return session.run(None, {"input": x})[0]
+        torch = self._torch
+        self.model.eval()
+        with torch.inference_mode():
+            out = self.model(x)
+            if self.softmax_output:
+                out = torch.softmax(out, dim=1)
+            elif out.dim() == 4:
+                out = out.permute(0, 2, 3, 1)
+        return out.numpy()
+
+    def train(self, x, y) -> float:
+        if self.framework in ("convscope", "tf"):
+            loss = self.model.train_on_batch(x, y)
+            return float(np.ravel(loss)[0])
+        torch = self._torch
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        logits = self.model(x)
+        loss = torch.nn.functional.cross_entropy(logits, y)
+        loss.backward()
+        self.optimizer.step()
+        return loss.item()
+
+    def weights(self) -> List[np.ndarray]:
+        """Trainable weights in Keras layouts, layer by layer, to compare after a step."""
+        return self._trainable("value")
+
+    def gradients(self) -> List[np.ndarray]:
+        """The last step's gradients in Keras layouts (empty for Keras-TF, whose step hides them)."""
+        return [] if self.framework == "tf" else self._trainable("grad")
+
+    def _trainable(self, what: str) -> List[np.ndarray]:
+        if self.framework == "convscope":
+            return [np.array(getattr(v, what)) for layer in self.model.layers for v in layer.trainable_weights]
+        if self.framework == "tf":
+            return [v.numpy() for layer in self.model.layers for v in layer.trainable_weights]
+        arrays = []
+        for module in self.model:
+            params = [(p if what == "value" else p.grad).detach().numpy()
+                      for p in module.parameters(recurse=False)]
+            if not params:
+                continue
+            if params[0].ndim == 4:
+                params[0] = params[0].transpose(2, 3, 1, 0)
+            elif params[0].ndim == 2:
+                params[0] = params[0].T
+            arrays.extend(params)
+        return arrays
+
+    def _make_ort_factory(self, spec, threads: int, workdir: str):
+        """Export the PyTorch model (softmax included) to ONNX and open one session per batch size."""
+        import onnxruntime
+        torch = self._torch
+        model, softmax_output = self.model, self.softmax_output
+
+        class Exported(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.model = model
+
+            def forward(self, x):
+                out = self.model(x)
+                return torch.softmax(out, dim=1) if softmax_output else out.permute(0, 2, 3, 1)
+
+        sessions: Dict[int, object] = {}
+
+        def session_for(batch: int):
+            if batch not in sessions:
+                path = os.path.join(workdir, f"{spec.name}_{batch}_{os.getpid()}.onnx")
+                example = torch.zeros((batch, spec.input_shape[2]) + tuple(spec.input_shape[:2]))
+                model.eval()
+                with warnings.catch_warnings():  # the TorchScript exporter needs no onnxscript
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    torch.onnx.export(Exported(), (example,), path, input_names=["input"],
+                                      output_names=["output"], dynamo=False)
+                options = onnxruntime.SessionOptions()
+                options.intra_op_num_threads = threads
+                options.inter_op_num_threads = 1
+                sessions[batch] = onnxruntime.InferenceSession(path, options,
+                                                               providers=["CPUExecutionProvider"])
+            return sessions[batch]
+
+        return session_for
+
+
+def run_worker(job: Dict) -> Dict:
+    """Build one framework's model in this process and time (or check) it as `job` says."""
+    framework, task = job["framework"], job["task"]
+    blas = _limit_threads(framework, job["threads"])
+    _import_framework(framework)
+    baseline = _rss_bytes("VmRSS")
+    if task == "peak":
+        return {"gflops": _matmul_peak(job["matmul_size"]), "blas": blas}
+    spec = bench_models.SPECS[job["model"]]
+    if task == "check":
+        spec = bench_models.without_dropout(spec)
+    stored = np.load(job["weights"])
+    weights = [[stored[f"{i}_{j}"] for j in range(int(stored[f"{i}_count"]))]
+               for i in range(len(spec.layers))]
+    train = "train" in spec.tasks and task in ("train", "check", "profile")
+    runner = _Runner(framework, spec, weights, train, job["threads"], job["workdir"])
+    x, y = bench_models.make_batch(spec, job["batch"])
+    fx, fy = runner.prepare(x, y if train else None)
+    if task == "profile":
+        from convscope.utils.profiling import profile
+        result = profile(runner.model, fx, fy, repeats=job["steps"], warmup=job["warmup"],
+                         training="train" in spec.tasks, print_table=False)
+        return {"table": result.table(), "profile": result.to_dict()}
+    if task == "check":
+        probabilities = runner.infer(fx)
+        arrays = {"output": probabilities, "loss": np.nan}
+        if "train" in spec.tasks and framework != "ort":
+            arrays["loss"] = runner.train(fx, fy)
+            arrays.update({f"w{i}": w for i, w in enumerate(runner.weights())})
+            arrays.update({f"g{i}": g for i, g in enumerate(runner.gradients())})
+        np.savez(job["out"], **arrays)
+        return {"checked": True}
+    step = (lambda: runner.train(fx, fy)) if task == "train" else (lambda: runner.infer(fx))
+    for _ in range(job["warmup"]):
+        step()
+    times = []
+    for _ in range(job["steps"]):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return {"times": times, "median": median(times),
+            "peak_bytes": max(_rss_bytes("VmHWM") - baseline, 0)}
+
+
+def _matmul_peak(size: int) -> float:
+    """Best GFLOP/s of float32 square matmuls of `size` with NumPy's BLAS."""
+    rng = np.random.default_rng(0)
+    a = rng.random((size, size), dtype=np.float32)
+    b = rng.random((size, size), dtype=np.float32)
+    out = np.empty_like(a)
+    np.matmul(a, b, out=out)
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        np.matmul(a, b, out=out)
+        best = min(best, time.perf_counter() - start)
+    return 2.0 * size ** 3 / best / 1e9
+
+
+# --- the parent: orchestration -------------------------------------------------------------
+
+def child_env(threads: int) -> Dict[str, str]:
+    """The environment of every child: `threads` threads for every pool, OpenBLAS overrides removed."""
+    env = dict(os.environ)
+    for name in OPENBLAS_OVERRIDES:
+        env.pop(name, None)
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env[name] = str(threads)
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    env["KERAS_BACKEND"] = "tensorflow"
+    return env
+
+
+def spawn(job: Dict, env: Dict[str, str]) -> Dict:
+    """Run `job` in a fresh child process of this script; its result is the last stdout line."""
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(job)],
+                          env=env, capture_output=True, text=True)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"worker {job['framework']} {job.get('model', '')} {job['task']} failed "
+                           f"(exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(lines[-1])
+
+
+def available_peers(peers: List[str]) -> List[str]:
+    """The requested peers whose packages import here (the others are reported and skipped)."""
+    modules = {"torch": ["torch"], "torch_cl": ["torch"], "tf": ["tensorflow", "keras"],
+               "ort": ["torch", "onnxruntime", "onnx"]}
+    import importlib.util
+    found = []
+    for peer in peers:
+        missing = [m for m in modules[peer] if importlib.util.find_spec(m) is None]
+        if missing:
+            print(f"peer {peer!r} skipped: {', '.join(missing)} not installed")
+        else:
+            found.append(peer)
+    return found
+
+
+def check_agreement(spec, frameworks: List[str], base_job: Dict, env, workdir: str) -> List[Dict]:
+    """Each framework's inference output and one training step, compared with convscope's."""
+    outputs = {}
+    for framework in frameworks:
+        path = os.path.join(workdir, f"check_{spec.name}_{framework}.npz")
+        spawn(dict(base_job, framework=framework, task="check", batch=8, out=path), env)
+        outputs[framework] = np.load(path)
+    reference = outputs["convscope"]
+    report = []
+    for framework in frameworks[1:]:
+        other = outputs[framework]
+        scale = max(float(np.abs(reference["output"]).max()), 1e-30)
+        output_diff = float(np.abs(reference["output"] - other["output"]).max()) / scale
+        entry = {"model": spec.name, "peer": framework, "output_rel_diff": output_diff}
+        agree = output_diff <= CHECK_TOLERANCE
+        if not np.isnan(other["loss"]):
+            entry["loss_rel_diff"] = abs(float(reference["loss"] - other["loss"])) / abs(float(reference["loss"]))
+            agree = agree and entry["loss_rel_diff"] <= CHECK_TOLERANCE
+            weights = [k for k in reference.files if k.startswith("w")]
+            entry["step_max_weight_diff"] = max(float(np.abs(reference[k] - other[k]).max()) for k in weights)
+            grads = [k for k in reference.files if k.startswith("g") and k in other.files]
+            if grads:
+                # Keras' Adam adds epsilon to sqrt(v) before bias correction, PyTorch's after, so
+                # near-zero gradients move differently: compare the gradients themselves.
+                entry["grad_rel_diff"] = max(float(np.abs(reference[k] - other[k]).max())
+                                             / max(float(np.abs(reference[k]).max()), 1e-30) for k in grads)
+                agree = agree and entry["grad_rel_diff"] <= GRAD_TOLERANCE
+            else:
+                agree = agree and entry["step_max_weight_diff"] <= STEP_TOLERANCE
+        entry["agree"] = bool(agree)
+        report.append(entry)
+    return report
+
+
+def plan(args, spec) -> List[Dict]:
+    """The (task, batch) figures measured for one model."""
+    figures = []
+    if "train" in args.mode and "train" in spec.tasks:
+        figures.append({"task": "train", "batch": spec.fixed_batch or args.batch})
+    if "infer" in args.mode and "infer" in spec.tasks:
+        batches = [spec.fixed_batch] if spec.fixed_batch else sorted({args.batch, *args.infer_batches})
+        figures.extend({"task": "infer", "batch": b} for b in batches)
+    return figures
+
+
+def summarize(samples: List[Dict]) -> Dict:
+    medians = [s["median"] for s in samples]
+    return {"median_s": median(medians), "min_s": min(medians), "max_s": max(medians),
+            "round_medians_s": medians, "peak_mb": max(s["peak_bytes"] for s in samples) / 2 ** 20}
+
+
+def format_table(results: List[Dict], peak_gflops: float) -> str:
+    header = (f"{'model':8} {'task':5} {'batch':>5} {'framework':10} {'median ms':>10} {'min-max ms':>17} "
+              f"{'convscope/x':>11} {'best-round':>10} {'peak MB':>8} {'GFLOP/s':>8} {'% peak':>6}")
+    lines = [header, "-" * len(header)]
+    for r in results:
+        ratio = f"{r['ratio']:.2f}x" if r.get("ratio") is not None else ""
+        best = f"{r['ratio_best']:.2f}x" if r.get("ratio_best") is not None else ""
+        lines.append(f"{r['model']:8} {r['task']:5} {r['batch']:>5} {r['framework']:10} "
+                     f"{r['median_s'] * 1e3:>10.2f} {r['min_s'] * 1e3:>8.2f}-{r['max_s'] * 1e3:<8.2f} "
+                     f"{ratio:>11} {best:>10} {r['peak_mb']:>8.1f} {r['gflops']:>8.1f} "
+                     f"{100 * r['gflops'] / peak_gflops:>5.0f}%")
+    return "\n".join(lines)
+
+
+def write_json_atomically(path: Path, payload: Dict) -> None:
+    """Write to a temporary name beside `path`, then rename into place."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "w") as out:
+            json.dump(payload, out, indent=1)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def run_benchmark(args) -> Dict:
+    env = child_env(args.threads)
+    removed = [name for name in OPENBLAS_OVERRIDES if name in os.environ]
+    if removed:
+        print(f"unset for the children (they slow current OpenBLAS): {', '.join(removed)}")
+    peers = available_peers(args.peers)
+    frameworks = ["convscope"] + peers
+    names = list(bench_models.SPECS) if args.model == ["all"] else args.model
+    results: List[Dict] = []
+    agreement: List[Dict] = []
+    profiles: List[Dict] = []
+    load_before = _load_average()
+    if load_before is not None and load_before > args.threads:
+        print(f"warning: load average {load_before:.1f} > {args.threads} threads before the run; "
+              "other processes will inflate the timings")
+    with tempfile.TemporaryDirectory(prefix="convscope-bench-") as workdir:
+        peak_job = {"framework": "convscope", "task": "peak", "threads": args.threads,
+                    "matmul_size": args.matmul_size}
+        peak_runs = [spawn(peak_job, env)]
+        blas = peak_runs[0]["blas"]
+        for pool in blas:
+            print(f"NumPy BLAS: {pool.get('internal_api')} {pool.get('version')} kernel "
+                  f"{pool.get('architecture')} threads {pool.get('num_threads')}")
+        if not blas:
+            print("NumPy BLAS: unknown (install threadpoolctl to read and set its threads)")
+        for name in names:
+            spec = bench_models.SPECS[name]
+            weights_path = os.path.join(workdir, f"{name}_weights.npz")
+            arrays = bench_models.make_weights(spec, seed=args.seed)
+            np.savez(weights_path, **{f"{i}_{j}": a for i, layer in enumerate(arrays) for j, a in enumerate(layer)},
+                     **{f"{i}_count": np.array(len(layer)) for i, layer in enumerate(arrays)})
+            base_job = {"model": name, "threads": args.threads, "weights": weights_path, "workdir": workdir,
+                        "steps": args.steps, "warmup": args.warmup}
+            checks = check_agreement(spec, frameworks, base_job, env, workdir)
+            for entry in checks:
+                detail = ", ".join(f"{k} {v:.2e}" for k, v in entry.items() if isinstance(v, float))
+                print(f"{name}: convscope vs {entry['peer']}: {'outputs agree' if entry['agree'] else 'DISAGREE'}"
+                      f" ({detail})")
+            agreement.extend(checks)
+            if not all(entry["agree"] for entry in checks):
+                raise SystemExit(f"{name}: outputs disagree; nothing timed")
+            if args.profile:
+                job = dict(base_job, framework="convscope", task="profile",
+                           batch=spec.fixed_batch or args.batch)
+                profiled = spawn(job, env)
+                print(profiled["table"])
+                profiles.append(profiled["profile"])
+            samples: Dict = {}
+            for round_index in range(args.rounds):
+                order = frameworks if round_index % 2 == 0 else frameworks[::-1]
+                for figure in plan(args, spec):
+                    for framework in order:
+                        if framework == "ort" and figure["task"] == "train":
+                            continue
+                        job = dict(base_job, framework=framework, **figure)
+                        samples.setdefault((figure["task"], figure["batch"], framework), []).append(spawn(job, env))
+                peak_runs.append(spawn(peak_job, env))
+            for (task, batch, framework), runs in samples.items():
+                entry = {"model": name, "task": task, "batch": batch, "framework": framework,
+                         "flops": bench_models.flops(spec, task, batch), **summarize(runs)}
+                entry["gflops"] = entry["flops"] / entry["median_s"] / 1e9
+                results.append(entry)
+    for entry in results:
+        if entry["framework"] != "convscope":
+            own = next(r for r in results if r["framework"] == "convscope" and
+                       (r["model"], r["task"], r["batch"]) == (entry["model"], entry["task"], entry["batch"]))
+            entry["ratio"] = own["median_s"] / entry["median_s"]
+            entry["ratio_best"] = own["min_s"] / entry["min_s"]
+    peak = max(run["gflops"] for run in peak_runs)
+    load_after = _load_average()
+    results.sort(key=lambda r: (names.index(r["model"]), r["task"] != "train", r["batch"],
+                                frameworks.index(r["framework"])))
+    print(f"\nfloat32 matmul peak ({args.matmul_size}^2, NumPy, {args.threads} threads): {peak:.1f} GFLOP/s")
+    print("convscope/x: convscope's median time over the peer's (below 1: convscope is faster); "
+          "best-round: the same with each one's fastest round (less sensitive to other load); "
+          "GFLOP/s counts conv and dense GEMMs only")
+    print(format_table(results, peak))
+    return {"command": " ".join(["python", "benchmarks/compare_torch.py"] + sys.argv[1:]),
+            "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                        "cpu_count": os.cpu_count(), "python": platform.python_version(),
+                        "numpy": np.__version__},
+            "threads": args.threads, "blas": blas, "matmul_peak_gflops": peak,
+            "load_average": {"before": load_before, "after": load_after},
+            "agreement": agreement, "results": results, "profiles": profiles}
+
+
+def _load_average() -> Optional[float]:
+    """The 1-minute load average (None where the platform has none)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
+def _csv(kind, choices=None):
+    def parse(text: str):
+        items = [kind(item.strip()) for item in text.split(",") if item.strip()]
+        bad = [item for item in items if choices is not None and item not in choices]
+        if bad or not items:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list from {choices}, got {text!r}")
+        return items
+    return parse
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description="Time convscope beside PyTorch and other peers.")
+    parser.add_argument("--model", type=_csv(str, list(bench_models.SPECS) + ["all"]), default=["all"],
+                        help="seed000, seed001, seed004 or all (comma-separated)")
+    parser.add_argument("--batch", type=int, default=128, help="batch of the training step and main inference")
+    parser.add_argument("--infer-batches", type=_csv(int), default=[1, 32, 512],
+                        help="further inference batch sizes")
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per child after warm-up")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of alternating child processes")
+    parser.add_argument("--threads", type=int, default=2, help="threads of every framework and BLAS")
+    parser.add_argument("--peers", type=_csv(str, PEERS), default=["torch"],
+                        help="peers to compare with: torch, torch_cl (channels_last), tf, ort")
+    parser.add_argument("--mode", type=_csv(str, ["train", "infer"]), default=["train", "infer"])
+    parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--profile", action="store_true",
+                        help="also print convscope's per-layer profile of each model at --batch")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the shared weights")
+    parser.add_argument("--matmul-size", type=int, default=2048, help="side of the peak-matmul matrices")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    for name in ("batch", "steps", "rounds", "threads", "matmul_size"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be a positive int, got {getattr(args, name)}")
+    if args.warmup < 0:
+        parser.error(f"--warmup must be 0 or more, got {args.warmup}")
+    if any(b < 1 for b in args.infer_batches):
+        parser.error(f"--infer-batches must be positive ints, got {args.infer_batches}")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.worker:
+        result = run_worker(json.loads(args.worker))
+        print(json.dumps(result))
+        return 0
+    payload = run_benchmark(args)
+    if args.json:
+        write_json_atomically(args.json, payload)
+        print(f"results written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
