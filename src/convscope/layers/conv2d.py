@@ -154,7 +154,7 @@ class Conv2D(Layer):
         z, self._ctx = ops.conv2d_forward(inputs, self.kernel.value, self.strides, self.padding.upper(),
                                           ops_format(self.data_format), self.dilation_rate, self.groups)
         if self.bias is not None:
-            z = z + self.bias.value.reshape(self._bias_shape())
+            z += self.bias.value.reshape(self._bias_shape())     # z is a fresh array: add in place
         y = self.activation.forward(z)
         self._z, self._y = z, y
         return y

@@ -6,6 +6,8 @@ is Keras' eps / sqrt(1 - beta_2^t); the tests compare the two that way.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .base import Optimizer, check_number
@@ -29,16 +31,27 @@ class Adam(Optimizer):
 
     def _update(self, value, grad, position, lr):
         step = self.iterations + 1
-        alpha = lr * np.sqrt(1 - self.beta_2 ** step) / (1 - self.beta_1 ** step)
+        # A Python float stays "weak" under NumPy 2's promotion rules, so float32 stays float32.
+        alpha = float(lr) * math.sqrt(1 - self.beta_2 ** step) / (1 - self.beta_1 ** step)
         m = self._slot("m", position)
         v = self._slot("v", position)
-        m += (grad - m) * (1 - self.beta_1)
-        v += (np.square(grad) - v) * (1 - self.beta_2)
+        scratch = self._scratch(position, value)
+        np.subtract(grad, m, out=scratch)
+        scratch *= 1 - self.beta_1
+        m += scratch
+        np.square(grad, out=scratch)
+        scratch -= v
+        scratch *= 1 - self.beta_2
+        v += scratch
         if self.amsgrad:
             vhat = self._slot("vhat", position)
             np.maximum(vhat, v, out=vhat)
             v = vhat
-        value -= alpha * m / (np.sqrt(v) + self.epsilon)
+        np.sqrt(v, out=scratch)
+        scratch += self.epsilon
+        np.divide(m, scratch, out=scratch)
+        scratch *= alpha
+        value -= scratch
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,

@@ -58,6 +58,7 @@ class Optimizer:
         owner = type(self).__name__
         self.name = name or owner.lower()
         self._learning_rate = self._check_learning_rate(learning_rate)
+        self._scratch_buffers: Dict[int, np.ndarray] = {}
         # 0 means no decay, as None does
         self.weight_decay = None if weight_decay is None or weight_decay == 0 else \
             _check_optional_positive(owner, "weight_decay", weight_decay)
@@ -99,7 +100,7 @@ class Optimizer:
         self._ensure_slots(variables)
         grads = [self._checked_grad(v) for v in variables]
         grads = self._clip(grads)
-        lr = self.learning_rate
+        lr = float(self.learning_rate)
         if self.weight_decay is not None:
             for variable in variables:
                 variable.value -= variable.value * (self.weight_decay * lr)
@@ -113,6 +114,14 @@ class Optimizer:
     def _update(self, value: np.ndarray, grad: np.ndarray, position: int, lr: float) -> None:
         """Update `value` in place; subclasses implement the rule."""
         raise NotImplementedError
+
+    def _scratch(self, position: int, value: np.ndarray) -> np.ndarray:
+        """A work buffer shaped like variable `position`, reused across steps (not state)."""
+        buffers = self._scratch_buffers
+        buffer = buffers.get(position)
+        if buffer is None or buffer.shape != value.shape or buffer.dtype != value.dtype:
+            buffer = buffers[position] = np.empty_like(value)
+        return buffer
 
     def _checked_grad(self, variable) -> np.ndarray:
         grad = variable.grad
