@@ -53,9 +53,12 @@ print(f'second convolution layer:\t{weights[2].T.shape}') # 64 x 32 x 2 x 2
 # training: 3 epochs, batch 128, Adam (added; the seed post stops above)
 epochs = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 start = time.perf_counter()
-history = model.fit(x_train, y_train, batch_size=128, epochs=epochs, verbose=1)
+history = model.fit(x_train, y_train, batch_size=128, epochs=epochs, verbose=1,
+                    validation_data=(x_test, y_test))
 seconds = time.perf_counter() - start
 test_loss, test_accuracy = model.evaluate(x_test, y_test, verbose=0)
 print(f'test loss: {test_loss:.4f}')
 print(f'test accuracy: {test_accuracy:.4f}')
-print(f'time per epoch: {seconds / epochs:.1f} s ({epochs} epochs, {seconds:.1f} s in all)')
+print('test accuracy after each epoch:', ' '.join(f'{a:.4f}' for a in history.history['val_accuracy']))
+print(f'time per epoch: {seconds / epochs:.1f} s ({epochs} epochs, {seconds:.1f} s in all, '
+      'test evaluation included)')
