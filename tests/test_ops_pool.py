@@ -233,9 +233,13 @@ def test_backward_rejects_a_gradient_of_the_wrong_shape(kind):
 
 @pytest.mark.parametrize("size, padding", [(28, "SAME"), (7, "SAME"), (9, "VALID"),
                                            (6, [[0, 0], [1, 1], [0, 0], [0, 0]])])
-def test_tiled_max_pool_with_ties_and_padding_matches_torch(size, padding):
+@pytest.mark.parametrize("block_bytes", [None, 1])
+def test_tiled_max_pool_with_ties_and_padding_matches_torch(size, padding, block_bytes, monkeypatch):
     """stride == pool size (seed 001's 7 -> 4 SAME): gradients written per offset, first maximum on ties."""
     torch = pytest.importorskip("torch")
+    from convscope.ops import pooling
+    if block_bytes is not None:  # one image per unit of (threaded) work
+        monkeypatch.setattr(pooling, "BLOCK_BYTES", block_bytes)
     rng = np.random.default_rng(size)
     x = rng.integers(-2, 3, size=(3, size, size, 5)).astype(np.float32)
     output, ctx = ops.max_pool2d_forward(x, 2, 2, padding)
@@ -254,10 +258,14 @@ def test_tiled_max_pool_with_ties_and_padding_matches_torch(size, padding):
     np.testing.assert_array_equal(ops.max_pool2d_backward(grad, ctx), x_t.grad.numpy().transpose(0, 2, 3, 1))
 
 
-def test_tiled_max_pool_propagates_nan_with_padding():
+@pytest.mark.parametrize("block_bytes", [None, 1])
+def test_tiled_max_pool_propagates_nan_with_padding(block_bytes, monkeypatch):
     torch = pytest.importorskip("torch")
-    x = np.arange(2 * 7 * 7, dtype=np.float64).reshape(1, 2, 7, 7)
-    x[0, 0, 0, 1] = x[0, 0, 6, 6] = x[0, 1, 2, 2] = x[0, 1, 3, 3] = np.nan
+    from convscope.ops import pooling
+    if block_bytes is not None:
+        monkeypatch.setattr(pooling, "BLOCK_BYTES", block_bytes)
+    x = np.arange(3 * 2 * 7 * 7, dtype=np.float64).reshape(3, 2, 7, 7)
+    x[0, 0, 0, 1] = x[0, 0, 6, 6] = x[0, 1, 2, 2] = x[0, 1, 3, 3] = x[2, 1, 5, 5] = np.nan
     output, ctx = ops.max_pool2d_forward(x, 2, 2, "SAME", "NCHW")
     x_t = torch.tensor(x, requires_grad=True)
     expected = torch.nn.functional.max_pool2d(torch.nn.functional.pad(x_t, (0, 1, 0, 1), value=-np.inf), 2, 2)

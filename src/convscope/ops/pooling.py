@@ -8,7 +8,8 @@ than a reduction over a reshaped copy).  The forward max pass records the offset
 of each window's first maximum (one byte per output), so the backward pass only
 routes gradients.  When the windows tile the padded input (stride == pool size)
 the backward pass writes each offset's gradient straight into its slice, with no
-accumulation and no zero fill where the windows cover every cell.
+accumulation and no zero fill where the windows cover every cell.  Max pooling
+runs on blocks of images shared among the BLAS threads (`conv._run_in_parallel`).
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from typing import Any, Dict, Tuple
 
 import numpy as np
 
-from .conv import offset_slice, pad_spatial
+from .conv import _run_in_parallel, offset_slice, pad_spatial
 from .padding import (check_data_format, check_numeric_array, check_image_batch, float_dtype, from_nhwc,
                       parse_padding, spatial_pair, to_nhwc, window_geometry)
+
+BLOCK_BYTES = 2 ** 20  # images per unit of threaded work (cache-sized)
 
 __all__ = ["max_pool2d", "max_pool2d_forward", "max_pool2d_backward",
            "avg_pool2d", "avg_pool2d_forward", "avg_pool2d_backward"]
@@ -87,29 +90,48 @@ def _window_cells(x_pad: np.ndarray, ctx) -> list:
     return [x_pad[offset_slice(i, j, strides, (1, 1), out_hw)] for i in range(kh) for j in range(kw)]
 
 
+def _image_chunks(x: np.ndarray) -> list:
+    """Slices of about `BLOCK_BYTES` of images: units of work for `_run_in_parallel`."""
+    step = max(1, BLOCK_BYTES // max(x[:1].nbytes, 1))
+    return [slice(start, start + step) for start in range(0, x.shape[0], step)]
+
+
+def _nan_argmax(cells: list, argmax: np.ndarray) -> None:
+    """First-maximum offsets with PyTorch's NaN rule: a NaN wins, and a later NaN over an earlier one."""
+    argmax[...] = 0
+    running = cells[0].copy()
+    for k, window_cells in enumerate(cells[1:], start=1):
+        better = (window_cells > running) | np.isnan(window_cells)
+        argmax[better] = k
+        np.maximum(running, window_cells, out=running)
+
+
 def _window_maximum(x: np.ndarray, ctx, track: bool):
     """Maximum of each window and, if `track`, the offset (i * kw + j) of its first maximum.
 
     A NaN wins over numbers (and a later NaN over an earlier one), as in PyTorch.
     The offset is the largest k whose cell beat the running maximum strictly: offsets
     only grow, so a running `maximum` of k * better needs no select.  Windows holding a
-    NaN, if any, are redone with the NaN rule.
+    NaN, if any, are redone with the NaN rule.  Blocks of images run on the BLAS threads.
     """
-    cells = _window_cells(pad_spatial(x, ctx["pads"], value=-np.inf), ctx)
-    out = cells[0].copy()
-    argmax = np.zeros(out.shape, dtype=np.uint8 if len(cells) <= 255 else np.int32) if track else None
-    for k, window_cells in enumerate(cells[1:], start=1):
-        if track:
-            better = np.greater(window_cells, out)
-            np.maximum(argmax, better.view(np.uint8) * argmax.dtype.type(k), out=argmax)
-        np.maximum(out, window_cells, out=out)
-    if track and np.isnan(out).any():
-        argmax[...] = 0
-        running = cells[0].copy()
-        for k, window_cells in enumerate(cells[1:], start=1):
-            better = (window_cells > running) | np.isnan(window_cells)
-            argmax[better] = k
-            np.maximum(running, window_cells, out=running)
+    x_pad = pad_spatial(x, ctx["pads"], value=-np.inf)
+    out = np.empty((x.shape[0],) + tuple(ctx["out_hw"]) + (x.shape[3],), dtype=x.dtype)
+    kernel_cells = ctx["ksize"][0] * ctx["ksize"][1]
+    argmax = np.zeros(out.shape, dtype=np.uint8 if kernel_cells <= 255 else np.int32) if track else None
+
+    def compute(chunk):
+        for images in chunk:
+            cells, block = _window_cells(x_pad[images], ctx), out[images]
+            np.copyto(block, cells[0])
+            for k, window_cells in enumerate(cells[1:], start=1):
+                if track:
+                    better = np.greater(window_cells, block)
+                    np.maximum(argmax[images], better.view(np.uint8) * argmax.dtype.type(k), out=argmax[images])
+                np.maximum(block, window_cells, out=block)
+            if track and np.isnan(block).any():
+                _nan_argmax(cells, argmax[images])
+
+    _run_in_parallel(_image_chunks(x_pad), compute)
     return out, argmax
 
 
@@ -142,9 +164,14 @@ def max_pool2d_backward(grad_output, ctx: Dict[str, Any]) -> np.ndarray:
     covered = padded_hw == (oh * kh, ow * kw)
     grad_pad = (np.empty if covered else np.zeros)((n,) + padded_hw + (c,), dtype=dtype)
     tiles = grad_pad[:, :oh * kh, :ow * kw, :].reshape(n, oh, kh, ow, kw, c)
-    for i in range(kh):
-        for j in range(kw):
-            np.multiply(grad, argmax == i * kw + j, out=tiles[:, :, i, :, j, :])
+
+    def compute(chunk):
+        for images in chunk:
+            for i in range(kh):
+                for j in range(kw):
+                    np.multiply(grad[images], argmax[images] == i * kw + j, out=tiles[images, :, i, :, j, :])
+
+    _run_in_parallel(_image_chunks(grad_pad), compute)
     return from_nhwc(grad_pad[:, top:top + h, left:left + w, :], ctx["data_format"])
 
 
