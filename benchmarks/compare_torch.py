@@ -133,7 +133,7 @@ class _Runner:
     # -- steps ------------------------------------------------------------------------------
     def infer(self, x) -> np.ndarray:
         if self.framework == "convscope":
-            return self.model(x, training=False)
+            return self.model.predict(x, batch_size=len(x), verbose=0)   # keeps nothing for backward
         if self.framework == "tf":
             return self._predict(x).numpy()
         if self.framework == "ort":

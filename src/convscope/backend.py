@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections import defaultdict
 
 _FLOATX = {"value": "float32"}
 _NAME_COUNTS: defaultdict = defaultdict(int)
+_KEEP_FOR_BACKWARD = {"value": True}
 
 
 def floatx() -> str:
@@ -36,3 +38,20 @@ def snake_case(class_name: str) -> str:
     """`MaxPooling2D` -> `max_pooling2d`, `Conv2D` -> `conv2d`, as Keras names layers."""
     intermediate = re.sub(r"(.)([A-Z][a-z0-9]+)", r"\1_\2", class_name)
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", intermediate).lower()
+
+
+@contextlib.contextmanager
+def no_backward():
+    """Inside this block layers keep nothing for a backward pass: `predict` and `evaluate`
+    use it so that inference holds no padded inputs, windows or pre-activations."""
+    previous = _KEEP_FOR_BACKWARD["value"]
+    _KEEP_FOR_BACKWARD["value"] = False
+    try:
+        yield
+    finally:
+        _KEEP_FOR_BACKWARD["value"] = previous
+
+
+def keeps_for_backward() -> bool:
+    """False inside `no_backward()`."""
+    return _KEEP_FOR_BACKWARD["value"]

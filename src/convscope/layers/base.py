@@ -386,3 +386,10 @@ def serialize_optional(kind: str, value):
     if value is None:
         return None
     return importlib.import_module(f"convscope.{kind}").serialize(value)
+
+
+def check_kept_for_backward(layer: Layer, kept) -> None:
+    """A backward pass needs a forward pass that kept its context (not one under `no_backward()`)."""
+    if kept is None:
+        raise RuntimeError(f"{layer._describe()}: backward() needs a forward pass that kept its inputs; "
+                           "the last call ran under predict/evaluate (backend.no_backward()) or never ran")

@@ -6,10 +6,10 @@ from typing import Any, Dict
 
 import numpy as np
 
-from .. import activations, initializers, ops
+from .. import activations, backend, initializers, ops
 from ..ops import shapes
 from ..ops.activations import Activation, get_activation
-from .base import (Layer, Shape, check_bool, check_positive_int, normalize_data_format,
+from .base import (Layer, Shape, check_bool, check_kept_for_backward, check_positive_int, normalize_data_format,
                    normalize_padding, resolve_optional, serialize_optional)
 
 
@@ -151,12 +151,14 @@ class Conv2D(Layer):
         return (1, self.filters, 1, 1) if self.data_format == "channels_first" else (self.filters,)
 
     def call(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
-        z, self._ctx = ops.conv2d_forward(inputs, self.kernel.value, self.strides, self.padding.upper(),
-                                          ops_format(self.data_format), self.dilation_rate, self.groups)
+        args = (inputs, self.kernel.value, self.strides, self.padding.upper(), ops_format(self.data_format),
+                self.dilation_rate, self.groups)
+        keep = backend.keeps_for_backward()
+        z, self._ctx = ops.conv2d_forward(*args) if keep else (ops.conv2d(*args), None)
         if self.bias is not None:
             z += self.bias.value.reshape(self._bias_shape())     # z is a fresh array: add in place
         y = self.activation.forward(z)
-        self._z, self._y = z, y
+        self._z, self._y = (z, y) if keep else (None, None)
         return y
 
     @property
@@ -171,6 +173,7 @@ class Conv2D(Layer):
                  from_preactivation: bool = False):
         """Set the kernel/bias gradients; return the input gradient (None when not `need_input_grad`,
         which spares a first layer most of its backward cost)."""
+        check_kept_for_backward(self, self._ctx)
         grad_z = (grad_output if from_preactivation
                   else self.activation.backward(grad_output, self._z, self._y))
         grad_input, grad_kernel = ops.conv2d_backward(grad_z, self._ctx, need_input_grad=need_input_grad)

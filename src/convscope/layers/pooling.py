@@ -6,9 +6,10 @@ from typing import Any, Dict
 
 import numpy as np
 
-from .. import ops
+from .. import backend, ops
 from ..ops import shapes
-from .base import Layer, Shape, check_bool, normalize_data_format, normalize_padding
+from .base import (Layer, Shape, check_bool, check_kept_for_backward, normalize_data_format,
+                   normalize_padding)
 from .conv2d import channel_dim, check_image_rank, image_shape, ops_format, spatial_dims
 
 
@@ -27,6 +28,14 @@ def _avg_forward(*args):
 
 def _avg_backward(grad, ctx):
     return ops.avg_pool2d_backward(grad, ctx)
+
+
+def _max_infer(*args):
+    return ops.max_pool2d(*args)
+
+
+def _avg_infer(*args):
+    return ops.avg_pool2d(*args)
 
 
 class _Pooling2D(Layer):
@@ -66,11 +75,15 @@ class _Pooling2D(Layer):
                            self.data_format)
 
     def call(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
-        y, self._ctx = self._forward_op(inputs, self.pool_size, self.strides, self.padding.upper(),
-                                        ops_format(self.data_format))
+        args = (inputs, self.pool_size, self.strides, self.padding.upper(), ops_format(self.data_format))
+        if not backend.keeps_for_backward():
+            self._ctx = None
+            return self._inference_op(*args)
+        y, self._ctx = self._forward_op(*args)
         return y
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        check_kept_for_backward(self, self._ctx)
         return self._backward_op(grad_output, self._ctx)
 
     def get_config(self) -> Dict[str, Any]:
@@ -85,6 +98,7 @@ class MaxPooling2D(_Pooling2D):
 
     _forward_op = staticmethod(_max_forward)
     _backward_op = staticmethod(_max_backward)
+    _inference_op = staticmethod(_max_infer)
 
 
 class AveragePooling2D(_Pooling2D):
@@ -92,6 +106,7 @@ class AveragePooling2D(_Pooling2D):
 
     _forward_op = staticmethod(_avg_forward)
     _backward_op = staticmethod(_avg_backward)
+    _inference_op = staticmethod(_avg_infer)
 
 
 class _GlobalPooling2D(Layer):

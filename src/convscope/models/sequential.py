@@ -252,7 +252,8 @@ class Sequential(Model):
         outputs = []
         for batch, start in enumerate(starts):
             callback_list.on_predict_batch_begin(batch)
-            outputs.append(self._forward(x[start:start + batch_size], training=False))
+            with backend.no_backward():
+                outputs.append(self._forward(x[start:start + batch_size], training=False))
             callback_list.on_predict_batch_end(batch, {"outputs": outputs[-1]})
         callback_list.on_predict_end()
         if verbose != 0:

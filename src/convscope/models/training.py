@@ -18,7 +18,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
-from .. import _rng, losses as losses_module, metrics as metrics_module, optimizers
+from .. import _rng, backend, losses as losses_module, metrics as metrics_module, optimizers
 from ..callbacks import CallbackList, History, ProgbarLogger, TerminateOnNaN, check_callbacks
 
 
@@ -241,7 +241,8 @@ class Model:
         return loss, output
 
     def _test_step(self, x, y) -> Tuple[float, np.ndarray]:
-        output, _, loss, _ = self._forward_loss(x, y, training=False)
+        with backend.no_backward():
+            output, _, loss, _ = self._forward_loss(x, y, training=False)
         return loss + self._weight_penalty(add_gradients=False), output
 
     # -- metrics ---------------------------------------------------------------------------------
