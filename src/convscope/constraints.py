@@ -12,6 +12,8 @@ from typing import Any, Dict
 
 import numpy as np
 
+from ._registry import Registry
+
 __all__ = ["Constraint", "MaxNorm", "NonNeg", "UnitNorm", "MinMaxNorm",
            "max_norm", "non_neg", "unit_norm", "min_max_norm", "get", "serialize", "deserialize"]
 
@@ -127,31 +129,7 @@ min_max_norm = MinMaxNorm
 _CLASSES = {"MaxNorm": MaxNorm, "NonNeg": NonNeg, "UnitNorm": UnitNorm, "MinMaxNorm": MinMaxNorm}
 _NAMES = {"max_norm": MaxNorm, "non_neg": NonNeg, "unit_norm": UnitNorm, "min_max_norm": MinMaxNorm,
           **_CLASSES}
-
-
-def serialize(constraint) -> Any:
-    if constraint is None:
-        return None
-    if not isinstance(constraint, Constraint):
-        raise TypeError(f"constraints.serialize: expected a Constraint, got {constraint!r}")
-    return {"class_name": type(constraint).__name__, "config": constraint.get_config()}
-
-
-def deserialize(config: Dict[str, Any]) -> Constraint:
-    if not isinstance(config, dict) or config.get("class_name") not in _CLASSES:
-        raise ValueError(f"constraints.deserialize: expected {{'class_name': one of {sorted(_CLASSES)}, "
-                         f"'config': {{...}}}}, got {config!r}")
-    return _CLASSES[config["class_name"]].from_config(config.get("config", {}))
-
-
-def get(identifier):
-    """None, a name ("max_norm", "NonNeg", ...), a serialized dict or a Constraint."""
-    if identifier is None or isinstance(identifier, Constraint):
-        return identifier
-    if isinstance(identifier, dict):
-        return deserialize(identifier)
-    if isinstance(identifier, str):
-        if identifier in _NAMES:
-            return _NAMES[identifier]()
-        raise ValueError(f"constraints.get: unknown constraint {identifier!r}; known: {', '.join(sorted(_NAMES))}")
-    raise TypeError(f"constraints.get: expected None, a name, a config dict or a Constraint, got {identifier!r}")
+_REGISTRY = Registry("constraints", Constraint, _CLASSES, _NAMES)
+serialize = _REGISTRY.serialize
+deserialize = _REGISTRY.deserialize
+get = _REGISTRY.get

@@ -11,6 +11,8 @@ from typing import Any, Dict
 
 import numpy as np
 
+from ._registry import Registry
+
 __all__ = ["Regularizer", "L1", "L2", "L1L2", "l1", "l2", "l1_l2", "get", "serialize", "deserialize"]
 
 
@@ -99,34 +101,7 @@ l1_l2 = L1L2
 
 _CLASSES = {"L1": L1, "L2": L2, "L1L2": L1L2}
 _NAMES = {"l1": L1, "l2": L2, "l1_l2": L1L2, **_CLASSES}
-
-
-def serialize(regularizer) -> Any:
-    """`{"class_name": ..., "config": {...}}`, or None for None."""
-    if regularizer is None:
-        return None
-    if not isinstance(regularizer, Regularizer):
-        raise TypeError(f"regularizers.serialize: expected a Regularizer, got {regularizer!r}")
-    return {"class_name": type(regularizer).__name__, "config": regularizer.get_config()}
-
-
-def deserialize(config: Dict[str, Any]) -> Regularizer:
-    if not isinstance(config, dict) or config.get("class_name") not in _CLASSES:
-        raise ValueError(f"regularizers.deserialize: expected {{'class_name': one of {sorted(_CLASSES)}, "
-                         f"'config': {{...}}}}, got {config!r}")
-    return _CLASSES[config["class_name"]].from_config(config.get("config", {}))
-
-
-def get(identifier):
-    """None, a name ("l1", "l2", "l1_l2", "L2"), a serialized dict or a Regularizer."""
-    if identifier is None or isinstance(identifier, Regularizer):
-        return identifier
-    if isinstance(identifier, dict):
-        return deserialize(identifier)
-    if isinstance(identifier, str):
-        if identifier in _NAMES:
-            return _NAMES[identifier]()
-        raise ValueError(f"regularizers.get: unknown regularizer {identifier!r}; "
-                         f"known: {', '.join(sorted(_NAMES))}")
-    raise TypeError(f"regularizers.get: expected None, a name, a config dict or a Regularizer, "
-                    f"got {identifier!r}")
+_REGISTRY = Registry("regularizers", Regularizer, _CLASSES, _NAMES)
+serialize = _REGISTRY.serialize
+deserialize = _REGISTRY.deserialize
+get = _REGISTRY.get
