@@ -8,7 +8,7 @@ import numpy as np
 
 from ..ops.activations import get_activation
 from .base import Layer, Shape, check_float
-from .conv2d import resolve_activation
+from .kernel_bias import resolve_activation
 
 
 class _ElementwiseActivation(Layer):

@@ -6,29 +6,11 @@ from typing import Any, Dict
 
 import numpy as np
 
-from .. import activations, backend, initializers, ops
+from .. import backend, initializers, ops
 from ..ops import shapes
-from ..ops.activations import Activation, get_activation
-from .base import (Layer, Shape, check_bool, check_kept_for_backward, check_positive_int, normalize_data_format,
-                   normalize_padding, resolve_optional, serialize_optional)
-
-
-def resolve_activation(identifier, where: str):
-    """An ops Activation from a name, None, a Keras config dict or a `convscope.activations` function.
-
-    Errors name the layer and the argument.
-    """
-    if isinstance(identifier, dict) or (callable(identifier) and not isinstance(identifier, Activation)):
-        try:
-            identifier = activations.serialize(activations.deserialize(identifier, where, "activation")
-                                               if isinstance(identifier, dict) else identifier)
-        except ValueError as error:
-            raise ValueError(f"{where}: argument `activation` must be an activation name or one of "
-                             f"convscope.activations' functions: {error}") from None
-    try:
-        return get_activation(identifier)
-    except (ValueError, TypeError) as error:
-        raise type(error)(f"{where}: argument `activation`: {error}") from None
+from .base import (Layer, Shape, check_kept_for_backward, check_positive_int, normalize_data_format,
+                   normalize_padding)
+from .kernel_bias import KernelBiasLayer
 
 
 def describe_input_layout(data_format: str) -> str:
@@ -60,7 +42,7 @@ def ops_format(data_format: str) -> str:
     return "NCHW" if data_format == "channels_first" else "NHWC"
 
 
-class Conv2D(Layer):
+class Conv2D(KernelBiasLayer):
     """2-D convolution: `filters` kernels of `kernel_size`, with Keras' arguments and weight layout.
 
     Weights: kernel (kh, kw, in_channels / groups, filters), then bias (filters,).
@@ -93,18 +75,9 @@ class Conv2D(Layer):
         if self.filters % self.groups:
             raise ValueError(f"{where}: argument `filters` must be divisible by `groups`; "
                              f"got filters={self.filters} and groups={self.groups}")
-        self.activation = resolve_activation(activation, where)
-        self.use_bias = check_bool(use_bias, "use_bias", where)
-        self.kernel_initializer = initializers.get(kernel_initializer, where, "kernel_initializer")
-        self.bias_initializer = initializers.get(bias_initializer, where, "bias_initializer")
-        self.kernel_regularizer = resolve_optional("regularizers", kernel_regularizer, where, "kernel_regularizer")
-        self.bias_regularizer = resolve_optional("regularizers", bias_regularizer, where, "bias_regularizer")
-        self.activity_regularizer = resolve_optional("regularizers", activity_regularizer, where,
-                                                     "activity_regularizer")
-        self.kernel_constraint = resolve_optional("constraints", kernel_constraint, where, "kernel_constraint")
-        self.bias_constraint = resolve_optional("constraints", bias_constraint, where, "bias_constraint")
-        self.kernel = None
-        self.bias = None
+        self._init_kernel_bias(where, activation, use_bias, kernel_initializer, bias_initializer,
+                               kernel_regularizer, bias_regularizer, activity_regularizer,
+                               kernel_constraint, bias_constraint)
 
     # -- shapes -----------------------------------------------------------------------
     def compute_output_shape(self, input_shape: Shape) -> Shape:
@@ -161,14 +134,6 @@ class Conv2D(Layer):
         self._z, self._y = (z, y) if keep else (None, None)
         return y
 
-    @property
-    def output_activation(self):
-        return self.activation
-
-    @property
-    def preactivation(self) -> np.ndarray:
-        return self._z
-
     def backward(self, grad_output: np.ndarray, need_input_grad: bool = True,
                  from_preactivation: bool = False):
         """Set the kernel/bias gradients; return the input gradient (None when not `need_input_grad`,
@@ -194,15 +159,7 @@ class Conv2D(Layer):
             "data_format": self.data_format,
             "dilation_rate": self.dilation_rate,
             "groups": self.groups,
-            "activation": self.activation.name,
-            "use_bias": self.use_bias,
-            "kernel_initializer": serialize_optional("initializers", self.kernel_initializer),
-            "bias_initializer": serialize_optional("initializers", self.bias_initializer),
-            "kernel_regularizer": serialize_optional("regularizers", self.kernel_regularizer),
-            "bias_regularizer": serialize_optional("regularizers", self.bias_regularizer),
-            "activity_regularizer": serialize_optional("regularizers", self.activity_regularizer),
-            "kernel_constraint": serialize_optional("constraints", self.kernel_constraint),
-            "bias_constraint": serialize_optional("constraints", self.bias_constraint),
+            **self._kernel_bias_config(),
         })
         return config
 

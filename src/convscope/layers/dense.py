@@ -7,12 +7,11 @@ from typing import Any, Dict
 import numpy as np
 
 from .. import initializers, ops
-from .base import (Layer, Shape, check_bool, check_positive_int, resolve_optional,
-                   serialize_optional)
-from .conv2d import resolve_activation
+from .base import Shape, check_positive_int
+from .kernel_bias import KernelBiasLayer
 
 
-class Dense(Layer):
+class Dense(KernelBiasLayer):
     """y = activation(x @ kernel + bias) on the last axis; weights kernel (in, units), bias (units,)."""
 
     _CONFIG_DEFAULTS = {
@@ -27,18 +26,9 @@ class Dense(Layer):
         super().__init__(**kwargs)
         where = self._describe()
         self.units = check_positive_int(units, "units", where)
-        self.activation = resolve_activation(activation, where)
-        self.use_bias = check_bool(use_bias, "use_bias", where)
-        self.kernel_initializer = initializers.get(kernel_initializer, where, "kernel_initializer")
-        self.bias_initializer = initializers.get(bias_initializer, where, "bias_initializer")
-        self.kernel_regularizer = resolve_optional("regularizers", kernel_regularizer, where, "kernel_regularizer")
-        self.bias_regularizer = resolve_optional("regularizers", bias_regularizer, where, "bias_regularizer")
-        self.activity_regularizer = resolve_optional("regularizers", activity_regularizer, where,
-                                                     "activity_regularizer")
-        self.kernel_constraint = resolve_optional("constraints", kernel_constraint, where, "kernel_constraint")
-        self.bias_constraint = resolve_optional("constraints", bias_constraint, where, "bias_constraint")
-        self.kernel = None
-        self.bias = None
+        self._init_kernel_bias(where, activation, use_bias, kernel_initializer, bias_initializer,
+                               kernel_regularizer, bias_regularizer, activity_regularizer,
+                               kernel_constraint, bias_constraint)
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         input_shape = tuple(input_shape)
@@ -69,14 +59,6 @@ class Dense(Layer):
         self._x, self._z, self._y = inputs, z, y
         return y
 
-    @property
-    def output_activation(self):
-        return self.activation
-
-    @property
-    def preactivation(self) -> np.ndarray:
-        return self._z
-
     def backward(self, grad_output: np.ndarray, need_input_grad: bool = True,
                  from_preactivation: bool = False):
         """Set the kernel/bias gradients; return the input gradient (None when not `need_input_grad`)."""
@@ -93,14 +75,6 @@ class Dense(Layer):
         config = super().get_config()
         config.update({
             "units": self.units,
-            "activation": self.activation.name,
-            "use_bias": self.use_bias,
-            "kernel_initializer": serialize_optional("initializers", self.kernel_initializer),
-            "bias_initializer": serialize_optional("initializers", self.bias_initializer),
-            "kernel_regularizer": serialize_optional("regularizers", self.kernel_regularizer),
-            "bias_regularizer": serialize_optional("regularizers", self.bias_regularizer),
-            "activity_regularizer": serialize_optional("regularizers", self.activity_regularizer),
-            "kernel_constraint": serialize_optional("constraints", self.kernel_constraint),
-            "bias_constraint": serialize_optional("constraints", self.bias_constraint),
+            **self._kernel_bias_config(),
         })
         return config

@@ -1,0 +1,71 @@
+"""What Conv2D and Dense share: the activation, the bias switch, and the kernel/bias
+initializers, regularizers and constraints (validated, stored and written to the config)."""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+import numpy as np
+
+from .. import activations, initializers
+from ..ops.activations import Activation, get_activation
+from .base import Layer, check_bool, resolve_optional, serialize_optional
+
+
+def resolve_activation(identifier, where: str):
+    """An ops Activation from a name, None, a Keras config dict or a `convscope.activations` function.
+
+    Errors name the layer and the argument.
+    """
+    if isinstance(identifier, dict) or (callable(identifier) and not isinstance(identifier, Activation)):
+        try:
+            identifier = activations.serialize(activations.deserialize(identifier, where, "activation")
+                                               if isinstance(identifier, dict) else identifier)
+        except ValueError as error:
+            raise ValueError(f"{where}: argument `activation` must be an activation name or one of "
+                             f"convscope.activations' functions: {error}") from None
+    try:
+        return get_activation(identifier)
+    except (ValueError, TypeError) as error:
+        raise type(error)(f"{where}: argument `activation`: {error}") from None
+
+
+class KernelBiasLayer(Layer):
+    """A layer computing y = activation(z) with z from a kernel and an optional bias."""
+
+    def _init_kernel_bias(self, where: str, activation, use_bias, kernel_initializer, bias_initializer,
+                          kernel_regularizer, bias_regularizer, activity_regularizer, kernel_constraint,
+                          bias_constraint) -> None:
+        self.activation = resolve_activation(activation, where)
+        self.use_bias = check_bool(use_bias, "use_bias", where)
+        self.kernel_initializer = initializers.get(kernel_initializer, where, "kernel_initializer")
+        self.bias_initializer = initializers.get(bias_initializer, where, "bias_initializer")
+        self.kernel_regularizer = resolve_optional("regularizers", kernel_regularizer, where, "kernel_regularizer")
+        self.bias_regularizer = resolve_optional("regularizers", bias_regularizer, where, "bias_regularizer")
+        self.activity_regularizer = resolve_optional("regularizers", activity_regularizer, where,
+                                                     "activity_regularizer")
+        self.kernel_constraint = resolve_optional("constraints", kernel_constraint, where, "kernel_constraint")
+        self.bias_constraint = resolve_optional("constraints", bias_constraint, where, "bias_constraint")
+        self.kernel = None
+        self.bias = None
+
+    def _kernel_bias_config(self) -> Dict[str, Any]:
+        return {
+            "activation": self.activation.name,
+            "use_bias": self.use_bias,
+            "kernel_initializer": serialize_optional("initializers", self.kernel_initializer),
+            "bias_initializer": serialize_optional("initializers", self.bias_initializer),
+            "kernel_regularizer": serialize_optional("regularizers", self.kernel_regularizer),
+            "bias_regularizer": serialize_optional("regularizers", self.bias_regularizer),
+            "activity_regularizer": serialize_optional("regularizers", self.activity_regularizer),
+            "kernel_constraint": serialize_optional("constraints", self.kernel_constraint),
+            "bias_constraint": serialize_optional("constraints", self.bias_constraint),
+        }
+
+    @property
+    def output_activation(self):
+        return self.activation
+
+    @property
+    def preactivation(self) -> np.ndarray:
+        return self._z
