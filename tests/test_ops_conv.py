@@ -364,10 +364,10 @@ def test_forward_keeps_no_columns_between_the_passes():
 def test_blocks_on_parallel_threads_match_blocks_in_order(channels, monkeypatch):
     """With 2 BLAS threads the blocks run on 2 threads (BLAS single-threaded meanwhile); same numbers."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
-    from convscope.ops import conv
+    from convscope.ops import conv, parallel as threads
     monkeypatch.setattr(conv, "COLUMN_BUDGET_BYTES", 1)  # many blocks (bands of one row in the forward)
     pools = []
-    monkeypatch.setattr(conv, "ThreadPoolExecutor", lambda workers: pools.append(workers) or ThreadPool(workers))
+    monkeypatch.setattr(threads, "_pool", lambda workers: pools.append(workers) or ThreadPool(workers))
     rng = np.random.default_rng(4)
     x = rng.standard_normal((5, 6, 7, channels))
     filters = rng.standard_normal((3, 2, channels, 4))
@@ -377,7 +377,7 @@ def test_blocks_on_parallel_threads_match_blocks_in_order(channels, monkeypatch)
         parallel = (output,) + ops.conv2d_backward(grad, ctx)
         assert pools == [2, 2]
         assert {info["num_threads"] for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"} == {2}
-        monkeypatch.setattr(conv, "_blas", lambda: None)  # as without threadpoolctl: blocks in order
+        monkeypatch.setattr(threads, "_blas", lambda: None)  # as without threadpoolctl: blocks in order
         output, ctx = ops.conv2d_forward(x, filters, 1, "SAME")
         in_order = (output,) + ops.conv2d_backward(grad, ctx)
         assert pools == [2, 2]

@@ -7,7 +7,7 @@ and one matrix product per group maps the columns to the output rows.  Blocks
 keep the columns in the CPU cache between their copy and their product (about
 twice as fast as one batch-wide column matrix) and bound the memory to the
 padded input and the output.  Blocks are independent, so they run on as many
-threads as BLAS has, each with single-threaded BLAS (`_run_in_parallel`).
+threads as BLAS has, each with single-threaded BLAS (`parallel.run_in_parallel`).
 
 The backward pass rebuilds each block's columns for the filter gradient.  The
 input gradient is a stride-1 transposed convolution of the output gradient from
@@ -20,12 +20,12 @@ use the input itself as the column matrix.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from .parallel import run_in_parallel
 from .padding import (check_data_format, check_numeric_array, check_image_batch, float_dtype, from_nhwc,
                       parse_padding, spatial_pair, to_nhwc, window_geometry)
 
@@ -61,41 +61,6 @@ def offset_slice(i: int, j: int, strides, dilations, out_hw) -> Tuple[slice, sli
     return (slice(None), slice(top, top + strides[0] * (out_hw[0] - 1) + 1, strides[0]),
             slice(left, left + strides[1] * (out_hw[1] - 1) + 1, strides[1]), slice(None))
 
-
-
-_blas_controller = None
-
-
-def _blas():
-    """threadpoolctl's controller of the BLAS thread pools (created once), or None without threadpoolctl."""
-    global _blas_controller
-    if _blas_controller is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:
-            _blas_controller = False
-        else:
-            _blas_controller = ThreadpoolController().select(user_api="blas")
-    return _blas_controller or None
-
-
-def _run_in_parallel(items: list, work: Callable[[list], Any]) -> List[Any]:
-    """`work` on contiguous chunks of `items`, one chunk per BLAS thread, BLAS single-threaded meanwhile.
-
-    The blocks' products are small and skinny (out/groups columns): OpenBLAS splitting
-    each of them over 2 threads ran 5-30x slower than 1 thread on a busy 2-core machine
-    (threads wait for each other at every call).  Independent blocks on the same number
-    of threads keep both cores busy with no waiting, and parallelise the im2col copies
-    too.  Without threadpoolctl, or with one BLAS thread, the chunks run in order.
-    """
-    blas = _blas()
-    workers = min(len(items), max((info["num_threads"] for info in blas.info()), default=1)) if blas else 1
-    if workers <= 1:
-        return [work(items)]
-    bounds = [len(items) * k // workers for k in range(workers + 1)]
-    chunks = [items[bounds[k]:bounds[k + 1]] for k in range(workers)]
-    with blas.limit(limits=1), ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(work, chunks))
 
 
 def _image_blocks(ctx) -> list:
@@ -229,7 +194,7 @@ def conv2d_forward(input, filters, strides, padding, data_format: str = "NHWC", 
 
     bands = _row_bands(ctx)
     if bands:
-        _run_in_parallel(bands, compute)
+        run_in_parallel(bands, compute)
     return from_nhwc(out, data_format), ctx
 
 
@@ -348,7 +313,7 @@ def conv2d_backward(grad_output, ctx: Dict[str, Any],
         return grad_w
 
     blocks = _image_blocks(ctx)
-    grad_w = (sum(_run_in_parallel(blocks, compute)) if blocks
+    grad_w = (sum(run_in_parallel(blocks, compute)) if blocks
               else np.zeros((groups, kh * kw * in_per_group, out_per_group), dtype=dtype))
     grad_filters = np.ascontiguousarray(
         grad_w.reshape(groups, kh, kw, in_per_group, out_per_group).transpose(1, 2, 3, 0, 4)

@@ -18,7 +18,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
-from .conv import _run_in_parallel
+from .parallel import run_in_parallel
 from .padding import check_numeric_array
 
 BLOCK_BYTES = 2 ** 20  # element-wise chains run over blocks of the leading axis of about this size
@@ -100,7 +100,7 @@ def batch_norm_train(x, gamma, beta, axis, epsilon) -> Tuple[np.ndarray, Dict[st
             squares += np.einsum(dot, block, block)
         return squares
 
-    var = (sum(_run_in_parallel(blocks, center)) / x.dtype.type(count)).reshape(broadcast)
+    var = (sum(run_in_parallel(blocks, center)) / x.dtype.type(count)).reshape(broadcast)
     inv_std = 1.0 / np.sqrt(var + x.dtype.type(epsilon))
     scale = inv_std if gamma_b is None else inv_std * gamma_b
     y = np.empty_like(x)
@@ -111,7 +111,7 @@ def batch_norm_train(x, gamma, beta, axis, epsilon) -> Tuple[np.ndarray, Dict[st
             if beta_b is not None:
                 block += beta_b
 
-    _run_in_parallel(blocks, normalize)
+    run_in_parallel(blocks, normalize)
     ctx = {"centered": centered, "inv_std": inv_std, "gamma": gamma_b, "axis": axis,
            "has_beta": beta_b is not None}
     return y, ctx, mean.reshape(-1), var.reshape(-1)
@@ -170,7 +170,7 @@ def batch_norm_backward(grad_y, ctx: Dict[str, Any]) -> Tuple[np.ndarray, Option
             block -= centered[index] * slope
             block -= offset
 
-    _run_in_parallel(_blocks(centered, axis), combine)
+    run_in_parallel(_blocks(centered, axis), combine)
     return (grad_x, None if gamma is None else grad_gamma, grad_beta if ctx["has_beta"] else None)
 
 

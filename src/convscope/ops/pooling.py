@@ -9,7 +9,7 @@ of each window's first maximum (one byte per output), so the backward pass only
 routes gradients.  When the windows tile the padded input (stride == pool size)
 the backward pass writes each offset's gradient straight into its slice, with no
 accumulation and no zero fill where the windows cover every cell.  Max pooling
-runs on blocks of images shared among the BLAS threads (`conv._run_in_parallel`).
+runs on blocks of images shared among the BLAS threads (`parallel.run_in_parallel`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from typing import Any, Dict, Tuple
 
 import numpy as np
 
-from .conv import _run_in_parallel, offset_slice, pad_spatial
+from .conv import offset_slice, pad_spatial
+from .parallel import run_in_parallel
 from .padding import (check_data_format, check_numeric_array, check_image_batch, float_dtype, from_nhwc,
                       parse_padding, spatial_pair, to_nhwc, window_geometry)
 
@@ -91,7 +92,7 @@ def _window_cells(x_pad: np.ndarray, ctx) -> list:
 
 
 def _image_chunks(x: np.ndarray) -> list:
-    """Slices of about `BLOCK_BYTES` of images: units of work for `_run_in_parallel`."""
+    """Slices of about `BLOCK_BYTES` of images: units of work for `run_in_parallel`."""
     step = max(1, BLOCK_BYTES // max(x[:1].nbytes, 1))
     return [slice(start, start + step) for start in range(0, x.shape[0], step)]
 
@@ -131,7 +132,7 @@ def _window_maximum(x: np.ndarray, ctx, track: bool):
             if track and np.isnan(block).any():
                 _nan_argmax(cells, argmax[images])
 
-    _run_in_parallel(_image_chunks(x_pad), compute)
+    run_in_parallel(_image_chunks(x_pad), compute)
     return out, argmax
 
 
@@ -171,7 +172,7 @@ def max_pool2d_backward(grad_output, ctx: Dict[str, Any]) -> np.ndarray:
                 for j in range(kw):
                     np.multiply(grad[images], argmax[images] == i * kw + j, out=tiles[images, :, i, :, j, :])
 
-    _run_in_parallel(_image_chunks(grad_pad), compute)
+    run_in_parallel(_image_chunks(grad_pad), compute)
     return from_nhwc(grad_pad[:, top:top + h, left:left + w, :], ctx["data_format"])
 
 
