@@ -6,45 +6,9 @@ import numpy as np
 import pytest
 
 from convscope.explain import explain
-from convscope.layers import (BatchNormalization, Conv2D, Dense, Dropout, Flatten, Input, MaxPool2D,
-                              MaxPooling2D)
+from convscope.layers import Conv2D, Dense, Input, MaxPool2D
 from convscope.models import Sequential
-
-
-def seed000_model():
-    """Seed 000's MNIST model, as printed in the post."""
-    model = Sequential()
-    model.add(Conv2D(32, kernel_size=(5, 5), strides=(1, 1), padding="same", activation="relu",
-                     input_shape=(28, 28, 1)))
-    model.add(MaxPooling2D(pool_size=(2, 2), strides=(2, 2)))
-    model.add(Conv2D(64, (2, 2), activation="relu", padding="same"))
-    model.add(MaxPooling2D(pool_size=(2, 2)))
-    model.add(Dropout(0.25))
-    model.add(Flatten())
-    model.add(Dense(1000, activation="relu"))
-    model.add(Dropout(0.5))
-    model.add(Dense(10, activation="softmax"))
-    return model
-
-
-def seed001_model():
-    """Seed 001's model behind its summary (264,562 parameters)."""
-    model = Sequential()
-    model.add(Conv2D(75, (3, 3), strides=1, padding="same", activation="relu", input_shape=(28, 28, 1)))
-    model.add(BatchNormalization())
-    model.add(MaxPool2D((2, 2), strides=2, padding="same"))
-    model.add(Conv2D(50, (3, 3), strides=1, padding="same", activation="relu"))
-    model.add(Dropout(0.2))
-    model.add(BatchNormalization())
-    model.add(MaxPool2D((2, 2), strides=2, padding="same"))
-    model.add(Conv2D(25, (3, 3), strides=1, padding="same", activation="relu"))
-    model.add(BatchNormalization())
-    model.add(MaxPool2D((2, 2), strides=2, padding="same"))
-    model.add(Flatten())
-    model.add(Dense(units=512, activation="relu"))
-    model.add(Dropout(0.3))
-    model.add(Dense(units=25, activation="softmax"))
-    return model
+from seed_models import seed000_model, seed001_model
 
 
 def text_of(item, key):

@@ -9,34 +9,13 @@ import numpy as np
 import pytest
 
 import convscope.utils
-from convscope.layers import BatchNormalization, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ZeroPadding2D
+from convscope.layers import Conv2D, Dense, Flatten, MaxPool2D, ZeroPadding2D
 from convscope.layers.convolutional import Conv2D as Conv2DKeras2, MaxPooling2D
 from convscope.models import Sequential
 from convscope.utils import np_utils
+from seed_models import seed000_model, seed001_model
 
 SEEDS = Path(__file__).resolve().parents[1].parent / "shared" / "seeds"
-
-
-def seed001_model(names=None):
-    """Seed 001's model; `names` (list, layer order) and the model name can copy the post's own names."""
-    names = list(names) if names else [None] * 14
-    model = Sequential(name=names.pop(0) if len(names) == 15 else None)
-    model.add(Conv2D(75, (3, 3), strides=1, padding="same", activation="relu", input_shape=(28, 28, 1),
-                     name=names[0]))
-    model.add(BatchNormalization(name=names[1]))
-    model.add(MaxPool2D((2, 2), strides=2, padding="same", name=names[2]))
-    model.add(Conv2D(50, (3, 3), strides=1, padding="same", activation="relu", name=names[3]))
-    model.add(Dropout(0.2, name=names[4]))
-    model.add(BatchNormalization(name=names[5]))
-    model.add(MaxPool2D((2, 2), strides=2, padding="same", name=names[6]))
-    model.add(Conv2D(25, (3, 3), strides=1, padding="same", activation="relu", name=names[7]))
-    model.add(BatchNormalization(name=names[8]))
-    model.add(MaxPool2D((2, 2), strides=2, padding="same", name=names[9]))
-    model.add(Flatten(name=names[10]))
-    model.add(Dense(units=512, activation="relu", name=names[11]))
-    model.add(Dropout(0.3, name=names[12]))
-    model.add(Dense(units=25, activation="softmax", name=names[13]))
-    return model
 
 
 SEED001_ROWS = [
@@ -85,21 +64,6 @@ def test_seed001_summary_is_the_posts_table():
     printed = []
     seed001_model(names).summary(print_fn=printed.append)
     assert [_collapse(line) for line in printed] == posted
-
-
-def seed000_model():
-    model = Sequential()
-    model.add(Conv2DKeras2(32, kernel_size=(5, 5), strides=(1, 1), padding="same", activation="relu",
-                           input_shape=(28, 28, 1)))
-    model.add(MaxPooling2D(pool_size=(2, 2), strides=(2, 2)))
-    model.add(Conv2DKeras2(64, (2, 2), activation="relu", padding="same"))
-    model.add(MaxPooling2D(pool_size=(2, 2)))
-    model.add(Dropout(0.25))
-    model.add(Flatten())
-    model.add(Dense(1000, activation="relu"))
-    model.add(Dropout(0.5))
-    model.add(Dense(10, activation="softmax"))
-    return model
 
 
 def test_seed000_kernel_counts_and_forward_pass():

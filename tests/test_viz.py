@@ -20,6 +20,7 @@ from convscope.models import Sequential
 from convscope.utils.vis_utils import model_to_dot
 from convscope.viz import plot_feature_maps, plot_filters, plot_history, plot_model, report
 from convscope.viz.svg import Drawing, encode_png
+from seed_models import seed002_model
 
 Image = pytest.importorskip("PIL.Image")
 
@@ -27,19 +28,6 @@ SVG = "{http://www.w3.org/2000/svg}"
 # Seed 002's printed output shapes, layer by layer (its model_to_dot picture).
 SEED_002_SHAPES = ["(None, 8, 8, 2)", "(None, 4, 4, 2)", "(None, 4, 4, 3)", "(None, 2, 2, 3)",
                    "(None, 12)", "(None, 8)", "(None, 3)"]
-
-
-def seed_002_model():
-    """Seed 002's model, written exactly as in the post."""
-    model = Sequential()
-    model.add(Conv2D(2, (3, 3), input_shape=(8, 8, 1), padding='same', activation='relu'))
-    model.add(MaxPooling2D(pool_size=(2, 2)))
-    model.add(Conv2D(3, (2, 2), padding='same', activation='relu'))
-    model.add(MaxPooling2D(pool_size=(2, 2)))
-    model.add(Flatten())
-    model.add(Dense(8, activation='relu'))
-    model.add(Dense(3, activation='softmax'))
-    return model
 
 
 def svg_root(text):
@@ -68,7 +56,7 @@ def tiles(root, css_class="tile"):
 # -- model_to_dot / plot_model --------------------------------------------------------------------
 
 def test_seed_002_model_to_dot_call_works_as_written():
-    model = seed_002_model()
+    model = seed002_model()
     svg = model_to_dot(model, show_shapes=True).create(prog="dot", format="svg")
     assert isinstance(svg, bytes)
     root = svg_root(svg)
@@ -86,12 +74,12 @@ def test_seed_002_model_to_dot_call_works_as_written():
 
 
 def test_model_dot_other_formats_and_write(tmp_path):
-    dot = model_to_dot(seed_002_model(), show_shapes=True, rankdir="LR")
+    dot = model_to_dot(seed002_model(), show_shapes=True, rankdir="LR")
     source = dot.to_string()
     assert source.startswith('digraph "sequential"') and "rankdir=LR" in source
     assert source.count("->") == 7 and "(None, 4, 4, 3)" in source
     assert dot.create(format="dot").decode() == source
-    assert model_to_dot(seed_002_model(), subgraph=True).to_string().startswith('subgraph "cluster_')
+    assert model_to_dot(seed002_model(), subgraph=True).to_string().startswith('subgraph "cluster_')
     png = open_png(dot.create(prog="dot", format="png"))
     assert png.width > png.height  # left to right
     assert svg_root(dot.create_svg()).tag == f"{SVG}svg"
@@ -107,7 +95,7 @@ def test_model_dot_other_formats_and_write(tmp_path):
 
 
 def test_plot_model_writes_valid_svg_and_png(tmp_path):
-    model = seed_002_model()
+    model = seed002_model()
     figure = plot_model(model, to_file=tmp_path / "model.svg", show_shapes=True, show_dtype=True,
                         show_layer_activations=True, show_trainable=True)
     assert figure.path == tmp_path / "model.svg"
@@ -131,7 +119,7 @@ def test_plot_model_writes_valid_svg_and_png(tmp_path):
 
 
 def test_plot_model_names_and_directions():
-    model = seed_002_model()
+    model = seed002_model()
     root = svg_root(plot_model(model, to_file=None, show_layer_names=False).to_svg())
     assert "Conv2D" in texts(root) and "conv2d (Conv2D)" not in texts(root)
     tall = plot_model(model, to_file=None, rankdir="BT").drawing
@@ -155,7 +143,7 @@ class Outer:
 
 
 def test_plot_model_expand_nested_draws_a_cluster():
-    model = seed_002_model()
+    model = seed002_model()
     conv, pool, conv_1, pool_1, flatten, dense, dense_1 = model.layers
     outer = Outer([conv, Block("block", [pool, conv_1, pool_1]), flatten, dense, dense_1])
     folded = svg_root(plot_model(outer, to_file=None, show_shapes=True).to_svg())
@@ -171,7 +159,7 @@ def test_plot_model_expand_nested_draws_a_cluster():
 
 
 def test_plot_model_argument_errors(tmp_path):
-    model = seed_002_model()
+    model = seed002_model()
     with pytest.raises(ValueError, match=r"plot_model: argument `rankdir` must be one of .*got 'XY'"):
         plot_model(model, to_file=None, rankdir="XY")
     with pytest.raises(ValueError, match=r"plot_model: argument `to_file` must end in \.svg or \.png"):
@@ -210,7 +198,7 @@ def test_encode_png_round_trips_through_pillow():
 # -- filters --------------------------------------------------------------------------------------
 
 def test_plot_filters_one_tile_per_kernel_with_the_weights_colours(tmp_path):
-    model = seed_002_model()
+    model = seed002_model()
     layer = model.layers[2]  # Conv2D(3, (2, 2)) on 2 channels: 2 x 3 = 6 kernels (seed 002: 24 weights)
     kernel = layer.kernel.numpy()
     kernel[0, 0, 0, 0] = -2 * np.abs(kernel).max()  # the most negative weight of the layer
@@ -287,7 +275,7 @@ def test_plot_filters_caps_and_errors():
 
 def test_plot_feature_maps_tiles_every_channel_with_the_real_activations(tmp_path):
     torch = pytest.importorskip("torch")
-    model = seed_002_model()
+    model = seed002_model()
     image = np.random.default_rng(3).normal(size=(8, 8, 1)).astype(np.float32)
     figure = plot_feature_maps(model, image, to_file=tmp_path / "maps.svg")
     assert figure.info["tiles"] == [("conv2d", 2), ("max_pooling2d", 2), ("conv2d_1", 3), ("max_pooling2d_1", 3)]
@@ -315,7 +303,7 @@ def test_plot_feature_maps_tiles_every_channel_with_the_real_activations(tmp_pat
 
 
 def test_plot_feature_maps_layer_choice_and_errors():
-    model = seed_002_model()
+    model = seed002_model()
     image = np.ones((1, 8, 8, 1), np.float32)
     figure = plot_feature_maps(model, image[0, :, :, 0], layers=["conv2d_1", 0])
     assert figure.info["tiles"] == [("conv2d_1", 3), ("conv2d", 2)]
@@ -356,7 +344,7 @@ def test_plot_history_panels_and_curves(tmp_path):
 # -- the report, without a browser ----------------------------------------------------------------
 
 def test_report_is_one_self_contained_file_with_the_model_data(tmp_path):
-    model = seed_002_model()
+    model = seed002_model()
     sample = np.random.default_rng(0).random((8, 8, 1)).astype(np.float32)
     path = report(model, sample=sample, history={"loss": [1.0, 0.5]}, to_file=tmp_path / "report.html", lang="ko")
     html = path.read_text(encoding="utf-8")
@@ -402,7 +390,7 @@ def test_report_and_feature_maps_read_channels_first_models(tmp_path):
 
 
 def test_report_argument_errors(tmp_path):
-    model = seed_002_model()
+    model = seed002_model()
     with pytest.raises(ValueError, match=r"report: argument `lang` must be one of \('en', 'ko'\), got 'fr'"):
         report(model, to_file=tmp_path / "r.html", lang="fr")
     with pytest.raises(ValueError, match=r"report: argument `to_file` must end in \.html or \.htm"):
