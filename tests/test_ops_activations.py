@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 
 from _gradcheck import assert_gradients_close, numerical_gradient
+from _oracle import TOLERANCE
 from convscope import ops
-
-TOLERANCE = {"float32": 1e-5, "float64": 1e-10}
 
 
 def torch_reference(torch, name, **params):

@@ -4,16 +4,8 @@ import numpy as np
 import pytest
 
 from _gradcheck import assert_gradients_close, numerical_gradient
+from _oracle import assert_matches
 from convscope import ops
-
-TOLERANCE = {"float32": 1e-5, "float64": 1e-10}
-
-
-def assert_matches(ours, reference, dtype):
-    rtol = TOLERANCE[dtype]
-    scale = max(1.0, float(np.abs(reference).max(initial=0.0)))
-    assert ours.dtype == np.dtype(dtype)
-    np.testing.assert_allclose(ours, reference, rtol=rtol, atol=rtol * scale)
 
 
 # -- dense ----------------------------------------------------------------------------------

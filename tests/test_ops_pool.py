@@ -4,24 +4,10 @@ import numpy as np
 import pytest
 
 from _gradcheck import assert_gradients_close, numerical_gradient
+from _oracle import assert_matches, tf_same_split
 from convscope import ops
 
 N_CONFIGS = 110
-TOLERANCE = {"float32": 1e-5, "float64": 1e-10}
-
-
-def tf_same_split(length, kernel, stride):
-    """TensorFlow's SAME padding (before, after), written out independently of ops/shapes.py."""
-    out = -(-length // stride)
-    total = max((out - 1) * stride + kernel - length, 0)
-    return total // 2, total - total // 2
-
-
-def assert_matches(ours, reference, dtype):
-    rtol = TOLERANCE[dtype]
-    scale = max(1.0, float(np.abs(reference).max(initial=0.0)))
-    assert ours.dtype == np.dtype(dtype)
-    np.testing.assert_allclose(ours, reference, rtol=rtol, atol=rtol * scale)
 
 
 def pool_configs(count, seed=303):

@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 
 import convscope.utils
-from convscope.layers import Conv2D, Dense, Flatten, MaxPool2D, ZeroPadding2D
-from convscope.layers.convolutional import Conv2D as Conv2DKeras2, MaxPooling2D
+from convscope.layers import Conv2D, Dense, MaxPool2D, ZeroPadding2D
 from convscope.models import Sequential
 from convscope.utils import np_utils
-from seed_models import seed000_model, seed001_model
+from seed_models import seed000_model, seed001_model, seed002_model
 
 SEEDS = Path(__file__).resolve().parents[1].parent / "shared" / "seeds"
 
@@ -96,14 +95,7 @@ def test_seed002_weight_counts():
 
 
 def test_seed002_eight_by_eight_model():
-    model = Sequential()
-    model.add(Conv2DKeras2(2, (3, 3), input_shape=(8, 8, 1), padding="same", activation="relu"))
-    model.add(MaxPooling2D(pool_size=(2, 2)))
-    model.add(Conv2DKeras2(3, (2, 2), padding="same", activation="relu"))
-    model.add(MaxPooling2D(pool_size=(2, 2)))
-    model.add(Flatten())
-    model.add(Dense(8, activation="relu"))
-    model.add(Dense(3, activation="softmax"))
+    model = seed002_model()
     assert [(layer.output_shape, layer.count_params()) for layer in model.layers] == [
         ((None, 8, 8, 2), 20), ((None, 4, 4, 2), 0), ((None, 4, 4, 3), 27), ((None, 2, 2, 3), 0),
         ((None, 12), 0), ((None, 8), 104), ((None, 3), 27)]
