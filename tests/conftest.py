@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 import convscope.backend
+from convscope.ops import compiled
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -24,3 +25,12 @@ def mnist_dir():
     if not (folder / "train-images-idx3-ubyte.gz").exists():
         pytest.skip("MNIST files not found in ../shared/datasets/mnist")
     return folder
+
+
+@pytest.fixture(params=["numpy", "compiled"])
+def kernel_path(request):
+    """Run a test on the NumPy reference path and on the compiled (numba) kernels."""
+    if request.param == "compiled" and not compiled.available():
+        pytest.skip("numba is not installed")
+    with compiled.use_compiled(request.param == "compiled"):
+        yield request.param

@@ -1,0 +1,65 @@
+"""Compiled kernels (numba) for the passes BLAS cannot do; NumPy stays the reference and the fallback.
+
+An op asks `compiled.active()` and, when it is true, calls its `@compiled.kernel`
+functions instead of its NumPy code.  Kernels are compiled on first use (and cached
+on disk), release the GIL, and run single-threaded: the ops share their blocks of
+work among threads with `parallel.run_in_parallel`, as they do for BLAS, so numba's
+own thread pool is never started.
+
+The compiled path is on when numba imports and the environment variable
+`CONVSCOPE_COMPILED` is not `0`; `use_compiled(False)` switches it off (the tests run
+the oracle comparisons on both paths).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+try:
+    import numba
+except ImportError:  # pragma: no cover - exercised where numba is not installed
+    numba = None
+
+__all__ = ["available", "active", "use_compiled", "kernel"]
+
+_STATE = {"on": numba is not None and os.environ.get("CONVSCOPE_COMPILED", "1") != "0"}
+
+
+def available() -> bool:
+    """True when numba is installed, whatever `use_compiled` says."""
+    return numba is not None
+
+
+def active() -> bool:
+    """True when the ops should call their compiled kernels."""
+    return _STATE["on"]
+
+
+@contextlib.contextmanager
+def use_compiled(flag: bool):
+    """Within this block the ops use their compiled kernels (`True`, needs numba) or NumPy only (`False`)."""
+    if not isinstance(flag, bool):
+        raise TypeError(f"use_compiled: argument `flag` must be a bool, got {flag!r}")
+    if flag and numba is None:
+        raise ValueError("use_compiled: argument `flag` is True but numba is not installed "
+                         "(pip install numba)")
+    previous = _STATE["on"]
+    _STATE["on"] = flag
+    try:
+        yield
+    finally:
+        _STATE["on"] = previous
+
+
+def kernel(function=None, *, fastmath: bool = False):
+    """Decorator: `function` compiled by numba (no GIL, cached on disk), or left as is without numba.
+
+    `fastmath=True` lets the compiler reorder float additions (vectorized sums); use it only
+    where the result may differ in the last bits from NumPy's order.
+    """
+    def decorate(fn):
+        if numba is None:
+            return fn
+        return numba.njit(nogil=True, cache=True, fastmath=fastmath, error_model="numpy")(fn)
+    return decorate(function) if function is not None else decorate
