@@ -33,7 +33,7 @@ CASES = [
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("case", CASES)
-def test_conv2d_forward_and_backward_match_torch(case, dtype, data_format):
+def test_conv2d_forward_and_backward_match_torch(case, dtype, data_format, kernel_path):
     rng = np.random.default_rng(11)
     x = rng.standard_normal((2, 9, 8, 6)).astype(dtype)
     layer = Conv2D(activation="relu", data_format=data_format, dtype=dtype,

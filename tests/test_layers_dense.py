@@ -10,19 +10,21 @@ from convscope.layers import Dense, deserialize, serialize
 torch = pytest.importorskip("torch")
 
 
+@pytest.mark.parametrize("activation", ["sigmoid", "relu", "linear"])   # relu and linear: the fused epilogue
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("shape", [(5, 7), (4, 3, 7), (2, 3, 2, 7)])
-def test_dense_matches_torch_linear_forward_and_backward(shape, dtype):
+def test_dense_matches_torch_linear_forward_and_backward(shape, dtype, activation, kernel_path):
     rng = np.random.default_rng(5)
     x = rng.standard_normal(shape).astype(dtype)
-    layer = Dense(4, activation="sigmoid", dtype=dtype, bias_initializer="random_uniform")
+    layer = Dense(4, activation=activation, dtype=dtype, bias_initializer="random_uniform")
     y = layer(x)
     assert y.shape == shape[:-1] + (4,) and y.dtype == np.dtype(dtype)
 
     x_t = torch.from_numpy(x).requires_grad_(True)
     kernel_t = torch.from_numpy(layer.kernel.numpy()).requires_grad_(True)
     bias_t = torch.from_numpy(layer.bias.numpy()).requires_grad_(True)
-    y_t = torch.sigmoid(torch.nn.functional.linear(x_t, kernel_t.T, bias_t))
+    torch_activation = {"sigmoid": torch.sigmoid, "relu": torch.relu, "linear": lambda z: z}[activation]
+    y_t = torch_activation(torch.nn.functional.linear(x_t, kernel_t.T, bias_t))
     tol = 1e-5 if dtype == "float32" else 1e-10
     np.testing.assert_allclose(y, y_t.detach().numpy(), rtol=tol, atol=tol)
 

@@ -52,14 +52,14 @@ MODES = [False, True]
      (2, 3, 5, 4)),
     (dict(filters=2, kernel_size=2, use_bias=False, activation="softmax"), (1, 3, 3, 2)),
 ])
-def test_conv2d_gradients(kwargs, shape, training):
+def test_conv2d_gradients(kwargs, shape, training, kernel_path):
     layer = L.Conv2D(dtype="float64", **kwargs)
     check_layer_gradients(layer, image(shape), training)
 
 
 @pytest.mark.parametrize("training", MODES)
 @pytest.mark.parametrize("shape,activation", [((3, 4), "relu"), ((2, 3, 4), "softmax"), ((2, 2, 2, 3), "gelu")])
-def test_dense_gradients(shape, activation, training):
+def test_dense_gradients(shape, activation, training, kernel_path):
     check_layer_gradients(L.Dense(3, activation=activation, dtype="float64"), image(shape), training)
 
 

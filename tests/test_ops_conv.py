@@ -59,7 +59,7 @@ CONFIGS = conv_configs(N_CONFIGS)
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=[_config_id(c) for c in CONFIGS])
-def test_conv2d_forward_and_backward_match_torch(config):
+def test_conv2d_forward_and_backward_match_torch(config, kernel_path):
     torch = pytest.importorskip("torch")
     functional = torch.nn.functional
     c = config

@@ -61,7 +61,7 @@ def _batch(rng, model, n):
 @pytest.mark.parametrize("make_model,batch", [(lambda: seed000_model(dropout=False), 4), (seed002_model, 6)],
                          ids=["seed000", "seed002"])
 @pytest.mark.parametrize("optimizer", ["sgd", "sgd_momentum", "adam"])
-def test_training_steps_match_torch(make_model, batch, optimizer):
+def test_training_steps_match_torch(make_model, batch, optimizer, kernel_path):
     _rng.set_seed(0)
     model = make_model()
     ours_opt, make_torch = {

@@ -127,6 +127,12 @@ class Conv2D(KernelBiasLayer):
         args = (inputs, self.kernel.value, self.strides, self.padding.upper(), ops_format(self.data_format),
                 self.dilation_rate, self.groups)
         keep = backend.keeps_for_backward()
+        fused = self._fused_activation(self.data_format == "channels_last")
+        if fused is not None:     # bias and ReLU applied inside the convolution, block by block
+            y, self._ctx = ops.conv2d_forward(*args, bias=self._bias_value(), activation=fused) if keep else (
+                ops.conv2d(*args, bias=self._bias_value(), activation=fused), None)
+            self._z, self._y = (None if fused == "relu" else y, y) if keep else (None, None)
+            return y
         z, self._ctx = ops.conv2d_forward(*args) if keep else (ops.conv2d(*args), None)
         if self.bias is not None:
             z += self.bias.value.reshape(self._bias_shape())     # z is a fresh array: add in place
@@ -139,13 +145,13 @@ class Conv2D(KernelBiasLayer):
         """Set the kernel/bias gradients; return the input gradient (None when not `need_input_grad`,
         which spares a first layer most of its backward cost)."""
         check_kept_for_backward(self, self._ctx)
-        grad_z = (grad_output if from_preactivation
-                  else self.activation.backward(grad_output, self._z, self._y))
+        grad_z, grad_bias = self._activation_backward(grad_output, from_preactivation,
+                                                      self.data_format == "channels_last")
         grad_input, grad_kernel = ops.conv2d_backward(grad_z, self._ctx, need_input_grad=need_input_grad)
         self.kernel.grad = grad_kernel
         if self.bias is not None:
             axes = (0, 2, 3) if self.data_format == "channels_first" else (0, 1, 2)
-            self.bias.grad = grad_z.sum(axis=axes)
+            self.bias.grad = grad_bias if grad_bias is not None else grad_z.sum(axis=axes)
         return grad_input
 
     # -- config -----------------------------------------------------------------------

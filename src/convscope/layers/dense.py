@@ -53,8 +53,12 @@ class Dense(KernelBiasLayer):
         self.built = True
 
     def call(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
-        bias = self.bias.value if self.bias is not None else None
-        z = ops.dense_forward(inputs, self.kernel.value, bias)
+        fused = self._fused_activation()
+        if fused is not None:     # bias and ReLU in one pass over the product
+            y = ops.bias_activation_forward(ops.dense_forward(inputs, self.kernel.value), self._bias_value(), fused)
+            self._x, self._z, self._y = inputs, (None if fused == "relu" else y), y
+            return y
+        z = ops.dense_forward(inputs, self.kernel.value, self._bias_value())
         y = self.activation.forward(z)
         self._x, self._z, self._y = inputs, z, y
         return y
@@ -62,13 +66,13 @@ class Dense(KernelBiasLayer):
     def backward(self, grad_output: np.ndarray, need_input_grad: bool = True,
                  from_preactivation: bool = False):
         """Set the kernel/bias gradients; return the input gradient (None when not `need_input_grad`)."""
-        grad_z = (grad_output if from_preactivation
-                  else self.activation.backward(grad_output, self._z, self._y))
-        grad_x, grad_kernel, grad_bias = ops.dense_backward(grad_z, self._x, self.kernel.value,
-                                                            need_input_grad=need_input_grad)
+        grad_z, grad_bias = self._activation_backward(grad_output, from_preactivation)
+        grad_x, grad_kernel, dense_grad_bias = ops.dense_backward(grad_z, self._x, self.kernel.value,
+                                                                  need_input_grad=need_input_grad,
+                                                                  need_bias_grad=grad_bias is None)
         self.kernel.grad = grad_kernel
         if self.bias is not None:
-            self.bias.grad = grad_bias
+            self.bias.grad = grad_bias if grad_bias is not None else dense_grad_bias
         return grad_x
 
     def get_config(self) -> Dict[str, Any]:

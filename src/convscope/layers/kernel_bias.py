@@ -8,6 +8,7 @@ from typing import Any, Dict
 import numpy as np
 
 from .. import activations, initializers
+from .. import ops
 from ..ops.activations import Activation, get_activation
 from .base import Layer, check_bool, resolve_optional, serialize_optional
 
@@ -68,4 +69,23 @@ class KernelBiasLayer(Layer):
 
     @property
     def preactivation(self) -> np.ndarray:
+        """The last call's input to the activation (None after a fused ReLU, which does not keep it)."""
         return self._z
+
+    def _bias_value(self):
+        return self.bias.value if self.bias is not None else None
+
+    def _fused_activation(self, channels_last: bool = True):
+        """"linear" or "relu" when the bias and activation run as one fused op on the output, else None."""
+        if not channels_last or self.activation.params or self.activation.name not in ops.FUSED_ACTIVATIONS:
+            return None
+        return self.activation.name
+
+    def _activation_backward(self, grad_output: np.ndarray, from_preactivation: bool, channels_last: bool = True):
+        """(gradient w.r.t. the pre-activation, bias gradient or None) of the last call."""
+        fused = self._fused_activation(channels_last)
+        if fused is not None:
+            return ops.bias_activation_backward(grad_output, self._y, "linear" if from_preactivation else fused,
+                                                with_bias=self.bias is not None)
+        grad_z = grad_output if from_preactivation else self.activation.backward(grad_output, self._z, self._y)
+        return grad_z, None

@@ -25,6 +25,7 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from .epilogue import FUSED_ACTIVATIONS, bias_activation_forward
 from .parallel import run_in_parallel
 from .padding import (check_data_format, check_numeric_array, check_image_batch, float_dtype, from_nhwc,
                       parse_padding, spatial_pair, to_nhwc, window_geometry)
@@ -153,18 +154,38 @@ def _check_conv_args(input, filters, strides, padding, data_format, dilations, g
     return x, w, strides, dilations, padding, data_format, int(groups)
 
 
+def _check_epilogue(bias, activation, out_channels: int):
+    """The fused bias (validated, or None) and activation of `conv2d_forward`."""
+    op = "conv2d"
+    if activation not in FUSED_ACTIVATIONS:
+        raise ValueError(f"{op}: argument `activation` must be one of {FUSED_ACTIVATIONS}, got {activation!r}")
+    if bias is None:
+        return None
+    bias = check_numeric_array(bias, op, "bias", ndim=1)
+    if bias.shape != (out_channels,):
+        raise ValueError(f"{op}: argument `bias` must have shape ({out_channels},) (one per filter), "
+                         f"got {bias.shape}")
+    return bias
+
+
 def conv2d_forward(input, filters, strides, padding, data_format: str = "NHWC", dilations=None,
-                   groups: int = 1) -> Tuple[np.ndarray, Dict[str, Any]]:
+                   groups: int = 1, bias=None, activation: str = "linear") -> Tuple[np.ndarray, Dict[str, Any]]:
     """`conv2d` plus the context `conv2d_backward` needs (the padded input, the filters and the geometry).
 
+    `bias` (one per filter) and `activation` ("linear" or "relu") are applied to each
+    block of output while it is in the cache, as Conv2D does after the convolution;
+    `conv2d_backward` returns the gradient w.r.t. the convolution's own output, so the
+    caller applies the activation's and the bias' backward (`ops.bias_activation_backward`).
     The context holds a reference to the input (not a copy) when no padding is needed:
     the caller must not change the input in place before the backward pass.
     """
     x, w, strides, dilations, padding, data_format, groups = _check_conv_args(
         input, filters, strides, padding, data_format, dilations, groups)
+    bias = _check_epilogue(bias, activation, w.shape[3])
     dtype = float_dtype(x, w)
     x = x.astype(dtype, copy=False)
     w = w.astype(dtype, copy=False)
+    bias = None if bias is None else bias.astype(dtype, copy=False)
     n, h, width, channels = x.shape
     kh, kw, in_per_group, out_channels = w.shape
     out_hw, pads = window_geometry((h, width), (kh, kw), strides, dilations, padding, "conv2d", "filters")
@@ -191,6 +212,7 @@ def conv2d_forward(input, filters, strides, padding, data_format: str = "NHWC", 
                     np.matmul(cols, filter_matrices[0], out=out_band)
                 else:
                     out_band[:, g * out_per_group:(g + 1) * out_per_group] = cols @ filter_matrices[g]
+            bias_activation_forward(out_band, bias, activation)
 
     bands = _row_bands(ctx)
     if bands:
@@ -199,13 +221,14 @@ def conv2d_forward(input, filters, strides, padding, data_format: str = "NHWC", 
 
 
 def conv2d(input, filters, strides, padding, data_format: str = "NHWC", dilations=None,
-           groups: int = 1) -> np.ndarray:
-    """`tf.nn.conv2d`: filters [kh, kw, in/groups, out], cross-correlation, TF's SAME split.
+           groups: int = 1, bias=None, activation: str = "linear") -> np.ndarray:
+    """`tf.nn.conv2d`: filters [kh, kw, in/groups, out], cross-correlation, TF's SAME split;
+    then, optionally, `activation(. + bias)` fused in ("linear" or "relu").
 
     The columns are built a block of images at a time, so memory stays near the
     size of the input and the output even for large batches (e.g. 300x300 images).
     """
-    return conv2d_forward(input, filters, strides, padding, data_format, dilations, groups)[0]
+    return conv2d_forward(input, filters, strides, padding, data_format, dilations, groups, bias, activation)[0]
 
 
 def _add_input_grad(grad_block: np.ndarray, grad_rows: np.ndarray, w_group: np.ndarray, ctx) -> None:

@@ -40,9 +40,9 @@ def dense_forward(x, kernel, bias=None) -> np.ndarray:
     return y
 
 
-def dense_backward(grad_y, x, kernel,
-                   need_input_grad: bool = True) -> Tuple[Optional[np.ndarray], np.ndarray, np.ndarray]:
-    """Gradients of `dense_forward` w.r.t. x (None unless needed), the kernel and the bias."""
+def dense_backward(grad_y, x, kernel, need_input_grad: bool = True,
+                   need_bias_grad: bool = True) -> Tuple[Optional[np.ndarray], np.ndarray, Optional[np.ndarray]]:
+    """Gradients of `dense_forward` w.r.t. x, the kernel and the bias (x's and the bias' None unless needed)."""
     op = "dense_backward"
     x, kernel = _check_dense(x, kernel, op)
     grad_y = check_numeric_array(grad_y, op, "grad_y")
@@ -52,6 +52,6 @@ def dense_backward(grad_y, x, kernel,
     grad_y = grad_y.astype(x.dtype, copy=False)
     grad_2d = grad_y.reshape(-1, kernel.shape[1])
     grad_kernel = x.reshape(-1, kernel.shape[0]).T @ grad_2d
-    grad_bias = grad_2d.sum(axis=0)
+    grad_bias = grad_2d.sum(axis=0) if need_bias_grad else None
     grad_x = grad_y @ kernel.T if need_input_grad else None
     return grad_x, grad_kernel, grad_bias

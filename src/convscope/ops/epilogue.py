@@ -1,0 +1,110 @@
+"""Bias plus ReLU (or no activation) in one pass: the epilogue of Conv2D and Dense, and its backward.
+
+NumPy needs two passes over a layer's output for `z + bias` then `maximum(z, 0)`,
+and three over the gradient for the ReLU mask and the bias gradient; the compiled
+kernels make one each.  The channel axis is the last; rows (all other axes) are
+split in blocks over the BLAS threads.  A NaN stays NaN through the ReLU and its
+gradient is multiplied by the mask, as in NumPy (so NaN * 0 stays NaN).
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import numpy as np
+
+from . import compiled
+from .parallel import run_in_parallel
+
+__all__ = ["FUSED_ACTIVATIONS", "bias_activation_forward", "bias_activation_backward"]
+
+FUSED_ACTIVATIONS = ("linear", "relu")
+BLOCK_ROWS_BYTES = 2 ** 20  # rows per unit of threaded work (cache-sized)
+
+
+def _check_activation(activation: str, op: str) -> None:
+    if activation not in FUSED_ACTIVATIONS:
+        raise ValueError(f"{op}: argument `activation` must be one of {FUSED_ACTIVATIONS}, got {activation!r}")
+
+
+def _row_blocks(rows: int, channels: int, itemsize: int) -> list:
+    step = max(1, BLOCK_ROWS_BYTES // max(channels * itemsize, 1))
+    return [slice(start, min(rows, start + step)) for start in range(0, rows, step)]
+
+
+@compiled.kernel
+def _bias_relu_kernel(z, bias, relu):
+    """z[r, c] = relu(z[r, c] + bias[c]) in place (NaN stays NaN)."""
+    rows, channels = z.shape
+    for r in range(rows):
+        for c in range(channels):
+            value = z[r, c] + bias[c]
+            z[r, c] = 0.0 if relu and value < 0 else value
+
+
+@compiled.kernel
+def _relu_bias_grad_kernel(grad_y, y, grad_z, bias_sum, relu):
+    """grad_z = grad_y * (y > 0) (or grad_y) and bias_sum += its column sums (float64)."""
+    rows, channels = grad_y.shape
+    for r in range(rows):
+        for c in range(channels):
+            value = grad_y[r, c]
+            if relu and not y[r, c] > 0:
+                value = value * 0.0
+            grad_z[r, c] = value
+            bias_sum[c] += value
+
+
+def bias_activation_forward(z: np.ndarray, bias: Optional[np.ndarray], activation: str) -> np.ndarray:
+    """`activation(z + bias)` written into `z` (C-contiguous, channels last) and returned."""
+    _check_activation(activation, "bias_activation_forward")
+    relu = activation == "relu"
+    if bias is None and not relu:
+        return z
+    channels = z.shape[-1]
+    if bias is not None:
+        bias = np.asarray(bias, dtype=z.dtype)
+        if bias.shape != (channels,):
+            raise ValueError(f"bias_activation_forward: argument `bias` must have shape ({channels},) "
+                             f"(the last axis of z, shape {z.shape}), got {bias.shape}")
+    rows = z.reshape(-1, channels)
+    if compiled.active():
+        bias = np.zeros(channels, dtype=z.dtype) if bias is None else bias
+        run_in_parallel(_row_blocks(len(rows), channels, z.itemsize),
+                        lambda blocks: [_bias_relu_kernel(rows[b], bias, relu) for b in blocks])
+        return z
+    if bias is not None:
+        rows += bias
+    if relu:
+        np.maximum(rows, 0, out=rows)
+    return z
+
+
+def bias_activation_backward(grad_y: np.ndarray, y: np.ndarray, activation: str,
+                             with_bias: bool) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """(gradient w.r.t. the pre-activation, bias gradient or None) from the output `y` of the forward pass."""
+    _check_activation(activation, "bias_activation_backward")
+    relu = activation == "relu"
+    if relu and np.shape(y) != np.shape(grad_y):
+        raise ValueError(f"bias_activation_backward: arguments `grad_y` and `y` must have the same shape, "
+                         f"got {np.shape(grad_y)} and {np.shape(y)}")
+    channels = grad_y.shape[-1]
+    if compiled.active() and (relu or with_bias):
+        grad_y = np.ascontiguousarray(grad_y)
+        grad_rows = grad_y.reshape(-1, channels)
+        y_rows = np.ascontiguousarray(y).reshape(-1, channels) if relu else grad_rows
+        grad_z = np.empty_like(grad_y) if relu else grad_y
+        grad_z_rows = grad_z.reshape(-1, channels)
+
+        def work(blocks):
+            bias_sum = np.zeros(channels)
+            for b in blocks:
+                _relu_bias_grad_kernel(grad_rows[b], y_rows[b], grad_z_rows[b], bias_sum, relu)
+            return bias_sum
+
+        sums = run_in_parallel(_row_blocks(len(grad_rows), channels, grad_y.itemsize), work)
+        grad_bias = sum(sums).astype(grad_y.dtype) if with_bias else None
+        return grad_z, grad_bias
+    grad_z = grad_y * (y > 0) if relu else grad_y
+    grad_bias = grad_z.reshape(-1, channels).sum(axis=0) if with_bias else None
+    return grad_z, grad_bias
