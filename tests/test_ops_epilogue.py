@@ -117,3 +117,4 @@ def test_fused_conv_gradients_match_finite_differences():
 def test_bad_arguments_are_named(call, error, pattern):
     with pytest.raises(error, match=pattern):
         call()
+

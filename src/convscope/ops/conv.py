@@ -26,7 +26,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .epilogue import FUSED_ACTIVATIONS, bias_activation_forward
-from .parallel import run_in_parallel
+from .parallel import balanced_ranges, run_in_parallel
 from .padding import (check_data_format, check_numeric_array, check_image_batch, float_dtype, from_nhwc,
                       parse_padding, spatial_pair, to_nhwc, window_geometry)
 
@@ -65,10 +65,9 @@ def offset_slice(i: int, j: int, strides, dilations, out_hw) -> Tuple[slice, sli
 
 
 def _image_blocks(ctx) -> list:
-    """(start, stop) ranges of images whose columns fit `COLUMN_BUDGET_BYTES` (at least one image each)."""
-    n = ctx["input_shape"][0]
-    step = max(1, COLUMN_BUDGET_BYTES // max(ctx["image_column_bytes"], 1))
-    return [(start, min(n, start + step)) for start in range(0, n, step)]
+    """(start, stop) ranges of images whose columns fit `COLUMN_BUDGET_BYTES` (at least one image each),
+    as many per thread."""
+    return balanced_ranges(ctx["input_shape"][0], COLUMN_BUDGET_BYTES // max(ctx["image_column_bytes"], 1))
 
 
 def _row_bands(ctx) -> list:
@@ -77,9 +76,9 @@ def _row_bands(ctx) -> list:
     n, oh = ctx["input_shape"][0], ctx["out_hw"][0]
     if ctx["image_column_bytes"] <= COLUMN_BUDGET_BYTES:
         return [(slice(start, stop), slice(0, oh)) for start, stop in _image_blocks(ctx)]
-    rows = max(1, COLUMN_BUDGET_BYTES // max(ctx["image_column_bytes"] // oh, 1))
-    return [(slice(image, image + 1), slice(top, min(oh, top + rows)))
-            for image in range(n) for top in range(0, oh, rows)]
+    rows = COLUMN_BUDGET_BYTES // max(ctx["image_column_bytes"] // oh, 1)
+    return [(slice(image, image + 1), slice(top, bottom))
+            for image in range(n) for top, bottom in balanced_ranges(oh, rows)]
 
 
 def _column_buffer(ctx, images: int, rows: int) -> np.ndarray:

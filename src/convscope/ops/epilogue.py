@@ -14,7 +14,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from . import compiled
-from .parallel import run_in_parallel
+from .parallel import balanced_ranges, run_in_parallel
 
 __all__ = ["FUSED_ACTIVATIONS", "bias_activation_forward", "bias_activation_backward"]
 
@@ -28,8 +28,7 @@ def _check_activation(activation: str, op: str) -> None:
 
 
 def _row_blocks(rows: int, channels: int, itemsize: int) -> list:
-    step = max(1, BLOCK_ROWS_BYTES // max(channels * itemsize, 1))
-    return [slice(start, min(rows, start + step)) for start in range(0, rows, step)]
+    return [slice(start, stop) for start, stop in balanced_ranges(rows, BLOCK_ROWS_BYTES // (channels * itemsize))]
 
 
 @compiled.kernel
