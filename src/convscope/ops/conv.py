@@ -327,9 +327,12 @@ def conv2d_backward(grad_output, ctx: Dict[str, Any],
                     interior = grad_pad[:stop - start, grad_top:grad_top + out_hw[0],
                                         grad_left:grad_left + out_hw[1]]
                     interior[...] = block_grad.reshape(interior.shape)
-                    product = _columns(grad_pad[:stop - start], transposed, grad_columns) @ flipped[g]
-                    grad_input[start:stop, :, :, channel_slice] = product.reshape(stop - start, h, width,
-                                                                                  in_per_group)
+                    grad_cols = _columns(grad_pad[:stop - start], transposed, grad_columns)
+                    target = grad_input[start:stop, :, :, channel_slice]
+                    if groups == 1:       # contiguous: the product goes straight into the gradient
+                        np.matmul(grad_cols, flipped[g], out=target.reshape(-1, in_per_group))
+                    else:
+                        target[...] = (grad_cols @ flipped[g]).reshape(target.shape)
                 elif need_input_grad:
                     _add_input_grad(grad_input[start:stop, :, :, channel_slice], block_grad, filter_matrices[g], ctx)
         return grad_w
