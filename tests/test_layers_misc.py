@@ -66,7 +66,7 @@ def test_activation_accepts_convscope_activation_functions():
     assert L.Activation(activations.softmax).activation == "softmax"
 
 
-def test_dropout_is_identity_at_inference_and_inverted_in_training():
+def test_dropout_is_identity_at_inference_and_inverted_in_training(kernel_path):
     x = np.ones((200, 500), dtype=np.float32)
     layer = L.Dropout(0.3)
     np.testing.assert_array_equal(layer(x), x)
@@ -78,7 +78,7 @@ def test_dropout_is_identity_at_inference_and_inverted_in_training():
     np.testing.assert_array_equal(layer.backward(np.ones_like(x)), y)
 
 
-def test_dropout_masks_follow_set_random_seed_and_noise_shape():
+def test_dropout_masks_follow_set_random_seed_and_noise_shape(kernel_path):
     x = np.ones((4, 6, 3), dtype=np.float32)
     layer = L.Dropout(0.5, noise_shape=(None, 1, 3))
     convscope.utils.set_random_seed(5)

@@ -1,4 +1,8 @@
-"""Optimizers against PyTorch's (re-parametrised where Keras' form differs), schedules, clipping, state."""
+"""Optimizers against PyTorch's (re-parametrised where Keras' form differs), schedules, clipping, state.
+
+The rules run on the NumPy reference and on the fused kernels (`kernel_path`), in
+float64 and float32; the fused kernels must give the reference's bits.
+"""
 
 import numpy as np
 import pytest
@@ -6,19 +10,23 @@ import pytest
 from convscope import optimizers
 from convscope.constraints import NonNeg
 from convscope.layers.base import Variable
+from convscope.ops import compiled, updates
 from convscope.optimizers import schedules
 
 STEPS = 5
+DTYPES = [np.float64, np.float32]
+# float32: torch orders some operations differently, a few ulps per step
+TOLERANCE = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=1e-6, atol=1e-7)}
 
 
-def _grads(seed=0, shapes=((3, 4), (4,))):
+def _grads(seed=0, shapes=((3, 4), (4,)), dtype=np.float64):
     rng = np.random.default_rng(seed)
-    return [[rng.normal(size=s) for s in shapes] for _ in range(STEPS)]
+    return [[rng.normal(size=s).astype(dtype) for s in shapes] for _ in range(STEPS)]
 
 
-def _initial(seed=1, shapes=((3, 4), (4,))):
+def _initial(seed=1, shapes=((3, 4), (4,)), dtype=np.float64):
     rng = np.random.default_rng(seed)
-    return [rng.normal(size=s) for s in shapes]
+    return [rng.normal(size=s).astype(dtype) for s in shapes]
 
 
 def _run_ours(optimizer, grads, initial=None):
@@ -31,7 +39,7 @@ def _run_ours(optimizer, grads, initial=None):
 
 
 def _run_torch(torch, make, grads, before_step=None):
-    params = [torch.nn.Parameter(torch.tensor(w)) for w in _initial()]
+    params = [torch.nn.Parameter(torch.tensor(w)) for w in _initial(dtype=grads[0][0].dtype)]
     opt = make(params)
     for step, step_grads in enumerate(grads):
         for p, g in zip(params, step_grads):
@@ -42,18 +50,21 @@ def _run_torch(torch, make, grads, before_step=None):
     return [p.detach().numpy() for p in params]
 
 
-def _assert_same(ours, theirs, rtol=1e-10):
+def _assert_same(ours, theirs, rtol=1e-10, atol=1e-12):
     for a, b in zip(ours, theirs):
-        np.testing.assert_allclose(a, b, rtol=rtol, atol=1e-12)
+        assert a.dtype == np.asarray(b).dtype
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("momentum,nesterov", [(0.0, False), (0.9, False), (0.9, True)])
-def test_sgd_matches_torch(momentum, nesterov):
+def test_sgd_matches_torch(kernel_path, dtype, momentum, nesterov):
     torch = pytest.importorskip("torch")
-    grads = _grads()
-    ours = _run_ours(optimizers.SGD(learning_rate=0.05, momentum=momentum, nesterov=nesterov), grads)
+    grads = _grads(dtype=dtype)
+    ours = _run_ours(optimizers.SGD(learning_rate=0.05, momentum=momentum, nesterov=nesterov), grads,
+                     _initial(dtype=dtype))
     theirs = _run_torch(torch, lambda p: torch.optim.SGD(p, lr=0.05, momentum=momentum, nesterov=nesterov), grads)
-    _assert_same(ours, theirs)
+    _assert_same(ours, theirs, **TOLERANCE[dtype])
 
 
 def _keras_eps_for_torch(eps, beta_2):
@@ -63,45 +74,114 @@ def _keras_eps_for_torch(eps, beta_2):
     return adjust
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("amsgrad", [False, True])
-def test_adam_matches_torch_with_keras_epsilon(amsgrad):
+def test_adam_matches_torch_with_keras_epsilon(kernel_path, dtype, amsgrad):
     torch = pytest.importorskip("torch")
-    grads = _grads()
+    grads = _grads(dtype=dtype)
     ours = _run_ours(optimizers.Adam(learning_rate=0.01, beta_1=0.8, beta_2=0.99, epsilon=1e-3, amsgrad=amsgrad),
-                     grads)
+                     grads, _initial(dtype=dtype))
     theirs = _run_torch(torch, lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.8, 0.99), amsgrad=amsgrad), grads,
                         before_step=_keras_eps_for_torch(1e-3, 0.99))
-    _assert_same(ours, theirs)
+    _assert_same(ours, theirs, **TOLERANCE[dtype])
 
 
-def test_adamw_matches_torch():
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_adamw_matches_torch(kernel_path, dtype):
     torch = pytest.importorskip("torch")
-    grads = _grads()
-    ours = _run_ours(optimizers.AdamW(learning_rate=0.01, weight_decay=0.1, epsilon=1e-4), grads)
+    grads = _grads(dtype=dtype)
+    ours = _run_ours(optimizers.AdamW(learning_rate=0.01, weight_decay=0.1, epsilon=1e-4), grads,
+                     _initial(dtype=dtype))
     theirs = _run_torch(torch, lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.1), grads,
                         before_step=_keras_eps_for_torch(1e-4, 0.999))
-    _assert_same(ours, theirs)
+    _assert_same(ours, theirs, **TOLERANCE[dtype])
 
 
-@pytest.mark.parametrize("momentum,centered", [(0.0, False), (0.5, False), (0.0, True)])
-def test_rmsprop_matches_torch(momentum, centered):
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("momentum,centered", [(0.0, False), (0.5, False), (0.0, True), (0.5, True)])
+def test_rmsprop_matches_torch(kernel_path, dtype, momentum, centered):
     torch = pytest.importorskip("torch")
-    grads = _grads()
+    grads = _grads(dtype=dtype)
     # Keras puts epsilon inside the square root, torch outside: compare with epsilon = 0.
     ours = _run_ours(optimizers.RMSprop(learning_rate=0.01, rho=0.8, momentum=momentum, centered=centered,
-                                        epsilon=0.0), grads)
+                                        epsilon=0.0), grads, _initial(dtype=dtype))
     theirs = _run_torch(torch, lambda p: torch.optim.RMSprop(p, lr=0.01, alpha=0.8, momentum=momentum,
                                                              centered=centered, eps=0.0), grads)
-    _assert_same(ours, theirs)
+    _assert_same(ours, theirs, **TOLERANCE[dtype])
 
 
-def test_adagrad_matches_torch():
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_adagrad_matches_torch(kernel_path, dtype):
     torch = pytest.importorskip("torch")
-    grads = _grads()
-    ours = _run_ours(optimizers.Adagrad(learning_rate=0.1, initial_accumulator_value=0.2, epsilon=0.0), grads)
+    grads = _grads(dtype=dtype)
+    ours = _run_ours(optimizers.Adagrad(learning_rate=0.1, initial_accumulator_value=0.2, epsilon=0.0), grads,
+                     _initial(dtype=dtype))
     theirs = _run_torch(torch, lambda p: torch.optim.Adagrad(p, lr=0.1, initial_accumulator_value=0.2, eps=0.0),
                         grads)
-    _assert_same(ours, theirs)
+    _assert_same(ours, theirs, **TOLERANCE[dtype])
+
+
+# Every rule and option, with weight decay and clipping on some.
+FUSED_CASES = {
+    "sgd": lambda: optimizers.SGD(0.05),
+    "sgd_momentum_clipvalue": lambda: optimizers.SGD(0.05, momentum=0.9, clipvalue=1.0),
+    "sgd_nesterov_decay": lambda: optimizers.SGD(0.05, momentum=0.9, nesterov=True, weight_decay=0.01),
+    "adam": lambda: optimizers.Adam(0.01),
+    "adam_amsgrad_clipnorm": lambda: optimizers.Adam(0.01, amsgrad=True, clipnorm=1.0),
+    "adamw_schedule": lambda: optimizers.AdamW(schedules.ExponentialDecay(0.01, 2, 0.5), weight_decay=0.1),
+    "rmsprop": lambda: optimizers.RMSprop(0.01),
+    "rmsprop_centered_momentum_decay": lambda: optimizers.RMSprop(0.01, momentum=0.5, centered=True,
+                                                                  weight_decay=0.01),
+    "adagrad_global_clipnorm": lambda: optimizers.Adagrad(0.1, weight_decay=0.01, global_clipnorm=5.0),
+}
+FUSED_SHAPES = ((3, 4), (4,), (300, 300))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", sorted(FUSED_CASES))
+def test_fused_updates_give_the_numpy_reference_bits(monkeypatch, case, dtype):
+    if not compiled.available():
+        pytest.skip("numba is not installed")
+    monkeypatch.setattr(updates, "PARALLEL_MIN", 1)      # every variable through the blocks (the last one: 6)
+    grads = _grads(seed=3, shapes=FUSED_SHAPES, dtype=dtype)
+    initial = _initial(seed=4, shapes=FUSED_SHAPES, dtype=dtype)
+    runs = []
+    for flag in (False, True):
+        optimizer = FUSED_CASES[case]()
+        with compiled.use_compiled(flag):
+            runs.append((_run_ours(optimizer, grads, initial), optimizer.get_state()))
+    (reference, reference_state), (fused, fused_state) = runs
+    for a, b in zip(reference, fused):
+        assert b.dtype == dtype
+        np.testing.assert_array_equal(b, a)
+    assert fused_state.keys() == reference_state.keys()
+    for key in reference_state:
+        np.testing.assert_array_equal(fused_state[key], reference_state[key], err_msg=key)
+
+
+def test_fused_path_takes_c_ordered_variables_and_any_gradient(monkeypatch):
+    if not compiled.available():
+        pytest.skip("numba is not installed")
+    calls = []
+    fused_adam = updates.adam
+    monkeypatch.setattr(updates, "adam", lambda value, *args: calls.append(value.shape) or fused_adam(value, *args))
+    rng = np.random.default_rng(5)
+    initial = [rng.normal(size=(4, 3)).astype(np.float32), rng.normal(size=(3, 5)).astype(np.float32)]
+    grads = [[rng.normal(size=(3, 4)).astype(np.float32).T, rng.normal(size=(3, 5)).astype(np.float32)]
+             for _ in range(STEPS)]                        # the first gradient transposed: not contiguous
+    results = []
+    for flag in (False, True):
+        variables = [Variable(initial[0].copy(), "c"), Variable(np.asfortranarray(initial[1]), "fortran")]
+        optimizer = optimizers.AdamW(0.01)
+        with compiled.use_compiled(flag):
+            for step_grads in grads:
+                for variable, grad in zip(variables, step_grads):
+                    variable.grad = grad
+                optimizer.apply(variables)
+        results.append([v.value for v in variables])
+    assert calls == [(4, 3)] * STEPS                       # the Fortran-ordered variable took the NumPy path
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(b, a)
 
 
 def test_keras_defaults():
@@ -115,7 +195,7 @@ def test_keras_defaults():
     assert optimizers.get("adamw").weight_decay == 0.004
 
 
-def test_updates_are_in_place_and_keep_float32():
+def test_updates_are_in_place_and_keep_float32(kernel_path):
     value = np.ones((2, 2), dtype="float32")
     variable = Variable(value, "w")
     variable.grad = np.full((2, 2), 0.5, dtype="float64")
@@ -183,7 +263,7 @@ def test_learning_rate_is_settable():
 
 
 @pytest.mark.parametrize("name", ["sgd", "adam", "adamw", "rmsprop", "adagrad"])
-def test_state_round_trip_continues_exactly(name):
+def test_state_round_trip_continues_exactly(kernel_path, name):
     make = {"sgd": lambda: optimizers.SGD(momentum=0.9), "adam": lambda: optimizers.Adam(amsgrad=True),
             "adamw": optimizers.AdamW, "rmsprop": lambda: optimizers.RMSprop(momentum=0.5, centered=True),
             "adagrad": optimizers.Adagrad}[name]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..ops import updates
 from .base import Optimizer, check_number
 
 
@@ -26,6 +27,9 @@ class Adagrad(Optimizer):
         accumulator = self._slot("accumulator", position)
         accumulator += np.square(grad)
         value -= lr * grad / np.sqrt(accumulator + self.epsilon)
+
+    def _update_fused(self, value, grad, position, lr, decay):
+        updates.adagrad(value, grad, self._slot("accumulator", position), decay, lr, self.epsilon)
 
     def get_config(self):
         return {**super().get_config(), "initial_accumulator_value": self.initial_accumulator_value,

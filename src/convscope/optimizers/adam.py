@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from ..ops import updates
 from .base import Optimizer, check_number
 
 
@@ -29,10 +30,14 @@ class Adam(Optimizer):
         self.amsgrad = amsgrad
         self._slot_names = ("m", "v", "vhat") if amsgrad else ("m", "v")
 
-    def _update(self, value, grad, position, lr):
+    def _alpha(self, lr) -> float:
+        """The step size of this step: lr * sqrt(1 - beta_2^t) / (1 - beta_1^t)."""
         step = self.iterations + 1
+        return float(lr) * math.sqrt(1 - self.beta_2 ** step) / (1 - self.beta_1 ** step)
+
+    def _update(self, value, grad, position, lr):
         # A Python float stays "weak" under NumPy 2's promotion rules, so float32 stays float32.
-        alpha = float(lr) * math.sqrt(1 - self.beta_2 ** step) / (1 - self.beta_1 ** step)
+        alpha = self._alpha(lr)
         m = self._slot("m", position)
         v = self._slot("v", position)
         scratch = self._scratch(position, value)
@@ -52,6 +57,11 @@ class Adam(Optimizer):
         np.divide(m, scratch, out=scratch)
         scratch *= alpha
         value -= scratch
+
+    def _update_fused(self, value, grad, position, lr, decay):
+        vhat = self._slot("vhat", position) if self.amsgrad else None
+        updates.adam(value, grad, self._slot("m", position), self._slot("v", position), vhat, decay,
+                     self.beta_1, self.beta_2, self.epsilon, self._alpha(lr))
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,

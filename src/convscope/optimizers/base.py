@@ -4,6 +4,9 @@
 clip the gradients (`clipnorm`, `clipvalue` or `global_clipnorm`), apply
 decoupled weight decay (`w -= w * weight_decay * lr`), run the rule's
 `_update`, count the step, then project each variable with its constraint.
+With the compiled kernels on, `_update_fused` does the decay and the rule in one
+pass (`ops.updates`, the same operations in the same order); `_update` is the
+NumPy reference and the fallback.
 
 Slots (moments, accumulators) are created on the first `apply` and are tied to
 the variables' positions in the list it receives; `get_state()` returns them as
@@ -17,6 +20,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ..ops import compiled, updates
 from . import schedules
 
 __all__ = ["Optimizer"]
@@ -101,18 +105,28 @@ class Optimizer:
         grads = [self._checked_grad(v) for v in variables]
         grads = self._clip(grads)
         lr = float(self.learning_rate)
-        if self.weight_decay is not None:
-            for variable in variables:
-                variable.value -= variable.value * (self.weight_decay * lr)
+        decay = None if self.weight_decay is None else self.weight_decay * lr
         for position, (variable, grad) in enumerate(zip(variables, grads)):
-            self._update(variable.value, grad, position, lr)
+            value = variable.value
+            slots = [arrays[position] for arrays in self._slots.values()]
+            if compiled.active() and updates.supports(value, grad, *slots):
+                self._update_fused(value, grad, position, lr, decay)
+            else:
+                if decay is not None:
+                    value -= value * decay
+                self._update(value, grad, position, lr)
         self.iterations += 1
         for variable in variables:
             if variable.constraint is not None:
                 variable.value[...] = variable.constraint(variable.value)
 
     def _update(self, value: np.ndarray, grad: np.ndarray, position: int, lr: float) -> None:
-        """Update `value` in place; subclasses implement the rule."""
+        """Update `value` in place with NumPy (the reference); subclasses implement the rule."""
+        raise NotImplementedError
+
+    def _update_fused(self, value: np.ndarray, grad: np.ndarray, position: int, lr: float,
+                      decay: Optional[float]) -> None:
+        """`value -= value * decay` (None: no decay) then `_update`'s rule, in one pass by `ops.updates`."""
         raise NotImplementedError
 
     def _scratch(self, position: int, value: np.ndarray) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..ops import updates
 from .base import Optimizer, check_number
 
 
@@ -42,6 +43,12 @@ class RMSprop(Optimizer):
             value -= buffer
         else:
             value -= increment
+
+    def _update_fused(self, value, grad, position, lr, decay):
+        average = self._slot("average_gradient", position) if self.centered else None
+        buffer = self._slot("momentum", position) if self.momentum else None
+        updates.rmsprop(value, grad, self._slot("velocity", position), average, buffer, decay, lr, self.rho,
+                        self.momentum, self.epsilon)
 
     def get_config(self):
         return {**super().get_config(), "rho": self.rho, "momentum": self.momentum, "epsilon": self.epsilon,

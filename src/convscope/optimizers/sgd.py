@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..ops import updates
 from .base import Optimizer, check_number
 
 
@@ -28,6 +29,10 @@ class SGD(Optimizer):
             value += self.momentum * velocity - lr * grad
         else:
             value += velocity
+
+    def _update_fused(self, value, grad, position, lr, decay):
+        velocity = self._slot("momentum", position) if self.momentum else None
+        updates.sgd(value, grad, velocity, decay, lr, self.momentum, self.nesterov)
 
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
