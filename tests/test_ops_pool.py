@@ -1,4 +1,4 @@
-"""max/avg pooling forward/backward against PyTorch and finite differences."""
+"""max/avg pooling forward/backward against PyTorch and finite differences, on both kernel paths."""
 
 import numpy as np
 import pytest
@@ -6,6 +6,9 @@ import pytest
 from _gradcheck import assert_gradients_close, numerical_gradient
 from _oracle import assert_matches, tf_same_split
 from convscope import ops
+from convscope.ops import compiled
+
+both_paths = pytest.mark.usefixtures("kernel_path")  # the test runs on the NumPy path and on the compiled kernels
 
 N_CONFIGS = 110
 
@@ -60,6 +63,7 @@ def _torch_pool(torch, kind, x_t, c, pads):
     return sums / counts
 
 
+@both_paths
 @pytest.mark.parametrize("kind", ["max", "avg"])
 @pytest.mark.parametrize("config", CONFIGS, ids=[_config_id(c) for c in CONFIGS])
 def test_pooling_forward_and_backward_match_torch(config, kind):
@@ -112,6 +116,7 @@ def test_the_configurations_cover_the_acceptance_grid():
     assert len(asymmetric_same) >= 10
 
 
+@both_paths
 def test_max_pool_ties_route_to_the_first_maximum_like_torch():
     """Integer inputs tie often; each window's gradient goes to its first maximum, as in PyTorch."""
     torch = pytest.importorskip("torch")
@@ -127,6 +132,7 @@ def test_max_pool_ties_route_to_the_first_maximum_like_torch():
         np.testing.assert_allclose(ops.max_pool2d_backward(grad, ctx), x_t.grad.numpy(), rtol=1e-12, atol=1e-15)
 
 
+@both_paths
 def test_max_pool_propagates_nan_like_torch():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(8)
@@ -143,6 +149,7 @@ def test_max_pool_propagates_nan_like_torch():
         np.testing.assert_allclose(ops.max_pool2d_backward(grad, ctx), x_t.grad.numpy(), rtol=1e-12)
 
 
+@both_paths
 def test_max_pool_same_pads_with_minus_infinity():
     """All-negative input: a zero-padded border would win every edge window."""
     x = -np.arange(1, 10, dtype=np.float32).reshape(1, 3, 3, 1)
@@ -150,18 +157,21 @@ def test_max_pool_same_pads_with_minus_infinity():
     np.testing.assert_array_equal(out[0, :, :, 0], [[-1, -3], [-7, -9]])
 
 
+@both_paths
 def test_avg_pool_same_divides_by_the_real_cells():
     x = np.arange(1, 10, dtype=np.float64).reshape(1, 3, 3, 1)
     out = ops.avg_pool2d(x, 2, 2, "SAME")
     np.testing.assert_allclose(out[0, :, :, 0], [[(1 + 2 + 4 + 5) / 4, (3 + 6) / 2], [(7 + 8) / 2, 9.0]])
 
 
+@both_paths
 def test_seed_001_same_max_pool_7_to_4():
     x = np.zeros((1, 7, 7, 2), dtype=np.float32)
     assert ops.max_pool2d(x, 2, 2, "SAME").shape == (1, 4, 4, 2)
     assert ops.max_pool2d(x, 2, 2, "VALID").shape == (1, 3, 3, 2)
 
 
+@both_paths
 @pytest.mark.parametrize("kind", ["max", "avg"])
 @pytest.mark.parametrize("ksize, strides, padding", [
     (2, 2, "VALID"), (2, 2, "SAME"), (3, 2, "SAME"), ((3, 2), (1, 2), "VALID"),
@@ -180,6 +190,7 @@ def test_pooling_gradients_match_finite_differences(kind, ksize, strides, paddin
     assert_gradients_close(grad, numerical_gradient(loss, x))
 
 
+@both_paths
 @pytest.mark.parametrize("kind", ["max", "avg"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_dtype_is_kept(kind, dtype):
@@ -190,6 +201,7 @@ def test_dtype_is_kept(kind, dtype):
         assert out.dtype == grad.dtype == np.dtype(dtype)
 
 
+@both_paths
 @pytest.mark.parametrize("kind", ["max", "avg"])
 @pytest.mark.parametrize("changes, error, pattern", [
     (dict(input=np.zeros((5, 5, 2))), ValueError, r"pool2d: argument `input` must be a rank-4 array, got rank 3"),
@@ -209,6 +221,7 @@ def test_bad_arguments_are_named(kind, changes, error, pattern):
         getattr(ops, f"{kind}_pool2d")(**args)
 
 
+@both_paths
 @pytest.mark.parametrize("kind", ["max", "avg"])
 def test_backward_rejects_a_gradient_of_the_wrong_shape(kind):
     _, ctx = getattr(ops, f"{kind}_pool2d_forward")(np.zeros((1, 4, 4, 3)), 2, 2, "VALID", "NHWC")
@@ -217,6 +230,7 @@ def test_backward_rejects_a_gradient_of_the_wrong_shape(kind):
         getattr(ops, f"{kind}_pool2d_backward")(np.zeros((1, 2, 3, 3)), ctx)
 
 
+@both_paths
 @pytest.mark.parametrize("size, padding", [(28, "SAME"), (7, "SAME"), (9, "VALID"),
                                            (6, [[0, 0], [1, 1], [0, 0], [0, 0]])])
 @pytest.mark.parametrize("block_bytes", [None, 1])
@@ -244,6 +258,7 @@ def test_tiled_max_pool_with_ties_and_padding_matches_torch(size, padding, block
     np.testing.assert_array_equal(ops.max_pool2d_backward(grad, ctx), x_t.grad.numpy().transpose(0, 2, 3, 1))
 
 
+@both_paths
 @pytest.mark.parametrize("block_bytes", [None, 1])
 def test_tiled_max_pool_propagates_nan_with_padding(block_bytes, monkeypatch):
     torch = pytest.importorskip("torch")
@@ -259,3 +274,77 @@ def test_tiled_max_pool_propagates_nan_with_padding(block_bytes, monkeypatch):
     grad = np.random.default_rng(2).standard_normal(output.shape)
     expected.backward(torch.tensor(grad))
     np.testing.assert_array_equal(ops.max_pool2d_backward(grad, ctx), x_t.grad.numpy())
+
+
+@both_paths
+@pytest.mark.parametrize("kind", ["max", "avg"])
+def test_large_windows_keep_four_byte_offsets_and_match_torch(kind):
+    """17 x 16 = 272 cells per window (global pooling of a large image): offsets need more than a byte."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(17)
+    x_nchw = rng.standard_normal((2, 3, 18, 16))
+    output, ctx = getattr(ops, f"{kind}_pool2d_forward")(x_nchw, (17, 16), (1, 1), "VALID", "NCHW")
+    if kind == "max":
+        assert ctx["argmax"].dtype == np.int32
+    x_t = torch.tensor(x_nchw, requires_grad=True)
+    expected = getattr(torch.nn.functional, f"{kind}_pool2d")(x_t, (17, 16), (1, 1))
+    np.testing.assert_allclose(output, expected.detach().numpy(), rtol=1e-12)
+    grad = rng.standard_normal(output.shape)
+    expected.backward(torch.tensor(grad))
+    np.testing.assert_allclose(getattr(ops, f"{kind}_pool2d_backward")(grad, ctx), x_t.grad.numpy(), rtol=1e-12)
+
+
+@both_paths
+@pytest.mark.parametrize("kind", ["max", "avg"])
+def test_an_empty_batch_gives_empty_outputs_and_gradients(kind):
+    output, ctx = getattr(ops, f"{kind}_pool2d_forward")(np.zeros((0, 5, 5, 2), np.float32), 2, 2, "SAME")
+    assert output.shape == (0, 3, 3, 2) and output.dtype == np.float32
+    grad = getattr(ops, f"{kind}_pool2d_backward")(output, ctx)
+    assert grad.shape == (0, 5, 5, 2) and grad.dtype == np.float32
+
+
+def _path_configs(count, seed=909):
+    """Odd sizes, overlapping windows, strides larger than the window, explicit and SAME pads, both dtypes."""
+    rng = np.random.default_rng(seed)
+    for index in range(count):
+        kernel = tuple(int(k) for k in rng.integers(1, 6, size=2))
+        strides = tuple(int(s) for s in rng.integers(1, 7, size=2))
+        padding = str(rng.choice(["VALID", "SAME", "explicit"]))
+        pairs = [[int(rng.integers(0, k)), int(rng.integers(0, k))] for k in kernel]
+        size = tuple(int(rng.integers(max(kernel), 12)) for _ in range(2))
+        yield dict(index=index, kernel=kernel, strides=strides, padding=padding, pairs=pairs, size=size,
+                   batch=int(rng.integers(1, 6)), channels=int(rng.integers(1, 20)),
+                   data_format=str(rng.choice(["NHWC", "NCHW"])), dtype=str(rng.choice(["float32", "float64"])))
+
+
+@pytest.mark.skipif(not compiled.available(), reason="numba is not installed")
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("config", list(_path_configs(60)), ids=lambda c: f"{c['index']}")
+def test_compiled_kernels_agree_with_the_numpy_path_to_the_bit(config, kind, monkeypatch):
+    """Same outputs, first-maximum offsets and gradients, with ties, NaN and -inf cells, threads splitting
+    the batch; sums over overlapping windows are added in the same order on both paths."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from convscope.ops import pooling
+    monkeypatch.setattr(pooling, "BLOCK_BYTES", 1)  # even these small batches are shared among threads
+    c = config
+    rng = np.random.default_rng(c["index"])
+    nhwc = c["data_format"] == "NHWC"
+    shape = (c["batch"],) + c["size"] + (c["channels"],) if nhwc else (c["batch"], c["channels"]) + c["size"]
+    x = rng.integers(-2, 3, size=shape).astype(c["dtype"])
+    x[rng.random(shape) < 0.05] = np.nan
+    x[rng.random(shape) < 0.05] = -np.inf
+    padding = c["padding"]
+    if padding == "explicit":
+        padding = [[0, 0]] + c["pairs"] + [[0, 0]] if nhwc else [[0, 0], [0, 0]] + c["pairs"]
+    args = (list(c["kernel"]), list(c["strides"]), padding, c["data_format"])
+    results = []
+    for flag in (False, True):
+        with compiled.use_compiled(flag), threadpoolctl.threadpool_limits(2, user_api="blas"):
+            output, ctx = getattr(ops, f"{kind}_pool2d_forward")(x, *args)
+            grad = np.random.default_rng(1).standard_normal(output.shape).astype(c["dtype"])
+            results.append((output, getattr(ops, f"{kind}_pool2d")(x, *args), ctx.get("argmax"),
+                            getattr(ops, f"{kind}_pool2d_backward")(grad, ctx)))
+    for numpy_result, compiled_result in zip(*results):
+        if numpy_result is not None:
+            assert compiled_result.dtype == numpy_result.dtype
+        np.testing.assert_array_equal(compiled_result, numpy_result)

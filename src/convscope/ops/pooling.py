@@ -10,6 +10,15 @@ routes gradients.  When the windows tile the padded input (stride == pool size)
 the backward pass writes each offset's gradient straight into its slice, with no
 accumulation and no zero fill where the windows cover every cell.  Max pooling
 runs on blocks of images shared among the BLAS threads (`parallel.run_in_parallel`).
+
+When `compiled.active()`, both poolings run compiled kernels instead, one slice of
+images per BLAS thread, in a single pass: the forward kernels read the unpadded
+input with index bounds (no padded copy) and finish each output row while it is in
+cache; the backward kernels gather, for each input cell, the gradients of the
+windows that hold it, so each input cell is written once (0 where no window picks
+it) and overlapping windows need no zero fill or scattered adds.  Both paths give
+the same numbers: the kernels add in the NumPy path's order (a cell's windows last
+one first), so even sums over overlapping windows agree to the bit.
 """
 
 from __future__ import annotations
@@ -18,12 +27,13 @@ from typing import Any, Dict, Tuple
 
 import numpy as np
 
+from . import compiled
 from .conv import offset_slice, pad_spatial
 from .parallel import run_in_parallel
 from .padding import (check_data_format, check_numeric_array, check_image_batch, float_dtype, from_nhwc,
                       parse_padding, spatial_pair, to_nhwc, window_geometry)
 
-BLOCK_BYTES = 2 ** 20  # images per unit of threaded work (cache-sized)
+BLOCK_BYTES = 2 ** 20  # images per unit of threaded work (cache-sized); smaller batches stay in one thread
 
 __all__ = ["max_pool2d", "max_pool2d_forward", "max_pool2d_backward",
            "avg_pool2d", "avg_pool2d_forward", "avg_pool2d_backward"]
@@ -72,6 +82,34 @@ def _check_grad(grad_output, ctx, op) -> np.ndarray:
     return grad.astype(ctx["dtype"], copy=False)
 
 
+def _on_image_slices(batch: np.ndarray, work) -> None:
+    """`work(images)` on one contiguous slice of the `batch` images per BLAS thread (compiled kernels).
+
+    A batch under `BLOCK_BYTES` runs in this thread: handing it to threads costs about what it saves.
+    """
+    if batch.nbytes < BLOCK_BYTES:
+        work(slice(0, batch.shape[0]))
+    else:
+        run_in_parallel(list(range(batch.shape[0])), lambda chunk: work(slice(chunk[0], chunk[-1] + 1)))
+
+
+def _geometry(ctx) -> tuple:
+    """(kh, kw, stride_h, stride_w, top, left): the integer arguments of the compiled kernels."""
+    (kh, kw), (sh, sw), ((top, _), (left, _)) = ctx["ksize"], ctx["strides"], ctx["pads"]
+    return kh, kw, sh, sw, top, left
+
+
+@compiled.kernel
+def _windows_holding(length, padding_before, ksize, stride, out_length):
+    """(first, last) index of the windows that hold each input position along an axis (first > last: none)."""
+    ranges = np.empty((length, 2), dtype=np.int64)
+    for position in range(length):
+        padded = position + padding_before
+        ranges[position, 0] = max(0, (padded - ksize + stride) // stride)
+        ranges[position, 1] = min(out_length - 1, padded // stride)
+    return ranges
+
+
 def _scatter_offsets(per_offset, ctx, dtype) -> np.ndarray:
     """Sum, over window offsets, of `per_offset(k)` (N, out_h, out_w, C) placed at its input cells."""
     n, h, w, c = ctx["input_shape"]
@@ -107,6 +145,66 @@ def _nan_argmax(cells: list, argmax: np.ndarray) -> None:
         np.maximum(running, window_cells, out=running)
 
 
+@compiled.kernel
+def _max_pool_kernel(x, kh, kw, sh, sw, top, left, out, argmax):
+    """Each window's maximum into `out` and the offset i * kw + j of its first maximum into `argmax`.
+
+    Only the real cells are read: padding is -inf and never wins.  A NaN wins over numbers and
+    a later NaN over an earlier one (PyTorch's rule).  As on the NumPy path the offset starts at
+    0, so a window whose real cells are all -inf keeps offset 0 (padding there: no gradient).
+    The output row holds the running maximum: it stays in cache while its window is read.
+    """
+    n, h, w, c = x.shape
+    for b in range(n):
+        for p in range(out.shape[1]):
+            row = p * sh - top
+            for q in range(out.shape[2]):
+                col = q * sw - left
+                best, first = out[b, p, q], argmax[b, p, q]
+                best[:] = -np.inf
+                first[:] = 0
+                for i in range(max(0, -row), min(kh, h - row)):
+                    for j in range(max(0, -col), min(kw, w - col)):
+                        cell, k = x[b, row + i, col + j], i * kw + j
+                        for ch in range(c):
+                            if cell[ch] > best[ch] or cell[ch] != cell[ch]:
+                                best[ch] = cell[ch]
+                                first[ch] = k
+
+
+@compiled.kernel
+def _max_pool_grad_kernel(grad, argmax, kh, kw, sh, sw, top, left, grad_input):
+    """Each input cell's gradient: the sum of `grad` over the windows whose first maximum it is.
+
+    Disjoint windows (stride >= pool size) give a cell one window at most: its gradient is
+    written once, 0 where no window holds it.  Overlapping windows add up, last window first
+    (the NumPy path's order).
+    """
+    n, h, w, c = grad_input.shape
+    zero, overlapping = grad.dtype.type(0), kh > sh or kw > sw
+    rows = _windows_holding(h, top, kh, sh, grad.shape[1])
+    cols = _windows_holding(w, left, kw, sw, grad.shape[2])
+    for b in range(n):
+        for row in range(h):
+            for col in range(w):
+                (p_first, p_last), (q_first, q_last), total = rows[row], cols[col], grad_input[b, row, col]
+                if overlapping:
+                    total[:] = 0
+                    for p in range(p_last, p_first - 1, -1):
+                        for q in range(q_last, q_first - 1, -1):
+                            k = argmax.dtype.type((row + top - p * sh) * kw + col + left - q * sw)
+                            window_grad, window_argmax = grad[b, p, q], argmax[b, p, q]
+                            for ch in range(c):
+                                total[ch] += window_grad[ch] if window_argmax[ch] == k else zero
+                elif p_first > p_last or q_first > q_last:
+                    total[:] = 0
+                else:
+                    k = argmax.dtype.type((row + top - p_last * sh) * kw + col + left - q_last * sw)
+                    window_grad, window_argmax = grad[b, p_last, q_last], argmax[b, p_last, q_last]
+                    for ch in range(c):
+                        total[ch] = window_grad[ch] if window_argmax[ch] == k else zero
+
+
 def _window_maximum(x: np.ndarray, ctx, track: bool):
     """Maximum of each window and, if `track`, the offset (i * kw + j) of its first maximum.
 
@@ -114,11 +212,18 @@ def _window_maximum(x: np.ndarray, ctx, track: bool):
     The offset is the largest k whose cell beat the running maximum strictly: offsets
     only grow, so a running `maximum` of k * better needs no select.  Windows holding a
     NaN, if any, are redone with the NaN rule.  Blocks of images run on the BLAS threads.
+    The compiled kernel finds both in one pass (and always records the offsets: one byte each).
     """
-    x_pad = pad_spatial(x, ctx["pads"], value=-np.inf)
     out = np.empty((x.shape[0],) + tuple(ctx["out_hw"]) + (x.shape[3],), dtype=x.dtype)
     kernel_cells = ctx["ksize"][0] * ctx["ksize"][1]
-    argmax = np.zeros(out.shape, dtype=np.uint8 if kernel_cells <= 255 else np.int32) if track else None
+    argmax_dtype = np.uint8 if kernel_cells <= 255 else np.int32
+    if compiled.active():
+        x, geometry, argmax = np.ascontiguousarray(x), _geometry(ctx), np.empty(out.shape, dtype=argmax_dtype)
+        _on_image_slices(x, lambda images: _max_pool_kernel(
+            x[images], *geometry, out[images], argmax[images]))
+        return out, argmax if track else None
+    x_pad = pad_spatial(x, ctx["pads"], value=-np.inf)
+    argmax = np.zeros(out.shape, dtype=argmax_dtype) if track else None
 
     def compute(chunk):
         for images in chunk:
@@ -155,6 +260,12 @@ def max_pool2d_backward(grad_output, ctx: Dict[str, Any]) -> np.ndarray:
     """Gradient of max pooling: each output gradient goes to its window's first maximum."""
     grad = _check_grad(grad_output, ctx, "max_pool2d_backward")
     argmax, dtype = ctx["argmax"], ctx["dtype"]
+    if compiled.active():
+        grad, geometry = np.ascontiguousarray(grad), _geometry(ctx)
+        grad_input = np.empty(ctx["input_shape"], dtype=dtype)
+        _on_image_slices(grad_input, lambda images: _max_pool_grad_kernel(
+            grad[images], argmax[images], *geometry, grad_input[images]))
+        return from_nhwc(grad_input, ctx["data_format"])
     if ctx["strides"] != ctx["ksize"]:  # overlapping or gapped windows: accumulate per offset
         grad_input = _scatter_offsets(lambda k: grad * (argmax == k), ctx, dtype)
         return from_nhwc(grad_input, ctx["data_format"])
@@ -188,16 +299,74 @@ def _real_cell_counts(ctx) -> np.ndarray:
     return (counts[0][:, None] * counts[1][None, :])[:, :, None]
 
 
+@compiled.kernel
+def _avg_pool_kernel(x, counts, kh, kw, sh, sw, top, left, out):
+    """Each window's sum over its real cells (in the NumPy path's order) divided by `counts` (out_h, out_w)."""
+    n, h, w, c = x.shape
+    for b in range(n):
+        for p in range(out.shape[1]):
+            row = p * sh - top
+            for q in range(out.shape[2]):
+                col = q * sw - left
+                total = out[b, p, q]
+                total[:] = 0
+                for i in range(max(0, -row), min(kh, h - row)):
+                    for j in range(max(0, -col), min(kw, w - col)):
+                        cell = x[b, row + i, col + j]
+                        for ch in range(c):
+                            total[ch] += cell[ch]
+                total /= counts[p, q]
+
+
+@compiled.kernel
+def _avg_pool_grad_kernel(grad, counts, kh, kw, sh, sw, top, left, grad_input):
+    """Each input cell's gradient: the sum of grad / counts over the windows that hold it.
+
+    Each image's shares grad / counts are divided once, into a buffer that stays in cache.
+    Written once per cell when the windows are disjoint (0 where none holds it); overlapping
+    windows add up, last window first (the NumPy path's order).
+    """
+    n, h, w, c = grad_input.shape
+    overlapping = kh > sh or kw > sw
+    rows = _windows_holding(h, top, kh, sh, grad.shape[1])
+    cols = _windows_holding(w, left, kw, sw, grad.shape[2])
+    share = np.empty(grad.shape[1:], dtype=grad.dtype)
+    for b in range(n):
+        for p in range(share.shape[0]):
+            for q in range(share.shape[1]):
+                for ch in range(c):
+                    share[p, q, ch] = grad[b, p, q, ch] / counts[p, q]
+        for row in range(h):
+            for col in range(w):
+                (p_first, p_last), (q_first, q_last), total = rows[row], cols[col], grad_input[b, row, col]
+                if overlapping:
+                    total[:] = 0
+                    for p in range(p_last, p_first - 1, -1):
+                        for q in range(q_last, q_first - 1, -1):
+                            for ch in range(c):
+                                total[ch] += share[p, q, ch]
+                elif p_first > p_last or q_first > q_last:
+                    total[:] = 0
+                else:
+                    for ch in range(c):
+                        total[ch] = share[p_last, q_last, ch]
+
+
 def avg_pool2d_forward(input, ksize, strides, padding,
                        data_format: str = "NHWC") -> Tuple[np.ndarray, Dict[str, Any]]:
     """`avg_pool2d` plus the geometry its backward pass needs."""
     x, ctx = _prepare(input, ksize, strides, padding, data_format, "avg_pool2d")
     ctx["dtype"] = x.dtype
+    ctx["counts"] = counts = _real_cell_counts(ctx).astype(x.dtype)
+    if compiled.active():
+        x, geometry = np.ascontiguousarray(x), _geometry(ctx)
+        out = np.empty((x.shape[0],) + tuple(ctx["out_hw"]) + (x.shape[3],), dtype=x.dtype)
+        _on_image_slices(x, lambda images: _avg_pool_kernel(
+            x[images], counts[:, :, 0], *geometry, out[images]))
+        return from_nhwc(out, ctx["data_format"]), ctx
     out = None
     for window_cells in _window_cells(pad_spatial(x, ctx["pads"]), ctx):
         out = window_cells.copy() if out is None else np.add(out, window_cells, out=out)
-    counts = _real_cell_counts(ctx).astype(x.dtype)
-    ctx["counts"] = counts
     out /= counts
     return from_nhwc(out, ctx["data_format"]), ctx
 
@@ -211,6 +380,12 @@ def avg_pool2d_backward(grad_output, ctx: Dict[str, Any]) -> np.ndarray:
     """Gradient of average pooling: each output gradient is shared equally by its real cells."""
     grad = _check_grad(grad_output, ctx, "avg_pool2d_backward")
     dtype = ctx["dtype"]
+    if compiled.active():
+        grad, geometry = np.ascontiguousarray(grad), _geometry(ctx)
+        grad_input = np.empty(ctx["input_shape"], dtype=dtype)
+        _on_image_slices(grad_input, lambda images: _avg_pool_grad_kernel(
+            grad[images], ctx["counts"][:, :, 0], *geometry, grad_input[images]))
+        return from_nhwc(grad_input, ctx["data_format"])
     (kh, kw) = ctx["ksize"]
     if ctx["tiled"]:
         share = grad / dtype.type(kh * kw)
