@@ -16,7 +16,7 @@ def to_torch_layout(x, axis):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("shape,axis", [((6, 4), -1), ((3, 5, 4, 3), -1), ((3, 3, 4, 5), 1)])
-def test_training_mode_matches_torch_and_updates_moving_statistics(shape, axis, dtype):
+def test_training_mode_matches_torch_and_updates_moving_statistics(shape, axis, dtype, kernel_path):
     rng = np.random.default_rng(2)
     x = (rng.standard_normal(shape) * 3 + 1).astype(dtype)
     layer = BatchNormalization(axis=axis, momentum=0.9, dtype=dtype)
@@ -51,7 +51,7 @@ def test_training_mode_matches_torch_and_updates_moving_statistics(shape, axis, 
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_inference_mode_uses_moving_statistics_like_torch_eval(dtype):
+def test_inference_mode_uses_moving_statistics_like_torch_eval(dtype, kernel_path):
     rng = np.random.default_rng(4)
     x = rng.standard_normal((4, 3, 3, 5)).astype(dtype)
     layer = BatchNormalization(dtype=dtype, epsilon=0.01)
@@ -82,7 +82,7 @@ def test_weights_order_trainability_and_counts():
     assert (layer.momentum, layer.epsilon, layer.axis) == (0.99, 1e-3, -1)
 
 
-def test_frozen_layer_runs_inference_even_when_training():
+def test_frozen_layer_runs_inference_even_when_training(kernel_path):
     layer = BatchNormalization(trainable=False)
     x = np.random.default_rng(0).standard_normal((8, 3)).astype(np.float32) * 5 + 2
     y = layer(x, training=True)

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from _gradcheck import assert_gradients_close, numerical_gradient
-from _oracle import assert_matches
+from _oracle import TOLERANCE, assert_matches
 from convscope import ops
+from convscope.ops import compiled
 
 
 # -- dense ----------------------------------------------------------------------------------
@@ -111,7 +112,7 @@ def _channels_to_dim1(array, axis):
 
 @pytest.mark.parametrize("config", BN, ids=lambda c: f"{c['index']}-{c['layout']}{c['shape']}-eps{c['epsilon']}"
                                                      f"-affine{c['affine']}-{c['dtype']}")
-def test_batch_norm_matches_torch(config):
+def test_batch_norm_matches_torch(config, kernel_path):
     torch = pytest.importorskip("torch")
     functional = torch.nn.functional
     c = config
@@ -154,7 +155,7 @@ def test_batch_norm_matches_torch(config):
 
 
 @pytest.mark.parametrize("shape, axis", [((4, 3), -1), ((2, 3, 2, 2), 1), ((3, 2, 2, 2), -1)])
-def test_batch_norm_gradients_match_finite_differences(shape, axis):
+def test_batch_norm_gradients_match_finite_differences(shape, axis, kernel_path):
     rng = np.random.default_rng(2)
     x = rng.standard_normal(shape)
     channels = shape[axis]
@@ -197,6 +198,75 @@ def test_batch_norm_bad_arguments_are_named(call, error, pattern):
         call()
 
 
+def _batch_norm_all(x, axis, gamma=None, beta=None, grad_y=None):
+    """Every output of the four batch-norm ops on x (float64 statistics for the inference ones)."""
+    channels = x.shape[axis]
+    grad_y = np.cos(np.arange(x.size)).reshape(x.shape).astype(x.dtype) if grad_y is None else grad_y
+    y, ctx, mean, var = ops.batch_norm_train(x, gamma, beta, axis, 1e-3)
+    moving_mean, moving_var = np.linspace(-1, 1, channels), np.linspace(0.5, 2, channels)
+    return (y, mean, var, *ops.batch_norm_backward(grad_y, ctx),
+            ops.batch_norm_infer(x, gamma, beta, moving_mean, moving_var, axis, 1e-3),
+            ops.batch_norm_infer_backward(grad_y, gamma, moving_var, axis, 1e-3))
+
+
+@pytest.mark.skipif(not compiled.available(), reason="numba is not installed")
+@pytest.mark.parametrize("case", [
+    "channel axis 0", "channel axis in the middle", "transposed view", "rank 1", "one sample", "one row per channel",
+    "float16", "int64", "dense outputs", "empty batch"])
+def test_batch_norm_compiled_kernels_match_numpy(case):
+    """The compiled path gives the NumPy path's values and dtypes on inputs off the NHWC road."""
+    rng = np.random.default_rng(8)
+    x = (rng.standard_normal((5, 4, 3)) * 2 + 1).astype(np.float32)
+    x, axis = {"channel axis 0": (x, 0), "channel axis in the middle": (x.astype(np.float64), 1),
+               "transposed view": (x.transpose(2, 0, 1), 1), "rank 1": (x[0, 0], 0),
+               "one sample": (x[:1], -1), "one row per channel": (x[:, :, 0].T.copy(), 0),
+               "float16": (x.astype(np.float16), -1), "int64": ((x * 10).astype(np.int64), -1),
+               "dense outputs": (x.reshape(20, 3), -1), "empty batch": (x[:0], -1)}[case]
+    channels = x.shape[axis]
+    gamma, beta = np.linspace(0.5, 2, channels), np.linspace(-1, 1, channels)
+    with compiled.use_compiled(False):
+        expected = _batch_norm_all(x, axis, gamma, beta)
+    with compiled.use_compiled(True):
+        results = _batch_norm_all(x, axis, gamma, beta)
+    for ours, reference in zip(results, expected):
+        assert ours.dtype == reference.dtype and ours.shape == reference.shape
+        tolerance = {np.float16: 1e-3, np.float32: 1e-5}.get(ours.dtype.type, 1e-10)
+        np.testing.assert_allclose(ours, reference, rtol=tolerance, atol=tolerance)
+
+
+@pytest.mark.skipif(not compiled.available(), reason="numba is not installed")
+@pytest.mark.parametrize("forward_compiled", [True, False])
+def test_batch_norm_backward_takes_the_other_paths_context(forward_compiled):
+    """A forward pass on one path and the backward pass on the other (the switch flipped in between)."""
+    rng = np.random.default_rng(9)
+    x, grad_y = rng.standard_normal((6, 3, 2, 4)), rng.standard_normal((6, 3, 2, 4))
+    gamma, beta = rng.standard_normal(4), rng.standard_normal(4)
+    with compiled.use_compiled(forward_compiled):
+        ctx = ops.batch_norm_train(x, gamma, beta, -1, 1e-3)[1]
+    with compiled.use_compiled(not forward_compiled):
+        crossed = ops.batch_norm_backward(grad_y, ctx)
+    with compiled.use_compiled(forward_compiled):
+        same = ops.batch_norm_backward(grad_y, ctx)
+    for ours, reference in zip(crossed, same):
+        np.testing.assert_allclose(ours, reference, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.skipif(not compiled.available(), reason="numba is not installed")
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_batch_norm_kernels_variance_survives_a_large_mean(dtype):
+    """Mean 10^4, standard deviation 1: a one-pass E[x^2] - E[x]^2 would lose the variance's digits.
+
+    (The NumPy path's float32 sums lose some of them to the float32 mean: not tested here.)
+    """
+    rng = np.random.default_rng(10)
+    x = (rng.standard_normal((64, 5, 5, 3)) + 1e4).astype(dtype)
+    with compiled.use_compiled(True):
+        _, _, mean, var = ops.batch_norm_train(x, None, None, -1, 1e-3)
+    exact = x.astype(np.float64)
+    assert_matches(mean, exact.mean(axis=(0, 1, 2)), dtype)
+    np.testing.assert_allclose(var, exact.var(axis=(0, 1, 2)), rtol=TOLERANCE[dtype])
+
+
 # -- zero padding -------------------------------------------------------------------------
 @pytest.mark.parametrize("data_format", ["NHWC", "NCHW"])
 def test_zero_pad2d_and_its_gradient(data_format):
@@ -228,19 +298,55 @@ def test_zero_pad2d_bad_padding_is_named(padding, error, pattern):
 
 
 # -- dropout --------------------------------------------------------------------------------
-def test_dropout_is_inverted_and_its_gradient_is_the_mask():
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dropout_is_inverted_and_its_gradient_is_the_mask(kernel_path, dtype):
     rng = np.random.default_rng(0)
-    x = np.ones((200, 50), dtype=np.float32)
+    x = rng.standard_normal((200, 50)).astype(dtype)
     y, mask = ops.dropout_forward(x, 0.4, rng=rng)
-    assert y.dtype == mask.dtype == np.float32
-    kept = y != 0
-    np.testing.assert_allclose(y[kept], 1 / 0.6, rtol=1e-6)
+    assert y.dtype == mask.dtype == dtype and y.shape == mask.shape == x.shape
+    kept = mask != 0
+    np.testing.assert_array_equal(mask[kept], dtype(1 / 0.6))
+    np.testing.assert_array_equal(y, x * mask)
     assert abs(kept.mean() - 0.6) < 0.02
-    grad = np.arange(x.size, dtype=np.float32).reshape(x.shape)
+    grad = rng.standard_normal(x.shape).astype(dtype)
     np.testing.assert_array_equal(ops.dropout_backward(grad, mask), grad * mask)
 
 
-def test_dropout_gradient_matches_finite_differences():
+@pytest.mark.parametrize("rate", [0.1, 0.25, 0.5, 0.8])
+def test_dropout_drops_each_unit_with_probability_rate(kernel_path, rate):
+    n = 1_000_000
+    _, mask = ops.dropout_forward(np.ones(n, np.float32), rate, rng=np.random.default_rng(11))
+    dropped = np.count_nonzero(mask == 0)
+    assert abs(dropped / n - rate) < 5 * np.sqrt(rate * (1 - rate) / n)      # 5 standard deviations
+    assert set(np.unique(mask)) == {np.float32(0), np.float32(1 / (1 - rate))}
+
+
+def test_dropout_masks_are_the_same_on_both_paths_and_dtypes():
+    if not compiled.available():
+        pytest.skip("numba is not installed")
+    x = np.random.default_rng(2).standard_normal((4, 7, 7, 64))
+    results = {}
+    for flag in (False, True):
+        for dtype in (np.float32, np.float64):
+            with compiled.use_compiled(flag):
+                results[flag, dtype] = ops.dropout_forward(x.astype(dtype), 0.3, rng=np.random.default_rng(5))
+    for dtype in (np.float32, np.float64):
+        for reference, fused in zip(results[False, dtype], results[True, dtype]):
+            assert fused.dtype == dtype
+            np.testing.assert_array_equal(fused, reference)
+    np.testing.assert_array_equal(results[True, np.float32][1] == 0, results[True, np.float64][1] == 0)
+
+
+def test_dropout_takes_strided_and_integer_inputs(kernel_path):
+    x = np.random.default_rng(3).standard_normal((30, 40)).astype(np.float32).T     # not contiguous
+    y, mask = ops.dropout_forward(x, 0.5, rng=np.random.default_rng(4))
+    np.testing.assert_array_equal(y, x * mask)
+    y, mask = ops.dropout_forward(np.arange(12).reshape(3, 4), 0.5, rng=np.random.default_rng(4))
+    assert y.dtype == mask.dtype == np.float64
+    np.testing.assert_array_equal(y, np.arange(12).reshape(3, 4) * mask)
+
+
+def test_dropout_gradient_matches_finite_differences(kernel_path):
     rng = np.random.default_rng(6)
     x, weights = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
 
@@ -251,14 +357,14 @@ def test_dropout_gradient_matches_finite_differences():
     assert_gradients_close(ops.dropout_backward(weights, mask), numerical_gradient(loss, x))
 
 
-def test_dropout_noise_shape_shares_the_mask():
+def test_dropout_noise_shape_shares_the_mask(kernel_path):
     x = np.ones((4, 3, 3, 8))
     y, mask = ops.dropout_forward(x, 0.5, noise_shape=(None, 1, 1, None), rng=np.random.default_rng(1))
     assert mask.shape == (4, 1, 1, 8)
     assert np.all(y == y[:, :1, :1, :])
 
 
-def test_dropout_follows_the_library_seed():
+def test_dropout_follows_the_library_seed(kernel_path):
     from convscope import _rng
     _rng.set_seed(3)
     first = ops.dropout_forward(np.ones(100), 0.5)[1]
@@ -280,8 +386,8 @@ def test_dropout_bad_arguments_are_named(kwargs, error, pattern):
 
 @pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
 @pytest.mark.parametrize("affine", ["gamma and beta", "gamma only", "beta only"])
-def test_batch_norm_in_blocks_matches_torch(layout, affine, monkeypatch):
-    """Element-wise chains run over blocks of the batch axis; a tiny block size gives many blocks."""
+def test_batch_norm_in_blocks_matches_torch(layout, affine, monkeypatch, kernel_path):
+    """Work runs over blocks of the batch axis shared among threads; a tiny block size gives many blocks."""
     torch = pytest.importorskip("torch")
     from convscope.ops import normalization
     monkeypatch.setattr(normalization, "BLOCK_BYTES", 100)

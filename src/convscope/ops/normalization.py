@@ -4,24 +4,34 @@ Training normalizes with the batch's mean and biased variance (as Keras);
 inference uses the given moving statistics.  `gamma` or `beta` may be None
 (Keras' scale=False / center=False); their gradients are then None.
 
-For speed, the per-channel sums are `einsum` reductions (no temporary product
-array), and each chain of element-wise steps runs over blocks of the leading
-axis of about `BLOCK_BYTES`, so a block's intermediate values stay in the CPU
-cache between steps instead of travelling through memory once per step.  The
-blocks are shared among as many threads as BLAS has (NumPy releases the GIL in
-element-wise loops).
+Two paths compute the same values (to rounding).  With `compiled.active()`
+(float32 and float64 inputs) each step is one pass of a numba kernel over x
+viewed as rows x columns (column = one channel at one position after `axis`):
+the training forward pass reads x once for the statistics and once more to
+write y, the backward pass reads (grad_y, x) once for the two per-channel sums
+and once more to write grad_x.  The kernels accumulate sums in float64, around
+each channel's first value (so the variance loses nothing to cancellation), and
+the rows are shared among as many threads as BLAS has.
+
+The NumPy path is the reference and the fallback: per-channel sums are `einsum`
+reductions (no temporary product array), and each chain of element-wise steps
+runs over blocks of the leading axis of about `BLOCK_BYTES`, so a block's
+intermediate values stay in the CPU cache between steps; the blocks are shared
+among threads too (NumPy releases the GIL in element-wise loops).
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from . import compiled
 from .parallel import run_in_parallel
 from .padding import check_numeric_array
 
-BLOCK_BYTES = 2 ** 20  # element-wise chains run over blocks of the leading axis of about this size
+BLOCK_BYTES = 2 ** 20  # NumPy chains run over blocks of the leading axis of about this size; the kernels
+                       # leave arrays under this size on the calling thread
 
 __all__ = ["batch_norm_train", "batch_norm_infer", "batch_norm_backward", "batch_norm_infer_backward"]
 
@@ -79,31 +89,135 @@ def _blocks(x: np.ndarray, axis: int) -> list:
     return [(slice(start, start + step),) for start in range(0, x.shape[0], step)]
 
 
-def batch_norm_train(x, gamma, beta, axis, epsilon) -> Tuple[np.ndarray, Dict[str, Any], np.ndarray, np.ndarray]:
-    """(y, ctx, batch_mean, batch_var): normalize with the batch statistics (biased variance)."""
-    op = "batch_norm_train"
-    x, axis, epsilon = _prepare(x, axis, epsilon, op)
-    gamma_b = _per_channel(gamma, "gamma", x, axis, op)
-    beta_b = _per_channel(beta, "beta", x, axis, op)
-    count = max(x.size // max(x.shape[axis], 1), 1)
+# -- compiled kernels on x as C-contiguous rows x columns, with per-column parameters ---------------------
+@compiled.kernel
+def _shifted_sums(x, shift, sums, squares):
+    """Add each column's sum(x - shift) to `sums` and sum((x - shift)**2) to `squares` (float64).
+
+    `shift` (float64) holds a value of each column's channel: the variance taken from these
+    sums keeps the digits that a large mean would cancel.
+    """
+    for row in range(x.shape[0]):
+        for column in range(x.shape[1]):
+            value = x[row, column] - shift[column]
+            sums[column] += value
+            squares[column] += value * value
+
+
+@compiled.kernel
+def _affine(x, shift, scale, offset, out):
+    """out = (x - shift) * scale + offset, in x's dtype: normalization, inference and its gradient."""
+    for row in range(x.shape[0]):
+        for column in range(x.shape[1]):
+            out[row, column] = (x[row, column] - shift[column]) * scale[column] + offset[column]
+
+
+@compiled.kernel
+def _gradient_sums(grad, x, mean, sums, dots):
+    """Add each column's sum(grad) to `sums` and sum(grad * (x - mean)) to `dots` (float64)."""
+    for row in range(x.shape[0]):
+        for column in range(x.shape[1]):
+            value = np.float64(grad[row, column])
+            sums[column] += value
+            dots[column] += value * (x[row, column] - mean[column])
+
+
+@compiled.kernel
+def _input_gradient(grad, x, mean, scale, slope, offset, out):
+    """out = grad * scale - (x - mean) * slope - offset, in x's dtype: the training gradient of x."""
+    for row in range(x.shape[0]):
+        for column in range(x.shape[1]):
+            out[row, column] = (grad[row, column] * scale[column] - (x[row, column] - mean[column]) * slope[column]
+                                - offset[column])
+
+
+def _use_kernels(x: np.ndarray) -> bool:
+    """Whether x goes through the compiled kernels (float16, float128 and empty arrays stay on NumPy)."""
+    return compiled.active() and x.dtype in (np.float32, np.float64) and x.size > 0
+
+
+def _as_rows(x: np.ndarray, axis: int) -> Tuple[np.ndarray, int]:
+    """x as a C-contiguous (rows, channels * inner) array and `inner`: column k holds channel k // inner."""
+    inner = int(np.prod(x.shape[axis + 1:], dtype=np.int64))
+    return np.ascontiguousarray(x).reshape(-1, x.shape[axis] * inner), inner
+
+
+def _columns(values: np.ndarray, inner: int, dtype) -> np.ndarray:
+    """Per-channel values repeated for each column of `_as_rows`' view."""
+    return np.repeat(np.asarray(values, dtype=dtype).reshape(-1), inner)
+
+
+def _over_rows(rows: np.ndarray, work: Callable[[slice], Any]) -> List[Any]:
+    """work(rows slice) on one contiguous slice of the rows per BLAS thread; the results in order.
+
+    Arrays under `BLOCK_BYTES` are one slice, run on the calling thread.
+    """
+    step = max(1, BLOCK_BYTES // max(rows.nbytes // rows.shape[0], 1))
+    blocks = list(range(0, rows.shape[0], step))
+    return run_in_parallel(blocks, lambda chunk: work(slice(chunk[0], chunk[-1] + step)))
+
+
+def _column_sums(kernel, arrays: tuple, parameters: tuple, shape: tuple) -> Tuple[np.ndarray, np.ndarray]:
+    """The two float64 sums that `kernel(*arrays, *parameters, sums, other)` adds up per column, per channel.
+
+    `arrays` share rows; each thread sums its slice of them; `shape` is (channels, inner).
+    """
+    def work(rows: slice):
+        sums, other = np.zeros(arrays[0].shape[1]), np.zeros(arrays[0].shape[1])
+        kernel(*(array[rows] for array in arrays), *parameters, sums, other)
+        return sums, other
+
+    parts = _over_rows(arrays[0], work)
+    return tuple(np.sum([part[k] for part in parts], axis=0).reshape(shape).sum(axis=1) for k in (0, 1))
+
+
+def _elementwise(kernel, arrays: tuple, parameters: tuple) -> np.ndarray:
+    """`kernel(*arrays, *parameters, out)` with `out` new, like arrays[0]; each thread does a slice of the rows."""
+    out = np.empty_like(arrays[0])
+    _over_rows(out, lambda rows: kernel(*(array[rows] for array in arrays), *parameters, out[rows]))
+    return out
+
+
+def _kernel_statistics(x: np.ndarray, axis: int) -> Tuple[np.ndarray, np.ndarray]:
+    """The batch mean and biased variance per channel (float64) from one compiled pass over x."""
+    rows, inner = _as_rows(x, axis)
+    origin = rows[0, ::inner].astype(np.float64)
+    sums, squares = _column_sums(_shifted_sums, (rows,), (_columns(origin, inner, np.float64),),
+                                 (x.shape[axis], inner))
+    count = x.size // x.shape[axis]
+    offset = sums / count
+    return origin + offset, np.maximum(squares / count - offset * offset, 0.0)
+
+
+def _kernel_affine(x: np.ndarray, axis: int, shift, scale, offset) -> np.ndarray:
+    """(x - shift) * scale + offset with per-channel parameters (None: 0) by the compiled kernel."""
+    rows, inner = _as_rows(x, axis)
+    zeros = np.zeros(x.shape[axis], x.dtype)
+    parameters = tuple(_columns(zeros if value is None else value, inner, x.dtype) for value in (shift, scale, offset))
+    return _elementwise(_affine, (rows,), parameters).reshape(x.shape)
+
+
+def _numpy_statistics(x: np.ndarray, axis: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean, biased variance, x - mean): einsum sums, x - mean written in blocks shared among threads."""
+    count = x.dtype.type(max(x.size // max(x.shape[axis], 1), 1))
     total, dot = _einsum_subscripts(x.ndim, axis)
-    broadcast = [1] * x.ndim
-    broadcast[axis] = -1
-    mean = (np.einsum(total, x) / x.dtype.type(count)).reshape(broadcast)
+    mean = np.einsum(total, x) / count
+    mean_b = mean.reshape(_broadcast(x, axis))
     centered = np.empty_like(x)
-    blocks = _blocks(x, axis)
 
     def center(chunk):
         squares = np.zeros(x.shape[axis], dtype=x.dtype)
         for index in chunk:
-            block = np.subtract(x[index], mean, out=centered[index])
+            block = np.subtract(x[index], mean_b, out=centered[index])
             squares += np.einsum(dot, block, block)
         return squares
 
-    var = (sum(run_in_parallel(blocks, center)) / x.dtype.type(count)).reshape(broadcast)
-    inv_std = 1.0 / np.sqrt(var + x.dtype.type(epsilon))
-    scale = inv_std if gamma_b is None else inv_std * gamma_b
-    y = np.empty_like(x)
+    return mean, sum(run_in_parallel(_blocks(x, axis), center)) / count, centered
+
+
+def _numpy_normalize(centered: np.ndarray, scale: np.ndarray, beta_b: Optional[np.ndarray], axis: int) -> np.ndarray:
+    """centered * scale (+ beta) in blocks shared among threads."""
+    y = np.empty_like(centered)
 
     def normalize(chunk):
         for index in chunk:
@@ -111,16 +225,47 @@ def batch_norm_train(x, gamma, beta, axis, epsilon) -> Tuple[np.ndarray, Dict[st
             if beta_b is not None:
                 block += beta_b
 
-    run_in_parallel(blocks, normalize)
-    ctx = {"centered": centered, "inv_std": inv_std, "gamma": gamma_b, "axis": axis,
+    run_in_parallel(_blocks(centered, axis), normalize)
+    return y
+
+
+def _broadcast(x: np.ndarray, axis: int) -> list:
+    """The shape of a per-channel array broadcasting against x."""
+    shape = [1] * x.ndim
+    shape[axis] = -1
+    return shape
+
+
+# -- the ops -------------------------------------------------------------------------------------------
+def batch_norm_train(x, gamma, beta, axis, epsilon) -> Tuple[np.ndarray, Dict[str, Any], np.ndarray, np.ndarray]:
+    """(y, ctx, batch_mean, batch_var): normalize with the batch statistics (biased variance)."""
+    op = "batch_norm_train"
+    x, axis, epsilon = _prepare(x, axis, epsilon, op)
+    gamma_b = _per_channel(gamma, "gamma", x, axis, op)
+    beta_b = _per_channel(beta, "beta", x, axis, op)
+    kernels = _use_kernels(x)
+    if kernels:
+        mean, var = (value.astype(x.dtype) for value in _kernel_statistics(x, axis))
+    else:
+        mean, var, centered = _numpy_statistics(x, axis)
+    mean_b, var_b = mean.reshape(_broadcast(x, axis)), var.reshape(_broadcast(x, axis))
+    inv_std = 1.0 / np.sqrt(var_b + x.dtype.type(epsilon))
+    scale = inv_std if gamma_b is None else inv_std * gamma_b
+    ctx = {"x": x, "mean": mean_b, "inv_std": inv_std, "gamma": gamma_b, "axis": axis,
            "has_beta": beta_b is not None}
-    return y, ctx, mean.reshape(-1), var.reshape(-1)
+    if kernels:
+        y = _kernel_affine(x, axis, mean, scale, beta_b)
+    else:
+        y = _numpy_normalize(centered, scale, beta_b, axis)
+        ctx["centered"] = centered
+    return y, ctx, mean, var
 
 
 def batch_norm_infer(x, gamma, beta, mean, var, axis, epsilon) -> np.ndarray:
     """Normalize with given (moving) statistics: gamma * (x - mean) / sqrt(var + epsilon) + beta.
 
-    Computed as x * scale + shift with per-channel scale and shift: two passes over x.
+    Computed as x * scale + shift with per-channel scale and shift: one compiled pass over x,
+    or two NumPy passes.
     """
     op = "batch_norm_infer"
     x, axis, epsilon = _prepare(x, axis, epsilon, op)
@@ -134,6 +279,8 @@ def batch_norm_infer(x, gamma, beta, mean, var, axis, epsilon) -> np.ndarray:
     shift = -mean_b * scale
     if beta_b is not None:
         shift = shift + beta_b
+    if _use_kernels(x):
+        return _kernel_affine(x, axis, None, scale, shift)
     y = np.empty_like(x)
     for index in _blocks(x, axis):
         block = np.multiply(x[index], scale, out=y[index])
@@ -144,33 +291,44 @@ def batch_norm_infer(x, gamma, beta, mean, var, axis, epsilon) -> np.ndarray:
 def batch_norm_backward(grad_y, ctx: Dict[str, Any]) -> Tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]:
     """Gradients of `batch_norm_train` w.r.t. x, gamma and beta (through the batch statistics).
 
-    grad_x = a * grad_y - b * centered - c per channel, with x_hat = centered * inv_std,
-    a = gamma * inv_std, b = a * inv_std * mean(grad_y * x_hat) and c = a * mean(grad_y).
+    grad_x = a * grad_y - b * centered - c per channel, with centered = x - mean,
+    x_hat = centered * inv_std, a = gamma * inv_std, b = a * inv_std * mean(grad_y * x_hat)
+    and c = a * mean(grad_y).
     """
     op = "batch_norm_backward"
-    centered, inv_std, gamma = ctx["centered"], ctx["inv_std"], ctx["gamma"]
+    x, mean, inv_std, gamma, axis = ctx["x"], ctx["mean"], ctx["inv_std"], ctx["gamma"], ctx["axis"]
     grad_y = check_numeric_array(grad_y, op, "grad_y")
-    if grad_y.shape != centered.shape:
-        raise ValueError(f"{op}: argument `grad_y` must have the input's shape {centered.shape}, "
-                         f"got {grad_y.shape}")
-    grad_y = grad_y.astype(centered.dtype, copy=False)
-    axis = ctx["axis"]
-    total, dot = _einsum_subscripts(centered.ndim, axis)
-    count = centered.dtype.type(max(centered.size // max(centered.shape[axis], 1), 1))
-    grad_beta = np.einsum(total, grad_y)
-    grad_gamma = np.einsum(dot, grad_y, centered) * inv_std.reshape(-1)
+    if grad_y.shape != x.shape:
+        raise ValueError(f"{op}: argument `grad_y` must have the input's shape {x.shape}, got {grad_y.shape}")
+    grad_y = grad_y.astype(x.dtype, copy=False)
+    count = x.dtype.type(max(x.size // max(x.shape[axis], 1), 1))
+    kernels = _use_kernels(x)
+    if kernels:
+        rows, inner = _as_rows(x, axis)
+        grad_rows, mean_columns = _as_rows(grad_y, axis)[0], _columns(mean, inner, x.dtype)
+        sums, dots = _column_sums(_gradient_sums, (grad_rows, rows), (mean_columns,), (x.shape[axis], inner))
+        grad_beta, grad_gamma = sums.astype(x.dtype), dots.astype(x.dtype) * inv_std.reshape(-1)
+    else:
+        centered = ctx["centered"] if "centered" in ctx else x - mean  # no "centered" after the compiled forward
+        total, dot = _einsum_subscripts(x.ndim, axis)
+        grad_beta = np.einsum(total, grad_y)
+        grad_gamma = np.einsum(dot, grad_y, centered) * inv_std.reshape(-1)
     scale = inv_std if gamma is None else inv_std * gamma
     slope = scale * inv_std * (grad_gamma.reshape(inv_std.shape) / count)
     offset = scale * (grad_beta.reshape(inv_std.shape) / count)
-    grad_x = np.empty_like(centered)
+    if kernels:
+        parameters = (mean_columns, *(_columns(value, inner, x.dtype) for value in (scale, slope, offset)))
+        grad_x = _elementwise(_input_gradient, (grad_rows, rows), parameters).reshape(x.shape)
+    else:
+        grad_x = np.empty_like(centered)
 
-    def combine(chunk):
-        for index in chunk:
-            block = np.multiply(grad_y[index], scale, out=grad_x[index])
-            block -= centered[index] * slope
-            block -= offset
+        def combine(chunk):
+            for index in chunk:
+                block = np.multiply(grad_y[index], scale, out=grad_x[index])
+                block -= centered[index] * slope
+                block -= offset
 
-    run_in_parallel(_blocks(centered, axis), combine)
+        run_in_parallel(_blocks(centered, axis), combine)
     return (grad_x, None if gamma is None else grad_gamma, grad_beta if ctx["has_beta"] else None)
 
 
@@ -183,4 +341,6 @@ def batch_norm_infer_backward(grad_y, gamma, var, axis, epsilon) -> np.ndarray:
     scale = 1.0 / np.sqrt(var_b + grad_y.dtype.type(epsilon))
     if gamma_b is not None:
         scale = scale * gamma_b
+    if _use_kernels(grad_y):
+        return _kernel_affine(grad_y, axis, None, scale, None)
     return grad_y * scale
