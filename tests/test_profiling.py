@@ -123,6 +123,9 @@ def test_inference_profile_has_no_backward():
     assert result.loss_s is None and result.backward_s == 0
     assert "inference" in result.table()
     assert set(result.to_dict()) >= {"layers", "by_op", "total_s"}
+    with pytest.raises(RuntimeError, match="needs a forward pass that kept its inputs"):  # as predict runs
+        model.layers[0].backward(np.ones((len(x),) + model.layers[0].compute_output_shape(x.shape)[1:],
+                                         dtype=np.float32))
 
 
 def test_argument_errors_name_the_function_and_argument():

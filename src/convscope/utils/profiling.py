@@ -20,6 +20,7 @@ global generator, so random streams advance.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import time
@@ -28,6 +29,8 @@ from statistics import median
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
+
+from .. import backend
 
 __all__ = ["profile", "ProfileResult", "LayerTiming"]
 
@@ -190,13 +193,15 @@ def profile(model, x, y=None, loss=None, repeats: int = 5, warmup: int = 1, trai
             timed = run >= warmup
             out = x
             shapes = []
-            for index, layer in enumerate(layers):
-                start = time.perf_counter()
-                out = layer(out, training=training)
-                elapsed = time.perf_counter() - start
-                shapes.append(tuple(np.shape(out)))
-                if timed:
-                    forward_times[index].append(elapsed)
+            # Inference as `predict` runs it: the layers keep nothing for a backward pass.
+            with contextlib.nullcontext() if training else backend.no_backward():
+                for index, layer in enumerate(layers):
+                    start = time.perf_counter()
+                    out = layer(out, training=training)
+                    elapsed = time.perf_counter() - start
+                    shapes.append(tuple(np.shape(out)))
+                    if timed:
+                        forward_times[index].append(elapsed)
             if not training:
                 continue
             start = time.perf_counter()
