@@ -11,6 +11,9 @@ from .explain import explain
 from .layers import Input
 from .models import Model, Sequential
 from .viz import plot_feature_maps, plot_filters, plot_history, plot_model, report
+from ._allocator import tune_allocator
+
+tune_allocator()
 
 __version__ = "0.1.0"
 
