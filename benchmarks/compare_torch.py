@@ -167,8 +167,17 @@ class _Runner:
         return self._trainable("value")
 
     def gradients(self) -> List[np.ndarray]:
-        """The last step's gradients in Keras layouts (empty for Keras-TF, whose step hides them)."""
-        return [] if self.framework == "tf" else self._trainable("grad")
+        """The last step's gradients in Keras layouts (convscope, PyTorch)."""
+        return self._trainable("grad")
+
+    def keras_gradients(self, x, y) -> List[np.ndarray]:
+        """Keras-TF's gradients of the crossentropy at the current weights (its `train_on_batch` hides them)."""
+        tf = self._tf
+        import keras
+        with tf.GradientTape() as tape:
+            loss = keras.losses.CategoricalCrossentropy()(y, self.model(x, training=True))
+        variables = [v for layer in self.model.layers for v in layer.trainable_weights]
+        return [g.numpy() for g in tape.gradient(loss, variables)]
 
     def _trainable(self, what: str) -> List[np.ndarray]:
         if self.framework == "convscope":
@@ -251,9 +260,10 @@ def run_worker(job: Dict) -> Dict:
         probabilities = runner.infer(fx)
         arrays = {"output": probabilities, "loss": np.nan}
         if "train" in spec.tasks and framework != "ort":
+            gradients = runner.keras_gradients(fx, fy) if framework == "tf" else None  # before the step
             arrays["loss"] = runner.train(fx, fy)
             arrays.update({f"w{i}": w for i, w in enumerate(runner.weights())})
-            arrays.update({f"g{i}": g for i, g in enumerate(runner.gradients())})
+            arrays.update({f"g{i}": g for i, g in enumerate(gradients or runner.gradients())})
         np.savez(job["out"], **arrays)
         return {"checked": True}
     step = (lambda: runner.train(fx, fy)) if task == "train" else (lambda: runner.infer(fx))
