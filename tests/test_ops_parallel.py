@@ -1,5 +1,6 @@
 """Blocks of work shared evenly among the threads."""
 
+import numpy as np
 import pytest
 
 from convscope.ops import parallel
@@ -18,3 +19,59 @@ def test_balanced_ranges_give_each_thread_the_same_work(count, max_size, workers
     ranges = parallel.balanced_ranges(count, max_size)
     assert [stop - start for start, stop in ranges] == expected
     assert [r[0] for r in ranges[1:]] == [r[1] for r in ranges[:-1]]
+
+
+@pytest.mark.parametrize("shape_a,shape_b", [
+    ((512, 300), (300, 40)),      # split by rows
+    ((16, 3136), (3136, 1000)),   # split by columns
+    ((300, 128), (128, 300)),     # square-ish
+    ((4, 5), (5, 3)),             # small: stays on the calling thread
+    ((1, 7), (7, 1)),
+])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_matmul_matches_numpy(shape_a, shape_b, dtype):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    rng = np.random.default_rng(shape_a[0])
+    a = rng.standard_normal(shape_a).astype(dtype)
+    b = rng.standard_normal(shape_b).astype(dtype)
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        out = parallel.matmul(a, b)
+        transposed = parallel.matmul(b.T, a.T)     # strided views
+    assert out.dtype == np.dtype(dtype)
+    tolerance = 1e-5 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(out, a @ b, rtol=tolerance, atol=tolerance * shape_a[1])
+    np.testing.assert_allclose(transposed, (a @ b).T, rtol=tolerance, atol=tolerance * shape_a[1])
+
+
+def test_nested_calls_run_in_place_and_every_chunk_runs_once():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    seen = []
+
+    def inner(chunk):
+        seen.extend(chunk)
+        return len(chunk)
+
+    def outer(chunk):
+        return [parallel.run_in_parallel([10 * i + j for j in range(3)], inner) for i in chunk]
+
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        results = parallel.run_in_parallel([0, 1, 2, 3], outer)
+    assert results == [[[3], [3]], [[3], [3]]]      # nested: one chunk each, in the same thread
+    assert sorted(seen) == sorted(10 * i + j for i in range(4) for j in range(3))
+
+
+def test_an_error_surfaces_after_every_chunk_has_finished():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import threading
+    import time
+    finished = []
+
+    def work(chunk):
+        if chunk[0] == 0:
+            raise ValueError("first chunk failed")
+        time.sleep(0.05)
+        finished.append(threading.current_thread().name)
+
+    with threadpoolctl.threadpool_limits(2, user_api="blas"), pytest.raises(ValueError, match="first chunk"):
+        parallel.run_in_parallel([0, 1], work)
+    assert len(finished) == 1

@@ -25,6 +25,7 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from . import compiled
 from .epilogue import FUSED_ACTIVATIONS, bias_activation_forward
 from .parallel import balanced_ranges, run_in_parallel
 from .padding import (check_data_format, check_numeric_array, check_image_batch, float_dtype, from_nhwc,
@@ -241,10 +242,31 @@ def _add_input_grad(grad_block: np.ndarray, grad_rows: np.ndarray, w_group: np.n
     if ctx["pointwise"]:
         grad_block[...] = (grad_rows @ w_group.T).reshape(grad_block.shape)
         return
-    grad_cols = (grad_rows @ w_group.T).reshape(nb, oh, ow, kh, kw, channels)
+    grad_cols = grad_rows @ w_group.T
+    if compiled.active():
+        _col2im_kernel(grad_cols, grad_block, kh, kw, *ctx["strides"], *ctx["dilations"], oh, ow)
+        return
+    grad_cols = grad_cols.reshape(nb, oh, ow, kh, kw, channels)
     for i in range(kh):
         for j in range(kw):
             grad_block[offset_slice(i, j, ctx["strides"], ctx["dilations"], ctx["out_hw"])] += grad_cols[:, :, :, i, j]
+
+
+@compiled.kernel
+def _col2im_kernel(grad_cols, grad_block, kh, kw, stride_h, stride_w, dilation_h, dilation_w, oh, ow):
+    """Add each column-gradient row into the padded input cells its window covers (col2im), in one pass."""
+    channels = grad_block.shape[3]
+    for n in range(grad_block.shape[0]):
+        for oy in range(oh):
+            for ox in range(ow):
+                row = (n * oh + oy) * ow + ox
+                for i in range(kh):
+                    iy = oy * stride_h + i * dilation_h
+                    for j in range(kw):
+                        ix = ox * stride_w + j * dilation_w
+                        base = (i * kw + j) * channels
+                        for c in range(channels):
+                            grad_block[n, iy, ix, c] += grad_cols[row, base + c]
 
 
 def _transposed_geometry(ctx):

@@ -11,6 +11,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from .padding import check_numeric_array, float_dtype
+from .parallel import matmul
 
 __all__ = ["dense_forward", "dense_backward"]
 
@@ -30,7 +31,7 @@ def _check_dense(x, kernel, op: str):
 def dense_forward(x, kernel, bias=None) -> np.ndarray:
     """`x @ kernel (+ bias)` on the last axis of `x`."""
     x, kernel = _check_dense(x, kernel, "dense_forward")
-    y = x @ kernel
+    y = matmul(x.reshape(-1, kernel.shape[0]), kernel).reshape(x.shape[:-1] + (kernel.shape[1],))
     if bias is not None:
         bias = check_numeric_array(bias, "dense_forward", "bias", ndim=1)
         if bias.shape[0] != kernel.shape[1]:
@@ -51,7 +52,7 @@ def dense_backward(grad_y, x, kernel, need_input_grad: bool = True,
         raise ValueError(f"{op}: argument `grad_y` must have the output's shape {expected}, got {grad_y.shape}")
     grad_y = grad_y.astype(x.dtype, copy=False)
     grad_2d = grad_y.reshape(-1, kernel.shape[1])
-    grad_kernel = x.reshape(-1, kernel.shape[0]).T @ grad_2d
+    grad_kernel = matmul(x.reshape(-1, kernel.shape[0]).T, grad_2d)
     grad_bias = grad_2d.sum(axis=0) if need_bias_grad else None
-    grad_x = grad_y @ kernel.T if need_input_grad else None
+    grad_x = matmul(grad_2d, kernel.T).reshape(x.shape) if need_input_grad else None
     return grad_x, grad_kernel, grad_bias
