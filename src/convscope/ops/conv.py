@@ -15,7 +15,9 @@ input gradient is a stride-1 transposed convolution of the output gradient from
 then one strided addition per kernel offset.  Layouts are chosen by measurement:
 single-channel inputs gather the columns offset-major (long contiguous runs
 instead of one value per window cell), and 1x1 unpadded stride-1 convolutions
-use the input itself as the column matrix.
+use the input itself as the column matrix.  On the compiled path, 3x3 stride-1
+convolutions with enough channels run forward as Winograd F(2x2, 3x3)
+(`ops/winograd.py`, 2.25x fewer multiplications); the backward pass is the same.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from . import compiled
+from . import compiled, winograd
 from .epilogue import FUSED_ACTIVATIONS, bias_activation_forward
 from .parallel import balanced_ranges, run_in_parallel
 from .padding import (check_data_format, check_numeric_array, check_image_batch, float_dtype, from_nhwc,
@@ -215,7 +217,13 @@ def conv2d_forward(input, filters, strides, padding, data_format: str = "NHWC", 
             bias_activation_forward(out_band, bias, activation)
 
     bands = _row_bands(ctx)
-    if bands:
+    if bands and winograd.applies((kh, kw), strides, dilations, groups, channels, out_hw) and all(
+            rows == slice(0, out_hw[0]) for _, rows in bands):
+        transformed, tiled = winograd.transform_filters(w), winograd.tile_input(x_pad, out_hw)
+        run_in_parallel(bands, lambda chunk: [winograd.conv_block(tiled, transformed, out, images.start,
+                                                                  images.stop - images.start, bias, activation)
+                                              for images, _ in chunk])
+    elif bands:
         run_in_parallel(bands, compute)
     return from_nhwc(out, data_format), ctx
 

@@ -1,0 +1,138 @@
+"""Winograd F(2x2, 3x3): a 3x3 stride-1 convolution with 2.25x fewer multiplications than im2col.
+
+Each 4x4 tile of the padded input (tiles overlap by 2) gives a 2x2 block of output:
+Y = A^T [(G g G^T) * (B^T d B)] A, the product taken element-wise over the 16 cells.
+Over channels that product is a matrix product per cell, so a block of images costs
+16 GEMMs of (tiles x in) @ (in x out) instead of one of (pixels x 9*in) @ (9*in x out)
+(Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks", 2015).  The input
+and output transforms are compiled kernels (compiled path only); the output transform
+adds the bias and applies the ReLU.  Rounding differs from im2col's by a few float32
+ulps of the result (the transforms add and subtract neighbouring values).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import compiled
+from .epilogue import bias_activation_forward
+
+MIN_CHANNELS = 16   # below this the 16 products are too thin to beat one im2col product
+
+_G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+
+
+def applies(kernel_hw, strides, dilations, groups: int, in_channels: int, out_hw) -> bool:
+    """True for the convolutions this module computes (3x3, stride 1, no dilation, one group) where it
+    is faster: enough input channels, and whole tiles covering at most 15% more than the output
+    (a 7x7 output needs 4x4 tiles of 2x2: 64 outputs computed for 49; measured slower than im2col)."""
+    tiles = -(-out_hw[0] // 2) * -(-out_hw[1] // 2)
+    return (compiled.active() and tuple(kernel_hw) == (3, 3) and tuple(strides) == (1, 1)
+            and tuple(dilations) == (1, 1) and groups == 1 and in_channels >= MIN_CHANNELS
+            and out_hw[0] * out_hw[1] >= 0.85 * 4 * tiles)
+
+
+def transform_filters(w: np.ndarray) -> np.ndarray:
+    """G g G^T for each (in, out) pair: (16, in, out), computed in float64 and cast to w's dtype."""
+    u = np.einsum("ai,ijco,bj->abco", _G, w.astype(np.float64), _G)
+    return np.ascontiguousarray(u.reshape(16, w.shape[2], w.shape[3]), dtype=w.dtype)
+
+
+@compiled.kernel
+def _input_tiles(x_pad, first, images, tiles_h, tiles_w, v):
+    """v[k, tile, c] = (B^T d B)[k] for each 4x4 tile d of images first..first+images (channels innermost)."""
+    for n in range(images):
+        b = first + n
+        for ty in range(tiles_h):
+            for tx in range(tiles_w):
+                tile = (n * tiles_h + ty) * tiles_w + tx
+                y, x = 2 * ty, 2 * tx
+                for c in range(x_pad.shape[3]):
+                    # B^T d: rows 0..3 of the tile combined, for each of its 4 columns
+                    a0 = x_pad[b, y, x, c] - x_pad[b, y + 2, x, c]
+                    a1 = x_pad[b, y, x + 1, c] - x_pad[b, y + 2, x + 1, c]
+                    a2 = x_pad[b, y, x + 2, c] - x_pad[b, y + 2, x + 2, c]
+                    a3 = x_pad[b, y, x + 3, c] - x_pad[b, y + 2, x + 3, c]
+                    e0 = x_pad[b, y + 1, x, c] + x_pad[b, y + 2, x, c]
+                    e1 = x_pad[b, y + 1, x + 1, c] + x_pad[b, y + 2, x + 1, c]
+                    e2 = x_pad[b, y + 1, x + 2, c] + x_pad[b, y + 2, x + 2, c]
+                    e3 = x_pad[b, y + 1, x + 3, c] + x_pad[b, y + 2, x + 3, c]
+                    f0 = x_pad[b, y + 2, x, c] - x_pad[b, y + 1, x, c]
+                    f1 = x_pad[b, y + 2, x + 1, c] - x_pad[b, y + 1, x + 1, c]
+                    f2 = x_pad[b, y + 2, x + 2, c] - x_pad[b, y + 1, x + 2, c]
+                    f3 = x_pad[b, y + 2, x + 3, c] - x_pad[b, y + 1, x + 3, c]
+                    g0 = x_pad[b, y + 1, x, c] - x_pad[b, y + 3, x, c]
+                    g1 = x_pad[b, y + 1, x + 1, c] - x_pad[b, y + 3, x + 1, c]
+                    g2 = x_pad[b, y + 1, x + 2, c] - x_pad[b, y + 3, x + 2, c]
+                    g3 = x_pad[b, y + 1, x + 3, c] - x_pad[b, y + 3, x + 3, c]
+                    # (B^T d) B: the same combination along each row
+                    v[0, tile, c], v[1, tile, c], v[2, tile, c], v[3, tile, c] = a0 - a2, a1 + a2, a2 - a1, a1 - a3
+                    v[4, tile, c], v[5, tile, c], v[6, tile, c], v[7, tile, c] = e0 - e2, e1 + e2, e2 - e1, e1 - e3
+                    v[8, tile, c], v[9, tile, c], v[10, tile, c], v[11, tile, c] = f0 - f2, f1 + f2, f2 - f1, f1 - f3
+                    v[12, tile, c], v[13, tile, c], v[14, tile, c], v[15, tile, c] = (g0 - g2, g1 + g2, g2 - g1,
+                                                                                      g1 - g3)
+
+
+@compiled.kernel
+def _output_tiles(m, first, images, tiles_h, tiles_w, out):
+    """out's 2x2 block of each tile = A^T m A (blocks past the output's edge are dropped)."""
+    out_h, out_w, channels = out.shape[1], out.shape[2], out.shape[3]
+    for n in range(images):
+        for ty in range(tiles_h):
+            for tx in range(tiles_w):
+                tile = (n * tiles_h + ty) * tiles_w + tx
+                y, x = 2 * ty, 2 * tx
+                for o in range(channels):
+                    s0 = m[0, tile, o] + m[4, tile, o] + m[8, tile, o]
+                    s1 = m[1, tile, o] + m[5, tile, o] + m[9, tile, o]
+                    s2 = m[2, tile, o] + m[6, tile, o] + m[10, tile, o]
+                    s3 = m[3, tile, o] + m[7, tile, o] + m[11, tile, o]
+                    t0 = m[4, tile, o] - m[8, tile, o] - m[12, tile, o]
+                    t1 = m[5, tile, o] - m[9, tile, o] - m[13, tile, o]
+                    t2 = m[6, tile, o] - m[10, tile, o] - m[14, tile, o]
+                    t3 = m[7, tile, o] - m[11, tile, o] - m[15, tile, o]
+                    out[first + n, y, x, o] = s0 + s1 + s2
+                    if x + 1 < out_w:
+                        out[first + n, y, x + 1, o] = s1 - s2 - s3
+                    if y + 1 < out_h:
+                        out[first + n, y + 1, x, o] = t0 + t1 + t2
+                        if x + 1 < out_w:
+                            out[first + n, y + 1, x + 1, o] = t1 - t2 - t3
+
+
+def _cell_planes(tiles: int, channels: int, dtype) -> np.ndarray:
+    """An empty (16, tiles, channels) array whose 16 planes start 64 bytes apart modulo 4 KiB: planes a
+    multiple of 4 KiB apart share cache sets, and the kernels' 16 streams then evict each other
+    (measured: 9x slower on 32 images of 7x7x50)."""
+    itemsize = np.dtype(dtype).itemsize
+    plane = -(-tiles * channels * itemsize // 4096) * 4096 + 64 * (1 + (itemsize == 8))
+    plane //= itemsize
+    buffer = np.empty(16 * plane, dtype=dtype)
+    return np.lib.stride_tricks.as_strided(buffer, (16, tiles, channels),
+                                           (plane * itemsize, channels * itemsize, itemsize))
+
+
+def tile_input(x_pad: np.ndarray, out_hw) -> np.ndarray:
+    """`x_pad` with the zero row/column that odd output sizes need to make whole tiles."""
+    rows, cols = 2 * -(-out_hw[0] // 2) + 2, 2 * -(-out_hw[1] // 2) + 2
+    if x_pad.shape[1:3] == (rows, cols):
+        return x_pad
+    tiled = np.zeros((x_pad.shape[0], rows, cols, x_pad.shape[3]), dtype=x_pad.dtype)
+    tiled[:, :min(rows, x_pad.shape[1]), :min(cols, x_pad.shape[2])] = x_pad[:, :rows, :cols]
+    return tiled
+
+
+def conv_block(x_pad: np.ndarray, u: np.ndarray, out: np.ndarray, first: int, images: int,
+               bias, activation: str) -> None:
+    """Images first..first+images of a 3x3 stride-1 convolution of `x_pad` (from `tile_input`), written
+    into `out` with `activation(. + bias)`; `u` from `transform_filters`."""
+    out_h, out_w = out.shape[1], out.shape[2]
+    tiles_h, tiles_w = -(-out_h // 2), -(-out_w // 2)
+    tiles = images * tiles_h * tiles_w
+    channels, out_channels = u.shape[1], u.shape[2]
+    v = _cell_planes(tiles, channels, x_pad.dtype)
+    _input_tiles(x_pad, first, images, tiles_h, tiles_w, v)
+    m = np.matmul(v, u, out=_cell_planes(tiles, out_channels, x_pad.dtype))   # 16 (tiles, in) @ (in, out)
+    _output_tiles(m, first, images, tiles_h, tiles_w, out)
+    block = out[first:first + images].reshape(-1, out_channels)
+    bias_activation_forward(block, bias, activation)
