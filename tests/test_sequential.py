@@ -157,6 +157,14 @@ def test_predict_batches_and_validates(capsys):
         model.predict(x, verbose=3)
 
 
+def test_predict_never_returns_a_view_of_the_input():
+    model = Sequential([Input((3, 4)), Flatten()])      # Flatten's output is a view of its input
+    x = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    out = model.predict(x, verbose=0)
+    out[...] = -1
+    assert x.min() == 0                          # the caller's array is untouched
+
+
 def test_config_round_trip_rebuilds_the_same_model():
     model = conv_model()
     clone = Sequential.from_config(json.loads(json.dumps(model.get_config())))

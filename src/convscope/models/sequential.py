@@ -259,6 +259,8 @@ class Sequential(Model):
         if verbose != 0:
             elapsed = time.perf_counter() - start_time
             print(f"{len(starts)}/{len(starts)} - {elapsed:.0f}s {1000 * elapsed / len(starts):.0f}ms/step")
+        if len(outputs) == 1 and not np.may_share_memory(outputs[0], x):
+            return outputs[0]        # one batch: its fresh output (a copy of 359 MB took 60 ms on seed 004)
         return np.concatenate(outputs, axis=0)
 
     # -- config -----------------------------------------------------------------------
