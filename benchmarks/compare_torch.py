@@ -64,16 +64,6 @@ def _rss_bytes(field: str) -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
 
-def _reset_peak_rss() -> bool:
-    """Restart the kernel's peak-RSS count (VmHWM) from the current RSS (Linux); False where unsupported."""
-    try:
-        with open("/proc/self/clear_refs", "w") as clear_refs:
-            clear_refs.write("5")
-        return True
-    except OSError:
-        return False
-
-
 def _limit_threads(framework: str, threads: int):
     """Set every thread pool this process uses to `threads`; returns the BLAS pools' info."""
     info = []
@@ -279,18 +269,13 @@ def run_worker(job: Dict) -> Dict:
     step = (lambda: runner.train(fx, fy)) if task == "train" else (lambda: runner.infer(fx))
     for _ in range(job["warmup"]):
         step()
-    peak_so_far = max(_rss_bytes("VmHWM") - baseline, 0)
-    settled = _rss_bytes("VmRSS")
-    reset = _reset_peak_rss()
     times = []
     for _ in range(job["steps"]):
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
-    peak_of_steps = _rss_bytes("VmHWM")       # since the reset: the timed steps' own peak
     return {"times": times, "median": median(times),
-            "step_peak_bytes": max(peak_of_steps - settled, 0) if reset else None,
-            "peak_bytes": max(peak_so_far, peak_of_steps - baseline)}
+            "peak_bytes": max(_rss_bytes("VmHWM") - baseline, 0)}
 
 
 def _matmul_peak(size: int) -> float:
@@ -396,22 +381,19 @@ def plan(args, spec) -> List[Dict]:
 def summarize(samples: List[Dict]) -> Dict:
     medians = [s["median"] for s in samples]
     return {"median_s": median(medians), "min_s": min(medians), "max_s": max(medians),
-            "round_medians_s": medians, "peak_mb": max(s["peak_bytes"] for s in samples) / 2 ** 20,
-            "step_peak_mb": (None if any(s["step_peak_bytes"] is None for s in samples)
-                             else max(s["step_peak_bytes"] for s in samples) / 2 ** 20)}
+            "round_medians_s": medians, "peak_mb": max(s["peak_bytes"] for s in samples) / 2 ** 20}
 
 
 def format_table(results: List[Dict], peak_gflops: float) -> str:
     header = (f"{'model':8} {'task':5} {'batch':>5} {'framework':10} {'median ms':>10} {'min-max ms':>17} "
-              f"{'convscope/x':>11} {'best-round':>10} {'peak MB':>8} {'step MB':>8} {'GFLOP/s':>8} {'% peak':>6}")
+              f"{'convscope/x':>11} {'best-round':>10} {'peak MB':>8} {'GFLOP/s':>8} {'% peak':>6}")
     lines = [header, "-" * len(header)]
     for r in results:
         ratio = f"{r['ratio']:.2f}x" if r.get("ratio") is not None else ""
         best = f"{r['ratio_best']:.2f}x" if r.get("ratio_best") is not None else ""
-        step = f"{r['step_peak_mb']:.1f}" if r.get("step_peak_mb") is not None else "-"
         lines.append(f"{r['model']:8} {r['task']:5} {r['batch']:>5} {r['framework']:10} "
                      f"{r['median_s'] * 1e3:>10.2f} {r['min_s'] * 1e3:>8.2f}-{r['max_s'] * 1e3:<8.2f} "
-                     f"{ratio:>11} {best:>10} {r['peak_mb']:>8.1f} {step:>8} {r['gflops']:>8.1f} "
+                     f"{ratio:>11} {best:>10} {r['peak_mb']:>8.1f} {r['gflops']:>8.1f} "
                      f"{100 * r['gflops'] / peak_gflops:>5.0f}%")
     return "\n".join(lines)
 

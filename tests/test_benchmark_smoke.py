@@ -36,9 +36,7 @@ def test_smoke_run_agrees_and_prints_ratios(tmp_path):
     assert figures == {("train", 2), ("infer", 2)}
     assert payload["matmul_peak_gflops"] > 0
     assert all(r["median_s"] > 0 and r["gflops"] > 0 for r in payload["results"])
-    assert "convscope/x" in proc.stdout and "step MB" in proc.stdout
-    if sys.platform.startswith("linux"):     # the steps' own peak, above the RSS after the warm-up
-        assert all(0 <= r["step_peak_mb"] <= r["peak_mb"] + 1 for r in payload["results"])
+    assert "convscope/x" in proc.stdout
     if HAVE_TORCH:
         assert frameworks == {"convscope", "torch"}
         assert payload["agreement"] and all(entry["agree"] for entry in payload["agreement"])
