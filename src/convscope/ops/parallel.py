@@ -78,8 +78,11 @@ def run_in_parallel(items: list, work: Callable[[list], Any]) -> List[Any]:
     thread, which saves one hand-over); the chunks' results in order."""
     blas = _blas()
     workers = min(len(items), worker_count())
-    if workers <= 1 or getattr(_region, "inside", False):
+    if getattr(_region, "inside", False):
         return [work(items)]               # nested calls run where they are: no pool deadlock
+    if workers <= 1:                       # one block: still no BLAS threads left spinning after it
+        with single_threaded_blas():
+            return [work(items)]
     bounds = [len(items) * k // workers for k in range(workers + 1)]
     chunks = [items[bounds[k]:bounds[k + 1]] for k in range(workers)]
     with blas.limit(limits=1):
