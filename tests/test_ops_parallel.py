@@ -75,3 +75,15 @@ def test_an_error_surfaces_after_every_chunk_has_finished():
     with threadpoolctl.threadpool_limits(2, user_api="blas"), pytest.raises(ValueError, match="first chunk"):
         parallel.run_in_parallel([0, 1], work)
     assert len(finished) == 1
+
+
+@pytest.mark.parametrize("count,size,min_size,expected", [
+    (10, 4 << 20, 1 << 20, [(0, 5), (5, 10)]),     # one slice per thread
+    (10, 1000, 1 << 20, [(0, 10)]),                # small: one call on the calling thread
+    (1, 4 << 20, 1 << 20, [(0, 1)]),
+    (0, 4 << 20, 1 << 20, []),
+])
+def test_on_slices_gives_each_thread_one_contiguous_slice(count, size, min_size, expected, monkeypatch):
+    monkeypatch.setattr(parallel, "worker_count", lambda: 2)
+    calls = parallel.on_slices(count, size, lambda part: (part.start, part.stop), min_size)
+    assert calls == expected

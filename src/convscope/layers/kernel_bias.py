@@ -7,8 +7,7 @@ from typing import Any, Dict
 
 import numpy as np
 
-from .. import activations, initializers
-from .. import ops
+from .. import activations, initializers, ops
 from ..ops.activations import Activation, get_activation
 from .base import Layer, check_bool, resolve_optional, serialize_optional
 

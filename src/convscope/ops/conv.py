@@ -28,7 +28,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from . import compiled, winograd
-from .epilogue import FUSED_ACTIVATIONS, bias_activation_forward
+from .epilogue import bias_activation_forward, check_epilogue
 from .parallel import balanced_ranges, run_in_parallel
 from .padding import (check_data_format, check_numeric_array, check_image_batch, float_dtype, from_nhwc,
                       parse_padding, spatial_pair, to_nhwc, window_geometry)
@@ -156,20 +156,6 @@ def _check_conv_args(input, filters, strides, padding, data_format, dilations, g
     return x, w, strides, dilations, padding, data_format, int(groups)
 
 
-def _check_epilogue(bias, activation, out_channels: int):
-    """The fused bias (validated, or None) and activation of `conv2d_forward`."""
-    op = "conv2d"
-    if activation not in FUSED_ACTIVATIONS:
-        raise ValueError(f"{op}: argument `activation` must be one of {FUSED_ACTIVATIONS}, got {activation!r}")
-    if bias is None:
-        return None
-    bias = check_numeric_array(bias, op, "bias", ndim=1)
-    if bias.shape != (out_channels,):
-        raise ValueError(f"{op}: argument `bias` must have shape ({out_channels},) (one per filter), "
-                         f"got {bias.shape}")
-    return bias
-
-
 def conv2d_forward(input, filters, strides, padding, data_format: str = "NHWC", dilations=None,
                    groups: int = 1, bias=None, activation: str = "linear") -> Tuple[np.ndarray, Dict[str, Any]]:
     """`conv2d` plus the context `conv2d_backward` needs (the padded input, the filters and the geometry).
@@ -183,7 +169,7 @@ def conv2d_forward(input, filters, strides, padding, data_format: str = "NHWC", 
     """
     x, w, strides, dilations, padding, data_format, groups = _check_conv_args(
         input, filters, strides, padding, data_format, dilations, groups)
-    bias = _check_epilogue(bias, activation, w.shape[3])
+    bias = check_epilogue(bias, activation, w.shape[3], "conv2d", "one per filter")
     dtype = float_dtype(x, w)
     x = x.astype(dtype, copy=False)
     w = w.astype(dtype, copy=False)

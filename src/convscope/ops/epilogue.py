@@ -3,7 +3,7 @@
 NumPy needs two passes over a layer's output for `z + bias` then `maximum(z, 0)`,
 and three over the gradient for the ReLU mask and the bias gradient; the compiled
 kernels make one each.  The channel axis is the last; rows (all other axes) are
-split in blocks over the BLAS threads.  A NaN stays NaN through the ReLU and its
+split into one slice per thread (`parallel.on_slices`).  A NaN stays NaN through the ReLU and its
 gradient is multiplied by the mask, as in NumPy (so NaN * 0 stays NaN).
 """
 
@@ -14,12 +14,12 @@ from typing import Optional, Tuple
 import numpy as np
 
 from . import compiled
-from .parallel import balanced_ranges, run_in_parallel
+from .padding import check_numeric_array
+from .parallel import on_slices
 
-__all__ = ["FUSED_ACTIVATIONS", "bias_activation_forward", "bias_activation_backward"]
+__all__ = ["FUSED_ACTIVATIONS", "check_epilogue", "bias_activation_forward", "bias_activation_backward"]
 
 FUSED_ACTIVATIONS = ("linear", "relu")
-BLOCK_ROWS_BYTES = 2 ** 20  # rows per unit of threaded work (cache-sized)
 
 
 def _check_activation(activation: str, op: str) -> None:
@@ -27,8 +27,16 @@ def _check_activation(activation: str, op: str) -> None:
         raise ValueError(f"{op}: argument `activation` must be one of {FUSED_ACTIVATIONS}, got {activation!r}")
 
 
-def _row_blocks(rows: int, channels: int, itemsize: int) -> list:
-    return [slice(start, stop) for start, stop in balanced_ranges(rows, BLOCK_ROWS_BYTES // (channels * itemsize))]
+def check_epilogue(bias, activation: str, channels: int, op: str, channels_are: str) -> Optional[np.ndarray]:
+    """The validated `bias` (None stays None) of `activation(z + bias)`; errors name `op`, and
+    `channels_are` says where the expected length comes from."""
+    _check_activation(activation, op)
+    if bias is None:
+        return None
+    bias = check_numeric_array(bias, op, "bias", ndim=1)
+    if bias.shape != (channels,):
+        raise ValueError(f"{op}: argument `bias` must have shape ({channels},) ({channels_are}), got {bias.shape}")
+    return bias
 
 
 @compiled.kernel
@@ -56,21 +64,17 @@ def _relu_bias_grad_kernel(grad_y, y, grad_z, bias_sum, relu):
 
 def bias_activation_forward(z: np.ndarray, bias: Optional[np.ndarray], activation: str) -> np.ndarray:
     """`activation(z + bias)` written into `z` (C-contiguous, channels last) and returned."""
-    _check_activation(activation, "bias_activation_forward")
+    channels = z.shape[-1]
+    bias = check_epilogue(bias, activation, channels, "bias_activation_forward",
+                          f"the last axis of z, shape {z.shape}")
     relu = activation == "relu"
     if bias is None and not relu:
         return z
-    channels = z.shape[-1]
-    if bias is not None:
-        bias = np.asarray(bias, dtype=z.dtype)
-        if bias.shape != (channels,):
-            raise ValueError(f"bias_activation_forward: argument `bias` must have shape ({channels},) "
-                             f"(the last axis of z, shape {z.shape}), got {bias.shape}")
+    bias = None if bias is None else bias.astype(z.dtype, copy=False)
     rows = z.reshape(-1, channels)
     if compiled.active():
         bias = np.zeros(channels, dtype=z.dtype) if bias is None else bias
-        run_in_parallel(_row_blocks(len(rows), channels, z.itemsize),
-                        lambda blocks: [_bias_relu_kernel(rows[b], bias, relu) for b in blocks])
+        on_slices(len(rows), rows.nbytes, lambda part: _bias_relu_kernel(rows[part], bias, relu))
         return z
     if bias is not None:
         rows += bias
@@ -95,13 +99,12 @@ def bias_activation_backward(grad_y: np.ndarray, y: np.ndarray, activation: str,
         grad_z = np.empty_like(grad_y) if relu else grad_y
         grad_z_rows = grad_z.reshape(-1, channels)
 
-        def work(blocks):
+        def work(part):
             bias_sum = np.zeros(channels)
-            for b in blocks:
-                _relu_bias_grad_kernel(grad_rows[b], y_rows[b], grad_z_rows[b], bias_sum, relu)
+            _relu_bias_grad_kernel(grad_rows[part], y_rows[part], grad_z_rows[part], bias_sum, relu)
             return bias_sum
 
-        sums = run_in_parallel(_row_blocks(len(grad_rows), channels, grad_y.itemsize), work)
+        sums = on_slices(len(grad_rows), grad_rows.nbytes, work)
         grad_bias = sum(sums).astype(grad_y.dtype) if with_bias else None
         return grad_z, grad_bias
     grad_z = grad_y * (y > 0) if relu else grad_y

@@ -22,12 +22,12 @@ among threads too (NumPy releases the GIL in element-wise loops).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
 from . import compiled
-from .parallel import run_in_parallel
+from .parallel import on_slices, run_in_parallel
 from .padding import check_numeric_array
 
 BLOCK_BYTES = 2 ** 20  # NumPy chains run over blocks of the leading axis of about this size; the kernels
@@ -147,16 +147,6 @@ def _columns(values: np.ndarray, inner: int, dtype) -> np.ndarray:
     return np.repeat(np.asarray(values, dtype=dtype).reshape(-1), inner)
 
 
-def _over_rows(rows: np.ndarray, work: Callable[[slice], Any]) -> List[Any]:
-    """work(rows slice) on one contiguous slice of the rows per BLAS thread; the results in order.
-
-    Arrays under `BLOCK_BYTES` are one slice, run on the calling thread.
-    """
-    step = max(1, BLOCK_BYTES // max(rows.nbytes // rows.shape[0], 1))
-    blocks = list(range(0, rows.shape[0], step))
-    return run_in_parallel(blocks, lambda chunk: work(slice(chunk[0], chunk[-1] + step)))
-
-
 def _column_sums(kernel, arrays: tuple, parameters: tuple, shape: tuple) -> Tuple[np.ndarray, np.ndarray]:
     """The two float64 sums that `kernel(*arrays, *parameters, sums, other)` adds up per column, per channel.
 
@@ -167,14 +157,15 @@ def _column_sums(kernel, arrays: tuple, parameters: tuple, shape: tuple) -> Tupl
         kernel(*(array[rows] for array in arrays), *parameters, sums, other)
         return sums, other
 
-    parts = _over_rows(arrays[0], work)
+    parts = on_slices(len(arrays[0]), arrays[0].nbytes, work, BLOCK_BYTES)
     return tuple(np.sum([part[k] for part in parts], axis=0).reshape(shape).sum(axis=1) for k in (0, 1))
 
 
 def _elementwise(kernel, arrays: tuple, parameters: tuple) -> np.ndarray:
     """`kernel(*arrays, *parameters, out)` with `out` new, like arrays[0]; each thread does a slice of the rows."""
     out = np.empty_like(arrays[0])
-    _over_rows(out, lambda rows: kernel(*(array[rows] for array in arrays), *parameters, out[rows]))
+    on_slices(len(out), out.nbytes,
+              lambda rows: kernel(*(array[rows] for array in arrays), *parameters, out[rows]), BLOCK_BYTES)
     return out
 
 

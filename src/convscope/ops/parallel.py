@@ -95,6 +95,19 @@ def run_in_parallel(items: list, work: Callable[[list], Any]) -> List[Any]:
         return [first] + [future.result() for future in others]
 
 
+def on_slices(count: int, size: int, work: Callable[[slice], Any], min_size: int = 1 << 20) -> List[Any]:
+    """`work(s)` on one contiguous slice `s` of range(count) per thread (a compiled kernel's pass over
+    rows, images or elements); the slices' results in order.  Work whose `size` (bytes, or another
+    measure, as `min_size`) is under `min_size` stays on the calling thread: handing it out would cost
+    about what it saves."""
+    if count <= 0:
+        return []
+    if size < min_size:
+        return [work(slice(0, count))]
+    ranges = balanced_ranges(count, -(-count // worker_count()))
+    return run_in_parallel(ranges, lambda chunk: work(slice(chunk[0][0], chunk[-1][1])))
+
+
 def single_threaded_blas():
     """A context in which BLAS runs on the calling thread only (nothing without threadpoolctl)."""
     blas = _blas()

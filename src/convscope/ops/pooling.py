@@ -29,11 +29,12 @@ import numpy as np
 
 from . import compiled
 from .conv import offset_slice, pad_spatial
-from .parallel import run_in_parallel
+from .parallel import on_slices, run_in_parallel
 from .padding import (check_data_format, check_numeric_array, check_image_batch, float_dtype, from_nhwc,
                       parse_padding, spatial_pair, to_nhwc, window_geometry)
 
-BLOCK_BYTES = 2 ** 20  # images per unit of threaded work (cache-sized); smaller batches stay in one thread
+BLOCK_BYTES = 2 ** 20  # images per unit of threaded work (cache-sized); the kernels leave smaller batches
+                       # on the calling thread
 
 __all__ = ["max_pool2d", "max_pool2d_forward", "max_pool2d_backward",
            "avg_pool2d", "avg_pool2d_forward", "avg_pool2d_backward"]
@@ -80,17 +81,6 @@ def _check_grad(grad_output, ctx, op) -> np.ndarray:
                          f"{from_nhwc(np.empty(expected, dtype=bool), ctx['data_format']).shape}, "
                          f"got {np.shape(grad_output)}")
     return grad.astype(ctx["dtype"], copy=False)
-
-
-def _on_image_slices(batch: np.ndarray, work) -> None:
-    """`work(images)` on one contiguous slice of the `batch` images per BLAS thread (compiled kernels).
-
-    A batch under `BLOCK_BYTES` runs in this thread: handing it to threads costs about what it saves.
-    """
-    if batch.nbytes < BLOCK_BYTES:
-        work(slice(0, batch.shape[0]))
-    else:
-        run_in_parallel(list(range(batch.shape[0])), lambda chunk: work(slice(chunk[0], chunk[-1] + 1)))
 
 
 def _geometry(ctx) -> tuple:
@@ -219,8 +209,8 @@ def _window_maximum(x: np.ndarray, ctx, track: bool):
     argmax_dtype = np.uint8 if kernel_cells <= 255 else np.int32
     if compiled.active():
         x, geometry, argmax = np.ascontiguousarray(x), _geometry(ctx), np.empty(out.shape, dtype=argmax_dtype)
-        _on_image_slices(x, lambda images: _max_pool_kernel(
-            x[images], *geometry, out[images], argmax[images]))
+        on_slices(len(x), x.nbytes, lambda images: _max_pool_kernel(
+            x[images], *geometry, out[images], argmax[images]), BLOCK_BYTES)
         return out, argmax if track else None
     x_pad = pad_spatial(x, ctx["pads"], value=-np.inf)
     argmax = np.zeros(out.shape, dtype=argmax_dtype) if track else None
@@ -263,8 +253,8 @@ def max_pool2d_backward(grad_output, ctx: Dict[str, Any]) -> np.ndarray:
     if compiled.active():
         grad, geometry = np.ascontiguousarray(grad), _geometry(ctx)
         grad_input = np.empty(ctx["input_shape"], dtype=dtype)
-        _on_image_slices(grad_input, lambda images: _max_pool_grad_kernel(
-            grad[images], argmax[images], *geometry, grad_input[images]))
+        on_slices(len(grad_input), grad_input.nbytes, lambda images: _max_pool_grad_kernel(
+            grad[images], argmax[images], *geometry, grad_input[images]), BLOCK_BYTES)
         return from_nhwc(grad_input, ctx["data_format"])
     if ctx["strides"] != ctx["ksize"]:  # overlapping or gapped windows: accumulate per offset
         grad_input = _scatter_offsets(lambda k: grad * (argmax == k), ctx, dtype)
@@ -361,8 +351,8 @@ def avg_pool2d_forward(input, ksize, strides, padding,
     if compiled.active():
         x, geometry = np.ascontiguousarray(x), _geometry(ctx)
         out = np.empty((x.shape[0],) + tuple(ctx["out_hw"]) + (x.shape[3],), dtype=x.dtype)
-        _on_image_slices(x, lambda images: _avg_pool_kernel(
-            x[images], counts[:, :, 0], *geometry, out[images]))
+        on_slices(len(x), x.nbytes, lambda images: _avg_pool_kernel(
+            x[images], counts[:, :, 0], *geometry, out[images]), BLOCK_BYTES)
         return from_nhwc(out, ctx["data_format"]), ctx
     out = None
     for window_cells in _window_cells(pad_spatial(x, ctx["pads"]), ctx):
@@ -383,8 +373,8 @@ def avg_pool2d_backward(grad_output, ctx: Dict[str, Any]) -> np.ndarray:
     if compiled.active():
         grad, geometry = np.ascontiguousarray(grad), _geometry(ctx)
         grad_input = np.empty(ctx["input_shape"], dtype=dtype)
-        _on_image_slices(grad_input, lambda images: _avg_pool_grad_kernel(
-            grad[images], ctx["counts"][:, :, 0], *geometry, grad_input[images]))
+        on_slices(len(grad_input), grad_input.nbytes, lambda images: _avg_pool_grad_kernel(
+            grad[images], ctx["counts"][:, :, 0], *geometry, grad_input[images]), BLOCK_BYTES)
         return from_nhwc(grad_input, ctx["data_format"])
     (kh, kw) = ctx["ksize"]
     if ctx["tiled"]:

@@ -8,7 +8,7 @@ the variable, its gradient and its slots once and writes them once.
 
 Optional parts of a rule (weight decay, a slot such as AMSGrad's `vhat`) are passed
 as None; numba compiles that branch away.  Arrays of `PARALLEL_MIN` elements or more
-are cut into blocks shared among the threads by `parallel.run_in_parallel`.
+are cut into one slice per thread (`parallel.on_slices`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ __all__ = ["supports", "sgd", "adam", "rmsprop", "adagrad"]
 #: below this many elements a variable is updated on the calling thread: handing blocks to the threads
 #: costs ~0.1 ms, as much as Adam's pass over ~500k float32 elements takes on one core
 PARALLEL_MIN = 1 << 19
-_BLOCK = 1 << 14          # the blocks `balanced_ranges` deals out; each thread's share is one kernel call
 
 
 def supports(value: np.ndarray, grad: np.ndarray, *slots: np.ndarray) -> bool:
@@ -35,18 +34,10 @@ def supports(value: np.ndarray, grad: np.ndarray, *slots: np.ndarray) -> bool:
 
 
 def _run(kernel, arrays, scalars) -> None:
-    """`kernel(*arrays, *scalars)` on the arrays flattened (None stays None), in blocks over the threads."""
+    """`kernel(*arrays, *scalars)` on the arrays flattened (None stays None), a slice per thread."""
     flat = [None if a is None else a.reshape(-1) for a in arrays]     # views: `supports` checked C order
-    size = flat[0].size
-    if size < PARALLEL_MIN:
-        kernel(*flat, *scalars)
-        return
-
-    def work(ranges):
-        block = slice(ranges[0][0], ranges[-1][1])
-        kernel(*[None if a is None else a[block] for a in flat], *scalars)
-
-    parallel.run_in_parallel(parallel.balanced_ranges(size, _BLOCK), work)
+    parallel.on_slices(flat[0].size, flat[0].size,
+                       lambda part: kernel(*[None if a is None else a[part] for a in flat], *scalars), PARALLEL_MIN)
 
 
 @compiled.kernel
