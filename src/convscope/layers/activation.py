@@ -19,6 +19,12 @@ class _ElementwiseActivation(Layer):
         self._y = self._activation.forward(inputs)
         return self._y
 
+    def inference_relu(self) -> bool:
+        """True when this layer is a plain ReLU (max(x, 0)), which a fused inference op can apply."""
+        plain = {"negative_slope": 0.0, "max_value": None, "threshold": 0.0}
+        return self._activation.name == "relu" and all(
+            name in plain and value == plain[name] for name, value in self._activation.params.items())
+
     @property
     def output_activation(self):
         return self._activation

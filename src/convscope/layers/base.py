@@ -218,6 +218,13 @@ class Layer:
                              "give it an input shape or call it on data first")
         return int(sum(v.value.size for v in self._variables))
 
+    def forget_forward(self) -> None:
+        """Drop what the last forward pass kept for a backward pass: an inference ran this layer
+        fused into another layer's op, so a later backward() must fail rather than use old values."""
+        for name in ("_ctx", "_x", "_z", "_y", "_mask"):
+            if hasattr(self, name):
+                setattr(self, name, None)
+
     # -- helpers for subclasses -----------------------------------------------------------
     def _describe(self) -> str:
         return f"{type(self).__name__} '{self.name}'"

@@ -140,6 +140,27 @@ class Conv2D(KernelBiasLayer):
         self._z, self._y = (z, y) if keep else (None, None)
         return y
 
+    def fused_activation(self):
+        """"linear" or "relu" when inference can run this layer fused with the layers after it
+        (`call_fused`), else None (channels_first, or another activation)."""
+        return self._fused_activation(self.data_format == "channels_last")
+
+    def call_fused(self, inputs, scale=None, shift=None, then: str = "linear", pool=None) -> np.ndarray:
+        """Inference of this layer followed by a per-channel affine map (an inference BatchNormalization,
+        `scale`/`shift`), a ReLU (`then`) and a pooling (`pool`, as `ops.conv2d_inference` takes it),
+        each block of images finished in cache; keeps nothing for a backward pass."""
+        fused = self.fused_activation()
+        if fused is None:
+            raise ValueError(f"{self._describe()}.call_fused: needs data_format='channels_last' and a "
+                             f"'linear' or 'relu' activation, got {self.data_format!r} and "
+                             f"{self.activation.name!r}")
+        x = self._as_input_array(inputs)
+        self._check_input_shape(x.shape)
+        self._ctx = self._z = self._y = None
+        return ops.conv2d_inference(x, self.kernel.value, self.strides, self.padding.upper(), self.dilation_rate,
+                                    self.groups, bias=self._bias_value(), activation=fused, scale=scale,
+                                    shift=shift, then=then, pool=pool)
+
     def backward(self, grad_output: np.ndarray, need_input_grad: bool = True,
                  from_preactivation: bool = False):
         """Set the kernel/bias gradients; return the input gradient (None when not `need_input_grad`,

@@ -6,8 +6,8 @@ from typing import Any, Dict
 
 import numpy as np
 
-from .. import initializers, ops
-from .base import (Layer, Shape, check_bool, check_float, resolve_optional,
+from .. import backend, initializers, ops
+from .base import (Layer, Shape, check_bool, check_float, check_kept_for_backward, resolve_optional,
                    serialize_optional)
 
 
@@ -98,7 +98,7 @@ class BatchNormalization(Layer):
         axis = self.axis % inputs.ndim
         gamma, beta = self._value(self.gamma), self._value(self.beta)
         self._training = bool(training) and self.trainable
-        self._x = inputs
+        self._x = inputs if backend.keeps_for_backward() else None
         if not self._training:
             return ops.batch_norm_infer(inputs, gamma, beta, self.moving_mean.value,
                                         self.moving_variance.value, axis, self.epsilon)
@@ -107,10 +107,20 @@ class BatchNormalization(Layer):
             moving.value[...] = moving.value * self.momentum + batch * (1.0 - self.momentum)
         return y
 
+    def inference_affine(self, input_ndim: int):
+        """(scale, shift), one per channel, such that inference computes x * scale + shift, when the
+        channel axis is the last of a `input_ndim`-D input (a map a fused op can apply); else None."""
+        if self.axis % input_ndim != input_ndim - 1:
+            return None
+        return ops.batch_norm_affine(self._value(self.gamma), self._value(self.beta), self.moving_mean.value,
+                                     self.moving_variance.value, self.epsilon, self.moving_mean.value.dtype)
+
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         if self._training:
+            check_kept_for_backward(self, self._ctx)
             grad_x, grad_gamma, grad_beta = ops.batch_norm_backward(grad_output, self._ctx)
         else:
+            check_kept_for_backward(self, self._x)
             axis = self.axis % grad_output.ndim
             grad_x = ops.batch_norm_infer_backward(grad_output, self._value(self.gamma),
                                                    self.moving_variance.value, axis, self.epsilon)

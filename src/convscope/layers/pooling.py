@@ -82,6 +82,12 @@ class _Pooling2D(Layer):
         y, self._ctx = self._forward_op(*args)
         return y
 
+    def inference_pool(self):
+        """(mode, pool_size, strides, padding) as `ops.conv2d_inference` takes it for channels_last, else None."""
+        if self.data_format != "channels_last":
+            return None
+        return (self._mode, self.pool_size, self.strides, self.padding.upper())
+
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         check_kept_for_backward(self, self._ctx)
         return self._backward_op(grad_output, self._ctx)
@@ -96,6 +102,7 @@ class _Pooling2D(Layer):
 class MaxPooling2D(_Pooling2D):
     """The maximum of each window (padding counts as -inf, never 0)."""
 
+    _mode = "max"
     _forward_op = staticmethod(_max_forward)
     _backward_op = staticmethod(_max_backward)
     _inference_op = staticmethod(_max_infer)
@@ -104,6 +111,7 @@ class MaxPooling2D(_Pooling2D):
 class AveragePooling2D(_Pooling2D):
     """The mean of each window (with "same", over the real, unpadded cells only)."""
 
+    _mode = "avg"
     _forward_op = staticmethod(_avg_forward)
     _backward_op = staticmethod(_avg_backward)
     _inference_op = staticmethod(_avg_infer)
@@ -145,12 +153,14 @@ class _GlobalPooling2D(Layer):
 
 class GlobalMaxPooling2D(_GlobalPooling2D):
     """The maximum over rows and cols of each channel."""
+    _mode = "max"
     _forward_op = staticmethod(_max_forward)
     _backward_op = staticmethod(_max_backward)
 
 
 class GlobalAveragePooling2D(_GlobalPooling2D):
     """The mean over rows and cols of each channel."""
+    _mode = "avg"
     _forward_op = staticmethod(_avg_forward)
     _backward_op = staticmethod(_avg_backward)
 

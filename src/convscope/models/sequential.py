@@ -18,6 +18,7 @@ from ..callbacks import CallbackList, check_callbacks
 from .. import layers as layers_module
 from ..layers import InputLayer, Layer
 from ..layers.base import Shape, Variable
+from .fusion import inference_stages, run_stage
 from .summary import print_summary
 from .training import Model
 
@@ -211,12 +212,17 @@ class Sequential(Model):
         return array
 
     def _forward(self, x, training: bool = False) -> np.ndarray:
-        """Run every layer in order; keeps what `_backward` needs."""
+        """Run every layer in order; keeps what `_backward` needs.  In inference under
+        `backend.no_backward()` (predict, evaluate) the stages of `fusion.inference_stages` run instead."""
         x = self._check_input(x, "call")
         if not self.built:
             self.build((None,) + x.shape[1:])
-        for layer in self._layers:
-            x = layer(x, training=training)
+        if training or backend.keeps_for_backward():
+            for layer in self._layers:
+                x = layer(x, training=training)
+            return x
+        for stage in inference_stages(self._layers):
+            x = run_stage(stage, x)
         return x
 
     def _backward(self, grad: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ convolutions with enough channels run forward as Winograd F(2x2, 3x3)
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -156,6 +156,88 @@ def _check_conv_args(input, filters, strides, padding, data_format, dilations, g
     return x, w, strides, dilations, padding, data_format, int(groups)
 
 
+def _forward_context(x: np.ndarray, w: np.ndarray, strides, padding, dilations, groups: int,
+                     data_format: str) -> Dict[str, Any]:
+    """The geometry of a convolution of the validated `x` (NHWC) by `w`, with the padded input: what the
+    blocks of the forward pass and `conv2d_backward` read."""
+    dtype = float_dtype(x, w)
+    x, w = x.astype(dtype, copy=False), w.astype(dtype, copy=False)
+    n, h, width, channels = x.shape
+    kh, kw, in_per_group, out_channels = w.shape
+    out_hw, pads = window_geometry((h, width), (kh, kw), strides, dilations, padding, "conv2d", "filters")
+    return {"input_shape": x.shape, "filters": w, "pads": pads, "strides": strides, "dilations": dilations,
+            "groups": groups, "kernel_hw": (kh, kw), "out_hw": out_hw, "data_format": data_format,
+            "dtype": dtype, "image_column_bytes": out_hw[0] * out_hw[1] * kh * kw * in_per_group * dtype.itemsize,
+            "pointwise": (kh, kw) == (1, 1) and strides == (1, 1) and pads == ((0, 0), (0, 0)),
+            "x_pad": pad_spatial(x, pads)}
+
+
+def whole_image_blocks(ctx) -> bool:
+    """True when the forward blocks are whole images (not bands of rows of one large image)."""
+    return ctx["image_column_bytes"] <= COLUMN_BUDGET_BYTES
+
+
+def convolve(ctx, epilogue: Callable[[np.ndarray], Any], out: Optional[np.ndarray] = None,
+             finish: Optional[Callable[[slice, np.ndarray], Any]] = None) -> None:
+    """The forward blocks of the convolution `ctx` describes, on the BLAS threads.
+
+    `epilogue(rows)` finishes each block's output, a (rows, out_channels) matrix, in place
+    while it is in cache.  The blocks are written into `out` (N, out_h, out_w, out_channels)
+    or, with `finish`, into one scratch block per thread handed to `finish(images, block)`,
+    which must be done with it before the next block (whole-image blocks only).
+    """
+    x_pad, w, groups = ctx["x_pad"], ctx["filters"], ctx["groups"]
+    kh, kw, in_per_group, out_channels = w.shape
+    out_hw, strides, dilations = ctx["out_hw"], ctx["strides"], ctx["dilations"]
+    out_per_group = out_channels // groups
+    filter_matrices = _group_filters(w, groups)
+    bands = _row_bands(ctx)
+
+    def targets(chunk):
+        """(images, rows, output block) of each band of `chunk`: views of `out`, or of one scratch block."""
+        if finish is None:
+            return [(images, rows, out[images, rows]) for images, rows in chunk]
+        scratch = np.empty((max(images.stop - images.start for images, _ in chunk),) + tuple(out_hw)
+                           + (out_channels,), dtype=ctx["dtype"])
+        return [(images, rows, scratch[:images.stop - images.start]) for images, rows in chunk]
+
+    def compute(chunk):
+        buffer = _column_buffer(ctx, max(b[0].stop - b[0].start for b in chunk),
+                                max(b[1].stop - b[1].start for b in chunk))
+        for images, rows, target in targets(chunk):
+            band = dict(ctx, out_hw=(rows.stop - rows.start, out_hw[1]))
+            top, bottom = rows.start * strides[0], (rows.stop - 1) * strides[0] + dilations[0] * (kh - 1) + 1
+            out_band = target.reshape(-1, out_channels)
+            for g in range(groups):
+                cols = _columns(x_pad[images, top:bottom, :, g * in_per_group:(g + 1) * in_per_group], band,
+                                buffer)
+                if groups == 1:
+                    np.matmul(cols, filter_matrices[0], out=out_band)
+                else:
+                    out_band[:, g * out_per_group:(g + 1) * out_per_group] = cols @ filter_matrices[g]
+            epilogue(out_band)
+            if finish is not None:
+                finish(images, target)
+
+    def compute_winograd(chunk):
+        for images, _, target in targets(chunk):
+            winograd.conv_block(tiled, transformed, target, images.start)
+            epilogue(target.reshape(-1, out_channels))
+            if finish is not None:
+                finish(images, target)
+
+    if not bands:
+        return
+    if finish is not None and not whole_image_blocks(ctx):
+        raise ValueError("convolve: `finish` needs whole-image blocks")
+    if winograd.applies((kh, kw), strides, dilations, groups, ctx["input_shape"][3], out_hw) and all(
+            rows == slice(0, out_hw[0]) for _, rows in bands):
+        transformed, tiled = winograd.transform_filters(w), winograd.tile_input(x_pad, out_hw)
+        run_in_parallel(bands, compute_winograd)
+    else:
+        run_in_parallel(bands, compute)
+
+
 def conv2d_forward(input, filters, strides, padding, data_format: str = "NHWC", dilations=None,
                    groups: int = 1, bias=None, activation: str = "linear") -> Tuple[np.ndarray, Dict[str, Any]]:
     """`conv2d` plus the context `conv2d_backward` needs (the padded input, the filters and the geometry).
@@ -170,47 +252,10 @@ def conv2d_forward(input, filters, strides, padding, data_format: str = "NHWC", 
     x, w, strides, dilations, padding, data_format, groups = _check_conv_args(
         input, filters, strides, padding, data_format, dilations, groups)
     bias = check_epilogue(bias, activation, w.shape[3], "conv2d", "one per filter")
-    dtype = float_dtype(x, w)
-    x = x.astype(dtype, copy=False)
-    w = w.astype(dtype, copy=False)
-    bias = None if bias is None else bias.astype(dtype, copy=False)
-    n, h, width, channels = x.shape
-    kh, kw, in_per_group, out_channels = w.shape
-    out_hw, pads = window_geometry((h, width), (kh, kw), strides, dilations, padding, "conv2d", "filters")
-    ctx = {"input_shape": x.shape, "filters": w, "pads": pads, "strides": strides, "dilations": dilations,
-           "groups": groups, "kernel_hw": (kh, kw), "out_hw": out_hw, "data_format": data_format,
-           "dtype": dtype, "image_column_bytes": out_hw[0] * out_hw[1] * kh * kw * in_per_group * dtype.itemsize,
-           "pointwise": (kh, kw) == (1, 1) and strides == (1, 1) and pads == ((0, 0), (0, 0))}
-    ctx["x_pad"] = x_pad = pad_spatial(x, pads)
-    out = np.empty((n, out_hw[0], out_hw[1], out_channels), dtype=dtype)
-    out_per_group = out_channels // groups
-    filter_matrices = _group_filters(w, groups)
-
-    def compute(bands):
-        buffer = _column_buffer(ctx, max(b[0].stop - b[0].start for b in bands),
-                                max(b[1].stop - b[1].start for b in bands))
-        for images, rows in bands:
-            band = dict(ctx, out_hw=(rows.stop - rows.start, out_hw[1]))
-            top, bottom = rows.start * strides[0], (rows.stop - 1) * strides[0] + dilations[0] * (kh - 1) + 1
-            out_band = out[images, rows].reshape(-1, out_channels)
-            for g in range(groups):
-                cols = _columns(x_pad[images, top:bottom, :, g * in_per_group:(g + 1) * in_per_group], band,
-                                buffer)
-                if groups == 1:
-                    np.matmul(cols, filter_matrices[0], out=out_band)
-                else:
-                    out_band[:, g * out_per_group:(g + 1) * out_per_group] = cols @ filter_matrices[g]
-            bias_activation_forward(out_band, bias, activation)
-
-    bands = _row_bands(ctx)
-    if bands and winograd.applies((kh, kw), strides, dilations, groups, channels, out_hw) and all(
-            rows == slice(0, out_hw[0]) for _, rows in bands):
-        transformed, tiled = winograd.transform_filters(w), winograd.tile_input(x_pad, out_hw)
-        run_in_parallel(bands, lambda chunk: [winograd.conv_block(tiled, transformed, out, images.start,
-                                                                  images.stop - images.start, bias, activation)
-                                              for images, _ in chunk])
-    elif bands:
-        run_in_parallel(bands, compute)
+    ctx = _forward_context(x, w, strides, padding, dilations, groups, data_format)
+    bias = None if bias is None else bias.astype(ctx["dtype"], copy=False)
+    out = np.empty((x.shape[0],) + tuple(ctx["out_hw"]) + (w.shape[3],), dtype=ctx["dtype"])
+    convolve(ctx, lambda rows: bias_activation_forward(rows, bias, activation), out)
     return from_nhwc(out, data_format), ctx
 
 

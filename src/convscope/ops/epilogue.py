@@ -2,7 +2,9 @@
 
 NumPy needs two passes over a layer's output for `z + bias` then `maximum(z, 0)`,
 and three over the gradient for the ReLU mask and the bias gradient; the compiled
-kernels make one each.  The channel axis is the last; rows (all other axes) are
+kernels make one each.  For inference the forward epilogue can go on with a
+per-channel affine map and a second activation (`then`): an inference
+BatchNormalization and a ReLU that follow the layer, applied in the same pass.  The channel axis is the last; rows (all other axes) are
 split into one slice per thread (`parallel.on_slices`).  A NaN stays NaN through the ReLU and its
 gradient is multiplied by the mask, as in NumPy (so NaN * 0 stays NaN).
 """
@@ -17,14 +19,14 @@ from . import compiled
 from .padding import check_numeric_array
 from .parallel import on_slices
 
-__all__ = ["FUSED_ACTIVATIONS", "check_epilogue", "bias_activation_forward", "bias_activation_backward"]
+__all__ = ["FUSED_ACTIVATIONS", "check_epilogue", "check_affine", "bias_activation_forward", "bias_activation_backward"]
 
 FUSED_ACTIVATIONS = ("linear", "relu")
 
 
-def _check_activation(activation: str, op: str) -> None:
+def _check_activation(activation: str, op: str, arg: str = "activation") -> None:
     if activation not in FUSED_ACTIVATIONS:
-        raise ValueError(f"{op}: argument `activation` must be one of {FUSED_ACTIVATIONS}, got {activation!r}")
+        raise ValueError(f"{op}: argument `{arg}` must be one of {FUSED_ACTIVATIONS}, got {activation!r}")
 
 
 def check_epilogue(bias, activation: str, channels: int, op: str, channels_are: str) -> Optional[np.ndarray]:
@@ -40,13 +42,21 @@ def check_epilogue(bias, activation: str, channels: int, op: str, channels_are: 
 
 
 @compiled.kernel
-def _bias_relu_kernel(z, bias, relu):
-    """z[r, c] = relu(z[r, c] + bias[c]) in place (NaN stays NaN)."""
+def _epilogue_kernel(z, bias, relu, scale, shift, affine, relu_after):
+    """z[r, c] = relu(z[r, c] + bias[c]), then, if `affine`, times scale[c] plus shift[c], then relu
+    if `relu_after`; in place (NaN stays NaN)."""
     rows, channels = z.shape
+    zero = z.dtype.type(0)      # a float literal would turn `value` into float64
     for r in range(rows):
         for c in range(channels):
             value = z[r, c] + bias[c]
-            z[r, c] = 0.0 if relu and value < 0 else value
+            if relu and value < 0:
+                value = zero
+            if affine:
+                value = value * scale[c] + shift[c]
+            if relu_after and value < 0:
+                value = zero
+            z[r, c] = value
 
 
 @compiled.kernel
@@ -62,23 +72,55 @@ def _relu_bias_grad_kernel(grad_y, y, grad_z, bias_sum, relu):
             bias_sum[c] += value
 
 
-def bias_activation_forward(z: np.ndarray, bias: Optional[np.ndarray], activation: str) -> np.ndarray:
-    """`activation(z + bias)` written into `z` (C-contiguous, channels last) and returned."""
+def check_affine(scale, shift, then: str, channels: int, op: str):
+    """The validated per-channel `scale` and `shift` (both or neither) of the inference epilogue,
+    after checking its second activation `then`."""
+    _check_activation(then, op, "then")
+    if (scale is None) != (shift is None):
+        raise ValueError(f"{op}: arguments `scale` and `shift` must be given together, got "
+                         f"scale={'None' if scale is None else 'an array'} and "
+                         f"shift={'None' if shift is None else 'an array'}")
+    if scale is None:
+        return None, None
+    checked = []
+    for name, value in (("scale", scale), ("shift", shift)):
+        value = check_numeric_array(value, op, name, ndim=1)
+        if value.shape != (channels,):
+            raise ValueError(f"{op}: argument `{name}` must have shape ({channels},) (one per channel), "
+                             f"got {value.shape}")
+        checked.append(value)
+    return checked[0], checked[1]
+
+
+def bias_activation_forward(z: np.ndarray, bias: Optional[np.ndarray], activation: str,
+                            scale: Optional[np.ndarray] = None, shift: Optional[np.ndarray] = None,
+                            then: str = "linear") -> np.ndarray:
+    """`then(activation(z + bias) * scale + shift)` written into `z` (C-contiguous, channels last) and
+    returned; `scale` and `shift` (per channel, e.g. an inference BatchNormalization's) are optional."""
     channels = z.shape[-1]
-    bias = check_epilogue(bias, activation, channels, "bias_activation_forward",
-                          f"the last axis of z, shape {z.shape}")
-    relu = activation == "relu"
-    if bias is None and not relu:
+    op = "bias_activation_forward"
+    bias = check_epilogue(bias, activation, channels, op, f"the last axis of z, shape {z.shape}")
+    scale, shift = check_affine(scale, shift, then, channels, op)
+    relu, relu_after, affine = activation == "relu", then == "relu", scale is not None
+    if bias is None and not (relu or relu_after or affine):
         return z
-    bias = None if bias is None else bias.astype(z.dtype, copy=False)
+    bias, scale, shift = (None if value is None else value.astype(z.dtype, copy=False)
+                          for value in (bias, scale, shift))
     rows = z.reshape(-1, channels)
     if compiled.active():
-        bias = np.zeros(channels, dtype=z.dtype) if bias is None else bias
-        on_slices(len(rows), rows.nbytes, lambda part: _bias_relu_kernel(rows[part], bias, relu))
+        zeros = np.zeros(channels, dtype=z.dtype)
+        bias, scale, shift = (zeros if value is None else value for value in (bias, scale, shift))
+        on_slices(len(rows), rows.nbytes, lambda part: _epilogue_kernel(rows[part], bias, relu, scale, shift,
+                                                                         affine, relu_after))
         return z
     if bias is not None:
         rows += bias
     if relu:
+        np.maximum(rows, 0, out=rows)
+    if affine:
+        rows *= scale
+        rows += shift
+    if relu_after:
         np.maximum(rows, 0, out=rows)
     return z
 

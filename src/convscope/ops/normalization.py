@@ -33,7 +33,7 @@ from .padding import check_numeric_array
 BLOCK_BYTES = 2 ** 20  # NumPy chains run over blocks of the leading axis of about this size; the kernels
                        # leave arrays under this size on the calling thread
 
-__all__ = ["batch_norm_train", "batch_norm_infer", "batch_norm_backward", "batch_norm_infer_backward"]
+__all__ = ["batch_norm_train", "batch_norm_infer", "batch_norm_affine", "batch_norm_backward", "batch_norm_infer_backward"]
 
 
 def _channel_axis(x: np.ndarray, axis, op: str) -> int:
@@ -252,24 +252,44 @@ def batch_norm_train(x, gamma, beta, axis, epsilon) -> Tuple[np.ndarray, Dict[st
     return y, ctx, mean, var
 
 
-def batch_norm_infer(x, gamma, beta, mean, var, axis, epsilon) -> np.ndarray:
-    """Normalize with given (moving) statistics: gamma * (x - mean) / sqrt(var + epsilon) + beta.
-
-    Computed as x * scale + shift with per-channel scale and shift: one compiled pass over x,
-    or two NumPy passes.
-    """
-    op = "batch_norm_infer"
-    x, axis, epsilon = _prepare(x, axis, epsilon, op)
-    gamma_b = _per_channel(gamma, "gamma", x, axis, op)
-    beta_b = _per_channel(beta, "beta", x, axis, op)
-    mean_b = _per_channel(mean, "mean", x, axis, op)
-    var_b = _per_channel(var, "var", x, axis, op)
+def _inference_affine(x, gamma_b, beta_b, mean_b, var_b, epsilon):
+    """Per-channel (scale, shift) with gamma * (x - mean) / sqrt(var + epsilon) + beta = x * scale + shift."""
     scale = 1.0 / np.sqrt(var_b + x.dtype.type(epsilon))
     if gamma_b is not None:
         scale = scale * gamma_b
     shift = -mean_b * scale
     if beta_b is not None:
         shift = shift + beta_b
+    return scale, shift
+
+
+def batch_norm_affine(gamma, beta, mean, var, epsilon, dtype=np.float32) -> Tuple[np.ndarray, np.ndarray]:
+    """(scale, shift), one per channel, with which `batch_norm_infer` computes x * scale + shift: the map
+    a fused inference op applies in place of the normalization (`conv2d_inference`)."""
+    op = "batch_norm_affine"
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise TypeError(f"{op}: argument `dtype` must be a float dtype, got {dtype}")
+    mean = check_numeric_array(mean, op, "mean", ndim=1)
+    probe = np.empty((1, mean.shape[0]), dtype=dtype)
+    _, axis, epsilon = _prepare(probe, 1, epsilon, op)
+    parameters = [_per_channel(value, name, probe, axis, op)
+                  for name, value in (("gamma", gamma), ("beta", beta), ("mean", mean), ("var", var))]
+    scale, shift = _inference_affine(probe, *parameters, epsilon)
+    return scale.reshape(-1), shift.reshape(-1)
+
+
+def batch_norm_infer(x, gamma, beta, mean, var, axis, epsilon) -> np.ndarray:
+    """Normalize with given (moving) statistics: gamma * (x - mean) / sqrt(var + epsilon) + beta.
+
+    Computed as x * scale + shift with per-channel scale and shift (`batch_norm_affine`): one
+    compiled pass over x, or two NumPy passes.
+    """
+    op = "batch_norm_infer"
+    x, axis, epsilon = _prepare(x, axis, epsilon, op)
+    parameters = [_per_channel(value, name, x, axis, op)
+                  for name, value in (("gamma", gamma), ("beta", beta), ("mean", mean), ("var", var))]
+    scale, shift = _inference_affine(x, *parameters, epsilon)
     if _use_kernels(x):
         return _kernel_affine(x, axis, None, scale, shift)
     y = np.empty_like(x)

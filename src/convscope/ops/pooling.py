@@ -40,10 +40,8 @@ __all__ = ["max_pool2d", "max_pool2d_forward", "max_pool2d_backward",
            "avg_pool2d", "avg_pool2d_forward", "avg_pool2d_backward"]
 
 
-def _prepare(input, ksize, strides, padding, data_format, op):
-    """Validated NHWC input, window geometry and the context shared by both poolings."""
-    data_format = check_data_format(data_format, op)
-    x = check_numeric_array(input, op, "input", ndim=4)
+def _geometry_context(input_shape, ksize, strides, padding, data_format, op) -> Dict[str, Any]:
+    """The validated window geometry of a pooling of an NHWC batch of `input_shape`."""
     ksize = spatial_pair(ksize, "ksize", op, data_format)
     strides = spatial_pair(strides, "strides", op, data_format)
     padding = parse_padding(padding, op, data_format)
@@ -52,13 +50,27 @@ def _prepare(input, ksize, strides, padding, data_format, op):
             if before >= k or after >= k:
                 raise ValueError(f"{op}: argument `padding` must be smaller than the window `ksize` "
                                  f"{ksize} on each side, got {padding!r}")
+    out_hw, pads = window_geometry(input_shape[1:3], ksize, strides, (1, 1), padding, op, "ksize")
+    tiled = strides == ksize and pads == ((0, 0), (0, 0))
+    return {"input_shape": tuple(input_shape), "ksize": ksize, "strides": strides, "pads": pads,
+            "out_hw": out_hw, "data_format": data_format, "tiled": tiled}
+
+
+def _prepare(input, ksize, strides, padding, data_format, op):
+    """Validated NHWC input, window geometry and the context shared by both poolings."""
+    data_format = check_data_format(data_format, op)
+    x = check_numeric_array(input, op, "input", ndim=4)
     x = check_image_batch(x, op, data_format)
     x = x.astype(float_dtype(x), copy=False)
-    out_hw, pads = window_geometry(x.shape[1:3], ksize, strides, (1, 1), padding, op, "ksize")
-    tiled = strides == ksize and pads == ((0, 0), (0, 0))
-    ctx = {"input_shape": x.shape, "ksize": ksize, "strides": strides, "pads": pads, "out_hw": out_hw,
-           "data_format": data_format, "tiled": tiled}
-    return x, ctx
+    return x, _geometry_context(x.shape, ksize, strides, padding, data_format, op)
+
+
+def pool_geometry(input_shape, ksize, strides, padding, op: str):
+    """(out_hw, window, counts) of a pooling of NHWC batches shaped like `input_shape` (any batch size),
+    validated; errors name `op`.  `window` is (kh, kw, stride_h, stride_w, top, left) as the compiled
+    kernels take it, `counts` (out_h, out_w) the number of real cells in each window."""
+    ctx = _geometry_context(input_shape, ksize, strides, padding, "NHWC", op)
+    return tuple(ctx["out_hw"]), _geometry(ctx), _real_cell_counts(ctx)[:, :, 0]
 
 
 def _untile(pieces: np.ndarray, ctx, dtype) -> np.ndarray:
@@ -342,23 +354,29 @@ def _avg_pool_grad_kernel(grad, counts, kh, kw, sh, sw, top, left, grad_input):
                         total[ch] = share[p_last, q_last, ch]
 
 
-def avg_pool2d_forward(input, ksize, strides, padding,
-                       data_format: str = "NHWC") -> Tuple[np.ndarray, Dict[str, Any]]:
-    """`avg_pool2d` plus the geometry its backward pass needs."""
-    x, ctx = _prepare(input, ksize, strides, padding, data_format, "avg_pool2d")
-    ctx["dtype"] = x.dtype
-    ctx["counts"] = counts = _real_cell_counts(ctx).astype(x.dtype)
+def _window_mean(x: np.ndarray, ctx) -> np.ndarray:
+    """Mean of the real cells of each window (`ctx["counts"]` of them)."""
+    counts = ctx["counts"]
     if compiled.active():
         x, geometry = np.ascontiguousarray(x), _geometry(ctx)
         out = np.empty((x.shape[0],) + tuple(ctx["out_hw"]) + (x.shape[3],), dtype=x.dtype)
         on_slices(len(x), x.nbytes, lambda images: _avg_pool_kernel(
             x[images], counts[:, :, 0], *geometry, out[images]), BLOCK_BYTES)
-        return from_nhwc(out, ctx["data_format"]), ctx
+        return out
     out = None
     for window_cells in _window_cells(pad_spatial(x, ctx["pads"]), ctx):
         out = window_cells.copy() if out is None else np.add(out, window_cells, out=out)
     out /= counts
-    return from_nhwc(out, ctx["data_format"]), ctx
+    return out
+
+
+def avg_pool2d_forward(input, ksize, strides, padding,
+                       data_format: str = "NHWC") -> Tuple[np.ndarray, Dict[str, Any]]:
+    """`avg_pool2d` plus the geometry its backward pass needs."""
+    x, ctx = _prepare(input, ksize, strides, padding, data_format, "avg_pool2d")
+    ctx["dtype"] = x.dtype
+    ctx["counts"] = _real_cell_counts(ctx).astype(x.dtype)
+    return from_nhwc(_window_mean(x, ctx), ctx["data_format"]), ctx
 
 
 def avg_pool2d(input, ksize, strides, padding, data_format: str = "NHWC") -> np.ndarray:

@@ -5,8 +5,7 @@ Y = A^T [(G g G^T) * (B^T d B)] A, the product taken element-wise over the 16 ce
 Over channels that product is a matrix product per cell, so a block of images costs
 16 GEMMs of (tiles x in) @ (in x out) instead of one of (pixels x 9*in) @ (9*in x out)
 (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks", 2015).  The input
-and output transforms are compiled kernels (compiled path only); the output transform
-adds the bias and applies the ReLU.  Rounding differs from im2col's by a few float32
+and output transforms are compiled kernels (compiled path only).  Rounding differs from im2col's by a few float32
 ulps of the result (the transforms add and subtract neighbouring values).
 """
 
@@ -15,7 +14,6 @@ from __future__ import annotations
 import numpy as np
 
 from . import compiled
-from .epilogue import bias_activation_forward
 
 MIN_CHANNELS = 16   # below this the 16 products are too thin to beat one im2col product
 
@@ -74,7 +72,7 @@ def _input_tiles(x_pad, first, images, tiles_h, tiles_w, v):
 
 
 @compiled.kernel
-def _output_tiles(m, first, images, tiles_h, tiles_w, out):
+def _output_tiles(m, images, tiles_h, tiles_w, out):
     """out's 2x2 block of each tile = A^T m A (blocks past the output's edge are dropped)."""
     out_h, out_w, channels = out.shape[1], out.shape[2], out.shape[3]
     for n in range(images):
@@ -91,13 +89,13 @@ def _output_tiles(m, first, images, tiles_h, tiles_w, out):
                     t1 = m[5, tile, o] - m[9, tile, o] - m[13, tile, o]
                     t2 = m[6, tile, o] - m[10, tile, o] - m[14, tile, o]
                     t3 = m[7, tile, o] - m[11, tile, o] - m[15, tile, o]
-                    out[first + n, y, x, o] = s0 + s1 + s2
+                    out[n, y, x, o] = s0 + s1 + s2
                     if x + 1 < out_w:
-                        out[first + n, y, x + 1, o] = s1 - s2 - s3
+                        out[n, y, x + 1, o] = s1 - s2 - s3
                     if y + 1 < out_h:
-                        out[first + n, y + 1, x, o] = t0 + t1 + t2
+                        out[n, y + 1, x, o] = t0 + t1 + t2
                         if x + 1 < out_w:
-                            out[first + n, y + 1, x + 1, o] = t1 - t2 - t3
+                            out[n, y + 1, x + 1, o] = t1 - t2 - t3
 
 
 def _cell_planes(tiles: int, channels: int, dtype) -> np.ndarray:
@@ -122,17 +120,14 @@ def tile_input(x_pad: np.ndarray, out_hw) -> np.ndarray:
     return tiled
 
 
-def conv_block(x_pad: np.ndarray, u: np.ndarray, out: np.ndarray, first: int, images: int,
-               bias, activation: str) -> None:
-    """Images first..first+images of a 3x3 stride-1 convolution of `x_pad` (from `tile_input`), written
-    into `out` with `activation(. + bias)`; `u` from `transform_filters`."""
-    out_h, out_w = out.shape[1], out.shape[2]
+def conv_block(x_pad: np.ndarray, u: np.ndarray, out_block: np.ndarray, first: int) -> None:
+    """Images first..first+len(out_block) of a 3x3 stride-1 convolution of `x_pad` (from `tile_input`),
+    written into `out_block`; `u` from `transform_filters`."""
+    images, out_h, out_w = out_block.shape[:3]
     tiles_h, tiles_w = -(-out_h // 2), -(-out_w // 2)
     tiles = images * tiles_h * tiles_w
     channels, out_channels = u.shape[1], u.shape[2]
     v = _cell_planes(tiles, channels, x_pad.dtype)
     _input_tiles(x_pad, first, images, tiles_h, tiles_w, v)
     m = np.matmul(v, u, out=_cell_planes(tiles, out_channels, x_pad.dtype))   # 16 (tiles, in) @ (in, out)
-    _output_tiles(m, first, images, tiles_h, tiles_w, out)
-    block = out[first:first + images].reshape(-1, out_channels)
-    bias_activation_forward(block, bias, activation)
+    _output_tiles(m, images, tiles_h, tiles_w, out_block)

@@ -31,6 +31,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from .. import backend
+from ..models.fusion import inference_stages, run_stage
 
 __all__ = ["profile", "ProfileResult", "LayerTiming"]
 
@@ -46,6 +47,7 @@ class LayerTiming:
     forward_s: float
     backward_s: Optional[float]
     flops: int = 0  # forward GEMM FLOPs of the batch (2 per multiply-add; 0 without a GEMM)
+    fused_into: Optional[str] = None  # inference: the layer whose op ran this one (its time is there)
 
     @property
     def total_s(self) -> float:
@@ -109,7 +111,8 @@ class ProfileResult:
                 "by_op": self.by_op(),
                 "layers": [{"index": r.index, "name": r.name, "class_name": r.class_name,
                             "output_shape": list(r.output_shape), "forward_s": r.forward_s,
-                            "backward_s": r.backward_s, "flops": r.flops} for r in self.layers]}
+                            "backward_s": r.backward_s, "flops": r.flops, "fused_into": r.fused_into}
+                           for r in self.layers]}
 
     def table(self) -> str:
         """The profile as a text table: per layer, then per op, then the hotspots."""
@@ -123,7 +126,12 @@ class ProfileResult:
         for row in self.layers:
             backward = "-" if row.backward_s is None else f"{row.backward_s * 1e3:.3f}"
             rate = f"{row.flops / row.forward_s / 1e9:.1f}" if row.flops and row.forward_s > 0 else ""
-            lines.append(f"{row.index:>3}  {(row.name + ' (' + row.class_name + ')')[:40]:40} "
+            label = (row.name + ' (' + row.class_name + ')')[:40]
+            if row.fused_into is not None:
+                lines.append(f"{row.index:>3}  {label:40} {str(row.output_shape):20} "
+                             f"{'fused into ' + row.fused_into:>30}")
+                continue
+            lines.append(f"{row.index:>3}  {label:40} "
                          f"{str(row.output_shape):20} {row.forward_s * 1e3:>9.3f} {backward:>9} "
                          f"{row.total_s * 1e3:>9.3f} {100 * row.total_s / total:>5.1f}% {rate:>11}")
         if self.loss_s is not None:
@@ -157,7 +165,8 @@ def profile(model, x, y=None, loss=None, repeats: int = 5, warmup: int = 1, trai
     `y` and `loss` (a name or loss object; by default the compiled loss) give
     the backward pass its starting gradient; without `y` the gradient of the
     mean of the outputs is used, which costs the layers the same.  With
-    `training=False` only the inference forward pass is timed.
+    `training=False` only the inference forward pass is timed, stage by stage as
+    `predict` runs it: a layer fused into a Conv2D's op shows no time of its own.
     """
     layers = _check_model(model)
     x = _check_input(x)
@@ -188,20 +197,33 @@ def profile(model, x, y=None, loss=None, repeats: int = 5, warmup: int = 1, trai
     optimizer = getattr(model, "optimizer", None) if training else None
     shadow_optimizer = copy.deepcopy(optimizer) if hasattr(optimizer, "apply") else None
     shapes: List[Tuple[int, ...]] = []
+    stages = [] if training else inference_stages(layers)
+    fused_into = {id(layer): stage[0].name for stage in stages for layer in stage[1:]}
     try:
         for run in range(warmup + repeats):
             timed = run >= warmup
             out = x
             shapes = []
-            # Inference as `predict` runs it: the layers keep nothing for a backward pass.
-            with contextlib.nullcontext() if training else backend.no_backward():
-                for index, layer in enumerate(layers):
-                    start = time.perf_counter()
-                    out = layer(out, training=training)
-                    elapsed = time.perf_counter() - start
-                    shapes.append(tuple(np.shape(out)))
-                    if timed:
-                        forward_times[index].append(elapsed)
+            if not training:     # inference as `predict` runs it: fused stages, nothing kept for backward
+                with backend.no_backward():
+                    for stage in stages:
+                        start = time.perf_counter()
+                        out = run_stage(stage, out)
+                        elapsed = time.perf_counter() - start
+                        for layer in stage:
+                            shapes.append(tuple(layer.compute_output_shape(shapes[-1] if shapes else x.shape)))
+                        if timed:
+                            forward_times[layers.index(stage[0])].append(elapsed)
+                            for layer in stage[1:]:
+                                forward_times[layers.index(layer)].append(0.0)
+                continue
+            for index, layer in enumerate(layers):
+                start = time.perf_counter()
+                out = layer(out, training=training)
+                elapsed = time.perf_counter() - start
+                shapes.append(tuple(np.shape(out)))
+                if timed:
+                    forward_times[index].append(elapsed)
             if not training:
                 continue
             start = time.perf_counter()
@@ -238,7 +260,8 @@ def profile(model, x, y=None, loss=None, repeats: int = 5, warmup: int = 1, trai
 
     flops = _forward_flops(layers, x.shape)
     rows = [LayerTiming(index, layer.name, type(layer).__name__, shape, median(forward_times[index]),
-                        median(backward_times[index]) if training else None, flops[index])
+                        median(backward_times[index]) if training else None, flops[index],
+                        fused_into.get(id(layer)))
             for index, (layer, shape) in enumerate(zip(layers, shapes))]
     result = ProfileResult(model_name=getattr(model, "name", "model"), batch_size=int(x.shape[0]),
                            training=training, repeats=repeats, layers=rows,
@@ -248,6 +271,10 @@ def profile(model, x, y=None, loss=None, repeats: int = 5, warmup: int = 1, trai
                            update_s=median(update_times) if update_times else None)
     if training and loss_object is None:
         result.notes.append("Backward seeded with the gradient of the mean output (no y given).")
+    for stage in stages:
+        if len(stage) > 1:
+            result.notes.append(f"Fused: {', '.join(layer.name for layer in stage[1:])} ran inside "
+                                f"{stage[0].name}'s op, as in predict; the time is on {stage[0].name}'s row.")
     if print_table:
         print(result.table())
     return result

@@ -1,0 +1,77 @@
+"""The inference plan of a Sequential model: which layers run fused into one op.
+
+In inference (`predict`, `evaluate`: nothing kept for a backward pass) a Conv2D
+takes the layers after it that act per channel or per window into its own op
+(`Conv2D.call_fused`, `ops.conv2d_inference`), so that its output is finished one
+block of images at a time in cache instead of going through main memory once per
+layer.  The fused layers, in this order, each optional:
+
+    Conv2D (channels_last, 'linear' or 'relu')
+      -> BatchNormalization (last axis)  -> ReLU  -> MaxPooling2D / AveragePooling2D (channels_last)
+
+with any Dropout in between (the identity in inference).  The numbers are the same
+as those of the layers run one by one.
+"""
+
+from __future__ import annotations
+
+from typing import List, Sequence
+
+import numpy as np
+
+from ..layers import Activation, AveragePooling2D, BatchNormalization, Conv2D, Dropout, MaxPooling2D, ReLU
+from ..layers.base import Layer
+
+__all__ = ["inference_stages", "run_stage"]
+
+
+def _fusable(layer: Layer, kind: str, head: Conv2D) -> bool:
+    """True when `layer` can join `head`'s fused op in the role `kind`."""
+    if layer.dtype != head.dtype:
+        return False
+    if kind == "norm":
+        return isinstance(layer, BatchNormalization) and layer.inference_affine(4) is not None
+    if kind == "relu":
+        return isinstance(layer, (Activation, ReLU)) and layer.inference_relu()
+    return isinstance(layer, (MaxPooling2D, AveragePooling2D)) and layer.inference_pool() is not None
+
+
+def inference_stages(layers: Sequence[Layer]) -> List[List[Layer]]:
+    """The layers in order, grouped into stages: a Conv2D with the layers fused into it, or one layer."""
+    stages, position = [], 0
+    while position < len(layers):
+        head, stage = layers[position], [layers[position]]
+        position += 1
+        if isinstance(head, Conv2D) and head.fused_activation() is not None:
+            roles = ["norm", "relu", "pool"]
+            while position < len(layers) and roles:
+                layer = layers[position]
+                if isinstance(layer, Dropout):
+                    stage.append(layer)
+                elif any(_fusable(layer, kind, head) for kind in roles):
+                    while not _fusable(layer, roles[0], head):
+                        roles.pop(0)
+                    roles.pop(0)
+                    stage.append(layer)
+                else:
+                    break
+                position += 1
+        stages.append(stage)
+    return stages
+
+
+def run_stage(stage: Sequence[Layer], x) -> np.ndarray:
+    """Inference of one stage of `inference_stages` on `x`."""
+    head = stage[0]
+    if len(stage) == 1:
+        return head(x, training=False)
+    arguments = {}
+    for layer in stage[1:]:
+        layer.forget_forward()
+        if isinstance(layer, BatchNormalization):
+            arguments["scale"], arguments["shift"] = layer.inference_affine(4)
+        elif isinstance(layer, (Activation, ReLU)):
+            arguments["then"] = "relu"
+        elif isinstance(layer, (MaxPooling2D, AveragePooling2D)):
+            arguments["pool"] = layer.inference_pool()
+    return head.call_fused(x, **arguments)

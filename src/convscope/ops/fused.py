@@ -1,0 +1,126 @@
+"""Inference: a convolution and the per-channel and per-window ops after it, finished block by block.
+
+In a CNN's inference most of the time outside the products goes into moving
+activations through main memory: a Conv2D writes its output, a BatchNormalization
+reads and writes it again, a pooling reads it once more (seed 001's first block:
+30 MB three times over).  `conv2d_inference` applies the bias, the activation, an
+inference batch norm's per-channel affine map, a second ReLU and the pooling to each
+block of images while it is in cache, so only the pooled output goes to memory.  It
+gives the numbers of the same ops one after another, and keeps nothing for a backward
+pass.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+
+from . import compiled
+from .conv import _check_conv_args, _forward_context, convolve, whole_image_blocks
+from .epilogue import bias_activation_forward, check_affine, check_epilogue
+from .parallel import on_slices
+from .pooling import avg_pool2d, max_pool2d, pool_geometry
+
+__all__ = ["conv2d_inference"]
+
+POOL_MODES = ("max", "avg")
+
+
+def _check_pool(pool, op: str) -> Optional[tuple]:
+    """`pool` as (mode, ksize, strides, padding), or None."""
+    if pool is None:
+        return None
+    if not isinstance(pool, (tuple, list)) or len(pool) != 4 or pool[0] not in POOL_MODES:
+        raise ValueError(f"{op}: argument `pool` must be None or (mode, ksize, strides, padding) with mode "
+                         f"one of {POOL_MODES}, got {pool!r}")
+    return tuple(pool)
+
+
+@compiled.kernel
+def _epilogue_pool_kernel(x, bias, relu, scale, shift, affine, relu_after, average, counts,
+                          kh, kw, sh, sw, top, left, out):
+    """Each window of the epilogue of `x` (as `epilogue._epilogue_kernel` computes it), pooled into
+    `out`: its maximum (a NaN wins, as in `pooling._max_pool_kernel`) or, if `average`, its sum over
+    the real cells divided by `counts` (as `pooling._avg_pool_kernel`).  One read of `x`, no write."""
+    n, h, w, c = x.shape
+    zero = x.dtype.type(0)
+    for b in range(n):
+        for p in range(out.shape[1]):
+            row = p * sh - top
+            for q in range(out.shape[2]):
+                col = q * sw - left
+                result = out[b, p, q]
+                result[:] = 0 if average else -np.inf
+                for i in range(max(0, -row), min(kh, h - row)):
+                    for j in range(max(0, -col), min(kw, w - col)):
+                        cell = x[b, row + i, col + j]
+                        for ch in range(c):
+                            value = cell[ch] + bias[ch]
+                            if relu and value < 0:
+                                value = zero
+                            if affine:
+                                value = value * scale[ch] + shift[ch]
+                            if relu_after and value < 0:
+                                value = zero
+                            if average:
+                                result[ch] += value
+                            else:
+                                current = result[ch]
+                                result[ch] = value if (value > current) | (value != value) else current
+                if average:
+                    result /= counts[p, q]
+
+
+def conv2d_inference(input, filters, strides, padding, dilations=None, groups: int = 1, bias=None,
+                     activation: str = "linear", scale=None, shift=None, then: str = "linear",
+                     pool: Optional[Sequence] = None) -> np.ndarray:
+    """`pool(then(activation(conv2d(input) + bias) * scale + shift))` for an NHWC batch.
+
+    `filters`, `strides`, `padding`, `dilations` and `groups` are `conv2d`'s; `bias` has one
+    value per filter; `activation` and `then` are "linear" or "relu"; `scale` and `shift`
+    (one per filter, both or neither) are an inference BatchNormalization's map
+    (`batch_norm_affine`); `pool` is None or (mode, ksize, strides, padding) with mode "max"
+    or "avg", as `max_pool2d`/`avg_pool2d` take them.
+    """
+    op = "conv2d_inference"
+    x, w, strides, dilations, padding, _, groups = _check_conv_args(
+        input, filters, strides, padding, "NHWC", dilations, groups)
+    channels = w.shape[3]
+    bias = check_epilogue(bias, activation, channels, op, "one per filter")
+    scale, shift = check_affine(scale, shift, then, channels, op)
+    pool = _check_pool(pool, op)
+    ctx = _forward_context(x, w, strides, padding, dilations, groups, "NHWC")
+    dtype = ctx["dtype"]
+    bias, scale, shift = (None if value is None else np.asarray(value).astype(dtype, copy=False)
+                          for value in (bias, scale, shift))
+    conv_shape = (x.shape[0],) + tuple(ctx["out_hw"]) + (channels,)
+    if pool is None:
+        out = np.empty(conv_shape, dtype=dtype)
+        convolve(ctx, lambda rows: bias_activation_forward(rows, bias, activation, scale, shift, then), out)
+        return out
+    pooled_hw, window, counts = pool_geometry(conv_shape, *pool[1:], op)
+    pooled = np.empty((x.shape[0],) + pooled_hw + (channels,), dtype=dtype)
+    if compiled.active():
+        zeros = np.zeros(channels, dtype=dtype)
+        arguments = tuple(zeros if value is None else value for value in (bias, scale, shift))
+        flags = (activation == "relu", scale is not None, then == "relu", pool[0] == "avg")
+        counts = counts.astype(dtype)
+
+        def finish(images, block):
+            _epilogue_pool_kernel(block, arguments[0], flags[0], *arguments[1:], *flags[1:],
+                                  counts, *window, pooled[images])
+    else:
+        pool_op = max_pool2d if pool[0] == "max" else avg_pool2d
+
+        def finish(images, block):
+            bias_activation_forward(block, bias, activation, scale, shift, then)
+            pooled[images] = pool_op(block, *pool[1:])
+
+    if whole_image_blocks(ctx):
+        convolve(ctx, lambda rows: None, finish=finish)
+    else:                     # bands of rows of large images: the whole output, then the pooling
+        out = np.empty(conv_shape, dtype=dtype)
+        convolve(ctx, lambda rows: None, out)
+        on_slices(len(out), out.nbytes, lambda images: finish(images, out[images]))
+    return pooled

@@ -1,0 +1,124 @@
+"""predict/evaluate run a Conv2D and the BatchNormalization, ReLU and pooling after it as one op
+(models/fusion.py): which layers are fused, the same numbers as the layers one by one, nothing kept
+for a backward pass, and the inference profile's rows."""
+
+import numpy as np
+import pytest
+
+from convscope import backend
+from convscope.layers import (Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
+                              MaxPooling2D, ReLU)
+from convscope.models import Sequential
+from convscope.models.fusion import inference_stages
+from convscope.utils.profiling import profile
+
+pytestmark = pytest.mark.usefixtures("kernel_path")
+
+
+def _with_moving_statistics(model, seed=0):
+    """Non-trivial moving statistics, so that a wrongly applied normalization shows."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, BatchNormalization):
+            channels = layer.moving_mean.shape
+            layer.moving_mean.assign(rng.standard_normal(channels).astype("float32"))
+            layer.moving_variance.assign((rng.random(channels) + 0.3).astype("float32"))
+            layer.gamma.assign(rng.standard_normal(channels).astype("float32"))
+    return model
+
+
+def _layer_by_layer(model, x):
+    with backend.no_backward():
+        for layer in model.layers:
+            x = layer(x, training=False)
+    return x
+
+
+MODELS = {
+    "conv-bn-pool": lambda: [Conv2D(6, 3, padding="same", activation="relu", input_shape=(10, 10, 3)),
+                             BatchNormalization(), MaxPooling2D(padding="same")],
+    "conv-dropout-bn-relu-avgpool": lambda: [Conv2D(5, 3, input_shape=(11, 11, 2)), Dropout(0.3),
+                                             BatchNormalization(), Activation("relu"),
+                                             AveragePooling2D(3, strides=2, padding="same")],
+    "conv-relu-pool-conv-bn": lambda: [Conv2D(4, 3, input_shape=(12, 12, 1)), ReLU(), MaxPooling2D(),
+                                       Conv2D(3, 2, activation="relu"), BatchNormalization()],
+    "conv-pool-bn (bn after the pool stays apart)": lambda: [
+        Conv2D(4, 3, activation="relu", input_shape=(9, 9, 2)), MaxPooling2D(), BatchNormalization()],
+    "tanh conv (not fused)": lambda: [Conv2D(4, 3, activation="tanh", input_shape=(9, 9, 2)),
+                                      BatchNormalization(), MaxPooling2D()],
+    "channels_first (not fused)": lambda: [
+        Conv2D(4, 3, activation="relu", data_format="channels_first", input_shape=(2, 9, 9)),
+        BatchNormalization(axis=1), MaxPooling2D(data_format="channels_first")],
+    "capped ReLU (not fused)": lambda: [Conv2D(4, 3, input_shape=(9, 9, 2)), ReLU(max_value=1.0),
+                                        MaxPooling2D()],
+}
+
+STAGES = {
+    "conv-bn-pool": [3],
+    "conv-dropout-bn-relu-avgpool": [5],
+    "conv-relu-pool-conv-bn": [3, 2],
+    "conv-pool-bn (bn after the pool stays apart)": [2, 1],
+    "tanh conv (not fused)": [1, 1, 1],
+    "channels_first (not fused)": [1, 1, 1],
+    "capped ReLU (not fused)": [1, 1, 1],
+}
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_stages_and_predict_match_the_layers_one_by_one(name):
+    model = Sequential(MODELS[name]() + [Flatten(), Dense(3, activation="softmax")])
+    model.build()
+    _with_moving_statistics(model)
+    assert [len(stage) for stage in inference_stages(model.layers)] == STAGES[name] + [1, 1]
+    x = np.random.default_rng(1).standard_normal((9,) + model.input_shape[1:]).astype("float32")
+    np.testing.assert_array_equal(model.predict(x, verbose=0), _layer_by_layer(model, x))
+
+
+def test_seed001_model_predict_and_evaluate_are_unchanged_by_fusion():
+    from seed_models import seed001_model
+    model = _with_moving_statistics(seed001_model())
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    rng = np.random.default_rng(2)
+    x = rng.random((20, 28, 28, 1), dtype=np.float32)
+    y = np.eye(25, dtype=np.float32)[rng.integers(0, 25, 20)]
+    expected = np.concatenate([_layer_by_layer(model, x[start:start + 8]) for start in (0, 8, 16)])
+    assert [len(stage) for stage in inference_stages(model.layers)] == [3, 4, 3, 1, 1, 1, 1]
+    np.testing.assert_array_equal(model.predict(x, batch_size=8, verbose=0), expected)
+    loss = -np.mean(np.sum(y * np.log(np.clip(expected, 1e-7, 1 - 1e-7)), axis=1))
+    assert model.evaluate(x, y, batch_size=20, verbose=0)[0] == pytest.approx(loss, rel=1e-5)
+
+
+def test_training_forward_is_not_fused_and_backward_after_predict_fails_clearly():
+    model = _with_moving_statistics(Sequential([Conv2D(4, 3, activation="relu", input_shape=(8, 8, 1)),
+                                                BatchNormalization(), MaxPooling2D(), Flatten(), Dense(2)]))
+    x = np.random.default_rng(3).standard_normal((4, 8, 8, 1)).astype("float32")
+    model(x, training=True)                       # keeps every layer's context
+    assert model.layers[1]._x is not None and model.layers[2]._ctx is not None
+    model.predict(x, verbose=0)                   # fused: the old contexts are dropped
+    assert model.layers[1]._x is None and model.layers[2]._ctx is None and model.layers[0]._ctx is None
+    model.layers[4].backward(np.ones((4, 2), "float32"))   # Dense kept nothing either, but needs no check
+    with pytest.raises(RuntimeError, match=r"BatchNormalization 'batch_normalization\w*': backward\(\) needs a "
+                                           r"forward pass that kept its inputs"):
+        model.layers[1].backward(np.ones((4, 6, 6, 4), "float32"))
+
+
+def test_call_fused_rejects_a_layer_it_cannot_fuse():
+    layer = Conv2D(2, 3, activation="tanh")
+    layer.build_from_shape((None, 5, 5, 1))
+    with pytest.raises(ValueError, match=r"Conv2D 'conv2d\w*'.call_fused: needs data_format='channels_last' and "
+                                         r"a 'linear' or 'relu' activation, got 'channels_last' and 'tanh'"):
+        layer.call_fused(np.zeros((1, 5, 5, 1), "float32"))
+
+
+def test_inference_profile_shows_the_fused_layers_on_the_conv_row():
+    model = Sequential([Conv2D(4, 3, activation="relu", input_shape=(8, 8, 1)), BatchNormalization(),
+                        MaxPooling2D(), Flatten(), Dense(2)])
+    x = np.random.default_rng(4).standard_normal((6, 8, 8, 1)).astype("float32")
+    result = profile(model, x, training=False, repeats=2, print_table=False)
+    rows = result.layers
+    assert [row.fused_into for row in rows] == [None, rows[0].name, rows[0].name, None, None]
+    assert rows[0].forward_s > 0 and rows[1].forward_s == rows[2].forward_s == 0.0
+    assert [row.output_shape for row in rows] == [(6, 6, 6, 4), (6, 6, 6, 4), (6, 3, 3, 4), (6, 36), (6, 2)]
+    table = result.table()
+    assert f"fused into {rows[0].name}" in table
+    assert f"Fused: {rows[1].name}, {rows[2].name} ran inside {rows[0].name}'s op" in table

@@ -1,0 +1,154 @@
+"""ops.conv2d_inference (a convolution with its epilogue, an inference batch norm and a pooling, block
+by block) against the same ops run one after another, PyTorch and float64; ops.batch_norm_affine; the
+epilogue's affine map and second ReLU.  On the NumPy and the compiled path."""
+
+import numpy as np
+import pytest
+
+from _oracle import assert_matches
+from convscope import ops
+
+pytestmark = pytest.mark.usefixtures("kernel_path")
+
+POOLS = [None, ("max", 2, 2, "SAME"), ("avg", 3, 2, "SAME"), ("max", 3, 1, "VALID"), ("avg", 2, 2, "VALID")]
+CONVS = [  # (input shape, filters shape, strides, padding, dilations, groups)
+    ((6, 11, 11, 1), (3, 3, 1, 7), 1, "SAME", 1, 1),         # one input channel: offset-major columns
+    ((5, 12, 12, 16), (3, 3, 16, 9), 1, "SAME", 1, 1),       # Winograd on the compiled path
+    ((4, 13, 10, 3), (5, 5, 3, 6), 2, "VALID", 1, 1),
+    ((3, 12, 12, 4), (3, 3, 2, 6), 1, "SAME", 2, 2),         # dilated, grouped
+]
+
+
+def _parameters(rng, channels, dtype):
+    bias = rng.standard_normal(channels).astype(dtype)
+    gamma, beta, mean = (rng.standard_normal(channels).astype(dtype) for _ in range(3))
+    var = (rng.random(channels) + 0.2).astype(dtype)
+    return bias, (gamma, beta, mean, var)
+
+
+def _one_after_another(x, filters, conv, bias, activation, norm, then, pool):
+    y = ops.conv2d(x, filters, conv[0], conv[1], dilations=conv[2], groups=conv[3], bias=bias,
+                   activation=activation)
+    if norm is not None:
+        y = ops.batch_norm_infer(y, *norm, 3, 1e-3)
+    if then == "relu":
+        y = np.maximum(y, 0)
+    if pool is not None:
+        y = (ops.max_pool2d if pool[0] == "max" else ops.avg_pool2d)(y, *pool[1:])
+    return y
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("pool", POOLS)
+@pytest.mark.parametrize("case", CONVS)
+@pytest.mark.parametrize("activation,with_norm,then", [("relu", True, "linear"), ("linear", True, "relu"),
+                                                       ("linear", False, "linear"), ("relu", False, "relu")])
+def test_same_numbers_as_the_ops_one_after_another(case, pool, activation, with_norm, then, dtype):
+    shape, filter_shape, *conv = case
+    rng = np.random.default_rng(sum(shape) + len(str(pool)))
+    x = rng.standard_normal(shape).astype(dtype)
+    filters = (rng.standard_normal(filter_shape) / np.sqrt(np.prod(filter_shape[:3]))).astype(dtype)
+    bias, norm = _parameters(rng, filter_shape[3], dtype)
+    norm = norm if with_norm else None
+    scale, shift = ops.batch_norm_affine(*norm, 1e-3, dtype) if with_norm else (None, None)
+    fused = ops.conv2d_inference(x, filters, *conv, bias=bias, activation=activation, scale=scale, shift=shift,
+                                 then=then, pool=pool)
+    expected = _one_after_another(x, filters, conv, bias, activation, norm, then, pool)
+    assert fused.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(fused, expected)       # the same operations in the same order
+
+
+def test_bands_of_rows_of_large_images_pool_after_the_convolution():
+    """Images whose columns exceed the block budget are convolved in bands of rows: the fused op then
+    pools the whole output, with the same numbers."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 300, 300, 3)).astype(np.float32)
+    filters = (rng.standard_normal((5, 5, 3, 16)) / 8).astype(np.float32)
+    bias, norm = _parameters(rng, 16, np.float32)
+    scale, shift = ops.batch_norm_affine(*norm, 1e-3)
+    pool = ("max", 2, 2, "VALID")
+    fused = ops.conv2d_inference(x, filters, 1, "VALID", bias=bias, activation="relu", scale=scale,
+                                 shift=shift, pool=pool)
+    expected = _one_after_another(x, filters, (1, "VALID", 1, 1), bias, "relu", norm, "linear", pool)
+    np.testing.assert_array_equal(fused, expected)
+
+
+@pytest.mark.parametrize("mode", ["max", "avg"])
+def test_matches_torch_conv_batchnorm_relu_pool(mode):
+    torch = pytest.importorskip("torch")
+    functional = torch.nn.functional
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((4, 14, 14, 8)).astype(np.float32)
+    filters = (rng.standard_normal((3, 3, 8, 12)) / 8).astype(np.float32)
+    bias, (gamma, beta, mean, var) = _parameters(rng, 12, np.float32)
+    scale, shift = ops.batch_norm_affine(gamma, beta, mean, var, 1e-3)
+    ours = ops.conv2d_inference(x, filters, 1, "SAME", bias=bias, scale=scale, shift=shift, then="relu",
+                                pool=(mode, 2, 2, "VALID"))
+    t = functional.conv2d(torch.from_numpy(x.transpose(0, 3, 1, 2).copy()),
+                          torch.from_numpy(filters.transpose(3, 2, 0, 1).copy()), torch.from_numpy(bias), padding=1)
+    t = functional.batch_norm(t, torch.from_numpy(mean), torch.from_numpy(var), torch.from_numpy(gamma),
+                              torch.from_numpy(beta), training=False, eps=1e-3)
+    t = (functional.max_pool2d if mode == "max" else functional.avg_pool2d)(functional.relu(t), 2)
+    assert_matches(ours, t.numpy().transpose(0, 2, 3, 1), "float32")
+
+
+def test_nan_wins_in_fused_max_pooling():
+    x = np.ones((1, 4, 4, 1), np.float32)
+    x[0, 1, 2, 0] = np.nan
+    filters = np.ones((1, 1, 1, 2), np.float32)
+    out = ops.conv2d_inference(x, filters, 1, "VALID", pool=("max", 2, 2, "VALID"))
+    assert np.isnan(out[0, 0, 1]).all() and (out[0, 0, 0] == 1).all() and (out[0, 1] == 1).all()
+    np.testing.assert_array_equal(out, ops.max_pool2d(ops.conv2d(x, filters, 1, "VALID"), 2, 2, "VALID"))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_batch_norm_affine_is_the_inference_normalization(dtype):
+    rng = np.random.default_rng(3)
+    gamma, beta, mean = (rng.standard_normal(6) for _ in range(3))
+    var = rng.random(6) + 0.1
+    scale, shift = ops.batch_norm_affine(gamma, beta, mean, var, 1e-3, dtype)
+    assert scale.shape == shift.shape == (6,) and scale.dtype == np.dtype(dtype)
+    x = rng.standard_normal((5, 6)).astype(dtype)
+    assert_matches(x * scale + shift, gamma * (x - mean) / np.sqrt(var + 1e-3) + beta, dtype)
+    no_gamma_beta = ops.batch_norm_affine(None, None, mean, var, 1e-3, dtype)
+    assert_matches(no_gamma_beta[0], 1 / np.sqrt(var + 1e-3), dtype)
+    assert_matches(no_gamma_beta[1], -mean / np.sqrt(var + 1e-3), dtype)
+
+
+@pytest.mark.parametrize("call,error,message", [
+    (lambda x, w: ops.conv2d_inference(x, w, 1, "SAME", scale=np.ones(3)), ValueError,
+     r"conv2d_inference: arguments `scale` and `shift` must be given together"),
+    (lambda x, w: ops.conv2d_inference(x, w, 1, "SAME", scale=np.ones(4), shift=np.ones(4)), ValueError,
+     r"conv2d_inference: argument `scale` must have shape \(3,\) \(one per channel\), got \(4,\)"),
+    (lambda x, w: ops.conv2d_inference(x, w, 1, "SAME", then="tanh"), ValueError,
+     r"conv2d_inference: argument `then` must be one of \('linear', 'relu'\), got 'tanh'"),
+    (lambda x, w: ops.conv2d_inference(x, w, 1, "SAME", activation="sigmoid"), ValueError,
+     r"conv2d_inference: argument `activation` must be one of"),
+    (lambda x, w: ops.conv2d_inference(x, w, 1, "SAME", pool=("min", 2, 2, "SAME")), ValueError,
+     r"conv2d_inference: argument `pool` must be None or \(mode, ksize, strides, padding\) with mode one of "
+     r"\('max', 'avg'\), got \('min', 2, 2, 'SAME'\)"),
+    (lambda x, w: ops.conv2d_inference(x, w, 1, "SAME", pool=("max", 9, 1, "VALID")), ValueError,
+     r"conv2d_inference"),
+    (lambda x, w: ops.conv2d_inference(x, w[:, :, :1], 1, "SAME"), ValueError,
+     r"conv2d: argument `filters` must have in/groups = 2 input channels"),
+    (lambda x, w: ops.batch_norm_affine(np.ones(2), None, np.ones(3), np.ones(3), 1e-3), ValueError,
+     r"batch_norm_affine: argument `gamma` must have shape \(3,\)"),
+    (lambda x, w: ops.batch_norm_affine(None, None, np.ones(3), np.ones(3), 1e-3, "int32"), TypeError,
+     r"batch_norm_affine: argument `dtype` must be a float dtype, got int32"),
+    (lambda x, w: ops.bias_activation_forward(np.ones((2, 3)), None, "relu", then="elu"), ValueError,
+     r"bias_activation_forward: argument `then` must be one of"),
+])
+def test_bad_arguments_name_the_op_and_the_argument(call, error, message):
+    x, w = np.ones((1, 6, 6, 2), np.float32), np.ones((3, 3, 2, 3), np.float32)
+    with pytest.raises(error, match=message):
+        call(x, w)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_epilogue_affine_and_second_relu_match_float64(dtype):
+    rng = np.random.default_rng(9)
+    z = rng.standard_normal((50, 7)).astype(dtype)
+    bias, scale, shift = (rng.standard_normal(7).astype(dtype) for _ in range(3))
+    y = ops.bias_activation_forward(z.copy(), bias, "relu", scale, shift, then="relu")
+    expected = np.maximum(np.maximum(z.astype(np.float64) + bias, 0) * scale + shift, 0)
+    assert_matches(y, expected, dtype)
