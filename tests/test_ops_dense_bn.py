@@ -418,3 +418,19 @@ def test_batch_norm_in_blocks_matches_torch(layout, affine, monkeypatch, kernel_
                                               training=False, eps=1e-3)
     assert y_infer.dtype == np.float32
     assert_matches(y_infer, np.moveaxis(expected.detach().numpy(), 1, axis), "float32")
+
+
+def test_dropout_bits_are_the_splitmix64_sequence_of_one_key_drawn_per_call(kernel_path):
+    """Pure-Python SplitMix64 (Steele, Lea and Flood, 2014) as the oracle of the counter-based bits."""
+    key = int(np.random.default_rng(8).bit_generator.random_raw())
+    words = []
+    for counter in range(1, 4):
+        z = (key + counter * 0x9E3779B97F4A7C15) % 2 ** 64
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) % 2 ** 64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) % 2 ** 64
+        z ^= z >> 31
+        words += [z & 0xFFFFFFFF, z >> 32]
+    rate = 0.5
+    _, mask = ops.dropout_forward(np.ones(5, np.float32), rate, rng=np.random.default_rng(8))
+    expected = [np.float32(2.0) if word >= 2 ** 31 else np.float32(0.0) for word in words[:5]]
+    np.testing.assert_array_equal(mask, expected)

@@ -3,11 +3,14 @@
 The mask already holds the scale, so the backward pass is one multiplication,
 and inference needs no rescaling (Keras' behaviour).
 
-Each unit draws 32 raw bits from the generator's bit generator and is dropped when
-they are below round(rate * 2^32): P(drop) = rate to 2^-32, and the draw costs ~60%
-of float32 uniforms' (the draw is most of the forward pass).  NumPy always draws
-the bits, so a seed gives the same masks on both paths; when the mask has x's shape
-the compiled kernel fuses the comparison, the mask and the product into one pass.
+Each unit gets 32 random bits and is dropped when they are below round(rate * 2^32):
+P(drop) = rate to 2^-32.  The bits are counter-based: one 64-bit key is drawn from
+the generator per call, and unit pair j takes the SplitMix64 output of key + (j + 1)
+* golden gamma (its low half for unit 2j, its high half for unit 2j + 1), the
+SplitMix64 sequence seeded with the key.  The compiled kernel draws, compares and
+multiplies in one pass (2.4x faster than drawing from the generator's stream and
+then masking; a second thread measured no faster); NumPy computes the same bits
+with uint64 arithmetic, so a seed gives the same masks on both paths.
 """
 
 from __future__ import annotations
@@ -23,19 +26,38 @@ from .padding import check_numeric_array
 __all__ = ["dropout_forward", "dropout_backward"]
 
 
-def _random_bits(rng: np.random.Generator, shape: Tuple[int, ...]) -> np.ndarray:
-    """Uniform uint32 words of `shape`, the next ones of `rng`'s stream."""
+_GAMMA, _MIX1, _MIX2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+def _random_bits(key: np.uint64, shape: Tuple[int, ...]) -> np.ndarray:
+    """Uniform uint32 words of `shape`: the SplitMix64 sequence of `key`, two words per output."""
     size = int(np.prod(shape))
-    return rng.bit_generator.random_raw((size + 1) // 2).view(np.uint32)[:size].reshape(shape)
+    with np.errstate(over="ignore"):
+        z = key + (np.arange(1, (size + 1) // 2 + 1, dtype=np.uint64) * _GAMMA)
+        z = (z ^ (z >> np.uint64(30))) * _MIX1
+        z = (z ^ (z >> np.uint64(27))) * _MIX2
+        z ^= z >> np.uint64(31)
+    return z.view(np.uint32)[:size].reshape(shape)   # little-endian: the low half first
 
 
 @compiled.kernel
-def _dropout(x, bits, threshold, scale, zero, y, mask):
-    """`mask = scale if bits >= threshold else 0` and `y = x * mask`, in one pass."""
-    for i in range(x.size):
-        m = scale if bits[i] >= threshold else zero
+def _dropout(x, key, threshold, scale, zero, y, mask):
+    """`mask = scale if bits >= threshold else 0` and `y = x * mask`, with the bits of `_random_bits`
+    computed on the way."""
+    low, stop = np.uint64(0xFFFFFFFF), x.size
+    for pair in range((stop + 1) // 2):
+        z = key + np.uint64(pair + 1) * _GAMMA
+        z = (z ^ (z >> np.uint64(30))) * _MIX1
+        z = (z ^ (z >> np.uint64(27))) * _MIX2
+        z ^= z >> np.uint64(31)
+        i = 2 * pair
+        m = scale if (z & low) >= threshold else zero
         mask[i] = m
         y[i] = x[i] * m
+        if i + 1 < stop:
+            m = scale if (z >> np.uint64(32)) >= threshold else zero
+            mask[i + 1] = m
+            y[i + 1] = x[i + 1] * m
 
 
 def dropout_forward(x, rate: float, noise_shape: Optional[Sequence[Optional[int]]] = None,
@@ -60,15 +82,15 @@ def dropout_forward(x, rate: float, noise_shape: Optional[Sequence[Optional[int]
             raise ValueError(f"{op}: argument `noise_shape` entries must be 1 or the size of x's axis "
                              f"(x shape {x.shape}), got {noise_shape!r}")
     rng = _rng.generator() if rng is None else rng
-    bits = _random_bits(rng, shape)
+    key = np.uint64(rng.bit_generator.random_raw())
     threshold = np.uint32(min(round(rate * 2.0 ** 32), 2 ** 32 - 1))
     scale = dtype.type(1.0 / (1.0 - rate))
     if compiled.active() and shape == x.shape and x.dtype in (np.float32, np.float64):
         x = np.ascontiguousarray(x)
         y, mask = np.empty_like(x), np.empty_like(x)
-        _dropout(x.reshape(-1), bits.reshape(-1), threshold, scale, dtype.type(0), y.reshape(-1), mask.reshape(-1))
+        _dropout(x.reshape(-1), key, np.uint64(threshold), scale, dtype.type(0), y.reshape(-1), mask.reshape(-1))
         return y, mask
-    mask = (bits >= threshold).astype(dtype) * scale
+    mask = (_random_bits(key, shape) >= threshold).astype(dtype) * scale
     return (x * mask).astype(dtype, copy=False), mask
 
 
