@@ -122,3 +122,42 @@ def test_inference_profile_shows_the_fused_layers_on_the_conv_row():
     table = result.table()
     assert f"fused into {rows[0].name}" in table
     assert f"Fused: {rows[1].name}, {rows[2].name} ran inside {rows[0].name}'s op" in table
+
+
+@pytest.mark.parametrize("activity_regularizer", [None, "l2"])
+def test_training_takes_a_max_pooling_gradient_through_the_conv_relu_with_the_same_gradients(
+        activity_regularizer):
+    """A Conv2D('relu') -> MaxPooling2D pair skips the ReLU's full-size backward pass in training
+    (relu_gated_pooling); the gradients are those of the layers' own backward passes."""
+    def build():
+        return Sequential([Conv2D(4, 3, activation="relu", activity_regularizer=activity_regularizer,
+                                  input_shape=(9, 9, 2)), MaxPooling2D(padding="same"),
+                           Conv2D(3, 2, activation="relu"), MaxPooling2D(), Flatten(), Dense(3)])
+
+    from convscope.models.fusion import relu_gated_pooling
+    model = build()
+    assert [relu_gated_pooling(model.layers, i) for i in range(6)] == [
+        False, activity_regularizer is None, False, True, False, False]
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((6, 9, 9, 2)).astype("float32")
+    y = rng.standard_normal((6, 3)).astype("float32")
+    model.compile(optimizer="sgd", loss="mse")
+    reference = build()
+    reference.set_weights(model.get_weights())
+    out = reference(x, training=True)
+    grad = 2 * (out - y) / out.size
+    for layer in reversed(reference.layers):
+        if layer.activity_regularizer is not None:
+            grad = grad + layer.activity_regularizer.gradient(layer._y) / len(x)
+        grad = layer.backward(grad)
+    model.train_on_batch(x, y)
+    for ours, theirs in zip(model.trainable_weights, reference.trainable_weights):
+        np.testing.assert_allclose(ours.grad, theirs.grad, rtol=1e-5, atol=1e-7)
+
+
+def test_backward_through_relu_needs_max_pooling():
+    layer = AveragePooling2D()
+    layer(np.ones((1, 4, 4, 1), "float32"), training=True)
+    with pytest.raises(ValueError, match=r"AveragePooling2D 'average_pooling2d\w*'.backward_through_relu: needs "
+                                         r"max pooling"):
+        layer.backward_through_relu(np.ones((1, 2, 2, 1), "float32"), np.ones((1, 2, 2, 1), "float32"))

@@ -152,3 +152,21 @@ def test_epilogue_affine_and_second_relu_match_float64(dtype):
     y = ops.bias_activation_forward(z.copy(), bias, "relu", scale, shift, then="relu")
     expected = np.maximum(np.maximum(z.astype(np.float64) + bias, 0) * scale + shift, 0)
     assert_matches(y, expected, dtype)
+
+
+@pytest.mark.parametrize("data_format", ["NHWC", "NCHW"])
+@pytest.mark.parametrize("ksize,strides,padding", [(2, 2, "VALID"), (3, 2, "SAME"), (2, 1, "VALID"), (3, 3, "SAME")])
+def test_max_pool_backward_through_relu_is_the_pool_then_the_relu_backward(ksize, strides, padding, data_format):
+    rng = np.random.default_rng(ksize + strides)
+    z = rng.standard_normal((3, 9, 8, 5)).astype(np.float32)
+    z[0, :4] = -1.0                                             # whole windows <= 0: no gradient gets through
+    if data_format == "NCHW":
+        z = z.transpose(0, 3, 1, 2).copy()
+    y = np.maximum(z, 0)
+    pooled, ctx = ops.max_pool2d_forward(y, ksize, strides, padding, data_format)
+    grad = rng.standard_normal(pooled.shape).astype(np.float32)
+    expected = ops.max_pool2d_backward(grad, ctx) * (y > 0)       # the pooling's, then the ReLU's backward
+    np.testing.assert_array_equal(ops.max_pool2d_backward(grad, ctx, relu_output=pooled), expected)
+    with pytest.raises(ValueError, match=r"max_pool2d_backward: argument `relu_output` must have the forward "
+                                         r"output's shape"):
+        ops.max_pool2d_backward(grad, ctx, relu_output=pooled[:1])

@@ -92,6 +92,15 @@ class _Pooling2D(Layer):
         check_kept_for_backward(self, self._ctx)
         return self._backward_op(grad_output, self._ctx)
 
+    def backward_through_relu(self, grad_output: np.ndarray, output: np.ndarray) -> np.ndarray:
+        """The gradient w.r.t. the input of the ReLU before this layer, from this layer's last `output`
+        (max pooling only: the pooled values give the ReLU's mask)."""
+        check_kept_for_backward(self, self._ctx)
+        if self._mode != "max":
+            raise ValueError(f"{self._describe()}.backward_through_relu: needs max pooling (the window maxima "
+                             f"give the ReLU's mask), got average pooling")
+        return ops.max_pool2d_backward(grad_output, self._ctx, relu_output=output)
+
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()
         config.update({"pool_size": self.pool_size, "padding": self.padding,

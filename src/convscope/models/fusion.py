@@ -1,4 +1,4 @@
-"""The inference plan of a Sequential model: which layers run fused into one op.
+"""Which layers of a Sequential model run fused: in inference, and one pair in training.
 
 In inference (`predict`, `evaluate`: nothing kept for a backward pass) a Conv2D
 takes the layers after it that act per channel or per window into its own op
@@ -22,7 +22,7 @@ import numpy as np
 from ..layers import Activation, AveragePooling2D, BatchNormalization, Conv2D, Dropout, MaxPooling2D, ReLU
 from ..layers.base import Layer
 
-__all__ = ["inference_stages", "run_stage"]
+__all__ = ["inference_stages", "run_stage", "relu_gated_pooling"]
 
 
 def _fusable(layer: Layer, kind: str, head: Conv2D) -> bool:
@@ -75,3 +75,16 @@ def run_stage(stage: Sequence[Layer], x) -> np.ndarray:
         elif isinstance(layer, (MaxPooling2D, AveragePooling2D)):
             arguments["pool"] = layer.inference_pool()
     return head.call_fused(x, **arguments)
+
+
+def relu_gated_pooling(layers: Sequence[Layer], index: int) -> bool:
+    """True when training's backward pass can take layer `index`'s gradient straight through the ReLU of
+    the layer before it (`MaxPooling2D.backward_through_relu`): a channels_last MaxPooling2D right after
+    a channels_last Conv2D with a 'relu' activation and no activity regularizer.  The conv's ReLU mask
+    and bias gradient then cost no pass over its full-size output."""
+    if index < 1:
+        return False
+    layer, before = layers[index], layers[index - 1]
+    return (isinstance(layer, MaxPooling2D) and layer.data_format == "channels_last"
+            and isinstance(before, Conv2D) and before.fused_activation() == "relu"
+            and before.activity_regularizer is None)

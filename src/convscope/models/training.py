@@ -20,6 +20,7 @@ import numpy as np
 
 from .. import _rng, backend, losses as losses_module, metrics as metrics_module, optimizers
 from ..callbacks import CallbackList, History, ProgbarLogger, TerminateOnNaN, check_callbacks
+from .fusion import relu_gated_pooling
 
 
 def _check_int(value, arg: str, where: str, low: int) -> int:
@@ -220,6 +221,7 @@ class Model:
             grad = self._logits_loss.gradient(y, fusion.preactivation) * self._loss_weight
         else:
             grad = self._loss.gradient(y, output) * self._loss_weight
+        below_relu = False      # `grad` is w.r.t. the pre-activation of layer `index` (see relu_gated_pooling)
         for index in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[index]
             if index == len(self.layers) - 1 and fusion is not None:
@@ -228,10 +230,14 @@ class Model:
             regularizer = layer.activity_regularizer
             if regularizer is not None:
                 grad = grad + regularizer.gradient(outputs[index]) / len(outputs[index])
-            if index == 0 and _takes_need_input_grad(layer):
-                layer.backward(grad, need_input_grad=False)      # nothing needs d(loss)/d(x)
+            options = {"from_preactivation": True} if below_relu else {}
+            below_relu = relu_gated_pooling(self.layers, index)
+            if below_relu:
+                grad = layer.backward_through_relu(grad, outputs[index])
+            elif index == 0 and _takes_need_input_grad(layer):
+                layer.backward(grad, need_input_grad=False, **options)      # nothing needs d(loss)/d(x)
             else:
-                grad = layer.backward(grad)
+                grad = layer.backward(grad, **options)
         loss += self._weight_penalty(add_gradients=True)
         if raise_on_nan and not np.isfinite(loss):
             raise ValueError(f"{where}: the loss became {loss} at epoch {epoch + 1}, batch {batch + 1} "

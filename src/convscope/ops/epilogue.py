@@ -61,14 +61,16 @@ def _epilogue_kernel(z, bias, relu, scale, shift, affine, relu_after):
 
 @compiled.kernel
 def _relu_bias_grad_kernel(grad_y, y, grad_z, bias_sum, relu):
-    """grad_z = grad_y * (y > 0) (or grad_y) and bias_sum += its column sums (float64)."""
+    """grad_z = grad_y * (y > 0) if `relu` (else grad_z is grad_y, not written) and bias_sum += its
+    column sums (float64)."""
     rows, channels = grad_y.shape
     for r in range(rows):
         for c in range(channels):
             value = grad_y[r, c]
-            if relu and not y[r, c] > 0:
-                value = value * 0.0
-            grad_z[r, c] = value
+            if relu:
+                if not y[r, c] > 0:
+                    value = value * 0.0
+                grad_z[r, c] = value
             bias_sum[c] += value
 
 

@@ -175,12 +175,13 @@ def _max_pool_kernel(x, kh, kw, sh, sw, top, left, out, argmax):
 
 
 @compiled.kernel
-def _max_pool_grad_kernel(grad, argmax, kh, kw, sh, sw, top, left, grad_input):
+def _max_pool_grad_kernel(grad, argmax, kh, kw, sh, sw, top, left, gate, gated, grad_input):
     """Each input cell's gradient: the sum of `grad` over the windows whose first maximum it is.
 
     Disjoint windows (stride >= pool size) give a cell one window at most: its gradient is
     written once, 0 where no window holds it.  Overlapping windows add up, last window first
-    (the NumPy path's order).
+    (the NumPy path's order).  If `gated`, a window's gradient is multiplied by 0 where its
+    `gate` value (the pooled output) is not > 0: the backward pass of a ReLU before the pooling.
     """
     n, h, w, c = grad_input.shape
     zero, overlapping = grad.dtype.type(0), kh > sh or kw > sw
@@ -195,16 +196,23 @@ def _max_pool_grad_kernel(grad, argmax, kh, kw, sh, sw, top, left, grad_input):
                     for p in range(p_last, p_first - 1, -1):
                         for q in range(q_last, q_first - 1, -1):
                             k = argmax.dtype.type((row + top - p * sh) * kw + col + left - q * sw)
-                            window_grad, window_argmax = grad[b, p, q], argmax[b, p, q]
+                            window_grad, window_argmax, window_gate = grad[b, p, q], argmax[b, p, q], gate[b, p, q]
                             for ch in range(c):
-                                total[ch] += window_grad[ch] if window_argmax[ch] == k else zero
+                                value = window_grad[ch] if window_argmax[ch] == k else zero
+                                if gated and not window_gate[ch] > 0:
+                                    value = value * zero
+                                total[ch] += value
                 elif p_first > p_last or q_first > q_last:
                     total[:] = 0
                 else:
                     k = argmax.dtype.type((row + top - p_last * sh) * kw + col + left - q_last * sw)
                     window_grad, window_argmax = grad[b, p_last, q_last], argmax[b, p_last, q_last]
+                    window_gate = gate[b, p_last, q_last]
                     for ch in range(c):
-                        total[ch] = window_grad[ch] if window_argmax[ch] == k else zero
+                        value = window_grad[ch] if window_argmax[ch] == k else zero
+                        if gated and not window_gate[ch] > 0:
+                            value = value * zero
+                        total[ch] = value
 
 
 def _window_maximum(x: np.ndarray, ctx, track: bool):
@@ -258,16 +266,34 @@ def max_pool2d(input, ksize, strides, padding, data_format: str = "NHWC") -> np.
     return from_nhwc(_window_maximum(x, ctx, track=False)[0], ctx["data_format"])
 
 
-def max_pool2d_backward(grad_output, ctx: Dict[str, Any]) -> np.ndarray:
-    """Gradient of max pooling: each output gradient goes to its window's first maximum."""
-    grad = _check_grad(grad_output, ctx, "max_pool2d_backward")
+def max_pool2d_backward(grad_output, ctx: Dict[str, Any], relu_output=None) -> np.ndarray:
+    """Gradient of max pooling: each output gradient goes to its window's first maximum.
+
+    With `relu_output` (this pooling's forward output, when its input came out of a ReLU) the
+    gradient also goes back through that ReLU: it is w.r.t. the ReLU's input.  A window's maximum
+    is its ReLU output, so the ReLU's mask is known from the pooled values: a window's gradient
+    counts only where its maximum is > 0 (multiplied by 0 otherwise, as the ReLU's backward
+    does), with no pass over the full-size ReLU output.
+    """
+    op = "max_pool2d_backward"
+    grad = _check_grad(grad_output, ctx, op)
     argmax, dtype = ctx["argmax"], ctx["dtype"]
+    if relu_output is not None:
+        relu_output = check_numeric_array(relu_output, op, "relu_output", ndim=4)
+        if relu_output.shape != np.shape(grad_output):
+            raise ValueError(f"{op}: argument `relu_output` must have the forward output's shape "
+                             f"{np.shape(grad_output)}, got {relu_output.shape}")
+        relu_output = to_nhwc(relu_output, ctx["data_format"])
     if compiled.active():
         grad, geometry = np.ascontiguousarray(grad), _geometry(ctx)
+        gate = grad if relu_output is None else np.ascontiguousarray(relu_output)
         grad_input = np.empty(ctx["input_shape"], dtype=dtype)
         on_slices(len(grad_input), grad_input.nbytes, lambda images: _max_pool_grad_kernel(
-            grad[images], argmax[images], *geometry, grad_input[images]), BLOCK_BYTES)
+            grad[images], argmax[images], *geometry, gate[images], relu_output is not None, grad_input[images]),
+            BLOCK_BYTES)
         return from_nhwc(grad_input, ctx["data_format"])
+    if relu_output is not None:
+        grad = grad * (relu_output > 0)
     if ctx["strides"] != ctx["ksize"]:  # overlapping or gapped windows: accumulate per offset
         grad_input = _scatter_offsets(lambda k: grad * (argmax == k), ctx, dtype)
         return from_nhwc(grad_input, ctx["data_format"])

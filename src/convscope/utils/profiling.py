@@ -3,7 +3,8 @@
 `profile(model, x, y)` runs the layers one by one, as the training step does
 (forward in training mode, the loss and its gradient, then each layer's
 `backward` in reverse, the first one without the input gradient where it can
-skip it), times every call, and returns a `ProfileResult`: one
+skip it, a max pooling's gradient through the ReLU of the Conv2D before it as
+training takes it), times every call, and returns a `ProfileResult`: one
 row per layer, the time per layer type and phase ("Conv2D backward"), the top
 hotspots and a printed table.  Each figure is the median over `repeats`
 passes after `warmup` untimed ones.  Layers are timed through their public
@@ -31,7 +32,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from .. import backend
-from ..models.fusion import inference_stages, run_stage
+from ..models.fusion import inference_stages, relu_gated_pooling, run_stage
 
 __all__ = ["profile", "ProfileResult", "LayerTiming"]
 
@@ -217,10 +218,12 @@ def profile(model, x, y=None, loss=None, repeats: int = 5, warmup: int = 1, trai
                             for layer in stage[1:]:
                                 forward_times[layers.index(layer)].append(0.0)
                 continue
+            outputs = []
             for index, layer in enumerate(layers):
                 start = time.perf_counter()
                 out = layer(out, training=training)
                 elapsed = time.perf_counter() - start
+                outputs.append(out)
                 shapes.append(tuple(np.shape(out)))
                 if timed:
                     forward_times[index].append(elapsed)
@@ -236,12 +239,17 @@ def profile(model, x, y=None, loss=None, repeats: int = 5, warmup: int = 1, trai
                 grad = loss_object.gradient(y, out)
             if timed:
                 loss_times.append(time.perf_counter() - start)
+            below_relu = False         # as the training step: relu_gated_pooling
             for index in range(len(layers) - 1, -1, -1):
                 start = time.perf_counter()
-                if index == 0 and skip_first_input_grad:
-                    layers[0].backward(grad, need_input_grad=False)
+                options = {"from_preactivation": True} if below_relu else {}
+                below_relu = relu_gated_pooling(layers, index)
+                if below_relu:
+                    grad = layers[index].backward_through_relu(grad, outputs[index])
+                elif index == 0 and skip_first_input_grad:
+                    layers[0].backward(grad, need_input_grad=False, **options)
                 else:
-                    grad = layers[index].backward(grad)
+                    grad = layers[index].backward(grad, **options)
                 if timed:
                     backward_times[index].append(time.perf_counter() - start)
             if shadow_optimizer is not None:
