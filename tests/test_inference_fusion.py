@@ -2,6 +2,8 @@
 (models/fusion.py): which layers are fused, the same numbers as the layers one by one, nothing kept
 for a backward pass, and the inference profile's rows."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -120,7 +122,7 @@ def test_inference_profile_shows_the_fused_layers_on_the_conv_row():
     assert rows[0].forward_s > 0 and rows[1].forward_s == rows[2].forward_s == 0.0
     assert [row.output_shape for row in rows] == [(6, 6, 6, 4), (6, 6, 6, 4), (6, 3, 3, 4), (6, 36), (6, 2)]
     table = result.table()
-    assert f"fused into {rows[0].name}" in table
+    assert re.search(rf"{rows[1].name} \(BatchNormalization\)\s+\(6, 6, 6, 4\)\s+fused\s+-", table)
     assert f"Fused: {rows[1].name}, {rows[2].name} ran inside {rows[0].name}'s op" in table
 
 
@@ -161,3 +163,18 @@ def test_backward_through_relu_needs_max_pooling():
     with pytest.raises(ValueError, match=r"AveragePooling2D 'average_pooling2d\w*'.backward_through_relu: needs "
                                          r"max pooling"):
         layer.backward_through_relu(np.ones((1, 2, 2, 1), "float32"), np.ones((1, 2, 2, 1), "float32"))
+
+
+def test_a_training_step_runs_conv_relu_max_pool_as_one_op_and_keeps_no_conv_output():
+    from convscope.models.fusion import training_stages
+    from seed_models import seed000_model
+    model = seed000_model()
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    assert [len(stage) for stage in training_stages(model.layers)] == [2, 2, 1, 1, 1, 1, 1]
+    rng = np.random.default_rng(7)
+    x = rng.random((5, 28, 28, 1), dtype=np.float32)
+    y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 5)]
+    model.train_on_batch(x, y)
+    conv, pool = model.layers[0], model.layers[1]
+    assert conv._y is None and conv._ctx is not None and pool._ctx is not None
+    assert conv.kernel.grad is not None and np.abs(conv.kernel.grad).sum() > 0

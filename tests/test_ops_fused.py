@@ -170,3 +170,45 @@ def test_max_pool_backward_through_relu_is_the_pool_then_the_relu_backward(ksize
     with pytest.raises(ValueError, match=r"max_pool2d_backward: argument `relu_output` must have the forward "
                                          r"output's shape"):
         ops.max_pool2d_backward(grad, ctx, relu_output=pooled[:1])
+
+
+@pytest.mark.parametrize("pool", [(2, 2, "VALID"), (2, 2, "SAME"), (3, 2, "SAME"), (3, 1, "VALID")])
+@pytest.mark.parametrize("case", CONVS)
+def test_conv_max_pool_forward_is_conv2d_forward_then_max_pool2d_forward(case, pool):
+    shape, filter_shape, *conv = case
+    rng = np.random.default_rng(sum(shape) + pool[0])
+    x = rng.standard_normal(shape).astype(np.float32)
+    filters = (rng.standard_normal(filter_shape) / np.sqrt(np.prod(filter_shape[:3]))).astype(np.float32)
+    bias = rng.standard_normal(filter_shape[3]).astype(np.float32)
+    pooled, conv_ctx, pool_ctx = ops.conv2d_max_pool_forward(x, filters, *conv, bias=bias, activation="relu",
+                                                             pool=pool)
+    y, conv_ctx_reference = ops.conv2d_forward(x, filters, conv[0], conv[1], dilations=conv[2], groups=conv[3],
+                                               bias=bias, activation="relu")
+    pooled_reference, pool_ctx_reference = ops.max_pool2d_forward(y, *pool)
+    np.testing.assert_array_equal(pooled, pooled_reference)
+    np.testing.assert_array_equal(pool_ctx["argmax"], pool_ctx_reference["argmax"])
+    grad = rng.standard_normal(pooled.shape).astype(np.float32)
+    grad_z = ops.max_pool2d_backward(grad, pool_ctx, relu_output=pooled)
+    np.testing.assert_array_equal(grad_z, ops.max_pool2d_backward(grad, pool_ctx_reference) * (y > 0))
+    for ours, theirs in zip(ops.conv2d_backward(grad_z, conv_ctx), ops.conv2d_backward(grad_z, conv_ctx_reference)):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_conv_max_pool_forward_of_large_images_runs_the_ops_one_after_the_other():
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((1, 300, 300, 3)).astype(np.float32)
+    filters = (rng.standard_normal((5, 5, 3, 8)) / 8).astype(np.float32)
+    pooled, _, pool_ctx = ops.conv2d_max_pool_forward(x, filters, 1, "VALID", activation="relu")
+    reference, reference_ctx = ops.max_pool2d_forward(ops.conv2d(x, filters, 1, "VALID", activation="relu"),
+                                                      2, 2, "VALID")
+    np.testing.assert_array_equal(pooled, reference)
+    np.testing.assert_array_equal(pool_ctx["argmax"], reference_ctx["argmax"])
+
+
+def test_conv_max_pool_forward_checks_its_pool_argument():
+    x, w = np.ones((1, 6, 6, 2), np.float32), np.ones((3, 3, 2, 3), np.float32)
+    with pytest.raises(ValueError, match=r"conv2d_max_pool_forward: argument `pool` must be \(ksize, strides, "
+                                         r"padding\), got \('max', 2, 2, 'SAME'\)"):
+        ops.conv2d_max_pool_forward(x, w, 1, "SAME", pool=("max", 2, 2, "SAME"))
+    with pytest.raises(ValueError, match=r"conv2d_max_pool_forward: argument `ksize`"):
+        ops.conv2d_max_pool_forward(x, w, 1, "SAME", pool=(0, 2, "SAME"))

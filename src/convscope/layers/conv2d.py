@@ -161,6 +161,24 @@ class Conv2D(KernelBiasLayer):
                                     self.groups, bias=self._bias_value(), activation=fused, scale=scale,
                                     shift=shift, then=then, pool=pool)
 
+    def call_max_pooled(self, inputs, pool):
+        """Training forward of this layer and a max pooling `pool` ((ksize, strides, padding)) after it as one
+        op (`ops.conv2d_max_pool_forward`): (pooled output, the pooling's backward context).  Keeps the
+        convolution's context but not its output: the backward pass starts from the pooling's gradient
+        taken through the ReLU (`MaxPooling2D.backward_through_relu`, then `from_preactivation=True`)."""
+        fused = self.fused_activation()
+        if fused is None:
+            raise ValueError(f"{self._describe()}.call_max_pooled: needs data_format='channels_last' and a "
+                             f"'linear' or 'relu' activation, got {self.data_format!r} and "
+                             f"{self.activation.name!r}")
+        x = self._as_input_array(inputs)
+        self._check_input_shape(x.shape)
+        pooled, self._ctx, pool_ctx = ops.conv2d_max_pool_forward(
+            x, self.kernel.value, self.strides, self.padding.upper(), self.dilation_rate, self.groups,
+            bias=self._bias_value(), activation=fused, pool=pool)
+        self._z = self._y = None
+        return pooled, pool_ctx
+
     def backward(self, grad_output: np.ndarray, need_input_grad: bool = True,
                  from_preactivation: bool = False):
         """Set the kernel/bias gradients; return the input gradient (None when not `need_input_grad`,

@@ -92,6 +92,11 @@ class _Pooling2D(Layer):
         check_kept_for_backward(self, self._ctx)
         return self._backward_op(grad_output, self._ctx)
 
+    def keep_forward(self, ctx) -> None:
+        """Keep `ctx` for the backward pass: this layer's forward ran inside the op of the layer before it
+        (`Conv2D.call_max_pooled`)."""
+        self._ctx = ctx
+
     def backward_through_relu(self, grad_output: np.ndarray, output: np.ndarray) -> np.ndarray:
         """The gradient w.r.t. the input of the ReLU before this layer, from this layer's last `output`
         (max pooling only: the pooled values give the ReLU's mask)."""

@@ -22,7 +22,7 @@ import numpy as np
 from ..layers import Activation, AveragePooling2D, BatchNormalization, Conv2D, Dropout, MaxPooling2D, ReLU
 from ..layers.base import Layer
 
-__all__ = ["inference_stages", "run_stage", "relu_gated_pooling"]
+__all__ = ["inference_stages", "training_stages", "run_stage", "relu_gated_pooling"]
 
 
 def _fusable(layer: Layer, kind: str, head: Conv2D) -> bool:
@@ -44,7 +44,8 @@ def inference_stages(layers: Sequence[Layer]) -> List[List[Layer]]:
         position += 1
         if isinstance(head, Conv2D) and head.fused_activation() is not None:
             roles = ["norm", "relu", "pool"]
-            while position < len(layers) and roles:
+            # a layer whose output is never formed can have no activity regularizer
+            while position < len(layers) and roles and stage[-1].activity_regularizer is None:
                 layer = layers[position]
                 if isinstance(layer, Dropout):
                     stage.append(layer)
@@ -60,11 +61,26 @@ def inference_stages(layers: Sequence[Layer]) -> List[List[Layer]]:
     return stages
 
 
-def run_stage(stage: Sequence[Layer], x) -> np.ndarray:
-    """Inference of one stage of `inference_stages` on `x`."""
+def training_stages(layers: Sequence[Layer]) -> List[List[Layer]]:
+    """The layers in order, grouped for a training step's forward pass: a Conv2D('relu') and the
+    MaxPooling2D after it (`relu_gated_pooling`) as one stage, any other layer alone."""
+    stages, position = [], 0
+    while position < len(layers):
+        size = 2 if position + 1 < len(layers) and relu_gated_pooling(layers, position + 1) else 1
+        stages.append(list(layers[position:position + size]))
+        position += size
+    return stages
+
+
+def run_stage(stage: Sequence[Layer], x, training: bool = False) -> np.ndarray:
+    """One stage of `inference_stages` (or, with `training`, of `training_stages`) on `x`."""
     head = stage[0]
     if len(stage) == 1:
-        return head(x, training=False)
+        return head(x, training=training)
+    if training:
+        pooled, pool_context = head.call_max_pooled(x, stage[1].inference_pool()[1:])
+        stage[1].keep_forward(pool_context)
+        return pooled
     arguments = {}
     for layer in stage[1:]:
         layer.forget_forward()

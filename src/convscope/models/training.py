@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import _rng, backend, losses as losses_module, metrics as metrics_module, optimizers
 from ..callbacks import CallbackList, History, ProgbarLogger, TerminateOnNaN, check_callbacks
-from .fusion import relu_gated_pooling
+from .fusion import inference_stages, relu_gated_pooling, run_stage, training_stages
 
 
 def _check_int(value, arg: str, where: str, low: int) -> int:
@@ -185,13 +185,21 @@ class Model:
             return None                  # crossentropy is over the last axis only
         return last if activation.name == wanted else None
 
-    def _run(self, x: np.ndarray, training: bool) -> Tuple[np.ndarray, List[np.ndarray], float]:
-        """Forward through the layers; returns the output, each layer's output and the activity penalty."""
+    def _run(self, x: np.ndarray, training: bool) -> Tuple[np.ndarray, List[Optional[np.ndarray]], float]:
+        """Forward through the layers, in the stages of models/fusion.py (a training step, or inference
+        under `backend.no_backward()`); returns the output, each layer's output (None inside a fused
+        stage, where it is never formed) and the activity penalty."""
+        if training and backend.keeps_for_backward():
+            stages = training_stages(self.layers)
+        elif not training and not backend.keeps_for_backward():
+            stages = inference_stages(self.layers)
+        else:
+            stages = [[layer] for layer in self.layers]
         outputs, penalty = [], 0.0
-        for layer in self.layers:
-            x = layer(x, training=training)
-            outputs.append(x)
-            regularizer = layer.activity_regularizer
+        for stage in stages:
+            x = run_stage(stage, x, training=training)
+            outputs += [None] * (len(stage) - 1) + [x]
+            regularizer = stage[-1].activity_regularizer
             if regularizer is not None:
                 penalty += regularizer(x) / len(x)
         return x, outputs, penalty

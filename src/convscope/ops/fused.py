@@ -12,17 +12,17 @@ pass.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
 from . import compiled
-from .conv import _check_conv_args, _forward_context, convolve, whole_image_blocks
+from .conv import _check_conv_args, _forward_context, conv2d_forward, convolve, whole_image_blocks
 from .epilogue import bias_activation_forward, check_affine, check_epilogue
 from .parallel import on_slices
-from .pooling import avg_pool2d, max_pool2d, pool_geometry
+from .pooling import avg_pool2d, max_pool2d, max_pool2d_context, max_pool2d_forward, max_pool2d_into, pool_geometry
 
-__all__ = ["conv2d_inference"]
+__all__ = ["conv2d_inference", "conv2d_max_pool_forward"]
 
 POOL_MODES = ("max", "avg")
 
@@ -124,3 +124,38 @@ def conv2d_inference(input, filters, strides, padding, dilations=None, groups: i
         convolve(ctx, lambda rows: None, out)
         on_slices(len(out), out.nbytes, lambda images: finish(images, out[images]))
     return pooled
+
+
+def conv2d_max_pool_forward(input, filters, strides, padding, dilations=None, groups: int = 1, bias=None,
+                            activation: str = "linear", pool=(2, 2, "VALID")
+                            ) -> Tuple[np.ndarray, Dict[str, Any], Dict[str, Any]]:
+    """Training: `max_pool2d(activation(conv2d(input) + bias))` for an NHWC batch, each block of images
+    pooled while in cache, with the contexts of `conv2d_backward` and `max_pool2d_backward`:
+    (pooled, conv_ctx, pool_ctx).  `pool` is (ksize, strides, padding).  The convolution's output
+    is not kept (with a ReLU, `max_pool2d_backward(..., relu_output=pooled)` needs only the pooled
+    values); the numbers are those of `conv2d_forward` then `max_pool2d_forward`.
+    """
+    op = "conv2d_max_pool_forward"
+    x, w, strides, dilations, padding, _, groups = _check_conv_args(
+        input, filters, strides, padding, "NHWC", dilations, groups)
+    channels = w.shape[3]
+    bias = check_epilogue(bias, activation, channels, op, "one per filter")
+    if not isinstance(pool, (tuple, list)) or len(pool) != 3:
+        raise ValueError(f"{op}: argument `pool` must be (ksize, strides, padding), got {pool!r}")
+    ctx = _forward_context(x, w, strides, padding, dilations, groups, "NHWC")
+    dtype = ctx["dtype"]
+    conv_shape = (x.shape[0],) + tuple(ctx["out_hw"]) + (channels,)
+    pool_ctx = max_pool2d_context(conv_shape, *pool, dtype, op)
+    if not whole_image_blocks(ctx):       # bands of rows of large images: one op after the other
+        out, ctx = conv2d_forward(x, w, strides, padding, "NHWC", dilations, groups, bias, activation)
+        pooled, pool_ctx = max_pool2d_forward(out, *pool)
+        return pooled, ctx, pool_ctx
+    bias = None if bias is None else bias.astype(dtype, copy=False)
+    pooled = np.empty(pool_ctx["argmax"].shape, dtype=dtype)
+
+    def finish(images, block):
+        bias_activation_forward(block, bias, activation)
+        max_pool2d_into(block, pooled[images], pool_ctx["argmax"][images], pool_ctx)
+
+    convolve(ctx, lambda rows: None, finish=finish)
+    return pooled, ctx, pool_ctx

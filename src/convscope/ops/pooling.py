@@ -251,6 +251,26 @@ def _window_maximum(x: np.ndarray, ctx, track: bool):
     return out, argmax
 
 
+def max_pool2d_context(input_shape, ksize, strides, padding, dtype, op: str) -> Dict[str, Any]:
+    """The backward context of a max pooling of NHWC batches of `input_shape` computed block by block
+    (a fused op): its "argmax" array is allocated, for `max_pool2d_into` to fill; errors name `op`."""
+    ctx = _geometry_context(input_shape, ksize, strides, padding, "NHWC", op)
+    ctx["dtype"] = np.dtype(dtype)
+    cells = ctx["ksize"][0] * ctx["ksize"][1]
+    ctx["argmax"] = np.empty((input_shape[0],) + tuple(ctx["out_hw"]) + (input_shape[3],),
+                             dtype=np.uint8 if cells <= 255 else np.int32)
+    return ctx
+
+
+def max_pool2d_into(x: np.ndarray, out: np.ndarray, argmax: np.ndarray, ctx) -> None:
+    """Max pooling of the NHWC block `x` (C-contiguous) into `out`, and the offsets of its first maxima
+    into `argmax` (slices of `ctx`'s), on the calling thread: a block step of a fused op."""
+    if compiled.active():
+        _max_pool_kernel(x, *_geometry(ctx), out, argmax)
+        return
+    out[...], argmax[...] = _window_maximum(x, ctx, track=True)
+
+
 def max_pool2d_forward(input, ksize, strides, padding,
                        data_format: str = "NHWC") -> Tuple[np.ndarray, Dict[str, Any]]:
     """`max_pool2d` plus the position of each window's first maximum, for the backward pass."""

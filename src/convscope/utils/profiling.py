@@ -32,7 +32,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from .. import backend
-from ..models.fusion import inference_stages, relu_gated_pooling, run_stage
+from ..models.fusion import inference_stages, relu_gated_pooling, run_stage, training_stages
 
 __all__ = ["profile", "ProfileResult", "LayerTiming"]
 
@@ -48,7 +48,7 @@ class LayerTiming:
     forward_s: float
     backward_s: Optional[float]
     flops: int = 0  # forward GEMM FLOPs of the batch (2 per multiply-add; 0 without a GEMM)
-    fused_into: Optional[str] = None  # inference: the layer whose op ran this one (its time is there)
+    fused_into: Optional[str] = None  # the layer whose op ran this one's forward pass (its time is there)
 
     @property
     def total_s(self) -> float:
@@ -128,12 +128,9 @@ class ProfileResult:
             backward = "-" if row.backward_s is None else f"{row.backward_s * 1e3:.3f}"
             rate = f"{row.flops / row.forward_s / 1e9:.1f}" if row.flops and row.forward_s > 0 else ""
             label = (row.name + ' (' + row.class_name + ')')[:40]
-            if row.fused_into is not None:
-                lines.append(f"{row.index:>3}  {label:40} {str(row.output_shape):20} "
-                             f"{'fused into ' + row.fused_into:>30}")
-                continue
+            forward = "fused" if row.fused_into is not None else f"{row.forward_s * 1e3:.3f}"
             lines.append(f"{row.index:>3}  {label:40} "
-                         f"{str(row.output_shape):20} {row.forward_s * 1e3:>9.3f} {backward:>9} "
+                         f"{str(row.output_shape):20} {forward:>9} {backward:>9} "
                          f"{row.total_s * 1e3:>9.3f} {100 * row.total_s / total:>5.1f}% {rate:>11}")
         if self.loss_s is not None:
             lines.append(f"{'':>3}  {('loss (' + str(self.loss_name) + ')')[:40]:40} {'':20} "
@@ -166,8 +163,9 @@ def profile(model, x, y=None, loss=None, repeats: int = 5, warmup: int = 1, trai
     `y` and `loss` (a name or loss object; by default the compiled loss) give
     the backward pass its starting gradient; without `y` the gradient of the
     mean of the outputs is used, which costs the layers the same.  With
-    `training=False` only the inference forward pass is timed, stage by stage as
-    `predict` runs it: a layer fused into a Conv2D's op shows no time of its own.
+    `training=False` only the inference forward pass is timed.  The forward pass
+    runs stage by stage as `fit` or `predict` runs it: a layer fused into a Conv2D's
+    op shows "fused" and no forward time of its own.
     """
     layers = _check_model(model)
     x = _check_input(x)
@@ -198,35 +196,26 @@ def profile(model, x, y=None, loss=None, repeats: int = 5, warmup: int = 1, trai
     optimizer = getattr(model, "optimizer", None) if training else None
     shadow_optimizer = copy.deepcopy(optimizer) if hasattr(optimizer, "apply") else None
     shapes: List[Tuple[int, ...]] = []
-    stages = [] if training else inference_stages(layers)
+    stages = training_stages(layers) if training else inference_stages(layers)
     fused_into = {id(layer): stage[0].name for stage in stages for layer in stage[1:]}
     try:
         for run in range(warmup + repeats):
             timed = run >= warmup
             out = x
-            shapes = []
-            if not training:     # inference as `predict` runs it: fused stages, nothing kept for backward
-                with backend.no_backward():
-                    for stage in stages:
-                        start = time.perf_counter()
-                        out = run_stage(stage, out)
-                        elapsed = time.perf_counter() - start
-                        for layer in stage:
-                            shapes.append(tuple(layer.compute_output_shape(shapes[-1] if shapes else x.shape)))
-                        if timed:
-                            forward_times[layers.index(stage[0])].append(elapsed)
-                            for layer in stage[1:]:
-                                forward_times[layers.index(layer)].append(0.0)
-                continue
-            outputs = []
-            for index, layer in enumerate(layers):
-                start = time.perf_counter()
-                out = layer(out, training=training)
-                elapsed = time.perf_counter() - start
-                outputs.append(out)
-                shapes.append(tuple(np.shape(out)))
-                if timed:
-                    forward_times[index].append(elapsed)
+            shapes, outputs = [], []
+            # As `fit` and `predict` run them: fused stages; in inference nothing is kept for backward.
+            with contextlib.nullcontext() if training else backend.no_backward():
+                for stage in stages:
+                    start = time.perf_counter()
+                    out = run_stage(stage, out, training=training)
+                    elapsed = time.perf_counter() - start
+                    outputs += [None] * (len(stage) - 1) + [out]
+                    for layer in stage:
+                        shapes.append(tuple(layer.compute_output_shape(shapes[-1] if shapes else x.shape)))
+                    if timed:
+                        forward_times[layers.index(stage[0])].append(elapsed)
+                        for layer in stage[1:]:
+                            forward_times[layers.index(layer)].append(0.0)
             if not training:
                 continue
             start = time.perf_counter()
@@ -282,7 +271,8 @@ def profile(model, x, y=None, loss=None, repeats: int = 5, warmup: int = 1, trai
     for stage in stages:
         if len(stage) > 1:
             result.notes.append(f"Fused: {', '.join(layer.name for layer in stage[1:])} ran inside "
-                                f"{stage[0].name}'s op, as in predict; the time is on {stage[0].name}'s row.")
+                                f"{stage[0].name}'s op, as in {'fit' if training else 'predict'}; the forward "
+                                f"time is on {stage[0].name}'s row.")
     if print_table:
         print(result.table())
     return result
