@@ -29,7 +29,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from . import compiled, winograd
 from .epilogue import bias_activation_forward, check_epilogue
-from .parallel import balanced_ranges, run_in_parallel
+from .parallel import balanced_ranges, on_slices, run_in_parallel
 from .padding import (check_data_format, check_numeric_array, check_image_batch, float_dtype, from_nhwc,
                       parse_padding, spatial_pair, to_nhwc, window_geometry)
 
@@ -40,14 +40,26 @@ TRANSPOSED_MIN_CHANNELS = 16       # from this many input channels per group, a 
 
 
 def pad_spatial(x: np.ndarray, pads, value=0.0) -> np.ndarray:
-    """`x` (NHWC) with `pads` ((top, bottom), (left, right)) cells of `value` around each image."""
+    """`x` (NHWC) with `pads` ((top, bottom), (left, right)) cells of `value` around each image.
+
+    Each thread fills the border and copies the interior of its slice of images: the copy is
+    written once (not zeros first), and it is not left to one thread (seed 001's second
+    convolution spent 2 of its 9 ms padding its 10 MB input on one thread)."""
     (top, bottom), (left, right) = pads
     if not (top or bottom or left or right):
         return x
     n, h, w, c = x.shape
-    shape = (n, h + top + bottom, w + left + right, c)
-    out = np.zeros(shape, dtype=x.dtype) if value == 0 else np.full(shape, value, dtype=x.dtype)
-    out[:, top:top + h, left:left + w, :] = x
+    out = np.empty((n, h + top + bottom, w + left + right, c), dtype=x.dtype)
+
+    def fill(images):
+        block = out[images]
+        block[:, :top] = value
+        block[:, top + h:] = value
+        block[:, top:top + h, :left] = value
+        block[:, top:top + h, left + w:] = value
+        block[:, top:top + h, left:left + w] = x[images]
+
+    on_slices(n, out.nbytes, fill)
     return out
 
 
