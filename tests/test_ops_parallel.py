@@ -22,9 +22,9 @@ def test_balanced_ranges_give_each_thread_the_same_work(count, max_size, workers
 
 
 @pytest.mark.parametrize("shape_a,shape_b", [
-    ((2048, 300), (300, 40)),     # split by rows
+    ((4096, 300), (300, 40)),     # split by rows
     ((16, 3136), (3136, 1000)),   # split by columns
-    ((400, 256), (256, 400)),     # square-ish
+    ((600, 256), (256, 600)),     # square-ish
     ((4, 5), (5, 3)),             # small: stays on the calling thread
     ((1, 7), (7, 1)),
 ])

@@ -23,10 +23,10 @@ import numpy as np
 
 _state: Dict[str, Any] = {"blas": None, "pools": {}}
 _region = threading.local()          # .inside: this thread is running a chunk of `run_in_parallel`
-SMALL_PRODUCT = 1 << 24              # multiply-adds under which `matmul` stays on the calling thread: handing
-                                     # work to a pool thread costs ~100 us on this VM (a sleeping vCPU's wake-up),
-                                     # what one thread does in ~15M multiply-adds (seed 000's batch-1 Dense:
-                                     # 0.66 -> 0.35 ms)
+SMALL_PRODUCT = 1 << 25              # multiply-adds under which `matmul` stays on the calling thread: handing
+                                     # work to a pool thread costs ~100 us on this VM (a sleeping vCPU's wake-up);
+                                     # measured, two threads win from ~30M (seed 000's batch-1 Dense: 0.66 ->
+                                     # 0.35 ms; seed 001's 128x400x512 Dense: 0.45 -> 0.34 ms)
 
 
 def _blas():
