@@ -13,7 +13,7 @@ pytestmark = pytest.mark.usefixtures("kernel_path")
 POOLS = [None, ("max", 2, 2, "SAME"), ("avg", 3, 2, "SAME"), ("max", 3, 1, "VALID"), ("avg", 2, 2, "VALID")]
 CONVS = [  # (input shape, filters shape, strides, padding, dilations, groups)
     ((6, 11, 11, 1), (3, 3, 1, 7), 1, "SAME", 1, 1),         # one input channel: offset-major columns
-    ((5, 12, 12, 16), (3, 3, 16, 9), 1, "SAME", 1, 1),       # Winograd on the compiled path
+    ((8, 12, 12, 16), (3, 3, 16, 9), 1, "SAME", 1, 1),       # Winograd on the compiled path (>= 8 images)
     ((4, 13, 10, 3), (5, 5, 3, 6), 2, "VALID", 1, 1),
     ((3, 12, 12, 4), (3, 3, 2, 6), 1, "SAME", 2, 2),         # dilated, grouped
 ]

@@ -29,6 +29,7 @@ def _torch_conv(x, filters, bias, pads):
     ((40, 8, 8, 32), 16, "SAME", ((1, 1), (1, 1))),                # several blocks over the threads
 ])
 def test_winograd_matches_torch(shape, out_channels, padding, pads, dtype, monkeypatch):
+    monkeypatch.setattr(winograd, "MIN_IMAGES", 1)                 # small batches here, for speed
     calls = []
     original = winograd.conv_block
     monkeypatch.setattr(winograd, "conv_block", lambda *args: calls.append(len(args[2])) or original(*args))
@@ -61,11 +62,12 @@ def test_winograd_matches_torch(shape, out_channels, padding, pads, dtype, monke
     (((3, 3), (1, 1), (1, 1), 1, 32, (7, 7)), False),       # 64 outputs computed for 49
     (((3, 3), (1, 1), (1, 1), 1, 32, (9, 10)), True),       # 100 for 90
 ])
-def test_where_winograd_runs(args, expected):
+@pytest.mark.parametrize("images", [8, 7])
+def test_where_winograd_runs(args, expected, images):
     with compiled.use_compiled(True):
-        assert winograd.applies(*args) is expected
+        assert winograd.applies(*args, images) is (expected and images >= 8)   # too few images: im2col
     with compiled.use_compiled(False):
-        assert winograd.applies(*args) is False
+        assert winograd.applies(*args, images) is False
 
 
 def test_filter_transform_is_g_g_gt():

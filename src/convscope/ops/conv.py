@@ -242,7 +242,8 @@ def convolve(ctx, epilogue: Callable[[np.ndarray], Any], out: Optional[np.ndarra
         return
     if finish is not None and not whole_image_blocks(ctx):
         raise ValueError("convolve: `finish` needs whole-image blocks")
-    if winograd.applies((kh, kw), strides, dilations, groups, ctx["input_shape"][3], out_hw) and all(
+    if winograd.applies((kh, kw), strides, dilations, groups, ctx["input_shape"][3], out_hw,
+                        ctx["input_shape"][0]) and all(
             rows == slice(0, out_hw[0]) for _, rows in bands):
         transformed, tiled = winograd.transform_filters(w), winograd.tile_input(x_pad, out_hw)
         run_in_parallel(bands, compute_winograd)
