@@ -1,13 +1,19 @@
-"""Inference: a convolution and the per-channel and per-window ops after it, finished block by block.
+"""A convolution and the per-channel and per-window ops after it, finished block by block.
 
-In a CNN's inference most of the time outside the products goes into moving
-activations through main memory: a Conv2D writes its output, a BatchNormalization
-reads and writes it again, a pooling reads it once more (seed 001's first block:
-30 MB three times over).  `conv2d_inference` applies the bias, the activation, an
-inference batch norm's per-channel affine map, a second ReLU and the pooling to each
-block of images while it is in cache, so only the pooled output goes to memory.  It
-gives the numbers of the same ops one after another, and keeps nothing for a backward
-pass.
+Outside the products, most of a CNN's time goes into moving activations through
+main memory: a Conv2D writes its output, a BatchNormalization reads and writes it
+again, a pooling reads it once more (seed 001's first block: 30 MB three times over).
+Here each block of images is finished while it is in cache, so only the pooled
+output goes to memory:
+
+* `conv2d_inference` (inference) applies the bias, the activation, an inference
+  batch norm's per-channel affine map, a second ReLU and a max or average pooling,
+  and keeps nothing for a backward pass;
+* `conv2d_max_pool_forward` (training) applies the bias and activation and a max
+  pooling, and returns the contexts of both backward passes; the convolution's
+  output is not kept.
+
+Both give the numbers of the same ops run one after another.
 """
 
 from __future__ import annotations
