@@ -105,13 +105,14 @@ def conv2d_inference(input, filters, strides, padding, dilations=None, groups: i
         out = np.empty(conv_shape, dtype=dtype)
         convolve(ctx, lambda rows: bias_activation_forward(rows, bias, activation, scale, shift, then), out)
         return out
-    pooled_hw, window, counts = pool_geometry(conv_shape, *pool[1:], op)
+    average = pool[0] == "avg"
+    pooled_hw, window, counts = pool_geometry(conv_shape, *pool[1:], op, counts=average)
     pooled = np.empty((x.shape[0],) + pooled_hw + (channels,), dtype=dtype)
     if compiled.active():
         zeros = np.zeros(channels, dtype=dtype)
         arguments = tuple(zeros if value is None else value for value in (bias, scale, shift))
-        flags = (activation == "relu", scale is not None, then == "relu", pool[0] == "avg")
-        counts = counts.astype(dtype)
+        flags = (activation == "relu", scale is not None, then == "relu", average)
+        counts = counts.astype(dtype) if average else np.ones((1, 1), dtype=dtype)   # unused for max
 
         def finish(images, block):
             _epilogue_pool_kernel(block, arguments[0], flags[0], *arguments[1:], *flags[1:],

@@ -65,12 +65,13 @@ def _prepare(input, ksize, strides, padding, data_format, op):
     return x, _geometry_context(x.shape, ksize, strides, padding, data_format, op)
 
 
-def pool_geometry(input_shape, ksize, strides, padding, op: str):
+def pool_geometry(input_shape, ksize, strides, padding, op: str, counts: bool = False):
     """(out_hw, window, counts) of a pooling of NHWC batches shaped like `input_shape` (any batch size),
     validated; errors name `op`.  `window` is (kh, kw, stride_h, stride_w, top, left) as the compiled
-    kernels take it, `counts` (out_h, out_w) the number of real cells in each window."""
+    kernels take it; `counts`, if asked for (average pooling), is the number of real cells in each
+    window, shape (out_h, out_w), else None."""
     ctx = _geometry_context(input_shape, ksize, strides, padding, "NHWC", op)
-    return tuple(ctx["out_hw"]), _geometry(ctx), _real_cell_counts(ctx)[:, :, 0]
+    return tuple(ctx["out_hw"]), _geometry(ctx), _real_cell_counts(ctx)[:, :, 0] if counts else None
 
 
 def _untile(pieces: np.ndarray, ctx, dtype) -> np.ndarray:
