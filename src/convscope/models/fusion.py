@@ -9,8 +9,14 @@ layer.  The fused layers, in this order, each optional:
     Conv2D (channels_last, 'linear' or 'relu')
       -> BatchNormalization (last axis)  -> ReLU  -> MaxPooling2D / AveragePooling2D (channels_last)
 
-with any Dropout in between (the identity in inference).  The numbers are the same
-as those of the layers run one by one.
+with any Dropout in between (the identity in inference).
+
+In a training step (`training_stages`) a Conv2D('relu') and the MaxPooling2D right
+after it run forward as one op (`Conv2D.call_max_pooled`), and backward the
+pooling's gradient goes straight through the ReLU (`relu_gated_pooling`): the
+conv's full-size output is neither written nor read again.
+
+Either way the numbers are those of the layers run one by one.
 """
 
 from __future__ import annotations
@@ -97,7 +103,7 @@ def relu_gated_pooling(layers: Sequence[Layer], index: int) -> bool:
     """True when training's backward pass can take layer `index`'s gradient straight through the ReLU of
     the layer before it (`MaxPooling2D.backward_through_relu`): a channels_last MaxPooling2D right after
     a channels_last Conv2D with a 'relu' activation and no activity regularizer.  The conv's ReLU mask
-    and bias gradient then cost no pass over its full-size output."""
+    then comes from the pooled values, with no pass over the conv's full-size output."""
     if index < 1:
         return False
     layer, before = layers[index], layers[index - 1]

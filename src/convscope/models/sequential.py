@@ -213,7 +213,7 @@ class Sequential(Model):
 
     def _forward(self, x, training: bool = False) -> np.ndarray:
         """Run every layer in order; keeps what `_backward` needs.  In inference under
-        `backend.no_backward()` (predict, evaluate) the stages of `fusion.inference_stages` run instead."""
+        `backend.no_backward()` (predict) the stages of `fusion.inference_stages` run instead."""
         x = self._check_input(x, "call")
         if not self.built:
             self.build((None,) + x.shape[1:])
