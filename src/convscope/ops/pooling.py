@@ -216,6 +216,11 @@ def _max_pool_grad_kernel(grad, argmax, kh, kw, sh, sw, top, left, gate, gated, 
                         total[ch] = value
 
 
+def _argmax_dtype(ctx) -> type:
+    """One byte per window offset while the window has at most 255 cells."""
+    return np.uint8 if ctx["ksize"][0] * ctx["ksize"][1] <= 255 else np.int32
+
+
 def _window_maximum(x: np.ndarray, ctx, track: bool):
     """Maximum of each window and, if `track`, the offset (i * kw + j) of its first maximum.
 
@@ -226,8 +231,7 @@ def _window_maximum(x: np.ndarray, ctx, track: bool):
     The compiled kernel finds both in one pass (and always records the offsets: one byte each).
     """
     out = np.empty((x.shape[0],) + tuple(ctx["out_hw"]) + (x.shape[3],), dtype=x.dtype)
-    kernel_cells = ctx["ksize"][0] * ctx["ksize"][1]
-    argmax_dtype = np.uint8 if kernel_cells <= 255 else np.int32
+    argmax_dtype = _argmax_dtype(ctx)
     if compiled.active():
         x, geometry, argmax = np.ascontiguousarray(x), _geometry(ctx), np.empty(out.shape, dtype=argmax_dtype)
         on_slices(len(x), x.nbytes, lambda images: _max_pool_kernel(
@@ -257,9 +261,7 @@ def max_pool2d_context(input_shape, ksize, strides, padding, dtype, op: str) -> 
     (a fused op): its "argmax" array is allocated, for `max_pool2d_into` to fill; errors name `op`."""
     ctx = _geometry_context(input_shape, ksize, strides, padding, "NHWC", op)
     ctx["dtype"] = np.dtype(dtype)
-    cells = ctx["ksize"][0] * ctx["ksize"][1]
-    ctx["argmax"] = np.empty((input_shape[0],) + tuple(ctx["out_hw"]) + (input_shape[3],),
-                             dtype=np.uint8 if cells <= 255 else np.int32)
+    ctx["argmax"] = np.empty((input_shape[0],) + tuple(ctx["out_hw"]) + (input_shape[3],), dtype=_argmax_dtype(ctx))
     return ctx
 
 
