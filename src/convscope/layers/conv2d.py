@@ -145,17 +145,22 @@ class Conv2D(KernelBiasLayer):
         (`call_fused`), else None (channels_first, or another activation)."""
         return self._fused_activation(self.data_format == "channels_last")
 
-    def call_fused(self, inputs, scale=None, shift=None, then: str = "linear", pool=None) -> np.ndarray:
-        """Inference of this layer followed by a per-channel affine map (an inference BatchNormalization,
-        `scale`/`shift`), a ReLU (`then`) and a pooling (`pool`, as `ops.conv2d_inference` takes it),
-        each block of images finished in cache; keeps nothing for a backward pass."""
+    def _fused_input(self, inputs, method: str):
+        """(checked input array, fused activation) for a fused op, or the error that this layer has none."""
         fused = self.fused_activation()
         if fused is None:
-            raise ValueError(f"{self._describe()}.call_fused: needs data_format='channels_last' and a "
+            raise ValueError(f"{self._describe()}.{method}: needs data_format='channels_last' and a "
                              f"'linear' or 'relu' activation, got {self.data_format!r} and "
                              f"{self.activation.name!r}")
         x = self._as_input_array(inputs)
         self._check_input_shape(x.shape)
+        return x, fused
+
+    def call_fused(self, inputs, scale=None, shift=None, then: str = "linear", pool=None) -> np.ndarray:
+        """Inference of this layer followed by a per-channel affine map (an inference BatchNormalization,
+        `scale`/`shift`), a ReLU (`then`) and a pooling (`pool`, as `ops.conv2d_inference` takes it),
+        each block of images finished in cache; keeps nothing for a backward pass."""
+        x, fused = self._fused_input(inputs, "call_fused")
         self._ctx = self._z = self._y = None
         return ops.conv2d_inference(x, self.kernel.value, self.strides, self.padding.upper(), self.dilation_rate,
                                     self.groups, bias=self._bias_value(), activation=fused, scale=scale,
@@ -166,13 +171,7 @@ class Conv2D(KernelBiasLayer):
         op (`ops.conv2d_max_pool_forward`): (pooled output, the pooling's backward context).  Keeps the
         convolution's context but not its output: the backward pass starts from the pooling's gradient
         taken through the ReLU (`MaxPooling2D.backward_through_relu`, then `from_preactivation=True`)."""
-        fused = self.fused_activation()
-        if fused is None:
-            raise ValueError(f"{self._describe()}.call_max_pooled: needs data_format='channels_last' and a "
-                             f"'linear' or 'relu' activation, got {self.data_format!r} and "
-                             f"{self.activation.name!r}")
-        x = self._as_input_array(inputs)
-        self._check_input_shape(x.shape)
+        x, fused = self._fused_input(inputs, "call_max_pooled")
         pooled, self._ctx, pool_ctx = ops.conv2d_max_pool_forward(
             x, self.kernel.value, self.strides, self.padding.upper(), self.dilation_rate, self.groups,
             bias=self._bias_value(), activation=fused, pool=pool)
