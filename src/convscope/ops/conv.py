@@ -27,7 +27,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from . import compiled, winograd
+from . import compiled, direct, winograd
 from .epilogue import bias_activation_forward, check_epilogue
 from .parallel import balanced_ranges, on_slices, run_in_parallel
 from .padding import (check_data_format, check_numeric_array, check_image_batch, float_dtype, from_nhwc,
@@ -79,19 +79,28 @@ def offset_slice(i: int, j: int, strides, dilations, out_hw) -> Tuple[slice, sli
 
 
 
-def _image_blocks(ctx) -> list:
-    """(start, stop) ranges of images whose columns fit `COLUMN_BUDGET_BYTES` (at least one image each),
+def _image_blocks(ctx, image_bytes: int, budget: int) -> list:
+    """(start, stop) ranges of images of `image_bytes` each that fit `budget` (at least one image each),
     as many per thread."""
-    return balanced_ranges(ctx["input_shape"][0], COLUMN_BUDGET_BYTES // max(ctx["image_column_bytes"], 1))
+    return balanced_ranges(ctx["input_shape"][0], budget // max(image_bytes, 1))
+
+
+def _forward_block_bytes(ctx) -> Tuple[int, int]:
+    """(bytes per image, budget) of a forward block: the output the direct convolution writes, or
+    the im2col columns (the product's output follows them through the cache)."""
+    if ctx["direct"]:
+        return ctx["image_output_bytes"], direct.OUTPUT_BUDGET_BYTES
+    return ctx["image_column_bytes"], COLUMN_BUDGET_BYTES
 
 
 def _row_bands(ctx) -> list:
-    """(images, output rows) slices of the forward blocks: whole images while one image's columns
-    fit `COLUMN_BUDGET_BYTES`, else bands of output rows of one image (e.g. 300x300 images)."""
+    """(images, output rows) slices of the forward blocks: whole images while one image fits the
+    block budget, else bands of output rows of one image (e.g. 300x300 images)."""
     n, oh = ctx["input_shape"][0], ctx["out_hw"][0]
-    if ctx["image_column_bytes"] <= COLUMN_BUDGET_BYTES:
-        return [(slice(start, stop), slice(0, oh)) for start, stop in _image_blocks(ctx)]
-    rows = COLUMN_BUDGET_BYTES // max(ctx["image_column_bytes"] // oh, 1)
+    image_bytes, budget = _forward_block_bytes(ctx)
+    if image_bytes <= budget:
+        return [(slice(start, stop), slice(0, oh)) for start, stop in _image_blocks(ctx, image_bytes, budget)]
+    rows = budget // max(image_bytes // oh, 1)
     return [(slice(image, image + 1), slice(top, bottom))
             for image in range(n) for top, bottom in balanced_ranges(oh, rows)]
 
@@ -177,16 +186,22 @@ def _forward_context(x: np.ndarray, w: np.ndarray, strides, padding, dilations, 
     n, h, width, channels = x.shape
     kh, kw, in_per_group, out_channels = w.shape
     out_hw, pads = window_geometry((h, width), (kh, kw), strides, dilations, padding, "conv2d", "filters")
+    pointwise = (kh, kw) == (1, 1) and strides == (1, 1) and pads == ((0, 0), (0, 0))
+    x_pad = pad_spatial(x, pads)
+    use_direct = (direct.applies(dtype, (kh, kw), groups, in_per_group, out_channels, out_hw[1], pointwise)
+                  and not winograd.applies((kh, kw), strides, dilations, groups, channels, out_hw, n))
     return {"input_shape": x.shape, "filters": w, "pads": pads, "strides": strides, "dilations": dilations,
             "groups": groups, "kernel_hw": (kh, kw), "out_hw": out_hw, "data_format": data_format,
             "dtype": dtype, "image_column_bytes": out_hw[0] * out_hw[1] * kh * kw * in_per_group * dtype.itemsize,
-            "pointwise": (kh, kw) == (1, 1) and strides == (1, 1) and pads == ((0, 0), (0, 0)),
-            "x_pad": pad_spatial(x, pads)}
+            "image_output_bytes": out_hw[0] * out_hw[1] * out_channels * dtype.itemsize,
+            "pointwise": pointwise, "direct": use_direct,
+            "x_pad": np.ascontiguousarray(x_pad) if use_direct else x_pad}
 
 
 def whole_image_blocks(ctx) -> bool:
     """True when the forward blocks are whole images (not bands of rows of one large image)."""
-    return ctx["image_column_bytes"] <= COLUMN_BUDGET_BYTES
+    image_bytes, budget = _forward_block_bytes(ctx)
+    return image_bytes <= budget
 
 
 def convolve(ctx, epilogue: Callable[[np.ndarray], Any], out: Optional[np.ndarray] = None,
@@ -231,6 +246,13 @@ def convolve(ctx, epilogue: Callable[[np.ndarray], Any], out: Optional[np.ndarra
             if finish is not None:
                 finish(images, target)
 
+    def compute_direct(chunk):
+        for images, rows, target in targets(chunk):
+            direct.conv_block(x_pad, images.start, rows.start * strides[0], prepared, strides, target)
+            epilogue(target.reshape(-1, out_channels))
+            if finish is not None:
+                finish(images, target)
+
     def compute_winograd(chunk):
         for images, _, target in targets(chunk):
             winograd.conv_block(tiled, transformed, target, images.start)
@@ -247,6 +269,9 @@ def convolve(ctx, epilogue: Callable[[np.ndarray], Any], out: Optional[np.ndarra
             rows == slice(0, out_hw[0]) for _, rows in bands):
         transformed, tiled = winograd.transform_filters(w), winograd.tile_input(x_pad, out_hw)
         run_in_parallel(bands, compute_winograd)
+    elif ctx["direct"]:
+        prepared = direct.prepare(w, x_pad.shape, dilations)
+        run_in_parallel(bands, compute_direct)
     else:
         run_in_parallel(bands, compute)
 
@@ -411,7 +436,7 @@ def conv2d_backward(grad_output, ctx: Dict[str, Any],
                     _add_input_grad(grad_input[start:stop, :, :, channel_slice], block_grad, filter_matrices[g], ctx)
         return grad_w
 
-    blocks = _image_blocks(ctx)
+    blocks = _image_blocks(ctx, ctx["image_column_bytes"], COLUMN_BUDGET_BYTES)
     grad_w = (sum(run_in_parallel(blocks, compute)) if blocks
               else np.zeros((groups, kh * kw * in_per_group, out_per_group), dtype=dtype))
     grad_filters = np.ascontiguousarray(

@@ -1,0 +1,144 @@
+"""SIMD vectors of float32 for the compiled kernels (numba intrinsics; imported only where numba is).
+
+numba has no vector type, and its auto-vectorizer cannot keep a tile of accumulators in
+registers across a loop.  `Float32Vector(lanes)` is an LLVM `<lanes x float>` value:
+a kernel that holds a few of them in local variables gets them in registers (16 lanes
+is one AVX-512 register; LLVM splits wider vectors, or narrower hardware, itself).
+`lanes` is a literal int, e.g. a closure constant of the kernel.
+
+    acc = zeros(16)
+    acc = fma(broadcast(x, i, 16), load(w, j, 16), acc)   # acc += x[i] * w[j:j+16]
+    store_first(out, k, acc, 16)                           # out[k:k+16] = acc
+
+Arrays are 1-D float32 and C-contiguous; indices are not checked (as numba's own).
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic, models, register_model
+
+__all__ = ["Float32Vector", "zeros", "load", "broadcast", "fma", "store_first"]
+
+_FLOAT = ir.FloatType()
+_INT32 = ir.IntType(32)
+
+
+class Float32Vector(types.Type):
+    """`lanes` float32 values operated on together."""
+
+    def __init__(self, lanes: int):
+        self.lanes = lanes
+        super().__init__(name=f"float32x{lanes}")
+
+
+@register_model(Float32Vector)
+class _Float32VectorModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, ir.VectorType(_FLOAT, fe_type.lanes))
+
+
+def _vector_type(lanes):
+    """The vector type for a literal `lanes`; None for a plain int (numba then retries with literals)."""
+    if not isinstance(lanes, types.IntegerLiteral):
+        return None
+    if lanes.literal_value < 1:
+        raise TypeError(f"simd: `lanes` must be a positive int, got {lanes.literal_value}")
+    return Float32Vector(lanes.literal_value)
+
+
+def _check_array(arr) -> None:
+    if not (isinstance(arr, types.Array) and arr.ndim == 1 and arr.dtype == types.float32
+            and arr.layout == "C"):
+        raise TypeError(f"simd: expected a 1-D C-contiguous float32 array, got {arr}")
+
+
+def _address(context, builder, array_type, array, index, lanes=None):
+    """Pointer to array[index], as a pointer to `lanes` floats when `lanes` is given."""
+    pointer = builder.gep(context.make_array(array_type)(context, builder, array).data, [index])
+    return pointer if lanes is None else builder.bitcast(pointer, ir.VectorType(_FLOAT, lanes).as_pointer())
+
+
+def _splat(builder, value, lanes: int):
+    vector = ir.VectorType(_FLOAT, lanes)
+    first = builder.insert_element(ir.Constant(vector, ir.Undefined), value, ir.Constant(_INT32, 0))
+    return builder.shuffle_vector(first, ir.Constant(vector, ir.Undefined),
+                                  ir.Constant(ir.VectorType(_INT32, lanes), [0] * lanes))
+
+
+@intrinsic
+def zeros(typingctx, lanes):
+    """A vector of `lanes` zeros."""
+    vector = _vector_type(lanes)
+    if vector is None:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return ir.Constant(ir.VectorType(_FLOAT, vector.lanes), [0.0] * vector.lanes)
+    return vector(lanes), codegen
+
+
+@intrinsic
+def load(typingctx, arr, index, lanes):
+    """arr[index:index + lanes] as a vector."""
+    _check_array(arr)
+    vector = _vector_type(lanes)
+    if vector is None:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.load(_address(context, builder, signature.args[0], args[0], args[1], vector.lanes),
+                            align=4)
+    return vector(arr, types.intp, lanes), codegen
+
+
+@intrinsic
+def broadcast(typingctx, arr, index, lanes):
+    """arr[index] in every lane."""
+    _check_array(arr)
+    vector = _vector_type(lanes)
+    if vector is None:
+        return None
+
+    def codegen(context, builder, signature, args):
+        value = builder.load(_address(context, builder, signature.args[0], args[0], args[1]))
+        return _splat(builder, value, vector.lanes)
+    return vector(arr, types.intp, lanes), codegen
+
+
+@intrinsic
+def fma(typingctx, a, b, c):
+    """a * b + c lane by lane (fused where the CPU has FMA: `llvm.fmuladd`)."""
+    if not (isinstance(a, Float32Vector) and a == b == c):
+        raise TypeError(f"simd.fma: expected three vectors of the same width, got {a}, {b}, {c}")
+
+    def codegen(context, builder, signature, args):
+        vector = ir.VectorType(_FLOAT, a.lanes)
+        function = builder.module.declare_intrinsic(f"llvm.fmuladd.v{a.lanes}f32",
+                                                    fnty=ir.FunctionType(vector, [vector] * 3))
+        return builder.call(function, list(args))
+    return a(a, b, c), codegen
+
+
+@intrinsic
+def store_first(typingctx, arr, index, v, count):
+    """arr[index:index + count] = v[:count] (count <= lanes): one vector store when count == lanes."""
+    _check_array(arr)
+    if not isinstance(v, Float32Vector):
+        raise TypeError(f"simd.store_first: expected a vector, got {v}")
+
+    def codegen(context, builder, signature, args):
+        array, start, vector, n = args
+        with builder.if_else(builder.icmp_signed("==", n, ir.Constant(n.type, v.lanes))) as (whole, part):
+            with whole:
+                builder.store(vector, _address(context, builder, signature.args[0], array, start, v.lanes),
+                              align=4)
+            with part:
+                with cgutils.for_range(builder, n) as loop:
+                    lane = builder.extract_element(vector, builder.trunc(loop.index, _INT32))
+                    builder.store(lane, _address(context, builder, signature.args[0], array,
+                                                 builder.add(start, loop.index)))
+        return context.get_dummy_value()
+    return types.void(arr, types.intp, v, types.intp), codegen

@@ -1,0 +1,119 @@
+"""The direct convolution (compiled path of thin float32 convolutions, `ops/direct.py`) against
+PyTorch and float64 im2col, and the rule that decides where it runs."""
+
+import numpy as np
+import pytest
+
+from _oracle import assert_matches, tf_same_split
+from convscope import ops
+from convscope.ops import compiled, conv, direct
+
+pytestmark = pytest.mark.skipif(not compiled.available(), reason="the direct convolution is compiled")
+
+
+def _torch_conv(x, filters, bias, strides, dilations, pads):
+    torch = pytest.importorskip("torch")
+    functional = torch.nn.functional
+    x_t = functional.pad(torch.from_numpy(x.transpose(0, 3, 1, 2).copy()),
+                         (pads[1][0], pads[1][1], pads[0][0], pads[0][1]))
+    out = functional.conv2d(x_t, torch.from_numpy(filters.transpose(3, 2, 0, 1).copy()), torch.from_numpy(bias),
+                            stride=strides, dilation=dilations)
+    return out.numpy().transpose(0, 2, 3, 1)
+
+
+def _same_pads(shape, kernel, strides, dilations):
+    return tuple(tf_same_split(shape[1 + axis], kernel, strides[axis], dilations[axis]) for axis in range(2))
+
+
+CASES = [  # (input shape, kernel, filters, strides, dilations, padding)
+    ((5, 28, 28, 1), 5, 32, (1, 1), (1, 1), "SAME"),       # seed 000's first layer: 32 lanes; 28 = 3.5 tiles
+    ((4, 14, 14, 32), 2, 64, (1, 1), (1, 1), "SAME"),      # seed 000's second: two 32-filter tiles
+    ((3, 28, 28, 1), 3, 75, (1, 1), (1, 1), "SAME"),       # 16 lanes, the last tile 11 filters wide
+    ((2, 20, 23, 3), 5, 16, (1, 1), (1, 1), "VALID"),      # one 16-lane tile; 19 columns: overlapping tiles
+    ((2, 17, 21, 3), 3, 50, (2, 2), (1, 1), "SAME"),       # strided; 50 filters: two 32-lane tiles
+    ((2, 19, 24, 4), 3, 10, (1, 2), (2, 1), "VALID"),      # dilated rows, strided columns
+    ((2, 10, 10, 2), 3, 33, (1, 1), (1, 1), "VALID"),      # exactly one tile wide
+    ((3, 9, 8, 2), 3, 33, (1, 1), (1, 1), "VALID"),        # 6 wide, narrower than a tile: im2col
+    ((1, 9, 12, 5), 1, 7, (2, 1), (1, 1), "SAME"),         # 1x1 strided (not pointwise)
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_direct_matches_torch(case, monkeypatch):
+    shape, kernel, out_channels, strides, dilations, padding = case
+    out_width = ((shape[2] - (kernel - 1) * dilations[1] - 1) // strides[1] + 1 if padding == "VALID"
+                 else -(-shape[2] // strides[1]))
+    calls = []
+    original = direct.conv_block
+    monkeypatch.setattr(direct, "conv_block", lambda *args: calls.append(args[-1].shape[0]) or original(*args))
+    rng = np.random.default_rng(shape[3] + out_channels)
+    x = rng.standard_normal(shape).astype("float32")
+    filters = (rng.standard_normal((kernel, kernel, shape[3], out_channels)) / kernel).astype("float32")
+    bias = rng.standard_normal(out_channels).astype("float32")
+    with compiled.use_compiled(True):
+        y, ctx = ops.conv2d_forward(x, filters, strides, padding, dilations=dilations, bias=bias)
+    uses_direct = out_width >= direct.PIXELS
+    assert ctx["direct"] is uses_direct
+    assert sum(calls) == (shape[0] if uses_direct else 0)
+    pads = (((0, 0), (0, 0)) if padding == "VALID"
+            else _same_pads(shape, kernel, strides, dilations))
+    assert_matches(y, _torch_conv(x, filters, bias, strides, dilations, pads), "float32")
+    with compiled.use_compiled(False):
+        reference = ops.conv2d(x.astype(np.float64), filters.astype(np.float64), strides, padding,
+                               dilations=dilations, bias=bias.astype(np.float64))
+    assert_matches(y, reference.astype(np.float32), "float32")
+
+
+def test_bands_of_rows_of_a_large_image():
+    """An image whose output exceeds the block budget is convolved in bands of rows."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 150, 150, 3)).astype("float32")
+    filters = (rng.standard_normal((5, 5, 3, 16)) / 5).astype("float32")
+    with compiled.use_compiled(True):
+        y, ctx = ops.conv2d_forward(x, filters, 1, "VALID")
+    assert ctx["direct"] and not conv.whole_image_blocks(ctx)
+    assert len(conv._row_bands(ctx)) > 2
+    assert_matches(y, _torch_conv(x, filters, np.zeros(16, np.float32), (1, 1), (1, 1), ((0, 0), (0, 0))),
+                   "float32")
+
+
+def test_nchw_input_and_the_fused_ops():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3, 2, 12, 12)).astype(np.float32)          # NCHW: a transposed view inside
+    filters = rng.standard_normal((3, 3, 2, 24)).astype("float32")
+    with compiled.use_compiled(True):
+        y = ops.conv2d(x, filters, 1, "SAME", data_format="NCHW")
+        pooled = ops.conv2d_inference(x.transpose(0, 2, 3, 1), filters, 1, "SAME", bias=np.ones(24, "float32"),
+                                      activation="relu", pool=("max", 2, 2, "VALID"))
+    with compiled.use_compiled(False):
+        expected = ops.conv2d(x, filters, 1, "SAME", data_format="NCHW")
+        expected_pooled = ops.max_pool2d(np.maximum(expected.transpose(0, 2, 3, 1) + 1, 0), 2, 2, "VALID")
+    assert_matches(y, expected, "float32")
+    assert_matches(pooled, expected_pooled, "float32")
+
+
+@pytest.mark.parametrize("args,expected", [
+    ((np.float32, (5, 5), 1, 1, 32, 28, False), True),
+    ((np.float64, (5, 5), 1, 1, 32, 28, False), False),     # float32 only
+    ((np.float32, (3, 3), 2, 4, 32, 28, False), False),     # grouped
+    ((np.float32, (5, 5), 1, 1, 32, 7, False), False),      # narrower than a tile
+    ((np.float32, (1, 1), 1, 64, 32, 28, True), False),     # pointwise: the input is the column matrix
+    ((np.float32, (3, 3), 1, 114, 32, 28, False), False),   # 1026 taps: a long sum, BLAS' strength
+    ((np.float32, (3, 3), 1, 64, 129, 28, False), False),   # many filters: a wide product
+])
+def test_where_the_direct_convolution_runs(args, expected):
+    with compiled.use_compiled(True):
+        assert direct.applies(*args) is expected
+    with compiled.use_compiled(False):
+        assert direct.applies(*args) is False
+
+
+@pytest.mark.parametrize("out_channels,lanes,padded", [(16, 16, 16), (10, 16, 16), (32, 32, 32), (75, 16, 80),
+                                                       (50, 32, 64), (64, 32, 64), (128, 32, 128)])
+def test_filters_per_tile(out_channels, lanes, padded):
+    assert direct.lanes_for(out_channels) == lanes
+    filters, taps, tile_lanes = direct.prepare(np.ones((2, 3, 4, out_channels), np.float32), (1, 9, 10, 4), (2, 1))
+    assert tile_lanes == lanes and filters.size == 2 * 3 * 4 * padded
+    assert filters.reshape(-1, padded)[:, out_channels:].sum() == 0      # padding filters are zero
+    # tap (i, j, c) of a flattened padded image 10 wide, 4 channels, rows dilated by 2
+    assert list(taps[:5]) == [0, 1, 2, 3, 4] and taps[12] == 2 * 10 * 4
