@@ -117,3 +117,52 @@ def test_filters_per_tile(out_channels, lanes, padded):
     assert filters.reshape(-1, padded)[:, out_channels:].sum() == 0      # padding filters are zero
     # tap (i, j, c) of a flattened padded image 10 wide, 4 channels, rows dilated by 2
     assert list(taps[:5]) == [0, 1, 2, 3, 4] and taps[12] == 2 * 10 * 4
+
+
+@pytest.mark.parametrize("pool", [("max", 2, 2, "VALID"), ("max", 2, 2, "SAME"), ("avg", 2, 2, "VALID")])
+@pytest.mark.parametrize("activation,with_norm,then", [("relu", True, "linear"), ("linear", True, "relu"),
+                                                       ("linear", False, "linear"), ("relu", False, "relu")])
+@pytest.mark.parametrize("shape,kernel,out_channels,strides", [
+    ((3, 16, 20, 1), 3, 24, 1),          # 16 lanes, 8 x 10 pooled
+    ((2, 14, 14, 5), 2, 40, 1),          # two 32-lane tiles, the second 8 filters wide; 7 pooled columns
+    ((2, 19, 21, 3), 3, 16, 2),          # strided: a 10 x 11 output, VALID leaves its last column out
+])
+def test_pooling_in_the_tiles(shape, kernel, out_channels, strides, pool, activation, with_norm, then, monkeypatch):
+    """conv2d_inference pools 2x2 windows inside the direct convolution's tiles: the numbers of the ops
+    one after another, bit for bit, with NaN kept as the pooling keeps it."""
+    calls = []
+    original = direct.conv_pool_block
+    monkeypatch.setattr(direct, "conv_pool_block", lambda *args: calls.append(1) or original(*args))
+    rng = np.random.default_rng(out_channels)
+    x = rng.standard_normal(shape).astype(np.float32)
+    x[0, 3, 4, 0] = np.nan
+    filters = (rng.standard_normal((kernel, kernel, shape[3], out_channels)) / kernel).astype(np.float32)
+    bias = rng.standard_normal(out_channels).astype(np.float32)
+    norm = [rng.standard_normal(out_channels).astype(np.float32) for _ in range(3)]
+    norm.append((rng.random(out_channels) + 0.2).astype(np.float32))
+    scale, shift = ops.batch_norm_affine(*norm, 1e-3, np.float32) if with_norm else (None, None)
+    with compiled.use_compiled(True):
+        pooled = ops.conv2d_inference(x, filters, strides, "SAME", bias=bias, activation=activation, scale=scale,
+                                      shift=shift, then=then, pool=pool)
+        y = ops.conv2d(x, filters, strides, "SAME", bias=bias, activation=activation)
+        if with_norm:
+            y = ops.batch_norm_infer(y, *norm, 3, 1e-3)
+        if then == "relu":
+            y = np.where(y < 0, np.float32(0), y)
+        expected = (ops.max_pool2d if pool[0] == "max" else ops.avg_pool2d)(y, *pool[1:])
+    in_tiles = pool[3] == "VALID" or all(size % 2 == 0 for size in y.shape[1:3])   # else: a 1-row window
+    assert bool(calls) is in_tiles
+    assert np.isnan(pooled).any() and np.isnan(expected).any()
+    np.testing.assert_array_equal(pooled, expected)
+
+
+def test_odd_outputs_are_not_pooled_in_the_tiles():
+    """A SAME pooling of an odd-sized output has windows of one row: the block epilogue pools it."""
+    x = np.ones((1, 9, 11, 1), np.float32)
+    filters = np.ones((3, 3, 1, 16), np.float32)
+    with compiled.use_compiled(True):
+        ctx = conv._forward_context(x, filters, (1, 1), "SAME", (1, 1), 1, "NHWC")
+        pooled = ops.conv2d_inference(x, filters, 1, "SAME", pool=("max", 2, 2, "SAME"))
+    assert not conv.pools_in_tiles(ctx, (2, 2, 2, 2, 0, 0), (5, 6))
+    assert conv.pools_in_tiles(ctx, (2, 2, 2, 2, 0, 0), (4, 5))
+    assert pooled.shape == (1, 5, 6, 16) and pooled[0, 4, 5, 0] == 4       # the corner window: 2x2 of ones

@@ -276,6 +276,27 @@ def convolve(ctx, epilogue: Callable[[np.ndarray], Any], out: Optional[np.ndarra
         run_in_parallel(bands, compute)
 
 
+def pools_in_tiles(ctx, window, pooled_hw) -> bool:
+    """True when `convolve_pooled` can compute this convolution followed by a pooling `window`
+    (`pool_geometry`'s): the direct path, whole-image blocks and a 2x2 stride-2 unpadded window."""
+    return ctx["direct"] and whole_image_blocks(ctx) and direct.pools_in_tiles(ctx["out_hw"], window, pooled_hw)
+
+
+def convolve_pooled(ctx, bias, activation: str, scale, shift, then: str, average: bool,
+                    pooled: np.ndarray) -> None:
+    """`pooled` = the 2x2 stride-2 max (or, if `average`, mean) pooling of
+    `then(activation(conv + bias) * scale + shift)`, each tile of the direct convolution finished and
+    pooled in registers (where `pools_in_tiles`): the convolution's output is never written."""
+    prepared = direct.prepare(ctx["filters"], ctx["x_pad"].shape, ctx["dilations"])
+    epilogue = direct.tile_epilogue(prepared, bias, activation, scale, shift, then, average)
+
+    def compute(chunk):
+        for images, _ in chunk:
+            direct.conv_pool_block(ctx["x_pad"], images.start, prepared, ctx["strides"], epilogue, pooled[images])
+
+    run_in_parallel(_row_bands(ctx), compute)
+
+
 def conv2d_forward(input, filters, strides, padding, data_format: str = "NHWC", dilations=None,
                    groups: int = 1, bias=None, activation: str = "linear") -> Tuple[np.ndarray, Dict[str, Any]]:
     """`conv2d` plus the context `conv2d_backward` needs (the padded input, the filters and the geometry).

@@ -19,7 +19,7 @@ import numpy as np
 from . import compiled
 
 if compiled.available():
-    from .simd import broadcast, fma, load, store_first, zeros
+    from .simd import add, broadcast, fma, full, load, max_or_nan, multiply, relu, store_first, zeros
 
 PIXELS = 8               # output pixels per tile: PIXELS vectors of accumulators, plus one of filters
 MAX_TAPS = 1024          # kh * kw * in_channels; longer sums are BLAS' strength
@@ -62,18 +62,80 @@ def conv_block(x_pad: np.ndarray, first: int, top: int, prepared, strides, out: 
     filters, taps, lanes = prepared
     images, rows, out_w, out_channels = out.shape
     row_length = x_pad.shape[2] * x_pad.shape[3]
-    _KERNELS[lanes](x_pad.reshape(x_pad.shape[0], -1), first, top * row_length, taps, filters,
-                    out.reshape(images, rows, out_w * out_channels), strides[0] * row_length,
-                    strides[1] * x_pad.shape[3], out_channels)
+    _KERNELS[lanes][0](x_pad.reshape(x_pad.shape[0], -1), first, top * row_length, taps, filters,
+                       out.reshape(images, rows, out_w * out_channels), strides[0] * row_length,
+                       strides[1] * x_pad.shape[3], out_channels)
 
 
-def _tile_kernel(lanes: int):
-    """The compiled tile loop for `lanes` filters per tile."""
+def pools_in_tiles(out_hw, window, pooled_hw) -> bool:
+    """True when a pooling `window` (kh, kw, sh, sw, top, left) of the convolution's output can be
+    done inside the tiles: 2x2 windows, stride 2, no padding, at least two of them per row."""
+    return (tuple(window) == (2, 2, 2, 2, 0, 0) and pooled_hw[1] >= 2
+            and 2 * pooled_hw[0] <= out_hw[0] and 2 * pooled_hw[1] <= out_hw[1])
+
+
+def tile_epilogue(prepared, bias, activation: str, scale, shift, then: str, average: bool) -> tuple:
+    """The arguments of `conv_pool_block`'s epilogue: bias, scale and shift padded as the filters, and
+    the flags (relu, affine, relu after, average)."""
+    filters, taps, _ = prepared
+    padded = filters.size // taps.size
+
+    def vector(values, default):
+        padded_values = np.full(padded, default, dtype=np.float32)
+        if values is not None:
+            padded_values[:len(values)] = values
+        return padded_values
+    return (vector(bias, 0.0), vector(scale, 1.0), vector(shift, 0.0), activation == "relu", scale is not None,
+            then == "relu", average)
+
+
+def conv_pool_block(x_pad: np.ndarray, first: int, prepared, strides, epilogue: tuple, pooled: np.ndarray) -> None:
+    """pooled (images, out_h // 2, out_w // 2, out_channels) = the 2x2 stride-2 max (or average) pooling
+    of `then(activation(conv + bias) * scale + shift)` for images first.. of `x_pad`, as
+    `fused._epilogue_pool_kernel` computes it (`epilogue` from `tile_epilogue`)."""
+    filters, taps, lanes = prepared
+    images, pooled_h, pooled_w, out_channels = pooled.shape
+    row_length = x_pad.shape[2] * x_pad.shape[3]
+    _KERNELS[lanes][1](x_pad.reshape(x_pad.shape[0], -1), first, taps, filters,
+                       pooled.reshape(images, pooled_h, pooled_w * out_channels), strides[0] * row_length,
+                       strides[1] * x_pad.shape[3], out_channels, *epilogue)
+
+
+def _kernels(lanes: int):
+    """The compiled tile loops for `lanes` filters per tile: (convolution, convolution + epilogue + 2x2 pooling)."""
+
+    @compiled.kernel
+    def tile_sums(image, base, step, second_half, taps, filters, column, padded):
+        """The sums of 8 output pixels x `lanes` filters from `column` on: pixels 0-3 start at
+        image[base + p * step], pixels 4-7 `second_half` further on (the next 4 pixels of the row,
+        or the 4 below them)."""
+        a0 = zeros(lanes)
+        a1 = zeros(lanes)
+        a2 = zeros(lanes)
+        a3 = zeros(lanes)
+        a4 = zeros(lanes)
+        a5 = zeros(lanes)
+        a6 = zeros(lanes)
+        a7 = zeros(lanes)
+        for t in range(taps.shape[0]):
+            wv = load(filters, t * padded + column, lanes)
+            at = base + taps[t]
+            a0 = fma(broadcast(image, at, lanes), wv, a0)
+            a1 = fma(broadcast(image, at + step, lanes), wv, a1)
+            a2 = fma(broadcast(image, at + 2 * step, lanes), wv, a2)
+            a3 = fma(broadcast(image, at + 3 * step, lanes), wv, a3)
+            at += second_half
+            a4 = fma(broadcast(image, at, lanes), wv, a4)
+            a5 = fma(broadcast(image, at + step, lanes), wv, a5)
+            a6 = fma(broadcast(image, at + 2 * step, lanes), wv, a6)
+            a7 = fma(broadcast(image, at + 3 * step, lanes), wv, a7)
+        return a0, a1, a2, a3, a4, a5, a6, a7
 
     @compiled.kernel
     def conv_tiles(x_flat, first, start, taps, filters, out, row_step, step, out_channels):
         """out[n, r, ox * out_channels + f] = sum over taps t of
-        x_flat[first + n, start + r * row_step + ox * step + taps[t]] * filters[t * padded + f]."""
+        x_flat[first + n, start + r * row_step + ox * step + taps[t]] * filters[t * padded + f],
+        in tiles of 8 pixels of a row."""
         images, rows = out.shape[0], out.shape[1]
         out_w = out.shape[2] // out_channels
         padded = filters.shape[0] // taps.shape[0]
@@ -82,41 +144,64 @@ def _tile_kernel(lanes: int):
             image = x_flat[first + n]
             for r in range(rows):
                 row = out[n, r]
-                row_start = start + r * row_step
-                for g in range(0, padded, lanes):
-                    count = min(out_channels - g, lanes)
+                for column in range(0, padded, lanes):
+                    count = min(out_channels - column, lanes)
                     for tile in range(tiles):
                         ox = min(tile * PIXELS, out_w - PIXELS)
-                        a0 = zeros(lanes)
-                        a1 = zeros(lanes)
-                        a2 = zeros(lanes)
-                        a3 = zeros(lanes)
-                        a4 = zeros(lanes)
-                        a5 = zeros(lanes)
-                        a6 = zeros(lanes)
-                        a7 = zeros(lanes)
-                        base = row_start + ox * step
-                        for t in range(taps.shape[0]):
-                            wv = load(filters, t * padded + g, lanes)
-                            at = base + taps[t]
-                            a0 = fma(broadcast(image, at, lanes), wv, a0)
-                            a1 = fma(broadcast(image, at + step, lanes), wv, a1)
-                            a2 = fma(broadcast(image, at + 2 * step, lanes), wv, a2)
-                            a3 = fma(broadcast(image, at + 3 * step, lanes), wv, a3)
-                            a4 = fma(broadcast(image, at + 4 * step, lanes), wv, a4)
-                            a5 = fma(broadcast(image, at + 5 * step, lanes), wv, a5)
-                            a6 = fma(broadcast(image, at + 6 * step, lanes), wv, a6)
-                            a7 = fma(broadcast(image, at + 7 * step, lanes), wv, a7)
-                        at = ox * out_channels + g
-                        store_first(row, at, a0, count)
-                        store_first(row, at + out_channels, a1, count)
-                        store_first(row, at + 2 * out_channels, a2, count)
-                        store_first(row, at + 3 * out_channels, a3, count)
-                        store_first(row, at + 4 * out_channels, a4, count)
-                        store_first(row, at + 5 * out_channels, a5, count)
-                        store_first(row, at + 6 * out_channels, a6, count)
-                        store_first(row, at + 7 * out_channels, a7, count)
-    return conv_tiles
+                        sums = tile_sums(image, start + r * row_step + ox * step, step, 4 * step, taps, filters,
+                                         column, padded)
+                        at = ox * out_channels + column
+                        for p in sums:
+                            store_first(row, at, p, count)
+                            at += out_channels
+
+    @compiled.kernel
+    def finish(v, bias, relu_first, scale, shift, affine, relu_after):
+        """`fused._epilogue_pool_kernel`'s epilogue of one pixel's sums."""
+        v = add(v, bias)
+        if relu_first:
+            v = relu(v)
+        if affine:
+            v = add(multiply(v, scale), shift)
+        if relu_after:
+            v = relu(v)
+        return v
+
+    @compiled.kernel
+    def pool(a, b, c, d, bias, scale, shift, relu_first, affine, relu_after, average):
+        """The window (a b / c d) of sums finished and pooled, its cells in `_epilogue_pool_kernel`'s order."""
+        a = finish(a, bias, relu_first, scale, shift, affine, relu_after)
+        b = finish(b, bias, relu_first, scale, shift, affine, relu_after)
+        c = finish(c, bias, relu_first, scale, shift, affine, relu_after)
+        d = finish(d, bias, relu_first, scale, shift, affine, relu_after)
+        if average:
+            return multiply(add(add(add(add(zeros(lanes), a), b), c), d), full(np.float32(0.25), lanes))
+        return max_or_nan(max_or_nan(max_or_nan(max_or_nan(full(-np.float32(np.inf), lanes), a), b), c), d)
+
+    @compiled.kernel
+    def conv_pool_tiles(x_flat, first, taps, filters, pooled, row_step, step, out_channels,
+                        bias, scale, shift, relu_first, affine, relu_after, average):
+        """`conv_tiles` in tiles of 2 rows x 4 pixels, each finished and pooled 2x2 into 2 pixels of `pooled`."""
+        images, pooled_h = pooled.shape[0], pooled.shape[1]
+        pooled_w = pooled.shape[2] // out_channels
+        padded = filters.shape[0] // taps.shape[0]
+        tiles = -(-pooled_w // 2)
+        for n in range(images):
+            image = x_flat[first + n]
+            for r in range(pooled_h):
+                row = pooled[n, r]
+                for column in range(0, padded, lanes):
+                    count = min(out_channels - column, lanes)
+                    b, s, h = load(bias, column, lanes), load(scale, column, lanes), load(shift, column, lanes)
+                    for tile in range(tiles):
+                        q = min(tile * 2, pooled_w - 2)
+                        a0, a1, a2, a3, a4, a5, a6, a7 = tile_sums(
+                            image, 2 * r * row_step + 2 * q * step, step, row_step, taps, filters, column, padded)
+                        flags = (relu_first, affine, relu_after, average)
+                        at = q * out_channels + column
+                        store_first(row, at, pool(a0, a1, a4, a5, b, s, h, *flags), count)
+                        store_first(row, at + out_channels, pool(a2, a3, a6, a7, b, s, h, *flags), count)
+    return conv_tiles, conv_pool_tiles
 
 
-_KERNELS = {lanes: _tile_kernel(lanes) for lanes in (16, 32)} if compiled.available() else {}
+_KERNELS = {lanes: _kernels(lanes) for lanes in (16, 32)} if compiled.available() else {}

@@ -23,7 +23,8 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 import numpy as np
 
 from . import compiled
-from .conv import _check_conv_args, _forward_context, conv2d_forward, convolve, whole_image_blocks
+from .conv import (_check_conv_args, _forward_context, conv2d_forward, convolve, convolve_pooled, pools_in_tiles,
+                   whole_image_blocks)
 from .epilogue import bias_activation_forward, check_affine, check_epilogue
 from .parallel import on_slices
 from .pooling import avg_pool2d, max_pool2d, max_pool2d_context, max_pool2d_forward, max_pool2d_into, pool_geometry
@@ -108,6 +109,9 @@ def conv2d_inference(input, filters, strides, padding, dilations=None, groups: i
     average = pool[0] == "avg"
     pooled_hw, window, counts = pool_geometry(conv_shape, *pool[1:], op, counts=average)
     pooled = np.empty((x.shape[0],) + pooled_hw + (channels,), dtype=dtype)
+    if pools_in_tiles(ctx, window, pooled_hw):
+        convolve_pooled(ctx, bias, activation, scale, shift, then, average, pooled)
+        return pooled
     if compiled.active():
         zeros = np.zeros(channels, dtype=dtype)
         arguments = tuple(zeros if value is None else value for value in (bias, scale, shift))

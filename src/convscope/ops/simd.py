@@ -10,6 +10,9 @@ is one AVX-512 register; LLVM splits wider vectors, or narrower hardware, itself
     acc = fma(broadcast(x, i, 16), load(w, j, 16), acc)   # acc += x[i] * w[j:j+16]
     store_first(out, k, acc, 16)                           # out[k:k+16] = acc
 
+`add` and `multiply` round each result (no fusing), so a vector epilogue gives the numbers
+of the scalar kernels' `value * scale + shift`; `relu` and `max_or_nan` keep NaN as they do.
+
 Arrays are 1-D float32 and C-contiguous; indices are not checked (as numba's own).
 """
 
@@ -20,7 +23,8 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
 
-__all__ = ["Float32Vector", "zeros", "load", "broadcast", "fma", "store_first"]
+__all__ = ["Float32Vector", "zeros", "full", "load", "broadcast", "fma", "add", "multiply", "relu",
+           "max_or_nan", "store_first"]
 
 _FLOAT = ir.FloatType()
 _INT32 = ir.IntType(32)
@@ -55,6 +59,11 @@ def _check_array(arr) -> None:
         raise TypeError(f"simd: expected a 1-D C-contiguous float32 array, got {arr}")
 
 
+def _check_vectors(name, *vectors) -> None:
+    if not (isinstance(vectors[0], Float32Vector) and all(v == vectors[0] for v in vectors)):
+        raise TypeError(f"simd.{name}: expected vectors of the same width, got {vectors}")
+
+
 def _address(context, builder, array_type, array, index, lanes=None):
     """Pointer to array[index], as a pointer to `lanes` floats when `lanes` is given."""
     pointer = builder.gep(context.make_array(array_type)(context, builder, array).data, [index])
@@ -78,6 +87,18 @@ def zeros(typingctx, lanes):
     def codegen(context, builder, signature, args):
         return ir.Constant(ir.VectorType(_FLOAT, vector.lanes), [0.0] * vector.lanes)
     return vector(lanes), codegen
+
+
+@intrinsic
+def full(typingctx, value, lanes):
+    """`value` (a float32) in every lane."""
+    vector = _vector_type(lanes)
+    if vector is None:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return _splat(builder, args[0], vector.lanes)
+    return vector(types.float32, lanes), codegen
 
 
 @intrinsic
@@ -111,8 +132,7 @@ def broadcast(typingctx, arr, index, lanes):
 @intrinsic
 def fma(typingctx, a, b, c):
     """a * b + c lane by lane (fused where the CPU has FMA: `llvm.fmuladd`)."""
-    if not (isinstance(a, Float32Vector) and a == b == c):
-        raise TypeError(f"simd.fma: expected three vectors of the same width, got {a}, {b}, {c}")
+    _check_vectors("fma", a, b, c)
 
     def codegen(context, builder, signature, args):
         vector = ir.VectorType(_FLOAT, a.lanes)
@@ -142,3 +162,41 @@ def store_first(typingctx, arr, index, v, count):
                                                  builder.add(start, loop.index)))
         return context.get_dummy_value()
     return types.void(arr, types.intp, v, types.intp), codegen
+
+
+@intrinsic
+def add(typingctx, a, b):
+    """a + b lane by lane."""
+    _check_vectors("add", a, b)
+    return a(a, b), lambda context, builder, signature, args: builder.fadd(*args)
+
+
+@intrinsic
+def multiply(typingctx, a, b):
+    """a * b lane by lane."""
+    _check_vectors("multiply", a, b)
+    return a(a, b), lambda context, builder, signature, args: builder.fmul(*args)
+
+
+@intrinsic
+def relu(typingctx, a):
+    """0 where a < 0, else a (NaN stays NaN, -0.0 stays -0.0: the scalar kernels' `if value < 0`)."""
+    _check_vectors("relu", a)
+
+    def codegen(context, builder, signature, args):
+        zero = ir.Constant(args[0].type, [0.0] * a.lanes)
+        return builder.select(builder.fcmp_ordered("<", args[0], zero), zero, args[0])
+    return a(a), codegen
+
+
+@intrinsic
+def max_or_nan(typingctx, current, value):
+    """`value` where it is greater than `current` or NaN, else `current`: a max pooling's running
+    maximum, in which a NaN wins (as the scalar pooling kernels)."""
+    _check_vectors("max_or_nan", current, value)
+
+    def codegen(context, builder, signature, args):
+        old, new = args
+        wins = builder.or_(builder.fcmp_ordered(">", new, old), builder.fcmp_unordered("uno", new, new))
+        return builder.select(wins, new, old)
+    return current(current, value), codegen
