@@ -11,8 +11,10 @@ to 0) from the same float32 weights; the run stops if they disagree.
 
 Printed per figure: the median step time with min-max over rounds (each
 round's figure is the median of its steps), the ratio convscope / peer, the
-peak memory of the child (peak RSS minus its RSS after imports) and the
-achieved GEMM GFLOP/s beside the float32 matmul peak measured in the same run.
+peak memory of the child (peak RSS minus its RSS after imports: what the model
+and its steps added, including runtimes loaded on first use such as numba's
+JIT), the child's whole peak RSS ("proc MB", with the framework's own libraries)
+and the achieved GEMM GFLOP/s beside the float32 matmul peak measured in the same run.
 """
 
 from __future__ import annotations
@@ -275,7 +277,7 @@ def run_worker(job: Dict) -> Dict:
         step()
         times.append(time.perf_counter() - start)
     return {"times": times, "median": median(times),
-            "peak_bytes": max(_rss_bytes("VmHWM") - baseline, 0)}
+            "peak_bytes": max(_rss_bytes("VmHWM") - baseline, 0), "process_peak_bytes": _rss_bytes("VmHWM")}
 
 
 def _matmul_peak(size: int) -> float:
@@ -381,19 +383,20 @@ def plan(args, spec) -> List[Dict]:
 def summarize(samples: List[Dict]) -> Dict:
     medians = [s["median"] for s in samples]
     return {"median_s": median(medians), "min_s": min(medians), "max_s": max(medians),
-            "round_medians_s": medians, "peak_mb": max(s["peak_bytes"] for s in samples) / 2 ** 20}
+            "round_medians_s": medians, "peak_mb": max(s["peak_bytes"] for s in samples) / 2 ** 20,
+            "process_peak_mb": max(s["process_peak_bytes"] for s in samples) / 2 ** 20}
 
 
 def format_table(results: List[Dict], peak_gflops: float) -> str:
     header = (f"{'model':8} {'task':5} {'batch':>5} {'framework':10} {'median ms':>10} {'min-max ms':>17} "
-              f"{'convscope/x':>11} {'best-round':>10} {'peak MB':>8} {'GFLOP/s':>8} {'% peak':>6}")
+              f"{'convscope/x':>11} {'best-round':>10} {'peak MB':>8} {'proc MB':>8} {'GFLOP/s':>8} {'% peak':>6}")
     lines = [header, "-" * len(header)]
     for r in results:
         ratio = f"{r['ratio']:.2f}x" if r.get("ratio") is not None else ""
         best = f"{r['ratio_best']:.2f}x" if r.get("ratio_best") is not None else ""
         lines.append(f"{r['model']:8} {r['task']:5} {r['batch']:>5} {r['framework']:10} "
                      f"{r['median_s'] * 1e3:>10.2f} {r['min_s'] * 1e3:>8.2f}-{r['max_s'] * 1e3:<8.2f} "
-                     f"{ratio:>11} {best:>10} {r['peak_mb']:>8.1f} {r['gflops']:>8.1f} "
+                     f"{ratio:>11} {best:>10} {r['peak_mb']:>8.1f} {r['process_peak_mb']:>8.1f} {r['gflops']:>8.1f} "
                      f"{100 * r['gflops'] / peak_gflops:>5.0f}%")
     return "\n".join(lines)
 

@@ -101,35 +101,55 @@ def conv_pool_block(x_pad: np.ndarray, first: int, prepared, strides, epilogue: 
                        strides[1] * x_pad.shape[3], out_channels, *epilogue)
 
 
-def _kernels(lanes: int):
-    """The compiled tile loops for `lanes` filters per tile: (convolution, convolution + epilogue + 2x2 pooling)."""
+@compiled.kernel
+def _tile_sums(image, base, step, second_half, taps, filters, column, padded, zero):
+    """The sums of 8 output pixels x (zero's width) filters from `column` on: pixels 0-3 start at
+    image[base + p * step], pixels 4-7 `second_half` further on (the next 4 pixels of the row, or the
+    4 below them)."""
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = zero
+    for t in range(taps.shape[0]):
+        wv = load(filters, t * padded + column, zero)
+        at = base + taps[t]
+        a0 = fma(broadcast(image, at, zero), wv, a0)
+        a1 = fma(broadcast(image, at + step, zero), wv, a1)
+        a2 = fma(broadcast(image, at + 2 * step, zero), wv, a2)
+        a3 = fma(broadcast(image, at + 3 * step, zero), wv, a3)
+        at += second_half
+        a4 = fma(broadcast(image, at, zero), wv, a4)
+        a5 = fma(broadcast(image, at + step, zero), wv, a5)
+        a6 = fma(broadcast(image, at + 2 * step, zero), wv, a6)
+        a7 = fma(broadcast(image, at + 3 * step, zero), wv, a7)
+    return a0, a1, a2, a3, a4, a5, a6, a7
 
-    @compiled.kernel
-    def tile_sums(image, base, step, second_half, taps, filters, column, padded):
-        """The sums of 8 output pixels x `lanes` filters from `column` on: pixels 0-3 start at
-        image[base + p * step], pixels 4-7 `second_half` further on (the next 4 pixels of the row,
-        or the 4 below them)."""
-        a0 = zeros(lanes)
-        a1 = zeros(lanes)
-        a2 = zeros(lanes)
-        a3 = zeros(lanes)
-        a4 = zeros(lanes)
-        a5 = zeros(lanes)
-        a6 = zeros(lanes)
-        a7 = zeros(lanes)
-        for t in range(taps.shape[0]):
-            wv = load(filters, t * padded + column, lanes)
-            at = base + taps[t]
-            a0 = fma(broadcast(image, at, lanes), wv, a0)
-            a1 = fma(broadcast(image, at + step, lanes), wv, a1)
-            a2 = fma(broadcast(image, at + 2 * step, lanes), wv, a2)
-            a3 = fma(broadcast(image, at + 3 * step, lanes), wv, a3)
-            at += second_half
-            a4 = fma(broadcast(image, at, lanes), wv, a4)
-            a5 = fma(broadcast(image, at + step, lanes), wv, a5)
-            a6 = fma(broadcast(image, at + 2 * step, lanes), wv, a6)
-            a7 = fma(broadcast(image, at + 3 * step, lanes), wv, a7)
-        return a0, a1, a2, a3, a4, a5, a6, a7
+
+@compiled.kernel
+def _finish(v, bias, relu_first, scale, shift, affine, relu_after):
+    """`fused._epilogue_pool_kernel`'s epilogue of one pixel's sums."""
+    v = add(v, bias)
+    if relu_first:
+        v = relu(v)
+    if affine:
+        v = add(multiply(v, scale), shift)
+    if relu_after:
+        v = relu(v)
+    return v
+
+
+@compiled.kernel
+def _pool(a, b, c, d, bias, scale, shift, relu_first, affine, relu_after, average):
+    """The window (a b / c d) of sums finished and pooled, its cells in `_epilogue_pool_kernel`'s order."""
+    a = _finish(a, bias, relu_first, scale, shift, affine, relu_after)
+    b = _finish(b, bias, relu_first, scale, shift, affine, relu_after)
+    c = _finish(c, bias, relu_first, scale, shift, affine, relu_after)
+    d = _finish(d, bias, relu_first, scale, shift, affine, relu_after)
+    if average:
+        return multiply(add(add(add(add(zeros(a), a), b), c), d), full(np.float32(0.25), a))
+    return max_or_nan(max_or_nan(max_or_nan(max_or_nan(full(-np.float32(np.inf), a), a), b), c), d)
+
+
+def _kernels(lanes: int):
+    """The compiled tile loops for `lanes` filters per tile: (convolution, convolution + epilogue +
+    2x2 pooling).  Only `lanes` is a closure constant (closures over kernels would defeat the disk cache)."""
 
     @compiled.kernel
     def conv_tiles(x_flat, first, start, taps, filters, out, row_step, step, out_channels):
@@ -140,6 +160,7 @@ def _kernels(lanes: int):
         out_w = out.shape[2] // out_channels
         padded = filters.shape[0] // taps.shape[0]
         tiles = -(-out_w // PIXELS)   # the last tile overlaps the one before when PIXELS does not divide out_w
+        zero = zeros(lanes)
         for n in range(images):
             image = x_flat[first + n]
             for r in range(rows):
@@ -148,35 +169,12 @@ def _kernels(lanes: int):
                     count = min(out_channels - column, lanes)
                     for tile in range(tiles):
                         ox = min(tile * PIXELS, out_w - PIXELS)
-                        sums = tile_sums(image, start + r * row_step + ox * step, step, 4 * step, taps, filters,
-                                         column, padded)
+                        sums = _tile_sums(image, start + r * row_step + ox * step, step, 4 * step, taps, filters,
+                                          column, padded, zero)
                         at = ox * out_channels + column
                         for p in sums:
                             store_first(row, at, p, count)
                             at += out_channels
-
-    @compiled.kernel
-    def finish(v, bias, relu_first, scale, shift, affine, relu_after):
-        """`fused._epilogue_pool_kernel`'s epilogue of one pixel's sums."""
-        v = add(v, bias)
-        if relu_first:
-            v = relu(v)
-        if affine:
-            v = add(multiply(v, scale), shift)
-        if relu_after:
-            v = relu(v)
-        return v
-
-    @compiled.kernel
-    def pool(a, b, c, d, bias, scale, shift, relu_first, affine, relu_after, average):
-        """The window (a b / c d) of sums finished and pooled, its cells in `_epilogue_pool_kernel`'s order."""
-        a = finish(a, bias, relu_first, scale, shift, affine, relu_after)
-        b = finish(b, bias, relu_first, scale, shift, affine, relu_after)
-        c = finish(c, bias, relu_first, scale, shift, affine, relu_after)
-        d = finish(d, bias, relu_first, scale, shift, affine, relu_after)
-        if average:
-            return multiply(add(add(add(add(zeros(lanes), a), b), c), d), full(np.float32(0.25), lanes))
-        return max_or_nan(max_or_nan(max_or_nan(max_or_nan(full(-np.float32(np.inf), lanes), a), b), c), d)
 
     @compiled.kernel
     def conv_pool_tiles(x_flat, first, taps, filters, pooled, row_step, step, out_channels,
@@ -186,6 +184,7 @@ def _kernels(lanes: int):
         pooled_w = pooled.shape[2] // out_channels
         padded = filters.shape[0] // taps.shape[0]
         tiles = -(-pooled_w // 2)
+        zero = zeros(lanes)
         for n in range(images):
             image = x_flat[first + n]
             for r in range(pooled_h):
@@ -195,12 +194,13 @@ def _kernels(lanes: int):
                     b, s, h = load(bias, column, lanes), load(scale, column, lanes), load(shift, column, lanes)
                     for tile in range(tiles):
                         q = min(tile * 2, pooled_w - 2)
-                        a0, a1, a2, a3, a4, a5, a6, a7 = tile_sums(
-                            image, 2 * r * row_step + 2 * q * step, step, row_step, taps, filters, column, padded)
+                        a0, a1, a2, a3, a4, a5, a6, a7 = _tile_sums(
+                            image, 2 * r * row_step + 2 * q * step, step, row_step, taps, filters, column, padded,
+                            zero)
                         flags = (relu_first, affine, relu_after, average)
                         at = q * out_channels + column
-                        store_first(row, at, pool(a0, a1, a4, a5, b, s, h, *flags), count)
-                        store_first(row, at + out_channels, pool(a2, a3, a6, a7, b, s, h, *flags), count)
+                        store_first(row, at, _pool(a0, a1, a4, a5, b, s, h, *flags), count)
+                        store_first(row, at + out_channels, _pool(a2, a3, a6, a7, b, s, h, *flags), count)
     return conv_tiles, conv_pool_tiles
 
 

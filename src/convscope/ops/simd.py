@@ -4,7 +4,8 @@ numba has no vector type, and its auto-vectorizer cannot keep a tile of accumula
 registers across a loop.  `Float32Vector(lanes)` is an LLVM `<lanes x float>` value:
 a kernel that holds a few of them in local variables gets them in registers (16 lanes
 is one AVX-512 register; LLVM splits wider vectors, or narrower hardware, itself).
-`lanes` is a literal int, e.g. a closure constant of the kernel.
+`lanes` is a literal int (e.g. a closure constant of the kernel), or a vector of the
+width wanted: helpers called with vectors need no literal of their own.
 
     acc = zeros(16)
     acc = fma(broadcast(x, i, 16), load(w, j, 16), acc)   # acc += x[i] * w[j:j+16]
@@ -45,7 +46,10 @@ class _Float32VectorModel(models.PrimitiveModel):
 
 
 def _vector_type(lanes):
-    """The vector type for a literal `lanes`; None for a plain int (numba then retries with literals)."""
+    """The vector type for a literal `lanes`, or of a vector given in its place; None for a plain int
+    (numba then retries with literals)."""
+    if isinstance(lanes, Float32Vector):
+        return lanes
     if not isinstance(lanes, types.IntegerLiteral):
         return None
     if lanes.literal_value < 1:
