@@ -166,3 +166,36 @@ def test_odd_outputs_are_not_pooled_in_the_tiles():
     assert not conv.pools_in_tiles(ctx, (2, 2, 2, 2, 0, 0), (5, 6))
     assert conv.pools_in_tiles(ctx, (2, 2, 2, 2, 0, 0), (4, 5))
     assert pooled.shape == (1, 5, 6, 16) and pooled[0, 4, 5, 0] == 4       # the corner window: 2x2 of ones
+
+
+@pytest.mark.parametrize("shape,kernel,out_channels,padding,dilations", [
+    ((3, 14, 14, 32), 2, 64, "SAME", 1),     # seed 000's second layer
+    ((2, 12, 17, 16), 3, 20, "VALID", 1),
+    ((2, 13, 12, 24), 3, 8, "SAME", 2),
+])
+def test_input_gradient_as_a_direct_transposed_convolution(shape, kernel, out_channels, padding, dilations,
+                                                           monkeypatch):
+    """From 16 input channels, stride 1, the input gradient is the output gradient correlated with the
+    flipped filters: computed by the direct kernel, it matches float64 im2col and PyTorch."""
+    torch = pytest.importorskip("torch")
+    calls = []
+    original = direct.conv_block
+    monkeypatch.setattr(direct, "conv_block", lambda *args: calls.append(args[-1].shape) or original(*args))
+    rng = np.random.default_rng(out_channels)
+    x = rng.standard_normal(shape).astype(np.float32)
+    filters = (rng.standard_normal((kernel, kernel, shape[3], out_channels)) / kernel).astype(np.float32)
+    with compiled.use_compiled(True):
+        y, ctx = ops.conv2d_forward(x, filters, 1, padding, dilations=dilations)
+        grad = rng.standard_normal(y.shape).astype(np.float32)
+        calls.clear()
+        grad_x, grad_w = ops.conv2d_backward(grad, ctx)
+    assert calls and all(c[1:] == shape[1:] for c in calls)            # input-sized blocks: the transposed conv
+    pads = (_same_pads(shape, kernel, (1, 1), (dilations, dilations)) if padding == "SAME"
+            else ((0, 0), (0, 0)))
+    x_t = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).requires_grad_()
+    w_t = torch.from_numpy(filters.transpose(3, 2, 0, 1).copy()).requires_grad_()
+    x_padded = torch.nn.functional.pad(x_t, (pads[1][0], pads[1][1], pads[0][0], pads[0][1]))
+    out = torch.nn.functional.conv2d(x_padded, w_t, dilation=dilations)
+    out.backward(torch.from_numpy(grad.transpose(0, 3, 1, 2).copy()))
+    assert_matches(grad_x, x_t.grad.numpy().transpose(0, 2, 3, 1), "float32")
+    assert_matches(grad_w, w_t.grad.numpy().transpose(2, 3, 1, 0), "float32")

@@ -424,6 +424,12 @@ def conv2d_backward(grad_output, ctx: Dict[str, Any],
     if transposed is not None:
         grad_input = np.empty((n, h, width, channels), dtype=dtype)
         flipped = [_transposed_filters(w[..., g * out_per_group:(g + 1) * out_per_group]) for g in range(groups)]
+        (grad_top, grad_bottom), (grad_left, grad_right) = transposed["pads"]
+        grad_pad_hw = (grad_top + out_hw[0] + grad_bottom, grad_left + out_hw[1] + grad_right)
+        transposed_direct = (direct.prepare(flipped[0].reshape(kh, kw, out_channels, channels),
+                                            (n,) + grad_pad_hw + (out_channels,), ctx["dilations"])
+                             if direct.applies(dtype, (kh, kw), groups, out_channels, channels, width, False)
+                             else None)
     elif need_input_grad:
         grad_input = np.zeros(x_pad.shape, dtype=dtype)  # padded; cropped at the end
 
@@ -433,10 +439,9 @@ def conv2d_backward(grad_output, ctx: Dict[str, Any],
         buffer = _column_buffer(ctx, images, out_hw[0])
         grad_w = np.zeros((groups, kh * kw * in_per_group, out_per_group), dtype=dtype)
         if transposed is not None:
-            (grad_top, grad_bottom), (grad_left, grad_right) = transposed["pads"]
-            grad_pad = np.zeros((images, grad_top + out_hw[0] + grad_bottom, grad_left + out_hw[1] + grad_right,
-                                 out_per_group), dtype=dtype)
-            grad_columns = np.empty(images * h * width * kh * kw * out_per_group, dtype=dtype)
+            grad_pad = np.zeros((images,) + grad_pad_hw + (out_per_group,), dtype=dtype)
+            grad_columns = (None if transposed_direct is not None
+                            else np.empty(images * h * width * kh * kw * out_per_group, dtype=dtype))
         for start, stop in blocks:
             for g in range(groups):
                 channel_slice = slice(g * in_per_group, (g + 1) * in_per_group)
@@ -447,8 +452,11 @@ def conv2d_backward(grad_output, ctx: Dict[str, Any],
                     interior = grad_pad[:stop - start, grad_top:grad_top + out_hw[0],
                                         grad_left:grad_left + out_hw[1]]
                     interior[...] = block_grad.reshape(interior.shape)
-                    grad_cols = _columns(grad_pad[:stop - start], transposed, grad_columns)
                     target = grad_input[start:stop, :, :, channel_slice]
+                    if transposed_direct is not None:
+                        direct.conv_block(grad_pad[:stop - start], 0, 0, transposed_direct, (1, 1), target)
+                        continue
+                    grad_cols = _columns(grad_pad[:stop - start], transposed, grad_columns)
                     if groups == 1:       # contiguous: the product goes straight into the gradient
                         np.matmul(grad_cols, flipped[g], out=target.reshape(-1, in_per_group))
                     else:
