@@ -78,6 +78,21 @@ def test_seeds_repeat_and_library_seed_controls_unseeded_draws():
     np.testing.assert_array_equal(unseeded((5, 5)), first)
 
 
+@pytest.mark.parametrize("initializer,draw", [
+    (init.GlorotUniform(seed=3), lambda g, n: g.uniform(-math.sqrt(6 / 4100), math.sqrt(6 / 4100), n)),
+    (init.RandomNormal(0.5, 2.0, seed=3), lambda g, n: g.normal(0.5, 2.0, n)),
+    (init.RandomUniform(-1.0, 3.0, seed=3), lambda g, n: g.uniform(-1.0, 3.0, n)),
+    (init.VarianceScaling(2.0, "fan_out", "untruncated_normal", seed=3), lambda g, n: g.normal(0, math.sqrt(2 / 2000), n)),
+])
+def test_large_draws_are_one_float64_draw_cast(initializer, draw, monkeypatch):
+    """Drawn a chunk at a time (no float64 copy of a large kernel), the values are those of one draw."""
+    monkeypatch.setattr(init, "_DRAW_CHUNK", 1000)                     # 2100 x 2000: 4200 chunks
+    values = initializer((2100, 2000), dtype="float32")
+    expected = draw(np.random.default_rng(3), 2100 * 2000).astype(np.float32).reshape(2100, 2000)
+    assert values.dtype == np.float32
+    np.testing.assert_array_equal(values, expected)
+
+
 @pytest.mark.parametrize("identifier", ["he_normal", "HeNormal", {"class_name": "HeNormal", "config": {"seed": 1}},
                                         {"module": "keras.initializers", "class_name": "HeNormal",
                                          "config": {"seed": 1}, "registered_name": None}])

@@ -25,6 +25,10 @@ __all__ = [
 # the truncated draw keeps the requested variance.
 _TRUNCATION_STDDEV = .87962566103423978
 
+# Values drawn at a time (float64, cast into the weights): a 3136x1000 kernel peaks at its own
+# 12.5 MB instead of 37.5 MB with the whole float64 draw beside it.
+_DRAW_CHUNK = 1 << 20
+
 # Config keys recent Keras versions write that convscope accepts only with the value None.
 _KERAS_ONLY_KEYS = ("input_axes", "output_axes")
 
@@ -121,6 +125,16 @@ class _RandomInitializer(Initializer):
     def _generator(self) -> np.random.Generator:
         return np.random.default_rng(self.seed) if self.seed is not None else _rng.generator()
 
+    def _draw(self, method: str, shape, dtype, *args) -> np.ndarray:
+        """`generator.<method>(*args, size)` into an array of `dtype`, a chunk at a time: the values of
+        one float64 draw of `shape`, cast, without a float64 copy of the whole array."""
+        draw = getattr(self._generator(), method)
+        out = np.empty(shape, dtype=dtype)
+        flat = out.reshape(-1)
+        for start in range(0, flat.size, _DRAW_CHUNK):
+            flat[start:start + _DRAW_CHUNK] = draw(*args, min(_DRAW_CHUNK, flat.size - start))
+        return out
+
     def _truncated_normal(self, shape, mean: float, stddev: float, dtype) -> np.ndarray:
         """Normal draws re-drawn until all lie within two standard deviations (as Keras)."""
         generator = self._generator()
@@ -173,7 +187,7 @@ class RandomNormal(_RandomInitializer):
 
     def __call__(self, shape, dtype=None) -> np.ndarray:
         shape, dtype = _check_shape(shape, self._where()), _check_dtype(dtype, self._where())
-        return self._generator().normal(self.mean, self.stddev, shape).astype(dtype)
+        return self._draw("normal", shape, dtype, self.mean, self.stddev)
 
     def get_config(self) -> Dict[str, Any]:
         return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
@@ -192,7 +206,7 @@ class RandomUniform(_RandomInitializer):
 
     def __call__(self, shape, dtype=None) -> np.ndarray:
         shape, dtype = _check_shape(shape, self._where()), _check_dtype(dtype, self._where())
-        return self._generator().uniform(self.minval, self.maxval, shape).astype(dtype)
+        return self._draw("uniform", shape, dtype, self.minval, self.maxval)
 
     def get_config(self) -> Dict[str, Any]:
         return {"minval": self.minval, "maxval": self.maxval, "seed": self.seed}
@@ -242,9 +256,9 @@ class VarianceScaling(_RandomInitializer):
         if self.distribution == "truncated_normal":
             return self._truncated_normal(shape, 0.0, math.sqrt(variance) / _TRUNCATION_STDDEV, dtype)
         if self.distribution == "untruncated_normal":
-            return self._generator().normal(0.0, math.sqrt(variance), shape).astype(dtype)
+            return self._draw("normal", shape, dtype, 0.0, math.sqrt(variance))
         limit = math.sqrt(3.0 * variance)
-        return self._generator().uniform(-limit, limit, shape).astype(dtype)
+        return self._draw("uniform", shape, dtype, -limit, limit)
 
     def get_config(self) -> Dict[str, Any]:
         return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution,
