@@ -51,8 +51,9 @@ def prepare(w: np.ndarray, x_pad_shape, dilations):
     filters = np.zeros((kh * kw * channels, padded), dtype=np.float32)
     filters[:, :out_channels] = w.reshape(-1, out_channels)
     row_length = x_pad_shape[2] * channels
-    i, j, c = np.meshgrid(np.arange(kh), np.arange(kw), np.arange(channels), indexing="ij")
-    taps = (i * dilations[0] * row_length + j * dilations[1] * channels + c).ravel().astype(np.int64)
+    taps = (np.arange(kh, dtype=np.int64)[:, None, None] * (dilations[0] * row_length)
+            + np.arange(kw, dtype=np.int64)[None, :, None] * (dilations[1] * channels)
+            + np.arange(channels, dtype=np.int64)).ravel()
     return filters.ravel(), taps, lanes
 
 
