@@ -17,7 +17,10 @@ single-channel inputs gather the columns offset-major (long contiguous runs
 instead of one value per window cell), and 1x1 unpadded stride-1 convolutions
 use the input itself as the column matrix.  On the compiled path, 3x3 stride-1
 convolutions with enough channels run forward as Winograd F(2x2, 3x3)
-(`ops/winograd.py`, 2.25x fewer multiplications); the backward pass is the same.
+(`ops/winograd.py`, 2.25x fewer multiplications), and thin float32 ones (few taps,
+at most 128 filters) as a direct convolution with no columns at all
+(`ops/direct.py`, which also computes the transposed convolution of the input
+gradient); the filter gradient is always the columns' product.
 """
 
 from __future__ import annotations
