@@ -9,7 +9,9 @@ the blocks run in order.
 
 Every product of the ops runs this way, large ones too (`matmul` splits them): after
 a call on its own threads OpenBLAS keeps them spinning for a while, and they take the
-cores from the next op's threads (measured: seed 001's inference 1.7x slower).
+cores from the next op's threads (measured: seed 001's inference 1.7x slower).  The
+one exception is a product of a few rows by a large matrix (a Dense layer on one
+sample), which only streams the matrix from memory.
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ SMALL_PRODUCT = 1 << 25              # multiply-adds under which `matmul` stays 
                                      # work to a pool thread costs ~100 us on this VM (a sleeping vCPU's wake-up);
                                      # measured, two threads win from ~30M (seed 000's batch-1 Dense: 0.66 ->
                                      # 0.35 ms; seed 001's 128x400x512 Dense: 0.45 -> 0.34 ms)
+STREAMED_ROWS, STREAMED_BYTES = 4, 4 << 20  # except a product of a few rows by a large matrix: it only
+                                     # streams the matrix, which BLAS' own threads read at twice one
+                                     # core's bandwidth (seed 000's batch-1 Dense, 12.5 MB: 445 -> 265 us;
+                                     # its last bits then depend on the thread count)
 
 
 def _blas():
@@ -119,8 +125,11 @@ def single_threaded_blas():
 
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """`a @ b` (2-D) split among the threads of `run_in_parallel`: by rows of `a` when it has at least
-    as many rows as `b` has columns, else by columns of `b`; small products on the calling thread."""
+    as many rows as `b` has columns, else by columns of `b`; small products on the calling thread,
+    but a few rows times a large `b` on BLAS' own threads (see `STREAMED_ROWS`)."""
     if a.shape[0] * a.shape[1] * b.shape[1] < SMALL_PRODUCT:
+        if a.shape[0] <= STREAMED_ROWS and b.nbytes >= STREAMED_BYTES:
+            return a @ b                   # memory-bound: BLAS' own threads double the bandwidth
         with single_threaded_blas():
             return a @ b
     out = np.empty((a.shape[0], b.shape[1]), dtype=np.result_type(a, b))
