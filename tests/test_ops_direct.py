@@ -199,3 +199,31 @@ def test_input_gradient_as_a_direct_transposed_convolution(shape, kernel, out_ch
     out.backward(torch.from_numpy(grad.transpose(0, 3, 1, 2).copy()))
     assert_matches(grad_x, x_t.grad.numpy().transpose(0, 2, 3, 1), "float32")
     assert_matches(grad_w, w_t.grad.numpy().transpose(2, 3, 1, 0), "float32")
+
+
+@pytest.mark.parametrize("activation", ["relu", "linear"])
+@pytest.mark.parametrize("shape,out_channels,padding", [((3, 16, 20, 2), 24, "SAME"), ((2, 15, 17, 1), 40, "VALID")])
+def test_training_pooling_in_the_tiles_keeps_the_argmax(shape, out_channels, padding, activation, monkeypatch):
+    """conv2d_max_pool_forward pools in the tiles too: the pooled values, each window's first-maximum
+    offset (ties: the first; NaN wins) and so the backward pass are those of the ops one after another."""
+    calls = []
+    original = direct.conv_pool_block
+    monkeypatch.setattr(direct, "conv_pool_block", lambda *args: calls.append(args[-1] is not None) or original(*args))
+    rng = np.random.default_rng(out_channels)
+    x = rng.standard_normal(shape).astype(np.float32)
+    x[0, :6, :6, :] = 0.0                                        # equal sums: ties in the first windows
+    x[1, 5, 7, 0] = np.nan
+    filters = (rng.standard_normal((3, 3, shape[3], out_channels)) / 3).astype(np.float32)
+    bias = np.zeros(out_channels, np.float32)
+    with compiled.use_compiled(True):
+        pooled, conv_ctx, pool_ctx = ops.conv2d_max_pool_forward(x, filters, 1, padding, bias=bias,
+                                                                 activation=activation, pool=(2, 2, "VALID"))
+        y, _ = ops.conv2d_forward(x, filters, 1, padding, bias=bias, activation=activation)
+        expected, expected_ctx = ops.max_pool2d_forward(y, 2, 2, "VALID")
+        grad = rng.standard_normal(pooled.shape).astype(np.float32)
+        grads = ops.max_pool2d_backward(grad, pool_ctx), ops.max_pool2d_backward(grad, expected_ctx)
+    assert calls and all(calls)                                  # tiles, with the offsets
+    np.testing.assert_array_equal(pooled, expected)
+    np.testing.assert_array_equal(pool_ctx["argmax"], expected_ctx["argmax"])
+    assert (pool_ctx["argmax"][0, :2, :2] == 0).all() and np.isnan(pooled).any()
+    np.testing.assert_array_equal(*grads)

@@ -286,16 +286,18 @@ def pools_in_tiles(ctx, window, pooled_hw) -> bool:
 
 
 def convolve_pooled(ctx, bias, activation: str, scale, shift, then: str, average: bool,
-                    pooled: np.ndarray) -> None:
+                    pooled: np.ndarray, argmax: Optional[np.ndarray] = None) -> None:
     """`pooled` = the 2x2 stride-2 max (or, if `average`, mean) pooling of
     `then(activation(conv + bias) * scale + shift)`, each tile of the direct convolution finished and
-    pooled in registers (where `pools_in_tiles`): the convolution's output is never written."""
+    pooled in registers (where `pools_in_tiles`): the convolution's output is never written.  With
+    `argmax`, also each window's offset of its first maximum (`max_pool2d_context`'s)."""
     prepared = direct.prepare(ctx["filters"], ctx["x_pad"].shape, ctx["dilations"])
     epilogue = direct.tile_epilogue(prepared, bias, activation, scale, shift, then, average)
 
     def compute(chunk):
         for images, _ in chunk:
-            direct.conv_pool_block(ctx["x_pad"], images.start, prepared, ctx["strides"], epilogue, pooled[images])
+            direct.conv_pool_block(ctx["x_pad"], images.start, prepared, ctx["strides"], epilogue, pooled[images],
+                                   None if argmax is None else argmax[images])
 
     run_in_parallel(_row_bands(ctx), compute)
 

@@ -20,12 +20,14 @@ differ from the GEMM's by float32 rounding only.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from . import compiled
 
 if compiled.available():
-    from .simd import add, broadcast, fma, full, load, max_or_nan, multiply, relu, store_first, zeros
+    from .simd import add, broadcast, fma, full, index_of_max, load, max_or_nan, multiply, relu, store_first, zeros
 
 PIXELS = 8               # output pixels per tile: PIXELS vectors of accumulators, plus one of filters
 MAX_TAPS = 1024          # kh * kw * in_channels; longer sums are BLAS' strength
@@ -103,17 +105,23 @@ def tile_epilogue(prepared, bias, activation: str, scale, shift, then: str, aver
             then == "relu", average)
 
 
-def conv_pool_block(x_pad: np.ndarray, first: int, prepared, strides, epilogue: tuple, pooled: np.ndarray) -> None:
+def conv_pool_block(x_pad: np.ndarray, first: int, prepared, strides, epilogue: tuple, pooled: np.ndarray,
+                    argmax: Optional[np.ndarray] = None) -> None:
     """pooled (images, out_h // 2, out_w // 2, out_channels) = the 2x2 stride-2 max (or average) pooling
     of `then(activation(conv + bias) * scale + shift)` for images first.. of `x_pad`, as
-    `fused._epilogue_pool_kernel` computes it (`epilogue` from `tile_epilogue`)."""
+    `fused._epilogue_pool_kernel` computes it (`epilogue` from `tile_epilogue`); with `argmax` (uint8,
+    pooled's shape) also the offset of each window's first maximum, as `max_pool2d_forward` keeps it."""
     filters, taps, lanes = prepared
     _check_contiguous(pooled, "pooled")
     images, pooled_h, pooled_w, out_channels = pooled.shape
+    flat_shape = (images, pooled_h, pooled_w * out_channels)
+    if argmax is not None:
+        _check_contiguous(argmax, "argmax")
+    offsets = np.empty((1, 1, 1), np.uint8) if argmax is None else argmax.reshape(flat_shape)
     row_length = x_pad.shape[2] * x_pad.shape[3]
-    _KERNELS[lanes][1](x_pad.reshape(x_pad.shape[0], -1), first, taps, filters,
-                       pooled.reshape(images, pooled_h, pooled_w * out_channels), strides[0] * row_length,
-                       strides[1] * x_pad.shape[3], out_channels, *epilogue)
+    _KERNELS[lanes][1](x_pad.reshape(x_pad.shape[0], -1), first, taps, filters, pooled.reshape(flat_shape),
+                       offsets, strides[0] * row_length, strides[1] * x_pad.shape[3], out_channels, *epilogue,
+                       argmax is not None)
 
 
 @compiled.kernel
@@ -152,14 +160,19 @@ def _finish(v, bias, relu_first, scale, shift, affine, relu_after):
 
 @compiled.kernel
 def _pool(a, b, c, d, bias, scale, shift, relu_first, affine, relu_after, average):
-    """The window (a b / c d) of sums finished and pooled, its cells in `_epilogue_pool_kernel`'s order."""
+    """The window (a b / c d) of sums finished and pooled, its cells in `_epilogue_pool_kernel`'s order,
+    with (max pooling) the offset of its first maximum, as `pooling._max_pool_kernel` records it."""
     a = _finish(a, bias, relu_first, scale, shift, affine, relu_after)
     b = _finish(b, bias, relu_first, scale, shift, affine, relu_after)
     c = _finish(c, bias, relu_first, scale, shift, affine, relu_after)
     d = _finish(d, bias, relu_first, scale, shift, affine, relu_after)
     if average:
-        return multiply(add(add(add(add(zeros(a), a), b), c), d), full(np.float32(0.25), a))
-    return max_or_nan(max_or_nan(max_or_nan(max_or_nan(full(-np.float32(np.inf), a), a), b), c), d)
+        return multiply(add(add(add(add(zeros(a), a), b), c), d), full(np.float32(0.25), a)), zeros(a)
+    best, first = full(-np.float32(np.inf), a), zeros(a)
+    for offset, cell in enumerate((a, b, c, d)):
+        first = index_of_max(best, cell, first, full(np.float32(offset), a))
+        best = max_or_nan(best, cell)
+    return best, first
 
 
 def _kernels(lanes: int):
@@ -192,14 +205,16 @@ def _kernels(lanes: int):
                             at += out_channels
 
     @compiled.kernel
-    def conv_pool_tiles(x_flat, first, taps, filters, pooled, row_step, step, out_channels,
-                        bias, scale, shift, relu_first, affine, relu_after, average):
-        """`conv_tiles` in tiles of 2 rows x 4 pixels, each finished and pooled 2x2 into 2 pixels of `pooled`."""
+    def conv_pool_tiles(x_flat, first, taps, filters, pooled, argmax, row_step, step, out_channels,
+                        bias, scale, shift, relu_first, affine, relu_after, average, track):
+        """`conv_tiles` in tiles of 2 rows x 4 pixels, each finished and pooled 2x2 into 2 pixels of
+        `pooled`, and, if `track`, the offsets of the maxima into `argmax` (laid out as `pooled`)."""
         images, pooled_h = pooled.shape[0], pooled.shape[1]
         pooled_w = pooled.shape[2] // out_channels
         padded = filters.shape[0] // taps.shape[0]
         tiles = -(-pooled_w // 2)
         zero = zeros(lanes)
+        flags = (relu_first, affine, relu_after, average)
         for n in range(images):
             image = x_flat[first + n]
             for r in range(pooled_h):
@@ -212,10 +227,14 @@ def _kernels(lanes: int):
                         a0, a1, a2, a3, a4, a5, a6, a7 = _tile_sums(
                             image, 2 * r * row_step + 2 * q * step, step, row_step, taps, filters, column, padded,
                             zero)
-                        flags = (relu_first, affine, relu_after, average)
                         at = q * out_channels + column
-                        store_first(row, at, _pool(a0, a1, a4, a5, b, s, h, *flags), count)
-                        store_first(row, at + out_channels, _pool(a2, a3, a6, a7, b, s, h, *flags), count)
+                        left, left_offsets = _pool(a0, a1, a4, a5, b, s, h, *flags)
+                        right, right_offsets = _pool(a2, a3, a6, a7, b, s, h, *flags)
+                        store_first(row, at, left, count)
+                        store_first(row, at + out_channels, right, count)
+                        if track:
+                            store_first(argmax[n, r], at, left_offsets, count)
+                            store_first(argmax[n, r], at + out_channels, right_offsets, count)
     return conv_tiles, conv_pool_tiles
 
 

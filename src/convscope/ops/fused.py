@@ -163,6 +163,9 @@ def conv2d_max_pool_forward(input, filters, strides, padding, dilations=None, gr
         return pooled, ctx, pool_ctx
     bias = None if bias is None else bias.astype(dtype, copy=False)
     pooled = np.empty(pool_ctx["argmax"].shape, dtype=dtype)
+    if pools_in_tiles(ctx, pool_geometry(conv_shape, *pool, op)[1], pool_ctx["out_hw"]):
+        convolve_pooled(ctx, bias, activation, None, None, "linear", False, pooled, pool_ctx["argmax"])
+        return pooled, ctx, pool_ctx
 
     def finish(images, block):
         bias_activation_forward(block, bias, activation)

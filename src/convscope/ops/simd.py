@@ -25,7 +25,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
 
 __all__ = ["Float32Vector", "zeros", "full", "load", "broadcast", "fma", "add", "multiply", "relu",
-           "max_or_nan", "store_first"]
+           "max_or_nan", "index_of_max", "store_first"]
 
 _FLOAT = ir.FloatType()
 _INT32 = ir.IntType(32)
@@ -57,10 +57,9 @@ def _vector_type(lanes):
     return Float32Vector(lanes.literal_value)
 
 
-def _check_array(arr) -> None:
-    if not (isinstance(arr, types.Array) and arr.ndim == 1 and arr.dtype == types.float32
-            and arr.layout == "C"):
-        raise TypeError(f"simd: expected a 1-D C-contiguous float32 array, got {arr}")
+def _check_array(arr, dtypes=(types.float32,)) -> None:
+    if not (isinstance(arr, types.Array) and arr.ndim == 1 and arr.dtype in dtypes and arr.layout == "C"):
+        raise TypeError(f"simd: expected a 1-D C-contiguous {'/'.join(map(str, dtypes))} array, got {arr}")
 
 
 def _check_vectors(name, *vectors) -> None:
@@ -69,9 +68,11 @@ def _check_vectors(name, *vectors) -> None:
 
 
 def _address(context, builder, array_type, array, index, lanes=None):
-    """Pointer to array[index], as a pointer to `lanes` floats when `lanes` is given."""
+    """Pointer to array[index], as a pointer to `lanes` elements when `lanes` is given."""
     pointer = builder.gep(context.make_array(array_type)(context, builder, array).data, [index])
-    return pointer if lanes is None else builder.bitcast(pointer, ir.VectorType(_FLOAT, lanes).as_pointer())
+    if lanes is None:
+        return pointer
+    return builder.bitcast(pointer, ir.VectorType(context.get_data_type(array_type.dtype), lanes).as_pointer())
 
 
 def _splat(builder, value, lanes: int):
@@ -148,17 +149,20 @@ def fma(typingctx, a, b, c):
 
 @intrinsic
 def store_first(typingctx, arr, index, v, count):
-    """arr[index:index + count] = v[:count] (count <= lanes): one vector store when count == lanes."""
-    _check_array(arr)
+    """arr[index:index + count] = v[:count] (count <= lanes): one vector store when count == lanes.
+    Into a uint8 array the lanes are stored as bytes (whole numbers 0-255, e.g. `index_of_max`'s)."""
+    _check_array(arr, (types.float32, types.uint8))
     if not isinstance(v, Float32Vector):
         raise TypeError(f"simd.store_first: expected a vector, got {v}")
 
     def codegen(context, builder, signature, args):
         array, start, vector, n = args
+        if arr.dtype == types.uint8:
+            vector = builder.fptoui(vector, ir.VectorType(ir.IntType(8), v.lanes))
         with builder.if_else(builder.icmp_signed("==", n, ir.Constant(n.type, v.lanes))) as (whole, part):
             with whole:
                 builder.store(vector, _address(context, builder, signature.args[0], array, start, v.lanes),
-                              align=4)
+                              align=1)
             with part:
                 with cgutils.for_range(builder, n) as loop:
                     lane = builder.extract_element(vector, builder.trunc(loop.index, _INT32))
@@ -201,6 +205,22 @@ def max_or_nan(typingctx, current, value):
 
     def codegen(context, builder, signature, args):
         old, new = args
-        wins = builder.or_(builder.fcmp_ordered(">", new, old), builder.fcmp_unordered("uno", new, new))
-        return builder.select(wins, new, old)
+        return builder.select(_wins(builder, old, new), new, old)
     return current(current, value), codegen
+
+
+@intrinsic
+def index_of_max(typingctx, current, value, current_index, index):
+    """`index` where `value` wins over `current` as in `max_or_nan`, else `current_index`: the offset
+    of a window's first maximum, beside its running maximum."""
+    _check_vectors("index_of_max", current, value, current_index, index)
+
+    def codegen(context, builder, signature, args):
+        old, new, old_index, new_index = args
+        return builder.select(_wins(builder, old, new), new_index, old_index)
+    return current(current, value, current_index, index), codegen
+
+
+def _wins(builder, old, new):
+    """Lanes where `new` replaces the running maximum `old`: greater, or NaN."""
+    return builder.or_(builder.fcmp_ordered(">", new, old), builder.fcmp_unordered("uno", new, new))
