@@ -107,10 +107,15 @@ class BatchNormalization(Layer):
             moving.value[...] = moving.value * self.momentum + batch * (1.0 - self.momentum)
         return y
 
+    def normalizes_last_axis(self, input_ndim: int) -> bool:
+        """True when the channel axis is the last of a `input_ndim`-D input: `inference_affine` then
+        gives a per-channel map a fused op can apply."""
+        return self.axis % input_ndim == input_ndim - 1
+
     def inference_affine(self, input_ndim: int):
         """(scale, shift), one per channel, such that inference computes x * scale + shift, when the
         channel axis is the last of a `input_ndim`-D input (a map a fused op can apply); else None."""
-        if self.axis % input_ndim != input_ndim - 1:
+        if not self.normalizes_last_axis(input_ndim):
             return None
         return ops.batch_norm_affine(self._value(self.gamma), self._value(self.beta), self.moving_mean.value,
                                      self.moving_variance.value, self.epsilon, self.moving_mean.value.dtype)

@@ -36,7 +36,7 @@ def _fusable(layer: Layer, kind: str, head: Conv2D) -> bool:
     if layer.dtype != head.dtype:
         return False
     if kind == "norm":
-        return isinstance(layer, BatchNormalization) and layer.inference_affine(4) is not None
+        return isinstance(layer, BatchNormalization) and layer.normalizes_last_axis(4)
     if kind == "relu":
         return isinstance(layer, (Activation, ReLU)) and layer.inference_relu()
     return isinstance(layer, (MaxPooling2D, AveragePooling2D)) and layer.inference_pool() is not None

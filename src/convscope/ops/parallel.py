@@ -29,10 +29,11 @@ SMALL_PRODUCT = 1 << 25              # multiply-adds under which `matmul` stays 
                                      # work to a pool thread costs ~100 us on this VM (a sleeping vCPU's wake-up);
                                      # measured, two threads win from ~30M (seed 000's batch-1 Dense: 0.66 ->
                                      # 0.35 ms; seed 001's 128x400x512 Dense: 0.45 -> 0.34 ms)
-STREAMED_ROWS, STREAMED_BYTES = 4, 4 << 20  # except a product of a few rows by a large matrix: it only
-                                     # streams the matrix, which BLAS' own threads read at twice one
-                                     # core's bandwidth (seed 000's batch-1 Dense, 12.5 MB: 445 -> 265 us;
-                                     # its last bits then depend on the thread count)
+STREAMED_BYTES = 4 << 20             # except a small product by a matrix this large: a few rows (under
+                                     # 2^25 / its size) that only stream the matrix, which BLAS' own threads
+                                     # read at twice one core's bandwidth (seed 000's Dense, 12.5 MB, at
+                                     # batch 1: 445 -> 265 us, batch 8: 1011 -> 523 us; the last bits then
+                                     # depend on the thread count)
 
 
 def _blas():
@@ -67,7 +68,7 @@ def _in_region(work: Callable[[list], Any], chunk: list) -> Any:
 def worker_count() -> int:
     """The number of threads `run_in_parallel` uses: BLAS' thread count (1 without threadpoolctl)."""
     blas = _blas()
-    return max((info["num_threads"] for info in blas.info()), default=1) if blas else 1
+    return max((library.num_threads for library in blas.lib_controllers), default=1) if blas else 1
 
 
 def balanced_ranges(count: int, max_size: int) -> List[Tuple[int, int]]:
@@ -126,9 +127,9 @@ def single_threaded_blas():
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """`a @ b` (2-D) split among the threads of `run_in_parallel`: by rows of `a` when it has at least
     as many rows as `b` has columns, else by columns of `b`; small products on the calling thread,
-    but a few rows times a large `b` on BLAS' own threads (see `STREAMED_ROWS`)."""
+    but a few rows times a large `b` on BLAS' own threads (see `STREAMED_BYTES`)."""
     if a.shape[0] * a.shape[1] * b.shape[1] < SMALL_PRODUCT:
-        if a.shape[0] <= STREAMED_ROWS and b.nbytes >= STREAMED_BYTES:
+        if b.nbytes >= STREAMED_BYTES:
             return a @ b                   # memory-bound: BLAS' own threads double the bandwidth
         with single_threaded_blas():
             return a @ b
