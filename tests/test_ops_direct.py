@@ -227,3 +227,51 @@ def test_training_pooling_in_the_tiles_keeps_the_argmax(shape, out_channels, pad
     np.testing.assert_array_equal(pool_ctx["argmax"], expected_ctx["argmax"])
     assert (pool_ctx["argmax"][0, :2, :2] == 0).all() and np.isnan(pooled).any()
     np.testing.assert_array_equal(*grads)
+
+
+@pytest.mark.parametrize("shape,kernel,out_channels,strides,dilations", [
+    ((3, 16, 18, 1), 5, 32, 1, 1),       # 25 taps: the last group of 8 overlaps the one before
+    ((2, 12, 12, 32), 2, 64, 1, 1),      # seed 000's second layer: 128 taps
+    ((2, 13, 11, 3), 3, 40, 2, 1),       # 27 taps, strided; 40 filters padded to 48
+    ((2, 14, 15, 4), 3, 16, 1, 2),       # dilated
+])
+def test_filter_gradient_on_the_direct_kernel(shape, kernel, out_channels, strides, dilations, monkeypatch):
+    """From 8 taps, the filter gradient sums 8 taps x 16/32 filters over the output pixels in registers:
+    it matches PyTorch and float64 im2col."""
+    torch = pytest.importorskip("torch")
+    calls = []
+    original = direct.filter_grad_block
+    monkeypatch.setattr(direct, "filter_grad_block", lambda *args: calls.append(1) or original(*args))
+    rng = np.random.default_rng(out_channels + kernel)
+    x = rng.standard_normal(shape).astype(np.float32)
+    filters = (rng.standard_normal((kernel, kernel, shape[3], out_channels)) / kernel).astype(np.float32)
+    with compiled.use_compiled(True):
+        y, ctx = ops.conv2d_forward(x, filters, strides, "VALID", dilations=dilations)
+        grad = rng.standard_normal(y.shape).astype(np.float32)
+        _, grad_w = ops.conv2d_backward(grad, ctx, need_input_grad=False)
+    assert calls
+    x_t = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
+    w_t = torch.from_numpy(filters.transpose(3, 2, 0, 1).copy()).requires_grad_()
+    torch.nn.functional.conv2d(x_t, w_t, stride=strides, dilation=dilations).backward(
+        torch.from_numpy(grad.transpose(0, 3, 1, 2).copy()))
+    assert_matches(grad_w, w_t.grad.numpy().transpose(2, 3, 1, 0), "float32")
+    with compiled.use_compiled(False):
+        _, ctx64 = ops.conv2d_forward(x.astype(np.float64), filters.astype(np.float64), strides, "VALID",
+                                      dilations=dilations)
+        reference = ops.conv2d_backward(grad.astype(np.float64), ctx64, need_input_grad=False)[1]
+    assert_matches(grad_w, reference.astype(np.float32), "float32")
+
+
+@pytest.mark.parametrize("args,expected", [
+    ((np.float32, (5, 5), 1, 1, 32, False), True),          # 25 taps in 4 groups of 8
+    ((np.float32, (3, 3), 1, 1, 75, False), False),         # 9 taps in 2 groups: the GEMM is faster
+    ((np.float32, (2, 2), 1, 2, 8, False), True),           # exactly 8
+    ((np.float32, (2, 2), 1, 1, 8, False), False),          # 4 taps: fewer than a group
+    ((np.float64, (5, 5), 1, 1, 32, False), False),
+    ((np.float32, (1, 1), 1, 64, 32, True), False),         # pointwise: the input is the column matrix
+])
+def test_where_the_filter_gradient_runs_direct(args, expected):
+    with compiled.use_compiled(True):
+        assert direct.computes_filter_grad(*args) is expected
+    with compiled.use_compiled(False):
+        assert direct.computes_filter_grad(*args) is False

@@ -437,12 +437,19 @@ def conv2d_backward(grad_output, ctx: Dict[str, Any],
                              else None)
     elif need_input_grad:
         grad_input = np.zeros(x_pad.shape, dtype=dtype)  # padded; cropped at the end
+    filter_direct = None
+    if direct.computes_filter_grad(dtype, (kh, kw), groups, in_per_group, out_channels, ctx["pointwise"]):
+        x_pad = np.ascontiguousarray(x_pad)
+        filter_direct = direct.prepare(w, x_pad.shape, ctx["dilations"])
 
     def compute(blocks):
         """The filter gradient of `blocks` (returned) and their input gradient (written in place)."""
         images = max(stop - start for start, stop in blocks)
-        buffer = _column_buffer(ctx, images, out_hw[0])
+        buffer = None if filter_direct is not None else _column_buffer(ctx, images, out_hw[0])
         grad_w = np.zeros((groups, kh * kw * in_per_group, out_per_group), dtype=dtype)
+        if filter_direct is not None:      # the direct kernel's (taps, padded filters) layout
+            padded_grad_w = np.zeros((kh * kw * in_per_group, filter_direct[0].size // filter_direct[1].size),
+                                     dtype=dtype)
         if transposed is not None:
             grad_pad = np.zeros((images,) + grad_pad_hw + (out_per_group,), dtype=dtype)
             grad_columns = (None if transposed_direct is not None
@@ -451,8 +458,12 @@ def conv2d_backward(grad_output, ctx: Dict[str, Any],
             for g in range(groups):
                 channel_slice = slice(g * in_per_group, (g + 1) * in_per_group)
                 block_grad = grad_rows[start * pixels:stop * pixels, g * out_per_group:(g + 1) * out_per_group]
-                cols = _columns(x_pad[start:stop, :, :, channel_slice], ctx, buffer)
-                grad_w[g] += cols.T @ block_grad
+                if filter_direct is not None:
+                    direct.filter_grad_block(x_pad, start, filter_direct, ctx["strides"],
+                                             block_grad.reshape(stop - start, *out_hw, out_channels), padded_grad_w)
+                else:
+                    cols = _columns(x_pad[start:stop, :, :, channel_slice], ctx, buffer)
+                    grad_w[g] += cols.T @ block_grad
                 if transposed is not None:
                     interior = grad_pad[:stop - start, grad_top:grad_top + out_hw[0],
                                         grad_left:grad_left + out_hw[1]]
@@ -468,6 +479,8 @@ def conv2d_backward(grad_output, ctx: Dict[str, Any],
                         target[...] = (grad_cols @ flipped[g]).reshape(target.shape)
                 elif need_input_grad:
                     _add_input_grad(grad_input[start:stop, :, :, channel_slice], block_grad, filter_matrices[g], ctx)
+        if filter_direct is not None:
+            grad_w[0] = padded_grad_w[:, :out_channels]
         return grad_w
 
     blocks = _image_blocks(ctx, ctx["image_column_bytes"], COLUMN_BUDGET_BYTES)
