@@ -20,7 +20,7 @@ convolutions with enough channels run forward as Winograd F(2x2, 3x3)
 (`ops/winograd.py`, 2.25x fewer multiplications), and thin float32 ones (few taps,
 at most 128 filters) as a direct convolution with no columns at all
 (`ops/direct.py`, which also computes the transposed convolution of the input
-gradient); the filter gradient is always the columns' product.
+gradient and, from 8 taps, the filter gradient without columns).
 """
 
 from __future__ import annotations
@@ -405,8 +405,10 @@ def conv2d_backward(grad_output, ctx: Dict[str, Any],
     """Gradients of the last `conv2d_forward` w.r.t. its input and its filters.
 
     Block by block as the forward pass: the columns are rebuilt for the filter gradient
-    (cheaper than keeping kh*kw copies of the input between the passes).  The input
-    gradient is a stride-1 transposed convolution where that is faster, else col2im.
+    (cheaper than keeping kh*kw copies of the input between the passes), or, for thin float32
+    convolutions, the direct kernel sums it from the padded input.  The input gradient is a
+    stride-1 transposed convolution where that is faster (on the direct kernel where it
+    applies), else col2im.
     """
     op = "conv2d_backward"
     data_format = ctx["data_format"]
