@@ -33,27 +33,34 @@ if compiled.available():
     from .simd import add, broadcast, fma, full, index_of_max, load, max_or_nan, multiply, relu, store_first, zeros
 
 PIXELS = 8               # output pixels per tile: PIXELS vectors of accumulators, plus one of filters
+TAPS_PER_TILE = 8        # taps per tile of the filter gradient: as many vectors of accumulators
 MAX_TAPS = 1024          # kh * kw * in_channels; longer sums are BLAS' strength
 MAX_OUT_CHANNELS = 128   # more filters make a wide product that BLAS runs near its peak
 OUTPUT_BUDGET_BYTES = 2 ** 20  # output of one block of images, in cache for the epilogue after it
 
 
+def _thin(dtype, groups: int, taps: int, out_channels: int, pointwise: bool) -> bool:
+    """Compiled path, float32, one group, not 1x1 unpadded stride 1 (its columns are the input
+    itself), and a thin product: few taps (kh * kw * in) and filters."""
+    return (compiled.active() and dtype == np.float32 and groups == 1 and not pointwise
+            and taps <= MAX_TAPS and out_channels <= MAX_OUT_CHANNELS)
+
+
 def applies(dtype, kernel_hw, groups: int, in_channels: int, out_channels: int, out_width: int,
             pointwise: bool) -> bool:
-    """True for the convolutions computed here: compiled path, float32, one group, outputs at least a
-    tile wide, not 1x1 unpadded stride 1 (its columns are the input itself), and a thin product."""
-    return (compiled.active() and dtype == np.float32 and groups == 1 and not pointwise
-            and out_width >= PIXELS and kernel_hw[0] * kernel_hw[1] * in_channels <= MAX_TAPS
-            and out_channels <= MAX_OUT_CHANNELS)
+    """True for the convolutions computed here: thin ones (`_thin`) with outputs at least a tile wide."""
+    return (_thin(dtype, groups, kernel_hw[0] * kernel_hw[1] * in_channels, out_channels, pointwise)
+            and out_width >= PIXELS)
 
 
 def computes_filter_grad(dtype, kernel_hw, groups: int, in_channels: int, out_channels: int,
                          pointwise: bool) -> bool:
-    """True where `filter_grad_block` computes the filter gradient: as `applies`, with at least 8
-    taps and 8-tap groups at least 3/4 full (9 taps take two groups: slower than the GEMM)."""
+    """True where `filter_grad_block` computes the filter gradient: thin convolutions with groups of
+    `TAPS_PER_TILE` taps at least 3/4 full (9 taps take two groups: slower than the GEMM)."""
     taps = kernel_hw[0] * kernel_hw[1] * in_channels
-    return (compiled.active() and dtype == np.float32 and groups == 1 and not pointwise
-            and 8 <= taps <= MAX_TAPS and 4 * taps >= 3 * 8 * -(-taps // 8) and out_channels <= MAX_OUT_CHANNELS)
+    groups_of_taps = -(-taps // TAPS_PER_TILE)
+    return (_thin(dtype, groups, taps, out_channels, pointwise) and taps >= TAPS_PER_TILE
+            and 4 * taps >= 3 * TAPS_PER_TILE * groups_of_taps)
 
 
 def lanes_for(out_channels: int) -> int:
@@ -207,7 +214,8 @@ def _pool(a, b, c, d, bias, scale, shift, relu_first, affine, relu_after, averag
 
 def _kernels(lanes: int):
     """The compiled tile loops for `lanes` filters per tile: (convolution, convolution + epilogue +
-    2x2 pooling).  Only `lanes` is a closure constant (closures over kernels would defeat the disk cache)."""
+    2x2 pooling, filter gradient).  Only `lanes` is a closure constant (closures over kernels would
+    defeat the disk cache)."""
 
     @compiled.kernel
     def conv_tiles(x_flat, first, start, taps, filters, out, row_step, step, out_channels):
@@ -265,6 +273,7 @@ def _kernels(lanes: int):
                         if track:
                             store_first(argmax[n, r], at, left_offsets, count)
                             store_first(argmax[n, r], at + out_channels, right_offsets, count)
+
     @compiled.kernel
     def filter_grad_tiles(x_flat, first, taps, grad, images, out_h, out_w, row_step, step, grad_filters):
         """grad_filters[t * padded + f] += sum over the output pixels p of images first.. of
@@ -275,8 +284,8 @@ def _kernels(lanes: int):
         zero = zeros(lanes)
         for n in range(images):
             image = x_flat[first + n]
-            for group in range(-(-count // 8)):
-                t = min(group * 8, count - 8)
+            for group in range(-(-count // TAPS_PER_TILE)):
+                t = min(group * TAPS_PER_TILE, count - TAPS_PER_TILE)
                 o0, o1, o2, o3, o4, o5, o6, o7 = (taps[t], taps[t + 1], taps[t + 2], taps[t + 3], taps[t + 4],
                                                   taps[t + 5], taps[t + 6], taps[t + 7])
                 for column in range(0, padded, lanes):
@@ -297,7 +306,7 @@ def _kernels(lanes: int):
                             base += step
                             p += 1
                     for i, acc in enumerate((a0, a1, a2, a3, a4, a5, a6, a7)):
-                        if t + i >= group * 8:
+                        if t + i >= group * TAPS_PER_TILE:
                             at = (t + i) * padded + column
                             store_first(grad_filters, at, add(load(grad_filters, at, lanes), acc), lanes)
     return conv_tiles, conv_pool_tiles, filter_grad_tiles

@@ -62,6 +62,12 @@ def _check_array(arr, dtypes=(types.float32,)) -> None:
         raise TypeError(f"simd: expected a 1-D C-contiguous {'/'.join(map(str, dtypes))} array, got {arr}")
 
 
+def _array_vector(arr, lanes):
+    """The vector type read from the float32 array `arr` (checked), as `_vector_type`."""
+    _check_array(arr)
+    return _vector_type(lanes)
+
+
 def _check_vectors(name, *vectors) -> None:
     if not (isinstance(vectors[0], Float32Vector) and all(v == vectors[0] for v in vectors)):
         raise TypeError(f"simd.{name}: expected vectors of the same width, got {vectors}")
@@ -109,8 +115,7 @@ def full(typingctx, value, lanes):
 @intrinsic
 def load(typingctx, arr, index, lanes):
     """arr[index:index + lanes] as a vector."""
-    _check_array(arr)
-    vector = _vector_type(lanes)
+    vector = _array_vector(arr, lanes)
     if vector is None:
         return None
 
@@ -123,8 +128,7 @@ def load(typingctx, arr, index, lanes):
 @intrinsic
 def broadcast(typingctx, arr, index, lanes):
     """arr[index] in every lane."""
-    _check_array(arr)
-    vector = _vector_type(lanes)
+    vector = _array_vector(arr, lanes)
     if vector is None:
         return None
 
