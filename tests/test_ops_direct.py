@@ -11,6 +11,13 @@ from convscope.ops import compiled, conv, direct
 pytestmark = pytest.mark.skipif(not compiled.available(), reason="the direct convolution is compiled")
 
 
+@pytest.fixture(autouse=True)
+def avx512_tiles(monkeypatch):
+    """The tiles sized for AVX-512 whatever this machine has (LLVM splits the vectors where it must), so
+    that these tests run the same paths everywhere; a test may set another width."""
+    monkeypatch.setattr(direct, "VECTOR_BITS", 512)
+
+
 def _torch_conv(x, filters, bias, strides, dilations, pads):
     torch = pytest.importorskip("torch")
     functional = torch.nn.functional
@@ -101,16 +108,21 @@ def test_nchw_input_and_the_fused_ops():
     ((np.float32, (3, 3), 1, 114, 32, 28, False), False),   # 1026 taps: a long sum, BLAS' strength
     ((np.float32, (3, 3), 1, 64, 129, 28, False), False),   # many filters: a wide product
 ])
-def test_where_the_direct_convolution_runs(args, expected):
+def test_where_the_direct_convolution_runs(args, expected, monkeypatch):
     with compiled.use_compiled(True):
         assert direct.applies(*args) is expected
+    monkeypatch.setattr(direct, "VECTOR_BITS", 128)          # SSE or NEON: im2col + GEMM
+    with compiled.use_compiled(True):
+        assert direct.applies(*args) is False
     with compiled.use_compiled(False):
         assert direct.applies(*args) is False
 
 
-@pytest.mark.parametrize("out_channels,lanes,padded", [(16, 16, 16), (10, 16, 16), (32, 32, 32), (75, 16, 80),
-                                                       (50, 32, 64), (64, 32, 64), (128, 32, 128)])
-def test_filters_per_tile(out_channels, lanes, padded):
+@pytest.mark.parametrize("bits,out_channels,lanes,padded", [
+    (512, 16, 16, 16), (512, 10, 16, 16), (512, 32, 32, 32), (512, 75, 16, 80), (512, 50, 32, 64),
+    (512, 64, 32, 64), (512, 128, 32, 128), (256, 32, 8, 32), (256, 75, 8, 80), (256, 10, 8, 16)])
+def test_filters_per_tile(bits, out_channels, lanes, padded, monkeypatch):
+    monkeypatch.setattr(direct, "VECTOR_BITS", bits)        # AVX-512's 32 registers, AVX2's 16
     assert direct.lanes_for(out_channels) == lanes
     filters, taps, tile_lanes = direct.prepare(np.ones((2, 3, 4, out_channels), np.float32), (1, 9, 10, 4), (2, 1))
     assert tile_lanes == lanes and filters.size == 2 * 3 * 4 * padded
@@ -275,3 +287,29 @@ def test_where_the_filter_gradient_runs_direct(args, expected):
         assert direct.computes_filter_grad(*args) is expected
     with compiled.use_compiled(False):
         assert direct.computes_filter_grad(*args) is False
+
+
+def test_avx2_tiles_of_8_filters(monkeypatch):
+    """With AVX2's 16 registers the tiles hold 8 filters: forward, pooling with the argmax, the input
+    gradient and the filter gradient match float64 im2col and the pooling one after another."""
+    monkeypatch.setattr(direct, "VECTOR_BITS", 256)
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((3, 14, 18, 20)).astype(np.float32)
+    filters = (rng.standard_normal((3, 3, 20, 20)) / 9).astype(np.float32)     # 20 filters: 8 + 8 + 4
+    bias = rng.standard_normal(20).astype(np.float32)
+    with compiled.use_compiled(True):
+        y, ctx = ops.conv2d_forward(x, filters, 1, "SAME", bias=bias, activation="relu")
+        pooled, _, pool_ctx = ops.conv2d_max_pool_forward(x, filters, 1, "SAME", bias=bias, activation="relu")
+        expected, expected_ctx = ops.max_pool2d_forward(y, 2, 2, "VALID")
+        grad = rng.standard_normal(y.shape).astype(np.float32)
+        grad_x, grad_w = ops.conv2d_backward(grad, ctx)
+    assert ctx["direct"] and direct.lanes_for(20) == 8
+    np.testing.assert_array_equal(pooled, expected)
+    np.testing.assert_array_equal(pool_ctx["argmax"], expected_ctx["argmax"])
+    with compiled.use_compiled(False):
+        y64, ctx64 = ops.conv2d_forward(x.astype(np.float64), filters.astype(np.float64), 1, "SAME",
+                                        bias=bias.astype(np.float64), activation="relu")
+        grads64 = ops.conv2d_backward(grad.astype(np.float64), ctx64)
+    assert_matches(y, y64.astype(np.float32), "float32")
+    assert_matches(grad_x, grads64[0].astype(np.float32), "float32")
+    assert_matches(grad_w, grads64[1].astype(np.float32), "float32")

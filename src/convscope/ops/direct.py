@@ -2,7 +2,7 @@
 
 For the thin products of early layers (a few input channels, tens of filters) BLAS runs
 far below its peak, and im2col costs a copy as large as the product.  Here a tile of
-`PIXELS` neighbouring output pixels x `lanes` filters (16 or 32) is held in SIMD
+`PIXELS` neighbouring output pixels x `lanes` filters (16 or 32; 8 on AVX2) is held in SIMD
 registers (`ops/simd.py`) while every tap (i, j, c) of the kernel adds
 x[tap] * w[tap, filters] to it: one filter-vector load and `PIXELS` broadcasts for
 `PIXELS` vector multiply-adds.  Measured, 128 images on one thread: seed 000's first
@@ -30,19 +30,25 @@ import numpy as np
 from . import compiled
 
 if compiled.available():
-    from .simd import add, broadcast, fma, full, index_of_max, load, max_or_nan, multiply, relu, store_first, zeros
+    from .simd import (add, broadcast, fma, full, index_of_max, load, max_or_nan, multiply, relu, store_first,
+                       vector_bits, zeros)
 
 PIXELS = 8               # output pixels per tile: PIXELS vectors of accumulators, plus one of filters
 TAPS_PER_TILE = 8        # taps per tile of the filter gradient: as many vectors of accumulators
 MAX_TAPS = 1024          # kh * kw * in_channels; longer sums are BLAS' strength
 MAX_OUT_CHANNELS = 128   # more filters make a wide product that BLAS runs near its peak
 OUTPUT_BUDGET_BYTES = 2 ** 20  # output of one block of images, in cache for the epilogue after it
+# The registers the tiles are sized for: 8 accumulators of `lanes` floats fit 32 AVX-512 registers at 16 or
+# 32 lanes, 16 AVX2 registers at 8; narrower SIMD keeps im2col + GEMM.  Measured on this machine with
+# AVX2-only code (NUMBA_CPU_FEATURES, OPENBLAS_CORETYPE=Haswell): 16 or 32 lanes spill registers and ran
+# 1.3-2.7x slower than the GEMM; 8 lanes ran 0.56-1.17x its time (seed 004: 31 against 56 ms per 8 images).
+VECTOR_BITS = vector_bits() if compiled.available() else 0
 
 
 def _thin(dtype, groups: int, taps: int, out_channels: int, pointwise: bool) -> bool:
     """Compiled path, float32, one group, not 1x1 unpadded stride 1 (its columns are the input
     itself), and a thin product: few taps (kh * kw * in) and filters."""
-    return (compiled.active() and dtype == np.float32 and groups == 1 and not pointwise
+    return (compiled.active() and VECTOR_BITS >= 256 and dtype == np.float32 and groups == 1 and not pointwise
             and taps <= MAX_TAPS and out_channels <= MAX_OUT_CHANNELS)
 
 
@@ -64,8 +70,10 @@ def computes_filter_grad(dtype, kernel_hw, groups: int, in_channels: int, out_ch
 
 
 def lanes_for(out_channels: int) -> int:
-    """Filters per tile: 32, unless 16 leaves fewer padded filters (16 lanes: 16 -> 16, 75 -> 80;
-    32 lanes: 50 -> 64 in two tiles instead of four)."""
+    """Filters per tile.  AVX-512: 32, unless 16 leaves fewer padded filters (16 lanes: 16 -> 16,
+    75 -> 80; 32 lanes: 50 -> 64 in two tiles instead of four).  AVX2: 8."""
+    if VECTOR_BITS < 512:
+        return 8
     return 32 if -(-out_channels // 32) * 32 == -(-out_channels // 16) * 16 else 16
 
 
@@ -312,4 +320,4 @@ def _kernels(lanes: int):
     return conv_tiles, conv_pool_tiles, filter_grad_tiles
 
 
-_KERNELS = {lanes: _kernels(lanes) for lanes in (16, 32)} if compiled.available() else {}
+_KERNELS = {lanes: _kernels(lanes) for lanes in (8, 16, 32)} if compiled.available() else {}

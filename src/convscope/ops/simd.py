@@ -24,11 +24,23 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
 
-__all__ = ["Float32Vector", "zeros", "full", "load", "broadcast", "fma", "add", "multiply", "relu",
+__all__ = ["vector_bits", "Float32Vector", "zeros", "full", "load", "broadcast", "fma", "add", "multiply", "relu",
            "max_or_nan", "index_of_max", "store_first"]
 
 _FLOAT = ir.FloatType()
 _INT32 = ir.IntType(32)
+
+
+def vector_bits() -> int:
+    """The width of the float vector registers numba compiles for: 512 (AVX-512: 32 registers), 256
+    (AVX2 with FMA: 16 registers) or 128 (anything else), from its target features
+    (`NUMBA_CPU_FEATURES` where set)."""
+    from numba.core import codegen, config
+    features = config.CPU_FEATURES if config.CPU_FEATURES is not None else codegen.get_host_cpu_features()
+    enabled = {feature[1:] for feature in features.split(",") if feature.startswith("+")}
+    if "avx512f" in enabled:
+        return 512
+    return 256 if {"avx2", "fma"} <= enabled else 128
 
 
 class Float32Vector(types.Type):
