@@ -40,7 +40,10 @@ CASES = [  # (input shape, kernel, filters, strides, dilations, padding)
     ((2, 17, 21, 3), 3, 50, (2, 2), (1, 1), "SAME"),       # strided; 50 filters: two 32-lane tiles
     ((2, 19, 24, 4), 3, 10, (1, 2), (2, 1), "VALID"),      # dilated rows, strided columns
     ((2, 10, 10, 2), 3, 33, (1, 1), (1, 1), "VALID"),      # exactly one tile wide
-    ((3, 9, 8, 2), 3, 33, (1, 1), (1, 1), "VALID"),        # 6 wide, narrower than a tile: im2col
+    ((3, 9, 8, 2), 3, 33, (1, 1), (1, 1), "VALID"),        # 6 wide: tiles of 2 rows x 4, 7 rows overlap
+    ((2, 9, 9, 50), 3, 25, (1, 1), (1, 1), "SAME"),        # seed 001's third layer at 9x9: 2 x 4 tiles
+    ((2, 5, 3, 2), 3, 8, (1, 1), (1, 1), "SAME"),          # 3 wide: narrower than any tile, im2col
+    ((2, 1, 6, 2), 3, 8, (1, 1), (1, 1), "SAME"),          # 6 wide but 1 high: im2col
     ((1, 9, 12, 5), 1, 7, (2, 1), (1, 1), "SAME"),         # 1x1 strided (not pointwise)
 ]
 
@@ -48,8 +51,8 @@ CASES = [  # (input shape, kernel, filters, strides, dilations, padding)
 @pytest.mark.parametrize("case", CASES)
 def test_direct_matches_torch(case, monkeypatch):
     shape, kernel, out_channels, strides, dilations, padding = case
-    out_width = ((shape[2] - (kernel - 1) * dilations[1] - 1) // strides[1] + 1 if padding == "VALID"
-                 else -(-shape[2] // strides[1]))
+    out_hw = [(shape[1 + axis] - (kernel - 1) * dilations[axis] - 1) // strides[axis] + 1 if padding == "VALID"
+              else -(-shape[1 + axis] // strides[axis]) for axis in range(2)]
     calls = []
     original = direct.conv_block
     monkeypatch.setattr(direct, "conv_block", lambda *args: calls.append(args[-1].shape[0]) or original(*args))
@@ -59,7 +62,8 @@ def test_direct_matches_torch(case, monkeypatch):
     bias = rng.standard_normal(out_channels).astype("float32")
     with compiled.use_compiled(True):
         y, ctx = ops.conv2d_forward(x, filters, strides, padding, dilations=dilations, bias=bias)
-    uses_direct = out_width >= direct.PIXELS
+    uses_direct = out_hw[1] >= direct.PIXELS or (out_hw[1] >= direct.PIXELS // 2 and out_hw[0] >= 2
+                                                 and out_channels <= direct.NARROW_MAX_OUT_CHANNELS)
     assert ctx["direct"] is uses_direct
     assert sum(calls) == (shape[0] if uses_direct else 0)
     pads = (((0, 0), (0, 0)) if padding == "VALID"
@@ -100,13 +104,17 @@ def test_nchw_input_and_the_fused_ops():
 
 
 @pytest.mark.parametrize("args,expected", [
-    ((np.float32, (5, 5), 1, 1, 32, 28, False), True),
-    ((np.float64, (5, 5), 1, 1, 32, 28, False), False),     # float32 only
-    ((np.float32, (3, 3), 2, 4, 32, 28, False), False),     # grouped
-    ((np.float32, (5, 5), 1, 1, 32, 7, False), False),      # narrower than a tile
-    ((np.float32, (1, 1), 1, 64, 32, 28, True), False),     # pointwise: the input is the column matrix
-    ((np.float32, (3, 3), 1, 114, 32, 28, False), False),   # 1026 taps: a long sum, BLAS' strength
-    ((np.float32, (3, 3), 1, 64, 129, 28, False), False),   # many filters: a wide product
+    ((np.float32, (5, 5), 1, 1, 32, (28, 28), False), True),
+    ((np.float64, (5, 5), 1, 1, 32, (28, 28), False), False),     # float32 only
+    ((np.float32, (3, 3), 2, 4, 32, (28, 28), False), False),     # grouped
+    ((np.float32, (5, 5), 1, 1, 32, (7, 7), False), True),        # 7 wide: tiles of 2 rows x 4 pixels
+    ((np.float32, (5, 5), 1, 1, 32, (7, 3), False), False),       # narrower than any tile
+    ((np.float32, (5, 5), 1, 1, 32, (1, 7), False), False),       # one row of 7
+    ((np.float32, (3, 3), 1, 64, 65, (7, 7), False), False),      # narrow with many filters: the GEMM
+    ((np.float32, (3, 3), 1, 64, 65, (8, 8), False), True),
+    ((np.float32, (1, 1), 1, 64, 32, (28, 28), True), False),     # pointwise: the input is the column matrix
+    ((np.float32, (3, 3), 1, 114, 32, (28, 28), False), False),   # 1026 taps: a long sum, BLAS' strength
+    ((np.float32, (3, 3), 1, 64, 129, (28, 28), False), False),   # many filters: a wide product
 ])
 def test_where_the_direct_convolution_runs(args, expected, monkeypatch):
     with compiled.use_compiled(True):

@@ -191,7 +191,7 @@ def _forward_context(x: np.ndarray, w: np.ndarray, strides, padding, dilations, 
     out_hw, pads = window_geometry((h, width), (kh, kw), strides, dilations, padding, "conv2d", "filters")
     pointwise = (kh, kw) == (1, 1) and strides == (1, 1) and pads == ((0, 0), (0, 0))
     x_pad = pad_spatial(x, pads)
-    use_direct = (direct.applies(dtype, (kh, kw), groups, in_per_group, out_channels, out_hw[1], pointwise)
+    use_direct = (direct.applies(dtype, (kh, kw), groups, in_per_group, out_channels, out_hw, pointwise)
                   and not winograd.applies((kh, kw), strides, dilations, groups, channels, out_hw, n))
     return {"input_shape": x.shape, "filters": w, "pads": pads, "strides": strides, "dilations": dilations,
             "groups": groups, "kernel_hw": (kh, kw), "out_hw": out_hw, "data_format": data_format,
@@ -435,7 +435,7 @@ def conv2d_backward(grad_output, ctx: Dict[str, Any],
         grad_pad_hw = (grad_top + out_hw[0] + grad_bottom, grad_left + out_hw[1] + grad_right)
         transposed_direct = (direct.prepare(flipped[0].reshape(kh, kw, out_channels, channels),
                                             (n,) + grad_pad_hw + (out_channels,), ctx["dilations"])
-                             if direct.applies(dtype, (kh, kw), groups, out_channels, channels, width, False)
+                             if direct.applies(dtype, (kh, kw), groups, out_channels, channels, (h, width), False)
                              else None)
     elif need_input_grad:
         grad_input = np.zeros(x_pad.shape, dtype=dtype)  # padded; cropped at the end

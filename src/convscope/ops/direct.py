@@ -37,6 +37,8 @@ PIXELS = 8               # output pixels per tile: PIXELS vectors of accumulator
 TAPS_PER_TILE = 8        # taps per tile of the filter gradient: as many vectors of accumulators
 MAX_TAPS = 1024          # kh * kw * in_channels; longer sums are BLAS' strength
 MAX_OUT_CHANNELS = 128   # more filters make a wide product that BLAS runs near its peak
+NARROW_MAX_OUT_CHANNELS = 64   # outputs 4-7 wide (tiles of 2 rows x 4, some overlapping): measured on 7x7
+                               # outputs, 50 -> 25 filters 1.9 ms against the GEMM's 2.75, 64 -> 128 9.4 vs 7.9
 OUTPUT_BUDGET_BYTES = 2 ** 20  # output of one block of images, in cache for the epilogue after it
 # The registers the tiles are sized for: 8 accumulators of `lanes` floats fit 32 AVX-512 registers at 16 or
 # 32 lanes, 16 AVX2 registers at 8; narrower SIMD keeps im2col + GEMM.  Measured on this machine with
@@ -52,11 +54,13 @@ def _thin(dtype, groups: int, taps: int, out_channels: int, pointwise: bool) -> 
             and taps <= MAX_TAPS and out_channels <= MAX_OUT_CHANNELS)
 
 
-def applies(dtype, kernel_hw, groups: int, in_channels: int, out_channels: int, out_width: int,
+def applies(dtype, kernel_hw, groups: int, in_channels: int, out_channels: int, out_hw,
             pointwise: bool) -> bool:
-    """True for the convolutions computed here: thin ones (`_thin`) with outputs at least a tile wide."""
-    return (_thin(dtype, groups, kernel_hw[0] * kernel_hw[1] * in_channels, out_channels, pointwise)
-            and out_width >= PIXELS)
+    """True for the convolutions computed here: thin ones (`_thin`) with outputs at least a tile
+    wide: 8 pixels of a row, or, up to `NARROW_MAX_OUT_CHANNELS` filters, 4 pixels of 2 rows."""
+    wide = out_hw[1] >= PIXELS or (out_hw[1] >= PIXELS // 2 and out_hw[0] >= 2
+                                   and out_channels <= NARROW_MAX_OUT_CHANNELS)
+    return _thin(dtype, groups, kernel_hw[0] * kernel_hw[1] * in_channels, out_channels, pointwise) and wide
 
 
 def computes_filter_grad(dtype, kernel_hw, groups: int, in_channels: int, out_channels: int,
@@ -104,10 +108,14 @@ def conv_block(x_pad: np.ndarray, first: int, top: int, prepared, strides, out: 
     filters, taps, lanes = prepared
     _check_contiguous(out, "out")
     images, rows, out_w, out_channels = out.shape
+    two_rows = out_w < PIXELS
+    if two_rows and (rows < 2 or out_w < PIXELS // 2):
+        raise ValueError(f"direct: argument `out` must be at least {PIXELS} wide, or {PIXELS // 2} wide and "
+                         f"2 high, got {out.shape}")
     row_length = x_pad.shape[2] * x_pad.shape[3]
     _KERNELS[lanes][0](x_pad.reshape(x_pad.shape[0], -1), first, top * row_length, taps, filters,
                        out.reshape(images, rows, out_w * out_channels), strides[0] * row_length,
-                       strides[1] * x_pad.shape[3], out_channels)
+                       strides[1] * x_pad.shape[3], out_channels, two_rows)
 
 
 def pools_in_tiles(out_hw, window, pooled_hw) -> bool:
@@ -226,29 +234,32 @@ def _kernels(lanes: int):
     defeat the disk cache)."""
 
     @compiled.kernel
-    def conv_tiles(x_flat, first, start, taps, filters, out, row_step, step, out_channels):
+    def conv_tiles(x_flat, first, start, taps, filters, out, row_step, step, out_channels, two_rows):
         """out[n, r, ox * out_channels + f] = sum over taps t of
         x_flat[first + n, start + r * row_step + ox * step + taps[t]] * filters[t * padded + f],
-        in tiles of 8 pixels of a row."""
+        in tiles of 8 pixels of a row, or (`two_rows`, outputs narrower than 8) of 4 pixels of 2 rows;
+        the last tile of a row (and pair of rows) overlaps the one before where they do not divide."""
         images, rows = out.shape[0], out.shape[1]
         out_w = out.shape[2] // out_channels
         padded = filters.shape[0] // taps.shape[0]
-        tiles = -(-out_w // PIXELS)   # the last tile overlaps the one before when PIXELS does not divide out_w
+        width, height = (PIXELS // 2, 2) if two_rows else (PIXELS, 1)
+        tiles, bands = -(-out_w // width), -(-rows // height)
+        second_half = row_step if two_rows else (PIXELS // 2) * step
         zero = zeros(lanes)
         for n in range(images):
             image = x_flat[first + n]
-            for r in range(rows):
-                row = out[n, r]
+            for band in range(bands):
+                r = min(band * height, rows - height)
                 for column in range(0, padded, lanes):
                     count = min(out_channels - column, lanes)
                     for tile in range(tiles):
-                        ox = min(tile * PIXELS, out_w - PIXELS)
-                        sums = _tile_sums(image, start + r * row_step + ox * step, step, 4 * step, taps, filters,
-                                          column, padded, zero)
+                        ox = min(tile * width, out_w - width)
+                        sums = _tile_sums(image, start + r * row_step + ox * step, step, second_half, taps,
+                                          filters, column, padded, zero)
                         at = ox * out_channels + column
-                        for p in sums:
-                            store_first(row, at, p, count)
-                            at += out_channels
+                        for i, p in enumerate(sums):
+                            row = out[n, r + i // width]
+                            store_first(row, at + (i % width) * out_channels, p, count)
 
     @compiled.kernel
     def conv_pool_tiles(x_flat, first, taps, filters, pooled, argmax, row_step, step, out_channels,
