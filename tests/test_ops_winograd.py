@@ -78,3 +78,32 @@ def test_filter_transform_is_g_g_gt():
     for c in range(2):
         for o in range(3):
             np.testing.assert_allclose(u[:, :, c, o], g @ filters[:, :, c, o] @ g.T, rtol=1e-14)
+
+
+@pytest.mark.parametrize("shape,out_channels,padding", [((8, 14, 14, 20), 24, "SAME"), ((9, 13, 11, 16), 16, "VALID")])
+def test_input_gradient_by_winograd(shape, out_channels, padding, monkeypatch):
+    """The input gradient, a 3x3 stride-1 convolution of the output gradient by the flipped filters, runs
+    as Winograd where that applies (from 16 output channels and 8 images): it matches PyTorch and float64."""
+    torch = pytest.importorskip("torch")
+    calls = []
+    original = winograd.conv_block
+    monkeypatch.setattr(winograd, "conv_block", lambda *args: calls.append(args[2].shape) or original(*args))
+    rng = np.random.default_rng(out_channels)
+    x = rng.standard_normal(shape).astype(np.float32)
+    filters = (rng.standard_normal((3, 3, shape[3], out_channels)) / 3).astype(np.float32)
+    with compiled.use_compiled(True):
+        y, ctx = ops.conv2d_forward(x, filters, 1, padding)
+        grad = rng.standard_normal(y.shape).astype(np.float32)
+        calls.clear()
+        grad_x, grad_w = ops.conv2d_backward(grad, ctx)
+    assert calls and all(c[1:] == shape[1:] for c in calls)              # input-sized: the transposed conv
+    pads = 1 if padding == "SAME" else 0
+    x_t = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).requires_grad_()
+    w_t = torch.from_numpy(filters.transpose(3, 2, 0, 1).copy()).requires_grad_()
+    torch.nn.functional.conv2d(x_t, w_t, padding=pads).backward(torch.from_numpy(grad.transpose(0, 3, 1, 2).copy()))
+    assert_matches(grad_x, x_t.grad.numpy().transpose(0, 2, 3, 1), "float32")
+    assert_matches(grad_w, w_t.grad.numpy().transpose(2, 3, 1, 0), "float32")
+    with compiled.use_compiled(False):
+        _, ctx64 = ops.conv2d_forward(x.astype(np.float64), filters.astype(np.float64), 1, padding)
+        reference = ops.conv2d_backward(grad.astype(np.float64), ctx64)[0]
+    assert_matches(grad_x, reference.astype(np.float32), "float32")

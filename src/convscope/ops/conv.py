@@ -19,8 +19,8 @@ use the input itself as the column matrix.  On the compiled path, 3x3 stride-1
 convolutions with enough channels run forward as Winograd F(2x2, 3x3)
 (`ops/winograd.py`, 2.25x fewer multiplications), and thin float32 ones (few taps,
 at most 128 filters) as a direct convolution with no columns at all
-(`ops/direct.py`, which also computes the transposed convolution of the input
-gradient and, from 8 taps, the filter gradient without columns).
+(`ops/direct.py`, which also computes, from 8 taps, the filter gradient without
+columns).  The input gradient's transposed convolution takes the same paths.
 """
 
 from __future__ import annotations
@@ -407,8 +407,8 @@ def conv2d_backward(grad_output, ctx: Dict[str, Any],
     Block by block as the forward pass: the columns are rebuilt for the filter gradient
     (cheaper than keeping kh*kw copies of the input between the passes), or, for thin float32
     convolutions, the direct kernel sums it from the padded input.  The input gradient is a
-    stride-1 transposed convolution where that is faster (on the direct kernel where it
-    applies), else col2im.
+    stride-1 transposed convolution where that is faster (as Winograd, or on the direct
+    kernel, where they apply), else col2im.
     """
     op = "conv2d_backward"
     data_format = ctx["data_format"]
@@ -433,10 +433,13 @@ def conv2d_backward(grad_output, ctx: Dict[str, Any],
         flipped = [_transposed_filters(w[..., g * out_per_group:(g + 1) * out_per_group]) for g in range(groups)]
         (grad_top, grad_bottom), (grad_left, grad_right) = transposed["pads"]
         grad_pad_hw = (grad_top + out_hw[0] + grad_bottom, grad_left + out_hw[1] + grad_right)
-        transposed_direct = (direct.prepare(flipped[0].reshape(kh, kw, out_channels, channels),
-                                            (n,) + grad_pad_hw + (out_channels,), ctx["dilations"])
-                             if direct.applies(dtype, (kh, kw), groups, out_channels, channels, (h, width), False)
-                             else None)
+        flipped_hwio = flipped[0].reshape(kh, kw, out_channels, channels) if groups == 1 else None
+        transposed_winograd = (winograd.transform_filters(flipped_hwio)
+                               if winograd.applies((kh, kw), (1, 1), ctx["dilations"], groups, out_channels,
+                                                   (h, width), n) else None)
+        transposed_direct = (direct.prepare(flipped_hwio, (n,) + grad_pad_hw + (out_channels,), ctx["dilations"])
+                             if transposed_winograd is None and direct.applies(
+                                 dtype, (kh, kw), groups, out_channels, channels, (h, width), False) else None)
     elif need_input_grad:
         grad_input = np.zeros(x_pad.shape, dtype=dtype)  # padded; cropped at the end
     filter_direct = None
@@ -454,7 +457,7 @@ def conv2d_backward(grad_output, ctx: Dict[str, Any],
                                      dtype=dtype)
         if transposed is not None:
             grad_pad = np.zeros((images,) + grad_pad_hw + (out_per_group,), dtype=dtype)
-            grad_columns = (None if transposed_direct is not None
+            grad_columns = (None if transposed_direct is not None or transposed_winograd is not None
                             else np.empty(images * h * width * kh * kw * out_per_group, dtype=dtype))
         for start, stop in blocks:
             for g in range(groups):
@@ -471,6 +474,10 @@ def conv2d_backward(grad_output, ctx: Dict[str, Any],
                                         grad_left:grad_left + out_hw[1]]
                     interior[...] = block_grad.reshape(interior.shape)
                     target = grad_input[start:stop, :, :, channel_slice]
+                    if transposed_winograd is not None:
+                        winograd.conv_block(winograd.tile_input(grad_pad[:stop - start], (h, width)),
+                                            transposed_winograd, target, 0)
+                        continue
                     if transposed_direct is not None:
                         direct.conv_block(grad_pad[:stop - start], 0, 0, transposed_direct, (1, 1), target)
                         continue
