@@ -41,22 +41,29 @@ def check_epilogue(bias, activation: str, channels: int, op: str, channels_are: 
     return bias
 
 
+@compiled.kernel(inline=True)
+def epilogue_value(value, bias, relu, scale, shift, affine, relu_after, zero):
+    """relu(value + bias), then, if `affine`, times scale plus shift, then relu if `relu_after`
+    (NaN stays NaN): one output of the epilogue, shared by the compiled kernels that apply it.
+    `zero` is 0 in the array's dtype (a float literal would turn `value` into float64)."""
+    value = value + bias
+    if relu and value < 0:
+        value = zero
+    if affine:
+        value = value * scale + shift
+    if relu_after and value < 0:
+        value = zero
+    return value
+
+
 @compiled.kernel
 def _epilogue_kernel(z, bias, relu, scale, shift, affine, relu_after):
-    """z[r, c] = relu(z[r, c] + bias[c]), then, if `affine`, times scale[c] plus shift[c], then relu
-    if `relu_after`; in place (NaN stays NaN)."""
+    """z[r, c] = `epilogue_value` of z[r, c] with channel c's parameters; in place."""
     rows, channels = z.shape
-    zero = z.dtype.type(0)      # a float literal would turn `value` into float64
+    zero = z.dtype.type(0)
     for r in range(rows):
         for c in range(channels):
-            value = z[r, c] + bias[c]
-            if relu and value < 0:
-                value = zero
-            if affine:
-                value = value * scale[c] + shift[c]
-            if relu_after and value < 0:
-                value = zero
-            z[r, c] = value
+            z[r, c] = epilogue_value(z[r, c], bias[c], relu, scale[c], shift[c], affine, relu_after, zero)
 
 
 @compiled.kernel

@@ -25,7 +25,7 @@ import numpy as np
 from . import compiled
 from .conv import (_check_conv_args, _forward_context, conv2d_forward, convolve, convolve_pooled, pools_in_tiles,
                    whole_image_blocks)
-from .epilogue import bias_activation_forward, check_affine, check_epilogue
+from .epilogue import bias_activation_forward, check_affine, check_epilogue, epilogue_value
 from .parallel import on_slices
 from .pooling import avg_pool2d, max_pool2d, max_pool2d_context, max_pool2d_forward, max_pool2d_into, pool_geometry
 
@@ -47,7 +47,7 @@ def _check_pool(pool, op: str) -> Optional[tuple]:
 @compiled.kernel
 def _epilogue_pool_kernel(x, bias, relu, scale, shift, affine, relu_after, average, counts,
                           kh, kw, sh, sw, top, left, out):
-    """Each window of the epilogue of `x` (as `epilogue._epilogue_kernel` computes it), pooled into
+    """Each window of the epilogue of `x` (`epilogue_value`), pooled into
     `out`: its maximum (a NaN wins, as in `pooling._max_pool_kernel`) or, if `average`, its sum over
     the real cells divided by `counts` (as `pooling._avg_pool_kernel`).  One read of `x`, no write."""
     n, h, w, c = x.shape
@@ -63,13 +63,8 @@ def _epilogue_pool_kernel(x, bias, relu, scale, shift, affine, relu_after, avera
                     for j in range(max(0, -col), min(kw, w - col)):
                         cell = x[b, row + i, col + j]
                         for ch in range(c):
-                            value = cell[ch] + bias[ch]
-                            if relu and value < 0:
-                                value = zero
-                            if affine:
-                                value = value * scale[ch] + shift[ch]
-                            if relu_after and value < 0:
-                                value = zero
+                            value = epilogue_value(cell[ch], bias[ch], relu, scale[ch], shift[ch], affine,
+                                                   relu_after, zero)
                             if average:
                                 result[ch] += value
                             else:
