@@ -10,7 +10,8 @@ layer (5x5, 1 -> 32) 1.3 ms against im2col + GEMM's 3.5 ms, its second (2x2, 32 
 2.7 against 5.0 (150 GFLOP/s, 85% of a core's peak); seed 004's layer (5x5, 3 -> 16,
 300x300) 12 ms per 8 images against 45.
 
-`conv_pool_block` computes tiles of 2 rows x 4 pixels instead and finishes each in
+`conv_pool_block` computes tiles of 2 rows x 4 pixels instead (2 x 2 for the last window
+of an odd row: an overlapping tile cost 25% on seed 000's 14-wide second layer) and finishes each in
 registers (bias, ReLU, an inference batch norm's affine map, ReLU, then the 2x2 stride-2
 max or average): the convolution's output never reaches memory.
 
@@ -199,6 +200,21 @@ def _tile_sums(image, base, step, second_half, taps, filters, column, padded, ze
 
 
 @compiled.kernel
+def _half_tile_sums(image, base, step, second_half, taps, filters, column, padded, zero):
+    """`_tile_sums` of 4 output pixels: 2 from image[base], 2 `second_half` further on."""
+    a0 = a1 = a2 = a3 = zero
+    for t in range(taps.shape[0]):
+        wv = load(filters, t * padded + column, zero)
+        at = base + taps[t]
+        a0 = fma(broadcast(image, at, zero), wv, a0)
+        a1 = fma(broadcast(image, at + step, zero), wv, a1)
+        at += second_half
+        a2 = fma(broadcast(image, at, zero), wv, a2)
+        a3 = fma(broadcast(image, at + step, zero), wv, a3)
+    return a0, a1, a2, a3
+
+
+@compiled.kernel
 def _finish(v, bias, relu_first, scale, shift, affine, relu_after):
     """`fused._epilogue_pool_kernel`'s epilogue of one pixel's sums."""
     v = add(v, bias)
@@ -264,12 +280,12 @@ def _kernels(lanes: int):
     @compiled.kernel
     def conv_pool_tiles(x_flat, first, taps, filters, pooled, argmax, row_step, step, out_channels,
                         bias, scale, shift, relu_first, affine, relu_after, average, track):
-        """`conv_tiles` in tiles of 2 rows x 4 pixels, each finished and pooled 2x2 into 2 pixels of
-        `pooled`, and, if `track`, the offsets of the maxima into `argmax` (laid out as `pooled`)."""
+        """`conv_tiles` in tiles of 2 rows x 4 pixels (2 x 2 for an odd row's last window), each finished
+        and pooled 2x2 into 2 pixels (1) of `pooled`, and, if `track`, the offsets of the maxima into
+        `argmax` (laid out as `pooled`)."""
         images, pooled_h = pooled.shape[0], pooled.shape[1]
         pooled_w = pooled.shape[2] // out_channels
         padded = filters.shape[0] // taps.shape[0]
-        tiles = -(-pooled_w // 2)
         zero = zeros(lanes)
         flags = (relu_first, affine, relu_after, average)
         for n in range(images):
@@ -279,8 +295,7 @@ def _kernels(lanes: int):
                 for column in range(0, padded, lanes):
                     count = min(out_channels - column, lanes)
                     b, s, h = load(bias, column, lanes), load(scale, column, lanes), load(shift, column, lanes)
-                    for tile in range(tiles):
-                        q = min(tile * 2, pooled_w - 2)
+                    for q in range(0, pooled_w - 1, 2):
                         a0, a1, a2, a3, a4, a5, a6, a7 = _tile_sums(
                             image, 2 * r * row_step + 2 * q * step, step, row_step, taps, filters, column, padded,
                             zero)
@@ -292,6 +307,15 @@ def _kernels(lanes: int):
                         if track:
                             store_first(argmax[n, r], at, left_offsets, count)
                             store_first(argmax[n, r], at + out_channels, right_offsets, count)
+                    if pooled_w % 2:       # the last window of an odd row: a tile of 2 x 2 pixels
+                        q = pooled_w - 1
+                        a0, a1, a2, a3 = _half_tile_sums(image, 2 * r * row_step + 2 * q * step, step, row_step,
+                                                         taps, filters, column, padded, zero)
+                        at = q * out_channels + column
+                        last, last_offsets = _pool(a0, a1, a2, a3, b, s, h, *flags)
+                        store_first(row, at, last, count)
+                        if track:
+                            store_first(argmax[n, r], at, last_offsets, count)
 
     @compiled.kernel
     def filter_grad_tiles(x_flat, first, taps, grad, images, out_h, out_w, row_step, step, grad_filters):
