@@ -176,6 +176,31 @@ def test_pooling_in_the_tiles(shape, kernel, out_channels, strides, pool, activa
     np.testing.assert_array_equal(pooled, expected)
 
 
+@pytest.mark.parametrize("pool", [None, ("max", 2, 2, "VALID")])
+def test_a_forward_pass_without_backward_pads_each_block(pool, monkeypatch):
+    """conv2d and conv2d_inference keep no context for a backward pass: the direct convolution pads each
+    block of images into a scratch block instead of padding the whole input first, and gives
+    conv2d_forward's numbers bit for bit (blocks of 3 of 10 images, the last one short)."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((10, 14, 14, 32)).astype(np.float32)
+    filters = (rng.standard_normal((2, 2, 32, 64)) / 8).astype(np.float32)
+    bias = rng.standard_normal(64).astype(np.float32)
+    monkeypatch.setattr(direct, "OUTPUT_BUDGET_BYTES", 3 * 14 * 14 * 64 * 4)
+    padded = []
+    original = conv.pad_spatial
+    monkeypatch.setattr(conv, "pad_spatial", lambda *args, **kw: padded.append(1) or original(*args, **kw))
+    with compiled.use_compiled(True):
+        expected, ctx = conv.conv2d_forward(x, filters, 1, "SAME", bias=bias, activation="relu")
+        assert len(padded) == 1 and ctx["x_pad"].shape == (10, 15, 15, 32)
+        if pool is None:
+            got = ops.conv2d(x, filters, 1, "SAME", bias=bias, activation="relu")
+        else:
+            got = ops.conv2d_inference(x, filters, 1, "SAME", bias=bias, activation="relu", pool=pool)
+            expected = ops.max_pool2d(expected, *pool[1:])
+    assert len(padded) == 1
+    np.testing.assert_array_equal(got, expected)
+
+
 def test_odd_outputs_are_not_pooled_in_the_tiles():
     """A SAME pooling of an odd-sized output has windows of one row: the block epilogue pools it."""
     x = np.ones((1, 9, 11, 1), np.float32)

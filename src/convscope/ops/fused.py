@@ -92,7 +92,7 @@ def conv2d_inference(input, filters, strides, padding, dilations=None, groups: i
     bias = check_epilogue(bias, activation, channels, op, "one per filter")
     scale, shift = check_affine(scale, shift, then, channels, op)
     pool = _check_pool(pool, op)
-    ctx = _forward_context(x, w, strides, padding, dilations, groups, "NHWC")
+    ctx = _forward_context(x, w, strides, padding, dilations, groups, "NHWC", pad_in_blocks=True)
     dtype = ctx["dtype"]
     bias, scale, shift = (None if value is None else np.asarray(value).astype(dtype, copy=False)
                           for value in (bias, scale, shift))
