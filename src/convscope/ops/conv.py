@@ -305,7 +305,7 @@ def convolve(ctx, epilogue: Callable[[np.ndarray], Any], out: Optional[np.ndarra
         run_in_parallel(bands, compute_winograd)
     elif ctx["direct"]:
         prepared = direct.prepare(w, ctx["padded_shape"], dilations)
-        run_in_parallel(bands, compute_direct)
+        run_in_parallel(bands, compute_direct, calls_blas=False)
     else:
         run_in_parallel(bands, compute)
 
@@ -330,7 +330,7 @@ def convolve_pooled(ctx, bias, activation: str, scale, shift, then: str, average
             direct.conv_pool_block(padded, first, prepared, ctx["strides"], epilogue, pooled[images],
                                    None if argmax is None else argmax[images])
 
-    run_in_parallel(_row_bands(ctx), compute)
+    run_in_parallel(_row_bands(ctx), compute, calls_blas=False)
 
 
 def conv2d_forward(input, filters, strides, padding, data_format: str = "NHWC", dilations=None,

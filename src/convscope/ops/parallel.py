@@ -83,19 +83,22 @@ def balanced_ranges(count: int, max_size: int) -> List[Tuple[int, int]]:
     return [(count * k // pieces, count * (k + 1) // pieces) for k in range(pieces)]
 
 
-def run_in_parallel(items: list, work: Callable[[list], Any]) -> List[Any]:
+def run_in_parallel(items: list, work: Callable[[list], Any], calls_blas: bool = True) -> List[Any]:
     """`work` on contiguous chunks of `items`, one chunk per BLAS thread (the first on the calling
-    thread, which saves one hand-over); the chunks' results in order."""
+    thread, which saves one hand-over); the chunks' results in order.  `calls_blas=False` (compiled
+    kernels only) spares setting BLAS single-threaded meanwhile (~5 us: a stage's kernel at batch 1
+    takes 20)."""
     blas = _blas()
     workers = min(len(items), worker_count())
     if getattr(_region, "inside", False):
         return [work(items)]               # nested calls run where they are: no pool deadlock
+    limit = single_threaded_blas() if calls_blas else contextlib.nullcontext()
     if workers <= 1:                       # one block: still no BLAS threads left spinning after it
-        with single_threaded_blas():
+        with limit:
             return [work(items)]
     bounds = [len(items) * k // workers for k in range(workers + 1)]
     chunks = [items[bounds[k]:bounds[k + 1]] for k in range(workers)]
-    with blas.limit(limits=1):
+    with limit:
         others = [_pool(workers - 1).submit(_in_region, work, chunk) for chunk in chunks[1:]]
         try:
             first = _in_region(work, chunks[0])
