@@ -83,7 +83,7 @@ def test_bands_of_rows_of_a_large_image():
     with compiled.use_compiled(True):
         y, ctx = ops.conv2d_forward(x, filters, 1, "VALID")
     assert ctx["direct"] and not conv.whole_image_blocks(ctx)
-    assert len(conv._row_bands(ctx)) > 2
+    assert len(conv._row_bands(ctx, True)) > 2
     assert_matches(y, _torch_conv(x, filters, np.zeros(16, np.float32), (1, 1), (1, 1), ((0, 0), (0, 0))),
                    "float32")
 
@@ -199,6 +199,33 @@ def test_a_forward_pass_without_backward_pads_each_block(pool, monkeypatch):
             expected = ops.max_pool2d(expected, *pool[1:])
     assert len(padded) == 1
     np.testing.assert_array_equal(got, expected)
+
+
+def test_pooling_in_the_tiles_is_preferred_to_winograd(monkeypatch):
+    """A 3x3 convolution that Winograd computes alone is pooled in the direct kernel's tiles when a 2x2
+    pooling follows (its output is never written); the plain convolution stays Winograd's."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((8, 14, 14, 16)).astype(np.float32)
+    filters = (rng.standard_normal((3, 3, 16, 24)) / 12).astype(np.float32)
+    bias = rng.standard_normal(24).astype(np.float32)
+    calls = []
+    for name in ("conv_pool_block", "conv_block"):
+        original = getattr(direct, name)
+        monkeypatch.setattr(direct, name, lambda *args, _name=name, _original=original:
+                            calls.append(_name) or _original(*args))
+    with compiled.use_compiled(True):
+        assert conv._forward_context(x, filters, (1, 1), "SAME", (1, 1), 1, "NHWC")["winograd"]
+        pooled = ops.conv2d_inference(x, filters, 1, "SAME", bias=bias, activation="relu",
+                                      pool=("max", 2, 2, "VALID"))
+        assert calls == ["conv_pool_block"] * len(calls) and calls
+        calls.clear()
+        ops.conv2d(x, filters, 1, "SAME", bias=bias, activation="relu")
+        assert calls == []                                     # Winograd's
+    x_t = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
+    expected = torch.nn.functional.max_pool2d(torch.relu(torch.nn.functional.conv2d(
+        x_t, torch.from_numpy(filters.transpose(3, 2, 0, 1).copy()), torch.from_numpy(bias), padding=1)), 2)
+    assert_matches(pooled, expected.numpy().transpose(0, 2, 3, 1), "float32")
 
 
 def test_odd_outputs_are_not_pooled_in_the_tiles():

@@ -7,6 +7,7 @@ import pytest
 
 from _oracle import assert_matches
 from convscope import ops
+from convscope.ops import direct, winograd
 
 pytestmark = pytest.mark.usefixtures("kernel_path")
 
@@ -43,7 +44,9 @@ def _one_after_another(x, filters, conv, bias, activation, norm, then, pool):
 @pytest.mark.parametrize("case", CONVS)
 @pytest.mark.parametrize("activation,with_norm,then", [("relu", True, "linear"), ("linear", True, "relu"),
                                                        ("linear", False, "linear"), ("relu", False, "relu")])
-def test_same_numbers_as_the_ops_one_after_another(case, pool, activation, with_norm, then, dtype):
+def test_same_numbers_as_the_ops_one_after_another(case, pool, activation, with_norm, then, dtype, monkeypatch):
+    """Where the pooling ran in the direct kernel's tiles (preferred to Winograd), the reference's
+    convolution runs on the direct kernel too."""
     shape, filter_shape, *conv = case
     rng = np.random.default_rng(sum(shape) + len(str(pool)))
     x = rng.standard_normal(shape).astype(dtype)
@@ -51,8 +54,13 @@ def test_same_numbers_as_the_ops_one_after_another(case, pool, activation, with_
     bias, norm = _parameters(rng, filter_shape[3], dtype)
     norm = norm if with_norm else None
     scale, shift = ops.batch_norm_affine(*norm, 1e-3, dtype) if with_norm else (None, None)
+    in_tiles = []
+    original = direct.conv_pool_block
+    monkeypatch.setattr(direct, "conv_pool_block", lambda *args: in_tiles.append(1) or original(*args))
     fused = ops.conv2d_inference(x, filters, *conv, bias=bias, activation=activation, scale=scale, shift=shift,
                                  then=then, pool=pool)
+    if in_tiles:
+        monkeypatch.setattr(winograd, "applies", lambda *args: False)
     expected = _one_after_another(x, filters, conv, bias, activation, norm, then, pool)
     assert fused.dtype == np.dtype(dtype)
     np.testing.assert_array_equal(fused, expected)       # the same operations in the same order
@@ -174,14 +182,20 @@ def test_max_pool_backward_through_relu_is_the_pool_then_the_relu_backward(ksize
 
 @pytest.mark.parametrize("pool", [(2, 2, "VALID"), (2, 2, "SAME"), (3, 2, "SAME"), (3, 1, "VALID")])
 @pytest.mark.parametrize("case", CONVS)
-def test_conv_max_pool_forward_is_conv2d_forward_then_max_pool2d_forward(case, pool):
+def test_conv_max_pool_forward_is_conv2d_forward_then_max_pool2d_forward(case, pool, monkeypatch):
+    """As in inference, a pooling in the direct kernel's tiles is compared with a direct convolution."""
     shape, filter_shape, *conv = case
     rng = np.random.default_rng(sum(shape) + pool[0])
     x = rng.standard_normal(shape).astype(np.float32)
     filters = (rng.standard_normal(filter_shape) / np.sqrt(np.prod(filter_shape[:3]))).astype(np.float32)
     bias = rng.standard_normal(filter_shape[3]).astype(np.float32)
+    in_tiles = []
+    original = direct.conv_pool_block
+    monkeypatch.setattr(direct, "conv_pool_block", lambda *args: in_tiles.append(1) or original(*args))
     pooled, conv_ctx, pool_ctx = ops.conv2d_max_pool_forward(x, filters, *conv, bias=bias, activation="relu",
                                                              pool=pool)
+    if in_tiles:
+        monkeypatch.setattr(winograd, "applies", lambda *args: False)
     y, conv_ctx_reference = ops.conv2d_forward(x, filters, conv[0], conv[1], dilations=conv[2], groups=conv[3],
                                                bias=bias, activation="relu")
     pooled_reference, pool_ctx_reference = ops.max_pool2d_forward(y, *pool)

@@ -94,19 +94,24 @@ def _image_blocks(ctx, image_bytes: int, budget: int) -> list:
     return balanced_ranges(ctx["input_shape"][0], budget // max(image_bytes, 1))
 
 
-def _forward_block_bytes(ctx) -> Tuple[int, int]:
+def _direct_blocks(ctx) -> bool:
+    """True when `convolve` runs the direct kernel: it applies and Winograd does not."""
+    return ctx["direct"] and not ctx["winograd"]
+
+
+def _forward_block_bytes(ctx, direct_blocks: bool) -> Tuple[int, int]:
     """(bytes per image, budget) of a forward block: the output the direct convolution writes, or
-    the im2col columns (the product's output follows them through the cache)."""
-    if ctx["direct"]:
+    the im2col (or Winograd) columns (the product's output follows them through the cache)."""
+    if direct_blocks:
         return ctx["image_output_bytes"], direct.OUTPUT_BUDGET_BYTES
     return ctx["image_column_bytes"], COLUMN_BUDGET_BYTES
 
 
-def _row_bands(ctx) -> list:
+def _row_bands(ctx, direct_blocks: bool) -> list:
     """(images, output rows) slices of the forward blocks: whole images while one image fits the
     block budget, else bands of output rows of one image (e.g. 300x300 images)."""
     n, oh = ctx["input_shape"][0], ctx["out_hw"][0]
-    image_bytes, budget = _forward_block_bytes(ctx)
+    image_bytes, budget = _forward_block_bytes(ctx, direct_blocks)
     if image_bytes <= budget:
         return [(slice(start, stop), slice(0, oh)) for start, stop in _image_blocks(ctx, image_bytes, budget)]
     rows = budget // max(image_bytes // oh, 1)
@@ -191,10 +196,12 @@ def _forward_context(x: np.ndarray, w: np.ndarray, strides, padding, dilations, 
     """The geometry of a convolution of the validated `x` (NHWC) by `w`, with the padded input: what the
     blocks of the forward pass and `conv2d_backward` read.
 
-    With `pad_in_blocks` (a forward pass that keeps nothing for backward), the direct
+    "direct": the direct kernel applies; "winograd": Winograd applies, and `convolve` prefers
+    it.  With `pad_in_blocks` (a forward pass that keeps nothing for backward), the direct
     convolution's whole-image blocks pad their images into a scratch block that stays in
-    cache, and the context holds `x` instead of the padded input ("x_pad" None): padding
-    the whole input first took 0.3 of seed 000's second layer's 2.1 ms (128 images).
+    cache, and the context holds `x` instead of the padded input ("x_pad" None until another
+    path asks `padded_input`): padding the whole input first took 0.3 of seed 000's second
+    layer's 2.1 ms (128 images).
     """
     dtype = float_dtype(x, w)
     x, w = x.astype(dtype, copy=False), w.astype(dtype, copy=False)
@@ -202,14 +209,14 @@ def _forward_context(x: np.ndarray, w: np.ndarray, strides, padding, dilations, 
     kh, kw, in_per_group, out_channels = w.shape
     out_hw, pads = window_geometry((h, width), (kh, kw), strides, dilations, padding, "conv2d", "filters")
     pointwise = (kh, kw) == (1, 1) and strides == (1, 1) and pads == ((0, 0), (0, 0))
-    use_direct = (direct.applies(dtype, (kh, kw), groups, in_per_group, out_channels, out_hw, pointwise)
-                  and not winograd.applies((kh, kw), strides, dilations, groups, channels, out_hw, n))
+    use_direct = direct.applies(dtype, (kh, kw), groups, in_per_group, out_channels, out_hw, pointwise)
     ctx = {"input_shape": x.shape, "filters": w, "pads": pads, "strides": strides, "dilations": dilations,
            "groups": groups, "kernel_hw": (kh, kw), "out_hw": out_hw, "data_format": data_format,
            "dtype": dtype, "image_column_bytes": out_hw[0] * out_hw[1] * kh * kw * in_per_group * dtype.itemsize,
            "image_output_bytes": out_hw[0] * out_hw[1] * out_channels * dtype.itemsize,
-           "pointwise": pointwise, "direct": use_direct, "padded_shape": padded_shape(x.shape, pads)}
-    if pad_in_blocks and use_direct and whole_image_blocks(ctx) and any(pads[0] + pads[1]):
+           "pointwise": pointwise, "direct": use_direct, "padded_shape": padded_shape(x.shape, pads),
+           "winograd": winograd.applies((kh, kw), strides, dilations, groups, channels, out_hw, n)}
+    if pad_in_blocks and use_direct and whole_image_blocks(ctx, True) and any(pads[0] + pads[1]):
         ctx["x"], ctx["x_pad"] = np.ascontiguousarray(x), None
     else:
         x_pad = pad_spatial(x, pads)
@@ -217,9 +224,17 @@ def _forward_context(x: np.ndarray, w: np.ndarray, strides, padding, dilations, 
     return ctx
 
 
-def whole_image_blocks(ctx) -> bool:
-    """True when the forward blocks are whole images (not bands of rows of one large image)."""
-    image_bytes, budget = _forward_block_bytes(ctx)
+def padded_input(ctx) -> np.ndarray:
+    """The whole padded input of the context (padded now, once, if it pads in blocks)."""
+    if ctx["x_pad"] is None:
+        ctx["x_pad"] = pad_spatial(ctx["x"], ctx["pads"])
+    return ctx["x_pad"]
+
+
+def whole_image_blocks(ctx, direct_blocks: Optional[bool] = None) -> bool:
+    """True when the forward blocks (of `convolve`, or of the direct kernel if `direct_blocks`) are
+    whole images, not bands of rows of one large image."""
+    image_bytes, budget = _forward_block_bytes(ctx, _direct_blocks(ctx) if direct_blocks is None else direct_blocks)
     return image_bytes <= budget
 
 
@@ -247,12 +262,13 @@ def convolve(ctx, epilogue: Callable[[np.ndarray], Any], out: Optional[np.ndarra
     or, with `finish`, into one scratch block per thread handed to `finish(images, block)`,
     which must be done with it before the next block (whole-image blocks only).
     """
-    x_pad, w, groups = ctx["x_pad"], ctx["filters"], ctx["groups"]
+    w, groups, direct_blocks = ctx["filters"], ctx["groups"], _direct_blocks(ctx)
+    x_pad = None if direct_blocks else padded_input(ctx)
     kh, kw, in_per_group, out_channels = w.shape
     out_hw, strides, dilations = ctx["out_hw"], ctx["strides"], ctx["dilations"]
     out_per_group = out_channels // groups
     filter_matrices = _group_filters(w, groups)
-    bands = _row_bands(ctx)
+    bands = _row_bands(ctx, direct_blocks)
 
     def targets(chunk):
         """(images, rows, output block) of each band of `chunk`: views of `out`, or of one scratch block."""
@@ -298,12 +314,10 @@ def convolve(ctx, epilogue: Callable[[np.ndarray], Any], out: Optional[np.ndarra
         return
     if finish is not None and not whole_image_blocks(ctx):
         raise ValueError("convolve: `finish` needs whole-image blocks")
-    if winograd.applies((kh, kw), strides, dilations, groups, ctx["input_shape"][3], out_hw,
-                        ctx["input_shape"][0]) and all(
-            rows == slice(0, out_hw[0]) for _, rows in bands):
+    if ctx["winograd"] and all(rows == slice(0, out_hw[0]) for _, rows in bands):
         transformed, tiled = winograd.transform_filters(w), winograd.tile_input(x_pad, out_hw)
         run_in_parallel(bands, compute_winograd)
-    elif ctx["direct"]:
+    elif direct_blocks:
         prepared = direct.prepare(w, ctx["padded_shape"], dilations)
         run_in_parallel(bands, compute_direct, calls_blas=False)
     else:
@@ -312,8 +326,11 @@ def convolve(ctx, epilogue: Callable[[np.ndarray], Any], out: Optional[np.ndarra
 
 def pools_in_tiles(ctx, window, pooled_hw) -> bool:
     """True when `convolve_pooled` can compute this convolution followed by a pooling `window`
-    (`pool_geometry`'s): the direct path, whole-image blocks and a 2x2 stride-2 unpadded window."""
-    return ctx["direct"] and whole_image_blocks(ctx) and direct.pools_in_tiles(ctx["out_hw"], window, pooled_hw)
+    (`pool_geometry`'s): the direct kernel, whole-image blocks and a 2x2 stride-2 unpadded window.
+    Also where Winograd applies: never writing the convolution's output beats it (seed 001's 3x3
+    75 -> 50 layer with its pooling: 0.82-1.01x Winograd's time at 8-512 images)."""
+    return (ctx["direct"] and whole_image_blocks(ctx, True)
+            and direct.pools_in_tiles(ctx["out_hw"], window, pooled_hw))
 
 
 def convolve_pooled(ctx, bias, activation: str, scale, shift, then: str, average: bool,
@@ -330,7 +347,7 @@ def convolve_pooled(ctx, bias, activation: str, scale, shift, then: str, average
             direct.conv_pool_block(padded, first, prepared, ctx["strides"], epilogue, pooled[images],
                                    None if argmax is None else argmax[images])
 
-    run_in_parallel(_row_bands(ctx), compute, calls_blas=False)
+    run_in_parallel(_row_bands(ctx, True), compute, calls_blas=False)
 
 
 def conv2d_forward(input, filters, strides, padding, data_format: str = "NHWC", dilations=None,
@@ -462,7 +479,7 @@ def conv2d_backward(grad_output, ctx: Dict[str, Any],
     out_per_group = out_channels // groups
     pixels = out_hw[0] * out_hw[1]
     grad_rows = np.ascontiguousarray(grad, dtype=dtype).reshape(-1, out_channels)
-    x_pad = ctx["x_pad"]
+    x_pad = padded_input(ctx)
     filter_matrices = _group_filters(w, groups)
     transposed = _transposed_geometry(ctx) if need_input_grad else None
     if transposed is not None:
