@@ -88,3 +88,21 @@ def test_on_slices_gives_each_thread_one_contiguous_slice(count, size, min_size,
     monkeypatch.setattr(parallel, "worker_count", lambda: 2)
     calls = parallel.on_slices(count, size, lambda part: (part.start, part.stop), min_size)
     assert calls == expected
+
+
+def test_single_threaded_blas_sets_one_thread_and_restores_the_count_even_after_an_error():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def blas_threads():
+        return [info["num_threads"] for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"]
+    if not blas_threads():
+        pytest.skip("no BLAS library that threadpoolctl controls")
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        before = blas_threads()
+        with parallel.single_threaded_blas():
+            assert set(blas_threads()) == {1}
+        assert blas_threads() == before
+        with pytest.raises(RuntimeError, match="inside"):
+            with parallel.single_threaded_blas():
+                raise RuntimeError("inside")
+        assert blas_threads() == before
