@@ -228,6 +228,26 @@ def test_pooling_in_the_tiles_is_preferred_to_winograd(monkeypatch):
     assert_matches(pooled, expected.numpy().transpose(0, 2, 3, 1), "float32")
 
 
+def test_a_small_direct_convolution_stays_on_the_calling_thread(monkeypatch):
+    """Under direct.SMALL_WORK multiply-adds the blocks run where they are called (a hand-over to another
+    thread costs more than it saves); above it they are shared among the threads."""
+    regions = []
+    original = conv.run_in_parallel
+    monkeypatch.setattr(conv, "run_in_parallel", lambda *args, **kw: regions.append(1) or original(*args, **kw))
+    filters = np.ones((3, 3, 4, 32), np.float32)
+    small = np.ones((2, 14, 14, 4), np.float32)        # 2 * 196 * 36 * 32 = 0.45M multiply-adds
+    with compiled.use_compiled(True):
+        assert conv._forward_context(small, filters, (1, 1), "SAME", (1, 1), 1, "NHWC")["direct"]
+        y = ops.conv2d(small, filters, 1, "SAME")
+        pooled = ops.conv2d_inference(small, filters, 1, "SAME", pool=("max", 2, 2, "VALID"))
+        assert regions == []
+        monkeypatch.setattr(direct, "SMALL_WORK", 1000)
+        assert np.array_equal(ops.conv2d(small, filters, 1, "SAME"), y)
+        assert np.array_equal(ops.conv2d_inference(small, filters, 1, "SAME", pool=("max", 2, 2, "VALID")), pooled)
+    assert len(regions) == 2
+    assert y[0, 5, 5, 0] == 36 and y[0, 0, 0, 0] == 16 and pooled[0, 0, 0, 0] == 36
+
+
 def test_odd_outputs_are_not_pooled_in_the_tiles():
     """A SAME pooling of an odd-sized output has windows of one row: the block epilogue pools it."""
     x = np.ones((1, 9, 11, 1), np.float32)

@@ -238,6 +238,17 @@ def whole_image_blocks(ctx, direct_blocks: Optional[bool] = None) -> bool:
     return image_bytes <= budget
 
 
+def _run_direct(ctx, bands: list, compute: Callable[[list], Any]) -> None:
+    """`compute` on the direct kernel's `bands`, shared among the threads, or all on the calling thread
+    when the convolution is smaller than `direct.SMALL_WORK` multiply-adds (a hand-over costs more)."""
+    n, (oh, ow) = ctx["input_shape"][0], ctx["out_hw"]
+    kh, kw, in_per_group, out_channels = ctx["filters"].shape
+    if n * oh * ow * kh * kw * in_per_group * out_channels < direct.SMALL_WORK:
+        compute(bands)
+    else:
+        run_in_parallel(bands, compute, calls_blas=False)
+
+
 def _padded_images(ctx, chunk: list) -> Iterator[Tuple[np.ndarray, int]]:
     """(array, index of the band's first image in it) for each (images, rows) band of `chunk`, in turn:
     the padded input, or, where the context pads in blocks, one scratch block of this thread's,
@@ -319,7 +330,7 @@ def convolve(ctx, epilogue: Callable[[np.ndarray], Any], out: Optional[np.ndarra
         run_in_parallel(bands, compute_winograd)
     elif direct_blocks:
         prepared = direct.prepare(w, ctx["padded_shape"], dilations)
-        run_in_parallel(bands, compute_direct, calls_blas=False)
+        _run_direct(ctx, bands, compute_direct)
     else:
         run_in_parallel(bands, compute)
 
@@ -347,7 +358,7 @@ def convolve_pooled(ctx, bias, activation: str, scale, shift, then: str, average
             direct.conv_pool_block(padded, first, prepared, ctx["strides"], epilogue, pooled[images],
                                    None if argmax is None else argmax[images])
 
-    run_in_parallel(_row_bands(ctx, True), compute, calls_blas=False)
+    _run_direct(ctx, _row_bands(ctx, True), compute)
 
 
 def conv2d_forward(input, filters, strides, padding, data_format: str = "NHWC", dilations=None,

@@ -42,6 +42,9 @@ MAX_OUT_CHANNELS = 128   # more filters make a wide product that BLAS runs near 
 NARROW_MAX_OUT_CHANNELS = 64   # outputs 4-7 wide (tiles of 2 rows x 4, some overlapping): measured on 7x7
                                # outputs, 50 -> 25 filters 1.9 ms against the GEMM's 2.75, 64 -> 128 9.4 vs 7.9
 OUTPUT_BUDGET_BYTES = 2 ** 20  # output of one block of images, in cache for the epilogue after it
+SMALL_WORK = 1 << 24     # multiply-adds under which a direct convolution stays on the calling thread: measured
+                         # at 8 images, one thread took 117 against 281 us (seed 000's first layer), 189 against
+                         # 270 (seed 001's third); from ~17M (seed 001's first two at 32 images) two win
 # The registers the tiles are sized for: 8 accumulators of `lanes` floats fit 32 AVX-512 registers at 16 or
 # 32 lanes, 16 AVX2 registers at 8; narrower SIMD keeps im2col + GEMM.  Measured on this machine with
 # AVX2-only code (NUMBA_CPU_FEATURES, OPENBLAS_CORETYPE=Haswell): 16 or 32 lanes spill registers and ran
