@@ -88,7 +88,6 @@ def run_in_parallel(items: list, work: Callable[[list], Any], calls_blas: bool =
     thread, which saves one hand-over); the chunks' results in order.  `calls_blas=False` (compiled
     kernels only) spares setting BLAS single-threaded meanwhile (~5 us: a stage's kernel at batch 1
     takes 20)."""
-    blas = _blas()
     workers = min(len(items), worker_count())
     if getattr(_region, "inside", False):
         return [work(items)]               # nested calls run where they are: no pool deadlock
@@ -126,17 +125,17 @@ def single_threaded_blas():
     """A context in which BLAS runs on the calling thread only (nothing without threadpoolctl).
 
     Sets each BLAS library's thread count through threadpoolctl's controllers and restores
-    it after: 2 us, where `ThreadpoolController.limit` took 6 (it reads every library's
+    it after: 3.6 us, where `ThreadpoolController.limit` took ~6 (it reads every library's
     whole info first), at two calls per batch-1 Dense layer."""
     blas = _blas()
-    libraries = [library for library in blas.lib_controllers if library.num_threads != 1] if blas else []
-    counts = [library.num_threads for library in libraries]
-    for library in libraries:
+    counts = [(library, library.num_threads) for library in (blas.lib_controllers if blas else [])]
+    changed = [(library, count) for library, count in counts if count != 1]
+    for library, _ in changed:
         library.set_num_threads(1)
     try:
         yield
     finally:
-        for library, count in zip(libraries, counts):
+        for library, count in changed:
             library.set_num_threads(count)
 
 
