@@ -208,12 +208,25 @@ GOOD = dict(input=np.zeros((1, 5, 5, 4)), filters=np.zeros((3, 3, 4, 2)), stride
     (dict(input=np.zeros((5, 5, 4))), ValueError, r"conv2d: argument `input` must be a rank-4 array, got rank 3"),
     (dict(filters=np.zeros((3, 3, 4))), ValueError, r"conv2d: argument `filters` must be a rank-4 array"),
     (dict(filters=np.zeros((3, 3, 3, 2))), ValueError,
-     r"conv2d: argument `filters` must have in/groups = 4 input channels.*got filters of shape \(3, 3, 3, 2\)"),
+     r"conv2d: argument `filters` of shape \(3, 3, 3, 2\) has 3 input channels per group \(axis 2\), which "
+     r"must divide the input's 4 channels \(groups = in_channels / filters.shape\[2\]\), got input of shape "
+     r"\(1, 5, 5, 4\) \(NHWC\)$"),
+    (dict(filters=np.zeros((3, 3, 2, 3))), ValueError,
+     r"conv2d: argument `filters` of shape \(3, 3, 2, 3\) has 3 output channels \(axis 3\), which must be a "
+     r"multiple of groups = in_channels / filters.shape\[2\] = 4 / 2 = 2$"),
+    (dict(filters=np.zeros((3, 3, 3, 2)), groups=1), ValueError,
+     r"conv2d: argument `filters` must have in/groups = 4 input channels.*got filters of shape "
+     r"\(3, 3, 3, 2\); leave `groups` out to infer it as in_channels / filters.shape\[2\]$"),
+    (dict(filters=np.zeros((3, 3, 1, 4)), groups=2), ValueError,
+     r"conv2d: argument `filters` must have in/groups = 2 input channels on axis 2 \(input has 4 "
+     r"channels, groups=2\), got filters of shape \(3, 3, 1, 4\)"),
     (dict(groups=3), ValueError, r"conv2d: argument `groups` \(3\) must divide the input channels, got 4"),
     (dict(groups=2, filters=np.zeros((3, 3, 2, 3))), ValueError,
      r"conv2d: argument `groups` \(2\) must divide the output channels of `filters`, got 3"),
-    (dict(groups=0), ValueError, r"conv2d: argument `groups` must be a positive int, got 0"),
-    (dict(groups=1.5), TypeError, r"conv2d: argument `groups` must be a positive int, got 1.5"),
+    (dict(groups=0), ValueError, r"conv2d: argument `groups` must be None \(inferred from `filters`\) or a "
+                                 r"positive int, got 0"),
+    (dict(groups=1.5), TypeError, r"conv2d: argument `groups` must be None \(inferred from `filters`\) or a "
+                                  r"positive int, got 1.5"),
     (dict(padding="FULL"), ValueError, r"conv2d: argument `padding` must be 'SAME', 'VALID' or explicit.*'FULL'"),
     (dict(padding=[[1, 1], [1, 1], [1, 1], [0, 0]]), ValueError,
      r"conv2d: argument `padding` must be \[0, 0\] on the batch and channel axes"),
@@ -236,6 +249,49 @@ def test_bad_arguments_are_named(changes, error, pattern):
     args = dict(GOOD, **changes)
     with pytest.raises(error, match=pattern):
         ops.conv2d(**args)
+
+
+# -- groups inferred from the filters' shape, as tf.nn.conv2d does -------------------------------------
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("data_format", ["NHWC", "NCHW"])
+@pytest.mark.parametrize("groups, in_per_group, out_per_group, kernel, strides, padding", [
+    (2, 2, 3, (3, 3), 1, "SAME"),
+    (3, 1, 2, (2, 3), 2, "VALID"),
+    (4, 3, 1, (3, 1), (1, 2), "SAME"),
+    (6, 1, 1, (1, 1), 1, "VALID"),        # the issue's call: filters (1, 1, 1, 6) on 6 channels
+])
+def test_groups_are_inferred_from_the_filters_as_tf_nn_conv2d(groups, in_per_group, out_per_group, kernel,
+                                                               strides, padding, data_format, dtype, kernel_path):
+    """No `groups=`: in_channels / filters.shape[2] groups, the numbers of PyTorch's conv2d(groups=...)."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(groups * 10 + in_per_group)
+    size = (7, 6)
+    x_nchw = rng.standard_normal((2, groups * in_per_group) + size).astype(dtype)
+    filters = rng.standard_normal(kernel + (in_per_group, groups * out_per_group)).astype(dtype)
+    nhwc = data_format == "NHWC"
+    x = x_nchw.transpose(0, 2, 3, 1).copy() if nhwc else x_nchw
+    pair = (strides, strides) if isinstance(strides, int) else strides
+    pads = ([tf_same_split(size[a], kernel[a], pair[a]) for a in range(2)] if padding == "SAME"
+            else [(0, 0), (0, 0)])
+
+    output = ops.conv2d(x, filters, strides, padding, data_format)
+    forward, ctx = ops.conv2d_forward(x, filters, strides, padding, data_format)
+
+    x_t = torch.tensor(x_nchw, requires_grad=True)
+    w_t = torch.tensor(filters.transpose(3, 2, 0, 1).copy(), requires_grad=True)
+    padded = torch.nn.functional.pad(x_t, (pads[1][0], pads[1][1], pads[0][0], pads[0][1]))
+    expected = torch.nn.functional.conv2d(padded, w_t, stride=pair, groups=groups)
+    to_format = (lambda a: a.transpose(0, 2, 3, 1)) if nhwc else (lambda a: a)
+    assert ctx["groups"] == groups
+    assert_matches(output, to_format(expected.detach().numpy()), dtype)
+    assert_matches(forward, to_format(expected.detach().numpy()), dtype)
+    grad_nchw = rng.standard_normal(tuple(expected.shape)).astype(dtype)
+    expected.backward(torch.tensor(grad_nchw))
+    grad_input, grad_filters = ops.conv2d_backward(np.ascontiguousarray(to_format(grad_nchw)), ctx)
+    assert_matches(grad_input, to_format(x_t.grad.numpy()), dtype)
+    assert_matches(grad_filters, w_t.grad.numpy().transpose(2, 3, 1, 0), dtype)
+    # the same groups given explicitly: the same call
+    np.testing.assert_array_equal(ops.conv2d(x, filters, strides, padding, data_format, groups=groups), output)
 
 
 @pytest.mark.parametrize("data_format", ["NHWC", "NCHW"])

@@ -161,33 +161,50 @@ def _group_filters(w: np.ndarray, groups: int) -> list:
 
 
 def _check_conv_args(input, filters, strides, padding, data_format, dilations, groups):
+    """The checked arguments; `groups=None` is inferred as `tf.nn.conv2d` does: in_channels / filters.shape[2]."""
     op = "conv2d"
     data_format = check_data_format(data_format, op)
     x = check_numeric_array(input, op, "input", ndim=4)
     w = check_numeric_array(filters, op, "filters", ndim=4)
-    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)):
-        raise TypeError(f"{op}: argument `groups` must be a positive int, got {groups!r}")
-    if groups < 1:
-        raise ValueError(f"{op}: argument `groups` must be a positive int, got {groups!r}")
+    if groups is not None:
+        if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)):
+            raise TypeError(f"{op}: argument `groups` must be None (inferred from `filters`) or a positive int, "
+                            f"got {groups!r}")
+        if groups < 1:
+            raise ValueError(f"{op}: argument `groups` must be None (inferred from `filters`) or a positive int, "
+                             f"got {groups!r}")
     strides = spatial_pair(strides, "strides", op, data_format)
     dilations = spatial_pair(1 if dilations is None else dilations, "dilations", op, data_format)
     padding = parse_padding(padding, op, data_format)
+    input_shape = x.shape
     x = check_image_batch(x, op, data_format)
     channels = x.shape[3]
     in_per_group, out_channels = w.shape[2:]
     if min(w.shape) < 1:
         raise ValueError(f"{op}: argument `filters` must have a non-empty shape [kh, kw, in/groups, out], "
                          f"got {w.shape}")
+    if groups is None:       # tf.nn.conv2d: groups = in_channels / filters.shape[2]
+        if channels % in_per_group:
+            raise ValueError(f"{op}: argument `filters` of shape {w.shape} has {in_per_group} input channels "
+                             f"per group (axis 2), which must divide the input's {channels} channels "
+                             f"(groups = in_channels / filters.shape[2]), got input of shape {input_shape} "
+                             f"({data_format})")
+        groups = channels // in_per_group
+        if out_channels % groups:
+            raise ValueError(f"{op}: argument `filters` of shape {w.shape} has {out_channels} output channels "
+                             f"(axis 3), which must be a multiple of groups = in_channels / filters.shape[2] "
+                             f"= {channels} / {in_per_group} = {groups}")
+        return x, w, strides, dilations, padding, data_format, int(groups)
     if channels % groups:
         raise ValueError(f"{op}: argument `groups` ({groups}) must divide the input channels, "
-                         f"got {channels} input channels")
+                         f"got {channels} input channels (input of shape {input_shape}, {data_format})")
     if out_channels % groups:
         raise ValueError(f"{op}: argument `groups` ({groups}) must divide the output channels of "
-                         f"`filters`, got {out_channels} output channels")
+                         f"`filters`, got {out_channels} output channels (filters of shape {w.shape})")
     if in_per_group * groups != channels:
         raise ValueError(f"{op}: argument `filters` must have in/groups = {channels // groups} input "
-                         f"channels on axis 2 (input has {channels} channels, groups={groups}), "
-                         f"got filters of shape {w.shape}")
+                         f"channels on axis 2 (input has {channels} channels, groups={groups}), got filters "
+                         f"of shape {w.shape}; leave `groups` out to infer it as in_channels / filters.shape[2]")
     return x, w, strides, dilations, padding, data_format, int(groups)
 
 
@@ -362,7 +379,8 @@ def convolve_pooled(ctx, bias, activation: str, scale, shift, then: str, average
 
 
 def conv2d_forward(input, filters, strides, padding, data_format: str = "NHWC", dilations=None,
-                   groups: int = 1, bias=None, activation: str = "linear") -> Tuple[np.ndarray, Dict[str, Any]]:
+                   groups: Optional[int] = None, bias=None, activation: str = "linear"
+                   ) -> Tuple[np.ndarray, Dict[str, Any]]:
     """`conv2d` plus the context `conv2d_backward` needs (the padded input, the filters and the geometry).
 
     `bias` (one per filter) and `activation` ("linear" or "relu") are applied to each
@@ -389,9 +407,12 @@ def _conv2d(input, filters, strides, padding, data_format, dilations, groups, bi
 
 
 def conv2d(input, filters, strides, padding, data_format: str = "NHWC", dilations=None,
-           groups: int = 1, bias=None, activation: str = "linear") -> np.ndarray:
+           groups: Optional[int] = None, bias=None, activation: str = "linear") -> np.ndarray:
     """`tf.nn.conv2d`: filters [kh, kw, in/groups, out], cross-correlation, TF's SAME split;
     then, optionally, `activation(. + bias)` fused in ("linear" or "relu").
+
+    `groups` is inferred as `tf.nn.conv2d` does, in_channels / filters.shape[2], when it is
+    None; a given `groups` must agree with the filters' shape.
 
     The columns are built a block of images at a time, so memory stays near the
     size of the input and the output even for large batches (e.g. 300x300 images).
