@@ -13,6 +13,8 @@ from .base import Layer, Shape, check_float
 class Dropout(Layer):
     """Zeroes each unit with probability `rate` in training and scales the rest by 1 / (1 - rate).
 
+    `rate=1.0` zeroes every unit in training (Keras 3 accepts it too); inference is the identity.
+
     `noise_shape` shares one mask along axes given as 1 (None entries follow the input).
     Masks come from the library generator, or from the layer's own generator when `seed` is set.
     """
@@ -20,7 +22,7 @@ class Dropout(Layer):
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
         where = self._describe()
-        self.rate = check_float(rate, "rate", where, 0.0, 1.0, high_open=True)
+        self.rate = check_float(rate, "rate", where, 0.0, 1.0)       # 1.0 drops everything, as in Keras 3
         if noise_shape is not None:
             try:
                 noise_shape = tuple(noise_shape)

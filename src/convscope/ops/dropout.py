@@ -1,5 +1,7 @@
 """Inverted dropout: drop each unit with probability `rate`, scale the survivors by 1/(1-rate).
 
+`rate=1` drops every unit: the output and the mask are zeros (Keras 3 accepts it too).
+
 The mask already holds the scale, so the backward pass is one multiplication,
 and inference needs no rescaling (Keras' behaviour).
 
@@ -66,9 +68,9 @@ def dropout_forward(x, rate: float, noise_shape: Optional[Sequence[Optional[int]
     op = "dropout_forward"
     x = check_numeric_array(x, op, "x")
     if isinstance(rate, bool) or not isinstance(rate, (int, float, np.floating, np.integer)):
-        raise TypeError(f"{op}: argument `rate` must be a float in [0, 1), got {rate!r}")
-    if not 0 <= rate < 1:
-        raise ValueError(f"{op}: argument `rate` must be in [0, 1), got {rate!r}")
+        raise TypeError(f"{op}: argument `rate` must be a float in [0, 1], got {rate!r}")
+    if not 0 <= rate <= 1:
+        raise ValueError(f"{op}: argument `rate` must be in [0, 1], got {rate!r}")
     dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
     if noise_shape is None:
         shape = x.shape
@@ -83,6 +85,8 @@ def dropout_forward(x, rate: float, noise_shape: Optional[Sequence[Optional[int]
                              f"(x shape {x.shape}), got {noise_shape!r}")
     rng = _rng.generator() if rng is None else rng
     key = np.uint64(rng.bit_generator.random_raw())
+    if rate == 1:        # everything dropped (Keras 3 returns zeros): no 1 / (1 - rate) scale
+        return np.zeros(x.shape, dtype), np.zeros(shape, dtype)
     threshold = np.uint32(min(round(rate * 2.0 ** 32), 2 ** 32 - 1))
     scale = dtype.type(1.0 / (1.0 - rate))
     if compiled.active() and shape == x.shape and x.dtype in (np.float32, np.float64):
