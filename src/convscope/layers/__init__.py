@@ -11,6 +11,8 @@ from .conv2d import Conv2D, Convolution2D
 from .dense import Dense
 from .dropout import Dropout
 from .input_layer import Input, InputLayer
+from .merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add, average,
+                      concatenate, maximum, minimum, multiply, subtract)
 from .normalization import BatchNormalization
 from .pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D, GlobalAvgPool2D,
                       GlobalMaxPool2D, GlobalMaxPooling2D, MaxPool2D, MaxPooling2D)
@@ -22,6 +24,8 @@ __all__ = [
     "GlobalAveragePooling2D", "GlobalAvgPool2D", "Flatten", "Reshape", "ZeroPadding2D", "Dropout",
     "BatchNormalization", "Activation", "ReLU", "Softmax", "LAYER_CLASSES", "serialize", "deserialize",
     "convolutional", "core",
+    "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate",
+    "add", "subtract", "multiply", "average", "maximum", "minimum", "concatenate",
 ]
 
 # Class name (as Keras writes it in configs, aliases included) -> class.
@@ -29,7 +33,7 @@ LAYER_CLASSES: Dict[str, type] = {
     cls.__name__: cls for cls in (
         InputLayer, Conv2D, Dense, MaxPooling2D, AveragePooling2D, GlobalMaxPooling2D,
         GlobalAveragePooling2D, Flatten, Reshape, ZeroPadding2D, Dropout, BatchNormalization,
-        Activation, ReLU, Softmax)
+        Activation, ReLU, Softmax, Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate)
 }
 LAYER_CLASSES.update({"Convolution2D": Conv2D, "MaxPool2D": MaxPooling2D, "AvgPool2D": AveragePooling2D,
                       "GlobalMaxPool2D": GlobalMaxPooling2D, "GlobalAvgPool2D": GlobalAveragePooling2D})
