@@ -87,7 +87,14 @@ def check_path(to_file, where: str, suffixes=(".svg", ".png"), allow_none: bool 
     return path
 
 
+MAX_DPI = 1200   # a 4-inch picture is then 4,800 pixels wide; beyond, PNGs grow by gigabytes
+
+
 def check_dpi(dpi, where: str) -> float:
+    """`dpi` as a float in (0, MAX_DPI], or a ValueError naming `where` and the argument."""
     if isinstance(dpi, bool) or not isinstance(dpi, (int, float, np.integer, np.floating)) or not dpi > 0:
         raise ValueError(f"{where}: argument `dpi` must be a positive number, got {dpi!r}")
+    if not dpi <= MAX_DPI:
+        raise ValueError(f"{where}: argument `dpi` must be at most {MAX_DPI} (the picture's pixels grow with "
+                         f"its square), got {dpi!r}")
     return float(dpi)

@@ -36,6 +36,32 @@ def _rgb(color: str):
     return tuple(int(color[i:i + 2], 16) for i in (0, 2, 4))
 
 
+MAX_PNG_PIXELS = 100_000_000   # 300 MB of RGB while painting, more in Pillow's PNG encoder
+
+
+class PictureTooLarge(ValueError):
+    """A PNG of more than `MAX_PNG_PIXELS` pixels was asked for; nothing was allocated."""
+
+    def __init__(self, where: str, dpi: float, width: int, height: int, limit: int):
+        self.dpi, self.width, self.height, self.limit = dpi, width, height, limit
+        super().__init__(f"{where}: argument `dpi`={dpi:g} would make a {width:,}x{height:,}-pixel PNG "
+                         f"({width * height:,} pixels), more than the limit of {limit:,} pixels; lower `dpi` "
+                         "or write an .svg file")
+
+
+def png_size(drawing, dpi: float):
+    """(width, height) in pixels of `drawing` painted at `dpi` (96 dpi: one pixel per unit)."""
+    scale = float(dpi) / 96.0
+    return max(1, round(drawing.width * scale)), max(1, round(drawing.height * scale))
+
+
+def check_png_size(drawing, dpi: float, where: str) -> None:
+    """Raise `PictureTooLarge` when `drawing` at `dpi` has more than `MAX_PNG_PIXELS` pixels."""
+    width, height = png_size(drawing, dpi)
+    if width * height > MAX_PNG_PIXELS:
+        raise PictureTooLarge(where, float(dpi), width, height, MAX_PNG_PIXELS)
+
+
 def render_png(drawing, scale: float = 1.0) -> bytes:
     """PNG bytes of `drawing`, every coordinate multiplied by `scale` (dpi / 96)."""
     Image, ImageDraw, _ = _pillow()

@@ -164,9 +164,13 @@ class Drawing:
         out.append("</svg>")
         return "\n".join(out)
 
-    def to_png(self, dpi: float = 96) -> bytes:
-        """PNG bytes painted by Pillow (`pip install convscope[viz]`), scaled by dpi / 96."""
-        from .raster import render_png
+    def to_png(self, dpi: float = 96, where: str = "to_png") -> bytes:
+        """PNG bytes painted by Pillow (`pip install convscope[viz]`), scaled by dpi / 96.
+
+        Refuses (`raster.PictureTooLarge`, before allocating) more than `raster.MAX_PNG_PIXELS` pixels.
+        """
+        from .raster import check_png_size, render_png
+        check_png_size(self, dpi, where)
         return render_png(self, scale=float(dpi) / 96.0)
 
     def save(self, path, dpi: float = 96, where: str = "save") -> Path:
@@ -176,7 +180,7 @@ class Drawing:
         if suffix == ".svg":
             data = self.to_svg().encode("utf-8")
         elif suffix == ".png":
-            data = self.to_png(dpi)
+            data = self.to_png(dpi, where)
         else:
             raise ValueError(f"{where}: argument `to_file` must end in .svg or .png, got {str(path)!r}")
         return atomic_write(path, data)
