@@ -5,6 +5,7 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 
+import numpy as np
 import pytest
 
 from convscope import backend
@@ -190,3 +191,183 @@ def test_python_dash_m_and_exit_code(model_py, tmp_path):
 def _write(path, text):
     path.write_text(text)
     return path
+
+
+# -- issue 14: every user error is one line with exit status 2, before anything large is allocated ----------
+
+UNBUILT_PY = """
+from convscope.models import Sequential
+from convscope.layers import Dense
+model = Sequential([Dense(2)])
+"""
+
+THREE_UNITS_PY = """
+from convscope.models import Sequential
+from convscope.layers import Dense, Flatten, Input
+model = Sequential([Input(shape=(8, 8, 1)), Flatten(), Dense(3, activation="softmax")])
+"""
+
+
+def _one_error_line(err, command):
+    assert err.count("\n") == 1 and err.startswith(f"convscope {command}: error: ") and "Traceback" not in err
+
+
+@pytest.mark.parametrize("text", [
+    "[" * 100_000 + "]" * 100_000,
+    '{"a": ' * 100_000 + "1" + "}" * 100_000,
+], ids=["arrays", "objects"])
+def test_deeply_nested_json_is_refused_in_one_line(capsys, tmp_path, text):
+    from convscope import cli
+    path = _write(tmp_path / "deep.json", text)
+    code, out, err = run(capsys, "summary", path)
+    assert code == 2 and out == ""
+    _one_error_line(err, "summary")
+    assert f"{path} nests its JSON more than {cli.MAX_JSON_DEPTH} levels deep" in err
+
+
+def test_brackets_inside_json_strings_do_not_count_as_nesting(capsys, tmp_path):
+    from convscope import cli
+    name = "[{" * (cli.MAX_JSON_DEPTH + 1)
+    config = dict(KERAS_JSON, config=dict(KERAS_JSON["config"], name=name))
+    code, out, err = run(capsys, "summary", _write(tmp_path / "brackets.json", json.dumps(config)))
+    assert code == 0 and err == "" and f'Model: "{name}"' in out
+
+
+HUGE_UNITS = 100_000
+
+
+def _huge_dense_json(path):
+    return _write(path, json.dumps({"class_name": "Sequential", "config": {"name": "huge", "layers": [
+        {"class_name": "InputLayer", "config": {"batch_shape": [None, HUGE_UNITS]}},
+        {"class_name": "Dense", "config": {"units": HUGE_UNITS}}]}}))
+
+
+def test_a_config_whose_weights_do_not_fit_is_refused_without_allocating_them(tmp_path):
+    """A 1e5 x 1e5 Dense (37 GiB of float32) under a 3 GiB address-space limit: refused in one line from
+    the shapes alone (an allocation would fail with MemoryError, and filling it would take minutes)."""
+    resource = pytest.importorskip("resource")
+    path = _huge_dense_json(tmp_path / "huge.json")
+    limit = 3 * 2 ** 30
+
+    def limit_memory():
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    done = subprocess.run([sys.executable, "-m", "convscope", "summary", str(path)], capture_output=True,
+                          text=True, timeout=120, preexec_fn=limit_memory)
+    assert done.returncode == 2 and done.stdout == ""
+    _one_error_line(done.stderr, "summary")
+    parameters = HUGE_UNITS * HUGE_UNITS + HUGE_UNITS
+    assert (f"the model in {path} needs {parameters * 4 / 2 ** 30:.1f} GiB for its weights ({parameters:,} "
+            f"parameters), more than the {limit / 2 / 2 ** 30:.1f} GiB allowed") in done.stderr
+
+
+def test_the_weight_memory_check_counts_every_weight(capsys, tmp_path, monkeypatch):
+    from convscope import cli
+    model = cli.load_model_file(_write(tmp_path / "model.py", MODEL_PY))
+    needed = sum(w.nbytes for w in model.get_weights())
+    config = _write(tmp_path / "model.json", model.to_json())
+    monkeypatch.setattr(cli, "memory_limit", lambda: needed)
+    code, out, _ = run(capsys, "summary", config)
+    assert code == 0 and "Total params: 690" in out
+    monkeypatch.setattr(cli, "memory_limit", lambda: needed - 1)
+    code, out, err = run(capsys, "summary", config)
+    assert code == 2 and out == ""
+    _one_error_line(err, "summary")
+    assert f"needs {needed / 1024:.1f} KiB for its weights (690 parameters), more than the" in err
+
+
+def test_the_probe_build_takes_no_names_and_no_random_numbers(tmp_path):
+    """The shapes are learnt from a probe model before the real one is built: a config without names gets
+    the automatic names, and a seed the weights, that building it directly gives."""
+    from convscope.cli import load_model_file
+    from convscope.models import Sequential
+    from convscope.utils import set_random_seed
+    config = {"layers": [{"class_name": "InputLayer", "config": {"batch_shape": [None, 8, 8, 1]}},
+                         {"class_name": "Conv2D", "config": {"filters": 2, "kernel_size": 3}},
+                         {"class_name": "Flatten", "config": {}},
+                         {"class_name": "Dense", "config": {"units": 3}}]}
+    path = _write(tmp_path / "anonymous.json", json.dumps(config))
+    backend.clear_session()
+    set_random_seed(5)
+    loaded = load_model_file(path)
+    backend.clear_session()
+    set_random_seed(5)
+    direct = Sequential.from_config(config)
+    assert loaded.name == direct.name == "sequential"
+    assert [layer.name for layer in loaded.layers] == [layer.name for layer in direct.layers] == \
+        ["conv2d", "flatten", "dense"]
+    for ours, theirs in zip(loaded.get_weights(), direct.get_weights()):
+        np.testing.assert_array_equal(ours, theirs)
+        assert ours.flags.c_contiguous and ours.flags.writeable
+
+
+def test_a_dpi_beyond_the_limit_is_refused_before_drawing(capsys, model_py, tmp_path):
+    from convscope.viz._model import MAX_DPI
+    png = tmp_path / "big.png"
+    code, out, err = run(capsys, "plot", model_py, "-o", png, "--dpi", "100000")
+    assert code == 2 and out == "" and not png.exists()
+    _one_error_line(err, "plot")
+    assert f"--dpi must be between 1 and {MAX_DPI}, got 100000" in err
+
+
+def test_a_png_of_too_many_pixels_is_refused_naming_dpi_and_its_size(capsys, tmp_path):
+    from convscope.cli import load_model_file
+    from convscope.viz import plot_model
+    from convscope.viz.raster import MAX_PNG_PIXELS
+    source = ("from convscope.models import Sequential\nfrom convscope.layers import Dense, Input\n"
+              "model = Sequential([Input(shape=(4,))] + [Dense(2) for _ in range(150)])\n")
+    path = _write(tmp_path / "long.py", source)
+    drawing = plot_model(load_model_file(path), to_file=None).drawing
+    width, height = round(drawing.width * 1200 / 96), round(drawing.height * 1200 / 96)
+    assert width * height > MAX_PNG_PIXELS
+    png = tmp_path / "long.png"
+    code, out, err = run(capsys, "plot", path, "-o", png, "--dpi", "1200")
+    assert code == 2 and out == "" and not png.exists()
+    _one_error_line(err, "plot")
+    assert (f"--dpi 1200 would make a {width:,}x{height:,}-pixel PNG ({width * height:,} pixels), more than "
+            f"the limit of {MAX_PNG_PIXELS:,} pixels") in err
+
+
+@pytest.mark.parametrize("command", ["summary", "explain", "plot", "report", "train"])
+def test_help_says_a_python_model_file_is_executed(capsys, command):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "a .py file defining `model` (executed, as `python file.py` would run it: only run files you trust)" \
+        in text
+
+
+@pytest.mark.parametrize("command, source, extra, prefix", [
+    ("summary", UNBUILT_PY, [], "summary:"),
+    ("report", UNBUILT_PY, [], "report:"),
+    ("plot", UNBUILT_PY, ["-o", "x.svg"], "plot_model:"),
+    ("train", THREE_UNITS_PY, ["--verbose", "0"], "fit:"),
+])
+def test_library_messages_are_not_prefixed_twice(capsys, tmp_path, monkeypatch, command, source, extra, prefix):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, command, _write(tmp_path / "model.py", source), *extra)
+    assert code == 2
+    _one_error_line(err, command)
+    message = err.split(": error: ", 1)[1]
+    assert message.startswith(f"{prefix} ") and message.count(prefix) == 1
+
+
+def test_training_a_model_without_an_input_shape_is_one_line(capsys, tmp_path):
+    code, out, err = run(capsys, "train", _write(tmp_path / "unbuilt.py", UNBUILT_PY), "--verbose", "0")
+    assert code == 2 and out == ""
+    _one_error_line(err, "train")
+    assert "the model has no input shape" in err
+
+
+@pytest.mark.parametrize("error", [MemoryError, RecursionError])
+def test_running_out_of_memory_or_stack_is_one_line(capsys, model_py, monkeypatch, error):
+    from convscope import cli
+
+    def fail(path):
+        raise error()
+
+    monkeypatch.setattr(cli, "load_model_file", fail)
+    code, out, err = run(capsys, "summary", model_py)
+    assert code == 2 and out == ""
+    _one_error_line(err, "summary")
+    assert f"({error.__name__})" in err

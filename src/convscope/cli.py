@@ -2,14 +2,21 @@
 
 A model is given as a Python file that defines `model`, a JSON config (from
 `Sequential.to_json()` / `get_config()`, or Keras' `model.to_json()` for the
-supported layers) or a saved `.convscope` file.  Errors print one line on
-stderr and exit with status 2.
+supported layers) or a saved `.convscope` file.  A `.py` model file is executed
+(with `runpy`, as `python file.py` would run it): only run files you trust.  JSON
+and `.convscope` files are only read: a JSON config nested deeper than
+`MAX_JSON_DEPTH` levels, or whose weights would need more than half of the
+memory, is refused before anything is allocated.  Every user error prints one
+line on stderr and exits with status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import re
 import runpy
 import sys
 from pathlib import Path
@@ -19,6 +26,8 @@ import numpy as np
 
 EXIT_USAGE = 2
 DATASETS = ("digits", "shapes", "mnist", "fashion_mnist")
+MAX_JSON_DEPTH = 100     # Keras' model configs nest about 8 levels; Python's parser recurses per level
+TRUST_NOTE = ("A .py model file is executed, as `python file.py` would run it: only run files you trust.")
 
 
 class CLIError(Exception):
@@ -35,15 +44,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except CLIError as error:
-        print(f"convscope {args.command}: error: {_one_line(str(error))}", file=sys.stderr)
-        return EXIT_USAGE
+        message = str(error)
+    except MemoryError:
+        message = ("ran out of memory (MemoryError): the model or the data is too large for this machine; "
+                   "make the layers, the images or --batch-size smaller")
+    except RecursionError:
+        message = "the input is nested too deeply to process (RecursionError)"
+    print(f"convscope {args.command}: error: {_one_line(message)}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="convscope",
         description="Keras-compatible CNNs on NumPy that show their work: shapes, parameters, kernels, "
-                    "FLOPs and receptive fields, explained.")
+                    "FLOPs and receptive fields, explained.", epilog=TRUST_NOTE)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     summary = sub.add_parser("summary", help="print the Keras-style summary table",
@@ -118,7 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _model_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="MODEL",
-                        help="a .py file defining `model`, a .json model config, or a saved .convscope file")
+                        help="a .py file defining `model` (executed, as `python file.py` would run it: only "
+                             "run files you trust), a .json model config, or a saved .convscope file")
+    parser.epilog = TRUST_NOTE
 
 
 def _lang_arg(parser: argparse.ArgumentParser) -> None:
@@ -167,9 +184,19 @@ def _model_from_python(path: Path):
 def _model_from_json(path: Path):
     from .models import Sequential
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
         raise CLIError(f"{path} is not valid JSON: {error}") from None
+    depth = json_depth(text, MAX_JSON_DEPTH)
+    if depth > MAX_JSON_DEPTH:
+        raise CLIError(f"{path} nests its JSON more than {MAX_JSON_DEPTH} levels deep; a model config nests "
+                       "fewer than 20, so it is not read")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise CLIError(f"{path} is not valid JSON: {error}") from None
+    except RecursionError:
+        raise CLIError(f"{path} nests its JSON too deeply to read") from None
     if not isinstance(data, dict):
         raise CLIError(f"{path} must hold a JSON object (a model config), got {type(data).__name__}")
     if "class_name" in data:
@@ -177,10 +204,104 @@ def _model_from_json(path: Path):
             raise CLIError(f"{path} describes a {data['class_name']!r} model; only Sequential models are supported")
         data = data.get("config", {})
     try:
+        with _placeholder_weights():        # every weight's shape, nothing allocated, no name taken
+            probe = Sequential.from_config(_with_names(data))
+        _check_weight_memory(probe, path)
         return Sequential.from_config(data)
     except (ValueError, TypeError, KeyError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         raise CLIError(f"cannot build the model from {path}: {message}") from None
+    except RecursionError:
+        raise CLIError(f"cannot build the model from {path}: its config nests too deeply") from None
+    except MemoryError:
+        raise CLIError(f"cannot build the model from {path}: its weights do not fit in memory") from None
+
+
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def json_depth(text: str, limit: int) -> int:
+    """How deeply `text` nests JSON arrays and objects (strings skipped), without recursion; the
+    count stops at `limit` + 1."""
+    depth = deepest = 0
+    for match in _JSON_BRACKET.finditer(_JSON_STRING.sub("", text)):
+        if match.group() in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > limit:
+                break
+        else:
+            depth -= 1
+    return deepest
+
+
+def _with_names(config):
+    """`config` with a name on the model and on every layer that has none, so that building a probe
+    of it takes no automatic name (`dense`, `dense_1`, ...) that the real model should get."""
+    if isinstance(config, dict) and isinstance(config.get("layers"), list):
+        return dict(config, name=config.get("name") or "probe", layers=_with_names(config["layers"]))
+    if not isinstance(config, list):
+        return config
+    named = []
+    for index, layer in enumerate(config):
+        inner = layer.get("config") if isinstance(layer, dict) else None
+        if isinstance(layer, dict) and (inner is None or isinstance(inner, dict)) and not (inner or {}).get("name"):
+            layer = dict(layer, config=dict(inner or {}, name=f"probe_{index}"))
+        named.append(layer)
+    return named
+
+
+@contextlib.contextmanager
+def _placeholder_weights():
+    """Layers built inside get each weight as a read-only placeholder of its shape and dtype that
+    allocates nothing (`np.broadcast_to` of one zero); no initializer runs, no random number is drawn."""
+    from .layers.base import Layer, Variable
+
+    def add_weight(layer, name, shape, initializer, trainable=True, regularizer=None, constraint=None):
+        value = np.broadcast_to(np.zeros((), dtype=layer.dtype), tuple(int(d) for d in shape))
+        variable = Variable(value, f"{layer.name}/{name}", trainable, regularizer, constraint)
+        layer._variables.append(variable)
+        return variable
+
+    original = Layer.__dict__["add_weight"]
+    Layer.add_weight = add_weight
+    try:
+        yield
+    finally:
+        Layer.add_weight = original
+
+
+def memory_limit() -> int:
+    """Bytes the weights of a model may take: half of the machine's memory, or of the process'
+    address-space limit (`ulimit -v`) when that is lower."""
+    limits = []
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        limits.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    with contextlib.suppress(ImportError, AttributeError, ValueError, OSError):
+        import resource
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if soft != resource.RLIM_INFINITY and soft > 0:
+            limits.append(soft)
+    return (min(limits) if limits else 8 * 2 ** 30) // 2
+
+
+def _check_weight_memory(model, path: Path) -> None:
+    weights = model.weights
+    count = sum(int(v.value.size) for v in weights)
+    needed = sum(int(v.value.size) * v.value.itemsize for v in weights)
+    limit = memory_limit()
+    if needed > limit:
+        raise CLIError(f"the model in {path} needs {_bytes(needed)} for its weights ({count:,} parameters), "
+                       f"more than the {_bytes(limit)} allowed (half of the memory this process may use); make "
+                       "its layers smaller")
+
+
+def _bytes(count: int) -> str:
+    for unit, size in (("GiB", 2 ** 30), ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
+        if count >= size:
+            return f"{count / size:.1f} {unit}"
+    return f"{count} B"
 
 
 def _one_line(text: str) -> str:
@@ -188,11 +309,13 @@ def _one_line(text: str) -> str:
 
 
 def _call(what: str, function, *args, **kwargs):
-    """Run a library call, turning its argument errors into one-line CLI errors."""
+    """Run a library call, turning its argument errors into one-line CLI errors, prefixed with `what`
+    unless the library's message already starts with it (no "fit: fit: ...")."""
     try:
         return function(*args, **kwargs)
     except (ValueError, TypeError, FileNotFoundError, OSError) as error:
-        raise CLIError(f"{what}: {error}") from None
+        message = str(error)
+        raise CLIError(message if message.startswith(f"{what}:") else f"{what}: {message}") from None
 
 
 # -- commands -------------------------------------------------------------------------------------
@@ -230,12 +353,23 @@ def _cmd_explain(args) -> int:
 
 def _cmd_plot(args) -> int:
     from .viz import plot_model
+    from .viz._model import MAX_DPI
+    from .viz.raster import PictureTooLarge
+    if not 1 <= args.dpi <= MAX_DPI:
+        raise CLIError(f"--dpi must be between 1 and {MAX_DPI}, got {args.dpi}")
     model = load_model_file(args.model)
-    if args.dpi < 1:
-        raise CLIError(f"--dpi must be a positive int, got {args.dpi}")
-    _call("plot", plot_model, model, to_file=args.output, show_shapes=args.show_shapes,
-          show_layer_names=not args.hide_layer_names, rankdir=args.rankdir, dpi=args.dpi,
-          show_layer_activations=args.show_layer_activations)
+
+    def draw():
+        try:
+            return plot_model(model, to_file=args.output, show_shapes=args.show_shapes,
+                              show_layer_names=not args.hide_layer_names, rankdir=args.rankdir, dpi=args.dpi,
+                              show_layer_activations=args.show_layer_activations)
+        except PictureTooLarge as error:
+            raise CLIError(f"--dpi {args.dpi} would make a {error.width:,}x{error.height:,}-pixel PNG "
+                           f"({error.width * error.height:,} pixels), more than the limit of {error.limit:,} "
+                           "pixels; lower --dpi or write an .svg file") from None
+
+    _call("plot_model", draw)
     print(f"wrote {args.output}")
     return 0
 
@@ -255,7 +389,7 @@ def _cmd_report(args) -> int:
 def _cmd_train(args) -> int:
     if args.seed is not None:
         from .utils import set_random_seed
-        _call("seed", set_random_seed, args.seed)
+        _call("set_random_seed", set_random_seed, args.seed)
     model = load_model_file(args.model)
     for name in ("epochs", "batch_size"):
         if getattr(args, name) < 1:
@@ -303,7 +437,11 @@ def _load_dataset(name: str):
 
 def _fit_images(images: np.ndarray, model) -> np.ndarray:
     """Images scaled to [0, 1] and reshaped to the model's input (channels added as needed)."""
-    target = tuple(model.input_shape[1:])
+    try:
+        target = tuple(model.input_shape[1:])
+    except AttributeError:
+        raise CLIError("the model has no input shape, so the dataset's images cannot be fitted to it; give its "
+                       "first layer `input_shape=` or start it with `Input(shape=...)`") from None
     x = np.asarray(images, dtype=np.float32)
     peak = float(x.max()) if x.size else 1.0
     x = x / (peak if peak > 0 else 1.0)
