@@ -8,12 +8,16 @@ own thread pool is never started.
 
 The compiled path is on when numba imports and the environment variable
 `CONVSCOPE_COMPILED` is not `0`; `use_compiled(False)` switches it off (the tests run
-the oracle comparisons on both paths).
+the oracle comparisons on both paths).  The switch is per thread (and per asyncio task):
+a `use_compiled` block in one thread leaves the path of another thread's ops alone, and
+the blocks of work `parallel.run_in_parallel` hands to its pool threads follow the
+caller's switch.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 
 try:
@@ -23,7 +27,10 @@ except ImportError:  # pragma: no cover - exercised where numba is not installed
 
 __all__ = ["available", "active", "use_compiled", "kernel"]
 
-_STATE = {"on": numba is not None and os.environ.get("CONVSCOPE_COMPILED", "1") != "0"}
+# The default of every thread (numba installed and CONVSCOPE_COMPILED not 0), which `use_compiled`
+# overrides in the calling thread's context only.
+_ON = contextvars.ContextVar("convscope_compiled",
+                             default=numba is not None and os.environ.get("CONVSCOPE_COMPILED", "1") != "0")
 
 
 def available() -> bool:
@@ -32,24 +39,26 @@ def available() -> bool:
 
 
 def active() -> bool:
-    """True when the ops should call their compiled kernels."""
-    return _STATE["on"]
+    """True when the ops should call their compiled kernels (in this thread or asyncio task)."""
+    return _ON.get()
 
 
 @contextlib.contextmanager
 def use_compiled(flag: bool):
-    """Within this block the ops use their compiled kernels (`True`, needs numba) or NumPy only (`False`)."""
+    """Within this block the ops use their compiled kernels (`True`, needs numba) or NumPy only (`False`),
+    in the calling thread (or asyncio task) and the ops' pool threads working for it; other threads
+    keep their own setting."""
     if not isinstance(flag, bool):
         raise TypeError(f"use_compiled: argument `flag` must be a bool, got {flag!r}")
     if flag and numba is None:
         raise ValueError("use_compiled: argument `flag` is True but numba is not installed "
                          "(pip install numba)")
-    previous = _STATE["on"]
-    _STATE["on"] = flag
+    previous = _ON.get()
+    _ON.set(flag)
     try:
         yield
     finally:
-        _STATE["on"] = previous
+        _ON.set(previous)
 
 
 def kernel(function=None, *, fastmath: bool = False, inline: bool = False):

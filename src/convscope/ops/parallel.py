@@ -12,11 +12,27 @@ a call on its own threads OpenBLAS keeps them spinning for a while, and they tak
 cores from the next op's threads (measured: seed 001's inference 1.7x slower).  The
 one exception is a product of a few rows by a large matrix (a Dense layer on one
 sample), which only streams the matrix from memory.
+
+Threads.  BLAS' thread count is one setting for the whole process, so the threads that
+call the ops share it: `single_threaded_blas` counts its users and lowers the count once,
+for the first, and restores it when the last one leaves (with each thread saving and
+restoring it for itself, the first out would give the others all the threads while they
+still run; threadpoolctl's own setter ignores every thread but one, `_set_num_threads`).
+A streamed product, whose last bits depend on the number of BLAS threads, waits until no
+thread runs BLAS single-threaded, and a thread about to lower the count waits for it
+(`_all_blas_threads`), so that its bits are those of a serial run.  `worker_count` gives
+the user's count meanwhile, not the lowered one, so that every thread splits its work as
+it would alone.  The pool threads are shared by all the threads that call the ops; each
+block of work runs in a copy of its caller's `contextvars` context (`backend.no_backward`,
+`compiled.use_compiled` are per thread).  Do not change BLAS' thread count
+(`threadpoolctl.threadpool_limits`) while other threads run convscope: it is restored to
+what it was when the first of them lowered it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any, Callable, Dict, List, Tuple
@@ -24,7 +40,18 @@ from typing import Any, Callable, Dict, List, Tuple
 import numpy as np
 
 _state: Dict[str, Any] = {"blas": None, "pools": {}}
-_region = threading.local()          # .inside: this thread is running a chunk of `run_in_parallel`
+_setup_lock = threading.Lock()       # creates the BLAS controller and the pools once
+_region = threading.local()          # .inside: this thread is running a chunk of `run_in_parallel`;
+                                     # .single: it runs with BLAS single-threaded on its behalf (its own
+                                     # `single_threaded_blas`, or that of the caller whose chunk it runs)
+_blas_modes = threading.Condition(threading.Lock())  # guards _modes; notified when the single-threaded or the full mode ends
+_modes: Dict[str, Any] = {
+    "single": 0,                     # threads inside `single_threaded_blas` (outermost entries only)
+    "full": 0,                       # threads running a product on all of BLAS' threads
+    "full_waiting": 0,               # threads waiting to: new single-threaded users wait behind them
+    "saved": [],                     # [(library, count)] read when the count was lowered: the user's
+    "changed": [],                   # those of them set to 1, to restore
+}
 SMALL_PRODUCT = 1 << 25              # multiply-adds under which `matmul` stays on the calling thread: handing
                                      # work to a pool thread costs ~100 us on this VM (a sleeping vCPU's wake-up);
                                      # measured, two threads win from ~30M (seed 000's batch-1 Dense: 0.66 ->
@@ -39,36 +66,51 @@ STREAMED_BYTES = 4 << 20             # except a small product by a matrix this l
 def _blas():
     """threadpoolctl's controller of the BLAS thread pools (created once), or None without threadpoolctl."""
     if _state["blas"] is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:
-            _state["blas"] = False
-        else:
-            _state["blas"] = ThreadpoolController().select(user_api="blas")
+        with _setup_lock:
+            if _state["blas"] is None:
+                try:
+                    from threadpoolctl import ThreadpoolController
+                except ImportError:
+                    _state["blas"] = False
+                else:
+                    _state["blas"] = ThreadpoolController().select(user_api="blas")
     return _state["blas"] or None
 
 
 def _pool(workers: int) -> ThreadPoolExecutor:
-    """A thread pool kept for the life of the process (starting threads per call costs ~0.3 ms)."""
+    """A thread pool kept for the life of the process (starting threads per call costs ~0.3 ms), shared
+    by every thread that calls the ops."""
     pool = _state["pools"].get(workers)
     if pool is None:
-        pool = _state["pools"][workers] = ThreadPoolExecutor(workers, thread_name_prefix="convscope-ops")
+        with _setup_lock:
+            pool = _state["pools"].get(workers)
+            if pool is None:
+                pool = _state["pools"][workers] = ThreadPoolExecutor(workers, thread_name_prefix="convscope-ops")
     return pool
 
 
-def _in_region(work: Callable[[list], Any], chunk: list) -> Any:
-    """`work(chunk)` marked as inside a parallel region, so that nested calls run in place."""
-    _region.inside = True
+def _in_region(work: Callable[[list], Any], chunk: list, single: bool) -> Any:
+    """`work(chunk)` marked as inside a parallel region, so that nested calls run in place; `single`: the
+    caller holds BLAS single-threaded for it (so this thread neither lowers nor waits for the count)."""
+    inside, held = getattr(_region, "inside", False), getattr(_region, "single", False)
+    _region.inside, _region.single = True, single
     try:
         return work(chunk)
     finally:
-        _region.inside = False
+        _region.inside, _region.single = inside, held
 
 
 def worker_count() -> int:
-    """The number of threads `run_in_parallel` uses: BLAS' thread count (1 without threadpoolctl)."""
+    """The number of threads `run_in_parallel` uses: BLAS' thread count (1 without threadpoolctl), or 1
+    where this thread runs with BLAS single-threaded.  While other threads hold BLAS at one thread
+    (`single_threaded_blas`), the count they lowered: each thread splits its work as it would alone."""
     blas = _blas()
-    return max((library.num_threads for library in blas.lib_controllers), default=1) if blas else 1
+    if not blas or getattr(_region, "single", False):
+        return 1
+    with _blas_modes:
+        counts = ([count for _, count in _modes["saved"]] if _modes["single"]
+                  else [library.num_threads for library in blas.lib_controllers])
+    return max(counts, default=1)
 
 
 def balanced_ranges(count: int, max_size: int) -> List[Tuple[int, int]]:
@@ -98,9 +140,12 @@ def run_in_parallel(items: list, work: Callable[[list], Any], calls_blas: bool =
     bounds = [len(items) * k // workers for k in range(workers + 1)]
     chunks = [items[bounds[k]:bounds[k + 1]] for k in range(workers)]
     with limit:
-        others = [_pool(workers - 1).submit(_in_region, work, chunk) for chunk in chunks[1:]]
+        single = calls_blas or getattr(_region, "single", False)
+        # each chunk in a copy of this thread's context: no_backward() and use_compiled() are per thread
+        others = [_pool(workers - 1).submit(contextvars.copy_context().run, _in_region, work, chunk, single)
+                  for chunk in chunks[1:]]
         try:
-            first = _in_region(work, chunks[0])
+            first = _in_region(work, chunks[0], single)
         except BaseException:
             wait(others)                   # no chunk may still be writing when the error surfaces
             raise
@@ -126,17 +171,85 @@ def single_threaded_blas():
 
     Sets each BLAS library's thread count through threadpoolctl's controllers and restores
     it after: 3.6 us, where `ThreadpoolController.limit` took ~6 (it reads every library's
-    whole info first), at two calls per batch-1 Dense layer."""
+    whole info first), at two calls per batch-1 Dense layer.  The count is one setting of the
+    process: the first of several threads inside lowers it, the last one out restores it, and
+    a streamed product waiting to run on all of BLAS' threads goes first (`_all_blas_threads`)."""
     blas = _blas()
-    counts = [(library, library.num_threads) for library in (blas.lib_controllers if blas else [])]
-    changed = [(library, count) for library, count in counts if count != 1]
-    for library, _ in changed:
-        library.set_num_threads(1)
+    if not blas or getattr(_region, "single", False):
+        yield                                      # nested: this thread already runs BLAS single-threaded
+        return
+    # a pool thread running a chunk must not wait behind a streamed product: the one it waits for may be
+    # waiting for the caller of a chunk queued behind this one
+    _enter_single_threaded(blas, may_wait_behind=not getattr(_region, "inside", False))
+    _region.single = True
     try:
         yield
     finally:
-        for library, count in changed:
-            library.set_num_threads(count)
+        _region.single = False
+        _leave_single_threaded()
+
+
+def _set_num_threads(library, count: int) -> None:
+    """Set one BLAS library's thread count from this thread, whichever it is.
+
+    threadpoolctl (3.8) lets one Python thread only change OpenBLAS' process-wide count (the first to
+    set it, while it lives) and silently ignores the others: predict in a second thread would run its
+    blocks with BLAS on all its threads, slower and with other bits.  The users' count above
+    coordinates convscope's own changes, so it calls the library's setter itself where threadpoolctl
+    has one behind its guard."""
+    getattr(library, "_real_set_num_threads", library.set_num_threads)(count)
+
+
+def _enter_single_threaded(blas, may_wait_behind: bool) -> None:
+    with _blas_modes:
+        while _modes["full"] or (may_wait_behind and _modes["full_waiting"]):
+            _blas_modes.wait()
+        if _modes["single"] == 0:
+            saved = [(library, library.num_threads) for library in blas.lib_controllers]
+            changed = [(library, count) for library, count in saved if count != 1]
+            for library, _ in changed:
+                _set_num_threads(library, 1)
+            _modes["saved"], _modes["changed"] = saved, changed
+        _modes["single"] += 1
+
+
+def _leave_single_threaded() -> None:
+    with _blas_modes:
+        _modes["single"] -= 1
+        if _modes["single"] == 0:
+            for library, count in _modes["changed"]:
+                _set_num_threads(library, count)
+            _modes["saved"], _modes["changed"] = [], []
+            _blas_modes.notify_all()
+
+
+@contextlib.contextmanager
+def _all_blas_threads():
+    """A context for a product on BLAS' own threads whose bits depend on their number: it waits until no
+    thread holds BLAS single-threaded, and holds new ones back until it ends, so that it runs on the
+    user's count as in a single-threaded program.  Where this thread already runs BLAS single-threaded
+    (or runs a chunk of `run_in_parallel`) the product runs as it is, as before."""
+    if not _blas() or getattr(_region, "single", False) or getattr(_region, "inside", False):
+        yield
+        return
+    with _blas_modes:
+        _modes["full_waiting"] += 1
+        try:
+            while _modes["single"]:
+                _blas_modes.wait()
+        except BaseException:                      # interrupted: let the threads held back go on
+            _modes["full_waiting"] -= 1
+            _blas_modes.notify_all()
+            raise
+        _modes["full_waiting"] -= 1
+        _modes["full"] += 1
+    try:
+        yield
+    finally:
+        with _blas_modes:
+            _modes["full"] -= 1
+            if _modes["full"] == 0:
+                _blas_modes.notify_all()
 
 
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -145,7 +258,8 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     but a few rows times a large `b` on BLAS' own threads (see `STREAMED_BYTES`)."""
     if a.shape[0] * a.shape[1] * b.shape[1] < SMALL_PRODUCT:
         if b.nbytes >= STREAMED_BYTES:
-            return a @ b                   # memory-bound: BLAS' own threads double the bandwidth
+            with _all_blas_threads():      # memory-bound: BLAS' own threads double the bandwidth
+                return a @ b
         with single_threaded_blas():
             return a @ b
     out = np.empty((a.shape[0], b.shape[1]), dtype=np.result_type(a, b))
