@@ -15,9 +15,9 @@ class _ElementwiseActivation(Layer):
     """Applies `self._activation` (an ops Activation) and its derivative; shape unchanged."""
 
     def call(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
-        self._x = inputs
-        self._y = self._activation.forward(inputs)
-        return self._y
+        y = self._activation.forward(inputs)
+        self._x, self._y = inputs, y
+        return y                   # not self._y: another thread's predict may have replaced it
 
     def inference_relu(self) -> bool:
         """True when this layer is a plain ReLU (max(x, 0)), which a fused inference op can apply."""

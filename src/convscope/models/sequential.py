@@ -8,6 +8,7 @@ fails at `add`, naming the layer, its position, the input shape and why.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -21,6 +22,8 @@ from ..layers.base import Shape, Variable
 from .fusion import inference_stages, run_stage
 from .summary import print_summary
 from .training import Model
+
+_BUILD_LOCK = threading.RLock()     # a model's first call, from several threads at once, builds it once
 
 
 class Sequential(Model):
@@ -216,7 +219,9 @@ class Sequential(Model):
         `backend.no_backward()` (predict) the stages of `fusion.inference_stages` run instead."""
         x = self._check_input(x, "call")
         if not self.built:
-            self.build((None,) + x.shape[1:])
+            with _BUILD_LOCK:           # else two threads' first predicts could both create the weights
+                if not self.built:
+                    self.build((None,) + x.shape[1:])
         if training or backend.keeps_for_backward():
             for layer in self._layers:
                 x = layer(x, training=training)
