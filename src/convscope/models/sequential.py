@@ -203,6 +203,9 @@ class Sequential(Model):
 
     # -- computation ------------------------------------------------------------------
     def _check_input(self, x, where: str) -> np.ndarray:
+        if not self._layers:        # Keras 3 refuses too ("cannot be built because it has no layers")
+            raise ValueError(f"{self._describe()}.{where}: the model has no layers, so it cannot be built or "
+                             "run; add layers with `model.add(layer)` first")
         array = np.asarray(x)
         if array.dtype.kind not in "biuf":
             raise TypeError(f"{self._describe()}.{where}: expected a numeric array, got dtype {array.dtype}")

@@ -150,7 +150,8 @@ class Model:
     def _output_shape_for(self, x_shape: Tuple[int, ...], where: str) -> Tuple:
         """Build the model for `x_shape` if needed, check `x_shape` against its input, return the output shape."""
         if not self.layers:
-            raise ValueError(f"{where}: the model has no layers")
+            raise ValueError(f"{where}: {type(self).__name__} '{self.name}' has no layers, so it cannot be built or "
+                             "run; add layers with `model.add(layer)` first")
         if not self.built:
             self.build((None,) + tuple(x_shape[1:]))
         expected = tuple(self.input_shape)
