@@ -16,52 +16,11 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .. import backend
+from ..variables import Variable
 
 Shape = Tuple[Optional[int], ...]
 
 _FLOAT_DTYPES = ("float32", "float64")
-
-
-class Variable:
-    """A named weight array, as `keras.Variable`: `.numpy()`, `.assign()`, `.shape`.
-
-    `grad` holds the gradient from the last `backward` (None before one).
-    """
-
-    def __init__(self, value: np.ndarray, name: str, trainable: bool = True,
-                 regularizer=None, constraint=None):
-        self.value = value
-        self.name = name
-        self.trainable = trainable
-        self.regularizer = regularizer
-        self.constraint = constraint
-        self.grad: Optional[np.ndarray] = None
-
-    @property
-    def shape(self) -> Tuple[int, ...]:
-        return self.value.shape
-
-    @property
-    def dtype(self):
-        return self.value.dtype
-
-    def numpy(self) -> np.ndarray:
-        """A copy of the value, as a TensorFlow variable's `.numpy()`."""
-        return self.value.copy()
-
-    def assign(self, value) -> None:
-        """Overwrite the value in place; the shape must match."""
-        value = np.asarray(value)
-        if value.shape != self.value.shape:
-            raise ValueError(f"Variable '{self.name}': cannot assign a value of shape {value.shape} "
-                             f"to a variable of shape {self.value.shape}")
-        self.value[...] = value
-
-    def __array__(self, dtype=None, copy=None):
-        return self.value if dtype is None else self.value.astype(dtype)
-
-    def __repr__(self) -> str:
-        return f"<Variable '{self.name}' shape={self.shape} dtype={self.dtype}>"
 
 
 class Layer:
