@@ -15,6 +15,15 @@ from .normalization import batch_norm_affine, batch_norm_backward, batch_norm_in
 from .padding import zero_pad2d, zero_pad2d_backward
 from .pooling import (avg_pool2d, avg_pool2d_backward, avg_pool2d_forward, max_pool2d, max_pool2d_backward,
                       max_pool2d_forward)
+from .tape import Tape, Traced, record, stop_gradient
+from .numpy_api import (abs, absolute, add, argmax, argmin, broadcast_to, cast, clip, concatenate, divide, dot,
+                        einsum, equal, exp, expand_dims, floor_divide, greater, greater_equal, less, less_equal,
+                        log, log1p, matmul, max, maximum, mean, min, minimum, multiply, negative, not_equal,
+                        ones_like, pad, power, prod, repeat, reshape, sign, split, sqrt, square, squeeze, stack,
+                        std, subtract, sum, take, tanh, tensordot, tile, transpose, true_divide, var, where,
+                        zeros_like)
+from .nn_api import (elu, gelu, hard_sigmoid, hard_silu, hard_swish, leaky_relu, log_softmax, relu, relu6, selu,
+                     sigmoid, silu, softmax, softplus, softsign, swish)
 
 __all__ = [
     "shapes",
@@ -27,4 +36,14 @@ __all__ = [
     "batch_norm_train", "batch_norm_infer", "batch_norm_affine", "batch_norm_backward", "batch_norm_infer_backward",
     "zero_pad2d", "zero_pad2d_backward",
     "dropout_forward", "dropout_backward",
+    # Keras 3 `keras.ops` functions, differentiable on a Tape (ops/tape.py, numpy_api.py, nn_api.py)
+    "Tape", "Traced", "record", "stop_gradient",
+    "add", "subtract", "multiply", "divide", "true_divide", "floor_divide", "negative", "power", "square",
+    "sqrt", "exp", "log", "log1p", "abs", "absolute", "sign", "tanh", "maximum", "minimum", "clip", "where",
+    "matmul", "dot", "tensordot", "einsum", "sum", "mean", "max", "min", "prod", "var", "std", "argmax",
+    "argmin", "reshape", "transpose", "expand_dims", "squeeze", "concatenate", "stack", "split", "tile",
+    "repeat", "broadcast_to", "take", "pad", "cast", "zeros_like", "ones_like",
+    "less", "less_equal", "greater", "greater_equal", "equal", "not_equal",
+    "relu", "relu6", "sigmoid", "hard_sigmoid", "silu", "swish", "hard_silu", "hard_swish", "gelu",
+    "softplus", "softsign", "elu", "selu", "leaky_relu", "softmax", "log_softmax",
 ]

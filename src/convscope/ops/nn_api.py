@@ -1,0 +1,118 @@
+"""The activations of `keras.ops` (Keras 3 names and defaults), each recording its gradient on an
+active `ops.Tape`.  The math is `ops.activations`' (`get_activation(name).forward/backward`);
+ints become floatx first, except in relu and relu6, which keep them (as Keras).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .activations import get_activation
+from .numpy_api import _axes, _one
+from .tape import record_node
+
+__all__ = ["relu", "relu6", "sigmoid", "hard_sigmoid", "silu", "swish", "hard_silu", "hard_swish",
+           "gelu", "softplus", "softsign", "elu", "selu", "leaky_relu", "softmax", "log_softmax"]
+
+
+def _activation(fn: str, x, name: str, **params):
+    """y = activation(x), recorded with the activation's own backward."""
+    value = _one(x, fn, floating=True)
+    activation = get_activation(name, **params)
+    out = activation.forward(value)
+    return record_node(fn, (x,), out, lambda g, need: (activation.backward(g, value, out),))
+
+
+def relu(x):
+    """max(x, 0)."""
+    value = _one(x, "relu")
+    if value.dtype.kind != "f":
+        return np.maximum(value, 0).astype(value.dtype)
+    return _activation("relu", x, "relu")
+
+
+def relu6(x):
+    """min(max(x, 0), 6)."""
+    value = _one(x, "relu6")
+    if value.dtype.kind != "f":
+        return np.clip(value, 0, 6).astype(value.dtype)
+    return _activation("relu6", x, "relu", max_value=6.0)
+
+
+def sigmoid(x):
+    """1 / (1 + exp(-x))."""
+    return _activation("sigmoid", x, "sigmoid")
+
+
+def hard_sigmoid(x):
+    """Keras 3's hard sigmoid: relu6(x + 3) / 6."""
+    return _activation("hard_sigmoid", x, "hard_sigmoid")
+
+
+def silu(x):
+    """x * sigmoid(x)."""
+    return _activation("silu", x, "silu")
+
+
+swish = silu
+
+
+def hard_silu(x):
+    """x * relu6(x + 3) / 6 (Keras 3's hard_silu, torch's hardswish)."""
+    value = _one(x, "hard_silu", floating=True)
+    out = value * (np.clip(value + 3, 0, 6) / 6)
+
+    def rule(g, need):
+        slope = np.where(value < -3, 0, np.where(value > 3, 1, value / 3 + 0.5))
+        return (g * slope,)
+    return record_node("hard_silu", (x,), out.astype(value.dtype, copy=False), rule)
+
+
+hard_swish = hard_silu
+
+
+def gelu(x, approximate=True):
+    """x * Phi(x), or its tanh approximation (the default of keras.ops.gelu)."""
+    return _activation("gelu", x, "gelu", approximate=bool(approximate))
+
+
+def softplus(x):
+    """log(1 + exp(x))."""
+    return _activation("softplus", x, "softplus")
+
+
+def softsign(x):
+    """x / (1 + |x|)."""
+    return _activation("softsign", x, "softsign")
+
+
+def elu(x, alpha=1.0):
+    """x for x > 0, alpha * (exp(x) - 1) otherwise."""
+    return _activation("elu", x, "elu", alpha=alpha)
+
+
+def selu(x):
+    """scale * elu(x, alpha) with the self-normalizing constants."""
+    return _activation("selu", x, "selu")
+
+
+def leaky_relu(x, negative_slope=0.2):
+    """x for x > 0, negative_slope * x otherwise."""
+    return _activation("leaky_relu", x, "leaky_relu", negative_slope=negative_slope)
+
+
+def softmax(x, axis=-1):
+    """exp(x) / sum(exp(x)) over `axis` (an int, a list of ints, or None for all)."""
+    value = _one(x, "softmax", floating=True)
+    return _activation("softmax", x, "softmax", axis=_axes(axis, value.ndim, "softmax"))
+
+
+def log_softmax(x, axis=-1):
+    """x - log(sum(exp(x))) over `axis`; the gradient is g - softmax(x) * sum(g)."""
+    value = _one(x, "log_softmax", floating=True)
+    axes = _axes(axis, value.ndim, "log_softmax")
+    shifted = value - np.max(value, axis=axes, keepdims=True)
+    out = shifted - np.log(np.sum(np.exp(shifted), axis=axes, keepdims=True))
+    return record_node("log_softmax", (x,), out,
+                       lambda g, need: (g - np.exp(out) * np.sum(g, axis=axes, keepdims=True),))
+
