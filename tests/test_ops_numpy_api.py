@@ -1,0 +1,322 @@
+"""The Keras ops of `convscope.ops` against `keras.ops` (torch backend): values, result dtypes
+(Python scalars included), signatures, errors; and Variable arithmetic."""
+
+import inspect
+import itertools
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+from _oracle import TOLERANCE  # noqa: E402
+from convscope import ops  # noqa: E402
+from convscope.variables import Variable  # noqa: E402
+
+keras = pytest.importorskip("keras")
+
+# Keras on torch runs these through `result_type`, which makes 64-bit types 32-bit (JAX's
+# default); convscope keeps float64 (its ops contract).  The tests check Keras still does so.
+KERAS_TORCH_FLOAT32 = {"maximum", "minimum", "matmul", "dot", "tensordot", "var", "prod", "floor_divide"}
+# ... and these keep float64 but compute in float32 (mean) or cast the bounds to float32 (clip).
+KERAS_TORCH_FLOAT32_MATH = {"mean", "clip"}
+
+KERAS_FUNCTIONS = [
+    "add", "subtract", "multiply", "divide", "true_divide", "floor_divide", "negative", "power", "square",
+    "sqrt", "exp", "log", "log1p", "abs", "absolute", "sign", "tanh", "maximum", "minimum", "clip", "where",
+    "matmul", "dot", "tensordot", "einsum", "sum", "mean", "max", "min", "prod", "var", "std", "argmax",
+    "argmin", "reshape", "transpose", "expand_dims", "squeeze", "concatenate", "stack", "split", "tile",
+    "repeat", "broadcast_to", "take", "pad", "cast", "zeros_like", "ones_like", "less", "less_equal",
+    "greater", "greater_equal", "equal", "not_equal", "stop_gradient",
+    "relu", "relu6", "sigmoid", "hard_sigmoid", "silu", "swish", "hard_silu", "hard_swish", "gelu",
+    "softplus", "softsign", "elu", "selu", "leaky_relu", "softmax", "log_softmax",
+]
+
+
+class Draw:
+    """Random inputs of one float dtype: n (normal), pos (0.5 .. 2), away (|x| >= 0.3)."""
+
+    def __init__(self, dtype, seed=0):
+        self.rng = np.random.default_rng(seed)
+        self.dtype = dtype
+
+    def n(self, *shape):
+        return self.rng.normal(size=shape).astype(self.dtype)
+
+    def pos(self, *shape):
+        return self.rng.uniform(0.5, 2.0, size=shape).astype(self.dtype)
+
+    def away(self, *shape):
+        x = self.rng.normal(size=shape)
+        return (np.sign(x) * (0.3 + np.abs(x))).astype(self.dtype)
+
+
+_NUMBER = itertools.count()
+
+
+def case(name, build, **kwargs):
+    return pytest.param(name, build, kwargs, id=f"{name}-{next(_NUMBER)}")
+
+
+CASES = []
+for _name in ("add", "subtract", "multiply", "maximum", "minimum", "less", "less_equal", "greater",
+              "greater_equal", "equal", "not_equal"):
+    CASES += [case(_name, lambda d: (d.n(3, 4), d.n(4))),
+              case(_name, lambda d: (d.n(2, 1, 4), d.n(3, 1))),
+              case(_name, lambda d: (d.n(3, 4), 0.25)),
+              case(_name, lambda d: (2, d.n(3, 4)))]
+for _name in ("divide", "true_divide", "floor_divide"):
+    CASES += [case(_name, lambda d: (d.n(3, 4), d.away(4))), case(_name, lambda d: (d.n(3, 4), 2.5)),
+              case(_name, lambda d: (3, d.away(2, 3)))]
+CASES += [
+    case("power", lambda d: (d.pos(3, 4), d.n(4))), case("power", lambda d: (d.n(3, 4), 3)),
+    case("power", lambda d: (2.0, d.n(3))), case("power", lambda d: (d.pos(2, 3), 0.5)),
+]
+for _name in ("negative", "square", "exp", "abs", "absolute", "sign", "tanh"):
+    CASES.append(case(_name, lambda d: (d.n(3, 4),)))
+for _name in ("sqrt", "log", "log1p"):
+    CASES.append(case(_name, lambda d: (d.pos(3, 4),)))
+CASES += [
+    case("clip", lambda d: (d.n(3, 4), -0.5, 0.7)),
+    case("where", lambda d: (d.n(3, 4) > 0, d.n(3, 4), d.n(4))),
+    case("where", lambda d: (d.n(3, 4) > 0, d.n(3, 4), 0.5)),
+    case("matmul", lambda d: (d.n(3, 4), d.n(4, 5))), case("matmul", lambda d: (d.n(2, 3, 4), d.n(4))),
+    case("matmul", lambda d: (d.n(4), d.n(2, 4, 5))), case("matmul", lambda d: (d.n(2, 1, 3, 4), d.n(5, 4, 2))),
+    case("matmul", lambda d: (d.n(4), d.n(4))),
+    case("dot", lambda d: (d.n(3, 4), d.n(4, 5))), case("dot", lambda d: (d.n(4), d.n(4))),
+    case("dot", lambda d: (d.n(2, 3, 4), d.n(4, 5))), case("dot", lambda d: (d.n(3, 4), d.n(4))),
+    case("dot", lambda d: (d.n(), d.n(3))),
+    case("tensordot", lambda d: (d.n(3, 4, 5), d.n(4, 5, 2))),
+    case("tensordot", lambda d: (d.n(3, 4), d.n(4, 5)), axes=1),
+    case("tensordot", lambda d: (d.n(3, 4, 2), d.n(4, 3)), axes=([1, 0], [0, 1])),
+    case("tensordot", lambda d: (d.n(2), d.n(3)), axes=0),
+    case("einsum", lambda d: ("ij,jk->ik", d.n(3, 4), d.n(4, 5))),
+    case("einsum", lambda d: ("...ij,...jk->...ik", d.n(2, 3, 4), d.n(4, 5))),
+    case("einsum", lambda d: ("bij,bjk", d.n(2, 3, 4), d.n(2, 4, 5))),
+    case("einsum", lambda d: ("ij->", d.n(3, 4))),
+    case("einsum", lambda d: ("i,j->ij", d.n(3), d.n(4))),
+]
+for _name in ("sum", "mean", "max", "min", "prod", "var", "std"):
+    CASES += [case(_name, lambda d: (d.n(2, 3, 4),)), case(_name, lambda d: (d.n(2, 3, 4),), axis=1),
+              case(_name, lambda d: (d.n(2, 3, 4),), axis=-1, keepdims=True)]
+    if _name != "prod":      # torch.prod reduces one axis at a time
+        CASES.append(case(_name, lambda d: (d.n(2, 3, 4),), axis=(0, 2)))
+for _name in ("argmax", "argmin"):
+    CASES += [case(_name, lambda d: (d.n(3, 4),)), case(_name, lambda d: (d.n(3, 4),), axis=1),
+              case(_name, lambda d: (d.n(3, 4),), axis=0, keepdims=True)]
+CASES += [
+    case("max", lambda d: (d.n(3, 4),), axis=1, initial=0.5),
+    case("reshape", lambda d: (d.n(3, 4), (2, 6))), case("reshape", lambda d: (d.n(3, 4), (-1,))),
+    case("transpose", lambda d: (d.n(2, 3, 4),)), case("transpose", lambda d: (d.n(2, 3, 4), (1, 0, 2))),
+    case("expand_dims", lambda d: (d.n(3, 4), 1)), case("expand_dims", lambda d: (d.n(3, 4), -1)),
+    case("squeeze", lambda d: (d.n(3, 1, 4),)), case("squeeze", lambda d: (d.n(1, 3, 1),), axis=2),
+    case("concatenate", lambda d: ([d.n(2, 3), d.n(4, 3)],)),
+    case("concatenate", lambda d: ([d.n(2, 3), d.n(2, 1)],), axis=-1),
+    case("stack", lambda d: ([d.n(2, 3), d.n(2, 3)],), axis=1),
+    case("split", lambda d: (d.n(6, 4), 3)), case("split", lambda d: (d.n(6, 4), [1, 4])),
+    case("split", lambda d: (d.n(3, 6), 2), axis=1),
+    case("tile", lambda d: (d.n(2, 3), (2, 1))), case("tile", lambda d: (d.n(2, 3), 3)),
+    case("tile", lambda d: (d.n(3), (2, 2))),
+    case("repeat", lambda d: (d.n(2, 3), 2)), case("repeat", lambda d: (d.n(2, 3), 2), axis=1),
+    case("repeat", lambda d: (d.n(2, 3), np.array([1, 3])), axis=0),
+    case("broadcast_to", lambda d: (d.n(3, 1), (2, 3, 4))),
+    case("take", lambda d: (d.n(3, 4), [0, 2, 2]), axis=1), case("take", lambda d: (d.n(3, 4), [[0, 5], [11, 1]])),
+    case("take", lambda d: (d.n(3, 4), [2, 0]), axis=0),
+    case("pad", lambda d: (d.n(2, 3), ((1, 1), (2, 1)))),
+    case("pad", lambda d: (d.n(2, 3), ((1, 0), (0, 2))), constant_values=1.5),
+    case("pad", lambda d: (d.n(3, 4), ((1, 2), (2, 1))), mode="reflect"),
+    case("cast", lambda d: (d.n(3, 4), "float64")), case("cast", lambda d: (d.n(3, 4), "float32")),
+    case("cast", lambda d: (d.n(3, 4) * 5, "int32")),
+    case("zeros_like", lambda d: (d.n(3, 4),)), case("ones_like", lambda d: (d.n(3, 4),)),
+    case("ones_like", lambda d: (d.n(3, 4), "int32")),
+    case("stop_gradient", lambda d: (d.n(3, 4),)),
+]
+for _name in ("relu", "relu6", "sigmoid", "hard_sigmoid", "silu", "swish", "hard_silu", "hard_swish", "gelu",
+              "softplus", "softsign", "elu", "selu", "leaky_relu", "softmax", "log_softmax"):
+    CASES.append(case(_name, lambda d: (d.n(3, 5) * 4,)))
+CASES += [
+    case("gelu", lambda d: (d.n(3, 5) * 3,), approximate=False),
+    case("elu", lambda d: (d.n(3, 5) * 3,), alpha=0.5),
+    case("leaky_relu", lambda d: (d.n(3, 5) * 3,), negative_slope=0.1),
+    case("softmax", lambda d: (d.n(3, 5),), axis=0), case("softmax", lambda d: (d.n(2, 3, 5),), axis=(1, 2)),
+    case("log_softmax", lambda d: (d.n(3, 5),), axis=0),
+]
+
+
+def as_numpy(value):
+    if isinstance(value, (list, tuple)):
+        return [as_numpy(v) for v in value]
+    return np.asarray(keras.ops.convert_to_numpy(value))
+
+
+def expected_dtype(name, theirs, args):
+    """Keras' dtype, except float64 kept where Keras on torch makes it float32 (asserted)."""
+    float64_in = any(getattr(a, "dtype", None) == np.float64 for a in _flat(args))
+    if name in KERAS_TORCH_FLOAT32 and float64_in:
+        assert theirs == np.float32, f"keras.ops.{name} now keeps float64: drop it from KERAS_TORCH_FLOAT32"
+        return np.dtype(np.float64)
+    return theirs
+
+
+def _flat(args):
+    for a in args:
+        if isinstance(a, (list, tuple)):
+            yield from _flat(a)
+        else:
+            yield a
+
+
+def assert_same(ours, theirs, dtype, loose=False):
+    assert type(ours) is np.ndarray
+    assert ours.dtype == dtype, f"dtype {ours.dtype}, expected {dtype}"
+    assert ours.shape == theirs.shape
+    if ours.dtype.kind == "f":
+        rtol = TOLERANCE["float32" if theirs.dtype == np.float32 or loose else "float64"]
+        scale = max(1.0, float(np.nanmax(np.abs(theirs), initial=0.0)))
+        np.testing.assert_allclose(ours, theirs, rtol=rtol, atol=rtol * scale)
+    else:
+        np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name, build, kwargs", CASES)
+def test_forward_matches_keras(name, build, kwargs, dtype):
+    args = build(Draw(dtype))
+    ours = getattr(ops, name)(*args, **kwargs)
+    if name == "stop_gradient":     # Keras' takes tensors only
+        args = [keras.ops.convert_to_tensor(a) for a in args]
+    theirs = as_numpy(getattr(keras.ops, name)(*args, **kwargs))
+    if isinstance(ours, list):
+        assert len(ours) == len(theirs)
+        for mine, reference in zip(ours, theirs):
+            assert_same(mine, reference, expected_dtype(name, reference.dtype, args))
+    else:
+        assert_same(ours, theirs, expected_dtype(name, theirs.dtype, args), loose=name in KERAS_TORCH_FLOAT32_MATH)
+
+
+def test_every_function_has_a_forward_case():
+    assert {p.values[0] for p in CASES} == set(KERAS_FUNCTIONS)
+
+
+A = {name: np.ones((2, 3), dtype=name) for name in ("bool", "int8", "uint8", "int32", "int64", "float32", "float64")}
+
+DTYPE_CASES = [
+    ("add", A["float32"], 2.5), ("add", A["float32"], 2), ("add", A["int32"], 2.5), ("add", A["int64"], 2),
+    ("add", A["float64"], np.float32(2)), ("add", A["float32"], np.float64(2.0)), ("add", 2, 3), ("add", 2.0, 3),
+    ("add", [1.0, 2.0], 3), ("add", [1, 2], 3), ("add", A["bool"], 2), ("add", A["bool"], True),
+    ("add", A["int32"], A["float32"]), ("add", A["int8"], A["uint8"]), ("add", A["int64"], A["float32"]),
+    ("add", A["float32"], A["float64"]), ("multiply", A["int32"], A["int64"]), ("subtract", A["float32"], 1),
+    ("divide", A["int32"], A["int32"]), ("divide", A["int64"], 2), ("divide", A["float32"], 2),
+    ("power", A["int32"], 2), ("power", A["int32"], 2.0), ("power", 2, A["int32"]), ("power", A["float32"], 2),
+    ("maximum", A["int32"], 2.5), ("minimum", A["float32"], 2), ("maximum", A["float32"], A["float64"]),
+    ("clip", A["bool"], 0, 1), ("clip", A["int32"], 0.0, 1.5), ("clip", A["float32"], 0, 1),
+    ("where", A["bool"], A["int32"], 0.5), ("where", A["bool"], 1, 2.5), ("where", A["bool"], 1, 2),
+    ("where", A["bool"], A["float32"], A["float64"]),
+    ("sqrt", A["int32"]), ("exp", A["int64"]), ("mean", A["int64"]), ("sum", A["int8"]), ("sum", A["bool"]),
+    ("sum", A["int64"]), ("prod", A["int8"]), ("square", A["bool"]), ("abs", A["int32"]),
+    ("negative", A["int8"]), ("argmax", A["float32"]), ("relu", A["int8"]), ("sigmoid", A["int32"]),
+    ("softsign", A["int32"]), ("tanh", A["int32"]), ("max", A["int32"]), ("sqrt", 4), ("exp", 1.0),
+    ("zeros_like", [1.0]), ("ones_like", A["int64"]), ("concatenate", [A["int32"], A["float32"]]),
+    ("concatenate", [A["float32"], A["float64"]]), ("stack", [A["int64"], A["float32"]]),
+    ("matmul", A["float32"], A["float32"].T), ("tensordot", A["float32"], A["float64"]),
+]
+
+
+@pytest.mark.parametrize("name, args", [pytest.param(c[0], c[1:], id=f"{c[0]}-{i}") for i, c in enumerate(DTYPE_CASES)])
+def test_result_dtypes_follow_keras(name, args):
+    if name in ("concatenate", "stack"):
+        args = [args]
+    ours = getattr(ops, name)(*args)
+    theirs = as_numpy(getattr(keras.ops, name)(*args))
+    assert_same(ours, theirs, expected_dtype(name, theirs.dtype, args))
+
+
+@pytest.mark.parametrize("name", KERAS_FUNCTIONS)
+def test_signatures_match_keras(name):
+    ours = inspect.signature(getattr(ops, name)).parameters
+    theirs = inspect.signature(getattr(keras.ops, name)).parameters
+    assert [(p.name, p.kind, p.default) for p in ours.values()] == \
+           [(p.name, p.kind, p.default) for p in theirs.values()]
+
+
+def test_where_with_a_condition_only_gives_the_indices():
+    x = np.array([[0.0, 2.0, 0.0], [1.0, 0.0, 3.0]])
+    rows, cols = ops.where(x > 0)
+    np.testing.assert_array_equal(rows, [0, 1, 1])
+    np.testing.assert_array_equal(cols, [1, 0, 2])
+
+
+@pytest.mark.parametrize("mode", ["constant", "edge", "reflect", "symmetric", "wrap"])
+@pytest.mark.parametrize("pad_width", [((2, 1), (3, 2)), 1, (1, 2)])
+def test_pad_follows_numpy_where_keras_on_torch_differs(mode, pad_width):
+    # keras.ops.pad on torch raises for edge/wrap, pads `symmetric` unlike np.pad, and takes an
+    # int pad_width for the last axis only; Keras documents np.pad's meaning
+    x = Draw("float64").n(3, 4)
+    np.testing.assert_array_equal(ops.pad(x, pad_width, mode=mode), np.pad(x, pad_width, mode=mode))
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: ops.reshape(np.zeros((2, 3)), (4, 2)), ValueError,
+     r"ops.reshape: cannot reshape an array of shape \(2, 3\) into \(4, 2\)"),
+    (lambda: ops.add(np.zeros((2, 3)), np.zeros(4)), ValueError,
+     r"ops.add: cannot broadcast `x1` of shape \(2, 3\), `x2` of shape \(4,\) together"),
+    (lambda: ops.matmul(np.zeros((2, 3)), np.zeros((4, 2))), ValueError,
+     r"ops.matmul: cannot multiply `x1` of shape \(2, 3\) by `x2` of shape \(4, 2\)"),
+    (lambda: ops.sum(np.zeros((2, 3)), axis=2), ValueError,
+     r"ops.sum: axis 2 is out of range for an array of 2 dimension"),
+    (lambda: ops.mean(np.zeros(3), axis=1.5), TypeError, r"ops.mean: argument `axis` must hold ints, got 1.5"),
+    (lambda: ops.multiply("a", 2), TypeError, r"ops.multiply: argument `x1` must be an array, a number"),
+    (lambda: ops.exp(np.array(["a"])), TypeError, r"ops.exp: argument `x` must be numeric, got dtype <U1"),
+    (lambda: ops.squeeze(np.zeros((2, 3)), axis=1), ValueError, r"ops.squeeze: cannot squeeze axis 1 of an array"),
+    (lambda: ops.transpose(np.zeros((2, 3)), (0, 0)), ValueError, r"ops.transpose: argument `axes` must be a permutation"),
+    (lambda: ops.concatenate([np.zeros((2, 3)), np.zeros((2, 4))]), ValueError,
+     r"ops.concatenate: cannot join shapes \[\(2, 3\), \(2, 4\)\] along axis 0"),
+    (lambda: ops.stack([np.zeros(2), np.zeros(3)]), ValueError, r"ops.stack: all arrays must have one shape"),
+    (lambda: ops.split(np.zeros(5), 2), ValueError, r"ops.split: cannot split length 5"),
+    (lambda: ops.tensordot(np.zeros((2, 3)), np.zeros((2, 3)), axes=1), ValueError,
+     r"ops.tensordot: cannot contract axes \[1\] of `x1` \(shape \(2, 3\)\) with axes \[0\]"),
+    (lambda: ops.pad(np.zeros(3), 1, mode="linear_ramp"), ValueError, r"ops.pad: argument `mode` must be one of"),
+    (lambda: ops.pad(np.zeros(3), 1, mode="reflect", constant_values=1), ValueError,
+     r"ops.pad: argument `constant_values` needs mode='constant'"),
+    (lambda: ops.where(np.ones(2, bool), np.zeros(2)), ValueError, r"ops.where: give both `x1` and `x2`, or neither"),
+    (lambda: ops.take(np.zeros(3), [5]), ValueError, r"ops.take: index 5 is out of bounds"),
+    (lambda: ops.max(np.zeros((0, 2))), ValueError, r"ops.max: an empty array \(shape \(0, 2\)\) has no max"),
+    (lambda: ops.einsum("ij,jk", np.zeros((2, 3))), ValueError, r"ops.einsum: 'ij,jk' names 2 operand\(s\), got 1"),
+    (lambda: ops.add([Variable(np.ones(2), "v"), 1.0], 1.0), TypeError, r"ops.add: argument `x1` is a list holding"),
+])
+def test_errors_name_the_function_and_argument(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+# -- Variable arithmetic (outside a tape: arrays, as keras.Variable) ---------------------------
+def test_variable_operators_return_arrays_as_keras():
+    draw = Draw("float32")
+    value, other = draw.pos(3, 4), draw.pos(3, 4)
+    v = Variable(value.copy(), "w")
+    kv = keras.Variable(value.copy())
+    pairs = [
+        (v + other, kv + other), (other + v, other + kv), (v - 1.5, kv - 1.5), (2 - v, 2 - kv),
+        (v * other, kv * other), (other * v, other * kv), (v / 2, kv / 2), (1 / v, 1 / kv),
+        (v // 0.3, kv // 0.3), (v ** 2, kv ** 2), (2 ** v, 2 ** kv), (v @ other.T, kv @ other.T),
+        (other.T @ v, other.T @ kv), (-v, -kv), (abs(-v), abs(-kv)), (v < 1, kv < 1), (v >= other, kv >= other),
+        (v[1:, ::2], kv[1:, ::2]), (v[[0, 0, 2]], kv[[0, 0, 2]]),
+    ]
+    for ours, theirs in pairs:
+        assert_same(ours, as_numpy(theirs), as_numpy(theirs).dtype)
+
+
+def test_variables_stay_hashable_and_compare_by_identity():
+    a, b = Variable(np.ones(2), "a"), Variable(np.ones(2), "b")
+    assert a == a and a != b and b in [a, b] and {a: 1}[a] == 1
+    np.testing.assert_array_equal(np.asarray(a), np.ones(2))
+    with pytest.raises(TypeError):
+        np.exp(a)         # __array_ufunc__ = None: ufuncs must go through ops (or np.asarray)
+
+
+def test_new_names_do_not_replace_the_tf_nn_style_ops():
+    from convscope.ops import conv, linear, padding, pooling
+    assert ops.conv2d is conv.conv2d and ops.max_pool2d is pooling.max_pool2d
+    assert ops.dense_forward is linear.dense_forward and ops.zero_pad2d is padding.zero_pad2d
+    assert ops.erf is ops.activations.erf         # not keras.ops.erf: see the report
