@@ -91,13 +91,17 @@ def test_dropout_masks_follow_set_random_seed_and_noise_shape(kernel_path):
 
 
 def test_input_and_input_layer():
-    inp = L.Input(shape=(28, 28, 1))
-    assert isinstance(inp, L.InputLayer) and inp.shape == (None, 28, 28, 1)
+    inp = L.Input(shape=(28, 28, 1))       # Keras 3: the symbolic tensor of a new InputLayer
+    layer = inp.keras_history[0]
+    assert isinstance(layer, L.InputLayer) and inp.shape == layer.shape == (None, 28, 28, 1)
+    assert layer.output is inp and inp.dtype == "float32"
     assert L.Input(batch_shape=(8, 5)).shape == (8, 5)
     assert L.InputLayer(input_shape=(3,), batch_size=4).shape == (4, 3)
     assert L.InputLayer(batch_input_shape=[None, 7]).shape == (None, 7)
     x = np.ones((2, 28, 28, 1))
-    np.testing.assert_array_equal(inp(x), x)
+    np.testing.assert_array_equal(layer(x), x)
+    with pytest.raises(TypeError, match="symbolic"):
+        np.asarray(inp)
 
 
 ALL_LAYERS = [

@@ -233,9 +233,12 @@ def test_keras3_config_is_accepted():
 def test_model_from_json_errors():
     with pytest.raises(ValueError, match=r"model_from_json: argument `json_string` is not valid JSON"):
         model_from_json("{nope")
-    with pytest.raises(ValueError, match=r"model_from_config: only Sequential models are supported, "
-                                         r"got class_name='Functional'"):
+    with pytest.raises(ValueError, match=r"Functional.from_config: expected a dict with a 'layers' list, "
+                                         r"got a dict with keys \[\]"):
         model_from_json(json.dumps({"class_name": "Functional", "config": {}}))
+    with pytest.raises(ValueError, match=r"model_from_config: expected a Sequential or Functional model "
+                                         r"config, got class_name='MyModel'"):
+        model_from_json(json.dumps({"class_name": "MyModel", "config": {}}))
     with pytest.raises(ValueError, match=r"layers.deserialize: unknown layer class 'LSTM'"):
         model_from_json(json.dumps({"class_name": "Sequential", "config": {"layers": [
             {"class_name": "LSTM", "config": {}}]}}))

@@ -9,8 +9,6 @@ respect to the layer's input and stores each trainable variable's gradient in
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import importlib
 import inspect
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -18,34 +16,53 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .. import backend
-from ..variables import Variable
+from . import graph
 
 Shape = Tuple[Optional[int], ...]
 
 _FLOAT_DTYPES = ("float32", "float64")
 
-# True inside `deferred_weights()`; a context variable, so other threads and tasks never see it.
-_DEFERRED_WEIGHTS: contextvars.ContextVar = contextvars.ContextVar("convscope_deferred_weights",
-                                                                   default=False)
 
+class Variable:
+    """A named weight array, as `keras.Variable`: `.numpy()`, `.assign()`, `.shape`.
 
-@contextlib.contextmanager
-def deferred_weights():
-    """Build layers without creating their weights' values (what a loader needs).
-
-    Inside this context `Layer.add_weight` does not call the initializer: each new
-    variable's value is a read-only placeholder of the right shape and dtype that
-    allocates nothing (`np.broadcast_to` of one zero), so a model of any size can
-    be built to learn the shapes its config implies.  The caller gives every such
-    variable its real array (`variable.value = array`, C-contiguous and writable)
-    before the layer is used.  Only this thread (or asyncio task) is affected.
+    `grad` holds the gradient from the last `backward` (None before one).
     """
-    token = _DEFERRED_WEIGHTS.set(True)
-    try:
-        yield
-    finally:
-        _DEFERRED_WEIGHTS.reset(token)
 
+    def __init__(self, value: np.ndarray, name: str, trainable: bool = True,
+                 regularizer=None, constraint=None):
+        self.value = value
+        self.name = name
+        self.trainable = trainable
+        self.regularizer = regularizer
+        self.constraint = constraint
+        self.grad: Optional[np.ndarray] = None
+
+    @property
+    def shape(self) -> Tuple[int, ...]:
+        return self.value.shape
+
+    @property
+    def dtype(self):
+        return self.value.dtype
+
+    def numpy(self) -> np.ndarray:
+        """A copy of the value, as a TensorFlow variable's `.numpy()`."""
+        return self.value.copy()
+
+    def assign(self, value) -> None:
+        """Overwrite the value in place; the shape must match."""
+        value = np.asarray(value)
+        if value.shape != self.value.shape:
+            raise ValueError(f"Variable '{self.name}': cannot assign a value of shape {value.shape} "
+                             f"to a variable of shape {self.value.shape}")
+        self.value[...] = value
+
+    def __array__(self, dtype=None, copy=None):
+        return self.value if dtype is None else self.value.astype(dtype)
+
+    def __repr__(self) -> str:
+        return f"<Variable '{self.name}' shape={self.shape} dtype={self.dtype}>"
 
 
 class Layer:
@@ -82,6 +99,7 @@ class Layer:
         self._build_input_shape: Optional[Shape] = None
         self._batch_input_shape = _declared_input_shape(self, input_shape, batch_input_shape,
                                                         batch_size, input_dim)
+        self._inbound_nodes: list = []      # one graph.Node per call on symbolic tensors
 
     # -- what subclasses override -------------------------------------------------------
     def build(self, input_shape: Shape) -> None:
@@ -123,6 +141,8 @@ class Layer:
 
     # -- shared machinery ---------------------------------------------------------------
     def __call__(self, inputs, training: bool = False) -> np.ndarray:
+        if graph.is_symbolic(inputs):
+            return self._call_symbolic(inputs)
         x = self._as_input_array(inputs)
         if not self.built:
             self.build_from_shape((None,) + x.shape[1:])
@@ -130,9 +150,89 @@ class Layer:
             self._check_input_shape(x.shape)
         return self.call(x, training=bool(training))
 
+    # -- one call with what its backward pass needs (graph models) -----------------------
+    def forward(self, inputs, training: bool = False):
+        """(outputs, ctx): one forward pass and what `backward_call` needs from it (None under
+        `backend.no_backward()`).  Nothing of the call stays on the layer, so a layer called twice
+        in a graph keeps two contexts.
+
+        This default serves the layers whose `call` still keeps its backward state on `self`
+        (`backward(grad)`): the attributes the call set are moved into the ctx, and put back for
+        the duration of `backward_call`.
+        """
+        before = dict(vars(self))
+        outputs = self.call(inputs, training=training)
+        if not backend.keeps_for_backward():
+            return outputs, None
+        changed = {key: value for key, value in vars(self).items()
+                   if key not in before or before[key] is not value}
+        return outputs, _CallState(changed)
+
+    def backward_call(self, ctx, grad_output, need_input_grad: bool = True):
+        """(gradient w.r.t. the inputs of the call that made `ctx`, [(variable, gradient), ...]).
+
+        Layers with the per-call contract (`forward` returns their own ctx) get their
+        `backward(ctx, grad_output, need_input_grad)`; the others are served as `forward` says.
+        """
+        if ctx is None:
+            check_kept_for_backward(self, None)
+        if not isinstance(ctx, _CallState):
+            return self.backward(ctx, grad_output, need_input_grad=need_input_grad)
+        for key, value in ctx.attributes.items():
+            setattr(self, key, value)
+        if need_input_grad or "need_input_grad" not in inspect.signature(self.backward).parameters:
+            grad_input = self.backward(grad_output)
+        else:
+            grad_input = self.backward(grad_output, need_input_grad=False)
+        pairs = [(v, v.grad) for v in self.trainable_weights if v.grad is not None]
+        for variable, _ in pairs:
+            variable.grad = None
+        return grad_input, pairs
+
+    def _call_symbolic(self, inputs):
+        """A call on KerasTensors: build for their shapes, check them, record a graph.Node and return
+        the output KerasTensor(s) (Keras' functional API)."""
+        if any(not isinstance(leaf, graph.KerasTensor) for leaf in graph.flatten(inputs)):
+            given = [type(leaf).__name__ for leaf in graph.flatten(inputs)]
+            raise TypeError(f"{self._describe()}: inputs mix symbolic tensors (keras.Input and layer outputs) "
+                            f"with other values {given}; in a functional model every input of a layer must "
+                            "be a symbolic tensor")
+        shapes = _shapes_of(inputs)
+        try:
+            output_shape = self.build_from_shape(shapes) if not self.built else self.compute_output_shape(shapes)
+        except ValueError as error:
+            message = str(error)
+            if not message.startswith(self._describe()):
+                message = f"{self._describe()}: cannot take inputs of shape {_shape_text(shapes)}: {message}"
+            raise ValueError(message) from None
+        if self.built and not isinstance(shapes, list):
+            self._check_input_shape(shapes)
+        multiple = isinstance(output_shape, list)
+        dtype = self.dtype
+        outputs = [graph.KerasTensor(s, dtype) for s in (output_shape if multiple else [output_shape])]
+        graph.Node(self, [inputs], outputs)
+        return outputs if multiple else outputs[0]
+
+    @property
+    def input(self):
+        """The input KerasTensor(s) of the layer's first call on symbolic tensors (Keras' `layer.input`)."""
+        return self._node_tensors("input_tensors", "input")
+
+    @property
+    def output(self):
+        """The output KerasTensor(s) of the layer's first symbolic call (`keras.Model(m.input, layer.output)`)."""
+        return self._node_tensors("outputs", "output")
+
+    def _node_tensors(self, attribute: str, what: str):
+        if not self._inbound_nodes:
+            raise AttributeError(f"{self._describe()} has never been called on a symbolic tensor, so it has no "
+                                 f"defined {what}; call it on keras.Input(...) or a layer's output first")
+        tensors = getattr(self._inbound_nodes[0], attribute)
+        return tensors[0] if len(tensors) == 1 else list(tensors)
+
     def build_from_shape(self, input_shape: Shape) -> Shape:
         """Check `input_shape`, create the weights and return the output shape."""
-        input_shape = tuple(input_shape)
+        input_shape = [tuple(s) for s in input_shape] if isinstance(input_shape, list) else tuple(input_shape)
         output_shape = self.compute_output_shape(input_shape)
         if not self.built:
             self.build(input_shape)
@@ -142,16 +242,10 @@ class Layer:
 
     def add_weight(self, name: str, shape: Sequence[int], initializer, trainable: bool = True,
                    regularizer=None, constraint=None) -> Variable:
-        """Create a variable with `initializer(shape, dtype)` and register it on the layer.
-
-        Inside `deferred_weights()` the initializer is not called: the value is a placeholder.
-        """
-        if _DEFERRED_WEIGHTS.get():
-            value = np.broadcast_to(np.zeros((), dtype=self.dtype), tuple(int(d) for d in shape))
-        else:
-            value = np.ascontiguousarray(np.asarray(initializer(tuple(shape), dtype=self.dtype),
-                                                    dtype=self.dtype))
-        variable = Variable(value, f"{self.name}/{name}", trainable, regularizer, constraint)
+        """Create a variable with `initializer(shape, dtype)` and register it on the layer."""
+        value = np.asarray(initializer(tuple(shape), dtype=self.dtype), dtype=self.dtype)
+        variable = Variable(np.ascontiguousarray(value), f"{self.name}/{name}", trainable,
+                            regularizer, constraint)
         self._variables.append(variable)
         return variable
 
@@ -257,6 +351,26 @@ class Layer:
         args = ", ".join(f"{k}={v!r}" for k, v in self._non_default_args().items())
         sep = ", " if args else ""
         return f"{type(self).__name__}({args}{sep}name={self.name!r})"
+
+
+class _CallState:
+    """What a call of a layer with the old contract left on the layer (see `Layer.forward`)."""
+
+    __slots__ = ("attributes",)
+
+    def __init__(self, attributes):
+        self.attributes = attributes
+
+
+def _shapes_of(inputs):
+    """The shape of a KerasTensor, or a list of shapes for a list of them (merge layers)."""
+    if isinstance(inputs, (list, tuple)):
+        return [_shapes_of(item) for item in inputs]
+    return tuple(inputs.shape)
+
+
+def _shape_text(shapes) -> str:
+    return ", ".join(str(s) for s in shapes) if isinstance(shapes, list) else str(shapes)
 
 
 def _normalize_for_compare(value):

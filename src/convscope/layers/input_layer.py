@@ -7,6 +7,7 @@ from typing import Any, Dict, Optional
 import numpy as np
 
 from .. import backend
+from . import graph
 from .base import Layer, Shape, _shape_tuple
 
 
@@ -41,6 +42,7 @@ class InputLayer(Layer):
                              f"more, got {batch_input_shape!r}")
         self.built = True
         self._build_input_shape = self._batch_input_shape
+        graph.Node(self, [], [graph.KerasTensor(self._batch_input_shape, self.dtype, name=self.name)])
 
     @property
     def shape(self) -> Shape:
@@ -69,7 +71,9 @@ class InputLayer(Layer):
 
 
 def Input(shape=None, batch_size=None, name: Optional[str] = None, dtype=None, batch_shape=None,
-          sparse=None, **kwargs) -> InputLayer:
-    """Keras' `Input(shape=...)`; here it returns the `InputLayer`, which `Sequential` takes as its start."""
-    return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, batch_shape=batch_shape, name=name,
-                      sparse=sparse, **kwargs)
+          sparse=None, **kwargs) -> graph.KerasTensor:
+    """Keras 3's `Input(shape=...)`: the symbolic tensor of a new `InputLayer` (`.shape` has the batch
+    axis), to call layers on (functional API) or to start a `Sequential`."""
+    layer = InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, batch_shape=batch_shape, name=name,
+                       sparse=sparse, **kwargs)
+    return layer.output

@@ -18,7 +18,8 @@ from .. import backend
 from ..callbacks import CallbackList, check_callbacks
 from .. import layers as layers_module
 from ..layers import InputLayer, Layer
-from ..layers.base import Shape, Variable
+from ..layers.base import Shape, Variable, check_kept_for_backward
+from ..layers.graph import KerasTensor, is_symbolic
 from .fusion import inference_stages, run_stage
 from .summary import print_summary
 from .training import Model
@@ -35,10 +36,9 @@ class Sequential(Model):
     """
 
     def __init__(self, layers: Optional[Sequence[Layer]] = None, name: Optional[str] = None):
-        super().__init__()
         if name is not None and (not isinstance(name, str) or not name):
             raise TypeError(f"Sequential: argument `name` must be a non-empty string, got {name!r}")
-        self.name = name or backend.unique_name("sequential")
+        super().__init__(name=name)
         self._layers: List[Layer] = []
         self._input_layer: Optional[InputLayer] = None
         self._output_shapes: List[Shape] = []
@@ -62,8 +62,14 @@ class Sequential(Model):
     def built(self) -> bool:
         return self._input_layer is not None and len(self._output_shapes) == len(self._layers)
 
+    @built.setter
+    def built(self, value) -> None:
+        """Layer.__init__ sets `built`; a Sequential is built when its layers are (the getter)."""
+
     def add(self, layer: Layer) -> None:
         """Append `layer`; with a known input shape it is built and its output shape checked at once."""
+        if isinstance(layer, KerasTensor) and isinstance(layer.keras_history[0], InputLayer):
+            layer = layer.keras_history[0]          # Keras 3: Sequential([keras.Input(shape), ...])
         if not isinstance(layer, Layer):
             raise TypeError(f"{self._describe()}.add: argument `layer` must be a convscope Layer instance, "
                             f"got {layer!r}")
@@ -240,7 +246,42 @@ class Sequential(Model):
         return grad
 
     def __call__(self, x, training: bool = False) -> np.ndarray:
+        if is_symbolic(x):
+            return self._call_symbolic(x)
         return self._forward(x, training=bool(training))
+
+    # -- as a layer of another model (per call: nothing kept on the layers) ----------------
+    def compute_output_shape(self, input_shape) -> Shape:
+        """The output shape for inputs of `input_shape`; builds the model first if needed."""
+        if not self.built:
+            self.build(tuple(input_shape))
+        else:
+            self._check_input(np.zeros([1 if d is None else d for d in input_shape], self.dtype), "call")
+        return self.output_shape
+
+    def forward(self, inputs, training: bool = False):
+        """(output, one context per layer): the model used as a layer of a graph model."""
+        x = self._check_input(inputs, "call")
+        if not self.built:
+            with _BUILD_LOCK:
+                if not self.built:
+                    self.build((None,) + x.shape[1:])
+        if not backend.keeps_for_backward():
+            return self._forward(x, training=training), None
+        contexts = []
+        for layer in self._layers:
+            x, ctx = layer.forward(x, training=training)
+            contexts.append(ctx)
+        return x, contexts
+
+    def backward_call(self, ctx, grad_output, need_input_grad: bool = True):
+        """(gradient w.r.t. the input, [(variable, gradient)]) for the call that made `ctx`."""
+        check_kept_for_backward(self, ctx)
+        pairs = []
+        for layer, layer_ctx in zip(reversed(self._layers), reversed(ctx)):
+            grad_output, layer_pairs = layer.backward_call(layer_ctx, grad_output)
+            pairs += layer_pairs
+        return grad_output, pairs
 
     def predict(self, x, batch_size: Optional[int] = 32, verbose="auto", steps=None, callbacks=None) -> np.ndarray:
         """Outputs for `x` in inference mode, `batch_size` samples at a time (at most `steps` batches).
@@ -325,16 +366,20 @@ class Sequential(Model):
         return f"<Sequential name={self.name!r}, {len(self._layers)} layers>"
 
 
-def model_from_config(config, custom_objects=None) -> Sequential:
-    """Keras' `models.model_from_config` for Sequential configs."""
-    if isinstance(config, dict) and config.get("class_name") not in (None, "Sequential"):
-        raise ValueError(f"model_from_config: only Sequential models are supported, got "
-                         f"class_name={config.get('class_name')!r}")
+def model_from_config(config, custom_objects=None):
+    """Keras' `models.model_from_config`: a Sequential or a Functional model from its config dict."""
+    class_name = config.get("class_name") if isinstance(config, dict) else None
+    if class_name in ("Functional", "Model"):
+        from .functional import Functional
+        return Functional.from_config(config.get("config"), custom_objects)
+    if class_name not in (None, "Sequential"):
+        raise ValueError(f"model_from_config: expected a Sequential or Functional model config, got "
+                         f"class_name={class_name!r}")
     return Sequential.from_config(config, custom_objects)
 
 
-def model_from_json(json_string: str, custom_objects=None) -> Sequential:
-    """Keras' `models.model_from_json`: a Sequential from `to_json()` (convscope's or Keras')."""
+def model_from_json(json_string: str, custom_objects=None):
+    """Keras' `models.model_from_json`: a Sequential or Functional model from `to_json()` (convscope's or Keras')."""
     if not isinstance(json_string, (str, bytes)):
         raise TypeError(f"model_from_json: argument `json_string` must be a str, got {type(json_string).__name__}")
     try:

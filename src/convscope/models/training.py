@@ -20,6 +20,7 @@ import numpy as np
 
 from .. import _rng, backend, losses as losses_module, metrics as metrics_module, optimizers
 from ..callbacks import CallbackList, History, ProgbarLogger, TerminateOnNaN, check_callbacks
+from ..layers.base import Layer
 from .fusion import inference_stages, relu_gated_pooling, run_stage, training_stages
 
 
@@ -68,8 +69,34 @@ def _takes_need_input_grad(layer) -> bool:
     return "need_input_grad" in inspect.signature(layer.backward).parameters
 
 
-class Model:
-    """Base of `Sequential`: the training API (`compile`, `fit`, `evaluate`, `*_on_batch`)."""
+class Model(Layer):
+    """Base of every model, itself a layer (a model can be called inside another): the training API
+    (`compile`, `fit`, `evaluate`, `*_on_batch`).
+
+    `Model(inputs, outputs, name=...)` builds a `Functional` model, as `keras.Model` does.
+    """
+
+    def __new__(cls, *args, **kwargs):
+        if cls is Model:
+            if args or "inputs" in kwargs or "outputs" in kwargs:
+                from .functional import Functional
+                return super().__new__(Functional)
+            raise TypeError("Model: give `inputs` and `outputs` (keras.Model(inputs, outputs)), or use "
+                            "Sequential; subclassing Model with your own call() is not supported yet")
+        return super().__new__(cls)
+
+    def __init__(self, *args, name=None, trainable=True, **kwargs):
+        if args or kwargs:
+            raise TypeError(f"{type(self).__name__}: unexpected arguments {args or ''} {kwargs or ''}")
+        if not hasattr(self, "_inbound_nodes"):
+            Layer.__init__(self, name=name or backend.unique_name(backend.snake_case(type(self).__name__)),
+                           trainable=trainable)
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """`keras.Model.from_config`: a functional model from its config (Keras 3's format)."""
+        from .functional import Functional
+        return Functional.from_config(config, custom_objects)
 
     # -- compile --------------------------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None) -> None:

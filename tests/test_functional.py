@@ -1,0 +1,303 @@
+"""Graph models (the functional API) against PyTorch built with the same weights, and their errors.
+
+The ResNet-style model has a stem, three residual stages (the second and third with a
+strided 1x1 projection shortcut), BatchNormalization, global average pooling and a Dense
+head; PyTorch runs the same graph with `torch.nn.functional` on the same weights.
+"""
+
+import numpy as np
+import pytest
+
+import convscope as cs
+from convscope import layers as L
+from convscope import losses, optimizers
+
+from _oracle import tf_same_split
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+
+def resnet_style(classes=5):
+    inputs = cs.Input((12, 12, 3), name="image")
+    x = L.Conv2D(8, 3, padding="same", use_bias=False, name="stem")(inputs)
+    x = L.BatchNormalization(name="stem_bn")(x)
+    x = L.ReLU(name="stem_relu")(x)
+    for stage, (filters, stride) in enumerate([(8, 1), (12, 2), (16, 2)]):
+        shortcut = x
+        y = L.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False, name=f"s{stage}_conv1")(x)
+        y = L.BatchNormalization(name=f"s{stage}_bn1")(y)
+        y = L.Activation("relu", name=f"s{stage}_relu1")(y)
+        y = L.Conv2D(filters, 3, padding="same", use_bias=False, name=f"s{stage}_conv2")(y)
+        y = L.BatchNormalization(name=f"s{stage}_bn2")(y)
+        if stride != 1 or shortcut.shape[-1] != filters:
+            shortcut = L.Conv2D(filters, 1, strides=stride, use_bias=False, name=f"s{stage}_proj")(shortcut)
+            shortcut = L.BatchNormalization(name=f"s{stage}_proj_bn")(shortcut)
+        x = L.Add(name=f"s{stage}_add")([y, shortcut])
+        x = L.ReLU(name=f"s{stage}_out")(x)
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    outputs = L.Dense(classes, activation="softmax", name="head")(x)
+    return cs.Model(inputs, outputs, name="resnet_style")
+
+
+def _randomize(model, rng):
+    """Weights away from their initial values, BN moving statistics away from 0/1."""
+    for variable in model.weights:
+        if variable.name.endswith("moving_variance"):
+            variable.assign(rng.uniform(0.5, 1.5, variable.shape))
+        elif variable.name.endswith("moving_mean"):
+            variable.assign(rng.normal(0, 0.2, variable.shape))
+        else:
+            variable.assign(rng.normal(0, 0.3, variable.shape))
+
+
+def _t(array, grad=False):
+    return torch.tensor(np.asarray(array, dtype=np.float64), requires_grad=grad)
+
+
+def torch_resnet(model, params, x_nhwc, training):
+    """The same graph in PyTorch (NCHW, float64), read layer by layer from `model`'s nodes."""
+    values = {}
+    x = _t(x_nhwc).permute(0, 3, 1, 2)
+    for node in model._nodes:
+        layer = node.layer
+        if node.is_input:
+            values[id(node.outputs[0])] = x
+            continue
+        args = [values[id(t)] for t in node.input_tensors]
+        kind = type(layer).__name__
+        if kind == "Conv2D":
+            kernel = params[layer.kernel.name].permute(3, 2, 0, 1)
+            inp = args[0]
+            if layer.padding == "same":
+                top, bottom = tf_same_split(inp.shape[2], layer.kernel_size[0], layer.strides[0])
+                left, right = tf_same_split(inp.shape[3], layer.kernel_size[1], layer.strides[1])
+                inp = F.pad(inp, (left, right, top, bottom))
+            bias = params[layer.bias.name] if layer.use_bias else None
+            out = F.conv2d(inp, kernel, bias, stride=layer.strides)
+        elif kind == "BatchNormalization":
+            name = layer.name
+            out = F.batch_norm(args[0], params[f"{name}/moving_mean"].detach().clone(),
+                               params[f"{name}/moving_variance"].detach().clone(), params[f"{name}/gamma"],
+                               params[f"{name}/beta"], training=training, momentum=0.01, eps=layer.epsilon)
+        elif kind in ("ReLU", "Activation"):
+            out = torch.relu(args[0])
+        elif kind == "Add":
+            out = args[0] + args[1]
+        elif kind == "GlobalAveragePooling2D":
+            out = args[0].mean(dim=(2, 3))
+        elif kind == "Dense":
+            out = torch.softmax(args[0] @ params[layer.kernel.name] + params[layer.bias.name], dim=-1)
+        else:
+            raise AssertionError(kind)
+        values[id(node.outputs[0])] = out
+    return values[id(model.outputs[0])]
+
+
+def _rel(ours, theirs, floor=1e-3):
+    """Largest difference relative to the reference's scale (at least `floor`: a bias before
+    BatchNormalization has a gradient of exactly 0, which float32 gives as ~1e-9)."""
+    theirs = np.asarray(theirs)
+    return float(np.abs(ours - theirs).max() / max(np.abs(theirs).max(), floor))
+
+
+def test_resnet_style_forward_loss_gradients_and_adam_step_match_torch():
+    rng = np.random.default_rng(0)
+    model = resnet_style()
+    _randomize(model, rng)
+    x = rng.normal(size=(6, 12, 12, 3)).astype("float32")
+    y = rng.integers(0, 5, size=6)
+    loss = losses.SparseCategoricalCrossentropy()
+
+    # inference: moving statistics
+    params = {v.name: _t(v.value, grad=v.trainable) for v in model.weights}
+    expected = torch_resnet(model, params, x, training=False).detach().numpy()
+    assert _rel(model.predict(x, verbose=0), expected) < 1e-5
+
+    # training: batch statistics, the loss and every gradient
+    outputs, execution = model.run([x], training=True, keep=True)
+    probabilities = torch_resnet(model, params, x, training=True)
+    torch_loss = F.nll_loss(torch.log(probabilities), torch.tensor(y))
+    torch_loss.backward()
+    assert _rel(outputs[0], probabilities.detach().numpy()) < 1e-5
+    assert abs(loss(y, outputs[0]) - torch_loss.item()) < 1e-5 * abs(torch_loss.item())
+    _, pairs = model.backward_graph(execution, [loss.gradient(y, outputs[0])], need_input_grads=False)
+    grads = {variable.name: grad for variable, grad in pairs}
+    assert sorted(grads) == sorted(v.name for v in model.trainable_weights)
+    for variable in model.trainable_weights:
+        reference = params[variable.name].grad.numpy()
+        assert _rel(grads[variable.name], reference) < 1e-4, variable.name
+
+    # one Adam step through train_on_batch, against Keras' first Adam step written out on PyTorch's
+    # gradients (epsilon added to sqrt(v) before bias correction, as Keras does)
+    before = {v.name: v.value.astype(np.float64) for v in model.trainable_weights}
+    model.compile(optimizers.Adam(learning_rate=0.01), loss="sparse_categorical_crossentropy")
+    model.train_on_batch(x, y)
+    lr, beta1, beta2, eps = 0.01, 0.9, 0.999, 1e-7
+    for variable in model.trainable_weights:
+        g = params[variable.name].grad.numpy()
+        m, v = (1 - beta1) * g, (1 - beta2) * g * g
+        step = lr * np.sqrt(1 - beta2) / (1 - beta1) * m / (np.sqrt(v) + eps)
+        assert _rel(variable.value - before[variable.name], -step) < 1e-3, variable.name
+
+
+def two_input_merges():
+    a = cs.Input((6, 6, 2), name="left")
+    b = cs.Input((6, 6, 2), name="right")
+    shared = L.Conv2D(3, 3, padding="same", activation="tanh", name="shared")
+    p, q = shared(a), shared(b)
+    merged = L.Concatenate(name="cat")([L.Add()([p, q]), L.Subtract()([p, q]), L.Multiply()([p, q]),
+                                        L.Maximum()([p, q]), L.Minimum()([p, q]), L.Average()([p, q])])
+    out = L.Dense(2, name="out")(L.Flatten()(merged))
+    return cs.Model([a, b], out)
+
+
+def test_two_inputs_shared_conv_and_merges_match_torch():
+    rng = np.random.default_rng(1)
+    model = two_input_merges()
+    _randomize(model, rng)
+    xa, xb = rng.normal(size=(2, 4, 6, 6, 2))
+    conv, dense = model.get_layer("shared"), model.get_layer("out")
+    kernel = _t(conv.kernel.value, True)
+    bias = _t(conv.bias.value, True)
+    dkernel, dbias = _t(dense.kernel.value, True), _t(dense.bias.value, True)
+
+    def branch(x):
+        return torch.tanh(F.conv2d(_t(x).permute(0, 3, 1, 2), kernel.permute(3, 2, 0, 1), bias, padding=1))
+
+    p, q = branch(xa), branch(xb)
+    merged = torch.cat([p + q, p - q, p * q, torch.maximum(p, q), torch.minimum(p, q), (p + q) / 2], dim=1)
+    reference = merged.permute(0, 2, 3, 1).reshape(4, -1) @ dkernel + dbias
+    upstream = rng.normal(size=(4, 2))
+    reference.backward(_t(upstream))
+
+    arrays = [xa.astype("float32"), xb.astype("float32")]
+    outputs, execution = model.run(arrays, training=True, keep=True)
+    assert _rel(outputs[0], reference.detach().numpy()) < 1e-5
+    input_grads, pairs = model.backward_graph(execution, [upstream.astype("float32")])
+    grads = {variable.name: grad for variable, grad in pairs}
+    # the shared kernel's gradient is the sum over both of its calls
+    assert _rel(grads["shared/kernel"], kernel.grad.numpy()) < 1e-4
+    assert _rel(grads["shared/bias"], bias.grad.numpy()) < 1e-4
+    assert _rel(grads["out/kernel"], dkernel.grad.numpy()) < 1e-4
+    assert [v.name for v in model.weights] == ["shared/kernel", "shared/bias", "out/kernel", "out/bias"]
+    assert len(input_grads) == 2 and input_grads[0].shape == xa.shape
+
+
+def test_two_outputs_with_dict_losses_and_loss_weights():
+    """The total loss is the weighted sum, each output's gradient scaled by its weight (checked by
+    comparing one SGD step with two models each trained on one output)."""
+    rng = np.random.default_rng(2)
+
+    def build():
+        cs.backend.clear_session()
+        inp = cs.Input((5,), name="x")
+        hidden = L.Dense(4, activation="relu", name="hidden")(inp)
+        return cs.Model(inp, {"cls": L.Dense(3, activation="softmax", name="cls")(hidden),
+                              "reg": L.Dense(1, name="reg")(hidden)})
+
+    model = build()
+    start = [rng.normal(0, 0.5, w.shape).astype("float32") for w in model.get_weights()]
+    model.set_weights(start)
+    x = rng.normal(size=(8, 5)).astype("float32")
+    targets = {"cls": rng.integers(0, 3, 8), "reg": rng.normal(size=(8, 1)).astype("float32")}
+    model.compile(optimizers.SGD(0.1), loss={"cls": "sparse_categorical_crossentropy", "reg": "mse"},
+                  loss_weights={"cls": 1.0, "reg": 0.5}, metrics={"cls": ["accuracy"]})
+    history = model.fit(x, targets, epochs=1, batch_size=8, shuffle=False, verbose=0,
+                        validation_data=(x, targets))
+    assert sorted(history.history) == ["cls_accuracy", "cls_loss", "loss", "reg_loss", "val_cls_accuracy",
+                                       "val_cls_loss", "val_loss", "val_reg_loss"]
+    h = history.history
+    assert abs(h["loss"][0] - (h["cls_loss"][0] + 0.5 * h["reg_loss"][0])) < 1e-6
+    # the same step, by hand: gradients of each output's loss through the graph
+    reference = build()
+    reference.set_weights(start)
+    outputs, execution = reference.run([x], training=True, keep=True)
+    out = dict(zip(reference.output_names, outputs))
+    grads = [losses.SparseCategoricalCrossentropy().gradient(targets["cls"], out["cls"]),
+             0.5 * losses.MeanSquaredError().gradient(targets["reg"], out["reg"])]
+    _, pairs = reference.backward_graph(execution, grads)
+    found = {v.name: g for v, g in pairs}
+    for variable, before in zip(reference.weights, start):
+        np.testing.assert_allclose(model.get_layer(variable.name.split("/")[0]).weights[
+            [w.name for w in reference.get_layer(variable.name.split("/")[0]).weights].index(variable.name)].value,
+            before - 0.1 * found[variable.name], rtol=1e-5, atol=1e-6)
+
+
+# -- errors ------------------------------------------------------------------------------------------
+
+def test_bad_graphs_name_the_layer():
+    a = cs.Input((4,), name="a")
+    b = cs.Input((4,), name="b")
+    hidden = L.Dense(3, name="hidden")(b)
+    with pytest.raises(ValueError, match=r"graph disconnected: the output depends on the input 'b'"):
+        cs.Model(a, hidden)
+    with pytest.raises(ValueError, match=r"Add 'add': .*\(None, 4\).*\(None, 3\)"):
+        L.Add(name="add")([a, hidden])
+    with pytest.raises(TypeError, match=r"Concatenate 'cat': inputs mix symbolic tensors"):
+        L.Concatenate(name="cat")([a, np.ones((1, 4), "float32")])
+    with pytest.raises(TypeError, match=r"argument `outputs` must be a KerasTensor"):
+        cs.Model(a, np.ones((1, 3)))
+    first = L.Dense(2, name="same")(a)
+    second = L.Dense(2, name="same")(first)
+    with pytest.raises(ValueError, match=r"the name 'same' is used by two layers"):
+        cs.Model(a, second)
+
+
+def test_config_with_a_cycle_is_refused():
+    a = cs.Input((4,), name="a")
+    model = cs.Model(a, L.Dense(2, name="d2")(L.Dense(3, name="d1")(a)))
+    config = model.get_config()
+    d1 = next(entry for entry in config["layers"] if entry["name"] == "d1")
+    d1["inbound_nodes"][0]["args"][0]["config"]["keras_history"] = ["d2", 0, 0]
+    with pytest.raises(ValueError, match=r"disconnected or cyclic"):
+        cs.Model.from_config(config)
+
+
+def test_feature_extractor_idiom_and_layer_io():
+    model = resnet_style()
+    extractor = cs.Model(model.input, model.get_layer("s1_conv1").output)
+    x = np.random.default_rng(3).normal(size=(2, 12, 12, 3)).astype("float32")
+    features = extractor.predict(x, verbose=0)
+    assert features.shape == (2, 6, 6, 12)
+    assert model.get_layer("s1_add").input[1] is model.get_layer("s1_proj_bn").output
+    assert [w.name for w in extractor.weights][0] == "stem/kernel"
+
+
+# -- Keras 3.15.1 (torch backend) as the oracle of structure, configs and numbers ----------------
+
+@pytest.fixture(scope="module")
+def keras():
+    import os
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    if keras.backend.backend() != "torch":
+        pytest.skip(f"needs Keras on the torch backend, got {keras.backend.backend()}")
+    return keras
+
+
+@pytest.mark.parametrize("build", [resnet_style, two_input_merges])
+def test_same_model_in_keras_both_ways(keras, build):
+    """Our config rebuilt by Keras and Keras' config rebuilt by us: the same layers in the same order,
+    the same params per layer, weights in the same order and shapes, the same outputs."""
+    import json
+    rng = np.random.default_rng(4)
+    ours = build()
+    _randomize(ours, rng)
+    theirs = keras.Model.from_config(json.loads(json.dumps(ours.get_config())))
+    assert [l.name for l in theirs.layers] == [l.name for l in ours.layers]
+    assert [l.count_params() for l in theirs.layers] == [l.count_params() for l in ours.layers]
+    assert [w.shape for w in theirs.get_weights()] == [w.shape for w in ours.get_weights()]
+    assert [w.path for w in theirs.weights] == [v.name for v in ours.weights]
+    theirs.set_weights(ours.get_weights())
+    inputs = [rng.normal(size=(3,) + t.shape[1:]).astype("float32") for t in ours.inputs]
+    expected = np.asarray(theirs.predict(inputs if len(inputs) > 1 else inputs[0], verbose=0))
+    assert _rel(ours.predict(inputs if len(inputs) > 1 else inputs[0], verbose=0), expected) < 1e-5
+    # and back: Keras' own config
+    again = cs.Model.from_config(json.loads(theirs.to_json())["config"])
+    assert [l.name for l in again.layers] == [l.name for l in theirs.layers]
+    again.set_weights(theirs.get_weights())
+    assert _rel(again.predict(inputs if len(inputs) > 1 else inputs[0], verbose=0), expected) < 1e-5
+    lines = []
+    again.summary(print_fn=lines.append)
+    assert any("Connected to" in line for line in lines)
