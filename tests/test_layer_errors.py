@@ -43,7 +43,7 @@ from convscope import layers as L
      r"MaxPooling2D 'max_pooling2d': argument `padding` must be 'valid' or 'same', got 'causal'"),
     (lambda: L.AveragePooling2D(data_format="channels_middle"), ValueError,
      r"AveragePooling2D 'average_pooling2d': argument `data_format` must be one of"),
-    (lambda: L.Dropout(1.0), ValueError, r"Dropout 'dropout': argument `rate` must be a finite number in \[0.0, 1.0\), got 1.0"),
+    (lambda: L.Dropout(1.5), ValueError, r"Dropout 'dropout': argument `rate` must be a finite number in \[0.0, 1.0\], got 1.5"),
     (lambda: L.Dropout(float("nan")), ValueError, r"Dropout 'dropout': argument `rate` must be a finite number"),
     (lambda: L.Dropout(0.5, noise_shape=(None, 0)), ValueError,
      r"Dropout 'dropout': argument `noise_shape` must hold positive ints or None, got \(None, 0\)"),
