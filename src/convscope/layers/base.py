@@ -9,6 +9,8 @@ respect to the layer's input and stores each trainable variable's gradient in
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import importlib
 import inspect
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -21,6 +23,29 @@ from . import graph
 Shape = Tuple[Optional[int], ...]
 
 _FLOAT_DTYPES = ("float32", "float64")
+
+# True inside `deferred_weights()`; a context variable, so other threads and tasks never see it.
+_DEFERRED_WEIGHTS: contextvars.ContextVar = contextvars.ContextVar("convscope_deferred_weights",
+                                                                   default=False)
+
+
+@contextlib.contextmanager
+def deferred_weights():
+    """Build layers without creating their weights' values (what a loader needs).
+
+    Inside this context `Layer.add_weight` does not call the initializer: each new
+    variable's value is a read-only placeholder of the right shape and dtype that
+    allocates nothing (`np.broadcast_to` of one zero), so a model of any size can
+    be built to learn the shapes its config implies.  The caller gives every such
+    variable its real array (`variable.value = array`, C-contiguous and writable)
+    before the layer is used.  Only this thread (or asyncio task) is affected.
+    """
+    token = _DEFERRED_WEIGHTS.set(True)
+    try:
+        yield
+    finally:
+        _DEFERRED_WEIGHTS.reset(token)
+
 
 
 class Variable:
@@ -242,10 +267,16 @@ class Layer:
 
     def add_weight(self, name: str, shape: Sequence[int], initializer, trainable: bool = True,
                    regularizer=None, constraint=None) -> Variable:
-        """Create a variable with `initializer(shape, dtype)` and register it on the layer."""
-        value = np.asarray(initializer(tuple(shape), dtype=self.dtype), dtype=self.dtype)
-        variable = Variable(np.ascontiguousarray(value), f"{self.name}/{name}", trainable,
-                            regularizer, constraint)
+        """Create a variable with `initializer(shape, dtype)` and register it on the layer.
+
+        Inside `deferred_weights()` the initializer is not called: the value is a placeholder.
+        """
+        if _DEFERRED_WEIGHTS.get():
+            value = np.broadcast_to(np.zeros((), dtype=self.dtype), tuple(int(d) for d in shape))
+        else:
+            value = np.ascontiguousarray(np.asarray(initializer(tuple(shape), dtype=self.dtype),
+                                                    dtype=self.dtype))
+        variable = Variable(value, f"{self.name}/{name}", trainable, regularizer, constraint)
         self._variables.append(variable)
         return variable
 
