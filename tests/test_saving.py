@@ -376,3 +376,21 @@ def test_model_methods_use_these_functions(tmp_path, data):
     expected = model.predict(data[2], verbose=0)
     assert np.array_equal(other.predict(data[2], verbose=0), expected)
     assert np.array_equal(loaded.predict(data[2], verbose=0), expected)
+
+
+def test_functional_model_round_trip(tmp_path, data):
+    """A functional model (saved as class 'Functional') comes back through Model.from_config."""
+    from convscope.layers import Input
+    from convscope.models import Model
+    _rng.set_seed(6)
+    inputs = Input((8, 8, 1))
+    hidden = Flatten()(Conv2D(4, (3, 3), activation="relu")(inputs))
+    model = Model(inputs, Dense(3, activation="softmax")(hidden))
+    path = saving.save_model(model, tmp_path / "functional.convscope")
+    with zipfile.ZipFile(path) as archive:
+        assert json.loads(archive.read("convscope.json"))["class_name"] == type(model).__name__
+    loaded = saving.load_model(path)
+    assert type(loaded) is type(model) and loaded.get_config() == model.get_config()
+    for mine, theirs in zip(model.get_weights(), loaded.get_weights()):
+        assert mine.dtype == theirs.dtype and np.array_equal(mine, theirs)
+    assert np.array_equal(model.predict(data[2], verbose=0), loaded.predict(data[2], verbose=0))

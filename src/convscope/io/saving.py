@@ -237,15 +237,19 @@ def _rebuild(archive: "_Archive", class_name, config, custom_objects):
                              f"{type(error).__name__}: {error}") from error
 
 
+# The model classes a file may name, and the attribute of `convscope.models` that rebuilds each
+# (a functional model's config goes to `Model.from_config`, as in Keras).  Nothing else is looked up.
+_MODEL_CLASSES = {"Sequential": "Sequential", "Functional": "Model", "Model": "Model"}
+
+
 def _model_class(archive: "_Archive", class_name):
     """Only a model class that `convscope.models` itself defines (nothing imported by name)."""
     from .. import models
-    cls = None
-    if isinstance(class_name, str) and class_name.isidentifier() and not class_name.startswith("_"):
-        cls = vars(models).get(class_name)
-    if not (isinstance(cls, type) and issubclass(cls, models.Model) and hasattr(cls, "from_config")):
+    attribute = _MODEL_CLASSES.get(class_name) if isinstance(class_name, str) else None
+    cls = getattr(models, attribute, None) if attribute is not None else None
+    if not (isinstance(cls, type) and hasattr(cls, "from_config")):
         raise archive.refuse(f"holds a model of class {class_name!r}, which convscope.models does "
-                             f"not define (expected e.g. 'Sequential')")
+                             f"not define (expected one of {sorted(_MODEL_CLASSES)})")
     return cls
 
 
