@@ -367,7 +367,16 @@ def test_malformed_optimizer_state(tmp_path, trained, case):
     else:
         entries[slot] = npy(np.zeros((3, 3, 1, 2), np.float64))
     path = write_zip(tmp_path / "state.convscope", list(entries.items()))
-    refused(saving.load_model, path)
+    message = refused(saving.load_model, path)
+    expected = {"unknown slot": "the key 'bogus/0' (", "position out of range": "the key 'm/4' (",
+                "position not a number": "the key 'm/x' (",
+                "iterations not a scalar": "(the iteration count) has shape (2,), expected a scalar",
+                "iterations a float": "of dtype float64; expected integers",
+                "negative iterations": "the iteration count is -3, expected a count >= 0",
+                "no iterations": "lack 'iterations'",
+                "slot dtype": "declares shape (3, 3, 1, 2) float64 in its .npy header, but the "
+                              "optimizer slot 'm/0' of 'conv2d/kernel' has shape (3, 3, 1, 2) float32"}
+    assert expected[case] in message
 
 
 # -- truncations and bit flips -------------------------------------------------------------------
@@ -482,6 +491,7 @@ JSON_CASES = {
     "layers a string": edit_json("config.json", {"name": "s", "layers": "conv2d"}),
     "layer without class": edit_json("config.json", lambda v: _set(v, ["layers", 1], {"config": {}})),
     "layer config a list": edit_json("config.json", lambda v: _set(v, ["layers", 1, "config"], [1])),
+    "build_config a list": edit_json("config.json", lambda v: _set(v, ["layers", 0, "build_config"], [1])),
     "units a string": edit_json("config.json", lambda v: _set(v, ["layers", -1, "config", "units"], "2")),
     "units negative": edit_json("config.json", lambda v: _set(v, ["layers", -1, "config", "units"], -2)),
     "units enormous": edit_json("config.json", lambda v: _set(v, ["layers", -1, "config", "units"], 10 ** 30)),
@@ -617,7 +627,9 @@ def test_arrays_of_the_wrong_kind_in_a_weights_file(tmp_path, trained, case):
         expected = np.load(io.BytesIO(entries["w00000.npy"])).astype(np.float32)
         assert np.array_equal(model.get_weights()[0], expected)
         return
-    refused(lambda p: saving.load_weights(tiny_model(), p), path, "load_weights")
+    message = refused(lambda p: saving.load_weights(tiny_model(), p), path, "load_weights")
+    if case in ("integers", "booleans", "structured", "strings"):
+        assert "holds the array 'w00000.npy' of dtype" in message and "; expected floats" in message
 
 
 def test_a_fortran_ordered_array_loads_as_the_same_values(tmp_path, trained):
@@ -656,7 +668,9 @@ def test_malformed_weights_layout(tmp_path, trained, case):
     text = new if isinstance(new, str) else json.dumps(new)
     entries["layout.npy"] = npy(np.array(text))
     path = write_zip(tmp_path / "m.weights.npz", list(entries.items()))
-    refused(lambda p: saving.load_weights(tiny_model(), p), path, "load_weights")
+    message = refused(lambda p: saving.load_weights(tiny_model(), p), path, "load_weights")
+    if case in ("names not a list", "shapes with strings", "negative shapes", "fewer shapes than names"):
+        assert "has a damaged layout entry: expected 'names' (a list of strings) and 'shapes'" in message
 
 
 def test_a_weights_layout_that_is_not_text(tmp_path, trained):
@@ -699,6 +713,8 @@ def structure_case(case, entries):
         return entries, 30_000
     if case == "an entry comment":
         return entries, "comment"
+    if case == "a compiled model without its optimizer":
+        return [(n, d) for n, d in entries if not n.startswith("optimizer")], None
     raise AssertionError(case)
 
 
@@ -707,7 +723,8 @@ STRUCTURE_CASES = ["name ../evil.py", "name /etc/evil", "name weights/../../evil
                    "name \x01control", "duplicate name", "many tiny entries",
                    "some extra tiny entries", "an unexpected entry", "a missing entry", "bzip2",
                    "encrypted", "stored with a wrong size", "end record declares more entries",
-                   "end record declares 30,000 entries", "an entry comment"]
+                   "end record declares 30,000 entries", "an entry comment",
+                   "a compiled model without its optimizer"]
 
 STRUCTURE_MESSAGES = {
     "many tiny entries": "is not a convscope file: its zip directory declares 250",
@@ -720,6 +737,7 @@ STRUCTURE_MESSAGES = {
     "encrypted": "holds the encrypted entry 'config.json'",
     "stored with a wrong size": "the stored entry 'weights.json' declares",
     "an entry comment": "carries a comment of 2 bytes",
+    "a compiled model without its optimizer": "lacks the entry 'optimizer.json', which a compiled",
 }
 
 
@@ -747,7 +765,8 @@ def test_zip_structure(tmp_path, trained, case):
     if case == "duplicate name":
         assert f"holds the entry '{entries[-1][0]}' twice" in message
     npz = saving.save_weights(trained, tmp_path / "good.weights.npz")
-    if case not in ("a missing entry", "encrypted", "stored with a wrong size", "bzip2"):
+    if case not in ("a missing entry", "encrypted", "stored with a wrong size", "bzip2",
+                    "a compiled model without its optimizer"):
         entries, declared = structure_case(case, entries_of(npz))
         path = write_case(tmp_path / "m.weights.npz", entries, declared)
         refused(lambda p: saving.load_weights(tiny_model(), p), path, "load_weights")
@@ -860,7 +879,7 @@ def test_hostile_weights_h5(tmp_path, trained, h5py, case):
 def test_hostile_legacy_h5(tmp_path, trained, h5py):
     for attrs in ({"layer_names": np.array([1, 2])}, {"layer_names": np.array([b"missing"])},
                   {"layer_names": np.array([[b"a"]])}, {"layer_names": np.array([b"../x"])},
-                  {"layer_names": np.array([b"conv2d"])}):
+                  {"layer_names": np.array([b"conv2d"])}, {"layer_names": np.array([b"\xff"])}):
         path = tmp_path / "legacy.h5"
         with h5py.File(path, "w") as handle:
             for key, value in attrs.items():
