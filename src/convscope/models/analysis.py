@@ -30,7 +30,7 @@ import numpy as np
 from ..ops import shapes
 
 __all__ = ["AxisSize", "AxisField", "LayerNumbers", "ModelNumbers", "analyze", "analyze_layer",
-           "summary_columns", "optimizer_slots"]
+           "summary_columns", "optimizer_slots", "is_graph_model"]
 
 # Layer classes by name (aliases such as MaxPool2D are the same classes, so they share a name).
 WINDOW_KINDS = {"Conv2D": "conv", "MaxPooling2D": "max_pool", "AveragePooling2D": "avg_pool"}
@@ -80,7 +80,8 @@ class LayerNumbers:
     name: str
     class_name: str
     kind: str  # conv, dense, max_pool, avg_pool, global_max_pool, global_avg_pool,
-    #            batch_norm, zero_pad, flatten, reshape, dropout, activation, other
+    #            batch_norm, zero_pad, flatten, reshape, dropout, activation, other;
+    #            graph models also: input (an InputLayer), merge (Add, Concatenate, ...)
     input_shape: Tuple[Optional[int], ...]
     output_shape: Tuple[Optional[int], ...]
     data_format: Optional[str] = None
@@ -106,11 +107,21 @@ class LayerNumbers:
     itemsize: int = 4
     batch_size: int = DEFAULT_BATCH_SIZE
     receptive_field: Optional[List[AxisField]] = None  # None: every unit sees the whole input
+    # Graph models only (one row per call of a layer; a Sequential row keeps the defaults):
+    call: int = 1                       # which call of the layer in the model (1-based) ...
+    calls: int = 1                      # ... of how many
+    inbound: Optional[List[str]] = None  # where its inputs come from ("conv2d", "shared (call 2)")
+    parents: Optional[List[int]] = None  # the rows that compute its inputs
+    input_shapes: Optional[List[Tuple[Optional[int], ...]]] = None  # every input (merge layers)
+    merge_ops: int = 0                   # element-wise adds/multiplies/comparisons of a merge layer
+    concat_axis: Optional[int] = None    # Concatenate's axis (non-negative)
+    branches: Optional[List[Tuple[str, Optional[List[AxisField]]]]] = None  # a merge's inputs' fields
 
     @property
     def flops(self) -> int:
-        """2 FLOPs per MAC plus bias adds, pooling, normalization and activation work."""
-        return 2 * self.macs + self.bias_adds + self.pool_ops + self.norm_ops + self.activation_ops
+        """2 FLOPs per MAC plus bias adds, pooling, normalization, activation and merge work."""
+        return (2 * self.macs + self.bias_adds + self.pool_ops + self.norm_ops + self.activation_ops
+                + self.merge_ops)
 
     @property
     def output_elements(self) -> int:
@@ -131,7 +142,12 @@ class LayerNumbers:
 
 @dataclass
 class ModelNumbers:
-    """Per-layer numbers plus the model totals and the optimizer's state, if compiled."""
+    """Per-layer (graph models: per-call) numbers, the model totals and the optimizer's state, if compiled.
+
+    A shared layer's parameters count once (its first call's row); its work and its
+    feature maps count once per call.  InputLayer rows hold no work and are not
+    counted in the activation memory (as a Sequential model's input is not).
+    """
 
     name: str
     input_shape: Tuple[Optional[int], ...]
@@ -140,18 +156,25 @@ class ModelNumbers:
     batch_size: int
     optimizer: Optional[str] = None
     optimizer_slots: Optional[int] = None
+    input_shapes: Optional[List[Tuple[Optional[int], ...]]] = None   # graph models: every input
+    output_shapes: Optional[List[Tuple[Optional[int], ...]]] = None  # graph models: every output
+
+    @property
+    def owners(self) -> List[LayerNumbers]:
+        """One row per layer: the first call of each (what parameter totals count)."""
+        return [r for r in self.layers if r.call == 1]
 
     @property
     def params(self) -> int:
-        return sum(r.params for r in self.layers)
+        return sum(r.params for r in self.owners)
 
     @property
     def trainable_params(self) -> int:
-        return sum(r.trainable_params for r in self.layers)
+        return sum(r.trainable_params for r in self.owners)
 
     @property
     def non_trainable_params(self) -> int:
-        return sum(r.non_trainable_params for r in self.layers)
+        return sum(r.non_trainable_params for r in self.owners)
 
     @property
     def macs(self) -> int:
@@ -163,37 +186,41 @@ class ModelNumbers:
 
     @property
     def param_bytes(self) -> int:
-        return sum(r.param_bytes for r in self.layers)
+        return sum(r.param_bytes for r in self.owners)
 
     @property
     def activation_bytes_per_sample(self) -> int:
-        return sum(r.activation_bytes_per_sample for r in self.layers)
+        return sum(r.activation_bytes_per_sample for r in self.layers if r.kind != "input")
 
     @property
     def activation_bytes_per_batch(self) -> int:
-        return sum(r.activation_bytes_per_batch for r in self.layers)
+        return sum(r.activation_bytes_per_batch for r in self.layers if r.kind != "input")
 
     @property
     def optimizer_state_bytes(self) -> Optional[int]:
         if self.optimizer_slots is None:
             return None
-        return self.optimizer_slots * sum(r.trainable_params * r.itemsize for r in self.layers)
+        return self.optimizer_slots * sum(r.trainable_params * r.itemsize for r in self.owners)
 
     @property
     def largest_layer(self) -> Optional[LayerNumbers]:
         """The layer holding the most parameters (None for a model without any)."""
-        best = max(self.layers, key=lambda r: r.params, default=None)
+        best = max(self.owners, key=lambda r: r.params, default=None)
         return best if best is not None and best.params > 0 else None
 
 
 # -- entry points ---------------------------------------------------------------------------------
 
 def analyze(model, batch_size: Optional[int] = None) -> ModelNumbers:
-    """Numbers for every layer of a built Sequential `model`.
+    """Numbers for every layer of a built Sequential `model`, or every call of a layer of a graph model.
 
     `batch_size` sets the batch used for per-batch memory; by default the
-    model's fixed batch size, else Keras' default of 32.
+    model's fixed batch size, else Keras' default of 32.  Graph (functional)
+    models are read node by node in `models/analysis_graph.py`.
     """
+    if is_graph_model(model):
+        from .analysis_graph import analyze_graph
+        return analyze_graph(model, batch_size)
     layers = getattr(model, "layers", None)
     if layers is None or not isinstance(layers, (list, tuple)):
         raise TypeError(f"analyze: argument `model` must be a Sequential model, got {type(model).__name__}")
@@ -220,6 +247,16 @@ def analyze(model, batch_size: Optional[int] = None) -> ModelNumbers:
     name = getattr(model, "name", "sequential")
     return ModelNumbers(name=name, input_shape=input_shape, output_shape=shape, layers=rows,
                         batch_size=batch, optimizer=optimizer_name, optimizer_slots=slots)
+
+
+def is_graph_model(model) -> bool:
+    """True for a functional model: one whose structure is a graph of layer calls (`model._nodes`).
+
+    A Sequential model is always read as its list of layers (its numbers stay as they were).
+    """
+    from .sequential import Sequential
+    return (isinstance(getattr(model, "_nodes", None), (list, tuple)) and hasattr(model, "inputs")
+            and not isinstance(model, Sequential))
 
 
 def analyze_layer(layer, input_shape=None, batch_size: Optional[int] = None) -> LayerNumbers:
@@ -267,18 +304,32 @@ def summary_columns(model, show_kernels: bool = False, show_flops: bool = False,
     if not any(flags.values()):
         return []
     rows = analyze(model).layers
+    groups = [[r] for r in rows]
+    if is_graph_model(model):           # one cell per layer of `model.layers`, its calls joined
+        by_name = {}
+        for r in rows:
+            by_name.setdefault(r.name, []).append(r)
+        groups = [by_name[layer.name] for layer in model.layers]
     columns: List[Tuple[str, List[str]]] = []
+
+    def column(header, cell):
+        columns.append((header, [_joined([cell(r) for r in group]) for group in groups]))
     if show_kernels:
-        columns.append(("Kernels", [_kernel_cell(r) for r in rows]))
+        column("Kernels", _kernel_cell)
     if show_flops:
-        columns.append(("MACs", [f"{r.macs:,}" if r.macs else "0" for r in rows]))
-        columns.append(("FLOPs", [f"{r.flops:,}" for r in rows]))
+        column("MACs", lambda r: f"{r.macs:,}" if r.macs else "0")
+        column("FLOPs", lambda r: f"{r.flops:,}")
     if show_receptive_field:
-        columns.append(("Receptive field", [receptive_field_cell(r) for r in rows]))
+        column("Receptive field", receptive_field_cell)
     if show_memory:
-        columns.append(("Activations/sample", [format_bytes(r.activation_bytes_per_sample) for r in rows]))
-        columns.append(("Param memory", [format_bytes(r.param_bytes) for r in rows]))
+        column("Activations/sample", lambda r: format_bytes(r.activation_bytes_per_sample))
+        column("Param memory", lambda r: format_bytes(r.param_bytes))
     return columns
+
+
+def _joined(cells: List[str]) -> str:
+    """A shared layer's cell: one value when its calls agree, else each call's, joined by " | "."""
+    return cells[0] if len(set(cells)) == 1 else " | ".join(cells)
 
 
 # -- formatting helpers shared with the explanations ----------------------------------------------
@@ -315,7 +366,8 @@ def _kernel_cell(row: LayerNumbers) -> str:
 
 # -- one layer ------------------------------------------------------------------------------------
 
-def _analyze_one(layer, index: int, input_shape, batch: int) -> LayerNumbers:
+def _analyze_one(layer, index: int, input_shape, batch: int, known_output=None) -> LayerNumbers:
+    """One layer on `input_shape`; `known_output` (graph models) replaces compute_output_shape."""
     cls = type(layer).__name__
     config = layer.get_config()
     row = LayerNumbers(index=index, name=layer.name, class_name=cls, kind="other",
@@ -338,7 +390,8 @@ def _analyze_one(layer, index: int, input_shape, batch: int) -> LayerNumbers:
         _batch_norm(row, config)
     else:
         row.kind = SIMPLE_KINDS.get(cls, "other")
-        row.output_shape = tuple(layer.compute_output_shape(tuple(input_shape)))
+        row.output_shape = tuple(known_output if known_output is not None
+                                 else layer.compute_output_shape(tuple(input_shape)))
         if row.kind == "dropout" and "rate" in config:
             row.rate = float(config["rate"])
         if row.kind == "activation":

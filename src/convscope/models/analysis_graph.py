@@ -1,0 +1,149 @@
+"""`analyze` for graph (functional) models: one row of numbers per call of a layer (per node).
+
+Rows follow `model.layers` (Keras' order, InputLayers first), a shared layer's calls
+side by side; the receptive fields are computed in execution order (`model._nodes`),
+each node from its parents' fields.  A merge (Add, Concatenate, ...) sees the union of
+its inputs' fields: on each axis the smallest extent covering every branch.  Only the
+nodes' public attributes are read (`layer`, `input_tensors`, `outputs`, `is_input`,
+`keras_history`), never the model's execution machinery.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from . import analysis
+from .analysis import LayerNumbers, ModelNumbers
+
+MERGE_CLASSES = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate")
+
+
+def model_nodes(model) -> List:
+    """The model's nodes in row order: `model.layers` order, each layer's calls in this model in turn."""
+    own = set(model._nodes)
+    return [node for layer in model.layers for node in layer._inbound_nodes if node in own]
+
+
+def source_label(model, tensor) -> str:
+    """Where a tensor comes from: the layer's name, "(call k)" for a shared layer, "[i]" for a second output."""
+    layer, node_index, tensor_index = tensor.keras_history
+    own = set(model._nodes)
+    calls = [n for n in layer._inbound_nodes if n in own]
+    node = layer._inbound_nodes[node_index]
+    label = layer.name if len(calls) == 1 or node not in calls else f"{layer.name} (call {calls.index(node) + 1})"
+    return label + (f"[{tensor_index}]" if len(node.outputs) > 1 else "")
+
+
+def analyze_graph(model, batch_size: Optional[int] = None) -> ModelNumbers:
+    """Numbers for every call of every layer of a built functional `model` (see the module docstring)."""
+    nodes = model_nodes(model)
+    if not nodes:
+        raise ValueError("analyze: argument `model` has no layers; build it from Input(...) to outputs")
+    inputs = [tuple(t.shape) for t in model.inputs]
+    outputs = [tuple(t.shape) for t in model.outputs]
+    batch = analysis._batch_size(batch_size, inputs[0], "analyze")
+    position = {node: i for i, node in enumerate(nodes)}
+    rows = [_node_row(model, node, i, position, batch) for i, node in enumerate(nodes)]
+    fields: Dict[int, Optional[dict]] = {}
+    for node in model._nodes:        # execution order: every parent before its children
+        row = rows[position[node]]
+        result = _node_fields(row, node, fields, rows, position)
+        row.receptive_field = analysis._spatial_fields(row, result)
+        for tensor in node.outputs:
+            fields[id(tensor)] = result
+    optimizer = getattr(model, "optimizer", None)
+    name = getattr(model, "name", "functional")
+    return ModelNumbers(name=name, input_shape=inputs[0], output_shape=outputs[0], layers=rows, batch_size=batch,
+                        optimizer=type(optimizer).__name__ if optimizer is not None else None,
+                        optimizer_slots=analysis.optimizer_slots(optimizer) if optimizer is not None else None,
+                        input_shapes=inputs, output_shapes=outputs)
+
+
+def _node_row(model, node, index: int, position, batch: int) -> LayerNumbers:
+    """The numbers of one call: the layer's formulas on this call's input and output shapes."""
+    layer = node.layer
+    output_shape = tuple(node.outputs[0].shape)
+    own = set(model._nodes)
+    calls = [n for n in layer._inbound_nodes if n in own]
+    if node.is_input:
+        row = LayerNumbers(index=index, name=layer.name, class_name=type(layer).__name__, kind="input",
+                           input_shape=output_shape, output_shape=output_shape, batch_size=batch,
+                           itemsize=np.dtype(node.outputs[0].dtype or "float32").itemsize)
+    else:
+        shapes = [tuple(t.shape) for t in node.input_tensors]
+        if type(layer).__name__ in MERGE_CLASSES:
+            row = _merge_row(layer, index, shapes, output_shape, batch)
+        else:
+            row = analysis._analyze_one(layer, index, shapes[0], batch, known_output=output_shape)
+        row.input_shapes = shapes
+    row.call, row.calls = calls.index(node) + 1, len(calls)
+    row.inbound = [source_label(model, t) for t in node.input_tensors]
+    row.parents = [position[p] for p in node.parent_nodes]
+    return row
+
+
+def _merge_row(layer, index: int, shapes, output_shape, batch: int) -> LayerNumbers:
+    """A merge layer: no parameters; (n − 1) element-wise ops per output (Average: n, its divide included),
+    none for Concatenate (it only copies)."""
+    cls = type(layer).__name__
+    row = LayerNumbers(index=index, name=layer.name, class_name=cls, kind="merge", input_shape=shapes[0],
+                       output_shape=output_shape, batch_size=batch,
+                       itemsize=np.dtype(getattr(layer, "dtype", None) or "float32").itemsize)
+    count = len(shapes)
+    if cls == "Concatenate":
+        row.concat_axis = int(layer.get_config().get("axis", -1)) % len(output_shape)
+    if cls == "Average":
+        row.merge_ops = count * row.output_elements
+    elif cls != "Concatenate":
+        row.merge_ops = (count - 1) * row.output_elements
+    return row
+
+
+def _node_fields(row: LayerNumbers, node, fields, rows, position) -> Optional[dict]:
+    """The fields of a node's output from its parents' (see `analysis._propagate_fields`)."""
+    if node.is_input:
+        return analysis._initial_fields(row.output_shape)
+    parents = [fields.get(id(t)) for t in node.input_tensors]
+    if row.kind == "merge":
+        return _merge_fields(row, node, parents, rows, position)
+    if len(parents) != 1:
+        return None              # several inputs but not a merge: no single window to follow
+    row.data_format = row.data_format or rows[position[node.parent_nodes[0]]].data_format
+    return analysis._propagate_fields(row, parents[0])
+
+
+def _merge_fields(row: LayerNumbers, node, parents, rows, position) -> Optional[dict]:
+    """The union of the inputs' fields, axis by axis; the branches are kept for the explanations."""
+    parent_rows = [rows[position[p]] for p in node.parent_nodes]
+    row.data_format = next((r.data_format for r in parent_rows if r.data_format), None)
+    row.branches = [(label, r.receptive_field) for label, r in zip(row.inbound, parent_rows)]
+    if any(p is None for p in parents):
+        return None
+    out = {}
+    for axis in range(1, len(row.output_shape)):
+        same = all(len(s) == len(row.output_shape) and s[axis] == row.output_shape[axis] for s in row.input_shapes)
+        parts = [p.get(axis) for p in parents]
+        if axis == row.concat_axis or not same or any(part is None for part in parts):
+            out[axis] = None     # concatenated or broadcast along it: no one window per unit
+        else:
+            out[axis] = union_axis(parts, row.output_shape[axis])
+    return out
+
+
+def union_axis(parts: List[Tuple[int, int, int]], length: Optional[int]) -> Tuple[int, int, int]:
+    """(size, jump, start) covering every branch's (size, jump, start) on one axis.
+
+    Equal jumps (the usual case: the branches' outputs line up): start = the smallest
+    start, size = the largest end − start + 1, exact for every unit.  Unequal jumps
+    (e.g. a stride-2 conv added to a 9-wide valid one): the smallest jump and start,
+    and the size that makes each of the `length` units' rectangle cover all its branches.
+    """
+    start = min(st for _, _, st in parts)
+    jump = min(j for _, j, _ in parts)
+    units = range(length) if length and len({j for _, j, _ in parts}) > 1 else range(1)
+    size = max(max(st + i * j + s - 1 for s, j, st in parts) - (start + i * jump) + 1 for i in units)
+    return size, jump, start
+
+
