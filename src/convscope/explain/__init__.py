@@ -27,7 +27,8 @@ Schema of ``to_dict()`` (version "convscope.explain/1"; all values JSON-serializ
       "layers": [{
         "index": int, "name": str, "class_name": str,
         "kind": "conv" | "dense" | "max_pool" | "avg_pool" | "global_max_pool" | "global_avg_pool"
-                | "batch_norm" | "zero_pad" | "flatten" | "reshape" | "dropout" | "activation" | "other",
+                | "batch_norm" | "zero_pad" | "flatten" | "reshape" | "dropout" | "activation" | "other"
+                | "input" | "merge",               # the last two: functional models only
         "input_shape": [...], "output_shape": [...],
         "data_format": null | "channels_last" | "channels_first",
         "axes": [{"axis": "height" | "width", "mode": "valid" | "same" | "explicit" | "global",
@@ -45,9 +46,19 @@ Schema of ``to_dict()`` (version "convscope.explain/1"; all values JSON-serializ
         "title": str,                      # "conv2d (Conv2D): (None, 28, 28, 1) → (None, 28, 28, 75)"
         "sections": [{"key": "shape" | "params" | "kernels" | "compute" | "memory"
                               | "receptive_field" | "notes",
-                      "title": str, "lines": [str, ...]}, ...]
+                      "title": str, "lines": [str, ...]}, ...],
+        # functional models only: one entry per call of a layer (model.layers order, calls together)
+        "call": int, "calls": int,         # call 2 of 2 of a shared layer
+        "inbound": [str, ...],             # its inputs' sources: "conv2d", "shared (call 1)"
+        "parents": [int, ...],             # the entries (indices) computing those inputs
+        "input_shapes": [[int | null, ...], ...], "merge_ops": int, "concat_axis": null | int,
+        "branches": [{"source": str, "receptive_field": null | [...]}, ...]   # a merge's inputs
       }, ...]
     }
+
+In a functional model a shared layer's parameters count once in the model's totals
+(its first call), its work and feature maps once per call; a merge's receptive field
+is the union of its branches' (the smallest rectangle covering them all).
 """
 
 from .core import Explanation, LayerExplanation, explain

@@ -21,7 +21,11 @@ SECTION_KEYS = ("shape", "params", "kernels", "compute", "memory", "receptive_fi
 
 
 def explain(model_or_layer, lang: str = "en", batch_size: Optional[int] = None) -> "Explanation":
-    """Explain a built Sequential model or a single built layer, in English ("en") or Korean ("ko")."""
+    """Explain a built Sequential or functional model, or a single built layer, in English ("en") or Korean ("ko").
+
+    A functional model is explained call by call: a shared layer appears once per call
+    ("call 1 of 2: from a"), a merge layer with the union of its branches' receptive fields.
+    """
     if not isinstance(lang, str) or lang not in LANGUAGES:
         raise ValueError(f"explain: argument `lang` must be one of {sorted(LANGUAGES)}, got {lang!r}")
     text = LANGUAGES[lang]
@@ -94,6 +98,7 @@ class LayerExplanation:
             [{"axis": f.axis, "size": f.size, "jump": f.jump, "start": f.start} for f in r.receptive_field],
             "title": self.title,
             "sections": [{"key": s["key"], "title": s["title"], "lines": list(s["lines"])} for s in self.sections],
+            **_graph_dict(r),
         }
 
 
@@ -121,6 +126,14 @@ class Explanation:
                 return item
         names = [item.numbers.name for item in self.layers]
         raise ValueError(f"Explanation.layer: no layer named {name_or_index!r}; layers are {names}")
+
+    def calls(self, name: str) -> List[LayerExplanation]:
+        """Every call of the layer `name` (a shared layer of a functional model has several)."""
+        found = [item for item in self.layers if item.numbers.name == name]
+        if not found:
+            names = [item.numbers.name for item in self.layers]
+            raise ValueError(f"Explanation.calls: no layer named {name!r}; layers are {names}")
+        return found
 
     def to_dict(self) -> Dict[str, Any]:
         n = self.numbers
@@ -188,6 +201,18 @@ class Explanation:
                 f"{n.params:,} params, {n.flops:,} FLOPs>")
 
 
+def _graph_dict(r: LayerNumbers) -> Dict[str, Any]:
+    """The keys only a functional model's rows have (none for a Sequential row, whose dict is unchanged)."""
+    if r.inbound is None:
+        return {}
+    return {"call": r.call, "calls": r.calls, "inbound": list(r.inbound), "parents": list(r.parents),
+            "input_shapes": [list(shape) for shape in r.input_shapes or []], "merge_ops": r.merge_ops,
+            "concat_axis": r.concat_axis,
+            "branches": [{"source": label, "receptive_field": None if f is None else
+                          [{"axis": a.axis, "size": a.size, "jump": a.jump, "start": a.start} for a in f]}
+                         for label, f in r.branches or []]}
+
+
 def _md_bullet(line: str) -> str:
     """A text line as a Markdown bullet: indented lines nest, and _ * ` are escaped."""
     depth = "  " if line.startswith("  ") else ""
@@ -204,7 +229,7 @@ def _build(numbers: ModelNumbers, text, lang: str, title_key: str) -> Explanatio
     total = numbers.params
     largest = numbers.largest_layer if len(numbers.layers) > 1 else None
     model_lines = [
-        t["model_shapes"].format(inp=_shape(numbers.input_shape), out=_shape(numbers.output_shape)),
+        _model_shapes(numbers, t),
         t["model_params"].format(total=_n(total), trainable=_n(numbers.trainable_params),
                                  non_trainable=_n(numbers.non_trainable_params)),
         t["model_compute"].format(macs=_n(numbers.macs), flops=_n(numbers.flops)),
@@ -220,11 +245,13 @@ def _build(numbers: ModelNumbers, text, lang: str, title_key: str) -> Explanatio
     if largest is not None:
         note = t["largest"].format(name=largest.name, cls=largest.class_name, params=_n(largest.params),
                                    total=_n(total), share=100.0 * largest.params / total)
-        previous = numbers.layers[largest.index - 1] if largest.index > 0 else None
+        previous = _previous_row(numbers, largest)
         if largest.kind == "dense" and previous is not None and previous.kind == "flatten":
             note += t["largest_dense_after_flatten"].format(inputs=_n(largest.in_channels),
                                                             units=_n(largest.filters))
         model_notes.append(note)
+    model_notes += [t["model_shared"].format(name=r.name, cls=r.class_name, calls=r.calls, params=_n(r.params))
+                    for r in numbers.layers if r.call == 1 and r.calls > 1]
     conventions = [t["convention_mac"], t["convention_extra"],
                    t["convention_memory"].format(batch=numbers.batch_size)]
     explanation = Explanation(numbers=numbers, lang=lang,
@@ -234,12 +261,37 @@ def _build(numbers: ModelNumbers, text, lang: str, title_key: str) -> Explanatio
     previous_field = _input_field(numbers)
     for row in numbers.layers:
         share = 100.0 * row.params / total if largest is not None and row is largest else None
+        if row.parents is not None:         # a graph model: the field this call's (first) input has
+            previous_field = numbers.layers[row.parents[0]].receptive_field if row.parents else None
         sections = _sections(row, text, previous_field, first_conv == row.index, share)
-        title = t["layer_title"].format(name=row.name, cls=row.class_name, inp=_shape(row.input_shape),
-                                        out=_shape(row.output_shape))
-        explanation.layers.append(LayerExplanation(numbers=row, title=title, sections=sections))
+        explanation.layers.append(LayerExplanation(numbers=row, title=_layer_title(row, t), sections=sections))
         previous_field = row.receptive_field
     return explanation
+
+
+def _model_shapes(numbers: ModelNumbers, t) -> str:
+    """'Input (…) → output (…)'; a model with several inputs or outputs lists them all."""
+    inputs, outputs = numbers.input_shapes, numbers.output_shapes
+    if inputs is None or (len(inputs) == 1 and len(outputs) == 1):
+        return t["model_shapes"].format(inp=_shape(numbers.input_shape), out=_shape(numbers.output_shape))
+    return t["model_shapes_many"].format(inp=", ".join(map(_shape, inputs)), out=", ".join(map(_shape, outputs)))
+
+
+def _previous_row(numbers: ModelNumbers, row: LayerNumbers) -> Optional[LayerNumbers]:
+    """The row feeding `row`: the one before it (Sequential) or its first parent (graph)."""
+    if row.parents is not None:
+        return numbers.layers[row.parents[0]] if row.parents else None
+    return numbers.layers[row.index - 1] if row.index > 0 else None
+
+
+def _layer_title(row: LayerNumbers, t) -> str:
+    """'name (Class): in → out'; a shared layer's call says which call it is and where its input comes from."""
+    inp = _shape(row.input_shape) if not row.input_shapes or len(row.input_shapes) == 1 else \
+        "[" + ", ".join(map(_shape, row.input_shapes)) + "]"
+    if row.calls > 1:
+        return t["layer_call_title"].format(name=row.name, cls=row.class_name, call=row.call, calls=row.calls,
+                                            sources=", ".join(row.inbound), inp=inp, out=_shape(row.output_shape))
+    return t["layer_title"].format(name=row.name, cls=row.class_name, inp=inp, out=_shape(row.output_shape))
 
 
 def _input_field(numbers: ModelNumbers) -> Optional[List[AxisField]]:
@@ -261,7 +313,13 @@ def _sections(row: LayerNumbers, text, previous_field, first_conv: bool, share) 
 def _shape_lines(row: LayerNumbers, text) -> List[str]:
     t = text.T
     lines: List[str] = []
-    if row.kind in ("conv", "max_pool", "avg_pool"):
+    if row.inbound:
+        lines.append(t["shape_inbound"].format(sources=", ".join(row.inbound)))
+    if row.kind == "input":
+        lines.append(t["shape_input"].format(shape=_shape(row.output_shape)))
+    elif row.kind == "merge":
+        lines.append(_merge_shape_line(row, t))
+    elif row.kind in ("conv", "max_pool", "avg_pool"):
         for axis in row.axes:
             lines += _window_axis_lines(axis, text)
         c_axis = 1 if row.data_format == "channels_first" else 3
@@ -292,6 +350,17 @@ def _shape_lines(row: LayerNumbers, text) -> List[str]:
     else:
         lines.append(t["shape_same_as_input"].format(shape=_shape(row.output_shape)))
     return lines
+
+
+def _merge_shape_line(row: LayerNumbers, t) -> str:
+    shapes = row.input_shapes or [row.input_shape]
+    if row.concat_axis is not None:
+        axis = row.concat_axis
+        parts = [s[axis] for s in shapes]
+        return t["shape_concat"].format(axis=axis, expr=" + ".join(map(str, parts)), total=row.output_shape[axis])
+    op = t["merge_ops"].get(row.class_name, row.class_name)
+    return t["shape_merge"].format(op=op, count=len(shapes), shapes=", ".join(map(_shape, shapes)),
+                                   out=_shape(row.output_shape))
 
 
 def _window_axis_lines(axis: AxisSize, text) -> List[str]:
@@ -374,6 +443,8 @@ def _param_lines(row: LayerNumbers, text) -> List[str]:
         lines.append(t["params_none"])
     else:
         lines.append(t["params_other"].format(total=_n(row.params)))
+    if row.call > 1 and row.params:
+        lines.append(t["params_shared"].format(call=row.call, calls=row.calls, total=_n(row.params)))
     if row.params and row.trainable_params == 0 and row.non_trainable_params == row.params \
             and row.kind != "batch_norm":
         lines.append(t["params_frozen"].format(total=_n(row.params)))
@@ -430,6 +501,12 @@ def _compute_lines(row: LayerNumbers, text) -> List[str]:
         lines.append(t["compute_norm"].format(count=_n(row.norm_ops)))
     if row.activation_ops:
         lines.append(t["compute_activation"].format(count=_n(row.activation_ops), activation=row.activation))
+    if row.merge_ops:
+        key = "compute_merge_average" if row.class_name == "Average" else "compute_merge"
+        lines.append(t[key].format(count=_n(row.merge_ops), n=len(row.input_shapes or [1]),
+                                   outputs=_n(row.output_elements)))
+    if row.kind == "merge" and not lines:
+        return [t["compute_concat"]]
     if lines:
         if not row.macs:  # nothing to add the counts to: drop the leading "+ "
             lines[0] = lines[0][2:] if lines[0].startswith("+ ") else lines[0]
@@ -444,7 +521,7 @@ def _memory_lines(row: LayerNumbers, text) -> List[str]:
     lines = [t["memory_act"].format(values=_n(row.output_elements), itemsize=row.itemsize,
                                     per_sample=format_bytes(row.activation_bytes_per_sample),
                                     per_batch=format_bytes(row.activation_bytes_per_batch), batch=row.batch_size)]
-    if row.params:
+    if row.params and row.call == 1:
         lines.append(t["memory_params"].format(params=_n(row.params), itemsize=row.itemsize,
                                                bytes=format_bytes(row.param_bytes)))
     return lines
@@ -453,8 +530,10 @@ def _memory_lines(row: LayerNumbers, text) -> List[str]:
 def _field_lines(row: LayerNumbers, text, previous_field) -> List[str]:
     t = text.T
     rf = row.receptive_field
+    if row.kind == "input":
+        return []
     if rf is None:
-        return [t["rf_all"]] if previous_field is not None else []
+        return [t["rf_all"]] if previous_field is not None or row.branches else []
     height, width = rf
     lines = [t["rf_size"].format(size_h=height.size, size_w=width.size, jump_h=height.jump, jump_w=width.jump,
                                  start_h=height.start, start_w=width.start)]
@@ -464,9 +543,37 @@ def _field_lines(row: LayerNumbers, text, previous_field) -> List[str]:
                                              effective=axis.effective_kernel, prev_jump=before.jump,
                                              size=after.size, stride=axis.stride, jump=after.jump,
                                              prev_start=before.start, pad=axis.pad_before, start=after.start))
+    if row.branches:
+        lines += _union_lines(row, t)
     if height.start < 0 or width.start < 0:
         lines.append(t["rf_padding"])
     return lines
+
+
+def _union_lines(row: LayerNumbers, t) -> List[str]:
+    """A merge's field: the union of its branches, the largest named, then each branch's own field."""
+    sized = [(label, f) for label, f in row.branches if f is not None]
+    sizes = [_field_size(f) for _, f in sized]
+    lines = []
+    if sized and len(set(sizes)) == 1:
+        lines.append(t["rf_union_same"].format(name=row.name, count=len(row.branches), size=sizes[0]))
+    elif sized:
+        best = max(range(len(sized)), key=lambda i: sized[i][1][0].size * sized[i][1][1].size)
+        others = list(dict.fromkeys(size for i, size in enumerate(sizes) if i != best))
+        lines.append(t["rf_union"].format(name=row.name, count=len(row.branches), largest=sizes[best],
+                                          source=sized[best][0], others=", ".join(others)))
+    for label, f in row.branches:
+        if f is None:
+            lines.append(t["rf_branch_all"].format(source=label))
+        else:
+            jump = f"{f[0].jump}×{f[1].jump}"
+            lines.append(t["rf_branch"].format(source=label, size=_field_size(f), jump=jump,
+                                               start_h=f[0].start, start_w=f[1].start))
+    return lines
+
+
+def _field_size(field) -> str:
+    return f"{field[0].size}×{field[1].size}"
 
 
 def _note_lines(row: LayerNumbers, text, first_conv: bool, share) -> List[str]:

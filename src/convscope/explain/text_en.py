@@ -102,4 +102,25 @@ T = {
     "note_dropout": ("Dropout has no parameters; it is the identity at inference and zeroes a random {percent} "
                      "of the values in training, scaling the rest by 1/(1 − {rate})."),
     "note_largest": "This layer holds {share:.1f}% of all parameters, the most of any layer.",
+    # graph models: calls, inputs, merges and the union of receptive fields
+    "model_shapes_many": "Inputs {inp} → outputs {out}",
+    "model_shared": ("{name} ({cls}) is called {calls} times: its {params} parameters count once in the total, "
+                     "its work and its feature maps once per call."),
+    "layer_call_title": "{name} ({cls}), call {call} of {calls}: from {sources} — {inp} → {out}",
+    "shape_inbound": "input from {sources}",
+    "shape_input": "model input: {shape}; the InputLayer passes the values on unchanged",
+    "shape_merge": "{op} of {count} inputs {shapes}, element by element → {out}",
+    "shape_concat": "Concatenate along axis {axis}: {expr} = {total}; the other axes must match",
+    "merge_ops": {"Add": "sum", "Subtract": "difference", "Multiply": "product", "Average": "average",
+                  "Maximum": "maximum", "Minimum": "minimum"},
+    "params_shared": ("call {call} of {calls}: the same {total} parameters as call 1 (one set of weights, "
+                      "counted once in the total)"),
+    "compute_merge": "+ {count} element-wise operations: ({n} − 1) per output × {outputs} outputs",
+    "compute_merge_average": "+ {count} adds and divides: ({n} − 1) adds and 1 divide per output × {outputs} outputs",
+    "compute_concat": "No arithmetic: Concatenate only copies its inputs side by side",
+    "rf_union": ("after {name}: the union of {count} branches; the largest field is {largest} (from {source}), "
+                 "the others {others}"),
+    "rf_union_same": "after {name}: the union of {count} branches, each {size}",
+    "rf_branch": "  from {source}: {size}, jump {jump}, start ({start_h}, {start_w})",
+    "rf_branch_all": "  from {source}: the whole input",
 }

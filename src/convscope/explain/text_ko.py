@@ -102,4 +102,25 @@ T = {
     "note_dropout": ("드롭아웃에는 파라미터가 없습니다. 추론 때는 입력을 그대로 내보내고, 학습 때만 값의 {percent}를 "
                      "무작위로 0으로 만들고 나머지를 1/(1 − {rate})배 키웁니다."),
     "note_largest": "이 층이 전체 파라미터의 {share:.1f}%를 차지해 모든 층 중 가장 많습니다.",
+    # 그래프 모델: 호출, 입력, 병합 층과 수용 영역의 합집합
+    "model_shapes_many": "입력 {inp} → 출력 {out}",
+    "model_shared": ("{name} ({cls}) 층은 {calls}번 호출됩니다. 파라미터 {params}개는 전체 합계에 한 번만 세고, "
+                     "연산량과 특성 맵은 호출마다 셉니다."),
+    "layer_call_title": "{name} ({cls}), {calls}번 중 {call}번째 호출: {sources}에서 — {inp} → {out}",
+    "shape_inbound": "입력: {sources}의 출력",
+    "shape_input": "모델 입력: {shape}. InputLayer는 값을 바꾸지 않고 그대로 넘깁니다",
+    "shape_merge": "입력 {count}개 {shapes}의 원소별 {op} → {out}",
+    "shape_concat": "축 {axis}를 따라 이어 붙입니다: {expr} = {total}. 나머지 축의 크기는 같아야 합니다",
+    "merge_ops": {"Add": "합", "Subtract": "차", "Multiply": "곱", "Average": "평균",
+                  "Maximum": "최댓값", "Minimum": "최솟값"},
+    "params_shared": ("{calls}번 중 {call}번째 호출: 첫 번째 호출과 같은 파라미터 {total}개를 씁니다 "
+                      "(가중치는 한 벌이라 전체 합계에는 한 번만 셉니다)"),
+    "compute_merge": "+ 원소별 연산 {count}회: 출력마다 ({n} − 1)회 × 출력 {outputs}개",
+    "compute_merge_average": "+ 덧셈과 나눗셈 {count}회: 출력마다 덧셈 ({n} − 1)회와 나눗셈 1회 × 출력 {outputs}개",
+    "compute_concat": "산술 연산이 없습니다. Concatenate는 입력을 나란히 복사할 뿐입니다",
+    "rf_union": ("{name} 다음: 가지 {count}개의 수용 영역을 합친 것입니다. 가장 큰 수용 영역은 {largest}"
+                 "({source}에서 옴)이고, 나머지는 {others}입니다"),
+    "rf_union_same": "{name} 다음: 가지 {count}개의 수용 영역을 합친 것이며, 각각 {size}입니다",
+    "rf_branch": "  {source}에서: {size}, 간격(jump) {jump}, 시작 ({start_h}, {start_w})",
+    "rf_branch_all": "  {source}에서: 입력 전체",
 }
