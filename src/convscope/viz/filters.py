@@ -14,7 +14,7 @@ from typing import List
 
 import numpy as np
 
-from ..models.analysis import analyze
+from ..models.analysis import analyze, is_graph_model
 from ._model import check_dpi, check_model, check_path, shape_of
 from .colors import diverging_rgb, draw_colorbar, symmetric_limit
 from .svg import Drawing, Figure, finish, text_width
@@ -96,10 +96,71 @@ def plot_filters(layer, to_file=None, max_inputs: int = 16, max_filters: int = 6
 def run_layers(model, image, where: str, arg: str = "image"):
     """Run one sample through `model.layers` one by one; returns (input batch, [outputs]).
 
-    `arg` names the caller's argument in error messages.
+    A functional model runs node by node (`run_nodes`): one output per row of
+    `analyze(model)`, i.e. per call of a layer.  `arg` names the caller's argument in
+    error messages.
     """
     layers = check_model(model, where)
-    input_shape = shape_of(layers[0], "input_shape")
+    if is_graph_model(model):
+        return run_nodes(model, image, where, arg)
+    x = _one_sample(image, shape_of(layers[0], "input_shape"), getattr(layers[0], "dtype", None), where, arg)
+    outputs = []
+    current = x
+    for layer in layers:
+        current = np.asarray(layer(current, training=False))
+        outputs.append(current)
+    return x, outputs
+
+
+def run_nodes(model, sample, where: str, arg: str = "image"):
+    """Run one sample (a list of them, one per input, for several inputs) through a functional model's
+    nodes in execution order; returns (the first input's batch, [each row's first output])."""
+    from ..layers.graph import KerasTensor
+    from ..models.analysis_graph import model_nodes
+    inputs = model.inputs
+    given = list(sample) if len(inputs) > 1 and isinstance(sample, (list, tuple)) else [sample]
+    if len(given) != len(inputs):
+        raise ValueError(f"{where}: argument `{arg}` must hold {len(inputs)} samples, one per input "
+                         f"{[t.keras_history[0].name for t in inputs]}, got {len(given)}")
+    values = {id(t): _one_sample(s, t.shape, t.dtype, where, arg) for t, s in zip(inputs, given)}
+
+    def value(item):
+        if isinstance(item, KerasTensor):
+            return values[id(item)]
+        if isinstance(item, (list, tuple)):
+            return type(item)(value(v) for v in item)
+        return item
+    for node in model._nodes:
+        if node.is_input:
+            continue
+        args = [value(a) for a in node.args]
+        result = node.layer(args[0] if len(args) == 1 else args, training=False)
+        results = result if isinstance(result, (list, tuple)) else [result]
+        for tensor, out in zip(node.outputs, results):
+            values[id(tensor)] = np.asarray(out)
+    outputs = [values[id(node.outputs[0])] for node in model_nodes(model)]
+    return values[id(inputs[0])], outputs
+
+
+def row_labels(model) -> List[tuple]:
+    """(name, type) of each row of `analyze(model)`: the layers, or a functional model's calls
+    ("Conv2D, call 2 of 2" for a shared layer)."""
+    if not is_graph_model(model):
+        return [(layer.name, type(layer).__name__) for layer in model.layers]
+    return [(r.name, r.class_name if r.calls == 1 else f"{r.class_name}, call {r.call} of {r.calls}")
+            for r in analyze(model).layers]
+
+
+def row_layers(model) -> List:
+    """The layer of each row of `analyze(model)` (a shared layer once per call)."""
+    if not is_graph_model(model):
+        return list(model.layers)
+    from ..models.analysis_graph import model_nodes
+    return [node.layer for node in model_nodes(model)]
+
+
+def _one_sample(image, input_shape, dtype, where: str, arg: str) -> np.ndarray:
+    """One sample as a batch of one, checked against the model input's shape."""
     x = np.asarray(image)
     if x.dtype.kind not in "biuf":
         raise TypeError(f"{where}: argument `{arg}` must be a numeric array, got dtype {x.dtype}")
@@ -112,13 +173,7 @@ def run_layers(model, image, where: str, arg: str = "image"):
               all(d is None or d == s for d, s in zip(sample_shape, x.shape[1:]))):
         raise ValueError(f"{where}: argument `{arg}` must be one sample of shape {sample_shape} "
                          f"(or {(1,) + sample_shape}), got {x.shape}")
-    x = x.astype(getattr(layers[0], "dtype", "float32") or "float32")
-    outputs = []
-    current = x
-    for layer in layers:
-        current = np.asarray(layer(current, training=False))
-        outputs.append(current)
-    return x, outputs
+    return x.astype(dtype or "float32")
 
 
 def data_formats(model) -> List[str]:
@@ -145,7 +200,8 @@ def pick_layers(layers: List, chosen, outputs, where: str) -> List[int]:
     for item in chosen:
         if isinstance(item, str):
             if item not in names:
-                raise ValueError(f"{where}: argument `layers`: no layer named {item!r}; the model has {names}")
+                raise ValueError(f"{where}: argument `layers`: no layer named {item!r}; the model has "
+                                 f"{list(dict.fromkeys(names))}")
             index = names.index(item)
         elif isinstance(item, (int, np.integer)) and not isinstance(item, bool):
             if not -len(layers) <= item < len(layers):
@@ -160,7 +216,10 @@ def pick_layers(layers: List, chosen, outputs, where: str) -> List[int]:
         if outputs[index].ndim != 4:
             raise ValueError(f"{where}: layer {names[index]!r} outputs shape {outputs[index].shape[1:]}, "
                              "not feature maps (H, W, C)")
-        picked.append(index)
+        if isinstance(item, str) or hasattr(item, "get_config"):   # a shared layer: every call of it
+            picked.extend(i for i, layer in enumerate(layers) if layer is layers[index])
+        else:
+            picked.append(index)
     return picked
 
 
@@ -171,25 +230,27 @@ def plot_feature_maps(model, image, layers=None, to_file=None, max_channels: int
     layer).  Each layer gets its own blue-white-red scale (±largest |value| of
     that layer) with a colour bar; the input image is drawn first.  Returns a
     `Figure` whose `info["tiles"]` lists the channel count drawn per layer.
+    In a functional model a shared layer's name (or the layer) shows every call,
+    an index counts the rows of `analyze(model)` (one per call), and `image` is a
+    list of samples when the model has several inputs.
     """
     where = "plot_feature_maps"
     path = check_path(to_file, where)
     dpi = check_dpi(dpi, where)
     max_channels = _check_count(max_channels, "max_channels", where)
-    model_layers = check_model(model, where)
+    check_model(model, where)
     x, outputs = run_layers(model, image, where)
-    picked = pick_layers(model_layers, layers, outputs, where)
+    picked = pick_layers(row_layers(model), layers, outputs, where)
     drawing, tiles = draw_feature_maps(model, x, outputs, picked, max_channels)
     return finish(drawing, path, dpi, where, tiles=tiles)
 
 
 def draw_feature_maps(model, x: np.ndarray, outputs: List[np.ndarray], picked: List[int], max_channels: int):
     """The feature-map figure of a forward pass already run: (drawing, [(layer name, tiles drawn)])."""
-    model_layers = list(model.layers)
+    labels = row_labels(model)
     formats = data_formats(model)
     sections = [("input", "input", channels_last(x, formats[0]) if x.ndim == 4 else None)]
-    sections += [(model_layers[i].name, type(model_layers[i]).__name__, channels_last(outputs[i], formats[i]))
-                 for i in picked]
+    sections += [(labels[i][0], labels[i][1], channels_last(outputs[i], formats[i])) for i in picked]
     sections = [s for s in sections if s[2] is not None]
 
     columns = 8

@@ -12,6 +12,11 @@ sum z = b + Σ x·w with the real numbers.  The window and field arithmetic in t
 page uses per-layer (kernel, stride, dilation, pad_before, field size, jump,
 start) taken from `convscope.models.analysis`, i.e. from `ops/shapes.py`, so
 the page and the Python side agree.
+
+A functional model's page has one row per call of a layer (`analyze`'s rows), a
+"Connected to" column, and each row's `parents`: the explorer's "previous" maps
+are the first parent's output, and a unit's reach on the input follows every
+branch back (the union at a merge).
 """
 
 from __future__ import annotations
@@ -25,10 +30,10 @@ from typing import Any, Dict, List
 import numpy as np
 
 from ..explain import explain
-from ..models.analysis import analyze
+from ..models.analysis import analyze, is_graph_model
 from ._model import check_model, check_path, count_params, format_shape
 from .filters import (channels_last, conv_kernel, data_formats, draw_feature_maps, pick_layers, plot_filters,
-                      run_layers)
+                      row_layers, run_layers)
 from .history import plot_history
 from .model_plot import build_graph, draw_graph
 from .svg import atomic_write
@@ -60,11 +65,13 @@ def report(model, sample=None, history=None, to_file="report.html", lang="en") -
         "lang": lang,
         "model": {"name": getattr(model, "name", "model"), "input_shape": list(numbers.input_shape),
                   "output_shape": list(numbers.output_shape)},
-        "layers": [_layer_entry(layer, row) for layer, row in zip(layers, numbers.layers)],
+        "layers": [_layer_entry(layer, row) for layer, row in zip(row_layers(model), numbers.layers)],
         "explain": explanations,
         "keras_summary": _keras_summary(model),
         "sample": None,
     }
+    if is_graph_model(model):
+        data["graph"] = True
     sections = {
         "diagram": draw_graph(build_graph(model, show_shapes=True, show_layer_activations=True,
                                           where=where)).to_svg(),
@@ -75,7 +82,7 @@ def report(model, sample=None, history=None, to_file="report.html", lang="en") -
     if sample is not None:
         x, outputs = run_layers(model, sample, where, arg="sample")
         data["sample"] = _sample_entry(data_formats(model), x, outputs)
-        picked = pick_layers(layers, None, outputs, where)
+        picked = pick_layers(row_layers(model), None, outputs, where)
         sections["feature_maps"] = draw_feature_maps(model, x, outputs, picked, max_channels=16)[0].to_svg()
     if history is not None:
         sections["history"] = plot_history(history).to_svg()
@@ -135,6 +142,8 @@ def _layer_entry(layer, row) -> Dict[str, Any]:
         [{"size": f.size, "jump": f.jump, "start": f.start} for f in row.receptive_field],
         "filters": row.filters, "groups": row.groups, "weights": None,
     }
+    if row.inbound is not None:           # a functional model's call
+        entry.update(call=row.call, calls=row.calls, inbound=list(row.inbound), parents=list(row.parents))
     if row.kind == "conv" and _has_conv_kernel(layer):
         kernel = conv_kernel(layer, "report")
         if kernel.size <= MAX_KERNEL_VALUES:

@@ -32,7 +32,7 @@
       channels_cut: "Some input channels were not embedded (size cap), so the sum is not shown.",
       size: "size", jump: "jump", start: "start", none: "\u2014",
       reached: "Input cells it really reads (highlighted; padding excluded)",
-      keras_summary: "model.summary(), as Keras prints it"
+      keras_summary: "model.summary(), as Keras prints it", col_connected: "Connected to", call: "call"
     },
     ko: {
       title: "convscope \ubcf4\uace0\uc11c", summary: "\ubaa8\ub378 \uc694\uc57d", explorer: "\ud0d0\uc0c9\uae30: \uc218\uc6a9 \uc601\uc5ed\uacfc \ud569",
@@ -56,6 +56,7 @@
       channels_cut: "\ud06c\uae30 \uc81c\ud55c\uc73c\ub85c \uc77c\ubd80 \uc785\ub825 \ucc44\ub110\uc744 \ub123\uc9c0 \uc54a\uc544 \ud569\uc740 \ubcf4\uc5ec \uc8fc\uc9c0 \uc54a\uc2b5\ub2c8\ub2e4.",
       size: "\ud06c\uae30", jump: "\uac04\uaca9", start: "\uc2dc\uc791", none: "\u2014",
       keras_summary: "Keras\uc640 \uac19\uc740 model.summary() \ucd9c\ub825",
+      col_connected: "\uc5f0\uacb0\ub41c \uc785\ub825", call: "\ud638\ucd9c",
       reached: "\uc2e4\uc81c\ub85c \uc77d\ub294 \uc785\ub825 \uce78 (\uac15\uc870 \ud45c\uc2dc, \ud328\ub529 \uc81c\uc678)"
     }
   };
@@ -129,20 +130,23 @@
     var head = clear(table.tHead), body = clear(table.tBodies[0]), foot = clear(table.tFoot);
     var row = head.insertRow();
     [["col_layer", ""], ["col_output", ""], ["col_params", "num"], ["col_kernels", "num"], ["col_macs", "num"],
-     ["col_field", ""]].forEach(function (c) { row.appendChild(el("th", { "class": c[1] }, t(c[0]))); });
+     ["col_field", ""]].concat(DATA.graph ? [["col_connected", ""]] : [])
+      .forEach(function (c) { row.appendChild(el("th", { "class": c[1] }, t(c[0]))); });
     var total = 0;
     DATA.layers.forEach(function (layer) {
       var tr = el("tr", { "data-layer": layer.name });
-      tr.appendChild(el("td", {}, layer.name + " (" + layer.class_name + ")"));
+      if (DATA.graph) { tr.dataset.call = layer.call; }
+      tr.appendChild(el("td", {}, layerLabel(layer)));
       tr.appendChild(el("td", {}, layer.output_text));
       tr.appendChild(el("td", { "class": "num" }, grouped(layer.params)));
       tr.appendChild(el("td", { "class": "num" }, layer.kernels === null ? t("none") : grouped(layer.kernels)));
       tr.appendChild(el("td", { "class": "num" }, grouped(layer.macs)));
       tr.appendChild(el("td", {}, fieldText(layer)));
+      if (DATA.graph) { tr.appendChild(el("td", { "class": "connected" }, layer.inbound.join(", "))); }
       tr.classList.toggle("selected", state.layer === layer.index);
       tr.addEventListener("click", function () { selectLayer(layer.index); });
       body.appendChild(tr);
-      total += layer.params;
+      if (!layer.call || layer.call === 1) { total += layer.params; }  // a shared layer's weights count once
     });
     var f = foot.insertRow();
     f.appendChild(el("td", {}, t("total")));
@@ -151,6 +155,12 @@
     var lines = clear(document.getElementById("model-lines"));
     var info = DATA.explain[state.lang].model;
     info.lines.concat(info.notes).forEach(function (line) { lines.appendChild(el("li", {}, line)); });
+  }
+
+  /* "name (Class)", and for a shared layer of a graph model which call it is. */
+  function layerLabel(layer) {
+    var label = layer.name + " (" + layer.class_name + ")";
+    return layer.calls > 1 ? label + ", " + t("call") + " " + layer.call + "/" + layer.calls : label;
   }
 
   function explanationCard(entry) {
@@ -178,7 +188,8 @@
     var picker = clear(document.getElementById("layer-picker"));
     DATA.layers.forEach(function (layer) {
       var button = el("button", { type: "button", role: "tab", "data-layer": layer.name, "data-index": layer.index },
-        layer.name + " (" + layer.class_name + ")");
+        layerLabel(layer));
+      if (DATA.graph) { button.dataset.call = layer.call; }
       if (!explorable(layer)) { button.classList.add("flat"); }
       button.classList.toggle("active", state.layer === layer.index);
       button.addEventListener("click", function () { selectLayer(layer.index); });
@@ -190,7 +201,17 @@
   function explorable(layer) {
     return !!(sample && layer.field && sample.outputs[layer.index] && previousMap(layer.index));
   }
-  function previousMap(index) { return index === 0 ? sample.input : sample.outputs[index - 1]; }
+  /* The map a layer reads: the previous layer's output, or in a graph model its first parent's. */
+  function previousMap(index) {
+    if (DATA.graph) { var parents = DATA.layers[index].parents; return parents.length ? sample.outputs[parents[0]] : null; }
+    return index === 0 ? sample.input : sample.outputs[index - 1];
+  }
+  /* The model input a layer's field lies on: the sample, or in a graph model the input its first parents lead to. */
+  function inputMap(index) {
+    if (!DATA.graph) { return sample.input; }
+    while (DATA.layers[index].parents.length) { index = DATA.layers[index].parents[0]; }
+    return sample.outputs[index];
+  }
 
   /* Screen pixels per map cell: about 170 px per map, but never under one pixel per unit. */
   function cellSize(map) { return Math.max(1, Math.min(16, Math.floor(170 / Math.max(map.shape[0], map.shape[1])))); }
@@ -268,8 +289,9 @@
     if (!sample) { maps.appendChild(el("p", { "class": "hint" }, t("no_sample"))); return; }
     if (!explorable(layer)) { maps.appendChild(el("p", { "class": "hint" }, t("no_spatial"))); return; }
     var out = sample.outputs[layer.index];
-    maps.appendChild(mapGroup(t("input_image"), sample.input, shownChannels(sample.input), "input"));
-    if (layer.index > 0) { maps.appendChild(mapGroup(t("previous"), previousMap(layer.index), shownChannels(previousMap(layer.index)), "previous")); }
+    var input = inputMap(layer.index), previous = previousMap(layer.index);
+    maps.appendChild(mapGroup(t("input_image"), input, shownChannels(input), "input"));
+    if (previous !== input) { maps.appendChild(mapGroup(t("previous"), previous, shownChannels(previous), "previous")); }
     var outputs = mapGroup(t("output") + " " + layer.name, out, shownChannels(out), "output");
     outputs.querySelectorAll(".map").forEach(function (m) { m.classList.add("output"); });
     maps.appendChild(outputs);
@@ -299,11 +321,24 @@
     return { inside: Object.keys(inside).map(Number).sort(function (x, y) { return x - y; }), padded: padded };
   }
 
-  /* The model-input cells one unit really reaches on one axis: its window, then each earlier layer's window. */
+  /* The model-input cells one unit really reaches on one axis: its window, then each earlier layer's window
+   * (in a graph model through every parent: a merge reaches the union of its branches). */
   function reachedAxis(index, unit, axis) {
+    if (DATA.graph) { return reachedThrough(index, [unit], axis); }
     var positions = [unit];
     for (var k = index; k >= 0; k--) { positions = windowAxis(k, positions, axis).inside; }
     return positions;
+  }
+  function reachedThrough(index, positions, axis, memo) {
+    memo = memo || {};
+    var key = index + "|" + positions.join(",");   // residual blocks meet again: walk each branch once
+    if (memo[key]) { return memo[key]; }
+    var parents = DATA.layers[index].parents, union = {};
+    positions = windowAxis(index, positions, axis).inside;
+    if (!parents.length) { memo[key] = positions; return positions; }
+    parents.forEach(function (p) { reachedThrough(p, positions, axis, memo).forEach(function (q) { union[q] = true; }); });
+    memo[key] = Object.keys(union).map(Number).sort(function (x, y) { return x - y; });
+    return memo[key];
   }
 
   function windowChannels(layer, channel, prev) {
