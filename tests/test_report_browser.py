@@ -260,3 +260,79 @@ def test_report_without_sample_loads_cleanly(open_report):
     assert "sample=" in page.inner_text("#explorer-maps")
     assert page.locator("#feature-maps").is_hidden() and page.locator("#history").is_hidden()
     assert problems == []
+
+
+# -- a functional (ResNet-style) model ------------------------------------------------------------
+
+def resnet_model():
+    """Conv2D stem, an identity residual block and one with a strided 1×1 projection shortcut, BN, GAP, Dense."""
+    from convscope.layers import Add, BatchNormalization, GlobalAveragePooling2D, Input, ReLU
+    from convscope.models import Model
+
+    def block(x, filters, stride, name):
+        y = Conv2D(filters, 3, strides=stride, padding="same", name=f"{name}_conv1")(x)
+        y = ReLU(name=f"{name}_relu")(BatchNormalization(name=f"{name}_bn1")(y))
+        y = BatchNormalization(name=f"{name}_bn2")(Conv2D(filters, 3, padding="same", name=f"{name}_conv2")(y))
+        shortcut = x if stride == 1 else Conv2D(filters, 1, strides=stride, name=f"{name}_proj")(x)
+        return ReLU(name=f"{name}_out")(Add(name=f"{name}_add")([y, shortcut]))
+
+    image = Input((12, 12, 2), name="image")
+    x = Conv2D(4, 3, padding="same", activation="relu", name="stem")(image)
+    x = block(block(x, 4, 1, "block1"), 6, 2, "block2")
+    out = Dense(3, name="head")(GlobalAveragePooling2D(name="gap")(x))
+    return Model(image, out, name="tiny_resnet")
+
+
+def moved_pixels(model, name, sample):
+    """{unit (row, col) of channel 0: input pixels whose change moves it}, measured on the real model."""
+    from convscope.models import Model
+    probe = Model(model.inputs, model.get_layer(name)._inbound_nodes[0].outputs[0])
+    h, w, _ = sample.shape
+    batch = np.repeat(sample[None], h * w, axis=0)
+    for i in range(h * w):
+        batch[i, i // w, i % w, :] += 1.0
+    base = probe.predict(sample[None], verbose=0)
+    moved = np.abs(probe.predict(batch, verbose=0) - base) > 1e-6
+    return moved[..., 0].reshape(h, w, *moved.shape[1:3]), base[0]
+
+
+def test_report_explores_a_branch_of_a_resnet(open_report):
+    model = resnet_model()
+    rng = np.random.default_rng(11)
+    for variable in model.weights:   # positive weights and inputs: every pixel of a field moves the unit
+        if variable.trainable:
+            variable.assign(rng.uniform(0.05, 0.5, size=variable.shape).astype(np.float32))
+    sample = rng.uniform(0.5, 1.0, size=(12, 12, 2)).astype(np.float32)
+    page, problems = open_report(model, sample=sample)
+
+    names = [layer.name for layer in model.layers]
+    assert page.eval_on_selector_all("#summary-table tbody tr", "rows => rows.map(r => r.dataset.layer)") == names
+    connected = page.eval_on_selector_all("#summary-table tbody tr", "rows => rows.map(r => r.lastChild.textContent)")
+    assert connected[names.index("block2_proj")] == "block1_out"
+    assert connected[names.index("block2_add")] == "block2_bn2, block2_proj"
+    assert page.inner_text("#summary-table thead") .count("Connected to") == 1
+    assert page.locator("#diagram svg rect.layer").count() == len(names)
+    calls = sum(len(node.input_tensors) for node in model._nodes)
+    assert page.locator("#diagram svg .edge").count() == calls
+
+    for name in ("block2_proj", "block2_add"):
+        page.click(f'#layer-picker button[data-layer="{name}"]')
+        assert page.locator('canvas[data-role="output"]').count() > 0
+        moved, output = moved_pixels(model, name, sample)
+        for row, col in ((0, 0), (2, 3), (5, 5)):
+            shown = click_unit(page, 0, row, col)
+            rows, cols = ints(shown["inputRows"]), ints(shown["inputCols"])
+            pixels = moved[:, :, row, col]
+            assert rows == list(np.flatnonzero(pixels.any(axis=1))), (name, row, col)
+            assert cols == list(np.flatnonzero(pixels.any(axis=0))), (name, row, col)
+            if name == "block2_proj":   # a 1×1 stride-2 window on block1_out: one cell, (2·row, 2·col)
+                assert ints(shown["prevRows"]) == [2 * row] and ints(shown["prevCols"]) == [2 * col]
+                assert ints(shown["prevChannels"]) == [0, 1, 2, 3]
+                np.testing.assert_allclose(float(shown["sum"]), output[row, col, 0], rtol=1e-4, atol=1e-5)
+    assert page.locator('#explorer-maps .map-group[data-role="previous"] h3').first.inner_text().startswith(
+        "Input of this layer")
+    page.click("#lang-ko")
+    assert "가지 2개의 수용 영역을 합친" in page.inner_text("#layer-explanation")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "report_resnet_explorer.png"), full_page=False)
+    assert problems == []
