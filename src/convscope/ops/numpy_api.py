@@ -717,7 +717,8 @@ def repeat(x, repeats, axis=None):
     try:
         return _gather("repeat", x, value, lambda array: np.repeat(array, counts, axis=axis))
     except ValueError as error:
-        raise ValueError(f"ops.repeat: argument `repeats` does not fit an array of shape {value.shape}: {error}") from None
+        raise ValueError(f"ops.repeat: argument `repeats` does not fit an array of shape {value.shape}: "
+                         f"{error}") from None
 
 
 def take(x, indices, axis=None):
