@@ -1,0 +1,141 @@
+"""Layers that only write `call` (custom layers, as Keras users write them), differentiated on a tape.
+
+`forward_on_tape(layer, inputs, training)` runs `layer.call` inside an `ops.Tape` with the inputs
+watched (each array of a list input) and the layer's trainable Variables as leaves, and returns
+the outputs as plain arrays plus a `TapeContext`; `backward_on_tape(layer, ctx, grad)` asks the
+tape for the gradients of the inputs and the variables.  Everything of a call lives in its
+context, never on the layer, so a custom layer may be called twice in a graph and from threads.
+Under `backend.no_backward()` the call runs untraced and the context is None.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, List, Optional
+
+import numpy as np
+
+from .. import backend
+from ..ops.tape import Tape, Traced
+from ..variables import Variable
+
+__all__ = ["forward_on_tape", "backward_on_tape", "call_layer", "TapeContext"]
+
+_TAKES_TRAINING: dict = {}          # class -> whether its `call` has a `training` argument
+
+
+def call_layer(layer, inputs, training: bool = False):
+    """`layer.call(inputs, training=training)`, passing `training` only when `call` takes it (as Keras)."""
+    cls = type(layer)
+    takes = _TAKES_TRAINING.get(cls)
+    if takes is None:
+        try:
+            takes = "training" in inspect.signature(cls.call).parameters
+        except (TypeError, ValueError):
+            takes = True
+        _TAKES_TRAINING[cls] = takes
+    return layer.call(inputs, training=bool(training)) if takes else layer.call(inputs)
+
+
+class TapeContext:
+    """One traced call: the tape, the watched inputs (None for a leaf that gets no gradient), the
+    shapes and dtypes of every input leaf, the variables and the traced outputs."""
+
+    __slots__ = ("tape", "sources", "leaves", "single", "variables", "outputs")
+
+    def __init__(self, tape: Tape, sources: List[Optional[Traced]], leaves, single: bool,
+                 variables: List[Variable], outputs):
+        self.tape, self.sources, self.leaves, self.single = tape, sources, leaves, single
+        self.variables, self.outputs = variables, outputs
+
+    def gradients(self, grad_output, need_input_grad: bool, where: str):
+        """(input gradients: one array, or a list for a list input; [(variable, gradient), ...])."""
+        if self.tape is None:
+            raise RuntimeError(f"{where}: this forward pass was already differentiated; a context serves "
+                               "one backward pass (run the forward pass again)")
+        outputs, grads = self.outputs, grad_output
+        if isinstance(outputs, (list, tuple)):
+            outputs = list(outputs)
+            if not isinstance(grads, (list, tuple)) or len(grads) != len(outputs):
+                raise ValueError(f"{where}: expected one output gradient per output ({len(outputs)}), "
+                                 f"got {type(grads).__name__}")
+            grads = list(grads)
+        wanted = [s for s in self.sources if s is not None] if need_input_grad else []
+        sources = wanted + list(self.variables)
+        results = self.tape.gradient(outputs, sources, output_gradient=grads) if sources else []
+        self.tape = self.outputs = self.sources = None           # free the recorded graph
+        input_grads = None
+        if need_input_grad:
+            found = iter(results[:len(wanted)])
+            input_grads = []
+            for (shape, dtype, watched) in self.leaves:
+                grad = next(found) if watched else None
+                if grad is None and np.dtype(dtype).kind == "f":
+                    grad = np.zeros(shape, dtype)
+                input_grads.append(grad)
+            if self.single:
+                input_grads = input_grads[0]
+        pairs = [(v, g) for v, g in zip(self.variables, results[len(wanted):]) if g is not None]
+        return input_grads, pairs
+
+
+def forward_on_tape(layer, inputs, training: bool = False):
+    """(outputs as plain arrays, TapeContext): `layer.call` traced; (outputs, None) under no_backward()."""
+    if not backend.keeps_for_backward():
+        return plain(call_layer(layer, inputs, training)), None
+    tape = Tape(persistent=False, watch_accessed_variables=False)
+    variables = [v for v in layer.trainable_weights if np.dtype(v.value.dtype).kind == "f"]
+    for variable in variables:
+        tape.watch(variable)
+    single = not isinstance(inputs, (list, tuple))
+    items = [inputs] if single else list(inputs)
+    watched, sources, leaves = [], [], []
+    with tape:
+        for item in items:
+            traced = _watch(tape, item)
+            watched.append(traced)
+            sources.append(traced if isinstance(traced, Traced) else None)
+            array = np.asarray(item)
+            leaves.append((array.shape, array.dtype, isinstance(traced, Traced)))
+        outputs = call_layer(layer, watched[0] if single else watched, training)
+    return plain(outputs), TapeContext(tape, sources, leaves, single, variables, _traced_structure(outputs))
+
+
+def backward_on_tape(layer, ctx, grad_output, need_input_grad: bool = True):
+    """(gradient w.r.t. the inputs of the call that made `ctx` — zeros where the outputs do not
+    depend on an input, None for integer inputs or when not `need_input_grad` —,
+    [(variable, gradient), ...] for the trainable variables the outputs depend on)."""
+    where = f"{layer._describe()}.backward"
+    if ctx is None:
+        raise RuntimeError(f"{where}: needs the context of a forward pass that kept what backward needs; "
+                           "this one ran under predict/evaluate (backend.no_backward())")
+    if not isinstance(ctx, TapeContext):
+        raise TypeError(f"{where}: argument `ctx` must be the context `forward` returned, got "
+                        f"{type(ctx).__name__}")
+    return ctx.gradients(grad_output, need_input_grad, where)
+
+
+def _watch(tape: Tape, item):
+    """A float array (or Traced) watched on `tape`; anything else (ints, None) passed as it is."""
+    if isinstance(item, Traced):
+        return tape.watch(item)
+    if isinstance(item, np.ndarray) and item.dtype.kind == "f":
+        return tape.watch(item)
+    return item
+
+
+def _traced_structure(outputs):
+    if isinstance(outputs, (list, tuple)):
+        return [_traced_structure(o) for o in outputs]
+    return outputs if isinstance(outputs, Traced) else None
+
+
+def plain(outputs) -> Any:
+    """Outputs with every Traced value (and Variable) replaced by a plain ndarray; lists stay lists."""
+    if isinstance(outputs, (list, tuple)):
+        return [plain(o) for o in outputs]
+    if isinstance(outputs, Traced):
+        return outputs.value
+    if isinstance(outputs, Variable):
+        return outputs.value.copy()
+    return np.asarray(outputs)
