@@ -52,8 +52,15 @@ def serialize(layer: Layer) -> Dict[str, Any]:
     """Keras' layer dict {"module", "class_name", "config", "registered_name"}, which Keras 3 reads too."""
     if not isinstance(layer, Layer):
         raise TypeError(f"layers.serialize: argument `layer` must be a Layer, got {layer!r}")
-    return {"module": "keras.layers", "class_name": type(layer).__name__, "config": layer.get_config(),
-            "registered_name": None}
+    cls = type(layer)
+    if hasattr(cls, "keras_module"):            # an operation (`x * 0.5`, layers/operations.py)
+        module, registered = cls.keras_module, cls.keras_registered_name
+    elif cls.__module__.startswith("convscope."):
+        module, registered = "keras.layers", None
+    else:                                       # a custom layer, as Keras writes an unregistered class
+        module, registered = (None if cls.__module__ == "__main__" else cls.__module__), cls.__name__
+    return {"module": module, "class_name": cls.__name__, "config": layer.get_config(),
+            "registered_name": registered}
 
 
 def _normalize_config(class_name: str, config: Dict[str, Any]) -> Dict[str, Any]:
@@ -79,9 +86,16 @@ def deserialize(config: Dict[str, Any], custom_objects: Optional[Dict[str, type]
         raise TypeError(f"layers.deserialize: argument `config` must be a dict with 'class_name' and "
                         f"'config', got {config!r}")
     class_name = config["class_name"]
+    if str(config.get("module") or "").startswith("keras.src.ops."):   # `x * 0.5`: an operation, not a layer
+        from .operations import deserialize as deserialize_operation
+        return deserialize_operation(config)
     classes = dict(LAYER_CLASSES, **(custom_objects or {}))
     cls = classes.get(class_name)
     if cls is None:
         raise ValueError(f"layers.deserialize: unknown layer class {class_name!r}; expected one of "
                          f"{sorted(classes)}")
-    return cls.from_config(_normalize_config(class_name, config.get("config") or {}))
+    arguments = _normalize_config(class_name, config.get("config") or {})
+    if cls not in LAYER_CLASSES.values() and "activity_regularizer" in arguments \
+            and arguments["activity_regularizer"] is None and issubclass(cls, Layer):
+        del arguments["activity_regularizer"]   # Keras 3 writes it for every custom layer; Layer takes none
+    return cls.from_config(arguments)

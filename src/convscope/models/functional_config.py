@@ -13,9 +13,12 @@ from __future__ import annotations
 
 from typing import Any, Dict, List
 
+import numpy as np
+
 from .. import layers as layers_module
 from ..layers import Input, InputLayer
 from ..layers.graph import KerasTensor
+from ..layers.operations import Operation
 
 _TENSOR = "__keras_tensor__"
 
@@ -61,6 +64,19 @@ def _serialize_args(value, index_of):
         return [_serialize_args(item, index_of) for item in value]
     if isinstance(value, dict):
         return {key: _serialize_args(item, index_of) for key, item in value.items()}
+    return _serialize_constant(value)
+
+
+def _serialize_constant(value):
+    """An operation's constant argument as Keras writes it (`x[1:, ...]`, a NumPy array)."""
+    if isinstance(value, slice):
+        return {"class_name": "__slice__", "config": {"start": value.start, "stop": value.stop, "step": value.step}}
+    if value is Ellipsis:
+        return {"class_name": "__ellipsis__", "config": {}}
+    if isinstance(value, np.ndarray):
+        return {"class_name": "__numpy__", "config": {"value": value.tolist(), "dtype": value.dtype.name}}
+    if isinstance(value, np.generic):
+        return value.item()
     return value
 
 
@@ -125,6 +141,11 @@ def _replay(pending, created, outputs, where: str) -> None:
                 waiting.append((name, node))
                 continue
             layer = created[name]
+            if isinstance(layer, Operation):        # `x * 0.5`: the node's arguments as they were
+                result = layer(*args, **(node.get("kwargs") or {}))
+                outputs[name].append(result if isinstance(result, list) else [result])
+                progress = True
+                continue
             kwargs = {k: v for k, v in (node.get("kwargs") or {}).items() if v is not None and k != "training"}
             if kwargs:          # Keras writes mask=None; anything else is a call argument we lack
                 raise ValueError(f"{where}: a node of layer '{name}' passes {sorted(kwargs)}, which "
@@ -146,6 +167,13 @@ def _deserialize_args(value, outputs):
     if isinstance(value, dict) and value.get("class_name") == _TENSOR:
         history = (value.get("config") or {}).get("keras_history")
         return _lookup(history, outputs)
+    if isinstance(value, dict) and value.get("class_name") in ("__slice__", "__ellipsis__", "__numpy__"):
+        config = value.get("config") or {}
+        if value["class_name"] == "__slice__":
+            return slice(config.get("start"), config.get("stop"), config.get("step"))
+        if value["class_name"] == "__numpy__":
+            return np.asarray(config.get("value"), dtype=config.get("dtype"))
+        return Ellipsis
     if isinstance(value, list):
         return [_deserialize_args(item, outputs) for item in value]
     if isinstance(value, dict):

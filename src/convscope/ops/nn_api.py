@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .activations import get_activation
-from .numpy_api import _axes, _one
+from .numpy_api import _axes, _one, _symbolic_dispatch
 from .tape import record_node
 
 __all__ = ["relu", "relu6", "sigmoid", "hard_sigmoid", "silu", "swish", "hard_silu", "hard_swish",
@@ -116,3 +116,5 @@ def log_softmax(x, axis=-1):
     return record_node("log_softmax", (x,), out,
                        lambda g, need: (g - np.exp(out) * np.sum(g, axis=axes, keepdims=True),))
 
+
+_symbolic_dispatch(globals(), __all__)

@@ -12,7 +12,9 @@ with the inputs (views), as NumPy's and torch's do.
 from __future__ import annotations
 
 import builtins
+import functools
 import string
+import sys
 from typing import NamedTuple, Optional, Tuple
 
 import numpy as np
@@ -804,3 +806,25 @@ install_operators({
     "greater_equal": greater_equal, "equal": equal, "not_equal": not_equal, "getitem": _getitem,
     "transpose": transpose,
 })
+
+
+# -- functional models: a call on symbolic tensors records an operation node -------------------
+def _symbolic_dispatch(namespace, names) -> None:
+    """Wrap each function so that a call with a KerasTensor argument (from `keras.Input`) records
+    an operation node (layers/operations.py) instead of computing, as Keras' ops do."""
+    for name in names:
+        namespace[name] = _dispatching(namespace[name])
+
+
+def _dispatching(fn):
+    @functools.wraps(fn)
+    def dispatch(*args, **kwargs):
+        graph = sys.modules.get("convscope.layers.graph")      # not loaded: no KerasTensor exists
+        if graph is not None and graph.is_symbolic([args, kwargs]):
+            from ..layers.operations import symbolic_call
+            return symbolic_call(fn.__name__, args, kwargs)
+        return fn(*args, **kwargs)
+    return dispatch
+
+
+_symbolic_dispatch(globals(), __all__)

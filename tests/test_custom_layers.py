@@ -1,0 +1,467 @@
+"""Custom layers (only `build` and `call`, written with `ops`) differentiated on the tape, and
+arithmetic on symbolic tensors (`x * 0.5 + y`) recorded as Keras 3's operation layers.
+
+Oracles: PyTorch (forward, loss, every gradient), float64 finite differences (the custom layer's
+weights), Keras 3.15.1 on the torch backend (configs both ways, outputs).
+"""
+
+import json
+import os
+import threading
+
+import numpy as np
+import pytest
+
+import convscope as cs
+from convscope import backend, losses, ops
+from convscope import layers as L
+from convscope.layers import autodiff, operations
+
+from _gradcheck import numerical_gradient
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+
+def make_scale_gate(base, k_ops):
+    """The same custom layer for convscope (`base=L.Layer`, `k_ops=ops`) or Keras."""
+    class ScaleGate(base):
+        """A learned per-channel scale and a gated activation."""
+
+        def build(self, input_shape):
+            self.scale = self.add_weight(shape=(input_shape[-1],), initializer="ones", name="scale")
+
+        def call(self, x):
+            return k_ops.multiply(x, self.scale) * k_ops.sigmoid(x) + 0.5 * x
+    return ScaleGate
+
+
+ScaleGate = make_scale_gate(L.Layer, ops)
+
+
+def gated_model(dtype="float32", shared=False):
+    """Conv2D -> ScaleGate -> `z * 0.5 + y` -> Flatten -> Dense(softmax); `shared`: the gate used twice."""
+    inputs = L.Input((6, 6, 3), dtype=dtype)
+    y = L.Conv2D(4, 3, dtype=dtype)(inputs)
+    gate = ScaleGate(dtype=dtype)
+    z = gate(y)
+    w = z * 0.5 + y
+    if shared:
+        w = gate(w) - y
+    outputs = L.Dense(3, activation="softmax", dtype=dtype)(L.Flatten(dtype=dtype)(w))
+    return cs.Model(inputs, outputs)
+
+
+def _randomize(model, rng, scale=0.2):
+    """Weights away from their initial values (the gate's scale around 1), small enough that the
+    softmax does not saturate (the losses clip probabilities below 1e-7)."""
+    for variable in model.weights:
+        variable.assign(rng.normal(0, scale, variable.shape) + (1.0 if variable.name.endswith("scale") else 0.0))
+
+
+def _t(array, grad=False):
+    return torch.tensor(np.asarray(array, dtype=np.float64), requires_grad=grad)
+
+
+def torch_gated(model, params, x_nhwc, shared=False):
+    """The same graph in PyTorch, float64."""
+    conv, gate, dense = (model.get_layer(name) for name in ("conv2d", "scale_gate", "dense"))
+
+    def gate_fn(t):
+        return t * params[gate.scale.name] * torch.sigmoid(t) + 0.5 * t
+    x = (x_nhwc if torch.is_tensor(x_nhwc) else _t(x_nhwc)).permute(0, 3, 1, 2)
+    y = F.conv2d(x, params[conv.kernel.name].permute(3, 2, 0, 1), params[conv.bias.name]).permute(0, 2, 3, 1)
+    w = gate_fn(y) * 0.5 + y
+    if shared:
+        w = gate_fn(w) - y
+    logits = w.reshape(w.shape[0], -1) @ params[dense.kernel.name] + params[dense.bias.name]
+    return torch.softmax(logits, dim=-1)
+
+
+def _rel(ours, theirs, floor=1e-6):
+    theirs = np.asarray(theirs)
+    return float(np.abs(np.asarray(ours) - theirs).max() / max(np.abs(theirs).max(), floor))
+
+
+def _run_and_differentiate(model, x, y, loss):
+    outputs, execution = model.run([x], training=True, keep=True)
+    input_grads, pairs = model.backward_graph(execution, [loss.gradient(y, outputs[0])])
+    return outputs[0], input_grads[0], {variable.name: grad for variable, grad in pairs}
+
+
+# -- (e): a custom layer and symbolic arithmetic against PyTorch ---------------------------------
+
+@pytest.mark.parametrize("shared", [False, True], ids=["once", "shared"])
+def test_custom_layer_and_arithmetic_match_torch(shared):
+    """Forward, loss and every gradient (weights and input) of Conv2D -> ScaleGate -> z * 0.5 + y ->
+    Dense agree with PyTorch; used twice, the gate's gradient is the sum over both uses."""
+    rng = np.random.default_rng(0)
+    model = gated_model(shared=shared)
+    gate = model.get_layer("scale_gate")
+    np.testing.assert_array_equal(gate.scale.value, np.ones(4, "float32"))      # initializer="ones"
+    assert [type(layer).__name__ for layer in model.layers].count("ScaleGate") == 1
+    _randomize(model, rng)
+    x = rng.normal(size=(5, 6, 6, 3)).astype("float32")
+    y = rng.integers(0, 3, size=5)
+    loss = losses.SparseCategoricalCrossentropy()
+
+    outputs, input_grad, grads = _run_and_differentiate(model, x, y, loss)
+    params = {v.name: _t(v.value, grad=True) for v in model.weights}
+    x_torch = _t(x, grad=True)
+    probabilities = torch_gated(model, params, x_torch, shared=shared)
+    torch_loss = F.nll_loss(torch.log(probabilities), torch.tensor(y))
+    torch_loss.backward()
+
+    assert outputs.dtype == np.float32 and outputs.min() > 1e-5
+    assert _rel(outputs, probabilities.detach().numpy()) < 1e-5
+    assert abs(loss(y, outputs) - torch_loss.item()) < 1e-5 * abs(torch_loss.item())
+    assert sorted(grads) == sorted(v.name for v in model.trainable_weights)
+    for variable in model.trainable_weights:
+        assert grads[variable.name].dtype == np.float32, variable.name
+        assert _rel(grads[variable.name], params[variable.name].grad.numpy()) < 1e-4, variable.name
+    assert input_grad.dtype == np.float32
+    assert _rel(input_grad, x_torch.grad.numpy()) < 1e-4
+
+
+def test_shared_gate_gradient_is_the_sum_of_both_uses():
+    """Each use differentiated alone (the other's weight frozen in PyTorch) adds up to the shared gradient."""
+    rng = np.random.default_rng(1)
+    model = gated_model(shared=True)
+    _randomize(model, rng)
+    x = rng.normal(size=(4, 6, 6, 3)).astype("float32")
+    y = rng.integers(0, 3, size=4)
+    loss = losses.SparseCategoricalCrossentropy()
+    _, _, grads = _run_and_differentiate(model, x, y, loss)
+    scale_name = model.get_layer("scale_gate").scale.name
+    per_use = []
+    for use in (0, 1):
+        params = {v.name: _t(v.value, grad=True) for v in model.weights}
+        live, frozen = params[scale_name], params[scale_name].detach()
+        calls = iter([live, frozen] if use == 0 else [frozen, live])
+
+        class Swap(dict):
+            def __getitem__(self, key):
+                return next(calls) if key == scale_name else dict.__getitem__(self, key)
+        probabilities = torch_gated(model, Swap(params), x, shared=True)
+        F.nll_loss(torch.log(probabilities), torch.tensor(y)).backward()
+        per_use.append(live.grad.numpy())
+    assert _rel(grads[scale_name], per_use[0] + per_use[1]) < 1e-4
+    assert _rel(per_use[0], per_use[1]) > 1e-3          # both uses matter
+
+
+def test_custom_layer_weight_gradients_float64_finite_differences():
+    """float64 model: the gate's scale (and the input) gradients equal central differences of the loss."""
+    rng = np.random.default_rng(2)
+    model = gated_model(dtype="float64", shared=True)
+    _randomize(model, rng)
+    x = rng.normal(size=(3, 6, 6, 3))
+    y = rng.integers(0, 3, size=3)
+    loss = losses.SparseCategoricalCrossentropy()
+    outputs, input_grad, grads = _run_and_differentiate(model, x, y, loss)
+    assert outputs.dtype == np.float64
+    scale = model.get_layer("scale_gate").scale
+
+    def loss_value():
+        return float(loss(y, model.run([x], training=True, keep=True)[0][0]))
+    numeric = numerical_gradient(loss_value, scale.value)
+    np.testing.assert_allclose(grads[scale.name], numeric, rtol=1e-6, atol=1e-9)
+    assert np.abs(numeric).max() > 1e-4
+    numeric_x = numerical_gradient(loss_value, x[:1, :2])           # a corner of the input
+    x_part = x[:1, :2].copy()
+    assert x_part.size == numeric_x.size
+    np.testing.assert_allclose(input_grad[:1, :2], numeric_x, rtol=1e-6, atol=1e-9)
+
+
+def test_fit_trains_the_custom_layer():
+    rng = np.random.default_rng(3)
+    model = gated_model()
+    x = rng.normal(size=(64, 6, 6, 3)).astype("float32")
+    y = (x[:, :, :, 0].mean(axis=(1, 2)) > 0).astype("int64") + (x[:, :, :, 1].mean(axis=(1, 2)) > 0)
+    model.compile(optimizer=cs.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    history = model.fit(x, y, epochs=8, batch_size=16, verbose=0)
+    assert history.history["loss"][-1] < 0.8 * history.history["loss"][0]
+    assert not np.allclose(model.get_layer("scale_gate").scale.value, 1.0)
+
+
+# -- the tape contract --------------------------------------------------------------------------
+
+class TwoInputGate(L.Layer):
+    """A list input: a * sigmoid(b) * w; `training` scales the output."""
+
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(input_shape[0][-1],), initializer="ones", name="w")
+        self.frozen = self.add_weight(shape=(), initializer="ones", name="frozen", trainable=False)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def call(self, inputs, training=False):
+        a, b = inputs
+        out = a * ops.sigmoid(b) * self.w * self.frozen
+        return out * 2.0 if training else out
+
+
+def test_list_input_training_argument_and_frozen_weights():
+    """Each input of a list gets its gradient; `training` reaches a `call` that takes it; a
+    non-trainable weight gets none."""
+    rng = np.random.default_rng(4)
+    layer = TwoInputGate()
+    a, b = rng.normal(size=(2, 3, 5))
+    layer.build([(None, 5), (None, 5)])
+    layer.w.assign(rng.normal(size=5))
+    for training, factor in ((False, 1.0), (True, 2.0)):
+        out, ctx = autodiff.forward_on_tape(layer, [a.astype("float32"), b.astype("float32")], training)
+        assert type(out) is np.ndarray
+        g = rng.normal(size=out.shape).astype("float32")
+        (ga, gb), pairs = autodiff.backward_on_tape(layer, ctx, g)
+        ta, tb, tw = _t(a, True), _t(b, True), _t(layer.w.value, True)
+        expected = ta * torch.sigmoid(tb) * tw * factor
+        assert _rel(out, expected.detach().numpy()) < 1e-6
+        (expected * _t(g)).sum().backward()
+        assert [v.name for v, _ in pairs] == [layer.w.name]
+        assert _rel(ga, ta.grad.numpy()) < 1e-5 and _rel(gb, tb.grad.numpy()) < 1e-5
+        assert _rel(pairs[0][1], tw.grad.numpy()) < 1e-5
+        assert ga.dtype == gb.dtype == pairs[0][1].dtype == np.float32
+
+
+def test_no_backward_keeps_nothing_and_backward_without_context_names_the_layer():
+    layer = ScaleGate(name="gate")
+    x = np.random.default_rng(5).normal(size=(2, 4)).astype("float32")
+    layer.build((None, 4))
+    with backend.no_backward():
+        out, ctx = layer.forward(x)
+    assert ctx is None and type(out) is np.ndarray
+    with pytest.raises(RuntimeError, match="ScaleGate 'gate'.*no_backward"):
+        layer.backward(None, np.ones_like(out))
+    out, ctx = layer.forward(x)
+    assert not hasattr(layer, "_ctx") and type(out) is np.ndarray        # nothing kept on the layer
+    grad, pairs = layer.backward(ctx, np.ones_like(out))
+    assert grad.shape == x.shape and len(pairs) == 1
+    with pytest.raises(RuntimeError, match="ScaleGate 'gate'.*already differentiated"):
+        layer.backward(ctx, np.ones_like(out))
+
+
+def test_an_input_the_output_ignores_gets_zeros():
+    class First(L.Layer):
+        def compute_output_shape(self, input_shape):
+            return input_shape[0]
+
+        def call(self, inputs):
+            return inputs[0] * 3.0
+    a, b = np.ones((2, 3), "float32"), np.ones((2, 3), "float32")
+    out, ctx = autodiff.forward_on_tape(First(), [a, b])
+    (ga, gb), pairs = autodiff.backward_on_tape(First(), ctx, np.ones_like(out))
+    np.testing.assert_array_equal(ga, np.full((2, 3), 3.0, "float32"))
+    np.testing.assert_array_equal(gb, np.zeros((2, 3), "float32"))
+    assert pairs == []
+
+
+def test_threads_calling_one_model_get_their_own_gradients():
+    rng = np.random.default_rng(6)
+    model = gated_model(shared=True)
+    _randomize(model, rng)
+    loss = losses.SparseCategoricalCrossentropy()
+    batches = [(rng.normal(size=(3, 6, 6, 3)).astype("float32"), rng.integers(0, 3, size=3)) for _ in range(4)]
+    expected = [_run_and_differentiate(model, x, y, loss)[2] for x, y in batches]
+    results = [None] * len(batches)
+    barrier = threading.Barrier(len(batches))
+
+    def work(i):
+        barrier.wait()
+        for _ in range(3):
+            results[i] = _run_and_differentiate(model, *batches[i], loss)[2]
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(batches))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for got, want in zip(results, expected):
+        for name in want:
+            np.testing.assert_array_equal(got[name], want[name])
+
+
+# -- operations: forward and gradients against PyTorch -----------------------------------------
+
+def test_operations_forward_and_gradients_match_torch():
+    """`x * 0.5 + y`, `2.0 - x`, `x / y`, `-x`, `abs`, `x ** 2`, `x[:, 0]`, `x @ m` and
+    `ops.relu/sigmoid/exp/mean/concatenate/reshape` on symbolic tensors, differentiated through."""
+    a = L.Input((4, 3), dtype="float64")
+    b = L.Input((3, 2), dtype="float64")
+    y = L.Dense(3, dtype="float64")(a)
+    parts = [
+        a * 0.5 + y, 2.0 - a, a / (ops.exp(y) + 1.0), -abs(a), a ** 2, ops.sigmoid(a) * ops.relu(y),
+        ops.reshape(a @ b, (-1, 8)), ops.mean(y, axis=1, keepdims=False)[:, None, :] * a,
+    ]
+    picked = [ops.concatenate([p if p.ndim == 3 else ops.reshape(p, (-1, 4, 2)) for p in parts], axis=-1)[:, 1:, 0:5],
+              a[:, 0] + a[..., -1, :]]
+    model = cs.Model([a, b], picked)
+    rng = np.random.default_rng(7)
+    _randomize(model, rng)
+    xa, xb = rng.normal(size=(3, 4, 3)), rng.normal(size=(3, 3, 2))
+    outputs, execution = model.run([xa, xb], training=True, keep=True)
+    assert [o.shape for o in outputs] == [(3,) + t.shape[1:] for t in model.outputs]
+    g = [rng.normal(size=o.shape) for o in outputs]
+    (ga, gb), pairs = model.backward_graph(execution, g)
+
+    ta, tb = _t(xa, True), _t(xb, True)
+    dense = model.get_layer("dense")
+    kernel, bias = _t(dense.kernel.value, True), _t(dense.bias.value, True)
+    ty = ta @ kernel + bias
+    tparts = [ta * 0.5 + ty, 2.0 - ta, ta / (torch.exp(ty) + 1.0), -ta.abs(), ta ** 2,
+              torch.sigmoid(ta) * torch.relu(ty), (ta @ tb).reshape(-1, 8), ty.mean(dim=1)[:, None, :] * ta]
+    tcat = torch.cat([p if p.ndim == 3 else p.reshape(-1, 4, 2) for p in tparts], dim=-1)[:, 1:, 0:5]
+    texpected = [tcat, ta[:, 0] + ta[..., -1, :]]
+    for ours, theirs in zip(outputs, texpected):
+        assert _rel(ours, theirs.detach().numpy()) < 1e-12
+    sum((t * _t(gi)).sum() for t, gi in zip(texpected, g)).backward()
+    assert _rel(ga, ta.grad.numpy()) < 1e-12 and _rel(gb, tb.grad.numpy()) < 1e-12
+    grads = {v.name: grad for v, grad in pairs}
+    assert _rel(grads[dense.kernel.name], kernel.grad.numpy()) < 1e-12
+    assert _rel(grads[dense.bias.name], bias.grad.numpy()) < 1e-12
+
+
+def test_operation_nodes_shapes_dtypes_and_errors():
+    x = L.Input((4, 3))
+    assert (x * 0.5).shape == (None, 4, 3) and (x * 0.5).dtype == "float32"
+    assert (x + np.ones((1, 3), "float32")).shape == (None, 4, 3)
+    assert x[:, 0].shape == (None, 3) and x[..., None, 0].shape == (None, 4, 1)
+    assert ops.mean(x).shape == () and ops.sum(x, axis=1).shape == (None, 3)
+    assert ops.reshape(x, (-1, 12)).shape == (None, 12)
+    assert ops.greater(x, 0.0).dtype == "bool"
+    first, second = ops.split(x, 2, axis=1)
+    assert first.shape == second.shape == (None, 2, 3)
+    assert type((x * 0.5).keras_history[0]).__name__ == "Multiply"
+    assert type((x / 2.0).keras_history[0]).__name__ == "TrueDivide"
+    assert type(ops.divide(x, 2.0).keras_history[0]).__name__ == "Divide"
+    assert type(abs(x).keras_history[0]).__name__ == "Absolute"
+    with pytest.raises(ValueError, match=r"Add 'add\w*': cannot take inputs of shape \(None, 4, 3\), \(None, 5\)"):
+        x + L.Input((5,))
+    with pytest.raises(ValueError, match=r"Matmul 'matmul\w*'.*ops.matmul"):
+        x @ L.Input((4, 2))
+
+
+# -- configs: Keras 3.15.1 both ways ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def keras():
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    if keras.backend.backend() != "torch":
+        pytest.skip(f"needs Keras on the torch backend, got {keras.backend.backend()}")
+    return keras
+
+
+def _tail(z, y, o):
+    """The arithmetic after the gate, the same for either library (`o`: its ops)."""
+    w = z * 0.5 + y
+    v = -w[:, 1:, ::2] ** 2 + abs(w[:, 1:, ::2])
+    return o.concatenate([o.relu(v), o.mean(v, axis=-1, keepdims=True), 1.0 / (o.exp(v) + 2.0)], axis=-1)
+
+
+def _ours():
+    inputs = L.Input((6, 6, 3))
+    y = L.Conv2D(4, 3)(inputs)
+    u = _tail(ScaleGate()(y), y, ops)
+    return cs.Model(inputs, L.Dense(3, activation="softmax")(L.Flatten()(u)))
+
+
+def _theirs(keras, gate_cls):
+    keras.utils.clear_session()
+    inputs = keras.Input((6, 6, 3))
+    y = keras.layers.Conv2D(4, 3)(inputs)
+    u = _tail(gate_cls()(y), y, keras.ops)
+    return keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(u)))
+
+
+def _strip(entry):
+    """A layer entry without what the two libraries legitimately write differently (layer configs)."""
+    return {k: v for k, v in entry.items() if k not in ("config", "build_config")}
+
+
+def test_our_config_is_keras_config_for_operations(keras):
+    """The operation entries (module, class_name, config, registered_name, inbound_nodes) are what
+    Keras writes for the same graph; Keras rebuilds our config and computes the same outputs."""
+    ours = _ours()
+    KGate = make_scale_gate(keras.layers.Layer, keras.ops)
+    theirs = _theirs(keras, KGate)
+    our_config = json.loads(json.dumps(ours.get_config()))
+    their_config = json.loads(theirs.to_json())["config"]
+    assert [e["name"] for e in our_config["layers"]] == [e["name"] for e in their_config["layers"]]
+    for mine, keras_entry in zip(our_config["layers"], their_config["layers"]):
+        if str(mine["module"]).startswith("keras.src.ops"):
+            assert mine == keras_entry
+        else:
+            assert _strip(mine)["inbound_nodes"] == _strip(keras_entry)["inbound_nodes"], mine["name"]
+
+    rebuilt = keras.Model.from_config(our_config, custom_objects={"ScaleGate": KGate})
+    assert [_name_and_type(op) for op in rebuilt.operations] == [_name_and_type(op) for op in ours._layers]
+    rng = np.random.default_rng(8)
+    _randomize(ours, rng)
+    rebuilt.set_weights(ours.get_weights())
+    x = rng.normal(size=(4, 6, 6, 3)).astype("float32")
+    expected = rebuilt.predict(x, verbose=0)
+    got = ours.run([x], keep=True)[0][0]
+    assert _rel(got, expected) < 1e-5
+
+
+def _name_and_type(layer):
+    return layer.name, type(layer).__name__
+
+
+def test_keras_config_rebuilt_by_convscope(keras):
+    """Keras' own config of the graph: the same layers, the same node arguments, the same outputs."""
+    KGate = make_scale_gate(keras.layers.Layer, keras.ops)
+    theirs = _theirs(keras, KGate)
+    config = json.loads(theirs.to_json())["config"]
+    again = cs.Model.from_config(config, custom_objects={"ScaleGate": ScaleGate})
+    assert [_name_and_type(op) for op in again._layers] == [_name_and_type(op) for op in theirs.operations]
+    assert [_name_and_type(layer) for layer in again.layers if not isinstance(layer, operations.Operation)] == \
+        [_name_and_type(layer) for layer in theirs.layers]
+    ours = json.loads(json.dumps(again.get_config()))["layers"]
+    assert [(e["module"], e["class_name"], e["inbound_nodes"]) for e in ours] == \
+        [(e["module"], e["class_name"], e["inbound_nodes"]) for e in config["layers"]]
+    rng = np.random.default_rng(9)
+    weights = [rng.normal(0, 0.4, w.shape).astype("float32") for w in theirs.get_weights()]
+    theirs.set_weights(weights)
+    again.set_weights(weights)
+    x = rng.normal(size=(4, 6, 6, 3)).astype("float32")
+    assert _rel(again.run([x], keep=True)[0][0], theirs.predict(x, verbose=0)) < 1e-5
+
+
+def test_our_config_round_trips_in_convscope():
+    ours = _ours()
+    rng = np.random.default_rng(10)
+    _randomize(ours, rng)
+    config = json.loads(json.dumps(ours.get_config()))
+    again = cs.Model.from_config(config, custom_objects={"ScaleGate": ScaleGate})
+    assert json.loads(json.dumps(again.get_config())) == config
+    again.set_weights(ours.get_weights())
+    x = rng.normal(size=(2, 6, 6, 3)).astype("float32")
+    np.testing.assert_array_equal(again.run([x], keep=True)[0][0], ours.run([x], keep=True)[0][0])
+
+
+@pytest.mark.parametrize("make", [
+    lambda o, x, y: o.clip(x, -0.5, 0.5), lambda o, x, y: o.where(o.greater(x, 0.0), x, y),
+    lambda o, x, y: o.softmax(x, axis=1), lambda o, x, y: o.leaky_relu(x, negative_slope=0.1),
+    lambda o, x, y: o.transpose(x, (0, 2, 1)), lambda o, x, y: o.stack([x, y], axis=1),
+    lambda o, x, y: o.take(x, [0, 2], axis=1), lambda o, x, y: o.maximum(x, 0.0),
+    lambda o, x, y: o.einsum("bij,bkj->bik", x, y), lambda o, x, y: o.gelu(x, approximate=False),
+    lambda o, x, y: o.max(x, axis=-1, keepdims=True), lambda o, x, y: o.expand_dims(x, 1),
+], ids=["clip", "where", "softmax", "leaky_relu", "transpose", "stack", "take", "maximum", "einsum", "gelu",
+        "max", "expand_dims"])
+def test_ops_functions_record_what_keras_records(keras, make):
+    x, y = L.Input((4, 3)), L.Input((4, 3))
+    ours = cs.Model([x, y], make(ops, x, y))
+    keras.utils.clear_session()
+    kx, ky = keras.Input((4, 3)), keras.Input((4, 3))
+    theirs = keras.Model([kx, ky], make(keras.ops, kx, ky))
+    mine = [e for e in json.loads(json.dumps(ours.get_config()))["layers"] if str(e["module"]).startswith("keras.src.ops")]
+    keras_entries = [e for e in json.loads(theirs.to_json())["config"]["layers"]
+                     if str(e["module"]).startswith("keras.src.ops")]
+    assert mine == keras_entries
+    rng = np.random.default_rng(11)
+    xs = [rng.normal(size=(2, 4, 3)).astype("float32") for _ in range(2)]
+    again = cs.Model.from_config(json.loads(theirs.to_json())["config"])
+    expected = theirs.predict(xs, verbose=0)
+    assert _rel(again.run(xs, keep=True)[0][0], expected) < 1e-5
+    assert _rel(ours.run(xs, keep=True)[0][0], expected) < 1e-5
