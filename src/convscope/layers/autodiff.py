@@ -19,7 +19,7 @@ from .. import backend
 from ..ops.tape import Tape, Traced
 from ..variables import Variable
 
-__all__ = ["forward_on_tape", "backward_on_tape", "call_layer", "TapeContext"]
+__all__ = ["forward_on_tape", "backward_on_tape", "call_layer", "infer_output_shape", "TapeContext"]
 
 _TAKES_TRAINING: dict = {}          # class -> whether its `call` has a `training` argument
 
@@ -113,6 +113,29 @@ def backward_on_tape(layer, ctx, grad_output, need_input_grad: bool = True):
         raise TypeError(f"{where}: argument `ctx` must be the context `forward` returned, got "
                         f"{type(ctx).__name__}")
     return ctx.gradients(grad_output, need_input_grad, where)
+
+
+def infer_output_shape(layer, input_shape, dtype=None):
+    """The output shape(s) of a built layer's `call` for `input_shape` (one shape, or a list for a list
+    input), found as Keras' symbolic call finds it for a custom layer without `compute_output_shape`:
+    `call` run (untraced) on placeholders that allocate nothing, once with 2 and once with 3 for
+    each unknown axis; an output axis that differs between the two is unknown (None)."""
+    dtype = dtype or layer.dtype
+    single = not isinstance(input_shape, list)
+    shapes = [input_shape] if single else list(input_shape)
+
+    def run(unknown: int):
+        arrays = [np.broadcast_to(np.zeros((), dtype), tuple(unknown if d is None else int(d) for d in shape))
+                  for shape in shapes]
+        with backend.no_backward():
+            return plain(call_layer(layer, arrays[0] if single else arrays, False))
+    small, large = run(2), run(3)
+
+    def merge(a, b):
+        return tuple(x if x == y else None for x, y in zip(np.shape(a), np.shape(b)))
+    if isinstance(small, list):
+        return [merge(a, b) for a, b in zip(small, large)]
+    return merge(small, large)
 
 
 def _watch(tape: Tape, item):
