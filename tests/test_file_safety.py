@@ -931,7 +931,8 @@ def umask():
     os.umask(old)
 
 
-@pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+@pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)],
+                         ids=["umask 022", "umask 077", "umask 002"])
 def test_a_new_file_gets_the_mode_the_umask_gives(tmp_path, trained, saver, umask, mask, mode):
     name, save = saver
     umask(mask)
