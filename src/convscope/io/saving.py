@@ -31,7 +31,8 @@ weight allocated, the loader checks
 * the entries present: exactly those the JSON entries call for;
 * the model: rebuilt from its config with `layers.base.deferred_weights()`,
   which gives every weight its shape and dtype without creating an array, and
-  only from convscope's own classes (and `custom_objects`): nothing is
+  only from convscope's own classes (a fixed table of model classes, the
+  registries of layers, initializers, ..., and `custom_objects`): nothing is
   imported by name;
 * every array's npy header (read from the entry's first bytes, at most
   `_MAX_NPY_HEADER` bytes): a version 1 or 2 header, a plain float dtype
@@ -156,8 +157,8 @@ def load_model(filepath, custom_objects=None, compile: bool = True):  # noqa: A0
         try:
             model.optimizer.set_state(state)
         except (TypeError, ValueError) as error:
-            raise InvalidFileError(f"{function}: '{path}' holds an optimizer state that cannot be "
-                           f"restored: {error}") from None
+            raise InvalidFileError(f"{function}: '{path}' holds an optimizer state that cannot "
+                                   f"be restored: {error}") from None
     return model
 
 
@@ -456,17 +457,15 @@ def _check_against_model(archive: "_Archive", variables, shapes: Sequence[Tuple[
     """The file's arrays must match the model's weights in count and shapes."""
     own = [tuple(v.shape) for v in variables]
     own_names = [v.name for v in variables]
-    function, path = archive.function, archive.path
     if len(shapes) != len(own):
-        raise InvalidFileError(f"{function}: '{path}' holds {len(shapes)} weight arrays "
-                       f"({_short(saved_names)}) but the model has {len(own)} "
-                       f"({_short(own_names)}); the file is for a different architecture")
+        raise archive.refuse(f"holds {len(shapes)} weight arrays ({_short(saved_names)}) but the "
+                             f"model has {len(own)} ({_short(own_names)}); the file is for a "
+                             f"different architecture")
     for index, (shape, expected) in enumerate(zip(shapes, own)):
         if tuple(shape) != tuple(expected):
-            raise InvalidFileError(f"{function}: '{path}' is for a different architecture: weight "
-                           f"{index} ('{saved_names[index]}' in the file) has shape "
-                           f"{tuple(shape)}, the model's '{own_names[index]}' has "
-                           f"shape {tuple(expected)}")
+            raise archive.refuse(f"is for a different architecture: weight {index} "
+                                 f"('{saved_names[index]}' in the file) has shape {tuple(shape)}, "
+                                 f"the model's '{own_names[index]}' has shape {tuple(expected)}")
 
 
 # -- the archive ------------------------------------------------------------------------------
@@ -498,9 +497,9 @@ class _Archive:
         self.function = function
         self.path = path
         if _is_hdf5(path):
-            raise InvalidFileError(f"{function}: '{path}' is an HDF5 file (Keras .h5), not a convscope "
-                           f"file; load its weights with load_weights(model, path) into a model "
-                           f"of the same architecture")
+            raise self.refuse("is an HDF5 file (Keras .h5), not a convscope file; load its "
+                              "weights with load_weights(model, path) into a model of the same "
+                              "architecture")
         self._handle = path.open("rb")
         try:
             self._open()
