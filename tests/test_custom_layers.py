@@ -495,3 +495,16 @@ def test_ops_functions_record_what_keras_records(keras, make):
     expected = theirs.predict(xs, verbose=0)
     assert _rel(again.run(xs, keep=True)[0][0], expected) < 1e-5
     assert _rel(ours.run(xs, keep=True)[0][0], expected) < 1e-5
+
+
+def test_unknown_operations_and_arguments_in_a_config_are_refused_by_name():
+    with pytest.raises(ValueError, match=r"unknown operation 'Cumsum' of module 'keras.src.ops.numpy'"):
+        L.deserialize({"module": "keras.src.ops.numpy", "class_name": "Cumsum", "config": {"name": "c"}})
+    with pytest.raises(ValueError, match=r"unknown operation 'Conv2d' of module 'keras.src.ops.nn'"):
+        L.deserialize({"module": "keras.src.ops.nn", "class_name": "Conv2d", "config": {"name": "c"}})
+    with pytest.raises(TypeError, match=r"Mean: unexpected argument\(s\) \['bogus'\]; ops.mean takes \['axis', 'keepdims'\]"):
+        L.deserialize({"module": "keras.src.ops.numpy", "class_name": "Mean", "config": {"name": "m", "bogus": 1}})
+    merge = L.deserialize({"module": "keras.layers", "class_name": "Add", "config": {"name": "a"}})
+    operation = L.deserialize({"module": "keras.src.ops.numpy", "class_name": "Add", "config": {"name": "b"}})
+    assert type(merge) is L.Add and isinstance(operation, operations.Operation)
+    assert L.serialize(operation)["module"] == "keras.src.ops.numpy" and L.serialize(merge)["module"] == "keras.layers"

@@ -48,11 +48,13 @@ def _signature(name: str) -> inspect.Signature:
 
 def _function(name: str):
     """The `convscope.ops` function of that Keras name (unwrapped from the symbolic dispatch)."""
-    from .. import ops
-    from ..ops import numpy_api
-    fn = numpy_api._getitem if name == "get_item" else getattr(ops, name, None)
-    if fn is None:
-        raise ValueError(f"operations: convscope.ops has no function {name!r}")
+    from ..ops import nn_api, numpy_api
+    if name == "get_item":
+        fn = numpy_api._getitem
+    elif name in numpy_api.__all__ or name in nn_api.__all__:
+        fn = getattr(numpy_api, name, None) or getattr(nn_api, name)
+    else:
+        raise ValueError(f"operations: {name!r} is not one of the Keras functions of convscope.ops")
     return getattr(fn, "__wrapped__", fn)
 
 
