@@ -103,11 +103,12 @@ def test_random_models_agree_with_forward_weights_and_backprop(float64):
         explained = explain(model)
         numbers, entries = explained.numbers, explained.to_dict()["layers"]
         x = rng.uniform(0.1, 1.0, size=(2,) + tuple(model.input_shape[1:]))
-        outputs = []
+        outputs, contexts = [], []
         h = x
         for layer in model.layers:
-            h = layer(h)
+            h, ctx = layer.forward(h)
             outputs.append(h)
+            contexts.append(ctx)
         np.testing.assert_allclose(model._forward(x, training=False), h)
         assert [e["name"] for e in entries] == [layer.name for layer in model.layers]
         for entry, item, layer, out in zip(entries, explained.layers, model.layers, outputs):
@@ -138,12 +139,9 @@ def test_random_models_agree_with_forward_weights_and_backprop(float64):
             i, j = rows_out // 2, cols_out // 2
             index = (0, 0, i, j) if data_format == "channels_first" else (0, i, j, 0)
             grad[index] = 1.0
-            if k == len(model.layers) - 1:
-                grad_in = model._backward(grad)
-            else:
-                grad_in = grad
-                for layer in reversed(model.layers[:k + 1]):
-                    grad_in = layer.backward(grad_in)
+            grad_in = grad
+            for layer, ctx in zip(reversed(model.layers[:k + 1]), reversed(contexts[:k + 1])):
+                grad_in, _ = layer.backward(ctx, grad_in)
             hit = np.abs(grad_in[0]).sum(axis=0 if data_format == "channels_first" else 2)
             rows_hit, cols_hit = np.nonzero(hit)
             height, width = (SimpleNamespace(**axis) for axis in entries[k]["receptive_field"])

@@ -1,6 +1,6 @@
-"""predict/evaluate run a Conv2D and the BatchNormalization, ReLU and pooling after it as one op
-(models/fusion.py): which layers are fused, the same numbers as the layers one by one, nothing kept
-for a backward pass, and the inference profile's rows."""
+"""The execution plan (models/plan.py): predict/evaluate run a Conv2D and the BatchNormalization, ReLU
+and pooling after it as one op, a training step a Conv2D('relu') and its max pooling: which layers are
+fused, the same numbers as the layers one by one, nothing kept on the layers, and the profile's rows."""
 
 import re
 
@@ -11,7 +11,7 @@ from convscope import backend
 from convscope.layers import (Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
                               MaxPooling2D, ReLU)
 from convscope.models import Sequential
-from convscope.models.fusion import inference_stages
+from convscope.models.plan import INFERENCE, TRAINING, build_plan
 from convscope.ops import winograd
 from convscope.utils.profiling import profile
 
@@ -72,7 +72,7 @@ def test_stages_and_predict_match_the_layers_one_by_one(name):
     model = Sequential(MODELS[name]() + [Flatten(), Dense(3, activation="softmax")])
     model.build()
     _with_moving_statistics(model)
-    assert [len(stage) for stage in inference_stages(model.layers)] == STAGES[name] + [1, 1]
+    assert [len(stage.layers) for stage in build_plan(model.layers, INFERENCE)] == STAGES[name] + [1, 1]
     x = np.random.default_rng(1).standard_normal((9,) + model.input_shape[1:]).astype("float32")
     np.testing.assert_array_equal(model.predict(x, verbose=0), _layer_by_layer(model, x))
 
@@ -89,32 +89,42 @@ def test_seed001_model_predict_and_evaluate_are_unchanged_by_fusion(monkeypatch)
     with monkeypatch.context() as patch:
         patch.setattr(winograd, "applies", lambda *args: False)
         expected = np.concatenate([_layer_by_layer(model, x[start:start + 8]) for start in (0, 8, 16)])
-    assert [len(stage) for stage in inference_stages(model.layers)] == [3, 4, 3, 1, 1, 1, 1]
+    assert [len(stage.layers) for stage in build_plan(model.layers, INFERENCE)] == [3, 4, 3, 1, 1, 1, 1]
     np.testing.assert_array_equal(model.predict(x, batch_size=8, verbose=0), expected)
     loss = -np.mean(np.sum(y * np.log(np.clip(expected, 1e-7, 1 - 1e-7)), axis=1))
     assert model.evaluate(x, y, batch_size=20, verbose=0)[0] == pytest.approx(loss, rel=1e-5)
 
 
-def test_training_forward_is_not_fused_and_backward_after_predict_fails_clearly():
+def test_calls_keep_nothing_on_the_layers_and_a_backward_without_context_fails_clearly():
     model = _with_moving_statistics(Sequential([Conv2D(4, 3, activation="relu", input_shape=(8, 8, 1)),
                                                 BatchNormalization(), MaxPooling2D(), Flatten(), Dense(2)]))
     x = np.random.default_rng(3).standard_normal((4, 8, 8, 1)).astype("float32")
-    model(x, training=True)                       # keeps every layer's context
-    assert model.layers[1]._x is not None and model.layers[2]._ctx is not None
-    model.predict(x, verbose=0)                   # fused: the old contexts are dropped
-    assert model.layers[1]._x is None and model.layers[2]._ctx is None and model.layers[0]._ctx is None
-    model.layers[4].backward(np.ones((4, 2), "float32"))   # Dense kept nothing either, but needs no check
-    with pytest.raises(RuntimeError, match=r"BatchNormalization 'batch_normalization\w*': backward\(\) needs a "
-                                           r"forward pass that kept its inputs"):
-        model.layers[1].backward(np.ones((4, 6, 6, 4), "float32"))
+    before = [dict(vars(layer)) for layer in model.layers]
+    model(x, training=True)
+    model.predict(x, verbose=0)
+    model.compile(optimizer="sgd", loss="mse")
+    model.train_on_batch(x, np.zeros((4, 2), "float32"))
+    for layer, attributes in zip(model.layers, before):
+        assert set(vars(layer)) == set(attributes), layer.name          # no per-call attribute appeared
+    with backend.no_backward():
+        _, ctx = model.layers[1].forward(np.ones((4, 6, 6, 4), "float32"))
+    assert ctx is None
+    with pytest.raises(RuntimeError, match=r"BatchNormalization 'batch_normalization\w*': backward\(\) needs the "
+                                           r"context of a forward pass that kept its inputs"):
+        model.layers[1].backward(ctx, np.ones((4, 6, 6, 4), "float32"))
 
 
-def test_call_fused_rejects_a_layer_it_cannot_fuse():
-    layer = Conv2D(2, 3, activation="tanh")
-    layer.build_from_shape((None, 5, 5, 1))
-    with pytest.raises(ValueError, match=r"Conv2D 'conv2d\w*'.call_fused: needs data_format='channels_last' and "
-                                         r"a 'linear' or 'relu' activation, got 'channels_last' and 'tanh'"):
-        layer.call_fused(np.zeros((1, 5, 5, 1), "float32"))
+def test_layers_carry_no_fusion_methods_the_plan_reads_their_descriptions():
+    for name in ("call_fused", "call_max_pooled", "backward_through_relu", "keep_forward", "forget_forward",
+                 "inference_affine", "inference_pool", "inference_relu"):
+        for cls in (Conv2D, BatchNormalization, MaxPooling2D, ReLU, Activation):
+            assert not hasattr(cls, name), (cls.__name__, name)
+    conv = Conv2D(2, 3, activation="tanh")
+    conv.build_from_shape((None, 5, 5, 1))
+    spec = conv.describe()
+    assert (spec.kind, spec.activation, spec.window.size, spec.weights["kernel"]) == ("conv2d", "tanh", (3, 3),
+                                                                                      conv.kernel)
+    assert [len(stage.layers) for stage in build_plan([conv, ReLU(), MaxPooling2D()], INFERENCE)] == [1, 1, 1]
 
 
 def test_inference_profile_shows_the_fused_layers_on_the_conv_row():
@@ -141,45 +151,53 @@ def test_training_takes_a_max_pooling_gradient_through_the_conv_relu_with_the_sa
                                   input_shape=(9, 9, 2)), MaxPooling2D(padding="same"),
                            Conv2D(3, 2, activation="relu"), MaxPooling2D(), Flatten(), Dense(3)])
 
-    from convscope.models.fusion import relu_gated_pooling
     model = build()
-    assert [relu_gated_pooling(model.layers, i) for i in range(6)] == [
-        False, activity_regularizer is None, False, True, False, False]
+    assert [len(stage.layers) for stage in build_plan(model.layers, TRAINING)] == (
+        [1, 1, 2, 1, 1] if activity_regularizer else [2, 2, 1, 1])
     rng = np.random.default_rng(5)
     x = rng.standard_normal((6, 9, 9, 2)).astype("float32")
     y = rng.standard_normal((6, 3)).astype("float32")
     model.compile(optimizer="sgd", loss="mse")
     reference = build()
     reference.set_weights(model.get_weights())
-    out = reference(x, training=True)
+    out, contexts = x, []
+    for layer in reference.layers:                     # the layers one by one, each with its own ctx
+        out, ctx = layer.forward(out, training=True)
+        contexts.append((out, ctx))
     grad = 2 * (out - y) / out.size
-    for layer in reversed(reference.layers):
+    grads = {}
+    for layer, (output, ctx) in zip(reversed(reference.layers), reversed(contexts)):
         if layer.activity_regularizer is not None:
-            grad = grad + layer.activity_regularizer.gradient(layer._y) / len(x)
-        grad = layer.backward(grad)
+            grad = grad + layer.activity_regularizer.gradient(output) / len(x)
+        grad, pairs = layer.backward(ctx, grad)
+        grads.update((id(variable), value) for variable, value in pairs)
     model.train_on_batch(x, y)
     for ours, theirs in zip(model.trainable_weights, reference.trainable_weights):
-        np.testing.assert_allclose(ours.grad, theirs.grad, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(ours.grad, grads[id(theirs)], rtol=1e-5, atol=1e-6)
 
 
-def test_backward_through_relu_needs_max_pooling():
-    layer = AveragePooling2D()
-    layer(np.ones((1, 4, 4, 1), "float32"), training=True)
-    with pytest.raises(ValueError, match=r"AveragePooling2D 'average_pooling2d\w*'.backward_through_relu: needs "
-                                         r"max pooling"):
-        layer.backward_through_relu(np.ones((1, 2, 2, 1), "float32"), np.ones((1, 2, 2, 1), "float32"))
+def test_training_fuses_only_a_max_pooling_after_a_relu_conv():
+    conv = Conv2D(2, 3, activation="relu", input_shape=(6, 6, 1))
+    plans = [build_plan(Sequential([conv, pool]).layers, TRAINING)
+             for pool in (AveragePooling2D(), MaxPooling2D(data_format="channels_first"))]
+    assert [[len(stage.layers) for stage in plan] for plan in plans] == [[1, 1], [1, 1]]
 
 
 def test_a_training_step_runs_conv_relu_max_pool_as_one_op_and_keeps_no_conv_output():
-    from convscope.models.fusion import training_stages
     from seed_models import seed000_model
     model = seed000_model()
     model.compile(optimizer="adam", loss="categorical_crossentropy")
-    assert [len(stage) for stage in training_stages(model.layers)] == [2, 2, 1, 1, 1, 1, 1]
+    plan = model._plan(TRAINING)
+    assert [len(stage.layers) for stage in plan] == [2, 2, 1, 1, 1, 1, 1]
     rng = np.random.default_rng(7)
     x = rng.random((5, 28, 28, 1), dtype=np.float32)
     y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 5)]
+    pooled, ctx = plan[0].forward(x, training=True)
+    conv_output_shape = (5, 28, 28, 32)
+    kept = [value for value in ctx if isinstance(value, np.ndarray)]
+    assert [a.shape for a in kept] == [pooled.shape] and pooled.shape == (5, 14, 14, 32)
+    assert all(getattr(a, "shape", None) != conv_output_shape for part in ctx if isinstance(part, dict)
+               for a in part.values())
     model.train_on_batch(x, y)
-    conv, pool = model.layers[0], model.layers[1]
-    assert conv._y is None and conv._ctx is not None and pool._ctx is not None
+    conv = model.layers[0]
     assert conv.kernel.grad is not None and np.abs(conv.kernel.grad).sum() > 0

@@ -19,14 +19,14 @@ class Sleepy(Layer):
         self.forward_s, self.backward_s = forward_s, backward_s
         self.input_grad_requests = []
 
-    def call(self, inputs, training=False):
+    def forward(self, inputs, training=False):
         time.sleep(self.forward_s)
-        return inputs
+        return inputs, ()
 
-    def backward(self, grad_output, need_input_grad=True):
+    def backward(self, ctx, grad_output, need_input_grad=True):
         self.input_grad_requests.append(need_input_grad)
         time.sleep(self.backward_s)
-        return grad_output if need_input_grad else None
+        return (grad_output if need_input_grad else None), []
 
 
 def small_model():
@@ -104,15 +104,17 @@ def test_the_slowest_layer_is_the_top_hotspot():
 def test_the_model_is_left_unchanged():
     model = small_model()
     x, y = batch()
-    model.layers[0](x)  # gives the conv kernel a gradient to keep
-    model.layers[0].backward(np.ones((4, 8, 8, 4), np.float32))
+    model.build()
+    model.layers[0].kernel.grad = np.full(model.layers[0].kernel.shape, 0.5, np.float32)   # a gradient to keep
     before = [w.copy() for w in model.get_weights()]
     grad_before = model.layers[0].kernel.grad.copy()
+    attributes = [set(vars(layer)) for layer in model.layers]
     profile(model, x, y, loss="categorical_crossentropy", repeats=2, print_table=False)
     after = model.get_weights()
     for old, new in zip(before, after):  # BatchNormalization's moving statistics included
         np.testing.assert_array_equal(old, new)
     np.testing.assert_array_equal(model.layers[0].kernel.grad, grad_before)
+    assert [set(vars(layer)) for layer in model.layers] == attributes       # nothing of the runs kept
 
 
 def test_inference_profile_has_no_backward():
@@ -123,9 +125,8 @@ def test_inference_profile_has_no_backward():
     assert result.loss_s is None and result.backward_s == 0
     assert "inference" in result.table()
     assert set(result.to_dict()) >= {"layers", "by_op", "total_s"}
-    with pytest.raises(RuntimeError, match="needs a forward pass that kept its inputs"):  # as predict runs
-        model.layers[0].backward(np.ones((len(x),) + model.layers[0].compute_output_shape(x.shape)[1:],
-                                         dtype=np.float32))
+    stages = model._plan("inference")          # as predict runs: the conv's stage keeps no context
+    assert len(stages[0].layers) == 3 and stages[0].forward(x)[1] is None
 
 
 def test_argument_errors_name_the_function_and_argument():

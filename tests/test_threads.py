@@ -436,33 +436,32 @@ def test_a_streamed_product_waits_for_other_threads_single_threaded_blas_and_giv
 
 # -- state layers write during predict ----------------------------------------------------------------------
 
-def test_an_activation_layer_returns_its_own_output_when_two_threads_call_it_at_once():
-    """Thread 1 stores its output on the layer, thread 2 stores its own, then thread 1 returns."""
+def test_two_threads_calls_of_one_layer_keep_their_own_contexts():
+    """Thread 1's forward, then thread 2's forward and backward, then thread 1's backward: each call's
+    output and gradient are its own (the context travels with the call, nothing stays on the layer)."""
     layer = Activation("relu")
-    first_stored, second_stored = threading.Event(), threading.Event()
-
-    class Interleaved(Activation):
-        def __setattr__(self, name, value):
-            super().__setattr__(name, value)
-            if name == "_y":
-                if threading.current_thread().name == "first":
-                    first_stored.set()
-                    assert second_stored.wait(WAIT)
-                else:
-                    second_stored.set()
-
-    layer.__class__ = Interleaved
+    attributes = set(vars(layer))
     x1, x2 = np.array([[-1.0, 2.0]], np.float32), np.array([[3.0, -4.0]], np.float32)
-    outputs = {}
+    first_forward, second_done = threading.Event(), threading.Event()
+    results = {}
 
-    def call(name, x):
-        if name == "second":
-            assert first_stored.wait(WAIT)
-        outputs[name] = layer(x)
+    def first():
+        results["y1"], ctx = layer.forward(x1)
+        first_forward.set()
+        assert second_done.wait(WAIT)
+        results["g1"], _ = layer.backward(ctx, np.ones_like(x1))
 
-    _join(_start(call, "first", x1, name="first"), _start(call, "second", x2, name="second"))
-    assert np.array_equal(outputs["first"], np.maximum(x1, 0))
-    assert np.array_equal(outputs["second"], np.maximum(x2, 0))
+    def second():
+        assert first_forward.wait(WAIT)
+        results["y2"], ctx = layer.forward(x2)
+        results["g2"], _ = layer.backward(ctx, np.ones_like(x2))
+        second_done.set()
+
+    _join(_start(first, name="first"), _start(second, name="second"))
+    assert np.array_equal(results["y1"], np.maximum(x1, 0)) and np.array_equal(results["y2"], np.maximum(x2, 0))
+    assert np.array_equal(results["g1"], (x1 > 0).astype(np.float32))
+    assert np.array_equal(results["g2"], (x2 > 0).astype(np.float32))
+    assert set(vars(layer)) == attributes
 
 
 def test_the_first_predicts_of_an_unbuilt_model_from_two_threads_build_it_once():

@@ -315,10 +315,9 @@ def test_first_layer_is_asked_to_skip_its_input_gradient():
     calls = []
 
     class RecordingDense(Dense):
-        def backward(self, grad_output, need_input_grad=True):
+        def backward(self, ctx, grad_output, need_input_grad=True, **options):
             calls.append(need_input_grad)
-            grad_input = super().backward(grad_output)
-            return grad_input if need_input_grad else None
+            return super().backward(ctx, grad_output, need_input_grad=need_input_grad, **options)
 
     x, y = _blobs(8)
     model = Sequential([RecordingDense(5, activation="relu", input_shape=(4,)), RecordingDense(3),

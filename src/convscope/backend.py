@@ -68,6 +68,17 @@ def no_backward():
         _KEEP_FOR_BACKWARD.set(previous)
 
 
+@contextlib.contextmanager
+def keep_for_backward():
+    """The opposite of `no_backward()`: inside it, forward passes keep what backward needs (in this
+    thread) — e.g. the pre-activation a fused loss reads during evaluation."""
+    token = _KEEP_FOR_BACKWARD.set(True)
+    try:
+        yield
+    finally:
+        _KEEP_FOR_BACKWARD.reset(token)
+
+
 def keeps_for_backward() -> bool:
     """False inside `no_backward()` in this thread (or asyncio task)."""
     return _KEEP_FOR_BACKWARD.get()

@@ -182,7 +182,9 @@ def _model_from_python(path: Path):
 
 
 def _model_from_json(path: Path):
+    from .layers.base import deferred_weights
     from .models import Sequential
+    from .models.functional import Functional
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
@@ -199,15 +201,19 @@ def _model_from_json(path: Path):
         raise CLIError(f"{path} nests its JSON too deeply to read") from None
     if not isinstance(data, dict):
         raise CLIError(f"{path} must hold a JSON object (a model config), got {type(data).__name__}")
+    functional = "input_layers" in data
     if "class_name" in data:
-        if data["class_name"] != "Sequential":
-            raise CLIError(f"{path} describes a {data['class_name']!r} model; only Sequential models are supported")
+        functional = data["class_name"] in ("Functional", "Model")
+        if not functional and data["class_name"] != "Sequential":
+            raise CLIError(f"{path} describes a {data['class_name']!r} model; expected a Sequential or "
+                           "Functional model config")
         data = data.get("config", {})
+    build = Functional.from_config if functional else Sequential.from_config
     try:
-        with _placeholder_weights():        # every weight's shape, nothing allocated, no name taken
-            probe = Sequential.from_config(_with_names(data))
+        with deferred_weights():        # every weight's shape, nothing allocated, no automatic name taken
+            probe = build(data if functional else _with_names(data))
         _check_weight_memory(probe, path)
-        return Sequential.from_config(data)
+        return build(data)
     except (ValueError, TypeError, KeyError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         raise CLIError(f"cannot build the model from {path}: {message}") from None
@@ -250,26 +256,6 @@ def _with_names(config):
             layer = dict(layer, config=dict(inner or {}, name=f"probe_{index}"))
         named.append(layer)
     return named
-
-
-@contextlib.contextmanager
-def _placeholder_weights():
-    """Layers built inside get each weight as a read-only placeholder of its shape and dtype that
-    allocates nothing (`np.broadcast_to` of one zero); no initializer runs, no random number is drawn."""
-    from .layers.base import Layer, Variable
-
-    def add_weight(layer, name, shape, initializer, trainable=True, regularizer=None, constraint=None):
-        value = np.broadcast_to(np.zeros((), dtype=layer.dtype), tuple(int(d) for d in shape))
-        variable = Variable(value, f"{layer.name}/{name}", trainable, regularizer, constraint)
-        layer._variables.append(variable)
-        return variable
-
-    original = Layer.__dict__["add_weight"]
-    Layer.add_weight = add_weight
-    try:
-        yield
-    finally:
-        Layer.add_weight = original
 
 
 def memory_limit() -> int:

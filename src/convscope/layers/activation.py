@@ -7,36 +7,46 @@ from typing import Any, Dict
 import numpy as np
 
 from ..ops.activations import get_activation
-from .base import Layer, Shape, check_float
+from .. import backend
+from .base import Layer, Shape, check_float, check_kept_for_backward
+from .spec import LayerSpec
 from .kernel_bias import resolve_activation
 
 
 class _ElementwiseActivation(Layer):
     """Applies `self._activation` (an ops Activation) and its derivative; shape unchanged."""
 
-    def call(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
-        y = self._activation.forward(inputs)
-        self._x, self._y = inputs, y
-        return y                   # not self._y: another thread's predict may have replaced it
+    def describe(self):
+        return LayerSpec(kind="activation", activation=self._activation.name,
+                         activation_params=dict(self._activation.params))
 
-    def inference_relu(self) -> bool:
-        """True when this layer is a plain ReLU (max(x, 0)), which a fused inference op can apply."""
-        plain = {"negative_slope": 0.0, "max_value": None, "threshold": 0.0}
-        return self._activation.name == "relu" and all(
-            name in plain and value == plain[name] for name, value in self._activation.params.items())
+    def forward(self, inputs: np.ndarray, training: bool = False):
+        y = self._activation.forward(inputs)
+        return y, (_ActivationContext(inputs, y) if backend.keeps_for_backward() else None)
 
     @property
     def output_activation(self):
         return self._activation
 
-    @property
-    def preactivation(self) -> np.ndarray:
-        return self._x
-
-    def backward(self, grad_output: np.ndarray, from_preactivation: bool = False) -> np.ndarray:
+    def backward(self, ctx, grad_output: np.ndarray, need_input_grad: bool = True,
+                 from_preactivation: bool = False):
+        check_kept_for_backward(self, ctx)
         if from_preactivation:
-            return grad_output
-        return self._activation.backward(grad_output, self._x, self._y)
+            return grad_output, []
+        return self._activation.backward(grad_output, ctx.z, ctx.y), []
+
+
+class _ActivationContext:
+    """An activation layer's call: its input (the pre-activation z) and output y."""
+
+    __slots__ = ("z", "y")
+
+    def __init__(self, z, y):
+        self.z, self.y = z, y
+
+    @property
+    def preactivation(self):
+        return self.z
 
 
 class Activation(_ElementwiseActivation):

@@ -1,10 +1,11 @@
 """`Layer` and `Variable`: the contract every layer keeps.
 
-A layer is built once from its input shape (`build`), maps arrays forward
-(`call`) and gradients backward (`backward`).  `call` keeps what `backward`
-needs from the most recent forward pass; `backward` returns the gradient with
-respect to the layer's input and stores each trainable variable's gradient in
-`variable.grad`.  Shapes always include the batch axis, written `None`.
+A layer is built once from its input shape (`build`), maps arrays forward and
+gradients backward, per call: `forward(inputs, training)` returns the outputs and a
+context (what the backward pass of *this* call needs), `backward(ctx, grad_output)`
+returns the gradient w.r.t. that call's inputs and `[(variable, gradient), ...]`.
+Nothing of a call stays on the layer, so a layer can be called twice in a graph, and
+from several threads.  Shapes always include the batch axis, written `None`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .. import backend
+from ..variables import Variable
 from . import graph
+from .spec import LayerSpec
 
 Shape = Tuple[Optional[int], ...]
 
@@ -45,49 +48,6 @@ def deferred_weights():
         yield
     finally:
         _DEFERRED_WEIGHTS.reset(token)
-
-
-
-class Variable:
-    """A named weight array, as `keras.Variable`: `.numpy()`, `.assign()`, `.shape`.
-
-    `grad` holds the gradient from the last `backward` (None before one).
-    """
-
-    def __init__(self, value: np.ndarray, name: str, trainable: bool = True,
-                 regularizer=None, constraint=None):
-        self.value = value
-        self.name = name
-        self.trainable = trainable
-        self.regularizer = regularizer
-        self.constraint = constraint
-        self.grad: Optional[np.ndarray] = None
-
-    @property
-    def shape(self) -> Tuple[int, ...]:
-        return self.value.shape
-
-    @property
-    def dtype(self):
-        return self.value.dtype
-
-    def numpy(self) -> np.ndarray:
-        """A copy of the value, as a TensorFlow variable's `.numpy()`."""
-        return self.value.copy()
-
-    def assign(self, value) -> None:
-        """Overwrite the value in place; the shape must match."""
-        value = np.asarray(value)
-        if value.shape != self.value.shape:
-            raise ValueError(f"Variable '{self.name}': cannot assign a value of shape {value.shape} "
-                             f"to a variable of shape {self.value.shape}")
-        self.value[...] = value
-
-    def __array__(self, dtype=None, copy=None):
-        return self.value if dtype is None else self.value.astype(dtype)
-
-    def __repr__(self) -> str:
-        return f"<Variable '{self.name}' shape={self.shape} dtype={self.dtype}>"
 
 
 class Layer:
@@ -135,21 +95,17 @@ class Layer:
         """The output shape for `input_shape`; raises ValueError if the layer cannot take it."""
         return tuple(input_shape)
 
-    def call(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
-        """Forward pass; keeps what `backward` needs."""
-        raise NotImplementedError(f"{type(self).__name__}.call")
-
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        """Gradient w.r.t. the input of the last `call`; sets `grad` on trainable variables."""
-        raise NotImplementedError(f"{type(self).__name__}.backward")
+    def describe(self):
+        """What the layer is, for the execution plan: a `spec.LayerSpec` (kind "other" by default)."""
+        return LayerSpec()
 
     @property
     def output_activation(self):
         """The ops Activation this layer applies last (None when it applies none).
 
-        With `preactivation` (the last call's input to it) and
-        `backward(grad, from_preactivation=True)`, a loss can fuse with the activation:
-        softmax + crossentropy differentiates as (p - y) / N on the logits.
+        With the ctx's `preactivation` and `backward(ctx, grad, from_preactivation=True)`, a
+        loss can fuse with the activation: softmax + crossentropy differentiates as
+        (p - y) / N on the logits.
         """
         return None
 
@@ -175,44 +131,27 @@ class Layer:
             self._check_input_shape(x.shape)
         return self.call(x, training=bool(training))
 
-    # -- one call with what its backward pass needs (graph models) -----------------------
+    # -- one call with what its backward pass needs -------------------------------------
     def forward(self, inputs, training: bool = False):
-        """(outputs, ctx): one forward pass and what `backward_call` needs from it (None under
-        `backend.no_backward()`).  Nothing of the call stays on the layer, so a layer called twice
-        in a graph keeps two contexts.
+        """(outputs, ctx): one forward pass and what `backward` needs from it (None under
+        `backend.no_backward()`).  Built-in layers compute both by hand; a layer that only
+        writes `call` (a custom layer) is run on a tape and differentiated automatically."""
+        from .autodiff import forward_on_tape
+        return forward_on_tape(self, inputs, training)
 
-        This default serves the layers whose `call` still keeps its backward state on `self`
-        (`backward(grad)`): the attributes the call set are moved into the ctx, and put back for
-        the duration of `backward_call`.
-        """
-        before = dict(vars(self))
-        outputs = self.call(inputs, training=training)
-        if not backend.keeps_for_backward():
-            return outputs, None
-        changed = {key: value for key, value in vars(self).items()
-                   if key not in before or before[key] is not value}
-        return outputs, _CallState(changed)
+    def backward(self, ctx, grad_output, need_input_grad: bool = True):
+        """(gradient w.r.t. the inputs of the call that made `ctx` — None when not
+        `need_input_grad` —, [(variable, gradient), ...] for the trainable variables)."""
+        from .autodiff import backward_on_tape
+        return backward_on_tape(self, ctx, grad_output, need_input_grad)
 
-    def backward_call(self, ctx, grad_output, need_input_grad: bool = True):
-        """(gradient w.r.t. the inputs of the call that made `ctx`, [(variable, gradient), ...]).
-
-        Layers with the per-call contract (`forward` returns their own ctx) get their
-        `backward(ctx, grad_output, need_input_grad)`; the others are served as `forward` says.
-        """
-        if ctx is None:
-            check_kept_for_backward(self, None)
-        if not isinstance(ctx, _CallState):
-            return self.backward(ctx, grad_output, need_input_grad=need_input_grad)
-        for key, value in ctx.attributes.items():
-            setattr(self, key, value)
-        if need_input_grad or "need_input_grad" not in inspect.signature(self.backward).parameters:
-            grad_input = self.backward(grad_output)
-        else:
-            grad_input = self.backward(grad_output, need_input_grad=False)
-        pairs = [(v, v.grad) for v in self.trainable_weights if v.grad is not None]
-        for variable, _ in pairs:
-            variable.grad = None
-        return grad_input, pairs
+    def call(self, inputs, training: bool = False):
+        """Keras' forward pass: the outputs only, nothing kept for a backward pass."""
+        if type(self).forward is Layer.forward:
+            raise NotImplementedError(f"{type(self).__name__}.call: a layer must define `call` "
+                                      "(or `forward` and `backward`)")
+        with backend.no_backward():
+            return self.forward(inputs, training=training)[0]
 
     def _call_symbolic(self, inputs):
         """A call on KerasTensors: build for their shapes, check them, record a graph.Node and return
@@ -265,12 +204,31 @@ class Layer:
         self._build_input_shape = input_shape
         return output_shape
 
-    def add_weight(self, name: str, shape: Sequence[int], initializer, trainable: bool = True,
-                   regularizer=None, constraint=None) -> Variable:
-        """Create a variable with `initializer(shape, dtype)` and register it on the layer.
+    def add_weight(self, shape=None, initializer=None, dtype=None, trainable: bool = True, autocast=True,
+                   regularizer=None, constraint=None, aggregation="none", overwrite_with_gradient=False,
+                   name=None) -> Variable:
+        """Create a variable with `initializer(shape, dtype)` and register it on the layer (Keras 3's
+        signature; Keras 2's name-first call `add_weight("kernel", shape, ...)` works too).
 
+        The initializer may be a name, a dict or a callable, None meaning "glorot_uniform"
+        (Keras' default for float weights); the regularizer and constraint may be names.
         Inside `deferred_weights()` the initializer is not called: the value is a placeholder.
         """
+        where = f"{self._describe()}.add_weight"
+        if isinstance(shape, str):                  # Keras 2 order: add_weight(name, shape, ...)
+            name, shape, initializer = shape, initializer, dtype
+            dtype = None
+        if dtype is not None and _normalize_dtype(dtype, self) != self.dtype:
+            raise ValueError(f"{where}: argument `dtype` must be the layer's dtype {self.dtype!r}, got {dtype!r}")
+        name = name or "variable"
+        shape = _weight_shape(shape, where)
+        if initializer is None or isinstance(initializer, (str, dict)):
+            initializer = importlib.import_module("convscope.initializers").get(
+                initializer or "glorot_uniform", where, "initializer")
+        if isinstance(regularizer, (str, dict)):
+            regularizer = resolve_optional("regularizers", regularizer, where, "regularizer")
+        if isinstance(constraint, (str, dict)):
+            constraint = resolve_optional("constraints", constraint, where, "constraint")
         if _DEFERRED_WEIGHTS.get():
             value = np.broadcast_to(np.zeros((), dtype=self.dtype), tuple(int(d) for d in shape))
         else:
@@ -333,13 +291,6 @@ class Layer:
                              "give it an input shape or call it on data first")
         return int(sum(v.value.size for v in self._variables))
 
-    def forget_forward(self) -> None:
-        """Drop what the last forward pass kept for a backward pass: an inference ran this layer
-        fused into another layer's op, so a later backward() must fail rather than use old values."""
-        for name in ("_ctx", "_x", "_z", "_y", "_mask"):
-            if hasattr(self, name):
-                setattr(self, name, None)
-
     # -- helpers for subclasses -----------------------------------------------------------
     def _describe(self) -> str:
         return f"{type(self).__name__} '{self.name}'"
@@ -384,13 +335,17 @@ class Layer:
         return f"{type(self).__name__}({args}{sep}name={self.name!r})"
 
 
-class _CallState:
-    """What a call of a layer with the old contract left on the layer (see `Layer.forward`)."""
-
-    __slots__ = ("attributes",)
-
-    def __init__(self, attributes):
-        self.attributes = attributes
+def _weight_shape(shape, where: str) -> Tuple[int, ...]:
+    """A weight's shape: a tuple of non-negative ints (an int for one axis, () for a scalar)."""
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+        shape = (shape,)
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise TypeError(f"{where}: argument `shape` must be a tuple of ints, got {shape!r}") from None
+    if any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 0 for d in dims):
+        raise ValueError(f"{where}: argument `shape` must be a tuple of non-negative ints, got {shape!r}")
+    return tuple(int(d) for d in dims)
 
 
 def _shapes_of(inputs):
@@ -533,5 +488,5 @@ def serialize_optional(kind: str, value):
 def check_kept_for_backward(layer: Layer, kept) -> None:
     """A backward pass needs a forward pass that kept its context (not one under `no_backward()`)."""
     if kept is None:
-        raise RuntimeError(f"{layer._describe()}: backward() needs a forward pass that kept its inputs; "
-                           "the last call ran under predict/evaluate (backend.no_backward()) or never ran")
+        raise RuntimeError(f"{layer._describe()}: backward() needs the context of a forward pass that kept "
+                           "its inputs; this one ran under predict/evaluate (backend.no_backward())")

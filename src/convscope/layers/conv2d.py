@@ -10,7 +10,8 @@ from .. import backend, initializers, ops
 from ..ops import shapes
 from .base import (Layer, Shape, check_kept_for_backward, check_positive_int, normalize_data_format,
                    normalize_padding)
-from .kernel_bias import KernelBiasLayer
+from .kernel_bias import KernelBiasLayer, Preactivation
+from .spec import Window
 
 
 def describe_input_layout(data_format: str) -> str:
@@ -112,85 +113,48 @@ class Conv2D(KernelBiasLayer):
     def build(self, input_shape: Shape) -> None:
         channels = channel_dim(input_shape, self.data_format)
         kernel_shape = self.kernel_size + (channels // self.groups, self.filters)
-        self.kernel = self.add_weight("kernel", kernel_shape, self.kernel_initializer, True,
-                                      self.kernel_regularizer, self.kernel_constraint)
+        self.kernel = self.add_weight(kernel_shape, self.kernel_initializer, regularizer=self.kernel_regularizer,
+                                      constraint=self.kernel_constraint, name="kernel")
         if self.use_bias:
-            self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer, True,
-                                        self.bias_regularizer, self.bias_constraint)
+            self.bias = self.add_weight((self.filters,), self.bias_initializer, regularizer=self.bias_regularizer,
+                                        constraint=self.bias_constraint, name="bias")
         self.built = True
 
     # -- numerics ---------------------------------------------------------------------
     def _bias_shape(self):
         return (1, self.filters, 1, 1) if self.data_format == "channels_first" else (self.filters,)
 
-    def call(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
+    def describe(self):
+        window = Window(self.kernel_size, self.strides, self.padding, self.dilation_rate)
+        return self._spec("conv2d", data_format=self.data_format, window=window, groups=self.groups)
+
+    def forward(self, inputs: np.ndarray, training: bool = False):
         args = (inputs, self.kernel.value, self.strides, self.padding.upper(), ops_format(self.data_format),
                 self.dilation_rate, self.groups)
         keep = backend.keeps_for_backward()
         fused = self._fused_activation(self.data_format == "channels_last")
         if fused is not None:     # bias and ReLU applied inside the convolution, block by block
-            y, self._ctx = ops.conv2d_forward(*args, bias=self._bias_value(), activation=fused) if keep else (
-                ops.conv2d(*args, bias=self._bias_value(), activation=fused), None)
-            self._z, self._y = (None if fused == "relu" else y, y) if keep else (None, None)
-            return y
-        z, self._ctx = ops.conv2d_forward(*args) if keep else (ops.conv2d(*args), None)
+            if not keep:
+                return ops.conv2d(*args, bias=self._bias_value(), activation=fused), None
+            y, op_ctx = ops.conv2d_forward(*args, bias=self._bias_value(), activation=fused)
+            return y, Preactivation(op_ctx, None if fused == "relu" else y, y)
+        z, op_ctx = ops.conv2d_forward(*args) if keep else (ops.conv2d(*args), None)
         if self.bias is not None:
             z += self.bias.value.reshape(self._bias_shape())     # z is a fresh array: add in place
         y = self.activation.forward(z)
-        self._z, self._y = (z, y) if keep else (None, None)
-        return y
+        return y, (Preactivation(op_ctx, z, y) if keep else None)
 
-    def fused_activation(self):
-        """"linear" or "relu" when inference can run this layer fused with the layers after it
-        (`call_fused`), else None (channels_first, or another activation)."""
-        return self._fused_activation(self.data_format == "channels_last")
-
-    def _fused_input(self, inputs, method: str):
-        """(checked input array, fused activation) for a fused op, or the error that this layer has none."""
-        fused = self.fused_activation()
-        if fused is None:
-            raise ValueError(f"{self._describe()}.{method}: needs data_format='channels_last' and a "
-                             f"'linear' or 'relu' activation, got {self.data_format!r} and "
-                             f"{self.activation.name!r}")
-        x = self._as_input_array(inputs)
-        self._check_input_shape(x.shape)
-        return x, fused
-
-    def call_fused(self, inputs, scale=None, shift=None, then: str = "linear", pool=None) -> np.ndarray:
-        """Inference of this layer followed by a per-channel affine map (an inference BatchNormalization,
-        `scale`/`shift`), a ReLU (`then`) and a pooling (`pool`, as `ops.conv2d_inference` takes it),
-        each block of images finished in cache; keeps nothing for a backward pass."""
-        x, fused = self._fused_input(inputs, "call_fused")
-        self._ctx = self._z = self._y = None
-        return ops.conv2d_inference(x, self.kernel.value, self.strides, self.padding.upper(), self.dilation_rate,
-                                    self.groups, bias=self._bias_value(), activation=fused, scale=scale,
-                                    shift=shift, then=then, pool=pool)
-
-    def call_max_pooled(self, inputs, pool):
-        """Training forward of this layer and a max pooling `pool` ((ksize, strides, padding)) after it as one
-        op (`ops.conv2d_max_pool_forward`): (pooled output, the pooling's backward context).  Keeps the
-        convolution's context but not its output: the backward pass starts from the pooling's gradient
-        taken through the ReLU (`MaxPooling2D.backward_through_relu`, then `from_preactivation=True`)."""
-        x, fused = self._fused_input(inputs, "call_max_pooled")
-        pooled, self._ctx, pool_ctx = ops.conv2d_max_pool_forward(
-            x, self.kernel.value, self.strides, self.padding.upper(), self.dilation_rate, self.groups,
-            bias=self._bias_value(), activation=fused, pool=pool)
-        self._z = self._y = None
-        return pooled, pool_ctx
-
-    def backward(self, grad_output: np.ndarray, need_input_grad: bool = True,
+    def backward(self, ctx: Preactivation, grad_output: np.ndarray, need_input_grad: bool = True,
                  from_preactivation: bool = False):
-        """Set the kernel/bias gradients; return the input gradient (None when not `need_input_grad`,
-        which spares a first layer most of its backward cost)."""
-        check_kept_for_backward(self, self._ctx)
-        grad_z, grad_bias = self._activation_backward(grad_output, from_preactivation,
+        """(input gradient or None when not `need_input_grad` — which spares a first layer most of its
+        backward cost —, [(kernel, grad), (bias, grad)])."""
+        check_kept_for_backward(self, ctx)
+        grad_z, grad_bias = self._activation_backward(ctx, grad_output, from_preactivation,
                                                       self.data_format == "channels_last")
-        grad_input, grad_kernel = ops.conv2d_backward(grad_z, self._ctx, need_input_grad=need_input_grad)
-        self.kernel.grad = grad_kernel
-        if self.bias is not None:
-            axes = (0, 2, 3) if self.data_format == "channels_first" else (0, 1, 2)
-            self.bias.grad = grad_bias if grad_bias is not None else grad_z.sum(axis=axes)
-        return grad_input
+        grad_input, grad_kernel = ops.conv2d_backward(grad_z, ctx.inputs, need_input_grad=need_input_grad)
+        if self.bias is not None and grad_bias is None:
+            grad_bias = grad_z.sum(axis=(0, 2, 3) if self.data_format == "channels_first" else (0, 1, 2))
+        return grad_input, self._weight_grads(grad_kernel, grad_bias)
 
     # -- config -----------------------------------------------------------------------
     def get_config(self) -> Dict[str, Any]:

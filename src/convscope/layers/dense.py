@@ -6,9 +6,9 @@ from typing import Any, Dict
 
 import numpy as np
 
-from .. import initializers, ops
-from .base import Shape, check_positive_int
-from .kernel_bias import KernelBiasLayer
+from .. import backend, initializers, ops
+from .base import Shape, check_kept_for_backward, check_positive_int
+from .kernel_bias import KernelBiasLayer, Preactivation
 
 
 class Dense(KernelBiasLayer):
@@ -45,35 +45,36 @@ class Dense(KernelBiasLayer):
         return input_shape[:-1] + (self.units,)
 
     def build(self, input_shape: Shape) -> None:
-        self.kernel = self.add_weight("kernel", (input_shape[-1], self.units), self.kernel_initializer,
-                                      True, self.kernel_regularizer, self.kernel_constraint)
+        self.kernel = self.add_weight((input_shape[-1], self.units), self.kernel_initializer,
+                                      regularizer=self.kernel_regularizer, constraint=self.kernel_constraint,
+                                      name="kernel")
         if self.use_bias:
-            self.bias = self.add_weight("bias", (self.units,), self.bias_initializer, True,
-                                        self.bias_regularizer, self.bias_constraint)
+            self.bias = self.add_weight((self.units,), self.bias_initializer, regularizer=self.bias_regularizer,
+                                        constraint=self.bias_constraint, name="bias")
         self.built = True
 
-    def call(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
+    def describe(self):
+        return self._spec("dense")
+
+    def forward(self, inputs: np.ndarray, training: bool = False):
+        keep = backend.keeps_for_backward()
         fused = self._fused_activation()
         if fused is not None:     # bias and ReLU in one pass over the product
             y = ops.bias_activation_forward(ops.dense_forward(inputs, self.kernel.value), self._bias_value(), fused)
-            self._x, self._z, self._y = inputs, (None if fused == "relu" else y), y
-            return y
+            return y, (Preactivation(inputs, None if fused == "relu" else y, y) if keep else None)
         z = ops.dense_forward(inputs, self.kernel.value, self._bias_value())
         y = self.activation.forward(z)
-        self._x, self._z, self._y = inputs, z, y
-        return y
+        return y, (Preactivation(inputs, z, y) if keep else None)
 
-    def backward(self, grad_output: np.ndarray, need_input_grad: bool = True,
+    def backward(self, ctx: Preactivation, grad_output: np.ndarray, need_input_grad: bool = True,
                  from_preactivation: bool = False):
-        """Set the kernel/bias gradients; return the input gradient (None when not `need_input_grad`)."""
-        grad_z, grad_bias = self._activation_backward(grad_output, from_preactivation)
-        grad_x, grad_kernel, dense_grad_bias = ops.dense_backward(grad_z, self._x, self.kernel.value,
+        """(input gradient or None when not `need_input_grad`, [(kernel, grad), (bias, grad)])."""
+        check_kept_for_backward(self, ctx)
+        grad_z, grad_bias = self._activation_backward(ctx, grad_output, from_preactivation)
+        grad_x, grad_kernel, dense_grad_bias = ops.dense_backward(grad_z, ctx.inputs, self.kernel.value,
                                                                   need_input_grad=need_input_grad,
                                                                   need_bias_grad=grad_bias is None)
-        self.kernel.grad = grad_kernel
-        if self.bias is not None:
-            self.bias.grad = grad_bias if grad_bias is not None else dense_grad_bias
-        return grad_x
+        return grad_x, self._weight_grads(grad_kernel, grad_bias if grad_bias is not None else dense_grad_bias)
 
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()

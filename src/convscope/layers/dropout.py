@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import ops
 from .base import Layer, Shape, check_float
+from .spec import LayerSpec
 
 
 class Dropout(Layer):
@@ -46,17 +47,19 @@ class Dropout(Layer):
                              f"axis of the input, got input shape {input_shape}")
         return input_shape
 
-    def call(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
-        self._mask = None
-        if not training or self.rate == 0.0:
-            return inputs
-        y, self._mask = ops.dropout_forward(inputs, self.rate, self.noise_shape, self._generator)
-        return y
+    def describe(self):
+        return LayerSpec(kind="dropout")
 
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        if self._mask is None:
-            return grad_output
-        return ops.dropout_backward(grad_output, self._mask)
+    def forward(self, inputs: np.ndarray, training: bool = False):
+        """(output, the mask; None when nothing was dropped: inference, or rate 0)."""
+        if not training or self.rate == 0.0:
+            return inputs, None
+        return ops.dropout_forward(inputs, self.rate, self.noise_shape, self._generator)
+
+    def backward(self, ctx, grad_output: np.ndarray, need_input_grad: bool = True):
+        if ctx is None:
+            return grad_output, []
+        return ops.dropout_backward(grad_output, ctx), []
 
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()

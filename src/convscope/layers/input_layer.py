@@ -9,6 +9,7 @@ import numpy as np
 from .. import backend
 from . import graph
 from .base import Layer, Shape, _shape_tuple
+from .spec import LayerSpec
 
 
 class InputLayer(Layer):
@@ -57,11 +58,14 @@ class InputLayer(Layer):
             raise ValueError(f"{self._describe()}: expected input of shape {declared}, got {input_shape}")
         return declared
 
-    def call(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
-        return inputs
+    def describe(self):
+        return LayerSpec(kind="input")
 
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        return grad_output
+    def forward(self, inputs: np.ndarray, training: bool = False):
+        return inputs, ()
+
+    def backward(self, ctx, grad_output: np.ndarray, need_input_grad: bool = True):
+        return grad_output, []
 
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()

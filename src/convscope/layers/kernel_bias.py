@@ -10,6 +10,21 @@ import numpy as np
 from .. import activations, initializers, ops
 from ..ops.activations import Activation, get_activation
 from .base import Layer, check_bool, resolve_optional, serialize_optional
+from .spec import LayerSpec
+
+
+class Preactivation:
+    """The ctx of a Conv2D/Dense call: the op's context (Dense: its input), the pre-activation z
+    (None after a fused ReLU, which does not need it) and the output y."""
+
+    __slots__ = ("inputs", "z", "y")
+
+    def __init__(self, inputs, z, y):
+        self.inputs, self.z, self.y = inputs, z, y
+
+    @property
+    def preactivation(self):
+        return self.z
 
 
 def resolve_activation(identifier, where: str):
@@ -66,11 +81,6 @@ class KernelBiasLayer(Layer):
     def output_activation(self):
         return self.activation
 
-    @property
-    def preactivation(self) -> np.ndarray:
-        """The last call's input to the activation (None after a fused ReLU, which does not keep it)."""
-        return self._z
-
     def _bias_value(self):
         return self.bias.value if self.bias is not None else None
 
@@ -80,11 +90,23 @@ class KernelBiasLayer(Layer):
             return None
         return self.activation.name
 
-    def _activation_backward(self, grad_output: np.ndarray, from_preactivation: bool, channels_last: bool = True):
-        """(gradient w.r.t. the pre-activation, bias gradient or None) of the last call."""
+    def _activation_backward(self, ctx: Preactivation, grad_output: np.ndarray, from_preactivation: bool,
+                             channels_last: bool = True):
+        """(gradient w.r.t. the pre-activation, bias gradient or None) of the call that made `ctx`."""
         fused = self._fused_activation(channels_last)
         if fused is not None:
-            return ops.bias_activation_backward(grad_output, self._y, "linear" if from_preactivation else fused,
+            return ops.bias_activation_backward(grad_output, ctx.y, "linear" if from_preactivation else fused,
                                                 with_bias=self.bias is not None)
-        grad_z = grad_output if from_preactivation else self.activation.backward(grad_output, self._z, self._y)
+        grad_z = grad_output if from_preactivation else self.activation.backward(grad_output, ctx.z, ctx.y)
         return grad_z, None
+
+    def _weight_grads(self, grad_kernel, grad_bias):
+        pairs = [(self.kernel, grad_kernel)]
+        if self.bias is not None:
+            pairs.append((self.bias, grad_bias))
+        return pairs
+
+    def _spec(self, kind: str, **details) -> LayerSpec:
+        weights = {"kernel": self.kernel, "bias": self.bias}
+        return LayerSpec(kind=kind, activation=self.activation.name, activation_params=dict(self.activation.params),
+                         weights=weights, **details)

@@ -7,6 +7,7 @@ from typing import Any, Dict
 import numpy as np
 
 from .. import backend, initializers, ops
+from .spec import LayerSpec
 from .base import (Layer, Shape, check_bool, check_float, check_kept_for_backward, resolve_optional,
                    serialize_optional)
 
@@ -81,68 +82,55 @@ class BatchNormalization(Layer):
     def build(self, input_shape: Shape) -> None:
         shape = (input_shape[self._channel_axis(input_shape)],)
         if self.scale:
-            self.gamma = self.add_weight("gamma", shape, self.gamma_initializer, True,
-                                         self.gamma_regularizer, self.gamma_constraint)
+            self.gamma = self.add_weight(shape, self.gamma_initializer, regularizer=self.gamma_regularizer,
+                                         constraint=self.gamma_constraint, name="gamma")
         if self.center:
-            self.beta = self.add_weight("beta", shape, self.beta_initializer, True,
-                                        self.beta_regularizer, self.beta_constraint)
-        self.moving_mean = self.add_weight("moving_mean", shape, self.moving_mean_initializer, False)
-        self.moving_variance = self.add_weight("moving_variance", shape, self.moving_variance_initializer, False)
+            self.beta = self.add_weight(shape, self.beta_initializer, regularizer=self.beta_regularizer,
+                                        constraint=self.beta_constraint, name="beta")
+        self.moving_mean = self.add_weight(shape, self.moving_mean_initializer, trainable=False, name="moving_mean")
+        self.moving_variance = self.add_weight(shape, self.moving_variance_initializer, trainable=False,
+                                               name="moving_variance")
         self.built = True
 
     @staticmethod
     def _value(variable):
         return None if variable is None else variable.value
 
-    def call(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
+    def describe(self):
+        return LayerSpec(kind="batch_norm", axis=self.axis, weights={
+            "gamma": self.gamma, "beta": self.beta, "moving_mean": self.moving_mean,
+            "moving_variance": self.moving_variance})
+
+    def forward(self, inputs: np.ndarray, training: bool = False):
+        """Batch statistics in training (the moving statistics updated), the moving ones otherwise."""
         axis = self.axis % inputs.ndim
         gamma, beta = self._value(self.gamma), self._value(self.beta)
-        self._training = bool(training) and self.trainable
-        self._x = inputs if backend.keeps_for_backward() else None
-        if not self._training:
-            return ops.batch_norm_infer(inputs, gamma, beta, self.moving_mean.value,
-                                        self.moving_variance.value, axis, self.epsilon)
-        y, self._ctx, batch_mean, batch_var = ops.batch_norm_train(inputs, gamma, beta, axis, self.epsilon)
-        for moving, batch in ((self.moving_mean, batch_mean), (self.moving_variance, batch_var)):
-            moving.value[...] = moving.value * self.momentum + batch * (1.0 - self.momentum)
-        return y
+        keep = backend.keeps_for_backward()
+        if not (training and self.trainable):
+            y = ops.batch_norm_infer(inputs, gamma, beta, self.moving_mean.value, self.moving_variance.value,
+                                     axis, self.epsilon)
+            return y, (_NormContext(False, inputs, axis) if keep else None)
+        y, op_ctx, batch_mean, batch_var = ops.batch_norm_train(inputs, gamma, beta, axis, self.epsilon)
+        ops.moving_average_update(self.moving_mean.value, batch_mean, self.momentum)
+        ops.moving_average_update(self.moving_variance.value, batch_var, self.momentum)
+        return y, (_NormContext(True, op_ctx, axis) if keep else None)
 
-    def normalizes_last_axis(self, input_ndim: int) -> bool:
-        """True when the channel axis is the last of a `input_ndim`-D input: `inference_affine` then
-        gives a per-channel map a fused op can apply."""
-        return self.axis % input_ndim == input_ndim - 1
-
-    def inference_affine(self, input_ndim: int):
-        """(scale, shift), one per channel, such that inference computes x * scale + shift, when the
-        channel axis is the last of a `input_ndim`-D input (a map a fused op can apply); else None."""
-        if not self.normalizes_last_axis(input_ndim):
-            return None
-        return ops.batch_norm_affine(self._value(self.gamma), self._value(self.beta), self.moving_mean.value,
-                                     self.moving_variance.value, self.epsilon, self.moving_mean.value.dtype)
-
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        if self._training:
-            check_kept_for_backward(self, self._ctx)
-            grad_x, grad_gamma, grad_beta = ops.batch_norm_backward(grad_output, self._ctx)
+    def backward(self, ctx, grad_output: np.ndarray, need_input_grad: bool = True):
+        """(input gradient, [(gamma, grad), (beta, grad)]) for a call in training (batch statistics) or
+        in inference (the moving statistics, constants)."""
+        check_kept_for_backward(self, ctx)
+        if ctx.training:
+            grad_x, grad_gamma, grad_beta = ops.batch_norm_backward(grad_output, ctx.saved)
         else:
-            check_kept_for_backward(self, self._x)
-            axis = self.axis % grad_output.ndim
-            grad_x = ops.batch_norm_infer_backward(grad_output, self._value(self.gamma),
-                                                   self.moving_variance.value, axis, self.epsilon)
-            # einsum sums over every axis but `axis` with no temporary product (5x faster than .sum)
-            letters = "abcdefghijklmnopqrstuvwxyz"[:grad_output.ndim]
-            grad_gamma = grad_beta = None
-            if self.gamma is not None:
-                x_hat = ops.batch_norm_infer(self._x, None, None, self.moving_mean.value,
-                                             self.moving_variance.value, axis, self.epsilon)
-                grad_gamma = np.einsum(f"{letters},{letters}->{letters[axis]}", grad_output, x_hat)
-            if self.beta is not None:
-                grad_beta = np.einsum(f"{letters}->{letters[axis]}", grad_output)
+            grad_x, grad_gamma, grad_beta = ops.batch_norm_infer_backward_all(
+                grad_output, ctx.saved, self._value(self.gamma), self.moving_mean.value,
+                self.moving_variance.value, ctx.axis, self.epsilon, need_beta=self.beta is not None)
+        pairs = []
         if self.gamma is not None:
-            self.gamma.grad = grad_gamma
+            pairs.append((self.gamma, grad_gamma))
         if self.beta is not None:
-            self.beta.grad = grad_beta
-        return grad_x
+            pairs.append((self.beta, grad_beta))
+        return grad_x, pairs
 
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()
@@ -162,3 +150,12 @@ class BatchNormalization(Layer):
             "gamma_constraint": serialize_optional("constraints", self.gamma_constraint),
         })
         return config
+
+
+class _NormContext:
+    """A BatchNormalization call: in training, the op's context; in inference, the input."""
+
+    __slots__ = ("training", "saved", "axis")
+
+    def __init__(self, training: bool, saved, axis: int):
+        self.training, self.saved, self.axis = training, saved, axis

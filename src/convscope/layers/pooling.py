@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import backend, ops
 from ..ops import shapes
+from .spec import LayerSpec, Window
 from .base import (Layer, Shape, check_bool, check_kept_for_backward, normalize_data_format,
                    normalize_padding)
 from .conv2d import channel_dim, check_image_rank, image_shape, ops_format, spatial_dims
@@ -74,37 +75,19 @@ class _Pooling2D(Layer):
         return image_shape(input_shape[0], out[0], out[1], channel_dim(input_shape, self.data_format),
                            self.data_format)
 
-    def call(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
+    def describe(self):
+        window = Window(self.pool_size, self.strides, self.padding)
+        return LayerSpec(kind="pool", pool=self._mode, data_format=self.data_format, window=window)
+
+    def forward(self, inputs: np.ndarray, training: bool = False):
         args = (inputs, self.pool_size, self.strides, self.padding.upper(), ops_format(self.data_format))
         if not backend.keeps_for_backward():
-            self._ctx = None
-            return self._inference_op(*args)
-        y, self._ctx = self._forward_op(*args)
-        return y
+            return self._inference_op(*args), None
+        return self._forward_op(*args)
 
-    def inference_pool(self):
-        """(mode, pool_size, strides, padding) as `ops.conv2d_inference` takes it for channels_last, else None."""
-        if self.data_format != "channels_last":
-            return None
-        return (self._mode, self.pool_size, self.strides, self.padding.upper())
-
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        check_kept_for_backward(self, self._ctx)
-        return self._backward_op(grad_output, self._ctx)
-
-    def keep_forward(self, ctx) -> None:
-        """Keep `ctx` for the backward pass: this layer's forward ran inside the op of the layer before it
-        (`Conv2D.call_max_pooled`)."""
-        self._ctx = ctx
-
-    def backward_through_relu(self, grad_output: np.ndarray, output: np.ndarray) -> np.ndarray:
-        """The gradient w.r.t. the input of the ReLU before this layer, from this layer's last `output`
-        (max pooling only: the pooled values give the ReLU's mask)."""
-        check_kept_for_backward(self, self._ctx)
-        if self._mode != "max":
-            raise ValueError(f"{self._describe()}.backward_through_relu: needs max pooling (the window maxima "
-                             f"give the ReLU's mask), got average pooling")
-        return ops.max_pool2d_backward(grad_output, self._ctx, relu_output=output)
+    def backward(self, ctx, grad_output: np.ndarray, need_input_grad: bool = True):
+        check_kept_for_backward(self, ctx)
+        return self._backward_op(grad_output, ctx), []
 
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()
@@ -150,14 +133,16 @@ class _GlobalPooling2D(Layer):
             return image_shape(input_shape[0], 1, 1, channels, self.data_format)
         return (input_shape[0], channels)
 
-    def call(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
+    def forward(self, inputs: np.ndarray, training: bool = False):
         window = spatial_dims(inputs.shape, self.data_format)
-        pooled, self._ctx = self._forward_op(inputs, window, 1, "VALID", ops_format(self.data_format))
-        self._pooled_shape = pooled.shape
-        return pooled if self.keepdims else pooled.reshape(pooled.shape[0], -1)
+        pooled, op_ctx = self._forward_op(inputs, window, 1, "VALID", ops_format(self.data_format))
+        output = pooled if self.keepdims else pooled.reshape(pooled.shape[0], -1)
+        return output, ((op_ctx, pooled.shape) if backend.keeps_for_backward() else None)
 
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        return self._backward_op(grad_output.reshape(self._pooled_shape), self._ctx)
+    def backward(self, ctx, grad_output: np.ndarray, need_input_grad: bool = True):
+        check_kept_for_backward(self, ctx)
+        op_ctx, pooled_shape = ctx
+        return self._backward_op(grad_output.reshape(pooled_shape), op_ctx), []
 
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()

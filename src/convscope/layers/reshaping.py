@@ -37,18 +37,16 @@ class Flatten(Layer):
     def _channels_to_last(self, ndim: int):
         return (0,) + tuple(range(2, ndim)) + (1,)
 
-    def call(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
-        self._input_shape = inputs.shape
+    def forward(self, inputs: np.ndarray, training: bool = False):
         if self.data_format == "channels_first" and inputs.ndim > 2:
             inputs = inputs.transpose(self._channels_to_last(inputs.ndim))
-        self._permuted_shape = inputs.shape
-        return inputs.reshape(inputs.shape[0], -1)
+        return inputs.reshape(inputs.shape[0], -1), inputs.shape      # ctx: the shape to restore
 
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        grad = grad_output.reshape(self._permuted_shape)
+    def backward(self, ctx, grad_output: np.ndarray, need_input_grad: bool = True):
+        grad = grad_output.reshape(ctx)
         if self.data_format == "channels_first" and grad.ndim > 2:
             grad = grad.transpose(np.argsort(self._channels_to_last(grad.ndim)))
-        return np.ascontiguousarray(grad)
+        return np.ascontiguousarray(grad), []
 
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()
@@ -93,12 +91,11 @@ class Reshape(Layer):
                              f"({size} values per sample) to target_shape {self.target_shape} ({known} values)")
         return (input_shape[0],) + self.target_shape
 
-    def call(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
-        self._input_shape = inputs.shape
-        return inputs.reshape((inputs.shape[0],) + self.target_shape)
+    def forward(self, inputs: np.ndarray, training: bool = False):
+        return inputs.reshape((inputs.shape[0],) + self.target_shape), inputs.shape
 
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        return grad_output.reshape(self._input_shape)
+    def backward(self, ctx, grad_output: np.ndarray, need_input_grad: bool = True):
+        return grad_output.reshape(ctx), []
 
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()
@@ -145,11 +142,11 @@ class ZeroPadding2D(Layer):
                            None if cols is None else cols + left + right,
                            channel_dim(input_shape, self.data_format), self.data_format)
 
-    def call(self, inputs: np.ndarray, training: bool = False) -> np.ndarray:
-        return ops.zero_pad2d(inputs, self.padding, ops_format(self.data_format))
+    def forward(self, inputs: np.ndarray, training: bool = False):
+        return ops.zero_pad2d(inputs, self.padding, ops_format(self.data_format)), ()
 
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        return ops.zero_pad2d_backward(grad_output, self.padding, ops_format(self.data_format))
+    def backward(self, ctx, grad_output: np.ndarray, need_input_grad: bool = True):
+        return ops.zero_pad2d_backward(grad_output, self.padding, ops_format(self.data_format)), []
 
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()

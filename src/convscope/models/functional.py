@@ -401,7 +401,7 @@ class Functional(_FunctionalTraining, Model):
                 continue
             upstream = [np.zeros(_concrete(t.shape, g), t.dtype) if g is None else g
                         for t, g in zip(node.outputs, upstream)] if len(upstream) > 1 else upstream
-            grad_in, pairs = node.layer.backward_call(ctx, upstream[0] if len(upstream) == 1 else upstream)
+            grad_in, pairs = node.layer.backward(ctx, upstream[0] if len(upstream) == 1 else upstream)
             for variable, grad in pairs:
                 entry = weight_grads.setdefault(id(variable), [variable, None])
                 entry[1] = grad if entry[1] is None else entry[1] + grad

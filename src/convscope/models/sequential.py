@@ -20,7 +20,7 @@ from .. import layers as layers_module
 from ..layers import InputLayer, Layer
 from ..layers.base import Shape, Variable, check_kept_for_backward
 from ..layers.graph import KerasTensor, is_symbolic
-from .fusion import inference_stages, run_stage
+from .plan import INFERENCE, LAYERS, TRAINING
 from .summary import print_summary
 from .training import Model
 
@@ -224,31 +224,32 @@ class Sequential(Model):
         return array
 
     def _forward(self, x, training: bool = False) -> np.ndarray:
-        """Run every layer in order; keeps what `_backward` needs.  In inference under
-        `backend.no_backward()` (predict) the stages of `fusion.inference_stages` run instead."""
+        """The model's output for `x`, keeping nothing: in inference the plan's fused stages
+        (models/plan.py), in training mode each layer in turn."""
         x = self._check_input(x, "call")
+        self._build_for(x)
+        if training:
+            for layer in self._layers:
+                x = layer.call(x, training=True)
+            return x
+        with backend.no_backward():
+            for stage in self._plan(INFERENCE):
+                x, _ = stage.forward(x)
+        return x
+
+    def _build_for(self, x: np.ndarray) -> None:
         if not self.built:
             with _BUILD_LOCK:           # else two threads' first predicts could both create the weights
                 if not self.built:
                     self.build((None,) + x.shape[1:])
-        if training or backend.keeps_for_backward():
-            for layer in self._layers:
-                x = layer(x, training=training)
-            return x
-        for stage in inference_stages(self._layers):
-            x = run_stage(stage, x)
-        return x
-
-    def _backward(self, grad: np.ndarray) -> np.ndarray:
-        """Gradient w.r.t. the model input of the last `_forward`; sets each trainable variable's `grad`."""
-        for layer in reversed(self._layers):
-            grad = layer.backward(grad)
-        return grad
 
     def __call__(self, x, training: bool = False) -> np.ndarray:
         if is_symbolic(x):
             return self._call_symbolic(x)
         return self._forward(x, training=bool(training))
+
+    def call(self, inputs, training: bool = False):
+        return self._forward(inputs, training=bool(training))
 
     # -- as a layer of another model (per call: nothing kept on the layers) ----------------
     def compute_output_shape(self, input_shape) -> Shape:
@@ -260,27 +261,27 @@ class Sequential(Model):
         return self.output_shape
 
     def forward(self, inputs, training: bool = False):
-        """(output, one context per layer): the model used as a layer of a graph model."""
+        """(output, one context per stage of the plan): one call, e.g. as a layer of a graph model."""
         x = self._check_input(inputs, "call")
-        if not self.built:
-            with _BUILD_LOCK:
-                if not self.built:
-                    self.build((None,) + x.shape[1:])
+        self._build_for(x)
         if not backend.keeps_for_backward():
             return self._forward(x, training=training), None
+        stages = self._plan(TRAINING if training else LAYERS)
         contexts = []
-        for layer in self._layers:
-            x, ctx = layer.forward(x, training=training)
+        for stage in stages:
+            x, ctx = stage.forward(x, training=training)
             contexts.append(ctx)
-        return x, contexts
+        return x, (stages, contexts)
 
-    def backward_call(self, ctx, grad_output, need_input_grad: bool = True):
+    def backward(self, ctx, grad_output, need_input_grad: bool = True):
         """(gradient w.r.t. the input, [(variable, gradient)]) for the call that made `ctx`."""
         check_kept_for_backward(self, ctx)
+        stages, contexts = ctx
         pairs = []
-        for layer, layer_ctx in zip(reversed(self._layers), reversed(ctx)):
-            grad_output, layer_pairs = layer.backward_call(layer_ctx, grad_output)
-            pairs += layer_pairs
+        for index in range(len(stages) - 1, -1, -1):
+            grad_output, stage_pairs = stages[index].backward(
+                contexts[index], grad_output, need_input_grad=need_input_grad or index > 0)
+            pairs += stage_pairs
         return grad_output, pairs
 
     def predict(self, x, batch_size: Optional[int] = 32, verbose="auto", steps=None, callbacks=None) -> np.ndarray:
@@ -307,8 +308,7 @@ class Sequential(Model):
         outputs = []
         for batch, start in enumerate(starts):
             callback_list.on_predict_batch_begin(batch)
-            with backend.no_backward():
-                outputs.append(self._forward(x[start:start + batch_size], training=False))
+            outputs.append(self._forward(x[start:start + batch_size], training=False))
             callback_list.on_predict_batch_end(batch, {"outputs": outputs[-1]})
         callback_list.on_predict_end()
         if verbose != 0:

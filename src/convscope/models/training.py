@@ -12,7 +12,6 @@ its activation — (p - y) / N, with no division by a tiny probability.
 
 from __future__ import annotations
 
-import inspect
 import math
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
@@ -21,7 +20,7 @@ import numpy as np
 from .. import _rng, backend, losses as losses_module, metrics as metrics_module, optimizers
 from ..callbacks import CallbackList, History, ProgbarLogger, TerminateOnNaN, check_callbacks
 from ..layers.base import Layer
-from .fusion import inference_stages, relu_gated_pooling, run_stage, training_stages
+from .plan import INFERENCE, LAYERS, TRAINING, build_plan
 
 
 def _check_int(value, arg: str, where: str, low: int) -> int:
@@ -61,12 +60,6 @@ def _check_finite(x: np.ndarray, arg: str, where: str) -> None:
         first = int(np.argmin(finite.reshape(len(x), -1).all(axis=1)))
         raise ValueError(f"{where}: `{arg}` must hold finite numbers, got {nans} NaN and {infs} infinite "
                          f"values (first in sample {first})")
-
-
-def _takes_need_input_grad(layer) -> bool:
-    """Whether `layer.backward` can skip the input gradient (`need_input_grad=False`), which for a
-    first Conv2D is most of its backward time."""
-    return "need_input_grad" in inspect.signature(layer.backward).parameters
 
 
 class Model(Layer):
@@ -203,7 +196,8 @@ class Model(Layer):
     # -- one step ----------------------------------------------------------------------------------
     def _fusion(self):
         """The last layer, when the loss fuses with its activation (softmax/sigmoid + crossentropy):
-        the loss then reads `layer.preactivation` and backward starts below the activation."""
+        the loss then reads the pre-activation in that layer's ctx and backward starts below the
+        activation."""
         wanted = self._loss.fused_activation
         last = self.layers[-1]
         activation = last.output_activation
@@ -213,24 +207,36 @@ class Model(Layer):
             return None                  # crossentropy is over the last axis only
         return last if activation.name == wanted else None
 
-    def _run(self, x: np.ndarray, training: bool) -> Tuple[np.ndarray, List[Optional[np.ndarray]], float]:
-        """Forward through the layers, in the stages of models/fusion.py (a training step, or inference
-        under `backend.no_backward()`); returns the output, each layer's output (None inside a fused
-        stage, where it is never formed) and the activity penalty."""
-        if training and backend.keeps_for_backward():
-            stages = training_stages(self.layers)
-        elif not training and not backend.keeps_for_backward():
-            stages = inference_stages(self.layers)
-        else:
-            stages = [[layer] for layer in self.layers]
-        outputs, penalty = [], 0.0
-        for stage in stages:
-            x = run_stage(stage, x, training=training)
-            outputs += [None] * (len(stage) - 1) + [x]
-            regularizer = stage[-1].activity_regularizer
+    def _plan(self, mode: str):
+        """The execution plan of this model for `mode` (models/plan.py), built once."""
+        plans = self.__dict__.setdefault("_plans", {})
+        key = (mode, tuple(id(layer) for layer in self.layers))
+        if key not in plans:
+            plans.clear()
+            plans[key] = build_plan(self.layers, mode)
+        return plans[key]
+
+    def _run(self, x: np.ndarray, training: bool, fusion=None):
+        """Forward through the plan's stages (a training step keeps each stage's ctx; inference under
+        `backend.no_backward()` keeps none): (output, stages, each stage's output and ctx, activity
+        penalty).  With `fusion`, the last layer's ctx is kept even in inference (its pre-activation
+        gives the loss)."""
+        keep = backend.keeps_for_backward()
+        stages = self._plan(TRAINING if training and keep else INFERENCE if not (keep or training) else LAYERS)
+        outputs, contexts, penalty = [], [], 0.0
+        last = len(stages) - 1
+        for index, stage in enumerate(stages):
+            if index == last and fusion is not None and not keep:
+                with backend.keep_for_backward():
+                    x, ctx = stage.forward(x, training=training)
+            else:
+                x, ctx = stage.forward(x, training=training)
+            outputs.append(x)
+            contexts.append(ctx)
+            regularizer = stage.layers[-1].activity_regularizer
             if regularizer is not None:
                 penalty += regularizer(x) / len(x)
-        return x, outputs, penalty
+        return x, stages, outputs, contexts, penalty
 
     def _weight_penalty(self, add_gradients: bool) -> float:
         penalty = 0.0
@@ -242,38 +248,39 @@ class Model(Layer):
         return penalty
 
     def _forward_loss(self, x, y, training: bool):
-        """(output, each layer's output, weighted data loss + activity penalty, fused last layer or None)."""
-        output, outputs, activity_penalty = self._run(x, training)
+        """(output, stages, outputs, contexts, weighted data loss + activity penalty, fused layer or None)."""
         fusion = self._fusion()
+        output, stages, outputs, contexts, activity_penalty = self._run(x, training, fusion)
         if fusion is not None:
-            data_loss = self._logits_loss(y, fusion.preactivation)
+            data_loss = self._logits_loss(y, contexts[-1].preactivation)
         else:
             data_loss = self._loss(y, output)
-        return output, outputs, self._loss_weight * data_loss + activity_penalty, fusion
+        return output, stages, outputs, contexts, self._loss_weight * data_loss + activity_penalty, fusion
 
     def _train_step(self, x, y, where: str, epoch: int, batch: int, raise_on_nan: bool) -> Tuple[float, np.ndarray]:
-        output, outputs, loss, fusion = self._forward_loss(x, y, training=True)
+        output, stages, outputs, contexts, loss, fusion = self._forward_loss(x, y, training=True)
         if fusion is not None:
-            grad = self._logits_loss.gradient(y, fusion.preactivation) * self._loss_weight
+            grad = self._logits_loss.gradient(y, contexts[-1].preactivation) * self._loss_weight
         else:
             grad = self._loss.gradient(y, output) * self._loss_weight
-        below_relu = False      # `grad` is w.r.t. the pre-activation of layer `index` (see relu_gated_pooling)
-        for index in range(len(self.layers) - 1, -1, -1):
-            layer = self.layers[index]
-            if index == len(self.layers) - 1 and fusion is not None:
-                grad = fusion.backward(grad, from_preactivation=True)
-                continue
-            regularizer = layer.activity_regularizer
-            if regularizer is not None:
-                grad = grad + regularizer.gradient(outputs[index]) / len(outputs[index])
-            options = {"from_preactivation": True} if below_relu else {}
-            below_relu = relu_gated_pooling(self.layers, index)
-            if below_relu:
-                grad = layer.backward_through_relu(grad, outputs[index])
-            elif index == 0 and _takes_need_input_grad(layer):
-                layer.backward(grad, need_input_grad=False, **options)      # nothing needs d(loss)/d(x)
+        grads: Dict[int, np.ndarray] = {}
+        for index in range(len(stages) - 1, -1, -1):
+            stage, options = stages[index], {}
+            if index == len(stages) - 1 and fusion is not None:
+                options["from_preactivation"] = True
             else:
-                grad = layer.backward(grad, **options)
+                regularizer = stage.layers[-1].activity_regularizer
+                if regularizer is not None:
+                    grad = grad + regularizer.gradient(outputs[index]) / len(outputs[index])
+            # the first stage's input gradient is never needed (most of a first Conv2D's backward)
+            grad, pairs = stage.backward(contexts[index], grad, need_input_grad=index > 0, **options)
+            for variable, value in pairs:
+                key = id(variable)
+                grads[key] = value if key not in grads else grads[key] + value
+        for variable in self.trainable_weights:
+            variable.grad = grads.get(id(variable))
+            if variable.grad is None:
+                variable.grad = np.zeros_like(variable.value)
         loss += self._weight_penalty(add_gradients=True)
         if raise_on_nan and not np.isfinite(loss):
             raise ValueError(f"{where}: the loss became {loss} at epoch {epoch + 1}, batch {batch + 1} "
@@ -284,7 +291,7 @@ class Model(Layer):
 
     def _test_step(self, x, y) -> Tuple[float, np.ndarray]:
         with backend.no_backward():
-            output, _, loss, _ = self._forward_loss(x, y, training=False)
+            output, _, _, _, loss, _ = self._forward_loss(x, y, training=False)
         return loss + self._weight_penalty(add_gradients=False), output
 
     # -- metrics ---------------------------------------------------------------------------------

@@ -11,7 +11,8 @@ from .epilogue import FUSED_ACTIVATIONS, bias_activation_backward, bias_activati
 from .fused import conv2d_inference, conv2d_max_pool_forward
 from .dropout import dropout_backward, dropout_forward
 from .linear import dense_backward, dense_forward
-from .normalization import batch_norm_affine, batch_norm_backward, batch_norm_infer, batch_norm_infer_backward, batch_norm_train
+from .normalization import (batch_norm_affine, batch_norm_backward, batch_norm_infer, batch_norm_infer_backward,
+                            batch_norm_infer_backward_all, batch_norm_train, moving_average_update)
 from .padding import zero_pad2d, zero_pad2d_backward
 from .pooling import (avg_pool2d, avg_pool2d_backward, avg_pool2d_forward, max_pool2d, max_pool2d_backward,
                       max_pool2d_forward)
@@ -34,6 +35,7 @@ __all__ = [
     "dense_forward", "dense_backward",
     "FUSED_ACTIVATIONS", "bias_activation_forward", "bias_activation_backward",
     "batch_norm_train", "batch_norm_infer", "batch_norm_affine", "batch_norm_backward", "batch_norm_infer_backward",
+    "batch_norm_infer_backward_all", "moving_average_update",
     "zero_pad2d", "zero_pad2d_backward",
     "dropout_forward", "dropout_backward",
     # Keras 3 `keras.ops` functions, differentiable on a Tape (ops/tape.py, numpy_api.py, nn_api.py)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import inspect
 import time
 from dataclasses import dataclass, field
 from statistics import median
@@ -32,7 +31,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from .. import backend
-from ..models.fusion import inference_stages, relu_gated_pooling, run_stage, training_stages
+from ..models.plan import INFERENCE, TRAINING, build_plan
 
 __all__ = ["profile", "ProfileResult", "LayerTiming"]
 
@@ -184,11 +183,11 @@ def profile(model, x, y=None, loss=None, repeats: int = 5, warmup: int = 1, trai
             raise ValueError(f"profile: argument `y` must hold one target per sample of `x` "
                              f"({x.shape[0]}), got shape {y.shape}")
 
+    if not getattr(model, "built", True) and hasattr(model, "build"):
+        model.build((None,) + tuple(x.shape[1:]))
     # Layers built by this first call have no earlier weights to restore (None).
     saved_weights = [layer.get_weights() if layer.built else None for layer in layers]
     saved_grads = [[v.grad for v in layer.trainable_weights] for layer in layers]
-    # As the training loop: the model's input needs no gradient, so a first layer that can skip it does.
-    skip_first_input_grad = "need_input_grad" in inspect.signature(layers[0].backward).parameters
     forward_times: List[List[float]] = [[] for _ in layers]
     backward_times: List[List[float]] = [[] for _ in layers]
     loss_times: List[float] = []
@@ -196,26 +195,29 @@ def profile(model, x, y=None, loss=None, repeats: int = 5, warmup: int = 1, trai
     optimizer = getattr(model, "optimizer", None) if training else None
     shadow_optimizer = copy.deepcopy(optimizer) if hasattr(optimizer, "apply") else None
     shapes: List[Tuple[int, ...]] = []
-    stages = training_stages(layers) if training else inference_stages(layers)
-    fused_into = {id(layer): stage[0].name for stage in stages for layer in stage[1:]}
+    # As `fit` and `predict` run them: the model's plan (models/plan.py).
+    stages = model._plan(TRAINING if training else INFERENCE) if hasattr(model, "_plan") else \
+        build_plan(layers, TRAINING if training else INFERENCE)
+    fused_into = {id(layer): stage.layers[0].name for stage in stages for layer in stage.layers[1:]}
+    heads = [layers.index(stage.layers[0]) for stage in stages]
     try:
         for run in range(warmup + repeats):
             timed = run >= warmup
             out = x
-            shapes, outputs = [], []
-            # As `fit` and `predict` run them: fused stages; in inference nothing is kept for backward.
+            shapes, contexts = [], []
+            # in inference nothing is kept for backward
             with contextlib.nullcontext() if training else backend.no_backward():
-                for stage in stages:
+                for stage, head in zip(stages, heads):
                     start = time.perf_counter()
-                    out = run_stage(stage, out, training=training)
+                    out, ctx = stage.forward(out, training=training)
                     elapsed = time.perf_counter() - start
-                    outputs += [None] * (len(stage) - 1) + [out]
-                    for layer in stage:
+                    contexts.append(ctx)
+                    for layer in stage.layers:
                         shapes.append(tuple(layer.compute_output_shape(shapes[-1] if shapes else x.shape)))
                     if timed:
-                        forward_times[layers.index(stage[0])].append(elapsed)
-                        for layer in stage[1:]:
-                            forward_times[layers.index(layer)].append(0.0)
+                        forward_times[head].append(elapsed)
+                        for offset in range(1, len(stage.layers)):
+                            forward_times[head + offset].append(0.0)
             if not training:
                 continue
             start = time.perf_counter()
@@ -228,21 +230,17 @@ def profile(model, x, y=None, loss=None, repeats: int = 5, warmup: int = 1, trai
                 grad = loss_object.gradient(y, out)
             if timed:
                 loss_times.append(time.perf_counter() - start)
-            below_relu = False         # as the training step: relu_gated_pooling
-            for index in range(len(layers) - 1, -1, -1):
+            found = {}
+            for index in range(len(stages) - 1, -1, -1):      # as the training step
                 start = time.perf_counter()
-                options = {"from_preactivation": True} if below_relu else {}
-                below_relu = relu_gated_pooling(layers, index)
-                if below_relu:
-                    grad = layers[index].backward_through_relu(grad, outputs[index])
-                elif index == 0 and skip_first_input_grad:
-                    layers[0].backward(grad, need_input_grad=False, **options)
-                else:
-                    grad = layers[index].backward(grad, **options)
+                grad, pairs = stages[index].backward(contexts[index], grad, need_input_grad=index > 0)
+                found.update((id(variable), value) for variable, value in pairs)
                 if timed:
-                    backward_times[index].append(time.perf_counter() - start)
+                    backward_times[heads[index]].append(time.perf_counter() - start)
+                    for offset in range(1, len(stages[index].layers)):
+                        backward_times[heads[index] + offset].append(0.0)
             if shadow_optimizer is not None:
-                variables = _variable_copies(layers)
+                variables = _variable_copies(layers, found)
                 start = time.perf_counter()
                 shadow_optimizer.apply(variables)
                 if timed:
@@ -269,10 +267,11 @@ def profile(model, x, y=None, loss=None, repeats: int = 5, warmup: int = 1, trai
     if training and loss_object is None:
         result.notes.append("Backward seeded with the gradient of the mean output (no y given).")
     for stage in stages:
-        if len(stage) > 1:
-            result.notes.append(f"Fused: {', '.join(layer.name for layer in stage[1:])} ran inside "
-                                f"{stage[0].name}'s op, as in {'fit' if training else 'predict'}; the forward "
-                                f"time is on {stage[0].name}'s row.")
+        if len(stage.layers) > 1:
+            head, rest = stage.layers[0], stage.layers[1:]
+            result.notes.append(f"Fused: {', '.join(layer.name for layer in rest)} ran inside "
+                                f"{head.name}'s op, as in {'fit' if training else 'predict'}; the forward "
+                                f"time is on {head.name}'s row.")
     if print_table:
         print(result.table())
     return result
@@ -326,8 +325,8 @@ def _resolve_loss(model, y, loss):
     return losses.as_loss_object(identifier, "profile")
 
 
-def _variable_copies(layers) -> List:
-    """Copies of the trainable variables with their current gradients, for a shadow update."""
+def _variable_copies(layers, grads) -> List:
+    """Copies of the trainable variables with the step's gradients (`grads` by id), for a shadow update."""
     from ..layers.base import Variable
 
     copies = []
@@ -335,7 +334,7 @@ def _variable_copies(layers) -> List:
         for variable in layer.trainable_weights:
             twin = Variable(variable.value.copy(), variable.name, variable.trainable,
                             variable.regularizer, variable.constraint)
-            twin.grad = variable.grad
+            twin.grad = grads.get(id(variable), np.zeros_like(variable.value))
             copies.append(twin)
     return copies
 

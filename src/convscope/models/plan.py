@@ -1,0 +1,180 @@
+"""The execution plan: a model's layers grouped into stages, decided once per model and mode.
+
+`fit`, `predict`, `evaluate` and `utils.profile` all run the same plan.  A stage runs
+`forward(x, training) -> (y, ctx)` and `backward(ctx, grad) -> (grad, [(variable, grad)])`;
+the ctx is per call, never kept on a layer.  The fusion rules read each layer's
+`describe()` (a `layers.spec.LayerSpec`), not its class:
+
+Inference (nothing kept for a backward pass) — a convolution takes the layers after it
+that act per channel or per window into one op (`ops.conv2d_inference`), each block of
+images finished in cache:
+
+    conv2d (channels_last, activation "linear" or "relu", no activity regularizer)
+      -> batch_norm (last axis)  -> activation (plain relu)  -> pool (channels_last)
+
+each optional, in this order, with dropouts in between (the identity in inference).
+
+Training — a conv2d with a "relu" activation and the max pooling right after it run
+forward as one op (`ops.conv2d_max_pool_forward`), and backward the pooling's gradient
+goes straight through the ReLU (the pooled values give its mask): the convolution's
+full-size output is neither written nor read.
+
+Either way the numbers are those of the layers run one by one.
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+from .. import ops
+from ..layers.base import Layer, check_kept_for_backward
+from ..layers.kernel_bias import Preactivation
+from ..layers.spec import LayerSpec
+
+INFERENCE = "inference"
+TRAINING = "training"
+LAYERS = "layers"           # each layer alone (training-mode calls that keep nothing, and the reverse)
+
+# The roles a fused inference stage takes after its convolution, in order.
+_ROLES = ("norm", "relu", "pool")
+
+
+class LayerStage:
+    """One layer on its own."""
+
+    def __init__(self, layer: Layer):
+        self.layers = [layer]
+        self.layer = layer
+
+    def forward(self, x, training: bool = False):
+        return self.layer.forward(x, training=training)
+
+    def backward(self, ctx, grad, need_input_grad: bool = True, **options):
+        return self.layer.backward(ctx, grad, need_input_grad=need_input_grad, **options)
+
+
+class ConvInferenceStage:
+    """conv2d [-> batch_norm] [-> relu] [-> pool], dropouts between: one `ops.conv2d_inference`."""
+
+    def __init__(self, layers: Sequence[Layer], specs: Sequence[LayerSpec]):
+        self.layers = list(layers)
+        self.specs = list(specs)
+
+    def forward(self, x, training: bool = False):
+        conv, spec = self.layers[0], self.specs[0]
+        arguments = {}
+        for layer_spec in self.specs[1:]:
+            if layer_spec.kind == "batch_norm":
+                w = layer_spec.weights
+                arguments["scale"], arguments["shift"] = ops.batch_norm_affine(
+                    _value(w["gamma"]), _value(w["beta"]), w["moving_mean"].value, w["moving_variance"].value,
+                    self.layers[self.specs.index(layer_spec)].epsilon, w["moving_mean"].value.dtype)
+            elif layer_spec.kind == "activation":
+                arguments["then"] = "relu"
+            elif layer_spec.kind == "pool":
+                window = layer_spec.window
+                arguments["pool"] = (layer_spec.pool, window.size, window.strides, window.padding.upper())
+        window = spec.window
+        y = ops.conv2d_inference(x, spec.weights["kernel"].value, window.strides, window.padding.upper(),
+                                 window.dilation, spec.groups, bias=_value(spec.weights["bias"]),
+                                 activation=spec.activation, **arguments)
+        return y, None
+
+    def backward(self, ctx, grad, need_input_grad: bool = True, **options):
+        check_kept_for_backward(self.layers[0], None)
+
+
+class ConvReluMaxPoolStage:
+    """Training: conv2d('relu') and the max pooling after it as one op; backward through the ReLU
+    from the pooled values."""
+
+    def __init__(self, conv: Layer, pool: Layer):
+        self.layers = [conv, pool]
+        self.conv, self.pool = conv, pool
+
+    def forward(self, x, training: bool = False):
+        spec, pool = self.conv.describe(), self.pool.describe().window
+        window = spec.window
+        pooled, conv_ctx, pool_ctx = ops.conv2d_max_pool_forward(
+            x, spec.weights["kernel"].value, window.strides, window.padding.upper(), window.dilation,
+            spec.groups, bias=_value(spec.weights["bias"]), activation="relu",
+            pool=(pool.size, pool.strides, pool.padding.upper()))
+        return pooled, (conv_ctx, pool_ctx, pooled)
+
+    def backward(self, ctx, grad, need_input_grad: bool = True, **options):
+        conv_ctx, pool_ctx, pooled = ctx
+        grad_z = ops.max_pool2d_backward(grad, pool_ctx, relu_output=pooled)
+        return self.conv.backward(Preactivation(conv_ctx, None, None), grad_z, need_input_grad=need_input_grad,
+                                  from_preactivation=True)
+
+
+def build_plan(layers: Sequence[Layer], mode: str) -> List:
+    """The stages of a chain of layers for `mode` (INFERENCE, TRAINING or LAYERS)."""
+    specs = [layer.describe() for layer in layers]
+    stages, position = [], 0
+    while position < len(layers):
+        size = (_inference_run(layers, specs, position) if mode == INFERENCE else
+                _training_run(layers, specs, position) if mode == TRAINING else 1)
+        if size > 1 and mode == INFERENCE:
+            stages.append(ConvInferenceStage(layers[position:position + size], specs[position:position + size]))
+        elif size > 1:
+            stages.append(ConvReluMaxPoolStage(layers[position], layers[position + 1]))
+        else:
+            stages.append(LayerStage(layers[position]))
+        position += size
+    return stages
+
+
+def _fusable_conv(layer: Layer, spec: LayerSpec, activations=("linear", "relu")) -> bool:
+    return (spec.kind == "conv2d" and spec.data_format == "channels_last" and not spec.activation_params
+            and spec.activation in activations and layer.activity_regularizer is None)
+
+
+def _role(spec: LayerSpec) -> Optional[str]:
+    """The role a layer can take in a fused inference stage (None: it ends the stage)."""
+    if spec.kind == "batch_norm" and spec.axis in (-1, 3):
+        return "norm"
+    if spec.kind == "activation" and spec.plain_relu:
+        return "relu"
+    if spec.kind == "pool" and spec.data_format == "channels_last" and spec.pool in ("max", "avg"):
+        return "pool"
+    return None
+
+
+def _inference_run(layers, specs, start: int) -> int:
+    """How many layers from `start` run as one fused inference stage (1: the layer alone)."""
+    head = layers[start]
+    if not _fusable_conv(head, specs[start]):
+        return 1
+    roles = list(_ROLES)
+    end = start + 1
+    while end < len(layers) and roles and layers[end - 1].activity_regularizer is None:
+        layer, spec = layers[end], specs[end]
+        if layer.dtype != head.dtype:
+            break
+        role = "dropout" if spec.kind == "dropout" else _role(spec)
+        if role != "dropout":
+            if role not in roles:
+                break
+            roles = roles[roles.index(role) + 1:]
+        end += 1
+    while end - 1 > start and specs[end - 1].kind == "dropout":    # a trailing dropout stays alone
+        end -= 1
+    return end - start
+
+
+def _training_run(layers, specs, start: int) -> int:
+    """2 for a conv2d('relu') followed by a channels_last max pooling, else 1."""
+    if start + 1 >= len(layers):
+        return 1
+    head, spec, after = layers[start], specs[start], specs[start + 1]
+    if (_fusable_conv(head, spec, ("relu",)) and after.kind == "pool" and after.pool == "max"
+            and after.data_format == "channels_last" and layers[start + 1].dtype == head.dtype):
+        return 2
+    return 1
+
+
+def _value(variable) -> Optional[np.ndarray]:
+    return None if variable is None else variable.value
