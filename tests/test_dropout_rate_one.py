@@ -5,6 +5,7 @@ import os
 import numpy as np
 import pytest
 
+from _calls import backward, forward
 from convscope import layers as L
 from convscope import ops
 from convscope.models import Sequential
@@ -30,7 +31,9 @@ def test_layer_with_rate_one_matches_keras(keras, training, noise_shape):
     ours = layer(x, training=training)
     assert ours.dtype == theirs.dtype
     np.testing.assert_array_equal(ours, theirs)
-    grad = layer.backward(np.ones_like(x))
+    kept, ctx = forward(layer, x, training=training)
+    np.testing.assert_array_equal(kept, theirs)
+    grad, _ = backward(layer, ctx, np.ones_like(x))
     assert np.isfinite(grad).all()
     np.testing.assert_array_equal(grad, np.zeros_like(x) if training else np.ones_like(x))
 

@@ -1,4 +1,5 @@
-"""predict/evaluate keep nothing for backward; the numbers are those of a normal forward pass."""
+"""predict/evaluate keep nothing for backward (no context, nothing on the layers); the numbers are those
+of a normal forward pass."""
 
 import numpy as np
 import pytest
@@ -23,12 +24,35 @@ def test_predict_matches_the_forward_pass_and_keeps_no_context():
     model = small_model()
     x = np.random.default_rng(0).normal(size=(7, 8, 8, 2)).astype("float32")
     expected = model(x)
-    assert model.layers[0]._ctx is not None
+    attributes = [dict(vars(layer)) for layer in model.layers]
+    output, ctx = model.forward(x)                  # a call that keeps its context has one
+    assert ctx is not None
+    np.testing.assert_allclose(output, expected, rtol=1e-6, atol=1e-7)
     np.testing.assert_array_equal(model.predict(x, verbose=0), expected)
-    for layer in model.layers[:4]:
-        assert layer._ctx is None
-    with pytest.raises(RuntimeError, match=r"AveragePooling2D 'average_pooling2d': backward\(\) needs a forward pass"):
-        model._backward(np.ones((7, 5), "float32"))
+    with backend.no_backward():                     # what predict runs under: no context
+        output, ctx = model.forward(x)
+    assert ctx is None
+    np.testing.assert_array_equal(output, expected)
+    with pytest.raises(RuntimeError, match=r"Sequential 'sequential': backward\(\) needs the context"):
+        model.backward(ctx, np.ones((7, 5), "float32"))
+    h = x
+    for layer in model.layers:
+        kept_output, kept = layer.forward(h)
+        assert kept is not None
+        with backend.no_backward():
+            output, ctx = layer.forward(h)
+        np.testing.assert_allclose(output, kept_output, rtol=1e-6, atol=1e-7)
+        if isinstance(layer, Flatten):      # its context is the input's shape, kept or not: no array
+            assert ctx == kept == h.shape
+        else:
+            assert ctx is None
+            with pytest.raises(RuntimeError, match=rf"{type(layer).__name__} '{layer.name}': backward\(\) needs"):
+                layer.backward(ctx, np.ones_like(output))
+        h = output
+    np.testing.assert_array_equal(h, expected)
+    for layer, before in zip(model.layers, attributes):     # nothing of any call stayed on a layer
+        assert vars(layer).keys() == before.keys()
+        assert all(vars(layer)[key] is value for key, value in before.items())
 
 
 def test_no_backward_restores_the_mode_after_an_error():

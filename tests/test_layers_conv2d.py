@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from _calls import backward, forward
 from convscope import initializers
 from convscope.layers import Conv2D, Convolution2D, deserialize, serialize
 
@@ -40,6 +41,8 @@ def test_conv2d_forward_and_backward_match_torch(case, dtype, data_format, kerne
                    bias_initializer="random_normal", **case)
     x_in = x if data_format == "channels_last" else np.ascontiguousarray(x.transpose(0, 3, 1, 2))
     y = layer(x_in)
+    y_kept, ctx = forward(layer, x_in)      # the same call, keeping its context for backward
+    np.testing.assert_array_equal(y_kept, y)
     y_nhwc = y if data_format == "channels_last" else y.transpose(0, 2, 3, 1)
 
     x_t = torch.from_numpy(x).requires_grad_(True)
@@ -58,14 +61,14 @@ def test_conv2d_forward_and_backward_match_torch(case, dtype, data_format, kerne
 
     upstream = rng.standard_normal(y_t.shape).astype(dtype)
     y_t.backward(torch.from_numpy(upstream))
-    grad_in = layer.backward(upstream if data_format == "channels_last"
-                             else np.ascontiguousarray(upstream.transpose(0, 3, 1, 2)))
+    grad_in, grads = backward(layer, ctx, upstream if data_format == "channels_last"
+                              else np.ascontiguousarray(upstream.transpose(0, 3, 1, 2)))
     if data_format == "channels_first":
         grad_in = grad_in.transpose(0, 2, 3, 1)
     np.testing.assert_allclose(grad_in, x_t.grad.numpy(), rtol=tol, atol=tol)
-    np.testing.assert_allclose(layer.kernel.grad, kernel_t.grad.numpy(), rtol=tol, atol=tol * 10)
+    np.testing.assert_allclose(grads[layer.kernel.name], kernel_t.grad.numpy(), rtol=tol, atol=tol * 10)
     if bias_t is not None:
-        np.testing.assert_allclose(layer.bias.grad, bias_t.grad.numpy(), rtol=tol, atol=tol * 10)
+        np.testing.assert_allclose(grads[layer.bias.name], bias_t.grad.numpy(), rtol=tol, atol=tol * 10)
 
 
 def test_weight_layout_and_parameter_count():

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from _calls import backward, forward
 from convscope.layers import Dense, deserialize, serialize
 
 torch = pytest.importorskip("torch")
@@ -19,6 +20,8 @@ def test_dense_matches_torch_linear_forward_and_backward(shape, dtype, activatio
     layer = Dense(4, activation=activation, dtype=dtype, bias_initializer="random_uniform")
     y = layer(x)
     assert y.shape == shape[:-1] + (4,) and y.dtype == np.dtype(dtype)
+    y_kept, ctx = forward(layer, x)         # the same call, keeping its context for backward
+    np.testing.assert_array_equal(y_kept, y)
 
     x_t = torch.from_numpy(x).requires_grad_(True)
     kernel_t = torch.from_numpy(layer.kernel.numpy()).requires_grad_(True)
@@ -30,9 +33,10 @@ def test_dense_matches_torch_linear_forward_and_backward(shape, dtype, activatio
 
     upstream = rng.standard_normal(y.shape).astype(dtype)
     y_t.backward(torch.from_numpy(upstream))
-    np.testing.assert_allclose(layer.backward(upstream), x_t.grad.numpy(), rtol=tol, atol=tol)
-    np.testing.assert_allclose(layer.kernel.grad, kernel_t.grad.numpy(), rtol=tol, atol=tol)
-    np.testing.assert_allclose(layer.bias.grad, bias_t.grad.numpy(), rtol=tol, atol=tol)
+    grad_x, grads = backward(layer, ctx, upstream)
+    np.testing.assert_allclose(grad_x, x_t.grad.numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(grads[layer.kernel.name], kernel_t.grad.numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(grads[layer.bias.name], bias_t.grad.numpy(), rtol=tol, atol=tol)
 
 
 def test_seed004_dense_on_3d_input():

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from _calls import backward, forward
 from convscope.layers import BatchNormalization, deserialize, serialize
 
 torch = pytest.importorskip("torch")
@@ -24,7 +25,13 @@ def test_training_mode_matches_torch_and_updates_moving_statistics(shape, axis, 
     gamma = rng.uniform(0.5, 2, layer.gamma.shape)
     beta = rng.standard_normal(layer.beta.shape)
     layer.set_weights([gamma, beta, np.zeros(gamma.shape), np.ones(gamma.shape)])
-    y = layer(x, training=True)
+    twin = BatchNormalization(axis=axis, momentum=0.9, dtype=dtype)   # the same call through layer(x)
+    twin.build_from_shape((None,) + shape[1:])
+    twin.set_weights(layer.get_weights())
+    y, ctx = forward(layer, x, training=True)    # one call (moving statistics updated once), kept for backward
+    np.testing.assert_array_equal(twin(x, training=True), y)
+    for ours, theirs in zip(layer.get_weights(), twin.get_weights()):
+        np.testing.assert_array_equal(ours, theirs)
 
     x_t = torch.from_numpy(to_torch_layout(x, axis).copy()).requires_grad_(True)
     gamma_t = torch.from_numpy(gamma.astype(dtype)).requires_grad_(True)
@@ -44,10 +51,10 @@ def test_training_mode_matches_torch_and_updates_moving_statistics(shape, axis, 
 
     upstream = rng.standard_normal(shape).astype(dtype)
     y_t.backward(torch.from_numpy(to_torch_layout(upstream, axis).copy()))
-    grad = layer.backward(upstream)
+    grad, grads = backward(layer, ctx, upstream)
     np.testing.assert_allclose(to_torch_layout(grad, axis), x_t.grad.numpy(), rtol=tol, atol=tol * 10)
-    np.testing.assert_allclose(layer.gamma.grad, gamma_t.grad.numpy(), rtol=tol, atol=tol * 10)
-    np.testing.assert_allclose(layer.beta.grad, beta_t.grad.numpy(), rtol=tol, atol=tol * 10)
+    np.testing.assert_allclose(grads[layer.gamma.name], gamma_t.grad.numpy(), rtol=tol, atol=tol * 10)
+    np.testing.assert_allclose(grads[layer.beta.name], beta_t.grad.numpy(), rtol=tol, atol=tol * 10)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -59,6 +66,8 @@ def test_inference_mode_uses_moving_statistics_like_torch_eval(dtype, kernel_pat
     weights = [rng.uniform(0.5, 2, 5), rng.standard_normal(5), rng.standard_normal(5), rng.uniform(0.5, 2, 5)]
     layer.set_weights(weights)
     y = layer(x)  # inference is the default
+    y_kept, ctx = forward(layer, x)     # the same call, keeping its context for backward
+    np.testing.assert_array_equal(y_kept, y)
     tensors = [torch.from_numpy(w.astype(dtype)) for w in weights]
     x_t = torch.from_numpy(np.moveaxis(x, -1, 1).copy()).requires_grad_(True)
     y_t = F.batch_norm(x_t, tensors[2], tensors[3], tensors[0], tensors[1], training=False, eps=0.01)
@@ -67,7 +76,8 @@ def test_inference_mode_uses_moving_statistics_like_torch_eval(dtype, kernel_pat
     np.testing.assert_allclose(layer.moving_mean.numpy(), weights[2].astype(dtype))  # unchanged
     upstream = rng.standard_normal(x.shape).astype(dtype)
     y_t.backward(torch.from_numpy(np.moveaxis(upstream, -1, 1).copy()))
-    np.testing.assert_allclose(np.moveaxis(layer.backward(upstream), -1, 1), x_t.grad.numpy(), rtol=tol, atol=tol)
+    grad, _ = backward(layer, ctx, upstream)
+    np.testing.assert_allclose(np.moveaxis(grad, -1, 1), x_t.grad.numpy(), rtol=tol, atol=tol)
 
 
 def test_weights_order_trainability_and_counts():

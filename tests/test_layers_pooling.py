@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from _calls import backward, forward
 from convscope.layers import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D, GlobalMaxPooling2D,
                               MaxPool2D, MaxPooling2D, deserialize, serialize)
 
@@ -45,13 +46,16 @@ def test_pooling_matches_torch(cls, kind, kwargs, data_format, dtype):
         a.transpose(0, 2, 3, 1)))
     from_layer = (lambda a: a) if data_format == "channels_first" else (lambda a: a.transpose(0, 3, 1, 2))
     y = layer(to_layer(x))
+    y_kept, ctx = forward(layer, to_layer(x))   # the same call, keeping its context for backward
+    np.testing.assert_array_equal(y_kept, y)
     x_t = torch.from_numpy(x).requires_grad_(True)
     y_t = torch_pool(x_t, layer, kind)
     tol = 1e-5 if dtype == "float32" else 1e-10
     np.testing.assert_allclose(from_layer(y), y_t.detach().numpy(), rtol=tol, atol=tol)
     upstream = rng.standard_normal(y_t.shape).astype(dtype)
     y_t.backward(torch.from_numpy(upstream))
-    np.testing.assert_allclose(from_layer(layer.backward(to_layer(upstream))), x_t.grad.numpy(), rtol=tol, atol=tol)
+    grad_x, _ = backward(layer, ctx, to_layer(upstream))
+    np.testing.assert_allclose(from_layer(grad_x), x_t.grad.numpy(), rtol=tol, atol=tol)
 
 
 def test_global_pooling_matches_numpy_reductions_and_keepdims():

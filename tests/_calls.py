@@ -1,0 +1,30 @@
+"""One call of a layer under the per-call contract: `forward` returns (outputs, ctx), `backward(ctx, ...)`
+returns (input gradient, [(variable, gradient), ...]) and sets nothing on the layer or its variables."""
+
+import numpy as np
+
+
+def forward(layer, x, training=False):
+    """(outputs, ctx) of one call; builds the layer for `x` first, as `layer(x)` would."""
+    if not layer.built:
+        layer.build_from_shape((None,) + np.shape(x)[1:])
+    return layer.forward(x, training=training)
+
+
+def backward(layer, ctx, grad_output, need_input_grad=True):
+    """(input gradient, {variable name: gradient}) of the call that made `ctx`.
+
+    Checks the contract on the way: one gradient per trainable variable of the layer (a frozen layer's
+    too: built-in layers return them, the training loop keeps those of `trainable_weights`), each of its
+    variable's shape, and every `variable.grad` left as it was."""
+    variables = layer.weights
+    before = [v.grad for v in variables]
+    grad_x, pairs = layer.backward(ctx, grad_output, need_input_grad=need_input_grad)
+    assert sorted(v.name for v, _ in pairs) == sorted(v.name for v in variables if v.trainable)
+    grads = {v.name: g for v, g in pairs}
+    for variable, gradient in pairs:
+        assert np.shape(gradient) == variable.shape, variable.name
+    for variable, old in zip(variables, before):
+        assert variable.grad is old, f"backward set {variable.name}.grad"
+    return grad_x, grads
+
