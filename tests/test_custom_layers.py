@@ -508,3 +508,50 @@ def test_unknown_operations_and_arguments_in_a_config_are_refused_by_name():
     operation = L.deserialize({"module": "keras.src.ops.numpy", "class_name": "Add", "config": {"name": "b"}})
     assert type(merge) is L.Add and isinstance(operation, operations.Operation)
     assert L.serialize(operation)["module"] == "keras.src.ops.numpy" and L.serialize(merge)["module"] == "keras.layers"
+
+
+class DenseGate(L.Layer):
+    """A custom layer holding a Dense sublayer, called through `autodiff.call_traced`."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.dense = L.Dense(units, dtype=self.dtype)
+
+    def build(self, input_shape):
+        self.dense.build_from_shape(input_shape)
+        self.gate = self.add_weight(shape=(self.units,), initializer="ones", name="gate")
+
+    @property
+    def trainable_weights(self):
+        return super().trainable_weights + self.dense.trainable_weights
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def call(self, x):
+        h = autodiff.call_traced(self.dense, x)
+        return h * ops.sigmoid(h * self.gate)
+
+
+def test_a_sublayer_called_inside_call_is_differentiated_with_its_own_backward():
+    rng = np.random.default_rng(13)
+    inputs = L.Input((5,), dtype="float64")
+    model = cs.Model(inputs, DenseGate(3, dtype="float64")(inputs) * 2.0)
+    _randomize(model, rng)
+    x = rng.normal(size=(4, 5))
+    outputs, execution = model.run([x], training=True, keep=True)
+    g = rng.normal(size=outputs[0].shape)
+    (gx,), pairs = model.backward_graph(execution, [g])
+    block = model.get_layer("dense_gate")
+    params = {v.name: _t(v.value, True) for v in model.trainable_weights}
+    tx = _t(x, True)
+    h = tx @ params[block.dense.kernel.name] + params[block.dense.bias.name]
+    expected = h * torch.sigmoid(h * params[block.gate.name]) * 2.0
+    assert _rel(outputs[0], expected.detach().numpy()) < 1e-12
+    (expected * _t(g)).sum().backward()
+    grads = {v.name: grad for v, grad in pairs}
+    assert sorted(grads) == sorted(params)
+    for name, tensor in params.items():
+        assert _rel(grads[name], tensor.grad.numpy()) < 1e-12, name
+    assert _rel(gx, tx.grad.numpy()) < 1e-12

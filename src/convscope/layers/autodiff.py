@@ -16,10 +16,11 @@ from typing import Any, List, Optional
 import numpy as np
 
 from .. import backend
-from ..ops.tape import Tape, Traced
+from ..ops.tape import Tape, Traced, record
 from ..variables import Variable
 
-__all__ = ["forward_on_tape", "backward_on_tape", "call_layer", "infer_output_shape", "TapeContext"]
+__all__ = ["forward_on_tape", "backward_on_tape", "call_layer", "call_traced", "infer_output_shape",
+           "TapeContext"]
 
 _TAKES_TRAINING: dict = {}          # class -> whether its `call` has a `training` argument
 
@@ -113,6 +114,28 @@ def backward_on_tape(layer, ctx, grad_output, need_input_grad: bool = True):
         raise TypeError(f"{where}: argument `ctx` must be the context `forward` returned, got "
                         f"{type(ctx).__name__}")
     return ctx.gradients(grad_output, need_input_grad, where)
+
+
+def call_traced(layer, inputs, training: bool = False):
+    """A layer called inside another layer's traced `call` (a sublayer, `self.dense(x)`): its own
+    `forward` on the values, recorded on the active tape as one node whose backward is the layer's
+    `backward` — gradients reach the inputs and the sublayer's trainable variables.  Returns
+    Traced outputs (plain arrays when no tape sees the inputs or the weights)."""
+    single = not isinstance(inputs, (list, tuple))
+    items = [inputs] if single else list(inputs)
+    values = [item.value if isinstance(item, (Traced, Variable)) else np.asarray(item) for item in items]
+    outputs, ctx = layer.forward(values[0] if single else values, training=training)
+    if ctx is None:
+        return outputs
+    variables = list(layer.trainable_weights)
+    several = isinstance(outputs, (list, tuple))
+
+    def backward(grads):
+        grad_in, pairs = layer.backward(ctx, list(grads) if several else grads, need_input_grad=True)
+        found = {id(variable): grad for variable, grad in pairs}
+        return ([grad_in] if single else list(grad_in)) + [found.get(id(v)) for v in variables]
+    result = record(items + variables, tuple(outputs) if several else outputs, backward, name=layer.name)
+    return list(result) if several else result
 
 
 def infer_output_shape(layer, input_shape, dtype=None):
