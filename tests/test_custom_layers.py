@@ -555,3 +555,16 @@ def test_a_sublayer_called_inside_call_is_differentiated_with_its_own_backward()
     for name, tensor in params.items():
         assert _rel(grads[name], tensor.grad.numpy()) < 1e-12, name
     assert _rel(gx, tx.grad.numpy()) < 1e-12
+
+
+def test_save_and_load_a_model_with_a_custom_layer_and_operations(tmp_path):
+    rng = np.random.default_rng(14)
+    model = _ours()
+    _randomize(model, rng)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    path = tmp_path / "gated.keras"
+    model.save(path)
+    again = cs.models.load_model(path, custom_objects={"ScaleGate": ScaleGate})
+    assert json.loads(json.dumps(again.get_config())) == json.loads(json.dumps(model.get_config()))
+    x = rng.normal(size=(3, 6, 6, 3)).astype("float32")
+    np.testing.assert_array_equal(again.run([x], keep=True)[0][0], model.run([x], keep=True)[0][0])
