@@ -14,13 +14,12 @@ def forward(layer, x, training=False):
 def backward(layer, ctx, grad_output, need_input_grad=True):
     """(input gradient, {variable name: gradient}) of the call that made `ctx`.
 
-    Checks the contract on the way: one gradient per trainable variable of the layer (a frozen layer's
-    too: built-in layers return them, the training loop keeps those of `trainable_weights`), each of its
-    variable's shape, and every `variable.grad` left as it was."""
+    Checks the contract on the way: one gradient per variable of the layer's `trainable_weights` (none
+    for a frozen layer), each of its variable's shape, and every `variable.grad` left as it was."""
     variables = layer.weights
     before = [v.grad for v in variables]
     grad_x, pairs = layer.backward(ctx, grad_output, need_input_grad=need_input_grad)
-    assert sorted(v.name for v, _ in pairs) == sorted(v.name for v in variables if v.trainable)
+    assert sorted(v.name for v, _ in pairs) == sorted(v.name for v in layer.trainable_weights)
     grads = {v.name: g for v, g in pairs}
     for variable, gradient in pairs:
         assert np.shape(gradient) == variable.shape, variable.name

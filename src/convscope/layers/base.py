@@ -134,14 +134,16 @@ class Layer:
     # -- one call with what its backward pass needs -------------------------------------
     def forward(self, inputs, training: bool = False):
         """(outputs, ctx): one forward pass and what `backward` needs from it (None under
-        `backend.no_backward()`).  Built-in layers compute both by hand; a layer that only
+        `backend.no_backward()` for a layer that would keep arrays; a layer that needs only a shape
+        may still return it).  Built-in layers compute both by hand; a layer that only
         writes `call` (a custom layer) is run on a tape and differentiated automatically."""
         from .autodiff import forward_on_tape
         return forward_on_tape(self, inputs, training)
 
     def backward(self, ctx, grad_output, need_input_grad: bool = True):
         """(gradient w.r.t. the inputs of the call that made `ctx` — None when not
-        `need_input_grad` —, [(variable, gradient), ...] for the trainable variables)."""
+        `need_input_grad` —, [(variable, gradient), ...] for the trainable variables; none when the
+        layer is frozen, `trainable=False`)."""
         from .autodiff import backward_on_tape
         return backward_on_tape(self, ctx, grad_output, need_input_grad)
 

@@ -101,6 +101,8 @@ class KernelBiasLayer(Layer):
         return grad_z, None
 
     def _weight_grads(self, grad_kernel, grad_bias):
+        if not self.trainable:
+            return []
         pairs = [(self.kernel, grad_kernel)]
         if self.bias is not None:
             pairs.append((self.bias, grad_bias))

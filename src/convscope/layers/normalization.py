@@ -126,9 +126,9 @@ class BatchNormalization(Layer):
                 grad_output, ctx.saved, self._value(self.gamma), self.moving_mean.value,
                 self.moving_variance.value, ctx.axis, self.epsilon, need_beta=self.beta is not None)
         pairs = []
-        if self.gamma is not None:
+        if self.gamma is not None and self.trainable:
             pairs.append((self.gamma, grad_gamma))
-        if self.beta is not None:
+        if self.beta is not None and self.trainable:
             pairs.append((self.beta, grad_beta))
         return grad_x, pairs
 
