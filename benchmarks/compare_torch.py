@@ -310,7 +310,13 @@ def child_env(threads: int) -> Dict[str, str]:
 
 
 def spawn(job: Dict, env: Dict[str, str]) -> Dict:
-    """Run `job` in a fresh child process of this script; its result is the last stdout line."""
+    """Run `job` in a fresh child process of this script; its result is the last stdout line.
+
+    The framework "baseline" is convscope imported from `job["baseline_src"]` (another source tree,
+    e.g. a git worktree of the commit before a change), so both versions are timed in one run."""
+    if job["framework"] == "baseline":
+        env = dict(env, PYTHONPATH=os.pathsep.join(filter(None, [job["baseline_src"], env.get("PYTHONPATH")])))
+        job = dict(job, framework="convscope")
     proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(job)],
                           env=env, capture_output=True, text=True)
     lines = proc.stdout.strip().splitlines()
@@ -421,7 +427,7 @@ def run_benchmark(args) -> Dict:
     if removed:
         print(f"unset for the children (they slow current OpenBLAS): {', '.join(removed)}")
     peers = available_peers(args.peers)
-    frameworks = ["convscope"] + peers
+    frameworks = ["convscope"] + (["baseline"] if args.baseline_src else []) + peers
     names = list(bench_models.SPECS) if args.model == ["all"] else args.model
     results: List[Dict] = []
     agreement: List[Dict] = []
@@ -447,7 +453,7 @@ def run_benchmark(args) -> Dict:
             np.savez(weights_path, **{f"{i}_{j}": a for i, layer in enumerate(arrays) for j, a in enumerate(layer)},
                      **{f"{i}_count": np.array(len(layer)) for i, layer in enumerate(arrays)})
             base_job = {"model": name, "threads": args.threads, "weights": weights_path, "workdir": workdir,
-                        "steps": args.steps, "warmup": args.warmup}
+                        "steps": args.steps, "warmup": args.warmup, "baseline_src": args.baseline_src}
             checks = check_agreement(spec, frameworks, base_job, env, workdir)
             for entry in checks:
                 detail = ", ".join(f"{k} {v:.2e}" for k, v in entry.items() if isinstance(v, float))
@@ -537,6 +543,9 @@ def parse_args(argv=None):
     parser.add_argument("--profile", action="store_true",
                         help="also print convscope's per-layer profile of each model at --batch")
     parser.add_argument("--seed", type=int, default=0, help="seed of the shared weights")
+    parser.add_argument("--baseline-src", metavar="DIR",
+                        help="also time convscope imported from DIR (the src/ folder of another checkout, "
+                             "e.g. `git worktree add /tmp/before HEAD~1` then /tmp/before/src) as 'baseline'")
     parser.add_argument("--matmul-size", type=int, default=2048, help="side of the peak-matmul matrices")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -40,7 +40,7 @@ def resnet_style(classes=5):
     return cs.Model(inputs, outputs, name="resnet_style")
 
 
-def _randomize(model, rng):
+def _randomize(model, rng, scale=0.3):
     """Weights away from their initial values, BN moving statistics away from 0/1."""
     for variable in model.weights:
         if variable.name.endswith("moving_variance"):
@@ -48,7 +48,7 @@ def _randomize(model, rng):
         elif variable.name.endswith("moving_mean"):
             variable.assign(rng.normal(0, 0.2, variable.shape))
         else:
-            variable.assign(rng.normal(0, 0.3, variable.shape))
+            variable.assign(rng.normal(0, scale, variable.shape))
 
 
 def _t(array, grad=False):
@@ -276,13 +276,13 @@ def keras():
     return keras
 
 
-@pytest.mark.parametrize("build", [resnet_style, two_input_merges])
+@pytest.mark.parametrize("build", ["resnet_style", "two_input_merges", "small_unet"])
 def test_same_model_in_keras_both_ways(keras, build):
     """Our config rebuilt by Keras and Keras' config rebuilt by us: the same layers in the same order,
     the same params per layer, weights in the same order and shapes, the same outputs."""
     import json
     rng = np.random.default_rng(4)
-    ours = build()
+    ours = globals()[build]()
     _randomize(ours, rng)
     theirs = keras.Model.from_config(json.loads(json.dumps(ours.get_config())))
     assert [l.name for l in theirs.layers] == [l.name for l in ours.layers]
@@ -301,3 +301,98 @@ def test_same_model_in_keras_both_ways(keras, build):
     lines = []
     again.summary(print_fn=lines.append)
     assert any("Connected to" in line for line in lines)
+
+
+# -- a small U-Net: two down, two up, Concatenate skips -------------------------------------------
+
+def small_unet():
+    inputs = cs.Input((16, 16, 2), name="image")
+    d1 = L.Conv2D(4, 3, padding="same", activation="relu", name="down1")(inputs)
+    p1 = L.MaxPooling2D(name="pool1")(d1)
+    d2 = L.Conv2D(8, 3, padding="same", activation="relu", name="down2")(p1)
+    p2 = L.MaxPooling2D(name="pool2")(d2)
+    bottom = L.Conv2D(8, 3, padding="same", activation="relu", name="bottom")(p2)
+    u2 = L.Concatenate(name="skip2")([L.UpSampling2D(name="up2")(bottom), d2])
+    u2 = L.Conv2D(8, 3, padding="same", activation="relu", name="conv_up2")(u2)
+    u1 = L.Concatenate(name="skip1")([L.UpSampling2D(name="up1")(u2), d1])
+    u1 = L.Conv2D(4, 3, padding="same", activation="relu", name="conv_up1")(u1)
+    outputs = L.Conv2D(1, 1, activation="sigmoid", name="mask")(u1)
+    return cs.Model(inputs, outputs, name="unet")
+
+
+def torch_unet(model, params, x_nhwc):
+    def conv(name, x, act):
+        layer = model.get_layer(name)
+        pad = layer.kernel_size[0] // 2
+        y = F.conv2d(x, params[f"{name}/kernel"].permute(3, 2, 0, 1), params[f"{name}/bias"], padding=pad)
+        return act(y)
+
+    x = _t(x_nhwc).permute(0, 3, 1, 2)
+    d1 = conv("down1", x, torch.relu)
+    d2 = conv("down2", F.max_pool2d(d1, 2), torch.relu)
+    bottom = conv("bottom", F.max_pool2d(d2, 2), torch.relu)
+    u2 = conv("conv_up2", torch.cat([F.interpolate(bottom, scale_factor=2, mode="nearest"), d2], 1), torch.relu)
+    u1 = conv("conv_up1", torch.cat([F.interpolate(u2, scale_factor=2, mode="nearest"), d1], 1), torch.relu)
+    return conv("mask", u1, torch.sigmoid).permute(0, 2, 3, 1)
+
+
+def test_small_unet_forward_loss_and_gradients_match_torch():
+    rng = np.random.default_rng(5)
+    model = small_unet()
+    _randomize(model, rng, scale=0.1)        # no probability near 0 or 1, where crossentropy clips
+    x = rng.normal(size=(3, 16, 16, 2)).astype("float32")
+    target = (rng.random((3, 16, 16, 1)) > 0.5).astype("float32")
+    params = {v.name: _t(v.value, grad=True) for v in model.weights}
+    reference = torch_unet(model, params, x)
+    torch_loss = F.binary_cross_entropy(reference, _t(target))
+    torch_loss.backward()
+    outputs, execution = model.run([x], training=True, keep=True)
+    assert _rel(outputs[0], reference.detach().numpy()) < 1e-5
+    loss = losses.BinaryCrossentropy()
+    assert abs(loss(target, outputs[0]) - torch_loss.item()) < 1e-5 * torch_loss.item()
+    _, pairs = model.backward_graph(execution, [loss.gradient(target, outputs[0])])
+    for variable, grad in pairs:
+        assert _rel(grad, params[variable.name].grad.numpy()) < 1e-4, variable.name
+    assert len(pairs) == len(model.trainable_weights)
+
+
+def test_graph_models_save_and_load_with_their_training_state(tmp_path):
+    """convscope's own file for a graph model: the same structure, outputs, and training goes on
+    exactly where it stopped (optimizer state included)."""
+    rng = np.random.default_rng(6)
+    model = resnet_style()
+    _randomize(model, rng)
+    x = rng.normal(size=(4, 12, 12, 3)).astype("float32")
+    y = rng.integers(0, 5, size=4)
+    model.compile(optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.train_on_batch(x, y)
+    path = tmp_path / "resnet.convscope"
+    model.save(path)
+    loaded = cs.models.load_model(path)
+    assert type(loaded).__name__ == "Functional" and [l.name for l in loaded.layers] == [l.name for l in model.layers]
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    model.train_on_batch(x, y)
+    loaded.train_on_batch(x, y)
+    for ours, theirs in zip(model.get_weights(), loaded.get_weights()):
+        np.testing.assert_array_equal(ours, theirs)
+    again = cs.models.model_from_json(model.to_json())
+    assert again.get_config() == model.get_config()
+
+
+def test_a_sequential_inside_a_functional_model_trains_like_its_layers_inline():
+    rng = np.random.default_rng(8)
+    block = cs.Sequential([L.Conv2D(3, 3, padding="same", activation="relu"), L.MaxPooling2D()], name="block")
+    inputs = cs.Input((8, 8, 2), name="x")
+    outputs = L.Dense(2, name="head")(L.Flatten()(block(inputs)))
+    nested = cs.Model(inputs, outputs)
+    flat = cs.Sequential([cs.Input((8, 8, 2)), L.Conv2D(3, 3, padding="same", activation="relu"),
+                          L.MaxPooling2D(), L.Flatten(), L.Dense(2)])
+    flat.set_weights(nested.get_weights())
+    x = rng.normal(size=(5, 8, 8, 2)).astype("float32")
+    y = rng.normal(size=(5, 2)).astype("float32")
+    for model in (nested, flat):
+        model.compile(optimizers.SGD(0.1), loss="mse")
+        model.train_on_batch(x, y)
+    for ours, theirs in zip(nested.get_weights(), flat.get_weights()):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-7)
+    assert [l.name for l in nested.layers][1] == "block" and nested.count_params() == flat.count_params()

@@ -17,9 +17,10 @@ from .normalization import BatchNormalization
 from .pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D, GlobalAvgPool2D,
                       GlobalMaxPool2D, GlobalMaxPooling2D, MaxPool2D, MaxPooling2D)
 from .reshaping import Flatten, Reshape, ZeroPadding2D
+from .upsampling import UpSampling2D
 
 __all__ = [
-    "Layer", "Variable", "Input", "InputLayer", "Conv2D", "Convolution2D", "Dense", "MaxPooling2D",
+    "Layer", "Variable", "Input", "UpSampling2D", "InputLayer", "Conv2D", "Convolution2D", "Dense", "MaxPooling2D",
     "MaxPool2D", "AveragePooling2D", "AvgPool2D", "GlobalMaxPooling2D", "GlobalMaxPool2D",
     "GlobalAveragePooling2D", "GlobalAvgPool2D", "Flatten", "Reshape", "ZeroPadding2D", "Dropout",
     "BatchNormalization", "Activation", "ReLU", "Softmax", "LAYER_CLASSES", "serialize", "deserialize",
@@ -33,7 +34,8 @@ LAYER_CLASSES: Dict[str, type] = {
     cls.__name__: cls for cls in (
         InputLayer, Conv2D, Dense, MaxPooling2D, AveragePooling2D, GlobalMaxPooling2D,
         GlobalAveragePooling2D, Flatten, Reshape, ZeroPadding2D, Dropout, BatchNormalization,
-        Activation, ReLU, Softmax, Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate)
+        Activation, ReLU, Softmax, Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate,
+        UpSampling2D)
 }
 LAYER_CLASSES.update({"Convolution2D": Conv2D, "MaxPool2D": MaxPooling2D, "AvgPool2D": AveragePooling2D,
                       "GlobalMaxPool2D": GlobalMaxPooling2D, "GlobalAvgPool2D": GlobalAveragePooling2D})
