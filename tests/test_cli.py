@@ -371,3 +371,38 @@ def test_running_out_of_memory_or_stack_is_one_line(capsys, model_py, monkeypatc
     assert code == 2 and out == ""
     _one_error_line(err, "summary")
     assert f"({error.__name__})" in err
+
+
+# -- graph models through the command line ---------------------------------------------------------
+
+RESNET_PY = """
+import convscope as keras
+from convscope import layers
+inputs = keras.Input((12, 12, 1), name="image")
+x = layers.Conv2D(4, 3, padding="same", activation="relu", name="stem")(inputs)
+y = layers.Conv2D(4, 3, padding="same", name="branch")(x)
+shortcut = layers.Conv2D(4, 1, name="projection")(x)
+x = layers.Add(name="residual")([y, shortcut])
+outputs = layers.Dense(3, activation="softmax", name="head")(layers.GlobalAveragePooling2D()(x))
+model = keras.Model(inputs, outputs, name="tiny_resnet")
+"""
+
+
+@pytest.mark.parametrize("source", ["py", "json"])
+def test_summary_explain_plot_and_report_of_a_graph_model(capsys, tmp_path, source):
+    path = _write(tmp_path / "resnet.py", RESNET_PY)
+    if source == "json":
+        import runpy
+        model = runpy.run_path(str(path))["model"]
+        path = _write(tmp_path / "resnet.json", model.to_json())
+    code, out, err = run(capsys, "summary", path, "--all")
+    assert code == 0 and err == "" and "Connected to" in out and "residual (Add)" in out
+    assert "branch[0][0]" in out and "projection[0][0]" in out
+    code, out, err = run(capsys, "explain", path, "--lang", "ko")
+    assert code == 0 and "residual" in out
+    code, out, _ = run(capsys, "plot", path, "-o", tmp_path / "resnet.svg", "--show-shapes")
+    svg = (tmp_path / "resnet.svg").read_text()
+    assert code == 0 and all(name in svg for name in ("stem", "branch", "projection", "residual", "head"))
+    code, out, _ = run(capsys, "report", path, "-o", tmp_path / "report.html")
+    html = (tmp_path / "report.html").read_text()
+    assert code == 0 and "residual" in html and "Connected to" in html

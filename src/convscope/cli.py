@@ -177,7 +177,7 @@ def _model_from_python(path: Path):
     if model is None:
         raise CLIError(f"model file {path} defines no variable `model`")
     if not isinstance(getattr(model, "layers", None), (list, tuple)):
-        raise CLIError(f"`model` in {path} is a {type(model).__name__}, expected a convscope Sequential model")
+        raise CLIError(f"`model` in {path} is a {type(model).__name__}, expected a convscope model (Sequential or keras.Model(inputs, outputs))")
     return model
 
 
