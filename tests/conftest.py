@@ -1,5 +1,6 @@
 """Shared fixtures: the seeds and MNIST folders beside the repo, fresh layer names per test."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,17 @@ def _fresh_session():
     """Each test starts with automatic names at `conv2d`, `dense`, ... as in a new Keras session."""
     convscope.backend.clear_session()
     yield
+
+
+@pytest.fixture(scope="session")
+def keras():
+    """Keras 3 on its torch backend, the oracle of configs, files and defaults (skips where absent)."""
+    pytest.importorskip("torch")
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    if keras.backend.backend() != "torch":
+        pytest.skip(f"needs Keras on the torch backend, got {keras.backend.backend()}")
+    return keras
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 """Dropout(rate=1.0), which Keras 3 accepts: zeros in training, the identity at inference, no inf/nan."""
 
-import os
 
 import numpy as np
 import pytest
@@ -10,16 +9,6 @@ from convscope import layers as L
 from convscope import ops
 from convscope.models import Sequential
 from convscope.optimizers import SGD
-
-
-@pytest.fixture(scope="module")
-def keras():
-    pytest.importorskip("torch")
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    keras = pytest.importorskip("keras")
-    if keras.backend.backend() != "torch":
-        pytest.skip(f"needs Keras on the torch backend, got {keras.backend.backend()}")
-    return keras
 
 
 @pytest.mark.parametrize("noise_shape", [None, (None, 1, None)])

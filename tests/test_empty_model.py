@@ -1,6 +1,5 @@
 """A model without layers cannot run: predict, call, evaluate and fit raise, as in Keras 3."""
 
-import os
 
 import numpy as np
 import pytest
@@ -32,16 +31,6 @@ OURS = {
     "train_on_batch": r"^train_on_batch: Sequential 'empty' has no layers",
     "test_on_batch": r"^test_on_batch: Sequential 'empty' has no layers",
 }
-
-
-@pytest.fixture(scope="module")
-def keras():
-    pytest.importorskip("torch")
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    keras = pytest.importorskip("keras")
-    if keras.backend.backend() != "torch":
-        pytest.skip(f"needs Keras on the torch backend, got {keras.backend.backend()}")
-    return keras
 
 
 @pytest.mark.parametrize("with_input", [False, True], ids=["no input", "input only"])

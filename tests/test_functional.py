@@ -266,16 +266,6 @@ def test_feature_extractor_idiom_and_layer_io():
 
 # -- Keras 3.15.1 (torch backend) as the oracle of structure, configs and numbers ----------------
 
-@pytest.fixture(scope="module")
-def keras():
-    import os
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    keras = pytest.importorskip("keras")
-    if keras.backend.backend() != "torch":
-        pytest.skip(f"needs Keras on the torch backend, got {keras.backend.backend()}")
-    return keras
-
-
 @pytest.mark.parametrize("build", ["resnet_style", "two_input_merges", "small_unet"])
 def test_same_model_in_keras_both_ways(keras, build):
     """Our config rebuilt by Keras and Keras' config rebuilt by us: the same layers in the same order,

@@ -6,23 +6,12 @@ to the PyTorch tests in test_layers_pooling.py.
 """
 
 import json
-import os
 
 import numpy as np
 import pytest
 
 from convscope import layers as L
 from convscope.models import Sequential, model_from_json
-
-
-@pytest.fixture(scope="module")
-def keras():
-    pytest.importorskip("torch")
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    keras = pytest.importorskip("keras")
-    if keras.backend.backend() != "torch":
-        pytest.skip(f"needs Keras on the torch backend, got {keras.backend.backend()}")
-    return keras
 
 
 def keras_seed001_plus(keras):

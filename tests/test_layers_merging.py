@@ -5,7 +5,6 @@ inputs expanded at axis 1 as Keras does); shapes, refusals and configs against K
 itself on the torch backend.  Skipped where torch or Keras is missing.
 """
 
-import os
 
 import numpy as np
 import pytest
@@ -17,15 +16,6 @@ torch = pytest.importorskip("torch")
 ELEMENTWISE = ["Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"]
 ALL = ELEMENTWISE + ["Concatenate"]
 RTOL = {"float32": 1e-5, "float64": 1e-12}
-
-
-@pytest.fixture(scope="module")
-def keras():
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    keras = pytest.importorskip("keras")
-    if keras.backend.backend() != "torch":
-        pytest.skip(f"needs Keras on the torch backend, got {keras.backend.backend()}")
-    return keras
 
 
 def assert_close(ours, reference, dtype):

@@ -282,13 +282,9 @@ def test_interrupted_weights_save_keeps_the_earlier_file(tmp_path, monkeypatch):
 # -- Keras .weights.h5 (optional h5py; Keras itself, on the torch backend, is the oracle) ----------
 
 @pytest.fixture(scope="module")
-def keras():
+def keras(keras):
+    """The shared Keras fixture, with h5py for .weights.h5."""
     pytest.importorskip("h5py")
-    pytest.importorskip("torch")
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    keras = pytest.importorskip("keras")
-    if keras.backend.backend() != "torch":
-        pytest.skip(f"needs Keras on the torch backend, got {keras.backend.backend()}")
     return keras
 
 

@@ -94,16 +94,6 @@ def test_training_steps_match_torch(make_model, batch, optimizer, kernel_path):
 
 # -- Keras itself (on the torch backend) as the oracle for fit's bookkeeping -----------------------
 
-@pytest.fixture(scope="module")
-def keras():
-    import os
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    keras = pytest.importorskip("keras")
-    if keras.backend.backend() != "torch":
-        pytest.skip(f"needs Keras on the torch backend, got {keras.backend.backend()}")
-    return keras
-
-
 def _twins(keras, case):
     """The same small model, compile settings and data in Keras and in convscope."""
     from convscope import constraints, regularizers
