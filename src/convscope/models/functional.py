@@ -124,10 +124,7 @@ class _FunctionalTraining:
         grads = [None if loss is None else loss.gradient(target, out) * weight
                  for loss, target, out, weight in zip(self._losses, y.arrays, outputs, self._loss_weights)]
         _, pairs = self.backward_graph(execution, grads, need_input_grads=False)
-        found = {id(variable): grad for variable, grad in pairs}
-        for variable in self.trainable_weights:
-            grad = found.get(id(variable))
-            variable.grad = np.zeros_like(variable.value) if grad is None else grad
+        self._assign_gradients(pairs)
         loss = sum(w * value for w, value in zip(self._loss_weights, per_output))
         loss += self._weight_penalty(add_gradients=True)
         if raise_on_nan and not np.isfinite(loss):
@@ -278,23 +275,6 @@ class Functional(_FunctionalTraining, Model):
         if isinstance(self._output_structure, dict):
             return sorted(self._output_structure)
         return [t.keras_history[0].name for t in self._outputs]
-
-    def get_layer(self, name: Optional[str] = None, index: Optional[int] = None) -> Layer:
-        """The layer called `name`, or at position `index` of `layers` (exactly one of the two)."""
-        where = f"{self._describe()}.get_layer"
-        if (name is None) == (index is None):
-            raise ValueError(f"{where}: give exactly one of `name` or `index`, got name={name!r}, index={index!r}")
-        if index is not None:
-            if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
-                raise TypeError(f"{where}: argument `index` must be an int, got {index!r}")
-            if not -len(self._layers) <= index < len(self._layers):
-                raise ValueError(f"{where}: argument `index` is {index} but the model has only "
-                                 f"{len(self._layers)} layers")
-            return self._layers[index]
-        for layer in self._layers:
-            if layer.name == name:
-                return layer
-        raise ValueError(f"{where}: no layer named {name!r}; the layers are {[lay.name for lay in self._layers]}")
 
     # -- weights ----------------------------------------------------------------------
     def _unique_weights(self, attribute: str) -> List[Variable]:

@@ -148,24 +148,6 @@ class Sequential(Model):
             raise AttributeError(f"{self._describe()} has no output shape yet: it has not been built")
         return self._current_output_shape()
 
-    def get_layer(self, name: Optional[str] = None, index: Optional[int] = None) -> Layer:
-        """The layer called `name`, or at position `index` (exactly one of the two)."""
-        if (name is None) == (index is None):
-            raise ValueError(f"{self._describe()}.get_layer: give exactly one of `name` or `index`, "
-                             f"got name={name!r}, index={index!r}")
-        if index is not None:
-            if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
-                raise TypeError(f"{self._describe()}.get_layer: argument `index` must be an int, got {index!r}")
-            if not -len(self._layers) <= index < len(self._layers):
-                raise ValueError(f"{self._describe()}.get_layer: argument `index` is {index} but the model has "
-                                 f"only {len(self._layers)} layers")
-            return self._layers[index]
-        for layer in self._layers:
-            if layer.name == name:
-                return layer
-        raise ValueError(f"{self._describe()}.get_layer: no layer named {name!r}; the layers are "
-                         f"{[layer.name for layer in self._layers]}")
-
     # -- weights ----------------------------------------------------------------------
     @property
     def weights(self) -> List[Variable]:

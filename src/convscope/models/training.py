@@ -85,6 +85,34 @@ class Model(Layer):
             Layer.__init__(self, name=name or backend.unique_name(backend.snake_case(type(self).__name__)),
                            trainable=trainable)
 
+    def get_layer(self, name: Optional[str] = None, index: Optional[int] = None) -> Layer:
+        """The layer called `name`, or at position `index` of `layers` (exactly one of the two)."""
+        where = f"{self._describe()}.get_layer"
+        layers = self.layers
+        if (name is None) == (index is None):
+            raise ValueError(f"{where}: give exactly one of `name` or `index`, got name={name!r}, index={index!r}")
+        if index is not None:
+            if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+                raise TypeError(f"{where}: argument `index` must be an int, got {index!r}")
+            if not -len(layers) <= index < len(layers):
+                raise ValueError(f"{where}: argument `index` is {index} but the model has only "
+                                 f"{len(layers)} layers")
+            return layers[index]
+        for layer in layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"{where}: no layer named {name!r}; the layers are {[layer.name for layer in layers]}")
+
+    def _assign_gradients(self, pairs) -> None:
+        """Each trainable variable's `grad`: the sum of its gradients in `pairs` (zeros without one)."""
+        grads: Dict[int, np.ndarray] = {}
+        for variable, value in pairs:
+            key = id(variable)
+            grads[key] = value if key not in grads else grads[key] + value
+        for variable in self.trainable_weights:
+            grad = grads.get(id(variable))
+            variable.grad = np.zeros_like(variable.value) if grad is None else grad
+
     @classmethod
     def from_config(cls, config, custom_objects=None):
         """`keras.Model.from_config`: a functional model from its config (Keras 3's format)."""
@@ -263,7 +291,7 @@ class Model(Layer):
             grad = self._logits_loss.gradient(y, contexts[-1].preactivation) * self._loss_weight
         else:
             grad = self._loss.gradient(y, output) * self._loss_weight
-        grads: Dict[int, np.ndarray] = {}
+        pairs = []
         for index in range(len(stages) - 1, -1, -1):
             stage, options = stages[index], {}
             if index == len(stages) - 1 and fusion is not None:
@@ -273,14 +301,9 @@ class Model(Layer):
                 if regularizer is not None:
                     grad = grad + regularizer.gradient(outputs[index]) / len(outputs[index])
             # the first stage's input gradient is never needed (most of a first Conv2D's backward)
-            grad, pairs = stage.backward(contexts[index], grad, need_input_grad=index > 0, **options)
-            for variable, value in pairs:
-                key = id(variable)
-                grads[key] = value if key not in grads else grads[key] + value
-        for variable in self.trainable_weights:
-            variable.grad = grads.get(id(variable))
-            if variable.grad is None:
-                variable.grad = np.zeros_like(variable.value)
+            grad, stage_pairs = stage.backward(contexts[index], grad, need_input_grad=index > 0, **options)
+            pairs += stage_pairs
+        self._assign_gradients(pairs)
         loss += self._weight_penalty(add_gradients=True)
         if raise_on_nan and not np.isfinite(loss):
             raise ValueError(f"{where}: the loss became {loss} at epoch {epoch + 1}, batch {batch + 1} "
