@@ -6,7 +6,6 @@ weights), Keras 3.15.1 on the torch backend (configs both ways, outputs).
 """
 
 import json
-import os
 import threading
 
 import numpy as np
@@ -367,15 +366,6 @@ def test_operation_nodes_shapes_dtypes_and_errors():
 
 
 # -- configs: Keras 3.15.1 both ways ------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def keras():
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    keras = pytest.importorskip("keras")
-    if keras.backend.backend() != "torch":
-        pytest.skip(f"needs Keras on the torch backend, got {keras.backend.backend()}")
-    return keras
-
 
 def _tail(z, y, o):
     """The arithmetic after the gate, the same for either library (`o`: its ops)."""
