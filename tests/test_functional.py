@@ -386,3 +386,30 @@ def test_a_sequential_inside_a_functional_model_trains_like_its_layers_inline():
     for ours, theirs in zip(nested.get_weights(), flat.get_weights()):
         np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-7)
     assert [l.name for l in nested.layers][1] == "block" and nested.count_params() == flat.count_params()
+
+
+def test_two_outputs_with_dict_losses_and_loss_weights_match_torch():
+    """One SGD step of a two-headed model compiled with a dict of losses and loss_weights, against the
+    same model and the weighted sum of the two losses in PyTorch."""
+    rng = np.random.default_rng(9)
+    inp = cs.Input((6,), name="x")
+    hidden = L.Dense(5, activation="tanh", name="trunk")(inp)
+    model = cs.Model(inp, {"label": L.Dense(3, activation="softmax", name="label")(hidden),
+                           "value": L.Dense(2, name="value")(hidden)})
+    _randomize(model, rng)
+    x = rng.normal(size=(7, 6)).astype("float32")
+    targets = {"label": rng.integers(0, 3, 7), "value": rng.normal(size=(7, 2)).astype("float32")}
+    params = {v.name: _t(v.value, grad=True) for v in model.weights}
+    trunk = torch.tanh(_t(x) @ params["trunk/kernel"] + params["trunk/bias"])
+    logits = trunk @ params["label/kernel"] + params["label/bias"]
+    value = trunk @ params["value/kernel"] + params["value/bias"]
+    total = F.cross_entropy(logits, torch.tensor(targets["label"])) + 0.25 * F.mse_loss(value, _t(targets["value"]))
+    total.backward()
+    model.compile(optimizers.SGD(0.05), loss={"label": "sparse_categorical_crossentropy", "value": "mse"},
+                  loss_weights={"label": 1.0, "value": 0.25})
+    before = {v.name: v.value.astype(np.float64) for v in model.trainable_weights}
+    logs = model.train_on_batch(x, targets, return_dict=True)
+    assert abs(logs["loss"] - total.item()) < 1e-5 * total.item()
+    for variable in model.trainable_weights:
+        step = before[variable.name] - variable.value
+        assert _rel(step, 0.05 * params[variable.name].grad.numpy()) < 1e-4, variable.name
