@@ -266,8 +266,6 @@ def test_infer_output_shape_runs_call_on_placeholders():
     assert autodiff.infer_output_shape(gate, (None, 5, 7)) == (None, 5, 7)
 
 
-@pytest.mark.xfail(strict=True, reason="Layer.__call__ and Functional.run(keep=False) pass training= to every "
-                   "call; they should use autodiff.call_layer (Keras passes it only when call takes it)")
 def test_predict_evaluate_and_eager_call_of_a_custom_layer_without_training_argument():
     rng = np.random.default_rng(12)
     model = gated_model()

@@ -97,7 +97,4 @@ def deserialize(config: Dict[str, Any], custom_objects: Optional[Dict[str, type]
         raise ValueError(f"layers.deserialize: unknown layer class {class_name!r}; expected one of "
                          f"{sorted(classes)}")
     arguments = _normalize_config(class_name, config.get("config") or {})
-    if cls not in LAYER_CLASSES.values() and "activity_regularizer" in arguments \
-            and arguments["activity_regularizer"] is None and issubclass(cls, Layer):
-        del arguments["activity_regularizer"]   # Keras 3 writes it for every custom layer; Layer takes none
     return cls.from_config(arguments)

@@ -21,6 +21,7 @@ import numpy as np
 from .. import backend
 from ..variables import Variable
 from . import graph
+from .autodiff import call_layer
 from .spec import LayerSpec
 
 Shape = Tuple[Optional[int], ...]
@@ -67,7 +68,7 @@ class Layer:
 
     def __init__(self, *, name: Optional[str] = None, trainable: bool = True, dtype=None,
                  input_shape=None, batch_input_shape=None, batch_size=None, input_dim=None,
-                 **kwargs):
+                 activity_regularizer=None, **kwargs):
         cls = type(self).__name__
         if kwargs:
             unknown = ", ".join(sorted(kwargs))
@@ -85,6 +86,9 @@ class Layer:
         self._batch_input_shape = _declared_input_shape(self, input_shape, batch_input_shape,
                                                         batch_size, input_dim)
         self._inbound_nodes: list = []      # one graph.Node per call on symbolic tensors
+        if activity_regularizer is not None:        # Keras 3's Layer takes it (custom layers too)
+            self.activity_regularizer = resolve_optional("regularizers", activity_regularizer, self._describe(),
+                                                         "activity_regularizer")
 
     # -- what subclasses override -------------------------------------------------------
     def build(self, input_shape: Shape) -> None:
@@ -129,7 +133,7 @@ class Layer:
             self.build_from_shape((None,) + x.shape[1:])
         else:
             self._check_input_shape(x.shape)
-        return self.call(x, training=bool(training))
+        return call_layer(self, x, training)
 
     # -- one call with what its backward pass needs -------------------------------------
     def forward(self, inputs, training: bool = False):

@@ -51,6 +51,7 @@ class KerasTensor:
         raise TypeError(f"{self!r} is symbolic: len() is not defined; use `.shape`")
 
     __hash__ = object.__hash__
+    __array_ufunc__ = None          # `np.ones(3) - x` reaches x.__rsub__ (an operation), as Keras
 
     # Arithmetic records operation layers (convscope.layers.operations), as Keras 3's ops do.
     def _op(self, name, *args):

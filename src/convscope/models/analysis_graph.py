@@ -15,6 +15,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from . import analysis
+from ..layers.merging import _Merge
 from .analysis import LayerNumbers, ModelNumbers
 
 MERGE_CLASSES = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate")
@@ -73,7 +74,7 @@ def _node_row(model, node, index: int, position, batch: int) -> LayerNumbers:
                            itemsize=np.dtype(node.outputs[0].dtype or "float32").itemsize)
     else:
         shapes = [tuple(t.shape) for t in node.input_tensors]
-        if type(layer).__name__ in MERGE_CLASSES:
+        if type(layer).__name__ in MERGE_CLASSES and isinstance(layer, _Merge):   # not the operation `Add`
             row = _merge_row(layer, index, shapes, output_shape, batch)
         else:
             row = analysis._analyze_one(layer, index, shapes[0], batch, known_output=output_shape)

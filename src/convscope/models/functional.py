@@ -17,6 +17,7 @@ import numpy as np
 from .. import backend, losses as losses_module, metrics as metrics_module, optimizers
 from ..callbacks import CallbackList, check_callbacks
 from ..layers import InputLayer, Layer
+from ..layers.autodiff import call_layer
 from ..layers.base import Variable
 from ..layers.graph import KerasTensor, flatten, is_symbolic
 from . import multi_io
@@ -245,6 +246,12 @@ class Functional(_FunctionalTraining, Model):
         return list(self._layers)
 
     @property
+    def operations(self) -> List[Layer]:
+        """Every layer and operation (arithmetic on symbolic tensors), Keras' `model.operations`; here
+        `layers` lists the operations too (Keras leaves them out)."""
+        return list(self._layers)
+
+    @property
     def inputs(self) -> List[KerasTensor]:
         return list(self._inputs)
 
@@ -357,7 +364,7 @@ class Functional(_FunctionalTraining, Model):
                 result, ctx = node.layer.forward(layer_input, training=training)
                 execution.records.append((node, ctx))
             else:
-                result = node.layer.call(layer_input, training=training)
+                result = call_layer(node.layer, layer_input, training)
             results = result if isinstance(result, (list, tuple)) else [result]
             for tensor, value in zip(node.outputs, results):
                 values[id(tensor)] = value
