@@ -413,3 +413,17 @@ def test_two_outputs_with_dict_losses_and_loss_weights_match_torch():
     for variable in model.trainable_weights:
         step = before[variable.name] - variable.value
         assert _rel(step, 0.05 * params[variable.name].grad.numpy()) < 1e-4, variable.name
+
+
+def test_feature_extractor_of_a_sequential_seed_model():
+    """Keras users look at a Sequential's feature maps with keras.Model(model.input, layer.output)."""
+    from seed_models import seed000_model
+    model = seed000_model(dropout=False)
+    extractor = cs.Model(model.input, model.get_layer(index=2).output)
+    x = np.random.default_rng(10).random((2, 28, 28, 1), dtype=np.float32)
+    expected = x
+    for layer in model.layers[:3]:
+        expected = layer(expected)
+    np.testing.assert_allclose(extractor.predict(x, verbose=0), expected, rtol=1e-6, atol=1e-6)
+    assert model.inputs == [model.input] and model.outputs[0].shape == (None, 10)
+    assert [w.name for w in extractor.weights] == [w.name for w in model.weights[:4]]

@@ -91,6 +91,8 @@ class Sequential(Model):
         if self.built:
             self._output_shapes.append(self._infer(layer, len(self._layers), self._current_output_shape()))
         self._layers.append(layer)
+        if self.built:
+            self._symbolic_outputs()
 
     def pop(self) -> Layer:
         """Remove and return the last layer."""
@@ -100,6 +102,42 @@ class Sequential(Model):
         if len(self._output_shapes) > len(self._layers):
             self._output_shapes.pop()
         return layer
+
+    def _symbolic_outputs(self) -> List[KerasTensor]:
+        """Each layer's output KerasTensor in this model (nodes recorded once per layer list), so that
+        `model.input`, `layer.output` and `keras.Model(model.input, layer.output)` work as in Keras."""
+        key = tuple(id(layer) for layer in self._layers)
+        cached = self.__dict__.get("_graph")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        outputs, x = [], self._input_layer.output
+        for layer in self._layers:
+            x = layer._call_symbolic(x)
+            outputs.append(x)
+        self._graph = (key, outputs)
+        return outputs
+
+    @property
+    def input(self) -> KerasTensor:
+        """The model's input KerasTensor (its InputLayer's), as Keras' `model.input`."""
+        if not self.built:
+            raise AttributeError(f"{self._describe()} has no input yet: it has not been built")
+        return self._input_layer.output
+
+    @property
+    def output(self) -> KerasTensor:
+        """The last layer's output KerasTensor in this model, as Keras' `model.output`."""
+        if not self.built or not self._layers:
+            raise AttributeError(f"{self._describe()} has no output yet: it has no layers or is not built")
+        return self._symbolic_outputs()[-1]
+
+    @property
+    def inputs(self) -> List[KerasTensor]:
+        return [self.input]
+
+    @property
+    def outputs(self) -> List[KerasTensor]:
+        return [self.output]
 
     def _current_output_shape(self) -> Shape:
         return self._output_shapes[-1] if self._output_shapes else self._input_layer.shape
@@ -135,6 +173,8 @@ class Sequential(Model):
             current = self._infer(layer, position, current)
             shapes.append(current)
         self._output_shapes = shapes
+        if self._layers:
+            self._symbolic_outputs()
 
     @property
     def input_shape(self) -> Shape:
