@@ -29,12 +29,17 @@ def torch_reference(torch, name, **params):
         "gelu": lambda t: functional.gelu(t, approximate="tanh" if params.get("approximate") else "none"),
         "leaky_relu": lambda t: functional.leaky_relu(t, params.get("negative_slope", 0.2)),
         "hard_sigmoid": lambda t: functional.relu6(t + 3) / 6,
+        "relu6": functional.relu6,
+        "hard_silu": functional.hardswish,
+        "hard_swish": functional.hardswish,
+        "mish": functional.mish,
+        "log_softmax": lambda t: functional.log_softmax(t, dim=params.get("axis", -1)),
     }[name]
 
 
 CASES = [(name, {}) for name in ops.ACTIVATION_NAMES] + [
     ("softmax", {"axis": 1}), ("elu", {"alpha": 0.5}), ("leaky_relu", {"negative_slope": 0.3}),
-    ("gelu", {"approximate": True}),
+    ("gelu", {"approximate": True}), ("log_softmax", {"axis": 1}),
 ]
 
 
@@ -127,7 +132,7 @@ def test_gelu_is_accurate_in_the_far_tail():
 
 
 @pytest.mark.parametrize("identifier, kwargs, error, pattern", [
-    ("mish", {}, ValueError, r"get_activation: unknown activation 'mish'; expected one of linear, relu"),
+    ("mishy", {}, ValueError, r"get_activation: unknown activation 'mishy'; expected one of linear, relu"),
     (3, {}, TypeError,
      r"get_activation: argument `identifier` must be an activation name, None or an Activation, got 3"),
     ("tanh", {"alpha": 1.0}, TypeError, r"get_activation: activation 'tanh' takes no parameter\(s\) \['alpha'\]"),

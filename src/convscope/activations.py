@@ -52,12 +52,11 @@ def softsign(x) -> np.ndarray:
     return get_activation("softsign").forward(x)
 
 
-def swish(x) -> np.ndarray:
-    return get_activation("swish").forward(x)
-
-
 def silu(x) -> np.ndarray:
     return get_activation("silu").forward(x)
+
+
+swish = silu    # Keras 3: the same function, serialized as "silu"
 
 
 def gelu(x, approximate=False) -> np.ndarray:
@@ -69,7 +68,29 @@ def leaky_relu(x, negative_slope=0.2) -> np.ndarray:
 
 
 def hard_sigmoid(x) -> np.ndarray:
+    """Keras 3's relu6(x + 3) / 6 (Keras 2's was clip(0.2 x + 0.5, 0, 1))."""
     return get_activation("hard_sigmoid").forward(x)
+
+
+def relu6(x) -> np.ndarray:
+    return get_activation("relu6").forward(x)
+
+
+def hard_silu(x) -> np.ndarray:
+    """x * relu6(x + 3) / 6."""
+    return get_activation("hard_silu").forward(x)
+
+
+hard_swish = hard_silu    # Keras 3: the same function, serialized as "hard_silu"
+
+
+def mish(x) -> np.ndarray:
+    """x * tanh(softplus(x))."""
+    return get_activation("mish").forward(x)
+
+
+def log_softmax(x, axis=-1) -> np.ndarray:
+    return get_activation("log_softmax", axis=axis).forward(x)
 
 
 _BY_NAME: Dict[str, Callable] = {name: globals()[name] for name in ACTIVATION_NAMES}

@@ -249,6 +249,42 @@ def _hard_sigmoid_grad(g, x, y):
     return g * ((x > -3.0) & (x < 3.0)) * (1.0 / 6.0)
 
 
+def _relu6(x):
+    return np.clip(x, 0.0, 6.0)
+
+
+def _relu6_grad(g, x, y):
+    return g * ((x > 0.0) & (x < 6.0))
+
+
+def _hard_silu(x):
+    return x * (np.clip(x + 3.0, 0.0, 6.0) / 6.0)
+
+
+def _hard_silu_grad(g, x, y):
+    """torch's hardswish derivative: 0 below -3, x/3 + 1/2 on [-3, 3], 1 above."""
+    slope = np.where(x < -3.0, 0.0, np.where(x > 3.0, 1.0, x / 3.0 + 0.5))
+    return g * slope
+
+
+def _mish(x):
+    return x * np.tanh(_softplus(x))
+
+
+def _mish_grad(g, x, y):
+    t = np.tanh(_softplus(x))
+    return g * (t + x * (1.0 - t * t) * _sigmoid(x))
+
+
+def _log_softmax(x, axis=-1):
+    shifted = x - x.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+def _log_softmax_grad(g, x, y, axis=-1):
+    return g - np.exp(y) * g.sum(axis=axis, keepdims=True)
+
+
 _FUNCTIONS: Dict[str, tuple] = {
     "linear": (_linear, _linear_grad),
     "relu": (_relu, _relu_grad),
@@ -264,15 +300,24 @@ _FUNCTIONS: Dict[str, tuple] = {
     "gelu": (_gelu, _gelu_grad),
     "leaky_relu": (_leaky_relu, _leaky_relu_grad),
     "hard_sigmoid": (_hard_sigmoid, _hard_sigmoid_grad),
+    "relu6": (_relu6, _relu6_grad),
+    "hard_silu": (_hard_silu, _hard_silu_grad),
+    "hard_swish": (_hard_silu, _hard_silu_grad),
+    "mish": (_mish, _mish_grad),
+    "log_softmax": (_log_softmax, _log_softmax_grad),
 }
 ACTIVATION_NAMES = tuple(_FUNCTIONS)
+# Keras 3 aliases: the activation keeps (and configs write) the name of the function they stand for.
+_ALIASES = {"swish": "silu", "hard_swish": "hard_silu"}
 
 
 def get_activation(identifier=None, **params) -> Activation:
     """The activation named `identifier` (None -> linear), or `identifier` itself if an Activation.
 
     Keyword parameters as Keras: relu(negative_slope, max_value, threshold),
-    leaky_relu(negative_slope=0.2), elu(alpha=1.0), softmax(axis=-1), gelu(approximate=False).
+    leaky_relu(negative_slope=0.2), elu(alpha=1.0), softmax(axis=-1), log_softmax(axis=-1),
+    gelu(approximate=False).  Aliases take their function's name: swish -> silu,
+    hard_swish -> hard_silu (as Keras 3 writes them in configs).
     """
     if isinstance(identifier, Activation):
         if params:
@@ -288,9 +333,11 @@ def get_activation(identifier=None, **params) -> Activation:
     if name not in _FUNCTIONS:
         raise ValueError(f"get_activation: unknown activation {identifier!r}; expected one of "
                          f"{', '.join(ACTIVATION_NAMES)}")
+    name = _ALIASES.get(name, name)
     forward, backward = _FUNCTIONS[name]
     allowed = {"relu": ("negative_slope", "max_value", "threshold"), "leaky_relu": ("negative_slope",),
-               "elu": ("alpha",), "softmax": ("axis",), "gelu": ("approximate",)}.get(name, ())
+               "elu": ("alpha",), "softmax": ("axis",), "log_softmax": ("axis",),
+               "gelu": ("approximate",)}.get(name, ())
     unknown = sorted(set(params) - set(allowed))
     if unknown:
         raise TypeError(f"get_activation: activation '{name}' takes no parameter(s) {unknown}; "

@@ -59,13 +59,7 @@ swish = silu
 
 def hard_silu(x):
     """x * relu6(x + 3) / 6 (Keras 3's hard_silu, torch's hardswish)."""
-    value = _one(x, "hard_silu", floating=True)
-    out = value * (np.clip(value + 3, 0, 6) / 6)
-
-    def rule(g, need):
-        slope = np.where(value < -3, 0, np.where(value > 3, 1, value / 3 + 0.5))
-        return (g * slope,)
-    return record_node("hard_silu", (x,), out.astype(value.dtype, copy=False), rule)
+    return _activation("hard_silu", x, "hard_silu")
 
 
 hard_swish = hard_silu
@@ -110,11 +104,7 @@ def softmax(x, axis=-1):
 def log_softmax(x, axis=-1):
     """x - log(sum(exp(x))) over `axis`; the gradient is g - softmax(x) * sum(g)."""
     value = _one(x, "log_softmax", floating=True)
-    axes = _axes(axis, value.ndim, "log_softmax")
-    shifted = value - np.max(value, axis=axes, keepdims=True)
-    out = shifted - np.log(np.sum(np.exp(shifted), axis=axes, keepdims=True))
-    return record_node("log_softmax", (x,), out,
-                       lambda g, need: (g - np.exp(out) * np.sum(g, axis=axes, keepdims=True),))
+    return _activation("log_softmax", x, "log_softmax", axis=_axes(axis, value.ndim, "log_softmax"))
 
 
 _symbolic_dispatch(globals(), __all__)
