@@ -427,3 +427,25 @@ def test_feature_extractor_of_a_sequential_seed_model():
     np.testing.assert_allclose(extractor.predict(x, verbose=0), expected, rtol=1e-6, atol=1e-6)
     assert model.inputs == [model.input] and model.outputs[0].shape == (None, 10)
     assert [w.name for w in extractor.weights] == [w.name for w in model.weights[:4]]
+
+
+def test_graph_plans_fuse_chains_and_give_the_numbers_of_the_nodes_one_by_one():
+    """Inference fuses conv -> BN -> ReLU chains inside the residual blocks, training fuses a U-Net's
+    conv('relu') -> max pooling; a node whose output is also read elsewhere (a skip) ends its chain."""
+    from convscope.models.plan import ConvInferenceStage, ConvReluMaxPoolStage
+    rng = np.random.default_rng(11)
+    resnet = resnet_style()
+    _randomize(resnet, rng)
+    fused = [[n.layer.name for n in step.nodes] for step in resnet._steps(training=False, keep=False)
+             if isinstance(step.stage, ConvInferenceStage)]
+    assert ["stem", "stem_bn", "stem_relu"] in fused and ["s0_conv1", "s0_bn1", "s0_relu1"] in fused
+    assert all("s0_add" not in chain for chain in fused)
+    x = rng.normal(size=(5, 12, 12, 3)).astype("float32")
+    one_by_one = resnet.run([x], training=False, keep=True)[0][0]        # every node through its layer
+    np.testing.assert_allclose(resnet.predict(x, verbose=0), one_by_one, rtol=1e-5, atol=1e-6)
+
+    unet = small_unet()
+    steps = unet._steps(training=True, keep=True)
+    pooled = [[n.layer.name for n in step.nodes] for step in steps if isinstance(step.stage, ConvReluMaxPoolStage)]
+    assert pooled == []            # down1 and down2 also feed the skips: their outputs must exist
+    assert [n.layer.name for n in steps[0].nodes] == ["down1"]

@@ -23,6 +23,8 @@ from ..layers.graph import KerasTensor, flatten, is_symbolic
 from . import multi_io
 from .functional_config import functional_config, functional_from_config
 from .graph_map import map_graph
+from .graph_plan import graph_steps
+from .plan import INFERENCE, LAYERS, TRAINING
 from .summary import print_summary
 from .training import Model
 
@@ -351,24 +353,45 @@ class Functional(_FunctionalTraining, Model):
                              f"{dict(zip(names, [len(a) for a in arrays]))}")
         return arrays
 
+    def _steps(self, training: bool, keep: bool):
+        """The execution plan for this call's mode (models/graph_plan.py), built once per mode."""
+        mode = TRAINING if training and keep else INFERENCE if not (training or keep) else LAYERS
+        plans = self.__dict__.setdefault("_graph_plans", {})
+        if mode not in plans:
+            plans[mode] = graph_steps(self._compute_nodes, self._outputs, mode)
+        return plans[mode]
+
     def run(self, arrays: Sequence[np.ndarray], training: bool = False,
             keep: bool = True) -> Tuple[List[np.ndarray], Optional[Execution]]:
-        """Run the graph on the flat input arrays: (flat outputs, the Execution, None when not `keep`)."""
+        """Run the graph's plan on the flat input arrays: (flat outputs, the Execution, None when not
+        `keep`).  Fused chains run as one stage; every other node through its layer."""
         values: Dict[int, np.ndarray] = {id(t): a for t, a in zip(self._inputs, arrays)}
         remaining = dict(self._consumers)
         execution = Execution() if keep else None
-        for node in self._compute_nodes:
-            args = _substitute(node.args, values)
-            layer_input = args[0] if len(args) == 1 else args
-            if keep:
-                result, ctx = node.layer.forward(layer_input, training=training)
-                execution.records.append((node, ctx))
+        for step in self._steps(training, keep):
+            if step.stage is not None:
+                if keep:
+                    values[id(step.output)], ctx = step.stage.forward(values[id(step.input)], training=training)
+                    execution.records.append((step, ctx))
+                else:
+                    with backend.no_backward():
+                        values[id(step.output)], _ = step.stage.forward(values[id(step.input)],
+                                                                        training=training)
+                read = [step.input]
             else:
-                result = call_layer(node.layer, layer_input, training)
-            results = result if isinstance(result, (list, tuple)) else [result]
-            for tensor, value in zip(node.outputs, results):
-                values[id(tensor)] = value
-            for tensor in node.input_tensors:      # drop what no later node reads
+                node = step.nodes[0]
+                args = _substitute(node.args, values)
+                layer_input = args[0] if len(args) == 1 else args
+                if keep:
+                    result, ctx = node.layer.forward(layer_input, training=training)
+                    execution.records.append((step, ctx))
+                else:
+                    result = call_layer(node.layer, layer_input, training)
+                results = result if isinstance(result, (list, tuple)) else [result]
+                for tensor, value in zip(node.outputs, results):
+                    values[id(tensor)] = value
+                read = node.input_tensors
+            for tensor in read:                     # drop what no later step reads
                 key = id(tensor)
                 remaining[key] -= 1
                 if remaining[key] == 0:
@@ -382,18 +405,29 @@ class Functional(_FunctionalTraining, Model):
         for tensor, grad in zip(self._outputs, output_grads):
             _accumulate(grads, tensor, grad)
         weight_grads: Dict[int, List] = {}
-        for node, ctx in reversed(execution.records):
-            upstream = [grads.pop(id(t), None) for t in node.outputs]
-            if all(g is None for g in upstream):
-                continue
-            upstream = [np.zeros(_concrete(t.shape, g), t.dtype) if g is None else g
-                        for t, g in zip(node.outputs, upstream)] if len(upstream) > 1 else upstream
-            grad_in, pairs = node.layer.backward(ctx, upstream[0] if len(upstream) == 1 else upstream)
+        for step, ctx in reversed(execution.records):
+            if step.stage is not None:
+                upstream = grads.pop(id(step.output), None)
+                if upstream is None:
+                    continue
+                grad_in, pairs = step.stage.backward(ctx, upstream)
+                sources, grad_list = [step.input], [grad_in]
+            else:
+                node = step.nodes[0]
+                upstream = [grads.pop(id(t), None) for t in node.outputs]
+                if all(g is None for g in upstream):
+                    continue
+                if len(upstream) > 1:
+                    batch = next(len(g) for g in upstream if g is not None)
+                    upstream = [np.zeros(_concrete(t.shape, batch), t.dtype) if g is None else g
+                                for t, g in zip(node.outputs, upstream)]
+                grad_in, pairs = node.layer.backward(ctx, upstream[0] if len(upstream) == 1 else upstream)
+                sources = node.input_tensors
+                grad_list = grad_in if isinstance(grad_in, (list, tuple)) else [grad_in]
             for variable, grad in pairs:
                 entry = weight_grads.setdefault(id(variable), [variable, None])
                 entry[1] = grad if entry[1] is None else entry[1] + grad
-            grad_list = grad_in if isinstance(grad_in, (list, tuple)) else [grad_in]
-            for tensor, grad in zip(node.input_tensors, grad_list):
+            for tensor, grad in zip(sources, grad_list):
                 _accumulate(grads, tensor, grad)
         input_grads = [grads.get(id(t)) for t in self._inputs] if need_input_grads else None
         return input_grads, [tuple(entry) for entry in weight_grads.values()]
@@ -499,6 +533,6 @@ def _accumulate(grads: Dict[int, np.ndarray], tensor: KerasTensor, grad) -> None
     grads[key] = grad if key not in grads else grads[key] + grad
 
 
-def _concrete(shape, like) -> Tuple[int, ...]:
-    return tuple(like.shape[0] if d is None else d for d in shape) if like is not None else tuple(shape)
+def _concrete(shape, batch: int) -> Tuple[int, ...]:
+    return tuple(batch if d is None else d for d in shape)
 
