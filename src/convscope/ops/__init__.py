@@ -7,6 +7,9 @@ comes from `ops/shapes.py`.
 from . import shapes
 from .activations import ACTIVATION_NAMES, Activation, erf, erfc, get_activation
 from .conv import conv2d, conv2d_backward, conv2d_forward
+from .conv_transpose import conv2d_transpose, conv2d_transpose_backward, conv2d_transpose_forward
+from .depthwise import (depthwise_conv2d, depthwise_conv2d_backward, depthwise_conv2d_forward, separable_conv2d,
+                        separable_conv2d_backward, separable_conv2d_forward)
 from .epilogue import FUSED_ACTIVATIONS, bias_activation_backward, bias_activation_forward
 from .fused import conv2d_inference, conv2d_max_pool_forward
 from .dropout import dropout_backward, dropout_forward
@@ -30,6 +33,9 @@ __all__ = [
     "shapes",
     "Activation", "ACTIVATION_NAMES", "get_activation", "erf", "erfc",
     "conv2d", "conv2d_forward", "conv2d_backward", "conv2d_inference", "conv2d_max_pool_forward",
+    "conv2d_transpose", "conv2d_transpose_forward", "conv2d_transpose_backward",
+    "depthwise_conv2d", "depthwise_conv2d_forward", "depthwise_conv2d_backward",
+    "separable_conv2d", "separable_conv2d_forward", "separable_conv2d_backward",
     "max_pool2d", "max_pool2d_forward", "max_pool2d_backward",
     "avg_pool2d", "avg_pool2d_forward", "avg_pool2d_backward",
     "dense_forward", "dense_backward",

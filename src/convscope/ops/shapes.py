@@ -13,6 +13,14 @@ Conventions (TensorFlow / Keras):
               not allow stride > 1; this split is what makes TF's stride-2 SAME
               differ from a symmetric PyTorch padding.
 * explicit:   out = floor((n + before + after - k_eff) / s) + 1
+* transposed ("deconvolution", Keras' Conv2DTranspose rule):
+              "valid": out = (n - 1) * s + k_eff + output_padding, with output_padding
+                       max(k_eff, s) - k_eff when None;
+              "same":  out = n * s when output_padding is None, else
+                       (n - 1) * s + k_eff % 2 + output_padding.
+              That is (n - 1) * s - 2p + k_eff + output_padding with p = 0 ("valid")
+              or p = k_eff // 2 ("same" with output_padding); the cells cut from the
+              full (n - 1) * s + k_eff are `deconv_padding`'s (before, after).
 """
 
 from __future__ import annotations
@@ -30,6 +38,8 @@ __all__ = [
     "receptive_field_step",
     "normalize_tuple",
     "ceil_div",
+    "deconv_output_length",
+    "deconv_padding",
 ]
 
 
@@ -125,3 +135,35 @@ def ceil_div(a: int, b: int) -> int:
     """ceil(a / b) for ints, exactly (no float rounding)."""
     return -(-a // b)
 
+
+def deconv_output_length(length: int, kernel_size: int, stride: int = 1, dilation: int = 1,
+                         padding: str = "valid", output_padding=None) -> int:
+    """Output length of a transposed convolution on one axis, Keras' rule ("valid"/"same")."""
+    k_eff = effective_kernel_size(kernel_size, dilation)
+    mode = padding.lower()
+    if mode == "valid":
+        extra = max(k_eff, stride) - k_eff if output_padding is None else output_padding
+        return (length - 1) * stride + k_eff + extra
+    if mode != "same":
+        raise ValueError(f"padding must be 'valid' or 'same', got {padding!r}")
+    if output_padding is None:
+        return length * stride
+    return (length - 1) * stride + k_eff % 2 + output_padding
+
+
+def deconv_padding(length: int, kernel_size: int, stride: int = 1, dilation: int = 1,
+                   padding: str = "valid", output_padding=None) -> Tuple[int, int]:
+    """(before, after): cells cut from each end of a transposed convolution's full output,
+    (length - 1) * stride + k_eff cells, to leave `deconv_output_length`'s (a negative `after`
+    appends zeros).  `before` is the padding of the convolution it transposes, as Keras (and
+    TensorFlow's SAME split) place the output: "valid" 0; "same" (k_eff - stride) // 2, or
+    (k_eff - k_eff % 2 - output_padding) // 2 with an output_padding, never below 0."""
+    k_eff = effective_kernel_size(kernel_size, dilation)
+    out = deconv_output_length(length, kernel_size, stride, dilation, padding, output_padding)
+    if padding.lower() == "valid":
+        before = 0
+    elif output_padding is None:
+        before = max((k_eff - stride) // 2, 0)
+    else:
+        before = max((k_eff - k_eff % 2 - output_padding) // 2, 0)
+    return before, (length - 1) * stride + k_eff - before - out
