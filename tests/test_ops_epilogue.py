@@ -118,3 +118,17 @@ def test_bad_arguments_are_named(call, error, pattern):
     with pytest.raises(error, match=pattern):
         call()
 
+
+
+def test_bias_add_on_the_channel_axis_and_its_errors():
+    rng = np.random.default_rng(3)
+    z = rng.normal(size=(2, 3, 4, 5))
+    bias = rng.normal(size=5)
+    np.testing.assert_array_equal(ops.bias_add(z.copy(), bias), z + bias)
+    bias_first = rng.normal(size=3)
+    np.testing.assert_array_equal(ops.bias_add(z.copy(), bias_first, "NCHW"), z + bias_first[None, :, None, None])
+    with pytest.raises(ValueError, match=r"bias_add: argument `bias` must have shape \(5,\) for z of shape "
+                                         r"\(2, 3, 4, 5\) \(NHWC\), got \(3,\)"):
+        ops.bias_add(z, bias_first)
+    with pytest.raises(ValueError, match=r"bias_add: argument `data_format` must be 'NHWC' or 'NCHW', got 'NWHC'"):
+        ops.bias_add(z, bias, "NWHC")

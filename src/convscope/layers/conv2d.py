@@ -121,9 +121,6 @@ class Conv2D(KernelBiasLayer):
         self.built = True
 
     # -- numerics ---------------------------------------------------------------------
-    def _bias_shape(self):
-        return (1, self.filters, 1, 1) if self.data_format == "channels_first" else (self.filters,)
-
     def describe(self):
         window = Window(self.kernel_size, self.strides, self.padding, self.dilation_rate)
         return self._spec("conv2d", data_format=self.data_format, window=window, groups=self.groups)
@@ -140,7 +137,7 @@ class Conv2D(KernelBiasLayer):
             return y, Preactivation(op_ctx, None if fused == "relu" else y, y)
         z, op_ctx = ops.conv2d_forward(*args) if keep else (ops.conv2d(*args), None)
         if self.bias is not None:
-            z += self.bias.value.reshape(self._bias_shape())     # z is a fresh array: add in place
+            ops.bias_add(z, self.bias.value, ops_format(self.data_format))     # z is fresh: in place
         y = self.activation.forward(z)
         return y, (Preactivation(op_ctx, z, y) if keep else None)
 

@@ -10,13 +10,16 @@ from .conv import conv2d, conv2d_backward, conv2d_forward
 from .conv_transpose import conv2d_transpose, conv2d_transpose_backward, conv2d_transpose_forward
 from .depthwise import (depthwise_conv2d, depthwise_conv2d_backward, depthwise_conv2d_forward, separable_conv2d,
                         separable_conv2d_backward, separable_conv2d_forward)
-from .epilogue import FUSED_ACTIVATIONS, bias_activation_backward, bias_activation_forward
+from .epilogue import FUSED_ACTIVATIONS, bias_activation_backward, bias_activation_forward, bias_add
 from .fused import conv2d_inference, conv2d_max_pool_forward
 from .dropout import dropout_backward, dropout_forward
 from .linear import dense_backward, dense_forward
 from .normalization import (batch_norm_affine, batch_norm_backward, batch_norm_infer, batch_norm_infer_backward,
                             batch_norm_infer_backward_all, batch_norm_train, moving_average_update)
 from .padding import zero_pad2d, zero_pad2d_backward
+from .layer_norm import layer_norm_backward, layer_norm_forward
+from .preprocessing import rescale, rescale_backward, standardize, standardize_backward
+from .resize import resize2d, resize2d_backward, resize2d_forward
 from .pooling import (avg_pool2d, avg_pool2d_backward, avg_pool2d_forward, max_pool2d, max_pool2d_backward,
                       max_pool2d_forward)
 from .tape import Tape, Traced, record, stop_gradient
@@ -39,10 +42,12 @@ __all__ = [
     "max_pool2d", "max_pool2d_forward", "max_pool2d_backward",
     "avg_pool2d", "avg_pool2d_forward", "avg_pool2d_backward",
     "dense_forward", "dense_backward",
-    "FUSED_ACTIVATIONS", "bias_activation_forward", "bias_activation_backward",
+    "FUSED_ACTIVATIONS", "bias_activation_forward", "bias_activation_backward", "bias_add",
     "batch_norm_train", "batch_norm_infer", "batch_norm_affine", "batch_norm_backward", "batch_norm_infer_backward",
     "batch_norm_infer_backward_all", "moving_average_update",
     "zero_pad2d", "zero_pad2d_backward",
+    "layer_norm_forward", "layer_norm_backward", "resize2d", "resize2d_forward", "resize2d_backward",
+    "rescale", "rescale_backward", "standardize", "standardize_backward",
     "dropout_forward", "dropout_backward",
     # Keras 3 `keras.ops` functions, differentiable on a Tape (ops/tape.py, numpy_api.py, nn_api.py)
     "Tape", "Traced", "record", "stop_gradient",

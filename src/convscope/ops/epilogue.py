@@ -161,3 +161,16 @@ def bias_activation_backward(grad_y: np.ndarray, y: np.ndarray, activation: str,
     grad_z = grad_y * (y > 0) if relu else grad_y
     grad_bias = grad_z.reshape(-1, channels).sum(axis=0) if with_bias else None
     return grad_z, grad_bias
+
+
+def bias_add(z: np.ndarray, bias: np.ndarray, data_format: str = "NHWC") -> np.ndarray:
+    """z + bias over the channel axis (last for NHWC, 1 for NCHW), in place on `z` (a fresh array of
+    the caller's), as `tf.nn.bias_add`; returns `z`."""
+    if data_format not in ("NHWC", "NCHW"):
+        raise ValueError(f"bias_add: argument `data_format` must be 'NHWC' or 'NCHW', got {data_format!r}")
+    channels = z.shape[1] if data_format == "NCHW" else z.shape[-1]
+    if bias.shape != (channels,):
+        raise ValueError(f"bias_add: argument `bias` must have shape ({channels},) for z of shape {z.shape} "
+                         f"({data_format}), got {bias.shape}")
+    z += bias.reshape((1, channels) + (1,) * (z.ndim - 2)) if data_format == "NCHW" else bias
+    return z
