@@ -8,7 +8,9 @@ from . import convolutional, core  # Keras 2 import paths
 from .activation import Activation, ReLU, Softmax
 from .base import Layer, Variable
 from .conv2d import Conv2D, Convolution2D
+from .conv2d_transpose import Conv2DTranspose, Convolution2DTranspose
 from .dense import Dense
+from .depthwise_conv2d import DepthwiseConv2D
 from .dropout import Dropout
 from .input_layer import Input, InputLayer
 from .merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add, average,
@@ -17,6 +19,7 @@ from .normalization import BatchNormalization
 from .pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D, GlobalAvgPool2D,
                       GlobalMaxPool2D, GlobalMaxPooling2D, MaxPool2D, MaxPooling2D)
 from .reshaping import Flatten, Reshape, ZeroPadding2D
+from .separable_conv2d import SeparableConv2D, SeparableConvolution2D
 from .upsampling import UpSampling2D
 
 __all__ = [
@@ -25,6 +28,7 @@ __all__ = [
     "GlobalAveragePooling2D", "GlobalAvgPool2D", "Flatten", "Reshape", "ZeroPadding2D", "Dropout",
     "BatchNormalization", "Activation", "ReLU", "Softmax", "LAYER_CLASSES", "serialize", "deserialize",
     "convolutional", "core",
+    "DepthwiseConv2D", "SeparableConv2D", "SeparableConvolution2D", "Conv2DTranspose", "Convolution2DTranspose",
     "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate",
     "add", "subtract", "multiply", "average", "maximum", "minimum", "concatenate",
 ]
@@ -37,6 +41,8 @@ LAYER_CLASSES: Dict[str, type] = {
         Activation, ReLU, Softmax, Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate,
         UpSampling2D)
 }
+LAYER_CLASSES.update({cls.__name__: cls for cls in (DepthwiseConv2D, SeparableConv2D, Conv2DTranspose)})
+LAYER_CLASSES.update({"SeparableConvolution2D": SeparableConv2D, "Convolution2DTranspose": Conv2DTranspose})
 LAYER_CLASSES.update({"Convolution2D": Conv2D, "MaxPool2D": MaxPooling2D, "AvgPool2D": AveragePooling2D,
                       "GlobalMaxPool2D": GlobalMaxPooling2D, "GlobalAvgPool2D": GlobalAveragePooling2D})
 

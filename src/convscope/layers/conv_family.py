@@ -1,0 +1,140 @@
+"""What DepthwiseConv2D, SeparableConv2D and Conv2DTranspose share: the window arguments, weight
+options named by role (`depthwise_initializer`, ...), the output shape of a Conv2D-like window, and
+one forward/backward around an op with a bias and an activation (fused where Conv2D fuses them)."""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+from .. import backend, initializers
+from ..ops import shapes
+from .base import Shape, check_bool, check_kept_for_backward, normalize_data_format, normalize_padding, \
+    resolve_optional, serialize_optional
+from .conv2d import channel_dim, check_image_rank, image_shape, spatial_dims
+from .kernel_bias import KernelBiasLayer, Preactivation, resolve_activation
+from .spec import Window
+
+
+class ConvFamilyLayer(KernelBiasLayer):
+    """A windowed layer computing activation(op(x) + bias); subclasses give `_run` and `_run_backward`."""
+
+    _CONFIG_DEFAULTS = {
+        "data_format": "channels_last",
+        "activation": "linear",
+        "bias_initializer": initializers.serialize(initializers.Zeros()),
+    }
+
+    def _init_window(self, where: str, kernel_size, strides, padding, data_format, dilation_rate) -> None:
+        self.kernel_size = shapes.normalize_tuple(kernel_size, 2, "kernel_size", where)
+        self.strides = shapes.normalize_tuple(strides, 2, "strides", where)
+        self.padding = normalize_padding(padding, where)
+        self.data_format = normalize_data_format(data_format, where)
+        self.dilation_rate = shapes.normalize_tuple(dilation_rate, 2, "dilation_rate", where)
+
+    def _init_activation_bias(self, where: str, activation, use_bias, bias_initializer, bias_regularizer,
+                              activity_regularizer, bias_constraint) -> None:
+        """Activation and bias options (the kernels' are named by role: `weight_options`)."""
+        self.activation = resolve_activation(activation, where)
+        self.use_bias = check_bool(use_bias, "use_bias", where)
+        self.bias_initializer, self.bias_regularizer, self.bias_constraint = weight_options(
+            where, "bias", bias_initializer, bias_regularizer, bias_constraint)
+        self.activity_regularizer = resolve_optional("regularizers", activity_regularizer, where,
+                                                     "activity_regularizer")
+        self.kernel = None
+        self.bias = None
+
+    def _window_config(self) -> Dict[str, Any]:
+        return {"kernel_size": self.kernel_size, "strides": self.strides, "padding": self.padding,
+                "data_format": self.data_format, "dilation_rate": self.dilation_rate}
+
+    def _activation_bias_config(self) -> Dict[str, Any]:
+        return {"activation": self.activation.name, "use_bias": self.use_bias,
+                **weight_config("bias", self.bias_initializer, self.bias_regularizer, self.bias_constraint),
+                "activity_regularizer": serialize_optional("regularizers", self.activity_regularizer)}
+
+    def _window(self) -> Window:
+        return Window(self.kernel_size, self.strides, self.padding, self.dilation_rate)
+
+    def _input_channels(self, input_shape: Shape, expected) -> int:
+        """The input's channels (known, and `expected`'s when the layer is built)."""
+        input_shape = tuple(input_shape)
+        check_image_rank(self, input_shape, self.data_format)
+        channels = channel_dim(input_shape, self.data_format)
+        if channels is None:
+            raise ValueError(f"{self._describe()}: the channel axis of the input must be known, got shape "
+                             f"{input_shape}")
+        if expected is not None and channels != expected:
+            raise ValueError(f"{self._describe()}: expected an input with {expected} channels (the layer is "
+                             f"built for them), got shape {input_shape}")
+        return channels
+
+    def _conv_output_shape(self, input_shape: Shape, out_channels: int) -> Shape:
+        """A Conv2D-like window's output shape; a window larger than the padded input is refused."""
+        out = []
+        for i, (axis, length) in enumerate(zip(("rows", "cols"), spatial_dims(input_shape, self.data_format))):
+            size = None if length is None else shapes.conv_output_length(
+                length, self.kernel_size[i], self.strides[i], self.dilation_rate[i], self.padding)
+            if size is not None and size <= 0:
+                span = shapes.effective_kernel_size(self.kernel_size[i], self.dilation_rate[i])
+                raise ValueError(
+                    f"{self._describe()}: input shape {tuple(input_shape)} is too small: the kernel spans {span} "
+                    f"{axis} (kernel_size={self.kernel_size}, dilation_rate={self.dilation_rate}) but the "
+                    f"'{self.padding}'-padded input has {length} {axis}, so the output would have {size}")
+            out.append(size)
+        return image_shape(input_shape[0], out[0], out[1], out_channels, self.data_format)
+
+    # -- one call -----------------------------------------------------------------------
+    def _run(self, inputs, bias, activation: str, keep: bool):
+        """(op output with `activation(. + bias)` applied, op ctx or None when not `keep`)."""
+        raise NotImplementedError
+
+    def _run_backward(self, grad_z, op_ctx, need_input_grad: bool):
+        """(input gradient or None, [gradient of each kernel, in `_kernels()` order])."""
+        raise NotImplementedError
+
+    def _kernels(self) -> list:
+        return [self.kernel]
+
+    def forward(self, inputs, training: bool = False):
+        keep = backend.keeps_for_backward()
+        fused = self._fused_activation(self.data_format == "channels_last")
+        if fused is not None:       # bias and ReLU applied by the op
+            y, op_ctx = self._run(inputs, self._bias_value(), fused, keep)
+            return y, (Preactivation(op_ctx, None if fused == "relu" else y, y) if keep else None)
+        z, op_ctx = self._run(inputs, None, "linear", keep)
+        if self.bias is not None:
+            z += self.bias.value.reshape(self._bias_shape())     # z is a fresh array: add in place
+        y = self.activation.forward(z)
+        return y, (Preactivation(op_ctx, z, y) if keep else None)
+
+    def backward(self, ctx: Preactivation, grad_output, need_input_grad: bool = True,
+                 from_preactivation: bool = False):
+        """(input gradient or None when not `need_input_grad`, [(kernel, grad), ..., (bias, grad)])."""
+        check_kept_for_backward(self, ctx)
+        channels_last = self.data_format == "channels_last"
+        grad_z, grad_bias = self._activation_backward(ctx, grad_output, from_preactivation, channels_last)
+        grad_input, kernel_grads = self._run_backward(grad_z, ctx.inputs, need_input_grad)
+        if self.bias is not None and grad_bias is None:
+            grad_bias = grad_z.sum(axis=(0, 1, 2) if channels_last else (0, 2, 3))
+        if not self.trainable:
+            return grad_input, []
+        pairs = list(zip(self._kernels(), kernel_grads))
+        return grad_input, pairs + ([(self.bias, grad_bias)] if self.bias is not None else [])
+
+    def _bias_shape(self):
+        channels = self.bias.shape[0]
+        return (1, channels, 1, 1) if self.data_format == "channels_first" else (channels,)
+
+
+def weight_options(where: str, role: str, initializer, regularizer, constraint):
+    """(initializer, regularizer, constraint) of the weight `role` ("depthwise", "bias", ...), errors
+    naming `<role>_initializer` etc."""
+    return (initializers.get(initializer, where, f"{role}_initializer"),
+            resolve_optional("regularizers", regularizer, where, f"{role}_regularizer"),
+            resolve_optional("constraints", constraint, where, f"{role}_constraint"))
+
+
+def weight_config(role: str, initializer, regularizer, constraint) -> Dict[str, Any]:
+    return {f"{role}_initializer": serialize_optional("initializers", initializer),
+            f"{role}_regularizer": serialize_optional("regularizers", regularizer),
+            f"{role}_constraint": serialize_optional("constraints", constraint)}
