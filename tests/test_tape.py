@@ -232,10 +232,9 @@ def test_gradient_matches_finite_differences(fn, ours, theirs, shapes, draw):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("fn, ours, theirs, shapes, draw", GRADS)
+@pytest.mark.parametrize("fn, ours, theirs, shapes, draw", [case for case in GRADS if case.values[2] is not None])
 def test_gradient_matches_torch_autograd(fn, ours, theirs, shapes, draw, dtype):
-    if theirs is None:
-        pytest.skip("no torch twin: checked against finite differences only")
+    """Every case with a torch twin (the others are checked against finite differences only)."""
     rng = np.random.default_rng(2)
     arrays = [draw(rng, s).astype(dtype) for s in shapes]
     weights = [rng.normal(size=np.shape(o)).astype(dtype) for o in outputs_of(ours(*arrays))]
