@@ -7,8 +7,10 @@ from typing import Any, Dict, Optional
 from . import convolutional, core  # Keras 2 import paths
 from .activation import Activation, ReLU, Softmax
 from .base import Layer, Variable
+from .conv1d import Conv1D, Convolution1D
 from .conv2d import Conv2D, Convolution2D
 from .conv2d_transpose import Conv2DTranspose, Convolution2DTranspose
+from .cropping import Cropping1D, Cropping2D
 from .dense import Dense
 from .depthwise_conv2d import DepthwiseConv2D
 from .dropout import Dropout
@@ -18,8 +20,12 @@ from .merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Sub
 from .normalization import BatchNormalization
 from .pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D, GlobalAvgPool2D,
                       GlobalMaxPool2D, GlobalMaxPooling2D, MaxPool2D, MaxPooling2D)
+from .pooling1d import (AveragePooling1D, AvgPool1D, GlobalAveragePooling1D, GlobalAvgPool1D, GlobalMaxPool1D,
+                        GlobalMaxPooling1D, MaxPool1D, MaxPooling1D)
 from .reshaping import Flatten, Reshape, ZeroPadding2D
+from .reshaping1d import UpSampling1D, ZeroPadding1D
 from .separable_conv2d import SeparableConv2D, SeparableConvolution2D
+from .spatial_dropout import SpatialDropout2D
 from .upsampling import UpSampling2D
 
 __all__ = [
@@ -31,6 +37,9 @@ __all__ = [
     "DepthwiseConv2D", "SeparableConv2D", "SeparableConvolution2D", "Conv2DTranspose", "Convolution2DTranspose",
     "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate",
     "add", "subtract", "multiply", "average", "maximum", "minimum", "concatenate",
+    "Conv1D", "Convolution1D", "MaxPooling1D", "MaxPool1D", "AveragePooling1D", "AvgPool1D", "GlobalMaxPooling1D",
+    "GlobalMaxPool1D", "GlobalAveragePooling1D", "GlobalAvgPool1D", "UpSampling1D", "ZeroPadding1D", "Cropping1D",
+    "Cropping2D", "SpatialDropout2D",
 ]
 
 # Class name (as Keras writes it in configs, aliases included) -> class.
@@ -39,12 +48,15 @@ LAYER_CLASSES: Dict[str, type] = {
         InputLayer, Conv2D, Dense, MaxPooling2D, AveragePooling2D, GlobalMaxPooling2D,
         GlobalAveragePooling2D, Flatten, Reshape, ZeroPadding2D, Dropout, BatchNormalization,
         Activation, ReLU, Softmax, Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate,
-        UpSampling2D)
+        UpSampling2D, Conv1D, MaxPooling1D, AveragePooling1D, GlobalMaxPooling1D, GlobalAveragePooling1D,
+        UpSampling1D, ZeroPadding1D, Cropping1D, Cropping2D, SpatialDropout2D)
 }
 LAYER_CLASSES.update({cls.__name__: cls for cls in (DepthwiseConv2D, SeparableConv2D, Conv2DTranspose)})
 LAYER_CLASSES.update({"SeparableConvolution2D": SeparableConv2D, "Convolution2DTranspose": Conv2DTranspose})
 LAYER_CLASSES.update({"Convolution2D": Conv2D, "MaxPool2D": MaxPooling2D, "AvgPool2D": AveragePooling2D,
                       "GlobalMaxPool2D": GlobalMaxPooling2D, "GlobalAvgPool2D": GlobalAveragePooling2D})
+LAYER_CLASSES.update({"Convolution1D": Conv1D, "MaxPool1D": MaxPooling1D, "AvgPool1D": AveragePooling1D,
+                      "GlobalMaxPool1D": GlobalMaxPooling1D, "GlobalAvgPool1D": GlobalAveragePooling1D})
 
 # Keys Keras 2/3 write into layer configs for features convscope does not have, with the
 # values that mean "feature off" (None: any value, the key only tunes a feature that is off).

@@ -12,6 +12,8 @@ Conventions (TensorFlow / Keras):
               the odd pixel after (bottom/right).  PyTorch's padding="same" does
               not allow stride > 1; this split is what makes TF's stride-2 SAME
               differ from a symmetric PyTorch padding.
+* "causal":   (Conv1D) d * (k - 1) cells before, none after: out = ceil(n / s), and
+              output t sees inputs up to t * s only
 * explicit:   out = floor((n + before + after - k_eff) / s) + 1
 * transposed ("deconvolution", Keras' Conv2DTranspose rule):
               "valid": out = (n - 1) * s + k_eff + output_padding, with output_padding
@@ -32,6 +34,7 @@ Padding1D = Union[str, Tuple[int, int]]
 __all__ = [
     "effective_kernel_size",
     "same_padding",
+    "causal_padding",
     "pad_amounts",
     "conv_output_length",
     "dropped_by_floor",
@@ -55,15 +58,22 @@ def same_padding(length: int, kernel_size: int, stride: int = 1, dilation: int =
     return total // 2, total - total // 2
 
 
+def causal_padding(kernel_size: int, dilation: int = 1) -> Tuple[int, int]:
+    """Keras' "causal" padding (Conv1D) as (before, after): k_eff - 1 cells before, none after."""
+    return effective_kernel_size(kernel_size, dilation) - 1, 0
+
+
 def pad_amounts(length: int, kernel_size: int, stride: int, dilation: int, padding: Padding1D) -> Tuple[int, int]:
-    """Cells added (before, after) on one axis for "valid", "same" or an explicit pair."""
+    """Cells added (before, after) on one axis for "valid", "same", "causal" or an explicit pair."""
     if isinstance(padding, str):
         mode = padding.lower()
         if mode == "valid":
             return 0, 0
         if mode == "same":
             return same_padding(length, kernel_size, stride, dilation)
-        raise ValueError(f"padding must be 'valid', 'same' or a (before, after) pair, got {padding!r}")
+        if mode == "causal":
+            return causal_padding(kernel_size, dilation)
+        raise ValueError(f"padding must be 'valid', 'same', 'causal' or a (before, after) pair, got {padding!r}")
     before, after = padding
     return int(before), int(after)
 
