@@ -187,3 +187,26 @@ def test_an_unbuilt_model_is_built_by_the_profile():
     result = profile(model, np.ones((3, 5), np.float32), repeats=1, print_table=False)
     assert [row.output_shape for row in result.layers] == [(3, 4), (3, 2)]
     assert model.layers[0].kernel.shape == (5, 4)
+
+
+def test_a_graph_model_is_profiled_through_its_plan_one_row_per_node():
+    import convscope as cs
+    inputs = cs.Input((8, 8, 2), name="image")
+    x = layers.Conv2D(4, 3, padding="same", use_bias=False, name="conv")(inputs)
+    x = layers.BatchNormalization(name="bn")(x)
+    x = layers.ReLU(name="relu")(x)
+    y = Sleepy(0.01, 0.02, name="sleepy")(x)
+    z = layers.Add(name="add")([x, y])
+    outputs = layers.Dense(3, activation="softmax", name="head")(layers.Flatten(name="flat")(z))
+    model = cs.Model(inputs, outputs)
+    x_batch = np.random.default_rng(0).random((4, 8, 8, 2), dtype=np.float32)
+    before = [w.copy() for w in model.get_weights()]
+    inference = profile(model, x_batch, training=False, repeats=2, print_table=False)
+    assert [row.name for row in inference.layers] == ["image", "conv", "bn", "relu", "sleepy", "add", "flat", "head"]
+    assert [row.fused_into for row in inference.layers][1:4] == [None, "conv", "conv"]   # the plan's fused chain
+    assert inference.layers[4].forward_s >= 0.01 and all(row.backward_s is None for row in inference.layers)
+    trained = profile(model, x_batch, y=np.array([0, 1, 2, 0]), loss="sparse_categorical_crossentropy",
+                      repeats=2, print_table=False)
+    assert trained.layers[4].backward_s >= 0.02 and trained.layers[1].backward_s > 0
+    for old, new in zip(before, model.get_weights()):       # moving statistics restored too
+        np.testing.assert_array_equal(old, new)

@@ -10,6 +10,7 @@ threads calling one model at once all work.
 
 from __future__ import annotations
 
+import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -361,14 +362,16 @@ class Functional(_FunctionalTraining, Model):
             plans[mode] = graph_steps(self._compute_nodes, self._outputs, mode)
         return plans[mode]
 
-    def run(self, arrays: Sequence[np.ndarray], training: bool = False,
-            keep: bool = True) -> Tuple[List[np.ndarray], Optional[Execution]]:
+    def run(self, arrays: Sequence[np.ndarray], training: bool = False, keep: bool = True,
+            on_step=None) -> Tuple[List[np.ndarray], Optional[Execution]]:
         """Run the graph's plan on the flat input arrays: (flat outputs, the Execution, None when not
-        `keep`).  Fused chains run as one stage; every other node through its layer."""
+        `keep`).  Fused chains run as one stage; every other node through its layer.
+        `on_step(step, seconds)`, when given, hears each step's time (`utils.profile`)."""
         values: Dict[int, np.ndarray] = {id(t): a for t, a in zip(self._inputs, arrays)}
         remaining = dict(self._consumers)
         execution = Execution() if keep else None
         for step in self._steps(training, keep):
+            start = time.perf_counter() if on_step is not None else 0.0
             if step.stage is not None:
                 if keep:
                     values[id(step.output)], ctx = step.stage.forward(values[id(step.input)], training=training)
@@ -391,6 +394,8 @@ class Functional(_FunctionalTraining, Model):
                 for tensor, value in zip(node.outputs, results):
                     values[id(tensor)] = value
                 read = node.input_tensors
+            if on_step is not None:
+                on_step(step, time.perf_counter() - start)
             for tensor in read:                     # drop what no later step reads
                 key = id(tensor)
                 remaining[key] -= 1
@@ -399,13 +404,15 @@ class Functional(_FunctionalTraining, Model):
         return [values[id(t)] for t in self._outputs], execution
 
     def backward_graph(self, execution: Execution, output_grads: Sequence[Optional[np.ndarray]],
-                       need_input_grads: bool = True):
-        """(gradients w.r.t. the flat inputs, [(variable, gradient)] summed over every use of a weight)."""
+                       need_input_grads: bool = True, on_step=None):
+        """(gradients w.r.t. the flat inputs, [(variable, gradient)] summed over every use of a weight);
+        `on_step(step, seconds)` as in `run`."""
         grads: Dict[int, np.ndarray] = {}
         for tensor, grad in zip(self._outputs, output_grads):
             _accumulate(grads, tensor, grad)
         weight_grads: Dict[int, List] = {}
         for step, ctx in reversed(execution.records):
+            start = time.perf_counter() if on_step is not None else 0.0
             if step.stage is not None:
                 upstream = grads.pop(id(step.output), None)
                 if upstream is None:
@@ -429,6 +436,8 @@ class Functional(_FunctionalTraining, Model):
                 entry[1] = grad if entry[1] is None else entry[1] + grad
             for tensor, grad in zip(sources, grad_list):
                 _accumulate(grads, tensor, grad)
+            if on_step is not None:
+                on_step(step, time.perf_counter() - start)
         input_grads = [grads.get(id(t)) for t in self._inputs] if need_input_grads else None
         return input_grads, [tuple(entry) for entry in weight_grads.values()]
 

@@ -166,6 +166,8 @@ def profile(model, x, y=None, loss=None, repeats: int = 5, warmup: int = 1, trai
     runs stage by stage as `fit` or `predict` runs it: a layer fused into a Conv2D's
     op shows "fused" and no forward time of its own.
     """
+    if hasattr(model, "_steps"):            # a graph model: its own plan's steps
+        return _profile_graph(model, x, y, loss, repeats, warmup, training, print_table)
     layers = _check_model(model)
     x = _check_input(x)
     repeats = _check_count(repeats, "repeats", 1)
@@ -272,6 +274,60 @@ def profile(model, x, y=None, loss=None, repeats: int = 5, warmup: int = 1, trai
             result.notes.append(f"Fused: {', '.join(layer.name for layer in rest)} ran inside "
                                 f"{head.name}'s op, as in {'fit' if training else 'predict'}; the forward "
                                 f"time is on {head.name}'s row.")
+    if print_table:
+        print(result.table())
+    return result
+
+
+def _profile_graph(model, x, y, loss, repeats, warmup, training, print_table) -> ProfileResult:
+    """`profile` of a graph model (one input, one output): one row per node, timed through the
+    model's plan (`Functional.run`/`backward_graph` with `on_step`); a fused chain's time is on its
+    first node's row."""
+    from ..models.analysis_graph import analyze_graph, model_nodes
+    x = _check_input(x)
+    repeats, warmup = _check_count(repeats, "repeats", 1), _check_count(warmup, "warmup", 0)
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise ValueError(f"profile: graph models with one input and one output only, got "
+                         f"{len(model.inputs)} inputs and {len(model.outputs)} outputs")
+    loss_object = _resolve_loss(model, y, loss) if training else None
+    arrays = model._flat_inputs(x, "profile")
+    steps = model._steps(training, keep=training)
+    nodes = model_nodes(model)
+    row_of = {id(node): index for index, node in enumerate(nodes)}
+    fused_into = {id(n): step.nodes[0].layer.name for step in steps for n in step.nodes[1:]}
+    forward = [[] for _ in nodes]
+    backward = [[] for _ in nodes]
+    loss_times: List[float] = []
+    saved = [v.numpy() for v in model.weights]
+    try:
+        for run in range(warmup + repeats):
+            timed = run >= warmup
+
+            def record(times):
+                return (lambda step, seconds: times[row_of[id(step.nodes[0])]].append(seconds)) if timed else None
+            with contextlib.nullcontext() if training else backend.no_backward():
+                outputs, execution = model.run(arrays, training=training, keep=training, on_step=record(forward))
+            if training:
+                start = time.perf_counter()
+                out = outputs[0]
+                grad = (np.full(out.shape, 1.0 / out.size, dtype=out.dtype) if loss_object is None
+                        else loss_object.gradient(np.asarray(y), out))
+                if timed:
+                    loss_times.append(time.perf_counter() - start)
+                model.backward_graph(execution, [grad], need_input_grads=False, on_step=record(backward))
+    finally:
+        for variable, value in zip(model.weights, saved):
+            variable.assign(value)
+    numbers = analyze_graph(model, batch_size=len(x)).layers
+    rows = [LayerTiming(index, node.layer.name, type(node.layer).__name__,
+                        (len(x),) + tuple(node.outputs[0].shape[1:]),
+                        median(forward[index]) if forward[index] else 0.0,
+                        (median(backward[index]) if backward[index] else 0.0) if training else None,
+                        2 * int(getattr(numbers[index], "macs", 0) or 0) * len(x), fused_into.get(id(node)))
+            for index, node in enumerate(nodes)]
+    result = ProfileResult(model_name=model.name, batch_size=len(x), training=training, repeats=repeats,
+                           layers=rows, loss_name=_loss_name(loss_object) if training else None,
+                           loss_s=median(loss_times) if training else None)
     if print_table:
         print(result.table())
     return result
