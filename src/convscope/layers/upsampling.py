@@ -1,4 +1,4 @@
-"""`UpSampling2D`: repeat each row and column `size` times (Keras' nearest-neighbour upsampling)."""
+"""`UpSampling2D`: repeat each row and column `size` times (nearest), or interpolate them (bilinear)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,16 @@ from typing import Any, Dict
 
 import numpy as np
 
+from .. import ops
 from ..ops import shapes
 from .base import Layer, Shape, normalize_data_format
-from .conv2d import channel_dim, check_image_rank, image_shape, spatial_dims
+from .conv2d import channel_dim, check_image_rank, image_shape, ops_format, spatial_dims
+from .preprocessing import check_interpolation
 
 
 class UpSampling2D(Layer):
-    """(rows, cols) -> (rows·size[0], cols·size[1]); only `interpolation="nearest"` for now
-    (bilinear comes with the layer set of Keras applications)."""
+    """(rows, cols) -> (rows·size[0], cols·size[1]): "nearest" repeats each row and column,
+    "bilinear" interpolates as `Resizing` does (Keras' pixel-centre convention)."""
 
     _CONFIG_DEFAULTS = {"data_format": "channels_last"}
 
@@ -22,10 +24,7 @@ class UpSampling2D(Layer):
         where = self._describe()
         self.size = shapes.normalize_tuple(size, 2, "size", where)
         self.data_format = normalize_data_format(data_format, where)
-        if interpolation != "nearest":
-            raise ValueError(f"{where}: argument `interpolation` must be 'nearest' (the only one convscope "
-                             f"has yet), got {interpolation!r}")
-        self.interpolation = interpolation
+        self.interpolation = check_interpolation(interpolation, where)
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         input_shape = tuple(input_shape)
@@ -39,12 +38,19 @@ class UpSampling2D(Layer):
         return (2, 3) if self.data_format == "channels_first" else (1, 2)
 
     def forward(self, inputs: np.ndarray, training: bool = False):
+        if self.interpolation == "bilinear":
+            rows, cols = (inputs.shape[a] for a in self._axes(inputs.ndim))
+            return ops.resize2d_forward(inputs, (rows * self.size[0], cols * self.size[1]), "bilinear",
+                                        ops_format(self.data_format))
         rows_axis, cols_axis = self._axes(inputs.ndim)
         output = np.repeat(np.repeat(inputs, self.size[0], axis=rows_axis), self.size[1], axis=cols_axis)
         return output, inputs.shape
 
     def backward(self, ctx, grad_output: np.ndarray, need_input_grad: bool = True):
-        """Each input cell's gradient is the sum over the size[0] x size[1] cells it was copied to."""
+        """Nearest: each input cell's gradient is the sum over the size[0] x size[1] cells it was copied
+        to; bilinear: the resize's backward pass."""
+        if self.interpolation == "bilinear":
+            return ops.resize2d_backward(grad_output, ctx), []
         rows_axis, cols_axis = self._axes(grad_output.ndim)
         shape = list(ctx)
         blocks = shape[:rows_axis] + [shape[rows_axis], self.size[0], shape[cols_axis], self.size[1]] + \
