@@ -20,9 +20,6 @@ from .padding import zero_pad2d, zero_pad2d_backward
 from .layer_norm import layer_norm_backward, layer_norm_forward
 from .preprocessing import rescale, rescale_backward, standardize, standardize_backward
 from .resize import resize2d, resize2d_backward, resize2d_forward
-from .layer_norm import layer_norm_backward, layer_norm_forward
-from .preprocessing import rescale, rescale_backward, standardize, standardize_backward
-from .resize import resize2d, resize2d_backward, resize2d_forward
 from .pooling import (avg_pool2d, avg_pool2d_backward, avg_pool2d_forward, max_pool2d, max_pool2d_backward,
                       max_pool2d_forward)
 from .tape import Tape, Traced, record, stop_gradient
@@ -49,8 +46,6 @@ __all__ = [
     "batch_norm_train", "batch_norm_infer", "batch_norm_affine", "batch_norm_backward", "batch_norm_infer_backward",
     "batch_norm_infer_backward_all", "moving_average_update",
     "zero_pad2d", "zero_pad2d_backward",
-    "layer_norm_forward", "layer_norm_backward", "resize2d", "resize2d_forward", "resize2d_backward",
-    "rescale", "rescale_backward", "standardize", "standardize_backward",
     "layer_norm_forward", "layer_norm_backward", "resize2d", "resize2d_forward", "resize2d_backward",
     "rescale", "rescale_backward", "standardize", "standardize_backward",
     "dropout_forward", "dropout_backward",
