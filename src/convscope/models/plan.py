@@ -60,26 +60,25 @@ class ConvInferenceStage:
 
     def __init__(self, layers: Sequence[Layer], specs: Sequence[LayerSpec]):
         self.layers = list(layers)
-        self.specs = list(specs)
+        self.spec = specs[0]
+        self.norm = next(((layer, spec) for layer, spec in zip(layers, specs) if spec.kind == "batch_norm"), None)
+        self.then = "relu" if any(spec.kind == "activation" for spec in specs[1:]) else "linear"
+        pool = next((spec for spec in specs[1:] if spec.kind == "pool"), None)
+        self.pool = None if pool is None else (pool.pool, pool.window.size, pool.window.strides,
+                                               pool.window.padding.upper())
 
     def forward(self, x, training: bool = False):
-        conv, spec = self.layers[0], self.specs[0]
-        arguments = {}
-        for layer_spec in self.specs[1:]:
-            if layer_spec.kind == "batch_norm":
-                w = layer_spec.weights
-                arguments["scale"], arguments["shift"] = ops.batch_norm_affine(
-                    _value(w["gamma"]), _value(w["beta"]), w["moving_mean"].value, w["moving_variance"].value,
-                    self.layers[self.specs.index(layer_spec)].epsilon, w["moving_mean"].value.dtype)
-            elif layer_spec.kind == "activation":
-                arguments["then"] = "relu"
-            elif layer_spec.kind == "pool":
-                window = layer_spec.window
-                arguments["pool"] = (layer_spec.pool, window.size, window.strides, window.padding.upper())
-        window = spec.window
+        spec, window, scale, shift = self.spec, self.spec.window, None, None
+        if self.norm is not None:       # the moving statistics may change between calls
+            layer, norm = self.norm
+            w = norm.weights
+            scale, shift = ops.batch_norm_affine(_value(w["gamma"]), _value(w["beta"]), w["moving_mean"].value,
+                                                 w["moving_variance"].value, layer.epsilon,
+                                                 w["moving_mean"].value.dtype)
         y = ops.conv2d_inference(x, spec.weights["kernel"].value, window.strides, window.padding.upper(),
                                  window.dilation, spec.groups, bias=_value(spec.weights["bias"]),
-                                 activation=spec.activation, **arguments)
+                                 activation=spec.activation, scale=scale, shift=shift, then=self.then,
+                                 pool=self.pool)
         return y, None
 
     def backward(self, ctx, grad, need_input_grad: bool = True, **options):
@@ -92,11 +91,10 @@ class ConvReluMaxPoolStage:
 
     def __init__(self, conv: Layer, pool: Layer):
         self.layers = [conv, pool]
-        self.conv, self.pool = conv, pool
+        self.conv, self.spec, self.window = conv, conv.describe(), pool.describe().window
 
     def forward(self, x, training: bool = False):
-        spec, pool = self.conv.describe(), self.pool.describe().window
-        window = spec.window
+        spec, pool, window = self.spec, self.window, self.spec.window
         pooled, conv_ctx, pool_ctx = ops.conv2d_max_pool_forward(
             x, spec.weights["kernel"].value, window.strides, window.padding.upper(), window.dilation,
             spec.groups, bias=_value(spec.weights["bias"]), activation="relu",
