@@ -22,14 +22,13 @@ with the model's before reading any.
 from __future__ import annotations
 
 import io
-from collections import defaultdict
 from pathlib import Path
 from typing import Dict, List, Tuple
 
 import numpy as np
 
-from .. import backend
 from ._atomic import atomic_write
+from .keras_tree import legacy_weights, own_weights, weight_tree
 from .saving import InvalidFileError
 
 
@@ -42,23 +41,10 @@ def _h5py():
     return h5py
 
 
-def keras_layer_paths(model) -> List[Tuple[object, str]]:
-    """Each layer with the group name Keras 3 gives it: snake-case class name, numbered per class."""
-    used: Dict[str, int] = defaultdict(int)
-    paths = []
-    for layer in model.layers:
-        base = backend.snake_case(type(layer).__name__)
-        count = used[base]
-        used[base] += 1
-        paths.append((layer, base if count == 0 else f"{base}_{count}"))
-    return paths
-
-
 # Superblock 3 and version-2 object headers: every piece of metadata carries a checksum (HDF5
 # >= 1.10 and h5py >= 2.9 read these files); the datasets carry Fletcher-32 checksums, so a
 # damaged byte anywhere in a file we wrote fails its load instead of changing a weight.
 _LIBVER = ("v110", "v110")
-_MAX_VARS_PER_LAYER = 64
 
 
 def save_weights(model, filepath, overwrite: bool = True) -> Path:
@@ -69,17 +55,23 @@ def save_weights(model, filepath, overwrite: bool = True) -> Path:
         raise FileExistsError(f"save_weights: '{path}' exists and overwrite=False")
     buffer = io.BytesIO()
     with h5py.File(buffer, "w", libver=_LIBVER) as handle:
-        handle.create_group("vars").attrs["name"] = getattr(model, "name", "sequential")
-        layers = handle.create_group("layers")
-        for layer, name in keras_layer_paths(model):
-            group = layers.create_group(name).create_group("vars")
-            group.attrs["name"] = layer.name
-            for index, array in enumerate(layer.get_weights()):
-                checksum = {"fletcher32": True} if array.ndim and array.size else {}
-                group.create_dataset(str(index), data=array, **checksum)
+        write_weight_tree(handle, model, checksums=True)
     with atomic_write(path) as out:
         out.write(buffer.getvalue())
     return path
+
+
+def write_weight_tree(handle, model, checksums: bool = False) -> None:
+    """Keras 3's tree: `vars` of the model, then `layers/<path>/vars/<i>` for every layer."""
+    handle.create_group("vars").attrs["name"] = getattr(model, "name", "sequential")
+    handle.create_group("layers")
+    for path, layer in weight_tree(model):
+        group = handle.create_group(path).create_group("vars")
+        group.attrs["name"] = layer.name
+        for index, variable in enumerate(own_weights(layer)):
+            array = np.asarray(variable.value)
+            checksum = {"fletcher32": True} if checksums and array.ndim and array.size else {}
+            group.create_dataset(str(index), data=array, **checksum)
 
 
 def load_weights(model, filepath) -> None:
@@ -100,38 +92,34 @@ def load_weights(model, filepath) -> None:
     try:
         with handle:
             if "layer_names" in handle.attrs:
-                plan = _legacy_plan(reader, handle, model)
+                plan = legacy_plan(reader, handle, model)
+            elif "model_weights" in handle and "layer_names" in handle["model_weights"].attrs:
+                plan = legacy_plan(reader, reader.child(handle, "model_weights", "group"), model)
             elif reader.child(handle, "layers", "group", required=False) is not None:
-                plan = _keras3_plan(reader, handle, model)
+                plan = keras3_plan(reader, handle, model)
             else:
                 raise reader.refuse(f"is an HDF5 file without Keras weights (neither a 'layers' "
                                     f"group nor a 'layer_names' attribute; it has "
                                     f"{sorted(handle.keys())[:10]})")
-            for layer, datasets, source in plan:
-                own = [w.shape for w in layer.get_weights()]
-                got = [tuple(d.shape) for d in datasets]
-                if own != got:
-                    raise reader.refuse(f"is for a different architecture: {source} holds weights "
-                                        f"of shapes {got}, but layer '{layer.name}' "
-                                        f"({type(layer).__name__}) has {own}")
-            arrays = [[np.asarray(d[()]) for d in datasets] for _, datasets, _ in plan]
+            check_plan(reader, plan)
+            arrays = read_plan(plan)
     except (InvalidFileError, MemoryError):
         raise
     except Exception as error:  # noqa: BLE001 - damaged HDF5 files raise OSError, KeyError, ...
         raise reader.refuse(f"is a damaged HDF5 file ({type(error).__name__}: {error})") from error
-    for (layer, _, _), layer_arrays in zip(plan, arrays):
-        layer.set_weights(layer_arrays)
+    assign_plan(plan, arrays)
 
 
 class _Reader:
     """Follows only hard links to groups and float datasets stored in the file; errors name it."""
 
-    def __init__(self, h5py, path: Path):
+    def __init__(self, h5py, path: Path, function: str = "load_weights"):
         self.h5py = h5py
         self.path = path
+        self.function = function
 
     def refuse(self, what: str) -> InvalidFileError:
-        return InvalidFileError(f"load_weights: '{self.path}' {what}")
+        return InvalidFileError(f"{self.function}: '{self.path}' {what}")
 
     def child(self, group, name: str, kind: str, required: bool = True):
         """`group[name]` ("a/b" walks two links), a "group" or a "dataset", or None if absent and
@@ -173,47 +161,96 @@ class _Reader:
             raise self.refuse(f"holds '{where}' of shape {dataset.shape}")
 
 
-def _keras3_plan(reader: _Reader, handle, model):
-    pairs = []
-    layers = reader.child(handle, "layers", "group")
-    for layer, name in keras_layer_paths(model):
-        if not layer.weights:
-            continue
-        group = reader.child(layers, name, "group", required=False)
+def check_plan(reader: _Reader, plan) -> None:
+    """Each layer's datasets against its variables: the same count and shapes."""
+    for layer, variables, datasets, source in plan:
+        own = [tuple(v.shape) for v in variables]
+        got = [tuple(d.shape) for d in datasets]
+        if own != got:
+            raise reader.refuse(f"is for a different architecture: {source} holds weights of shapes "
+                                f"{got}, but layer '{layer.name}' ({type(layer).__name__}) has {own}")
+
+
+def read_plan(plan) -> List[List[np.ndarray]]:
+    """Every planned dataset, read straight into a new array of its variable's dtype."""
+    arrays = []
+    for _, variables, datasets, _ in plan:
+        layer_arrays = []
+        for variable, dataset in zip(variables, datasets):
+            out = np.empty(tuple(variable.shape), dtype=variable.dtype)
+            if out.size:
+                dataset.read_direct(out)
+            layer_arrays.append(out)
+        arrays.append(layer_arrays)
+    return arrays
+
+
+def assign_plan(plan, arrays) -> None:
+    for (_, variables, _, _), layer_arrays in zip(plan, arrays):
+        for variable, array in zip(variables, layer_arrays):
+            variable.value = array
+
+
+def keras3_plan(reader: _Reader, handle, model):
+    """(layer, variables, datasets, where) of every layer with weights, from Keras 3's tree."""
+    plan = []
+    reader.child(handle, "layers", "group")
+    for path, layer in weight_tree(model):
+        variables = own_weights(layer)
+        group = reader.child(handle, path, "group", required=False)
         group = None if group is None else reader.child(group, "vars", "group", required=False)
         if group is None:
-            raise reader.refuse(f"has no weights for layer '{layer.name}' (looked for the group "
-                                f"'layers/{name}/vars'; the file has {sorted(layers.keys())[:10]}); "
-                                f"is it for a different architecture?")
+            if variables:
+                raise reader.refuse(f"has no weights for layer '{layer.name}' (looked for the group "
+                                    f"'{path}/vars'); is it for a different architecture?")
+            continue
         count = len(group)
-        if count > _MAX_VARS_PER_LAYER:
-            raise reader.refuse(f"is for a different architecture: the group 'layers/{name}/vars' "
-                                f"holds {count} objects, but layer '{layer.name}' "
-                                f"({type(layer).__name__}) has {len(layer.weights)} weights")
+        if count != len(variables):
+            raise reader.refuse(f"is for a different architecture: the group '{path}/vars' holds "
+                                f"{count} objects, but layer '{layer.name}' ({type(layer).__name__}) "
+                                f"has {len(variables)} weights")
         datasets = [reader.child(group, str(i), "dataset") for i in range(count)]
-        pairs.append((layer, datasets, f"the group 'layers/{name}/vars'"))
-    return pairs
+        if datasets:
+            plan.append((layer, variables, datasets, f"the group '{path}/vars'"))
+    return plan
 
 
-def _legacy_plan(reader: _Reader, handle, model):
-    names = [_text(n) for n in _text_list(reader, handle.attrs["layer_names"], "layer_names")]
-    groups = [reader.child(handle, n, "group") for n in names]
-    weight_names = [_text_list(reader, g.attrs.get("weight_names", []), f"{n}'s weight_names")
-                    for n, g in zip(names, groups)]
+def legacy_plan(reader: _Reader, group, model):
+    """(layer, variables, datasets, where) from a legacy `layer_names` group, matched in order
+    among the layers with weights (Keras' topological loading)."""
+    names = [_text(n) for n in legacy_names(reader, group, "layer_names")]
+    groups = [reader.child(group, n, "group") for n in names]
+    weight_names = [legacy_names(reader, g, "weight_names", f"{n}'s ") for n, g in zip(names, groups)]
     with_weights = [(n, g, w) for n, g, w in zip(names, groups, weight_names) if len(w) > 0]
-    layers = [layer for layer in model.layers if layer.weights]
+    from .keras_tree import keras_layers
+    layers = [layer for layer in keras_layers(model) if layer.weights]
     if len(with_weights) != len(layers):
         raise reader.refuse(f"holds weights for {len(with_weights)} layers "
                             f"({', '.join(n for n, _, _ in with_weights)}) but the model has "
                             f"{len(layers)} layers with weights ({', '.join(l.name for l in layers)}); "
                             f"the file is for a different architecture")
-    pairs = []
-    for layer, (name, group, weights) in zip(layers, with_weights):
-        if len(weights) > _MAX_VARS_PER_LAYER:
-            raise reader.refuse(f"names {len(weights)} weights for its layer '{name}'")
-        datasets = [reader.child(group, _text(w), "dataset") for w in weights]
-        pairs.append((layer, datasets, f"the file's layer '{name}'"))
-    return pairs
+    plan = []
+    for layer, (name, layer_group, weights) in zip(layers, with_weights):
+        variables = legacy_weights(layer)
+        if len(weights) != len(variables):
+            raise reader.refuse(f"is for a different architecture: its layer '{name}' holds "
+                                f"{len(weights)} weights, the model's layer '{layer.name}' has "
+                                f"{len(variables)}")
+        datasets = [reader.child(layer_group, _text(w), "dataset") for w in weights]
+        plan.append((layer, variables, datasets, f"the file's layer '{name}'"))
+    return plan
+
+
+def legacy_names(reader: _Reader, group, attribute: str, what: str = "") -> list:
+    """A list-of-names attribute, whole or in the chunks Keras splits a long one into
+    (`layer_names0`, `layer_names1`, ...)."""
+    if attribute in group.attrs:
+        return _text_list(reader, group.attrs[attribute], what + attribute)
+    names, chunk = [], 0
+    while f"{attribute}{chunk}" in group.attrs and chunk < 10_000:
+        names += _text_list(reader, group.attrs[f"{attribute}{chunk}"], f"{what}{attribute}{chunk}")
+        chunk += 1
+    return names
 
 
 def _text_list(reader: _Reader, value, what: str) -> list:
