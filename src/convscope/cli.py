@@ -2,7 +2,8 @@
 
 A model is given as a Python file that defines `model`, a JSON config (from
 `Sequential.to_json()` / `get_config()`, or Keras' `model.to_json()` for the
-supported layers) or a saved `.convscope` file.  A `.py` model file is executed
+supported layers) or a saved `.convscope`, Keras `.keras` or legacy `.h5` file (only
+read, never executed: see `convscope.io.keras_files`).  A `.py` model file is executed
 (with `runpy`, as `python file.py` would run it): only run files you trust.  JSON
 and `.convscope` files are only read: a JSON config nested deeper than
 `MAX_JSON_DEPTH` levels, or whose weights would need more than half of the
@@ -134,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _model_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="MODEL",
                         help="a .py file defining `model` (executed, as `python file.py` would run it: only "
-                             "run files you trust), a .json model config, or a saved .convscope file")
+                             "run files you trust), a .json model config, or a saved .convscope, .keras or .h5 file")
     parser.epilog = TRUST_NOTE
 
 
@@ -145,7 +146,7 @@ def _lang_arg(parser: argparse.ArgumentParser) -> None:
 # -- loading models -------------------------------------------------------------------------------
 
 def load_model_file(path) -> object:
-    """The model defined by a .py file, a .json config or a saved .convscope file."""
+    """The model defined by a .py file, a .json config, or a saved .convscope, .keras or .h5 file."""
     path = Path(path)
     if not path.exists():
         raise CLIError(f"model file not found: {path}")
@@ -156,14 +157,14 @@ def load_model_file(path) -> object:
         return _model_from_python(path)
     if suffix == ".json":
         return _model_from_json(path)
-    if suffix in (".convscope", ".zip"):
+    if suffix in (".convscope", ".zip", ".keras", ".h5", ".hdf5"):
         from .io import load_model
         try:
             return load_model(str(path))
-        except (ValueError, TypeError, KeyError, OSError) as error:
+        except (ValueError, TypeError, KeyError, OSError, ImportError) as error:
             raise CLIError(f"cannot load the saved model {path}: {error}") from None
     raise CLIError(f"unsupported model file {path}: expected a .py file defining `model`, "
-                   "a .json config or a .convscope file")
+                   "a .json config, a .convscope file, a Keras 3 .keras archive or a legacy Keras .h5 file")
 
 
 def _model_from_python(path: Path):

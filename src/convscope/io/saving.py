@@ -71,6 +71,7 @@ FORMAT_NAME = "convscope-model"
 FORMAT_VERSION = 1
 WEIGHTS_FORMAT_NAME = "convscope-weights"
 MODEL_SUFFIX = ".convscope"
+MODEL_SUFFIXES = (MODEL_SUFFIX, ".keras", ".h5", ".hdf5")
 WEIGHTS_SUFFIX = ".weights.npz"
 H5_WEIGHTS_SUFFIX = ".weights.h5"
 _HEADER = "convscope.json"
@@ -109,8 +110,18 @@ def save_model(model, filepath, overwrite: bool = True) -> Path:
     """Write `model` (config, weights, compile settings, optimizer state) to one zip file."""
     path = _checked_path("save_model", filepath)
     _check_model("save_model", model)
+    suffix = path.suffix.lower()
+    if suffix not in MODEL_SUFFIXES:
+        raise ValueError(f"save_model: cannot tell the format of '{path}' from its suffix "
+                         f"{suffix or '(none)'!r}; known suffixes: {', '.join(MODEL_SUFFIXES)} "
+                         f"('.convscope' convscope's own, '.keras' Keras 3, '.h5'/'.hdf5' legacy "
+                         f"Keras HDF5)")
     if not overwrite and path.exists():
         raise FileExistsError(f"save_model: '{path}' exists and overwrite=False")
+    if suffix != MODEL_SUFFIX:
+        from . import keras_files
+        save = keras_files.save_keras_archive if suffix == ".keras" else keras_files.save_legacy_h5
+        return save(model, path)
     entries = _model_entries(model)
     with atomic_write(path) as handle:
         with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -129,7 +140,14 @@ def load_model(filepath, custom_objects=None, compile: bool = True):  # noqa: A0
     """
     function = "load_model"
     path = _checked_path(function, filepath, must_exist=True)
+    if _is_hdf5(path):
+        from . import keras_files
+        return keras_files.load_legacy_h5(function, path, custom_objects, compile)
     with _Archive(function, path) as archive:
+        if not archive.has(_HEADER):
+            from . import keras_files
+            if keras_files.is_keras_archive(archive):
+                return keras_files.load_keras_archive(archive, custom_objects, compile)
         header = _read_header(archive)
         contents = _model_contents(archive)
         config = archive.json("config.json")
@@ -728,6 +746,33 @@ class _Archive:
                               f"bytes")
         return _NpyHeader(tuple(shape), dtype, bool(fortran_order), offset, nbytes)
 
+    def stored_window(self, name: str) -> "_Window":
+        """A read-only, seekable view of a stored (uncompressed) entry's bytes in the file, after a
+        streamed CRC check of the whole entry (nothing read into memory at once)."""
+        info = self.info(name)
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise self.refuse(f"holds the entry '{name}' compressed; expected it stored")
+        self._handle.seek(info.header_offset)
+        local = self._handle.read(_LOCAL_HEADER_SIZE)
+        if len(local) != _LOCAL_HEADER_SIZE or local[:4] != b"PK\x03\x04":
+            raise self.refuse(f"is damaged: the local header of the entry '{name}' is missing")
+        name_length, extra_length = struct.unpack("<HH", local[26:30])
+        start = info.header_offset + _LOCAL_HEADER_SIZE + name_length + extra_length
+        if start + info.file_size > self.size:
+            raise self.refuse(f"is truncated: the entry '{name}' needs bytes up to "
+                              f"{start + info.file_size}, the file has {self.size}")
+        window = _Window(self._handle, start, info.file_size)
+        crc = 0
+        while True:
+            chunk = window.read(_READ_CHUNK)
+            if not chunk:
+                break
+            crc = zlib.crc32(chunk, crc)
+        if crc != info.CRC:
+            raise self.refuse(f"is damaged: the entry '{name}' fails its CRC check")
+        window.seek(0)
+        return window
+
     def read_array(self, name: str, npy: _NpyHeader) -> np.ndarray:
         """The array of an entry whose header `npy` was checked: read straight into a new array
         of exactly that size, in native byte order, C-contiguous and writable."""
@@ -757,6 +802,38 @@ class _Archive:
         if not out.dtype.isnative:
             out = out.astype(out.dtype.newbyteorder("="))
         return out
+
+
+class _Window(io.RawIOBase):
+    """Bytes `start` to `start + size` of an open file, as a seekable read-only file (h5py reads a
+    stored zip entry through it without copying it)."""
+
+    def __init__(self, handle, start: int, size: int):
+        super().__init__()
+        self._file, self._start, self._size, self._at = handle, start, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._at
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._at, 2: self._size}[whence]
+        self._at = max(0, base + offset)
+        return self._at
+
+    def readinto(self, buffer) -> int:
+        count = max(0, min(len(buffer), self._size - self._at))
+        if count == 0:
+            return 0
+        self._file.seek(self._start + self._at)
+        got = self._file.readinto(memoryview(buffer)[:count])
+        self._at += got
+        return got
 
 
 def _central_directory(handle, size: int) -> Optional[Tuple[int, int]]:
@@ -804,7 +881,8 @@ def _check_json_structure(archive: "_Archive", name: str, text: str) -> None:
 def _read_header(archive: _Archive) -> Dict[str, Any]:
     if not archive.has(_HEADER):
         raise archive.refuse(f"is a zip file but not a convscope model file (no '{_HEADER}' "
-                             f"entry; it holds {sorted(archive.names)[:5]})")
+                             f"entry; it holds {sorted(archive.names)[:5]}) nor a Keras .keras "
+                             f"archive (config.json and model.weights.h5)")
     header = archive.json(_HEADER)
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
         raise archive.refuse(f"is not a convscope model file (format "

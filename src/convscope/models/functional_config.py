@@ -21,6 +21,8 @@ from ..layers.graph import KerasTensor
 from ..layers.operations import Operation
 
 _TENSOR = "__keras_tensor__"
+_KERAS_MODEL_MODULES = {"Sequential": {"module": "keras", "registered_name": None},
+                        "Functional": {"module": "keras.src.models.functional", "registered_name": "Functional"}}
 
 
 def functional_config(model) -> Dict[str, Any]:
@@ -33,6 +35,8 @@ def functional_config(model) -> Dict[str, Any]:
     entries = []
     for layer in model._layers:
         entry = layers_module.serialize(layer)
+        if type(layer).__name__ in _KERAS_MODEL_MODULES:       # a nested model, as Keras writes it
+            entry.update(_KERAS_MODEL_MODULES[type(layer).__name__])
         if not isinstance(layer, InputLayer) and layer._build_input_shape is not None:
             entry["build_config"] = {"input_shape": _jsonable_shape(layer._build_input_shape)}
         entry["name"] = layer.name
