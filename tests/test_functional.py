@@ -449,3 +449,26 @@ def test_graph_plans_fuse_chains_and_give_the_numbers_of_the_nodes_one_by_one():
     pooled = [[n.layer.name for n in step.nodes] for step in steps if isinstance(step.stage, ConvReluMaxPoolStage)]
     assert pooled == []            # down1 and down2 also feed the skips: their outputs must exist
     assert [n.layer.name for n in steps[0].nodes] == ["down1"]
+
+
+def test_a_functional_model_used_as_a_layer_twice_shares_its_weights():
+    rng = np.random.default_rng(12)
+    inner_in = cs.Input((4,), name="inner_in")
+    inner = cs.Model(inner_in, L.Dense(3, activation="tanh", name="inner_dense")(inner_in), name="encoder")
+    a, b = cs.Input((4,), name="a"), cs.Input((4,), name="b")
+    out = L.Dense(1, name="score")(L.Concatenate(name="pair")([inner(a), inner(b)]))
+    siamese = cs.Model([a, b], out, name="siamese")
+    assert [layer.name for layer in siamese.layers] == ["a", "b", "encoder", "pair", "score"]
+    assert siamese.count_params() == 4 * 3 + 3 + 6 + 1
+    xa, xb = rng.normal(size=(2, 5, 4)).astype("float32")
+    kernel, bias = inner.get_layer("inner_dense").get_weights()
+    expected = np.concatenate([np.tanh(xa @ kernel + bias), np.tanh(xb @ kernel + bias)], 1) \
+        @ siamese.get_layer("score").get_weights()[0] + siamese.get_layer("score").get_weights()[1]
+    np.testing.assert_allclose(siamese.predict([xa, xb], verbose=0), expected, rtol=1e-5, atol=1e-6)
+    outputs, execution = siamese.run([xa, xb], training=True, keep=True)
+    _, pairs = siamese.backward_graph(execution, [np.ones_like(outputs[0])])
+    grads = {v.name: g for v, g in pairs}
+    w = siamese.get_layer("score").get_weights()[0][:, 0]
+    expected_kernel = xa.T @ ((1 - np.tanh(xa @ kernel + bias) ** 2) * w[:3]) + \
+        xb.T @ ((1 - np.tanh(xb @ kernel + bias) ** 2) * w[3:])
+    np.testing.assert_allclose(grads["inner_dense/kernel"], expected_kernel, rtol=1e-4, atol=1e-5)
