@@ -418,3 +418,115 @@ def test_load_model_reads_by_content_not_suffix(keras_files_made, tmp_path):
         renamed = tmp_path / f"renamed{suffix}.bin"
         renamed.write_bytes((folder / f"unet{suffix}").read_bytes())
         assert_close(saving.load_model(renamed).predict(x, verbose=0), kmodel.predict(x, verbose=0))
+
+
+# -- tf.keras 2 files (written here as tf.keras 2.13 lays them out: no TensorFlow needed) --------------
+
+def keras2_layer(class_name, name, inbound=None, **config):
+    entry = {"class_name": class_name, "config": dict(name=name, trainable=True, dtype="float32", **config)}
+    if inbound is not None:
+        entry.update(name=name, inbound_nodes=[[[source, 0, 0, {}] for source in inbound]] if inbound else [])
+    return entry
+
+
+def keras2_conv(name, filters, inbound=None):
+    return keras2_layer("Conv2D", name, inbound, filters=filters, kernel_size=[3, 3], strides=[1, 1],
+                        padding="same", data_format="channels_last", dilation_rate=[1, 1], groups=1,
+                        activation="relu", use_bias=True,
+                        kernel_initializer={"class_name": "GlorotUniform", "config": {"seed": None}},
+                        bias_initializer={"class_name": "Zeros", "config": {}}, kernel_regularizer=None,
+                        bias_regularizer=None, activity_regularizer=None, kernel_constraint=None,
+                        bias_constraint=None)
+
+
+def keras2_functional():
+    """A tf.keras 2 functional config: `batch_input_shape`, dtype strings, list-style inbound nodes."""
+    layers = [{"class_name": "InputLayer", "name": "input_1", "inbound_nodes": [],
+               "config": {"batch_input_shape": [None, 6, 6, 2], "dtype": "float32", "sparse": False,
+                          "ragged": False, "name": "input_1"}},
+              keras2_conv("conv2d", 3, ["input_1"]), keras2_conv("conv2d_1", 3, ["conv2d"]),
+              keras2_layer("Add", "add", ["conv2d", "conv2d_1"]),
+              keras2_layer("GlobalAveragePooling2D", "global_average_pooling2d", ["add"],
+                           data_format="channels_last", keepdims=False),
+              keras2_layer("Dense", "dense", ["global_average_pooling2d"], units=2, activation="softmax",
+                           use_bias=True, kernel_initializer={"class_name": "GlorotUniform", "config": {"seed": None}},
+                           bias_initializer={"class_name": "Zeros", "config": {}}, kernel_regularizer=None,
+                           bias_regularizer=None, activity_regularizer=None, kernel_constraint=None,
+                           bias_constraint=None)]
+    return {"class_name": "Functional", "config": {"name": "model", "layers": layers,
+                                                   "input_layers": [["input_1", 0, 0]],
+                                                   "output_layers": [["dense", 0, 0]]}}
+
+
+def write_keras2_h5(path, config, weights, optimizer_weights=None):
+    """`weights`: {layer: [(name, array)]} in the file's layer order, as tf.keras 2 writes them."""
+    import h5py
+    training = {"loss": "categorical_crossentropy", "metrics": ["accuracy"], "weighted_metrics": None,
+                "loss_weights": None, "optimizer_config": {"class_name": "Adam", "config": {
+                    "name": "Adam", "learning_rate": 0.002, "decay": 0.0, "beta_1": 0.9, "beta_2": 0.999,
+                    "epsilon": 1e-07, "amsgrad": False}}}
+    with h5py.File(path, "w") as handle:
+        handle.attrs.update(backend="tensorflow", keras_version="2.13.1", model_config=json.dumps(config),
+                            training_config=json.dumps(training))
+        group = handle.create_group("model_weights")
+        group.attrs["layer_names"] = [name.encode() for name in [e["config"]["name"] for e in config["config"]["layers"]]]
+        for layer in [e["config"]["name"] for e in config["config"]["layers"]]:
+            entries = weights.get(layer, [])
+            sub = group.create_group(layer)
+            sub.attrs["weight_names"] = [n.encode() for n, _ in entries] or np.zeros(0)
+            for name, array in entries:
+                sub.create_dataset(name, data=array)
+        if optimizer_weights:
+            opt = handle.create_group("optimizer_weights")
+            opt.attrs["weight_names"] = [n.encode() for n, _ in optimizer_weights]
+            for name, array in optimizer_weights:
+                opt.create_dataset(name, data=array)
+    return path
+
+
+def test_a_tf_keras_2_h5_file_loads_as_keras_3_loads_it(keras, tmp_path):
+    rng = np.random.default_rng(7)
+    shapes = {"conv2d": [(3, 3, 2, 3), (3,)], "conv2d_1": [(3, 3, 3, 3), (3,)], "dense": [(3, 2), (2,)]}
+    weights = {layer: [(f"{layer}/{kind}:0", rng.normal(0, 0.5, shape).astype("float32"))
+                       for kind, shape in zip(("kernel", "bias"), pair)] for layer, pair in shapes.items()}
+    adam = [("Adam/iter:0", np.asarray(3, dtype=np.int64)),
+            ("Adam/conv2d/kernel/m:0", np.ones((3, 3, 2, 3), "float32"))]
+    path = write_keras2_h5(tmp_path / "tf2.h5", keras2_functional(), weights, adam)
+    x = rng.normal(size=(3, 6, 6, 2)).astype("float32")
+    want = keras.saving.load_model(path, compile=False).predict(x, verbose=0)
+    with pytest.warns(UserWarning, match=r"written by Keras 2.13.1, whose optimizer weights convscope does not map"):
+        model = cs.models.load_model(path)
+    assert_close(model.predict(x, verbose=0), want)
+    assert [layer.name for layer in model.layers] == ["input_1", "conv2d", "conv2d_1", "add",
+                                                      "global_average_pooling2d", "dense"]
+    assert type(model.optimizer).__name__ == "Adam" and model.optimizer.learning_rate == pytest.approx(0.002)
+    assert model.optimizer.iterations == 0
+
+
+def test_a_decompression_bomb_dataset_is_refused_before_allocating(tmp_path):
+    """A config whose Dense kernel takes 128 MiB, stored as a compressed dataset of a few bytes."""
+    import tracemalloc
+    import h5py
+    from convscope.layers.base import deferred_weights
+    with deferred_weights():
+        probe = cs.models.Sequential([cs.layers.Dense(8192, input_shape=(4096,), name="dense")], name="bomb")
+    config = {"class_name": "Sequential", "config": probe.get_config()}
+    path = tmp_path / "bomb.h5"
+    with h5py.File(path, "w") as handle:
+        handle.attrs["model_config"] = json.dumps(config)
+        group = handle.create_group("model_weights")
+        group.attrs["layer_names"] = [b"dense"]
+        sub = group.create_group("dense")
+        sub.attrs["weight_names"] = [b"dense/kernel:0", b"dense/bias:0"]
+        sub.create_dataset("dense/kernel:0", shape=(4096, 8192), dtype="float32", compression="gzip",
+                           chunks=(512, 512))
+        sub.create_dataset("dense/bias:0", data=np.zeros(8192, "float32"))
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"load_model: '.*bomb.h5' is implausible \(a decompression "
+                                             r"bomb\?\).*'dense/kernel'"):
+            cs.models.load_model(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20

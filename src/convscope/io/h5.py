@@ -45,6 +45,8 @@ def _h5py():
 # >= 1.10 and h5py >= 2.9 read these files); the datasets carry Fletcher-32 checksums, so a
 # damaged byte anywhere in a file we wrote fails its load instead of changing a weight.
 _LIBVER = ("v110", "v110")
+_RATIO_FLOOR = 64 << 20          # bytes of one dataset beyond which ...
+_PLAUSIBLE_RATIO = 100           # ... it may not expand more than this from what is stored
 
 
 def save_weights(model, filepath, overwrite: bool = True) -> Path:
@@ -162,13 +164,20 @@ class _Reader:
 
 
 def check_plan(reader: _Reader, plan) -> None:
-    """Each layer's datasets against its variables: the same count and shapes."""
+    """Each layer's datasets against its variables: the same count and shapes, and data stored
+    in the file for them (a compressed dataset may not expand more than `_PLAUSIBLE_RATIO`)."""
     for layer, variables, datasets, source in plan:
         own = [tuple(v.shape) for v in variables]
         got = [tuple(d.shape) for d in datasets]
         if own != got:
             raise reader.refuse(f"is for a different architecture: {source} holds weights of shapes "
                                 f"{got}, but layer '{layer.name}' ({type(layer).__name__}) has {own}")
+        for variable, dataset in zip(variables, datasets):
+            declared = int(np.prod(dataset.shape)) * dataset.dtype.itemsize
+            stored = dataset.id.get_storage_size()
+            if declared > _RATIO_FLOOR and declared > _PLAUSIBLE_RATIO * stored:
+                raise reader.refuse(f"is implausible (a decompression bomb?): {source} declares "
+                                    f"{declared} bytes for '{variable.name}' from {stored} stored")
 
 
 def read_plan(plan) -> List[List[np.ndarray]]:
