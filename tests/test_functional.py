@@ -472,3 +472,23 @@ def test_a_functional_model_used_as_a_layer_twice_shares_its_weights():
     expected_kernel = xa.T @ ((1 - np.tanh(xa @ kernel + bias) ** 2) * w[:3]) + \
         xb.T @ ((1 - np.tanh(xb @ kernel + bias) ** 2) * w[3:])
     np.testing.assert_allclose(grads["inner_dense/kernel"], expected_kernel, rtol=1e-4, atol=1e-5)
+
+
+def test_nested_functional_and_sequential_models_go_both_ways_with_keras(keras):
+    import json
+    rng = np.random.default_rng(13)
+    inner_in = cs.Input((4,), name="inner_in")
+    inner = cs.Model(inner_in, L.Dense(3, activation="tanh", name="inner_dense")(inner_in), name="encoder")
+    block = cs.Sequential([cs.Input((3,)), L.Dense(2, name="block_dense")], name="block")
+    a, b = cs.Input((4,), name="a"), cs.Input((4,), name="b")
+    out = L.Dense(1, name="score")(L.Concatenate(name="pair")([block(inner(a)), block(inner(b))]))
+    ours = cs.Model([a, b], out, name="siamese")
+    theirs = keras.Model.from_config(json.loads(json.dumps(ours.get_config())))
+    assert [l.name for l in theirs.layers] == [l.name for l in ours.layers]
+    theirs.set_weights(ours.get_weights())
+    x = [rng.normal(size=(3, 4)).astype("float32") for _ in range(2)]
+    expected = np.asarray(theirs.predict(x, verbose=0))
+    assert _rel(ours.predict(x, verbose=0), expected) < 1e-5
+    again = cs.Model.from_config(json.loads(theirs.to_json())["config"])
+    again.set_weights(theirs.get_weights())
+    assert _rel(again.predict(x, verbose=0), expected) < 1e-5
