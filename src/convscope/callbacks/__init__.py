@@ -1,0 +1,11 @@
+"""Callbacks with Keras' names and hooks (`from convscope.callbacks import EarlyStopping`).
+
+`core.py` holds the base class, the list `fit` drives and the callbacks Keras scripts
+use most; each further callback has a file of its own.
+"""
+
+from .core import (Callback, CallbackList, CSVLogger, EarlyStopping, History, LearningRateScheduler,
+                   ModelCheckpoint, ProgbarLogger, TerminateOnNaN, check_callbacks)
+
+__all__ = ["Callback", "CallbackList", "History", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler",
+           "TerminateOnNaN", "CSVLogger", "ProgbarLogger", "check_callbacks"]
