@@ -59,7 +59,7 @@ def normalize_padding_1d(value, where: str, causal: bool = False) -> str:
     """"valid" or "same" (and "causal" where allowed), case-insensitive."""
     allowed = ("valid", "same", "causal") if causal else ("valid", "same")
     if not isinstance(value, str) or value.lower() not in allowed:
-        names = " or ".join(repr(a) for a in allowed)
+        names = ", ".join(repr(a) for a in allowed[:-1]) + " or " + repr(allowed[-1])
         raise ValueError(f"{where}: argument `padding` must be {names}, got {value!r}")
     return value.lower()
 
