@@ -50,7 +50,7 @@ def k_unet(keras):
     L = keras.layers
     i = L.Input((8, 8, 2))
     c1 = L.Conv2D(4, 3, padding="same", activation="relu")(i)
-    c2 = L.Conv2D(8, 3, padding="same", activation="relu")(L.MaxPooling2D()(c1))
+    c2 = L.Conv2D(8, 3, padding="same", activation="relu")(L.MaxPooling2D()(c1)) * 0.5   # an operation
     u = L.UpSampling2D(interpolation="nearest")(c2)
     x = L.Concatenate()([u, c1])
     return keras.Model(i, L.Conv2D(1, 1, activation="sigmoid")(x), name="unet")

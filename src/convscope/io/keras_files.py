@@ -97,10 +97,10 @@ def _build(archive, saved, custom_objects):
         raise archive.refuse(f"has a damaged model config: expected an object with 'class_name' and "
                              f"a 'config' object, found {type(saved).__name__}")
     class_name = saved.get("class_name")
-    check_config(saved, custom_objects, archive.refuse)
     config = saved["config"]
     if class_name in ("Functional", "Model"):
         config = _keras3_nodes(config)
+    check_config(config, custom_objects, archive.refuse)
     return _rebuild(archive, class_name, config, custom_objects)
 
 
@@ -196,8 +196,30 @@ def _keras3_nodes(config):
         nodes = entry.get("inbound_nodes") if isinstance(entry, dict) else None
         if isinstance(nodes, list) and nodes and isinstance(nodes[0], list):
             entry = dict(entry, inbound_nodes=[_keras3_node(node) for node in nodes])
-        converted.append(entry)
+        converted.append(_with_operation_module(entry))
     return dict(config, layers=converted)
+
+
+def _with_operation_module(entry):
+    """A legacy .h5 config drops an operation's module (`x * 0.5` reads as the Multiply layer, and
+    Keras itself cannot load it): an entry without a module is an operation when its class is no
+    layer's, or a node passes it more than one positional argument, and convscope.ops has it."""
+    if not isinstance(entry, dict) or entry.get("module") or not isinstance(entry.get("class_name"), str):
+        return entry
+    from .. import backend
+    from ..layers import LAYER_CLASSES
+    from ..layers.operations import operation_class
+    nodes = entry.get("inbound_nodes") or []
+    several = any(isinstance(n, dict) and isinstance(n.get("args"), list) and len(n["args"]) != 1 for n in nodes)
+    if entry["class_name"] in LAYER_CLASSES and not several:
+        return entry
+    try:
+        cls = operation_class(backend.snake_case(entry["class_name"]))
+    except ValueError:
+        return entry
+    if cls is None or cls.__name__ != entry["class_name"]:
+        return entry
+    return dict(entry, module=cls.keras_module)
 
 
 def _keras3_node(node):
