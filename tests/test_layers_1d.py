@@ -43,6 +43,8 @@ def run_both(layer, x_last, data_format, reference, rng, training=False):
     channels_last torch output.  Returns (ours, theirs) as dicts of arrays, all channels_last."""
     dtype = x_last.dtype
     y, ctx = forward(layer, to_format(x_last, data_format), training=training)
+    if not training:     # predict's path (no_backward, no context) gives the same numbers
+        np.testing.assert_array_equal(layer(to_format(x_last, data_format)), y)
     x_t = torch.from_numpy(x_last.copy()).requires_grad_(True)
     y_t = reference(x_t)
     upstream = rng.standard_normal(tuple(y_t.shape)).astype(dtype)
