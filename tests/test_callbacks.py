@@ -77,7 +77,7 @@ def test_early_stopping_restores_best_weights_and_baseline():
 
 
 def test_early_stopping_warns_on_missing_monitor_and_checks_arguments():
-    with pytest.warns(UserWarning, match=r"monitor 'val_loss' is not in the logs \(available: loss\)"):
+    with pytest.warns(UserWarning, match=r"metric `val_loss` which is not available. Available metrics are: loss"):
         callback = EarlyStopping()
         callback.set_model(FakeModel())
         callback.on_train_begin()

@@ -6,6 +6,10 @@ use most; each further callback has a file of its own.
 
 from .core import (Callback, CallbackList, CSVLogger, EarlyStopping, History, LearningRateScheduler,
                    ModelCheckpoint, ProgbarLogger, TerminateOnNaN, check_callbacks)
+from .backup import BackupAndRestore
+from .lambda_callback import LambdaCallback
+from .reduce_lr import ReduceLROnPlateau
 
 __all__ = ["Callback", "CallbackList", "History", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler",
-           "TerminateOnNaN", "CSVLogger", "ProgbarLogger", "check_callbacks"]
+           "TerminateOnNaN", "CSVLogger", "ProgbarLogger", "ReduceLROnPlateau", "LambdaCallback",
+           "BackupAndRestore", "check_callbacks"]

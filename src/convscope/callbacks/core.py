@@ -74,7 +74,13 @@ class CallbackList:
         if name not in _HOOKS:
             raise AttributeError(name)
 
+        takes_index = "epoch" in name or "batch" in name
+
         def call_all(*args):
+            if len(args) == takes_index:            # no logs given: an empty dict, as Keras passes
+                args = (*args, {})
+            elif args and args[-1] is None:
+                args = (*args[:-1], {})
             for callback in self.callbacks:
                 getattr(callback, name)(*args)
         return call_all
@@ -172,8 +178,8 @@ class EarlyStopping(Callback):
     def on_epoch_end(self, epoch, logs=None):
         current = (logs or {}).get(self.monitor)
         if current is None:
-            warnings.warn(f"EarlyStopping: monitor '{self.monitor}' is not in the logs "
-                          f"(available: {', '.join(sorted(logs or {}))}); not stopping", stacklevel=2)
+            warnings.warn(f"Early stopping conditioned on metric `{self.monitor}` which is not available. "
+                          f"Available metrics are: {','.join(logs or {})}", stacklevel=2)
             return
         if epoch < self.start_from_epoch:
             return
@@ -205,7 +211,8 @@ class ModelCheckpoint(Callback):
     """Save the model (or only its weights) after each epoch, or only when `monitor` improves.
 
     `filepath` may hold `{epoch}` and log keys, e.g. "ckpt-{epoch:02d}-{val_loss:.2f}.convscope".
-    Saving goes through `model.save` / `model.save_weights`, which write atomically.
+    Saving goes through `model.save` / `model.save_weights`, which write atomically.  With
+    `save_best_only` and `monitor` absent from the logs it warns and saves, as Keras 3 does.
     """
 
     def __init__(self, filepath, monitor: str = "val_loss", verbose: int = 0, save_best_only: bool = False,
@@ -235,16 +242,15 @@ class ModelCheckpoint(Callback):
         path = self._path(epoch, logs)
         if self.save_best_only:
             current = logs.get(self.monitor)
-            if current is None:
-                warnings.warn(f"ModelCheckpoint: can save best model only with '{self.monitor}' available "
-                              f"(logs have {', '.join(sorted(logs))}); skipping", stacklevel=2)
+            if current is None:        # Keras 3 warns, then saves anyway
+                warnings.warn(f"Can save best model only with {self.monitor} available.", stacklevel=2)
+            elif not self.monitor_op(current, self.best):
                 return
-            if not self.monitor_op(current, self.best):
-                return
-            if self.verbose:
-                print(f"Epoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} to {current:.5f}, "
-                      f"saving model to {path}")
-            self.best = current
+            else:
+                if self.verbose:
+                    print(f"Epoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} to {current:.5f}, "
+                          f"saving model to {path}")
+                self.best = current
         if self.save_weights_only:
             self.model.save_weights(path)
         else:

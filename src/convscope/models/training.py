@@ -390,6 +390,8 @@ class Model(Layer):
         self.history = history
         stream = self._batch_stream(len(x), batch_size, shuffle)
         callback_list.on_train_begin()
+        resumed, self._initial_epoch = getattr(self, "_initial_epoch", None), None   # BackupAndRestore's
+        initial_epoch = resumed or initial_epoch
         output_shape = self._output_shape_for(x.shape, where)
         for epoch in range(initial_epoch, epochs):
             self._reset_metrics(y, output_shape)

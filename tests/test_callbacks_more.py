@@ -1,0 +1,283 @@
+"""ReduceLROnPlateau, LambdaCallback, BackupAndRestore, TensorBoard and the missing-monitor warnings,
+each against Keras 3.15.1's own callbacks driven with the same logs, and in real `fit` runs."""
+
+import json
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+from convscope import _rng, optimizers
+from convscope.callbacks import (BackupAndRestore, Callback, EarlyStopping, LambdaCallback, ModelCheckpoint,
+                                 ReduceLROnPlateau)
+from convscope.layers import Dense, Dropout
+from convscope.models import Sequential
+
+
+def _convscope_model(learning_rate=0.1, optimizer=None):
+    model = Sequential([Dense(2, activation="softmax", input_shape=(3,))])
+    model.compile(optimizer=optimizer or optimizers.SGD(learning_rate=learning_rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def _keras_model(keras, learning_rate=0.1):
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=learning_rate), loss="mse")
+    return model
+
+
+def _data(count=20, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(count, 3)).astype("float32")
+    return x, (x[:, 0] + 0.3 * x[:, 1] > 0).astype(int)
+
+
+# -- ReduceLROnPlateau ---------------------------------------------------------------------------
+
+PLATEAU_CASES = [
+    (dict(), [1.0, 0.9] + [0.95] * 25),                                      # Keras' defaults
+    (dict(factor=0.5, patience=2, cooldown=1), [1.0, 0.99995, 0.9, 0.9, 0.91, 0.92, 0.93, 0.8, 0.85, 0.86,
+                                                 0.87, 0.88, 0.89, 0.9, 0.91]),
+    (dict(factor=0.2, patience=1, min_lr=0.003, min_delta=0.05), [1.0, 0.96, 0.9, 0.88, 0.87, 0.86, 0.85,
+                                                                   0.84, 0.83, 0.82]),
+    (dict(monitor="val_accuracy", mode="max", factor=0.3, patience=0, cooldown=2, min_delta=0.0),
+     [0.5, 0.6, 0.6, 0.55, 0.7, 0.65, 0.65, 0.65, 0.9, 0.9, 0.9]),
+    (dict(monitor="loss", mode="min", factor=0.0, patience=1), [3.0, 3.0, 3.0, 2.0, 2.5]),
+]
+
+
+@pytest.mark.parametrize("kwargs, values", PLATEAU_CASES)
+def test_reduce_lr_on_plateau_follows_keras_epoch_by_epoch(keras, kwargs, values):
+    monitor = kwargs.get("monitor", "val_loss")
+    ours, theirs = ReduceLROnPlateau(**kwargs), keras.callbacks.ReduceLROnPlateau(**kwargs)
+    ours.set_model(_convscope_model())
+    theirs.set_model(_keras_model(keras))
+    ours.on_train_begin()
+    theirs.on_train_begin()
+    changes = 0
+    for epoch, value in enumerate(values):
+        our_logs, their_logs = {"loss": 0.5, monitor: value}, {"loss": 0.5, monitor: value}
+        before = ours.model.optimizer.learning_rate
+        ours.on_epoch_end(epoch, our_logs)
+        theirs.on_epoch_end(epoch, their_logs)
+        our_lr = ours.model.optimizer.learning_rate
+        their_lr = float(keras.ops.convert_to_numpy(theirs.model.optimizer.learning_rate))
+        # Keras keeps the rate in a float32 variable, convscope in a Python float
+        assert our_lr == pytest.approx(their_lr, rel=1e-6, abs=1e-12), f"epoch {epoch}"
+        assert our_logs["learning_rate"] == pytest.approx(their_logs["learning_rate"], rel=1e-6)
+        assert (ours.wait, ours.cooldown_counter) == (theirs.wait, theirs.cooldown_counter), f"epoch {epoch}"
+        assert ours.best == theirs.best
+        changes += our_lr != before
+    assert changes >= 1                               # every case reduces at least once
+
+
+def test_reduce_lr_on_plateau_in_a_real_fit_matches_keras_on_the_same_logs(keras):
+    x, y = _data()
+    _rng.set_seed(0)
+    model = _convscope_model(learning_rate=0.5)
+    used = []                                         # the rate each epoch's first step really reads
+    spy = LambdaCallback(on_train_batch_begin=lambda batch, logs: batch == 0 and used.append(
+        model.optimizer.learning_rate))
+    callback = ReduceLROnPlateau(monitor="loss", factor=0.5, patience=1, min_delta=0.05, min_lr=0.05)
+    history = model.fit(x, y, epochs=8, batch_size=5, verbose=0, callbacks=[spy, callback])
+    assert history.history["learning_rate"] == used
+    theirs = keras.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=1, min_delta=0.05,
+                                               min_lr=0.05)
+    theirs.set_model(_keras_model(keras, learning_rate=0.5))
+    theirs.on_train_begin()
+    expected = []
+    for epoch, loss in enumerate(history.history["loss"]):
+        logs = {"loss": loss}
+        theirs.on_epoch_end(epoch, logs)
+        expected.append(logs["learning_rate"])
+    np.testing.assert_allclose(history.history["learning_rate"], expected, rtol=1e-6)
+    assert len(set(used)) > 1 and min(used) >= 0.05     # it did reduce, and stops at min_lr
+
+
+def test_reduce_lr_on_plateau_refuses_schedules_as_keras_does_and_checks_arguments(keras):
+    schedule = optimizers.schedules.ExponentialDecay(0.1, decay_steps=10, decay_rate=0.9)
+    ours = ReduceLROnPlateau(monitor="loss", patience=0)
+    ours.set_model(_convscope_model(optimizer=optimizers.SGD(learning_rate=schedule)))
+    theirs = keras.callbacks.ReduceLROnPlateau(monitor="loss", patience=0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer=keras.optimizers.SGD(keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.9)),
+                  loss="mse")
+    theirs.set_model(model)
+    for callback in (ours, theirs):
+        callback.on_train_begin()
+        callback.on_epoch_end(0, {"loss": 1.0})
+        with pytest.raises(TypeError):
+            callback.on_epoch_end(1, {"loss": 1.0})
+    with pytest.raises(ValueError, match=r"ReduceLROnPlateau: argument `factor` must be a number \[0.0, 1.0\), "
+                                         r"got 1.0"):
+        ReduceLROnPlateau(factor=1.0)
+    with pytest.raises(TypeError, match=r"ReduceLROnPlateau: argument `min_lr` must be a number, got '0'"):
+        ReduceLROnPlateau(min_lr="0")
+    with pytest.raises(ValueError, match=r"ReduceLROnPlateau: argument `patience` must be a non-negative int, "
+                                         r"got 2.5"):
+        ReduceLROnPlateau(patience=2.5)
+    with pytest.raises(ValueError, match=r"ReduceLROnPlateau: argument `mode` must be 'auto', 'min' or 'max', "
+                                         r"got 'up'"):
+        ReduceLROnPlateau(mode="up")
+
+
+# -- missing monitors warn with Keras' words -----------------------------------------------------
+
+def _warning_texts(function):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        function()
+    return [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+
+
+def test_missing_monitor_warnings_are_keras_own(keras, tmp_path):
+    logs = {"loss": 0.5, "accuracy": 0.75, "val_loss": 0.6}
+
+    def drive(callback, model):
+        callback.set_model(model)
+        callback.on_train_begin()
+        callback.on_epoch_end(0, dict(logs))
+
+    model, keras_model = _convscope_model(), _keras_model(keras)
+    for ours, theirs in [
+            (EarlyStopping(monitor="val_acc", mode="max"), keras.callbacks.EarlyStopping(monitor="val_acc",
+                                                                                         mode="max")),
+            (ReduceLROnPlateau(monitor="val_acc", mode="max"),
+             keras.callbacks.ReduceLROnPlateau(monitor="val_acc", mode="max"))]:
+        expected = _warning_texts(lambda: drive(theirs, keras_model))
+        assert len(expected) == 1 and "`val_acc`" in expected[0]
+        assert _warning_texts(lambda: drive(ours, model)) == expected
+    with pytest.warns(UserWarning, match=r"Early stopping conditioned on metric `val_acc` which is not available\. "
+                                         r"Available metrics are: loss,accuracy,val_loss$"):
+        drive(EarlyStopping(monitor="val_acc", mode="max"), model)
+    # ModelCheckpoint(save_best_only) warns and then saves anyway, in Keras 3 as here
+    keras_path = tmp_path / "k.weights.h5"
+    theirs = keras.callbacks.ModelCheckpoint(keras_path, monitor="val_acc", mode="max", save_best_only=True,
+                                             save_weights_only=True)
+    expected = _warning_texts(lambda: drive(theirs, keras_model))
+    assert expected == ["Can save best model only with val_acc available."] and keras_path.exists()
+    our_path = tmp_path / "c.weights.npz"
+    ours = ModelCheckpoint(our_path, monitor="val_acc", mode="max", save_best_only=True, save_weights_only=True)
+    assert _warning_texts(lambda: drive(ours, model)) == expected
+    assert our_path.exists()
+
+
+def test_missing_monitor_warns_in_a_real_fit():
+    x, y = _data()
+    model = _convscope_model()
+    with pytest.warns(UserWarning, match=r"metric `val_acc` which is not available\. Available metrics are: "
+                                         r"loss,accuracy,val_loss,val_accuracy"):
+        history = model.fit(x, y, epochs=2, batch_size=5, verbose=0, validation_split=0.25,
+                            callbacks=[EarlyStopping(monitor="val_acc", patience=0)])
+    assert history.epoch == [0, 1]                    # never stops on a metric it cannot see
+
+
+# -- LambdaCallback --------------------------------------------------------------------------------
+
+def test_lambda_callback_calls_each_function_with_the_hook_arguments():
+    calls = []
+    callback = LambdaCallback(
+        on_train_begin=lambda logs: calls.append(("train_begin",)),
+        on_epoch_begin=lambda epoch, logs: calls.append(("epoch_begin", epoch)),
+        on_train_batch_end=lambda batch, logs: calls.append(("batch_end", batch, sorted(logs))),
+        on_epoch_end=lambda epoch, logs: calls.append(("epoch_end", epoch, sorted(logs))),
+        on_test_end=lambda logs: calls.append(("test_end", sorted(logs))),
+        on_train_end=lambda logs: calls.append(("train_end",)))
+    x, y = _data(10)
+    _convscope_model().fit(x, y, epochs=2, batch_size=4, verbose=0, validation_split=0.2, callbacks=[callback])
+    batch = [("batch_end", b, ["accuracy", "loss"]) for b in range(2)]
+    epoch_end = lambda e: [("test_end", ["accuracy", "loss"]),
+                           ("epoch_end", e, ["accuracy", "loss", "val_accuracy", "val_loss"])]
+    assert calls == ([("train_begin",), ("epoch_begin", 0)] + batch + epoch_end(0)
+                     + [("epoch_begin", 1)] + batch + epoch_end(1) + [("train_end",)])
+    with pytest.raises(TypeError, match=r"LambdaCallback: argument `on_epoch_end` must be a function or None, "
+                                        r"got 3"):
+        LambdaCallback(on_epoch_end=3)
+    with pytest.raises(TypeError, match=r"LambdaCallback: unexpected argument `on_epoch_finish`; expected hook "
+                                        r"names \(on_train_begin, "):
+        LambdaCallback(on_epoch_finish=print)
+    assert LambdaCallback().on_epoch_end(0, {}) is None            # hooks not given do nothing
+
+
+# -- BackupAndRestore ------------------------------------------------------------------------------
+
+class _Interrupt(Callback):
+    """Raises in the middle of epoch `epoch` (after batch 1), as a crash would."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch, self.current = epoch, None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.current == self.epoch and batch == 1:
+            raise RuntimeError("interrupted")
+
+
+def _dropout_model(seed):
+    _rng.set_seed(seed)
+    model = Sequential([Dense(8, activation="relu", input_shape=(3,)), Dropout(0.3),
+                        Dense(2, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def test_backup_and_restore_resumes_to_the_same_weights_as_an_uninterrupted_fit(tmp_path):
+    x, y = _data(40)
+    fit = dict(epochs=6, batch_size=8, verbose=0, shuffle=True)
+    model = _dropout_model(3)
+    reference = model.fit(x, y, **fit)
+    expected = model.get_weights()
+
+    folder = tmp_path / "backup"
+    ends = {}
+    record = LambdaCallback(on_epoch_end=lambda epoch, logs: ends.setdefault(epoch, model.get_weights()))
+    model = _dropout_model(3)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        model.fit(x, y, callbacks=[BackupAndRestore(folder), record, _Interrupt(3)], **fit)
+    state = json.loads((folder / "training_state.json").read_text())
+    assert state["epoch"] == 3 and sorted(os.listdir(folder)) == sorted(
+        ["training_state.json", state["model_file"], state["optimizer_file"]])   # old generations removed
+    load_model = pytest.importorskip("convscope.io").load_model
+    for saved, at_end in zip(load_model(folder / state["model_file"]).get_weights(), ends[2]):
+        np.testing.assert_array_equal(saved, at_end)          # the backup is a usable model file
+
+    model = _dropout_model(99)                                # other weights, other generator state
+    history = model.fit(x, y, callbacks=[BackupAndRestore(folder)], **fit)
+    assert history.epoch == [3, 4, 5]
+    assert history.history["loss"] == reference.history["loss"][3:]
+    assert model.optimizer.iterations == 6 * 5
+    for got, want in zip(model.get_weights(), expected):
+        np.testing.assert_array_equal(got, want)
+    assert not folder.exists()                                # deleted after a successful fit
+
+
+def test_backup_and_restore_batch_frequency_keep_and_refusals(tmp_path):
+    x, y = _data(20)
+    folder = tmp_path / "b"
+    model = _convscope_model()
+    seen = []
+    spy = LambdaCallback(on_train_batch_end=lambda batch, logs: seen.append(
+        json.loads((folder / "training_state.json").read_text())["batch"]
+        if (folder / "training_state.json").exists() else None))
+    model.fit(x, y, epochs=2, batch_size=5, verbose=0,
+              callbacks=[BackupAndRestore(folder, save_freq=3, delete_checkpoint=False), spy])
+    assert seen == [None, None, 2, 2, 2, 1, 1, 1]           # a backup every 3 batches, across epochs
+    assert (folder / "training_state.json").exists()         # kept: delete_checkpoint=False
+    (folder / "training_state.json").write_text('{"epoch": "three"}')
+    with pytest.raises(ValueError, match=r"BackupAndRestore: the backup '.*training_state.json' is damaged: "
+                                         r"expected an object with"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[BackupAndRestore(folder)])
+    with pytest.raises(ValueError, match=r"BackupAndRestore: argument `backup_dir` must be a non-empty path, "
+                                         r"got ''"):
+        BackupAndRestore("")
+    with pytest.raises(ValueError, match=r"BackupAndRestore: argument `save_freq` must be 'epoch' or a positive "
+                                         r"int \(batches\), got 'batch'"):
+        BackupAndRestore(folder, save_freq="batch")
+    with pytest.raises(TypeError, match=r"BackupAndRestore: argument `delete_checkpoint` must be True or False, "
+                                        r"got 'yes'"):
+        BackupAndRestore(folder, delete_checkpoint="yes")
