@@ -561,3 +561,28 @@ def test_functional_model_trains_one_step_like_keras_and_round_trips(keras):
     again = cs.Model.from_config(json.loads(rebuilt.to_json())["config"])
     again.set_weights(rebuilt.get_weights())
     assert_matches(again.predict(x, verbose=0), expected, "float32")
+
+
+def test_sequential_step_with_a_last_softmax_fused_into_the_loss_matches_keras(keras):
+    """The last SeparableConv2D's softmax meets the crossentropy on its pre-activation (backward with
+    from_preactivation=True): one SGD step equals Keras' step."""
+    def build(K, Sequential, Input):
+        return Sequential([Input((9, 9, 3)),
+                           K.DepthwiseConv2D(3, strides=2, padding="same", depth_multiplier=2, activation="relu"),
+                           K.Conv2DTranspose(4, 3, strides=2, output_padding=0, activation="tanh"),
+                           K.SeparableConv2D(5, 2, padding="same", activation="softmax")])
+    ours, twin = build(L, cs.Sequential, cs.Input), build(keras.layers, keras.Sequential, keras.Input)
+    rng = np.random.default_rng(9)
+    twin.set_weights([w + rng.uniform(-0.2, 0.2, w.shape).astype(w.dtype) for w in twin.get_weights()])
+    ours.set_weights(twin.get_weights())
+    x = rng.standard_normal((3, 9, 9, 3)).astype("float32")
+    y = np.eye(5, dtype="float32")[rng.integers(0, 5, (3, 11, 11))]
+    ours.compile(cs.optimizers.SGD(0.5), "categorical_crossentropy")
+    twin.compile(keras.optimizers.SGD(0.5), "categorical_crossentropy")
+    assert ours._fusion() is ours.layers[-1]           # the path under test
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loss_theirs = float(twin.train_on_batch(x, y))
+    assert abs(float(ours.train_on_batch(x, y)) - loss_theirs) <= 1e-5 * loss_theirs
+    for got, want in zip(ours.get_weights(), twin.get_weights()):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
