@@ -5,17 +5,28 @@ threads at once still get distinct names; `no_backward()` is per thread (and per
 task: a `contextvars.ContextVar`, as PyTorch's `no_grad` is per thread), so `predict` in one
 thread never turns off what `fit` in another keeps for its backward pass.  `set_floatx` is a
 process-wide setting, as in Keras: set it before creating layers, not while other threads do.
+
+Session settings, as `keras.backend` / `keras.config` (process-wide module state, as Keras'
+own; `clear_session` resets names, not these): `floatx`, `epsilon` (1e-7) and
+`image_data_format` ("channels_last"; layers built with `data_format=None` and the CIFAR
+loaders follow it at the time they are created or called).  Keras 2's `image_dim_ordering`
+is gone from Keras 3 and so is not here.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import gc
+import math
+import numbers
 import re
 import threading
 from collections import defaultdict
 
 _FLOATX = {"value": "float32"}
+_SETTINGS = {"epsilon": 1e-7, "image_data_format": "channels_last"}
+_DATA_FORMATS = ("channels_last", "channels_first")
 _NAME_COUNTS: defaultdict = defaultdict(int)
 _NAMES_LOCK = threading.Lock()            # a read-then-increment of _NAME_COUNTS is not atomic
 # Per thread and per asyncio task; a new thread starts with the default (True).  The ops' own
@@ -42,10 +53,68 @@ def unique_name(base: str) -> str:
     return base if count == 0 else f"{base}_{count}"
 
 
-def clear_session() -> None:
-    """Restart automatic naming, so the next Conv2D is called `conv2d` again."""
+def clear_session(free_memory=True) -> None:
+    """Restart automatic naming (and `get_uid`), so the next Conv2D is called `conv2d` again.
+
+    As Keras 3: floatx, epsilon and image_data_format stay; `free_memory` runs `gc.collect()`."""
+    if not isinstance(free_memory, bool):
+        raise TypeError(f"clear_session: argument `free_memory` must be True or False, "
+                        f"got {free_memory!r}")
     with _NAMES_LOCK:
         _NAME_COUNTS.clear()
+    if free_memory:
+        gc.collect()
+
+
+def get_uid(prefix: str = "") -> int:
+    """Keras' `get_uid`: 1, 2, 3, ... per prefix, sharing the counters of automatic names."""
+    if not isinstance(prefix, str):
+        raise TypeError(f"get_uid: argument `prefix` must be a str, got {prefix!r}")
+    with _NAMES_LOCK:
+        _NAME_COUNTS[prefix] += 1
+        return _NAME_COUNTS[prefix]
+
+
+def backend() -> str:
+    """The name of the array backend: "numpy" (Keras 3 has a backend of that name)."""
+    return "numpy"
+
+
+def epsilon() -> float:
+    """The fuzz factor of numeric expressions (1e-7, as Keras)."""
+    return _SETTINGS["epsilon"]
+
+
+def set_epsilon(value) -> None:
+    """Set `epsilon()`: a finite float > 0 (Keras stores any value; convscope checks it)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"set_epsilon: argument `value` must be a float, got {value!r}")
+    if not math.isfinite(float(value)) or float(value) <= 0:
+        raise ValueError(f"set_epsilon: argument `value` must be a finite float > 0, got {value!r}")
+    _SETTINGS["epsilon"] = float(value)
+
+
+def image_data_format() -> str:
+    """The default image layout, "channels_last" (as Keras) or "channels_first"."""
+    return _SETTINGS["image_data_format"]
+
+
+def set_image_data_format(data_format) -> None:
+    """Set `image_data_format()`; layers created later with `data_format=None` follow it."""
+    if not isinstance(data_format, str) or data_format.lower() not in _DATA_FORMATS:
+        raise ValueError(f"set_image_data_format: argument `data_format` must be one of "
+                         f"{_DATA_FORMATS}, got {data_format!r}")
+    _SETTINGS["image_data_format"] = data_format.lower()
+
+
+def standardize_data_format(data_format, where: str = "standardize_data_format") -> str:
+    """Keras' rule: None means `image_data_format()`; else one of the two names, any case."""
+    if data_format is None:
+        return image_data_format()
+    if not isinstance(data_format, str) or data_format.lower() not in _DATA_FORMATS:
+        raise ValueError(f"{where}: argument `data_format` must be one of {_DATA_FORMATS} or "
+                         f"None, got {data_format!r}")
+    return data_format.lower()
 
 
 def snake_case(class_name: str) -> str:

@@ -424,13 +424,9 @@ _DATA_FORMATS = ("channels_last", "channels_first")
 
 
 def normalize_data_format(value, where: str) -> str:
-    """Keras' data_format: None means "channels_last"; anything else must be one of the two names."""
-    if value is None:
-        return "channels_last"
-    if not isinstance(value, str) or value.lower() not in _DATA_FORMATS:
-        raise ValueError(f"{where}: argument `data_format` must be one of {_DATA_FORMATS} or None, "
-                         f"got {value!r}")
-    return value.lower()
+    """Keras' data_format: None means `backend.image_data_format()` (read now, when the layer is
+    created); anything else must be one of the two names, in any case."""
+    return backend.standardize_data_format(value, where)
 
 
 def normalize_padding(value, where: str) -> str:
