@@ -281,3 +281,187 @@ def test_backup_and_restore_batch_frequency_keep_and_refusals(tmp_path):
     with pytest.raises(TypeError, match=r"BackupAndRestore: argument `delete_checkpoint` must be True or False, "
                                         r"got 'yes'"):
         BackupAndRestore(folder, delete_checkpoint="yes")
+
+
+# -- TensorBoard -----------------------------------------------------------------------------------
+
+def _crc32c_bitwise(data):
+    """CRC-32C bit by bit (no table), independent of convscope's."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 * (crc & 1))
+    return crc ^ 0xFFFFFFFF
+
+
+def _masked(data):
+    crc = _crc32c_bitwise(data)
+    return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def _records(path):
+    """The TFRecord payloads of a file, both checksums verified."""
+    import struct
+    data, position, out = path.read_bytes(), 0, []
+    while position < len(data):
+        header = data[position:position + 8]
+        (length,) = struct.unpack("<Q", header)
+        assert struct.unpack("<I", data[position + 8:position + 12])[0] == _masked(header), "length CRC"
+        payload = data[position + 12:position + 12 + length]
+        assert len(payload) == length, "cut record"
+        end = position + 12 + length
+        assert struct.unpack("<I", data[end:end + 4])[0] == _masked(payload), "data CRC"
+        out.append(payload)
+        position = end + 4
+    return out
+
+
+def _fields(buffer):
+    """Protobuf wire format: {field number: [values]} (varints as ints, others as bytes)."""
+    fields, position = {}, 0
+
+    def varint():
+        nonlocal position
+        shift = value = 0
+        while True:
+            byte = buffer[position]
+            position += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                return value
+    while position < len(buffer):
+        key = varint()
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value = varint()
+        elif wire == 1:
+            value, position = buffer[position:position + 8], position + 8
+        elif wire == 5:
+            value, position = buffer[position:position + 4], position + 4
+        else:
+            assert wire == 2, f"wire type {wire}"
+            size = varint()
+            value, position = buffer[position:position + size], position + size
+        fields.setdefault(number, []).append(value)
+    return fields
+
+
+def _read_events(folder):
+    """(file name, file_version, {tag: [(step, value)]}) of the one event file in `folder`."""
+    import struct
+    files = sorted(folder.iterdir())
+    assert len(files) == 1, files
+    records = [_fields(r) for r in _records(files[0])]
+    version = records[0][3][0].decode()
+    scalars = {}
+    for event in records[1:]:
+        assert struct.unpack("<d", event[1][0])[0] > 1.6e9            # wall_time: seconds since 1970
+        for value in _fields(event[5][0])[1]:
+            value = _fields(value)
+            scalars.setdefault(value[1][0].decode(), []).append(
+                (event[2][0], struct.unpack("<f", value[2][0])[0]))
+    return files[0].name, version, scalars
+
+
+def test_event_file_checksums_match_an_independent_crc32c():
+    from convscope.callbacks import event_file
+    assert event_file.crc32c(b"123456789") == _crc32c_bitwise(b"123456789") == 0xE3069283   # the check value
+    payload = bytes(range(256)) * 3
+    assert _records_from_bytes(event_file.record(payload)) == [payload]
+    damaged = bytearray(event_file.record(payload))
+    damaged[20] ^= 1
+    with pytest.raises(AssertionError, match="data CRC"):
+        _records_from_bytes(bytes(damaged))
+
+
+def test_event_file_writer_encodes_large_steps_and_long_tags(tmp_path):
+    from convscope.callbacks.event_file import EventFileWriter
+    writer = EventFileWriter(str(tmp_path))
+    tag = "a/" + "x" * 300                                      # lengths past one varint byte
+    writer.scalars(300, [(tag, 1.5), ("b", -2.25)])
+    writer.scalars(2**40 + 5, [("b", 3.0)])
+    writer.close()
+    with pytest.raises(ValueError, match=r"EventFileWriter: '.*' is closed"):
+        writer.scalars(1, [("b", 1.0)])
+    assert _read_events(tmp_path)[2] == {tag: [(300, 1.5)], "b": [(300, -2.25), (2**40 + 5, 3.0)]}
+
+
+def _records_from_bytes(data):
+    import tempfile
+    from pathlib import Path
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "r"
+        path.write_bytes(data)
+        return _records(path)
+
+
+def _tensorboard_fit(log_dir, epochs=3, after=(), **kwargs):
+    from convscope.callbacks import TensorBoard
+    x, y = _data(20)
+    _rng.set_seed(0)
+    model = _convscope_model()
+    history = model.fit(x, y, epochs=epochs, batch_size=4, verbose=0, validation_split=0.2,
+                        callbacks=[ReduceLROnPlateau(monitor="loss", patience=0, min_delta=1.0, factor=0.5),
+                                   TensorBoard(log_dir, **kwargs), *after])
+    return model, history
+
+
+def test_tensorboard_writes_keras_tags_with_the_history_values(tmp_path):
+    import re
+    import socket
+    seen = []                                # what a reader finds right after each epoch: flushed events
+    spy = LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(
+        sorted(_read_events(tmp_path / "logs" / "train")[2]["epoch_loss"])[-1][0]))
+    model, history = _tensorboard_fit(tmp_path / "logs", after=[spy])
+    assert seen == [0, 1, 2]
+    h = history.history
+    name, version, train = _read_events(tmp_path / "logs" / "train")
+    assert re.fullmatch(rf"events\.out\.tfevents\.\d{{10}}\.{re.escape(socket.gethostname())}\.{os.getpid()}"
+                        rf"\.\d+\.v2", name)
+    assert version == "brain.Event:2"
+    f32 = lambda values: [(step, float(np.float32(v))) for step, v in enumerate(values)]
+    assert train == {"epoch_loss": f32(h["loss"]), "epoch_accuracy": f32(h["accuracy"]),
+                     # the rate after each epoch's ReduceLROnPlateau (its first epoch sets the best)
+                     "epoch_learning_rate": f32([0.1, 0.05, 0.025])}
+    _, _, validation = _read_events(tmp_path / "logs" / "validation")
+    steps = [4 * (epoch + 1) for epoch in range(3)]          # 16 training samples, batches of 4
+    assert h["learning_rate"] == [0.1, 0.1, 0.05]             # logs hold the rate each epoch used
+    assert validation == {"epoch_loss": f32(h["val_loss"]), "epoch_accuracy": f32(h["val_accuracy"]),
+                          "evaluation_loss_vs_iterations": list(zip(steps, [v for _, v in f32(h["val_loss"])])),
+                          "evaluation_accuracy_vs_iterations": list(zip(steps, [v for _, v in
+                                                                                f32(h["val_accuracy"])]))}
+
+
+def test_tensorboard_files_read_by_tensorboard_itself(tmp_path):
+    accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    _, history = _tensorboard_fit(tmp_path / "logs", update_freq=2)
+    for kind, prefix in (("train", ""), ("validation", "val_")):
+        reader = accumulator.EventAccumulator(str(tmp_path / "logs" / kind))
+        reader.Reload()
+        for metric in ("loss", "accuracy"):
+            events = reader.Scalars(f"epoch_{metric}")
+            assert [e.step for e in events] == [0, 1, 2]
+            np.testing.assert_array_equal([e.value for e in events],
+                                          np.float32(history.history[prefix + metric]))
+    reader = accumulator.EventAccumulator(str(tmp_path / "logs" / "train"))
+    reader.Reload()
+    assert [e.step for e in reader.Scalars("batch_loss")] == [2, 4, 6, 8, 10, 12]   # every 2nd of 12 batches
+
+
+def test_tensorboard_appends_new_files_per_fit_and_checks_arguments(tmp_path):
+    from convscope.callbacks import TensorBoard
+    _tensorboard_fit(tmp_path / "logs", epochs=1)
+    _tensorboard_fit(tmp_path / "logs", epochs=1)
+    assert len(list((tmp_path / "logs" / "train").iterdir())) == 2
+    with pytest.raises(ValueError, match=r"TensorBoard: argument `update_freq` must be 'epoch', 'batch' or a "
+                                         r"positive int, got 0"):
+        TensorBoard(update_freq=0)
+    with pytest.raises(TypeError, match=r"TensorBoard: argument `log_dir` must be a non-empty path, got None"):
+        TensorBoard(log_dir=None)
+    with pytest.raises(ValueError, match=r"TensorBoard: argument `histogram_freq` must be a non-negative int, "
+                                         r"got -1"):
+        TensorBoard(histogram_freq=-1)
+    with pytest.warns(UserWarning, match=r"TensorBoard: convscope writes scalars only; histogram_freq is ignored"):
+        TensorBoard(histogram_freq=1)

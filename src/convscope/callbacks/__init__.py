@@ -9,7 +9,8 @@ from .core import (Callback, CallbackList, CSVLogger, EarlyStopping, History, Le
 from .backup import BackupAndRestore
 from .lambda_callback import LambdaCallback
 from .reduce_lr import ReduceLROnPlateau
+from .tensorboard import TensorBoard
 
 __all__ = ["Callback", "CallbackList", "History", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler",
            "TerminateOnNaN", "CSVLogger", "ProgbarLogger", "ReduceLROnPlateau", "LambdaCallback",
-           "BackupAndRestore", "check_callbacks"]
+           "BackupAndRestore", "TensorBoard", "check_callbacks"]
