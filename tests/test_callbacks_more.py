@@ -164,6 +164,36 @@ def test_missing_monitor_warnings_are_keras_own(keras, tmp_path):
     assert our_path.exists()
 
 
+@pytest.mark.parametrize("values, best, stops", [
+    ([1.0, 0.5, 0.7, 0.8, 0.45, 0.6, 0.7], 4, False),       # never stops: restored at the end all the same
+    ([1.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99, 1.2], 1, True)])
+def test_early_stopping_restores_the_best_weights_when_keras_does(keras, values, best, stops):
+    def drive(callback, model, set_epoch):
+        callback.set_model(model)
+        callback.on_train_begin()
+        for epoch, value in enumerate(values):
+            set_epoch(epoch)
+            callback.on_epoch_end(epoch, {"val_loss": value})
+            if model.stop_training:
+                break
+        callback.on_train_end()
+        return epoch
+
+    keras_model = _keras_model(keras)
+    keras_model.stop_training = False
+    kernel = keras_model.layers[0].kernel
+    last = drive(keras.callbacks.EarlyStopping(patience=3, restore_best_weights=True), keras_model,
+                 lambda epoch: kernel.assign(np.full((3, 2), epoch, "float32")))
+    model = _convscope_model()
+    model.stop_training = False
+    variable = model.layers[0].kernel
+    ours = EarlyStopping(patience=3, restore_best_weights=True)
+    assert drive(ours, model, lambda epoch: variable.assign(np.full((3, 2), epoch, "float32"))) == last
+    assert (last < len(values) - 1) == stops and bool(ours.stopped_epoch) == stops
+    np.testing.assert_array_equal(variable.numpy(), keras.ops.convert_to_numpy(kernel))
+    assert variable.numpy()[0, 0] == best                     # the weights of the best epoch
+
+
 def test_missing_monitor_warns_in_a_real_fit():
     x, y = _data()
     model = _convscope_model()
