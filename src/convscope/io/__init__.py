@@ -1,4 +1,5 @@
-"""Saving and loading: whole models in one `.convscope` zip, weights in `.weights.npz`."""
+"""Saving and loading: whole models in convscope's `.convscope` zip or Keras' `.keras` / legacy `.h5`
+files (`keras_files`), weights in `.weights.npz` or Keras' `.weights.h5` (`h5`)."""
 
 from .saving import InvalidFileError, load_model, load_weights, save_model, save_weights
 

@@ -10,6 +10,11 @@ A model file is one zip archive:
     optimizer.json        the optimizer's class and config, and the keys of its state
     optimizer/00000.npy   its state arrays (moments, iteration count)
 
+`save_model` picks the format by suffix: `.convscope` this one, `.keras` and `.h5`/`.hdf5`
+Keras' own (`keras_files`); any other suffix is refused.  `load_model` tells them apart by
+their bytes (HDF5 signature; a zip with `convscope.json`, or Keras' `config.json` and
+`model.weights.h5`).
+
 Every file is written through `_atomic.atomic_write` (a temporary file beside
 the target, renamed into place), so an interrupted save leaves any earlier file
 intact.  `load_model` restores the optimizer state too, so training continues
