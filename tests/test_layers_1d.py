@@ -598,3 +598,16 @@ def test_image_model_with_cropping_and_spatial_dropout_trains_one_step_as_torch_
     assert again.get_layer("drop").get_config() == model.get_layer("drop").get_config()
     again.set_weights(theirs.get_weights())
     np.testing.assert_allclose(again.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_models_with_the_new_layers_save_and_load_with_their_outputs(tmp_path):
+    """The loader rebuilds every new layer from its config under deferred weights, then reads the arrays."""
+    rng = np.random.default_rng(16)
+    x_seq, x_img = rng.standard_normal((3, 16, 3)).astype("float32"), rng.standard_normal((3, 9, 10, 3))
+    for model, x in ((sequence_model(), x_seq), (image_model(0.4), x_img.astype("float32"))):
+        randomize(model, rng)
+        path = tmp_path / f"{model.name}.convscope"
+        model.save(path)
+        loaded = cs.models.load_model(path)
+        assert [type(layer).__name__ for layer in loaded.layers] == [type(layer).__name__ for layer in model.layers]
+        np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
