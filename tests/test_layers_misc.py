@@ -158,8 +158,8 @@ def test_keras_level_activation_functions():
     assert activations.get("tanh") is activations.tanh and activations.get(None) is activations.linear
     assert activations.serialize(activations.gelu) == "gelu"
     assert activations.deserialize({"class_name": "function", "config": "selu"}) is activations.selu
-    with pytest.raises(ValueError, match=r"activations.get: argument `identifier` is an unknown activation 'relu6'"):
-        activations.get("relu6")
+    with pytest.raises(ValueError, match=r"activations.get: argument `identifier` is an unknown activation 'relu7'"):
+        activations.get("relu7")
 
 
 def test_to_categorical_like_keras():
