@@ -586,3 +586,18 @@ def test_sequential_step_with_a_last_softmax_fused_into_the_loss_matches_keras(k
     assert abs(float(ours.train_on_batch(x, y)) - loss_theirs) <= 1e-5 * loss_theirs
     for got, want in zip(ours.get_weights(), twin.get_weights()):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("extension", [".keras", ".h5"])
+def test_keras_saved_model_with_the_new_layers_loads_with_the_same_outputs(keras, tmp_path, extension):
+    twin = mobile_unet(keras)
+    rng = np.random.default_rng(10)
+    twin.set_weights([w + rng.uniform(-0.2, 0.2, w.shape).astype(w.dtype) for w in twin.get_weights()])
+    path = str(tmp_path / f"model{extension}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        twin.save(path)
+    model = cs.models.load_model(path)
+    assert [type(layer).__name__ for layer in model.layers] == [type(layer).__name__ for layer in twin.layers]
+    x = rng.standard_normal((2, 12, 12, 3)).astype("float32")
+    assert_matches(model.predict(x, verbose=0), twin.predict(x, verbose=0), "float32")
