@@ -378,9 +378,11 @@ def _fields(buffer):
     return fields
 
 
-def _read_events(folder):
-    """(file name, file_version, {tag: [(step, value)]}) of the one event file in `folder`."""
+def _read_events(folder, tensors=None):
+    """(file name, file_version, {tag: [(step, value)]}) of the one event file in `folder`;
+    string tensors go to `tensors` as {tag: (step, plugin name, plugin content, dtype, text)}."""
     import struct
+    tensors = {} if tensors is None else tensors
     files = sorted(folder.iterdir())
     assert len(files) == 1, files
     records = [_fields(r) for r in _records(files[0])]
@@ -390,6 +392,11 @@ def _read_events(folder):
         assert struct.unpack("<d", event[1][0])[0] > 1.6e9            # wall_time: seconds since 1970
         for value in _fields(event[5][0])[1]:
             value = _fields(value)
+            if 8 in value:
+                tensor, plugin = _fields(value[8][0]), _fields(_fields(value[9][0])[1][0])
+                tensors[value[1][0].decode()] = (event[2][0], plugin[1][0].decode(), plugin[2][0],
+                                                 tensor[1][0], tensor[8][0].decode())
+                continue
             scalars.setdefault(value[1][0].decode(), []).append(
                 (event[2][0], struct.unpack("<f", value[2][0])[0]))
     return files[0].name, version, scalars
@@ -464,9 +471,32 @@ def test_tensorboard_writes_keras_tags_with_the_history_values(tmp_path):
                                                                                 f32(h["val_accuracy"])]))}
 
 
+def test_tensorboard_writes_the_model_json_as_keras_for_the_graph_tab(keras, tmp_path):
+    import convscope
+    from convscope.callbacks import TensorBoard
+    from convscope.layers import Conv2D, Flatten
+    keras_util = pytest.importorskip("tensorboard.plugins.graph.keras_util")
+    model = convscope.Sequential([convscope.Input((6, 6, 1), name="image"), Conv2D(2, 3, activation="relu",
+                                  name="conv"), Flatten(name="flat"), Dense(2, activation="softmax", name="out")],
+                                 name="net")
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    x = np.random.default_rng(0).normal(size=(4, 6, 6, 1)).astype("float32")
+    model.fit(x, np.array([0, 1, 0, 1]), epochs=1, verbose=0, callbacks=[TensorBoard(tmp_path)])
+    tensors = {}
+    _read_events(tmp_path / "train", tensors)
+    assert tensors == {"keras": (0, "graph_keras_model", b"1", 7, model.to_json())}   # 7: DT_STRING
+    twin = keras.Sequential([keras.Input((6, 6, 1), name="image"), keras.layers.Conv2D(2, 3, activation="relu",
+                             name="conv"), keras.layers.Flatten(name="flat"),
+                             keras.layers.Dense(2, activation="softmax", name="out")], name="net")
+    nodes = lambda text: [(n.name, list(n.input), n.attr["keras_class"].s)
+                          for n in keras_util.keras_model_to_graph_def(json.loads(text)).node]
+    assert nodes(model.to_json()) == nodes(twin.to_json())      # TensorBoard draws the same graph
+    assert [name for name, _, _ in nodes(model.to_json())] == ["net/image", "net/conv", "net/flat", "net/out"]
+
+
 def test_tensorboard_files_read_by_tensorboard_itself(tmp_path):
     accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
-    _, history = _tensorboard_fit(tmp_path / "logs", update_freq=2)
+    model, history = _tensorboard_fit(tmp_path / "logs", update_freq=2)
     for kind, prefix in (("train", ""), ("validation", "val_")):
         reader = accumulator.EventAccumulator(str(tmp_path / "logs" / kind))
         reader.Reload()
@@ -478,6 +508,8 @@ def test_tensorboard_files_read_by_tensorboard_itself(tmp_path):
     reader = accumulator.EventAccumulator(str(tmp_path / "logs" / "train"))
     reader.Reload()
     assert [e.step for e in reader.Scalars("batch_loss")] == [2, 4, 6, 8, 10, 12]   # every 2nd of 12 batches
+    assert reader.PluginTagToContent("graph_keras_model") == {"keras": b"1"}
+    assert reader.Tensors("keras")[0].tensor_proto.string_val[0].decode() == model.to_json()
 
 
 def test_tensorboard_appends_new_files_per_fit_and_checks_arguments(tmp_path):

@@ -87,6 +87,16 @@ def scalar_event(wall_time: float, step: int, values: Iterable[Tuple[str, float]
     return _event(wall_time, step, _bytes_field(5, summary))
 
 
+def text_tensor_event(wall_time: float, step: int, tag: str, text: str, plugin_name: str,
+                      content: bytes) -> bytes:
+    """An Event holding a scalar string tensor (DT_STRING) with a plugin's metadata, as
+    `tf.summary.write` does: Summary.Value's `metadata` (9) and `tensor` (8)."""
+    metadata = _bytes_field(1, _bytes_field(1, plugin_name.encode("utf-8")) + _bytes_field(2, content))
+    tensor = _key(1, 0) + _varint(7) + _bytes_field(2, b"") + _bytes_field(8, text.encode("utf-8"))
+    value = _bytes_field(1, tag.encode("utf-8")) + _bytes_field(9, metadata) + _bytes_field(8, tensor)
+    return _event(wall_time, step, _bytes_field(5, _bytes_field(1, value)))
+
+
 def version_event(wall_time: float) -> bytes:
     return _event(wall_time, 0, _bytes_field(3, b"brain.Event:2"))
 
@@ -121,6 +131,10 @@ class EventFileWriter:
         """One event per (tag, value) at `step`, as `tf.summary.scalar` writes; not yet flushed."""
         for tag, value in values:
             self._write(scalar_event(time.time(), int(step), [(tag, value)]))
+
+    def text(self, step: int, tag: str, text: str, plugin_name: str, content: bytes) -> None:
+        """One string tensor for a TensorBoard plugin (e.g. the Keras model's JSON for the graph tab)."""
+        self._write(text_tensor_event(time.time(), int(step), tag, text, plugin_name, content))
 
     def flush(self) -> None:
         with self._lock:

@@ -32,9 +32,10 @@ class TensorBoard(Callback):
     """Keras' TensorBoard callback for scalars: loss, metrics, `val_*`, the learning rate
     (and `steps_per_second` with `write_steps_per_second`).
 
-    Histograms, images, the graph, profiling and embeddings are not written: `histogram_freq`,
-    `write_images`, `profile_batch` and `embeddings_freq` warn when asked for; `write_graph`
-    (on by default in Keras) is accepted and ignored.
+    With `write_graph`, a Sequential or Functional model's JSON config goes to `train/` as Keras
+    writes it (tag "keras", plugin "graph_keras_model"): TensorBoard's graph tab draws it.
+    Histograms, images, profiling and embeddings are not written: `histogram_freq`,
+    `write_images`, `profile_batch` and `embeddings_freq` warn when asked for.
     """
 
     def __init__(self, log_dir="logs", histogram_freq=0, write_graph=True, write_images=False,
@@ -68,6 +69,19 @@ class TensorBoard(Callback):
     def set_model(self, model) -> None:
         super().set_model(model)
         self._close_writers()
+        if self.write_graph and type(model).__name__ in ("Functional", "Sequential"):
+            self._write_model_json()
+
+    def _write_model_json(self) -> None:
+        """The model's JSON config as Keras' `keras_model_summary` writes it (TensorBoard's graph tab)."""
+        try:
+            text = self.model.to_json()
+        except Exception as error:          # as Keras: a model that cannot be described is not an error
+            warnings.warn(f"TensorBoard: model failed to serialize as JSON. Ignoring... {error}", stacklevel=3)
+            return
+        writer = self._writer("train")
+        writer.text(0, "keras", text, "graph_keras_model", b"1")
+        writer.flush()
 
     def _writer(self, kind: str) -> EventFileWriter:
         """The writer of `log_dir/train` or `log_dir/validation`, opened on first use."""
