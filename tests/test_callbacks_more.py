@@ -527,3 +527,19 @@ def test_tensorboard_appends_new_files_per_fit_and_checks_arguments(tmp_path):
         TensorBoard(histogram_freq=-1)
     with pytest.warns(UserWarning, match=r"TensorBoard: convscope writes scalars only; histogram_freq is ignored"):
         TensorBoard(histogram_freq=1)
+
+
+def test_backup_and_restore_brings_back_a_reduced_learning_rate(tmp_path):
+    x, y = _data(20)
+    folder = tmp_path / "b"
+    reduce = dict(monitor="loss", patience=0, min_delta=10.0, factor=0.5)   # halves after every epoch but the first
+    model = _convscope_model(learning_rate=0.4)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        model.fit(x, y, epochs=5, batch_size=5, verbose=0,
+                  callbacks=[ReduceLROnPlateau(**reduce), BackupAndRestore(folder), _Interrupt(3)])
+    assert model.optimizer.learning_rate == pytest.approx(0.1)             # after epochs 0, 1, 2
+    model = _convscope_model(learning_rate=0.4)
+    used = []
+    spy = LambdaCallback(on_epoch_begin=lambda epoch, logs: used.append((epoch, model.optimizer.learning_rate)))
+    model.fit(x, y, epochs=5, batch_size=5, verbose=0, callbacks=[BackupAndRestore(folder), spy])
+    assert used == [(3, pytest.approx(0.1)), (4, pytest.approx(0.1))]
