@@ -19,7 +19,7 @@ import numpy as np
 
 from . import compiled, parallel
 
-__all__ = ["supports", "sgd", "adam", "rmsprop", "adagrad"]
+__all__ = ["supports", "sgd", "adam", "rmsprop", "adagrad", "adadelta", "adamax", "nadam", "lion"]
 
 #: below this many elements a variable is updated on the calling thread: handing blocks to the threads
 #: costs ~0.1 ms, as much as Adam's pass over ~500k float32 elements takes on one core
@@ -114,6 +114,65 @@ def _adagrad(value, grad, accumulator, decay, lr, epsilon):
         value[i] = w - lr * g / np.sqrt(acc + epsilon)
 
 
+@compiled.kernel
+def _adadelta(value, grad, accumulated, delta_accumulated, decay, lr, rho, one_minus_rho, epsilon):
+    """Adadelta's rule (see optimizers/adadelta.py)."""
+    for i in range(value.size):
+        w = value[i]
+        if decay is not None:
+            w = w - w * decay
+        g = grad[i]
+        acc = accumulated[i] * rho + (g * g) * one_minus_rho
+        accumulated[i] = acc
+        delta = np.sqrt(delta_accumulated[i] + epsilon) * g / np.sqrt(acc + epsilon)
+        delta_accumulated[i] = delta_accumulated[i] * rho + (delta * delta) * one_minus_rho
+        value[i] = w - delta * lr
+
+
+@compiled.kernel
+def _adamax(value, grad, m, u, decay, lr, one_minus_beta_1, beta_2, epsilon, correction):
+    """Adamax's rule (see optimizers/adamax.py)."""
+    for i in range(value.size):
+        w = value[i]
+        if decay is not None:
+            w = w - w * decay
+        g = grad[i]
+        mi = m[i] + (g - m[i]) * one_minus_beta_1
+        m[i] = mi
+        ui = np.maximum(u[i] * beta_2, np.abs(g))
+        u[i] = ui
+        value[i] = w - mi * lr / ((ui + epsilon) * correction)
+
+
+@compiled.kernel
+def _nadam(value, grad, m, v, decay, lr, one_minus_beta_1, one_minus_beta_2, epsilon, u_next, next_denominator,
+           grad_weight, denominator, correction):
+    """Nadam's rule with this step's scalars (see optimizers/nadam.py)."""
+    for i in range(value.size):
+        w = value[i]
+        if decay is not None:
+            w = w - w * decay
+        g = grad[i]
+        mi = m[i] + (g - m[i]) * one_minus_beta_1
+        vi = v[i] + (g * g - v[i]) * one_minus_beta_2
+        m[i] = mi
+        v[i] = vi
+        m_hat = mi * u_next / next_denominator + g * grad_weight / denominator
+        value[i] = w - m_hat * lr / (np.sqrt(vi / correction) + epsilon)
+
+
+@compiled.kernel
+def _lion(value, grad, m, decay, lr, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2):
+    """Lion's rule (see optimizers/lion.py)."""
+    for i in range(value.size):
+        w = value[i]
+        if decay is not None:
+            w = w - w * decay
+        g = grad[i]
+        value[i] = w - np.sign(m[i] * beta_1 + g * one_minus_beta_1) * lr
+        m[i] = m[i] * beta_2 + g * one_minus_beta_2
+
+
 def _scalars(dtype, *numbers):
     """Python numbers as `dtype` scalars (None stays None), as NumPy casts them against a `dtype` array."""
     return [None if n is None else dtype.type(n) for n in numbers]
@@ -141,3 +200,28 @@ def rmsprop(value, grad, velocity, average: Optional[np.ndarray], buffer: Option
 def adagrad(value, grad, accumulator, decay: Optional[float], lr: float, epsilon: float) -> None:
     """`w -= w * decay`, then Adagrad's step, in place."""
     _run(_adagrad, (value, grad, accumulator), _scalars(value.dtype, decay, lr, epsilon))
+
+
+def adadelta(value, grad, accumulated, delta_accumulated, decay: Optional[float], lr: float, rho: float,
+             epsilon: float) -> None:
+    """`w -= w * decay`, then Adadelta's step, in place."""
+    _run(_adadelta, (value, grad, accumulated, delta_accumulated),
+         _scalars(value.dtype, decay, lr, rho, 1 - rho, epsilon))
+
+
+def adamax(value, grad, m, u, decay: Optional[float], lr: float, beta_1: float, beta_2: float, epsilon: float,
+           correction: float) -> None:
+    """`w -= w * decay`, then Adamax's step (`correction` = 1 - beta_1^t), in place."""
+    _run(_adamax, (value, grad, m, u), _scalars(value.dtype, decay, lr, 1 - beta_1, beta_2, epsilon, correction))
+
+
+def nadam(value, grad, m, v, decay: Optional[float], lr: float, beta_1: float, beta_2: float, epsilon: float,
+          u_next: float, next_denominator: float, grad_weight: float, denominator: float, correction: float) -> None:
+    """`w -= w * decay`, then Nadam's step with this step's momentum-schedule factors, in place."""
+    _run(_nadam, (value, grad, m, v), _scalars(value.dtype, decay, lr, 1 - beta_1, 1 - beta_2, epsilon, u_next,
+                                               next_denominator, grad_weight, denominator, correction))
+
+
+def lion(value, grad, m, decay: Optional[float], lr: float, beta_1: float, beta_2: float) -> None:
+    """`w -= w * decay`, then Lion's step, in place."""
+    _run(_lion, (value, grad, m), _scalars(value.dtype, decay, lr, beta_1, 1 - beta_1, beta_2, 1 - beta_2))

@@ -51,8 +51,14 @@ def check_number(owner: str, arg: str, value, low: float = 0.0, high: Optional[f
     return float(value)
 
 
+# Keras 3 optimizer arguments convscope does not implement, with the values that leave them off
+# (`ema_momentum` only matters with `use_ema`: any value).
+_KERAS_ONLY_KEYS = {"use_ema": (False,), "ema_momentum": (), "ema_overwrite_frequency": (None,),
+                    "loss_scale_factor": (None,), "gradient_accumulation_steps": (None, 1)}
+
+
 class Optimizer:
-    """Base of SGD, Adam, AdamW, RMSprop, Adagrad."""
+    """Base of SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta, Adamax, Nadam, Lion."""
 
     #: slot names the rule keeps per variable (created as zeros unless `_initial_slot` says otherwise)
     _slot_names: Sequence[str] = ()
@@ -62,7 +68,7 @@ class Optimizer:
         owner = type(self).__name__
         self.name = name or owner.lower()
         self._learning_rate = self._check_learning_rate(learning_rate)
-        self._scratch_buffers: Dict[int, np.ndarray] = {}
+        self._scratch_buffers: Dict[tuple, np.ndarray] = {}
         # 0 means no decay, as None does
         self.weight_decay = None if weight_decay is None or weight_decay == 0 else \
             _check_optional_positive(owner, "weight_decay", weight_decay)
@@ -129,12 +135,12 @@ class Optimizer:
         """`value -= value * decay` (None: no decay) then `_update`'s rule, in one pass by `ops.updates`."""
         raise NotImplementedError
 
-    def _scratch(self, position: int, value: np.ndarray) -> np.ndarray:
-        """A work buffer shaped like variable `position`, reused across steps (not state)."""
+    def _scratch(self, position: int, value: np.ndarray, index: int = 0) -> np.ndarray:
+        """Work buffer `index` shaped like variable `position`, reused across steps (not state)."""
         buffers = self._scratch_buffers
-        buffer = buffers.get(position)
+        buffer = buffers.get((position, index))
         if buffer is None or buffer.shape != value.shape or buffer.dtype != value.dtype:
-            buffer = buffers[position] = np.empty_like(value)
+            buffer = buffers[(position, index)] = np.empty_like(value)
         return buffer
 
     def _checked_grad(self, variable) -> np.ndarray:
@@ -232,7 +238,15 @@ class Optimizer:
 
     @classmethod
     def from_config(cls, config: Dict[str, Any]) -> "Optimizer":
+        """Rebuild from `get_config()`'s dict or Keras' (its EMA, loss-scale and accumulation keys when off)."""
+        if not isinstance(config, dict):
+            raise TypeError(f"{cls.__name__}.from_config: expected a dict, got {config!r}")
         config = dict(config)
+        for key, off in _KERAS_ONLY_KEYS.items():
+            value = config.pop(key, off[0] if off else None)
+            if off and value not in off:
+                raise ValueError(f"{cls.__name__}.from_config: Keras' `{key}` is not supported here; expected "
+                                 f"{' or '.join(map(repr, off))} (off), got {value!r}")
         if isinstance(config.get("learning_rate"), dict):
             config["learning_rate"] = schedules.deserialize(config["learning_rate"])
         return cls(**config)
