@@ -89,7 +89,8 @@ class Conv1D(KernelBiasLayer):
     """1-D convolution: `filters` kernels of `kernel_size` steps, with Keras' arguments and weight layout.
 
     Weights: kernel (k, in_channels / groups, filters), then bias (filters,).  padding="causal"
-    pads dilation·(k − 1) steps before the sequence only, so output t never sees input t + 1.
+    pads dilation·(k − 1) steps before the sequence only, so output t sees inputs up to t·strides
+    and none after (with strides 1: never the future).
     """
 
     _CONFIG_DEFAULTS = {
