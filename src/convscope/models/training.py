@@ -135,7 +135,7 @@ class Model(Layer):
         for metric in metrics:
             if metric not in ("accuracy", "acc"):
                 metrics_module.get(metric)
-        self._metric_ids = list(metrics)
+        self._metric_ids = [metrics_module.get(m) if isinstance(m, dict) else m for m in metrics]  # saved objects
         self._loss_weight = self._check_loss_weights(loss_weights, where)
         self._compile_args = {"optimizer": optimizer, "loss": loss, "metrics": self._metric_ids,
                               "loss_weights": loss_weights}
