@@ -425,6 +425,23 @@ def test_event_file_writer_encodes_large_steps_and_long_tags(tmp_path):
     assert _read_events(tmp_path)[2] == {tag: [(300, 1.5)], "b": [(300, -2.25), (2**40 + 5, 3.0)]}
 
 
+def test_event_file_writers_in_the_same_second_get_their_own_files(tmp_path, monkeypatch):
+    from convscope.callbacks import event_file
+    monkeypatch.setattr(event_file.time, "time", lambda: 1_700_000_000.25)
+    first, second = event_file.EventFileWriter(str(tmp_path)), event_file.EventFileWriter(str(tmp_path))
+    first.scalars(1, [("a", 1.0)])
+    second.scalars(1, [("b", 2.0)])
+    first.close()
+    second.close()
+    assert [os.path.basename(w.path)[-5:] for w in (first, second)] == [".0.v2", ".1.v2"]
+    for writer, tag, value in ((first, "a", 1.0), (second, "b", 2.0)):
+        os.rename(writer.path, tmp_path / "only")                  # _read_events reads a folder's one file
+        folder = tmp_path / tag
+        folder.mkdir()
+        os.rename(tmp_path / "only", folder / os.path.basename(writer.path))
+        assert _read_events(folder)[2] == {tag: [(1, value)]}
+
+
 def _records_from_bytes(data):
     import tempfile
     from pathlib import Path

@@ -9,7 +9,6 @@ carries `file_version = "brain.Event:2"`, as TensorFlow's writer does.
 
 from __future__ import annotations
 
-import itertools
 import os
 import socket
 import struct
@@ -101,23 +100,28 @@ def version_event(wall_time: float) -> bytes:
     return _event(wall_time, 0, _bytes_field(3, b"brain.Event:2"))
 
 
-_file_numbers = itertools.count()               # a per-process counter in the name, as TensorFlow's
-
-
 class EventFileWriter:
-    """Appends events to `directory/events.out.tfevents.<time>.<host>.<pid>.<n>.v2`.
+    """Writes events to a new `directory/events.out.tfevents.<time>.<host>.<pid>.<n>.v2`.
 
-    Each record goes out in one `write` and `flush()` pushes it to the OS, so a reader (or a
-    crash) sees whole records, at most a cut last one, which readers skip.
+    The file is created exclusively (`n` is the first number no other writer has taken, in
+    this process or another), never shared.  Each record goes out in one `write` and
+    `flush()` pushes it to the OS, so a reader (or a crash) sees whole records, at most a cut
+    last one, which readers skip.
     """
 
     def __init__(self, directory: str):
         os.makedirs(directory, exist_ok=True)
         now = time.time()
-        name = f"events.out.tfevents.{int(now)}.{socket.gethostname()}.{os.getpid()}.{next(_file_numbers)}.v2"
-        self.path = os.path.join(directory, name)
+        stem = f"events.out.tfevents.{int(now)}.{socket.gethostname()}.{os.getpid()}"
+        number = 0
+        while True:
+            self.path = os.path.join(directory, f"{stem}.{number}.v2")
+            try:
+                self._file: Optional[object] = open(self.path, "xb")
+                break
+            except FileExistsError:
+                number += 1
         self._lock = threading.Lock()
-        self._file: Optional[object] = open(self.path, "ab")
         self._write(version_event(now))
         self.flush()
 
