@@ -298,6 +298,11 @@ def test_backup_and_restore_batch_frequency_keep_and_refusals(tmp_path):
               callbacks=[BackupAndRestore(folder, save_freq=3, delete_checkpoint=False), spy])
     assert seen == [None, None, 2, 2, 2, 1, 1, 1]           # a backup every 3 batches, across epochs
     assert (folder / "training_state.json").exists()         # kept: delete_checkpoint=False
+    optimizer_file = folder / json.loads((folder / "training_state.json").read_text())["optimizer_file"]
+    optimizer_file.write_bytes(optimizer_file.read_bytes()[:40])              # cut short
+    with pytest.raises(ValueError, match=r"BackupAndRestore: the backup's optimizer state '.*optimizer-\d+\.npz' "
+                                         r"is damaged"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[BackupAndRestore(folder)])
     (folder / "training_state.json").write_text('{"epoch": "three"}')
     with pytest.raises(ValueError, match=r"BackupAndRestore: the backup '.*training_state.json' is damaged: "
                                          r"expected an object with"):

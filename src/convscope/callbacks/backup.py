@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -89,8 +90,13 @@ class BackupAndRestore(Callback):
                              f"(build it, e.g. by calling it on a batch)")
         folder = Path(self.backup_dir)
         model.load_weights(str(folder / state["model_file"]))
-        with np.load(folder / state["optimizer_file"], allow_pickle=False) as arrays:
-            model.optimizer.set_state({key: arrays[f"a{i}"] for i, key in enumerate(state["optimizer_keys"])})
+        try:
+            with np.load(folder / state["optimizer_file"], allow_pickle=False) as arrays:
+                optimizer_state = {key: arrays[f"a{i}"] for i, key in enumerate(state["optimizer_keys"])}
+        except (KeyError, OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+            raise ValueError(f"BackupAndRestore: the backup's optimizer state "
+                             f"'{folder / state['optimizer_file']}' is damaged: {error}") from None
+        model.optimizer.set_state(optimizer_state)
         if state.get("learning_rate") is not None and \
                 not isinstance(model.optimizer._learning_rate, schedules.LearningRateSchedule):
             model.optimizer.learning_rate = state["learning_rate"]
@@ -137,7 +143,7 @@ class BackupAndRestore(Callback):
         """Write the model and optimizer files of a new generation, commit them, drop the old ones."""
         folder = Path(self.backup_dir)
         folder.mkdir(parents=True, exist_ok=True)
-        previous = self._read_state() if self._state_path.exists() else None
+        previous = self._read_state()
         generation = previous.get("generation", 0) + 1 if previous else 0
         model_file, optimizer_file = f"model-{generation}.convscope", f"optimizer-{generation}.npz"
         self.model.save(str(folder / model_file))
