@@ -406,6 +406,8 @@ def damaged(batch_edit):
     (lambda b: b[b"labels"].append(3), r"key 'labels' has 7 labels for 6 images"),
     (lambda b: b[b"labels"].__setitem__(0, 10), r"key 'labels' has labels from \d+ to 10; expected 0..9"),
     (lambda b: b[b"labels"].__setitem__(0, -1), r"key 'labels' has labels from -1 to \d; expected 0..9"),
+    (lambda b: b[b"labels"].__setitem__(0, 2**70), r"key 'labels' has labels from \d to 1180591620717411303424; "
+                                                  r"expected 0..9"),
     (lambda b: b.update({b"labels": b"\x01" * 6}), r"key 'labels' must be a list of ints, got bytes"),
     (lambda b: b.pop(b"labels"), r"has the keys \['batch_label', 'data', 'filenames'\], expected "
                                  r"'data' and 'labels' \(missing \['labels'\]\)"),

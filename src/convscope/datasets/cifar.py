@@ -99,19 +99,20 @@ def parse_batch(data: bytes, source: str, label_key: str, classes: int, function
 
 
 def _labels(value, count: int, classes: int, where: str, function: str) -> np.ndarray:
+    """A list of ints (or 1-D integer array), one per image, each in 0..classes-1, as int64."""
     if isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype.kind in "iu":
-        labels = value.astype(np.int64)
+        low, high = (int(value.min()), int(value.max())) if len(value) else (0, 0)
     elif isinstance(value, list) and all(type(v) is int for v in value):
-        labels = np.array(value, dtype=np.int64) if value else np.zeros(0, np.int64)
+        low, high = (min(value), max(value)) if value else (0, 0)
     else:
         raise ValueError(f"{function}: {where} must be a list of ints, got "
                          f"{type(value).__name__}")
-    if len(labels) != count:
-        raise ValueError(f"{function}: {where} has {len(labels)} labels for {count} images")
-    if len(labels) and (labels.min() < 0 or labels.max() >= classes):
-        raise ValueError(f"{function}: {where} has labels from {labels.min()} to {labels.max()}; "
+    if len(value) != count:
+        raise ValueError(f"{function}: {where} has {len(value)} labels for {count} images")
+    if low < 0 or high >= classes:
+        raise ValueError(f"{function}: {where} has labels from {low} to {high}; "
                          f"expected 0..{classes - 1}")
-    return labels
+    return np.asarray(value, dtype=np.int64).reshape(count)
 
 
 def assemble(spec: CifarSpec, blobs: Dict[str, bytes], label_key: str, classes: int, source: str,
