@@ -86,7 +86,10 @@ def epsilon() -> float:
 
 
 def set_epsilon(value) -> None:
-    """Set `epsilon()`: a finite float > 0 (Keras stores any value; convscope checks it)."""
+    """Set `epsilon()`: a finite float > 0 (Keras stores any value; convscope checks it).
+
+    Unlike Keras, convscope's crossentropy clipping, norm constraints and Normalization still use
+    the default 1e-7 (their own constants), whatever is set here."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"set_epsilon: argument `value` must be a float, got {value!r}")
     if not math.isfinite(float(value)) or float(value) <= 0:
