@@ -15,7 +15,7 @@ SHARED = REPO.parent / "shared"
 @pytest.fixture(autouse=True)
 def _fresh_session():
     """Each test starts with automatic names at `conv2d`, `dense`, ... as in a new Keras session."""
-    convscope.backend.clear_session()
+    convscope.backend.clear_session(free_memory=False)      # names only: a gc pass per test costs ~1 s
     yield
 
 
