@@ -97,7 +97,7 @@ def test_random_models_agree_with_forward_weights_and_backprop(float64):
     rng = np.random.default_rng(2024)
     exact_fields = 0
     for _ in range(N_MODELS):
-        backend.clear_session()
+        backend.clear_session(free_memory=False)
         model = _random_model(rng)
         _positive_weights(model, rng)
         explained = explain(model)

@@ -63,7 +63,7 @@ def model_py(tmp_path):
 
 def run(capsys, *argv):
     """main(argv) as a fresh process would run it: automatic names start again at `conv2d`."""
-    backend.clear_session()
+    backend.clear_session(free_memory=False)
     code = main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, out, err
@@ -87,12 +87,12 @@ def test_summary_from_python_json_and_keras_json_agree(capsys, model_py, tmp_pat
     assert 'Model: "sequential"' in from_py and "conv2d (Conv2D)" in from_py and "Total params: 690" in from_py
     assert "Kernels" not in from_py
     from convscope.cli import load_model_file
-    backend.clear_session()
+    backend.clear_session(free_memory=False)
     ours = tmp_path / "ours.json"
     ours.write_text(load_model_file(model_py).to_json())
     code, from_json, _ = run(capsys, "summary", ours)
     assert code == 0 and from_json == from_py
-    backend.clear_session()
+    backend.clear_session(free_memory=False)
     config = tmp_path / "config.json"
     config.write_text(json.dumps(load_model_file(model_py).get_config()))
     code, from_config, _ = run(capsys, "summary", config)
@@ -287,10 +287,10 @@ def test_the_probe_build_takes_no_names_and_no_random_numbers(tmp_path):
                          {"class_name": "Flatten", "config": {}},
                          {"class_name": "Dense", "config": {"units": 3}}]}
     path = _write(tmp_path / "anonymous.json", json.dumps(config))
-    backend.clear_session()
+    backend.clear_session(free_memory=False)
     set_random_seed(5)
     loaded = load_model_file(path)
-    backend.clear_session()
+    backend.clear_session(free_memory=False)
     set_random_seed(5)
     direct = Sequential.from_config(config)
     assert loaded.name == direct.name == "sequential"

@@ -46,7 +46,7 @@ def tiny_model(units: int = 2) -> Sequential:
 @pytest.fixture(scope="module")
 def trained():
     """A compiled model after a few Adam steps: weights, slots and an iteration count to save."""
-    backend.clear_session()             # its layers are conv2d, max_pooling2d, flatten, dense
+    backend.clear_session(free_memory=False)             # its layers are conv2d, max_pooling2d, flatten, dense
     _rng.set_seed(5)
     model = tiny_model()
     model.compile(optimizer=Adam(learning_rate=0.01), loss="sparse_categorical_crossentropy")

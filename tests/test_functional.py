@@ -190,7 +190,7 @@ def test_two_outputs_with_dict_losses_and_loss_weights():
     rng = np.random.default_rng(2)
 
     def build():
-        cs.backend.clear_session()
+        cs.backend.clear_session(free_memory=False)
         inp = cs.Input((5,), name="x")
         hidden = L.Dense(4, activation="relu", name="hidden")(inp)
         return cs.Model(inp, {"cls": L.Dense(3, activation="softmax", name="cls")(hidden),

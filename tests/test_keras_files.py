@@ -194,7 +194,7 @@ def test_compile_false_leaves_the_model_uncompiled(keras_files_made):
 # -- convscope -> Keras ------------------------------------------------------------------------------
 
 def native_models():
-    backend.clear_session()
+    backend.clear_session(free_memory=False)
     seed0 = seed000_model()
     seed1 = seed001_model()
     for model in (seed0, seed1):
@@ -221,7 +221,7 @@ def test_convscope_files_open_in_keras_with_the_same_outputs(keras, keras_files_
 
 def test_a_convscope_optimizer_state_opens_in_keras(keras, tmp_path):
     """convscope's Adam after a step, saved as .keras: Keras continues with the same next step."""
-    backend.clear_session()
+    backend.clear_session(free_memory=False)
     model = seed000_model(dropout=False)
     model.build((None, 28, 28, 1))
     randomize(model, seed=4, scale=0.05)
@@ -240,7 +240,7 @@ def test_a_convscope_optimizer_state_opens_in_keras(keras, tmp_path):
 
 @pytest.mark.parametrize("suffix", FORMATS)
 def test_convscope_round_trip_keeps_weights_and_optimizer(tmp_path, suffix):
-    backend.clear_session()
+    backend.clear_session(free_memory=False)
     model = seed000_model(dropout=False)
     model.build((None, 28, 28, 1))
     model.compile(optimizer=cs.optimizers.RMSprop(0.01, momentum=0.5), loss="mse")
@@ -359,7 +359,7 @@ def test_a_weights_only_h5_and_an_unknown_suffix_get_clear_errors(keras_files_ma
 
 @pytest.fixture
 def small():
-    backend.clear_session()
+    backend.clear_session(free_memory=False)
     model = cs.models.Sequential([cs.layers.Dense(3, input_shape=(4,))])
     model.build((None, 4))
     return model
@@ -404,7 +404,7 @@ def test_a_failed_save_leaves_the_old_file(small, tmp_path, monkeypatch, suffix)
 @pytest.mark.parametrize("suffix", FORMATS)
 def test_cli_summary_of_keras_files(keras_files_made, capsys, suffix):
     folder, kmodel, _ = keras_files_made["resnet"]
-    backend.clear_session()
+    backend.clear_session(free_memory=False)
     assert main(["summary", str(folder / f"resnet{suffix}")]) == 0
     out = capsys.readouterr().out
     assert all(layer.name in out for layer in kmodel.layers)

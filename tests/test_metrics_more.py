@@ -193,7 +193,7 @@ def test_binary_metric_objects_in_fit_match_keras_history(keras, functional):
     (auto names "auc", "recall" as Keras gives them) and values, validation included."""
     K = keras
     K.utils.set_random_seed(0)
-    K.backend.clear_session()                       # Keras' automatic names start again at "auc"
+    K.backend.clear_session(free_memory=False)                       # Keras' automatic names start again at "auc"
     rng = np.random.default_rng(0)
     x = rng.normal(size=(40, 4)).astype("float32")
     y = (x[:, 0] + 0.5 * x[:, 1] + 0.3 * rng.normal(size=40) > 0).astype("float32")
