@@ -389,3 +389,23 @@ def test_functional_model_round_trip(tmp_path, data):
     for mine, theirs in zip(model.get_weights(), loaded.get_weights()):
         assert mine.dtype == theirs.dtype and np.array_equal(mine, theirs)
     assert np.array_equal(model.predict(data[2], verbose=0), loaded.predict(data[2], verbose=0))
+
+
+def test_a_model_with_an_integer_counter_weight_saves_and_loads_in_every_format(tmp_path):
+    """Normalization keeps Keras' int32 `count`: weights may be integer counters, each array still of
+    exactly its variable's dtype."""
+    import convscope as cs
+    from convscope import layers as L
+    norm = L.Normalization()
+    norm.adapt(np.random.default_rng(0).random((20, 3)).astype("float32"))
+    model = cs.Sequential([cs.Input((3,)), norm, L.Dense(2)])
+    x = np.random.default_rng(1).random((4, 3)).astype("float32")
+    assert any(w.dtype == np.int32 for w in model.get_weights())
+    for suffix in (".convscope", ".keras", ".h5"):
+        path = tmp_path / f"model{suffix}"
+        model.save(path)
+        loaded = cs.models.load_model(path)
+        np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+        assert [w.dtype for w in loaded.get_weights()] == [w.dtype for w in model.get_weights()]
+    model.save_weights(tmp_path / "model.weights.h5")
+    model.load_weights(tmp_path / "model.weights.h5")

@@ -156,9 +156,9 @@ class _Reader:
             raise self.refuse(f"holds '{where}' as a virtual or external dataset (its data in "
                               f"other files); convscope reads data stored in the file itself")
         dtype = dataset.dtype
-        if dtype.kind != "f" or dtype.fields is not None or dtype.subdtype is not None:
+        if dtype.kind not in "fi" or dtype.fields is not None or dtype.subdtype is not None:
             what = {"c": "complex numbers", "O": "Python objects"}.get(dtype.kind, f"dtype {dtype}")
-            raise self.refuse(f"holds '{where}' of {what}; convscope weights are floats")
+            raise self.refuse(f"holds '{where}' of {what}; convscope weights are floats (or integer counters)")
         if len(dataset.shape) > 32:
             raise self.refuse(f"holds '{where}' of shape {dataset.shape}")
 
@@ -173,6 +173,10 @@ def check_plan(reader: _Reader, plan) -> None:
             raise reader.refuse(f"is for a different architecture: {source} holds weights of shapes "
                                 f"{got}, but layer '{layer.name}' ({type(layer).__name__}) has {own}")
         for variable, dataset in zip(variables, datasets):
+            if (dataset.dtype.kind == "i") != (variable.dtype.kind == "i"):
+                raise reader.refuse(f"holds {source}'s weight for '{variable.name}' as {dataset.dtype}, "
+                                    f"but the variable is {variable.dtype}: convscope weights are floats, "
+                                    "integers only for integer counters")
             declared = int(np.prod(dataset.shape)) * dataset.dtype.itemsize
             stored = dataset.id.get_storage_size()
             if declared > _RATIO_FLOOR and declared > _PLAUSIBLE_RATIO * stored:

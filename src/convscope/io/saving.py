@@ -96,6 +96,9 @@ _PLAUSIBLE_RATIO = 100                    # weights compress ~1.1:1; zeros ~1000
 _RATIO_FLOOR = 64 << 20                   # ... checked once the entries hold more than this
 _READ_CHUNK = 1 << 20
 _FLOAT_DTYPES = ("float32", "float64")
+# Weights are floats, but for counters such as Normalization's `count` (int32, as Keras); each array's
+# dtype must still be exactly its variable's.
+_WEIGHT_DTYPES = _FLOAT_DTYPES + ("int32", "int64")
 
 __all__ = ["save_model", "load_model", "save_weights", "load_weights", "InvalidFileError",
            "FORMAT_VERSION"]
@@ -156,7 +159,7 @@ def load_model(filepath, custom_objects=None, compile: bool = True):  # noqa: A0
         header = _read_header(archive)
         contents = _model_contents(archive)
         config = archive.json("config.json")
-        weight_headers = [archive.npy_header(name, kinds="f") for name in contents.weight_members]
+        weight_headers = [archive.npy_header(name, kinds="fi") for name in contents.weight_members]
         model = _rebuild(archive, header.get("class_name"), config, custom_objects)
         variables = model.weights
         _check_layout_against_model(archive, contents.layout, variables)
@@ -240,8 +243,8 @@ def _checked_layout(archive: "_Archive", layout) -> List[Dict[str, Any]]:
             problem = f"has the name {entry.get('name')!r}, expected a string"
         elif _shape_tuple(entry.get("shape")) is None:
             problem = f"has the shape {entry.get('shape')!r}, expected a list of integers >= 0"
-        elif entry.get("dtype") not in _FLOAT_DTYPES:
-            problem = f"has the dtype {entry.get('dtype')!r}, expected one of {_FLOAT_DTYPES}"
+        elif entry.get("dtype") not in _WEIGHT_DTYPES:
+            problem = f"has the dtype {entry.get('dtype')!r}, expected one of {_WEIGHT_DTYPES}"
         if problem is not None:
             raise archive.refuse(f"has a damaged 'weights.json': entry {index} {problem}")
     return layout
@@ -437,7 +440,10 @@ def load_weights(model, filepath) -> None:
                                  f"holds {sorted(archive.names)[:5]})")
         variables = model.weights
         _check_against_model(archive, variables, saved_shapes, saved_names)
-        headers = [archive.npy_header(member, kinds="f") for member in members]
+        # floats for float weights (other float types are cast, as set_weights casts); integers only
+        # for integer counters (Normalization's `count`)
+        headers = [archive.npy_header(member, kinds="i" if variable.dtype.kind == "i" else "f")
+                   for member, variable in zip(members, variables)]
         for variable, member, npy, name in zip(variables, members, headers, saved_names):
             _check_npy_header(archive, member, npy, variable.shape, None,
                               f"the model's weight '{variable.name}' ('{name}' in the file)")
@@ -737,7 +743,7 @@ class _Archive:
             raise self.refuse(f"holds the complex array '{name}' (dtype {dtype}); convscope "
                               f"weights are real numbers")
         if dtype.kind not in kinds or dtype.fields is not None or dtype.subdtype is not None:
-            expected = {"f": "floats", "iu": "integers", "U": "text"}.get(kinds, kinds)
+            expected = {"f": "floats", "fi": "floats or integers", "iu": "integers", "U": "text"}.get(kinds, kinds)
             raise self.refuse(f"holds the array '{name}' of dtype {dtype}; expected {expected}")
         if not all(type(d) is int and d >= 0 for d in shape) or len(shape) > _MAX_NDIM:
             raise self.refuse(f"has a damaged array '{name}': its .npy header declares the shape "
