@@ -10,7 +10,7 @@ from .. import backend, initializers, ops
 from ..ops import shapes
 from .base import (Layer, Shape, check_kept_for_backward, check_positive_int, normalize_data_format,
                    normalize_padding)
-from .kernel_bias import KernelBiasLayer, Preactivation
+from .kernel_bias import KernelBiasLayer, Preactivation, check_conv_channels, check_grouped_conv
 from .spec import Window
 
 
@@ -70,12 +70,7 @@ class Conv2D(KernelBiasLayer):
         self.data_format = normalize_data_format(data_format, where)
         self.dilation_rate = shapes.normalize_tuple(dilation_rate, 2, "dilation_rate", where)
         self.groups = check_positive_int(groups, "groups", where)
-        if max(self.strides) > 1 and max(self.dilation_rate) > 1:
-            raise ValueError(f"{where}: `strides > 1` is not supported together with `dilation_rate > 1`; "
-                             f"got strides={self.strides} and dilation_rate={self.dilation_rate}")
-        if self.filters % self.groups:
-            raise ValueError(f"{where}: argument `filters` must be divisible by `groups`; "
-                             f"got filters={self.filters} and groups={self.groups}")
+        check_grouped_conv(where, self.filters, self.groups, self.strides, self.dilation_rate)
         self._init_kernel_bias(where, activation, use_bias, kernel_initializer, bias_initializer,
                                kernel_regularizer, bias_regularizer, activity_regularizer,
                                kernel_constraint, bias_constraint)
@@ -85,15 +80,8 @@ class Conv2D(KernelBiasLayer):
         input_shape = tuple(input_shape)
         check_image_rank(self, input_shape, self.data_format)
         channels = channel_dim(input_shape, self.data_format)
-        if channels is None:
-            raise ValueError(f"{self._describe()}: the channel axis of the input must be known, "
-                             f"got shape {input_shape}")
-        if self.kernel is not None and channels != self.kernel.shape[2] * self.groups:
-            raise ValueError(f"{self._describe()}: expected an input with {self.kernel.shape[2] * self.groups} "
-                             f"channels (the layer is built for them), got shape {input_shape}")
-        if channels % self.groups:
-            raise ValueError(f"{self._describe()}: the input's {channels} channels must be divisible by "
-                             f"groups={self.groups} (input shape {input_shape})")
+        check_conv_channels(self, channels, None if self.kernel is None else self.kernel.shape[2] * self.groups,
+                            input_shape)
         out = []
         for i, (axis, length) in enumerate(zip(("rows", "cols"), spatial_dims(input_shape, self.data_format))):
             if length is None:

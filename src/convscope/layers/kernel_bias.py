@@ -112,3 +112,27 @@ class KernelBiasLayer(Layer):
         weights = {"kernel": self.kernel, "bias": self.bias}
         return LayerSpec(kind=kind, activation=self.activation.name, activation_params=dict(self.activation.params),
                          weights=weights, **details)
+
+
+def check_grouped_conv(where: str, filters: int, groups: int, strides, dilation_rate) -> None:
+    """Keras' constructor rules of a grouped convolution (Conv1D, Conv2D)."""
+    if max(strides) > 1 and max(dilation_rate) > 1:
+        raise ValueError(f"{where}: `strides > 1` is not supported together with `dilation_rate > 1`; "
+                         f"got strides={strides} and dilation_rate={dilation_rate}")
+    if filters % groups:
+        raise ValueError(f"{where}: argument `filters` must be divisible by `groups`; "
+                         f"got filters={filters} and groups={groups}")
+
+
+def check_conv_channels(layer, channels, built_in_channels, input_shape) -> None:
+    """The input's channels: known, those the layer was built for (`built_in_channels`, None before
+    build), and divisible by its groups."""
+    where = layer._describe()
+    if channels is None:
+        raise ValueError(f"{where}: the channel axis of the input must be known, got shape {input_shape}")
+    if built_in_channels is not None and channels != built_in_channels:
+        raise ValueError(f"{where}: expected an input with {built_in_channels} "
+                         f"channels (the layer is built for them), got shape {input_shape}")
+    if channels % layer.groups:
+        raise ValueError(f"{where}: the input's {channels} channels must be divisible by "
+                         f"groups={layer.groups} (input shape {input_shape})")
