@@ -10,6 +10,7 @@ from .base import Layer, Variable
 from .conv1d import Conv1D, Convolution1D
 from .conv2d import Conv2D, Convolution2D
 from .conv2d_transpose import Conv2DTranspose, Convolution2DTranspose
+from .convnext import LayerScale, StochasticDepth
 from .cropping import Cropping1D, Cropping2D
 from .dense import Dense
 from .depthwise_conv2d import DepthwiseConv2D
@@ -43,7 +44,7 @@ __all__ = [
     "Rescaling", "Normalization", "Resizing", "LayerNormalization", "Permute", "Identity",
     "Conv1D", "Convolution1D", "MaxPooling1D", "MaxPool1D", "AveragePooling1D", "AvgPool1D", "GlobalMaxPooling1D",
     "GlobalMaxPool1D", "GlobalAveragePooling1D", "GlobalAvgPool1D", "UpSampling1D", "ZeroPadding1D", "Cropping1D",
-    "Cropping2D", "SpatialDropout2D",
+    "Cropping2D", "SpatialDropout2D", "LayerScale", "StochasticDepth",
 ]
 
 # Class name (as Keras writes it in configs, aliases included) -> class.
@@ -59,6 +60,7 @@ LAYER_CLASSES.update({cls.__name__: cls for cls in (DepthwiseConv2D, SeparableCo
 LAYER_CLASSES.update({"SeparableConvolution2D": SeparableConv2D, "Convolution2DTranspose": Conv2DTranspose})
 LAYER_CLASSES.update({cls.__name__: cls for cls in (Rescaling, Normalization, Resizing, LayerNormalization,
                                                      Permute, Identity)})
+LAYER_CLASSES.update({cls.__name__: cls for cls in (LayerScale, StochasticDepth)})   # ConvNeXt's helpers
 LAYER_CLASSES.update({"Convolution2D": Conv2D, "MaxPool2D": MaxPooling2D, "AvgPool2D": AveragePooling2D,
                       "GlobalMaxPool2D": GlobalMaxPooling2D, "GlobalAvgPool2D": GlobalAveragePooling2D})
 LAYER_CLASSES.update({"Convolution1D": Conv1D, "MaxPool1D": MaxPooling1D, "AvgPool1D": AveragePooling1D,
