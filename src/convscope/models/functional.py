@@ -186,6 +186,9 @@ class _FunctionalTraining:
     def predict(self, x, batch_size: Optional[int] = 32, verbose="auto", steps=None, callbacks=None):
         """Outputs for `x` (an array, a list or a dict of inputs), `batch_size` samples at a time, in
         the structure the model was built with."""
+        lazy = self._predict_lazily(x, batch_size, verbose, steps, callbacks)   # a dask array
+        if lazy is not None:
+            return lazy
         where = f"{self._describe()}.predict"
         batch_size = 32 if batch_size is None else batch_size
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:

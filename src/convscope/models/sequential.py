@@ -311,6 +311,9 @@ class Sequential(Model):
 
         Callbacks get Keras' `on_predict_*` hooks; `verbose` 1, 2 or "auto" prints one line at the end.
         """
+        lazy = self._predict_lazily(x, batch_size, verbose, steps, callbacks)   # a dask array
+        if lazy is not None:
+            return lazy
         where = f"{self._describe()}.predict"
         if batch_size is None:
             batch_size = 32

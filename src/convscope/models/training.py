@@ -62,6 +62,11 @@ def _check_finite(x: np.ndarray, arg: str, where: str) -> None:
                          f"values (first in sample {first})")
 
 
+def is_dask_collection(value) -> bool:
+    """True for a dask array (or other dask collection), without importing dask."""
+    return type(value).__module__.split(".")[0] == "dask" and hasattr(value, "__dask_graph__")
+
+
 class Model(Layer):
     """Base of every model, itself a layer (a model can be called inside another): the training API
     (`compile`, `fit`, `evaluate`, `*_on_batch`).
@@ -103,15 +108,19 @@ class Model(Layer):
                 return layer
         raise ValueError(f"{where}: no layer named {name!r}; the layers are {[layer.name for layer in layers]}")
 
-    def _assign_gradients(self, pairs) -> None:
-        """Each trainable variable's `grad`: the sum of its gradients in `pairs` (zeros without one)."""
+    def _summed_gradients(self, pairs) -> List[np.ndarray]:
+        """One gradient per trainable variable, in `trainable_weights` order: the sum of its gradients in
+        `pairs` (zeros without one)."""
         grads: Dict[int, np.ndarray] = {}
         for variable, value in pairs:
             key = id(variable)
             grads[key] = value if key not in grads else grads[key] + value
-        for variable in self.trainable_weights:
-            grad = grads.get(id(variable))
-            variable.grad = np.zeros_like(variable.value) if grad is None else grad
+        return [grads[id(v)] if id(v) in grads else np.zeros_like(v.value) for v in self.trainable_weights]
+
+    def _assign_gradients(self, pairs) -> None:
+        """Each trainable variable's `grad`: the sum of its gradients in `pairs` (zeros without one)."""
+        for variable, grad in zip(self.trainable_weights, self._summed_gradients(pairs)):
+            variable.grad = grad
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
@@ -285,7 +294,10 @@ class Model(Layer):
             data_loss = self._loss(y, output)
         return output, stages, outputs, contexts, self._loss_weight * data_loss + activity_penalty, fusion
 
-    def _train_step(self, x, y, where: str, epoch: int, batch: int, raise_on_nan: bool) -> Tuple[float, np.ndarray]:
+    def _gradients(self, x, y) -> Tuple[float, np.ndarray, List[np.ndarray]]:
+        """(weighted data loss + activity penalty, output, one gradient per trainable variable) of this
+        batch, without the weight regularizers and without changing anything: the part of a training step
+        a data-parallel replica computes on its shard (`convscope.distribute`)."""
         output, stages, outputs, contexts, loss, fusion = self._forward_loss(x, y, training=True)
         if fusion is not None:
             grad = self._logits_loss.gradient(y, contexts[-1].preactivation) * self._loss_weight
@@ -303,14 +315,24 @@ class Model(Layer):
             # the first stage's input gradient is never needed (most of a first Conv2D's backward)
             grad, stage_pairs = stage.backward(contexts[index], grad, need_input_grad=index > 0, **options)
             pairs += stage_pairs
-        self._assign_gradients(pairs)
+        return loss, output, self._summed_gradients(pairs)
+
+    def _apply_gradients(self, grads, loss: float, where: str, epoch: int, batch: int, raise_on_nan: bool) -> float:
+        """The update of a training step from the batch's gradients: the weight regularizers' penalty and
+        gradients added, the loss checked, the optimizer applied; returns the loss with the penalty."""
+        for variable, grad in zip(self.trainable_weights, grads):
+            variable.grad = grad
         loss += self._weight_penalty(add_gradients=True)
         if raise_on_nan and not np.isfinite(loss):
             raise ValueError(f"{where}: the loss became {loss} at epoch {epoch + 1}, batch {batch + 1} "
                              f"(the weights were not updated with it); lower the learning rate, "
                              f"scale the inputs, or pass callbacks=[TerminateOnNaN()] to stop quietly")
         self.optimizer.apply(self.trainable_weights)
-        return loss, output
+        return loss
+
+    def _train_step(self, x, y, where: str, epoch: int, batch: int, raise_on_nan: bool) -> Tuple[float, np.ndarray]:
+        loss, output, grads = self._gradients(x, y)
+        return self._apply_gradients(grads, loss, where, epoch, batch, raise_on_nan), output
 
     def _test_step(self, x, y) -> Tuple[float, np.ndarray]:
         with backend.no_backward():
@@ -347,8 +369,17 @@ class Model(Layer):
     # -- fit -------------------------------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0,
-            steps_per_epoch=None) -> History:
-        """Train for `epochs` epochs; returns the `History` (`history.history["loss"]`, ...)."""
+            steps_per_epoch=None, distribute=None) -> History:
+        """Train for `epochs` epochs; returns the `History` (`history.history["loss"]`, ...).
+
+        `distribute` (a `dask.distributed.Client` or `convscope.distribute.DaskStrategy`), or x given
+        as a dask array, trains data-parallel on a Dask cluster (`convscope.distribute.fit`)."""
+        if distribute is not None or is_dask_collection(x):
+            from ..distribute.fit import fit as distributed_fit   # distribute sits above models
+            return distributed_fit(self, x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
+                                   callbacks=callbacks, validation_split=validation_split,
+                                   validation_data=validation_data, shuffle=shuffle, initial_epoch=initial_epoch,
+                                   steps_per_epoch=steps_per_epoch, distribute=distribute)
         where = "fit"
         self._require_compiled(where)
         batch_size = 32 if batch_size is None else _check_int(batch_size, "batch_size", where, 1)
@@ -453,6 +484,13 @@ class Model(Layer):
             return dict(logs)
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
+
+    def _predict_lazily(self, x, batch_size, verbose, steps, callbacks):
+        """`predict` of a dask array: a lazy dask array (`convscope.distribute.predict`), else None."""
+        if not is_dask_collection(x):
+            return None
+        from ..distribute.predict import predict   # distribute sits above models: imported when used
+        return predict(self, x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks)
 
     # -- single batches ----------------------------------------------------------------------------
     def train_on_batch(self, x, y, return_dict=False):
