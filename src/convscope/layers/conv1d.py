@@ -143,7 +143,8 @@ class Conv1D(KernelBiasLayer):
 
     def describe(self):
         window = Window(self.kernel_size, self.strides, self.padding, self.dilation_rate)
-        return self._spec("conv1d", data_format=self.data_format, window=window, groups=self.groups)
+        return self._spec("conv1d", data_format=self.data_format, window=window, groups=self.groups,
+                          filters=self.filters)
 
     # -- numerics ---------------------------------------------------------------------
     def _op_args(self, inputs: np.ndarray):

@@ -111,7 +111,8 @@ class Conv2D(KernelBiasLayer):
     # -- numerics ---------------------------------------------------------------------
     def describe(self):
         window = Window(self.kernel_size, self.strides, self.padding, self.dilation_rate)
-        return self._spec("conv2d", data_format=self.data_format, window=window, groups=self.groups)
+        return self._spec("conv2d", data_format=self.data_format, window=window, groups=self.groups,
+                          filters=self.filters)
 
     def forward(self, inputs: np.ndarray, training: bool = False):
         args = (inputs, self.kernel.value, self.strides, self.padding.upper(), ops_format(self.data_format),

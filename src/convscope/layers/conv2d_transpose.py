@@ -68,7 +68,8 @@ class Conv2DTranspose(ConvFamilyLayer):
         self.built = True
 
     def describe(self):
-        return self._spec("conv2d_transpose", data_format=self.data_format, window=self._window())
+        return self._spec("conv2d_transpose", data_format=self.data_format, window=self._window(),
+                          filters=self.filters, output_padding=self.output_padding)
 
     def _run(self, inputs, bias, activation, keep):
         args = (inputs, self.kernel.value, None, self.strides, self.padding.upper(), ops_format(self.data_format),

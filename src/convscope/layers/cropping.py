@@ -60,7 +60,7 @@ class Cropping1D(Layer):
                 input_shape[2])
 
     def describe(self):
-        return LayerSpec(kind="crop1d")
+        return LayerSpec(kind="crop1d", pads=(self.cropping,))
 
     def forward(self, inputs: np.ndarray, training: bool = False):
         self.compute_output_shape(inputs.shape)
@@ -97,7 +97,7 @@ class Cropping2D(Layer):
         return image_shape(input_shape[0], rows, cols, channel_dim(input_shape, self.data_format), self.data_format)
 
     def describe(self):
-        return LayerSpec(kind="crop2d", data_format=self.data_format)
+        return LayerSpec(kind="crop2d", data_format=self.data_format, pads=self.cropping)
 
     def forward(self, inputs: np.ndarray, training: bool = False):
         self.compute_output_shape(inputs.shape)

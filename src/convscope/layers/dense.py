@@ -54,7 +54,7 @@ class Dense(KernelBiasLayer):
         self.built = True
 
     def describe(self):
-        return self._spec("dense")
+        return self._spec("dense", filters=self.units)
 
     def forward(self, inputs: np.ndarray, training: bool = False):
         keep = backend.keeps_for_backward()

@@ -51,7 +51,8 @@ class DepthwiseConv2D(ConvFamilyLayer):
 
     def describe(self):
         return self._spec("depthwise_conv2d", data_format=self.data_format, window=self._window(),
-                          groups=self.kernel.shape[2] if self.kernel is not None else 1)
+                          groups=self.kernel.shape[2] if self.kernel is not None else 1,
+                          depth_multiplier=self.depth_multiplier)
 
     def _run(self, inputs, bias, activation, keep):
         args = (inputs, self.kernel.value, self.strides, self.padding.upper(), ops_format(self.data_format),

@@ -48,7 +48,7 @@ class Dropout(Layer):
         return input_shape
 
     def describe(self):
-        return LayerSpec(kind="dropout")
+        return LayerSpec(kind="dropout", rate=self.rate)
 
     def forward(self, inputs: np.ndarray, training: bool = False):
         """(output, the mask; None when nothing was dropped: inference, or rate 0)."""

@@ -111,7 +111,7 @@ class KernelBiasLayer(Layer):
     def _spec(self, kind: str, **details) -> LayerSpec:
         weights = {"kernel": self.kernel, "bias": self.bias}
         return LayerSpec(kind=kind, activation=self.activation.name, activation_params=dict(self.activation.params),
-                         weights=weights, **details)
+                         weights=weights, use_bias=self.use_bias, **details)
 
 
 def check_grouped_conv(where: str, filters: int, groups: int, strides, dilation_rate) -> None:

@@ -28,6 +28,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .base import Layer, Shape
+from .spec import LayerSpec
 
 _FLOATS = ("float32", "float64")
 
@@ -135,6 +136,10 @@ class _Merge(Layer):
         """The merged output only (Keras' `call`); keeps nothing."""
         arrays, _ = self._arrays(inputs)
         return self._merge(arrays)
+
+    def describe(self):
+        """kind "merge", op the class' name in snake case ("add", "concatenate"), axis Concatenate's."""
+        return LayerSpec(kind="merge", op=type(self).__name__.lower(), axis=getattr(self, "axis", None))
 
     def forward(self, inputs, training: bool = False) -> Tuple[np.ndarray, Dict[str, Any]]:
         """(output, ctx): ctx holds what `backward` needs for this call; nothing is kept on the layer."""

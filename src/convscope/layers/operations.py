@@ -22,6 +22,7 @@ from ..ops.tape import Tape, Traced
 from . import graph
 from .autodiff import TapeContext, plain
 from .base import Layer
+from .spec import LayerSpec
 
 __all__ = ["Operation", "symbolic_op", "symbolic_call", "operation_class", "deserialize", "OPERATION_CLASSES"]
 
@@ -153,6 +154,10 @@ class Operation(Layer):
         if isinstance(small, (list, tuple)):
             return [_merge_probe(a, b) for a, b in zip(small, large)]
         return _merge_probe(small, large)
+
+    def describe(self):
+        """kind "operation", op the `convscope.ops` function's name ("multiply", "get_item", ...)."""
+        return LayerSpec(kind="operation", op=self.function)
 
     def compute_output_shape(self, input_shape):
         """The output shape for the node's tensors of `input_shape` (one shape, or a list)."""

@@ -35,7 +35,7 @@ class Permute(Layer):
         return (input_shape[0],) + tuple(input_shape[d] for d in self.dims)
 
     def describe(self):
-        return LayerSpec(kind="permute")
+        return LayerSpec(kind="permute", dims=self.dims)
 
     def forward(self, inputs: np.ndarray, training: bool = False):
         return np.ascontiguousarray(inputs.transpose((0,) + self.dims)), ()

@@ -133,6 +133,9 @@ class _GlobalPooling2D(Layer):
             return image_shape(input_shape[0], 1, 1, channels, self.data_format)
         return (input_shape[0], channels)
 
+    def describe(self):
+        return LayerSpec(kind="global_pool", pool=self._mode, data_format=self.data_format, keepdims=self.keepdims)
+
     def forward(self, inputs: np.ndarray, training: bool = False):
         window = spatial_dims(inputs.shape, self.data_format)
         pooled, op_ctx = self._forward_op(inputs, window, 1, "VALID", ops_format(self.data_format))

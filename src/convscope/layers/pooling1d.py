@@ -116,7 +116,7 @@ class _GlobalPooling1D(Layer):
         return (input_shape[0], channels)
 
     def describe(self):
-        return LayerSpec(kind="global_pool1d", pool=self._mode, data_format=self.data_format)
+        return LayerSpec(kind="global_pool1d", pool=self._mode, data_format=self.data_format, keepdims=self.keepdims)
 
     def forward(self, inputs: np.ndarray, training: bool = False):
         window = (1, steps_dim(inputs.shape, self.data_format))

@@ -203,8 +203,8 @@ class Normalization(Layer):
         return self.mean.value.reshape(self._stats_shape), self.variance.value.reshape(self._stats_shape)
 
     def describe(self):
-        return LayerSpec(kind="normalization", weights={"mean": self.mean, "variance": self.variance,
-                                                        "count": self.count})
+        return LayerSpec(kind="normalization", axis=self.axis,
+                         weights={"mean": self.mean, "variance": self.variance, "count": self.count})
 
     def forward(self, inputs: np.ndarray, training: bool = False):
         mean, variance = self._statistics()
@@ -312,7 +312,9 @@ class Resizing(Layer):
                            self.data_format)
 
     def describe(self):
-        return LayerSpec(kind="resizing", data_format=self.data_format)
+        aspect = "crop" if self.crop_to_aspect_ratio else "pad" if self.pad_to_aspect_ratio else None
+        return LayerSpec(kind="resizing", data_format=self.data_format, size=(self.height, self.width),
+                         interpolation=self.interpolation, aspect=aspect)
 
     def forward(self, inputs: np.ndarray, training: bool = False):
         return ops.resize2d_forward(inputs, (self.height, self.width), self.interpolation,

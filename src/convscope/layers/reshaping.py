@@ -10,6 +10,7 @@ from .. import ops
 from ..ops import shapes
 from .base import Layer, Shape, normalize_data_format
 from .conv2d import channel_dim, check_image_rank, image_shape, ops_format, spatial_dims
+from .spec import LayerSpec
 
 
 def _product(dims) -> Any:
@@ -33,6 +34,9 @@ class Flatten(Layer):
         if len(input_shape) < 1:
             raise ValueError(f"{self._describe()}: expected an input with a batch axis, got shape {input_shape}")
         return (input_shape[0], _product(input_shape[1:]) if len(input_shape) > 1 else 1)
+
+    def describe(self):
+        return LayerSpec(kind="flatten", data_format=self.data_format)
 
     def _channels_to_last(self, ndim: int):
         return (0,) + tuple(range(2, ndim)) + (1,)
@@ -91,6 +95,9 @@ class Reshape(Layer):
                              f"({size} values per sample) to target_shape {self.target_shape} ({known} values)")
         return (input_shape[0],) + self.target_shape
 
+    def describe(self):
+        return LayerSpec(kind="reshape")
+
     def forward(self, inputs: np.ndarray, training: bool = False):
         return inputs.reshape((inputs.shape[0],) + self.target_shape), inputs.shape
 
@@ -141,6 +148,9 @@ class ZeroPadding2D(Layer):
         return image_shape(input_shape[0], None if rows is None else rows + top + bottom,
                            None if cols is None else cols + left + right,
                            channel_dim(input_shape, self.data_format), self.data_format)
+
+    def describe(self):
+        return LayerSpec(kind="zero_pad2d", data_format=self.data_format, pads=self.padding)
 
     def forward(self, inputs: np.ndarray, training: bool = False):
         return ops.zero_pad2d(inputs, self.padding, ops_format(self.data_format)), ()

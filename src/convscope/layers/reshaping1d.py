@@ -28,7 +28,7 @@ class UpSampling1D(Layer):
         return (input_shape[0], None if steps is None else steps * self.size, input_shape[2])
 
     def describe(self):
-        return LayerSpec(kind="upsample1d")
+        return LayerSpec(kind="upsample1d", size=(self.size,))
 
     def forward(self, inputs: np.ndarray, training: bool = False):
         return np.repeat(inputs, self.size, axis=1), inputs.shape
@@ -63,7 +63,7 @@ class ZeroPadding1D(Layer):
                               sequence_channels(input_shape, self.data_format), self.data_format)
 
     def describe(self):
-        return LayerSpec(kind="pad1d", data_format=self.data_format)
+        return LayerSpec(kind="pad1d", data_format=self.data_format, pads=(self.padding,))
 
     def forward(self, inputs: np.ndarray, training: bool = False):
         padded = ops.zero_pad2d(as_image(inputs, self.data_format), ((0, 0), self.padding),

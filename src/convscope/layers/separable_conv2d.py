@@ -65,7 +65,8 @@ class SeparableConv2D(ConvFamilyLayer):
 
     def describe(self):
         spec = self._spec("separable_conv2d", data_format=self.data_format, window=self._window(),
-                          groups=self.depthwise_kernel.shape[2] if self.depthwise_kernel is not None else 1)
+                          groups=self.depthwise_kernel.shape[2] if self.depthwise_kernel is not None else 1,
+                          depth_multiplier=self.depth_multiplier, filters=self.filters)
         spec.weights.pop("kernel")
         spec.weights.update(depthwise_kernel=self.depthwise_kernel, pointwise_kernel=self.pointwise_kernel)
         return spec

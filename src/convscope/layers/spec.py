@@ -1,8 +1,9 @@
-"""`LayerSpec`: what a layer says of itself, for the execution plan (and, in time, analysis and explain).
+"""`LayerSpec`: what a layer says of itself, for the execution plan, the analysis and the explanations.
 
 One small, documented record per layer — its kind, the activation it ends with, its
-window and data format — so that the plan's fusion rules (`models/plan.py`) read data,
-not method names spread over the layer classes.
+window, data format and the few numbers its formulas need — so that the plan's fusion
+rules (`models/plan.py`) and the per-layer numbers (`models/analysis.py`) read data,
+not class names or method names spread over the layer classes.
 """
 
 from __future__ import annotations
@@ -10,10 +11,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Tuple
 
+# The kinds a layer can describe itself as (anything else reads as "other": no formulas, the
+# layer's own compute_output_shape and weights).
+KINDS = (
+    "input", "conv2d", "conv1d", "depthwise_conv2d", "separable_conv2d", "conv2d_transpose", "dense",
+    "pool", "pool1d", "global_pool", "global_pool1d", "batch_norm", "layer_norm", "normalization",
+    "rescaling", "activation", "dropout", "zero_pad2d", "pad1d", "crop2d", "crop1d", "upsample2d",
+    "upsample1d", "resizing", "flatten", "reshape", "permute", "identity", "merge", "operation", "other",
+)
+
 
 @dataclass(frozen=True)
 class Window:
-    """A sliding window: size, strides, padding ("valid"/"same") and dilation, per spatial axis."""
+    """A sliding window: size, strides, padding ("valid"/"same"/"causal") and dilation, per spatial axis."""
 
     size: Tuple[int, ...]
     strides: Tuple[int, ...]
@@ -23,10 +33,20 @@ class Window:
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """kind: "conv2d", "dense", "batch_norm", "activation", "pool", "dropout", "input" or "other";
-    activation: the name of the activation the layer applies last, with `activation_params`
-    (None: none); pool: "max" or "avg" for pooling layers; axis: BatchNormalization's axis;
-    weights: the layer's variables by role ("kernel", "bias", "gamma", ...)."""
+    """kind: one of `KINDS`; activation: the name of the activation the layer applies last, with
+    `activation_params` (None: none); pool: "max" or "avg" for pooling layers; axis: the axis (or
+    axes) BatchNormalization, LayerNormalization or Normalization acts on; weights: the layer's
+    variables by role ("kernel", "bias", "gamma", ...).
+
+    The numbers the analysis needs beyond the window (None where they do not apply):
+    filters — output channels of a convolution (SeparableConv2D: of its pointwise step) or a
+    Dense's units; depth_multiplier — kernels per input channel of a depthwise step;
+    use_bias; output_padding — Conv2DTranspose's (None: Keras' default rule); size — the
+    upsampling factors per spatial axis, or Resizing's target (height, width); pads — cells
+    added (zero padding) or cut (cropping) per spatial axis as (before, after); interpolation;
+    aspect — Resizing's "crop" or "pad" to the target's aspect ratio first (None: neither);
+    rate — a dropout's; keepdims — a global pooling's; op — a merge's or an operation's name
+    ("add", "concatenate", "multiply", ...); dims — Permute's order of the axes after the batch."""
 
     kind: str = "other"
     data_format: str = "channels_last"
@@ -35,8 +55,20 @@ class LayerSpec:
     window: Optional[Window] = None
     groups: int = 1
     pool: Optional[str] = None
-    axis: Optional[int] = None
+    axis: Any = None
     weights: Dict[str, Any] = field(default_factory=dict)
+    filters: Optional[int] = None
+    depth_multiplier: Optional[int] = None
+    use_bias: bool = False
+    output_padding: Optional[Tuple[int, ...]] = None
+    size: Optional[Tuple[int, ...]] = None
+    pads: Optional[Tuple[Tuple[int, int], ...]] = None
+    interpolation: Optional[str] = None
+    aspect: Optional[str] = None
+    rate: Optional[float] = None
+    keepdims: bool = False
+    op: Optional[str] = None
+    dims: Optional[Tuple[int, ...]] = None
 
     @property
     def plain_relu(self) -> bool:

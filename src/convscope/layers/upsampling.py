@@ -11,6 +11,7 @@ from ..ops import shapes
 from .base import Layer, Shape, normalize_data_format
 from .conv2d import channel_dim, check_image_rank, image_shape, ops_format, spatial_dims
 from .preprocessing import check_interpolation
+from .spec import LayerSpec
 
 
 class UpSampling2D(Layer):
@@ -33,6 +34,10 @@ class UpSampling2D(Layer):
         return image_shape(input_shape[0], None if rows is None else rows * self.size[0],
                            None if cols is None else cols * self.size[1],
                            channel_dim(input_shape, self.data_format), self.data_format)
+
+    def describe(self):
+        return LayerSpec(kind="upsample2d", data_format=self.data_format, size=self.size,
+                         interpolation=self.interpolation)
 
     def _axes(self, ndim: int):
         return (2, 3) if self.data_format == "channels_first" else (1, 2)
