@@ -62,5 +62,6 @@ is the union of its branches' (the smallest rectangle covering them all).
 """
 
 from .core import Explanation, LayerExplanation, explain
+from .gradients import GradientTrace, gradient_trace, gradients
 
-__all__ = ["explain", "Explanation", "LayerExplanation"]
+__all__ = ["explain", "Explanation", "LayerExplanation", "gradients", "gradient_trace", "GradientTrace"]
