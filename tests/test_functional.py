@@ -224,6 +224,29 @@ def test_two_outputs_with_dict_losses_and_loss_weights():
             before - 0.1 * found[variable.name], rtol=1e-5, atol=1e-6)
 
 
+def test_a_flat_metrics_list_follows_keras_3_on_two_outputs(keras):
+    """Keras 3: one list entry per output (names "a_accuracy", "b_accuracy"); a list of another
+    length is refused rather than applied to every output."""
+    x = np.random.default_rng(3).random((8, 4)).astype("float32")
+    y = [np.eye(3, dtype="float32")[np.arange(8) % 3], np.eye(2, dtype="float32")[np.arange(8) % 2]]
+    names = {}
+    for lib in (cs, keras):
+        inp = lib.Input((4,))
+        model = lib.Model(inp, [lib.layers.Dense(3, activation="softmax", name="a")(inp),
+                                lib.layers.Dense(2, activation="softmax", name="b")(inp)])
+        model.compile("sgd", ["categorical_crossentropy"] * 2, metrics=["accuracy", "accuracy"])
+        names[lib] = sorted(model.fit(x, y, verbose=0).history)
+        with pytest.raises(ValueError, match="metrics"):  # Keras refuses when fitting, convscope in compile
+            model.compile("sgd", ["categorical_crossentropy"] * 2, metrics=["accuracy"])
+            model.fit(x, y, verbose=0)
+    assert names[cs] == names[keras] == ["a_accuracy", "a_loss", "b_accuracy", "b_loss", "loss"]
+    inp = cs.Input((4,))
+    model = cs.Model(inp, [L.Dense(3, name="a")(inp), L.Dense(2, name="b")(inp)])
+    with pytest.raises(ValueError, match=r"compile: argument `metrics` .* one entry .* per output "
+                                         r"\['a', 'b'\], got \['accuracy'\] for 2 outputs"):
+        model.compile("sgd", "mse", metrics=["accuracy"])
+
+
 # -- errors ------------------------------------------------------------------------------------------
 
 def test_bad_graphs_name_the_layer():

@@ -82,8 +82,14 @@ def metrics_per_output(metrics, names: Sequence[str], where: str) -> List[List[A
         entries = per_output(metrics, names, "metrics", where, broadcast=False)
     elif isinstance(metrics, (list, tuple)) and metrics and all(isinstance(m, (list, tuple)) for m in metrics):
         entries = per_output(list(metrics), names, "metrics", where, broadcast=False)
-    elif isinstance(metrics, (list, tuple)):
-        entries = [list(metrics)] * len(names)      # a flat list applies to every output (Keras 2)
+    elif isinstance(metrics, (list, tuple)) and len(names) == 1:
+        entries = [list(metrics)]
+    elif isinstance(metrics, (list, tuple)):         # Keras 3: one entry per output, as it refuses others
+        if len(metrics) != len(names):
+            raise ValueError(f"{where}: argument `metrics` must be a dict keyed by output name or a list "
+                             f"with one entry (a metric or a list of them) per output {list(names)}, "
+                             f"got {list(metrics)!r} for {len(names)} outputs")
+        entries = list(metrics)
     else:
         raise TypeError(f"{where}: argument `metrics` must be a list, a list of lists or a dict keyed by "
                         f"output name, got {metrics!r}")
