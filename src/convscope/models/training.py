@@ -12,7 +12,10 @@ its activation — (p - y) / N, with no division by a tiny probability.
 
 from __future__ import annotations
 
+import itertools
 import math
+import time
+import warnings
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
@@ -20,6 +23,7 @@ import numpy as np
 from .. import _rng, backend, losses as losses_module, metrics as metrics_module, optimizers
 from ..callbacks import CallbackList, History, ProgbarLogger, TerminateOnNaN, check_callbacks
 from ..layers.base import Layer
+from . import data_adapters
 from .plan import INFERENCE, LAYERS, TRAINING, build_plan
 
 
@@ -65,6 +69,44 @@ def _check_finite(x: np.ndarray, arg: str, where: str) -> None:
 def is_dask_collection(value) -> bool:
     """True for a dask array (or other dask collection), without importing dask."""
     return type(value).__module__.split(".")[0] == "dask" and hasattr(value, "__dask_graph__")
+
+
+def _weighted_loss(loss, y_true, y_pred, sample_weight) -> float:
+    """The loss of a batch; with `sample_weight` (one per sample, or per sample and step) Keras'
+    weighted mean: sum(w * loss) over the number of loss values ('sum_over_batch_size')."""
+    if sample_weight is None:
+        return loss(y_true, y_pred)
+    values = np.asarray(loss.per_sample(*loss._prepare(y_true, y_pred)), dtype=np.float64)
+    total = float(np.sum(values * _weights_like(sample_weight, values.shape)))
+    return total if loss.reduction == "sum" else total / max(values.size, 1)
+
+
+def _weighted_gradient(loss, y_true, y_pred, sample_weight) -> np.ndarray:
+    """d(weighted loss)/d(y_pred): each sample's gradient scaled by its weight."""
+    grad = loss.gradient(y_true, y_pred)
+    if sample_weight is None:
+        return grad
+    weights = _weights_like(sample_weight, grad.shape[:-1])[..., None]
+    return (grad * weights).astype(grad.dtype, copy=False)
+
+
+def _weights_like(sample_weight, shape) -> np.ndarray:
+    weights = np.asarray(sample_weight, dtype=np.float64)
+    weights = weights.reshape(weights.shape + (1,) * (len(shape) - weights.ndim))
+    try:
+        return np.broadcast_to(weights, shape)
+    except ValueError:
+        raise ValueError(f"fit: sample weights of shape {np.shape(sample_weight)} do not match the loss "
+                         f"values of shape {tuple(shape)}") from None
+
+
+def _batch_length(xb) -> int:
+    """The number of samples in a batch of inputs (an array, a list/tuple or a dict of arrays)."""
+    if isinstance(xb, dict):
+        xb = next(iter(xb.values()))
+    if isinstance(xb, (list, tuple)):
+        xb = xb[0]
+    return int(np.shape(xb)[0]) if np.ndim(xb) else 0
 
 
 class Model(Layer):
@@ -284,25 +326,26 @@ class Model(Layer):
                     variable.grad = variable.grad + variable.regularizer.gradient(variable.value)
         return penalty
 
-    def _forward_loss(self, x, y, training: bool):
+    def _forward_loss(self, x, y, training: bool, sample_weight=None):
         """(output, stages, outputs, contexts, weighted data loss + activity penalty, fused layer or None)."""
         fusion = self._fusion()
         output, stages, outputs, contexts, activity_penalty = self._run(x, training, fusion)
         if fusion is not None:
-            data_loss = self._logits_loss(y, contexts[-1].preactivation)
+            data_loss = _weighted_loss(self._logits_loss, y, contexts[-1].preactivation, sample_weight)
         else:
-            data_loss = self._loss(y, output)
+            data_loss = _weighted_loss(self._loss, y, output, sample_weight)
         return output, stages, outputs, contexts, self._loss_weight * data_loss + activity_penalty, fusion
 
-    def _gradients(self, x, y) -> Tuple[float, np.ndarray, List[np.ndarray]]:
+    def _gradients(self, x, y, sample_weight=None) -> Tuple[float, np.ndarray, List[np.ndarray]]:
         """(weighted data loss + activity penalty, output, one gradient per trainable variable) of this
         batch, without the weight regularizers and without changing anything: the part of a training step
         a data-parallel replica computes on its shard (`convscope.distribute`)."""
-        output, stages, outputs, contexts, loss, fusion = self._forward_loss(x, y, training=True)
+        output, stages, outputs, contexts, loss, fusion = self._forward_loss(x, y, True, sample_weight)
         if fusion is not None:
-            grad = self._logits_loss.gradient(y, contexts[-1].preactivation) * self._loss_weight
+            grad = _weighted_gradient(self._logits_loss, y, contexts[-1].preactivation, sample_weight)
         else:
-            grad = self._loss.gradient(y, output) * self._loss_weight
+            grad = _weighted_gradient(self._loss, y, output, sample_weight)
+        grad = grad * self._loss_weight
         pairs = []
         for index in range(len(stages) - 1, -1, -1):
             stage, options = stages[index], {}
@@ -330,13 +373,14 @@ class Model(Layer):
         self.optimizer.apply(self.trainable_weights)
         return loss
 
-    def _train_step(self, x, y, where: str, epoch: int, batch: int, raise_on_nan: bool) -> Tuple[float, np.ndarray]:
-        loss, output, grads = self._gradients(x, y)
+    def _train_step(self, x, y, where: str, epoch: int, batch: int, raise_on_nan: bool,
+                    sample_weight=None) -> Tuple[float, np.ndarray]:
+        loss, output, grads = self._gradients(x, y, sample_weight)
         return self._apply_gradients(grads, loss, where, epoch, batch, raise_on_nan), output
 
-    def _test_step(self, x, y) -> Tuple[float, np.ndarray]:
+    def _test_step(self, x, y, sample_weight=None) -> Tuple[float, np.ndarray]:
         with backend.no_backward():
-            output, _, _, _, loss, _ = self._forward_loss(x, y, training=False)
+            output, _, _, _, loss, _ = self._forward_loss(x, y, False, sample_weight)
         return loss + self._weight_penalty(add_gradients=False), output
 
     # -- metrics ---------------------------------------------------------------------------------
@@ -369,11 +413,14 @@ class Model(Layer):
     # -- fit -------------------------------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0,
-            steps_per_epoch=None, distribute=None) -> History:
+            steps_per_epoch=None, validation_steps=None, distribute=None) -> History:
         """Train for `epochs` epochs; returns the `History` (`history.history["loss"]`, ...).
 
         `distribute` (a `dask.distributed.Client` or `convscope.distribute.DaskStrategy`), or x given
-        as a dask array, trains data-parallel on a Dask cluster (`convscope.distribute.fit`)."""
+        as a dask array, trains data-parallel on a Dask cluster (`convscope.distribute.fit`).
+        `x` may also be a generator, an iterable of batches or a `PyDataset` (models/data_adapters.py):
+        its batches are `(x, y)` or `(x, y, sample_weight)`; `validation_data` likewise, with
+        `validation_steps`."""
         if distribute is not None or is_dask_collection(x):
             from ..distribute.fit import fit as distributed_fit   # distribute sits above models
             return distributed_fit(self, x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
@@ -390,28 +437,37 @@ class Model(Layer):
             raise TypeError(f"{where}: argument `shuffle` must be True or False, got {shuffle!r}")
         if steps_per_epoch is not None:
             steps_per_epoch = _check_int(steps_per_epoch, "steps_per_epoch", where, 1)
+        if validation_steps is not None:
+            validation_steps = _check_int(validation_steps, "validation_steps", where, 1)
         if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float, np.floating)) or \
                 not 0 <= validation_split < 1:
             raise ValueError(f"{where}: argument `validation_split` must be a number in [0, 1), "
                              f"got {validation_split!r}")
         user_callbacks = check_callbacks(callbacks, where)
-        x, y = self._check_data(x, y, where)
-        x_val = y_val = None
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                given = (f"a {type(validation_data).__name__} of {len(validation_data)} items"
-                         if isinstance(validation_data, (tuple, list)) else repr(type(validation_data).__name__))
-                raise ValueError(f"{where}: argument `validation_data` must be a tuple (x_val, y_val), got {given}")
-            x_val, y_val = self._check_data(validation_data[0], validation_data[1], where, "x_val", "y_val")
-        elif validation_split:
-            split_at = int(math.floor(len(x) * (1.0 - validation_split)))
-            if split_at == 0 or split_at == len(x):
-                raise ValueError(f"{where}: validation_split={validation_split} of {len(x)} samples leaves "
-                                 f"{split_at} for training and {len(x) - split_at} for validation; both need some")
-            x, x_val = x[:split_at], x[split_at:]
-            y, y_val = y[:split_at], y[split_at:]
+        if data_adapters.is_stream(x):
+            source = self._stream_source(x, y, validation_split, steps_per_epoch, shuffle, where)
+            steps = steps_per_epoch or source.num_batches          # None: unknown until the end
 
-        steps = steps_per_epoch or math.ceil(len(x) / batch_size)
+            def epoch_batches():
+                return self._checked_batches(source.epoch(steps_per_epoch), where)
+        else:
+            source = None
+            x, y = self._check_data(x, y, where)
+            if validation_data is None and validation_split:
+                split_at = int(math.floor(len(x) * (1.0 - validation_split)))
+                if split_at == 0 or split_at == len(x):
+                    raise ValueError(f"{where}: validation_split={validation_split} of {len(x)} samples leaves "
+                                     f"{split_at} for training and {len(x) - split_at} for validation; both "
+                                     "need some")
+                validation_data = (x[split_at:], y[split_at:])
+                x, y = x[:split_at], y[:split_at]
+            steps = steps_per_epoch or math.ceil(len(x) / batch_size)
+            stream = self._batch_stream(len(x), batch_size, shuffle)
+
+            def epoch_batches():
+                return ((x[i], y[i], None) for i in itertools.islice(stream, steps))
+        validate = self._validation(validation_data, validation_steps, batch_size, where)
+
         history = History()
         extra = [ProgbarLogger(verbose)] if verbose else []
         callback_list = CallbackList(extra + user_callbacks + [history], model=self,
@@ -419,32 +475,114 @@ class Model(Layer):
         raise_on_nan = not any(isinstance(c, TerminateOnNaN) for c in user_callbacks)
         self.stop_training = False
         self.history = history
-        stream = self._batch_stream(len(x), batch_size, shuffle)
         callback_list.on_train_begin()
         resumed, self._initial_epoch = getattr(self, "_initial_epoch", None), None   # BackupAndRestore's
         initial_epoch = resumed or initial_epoch
-        output_shape = self._output_shape_for(x.shape, where)
         for epoch in range(initial_epoch, epochs):
-            self._reset_metrics(y, output_shape)
+            if source is None:
+                self._reset_metrics(y, self._output_shape_for(x.shape, where))
             callback_list.on_epoch_begin(epoch)
             logs: Dict[str, float] = {}
-            for batch in range(steps):
-                indices = next(stream)
+            for batch, (xb, yb, wb) in enumerate(epoch_batches()):
+                if source is not None and batch == 0:
+                    self._reset_metrics(yb, self._output_shape_for(xb.shape, where))
                 callback_list.on_train_batch_begin(batch)
-                loss, output = self._train_step(x[indices], y[indices], where, epoch, batch, raise_on_nan)
-                logs = self._update_metrics(loss, y[indices], output, len(indices))
+                weights = {} if wb is None else {"sample_weight": wb}
+                loss, output = self._train_step(xb, yb, where, epoch, batch, raise_on_nan, **weights)
+                logs = self._update_metrics(loss, yb, output, len(xb))
                 callback_list.on_train_batch_end(batch, dict(logs))
                 if self.stop_training:
                     break
             epoch_logs = dict(logs)
-            if x_val is not None:
-                val_logs = self._evaluate_arrays(x_val, y_val, batch_size, callback_list)
+            if validate is not None:
+                val_logs = validate(callback_list)
                 epoch_logs.update({f"val_{key}": value for key, value in val_logs.items()})
             callback_list.on_epoch_end(epoch, epoch_logs)
+            if source is not None and source.ran_out and epoch + 1 < epochs:
+                warnings.warn(data_adapters.RAN_OUT, stacklevel=2)     # a one-shot stream read to its end
+                break
             if self.stop_training:
                 break
         callback_list.on_train_end()
         return history
+
+    # -- input pipelines (models/data_adapters.py) --------------------------------------------------
+    def _stream_source(self, x, y, validation_split, steps, shuffle, where: str) -> data_adapters.BatchSource:
+        """The batch source of a generator / iterable / PyDataset `x` (no `y`: its batches hold the targets)."""
+        kind = "PyDataset" if data_adapters.is_py_dataset(x) else type(x).__name__
+        if y is not None:
+            raise ValueError(f"{where}: when `x` is a {kind}, `y` should not be passed; the targets must be "
+                             f"part of its batches (inputs, targets[, sample_weights]), got y of type "
+                             f"{type(y).__name__}")
+        if validation_split:
+            raise ValueError(f"{where}: argument `validation_split` is only supported for arrays, not when `x` "
+                             f"is a {kind}; pass `validation_data` instead, got "
+                             f"validation_split={validation_split!r}")
+        return data_adapters.BatchSource(x, steps, shuffle, where)
+
+    def _checked_batches(self, batches, where: str, need_targets: bool = True):
+        """Each `(x, y, sample_weight)` of a stream checked as `fit`'s arrays are (and built on the first)."""
+        for xb, yb, wb in batches:
+            if yb is None and need_targets:
+                raise ValueError(f"{where}: a batch of `x` holds inputs only; training and evaluating need "
+                                 "(inputs, targets) or (inputs, targets, sample_weights)")
+            xb, yb = self._check_data(xb, yb, where)
+            wb = data_adapters.check_sample_weight(wb, len(xb), where)
+            if wb is not None and type(self)._train_step is not Model._train_step:
+                raise ValueError(f"{where}: sample weights in the batches are supported for Sequential models "
+                                 f"only so far; {self._describe()} got (inputs, targets, sample_weights)")
+            yield xb, yb, wb
+
+    def _validation(self, validation_data, validation_steps, batch_size: int, where: str):
+        """`validate(callback_list) -> logs` for `validation_data` (arrays or a stream), or None."""
+        if validation_data is None:
+            return None
+        if data_adapters.is_stream(validation_data):
+            source = data_adapters.BatchSource(validation_data, validation_steps, False, where, "validation_data")
+
+            def validate(callback_list):
+                source.restart()       # a sized source starts again each epoch; a generator goes on
+                batches = self._checked_batches(source.epoch(validation_steps), where)
+                logs = self._evaluate_batches(batches, callback_list)
+                if not logs:
+                    warnings.warn(f"{where}: `validation_data` gave no batches this epoch (a generator read to its "
+                                  "end gives none again); no val_ logs", stacklevel=3)
+                return logs
+            return validate
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            given = (f"a {type(validation_data).__name__} of {len(validation_data)} items"
+                     if isinstance(validation_data, (tuple, list)) else repr(type(validation_data).__name__))
+            raise ValueError(f"{where}: argument `validation_data` must be a tuple (x_val, y_val), got {given} "
+                             "(also accepted: (x_val, y_val, val_sample_weights), a generator or a PyDataset)")
+        x_val, y_val = self._check_data(validation_data[0], validation_data[1], where, "x_val", "y_val")
+        w_val = None
+        if len(validation_data) == 3 and validation_data[2] is not None:
+            w_val = data_adapters.check_sample_weight(validation_data[2], len(x_val), where)
+            next(self._checked_batches([(x_val[:1], y_val[:1], w_val[:1])], where))  # the model takes weights
+        steps = validation_steps
+
+        def validate(callback_list):
+            if w_val is None and steps is None:
+                return self._evaluate_arrays(x_val, y_val, batch_size, callback_list)
+            starts = list(range(0, len(x_val), batch_size))[:steps]
+            return self._evaluate_batches(((x_val[s:s + batch_size], y_val[s:s + batch_size],
+                                            None if w_val is None else w_val[s:s + batch_size]) for s in starts),
+                                          callback_list)
+        return validate
+
+    def _evaluate_batches(self, batches, callback_list: CallbackList) -> Dict[str, float]:
+        """Test steps over checked `(x, y, sample_weight)` batches, metrics reset at the first."""
+        callback_list.on_test_begin()
+        logs: Dict[str, float] = {}
+        for batch, (xb, yb, wb) in enumerate(batches):
+            if batch == 0:
+                self._reset_metrics(yb, self._output_shape_for(xb.shape, "evaluate"))
+            callback_list.on_test_batch_begin(batch)
+            loss, output = self._test_step(xb, yb, **({} if wb is None else {"sample_weight": wb}))
+            logs = self._update_metrics(loss, yb, output, len(xb))
+            callback_list.on_test_batch_end(batch, dict(logs))
+        callback_list.on_test_end(dict(logs))
+        return logs
 
     def _batch_stream(self, count: int, batch_size: int, shuffle: bool) -> Iterator[np.ndarray]:
         """Batches across epochs, reshuffled at each pass: an epoch takes one pass, or with
@@ -465,18 +603,34 @@ class Model(Layer):
         callback_list.on_test_end(dict(logs))
         return logs
 
-    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", callbacks=None, return_dict=False):
-        """Loss (and metrics) in inference mode: a float, a list [loss, *metrics], or a dict."""
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", callbacks=None, return_dict=False,
+                 steps=None):
+        """Loss (and metrics) in inference mode: a float, a list [loss, *metrics], or a dict.  `x` may be
+        a generator, an iterable of batches or a PyDataset (read to its end, or `steps` batches)."""
         where = "evaluate"
         self._require_compiled(where)
         batch_size = 32 if batch_size is None else _check_int(batch_size, "batch_size", where, 1)
         verbose = _check_verbose(verbose, where)
+        if steps is not None:
+            steps = _check_int(steps, "steps", where, 1)
         user_callbacks = check_callbacks(callbacks, where)
-        x, y = self._check_data(x, y, where)
-        steps = math.ceil(len(x) / batch_size)
         extra = [ProgbarLogger(verbose)] if verbose else []
-        callback_list = CallbackList(extra + user_callbacks, model=self, params={"verbose": verbose, "steps": steps})
-        logs = self._evaluate_arrays(x, y, batch_size, callback_list)
+        if data_adapters.is_stream(x):
+            source = self._stream_source(x, y, 0.0, steps, False, where)
+            callback_list = CallbackList(extra + user_callbacks, model=self,
+                                         params={"verbose": verbose, "steps": steps or source.num_batches})
+            logs = self._evaluate_batches(self._checked_batches(source.epoch(steps), where), callback_list)
+            if not logs:
+                raise ValueError(f"{where}: `x` gave no batches; there is nothing to evaluate")
+            return self._format_result(logs, return_dict)
+        x, y = self._check_data(x, y, where)
+        count = math.ceil(len(x) / batch_size) if steps is None else min(steps, math.ceil(len(x) / batch_size))
+        callback_list = CallbackList(extra + user_callbacks, model=self, params={"verbose": verbose, "steps": count})
+        if steps is None:
+            logs = self._evaluate_arrays(x, y, batch_size, callback_list)
+        else:
+            logs = self._evaluate_batches(((x[s:s + batch_size], y[s:s + batch_size], None)
+                                           for s in range(0, len(x), batch_size)[:steps]), callback_list)
         return self._format_result(logs, return_dict)
 
     def _format_result(self, logs: Dict[str, float], return_dict: bool):
@@ -486,11 +640,46 @@ class Model(Layer):
         return values[0] if len(values) == 1 else values
 
     def _predict_lazily(self, x, batch_size, verbose, steps, callbacks):
-        """`predict` of a dask array: a lazy dask array (`convscope.distribute.predict`), else None."""
+        """`predict` of a dask array: a lazy dask array (`convscope.distribute.predict`); of a generator,
+        iterable or PyDataset: the outputs of its batches (`_predict_stream`); else None."""
+        if data_adapters.is_stream(x):
+            return self._predict_stream(x, verbose, steps, callbacks)
         if not is_dask_collection(x):
             return None
         from ..distribute.predict import predict   # distribute sits above models: imported when used
         return predict(self, x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks)
+
+    def _predict_stream(self, x, verbose, steps, callbacks):
+        """Outputs for each batch of a generator / iterable / PyDataset (its inputs; targets and weights
+        are ignored), concatenated, as Keras' `predict`."""
+        where = f"{self._describe()}.predict"
+        if steps is not None:
+            steps = _check_int(steps, "steps", where, 1)
+        _check_verbose(verbose, where)
+        callback_list = CallbackList(check_callbacks(callbacks, where), model=self)
+        source = data_adapters.BatchSource(x, steps, False, where)
+        start_time = time.perf_counter()
+        callback_list.on_predict_begin()
+        pieces = []
+        for batch, (xb, _, _) in enumerate(source.epoch(steps)):
+            callback_list.on_predict_batch_begin(batch)
+            pieces.append(self._predict_batch(xb, where))
+            callback_list.on_predict_batch_end(batch, {"outputs": pieces[-1]})
+        callback_list.on_predict_end()
+        if not pieces:
+            raise ValueError(f"{where}: `x` gave no batches; there is nothing to predict")
+        if verbose != 0:
+            elapsed = time.perf_counter() - start_time
+            print(f"{len(pieces)}/{len(pieces)} - {elapsed:.0f}s {1000 * elapsed / len(pieces):.0f}ms/step")
+        if isinstance(pieces[0], (list, tuple)):
+            return type(pieces[0])(np.concatenate([p[i] for p in pieces]) for i in range(len(pieces[0])))
+        if isinstance(pieces[0], dict):
+            return {key: np.concatenate([p[key] for p in pieces]) for key in pieces[0]}
+        return np.concatenate(pieces, axis=0)
+
+    def _predict_batch(self, xb, where: str):
+        """The model's outputs for one batch of inputs (arrays as `predict` takes them)."""
+        return self.predict(xb, batch_size=max(_batch_length(xb), 1), verbose=0)
 
     # -- single batches ----------------------------------------------------------------------------
     def train_on_batch(self, x, y, return_dict=False):
