@@ -6,6 +6,8 @@ from typing import Any, Dict, Optional
 
 from . import convolutional, core  # Keras 2 import paths
 from .activation import Activation, ReLU, Softmax
+from .augmentation import RandomBrightness, RandomContrast, RandomCrop, RandomFlip
+from .augmentation_affine import RandomRotation, RandomTranslation, RandomZoom
 from .base import Layer, Variable
 from .conv1d import Conv1D, Convolution1D
 from .conv2d import Conv2D, Convolution2D
@@ -45,6 +47,8 @@ __all__ = [
     "Conv1D", "Convolution1D", "MaxPooling1D", "MaxPool1D", "AveragePooling1D", "AvgPool1D", "GlobalMaxPooling1D",
     "GlobalMaxPool1D", "GlobalAveragePooling1D", "GlobalAvgPool1D", "UpSampling1D", "ZeroPadding1D", "Cropping1D",
     "Cropping2D", "SpatialDropout2D", "LayerScale", "StochasticDepth",
+    "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomCrop", "RandomContrast",
+    "RandomBrightness",
 ]
 
 # Class name (as Keras writes it in configs, aliases included) -> class.
@@ -61,6 +65,8 @@ LAYER_CLASSES.update({"SeparableConvolution2D": SeparableConv2D, "Convolution2DT
 LAYER_CLASSES.update({cls.__name__: cls for cls in (Rescaling, Normalization, Resizing, LayerNormalization,
                                                      Permute, Identity)})
 LAYER_CLASSES.update({cls.__name__: cls for cls in (LayerScale, StochasticDepth)})   # ConvNeXt's helpers
+LAYER_CLASSES.update({cls.__name__: cls for cls in (RandomFlip, RandomRotation, RandomZoom, RandomTranslation,
+                                                     RandomCrop, RandomContrast, RandomBrightness)})
 LAYER_CLASSES.update({"Convolution2D": Conv2D, "MaxPool2D": MaxPooling2D, "AvgPool2D": AveragePooling2D,
                       "GlobalMaxPool2D": GlobalMaxPooling2D, "GlobalAvgPool2D": GlobalAveragePooling2D})
 LAYER_CLASSES.update({"Convolution1D": Conv1D, "MaxPool1D": MaxPooling1D, "AvgPool1D": AveragePooling1D,

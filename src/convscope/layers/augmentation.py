@@ -1,0 +1,293 @@
+"""Keras 3's augmentation layers: `RandomFlip`, `RandomCrop`, `RandomBrightness`, `RandomContrast`
+(and their base; the affine ones — rotation, zoom, translation — are in `augmentation_affine.py`).
+
+They change images in training only (`forward(x, training=True)`, which `fit` passes) and are the
+identity at inference, except `RandomCrop`, which then takes the centred window so that the output
+keeps its declared shape (Keras 3.15.1 returns the uncropped input there, which breaks any layer
+after it; convscope follows the centred path Keras' own code computes for it).  As in Keras, a
+layer called on its own (`layer(images)`) augments: its `__call__` defaults to `training=True`.
+
+Random draws come from the layer's own generator when `seed` is given, else from convscope's
+(`utils.set_random_seed`); one draw per image (RandomCrop: one window per batch, as Keras).  The
+parameters of a call travel in its ctx, never on the layer.  Keras' generator (torch's) is not
+reproduced: the same seed gives other numbers than Keras, with the same distributions.
+
+Backward: every map here is linear in the images (flip, crop, shift, contrast about the mean),
+then clipped to `value_range` by the colour layers; the gradient is exact (the clip's as torch's
+clamp: passed where the value lies in [low, high]).
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Dict, Optional
+
+import numpy as np
+
+from .. import _rng, backend
+from ..ops import augment
+from . import graph
+from .base import Layer, Shape, check_kept_for_backward, check_positive_int, normalize_data_format
+from .conv2d import channel_dim, check_image_rank, image_shape, ops_format, spatial_dims
+from .spec import LayerSpec
+
+_IDENTITY = "identity"      # the ctx of a call that changed nothing: the gradient passes unchanged
+
+
+# -- argument checks shared by the augmentation layers -----------------------------------------
+def check_seed(seed, where: str) -> Optional[int]:
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"{where}: argument `seed` must be None or a non-negative int, got {seed!r}")
+    if seed < 0:
+        raise ValueError(f"{where}: argument `seed` must be None or a non-negative int, got {seed!r}")
+    return int(seed)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def _plain(value):
+    """A Python int/float (NumPy scalars too), so configs stay JSON."""
+    return int(value) if isinstance(value, (int, np.integer)) else float(value)
+
+
+def _numbers(factor, arg: str, where: str, expected: str):
+    """`factor` as a number or a pair of finite numbers (Python types), else TypeError/ValueError."""
+    pair = isinstance(factor, (tuple, list))
+    items = list(factor) if pair else [factor]
+    if pair and len(items) != 2 or not all(_is_number(v) for v in items):
+        kind = ValueError if pair and all(_is_number(v) for v in items) else TypeError
+        raise kind(f"{where}: argument `{arg}` must be {expected}, got {factor!r}")
+    if not all(np.isfinite(float(v)) for v in items):
+        raise ValueError(f"{where}: argument `{arg}` must be {expected} (finite), got {factor!r}")
+    return pair, [_plain(v) for v in items]
+
+
+def keras_factor(factor, bounds, where: str, arg: str = "factor"):
+    """(lower, upper) as Keras' BaseImagePreprocessingLayer._set_factor: a number f in bounds gives
+    (max(-|f|, low), |f|); a pair is sorted (refused only when its first is above the high bound or
+    its second below the low one, as Keras)."""
+    low, high = bounds
+    expected = f"a number or a list of two numbers in [{low}, {high}]"
+    pair, values = _numbers(factor, arg, where, expected)
+    if pair:
+        if values[0] > high or values[1] < low:
+            raise ValueError(f"{where}: argument `{arg}` must be {expected}, got {factor!r}")
+        return tuple(sorted(values))
+    if not low <= values[0] <= high:
+        raise ValueError(f"{where}: argument `{arg}` must be {expected}, got {factor!r}")
+    value = abs(values[0])
+    return max(-value, low), value
+
+
+def axis_factor(factor, where: str, arg: str, low_open: bool = False):
+    """(lower, upper) of RandomZoom's and RandomTranslation's per-axis factors: each number in
+    [-1, 1] ((-1, 1] for zoom); a number f gives (-|f|, |f|), a pair is sorted."""
+    expected = f"a number or a list of two numbers in {'(' if low_open else '['}-1.0, 1.0]"
+    pair, values = _numbers(factor, arg, where, expected)
+    if any(v > 1.0 or v < -1.0 or (low_open and v == -1.0) for v in values):
+        raise ValueError(f"{where}: argument `{arg}` must be {expected}, got {factor!r}")
+    if pair:
+        return tuple(sorted(values))
+    return -abs(values[0]), abs(values[0])
+
+
+def check_value_range(value_range, where: str):
+    """A list [low, high] of two finite numbers (as given; RandomBrightness sorts it)."""
+    pair, values = _numbers(value_range, "value_range", where, "a list of two numbers [low, high]")
+    if not pair:
+        raise TypeError(f"{where}: argument `value_range` must be a list of two numbers [low, high], "
+                        f"got {value_range!r}")
+    return values
+
+
+# -- the base ---------------------------------------------------------------------------------
+class BaseAugmentation(Layer):
+    """What every augmentation layer shares: seed, data_format, the training-only switch, Keras'
+    standalone default (training=True), unbatched (rank-3) images on a standalone call, and the
+    per-call ctx.  Subclasses write `_augment(x, rng) -> (y, ctx)`, `_backward(ctx, grad)` and,
+    where inference is not the identity, `_infer(x)`."""
+
+    _CONFIG_DEFAULTS = {"data_format": "channels_last"}
+
+    def __init__(self, seed=None, data_format=None, bounding_box_format=None, **kwargs):
+        super().__init__(**kwargs)
+        where = self._describe()
+        self.seed = check_seed(seed, where)
+        self._generator = None if self.seed is None else np.random.default_rng(self.seed)
+        self.data_format = normalize_data_format(data_format, where)
+        if bounding_box_format is not None:
+            raise ValueError(f"{where}: argument `bounding_box_format` must be None (convscope transforms "
+                             f"images only, not bounding boxes), got {bounding_box_format!r}")
+
+    def __call__(self, inputs, training: bool = True):
+        """Keras' call: augments unless `training=False`; takes one image (rank 3) or a batch."""
+        if graph.is_symbolic(inputs):
+            return super().__call__(inputs)
+        array = np.asarray(inputs)
+        if array.ndim == 3:
+            return super().__call__(array[None], training=training)[0]
+        return super().__call__(array, training=training)
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        input_shape = tuple(input_shape)
+        check_image_rank(self, input_shape, self.data_format)
+        return input_shape
+
+    def describe(self):
+        return LayerSpec(kind="other", data_format=self.data_format)
+
+    def _random(self) -> np.random.Generator:
+        return self._generator if self._generator is not None else _rng.generator()
+
+    def _format(self) -> str:
+        return ops_format(self.data_format)
+
+    def _size(self, x: np.ndarray):
+        """(height, width) of the images of `x`."""
+        return spatial_dims(x.shape, self.data_format)
+
+    def forward(self, inputs: np.ndarray, training: bool = False):
+        if not training:
+            return self._infer(inputs)
+        outputs, ctx = self._augment(inputs, self._random())
+        return outputs, (ctx if backend.keeps_for_backward() else None)
+
+    def _infer(self, inputs: np.ndarray):
+        return inputs, _IDENTITY
+
+    def backward(self, ctx, grad_output: np.ndarray, need_input_grad: bool = True):
+        if not need_input_grad:
+            return None, []
+        if isinstance(ctx, str) and ctx == _IDENTITY:
+            return grad_output, []
+        check_kept_for_backward(self, ctx)
+        return self._backward(ctx, grad_output), []
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config["data_format"] = self.data_format
+        return config
+
+
+# -- the layers -------------------------------------------------------------------------------
+_FLIP_MODES = ("horizontal", "vertical", "horizontal_and_vertical")
+
+
+class RandomFlip(BaseAugmentation):
+    """Mirrors each image with probability 1/2: left-right ("horizontal"), top-bottom ("vertical") or
+    both at once ("horizontal_and_vertical": one draw per image flips both axes, as Keras)."""
+
+    def __init__(self, mode="horizontal_and_vertical", seed=None, data_format=None, **kwargs):
+        super().__init__(seed=seed, data_format=data_format, **kwargs)
+        if mode not in _FLIP_MODES:
+            raise ValueError(f"{self._describe()}: argument `mode` must be one of {_FLIP_MODES}, got {mode!r}")
+        self.mode = mode
+
+    def _augment(self, x, rng):
+        flips = rng.uniform(size=x.shape[0]) <= 0.5
+        return self._flip(x, flips), flips
+
+    def _flip(self, x, flips):
+        return augment.flip(x, flips, self.mode != "vertical", self.mode != "horizontal", self._format())
+
+    def _backward(self, flips, grad_output):
+        return self._flip(grad_output, flips)
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config.update({"seed": self.seed, "mode": self.mode})
+        return config
+
+
+class RandomCrop(BaseAugmentation):
+    """Crops a random (height, width) window, one per batch (Keras); an input not larger than the
+    target on both axes takes Keras' centred window, resized bilinearly when it is smaller.
+    At inference: the centred window, so the output has the declared shape."""
+
+    def __init__(self, height, width, seed=None, data_format=None, **kwargs):
+        super().__init__(seed=seed, data_format=data_format, **kwargs)
+        where = self._describe()
+        self.height = check_positive_int(height, "height", where)
+        self.width = check_positive_int(width, "width", where)
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        input_shape = tuple(input_shape)
+        check_image_rank(self, input_shape, self.data_format)
+        return image_shape(input_shape[0], self.height, self.width, channel_dim(input_shape, self.data_format),
+                           self.data_format)
+
+    def _window(self, x, rng):
+        height, width = self._size(x)
+        if rng is not None and height > self.height and width > self.width:
+            top = min(int(rng.uniform(0, height - self.height + 1)), height - self.height)
+            left = min(int(rng.uniform(0, width - self.width + 1)), width - self.width)
+            return top, left
+        return augment.center_crop_window(height, width, self.height, self.width)
+
+    def _augment(self, x, rng):
+        top, left = self._window(x, rng)
+        return augment.crop_resize_forward(x, top, left, (self.height, self.width), self._format())
+
+    def _infer(self, inputs):
+        outputs, ctx = self._augment(inputs, None)
+        return outputs, (ctx if backend.keeps_for_backward() else None)
+
+    def _backward(self, ctx, grad_output):
+        return augment.crop_resize_backward(grad_output, ctx)
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config.update({"height": self.height, "width": self.width, "seed": self.seed})
+        return config
+
+
+class RandomBrightness(BaseAugmentation):
+    """Adds one random delta per image, factor · (high - low) with factor drawn in Keras' (lower,
+    upper) (a number f: [-f, f]), then clips to `value_range`."""
+
+    def __init__(self, factor, value_range=(0, 255), seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        where = self._describe()
+        self.factor = keras_factor(0.0 if factor is None else factor, (-1, 1), where)
+        self.value_range = sorted(check_value_range(value_range, where))
+
+    def _augment(self, x, rng):
+        low, high = self.value_range
+        delta = rng.uniform(self.factor[0], self.factor[1], size=x.shape[0]) * (high - low)
+        return augment.brightness_forward(x, delta, self.value_range)
+
+    def _backward(self, mask, grad_output):
+        return augment.brightness_backward(grad_output, mask)
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config.update({"factor": list(self.factor), "value_range": list(self.value_range), "seed": self.seed})
+        return config
+
+
+class RandomContrast(BaseAugmentation):
+    """(x - mean) · c + mean per image and channel (mean over the image), c drawn in
+    [1 - lower, 1 + upper] from Keras' factor bounds [0, 1] (a number f gives lower 0 in Keras
+    3.15.1: c in [1, 1 + f]), then clipped to `value_range`."""
+
+    def __init__(self, factor, value_range=(0, 255), seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        where = self._describe()
+        self.factor = keras_factor(factor, (0, 1), where)
+        self.value_range = check_value_range(value_range, where)
+
+    def _augment(self, x, rng):
+        factor = rng.uniform(1.0 - self.factor[0], 1.0 + self.factor[1], size=x.shape[0])
+        return augment.contrast_forward(x, factor, self.value_range, self._format())
+
+    def _backward(self, ctx, grad_output):
+        return augment.contrast_backward(grad_output, ctx)
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config.update({"factor": list(self.factor), "value_range": list(self.value_range), "seed": self.seed})
+        return config
