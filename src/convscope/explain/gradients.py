@@ -72,7 +72,7 @@ def gradients(model, x, target, wrt=None, *, logits: Optional[bool] = None):
     """
     many = isinstance(wrt, (list, tuple))
     keys = list(wrt) if many else ([] if wrt is None else [wrt])
-    names = [_layer_name(model, key, f"{WHERE}: argument `wrt`") for key in keys] if _is_model(model) else []
+    names = [resolve_layer(model, key, f"{WHERE}: argument `wrt`") for key in keys] if _is_model(model) else []
     trace = gradient_trace(model, x, target, layers=names, logits=logits)
     if wrt is None:
         return trace.input_grads[0] if len(trace.input_grads) == 1 else trace.input_grads
@@ -91,7 +91,7 @@ def gradient_trace(model, x, target, layers: Sequence = (), *, logits: Optional[
     if logits is not None and not isinstance(logits, (bool, np.bool_)):
         raise TypeError(f"{where}: argument `logits` must be True, False or None, got {logits!r}")
     use_logits = (kind != "callable") if logits is None else bool(logits)
-    names = [_layer_name(model, layer, f"{where}: argument `layers`") for layer in layers]
+    names = [resolve_layer(model, layer, f"{where}: argument `layers`") for layer in layers]
     runner = _SequentialRun if isinstance(model, Sequential) else _GraphRun
     with backend.keep_for_backward():
         run = runner(model, x, names, use_logits, where)
@@ -109,7 +109,7 @@ def _is_model(model) -> bool:
     return isinstance(model, (Sequential, Functional))
 
 
-def _layer_name(model, key, what: str) -> str:
+def resolve_layer(model, key, what: str) -> str:
     """The name of the layer `key` (a name or a layer object) of `model`, or a ValueError listing them."""
     layers = model.layers
     if isinstance(key, Layer) and not isinstance(key, str):
