@@ -706,6 +706,13 @@ class Model(Layer):
         from ..io import save_model        # io sits above models; imported when used, as Keras does
         return save_model(self, filepath, overwrite=overwrite)
 
+    def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None, **kwargs):
+        """Keras' export for inference: `format="onnx"` (with `opset_version=`) writes an ONNX file
+        (`convscope.io.onnx_export`); Keras' other formats need TensorFlow and are refused."""
+        from ..io.onnx_export import export_model     # io sits above models, as for save
+        return export_model(self, filepath, format=format, verbose=verbose, input_signature=input_signature,
+                            **kwargs)
+
     def save_weights(self, filepath, overwrite: bool = True):
         """Write only the weights (`convscope.io.save_weights`)."""
         from ..io import save_weights
