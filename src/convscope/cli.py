@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import contextvars
 import json
 import os
 import re
 import runpy
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import List, NamedTuple, Optional
 
 import numpy as np
 
@@ -35,6 +36,21 @@ class CLIError(Exception):
     """A user error: printed as one line, exit status 2."""
 
 
+class Output(NamedTuple):
+    """The file a command writes: the option as typed (`-o`), its value and the path."""
+
+    option: str
+    value: str
+    path: Path
+
+
+# What each command writes: (argparse dest, option as typed, accepted suffixes, what it is).
+OUTPUTS = {"plot": ("output", "-o", (".svg", ".png"), "a picture"),
+           "report": ("output", "-o", (".html", ".htm"), "an HTML report"),
+           "train": ("save", "--save", (".convscope", ".keras", ".h5", ".hdf5"), "a saved model")}
+_OUTPUT: contextvars.ContextVar = contextvars.ContextVar("convscope_cli_output", default=None)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the command line `argv` (default: sys.argv[1:]); returns the exit status."""
     parser = build_parser()
@@ -43,7 +59,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        return int(args.handler(args) or 0)
+        with _writing(args):
+            return int(args.handler(args) or 0)
     except CLIError as error:
         message = str(error)
     except MemoryError:
@@ -297,12 +314,77 @@ def _one_line(text: str) -> str:
 
 def _call(what: str, function, *args, **kwargs):
     """Run a library call, turning its argument errors into one-line CLI errors, prefixed with `what`
-    unless the library's message already starts with it (no "fit: fit: ...")."""
+    unless the library's message already starts with it (no "fit: fit: ...").  A failed write of the
+    command's output names its option and file, never the temporary file beside it."""
     try:
         return function(*args, **kwargs)
-    except (ValueError, TypeError, FileNotFoundError, OSError) as error:
+    except OSError as error:
+        output = _OUTPUT.get()
+        if output is not None and _about(error, output):
+            reason = os.strerror(error.errno) if error.errno else str(error)
+            raise CLIError(f"{output.option} {output.value}: cannot write the file: {reason}") from None
         message = str(error)
         raise CLIError(message if message.startswith(f"{what}:") else f"{what}: {message}") from None
+    except (ValueError, TypeError, ImportError) as error:
+        message = str(error)
+        raise CLIError(message if message.startswith(f"{what}:") else f"{what}: {message}") from None
+
+
+# -- output files ---------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def _writing(args):
+    """Check the file the command will write before any work (`check_output`) and let `_call` name
+    it when writing fails."""
+    token = _OUTPUT.set(check_output(args))
+    try:
+        yield
+    finally:
+        _OUTPUT.reset(token)
+
+
+def check_output(args) -> Optional[Output]:
+    """The command's output file, checked: a known suffix, an existing folder (the CLI creates
+    none), not a folder itself, and Pillow for a PNG.  None for a command that writes no file."""
+    if args.command not in OUTPUTS or getattr(args, OUTPUTS[args.command][0], None) is None:
+        return None
+    dest, option, suffixes, what = OUTPUTS[args.command]
+    value = str(getattr(args, dest))
+    path = Path(value)
+    if path.suffix.lower() not in suffixes:
+        ending = ", ".join(suffixes[:-1]) + " or " + suffixes[-1]
+        raise CLIError(f"{option} must name {what} file ending in {ending}, got {value!r}")
+    folder = path.parent
+    if not folder.is_dir():
+        state = "is not a folder" if folder.exists() else "does not exist"
+        raise CLIError(f"{option} {value}: the folder '{folder}' {state}; convscope creates no folders, "
+                       "make it first")
+    if path.is_dir():
+        raise CLIError(f"{option} {value} is a folder; name a file to write")
+    if path.suffix.lower() == ".png" and not _has_pillow():
+        raise CLIError(f"{option} {value}: writing a PNG needs Pillow (pip install convscope[viz]); install it "
+                       "or write an .svg file")
+    return Output(option, value, path)
+
+
+def _has_pillow() -> bool:
+    try:
+        import PIL.Image  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _about(error: OSError, output: Output) -> bool:
+    """Whether `error` concerns the output file or a temporary file written beside it."""
+    name = output.path.name
+    for filename in (error.filename, error.filename2):
+        if filename is None:
+            continue
+        other = Path(os.fsdecode(filename))
+        if other.name == name or other.name.startswith("." + name[:100]):
+            return True
+    return False
 
 
 # -- commands -------------------------------------------------------------------------------------

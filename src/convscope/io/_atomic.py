@@ -14,7 +14,8 @@ The rules a plain `open(path, "wb")` would follow hold too:
   (a link loop raises an OSError);
 * the temporary file is `.{name}.{pid}-{n}.part` in the target's folder; a save
   removes the `.part` files of earlier saves to the same file whose process is
-  no longer running (a save killed half-way), never one a live process writes.
+  no longer running (a save killed half-way), never one a live process writes;
+  an error creating or renaming it names the file asked for, not this internal name.
 
 Replacing a file gives it a new inode: other hard links to the old file keep
 the old bytes, and the new file has the saving user's ownership.
@@ -49,7 +50,10 @@ def atomic_write(path, mode: str = "wb") -> Iterator[BinaryIO]:
     existing_mode = _regular_file_mode(target)
     remove_stale_parts(target)
     temp = directory / _part_name(target.name, os.getpid(), next(_counter))
-    fd = _create(temp)
+    try:
+        fd = _create(temp)
+    except OSError as error:
+        raise _naming(error, temp, requested) from None
     try:
         if existing_mode is not None and hasattr(os, "fchmod"):
             os.fchmod(fd, existing_mode)
@@ -65,11 +69,23 @@ def atomic_write(path, mode: str = "wb") -> Iterator[BinaryIO]:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, target)
+    except OSError as error:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise _naming(error, temp, requested) from None
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
         raise
     _fsync_directory(directory)
+
+
+def _naming(error: OSError, temp: Path, requested: Path) -> OSError:
+    """`error` naming the file asked for instead of the temporary file beside it (an internal name
+    that means nothing to the user); any other error as it is."""
+    if str(temp) not in (error.filename, error.filename2) or error.errno is None:
+        return error
+    return type(error)(error.errno, f"cannot write '{requested}': {error.strerror}")
 
 
 def final_target(path: Path) -> Path:
