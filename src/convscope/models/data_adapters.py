@@ -13,8 +13,8 @@ Keras 3's rules (trainers/epoch_iterator.py and data_adapters/):
   "ran out of data" warning when a pass ends an epoch early);
 * a source known to be endless (a PyDataset whose `num_batches` is None, `itertools.count`,
   `cycle` or `repeat` without times) is refused without `steps_per_epoch`: it would never end;
-* a generator's batches are tuples `(x,)`, `(x, y)` or `(x, y, sample_weight)`; a PyDataset's may
-  also be a bare array (`(x,)`).
+* a generator's batches are tuples `(x,)`, `(x, y)` or `(x, y, sample_weight)`; those of a
+  PyDataset or an iterable may also be a bare array (`(x,)`).
 
 Only one batch is held at a time: nothing here collects a source, so memory stays bounded.
 """
@@ -174,10 +174,11 @@ class BatchSource:
     # -- one batch --------------------------------------------------------------------------------
     def unpack(self, batch) -> Batch:
         """`(x, y, sample_weight)` from a batch `(x,)`, `(x, y)`, `(x, y, w)` (a PyDataset's may be `x`)."""
-        if isinstance(batch, list) and self.kind == "pydataset":
-            batch = tuple(batch)
-        if not isinstance(batch, tuple) and self.kind == "pydataset" and not isinstance(batch, dict):
-            batch = (batch,)
+        if self.kind != "iterator":              # a PyDataset's or a dataset's batch may be a bare array
+            if isinstance(batch, list):
+                batch = tuple(batch)
+            if not isinstance(batch, (tuple, dict)):
+                batch = (batch,)
         if not isinstance(batch, tuple) or not 1 <= len(batch) <= 3:
             given = f"a tuple of {len(batch)} items" if isinstance(batch, tuple) else \
                 f"{type(batch).__name__} {_short(batch)}"

@@ -1,11 +1,15 @@
-"""Keras' `keras.utils`: `to_categorical`, `normalize`, `set_random_seed` (and `plot_model`, `model_to_dot`)."""
+"""Keras' `keras.utils`: `to_categorical`, `normalize`, `set_random_seed` (and `plot_model`, `model_to_dot`);
+`PyDataset`/`Sequence`, `image_dataset_from_directory`, `load_img`, `img_to_array`, `array_to_img`, `save_img`."""
 
 from __future__ import annotations
 
 from .. import _rng
 from .np_utils import normalize, to_categorical
+from .py_dataset import PyDataset, Sequence
 
-__all__ = ["to_categorical", "normalize", "set_random_seed", "plot_model", "model_to_dot", "profile"]
+__all__ = ["to_categorical", "normalize", "set_random_seed", "plot_model", "model_to_dot", "profile",
+           "PyDataset", "Sequence", "image_dataset_from_directory", "load_img", "img_to_array", "array_to_img",
+           "save_img"]
 
 
 def set_random_seed(seed: int) -> None:
@@ -18,6 +22,12 @@ def __getattr__(name: str):
     if name in ("plot_model", "model_to_dot"):
         from . import vis_utils
         return getattr(vis_utils, name)
+    if name in ("load_img", "img_to_array", "array_to_img", "save_img"):
+        from . import image_utils
+        return getattr(image_utils, name)
+    if name == "image_dataset_from_directory":
+        from .image_dataset import image_dataset_from_directory
+        return image_dataset_from_directory
     if name in ("profile", "ProfileResult", "LayerTiming"):
         from . import profiling
         return getattr(profiling, name)
