@@ -135,6 +135,8 @@ def test_seed_models_class_logit_gradients_match_torch(seed):
     convs = [layer.name for layer in model.layers if isinstance(layer, L.Conv2D)]
     trace = _check(model, x, 1, lambda out: out[:, 1], convs + [model.layers[-2].name])
     assert trace.logits
+    last = gradient_trace(model, x, 1, layers=[model.layers[-1]])
+    np.testing.assert_array_equal(last.values[model.layers[-1].name][:, 1], trace.scores)     # the logits
     # a class per sample
     _check(model, x, [2, 0], lambda out: out[torch.arange(2), torch.tensor([2, 0])], convs[-1:])
 
@@ -167,6 +169,11 @@ def test_resnet_style_graph_gradients_match_torch():
     trace = _check(model, x, 4, lambda out: out[:, 4], watch)
     assert trace.logits
     _check(model, x, lambda p: ops.log(p[:, 3]), lambda out: torch.log(torch.softmax(out, -1)[:, 3]), ["s0_out"])
+    # the output layer watched with logits: its logits and the gradient w.r.t. them (one-hot)
+    head = gradient_trace(model, x, 4, layers=["head"])
+    np.testing.assert_allclose(head.values["head"], torch_model(model, x, True)[0].detach().numpy(), rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_array_equal(head.grads["head"], np.eye(5, dtype=np.float32)[[4, 4, 4]])
     # the public entry point: input, one layer (by name or object), a list
     grad = cs.gradients(model, x, 4)
     np.testing.assert_array_equal(grad, trace.input_grads[0])

@@ -20,7 +20,7 @@ keras.io's Grad-CAM example, which sets `model.layers[-1].activation = None`): t
 a softmax classifier, not its probability, whose gradient other classes would mix in.
 Callables get the outputs as the model gives them.  `logits=True/False` overrides both
 defaults; it has no effect when the last layer applies no activation (or is a nested model).
-Asking for the gradient w.r.t. the last layer's output then gives it w.r.t. its logits.
+Watching the last layer then gives its logits and the gradient w.r.t. them.
 
 `gradient_trace` returns the whole computation (scores, outputs, the watched layers' outputs
 and gradients), which Grad-CAM reads.
@@ -208,7 +208,7 @@ class _SequentialRun:
     def __init__(self, model: Sequential, x, names: List[str], use_logits: bool, where: str):
         x = model._check_input(x, where)
         model._build_for(x)
-        x = x.astype(model.dtype, copy=False) if x.dtype.kind != "f" else x
+        x = x if x.dtype.kind == "f" else x.astype(model.dtype)     # as predict: floats as given
         self.layers, self.contexts, self.values = model.layers, [], {}
         self.watched = set(names)
         for layer in self.layers:
@@ -218,6 +218,8 @@ class _SequentialRun:
                 self.values[layer.name] = x
         self.outputs = [x]
         self.logits = use_logits and _last_activation(self.layers[-1], self.contexts[-1])
+        if self.logits and self.layers[-1].name in self.watched:        # its output is the logits then
+            self.values[self.layers[-1].name] = self.contexts[-1].preactivation
 
     def scored_outputs(self) -> List[np.ndarray]:
         return [self.contexts[-1].preactivation] if self.logits else self.outputs
@@ -289,6 +291,8 @@ class _GraphRun:
                     return False
                 self.execution.records[position] = (Step([node], _FromPreactivation(node.layer)), ctx)
                 self._logits_value = ctx.preactivation
+                if node.layer.name in self.values:          # a watched output layer: its logits
+                    self.values[node.layer.name] = ctx.preactivation
                 return True
         return False
 
