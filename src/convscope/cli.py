@@ -1,4 +1,4 @@
-"""The `convscope` command: summary, explain, plot, report, train and demo on a model file.
+"""The `convscope` command: summary, explain, plot, report, train, export (ONNX) and demo on a model file.
 
 A model is given as a Python file that defines `model`, a JSON config (from
 `Sequential.to_json()` / `get_config()`, or Keras' `model.to_json()` for the
@@ -47,7 +47,8 @@ class Output(NamedTuple):
 # What each command writes: (argparse dest, option as typed, accepted suffixes, what it is).
 OUTPUTS = {"plot": ("output", "-o", (".svg", ".png"), "a picture"),
            "report": ("output", "-o", (".html", ".htm"), "an HTML report"),
-           "train": ("save", "--save", (".convscope", ".keras", ".h5", ".hdf5"), "a saved model")}
+           "train": ("save", "--save", (".convscope", ".keras", ".h5", ".hdf5"), "a saved model"),
+           "export": ("output", "-o", (".onnx",), "an ONNX model")}
 _OUTPUT: contextvars.ContextVar = contextvars.ContextVar("convscope_cli_output", default=None)
 
 
@@ -139,6 +140,18 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, metavar="N", help="random seed for the weights and shuffling")
     train.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2, help="Keras verbosity (default: 2)")
     train.set_defaults(handler=_cmd_train)
+
+    export = sub.add_parser("export", help="write the model's inference graph as an ONNX file",
+                            description="Export the model to ONNX, as model.export(FILE, format='onnx'): a "
+                                        "dynamic batch axis, the model's input and output names.")
+    _model_arg(export)
+    export.add_argument("-o", "--output", default="model.onnx", metavar="FILE",
+                        help="ONNX file to write (default: model.onnx)")
+    from .io.onnx_export import DEFAULT_OPSET
+    export.add_argument("--opset", type=int, metavar="N", help=f"ONNX opset version (default: {DEFAULT_OPSET})")
+    export.add_argument("--no-fold-batch-norm", action="store_true",
+                        help="keep BatchNormalization nodes instead of folding them into the convolutions")
+    export.set_defaults(handler=_cmd_export)
 
     demo = sub.add_parser("demo", help="run the demo: train seed 002's CNN on the embedded digits",
                           description="Train seed 002's CNN on the embedded 8x8 digits, offline, and "
@@ -352,7 +365,7 @@ def check_output(args) -> Optional[Output]:
     value = str(getattr(args, dest))
     path = Path(value)
     if path.suffix.lower() not in suffixes:
-        ending = ", ".join(suffixes[:-1]) + " or " + suffixes[-1]
+        ending = ", ".join(suffixes[:-1]) + " or " + suffixes[-1] if len(suffixes) > 1 else suffixes[0]
         raise CLIError(f"{option} must name {what} file ending in {ending}, got {value!r}")
     folder = path.parent
     if not folder.is_dir():
@@ -484,6 +497,15 @@ def _cmd_train(args) -> int:
         from .io import save_model
         _call("save", save_model, model, args.save)
         print(f"saved {args.save}")
+    return 0
+
+
+def _cmd_export(args) -> int:
+    from .io.onnx_export import export_onnx
+    model = load_model_file(args.model)
+    _call("export", export_onnx, model, args.output, opset_version=args.opset,
+          fold_batch_norm=not args.no_fold_batch_norm)
+    print(f"wrote {args.output}")
     return 0
 
 
