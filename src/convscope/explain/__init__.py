@@ -26,23 +26,34 @@ Schema of ``to_dict()`` (version "convscope.explain/1"; all values JSON-serializ
       "conventions": [str, ...],           # how MACs/FLOPs/memory are counted
       "layers": [{
         "index": int, "name": str, "class_name": str,
-        "kind": "conv" | "dense" | "max_pool" | "avg_pool" | "global_max_pool" | "global_avg_pool"
-                | "batch_norm" | "zero_pad" | "flatten" | "reshape" | "dropout" | "activation" | "other"
+        "kind": "conv" | "depthwise_conv" | "separable_conv" | "conv_transpose" | "dense" | "max_pool"
+                | "avg_pool" | "global_max_pool" | "global_avg_pool" | "batch_norm" | "layer_norm"
+                | "normalization" | "rescaling" | "zero_pad" | "crop" | "upsample" | "resize" | "flatten"
+                | "reshape" | "permute" | "identity" | "dropout" | "activation" | "operation" | "other"
                 | "input" | "merge",               # the last two: functional models only
+                                           # (Conv1D is "conv", 1-D pooling "max_pool" ..., one "steps" axis)
         "input_shape": [...], "output_shape": [...],
         "data_format": null | "channels_last" | "channels_first",
-        "axes": [{"axis": "height" | "width", "mode": "valid" | "same" | "explicit" | "global",
+        "axes": [{"axis": "height" | "width" | "steps",
+                  "mode": "valid" | "same" | "causal" | "explicit" | "crop" | "global" | "upsample" | "resize",
                   "input": int, "kernel": int, "stride": int, "dilation": int,
-                  "pad_before": int, "pad_after": int, "output": int, "dropped": int}, ...],
+                  "pad_before": int, "pad_after": int, "output": int, "dropped": int,
+                  "factor": int,                  # "upsample" only
+                  "transposed": true, "output_padding": null | int}, ...],   # Conv2DTranspose only
         "params": int, "trainable_params": int, "non_trainable_params": int,
         "weights": [{"name": str, "shape": [int, ...], "trainable": bool}, ...],
-        "kernels": null | {"count": int, "size": [kh, kw], "filters": int, "in_channels": int,
-                           "groups": int, "weights_per_filter": int},
+        "kernels": null | {"count": int, "size": [kh, kw] | [k], "filters": int, "in_channels": int,
+                           "groups": int, "weights_per_filter": int,
+                           # DepthwiseConv2D / SeparableConv2D only ("count": the depthwise kernels):
+                           "depth_multiplier": int, "pointwise_count": null | int},
         "macs": int, "flops": int, "bias_adds": int, "pool_ops": int, "norm_ops": int,
+        "resize_ops": int, "scale_ops": int,
         "activation": null | str, "activation_ops": int,
         "activation_bytes_per_sample": int, "activation_bytes_per_batch": int, "param_bytes": int,
-        "receptive_field": null | [{"axis": "height" | "width", "size": int, "jump": int,
+        "receptive_field": null | [{"axis": "height" | "width" | "steps", "size": int, "jump": int,
                                     "start": int}, ...],   # null: each unit sees the whole input
+                                                           # (or the field is not followed: upsampling,
+                                                           # resizing, transposed convs, operations)
         "title": str,                      # "conv2d (Conv2D): (None, 28, 28, 1) → (None, 28, 28, 75)"
         "sections": [{"key": "shape" | "params" | "kernels" | "compute" | "memory"
                               | "receptive_field" | "notes",

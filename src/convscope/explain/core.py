@@ -18,6 +18,8 @@ from . import text_en, text_ko
 LANGUAGES = {"en": text_en, "ko": text_ko}
 SCHEMA = "convscope.explain/1"
 SECTION_KEYS = ("shape", "params", "kernels", "compute", "memory", "receptive_field", "notes")
+CONV_ROW_KINDS = ("conv", "depthwise_conv", "separable_conv", "conv_transpose")
+WINDOW_ROW_KINDS = ("conv", "depthwise_conv", "separable_conv", "max_pool", "avg_pool")
 
 
 def explain(model_or_layer, lang: str = "en", batch_size: Optional[int] = None) -> "Explanation":
@@ -79,19 +81,20 @@ class LayerExplanation:
             kernels = {"count": r.kernels, "size": list(r.kernel_size), "filters": r.filters,
                        "in_channels": r.in_channels, "groups": r.groups,
                        "weights_per_filter": r.weights_per_filter}
+            if r.depth_multiplier is not None:      # depthwise and separable convs only
+                kernels.update(depth_multiplier=r.depth_multiplier, pointwise_count=r.pointwise_kernels)
         return {
             "index": r.index, "name": r.name, "class_name": r.class_name, "kind": r.kind,
             "input_shape": list(r.input_shape), "output_shape": list(r.output_shape),
             "data_format": r.data_format,
-            "axes": [dict(axis=a.axis, mode=a.mode, input=a.input, kernel=a.kernel, stride=a.stride,
-                          dilation=a.dilation, pad_before=a.pad_before, pad_after=a.pad_after,
-                          output=a.output, dropped=a.dropped) for a in r.axes],
+            "axes": [_axis_dict(a) for a in r.axes],
             "params": r.params, "trainable_params": r.trainable_params,
             "non_trainable_params": r.non_trainable_params,
             "weights": [{"name": n, "shape": list(s), "trainable": t} for n, s, t in r.weight_shapes],
             "kernels": kernels,
             "macs": r.macs, "flops": r.flops, "bias_adds": r.bias_adds, "pool_ops": r.pool_ops,
-            "norm_ops": r.norm_ops, "activation": r.activation, "activation_ops": r.activation_ops,
+            "norm_ops": r.norm_ops, "resize_ops": r.resize_ops, "scale_ops": r.scale_ops,
+            "activation": r.activation, "activation_ops": r.activation_ops,
             "activation_bytes_per_sample": r.activation_bytes_per_sample,
             "activation_bytes_per_batch": r.activation_bytes_per_batch, "param_bytes": r.param_bytes,
             "receptive_field": None if r.receptive_field is None else
@@ -201,6 +204,17 @@ class Explanation:
                 f"{n.params:,} params, {n.flops:,} FLOPs>")
 
 
+def _axis_dict(a: AxisSize) -> Dict[str, Any]:
+    """One axis; "factor" (upsampling) and "output_padding" (transposed convs) only where they apply."""
+    out = dict(axis=a.axis, mode=a.mode, input=a.input, kernel=a.kernel, stride=a.stride, dilation=a.dilation,
+               pad_before=a.pad_before, pad_after=a.pad_after, output=a.output, dropped=a.dropped)
+    if a.mode == "upsample":
+        out["factor"] = a.factor
+    if a.transposed:
+        out.update(transposed=True, output_padding=a.output_padding)
+    return out
+
+
 def _graph_dict(r: LayerNumbers) -> Dict[str, Any]:
     """The keys only a functional model's rows have (none for a Sequential row, whose dict is unchanged)."""
     if r.inbound is None:
@@ -257,7 +271,7 @@ def _build(numbers: ModelNumbers, text, lang: str, title_key: str) -> Explanatio
     explanation = Explanation(numbers=numbers, lang=lang,
                               title=t[title_key].format(name=numbers.name),
                               model_lines=model_lines, model_notes=model_notes, conventions=conventions)
-    first_conv = next((r.index for r in numbers.layers if r.kind == "conv"), None)
+    first_conv = next((r.index for r in numbers.layers if r.kind in CONV_ROW_KINDS), None)
     previous_field = _input_field(numbers)
     for row in numbers.layers:
         share = 100.0 * row.params / total if largest is not None and row is largest else None
@@ -295,9 +309,8 @@ def _layer_title(row: LayerNumbers, t) -> str:
 
 
 def _input_field(numbers: ModelNumbers) -> Optional[List[AxisField]]:
-    if len(numbers.input_shape) != 4:
-        return None
-    return [AxisField(name, 1, 1, 0) for name in analysis.AXIS_NAMES]
+    names = {4: analysis.AXIS_NAMES, 3: analysis.STEP_NAMES}.get(len(numbers.input_shape))
+    return None if names is None else [AxisField(name, 1, 1, 0) for name in names]
 
 
 def _sections(row: LayerNumbers, text, previous_field, first_conv: bool, share) -> List[Dict[str, Any]]:
@@ -319,25 +332,29 @@ def _shape_lines(row: LayerNumbers, text) -> List[str]:
         lines.append(t["shape_input"].format(shape=_shape(row.output_shape)))
     elif row.kind == "merge":
         lines.append(_merge_shape_line(row, t))
-    elif row.kind in ("conv", "max_pool", "avg_pool"):
+    elif row.kind in WINDOW_ROW_KINDS + ("conv_transpose",):
         for axis in row.axes:
-            lines += _window_axis_lines(axis, text)
-        c_axis = 1 if row.data_format == "channels_first" else 3
-        if row.kind == "conv":
-            lines.append(t["shape_channels_conv"].format(c_in=row.input_shape[c_axis], c_out=row.filters))
+            lines += _transposed_axis_lines(axis, text) if axis.transposed else _window_axis_lines(axis, text)
+        c_in = row.input_shape[_channel_axis(row)]
+        if row.kind in ("conv", "conv_transpose", "separable_conv"):
+            lines.append(t["shape_channels_conv"].format(c_in=c_in, c_out=row.filters))
+        elif row.kind == "depthwise_conv":
+            lines.append(t["shape_channels_depthwise"].format(c_in=c_in, m=row.depth_multiplier, c_out=row.filters))
         else:
-            lines.append(t["shape_channels_pool"].format(c=row.input_shape[c_axis]))
-    elif row.kind == "zero_pad":
+            lines.append(t["shape_channels_pool"].format(c=c_in))
+    elif row.kind in ("zero_pad", "crop"):
+        key = "shape_zero_pad" if row.kind == "zero_pad" else "shape_crop"
         for axis in row.axes:
             before_side, after_side = text.SIDES[axis.axis]
-            lines.append(t["shape_zero_pad"].format(axis=text.AXES[axis.axis], n_in=axis.input, n_out=axis.output,
-                                                    before=axis.pad_before, after=axis.pad_after,
-                                                    side_before=before_side, side_after=after_side))
+            lines.append(t[key].format(axis=text.AXES[axis.axis], n_in=axis.input, n_out=axis.output,
+                                       before=axis.pad_before, after=axis.pad_after,
+                                       side_before=before_side, side_after=after_side))
+    elif row.kind in ("upsample", "resize"):
+        lines += _resampling_lines(row, text)
     elif row.kind in ("global_max_pool", "global_avg_pool"):
-        height, width = row.axes[0].input, row.axes[1].input
+        whole = "×".join(str(a.input) for a in row.axes)
         for axis in row.axes:
-            lines.append(t["shape_global"].format(axis=text.AXES[axis.axis], n_in=axis.input,
-                                                  n_h=height, n_w=width))
+            lines.append(t["shape_global"].format(axis=text.AXES[axis.axis], n_in=axis.input, whole=whole))
     elif row.kind == "dense":
         rest = _shape(row.input_shape[:-1])
         lines.append(t["shape_dense"].format(n_in=_n(row.in_channels), units=_n(row.filters), rest=rest))
@@ -347,8 +364,71 @@ def _shape_lines(row: LayerNumbers, text) -> List[str]:
                                                total=_n(row.output_elements)))
     elif row.kind == "reshape":
         lines.append(t["shape_reshape"].format(total=_n(row.output_elements)))
+    elif row.kind == "permute" and row.dims:
+        lines.append(t["shape_permute"].format(dims=tuple(row.dims), inp=_shape(row.input_shape),
+                                               out=_shape(row.output_shape)))
+    elif row.kind == "operation":
+        lines.append(t["shape_operation"].format(op=row.op, shape=_shape(row.output_shape)))
     else:
         lines.append(t["shape_same_as_input"].format(shape=_shape(row.output_shape)))
+    return lines
+
+
+def _channel_axis(row: LayerNumbers) -> int:
+    if row.data_format == "channels_first":
+        return 1
+    return len(row.input_shape) - 1
+
+
+def _transposed_axis_lines(axis: AxisSize, text) -> List[str]:
+    """Conv2DTranspose's size: (W − 1)·S − 2P + D·(K − 1) + 1 + output_padding, as Keras computes it."""
+    t = text.T
+    name = text.AXES[axis.axis]
+    full = (axis.input - 1) * axis.stride + axis.effective_kernel
+    k_eff = f"{axis.dilation}·({axis.kernel} − 1) + 1"
+    if axis.mode == "same" and axis.output_padding is None:
+        lines = [t["shape_transpose_same"].format(axis=name, n_in=axis.input, n_out=axis.output,
+                                                  stride=axis.stride)]
+    else:
+        pad = 0 if axis.mode == "valid" else axis.effective_kernel // 2
+        extra = axis.output_padding
+        if extra is None:
+            extra = max(axis.effective_kernel, axis.stride) - axis.effective_kernel
+            lines = [t["shape_transpose_default_op"].format(k_eff=axis.effective_kernel, stride=axis.stride,
+                                                            extra=extra)]
+        else:
+            lines = []
+        expr = f"({axis.input} − 1)·{axis.stride} − 2·{pad} + {k_eff} + {extra} = {axis.output}"
+        lines.insert(0, t["shape_transpose"].format(axis=name, n_in=axis.input, n_out=axis.output,
+                                                    padding=axis.mode, expr=expr))
+    side_before, side_after = text.SIDES[axis.axis]
+    lines.append(t["shape_transpose_full"].format(expr=f"({axis.input} − 1)·{axis.stride} + {k_eff}", full=full,
+                                                  before=axis.pad_before, after=axis.pad_after,
+                                                  side_before=side_before, side_after=side_after,
+                                                  n_out=axis.output))
+    return lines
+
+
+def _resampling_lines(row: LayerNumbers, text) -> List[str]:
+    """UpSampling: out = in · size; Resizing: out = the target, after an optional crop or pad to its aspect."""
+    t = text.T
+    lines = []
+    if row.kind == "resize" and row.aspect is not None:
+        window = row.aspect
+        if window[0] == "crop":
+            lines.append(t["shape_resize_crop"].format(rows=window[3], cols=window[4], top=window[1],
+                                                       left=window[2]))
+        else:
+            lines.append(t["shape_resize_pad"].format(rows=window[1], cols=window[2]))
+    for axis in row.axes:
+        name = text.AXES[axis.axis]
+        if row.kind == "upsample":
+            lines.append(t["shape_upsample"].format(axis=name, n_in=axis.input, factor=axis.factor,
+                                                    n_out=axis.output))
+        else:
+            lines.append(t["shape_resize"].format(axis=name, n_in=axis.input, n_out=axis.output))
+    method = t["interp_" + (row.interpolation or "nearest")]
+    lines.append(t["shape_interpolation"].format(method=method))
     return lines
 
 
@@ -372,6 +452,11 @@ def _window_axis_lines(axis: AxisSize, text) -> List[str]:
     if axis.mode == "valid":
         expr = (f"⌊({axis.input} − {axis.dilation}·({axis.kernel}−1) − 1)/{axis.stride}⌋ + 1 = {axis.output}")
         lines.append(t["shape_valid"].format(axis=name, n_in=axis.input, n_out=axis.output, expr=expr))
+    elif axis.mode == "causal":
+        lines.append(t["shape_causal"].format(axis=name, n_in=axis.input, n_out=axis.output, stride=axis.stride,
+                                              before=axis.pad_before,
+                                              pad_expr=f"{axis.dilation}·({axis.kernel} − 1) = {axis.pad_before}",
+                                              side_before=side_before))
     else:
         lines.append(t["shape_same"].format(axis=name, n_in=axis.input, n_out=axis.output, stride=axis.stride,
                                             before=axis.pad_before, after=axis.pad_after,
@@ -412,18 +497,36 @@ def _familiar_expr(axis: AxisSize) -> str:
 def _param_lines(row: LayerNumbers, text) -> List[str]:
     t = text.T
     lines: List[str] = []
+    taps = _taps_expr(row)
     if row.kind == "conv":
-        kh, kw = row.kernel_size
         per = _per_group(row)
         if row.use_bias:
-            lines.append(t["params_conv"].format(inner=_inner_name(row), expr=f"{row.filters} × ({per}·{kh}·{kw} + 1)",
+            lines.append(t["params_conv"].format(inner=_inner_name(row), expr=f"{row.filters} × ({per}·{taps} + 1)",
                                                  total=_n(row.params)))
-            lines.append(t["params_conv_alt"].format(expr=f"({kh}·{kw}·{per} + 1)·{row.filters}",
-                                                     total=_n(row.params)))
+            lines.append(t["params_conv_alt"].format(alt=_inner_name(row, alt=True),
+                                                     expr=f"({taps}·{per} + 1)·{row.filters}", total=_n(row.params)))
         else:
             lines.append(t["params_conv_nobias"].format(inner=_inner_name(row),
-                                                        expr=f"{row.filters} × {per}·{kh}·{kw}",
+                                                        expr=f"{row.filters} × {per}·{taps}",
                                                         total=_n(row.params)))
+    elif row.kind in ("depthwise_conv", "separable_conv"):
+        depthwise = f"{taps}·{row.in_channels}·{row.depth_multiplier}"
+        parts = [depthwise]
+        if row.kind == "separable_conv":
+            parts.append(f"{row.in_channels}·{row.depth_multiplier}·{row.filters}")
+        if row.use_bias:
+            parts.append(f"{row.filters}" if row.kind == "separable_conv" else
+                         f"{row.in_channels}·{row.depth_multiplier}")
+        key = "params_" + row.kind + ("" if row.use_bias else "_nobias")
+        lines.append(t[key].format(expr=" + ".join(parts), total=_n(row.params)))
+        if row.kind == "separable_conv":
+            lines.append(t["params_separable_sum"].format(
+                depthwise=_n(row.kernels * _prod(row.kernel_size)), pointwise=_n(row.pointwise_kernels),
+                bias=_n(row.filters if row.use_bias else 0), total=_n(row.params)))
+    elif row.kind == "conv_transpose":
+        expr = f"{taps}·{row.filters}·{row.in_channels}" + (f" + {row.filters}" if row.use_bias else "")
+        key = "params_transpose" if row.use_bias else "params_transpose_nobias"
+        lines.append(t[key].format(expr=expr, total=_n(row.params)))
     elif row.kind == "dense":
         if row.use_bias:
             lines.append(t["params_dense"].format(expr=f"{row.in_channels} × {row.filters} + {row.filters}",
@@ -439,6 +542,15 @@ def _param_lines(row: LayerNumbers, text) -> List[str]:
             factor=factor, expr=f"{factor} × {channels}", total=_n(row.params),
             trainable=f"{trainable // channels} × {channels} = {_n(trainable)}",
             non_trainable=f"2 × {channels} = {_n(2 * channels)}"))
+    elif row.kind == "layer_norm" and row.params:
+        count = row.params // row.in_channels
+        lines.append(t["params_layer_norm"].format(count=count, size=_n(row.in_channels), total=_n(row.params),
+                                                   axes=list(row.dims)))
+    elif row.kind == "normalization":
+        if row.params:
+            lines.append(t["params_normalization"].format(size=_n(row.in_channels), total=_n(row.params)))
+        else:
+            lines.append(t["params_normalization_given"])
     elif row.params == 0:
         lines.append(t["params_none"])
     else:
@@ -446,51 +558,100 @@ def _param_lines(row: LayerNumbers, text) -> List[str]:
     if row.call > 1 and row.params:
         lines.append(t["params_shared"].format(call=row.call, calls=row.calls, total=_n(row.params)))
     if row.params and row.trainable_params == 0 and row.non_trainable_params == row.params \
-            and row.kind != "batch_norm":
+            and row.kind not in ("batch_norm", "normalization"):
         lines.append(t["params_frozen"].format(total=_n(row.params)))
     return lines
+
+
+def _prod(values) -> int:
+    out = 1
+    for v in values:
+        out *= v
+    return out
+
+
+def _taps_expr(row: LayerNumbers) -> str:
+    """'3·3' (kh·kw) or '5' (a Conv1D's k)."""
+    return "·".join(str(k) for k in row.kernel_size) if row.kernel_size else ""
+
+
+def _kernel_text(row: LayerNumbers) -> str:
+    """'3×3' or '5' (one kernel's size)."""
+    return "×".join(str(k) for k in row.kernel_size)
 
 
 def _per_group(row: LayerNumbers) -> str:
     return f"{row.in_channels}" if row.groups == 1 else f"({row.in_channels}/{row.groups})"
 
 
-def _inner_name(row: LayerNumbers) -> str:
-    return "in·kh·kw" if row.groups == 1 else "in/groups·kh·kw"
+def _inner_name(row: LayerNumbers, alt: bool = False) -> str:
+    window = "kh·kw" if len(row.kernel_size) == 2 else "k"
+    per = "in" if row.groups == 1 else "in/groups"
+    return f"{window}·{per}" if alt else f"{per}·{window}"
 
 
 def _kernel_lines(row: LayerNumbers, text) -> List[str]:
-    if row.kind != "conv":
+    if row.kind not in CONV_ROW_KINDS:
         return []
     t = text.T
-    kh, kw = row.kernel_size
+    size = _kernel_text(row)
+    if row.kind in ("depthwise_conv", "separable_conv"):
+        lines = [t["kernels_depthwise"].format(expr=f"{row.in_channels} × {row.depth_multiplier}",
+                                               count=_n(row.kernels), size=size)]
+        if row.kind == "separable_conv":
+            one = "×".join("1" for _ in row.kernel_size)
+            lines.append(t["kernels_pointwise"].format(
+                expr=f"{row.filters} × {row.in_channels}·{row.depth_multiplier}", count=_n(row.pointwise_kernels),
+                one=one, total=_n(row.kernels + row.pointwise_kernels)))
+        return lines
+    if row.kind == "conv_transpose":
+        return [t["kernels_transpose"].format(expr=f"{row.filters} × {row.in_channels}", count=_n(row.kernels),
+                                              size=size, shape=_shape(tuple(row.kernel_size) +
+                                                                      (row.filters, row.in_channels)))]
     per_name = "in" if row.groups == 1 else "in/groups"
     per_expr = f"{row.in_channels}" if row.groups == 1 else f"{row.in_channels}/{row.groups}"
     per = row.in_channels // row.groups
     lines = [t["kernels"].format(per=per_name, expr=f"{row.filters} × {per_expr}", count=_n(row.kernels),
-                                 kh=kh, kw=kw),
-             t["kernels_per_filter"].format(per=per, kh=kh, kw=kw, weights=_n(row.weights_per_filter),
+                                 size=size),
+             t["kernels_per_filter"].format(per=per, taps=_taps_expr(row), weights=_n(row.weights_per_filter),
                                             group_note=t["kernels_group_note"] if row.groups > 1 else "")]
     if per > 1:
-        shape_t = f"({row.filters}, {per}, {kw}, {kh})"
+        shape_t = _shape((row.filters, per) + tuple(reversed(row.kernel_size)))
         lines.append(t["kernels_not_filters"].format(filters=_n(row.filters), count=_n(row.kernels),
                                                      shape_t=shape_t))
     return lines
 
 
+def _mac_lines(row: LayerNumbers, t) -> List[str]:
+    """MACs with the numbers in, one formula per kind of layer that multiplies."""
+    outputs_expr = "·".join(str(d) for d in row.output_shape[1:])
+    taps = _taps_expr(row)
+    if row.kind == "separable_conv":
+        positions = row.output_elements // row.filters
+        depthwise = row.macs - row.pointwise_macs
+        return [t["compute_macs_separable"].format(
+            positions=_n(positions), kernels=_n(row.kernels), taps=taps, depthwise=_n(depthwise),
+            pointwise_expr=f"{row.filters} × {row.in_channels}·{row.depth_multiplier}",
+            pointwise=_n(row.pointwise_macs), macs=_n(row.macs))]
+    if row.kind == "conv_transpose":
+        inputs_expr = "·".join(str(d) for d in row.input_shape[1:])
+        return [t["compute_macs_transpose"].format(inputs_expr=inputs_expr, per_expr=f"{taps}·{row.filters}",
+                                                   macs=_n(row.macs))]
+    if row.kind == "conv":
+        per_expr, per_name = f"{row.in_channels // row.groups}·{taps}", t["per_conv"]
+    elif row.kind == "depthwise_conv":
+        per_expr, per_name = taps, t["per_depthwise"]
+    else:
+        per_expr, per_name = str(row.in_channels), t["per_dense"]
+    return [t["compute_macs"].format(per_name=per_name, outputs_expr=outputs_expr, per_expr=per_expr,
+                                     macs=_n(row.macs))]
+
+
 def _compute_lines(row: LayerNumbers, text) -> List[str]:
     t = text.T
     lines: List[str] = []
-    outputs_expr = "·".join(str(d) for d in row.output_shape[1:])
     if row.macs:
-        if row.kind == "conv":
-            kh, kw = row.kernel_size
-            per_expr = f"{row.in_channels // row.groups}·{kh}·{kw}"
-            per_name = t["per_conv"]
-        else:
-            per_expr, per_name = str(row.in_channels), t["per_dense"]
-        lines.append(t["compute_macs"].format(per_name=per_name, outputs_expr=outputs_expr, per_expr=per_expr,
-                                              macs=_n(row.macs)))
+        lines += _mac_lines(row, t)
         lines.append(t["compute_flops"].format(flops2=_n(2 * row.macs)))
     if row.bias_adds:
         lines.append(t["compute_bias"].format(count=_n(row.bias_adds)))
@@ -498,11 +659,17 @@ def _compute_lines(row: LayerNumbers, text) -> List[str]:
         key = "compute_pool_max" if row.kind in ("max_pool", "global_max_pool") else "compute_pool_avg"
         lines.append(t[key].format(count=_n(row.pool_ops)))
     if row.norm_ops:
-        lines.append(t["compute_norm"].format(count=_n(row.norm_ops)))
+        key = "compute_layer_norm" if row.kind == "layer_norm" else "compute_norm"
+        lines.append(t[key].format(count=_n(row.norm_ops), per=row.norm_ops // max(row.output_elements, 1)))
+    if row.scale_ops:
+        key = "compute_rescale" if row.kind == "rescaling" else "compute_standardize"
+        lines.append(t[key].format(count=_n(row.scale_ops)))
+    if row.resize_ops:
+        lines.append(t["compute_resize"].format(count=_n(row.resize_ops)))
     if row.activation_ops:
         lines.append(t["compute_activation"].format(count=_n(row.activation_ops), activation=row.activation))
     if row.merge_ops:
-        key = "compute_merge_average" if row.class_name == "Average" else "compute_merge"
+        key = "compute_merge_average" if row.op == "average" else "compute_merge"
         lines.append(t[key].format(count=_n(row.merge_ops), n=len(row.input_shapes or [1]),
                                    outputs=_n(row.output_elements)))
     if row.kind == "merge" and not lines:
@@ -511,6 +678,8 @@ def _compute_lines(row: LayerNumbers, text) -> List[str]:
         if not row.macs:  # nothing to add the counts to: drop the leading "+ "
             lines[0] = lines[0][2:] if lines[0].startswith("+ ") else lines[0]
         lines.append(t["compute_total"].format(flops=_n(row.flops)))
+    elif row.kind == "operation":
+        lines.append(t["compute_operation"].format(op=row.op))
     else:
         lines.append(t["compute_none"])
     return lines
@@ -533,19 +702,29 @@ def _field_lines(row: LayerNumbers, text, previous_field) -> List[str]:
     if row.kind == "input":
         return []
     if rf is None:
+        if not row.field_known and previous_field is not None:
+            return [t["rf_untracked"].format(cls=row.class_name)]
         return [t["rf_all"]] if previous_field is not None or row.branches else []
-    height, width = rf
-    lines = [t["rf_size"].format(size_h=height.size, size_w=width.size, jump_h=height.jump, jump_w=width.jump,
-                                 start_h=height.start, start_w=width.start)]
-    if row.kind in ("conv", "max_pool", "avg_pool", "zero_pad") and previous_field is not None:
+    if len(rf) == 2:
+        height, width = rf
+        lines = [t["rf_size"].format(size_h=height.size, size_w=width.size, jump_h=height.jump, jump_w=width.jump,
+                                     start_h=height.start, start_w=width.start)]
+    else:
+        lines = [t["rf_size_1d"].format(size=rf[0].size, jump=rf[0].jump, start=rf[0].start)]
+    if row.kind in WINDOW_ROW_KINDS + ("zero_pad", "crop") and previous_field is not None \
+            and len(previous_field) == len(rf):
         for axis, before, after in zip(row.axes, previous_field, rf):
+            if row.kind == "crop":
+                lines.append(t["rf_crop_step"].format(axis=text.AXES[axis.axis], prev_start=before.start,
+                                                      cut=axis.pad_before, prev_jump=before.jump, start=after.start))
+                continue
             lines.append(t["rf_step"].format(axis=text.AXES[axis.axis], prev_size=before.size,
                                              effective=axis.effective_kernel, prev_jump=before.jump,
                                              size=after.size, stride=axis.stride, jump=after.jump,
                                              prev_start=before.start, pad=axis.pad_before, start=after.start))
     if row.branches:
         lines += _union_lines(row, t)
-    if height.start < 0 or width.start < 0:
+    if any(f.start < 0 for f in rf):
         lines.append(t["rf_padding"])
     return lines
 
@@ -558,7 +737,7 @@ def _union_lines(row: LayerNumbers, t) -> List[str]:
     if sized and len(set(sizes)) == 1:
         lines.append(t["rf_union_same"].format(name=row.name, count=len(row.branches), size=sizes[0]))
     elif sized:
-        best = max(range(len(sized)), key=lambda i: sized[i][1][0].size * sized[i][1][1].size)
+        best = max(range(len(sized)), key=lambda i: _prod(a.size for a in sized[i][1]))
         others = list(dict.fromkeys(size for i, size in enumerate(sizes) if i != best))
         lines.append(t["rf_union"].format(name=row.name, count=len(row.branches), largest=sizes[best],
                                           source=sized[best][0], others=", ".join(others)))
@@ -566,14 +745,14 @@ def _union_lines(row: LayerNumbers, t) -> List[str]:
         if f is None:
             lines.append(t["rf_branch_all"].format(source=label))
         else:
-            jump = f"{f[0].jump}×{f[1].jump}"
+            jump = "×".join(str(a.jump) for a in f)
             lines.append(t["rf_branch"].format(source=label, size=_field_size(f), jump=jump,
-                                               start_h=f[0].start, start_w=f[1].start))
+                                               start=", ".join(str(a.start) for a in f)))
     return lines
 
 
 def _field_size(field) -> str:
-    return f"{field[0].size}×{field[1].size}"
+    return "×".join(str(a.size) for a in field)
 
 
 def _note_lines(row: LayerNumbers, text, first_conv: bool, share) -> List[str]:
@@ -584,13 +763,24 @@ def _note_lines(row: LayerNumbers, text, first_conv: bool, share) -> List[str]:
     if row.kind in ("max_pool", "avg_pool", "global_max_pool", "global_avg_pool"):
         what = t["note_pool_max"] if "max" in row.kind else t["note_pool_avg"]
         notes.append(t["note_pool"].format(what=what))
-    if row.kind == "conv" and first_conv:
-        notes.append(t["note_xcorr"])
-    if row.kind in ("conv", "max_pool", "avg_pool"):
+    if row.kind in ("conv", "depthwise_conv", "separable_conv") and first_conv:
+        notes.append(t["note_xcorr"].format(cls=row.class_name))
+    if row.kind == "depthwise_conv":
+        notes.append(t["note_depthwise"])
+    if row.kind == "separable_conv":
+        taps = _prod(row.kernel_size)
+        full = taps * row.in_channels * row.filters + (row.filters if row.use_bias else 0)
+        notes.append(t["note_separable"].format(filters=row.filters, size=_kernel_text(row), full=_n(full),
+                                                params=_n(row.params), ratio=f"{full / row.params:.1f}"))
+    if row.kind == "conv_transpose":
+        notes.append(t["note_transpose"])
+    if row.kind in WINDOW_ROW_KINDS:
         asymmetric = [a for a in row.axes if a.mode == "same" and a.pad_before != a.pad_after]
         if asymmetric:
             sides = " / ".join(text.SIDES[a.axis][1] for a in asymmetric)
             notes.append(t["note_same_asym"].format(sides=sides))
+        if any(a.mode == "causal" for a in row.axes):
+            notes.append(t["note_causal"])
         for axis in row.axes:
             if axis.dilation > 1:
                 notes.append(t["note_dilation"].format(dilation=axis.dilation, kernel=axis.kernel,
@@ -598,6 +788,10 @@ def _note_lines(row: LayerNumbers, text, first_conv: bool, share) -> List[str]:
                 break
     if row.kind == "dropout" and row.rate is not None:
         notes.append(t["note_dropout"].format(rate=f"{row.rate:g}", percent=f"{100 * row.rate:g}%"))
+        if row.spatial_dropout:
+            notes.append(t["note_spatial_dropout"])
+    if row.kind == "upsample" and row.interpolation == "nearest":
+        notes.append(t["note_upsample"])
     return notes
 
 

@@ -1,8 +1,8 @@
 """English sentences of the explanations; `core` fills in the numbers and formulas."""
 
-AXES = {"height": "height", "width": "width"}
-SIDES = {"height": ("top", "bottom"), "width": ("left", "right")}
-CELLS = {"height": ("row", "rows"), "width": ("column", "columns")}
+AXES = {"height": "height", "width": "width", "steps": "steps"}
+SIDES = {"height": ("top", "bottom"), "width": ("left", "right"), "steps": ("start", "end")}
+CELLS = {"height": ("row", "rows"), "width": ("column", "columns"), "steps": ("step", "steps")}
 
 T = {
     "model_title": 'Model "{name}"',
@@ -38,7 +38,33 @@ T = {
     "shape_general": "  general form ⌊(W + P_before + P_after − D·(F−1) − 1)/S⌋ + 1 = {expr}",
     "shape_familiar": "  familiar form {form} = {expr}",
     "shape_zero_pad": "{axis} {n_in} → {n_out}: {before} {side_before} + {n_in} + {after} {side_after} = {n_out}",
-    "shape_global": "{axis} {n_in} → gone: the whole {n_h}×{n_w} map becomes one value per channel",
+    "shape_global": "{axis} {n_in} → gone: the whole {whole} map becomes one value per channel",
+    "shape_causal": ('{axis} {n_in} → {n_out}: padding "causal" adds D·(K−1) = {pad_expr} cells at the '
+                     "{side_before} only, so ⌈W/S⌉ = ⌈{n_in}/{stride}⌉ = {n_out}"),
+    "shape_channels_depthwise": ("channels {c_in} → {c_out}: in × depth_multiplier = {c_in} × {m}; each input "
+                                 "channel gets {m} feature map(s) of its own"),
+    "shape_crop": "{axis} {n_in} → {n_out}: {n_in} − {before} {side_before} − {after} {side_after} = {n_out}",
+    "shape_transpose": ('{axis} {n_in} → {n_out}: padding "{padding}", (W − 1)·S − 2P + D·(K − 1) + 1 + '
+                        "output_padding = {expr}"),
+    "shape_transpose_same": ('{axis} {n_in} → {n_out}: padding "same" without output_padding gives W·S = '
+                             "{n_in}·{stride} = {n_out}"),
+    "shape_transpose_default_op": ("  output_padding None: Keras uses max(D·(K − 1) + 1, S) − (D·(K − 1) + 1) = "
+                                   "max({k_eff}, {stride}) − {k_eff} = {extra}"),
+    "shape_transpose_full": ("  each input cell scatters a kernel: the full output is {expr} = {full} cells; "
+                             "{before} cut at the {side_before}, {after} at the {side_after} leave {n_out} "
+                             "(a negative cut appends zeros)"),
+    "shape_upsample": "{axis} {n_in} → {n_out}: W × size = {n_in} × {factor} = {n_out}",
+    "shape_resize": "{axis} {n_in} → {n_out}: the target size",
+    "shape_resize_crop": ("crop_to_aspect_ratio: first the centred {rows}×{cols} window (from row {top}, "
+                          "column {left}) of the target's aspect ratio"),
+    "shape_resize_pad": ("pad_to_aspect_ratio: first {rows} row(s) of fill_value at the top and bottom and {cols} "
+                         "column(s) at the left and right, to the target's aspect ratio"),
+    "shape_interpolation": "interpolation: {method}",
+    "interp_nearest": "nearest (each output cell copies the input cell its centre falls in)",
+    "interp_bilinear": ("bilinear (each output cell mixes the 2×2 input cells around its centre, weighted by "
+                        "distance; pixel centres, align_corners=False)"),
+    "shape_permute": "Permute dims={dims}: the axes after the batch reordered, {inp} → {out}; no value changes",
+    "shape_operation": "ops.{op} applied to its inputs → {shape}",
     "shape_dropped": ("  the floor drops {count} {cells} at the {side} of the (padded) input: "
                       "no window reaches {them}"),
     "shape_window": "  window {kernel} (effective {effective} with dilation {dilation}), stride {stride}",
@@ -51,7 +77,23 @@ T = {
     # parameters
     "params_conv": "filters × ({inner} + 1) = {expr} = {total} (the +1 is each filter's bias)",
     "params_conv_nobias": "filters × {inner} = {expr} = {total} (no bias)",
-    "params_conv_alt": "the same as (kh·kw·in + 1)·filters = {expr} = {total}; padding and strides do not change it",
+    "params_conv_alt": "the same as ({alt} + 1)·filters = {expr} = {total}; padding and strides do not change it",
+    "params_depthwise_conv": ("kh·kw·in·depth_multiplier + in·depth_multiplier = {expr} = {total} (one bias per "
+                              "output channel)"),
+    "params_depthwise_conv_nobias": "kh·kw·in·depth_multiplier = {expr} = {total} (no bias)",
+    "params_separable_conv": ("depthwise kh·kw·in·depth_multiplier + pointwise in·depth_multiplier·filters + "
+                              "filters = {expr} = {total}"),
+    "params_separable_conv_nobias": ("depthwise kh·kw·in·depth_multiplier + pointwise "
+                                     "in·depth_multiplier·filters = {expr} = {total} (no bias)"),
+    "params_separable_sum": "separable = depthwise + pointwise (+ bias): {depthwise} + {pointwise} + {bias} = {total}",
+    "params_transpose": ("kh·kw·filters·in + filters = {expr} = {total} (kernel (kh, kw, filters, in), "
+                         "one bias per filter)"),
+    "params_transpose_nobias": "kh·kw·filters·in = {expr} = {total} (no bias)",
+    "params_layer_norm": ("{count} × {size} = {total}: gamma and/or beta, one per position of the normalized "
+                          "axes {axes}, trained by gradients"),
+    "params_normalization": ("2 × {size} + 1 = {total}: a mean and a variance per position of the kept axes "
+                             "and a count, all non-trainable (set by adapt(), not by gradients)"),
+    "params_normalization_given": "No parameters: the mean and variance were given as constants",
     "params_dense": "in × units + units = {expr} = {total} (weights on the last axis, plus one bias per unit)",
     "params_dense_nobias": "in × units = {expr} = {total} (no bias)",
     "params_bn": ("{factor} × C = {expr} = {total}: gamma and beta ({trainable}) are trained by gradients; "
@@ -61,9 +103,15 @@ T = {
     "params_other": "{total} parameters in its weights",
     "params_frozen": "trainable=False: all {total} count as non-trainable",
     # kernels
-    "kernels": "filters × {per} = {expr} = {count} kernels of {kh}×{kw}",
+    "kernels": "filters × {per} = {expr} = {count} kernels of {size}",
     "kernels_per_filter": ("each filter is a stack of {per} kernel(s), one per input channel{group_note}: "
-                           "{per}·{kh}·{kw} = {weights} weights"),
+                           "{per}·{taps} = {weights} weights"),
+    "kernels_depthwise": ("depthwise: in × depth_multiplier = {expr} = {count} kernels of {size}, each "
+                          "sliding over one input channel"),
+    "kernels_pointwise": ("pointwise: filters × in·depth_multiplier = {expr} = {count} kernels of {one} "
+                          "(each mixes the channels at one position); {total} kernels in all"),
+    "kernels_transpose": ("filters × in = {expr} = {count} kernels of {size} (kernel shape {shape}): each input "
+                          "channel's value is spread over the output by one kernel per filter"),
     "kernels_group_note": " of its group",
     "kernels_not_filters": ("{filters} filters but {count} kernels: kernels ≠ filters "
                             "(weights.T.shape = {shape_t})"),
@@ -77,7 +125,18 @@ T = {
     "compute_norm": "+ {count} normalization FLOPs (a multiply and an add per element)",
     "compute_total": "total {flops} FLOPs",
     "compute_none": "No arithmetic: values are only moved or copied",
-    "per_conv": "in/groups·kh·kw",
+    "per_conv": "in/groups·kernel",
+    "per_depthwise": "kernel taps",
+    "compute_macs_separable": ("MACs = depthwise {positions} positions × {kernels} kernels × {taps} = {depthwise}"
+                               " + pointwise {positions} × {pointwise_expr} = {pointwise}, in all {macs}"),
+    "compute_macs_transpose": ("MACs = inputs × kernel·filters = {inputs_expr} × {per_expr} = {macs} (every "
+                               "input value times every tap of every filter, before the cut)"),
+    "compute_layer_norm": ("+ {count} normalization FLOPs ({per} per element: mean, variance, normalize, "
+                           "then gamma and beta)"),
+    "compute_rescale": "+ {count} FLOPs (a multiply by scale and an add of offset per element)",
+    "compute_standardize": "+ {count} FLOPs (a subtract of the mean and a divide by the deviation per element)",
+    "compute_resize": "+ {count} interpolation FLOPs (2 multiplies and 1 add per value, along rows then columns)",
+    "compute_operation": "ops.{op}: its arithmetic is not counted here",
     "per_dense": "in",
     # memory
     "memory_act": ("output {values} values × {itemsize} bytes = {per_sample} per sample, "
@@ -90,11 +149,16 @@ T = {
     "rf_step": ("  {axis}: size {prev_size} + ({effective} − 1)·{prev_jump} = {size}, "
                 "jump {prev_jump}·{stride} = {jump}, start {prev_start} − {pad}·{prev_jump} = {start}"),
     "rf_all": "each unit sees the whole input",
+    "rf_size_1d": ("each output unit sees {size} input steps; neighbouring units are {jump} steps apart (jump); "
+                   "unit 0 starts at input step {start}"),
+    "rf_crop_step": "  {axis}: size and jump unchanged, start {prev_start} + {cut}·{prev_jump} = {start}",
+    "rf_untracked": ("the receptive field is not followed through {cls}: an output cell reads a varying "
+                     "number of input cells, so no single size and jump describe it"),
     # notes
     "note_pool": "Pooling has no parameters: it only takes the {what} of each window.",
     "note_pool_max": "maximum",
     "note_pool_avg": "average",
-    "note_xcorr": ("Conv2D computes a cross-correlation, not a convolution: the kernel is not flipped. "
+    "note_xcorr": ("{cls} computes a cross-correlation, not a convolution: the kernel is not flipped. "
                    "The weights are learned, so flipping would change nothing but their order."),
     "note_same_asym": ('"same" padding puts the odd cell at the {sides} (TensorFlow), so the padding is '
                        "asymmetric here; PyTorch's symmetric padding would differ."),
@@ -102,6 +166,18 @@ T = {
     "note_dropout": ("Dropout has no parameters; it is the identity at inference and zeroes a random {percent} "
                      "of the values in training, scaling the rest by 1/(1 − {rate})."),
     "note_largest": "This layer holds {share:.1f}% of all parameters, the most of any layer.",
+    "note_depthwise": ("Depthwise: each input channel is convolved on its own; channels are never mixed "
+                       "(a Conv2D with groups = in)."),
+    "note_separable": ("A Conv2D with the same {filters} filters of {size} would need {full} parameters; "
+                       "the separable one has {params} ({ratio}× fewer)."),
+    "note_transpose": ("Conv2DTranspose is the gradient of a Conv2D with respect to its input (a "
+                       "\"deconvolution\" only in name): it spreads each input value over a window, it does "
+                       "not invert a convolution."),
+    "note_causal": ("causal padding: output step t sees inputs up to t·strides and none after, so a model "
+                    "cannot look into the future."),
+    "note_spatial_dropout": ("SpatialDropout2D drops whole feature maps: one draw per image and channel, "
+                             "since neighbouring pixels of a map are strongly correlated."),
+    "note_upsample": "Nearest upsampling has no parameters and no arithmetic: each value is copied size times.",
     # graph models: calls, inputs, merges and the union of receptive fields
     "model_shapes_many": "Inputs {inp} → outputs {out}",
     "model_shared": ("{name} ({cls}) is called {calls} times: its {params} parameters count once in the total, "
@@ -121,6 +197,6 @@ T = {
     "rf_union": ("after {name}: the union of {count} branches; the largest field is {largest} (from {source}), "
                  "the others {others}"),
     "rf_union_same": "after {name}: the union of {count} branches, each {size}",
-    "rf_branch": "  from {source}: {size}, jump {jump}, start ({start_h}, {start_w})",
+    "rf_branch": "  from {source}: {size}, jump {jump}, start ({start})",
     "rf_branch_all": "  from {source}: the whole input",
 }

@@ -1,8 +1,8 @@
 """한국어 설명 문장. 숫자와 공식은 `core`가 채워 넣는다 (Korean sentences of the explanations)."""
 
-AXES = {"height": "높이", "width": "너비"}
-SIDES = {"height": ("위쪽", "아래쪽"), "width": ("왼쪽", "오른쪽")}
-CELLS = {"height": ("행", "행"), "width": ("열", "열")}
+AXES = {"height": "높이", "width": "너비", "steps": "스텝"}
+SIDES = {"height": ("위쪽", "아래쪽"), "width": ("왼쪽", "오른쪽"), "steps": ("앞쪽", "뒤쪽")}
+CELLS = {"height": ("행", "행"), "width": ("열", "열"), "steps": ("스텝", "스텝")}
 
 T = {
     "model_title": '모델 "{name}"',
@@ -37,7 +37,33 @@ T = {
     "shape_general": "  일반식으로 쓰면 ⌊(W + P_앞 + P_뒤 − D·(F−1) − 1)/S⌋ + 1 = {expr}",
     "shape_familiar": "  익숙한 공식 {form}에 넣어 보면 {expr}",
     "shape_zero_pad": "{axis} {n_in} → {n_out}: {side_before} {before}칸 + {n_in} + {side_after} {after}칸 = {n_out}",
-    "shape_global": "{axis} {n_in} → 없어짐: {n_h}×{n_w} 특성 맵 전체가 채널마다 값 하나로 줄어듭니다",
+    "shape_global": "{axis} {n_in} → 없어짐: {whole} 특성 맵 전체가 채널마다 값 하나로 줄어듭니다",
+    "shape_causal": ('{axis} {n_in} → {n_out}: 패딩이 "causal"이면 {side_before}에만 D·(K−1) = {pad_expr}칸을 '
+                     "덧붙이므로 ⌈W/S⌉ = ⌈{n_in}/{stride}⌉ = {n_out}입니다"),
+    "shape_channels_depthwise": ("채널 {c_in} → {c_out}: 입력 채널 수 × depth_multiplier = {c_in} × {m}. "
+                                 "입력 채널마다 자기만의 특성 맵 {m}개가 생깁니다"),
+    "shape_crop": "{axis} {n_in} → {n_out}: {n_in} − {side_before} {before}칸 − {side_after} {after}칸 = {n_out}",
+    "shape_transpose": ('{axis} {n_in} → {n_out}: 패딩 "{padding}", (W − 1)·S − 2P + D·(K − 1) + 1 + '
+                        "output_padding = {expr}"),
+    "shape_transpose_same": ('{axis} {n_in} → {n_out}: 패딩이 "same"이고 output_padding이 없으면 W·S = '
+                             "{n_in}·{stride} = {n_out}입니다"),
+    "shape_transpose_default_op": ("  output_padding이 None이면 Keras는 max(D·(K − 1) + 1, S) − (D·(K − 1) + 1) = "
+                                   "max({k_eff}, {stride}) − {k_eff} = {extra}을 씁니다"),
+    "shape_transpose_full": ("  입력 칸마다 커널을 흩뿌리므로 전체 출력은 {expr} = {full}칸이고, "
+                             "{side_before}에서 {before}칸, {side_after}에서 {after}칸을 잘라 내면 {n_out}칸이 남습니다 "
+                             "(잘라 낼 칸이 음수이면 0을 덧붙입니다)"),
+    "shape_upsample": "{axis} {n_in} → {n_out}: W × size = {n_in} × {factor} = {n_out}",
+    "shape_resize": "{axis} {n_in} → {n_out}: 지정한 목표 크기입니다",
+    "shape_resize_crop": ("crop_to_aspect_ratio: 먼저 목표 종횡비에 맞는 가운데 {rows}×{cols} 영역({top}행, "
+                          "{left}열부터)을 잘라 냅니다"),
+    "shape_resize_pad": ("pad_to_aspect_ratio: 먼저 목표 종횡비에 맞도록 위아래에 fill_value {rows}행, "
+                         "좌우에 {cols}열을 덧붙입니다"),
+    "shape_interpolation": "보간 방법: {method}",
+    "interp_nearest": "nearest (출력 칸마다 그 중심이 놓인 입력 칸의 값을 그대로 복사)",
+    "interp_bilinear": ("bilinear (출력 칸마다 중심 주변의 입력 2×2칸을 거리에 따라 가중 평균; 픽셀 중심 기준, "
+                        "align_corners=False)"),
+    "shape_permute": "Permute dims={dims}: 배치 축 뒤의 축 순서만 바꿉니다, {inp} → {out}. 값은 바뀌지 않습니다",
+    "shape_operation": "입력에 ops.{op}를 적용합니다 → {shape}",
     "shape_dropped": ("  나눗셈을 내림하기 때문에 (패딩된) 입력의 {side} {count}{cells}은 어떤 윈도우도 "
                       "닿지 않아 버려집니다"),
     "shape_window": "  윈도우 {kernel}칸 (팽창 {dilation}을 적용하면 실제로 {effective}칸), 스트라이드 {stride}",
@@ -50,7 +76,23 @@ T = {
     # 파라미터
     "params_conv": "필터 수 × ({inner} + 1) = {expr} = {total}개 (+1은 필터마다 하나씩 있는 편향)",
     "params_conv_nobias": "필터 수 × {inner} = {expr} = {total}개 (편향 없음)",
-    "params_conv_alt": "(kh·kw·in + 1)·필터 수로 써도 {expr} = {total}개입니다. 패딩과 스트라이드는 파라미터 수를 바꾸지 않습니다",
+    "params_conv_alt": "({alt} + 1)·필터 수로 써도 {expr} = {total}개입니다. 패딩과 스트라이드는 파라미터 수를 바꾸지 않습니다",
+    "params_depthwise_conv": ("kh·kw·in·depth_multiplier + in·depth_multiplier = {expr} = {total}개 "
+                              "(출력 채널마다 편향 하나)"),
+    "params_depthwise_conv_nobias": "kh·kw·in·depth_multiplier = {expr} = {total}개 (편향 없음)",
+    "params_separable_conv": ("깊이별(depthwise) kh·kw·in·depth_multiplier + 점별(pointwise) "
+                              "in·depth_multiplier·필터 수 + 필터 수 = {expr} = {total}개"),
+    "params_separable_conv_nobias": ("깊이별(depthwise) kh·kw·in·depth_multiplier + 점별(pointwise) "
+                                     "in·depth_multiplier·필터 수 = {expr} = {total}개 (편향 없음)"),
+    "params_separable_sum": "분리 합성곱 = 깊이별 + 점별 (+ 편향): {depthwise} + {pointwise} + {bias} = {total}개",
+    "params_transpose": ("kh·kw·필터 수·in + 필터 수 = {expr} = {total}개 (커널 모양 (kh, kw, filters, in), "
+                         "필터마다 편향 하나)"),
+    "params_transpose_nobias": "kh·kw·필터 수·in = {expr} = {total}개 (편향 없음)",
+    "params_layer_norm": ("{count} × {size} = {total}개: 정규화하는 축 {axes}의 위치마다 γ와 β가 하나씩 있고, "
+                          "기울기로 학습됩니다"),
+    "params_normalization": ("2 × {size} + 1 = {total}개: 유지되는 축의 위치마다 평균과 분산 하나씩, 그리고 개수(count) "
+                             "하나입니다. 모두 기울기가 아니라 adapt()로 정해지므로 학습되지 않는 파라미터입니다"),
+    "params_normalization_given": "파라미터가 없습니다. 평균과 분산을 상수로 주었기 때문입니다",
     "params_dense": "입력 × 유닛 + 유닛 = {expr} = {total}개 (마지막 축의 가중치에 유닛마다 편향 하나)",
     "params_dense_nobias": "입력 × 유닛 = {expr} = {total}개 (편향 없음)",
     "params_bn": ("{factor} × C = {expr} = {total}개입니다. 이 중 γ와 β({trainable}개)만 기울기로 학습되고, "
@@ -60,9 +102,15 @@ T = {
     "params_other": "가중치에 파라미터 {total}개가 있습니다",
     "params_frozen": "trainable=False라서 {total}개 모두 학습되지 않는 파라미터로 셉니다",
     # 커널
-    "kernels": "커널 수 = 필터 수 × {per} = {expr} = {count}개, 각각 {kh}×{kw} 크기입니다",
+    "kernels": "커널 수 = 필터 수 × {per} = {expr} = {count}개, 각각 {size} 크기입니다",
     "kernels_per_filter": ("필터 하나는 {group_note}입력 채널마다 커널을 하나씩, 모두 {per}개 쌓은 것이라 "
-                           "가중치가 {per}·{kh}·{kw} = {weights}개입니다"),
+                           "가중치가 {per}·{taps} = {weights}개입니다"),
+    "kernels_depthwise": ("깊이별(depthwise): 입력 채널 수 × depth_multiplier = {expr} = {count}개, 각각 {size} "
+                          "크기이고 입력 채널 하나만 훑습니다"),
+    "kernels_pointwise": ("점별(pointwise): 필터 수 × in·depth_multiplier = {expr} = {count}개, 각각 {one} "
+                          "크기로 한 위치의 채널들을 섞습니다. 모두 합쳐 커널 {total}개입니다"),
+    "kernels_transpose": ("커널 수 = 필터 수 × 입력 채널 수 = {expr} = {count}개, 각각 {size} 크기입니다 "
+                          "(커널 모양 {shape}). 입력 채널의 값이 필터마다 커널 하나로 출력에 퍼집니다"),
     "kernels_group_note": "자기 그룹의 ",
     "kernels_not_filters": ("필터는 {filters}개지만 커널은 {count}개입니다. 필터 수와 커널 수는 다릅니다 "
                             "(weights.T.shape = {shape_t})"),
@@ -76,7 +124,17 @@ T = {
     "compute_norm": "+ 정규화 {count} FLOPs (원소마다 곱셈 한 번, 덧셈 한 번)",
     "compute_total": "합계 {flops} FLOPs",
     "compute_none": "산술 연산이 없습니다. 값을 옮기거나 복사할 뿐입니다",
-    "per_conv": "in/groups·kh·kw",
+    "per_conv": "in/groups·커널 크기",
+    "per_depthwise": "커널 칸 수",
+    "compute_macs_separable": ("MAC = 깊이별 위치 {positions}개 × 커널 {kernels}개 × {taps} = {depthwise}회"
+                               " + 점별 {positions} × {pointwise_expr} = {pointwise}회, 모두 {macs}회"),
+    "compute_macs_transpose": ("MAC = 입력 원소 수 × 커널 크기·필터 수 = {inputs_expr} × {per_expr} = {macs}회 "
+                               "(잘라 내기 전, 모든 입력 값에 모든 필터의 모든 칸을 곱함)"),
+    "compute_layer_norm": ("+ 정규화 {count} FLOPs (원소마다 {per}회: 평균, 분산, 정규화, 그리고 γ와 β)"),
+    "compute_rescale": "+ {count} FLOPs (원소마다 scale 곱셈 한 번과 offset 덧셈 한 번)",
+    "compute_standardize": "+ {count} FLOPs (원소마다 평균 뺄셈 한 번과 표준편차 나눗셈 한 번)",
+    "compute_resize": "+ 보간 {count} FLOPs (행 방향, 열 방향으로 값마다 곱셈 2회와 덧셈 1회)",
+    "compute_operation": "ops.{op}: 이 연산의 산술은 여기서 세지 않습니다",
     "per_dense": "입력 수",
     # 메모리
     "memory_act": ("출력 값 {values}개 × {itemsize}바이트 = 샘플당 {per_sample}, "
@@ -90,11 +148,16 @@ T = {
     "rf_step": ("  {axis}: 크기 {prev_size} + ({effective} − 1)·{prev_jump} = {size}, "
                 "jump {prev_jump}·{stride} = {jump}, 시작 {prev_start} − {pad}·{prev_jump} = {start}"),
     "rf_all": "모든 유닛이 입력 전체를 봅니다",
+    "rf_size_1d": ("출력 유닛 하나가 보는 입력 영역(수용 영역)은 {size}스텝입니다. 이웃한 유닛끼리는 입력에서 "
+                   "{jump}스텝씩 떨어져 있고(jump), 0번 유닛의 수용 영역은 입력의 {start}번 스텝에서 시작합니다"),
+    "rf_crop_step": "  {axis}: 크기와 jump는 그대로, 시작 {prev_start} + {cut}·{prev_jump} = {start}",
+    "rf_untracked": ("{cls} 층을 지나는 수용 영역은 따라가지 않습니다. 출력 칸마다 읽는 입력 칸 수가 달라서 "
+                     "크기와 jump 하나로 나타낼 수 없기 때문입니다"),
     # 참고
     "note_pool": "풀링 층에는 파라미터가 없습니다. 윈도우마다 {what}을 고를 뿐입니다.",
     "note_pool_max": "최댓값",
     "note_pool_avg": "평균",
-    "note_xcorr": ("Conv2D가 실제로 계산하는 것은 합성곱이 아니라 교차 상관(cross-correlation)입니다. "
+    "note_xcorr": ("{cls}가 실제로 계산하는 것은 합성곱이 아니라 교차 상관(cross-correlation)입니다. "
                    "커널을 뒤집지 않고 그대로 곱하는데, 커널 값은 어차피 학습으로 정해지므로 결과는 다르지 않습니다."),
     "note_same_asym": ('"same" 패딩에서 남는 한 칸은 {sides}에 붙습니다(TensorFlow 방식). 그래서 여기서는 패딩이 '
                        "비대칭이고, 양쪽에 똑같이 붙이는 PyTorch의 패딩과는 결과가 다릅니다."),
@@ -102,6 +165,17 @@ T = {
     "note_dropout": ("드롭아웃에는 파라미터가 없습니다. 추론 때는 입력을 그대로 내보내고, 학습 때만 값의 {percent}를 "
                      "무작위로 0으로 만들고 나머지를 1/(1 − {rate})배 키웁니다."),
     "note_largest": "이 층이 전체 파라미터의 {share:.1f}%를 차지해 모든 층 중 가장 많습니다.",
+    "note_depthwise": ("깊이별 합성곱은 입력 채널마다 따로 합성곱을 하고 채널끼리는 섞지 않습니다 "
+                       "(groups = 입력 채널 수인 Conv2D와 같습니다)."),
+    "note_separable": ("같은 {size} 필터 {filters}개를 쓰는 Conv2D라면 파라미터가 {full}개 필요하지만, "
+                       "분리 합성곱은 {params}개로 {ratio}배 적습니다."),
+    "note_transpose": ("Conv2DTranspose는 Conv2D의 입력에 대한 기울기 연산입니다(\"디컨볼루션\"은 이름뿐입니다). "
+                       "입력 값 하나를 윈도우 전체로 퍼뜨릴 뿐, 합성곱을 거꾸로 되돌리지는 않습니다."),
+    "note_causal": ("causal 패딩: 출력 스텝 t는 입력을 t·strides까지만 보고 그 뒤는 보지 않으므로, 모델이 "
+                    "미래를 볼 수 없습니다."),
+    "note_spatial_dropout": ("SpatialDropout2D는 특성 맵을 통째로 버립니다. 이웃한 픽셀끼리는 상관이 강하기 때문에 "
+                             "이미지와 채널마다 한 번씩만 뽑습니다."),
+    "note_upsample": "nearest 업샘플링에는 파라미터도 산술 연산도 없습니다. 값마다 size번 복사할 뿐입니다.",
     # 그래프 모델: 호출, 입력, 병합 층과 수용 영역의 합집합
     "model_shapes_many": "입력 {inp} → 출력 {out}",
     "model_shared": ("{name} ({cls}) 층은 {calls}번 호출됩니다. 파라미터 {params}개는 전체 합계에 한 번만 세고, "
@@ -121,6 +195,6 @@ T = {
     "rf_union": ("{name} 다음: 가지 {count}개의 수용 영역을 합친 것입니다. 가장 큰 수용 영역은 {largest}"
                  "({source}에서 옴)이고, 나머지는 {others}입니다"),
     "rf_union_same": "{name} 다음: 가지 {count}개의 수용 영역을 합친 것이며, 각각 {size}입니다",
-    "rf_branch": "  {source}에서: {size}, 간격(jump) {jump}, 시작 ({start_h}, {start_w})",
+    "rf_branch": "  {source}에서: {size}, 간격(jump) {jump}, 시작 ({start})",
     "rf_branch_all": "  {source}에서: 입력 전체",
 }

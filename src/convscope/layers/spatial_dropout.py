@@ -10,6 +10,7 @@ from .. import ops
 from .base import Shape, normalize_data_format
 from .conv2d import check_image_rank
 from .dropout import Dropout
+from .spec import LayerSpec
 
 
 class SpatialDropout2D(Dropout):
@@ -32,6 +33,10 @@ class SpatialDropout2D(Dropout):
 
     def _spatial_noise_shape(self):
         return (None, None, 1, 1) if self.data_format == "channels_first" else (None, 1, 1, None)
+
+    def describe(self):
+        """A dropout (kind "dropout"), op "spatial": whole feature maps are dropped."""
+        return LayerSpec(kind="dropout", data_format=self.data_format, rate=self.rate, op="spatial")
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         input_shape = tuple(input_shape)

@@ -46,7 +46,8 @@ class LayerSpec:
     added (zero padding) or cut (cropping) per spatial axis as (before, after); interpolation;
     aspect — Resizing's "crop" or "pad" to the target's aspect ratio first (None: neither);
     rate — a dropout's; keepdims — a global pooling's; op — a merge's or an operation's name
-    ("add", "concatenate", "multiply", ...); dims — Permute's order of the axes after the batch."""
+    ("add", "concatenate", "multiply", ...), "spatial" for SpatialDropout2D; dims — Permute's
+    order of the axes after the batch."""
 
     kind: str = "other"
     data_format: str = "channels_last"

@@ -27,35 +27,44 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..ops import resize as resize_ops
 from ..ops import shapes
 
 __all__ = ["AxisSize", "AxisField", "LayerNumbers", "ModelNumbers", "analyze", "analyze_layer",
            "summary_columns", "optimizer_slots", "is_graph_model"]
 
-# Layer classes by name (aliases such as MaxPool2D are the same classes, so they share a name).
-WINDOW_KINDS = {"Conv2D": "conv", "MaxPooling2D": "max_pool", "AveragePooling2D": "avg_pool"}
-GLOBAL_KINDS = {"GlobalMaxPooling2D": "global_max_pool", "GlobalAveragePooling2D": "global_avg_pool"}
-SIMPLE_KINDS = {"Flatten": "flatten", "Reshape": "reshape", "Dropout": "dropout",
-                "Activation": "activation", "ReLU": "activation", "Softmax": "activation"}
+# Each layer is read through its `describe()` (layers/spec.py), never its class name: spec kind -> row kind.
+CONV_KINDS = {"conv2d": "conv", "conv1d": "conv", "depthwise_conv2d": "depthwise_conv",
+              "separable_conv2d": "separable_conv", "conv2d_transpose": "conv_transpose"}
+SIMPLE_KINDS = {"flatten": "flatten", "reshape": "reshape", "dropout": "dropout", "activation": "activation",
+                "permute": "permute", "identity": "identity", "operation": "operation", "input": "input"}
+WINDOW_ROW_KINDS = ("conv", "depthwise_conv", "separable_conv", "max_pool", "avg_pool")  # fields step by a window
+PARAM_FORMULA_KINDS = ("conv", "depthwise_conv", "separable_conv", "conv_transpose", "dense", "batch_norm",
+                       "layer_norm", "normalization")
 AXIS_NAMES = ("height", "width")
+STEP_NAMES = ("steps",)
 
 DEFAULT_BATCH_SIZE = 32  # Keras' fit/predict default, used when the model fixes no batch size
 
 
 @dataclass
 class AxisSize:
-    """How one spatial axis goes from `input` to `output` through a window (or padding) layer."""
+    """How one spatial axis goes from `input` to `output` through a window (or padding, cropping,
+    upsampling, resizing) layer."""
 
-    axis: str
-    mode: str  # "valid", "same", "explicit" (ZeroPadding2D) or "global"
+    axis: str   # "height", "width" (images) or "steps" (sequences)
+    mode: str   # "valid", "same", "causal", "explicit" (zero padding), "crop", "global", "upsample", "resize"
     input: int
     kernel: int
     stride: int
     dilation: int
-    pad_before: int
+    pad_before: int   # "crop": the cells cut; a transposed conv: the cells cut from its full output
     pad_after: int
     output: int
     dropped: int  # cells at the end that no window reaches because of the floor
+    factor: int = 1                       # "upsample": each cell repeated (or interpolated) `factor` times
+    transposed: bool = False              # Conv2DTranspose: the output size by the transposed rule
+    output_padding: Optional[int] = None  # Conv2DTranspose's, None: Keras' default rule
 
     @property
     def effective_kernel(self) -> int:
@@ -79,8 +88,10 @@ class LayerNumbers:
     index: int
     name: str
     class_name: str
-    kind: str  # conv, dense, max_pool, avg_pool, global_max_pool, global_avg_pool,
-    #            batch_norm, zero_pad, flatten, reshape, dropout, activation, other;
+    kind: str  # conv (Conv2D, Conv1D), depthwise_conv, separable_conv, conv_transpose, dense, max_pool,
+    #            avg_pool, global_max_pool, global_avg_pool (2-D and 1-D), batch_norm, layer_norm,
+    #            normalization, rescaling, zero_pad, crop, upsample, resize, flatten, reshape, permute,
+    #            identity, dropout, activation, operation, other;
     #            graph models also: input (an InputLayer), merge (Add, Concatenate, ...)
     input_shape: Tuple[Optional[int], ...]
     output_shape: Tuple[Optional[int], ...]
@@ -95,8 +106,11 @@ class LayerNumbers:
     groups: int = 1
     kernel_size: Optional[Tuple[int, int]] = None
     use_bias: bool = False
-    kernels: Optional[int] = None           # 2-D kernels (kh x kw slices) held by a conv layer
+    kernels: Optional[int] = None           # kernels (kh x kw slices; Conv1D: k taps) held by a conv layer
     weights_per_filter: Optional[int] = None
+    depth_multiplier: Optional[int] = None  # depthwise and separable convs
+    pointwise_kernels: Optional[int] = None  # SeparableConv2D: its 1x1 kernels (filters · in · multiplier)
+    pointwise_macs: int = 0                 # SeparableConv2D: the MACs of its 1x1 step (included in `macs`)
     macs: int = 0
     bias_adds: int = 0
     pool_ops: int = 0
@@ -104,6 +118,14 @@ class LayerNumbers:
     activation: Optional[str] = None
     activation_ops: int = 0
     rate: Optional[float] = None  # Dropout's rate
+    spatial_dropout: bool = False   # SpatialDropout2D: whole feature maps dropped
+    interpolation: Optional[str] = None  # UpSampling2D / Resizing
+    aspect: Optional[tuple] = None  # Resizing: ops.resize.aspect_window's ("crop", ...) or ("pad", ...)
+    resize_ops: int = 0             # bilinear interpolation: 2 multiplies and 1 add per value per axis pass
+    scale_ops: int = 0              # Rescaling / Normalization / LayerNormalization element-wise work
+    op: Optional[str] = None        # a merge's or an operation's name ("add", "concatenate", "multiply")
+    dims: Optional[Tuple[int, ...]] = None  # Permute's
+    field_known: bool = True        # False: the receptive field is not followed through this layer
     itemsize: int = 4
     batch_size: int = DEFAULT_BATCH_SIZE
     receptive_field: Optional[List[AxisField]] = None  # None: every unit sees the whole input
@@ -119,13 +141,17 @@ class LayerNumbers:
 
     @property
     def flops(self) -> int:
-        """2 FLOPs per MAC plus bias adds, pooling, normalization, activation and merge work."""
+        """2 FLOPs per MAC plus bias adds, pooling, normalization, activation, merge, resize and scaling work."""
         return (2 * self.macs + self.bias_adds + self.pool_ops + self.norm_ops + self.activation_ops
-                + self.merge_ops)
+                + self.merge_ops + self.resize_ops + self.scale_ops)
 
     @property
     def output_elements(self) -> int:
         return _elements(self.output_shape)
+
+    @property
+    def input_elements(self) -> int:
+        return _elements(self.input_shape)
 
     @property
     def activation_bytes_per_sample(self) -> int:
@@ -235,6 +261,8 @@ def analyze(model, batch_size: Optional[int] = None) -> ModelNumbers:
     for index, layer in enumerate(layers):
         row = _analyze_one(layer, index, shape, batch)
         data_format = row.data_format = row.data_format or data_format
+        if rows and not rows[-1].field_known and fields is None:
+            row.field_known = False          # after a layer whose field is not followed, none is
         fields = _propagate_fields(row, fields)
         row.receptive_field = _spatial_fields(row, fields)
         rows.append(row)
@@ -345,10 +373,11 @@ def format_bytes(count: int) -> str:
 
 
 def receptive_field_cell(row: LayerNumbers) -> str:
-    """'5x5 /2 @-2,-2' (size, jump, start) or 'all' for layers whose units see the whole input."""
+    """'5x5 /2 @-2,-2' (size, jump, start), 'all' for layers whose units see the whole input, '-' where
+    the field is not followed (after upsampling, resizing, a transposed conv or an operation)."""
     rf = row.receptive_field
     if rf is None:
-        return "all"
+        return "all" if row.field_known else "-"
     size = "x".join(str(a.size) for a in rf)
     jump = "x".join(str(a.jump) for a in rf)
     if len({a.jump for a in rf}) == 1:
@@ -358,144 +387,251 @@ def receptive_field_cell(row: LayerNumbers) -> str:
 
 
 def _kernel_cell(row: LayerNumbers) -> str:
+    """'2,048 x 2x2'; a separable conv adds its 1x1 kernels: '24 x 3x3 + 256 x 1x1'."""
     if row.kernels is None:
         return ""
-    kh, kw = row.kernel_size
-    return f"{row.kernels:,} x {kh}x{kw}"
+    cell = f"{row.kernels:,} x {'x'.join(map(str, row.kernel_size))}"
+    if row.pointwise_kernels is not None:
+        cell += f" + {row.pointwise_kernels:,} x {'x'.join('1' for _ in row.kernel_size)}"
+    return cell
 
 
 # -- one layer ------------------------------------------------------------------------------------
 
 def _analyze_one(layer, index: int, input_shape, batch: int, known_output=None) -> LayerNumbers:
-    """One layer on `input_shape`; `known_output` (graph models) replaces compute_output_shape."""
+    """One layer on `input_shape`, read through its `describe()`; `known_output` (graph models) is the
+    output shape of the call, used where the layer's spec gives no formula."""
     cls = type(layer).__name__
-    config = layer.get_config()
+    spec = layer.describe()
     row = LayerNumbers(index=index, name=layer.name, class_name=cls, kind="other",
                        input_shape=tuple(input_shape), output_shape=tuple(input_shape),
                        itemsize=np.dtype(getattr(layer, "dtype", "float32") or "float32").itemsize,
                        batch_size=batch)
     where = f"{cls} '{layer.name}'"
-    kind = WINDOW_KINDS.get(cls) or GLOBAL_KINDS.get(cls)
-    if kind == "conv":
-        _conv(row, config, where)
-    elif kind in ("max_pool", "avg_pool"):
-        _pool(row, config, where, kind)
-    elif kind in ("global_max_pool", "global_avg_pool"):
-        _global_pool(row, config, kind)
-    elif cls == "ZeroPadding2D":
-        _zero_pad(row, config, where)
-    elif cls == "Dense":
-        _dense(row, config)
-    elif cls == "BatchNormalization":
-        _batch_norm(row, config)
+    handler = _HANDLERS.get(spec.kind)
+    if handler is not None:
+        handler(row, spec, where)
     else:
-        row.kind = SIMPLE_KINDS.get(cls, "other")
+        row.kind = SIMPLE_KINDS.get(spec.kind, "other")
         row.output_shape = tuple(known_output if known_output is not None
                                  else layer.compute_output_shape(tuple(input_shape)))
-        if row.kind == "dropout" and "rate" in config:
-            row.rate = float(config["rate"])
-        if row.kind == "activation":
-            row.activation = _activation_name(layer, config)
+        if row.kind == "dropout":
+            row.rate = spec.rate
+            row.spatial_dropout = spec.op == "spatial"
+        elif row.kind == "activation":
+            row.activation = spec.activation or "linear"
             row.activation_ops = row.output_elements
+        elif row.kind in ("permute", "operation"):
+            row.dims, row.op = spec.dims, spec.op
+        row.field_known = row.kind not in ("operation", "other")
     _weights(row, layer)
     return row
 
 
-def _conv(row: LayerNumbers, config, where: str) -> None:
-    row.kind = "conv"
-    data_format = _data_format(config)
-    h_axis, w_axis, c_axis = _axes(data_format, row.input_shape, where)
-    kernel = shapes.normalize_tuple(config["kernel_size"], 2, "kernel_size", where)
-    strides = shapes.normalize_tuple(config.get("strides", 1), 2, "strides", where)
-    dilation = shapes.normalize_tuple(config.get("dilation_rate", 1), 2, "dilation_rate", where)
-    padding = str(config.get("padding", "valid")).lower()
-    filters = int(config["filters"])
-    groups = int(config.get("groups", 1) or 1)
+def _layout(data_format: Optional[str], shape, where: str):
+    """(spatial axis positions, channel position, axis names) of a 4-D image or 3-D sequence shape."""
+    first = data_format == "channels_first"
+    if len(shape) == 4:
+        return ((2, 3) if first else (1, 2)), (1 if first else 3), AXIS_NAMES
+    if len(shape) == 3:
+        return ((2,) if first else (1,)), (1 if first else 2), STEP_NAMES
+    raise ValueError(f"analyze: {where} expects a 4-D input (batch, rows, cols, channels) or a 3-D one "
+                     f"(batch, steps, channels), got {tuple(shape)}")
+
+
+def _windowed(row: LayerNumbers, spec, where: str, dilation=None):
+    """Set the axes of a sliding window (conv, pooling) and return (spatial axes, channel axis)."""
+    row.data_format = spec.data_format
+    spatial, c_axis, names = _layout(spec.data_format, row.input_shape, where)
+    w = spec.window
+    dilation = w.dilation[:len(spatial)] if dilation is None else dilation
+    row.axes = [_window_axis(name, row.input_shape[a], k, s, d, w.padding)
+                for name, a, k, s, d in zip(names, spatial, w.size, w.strides, dilation)]
+    row.kernel_size = tuple(w.size)
+    return spatial, c_axis
+
+
+def _conv(row: LayerNumbers, spec, where: str) -> None:
+    """Conv2D and Conv1D: filters × (in/groups) kernels; Depthwise and Separable: see the module rules."""
+    row.kind = CONV_KINDS[spec.kind]
+    if row.kind == "conv_transpose":
+        return _conv_transpose(row, spec, where)
+    spatial, c_axis = _windowed(row, spec, where)
     in_channels = row.input_shape[c_axis]
-    row.data_format = data_format
-    row.axes = [_window_axis(name, row.input_shape[a], k, s, d, padding)
-                for name, a, k, s, d in zip(AXIS_NAMES, (h_axis, w_axis), kernel, strides, dilation)]
-    row.output_shape = _replace(row.input_shape, {h_axis: row.axes[0].output, w_axis: row.axes[1].output,
-                                                 c_axis: filters})
-    row.in_channels, row.filters, row.groups, row.kernel_size = in_channels, filters, groups, kernel
-    row.use_bias = bool(config.get("use_bias", True))
-    row.kernels = filters * (in_channels // groups)
-    row.weights_per_filter = (in_channels // groups) * kernel[0] * kernel[1]
+    taps = int(np.prod(row.kernel_size))
+    row.in_channels, row.use_bias = in_channels, spec.use_bias
+    if row.kind == "conv":
+        filters, groups = spec.filters, spec.groups
+        row.filters, row.groups = filters, groups
+        row.kernels = filters * (in_channels // groups)
+        row.weights_per_filter = (in_channels // groups) * taps
+        out_channels, weights = filters, filters * row.weights_per_filter
+    else:
+        multiplier = row.depth_multiplier = spec.depth_multiplier
+        row.groups = in_channels
+        row.kernels = in_channels * multiplier
+        row.weights_per_filter = taps
+        weights = taps * in_channels * multiplier
+        out_channels = row.filters = in_channels * multiplier
+        if row.kind == "separable_conv":
+            out_channels = row.filters = spec.filters
+            row.pointwise_kernels = in_channels * multiplier * spec.filters
+            weights += row.pointwise_kernels
+    row.output_shape = _replace(row.input_shape, {**{a: x.output for a, x in zip(spatial, row.axes)},
+                                                  c_axis: out_channels})
+    positions = row.output_elements // out_channels
     row.macs = row.output_elements * row.weights_per_filter
+    if row.kind == "separable_conv":
+        row.macs = positions * row.kernels * taps
+        row.pointwise_macs = positions * row.pointwise_kernels
+        row.macs += row.pointwise_macs
     row.bias_adds = row.output_elements if row.use_bias else 0
-    row.params = filters * row.weights_per_filter + (filters if row.use_bias else 0)
-    row.activation = _activation_name(None, config)
+    row.params = weights + (out_channels if row.use_bias else 0)
+    row.activation = spec.activation or "linear"
     row.activation_ops = 0 if row.activation == "linear" else row.output_elements
 
 
-def _pool(row: LayerNumbers, config, where: str, kind: str) -> None:
-    row.kind = kind
-    data_format = _data_format(config)
-    h_axis, w_axis, c_axis = _axes(data_format, row.input_shape, where)
-    pool = shapes.normalize_tuple(config.get("pool_size", 2), 2, "pool_size", where)
-    strides = config.get("strides")
-    strides = pool if strides is None else shapes.normalize_tuple(strides, 2, "strides", where)
-    padding = str(config.get("padding", "valid")).lower()
-    row.data_format = data_format
-    row.kernel_size = pool
-    row.axes = [_window_axis(name, row.input_shape[a], k, s, 1, padding)
-                for name, a, k, s in zip(AXIS_NAMES, (h_axis, w_axis), pool, strides)]
-    row.output_shape = _replace(row.input_shape, {h_axis: row.axes[0].output, w_axis: row.axes[1].output})
-    channels = row.input_shape[c_axis]
-    cells = _real_cells(row.axes[0]) * _real_cells(row.axes[1]) * channels  # inputs read, all windows
+def _conv_transpose(row: LayerNumbers, spec, where: str) -> None:
+    """Conv2DTranspose: each input pixel scatters filters kernels of kh×kw; size by Keras' transposed rule."""
+    row.data_format = spec.data_format
+    spatial, c_axis, names = _layout(spec.data_format, row.input_shape, where)
+    w = spec.window
+    extras = spec.output_padding or (None,) * len(spatial)
+    row.axes = []
+    for name, a, k, st, d, extra in zip(names, spatial, w.size, w.strides, w.dilation, extras):
+        length = _known(row.input_shape[a], name)
+        before, after = shapes.deconv_padding(length, k, st, d, w.padding, extra)
+        out = shapes.deconv_output_length(length, k, st, d, w.padding, extra)
+        row.axes.append(AxisSize(name, w.padding, length, k, st, d, before, after, out, 0, transposed=True,
+                                 output_padding=extra))
+    in_channels, filters = row.input_shape[c_axis], spec.filters
+    taps = int(np.prod(w.size))
+    row.kernel_size, row.in_channels, row.filters, row.use_bias = tuple(w.size), in_channels, filters, spec.use_bias
+    row.kernels = filters * in_channels
+    row.weights_per_filter = in_channels * taps
+    row.output_shape = _replace(row.input_shape, {**{a: x.output for a, x in zip(spatial, row.axes)},
+                                                  c_axis: filters})
+    row.macs = row.input_elements * taps * filters        # every input value times every tap of every filter
+    row.bias_adds = row.output_elements if row.use_bias else 0
+    row.params = row.kernels * taps + (filters if row.use_bias else 0)
+    row.activation = spec.activation or "linear"
+    row.activation_ops = 0 if row.activation == "linear" else row.output_elements
+    row.field_known = False
+
+
+def _pool(row: LayerNumbers, spec, where: str) -> None:
+    """MaxPooling / AveragePooling, 2-D and 1-D."""
+    row.kind = "max_pool" if spec.pool == "max" else "avg_pool"
+    spatial, c_axis = _windowed(row, spec, where, dilation=(1,) * len(spec.window.size))
+    row.output_shape = _replace(row.input_shape, {a: x.output for a, x in zip(spatial, row.axes)})
+    cells = row.input_shape[c_axis]
+    for axis in row.axes:
+        cells *= _real_cells(axis)          # inputs read, all windows
     outputs = row.output_elements
-    row.pool_ops = cells - outputs + (outputs if kind == "avg_pool" else 0)
+    row.pool_ops = cells - outputs + (outputs if row.kind == "avg_pool" else 0)
 
 
-def _global_pool(row: LayerNumbers, config, kind: str) -> None:
-    row.kind = kind
-    data_format = _data_format(config)
-    h_axis, w_axis, c_axis = _axes(data_format, row.input_shape, f"{row.class_name} '{row.name}'")
-    height, width, channels = (row.input_shape[a] for a in (h_axis, w_axis, c_axis))
-    row.data_format = data_format
-    row.axes = [AxisSize(name, "global", n, n, n, 1, 0, 0, 1, 0) for name, n in zip(AXIS_NAMES, (height, width))]
-    if config.get("keepdims"):
-        row.output_shape = _replace(row.input_shape, {h_axis: 1, w_axis: 1})
+def _global_pool(row: LayerNumbers, spec, where: str) -> None:
+    row.kind = "global_max_pool" if spec.pool == "max" else "global_avg_pool"
+    row.data_format = spec.data_format
+    spatial, c_axis, names = _layout(spec.data_format, row.input_shape, where)
+    lengths = [_known(row.input_shape[a], name) for a, name in zip(spatial, names)]
+    channels = row.input_shape[c_axis]
+    row.axes = [AxisSize(name, "global", n, n, n, 1, 0, 0, 1, 0) for name, n in zip(names, lengths)]
+    if spec.keepdims:
+        row.output_shape = _replace(row.input_shape, {a: 1 for a in spatial})
     else:
         row.output_shape = (row.input_shape[0], channels)
-    row.pool_ops = (height * width - 1) * channels + (channels if kind == "global_avg_pool" else 0)
+    row.pool_ops = (int(np.prod(lengths)) - 1) * channels + (channels if row.kind == "global_avg_pool" else 0)
 
 
-def _zero_pad(row: LayerNumbers, config, where: str) -> None:
-    row.kind = "zero_pad"
-    data_format = _data_format(config)
-    h_axis, w_axis, _ = _axes(data_format, row.input_shape, where)
-    pads = _zero_pad_amounts(config.get("padding", 1), where)
-    row.data_format = data_format
-    row.axes = [_window_axis(name, row.input_shape[a], 1, 1, 1, pad)
-                for name, a, pad in zip(AXIS_NAMES, (h_axis, w_axis), pads)]
-    for axis in row.axes:
-        axis.mode = "explicit"
-    row.output_shape = _replace(row.input_shape, {h_axis: row.axes[0].output, w_axis: row.axes[1].output})
+def _border(row: LayerNumbers, spec, where: str) -> None:
+    """ZeroPadding (cells added) and Cropping (cells cut), 2-D and 1-D: (before, after) per axis."""
+    row.kind = "zero_pad" if spec.kind in ("zero_pad2d", "pad1d") else "crop"
+    row.data_format = spec.data_format
+    spatial, _, names = _layout(spec.data_format, row.input_shape, where)
+    row.axes = []
+    for name, a, (before, after) in zip(names, spatial, spec.pads):
+        length = _known(row.input_shape[a], name)
+        if row.kind == "zero_pad":
+            axis = _window_axis(name, length, 1, 1, 1, (before, after))
+            axis.mode = "explicit"
+        else:
+            axis = AxisSize(name, "crop", length, 1, 1, 1, before, after, length - before - after, 0)
+        row.axes.append(axis)
+    row.output_shape = _replace(row.input_shape, {a: x.output for a, x in zip(spatial, row.axes)})
 
 
-def _dense(row: LayerNumbers, config) -> None:
+def _upsample(row: LayerNumbers, spec, where: str) -> None:
+    """UpSampling (each cell repeated, or bilinear) and Resizing (to a target size)."""
+    row.kind = "upsample" if spec.kind in ("upsample2d", "upsample1d") else "resize"
+    row.data_format = spec.data_format
+    row.interpolation = spec.interpolation or "nearest"
+    spatial, c_axis, names = _layout(spec.data_format, row.input_shape, where)
+    lengths = [_known(row.input_shape[a], name) for a, name in zip(spatial, names)]
+    if row.kind == "upsample":
+        row.axes = [AxisSize(name, "upsample", n, 1, 1, 1, 0, 0, n * f, 0, factor=f)
+                    for name, n, f in zip(names, lengths, spec.size)]
+        sources = lengths
+    else:
+        window = resize_ops.aspect_window(lengths[0], lengths[1], spec.size, spec.aspect)
+        sources = (lengths if window is None else list(window[3:5]) if window[0] == "crop"
+                   else [lengths[0] + 2 * window[1], lengths[1] + 2 * window[2]])
+        row.axes = [AxisSize(name, "resize", n, 1, 1, 1, 0, 0, t, 0) for name, n, t in zip(names, lengths, spec.size)]
+        row.aspect = window
+    row.output_shape = _replace(row.input_shape, {a: x.output for a, x in zip(spatial, row.axes)})
+    if row.interpolation == "bilinear":      # separable: along the first axis, then the second; 3 FLOPs a value
+        channels = row.input_shape[c_axis]
+        outs = [x.output for x in row.axes]
+        row.resize_ops = 3 * channels * outs[0] * (sources[1] + outs[1]) if len(outs) == 2 else 0
+    row.field_known = False
+
+
+def _dense(row: LayerNumbers, spec, where: str) -> None:
     row.kind = "dense"
-    units = int(config["units"])
+    units = spec.filters
     in_features = row.input_shape[-1]
     row.output_shape = tuple(row.input_shape[:-1]) + (units,)
     row.in_channels, row.filters = in_features, units
-    row.use_bias = bool(config.get("use_bias", True))
+    row.use_bias = spec.use_bias
     row.macs = row.output_elements * in_features
     row.bias_adds = row.output_elements if row.use_bias else 0
     row.params = in_features * units + (units if row.use_bias else 0)
-    row.activation = _activation_name(None, config)
+    row.activation = spec.activation or "linear"
     row.activation_ops = 0 if row.activation == "linear" else row.output_elements
 
 
-def _batch_norm(row: LayerNumbers, config) -> None:
+def _batch_norm(row: LayerNumbers, spec, where: str) -> None:
     row.kind = "batch_norm"
-    axis = config.get("axis", -1)
-    axis = axis[0] if isinstance(axis, (list, tuple)) else axis
+    axis = spec.axis[0] if isinstance(spec.axis, (list, tuple)) else spec.axis
     channels = row.input_shape[int(axis)]
     row.in_channels = channels
-    row.params = channels * (2 + bool(config.get("center", True)) + bool(config.get("scale", True)))
+    center, scale = spec.weights.get("beta") is not None, spec.weights.get("gamma") is not None
+    row.params = channels * (2 + center + scale)
     row.norm_ops = 2 * row.output_elements
+
+
+def _normalizing(row: LayerNumbers, spec, where: str) -> None:
+    """LayerNormalization (gamma, beta over `axis`), Normalization (mean, variance, count) and Rescaling."""
+    row.kind = {"layer_norm": "layer_norm", "normalization": "normalization"}.get(spec.kind, "rescaling")
+    n = len(row.input_shape)
+    axes = spec.axis if isinstance(spec.axis, (list, tuple)) else [] if spec.axis is None else [spec.axis]
+    row.dims = tuple(sorted(int(a) % n for a in axes))
+    size = int(np.prod([row.input_shape[a] for a in row.dims], dtype=np.int64))
+    elements = row.output_elements
+    if row.kind == "layer_norm":
+        weights = [spec.weights.get(k) is not None for k in ("gamma", "beta")]
+        row.params = size * sum(weights)
+        row.in_channels = size
+        # per element: 1 add (mean), subtract + square + add (variance), subtract + multiply (normalize),
+        # then one multiply (gamma) and one add (beta) when present
+        row.norm_ops = (6 + sum(weights)) * elements
+    elif row.kind == "normalization":
+        row.params = 2 * size + 1 if spec.weights.get("mean") is not None else 0
+        row.in_channels = size
+        row.scale_ops = 2 * elements            # a subtract and a divide (sqrt(variance) computed once)
+    else:
+        row.scale_ops = 2 * elements            # a multiply and an add
 
 
 def _weights(row: LayerNumbers, layer) -> None:
@@ -506,18 +642,30 @@ def _weights(row: LayerNumbers, layer) -> None:
                               and v in layer.trainable_weights) for v in variables]
         row.trainable_params = int(sum(int(np.prod(v.shape)) for v in layer.trainable_weights))
         row.non_trainable_params = int(sum(int(np.prod(v.shape)) for v in layer.non_trainable_weights))
-        if row.kind not in ("conv", "dense", "batch_norm"):
+        if row.kind not in PARAM_FORMULA_KINDS:
             row.params = row.trainable_params + row.non_trainable_params
         return
     if row.kind == "batch_norm":
         channels = row.in_channels or 0
         row.non_trainable_params = 2 * channels
         row.trainable_params = row.params - row.non_trainable_params
+    elif row.kind == "normalization":
+        row.non_trainable_params = row.params
     else:
         row.trainable_params = row.params
     if not getattr(layer, "trainable", True):
         row.non_trainable_params += row.trainable_params
         row.trainable_params = 0
+
+
+_HANDLERS = {
+    "conv2d": _conv, "conv1d": _conv, "depthwise_conv2d": _conv, "separable_conv2d": _conv,
+    "conv2d_transpose": _conv, "pool": _pool, "pool1d": _pool, "global_pool": _global_pool,
+    "global_pool1d": _global_pool, "zero_pad2d": _border, "pad1d": _border, "crop2d": _border,
+    "crop1d": _border, "upsample2d": _upsample, "upsample1d": _upsample, "resizing": _upsample,
+    "dense": _dense, "batch_norm": _batch_norm, "layer_norm": _normalizing, "normalization": _normalizing,
+    "rescaling": _normalizing,
+}
 
 
 # -- receptive fields -----------------------------------------------------------------------------
@@ -529,22 +677,27 @@ def _initial_fields(input_shape):
 
 def _propagate_fields(row: LayerNumbers, fields):
     """Fields after `row`: window layers step the spatial axes; mixing layers make them global."""
-    if fields is None:
+    if fields is None or not row.field_known:
         return None
-    if row.kind in ("conv", "max_pool", "avg_pool", "zero_pad"):
-        h_axis, w_axis, c_axis = _axes(row.data_format, row.input_shape, row.name)
+    if row.kind in WINDOW_ROW_KINDS + ("zero_pad", "crop"):
+        spatial, c_axis, _ = _layout(row.data_format, row.input_shape, row.name)
         out = dict(fields)
-        for axis_index, axis in zip((h_axis, w_axis), row.axes):
+        for axis_index, axis in zip(spatial, row.axes):
             if out.get(axis_index) is None:
                 continue
             size, jump, start = out[axis_index]
+            pad = -axis.pad_before if row.kind == "crop" else axis.pad_before
             out[axis_index] = shapes.receptive_field_step(size, jump, start, axis.kernel, axis.stride,
-                                                          axis.dilation, axis.pad_before)
-        if row.kind == "conv":
+                                                          axis.dilation, pad)
+        if row.kind in ("conv", "depthwise_conv", "separable_conv"):
             out[c_axis] = None
         return out
-    if row.kind in ("batch_norm", "dropout", "activation"):
+    if row.kind in ("batch_norm", "dropout", "activation", "identity", "rescaling", "normalization"):
         return fields
+    if row.kind == "layer_norm":
+        return {axis: (None if axis in row.dims else f) for axis, f in fields.items()}
+    if row.kind == "permute" and row.dims:
+        return {i + 1: fields.get(d) for i, d in enumerate(row.dims)}
     if row.kind == "dense" and len(row.input_shape) > 2:
         out = dict(fields)
         out[len(row.input_shape) - 1] = None
@@ -553,23 +706,29 @@ def _propagate_fields(row: LayerNumbers, fields):
 
 
 def _spatial_fields(row: LayerNumbers, fields) -> Optional[List[AxisField]]:
-    """The two spatial axes' fields of the layer's output, or None when units see everything."""
-    if fields is None or len(row.output_shape) != 4:
+    """The spatial axes' fields of the layer's output (images: 2, sequences: 1), or None when units
+    see everything (or the field is not followed)."""
+    if fields is None or len(row.output_shape) not in (3, 4):
         return None
     data_format = row.data_format or "channels_last"
-    h_axis, w_axis, _ = _axes(data_format, row.output_shape, row.name)
-    picked = [fields.get(h_axis), fields.get(w_axis)]
+    spatial, _, names = _layout(data_format, row.output_shape, row.name)
+    picked = [fields.get(a) for a in spatial]
     if any(f is None for f in picked):
         return None
     return [AxisField(name, int(size), int(jump), int(start)) for name, (size, jump, start)
-            in zip(AXIS_NAMES, picked)]
+            in zip(names, picked)]
 
 
 # -- small helpers --------------------------------------------------------------------------------
 
-def _window_axis(name: str, length, kernel: int, stride: int, dilation: int, padding) -> AxisSize:
+def _known(length, name: str) -> int:
     if length is None:
         raise ValueError(f"analyze: the {name} of the input is unknown (None); give the model a full input shape")
+    return length
+
+
+def _window_axis(name: str, length, kernel: int, stride: int, dilation: int, padding) -> AxisSize:
+    length = _known(length, name)
     before, after = shapes.pad_amounts(length, kernel, stride, dilation, padding)
     mode = padding if isinstance(padding, str) else "explicit"
     return AxisSize(axis=name, mode=mode, input=length, kernel=kernel, stride=stride, dilation=dilation,
@@ -583,24 +742,6 @@ def _real_cells(axis: AxisSize) -> int:
     starts = np.arange(axis.output) * axis.stride - axis.pad_before
     ends = starts + axis.effective_kernel
     return int(np.sum(np.minimum(ends, axis.input) - np.maximum(starts, 0)))
-
-
-def _zero_pad_amounts(padding, where: str):
-    """ZeroPadding2D's `padding` (int, (h, w) or ((t, b), (l, r))) as two (before, after) pairs."""
-    if isinstance(padding, int):
-        return (padding, padding), (padding, padding)
-    pair = list(padding)
-    if len(pair) == 2 and all(isinstance(p, int) for p in pair):
-        return (pair[0], pair[0]), (pair[1], pair[1])
-    if len(pair) == 2 and all(len(p) == 2 for p in pair):
-        return tuple(tuple(int(v) for v in p) for p in pair)
-    raise ValueError(f"{where}: argument `padding` must be an int, (h, w) or ((top, bottom), (left, right)), "
-                     f"got {padding!r}")
-
-
-def _data_format(config) -> str:
-    data_format = config.get("data_format") or "channels_last"
-    return data_format
 
 
 def _axes(data_format: Optional[str], shape, where: str) -> Tuple[int, int, int]:
@@ -619,18 +760,6 @@ def _replace(shape, changes) -> Tuple[Optional[int], ...]:
 
 def _elements(shape) -> int:
     return int(np.prod([d for d in shape[1:] if d is not None], dtype=np.int64))
-
-
-def _activation_name(layer, config) -> str:
-    """The activation a layer applies, as a name ('linear' for none)."""
-    if layer is not None and type(layer).__name__ in ("ReLU", "Softmax"):
-        return type(layer).__name__.lower()
-    activation = config.get("activation", "linear")
-    if activation is None:
-        return "linear"
-    if isinstance(activation, dict):
-        activation = activation.get("config", {}).get("name") or activation.get("class_name", "linear")
-    return str(getattr(activation, "__name__", activation))
 
 
 def _model_input_shape(model):

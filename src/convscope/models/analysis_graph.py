@@ -15,10 +15,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from . import analysis
-from ..layers.merging import _Merge
 from .analysis import LayerNumbers, ModelNumbers
-
-MERGE_CLASSES = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate")
 
 
 def model_nodes(model) -> List:
@@ -51,6 +48,8 @@ def analyze_graph(model, batch_size: Optional[int] = None) -> ModelNumbers:
     for node in model._nodes:        # execution order: every parent before its children
         row = rows[position[node]]
         result = _node_fields(row, node, fields, rows, position)
+        if result is None and any(not rows[position[p]].field_known for p in node.parent_nodes):
+            row.field_known = False          # an input's field is not followed, so neither is this one
         row.receptive_field = analysis._spatial_fields(row, result)
         for tensor in node.outputs:
             fields[id(tensor)] = result
@@ -74,8 +73,9 @@ def _node_row(model, node, index: int, position, batch: int) -> LayerNumbers:
                            itemsize=np.dtype(node.outputs[0].dtype or "float32").itemsize)
     else:
         shapes = [tuple(t.shape) for t in node.input_tensors]
-        if type(layer).__name__ in MERGE_CLASSES and isinstance(layer, _Merge):   # not the operation `Add`
-            row = _merge_row(layer, index, shapes, output_shape, batch)
+        spec = layer.describe()
+        if spec.kind == "merge":            # Add … Concatenate (an operation such as `ops.add` is not one)
+            row = _merge_row(layer, spec, index, shapes, output_shape, batch)
         else:
             row = analysis._analyze_one(layer, index, shapes[0], batch, known_output=output_shape)
         row.input_shapes = shapes
@@ -85,19 +85,18 @@ def _node_row(model, node, index: int, position, batch: int) -> LayerNumbers:
     return row
 
 
-def _merge_row(layer, index: int, shapes, output_shape, batch: int) -> LayerNumbers:
+def _merge_row(layer, spec, index: int, shapes, output_shape, batch: int) -> LayerNumbers:
     """A merge layer: no parameters; (n − 1) element-wise ops per output (Average: n, its divide included),
     none for Concatenate (it only copies)."""
-    cls = type(layer).__name__
-    row = LayerNumbers(index=index, name=layer.name, class_name=cls, kind="merge", input_shape=shapes[0],
-                       output_shape=output_shape, batch_size=batch,
-                       itemsize=np.dtype(getattr(layer, "dtype", None) or "float32").itemsize)
+    row = LayerNumbers(index=index, name=layer.name, class_name=type(layer).__name__, kind="merge",
+                       input_shape=shapes[0], output_shape=output_shape, batch_size=batch,
+                       itemsize=np.dtype(getattr(layer, "dtype", None) or "float32").itemsize, op=spec.op)
     count = len(shapes)
-    if cls == "Concatenate":
-        row.concat_axis = int(layer.get_config().get("axis", -1)) % len(output_shape)
-    if cls == "Average":
+    if spec.op == "concatenate":
+        row.concat_axis = int(spec.axis if spec.axis is not None else -1) % len(output_shape)
+    if spec.op == "average":
         row.merge_ops = count * row.output_elements
-    elif cls != "Concatenate":
+    elif spec.op != "concatenate":
         row.merge_ops = (count - 1) * row.output_elements
     return row
 
