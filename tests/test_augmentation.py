@@ -162,7 +162,10 @@ def test_the_parameters_keras_samples_give_keras_outputs(keras):
 # -- random draws: statistics against Keras' ------------------------------------------------------
 
 def _both(keras, name, x, calls=1, **kwargs):
-    """Outputs of `calls` training calls of convscope's and Keras' layer on `x`."""
+    """Outputs of `calls` training calls of convscope's and Keras' layer on `x` (both generators seeded, so
+    that the statistics below are the same numbers on every run)."""
+    utils.set_random_seed(21)
+    keras.utils.set_random_seed(21)
     ours, theirs = getattr(L, name)(**kwargs), getattr(keras.layers, name)(**kwargs)
     return ([ours(x, training=True) for _ in range(calls)],
             [_np(keras, theirs(x.copy(), training=True)) for _ in range(calls)])   # Keras may write into x
@@ -203,12 +206,15 @@ def test_brightness_and_contrast_draws_agree_with_keras(keras):
     ("RandomTranslation", dict(height_factor=0.2, width_factor=(0.0, 0.3), fill_mode="nearest")),
 ])
 def test_affine_draws_change_images_as_keras_does(keras, name, kwargs):
-    x = _images((200, 9, 9, 1), seed=7)
+    """The per-image mean change |y - x| has Keras' distribution (mean, median, spread) and the outputs
+    Keras' mean."""
+    x = _images((500, 9, 9, 1), seed=7)
     (ours,), (theirs,) = _both(keras, name, x, **kwargs)
     change = [np.abs(y - x).mean(axis=(1, 2, 3)) for y in (ours, theirs)]
-    assert abs(change[0].mean() - change[1].mean()) < 0.15 * change[1].mean(), change
+    assert abs(change[0].mean() - change[1].mean()) < 0.1 * change[1].mean(), change
+    assert abs(np.median(change[0]) - np.median(change[1])) < 0.02
+    assert abs(change[0].std() - change[1].std()) < 0.3 * change[1].std()
     assert abs(ours.mean() - theirs.mean()) < 0.02
-    assert abs(change[0].std() - change[1].std()) < 0.25 * change[1].std()
 
 
 def test_crop_windows_are_uniform_like_keras(keras):
