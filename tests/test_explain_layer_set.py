@@ -246,6 +246,9 @@ def test_korean_terms_and_unknown_sizes_are_refused():
     for word in ("커널", "필터", "파라미터", "출력 크기", "층"):
         assert word in ko, word
     assert re.search(r"\(5 − 1\)·2 − 2·0 \+ 1·\(3 − 1\) \+ 1 \+ 0 = 11", ko)
+    assert any("전치 합성곱의 MAC" in line for line in explain(layer, lang="ko").conventions)
+    plain = Sequential([L.Input((4,)), L.Dense(2)])
+    assert not any("transposed" in line for line in explain(plain).conventions)
     with pytest.raises(ValueError, match=r"analyze: the steps of the input is unknown \(None\)"):
         analyze_layer(L.UpSampling1D(2), (None, None, 3))
     with pytest.raises(ValueError, match=r"analyze: the height of the input is unknown \(None\)"):

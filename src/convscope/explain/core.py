@@ -266,8 +266,12 @@ def _build(numbers: ModelNumbers, text, lang: str, title_key: str) -> Explanatio
         model_notes.append(note)
     model_notes += [t["model_shared"].format(name=r.name, cls=r.class_name, calls=r.calls, params=_n(r.params))
                     for r in numbers.layers if r.call == 1 and r.calls > 1]
-    conventions = [t["convention_mac"], t["convention_extra"],
-                   t["convention_memory"].format(batch=numbers.batch_size)]
+    conventions = [t["convention_mac"], t["convention_extra"]]
+    if any(r.resize_ops or r.scale_ops or r.kind == "layer_norm" for r in numbers.layers):
+        conventions.append(t["convention_more"])
+    if any(r.kind == "conv_transpose" for r in numbers.layers):
+        conventions.append(t["convention_transpose"])
+    conventions.append(t["convention_memory"].format(batch=numbers.batch_size))
     explanation = Explanation(numbers=numbers, lang=lang,
                               title=t[title_key].format(name=numbers.name),
                               model_lines=model_lines, model_notes=model_notes, conventions=conventions)

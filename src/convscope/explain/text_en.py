@@ -22,6 +22,11 @@ T = {
                          "over the real cells of each window), BatchNormalization (one multiply and one add "
                          "per element at inference) and activations (one evaluation per element) are counted "
                          "separately and added to the FLOPs."),
+    "convention_more": ("Bilinear upsampling and resizing count 2 multiplies and 1 add per value of each axis "
+                        "pass; Rescaling and Normalization 2 FLOPs per element; LayerNormalization 6 per "
+                        "element for its statistics and normalization, plus 1 each for gamma and beta."),
+    "convention_transpose": ("A transposed convolution's MACs are every input value times every tap of every "
+                             "filter (its full output, before the cut to the output size)."),
     "convention_memory": "Memory counts values × bytes per value of the layer's dtype; a batch is {batch} samples.",
     "layer_title": "{name} ({cls}): {inp} → {out}",
     "sec_shape": "Shape",

@@ -21,6 +21,11 @@ T = {
     "convention_extra": ("편향 덧셈, 풀링 연산(최대 풀링은 비교, 평균 풀링은 덧셈과 나눗셈 — 윈도우 안의 실제 셀만), "
                          "배치 정규화(추론 시 원소마다 곱셈 한 번과 덧셈 한 번), 활성화 함수(원소마다 한 번)는 "
                          "따로 세어 FLOPs에 더합니다."),
+    "convention_more": ("bilinear 업샘플링과 크기 조정은 축마다 값 하나에 곱셈 2회와 덧셈 1회, Rescaling과 "
+                        "Normalization은 원소마다 2 FLOPs, LayerNormalization은 통계와 정규화에 원소마다 6회에 "
+                        "γ와 β가 각각 1회씩 더해진 것으로 셉니다."),
+    "convention_transpose": ("전치 합성곱의 MAC은 모든 입력 값 × 모든 필터의 모든 커널 칸으로 셉니다 "
+                             "(출력 크기로 잘라 내기 전의 전체 출력)."),
     "convention_memory": "메모리는 값의 개수 × 층 dtype의 바이트 수로 계산하며, 배치 크기는 {batch}로 잡았습니다.",
     "layer_title": "{name} ({cls}): {inp} → {out}",
     "sec_shape": "출력 크기",
