@@ -122,6 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--sample", choices=DATASETS, metavar="DATASET",
                         help="show feature maps for the first test image of this dataset "
                              f"({', '.join(DATASETS)})")
+    report.add_argument("--image", action="append", metavar="PICTURE",
+                        help="a PNG/JPEG to run through the model (resized and converted as Keras' load_img; "
+                             "repeat for several, shown side by side; at most 8)")
+    report.add_argument("--rescale", type=float, default=1.0, metavar="FACTOR",
+                        help="multiply the pictures' pixel values (0-255) by this, e.g. 0.00392156862745098 for "
+                             "1/255 (default: 1, as img_to_array)")
+    report.add_argument("--label", type=int, action="append", metavar="CLASS",
+                        help="the true class of each picture (repeat, in the order of --image)")
     report.set_defaults(handler=_cmd_report)
 
     train = sub.add_parser("train", help="compile and fit the model on a dataset",
@@ -460,12 +468,33 @@ def _cmd_report(args) -> int:
     from .viz.report import report
     model = load_model_file(args.model)
     sample = None
+    if args.sample is not None and args.image:
+        raise CLIError("report: give --sample or --image, not both")
     if args.sample is not None:
         (_, _), (x_test, _) = _load_dataset(args.sample)
         sample = _fit_images(x_test[:1], model)[0]
-    _call("report", report, model, sample=sample, to_file=args.output, lang=args.lang)
+    if args.image:
+        sample = _pictures(args.image, model, args.rescale)
+    if args.label and not args.image:
+        raise CLIError("report: --label needs --image (one true class per picture)")
+    _call("report", report, model, sample=sample, labels=args.label, to_file=args.output, lang=args.lang)
     print(f"wrote {args.output}")
     return 0
+
+
+def _pictures(paths, model, rescale: float) -> list:
+    """Each --image as one sample of the model input (Keras' load_img + img_to_array), times --rescale."""
+    from .viz.images import load_image
+    from .viz.filters import data_formats
+    if len(paths) > 8:
+        raise CLIError(f"report: --image: at most 8 pictures are shown side by side, got {len(paths)}")
+    shape = getattr(model, "input_shape", None)
+    layout = _call("report", data_formats, model)[0]
+    try:
+        return [_call("--image", load_image, path, shape, layout, where="--image") * np.float32(rescale)
+                for path in paths]
+    except ImportError as error:
+        raise CLIError(str(error)) from None
 
 
 def _cmd_train(args) -> int:

@@ -17,97 +17,185 @@ A functional model's page has one row per call of a layer (`analyze`'s rows), a
 "Connected to" column, and each row's `parents`: the explorer's "previous" maps
 are the first parent's output, and a unit's reach on the input follows every
 branch back (the union at a merge).
+
+The sample is followed to the end: the model's output as class probabilities
+(top-k, the true label when given), the last Dense layer's largest terms
+x·w for the predicted class traced back through Flatten to (row, col, channel)
+of the feature maps, and Grad-CAM (`viz.saliency.gradcam`, when installed)
+over the input.  Several samples show side by side.  The embedded arrays share
+byte budgets (`MAX_*` below), so a 177-layer model's page stays a few MB; what
+is cut is said on the page ("n of m channels").  The pictures in the page are
+drawn in both languages and swapped by the language switch.
 """
 
 from __future__ import annotations
 
 import base64
+import copy
 import json
+import math
 from html import escape
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
 from ..explain import explain
 from ..models.analysis import analyze, is_graph_model
 from ._model import check_model, check_path, count_params, format_shape
-from .filters import (channels_last, conv_kernel, data_formats, draw_feature_maps, pick_layers, plot_filters,
-                      row_layers, run_layers)
-from .history import plot_history
+from .filters import channels_last, conv_kernel, data_formats, row_layers, run_layers
+from .history import history_dict, plot_history
+from .i18n import LANGS, check_lang, diagram_line
 from .model_plot import build_graph, draw_graph
 from .svg import atomic_write
 
 ASSETS = Path(__file__).resolve().parent / "assets"
-LANGS = ("en", "ko")
 WINDOW_KINDS = ("conv", "max_pool", "avg_pool")
 MAX_MAP_VALUES = 200_000      # floats embedded per feature map (channels beyond are left out)
 MAX_INPUT_VALUES = 1_000_000  # floats embedded for the sample itself (a 300x300 RGB image fits)
-MAX_KERNEL_VALUES = 200_000   # floats embedded per conv kernel (larger: no z = b + Σ x·w view)
+MAX_KERNEL_VALUES = 200_000   # floats embedded per conv/dense kernel (larger: no z = b + Σ x·w view)
+MAX_ALL_MAPS = 400_000        # floats for every feature map of every sample together
+MAX_ALL_KERNELS = 300_000     # floats for every embedded kernel together
+MAX_SAMPLES = 8
+TOP_K = 5
+TOP_TERMS = 12
+PASS_THROUGH = ("flatten", "dropout", "identity", "reshape")   # kinds the Dense trace walks back through
 
 
-def report(model, sample=None, history=None, to_file="report.html", lang="en") -> Path:
+def report(model, sample=None, history=None, to_file="report.html", lang="en", labels=None,
+           class_names=None) -> Path:
     """Write the interactive HTML report of `model` to `to_file` and return its path.
 
-    `sample`: one input (shape of the model input, batch axis optional) for the
-    feature maps and the explorer; `history`: what `fit` returned, for the
-    training curves; `lang`: the language shown first ("en" or "ko"; both are
-    embedded and the page switches between them).
+    `sample`: one input (shape of the model input, batch axis optional), or up
+    to 8 of them (a list, or a batch), for the feature maps, the explorer and the
+    prediction; `labels`: the true class of each sample (an int, or a list);
+    `class_names`: a name per class of the output; `history`: what `fit`
+    returned, for the training curves; `lang`: the language shown first ("en" or
+    "ko"; both are embedded and the page switches between them).
     """
     where = "report"
-    if lang not in LANGS:
-        raise ValueError(f"{where}: argument `lang` must be one of {LANGS}, got {lang!r}")
+    check_lang(lang, where)
     path = check_path(to_file, where, suffixes=(".html", ".htm"), allow_none=False)
     layers = check_model(model, where)
     numbers = analyze(model)
+    samples = _samples(model, sample, where)
+    labels = _labels(labels, len(samples), where)
+    class_names = _class_names(class_names, numbers.output_shape, where)
+    if history is not None:
+        history_dict(history, where)
     explanations = {code: explain(model, lang=code).to_dict() for code in LANGS}
+    rows = row_layers(model)
+    budget = {"kernels": MAX_ALL_KERNELS}
     data: Dict[str, Any] = {
         "lang": lang,
         "model": {"name": getattr(model, "name", "model"), "input_shape": list(numbers.input_shape),
                   "output_shape": list(numbers.output_shape)},
-        "layers": [_layer_entry(layer, row) for layer, row in zip(row_layers(model), numbers.layers)],
+        "layers": [_layer_entry(layer, row, budget) for layer, row in zip(rows, numbers.layers)],
         "explain": explanations,
         "keras_summary": _keras_summary(model),
         "sample": None,
+        "class_names": class_names,
     }
     if is_graph_model(model):
         data["graph"] = True
-    sections = {
-        "diagram": draw_graph(build_graph(model, show_shapes=True, show_layer_activations=True,
-                                          where=where)).to_svg(),
-        "filters": "\n".join(_filter_figure(layer) for layer in layers if _has_conv_kernel(layer)),
-        "feature_maps": "",
-        "history": "",
-    }
-    if sample is not None:
-        x, outputs = run_layers(model, sample, where, arg="sample")
-        data["sample"] = _sample_entry(data_formats(model), x, outputs)
-        picked = pick_layers(row_layers(model), None, outputs, where)
-        sections["feature_maps"] = draw_feature_maps(model, x, outputs, picked, max_channels=16)[0].to_svg()
-    if history is not None:
-        sections["history"] = plot_history(history).to_svg()
+    graph = build_graph(model, show_shapes=True, show_layer_activations=True, where=where)
+    sections = {"diagram": _both(lambda code: draw_graph(_translated(graph, code)).to_svg()),
+                "history": _both(lambda code: plot_history(history, lang=code).to_svg()) if history else {}}
+    if samples:
+        formats = data_formats(model)
+        runs = [run_layers(model, s, where, arg="sample") for s in samples]
+        per_map = _map_cap(runs)
+        entries = []
+        for number, (x, outputs) in enumerate(runs):
+            entry = _sample_entry(formats, x, outputs, per_map)
+            entry["prediction"] = _prediction(numbers.layers, rows, x, outputs, labels[number], formats)
+            entry["gradcam"] = _gradcam(model, x, entry["prediction"])
+            entries.append(entry)
+        data["sample"], data["more_samples"] = entries[0], entries[1:]
     return atomic_write(path, render_html(data, sections).encode("utf-8"))
 
 
-def render_html(data: Dict[str, Any], sections: Dict[str, str]) -> str:
-    """Fill the page template with the inline CSS, JS, data and pictures."""
+def _both(draw) -> Dict[str, str]:
+    return {code: draw(code) for code in LANGS}
+
+
+def _translated(graph, lang: str):
+    """The diagram's boxes with their detail lines in `lang` (names and class names stay)."""
+    graph = copy.deepcopy(graph)
+    for node in graph.nodes:
+        node.lines = [diagram_line(line, lang) for line in node.lines]
+    return graph
+
+
+def render_html(data: Dict[str, Any], sections: Dict[str, Dict[str, str]]) -> str:
+    """Fill the page template with the inline CSS, JS, data and pictures (one <template> per language)."""
     template = (ASSETS / "report.html").read_text(encoding="utf-8")
     blob = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     blob = blob.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+    def templates(pictures: Dict[str, str]) -> str:
+        return "".join(f'<template data-lang="{code}">{svg}</template>' for code, svg in pictures.items())
     replacements = {
         "{{TITLE}}": escape(f"convscope report: {data['model']['name']}"),
         "{{LANG}}": data["lang"],
         "{{CSS}}": (ASSETS / "report.css").read_text(encoding="utf-8"),
         "{{JS}}": (ASSETS / "report.js").read_text(encoding="utf-8"),
         "{{DATA}}": blob,
-        "{{DIAGRAM}}": sections["diagram"],
-        "{{FILTERS}}": sections["filters"],
-        "{{FEATURE_MAPS}}": sections["feature_maps"],
-        "{{HISTORY}}": sections["history"],
+        "{{DIAGRAM}}": templates(sections["diagram"]),
+        "{{HISTORY}}": templates(sections["history"]),
     }
     for key, value in replacements.items():
         template = template.replace(key, value)
     return template
+
+
+def _samples(model, sample, where: str) -> List[Any]:
+    """The samples to show: none, one, or each of a list / a batch of several (at most MAX_SAMPLES)."""
+    if sample is None:
+        return []
+    inputs = getattr(model, "inputs", None) or []
+    if isinstance(sample, (list, tuple)) and len(inputs) <= 1:
+        many = list(sample)
+    else:
+        array = np.asarray(sample) if not isinstance(sample, (list, tuple)) else None
+        shape = tuple(getattr(model, "input_shape", ()) or ())
+        many = list(array) if (array is not None and len(shape) > 1 and array.ndim == len(shape)
+                               and array.shape[0] > 1) else [sample]
+    if not many:
+        raise ValueError(f"{where}: argument `sample` is an empty list; give one sample or several")
+    if len(many) > MAX_SAMPLES:
+        raise ValueError(f"{where}: argument `sample` holds {len(many)} samples; at most {MAX_SAMPLES} are shown "
+                         "side by side")
+    return many
+
+
+def _labels(labels, count: int, where: str) -> List[Optional[int]]:
+    """One true class (or None) per sample."""
+    if labels is None:
+        return [None] * count
+    given = list(np.ravel(labels)) if isinstance(labels, (list, tuple, np.ndarray)) else [labels]
+    if count == 0:
+        raise ValueError(f"{where}: argument `labels` needs `sample`; got labels but no sample")
+    if len(given) != count:
+        raise ValueError(f"{where}: argument `labels` must hold one class index per sample ({count}), "
+                         f"got {len(given)}")
+    for value in given:
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"{where}: argument `labels` must hold class indices (ints >= 0), got {value!r}")
+    return [int(v) for v in given]
+
+
+def _class_names(names, output_shape, where: str) -> Optional[List[str]]:
+    if names is None:
+        return None
+    if isinstance(names, str) or not isinstance(names, (list, tuple)) or \
+            not all(isinstance(n, str) for n in names):
+        raise TypeError(f"{where}: argument `class_names` must be a list of str, got {names!r}")
+    classes = output_shape[-1] if len(output_shape) == 2 else None
+    if classes is not None and len(names) != max(classes, 2 if classes == 1 else classes):
+        raise ValueError(f"{where}: argument `class_names` must name the {max(classes, 2)} classes of the output "
+                         f"{format_shape(output_shape)}, got {len(names)} names")
+    return list(names)
 
 
 def _keras_summary(model) -> str:
@@ -124,12 +212,13 @@ def _has_conv_kernel(layer) -> bool:
     return kernel is not None and np.ndim(getattr(kernel, "value", kernel)) == 4
 
 
-def _filter_figure(layer) -> str:
-    return (f'<figure class="filters" data-layer="{escape(layer.name)}">'
-            f"{plot_filters(layer, max_inputs=8, max_filters=32).to_svg()}</figure>")
+def _dense_kernel(layer) -> Optional[np.ndarray]:
+    kernel = getattr(layer, "kernel", None)
+    value = None if kernel is None else np.asarray(getattr(kernel, "value", kernel))
+    return value if value is not None and value.ndim == 2 else None
 
 
-def _layer_entry(layer, row) -> Dict[str, Any]:
+def _layer_entry(layer, row, budget: Dict[str, int]) -> Dict[str, Any]:
     """What the page needs about one layer: shapes, window numbers, receptive field, weights."""
     entry: Dict[str, Any] = {
         "index": row.index, "name": row.name, "class_name": row.class_name, "kind": row.kind,
@@ -144,29 +233,44 @@ def _layer_entry(layer, row) -> Dict[str, Any]:
     }
     if row.inbound is not None:           # a functional model's call
         entry.update(call=row.call, calls=row.calls, inbound=list(row.inbound), parents=list(row.parents))
+    kernel = None
     if row.kind == "conv" and _has_conv_kernel(layer):
         kernel = conv_kernel(layer, "report")
-        if kernel.size <= MAX_KERNEL_VALUES:
+        entry["kernel_shape"] = list(kernel.shape)
+    elif row.kind == "dense":
+        kernel = _dense_kernel(layer)
+    if kernel is not None and row.call in (None, 1):
+        if kernel.size <= min(MAX_KERNEL_VALUES, budget["kernels"]):
+            budget["kernels"] -= kernel.size
             bias = getattr(layer, "bias", None)
             entry["weights"] = {"kernel": _array(kernel),
                                 "bias": None if bias is None else _array(np.asarray(bias.value))}
     return entry
 
 
-def _sample_entry(formats: List[str], x: np.ndarray, outputs: List[np.ndarray]) -> Dict[str, Any]:
+def _map_cap(runs) -> int:
+    """Floats per embedded map so that every map of every sample fits MAX_ALL_MAPS together."""
+    maps = sum(1 for _, outputs in runs for out in outputs if out.ndim == 4)
+    return int(min(MAX_MAP_VALUES, max(MAX_ALL_MAPS // max(maps, 1), 1)))
+
+
+def _sample_entry(formats: List[str], x: np.ndarray, outputs: List[np.ndarray], cap: int) -> Dict[str, Any]:
     """The sample and every 4-D layer output (channels last), capped in size (see `_map`)."""
-    maps = [_map(channels_last(out, fmt)[0]) if out.ndim == 4 else None for fmt, out in zip(formats, outputs)]
+    maps = [_map(channels_last(out, fmt)[0], cap) if out.ndim == 4 else None for fmt, out in zip(formats, outputs)]
     image = _map(channels_last(x, formats[0])[0], MAX_INPUT_VALUES) if x.ndim == 4 else None
     return {"input": image, "outputs": maps}
 
 
 def _map(array: np.ndarray, cap: int = MAX_MAP_VALUES) -> Dict[str, Any]:
-    """A (H, W, C) map with as many leading channels as fit in `cap` floats."""
+    """A (H, W, C) map with as many leading channels as fit in `cap` floats (at least one)."""
     h, w, c = array.shape
     shown = max(1, min(c, cap // max(h * w, 1)))
     entry = _array(array[:, :, :shown])
+    finite = array[np.isfinite(array)]
     entry["channels"] = int(c)
-    entry["vmax"] = float(np.max(np.abs(array))) or 1.0
+    entry["vmax"] = float(np.max(np.abs(finite))) if finite.size else 1.0
+    entry["vmax"] = entry["vmax"] or 1.0
+    entry["vmin"] = float(np.min(finite)) if finite.size else 0.0
     return entry
 
 
@@ -174,3 +278,118 @@ def _array(array: np.ndarray) -> Dict[str, Any]:
     """An array as its shape and base64 little-endian float32 bytes (decoded by Float32Array)."""
     array = np.ascontiguousarray(array, dtype="<f4")
     return {"shape": list(array.shape), "data": base64.b64encode(array.tobytes()).decode("ascii")}
+
+
+# -- the prediction -------------------------------------------------------------------------------
+
+def _prediction(rows, layers, x, outputs, label, formats) -> Optional[Dict[str, Any]]:
+    """Class probabilities of one sample (the model's last output, one vector), its top-k, the true
+    label, and the last Dense layer's largest terms for the predicted class."""
+    out = np.asarray(outputs[-1], np.float64)
+    if out.ndim != 2 or not np.all(np.isfinite(out)):
+        return None
+    values = out[0]
+    activation = _final_activation(rows)
+    if values.size == 1:
+        p = values[0] if activation == "sigmoid" else 1.0 / (1.0 + math.exp(-values[0]))
+        probs, source = np.array([1.0 - p, p]), ("sigmoid" if activation == "sigmoid" else "sigmoid of logit")
+    elif activation == "softmax" or (np.all(values >= 0) and abs(values.sum() - 1.0) < 1e-3):
+        probs, source = values, "softmax"
+    else:
+        shifted = np.exp(values - values.max())
+        probs, source = shifted / shifted.sum(), "softmax of logits"
+    order = np.argsort(-probs, kind="stable")
+    predicted = int(order[0])
+    entry = {"probs": [float(p) for p in probs], "top": [int(i) for i in order[:TOP_K]],
+             "predicted": predicted, "label": label, "source": source, "outputs": [float(v) for v in values]}
+    entry["terms"] = _dense_terms(rows, layers, x, outputs, predicted if values.size > 1 else 0, formats)
+    return entry
+
+
+def _final_activation(rows) -> Optional[str]:
+    """The activation the model ends with (its last layer's, or a last Activation layer's)."""
+    for row in reversed(rows):
+        if row.kind == "dropout":
+            continue
+        return row.activation
+    return None
+
+
+def _dense_terms(rows, layers, x, outputs, unit: int, formats) -> Optional[Dict[str, Any]]:
+    """The last Dense layer's terms x_i·w_i,unit: the largest ones, each traced back through
+    Flatten/Dropout/Reshape to (row, col, channel) of the feature maps it came from, and the sum per channel."""
+    index = next((i for i in range(len(rows) - 1, -1, -1) if rows[i].kind == "dense"), None)
+    if index is None or any(r.kind not in ("dropout", "activation") for r in rows[index + 1:]):
+        return None
+    kernel = _dense_kernel(layers[index])
+    source = _parent(rows, index)
+    inputs = x if source is None else outputs[source]
+    if kernel is None or np.ndim(inputs) != 2 or unit >= kernel.shape[1]:
+        return None
+    x_flat = np.asarray(inputs[0], np.float64)
+    terms = x_flat * kernel[:, unit]
+    bias = getattr(layers[index], "bias", None)
+    entry: Dict[str, Any] = {"layer": index, "unit": unit, "bias": 0.0 if bias is None else float(bias.value[unit]),
+                             "z": float(terms.sum() + (0.0 if bias is None else bias.value[unit])),
+                             "count": int(terms.size)}
+    order = np.argsort(-terms, kind="stable")[:TOP_TERMS]
+    maps = _traced_map(rows, source, outputs)
+    entry["top"] = [{"i": int(i), "x": float(x_flat[i]), "w": float(kernel[i, unit]), "term": float(terms[i])}
+                    for i in order]
+    if maps is not None:
+        map_index, shape = maps
+        layout = formats[map_index] if map_index is not None else formats[0]
+        cells = np.arange(terms.size)
+        if layout == "channels_first":
+            ch, r, c = np.unravel_index(cells, shape[1:])
+        else:
+            r, c, ch = np.unravel_index(cells, shape[1:])
+        entry["map_layer"] = map_index
+        for item in entry["top"]:
+            item.update(row=int(r[item["i"]]), col=int(c[item["i"]]), channel=int(ch[item["i"]]))
+        channels = shape[1] if layout == "channels_first" else shape[3]
+        per_channel = np.bincount(ch, weights=terms, minlength=channels)
+        best = np.argsort(-per_channel, kind="stable")[:TOP_TERMS]
+        entry["channels"] = [{"channel": int(k), "sum": float(per_channel[k])} for k in best]
+    return entry
+
+
+def _parent(rows, index: int) -> Optional[int]:
+    """The row a row reads (its first parent in a graph model), or None for the model input."""
+    parents = getattr(rows[index], "parents", None)
+    if parents is not None:
+        parent = parents[0] if parents else None
+        return None if parent is None or rows[parent].kind == "input" else parent
+    return index - 1 if index > 0 else None
+
+
+def _traced_map(rows, source: Optional[int], outputs):
+    """(row index, 4-D shape) of the feature maps a Dense input came from through pass-through layers."""
+    while source is not None:
+        if outputs[source].ndim == 4:
+            return source, outputs[source].shape
+        if rows[source].kind not in PASS_THROUGH:
+            return None
+        source = _parent(rows, source)
+    return None
+
+
+def _gradcam(model, x, prediction) -> Optional[Dict[str, Any]]:
+    """Grad-CAM of the predicted class over the input (`viz.saliency.gradcam`, when it is installed)."""
+    try:
+        from .saliency import gradcam
+    except ImportError:
+        return None
+    if prediction is None or x.ndim != 4:
+        return None
+    try:
+        heat = np.asarray(gradcam(model, x, class_index=prediction["predicted"]), np.float64)
+    except (ValueError, TypeError):    # no conv layer to look at, or a model gradcam cannot take
+        return None
+    if heat.ndim == 3 and heat.shape[0] == 1:
+        heat = heat[0]
+    if heat.ndim == 3:
+        heat = heat[..., 0] if heat.shape[-1] == 1 else heat[0]
+    if heat.ndim != 2 or not np.all(np.isfinite(heat)):
+        return None
+    return _array(heat)

@@ -1,4 +1,4 @@
-/* convscope report: summary, explanations (en/ko) and the receptive-field explorer.
+/* convscope report: prediction, explorer, summary, explanations (en/ko), filters, feature maps, curves.
  * Everything it shows comes from the JSON in #report-data, written by convscope.viz.report;
  * the window and field arithmetic uses the per-layer numbers computed in Python
  * (convscope.models.analysis, i.e. ops/shapes.py), never its own padding rules. */
@@ -7,18 +7,22 @@
 
   var DATA = JSON.parse(document.getElementById("report-data").textContent);
   var WINDOW_KINDS = ["conv", "max_pool", "avg_pool"];
-  var MAX_SHOWN = 16;
-  var PIXEL_BUDGET = 450000;
+  var PER_PAGE = 16;          // channels per page of a map group
   var MAX_TERMS = 120;
+  var MAX_PADDING = 12;       // padding cells drawn around the input at most
+  var FILTER_ROWS = 8, FILTER_COLS = 32;   // kernels per page of a filter figure
+  var MANY_LAYERS = 40;       // from here on: collapsible blocks, a scrolling picker, lazy feature maps
+  var NARROW = "(max-width: 899px)";
 
   var I18N = {
     en: {
       title: "convscope report", summary: "Summary", explorer: "Explorer: receptive fields and sums",
-      explorer_hint: "Pick a layer, then hover over or click an output unit of a conv or pooling layer: its window on the previous feature maps and its receptive field on the input light up, with the sum z = b + \u03a3 x\u00b7w in real numbers.",
-      explanations: "Explanations", diagram: "Diagram", filters: "Filters (one tile per 2-D kernel)",
-      filters_hint: "Rows: input channels per group; columns: filters. Blue is negative, white zero, red positive; one scale per layer.",
-      feature_maps: "Feature maps of the sample", history: "Training curves",
-      col_layer: "Layer (type)", col_output: "Output Shape", col_params: "Param #", col_kernels: "2-D kernels",
+      explorer_hint: "Pick a layer, then tap, click or hover over an output unit (or focus a map and use the arrow keys): its window on the previous feature maps and its receptive field on the input light up, with the sum z = b + \u03a3 x\u00b7w in real numbers.",
+      explanations: "Explanations", diagram: "Diagram", diagram_hint: "Click a box (or focus it and press Enter) to open that layer in the explorer.",
+      filters: "Filters (one tile per 2-D kernel)",
+      filters_hint: "Rows: input channels per group; columns: filters. Blue is negative, white zero, red positive; one scale per layer. Hover over a tile for its weights.",
+      feature_maps: "Feature maps of the sample", history: "Training curves", prediction: "Prediction",
+      col_layer: "Layer (type)", col_output: "Output shape", col_params: "Param #", col_kernels: "2-D kernels",
       col_macs: "MACs", col_field: "Receptive field", total: "Total params",
       input_image: "Model input (the sample)", previous: "Input of this layer (previous feature maps)",
       output: "Output of", channel: "ch", no_sample: "Pass sample= to report() to see the feature maps here.",
@@ -30,41 +34,75 @@
       mean_of: "mean of the real cells of the window",
       no_weights: "The kernel is too large to embed, so the sum is not shown.",
       channels_cut: "Some input channels were not embedded (size cap), so the sum is not shown.",
-      size: "size", jump: "jump", start: "start", none: "\u2014",
+      size: "size", jump: "step", start: "start", none: "\u2014",
       reached: "Input cells it really reads (highlighted; padding excluded)",
-      keras_summary: "model.summary(), as Keras prints it", col_connected: "Connected to", call: "call"
+      field_padding: "of the field lie in the padding (hatched)",
+      keras_summary: "model.summary(), as Keras prints it", col_connected: "Connected to", call: "call",
+      shown_of: "channels {a}\u2013{b} of {m} shown", embedded_of: "{n} of {m} channels embedded in this page",
+      prev: "previous", next: "next", search_layer: "Search layers by name",
+      predicted: "Predicted", probability: "probability", true_label: "True label", correct: "correct",
+      wrong: "wrong", top_k: "Top {k}", class_word: "class", from_logits: "softmax of the logits (the model outputs logits)",
+      sample_word: "Sample", gradcam: "Grad-CAM for the predicted class over the input",
+      terms_title: "Largest terms x\u00b7w of {layer} for class {cls} (z = {z}, {n} terms)",
+      channel_sums: "Sum of the terms per channel of {layer}", show_in_explorer: "show in explorer",
+      vector_title: "Output values of this layer", vector_pick: "Click a bar for its sum.",
+      values: "values", largest: "largest", kernels_of: "{i} \u00d7 {f} = {n} kernels of {kh}\u00d7{kw}",
+      filter_page: "inputs {a}\u2013{b} of {n}, filters {c}\u2013{d} of {m}", weight: "weight",
+      value: "value", scale_seq: "scale from 0 (data \u2265 0)", scale_div: "scale around 0",
+      filter_word: "filter", input_word: "in", block_of: "{n} layers", no_filters: "No convolution kernel is small enough to embed.",
+      open_maps: "show"
     },
     ko: {
-      title: "convscope \ubcf4\uace0\uc11c", summary: "\ubaa8\ub378 \uc694\uc57d", explorer: "\ud0d0\uc0c9\uae30: \uc218\uc6a9 \uc601\uc5ed\uacfc \ud569",
-      explorer_hint: "\ub808\uc774\uc5b4\ub97c \uace0\ub978 \ub4a4 \ud569\uc131\uacf1\uc774\ub098 \ud480\ub9c1 \ub808\uc774\uc5b4\uc758 \ucd9c\ub825 \uc720\ub2db\uc5d0 \ub9c8\uc6b0\uc2a4\ub97c \uc62c\ub9ac\uac70\ub098 \ud074\ub9ad\ud574 \ubcf4\uc138\uc694. \uc774\uc804 \ud2b9\uc131 \ub9f5 \uc704\uc758 \ucc3d\uacfc \uc785\ub825 \uc704\uc758 \uc218\uc6a9 \uc601\uc5ed\uc774 \uac15\uc870\ub418\uace0, \uc2e4\uc81c \uc22b\uc790\ub85c z = b + \u03a3 x\u00b7w \ub97c \uacc4\uc0b0\ud574 \ubcf4\uc5ec \uc90d\ub2c8\ub2e4.",
-      explanations: "\ub808\uc774\uc5b4\ubcc4 \uc124\uba85", diagram: "\ubaa8\ub378 \uad6c\uc870\ub3c4", filters: "\ud544\ud130 (2\ucc28\uc6d0 \ucee4\ub110\ub9c8\ub2e4 \ud55c \uce78)",
-      filters_hint: "\ud589\uc740 \uadf8\ub8f9\ub2f9 \uc785\ub825 \ucc44\ub110, \uc5f4\uc740 \ud544\ud130\uc785\ub2c8\ub2e4. \ud30c\ub780\uc0c9\uc740 \uc74c\uc218, \ud770\uc0c9\uc740 0, \ube68\uac04\uc0c9\uc740 \uc591\uc218\uc774\uba70 \ub808\uc774\uc5b4\ub9c8\ub2e4 \ud558\ub098\uc758 \uc0c9 \ucc99\ub3c4\ub97c \uc501\ub2c8\ub2e4.",
-      feature_maps: "\uc0d8\ud50c\uc758 \ud2b9\uc131 \ub9f5", history: "\ud559\uc2b5 \uace1\uc120",
-      col_layer: "\ub808\uc774\uc5b4 (\uc885\ub958)", col_output: "\ucd9c\ub825 \ud615\ud0dc", col_params: "\ud30c\ub77c\ubbf8\ud130 \uc218",
-      col_kernels: "2\ucc28\uc6d0 \ucee4\ub110 \uc218", col_macs: "\uacf1\uc148-\ub204\uc0b0(MAC)", col_field: "\uc218\uc6a9 \uc601\uc5ed",
-      total: "\uc804\uccb4 \ud30c\ub77c\ubbf8\ud130", input_image: "\ubaa8\ub378 \uc785\ub825 (\uc0d8\ud50c)",
-      previous: "\uc774 \ub808\uc774\uc5b4\uc758 \uc785\ub825 (\uc774\uc804 \ud2b9\uc131 \ub9f5)", output: "\ucd9c\ub825:", channel: "\ucc44\ub110",
-      no_sample: "report()\uc5d0 sample=\uc744 \ub118\uae30\uba74 \uc5ec\uae30\uc5d0\uc11c \ud2b9\uc131 \ub9f5\uc744 \ubcfc \uc218 \uc788\uc2b5\ub2c8\ub2e4.",
-      no_spatial: "\uc774 \ub808\uc774\uc5b4\uc758 \ucd9c\ub825\uc5d0\ub294 \uacf5\uac04 \ucd95\uc774 \uc5c6\uc5b4\uc11c, \ubaa8\ub4e0 \uc720\ub2db\uc774 \uc785\ub825 \uc804\uccb4\ub97c \ubd05\ub2c8\ub2e4.",
-      pick_unit: "\ucd9c\ub825 \uc720\ub2db\uc744 \ud074\ub9ad\ud558\uac70\ub098 \ub9c8\uc6b0\uc2a4\ub97c \uc62c\ub824 \ubcf4\uc138\uc694.", unit: "\uc720\ub2db",
-      field_on_input: "\uc785\ub825\uc5d0\uc11c\uc758 \uc218\uc6a9 \uc601\uc5ed", rows: "\ud589", cols: "\uc5f4",
-      window_on_prev: "\uc774\uc804 \ud2b9\uc131 \ub9f5 \uc704\uc758 \ucc3d", channels: "\ucc44\ub110",
-      in_padding: "\ud328\ub529(0) \uc704\uc5d0 \ub193\uc778 \ucc3d\uc758 \uce78", sum_title: "\uc774 \uc720\ub2db\uc758 \ud569",
-      stored: "\uc800\uc7a5\ub41c \ucd9c\ub825", terms_more: "\uac1c \ud56d \ub354", max_of: "\ucc3d \uc548 \uc2e4\uc81c \uce78\ub4e4\uc758 \ucd5c\ub313\uac12",
-      mean_of: "\ucc3d \uc548 \uc2e4\uc81c \uce78\ub4e4\uc758 \ud3c9\uade0",
-      no_weights: "\ucee4\ub110\uc774 \ub108\ubb34 \ucee4\uc11c \ubcf4\uace0\uc11c\uc5d0 \ub123\uc9c0 \uc54a\uc558\uace0, \uadf8\ub798\uc11c \ud569\uc740 \ubcf4\uc5ec \uc8fc\uc9c0 \uc54a\uc2b5\ub2c8\ub2e4.",
-      channels_cut: "\ud06c\uae30 \uc81c\ud55c\uc73c\ub85c \uc77c\ubd80 \uc785\ub825 \ucc44\ub110\uc744 \ub123\uc9c0 \uc54a\uc544 \ud569\uc740 \ubcf4\uc5ec \uc8fc\uc9c0 \uc54a\uc2b5\ub2c8\ub2e4.",
-      size: "\ud06c\uae30", jump: "\uac04\uaca9", start: "\uc2dc\uc791", none: "\u2014",
-      keras_summary: "Keras\uc640 \uac19\uc740 model.summary() \ucd9c\ub825",
-      col_connected: "\uc5f0\uacb0\ub41c \uc785\ub825", call: "\ud638\ucd9c",
-      reached: "\uc2e4\uc81c\ub85c \uc77d\ub294 \uc785\ub825 \uce78 (\uac15\uc870 \ud45c\uc2dc, \ud328\ub529 \uc81c\uc678)"
+      title: "convscope 보고서", summary: "모델 요약", explorer: "탐색기: 수용 영역과 합",
+      explorer_hint: "층을 고른 뒤 출력 유닛을 탭하거나 클릭하거나 마우스를 올려 보세요(맵에 초점을 두고 화살표 키를 써도 됩니다). 이전 특성 맵 위의 창과 입력 위의 수용 영역이 강조되고, 실제 숫자로 z = b + \u03a3 x\u00b7w 를 계산해 보여 줍니다.",
+      explanations: "층별 설명", diagram: "모델 구조도", diagram_hint: "상자를 클릭하면(또는 초점을 두고 Enter) 그 층이 탐색기에 열립니다.",
+      filters: "필터 (2차원 커널마다 한 칸)",
+      filters_hint: "행은 그룹당 입력 채널, 열은 필터입니다. 파란색은 음수, 흰색은 0, 빨간색은 양수이며 층마다 하나의 색 척도를 씁니다. 칸에 마우스를 올리면 가중치가 보입니다.",
+      feature_maps: "샘플의 특성 맵", history: "학습 곡선", prediction: "예측",
+      col_layer: "층 (종류)", col_output: "출력 형태", col_params: "파라미터 수",
+      col_kernels: "2차원 커널 수", col_macs: "곱셈-누산(MAC)", col_field: "수용 영역",
+      total: "전체 파라미터", input_image: "모델 입력 (샘플)",
+      previous: "이 층의 입력 (이전 특성 맵)", output: "출력:", channel: "채널",
+      no_sample: "report()에 sample=을 넘기면 여기에서 특성 맵을 볼 수 있습니다.",
+      no_spatial: "이 층의 출력에는 공간 축이 없어서, 모든 유닛이 입력 전체를 봅니다.",
+      pick_unit: "출력 유닛을 클릭하거나 마우스를 올려 보세요.", unit: "유닛",
+      field_on_input: "입력에서의 수용 영역", rows: "행", cols: "열",
+      window_on_prev: "이전 특성 맵 위의 창", channels: "채널",
+      in_padding: "패딩(0) 위에 놓인 창의 칸", sum_title: "이 유닛의 합",
+      stored: "저장된 출력", terms_more: "개 항 더", max_of: "창 안 실제 칸들의 최댓값",
+      mean_of: "창 안 실제 칸들의 평균",
+      no_weights: "커널이 너무 커서 보고서에 넣지 않았고, 그래서 합은 보여 주지 않습니다.",
+      channels_cut: "크기 제한으로 일부 입력 채널을 넣지 않아 합은 보여 주지 않습니다.",
+      size: "크기", jump: "간격", start: "시작", none: "\u2014",
+      reached: "실제로 읽는 입력 칸 (강조 표시, 패딩 제외)",
+      field_padding: "칸이 패딩 위에 있습니다 (빗금)",
+      keras_summary: "Keras와 같은 model.summary() 출력",
+      col_connected: "연결된 입력", call: "호출",
+      shown_of: "채널 {a}\u2013{b} 표시 (전체 {m}개)", embedded_of: "채널 {m}개 중 {n}개만 이 페이지에 담았습니다",
+      prev: "이전", next: "다음", search_layer: "층 이름으로 찾기",
+      predicted: "예측", probability: "확률", true_label: "정답", correct: "맞음", wrong: "틀림",
+      top_k: "상위 {k}개", class_word: "클래스", from_logits: "로짓의 소프트맥스 (모델이 로짓을 출력함)",
+      sample_word: "샘플", gradcam: "예측한 클래스의 Grad-CAM (입력 위)",
+      terms_title: "{layer}에서 클래스 {cls}에 대한 가장 큰 항 x\u00b7w (z = {z}, 항 {n}개)",
+      channel_sums: "{layer}의 채널별 항의 합", show_in_explorer: "탐색기에서 보기",
+      vector_title: "이 층의 출력 값", vector_pick: "막대를 클릭하면 그 합이 보입니다.",
+      values: "값", largest: "가장 큰 값", kernels_of: "{i} \u00d7 {f} = 커널 {n}개 ({kh}\u00d7{kw})",
+      filter_page: "입력 {a}\u2013{b} / {n}, 필터 {c}\u2013{d} / {m}", weight: "가중치",
+      value: "값", scale_seq: "0부터의 척도 (값 \u2265 0)", scale_div: "0 중심 척도",
+      filter_word: "필터", input_word: "입력", block_of: "층 {n}개", no_filters: "보고서에 넣을 만큼 작은 합성곱 커널이 없습니다.",
+      open_maps: "보기"
     }
   };
 
-  var state = { lang: DATA.lang, layer: null, unit: null, pinned: false, highlight: null };
+  var state = { lang: DATA.lang, layer: null, unit: null, pinned: false, highlight: null, sample: 0,
+                pages: {}, openBlocks: {}, search: "" };
 
   // -- small helpers ---------------------------------------------------------------------------
-  function t(key) { return I18N[state.lang][key]; }
+  function t(key, values) {
+    var text = I18N[state.lang][key];
+    Object.keys(values || {}).forEach(function (k) { text = text.split("{" + k + "}").join(String(values[k])); });
+    return text;
+  }
   function el(tag, attrs, text) {
     var node = document.createElement(tag);
     Object.keys(attrs || {}).forEach(function (k) {
@@ -79,43 +117,116 @@
     var a = Math.abs(value);
     return (a !== 0 && (a < 1e-3 || a >= 1e5)) ? value.toExponential(3) : String(+value.toFixed(4));
   }
+  function pct(p) { return (100 * p).toFixed(p >= 0.999995 || p < 0.00001 ? 0 : (p >= 0.1 ? 1 : 2)) + "%"; }
   function grouped(n) { return Number(n).toLocaleString("en-US"); }
   function decode(entry) {
     if (!entry) { return null; }
     var bin = atob(entry.data), bytes = new Uint8Array(bin.length);
     for (var i = 0; i < bin.length; i++) { bytes[i] = bin.charCodeAt(i); }
-    return { shape: entry.shape, values: new Float32Array(bytes.buffer), channels: entry.channels, vmax: entry.vmax };
+    return { shape: entry.shape, values: new Float32Array(bytes.buffer), channels: entry.channels,
+             vmax: entry.vmax, vmin: entry.vmin === undefined ? -entry.vmax : entry.vmin };
   }
   function at(map, r, c, ch) { return map.values[(r * map.shape[1] + c) * map.shape[2] + ch]; }
-  function rgb(value, vmax) {
-    var x = Math.max(-1, Math.min(1, value / vmax)), zero = [247, 247, 247];
-    var end = x >= 0 ? [178, 24, 43] : [33, 102, 172], f = Math.abs(x);
-    return zero.map(function (z, i) { return Math.round(z + (end[i] - z) * f); });
-  }
   function spanText(list) { return list.length ? list[0] + "\u2013" + list[list.length - 1] : t("none"); }
   function range(lo, hi) { var out = []; for (var i = lo; i <= hi; i++) { out.push(i); } return out; }
+  function className(k) { return DATA.class_names ? DATA.class_names[k] : String(k); }
+  function narrow() { return window.matchMedia(NARROW).matches; }
 
-  var sample = DATA.sample ? {
-    input: decode(DATA.sample.input),
-    outputs: DATA.sample.outputs.map(decode)
-  } : null;
+  // -- colour scales: sequential for data >= 0, diverging around 0 ----------------------------------
+  var SEQ = [[255, 255, 255], [198, 219, 239], [107, 174, 214], [33, 113, 181], [8, 48, 107]];
+  var DIV_NEG = [33, 102, 172], DIV_ZERO = [247, 247, 247], DIV_POS = [178, 24, 43];
+  function scaleOf(lo, hi) {
+    if (lo >= 0) { return { kind: "seq", lo: 0, hi: hi > 0 ? hi : 1 }; }
+    var m = Math.max(Math.abs(lo), Math.abs(hi)) || 1;
+    return { kind: "div", lo: -m, hi: m };
+  }
+  function colour(value, scale) {
+    if (!isFinite(value)) { return [255, 0, 255]; }
+    if (scale.kind === "seq") {
+      var f = Math.max(0, Math.min(1, value / scale.hi)) * (SEQ.length - 1), i = Math.min(SEQ.length - 2, Math.floor(f)), g = f - i;
+      return SEQ[i].map(function (v, k) { return Math.round(v + (SEQ[i + 1][k] - v) * g); });
+    }
+    var x = Math.max(-1, Math.min(1, value / scale.hi)), end = x >= 0 ? DIV_POS : DIV_NEG, a = Math.abs(x);
+    return DIV_ZERO.map(function (z, k) { return Math.round(z + (end[k] - z) * a); });
+  }
+  function colourBar(scale, what) {
+    var box = el("div", { "class": "colorbar", "data-scale": scale.kind });
+    var canvas = el("canvas", { width: 140, height: 10 }), ctx = canvas.getContext("2d");
+    for (var i = 0; i < 140; i++) {
+      var c = colour(scale.lo + (scale.hi - scale.lo) * i / 139, scale);
+      ctx.fillStyle = "rgb(" + c.join(",") + ")"; ctx.fillRect(i, 0, 1, 10);
+    }
+    box.appendChild(el("span", {}, fmt(scale.lo)));
+    box.appendChild(canvas);
+    box.appendChild(el("span", {}, fmt(scale.hi)));
+    box.appendChild(el("span", {}, "(" + what + "; " + t(scale.kind === "seq" ? "scale_seq" : "scale_div") + ")"));
+    return box;
+  }
+
+  // -- the tooltip: a value on hover -----------------------------------------------------------------
+  var tooltip = document.getElementById("tooltip");
+  function showTip(event, text) {
+    tooltip.textContent = text; tooltip.hidden = false;
+    tooltip.style.left = Math.min(event.clientX + 12, window.innerWidth - tooltip.offsetWidth - 4) + "px";
+    tooltip.style.top = (event.clientY + 14) + "px";
+  }
+  function hideTip() { tooltip.hidden = true; }
+
+  var samples = [DATA.sample].concat(DATA.more_samples || []).filter(Boolean).map(function (s) {
+    return { input: decode(s.input), outputs: s.outputs.map(decode), prediction: s.prediction || null,
+             gradcam: decode(s.gradcam) };
+  });
+  var sample = samples.length ? samples[0] : null;
   var weights = DATA.layers.map(function (layer) {
     return layer.weights ? { kernel: decode(layer.weights.kernel), bias: decode(layer.weights.bias) } : null;
   });
+  var many = DATA.layers.length > MANY_LAYERS;
 
   // -- static parts: labels, summary, explanations ------------------------------------------------
   function renderLabels() {
     document.documentElement.lang = state.lang;
     document.querySelectorAll("[data-i18n]").forEach(function (node) { node.textContent = t(node.dataset.i18n); });
+    document.querySelectorAll("[data-i18n-placeholder]").forEach(function (node) {
+      node.placeholder = t(node.dataset.i18nPlaceholder); node.setAttribute("aria-label", node.placeholder);
+    });
     document.getElementById("model-name").textContent = DATA.model.name;
     document.querySelector("#keras-summary pre").textContent = DATA.keras_summary;
     document.getElementById("keras-summary").hidden = !DATA.keras_summary;
     document.querySelectorAll(".lang-switch button").forEach(function (b) {
       b.classList.toggle("active", b.dataset.lang === state.lang);
+      b.setAttribute("aria-pressed", b.dataset.lang === state.lang ? "true" : "false");
     });
-    ["feature-maps", "history"].forEach(function (id) {
-      var section = document.getElementById(id);
-      section.classList.toggle("empty", !section.querySelector("svg"));
+    renderPictures();
+  }
+
+  /* The diagram and the curves: the SVG of the chosen language, from its <template>. */
+  function renderPictures() {
+    ["diagram", "history"].forEach(function (id) {
+      var section = document.getElementById(id), holder = section.querySelector(".picture");
+      var template = section.querySelector('template[data-lang="' + state.lang + '"]');
+      clear(holder);
+      if (template) { holder.appendChild(document.importNode(template.content, true)); }
+      section.classList.toggle("empty", !holder.querySelector("svg"));
+    });
+    wireDiagram();
+  }
+
+  function wireDiagram() {
+    var byName = {};
+    DATA.layers.forEach(function (layer) { if (!(layer.name in byName)) { byName[layer.name] = layer.index; } });
+    document.querySelectorAll("#diagram svg text.layer-title").forEach(function (text) {
+      var title = text.textContent, name = title.slice(0, title.lastIndexOf(" ("));
+      var rect = text.previousElementSibling;
+      if (!(name in byName) || !rect || !rect.classList.contains("layer")) { return; }
+      var index = byName[name];
+      rect.dataset.layer = name;
+      rect.setAttribute("tabindex", "0"); rect.setAttribute("role", "button");
+      rect.setAttribute("aria-label", title);
+      rect.classList.toggle("selected", state.layer !== null && DATA.layers[state.layer].name === name);
+      function go() { selectLayer(index); document.getElementById("explorer").scrollIntoView({ block: "start" }); }
+      rect.addEventListener("click", go);
+      text.style.cursor = "pointer"; text.addEventListener("click", go);
+      rect.addEventListener("keydown", function (e) { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); go(); } });
     });
   }
 
@@ -125,28 +236,58 @@
       "\u00d7" + layer.field[1].jump + ")";
   }
 
+  /* Large models: consecutive layers sharing a name prefix ("conv2_block1") form a collapsible block. */
+  function blockKey(name) {
+    var parts = name.split("_");
+    return parts.length >= 3 ? parts[0] + "_" + parts[1] : parts[0];
+  }
+  function blocks() {
+    var out = [];
+    DATA.layers.forEach(function (layer) {
+      var key = blockKey(layer.name), last = out[out.length - 1];
+      if (last && last.key === key) { last.layers.push(layer); } else { out.push({ key: key, layers: [layer] }); }
+    });
+    return out;
+  }
+  function matches(layer) { return !state.search || layer.name.toLowerCase().indexOf(state.search) >= 0; }
+
   function renderSummary() {
     var table = document.getElementById("summary-table");
     var head = clear(table.tHead), body = clear(table.tBodies[0]), foot = clear(table.tFoot);
-    var row = head.insertRow();
+    var row = head.insertRow(), columns = DATA.graph ? 7 : 6;
     [["col_layer", ""], ["col_output", ""], ["col_params", "num"], ["col_kernels", "num"], ["col_macs", "num"],
      ["col_field", ""]].concat(DATA.graph ? [["col_connected", ""]] : [])
       .forEach(function (c) { row.appendChild(el("th", { "class": c[1] }, t(c[0]))); });
     var total = 0;
-    DATA.layers.forEach(function (layer) {
-      var tr = el("tr", { "data-layer": layer.name });
-      if (DATA.graph) { tr.dataset.call = layer.call; }
-      tr.appendChild(el("td", {}, layerLabel(layer)));
-      tr.appendChild(el("td", {}, layer.output_text));
-      tr.appendChild(el("td", { "class": "num" }, grouped(layer.params)));
-      tr.appendChild(el("td", { "class": "num" }, layer.kernels === null ? t("none") : grouped(layer.kernels)));
-      tr.appendChild(el("td", { "class": "num" }, grouped(layer.macs)));
-      tr.appendChild(el("td", {}, fieldText(layer)));
-      if (DATA.graph) { tr.appendChild(el("td", { "class": "connected" }, layer.inbound.join(", "))); }
-      tr.classList.toggle("selected", state.layer === layer.index);
-      tr.addEventListener("click", function () { selectLayer(layer.index); });
-      body.appendChild(tr);
-      if (!layer.call || layer.call === 1) { total += layer.params; }  // a shared layer's weights count once
+    DATA.layers.forEach(function (layer) { if (!layer.call || layer.call === 1) { total += layer.params; } });
+    blocks().forEach(function (block) {
+      var collapsible = many && block.layers.length >= 3;
+      var open = !collapsible || state.openBlocks[block.key] || !!state.search ||
+        block.layers.some(function (l) { return l.index === state.layer; });
+      if (collapsible) {
+        var tr = el("tr", { "class": "block", "data-block": block.key }), td = el("td", { colspan: columns });
+        var button = el("button", { type: "button", "aria-expanded": open ? "true" : "false" },
+          (open ? "\u25be " : "\u25b8 ") + block.key + " \u2014 " + t("block_of", { n: block.layers.length }));
+        button.addEventListener("click", function () { state.openBlocks[block.key] = !open; renderSummary(); });
+        td.appendChild(button); tr.appendChild(td); body.appendChild(tr);
+      }
+      if (!open) { return; }
+      block.layers.forEach(function (layer) {
+        if (!matches(layer)) { return; }
+        var tr = el("tr", { "data-layer": layer.name, tabindex: "0" });
+        if (DATA.graph) { tr.dataset.call = layer.call; }
+        tr.appendChild(el("td", {}, layerLabel(layer)));
+        tr.appendChild(el("td", {}, layer.output_text));
+        tr.appendChild(el("td", { "class": "num" }, grouped(layer.params)));
+        tr.appendChild(el("td", { "class": "num" }, layer.kernels === null ? t("none") : grouped(layer.kernels)));
+        tr.appendChild(el("td", { "class": "num" }, grouped(layer.macs)));
+        tr.appendChild(el("td", {}, fieldText(layer)));
+        if (DATA.graph) { tr.appendChild(el("td", { "class": "connected" }, layer.inbound.join(", "))); }
+        tr.classList.toggle("selected", state.layer === layer.index);
+        tr.addEventListener("click", function () { selectLayer(layer.index); });
+        tr.addEventListener("keydown", function (e) { if (e.key === "Enter") { selectLayer(layer.index); } });
+        body.appendChild(tr);
+      });
     });
     var f = foot.insertRow();
     f.appendChild(el("td", {}, t("total")));
@@ -186,21 +327,151 @@
 
   function renderPicker() {
     var picker = clear(document.getElementById("layer-picker"));
+    picker.classList.toggle("many", many);
     DATA.layers.forEach(function (layer) {
-      var button = el("button", { type: "button", role: "tab", "data-layer": layer.name, "data-index": layer.index },
-        layerLabel(layer));
+      var button = el("button", { type: "button", role: "tab", "data-layer": layer.name, "data-index": layer.index,
+        "aria-selected": state.layer === layer.index ? "true" : "false" }, layerLabel(layer));
       if (DATA.graph) { button.dataset.call = layer.call; }
-      if (!explorable(layer)) { button.classList.add("flat"); }
+      if (!explorable(layer) && !vectorOf(layer)) { button.classList.add("flat"); }
       button.classList.toggle("active", state.layer === layer.index);
+      button.hidden = !matches(layer);
       button.addEventListener("click", function () { selectLayer(layer.index); });
       picker.appendChild(button);
     });
+    var sp = clear(document.getElementById("sample-picker"));
+    if (samples.length > 1) {
+      samples.forEach(function (s, k) {
+        var b = el("button", { type: "button", "data-sample": k }, t("sample_word") + " " + (k + 1));
+        b.classList.toggle("active", k === state.sample);
+        b.addEventListener("click", function () { pickSample(k); });
+        sp.appendChild(b);
+      });
+    }
+  }
+
+  function pickSample(k) {
+    state.sample = k; sample = samples[k];
+    var unit = state.unit, pinned = state.pinned;
+    renderPicker(); renderExplorer(); renderFeatureMaps();
+    if (unit && explorable(DATA.layers[state.layer])) { pickUnit(unit[0], unit[1], unit[2]); state.pinned = pinned; }
+  }
+
+  // -- the prediction -----------------------------------------------------------------------------
+  function renderPrediction() {
+    var section = document.getElementById("prediction"), cards = clear(document.getElementById("prediction-cards"));
+    var any = false;
+    samples.forEach(function (s, k) {
+      var p = s.prediction;
+      if (!p) { return; }
+      any = true;
+      var card = el("article", { "class": "prediction", "data-sample": k, "data-predicted": p.predicted,
+                                 "data-probability": p.probs[p.predicted] });
+      if (samples.length > 1) { card.appendChild(el("h3", {}, t("sample_word") + " " + (k + 1))); }
+      var thumb = el("div", { "class": "thumb" });
+      if (s.input) {
+        var scale = scaleOf(s.input.vmin, s.input.vmax);
+        thumb.appendChild(imageCanvas(s.input, 0, scale, 96, null));
+        if (s.gradcam) {
+          var fig = el("figure", { "class": "gradcam" });
+          fig.appendChild(imageCanvas(s.input, 0, scale, 96, s.gradcam));
+          fig.appendChild(el("figcaption", { "class": "legend" }, t("gradcam")));
+          thumb.appendChild(fig);
+        }
+      }
+      card.appendChild(thumb);
+      var verdict = el("p", { "class": "verdict" }, t("predicted") + ": " + className(p.predicted) + " (" +
+        t("probability") + " " + pct(p.probs[p.predicted]) + ")");
+      if (p.label !== null && p.label !== undefined) {
+        verdict.appendChild(document.createTextNode(" \u2014 " + t("true_label") + ": " + className(p.label) + " (" +
+          t(p.label === p.predicted ? "correct" : "wrong") + ")"));
+        verdict.classList.toggle("wrong", p.label !== p.predicted);
+      }
+      card.appendChild(verdict);
+      var shown = p.top.slice();
+      if (p.label !== null && p.label !== undefined && shown.indexOf(p.label) < 0 && p.label < p.probs.length) { shown.push(p.label); }
+      card.appendChild(el("div", { "class": "legend" }, t("top_k", { k: p.top.length }) +
+        (p.source.indexOf("logit") >= 0 ? " \u2014 " + t("from_logits") : "")));
+      var bars = el("ul", { "class": "bars" });
+      shown.forEach(function (c) {
+        var li = el("li", { "data-class": c }), bar = el("span", { "class": "bar" }), fill = el("span");
+        fill.style.width = (100 * p.probs[c]).toFixed(2) + "%";
+        bar.appendChild(fill);
+        li.appendChild(el("span", {}, className(c))); li.appendChild(bar); li.appendChild(el("span", { "class": "pct" }, pct(p.probs[c])));
+        li.classList.toggle("top", c === p.predicted); li.classList.toggle("truth", c === p.label);
+        bars.appendChild(li);
+      });
+      card.appendChild(bars);
+      if (p.terms) { card.appendChild(termsBlock(p.terms, k)); }
+      cards.appendChild(card);
+    });
+    section.classList.toggle("empty", !any);
+  }
+
+  function termsBlock(terms, k) {
+    var layer = DATA.layers[terms.layer];
+    var box = el("details", { "class": "dense-terms" });
+    box.open = !narrow();
+    box.appendChild(el("summary", {}, t("terms_title", { layer: layer.name, cls: className(terms.unit), z: fmt(terms.z), n: grouped(terms.count) })));
+    var list = el("ol", { "class": "terms-list" });
+    var source = terms.map_layer !== undefined ? DATA.layers[terms.map_layer] : null;
+    terms.top.forEach(function (item) {
+      var li = el("li", {}), where = item.row !== undefined ?
+        "x[" + item.row + "," + item.col + "," + item.channel + "]" : "x[" + item.i + "]";
+      li.appendChild(document.createTextNode(where + " \u00b7 w = " + fmt(item.x) + " \u00d7 " + fmt(item.w) + " = " + fmt(item.term) + " "));
+      if (source && explorable(source)) {
+        var b = el("button", { type: "button", "data-layer": source.name }, t("show_in_explorer"));
+        b.addEventListener("click", function () {
+          if (k !== state.sample) { pickSample(k); }
+          selectLayer(source.index);
+          pickUnit(item.channel, item.row, item.col, true);
+          state.pinned = true;
+        });
+        li.appendChild(b);
+      }
+      list.appendChild(li);
+    });
+    box.appendChild(list);
+    if (terms.channels && source) {
+      box.appendChild(el("h4", {}, t("channel_sums", { layer: source.name })));
+      box.appendChild(el("p", { "class": "legend" }, terms.channels.map(function (c) {
+        return t("channel") + " " + c.channel + ": " + fmt(c.sum);
+      }).join(", ")));
+    }
+    return box;
+  }
+
+  /* A small picture of channel `ch` of a map (the sample), optionally with a heat map laid over it. */
+  function imageCanvas(map, ch, scale, size, heat) {
+    var h = map.shape[0], w = map.shape[1], cell = Math.max(1, Math.floor(size / Math.max(h, w)));
+    var canvas = el("canvas", { width: w * cell, height: h * cell }), ctx = canvas.getContext("2d");
+    var rgbImage = map.shape[2] === 3 && map.vmin >= 0;
+    for (var r = 0; r < h; r++) {
+      for (var c = 0; c < w; c++) {
+        var col;
+        if (rgbImage) {
+          col = [0, 1, 2].map(function (k) { return Math.round(255 * Math.max(0, at(map, r, c, k)) / (map.vmax > 1 ? 255 : 1)); });
+        } else { col = colour(at(map, r, c, ch), scale); }
+        if (heat) {
+          var hr = Math.min(heat.shape[0] - 1, Math.floor(r * heat.shape[0] / h)), hc = Math.min(heat.shape[1] - 1, Math.floor(c * heat.shape[1] / w));
+          var v = Math.max(0, Math.min(1, heat.values[hr * heat.shape[1] + hc] / (heat.vmax || 1)));
+          col = col.map(function (x, k) { return Math.round(x * (1 - 0.55 * v) + [255, 80, 0][k] * 0.55 * v); });
+        }
+        ctx.fillStyle = "rgb(" + col.join(",") + ")"; ctx.fillRect(c * cell, r * cell, cell, cell);
+      }
+    }
+    canvas.addEventListener("mousemove", function (e) {
+      var r = Math.min(h - 1, Math.floor(e.offsetY / cell)), c = Math.min(w - 1, Math.floor(e.offsetX / cell));
+      showTip(e, "[" + r + "," + c + "] = " + fmt(at(map, r, c, ch)));
+    });
+    canvas.addEventListener("mouseleave", hideTip);
+    return canvas;
   }
 
   // -- the explorer ---------------------------------------------------------------------------------
   function explorable(layer) {
     return !!(sample && layer.field && sample.outputs[layer.index] && previousMap(layer.index));
   }
+  function vectorOf(layer) { return sample && sample.prediction && layer.index === DATA.layers.length - 1 ? sample.prediction : null; }
   /* The map a layer reads: the previous layer's output, or in a graph model its first parent's. */
   function previousMap(index) {
     if (DATA.graph) { var parents = DATA.layers[index].parents; return parents.length ? sample.outputs[parents[0]] : null; }
@@ -213,98 +484,235 @@
     return sample.outputs[index];
   }
 
-  /* Screen pixels per map cell: about 170 px per map, but never under one pixel per unit. */
-  function cellSize(map) { return Math.max(1, Math.min(16, Math.floor(170 / Math.max(map.shape[0], map.shape[1])))); }
+  /* Screen pixels per map cell: about 170 px per map (less on a phone), never under one pixel per unit. */
+  function cellSize(map) {
+    var room = narrow() ? 150 : 170;
+    return Math.max(1, Math.min(16, Math.floor(room / Math.max(map.shape[0], map.shape[1]))));
+  }
 
-  function mapCanvas(map, channel, role) {
-    var h = map.shape[0], w = map.shape[1], cell = cellSize(map);
+  /* Padding cells drawn around the model input for the selected layer: how far its fields reach past the edges. */
+  function paddingCells(layer) {
+    if (!layer || !layer.field) { return 0; }
+    var most = 0;
+    layer.field.forEach(function (f, axis) {
+      var outLen = layer.output_shape[1 + axis], inLen = DATA.model.input_shape[1 + axis];
+      if (typeof outLen !== "number" || typeof inLen !== "number") { return; }
+      most = Math.max(most, -f.start, f.start + (outLen - 1) * f.jump + f.size - inLen);
+    });
+    return Math.max(0, Math.min(MAX_PADDING, most));
+  }
+
+  function mapCanvas(map, channel, role, scale, margin) {
+    var h = map.shape[0], w = map.shape[1], cell = cellSize(map), m = margin || 0;
     var base = document.createElement("canvas");
-    base.width = w; base.height = h;
-    var ctx = base.getContext("2d"), image = ctx.createImageData(w, h);
-    for (var r = 0; r < h; r++) {
-      for (var c = 0; c < w; c++) {
-        var color = rgb(at(map, r, c, channel), map.vmax), k = 4 * (r * w + c);
+    base.width = w + 2 * m; base.height = h + 2 * m;
+    var ctx = base.getContext("2d"), image = ctx.createImageData(w + 2 * m, h + 2 * m);
+    for (var r = -m; r < h + m; r++) {
+      for (var c = -m; c < w + m; c++) {
+        var inside = r >= 0 && r < h && c >= 0 && c < w, k = 4 * ((r + m) * (w + 2 * m) + c + m);
+        var color = inside ? colour(at(map, r, c, channel), scale) : ((r + c) % 2 ? [226, 226, 226] : [240, 240, 240]);
         image.data[k] = color[0]; image.data[k + 1] = color[1]; image.data[k + 2] = color[2]; image.data[k + 3] = 255;
       }
     }
     ctx.putImageData(image, 0, 0);
-    var canvas = el("canvas", { width: w * cell, height: h * cell, "data-role": role, "data-channel": channel,
-                                "data-cell": cell, "data-rows": h, "data-cols": w });
+    var canvas = el("canvas", { width: (w + 2 * m) * cell, height: (h + 2 * m) * cell, "data-role": role,
+      "data-channel": channel, "data-cell": cell, "data-rows": h, "data-cols": w, "data-margin": m });
     canvas._base = base;
+    canvas.addEventListener("mousemove", function (event) {
+      var r = Math.floor(event.offsetY / cell) - m, c = Math.floor(event.offsetX / cell) - m;
+      if (r >= 0 && r < h && c >= 0 && c < w) {
+        showTip(event, t("channel") + " " + channel + " [" + r + "," + c + "] = " + fmt(at(map, r, c, channel)));
+      } else { showTip(event, "0 (padding)"); }
+    });
+    canvas.addEventListener("mouseleave", hideTip);
     paint(canvas, null);
     return canvas;
   }
 
-  function paint(canvas, cells) {
-    var ctx = canvas.getContext("2d"), cell = +canvas.dataset.cell;
+  /* The highlight: a translucent fill on the cells read (their pixels stay visible), one thin outline around
+   * them, and the part of the field that lies in the padding hatched. */
+  function paint(canvas, cells, field) {
+    var ctx = canvas.getContext("2d"), cell = +canvas.dataset.cell, m = +canvas.dataset.margin || 0;
     ctx.imageSmoothingEnabled = false;
     ctx.drawImage(canvas._base, 0, 0, canvas.width, canvas.height);
     if (!cells) { return; }
-    ctx.lineWidth = 2;
-    ctx.strokeStyle = "#111";
-    ctx.fillStyle = "rgba(255, 176, 0, 0.35)";
-    var outlineEach = cells.length <= 400 && cell >= 4;  // big fields: one outline around them all
     var bounds = [Infinity, Infinity, -Infinity, -Infinity];
+    ctx.fillStyle = "rgba(255, 176, 0, 0.28)";
     cells.forEach(function (box) {
-      var x = box[1] * cell, y = box[0] * cell, bw = (box[3] - box[1] + 1) * cell, bh = (box[2] - box[0] + 1) * cell;
+      var x = (box[1] + m) * cell, y = (box[0] + m) * cell, bw = (box[3] - box[1] + 1) * cell, bh = (box[2] - box[0] + 1) * cell;
       ctx.fillRect(x, y, bw, bh);
-      if (outlineEach) { ctx.strokeRect(x + 1, y + 1, bw - 2, bh - 2); }
       bounds = [Math.min(bounds[0], x), Math.min(bounds[1], y), Math.max(bounds[2], x + bw), Math.max(bounds[3], y + bh)];
     });
-    if (!outlineEach && cells.length) { ctx.strokeRect(bounds[0], bounds[1], bounds[2] - bounds[0], bounds[3] - bounds[1]); }
+    if (field) {   // [first row, last row, first col, last col], padding included
+      var h = +canvas.dataset.rows, w = +canvas.dataset.cols;
+      var fr0 = Math.max(-m, field[0]), fr1 = Math.min(h - 1 + m, field[1]), fc0 = Math.max(-m, field[2]), fc1 = Math.min(w - 1 + m, field[3]);
+      ctx.save();
+      ctx.beginPath(); ctx.rect((fc0 + m) * cell, (fr0 + m) * cell, (fc1 - fc0 + 1) * cell, (fr1 - fr0 + 1) * cell);
+      ctx.clip();
+      ctx.beginPath(); ctx.rect(0, 0, canvas.width, canvas.height); ctx.rect(m * cell, m * cell, w * cell, h * cell);
+      ctx.clip("evenodd");   // the field less the image: its padding part
+      ctx.strokeStyle = "rgba(200, 120, 0, 0.8)"; ctx.lineWidth = 1;
+      for (var d = -canvas.height; d < canvas.width; d += 4) { ctx.beginPath(); ctx.moveTo(d, 0); ctx.lineTo(d + canvas.height, canvas.height); ctx.stroke(); }
+      ctx.restore();
+      ctx.setLineDash([3, 2]); ctx.strokeStyle = "#b35900"; ctx.lineWidth = 1;
+      ctx.strokeRect((fc0 + m) * cell + 0.5, (fr0 + m) * cell + 0.5, (fc1 - fc0 + 1) * cell - 1, (fr1 - fr0 + 1) * cell - 1);
+      ctx.setLineDash([]);
+    }
+    if (cells.length) {
+      ctx.lineWidth = 1; ctx.strokeStyle = "#111";
+      ctx.strokeRect(bounds[0] + 0.5, bounds[1] + 0.5, bounds[2] - bounds[0] - 1, bounds[3] - bounds[1] - 1);
+    }
   }
 
-  function mapGroup(title, map, channels, role) {
+  /* Channels of a map group, one page at a time: "channels a–b of m shown" and previous/next. */
+  function mapGroup(title, map, role, key, options) {
+    options = options || {};
     var group = el("div", { "class": "map-group", "data-role": role });
     group.appendChild(el("h3", {}, title + " \u2014 " + map.shape[0] + "\u00d7" + map.shape[1] + "\u00d7" + map.channels));
+    var embedded = map.shape[2], pages = Math.ceil(embedded / PER_PAGE);
+    var page = Math.min(state.pages[key] || 0, pages - 1);
+    var first = page * PER_PAGE, last = Math.min(embedded, first + PER_PAGE) - 1;
+    var scale = scaleOf(map.vmin, map.vmax);
+    var pager = el("div", { "class": "pager", "data-shown": (last - first + 1), "data-total": map.channels });
+    pager.appendChild(el("span", { "class": "shown" }, t("shown_of", { a: first, b: last, m: map.channels })));
+    if (pages > 1) {
+      [["prev", -1], ["next", 1]].forEach(function (p) {
+        var b = el("button", { type: "button", "data-page": p[0] }, t(p[0]));
+        b.disabled = page + p[1] < 0 || page + p[1] >= pages;
+        b.addEventListener("click", function () {
+          state.pages[key] = page + p[1];
+          var fresh = mapGroup(title, map, role, key, options);
+          group.parentNode.replaceChild(fresh, group);
+          if (options.after) { options.after(fresh); }
+          var focus = fresh.querySelector('.pager button[data-page="' + p[0] + '"]');
+          if (focus && !focus.disabled) { focus.focus(); }
+        });
+        pager.appendChild(b);
+      });
+    }
+    if (embedded < map.channels) { pager.appendChild(el("span", {}, "(" + t("embedded_of", { n: embedded, m: map.channels }) + ")")); }
+    group.appendChild(pager);
     var row = el("div", { "class": "map-row" });
-    channels.forEach(function (ch) {
+    range(first, last).forEach(function (ch) {
       var box = el("div", { "class": "map", "data-channel": ch });
-      box.appendChild(mapCanvas(map, ch, role));
+      box.appendChild(mapCanvas(map, ch, role, scale, options.margin));
       box.appendChild(el("span", {}, t("channel") + " " + ch));
       row.appendChild(box);
     });
     group.appendChild(row);
+    group.appendChild(colourBar(scale, t("value")));
     return group;
-  }
-
-  /* The leading channels drawn: at most MAX_SHOWN, fewer for big maps so a group stays about PIXEL_BUDGET px. */
-  function shownChannels(map) {
-    var area = map.shape[0] * map.shape[1] * Math.pow(cellSize(map), 2);
-    return range(0, Math.max(1, Math.min(map.shape[2], MAX_SHOWN, Math.floor(PIXEL_BUDGET / area))) - 1);
   }
 
   function selectLayer(index) {
     state.layer = index; state.unit = null; state.pinned = false; state.highlight = null;
-    renderPicker(); renderSummary(); renderExplanations(); renderExplorer();
+    renderPicker(); renderSummary(); renderExplanations(); renderExplorer(); wireDiagram();
+  }
+
+  function resetResult() {
+    var result = document.getElementById("unit-result"), side = document.getElementById("explorer-side");
+    if (result.parentNode !== side) { side.insertBefore(result, side.firstChild); }
+    clear(document.getElementById("rf-readout")); clear(document.getElementById("sum-readout"));
   }
 
   function renderExplorer() {
+    resetResult();
     var maps = clear(document.getElementById("explorer-maps"));
-    clear(document.getElementById("rf-readout")); clear(document.getElementById("sum-readout"));
     var side = clear(document.getElementById("layer-explanation"));
     if (state.layer === null) { return; }
     var layer = DATA.layers[state.layer];
     side.appendChild(explanationCard(DATA.explain[state.lang].layers[state.layer]));
     if (!sample) { maps.appendChild(el("p", { "class": "hint" }, t("no_sample"))); return; }
-    if (!explorable(layer)) { maps.appendChild(el("p", { "class": "hint" }, t("no_spatial"))); return; }
+    if (!explorable(layer)) {
+      if (vectorOf(layer)) { maps.appendChild(vectorPanel(layer, vectorOf(layer))); return; }
+      maps.appendChild(el("p", { "class": "hint" }, t("no_spatial"))); return;
+    }
     var out = sample.outputs[layer.index];
     var input = inputMap(layer.index), previous = previousMap(layer.index);
-    maps.appendChild(mapGroup(t("input_image"), input, shownChannels(input), "input"));
-    if (previous !== input) { maps.appendChild(mapGroup(t("previous"), previous, shownChannels(previous), "previous")); }
-    var outputs = mapGroup(t("output") + " " + layer.name, out, shownChannels(out), "output");
-    outputs.querySelectorAll(".map").forEach(function (m) { m.classList.add("output"); });
-    maps.appendChild(outputs);
-    outputs.querySelectorAll("canvas").forEach(function (canvas) {
+    maps.appendChild(mapGroup(t("input_image"), input, "input", "input", { margin: paddingCells(layer), after: repaint }));
+    if (previous !== input) { maps.appendChild(mapGroup(t("previous"), previous, "previous", "prev" + layer.index, { after: repaint })); }
+    maps.appendChild(mapGroup(t("output") + " " + layer.name, out, "output", "out" + layer.index, { after: wireOutputs }));
+    wireOutputs(maps.querySelector('.map-group[data-role="output"]'));
+    document.getElementById("rf-readout").appendChild(el("p", { "class": "hint" }, t("pick_unit")));
+  }
+
+  function repaint() { if (state.unit) { var u = state.unit, p = state.pinned; pickUnit(u[0], u[1], u[2]); state.pinned = p; } }
+
+  function wireOutputs(group) {
+    group.querySelectorAll(".map").forEach(function (m) { m.classList.add("output"); });
+    group.querySelectorAll("canvas").forEach(function (canvas) {
+      canvas.setAttribute("tabindex", "0");
+      canvas.setAttribute("aria-label", t("output") + " " + t("channel") + " " + canvas.dataset.channel);
       function unitAt(event) {
         var cell = +canvas.dataset.cell;
-        return [+canvas.dataset.channel, Math.min(+canvas.dataset.rows - 1, Math.floor(event.offsetY / cell)),
-                Math.min(+canvas.dataset.cols - 1, Math.floor(event.offsetX / cell))];
+        return [+canvas.dataset.channel, Math.max(0, Math.min(+canvas.dataset.rows - 1, Math.floor(event.offsetY / cell))),
+                Math.max(0, Math.min(+canvas.dataset.cols - 1, Math.floor(event.offsetX / cell)))];
       }
       canvas.addEventListener("mousemove", function (event) { if (!state.pinned) { pickUnit.apply(null, unitAt(event)); } });
-      canvas.addEventListener("click", function (event) { state.pinned = false; pickUnit.apply(null, unitAt(event)); state.pinned = true; });
+      canvas.addEventListener("click", function (event) {
+        state.pinned = false; var u = unitAt(event); pickUnit(u[0], u[1], u[2], true); state.pinned = true;
+      });
+      canvas.addEventListener("keydown", function (event) {
+        var ch = +canvas.dataset.channel, u = state.unit && state.unit[0] === ch ? state.unit.slice() : [ch, 0, 0];
+        var moves = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
+        if (moves[event.key]) {
+          u[1] = Math.max(0, Math.min(+canvas.dataset.rows - 1, u[1] + moves[event.key][0]));
+          u[2] = Math.max(0, Math.min(+canvas.dataset.cols - 1, u[2] + moves[event.key][1]));
+        } else if (event.key !== "Enter" && event.key !== " ") { return; }
+        event.preventDefault();
+        pickUnit(u[0], u[1], u[2], true); state.pinned = true; canvas.focus();
+      });
     });
-    document.getElementById("rf-readout").appendChild(el("p", { "class": "hint" }, t("pick_unit")));
+  }
+
+  /* Dense/softmax output: the values as bars; a bar's sum z = b + Σ x·w (largest terms) when its kernel is embedded. */
+  function vectorPanel(layer, prediction) {
+    var box = el("div", { "class": "vector" });
+    box.appendChild(el("h3", {}, t("vector_title") + " \u2014 " + layer.name));
+    var bars = el("ul", { "class": "bars" }), values = prediction.probs, softmax = prediction.source.indexOf("softmax") === 0;
+    values.forEach(function (p, c) {
+      var li = el("li", { "data-class": c, tabindex: "0", role: "button" }), bar = el("span", { "class": "bar" }), fill = el("span");
+      fill.style.width = (100 * p).toFixed(2) + "%"; bar.appendChild(fill);
+      li.appendChild(el("span", {}, className(c))); li.appendChild(bar);
+      li.appendChild(el("span", { "class": "pct" }, softmax ? pct(p) : fmt(prediction.outputs[c] === undefined ? p : prediction.outputs[c])));
+      li.classList.toggle("top", c === prediction.predicted);
+      function show() { pickVector(layer, c, li); }
+      li.addEventListener("click", show);
+      li.addEventListener("keydown", function (e) { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); show(); } });
+      bars.appendChild(li);
+    });
+    box.appendChild(bars);
+    box.appendChild(el("p", { "class": "hint" }, t("vector_pick")));
+    return box;
+  }
+
+  function pickVector(layer, c, anchor) {
+    var box = clear(document.getElementById("sum-readout")), rf = clear(document.getElementById("rf-readout"));
+    var p = sample.prediction;
+    rf.dataset.unit = String(c);
+    rf.appendChild(el("p", {}, t("unit") + " " + className(c) + ": " + fmt(p.outputs[c]) + (p.source.indexOf("softmax") === 0 ? " (" + t("probability") + " " + pct(p.probs[c]) + ")" : "")));
+    var dense = DATA.layers.filter(function (l) { return l.kind === "dense"; }).pop();
+    var w = dense ? weights[dense.index] : null;
+    if (dense && w && p.terms && p.terms.layer === dense.index && p.terms.unit === c) {
+      box.appendChild(termsBlock(p.terms, state.sample));
+    } else if (dense) {
+      box.appendChild(el("p", {}, "z = b + \u03a3 x\u00b7w (" + dense.name + ")"));
+    }
+    placeResult(anchor);
+  }
+
+  /* The result sits next to what was tapped: under the tapped map on a narrow screen, beside the maps otherwise. */
+  function placeResult(anchor) {
+    var result = document.getElementById("unit-result");
+    if (anchor && narrow()) {
+      var box = anchor.closest(".map") || anchor;
+      if (box.nextSibling !== result) { box.parentNode.insertBefore(result, box.nextSibling); }
+    } else {
+      var side = document.getElementById("explorer-side");
+      if (result.parentNode !== side) { side.insertBefore(result, side.firstChild); }
+    }
+    var rect = result.getBoundingClientRect();
+    if (rect.top < 0 || rect.top > window.innerHeight - 40) { result.scrollIntoView({ block: "nearest" }); }
   }
 
   /* Cells of layer `index`'s input read by the given output positions on one axis:
@@ -347,7 +755,7 @@
     return range(group * perGroup, (group + 1) * perGroup - 1);
   }
 
-  function pickUnit(channel, row, col) {
+  function pickUnit(channel, row, col, tapped) {
     var layer = DATA.layers[state.layer], out = sample.outputs[layer.index], prev = previousMap(layer.index);
     var field = layer.field.map(function (f, axis) {
       var first = f.start + (axis === 0 ? row : col) * f.jump;
@@ -369,16 +777,21 @@
       return out;
     }
     var windowCells = cells(wr.inside, wc.inside), fieldCells = cells(reached[0], reached[1]);
-    document.querySelectorAll('canvas[data-role="input"]').forEach(function (canvas) { paint(canvas, fieldCells); });
-    document.querySelectorAll('canvas[data-role="previous"]').forEach(function (canvas) {
+    var fieldBox = [field[0].first, field[0].last, field[1].first, field[1].last];
+    document.querySelectorAll('#explorer-maps canvas[data-role="input"]').forEach(function (canvas) { paint(canvas, fieldCells, fieldBox); });
+    document.querySelectorAll('#explorer-maps canvas[data-role="previous"]').forEach(function (canvas) {
       var used = channels.indexOf(+canvas.dataset.channel) >= 0;
       canvas.parentNode.classList.toggle("dim", !used);
       paint(canvas, used ? windowCells : null);
     });
-    document.querySelectorAll('canvas[data-role="output"]').forEach(function (canvas) {
-      paint(canvas, +canvas.dataset.channel === channel ? [[row, col, row, col]] : null);
+    var tappedCanvas = null;
+    document.querySelectorAll('#explorer-maps canvas[data-role="output"]').forEach(function (canvas) {
+      var mine = +canvas.dataset.channel === channel;
+      if (mine) { tappedCanvas = canvas; }
+      paint(canvas, mine ? [[row, col, row, col]] : null);
     });
     renderReadout(layer, out, prev, wr, wc, channels, field);
+    if (tapped) { placeResult(tappedCanvas); }
   }
 
   function renderReadout(layer, out, prev, wr, wc, channels, field) {
@@ -391,12 +804,18 @@
     box.dataset.prevRows = wr.inside.join(",");
     box.dataset.prevCols = wc.inside.join(",");
     box.dataset.prevChannels = channels.join(",");
-    box.appendChild(el("p", {}, t("unit") + " (" + t("channel") + " " + unit[0] + ", " + t("rows") + " " + unit[1] +
-      ", " + t("cols") + " " + unit[2] + ")"));
+    var value = unit[0] < out.shape[2] ? at(out, unit[1], unit[2], unit[0]) : null;
+    box.appendChild(el("p", { "class": "unit" }, t("unit") + " (" + t("channel") + " " + unit[0] + ", " + t("rows") + " " + unit[1] +
+      ", " + t("cols") + " " + unit[2] + ")" + (value === null ? "" : " = " + fmt(value))));
     box.appendChild(el("p", { "class": "field" }, t("field_on_input") + ": " + t("rows") + " " + field[0].first + "\u2013" +
       field[0].last + ", " + t("cols") + " " + field[1].first + "\u2013" + field[1].last + " (" + t("size") + " " +
       layer.field[0].size + "\u00d7" + layer.field[1].size + ", " + t("jump") + " " + layer.field[0].jump + "\u00d7" +
       layer.field[1].jump + ", " + t("start") + " " + layer.field[0].start + "," + layer.field[1].start + ")"));
+    var input = inputMap(layer.index), h = input.shape[0], w = input.shape[1];
+    var realRows = Math.max(0, Math.min(h - 1, field[0].last) - Math.max(0, field[0].first) + 1);
+    var realCols = Math.max(0, Math.min(w - 1, field[1].last) - Math.max(0, field[1].first) + 1);
+    var inPad = layer.field[0].size * layer.field[1].size - realRows * realCols;
+    if (inPad > 0) { box.appendChild(el("p", { "class": "padding" }, inPad + " " + t("field_padding"))); }
     var reachedRows = state.highlight.input.rows, reachedCols = state.highlight.input.cols;
     box.appendChild(el("p", {}, t("reached") + ": " + t("rows") + " " + spanText(reachedRows) + ", " + t("cols") +
       " " + spanText(reachedCols) + " (" + reachedRows.length * reachedCols.length + ")"));
@@ -465,20 +884,146 @@
     box.appendChild(el("div", { "class": "terms" }, lines.join("\n")));
   }
 
+  // -- filters: a wrapping grid of blocks, rows = input channels, columns = filters -----------------
+  function renderFilters() {
+    var holder = clear(document.getElementById("filter-figures")), any = false;
+    DATA.layers.forEach(function (layer) {
+      var w = weights[layer.index];
+      if (!w || !layer.kernel_shape || (layer.call && layer.call > 1)) { return; }
+      any = true;
+      holder.appendChild(filterFigure(layer, w.kernel));
+    });
+    if (!any && DATA.layers.some(function (l) { return l.kind === "conv"; })) { holder.appendChild(el("p", { "class": "hint" }, t("no_filters"))); }
+    document.getElementById("filters").classList.toggle("empty", !DATA.layers.some(function (l) { return l.kind === "conv"; }));
+  }
+
+  function filterFigure(layer, kernel) {
+    var kh = kernel.shape[0], kw = kernel.shape[1], inputs = kernel.shape[2], filters = kernel.shape[3];
+    var fig = el("figure", { "class": "filter-figure filters", "data-layer": layer.name });
+    var key = "filters" + layer.index, page = state.pages[key] || [0, 0];
+    var r0 = page[0] * FILTER_ROWS, r1 = Math.min(inputs, r0 + FILTER_ROWS) - 1;
+    var c0 = page[1] * FILTER_COLS, c1 = Math.min(filters, c0 + FILTER_COLS) - 1;
+    var vmax = 0;
+    for (var i = 0; i < kernel.values.length; i++) { vmax = Math.max(vmax, Math.abs(kernel.values[i])); }
+    var scale = { kind: "div", lo: -(vmax || 1), hi: vmax || 1 };
+    fig.appendChild(el("h3", {}, layer.name + " (" + layer.class_name + "): " +
+      t("kernels_of", { i: inputs, f: filters, n: grouped(inputs * filters), kh: kh, kw: kw })));
+    var pager = el("div", { "class": "pager", "data-rows": (r1 - r0 + 1), "data-cols": (c1 - c0 + 1) });
+    pager.appendChild(el("span", { "class": "shown" }, t("filter_page", { a: r0, b: r1, n: inputs, c: c0, d: c1, m: filters })));
+    [["rows", 0, Math.ceil(inputs / FILTER_ROWS)], ["cols", 1, Math.ceil(filters / FILTER_COLS)]].forEach(function (axis) {
+      if (axis[2] <= 1) { return; }
+      [["prev", -1], ["next", 1]].forEach(function (p) {
+        var b = el("button", { type: "button", "data-page": axis[0] + "-" + p[0] }, t(axis[0]) + " " + t(p[0]));
+        var next = page.slice(); next[axis[1]] += p[1];
+        b.disabled = next[axis[1]] < 0 || next[axis[1]] >= axis[2];
+        b.addEventListener("click", function () {
+          state.pages[key] = next;
+          var fresh = filterFigure(layer, kernel);
+          fig.parentNode.replaceChild(fresh, fig);
+          var again = fresh.querySelector('button[data-page="' + axis[0] + "-" + p[0] + '"]');
+          if (again && !again.disabled) { again.focus(); }
+        });
+        pager.appendChild(b);
+      });
+    });
+    fig.appendChild(pager);
+    var cell = Math.max(3, Math.min(12, Math.floor(36 / Math.max(kh, kw)))), gap = kh * kw <= 9 ? 1 : 0;
+    var tile = Math.max(kh, kw) * (cell + gap);
+    var room = Math.max(120, (document.getElementById("filter-figures").clientWidth || 600) - 40);
+    var perBlock = Math.max(1, Math.min(c1 - c0 + 1, Math.floor((room - 40) / (tile + 4))));
+    var blocksBox = el("div", { "class": "filter-blocks" });
+    for (var start = c0; start <= c1; start += perBlock) {
+      var end = Math.min(c1, start + perBlock - 1);
+      var block = el("div", { "class": "filter-block" });
+      block.style.gridTemplateColumns = "auto repeat(" + (end - start + 1) + ", " + (kw * (cell + gap) + 2) + "px)";
+      block.appendChild(el("span", {}, ""));
+      for (var f = start; f <= end; f++) { block.appendChild(el("span", { title: t("filter_word") + " " + f }, String(f))); }
+      for (var r = r0; r <= r1; r++) {
+        block.appendChild(el("span", {}, t("input_word") + " " + r));
+        for (var g = start; g <= end; g++) { block.appendChild(kernelTile(kernel, r, g, cell, gap, scale)); }
+      }
+      blocksBox.appendChild(block);
+    }
+    fig.appendChild(blocksBox);
+    fig.appendChild(colourBar(scale, t("weight")));
+    return fig;
+  }
+
+  function kernelTile(kernel, input, filter, cell, gap, scale) {
+    var kh = kernel.shape[0], kw = kernel.shape[1], inputs = kernel.shape[2], filters = kernel.shape[3];
+    var canvas = el("canvas", { width: kw * (cell + gap) + gap, height: kh * (cell + gap) + gap, "class": "tile",
+      "data-input": input, "data-filter": filter });
+    var ctx = canvas.getContext("2d");
+    ctx.fillStyle = "#bbb"; ctx.fillRect(0, 0, canvas.width, canvas.height);
+    function w(r, c) { return kernel.values[((r * kw + c) * inputs + input) * filters + filter]; }
+    for (var r = 0; r < kh; r++) {
+      for (var c = 0; c < kw; c++) {
+        ctx.fillStyle = "rgb(" + colour(w(r, c), scale).join(",") + ")";
+        ctx.fillRect(gap + c * (cell + gap), gap + r * (cell + gap), cell, cell);
+      }
+    }
+    canvas.addEventListener("mousemove", function (e) {
+      var r = Math.min(kh - 1, Math.floor(e.offsetY / (cell + gap))), c = Math.min(kw - 1, Math.floor(e.offsetX / (cell + gap)));
+      showTip(e, t("input_word") + " " + input + ", " + t("filter_word") + " " + filter + " [" + r + "," + c + "] = " + fmt(w(r, c)));
+    });
+    canvas.addEventListener("mouseleave", hideTip);
+    return canvas;
+  }
+
+  // -- feature maps of the sample: each conv/pooling output, paged, lazily drawn when there are many ---
+  function renderFeatureMaps() {
+    var holder = clear(document.getElementById("feature-figures"));
+    var section = document.getElementById("feature-maps");
+    if (!sample) { section.classList.add("empty"); return; }
+    section.classList.remove("empty");
+    var picked = DATA.layers.filter(function (layer) {
+      return sample.outputs[layer.index] && (WINDOW_KINDS.indexOf(layer.kind) >= 0);
+    });
+    if (sample.input) { holder.appendChild(featureFigure(null, sample.input, false)); }
+    picked.forEach(function (layer) { holder.appendChild(featureFigure(layer, sample.outputs[layer.index], picked.length > 12)); });
+  }
+
+  function featureFigure(layer, map, lazy) {
+    var title = layer ? layerLabel(layer) : t("input_image"), key = "fm" + (layer ? layer.index : "in");
+    var fig = el(lazy ? "details" : "div", { "class": "feature-figure", "data-layer": layer ? layer.name : "" });
+    if (lazy) {
+      fig.appendChild(el("summary", {}, title + " \u2014 " + map.shape[0] + "\u00d7" + map.shape[1] + "\u00d7" + map.channels));
+      fig.addEventListener("toggle", function () {
+        if (fig.open && !fig.querySelector(".map-group")) { fig.appendChild(mapGroup(title, map, "feature", key)); }
+      });
+    } else { fig.appendChild(mapGroup(title, map, "feature", key)); }
+    return fig;
+  }
+
+  // -- language and search ----------------------------------------------------------------------------
   function setLang(lang) {
     if (!I18N[lang]) { throw new Error("convscope report: unknown language " + lang); }
     state.lang = lang;
     var unit = state.unit, pinned = state.pinned;
-    renderLabels(); renderSummary(); renderExplanations(); renderPicker(); renderExplorer();
-    if (unit) { pickUnit(unit[0], unit[1], unit[2]); state.pinned = pinned; }
+    renderLabels(); renderSummary(); renderExplanations(); renderPicker(); renderPrediction(); renderExplorer();
+    renderFilters(); renderFeatureMaps();
+    if (unit && explorable(DATA.layers[state.layer])) { pickUnit(unit[0], unit[1], unit[2]); state.pinned = pinned; }
+  }
+
+  function search(value) {
+    state.search = value.trim().toLowerCase();
+    ["layer-search", "summary-search"].forEach(function (id) {
+      var box = document.getElementById(id); if (box.value !== value) { box.value = value; }
+    });
+    renderPicker(); renderSummary();
   }
 
   document.querySelectorAll(".lang-switch button").forEach(function (button) {
     button.addEventListener("click", function () { setLang(button.dataset.lang); });
   });
-  window.convscopeReport = { state: state, data: DATA, selectLayer: selectLayer, pickUnit: pickUnit, setLang: setLang };
+  ["layer-search", "summary-search"].forEach(function (id) {
+    document.getElementById(id).addEventListener("input", function (e) { search(e.target.value); });
+  });
+  window.convscopeReport = { state: state, data: DATA, selectLayer: selectLayer, pickUnit: pickUnit, setLang: setLang,
+                             pickSample: pickSample };
 
-  renderLabels(); renderSummary(); renderExplanations(); renderPicker();
+  renderLabels(); renderSummary(); renderExplanations(); renderPicker(); renderPrediction();
+  renderFilters(); renderFeatureMaps();
   var first = DATA.layers.filter(function (layer) { return WINDOW_KINDS.indexOf(layer.kind) >= 0 && explorable(layer); })[0]
     || DATA.layers[0];
   selectLayer(first.index);

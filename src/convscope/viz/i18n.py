@@ -1,0 +1,76 @@
+"""The words the pictures draw, in English and Korean (one table, so SVGs and the report agree).
+
+Korean follows `convscope.explain`'s terms: 층 (layer), 필터, 채널, 특성 맵, 수용 영역.
+Layer names, class names and activation names are identifiers and stay as they are.
+"""
+
+from __future__ import annotations
+
+from typing import Dict
+
+LANGS = ("en", "ko")
+
+LABELS: Dict[str, Dict[str, str]] = {
+    "en": {
+        "epoch": "epoch", "train": "train", "validation": "validation", "final": "final",
+        "input_shape": "Input shape", "output_shape": "Output shape", "activation": "Activation",
+        "trainable": "Trainable", "dtype": "dtype", "yes": "Y", "no": "N",
+        "loss": "loss", "accuracy": "accuracy (%)", "percent": "%",
+        "one_epoch": "one epoch: values after it",
+    },
+    "ko": {
+        "epoch": "에폭", "train": "학습", "validation": "검증", "final": "최종",
+        "input_shape": "입력 형태", "output_shape": "출력 형태", "activation": "활성화 함수",
+        "trainable": "학습 가능", "dtype": "자료형", "yes": "예", "no": "아니요",
+        "loss": "손실", "accuracy": "정확도 (%)", "percent": "%",
+        "one_epoch": "에폭 1회: 그 뒤의 값",
+    },
+}
+
+# Metric names Keras logs, with their Korean names (others keep their identifier).
+METRICS_KO = {
+    "loss": "손실", "accuracy": "정확도", "acc": "정확도", "sparse_categorical_accuracy": "정확도",
+    "categorical_accuracy": "정확도", "binary_accuracy": "정확도",
+    "top_k_categorical_accuracy": "top-k 정확도", "mae": "평균 절대 오차", "mse": "평균 제곱 오차",
+    "mean_absolute_error": "평균 절대 오차", "mean_squared_error": "평균 제곱 오차", "auc": "AUC",
+    "precision": "정밀도", "recall": "재현율",
+}
+
+
+def check_lang(lang, where: str) -> str:
+    """`lang` itself when it is one of LANGS, else a ValueError naming `where`."""
+    if lang not in LANGS:
+        raise ValueError(f"{where}: argument `lang` must be one of {LANGS}, got {lang!r}")
+    return lang
+
+
+def label(lang: str, key: str) -> str:
+    return LABELS[lang][key]
+
+
+def is_accuracy(metric: str) -> bool:
+    """True for a metric drawn in % (an accuracy of 0..1)."""
+    name = metric.lower()
+    return name in ("acc", "accuracy") or name.endswith("_accuracy") or name.endswith("_acc")
+
+
+def metric_title(metric: str, lang: str) -> str:
+    """A panel title: the metric's name (Korean when known), `(%)` for accuracies."""
+    name = METRICS_KO.get(metric, metric) if lang == "ko" else metric
+    return f"{name} (%)" if is_accuracy(metric) else name
+
+
+def diagram_line(line: str, lang: str) -> str:
+    """A box line of `plot_model` ("Input shape: ...") in `lang`."""
+    if lang == "en":
+        return line
+    for key in ("input_shape", "output_shape", "activation", "trainable", "dtype"):
+        prefix = LABELS["en"][key] + ": "
+        if line.startswith(prefix):
+            rest = line[len(prefix):]
+            if key == "trainable":
+                rest = LABELS[lang]["yes"] if rest == "Y" else LABELS[lang]["no"]
+            elif rest == "multiple":
+                rest = "여러 형태"
+            return f"{LABELS[lang][key]}: {rest}"
+    return line

@@ -1,0 +1,143 @@
+"""`convscope report MODEL --image a.png --image b.jpg`: pictures read as Keras' load_img + img_to_array
+(the oracle: real Keras 3.15.1), several samples in one page with their predictions; the one-line errors.
+Also the history picture (no browser): round ticks, accuracy in %, final values, Korean labels."""
+
+import base64
+import json
+import re
+
+import numpy as np
+import pytest
+
+from convscope import backend
+from convscope.cli import main
+from convscope.viz import plot_history
+from convscope.viz.images import load_image
+
+Image = pytest.importorskip("PIL.Image")
+
+MODEL_PY = """
+from convscope.models import Sequential
+from convscope.layers import Conv2D, MaxPooling2D, Flatten, Dense, Input
+
+model = Sequential([
+    Input(shape=(12, 10, {channels})),
+    Conv2D(4, (3, 3), padding="same", activation="relu"),
+    MaxPooling2D(),
+    Flatten(),
+    Dense(5, activation="softmax"),
+])
+"""
+
+
+def run(capsys, *argv):
+    backend.clear_session(free_memory=False)
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def page_data(path):
+    html = path.read_text(encoding="utf-8")
+    return json.loads(re.search(r'id="report-data">(.*?)</script>', html, re.S).group(1))
+
+
+def decoded(entry):
+    return np.frombuffer(base64.b64decode(entry["data"]), "<f4").reshape(entry["shape"])
+
+
+@pytest.fixture
+def pictures(tmp_path):
+    rng = np.random.default_rng(4)
+    rgb = tmp_path / "photo.png"
+    Image.fromarray(rng.integers(0, 256, (31, 17, 3), dtype=np.uint8)).save(rgb)
+    gray = tmp_path / "digit.jpg"
+    Image.fromarray(rng.integers(0, 256, (12, 10), dtype=np.uint8)).save(gray, quality=90)
+    rgba = tmp_path / "icon.png"
+    Image.fromarray(rng.integers(0, 256, (8, 25, 4), dtype=np.uint8), "RGBA").save(rgba)
+    return [rgb, gray, rgba]
+
+
+@pytest.mark.parametrize("channels,mode", [(1, "grayscale"), (3, "rgb")])
+def test_images_are_read_as_keras_load_img(keras, capsys, tmp_path, pictures, channels, mode):
+    model_py = tmp_path / "model.py"
+    model_py.write_text(MODEL_PY.format(channels=channels))
+    out_file = tmp_path / "report.html"
+    code, out, err = run(capsys, "report", model_py, "-o", out_file, *sum((["--image", p] for p in pictures), []),
+                         "--rescale", 0.5, "--label", 1, "--label", 0, "--label", 4)
+    assert code == 0, err
+    data = page_data(out_file)
+    shown = [data["sample"]] + data["more_samples"]
+    assert len(shown) == 3
+    for picture, entry in zip(pictures, shown):
+        image = keras.utils.load_img(picture, color_mode=mode, target_size=(12, 10), interpolation="nearest")
+        expected = keras.utils.img_to_array(image) * 0.5
+        np.testing.assert_array_equal(decoded(entry["input"]), expected)
+        assert len(entry["prediction"]["probs"]) == 5
+    assert [entry["prediction"]["label"] for entry in shown] == [1, 0, 4]
+
+
+def test_load_image_channels_first_and_rgba(keras, pictures):
+    array = load_image(pictures[2], (None, 4, 6, 5), "channels_first")
+    image = keras.utils.load_img(pictures[2], color_mode="rgba", target_size=(6, 5), interpolation="nearest")
+    np.testing.assert_array_equal(array, np.moveaxis(keras.utils.img_to_array(image), -1, 0))
+
+
+def test_image_errors_are_one_line(capsys, tmp_path, pictures):
+    model_py = tmp_path / "model.py"
+    model_py.write_text(MODEL_PY.format(channels=3))
+    out_file = tmp_path / "report.html"
+    code, _, err = run(capsys, "report", model_py, "-o", out_file, "--image", tmp_path / "missing.png")
+    assert code == 2 and err.count("\n") == 1 and "--image" in err and "missing.png" in err
+    not_a_picture = tmp_path / "notes.png"
+    not_a_picture.write_text("not a picture")
+    code, _, err = run(capsys, "report", model_py, "-o", out_file, "--image", not_a_picture)
+    assert code == 2 and err.count("\n") == 1 and "--image" in err and "not a picture Pillow can read" in err
+    code, _, err = run(capsys, "report", model_py, "-o", out_file, "--label", "3")
+    assert code == 2 and "--label needs --image" in err
+    code, _, err = run(capsys, "report", model_py, "-o", out_file, "--image", pictures[0], "--label", 1, "--label", 2)
+    assert code == 2 and "argument `labels` must hold one class index per sample (1), got 2" in err
+    code, _, err = run(capsys, "report", model_py, "-o", out_file, *(["--image", pictures[0]] * 9))
+    assert code == 2 and "at most 8 pictures" in err
+    assert not out_file.exists()
+    with pytest.raises(ValueError, match=r"load_image: the model input has 2 channels; a picture gives 1"):
+        load_image(pictures[0], (None, 4, 4, 2))
+    with pytest.raises(TypeError, match=r"load_image: argument `path` must be a file path"):
+        load_image(3, (None, 4, 4, 1))
+
+
+# -- the training curves ---------------------------------------------------------------------------
+
+def texts(svg, css_class):
+    return re.findall(rf'<text class="{css_class}"[^>]*>([^<]*)</text>', svg)
+
+
+def test_history_has_round_ticks_percent_accuracy_and_final_values():
+    history = {"loss": [0.913, 0.5071, 0.187], "accuracy": [0.51, 0.833, 0.9412],
+               "val_loss": [0.95, 0.61, 0.33], "val_accuracy": [0.49, 0.8, 0.9]}
+    svg = plot_history(history).to_svg()
+    loss_ticks = [t for t in texts(svg, "tick") if not t.endswith("%")]
+    accuracy_ticks = [t for t in texts(svg, "tick") if t.endswith("%")]
+    for ticks, scale in ((loss_ticks, 1.0), (accuracy_ticks, 1.0)):
+        values = [float(t.rstrip("%")) for t in ticks]
+        steps = np.diff(values)
+        assert len(values) >= 3 and np.allclose(steps, steps[0])
+        mantissa = steps[0] / 10 ** np.floor(np.log10(steps[0]))
+        assert any(np.isclose(mantissa, m) for m in (1, 2, 2.5, 5))      # 0.2, 10%, 25, 0.05 ...
+    assert min(float(t.rstrip("%")) for t in accuracy_ticks) <= 49 and max(float(t.rstrip("%")) for t in accuracy_ticks) >= 94
+    finals = texts(svg, "final")
+    assert "94.12%" in " ".join(finals) or "94.1%" in " ".join(finals)
+    assert any(f.startswith("0.18") or f.startswith("0.19") for f in finals)
+    assert "accuracy (%)" in svg
+
+
+def test_one_epoch_history_in_korean():
+    svg = plot_history({"loss": [0.5], "accuracy": [0.91], "val_loss": [0.4], "val_accuracy": [0.93]},
+                       lang="ko").to_svg()
+    assert svg.count('class="curve"') == 4 and len(texts(svg, "final")) == 4
+    words = re.findall(r"<text[^>]*>([^<]*)</text>", svg)
+    english = [w for w in words if re.search(r"[A-Za-z]{2,}", w)]
+    assert english == []
+    assert "정확도 (%)" in words and "손실" in words
+    with pytest.raises(ValueError, match=r"plot_history: argument `lang` must be one of \('en', 'ko'\), got 'de'"):
+        plot_history({"loss": [1.0]}, lang="de")
