@@ -379,6 +379,7 @@ class ProgbarLogger(Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = time.perf_counter()
+        self._seen = 0               # batches this epoch: the count when `steps` is unknown (a generator)
         epochs = self.params.get("epochs")
         if self._use_bar():
             print(f"Epoch {epoch + 1}/{epochs}", file=self._out())
@@ -388,13 +389,14 @@ class ProgbarLogger(Callback):
         self._epoch_label = f"Epoch {epoch + 1}/{epochs}"
 
     def on_train_batch_end(self, batch, logs=None):
+        self._seen = batch + 1
         if self._bar is not None:
             self._bar.set_description_str(" - " + _format_logs(logs or {}), refresh=False)
             self._bar.update(1)
 
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.perf_counter() - self._epoch_start
-        steps = self.params.get("steps")
+        steps = self.params.get("steps") or self._seen
         if self._bar is not None:
             self._bar.set_description_str(" - " + _format_logs(logs or {}), refresh=True)
             self._bar.close()
@@ -407,8 +409,11 @@ class ProgbarLogger(Callback):
         if not self._in_fit:
             self._test_start = time.perf_counter()
 
+    def on_test_batch_end(self, batch, logs=None):
+        self._test_seen = batch + 1
+
     def on_test_end(self, logs=None):
         if not self._in_fit:
-            steps = self.params.get("steps")
+            steps = self.params.get("steps") or getattr(self, "_test_seen", 0)
             seconds = time.perf_counter() - self._test_start
             print(f"{steps}/{steps} - {seconds:.0f}s - {_format_logs(logs or {})}", file=self._out())
