@@ -70,12 +70,12 @@ def to_onnx(model, opset_version: Optional[int] = None, fold_batch_norm: bool = 
     builder.fold_batch_norm = fold_batch_norm
     tensors_in, names_in, tensors_out, names_out = _model_io(model)
     inputs = [Value(builder.reserve(name), tensor.shape) for tensor, name in zip(tensors_in, names_in)]
+    names_out = [builder.fresh(name) for name in names_out]     # before the layers' values take them
     outputs = emit_model(builder, model, inputs)
     graph_inputs = [_value_info(onnx, v.name, v.shape) for v in inputs]
     graph_outputs = []
     for value, name in zip(outputs, names_out):
         value = builder.as_layout(value, "keras")
-        name = builder.fresh(name)
         builder.nodes.append(onnx.helper.make_node("Identity", [value.name], [name], name=builder.fresh(f"{name}/out")))
         graph_outputs.append(_value_info(onnx, name, value.shape))
     graph = onnx.helper.make_graph(builder.nodes, model.name, graph_inputs, graph_outputs, builder.initializers)
