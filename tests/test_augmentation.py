@@ -247,6 +247,21 @@ def test_inference_is_the_identity_and_crop_takes_the_centre(keras):
     assert tuple(kcrop(x, training=False).shape) == x.shape
 
 
+def test_random_crop_describes_its_inference_window_as_a_crop():
+    """The plan/analysis/explain read RandomCrop as the Cropping2D its inference is (for inputs at least the
+    target's size): pads agree with the window forward cuts."""
+    x = _images((2, 16, 20, 3), seed=16)
+    layer = L.RandomCrop(12, 12)
+    y = layer(x, training=False)
+    spec = layer.describe()
+    (top, bottom), (left, right) = spec.pads
+    assert spec.kind == "crop2d" and top + bottom == 4 and left + right == 8
+    np.testing.assert_array_equal(y, x[:, top:16 - bottom, left:20 - right])
+    small = L.RandomCrop(12, 12)
+    small(x[:, :8])
+    assert small.describe().kind == "other"      # a resize, not a crop
+
+
 def test_a_standalone_call_augments_by_default_and_takes_one_image(keras):
     x = _images((6, 5, 5, 1), seed=9)
     layer = L.RandomBrightness((0.5, 0.5), value_range=(0, 10))

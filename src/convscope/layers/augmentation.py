@@ -220,6 +220,18 @@ class RandomCrop(BaseAugmentation):
         return image_shape(input_shape[0], self.height, self.width, channel_dim(input_shape, self.data_format),
                            self.data_format)
 
+    def describe(self):
+        """At inference the layer cuts a fixed window: for an input at least the target's size it reads
+        as a Cropping2D (kind "crop2d" with its pads); otherwise (a resize) as "other"."""
+        shape = self._build_input_shape
+        if shape is not None and len(shape) == 4:
+            height, width = spatial_dims(shape, self.data_format)
+            if height is not None and width is not None and height >= self.height and width >= self.width:
+                top, left = augment.center_crop_window(height, width, self.height, self.width)
+                pads = ((top, height - top - self.height), (left, width - left - self.width))
+                return LayerSpec(kind="crop2d", data_format=self.data_format, pads=pads)
+        return super().describe()
+
     def _window(self, x, rng):
         height, width = self._size(x)
         if rng is not None and height > self.height and width > self.width:
