@@ -57,6 +57,7 @@ CASES = [
     (lambda: L.Activation("hard_silu"), IMAGE),
     (lambda: L.Activation("mish"), IMAGE),
     (lambda: L.Activation("log_softmax"), IMAGE),
+    (lambda: L.BatchNormalization(center=False), IMAGE),
 ]
 
 
@@ -86,6 +87,9 @@ def test_numbers_match_the_layer_its_forward_pass_and_keras(keras, make, input_s
     x = np.random.default_rng(0).random((2,) + input_shape[1:]).astype(np.float32)
     y = layer(x)
     row = analyze_layer(layer, input_shape)
+    unbuilt = analyze_layer(make(), input_shape)     # from the spec alone, before any weight exists
+    assert (unbuilt.params, unbuilt.trainable_params, unbuilt.kernels) == (row.params, row.trainable_params,
+                                                                           row.kernels)
     assert row.output_shape == tuple(layer.compute_output_shape(input_shape))
     assert row.output_shape[1:] == y.shape[1:]
     count, keras_shape = keras_count(keras, layer, input_shape)

@@ -82,7 +82,8 @@ class LayerNormalization(Layer):
         self.built = True
 
     def describe(self):
-        return LayerSpec(kind="layer_norm", axis=self.axis, weights={"gamma": self.gamma, "beta": self.beta})
+        return LayerSpec(kind="layer_norm", axis=self.axis, center=self.center, scale=self.scale,
+                         weights={"gamma": self.gamma, "beta": self.beta})
 
     def forward(self, inputs: np.ndarray, training: bool = False):
         gamma = None if self.gamma is None else self.gamma.value

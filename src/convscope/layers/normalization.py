@@ -97,7 +97,7 @@ class BatchNormalization(Layer):
         return None if variable is None else variable.value
 
     def describe(self):
-        return LayerSpec(kind="batch_norm", axis=self.axis, weights={
+        return LayerSpec(kind="batch_norm", axis=self.axis, center=self.center, scale=self.scale, weights={
             "gamma": self.gamma, "beta": self.beta, "moving_mean": self.moving_mean,
             "moving_variance": self.moving_variance})
 

@@ -203,7 +203,7 @@ class Normalization(Layer):
         return self.mean.value.reshape(self._stats_shape), self.variance.value.reshape(self._stats_shape)
 
     def describe(self):
-        return LayerSpec(kind="normalization", axis=self.axis,
+        return LayerSpec(kind="normalization", axis=self.axis, adapted=self.input_mean is None,
                          weights={"mean": self.mean, "variance": self.variance, "count": self.count})
 
     def forward(self, inputs: np.ndarray, training: bool = False):

@@ -47,7 +47,9 @@ class LayerSpec:
     aspect — Resizing's "crop" or "pad" to the target's aspect ratio first (None: neither);
     rate — a dropout's; keepdims — a global pooling's; op — a merge's or an operation's name
     ("add", "concatenate", "multiply", ...), "spatial" for SpatialDropout2D; dims — Permute's
-    order of the axes after the batch."""
+    order of the axes after the batch; center, scale — BatchNormalization's and LayerNormalization's
+    beta and gamma (known before the weights exist); adapted — Normalization's mean and variance
+    are weights set by adapt() (False: constants given to the constructor, no weights)."""
 
     kind: str = "other"
     data_format: str = "channels_last"
@@ -70,6 +72,9 @@ class LayerSpec:
     keepdims: bool = False
     op: Optional[str] = None
     dims: Optional[Tuple[int, ...]] = None
+    center: bool = True
+    scale: bool = True
+    adapted: bool = False
 
     @property
     def plain_relu(self) -> bool:

@@ -606,8 +606,7 @@ def _batch_norm(row: LayerNumbers, spec, where: str) -> None:
     axis = spec.axis[0] if isinstance(spec.axis, (list, tuple)) else spec.axis
     channels = row.input_shape[int(axis)]
     row.in_channels = channels
-    center, scale = spec.weights.get("beta") is not None, spec.weights.get("gamma") is not None
-    row.params = channels * (2 + center + scale)
+    row.params = channels * (2 + spec.center + spec.scale)
     row.norm_ops = 2 * row.output_elements
 
 
@@ -620,14 +619,14 @@ def _normalizing(row: LayerNumbers, spec, where: str) -> None:
     size = int(np.prod([row.input_shape[a] for a in row.dims], dtype=np.int64))
     elements = row.output_elements
     if row.kind == "layer_norm":
-        weights = [spec.weights.get(k) is not None for k in ("gamma", "beta")]
+        weights = [spec.scale, spec.center]
         row.params = size * sum(weights)
         row.in_channels = size
         # per element: 1 add (mean), subtract + square + add (variance), subtract + multiply (normalize),
         # then one multiply (gamma) and one add (beta) when present
         row.norm_ops = (6 + sum(weights)) * elements
     elif row.kind == "normalization":
-        row.params = 2 * size + 1 if spec.weights.get("mean") is not None else 0
+        row.params = 2 * size + 1 if spec.adapted else 0
         row.in_channels = size
         row.scale_ops = 2 * elements            # a subtract and a divide (sqrt(variance) computed once)
     else:
