@@ -317,6 +317,7 @@ def test_configs_match_keras_both_ways(keras, name, kwargs):
     assert _comparable(ours.get_config()) == _comparable(theirs.get_config())
     rebuilt = L.deserialize({"class_name": name, "config": json.loads(json.dumps(theirs.get_config()))})
     assert _comparable(rebuilt.get_config()) == _comparable(theirs.get_config())
+    assert L.deserialize(json.loads(json.dumps(L.serialize(ours)))).get_config() == ours.get_config()
     back = getattr(keras.layers, name).from_config(json.loads(json.dumps(ours.get_config())))
     assert _comparable(back.get_config()) == _comparable(theirs.get_config())
 
@@ -331,21 +332,25 @@ def _keras_augmented(keras):
 
 
 def test_keras_files_with_augmentation_layers_load_and_save(keras, tmp_path):
+    """Keras' .keras file loads with Keras' configs and outputs; convscope's .keras and legacy .h5 files of
+    it open in Keras and in convscope alike (Keras 3.15.1 cannot write these layers to .h5 itself)."""
+    pytest.importorskip("h5py")
     kmodel = _keras_augmented(keras)
     kmodel.save(tmp_path / "k.keras")
     x = _images((2, 8, 8, 3), seed=12) * 255
+    expected = _np(keras, kmodel.predict(x, verbose=0))
     model = cs.models.load_model(tmp_path / "k.keras", compile=False)
-    assert [type(layer).__name__ for layer in model.layers[:7]] == NAMES[:4] + ["RandomCrop", *NAMES[5:]]
+    assert [type(layer).__name__ for layer in model.layers[:7]] == NAMES
     for ours, theirs in zip(model.layers[:7], kmodel.layers):
         assert _comparable(ours.get_config()) == _comparable(theirs.get_config())
-    np.testing.assert_allclose(model.predict(x, verbose=0), _np(keras, kmodel.predict(x, verbose=0)),
-                               rtol=1e-5, atol=1e-4)
-    model.save(tmp_path / "ours.keras")
-    reloaded = keras.saving.load_model(tmp_path / "ours.keras", compile=False)
-    for ours, theirs in zip(model.layers[:7], reloaded.layers):
-        assert _comparable(ours.get_config()) == _comparable(theirs.get_config())
-    np.testing.assert_allclose(_np(keras, reloaded.predict(x, verbose=0)), model.predict(x, verbose=0),
-                               rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-4)
+    for suffix in (".keras", ".h5"):
+        model.save(tmp_path / f"ours{suffix}")
+        for reloaded in (keras.saving.load_model(tmp_path / f"ours{suffix}", compile=False),
+                         cs.models.load_model(tmp_path / f"ours{suffix}", compile=False)):
+            for ours, theirs in zip(model.layers[:7], reloaded.layers):
+                assert _comparable(ours.get_config()) == _comparable(theirs.get_config()), suffix
+            np.testing.assert_allclose(_np(keras, reloaded.predict(x, verbose=0)), expected, rtol=1e-5, atol=1e-4)
 
 
 def test_fit_runs_the_layers_in_training_only():
