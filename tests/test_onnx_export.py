@@ -22,6 +22,7 @@ from convscope.ops.activations import ACTIVATION_NAMES
 
 from seed_models import seed000_model, seed001_model, seed002_model
 from test_functional import resnet_style, small_unet, two_input_merges
+from test_graph_scope import offset_branches_model, shared_model, two_branch_model
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -203,7 +204,8 @@ def nested_net():
     return cs.Model(x, out, name="nested_net")
 
 
-GRAPH_MODELS = [resnet_style, small_unet, two_input_merges, mobilenet_like, conv1d_net]
+GRAPH_MODELS = [resnet_style, small_unet, two_input_merges, mobilenet_like, conv1d_net, two_branch_model,
+                shared_model, offset_branches_model]
 LAYER_MODELS = [channels_first_net, mixed_net, preprocessing_net, convnext_block, operations_net,
                 activations_net, nested_net]
 SEED_MODELS = [seed000_model, seed001_model, seed002_model]
@@ -265,6 +267,30 @@ def test_a_sequential_seed_is_named_after_its_input_and_last_layer(tmp_path):
 def test_opsets(opset, tmp_path):
     proto = check(mixed_net(), tmp_path, opset_version=opset)
     assert proto.opset_import[0].version == opset
+
+
+def test_unknown_image_sizes_stay_dynamic(tmp_path):
+    x = cs.Input((None, None, 3), name="image")
+    y = L.Conv2D(4, 3, strides=2, padding="same")(x)
+    y = L.Conv2D(4, 3, dilation_rate=2, padding="same")(y)             # stride 1: explicit pads
+    y = L.MaxPooling2D(3, strides=2, padding="same")(y)                 # stride 2: SAME_UPPER
+    y = L.AveragePooling2D(3, strides=2, padding="same")(L.DepthwiseConv2D(3, padding="same")(y))
+    y = L.UpSampling2D(2)(L.Conv2DTranspose(3, 3, strides=2, padding="same")(y))
+    model = randomize(cs.Model(x, [y, L.GlobalAveragePooling2D()(y)], name="dynamic"))
+    _, session = export(model, tmp_path)
+    rng = np.random.default_rng(2)
+    for shape in [(1, 13, 17, 3), (7, 16, 9, 3)]:
+        image = rng.normal(size=shape).astype(np.float32)
+        for got, want in zip(session.run(None, {"image": image}), model.predict(image, verbose=0)):
+            assert got.shape == want.shape
+            assert float(np.max(np.abs(got - want))) <= RTOL * float(np.max(np.abs(want)))
+
+
+def test_a_strided_dilated_same_window_of_unknown_size_is_refused(tmp_path):
+    x = cs.Input((None, None, 3), name="image")
+    model = cs.Model(x, L.DepthwiseConv2D(3, strides=2, dilation_rate=2, padding="same", name="dw")(x))
+    with pytest.raises(ValueError, match=r"layer 'dw' \(DepthwiseConv2D\).*spatial size to be known"):
+        model.export(str(tmp_path / "m.onnx"), format="onnx")
 
 
 # -- Keras applications saved by Keras -------------------------------------------------------------

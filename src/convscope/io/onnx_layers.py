@@ -128,12 +128,16 @@ def _activation_layer(b: GraphBuilder, call: Call) -> Value:
 
 # -- convolutions ----------------------------------------------------------------------------------
 def _pads(layer, spatial, strides, dilations) -> Dict[str, Any]:
-    """Conv/pool padding attributes: explicit pads (TensorFlow's SAME split) where the lengths are
-    known, else auto_pad SAME_UPPER (the same split)."""
+    """Conv/pool padding attributes: explicit pads (TensorFlow's SAME split), also for an unknown
+    length at stride 1 (k_eff - 1 cells whatever the length); else auto_pad SAME_UPPER (the same
+    split), which ONNX Runtime refuses with a dilation."""
     kernel = getattr(layer, "kernel_size", None) or layer.pool_size
     before, after = [], []
     for n, k, s, d in zip(spatial, kernel, strides, dilations):
-        if layer.padding == "same" and n is None:
+        if layer.padding == "same" and n is None and s > 1:
+            if max(dilations) > 1:
+                raise CannotExport("'same' padding with strides > 1 and a dilation needs the input's spatial "
+                                   "size to be known")
             return {"auto_pad": "SAME_UPPER"}
         lo, hi = shapes.pad_amounts(n or 1, k, s, d, layer.padding)
         before.append(lo)
