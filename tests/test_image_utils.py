@@ -14,7 +14,7 @@ from PIL import Image
 
 from convscope import utils
 from convscope.preprocessing import image as cs_image
-from convscope.utils import image_dataset, image_utils
+from convscope.utils import image_utils
 
 FORMATS = ("png", "jpg", "bmp", "gif")
 
@@ -52,7 +52,8 @@ def test_load_img_matches_keras(tmp_path, kimage, fmt):
     Image.fromarray(rng.integers(0, 256, (13, 17, 4 if fmt == "png" else 3), dtype=np.uint8)).save(path)
     for color_mode in ("rgb", "rgba", "grayscale"):
         for size, interpolation, keep in ((None, "nearest", False), ((9, 11), "bilinear", False),
-                                          ((20, 8), "bicubic", True), ((7, 7), "lanczos", True), ((13, 17), "box", False)):
+                                          ((20, 8), "bicubic", True), ((7, 7), "lanczos", True),
+                                          ((13, 17), "box", False)):
             ours = image_utils.load_img(path, color_mode, size, interpolation, keep)
             theirs = kimage.load_img(str(path), color_mode, size, interpolation, keep)
             assert ours.mode == theirs.mode and ours.size == theirs.size
@@ -207,7 +208,8 @@ def test_dataset_argument_errors(folder, tmp_path):
         make(folder, validation_split=0.2, subset="test", seed=1)
     with pytest.raises(ValueError, match=r"argument `label_mode` must be .*got 'sparse'"):
         make(folder, label_mode="sparse")
-    with pytest.raises(ValueError, match=r"there must be exactly 2 class_names, got class_names=\['ant', 'cat', 'dog'\]"):
+    with pytest.raises(ValueError, match=r"there must be exactly 2 class_names, got "
+                                         r"class_names=\['ant', 'cat', 'dog'\]"):
         make(folder, label_mode="binary", verbose=False)
     with pytest.raises(ValueError, match=r"the `class_names` passed did not match .*received: class_names=\['cow'\]"):
         make(folder, class_names=["cow"])
@@ -315,21 +317,25 @@ def _grid_sample(image, affine, offset, padding_mode):
 def test_affine_transform_against_torch_and_exact_moves(keras):
     rng = np.random.default_rng(4)
     x = rng.uniform(0, 255, (9, 11, 2))
-    for theta, tx, ty, shear, zx, zy in ((17.0, 1.3, -2.2, 0, 1, 1), (0, 0, 0, 12.0, 0.8, 1.3), (-40.0, 0.5, 0, 3.0, 1.1, 0.9)):
+    for theta, tx, ty, shear, zx, zy in ((17.0, 1.3, -2.2, 0, 1, 1), (0, 0, 0, 12.0, 0.8, 1.3),
+                                         (-40.0, 0.5, 0, 3.0, 1.1, 0.9)):
         matrix = np.eye(3)
         t, s = np.deg2rad(theta), np.deg2rad(shear)
         for part in (np.array([[np.cos(t), -np.sin(t), 0], [np.sin(t), np.cos(t), 0], [0, 0, 1]]),
-                     np.array([[1, 0, tx], [0, 1, ty], [0, 0, 1]]), np.array([[1, -np.sin(s), 0], [0, np.cos(s), 0], [0, 0, 1]]),
+                     np.array([[1, 0, tx], [0, 1, ty], [0, 0, 1]]),
+                     np.array([[1, -np.sin(s), 0], [0, np.cos(s), 0], [0, 0, 1]]),
                      np.diag([zx, zy, 1.0])):
             matrix = matrix @ part
-        centre = np.array([[1, 0, 4.0], [0, 1, 5.0], [0, 0, 1]]) @ matrix @ np.array([[1, 0, -4.0], [0, 1, -5.0], [0, 0, 1]])
+        to_centre = np.array([[1, 0, 4.0], [0, 1, 5.0], [0, 0, 1]])
+        back = np.array([[1, 0, -4.0], [0, 1, -5.0], [0, 0, 1]])
+        centre = to_centre @ matrix @ back
         centre = centre[[1, 0]][:, [1, 0, 2]]         # Keras swaps the two axes of its matrix (col_axis > row_axis)
         for mode, padding in (("nearest", "border"), ("reflect", "reflection")):
             ours = cs_image.apply_affine_transform(x, theta, tx, ty, shear, zx, zy, row_axis=0, col_axis=1,
                                                    channel_axis=2, fill_mode=mode)
             for c in range(2):
-                np.testing.assert_allclose(ours[:, :, c], _grid_sample(x[:, :, c], centre[:2, :2], centre[:2, 2], padding),
-                                           atol=1e-9)
+                reference = _grid_sample(x[:, :, c], centre[:2, :2], centre[:2, 2], padding)
+                np.testing.assert_allclose(ours[:, :, c], reference, atol=1e-9)
     # exact moves: an integer shift fills with cval / the edge, 90 degrees is rot90, order 0 the same
     shifted = cs_image.apply_affine_transform(x, tx=2, ty=-3, row_axis=0, col_axis=1, channel_axis=2,
                                               fill_mode="constant", cval=-1.0)

@@ -150,7 +150,8 @@ def test_keras_image_data_generator_flow_trains_in_both(keras):
     images = RNG.uniform(0, 255, (20, 6, 6, 1)).astype("float32")
     labels = RNG.integers(0, 3, 20)
     ours = cs.Sequential([cs.Input((6, 6, 1)), layers.Flatten(), layers.Dense(3, activation="softmax")])
-    theirs = keras.Sequential([keras.Input((6, 6, 1)), keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")])
+    theirs = keras.Sequential([keras.Input((6, 6, 1)), keras.layers.Flatten(),
+                               keras.layers.Dense(3, activation="softmax")])
     theirs.set_weights([w.numpy() for w in ours.weights])
     ours.compile(cs.optimizers.SGD(0.05), "sparse_categorical_crossentropy")
     theirs.compile(keras.optimizers.SGD(0.05), "sparse_categorical_crossentropy")
