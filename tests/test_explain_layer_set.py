@@ -257,3 +257,22 @@ def test_korean_terms_and_unknown_sizes_are_refused():
         analyze_layer(L.UpSampling1D(2), (None, None, 3))
     with pytest.raises(ValueError, match=r"analyze: the height of the input is unknown \(None\)"):
         analyze_layer(L.Conv2DTranspose(2, 3), (None, None, 4, 3))
+
+
+def test_normalization_notes_and_a_merge_after_an_unfollowed_field():
+    a = L.Input((16, 3))
+    c = L.Conv1D(4, 3)(a)
+    up = L.Cropping1D((1, 1))(L.UpSampling1D(2)(L.MaxPooling1D(2)(c)))
+    added = L.Add()([L.Cropping1D((1, 1))(c), up])
+    normed = L.LayerNormalization(center=False)(added)
+    model = Model(a, L.GlobalMaxPooling1D()(normed))
+    result = explain(model)
+    assert "not followed here" in section(result.layer("add"), "receptive_field")
+    assert "not followed through UpSampling1D" in section(result.layer("up_sampling1d"), "receptive_field")
+    norm = result.layer("layer_normalization")
+    assert "1 × 4 = 4: gamma, one each" in section(norm, "params")
+    assert "over the axes [2], not over the batch" in section(norm, "notes")
+    assert "the whole sequence of 12 steps" in section(result.layer("global_max_pooling1d"), "shape")
+    ko = explain(model, lang="ko")
+    assert "γ가 하나씩" in section(ko.layer("layer_normalization"), "params")
+    assert "12스텝짜리 시퀀스" in section(ko.layer("global_max_pooling1d"), "shape")

@@ -357,8 +357,9 @@ def _shape_lines(row: LayerNumbers, text) -> List[str]:
         lines += _resampling_lines(row, text)
     elif row.kind in ("global_max_pool", "global_avg_pool"):
         whole = "×".join(str(a.input) for a in row.axes)
+        key = "shape_global" if len(row.axes) == 2 else "shape_global_1d"
         for axis in row.axes:
-            lines.append(t["shape_global"].format(axis=text.AXES[axis.axis], n_in=axis.input, whole=whole))
+            lines.append(t[key].format(axis=text.AXES[axis.axis], n_in=axis.input, whole=whole))
     elif row.kind == "dense":
         rest = _shape(row.input_shape[:-1])
         lines.append(t["shape_dense"].format(n_in=_n(row.in_channels), units=_n(row.filters), rest=rest))
@@ -548,8 +549,9 @@ def _param_lines(row: LayerNumbers, text) -> List[str]:
             non_trainable=f"2 × {channels} = {_n(2 * channels)}"))
     elif row.kind == "layer_norm" and row.params:
         count = row.params // row.in_channels
+        which = t["and"].join(t["weight_names"][w] for w in row.norm_weights)
         lines.append(t["params_layer_norm"].format(count=count, size=_n(row.in_channels), total=_n(row.params),
-                                                   axes=list(row.dims)))
+                                                   axes=list(row.dims), which=which))
     elif row.kind == "normalization":
         if row.params:
             lines.append(t["params_normalization"].format(size=_n(row.in_channels), total=_n(row.params)))
@@ -707,7 +709,8 @@ def _field_lines(row: LayerNumbers, text, previous_field) -> List[str]:
         return []
     if rf is None:
         if not row.field_known and previous_field is not None:
-            return [t["rf_untracked"].format(cls=row.class_name)]
+            own = row.kind in ("conv_transpose", "upsample", "resize", "operation", "other")
+            return [t["rf_untracked"].format(cls=row.class_name) if own else t["rf_untracked_input"]]
         return [t["rf_all"]] if previous_field is not None or row.branches else []
     if len(rf) == 2:
         height, width = rf
@@ -796,6 +799,8 @@ def _note_lines(row: LayerNumbers, text, first_conv: bool, share) -> List[str]:
             notes.append(t["note_spatial_dropout"])
     if row.kind == "upsample" and row.interpolation == "nearest":
         notes.append(t["note_upsample"])
+    if row.kind in ("rescaling", "normalization", "layer_norm"):
+        notes.append(t["note_" + row.kind].format(axes=list(row.dims or ())))
     return notes
 
 

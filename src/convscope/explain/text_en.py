@@ -94,8 +94,10 @@ T = {
     "params_transpose": ("kh·kw·filters·in + filters = {expr} = {total} (kernel (kh, kw, filters, in), "
                          "one bias per filter)"),
     "params_transpose_nobias": "kh·kw·filters·in = {expr} = {total} (no bias)",
-    "params_layer_norm": ("{count} × {size} = {total}: gamma and/or beta, one per position of the normalized "
+    "params_layer_norm": ("{count} × {size} = {total}: {which}, one each per position of the normalized "
                           "axes {axes}, trained by gradients"),
+    "weight_names": {"gamma": "gamma", "beta": "beta"},
+    "and": " and ",
     "params_normalization": ("2 × {size} + 1 = {total}: a mean and a variance per position of the kept axes "
                              "and a count, all non-trainable (set by adapt(), not by gradients)"),
     "params_normalization_given": "No parameters: the mean and variance were given as constants",
@@ -183,6 +185,15 @@ T = {
     "note_spatial_dropout": ("SpatialDropout2D drops whole feature maps: one draw per image and channel, "
                              "since neighbouring pixels of a map are strongly correlated."),
     "note_upsample": "Nearest upsampling has no parameters and no arithmetic: each value is copied size times.",
+    "shape_global_1d": "{axis} {n_in} → gone: the whole sequence of {n_in} steps becomes one value per channel",
+    "rf_untracked_input": ("the receptive field is not followed here: one of its inputs comes through a layer "
+                           "whose field is not followed"),
+    "note_rescaling": "Rescaling computes y = x · scale + offset element by element; it has no parameters to learn.",
+    "note_normalization": ("Normalization computes y = (x − mean) / max(√variance, 1e-7), one mean and variance "
+                           "per position of the axes {axes} kept; adapt(data) sets them from data."),
+    "note_layer_norm": ("LayerNormalization computes y = (x − mean) / √(variance + ε) · γ + β with the mean and "
+                        "variance of each sample over the axes {axes}, not over the batch (unlike "
+                        "BatchNormalization): the same in training and inference."),
     # graph models: calls, inputs, merges and the union of receptive fields
     "model_shapes_many": "Inputs {inp} → outputs {out}",
     "model_shared": ("{name} ({cls}) is called {calls} times: its {params} parameters count once in the total, "

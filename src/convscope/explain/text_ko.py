@@ -93,8 +93,10 @@ T = {
     "params_transpose": ("kh·kw·필터 수·in + 필터 수 = {expr} = {total}개 (커널 모양 (kh, kw, filters, in), "
                          "필터마다 편향 하나)"),
     "params_transpose_nobias": "kh·kw·필터 수·in = {expr} = {total}개 (편향 없음)",
-    "params_layer_norm": ("{count} × {size} = {total}개: 정규화하는 축 {axes}의 위치마다 γ와 β가 하나씩 있고, "
+    "params_layer_norm": ("{count} × {size} = {total}개: 정규화하는 축 {axes}의 위치마다 {which}가 하나씩 있고, "
                           "기울기로 학습됩니다"),
+    "weight_names": {"gamma": "γ", "beta": "β"},
+    "and": "와 ",
     "params_normalization": ("2 × {size} + 1 = {total}개: 유지되는 축의 위치마다 평균과 분산 하나씩, 그리고 개수(count) "
                              "하나입니다. 모두 기울기가 아니라 adapt()로 정해지므로 학습되지 않는 파라미터입니다"),
     "params_normalization_given": "파라미터가 없습니다. 평균과 분산을 상수로 주었기 때문입니다",
@@ -181,6 +183,15 @@ T = {
     "note_spatial_dropout": ("SpatialDropout2D는 특성 맵을 통째로 버립니다. 이웃한 픽셀끼리는 상관이 강하기 때문에 "
                              "이미지와 채널마다 한 번씩만 뽑습니다."),
     "note_upsample": "nearest 업샘플링에는 파라미터도 산술 연산도 없습니다. 값마다 size번 복사할 뿐입니다.",
+    "shape_global_1d": "{axis} {n_in} → 없어짐: {n_in}스텝짜리 시퀀스 전체가 채널마다 값 하나로 줄어듭니다",
+    "rf_untracked_input": ("여기서는 수용 영역을 따라가지 않습니다. 입력 중 하나가 수용 영역을 따라가지 않는 층을 "
+                           "거쳐 오기 때문입니다"),
+    "note_rescaling": "Rescaling은 원소마다 y = x · scale + offset을 계산합니다. 학습할 파라미터는 없습니다.",
+    "note_normalization": ("Normalization은 y = (x − 평균) / max(√분산, 1e-7)을 계산합니다. 평균과 분산은 유지되는 "
+                           "축 {axes}의 위치마다 하나씩이고, adapt(data)가 데이터로부터 정합니다."),
+    "note_layer_norm": ("LayerNormalization은 y = (x − 평균) / √(분산 + ε) · γ + β를 계산합니다. 평균과 분산은 "
+                        "배치가 아니라 샘플마다 축 {axes}에 걸쳐 구하므로(BatchNormalization과 다름) 학습 때와 추론 "
+                        "때가 같습니다."),
     # 그래프 모델: 호출, 입력, 병합 층과 수용 영역의 합집합
     "model_shapes_many": "입력 {inp} → 출력 {out}",
     "model_shared": ("{name} ({cls}) 층은 {calls}번 호출됩니다. 파라미터 {params}개는 전체 합계에 한 번만 세고, "

@@ -126,6 +126,7 @@ class LayerNumbers:
     op: Optional[str] = None        # a merge's or an operation's name ("add", "concatenate", "multiply")
     dims: Optional[Tuple[int, ...]] = None  # Permute's
     field_known: bool = True        # False: the receptive field is not followed through this layer
+    norm_weights: Tuple[str, ...] = ()  # LayerNormalization's: ("gamma", "beta"), either, or none
     itemsize: int = 4
     batch_size: int = DEFAULT_BATCH_SIZE
     receptive_field: Optional[List[AxisField]] = None  # None: every unit sees the whole input
@@ -620,6 +621,7 @@ def _normalizing(row: LayerNumbers, spec, where: str) -> None:
     elements = row.output_elements
     if row.kind == "layer_norm":
         weights = [spec.scale, spec.center]
+        row.norm_weights = tuple(name for name, on in zip(("gamma", "beta"), weights) if on)
         row.params = size * sum(weights)
         row.in_channels = size
         # per element: 1 add (mean), subtract + square + add (variance), subtract + multiply (normalize),
