@@ -10,6 +10,7 @@ import pytest
 from _gradcheck import assert_gradients_close, numerical_gradient
 from convscope.layers import (BatchNormalization, Conv2D, Dense, Dropout, Flatten, Input, InputLayer,
                               MaxPooling2D)
+import convscope
 from convscope.models import Sequential, model_from_json
 
 
@@ -290,3 +291,23 @@ def test_predict_steps_and_callbacks():
         model.predict(np.ones((2, 3)), callbacks="log")
     with pytest.raises(ValueError, match=r"predict: argument `steps` must be None or a positive int, got 0"):
         model.predict(np.ones((2, 3)), steps=0)
+
+
+@pytest.mark.filterwarnings("ignore:Do not pass an `input_shape`")   # Keras' own advice, kept as the idiom
+def test_a_model_with_a_known_input_as_first_layer_builds_the_sequential_as_keras(keras):
+    """The TensorFlow tutorial's idiom: Sequential([data_augmentation, Rescaling, ...]) where only the
+    nested augmentation Sequential names an input shape — Keras 3 builds the outer model at once."""
+    def build(lib):
+        aug = lib.Sequential([lib.layers.RandomFlip("horizontal", input_shape=(12, 12, 3)),
+                              lib.layers.RandomZoom(0.1)])
+        return lib.Sequential([aug, lib.layers.Rescaling(1 / 255), lib.layers.Conv2D(4, 3),
+                               lib.layers.Flatten(), lib.layers.Dense(5)])
+
+    ours, theirs = build(convscope), build(keras)
+    assert ours.built and theirs.built
+    assert ours.input_shape == tuple(theirs.input_shape) == (None, 12, 12, 3)
+    assert ours.output_shape == tuple(theirs.output_shape) == (None, 5)
+    assert ours.count_params() == theirs.count_params()
+    unknown = convscope.Sequential([convscope.Sequential([Dense(3)]), Dense(1)])
+    assert not unknown.built     # an inner model without an input shape builds on the first call
+    assert unknown(np.ones((2, 4), "float32")).shape == (2, 1)

@@ -85,9 +85,9 @@ class Sequential(Model):
         if any(existing.name == layer.name for existing in self._layers):
             raise ValueError(f"{self._describe()}.add: all layers must have unique names; "
                              f"'{layer.name}' is already used")
-        if self._input_layer is None and not self._layers and layer._batch_input_shape is not None:
-            self._input_layer = InputLayer(batch_shape=layer._batch_input_shape, name=f"{layer.name}_input",
-                                           dtype=layer.dtype)
+        first_shape = _known_input_shape(layer) if self._input_layer is None and not self._layers else None
+        if first_shape is not None:
+            self._input_layer = InputLayer(batch_shape=first_shape, name=f"{layer.name}_input", dtype=layer.dtype)
         if self.built:
             self._output_shapes.append(self._infer(layer, len(self._layers), self._current_output_shape()))
         self._layers.append(layer)
@@ -412,3 +412,16 @@ def model_from_json(json_string: str, custom_objects=None):
     except json.JSONDecodeError as error:
         raise ValueError(f"model_from_json: argument `json_string` is not valid JSON: {error}") from None
     return model_from_config(config, custom_objects)
+
+
+def _known_input_shape(layer: Layer) -> Optional[Shape]:
+    """The batch input shape a first layer brings: its `input_shape=` argument, or, for a model used as
+    a layer (a data-augmentation Sequential), its own input shape once known — as Keras 3 builds then."""
+    if layer._batch_input_shape is not None:
+        return layer._batch_input_shape
+    if isinstance(layer, Model):
+        try:
+            return tuple(layer.input_shape)
+        except (AttributeError, ValueError):
+            return None
+    return None
