@@ -15,7 +15,7 @@ def _class_images(labels, size, rng):
     n = len(labels)
     ramp = np.arange(size, dtype=np.float32)
     images = rng.integers(0, 96, (n, size, size, 3)).astype(np.float32)
-    for i, k in enumerate(labels):
+    for i, k in enumerate(int(label) for label in labels):
         period = 3 + k % 4
         stripes = ((ramp[:, None] if k % 2 else ramp[None, :]) // period) % 2
         tint = np.array([(k * 70) % 256, (k * 130 + 60) % 256, (k * 200 + 120) % 256], np.float32)
