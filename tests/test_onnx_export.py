@@ -17,7 +17,8 @@ import pytest
 import convscope as cs
 from convscope import layers as L
 from convscope import ops
-from convscope.io.onnx_export import DEFAULT_OPSET, MIN_OPSET, to_onnx
+from convscope.io import to_onnx
+from convscope.io.onnx_export import DEFAULT_OPSET, MIN_OPSET
 from convscope.ops.activations import ACTIVATION_NAMES
 
 from seed_models import seed000_model, seed001_model, seed002_model
@@ -361,6 +362,24 @@ def test_argument_errors_name_the_argument(kwargs, error, message, tmp_path):
     with pytest.raises(error, match=message):
         seed002_model().export(str(tmp_path / "m.onnx"), **kwargs)
     assert os.listdir(tmp_path) == []
+
+
+def test_an_operation_without_an_onnx_form_is_named(tmp_path):
+    x = cs.Input((4, 3), name="x")
+    model = cs.Model(x, ops.argmax(x, axis=-1))
+    with pytest.raises(ValueError, match=r"\(Argmax\) cannot be exported to ONNX: ops\.argmax has no ONNX form"):
+        model.export(str(tmp_path / "m.onnx"), format="onnx")
+    assert os.listdir(tmp_path) == []
+
+
+def test_verbose_says_where_the_file_is(capsys, tmp_path):
+    path = tmp_path / "m.onnx"
+    seed002_model().export(path, format="onnx", verbose=True)
+    assert capsys.readouterr().out == f"Saved artifact at '{path}'.\n"
+    seed002_model().export(path, format="onnx")
+    assert capsys.readouterr().out == ""
+    with pytest.raises(TypeError, match=r"export_onnx: argument `verbose` must be a bool or None, got 'loud'"):
+        seed002_model().export(path, format="onnx", verbose="loud")
 
 
 def test_model_and_path_errors(tmp_path):
