@@ -386,26 +386,26 @@ def _channel_axis(row: LayerNumbers) -> int:
 
 
 def _transposed_axis_lines(axis: AxisSize, text) -> List[str]:
-    """Conv2DTranspose's size: (W − 1)·S − 2P + D·(K − 1) + 1 + output_padding, as Keras computes it."""
+    """Conv2DTranspose's size: (W − 1)·S − 2P + D·(K − 1) + 1 + output_padding, as Keras computes it.
+
+    Every number comes from the axis (ops.shapes' deconv_output_length and deconv_padding): the full
+    scatter is output + both cuts, the implied output_padding and P follow from it."""
     t = text.T
     name = text.AXES[axis.axis]
-    full = (axis.input - 1) * axis.stride + axis.effective_kernel
+    full = axis.output + axis.pad_before + axis.pad_after
     k_eff = f"{axis.dilation}·({axis.kernel} − 1) + 1"
     if axis.mode == "same" and axis.output_padding is None:
         lines = [t["shape_transpose_same"].format(axis=name, n_in=axis.input, n_out=axis.output,
                                                   stride=axis.stride)]
     else:
-        pad = 0 if axis.mode == "valid" else axis.effective_kernel // 2
-        extra = axis.output_padding
-        if extra is None:
-            extra = max(axis.effective_kernel, axis.stride) - axis.effective_kernel
-            lines = [t["shape_transpose_default_op"].format(k_eff=axis.effective_kernel, stride=axis.stride,
-                                                            extra=extra)]
-        else:
-            lines = []
+        extra = axis.output - full if axis.output_padding is None else axis.output_padding
+        pad = (full + extra - axis.output) // 2
         expr = f"({axis.input} − 1)·{axis.stride} − 2·{pad} + {k_eff} + {extra} = {axis.output}"
-        lines.insert(0, t["shape_transpose"].format(axis=name, n_in=axis.input, n_out=axis.output,
-                                                    padding=axis.mode, expr=expr))
+        lines = [t["shape_transpose"].format(axis=name, n_in=axis.input, n_out=axis.output, padding=axis.mode,
+                                             expr=expr)]
+        if axis.output_padding is None:
+            lines.append(t["shape_transpose_default_op"].format(k_eff=axis.effective_kernel, stride=axis.stride,
+                                                                extra=extra))
     side_before, side_after = text.SIDES[axis.axis]
     lines.append(t["shape_transpose_full"].format(expr=f"({axis.input} − 1)·{axis.stride} + {k_eff}", full=full,
                                                   before=axis.pad_before, after=axis.pad_after,
