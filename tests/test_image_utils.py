@@ -372,3 +372,31 @@ def test_image_data_generator_errors(tmp_path):
         generator.flow_from_directory(str(tmp_path), class_mode="raw")
     with pytest.raises(ValueError, match=r"apply_affine_transform: argument `order` must be 0 \(nearest\) or 1"):
         cs_image.apply_affine_transform(np.zeros((3, 3, 1)), theta=3, order=2)
+
+
+@pytest.mark.filterwarnings("ignore:Your input ran out of data")      # Keras, at its generator's end
+def test_fit_takes_the_dataset_as_keras_takes_its_batches(folder, keras):
+    from convscope import layers
+    import convscope as cs
+    train, val = utils.image_dataset_from_directory(folder, image_size=(6, 6), batch_size=4, seed=2,
+                                                    validation_split=0.25, subset="both", verbose=False)
+    ours = cs.Sequential([cs.Input((6, 6, 3)), layers.Rescaling(1 / 255.0), layers.Flatten(),
+                          layers.Dense(3, activation="softmax")])
+    theirs = keras.Sequential([keras.Input((6, 6, 3)), keras.layers.Rescaling(1 / 255.0), keras.layers.Flatten(),
+                               keras.layers.Dense(3, activation="softmax")])
+    theirs.set_weights([w.numpy() for w in ours.weights])
+    ours.compile(cs.optimizers.SGD(0.1), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    theirs.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    replay = np.random.default_rng(2)                     # the orders the dataset's passes will take
+    orders = [replay.permutation(len(train.file_paths)) for _ in range(2)]
+    images = np.stack([train.load(path) for path in train.file_paths])
+    x_val = np.stack([val.load(path) for path in val.file_paths])
+    history = ours.fit(train, validation_data=val, epochs=2, verbose=0)
+    for epoch, order in enumerate(orders):
+        batches = [(images[order[s:s + 4]], train.labels[order[s:s + 4]]) for s in range(0, len(order), 4)]
+        keras_history = theirs.fit((b for b in batches), validation_data=(x_val, val.labels), batch_size=4,
+                                   shuffle=False, verbose=0)
+        for key, values in keras_history.history.items():
+            np.testing.assert_allclose(history.history[key][epoch], values[0], rtol=1e-5, atol=1e-6)
+    for mine, reference in zip(ours.weights, theirs.weights):
+        np.testing.assert_allclose(mine.numpy(), reference.numpy(), rtol=1e-5, atol=1e-6)

@@ -257,6 +257,8 @@ def test_stream_argument_errors(keras):
         ours.fit(X, Y, validation_steps=0, verbose=0)
     with pytest.raises(ValueError, match=r"fit: the model expects input of shape \(None, 5\), got x of shape \(8, 4\)"):
         ours.fit(iter([(X[:8, :4], Y[:8])]), verbose=0)
+    with pytest.raises(ValueError, match=r"fit: `x` gave no batches; a generator or dataset must yield at least one"):
+        ours.fit(iter([]), verbose=0)
     with pytest.raises(ValueError, match=r"evaluate: `x` gave no batches"):
         ours.evaluate(iter([]), verbose=0)
     with pytest.raises(ValueError, match=r"predict: `x` gave no batches"):

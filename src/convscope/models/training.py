@@ -493,6 +493,9 @@ class Model(Layer):
                 callback_list.on_train_batch_end(batch, dict(logs))
                 if self.stop_training:
                     break
+            if source is not None and not logs and epoch == initial_epoch and not self.stop_training:
+                raise ValueError(f"{where}: `x` gave no batches; a generator or dataset must yield at least one "
+                                 "batch (inputs, targets)")
             epoch_logs = dict(logs)
             if validate is not None:
                 val_logs = validate(callback_list)
