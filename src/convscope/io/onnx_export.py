@@ -15,7 +15,7 @@ no file and keeps an existing one).
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Optional
+from typing import Dict, List, Optional
 
 from ._atomic import atomic_write
 from .onnx_graph import GraphBuilder, Value

@@ -7,7 +7,7 @@ element-wise layers keep whatever layout their input has."""
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List
 
 import numpy as np
 
