@@ -8,6 +8,7 @@ Keras over a grid of configurations.
 """
 
 import itertools
+import json
 import re
 
 import numpy as np
@@ -212,6 +213,11 @@ def test_sequential_summary_plot_and_report_show_the_new_layers(tmp_path):
         assert type(layer).__name__ in svg
     report(model, sample=np.ones((1, 12, 12, 3), np.float32), to_file=str(tmp_path / "r.html"))
     assert (tmp_path / "r.html").stat().st_size > 0
+    for lang in ("en", "ko"):
+        data = explain(model, lang=lang).to_dict()
+        assert json.loads(json.dumps(data)) == data
+        assert [entry["kind"] for entry in data["layers"]][:5] == ["rescaling", "depthwise_conv", "separable_conv",
+                                                                    "conv_transpose", "upsample"]
     flops = [r.flops for r in analyze(model).layers]
     assert all(f >= 0 for f in flops) and sum(flops) == analyze(model).flops
 
