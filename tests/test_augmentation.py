@@ -294,6 +294,21 @@ def test_set_random_seed_and_the_seed_argument_make_draws_repeatable():
         assert not np.array_equal(outputs[0], outputs[2])
 
 
+def test_each_call_keeps_its_own_parameters_in_its_ctx():
+    """Two training calls of one layer, then their backward passes in reverse order: each gradient undoes its
+    own call (a flip is its own transpose; a crop's transpose puts the window back), nothing read from the
+    layer."""
+    x = _images((16, 6, 7, 2), seed=17)
+    for layer in (L.RandomFlip(seed=5), L.RandomCrop(4, 5, seed=5)):
+        (y1, c1), (y2, c2) = forward(layer, x, training=True), forward(layer, x, training=True)
+        assert not np.array_equal(y1, y2)
+        for y, ctx in [(y2, c2), (y1, c1)]:
+            grad, _ = backward(layer, ctx, y)
+            kept = grad != 0 if isinstance(layer, L.RandomCrop) else np.ones(x.shape, bool)
+            assert kept.sum() == y.size
+            np.testing.assert_array_equal(grad[kept], x[kept])
+
+
 # -- configs, files and training --------------------------------------------------------------------
 
 CONFIGS = [
