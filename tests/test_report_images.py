@@ -141,3 +141,31 @@ def test_one_epoch_history_in_korean():
     assert "정확도 (%)" in words and "손실" in words
     with pytest.raises(ValueError, match=r"plot_history: argument `lang` must be one of \('en', 'ko'\), got 'de'"):
         plot_history({"loss": [1.0]}, lang="de")
+
+
+# -- the prediction's Dense terms through a global pooling (a graph model), without a browser -------
+
+def test_dense_terms_trace_through_global_pooling(tmp_path):
+    from convscope.layers import Conv2D, Dense, GlobalAveragePooling2D, Input
+    from convscope.models import Model
+    from convscope.viz import report
+
+    image = Input((6, 5, 2), name="image")
+    maps = Conv2D(7, 3, padding="same", activation="relu", name="features")(image)
+    logits = Dense(4, name="head")(GlobalAveragePooling2D(name="gap")(maps))
+    model = Model(image, logits)
+    sample = np.random.default_rng(8).normal(size=(6, 5, 2)).astype(np.float32)
+    data = page_data(report(model, sample=sample, to_file=tmp_path / "r.html"))
+    terms = data["sample"]["prediction"]["terms"]
+    features = Model(image, maps).predict(sample[None], verbose=0)[0]          # (6, 5, 7)
+    out = model.predict(sample[None], verbose=0)[0]
+    predicted = int(np.argmax(out))
+    kernel = model.get_layer("head").kernel.numpy()[:, predicted]
+    pooled = features.mean(axis=(0, 1))
+    assert data["sample"]["prediction"]["predicted"] == predicted
+    assert terms["pooled"] == "global_avg_pool" and data["layers"][terms["map_layer"]]["name"] == "features"
+    assert [item["channel"] for item in terms["top"]] == list(np.argsort(-pooled * kernel, kind="stable"))
+    for item in terms["top"]:
+        assert item["x"] == pytest.approx(pooled[item["channel"]], rel=1e-5)
+        assert (item["row"], item["col"]) == np.unravel_index(np.argmax(features[:, :, item["channel"]]), (6, 5))
+    assert terms["z"] == pytest.approx(out[predicted], rel=1e-5)

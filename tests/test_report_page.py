@@ -253,3 +253,54 @@ def test_padding_is_drawn_and_dense_layers_show_their_values(browser, tmp_path):
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     page.close()
     assert problems == []
+
+
+def stages_model(stages=8):
+    """A residual chain of `stages` blocks (conv, BN, ReLU, Add): more than 40 rows, a large model's page."""
+    from convscope.layers import Add, BatchNormalization, GlobalAveragePooling2D, Input, ReLU
+    from convscope.models import Model
+    image = Input((8, 8, 3), name="image")
+    x = Conv2D(4, 3, padding="same", name="stem_conv")(image)
+    for s in range(1, stages + 1):
+        y = Conv2D(4, 3, padding="same", name=f"stage{s}_unit_conv")(x)
+        y = ReLU(name=f"stage{s}_unit_relu")(BatchNormalization(name=f"stage{s}_unit_bn")(y))
+        x = ReLU(name=f"stage{s}_unit_out")(Add(name=f"stage{s}_unit_add")([x, y]))
+    return Model(image, Dense(3, activation="softmax", name="head")(GlobalAveragePooling2D(name="gap")(x)))
+
+
+def test_a_large_graph_model_collapses_searches_and_links_the_diagram(browser, tmp_path):
+    model = stages_model()
+    sample = np.random.default_rng(1).normal(size=(8, 8, 3)).astype(np.float32)
+    path = report(model, sample=sample, to_file=tmp_path / "r.html")
+    page, problems = open_page(browser, path, PHONE)
+    assert page.evaluate("window.convscopeReport.data.precision") == "float16"
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    names = [layer.name for layer in model.layers]
+    assert len(names) > 40
+    assert page.locator("#summary-table tr.block").count() == 8
+    shown = page.eval_on_selector_all("#summary-table tbody tr[data-layer]", "rs => rs.map(r => r.dataset.layer)")
+    assert len(shown) < len(names) and "stage6_unit_bn" not in shown
+    page.click('#summary-table tr.block[data-block="stage6_unit"] button')
+    shown = page.eval_on_selector_all("#summary-table tbody tr[data-layer]", "rs => rs.map(r => r.dataset.layer)")
+    assert [n for n in names if n.startswith("stage6_")] == [n for n in shown if n.startswith("stage6_")]
+
+    page.fill("#summary-search", "stage3_unit_co")
+    assert page.eval_on_selector_all("#summary-table tbody tr[data-layer]",
+                                     "rs => rs.map(r => r.dataset.layer)") == ["stage3_unit_conv"]
+    assert page.eval_on_selector_all("#layer-picker button:not([hidden])",
+                                     "bs => bs.map(b => b.dataset.layer)") == ["stage3_unit_conv"]
+    page.fill("#summary-search", "")
+
+    page.click('#diagram svg rect.layer[data-layer="stage5_unit_add"]')
+    assert page.get_attribute("#layer-picker button.active", "data-layer") == "stage5_unit_add"
+    assert page.get_attribute("#summary-table tr.selected", "data-layer") == "stage5_unit_add"
+    # float16 in the page: a hovered value within float16's precision of the real one.
+    from convscope.models import Model
+    real = Model(model.inputs, model.get_layer("stage5_unit_add").output).predict(sample[None], verbose=0)[0]
+    canvas = '#explorer-maps .map-group[data-role="output"] canvas[data-channel="2"]'
+    cell = int(page.get_attribute(canvas, "data-cell"))
+    page.hover(canvas, position={"x": 3.5 * cell, "y": 6.5 * cell})
+    shown_value = float(page.inner_text("#tooltip").split("= ")[1])
+    assert shown_value == pytest.approx(float(real[6, 3, 2]), rel=2e-3, abs=2e-3)
+    page.close()
+    assert problems == []

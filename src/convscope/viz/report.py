@@ -56,6 +56,8 @@ MAX_INPUT_VALUES = 1_000_000  # floats embedded for the sample itself (a 300x300
 MAX_KERNEL_VALUES = 200_000   # floats embedded per conv/dense kernel (larger: no z = b + Σ x·w view)
 MAX_ALL_MAPS = 400_000        # floats for every feature map of every sample together
 MAX_ALL_KERNELS = 300_000     # floats for every embedded kernel together
+LARGE_MODEL = 40              # rows from which arrays are embedded as float16 (3 digits: colours, hover)
+LARGE_KERNELS = 150_000       # ... and the kernels' budget is this
 MAX_SAMPLES = 8
 TOP_K = 5
 TOP_TERMS = 12
@@ -85,7 +87,8 @@ def report(model, sample=None, history=None, to_file="report.html", lang="en", l
         history_dict(history, where)
     explanations = {code: explain(model, lang=code).to_dict() for code in LANGS}
     rows = row_layers(model)
-    budget = {"kernels": MAX_ALL_KERNELS}
+    large = len(numbers.layers) > LARGE_MODEL
+    budget = {"kernels": LARGE_KERNELS if large else MAX_ALL_KERNELS, "dtype": "<f2" if large else "<f4"}
     data: Dict[str, Any] = {
         "lang": lang,
         "model": {"name": getattr(model, "name", "model"), "input_shape": list(numbers.input_shape),
@@ -95,6 +98,7 @@ def report(model, sample=None, history=None, to_file="report.html", lang="en", l
         "keras_summary": _keras_summary(model),
         "sample": None,
         "class_names": class_names,
+        "precision": "float16" if large else "float32",
     }
     if is_graph_model(model):
         data["graph"] = True
@@ -107,7 +111,7 @@ def report(model, sample=None, history=None, to_file="report.html", lang="en", l
         per_map = _map_cap(runs)
         entries = []
         for number, (x, outputs) in enumerate(runs):
-            entry = _sample_entry(formats, x, outputs, per_map)
+            entry = _sample_entry(formats, x, outputs, per_map, budget["dtype"])
             entry["prediction"] = _prediction(numbers.layers, rows, x, outputs, labels[number], formats)
             entry["gradcam"] = _gradcam(model, x, entry["prediction"])
             entries.append(entry)
@@ -243,8 +247,8 @@ def _layer_entry(layer, row, budget: Dict[str, int]) -> Dict[str, Any]:
         if kernel.size <= min(MAX_KERNEL_VALUES, budget["kernels"]):
             budget["kernels"] -= kernel.size
             bias = getattr(layer, "bias", None)
-            entry["weights"] = {"kernel": _array(kernel),
-                                "bias": None if bias is None else _array(np.asarray(bias.value))}
+            entry["weights"] = {"kernel": _array(kernel, budget["dtype"]),
+                                "bias": None if bias is None else _array(np.asarray(bias.value), budget["dtype"])}
     return entry
 
 
@@ -254,18 +258,20 @@ def _map_cap(runs) -> int:
     return int(min(MAX_MAP_VALUES, max(MAX_ALL_MAPS // max(maps, 1), 1)))
 
 
-def _sample_entry(formats: List[str], x: np.ndarray, outputs: List[np.ndarray], cap: int) -> Dict[str, Any]:
+def _sample_entry(formats: List[str], x: np.ndarray, outputs: List[np.ndarray], cap: int,
+                  dtype: str = "<f4") -> Dict[str, Any]:
     """The sample and every 4-D layer output (channels last), capped in size (see `_map`)."""
-    maps = [_map(channels_last(out, fmt)[0], cap) if out.ndim == 4 else None for fmt, out in zip(formats, outputs)]
-    image = _map(channels_last(x, formats[0])[0], MAX_INPUT_VALUES) if x.ndim == 4 else None
+    maps = [_map(channels_last(out, fmt)[0], cap, dtype) if out.ndim == 4 else None
+            for fmt, out in zip(formats, outputs)]
+    image = _map(channels_last(x, formats[0])[0], MAX_INPUT_VALUES, dtype) if x.ndim == 4 else None
     return {"input": image, "outputs": maps}
 
 
-def _map(array: np.ndarray, cap: int = MAX_MAP_VALUES) -> Dict[str, Any]:
+def _map(array: np.ndarray, cap: int = MAX_MAP_VALUES, dtype: str = "<f4") -> Dict[str, Any]:
     """A (H, W, C) map with as many leading channels as fit in `cap` floats (at least one)."""
     h, w, c = array.shape
     shown = max(1, min(c, cap // max(h * w, 1)))
-    entry = _array(array[:, :, :shown])
+    entry = _array(array[:, :, :shown], dtype)
     finite = array[np.isfinite(array)]
     entry["channels"] = int(c)
     entry["vmax"] = float(np.max(np.abs(finite))) if finite.size else 1.0
@@ -274,10 +280,19 @@ def _map(array: np.ndarray, cap: int = MAX_MAP_VALUES) -> Dict[str, Any]:
     return entry
 
 
-def _array(array: np.ndarray) -> Dict[str, Any]:
-    """An array as its shape and base64 little-endian float32 bytes (decoded by Float32Array)."""
-    array = np.ascontiguousarray(array, dtype="<f4")
-    return {"shape": list(array.shape), "data": base64.b64encode(array.tobytes()).decode("ascii")}
+def _array(array: np.ndarray, dtype: str = "<f4") -> Dict[str, Any]:
+    """An array as its shape and base64 little-endian bytes: float32 (decoded by Float32Array), float16
+    ("dtype": "f2", a large model's page; values beyond float16's range are clipped) or uint8 ("u8": k/255)."""
+    if dtype == "<f2":
+        array = np.clip(np.nan_to_num(np.asarray(array, np.float32)), -65504, 65504)
+    elif dtype == "u8":
+        array = np.round(np.clip(np.asarray(array, np.float64), 0.0, 1.0) * 255)
+        dtype = "u1"
+    array = np.ascontiguousarray(array, dtype=dtype)
+    entry = {"shape": list(array.shape), "data": base64.b64encode(array.tobytes()).decode("ascii")}
+    if dtype != "<f4":
+        entry["dtype"] = {"<f2": "f2", "u1": "u8"}[dtype]
+    return entry
 
 
 # -- the prediction -------------------------------------------------------------------------------
@@ -336,8 +351,18 @@ def _dense_terms(rows, layers, x, outputs, unit: int, formats) -> Optional[Dict[
     maps = _traced_map(rows, source, outputs)
     entry["top"] = [{"i": int(i), "x": float(x_flat[i]), "w": float(kernel[i, unit]), "term": float(terms[i])}
                     for i in order]
-    if maps is not None:
-        map_index, shape = maps
+    if maps is not None and maps[2]:            # through a global pooling: input i is channel i
+        map_index, shape, _ = maps
+        layout = formats[map_index]
+        values = outputs[map_index][0] if layout != "channels_first" else np.moveaxis(outputs[map_index][0], 0, -1)
+        entry["map_layer"], entry["pooled"] = map_index, rows[_pooled_row(rows, source)].kind
+        for item in entry["top"]:       # the unit shown: where the channel fires most
+            r, c = np.unravel_index(int(np.argmax(values[:, :, item["i"]])), values.shape[:2])
+            item.update(row=int(r), col=int(c), channel=item["i"])
+        best = np.argsort(-terms, kind="stable")[:TOP_TERMS]
+        entry["channels"] = [{"channel": int(k), "sum": float(terms[k])} for k in best]
+    elif maps is not None:
+        map_index, shape, _ = maps
         layout = formats[map_index] if map_index is not None else formats[0]
         cells = np.arange(terms.size)
         if layout == "channels_first":
@@ -364,14 +389,25 @@ def _parent(rows, index: int) -> Optional[int]:
 
 
 def _traced_map(rows, source: Optional[int], outputs):
-    """(row index, 4-D shape) of the feature maps a Dense input came from through pass-through layers."""
+    """(row index, 4-D shape, through a global pooling?) of the feature maps a Dense input came from
+    through pass-through layers (Flatten, Dropout, ...) or one global pooling."""
+    pooled = False
     while source is not None:
         if outputs[source].ndim == 4:
-            return source, outputs[source].shape
-        if rows[source].kind not in PASS_THROUGH:
+            return source, outputs[source].shape, pooled
+        if rows[source].kind in ("global_avg_pool", "global_max_pool") and not pooled:
+            pooled = True
+        elif rows[source].kind not in PASS_THROUGH:
             return None
         source = _parent(rows, source)
     return None
+
+
+def _pooled_row(rows, source: int) -> int:
+    """The global pooling row on the way back from `source`."""
+    while rows[source].kind not in ("global_avg_pool", "global_max_pool"):
+        source = _parent(rows, source)
+    return source
 
 
 def _gradcam(model, x, prediction) -> Optional[Dict[str, Any]]:
@@ -392,4 +428,4 @@ def _gradcam(model, x, prediction) -> Optional[Dict[str, Any]]:
         heat = heat[..., 0] if heat.shape[-1] == 1 else heat[0]
     if heat.ndim != 2 or not np.all(np.isfinite(heat)):
         return None
-    return _array(heat)
+    return _array(heat, "u8")

@@ -50,7 +50,7 @@
       filter_page: "inputs {a}\u2013{b} of {n}, filters {c}\u2013{d} of {m}", weight: "weight",
       value: "value", scale_seq: "scale from 0 (data \u2265 0)", scale_div: "scale around 0",
       filter_word: "filter", input_word: "in", block_of: "{n} layers", no_filters: "No convolution kernel is small enough to embed.",
-      open_maps: "show"
+      open_maps: "show", float16: "(this large model's page stores values as float16: about 3 significant digits)"
     },
     ko: {
       title: "convscope 보고서", summary: "모델 요약", explorer: "탐색기: 수용 영역과 합",
@@ -90,7 +90,7 @@
       filter_page: "입력 {a}\u2013{b} / {n}, 필터 {c}\u2013{d} / {m}", weight: "가중치",
       value: "값", scale_seq: "0부터의 척도 (값 \u2265 0)", scale_div: "0 중심 척도",
       filter_word: "필터", input_word: "입력", block_of: "층 {n}개", no_filters: "보고서에 넣을 만큼 작은 합성곱 커널이 없습니다.",
-      open_maps: "보기"
+      open_maps: "보기", float16: "(큰 모델이라 이 페이지는 값을 float16으로 담았습니다: 유효 숫자 약 3자리)"
     }
   };
 
@@ -119,12 +119,29 @@
   }
   function pct(p) { return (100 * p).toFixed(p >= 0.999995 || p < 0.00001 ? 0 : (p >= 0.1 ? 1 : 2)) + "%"; }
   function grouped(n) { return Number(n).toLocaleString("en-US"); }
+  /* An embedded array: float32, float16 ("f2", large models) or uint8 k/255 ("u8"), decoded on first use. */
   function decode(entry) {
     if (!entry) { return null; }
+    var out = { shape: entry.shape, channels: entry.channels, vmax: entry.vmax,
+                vmin: entry.vmin === undefined ? -entry.vmax : entry.vmin };
+    var cached = null;
+    Object.defineProperty(out, "values", { get: function () {
+      if (!cached) { cached = bytesToValues(entry); }
+      return cached;
+    } });
+    return out;
+  }
+  function bytesToValues(entry) {
     var bin = atob(entry.data), bytes = new Uint8Array(bin.length);
     for (var i = 0; i < bin.length; i++) { bytes[i] = bin.charCodeAt(i); }
-    return { shape: entry.shape, values: new Float32Array(bytes.buffer), channels: entry.channels,
-             vmax: entry.vmax, vmin: entry.vmin === undefined ? -entry.vmax : entry.vmin };
+    if (entry.dtype === "u8") { return Float32Array.from(bytes, function (b) { return b / 255; }); }
+    if (entry.dtype !== "f2") { return new Float32Array(bytes.buffer); }
+    var half = new Uint16Array(bytes.buffer), values = new Float32Array(half.length);
+    for (var k = 0; k < half.length; k++) {
+      var h = half[k], sign = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, f = h & 0x3ff;
+      values[k] = sign * (e === 0 ? f * Math.pow(2, -24) : e === 31 ? (f ? NaN : Infinity) : (1 + f / 1024) * Math.pow(2, e - 15));
+    }
+    return values;
   }
   function at(map, r, c, ch) { return map.values[(r * map.shape[1] + c) * map.shape[2] + ch]; }
   function spanText(list) { return list.length ? list[0] + "\u2013" + list[list.length - 1] : t("none"); }
@@ -415,8 +432,10 @@
     var list = el("ol", { "class": "terms-list" });
     var source = terms.map_layer !== undefined ? DATA.layers[terms.map_layer] : null;
     terms.top.forEach(function (item) {
-      var li = el("li", {}), where = item.row !== undefined ?
-        "x[" + item.row + "," + item.col + "," + item.channel + "]" : "x[" + item.i + "]";
+      var li = el("li", {}), where = item.row === undefined ? "x[" + item.i + "]" : terms.pooled ?
+        "x[" + item.i + "] = " + (terms.pooled === "global_max_pool" ? "max" : "mean") + "(" + source.name + " " +
+          t("channel") + " " + item.channel + ")" :
+        "x[" + item.row + "," + item.col + "," + item.channel + "]";
       li.appendChild(document.createTextNode(where + " \u00b7 w = " + fmt(item.x) + " \u00d7 " + fmt(item.w) + " = " + fmt(item.term) + " "));
       if (source && explorable(source)) {
         var b = el("button", { type: "button", "data-layer": source.name }, t("show_in_explorer"));
@@ -879,6 +898,7 @@
       lines.push(t(layer.kind === "max_pool" ? "max_of" : "mean_of"));
     }
     if (stored !== null) { lines.push(t("stored") + " y = " + fmt(stored)); }
+    if (DATA.precision === "float16") { lines.push(t("float16")); }
     state.highlight.sum = result; state.highlight.stored = stored;
     box.dataset.sum = String(result);
     box.appendChild(el("div", { "class": "terms" }, lines.join("\n")));
@@ -891,7 +911,13 @@
       var w = weights[layer.index];
       if (!w || !layer.kernel_shape || (layer.call && layer.call > 1)) { return; }
       any = true;
-      holder.appendChild(filterFigure(layer, w.kernel));
+      if (!many) { holder.appendChild(filterFigure(layer, w.kernel)); return; }
+      var details = el("details", { "class": "filter-figure", "data-layer": layer.name });
+      details.appendChild(el("summary", {}, layerLabel(layer) + " \u2014 " + layer.kernel_shape.join("\u00d7")));
+      details.addEventListener("toggle", function () {
+        if (details.open && !details.querySelector("figure")) { details.appendChild(filterFigure(layer, w.kernel)); }
+      });
+      holder.appendChild(details);
     });
     if (!any && DATA.layers.some(function (l) { return l.kind === "conv"; })) { holder.appendChild(el("p", { "class": "hint" }, t("no_filters"))); }
     document.getElementById("filters").classList.toggle("empty", !DATA.layers.some(function (l) { return l.kind === "conv"; }));
