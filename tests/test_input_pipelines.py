@@ -263,11 +263,6 @@ def test_stream_argument_errors(keras):
         ours.evaluate(iter([]), verbose=0)
     with pytest.raises(ValueError, match=r"predict: `x` gave no batches"):
         ours.predict(iter([]), verbose=0)
-    inputs = cs.Input((5,))
-    graph = cs.Model(inputs, layers.Dense(3, activation="softmax")(inputs))
-    graph.compile("sgd", "sparse_categorical_crossentropy")
-    with pytest.raises(ValueError, match=r"sample weights in the batches are supported for Sequential models only"):
-        graph.fit(batches(X, Y, W), verbose=0)
 
 
 def test_unknown_length_progress_line(keras, capsys):
@@ -275,3 +270,31 @@ def test_unknown_length_progress_line(keras, capsys):
     ours.fit(batches(X, Y), verbose=2)
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert line.startswith("Epoch 1/1 - 5/5 - ") and "loss:" in line
+
+
+def test_graph_model_with_two_outputs_and_sample_weights_matches_keras(keras):
+    def build(api, Input, Dense):
+        inputs = Input((5,), name="x")
+        hidden = Dense(6, activation="tanh", name="h")(inputs)
+        return api(inputs, [Dense(3, activation="softmax", name="cls")(hidden), Dense(2, name="reg")(hidden)])
+    ours = build(cs.Model, cs.Input, layers.Dense)
+    theirs = build(keras.Model, keras.Input, keras.layers.Dense)
+    theirs.set_weights([w.numpy() for w in ours.weights])
+    compile_args = dict(loss=["sparse_categorical_crossentropy", "mse"], loss_weights=[1.0, 0.5])
+    ours.compile(cs.optimizers.SGD(0.1), **compile_args)
+    theirs.compile(keras.optimizers.SGD(0.1), **compile_args)
+    targets = RNG.normal(size=(40, 2)).astype("float32")
+
+    def data():
+        for start in range(0, 40, 10):
+            part = slice(start, start + 10)
+            yield X[part], (Y[part], targets[part]), W[part]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        keras_history = theirs.fit(data(), epochs=1, verbose=0)
+        expected = theirs.evaluate(data(), verbose=0, return_dict=True)
+    history = ours.fit(data(), epochs=1, verbose=0)
+    assert_same_training(ours, theirs, history, keras_history)
+    result = ours.evaluate(data(), verbose=0, return_dict=True)
+    for key, value in expected.items():
+        np.testing.assert_allclose(result[key], value, rtol=1e-5)

@@ -27,7 +27,7 @@ from .graph_map import map_graph
 from .graph_plan import graph_steps
 from .plan import INFERENCE, LAYERS, TRAINING
 from .summary import print_summary
-from .training import Model
+from .training import Model, _weighted_gradient, _weighted_loss
 
 
 class _FunctionalTraining:
@@ -118,14 +118,15 @@ class _FunctionalTraining:
         return [t.shape for t in self._outputs]
 
     # -- steps --------------------------------------------------------------------------------------
-    def _losses_of(self, ys, outputs) -> List[float]:
-        return [0.0 if loss is None else float(loss(y, out)) for loss, y, out in zip(self._losses, ys, outputs)]
+    def _losses_of(self, ys, outputs, sample_weight=None) -> List[float]:
+        return [0.0 if loss is None else float(_weighted_loss(loss, y, out, sample_weight))
+                for loss, y, out in zip(self._losses, ys, outputs)]
 
-    def _train_step(self, x, y, where: str, epoch: int, batch: int, raise_on_nan: bool):
+    def _train_step(self, x, y, where: str, epoch: int, batch: int, raise_on_nan: bool, sample_weight=None):
         arrays = self._flat_inputs(x.arrays, where)
         outputs, execution = self.run(arrays, training=True, keep=True)
-        per_output = self._losses_of(y.arrays, outputs)
-        grads = [None if loss is None else loss.gradient(target, out) * weight
+        per_output = self._losses_of(y.arrays, outputs, sample_weight)
+        grads = [None if loss is None else _weighted_gradient(loss, target, out, sample_weight) * weight
                  for loss, target, out, weight in zip(self._losses, y.arrays, outputs, self._loss_weights)]
         _, pairs = self.backward_graph(execution, grads, need_input_grads=False)
         self._assign_gradients(pairs)
@@ -138,9 +139,9 @@ class _FunctionalTraining:
         self.optimizer.apply(self.trainable_weights)
         return (loss, per_output), outputs
 
-    def _test_step(self, x, y):
+    def _test_step(self, x, y, sample_weight=None):
         outputs, _ = self.run(self._flat_inputs(x.arrays, "evaluate"), training=False, keep=False)
-        per_output = self._losses_of(y.arrays, outputs)
+        per_output = self._losses_of(y.arrays, outputs, sample_weight)
         loss = sum(w * value for w, value in zip(self._loss_weights, per_output))
         return (loss + self._weight_penalty(add_gradients=False), per_output), outputs
 

@@ -530,11 +530,7 @@ class Model(Layer):
                 raise ValueError(f"{where}: a batch of `x` holds inputs only; training and evaluating need "
                                  "(inputs, targets) or (inputs, targets, sample_weights)")
             xb, yb = self._check_data(xb, yb, where)
-            wb = data_adapters.check_sample_weight(wb, len(xb), where)
-            if wb is not None and type(self)._train_step is not Model._train_step:
-                raise ValueError(f"{where}: sample weights in the batches are supported for Sequential models "
-                                 f"only so far; {self._describe()} got (inputs, targets, sample_weights)")
-            yield xb, yb, wb
+            yield xb, yb, data_adapters.check_sample_weight(wb, len(xb), where)
 
     def _validation(self, validation_data, validation_steps, batch_size: int, where: str):
         """`validate(callback_list) -> logs` for `validation_data` (arrays or a stream), or None."""
@@ -561,7 +557,6 @@ class Model(Layer):
         w_val = None
         if len(validation_data) == 3 and validation_data[2] is not None:
             w_val = data_adapters.check_sample_weight(validation_data[2], len(x_val), where)
-            next(self._checked_batches([(x_val[:1], y_val[:1], w_val[:1])], where))  # the model takes weights
         steps = validation_steps
 
         def validate(callback_list):
