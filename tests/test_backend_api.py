@@ -12,7 +12,8 @@ from convscope import backend as K
 from convscope import layers as L
 
 # Required arguments of the layers that take `data_format`, to build one of each.
-REQUIRED = {"pool_size": 2, "filters": 2, "kernel_size": 3, "height": 4, "width": 4, "rate": 0.5}
+REQUIRED = {"pool_size": 2, "filters": 2, "kernel_size": 3, "height": 4, "width": 4, "rate": 0.5, "factor": 0.1,
+            "height_factor": 0.1, "width_factor": 0.1}
 
 
 @pytest.fixture
