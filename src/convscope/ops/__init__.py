@@ -4,7 +4,8 @@ float32 in -> float32 out, float64 in -> float64 out.  All shape arithmetic
 comes from `ops/shapes.py`.
 """
 
-from . import shapes
+from . import augment, shapes
+from .augment import affine_transform, affine_transform_backward, affine_transform_forward
 from .activations import ACTIVATION_NAMES, Activation, erf, erfc, get_activation
 from .conv import conv2d, conv2d_backward, conv2d_forward
 from .conv_transpose import conv2d_transpose, conv2d_transpose_backward, conv2d_transpose_forward
@@ -33,7 +34,7 @@ from .nn_api import (elu, gelu, hard_sigmoid, hard_silu, hard_swish, leaky_relu,
                      sigmoid, silu, softmax, softplus, softsign, swish)
 
 __all__ = [
-    "shapes",
+    "shapes", "augment", "affine_transform", "affine_transform_forward", "affine_transform_backward",
     "Activation", "ACTIVATION_NAMES", "get_activation", "erf", "erfc",
     "conv2d", "conv2d_forward", "conv2d_backward", "conv2d_inference", "conv2d_max_pool_forward",
     "conv2d_transpose", "conv2d_transpose_forward", "conv2d_transpose_backward",
