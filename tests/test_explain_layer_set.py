@@ -235,6 +235,9 @@ def test_graph_model_rows_merges_and_korean():
     assert rows[("add", 1)].kind == "merge" and rows[("add", 1)].merge_ops == 16 * 4
     assert rows[("concatenate", 1)].concat_axis == 2 and rows[("concatenate", 1)].merge_ops == 0
     assert [r.kind for r in numbers.layers if r.name == "multiply"] == ["operation"]
+    halved_row = rows[("multiply", 1)]
+    assert halved_row.merge_ops == 16 * 8           # one per output value
+    assert halved_row.receptive_field is None and not halved_row.field_known    # an input went through UpSampling
     assert numbers.params == model.count_params() == 4 * (3 * 3 + 1)
     add_field = rows[("add", 1)].receptive_field
     assert [(f.axis, f.size, f.jump, f.start) for f in add_field] == [("steps", 3, 1, -2)]
@@ -282,3 +285,19 @@ def test_normalization_notes_and_a_merge_after_an_unfollowed_field():
     ko = explain(model, lang="ko")
     assert "γ가 하나씩" in section(ko.layer("layer_normalization"), "params")
     assert "12스텝짜리 시퀀스" in section(ko.layer("global_max_pooling1d"), "shape")
+
+
+def test_elementwise_operations_carry_the_union_of_their_inputs_fields():
+    a, b = L.Input((8, 8, 2)), L.Input((8, 8, 2))
+    summed = L.Conv2D(2, 3, padding="same")(a) + L.Conv2D(2, 5, padding="same")(b)
+    model = Model([a, b], L.GlobalAveragePooling2D()(L.Activation("relu")(summed * 0.5)))
+    rows = {r.name: r for r in analyze(model).layers}
+    assert rows["add"].kind == "operation" and rows["add"].merge_ops == 8 * 8 * 2
+    for name in ("add", "multiply", "activation"):
+        assert [(f.size, f.jump, f.start) for f in rows[name].receptive_field] == [(5, 1, -2)] * 2
+    field = section(explain(model).layer("add"), "receptive_field")
+    assert "the union of 2 branches; the largest field is 5×5 (from conv2d_1), the others 3×3" in field
+    image = L.Input((4, 4, 3))
+    probe = Model(image, L.Flatten()(L.Conv2D(2, 3)(image) * 2.0))
+    scaled = [r for r in analyze(probe).layers if r.kind == "operation"]
+    assert [(f.size, f.start) for f in scaled[0].receptive_field] == [(3, 0)] * 2

@@ -674,7 +674,9 @@ def _compute_lines(row: LayerNumbers, text) -> List[str]:
         lines.append(t["compute_resize"].format(count=_n(row.resize_ops)))
     if row.activation_ops:
         lines.append(t["compute_activation"].format(count=_n(row.activation_ops), activation=row.activation))
-    if row.merge_ops:
+    if row.merge_ops and row.kind == "operation":
+        lines.append(t["compute_elementwise"].format(count=_n(row.merge_ops), op=row.op))
+    elif row.merge_ops:
         key = "compute_merge_average" if row.op == "average" else "compute_merge"
         lines.append(t[key].format(count=_n(row.merge_ops), n=len(row.input_shapes or [1]),
                                    outputs=_n(row.output_elements)))

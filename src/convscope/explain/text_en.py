@@ -144,6 +144,7 @@ T = {
     "compute_standardize": "+ {count} FLOPs (a subtract of the mean and a divide by the deviation per element)",
     "compute_resize": "+ {count} interpolation FLOPs (2 multiplies and 1 add per value, along rows then columns)",
     "compute_operation": "ops.{op}: its arithmetic is not counted here",
+    "compute_elementwise": "+ {count} element-wise evaluations of ops.{op} (one per output value)",
     "per_dense": "in",
     # memory
     "memory_act": ("output {values} values × {itemsize} bytes = {per_sample} per sample, "

@@ -142,6 +142,7 @@ T = {
     "compute_standardize": "+ {count} FLOPs (원소마다 평균 뺄셈 한 번과 표준편차 나눗셈 한 번)",
     "compute_resize": "+ 보간 {count} FLOPs (행 방향, 열 방향으로 값마다 곱셈 2회와 덧셈 1회)",
     "compute_operation": "ops.{op}: 이 연산의 산술은 여기서 세지 않습니다",
+    "compute_elementwise": "+ 원소별 ops.{op} 계산 {count}회 (출력 값마다 한 번)",
     "per_dense": "입력 수",
     # 메모리
     "memory_act": ("출력 값 {values}개 × {itemsize}바이트 = 샘플당 {per_sample}, "

@@ -156,8 +156,11 @@ class Operation(Layer):
         return _merge_probe(small, large)
 
     def describe(self):
-        """kind "operation", op the `convscope.ops` function's name ("multiply", "get_item", ...)."""
-        return LayerSpec(kind="operation", op=self.function)
+        """kind "operation", op the `convscope.ops` function's name ("multiply", "get_item", ...); elementwise
+        for arithmetic, comparisons and activations applied value by value (not softmax)."""
+        elementwise = self.function in _ELEMENTWISE or (self.function in _NN_FUNCTIONS
+                                                        and self.function not in ("softmax", "log_softmax"))
+        return LayerSpec(kind="operation", op=self.function, elementwise=elementwise)
 
     def compute_output_shape(self, input_shape):
         """The output shape for the node's tensors of `input_shape` (one shape, or a list)."""

@@ -49,7 +49,8 @@ class LayerSpec:
     ("add", "concatenate", "multiply", ...), "spatial" for SpatialDropout2D; dims — Permute's
     order of the axes after the batch; center, scale — BatchNormalization's and LayerNormalization's
     beta and gamma (known before the weights exist); adapted — Normalization's mean and variance
-    are weights set by adapt() (False: constants given to the constructor, no weights)."""
+    are weights set by adapt() (False: constants given to the constructor, no weights); elementwise —
+    an operation computed value by value (arithmetic, comparisons, activations but softmax)."""
 
     kind: str = "other"
     data_format: str = "channels_last"
@@ -75,6 +76,7 @@ class LayerSpec:
     center: bool = True
     scale: bool = True
     adapted: bool = False
+    elementwise: bool = False
 
     @property
     def plain_relu(self) -> bool:

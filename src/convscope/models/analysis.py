@@ -127,6 +127,7 @@ class LayerNumbers:
     dims: Optional[Tuple[int, ...]] = None  # Permute's
     field_known: bool = True        # False: the receptive field is not followed through this layer
     norm_weights: Tuple[str, ...] = ()  # LayerNormalization's: ("gamma", "beta"), either, or none
+    elementwise: bool = False       # an operation computed value by value: fields pass through (a union)
     itemsize: int = 4
     batch_size: int = DEFAULT_BATCH_SIZE
     receptive_field: Optional[List[AxisField]] = None  # None: every unit sees the whole input
@@ -423,8 +424,10 @@ def _analyze_one(layer, index: int, input_shape, batch: int, known_output=None) 
             row.activation = spec.activation or "linear"
             row.activation_ops = row.output_elements
         elif row.kind in ("permute", "operation"):
-            row.dims, row.op = spec.dims, spec.op
-        row.field_known = row.kind not in ("operation", "other")
+            row.dims, row.op, row.elementwise = spec.dims, spec.op, spec.elementwise
+            if row.elementwise:             # one evaluation (or one arithmetic operation) per output value
+                row.merge_ops = row.output_elements
+        row.field_known = row.kind != "other" and (row.kind != "operation" or row.elementwise)
     _weights(row, layer)
     return row
 
@@ -693,7 +696,8 @@ def _propagate_fields(row: LayerNumbers, fields):
         if row.kind in ("conv", "depthwise_conv", "separable_conv"):
             out[c_axis] = None
         return out
-    if row.kind in ("batch_norm", "dropout", "activation", "identity", "rescaling", "normalization"):
+    if row.kind in ("batch_norm", "dropout", "activation", "identity", "rescaling", "normalization") or \
+            (row.kind == "operation" and row.elementwise):
         return fields
     if row.kind == "layer_norm":
         return {axis: (None if axis in row.dims else f) for axis, f in fields.items()}

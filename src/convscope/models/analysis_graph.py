@@ -106,7 +106,7 @@ def _node_fields(row: LayerNumbers, node, fields, rows, position) -> Optional[di
     if node.is_input:
         return analysis._initial_fields(row.output_shape)
     parents = [fields.get(id(t)) for t in node.input_tensors]
-    if row.kind == "merge":
+    if row.kind == "merge" or (row.kind == "operation" and row.elementwise and len(parents) > 1):
         return _merge_fields(row, node, parents, rows, position)
     if len(parents) != 1:
         return None              # several inputs but not a merge: no single window to follow
