@@ -155,8 +155,8 @@ def test_the_parameters_keras_samples_give_keras_outputs(keras):
                    _np(keras, bright.transform_images(keras.ops.convert_to_tensor(x.copy()), p)), "float32")
     crop = k.RandomCrop(3, 5)
     top, left = (int(_np(keras, v)) for v in crop.get_random_transformation(x, training=True))
-    assert_matches(augment.crop_resize_forward(x, top, left, (3, 5))[0], _np(keras, crop.transform_images(x, (top, left))),
-                   "float32")
+    assert_matches(augment.crop_resize_forward(x, top, left, (3, 5))[0],
+                   _np(keras, crop.transform_images(x, (top, left))), "float32")
 
 
 # -- random draws: statistics against Keras' ------------------------------------------------------
