@@ -625,8 +625,30 @@
 
   function selectLayer(index) {
     state.layer = index; state.unit = null; state.pinned = false; state.highlight = null;
-    renderPicker(); renderSummary(); renderExplanations(); renderExplorer(); wireDiagram();
+    markSelection();
+    renderExplorer();
   }
+
+  /* The chosen layer marked in the picker, the table (its block opened), the cards and the diagram. */
+  function markSelection() {
+    var name = DATA.layers[state.layer].name;
+    document.querySelectorAll("#layer-picker button").forEach(function (b) {
+      var on = +b.dataset.index === state.layer;
+      b.classList.toggle("active", on); b.setAttribute("aria-selected", on ? "true" : "false");
+    });
+    if (!document.querySelector('#summary-table tr[data-layer="' + cssName(name) + '"]')) { renderSummary(); }
+    document.querySelectorAll("#summary-table tbody tr[data-layer]").forEach(function (tr) {
+      tr.classList.toggle("selected", tr.dataset.layer === name &&
+        (!DATA.graph || +tr.dataset.call === (DATA.layers[state.layer].call || 1)));
+    });
+    document.querySelectorAll("#explain-cards article").forEach(function (card) {
+      card.classList.toggle("selected", card.id === "explain-" + state.layer);
+    });
+    document.querySelectorAll("#diagram svg rect.layer[data-layer]").forEach(function (rect) {
+      rect.classList.toggle("selected", rect.dataset.layer === name);
+    });
+  }
+  function cssName(name) { return name.replace(/["\\]/g, "\\$&"); }
 
   function resetResult() {
     var result = document.getElementById("unit-result"), side = document.getElementById("explorer-side");
