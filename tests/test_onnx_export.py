@@ -95,6 +95,19 @@ def mobilenet_like():
     return cs.Model(x, L.Dense(4, activation="softmax", name="probs")(y), name="mobilenet_like")
 
 
+def unet_with_transpose():
+    """A U-Net whose way up is a Conv2DTranspose on one level and UpSampling2D on the other."""
+    x = cs.Input((16, 16, 3), name="image")
+    d1 = L.Conv2D(4, 3, padding="same", activation="relu")(x)
+    d2 = L.Conv2D(8, 3, padding="same", activation="relu")(L.MaxPooling2D()(d1))
+    bottom = L.Conv2D(8, 3, padding="same", activation="relu")(L.MaxPooling2D()(d2))
+    u2 = L.Concatenate()([L.Conv2DTranspose(8, 2, strides=2)(bottom), d2])
+    u2 = L.BatchNormalization()(L.Conv2D(8, 3, padding="same")(u2))
+    u1 = L.Concatenate()([L.UpSampling2D()(L.ReLU()(u2)), d1])
+    u1 = L.Conv2D(4, 3, padding="same", activation="relu")(u1)
+    return cs.Model(x, L.Conv2D(1, 1, activation="sigmoid", name="mask")(u1), name="unet_with_transpose")
+
+
 def conv1d_net():
     x = cs.Input((20, 4), name="sequence")
     y = L.Conv1D(6, 3, padding="causal", dilation_rate=2, activation="relu")(x)
@@ -206,8 +219,8 @@ def nested_net():
     return cs.Model(x, out, name="nested_net")
 
 
-GRAPH_MODELS = [resnet_style, small_unet, two_input_merges, mobilenet_like, conv1d_net, two_branch_model,
-                shared_model, offset_branches_model]
+GRAPH_MODELS = [resnet_style, small_unet, unet_with_transpose, two_input_merges, mobilenet_like, conv1d_net,
+                two_branch_model, shared_model, offset_branches_model]
 LAYER_MODELS = [channels_first_net, mixed_net, preprocessing_net, convnext_block, operations_net,
                 activations_net, nested_net]
 SEED_MODELS = [seed000_model, seed001_model, seed002_model]
