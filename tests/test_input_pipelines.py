@@ -298,3 +298,23 @@ def test_graph_model_with_two_outputs_and_sample_weights_matches_keras(keras):
     result = ours.evaluate(data(), verbose=0, return_dict=True)
     for key, value in expected.items():
         np.testing.assert_allclose(result[key], value, rtol=1e-5)
+
+
+def test_array_sample_weight_and_validation_split_match_keras(keras):
+    ours, theirs = models(keras)
+    keras_history = theirs.fit(X, Y, sample_weight=W, batch_size=8, epochs=2, shuffle=False, validation_split=0.25,
+                               verbose=0)
+    history = ours.fit(X, Y, sample_weight=W, batch_size=8, epochs=2, shuffle=False, validation_split=0.25,
+                       verbose=0)
+    assert_same_training(ours, theirs, history, keras_history)
+    np.testing.assert_allclose(ours.evaluate(X, Y, sample_weight=W, batch_size=16, verbose=0),
+                               theirs.evaluate(X, Y, sample_weight=W, batch_size=16, verbose=0), rtol=1e-5)
+    with pytest.raises(ValueError, match=r"fit: when `x` is a generator, `sample_weight` should not be passed"):
+        ours.fit(batches(X, Y), sample_weight=W, verbose=0)
+    with pytest.raises(ValueError, match=r"evaluate: sample weights must have one row per sample \(40\), got shape "
+                                         r"\(3,\)"):
+        ours.evaluate(X, Y, sample_weight=W[:3], verbose=0)
+    inputs = cs.Input((5,))                                  # a graph model's validation_split
+    graph = cs.Model(inputs, layers.Dense(3, activation="softmax")(inputs))
+    graph.compile("sgd", "sparse_categorical_crossentropy")
+    assert "val_loss" in graph.fit(X, Y, sample_weight=W, validation_split=0.25, verbose=0).history

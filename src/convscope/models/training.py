@@ -413,14 +413,14 @@ class Model(Layer):
     # -- fit -------------------------------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0,
-            steps_per_epoch=None, validation_steps=None, distribute=None) -> History:
+            steps_per_epoch=None, validation_steps=None, sample_weight=None, distribute=None) -> History:
         """Train for `epochs` epochs; returns the `History` (`history.history["loss"]`, ...).
 
         `distribute` (a `dask.distributed.Client` or `convscope.distribute.DaskStrategy`), or x given
         as a dask array, trains data-parallel on a Dask cluster (`convscope.distribute.fit`).
         `x` may also be a generator, an iterable of batches or a `PyDataset` (models/data_adapters.py):
         its batches are `(x, y)` or `(x, y, sample_weight)`; `validation_data` likewise, with
-        `validation_steps`."""
+        `validation_steps`.  `sample_weight` (arrays only) weights each sample's loss, as Keras."""
         if distribute is not None or is_dask_collection(x):
             from ..distribute.fit import fit as distributed_fit   # distribute sits above models
             return distributed_fit(self, x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
@@ -444,8 +444,9 @@ class Model(Layer):
             raise ValueError(f"{where}: argument `validation_split` must be a number in [0, 1), "
                              f"got {validation_split!r}")
         user_callbacks = check_callbacks(callbacks, where)
+        split_made = False
         if data_adapters.is_stream(x):
-            source = self._stream_source(x, y, validation_split, steps_per_epoch, shuffle, where)
+            source = self._stream_source(x, y, validation_split, steps_per_epoch, shuffle, where, sample_weight)
             steps = steps_per_epoch or source.num_batches          # None: unknown until the end
 
             def epoch_batches():
@@ -453,20 +454,22 @@ class Model(Layer):
         else:
             source = None
             x, y = self._check_data(x, y, where)
+            w = data_adapters.check_sample_weight(sample_weight, len(x), where)
             if validation_data is None and validation_split:
                 split_at = int(math.floor(len(x) * (1.0 - validation_split)))
                 if split_at == 0 or split_at == len(x):
                     raise ValueError(f"{where}: validation_split={validation_split} of {len(x)} samples leaves "
                                      f"{split_at} for training and {len(x) - split_at} for validation; both "
                                      "need some")
-                validation_data = (x[split_at:], y[split_at:])
-                x, y = x[:split_at], y[:split_at]
+                validation_data = (x[split_at:], y[split_at:], None if w is None else w[split_at:])   # checked
+                x, y, w = x[:split_at], y[:split_at], None if w is None else w[:split_at]
+                split_made = True
             steps = steps_per_epoch or math.ceil(len(x) / batch_size)
             stream = self._batch_stream(len(x), batch_size, shuffle)
 
             def epoch_batches():
-                return ((x[i], y[i], None) for i in itertools.islice(stream, steps))
-        validate = self._validation(validation_data, validation_steps, batch_size, where)
+                return ((x[i], y[i], None if w is None else w[i]) for i in itertools.islice(stream, steps))
+        validate = self._validation(validation_data, validation_steps, batch_size, where, checked=split_made)
 
         history = History()
         extra = [ProgbarLogger(verbose)] if verbose else []
@@ -510,13 +513,15 @@ class Model(Layer):
         return history
 
     # -- input pipelines (models/data_adapters.py) --------------------------------------------------
-    def _stream_source(self, x, y, validation_split, steps, shuffle, where: str) -> data_adapters.BatchSource:
+    def _stream_source(self, x, y, validation_split, steps, shuffle, where: str,
+                       sample_weight=None) -> data_adapters.BatchSource:
         """The batch source of a generator / iterable / PyDataset `x` (no `y`: its batches hold the targets)."""
         kind = "PyDataset" if data_adapters.is_py_dataset(x) else type(x).__name__
-        if y is not None:
-            raise ValueError(f"{where}: when `x` is a {kind}, `y` should not be passed; the targets must be "
-                             f"part of its batches (inputs, targets[, sample_weights]), got y of type "
-                             f"{type(y).__name__}")
+        for arg, value, what in (("y", y, "targets"), ("sample_weight", sample_weight, "sample weights")):
+            if value is not None:
+                raise ValueError(f"{where}: when `x` is a {kind}, `{arg}` should not be passed; the {what} must be "
+                                 f"part of its batches (inputs, targets[, sample_weights]), got {arg} of type "
+                                 f"{type(value).__name__}")
         if validation_split:
             raise ValueError(f"{where}: argument `validation_split` is only supported for arrays, not when `x` "
                              f"is a {kind}; pass `validation_data` instead, got "
@@ -532,8 +537,9 @@ class Model(Layer):
             xb, yb = self._check_data(xb, yb, where)
             yield xb, yb, data_adapters.check_sample_weight(wb, len(xb), where)
 
-    def _validation(self, validation_data, validation_steps, batch_size: int, where: str):
-        """`validate(callback_list) -> logs` for `validation_data` (arrays or a stream), or None."""
+    def _validation(self, validation_data, validation_steps, batch_size: int, where: str, checked=False):
+        """`validate(callback_list) -> logs` for `validation_data` (arrays or a stream), or None; `checked`:
+        arrays already checked (the validation_split of x, y)."""
         if validation_data is None:
             return None
         if data_adapters.is_stream(validation_data):
@@ -553,7 +559,9 @@ class Model(Layer):
                      if isinstance(validation_data, (tuple, list)) else repr(type(validation_data).__name__))
             raise ValueError(f"{where}: argument `validation_data` must be a tuple (x_val, y_val), got {given} "
                              "(also accepted: (x_val, y_val, val_sample_weights), a generator or a PyDataset)")
-        x_val, y_val = self._check_data(validation_data[0], validation_data[1], where, "x_val", "y_val")
+        x_val, y_val = validation_data[:2]
+        if not checked:
+            x_val, y_val = self._check_data(x_val, y_val, where, "x_val", "y_val")
         w_val = None
         if len(validation_data) == 3 and validation_data[2] is not None:
             w_val = data_adapters.check_sample_weight(validation_data[2], len(x_val), where)
@@ -602,7 +610,7 @@ class Model(Layer):
         return logs
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", callbacks=None, return_dict=False,
-                 steps=None):
+                 steps=None, sample_weight=None):
         """Loss (and metrics) in inference mode: a float, a list [loss, *metrics], or a dict.  `x` may be
         a generator, an iterable of batches or a PyDataset (read to its end, or `steps` batches)."""
         where = "evaluate"
@@ -614,7 +622,7 @@ class Model(Layer):
         user_callbacks = check_callbacks(callbacks, where)
         extra = [ProgbarLogger(verbose)] if verbose else []
         if data_adapters.is_stream(x):
-            source = self._stream_source(x, y, 0.0, steps, False, where)
+            source = self._stream_source(x, y, 0.0, steps, False, where, sample_weight)
             callback_list = CallbackList(extra + user_callbacks, model=self,
                                          params={"verbose": verbose, "steps": steps or source.num_batches})
             logs = self._evaluate_batches(self._checked_batches(source.epoch(steps), where), callback_list)
@@ -622,12 +630,14 @@ class Model(Layer):
                 raise ValueError(f"{where}: `x` gave no batches; there is nothing to evaluate")
             return self._format_result(logs, return_dict)
         x, y = self._check_data(x, y, where)
+        w = data_adapters.check_sample_weight(sample_weight, len(x), where)
         count = math.ceil(len(x) / batch_size) if steps is None else min(steps, math.ceil(len(x) / batch_size))
         callback_list = CallbackList(extra + user_callbacks, model=self, params={"verbose": verbose, "steps": count})
-        if steps is None:
+        if steps is None and w is None:
             logs = self._evaluate_arrays(x, y, batch_size, callback_list)
         else:
-            logs = self._evaluate_batches(((x[s:s + batch_size], y[s:s + batch_size], None)
+            logs = self._evaluate_batches(((x[s:s + batch_size], y[s:s + batch_size],
+                                            None if w is None else w[s:s + batch_size])
                                            for s in range(0, len(x), batch_size)[:steps]), callback_list)
         return self._format_result(logs, return_dict)
 
