@@ -218,6 +218,9 @@ def test_dataset_argument_errors(folder, tmp_path):
         make(folder, interpolation="area")
     with pytest.raises(ValueError, match=r"argument `image_size` must be a \(height, width\) pair .*got \(3,\)"):
         make(folder, image_size=(3,))
+    with pytest.raises(ValueError, match=r"image_dataset_from_directory: argument `format` must be 'tf' or 'grain', "
+                                         r"got 'torch'"):
+        make(folder, format="torch")
     with pytest.raises(ValueError, match=r"argument `directory` must be an existing folder"):
         make(tmp_path / "missing")
     with pytest.raises(ValueError, match=r"expected the lengths of `labels` to match .*len\(labels\) is 2 while we "

@@ -170,9 +170,12 @@ def image_dataset_from_directory(directory, labels="inferred", label_mode="int",
                                  color_mode="rgb", batch_size=32, image_size=(256, 256), shuffle=True,
                                  seed=None, validation_split=None, subset=None, interpolation="bilinear",
                                  follow_links=False, crop_to_aspect_ratio=False, pad_to_aspect_ratio=False,
-                                 data_format=None, verbose=True):
+                                 data_format=None, format="tf", verbose=True):
     """An `ImageDataset` of the images in `directory` (one subfolder per class), or with
-    subset="both" a (training, validation) pair; Keras 3's arguments and checks."""
+    subset="both" a (training, validation) pair; Keras 3's arguments and checks (`format`, Keras'
+    choice of tf.data or grain, is checked and gives the same dataset either way)."""
+    if format not in ("tf", "grain"):
+        raise ValueError(f"{_WHERE}: argument `format` must be 'tf' or 'grain', got {format!r}")
     _check_arguments(directory, labels, label_mode, class_names, batch_size, validation_split, subset,
                      shuffle, seed, crop_to_aspect_ratio, pad_to_aspect_ratio)
     if labels is None or label_mode is None:
