@@ -66,9 +66,8 @@ def to_onnx(model, opset_version: Optional[int] = None, fold_batch_norm: bool = 
     """The checked `onnx.ModelProto` of `model`'s inference graph (nothing written)."""
     onnx = _import_onnx()
     opset = _check_arguments(model, opset_version, fold_batch_norm, onnx)
-    builder = GraphBuilder(opset)
-    builder.fold_batch_norm = fold_batch_norm
-    tensors_in, names_in, tensors_out, names_out = _model_io(model)
+    builder = GraphBuilder(opset, fold_batch_norm)
+    tensors_in, names_in, names_out = _model_io(model)
     inputs = [Value(builder.reserve(name), tensor.shape) for tensor, name in zip(tensors_in, names_in)]
     names_out = [builder.fresh(name) for name in names_out]     # before the layers' values take them
     outputs = emit_model(builder, model, inputs)
@@ -121,11 +120,10 @@ def _check_arguments(model, opset_version, fold_batch_norm, onnx) -> int:
 
 
 def _model_io(model):
-    """(input tensors, input names, output tensors, output names): the input and output layers' names."""
+    """(input tensors, input names, output names): the input and output layers' names."""
     if hasattr(model, "_compute_nodes"):
-        names_in = [t.keras_history[0].name for t in model.inputs]
-        return model.inputs, names_in, model.outputs, list(model.output_names)
-    return [model._input_layer.output], [model._input_layer.name], [None], [model.layers[-1].name]
+        return model.inputs, [t.keras_history[0].name for t in model.inputs], list(model.output_names)
+    return [model._input_layer.output], [model._input_layer.name], [model.layers[-1].name]
 
 
 def _value_info(onnx, name: str, shape):

@@ -60,12 +60,13 @@ def perm_to_physical(rank: int, layout: str) -> List[int]:
 
 class GraphBuilder:
     """Collects nodes and initializers; names every value uniquely; caches constants and layout
-    changes so that a weight or a Transpose is emitted once however often it is used."""
+    changes so that a weight or a Transpose is emitted once however often it is used.
+    `fold_batch_norm`: whether a BatchNormalization after a linear conv goes into its weights."""
 
-    def __init__(self, opset: int):
+    def __init__(self, opset: int, fold_batch_norm: bool = True):
         from onnx import helper, numpy_helper
         self.helper, self.numpy_helper = helper, numpy_helper
-        self.opset = opset
+        self.opset, self.fold_batch_norm = opset, fold_batch_norm
         self.nodes: List[Any] = []
         self.initializers: List[Any] = []
         self._names: set = set()
