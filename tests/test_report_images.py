@@ -169,3 +169,28 @@ def test_dense_terms_trace_through_global_pooling(tmp_path):
         assert item["x"] == pytest.approx(pooled[item["channel"]], rel=1e-5)
         assert (item["row"], item["col"]) == np.unravel_index(np.argmax(features[:, :, item["channel"]]), (6, 5))
     assert terms["z"] == pytest.approx(out[predicted], rel=1e-5)
+
+
+def test_filters_and_feature_maps_pictures_in_korean():
+    from convscope.layers import Conv2D, Dense, Flatten, MaxPooling2D
+    from convscope.models import Sequential
+    from convscope.viz import plot_feature_maps, plot_filters
+
+    model = Sequential()
+    model.add(Conv2D(4, 3, input_shape=(8, 8, 2), name="edges"))
+    model.add(MaxPooling2D(2, name="shrink"))
+    model.add(Flatten(name="flat"))
+    model.add(Dense(2, name="out"))
+    identifiers = {"edges", "shrink", "Conv2D", "MaxPooling2D"}
+    image = np.random.default_rng(0).normal(size=(8, 8, 2)).astype(np.float32)
+    for svg in (plot_filters(model.layers[0], lang="ko").to_svg(),
+                plot_feature_maps(model, image, max_channels=2, lang="ko").to_svg()):
+        words = re.findall(r"<(?:text|title)[^>]*>([^<]*)</", svg)
+        assert words and any("채널" in w or "커널" in w for w in words)
+        assert [w for text in words for w in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text) if w not in identifiers] == []
+    english = plot_feature_maps(model, image, max_channels=2).to_svg()
+    assert "edges (Conv2D): 6×6×4 (2 of 4 channels shown)" in english
+    with pytest.raises(ValueError, match=r"plot_filters: argument `lang` must be one of \('en', 'ko'\), got 'jp'"):
+        plot_filters(model.layers[0], lang="jp")
+    with pytest.raises(ValueError, match=r"plot_feature_maps: argument `lang` must be one of"):
+        plot_feature_maps(model, image, lang=None)

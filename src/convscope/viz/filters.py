@@ -17,6 +17,7 @@ import numpy as np
 from ..models.analysis import analyze, is_graph_model
 from ._model import check_dpi, check_model, check_path, shape_of
 from .colors import diverging_rgb, draw_colorbar, symmetric_limit
+from .i18n import check_lang, label
 from .svg import Drawing, Figure, finish, text_width
 
 TILE_GAP = 4.0
@@ -44,15 +45,17 @@ def conv_kernel(layer, where: str) -> np.ndarray:
     return value
 
 
-def plot_filters(layer, to_file=None, max_inputs: int = 16, max_filters: int = 64, dpi=96) -> Figure:
+def plot_filters(layer, to_file=None, max_inputs: int = 16, max_filters: int = 64, dpi=96, lang="en") -> Figure:
     """One tile per 2-D kernel of a conv layer: rows = input channels per group, columns = filters.
 
     All tiles share one blue-white-red scale (±largest |weight|) shown in the
     colour bar.  Large layers are cut to `max_inputs` rows and `max_filters`
     columns (the title says how many are shown).  Writes `to_file` (.svg/.png)
-    when given; returns a `Figure` whose `info` has `rows`, `cols`, `kernels`.
+    when given; returns a `Figure` whose `info` has `rows`, `cols`, `kernels`.  `lang`: "en" or "ko",
+    the language of every label.
     """
     where = "plot_filters"
+    check_lang(lang, where)
     path = check_path(to_file, where)
     dpi = check_dpi(dpi, where)
     max_inputs = _check_count(max_inputs, "max_inputs", where)
@@ -65,10 +68,9 @@ def plot_filters(layer, to_file=None, max_inputs: int = 16, max_filters: int = 6
     cell = max(2.0, min(16.0, 48.0 / max(kh, kw)))
     tile_w, tile_h = kw * cell, kh * cell
     label_w = 46.0
-    title = (f"{layer.name} ({type(layer).__name__}): {per_group} × {filters} = {per_group * filters:,} "
-             f"kernels of {kh}×{kw}")
-    subtitle = (f"rows: input channels per group ({rows} of {per_group} shown), "
-                f"columns: filters ({cols} of {filters} shown)")
+    title = label(lang, "kernels_title", name=layer.name, cls=type(layer).__name__, per=per_group,
+                  filters=filters, count=per_group * filters, kh=kh, kw=kw)
+    subtitle = label(lang, "kernels_sub", rows=rows, per=per_group, cols=cols, filters=filters)
     grid_w = cols * (tile_w + TILE_GAP)
     width = max(MARGIN * 2 + label_w + grid_w, text_width(title, 13) + 2 * MARGIN,
                 text_width(subtitle, 10) + 2 * MARGIN, 320)
@@ -80,16 +82,18 @@ def plot_filters(layer, to_file=None, max_inputs: int = 16, max_filters: int = 6
     x0, y0 = MARGIN + label_w, top + 14
     for col in range(cols):
         if cols <= 32 or col % 4 == 0:
-            drawing.text(x0 + col * (tile_w + TILE_GAP) + tile_w / 2, y0 - 4, f"f{col}", size=8,
+            drawing.text(x0 + col * (tile_w + TILE_GAP) + tile_w / 2, y0 - 4, label(lang, "filter_col", col=col),
+                         size=8,
                          anchor="middle", fill="#555555")
     for row in range(rows):
-        drawing.text(x0 - 6, y0 + row * (tile_h + TILE_GAP) + tile_h / 2 + 3, f"in {row}", size=8,
+        drawing.text(x0 - 6, y0 + row * (tile_h + TILE_GAP) + tile_h / 2 + 3, label(lang, "input_row", row=row),
+                     size=8,
                      anchor="end", fill="#555555")
         for col in range(cols):
             drawing.image(x0 + col * (tile_w + TILE_GAP), y0 + row * (tile_h + TILE_GAP), tile_w, tile_h,
                           diverging_rgb(shown[:, :, row, col], vmax), css_class="tile",
-                          title=f"input channel {row}, filter {col}")
-    draw_colorbar(drawing, MARGIN, height - 40, min(240.0, width - 2 * MARGIN - 60), vmax, "weight")
+                          title=label(lang, "kernel_tile", row=row, col=col))
+    draw_colorbar(drawing, MARGIN, height - 40, min(240.0, width - 2 * MARGIN - 60), vmax, label(lang, "weight"))
     return finish(drawing, path, dpi, where, rows=rows, cols=cols, kernels=per_group * filters, vmax=vmax)
 
 
@@ -223,7 +227,7 @@ def pick_layers(layers: List, chosen, outputs, where: str) -> List[int]:
     return picked
 
 
-def plot_feature_maps(model, image, layers=None, to_file=None, max_channels: int = 32, dpi=96) -> Figure:
+def plot_feature_maps(model, image, layers=None, to_file=None, max_channels: int = 32, dpi=96, lang="en") -> Figure:
     """Run `image` through the model layer by layer and tile each chosen layer's channels.
 
     `layers`: names, indices or layer objects (default: every conv and pooling
@@ -232,20 +236,22 @@ def plot_feature_maps(model, image, layers=None, to_file=None, max_channels: int
     `Figure` whose `info["tiles"]` lists the channel count drawn per layer.
     In a functional model a shared layer's name (or the layer) shows every call,
     an index counts the rows of `analyze(model)` (one per call), and `image` is a
-    list of samples when the model has several inputs.
+    list of samples when the model has several inputs.  `lang` ("en"/"ko"): the labels' language.
     """
     where = "plot_feature_maps"
+    check_lang(lang, where)
     path = check_path(to_file, where)
     dpi = check_dpi(dpi, where)
     max_channels = _check_count(max_channels, "max_channels", where)
     check_model(model, where)
     x, outputs = run_layers(model, image, where)
     picked = pick_layers(row_layers(model), layers, outputs, where)
-    drawing, tiles = draw_feature_maps(model, x, outputs, picked, max_channels)
+    drawing, tiles = draw_feature_maps(model, x, outputs, picked, max_channels, lang)
     return finish(drawing, path, dpi, where, tiles=tiles)
 
 
-def draw_feature_maps(model, x: np.ndarray, outputs: List[np.ndarray], picked: List[int], max_channels: int):
+def draw_feature_maps(model, x: np.ndarray, outputs: List[np.ndarray], picked: List[int], max_channels: int,
+                      lang: str = "en"):
     """The feature-map figure of a forward pass already run: (drawing, [(layer name, tiles drawn)])."""
     labels = row_labels(model)
     formats = data_formats(model)
@@ -271,18 +277,20 @@ def draw_feature_maps(model, x: np.ndarray, outputs: List[np.ndarray], picked: L
     for name, kind, maps, shown, tile_w, tile_h, cols, rows in blocks:
         _, h, w, channels = maps.shape
         vmax = symmetric_limit(maps[0, :, :, :shown])
-        label = "input image" if kind == "input" else f"{name} ({kind})"
-        drawing.text(MARGIN, y + 14, f"{label}: {h}×{w}×{channels}"
-                     + (f" ({shown} channels shown)" if shown < channels else ""), size=12, weight="bold")
+        title = label(lang, "input_image") if kind == "input" else f"{name} ({kind})"
+        drawing.text(MARGIN, y + 14, label(lang, "maps_title", label=title, h=h, w=w, channels=channels)
+                     + (label(lang, "maps_shown", shown=shown, channels=channels) if shown < channels else ""),
+                     size=12, weight="bold")
         y += 24
         for channel in range(shown):
             r, c = divmod(channel, cols)
             drawing.image(MARGIN + c * (tile_w + TILE_GAP), y + r * (tile_h + TILE_GAP), tile_w, tile_h,
                           diverging_rgb(maps[0, :, :, channel], vmax),
                           css_class="input-tile" if kind == "input" else "tile",
-                          title=f"{label}, channel {channel}")
+                          title=label(lang, "map_tile", label=title, channel=channel))
         y += rows * (tile_h + TILE_GAP) + 4
-        y += draw_colorbar(drawing, MARGIN, y, 200.0, vmax, "activation" if kind != "input" else "pixel") + 18
+        y += draw_colorbar(drawing, MARGIN, y, 200.0, vmax,
+                           label(lang, "activation_value" if kind != "input" else "pixel")) + 18
         if kind != "input":
             tiles.append((name, shown))
     drawing.height = y + MARGIN - 18

@@ -17,6 +17,13 @@ LABELS: Dict[str, Dict[str, str]] = {
         "trainable": "Trainable", "dtype": "dtype", "yes": "Y", "no": "N",
         "loss": "loss", "accuracy": "accuracy (%)", "percent": "%",
         "one_epoch": "one epoch: values after it",
+        "kernels_title": "{name} ({cls}): {per} × {filters} = {count:,} kernels of {kh}×{kw}",
+        "kernels_sub": ("rows: input channels per group ({rows} of {per} shown), "
+                        "columns: filters ({cols} of {filters} shown)"),
+        "filter_col": "f{col}", "input_row": "in {row}", "kernel_tile": "input channel {row}, filter {col}",
+        "weight": "weight", "activation_value": "activation", "pixel": "pixel", "input_image": "input image",
+        "maps_title": "{label}: {h}×{w}×{channels}", "maps_shown": " ({shown} of {channels} channels shown)",
+        "map_tile": "{label}, channel {channel}",
     },
     "ko": {
         "epoch": "에폭", "train": "학습", "validation": "검증", "final": "최종",
@@ -24,6 +31,12 @@ LABELS: Dict[str, Dict[str, str]] = {
         "trainable": "학습 가능", "dtype": "자료형", "yes": "예", "no": "아니요",
         "loss": "손실", "accuracy": "정확도 (%)", "percent": "%",
         "one_epoch": "에폭 1회: 그 뒤의 값",
+        "kernels_title": "{name} ({cls}): {per} × {filters} = 커널 {count:,}개 ({kh}×{kw})",
+        "kernels_sub": "행: 그룹당 입력 채널 ({per}개 중 {rows}개 표시), 열: 필터 ({filters}개 중 {cols}개 표시)",
+        "filter_col": "{col}", "input_row": "입력 {row}", "kernel_tile": "입력 채널 {row}, 필터 {col}",
+        "weight": "가중치", "activation_value": "활성값", "pixel": "픽셀", "input_image": "입력 이미지",
+        "maps_title": "{label}: {h}×{w}×{channels}", "maps_shown": " (채널 {channels}개 중 {shown}개 표시)",
+        "map_tile": "{label}, 채널 {channel}",
     },
 }
 
@@ -44,8 +57,10 @@ def check_lang(lang, where: str) -> str:
     return lang
 
 
-def label(lang: str, key: str) -> str:
-    return LABELS[lang][key]
+def label(lang: str, key: str, **values) -> str:
+    """The label `key` in `lang`, filled with `values`."""
+    text = LABELS[lang][key]
+    return text.format(**values) if values else text
 
 
 def is_accuracy(metric: str) -> bool:
