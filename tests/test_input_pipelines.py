@@ -207,6 +207,11 @@ def test_streams_are_read_one_batch_at_a_time(keras):
     with pytest.warns(UserWarning, match="Your input ran out of data"):
         history = ours.fit(batches(X, Y), epochs=3, verbose=0)
     assert len(history.history["loss"]) == 1
+    # with steps_per_epoch a generator that ends mid-epoch ends that epoch and the training (warned once)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = ours.fit(batches(X, Y), epochs=3, steps_per_epoch=3, verbose=0)
+    assert len(history.history["loss"]) == 2 and sum("ran out" in str(w.message) for w in caught) == 1
     # steps_per_epoch takes batches from the running stream across epochs
     pulled.clear()
     ours.fit(batches(np.tile(X, (2, 1)), np.tile(Y, 2), count=pulled), epochs=3, steps_per_epoch=3, verbose=0)

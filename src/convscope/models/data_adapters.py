@@ -74,8 +74,10 @@ class BatchSource:
     def __init__(self, data, steps: Optional[int], shuffle: bool, where: str, arg: str = "x"):
         self.where, self.arg, self.shuffle = where, arg, bool(shuffle)
         self.data = data
-        self.ran_out = False
-        self._iterator: Optional[Iterator] = None
+        self.ran_out = False            # a one-shot stream read to its end
+        self.warned = False             # Keras' "ran out of data" warning given
+        self._iterator: Optional[Iterator] = None     # the stream of an iterator (read once)
+        self._current: Optional[Iterator] = None      # the running pass when epochs take `steps`
         self._seen = 0
         if is_py_dataset(data):
             self.kind = "pydataset"
@@ -96,8 +98,7 @@ class BatchSource:
             what = "an infinite PyDataset (num_batches is None)" if self.kind == "pydataset" else \
                 f"an endless iterator ({type(data).__name__})"
             raise ValueError(f"{where}: `{arg}` is {what}, so an epoch would never end; pass "
-                             f"`{'steps_per_epoch' if arg == 'x' and where == 'fit' else _steps_arg(where, arg)}`"
-                             " to say how many batches make one epoch")
+                             f"`{_steps_arg(where, arg)}` to say how many batches make one epoch")
         if self.num_batches == 0:
             raise ValueError(f"{where}: `{arg}` has no batches (length 0)")
 
@@ -143,12 +144,12 @@ class BatchSource:
             self._seen = 0
         for _ in range(steps):
             if self.num_batches and self._seen >= self.num_batches:
-                warnings.warn(RAN_OUT, stacklevel=3)
+                self._warn()
                 break
             try:
                 batch = next(self._current)
             except StopIteration:
-                warnings.warn(RAN_OUT, stacklevel=3)
+                self._warn()
                 if self.kind == "iterator":
                     self.ran_out = True
                 self._current = None
@@ -158,7 +159,9 @@ class BatchSource:
         if self.num_batches and self._seen >= self.num_batches:
             self._current = None
 
-    _current: Optional[Iterator] = None
+    def _warn(self) -> None:
+        self.warned = True
+        warnings.warn(RAN_OUT, stacklevel=4)
 
     def restart(self) -> None:
         """Start the next `epoch(steps)` at the beginning of a sized source (validation each epoch)."""
@@ -193,6 +196,7 @@ def iter_is_fresh(data) -> bool:
 
 
 def _steps_arg(where: str, arg: str) -> str:
+    """The argument that bounds an epoch of `arg` in `where`."""
     if arg == "validation_data":
         return "validation_steps"
     return "steps_per_epoch" if where == "fit" else "steps"

@@ -505,7 +505,8 @@ class Model(Layer):
                 epoch_logs.update({f"val_{key}": value for key, value in val_logs.items()})
             callback_list.on_epoch_end(epoch, epoch_logs)
             if source is not None and source.ran_out and epoch + 1 < epochs:
-                warnings.warn(data_adapters.RAN_OUT, stacklevel=2)     # a one-shot stream read to its end
+                if not source.warned:                                  # a one-shot stream read to its end
+                    warnings.warn(data_adapters.RAN_OUT, stacklevel=2)
                 break
             if self.stop_training:
                 break
