@@ -129,7 +129,7 @@ def _optimizer_plan(reader, model, datasets, where: str):
                             f"load it with compile=False")
     plan = []
     for key, dataset in zip(prefix + keys, datasets):
-        if key in ("iterations", "learning_rate"):
+        if key in ("iterations", "learning_rate", "u_product"):
             kind = "iu" if key == "iterations" else "f"
             if dataset.shape != () or dataset.dtype.kind not in kind:
                 raise reader.refuse(f"holds the optimizer's {key} as shape {dataset.shape} "
@@ -178,6 +178,7 @@ def _set_optimizer(reader, model, state) -> None:
     if not state:
         return
     optimizer = model.optimizer
+    state.pop("u_product", None)        # Nadam's product of u_t: convscope computes it from iterations
     if "learning_rate" in state:
         optimizer.learning_rate = float(state.pop("learning_rate"))
     state["iterations"] = np.asarray(int(state["iterations"]), dtype=np.int64)
@@ -368,6 +369,9 @@ def _optimizer_arrays(model) -> Optional[List[np.ndarray]]:
     state = optimizer.get_state()
     variables = model.trainable_weights
     for key in optimizer_slot_keys(optimizer, len(variables)) or []:
+        if key == "u_product":          # Nadam: Keras' running product, a float32 scalar
+            arrays.append(np.asarray(optimizer._u_product(optimizer.iterations), dtype=np.float32))
+            continue
         slot, _, position = key.partition("/")
         initial = optimizer._initial_slot(slot, variables[int(position)].value)
         arrays.append(state.get(key, initial))   # slots not built yet: their initial values, as Keras

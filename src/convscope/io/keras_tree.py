@@ -7,8 +7,9 @@ before anything is built from it.
   such as `x * 2` are not layers there); a nested model's layers under
   `layers/<its name>/layers/...`, the model itself an empty `.../vars` group.
 * Keras' optimizer variables: `iteration`, `learning_rate` (unless a schedule), then the slots
-  in the order its `build` adds them (Adam: m and v per variable interleaved, then v-hat;
-  RMSprop: every velocity, then momentums, then average gradients).
+  in the order its `build` adds them (Adam, Adadelta, Adamax, Nadam: the slots of each variable
+  together, then Adam's v-hat, Nadam's scalar `u_product`; RMSprop: every velocity, then
+  momentums, then average gradients).
 """
 
 from __future__ import annotations
@@ -79,6 +80,9 @@ def optimizer_slot_keys(optimizer, count: int) -> Optional[List[str]]:
         return [f"{slot}/{i}" for slot in slots for i in positions]
     if name == "Adagrad":
         return [f"accumulator/{i}" for i in positions]
+    if name in ("Adadelta", "Adamax", "Nadam", "Lion"):     # one `add_optimizer_variables` call each
+        keys = [f"{slot}/{i}" for i in positions for slot in optimizer._slot_names]
+        return keys + (["u_product"] if name == "Nadam" else [])    # Keras' running product of u_t
     return None
 
 
@@ -109,8 +113,9 @@ def compile_config_from_keras(config: Dict[str, Any]) -> Dict[str, Any]:
         if inner.pop(key, None) not in (None, 0, 0.0, False, True):
             raise ValueError(f"the optimizer uses {key}, which convscope does not support")
     class_name = optimizer.get("class_name")
-    class_name = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop",
-                  "adagrad": "Adagrad"}.get(str(class_name).lower(), class_name)
+    class_name = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop", "adagrad": "Adagrad",
+                  "adadelta": "Adadelta", "adamax": "Adamax", "nadam": "Nadam",
+                  "lion": "Lion"}.get(str(class_name).lower(), class_name)
     loss = config.get("loss")
     if loss is None:
         raise ValueError("the compile settings name no loss")

@@ -1,0 +1,277 @@
+"""Keras 3.15.1's applications and two hand-written functional models, through Keras' own files.
+
+Each model is built by Keras with `weights=None` at the smallest input it takes, its weights
+drawn anew (BatchNormalization's moving statistics, gammas, betas and biases away from their
+0/1 starting values), saved by Keras as `.keras` and legacy `.h5` in a temporary folder and
+loaded by convscope: the same parameter count and outputs (1e-4 relative), one SGD step as
+Keras' `train_on_batch`, summary/explain/plot_model on it, and convscope's own `.keras` of
+it opened by Keras with the same outputs.  Also: the optimizers whose slots Keras orders
+by variable (Adadelta, Adamax, Nadam, Lion) restored by compile=True, a Lambda with bytecode
+refused, an unknown class named with custom_objects=.
+"""
+
+import math
+import types
+
+import numpy as np
+import pytest
+
+import convscope as cs
+from convscope.io.keras_tree import keras_layers
+
+pytest.importorskip("h5py")
+FORMATS = (".keras", ".h5")
+
+
+# -- the models ------------------------------------------------------------------------------------
+
+def unet(keras):
+    """A small U-Net: two levels down, Conv2DTranspose and UpSampling2D up, skips by Concatenate,
+    `x * 0.5` and `x + y` written as arithmetic (operations in Keras' config)."""
+    L = keras.layers
+
+    def block(x, filters):
+        x = L.ReLU()(L.BatchNormalization()(L.Conv2D(filters, 3, padding="same", use_bias=False)(x)))
+        return L.Conv2D(filters, 3, padding="same", activation="relu")(x)
+
+    i = L.Input((32, 32, 3))
+    d1 = block(i, 8)
+    d2 = block(L.MaxPooling2D()(d1), 16)
+    bottom = block(L.MaxPooling2D()(d2), 32) * 0.5
+    u2 = block(L.Concatenate()([L.Conv2DTranspose(16, 2, strides=2)(bottom), d2]), 16)
+    u1 = L.UpSampling2D()(u2)
+    u1 = block(L.Concatenate()([L.Conv2D(8, 1)(u1) + d1, d1]), 8)
+    return keras.Model(i, L.Conv2D(3, 1, name="logits")(u1), name="unet")
+
+
+def resnet(keras):
+    """A small residual net: bottleneck blocks with projection shortcuts, a nested Sequential
+    block, `x + y` and the Add layer, hard_swish, Dropout and a Dense head."""
+    L = keras.layers
+
+    def bottleneck(x, filters, strides):
+        shortcut = L.BatchNormalization()(L.Conv2D(filters, 1, strides=strides)(x))
+        y = L.Activation("relu")(L.BatchNormalization()(L.Conv2D(filters // 2, 1)(x)))
+        y = L.ZeroPadding2D(1)(y)
+        y = L.Activation("hard_swish")(L.BatchNormalization()(L.Conv2D(filters // 2, 3, strides=strides)(y)))
+        y = L.BatchNormalization()(L.Conv2D(filters, 1)(y))
+        return L.ReLU()(L.Add()([shortcut, y]))
+
+    i = L.Input((32, 32, 3))
+    x = L.MaxPooling2D(3, strides=2, padding="same")(L.ReLU()(L.BatchNormalization()(L.Conv2D(16, 5, strides=2)(i))))
+    x = bottleneck(x, 32, 1)
+    x = bottleneck(x, 64, 2)
+    inner = keras.Sequential([L.Input(tuple(x.shape[1:])), L.DepthwiseConv2D(3, padding="same"),
+                              L.BatchNormalization(), L.ReLU(max_value=6.0)], name="inner_block")
+    x = x + inner(x)
+    x = L.Dropout(0.3)(L.GlobalAveragePooling2D()(x))
+    return keras.Model(i, L.Dense(10, name="logits")(x), name="resnet_small")
+
+
+def application(name, size):
+    def build(keras):
+        return getattr(keras.applications, name)(weights=None, input_shape=(size, size, 3), classes=10,
+                                                 classifier_activation=None)
+    return build
+
+
+# name -> (builder, image side, pixel range: 255 where the model rescales its input itself)
+MODELS = {
+    "VGG16": (application("VGG16", 32), 32, 1.0),
+    "ResNet50": (application("ResNet50", 32), 32, 1.0),
+    "ResNet50V2": (application("ResNet50V2", 32), 32, 1.0),
+    "MobileNet": (application("MobileNet", 32), 32, 1.0),
+    "MobileNetV2": (application("MobileNetV2", 32), 32, 1.0),
+    "MobileNetV3Small": (application("MobileNetV3Small", 32), 32, 255.0),
+    "DenseNet121": (application("DenseNet121", 32), 32, 1.0),
+    "EfficientNetB0": (application("EfficientNetB0", 32), 32, 255.0),
+    "Xception": (application("Xception", 71), 71, 1.0),
+    "InceptionV3": (application("InceptionV3", 75), 75, 1.0),
+    "ConvNeXtTiny": (application("ConvNeXtTiny", 32), 32, 255.0),
+    "unet": (unet, 32, 1.0),
+    "resnet": (resnet, 32, 1.0),
+}
+HEAVY = {"DenseNet121", "Xception", "InceptionV3"}
+PARAMS = [pytest.param(name, marks=pytest.mark.slow) if name in HEAVY else name for name in MODELS]
+
+
+def randomize(keras_model, seed):
+    """Keras' kernels kept (its initializers); every other float weight drawn anew, away from 0/1."""
+    rng = np.random.default_rng(seed)
+    for variable in keras_model.weights:
+        leaf, shape = variable.path.rsplit("/", 1)[-1], tuple(variable.shape)
+        if "int" in str(variable.dtype):
+            continue                                            # Normalization's count
+        if leaf in ("moving_variance", "variance"):
+            value = rng.uniform(0.5, 1.5, shape)
+        elif leaf in ("gamma",):
+            value = rng.uniform(0.5, 1.5, shape)
+        elif leaf in ("moving_mean", "mean", "beta", "bias"):
+            value = rng.normal(0.0, 0.2, shape)
+        else:
+            continue
+        variable.assign(value.astype("float32"))
+
+
+def prepare_for_the_step(layers, freeze_batch_norm):
+    """Dropout off (draws cannot match between libraries); BatchNormalization frozen where asked
+    (inference mode in training, as Keras 3 runs a BN with trainable=False)."""
+    for layer in layers:
+        if hasattr(layer, "layers"):
+            prepare_for_the_step(layer.layers, freeze_batch_norm)
+        elif type(layer).__name__ == "Dropout":
+            layer.rate = 0.0
+        elif type(layer).__name__ == "BatchNormalization" and freeze_batch_norm:
+            layer.trainable = False
+
+
+def loss_for(keras):
+    return keras.losses.CategoricalCrossentropy(from_logits=True)
+
+
+@pytest.fixture(scope="module", params=PARAMS)
+def case(request, keras, tmp_path_factory):
+    """One Keras model, its two files, an input batch of 2, targets and Keras' outputs; the
+    convscope models loaded from each file (compile=True) once, on first use."""
+    name = request.param
+    build, size, scale = MODELS[name]
+    keras.utils.set_random_seed(0)
+    model = build(keras)
+    randomize(model, seed=1)
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss=loss_for(keras) if name != "unet" else "mse")
+    folder = tmp_path_factory.mktemp(name)
+    rng = np.random.default_rng(2)
+    x = (rng.uniform(0, 1, (2, size, size, 3)) * scale).astype("float32")
+    shape = tuple(model.outputs[0].shape[1:])
+    y = rng.uniform(0, 1, (2,) + shape).astype("float32")
+    if name != "unet":
+        y = np.eye(shape[-1], dtype="float32")[[3, 7]]
+    for suffix in FORMATS:
+        model.save(folder / f"model{suffix}")
+    loaded = {}
+
+    def load(suffix):
+        if suffix not in loaded:
+            loaded[suffix] = cs.models.load_model(folder / f"model{suffix}")
+        return loaded[suffix]
+
+    yield types.SimpleNamespace(name=name, keras_model=model, folder=folder, x=x, y=y,
+                                want=np.asarray(model.predict(x, verbose=0)), load=load)
+    loaded.clear()
+
+
+def assert_relative(got, want, rtol, what, atol=0.0):
+    """|got - want| <= rtol * max|want| + atol everywhere (the scale of the whole tensor)."""
+    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
+    assert got.shape == want.shape, what
+    scale = float(np.max(np.abs(want))) or 1.0
+    error = float(np.max(np.abs(got - want)))
+    assert error <= rtol * scale + atol, f"{what}: error {error:.2e} > {rtol:.0e} * {scale:.2e} + {atol:.0e}"
+
+
+# -- Keras -> convscope -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("suffix", FORMATS)
+def test_a_keras_file_loads_with_the_same_parameters_and_outputs(case, suffix):
+    model = case.load(suffix)
+    kmodel = case.keras_model
+    assert model.count_params() == kmodel.count_params()
+    assert [layer.name for layer in keras_layers(model)] == [layer.name for layer in kmodel.layers]
+    assert [w.shape for w in model.get_weights()] == [tuple(w.shape) for w in kmodel.get_weights()]
+    assert model.optimizer.learning_rate == pytest.approx(0.01)
+    assert_relative(model.predict(case.x, verbose=0), case.want, 1e-4, f"{case.name}{suffix} outputs")
+
+
+def test_summary_explain_and_plot_model_run(case, capsys, tmp_path):
+    model = case.load(".keras")
+    model.summary()
+    printed = capsys.readouterr().out
+    assert f"Total params: {model.count_params():,}" in printed
+    svg = tmp_path / "model.svg"
+    cs.plot_model(model, str(svg), show_shapes=True)
+    assert svg.stat().st_size > 0 and svg.read_text().lstrip().startswith(("<?xml", "<svg"))
+    text = str(cs.explain(model))
+    assert model.layers[-1].name in text
+
+
+# -- convscope -> Keras ------------------------------------------------------------------------------
+
+def test_a_convscope_keras_file_opens_in_keras_with_the_same_outputs(case, keras, tmp_path):
+    path = tmp_path / "again.keras"
+    case.load(".keras").save(path)
+    reopened = keras.saving.load_model(path)
+    assert reopened.count_params() == case.keras_model.count_params()
+    assert_relative(reopened.predict(case.x, verbose=0), case.want, 1e-4, f"{case.name} through convscope")
+
+
+# -- training: last, since it changes the models -------------------------------------------------------
+
+def test_one_sgd_step_agrees_with_keras(case):
+    """One `train_on_batch` of the model loaded from `.keras`: the loss and every weight's change.
+
+    The applications train with their BatchNormalization frozen: over a batch of 2 their last
+    stages normalize 2 to 8 values per channel, where float32 rounding grows through the blocks
+    until Keras' own float32 output is 0.85 (relative) away from its float64 one (ResNet50); the
+    two hand-written nets train theirs on the batch's statistics."""
+    kmodel, model = case.keras_model, case.load(".keras")
+    freeze = case.name not in ("unet", "resnet")
+    before = [np.array(w) for w in kmodel.get_weights()]
+    prepare_for_the_step(kmodel.layers, freeze)
+    prepare_for_the_step(model.layers, freeze)
+    want_loss = float(np.ravel(kmodel.train_on_batch(case.x, case.y))[0])
+    loss = float(np.ravel(model.train_on_batch(case.x, case.y))[0])
+    assert loss == pytest.approx(want_loss, rel=1e-4)
+    names = [w.name for w in model.weights]
+    for name, old, got, want in zip(names, before, model.get_weights(), kmodel.get_weights(), strict=True):
+        if np.issubdtype(old.dtype, np.integer):
+            continue
+        # a bias right before a BatchNormalization has a zero gradient: both move it by rounding noise
+        assert_relative(np.asarray(got, np.float64) - old, np.asarray(want, np.float64) - old, 2e-3,
+                        f"{case.name}: the change of {name}", atol=1e-7)
+
+
+# -- compile=True: the optimizers whose slots Keras keeps per variable ---------------------------------
+
+def small_net(keras):
+    L = keras.layers
+    i = L.Input((8, 8, 3))
+    x = L.BatchNormalization()(L.Conv2D(4, 3, activation="relu")(i))
+    return keras.Model(i, L.Dense(5)(L.Flatten()(x)), name="small")
+
+
+@pytest.mark.parametrize("optimizer", [("Adadelta", {"learning_rate": 0.5, "rho": 0.9}),
+                                       ("Adamax", {"learning_rate": 0.01}),
+                                       ("Nadam", {"learning_rate": 0.01}),
+                                       ("Lion", {"learning_rate": 0.001, "beta_1": 0.8})])
+def test_compile_true_restores_the_optimizer_loss_metrics_and_slots(keras, tmp_path, optimizer):
+    """Two Keras steps, saved: convscope's third step is Keras' third step, from either file; the
+    model saved again by convscope after its step gives Keras the same fourth step."""
+    class_name, arguments = optimizer
+    keras.utils.set_random_seed(3)
+    kmodel = small_net(keras)
+    randomize(kmodel, seed=4)
+    kmodel.compile(optimizer=getattr(keras.optimizers, class_name)(**arguments),
+                   loss=loss_for(keras), metrics=["categorical_accuracy"])
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(4, 8, 8, 3)).astype("float32"), np.eye(5, dtype="float32")[[0, 2, 4, 1]]
+    kmodel.train_on_batch(x, y)
+    kmodel.train_on_batch(x * 0.5, y)
+    for suffix in FORMATS:
+        kmodel.save(tmp_path / f"m{suffix}")
+    loaded = {suffix: cs.models.load_model(tmp_path / f"m{suffix}") for suffix in FORMATS}
+    kmodel.train_on_batch(x, y)
+    for suffix, model in loaded.items():
+        config = model.optimizer.get_config()
+        assert type(model.optimizer).__name__ == class_name and model.optimizer.iterations == 2, suffix
+        assert all(config[key] == pytest.approx(value) for key, value in arguments.items()), suffix
+        logs = model.train_on_batch(x, y, return_dict=True)
+        assert sorted(logs) == ["categorical_accuracy", "loss"], suffix
+        for got, want in zip(model.get_weights(), kmodel.get_weights(), strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6, err_msg=suffix)
+    path = loaded[".keras"].save(tmp_path / "again.keras")
+    reopened = keras.saving.load_model(path)
+    assert type(reopened.optimizer).__name__ == class_name and int(reopened.optimizer.iterations) == 3
+    reopened.train_on_batch(x * 2.0, y)
+    loaded[".keras"].train_on_batch(x * 2.0, y)
+    for got, want in zip(loaded[".keras"].get_weights(), reopened.get_weights(), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
