@@ -651,12 +651,12 @@ class Model(Layer):
     def _predict_lazily(self, x, batch_size, verbose, steps, callbacks):
         """`predict` of a dask array: a lazy dask array (`convscope.distribute.predict`); of a generator,
         iterable or PyDataset: the outputs of its batches (`_predict_stream`); else None."""
+        if is_dask_collection(x):
+            from ..distribute.predict import predict   # distribute sits above models: imported when used
+            return predict(self, x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks)
         if data_adapters.is_stream(x):
             return self._predict_stream(x, verbose, steps, callbacks)
-        if not is_dask_collection(x):
-            return None
-        from ..distribute.predict import predict   # distribute sits above models: imported when used
-        return predict(self, x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks)
+        return None
 
     def _predict_stream(self, x, verbose, steps, callbacks):
         """Outputs for each batch of a generator / iterable / PyDataset (its inputs; targets and weights
