@@ -194,3 +194,17 @@ def test_filters_and_feature_maps_pictures_in_korean():
         plot_filters(model.layers[0], lang="jp")
     with pytest.raises(ValueError, match=r"plot_feature_maps: argument `lang` must be one of"):
         plot_feature_maps(model, image, lang=None)
+
+
+def test_report_output_errors_name_the_option(capsys, tmp_path):
+    model_py = tmp_path / "model.py"
+    model_py.write_text(MODEL_PY.format(channels=1))
+    code, out, err = run(capsys, "report", model_py, "-o", tmp_path / "r.txt")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "-o" in err and ".html" in err and "to_file" not in err
+    code, _, err = run(capsys, "report", model_py, "-o", tmp_path / "missing" / "r.html")
+    assert code == 2 and err.count("\n") == 1 and "the folder" in err and "does not exist" in err
+    assert ".part" not in err and not (tmp_path / "missing").exists()
+    code, _, err = run(capsys, "report", model_py, "--rescale", "nan")
+    assert code == 2 and "--rescale must be a finite, non-zero number" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.py"]

@@ -466,17 +466,19 @@ def _cmd_plot(args) -> int:
 
 def _cmd_report(args) -> int:
     from .viz.report import report
-    model = load_model_file(args.model)
-    sample = None
     if args.sample is not None and args.image:
         raise CLIError("report: give --sample or --image, not both")
+    if args.label and not args.image:
+        raise CLIError("report: --label needs --image (one true class per picture)")
+    if not np.isfinite(args.rescale) or args.rescale == 0:
+        raise CLIError(f"report: --rescale must be a finite, non-zero number, got {args.rescale}")
+    model = load_model_file(args.model)
+    sample = None
     if args.sample is not None:
         (_, _), (x_test, _) = _load_dataset(args.sample)
         sample = _fit_images(x_test[:1], model)[0]
     if args.image:
         sample = _pictures(args.image, model, args.rescale)
-    if args.label and not args.image:
-        raise CLIError("report: --label needs --image (one true class per picture)")
     _call("report", report, model, sample=sample, labels=args.label, to_file=args.output, lang=args.lang)
     print(f"wrote {args.output}")
     return 0

@@ -10,15 +10,15 @@ embedded as PNG data URIs encoded here with the standard library only.
 from __future__ import annotations
 
 import base64
-import os
 import struct
-import tempfile
 import zlib
 from html import escape
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from ..io._atomic import atomic_write as write_atomically
 
 FONT_FAMILY = "DejaVu Sans, Helvetica, Arial, 'Noto Sans CJK KR', sans-serif"
 
@@ -51,27 +51,15 @@ def png_data_uri(rgb: np.ndarray) -> str:
 
 
 def atomic_write(path, data: bytes) -> Path:
-    """Write `data` to a temporary file beside `path`, then rename it into place."""
+    """Write `data` to `path` atomically (`io/_atomic.py`: a temporary file beside it, renamed into place).
+
+    The folder must exist (none is created unasked: a FileNotFoundError names it); an error names
+    `path`, never the temporary file; links are written through and modes kept as `open` would.
+    """
     path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    folder.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    with write_atomically(path) as stream:
+        stream.write(data)
     return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 class Drawing:
