@@ -529,10 +529,10 @@ class Model(Layer):
                              f"validation_split={validation_split!r}")
         return data_adapters.BatchSource(x, steps, shuffle, where)
 
-    def _checked_batches(self, batches, where: str, need_targets: bool = True):
+    def _checked_batches(self, batches, where: str):
         """Each `(x, y, sample_weight)` of a stream checked as `fit`'s arrays are (and built on the first)."""
         for xb, yb, wb in batches:
-            if yb is None and need_targets:
+            if yb is None:
                 raise ValueError(f"{where}: a batch of `x` holds inputs only; training and evaluating need "
                                  "(inputs, targets) or (inputs, targets, sample_weights)")
             xb, yb = self._check_data(xb, yb, where)
