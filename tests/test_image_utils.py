@@ -409,3 +409,19 @@ def test_fit_takes_the_dataset_as_keras_takes_its_batches(folder, keras):
             np.testing.assert_allclose(history.history[key][epoch], values[0], rtol=1e-5, atol=1e-6)
     for mine, reference in zip(ours.weights, theirs.weights):
         np.testing.assert_allclose(mine.numpy(), reference.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_flow_save_to_dir_writes_keras_files(tmp_path, klegacy):
+    rng = np.random.default_rng(5)
+    x = rng.uniform(0, 255, (5, 6, 7, 3)).astype("float32")
+    for maker, name in ((cs_image.ImageDataGenerator, "ours"), (klegacy.ImageDataGenerator, "keras")):
+        (tmp_path / name).mkdir()
+        iterator = maker(horizontal_flip=True).flow(x, np.arange(5), batch_size=2, seed=4,
+                                                   save_to_dir=str(tmp_path / name), save_prefix="aug")
+        for index in range(len(iterator)):
+            iterator[index]
+    ours, theirs = sorted(os.listdir(tmp_path / "ours")), sorted(os.listdir(tmp_path / "keras"))
+    assert ours == theirs and len(ours) == 5 and all(f.startswith("aug_") and f.endswith(".png") for f in ours)
+    for name in ours:
+        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "ours" / name)),
+                                      np.asarray(Image.open(tmp_path / "keras" / name)))
