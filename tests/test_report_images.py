@@ -208,3 +208,22 @@ def test_report_output_errors_name_the_option(capsys, tmp_path):
     code, _, err = run(capsys, "report", model_py, "--rescale", "nan")
     assert code == 2 and "--rescale must be a finite, non-zero number" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.py"]
+
+
+def test_report_embeds_gradcam_of_the_predicted_class(tmp_path):
+    from convscope.layers import Conv2D, Dense, Flatten
+    from convscope.models import Sequential
+    from convscope.viz import gradcam, report
+
+    model = Sequential()
+    model.add(Conv2D(3, 3, activation="relu", input_shape=(7, 6, 1), name="look"))
+    model.add(Flatten(name="flat"))
+    model.add(Dense(3, name="score"))
+    sample = np.random.default_rng(6).random((7, 6, 1)).astype(np.float32)
+    data = page_data(report(model, sample=sample, to_file=tmp_path / "r.html"))
+    entry = data["sample"]["gradcam"]
+    assert entry["dtype"] == "u8" and entry["shape"] == [7, 6]
+    stored = np.frombuffer(base64.b64decode(entry["data"]), np.uint8).reshape(7, 6) / 255.0
+    predicted = data["sample"]["prediction"]["predicted"]
+    assert predicted == int(np.argmax(model.predict(sample[None], verbose=0)[0]))
+    np.testing.assert_allclose(stored, gradcam(model, sample, class_index=predicted), atol=0.5 / 255 + 1e-6)
