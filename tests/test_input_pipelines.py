@@ -323,3 +323,34 @@ def test_array_sample_weight_and_validation_split_match_keras(keras):
     graph = cs.Model(inputs, layers.Dense(3, activation="softmax")(inputs))
     graph.compile("sgd", "sparse_categorical_crossentropy")
     assert "val_loss" in graph.fit(X, Y, sample_weight=W, validation_split=0.25, verbose=0).history
+
+
+def test_py_dataset_workers_read_ahead_in_order(keras):
+    import threading
+
+    class Slow(utils.PyDataset):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.lock, self.running, self.most, self.threads = threading.Lock(), 0, 0, set()
+
+        def __len__(self):
+            return 10
+
+        def __getitem__(self, index):
+            with self.lock:
+                self.running += 1
+                self.most = max(self.most, self.running)
+                self.threads.add(threading.current_thread().name)
+            time.sleep(0.02)
+            with self.lock:
+                self.running -= 1
+            part = slice(4 * index, 4 * index + 4)
+            return X[part], Y[part]
+    ours, _ = models(keras)
+    expected = ours.predict(X, verbose=0)
+    data = Slow(workers=3, max_queue_size=4)
+    np.testing.assert_array_equal(ours.predict(data, verbose=0), expected)       # in order
+    assert 1 < data.most <= 3 and len(data.threads) > 1
+    with pytest.warns(UserWarning, match="ran out of data"):       # the pass ends 3 batches into epoch 2
+        history = ours.fit(Slow(workers=2), epochs=3, steps_per_epoch=7, verbose=0)
+    assert len(history.history["loss"]) == 3

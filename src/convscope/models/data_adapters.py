@@ -21,6 +21,8 @@ Only one batch is held at a time: nothing here collects a source, so memory stay
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import itertools
 import types
 import warnings
@@ -120,6 +122,10 @@ class BatchSource:
             indices = iter(_rng.generator().permutation(self.num_batches).tolist())
         else:
             indices = iter(range(self.num_batches))
+        workers = getattr(self.data, "workers", 1)
+        if isinstance(workers, int) and workers > 1:
+            yield from _prefetched(self.data, indices, workers, getattr(self.data, "max_queue_size", 10))
+            return
         for index in indices:
             yield self.data[index]
 
@@ -188,6 +194,26 @@ class BatchSource:
             raise ValueError(f"{self.where}: each batch of `{self.arg}` must be a tuple (inputs,), "
                              f"(inputs, targets) or (inputs, targets, sample_weights), got {given}")
         return batch + (None,) * (3 - len(batch))
+
+
+def _prefetched(data, indices: Iterator[int], workers: int, queue_size) -> Iterator:
+    """`data[i]` for each index, in order, read ahead by `workers` threads, at most `queue_size` batches
+    waiting (Keras' OrderedEnqueuer with threads; `use_multiprocessing` also gets threads here)."""
+    ahead = max(int(queue_size) if isinstance(queue_size, int) else 10, 1)
+    pending: collections.deque = collections.deque()
+    pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="convscope-pydataset")
+    try:
+        for index in itertools.chain(indices, [None]):
+            if index is not None:
+                pending.append(pool.submit(data.__getitem__, index))
+                if len(pending) < ahead:
+                    continue
+            while pending and (index is None or len(pending) >= ahead):
+                yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
+        pool.shutdown(wait=True)
 
 
 def iter_is_fresh(data) -> bool:

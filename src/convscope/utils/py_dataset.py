@@ -3,8 +3,8 @@
 A subclass gives `__len__` (the number of batches) and `__getitem__(index)` (one whole batch:
 `x`, `(x,)`, `(x, y)` or `(x, y, sample_weight)`); `on_epoch_begin`/`on_epoch_end` are called by
 `fit` around each epoch.  An infinite dataset returns None from `num_batches` and needs
-`steps_per_epoch`.  `workers`, `use_multiprocessing` and `max_queue_size` are kept for Keras'
-signature; convscope reads the batches in the calling thread, in order.
+`steps_per_epoch`.  With `workers` > 1, `fit`/`evaluate`/`predict` read batches ahead on that many
+threads, in order, at most `max_queue_size` waiting (`use_multiprocessing` gets threads too).
 """
 
 from __future__ import annotations
