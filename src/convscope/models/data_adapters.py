@@ -16,7 +16,8 @@ Keras 3's rules (trainers/epoch_iterator.py and data_adapters/):
 * a generator's batches are tuples `(x,)`, `(x, y)` or `(x, y, sample_weight)`; those of a
   PyDataset or an iterable may also be a bare array (`(x,)`).
 
-Only one batch is held at a time: nothing here collects a source, so memory stays bounded.
+Only one batch is held at a time (a PyDataset with `workers` > 1: at most `max_queue_size` read
+ahead on threads): nothing here collects a source, so memory stays bounded.
 """
 
 from __future__ import annotations
