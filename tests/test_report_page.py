@@ -138,6 +138,15 @@ def test_prediction_tap_and_korean_on_desktop_and_phone(browser, page_file, view
         assert pooled[item["row"], item["col"], item["channel"]] == pytest.approx(item["x"], rel=1e-6)
         assert item["term"] == pytest.approx(terms[item["i"]], rel=1e-5)
 
+    # "show in explorer" on a term opens its cell of pool_last (on the page of channels holding it).
+    first = data["top"][0]
+    page.click("#prediction .prediction >> nth=0 >> .dense-terms summary") if viewport is PHONE else None
+    page.click("#prediction .prediction >> nth=0 >> .terms-list button >> nth=0")
+    assert page.get_attribute("#layer-picker button.active", "data-layer") == "pool_last"
+    assert page.eval_on_selector("#rf-readout", "n => n.dataset.unit") == f"{first['channel']},{first['row']},{first['col']}"
+    box = page.eval_on_selector("#unit-result", "n => n.getBoundingClientRect().toJSON()")
+    assert 0 <= box["top"] < viewport["height"] - 40
+
     # Tapping a unit: the result shows within the screen, next to the tapped map.
     page.click('#layer-picker button[data-layer="conv_wide"]')
     canvas = page.locator('canvas[data-role="output"][data-channel="3"]')
@@ -150,6 +159,9 @@ def test_prediction_tap_and_korean_on_desktop_and_phone(browser, page_file, view
 
     # Korean: every label of the page and of every SVG.
     page.click("#lang-ko")
+    if viewport is PHONE:   # the result stays beside the tapped map through the switch
+        assert page.evaluate("document.getElementById('unit-result').parentNode.classList.contains('map-row')")
+    assert page.eval_on_selector("#rf-readout", "n => n.dataset.unit") == "3,1,2"
     assert english_words_in_svgs(page, model) == []
     assert page.locator("#history svg").count() == 1 and page.locator("#diagram svg").count() == 1
     assert "예측: " in page.inner_text("#prediction")

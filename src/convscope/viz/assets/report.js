@@ -370,7 +370,7 @@
     state.sample = k; sample = samples[k];
     var unit = state.unit, pinned = state.pinned;
     renderPicker(); renderExplorer(); renderFeatureMaps();
-    if (unit && explorable(DATA.layers[state.layer])) { pickUnit(unit[0], unit[1], unit[2]); state.pinned = pinned; }
+    if (unit && explorable(DATA.layers[state.layer])) { pickUnit(unit[0], unit[1], unit[2], pinned, true); state.pinned = pinned; }
   }
 
   // -- the prediction -----------------------------------------------------------------------------
@@ -441,7 +441,10 @@
         var b = el("button", { type: "button", "data-layer": source.name }, t("show_in_explorer"));
         b.addEventListener("click", function () {
           if (k !== state.sample) { pickSample(k); }
+          state.pages["out" + source.index] = Math.floor(item.channel / PER_PAGE);   // the page showing it
           selectLayer(source.index);
+          var canvas = document.querySelector('#explorer-maps canvas[data-role="output"][data-channel="' + item.channel + '"]');
+          if (canvas) { canvas.scrollIntoView({ block: "center" }); }
           pickUnit(item.channel, item.row, item.col, true);
           state.pinned = true;
         });
@@ -677,7 +680,7 @@
     document.getElementById("rf-readout").appendChild(el("p", { "class": "hint" }, t("pick_unit")));
   }
 
-  function repaint() { if (state.unit) { var u = state.unit, p = state.pinned; pickUnit(u[0], u[1], u[2]); state.pinned = p; } }
+  function repaint() { if (state.unit) { var u = state.unit, p = state.pinned; pickUnit(u[0], u[1], u[2], p, true); state.pinned = p; } }
 
   function wireOutputs(group) {
     group.querySelectorAll(".map").forEach(function (m) { m.classList.add("output"); });
@@ -743,7 +746,7 @@
   }
 
   /* The result sits next to what was tapped: under the tapped map on a narrow screen, beside the maps otherwise. */
-  function placeResult(anchor) {
+  function placeResult(anchor, quiet) {
     var result = document.getElementById("unit-result");
     if (anchor && narrow()) {
       var box = anchor.closest(".map") || anchor;
@@ -753,6 +756,7 @@
       if (result.parentNode !== side) { side.insertBefore(result, side.firstChild); }
     }
     var rect = result.getBoundingClientRect();
+    if (quiet) { return; }
     if (rect.top < 0 || rect.top > window.innerHeight - 40) { result.scrollIntoView({ block: "nearest" }); }
   }
 
@@ -796,7 +800,7 @@
     return range(group * perGroup, (group + 1) * perGroup - 1);
   }
 
-  function pickUnit(channel, row, col, tapped) {
+  function pickUnit(channel, row, col, tapped, quiet) {
     var layer = DATA.layers[state.layer], out = sample.outputs[layer.index], prev = previousMap(layer.index);
     var field = layer.field.map(function (f, axis) {
       var first = f.start + (axis === 0 ? row : col) * f.jump;
@@ -832,7 +836,7 @@
       paint(canvas, mine ? [[row, col, row, col]] : null);
     });
     renderReadout(layer, out, prev, wr, wc, channels, field);
-    if (tapped) { placeResult(tappedCanvas); }
+    if (tapped) { placeResult(tappedCanvas, quiet); }
   }
 
   function renderReadout(layer, out, prev, wr, wc, channels, field) {
@@ -1050,7 +1054,7 @@
     var unit = state.unit, pinned = state.pinned;
     renderLabels(); renderSummary(); renderExplanations(); renderPicker(); renderPrediction(); renderExplorer();
     renderFilters(); renderFeatureMaps();
-    if (unit && explorable(DATA.layers[state.layer])) { pickUnit(unit[0], unit[1], unit[2]); state.pinned = pinned; }
+    if (unit && explorable(DATA.layers[state.layer])) { pickUnit(unit[0], unit[1], unit[2], pinned, true); state.pinned = pinned; }
   }
 
   function search(value) {
