@@ -354,3 +354,14 @@ def test_py_dataset_workers_read_ahead_in_order(keras):
     with pytest.warns(UserWarning, match="ran out of data"):       # the pass ends 3 batches into epoch 2
         history = ours.fit(Slow(workers=2), epochs=3, steps_per_epoch=7, verbose=0)
     assert len(history.history["loss"]) == 3
+
+
+def test_torch_data_loader_is_an_iterable_of_batches(keras):
+    torch = pytest.importorskip("torch")
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.tensor(X), torch.tensor(Y).long()),
+                                         batch_size=8, shuffle=False)
+    ours, theirs = models(keras)
+    keras_history = theirs.fit(loader, epochs=2, verbose=0, shuffle=False)
+    history = ours.fit(loader, epochs=2, verbose=0)
+    assert_same_training(ours, theirs, history, keras_history)
+    np.testing.assert_allclose(ours.predict(loader, verbose=0), theirs.predict(loader, verbose=0), rtol=1e-5)
