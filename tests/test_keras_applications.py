@@ -275,3 +275,81 @@ def test_compile_true_restores_the_optimizer_loss_metrics_and_slots(keras, tmp_p
     loaded[".keras"].train_on_batch(x * 2.0, y)
     for got, want in zip(loaded[".keras"].get_weights(), reopened.get_weights(), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
+# -- ConvNeXt's LayerScale and StochasticDepth -----------------------------------------------------------
+
+def convnext_block(keras):
+    from keras.src.applications.convnext import LayerScale, StochasticDepth
+    L = keras.layers
+    i = L.Input((6, 6, 4))
+    y = L.LayerNormalization(epsilon=1e-6)(L.Conv2D(4, 3, padding="same", groups=4)(i))
+    y = LayerScale(0.5, 4, name="scale")(L.Dense(4)(L.Activation("gelu")(L.Dense(8)(y))))
+    y = StochasticDepth(0.3, name="drop_path")(y)
+    return keras.Model(i, L.Add()([i, y]), name="block")
+
+
+def test_convnext_layers_load_save_and_match_keras(keras, tmp_path):
+    keras.utils.set_random_seed(6)
+    kmodel = convnext_block(keras)
+    randomize(kmodel, seed=7)
+    x = np.random.default_rng(8).normal(size=(3, 6, 6, 4)).astype("float32")
+    want = np.asarray(kmodel.predict(x, verbose=0))
+    kmodel.save(tmp_path / "block.keras")
+    kmodel.save(tmp_path / "block.h5")
+    for suffix in FORMATS:
+        model = cs.models.load_model(tmp_path / f"block{suffix}", compile=False)
+        assert type(model.get_layer("scale")).__name__ == "LayerScale", suffix
+        assert model.get_layer("drop_path").drop_path_rate == pytest.approx(0.3)
+        assert_relative(model.predict(x, verbose=0), want, 1e-5, suffix)
+    for name in ("scale", "drop_path"):
+        want_config = dict(kmodel.get_layer(name).get_config())
+        got_config = model.get_layer(name).get_config()
+        assert {k: v for k, v in got_config.items() if k != "dtype"} == \
+            {k: v for k, v in want_config.items() if k != "dtype"}
+    reopened = keras.saving.load_model(model.save(tmp_path / "again.keras"))
+    assert type(reopened.get_layer("scale")).__name__ == "LayerScale"
+    assert_relative(reopened.predict(x, verbose=0), want, 1e-5, "convscope's file in Keras")
+
+
+def test_layer_scale_gradients_against_finite_differences():
+    from _gradcheck import assert_gradients_close, numerical_gradient
+    layer = cs.layers.LayerScale(0.5, 3, dtype="float64")
+    x = np.random.default_rng(9).normal(size=(2, 4, 3))
+    layer.build(x.shape)
+    layer.gamma.assign(np.array([0.5, -1.0, 2.0]))
+    upstream = np.random.default_rng(10).normal(size=x.shape)
+    y, ctx = layer.forward(x, training=True)
+    np.testing.assert_allclose(y, x * layer.gamma.value)
+    grad_x, [(variable, grad_gamma)] = layer.backward(ctx, upstream)
+    assert variable is layer.gamma
+
+    def loss():
+        return float(np.sum(layer.forward(x, training=True)[0] * upstream))
+
+    assert_gradients_close(grad_x, numerical_gradient(loss, x))
+    assert_gradients_close(grad_gamma, numerical_gradient(loss, layer.gamma.value))
+
+
+def test_stochastic_depth_drops_whole_samples_in_training_only():
+    layer = cs.layers.StochasticDepth(0.5)
+    x = np.random.default_rng(11).uniform(1, 2, size=(400, 3, 3, 2)).astype("float32")
+    assert layer.forward(x, training=False)[0] is x
+    cs.utils.set_random_seed(12)
+    y, ctx = layer.forward(x, training=True)
+    kept = np.all(y != 0, axis=(1, 2, 3))
+    assert np.all(y[~kept] == 0) and np.allclose(y[kept], x[kept] * 2.0)
+    assert 150 < kept.sum() < 250                     # half of 400, within 5 standard deviations
+    grad, pairs = layer.backward(ctx, np.ones_like(x))
+    assert pairs == [] and np.array_equal(grad != 0, y != 0)
+
+
+def test_convnext_layer_arguments_are_checked():
+    with pytest.raises(ValueError, match=r"LayerScale.*`projection_dim`.*positive int, got 0"):
+        cs.layers.LayerScale(0.1, 0)
+    with pytest.raises(TypeError, match=r"LayerScale.*`init_values`.*number, got 'a'"):
+        cs.layers.LayerScale("a", 4)
+    with pytest.raises(ValueError, match=r"LayerScale.*projection_dim=4.*\(None, 3\)"):
+        cs.layers.LayerScale(0.1, 4).compute_output_shape((None, 3))
+    with pytest.raises(ValueError, match=r"StochasticDepth.*`drop_path_rate`.*\[0.0, 1.0\).*1.0"):
+        cs.layers.StochasticDepth(1.0)
