@@ -365,3 +365,9 @@ def test_torch_data_loader_is_an_iterable_of_batches(keras):
     history = ours.fit(loader, epochs=2, verbose=0)
     assert_same_training(ours, theirs, history, keras_history)
     np.testing.assert_allclose(ours.predict(loader, verbose=0), theirs.predict(loader, verbose=0), rtol=1e-5)
+
+
+def test_data_parallel_fit_refuses_what_it_cannot_take(keras):
+    ours, _ = models(keras)
+    with pytest.raises(ValueError, match=r"fit: argument `sample_weight` is not supported in data-parallel training"):
+        ours.fit(X, Y, sample_weight=W, distribute=object(), verbose=0)

@@ -422,6 +422,10 @@ class Model(Layer):
         its batches are `(x, y)` or `(x, y, sample_weight)`; `validation_data` likewise, with
         `validation_steps`.  `sample_weight` (arrays only) weights each sample's loss, as Keras."""
         if distribute is not None or is_dask_collection(x):
+            for arg, value in (("sample_weight", sample_weight), ("validation_steps", validation_steps)):
+                if value is not None:
+                    raise ValueError(f"fit: argument `{arg}` is not supported in data-parallel training "
+                                     f"(distribute= or a dask array), got {arg} of type {type(value).__name__}")
             from ..distribute.fit import fit as distributed_fit   # distribute sits above models
             return distributed_fit(self, x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
                                    callbacks=callbacks, validation_split=validation_split,
