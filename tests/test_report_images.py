@@ -227,3 +227,40 @@ def test_report_embeds_gradcam_of_the_predicted_class(tmp_path):
     predicted = data["sample"]["prediction"]["predicted"]
     assert predicted == int(np.argmax(model.predict(sample[None], verbose=0)[0]))
     np.testing.assert_allclose(stored, gradcam(model, sample, class_index=predicted), atol=0.5 / 255 + 1e-6)
+
+
+def test_terms_through_a_hidden_dense_layer_are_input_times_gradient(tmp_path):
+    """Flatten → Dense(relu) → Dropout → Dense(softmax): x_i · ∂z/∂x_i of the flattened maps for the predicted
+    logit z, against torch.autograd on the same weights."""
+    torch = pytest.importorskip("torch")
+    from convscope.layers import Conv2D, Dense, Dropout, Flatten, MaxPooling2D
+    from convscope.models import Sequential
+    from convscope.viz import report
+
+    model = Sequential()
+    model.add(Conv2D(3, 3, activation="relu", input_shape=(8, 8, 1), name="conv"))
+    model.add(MaxPooling2D(2, name="pool"))
+    model.add(Flatten(name="flat"))
+    model.add(Dense(16, activation="relu", name="hidden"))
+    model.add(Dropout(0.5, name="drop"))
+    model.add(Dense(4, activation="softmax", name="classes"))
+    sample = np.random.default_rng(9).random((8, 8, 1)).astype(np.float32)
+    data = page_data(report(model, sample=sample, to_file=tmp_path / "r.html"))
+    terms = data["sample"]["prediction"]["terms"]
+    pooled = np.asarray(model.layers[1](model.layers[0](sample[None])))[0]       # (3, 3, 3)
+    x = torch.tensor(pooled.reshape(1, -1), dtype=torch.float64, requires_grad=True)
+    hidden, head = model.get_layer("hidden"), model.get_layer("classes")
+    h = torch.relu(x @ torch.tensor(hidden.kernel.numpy(), dtype=torch.float64)
+                   + torch.tensor(hidden.bias.numpy(), dtype=torch.float64))
+    logits = h @ torch.tensor(head.kernel.numpy(), dtype=torch.float64) + torch.tensor(head.bias.numpy(),
+                                                                                        dtype=torch.float64)
+    predicted = int(torch.argmax(logits))
+    logits[0, predicted].backward()
+    expected = (x * x.grad).detach().numpy()[0]
+    assert terms["unit"] == predicted and terms["through"] == ["hidden", "classes"]
+    assert terms["z"] == pytest.approx(float(logits.detach()[0, predicted]), rel=1e-5)
+    assert terms["sum"] == pytest.approx(float(expected.sum()), rel=1e-5, abs=1e-6)
+    assert [item["i"] for item in terms["top"]] == list(np.argsort(-expected, kind="stable")[:12])
+    for item in terms["top"]:
+        assert item["term"] == pytest.approx(float(expected[item["i"]]), rel=1e-5, abs=1e-7)
+        assert pooled[item["row"], item["col"], item["channel"]] == pytest.approx(item["x"], rel=1e-6)

@@ -337,19 +337,27 @@ def _dense_terms(rows, layers, x, outputs, unit: int, formats) -> Optional[Dict[
     if index is None or any(r.kind not in ("dropout", "activation") for r in rows[index + 1:]):
         return None
     kernel = _dense_kernel(layers[index])
-    source = _parent(rows, index)
+    if kernel is None or unit >= kernel.shape[1]:
+        return None
+    first, weight = _chain_weights(rows, layers, outputs, index, np.asarray(kernel[:, unit], np.float64))
+    source = _parent(rows, first)
     inputs = x if source is None else outputs[source]
-    if kernel is None or np.ndim(inputs) != 2 or unit >= kernel.shape[1]:
+    if np.ndim(inputs) != 2 or weight.shape[0] != np.shape(inputs)[1]:
         return None
     x_flat = np.asarray(inputs[0], np.float64)
-    terms = x_flat * kernel[:, unit]
+    terms = x_flat * weight
     bias = getattr(layers[index], "bias", None)
+    last_source = _parent(rows, index)
+    last_inputs = np.asarray(x if last_source is None else outputs[last_source], np.float64)[0]
+    z = float(last_inputs @ np.asarray(kernel[:, unit], np.float64) + (0.0 if bias is None else bias.value[unit]))
     entry: Dict[str, Any] = {"layer": index, "unit": unit, "bias": 0.0 if bias is None else float(bias.value[unit]),
-                             "z": float(terms.sum() + (0.0 if bias is None else bias.value[unit])),
-                             "count": int(terms.size)}
+                             "z": z, "count": int(terms.size), "sum": float(terms.sum())}
+    if first != index:       # through hidden Dense layers: x_i · dz/dx_i at this sample (ReLU masks held)
+        entry["through"] = [rows[i].name for i in _dense_chain(rows, first, index)]
+        entry["first"] = first
     order = np.argsort(-terms, kind="stable")[:TOP_TERMS]
     maps = _traced_map(rows, source, outputs)
-    entry["top"] = [{"i": int(i), "x": float(x_flat[i]), "w": float(kernel[i, unit]), "term": float(terms[i])}
+    entry["top"] = [{"i": int(i), "x": float(x_flat[i]), "w": float(weight[i]), "term": float(terms[i])}
                     for i in order]
     if maps is not None and maps[2]:            # through a global pooling: input i is channel i
         map_index, shape, _ = maps
@@ -377,6 +385,37 @@ def _dense_terms(rows, layers, x, outputs, unit: int, formats) -> Optional[Dict[
         best = np.argsort(-per_channel, kind="stable")[:TOP_TERMS]
         entry["channels"] = [{"channel": int(k), "sum": float(per_channel[k])} for k in best]
     return entry
+
+
+def _chain_weights(rows, layers, outputs, index: int, weight: np.ndarray):
+    """Walk back from the last Dense through Dropout, ReLU and Dense(relu|linear) rows: (the first Dense
+    of the chain, d z / d its input), each ReLU's mask taken from this sample's outputs (exact for the sample:
+    z less the biases is Σ x_i · weight_i)."""
+    first, source = index, _parent(rows, index)
+    while source is not None and rows[source].kind in ("dense", "dropout", "activation"):
+        row = rows[source]
+        if row.kind != "dropout":
+            if row.activation == "relu":
+                weight = weight * (np.asarray(outputs[source][0]) > 0)
+            elif row.activation not in (None, "linear"):
+                break
+        if row.kind == "dense":
+            kernel = _dense_kernel(layers[source])
+            if kernel is None or np.ndim(outputs[source]) != 2:
+                break
+            weight, first = np.asarray(kernel, np.float64) @ weight, source
+        source = _parent(rows, source)
+    return first, weight
+
+
+def _dense_chain(rows, first: int, last: int) -> List[int]:
+    """The Dense rows from `last` back to `first`, in model order."""
+    chain, index = [], last
+    while index is not None and index != first:
+        if rows[index].kind == "dense":
+            chain.append(index)
+        index = _parent(rows, index)
+    return [first] + chain[::-1]
 
 
 def _parent(rows, index: int) -> Optional[int]:

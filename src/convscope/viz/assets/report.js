@@ -44,7 +44,8 @@
       wrong: "wrong", top_k: "Top {k}", class_word: "class", from_logits: "softmax of the logits (the model outputs logits)",
       sample_word: "Sample", gradcam: "Grad-CAM for the predicted class over the input",
       terms_title: "Largest terms x\u00b7w of {layer} for class {cls} (z = {z}, {n} terms)",
-      channel_sums: "Sum of the terms per channel of {layer}", show_in_explorer: "show in explorer",
+      channel_sums: "Sum of the terms per channel of {layer}",
+      chain_title: "Largest contributions x\u00b7\u2202z/\u2202x of the inputs of {first} to z of class {cls} in {layer} (through {through}, ReLUs as at this sample; z = {z}, terms sum to {sum} without the hidden biases; {n} terms)", show_in_explorer: "show in explorer",
       vector_title: "Output values of this layer", vector_pick: "Click a bar for its sum.",
       values: "values", largest: "largest", kernels_of: "{i} \u00d7 {f} = {n} kernels of {kh}\u00d7{kw}",
       filter_page: "inputs {a}\u2013{b} of {n}, filters {c}\u2013{d} of {m}", weight: "weight",
@@ -84,7 +85,8 @@
       top_k: "상위 {k}개", class_word: "클래스", from_logits: "로짓의 소프트맥스 (모델이 로짓을 출력함)",
       sample_word: "샘플", gradcam: "예측한 클래스의 Grad-CAM (입력 위)",
       terms_title: "{layer}에서 클래스 {cls}에 대한 가장 큰 항 x\u00b7w (z = {z}, 항 {n}개)",
-      channel_sums: "{layer}의 채널별 항의 합", show_in_explorer: "탐색기에서 보기",
+      channel_sums: "{layer}의 채널별 항의 합",
+      chain_title: "{first}의 입력이 {layer}의 클래스 {cls} z에 주는 가장 큰 기여 x\u00b7\u2202z/\u2202x ({through}를 거침, ReLU는 이 샘플 그대로; z = {z}, 숨은 층 편향을 뺀 항의 합 {sum}; 항 {n}개)", show_in_explorer: "탐색기에서 보기",
       vector_title: "이 층의 출력 값", vector_pick: "막대를 클릭하면 그 합이 보입니다.",
       values: "값", largest: "가장 큰 값", kernels_of: "{i} \u00d7 {f} = 커널 {n}개 ({kh}\u00d7{kw})",
       filter_page: "입력 {a}\u2013{b} / {n}, 필터 {c}\u2013{d} / {m}", weight: "가중치",
@@ -428,7 +430,10 @@
     var layer = DATA.layers[terms.layer];
     var box = el("details", { "class": "dense-terms" });
     box.open = !narrow();
-    box.appendChild(el("summary", {}, t("terms_title", { layer: layer.name, cls: className(terms.unit), z: fmt(terms.z), n: grouped(terms.count) })));
+    box.appendChild(el("summary", {}, terms.through ?
+      t("chain_title", { first: DATA.layers[terms.first].name, layer: layer.name, cls: className(terms.unit), z: fmt(terms.z),
+                         sum: fmt(terms.sum), n: grouped(terms.count), through: terms.through.join(" \u2192 ") }) :
+      t("terms_title", { layer: layer.name, cls: className(terms.unit), z: fmt(terms.z), n: grouped(terms.count) })));
     var list = el("ol", { "class": "terms-list" });
     var source = terms.map_layer !== undefined ? DATA.layers[terms.map_layer] : null;
     terms.top.forEach(function (item) {
@@ -436,7 +441,8 @@
         "x[" + item.i + "] = " + (terms.pooled === "global_max_pool" ? "max" : "mean") + "(" + source.name + " " +
           t("channel") + " " + item.channel + ")" :
         "x[" + item.row + "," + item.col + "," + item.channel + "]";
-      li.appendChild(document.createTextNode(where + " \u00b7 w = " + fmt(item.x) + " \u00d7 " + fmt(item.w) + " = " + fmt(item.term) + " "));
+      li.appendChild(document.createTextNode(where + (terms.through ? " \u00b7 \u2202z/\u2202x = " : " \u00b7 w = ") + fmt(item.x) +
+        " \u00d7 " + fmt(item.w) + " = " + fmt(item.term) + " "));
       if (source && explorable(source)) {
         var b = el("button", { type: "button", "data-layer": source.name }, t("show_in_explorer"));
         b.addEventListener("click", function () {
