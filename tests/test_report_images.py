@@ -264,3 +264,35 @@ def test_terms_through_a_hidden_dense_layer_are_input_times_gradient(tmp_path):
     for item in terms["top"]:
         assert item["term"] == pytest.approx(float(expected[item["i"]]), rel=1e-5, abs=1e-7)
         assert pooled[item["row"], item["col"], item["channel"]] == pytest.approx(item["x"], rel=1e-6)
+
+
+def test_report_shows_misclassified_test_samples_with_their_labels(capsys, tmp_path):
+    from convscope.datasets import digits
+    from convscope.models import load_model
+
+    model_py = tmp_path / "model.py"
+    model_py.write_text(MODEL_PY.replace("Input(shape=(12, 10, {channels}))", "Input(shape=(8, 8, 1))")
+                        .replace("Dense(5,", "Dense(10,"))
+    saved = tmp_path / "model.convscope"
+    code, _, err = run(capsys, "train", model_py, "--dataset", "digits", "--epochs", "1", "--batch-size", "64",
+                       "--seed", "2", "--verbose", "0", "--save", saved)
+    assert code == 0, err
+    out_file = tmp_path / "wrong.html"
+    code, out, err = run(capsys, "report", saved, "-o", out_file, "--sample", "digits", "--count", "3",
+                         "--misclassified")
+    assert code == 0, err
+    data = page_data(out_file)
+    shown = [data["sample"]] + data["more_samples"]
+    (_, _), (x_test, y_test) = digits.load_data()
+    x = (x_test[:2000] / x_test.max()).astype(np.float32).reshape(-1, 8, 8, 1)
+    predicted = load_model(saved).predict(x, verbose=0).argmax(axis=1)
+    wrong = np.flatnonzero(predicted != y_test[:2000])[:3]
+    assert len(wrong) == 3 and len(shown) == 3
+    for index, entry in zip(wrong, shown):
+        assert entry["prediction"]["label"] == int(y_test[index])
+        assert entry["prediction"]["predicted"] == int(predicted[index]) != entry["prediction"]["label"]
+        np.testing.assert_allclose(decoded(entry["input"])[..., 0], x[index, ..., 0], rtol=1e-6)
+    code, _, err = run(capsys, "report", saved, "-o", out_file, "--count", "2")
+    assert code == 2 and "--count and --misclassified need --sample DATASET" in err
+    code, _, err = run(capsys, "report", saved, "-o", out_file, "--sample", "digits", "--count", "9")
+    assert code == 2 and "--count must be between 1 and 8, got 9" in err

@@ -48,7 +48,8 @@ class Output(NamedTuple):
 OUTPUTS = {"plot": ("output", "-o", (".svg", ".png"), "a picture"),
            "report": ("output", "-o", (".html", ".htm"), "an HTML report"),
            "train": ("save", "--save", (".convscope", ".keras", ".h5", ".hdf5"), "a saved model"),
-           "export": ("output", "-o", (".onnx",), "an ONNX model")}
+           "export": ("output", "-o", (".onnx",), "an ONNX model"),
+           "predict": ("output", "-o", (".parquet",), "a Parquet")}
 _OUTPUT: contextvars.ContextVar = contextvars.ContextVar("convscope_cli_output", default=None)
 
 
@@ -122,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--sample", choices=DATASETS, metavar="DATASET",
                         help="show feature maps for the first test image of this dataset "
                              f"({', '.join(DATASETS)})")
+    report.add_argument("--count", type=int, default=1, metavar="N",
+                        help="with --sample: show N test images side by side (1-8, default 1), with their labels")
+    report.add_argument("--misclassified", action="store_true",
+                        help="with --sample: show test images the model gets wrong (among the first 2,000)")
     report.add_argument("--image", action="append", metavar="PICTURE",
                         help="a PNG/JPEG to run through the model (resized and converted as Keras' load_img; "
                              "repeat for several, shown side by side; at most 8)")
@@ -160,6 +165,24 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--no-fold-batch-norm", action="store_true",
                         help="keep BatchNormalization nodes instead of folding them into the convolutions")
     export.set_defaults(handler=_cmd_export)
+
+    predict = sub.add_parser("predict", help="score a folder of PNG/JPEG images into a Parquet file, on Dask",
+                             description="Predict every PNG/JPEG under a folder (any size: resized to the model's "
+                                         "input), in chunks on a Dask cluster; one row per file (path, "
+                                         "prediction, error).")
+    _model_arg(predict)
+    predict.add_argument("images", metavar="FOLDER", help="folder of .png/.jpg/.jpeg files (searched recursively)")
+    predict.add_argument("-o", "--output", default="predictions.parquet", metavar="FILE",
+                         help="Parquet file to write (default: predictions.parquet)")
+    predict.add_argument("--scheduler", metavar="ADDRESS",
+                         help="a Dask scheduler address (tcp://host:8786), 'threads' or 'synchronous' "
+                              "(default: a LocalCluster of one worker process per CPU)")
+    predict.add_argument("--batch-size", type=int, default=32, help="images per predict batch (default: 32)")
+    predict.add_argument("--chunk-size", type=int, default=256, help="images per Dask task (default: 256)")
+    predict.add_argument("--rescale", type=float, default=1 / 255, metavar="FACTOR",
+                         help="multiply the pixel values (0-255) by this (default: 1/255)")
+    predict.add_argument("--no-progress", action="store_true", help="no progress bar")
+    predict.set_defaults(handler=_cmd_predict)
 
     demo = sub.add_parser("demo", help="run the demo: train seed 002's CNN on the embedded digits",
                           description="Train seed 002's CNN on the embedded 8x8 digits, offline, and "
@@ -472,16 +495,38 @@ def _cmd_report(args) -> int:
         raise CLIError("report: --label needs --image (one true class per picture)")
     if not np.isfinite(args.rescale) or args.rescale == 0:
         raise CLIError(f"report: --rescale must be a finite, non-zero number, got {args.rescale}")
+    if not 1 <= args.count <= 8:
+        raise CLIError(f"report: --count must be between 1 and 8, got {args.count}")
+    if (args.count != 1 or args.misclassified) and args.sample is None:
+        raise CLIError("report: --count and --misclassified need --sample DATASET")
     model = load_model_file(args.model)
-    sample = None
+    sample, labels = None, args.label
     if args.sample is not None:
-        (_, _), (x_test, _) = _load_dataset(args.sample)
-        sample = _fit_images(x_test[:1], model)[0]
+        sample, labels = _test_samples(args.sample, model, args.count, args.misclassified)
     if args.image:
         sample = _pictures(args.image, model, args.rescale)
-    _call("report", report, model, sample=sample, labels=args.label, to_file=args.output, lang=args.lang)
+    _call("report", report, model, sample=sample, labels=labels, to_file=args.output, lang=args.lang)
     print(f"wrote {args.output}")
     return 0
+
+
+def _test_samples(dataset: str, model, count: int, misclassified: bool):
+    """`count` test images of `dataset` (the first ones, or the first the model gets wrong) and their labels."""
+    (_, _), (x_test, y_test) = _load_dataset(dataset)
+    labels = np.asarray(y_test).reshape(len(y_test), -1)
+    labels = labels.argmax(axis=1) if labels.shape[1] > 1 else labels[:, 0]
+    if not misclassified:
+        return list(_fit_images(x_test[:count], model)), [int(v) for v in labels[:count]]
+    images = _fit_images(x_test[:2000], model)
+    scores = np.asarray(_call("predict", model.predict, images, verbose=0))
+    if scores.ndim != 2 or scores.shape[1] < 2:
+        raise CLIError("report: --misclassified needs a classifier (one score per class in the output), got "
+                       f"outputs of shape {scores.shape[1:]}")
+    wrong = np.flatnonzero(scores.argmax(axis=1) != labels[:2000])[:count]
+    if not len(wrong):
+        print(f"the model gets the first {len(images)} {dataset} test images right; showing the first {count}")
+        wrong = np.arange(count)
+    return [images[i] for i in wrong], [int(labels[i]) for i in wrong]
 
 
 def _pictures(paths, model, rescale: float) -> list:
@@ -537,6 +582,16 @@ def _cmd_export(args) -> int:
     _call("export", export_onnx, model, args.output, opset_version=args.opset,
           fold_batch_norm=not args.no_fold_batch_norm)
     print(f"wrote {args.output}")
+    return 0
+
+
+def _cmd_predict(args) -> int:
+    from .distribute import score_folder
+    model = load_model_file(args.model)
+    rows = _call("score_folder", score_folder, model, args.images, args.output, batch_size=args.batch_size,
+                 chunk_size=args.chunk_size, rescale=args.rescale, scheduler=args.scheduler,
+                 progress=not args.no_progress)
+    print(f"wrote {args.output}: {rows} rows")
     return 0
 
 
