@@ -123,6 +123,8 @@ def test_prediction_tap_and_korean_on_desktop_and_phone(browser, page_file, view
         shown = [int(c) for c in card.locator(".bars li").evaluate_all("ns => ns.map(n => n.dataset.class)")]
         assert shown[:5] == list(np.argsort(-probs[k], kind="stable")[:5])
 
+    assert page.locator("#prediction figure.gradcam canvas").count() == 2      # Grad-CAM over each input
+
     # The Dense layer's largest terms for the predicted class, traced to (row, col, channel) of pool_last.
     x = images()[:1]
     for layer in model.layers[:4]:
@@ -197,6 +199,14 @@ def test_scales_paging_hover_keyboard_filters_and_diagram(browser, page_file):
     tip = page.inner_text("#tooltip")
     assert tip.startswith("ch 17 [2,4] = ")
     assert float(tip.split("= ")[1]) == pytest.approx(float(np.asarray(x)[0, 2, 4, 17]), abs=1e-4)
+
+    # The second sample: the explorer's maps are its own.
+    page.click('#sample-picker button[data-sample="1"]')
+    input_canvas = '#explorer-maps .map-group[data-role="input"] canvas'
+    in_cell, margin = (int(page.get_attribute(input_canvas, k)) for k in ("data-cell", "data-margin"))
+    page.hover(input_canvas, position={"x": (7.5 + margin) * in_cell, "y": (3.5 + margin) * in_cell})
+    assert float(page.inner_text("#tooltip").split("= ")[1]) == pytest.approx(float(images()[1, 3, 7, 0]), abs=1e-4)
+    page.click('#sample-picker button[data-sample="0"]')
 
     # The keyboard: focus a map, arrows move the unit, and the page follows.
     page.focus(f'{output} canvas[data-channel="16"]')
