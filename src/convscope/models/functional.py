@@ -380,11 +380,15 @@ class Functional(_FunctionalTraining, Model):
                 if keep:
                     values[id(step.output)], ctx = step.stage.forward(values[id(step.input)], training=training)
                     execution.records.append((step, ctx))
+                elif step.residual is not None:     # a fused Add's other operand (inference only)
+                    with backend.no_backward():
+                        values[id(step.output)], _ = step.stage.forward(
+                            values[id(step.input)], training=training, residual=values[id(step.residual)])
                 else:
                     with backend.no_backward():
                         values[id(step.output)], _ = step.stage.forward(values[id(step.input)],
                                                                         training=training)
-                read = [step.input]
+                read = [step.input] if step.residual is None else [step.input, step.residual]
             else:
                 node = step.nodes[0]
                 args = _substitute(node.args, values)

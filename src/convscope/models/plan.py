@@ -19,6 +19,16 @@ forward as one op (`ops.conv2d_max_pool_forward`), and backward the pooling's gr
 goes straight through the ReLU (the pooled values give its mask): the convolution's
 full-size output is neither written nor read.
 
+Inference, MobileNet/ResNet blocks — where the stage above covers fewer layers, a convolution
+and what follows it run as one op with its whole epilogue (`ops.fused_inference`):
+
+    [zero_pad2d]  -> conv2d | depthwise_conv2d (channels_last; activation linear, relu, relu6
+      or hard_silu) -> batch_norm (last axis) -> add (a graph's residual) -> activation
+
+each optional but the convolution, in this order, dropouts in between (`EpilogueStage`); the
+padding is folded into a 'valid' convolution's own, the batch norm into the epilogue as its
+per-channel map, and the residual's other operand comes from the graph (`graph_plan.py`).
+
 Either way the numbers are those of the layers run one by one.
 """
 
@@ -32,6 +42,7 @@ from .. import ops
 from ..layers.base import Layer, check_kept_for_backward
 from ..layers.kernel_bias import Preactivation
 from ..layers.spec import LayerSpec
+from ..ops import fused_inference
 
 INFERENCE = "inference"
 TRAINING = "training"
@@ -39,6 +50,8 @@ LAYERS = "layers"           # each layer alone (training-mode calls that keep no
 
 # The roles a fused inference stage takes after its convolution, in order.
 _ROLES = ("norm", "relu", "pool")
+# ... and those of an `EpilogueStage`.
+_EPILOGUE_ROLES = ("norm", "add", "act")
 
 
 class LayerStage:
@@ -115,6 +128,11 @@ def build_plan(layers: Sequence[Layer], mode: str) -> List:
     while position < len(layers):
         size = (_inference_run(layers, specs, position) if mode == INFERENCE else
                 _training_run(layers, specs, position) if mode == TRAINING else 1)
+        longer = _epilogue_run(layers, specs, position) if mode == INFERENCE else 0
+        if longer > size or (longer == 1 and specs[position].kind == "depthwise_conv2d"):
+            stages.append(EpilogueStage(layers[position:position + longer], specs[position:position + longer]))
+            position += longer
+            continue
         if size > 1 and mode == INFERENCE:
             stages.append(ConvInferenceStage(layers[position:position + size], specs[position:position + size]))
         elif size > 1:
@@ -172,6 +190,104 @@ def _training_run(layers, specs, start: int) -> int:
             and after.data_format == "channels_last" and layers[start + 1].dtype == head.dtype):
         return 2
     return 1
+
+
+class EpilogueStage:
+    """[zero_pad2d] -> conv2d | depthwise_conv2d -> [batch_norm] -> [add] -> [activation], dropouts between:
+    one `ops.fused_inference` call; `forward(x, training, residual=None)` takes the Add's other operand."""
+
+    def __init__(self, layers: Sequence[Layer], specs: Sequence[LayerSpec]):
+        self.layers = list(layers)
+        start = 1 if specs[0].kind == "zero_pad2d" else 0
+        self.pads = specs[0].pads if start else None
+        self.head, self.spec = layers[start], specs[start]
+        self.activation = _epilogue_activation(self.spec)
+        self.norm = next(((layer, spec) for layer, spec in zip(layers, specs) if spec.kind == "batch_norm"), None)
+        self.residual = any(spec.kind == "merge" for spec in specs)
+        self.then = next((_epilogue_activation(spec) for spec in specs[start + 1:] if spec.kind == "activation"),
+                         "linear")
+
+    def _padding(self):
+        window = self.spec.window
+        if self.pads is None:
+            return window.padding.upper()
+        (top, bottom), (left, right) = self.pads
+        return [[0, 0], [top, bottom], [left, right], [0, 0]]
+
+    def forward(self, x, training: bool = False, residual=None):
+        spec, window, scale, shift = self.spec, self.spec.window, None, None
+        if self.norm is not None:       # per call: the moving statistics may change between calls
+            layer, norm = self.norm
+            w = norm.weights
+            scale, shift = ops.batch_norm_affine(_value(w["gamma"]), _value(w["beta"]), w["moving_mean"].value,
+                                                 w["moving_variance"].value, layer.epsilon,
+                                                 w["moving_mean"].value.dtype)
+        run = (fused_inference.depthwise_inference if spec.kind == "depthwise_conv2d" else
+               fused_inference.conv2d_epilogue_inference)
+        extra = {} if spec.kind == "depthwise_conv2d" else {"groups": spec.groups}
+        y = run(x, spec.weights["kernel"].value, window.strides, self._padding(), window.dilation,
+                bias=_value(spec.weights["bias"]), activation=self.activation, scale=scale, shift=shift,
+                residual=residual, then=self.then, **extra)
+        return y, None
+
+    def backward(self, ctx, grad, need_input_grad: bool = True, **options):
+        check_kept_for_backward(self.layers[0], None)
+
+
+def _epilogue_activation(spec: LayerSpec) -> Optional[str]:
+    """The `ops.fused_inference` name of the activation a layer ends with (None: not one it fuses)."""
+    name, params = spec.activation or "linear", spec.activation_params
+    if name == "relu" and params:
+        if spec.plain_relu:
+            return "relu"
+        capped = {"negative_slope": 0.0, "max_value": 6.0, "threshold": 0.0}
+        return "relu6" if all(capped.get(k, object()) == v for k, v in params.items()) and \
+            params.get("max_value") == 6.0 else None
+    if params:
+        return None
+    return name if name in fused_inference.INFERENCE_ACTIVATIONS else None
+
+
+def _epilogue_role(spec: LayerSpec) -> Optional[str]:
+    """The role a layer can take after the convolution of an `EpilogueStage` (None: it ends the stage)."""
+    if spec.kind == "batch_norm" and spec.axis in (-1, 3):
+        return "norm"
+    if spec.kind == "merge" and spec.op == "add":
+        return "add"
+    if spec.kind == "activation" and _epilogue_activation(spec) is not None:
+        return "act"
+    return None
+
+
+def _epilogue_head(layer: Layer, spec: LayerSpec) -> bool:
+    return (spec.kind in ("conv2d", "depthwise_conv2d") and spec.data_format == "channels_last"
+            and layer.activity_regularizer is None and _epilogue_activation(spec) is not None
+            and (spec.kind == "conv2d" or spec.depth_multiplier is not None))
+
+
+def _epilogue_run(layers, specs, start: int) -> int:
+    """How many layers from `start` run as one `EpilogueStage` (0: none does)."""
+    head = start
+    if (specs[start].kind == "zero_pad2d" and specs[start].data_format == "channels_last"
+            and start + 1 < len(layers) and specs[start + 1].window is not None
+            and specs[start + 1].window.padding == "valid" and layers[start + 1].dtype == layers[start].dtype):
+        head = start + 1
+    if not _epilogue_head(layers[head], specs[head]):
+        return 0
+    roles, end = list(_EPILOGUE_ROLES), head + 1
+    while end < len(layers) and roles and layers[end - 1].activity_regularizer is None:
+        layer, spec = layers[end], specs[end]
+        if layer.dtype != layers[head].dtype:
+            break
+        role = "dropout" if spec.kind == "dropout" else _epilogue_role(spec)
+        if role != "dropout":
+            if role not in roles:
+                break
+            roles = roles[roles.index(role) + 1:]
+        end += 1
+    while end - 1 > head and specs[end - 1].kind == "dropout":    # a trailing dropout stays alone
+        end -= 1
+    return end - start
 
 
 def _value(variable) -> Optional[np.ndarray]:

@@ -1,0 +1,361 @@
+"""Inference convolutions of MobileNet/ResNet blocks with their whole epilogue fused.
+
+The epilogue of one output value is
+
+    then(activation(z + bias) * scale + shift + residual)
+
+— the layer's bias and activation, an inference BatchNormalization's per-channel map
+(`batch_norm_affine`), the other operand of a residual `Add`, and the activation after
+them; `activation` and `then` are "linear", "relu", "relu6" or "hard_silu" (hard-swish).
+It is applied to each block of output while the block is in cache, so a conv -> BN ->
+ReLU6 or a conv -> BN -> Add -> ReLU writes its output once.
+
+Each op has a short NumPy reference (`*_reference`: the ops one after another) and an
+ordered list of paths, the first that applies runs (as oneDNN's implementation lists):
+
+* `depthwise_inference`: a compiled NHWC kernel (channel multiplier 1, channels innermost
+  so the compiler vectorizes over them in SIMD registers; any window, stride, dilation,
+  padding, borders handled without a padded copy), else the reference;
+* `conv2d_epilogue_inference`: a 1x1 convolution as one GEMM on the NHWC rows (a strided
+  one reads every s-th pixel first), block by block with the epilogue after each product;
+  any other convolution through `conv2d_inference` (its own epilogue where it has one, else
+  this one after it); else the reference.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from . import compiled
+from .activations import get_activation
+from .conv import _check_conv_args, conv2d
+from .depthwise import depthwise_conv2d
+from .epilogue import FUSED_ACTIVATIONS, check_affine
+from .fused import conv2d_inference
+from .padding import check_numeric_array, float_dtype, window_geometry
+from .parallel import balanced_ranges, on_slices, run_in_parallel, worker_count
+
+__all__ = ["INFERENCE_ACTIVATIONS", "epilogue_inference", "epilogue_reference", "depthwise_inference",
+           "depthwise_inference_reference", "conv2d_epilogue_inference", "conv2d_epilogue_reference"]
+
+INFERENCE_ACTIVATIONS = ("linear", "relu", "relu6", "hard_silu")
+_CODES = {name: code for code, name in enumerate(INFERENCE_ACTIVATIONS)}
+GEMM_BLOCK_BYTES = 1 << 20      # input and output rows of one 1x1 product block (stays in L2 for its epilogue)
+SMALL_WORK = 1 << 22            # multiply-adds under which a 1x1 product stays one block on the calling thread
+
+
+# -- the epilogue ------------------------------------------------------------------------------------
+
+def _check_activation(value, op: str, arg: str) -> int:
+    if value not in _CODES:
+        raise ValueError(f"{op}: argument `{arg}` must be one of {INFERENCE_ACTIVATIONS}, got {value!r}")
+    return _CODES[value]
+
+
+def _check_epilogue(op, channels, out_shape, bias, activation, scale, shift, residual, then):
+    """The checked epilogue arguments: (bias, scale, shift, residual, activation code, then code)."""
+    act, after = _check_activation(activation, op, "activation"), _check_activation(then, op, "then")
+    if bias is not None:
+        bias = check_numeric_array(bias, op, "bias", ndim=1)
+        if bias.shape != (channels,):
+            raise ValueError(f"{op}: argument `bias` must have shape ({channels},) (one per output channel), "
+                             f"got {bias.shape}")
+    scale, shift = check_affine(scale, shift, "linear", channels, op)
+    if residual is not None:
+        residual = check_numeric_array(residual, op, "residual")
+        if residual.shape != tuple(out_shape):
+            raise ValueError(f"{op}: argument `residual` must have the output's shape {tuple(out_shape)}, "
+                             f"got {residual.shape}")
+    return bias, scale, shift, residual, act, after
+
+
+@compiled.kernel(inline=True)
+def _activate(value, code, zero, three, six):
+    """Activation `code` of INFERENCE_ACTIVATIONS at `value` (NaN stays NaN); constants in its dtype."""
+    if code == 1:
+        return zero if value < zero else value
+    if code == 2:
+        return zero if value < zero else (six if value > six else value)
+    if code == 3:
+        gate = value + three
+        gate = zero if gate < zero else (six if gate > six else gate)
+        return value * (gate / six)
+    return value
+
+
+@compiled.kernel
+def _epilogue_rows(z, bias, scale, shift, residual, act, affine, has_residual, then):
+    """z[r, c] = then(act(z[r, c] + bias[c]) * scale[c] + shift[c] + residual[r, c]), in place."""
+    rows, channels = z.shape
+    zero = z.dtype.type(0)
+    three, six = z.dtype.type(3), z.dtype.type(6)
+    for r in range(rows):
+        for c in range(channels):
+            value = _activate(z[r, c] + bias[c], act, zero, three, six)
+            if affine:
+                value = value * scale[c] + shift[c]
+            if has_residual:
+                value = value + residual[r, c]
+            z[r, c] = _activate(value, then, zero, three, six)
+
+
+def _epilogue_arrays(dtype, channels, bias, scale, shift, residual):
+    """The kernels' arguments: zeros for what is absent, all in `dtype`; residual as rows."""
+    zeros = np.zeros(channels, dtype=dtype)
+    bias, scale, shift = (zeros if value is None else np.asarray(value).astype(dtype, copy=False)
+                          for value in (bias, scale, shift))
+    rows = (np.zeros((1, channels), dtype=dtype) if residual is None
+            else np.ascontiguousarray(residual, dtype=dtype).reshape(-1, channels))
+    return bias, scale, shift, rows
+
+
+def _apply_rows(z_rows, first, arrays, codes):
+    """The compiled epilogue on rows `first`.. of the output (`z_rows`, a block of them)."""
+    bias, scale, shift, residual = arrays
+    act, affine, has_residual, then = codes
+    part = residual[first:first + len(z_rows)] if has_residual else residual
+    _epilogue_rows(z_rows, bias, scale, shift, part, act, affine, has_residual, then)
+
+
+def epilogue_reference(z, bias=None, activation="linear", scale=None, shift=None, residual=None,
+                       then="linear"):
+    """The epilogue with NumPy and the activations of `ops.activations`, one op after another (a new array)."""
+    y = np.array(z, copy=True)
+    if bias is not None:
+        y = y + np.asarray(bias).astype(y.dtype, copy=False)
+    y = get_activation(activation).forward(y).astype(y.dtype, copy=False)
+    if scale is not None:
+        y = y * np.asarray(scale).astype(y.dtype, copy=False) + np.asarray(shift).astype(y.dtype, copy=False)
+    if residual is not None:
+        y = y + np.asarray(residual).astype(y.dtype, copy=False)
+    return get_activation(then).forward(y).astype(y.dtype, copy=False)
+
+
+def epilogue_inference(z, bias=None, activation="linear", scale=None, shift=None, residual=None,
+                       then="linear") -> np.ndarray:
+    """`then(activation(z + bias) * scale + shift + residual)` written into `z` (C-contiguous, channels
+    last) and returned; one pass on the compiled path."""
+    op = "epilogue_inference"
+    z = check_numeric_array(z, op, "z")
+    channels = z.shape[-1]
+    bias, scale, shift, residual, act, after = _check_epilogue(op, channels, z.shape, bias, activation, scale,
+                                                               shift, residual, then)
+    if not compiled.active() or not z.flags.c_contiguous:
+        z[...] = epilogue_reference(z, bias, activation, scale, shift, residual, then)
+        return z
+    _run_epilogue(z.reshape(-1, channels), bias, scale, shift, residual, act, after)
+    return z
+
+
+def _run_epilogue(rows, bias, scale, shift, residual, act, after):
+    arrays = _epilogue_arrays(rows.dtype, rows.shape[1], bias, scale, shift, residual)
+    codes = (act, scale is not None, residual is not None, after)
+    on_slices(len(rows), rows.nbytes, lambda part: _apply_rows(rows[part], part.start, arrays, codes))
+
+
+# -- depthwise ---------------------------------------------------------------------------------------
+
+@compiled.kernel
+def _depthwise_kernel(x, w, bias, scale, shift, residual, act, affine, has_residual, then,
+                      sh, sw, dh, dw, top, left, first, last, out):
+    """Output rows first..last (flat over images and rows) of a multiplier-1 depthwise convolution of `x`
+    (NHWC, unpadded: the window is clipped at the borders) by `w` (kh, kw, C), each pixel's channels
+    summed in `out` then finished by the epilogue."""
+    n, h, width, c = x.shape
+    kh, kw = w.shape[0], w.shape[1]
+    oh, ow = out.shape[1], out.shape[2]
+    zero = out.dtype.type(0)
+    three, six = out.dtype.type(3), out.dtype.type(6)
+    for flat in range(first, last):
+        b, p = flat // oh, flat % oh
+        row = p * sh - top
+        i0, i1 = max(0, (-row + dh - 1) // dh), min(kh, (h - row + dh - 1) // dh)
+        for q in range(ow):
+            col = q * sw - left
+            j0, j1 = max(0, (-col + dw - 1) // dw), min(kw, (width - col + dw - 1) // dw)
+            o = out[b, p, q]
+            for ch in range(c):
+                o[ch] = zero
+            for i in range(i0, i1):
+                for j in range(j0, j1):
+                    xv = x[b, row + i * dh, col + j * dw]
+                    wv = w[i, j]
+                    for ch in range(c):
+                        o[ch] += xv[ch] * wv[ch]
+            for ch in range(c):
+                value = _activate(o[ch] + bias[ch], act, zero, three, six)
+                if affine:
+                    value = value * scale[ch] + shift[ch]
+                if has_residual:
+                    value = value + residual[b, p, q, ch]
+                o[ch] = _activate(value, then, zero, three, six)
+
+
+def depthwise_inference_reference(input, filter, strides, padding, dilations=None, bias=None,
+                                  activation="linear", scale=None, shift=None, residual=None, then="linear"):
+    """`ops.depthwise_conv2d` (NHWC) then `epilogue_reference`."""
+    z = depthwise_conv2d(input, filter, strides, padding, "NHWC", dilations)
+    return epilogue_reference(z, bias, activation, scale, shift, residual, then)
+
+
+def _depthwise_compiled_applies(x, w, dtype) -> bool:
+    return compiled.active() and w.shape[3] == 1 and dtype in (np.float32, np.float64)
+
+
+def _depthwise_compiled(x, w, strides, dilations, pads, out_hw, dtype, epilogue):
+    bias, scale, shift, residual, act, after = epilogue
+    affine = scale is not None
+    x = np.ascontiguousarray(x, dtype=dtype)
+    taps = np.ascontiguousarray(w[..., 0], dtype=dtype)
+    bias, scale, shift, _ = _epilogue_arrays(dtype, x.shape[3], bias, scale, shift, None)
+    res = (np.zeros((1, 1, 1, 1), dtype=dtype) if residual is None
+           else np.ascontiguousarray(residual, dtype=dtype))
+    out = np.empty((x.shape[0],) + tuple(out_hw) + (x.shape[3],), dtype=dtype)
+    arguments = (x, taps, bias, scale, shift, res, act, affine,
+                 residual is not None, after, strides[0], strides[1], dilations[0], dilations[1],
+                 pads[0][0], pads[1][0])
+    count = x.shape[0] * out_hw[0]
+    work = count * out_hw[1] * x.shape[3] * w.shape[0] * w.shape[1]
+    on_slices(count, work, lambda part: _depthwise_kernel(*arguments, part.start, part.stop, out),
+              min_size=SMALL_WORK)
+    return out
+
+
+def depthwise_inference(input, filter, strides, padding, dilations=None, bias=None, activation="linear",
+                        scale=None, shift=None, residual=None, then="linear") -> np.ndarray:
+    """`then(activation(depthwise_conv2d(input) + bias) * scale + shift + residual)` for an NHWC batch.
+
+    `filter` is [kh, kw, in, multiplier] and `strides`, `padding`, `dilations` are
+    `depthwise_conv2d`'s; `bias`, `scale`, `shift` have one value per output channel and
+    `residual` the output's shape.  Keeps nothing for a backward pass."""
+    op = "depthwise_inference"
+    x = check_numeric_array(input, op, "input", ndim=4)
+    w = check_numeric_array(filter, op, "filter", ndim=4)
+    if w.shape[2] != x.shape[3] or min(w.shape) < 1:
+        raise ValueError(f"{op}: argument `filter` must have shape [kh, kw, in_channels, channel_multiplier] "
+                         f"with the input's {x.shape[3]} channels on axis 2, got {w.shape} (input {x.shape})")
+    grouped = w.reshape(w.shape[0], w.shape[1], 1, -1)
+    x, _, strides, dilations, parsed, _, _ = _check_conv_args(x, grouped, strides, padding, "NHWC", dilations,
+                                                             x.shape[3])
+    out_hw, pads = window_geometry(x.shape[1:3], w.shape[:2], strides, dilations, parsed, op, "filter")
+    channels = w.shape[2] * w.shape[3]
+    epilogue = _check_epilogue(op, channels, (x.shape[0],) + out_hw + (channels,), bias, activation, scale,
+                               shift, residual, then)
+    dtype = float_dtype(x, w)
+    for name, applies, run in _DEPTHWISE_PATHS:
+        if applies(x, w, dtype):
+            if name == "reference":
+                return run(x, w, strides, padding, dilations, *epilogue[:4], activation=activation, then=then)
+            return run(x, w, strides, dilations, pads, out_hw, dtype, epilogue)
+    raise AssertionError("unreachable: the reference path always applies")
+
+
+def _depthwise_reference_path(x, w, strides, padding, dilations, bias, scale, shift, residual, activation, then):
+    return depthwise_inference_reference(x, w, strides, padding, dilations, bias, activation, scale, shift,
+                                         residual, then)
+
+
+# The paths of `depthwise_inference`, in order: the first that applies runs.
+_DEPTHWISE_PATHS = (
+    ("compiled_nhwc", _depthwise_compiled_applies, _depthwise_compiled),
+    ("reference", lambda x, w, dtype: True, _depthwise_reference_path),
+)
+
+
+# -- convolutions ------------------------------------------------------------------------------------
+
+def conv2d_epilogue_reference(input, filters, strides, padding, dilations=None, groups=1, bias=None,
+                              activation="linear", scale=None, shift=None, residual=None, then="linear"):
+    """`ops.conv2d` (NHWC) then `epilogue_reference`."""
+    z = conv2d(input, filters, strides, padding, "NHWC", dilations, groups)
+    return epilogue_reference(z, bias, activation, scale, shift, residual, then)
+
+
+def _gemm_applies(x, w, geometry) -> bool:
+    strides, dilations, pads, groups = geometry
+    return w.shape[:2] == (1, 1) and groups == 1 and pads == ((0, 0), (0, 0))
+
+
+def _gemm_path(x, w, geometry, out_hw, dtype, epilogue, arguments):
+    """A 1x1 convolution: the NHWC pixels (every s-th with strides s) as rows times the (in, out) matrix,
+    in blocks of rows, each finished by the epilogue while in cache."""
+    strides = geometry[0]
+    if strides != (1, 1):
+        x = x[:, ::strides[0], ::strides[1]][:, :out_hw[0], :out_hw[1]]
+    rows = np.ascontiguousarray(x, dtype=dtype).reshape(-1, x.shape[3])
+    matrix = np.ascontiguousarray(w, dtype=dtype).reshape(w.shape[2], w.shape[3])
+    out = np.empty((len(rows), matrix.shape[1]), dtype=dtype)
+    bias, scale, shift, residual, act, after = epilogue
+    finish = compiled.active()
+    if finish:
+        arrays = _epilogue_arrays(dtype, matrix.shape[1], bias, scale, shift, residual)
+        codes = (act, scale is not None, residual is not None, after)
+
+    def work(ranges):
+        for start, stop in ranges:
+            np.matmul(rows[start:stop], matrix, out=out[start:stop])
+            if finish:
+                _apply_rows(out[start:stop], start, arrays, codes)
+
+    if len(rows) * matrix.size < SMALL_WORK:
+        work([(0, len(rows))])
+    else:
+        per_block = max(8, GEMM_BLOCK_BYTES // ((matrix.shape[0] + matrix.shape[1]) * out.itemsize))
+        per_block = min(per_block, -(-len(rows) // worker_count()))
+        run_in_parallel(balanced_ranges(len(rows), per_block), work)
+    out = out.reshape((x.shape[0],) + tuple(out_hw) + (matrix.shape[1],))
+    if not finish:
+        out[...] = epilogue_reference(out, bias, arguments["activation"], scale, shift, residual, arguments["then"])
+    return out
+
+
+def _conv_fused_applies(x, w, geometry) -> bool:
+    return True
+
+
+def _conv_fused_path(x, w, geometry, out_hw, dtype, epilogue, arguments):
+    """`conv2d_inference` with what of the epilogue it applies itself; the rest in one more pass."""
+    strides, dilations, _, groups = geometry
+    bias, scale, shift, residual, _, _ = epilogue
+    activation, then = arguments["activation"], arguments["then"]
+    own = (activation in FUSED_ACTIVATIONS and then in FUSED_ACTIVATIONS and residual is None)
+    if own:
+        return conv2d_inference(x, w, strides, arguments["padding"], dilations, groups, bias, activation, scale,
+                                shift, then)
+    if activation in FUSED_ACTIVATIONS:
+        out = conv2d_inference(x, w, strides, arguments["padding"], dilations, groups, bias, activation)
+        return epilogue_inference(out, None, "linear", scale, shift, residual, then)
+    out = conv2d_inference(x, w, strides, arguments["padding"], dilations, groups)
+    return epilogue_inference(out, bias, activation, scale, shift, residual, then)
+
+
+# The paths of `conv2d_epilogue_inference`, in order: the first that applies runs.
+_CONV_PATHS = (
+    ("gemm_1x1", _gemm_applies, _gemm_path),
+    ("conv2d_inference", _conv_fused_applies, _conv_fused_path),
+)
+
+
+def conv2d_epilogue_inference(input, filters, strides, padding, dilations=None, groups=1, bias=None,
+                              activation="linear", scale=None, shift=None, residual=None,
+                              then="linear") -> np.ndarray:
+    """`then(activation(conv2d(input) + bias) * scale + shift + residual)` for an NHWC batch.
+
+    `filters`, `strides`, `padding`, `dilations`, `groups` are `conv2d`'s; `bias`, `scale`,
+    `shift` one value per filter; `residual` the output's shape.  Keeps nothing for a
+    backward pass."""
+    op = "conv2d_epilogue_inference"
+    x, w, strides, dilations, parsed, _, groups = _check_conv_args(input, filters, strides, padding, "NHWC",
+                                                                   dilations, groups)
+    out_hw, pads = window_geometry(x.shape[1:3], w.shape[:2], strides, dilations, parsed, op, "filters")
+    epilogue = _check_epilogue(op, w.shape[3], (x.shape[0],) + out_hw + (w.shape[3],), bias, activation,
+                               scale, shift, residual, then)
+    dtype = float_dtype(x, w)
+    geometry = (strides, dilations, pads, groups)
+    arguments = {"activation": activation, "then": then, "padding": padding}
+    for _, applies, run in _CONV_PATHS:
+        if applies(x, w, geometry):
+            return run(x, w, geometry, out_hw, dtype, epilogue, arguments)
+    raise AssertionError("unreachable: conv2d_inference always applies")

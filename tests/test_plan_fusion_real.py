@@ -1,0 +1,221 @@
+"""MobileNet/ResNet inference fusion (ops/fused_inference.py, plan.EpilogueStage, graph residual Adds): every
+fused path against the unfused NumPy reference on random configurations, the plan's stages, weight changes
+seen by the next predict, and a Keras MobileNetV2's predictions (the independent oracle)."""
+
+import numpy as np
+import pytest
+
+from convscope import layers as L
+from convscope.models import Model, Sequential
+from convscope.models.plan import INFERENCE, EpilogueStage, build_plan
+from convscope.ops import fused_inference as fi
+
+pytestmark = pytest.mark.usefixtures("kernel_path")
+ACTS = fi.INFERENCE_ACTIVATIONS
+
+
+def _tolerance(dtype):
+    return dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+
+
+def _epilogue_args(rng, channels, out_shape, dtype):
+    """Random epilogue arguments, each part present or not."""
+    bias = rng.standard_normal(channels).astype(dtype) if rng.random() < 0.7 else None
+    scale, shift = ((rng.random(channels).astype(dtype) + 0.5, rng.standard_normal(channels).astype(dtype))
+                    if rng.random() < 0.7 else (None, None))
+    residual = rng.standard_normal(out_shape).astype(dtype) * 3 if rng.random() < 0.5 else None
+    return dict(bias=bias, activation=ACTS[rng.integers(4)], scale=scale, shift=shift, residual=residual,
+                then=ACTS[rng.integers(4)])
+
+
+def _padding(rng):
+    choice = rng.integers(3)
+    return ("SAME", "VALID", [[0, 0], [int(rng.integers(3)), int(rng.integers(3))],
+                              [int(rng.integers(3)), int(rng.integers(3))], [0, 0]])[choice]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_depthwise_inference_matches_the_unfused_reference(seed):
+    rng = np.random.default_rng(seed)
+    dtype = (np.float32, np.float64)[seed % 2]
+    k, stride, dilation = int(rng.choice([3, 3, 5, 1])), int(rng.choice([1, 2])), 1 + (seed % 5 == 4)
+    stride = 1 if dilation > 1 else stride
+    x = (rng.standard_normal((int(rng.integers(1, 4)), int(rng.integers(7, 14)), int(rng.integers(7, 14)),
+                              int(rng.integers(1, 20)))) * 2).astype(dtype)
+    multiplier = 1 if seed % 6 else 2          # the compiled kernel takes multiplier 1; 2 goes to the reference
+    f = rng.standard_normal((k, k, x.shape[3], multiplier)).astype(dtype)
+    padding = _padding(rng)
+    shape = fi.depthwise_inference_reference(x, f, stride, padding, dilation).shape
+    args = _epilogue_args(rng, x.shape[3] * multiplier, shape, dtype)
+    expected = fi.depthwise_inference_reference(x, f, stride, padding, dilation, **args)
+    got = fi.depthwise_inference(x, f, stride, padding, dilation, **args)
+    assert got.dtype == dtype and got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, **_tolerance(dtype))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_conv2d_epilogue_inference_matches_the_unfused_reference(seed):
+    """1x1 (one GEMM, stride 1 or 2, sometimes large enough to split in blocks among threads) and
+    other convolutions (conv2d_inference, then the rest of the epilogue)."""
+    rng = np.random.default_rng(100 + seed)
+    dtype = (np.float32, np.float64)[seed % 2]
+    pointwise = seed % 3 != 2
+    k = 1 if pointwise else int(rng.choice([3, 5]))
+    n, hw = (2, 24) if seed in (0, 1) else (int(rng.integers(1, 4)), int(rng.integers(6, 12)))
+    x = rng.standard_normal((n, hw, hw + 1, int(rng.integers(2, 40)))).astype(dtype)
+    groups = 2 if (not pointwise and x.shape[3] % 2 == 0 and seed % 4 == 0) else 1
+    filters = rng.standard_normal((k, k, x.shape[3] // groups, int(rng.integers(1, 5)) * 2)).astype(dtype)
+    stride, padding = int(rng.choice([1, 2])), "VALID" if pointwise else _padding(rng)
+    shape = fi.conv2d_epilogue_reference(x, filters, stride, padding, None, groups).shape
+    args = _epilogue_args(rng, filters.shape[3], shape, dtype)
+    expected = fi.conv2d_epilogue_reference(x, filters, stride, padding, None, groups, **args)
+    got = fi.conv2d_epilogue_inference(x, filters, stride, padding, None, groups, **args)
+    assert got.dtype == dtype
+    np.testing.assert_allclose(got, expected, **_tolerance(dtype))
+
+
+def test_epilogue_inference_matches_the_reference_in_place_and_keeps_nan():
+    rng = np.random.default_rng(7)
+    for dtype in (np.float32, np.float64):
+        z = (rng.standard_normal((5, 6, 7)) * 5).astype(dtype)
+        z[0, 0, 0] = np.nan
+        args = dict(bias=rng.standard_normal(7), activation="relu6", scale=rng.random(7) + 0.1,
+                    shift=rng.standard_normal(7), residual=rng.standard_normal(z.shape).astype(dtype),
+                    then="hard_silu")
+        expected = fi.epilogue_reference(z, **args)
+        out = fi.epilogue_inference(z, **args)
+        assert out is z and np.isnan(out[0, 0, 0])
+        np.testing.assert_allclose(out, expected, **_tolerance(dtype))
+
+
+def test_arguments_are_checked_with_messages_naming_the_op():
+    x, f = np.zeros((1, 5, 5, 3), "float32"), np.zeros((3, 3, 3, 1), "float32")
+    with pytest.raises(ValueError, match=r"depthwise_inference: argument `activation` must be one of "
+                                         r"\('linear', 'relu', 'relu6', 'hard_silu'\), got 'tanh'"):
+        fi.depthwise_inference(x, f, 1, "SAME", activation="tanh")
+    with pytest.raises(ValueError, match=r"depthwise_inference: argument `residual` must have the output's "
+                                         r"shape \(1, 5, 5, 3\), got \(1, 5, 5, 4\)"):
+        fi.depthwise_inference(x, f, 1, "SAME", residual=np.zeros((1, 5, 5, 4), "float32"))
+    with pytest.raises(ValueError, match=r"depthwise_inference: argument `filter` must have shape \[kh, kw, "
+                                         r"in_channels, channel_multiplier\] with the input's 3 channels"):
+        fi.depthwise_inference(x, np.zeros((3, 3, 2, 1)), 1, "SAME")
+    with pytest.raises(ValueError, match=r"conv2d_epilogue_inference: argument `bias` must have shape \(4,\) "
+                                         r"\(one per output channel\), got \(3,\)"):
+        fi.conv2d_epilogue_inference(x, np.zeros((1, 1, 3, 4)), 1, "VALID", bias=np.zeros(3))
+    with pytest.raises(ValueError, match=r"conv2d_epilogue_inference: arguments `scale` and `shift` must be "
+                                         r"given together"):
+        fi.conv2d_epilogue_inference(x, np.zeros((1, 1, 3, 4)), 1, "VALID", scale=np.ones(4))
+    with pytest.raises(ValueError, match=r"epilogue_inference: argument `then` must be one of"):
+        fi.epilogue_inference(np.zeros((2, 3)), then="gelu")
+
+
+def _randomize_batch_norms(model, rng):
+    for layer in model.layers:
+        if isinstance(layer, L.BatchNormalization):
+            c = layer.moving_mean.shape
+            layer.moving_mean.assign(rng.standard_normal(c).astype("float32"))
+            layer.moving_variance.assign((rng.random(c) + 0.3).astype("float32"))
+            layer.gamma.assign((rng.random(c) + 0.5).astype("float32"))
+            layer.beta.assign(rng.standard_normal(c).astype("float32"))
+
+
+def _inverted_residual(x, expand, stride, activation, residual):
+    """MobileNetV2's block (ReLU(6.) layers, or hard_swish ones as MobileNetV3's)."""
+    channels = x.shape[-1]
+    act = (lambda: L.ReLU(6.0)) if activation == "relu6" else (lambda: L.Activation(activation))
+    y = L.Conv2D(channels * expand, 1, use_bias=False)(x)
+    y = act()(L.BatchNormalization()(y))
+    if stride == 2:
+        y = L.ZeroPadding2D(((0, 1), (0, 1)))(y)
+    y = L.DepthwiseConv2D(3, strides=stride, padding="same" if stride == 1 else "valid", use_bias=False)(y)
+    y = act()(L.BatchNormalization()(y))
+    y = L.BatchNormalization()(L.Conv2D(channels if residual else channels + 2, 1, use_bias=False)(y))
+    return L.Add()([x, y]) if residual else y
+
+
+def _resnet_block(x, filters):
+    shortcut = L.BatchNormalization()(L.Conv2D(filters, 1, strides=2)(x))
+    y = L.Activation("relu")(L.BatchNormalization()(L.Conv2D(filters, 1, strides=2)(x)))
+    y = L.Activation("relu")(L.BatchNormalization()(L.Conv2D(filters, 3, padding="same")(y)))
+    y = L.BatchNormalization()(L.Conv2D(filters, 1)(y))
+    return L.Activation("relu")(L.Add()([shortcut, y]))
+
+
+def _graph_model(activation):
+    inputs = L.Input((13, 12, 6))
+    x = _inverted_residual(inputs, 3, 1, activation, True)
+    x = _inverted_residual(x, 2, 2, activation, False)
+    x = _resnet_block(x, 8)
+    return Model(inputs, L.Dense(3)(L.GlobalAveragePooling2D()(x)))
+
+
+@pytest.mark.parametrize("activation", ["relu6", "hard_swish"])
+def test_graph_blocks_fuse_bn_activations_padding_and_residual_adds_with_the_numbers_of_the_layers(activation):
+    model = _graph_model(activation)
+    rng = np.random.default_rng(11)
+    _randomize_batch_norms(model, rng)
+    steps = model._steps(False, False)
+    fused = [[type(node.layer).__name__ for node in step.nodes] for step in steps
+             if isinstance(step.stage, EpilogueStage)]
+    act = "ReLU" if activation == "relu6" else "Activation"
+    assert ["Conv2D", "BatchNormalization", act] in fused
+    assert ["ZeroPadding2D", "DepthwiseConv2D", "BatchNormalization", act] in fused
+    assert ["Conv2D", "BatchNormalization", "Add"] in fused                         # MobileNet's residual
+    assert ["Conv2D", "BatchNormalization", "Add", "Activation"] in fused           # ResNet's: Add -> ReLU
+    assert sum(step.residual is not None for step in steps) == 2
+    x = rng.standard_normal((3, 13, 12, 6)).astype("float32")
+    reference, _ = model.run([x], training=False, keep=True)            # the layers one by one
+    np.testing.assert_allclose(model.predict(x, verbose=0), reference[0], rtol=1e-5, atol=1e-5)
+    _randomize_batch_norms(model, rng)                                 # weights change: the next call sees it
+    model.layers[1].kernel.assign(model.layers[1].kernel.numpy() * 2)
+    reference, _ = model.run([x], training=False, keep=True)
+    np.testing.assert_allclose(model.predict(x, verbose=0), reference[0], rtol=1e-5, atol=1e-5)
+
+
+def test_sequential_depthwise_chain_fuses_and_capped_or_leaky_relus_other_than_relu6_stay_apart():
+    model = Sequential([L.Input((9, 9, 4)), L.ZeroPadding2D(((0, 1), (0, 1))),
+                        L.DepthwiseConv2D(3, strides=2, use_bias=True), L.Dropout(0.5), L.BatchNormalization(),
+                        L.ReLU(6.0), L.DepthwiseConv2D(3, padding="same"), L.ReLU(max_value=5.0),
+                        L.Conv2D(5, 1, activation="hard_silu"), L.ReLU(negative_slope=0.1), L.Flatten()])
+    rng = np.random.default_rng(12)
+    _randomize_batch_norms(model, rng)
+    plan = build_plan(model.layers, INFERENCE)
+    assert [(type(stage).__name__, len(stage.layers)) for stage in plan] == [
+        ("EpilogueStage", 5), ("EpilogueStage", 1), ("LayerStage", 1), ("LayerStage", 1), ("LayerStage", 1),
+        ("LayerStage", 1)]
+    x = rng.standard_normal((4, 9, 9, 4)).astype("float32")
+    expected = x
+    for layer in model.layers:
+        expected = layer(expected, training=False)
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def keras_mobilenet(keras, tmp_path_factory):
+    """Keras' own MobileNetV2 (random weights and moving statistics) and the .keras file it saved."""
+    net = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, weights=None, classes=7)
+    rng = np.random.default_rng(13)
+    for layer in net.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            c = layer.moving_mean.shape
+            layer.set_weights([(rng.random(c) + 0.5).astype("float32"), rng.standard_normal(c).astype("float32") * .1,
+                               rng.standard_normal(c).astype("float32") * .1, (rng.random(c) + .5).astype("float32")])
+    path = tmp_path_factory.mktemp("mobilenet") / "mobilenet.keras"
+    net.save(path)
+    return net, path
+
+
+def test_keras_mobilenet_v2_predictions_match_keras(keras, keras_mobilenet):
+    """The independent oracle: Keras' own MobileNetV2, saved and loaded, predicts Keras' numbers through
+    the fused plan."""
+    from convscope.models import load_model
+    net, path = keras_mobilenet
+    rng = np.random.default_rng(14)
+    model = load_model(path)
+    assert sum(isinstance(step.stage, EpilogueStage) for step in model._steps(False, False)) >= 40
+    x = rng.standard_normal((2, 32, 32, 3)).astype("float32")
+    logits_model = keras.Model(net.inputs, net.layers[-1].input)
+    ours = Model(model.inputs, model.layers[-1].input)                 # before the softmax: sharper test
+    np.testing.assert_allclose(ours.predict(x, verbose=0), np.asarray(logits_model.predict(x, verbose=0)),
+                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(model.predict(x, verbose=0), np.asarray(net.predict(x, verbose=0)), atol=1e-6)
