@@ -246,6 +246,7 @@ def test_padding_is_drawn_and_dense_layers_show_their_values(browser, tmp_path):
     model = Sequential()
     model.add(Conv2D(3, 5, padding="same", input_shape=(9, 9, 1), name="wide_window"))
     model.add(Flatten(name="flat"))
+    model.add(Dense(6, activation="relu", name="hidden"))
     model.add(Dense(4, name="logits"))                   # logits: the page shows their softmax
     sample = np.random.default_rng(2).normal(size=(9, 9, 1)).astype(np.float32)
     path = report(model, sample=sample, to_file=tmp_path / "r.html", class_names=["a", "b", "c", "d"])
@@ -272,6 +273,20 @@ def test_padding_is_drawn_and_dense_layers_show_their_values(browser, tmp_path):
     assert float(readout.split(": ")[1].split(" ")[0]) == pytest.approx(logits[2], abs=1e-4)
     np.testing.assert_allclose(float(page.evaluate("window.convscopeReport.data.sample.prediction.probs[2]")),
                                probs[2], rtol=1e-6)
+    # A hidden Dense layer: its values as bars, a unit's z = b + Σ x·w from the Flatten values and the kernel.
+    page.click('#layer-picker button[data-layer="hidden"]')
+    assert page.locator("#explorer-maps .values .bars li").count() == 6
+    page.click('#explorer-maps .values .bars li[data-unit="2"]')
+    flat = np.asarray(model.layers[1](model.layers[0](sample[None])))[0].astype(np.float64)
+    hidden = model.get_layer("hidden")
+    z = flat @ hidden.kernel.numpy()[:, 2].astype(np.float64) + float(hidden.bias.numpy()[2])
+    assert float(page.get_attribute("#sum-readout", "data-sum")) == pytest.approx(z, rel=1e-5, abs=1e-6)
+    assert f"relu(z) = " in page.inner_text("#sum-readout")
+    box = page.eval_on_selector("#unit-result", "n => n.getBoundingClientRect().toJSON()")
+    assert 0 <= box["top"] < PHONE["height"] - 40
+    page.click('#layer-picker button[data-layer="flat"]')            # 243 values: the 24 largest
+    assert page.locator("#explorer-maps .values .bars li").count() == 24
+    assert "the 24 largest of 243" in page.inner_text("#explorer-maps .values h3")
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     page.close()
     assert problems == []

@@ -58,6 +58,7 @@ MAX_ALL_MAPS = 400_000        # floats for every feature map of every sample tog
 MAX_ALL_KERNELS = 300_000     # floats for every embedded kernel together
 LARGE_MODEL = 40              # rows from which arrays are embedded as float16 (3 digits: colours, hover)
 LARGE_KERNELS = 150_000       # ... and the kernels' budget is this
+MAX_VECTOR = 4096             # a 1-D layer output (Flatten, Dense) embedded up to this many values
 MAX_SAMPLES = 8
 TOP_K = 5
 TOP_TERMS = 12
@@ -264,7 +265,8 @@ def _sample_entry(formats: List[str], x: np.ndarray, outputs: List[np.ndarray], 
     maps = [_map(channels_last(out, fmt)[0], cap, dtype) if out.ndim == 4 else None
             for fmt, out in zip(formats, outputs)]
     image = _map(channels_last(x, formats[0])[0], MAX_INPUT_VALUES, dtype) if x.ndim == 4 else None
-    return {"input": image, "outputs": maps}
+    vectors = [_array(out[0], dtype) if out.ndim == 2 and out.shape[1] <= MAX_VECTOR else None for out in outputs]
+    return {"input": image, "outputs": maps, "vectors": vectors}
 
 
 def _map(array: np.ndarray, cap: int = MAX_MAP_VALUES, dtype: str = "<f4") -> Dict[str, Any]:

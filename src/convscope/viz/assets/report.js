@@ -47,7 +47,7 @@
       channel_sums: "Sum of the terms per channel of {layer}",
       chain_title: "Largest contributions x\u00b7\u2202z/\u2202x of the inputs of {first} to z of class {cls} in {layer} (through {through}, ReLUs as at this sample; z = {z}, terms sum to {sum} without the hidden biases; {n} terms)", show_in_explorer: "show in explorer",
       vector_title: "Output values of this layer", vector_pick: "Click a bar for its sum.",
-      values: "values", largest: "largest", kernels_of: "{i} \u00d7 {f} = {n} kernels of {kh}\u00d7{kw}",
+      values: "values", largest: "largest", largest_of: "the {k} largest of {n}", kernels_of: "{i} \u00d7 {f} = {n} kernels of {kh}\u00d7{kw}",
       filter_page: "inputs {a}\u2013{b} of {n}, filters {c}\u2013{d} of {m}", weight: "weight",
       value: "value", scale_seq: "scale from 0 (data \u2265 0)", scale_div: "scale around 0",
       filter_word: "filter", input_word: "in", block_of: "{n} layers", no_filters: "No convolution kernel is small enough to embed.",
@@ -88,7 +88,7 @@
       channel_sums: "{layer}의 채널별 항의 합",
       chain_title: "{first}의 입력이 {layer}의 클래스 {cls} z에 주는 가장 큰 기여 x\u00b7\u2202z/\u2202x ({through}를 거침, ReLU는 이 샘플 그대로; z = {z}, 숨은 층 편향을 뺀 항의 합 {sum}; 항 {n}개)", show_in_explorer: "탐색기에서 보기",
       vector_title: "이 층의 출력 값", vector_pick: "막대를 클릭하면 그 합이 보입니다.",
-      values: "값", largest: "가장 큰 값", kernels_of: "{i} \u00d7 {f} = 커널 {n}개 ({kh}\u00d7{kw})",
+      values: "값", largest: "가장 큰 값", largest_of: "{n}개 중 가장 큰 {k}개", kernels_of: "{i} \u00d7 {f} = 커널 {n}개 ({kh}\u00d7{kw})",
       filter_page: "입력 {a}\u2013{b} / {n}, 필터 {c}\u2013{d} / {m}", weight: "가중치",
       value: "값", scale_seq: "0부터의 척도 (값 \u2265 0)", scale_div: "0 중심 척도",
       filter_word: "필터", input_word: "입력", block_of: "층 {n}개", no_filters: "보고서에 넣을 만큼 작은 합성곱 커널이 없습니다.",
@@ -193,6 +193,7 @@
 
   var samples = [DATA.sample].concat(DATA.more_samples || []).filter(Boolean).map(function (s) {
     return { input: decode(s.input), outputs: s.outputs.map(decode), prediction: s.prediction || null,
+             vectors: (s.vectors || []).map(decode),
              gradcam: decode(s.gradcam) };
   });
   var sample = samples.length ? samples[0] : null;
@@ -351,7 +352,7 @@
       var button = el("button", { type: "button", role: "tab", "data-layer": layer.name, "data-index": layer.index,
         "aria-selected": state.layer === layer.index ? "true" : "false" }, layerLabel(layer));
       if (DATA.graph) { button.dataset.call = layer.call; }
-      if (!explorable(layer) && !vectorOf(layer)) { button.classList.add("flat"); }
+      if (!explorable(layer) && !vectorOf(layer) && !valuesOf(layer)) { button.classList.add("flat"); }
       button.classList.toggle("active", state.layer === layer.index);
       button.hidden = !matches(layer);
       button.addEventListener("click", function () { selectLayer(layer.index); });
@@ -500,6 +501,12 @@
     return !!(sample && layer.field && sample.outputs[layer.index] && previousMap(layer.index));
   }
   function vectorOf(layer) { return sample && sample.prediction && layer.index === DATA.layers.length - 1 ? sample.prediction : null; }
+  function valuesOf(layer) { return sample && sample.vectors[layer.index] ? sample.vectors[layer.index] : null; }
+  /* The vector a layer reads (the previous row's 1-D output), or null. */
+  function inputVector(index) {
+    var prev = DATA.graph ? (DATA.layers[index].parents.length ? DATA.layers[index].parents[0] : null) : index - 1;
+    return prev === null || prev < 0 ? null : sample.vectors[prev] || null;
+  }
   /* The map a layer reads: the previous layer's output, or in a graph model its first parent's. */
   function previousMap(index) {
     if (DATA.graph) { var parents = DATA.layers[index].parents; return parents.length ? sample.outputs[parents[0]] : null; }
@@ -675,6 +682,7 @@
     if (!sample) { maps.appendChild(el("p", { "class": "hint" }, t("no_sample"))); return; }
     if (!explorable(layer)) {
       if (vectorOf(layer)) { maps.appendChild(vectorPanel(layer, vectorOf(layer))); return; }
+      if (valuesOf(layer)) { maps.appendChild(valuesPanel(layer, valuesOf(layer))); return; }
       maps.appendChild(el("p", { "class": "hint" }, t("no_spatial"))); return;
     }
     var out = sample.outputs[layer.index];
@@ -734,6 +742,63 @@
     box.appendChild(bars);
     box.appendChild(el("p", { "class": "hint" }, t("vector_pick")));
     return box;
+  }
+
+  /* A 1-D output (Flatten, a hidden Dense): its values as bars (the largest when there are many); a Dense unit's
+   * bar gives z = b + Σ x·w with its largest terms. */
+  function valuesPanel(layer, vector) {
+    var box = el("div", { "class": "vector values" }), n = vector.shape[0], values = vector.values;
+    var units = range(0, n - 1), top = n > 64;
+    if (top) { units.sort(function (a, b) { return values[b] - values[a]; }); units = units.slice(0, 24); }
+    var peak = units.reduce(function (m, i) { return Math.max(m, Math.abs(values[i])); }, 0) || 1;
+    box.appendChild(el("h3", {}, t("vector_title") + " \u2014 " + layer.name + " (" + (top ?
+      t("largest_of", { k: units.length, n: n }) : n + " " + t("values")) + ")"));
+    var bars = el("ul", { "class": "bars" });
+    units.forEach(function (i) {
+      var li = el("li", { "data-unit": i, tabindex: "0", role: "button" }), bar = el("span", { "class": "bar" }), fill = el("span");
+      fill.style.width = (100 * Math.abs(values[i]) / peak).toFixed(2) + "%";
+      if (values[i] < 0) { fill.style.background = "#b2182b"; }
+      bar.appendChild(fill);
+      li.appendChild(el("span", {}, String(i))); li.appendChild(bar); li.appendChild(el("span", { "class": "pct" }, fmt(values[i])));
+      function show() { pickDenseUnit(layer, i, li); }
+      li.addEventListener("click", show);
+      li.addEventListener("keydown", function (e) { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); show(); } });
+      bars.appendChild(li);
+    });
+    box.appendChild(bars);
+    if (layer.kind === "dense") { box.appendChild(el("p", { "class": "hint" }, t("vector_pick"))); }
+    return box;
+  }
+
+  function pickDenseUnit(layer, unit, anchor) {
+    var rf = clear(document.getElementById("rf-readout")), box = clear(document.getElementById("sum-readout"));
+    var stored = valuesOf(layer).values[unit];
+    rf.dataset.unit = String(unit);
+    rf.appendChild(el("p", {}, t("unit") + " " + unit + " = " + fmt(stored)));
+    var w = weights[layer.index], x = inputVector(layer.index);
+    if (layer.kind === "dense" && w && x && x.shape[0] === w.kernel.shape[0]) {
+      var outs = w.kernel.shape[1], z = w.bias ? w.bias.values[unit] : 0, terms = [];
+      for (var j = 0; j < x.shape[0]; j++) {
+        var term = x.values[j] * w.kernel.values[j * outs + unit];
+        z += term; terms.push([j, x.values[j], w.kernel.values[j * outs + unit], term]);
+      }
+      terms.sort(function (a, b) { return Math.abs(b[3]) - Math.abs(a[3]); });
+      var lines = ["z = b + \u03a3 x\u00b7w", "b = " + fmt(w.bias ? w.bias.values[unit] : 0)];
+      terms.slice(0, 12).forEach(function (tm) {
+        lines.push("+ x[" + tm[0] + "]\u00b7w[" + tm[0] + "," + unit + "] = " + fmt(tm[1]) + " \u00d7 " + fmt(tm[2]) + " = " + fmt(tm[3]));
+      });
+      if (terms.length > 12) { lines.push("\u2026 " + (terms.length - 12) + " " + t("terms_more")); }
+      lines.push("z = " + fmt(z));
+      var y = activate(layer.activation, z);
+      if (y !== null && layer.activation && layer.activation !== "linear") { lines.push(layer.activation + "(z) = " + fmt(y)); }
+      lines.push(t("stored") + " y = " + fmt(stored));
+      box.appendChild(el("h4", {}, t("sum_title")));
+      box.dataset.sum = String(z);
+      box.appendChild(el("div", { "class": "terms" }, lines.join("\n")));
+    } else if (layer.kind === "dense") {
+      box.appendChild(el("p", {}, t("no_weights")));
+    }
+    placeResult(anchor);
   }
 
   function pickVector(layer, c, anchor) {
