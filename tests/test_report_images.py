@@ -296,3 +296,36 @@ def test_report_shows_misclassified_test_samples_with_their_labels(capsys, tmp_p
     assert code == 2 and "--count and --misclassified need --sample DATASET" in err
     code, _, err = run(capsys, "report", saved, "-o", out_file, "--sample", "digits", "--count", "9")
     assert code == 2 and "--count must be between 1 and 8, got 9" in err
+
+
+def test_report_argument_errors_name_the_argument(tmp_path):
+    from convscope.layers import Conv2D, Dense, Flatten
+    from convscope.models import Sequential
+    from convscope.viz import report
+
+    model = Sequential()
+    model.add(Conv2D(2, 3, input_shape=(5, 5, 1)))
+    model.add(Flatten())
+    model.add(Dense(3, activation="softmax"))
+    one = np.zeros((5, 5, 1), np.float32)
+    target = tmp_path / "r.html"
+    cases = [
+        (dict(sample=[one] * 9), ValueError, r"report: argument `sample` holds 9 samples; at most 8"),
+        (dict(sample=[]), ValueError, r"report: argument `sample` is an empty list"),
+        (dict(labels=1), ValueError, r"report: argument `labels` needs `sample`"),
+        (dict(sample=one, labels=-1), ValueError, r"report: argument `labels` must hold class indices \(ints >= 0\), got -1"),
+        (dict(sample=[one, one], labels=[1]), ValueError,
+         r"report: argument `labels` must hold one class index per sample \(2\), got 1"),
+        (dict(class_names="abc"), TypeError, r"report: argument `class_names` must be a list of str, got 'abc'"),
+        (dict(class_names=["a", "b"]), ValueError,
+         r"report: argument `class_names` must name the 3 classes of the output \(None, 3\), got 2 names"),
+        (dict(history=[1, 2]), TypeError, r"report: argument `history` must be a History"),
+    ]
+    for kwargs, error, message in cases:
+        with pytest.raises(error, match=message):
+            report(model, to_file=target, **kwargs)
+    assert not target.exists()
+    data = page_data(report(model, sample=np.zeros((2, 5, 5, 1), np.float32), labels=np.array([2, 0]),
+                            class_names=["cat", "dog", "owl"], to_file=target))
+    assert [data["sample"]["prediction"]["label"], data["more_samples"][0]["prediction"]["label"]] == [2, 0]
+    assert data["class_names"] == ["cat", "dog", "owl"]
