@@ -165,7 +165,9 @@ def test_prediction_tap_and_korean_on_desktop_and_phone(browser, page_file, view
         assert page.evaluate("document.getElementById('unit-result').parentNode.classList.contains('map-row')")
     assert page.eval_on_selector("#rf-readout", "n => n.dataset.unit") == "3,1,2"
     assert english_words_in_svgs(page, model) == []
-    assert page.locator("#history svg").count() == 1 and page.locator("#diagram svg").count() == 1
+    assert page.locator("#history svg").count() == 2 and page.locator("#diagram svg").count() == 1   # loss, accuracy
+    widths = page.eval_on_selector_all("#history svg", "ss => ss.map(s => s.getBoundingClientRect().right)")
+    assert max(widths) <= viewport["width"]
     assert "예측: " in page.inner_text("#prediction")
     assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
     ARTIFACTS.mkdir(exist_ok=True)

@@ -44,7 +44,7 @@ from ..explain import explain
 from ..models.analysis import analyze, is_graph_model
 from ._model import check_model, check_path, count_params, format_shape
 from .filters import channels_last, conv_kernel, data_formats, row_layers, run_layers
-from .history import history_dict, plot_history
+from .history import curve_panels, history_dict, plot_history
 from .i18n import LANGS, check_lang, diagram_line
 from .model_plot import build_graph, draw_graph
 from .svg import atomic_write
@@ -105,7 +105,7 @@ def report(model, sample=None, history=None, to_file="report.html", lang="en", l
         data["graph"] = True
     graph = build_graph(model, show_shapes=True, show_layer_activations=True, where=where)
     sections = {"diagram": _both(lambda code: draw_graph(_translated(graph, code)).to_svg()),
-                "history": _both(lambda code: plot_history(history, lang=code).to_svg()) if history else {}}
+                "history": _both(lambda code: _history_panels(history, code)) if history is not None else {}}
     if samples:
         formats = data_formats(model)
         runs = [run_layers(model, s, where, arg="sample") for s in samples]
@@ -122,6 +122,13 @@ def report(model, sample=None, history=None, to_file="report.html", lang="en", l
 
 def _both(draw) -> Dict[str, str]:
     return {code: draw(code) for code in LANGS}
+
+
+def _history_panels(history, lang: str) -> str:
+    """One SVG per metric (with its val_ curve), so the panels wrap side by side or stack on a phone."""
+    values = history_dict(history, "report")
+    return "".join(plot_history({k: v for k, v in values.items() if k in (name, f"val_{name}")}, lang=lang).to_svg()
+                   for name in curve_panels(values))
 
 
 def _translated(graph, lang: str):
