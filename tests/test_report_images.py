@@ -329,3 +329,13 @@ def test_report_argument_errors_name_the_argument(tmp_path):
                             class_names=["cat", "dog", "owl"], to_file=target))
     assert [data["sample"]["prediction"]["label"], data["more_samples"][0]["prediction"]["label"]] == [2, 0]
     assert data["class_names"] == ["cat", "dog", "owl"]
+
+
+def test_history_tick_labels_show_every_step():
+    from convscope.viz.history import nice_ticks
+    for low, high in ((0.4, 0.5), (0.0, 1.0), (91.0, 93.0), (0.187, 0.833), (1e-4, 3e-4)):
+        ticks, decimals = nice_ticks(low, high)
+        labels = [f"{t:.{decimals}f}" for t in ticks]
+        assert len(set(labels)) == len(labels), labels                  # no two ticks print alike
+        assert [float(v) for v in labels] == pytest.approx(ticks)     # each label is its tick exactly
+        assert ticks[0] <= low and ticks[-1] >= high

@@ -79,7 +79,7 @@ def nice_ticks(low: float, high: float, count: int = 5):
     while (not ticks or ticks[-1] < high - step * 1e-6) and len(ticks) < 50:   # the last tick >= high
         ticks.append(0.0 if abs(value) < step * 1e-9 else value)
         value = first + len(ticks) * step
-    decimals = max(0, -math.floor(math.log10(step) + 1e-9)) + (1 if round(step / power) == 2.5 and step < 1 else 0)
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9)) + (1 if abs(step / power - 2.5) < 1e-9 and step < 1 else 0)
     return ticks, decimals
 
 
