@@ -339,3 +339,24 @@ def test_history_tick_labels_show_every_step():
         assert len(set(labels)) == len(labels), labels                  # no two ticks print alike
         assert [float(v) for v in labels] == pytest.approx(ticks)     # each label is its tick exactly
         assert ticks[0] <= low and ticks[-1] >= high
+
+
+def test_prediction_of_binary_and_regression_heads(tmp_path):
+    from convscope.layers import Conv2D, Dense, Flatten
+    from convscope.models import Sequential
+    from convscope.viz import report
+
+    def model(activation):
+        m = Sequential()
+        m.add(Conv2D(2, 3, input_shape=(5, 5, 1)))
+        m.add(Flatten())
+        m.add(Dense(1, activation=activation))
+        return m
+    sample = np.random.default_rng(1).random((5, 5, 1)).astype(np.float32)
+    binary = model("sigmoid")
+    p = float(binary.predict(sample[None], verbose=0)[0, 0])
+    data = page_data(report(binary, sample=sample, to_file=tmp_path / "b.html"))
+    assert data["sample"]["prediction"]["probs"] == pytest.approx([1 - p, p], rel=1e-6)
+    assert data["sample"]["prediction"]["predicted"] == int(p > 0.5)
+    data = page_data(report(model(None), sample=sample, to_file=tmp_path / "r.html"))
+    assert data["sample"]["prediction"] is None          # a regression: no class probabilities invented

@@ -33,7 +33,6 @@ from __future__ import annotations
 import base64
 import copy
 import json
-import math
 from html import escape
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -314,9 +313,10 @@ def _prediction(rows, layers, x, outputs, label, formats) -> Optional[Dict[str, 
         return None
     values = out[0]
     activation = _final_activation(rows)
-    if values.size == 1:
-        p = values[0] if activation == "sigmoid" else 1.0 / (1.0 + math.exp(-values[0]))
-        probs, source = np.array([1.0 - p, p]), ("sigmoid" if activation == "sigmoid" else "sigmoid of logit")
+    if values.size == 1:      # a binary classifier's probability; a single linear output is a regression
+        if activation != "sigmoid":
+            return None
+        probs, source = np.array([1.0 - values[0], values[0]]), "sigmoid"
     elif activation == "softmax" or (np.all(values >= 0) and abs(values.sum() - 1.0) < 1e-3):
         probs, source = values, "softmax"
     else:
