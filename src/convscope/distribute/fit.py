@@ -131,6 +131,11 @@ def _as_dask(value, arg: str, where: str):
     return array
 
 
+def _identity(value):
+    """A value as a task's result (recomputable from the task)."""
+    return value
+
+
 def _shard_step(blob: bytes, token: str, weights: List[np.ndarray], x: np.ndarray, y: np.ndarray):
     """On a worker: this shard's (loss, output, gradients, non-trainable weights after the step, y)."""
     model = replica(blob, token)
@@ -171,8 +176,10 @@ class _Trainer:
         self._blob_future = None
 
     def _shipped_blob(self):
-        if self._blob_future is None or self._blob_future.status != "finished":
-            self._blob_future = self.client.scatter(self.blob, broadcast=True, hash=False)
+        """The model's bytes as a task's result on the cluster (not scattered: Dask can recompute a
+        task's result when the worker holding it dies, never scattered data)."""
+        if self._blob_future is None or self._blob_future.status in ("error", "cancelled", "lost"):
+            self._blob_future = self.client.submit(_identity, self.blob, pure=False)
         return self._blob_future
 
     def step(self, indices: np.ndarray, where: str, epoch: int, batch: int):
@@ -201,8 +208,7 @@ class _Trainer:
             raise _NoWorkers("the cluster has no workers")
         replicas = min(self.strategy.num_replicas or len(workers), len(indices))
         blob = self._shipped_blob()
-        weights = self.client.scatter([[np.array(v.value) for v in self.model.weights]],
-                                      broadcast=True, hash=False)[0]
+        weights = self.client.submit(_identity, [np.array(v.value) for v in self.model.weights], pure=False)
         futures = []
         for index, shard in enumerate(np.array_split(indices, replicas)):
             task = dask.delayed(_shard_step, pure=False)(blob, self.token, weights, self.x[shard], self.y[shard])
@@ -212,7 +218,7 @@ class _Trainer:
             results = self.client.gather(futures) if self.strategy.timeout is None else \
                 [f.result(timeout=self.strategy.timeout) for f in futures]
         finally:
-            for future in futures:
+            for future in futures + [weights]:
                 future.release()
         return _combine(results, len(indices))
 

@@ -5,7 +5,7 @@ files, and each chunk becomes one task: read, resize to the model's input (Pillo
 scale by `rescale`, predict.  At most `max_in_flight` chunks are pending at a time and their rows
 are written in order, one Parquet row group per chunk, so the driver holds a few chunks whatever the
 folder's size.  A file that cannot be read as an image gets a row with a null prediction and the
-reason in `error`.  The model goes to each worker once (scattered `.convscope` bytes, rebuilt once
+reason in `error`.  The model goes to each worker once (`.convscope` bytes as one task result, rebuilt once
 per worker); a worker lost mid-way has its chunks rerun by Dask.  The Parquet file is written
 atomically (`io/_atomic.py`): it appears whole or not at all.
 
@@ -71,22 +71,29 @@ def _read_image(path: Path, height: int, width: int, channels: int, rescale: flo
 
 
 def _score_chunk(blob: bytes, token: str, folder: str, paths: List[str], batch_size: int, rescale: float):
-    """On a worker: (paths, predictions of the readable files [n, k] float32, {index: error})."""
-    model = replica(blob, token)
+    """On a worker: (paths, predictions of the readable files [n, k] float32, {index: error}).  `blob` is
+    the model's bytes, or the model itself in this process ('threads', 'synchronous')."""
+    model = replica(blob, token) if isinstance(blob, bytes) else blob
     height, width, channels, channels_last = _input_layout(model, "score_folder")
-    images, errors = [], {}
+    x = np.empty((len(paths), height, width, channels), np.float32)     # filled in place: one copy of the chunk
+    errors, filled = {}, 0
     for index, name in enumerate(paths):
         try:
-            images.append(_read_image(Path(folder) / name, height, width, channels, rescale))
+            x[filled] = _read_image(Path(folder) / name, height, width, channels, rescale)
+            filled += 1
         except Exception as error:       # noqa: BLE001 - any unreadable file is reported in its row
             errors[index] = f"{type(error).__name__}: {error}"
-    if not images:
+    if not filled:
         return paths, np.zeros((0, 0), np.float32), errors
-    x = np.stack(images)
+    x = x[:filled]
     if not channels_last:
         x = x.transpose(0, 3, 1, 2)
     out = model.predict(x, batch_size=batch_size, verbose=0)
     return paths, np.asarray(out, dtype=np.float32).reshape(len(out), -1), errors
+
+
+def _identity(value):
+    return value
 
 
 class _Inline:
@@ -120,7 +127,7 @@ def _runner(scheduler, where: str):
             client = scheduler
         elif scheduler is None:
             cluster = stack.enter_context(LocalCluster(n_workers=os.cpu_count() or 1, threads_per_worker=1,
-                                                       processes=True, dashboard_address=None))
+                                                       processes=True, dashboard_address=":0"))
             client = stack.enter_context(Client(cluster))
         elif isinstance(scheduler, str):
             try:
@@ -136,7 +143,7 @@ def _runner(scheduler, where: str):
         def submit(function, *args):
             return client.submit(function, *args, pure=False)
 
-        yield submit, 2 * count, lambda blob: client.scatter(blob, broadcast=True, hash=False)
+        yield submit, 2 * count, lambda blob: client.submit(_identity, blob, pure=False)   # recomputable
 
 
 def _chunks(folder, chunk_size: int) -> Iterator[List[str]]:
@@ -188,7 +195,7 @@ def score_folder(model, folder, output, batch_size: int = 32, chunk_size: int = 
         raise ValueError(f"{where}: argument `output` must be a .parquet file, got {str(output)!r}")
     _input_layout(model, where)
     total = sum(1 for _ in image_files(folder))
-    blob, token = model_bytes(model)
+    blob, token = model_bytes(model) if scheduler not in SCHEDULERS else (model, None)
     rows = 0
     with _runner(scheduler, where) as (submit, in_flight, ship), \
             atomic_write(output) as handle, _progress(total, progress) as bar:
