@@ -16,10 +16,10 @@ ordered list of paths, the first that applies runs (as oneDNN's implementation l
 * `depthwise_inference`: a compiled NHWC kernel (channel multiplier 1, channels innermost
   so the compiler vectorizes over them in SIMD registers; any window, stride, dilation,
   padding, borders handled without a padded copy), else the reference;
-* `conv2d_epilogue_inference`: a 1x1 convolution as one GEMM on the NHWC rows (a strided
-  one reads every s-th pixel first), block by block with the epilogue after each product;
-  any other convolution through `conv2d_inference` (its own epilogue where it has one, else
-  this one after it); else the reference.
+* `conv2d_epilogue_inference`: `conv2d_inference` where its own epilogue (bias, ReLU, the
+  BN map, ReLU) is the whole epilogue; else a 1x1 convolution as one GEMM on the NHWC rows
+  (a strided one reads every s-th pixel first), block by block with the epilogue after each
+  product; else `conv2d_inference` and the rest of the epilogue in one more pass.
 """
 
 from __future__ import annotations
@@ -72,33 +72,48 @@ def _check_epilogue(op, channels, out_shape, bias, activation, scale, shift, res
 
 
 @compiled.kernel(inline=True)
-def _activate(value, code, zero, three, six):
-    """Activation `code` of INFERENCE_ACTIVATIONS at `value` (NaN stays NaN); constants in its dtype."""
-    if code == 1:
-        return zero if value < zero else value
-    if code == 2:
-        return zero if value < zero else (six if value > six else value)
-    if code == 3:
+def _activate(value, low, high, swish, zero, three, six):
+    """`value` clipped to [low, high], times relu6(value + 3) / 6 if `swish` (NaN stays NaN): every
+    activation of INFERENCE_ACTIVATIONS by its `_limits`, as selects the compiler vectorizes (a choice
+    among four branches inside the loop kept it scalar: 6x slower)."""
+    value = low if value < low else value
+    value = high if value > high else value
+    if swish:
         gate = value + three
-        gate = zero if gate < zero else (six if gate > six else gate)
-        return value * (gate / six)
+        gate = zero if gate < zero else gate
+        gate = six if gate > six else gate
+        value = value * (gate / six)
     return value
 
 
+@compiled.kernel(inline=True)
+def _finish_row(o, bias, scale, shift, residual, limits, affine, has_residual):
+    """then(act(o + bias) * scale + shift + residual) on one row of channels, in place; `limits` holds
+    (low, high, swish) of act then of `then` (`_limits`)."""
+    zero = o.dtype.type(0)
+    three, six = o.dtype.type(3), o.dtype.type(6)
+    low, high, swish = limits[0], limits[1], limits[2] != zero
+    low_after, high_after, swish_after = limits[3], limits[4], limits[5] != zero
+    for c in range(len(o)):
+        value = _activate(o[c] + bias[c], low, high, swish, zero, three, six)
+        if affine:
+            value = value * scale[c] + shift[c]
+        if has_residual:
+            value = value + residual[c]
+        o[c] = _activate(value, low_after, high_after, swish_after, zero, three, six)
+
+
+def _limits(act: int, then: int, dtype) -> np.ndarray:
+    """(low, high, swish) of the activation codes `act` and `then`, for `_finish_row`."""
+    table = {0: (-np.inf, np.inf, 0), 1: (0, np.inf, 0), 2: (0, 6, 0), 3: (-np.inf, np.inf, 1)}
+    return np.array(table[act] + table[then], dtype=dtype)
+
+
 @compiled.kernel
-def _epilogue_rows(z, bias, scale, shift, residual, act, affine, has_residual, then):
+def _epilogue_rows(z, bias, scale, shift, residual, limits, affine, has_residual):
     """z[r, c] = then(act(z[r, c] + bias[c]) * scale[c] + shift[c] + residual[r, c]), in place."""
-    rows, channels = z.shape
-    zero = z.dtype.type(0)
-    three, six = z.dtype.type(3), z.dtype.type(6)
-    for r in range(rows):
-        for c in range(channels):
-            value = _activate(z[r, c] + bias[c], act, zero, three, six)
-            if affine:
-                value = value * scale[c] + shift[c]
-            if has_residual:
-                value = value + residual[r, c]
-            z[r, c] = _activate(value, then, zero, three, six)
+    for r in range(z.shape[0]):
+        _finish_row(z[r], bias, scale, shift, residual[r if has_residual else 0], limits, affine, has_residual)
 
 
 def _epilogue_arrays(dtype, channels, bias, scale, shift, residual):
@@ -116,7 +131,7 @@ def _apply_rows(z_rows, first, arrays, codes):
     bias, scale, shift, residual = arrays
     act, affine, has_residual, then = codes
     part = residual[first:first + len(z_rows)] if has_residual else residual
-    _epilogue_rows(z_rows, bias, scale, shift, part, act, affine, has_residual, then)
+    _epilogue_rows(z_rows, bias, scale, shift, part, _limits(act, then, z_rows.dtype), affine, has_residual)
 
 
 def epilogue_reference(z, bias=None, activation="linear", scale=None, shift=None, residual=None,
@@ -158,7 +173,7 @@ def _run_epilogue(rows, bias, scale, shift, residual, act, after):
 # -- depthwise ---------------------------------------------------------------------------------------
 
 @compiled.kernel
-def _depthwise_kernel(x, w, bias, scale, shift, residual, act, affine, has_residual, then,
+def _depthwise_kernel(x, w, bias, scale, shift, residual, limits, affine, has_residual,
                       sh, sw, dh, dw, top, left, first, last, out):
     """Output rows first..last (flat over images and rows) of a multiplier-1 depthwise convolution of `x`
     (NHWC, unpadded: the window is clipped at the borders) by `w` (kh, kw, C), each pixel's channels
@@ -167,7 +182,6 @@ def _depthwise_kernel(x, w, bias, scale, shift, residual, act, affine, has_resid
     kh, kw = w.shape[0], w.shape[1]
     oh, ow = out.shape[1], out.shape[2]
     zero = out.dtype.type(0)
-    three, six = out.dtype.type(3), out.dtype.type(6)
     for flat in range(first, last):
         b, p = flat // oh, flat % oh
         row = p * sh - top
@@ -184,13 +198,8 @@ def _depthwise_kernel(x, w, bias, scale, shift, residual, act, affine, has_resid
                     wv = w[i, j]
                     for ch in range(c):
                         o[ch] += xv[ch] * wv[ch]
-            for ch in range(c):
-                value = _activate(o[ch] + bias[ch], act, zero, three, six)
-                if affine:
-                    value = value * scale[ch] + shift[ch]
-                if has_residual:
-                    value = value + residual[b, p, q, ch]
-                o[ch] = _activate(value, then, zero, three, six)
+            _finish_row(o, bias, scale, shift, residual[b, p, q] if has_residual else residual[0, 0, 0], limits,
+                        affine, has_residual)
 
 
 def depthwise_inference_reference(input, filter, strides, padding, dilations=None, bias=None,
@@ -213,8 +222,8 @@ def _depthwise_compiled(x, w, strides, dilations, pads, out_hw, dtype, epilogue)
     res = (np.zeros((1, 1, 1, 1), dtype=dtype) if residual is None
            else np.ascontiguousarray(residual, dtype=dtype))
     out = np.empty((x.shape[0],) + tuple(out_hw) + (x.shape[3],), dtype=dtype)
-    arguments = (x, taps, bias, scale, shift, res, act, affine,
-                 residual is not None, after, strides[0], strides[1], dilations[0], dilations[1],
+    arguments = (x, taps, bias, scale, shift, res, _limits(act, after, dtype), affine,
+                 residual is not None, strides[0], strides[1], dilations[0], dilations[1],
                  pads[0][0], pads[1][0])
     count = x.shape[0] * out_hw[0]
     work = count * out_hw[1] * x.shape[3] * w.shape[0] * w.shape[1]
@@ -273,7 +282,7 @@ def conv2d_epilogue_reference(input, filters, strides, padding, dilations=None, 
     return epilogue_reference(z, bias, activation, scale, shift, residual, then)
 
 
-def _gemm_applies(x, w, geometry) -> bool:
+def _gemm_applies(x, w, geometry, epilogue) -> bool:
     strides, dilations, pads, groups = geometry
     return w.shape[:2] == (1, 1) and groups == 1 and pads == ((0, 0), (0, 0))
 
@@ -311,19 +320,23 @@ def _gemm_path(x, w, geometry, out_hw, dtype, epilogue, arguments):
     return out
 
 
-def _conv_fused_applies(x, w, geometry) -> bool:
-    return True
+def _own_epilogue(epilogue) -> bool:
+    """True when `conv2d_inference` applies the whole epilogue itself (ReLU or none, no residual)."""
+    return epilogue[3] is None and max(epilogue[4], epilogue[5]) <= _CODES["relu"]
 
 
-def _conv_fused_path(x, w, geometry, out_hw, dtype, epilogue, arguments):
+def _conv_own_path(x, w, geometry, out_hw, dtype, epilogue, arguments):
+    strides, dilations, _, groups = geometry
+    bias, scale, shift = epilogue[:3]
+    return conv2d_inference(x, w, strides, arguments["padding"], dilations, groups, bias, arguments["activation"],
+                            scale, shift, arguments["then"])
+
+
+def _conv_then_epilogue_path(x, w, geometry, out_hw, dtype, epilogue, arguments):
     """`conv2d_inference` with what of the epilogue it applies itself; the rest in one more pass."""
     strides, dilations, _, groups = geometry
     bias, scale, shift, residual, _, _ = epilogue
     activation, then = arguments["activation"], arguments["then"]
-    own = (activation in FUSED_ACTIVATIONS and then in FUSED_ACTIVATIONS and residual is None)
-    if own:
-        return conv2d_inference(x, w, strides, arguments["padding"], dilations, groups, bias, activation, scale,
-                                shift, then)
     if activation in FUSED_ACTIVATIONS:
         out = conv2d_inference(x, w, strides, arguments["padding"], dilations, groups, bias, activation)
         return epilogue_inference(out, None, "linear", scale, shift, residual, then)
@@ -333,8 +346,9 @@ def _conv_fused_path(x, w, geometry, out_hw, dtype, epilogue, arguments):
 
 # The paths of `conv2d_epilogue_inference`, in order: the first that applies runs.
 _CONV_PATHS = (
+    ("conv2d_inference", lambda x, w, geometry, epilogue: _own_epilogue(epilogue), _conv_own_path),
     ("gemm_1x1", _gemm_applies, _gemm_path),
-    ("conv2d_inference", _conv_fused_applies, _conv_fused_path),
+    ("conv2d_inference+epilogue", lambda x, w, geometry, epilogue: True, _conv_then_epilogue_path),
 )
 
 
@@ -356,6 +370,6 @@ def conv2d_epilogue_inference(input, filters, strides, padding, dilations=None, 
     geometry = (strides, dilations, pads, groups)
     arguments = {"activation": activation, "then": then, "padding": padding}
     for _, applies, run in _CONV_PATHS:
-        if applies(x, w, geometry):
+        if applies(x, w, geometry, epilogue):
             return run(x, w, geometry, out_hw, dtype, epilogue, arguments)
     raise AssertionError("unreachable: conv2d_inference always applies")
