@@ -360,3 +360,23 @@ def test_prediction_of_binary_and_regression_heads(tmp_path):
     assert data["sample"]["prediction"]["predicted"] == int(p > 0.5)
     data = page_data(report(model(None), sample=sample, to_file=tmp_path / "r.html"))
     assert data["sample"]["prediction"] is None          # a regression: no class probabilities invented
+
+
+def test_feature_maps_picture_ends_with_the_prediction():
+    from convscope.layers import Conv2D, Dense, Flatten, MaxPooling2D
+    from convscope.models import Sequential
+    from convscope.viz import plot_feature_maps
+
+    model = Sequential()
+    model.add(Conv2D(3, 3, activation="relu", input_shape=(8, 8, 1)))
+    model.add(MaxPooling2D(2))
+    model.add(Flatten())
+    model.add(Dense(7, activation="softmax"))
+    image = np.random.default_rng(2).random((8, 8, 1)).astype(np.float32)
+    probs = model.predict(image[None], verbose=0)[0]
+    top = np.argsort(-probs, kind="stable")[:5]
+    for lang, word in (("en", "prediction: class"), ("ko", "예측: 클래스")):
+        svg = plot_feature_maps(model, image, lang=lang).to_svg()
+        assert f"{word} {top[0]} ({100 * probs[top[0]]:.1f}%)" in svg
+        widths = [float(w) for w in re.findall(r'<rect class="probability"[^>]*width="([0-9.]+)"', svg)]
+        np.testing.assert_allclose(widths, 200 * probs[top], atol=0.01)

@@ -18,6 +18,7 @@ from ..models.analysis import analyze, is_graph_model
 from ._model import check_dpi, check_model, check_path, shape_of
 from .colors import diverging_rgb, draw_colorbar, symmetric_limit
 from .i18n import check_lang, label
+from .prediction import class_probabilities, final_activation
 from .svg import Drawing, Figure, finish, text_width
 
 TILE_GAP = 4.0
@@ -293,5 +294,26 @@ def draw_feature_maps(model, x: np.ndarray, outputs: List[np.ndarray], picked: L
                            label(lang, "activation_value" if kind != "input" else "pixel")) + 18
         if kind != "input":
             tiles.append((name, shown))
+    y = _draw_prediction(drawing, model, outputs[-1], y, lang)
     drawing.height = y + MARGIN - 18
     return drawing, tiles
+
+
+def _draw_prediction(drawing, model, output: np.ndarray, y: float, lang: str) -> float:
+    """The sample followed to the end: the predicted class and the top-5 probabilities as bars (a classifier)."""
+    read = class_probabilities(output, final_activation(analyze(model).layers)) if np.ndim(output) == 2 else None
+    if read is None:
+        return y
+    probs, source = read
+    order = np.argsort(-probs, kind="stable")[:5]
+    drawing.text(MARGIN, y + 14, label(lang, "predicted", cls=int(order[0]), p=100 * probs[order[0]])
+                 + ("" if source != "softmax of logits" else label(lang, "from_logits")), size=12, weight="bold")
+    y += 24
+    for k in order:
+        drawing.text(MARGIN + 24, y + 10, str(int(k)), size=10, anchor="end", fill="#333333")
+        drawing.rect(MARGIN + 30, y + 1, 200, 10, fill="#e8edf2")
+        drawing.rect(MARGIN + 30, y + 1, max(200 * probs[k], 0.5), 10, fill="#1f4e79" if k == order[0] else "#6b8fb5",
+                     css_class="probability")
+        drawing.text(MARGIN + 236, y + 10, f"{100 * probs[k]:.1f}%", size=10, fill="#333333")
+        y += 15
+    return y + 22

@@ -24,6 +24,7 @@ LABELS: Dict[str, Dict[str, str]] = {
         "weight": "weight", "activation_value": "activation", "pixel": "pixel", "input_image": "input image",
         "maps_title": "{label}: {h}×{w}×{channels}", "maps_shown": " ({shown} of {channels} channels shown)",
         "map_tile": "{label}, channel {channel}",
+        "predicted": "prediction: class {cls} ({p:.1f}%)", "from_logits": " — softmax of the logits",
     },
     "ko": {
         "epoch": "에폭", "train": "학습", "validation": "검증", "final": "최종",
@@ -37,6 +38,7 @@ LABELS: Dict[str, Dict[str, str]] = {
         "weight": "가중치", "activation_value": "활성값", "pixel": "픽셀", "input_image": "입력 이미지",
         "maps_title": "{label}: {h}×{w}×{channels}", "maps_shown": " (채널 {channels}개 중 {shown}개 표시)",
         "map_tile": "{label}, 채널 {channel}",
+        "predicted": "예측: 클래스 {cls} ({p:.1f}%)", "from_logits": " — 로짓의 소프트맥스",
     },
 }
 
@@ -75,17 +77,27 @@ def metric_title(metric: str, lang: str) -> str:
     return f"{name} (%)" if is_accuracy(metric) else name
 
 
+DIAGRAM_KEYS = ("input_shape", "output_shape", "activation", "trainable", "dtype")
+
+
+def diagram_words() -> Dict[str, Dict[str, str]]:
+    """The diagram's words per language, for the report's language switch: line prefixes, Y/N, "multiple"."""
+    return {lang: {**{key: LABELS[lang][key] + ": " for key in DIAGRAM_KEYS}, "yes": LABELS[lang]["yes"],
+                   "no": LABELS[lang]["no"], "multiple": "multiple" if lang == "en" else "여러 형태"}
+            for lang in LANGS}
+
+
 def diagram_line(line: str, lang: str) -> str:
     """A box line of `plot_model` ("Input shape: ...") in `lang`."""
     if lang == "en":
         return line
-    for key in ("input_shape", "output_shape", "activation", "trainable", "dtype"):
-        prefix = LABELS["en"][key] + ": "
-        if line.startswith(prefix):
-            rest = line[len(prefix):]
+    source, target = diagram_words()["en"], diagram_words()[lang]
+    for key in DIAGRAM_KEYS:
+        if line.startswith(source[key]):
+            rest = line[len(source[key]):]
             if key == "trainable":
-                rest = LABELS[lang]["yes"] if rest == "Y" else LABELS[lang]["no"]
-            elif rest == "multiple":
-                rest = "여러 형태"
-            return f"{LABELS[lang][key]}: {rest}"
+                rest = target["yes"] if rest == source["yes"] else target["no"]
+            elif rest == source["multiple"]:
+                rest = target["multiple"]
+            return target[key] + rest
     return line

@@ -44,8 +44,9 @@ from ..models.analysis import analyze, is_graph_model
 from ._model import check_model, check_path, count_params, format_shape
 from .filters import channels_last, conv_kernel, data_formats, row_layers, run_layers
 from .history import curve_panels, history_dict, plot_history
-from .i18n import LANGS, check_lang, diagram_line
+from .i18n import LANGS, check_lang, diagram_line, diagram_words
 from .model_plot import build_graph, draw_graph
+from .prediction import class_probabilities, final_activation
 from .svg import atomic_write
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -103,7 +104,8 @@ def report(model, sample=None, history=None, to_file="report.html", lang="en", l
     if is_graph_model(model):
         data["graph"] = True
     graph = build_graph(model, show_shapes=True, show_layer_activations=True, where=where)
-    sections = {"diagram": _both(lambda code: draw_graph(_translated(graph, code)).to_svg()),
+    data["diagram_words"] = diagram_words()
+    sections = {"diagram": draw_graph(_translated(graph, lang)).to_svg(),
                 "history": _both(lambda code: _history_panels(history, code)) if history is not None else {}}
     if samples:
         formats = data_formats(model)
@@ -138,8 +140,9 @@ def _translated(graph, lang: str):
     return graph
 
 
-def render_html(data: Dict[str, Any], sections: Dict[str, Dict[str, str]]) -> str:
-    """Fill the page template with the inline CSS, JS, data and pictures (one <template> per language)."""
+def render_html(data: Dict[str, Any], sections: Dict[str, Any]) -> str:
+    """Fill the page template with the inline CSS, JS, data and pictures: the diagram drawn in the page's
+    first language (the page translates its few words), the curves as one <template> per language."""
     template = (ASSETS / "report.html").read_text(encoding="utf-8")
     blob = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     blob = blob.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
@@ -152,7 +155,7 @@ def render_html(data: Dict[str, Any], sections: Dict[str, Dict[str, str]]) -> st
         "{{CSS}}": (ASSETS / "report.css").read_text(encoding="utf-8"),
         "{{JS}}": (ASSETS / "report.js").read_text(encoding="utf-8"),
         "{{DATA}}": blob,
-        "{{DIAGRAM}}": templates(sections["diagram"]),
+        "{{DIAGRAM}}": sections["diagram"],
         "{{HISTORY}}": templates(sections["history"]),
     }
     for key, value in replacements.items():
@@ -312,31 +315,16 @@ def _prediction(rows, layers, x, outputs, label, formats) -> Optional[Dict[str, 
     if out.ndim != 2 or not np.all(np.isfinite(out)):
         return None
     values = out[0]
-    activation = _final_activation(rows)
-    if values.size == 1:      # a binary classifier's probability; a single linear output is a regression
-        if activation != "sigmoid":
-            return None
-        probs, source = np.array([1.0 - values[0], values[0]]), "sigmoid"
-    elif activation == "softmax" or (np.all(values >= 0) and abs(values.sum() - 1.0) < 1e-3):
-        probs, source = values, "softmax"
-    else:
-        shifted = np.exp(values - values.max())
-        probs, source = shifted / shifted.sum(), "softmax of logits"
+    read = class_probabilities(values, final_activation(rows))
+    if read is None:
+        return None
+    probs, source = read
     order = np.argsort(-probs, kind="stable")
     predicted = int(order[0])
     entry = {"probs": [float(p) for p in probs], "top": [int(i) for i in order[:TOP_K]],
              "predicted": predicted, "label": label, "source": source, "outputs": [float(v) for v in values]}
     entry["terms"] = _dense_terms(rows, layers, x, outputs, predicted if values.size > 1 else 0, formats)
     return entry
-
-
-def _final_activation(rows) -> Optional[str]:
-    """The activation the model ends with (its last layer's, or a last Activation layer's)."""
-    for row in reversed(rows):
-        if row.kind == "dropout":
-            continue
-        return row.activation
-    return None
 
 
 def _dense_terms(rows, layers, x, outputs, unit: int, formats) -> Optional[Dict[str, Any]]:

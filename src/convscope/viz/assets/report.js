@@ -221,7 +221,8 @@
 
   /* The diagram and the curves: the SVG of the chosen language, from its <template>. */
   function renderPictures() {
-    ["diagram", "history"].forEach(function (id) {
+    translateDiagram();
+    ["history"].forEach(function (id) {
       var section = document.getElementById(id), holder = section.querySelector(".picture");
       var template = section.querySelector('template[data-lang="' + state.lang + '"]');
       clear(holder);
@@ -229,6 +230,26 @@
       section.classList.toggle("empty", !holder.querySelector("svg"));
     });
     wireDiagram();
+  }
+
+  /* The diagram's detail lines ("Input shape: ...") in the chosen language; names and shapes stay. */
+  function translateDiagram() {
+    var words = DATA.diagram_words, to = words[state.lang];
+    document.getElementById("diagram").classList.toggle("empty", !document.querySelector("#diagram svg"));
+    document.querySelectorAll("#diagram svg text:not(.layer-title)").forEach(function (text) {
+      var line = text.textContent;
+      Object.keys(words).forEach(function (lang) {
+        var from = words[lang];
+        ["input_shape", "output_shape", "activation", "trainable", "dtype"].forEach(function (key) {
+          if (line.indexOf(from[key]) !== 0) { return; }
+          var rest = line.slice(from[key].length);
+          if (key === "trainable") { rest = rest === from.yes ? to.yes : rest === from.no ? to.no : rest; }
+          if (rest === from.multiple) { rest = to.multiple; }
+          line = to[key] + rest;
+        });
+      });
+      text.textContent = line;
+    });
   }
 
   function wireDiagram() {
@@ -243,9 +264,10 @@
       rect.setAttribute("tabindex", "0"); rect.setAttribute("role", "button");
       rect.setAttribute("aria-label", title);
       rect.classList.toggle("selected", state.layer !== null && DATA.layers[state.layer].name === name);
+      if (rect.dataset.wired) { return; }
+      rect.dataset.wired = "1";
       function go() { selectLayer(index); document.getElementById("explorer").scrollIntoView({ block: "start" }); }
       rect.addEventListener("click", go);
-      text.style.cursor = "pointer"; text.addEventListener("click", go);
       rect.addEventListener("keydown", function (e) { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); go(); } });
     });
   }
