@@ -37,7 +37,11 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import bench_models  # noqa: E402  (the benchmark's sibling module)
+import bench_models  # noqa: E402  (the benchmark's sibling modules)
+import real_cnns  # noqa: E402
+
+SPECS = {**bench_models.SPECS, **real_cnns.SPECS}
+MODEL_GROUPS = {"all": list(bench_models.SPECS), "real": list(real_cnns.SPECS)}
 
 FRAMEWORKS = ("convscope", "torch", "torch_cl", "tf", "ort")
 PEERS = FRAMEWORKS[1:]
@@ -48,6 +52,20 @@ CHECK_TOLERANCE = 1e-4   # max |difference| / max |reference| of outputs and los
 # PyTorch float32 itself is 4.3e-4 (max relative) away from PyTorch float64 at the first conv.
 GRAD_TOLERANCE = 2e-3
 STEP_TOLERANCE = 2e-4    # max |weight difference| after one Adam step of the same rule (a step is ~1e-3)
+# Real CNNs (real_cnns.py): 20-60 convolutions with a BatchNormalization each.  Their outputs keep
+# CHECK_TOLERANCE.  Training gradients go back through every BN's batch statistics, whose backward
+# cancels digits at each layer (see GRAD_TOLERANCE), so the float32 error grows with depth and with
+# few pixels per BN: the PyTorch peer also computes the float64 gradients, and convscope's must be
+# within 1e-2 of each tensor's largest float64 gradient (5x GRAD_TOLERANCE) or no further from them
+# than twice PyTorch float32's own error (MobileNetV2 at 96 px, batch 8: both ~0.17 on a few tensors).
+REAL_GRAD_TOLERANCE = 1e-2
+# Environment of the children for `--isa avx2` on an AVX-512 machine: numba compiles convscope's kernels
+# for Haswell (AVX2 + FMA, 256-bit tiles: ops/simd.vector_bits reads NUMBA_CPU_FEATURES), OpenBLAS takes
+# its Haswell kernel, PyTorch its AVX2 kernels and oneDNN AVX2 code.  ONNX Runtime has no such switch.
+AVX2_ENV = {"NUMBA_CPU_NAME": "haswell",
+            "NUMBA_CPU_FEATURES": "+64bit,+avx,+avx2,+bmi,+bmi2,+cmov,+cx16,+f16c,+fma,+fxsr,+lzcnt,+mmx,"
+                                  "+movbe,+popcnt,+sse,+sse2,+sse3,+sse4.1,+sse4.2,+ssse3,+xsave",
+                      "OPENBLAS_CORETYPE": "Haswell", "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
 
 
 # --- the child process --------------------------------------------------------------------
@@ -85,10 +103,13 @@ def _limit_threads(framework: str, threads: int):
     return info
 
 
-def _import_framework(framework: str) -> None:
+def _import_framework(framework: str, real: bool = False) -> None:
     """Import the framework's modules, so the memory baseline includes its libraries."""
     modules = {"convscope": ["convscope.models"], "torch": ["torch"], "torch_cl": ["torch"],
                "tf": ["tensorflow", "keras"], "ort": ["torch", "onnxruntime"]}
+    if real:    # real CNNs: convscope loads the file for the converter and the ONNX export
+        modules.update(torch=["convscope.models", "torch"], torch_cl=["convscope.models", "torch"],
+                       ort=["convscope.models", "onnx", "onnxruntime"])
     for module in modules[framework]:
         __import__(module)
 
@@ -98,7 +119,10 @@ class _Runner:
 
     def __init__(self, framework: str, spec, weights, train: bool, threads: int, workdir: str):
         self.framework = framework
-        if framework == "convscope":
+        self.real = isinstance(spec, real_cnns.RealSpec)
+        if self.real:
+            self._init_real(spec, weights, train, threads, workdir)
+        elif framework == "convscope":
             self.model = bench_models.build_convscope(spec, weights, train)
         elif framework == "tf":
             self.model = bench_models.build_keras(spec, weights, train)
@@ -117,6 +141,39 @@ class _Runner:
             if framework == "ort":
                 self._session_for = self._make_ort_factory(spec, threads, workdir)
 
+    def _init_real(self, spec, path: str, train: bool, threads: int, workdir: str):
+        """A real CNN from its `.keras` file: convscope's model, its PyTorch twin, its ONNX export or Keras-TF."""
+        framework = self.framework
+        if framework == "tf":
+            import keras
+            import tensorflow as tf
+            self._tf = tf
+            self.model = keras.saving.load_model(path, compile=False)
+            if train:
+                rule = keras.optimizers.SGD if spec.optimizer == "sgd" else keras.optimizers.Adam
+                self.model.compile(optimizer=rule(**real_cnns.OPTIMIZERS[spec.optimizer]),
+                                   loss="categorical_crossentropy")
+            self._predict = tf.function(lambda t: self.model(t, training=False))
+            return
+        model = real_cnns.load_convscope(path, spec, train and framework == "convscope")
+        if framework == "convscope":
+            self.model = model
+        elif framework == "ort":
+            session = real_cnns.onnx_session(model, os.path.join(workdir, f"{spec.name}_{os.getpid()}.onnx"), threads)
+            name = session.get_inputs()[0].name
+            self._session_for = lambda batch: session
+            self._ort_input = name
+        else:
+            import torch
+            self._torch = torch
+            self.twin = real_cnns.to_torch(model)
+            self.model, self.softmax_output = self.twin.module, self.twin.softmax_output
+            self.channels_last = framework == "torch_cl"
+            if self.channels_last:
+                self.model = self.model.to(memory_format=torch.channels_last)
+            if train:
+                self.optimizer = real_cnns.torch_optimizer(spec, self.model)
+
     # -- data -------------------------------------------------------------------------------
     def prepare(self, x: np.ndarray, y: Optional[np.ndarray] = None):
         """The framework's own input objects, made before timing (layout changes included)."""
@@ -124,8 +181,8 @@ class _Runner:
             return x, y
         if self.framework == "tf":
             return self._tf.constant(x), (None if y is None else self._tf.constant(y))
-        if self.framework == "ort":
-            return np.ascontiguousarray(x.transpose(0, 3, 1, 2)), y
+        if self.framework == "ort":    # the real CNNs' ONNX files take the model's NHWC input
+            return (x if self.real else np.ascontiguousarray(x.transpose(0, 3, 1, 2))), y
         torch = self._torch
         tx = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
         if self.channels_last:
@@ -140,7 +197,7 @@ class _Runner:
             return self._predict(x).numpy()
         if self.framework == "ort":
             session = self._session_for(x.shape[0])
-            return session.run(None, {"input": x})[0]
+            return session.run(None, {getattr(self, "_ort_input", "input"): x})[0]
         torch = self._torch
         self.model.eval()
         with torch.inference_mode():
@@ -182,6 +239,8 @@ class _Runner:
         return [g.numpy() for g in tape.gradient(loss, variables)]
 
     def _trainable(self, what: str) -> List[np.ndarray]:
+        if self.real and self.framework.startswith("torch"):
+            return self.twin.arrays(what)
         if self.framework == "convscope":
             return [np.array(getattr(v, what)) for layer in self.model.layers for v in layer.trainable_weights]
         if self.framework == "tf":
@@ -239,16 +298,20 @@ def run_worker(job: Dict) -> Dict:
     """Build one framework's model in this process and time (or check) it as `job` says."""
     framework, task = job["framework"], job["task"]
     blas = _limit_threads(framework, job["threads"])
-    _import_framework(framework)
+    real = job.get("model") in real_cnns.SPECS
+    _import_framework(framework, real)
     baseline = _rss_bytes("VmRSS")
     if task == "peak":
-        return {"gflops": _matmul_peak(job["matmul_size"]), "blas": blas}
-    spec = bench_models.SPECS[job["model"]]
-    if task == "check":
-        spec = bench_models.without_dropout(spec)
-    stored = np.load(job["weights"])
-    weights = [[stored[f"{i}_{j}"] for j in range(int(stored[f"{i}_count"]))]
-               for i in range(len(spec.layers))]
+        return {"gflops": _matmul_peak(job["matmul_size"]), "blas": blas, "machine": machine_info()}
+    spec = SPECS[job["model"]]
+    if real:
+        weights = job["weights"]     # the .keras file (the real CNNs have no Dropout to switch off)
+    else:
+        if task == "check":
+            spec = bench_models.without_dropout(spec)
+        stored = np.load(job["weights"])
+        weights = [[stored[f"{i}_{j}"] for j in range(int(stored[f"{i}_count"]))]
+                   for i in range(len(spec.layers))]
     train = "train" in spec.tasks and task in ("train", "check", "profile")
     runner = _Runner(framework, spec, weights, train, job["threads"], job["workdir"])
     x, y = bench_models.make_batch(spec, job["batch"])
@@ -263,6 +326,9 @@ def run_worker(job: Dict) -> Dict:
         arrays = {"output": probabilities, "loss": np.nan}
         if "train" in spec.tasks and framework != "ort":
             gradients = runner.keras_gradients(fx, fy) if framework == "tf" else None  # before the step
+            arrays.update({f"b{i}": w for i, w in enumerate(runner.weights())})
+            if runner.real and framework.startswith("torch"):     # the float64 oracle, before the step
+                arrays.update({f"d{i}": g for i, g in enumerate(real_cnns.float64_gradients(runner.twin, x, y))})
             arrays["loss"] = runner.train(fx, fy)
             arrays.update({f"w{i}": w for i, w in enumerate(runner.weights())})
             arrays.update({f"g{i}": g for i, g in enumerate(gradients or runner.gradients())})
@@ -278,6 +344,30 @@ def run_worker(job: Dict) -> Dict:
         times.append(time.perf_counter() - start)
     return {"times": times, "median": median(times),
             "peak_bytes": max(_rss_bytes("VmHWM") - baseline, 0), "process_peak_bytes": _rss_bytes("VmHWM")}
+
+
+def machine_info() -> Dict:
+    """CPU model, the SIMD width convscope's kernels are compiled for, and the widest the CPU has."""
+    model, flags = platform.processor() or "unknown", set()
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+                    break
+    except OSError:
+        pass
+    cpu_simd = "AVX-512" if "avx512f" in flags else "AVX2" if {"avx2", "fma"} <= flags else "SSE/other"
+    try:
+        from convscope.ops import simd
+        kernel_bits = simd.vector_bits()
+    except Exception:           # numba missing: convscope runs its NumPy paths
+        kernel_bits = None
+    return {"cpu_model": model, "cpu_simd": cpu_simd, "convscope_simd_bits": kernel_bits,
+            "numba_cpu_name": os.environ.get("NUMBA_CPU_NAME")}
 
 
 def _matmul_peak(size: int) -> float:
@@ -297,11 +387,14 @@ def _matmul_peak(size: int) -> float:
 
 # --- the parent: orchestration -------------------------------------------------------------
 
-def child_env(threads: int) -> Dict[str, str]:
-    """The environment of every child: `threads` threads for every pool, OpenBLAS overrides removed."""
+def child_env(threads: int, isa: str = "native") -> Dict[str, str]:
+    """The environment of every child: `threads` threads for every pool, OpenBLAS overrides removed
+    (`isa="avx2"`: the AVX2 code paths of convscope, OpenBLAS and PyTorch, `AVX2_ENV`)."""
     env = dict(os.environ)
-    for name in OPENBLAS_OVERRIDES:
+    for name in OPENBLAS_OVERRIDES + tuple(AVX2_ENV):
         env.pop(name, None)
+    if isa == "avx2":
+        env.update(AVX2_ENV)
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[name] = str(threads)
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
@@ -348,35 +441,71 @@ def check_agreement(spec, frameworks: List[str], base_job: Dict, env, workdir: s
         path = os.path.join(workdir, f"check_{spec.name}_{framework}.npz")
         spawn(dict(base_job, framework=framework, task="check", batch=8, out=path), env)
         outputs[framework] = np.load(path)
-    reference = outputs["convscope"]
-    report = []
-    for framework in frameworks[1:]:
-        other = outputs[framework]
-        scale = max(float(np.abs(reference["output"]).max()), 1e-30)
-        output_diff = float(np.abs(reference["output"] - other["output"]).max()) / scale
-        entry = {"model": spec.name, "peer": framework, "output_rel_diff": output_diff}
-        agree = output_diff <= CHECK_TOLERANCE
-        if not np.isnan(other["loss"]):
-            entry["loss_rel_diff"] = abs(float(reference["loss"] - other["loss"])) / abs(float(reference["loss"]))
-            agree = agree and entry["loss_rel_diff"] <= CHECK_TOLERANCE
-            weights = [k for k in reference.files if k.startswith("w")]
-            entry["step_max_weight_diff"] = max(float(np.abs(reference[k] - other[k]).max()) for k in weights)
-            grads = [k for k in reference.files if k.startswith("g") and k in other.files]
-            if grads:
-                # Keras' Adam adds epsilon to sqrt(v) before bias correction, PyTorch's after, so
-                # near-zero gradients move differently: compare the gradients themselves.
-                entry["grad_rel_diff"] = max(float(np.abs(reference[k] - other[k]).max())
-                                             / max(float(np.abs(reference[k]).max()), 1e-30) for k in grads)
-                agree = agree and entry["grad_rel_diff"] <= GRAD_TOLERANCE
-            else:
-                agree = agree and entry["step_max_weight_diff"] <= STEP_TOLERANCE
-        entry["agree"] = bool(agree)
-        report.append(entry)
-    return report
+    return [compare_arrays(spec, framework, outputs["convscope"], outputs[framework])
+            for framework in frameworks[1:]]
+
+
+def compare_arrays(spec, peer: str, reference, other) -> Dict:
+    """One peer's check arrays ("output", "loss", weights "w*" after the step, gradients "g*", weights
+    "b*" before it) against convscope's: the relative differences and whether they are within tolerance."""
+    real = isinstance(spec, real_cnns.RealSpec)
+    grad_tolerance = REAL_GRAD_TOLERANCE if real else GRAD_TOLERANCE
+    files = list(reference.keys()) if isinstance(reference, dict) else reference.files
+    other_files = list(other.keys()) if isinstance(other, dict) else other.files
+    scale = max(float(np.abs(reference["output"]).max()), 1e-30)
+    output_diff = float(np.abs(reference["output"] - other["output"]).max()) / scale
+    entry = {"model": spec.name, "peer": peer, "output_rel_diff": output_diff}
+    agree = output_diff <= CHECK_TOLERANCE
+    if not np.isnan(other["loss"]):
+        entry["loss_rel_diff"] = abs(float(reference["loss"] - other["loss"])) / abs(float(reference["loss"]))
+        agree = agree and entry["loss_rel_diff"] <= CHECK_TOLERANCE
+        weights = [k for k in files if k.startswith("w")]
+        entry["step_max_weight_diff"] = max(float(np.abs(reference[k] - other[k]).max()) for k in weights)
+        grads = [k for k in files if k.startswith("g") and k in other_files]
+        oracle = {k: other["d" + k[1:]] for k in grads if "d" + k[1:] in other_files}
+        if real and grads and len(oracle) == len(grads):
+            # Deep nets: each float32 gradient against the float64 one.  convscope agrees when it is within
+            # REAL_GRAD_TOLERANCE of it, or no further than twice the peer's own float32 error (on an
+            # ill-conditioned net, e.g. BNs over a few pixels, both are far from float64 alike).
+            entry["grad_err_f64"] = _relative_diff({k: reference[k] for k in grads}, oracle)
+            entry["peer_grad_err_f64"] = _relative_diff({k: other[k] for k in grads}, oracle)
+            allowed = max(grad_tolerance, 2 * entry["peer_grad_err_f64"])
+            agree = agree and entry["grad_err_f64"] <= allowed
+        if real and getattr(spec, "optimizer", "") == "sgd":
+            # A first SGD step moves w by -lr * g in both: the difference of the updates relative to each
+            # tensor's largest (floored), bounded by the two gradients' errors against float64 when known.
+            updates = {k: reference[k] - reference["b" + k[1:]] for k in weights}
+            entry["update_rel_diff"] = _relative_diff({k: other[k] - other["b" + k[1:]] for k in weights}, updates)
+            bound = (entry["grad_err_f64"] + entry["peer_grad_err_f64"]) if "grad_err_f64" in entry else 0.0
+            agree = agree and entry["update_rel_diff"] <= max(grad_tolerance, 2 * bound)
+        if grads:
+            # Keras' Adam adds epsilon to sqrt(v) before bias correction, PyTorch's after, so
+            # near-zero gradients move differently: compare the gradients themselves.
+            entry["grad_rel_diff"] = (_relative_diff({k: other[k] for k in grads}, {k: reference[k] for k in grads})
+                                      if real else
+                                      max(float(np.abs(reference[k] - other[k]).max())
+                                          / max(float(np.abs(reference[k]).max()), 1e-30) for k in grads))
+            if "grad_err_f64" not in entry:
+                agree = agree and entry["grad_rel_diff"] <= grad_tolerance
+        else:
+            agree = agree and entry["step_max_weight_diff"] <= STEP_TOLERANCE
+    entry["agree"] = bool(agree)
+    return entry
+
+
+def _relative_diff(other: Dict, reference: Dict) -> float:
+    """Largest difference of a tensor over its largest reference value, floored at 1e-3 of the largest
+    over all tensors: a conv bias before a BatchNormalization in training has a zero gradient in exact
+    arithmetic, so its float32 values are rounding noise to be judged on the model's scale."""
+    largest = {k: float(np.abs(v).max()) for k, v in reference.items()}
+    floor = max(max(largest.values()) * 1e-3, 1e-30)
+    return max(float(np.abs(reference[k] - other[k]).max()) / max(largest[k], floor) for k in reference)
 
 
 def plan(args, spec) -> List[Dict]:
     """The (task, batch) figures measured for one model."""
+    if isinstance(spec, real_cnns.RealSpec):    # the issue's batches per model
+        return [{"task": task, "batch": batch} for task, batch in spec.figures if task in args.mode]
     figures = []
     if "train" in args.mode and "train" in spec.tasks:
         figures.append({"task": "train", "batch": spec.fixed_batch or args.batch})
@@ -394,16 +523,16 @@ def summarize(samples: List[Dict]) -> Dict:
 
 
 def format_table(results: List[Dict], peak_gflops: float) -> str:
-    header = (f"{'model':8} {'task':5} {'batch':>5} {'framework':10} {'median ms':>10} {'min-max ms':>17} "
+    header = (f"{'model':14} {'task':5} {'batch':>5} {'framework':10} {'median ms':>10} {'min-max ms':>17} "
               f"{'convscope/x':>11} {'best-round':>10} {'peak MB':>8} {'proc MB':>8} {'GFLOP/s':>8} {'% peak':>6}")
     lines = [header, "-" * len(header)]
     for r in results:
         ratio = f"{r['ratio']:.2f}x" if r.get("ratio") is not None else ""
         best = f"{r['ratio_best']:.2f}x" if r.get("ratio_best") is not None else ""
-        lines.append(f"{r['model']:8} {r['task']:5} {r['batch']:>5} {r['framework']:10} "
+        lines.append(f"{r['model']:14} {r['task']:5} {r['batch']:>5} {r['framework']:10} "
                      f"{r['median_s'] * 1e3:>10.2f} {r['min_s'] * 1e3:>8.2f}-{r['max_s'] * 1e3:<8.2f} "
                      f"{ratio:>11} {best:>10} {r['peak_mb']:>8.1f} {r['process_peak_mb']:>8.1f} {r['gflops']:>8.1f} "
-                     f"{100 * r['gflops'] / peak_gflops:>5.0f}%")
+                     f"{100 * r['gflops'] / peak_gflops:>5.0f}%" + ("" if r.get("checked", True) else "  disagree"))
     return "\n".join(lines)
 
 
@@ -422,13 +551,13 @@ def write_json_atomically(path: Path, payload: Dict) -> None:
 
 
 def run_benchmark(args) -> Dict:
-    env = child_env(args.threads)
+    env = child_env(args.threads, args.isa)
     removed = [name for name in OPENBLAS_OVERRIDES if name in os.environ]
     if removed:
         print(f"unset for the children (they slow current OpenBLAS): {', '.join(removed)}")
     peers = available_peers(args.peers)
     frameworks = ["convscope"] + (["baseline"] if args.baseline_src else []) + peers
-    names = list(bench_models.SPECS) if args.model == ["all"] else args.model
+    names = list(dict.fromkeys(n for item in args.model for n in MODEL_GROUPS.get(item, [item])))
     results: List[Dict] = []
     agreement: List[Dict] = []
     profiles: List[Dict] = []
@@ -440,18 +569,28 @@ def run_benchmark(args) -> Dict:
         peak_job = {"framework": "convscope", "task": "peak", "threads": args.threads,
                     "matmul_size": args.matmul_size}
         peak_runs = [spawn(peak_job, env)]
-        blas = peak_runs[0]["blas"]
+        blas, machine = peak_runs[0]["blas"], peak_runs[0]["machine"]
+        blas_kernel = ", ".join(f"{p.get('internal_api')} {p.get('version')} {p.get('architecture')}"
+                                for p in blas if p.get("user_api") == "blas") or "unknown"
+        print(f"CPU: {machine['cpu_model']} ({machine['cpu_simd']}); convscope's kernels: "
+              f"{machine['convscope_simd_bits']}-bit SIMD (--isa {args.isa})")
         for pool in blas:
             print(f"NumPy BLAS: {pool.get('internal_api')} {pool.get('version')} kernel "
                   f"{pool.get('architecture')} threads {pool.get('num_threads')}")
         if not blas:
             print("NumPy BLAS: unknown (install threadpoolctl to read and set its threads)")
         for name in names:
-            spec = bench_models.SPECS[name]
-            weights_path = os.path.join(workdir, f"{name}_weights.npz")
-            arrays = bench_models.make_weights(spec, seed=args.seed)
-            np.savez(weights_path, **{f"{i}_{j}": a for i, layer in enumerate(arrays) for j, a in enumerate(layer)},
-                     **{f"{i}_count": np.array(len(layer)) for i, layer in enumerate(arrays)})
+            spec = SPECS[name]
+            if isinstance(spec, real_cnns.RealSpec):
+                weights_path = str(real_cnns.keras_file(spec, seed=args.seed))
+                real_model = real_cnns.load_convscope(weights_path, spec, False)
+                count_flops = lambda task, batch, m=real_model: real_cnns.flops(m, task, batch)  # noqa: E731
+            else:
+                weights_path = os.path.join(workdir, f"{name}_weights.npz")
+                arrays = bench_models.make_weights(spec, seed=args.seed)
+                np.savez(weights_path, **{f"{i}_{j}": a for i, layer in enumerate(arrays) for j, a in enumerate(layer)},
+                         **{f"{i}_count": np.array(len(layer)) for i, layer in enumerate(arrays)})
+                count_flops = lambda task, batch, s=spec: bench_models.flops(s, task, batch)  # noqa: E731
             base_job = {"model": name, "threads": args.threads, "weights": weights_path, "workdir": workdir,
                         "steps": args.steps, "warmup": args.warmup, "baseline_src": args.baseline_src}
             checks = check_agreement(spec, frameworks, base_job, env, workdir)
@@ -461,7 +600,9 @@ def run_benchmark(args) -> Dict:
                       f" ({detail})")
             agreement.extend(checks)
             if not all(entry["agree"] for entry in checks):
-                raise SystemExit(f"{name}: outputs disagree; nothing timed")
+                if not args.keep_going:
+                    raise SystemExit(f"{name}: outputs disagree; nothing timed")
+                print(f"{name}: timed anyway (--keep-going); its figures are marked 'disagree'")
             if args.profile:
                 job = dict(base_job, framework="convscope", task="profile",
                            batch=spec.fixed_batch or args.batch)
@@ -480,7 +621,10 @@ def run_benchmark(args) -> Dict:
                 peak_runs.append(spawn(peak_job, env))
             for (task, batch, framework), runs in samples.items():
                 entry = {"model": name, "task": task, "batch": batch, "framework": framework,
-                         "flops": bench_models.flops(spec, task, batch), **summarize(runs)}
+                         "checked": all(e["agree"] for e in checks),
+                         "flops": count_flops(task, batch), **summarize(runs),
+                         "cpu": machine["cpu_model"], "simd": f"{machine['cpu_simd']} CPU, --isa {args.isa}",
+                         "convscope_simd_bits": machine["convscope_simd_bits"], "blas": blas_kernel}
                 entry["gflops"] = entry["flops"] / entry["median_s"] / 1e9
                 results.append(entry)
     for entry in results:
@@ -502,7 +646,7 @@ def run_benchmark(args) -> Dict:
             "machine": {"platform": platform.platform(), "processor": platform.processor(),
                         "cpu_count": os.cpu_count(), "python": platform.python_version(),
                         "numpy": np.__version__},
-            "threads": args.threads, "blas": blas, "matmul_peak_gflops": peak,
+            "cpu": machine, "isa": args.isa, "threads": args.threads, "blas": blas, "matmul_peak_gflops": peak,
             "load_average": {"before": load_before, "after": load_after},
             "agreement": agreement, "results": results, "profiles": profiles}
 
@@ -527,8 +671,9 @@ def _csv(kind, choices=None):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description="Time convscope beside PyTorch and other peers.")
-    parser.add_argument("--model", type=_csv(str, list(bench_models.SPECS) + ["all"]), default=["all"],
-                        help="seed000, seed001, seed004 or all (comma-separated)")
+    parser.add_argument("--model", type=_csv(str, list(SPECS) + list(MODEL_GROUPS)), default=["all"],
+                        help="seed000, seed001, seed004, mobilenetv2, resnet50, resnet_cifar, mobilenetv2_96, "
+                             "unet; all (the seeds) or real (the real CNNs) (comma-separated)")
     parser.add_argument("--batch", type=int, default=128, help="batch of the training step and main inference")
     parser.add_argument("--infer-batches", type=_csv(int), default=[1, 32, 512],
                         help="further inference batch sizes")
@@ -546,6 +691,11 @@ def parse_args(argv=None):
     parser.add_argument("--baseline-src", metavar="DIR",
                         help="also time convscope imported from DIR (the src/ folder of another checkout, "
                              "e.g. `git worktree add /tmp/before HEAD~1` then /tmp/before/src) as 'baseline'")
+    parser.add_argument("--keep-going", action="store_true",
+                        help="time a model whose agreement check failed (its figures are marked 'disagree')")
+    parser.add_argument("--isa", choices=["native", "avx2"], default="native",
+                        help="avx2: run convscope's kernels, OpenBLAS and PyTorch on their AVX2 paths "
+                             "(to measure that machine kind on an AVX-512 CPU)")
     parser.add_argument("--matmul-size", type=int, default=2048, help="side of the peak-matmul matrices")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -1,0 +1,187 @@
+"""The real-CNN benchmark's correctness check (benchmarks/real_cnns.py), not a timing.
+
+Small versions of its models (MobileNetV2 alpha 0.35 at 32 px, a 2-stage ResNet-style net, a tiny
+U-Net), built once by Keras 3 (torch backend) and saved as .keras, are run by convscope, by the
+converter's PyTorch twin (native torch modules) and by ONNX Runtime on convscope's own ONNX export:
+outputs, one training step (loss, gradients, SGD updates) and the FLOP counts must agree, with the
+benchmark's own tolerances and comparison (`compare_torch.compare_arrays`).
+"""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+if __import__("importlib").util.find_spec("keras") is None:      # Keras builds the models (in a child)
+    pytest.skip("keras is not installed", allow_module_level=True)
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import compare_torch  # noqa: E402
+import real_cnns  # noqa: E402
+
+SMALL = real_cnns.SMALL_SPECS
+HAVE_ORT = all(__import__("importlib").util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
+
+
+@pytest.fixture(scope="module")
+def files():
+    """The small models' .keras files (one Keras child process builds the missing ones; cached)."""
+    return dict(zip(SMALL, real_cnns.keras_files(list(SMALL.values()))))
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """PyTorch's OpenMP threads spin for seconds on a loaded shared machine: one thread here."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _runner(framework, spec, path, train, tmp_path):
+    return compare_torch._Runner(framework, spec, str(path), train, 1, str(tmp_path))
+
+
+def _check_arrays(runner, x, y, train):
+    """What the benchmark's check child saves: output, and after one step loss, weights, gradients."""
+    fx, fy = runner.prepare(x, y if train else None)
+    arrays = {"output": runner.infer(fx), "loss": np.nan}
+    if train and runner.framework != "ort":
+        arrays.update({f"b{i}": w for i, w in enumerate(runner.weights())})
+        if runner.framework == "torch":
+            arrays.update({f"d{i}": g for i, g in enumerate(real_cnns.float64_gradients(runner.twin, x, y))})
+        arrays["loss"] = runner.train(fx, fy)
+        arrays.update({f"w{i}": w for i, w in enumerate(runner.weights())})
+        arrays.update({f"g{i}": g for i, g in enumerate(runner.gradients())})
+    return arrays
+
+
+@pytest.mark.parametrize("name", list(SMALL))
+def test_torch_twin_and_onnx_outputs_agree_with_convscope(name, files, tmp_path):
+    spec = SMALL[name]
+    x, _ = compare_torch.bench_models.make_batch(spec, 3)
+    reference = _check_arrays(_runner("convscope", spec, files[name], False, tmp_path), x, None, False)
+    assert np.isfinite(reference["output"]).all() and reference["output"].std() > 1e-3   # not saturated
+    for peer in ["torch", "torch_cl"] + (["ort"] if HAVE_ORT else []):
+        arrays = _check_arrays(_runner(peer, spec, files[name], False, tmp_path), x, None, False)
+        assert arrays["output"].shape == reference["output"].shape
+        entry = compare_torch.compare_arrays(spec, peer, reference, arrays)
+        assert entry["agree"] and entry["output_rel_diff"] <= compare_torch.CHECK_TOLERANCE, entry
+
+
+def test_sgd_step_agrees_with_the_torch_twin(files, tmp_path):
+    """The benchmark's own check of a training step: loss, gradients and the SGD updates."""
+    spec = SMALL["resnet_small"]
+    x, y = compare_torch.bench_models.make_batch(spec, 4)
+    reference = _check_arrays(_runner("convscope", spec, files["resnet_small"], True, tmp_path), x, y, True)
+    arrays = _check_arrays(_runner("torch", spec, files["resnet_small"], True, tmp_path), x, y, True)
+    entry = compare_torch.compare_arrays(spec, "torch", reference, arrays)
+    assert entry["agree"], entry
+    assert entry["grad_err_f64"] <= compare_torch.REAL_GRAD_TOLERANCE            # against float64
+    assert entry["update_rel_diff"] <= compare_torch.REAL_GRAD_TOLERANCE
+    # The rule judges: convscope's gradients made 5% off in one tensor fail it.
+    spoiled = dict(reference, g0=reference["g0"] * 1.05)
+    assert not compare_torch.compare_arrays(spec, "torch", spoiled, arrays)["agree"]
+    assert max(np.abs(reference[k] - reference["b" + k[1:]]).max() for k in reference if k[0] == "w") > 1e-3
+
+
+def test_adam_step_gradients_match_float64(files, tmp_path):
+    """MobileNetV2's step against the twin in float64 (the oracle; PyTorch float32 is itself up to 6e-2
+    of a tensor's largest gradient away from it on this small net, whose last BatchNormalizations see
+    one pixel per image), and the loss against PyTorch float32."""
+    spec = SMALL["mobilenetv2_small"]
+    x, y = compare_torch.bench_models.make_batch(spec, 16)
+    reference = _check_arrays(_runner("convscope", spec, files["mobilenetv2_small"], True, tmp_path), x, y, True)
+    peer = _runner("torch", spec, files["mobilenetv2_small"], True, tmp_path)
+    twin = peer.twin
+    module = twin.module.double().train()
+    logits = module(torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).double())
+    loss64 = torch.nn.functional.cross_entropy(logits, torch.from_numpy(y).double())
+    loss64.backward()
+    oracle = {f"g{i}": g for i, g in enumerate(twin.arrays("grad"))}
+    assert abs(reference["loss"] - loss64.item()) <= compare_torch.CHECK_TOLERANCE * loss64.item()
+    grads = {k: reference[k] for k in oracle}
+    assert compare_torch._relative_diff(grads, oracle) <= compare_torch.REAL_GRAD_TOLERANCE
+    assert len(oracle) == len([k for k in reference if k[0] == "g"]) > 100
+
+
+def test_twin_is_native_modules_with_keras_weights(files):
+    from torch import nn
+    model = real_cnns.load_convscope(files["mobilenetv2_small"], SMALL["mobilenetv2_small"], False)
+    twin = real_cnns.to_torch(model)
+    assert isinstance(twin.module, torch.fx.GraphModule) and twin.softmax_output
+    convs = [m for m in twin.module.modules() if isinstance(m, nn.Conv2d)]
+    keras_convs = [layer for layer in model.layers if type(layer).__name__ in ("Conv2D", "DepthwiseConv2D")]
+    assert len(convs) == len(keras_convs)
+    depthwise = [m for m in convs if m.groups > 1]
+    assert depthwise and all(m.groups == m.in_channels == m.out_channels for m in depthwise)
+    assert sum(isinstance(m, nn.ReLU6) for m in twin.module.modules()) == sum(
+        type(layer).__name__ == "ReLU" for layer in model.layers)
+    # Every trainable weight comes back in Keras' layout unchanged.
+    for ours, theirs in zip(real_cnns.trainable_arrays(model), twin.arrays()):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.skipif(not HAVE_ORT, reason="onnx / onnxruntime not installed")
+def test_onnx_export_is_nchw_inside(files, tmp_path):
+    """A fair ONNX: one Transpose to NCHW (and one back for a dense output), not one around every op."""
+    import onnx
+    for name in SMALL:
+        model = real_cnns.load_convscope(files[name], SMALL[name], False)
+        path = tmp_path / f"{name}.onnx"
+        real_cnns.onnx_session(model, path, 1)
+        ops = [node.op_type for node in onnx.load(str(path)).graph.node]
+        assert ops.count("Transpose") <= 2 and ops.count("Conv") >= 3, (name, ops.count("Transpose"))
+        assert "BatchNormalization" not in ops          # folded into the convolutions
+
+
+@pytest.mark.parametrize("name", list(SMALL))
+def test_flops_match_torch_flop_counter(name, files):
+    from torch.utils.flop_counter import FlopCounterMode
+    spec = SMALL[name]
+    model = real_cnns.load_convscope(files[name], spec, False)
+    module = real_cnns.to_torch(model).module
+    x = torch.zeros((2, 3) + spec.input_shape[:2])
+    with FlopCounterMode(display=False) as counter:
+        module(x)
+    assert real_cnns.flops(model, "infer", 2) == counter.get_total_flops()
+    # torch's counter takes a grouped (depthwise) conv's backward as `groups` full convs (34x the forward
+    # of a 32-channel depthwise 3x3): training counts are compared on nets without groups.
+    grouped = any(getattr(m, "groups", 1) > 1 for m in module.modules())
+    if "train" in spec.tasks and not grouped:
+        with FlopCounterMode(display=False) as counter:
+            module(x).sum().backward()
+        assert real_cnns.flops(model, "train", 2) == counter.get_total_flops()
+
+
+def test_converter_and_helpers_name_what_they_refuse(files):
+    import convscope
+    from convscope import layers
+    seq = convscope.models.Sequential([layers.Dense(2, input_shape=(3,))])
+    with pytest.raises(TypeError, match="real_cnns.to_torch: argument `model` must be a convscope functional "
+                                        "Model, got Sequential"):
+        real_cnns.to_torch(seq)
+    inputs = layers.Input((8, 8, 3))
+    outputs = layers.ReLU(negative_slope=0.1, name="leaky")(layers.Conv2D(4, 3)(inputs))
+    with pytest.raises(ValueError, match="layer 'leaky' \\(ReLU\\) has a negative_slope or threshold"):
+        real_cnns.to_torch(convscope.models.Model(inputs, outputs))
+    with pytest.raises(TypeError, match="real_cnns.keras_files: argument `specs` must be a non-empty list of RealSpec"):
+        real_cnns.keras_files(["resnet50"])
+    model = real_cnns.load_convscope(files["resnet_small"], SMALL["resnet_small"], False)
+    with pytest.raises(ValueError, match="real_cnns.flops: argument `task` must be 'train' or 'infer', got 'fit'"):
+        real_cnns.flops(model, "fit", 1)
+
+
+def test_command_line_takes_the_real_models():
+    args = compare_torch.parse_args(["--model", "real,seed000", "--mode", "train", "--isa", "avx2"])
+    assert args.model == ["real", "seed000"] and args.isa == "avx2"
+    assert compare_torch.plan(args, real_cnns.SPECS["resnet_cifar"]) == [{"task": "train", "batch": 128}]
+    assert compare_torch.plan(args, real_cnns.SPECS["resnet50"]) == []
+    env = compare_torch.child_env(2, "avx2")
+    assert env["NUMBA_CPU_NAME"] == "haswell" and "+avx2" in env["NUMBA_CPU_FEATURES"]
+    assert "avx512f" not in env["NUMBA_CPU_FEATURES"] and env["OPENBLAS_CORETYPE"] == "Haswell"
+    assert "NUMBA_CPU_NAME" not in compare_torch.child_env(2)
