@@ -1,16 +1,15 @@
 """Keras 3.15.1's applications and two hand-written functional models, through Keras' own files.
 
-Each model is built by Keras with `weights=None` at the smallest input it takes, its weights
-drawn anew (BatchNormalization's moving statistics, gammas, betas and biases away from their
-0/1 starting values), saved by Keras as `.keras` and legacy `.h5` in a temporary folder and
+Each model is built by Keras with `weights=None` at the smallest input it takes (kernels from
+Keras' seeded initializers; BatchNormalization's moving statistics, gammas, betas and biases
+drawn away from their 0/1 starting values), saved by Keras as `.keras` and legacy `.h5` in a temporary folder and
 loaded by convscope: the same parameter count and outputs (1e-4 relative), one SGD step as
 Keras' `train_on_batch`, summary/explain/plot_model on it, and convscope's own `.keras` of
-it opened by Keras with the same outputs.  Also: the optimizers whose slots Keras orders
-by variable (Adadelta, Adamax, Nadam, Lion) restored by compile=True, a Lambda with bytecode
-refused, an unknown class named with custom_objects=.
+it opened by Keras with the same outputs.  Also: the optimizers whose slots Keras keeps per
+variable (Adadelta, Adamax, Nadam, Lion) restored by compile=True, and ConvNeXt's LayerScale and
+StochasticDepth.  (A Lambda with bytecode and an unknown class: tests/test_keras_files.py.)
 """
 
-import math
 import types
 
 import numpy as np
