@@ -185,3 +185,16 @@ def test_command_line_takes_the_real_models():
     assert env["NUMBA_CPU_NAME"] == "haswell" and "+avx2" in env["NUMBA_CPU_FEATURES"]
     assert "avx512f" not in env["NUMBA_CPU_FEATURES"] and env["OPENBLAS_CORETYPE"] == "Haswell"
     assert "NUMBA_CPU_NAME" not in compare_torch.child_env(2)
+
+
+def test_machine_info_and_the_avx2_environment():
+    """Every result's machine fields; `--isa avx2` children compile convscope's kernels for 256-bit SIMD."""
+    import subprocess
+    info = compare_torch.machine_info()
+    assert info["cpu_simd"] in ("AVX-512", "AVX2", "SSE/other") and info["cpu_model"]
+    pytest.importorskip("numba")
+    assert info["convscope_simd_bits"] in (128, 256, 512)
+    proc = subprocess.run([sys.executable, "-c", "from convscope.ops import simd; print(simd.vector_bits())"],
+                          capture_output=True, text=True, env=compare_torch.child_env(1, "avx2"), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stdout.split()[-1]) == 256
