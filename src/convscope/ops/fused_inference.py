@@ -308,8 +308,8 @@ def _gemm_path(x, w, geometry, out_hw, dtype, epilogue, arguments):
             if finish:
                 _apply_rows(out[start:stop], start, arrays, codes)
 
-    if len(rows) * matrix.size < SMALL_WORK:
-        work([(0, len(rows))])
+    if len(rows) * matrix.size < SMALL_WORK:       # one block, BLAS on this thread (no hand-over, no spinning)
+        run_in_parallel([(0, len(rows))], work)
     else:
         per_block = max(8, GEMM_BLOCK_BYTES // ((matrix.shape[0] + matrix.shape[1]) * out.itemsize))
         per_block = min(per_block, -(-len(rows) // worker_count()))
