@@ -113,7 +113,8 @@ def report(model, sample=None, history=None, to_file="report.html", lang="en", l
         per_map = _map_cap(runs)
         entries = []
         for number, (x, outputs) in enumerate(runs):
-            entry = _sample_entry(formats, x, outputs, per_map, budget["dtype"])
+            entry = _sample_entry(formats, x, outputs, per_map, budget["dtype"],
+                                  [row.kind == "input" for row in numbers.layers])
             entry["prediction"] = _prediction(numbers.layers, rows, x, outputs, labels[number], formats)
             entry["gradcam"] = _gradcam(model, x, entry["prediction"])
             entries.append(entry)
@@ -269,10 +270,12 @@ def _map_cap(runs) -> int:
 
 
 def _sample_entry(formats: List[str], x: np.ndarray, outputs: List[np.ndarray], cap: int,
-                  dtype: str = "<f4") -> Dict[str, Any]:
-    """The sample and every 4-D layer output (channels last), capped in size (see `_map`)."""
-    maps = [_map(channels_last(out, fmt)[0], cap, dtype) if out.ndim == 4 else None
-            for fmt, out in zip(formats, outputs)]
+                  dtype: str = "<f4", inputs: Optional[List[bool]] = None) -> Dict[str, Any]:
+    """The sample and every 4-D layer output (channels last), capped in size (see `_map`); a graph model's
+    input rows (`inputs`) get the sample's own budget, as the explorer draws fields on them."""
+    inputs = inputs or [False] * len(outputs)
+    maps = [_map(channels_last(out, fmt)[0], MAX_INPUT_VALUES if is_input else cap, dtype) if out.ndim == 4 else None
+            for fmt, out, is_input in zip(formats, outputs, inputs)]
     image = _map(channels_last(x, formats[0])[0], MAX_INPUT_VALUES, dtype) if x.ndim == 4 else None
     vectors = [_array(out[0], dtype) if out.ndim == 2 and out.shape[1] <= MAX_VECTOR else None for out in outputs]
     return {"input": image, "outputs": maps, "vectors": vectors}
