@@ -8,6 +8,13 @@ applies the update with its own optimizer.  So the weights do not depend on the 
 (up to float32 rounding of the sum).  The replicas are rebuilt once per worker from `.convscope`
 bytes and get the current weights at every step.
 
+Why `distribute=` (a Client or a `DaskStrategy`) on `fit` rather than tf.distribute's
+`with strategy.scope():` around model creation: TensorFlow's scope exists to create mirrored
+variables on every device; here the variables live only on the driver and the replicas are
+rebuilt from the model's file each fit, so nothing has to be known when the model is built, and
+the same model can be fitted in process or on a cluster call by call.  `DaskStrategy` keeps
+tf.distribute's `num_replicas_in_sync`.
+
 BatchNormalization normalizes each shard with that shard's statistics (per replica, as
 MirroredStrategy, not synchronized); the moving averages are the mean of the replicas' updates, as
 MirroredStrategy aggregates them.  Dropout draws its masks on the workers, so a model with Dropout
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -208,7 +216,9 @@ class _Trainer:
             raise _NoWorkers("the cluster has no workers")
         replicas = min(self.strategy.num_replicas or len(workers), len(indices))
         blob = self._shipped_blob()
-        weights = self.client.submit(_identity, [np.array(v.value) for v in self.model.weights], pure=False)
+        with warnings.catch_warnings():      # the weights go with the task on purpose: recomputable
+            warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
+            weights = self.client.submit(_identity, [np.array(v.value) for v in self.model.weights], pure=False)
         futures = []
         for index, shard in enumerate(np.array_split(indices, replicas)):
             task = dask.delayed(_shard_step, pure=False)(blob, self.token, weights, self.x[shard], self.y[shard])
