@@ -45,6 +45,7 @@
       sample_word: "Sample", gradcam: "Grad-CAM for the predicted class over the input",
       terms_title: "Largest terms x\u00b7w of {layer} for class {cls} (z = {z}, {n} terms)",
       channel_sums: "Sum of the terms per channel of {layer}",
+      cells_of: "x[row, col, channel]: a cell of {layer}'s feature maps, through Flatten",
       chain_title: "Largest contributions x\u00b7\u2202z/\u2202x of the inputs of {first} to z of class {cls} in {layer} (through {through}, ReLUs as at this sample; z = {z}, terms sum to {sum} without the hidden biases; {n} terms)", show_in_explorer: "show in explorer",
       vector_title: "Output values of this layer", vector_pick: "Click a bar for its sum.",
       values: "values", largest: "largest", largest_of: "the {k} largest of {n}", kernels_of: "{i} \u00d7 {f} = {n} kernels of {kh}\u00d7{kw}",
@@ -86,6 +87,7 @@
       sample_word: "샘플", gradcam: "예측한 클래스의 Grad-CAM (입력 위)",
       terms_title: "{layer}에서 클래스 {cls}에 대한 가장 큰 항 x\u00b7w (z = {z}, 항 {n}개)",
       channel_sums: "{layer}의 채널별 항의 합",
+      cells_of: "x[행, 열, 채널]: Flatten을 거치기 전 {layer} 특성 맵의 한 칸",
       chain_title: "{first}의 입력이 {layer}의 클래스 {cls} z에 주는 가장 큰 기여 x\u00b7\u2202z/\u2202x ({through}를 거침, ReLU는 이 샘플 그대로; z = {z}, 숨은 층 편향을 뺀 항의 합 {sum}; 항 {n}개)", show_in_explorer: "탐색기에서 보기",
       vector_title: "이 층의 출력 값", vector_pick: "막대를 클릭하면 그 합이 보입니다.",
       values: "값", largest: "가장 큰 값", largest_of: "{n}개 중 가장 큰 {k}개", kernels_of: "{i} \u00d7 {f} = 커널 {n}개 ({kh}\u00d7{kw})",
@@ -459,6 +461,7 @@
       t("terms_title", { layer: layer.name, cls: className(terms.unit), z: fmt(terms.z), n: grouped(terms.count) })));
     var list = el("ol", { "class": "terms-list" });
     var source = terms.map_layer !== undefined ? DATA.layers[terms.map_layer] : null;
+    if (source && !terms.pooled) { box.appendChild(el("p", { "class": "legend" }, t("cells_of", { layer: source.name }))); }
     terms.top.forEach(function (item) {
       var li = el("li", {}), where = item.row === undefined ? "x[" + item.i + "]" : terms.pooled ?
         "x[" + item.i + "] = " + (terms.pooled === "global_max_pool" ? "max" : "mean") + "(" + source.name + " " +
