@@ -343,3 +343,16 @@ def test_a_large_graph_model_collapses_searches_and_links_the_diagram(browser, t
     assert shown_value == pytest.approx(float(real[6, 3, 2]), rel=2e-3, abs=2e-3)
     page.close()
     assert problems == []
+
+
+def test_a_sequence_model_loads_without_errors(browser, tmp_path):
+    from convscope.layers import Conv1D, Input, MaxPooling1D
+    model = Sequential([Input(shape=(20, 3)), Conv1D(4, 3, activation="relu", name="taps"),
+                        MaxPooling1D(2, name="halve"), Flatten(name="flat"), Dense(5, activation="softmax")])
+    sample = np.random.default_rng(0).random((20, 3)).astype(np.float32)
+    page, problems = open_page(browser, report(model, sample=sample, to_file=tmp_path / "r.html"), PHONE)
+    assert page.eval_on_selector('#summary-table tr[data-layer="halve"]', "r => r.cells[5].textContent") == "4 (step 2)"
+    page.click('#layer-picker button[data-layer="taps"]')
+    assert "one axis" in page.inner_text("#explorer-maps")
+    page.close()
+    assert problems == []

@@ -27,6 +27,7 @@
       input_image: "Model input (the sample)", previous: "Input of this layer (previous feature maps)",
       output: "Output of", channel: "ch", no_sample: "Pass sample= to report() to see the feature maps here.",
       no_spatial: "This layer has no spatial output: every unit sees the whole input.",
+      one_axis: "This layer's output runs along one axis (a sequence); the explorer draws 2-D feature maps, so see its receptive field in the table and the explanation.",
       pick_unit: "Click or hover over an output unit.", unit: "Unit", field_on_input: "Receptive field on the input",
       rows: "rows", cols: "cols", window_on_prev: "Window on the previous maps", channels: "channels",
       in_padding: "window cells in padding (zeros)", sum_title: "The sum for this unit", stored: "stored output",
@@ -67,6 +68,7 @@
       previous: "이 층의 입력 (이전 특성 맵)", output: "출력:", channel: "채널",
       no_sample: "report()에 sample=을 넘기면 여기에서 특성 맵을 볼 수 있습니다.",
       no_spatial: "이 층의 출력에는 공간 축이 없어서, 모든 유닛이 입력 전체를 봅니다.",
+      one_axis: "이 층의 출력은 한 축(시퀀스)을 따라 나옵니다. 탐색기는 2차원 특성 맵을 그리므로, 수용 영역은 표와 설명에서 보세요.",
       pick_unit: "출력 유닛을 클릭하거나 마우스를 올려 보세요.", unit: "유닛",
       field_on_input: "입력에서의 수용 영역", rows: "행", cols: "열",
       window_on_prev: "이전 특성 맵 위의 창", channels: "채널",
@@ -275,9 +277,9 @@
   }
 
   function fieldText(layer) {
-    if (!layer.field) { return t("none"); }
-    return layer.field[0].size + "\u00d7" + layer.field[1].size + " (" + t("jump") + " " + layer.field[0].jump +
-      "\u00d7" + layer.field[1].jump + ")";
+    if (!layer.field || !layer.field.length) { return t("none"); }   // one axis (Conv1D) or two
+    return layer.field.map(function (f) { return f.size; }).join("\u00d7") + " (" + t("jump") + " " +
+      layer.field.map(function (f) { return f.jump; }).join("\u00d7") + ")";
   }
 
   /* Large models: consecutive layers sharing a name prefix ("conv2_block1") form a collapsible block. */
@@ -523,7 +525,7 @@
 
   // -- the explorer ---------------------------------------------------------------------------------
   function explorable(layer) {
-    return !!(sample && layer.field && sample.outputs[layer.index] && previousMap(layer.index));
+    return !!(sample && layer.field && layer.field.length === 2 && sample.outputs[layer.index] && previousMap(layer.index));
   }
   function vectorOf(layer) { return sample && sample.prediction && layer.index === DATA.layers.length - 1 ? sample.prediction : null; }
   function valuesOf(layer) { return sample && sample.vectors[layer.index] ? sample.vectors[layer.index] : null; }
@@ -708,7 +710,8 @@
     if (!explorable(layer)) {
       if (vectorOf(layer)) { maps.appendChild(vectorPanel(layer, vectorOf(layer))); return; }
       if (valuesOf(layer)) { maps.appendChild(valuesPanel(layer, valuesOf(layer))); return; }
-      maps.appendChild(el("p", { "class": "hint" }, t("no_spatial"))); return;
+      maps.appendChild(el("p", { "class": "hint" }, t(layer.field && layer.field.length === 1 ? "one_axis" : "no_spatial")));
+      return;
     }
     var out = sample.outputs[layer.index];
     var input = inputMap(layer.index), previous = previousMap(layer.index);
