@@ -8,7 +8,7 @@ import pytest
 from convscope import layers as L
 from convscope.models import Model, Sequential
 from convscope.models.plan import INFERENCE, EpilogueStage, build_plan
-from convscope.ops import fused_inference as fi
+from convscope.ops import depthwise_fast, fused_inference as fi
 
 pytestmark = pytest.mark.usefixtures("kernel_path")
 ACTS = fi.INFERENCE_ACTIVATIONS
@@ -34,14 +34,20 @@ def _padding(rng):
                               [int(rng.integers(3)), int(rng.integers(3))], [0, 0]])[choice]
 
 
+@pytest.mark.parametrize("lanes", ["native", 8])
 @pytest.mark.parametrize("seed", range(12))
-def test_depthwise_inference_matches_the_unfused_reference(seed):
+def test_depthwise_inference_matches_the_unfused_reference(seed, lanes, monkeypatch):
+    """Every path of the ordered list: SIMD tiles (at this machine's width and at AVX2's 8 lanes; channels
+    past the last vector one by one; the 4-pixel tiles inside, single pixels at the borders), the plain
+    compiled kernel (float64, multiplier 1), the reference (multiplier 2)."""
+    if lanes == 8 and depthwise_fast.lanes():
+        monkeypatch.setattr(depthwise_fast, "lanes", lambda: 8)
     rng = np.random.default_rng(seed)
     dtype = (np.float32, np.float64)[seed % 2]
     k, stride, dilation = int(rng.choice([3, 3, 5, 1])), int(rng.choice([1, 2])), 1 + (seed % 5 == 4)
     stride = 1 if dilation > 1 else stride
-    x = (rng.standard_normal((int(rng.integers(1, 4)), int(rng.integers(7, 14)), int(rng.integers(7, 14)),
-                              int(rng.integers(1, 20)))) * 2).astype(dtype)
+    x = (rng.standard_normal((int(rng.integers(1, 4)), int(rng.integers(7, 14)), int(rng.integers(7, 20)),
+                              int(rng.integers(1, 45)))) * 2).astype(dtype)
     multiplier = 1 if seed % 6 else 2          # the compiled kernel takes multiplier 1; 2 goes to the reference
     f = rng.standard_normal((k, k, x.shape[3], multiplier)).astype(dtype)
     padding = _padding(rng)
@@ -51,6 +57,23 @@ def test_depthwise_inference_matches_the_unfused_reference(seed):
     got = fi.depthwise_inference(x, f, stride, padding, dilation, **args)
     assert got.dtype == dtype and got.shape == expected.shape
     np.testing.assert_allclose(got, expected, **_tolerance(dtype))
+
+
+@pytest.mark.parametrize("lanes", ["native", 8])
+@pytest.mark.parametrize("stride, padding, channels", [(1, "SAME", 32), (2, [[0, 0], [0, 1], [0, 1], [0, 0]], 24),
+                                                       (2, "SAME", 41), (1, "VALID", 19)])
+def test_depthwise_3x3_as_in_mobilenets_matches_the_unfused_reference(stride, padding, channels, lanes, monkeypatch):
+    if lanes == 8 and depthwise_fast.lanes():
+        monkeypatch.setattr(depthwise_fast, "lanes", lambda: 8)
+    rng = np.random.default_rng(channels)
+    x = rng.standard_normal((2, 15, 14, channels)).astype(np.float32)
+    f = rng.standard_normal((3, 3, channels, 1)).astype(np.float32)
+    shape = fi.depthwise_inference_reference(x, f, stride, padding).shape
+    for _ in range(3):
+        args = _epilogue_args(rng, channels, shape, np.float32)
+        np.testing.assert_allclose(fi.depthwise_inference(x, f, stride, padding, **args),
+                                   fi.depthwise_inference_reference(x, f, stride, padding, **args), rtol=1e-5,
+                                   atol=1e-5)
 
 
 @pytest.mark.parametrize("seed", range(12))

@@ -28,7 +28,7 @@ from typing import Optional
 
 import numpy as np
 
-from . import compiled
+from . import compiled, depthwise_fast
 from .activations import get_activation
 from .conv import _check_conv_args, conv2d
 from .depthwise import depthwise_conv2d
@@ -232,6 +232,27 @@ def _depthwise_compiled(x, w, strides, dilations, pads, out_hw, dtype, epilogue)
     return out
 
 
+def _depthwise_simd(x, w, strides, dilations, pads, out_hw, dtype, epilogue):
+    """`depthwise_fast`'s kernel: tiles of pixels x channels in SIMD registers."""
+    bias, scale, shift, residual, act, after = epilogue
+    affine = scale is not None
+    n, h, width, channels = x.shape
+    x = np.ascontiguousarray(x, dtype=dtype)
+    taps = np.ascontiguousarray(w[..., 0], dtype=dtype).reshape(-1)
+    bias, scale, shift, _ = _epilogue_arrays(dtype, channels, bias, scale, shift, None)
+    rows_shape = (n * out_hw[0], out_hw[1] * channels)
+    res = (np.zeros((1, channels), dtype=dtype) if residual is None
+           else np.ascontiguousarray(residual, dtype=dtype).reshape(rows_shape))
+    out = np.empty(rows_shape, dtype=dtype)
+    kernel = depthwise_fast.depthwise_tiles(depthwise_fast.lanes())
+    arguments = (x.reshape(n * h, width * channels), taps, bias, scale, shift, res, _limits(act, after, dtype),
+                 affine, residual is not None, h, width, channels, w.shape[0], w.shape[1], strides[0], strides[1],
+                 dilations[0], dilations[1], pads[0][0], pads[1][0])
+    work = out.size * w.shape[0] * w.shape[1]
+    on_slices(len(out), work, lambda part: kernel(*arguments, part.start, part.stop, out), min_size=SMALL_WORK)
+    return out.reshape((n,) + tuple(out_hw) + (channels,))
+
+
 def depthwise_inference(input, filter, strides, padding, dilations=None, bias=None, activation="linear",
                         scale=None, shift=None, residual=None, then="linear") -> np.ndarray:
     """`then(activation(depthwise_conv2d(input) + bias) * scale + shift + residual)` for an NHWC batch.
@@ -268,6 +289,7 @@ def _depthwise_reference_path(x, w, strides, padding, dilations, bias, scale, sh
 
 # The paths of `depthwise_inference`, in order: the first that applies runs.
 _DEPTHWISE_PATHS = (
+    ("simd_nhwc", depthwise_fast.applies, _depthwise_simd),
     ("compiled_nhwc", _depthwise_compiled_applies, _depthwise_compiled),
     ("reference", lambda x, w, dtype: True, _depthwise_reference_path),
 )
