@@ -356,3 +356,48 @@ def test_a_sequence_model_loads_without_errors(browser, tmp_path):
     assert "one axis" in page.inner_text("#explorer-maps")
     page.close()
     assert problems == []
+
+
+def test_cropping_depthwise_and_separable_windows_match_the_pixels_that_move_the_unit(browser, tmp_path):
+    """Which input pixels and previous channels really move a unit, measured on the model (positive weights and
+    inputs: no cancellation), against the page's highlight."""
+    from convscope.layers import Cropping2D, DepthwiseConv2D, Input, SeparableConv2D
+    model = Sequential([Input(shape=(11, 10, 2)), Cropping2D(((1, 2), (3, 0)), name="cut"),
+                        DepthwiseConv2D(3, depth_multiplier=2, padding="same", name="depthwise"),
+                        SeparableConv2D(3, 3, strides=2, name="separable")])
+    rng = np.random.default_rng(4)
+    for variable in model.weights:
+        variable.assign(rng.uniform(0.1, 0.5, size=variable.shape).astype(np.float32))
+    sample = rng.uniform(0.5, 1.0, size=(11, 10, 2)).astype(np.float32)
+    page, problems = open_page(browser, report(model, sample=sample, to_file=tmp_path / "r.html"), DESKTOP)
+
+    def run(x, upto):
+        for layer in model.layers[:upto]:
+            x = layer(x)
+        return np.asarray(x)
+    base = [run(sample[None], k) for k in (1, 2, 3)]
+    for index, name in ((1, "depthwise"), (2, "separable")):
+        page.click(f'#layer-picker button[data-layer="{name}"]')
+        for channel, row, col in ((2, 1, 2), (1, 0, 0), (0, 2, 1)):
+            cell = int(page.get_attribute(f'canvas[data-role="output"][data-channel="{channel}"]', "data-cell"))
+            page.click(f'canvas[data-role="output"][data-channel="{channel}"]',
+                       position={"x": (col + 0.5) * cell, "y": (row + 0.5) * cell})
+            shown = page.eval_on_selector("#rf-readout", "n => Object.assign({}, n.dataset)")
+            moved_rows, moved_cols = set(), set()
+            for r in range(11):
+                for c in range(10):
+                    x = sample.copy()
+                    x[r, c, :] += 1.0
+                    if abs(run(x[None], index + 1)[0, row, col, channel] - base[index][0, row, col, channel]) > 1e-6:
+                        moved_rows.add(r)
+                        moved_cols.add(c)
+            assert [int(v) for v in shown["inputRows"].split(",")] == sorted(moved_rows), (name, channel, row, col)
+            assert [int(v) for v in shown["inputCols"].split(",")] == sorted(moved_cols), (name, channel, row, col)
+            previous = base[index - 1][0]
+            moved_channels = [k for k in range(previous.shape[-1])
+                              if abs(model.layers[index](np.where(np.arange(previous.shape[-1]) == k, previous + 1,
+                                                                  previous)[None])[0, row, col, channel]
+                                     - base[index][0, row, col, channel]) > 1e-6]
+            assert [int(v) for v in shown["prevChannels"].split(",")] == moved_channels, (name, channel)
+    page.close()
+    assert problems == []

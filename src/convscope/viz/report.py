@@ -241,7 +241,7 @@ def _layer_entry(layer, row, budget: Dict[str, int]) -> Dict[str, Any]:
         "output_text": format_shape(row.output_shape), "params": count_params(layer),
         "kernels": row.kernels, "macs": row.macs, "activation": row.activation,
         "axes": [{"input": a.input, "kernel": a.kernel, "stride": a.stride, "dilation": a.dilation,
-                  "pad_before": a.pad_before, "pad_after": a.pad_after} for a in row.axes],
+                  "pad_before": a.pad_before, "pad_after": a.pad_after, "mode": a.mode} for a in row.axes],
         "field": None if row.receptive_field is None else
         [{"size": f.size, "jump": f.jump, "start": f.start} for f in row.receptive_field],
         "filters": row.filters, "groups": row.groups, "weights": None,

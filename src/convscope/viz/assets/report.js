@@ -865,8 +865,8 @@
     var a = DATA.layers[index].axes[axis], inside = {}, padded = 0;
     if (!a) { return { inside: positions.slice(), padded: 0 }; }
     positions.forEach(function (position) {
-      for (var k = 0; k < a.kernel; k++) {
-        var p = position * a.stride - a.pad_before + k * a.dilation;
+      for (var k = 0; k < a.kernel; k++) {   // a crop's pad_before is the cells cut: output o reads o + cut
+        var p = a.mode === "crop" ? position + a.pad_before : position * a.stride - a.pad_before + k * a.dilation;
         if (p >= 0 && p < a.input) { inside[p] = true; } else { padded++; }
       }
     });
@@ -894,7 +894,8 @@
   }
 
   function windowChannels(layer, channel, prev) {
-    if (layer.kind !== "conv") { return [channel]; }
+    if (layer.kind === "separable_conv") { return range(0, prev.channels - 1); }   // depthwise, then every channel
+    if (layer.kind !== "conv" && layer.kind !== "depthwise_conv") { return [channel]; }
     var perGroup = prev.channels / layer.groups, group = Math.floor(channel / (layer.filters / layer.groups));
     return range(group * perGroup, (group + 1) * perGroup - 1);
   }
