@@ -179,8 +179,8 @@ def test_step_that_cannot_finish_stops_training_clearly(cluster, client, tmp_pat
     """A worker killed while it computes, with the scheduler allowed no retry: fit stops naming the
     epoch and batch, the model holds the last completed step, the last checkpoint is whole."""
     rng = np.random.default_rng(8)
-    x, y = rng.random((2048, 28, 28, 1), dtype=np.float32), rng.integers(0, 10, 2048)
-    model = seed000_model(dropout=False)      # a step of 512 images a replica: long enough to be caught
+    x, y = rng.random((1024, 28, 28, 1), dtype=np.float32), rng.integers(0, 10, 1024)
+    model = seed000_model(dropout=False)      # a step of 256 images a replica: long enough to be caught
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     path = tmp_path / "last.convscope"
     pids = client.run(os.getpid)
@@ -205,7 +205,7 @@ def test_step_that_cannot_finish_stops_training_clearly(cluster, client, tmp_pat
     try:
         with pytest.raises(RuntimeError, match=r"fit: the Dask cluster failed at epoch 2, batch 1 after 1 "
                                                r"attempt\(s\) \(KilledWorker.*training stopped with the weights"):
-            model.fit(da.from_array(x, chunks=512), da.from_array(y, chunks=512), batch_size=1024, epochs=3, verbose=0,
+            model.fit(da.from_array(x, chunks=256), da.from_array(y, chunks=256), batch_size=512, epochs=3, verbose=0,
                       distribute=DaskStrategy(client, retries=1),
                       callbacks=[LambdaCallback(on_epoch_end=on_epoch_end), ModelCheckpoint(str(path))])
     finally:
