@@ -167,3 +167,22 @@ def test_argument_errors(model, folder, tmp_path, capsys):
     assert cli.main(["predict", str(model_path), str(folder), "-o", str(tmp_path / "p.csv")]) == 2
     assert "-o must name a Parquet file ending in .parquet, got" in capsys.readouterr().err
     assert not (tmp_path / "x.parquet").exists()
+
+
+def test_cli_without_scheduler_starts_a_local_cluster(model, tmp_path, capsys):
+    images = tmp_path / "few"
+    images.mkdir()
+    rng = np.random.default_rng(5)
+    for index in range(12):
+        Image.fromarray(rng.integers(0, 256, (11, 9), dtype=np.uint8)).save(images / f"{index}.png")
+    model_path = tmp_path / "m.convscope"
+    model.save(model_path)
+    out = tmp_path / "few.parquet"
+    assert cli.main(["predict", str(model_path), str(images), "-o", str(out), "--chunk-size", "5"]) == 0
+    assert f"wrote {out}: 12 rows" in capsys.readouterr().out
+    table = pq.read_table(out).to_pydict()
+    assert sorted(table["path"]) == sorted(f"{i}.png" for i in range(12))
+    names = table["path"][:3]
+    x = np.stack([np.asarray(Image.open(images / n).resize((8, 8), Image.BILINEAR), np.float32)[..., None]
+                  * np.float32(1 / 255) for n in names])
+    np.testing.assert_allclose(table["prediction"][:3], model.predict(x, verbose=0), rtol=1e-6, atol=1e-7)
