@@ -132,6 +132,10 @@ def test_arguments_are_checked_with_messages_naming_the_op():
     with pytest.raises(ValueError, match=r"conv2d_epilogue_inference: arguments `scale` and `shift` must be "
                                          r"given together"):
         fi.conv2d_epilogue_inference(x, np.zeros((1, 1, 3, 4)), 1, "VALID", scale=np.ones(4))
+    with pytest.raises(ValueError, match=r"^depthwise_inference: argument `strides` must be positive, got 0"):
+        fi.depthwise_inference(x, f, 0, "SAME")
+    with pytest.raises(ValueError, match=r"^conv2d_epilogue_inference: argument `padding` must be 'SAME', 'VALID'"):
+        fi.conv2d_epilogue_inference(x, np.zeros((1, 1, 3, 4)), 1, "full")
     with pytest.raises(ValueError, match=r"epilogue_inference: argument `then` must be one of"):
         fi.epilogue_inference(np.zeros((2, 3)), then="gelu")
 

@@ -12,6 +12,8 @@ Each pixel is then finished by the epilogue (`fused_inference._finish_row`) whil
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from . import compiled
@@ -22,8 +24,10 @@ if compiled.available():
 PIXELS = 4      # output pixels per tile in the interior
 
 
+@functools.lru_cache(maxsize=None)
 def lanes() -> int:
-    """Channels per vector: the SIMD width numba compiles for, in float32s (0: no SIMD path)."""
+    """Channels per vector: the SIMD width numba compiles for, in float32s (0: no SIMD path); asked
+    once (numba's target features take milliseconds to read)."""
     if not compiled.available():
         return 0
     bits = vector_bits()

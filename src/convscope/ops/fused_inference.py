@@ -46,6 +46,14 @@ GEMM_BLOCK_BYTES = 1 << 20      # input and output rows of one 1x1 product block
 SMALL_WORK = 1 << 22            # multiply-adds under which a 1x1 product stays one block on the calling thread
 
 
+def _conv_args(op, input, filters, strides, padding, dilations, groups):
+    """`conv._check_conv_args` (NHWC), its errors naming `op`."""
+    try:
+        return _check_conv_args(input, filters, strides, padding, "NHWC", dilations, groups)
+    except (TypeError, ValueError) as error:
+        raise type(error)(str(error).replace("conv2d:", f"{op}:", 1)) from None
+
+
 # -- the epilogue ------------------------------------------------------------------------------------
 
 def _check_activation(value, op: str, arg: str) -> int:
@@ -267,8 +275,7 @@ def depthwise_inference(input, filter, strides, padding, dilations=None, bias=No
         raise ValueError(f"{op}: argument `filter` must have shape [kh, kw, in_channels, channel_multiplier] "
                          f"with the input's {x.shape[3]} channels on axis 2, got {w.shape} (input {x.shape})")
     grouped = w.reshape(w.shape[0], w.shape[1], 1, -1)
-    x, _, strides, dilations, parsed, _, _ = _check_conv_args(x, grouped, strides, padding, "NHWC", dilations,
-                                                             x.shape[3])
+    x, _, strides, dilations, parsed, _, _ = _conv_args(op, x, grouped, strides, padding, dilations, x.shape[3])
     out_hw, pads = window_geometry(x.shape[1:3], w.shape[:2], strides, dilations, parsed, op, "filter")
     channels = w.shape[2] * w.shape[3]
     epilogue = _check_epilogue(op, channels, (x.shape[0],) + out_hw + (channels,), bias, activation, scale,
@@ -383,8 +390,8 @@ def conv2d_epilogue_inference(input, filters, strides, padding, dilations=None, 
     `shift` one value per filter; `residual` the output's shape.  Keeps nothing for a
     backward pass."""
     op = "conv2d_epilogue_inference"
-    x, w, strides, dilations, parsed, _, groups = _check_conv_args(input, filters, strides, padding, "NHWC",
-                                                                   dilations, groups)
+    x, w, strides, dilations, parsed, _, groups = _conv_args(op, input, filters, strides, padding, dilations,
+                                                             groups)
     out_hw, pads = window_geometry(x.shape[1:3], w.shape[:2], strides, dilations, parsed, op, "filters")
     epilogue = _check_epilogue(op, w.shape[3], (x.shape[0],) + out_hw + (w.shape[3],), bias, activation,
                                scale, shift, residual, then)
