@@ -124,7 +124,8 @@ def test_history_has_round_ticks_percent_accuracy_and_final_values():
         assert len(values) >= 3 and np.allclose(steps, steps[0])
         mantissa = steps[0] / 10 ** np.floor(np.log10(steps[0]))
         assert any(np.isclose(mantissa, m) for m in (1, 2, 2.5, 5))      # 0.2, 10%, 25, 0.05 ...
-    assert min(float(t.rstrip("%")) for t in accuracy_ticks) <= 49 and max(float(t.rstrip("%")) for t in accuracy_ticks) >= 94
+    percents = [float(t.rstrip("%")) for t in accuracy_ticks]
+    assert min(percents) <= 49 and max(percents) >= 94
     finals = texts(svg, "final")
     assert "94.12%" in " ".join(finals) or "94.1%" in " ".join(finals)
     assert any(f.startswith("0.18") or f.startswith("0.19") for f in finals)
@@ -313,7 +314,8 @@ def test_report_argument_errors_name_the_argument(tmp_path):
         (dict(sample=[one] * 9), ValueError, r"report: argument `sample` holds 9 samples; at most 8"),
         (dict(sample=[]), ValueError, r"report: argument `sample` is an empty list"),
         (dict(labels=1), ValueError, r"report: argument `labels` needs `sample`"),
-        (dict(sample=one, labels=-1), ValueError, r"report: argument `labels` must hold class indices \(ints >= 0\), got -1"),
+        (dict(sample=one, labels=-1), ValueError,
+         r"report: argument `labels` must hold class indices \(ints >= 0\), got -1"),
         (dict(sample=[one, one], labels=[1]), ValueError,
          r"report: argument `labels` must hold one class index per sample \(2\), got 1"),
         (dict(class_names="abc"), TypeError, r"report: argument `class_names` must be a list of str, got 'abc'"),

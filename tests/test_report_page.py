@@ -35,7 +35,7 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
 
 def digits_model():
-    """An MNIST-style classifier: conv (relu) → pool → conv with 20 channels, SAME padding → pool → Dense softmax."""
+    """An MNIST-style classifier: conv (relu) → pool → conv (20 channels, SAME) → pool → Dense softmax."""
     model = Sequential()
     model.add(Conv2D(6, 3, activation="relu", input_shape=(14, 14, 1), name="conv_first"))
     model.add(MaxPooling2D(2, name="pool_first"))
@@ -145,7 +145,8 @@ def test_prediction_tap_and_korean_on_desktop_and_phone(browser, page_file, view
     page.click("#prediction .prediction >> nth=0 >> .dense-terms summary") if viewport is PHONE else None
     page.click("#prediction .prediction >> nth=0 >> .terms-list button >> nth=0")
     assert page.get_attribute("#layer-picker button.active", "data-layer") == "pool_last"
-    assert page.eval_on_selector("#rf-readout", "n => n.dataset.unit") == f"{first['channel']},{first['row']},{first['col']}"
+    unit = f"{first['channel']},{first['row']},{first['col']}"
+    assert page.eval_on_selector("#rf-readout", "n => n.dataset.unit") == unit
     box = page.eval_on_selector("#unit-result", "n => n.getBoundingClientRect().toJSON()")
     assert 0 <= box["top"] < viewport["height"] - 40
 
