@@ -17,6 +17,8 @@ from convscope import layers  # noqa: E402
 from convscope.distribute import _replica  # noqa: E402
 from convscope.models import Model  # noqa: E402
 
+pytestmark = pytest.mark.filterwarnings("ignore:Sending large graph:UserWarning")   # the model's bytes, on purpose
+
 
 @pytest.fixture(scope="module")
 def client():

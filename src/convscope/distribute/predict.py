@@ -6,6 +6,9 @@ depends on: Dask moves that key to a worker once and each worker rebuilds the mo
 `predict` was called.  With a `dask.distributed.Client` as the default scheduler, `.compute()` runs
 on the cluster; a worker lost mid-way has its chunks recomputed by Dask from the graph.
 
+For a model of several MB Dask warns "Sending large graph" when the result is computed: the
+model's bytes travel with the graph, once, on purpose (so the graph needs no live client).
+
 Chunks are rechunked to multiples of `batch_size` along the batch axis, so every batch is the batch
 in-memory `predict` would run: the result equals in-memory `predict` exactly.
 """
