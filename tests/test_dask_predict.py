@@ -111,7 +111,8 @@ def test_worker_killed_during_predict_loses_no_row(client):
     lazy = model.predict(source, batch_size=20)
     before = client.run(os.getpid)
     future = client.compute(lazy)
-    while sum(len(v) for v in client.processing().values()) == 0:
+    deadline = time.time() + 60
+    while sum(len(v) for v in client.processing().values()) == 0 and time.time() < deadline:
         time.sleep(0.01)
     time.sleep(0.3)
     victim = sorted(before)[0]
