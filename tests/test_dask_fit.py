@@ -239,3 +239,18 @@ def test_fit_distribute_argument_errors(client):
     with pytest.raises(ValueError, match=r"fit: the model expects input of shape \(None, 8, 8, 1\), got x of shape"):
         model.fit(np.zeros((20, 9, 9, 1), np.float32), y, distribute=client)
     assert DaskStrategy(client).num_replicas_in_sync == 2
+
+
+def test_dask_x_without_a_client(monkeypatch):
+    model = _small()
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    x, y = _data(20)
+
+    def no_client():
+        raise ValueError("No clients found")
+
+    monkeypatch.setattr(distributed, "default_client", no_client)
+    with pytest.raises(ValueError, match=r"fit: `x` is a dask array but no dask.distributed Client is running"):
+        model.fit(da.from_array(x, chunks=10), y)
+    with pytest.raises(ValueError, match=r"DaskStrategy: argument `client` is None and no dask.distributed Client"):
+        DaskStrategy()

@@ -110,7 +110,12 @@ def _is_client(value) -> bool:
 
 def _strategy(distribute, where: str) -> DaskStrategy:
     if distribute is None:
-        return DaskStrategy()
+        from distributed import default_client
+        try:
+            return DaskStrategy(default_client())
+        except ValueError:
+            raise ValueError(f"{where}: `x` is a dask array but no dask.distributed Client is running; pass "
+                             f"distribute=Client(...) (or a DaskStrategy), or start a Client first") from None
     if isinstance(distribute, DaskStrategy):
         return distribute
     if _is_client(distribute):
