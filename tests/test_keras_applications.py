@@ -374,3 +374,16 @@ def test_convnext_layer_arguments_are_checked():
         cs.layers.LayerScale(0.1, 4).compute_output_shape((None, 3))
     with pytest.raises(ValueError, match=r"StochasticDepth.*`drop_path_rate`.*\[0.0, 1.0\).*1.0"):
         cs.layers.StochasticDepth(1.0)
+
+
+def test_a_graph_model_compiled_with_a_loss_object_reloads_from_its_own_file(tmp_path):
+    """compile_from_config gives a graph model its Loss object back (its keys are no output names)."""
+    inputs = cs.layers.Input((4,))
+    model = cs.Model(inputs, cs.layers.Dense(3, name="out")(inputs))
+    model.compile(optimizer=cs.optimizers.SGD(0.1), loss=cs.losses.CategoricalCrossentropy(from_logits=True))
+    again = cs.models.load_model(model.save(tmp_path / "m.convscope"))
+    assert again.get_compile_config()["loss"] == model.get_compile_config()["loss"]
+    x, y = np.random.default_rng(13).normal(size=(5, 4)).astype("float32"), np.eye(3, dtype="float32")[[0, 1, 2, 0, 1]]
+    assert again.train_on_batch(x, y) == pytest.approx(model.train_on_batch(x, y), rel=1e-6)
+    for got, want in zip(again.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6)

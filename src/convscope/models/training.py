@@ -229,7 +229,7 @@ class Model(Layer):
         if not isinstance(config, dict) or "optimizer" not in config or "loss" not in config:
             raise ValueError(f"compile_from_config: expected the dict of get_compile_config() with "
                              f"'optimizer' and 'loss', got {config!r}")
-        self.compile(optimizer=optimizers.deserialize(config["optimizer"]), loss=config["loss"],
+        self.compile(optimizer=optimizers.deserialize(config["optimizer"]), loss=_loss_from_config(config["loss"]),
                      metrics=config.get("metrics") or None, loss_weights=config.get("loss_weights"))
 
     def _require_compiled(self, where: str) -> None:
@@ -735,3 +735,15 @@ class Model(Layer):
         """Read weights written by `save_weights` or `save` (`convscope.io.load_weights`)."""
         from ..io import load_weights
         load_weights(self, filepath)
+
+
+def _loss_from_config(loss):
+    """A loss as `get_compile_config` wrote it, with each serialized Loss object (a dict with
+    'class_name') an object again, so a graph model does not read its keys as output names."""
+    if isinstance(loss, dict) and "class_name" in loss:
+        return losses_module.deserialize(loss)
+    if isinstance(loss, dict):
+        return {key: _loss_from_config(value) for key, value in loss.items()}
+    if isinstance(loss, list):
+        return [_loss_from_config(value) for value in loss]
+    return loss
