@@ -42,7 +42,7 @@ from .. import ops
 from ..layers.base import Layer, check_kept_for_backward
 from ..layers.kernel_bias import Preactivation
 from ..layers.spec import LayerSpec
-from ..ops import fused_inference
+from ..ops import compiled, fused_inference
 
 INFERENCE = "inference"
 TRAINING = "training"
@@ -206,6 +206,9 @@ class EpilogueStage:
         self.residual = any(spec.kind == "merge" for spec in specs)
         self.then = next((_epilogue_activation(spec) for spec in specs[start + 1:] if spec.kind == "activation"),
                          "linear")
+        # the op checked and its path chosen once per input (shape, dtype), residual and kernel switch:
+        # the plan's, not a call's (each entry is only ever added, whole; threads may race to add the same)
+        self._prepared = {}
 
     def _padding(self):
         window = self.spec.window
@@ -222,13 +225,20 @@ class EpilogueStage:
             scale, shift = ops.batch_norm_affine(_value(w["gamma"]), _value(w["beta"]), w["moving_mean"].value,
                                                  w["moving_variance"].value, layer.epsilon,
                                                  w["moving_mean"].value.dtype)
-        run = (fused_inference.depthwise_inference if spec.kind == "depthwise_conv2d" else
-               fused_inference.conv2d_epilogue_inference)
-        extra = {} if spec.kind == "depthwise_conv2d" else {"groups": spec.groups}
-        y = run(x, spec.weights["kernel"].value, window.strides, self._padding(), window.dilation,
-                bias=_value(spec.weights["bias"]), activation=self.activation, scale=scale, shift=shift,
-                residual=residual, then=self.then, **extra)
-        return y, None
+        kernel, bias = spec.weights["kernel"].value, _value(spec.weights["bias"])
+        key = (getattr(x, "shape", None), getattr(x, "dtype", None), None if residual is None else
+               (residual.shape, residual.dtype), compiled.active())
+        run = self._prepared.get(key)
+        if run is None:
+            prepare = (fused_inference.prepare_depthwise_inference if spec.kind == "depthwise_conv2d" else
+                       fused_inference.prepare_conv2d_epilogue_inference)
+            extra = {} if spec.kind == "depthwise_conv2d" else {"groups": spec.groups}
+            run = prepare(x, kernel, window.strides, self._padding(), window.dilation, bias=bias,
+                          activation=self.activation, scale=scale, shift=shift, residual=residual, then=self.then,
+                          **extra)
+            if key[0] is not None:
+                self._prepared[key] = run
+        return run(x, kernel, bias, scale, shift, residual), None
 
     def backward(self, ctx, grad, need_input_grad: bool = True, **options):
         check_kept_for_backward(self.layers[0], None)

@@ -38,7 +38,8 @@ from .padding import check_numeric_array, float_dtype, window_geometry
 from .parallel import balanced_ranges, on_slices, run_in_parallel, worker_count
 
 __all__ = ["INFERENCE_ACTIVATIONS", "epilogue_inference", "epilogue_reference", "depthwise_inference",
-           "depthwise_inference_reference", "conv2d_epilogue_inference", "conv2d_epilogue_reference"]
+           "prepare_depthwise_inference", "depthwise_inference_reference", "conv2d_epilogue_inference",
+           "prepare_conv2d_epilogue_inference", "conv2d_epilogue_reference"]
 
 INFERENCE_ACTIVATIONS = ("linear", "relu", "relu6", "hard_silu")
 _CODES = {name: code for code, name in enumerate(INFERENCE_ACTIVATIONS)}
@@ -268,6 +269,16 @@ def depthwise_inference(input, filter, strides, padding, dilations=None, bias=No
     `filter` is [kh, kw, in, multiplier] and `strides`, `padding`, `dilations` are
     `depthwise_conv2d`'s; `bias`, `scale`, `shift` have one value per output channel and
     `residual` the output's shape.  Keeps nothing for a backward pass."""
+    run = prepare_depthwise_inference(input, filter, strides, padding, dilations, bias, activation, scale, shift,
+                                      residual, then)
+    return run(np.asarray(input), np.asarray(filter), bias, scale, shift, residual)
+
+
+def prepare_depthwise_inference(input, filter, strides, padding, dilations=None, bias=None, activation="linear",
+                                scale=None, shift=None, residual=None, then="linear"):
+    """Check `depthwise_inference`'s arguments and choose its path once: `run(input, filter, bias, scale,
+    shift, residual)` computes it for arrays of the same shapes and dtypes (and the same parts present)
+    with no further checks — a plan's stage prepares once per input shape and calls `run` per batch."""
     op = "depthwise_inference"
     x = check_numeric_array(input, op, "input", ndim=4)
     w = check_numeric_array(filter, op, "filter", ndim=4)
@@ -278,27 +289,22 @@ def depthwise_inference(input, filter, strides, padding, dilations=None, bias=No
     x, _, strides, dilations, parsed, _, _ = _conv_args(op, x, grouped, strides, padding, dilations, x.shape[3])
     out_hw, pads = window_geometry(x.shape[1:3], w.shape[:2], strides, dilations, parsed, op, "filter")
     channels = w.shape[2] * w.shape[3]
-    epilogue = _check_epilogue(op, channels, (x.shape[0],) + out_hw + (channels,), bias, activation, scale,
-                               shift, residual, then)
+    act, after = _check_epilogue(op, channels, (x.shape[0],) + out_hw + (channels,), bias, activation, scale,
+                                 shift, residual, then)[4:]
     dtype = float_dtype(x, w)
-    for name, applies, run in _DEPTHWISE_PATHS:
-        if applies(x, w, dtype):
-            if name == "reference":
-                return run(x, w, strides, padding, dilations, *epilogue[:4], activation=activation, then=then)
-            return run(x, w, strides, dilations, pads, out_hw, dtype, epilogue)
-    raise AssertionError("unreachable: the reference path always applies")
-
-
-def _depthwise_reference_path(x, w, strides, padding, dilations, bias, scale, shift, residual, activation, then):
-    return depthwise_inference_reference(x, w, strides, padding, dilations, bias, activation, scale, shift,
-                                         residual, then)
+    name, _, path = next(entry for entry in _DEPTHWISE_PATHS if entry[1](x, w, dtype))
+    if name == "reference":
+        return lambda input, filter, bias, scale, shift, residual: depthwise_inference_reference(
+            input, filter, strides, padding, dilations, bias, activation, scale, shift, residual, then)
+    return lambda input, filter, bias, scale, shift, residual: path(
+        input, filter, strides, dilations, pads, out_hw, dtype, (bias, scale, shift, residual, act, after))
 
 
 # The paths of `depthwise_inference`, in order: the first that applies runs.
 _DEPTHWISE_PATHS = (
     ("simd_nhwc", depthwise_fast.applies, _depthwise_simd),
     ("compiled_nhwc", _depthwise_compiled_applies, _depthwise_compiled),
-    ("reference", lambda x, w, dtype: True, _depthwise_reference_path),
+    ("reference", lambda x, w, dtype: True, depthwise_inference_reference),
 )
 
 
@@ -389,16 +395,25 @@ def conv2d_epilogue_inference(input, filters, strides, padding, dilations=None, 
     `filters`, `strides`, `padding`, `dilations`, `groups` are `conv2d`'s; `bias`, `scale`,
     `shift` one value per filter; `residual` the output's shape.  Keeps nothing for a
     backward pass."""
+    run = prepare_conv2d_epilogue_inference(input, filters, strides, padding, dilations, groups, bias, activation,
+                                            scale, shift, residual, then)
+    return run(np.asarray(input), np.asarray(filters), bias, scale, shift, residual)
+
+
+def prepare_conv2d_epilogue_inference(input, filters, strides, padding, dilations=None, groups=1, bias=None,
+                                      activation="linear", scale=None, shift=None, residual=None, then="linear"):
+    """Check `conv2d_epilogue_inference`'s arguments and choose its path once: `run(input, filters, bias,
+    scale, shift, residual)` for arrays of the same shapes and dtypes, with no further checks."""
     op = "conv2d_epilogue_inference"
     x, w, strides, dilations, parsed, _, groups = _conv_args(op, input, filters, strides, padding, dilations,
                                                              groups)
     out_hw, pads = window_geometry(x.shape[1:3], w.shape[:2], strides, dilations, parsed, op, "filters")
     epilogue = _check_epilogue(op, w.shape[3], (x.shape[0],) + out_hw + (w.shape[3],), bias, activation,
                                scale, shift, residual, then)
+    act, after = epilogue[4:]
     dtype = float_dtype(x, w)
     geometry = (strides, dilations, pads, groups)
     arguments = {"activation": activation, "then": then, "padding": padding}
-    for _, applies, run in _CONV_PATHS:
-        if applies(x, w, geometry, epilogue):
-            return run(x, w, geometry, out_hw, dtype, epilogue, arguments)
-    raise AssertionError("unreachable: conv2d_inference always applies")
+    path = next(run for _, applies, run in _CONV_PATHS if applies(x, w, geometry, epilogue))
+    return lambda input, filters, bias, scale, shift, residual: path(
+        input, filters, geometry, out_hw, dtype, (bias, scale, shift, residual, act, after), arguments)
