@@ -162,8 +162,13 @@ def test_argument_errors(seed001):
     with pytest.raises(ValueError, match=r"gradcam: argument `class_index` must be None \(the predicted class\), "
                                          r"an int or one int per image \(1\), got 1.5"):
         cs.viz.gradcam(seed001, x, class_index=1.5)
-    with pytest.raises(ValueError, match=r"gradcam: argument `target`: class 25 is out of range for 25 classes"):
+    with pytest.raises(ValueError, match=r"gradcam: argument `class_index`: class 25 is out of range for 25 "
+                                         r"classes \(0 to 24\)"):
         cs.viz.gradcam(seed001, x, class_index=25)
+    with pytest.raises(ValueError, match=r"saliency: argument `class_index`: class -1 is out of range"):
+        cs.viz.saliency(seed001, np.zeros((2, 28, 28, 1)), class_index=[0, -1])
+    with pytest.raises(ValueError, match=r"plot_saliency: argument `class_index`: class 25 is out of range"):
+        cs.viz.plot_saliency(seed001, x, class_index=25)
     with pytest.raises(ValueError, match=r"saliency: argument `image` must be one image of shape \(28, 28, 1\) or "
                                          r"a batch \(N,\) \+ \(28, 28, 1\), got shape \(28, 27, 1\)"):
         cs.viz.saliency(seed001, np.zeros((28, 27, 1)))

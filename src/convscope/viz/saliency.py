@@ -235,7 +235,14 @@ def _classes(model, x: np.ndarray, class_index, where: str) -> np.ndarray:
             or (given.ndim == 1 and len(given) != len(x))):
         raise ValueError(f"{where}: argument `class_index` must be None (the predicted class), an int or one "
                          f"int per image ({len(x)}), got {class_index!r}")
-    return np.broadcast_to(given, (len(x),)).astype(np.int64)
+    classes = np.broadcast_to(given, (len(x),)).astype(np.int64)
+    shape = getattr(model, "output_shape", None)
+    if isinstance(shape, tuple) and len(shape) == 2 and isinstance(shape[1], int):
+        bad = classes[(classes < 0) | (classes >= shape[1])]
+        if bad.size:
+            raise ValueError(f"{where}: argument `class_index`: class {int(bad[0])} is out of range for "
+                             f"{shape[1]} classes (0 to {shape[1] - 1})")
+    return classes
 
 
 def _input_format(model) -> str:
