@@ -197,6 +197,8 @@ def test_graph_blocks_fuse_bn_activations_padding_and_residual_adds_with_the_num
     x = rng.standard_normal((3, 13, 12, 6)).astype("float32")
     reference, _ = model.run([x], training=False, keep=True)            # the layers one by one
     np.testing.assert_allclose(model.predict(x, verbose=0), reference[0], rtol=1e-5, atol=1e-5)
+    # batches of 2 and 1: each stage prepares its op once per input shape
+    np.testing.assert_allclose(model.predict(x, batch_size=2, verbose=0), reference[0], rtol=1e-5, atol=1e-5)
     _randomize_batch_norms(model, rng)                                 # weights change: the next call sees it
     model.layers[1].kernel.assign(model.layers[1].kernel.numpy() * 2)
     reference, _ = model.run([x], training=False, keep=True)

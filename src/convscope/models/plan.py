@@ -203,12 +203,13 @@ class EpilogueStage:
         self.head, self.spec = layers[start], specs[start]
         self.activation = _epilogue_activation(self.spec)
         self.norm = next(((layer, spec) for layer, spec in zip(layers, specs) if spec.kind == "batch_norm"), None)
-        self.residual = any(spec.kind == "merge" for spec in specs)
         self.then = next((_epilogue_activation(spec) for spec in specs[start + 1:] if spec.kind == "activation"),
                          "linear")
         # the op checked and its path chosen once per input (shape, dtype), residual and kernel switch:
-        # the plan's, not a call's (each entry is only ever added, whole; threads may race to add the same)
+        # the plan's, not a call's (entries are added whole; threads may race to add the same one)
         self._prepared = {}
+
+    PREPARED_SHAPES = 8     # input shapes kept prepared (predict's batches, its last partial one, ...)
 
     def _padding(self):
         window = self.spec.window
@@ -226,8 +227,9 @@ class EpilogueStage:
                                                  w["moving_variance"].value, layer.epsilon,
                                                  w["moving_mean"].value.dtype)
         kernel, bias = spec.weights["kernel"].value, _value(spec.weights["bias"])
-        key = (getattr(x, "shape", None), getattr(x, "dtype", None), None if residual is None else
-               (residual.shape, residual.dtype), compiled.active())
+        x = np.asarray(x)
+        key = (x.shape, x.dtype, None if residual is None else (residual.shape, residual.dtype),
+               compiled.active())
         run = self._prepared.get(key)
         if run is None:
             prepare = (fused_inference.prepare_depthwise_inference if spec.kind == "depthwise_conv2d" else
@@ -236,8 +238,9 @@ class EpilogueStage:
             run = prepare(x, kernel, window.strides, self._padding(), window.dilation, bias=bias,
                           activation=self.activation, scale=scale, shift=shift, residual=residual, then=self.then,
                           **extra)
-            if key[0] is not None:
-                self._prepared[key] = run
+            if len(self._prepared) >= self.PREPARED_SHAPES:
+                self._prepared = {}
+            self._prepared[key] = run
         return run(x, kernel, bias, scale, shift, residual), None
 
     def backward(self, ctx, grad, need_input_grad: bool = True, **options):
