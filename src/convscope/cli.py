@@ -403,7 +403,11 @@ def check_output(args) -> Optional[Output]:
         state = "is not a folder" if folder.exists() else "does not exist"
         raise CLIError(f"{option} {value}: the folder '{folder}' {state}; convscope creates no folders, "
                        "make it first")
-    if path.is_dir():
+    try:
+        is_folder = path.is_dir()
+    except OSError as error:        # a name the file system cannot hold (too long, ...)
+        raise CLIError(f"{option} {value}: cannot write the file: {error.strerror}") from None
+    if is_folder:
         raise CLIError(f"{option} {value} is a folder; name a file to write")
     if path.suffix.lower() == ".png" and not _has_pillow():
         raise CLIError(f"{option} {value}: writing a PNG needs Pillow (pip install convscope[viz]); install it "
