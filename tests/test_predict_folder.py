@@ -169,6 +169,24 @@ def test_argument_errors(model, folder, tmp_path, capsys):
     assert not (tmp_path / "x.parquet").exists()
 
 
+def test_rescale_as_a_numpy_scalar_and_a_non_finite_one(model, tmp_path):
+    """A NumPy float (e.g. np.float32(1 / 255)) is a number like any other; inf is a ValueError."""
+    rng = np.random.default_rng(3)
+    names = [f"{i}.png" for i in range(3)]
+    for name in names:
+        Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(tmp_path / name)
+    out = tmp_path / "p.parquet"
+    assert score_folder(model, tmp_path, out, rescale=np.float32(0.5), scheduler="synchronous", progress=False) == 3
+    table = pq.read_table(out).to_pydict()
+    order = [table["path"].index(name) for name in names]
+    np.testing.assert_allclose(np.array([table["prediction"][i] for i in order]),
+                               _expected(model, tmp_path, names, rescale=0.5), rtol=1e-6, atol=1e-7)
+    with pytest.raises(TypeError, match=r"score_folder: argument `rescale` must be a finite number, got '2'"):
+        score_folder(model, tmp_path, out, rescale="2", scheduler="synchronous", progress=False)
+    with pytest.raises(ValueError, match=r"score_folder: argument `rescale` must be a finite number, got inf"):
+        score_folder(model, tmp_path, out, rescale=float("inf"), scheduler="synchronous", progress=False)
+
+
 def test_cli_without_scheduler_starts_a_local_cluster(model, tmp_path, capsys):
     images = tmp_path / "few"
     images.mkdir()

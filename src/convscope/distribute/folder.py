@@ -187,8 +187,10 @@ def score_folder(model, folder, output, batch_size: int = 32, chunk_size: int = 
     for arg, value in (("batch_size", batch_size), ("chunk_size", chunk_size)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{where}: argument `{arg}` must be a positive int, got {value!r}")
-    if isinstance(rescale, bool) or not isinstance(rescale, (int, float)) or not np.isfinite(rescale):
+    if isinstance(rescale, bool) or not isinstance(rescale, (int, float, np.integer, np.floating)):
         raise TypeError(f"{where}: argument `rescale` must be a finite number, got {rescale!r}")
+    if not np.isfinite(rescale):
+        raise ValueError(f"{where}: argument `rescale` must be a finite number, got {rescale!r}")
     if not Path(folder).is_dir():
         raise ValueError(f"{where}: argument `folder` must be a folder of images, got {str(folder)!r}")
     if Path(output).suffix.lower() != ".parquet":
