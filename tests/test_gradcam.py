@@ -192,3 +192,14 @@ def test_argument_errors(seed001):
     two = cs.Model([a, b], L.Add()([a, b]))
     with pytest.raises(ValueError, match=r"saliency: argument `model` must have one input \(an image\), it has 2"):
         cs.viz.saliency(two, np.zeros((4, 4, 1)))
+    image = cs.Input((4, 4, 1))
+    features = L.Flatten()(L.Conv2D(2, 3)(image))
+    heads = cs.Model(image, [L.Dense(3, activation="softmax")(features), L.Dense(3)(features)])
+    for function in (cs.viz.gradcam, cs.viz.saliency, cs.viz.plot_gradcam):
+        with pytest.raises(ValueError, match=rf"{function.__name__}: argument `model` must have one output \(the "
+                                             r"class scores\), it has 2; for one of them use convscope.gradients"):
+            function(heads, np.zeros((4, 4, 1)))
+    unbuilt = cs.Sequential([L.Conv2D(2, 3), L.Flatten(), L.Dense(2)])
+    with pytest.raises(ValueError, match=r"gradcam: argument `model` Sequential '.*' is not built \(its input "
+                                         r"shape is unknown\)"):
+        cs.viz.gradcam(unbuilt, np.zeros((4, 4, 1)))

@@ -184,8 +184,16 @@ def _check_model(model, where: str) -> List:
     if not isinstance(model, (Sequential, Functional)):
         raise TypeError(f"{where}: argument `model` must be a convscope model (Sequential or "
                         f"keras.Model(inputs, outputs)), got {type(model).__name__}")
-    if len(model.inputs) != 1:
-        raise ValueError(f"{where}: argument `model` must have one input (an image), it has {len(model.inputs)}")
+    try:
+        inputs, outputs = model.inputs, model.outputs
+    except AttributeError:
+        raise ValueError(f"{where}: argument `model` {model._describe()} is not built (its input shape is "
+                         "unknown); build it, or give its first layer an Input, first") from None
+    if len(inputs) != 1:
+        raise ValueError(f"{where}: argument `model` must have one input (an image), it has {len(inputs)}")
+    if len(outputs) != 1:
+        raise ValueError(f"{where}: argument `model` must have one output (the class scores), it has "
+                         f"{len(outputs)}; for one of them use convscope.gradients with a callable target")
     return model.layers
 
 
