@@ -16,7 +16,7 @@ import numpy as np
 
 from ..models.analysis import analyze, is_graph_model
 from ._model import check_dpi, check_model, check_path, shape_of
-from .colors import diverging_rgb, draw_colorbar, symmetric_limit
+from .colors import draw_colorbar, scale_of, scale_rgb
 from .i18n import check_lang, label
 from .prediction import class_probabilities, final_activation
 from .svg import Drawing, Figure, finish, text_width
@@ -46,14 +46,42 @@ def conv_kernel(layer, where: str) -> np.ndarray:
     return value
 
 
-def plot_filters(layer, to_file=None, max_inputs: int = 16, max_filters: int = 64, dpi=96, lang="en") -> Figure:
+def _check_indices(value, count: int, cap: int, arg: str, where: str, what: str, context: str = "") -> List[int]:
+    """The indices to draw: the first `cap` of `count` when `value` is None, else `value` checked (ints in
+    range, no repeats, at least one)."""
+    if value is None:
+        return list(range(min(count, cap)))
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        value = [value]
+    items = list(value) if isinstance(value, (list, tuple, range, np.ndarray)) else None
+    if (not items or any(isinstance(i, bool) or not isinstance(i, (int, np.integer)) for i in items)
+            or any(not 0 <= i < count for i in items) or len(set(items)) != len(items)):
+        raise ValueError(f"{where}: argument `{arg}` must be distinct {what} indices in 0..{count - 1} "
+                         f"(a list or range){context}, got {value!r}")
+    return [int(i) for i in items]
+
+
+def filter_columns(count: int, tile_w: float, label_w: float, columns) -> int:
+    """Filters per band: `columns` when given, else as many as fit 960 px (a multiple of 8 from 8 on)."""
+    if columns is not None:
+        return min(count, columns)
+    fit = int((960 - 2 * MARGIN - label_w) // (tile_w + TILE_GAP))
+    fit = fit - fit % 8 if fit >= 8 else max(1, fit)
+    return max(1, min(count, fit))
+
+
+def plot_filters(layer, to_file=None, max_inputs: int = 16, max_filters: int = 64, dpi=96, lang="en",
+                 inputs=None, filters=None, columns=None) -> Figure:
     """One tile per 2-D kernel of a conv layer: rows = input channels per group, columns = filters.
 
-    All tiles share one blue-white-red scale (±largest |weight|) shown in the
-    colour bar.  Large layers are cut to `max_inputs` rows and `max_filters`
-    columns (the title says how many are shown).  Writes `to_file` (.svg/.png)
-    when given; returns a `Figure` whose `info` has `rows`, `cols`, `kernels`.  `lang`: "en" or "ko",
-    the language of every label.
+    The columns wrap into bands of `columns` filters (default: as many as fit ~960 px), each band
+    with every shown input channel as a row.  All tiles share one colour scale chosen by the
+    weights (sequential from 0 when all are ≥ 0, else diverging around 0) shown in a colour bar;
+    kernels of up to 3×3 get gridlines between their cells.  `inputs`/`filters` choose which
+    input channels/filters to draw (index lists or ranges); otherwise the first `max_inputs` and
+    `max_filters` are drawn and the subtitle says how many of how many are shown.  Writes `to_file`
+    (.svg/.png) when given; returns a `Figure` whose `info` has `rows`, `cols`, `kernels`, `inputs`,
+    `filters`, `bands`, `scale`.  `lang`: "en" or "ko", the language of every label.
     """
     where = "plot_filters"
     check_lang(lang, where)
@@ -61,41 +89,63 @@ def plot_filters(layer, to_file=None, max_inputs: int = 16, max_filters: int = 6
     dpi = check_dpi(dpi, where)
     max_inputs = _check_count(max_inputs, "max_inputs", where)
     max_filters = _check_count(max_filters, "max_filters", where)
+    if columns is not None:
+        columns = _check_count(columns, "columns", where)
     kernel = conv_kernel(layer, where)
-    kh, kw, per_group, filters = kernel.shape
-    rows, cols = min(per_group, max_inputs), min(filters, max_filters)
-    shown = kernel[:, :, :rows, :cols]
-    vmax = symmetric_limit(kernel)
-    cell = max(2.0, min(16.0, 48.0 / max(kh, kw)))
+    kh, kw, per_group, count = kernel.shape
+    in_idx = _check_indices(inputs, per_group, max_inputs, "inputs", where, "input channel")
+    f_idx = _check_indices(filters, count, max_filters, "filters", where, "filter")
+    rows, cols = len(in_idx), len(f_idx)
+    scale = scale_of(kernel)
+    cell = float(max(3, min(12, 36 // max(kh, kw))))
     tile_w, tile_h = kw * cell, kh * cell
     label_w = 46.0
+    per_band = filter_columns(cols, tile_w, label_w, columns)
+    bands = math.ceil(cols / per_band)
     title = label(lang, "kernels_title", name=layer.name, cls=type(layer).__name__, per=per_group,
-                  filters=filters, count=per_group * filters, kh=kh, kw=kw)
-    subtitle = label(lang, "kernels_sub", rows=rows, per=per_group, cols=cols, filters=filters)
-    grid_w = cols * (tile_w + TILE_GAP)
-    width = max(MARGIN * 2 + label_w + grid_w, text_width(title, 13) + 2 * MARGIN,
-                text_width(subtitle, 10) + 2 * MARGIN, 320)
+                  filters=count, count=per_group * count, kh=kh, kw=kw)
+    subtitle = label(lang, "kernels_sub", rows=rows, per=per_group, cols=cols, filters=count)
+    band_h = 14 + rows * (tile_h + TILE_GAP) + 10
+    width = max(MARGIN * 2 + label_w + per_band * (tile_w + TILE_GAP), text_width(title, 13) + 2 * MARGIN,
+                text_width(subtitle, 10) + 2 * MARGIN, 420)
     top = MARGIN + 40.0
-    height = top + 14 + rows * (tile_h + TILE_GAP) + 50
+    height = top + bands * band_h + 46
     drawing = Drawing(width, height)
     drawing.text(MARGIN, MARGIN + 12, title, size=13, weight="bold")
-    drawing.text(MARGIN, MARGIN + 28, subtitle, size=10, fill="#444444")
-    x0, y0 = MARGIN + label_w, top + 14
-    for col in range(cols):
-        if cols <= 32 or col % 4 == 0:
-            drawing.text(x0 + col * (tile_w + TILE_GAP) + tile_w / 2, y0 - 4, label(lang, "filter_col", col=col),
-                         size=8,
-                         anchor="middle", fill="#555555")
-    for row in range(rows):
-        drawing.text(x0 - 6, y0 + row * (tile_h + TILE_GAP) + tile_h / 2 + 3, label(lang, "input_row", row=row),
-                     size=8,
-                     anchor="end", fill="#555555")
-        for col in range(cols):
-            drawing.image(x0 + col * (tile_w + TILE_GAP), y0 + row * (tile_h + TILE_GAP), tile_w, tile_h,
-                          diverging_rgb(shown[:, :, row, col], vmax), css_class="tile",
-                          title=label(lang, "kernel_tile", row=row, col=col))
-    draw_colorbar(drawing, MARGIN, height - 40, min(240.0, width - 2 * MARGIN - 60), vmax, label(lang, "weight"))
-    return finish(drawing, path, dpi, where, rows=rows, cols=cols, kernels=per_group * filters, vmax=vmax)
+    drawing.text(MARGIN, MARGIN + 28, subtitle, size=10, fill="#444444", css_class="shown")
+    step = max(1, math.ceil(18 / (tile_w + TILE_GAP)))   # column numbers that do not overlap
+    for band in range(bands):
+        x0, y0 = MARGIN + label_w, top + band * band_h + 14
+        band_filters = f_idx[band * per_band:(band + 1) * per_band]
+        for col, f in enumerate(band_filters):
+            if col % step == 0:
+                drawing.text(x0 + col * (tile_w + TILE_GAP) + tile_w / 2, y0 - 4, label(lang, "filter_col", col=f),
+                             size=8, anchor="middle", fill="#555555", css_class="filter-label")
+        for row, i in enumerate(in_idx):
+            y = y0 + row * (tile_h + TILE_GAP)
+            drawing.text(x0 - 6, y + tile_h / 2 + 3, label(lang, "input_row", row=i), size=8, anchor="end",
+                         fill="#555555", css_class="input-label")
+            for col, f in enumerate(band_filters):
+                _kernel_tile(drawing, x0 + col * (tile_w + TILE_GAP), y, cell, kernel[:, :, i, f], scale,
+                             label(lang, "kernel_tile", row=i, col=f))
+    draw_colorbar(drawing, MARGIN, height - 40, min(200.0, width - 2 * MARGIN - 60), scale, label(lang, "weight"),
+                  label(lang, "scale_" + scale.kind))
+    return finish(drawing, path, dpi, where, rows=rows, cols=cols, kernels=per_group * count, inputs=in_idx,
+                  filters=f_idx, bands=bands, scale=scale)
+
+
+def _kernel_tile(drawing, x: float, y: float, cell: float, weights: np.ndarray, scale, title: str) -> None:
+    """One kernel: its cells coloured on `scale`, framed, with gridlines between the cells up to 3×3."""
+    kh, kw = weights.shape
+    drawing.image(x, y, kw * cell, kh * cell, scale_rgb(weights, scale), css_class="tile", title=title)
+    if kh * kw <= 9:
+        for c in range(1, kw):
+            drawing.line(x + c * cell, y, x + c * cell, y + kh * cell, stroke="#bbbbbb", stroke_width=1,
+                         css_class="gridline")
+        for r in range(1, kh):
+            drawing.line(x, y + r * cell, x + kw * cell, y + r * cell, stroke="#bbbbbb", stroke_width=1,
+                         css_class="gridline")
+    drawing.rect(x, y, kw * cell, kh * cell, stroke="#bbbbbb", stroke_width=0.5, css_class="tile-frame")
 
 
 def run_layers(model, image, where: str, arg: str = "image"):
@@ -120,6 +170,7 @@ def run_layers(model, image, where: str, arg: str = "image"):
 def run_nodes(model, sample, where: str, arg: str = "image"):
     """Run one sample (a list of them, one per input, for several inputs) through a functional model's
     nodes in execution order; returns (the first input's batch, [each row's first output])."""
+    from ..layers.autodiff import call_layer
     from ..layers.graph import KerasTensor
     from ..models.analysis_graph import model_nodes
     inputs = model.inputs
@@ -139,7 +190,8 @@ def run_nodes(model, sample, where: str, arg: str = "image"):
         if node.is_input:
             continue
         args = [value(a) for a in node.args]
-        result = node.layer(args[0] if len(args) == 1 else args, training=False)
+        # as the model's own executor calls a node (`x * 0.5`'s operation reads [x, 0.5] as its arguments)
+        result = call_layer(node.layer, args[0] if len(args) == 1 else args, False)
         results = result if isinstance(result, (list, tuple)) else [result]
         for tensor, out in zip(node.outputs, results):
             values[id(tensor)] = np.asarray(out)
@@ -147,12 +199,13 @@ def run_nodes(model, sample, where: str, arg: str = "image"):
     return values[id(inputs[0])], outputs
 
 
-def row_labels(model) -> List[tuple]:
+def row_labels(model, lang: str = "en") -> List[tuple]:
     """(name, type) of each row of `analyze(model)`: the layers, or a functional model's calls
-    ("Conv2D, call 2 of 2" for a shared layer)."""
+    ("Conv2D, call 2 of 2" for a shared layer, in `lang`)."""
     if not is_graph_model(model):
         return [(layer.name, type(layer).__name__) for layer in model.layers]
-    return [(r.name, r.class_name if r.calls == 1 else f"{r.class_name}, call {r.call} of {r.calls}")
+    return [(r.name, r.class_name if r.calls == 1 else label(lang, "call", cls=r.class_name, call=r.call,
+                                                              calls=r.calls))
             for r in analyze(model).layers]
 
 
@@ -228,13 +281,18 @@ def pick_layers(layers: List, chosen, outputs, where: str) -> List[int]:
     return picked
 
 
-def plot_feature_maps(model, image, layers=None, to_file=None, max_channels: int = 32, dpi=96, lang="en") -> Figure:
+def plot_feature_maps(model, image, layers=None, to_file=None, max_channels: int = 32, dpi=96, lang="en",
+                      channels=None) -> Figure:
     """Run `image` through the model layer by layer and tile each chosen layer's channels.
 
     `layers`: names, indices or layer objects (default: every conv and pooling
-    layer).  Each layer gets its own blue-white-red scale (±largest |value| of
-    that layer) with a colour bar; the input image is drawn first.  Returns a
-    `Figure` whose `info["tiles"]` lists the channel count drawn per layer.
+    layer).  Each layer (and the input image, drawn first) gets its own colour scale
+    chosen by its values — sequential from 0 when all are ≥ 0 (an image, ReLU maps),
+    else diverging around 0 — shown in a colour bar with its values.  `channels`: the
+    channel indices to draw in every chosen layer (a list or range); otherwise the first
+    `max_channels`, and a title says "n of m channels shown" when channels are left out.
+    Each tile is numbered with its channel.  Returns a `Figure` whose `info["tiles"]`
+    lists the channel count drawn per layer and `info["scales"]` each section's scale.
     In a functional model a shared layer's name (or the layer) shows every call,
     an index counts the rows of `analyze(model)` (one per call), and `image` is a
     list of samples when the model has several inputs.  `lang` ("en"/"ko"): the labels' language.
@@ -244,17 +302,21 @@ def plot_feature_maps(model, image, layers=None, to_file=None, max_channels: int
     path = check_path(to_file, where)
     dpi = check_dpi(dpi, where)
     max_channels = _check_count(max_channels, "max_channels", where)
+    if channels is not None and not isinstance(channels, (int, np.integer, list, tuple, range, np.ndarray)):
+        raise TypeError(f"{where}: argument `channels` must be a list or range of channel indices, "
+                        f"got {type(channels).__name__}")
     check_model(model, where)
     x, outputs = run_layers(model, image, where)
     picked = pick_layers(row_layers(model), layers, outputs, where)
-    drawing, tiles = draw_feature_maps(model, x, outputs, picked, max_channels, lang)
-    return finish(drawing, path, dpi, where, tiles=tiles)
+    drawing, tiles, scales = draw_feature_maps(model, x, outputs, picked, max_channels, lang, channels, where)
+    return finish(drawing, path, dpi, where, tiles=tiles, scales=scales)
 
 
 def draw_feature_maps(model, x: np.ndarray, outputs: List[np.ndarray], picked: List[int], max_channels: int,
-                      lang: str = "en"):
-    """The feature-map figure of a forward pass already run: (drawing, [(layer name, tiles drawn)])."""
-    labels = row_labels(model)
+                      lang: str = "en", channels=None, where: str = "plot_feature_maps"):
+    """The feature-map figure of a forward pass already run: (drawing, [(layer name, tiles drawn)],
+    [(section title, Scale)])."""
+    labels = row_labels(model, lang)
     formats = data_formats(model)
     sections = [("input", "input", channels_last(x, formats[0]) if x.ndim == 4 else None)]
     sections += [(labels[i][0], labels[i][1], channels_last(outputs[i], formats[i])) for i in picked]
@@ -264,39 +326,50 @@ def draw_feature_maps(model, x: np.ndarray, outputs: List[np.ndarray], picked: L
     blocks = []
     width = 360.0
     for name, kind, maps in sections:
-        _, h, w, channels = maps.shape
-        shown = min(channels, max_channels)
+        _, h, w, count = maps.shape
+        if kind == "input" or channels is None:
+            shown = list(range(min(count, max_channels)))
+        else:
+            shown = _check_indices(channels, count, max_channels, "channels", where, "channel",
+                                       f"; {name!r} has {count} channels")
         cell = max(1.0, math.floor(64.0 / max(h, w))) if max(h, w) <= 64 else 64.0 / max(h, w)
         tile_w, tile_h = w * cell, h * cell
-        cols = min(shown, columns)
-        rows = math.ceil(shown / cols)
+        cols = min(len(shown), columns)
+        rows = math.ceil(len(shown) / cols)
         blocks.append((name, kind, maps, shown, tile_w, tile_h, cols, rows))
-        width = max(width, 2 * MARGIN + cols * (tile_w + TILE_GAP))
+        width = max(width, 2 * MARGIN + cols * (max(tile_w, 14.0) + TILE_GAP))
     drawing = Drawing(width, 0.0)
     y = MARGIN
-    tiles = []
+    tiles, scales = [], []
     for name, kind, maps, shown, tile_w, tile_h, cols, rows in blocks:
-        _, h, w, channels = maps.shape
-        vmax = symmetric_limit(maps[0, :, :, :shown])
+        _, h, w, count = maps.shape
+        scale = scale_of(maps[0])
         title = label(lang, "input_image") if kind == "input" else f"{name} ({kind})"
-        drawing.text(MARGIN, y + 14, label(lang, "maps_title", label=title, h=h, w=w, channels=channels)
-                     + (label(lang, "maps_shown", shown=shown, channels=channels) if shown < channels else ""),
-                     size=12, weight="bold")
+        cut = len(shown) < count
+        drawing.text(MARGIN, y + 14, label(lang, "maps_title", label=title, h=h, w=w, channels=count)
+                     + (label(lang, "maps_shown", shown=len(shown), channels=count) if cut else ""),
+                     size=12, weight="bold", css_class="maps-title")
         y += 24
-        for channel in range(shown):
-            r, c = divmod(channel, cols)
-            drawing.image(MARGIN + c * (tile_w + TILE_GAP), y + r * (tile_h + TILE_GAP), tile_w, tile_h,
-                          diverging_rgb(maps[0, :, :, channel], vmax),
+        step_w, step_h = max(tile_w, 14.0) + TILE_GAP, tile_h + TILE_GAP + 11
+        for k, channel in enumerate(shown):
+            r, c = divmod(k, cols)
+            tx, ty = MARGIN + c * step_w, y + r * step_h
+            drawing.image(tx, ty, tile_w, tile_h, scale_rgb(maps[0, :, :, channel], scale),
                           css_class="input-tile" if kind == "input" else "tile",
                           title=label(lang, "map_tile", label=title, channel=channel))
-        y += rows * (tile_h + TILE_GAP) + 4
-        y += draw_colorbar(drawing, MARGIN, y, 200.0, vmax,
-                           label(lang, "activation_value" if kind != "input" else "pixel")) + 18
+            drawing.rect(tx, ty, tile_w, tile_h, stroke="#bbbbbb", stroke_width=0.5, css_class="tile-frame")
+            drawing.text(tx + tile_w / 2, ty + tile_h + 9, str(channel), size=8, anchor="middle", fill="#555555",
+                         css_class="channel-label")
+        y += rows * step_h + 4
+        y += draw_colorbar(drawing, MARGIN, y, 200.0, scale,
+                           label(lang, "activation_value" if kind != "input" else "pixel"),
+                           label(lang, "scale_" + scale.kind)) + 18
+        scales.append((name, scale))
         if kind != "input":
-            tiles.append((name, shown))
+            tiles.append((name, len(shown)))
     y = _draw_prediction(drawing, model, outputs[-1], y, lang)
     drawing.height = y + MARGIN - 18
-    return drawing, tiles
+    return drawing, tiles, scales
 
 
 def _draw_prediction(drawing, model, output: np.ndarray, y: float, lang: str) -> float:

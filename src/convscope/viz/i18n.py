@@ -25,6 +25,8 @@ LABELS: Dict[str, Dict[str, str]] = {
         "maps_title": "{label}: {h}×{w}×{channels}", "maps_shown": " ({shown} of {channels} channels shown)",
         "map_tile": "{label}, channel {channel}",
         "predicted": "prediction: class {cls} ({p:.1f}%)", "from_logits": " — softmax of the logits",
+        "scale_seq": "scale from 0 (data ≥ 0)", "scale_div": "scale around 0",
+        "call": "{cls}, call {call} of {calls}",
     },
     "ko": {
         "epoch": "에폭", "train": "학습", "validation": "검증", "final": "최종",
@@ -39,6 +41,8 @@ LABELS: Dict[str, Dict[str, str]] = {
         "maps_title": "{label}: {h}×{w}×{channels}", "maps_shown": " (채널 {channels}개 중 {shown}개 표시)",
         "map_tile": "{label}, 채널 {channel}",
         "predicted": "예측: 클래스 {cls} ({p:.1f}%)", "from_logits": " — 로짓의 소프트맥스",
+        "scale_seq": "0부터의 척도 (값 ≥ 0)", "scale_div": "0 중심 척도",
+        "call": "{cls}, 호출 {call}/{calls}",
     },
 }
 

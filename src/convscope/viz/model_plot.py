@@ -18,6 +18,7 @@ from ..models.analysis import is_graph_model
 from . import layout
 from ._model import (activation_name, check_dpi, check_flag, check_model, check_path, format_shape,
                      is_model, shape_of)
+from .i18n import check_lang, diagram_line
 from .svg import Drawing, Figure, finish, text_width
 
 RANKDIRS = ("TB", "LR", "BT", "RL")
@@ -311,18 +312,27 @@ def _cluster_keys(node: Node) -> List[str]:
 
 def plot_model(model, to_file="model.png", show_shapes=False, show_dtype=False, show_layer_names=True,
                rankdir="TB", expand_nested=False, dpi=96, show_layer_activations=False,
-               show_trainable=False) -> Figure:
+               show_trainable=False, lang="en") -> Figure:
     """Draw the model as boxes and arrows and write it to `to_file` (.svg or .png, by extension).
 
-    Keras' signature and defaults.  Returns a `Figure` (shows itself in a
-    notebook through `_repr_svg_`; `.path` is the written file).  PNG needs
-    Pillow (`pip install convscope[viz]`); SVG needs nothing.
+    Keras' signature and defaults, plus `lang` ("en" or "ko"): the language of the
+    boxes' words (layer, class, activation and dtype names stay as they are).  Returns a
+    `Figure` (shows itself in a notebook through `_repr_svg_`; `.path` is the written
+    file).  PNG needs Pillow (`pip install convscope[viz]`); SVG needs nothing.
     """
+    check_lang(lang, "plot_model")
     path = check_path(to_file, "plot_model")
     dpi = check_dpi(dpi, "plot_model")
     graph = build_graph(model, show_shapes, show_dtype, show_layer_names, rankdir, expand_nested,
                         show_layer_activations, show_trainable)
-    return finish(draw_graph(graph), path, dpi, "plot_model")
+    return finish(draw_graph(translate_graph(graph, lang)), path, dpi, "plot_model")
+
+
+def translate_graph(graph: Graph, lang: str) -> Graph:
+    """`graph` with its boxes' detail lines in `lang` (titles are names and stay); changes it in place."""
+    for node in graph.nodes:
+        node.lines = [diagram_line(line, lang) for line in node.lines]
+    return graph
 
 
 def dot_source(graph: Graph, name: str = "G", subgraph: bool = False, dpi: float = 96) -> str:

@@ -8,6 +8,11 @@ import numpy as np
 
 _FONTS = {False: ("DejaVuSans.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"),
           True: ("DejaVuSans-Bold.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")}
+# Fonts with Hangul (and Latin) glyphs, for labels in Korean: (file, index in a collection); DejaVu has none.
+_CJK_FONTS = {False: (("NotoSansCJK-Regular.ttc", 1), ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc", 1),
+                      ("NanumGothic.ttf", 0), ("/usr/share/fonts/truetype/nanum/NanumGothic.ttf", 0)),
+              True: (("NotoSansCJK-Bold.ttc", 1), ("/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc", 1),
+                     ("NanumGothicBold.ttf", 0), ("/usr/share/fonts/truetype/nanum/NanumGothicBold.ttf", 0))}
 
 
 def _pillow():
@@ -20,15 +25,22 @@ def _pillow():
 
 
 @lru_cache(maxsize=64)
-def _font(size: int, bold: bool):
-    """A TrueType font of `size` pixels: DejaVu when installed, else Pillow's built-in scalable font."""
+def _font(size: int, bold: bool, cjk: bool = False):
+    """A TrueType font of `size` pixels: for CJK text a Noto CJK / Nanum font when installed; else DejaVu
+    when installed, else Pillow's built-in scalable font."""
     _, _, ImageFont = _pillow()
-    for name in _FONTS[bold]:
+    candidates = (_CJK_FONTS[bold] + _CJK_FONTS[False] if cjk else ()) + tuple((name, 0) for name in _FONTS[bold])
+    for name, index in candidates:
         try:
-            return ImageFont.truetype(name, size)
+            return ImageFont.truetype(name, size, index=index)
         except OSError:
             continue
     return ImageFont.load_default(size=size)
+
+
+def has_cjk(text: str) -> bool:
+    """True when `text` holds a character beyond DejaVu's reach (CJK, Hangul: from U+2E80 on)."""
+    return any(ord(ch) >= 0x2E80 for ch in text)
 
 
 def _rgb(color: str):
@@ -88,7 +100,7 @@ def render_png(drawing, scale: float = 1.0) -> bytes:
         elif kind == "polygon":
             pen.polygon([(x * s, y * s) for x, y in a["points"]], fill=_rgb(a["fill"]))
         elif kind == "text":
-            font = _font(max(6, round(a["size"] * s)), a["weight"] == "bold")
+            font = _font(max(6, round(a["size"] * s)), a["weight"] == "bold", has_cjk(a["text"]))
             anchor = {"start": "ls", "middle": "ms", "end": "rs"}[a["anchor"]]
             pen.text((a["x"] * s, a["y"] * s), a["text"], fill=_rgb(a["fill"]), font=font, anchor=anchor)
         elif kind == "image":
