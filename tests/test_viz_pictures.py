@@ -375,3 +375,19 @@ def test_feature_maps_and_report_of_a_graph_model_with_operators(tmp_path):
     stored = data["sample"]["outputs"][index]
     values = np.frombuffer(base64.b64decode(stored["data"]), "<f4").reshape(stored["shape"])
     np.testing.assert_allclose(values, (c1 + c2)[0], rtol=1e-5, atol=1e-6)
+
+
+def test_cli_plot_draws_the_diagram_in_korean(capsys, tmp_path):
+    from convscope.cli import main
+    model_py = tmp_path / "model.py"
+    model_py.write_text("from convscope.models import Sequential\n"
+                        "from convscope.layers import Conv2D, Flatten, Dense, Input\n"
+                        "model = Sequential([Input(shape=(8, 8, 1)), Conv2D(4, 3, activation='relu'), Flatten(),"
+                        " Dense(2)])\n")
+    svg = tmp_path / "model.svg"
+    assert main(["plot", str(model_py), "-o", str(svg), "--show-shapes", "--lang", "ko"]) == 0
+    lines = texts(svg_root(svg.read_bytes()))
+    assert "출력 형태: (None, 6, 6, 4)" in lines and not any(t.startswith(("Input", "Output")) for t in lines)
+    assert main(["plot", str(model_py), "-o", str(svg), "--show-shapes"]) == 0
+    assert "Output shape: (None, 6, 6, 4)" in texts(svg_root(svg.read_bytes()))
+    capsys.readouterr()

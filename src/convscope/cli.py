@@ -112,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--hide-layer-names", action="store_true", help="do not show layer names")
     plot.add_argument("--rankdir", choices=("TB", "LR"), default="TB", help="direction (default: TB)")
     plot.add_argument("--dpi", type=int, default=96, help="resolution of a PNG (default: 96)")
+    _lang_arg(plot)
     plot.set_defaults(handler=_cmd_plot)
 
     report = sub.add_parser("report", help="write the interactive HTML report",
@@ -480,7 +481,7 @@ def _cmd_plot(args) -> int:
         try:
             return plot_model(model, to_file=args.output, show_shapes=args.show_shapes,
                               show_layer_names=not args.hide_layer_names, rankdir=args.rankdir, dpi=args.dpi,
-                              show_layer_activations=args.show_layer_activations)
+                              show_layer_activations=args.show_layer_activations, lang=args.lang)
         except PictureTooLarge as error:
             raise CLIError(f"--dpi {args.dpi} would make a {error.width:,}x{error.height:,}-pixel PNG "
                            f"({error.width * error.height:,} pixels), more than the limit of {error.limit:,} "
