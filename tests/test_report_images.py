@@ -83,6 +83,18 @@ def test_load_image_channels_first_and_rgba(keras, pictures):
     np.testing.assert_array_equal(array, np.moveaxis(keras.utils.img_to_array(image), -1, 0))
 
 
+def test_load_image_keeps_a_16_bit_grayscale_png_as_keras(keras, tmp_path):
+    """Keras' load_img(color_mode="grayscale") keeps a 16-bit PNG's values (mode "I;16"); converting it
+    to "L" would clip them to 255."""
+    path = tmp_path / "depth.png"
+    Image.fromarray(np.random.default_rng(7).integers(0, 65536, (7, 9), dtype=np.uint16)).save(path)
+    for size in ((7, 9), (4, 5)):
+        image = keras.utils.load_img(path, color_mode="grayscale", target_size=size, interpolation="nearest")
+        expected = keras.utils.img_to_array(image)
+        assert expected.max() > 255
+        np.testing.assert_array_equal(load_image(path, (None,) + size + (1,)), expected)
+
+
 def test_image_errors_are_one_line(capsys, tmp_path, pictures):
     model_py = tmp_path / "model.py"
     model_py.write_text(MODEL_PY.format(channels=3))

@@ -1,8 +1,8 @@
 """Pictures files as model inputs, as Keras' `load_img` + `img_to_array` read them (Pillow).
 
 `load_image(path, input_shape)`: the file opened with Pillow, converted to the
-model's channels ("L" for 1, "RGB" for 3, "RGBA" for 4 — Keras' color_mode
-grayscale/rgb/rgba), resized to the input's (height, width) with Keras' default
+model's channels as Keras' color_mode grayscale/rgb/rgba converts it (1: "L", a
+16- or 32-bit grayscale kept as it is; 3: "RGB"; 4: "RGBA"), resized to the input's (height, width) with Keras' default
 `interpolation="nearest"` when the size differs, and returned as float32
 (height, width, channels) — or channels first for a channels_first model —
 without rescaling, exactly as `keras.utils.img_to_array` gives it.
@@ -15,7 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..utils.image_utils import convert_mode
+
 MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+COLOR_MODES = {1: "grayscale", 3: "rgb", 4: "rgba"}          # Keras' load_img color_mode per channel count
 MAX_PIXELS = 100_000_000   # Pillow's own bomb limit is 89M; a larger file is refused before decoding
 
 
@@ -46,7 +49,7 @@ def load_image(path, input_shape, data_format: str = "channels_last", where: str
             if image.width * image.height > MAX_PIXELS:
                 raise ValueError(f"{where}: {str(path)!r} has {image.width}x{image.height} pixels, more than "
                                  f"{MAX_PIXELS:,}")
-            image = image.convert(MODES[channels])
+            image = convert_mode(image, COLOR_MODES[channels])     # a 16-bit grayscale PNG keeps its values
             if image.size != (width, height):
                 image = image.resize((width, height), Image.NEAREST)
             array = np.asarray(image, dtype=np.float32)
