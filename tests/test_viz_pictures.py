@@ -84,6 +84,11 @@ def pixels(node):
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGB")).astype(int)
 
 
+def number(text):
+    """A value as the pictures print it ("0.123", "-9.48×10⁻⁴")."""
+    return float(text.replace("×10", "e").translate(str.maketrans("⁻⁰¹²³⁴⁵⁶⁷⁸⁹", "-0123456789")))
+
+
 def torch_conv(x, layer, relu=False):
     """PyTorch's conv2d (same padding, stride 1) of an NHWC array with the layer's weights, NHWC out."""
     out = torch.nn.functional.conv2d(torch.from_numpy(np.moveaxis(x, -1, 1)),
@@ -117,6 +122,8 @@ def test_the_pictures_scales_are_the_reports():
     assert colors.scale_of(np.array([-1.0, 3.0])) == colors.Scale("div", -3.0, 3.0)
     assert colors.scale_of(np.zeros(4)) == colors.Scale("seq", 0.0, 1.0)
     assert colors.scale_rgb(np.array([np.nan]), colors.Scale("seq", 0.0, 1.0)).tolist() == [[255, 0, 255]]
+    assert [colors.tick(v, True) for v in (0.0, 0.1234, -2.5e-5, 3.0e6)] == ["0", "+0.123", "-2.50×10⁻⁵",
+                                                                             "+3.00×10⁶"]
 
 
 def test_feature_maps_colours_follow_the_data_against_pytorch(tmp_path):
@@ -229,10 +236,14 @@ def test_filter_bank_wraps_into_bands_of_readable_2x2_kernels(tmp_path):
     assert figure.info["bands"] == 3 and len(found) == 60
     assert len({t.get("x") for t in found}) == 8 and len({t.get("y") for t in found}) == 3 * 3
     first_band = [t for t in found if float(t.get("y")) < min(float(u.get("y")) for u in found) + 3 * 30]
-    assert sorted({int(title(t).rsplit(" ", 1)[1]) for t in first_band}) == list(range(8))
+    assert sorted({int(re.match(r"input channel \d+, filter (\d+)", title(t)).group(1)) for t in first_band}) \
+        == list(range(8))
     limit = np.abs(kernel).max()
     for tile in found:
-        row, col = map(int, re.fullmatch(r"input channel (\d+), filter (\d+)", title(tile)).groups())
+        match = re.fullmatch(r"input channel (\d+), filter (\d+): \[(\S+), (\S+); (\S+), (\S+)\]", title(tile))
+        row, col = int(match.group(1)), int(match.group(2))
+        np.testing.assert_allclose([number(v) for v in match.groups()[2:]], kernel[:, :, row, col].ravel(),
+                                   rtol=5e-3, atol=1e-3)       # the weights on hover, three digits
         assert np.abs(pixels(tile) - js_colours(kernel[:, :, row, col], "div", limit)).max() <= 1
         assert float(tile.get("width")) >= 24 and float(tile.get("height")) >= 24   # 2×2 cells of >= 12 px
     grid = [n for n in root.iter(f"{SVG}line") if n.get("class") == "gridline"]
@@ -242,7 +253,7 @@ def test_filter_bank_wraps_into_bands_of_readable_2x2_kernels(tmp_path):
     png = np.asarray(Image.open(tmp_path / "filters.png").convert("RGB")).astype(int)
     tile = found[0]
     x, y, w = float(tile.get("x")), float(tile.get("y")), float(tile.get("width"))
-    row, col = map(int, re.fullmatch(r"input channel (\d+), filter (\d+)", title(tile)).groups())
+    row, col = map(int, re.match(r"input channel (\d+), filter (\d+)", title(tile)).groups())
     assert png[int(y + w / 4), int(x + w / 2)].tolist() == [187, 187, 187]
     assert png[int(y + w / 4), int(x + w / 4)].tolist() == js_colour(kernel[0, 0, row, col], "div", limit)
     assert png[int(y + 3 * w / 4), int(x + 3 * w / 4)].tolist() == js_colour(kernel[1, 1, row, col], "div", limit)
@@ -255,7 +266,7 @@ def test_filters_chosen_by_index_and_the_scale_by_the_weights():
     layer = small_kernels_layer()
     figure = plot_filters(layer, inputs=[2], filters=range(5, 8))
     root = svg_root(figure.to_svg())
-    assert [title(t) for t in images(root, "tile")] == [f"input channel 2, filter {f}" for f in (5, 6, 7)]
+    assert [title(t).split(":")[0] for t in images(root, "tile")] == [f"input channel 2, filter {f}" for f in (5, 6, 7)]
     assert ("rows: input channels per group (1 of 3 shown), columns: filters (3 of 20 shown)" in texts(root))
     assert {"in 2", "f5", "f6", "f7"} <= set(texts(root))
     assert figure.info["scale"].kind == "div"

@@ -79,7 +79,7 @@ def draw_colorbar(drawing, x: float, y: float, width: float, scale: Scale, label
     for fraction in (0.0, 0.5, 1.0):
         value = scale.lo + fraction * (scale.hi - scale.lo)
         anchor = {0.0: "start", 0.5: "middle", 1.0: "end"}[fraction]
-        drawing.text(x + fraction * width, y + 22, _tick(value, scale.kind == "div"), size=9, anchor=anchor,
+        drawing.text(x + fraction * width, y + 22, tick(value, scale.kind == "div"), size=9, anchor=anchor,
                      fill="#444444", css_class="colorbar-tick")
     words = f"{label} ({kind_label})" if label and kind_label else label or kind_label
     if words:
@@ -87,7 +87,15 @@ def draw_colorbar(drawing, x: float, y: float, width: float, scale: Scale, label
     return 26.0
 
 
-def _tick(value: float, signed: bool) -> str:
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def tick(value: float, signed: bool = False) -> str:
+    """A colour-bar value with three significant digits; powers of ten as ×10ⁿ (no letter "e" in any language)."""
     if value == 0:
         return "0"
-    return f"{value:+.3g}" if signed else f"{value:.3g}"
+    sign = "+" if signed and value > 0 else ""
+    if 1e-3 <= abs(value) < 1e5:
+        return sign + f"{value:.3g}"
+    mantissa, exponent = f"{value:.2e}".split("e")
+    return f"{sign}{mantissa}×10{str(int(exponent)).translate(_SUPERSCRIPT)}"

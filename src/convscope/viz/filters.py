@@ -16,7 +16,7 @@ import numpy as np
 
 from ..models.analysis import analyze, is_graph_model
 from ._model import check_dpi, check_model, check_path, shape_of
-from .colors import draw_colorbar, scale_of, scale_rgb
+from .colors import draw_colorbar, scale_of, scale_rgb, tick
 from .i18n import check_lang, label
 from .prediction import class_probabilities, final_activation
 from .svg import Drawing, Figure, finish, text_width
@@ -135,8 +135,11 @@ def plot_filters(layer, to_file=None, max_inputs: int = 16, max_filters: int = 6
 
 
 def _kernel_tile(drawing, x: float, y: float, cell: float, weights: np.ndarray, scale, title: str) -> None:
-    """One kernel: its cells coloured on `scale`, framed, with gridlines between the cells up to 3×3."""
+    """One kernel: its cells coloured on `scale`, framed; up to 3×3 with gridlines between the cells and its
+    weights in the hover title."""
     kh, kw = weights.shape
+    if kh * kw <= 9:                  # the weights themselves on hover, row by row
+        title += ": [" + "; ".join(", ".join(tick(float(v)) for v in row) for row in weights) + "]"
     drawing.image(x, y, kw * cell, kh * cell, scale_rgb(weights, scale), css_class="tile", title=title)
     if kh * kw <= 9:
         for c in range(1, kw):
