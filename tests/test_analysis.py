@@ -239,6 +239,25 @@ def test_memory_and_optimizer_slots():
     assert optimizer_slots(optimizers.Adam(amsgrad=True)) == 3
 
 
+@pytest.mark.parametrize("name,config", [
+    ("SGD", {}), ("SGD", {"momentum": 0.9}), ("Adam", {}), ("Adam", {"amsgrad": True}), ("AdamW", {}),
+    ("RMSprop", {}), ("RMSprop", {"momentum": 0.5, "centered": True}), ("Adagrad", {}), ("Adadelta", {}),
+    ("Adamax", {}), ("Nadam", {}), ("Lion", {})])
+def test_optimizer_slots_match_keras_per_variable_state(keras, name, config):
+    """Every optimizer convscope has (Lion was refused, so explain/summary of a model compiled with it
+    failed): its slots per parameter are Keras' variables of that parameter's shape after build."""
+    from convscope import optimizers
+    theirs = getattr(keras.optimizers, name)(**config)
+    weight = keras.Variable(np.zeros((3, 5), "float32"))
+    theirs.build([weight])
+    per_variable = sum(tuple(v.shape) == (3, 5) for v in theirs.variables)
+    assert optimizer_slots(getattr(optimizers, name)(**config)) == per_variable
+    model = Sequential([Input(shape=(4,)), Dense(2)])
+    model.compile(optimizer=getattr(optimizers, name)(**config), loss="mse")
+    assert analyze(model).optimizer_state_bytes == per_variable * 4 * model.count_params()
+    assert "Dense" in explain(model).to_markdown()
+
+
 def test_analyze_layer_on_its_build_shape():
     layer = Conv2D(16, (5, 5))
     layer(np.zeros((2, 300, 300, 3), dtype=np.float32))
