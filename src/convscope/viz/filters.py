@@ -3,8 +3,10 @@
 A Conv2D layer with `filters` filters on `in` input channels holds
 in/groups × filters two-dimensional kernels (seed 000's point: kernels are not
 filters), so `plot_filters` draws exactly that grid: one row per input channel
-of a group, one column per filter.  Both functions share one diverging colour
-scale per figure (filters) or per layer (feature maps), shown as a colour bar.
+of a group, one column per filter, wrapping into bands of filters.  Both use one
+colour scale per figure (filters) or per layer (feature maps), chosen by the data
+as the report does (`viz/colors.py`: sequential for ≥ 0, diverging around 0), shown
+as a colour bar with its values.
 """
 
 from __future__ import annotations
