@@ -3,8 +3,8 @@ batches or a `PyDataset` (Keras 3's `keras.utils.PyDataset` too) -> batches `(x,
 
 Keras 3's rules (trainers/epoch_iterator.py and data_adapters/):
 
-* a `PyDataset` (anything whose class is named PyDataset, or an object with `__len__` and
-  `__getitem__`) gives `num_batches` batches per epoch, in a new order each epoch when `shuffle`,
+* a `PyDataset` (an instance of a class named PyDataset or derived from one: convscope's or
+  Keras'; a bare object with `__len__` and `__getitem__` is not one, as in Keras) gives `num_batches` batches per epoch, in a new order each epoch when `shuffle`,
   with `on_epoch_begin`/`on_epoch_end` called around it;
 * an iterable with `__len__` (e.g. `utils.image_dataset_from_directory`) is iterated afresh each
   epoch and has a known length; a generator or other iterator is read once, as a stream;
