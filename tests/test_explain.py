@@ -145,6 +145,12 @@ def test_errors_name_function_argument_and_value():
     with pytest.raises(TypeError, match=r"explain: argument `model_or_layer` must be a convscope Sequential "
                                         r"model or layer, got str"):
         explain("model.py")
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match=rf"explain: argument `batch_size` must be a positive int or None, "
+                                             rf"got {bad!r}"):
+            explain(seed000_model(), batch_size=bad)
+    with pytest.raises(ValueError, match=r"explain: argument `batch_size` must be a positive int or None, got -1"):
+        explain(seed000_model().layers[0], batch_size=-1)
     with pytest.raises(ValueError, match=r"Explanation.layer: no layer named 'nope'"):
         explain(seed000_model()).layer("nope")
     with pytest.raises(ValueError, match=r"LayerExplanation.section: argument `key` must be one of"):

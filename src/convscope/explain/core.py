@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import json
 from dataclasses import dataclass, field
+from numbers import Integral
 from typing import Any, Dict, List, Optional
 
 from ..models import analysis
@@ -31,6 +32,9 @@ def explain(model_or_layer, lang: str = "en", batch_size: Optional[int] = None) 
     if not isinstance(lang, str) or lang not in LANGUAGES:
         raise ValueError(f"explain: argument `lang` must be one of {sorted(LANGUAGES)}, got {lang!r}")
     text = LANGUAGES[lang]
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, Integral)
+                                   or batch_size < 1):
+        raise ValueError(f"explain: argument `batch_size` must be a positive int or None, got {batch_size!r}")
     is_model = isinstance(getattr(model_or_layer, "layers", None), (list, tuple))
     if is_model:
         numbers = analysis.analyze(model_or_layer, batch_size=batch_size)
