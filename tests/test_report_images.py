@@ -374,6 +374,13 @@ def test_prediction_of_binary_and_regression_heads(tmp_path):
     assert data["sample"]["prediction"]["predicted"] == int(p > 0.5)
     data = page_data(report(model(None), sample=sample, to_file=tmp_path / "r.html"))
     assert data["sample"]["prediction"] is None          # a regression: no class probabilities invented
+    multi_label = model("sigmoid")
+    multi_label.pop()
+    multi_label.add(Dense(4, activation="sigmoid"))       # four independent labels: no softmax over them
+    probs = multi_label.predict(sample[None], verbose=0)[0]
+    prediction = page_data(report(multi_label, sample=sample, to_file=tmp_path / "m.html"))["sample"]["prediction"]
+    assert prediction["probs"] == pytest.approx(probs.tolist(), rel=1e-6)
+    assert prediction["source"] == "sigmoid" and prediction["predicted"] == int(np.argmax(probs))
 
 
 def test_feature_maps_picture_ends_with_the_prediction():
