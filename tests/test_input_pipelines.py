@@ -323,6 +323,12 @@ def test_array_sample_weight_and_validation_split_match_keras(keras):
     graph = cs.Model(inputs, layers.Dense(3, activation="softmax")(inputs))
     graph.compile("sgd", "sparse_categorical_crossentropy")
     assert "val_loss" in graph.fit(X, Y, sample_weight=W, validation_split=0.25, verbose=0).history
+    wide = np.ones((len(X), 4), "float32")                   # one weight per sample and class: not the loss' shape
+    for model in (ours, graph):                              # each names the call it came from (evaluate said fit)
+        for function, call in (("fit", model.fit), ("evaluate", model.evaluate)):
+            with pytest.raises(ValueError, match=rf"^{function}: sample weights of shape \(8, 4\) do not match the "
+                                                 r"loss values of shape \(8,\)"):
+                call(X, Y, sample_weight=wide, batch_size=8, verbose=0)
 
 
 def test_py_dataset_workers_read_ahead_in_order(keras):

@@ -118,8 +118,8 @@ class _FunctionalTraining:
         return [t.shape for t in self._outputs]
 
     # -- steps --------------------------------------------------------------------------------------
-    def _losses_of(self, ys, outputs, sample_weight=None) -> List[float]:
-        return [0.0 if loss is None else float(_weighted_loss(loss, y, out, sample_weight))
+    def _losses_of(self, ys, outputs, sample_weight=None, where: str = "fit") -> List[float]:
+        return [0.0 if loss is None else float(_weighted_loss(loss, y, out, sample_weight, where))
                 for loss, y, out in zip(self._losses, ys, outputs)]
 
     def _train_step(self, x, y, where: str, epoch: int, batch: int, raise_on_nan: bool, sample_weight=None):
@@ -141,7 +141,7 @@ class _FunctionalTraining:
 
     def _test_step(self, x, y, sample_weight=None):
         outputs, _ = self.run(self._flat_inputs(x.arrays, "evaluate"), training=False, keep=False)
-        per_output = self._losses_of(y.arrays, outputs, sample_weight)
+        per_output = self._losses_of(y.arrays, outputs, sample_weight, "evaluate")
         loss = sum(w * value for w, value in zip(self._loss_weights, per_output))
         return (loss + self._weight_penalty(add_gradients=False), per_output), outputs
 

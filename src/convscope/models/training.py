@@ -71,32 +71,32 @@ def is_dask_collection(value) -> bool:
     return type(value).__module__.split(".")[0] == "dask" and hasattr(value, "__dask_graph__")
 
 
-def _weighted_loss(loss, y_true, y_pred, sample_weight) -> float:
+def _weighted_loss(loss, y_true, y_pred, sample_weight, where: str = "fit") -> float:
     """The loss of a batch; with `sample_weight` (one per sample, or per sample and step) Keras'
     weighted mean: sum(w * loss) over the number of loss values ('sum_over_batch_size')."""
     if sample_weight is None:
         return loss(y_true, y_pred)
     values = np.asarray(loss.per_sample(*loss._prepare(y_true, y_pred)), dtype=np.float64)
-    total = float(np.sum(values * _weights_like(sample_weight, values.shape)))
+    total = float(np.sum(values * _weights_like(sample_weight, values.shape, where)))
     return total if loss.reduction == "sum" else total / max(values.size, 1)
 
 
-def _weighted_gradient(loss, y_true, y_pred, sample_weight) -> np.ndarray:
+def _weighted_gradient(loss, y_true, y_pred, sample_weight, where: str = "fit") -> np.ndarray:
     """d(weighted loss)/d(y_pred): each sample's gradient scaled by its weight."""
     grad = loss.gradient(y_true, y_pred)
     if sample_weight is None:
         return grad
-    weights = _weights_like(sample_weight, grad.shape[:-1])[..., None]
+    weights = _weights_like(sample_weight, grad.shape[:-1], where)[..., None]
     return (grad * weights).astype(grad.dtype, copy=False)
 
 
-def _weights_like(sample_weight, shape) -> np.ndarray:
+def _weights_like(sample_weight, shape, where: str = "fit") -> np.ndarray:
     weights = np.asarray(sample_weight, dtype=np.float64)
     weights = weights.reshape(weights.shape + (1,) * (len(shape) - weights.ndim))
     try:
         return np.broadcast_to(weights, shape)
     except ValueError:
-        raise ValueError(f"fit: sample weights of shape {np.shape(sample_weight)} do not match the loss "
+        raise ValueError(f"{where}: sample weights of shape {np.shape(sample_weight)} do not match the loss "
                          f"values of shape {tuple(shape)}") from None
 
 
@@ -330,10 +330,11 @@ class Model(Layer):
         """(output, stages, outputs, contexts, weighted data loss + activity penalty, fused layer or None)."""
         fusion = self._fusion()
         output, stages, outputs, contexts, activity_penalty = self._run(x, training, fusion)
+        where = "fit" if training else "evaluate"          # who reports sample weights that do not fit
         if fusion is not None:
-            data_loss = _weighted_loss(self._logits_loss, y, contexts[-1].preactivation, sample_weight)
+            data_loss = _weighted_loss(self._logits_loss, y, contexts[-1].preactivation, sample_weight, where)
         else:
-            data_loss = _weighted_loss(self._loss, y, output, sample_weight)
+            data_loss = _weighted_loss(self._loss, y, output, sample_weight, where)
         return output, stages, outputs, contexts, self._loss_weight * data_loss + activity_penalty, fusion
 
     def _gradients(self, x, y, sample_weight=None) -> Tuple[float, np.ndarray, List[np.ndarray]]:
