@@ -301,3 +301,20 @@ def test_elementwise_operations_carry_the_union_of_their_inputs_fields():
     probe = Model(image, L.Flatten()(L.Conv2D(2, 3)(image) * 2.0))
     scaled = [r for r in analyze(probe).layers if r.kind == "operation"]
     assert [(f.size, f.start) for f in scaled[0].receptive_field] == [(3, 0)] * 2
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_augmentation_layers_pass_the_receptive_field_as_at_inference(lang):
+    """Flip/rotation/zoom/translation/contrast/brightness are the identity at inference: the field
+    after them is the conv's own, and explain says why (they were 'other': no field at all)."""
+    import convscope as cs
+    from convscope.models.analysis import analyze
+    augment = [cs.layers.RandomFlip(), cs.layers.RandomRotation(0.1), cs.layers.RandomZoom(0.1),
+               cs.layers.RandomTranslation(0.1, 0.1), cs.layers.RandomContrast(0.2),
+               cs.layers.RandomBrightness(0.2)]
+    model = cs.Sequential([cs.Input((12, 12, 3)), *augment, cs.layers.Conv2D(2, 3)])
+    rows = analyze(model).layers
+    assert [r.kind for r in rows[:6]] == ["augment"] * 6
+    assert [(f.size, f.jump) for f in rows[-1].receptive_field] == [(3, 1), (3, 1)]
+    text = str(cs.explain(model, lang=lang))
+    assert text.count("seed=") == 6

@@ -171,6 +171,9 @@ T = {
     "note_same_asym": ('"same" padding puts the odd cell at the {sides} (TensorFlow), so the padding is '
                        "asymmetric here; PyTorch's symmetric padding would differ."),
     "note_dilation": "Dilation {dilation} spreads the {kernel}-tap kernel over {effective} input cells.",
+    "note_augment": ("A random augmentation: in training it changes each image at random (seeded by "
+                     "set_random_seed or its seed=); at inference it passes the images on unchanged, so the "
+                     "receptive field is followed straight through it."),
     "note_dropout": ("Dropout has no parameters; it is the identity at inference and zeroes a random {percent} "
                      "of the values in training, scaling the rest by 1/(1 − {rate})."),
     "note_largest": "This layer holds {share:.1f}% of all parameters, the most of any layer.",

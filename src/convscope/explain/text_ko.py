@@ -170,6 +170,8 @@ T = {
     "note_same_asym": ('"same" 패딩에서 남는 한 칸은 {sides}에 붙습니다(TensorFlow 방식). 그래서 여기서는 패딩이 '
                        "비대칭이고, 양쪽에 똑같이 붙이는 PyTorch의 패딩과는 결과가 다릅니다."),
     "note_dilation": "팽창(dilation) {dilation} 때문에 {kernel}칸짜리 커널이 입력 {effective}칸에 걸쳐 펼쳐집니다.",
+    "note_augment": ("무작위 데이터 증강 층입니다. 학습 때는 이미지마다 무작위로 바꾸고(set_random_seed나 seed=로 "
+                     "재현 가능), 추론 때는 이미지를 그대로 내보내므로 수용 영역은 이 층을 그대로 지나갑니다."),
     "note_dropout": ("드롭아웃에는 파라미터가 없습니다. 추론 때는 입력을 그대로 내보내고, 학습 때만 값의 {percent}를 "
                      "무작위로 0으로 만들고 나머지를 1/(1 − {rate})배 키웁니다."),
     "note_largest": "이 층이 전체 파라미터의 {share:.1f}%를 차지해 모든 층 중 가장 많습니다.",

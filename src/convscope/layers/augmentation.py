@@ -138,7 +138,8 @@ class BaseAugmentation(Layer):
         return input_shape
 
     def describe(self):
-        return LayerSpec(kind="other", data_format=self.data_format)
+        """"augment": random in training, the identity at inference (what analysis and explain follow)."""
+        return LayerSpec(kind="augment", data_format=self.data_format)
 
     def _random(self) -> np.random.Generator:
         return self._generator if self._generator is not None else _rng.generator()
@@ -230,7 +231,7 @@ class RandomCrop(BaseAugmentation):
                 top, left = augment.center_crop_window(height, width, self.height, self.width)
                 pads = ((top, height - top - self.height), (left, width - left - self.width))
                 return LayerSpec(kind="crop2d", data_format=self.data_format, pads=pads)
-        return super().describe()
+        return LayerSpec(kind="other", data_format=self.data_format)
 
     def _window(self, x, rng):
         height, width = self._size(x)
