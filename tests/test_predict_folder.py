@@ -204,3 +204,28 @@ def test_cli_without_scheduler_starts_a_local_cluster(model, tmp_path, capsys):
     x = np.stack([np.asarray(Image.open(images / n).resize((8, 8), Image.BILINEAR), np.float32)[..., None]
                   * np.float32(1 / 255) for n in names])
     np.testing.assert_allclose(table["prediction"][:3], model.predict(x, verbose=0), rtol=1e-6, atol=1e-7)
+
+
+def test_channels_first_by_the_model_and_16_bit_grayscale_kept(tmp_path):
+    """The channel axis is read from the model's data_format (a 3x4x3 channels_first input was read as
+    channels_last by its sizes), and a 16-bit PNG keeps its values as Keras' load_img (no clip to 255)."""
+    from convscope import layers
+    from convscope.models import Sequential
+    first = Sequential([layers.Input((3, 4, 3)), layers.Conv2D(2, 1, data_format="channels_first"),
+                        layers.Flatten()])
+    rng = np.random.default_rng(2)
+    rgb = rng.integers(0, 256, (4, 3, 3), dtype=np.uint8)            # height 4, width 3, RGB
+    Image.fromarray(rgb).save(tmp_path / "rgb.png")
+    out = tmp_path / "out.parquet"
+    score_folder(first, tmp_path, out, chunk_size=4, scheduler="synchronous", progress=False)
+    table = pq.read_table(out).to_pydict()
+    x = (rgb.astype(np.float32) / np.float32(255)).transpose(2, 0, 1)[None]
+    np.testing.assert_allclose(table["prediction"][0], first.predict(x, verbose=0)[0], rtol=1e-6)
+
+    gray = Sequential([layers.Input((2, 2, 1)), layers.Flatten()])
+    deep = tmp_path / "deep"
+    deep.mkdir()
+    values = np.array([[0, 1000], [40000, 65535]], np.uint16)
+    Image.fromarray(values).save(deep / "g16.png")
+    score_folder(gray, deep, out, chunk_size=4, scheduler="synchronous", progress=False, rescale=1.0)
+    np.testing.assert_array_equal(pq.read_table(out).to_pydict()["prediction"][0], values.ravel())

@@ -24,11 +24,13 @@ from typing import Iterator, List, Optional, Tuple
 
 import numpy as np
 
+from ..utils.image_utils import convert_mode
 from ._replica import model_bytes, replica
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 SCHEDULERS = ("threads", "synchronous")
 _MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+_COLOR_MODES = {1: "grayscale", 3: "rgb", 4: "rgba"}
 
 
 def image_files(folder) -> Iterator[str]:
@@ -47,14 +49,18 @@ def image_files(folder) -> Iterator[str]:
 
 
 def _input_layout(model, where: str) -> Tuple[int, int, int, bool]:
-    """(height, width, channels, channels_last) of the model's image input."""
+    """(height, width, channels, channels_last) of the model's image input: the channel axis where the
+    first layer with a `data_format` puts it, else the end with 1, 3 or 4 channels."""
     shape = tuple(getattr(model, "input_shape", None) or ())
     if len(shape) != 4 or None in shape[1:]:
         raise ValueError(f"{where}: the model must take images of a fixed size (input shape (None, height, "
                          f"width, channels)), got input shape {shape or None}")
-    if shape[3] in _MODES:
+    declared = next((layer.data_format for layer in getattr(model, "layers", [])
+                     if getattr(layer, "data_format", None) in ("channels_last", "channels_first")), None)
+    last = shape[3] in _MODES if declared is None else declared == "channels_last"
+    if last and shape[3] in _MODES:
         return shape[1], shape[2], shape[3], True
-    if shape[1] in _MODES:
+    if not last and shape[1] in _MODES:
         return shape[2], shape[3], shape[1], False
     raise ValueError(f"{where}: the model's input {shape} has no channel axis of 1, 3 or 4 channels "
                      f"(grayscale, RGB, RGBA) at either end")
@@ -63,7 +69,7 @@ def _input_layout(model, where: str) -> Tuple[int, int, int, bool]:
 def _read_image(path: Path, height: int, width: int, channels: int, rescale: float) -> np.ndarray:
     from PIL import Image
     with Image.open(path) as image:
-        image = image.convert(_MODES[channels])
+        image = convert_mode(image, _COLOR_MODES[channels])   # 16-bit grayscale kept, as Keras' load_img
         if image.size != (width, height):
             image = image.resize((width, height), Image.BILINEAR)
         pixels = np.asarray(image, dtype=np.float32)
