@@ -203,3 +203,19 @@ def test_argument_errors(seed001):
     with pytest.raises(ValueError, match=r"gradcam: argument `model` Sequential '.*' is not built \(its input "
                                          r"shape is unknown\)"):
         cs.viz.gradcam(unbuilt, np.zeros((4, 4, 1)))
+
+
+def test_default_layer_of_a_transfer_learning_model_is_its_nested_base():
+    """base (a nested Sequential of convs) -> pooling -> Dense: no conv at the top level, so the
+    default is the base's feature maps (it refused with 'no conv layer')."""
+    import convscope as cs
+    base = cs.Sequential([cs.Input((10, 10, 3)), cs.layers.Conv2D(4, 3, activation="relu"),
+                          cs.layers.Conv2D(5, 3, activation="relu")], name="base")
+    inp = cs.Input((10, 10, 3))
+    out = cs.layers.Dense(3, activation="softmax")(cs.layers.GlobalAveragePooling2D()(base(inp)))
+    model = cs.Model(inp, out)
+    image = np.random.default_rng(4).random((10, 10, 3)).astype("float32")
+    assert last_conv_layer(model) is base
+    default = cs.viz.gradcam(model, image)
+    np.testing.assert_array_equal(default, cs.viz.gradcam(model, image, layer="base"))
+    assert default.shape == (10, 10) and default.max() == pytest.approx(1.0)

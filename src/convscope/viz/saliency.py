@@ -99,14 +99,24 @@ def _check_feature_maps(name: str, shape, where: str) -> None:
 
 
 def last_conv_layer(model):
-    """The last convolution layer of `model` in execution order (for `gradcam`'s default)."""
+    """The last convolution layer of `model` in execution order (for `gradcam`'s default), or the last
+    nested model that outputs feature maps (a transfer-learning base such as MobileNetV2)."""
+    from ..models.training import Model
     layers = _check_model(model, "gradcam")
     for layer in reversed(layers):
-        if layer.describe().kind in CONV_KINDS:
+        if layer.describe().kind in CONV_KINDS or (isinstance(layer, Model) and _maps_out(layer)):
             return layer
     raise ValueError(f"gradcam: argument `layer`: {model._describe()} has no conv layer "
                      f"({', '.join(CONV_KINDS)}) to default to; name one of its layers "
                      f"{[layer.name for layer in layers]}")
+
+
+def _maps_out(model) -> bool:
+    """Whether a nested model's (single) output is 4-D feature maps."""
+    try:
+        return len(tuple(model.output_shape)) == 4
+    except (AttributeError, TypeError, ValueError):
+        return False
 
 
 # -- pictures -------------------------------------------------------------------------------------
