@@ -24,6 +24,7 @@ from typing import Optional
 import numpy as np
 
 from .. import _rng, backend
+from ..ops.ndimage_affine import resample_affine
 from ..utils.image_utils import array_to_img, img_to_array, load_img, save_img
 from ..utils.py_dataset import PyDataset
 
@@ -116,67 +117,8 @@ def apply_affine_transform(x, theta=0, tx=0, ty=0, shear=0, zx=1, zy=1, row_axis
     if col_axis > row_axis:
         matrix[:, [0, 1]] = matrix[:, [1, 0]]
         matrix[[0, 1]] = matrix[[1, 0]]
-    x = np.stack([_resample(channel, matrix[:2, :2], matrix[:2, 2], order, fill_mode, cval) for channel in x])
+    x = np.stack([resample_affine(channel, matrix[:2, :2], matrix[:2, 2], order, fill_mode, cval) for channel in x])
     return np.rollaxis(x, 0, channel_axis + 1)
-
-
-def _resample(image: np.ndarray, affine: np.ndarray, offset: np.ndarray, order: int, mode: str, cval) -> np.ndarray:
-    """SciPy's `ndimage.affine_transform(image, affine, offset, order, mode, cval)` for a 2-D image and
-    order 0 or 1: output pixel o reads the input at affine @ o + offset (its C code's steps: the
-    coordinate mapped by the mode, then the taps, mirrored where they fall off the edge)."""
-    rows, cols = np.meshgrid(np.arange(image.shape[0], dtype=np.float64),
-                             np.arange(image.shape[1], dtype=np.float64), indexing="ij")
-    outside = np.zeros(rows.shape, bool)
-    taps = []
-    for axis, n in enumerate(image.shape):
-        c = rows * affine[axis, 0] + cols * affine[axis, 1] + offset[axis]
-        if mode == "constant":
-            outside |= (c < 0) | (c > n - 1)
-        c = _map_coordinate(c, n, mode)
-        start = np.floor(c) if order == 1 else np.floor(c + 0.5)
-        weight = c - start
-        start = start.astype(np.int64)
-        taps.append([(_mirror(start, n), 1 - weight), (_mirror(start + 1, n), weight)] if order == 1
-                    else [(_mirror(start, n), np.ones_like(c))])
-    out = np.zeros(rows.shape, np.float64)
-    for r_index, r_weight in taps[0]:
-        for c_index, c_weight in taps[1]:
-            out += r_weight * c_weight * image[r_index, c_index]
-    if mode == "constant":
-        out = np.where(outside, cval, out)
-    return out.astype(image.dtype, copy=False)
-
-
-def _map_coordinate(c: np.ndarray, n: int, mode: str) -> np.ndarray:
-    """A coordinate outside [0, n - 1] mapped back as SciPy's `map_coordinate` does for `mode`."""
-    if n <= 1:
-        return np.zeros_like(c)
-    low, high = c < 0, c > n - 1
-    if mode in ("nearest", "constant"):         # constant: those pixels get cval afterwards
-        return np.clip(c, 0, n - 1)
-    if mode == "reflect":
-        period = 2 * n
-        below = np.where(c < -period, period * np.trunc(-c / period) + c, c)
-        below = np.where(below < -n, below + period, -below - 1)
-        above = c - period * np.trunc(c / period)
-        above = np.where(above >= n, period - above - 1, above)
-    else:                                         # "wrap": period n - 1, first and last overlap
-        period = n - 1
-        below = c + period * (np.trunc(-c / period) + 1)
-        above = c - period * np.trunc(c / period)
-    return np.where(low, below, np.where(high, above, c))
-
-
-def _mirror(index: np.ndarray, n: int) -> np.ndarray:
-    """Tap indices beyond the edges mirrored about the first and last pixel (SciPy's taps)."""
-    if n <= 1:
-        return np.zeros_like(index)
-    period = 2 * n - 2
-    low = period * (-index // period) + index
-    low = np.where(low <= 1 - n, low + period, -low)
-    high = index - period * (index // period)
-    high = np.where(high >= n, period - high, high)
-    return np.where(index < 0, low, np.where(index >= n, high, index))
 
 
 # -- the generator ----------------------------------------------------------------------------------
