@@ -66,7 +66,7 @@ def _input_layout(model, where: str) -> Tuple[int, int, int, bool]:
                      f"(grayscale, RGB, RGBA) at either end")
 
 
-def _read_image(path: Path, height: int, width: int, channels: int, rescale: float) -> np.ndarray:
+def _read_image(path: str, height: int, width: int, channels: int, rescale: float) -> np.ndarray:
     from PIL import Image
     with Image.open(path) as image:
         image = convert_mode(image, _COLOR_MODES[channels])   # 16-bit grayscale kept, as Keras' load_img
@@ -85,7 +85,9 @@ def _score_chunk(blob: bytes, token: str, folder: str, paths: List[str], batch_s
     errors, filled = {}, 0
     for index, name in enumerate(paths):
         try:
-            x[filled] = _read_image(Path(folder) / name, height, width, channels, rescale)
+            # a plain string: pathlib interns every part, and 10,000 new names grow the interpreter's
+            # interned-string table by megabytes
+            x[filled] = _read_image(os.path.join(folder, name), height, width, channels, rescale)
             filled += 1
         except Exception as error:       # noqa: BLE001 - any unreadable file is reported in its row
             errors[index] = f"{type(error).__name__}: {error}"
