@@ -189,7 +189,8 @@ def keras_files(specs, seed: int = 0, folder: Optional[Path] = None) -> List[Pat
     specs = list(specs)
     bad = [type(s).__name__ for s in specs if not isinstance(s, RealSpec)]
     if bad or not specs:
-        raise TypeError(f"real_cnns.keras_files: argument `specs` must be a non-empty list of RealSpec, got {bad or specs}")
+        raise TypeError("real_cnns.keras_files: argument `specs` must be a non-empty list of RealSpec, "
+                        f"got {bad or specs}")
     folder = Path(folder) if folder is not None else cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
     paths, jobs = [], []
