@@ -37,7 +37,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from ..callbacks import CallbackList, History, ProgbarLogger, TerminateOnNaN, check_callbacks
-from ..models.training import _check_int, _check_verbose
+from ..models.training import _check_int, check_fit_arguments
 from ._replica import model_bytes, replica
 
 _CHUNK_ROWS = 1024
@@ -256,17 +256,8 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
                         f"Sequential models, got {type(model).__name__} '{model.name}'")
     model._require_compiled(where)
     strategy = _strategy(distribute, where)
-    batch_size = 32 if batch_size is None else _check_int(batch_size, "batch_size", where, 1)
-    epochs = _check_int(epochs, "epochs", where, 0)
-    initial_epoch = _check_int(initial_epoch, "initial_epoch", where, 0)
-    verbose = _check_verbose(verbose, where)
-    if not isinstance(shuffle, (bool, np.bool_)):
-        raise TypeError(f"{where}: argument `shuffle` must be True or False, got {shuffle!r}")
-    if steps_per_epoch is not None:
-        steps_per_epoch = _check_int(steps_per_epoch, "steps_per_epoch", where, 1)
-    if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float, np.floating)) or \
-            not 0 <= validation_split < 1:
-        raise ValueError(f"{where}: argument `validation_split` must be a number in [0, 1), got {validation_split!r}")
+    batch_size, epochs, initial_epoch, verbose, steps_per_epoch = check_fit_arguments(
+        batch_size, epochs, initial_epoch, verbose, shuffle, steps_per_epoch, validation_split, where)
     user_callbacks = check_callbacks(callbacks, where)
     x, y = _as_dask(x, "x", where), _as_dask(y, "y", where)
     if x.shape[0] != y.shape[0]:

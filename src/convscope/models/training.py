@@ -66,6 +66,25 @@ def _check_finite(x: np.ndarray, arg: str, where: str) -> None:
                          f"values (first in sample {first})")
 
 
+def check_fit_arguments(batch_size, epochs, initial_epoch, verbose, shuffle, steps_per_epoch, validation_split,
+                        where: str):
+    """`fit`'s plain arguments checked (in-process and data-parallel alike): (batch_size, epochs,
+    initial_epoch, verbose, steps_per_epoch), with Keras' defaults filled in."""
+    batch_size = 32 if batch_size is None else _check_int(batch_size, "batch_size", where, 1)
+    epochs = _check_int(epochs, "epochs", where, 0)
+    initial_epoch = _check_int(initial_epoch, "initial_epoch", where, 0)
+    verbose = _check_verbose(verbose, where)
+    if not isinstance(shuffle, (bool, np.bool_)):
+        raise TypeError(f"{where}: argument `shuffle` must be True or False, got {shuffle!r}")
+    if steps_per_epoch is not None:
+        steps_per_epoch = _check_int(steps_per_epoch, "steps_per_epoch", where, 1)
+    if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float, np.floating)) or \
+            not 0 <= validation_split < 1:
+        raise ValueError(f"{where}: argument `validation_split` must be a number in [0, 1), "
+                         f"got {validation_split!r}")
+    return batch_size, epochs, initial_epoch, verbose, steps_per_epoch
+
+
 def is_dask_collection(value) -> bool:
     """True for a dask array (or other dask collection), without importing dask."""
     return type(value).__module__.split(".")[0] == "dask" and hasattr(value, "__dask_graph__")
@@ -434,20 +453,10 @@ class Model(Layer):
                                    steps_per_epoch=steps_per_epoch, distribute=distribute)
         where = "fit"
         self._require_compiled(where)
-        batch_size = 32 if batch_size is None else _check_int(batch_size, "batch_size", where, 1)
-        epochs = _check_int(epochs, "epochs", where, 0)
-        initial_epoch = _check_int(initial_epoch, "initial_epoch", where, 0)
-        verbose = _check_verbose(verbose, where)
-        if not isinstance(shuffle, (bool, np.bool_)):
-            raise TypeError(f"{where}: argument `shuffle` must be True or False, got {shuffle!r}")
-        if steps_per_epoch is not None:
-            steps_per_epoch = _check_int(steps_per_epoch, "steps_per_epoch", where, 1)
+        batch_size, epochs, initial_epoch, verbose, steps_per_epoch = check_fit_arguments(
+            batch_size, epochs, initial_epoch, verbose, shuffle, steps_per_epoch, validation_split, where)
         if validation_steps is not None:
             validation_steps = _check_int(validation_steps, "validation_steps", where, 1)
-        if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float, np.floating)) or \
-                not 0 <= validation_split < 1:
-            raise ValueError(f"{where}: argument `validation_split` must be a number in [0, 1), "
-                             f"got {validation_split!r}")
         user_callbacks = check_callbacks(callbacks, where)
         split_made = False
         if data_adapters.is_stream(x):
