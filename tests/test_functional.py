@@ -515,3 +515,13 @@ def test_nested_functional_and_sequential_models_go_both_ways_with_keras(keras):
     again = cs.Model.from_config(json.loads(theirs.to_json())["config"])
     again.set_weights(theirs.get_weights())
     assert _rel(again.predict(x, verbose=0), expected) < 1e-5
+
+
+def test_graph_predict_checks_verbose_as_sequential_does():
+    """One check of predict's arguments for every model kind (a graph model took verbose=7 silently)."""
+    inp = cs.Input((3,))
+    model = cs.Model(inp, L.Dense(2)(inp))
+    with pytest.raises(ValueError, match=r"predict: argument `verbose` must be 'auto', 0, 1 or 2, got 7"):
+        model.predict(np.ones((2, 3), "float32"), verbose=7)
+    with pytest.raises(ValueError, match=r"predict: argument `batch_size` must be a positive int, got 0"):
+        model.predict(np.ones((2, 3), "float32"), batch_size=0)

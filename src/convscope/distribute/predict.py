@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..models.training import check_predict_arguments
 from ._replica import model_bytes, replica
 
 
@@ -39,13 +40,7 @@ def predict(model, x, batch_size=32, verbose="auto", steps=None, callbacks=None)
     where = f"{type(model).__name__} '{model.name}'.predict"
     if not isinstance(x, da.Array):
         raise TypeError(f"{where}: a dask input must be a dask.array.Array, got {type(x).__name__}")
-    batch_size = 32 if batch_size is None else batch_size
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
-        raise ValueError(f"{where}: argument `batch_size` must be a positive int, got {batch_size!r}")
-    if verbose not in ("auto", 0, 1, 2) or isinstance(verbose, bool):
-        raise ValueError(f"{where}: argument `verbose` must be 'auto', 0, 1 or 2, got {verbose!r}")
-    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps <= 0):
-        raise ValueError(f"{where}: argument `steps` must be None or a positive int, got {steps!r}")
+    batch_size = check_predict_arguments(batch_size, verbose, steps, where)
     if callbacks:
         raise ValueError(f"{where}: argument `callbacks` cannot be used with a dask array input (the result "
                          f"is lazy: nothing runs until .compute()), got {callbacks!r}")

@@ -27,7 +27,7 @@ from .graph_map import map_graph
 from .graph_plan import graph_steps
 from .plan import INFERENCE, LAYERS, TRAINING
 from .summary import print_summary
-from .training import Model, _weighted_gradient, _weighted_loss
+from .training import Model, _weighted_gradient, _weighted_loss, check_predict_arguments
 
 
 class _FunctionalTraining:
@@ -191,11 +191,7 @@ class _FunctionalTraining:
         if lazy is not None:
             return lazy
         where = f"{self._describe()}.predict"
-        batch_size = 32 if batch_size is None else batch_size
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
-            raise ValueError(f"{where}: argument `batch_size` must be a positive int, got {batch_size!r}")
-        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps <= 0):
-            raise ValueError(f"{where}: argument `steps` must be None or a positive int, got {steps!r}")
+        batch_size = check_predict_arguments(batch_size, verbose, steps, where)
         callback_list = CallbackList(check_callbacks(callbacks, where), model=self)
         arrays = self._flat_inputs(x, where)
         if arrays[0].shape[0] == 0:

@@ -22,7 +22,7 @@ from ..layers.base import Shape, Variable, check_kept_for_backward
 from ..layers.graph import KerasTensor, is_symbolic
 from .plan import INFERENCE, LAYERS, TRAINING
 from .summary import print_summary
-from .training import Model
+from .training import Model, check_predict_arguments
 
 _BUILD_LOCK = threading.RLock()     # a model's first call, from several threads at once, builds it once
 
@@ -315,14 +315,7 @@ class Sequential(Model):
         if lazy is not None:
             return lazy
         where = f"{self._describe()}.predict"
-        if batch_size is None:
-            batch_size = 32
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
-            raise ValueError(f"{where}: argument `batch_size` must be a positive int, got {batch_size!r}")
-        if verbose not in ("auto", 0, 1, 2) or isinstance(verbose, bool):
-            raise ValueError(f"{where}: argument `verbose` must be 'auto', 0, 1 or 2, got {verbose!r}")
-        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps <= 0):
-            raise ValueError(f"{where}: argument `steps` must be None or a positive int, got {steps!r}")
+        batch_size = check_predict_arguments(batch_size, verbose, steps, where)
         callback_list = CallbackList(check_callbacks(callbacks, where), model=self)
         x = self._check_input(x, "predict")
         if x.ndim == 0 or x.shape[0] == 0:

@@ -44,6 +44,19 @@ def _check_verbose(verbose, where: str) -> int:
     return int(verbose)
 
 
+def check_predict_arguments(batch_size, verbose, steps, where: str) -> int:
+    """`predict`'s plain arguments checked (in memory, graph, lazy on Dask alike); the batch size, 32
+    when None."""
+    batch_size = 32 if batch_size is None else batch_size
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
+        raise ValueError(f"{where}: argument `batch_size` must be a positive int, got {batch_size!r}")
+    if verbose not in ("auto", 0, 1, 2) or isinstance(verbose, bool):
+        raise ValueError(f"{where}: argument `verbose` must be 'auto', 0, 1 or 2, got {verbose!r}")
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps <= 0):
+        raise ValueError(f"{where}: argument `steps` must be None or a positive int, got {steps!r}")
+    return int(batch_size)
+
+
 def _as_array(value, arg: str, where: str) -> np.ndarray:
     if value is None:
         raise ValueError(f"{where}: argument `{arg}` is required, got None")
