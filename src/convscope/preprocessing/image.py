@@ -25,6 +25,7 @@ import numpy as np
 
 from .. import _rng, backend
 from ..ops.ndimage_affine import resample_affine
+from ..utils.image_dataset import index_subdirectory
 from ..utils.image_utils import array_to_img, img_to_array, load_img, save_img
 from ..utils.py_dataset import PyDataset
 
@@ -580,14 +581,9 @@ class DirectoryIterator(Iterator):
 
 
 def _list_files(directory, formats, split, follow_links):
-    """The image files of one class folder (walked in sorted order), relative to the dataset's folder,
-    the `split` fraction (start, stop) of them."""
-    name = os.path.basename(directory)
-    found = []
-    for root, _, files in sorted(os.walk(directory, followlinks=follow_links), key=lambda entry: entry[0]):
-        for fname in sorted(files):
-            if fname.lower().endswith(formats):
-                found.append(os.path.join(name, os.path.relpath(os.path.join(root, fname), directory)))
+    """The image files of one class folder (Keras' sorted walk, `utils.image_dataset`), relative to the
+    dataset's folder, the `split` fraction (start, stop) of them."""
+    found = index_subdirectory(directory, follow_links, formats)
     if split:
         found = found[int(split[0] * len(found)):int(split[1] * len(found))]
     return found

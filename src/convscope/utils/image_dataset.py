@@ -50,7 +50,7 @@ def index_directory(directory, labels, formats, class_names=None, shuffle=True, 
     filenames: List[str] = []
     file_labels: List[int] = []
     for index, subdir in enumerate(subdirs):
-        found = _index_subdirectory(os.path.join(directory, subdir), follow_links, formats)
+        found = index_subdirectory(os.path.join(directory, subdir), follow_links, formats)
         filenames += found
         file_labels += [index] * len(found)
     if labels == "inferred":
@@ -78,7 +78,7 @@ def index_directory(directory, labels, formats, class_names=None, shuffle=True, 
     return paths, label_array, class_names
 
 
-def _index_subdirectory(directory: str, follow_links: bool, formats) -> List[str]:
+def index_subdirectory(directory: str, follow_links: bool, formats) -> List[str]:
     """The files of one class folder (walked in sorted order), relative to the dataset's folder."""
     name = os.path.basename(directory)
     found = []
