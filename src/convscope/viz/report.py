@@ -31,7 +31,6 @@ drawn in both languages and swapped by the language switch.
 from __future__ import annotations
 
 import base64
-import copy
 import json
 from html import escape
 from pathlib import Path
@@ -44,8 +43,8 @@ from ..models.analysis import analyze, is_graph_model
 from ._model import check_model, check_path, count_params, format_shape
 from .filters import channels_last, conv_kernel, data_formats, row_layers, run_layers
 from .history import curve_panels, history_dict, plot_history
-from .i18n import LANGS, check_lang, diagram_line, diagram_words
-from .model_plot import build_graph, draw_graph
+from .i18n import LANGS, check_lang, diagram_words
+from .model_plot import build_graph, draw_graph, translate_graph
 from .prediction import class_probabilities, final_activation
 from .svg import atomic_write
 
@@ -105,7 +104,7 @@ def report(model, sample=None, history=None, to_file="report.html", lang="en", l
         data["graph"] = True
     graph = build_graph(model, show_shapes=True, show_layer_activations=True, where=where)
     data["diagram_words"] = diagram_words()
-    sections = {"diagram": draw_graph(_translated(graph, lang)).to_svg(),
+    sections = {"diagram": draw_graph(translate_graph(graph, lang)).to_svg(),
                 "history": _both(lambda code: _history_panels(history, code)) if history is not None else {}}
     if samples:
         formats = data_formats(model)
@@ -131,14 +130,6 @@ def _history_panels(history, lang: str) -> str:
     values = history_dict(history, "report")
     return "".join(plot_history({k: v for k, v in values.items() if k in (name, f"val_{name}")}, lang=lang).to_svg()
                    for name in curve_panels(values))
-
-
-def _translated(graph, lang: str):
-    """The diagram's boxes with their detail lines in `lang` (names and class names stay)."""
-    graph = copy.deepcopy(graph)
-    for node in graph.nodes:
-        node.lines = [diagram_line(line, lang) for line in node.lines]
-    return graph
 
 
 def render_html(data: Dict[str, Any], sections: Dict[str, Any]) -> str:
