@@ -8,7 +8,6 @@ the en/ko switch works and Korean is rendered with a CJK font.  Screenshots go
 to artifacts/ (gitignored).
 """
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,14 +18,7 @@ from convscope.viz import report
 
 pytestmark = pytest.mark.browser
 
-sync_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    pytest.skip("Debian's chromium is not installed (/usr/bin/chromium)", allow_module_level=True)
-
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+from _browser import ARTIFACTS, browser  # noqa: F401,E402  (the fixture; skips without chromium)
 HANGUL = "\uac00-\ud7a3"
 
 
@@ -101,14 +93,6 @@ def expected_highlight(model, index, channel, row, col):
 
 
 # -- the browser ----------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield chromium
-        chromium.close()
-
 
 @pytest.fixture
 def open_report(browser, tmp_path):

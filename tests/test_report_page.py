@@ -11,7 +11,6 @@ request but the file and data: URIs.
 """
 
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,16 +21,9 @@ from convscope.viz import report
 
 pytestmark = pytest.mark.browser
 
-sync_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    pytest.skip("Debian's chromium is not installed (/usr/bin/chromium)", allow_module_level=True)
-
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+from _browser import ARTIFACTS, browser  # noqa: F401,E402  (the fixture; skips without chromium)
 DESKTOP = {"width": 1366, "height": 900}
 PHONE = {"width": 390, "height": 844}
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
 
 def digits_model():
@@ -52,14 +44,6 @@ def digits_model():
 
 def images(count=2):
     return np.random.default_rng(5).random((count, 14, 14, 1)).astype(np.float32)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")
