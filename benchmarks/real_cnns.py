@@ -240,24 +240,14 @@ def trainable_arrays(model, what: str = "value") -> List[np.ndarray]:
     return [np.array(getattr(v, what)) for layer in model.layers for v in layer.trainable_weights]
 
 
+GEMM_ROWS = ("conv", "depthwise_conv", "separable_conv", "conv_transpose", "dense")
+
+
 def multiply_adds(model) -> List[int]:
-    """Multiply-adds per sample of each GEMM-like node of the graph (convs, depthwise, transposed, dense)."""
-    counts = []
-    for node in model._compute_nodes:
-        layer, kind = node.layer, type(node.layer).__name__
-        if kind not in ("Conv2D", "DepthwiseConv2D", "Conv2DTranspose", "Dense"):
-            continue
-        in_shape, out_shape = node.input_tensors[0].shape[1:], node.outputs[0].shape[1:]
-        taps = int(np.prod(getattr(layer, "kernel_size", (1,))))
-        if kind == "Conv2D":
-            counts.append(int(np.prod(out_shape)) * taps * in_shape[-1] // layer.groups)
-        elif kind == "DepthwiseConv2D":
-            counts.append(int(np.prod(out_shape)) * taps)
-        elif kind == "Conv2DTranspose":
-            counts.append(int(np.prod(in_shape)) * taps * out_shape[-1])
-        else:
-            counts.append(int(np.prod(out_shape)) * in_shape[-1])
-    return counts
+    """Multiply-adds per sample of each GEMM-like layer call (convs of every kind, dense), as
+    `convscope.models.analysis` counts them for summary and explain."""
+    from convscope.models.analysis import analyze
+    return [row.macs for row in analyze(model).layers if row.kind in GEMM_ROWS]
 
 
 def flops(model, task: str, batch: int) -> int:
