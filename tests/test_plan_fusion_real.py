@@ -101,6 +101,36 @@ def test_conv2d_epilogue_inference_matches_the_unfused_reference(seed):
     np.testing.assert_allclose(got, expected, **_tolerance(dtype))
 
 
+@pytest.mark.parametrize("path", [name for name, _, _ in fi._CONV_PATHS])
+@pytest.mark.parametrize("seed", range(6))
+def test_each_conv2d_epilogue_path_alone_matches_the_unfused_reference(path, seed, monkeypatch):
+    """Each entry of the ordered path list run alone on a random configuration it applies to: the small
+    1x1 product on BLAS' threads, the 1x1 product in blocks of rows (two seeds past fi.SMALL_WORK, so the
+    blocks are shared among the threads), the convolution's own epilogue, the convolution then the rest."""
+    rng = np.random.default_rng(300 + seed)
+    entry = next(e for e in fi._CONV_PATHS if e[0] == path)
+    if path == "gemm_1x1_small" and not fi.compiled.active():
+        pytest.skip("the small 1x1 path needs the compiled epilogue")
+    monkeypatch.setattr(fi, "_CONV_PATHS", (entry,))
+    dtype = (np.float32, np.float64)[seed % 2]
+    pointwise = path.startswith("gemm")
+    big = path == "gemm_1x1" and seed < 2
+    n, hw = (3, 40) if big else (int(rng.integers(1, 4)), int(rng.integers(5, 13)))
+    x = rng.standard_normal((n, hw, hw + 1, 64 if big else int(rng.integers(1, 40)))).astype(dtype)
+    k = 1 if pointwise else int(rng.choice([1, 3]))
+    filters = rng.standard_normal((k, k, x.shape[3], 64 if big else int(rng.integers(1, 70)))).astype(dtype)
+    stride = int(rng.choice([1, 2]))
+    padding = "VALID" if pointwise else _padding(rng)
+    shape = fi.conv2d_epilogue_reference(x, filters, stride, padding).shape
+    args = _epilogue_args(rng, filters.shape[3], shape, dtype)
+    if path == "conv2d_inference":       # its own epilogue only: ReLU or none, no residual
+        args.update(residual=None, activation=ACTS[seed % 2], then=ACTS[(seed // 2) % 2])
+    expected = fi.conv2d_epilogue_reference(x, filters, stride, padding, **args)
+    got = fi.conv2d_epilogue_inference(x, filters, stride, padding, **args)
+    assert got.dtype == dtype and got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, **_tolerance(dtype))
+
+
 def test_epilogue_inference_matches_the_reference_in_place_and_keeps_nan():
     rng = np.random.default_rng(7)
     for dtype in (np.float32, np.float64):
