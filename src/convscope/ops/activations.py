@@ -13,6 +13,8 @@ from typing import Callable, Dict
 
 import numpy as np
 
+from . import elementwise_fast
+
 __all__ = ["Activation", "get_activation", "erf", "erfc", "ACTIVATION_NAMES"]
 
 _SELU_ALPHA = 1.6732632423543772848170429916717
@@ -133,20 +135,39 @@ def _linear_grad(g, x, y):
     return g
 
 
-def _relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
+def _relu_reference(x, negative_slope=0.0, max_value=None, threshold=0.0):
+    """Keras' relu in NumPy (the reference of the compiled kernel); scalars act in x's dtype (NEP 50)."""
     if not negative_slope and max_value is None and not threshold:
         return np.maximum(x, 0)
     y = np.where(x > threshold, x, negative_slope * (x - threshold) if negative_slope else 0.0)
     return y if max_value is None else np.minimum(y, max_value)
 
 
-def _relu_grad(g, x, y, negative_slope=0.0, max_value=None, threshold=0.0):
+def _relu_grad_reference(g, x, negative_slope=0.0, max_value=None, threshold=0.0):
+    """The gradient of `_relu_reference`: slope 1 above threshold, negative_slope at or below, 0 from max_value."""
     if not negative_slope and max_value is None and not threshold:
         return g * (x > 0)
-    slope = np.where(x > threshold, 1.0, negative_slope)
+    slope = np.where(x > threshold, x.dtype.type(1), x.dtype.type(negative_slope))
     if max_value is not None:
-        slope = np.where(x >= max_value, 0.0, slope)
+        slope = np.where(x >= max_value, x.dtype.type(0), slope)
     return g * slope
+
+
+# The paths of relu and its gradient, in order: the first whose test takes the arrays runs.
+_RELU_PATHS = (
+    ("compiled", elementwise_fast.relu_applies, elementwise_fast.relu_forward, elementwise_fast.relu_backward),
+    ("reference", lambda *arrays: True, _relu_reference, _relu_grad_reference),
+)
+
+
+def _relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
+    forward = next(path for _, applies, path, _ in _RELU_PATHS if applies(x))
+    return forward(x, negative_slope, max_value, threshold)
+
+
+def _relu_grad(g, x, y, negative_slope=0.0, max_value=None, threshold=0.0):
+    backward = next(path for _, applies, _, path in _RELU_PATHS if applies(g, x))
+    return backward(g, x, negative_slope, max_value, threshold)
 
 
 def _leaky_relu(x, negative_slope=0.2):
