@@ -60,6 +60,40 @@ def test_depthwise_inference_matches_the_unfused_reference(seed, lanes, monkeypa
 
 
 @pytest.mark.parametrize("lanes", ["native", 8])
+@pytest.mark.parametrize("path", [name for name, _, _ in fi._DEPTHWISE_PATHS])
+@pytest.mark.parametrize("seed", range(8))
+def test_each_depthwise_path_alone_matches_the_unfused_reference(path, seed, lanes, monkeypatch):
+    """Each entry of the ordered path list run alone on a random configuration it applies to (the 3x3 SIMD
+    kernel: borders, 4-pixel tiles, strides 1 and 2, channels past the last vector; the SIMD kernel for
+    any window; the plain compiled kernel; the reference), at this machine's width and at AVX2's 8 lanes."""
+    if lanes == 8 and depthwise_fast.lanes():
+        monkeypatch.setattr(depthwise_fast, "lanes", lambda: 8)
+    simd = path.startswith("simd")
+    if path != "reference" and not fi.compiled.active() or simd and not depthwise_fast.lanes():
+        pytest.skip(f"{path} needs the compiled kernels" + (" with SIMD" if simd else ""))
+    monkeypatch.setattr(fi, "_DEPTHWISE_PATHS", tuple(e for e in fi._DEPTHWISE_PATHS if e[0] == path))
+    rng = np.random.default_rng(500 + seed)
+    dtype = np.float32 if simd or seed % 2 else np.float64
+    k = 3 if path == "simd_3x3" else int(rng.choice([1, 2, 3, 5]))
+    stride = int(rng.choice([1, 2])) if path == "simd_3x3" else int(rng.integers(1, 4))
+    dilation = 1 if path == "simd_3x3" or stride > 1 else int(rng.choice([1, 2]))
+    lowest = depthwise_fast.lanes() if simd else 1
+    x = (rng.standard_normal((int(rng.integers(1, 4)), int(rng.integers(3, 16)), int(rng.integers(3, 22)),
+                              int(rng.integers(lowest, lowest + 40)))) * 2).astype(dtype)
+    if seed % 4 == 3:                   # a NaN stays NaN through the window sums and every activation
+        x[0, x.shape[1] // 2, x.shape[2] // 2, 0] = np.nan
+    multiplier = 2 if path == "reference" and seed % 2 else 1
+    f = rng.standard_normal((k, k, x.shape[3], multiplier)).astype(dtype)
+    padding = _padding(rng)
+    shape = fi.depthwise_inference_reference(x, f, stride, padding, dilation).shape
+    args = _epilogue_args(rng, x.shape[3] * multiplier, shape, dtype)
+    expected = fi.depthwise_inference_reference(x, f, stride, padding, dilation, **args)
+    got = fi.depthwise_inference(x, f, stride, padding, dilation, **args)
+    assert got.dtype == dtype and got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, **_tolerance(dtype))
+
+
+@pytest.mark.parametrize("lanes", ["native", 8])
 @pytest.mark.parametrize("stride, padding, channels", [(1, "SAME", 32), (2, [[0, 0], [0, 1], [0, 1], [0, 0]], 24),
                                                        (2, "SAME", 41), (1, "VALID", 19)])
 def test_depthwise_3x3_as_in_mobilenets_matches_the_unfused_reference(stride, padding, channels, lanes, monkeypatch):

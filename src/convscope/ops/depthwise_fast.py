@@ -7,7 +7,8 @@ of 4 neighbouring output pixels lies inside the row, 4 vectors of accumulators s
 registers over every tap and each tap's weights are loaded once for the 4 (the plain compiled
 kernel adds into the output row in memory: a load and a store per tap); at the borders one
 pixel at a time, its window clipped.  Channels past the last full vector are summed one by one.
-Each pixel is then finished by the epilogue (`fused_inference._finish_row`) while in cache.
+Each output row is then finished by the epilogue while in cache, a vector of channels at a time (the
+operations of `fused_inference._finish_row`, in its order: the same numbers).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 from . import compiled
 
 if compiled.available():
-    from .simd import fma, load, store_first, vector_bits, zeros
+    from .simd import add, clip, divide, fma, full, load, multiply, store_first, vector_bits, zeros
 
 PIXELS = 4      # output pixels per tile in the interior
 
@@ -38,6 +39,38 @@ def _kernels(lanes: int):
     """The compiled kernel for `lanes` channels per vector; only `lanes` is a closure constant (a closure
     over other values would defeat numba's disk cache)."""
     from .fused_inference import _finish_row
+
+    @compiled.kernel(inline=True)
+    def activate(v, low, high, swish, zero, three, six):
+        """`fused_inference._activate` on a vector: the same operations in the same order."""
+        v = clip(v, low, high)
+        if swish:
+            v = multiply(v, divide(clip(add(v, three), zero, six), six))
+        return v
+
+    @compiled.kernel
+    def finish_row(orow, res, bias, scale, shift, limits, affine, has_residual, channels):
+        """`_finish_row` on each pixel of one output row (`res`: its residual row), a vector of channels at
+        a time, the channels past the last full vector one by one."""
+        vectors = channels - channels % lanes
+        zero, three, six = zeros(lanes), full(np.float32(3), lanes), full(np.float32(6), lanes)
+        low, high, low_after, high_after = (full(limits[0], lanes), full(limits[1], lanes),
+                                            full(limits[3], lanes), full(limits[4], lanes))
+        swish, swish_after = limits[2] != 0, limits[5] != 0
+        for start in range(0, len(orow), channels):
+            for c0 in range(0, vectors, lanes):
+                v = activate(add(load(orow, start + c0, lanes), load(bias, c0, lanes)), low, high, swish, zero,
+                             three, six)
+                if affine:
+                    v = add(multiply(v, load(scale, c0, lanes)), load(shift, c0, lanes))
+                if has_residual:
+                    v = add(v, load(res, start + c0, lanes))
+                store_first(orow, start + c0, activate(v, low_after, high_after, swish_after, zero, three, six),
+                            lanes)
+            if vectors < channels:
+                tail = res[start + vectors:start + channels] if has_residual else res[vectors:channels]
+                _finish_row(orow[start + vectors:start + channels], bias[vectors:], scale[vectors:],
+                            shift[vectors:], tail, limits, affine, has_residual)
 
     @compiled.kernel
     def depthwise_tiles(x, w, bias, scale, shift, residual, limits, affine, has_residual, h, width, channels,
@@ -88,23 +121,108 @@ def _kernels(lanes: int):
                             for j in range(j0, j1):
                                 total += xr[(pixel + j * dw) * cstep + ch] * w[(i * kw + j) * cstep + ch]
                         orow[(q + k) * cstep + ch] = total
-                for k in range(count):
-                    start = (q + k) * cstep
-                    res = residual[flat][start:start + cstep] if has_residual else residual[0][0:cstep]
-                    _finish_row(orow[start:start + cstep], bias, scale, shift, res, limits, affine, has_residual)
                 q += count
+            finish_row(orow, residual[flat] if has_residual else residual[0], bias, scale, shift, limits, affine,
+                       has_residual, channels)
 
-    return depthwise_tiles
+    @compiled.kernel
+    def tail_channels(x, w, orow, b, h, row, i0, i1, pixel, start, vectors, channels, kw, dw, j0, j1):
+        """The channels past the last full vector of one output pixel, summed one by one."""
+        for ch in range(vectors, channels):
+            total = orow.dtype.type(0)
+            for i in range(i0, i1):
+                xr = x[b * h + row + i]
+                for j in range(j0, j1):
+                    total += xr[(pixel + j * dw) * channels + ch] * w[(i * kw + j) * channels + ch]
+            orow[start + ch] = total
+
+    @compiled.kernel
+    def depthwise3x3_tiles(x, w, bias, scale, shift, residual, limits, affine, has_residual, h, width, channels,
+                           stride, top, left, first, last, out):
+        """`depthwise_tiles` for a 3x3 window, dilation 1 and the same stride 1 or 2 both ways (MobileNets'):
+        in the interior each input vector of a window row is loaded once for the 4 output pixels that
+        read it (6 loads for 12 products at stride 1, not 12); the sums in the same order."""
+        oh, ow = out.shape[0] // (x.shape[0] // h), out.shape[1] // channels
+        vectors = channels - channels % lanes
+        zero = zeros(lanes)
+        c, s = channels, stride
+        for flat in range(first, last):
+            b, p = flat // oh, flat % oh
+            row = p * s - top
+            i0, i1 = max(0, -row), min(3, h - row)
+            orow = out[flat]
+            q = 0
+            while q < ow:
+                col = q * s - left
+                inside = q + PIXELS <= ow and col >= 0 and (q + PIXELS - 1) * s + 2 - left < width
+                count = PIXELS if inside else 1
+                j0, j1 = (0, 3) if inside else (max(0, -col), min(3, width - col))
+                for c0 in range(0, vectors, lanes):
+                    a0, a1, a2, a3 = zero, zero, zero, zero
+                    for i in range(i0, i1):
+                        xr = x[b * h + row + i]
+                        wb, base = i * 3 * c + c0, col * c + c0
+                        if inside:
+                            w0, w1, w2 = load(w, wb, lanes), load(w, wb + c, lanes), load(w, wb + 2 * c, lanes)
+                            x0, x1, x2 = load(xr, base, lanes), load(xr, base + c, lanes), load(xr, base + 2 * c, lanes)
+                            a0 = fma(x2, w2, fma(x1, w1, fma(x0, w0, a0)))
+                            if s == 1:
+                                x3 = load(xr, base + 3 * c, lanes)
+                                a1 = fma(x3, w2, fma(x2, w1, fma(x1, w0, a1)))
+                                x4 = load(xr, base + 4 * c, lanes)
+                                a2 = fma(x4, w2, fma(x3, w1, fma(x2, w0, a2)))
+                                x5 = load(xr, base + 5 * c, lanes)
+                                a3 = fma(x5, w2, fma(x4, w1, fma(x3, w0, a3)))
+                            else:
+                                x3, x4 = load(xr, base + 3 * c, lanes), load(xr, base + 4 * c, lanes)
+                                a1 = fma(x4, w2, fma(x3, w1, fma(x2, w0, a1)))
+                                x5, x6 = load(xr, base + 5 * c, lanes), load(xr, base + 6 * c, lanes)
+                                a2 = fma(x6, w2, fma(x5, w1, fma(x4, w0, a2)))
+                                x7, x8 = load(xr, base + 7 * c, lanes), load(xr, base + 8 * c, lanes)
+                                a3 = fma(x8, w2, fma(x7, w1, fma(x6, w0, a3)))
+                        else:
+                            for j in range(j0, j1):
+                                a0 = fma(load(xr, base + j * c, lanes), load(w, wb + j * c, lanes), a0)
+                    at = q * c + c0
+                    store_first(orow, at, a0, lanes)
+                    if inside:
+                        store_first(orow, at + c, a1, lanes)
+                        store_first(orow, at + 2 * c, a2, lanes)
+                        store_first(orow, at + 3 * c, a3, lanes)
+                if vectors < channels:
+                    for k in range(count):
+                        tail_channels(x, w, orow, b, h, row, i0, i1, col + k * s, (q + k) * c, vectors, channels, 3,
+                                      1, j0, j1)
+                q += count
+            finish_row(orow, residual[flat] if has_residual else residual[0], bias, scale, shift, limits, affine,
+                       has_residual, channels)
+
+    return depthwise_tiles, depthwise3x3_tiles
 
 
 _KERNELS = {}
 
 
-def depthwise_tiles(width: int):
-    """The kernel for `width` channels per vector, compiled on first use."""
+def _compiled(width: int):
     if width not in _KERNELS:
         _KERNELS[width] = _kernels(width)
     return _KERNELS[width]
+
+
+def depthwise_tiles(width: int):
+    """The kernel for `width` channels per vector, compiled on first use."""
+    return _compiled(width)[0]
+
+
+def depthwise3x3_tiles(width: int):
+    """The 3x3 kernel (dilation 1, stride 1 or 2 both ways) for `width` channels per vector."""
+    return _compiled(width)[1]
+
+
+def applies_3x3(x, w, dtype, strides, dilations) -> bool:
+    """`applies`, for a 3x3 window with dilation 1 and the same stride, 1 or 2, both ways."""
+    return (applies(x, w, dtype) and w.shape[:2] == (3, 3) and tuple(dilations) == (1, 1)
+            and strides[0] == strides[1] and strides[0] in (1, 2))
 
 
 def applies(x, w, dtype) -> bool:

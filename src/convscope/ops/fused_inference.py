@@ -13,9 +13,11 @@ ReLU6 or a conv -> BN -> Add -> ReLU writes its output once.
 Each op has a short NumPy reference (`*_reference`: the ops one after another) and an
 ordered list of paths, the first that applies runs (as oneDNN's implementation lists):
 
-* `depthwise_inference`: a compiled NHWC kernel (channel multiplier 1, channels innermost
-  so the compiler vectorizes over them in SIMD registers; any window, stride, dilation,
-  padding, borders handled without a padded copy), else the reference;
+* `depthwise_inference`: for MobileNets' 3x3 windows (stride 1 or 2), a SIMD kernel that loads each
+  input vector once for all the pixels of a tile that read it; else the SIMD kernel for any window;
+  else a compiled NHWC kernel (channel multiplier 1, channels innermost so the compiler vectorizes
+  over them; any window, stride, dilation, padding, borders handled without a padded copy); else
+  the reference;
 * `conv2d_epilogue_inference`: `conv2d_inference` where its own epilogue (bias, ReLU, the
   BN map, ReLU) is the whole epilogue; else a 1x1 convolution as one GEMM on the NHWC rows
   (a strided one reads every s-th pixel first), block by block with the epilogue after each
@@ -31,7 +33,6 @@ import numpy as np
 from . import compiled, depthwise_fast, parallel
 from .activations import get_activation
 from .conv import _check_conv_args, conv2d
-from .depthwise import depthwise_conv2d
 from .epilogue import FUSED_ACTIVATIONS, check_affine
 from .fused import conv2d_inference
 from .padding import check_numeric_array, float_dtype, window_geometry
@@ -214,12 +215,16 @@ def _depthwise_kernel(x, w, bias, scale, shift, residual, limits, affine, has_re
 
 def depthwise_inference_reference(input, filter, strides, padding, dilations=None, bias=None,
                                   activation="linear", scale=None, shift=None, residual=None, then="linear"):
-    """`ops.depthwise_conv2d` (NHWC) then `epilogue_reference`."""
-    z = depthwise_conv2d(input, filter, strides, padding, "NHWC", dilations)
+    """The depthwise convolution as `ops.conv2d` with one group per input channel (NHWC; the filter
+    [kh, kw, in, multiplier] read as [kh, kw, 1, in * multiplier], as `ops.depthwise_conv2d` reads it),
+    then `epilogue_reference`: a reference that none of the depthwise fast paths runs through."""
+    w = np.asarray(filter)
+    grouped = w.reshape(w.shape[0], w.shape[1], 1, -1) if w.ndim == 4 else w
+    z = conv2d(input, grouped, strides, padding, "NHWC", dilations, w.shape[2] if w.ndim == 4 else 1)
     return epilogue_reference(z, bias, activation, scale, shift, residual, then)
 
 
-def _depthwise_compiled_applies(x, w, dtype) -> bool:
+def _depthwise_compiled_applies(x, w, dtype, strides, dilations) -> bool:
     return compiled.active() and w.shape[3] == 1 and dtype in (np.float32, np.float64)
 
 
@@ -242,7 +247,12 @@ def _depthwise_compiled(x, w, strides, dilations, pads, out_hw, dtype, epilogue)
     return out
 
 
-def _depthwise_simd(x, w, strides, dilations, pads, out_hw, dtype, epilogue):
+def _depthwise_simd_3x3(x, w, strides, dilations, pads, out_hw, dtype, epilogue):
+    """`depthwise_fast`'s 3x3 kernel: each input vector loaded once for the pixels of a tile that read it."""
+    return _depthwise_simd(x, w, strides, dilations, pads, out_hw, dtype, epilogue, three_by_three=True)
+
+
+def _depthwise_simd(x, w, strides, dilations, pads, out_hw, dtype, epilogue, three_by_three=False):
     """`depthwise_fast`'s kernel: tiles of pixels x channels in SIMD registers."""
     bias, scale, shift, residual, act, after = epilogue
     affine = scale is not None
@@ -254,10 +264,15 @@ def _depthwise_simd(x, w, strides, dilations, pads, out_hw, dtype, epilogue):
     res = (np.zeros((1, channels), dtype=dtype) if residual is None
            else np.ascontiguousarray(residual, dtype=dtype).reshape(rows_shape))
     out = np.empty(rows_shape, dtype=dtype)
-    kernel = depthwise_fast.depthwise_tiles(depthwise_fast.lanes())
-    arguments = (x.reshape(n * h, width * channels), taps, bias, scale, shift, res, _limits(act, after, dtype),
-                 affine, residual is not None, h, width, channels, w.shape[0], w.shape[1], strides[0], strides[1],
-                 dilations[0], dilations[1], pads[0][0], pads[1][0])
+    common = (x.reshape(n * h, width * channels), taps, bias, scale, shift, res, _limits(act, after, dtype),
+              affine, residual is not None, h, width, channels)
+    if three_by_three:
+        kernel = depthwise_fast.depthwise3x3_tiles(depthwise_fast.lanes())
+        arguments = common + (strides[0], pads[0][0], pads[1][0])
+    else:
+        kernel = depthwise_fast.depthwise_tiles(depthwise_fast.lanes())
+        arguments = common + (w.shape[0], w.shape[1], strides[0], strides[1], dilations[0], dilations[1],
+                              pads[0][0], pads[1][0])
     work = out.size * w.shape[0] * w.shape[1]
     on_slices(len(out), work, lambda part: kernel(*arguments, part.start, part.stop, out), min_size=SMALL_WORK)
     return out.reshape((n,) + tuple(out_hw) + (channels,))
@@ -293,7 +308,7 @@ def prepare_depthwise_inference(input, filter, strides, padding, dilations=None,
     act, after = _check_epilogue(op, channels, (x.shape[0],) + out_hw + (channels,), bias, activation, scale,
                                  shift, residual, then)[4:]
     dtype = float_dtype(x, w)
-    name, _, path = next(entry for entry in _DEPTHWISE_PATHS if entry[1](x, w, dtype))
+    name, _, path = next(entry for entry in _DEPTHWISE_PATHS if entry[1](x, w, dtype, strides, dilations))
     if name == "reference":
         return lambda input, filter, bias, scale, shift, residual: depthwise_inference_reference(
             input, filter, strides, padding, dilations, bias, activation, scale, shift, residual, then)
@@ -303,9 +318,10 @@ def prepare_depthwise_inference(input, filter, strides, padding, dilations=None,
 
 # The paths of `depthwise_inference`, in order: the first that applies runs.
 _DEPTHWISE_PATHS = (
-    ("simd_nhwc", depthwise_fast.applies, _depthwise_simd),
+    ("simd_3x3", depthwise_fast.applies_3x3, _depthwise_simd_3x3),
+    ("simd_nhwc", lambda x, w, dtype, strides, dilations: depthwise_fast.applies(x, w, dtype), _depthwise_simd),
     ("compiled_nhwc", _depthwise_compiled_applies, _depthwise_compiled),
-    ("reference", lambda x, w, dtype: True, depthwise_inference_reference),
+    ("reference", lambda x, w, dtype, strides, dilations: True, depthwise_inference_reference),
 )
 
 

@@ -24,7 +24,8 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
 
-__all__ = ["vector_bits", "Float32Vector", "zeros", "full", "load", "broadcast", "fma", "add", "multiply", "relu",
+__all__ = ["vector_bits", "Float32Vector", "zeros", "full", "load", "broadcast", "fma", "add", "multiply", "divide",
+           "clip", "relu",
            "max_or_nan", "index_of_max", "store_first"]
 
 _FLOAT = ir.FloatType()
@@ -200,6 +201,26 @@ def multiply(typingctx, a, b):
     """a * b lane by lane."""
     _check_vectors("multiply", a, b)
     return a(a, b), lambda context, builder, signature, args: builder.fmul(*args)
+
+
+@intrinsic
+def divide(typingctx, a, b):
+    """a / b lane by lane."""
+    _check_vectors("divide", a, b)
+    return a(a, b), lambda context, builder, signature, args: builder.fdiv(*args)
+
+
+@intrinsic
+def clip(typingctx, a, low, high):
+    """`a` raised to `low` where below it, then lowered to `high` where above it (NaN stays NaN): the
+    scalar kernels' `low if value < low else value`, then `high if value > high else value`."""
+    _check_vectors("clip", a, low, high)
+
+    def codegen(context, builder, signature, args):
+        value, lo, hi = args
+        value = builder.select(builder.fcmp_ordered("<", value, lo), lo, value)
+        return builder.select(builder.fcmp_ordered(">", value, hi), hi, value)
+    return a(a, low, high), codegen
 
 
 @intrinsic
