@@ -161,6 +161,140 @@ def test_relu_kernels_with_256_bit_vectors():
     assert proc.stdout.split()[-1] == "256"
 
 
+# -- batch normalization (training) --------------------------------------------------------------------
+def bn_train_configs(count, seed=2002):
+    """NHWC shapes with 1 to 100 channels (row counts with few and many divisors: the kernels' row
+    grouping), some NCHW (axis 1), means near 0 or 1000, float32 and float64."""
+    rng = np.random.default_rng(seed)
+    configs = []
+    for index in range(count):
+        channels = int(rng.integers(1, 101)) if index % 4 else int(rng.choice([1, 3, 16, 17]))
+        batch, height, width = (int(v) for v in rng.integers(1, 9, size=3))
+        nchw = index % 5 == 4
+        configs.append(dict(index=index, shape=(batch, channels, height, width) if nchw else (batch, height, width, channels),
+                            axis=1 if nchw else -1, offset=float(rng.choice([0.0, 1000.0])),
+                            affine=bool(index % 6), dtype=str(rng.choice(["float32", "float64"]))))
+    return configs
+
+
+def _bn_tolerance(dtype):
+    return 1e-5 if dtype == "float32" else 1e-10
+
+
+def _assert_close(ours, expected, dtype):
+    """Agreement to 1e-5 (float32) / 1e-10 (float64) relative to the values' scale."""
+    tolerance = _bn_tolerance(dtype)
+    assert ours.dtype == np.dtype(dtype) and ours.shape == expected.shape
+    np.testing.assert_allclose(ours, expected, rtol=tolerance,
+                               atol=tolerance * max(1.0, float(np.abs(expected).max(initial=0.0))))
+
+
+def _bn_inputs(config):
+    rng = np.random.default_rng(config["index"])
+    channels = config["shape"][config["axis"]]
+    x = (rng.standard_normal(config["shape"]) * rng.uniform(0.1, 3, channels).reshape(
+        [-1 if d == config["axis"] % 4 else 1 for d in range(4)]) + config["offset"]).astype(config["dtype"])
+    gamma = rng.standard_normal(channels).astype(config["dtype"]) if config["affine"] else None
+    beta = rng.standard_normal(channels).astype(config["dtype"]) if config["affine"] else None
+    return x, gamma, beta, rng.standard_normal(x.shape).astype(config["dtype"])
+
+
+@pytest.mark.parametrize("config", bn_train_configs(40),
+                         ids=lambda c: f"{c['index']}-{c['shape']}-axis{c['axis']}+{c['offset']:g}-{c['dtype']}")
+def test_batch_norm_training_matches_torch(config, kernel_path):
+    """Forward (y, batch mean and variance) and backward (x, gamma, beta) against torch's batch_norm +
+    autograd, computed in float64 from the same values; the large-mean inputs need a stable variance."""
+    torch = pytest.importorskip("torch")
+    if kernel_path == "numpy" and config["offset"] and config["dtype"] == "float32":
+        pytest.skip("the NumPy reference sums float32 in float32: no 1e-5 at a mean of 1000")
+    x, gamma, beta, grad_y = _bn_inputs(config)
+    axis = config["axis"]
+    y, ctx, mean, var = ops.batch_norm_train(x, gamma, beta, axis, 1e-3)
+    grad_x, grad_gamma, grad_beta = ops.batch_norm_backward(grad_y, ctx)
+
+    to_torch = lambda a: torch.tensor(np.moveaxis(a, axis, 1).astype(np.float64), requires_grad=True)
+    x_t = to_torch(x)
+    g_t, b_t = (None, None) if gamma is None else (torch.tensor(gamma.astype(np.float64), requires_grad=True),
+                                                   torch.tensor(beta.astype(np.float64), requires_grad=True))
+    expected = torch.nn.functional.batch_norm(x_t, None, None, g_t, b_t, training=True, eps=1e-3)
+    expected.backward(torch.tensor(np.moveaxis(grad_y, axis, 1).astype(np.float64)))
+    from_torch = lambda t: np.moveaxis(t.detach().numpy(), 1, axis)
+    dims = [0, 2, 3]
+    _assert_close(y, from_torch(expected), config["dtype"])
+    _assert_close(mean, x_t.mean(dim=dims).detach().numpy(), config["dtype"])
+    _assert_close(var, x_t.var(dim=dims, unbiased=False).detach().numpy(), config["dtype"])
+    _assert_close(grad_x, from_torch(x_t.grad), config["dtype"])
+    if gamma is None:
+        assert grad_gamma is None and grad_beta is None
+    else:
+        _assert_close(grad_gamma, g_t.grad.numpy(), config["dtype"])
+        _assert_close(grad_beta, b_t.grad.numpy(), config["dtype"])
+
+
+@pytest.mark.skipif(not compiled.available(), reason="numba is not installed")
+@pytest.mark.parametrize("config", [c for c in bn_train_configs(40) if not (c["offset"] and c["dtype"] == "float32")],
+                         ids=lambda c: f"{c['index']}-{c['shape']}-axis{c['axis']}+{c['offset']:g}-{c['dtype']}")
+def test_batch_norm_training_kernels_match_the_reference(config):
+    """The compiled path and the NumPy reference give the same outputs and gradients (to rounding)."""
+    x, gamma, beta, grad_y = _bn_inputs(config)
+    results = {}
+    for flag in (False, True):
+        with compiled.use_compiled(flag):
+            y, ctx, mean, var = ops.batch_norm_train(x, gamma, beta, config["axis"], 1e-3)
+            results[flag] = (y, mean, var, *ops.batch_norm_backward(grad_y, ctx))
+    for ours, expected in zip(results[True], results[False]):
+        if expected is None:
+            assert ours is None
+        else:
+            _assert_close(ours, expected, config["dtype"])
+
+
+@pytest.mark.skipif(not compiled.available(), reason="numba is not installed")
+@pytest.mark.parametrize("shape, axis, groups", [((7, 5, 3, 1), -1, 35), ((128, 4, 4, 16), -1, 4), ((3, 5, 5, 16), -1, 3),
+                                                 ((6, 2, 3, 3), 1, 3), ((2, 4, 4, 64), -1, 1), ((13, 1, 1, 7), -1, 1)])
+def test_batch_norm_kernels_group_short_rows(shape, axis, groups):
+    """Rows of fewer than MIN_COLUMNS values go to the kernels several at a time (the most that divide the row
+    count), and the per-channel results are those of one row at a time."""
+    x = np.random.default_rng(4).standard_normal(shape)
+    x += 3.0 * np.arange(shape[axis]).reshape([-1 if d == axis % 4 else 1 for d in range(4)])  # channels apart
+    rows, layout = normalization._as_rows(x, axis % 4)
+    assert layout[0] == groups and rows.shape[1] == groups * x.shape[axis] * layout[2]
+    _, ctx, mean, var = ops.batch_norm_train(x, None, None, axis, 1e-3)
+    reduce = tuple(d for d in range(4) if d != axis % 4)
+    np.testing.assert_allclose(mean, x.mean(axis=reduce), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(var, x.var(axis=reduce), rtol=1e-12, atol=1e-12)
+
+
+def test_batch_norm_float64_gradient_matches_finite_differences(kernel_path):
+    """A grouped layout (one channel) and an ungrouped one against central differences in float64."""
+    rng = np.random.default_rng(11)
+    for shape in [(4, 3, 2, 1), (2, 3, 1, 70)]:
+        x = rng.standard_normal(shape) + 5
+        gamma, beta, weights = rng.standard_normal(shape[-1]), rng.standard_normal(shape[-1]), rng.standard_normal(shape)
+        loss = lambda: float(np.sum(ops.batch_norm_train(x, gamma, beta, -1, 1e-3)[0] * weights))
+        _, ctx, _, _ = ops.batch_norm_train(x, gamma, beta, -1, 1e-3)
+        grad_x = ops.batch_norm_backward(weights, ctx)[0]
+        numerical = np.empty_like(x)
+        for index in np.ndindex(shape):
+            saved = x[index]
+            x[index] = saved + 1e-6
+            plus = loss()
+            x[index] = saved - 1e-6
+            minus = loss()
+            x[index] = saved
+            numerical[index] = (plus - minus) / 2e-6
+        np.testing.assert_allclose(grad_x, numerical, rtol=1e-5, atol=1e-6)
+
+
+def test_batch_norm_paths_are_one_ordered_list():
+    """The compiled path first, the reference last and always applicable."""
+    assert [path[0] for path in normalization._PATHS] == ["compiled", "reference"]
+    assert normalization._PATHS[-1][1](np.zeros(0, np.float16))
+    with compiled.use_compiled(False):
+        assert normalization._path(np.ones((2, 3), np.float32))[0] == "reference"
+    assert normalization._path(np.ones((2, 3), np.float16))[0] == "reference"
+
+
 if __name__ == "__main__":
     from convscope.ops import simd
     compare_relu_kernels_with_reference()

@@ -4,14 +4,17 @@ Training normalizes with the batch's mean and biased variance (as Keras);
 inference uses the given moving statistics.  `gamma` or `beta` may be None
 (Keras' scale=False / center=False); their gradients are then None.
 
-Two paths compute the same values (to rounding).  With `compiled.active()`
-(float32 and float64 inputs) each step is one pass of a numba kernel over x
-viewed as rows x columns (column = one channel at one position after `axis`):
-the training forward pass reads x once for the statistics and once more to
-write y, the backward pass reads (grad_y, x) once for the two per-channel sums
-and once more to write grad_x.  The kernels accumulate sums in float64, around
-each channel's first value (so the variance loses nothing to cancellation), and
-the rows are shared among as many threads as BLAS has.
+Two paths compute the same values (to rounding), chosen through one ordered
+list, `_PATHS`.  With `compiled.active()` (float32 and float64 inputs) each step
+is one pass of a numba kernel over x viewed as rows x columns (column = one
+channel at one position after `axis`; rows of fewer than `MIN_COLUMNS` values
+taken several at a time, so the inner loop is long enough to vectorize): the
+training forward pass reads x once for the statistics and once more to write y,
+the backward pass reads (grad_y, x) once for the two per-channel sums and once
+more to write grad_x.  The kernels accumulate sums in float64, around each
+channel's first value (so the variance loses nothing to cancellation), take
+x - mean in two parts (x - the mean rounded to x's dtype, exact near the mean,
+then the rest per channel), and share the rows among as many threads as BLAS has.
 
 The NumPy path is the reference and the fallback: per-channel sums are `einsum`
 reductions (no temporary product array), and each chain of element-wise steps
@@ -32,6 +35,7 @@ from .padding import check_numeric_array
 
 BLOCK_BYTES = 2 ** 20  # NumPy chains run over blocks of the leading axis of about this size; the kernels
                        # leave arrays under this size on the calling thread
+MIN_COLUMNS = 64       # the kernels take rows of fewer values (few channels, channels last) several at a time
 
 __all__ = ["batch_norm_train", "batch_norm_infer", "batch_norm_affine", "batch_norm_backward", "batch_norm_infer_backward"]
 
@@ -136,21 +140,33 @@ def _use_kernels(x: np.ndarray) -> bool:
     return compiled.active() and x.dtype in (np.float32, np.float64) and x.size > 0
 
 
-def _as_rows(x: np.ndarray, axis: int) -> Tuple[np.ndarray, int]:
-    """x as a C-contiguous (rows, channels * inner) array and `inner`: column k holds channel k // inner."""
+def _row_groups(count: int, width: int) -> int:
+    """How many consecutive rows of `width` values the kernels take as one row: the most, dividing `count`,
+    that keep it under `MIN_COLUMNS` (a short inner loop runs in the compiler's scalar remainder)."""
+    if width >= MIN_COLUMNS:
+        return 1
+    return next(groups for groups in range(MIN_COLUMNS // width, 0, -1) if count % groups == 0)
+
+
+def _as_rows(x: np.ndarray, axis: int) -> Tuple[np.ndarray, Tuple[int, int, int]]:
+    """x as a C-contiguous 2-D array of rows and its layout (groups, channels, inner): a row holds `groups`
+    of x's rows (over the axes before `axis`) side by side, and column k holds channel (k // inner) % channels."""
+    channels = x.shape[axis]
     inner = int(np.prod(x.shape[axis + 1:], dtype=np.int64))
-    return np.ascontiguousarray(x).reshape(-1, x.shape[axis] * inner), inner
+    groups = _row_groups(x.size // (channels * inner), channels * inner)
+    return np.ascontiguousarray(x).reshape(-1, groups * channels * inner), (groups, channels, inner)
 
 
-def _columns(values: np.ndarray, inner: int, dtype) -> np.ndarray:
-    """Per-channel values repeated for each column of `_as_rows`' view."""
-    return np.repeat(np.asarray(values, dtype=dtype).reshape(-1), inner)
+def _columns(values: np.ndarray, layout: tuple, dtype) -> np.ndarray:
+    """Per-channel values laid out as the columns of `_as_rows`' view."""
+    groups, _, inner = layout
+    return np.tile(np.repeat(np.asarray(values, dtype=dtype).reshape(-1), inner), groups)
 
 
-def _column_sums(kernel, arrays: tuple, parameters: tuple, shape: tuple) -> Tuple[np.ndarray, np.ndarray]:
+def _column_sums(kernel, arrays: tuple, parameters: tuple, layout: tuple) -> Tuple[np.ndarray, np.ndarray]:
     """The two float64 sums that `kernel(*arrays, *parameters, sums, other)` adds up per column, per channel.
 
-    `arrays` share rows; each thread sums its slice of them; `shape` is (channels, inner).
+    `arrays` share rows; each thread sums its slice of them.
     """
     def work(rows: slice):
         sums, other = np.zeros(arrays[0].shape[1]), np.zeros(arrays[0].shape[1])
@@ -158,7 +174,7 @@ def _column_sums(kernel, arrays: tuple, parameters: tuple, shape: tuple) -> Tupl
         return sums, other
 
     parts = on_slices(len(arrays[0]), arrays[0].nbytes, work, BLOCK_BYTES)
-    return tuple(np.sum([part[k] for part in parts], axis=0).reshape(shape).sum(axis=1) for k in (0, 1))
+    return tuple(np.sum([part[k] for part in parts], axis=0).reshape(layout).sum(axis=(0, 2)) for k in (0, 1))
 
 
 def _elementwise(kernel, arrays: tuple, parameters: tuple) -> np.ndarray:
@@ -171,20 +187,20 @@ def _elementwise(kernel, arrays: tuple, parameters: tuple) -> np.ndarray:
 
 def _kernel_statistics(x: np.ndarray, axis: int) -> Tuple[np.ndarray, np.ndarray]:
     """The batch mean and biased variance per channel (float64) from one compiled pass over x."""
-    rows, inner = _as_rows(x, axis)
-    origin = rows[0, ::inner].astype(np.float64)
-    sums, squares = _column_sums(_shifted_sums, (rows,), (_columns(origin, inner, np.float64),),
-                                 (x.shape[axis], inner))
-    count = x.size // x.shape[axis]
+    rows, layout = _as_rows(x, axis)
+    _, channels, inner = layout
+    origin = rows[0, :channels * inner:inner].astype(np.float64)
+    sums, squares = _column_sums(_shifted_sums, (rows,), (_columns(origin, layout, np.float64),), layout)
+    count = x.size // channels
     offset = sums / count
     return origin + offset, np.maximum(squares / count - offset * offset, 0.0)
 
 
 def _kernel_affine(x: np.ndarray, axis: int, shift, scale, offset) -> np.ndarray:
     """(x - shift) * scale + offset with per-channel parameters (None: 0) by the compiled kernel."""
-    rows, inner = _as_rows(x, axis)
+    rows, layout = _as_rows(x, axis)
     zeros = np.zeros(x.shape[axis], x.dtype)
-    parameters = tuple(_columns(zeros if value is None else value, inner, x.dtype) for value in (shift, scale, offset))
+    parameters = tuple(_columns(zeros if value is None else value, layout, x.dtype) for value in (shift, scale, offset))
     return _elementwise(_affine, (rows,), parameters).reshape(x.shape)
 
 
@@ -227,6 +243,103 @@ def _broadcast(x: np.ndarray, axis: int) -> list:
     return shape
 
 
+# -- the two paths: each trains forward, backward, and applies a per-channel affine map -----------------
+def _train_scale(x, axis, mean, var, gamma_b, epsilon):
+    """(inv_std, inv_std * gamma), broadcasting against x."""
+    inv_std = 1.0 / np.sqrt(var.reshape(_broadcast(x, axis)) + x.dtype.type(epsilon))
+    return inv_std, (inv_std if gamma_b is None else inv_std * gamma_b)
+
+
+def _train_compiled(x, axis, gamma_b, beta_b, epsilon):
+    """(y, mean, var, inv_std, kept): one pass of a kernel for the statistics, one for y.
+
+    The kernels subtract the mean rounded to x's dtype, exactly for x near it, and the per-channel
+    terms take the rest, `mean_low` (float64, kept): a float32 mean near 1000 is 3e-5 off."""
+    mean64, var64 = _kernel_statistics(x, axis)
+    mean, var = mean64.astype(x.dtype), var64.astype(x.dtype)
+    low = mean64 - mean
+    inv_std, scale = _train_scale(x, axis, mean, var, gamma_b, epsilon)
+    offset = (0.0 if beta_b is None else beta_b.reshape(-1)) - low * scale.reshape(-1)
+    return _kernel_affine(x, axis, mean, scale, offset), mean, var, inv_std, {"mean_low": low}
+
+
+def _train_reference(x, axis, gamma_b, beta_b, epsilon):
+    """`_train_compiled` in NumPy; keeps x - mean for the backward pass."""
+    mean, var, centered = _numpy_statistics(x, axis)
+    inv_std, scale = _train_scale(x, axis, mean, var, gamma_b, epsilon)
+    return _numpy_normalize(centered, scale, beta_b, axis), mean, var, inv_std, {"centered": centered}
+
+
+def _gradient_coefficients(ctx, grad_gamma, grad_beta, count):
+    """(a, b, c) of grad_x = a * grad_y - b * centered - c (see `batch_norm_backward`), broadcasting."""
+    inv_std, gamma = ctx["inv_std"], ctx["gamma"]
+    scale = inv_std if gamma is None else inv_std * gamma
+    return (scale, scale * inv_std * (grad_gamma.reshape(inv_std.shape) / count),
+            scale * (grad_beta.reshape(inv_std.shape) / count))
+
+
+def _backward_compiled(grad_y, ctx, count):
+    """(grad_x, grad_gamma, grad_beta): one kernel pass for the two sums, one for grad_x."""
+    x, axis = ctx["x"], ctx["axis"]
+    rows, layout = _as_rows(x, axis)
+    low = ctx.get("mean_low", 0.0)  # none after the reference forward
+    grad_rows, mean_columns = _as_rows(grad_y, axis)[0], _columns(ctx["mean"], layout, x.dtype)
+    sums, dots = _column_sums(_gradient_sums, (grad_rows, rows), (mean_columns,), layout)
+    dots -= low * sums  # sum(grad * (x - mean - low))
+    grad_beta, grad_gamma = sums.astype(x.dtype), dots.astype(x.dtype) * ctx["inv_std"].reshape(-1)
+    scale, slope, offset = _gradient_coefficients(ctx, grad_gamma, grad_beta, count)
+    offset = offset.reshape(-1) - low * slope.reshape(-1)  # slope * (x - mean - low): low's part joins offset
+    parameters = (mean_columns, *(_columns(value, layout, x.dtype) for value in (scale, slope, offset)))
+    return _elementwise(_input_gradient, (grad_rows, rows), parameters).reshape(x.shape), grad_gamma, grad_beta
+
+
+def _backward_reference(grad_y, ctx, count):
+    """`_backward_compiled` in NumPy: einsum sums, grad_x in blocks shared among threads."""
+    x, axis = ctx["x"], ctx["axis"]
+    centered = ctx["centered"] if "centered" in ctx else x - ctx["mean"]  # none after the compiled forward
+    total, dot = _einsum_subscripts(x.ndim, axis)
+    grad_beta = np.einsum(total, grad_y)
+    grad_gamma = np.einsum(dot, grad_y, centered) * ctx["inv_std"].reshape(-1)
+    scale, slope, offset = _gradient_coefficients(ctx, grad_gamma, grad_beta, count)
+    grad_x = np.empty_like(centered)
+
+    def combine(chunk):
+        for index in chunk:
+            block = np.multiply(grad_y[index], scale, out=grad_x[index])
+            block -= centered[index] * slope
+            block -= offset
+
+    run_in_parallel(_blocks(centered, axis), combine)
+    return grad_x, grad_gamma, grad_beta
+
+
+def _affine_compiled(x, axis, scale, offset):
+    """x * scale (+ offset) per channel in one kernel pass."""
+    return _kernel_affine(x, axis, None, scale, offset)
+
+
+def _affine_reference(x, axis, scale, offset):
+    """x * scale (+ offset) per channel in NumPy, block by block."""
+    y = np.empty_like(x)
+    for index in _blocks(x, axis):
+        block = np.multiply(x[index], scale, out=y[index])
+        if offset is not None:
+            block += offset
+    return y
+
+
+# The paths of the batch-norm ops, in order: the first whose test takes x runs.
+# (name, applies(x), train, backward, affine)
+_PATHS = (
+    ("compiled", _use_kernels, _train_compiled, _backward_compiled, _affine_compiled),
+    ("reference", lambda x: True, _train_reference, _backward_reference, _affine_reference),
+)
+
+
+def _path(x: np.ndarray) -> tuple:
+    return next(path for path in _PATHS if path[1](x))
+
+
 # -- the ops -------------------------------------------------------------------------------------------
 def batch_norm_train(x, gamma, beta, axis, epsilon) -> Tuple[np.ndarray, Dict[str, Any], np.ndarray, np.ndarray]:
     """(y, ctx, batch_mean, batch_var): normalize with the batch statistics (biased variance)."""
@@ -234,21 +347,9 @@ def batch_norm_train(x, gamma, beta, axis, epsilon) -> Tuple[np.ndarray, Dict[st
     x, axis, epsilon = _prepare(x, axis, epsilon, op)
     gamma_b = _per_channel(gamma, "gamma", x, axis, op)
     beta_b = _per_channel(beta, "beta", x, axis, op)
-    kernels = _use_kernels(x)
-    if kernels:
-        mean, var = (value.astype(x.dtype) for value in _kernel_statistics(x, axis))
-    else:
-        mean, var, centered = _numpy_statistics(x, axis)
-    mean_b, var_b = mean.reshape(_broadcast(x, axis)), var.reshape(_broadcast(x, axis))
-    inv_std = 1.0 / np.sqrt(var_b + x.dtype.type(epsilon))
-    scale = inv_std if gamma_b is None else inv_std * gamma_b
-    ctx = {"x": x, "mean": mean_b, "inv_std": inv_std, "gamma": gamma_b, "axis": axis,
-           "has_beta": beta_b is not None}
-    if kernels:
-        y = _kernel_affine(x, axis, mean, scale, beta_b)
-    else:
-        y = _numpy_normalize(centered, scale, beta_b, axis)
-        ctx["centered"] = centered
+    y, mean, var, inv_std, kept = _path(x)[2](x, axis, gamma_b, beta_b, epsilon)
+    ctx = {"x": x, "mean": mean.reshape(_broadcast(x, axis)), "inv_std": inv_std, "gamma": gamma_b, "axis": axis,
+           "has_beta": beta_b is not None, **kept}
     return y, ctx, mean, var
 
 
@@ -290,13 +391,7 @@ def batch_norm_infer(x, gamma, beta, mean, var, axis, epsilon) -> np.ndarray:
     parameters = [_per_channel(value, name, x, axis, op)
                   for name, value in (("gamma", gamma), ("beta", beta), ("mean", mean), ("var", var))]
     scale, shift = _inference_affine(x, *parameters, epsilon)
-    if _use_kernels(x):
-        return _kernel_affine(x, axis, None, scale, shift)
-    y = np.empty_like(x)
-    for index in _blocks(x, axis):
-        block = np.multiply(x[index], scale, out=y[index])
-        block += shift
-    return y
+    return _path(x)[4](x, axis, scale, shift)
 
 
 def batch_norm_backward(grad_y, ctx: Dict[str, Any]) -> Tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]:
@@ -307,40 +402,14 @@ def batch_norm_backward(grad_y, ctx: Dict[str, Any]) -> Tuple[np.ndarray, Option
     and c = a * mean(grad_y).
     """
     op = "batch_norm_backward"
-    x, mean, inv_std, gamma, axis = ctx["x"], ctx["mean"], ctx["inv_std"], ctx["gamma"], ctx["axis"]
+    x, axis = ctx["x"], ctx["axis"]
     grad_y = check_numeric_array(grad_y, op, "grad_y")
     if grad_y.shape != x.shape:
         raise ValueError(f"{op}: argument `grad_y` must have the input's shape {x.shape}, got {grad_y.shape}")
     grad_y = grad_y.astype(x.dtype, copy=False)
     count = x.dtype.type(max(x.size // max(x.shape[axis], 1), 1))
-    kernels = _use_kernels(x)
-    if kernels:
-        rows, inner = _as_rows(x, axis)
-        grad_rows, mean_columns = _as_rows(grad_y, axis)[0], _columns(mean, inner, x.dtype)
-        sums, dots = _column_sums(_gradient_sums, (grad_rows, rows), (mean_columns,), (x.shape[axis], inner))
-        grad_beta, grad_gamma = sums.astype(x.dtype), dots.astype(x.dtype) * inv_std.reshape(-1)
-    else:
-        centered = ctx["centered"] if "centered" in ctx else x - mean  # no "centered" after the compiled forward
-        total, dot = _einsum_subscripts(x.ndim, axis)
-        grad_beta = np.einsum(total, grad_y)
-        grad_gamma = np.einsum(dot, grad_y, centered) * inv_std.reshape(-1)
-    scale = inv_std if gamma is None else inv_std * gamma
-    slope = scale * inv_std * (grad_gamma.reshape(inv_std.shape) / count)
-    offset = scale * (grad_beta.reshape(inv_std.shape) / count)
-    if kernels:
-        parameters = (mean_columns, *(_columns(value, inner, x.dtype) for value in (scale, slope, offset)))
-        grad_x = _elementwise(_input_gradient, (grad_rows, rows), parameters).reshape(x.shape)
-    else:
-        grad_x = np.empty_like(centered)
-
-        def combine(chunk):
-            for index in chunk:
-                block = np.multiply(grad_y[index], scale, out=grad_x[index])
-                block -= centered[index] * slope
-                block -= offset
-
-        run_in_parallel(_blocks(centered, axis), combine)
-    return (grad_x, None if gamma is None else grad_gamma, grad_beta if ctx["has_beta"] else None)
+    grad_x, grad_gamma, grad_beta = _path(x)[3](grad_y, ctx, count)
+    return grad_x, None if ctx["gamma"] is None else grad_gamma, grad_beta if ctx["has_beta"] else None
 
 
 def batch_norm_infer_backward(grad_y, gamma, var, axis, epsilon) -> np.ndarray:
@@ -352,9 +421,7 @@ def batch_norm_infer_backward(grad_y, gamma, var, axis, epsilon) -> np.ndarray:
     scale = 1.0 / np.sqrt(var_b + grad_y.dtype.type(epsilon))
     if gamma_b is not None:
         scale = scale * gamma_b
-    if _use_kernels(grad_y):
-        return _kernel_affine(grad_y, axis, None, scale, None)
-    return grad_y * scale
+    return _path(grad_y)[4](grad_y, axis, scale, None)
 
 
 def batch_norm_infer_backward_all(grad_y, x, gamma, mean, var, axis, epsilon, need_beta=True):
