@@ -138,13 +138,11 @@ def test_conv2d_epilogue_inference_matches_the_unfused_reference(seed):
 @pytest.mark.parametrize("path", [name for name, _, _ in fi._CONV_PATHS])
 @pytest.mark.parametrize("seed", range(6))
 def test_each_conv2d_epilogue_path_alone_matches_the_unfused_reference(path, seed, monkeypatch):
-    """Each entry of the ordered path list run alone on a random configuration it applies to: the small
-    1x1 product on BLAS' threads, the 1x1 product in blocks of rows (two seeds past fi.SMALL_WORK, so the
-    blocks are shared among the threads), the convolution's own epilogue, the convolution then the rest."""
+    """Each entry of the ordered path list run alone on a random configuration it applies to: the 1x1
+    product in blocks of rows (two seeds past fi.SMALL_WORK, so the blocks are shared among the threads),
+    the convolution's own epilogue, the convolution then the rest."""
     rng = np.random.default_rng(300 + seed)
     entry = next(e for e in fi._CONV_PATHS if e[0] == path)
-    if path == "gemm_1x1_small" and not fi.compiled.active():
-        pytest.skip("the small 1x1 path needs the compiled epilogue")
     monkeypatch.setattr(fi, "_CONV_PATHS", (entry,))
     dtype = (np.float32, np.float64)[seed % 2]
     pointwise = path.startswith("gemm")

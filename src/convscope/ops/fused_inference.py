@@ -30,7 +30,7 @@ from typing import Optional
 
 import numpy as np
 
-from . import compiled, depthwise_fast, parallel
+from . import compiled, depthwise_fast
 from .activations import get_activation
 from .conv import _check_conv_args, conv2d
 from .epilogue import FUSED_ACTIVATIONS, check_affine
@@ -45,7 +45,6 @@ __all__ = ["INFERENCE_ACTIVATIONS", "epilogue_inference", "epilogue_reference", 
 INFERENCE_ACTIVATIONS = ("linear", "relu", "relu6", "hard_silu")
 _CODES = {name: code for code, name in enumerate(INFERENCE_ACTIVATIONS)}
 GEMM_BLOCK_BYTES = 1 << 20      # input and output rows of one 1x1 product block (stays in L2 for its epilogue)
-WHOLE_PRODUCT_WORK = 1 << 26   # 1x1 products up to this many multiply-adds: one on BLAS' threads, then the epilogue
 SMALL_WORK = 1 << 22            # multiply-adds under which a 1x1 product stays one block on the calling thread
 
 
@@ -349,26 +348,6 @@ def _gemm_operands(x, w, strides, out_hw, dtype):
     return rows, matrix, np.empty((len(rows), matrix.shape[1]), dtype=dtype)
 
 
-def _small_gemm_applies(x, w, geometry, epilogue) -> bool:
-    """A 1x1 product small enough (`WHOLE_PRODUCT_WORK`) that blocks of rows, one per thread, would each
-    be short, and whose output stays in cache for the epilogue pass after it."""
-    strides = geometry[0]
-    rows = x.shape[0] * -(-x.shape[1] // strides[0]) * -(-x.shape[2] // strides[1])
-    return (_gemm_applies(x, w, geometry, epilogue) and compiled.active()
-            and rows * w.shape[2] * w.shape[3] <= WHOLE_PRODUCT_WORK)
-
-
-def _small_gemm_path(x, w, geometry, out_hw, dtype, epilogue, arguments):
-    """A small 1x1 convolution as one product on BLAS' own threads, then the epilogue on this thread
-    (its output still in cache): blocks of rows, one per thread, leave each block too few rows."""
-    rows, matrix, out = _gemm_operands(x, w, geometry[0], out_hw, dtype)
-    parallel.matmul_on_blas_threads(rows, matrix, out)
-    bias, scale, shift, residual, act, after = epilogue
-    arrays = _epilogue_arrays(dtype, matrix.shape[1], bias, scale, shift, residual)
-    _apply_rows(out, 0, arrays, (act, scale is not None, residual is not None, after))
-    return out.reshape((x.shape[0],) + tuple(out_hw) + (matrix.shape[1],))
-
-
 def _gemm_path(x, w, geometry, out_hw, dtype, epilogue, arguments):
     """A 1x1 convolution: the NHWC pixels (every s-th with strides s) as rows times the (in, out) matrix,
     in blocks of rows, each finished by the epilogue while in cache."""
@@ -424,7 +403,6 @@ def _conv_then_epilogue_path(x, w, geometry, out_hw, dtype, epilogue, arguments)
 # The paths of `conv2d_epilogue_inference`, in order: the first that applies runs.
 _CONV_PATHS = (
     ("conv2d_inference", lambda x, w, geometry, epilogue: _own_epilogue(epilogue), _conv_own_path),
-    ("gemm_1x1_small", _small_gemm_applies, _small_gemm_path),
     ("gemm_1x1", _gemm_applies, _gemm_path),
     ("conv2d_inference+epilogue", lambda x, w, geometry, epilogue: True, _conv_then_epilogue_path),
 )

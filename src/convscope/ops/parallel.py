@@ -252,15 +252,6 @@ def _all_blas_threads():
                 _blas_modes.notify_all()
 
 
-def matmul_on_blas_threads(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """`np.matmul(a, b, out=out)` on BLAS' own threads, as one product: for a product too small to split
-    into blocks that each keep a core busy (a 1x1 convolution at batch 1), where BLAS' threads share it
-    finer than blocks of rows can.  Its bits are those of a serial run (`_all_blas_threads`); inside a
-    chunk of `run_in_parallel` it runs on the calling thread."""
-    with _all_blas_threads():
-        return np.matmul(a, b, out=out)
-
-
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """`a @ b` (2-D) split among the threads of `run_in_parallel`: by rows of `a` when it has at least
     as many rows as `b` has columns, else by columns of `b`; small products on the calling thread,
