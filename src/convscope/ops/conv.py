@@ -25,7 +25,7 @@ columns).  The input gradient's transposed convolution takes the same paths.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterator, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, NamedTuple, Optional, Tuple
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -40,6 +40,53 @@ __all__ = ["conv2d", "conv2d_forward", "conv2d_backward"]
 
 COLUMN_BUDGET_BYTES = 4 * 2 ** 20  # im2col columns of one block of images (fits in L2 with its product)
 TRANSPOSED_MIN_CHANNELS = 16       # from this many input channels per group, a transposed convolution
+DIRECT_BEFORE_WINOGRAD = 2048      # in x out channels up to which the direct kernel runs before Winograd: its
+                                   # 16 products are too thin for BLAS there (16 -> 16, 32 -> 32, 32 -> 64 measured
+                                   # faster direct, 64 -> 64 and wider faster as Winograd)
+
+
+class Geometry(NamedTuple):
+    """What decides a convolution's path (`conv_path`): the forward pass's, or the input gradient's
+    transposed convolution's.  `whole_images`: its blocks are whole images (Winograd's need)."""
+    dtype: Any
+    kernel_hw: Tuple[int, int]
+    strides: Tuple[int, int]
+    dilations: Tuple[int, int]
+    groups: int
+    in_per_group: int
+    out_channels: int
+    out_hw: Tuple[int, int]
+    images: int
+    pointwise: bool
+    whole_images: bool
+
+
+def _direct_applies(g: Geometry) -> bool:
+    return direct.applies(g.dtype, g.kernel_hw, g.groups, g.in_per_group, g.out_channels, g.out_hw, g.pointwise)
+
+
+def _thin_direct_applies(g: Geometry) -> bool:
+    return g.in_per_group * g.out_channels <= DIRECT_BEFORE_WINOGRAD and _direct_applies(g)
+
+
+def _winograd_applies(g: Geometry) -> bool:
+    return g.whole_images and winograd.applies(g.kernel_hw, g.strides, g.dilations, g.groups, g.in_per_group,
+                                               g.out_hw, g.images)
+
+
+# The paths of a convolution (forward blocks, and the input gradient's transposed convolution), in order:
+# the first that applies runs.  "gemm" is im2col + GEMM, the reference path's own computation.
+_CONV_PATHS = (
+    ("direct", _thin_direct_applies),
+    ("winograd", _winograd_applies),
+    ("direct", _direct_applies),
+    ("gemm", lambda g: True),
+)
+
+
+def conv_path(geometry: Geometry) -> str:
+    """The name of the first of `_CONV_PATHS` that applies to `geometry`."""
+    return next(name for name, applies in _CONV_PATHS if applies(geometry))
 
 
 def pad_spatial(x: np.ndarray, pads, value=0.0) -> np.ndarray:
@@ -95,8 +142,8 @@ def _image_blocks(ctx, image_bytes: int, budget: int) -> list:
 
 
 def _direct_blocks(ctx) -> bool:
-    """True when `convolve` runs the direct kernel: it applies and Winograd does not."""
-    return ctx["direct"] and not ctx["winograd"]
+    """True when `convolve` runs the direct kernel (`conv_path` chose it)."""
+    return ctx["path"] == "direct"
 
 
 def _forward_block_bytes(ctx, direct_blocks: bool) -> Tuple[int, int]:
@@ -213,27 +260,31 @@ def _forward_context(x: np.ndarray, w: np.ndarray, strides, padding, dilations, 
     """The geometry of a convolution of the validated `x` (NHWC) by `w`, with the padded input: what the
     blocks of the forward pass and `conv2d_backward` read.
 
-    "direct": the direct kernel applies; "winograd": Winograd applies, and `convolve` prefers
-    it.  With `pad_in_blocks` (a forward pass that keeps nothing for backward), the direct
-    convolution's whole-image blocks pad their images into a scratch block that stays in
-    cache, and the context holds `x` instead of the padded input ("x_pad" None until another
-    path asks `padded_input`): padding the whole input first took 0.3 of seed 000's second
-    layer's 2.1 ms (128 images).
+    "path": the forward blocks' computation (`conv_path`); "direct": the direct kernel applies
+    (its tiles can pool, `pools_in_tiles`); "winograd": the path is Winograd.  With
+    `pad_in_blocks`, the direct convolution's whole-image blocks pad their images into a
+    scratch block that stays in cache, and the context holds `x` instead of the padded input
+    ("x_pad" None until another path asks `padded_input`; `conv2d_backward` pads its blocks
+    the same way): padding the whole input first took 0.3 of seed 000's second layer's 2.1 ms
+    (128 images), and a training step kept that padded copy of every such layer's input.
     """
     dtype = float_dtype(x, w)
     x, w = x.astype(dtype, copy=False), w.astype(dtype, copy=False)
-    n, h, width, channels = x.shape
+    n, h, width = x.shape[:3]
     kh, kw, in_per_group, out_channels = w.shape
     out_hw, pads = window_geometry((h, width), (kh, kw), strides, dilations, padding, "conv2d", "filters")
     pointwise = (kh, kw) == (1, 1) and strides == (1, 1) and pads == ((0, 0), (0, 0))
-    use_direct = direct.applies(dtype, (kh, kw), groups, in_per_group, out_channels, out_hw, pointwise)
+    column_bytes = out_hw[0] * out_hw[1] * kh * kw * in_per_group * dtype.itemsize
+    geometry = Geometry(dtype, (kh, kw), strides, dilations, groups, in_per_group, out_channels, out_hw, n,
+                        pointwise, column_bytes <= COLUMN_BUDGET_BYTES)
+    path, use_direct = conv_path(geometry), _direct_applies(geometry)
     ctx = {"input_shape": x.shape, "filters": w, "pads": pads, "strides": strides, "dilations": dilations,
            "groups": groups, "kernel_hw": (kh, kw), "out_hw": out_hw, "data_format": data_format,
-           "dtype": dtype, "image_column_bytes": out_hw[0] * out_hw[1] * kh * kw * in_per_group * dtype.itemsize,
+           "dtype": dtype, "image_column_bytes": column_bytes, "path": path,
            "image_output_bytes": out_hw[0] * out_hw[1] * out_channels * dtype.itemsize,
            "pointwise": pointwise, "direct": use_direct, "padded_shape": padded_shape(x.shape, pads),
-           "winograd": winograd.applies((kh, kw), strides, dilations, groups, channels, out_hw, n)}
-    if pad_in_blocks and use_direct and whole_image_blocks(ctx, True) and any(pads[0] + pads[1]):
+           "winograd": path == "winograd"}
+    if pad_in_blocks and path == "direct" and whole_image_blocks(ctx, True) and any(pads[0] + pads[1]):
         ctx["x"], ctx["x_pad"] = np.ascontiguousarray(x), None
     else:
         x_pad = pad_spatial(x, pads)
@@ -342,7 +393,7 @@ def convolve(ctx, epilogue: Callable[[np.ndarray], Any], out: Optional[np.ndarra
         return
     if finish is not None and not whole_image_blocks(ctx):
         raise ValueError("convolve: `finish` needs whole-image blocks")
-    if ctx["winograd"] and all(rows == slice(0, out_hw[0]) for _, rows in bands):
+    if ctx["path"] == "winograd":
         transformed, tiled = winograd.transform_filters(w), winograd.tile_input(x_pad, out_hw)
         run_in_parallel(bands, compute_winograd)
     elif direct_blocks:
@@ -381,25 +432,27 @@ def convolve_pooled(ctx, bias, activation: str, scale, shift, then: str, average
 def conv2d_forward(input, filters, strides, padding, data_format: str = "NHWC", dilations=None,
                    groups: Optional[int] = None, bias=None, activation: str = "linear"
                    ) -> Tuple[np.ndarray, Dict[str, Any]]:
-    """`conv2d` plus the context `conv2d_backward` needs (the padded input, the filters and the geometry).
+    """`conv2d` plus the context `conv2d_backward` needs (the input, padded or not, the filters and the
+    geometry).
 
     `bias` (one per filter) and `activation` ("linear" or "relu") are applied to each
     block of output while it is in the cache, as Conv2D does after the convolution;
     `conv2d_backward` returns the gradient w.r.t. the convolution's own output, so the
     caller applies the activation's and the bias' backward (`ops.bias_activation_backward`).
-    The context holds a reference to the input (not a copy) when no padding is needed:
-    the caller must not change the input in place before the backward pass.
+    The context may hold a reference to the input (not a copy; the direct kernel's blocks
+    pad their images themselves, forward and backward): the caller must not change the input
+    in place before the backward pass.
     """
-    return _conv2d(input, filters, strides, padding, data_format, dilations, groups, bias, activation, False)
+    return _conv2d(input, filters, strides, padding, data_format, dilations, groups, bias, activation)
 
 
-def _conv2d(input, filters, strides, padding, data_format, dilations, groups, bias, activation,
-            pad_in_blocks: bool) -> Tuple[np.ndarray, Dict[str, Any]]:
-    """`conv2d_forward`; with `pad_in_blocks` (`_forward_context`'s) its context is no use to a backward pass."""
+def _conv2d(input, filters, strides, padding, data_format, dilations, groups, bias,
+            activation) -> Tuple[np.ndarray, Dict[str, Any]]:
+    """`conv2d_forward`."""
     x, w, strides, dilations, padding, data_format, groups = _check_conv_args(
         input, filters, strides, padding, data_format, dilations, groups)
     bias = check_epilogue(bias, activation, w.shape[3], "conv2d", "one per filter")
-    ctx = _forward_context(x, w, strides, padding, dilations, groups, data_format, pad_in_blocks)
+    ctx = _forward_context(x, w, strides, padding, dilations, groups, data_format, pad_in_blocks=True)
     bias = None if bias is None else bias.astype(ctx["dtype"], copy=False)
     out = np.empty((x.shape[0],) + tuple(ctx["out_hw"]) + (w.shape[3],), dtype=ctx["dtype"])
     convolve(ctx, lambda rows: bias_activation_forward(rows, bias, activation), out)
@@ -417,7 +470,7 @@ def conv2d(input, filters, strides, padding, data_format: str = "NHWC", dilation
     The columns are built a block of images at a time, so memory stays near the
     size of the input and the output even for large batches (e.g. 300x300 images).
     """
-    return _conv2d(input, filters, strides, padding, data_format, dilations, groups, bias, activation, True)[0]
+    return _conv2d(input, filters, strides, padding, data_format, dilations, groups, bias, activation)[0]
 
 
 def _add_input_grad(grad_block: np.ndarray, grad_rows: np.ndarray, w_group: np.ndarray, ctx) -> None:
@@ -486,15 +539,53 @@ def _transposed_filters(w_group: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(w_group[::-1, ::-1].transpose(0, 1, 3, 2)).reshape(kh * kw * out_channels, channels)
 
 
+def _transposed_plan(ctx) -> Optional[Dict[str, Any]]:
+    """How the input gradient runs as a stride-1 transposed convolution (`_transposed_geometry`), or None:
+    its padding, the flipped filters and its path (`conv_path`) with what that path prepares."""
+    transposed = _transposed_geometry(ctx)
+    if transposed is None:
+        return None
+    n, h, width, channels = ctx["input_shape"]
+    w, groups, out_hw = ctx["filters"], ctx["groups"], ctx["out_hw"]
+    kh, kw, in_per_group, out_channels = w.shape
+    out_per_group = out_channels // groups
+    (top, bottom), (left, right) = transposed["pads"]
+    plan = dict(transposed, pad_hw=(top + out_hw[0] + bottom, left + out_hw[1] + right),
+                flipped=[_transposed_filters(w[..., g * out_per_group:(g + 1) * out_per_group])
+                         for g in range(groups)])
+    plan["path"] = conv_path(Geometry(ctx["dtype"], (kh, kw), (1, 1), ctx["dilations"], groups, out_per_group,
+                                      in_per_group, (h, width), n, False, True))
+    if plan["path"] == "winograd":
+        plan["winograd"] = winograd.transform_filters(plan["flipped"][0].reshape(kh, kw, out_channels, channels))
+    elif plan["path"] == "direct":
+        plan["direct"] = direct.prepare(plan["flipped"][0].reshape(kh, kw, out_channels, channels),
+                                        (n,) + plan["pad_hw"] + (out_channels,), ctx["dilations"])
+    return plan
+
+
+def _transposed_block(plan, ctx, grad_pad: np.ndarray, grad_columns, g: int, target: np.ndarray) -> None:
+    """target (images, h, w, in/groups) = group g's input gradient from its padded output gradient
+    `grad_pad` (images first), by the plan's path."""
+    if plan["path"] == "winograd":
+        winograd.conv_block(winograd.tile_input(grad_pad, target.shape[1:3]), plan["winograd"], target, 0)
+    elif plan["path"] == "direct":
+        direct.conv_block(grad_pad, 0, 0, plan["direct"], (1, 1), target)
+    elif ctx["groups"] == 1:       # contiguous: the product goes straight into the gradient
+        np.matmul(_columns(grad_pad, plan, grad_columns), plan["flipped"][g], out=target.reshape(-1, target.shape[3]))
+    else:
+        target[...] = (_columns(grad_pad, plan, grad_columns) @ plan["flipped"][g]).reshape(target.shape)
+
+
 def conv2d_backward(grad_output, ctx: Dict[str, Any],
                     need_input_grad: bool = True) -> Tuple[Optional[np.ndarray], np.ndarray]:
     """Gradients of the last `conv2d_forward` w.r.t. its input and its filters.
 
     Block by block as the forward pass: the columns are rebuilt for the filter gradient
     (cheaper than keeping kh*kw copies of the input between the passes), or, for thin float32
-    convolutions, the direct kernel sums it from the padded input.  The input gradient is a
-    stride-1 transposed convolution where that is faster (as Winograd, or on the direct
-    kernel, where they apply), else col2im.
+    convolutions, the direct kernel sums it from the padded input; where the forward pass
+    padded its blocks itself, each block is padded again in a scratch block.  The input
+    gradient is a stride-1 transposed convolution where that is faster, on the path
+    `conv_path` chooses for it (direct, Winograd, im2col + GEMM), else col2im.
     """
     op = "conv2d_backward"
     data_format = ctx["data_format"]
@@ -511,67 +602,48 @@ def conv2d_backward(grad_output, ctx: Dict[str, Any],
     out_per_group = out_channels // groups
     pixels = out_hw[0] * out_hw[1]
     grad_rows = np.ascontiguousarray(grad, dtype=dtype).reshape(-1, out_channels)
-    x_pad = padded_input(ctx)
     filter_matrices = _group_filters(w, groups)
-    transposed = _transposed_geometry(ctx) if need_input_grad else None
-    if transposed is not None:
+    plan = _transposed_plan(ctx) if need_input_grad else None
+    if plan is not None:
         grad_input = np.empty((n, h, width, channels), dtype=dtype)
-        flipped = [_transposed_filters(w[..., g * out_per_group:(g + 1) * out_per_group]) for g in range(groups)]
-        (grad_top, grad_bottom), (grad_left, grad_right) = transposed["pads"]
-        grad_pad_hw = (grad_top + out_hw[0] + grad_bottom, grad_left + out_hw[1] + grad_right)
-        flipped_hwio = flipped[0].reshape(kh, kw, out_channels, channels) if groups == 1 else None
-        transposed_winograd = (winograd.transform_filters(flipped_hwio)
-                               if winograd.applies((kh, kw), (1, 1), ctx["dilations"], groups, out_channels,
-                                                   (h, width), n) else None)
-        transposed_direct = (direct.prepare(flipped_hwio, (n,) + grad_pad_hw + (out_channels,), ctx["dilations"])
-                             if transposed_winograd is None and direct.applies(
-                                 dtype, (kh, kw), groups, out_channels, channels, (h, width), False) else None)
+        (grad_top, _), (grad_left, _) = plan["pads"]
     elif need_input_grad:
-        grad_input = np.zeros(x_pad.shape, dtype=dtype)  # padded; cropped at the end
-    filter_direct = None
+        grad_input = np.zeros(ctx["padded_shape"], dtype=dtype)  # padded; cropped at the end
+    filter_direct, source = None, ctx
     if direct.computes_filter_grad(dtype, (kh, kw), groups, in_per_group, out_channels, ctx["pointwise"]):
-        x_pad = np.ascontiguousarray(x_pad)
-        filter_direct = direct.prepare(w, x_pad.shape, ctx["dilations"])
+        filter_direct = direct.prepare(w, ctx["padded_shape"], ctx["dilations"])
+        if ctx["x_pad"] is not None and not ctx["x_pad"].flags.c_contiguous:
+            source = dict(ctx, x_pad=np.ascontiguousarray(ctx["x_pad"]))
 
     def compute(blocks):
         """The filter gradient of `blocks` (returned) and their input gradient (written in place)."""
+        bands = [(slice(start, stop), slice(0, out_hw[0])) for start, stop in blocks]
         images = max(stop - start for start, stop in blocks)
         buffer = None if filter_direct is not None else _column_buffer(ctx, images, out_hw[0])
         grad_w = np.zeros((groups, kh * kw * in_per_group, out_per_group), dtype=dtype)
         if filter_direct is not None:      # the direct kernel's (taps, padded filters) layout
             padded_grad_w = np.zeros((kh * kw * in_per_group, filter_direct[0].size // filter_direct[1].size),
                                      dtype=dtype)
-        if transposed is not None:
-            grad_pad = np.zeros((images,) + grad_pad_hw + (out_per_group,), dtype=dtype)
-            grad_columns = (None if transposed_direct is not None or transposed_winograd is not None
-                            else np.empty(images * h * width * kh * kw * out_per_group, dtype=dtype))
-        for start, stop in blocks:
+        if plan is not None:
+            grad_pad = np.zeros((images,) + plan["pad_hw"] + (out_per_group,), dtype=dtype)
+            grad_columns = (np.empty(images * h * width * kh * kw * out_per_group, dtype=dtype)
+                            if plan["path"] == "gemm" else None)
+        for (block, _), (padded, first) in zip(bands, _padded_images(source, bands)):
+            start, stop, count = block.start, block.stop, block.stop - block.start
             for g in range(groups):
                 channel_slice = slice(g * in_per_group, (g + 1) * in_per_group)
                 block_grad = grad_rows[start * pixels:stop * pixels, g * out_per_group:(g + 1) * out_per_group]
                 if filter_direct is not None:
-                    direct.filter_grad_block(x_pad, start, filter_direct, ctx["strides"],
-                                             block_grad.reshape(stop - start, *out_hw, out_channels), padded_grad_w)
+                    direct.filter_grad_block(padded, first, filter_direct, ctx["strides"],
+                                             block_grad.reshape(count, *out_hw, out_channels), padded_grad_w)
                 else:
-                    cols = _columns(x_pad[start:stop, :, :, channel_slice], ctx, buffer)
+                    cols = _columns(padded[first:first + count, :, :, channel_slice], ctx, buffer)
                     grad_w[g] += cols.T @ block_grad
-                if transposed is not None:
-                    interior = grad_pad[:stop - start, grad_top:grad_top + out_hw[0],
-                                        grad_left:grad_left + out_hw[1]]
-                    interior[...] = block_grad.reshape(interior.shape)
-                    target = grad_input[start:stop, :, :, channel_slice]
-                    if transposed_winograd is not None:
-                        winograd.conv_block(winograd.tile_input(grad_pad[:stop - start], (h, width)),
-                                            transposed_winograd, target, 0)
-                        continue
-                    if transposed_direct is not None:
-                        direct.conv_block(grad_pad[:stop - start], 0, 0, transposed_direct, (1, 1), target)
-                        continue
-                    grad_cols = _columns(grad_pad[:stop - start], transposed, grad_columns)
-                    if groups == 1:       # contiguous: the product goes straight into the gradient
-                        np.matmul(grad_cols, flipped[g], out=target.reshape(-1, in_per_group))
-                    else:
-                        target[...] = (grad_cols @ flipped[g]).reshape(target.shape)
+                if plan is not None:
+                    grad_pad[:count, grad_top:grad_top + out_hw[0],
+                             grad_left:grad_left + out_hw[1]] = block_grad.reshape(count, *out_hw, out_per_group)
+                    _transposed_block(plan, ctx, grad_pad[:count], grad_columns, g,
+                                      grad_input[start:stop, :, :, channel_slice])
                 elif need_input_grad:
                     _add_input_grad(grad_input[start:stop, :, :, channel_slice], block_grad, filter_matrices[g], ctx)
         if filter_direct is not None:
@@ -586,7 +658,7 @@ def conv2d_backward(grad_output, ctx: Dict[str, Any],
         .reshape(kh, kw, in_per_group, out_channels))
     if not need_input_grad:
         return None, grad_filters
-    if transposed is None:
+    if plan is None:
         (top, _), (left, _) = ctx["pads"]
         grad_input = grad_input[:, top:top + h, left:left + width, :]
     return from_nhwc(grad_input, data_format), grad_filters
