@@ -22,7 +22,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import compiled
+from . import compiled, conv_split
 from .conv import (_check_conv_args, _forward_context, conv2d_forward, convolve, convolve_pooled, pools_in_tiles,
                    whole_image_blocks)
 from .epilogue import bias_activation_forward, check_affine, check_epilogue, epilogue_value
@@ -99,12 +99,13 @@ def conv2d_inference(input, filters, strides, padding, dilations=None, groups: i
     conv_shape = (x.shape[0],) + tuple(ctx["out_hw"]) + (channels,)
     if pool is None:
         out = np.empty(conv_shape, dtype=dtype)
-        convolve(ctx, lambda rows: bias_activation_forward(rows, bias, activation, scale, shift, then), out)
+        _forward_path(ctx, pool, (None, None))(ctx, (bias, activation, scale, shift, then), out)
         return out
     average = pool[0] == "avg"
     pooled_hw, window, counts = pool_geometry(conv_shape, *pool[1:], op, counts=average)
     pooled = np.empty((x.shape[0],) + pooled_hw + (channels,), dtype=dtype)
-    if pools_in_tiles(ctx, window, pooled_hw):
+    path = _forward_path(ctx, pool, (window, pooled_hw))
+    if path is _pooled_in_tiles:
         convolve_pooled(ctx, bias, activation, scale, shift, then, average, pooled)
         return pooled
     if compiled.active():
@@ -123,13 +124,49 @@ def conv2d_inference(input, filters, strides, padding, dilations=None, groups: i
             bias_activation_forward(block, bias, activation, scale, shift, then)
             pooled[images] = pool_op(block, *pool[1:])
 
-    if whole_image_blocks(ctx):
+    if path is _blocks and whole_image_blocks(ctx):
         convolve(ctx, lambda rows: None, finish=finish)
-    else:                     # bands of rows of large images: the whole output, then the pooling
+    else:                     # the whole output, then the pooling
         out = np.empty(conv_shape, dtype=dtype)
-        convolve(ctx, lambda rows: None, out)
+        path(ctx, (None, "linear", None, None, "linear"), out)
         on_slices(len(out), out.nbytes, lambda images: finish(images, out[images]))
     return pooled
+
+
+def _blocks(ctx, epilogue: tuple, out: np.ndarray) -> None:
+    """`conv.convolve`'s blocks of whole images (or bands of rows of one large image), with the NumPy or
+    compiled epilogue on each: the reference path, and the one for groups and 1x1 convolutions."""
+    convolve(ctx, lambda rows: bias_activation_forward(rows, *epilogue), out)
+
+
+def _split(name: str):
+    """A `conv_split` computation (tasks split so that every thread has work), taking `_blocks`' arguments."""
+    def run(ctx, epilogue: tuple, out: np.ndarray) -> None:
+        conv_split.FORWARD[name](ctx, conv_split.epilogue_tuple(*epilogue, out.shape[3], out.dtype), out)
+    run.__name__ = f"_split_{name}"
+    return run
+
+
+def _pooled_in_tiles(ctx, epilogue: tuple, out: np.ndarray) -> None:  # pragma: no cover - a marker
+    """Marker: `convolve_pooled` computes the pooled output itself (its own arguments)."""
+    raise AssertionError("conv2d_inference calls convolve_pooled for this path")
+
+
+# conv2d_inference's paths, the first that applies is taken: (name, applies(ctx, pool, (window, pooled_hw)), run)
+_INFERENCE_PATHS = (
+    ("pooled_in_tiles", lambda ctx, pool, geometry: pool is not None and pools_in_tiles(ctx, *geometry),
+     _pooled_in_tiles),
+    ("thin_direct_bands", lambda ctx, pool, geometry: conv_split.thin_direct_applies(ctx), _split("direct")),
+    ("winograd_bands", lambda ctx, pool, geometry: conv_split.winograd_applies(ctx), _split("winograd")),
+    ("direct_bands", lambda ctx, pool, geometry: conv_split.direct_applies(ctx), _split("direct")),
+    ("gemm_bands", lambda ctx, pool, geometry: conv_split.gemm_applies(ctx), _split("gemm")),
+    ("blocks", lambda ctx, pool, geometry: True, _blocks),
+)
+
+
+def _forward_path(ctx, pool, geometry):
+    """The run function of the first of `_INFERENCE_PATHS` that applies."""
+    return next(run for _, applies, run in _INFERENCE_PATHS if applies(ctx, pool, geometry))
 
 
 def conv2d_max_pool_forward(input, filters, strides, padding, dilations=None, groups: int = 1, bias=None,

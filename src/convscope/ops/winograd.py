@@ -11,9 +11,13 @@ ulps of the result (the transforms add and subtract neighbouring values).
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from . import compiled
+from .epilogue import epilogue_value
+from .parallel import on_slices
 
 MIN_CHANNELS = 16   # below this the 16 products are too thin to beat one im2col product
 MIN_IMAGES = 8      # below this the 16 products per block are too small (1 image of seed 001's 14x14x75:
@@ -22,23 +26,60 @@ MIN_IMAGES = 8      # below this the 16 products per block are too small (1 imag
 _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 
 
-def applies(kernel_hw, strides, dilations, groups: int, in_channels: int, out_hw, images: int) -> bool:
+def applies(kernel_hw, strides, dilations, groups: int, in_channels: int, out_hw, images: int,
+            min_images: Optional[int] = None) -> bool:
     """True for the convolutions this module computes (3x3, stride 1, no dilation, one group) where it
-    is faster: enough input channels and images, and whole tiles covering at most 15% more than the
+    is faster: enough input channels and images (`min_images`, else `MIN_IMAGES`: inference's bands need
+    fewer), and whole tiles covering at most 15% more than the
     output (a 7x7 output needs 4x4 tiles of 2x2: 64 outputs computed for 49; measured slower than im2col)."""
     tiles = -(-out_hw[0] // 2) * -(-out_hw[1] // 2)
     return (compiled.active() and tuple(kernel_hw) == (3, 3) and tuple(strides) == (1, 1)
             and tuple(dilations) == (1, 1) and groups == 1 and in_channels >= MIN_CHANNELS
-            and images >= MIN_IMAGES and out_hw[0] * out_hw[1] >= 0.85 * 4 * tiles)
+            and images >= (MIN_IMAGES if min_images is None else min_images) and out_hw[0] * out_hw[1] >= 0.85 * 4 * tiles)
 
 
 def transform_filters(w: np.ndarray) -> np.ndarray:
-    """G g G^T for each (in, out) pair: (16, in, out), computed in float64 and cast to w's dtype
-    (two products: G on the rows, then on the columns)."""
+    """G g G^T for each (in, out) pair: (16, in, out), computed in float64 and cast to w's dtype: on the
+    compiled path one pass per slice of input channels and thread (`_filter_tiles`; the NumPy products
+    took 18 ms for 512 -> 512 filters, more than the convolution at batch 8), else two products."""
+    kh, kw, channels, out_channels = w.shape
+    if compiled.active() and (kh, kw) == (3, 3):
+        u = _cell_planes(channels, out_channels, w.dtype)
+        on_slices(channels, u.nbytes, lambda part: _filter_tiles(w[:, :, part], u[:, part]))
+        return u
+    return transform_filters_reference(w)
+
+
+def transform_filters_reference(w: np.ndarray) -> np.ndarray:
+    """`transform_filters` as two NumPy products (G on the rows, then on the columns)."""
     kh, kw, channels, out_channels = w.shape
     rows = (_G @ w.astype(np.float64).reshape(kh, -1)).reshape(4, kw, channels, out_channels)
     u = rows.transpose(0, 2, 3, 1) @ _G.T                       # (4, in, out, 4)
     return np.ascontiguousarray(u.transpose(0, 3, 1, 2).reshape(16, channels, out_channels), dtype=w.dtype)
+
+
+@compiled.kernel(inline=True)
+def _store_row(u, a, c, o, r0, r1, r2):
+    """Row `a` of (G g) G^T from row `a` of G g: r0, (r0 + r1 + r2) / 2, (r0 - r1 + r2) / 2, r2."""
+    u[4 * a, c, o] = r0
+    u[4 * a + 1, c, o] = 0.5 * (r0 + r1 + r2)
+    u[4 * a + 2, c, o] = 0.5 * (r0 - r1 + r2)
+    u[4 * a + 3, c, o] = r2
+
+
+@compiled.kernel
+def _filter_tiles(w, u):
+    """u[4 a + b, c, o] = (G g G^T)[a, b] for each 3x3 filter g = w[:, :, c, o], summed in float64
+    (G g's rows: g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2, then the same along each row)."""
+    for c in range(w.shape[2]):
+        for o in range(w.shape[3]):
+            a0, a1, a2 = np.float64(w[0, 0, c, o]), np.float64(w[0, 1, c, o]), np.float64(w[0, 2, c, o])
+            b0, b1, b2 = np.float64(w[1, 0, c, o]), np.float64(w[1, 1, c, o]), np.float64(w[1, 2, c, o])
+            c0, c1, c2 = np.float64(w[2, 0, c, o]), np.float64(w[2, 1, c, o]), np.float64(w[2, 2, c, o])
+            _store_row(u, 0, c, o, a0, a1, a2)
+            _store_row(u, 1, c, o, 0.5 * (a0 + b0 + c0), 0.5 * (a1 + b1 + c1), 0.5 * (a2 + b2 + c2))
+            _store_row(u, 2, c, o, 0.5 * (a0 - b0 + c0), 0.5 * (a1 - b1 + c1), 0.5 * (a2 - b2 + c2))
+            _store_row(u, 3, c, o, c0, c1, c2)
 
 
 @compiled.kernel
@@ -77,9 +118,11 @@ def _input_tiles(x_pad, first, images, tiles_h, tiles_w, v):
 
 
 @compiled.kernel
-def _output_tiles(m, images, tiles_h, tiles_w, out):
-    """out's 2x2 block of each tile = A^T m A (blocks past the output's edge are dropped)."""
+def _output_tiles(m, images, tiles_h, tiles_w, out, finish, bias, relu, scale, shift, affine, relu_after):
+    """out's 2x2 block of each tile = A^T m A (blocks past the output's edge are dropped); with `finish`,
+    each value then goes through `epilogue_value` (bias, ReLU, affine map, ReLU) as it is written."""
     out_h, out_w, channels = out.shape[1], out.shape[2], out.shape[3]
+    zero = out.dtype.type(0)
     for n in range(images):
         for ty in range(tiles_h):
             for tx in range(tiles_w):
@@ -94,13 +137,19 @@ def _output_tiles(m, images, tiles_h, tiles_w, out):
                     t1 = m[5, tile, o] - m[9, tile, o] - m[13, tile, o]
                     t2 = m[6, tile, o] - m[10, tile, o] - m[14, tile, o]
                     t3 = m[7, tile, o] - m[11, tile, o] - m[15, tile, o]
-                    out[n, y, x, o] = s0 + s1 + s2
+                    a, b, c, d = s0 + s1 + s2, s1 - s2 - s3, t0 + t1 + t2, t1 - t2 - t3
+                    if finish:
+                        a = epilogue_value(a, bias[o], relu, scale[o], shift[o], affine, relu_after, zero)
+                        b = epilogue_value(b, bias[o], relu, scale[o], shift[o], affine, relu_after, zero)
+                        c = epilogue_value(c, bias[o], relu, scale[o], shift[o], affine, relu_after, zero)
+                        d = epilogue_value(d, bias[o], relu, scale[o], shift[o], affine, relu_after, zero)
+                    out[n, y, x, o] = a
                     if x + 1 < out_w:
-                        out[n, y, x + 1, o] = s1 - s2 - s3
+                        out[n, y, x + 1, o] = b
                     if y + 1 < out_h:
-                        out[n, y + 1, x, o] = t0 + t1 + t2
+                        out[n, y + 1, x, o] = c
                         if x + 1 < out_w:
-                            out[n, y + 1, x + 1, o] = t1 - t2 - t3
+                            out[n, y + 1, x + 1, o] = d
 
 
 def _cell_planes(tiles: int, channels: int, dtype) -> np.ndarray:
@@ -135,4 +184,20 @@ def conv_block(x_pad: np.ndarray, u: np.ndarray, out_block: np.ndarray, first: i
     v = _cell_planes(tiles, channels, x_pad.dtype)
     _input_tiles(x_pad, first, images, tiles_h, tiles_w, v)
     m = np.matmul(v, u, out=_cell_planes(tiles, out_channels, x_pad.dtype))   # 16 (tiles, in) @ (in, out)
-    _output_tiles(m, images, tiles_h, tiles_w, out_block)
+    unused = np.zeros(1, dtype=out_block.dtype)
+    _output_tiles(m, images, tiles_h, tiles_w, out_block, False, unused, False, unused, unused, False, False)
+
+
+def conv_band(tiled: np.ndarray, images: slice, tile_rows: slice, u: np.ndarray, epilogue: tuple,
+              out: np.ndarray) -> None:
+    """The output rows 2 * tile_rows of images `images` of a 3x3 stride-1 convolution of `tiled` (from
+    `tile_input`) written into `out` (those images and rows, possibly a slice of the channels: `u` then holds
+    the same slice of `transform_filters`' columns), each value finished by `epilogue`: (finish, bias, relu,
+    scale, shift, affine, relu_after) as `_output_tiles` takes them."""
+    band = tiled[images, 2 * tile_rows.start:2 * tile_rows.stop + 2]
+    images_count, tiles_h, tiles_w = band.shape[0], tile_rows.stop - tile_rows.start, (tiled.shape[2] - 2) // 2
+    tiles = images_count * tiles_h * tiles_w
+    v = _cell_planes(tiles, u.shape[1], tiled.dtype)
+    _input_tiles(band, 0, images_count, tiles_h, tiles_w, v)
+    m = np.matmul(v, u, out=_cell_planes(tiles, u.shape[2], tiled.dtype))
+    _output_tiles(m, images_count, tiles_h, tiles_w, out, *epilogue)

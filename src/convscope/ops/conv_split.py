@@ -1,0 +1,187 @@
+"""Inference convolutions with the work split so that every thread has its share, at any batch size.
+
+`conv.convolve` gives each thread whole blocks of images sized for the im2col budget.  At small
+batches that leaves threads idle (ResNet50 at batch 1: one image, one block, one thread) and makes
+Winograd's 16 products per block too short for BLAS (2 images of 8x8x512 per block: 32 rows per
+product, each repacking a 1 MB matrix).  Here the work is a list of tasks, as many per thread:
+
+* bands of output rows (Winograd: rows of 2x2 tiles) of one image, or blocks of whole images, each
+  under a cache budget and at least `MIN_ROWS` product rows long;
+* where the rows are too few for one band per thread, the output channels split among the threads
+  (each thread builds the band's columns or input tiles itself: a copy made in parallel costs no time).
+
+Three computations take these tasks: Winograd F(2x2, 3x3) with the epilogue applied as its output
+transform writes (`winograd.conv_band`), the direct kernel (`direct.conv_block`, row bands only) and
+im2col + GEMM.  Each writes the whole output, finished by the epilogue (bias, ReLU, an inference batch
+norm's map, ReLU).
+"""
+
+from __future__ import annotations
+
+from typing import List, Tuple
+
+import numpy as np
+
+from . import compiled, direct, winograd
+from .conv import COLUMN_BUDGET_BYTES, _columns, padded_input
+from .epilogue import _epilogue_kernel
+from .parallel import balanced_ranges, run_in_parallel, worker_count
+
+MIN_ROWS = 128          # product rows (pixels or tiles) per task below which a product runs far under BLAS' peak
+CHANNEL_STEP = 32       # output channels per thread in a channel split: a multiple of the SIMD widths
+WINOGRAD_BUDGET_BYTES = 4 * 2 ** 20   # a band's transformed input and products (16 planes each)
+WINOGRAD_MIN_TILES = 128             # tiles per band: each of its 16 products has this many rows
+WINOGRAD_MIN_IMAGES = 1               # bands of tiles need no batch (`winograd.MIN_IMAGES` is for image blocks)
+
+DIRECT_BEFORE_WINOGRAD = 2048         # in x out channels: measured at 8 images of 128x128, 32 -> 32 ran at 189
+                                      # GFLOP/s direct, 147 as Winograd; at 64 -> 64 Winograd led (225 against 200)
+
+Task = Tuple[slice, slice, slice]       # (images, rows or tile rows, output channels)
+
+
+def plan(images: int, units: int, unit_rows: int, unit_bytes: int, budget: int, channels: int,
+         min_units: int = 1, split_channels: bool = True, min_rows: int = MIN_ROWS) -> List[Task]:
+    """The tasks of a convolution of `images` images of `units` rows (or tile rows) each, a row being
+    `unit_rows` product rows and `unit_bytes` of working memory: blocks of whole images while they fit
+    `budget` (or `min_rows` product rows) and share evenly among the threads; else bands of at least
+    `min_units` rows of one image, as many per thread, if they keep `min_rows` / 2 product rows; else
+    (`split_channels`) each band or block once per thread, with its slice of the channels."""
+    workers, everything = worker_count(), slice(0, channels)
+    per_band = max(min_units, budget // max(unit_bytes, 1), -(-min_rows // unit_rows))
+    if units <= per_band and (images % workers == 0 or images >= 4 * workers or workers == 1):
+        return [(slice(start, stop), slice(0, units), everything)
+                for start, stop in balanced_ranges(images, per_band // units)]
+    pieces = max(-(-units // per_band), 1)
+    while (images * pieces) % workers and pieces < units // min_units:
+        pieces += 1
+    pieces = max(1, min(pieces, units // min_units))
+    if (images * pieces) % workers == 0 and units // pieces * unit_rows >= min_rows // 2:
+        return [(slice(image, image + 1), slice(units * k // pieces, units * (k + 1) // pieces), everything)
+                for image in range(images) for k in range(pieces)]
+    bands = [(slice(image, image + 1), slice(units * k // pieces, units * (k + 1) // pieces))
+             for image in range(images) for k in range(pieces)]
+    if units <= per_band:
+        bands = [(slice(start, stop), slice(0, units)) for start, stop in _ranges(images, per_band // units)]
+    steps = channels // CHANNEL_STEP
+    parts = min(workers, steps) if split_channels else 1
+    if parts < 2:
+        return [band + (everything,) for band in bands]
+    edges = [channels if k == parts else CHANNEL_STEP * (steps * k // parts) for k in range(parts + 1)]
+    return [band + (slice(edges[k], edges[k + 1]),) for k in range(parts) for band in bands]
+
+
+def _ranges(count: int, size: int) -> List[Tuple[int, int]]:
+    """(start, stop) ranges of at most `size` (at least 1) covering 0..count, in order."""
+    size = max(1, size)
+    return [(start, min(count, start + size)) for start in range(0, count, size)]
+
+
+def epilogue_tuple(bias, activation: str, scale, shift, then: str, channels: int, dtype) -> tuple:
+    """(finish, bias, relu, scale, shift, affine, relu_after) as the compiled kernels take the epilogue."""
+    zeros = np.zeros(channels, dtype=dtype)
+    finish = bias is not None or activation == "relu" or scale is not None or then == "relu"
+    return (finish, zeros if bias is None else bias, activation == "relu", zeros if scale is None else scale,
+            zeros if shift is None else shift, scale is not None, then == "relu")
+
+
+def _finish_rows(rows: np.ndarray, epilogue: tuple, channels: slice) -> None:
+    """The epilogue on a (rows, channels) view of the output (strided where the channels are split)."""
+    finish, bias, relu, scale, shift, affine, relu_after = epilogue
+    if finish:
+        _epilogue_kernel(rows, bias[channels], relu, scale[channels], shift[channels], affine, relu_after)
+
+
+def _channel_part(u: np.ndarray, epilogue: tuple, part: slice) -> Tuple[np.ndarray, tuple]:
+    """(u's columns `part`, contiguous, and the epilogue's per-channel values of `part`) for `conv_band`."""
+    if part.stop - part.start == u.shape[2]:
+        return u, epilogue
+    return (np.ascontiguousarray(u[:, :, part]),
+            tuple(value[part] if isinstance(value, np.ndarray) else value for value in epilogue))
+
+
+def winograd_applies(ctx) -> bool:
+    """Winograd F(2x2, 3x3) in bands: `winograd.applies` at any batch size."""
+    kh, kw, channels, _ = ctx["filters"].shape
+    return winograd.applies((kh, kw), ctx["strides"], ctx["dilations"], ctx["groups"], channels, ctx["out_hw"],
+                            ctx["input_shape"][0], WINOGRAD_MIN_IMAGES)
+
+
+def winograd_forward(ctx, epilogue: tuple, out: np.ndarray) -> None:
+    """`out` = the finished convolution, Winograd's tiles in bands of tile rows or whole images."""
+    w, (oh, ow) = ctx["filters"], ctx["out_hw"]
+    channels, out_channels = w.shape[2:]
+    tiles_h, tiles_w = -(-oh // 2), -(-ow // 2)
+    tiled = winograd.tile_input(padded_input(ctx), ctx["out_hw"])
+    u = winograd.transform_filters(w)
+    tasks = plan(len(out), tiles_h, tiles_w, tiles_w * 16 * (channels + out_channels) * w.itemsize,
+                 WINOGRAD_BUDGET_BYTES, out_channels, min_rows=WINOGRAD_MIN_TILES)
+    parts = {(part.start, part.stop): _channel_part(u, epilogue, part) for _, _, part in tasks}
+
+    def work(chunk):
+        for images, tile_rows, part in chunk:
+            rows = slice(2 * tile_rows.start, min(oh, 2 * tile_rows.stop))
+            winograd.conv_band(tiled, images, tile_rows, *parts[part.start, part.stop],
+                               out=out[images, rows, :, part])
+
+    run_in_parallel(tasks, work)
+
+
+def direct_forward(ctx, epilogue: tuple, out: np.ndarray) -> None:
+    """`out` = the finished convolution, the direct kernel on bands of output rows (or whole images)."""
+    oh, ow = ctx["out_hw"]
+    x_pad = np.ascontiguousarray(padded_input(ctx))
+    prepared = direct.prepare(ctx["filters"], x_pad.shape, ctx["dilations"])
+    channels = out.shape[3]
+    tasks = plan(len(out), oh, ow, ow * channels * out.itemsize, direct.OUTPUT_BUDGET_BYTES, channels,
+                 min_units=2 if ow < direct.PIXELS else 1, split_channels=False, min_rows=2 * direct.PIXELS)
+
+    def work(chunk):
+        for images, rows, _ in chunk:
+            target = out[images, rows]
+            direct.conv_block(x_pad, images.start, rows.start * ctx["strides"][0], prepared, ctx["strides"],
+                              target)
+            _finish_rows(target.reshape(-1, channels), epilogue, slice(None))
+
+    run_in_parallel(tasks, work, calls_blas=False)
+
+
+def gemm_forward(ctx, epilogue: tuple, out: np.ndarray) -> None:
+    """`out` = the finished convolution, im2col + GEMM on bands of output rows, or on each thread's
+    slice of the filters where the rows are few."""
+    w, (oh, ow), strides, dilations = ctx["filters"], ctx["out_hw"], ctx["strides"], ctx["dilations"]
+    kh, kw, channels, out_channels = w.shape
+    x_pad, matrix = padded_input(ctx), w.reshape(-1, out_channels)
+    row_bytes = ow * kh * kw * channels * w.itemsize
+    tasks = plan(len(out), oh, ow, row_bytes, COLUMN_BUDGET_BYTES, out_channels)
+
+    def work(chunk):
+        buffer = np.empty(max((t[0].stop - t[0].start) * (t[1].stop - t[1].start) for t in chunk) * row_bytes
+                          // w.itemsize, dtype=w.dtype)
+        for images, rows, part in chunk:
+            top, bottom = rows.start * strides[0], (rows.stop - 1) * strides[0] + dilations[0] * (kh - 1) + 1
+            band = dict(ctx, out_hw=(rows.stop - rows.start, ow))
+            target = out[images, rows].reshape(-1, out_channels)[:, part]
+            np.matmul(_columns(x_pad[images, top:bottom], band, buffer), matrix[:, part], out=target)
+            _finish_rows(target, epilogue, part)
+
+    run_in_parallel(tasks, work)
+
+
+def gemm_applies(ctx) -> bool:
+    """im2col + GEMM in split tasks: one group, a kernel larger than 1x1 unpadded stride 1 (whose columns
+    are the input itself: `conv.convolve` multiplies it with no copy) and the compiled epilogue."""
+    return compiled.active() and ctx["groups"] == 1 and not ctx["pointwise"]
+
+
+def direct_applies(ctx) -> bool:
+    """The direct kernel in split tasks: where `direct.applies` (the context's "direct")."""
+    return ctx["direct"]
+
+
+def thin_direct_applies(ctx) -> bool:
+    """The direct kernel before Winograd: where it applies and in x out channels are at most
+    `DIRECT_BEFORE_WINOGRAD` (Winograd's 16 products are too thin for BLAS there)."""
+    return ctx["direct"] and ctx["filters"].shape[2] * ctx["filters"].shape[3] <= DIRECT_BEFORE_WINOGRAD
+
+
+FORWARD = {"winograd": winograd_forward, "direct": direct_forward, "gemm": gemm_forward}

@@ -1,0 +1,205 @@
+"""ops/conv_split.py: conv2d_inference's Winograd, direct and GEMM paths on tasks split among the threads
+(bands of rows, whole images, slices of the output channels), each against the NumPy reference path in
+float64 and PyTorch, on random configurations; the task plan's cover; Winograd's compiled filter transform."""
+
+import numpy as np
+import pytest
+
+from _oracle import tf_same_split
+from convscope import ops
+from convscope.ops import compiled, conv, conv_split, direct, fused, winograd
+
+pytestmark = pytest.mark.skipif(not compiled.available(), reason="the split paths run on the compiled path")
+
+PATHS = {"winograd": "winograd_bands", "direct": "direct_bands", "gemm": "gemm_bands"}
+
+
+def _only(monkeypatch, name):
+    """conv2d_inference with the tiles' pooling, the path `name` and the reference blocks only; the calls
+    of the path's computation recorded."""
+    kept = ("pooled_in_tiles", PATHS[name], "blocks")
+    monkeypatch.setattr(fused, "_INFERENCE_PATHS", tuple(p for p in fused._INFERENCE_PATHS if p[0] in kept))
+    calls = []
+    original = conv_split.FORWARD[name]
+    monkeypatch.setitem(conv_split.FORWARD, name, lambda *args: calls.append(name) or original(*args))
+    return calls
+
+
+def _torch(x, filters, strides, padding, dilations, bias, activation, scale, shift, then):
+    torch = pytest.importorskip("torch")
+    functional = torch.nn.functional
+    kh, kw = filters.shape[:2]
+    if padding == "SAME":
+        pads = [tf_same_split(x.shape[1 + a], (kh, kw)[a], strides, dilations) for a in range(2)]
+    else:
+        pads = [(0, 0), (0, 0)]
+    t = functional.pad(torch.from_numpy(x.transpose(0, 3, 1, 2).copy()), (*pads[1], *pads[0]))
+    t = functional.conv2d(t, torch.from_numpy(filters.transpose(3, 2, 0, 1).copy()), stride=strides,
+                          dilation=dilations)
+    if bias is not None:
+        t = t + torch.from_numpy(bias)[:, None, None]
+    if activation == "relu":
+        t = functional.relu(t)
+    if scale is not None:
+        t = t * torch.from_numpy(scale)[:, None, None] + torch.from_numpy(shift)[:, None, None]
+    if then == "relu":
+        t = functional.relu(t)
+    return t.numpy().transpose(0, 2, 3, 1)
+
+
+def _case(seed, path):
+    """A random convolution the path computes: (x, filters, strides, padding, dilations, epilogue)."""
+    rng = np.random.default_rng(seed)
+    images = int(rng.integers(1, 10))
+    if path == "winograd":
+        kernel, strides, dilations = 3, 1, 1
+        channels, out_channels = int(rng.choice([16, 19, 32, 45])), int(rng.choice([7, 33, 64, 70, 96]))
+        size = int(rng.integers(5, 19))
+    else:
+        kernel, strides, dilations = int(rng.choice([1, 2, 3, 5])), int(rng.integers(1, 3)), int(rng.integers(1, 3))
+        channels = int(rng.choice([1, 3, 5, 17, 40])) if path == "direct" else int(rng.choice([3, 9, 40, 131]))
+        out_channels = int(rng.choice([3, 8, 17, 33, 64])) if path == "direct" else int(rng.choice([5, 33, 70]))
+        size = int(rng.integers(12, 30)) if path == "direct" else int(rng.integers(5, 24))
+    padding = str(rng.choice(["SAME", "VALID"]))
+    x = rng.standard_normal((images, size, size + int(rng.integers(0, 4)), channels)).astype(np.float32)
+    x[rng.random(x.shape) < 0.002] = np.nan if seed % 4 == 0 and path != "winograd" else 0.0   # a NaN spreads
+                                                                                  # over Winograd's whole tiles
+    filters = (rng.standard_normal((kernel, kernel, channels, out_channels))
+               / np.sqrt(kernel * kernel * channels)).astype(np.float32)
+    bias, scale, shift = (rng.standard_normal(out_channels).astype(np.float32) for _ in range(3))
+    form = seed % 4
+    epilogue = [(None, "linear", None, None, "linear"), (bias, "relu", None, None, "linear"),
+                (bias, "linear", scale, shift, "relu"), (None, "relu", scale, shift, "linear")][form]
+    return x, filters, strides, padding, dilations, epilogue
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("path", ["winograd", "direct", "gemm"])
+def test_each_path_matches_the_reference_and_torch(path, seed, monkeypatch):
+    x, filters, strides, padding, dilations, (bias, activation, scale, shift, then) = _case(seed, path)
+    calls = _only(monkeypatch, path)
+    ours = ops.conv2d_inference(x, filters, strides, padding, dilations, bias=bias, activation=activation,
+                                scale=scale, shift=shift, then=then)
+    as64 = [None if v is None else v.astype(np.float64) for v in (x, filters, bias, scale, shift)]
+    with compiled.use_compiled(False):
+        reference = ops.conv2d_inference(as64[0], as64[1], strides, padding, dilations, bias=as64[2],
+                                         activation=activation, scale=as64[3], shift=as64[4], then=then)
+    ctx = conv._forward_context(x, filters, (strides,) * 2, padding, (dilations,) * 2, 1, "NHWC")
+    assert calls == ([path] if getattr(conv_split, f"{path}_applies")(ctx) else [])
+    scale_of = max(1.0, float(np.nanmax(np.abs(reference), initial=0.0)))
+    assert ours.dtype == np.float32 and ours.shape == reference.shape
+    np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=2e-5 * scale_of)
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(reference))
+    theirs = _torch(x, filters, strides, padding, dilations, bias, activation, scale, shift, then)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=5e-5 * scale_of)
+
+
+@pytest.mark.parametrize("shape,out_channels,path", [
+    ((1, 14, 14, 64), 96, "winograd"),     # one image of few tiles: the channels split among the threads
+    ((1, 40, 40, 16), 16, "winograd"),     # one image in bands of tile rows
+    ((3, 9, 9, 40), 70, "gemm"),           # 3 images on 2 threads: bands or channels, not 1 + 2 images
+    ((1, 7, 7, 131), 70, "gemm"),          # 49 rows: the channels split
+    ((1, 56, 40, 8), 16, "direct"),        # one image in bands of rows
+    ((3, 6, 5, 8), 16, "direct"),          # 5 wide: tiles of 2 rows, bands of at least 2 rows
+])
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_one_image_or_a_few_share_the_threads(shape, out_channels, path, workers, monkeypatch):
+    """With 1-3 threads, the work is split in as many tasks as threads (bands, images or channel slices),
+    and the result is the reference's."""
+    monkeypatch.setattr(conv_split, "worker_count", lambda: workers)
+    monkeypatch.setattr(conv_split, "balanced_ranges", _balanced_for(workers))
+    planned = []
+    original_plan = conv_split.plan
+    monkeypatch.setattr(conv_split, "plan", lambda *a, **k: planned.append(original_plan(*a, **k)) or planned[-1])
+    calls = _only(monkeypatch, path)
+    rng = np.random.default_rng(len(shape) + out_channels)
+    x = rng.standard_normal(shape).astype(np.float32)
+    filters = (rng.standard_normal((3, 3, shape[3], out_channels)) / 12).astype(np.float32)
+    bias = rng.standard_normal(out_channels).astype(np.float32)
+    ours = ops.conv2d_inference(x, filters, 1, "SAME", bias=bias, activation="relu")
+    with compiled.use_compiled(False):
+        reference = ops.conv2d_inference(x.astype(np.float64), filters.astype(np.float64), 1, "SAME",
+                                         bias=bias.astype(np.float64), activation="relu")
+    assert calls == [path] and len(planned) == 1
+    np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-5)
+    if workers > 1:                                   # split: not all on one thread
+        assert len(planned[0]) >= (2 if shape == (1, 7, 7, 131) else workers)   # 70 channels: 2 slices of 32+
+
+
+def _balanced_for(workers):
+    """`parallel.balanced_ranges` as it splits for `workers` threads."""
+    def ranges(count, max_size):
+        pieces = -(-count // max(1, max_size))
+        pieces = min(count, -(-pieces // workers) * workers)
+        return [(count * k // pieces, count * (k + 1) // pieces) for k in range(pieces)]
+    return ranges
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_plan_covers_every_output_once(seed, monkeypatch):
+    """Random plans: every (image, row, channel) in exactly one task; bands of at least `min_units`
+    rows; channel slices on multiples of CHANNEL_STEP; with several threads, work for each."""
+    rng = np.random.default_rng(seed)
+    workers = int(rng.integers(1, 5))
+    monkeypatch.setattr(conv_split, "worker_count", lambda: workers)
+    monkeypatch.setattr(conv_split, "balanced_ranges", _balanced_for(workers))
+    images, units, unit_rows = int(rng.integers(1, 10)), int(rng.integers(2, 60)), int(rng.integers(1, 60))
+    channels, min_units = int(rng.integers(1, 600)), int(rng.integers(1, 3))
+    unit_bytes, budget = int(rng.integers(1, 1 << 20)), int(rng.integers(1 << 16, 1 << 23))
+    split = bool(rng.integers(0, 2))
+    tasks = conv_split.plan(images, units, unit_rows, unit_bytes, budget, channels, min_units=min_units,
+                            split_channels=split)
+    covered = np.zeros((images, units, channels), dtype=int)
+    for task_images, rows, part in tasks:
+        covered[task_images, rows, part] += 1
+        assert rows.stop - rows.start >= min(min_units, units)
+        assert part.start % conv_split.CHANNEL_STEP == 0
+        if part != slice(0, channels):
+            assert split
+    assert (covered == 1).all()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("channels,out_channels", [(1, 1), (3, 7), (16, 33), (70, 5)])
+def test_compiled_filter_transform_is_the_reference(channels, out_channels, dtype):
+    rng = np.random.default_rng(channels * out_channels)
+    filters = rng.standard_normal((3, 3, channels, out_channels)).astype(dtype)
+    compiled_u = winograd.transform_filters(filters)
+    with compiled.use_compiled(False):
+        reference = winograd.transform_filters(filters)
+    np.testing.assert_array_equal(reference, winograd.transform_filters_reference(filters))
+    assert compiled_u.dtype == np.dtype(dtype) and compiled_u.shape == (16, channels, out_channels)
+    np.testing.assert_allclose(compiled_u, reference, rtol=1e-15 if dtype == "float64" else 1e-7, atol=1e-15)
+
+
+@pytest.mark.parametrize("bits", [256, 512])
+def test_direct_bands_on_avx2_and_avx512_tiles(bits, monkeypatch):
+    """The direct kernel's bands with 8-lane (AVX2) and 16/32-lane (AVX-512) filter tiles."""
+    monkeypatch.setattr(direct, "VECTOR_BITS", bits)
+    calls = _only(monkeypatch, "direct")
+    rng = np.random.default_rng(bits)
+    x = rng.standard_normal((1, 33, 30, 5)).astype(np.float32)
+    filters = (rng.standard_normal((3, 3, 5, 21)) / 6).astype(np.float32)
+    scale, shift = (rng.standard_normal(21).astype(np.float32) for _ in range(2))
+    ours = ops.conv2d_inference(x, filters, 1, "SAME", scale=scale, shift=shift, then="relu")
+    with compiled.use_compiled(False):
+        reference = ops.conv2d_inference(x, filters, 1, "SAME", scale=scale, shift=shift, then="relu")
+    assert calls == ["direct"] and direct.lanes_for(21) == (8 if bits == 256 else 32)
+    np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("pool", [("max", 3, 2, "SAME"), ("avg", 3, 1, "VALID")])
+@pytest.mark.parametrize("path", ["winograd", "gemm"])
+def test_pooling_after_a_split_path(path, pool, monkeypatch):
+    """A pooling the tiles cannot do runs over the split path's whole output, with the reference's numbers."""
+    calls = _only(monkeypatch, path)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 12, 10, 24)).astype(np.float32)
+    filters = (rng.standard_normal((3, 3, 24, 40)) / 14).astype(np.float32)
+    bias = rng.standard_normal(40).astype(np.float32)
+    ours = ops.conv2d_inference(x, filters, 1, "SAME", bias=bias, activation="relu", pool=pool)
+    with compiled.use_compiled(False):
+        reference = ops.conv2d_inference(x.astype(np.float64), filters.astype(np.float64), 1, "SAME",
+                                         bias=bias.astype(np.float64), activation="relu", pool=pool)
+    assert calls == [path]
+    np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-5)
