@@ -6,6 +6,7 @@ Run as a script (`python tests/test_elementwise_train.py`) it compares the compi
 reference and prints the SIMD width: the AVX2 test runs it in a child compiled for 256-bit vectors.
 """
 
+import os
 import subprocess
 import sys
 
@@ -150,17 +151,6 @@ def test_relu_strided_and_mixed_inputs_take_the_reference_path():
     np.testing.assert_array_equal(grad, ((view > 0) & (view < 2)).astype(np.float32))
 
 
-@pytest.mark.skipif(not compiled.available(), reason="numba is not installed")
-def test_relu_kernels_with_256_bit_vectors():
-    """The same bitwise comparison in a child whose kernels are compiled for AVX2 (256-bit vectors)."""
-    env = dict(__import__("os").environ, NUMBA_CPU_NAME="haswell", NUMBA_CPU_FEATURES=(
-        "+64bit,+avx,+avx2,+bmi,+bmi2,+cmov,+cx16,+f16c,+fma,+fxsr,+lzcnt,+mmx,+movbe,+popcnt,+sse,+sse2,+sse3,"
-        "+sse4.1,+sse4.2,+ssse3,+xsave"))
-    proc = subprocess.run([sys.executable, __file__], capture_output=True, text=True, env=env, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.split()[-1] == "256"
-
-
 # -- batch normalization (training) --------------------------------------------------------------------
 def bn_train_configs(count, seed=2002):
     """NHWC shapes with 1 to 100 channels (row counts with few and many divisors: the kernels' row
@@ -236,6 +226,10 @@ def test_batch_norm_training_matches_torch(config, kernel_path):
                          ids=lambda c: f"{c['index']}-{c['shape']}-axis{c['axis']}+{c['offset']:g}-{c['dtype']}")
 def test_batch_norm_training_kernels_match_the_reference(config):
     """The compiled path and the NumPy reference give the same outputs and gradients (to rounding)."""
+    compare_batch_norm_paths(config)
+
+
+def compare_batch_norm_paths(config):
     x, gamma, beta, grad_y = _bn_inputs(config)
     results = {}
     for flag in (False, True):
@@ -295,7 +289,22 @@ def test_batch_norm_paths_are_one_ordered_list():
     assert normalization._path(np.ones((2, 3), np.float16))[0] == "reference"
 
 
+@pytest.mark.skipif(not compiled.available(), reason="numba is not installed")
+def test_kernels_with_256_bit_vectors():
+    """The ReLU kernels' bitwise comparison and batch norm's comparison with the reference in a child whose
+    kernels are compiled for AVX2 (256-bit vectors)."""
+    env = dict(os.environ, NUMBA_CPU_NAME="haswell", NUMBA_CPU_FEATURES=(
+        "+64bit,+avx,+avx2,+bmi,+bmi2,+cmov,+cx16,+f16c,+fma,+fxsr,+lzcnt,+mmx,+movbe,+popcnt,+sse,+sse2,+sse3,"
+        "+sse4.1,+sse4.2,+ssse3,+xsave"))
+    proc = subprocess.run([sys.executable, __file__], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split()[-1] == "256"
+
+
 if __name__ == "__main__":
     from convscope.ops import simd
     compare_relu_kernels_with_reference()
+    for bn_config in bn_train_configs(40):
+        if not (bn_config["offset"] and bn_config["dtype"] == "float32"):
+            compare_batch_norm_paths(bn_config)
     print(simd.vector_bits())
