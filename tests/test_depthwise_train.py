@@ -96,6 +96,46 @@ def test_compiled_path_matches_the_grouped_reference_and_torch(seed, dtype):
         assert_matches(ours, np.ascontiguousarray(want), dtype)
 
 
+@pytest.mark.parametrize("lanes", ["native", 8])
+@pytest.mark.parametrize("path", [name for name, _, _ in depthwise_train._BACKWARD_PATHS])
+@pytest.mark.parametrize("seed", range(12))
+def test_each_backward_path_alone_matches_the_reference(path, seed, lanes, monkeypatch):
+    """Each entry of the backward pass's ordered path list run alone on a random configuration it applies
+    to (the SIMD filter gradient: float32, stride 1 along rows, the input gradient not scattered), at this
+    machine's width and at AVX2's 8 lanes; some inputs hold a NaN, which must spread as in the reference."""
+    if lanes == 8 and depthwise_fast.lanes():
+        monkeypatch.setattr(depthwise_fast, "lanes", lambda: 8)
+    rng = np.random.default_rng(7200 + seed)
+    kernel, strides, dilations, padding, shape = random_case(rng)
+    simd = path == "simd_float32"
+    if simd and not depthwise_fast.lanes():
+        pytest.skip("simd_float32 needs the compiled kernels with SIMD")
+    strides = (strides[0], 1) if simd else strides
+    dtype = "float32" if simd or seed % 2 else "float64"
+    x = rng.standard_normal(shape).astype(dtype)
+    if seed % 3 == 0:
+        x[tuple(int(rng.integers(0, n)) for n in shape)] = np.nan
+    w = rng.standard_normal(kernel + (shape[3], 1)).astype(dtype)
+    y, ctx = ops.depthwise_conv2d_forward(x, w, strides, padding, "NHWC", dilations)
+    need_input_grad = bool(rng.random() < 0.6)
+    if simd and depthwise_train._transposed_pads(ctx) is None:
+        need_input_grad = False                  # the SIMD path computes no scattered input gradient
+    entry = next(e for e in depthwise_train._BACKWARD_PATHS if e[0] == path)
+    assert entry[1](np.dtype(dtype), ctx["strides"], need_input_grad and depthwise_train._transposed_pads(ctx) is None)
+    monkeypatch.setattr(depthwise_train, "_BACKWARD_PATHS", (entry,))
+    upstream = rng.standard_normal(y.shape).astype(dtype)
+    ours = ops.depthwise_conv2d_backward(upstream, ctx, need_input_grad)
+    with compiled.use_compiled(False):
+        _, ref_ctx = ops.depthwise_conv2d_forward(x, w, strides, padding, "NHWC", dilations)
+        reference = ops.depthwise_conv2d_backward(upstream, ref_ctx, need_input_grad)
+    assert (ours[0] is None) == (not need_input_grad)
+    for got, want in zip(ours, reference):
+        if want is not None:
+            rtol = 1e-5 if dtype == "float32" else 1e-10
+            scale = max(1.0, float(np.nanmax(np.abs(want), initial=0.0)))
+            np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * scale)   # NaN where the reference has it
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_float64_gradients_match_finite_differences(seed):
     rng = np.random.default_rng(7100 + seed)
