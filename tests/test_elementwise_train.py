@@ -104,9 +104,8 @@ def compare_relu_kernels_with_reference(seed=3):
                 relu = ops.get_activation("relu", **params)
                 with compiled.use_compiled(False), np.errstate(invalid="ignore"):  # inf * 0
                     expected, expected_grad = relu.forward(x), relu.backward(grad_y, x, x)
-                assert elementwise_fast.relu_applies(x) and elementwise_fast.relu_applies(grad_y, x)
-                with compiled.use_compiled(True):
-                    y, grad_x = relu.forward(x), relu.backward(grad_y, x, x)
+                arguments = (params.get("negative_slope", 0.0), params.get("max_value"), params.get("threshold", 0.0))
+                y, grad_x = elementwise_fast.relu_forward(x, *arguments), elementwise_fast.relu_backward(grad_y, x, *arguments)
                 assert y.dtype == expected.dtype and grad_x.dtype == expected_grad.dtype
                 np.testing.assert_array_equal(y, expected, err_msg=f"relu{params} {dtype} {shape}")
                 np.testing.assert_array_equal(grad_x, expected_grad, err_msg=f"relu{params} grad {dtype} {shape}")
@@ -137,13 +136,27 @@ def test_relu_edge_values(dtype, kernel_path):
     np.testing.assert_array_equal(relu6.backward(np.full_like(x, nan), x, x), np.full_like(x, nan))
 
 
+@pytest.mark.skipif(not compiled.available(), reason="numba is not installed")
+def test_relu_path_choice():
+    """The kernels take contiguous float arrays (a plain relu from PLAIN_MIN_ELEMENTS on, where its call
+    costs less than np.maximum's), and nothing with the compiled path switched off."""
+    small, large = np.ones(elementwise_fast.PLAIN_MIN_ELEMENTS - 1, np.float32), np.ones((4, 2048), np.float64)
+    plain, relu6 = (0.0, None, 0.0), (0.0, 6.0, 0.0)
+    assert not elementwise_fast.relu_applies(plain, small) and elementwise_fast.relu_applies(relu6, small)
+    assert elementwise_fast.relu_applies(plain, large) and elementwise_fast.relu_applies(plain, large, large)
+    assert not elementwise_fast.relu_applies(relu6, small[:0]) and not elementwise_fast.relu_applies(relu6, small.astype(int))
+    with compiled.use_compiled(False):
+        assert not elementwise_fast.relu_applies(relu6, large)
+
+
 def test_relu_strided_and_mixed_inputs_take_the_reference_path():
     """A non-contiguous view or a gradient of another dtype is not the kernels' and still gives the right values."""
     rng = np.random.default_rng(9)
     x = (rng.standard_normal((6, 8)) * 4).astype(np.float32)
     view = x[:, ::2]
-    assert not elementwise_fast.relu_applies(view)
-    assert not elementwise_fast.relu_applies(x.astype(np.float64), x)
+    params = (0.0, 2.0, 0.0)
+    assert not elementwise_fast.relu_applies(params, view)
+    assert not elementwise_fast.relu_applies(params, x.astype(np.float64), x)
     relu = ops.get_activation("relu", max_value=2.0)
     np.testing.assert_array_equal(relu.forward(view), np.minimum(np.maximum(view, 0), 2))
     grad = relu.backward(np.ones(view.shape), view, view)

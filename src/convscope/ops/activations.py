@@ -156,18 +156,20 @@ def _relu_grad_reference(g, x, negative_slope=0.0, max_value=None, threshold=0.0
 # The paths of relu and its gradient, in order: the first whose test takes the arrays runs.
 _RELU_PATHS = (
     ("compiled", elementwise_fast.relu_applies, elementwise_fast.relu_forward, elementwise_fast.relu_backward),
-    ("reference", lambda *arrays: True, _relu_reference, _relu_grad_reference),
+    ("reference", lambda params, *arrays: True, _relu_reference, _relu_grad_reference),
 )
 
 
 def _relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
-    forward = next(path for _, applies, path, _ in _RELU_PATHS if applies(x))
-    return forward(x, negative_slope, max_value, threshold)
+    params = (negative_slope, max_value, threshold)
+    forward = next(path for _, applies, path, _ in _RELU_PATHS if applies(params, x))
+    return forward(x, *params)
 
 
 def _relu_grad(g, x, y, negative_slope=0.0, max_value=None, threshold=0.0):
-    backward = next(path for _, applies, _, path in _RELU_PATHS if applies(g, x))
-    return backward(g, x, negative_slope, max_value, threshold)
+    params = (negative_slope, max_value, threshold)
+    backward = next(path for _, applies, _, path in _RELU_PATHS if applies(params, g, x))
+    return backward(g, x, *params)
 
 
 def _leaky_relu(x, negative_slope=0.2):

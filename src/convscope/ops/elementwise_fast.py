@@ -19,6 +19,7 @@ from .parallel import on_slices
 __all__ = ["relu_applies", "relu_forward", "relu_backward"]
 
 MIN_PARALLEL_BYTES = 1 << 20  # arrays under this size stay on the calling thread
+PLAIN_MIN_ELEMENTS = 8192     # a plain relu of fewer elements stays on NumPy: its call costs less than the kernel's
 
 
 @compiled.kernel
@@ -64,11 +65,17 @@ def _relu_grad(grad, x, negative_slope, max_value, threshold, zero, out):
         out[i] = grad[i] * (zero if value >= max_value else slope)
 
 
-def relu_applies(*arrays) -> bool:
-    """Whether the kernels take these arrays: compiled path on, one float32/float64 dtype, C-contiguous,
-    same shape, not empty."""
+def _plain(negative_slope, max_value, threshold) -> bool:
+    return not negative_slope and max_value is None and not threshold
+
+
+def relu_applies(params: tuple, *arrays) -> bool:
+    """Whether the kernels take these arrays for relu(*params) (negative_slope, max_value, threshold):
+    compiled path on, one float32/float64 dtype, C-contiguous, same shape, not empty (a plain relu: at
+    least `PLAIN_MIN_ELEMENTS`)."""
     first = arrays[0]
-    return (compiled.active() and first.dtype in (np.float32, np.float64) and first.size > 0
+    return (compiled.active() and first.dtype in (np.float32, np.float64)
+            and first.size >= (PLAIN_MIN_ELEMENTS if _plain(*params) else 1)
             and all(a.dtype == first.dtype and a.shape == first.shape and a.flags.c_contiguous for a in arrays))
 
 
@@ -89,13 +96,13 @@ def _parameters(dtype, negative_slope, max_value, threshold) -> tuple:
 
 def relu_forward(x: np.ndarray, negative_slope=0.0, max_value=None, threshold=0.0) -> np.ndarray:
     """Keras' relu of a C-contiguous float32/float64 array (`relu_applies`) in one pass."""
-    if not negative_slope and max_value is None and not threshold:
+    if _plain(negative_slope, max_value, threshold):
         return _run(_plain_relu, (x,), (x.dtype.type(0),))
     return _run(_relu, (x,), _parameters(x.dtype, negative_slope, max_value, threshold))
 
 
 def relu_backward(grad: np.ndarray, x: np.ndarray, negative_slope=0.0, max_value=None, threshold=0.0) -> np.ndarray:
     """The gradient of `relu_forward` w.r.t. x, given the output's gradient, in one pass."""
-    if not negative_slope and max_value is None and not threshold:
+    if _plain(negative_slope, max_value, threshold):
         return _run(_plain_relu_grad, (grad, x), (x.dtype.type(0),))
     return _run(_relu_grad, (grad, x), _parameters(x.dtype, negative_slope, max_value, threshold))
