@@ -178,9 +178,9 @@ def test_pooling_in_the_tiles(shape, kernel, out_channels, strides, pool, activa
 
 @pytest.mark.parametrize("pool", [None, ("max", 2, 2, "VALID")])
 def test_a_forward_pass_without_backward_pads_each_block(pool, monkeypatch):
-    """The direct convolution pads each block of images into a scratch block instead of padding the whole
-    input first (conv2d, conv2d_inference, and conv2d_forward, whose context keeps the input and whose
-    backward pass pads its blocks too), bit for bit the same (blocks of 3 of 10 images, the last one short)."""
+    """conv2d and conv2d_inference keep no context for a backward pass: the direct convolution pads each
+    block of images into a scratch block instead of padding the whole input first, and gives
+    conv2d_forward's numbers bit for bit (blocks of 3 of 10 images, the last one short)."""
     rng = np.random.default_rng(7)
     x = rng.standard_normal((10, 14, 14, 32)).astype(np.float32)
     filters = (rng.standard_normal((2, 2, 32, 64)) / 8).astype(np.float32)
@@ -191,22 +191,13 @@ def test_a_forward_pass_without_backward_pads_each_block(pool, monkeypatch):
     monkeypatch.setattr(conv, "pad_spatial", lambda *args, **kw: padded.append(1) or original(*args, **kw))
     with compiled.use_compiled(True):
         expected, ctx = conv.conv2d_forward(x, filters, 1, "SAME", bias=bias, activation="relu")
-        assert not padded and ctx["x_pad"] is None and ctx["x"] is x
-        grad = rng.standard_normal(expected.shape).astype(np.float32)
-        grads = conv.conv2d_backward(grad, ctx)
-        assert not padded and ctx["x_pad"] is None
-        with compiled.use_compiled(False):
-            reference = conv.conv2d_forward(x, filters, 1, "SAME", bias=bias, activation="relu")
-        np.testing.assert_allclose(expected, reference[0], rtol=1e-5, atol=1e-5)
-        for ours, theirs in zip(grads, conv.conv2d_backward(grad, reference[1])):
-            np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)
-        padded.clear()
+        assert len(padded) == 1 and ctx["x_pad"].shape == (10, 15, 15, 32)
         if pool is None:
             got = ops.conv2d(x, filters, 1, "SAME", bias=bias, activation="relu")
         else:
             got = ops.conv2d_inference(x, filters, 1, "SAME", bias=bias, activation="relu", pool=pool)
             expected = ops.max_pool2d(expected, *pool[1:])
-    assert not padded
+    assert len(padded) == 1
     np.testing.assert_array_equal(got, expected)
 
 

@@ -262,11 +262,11 @@ def _forward_context(x: np.ndarray, w: np.ndarray, strides, padding, dilations, 
 
     "path": the forward blocks' computation (`conv_path`); "direct": the direct kernel applies
     (its tiles can pool, `pools_in_tiles`); "winograd": the path is Winograd.  With
-    `pad_in_blocks`, the direct convolution's whole-image blocks pad their images into a
-    scratch block that stays in cache, and the context holds `x` instead of the padded input
-    ("x_pad" None until another path asks `padded_input`; `conv2d_backward` pads its blocks
-    the same way): padding the whole input first took 0.3 of seed 000's second layer's 2.1 ms
-    (128 images), and a training step kept that padded copy of every such layer's input.
+    `pad_in_blocks` (a forward pass that keeps nothing for backward), the direct convolution's
+    whole-image blocks pad their images into a scratch block that stays in cache, and the
+    context holds `x` instead of the padded input ("x_pad" None until another path asks
+    `padded_input`): padding the whole input first took 0.3 of seed 000's second layer's
+    2.1 ms (128 images).
     """
     dtype = float_dtype(x, w)
     x, w = x.astype(dtype, copy=False), w.astype(dtype, copy=False)
@@ -432,27 +432,26 @@ def convolve_pooled(ctx, bias, activation: str, scale, shift, then: str, average
 def conv2d_forward(input, filters, strides, padding, data_format: str = "NHWC", dilations=None,
                    groups: Optional[int] = None, bias=None, activation: str = "linear"
                    ) -> Tuple[np.ndarray, Dict[str, Any]]:
-    """`conv2d` plus the context `conv2d_backward` needs (the input, padded or not, the filters and the
-    geometry).
+    """`conv2d` plus the context `conv2d_backward` needs (the padded input, the filters and the geometry).
 
     `bias` (one per filter) and `activation` ("linear" or "relu") are applied to each
     block of output while it is in the cache, as Conv2D does after the convolution;
     `conv2d_backward` returns the gradient w.r.t. the convolution's own output, so the
     caller applies the activation's and the bias' backward (`ops.bias_activation_backward`).
-    The context may hold a reference to the input (not a copy; the direct kernel's blocks
-    pad their images themselves, forward and backward): the caller must not change the input
-    in place before the backward pass.
+    The context holds a reference to the input (not a copy) when no padding is needed:
+    the caller must not change the input in place before the backward pass.  With padding it
+    holds the padded input (padding each block in both passes instead measured slower).
     """
-    return _conv2d(input, filters, strides, padding, data_format, dilations, groups, bias, activation)
+    return _conv2d(input, filters, strides, padding, data_format, dilations, groups, bias, activation, False)
 
 
-def _conv2d(input, filters, strides, padding, data_format, dilations, groups, bias,
-            activation) -> Tuple[np.ndarray, Dict[str, Any]]:
-    """`conv2d_forward`."""
+def _conv2d(input, filters, strides, padding, data_format, dilations, groups, bias, activation,
+            pad_in_blocks: bool) -> Tuple[np.ndarray, Dict[str, Any]]:
+    """`conv2d_forward`; with `pad_in_blocks` (`_forward_context`'s) its context is no use to a backward pass."""
     x, w, strides, dilations, padding, data_format, groups = _check_conv_args(
         input, filters, strides, padding, data_format, dilations, groups)
     bias = check_epilogue(bias, activation, w.shape[3], "conv2d", "one per filter")
-    ctx = _forward_context(x, w, strides, padding, dilations, groups, data_format, pad_in_blocks=True)
+    ctx = _forward_context(x, w, strides, padding, dilations, groups, data_format, pad_in_blocks)
     bias = None if bias is None else bias.astype(ctx["dtype"], copy=False)
     out = np.empty((x.shape[0],) + tuple(ctx["out_hw"]) + (w.shape[3],), dtype=ctx["dtype"])
     convolve(ctx, lambda rows: bias_activation_forward(rows, bias, activation), out)
@@ -470,7 +469,7 @@ def conv2d(input, filters, strides, padding, data_format: str = "NHWC", dilation
     The columns are built a block of images at a time, so memory stays near the
     size of the input and the output even for large batches (e.g. 300x300 images).
     """
-    return _conv2d(input, filters, strides, padding, data_format, dilations, groups, bias, activation)[0]
+    return _conv2d(input, filters, strides, padding, data_format, dilations, groups, bias, activation, True)[0]
 
 
 def _add_input_grad(grad_block: np.ndarray, grad_rows: np.ndarray, w_group: np.ndarray, ctx) -> None:
@@ -582,8 +581,7 @@ def conv2d_backward(grad_output, ctx: Dict[str, Any],
 
     Block by block as the forward pass: the columns are rebuilt for the filter gradient
     (cheaper than keeping kh*kw copies of the input between the passes), or, for thin float32
-    convolutions, the direct kernel sums it from the padded input; where the forward pass
-    padded its blocks itself, each block is padded again in a scratch block.  The input
+    convolutions, the direct kernel sums it from the padded input.  The input
     gradient is a stride-1 transposed convolution where that is faster, on the path
     `conv_path` chooses for it (direct, Winograd, im2col + GEMM), else col2im.
     """
@@ -609,15 +607,13 @@ def conv2d_backward(grad_output, ctx: Dict[str, Any],
         (grad_top, _), (grad_left, _) = plan["pads"]
     elif need_input_grad:
         grad_input = np.zeros(ctx["padded_shape"], dtype=dtype)  # padded; cropped at the end
-    filter_direct, source = None, ctx
+    x_pad, filter_direct = padded_input(ctx), None
     if direct.computes_filter_grad(dtype, (kh, kw), groups, in_per_group, out_channels, ctx["pointwise"]):
-        filter_direct = direct.prepare(w, ctx["padded_shape"], ctx["dilations"])
-        if ctx["x_pad"] is not None and not ctx["x_pad"].flags.c_contiguous:
-            source = dict(ctx, x_pad=np.ascontiguousarray(ctx["x_pad"]))
+        x_pad = np.ascontiguousarray(x_pad)
+        filter_direct = direct.prepare(w, x_pad.shape, ctx["dilations"])
 
     def compute(blocks):
         """The filter gradient of `blocks` (returned) and their input gradient (written in place)."""
-        bands = [(slice(start, stop), slice(0, out_hw[0])) for start, stop in blocks]
         images = max(stop - start for start, stop in blocks)
         buffer = None if filter_direct is not None else _column_buffer(ctx, images, out_hw[0])
         grad_w = np.zeros((groups, kh * kw * in_per_group, out_per_group), dtype=dtype)
@@ -628,16 +624,16 @@ def conv2d_backward(grad_output, ctx: Dict[str, Any],
             grad_pad = np.zeros((images,) + plan["pad_hw"] + (out_per_group,), dtype=dtype)
             grad_columns = (np.empty(images * h * width * kh * kw * out_per_group, dtype=dtype)
                             if plan["path"] == "gemm" else None)
-        for (block, _), (padded, first) in zip(bands, _padded_images(source, bands)):
-            start, stop, count = block.start, block.stop, block.stop - block.start
+        for start, stop in blocks:
+            count = stop - start
             for g in range(groups):
                 channel_slice = slice(g * in_per_group, (g + 1) * in_per_group)
                 block_grad = grad_rows[start * pixels:stop * pixels, g * out_per_group:(g + 1) * out_per_group]
                 if filter_direct is not None:
-                    direct.filter_grad_block(padded, first, filter_direct, ctx["strides"],
+                    direct.filter_grad_block(x_pad, start, filter_direct, ctx["strides"],
                                              block_grad.reshape(count, *out_hw, out_channels), padded_grad_w)
                 else:
-                    cols = _columns(padded[first:first + count, :, :, channel_slice], ctx, buffer)
+                    cols = _columns(x_pad[start:stop, :, :, channel_slice], ctx, buffer)
                     grad_w[g] += cols.T @ block_grad
                 if plan is not None:
                     grad_pad[:count, grad_top:grad_top + out_hw[0],
