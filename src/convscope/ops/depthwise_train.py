@@ -4,20 +4,25 @@ The grouped convolution (`conv.conv2d` with one group per channel) builds im2col
 and runs one thin matrix product per channel: most of a MobileNet training step.  Here
 the forward pass is the inference kernel (`fused_inference.depthwise_inference`: SIMD tiles
 of pixels x channels, bias and ReLU applied while in cache) and its context keeps only
-the input and the taps.  The backward pass is one compiled kernel over whole images: each
-output pixel's gradient is scattered through its (border-clipped) window into the input
-gradient and multiplied by the input under the window into the filter gradient; channels
-are innermost, so every update is a run of contiguous channels the compiler vectorizes
-(at the SIMD width numba targets).  Threads take contiguous slices of images: each sums
-its filter gradient per image in the dtype and adds the image sums into its own float64
-partial, and the partials are added in slice order (deterministic for a given thread count).
+the input and the taps.  Backward, channels are innermost everywhere, so each update is a
+run of contiguous channels in vectors (the SIMD width numba targets, never a CPU model):
+
+- the input gradient of a stride-1 convolution is the depthwise convolution of the output
+  gradient by the flipped taps (`_transposed_pads`), on the same inference kernel;
+- otherwise one plain kernel pass over whole images scatters each output pixel's gradient
+  through its border-clipped window into the input gradient and sums the filter gradient;
+- the float32 filter gradient (stride 1 along rows) sums 4 pixels at a time in SIMD
+  registers per tap and vector of channels (`_BACKWARD_PATHS` chooses).
+
+Threads take contiguous slices of images: each sums its filter gradient per image in the
+dtype and adds the image sums into its own float64 partial; the partials are added in slice
+order (the same bits run after run for a given thread count).
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
-
 import functools
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
