@@ -95,7 +95,7 @@ def test_each_path_matches_the_reference_and_torch(path, seed, monkeypatch):
 
 
 @pytest.mark.parametrize("shape,out_channels,path", [
-    ((1, 14, 14, 64), 96, "winograd"),     # one image of few tiles: the channels split among the threads
+    ((1, 24, 24, 64), 96, "winograd"),     # one image of 144 tiles: 2 bands, or on 3 threads 3 slices of channels
     ((1, 40, 40, 16), 16, "winograd"),     # one image in bands of tile rows
     ((3, 9, 9, 40), 70, "gemm"),           # 3 images on 2 threads: bands or channels, not 1 + 2 images
     ((1, 7, 7, 131), 70, "gemm"),          # 49 rows: the channels split
@@ -194,7 +194,7 @@ def test_pooling_after_a_split_path(path, pool, monkeypatch):
     """A pooling the tiles cannot do runs over the split path's whole output, with the reference's numbers."""
     calls = _only(monkeypatch, path)
     rng = np.random.default_rng(3)
-    x = rng.standard_normal((3, 12, 10, 24)).astype(np.float32)
+    x = rng.standard_normal((3, 16, 14, 24)).astype(np.float32)
     filters = (rng.standard_normal((3, 3, 24, 40)) / 14).astype(np.float32)
     bias = rng.standard_normal(40).astype(np.float32)
     ours = ops.conv2d_inference(x, filters, 1, "SAME", bias=bias, activation="relu", pool=pool)

@@ -18,19 +18,20 @@ norm's map, ReLU).
 
 from __future__ import annotations
 
+import contextlib
 from typing import List, Tuple
 
 import numpy as np
 
 from . import compiled, direct, winograd
-from .conv import COLUMN_BUDGET_BYTES, _columns, padded_input
+from .conv import COLUMN_BUDGET_BYTES, _columns, _padded_images, padded_input
 from .epilogue import _epilogue_kernel
-from .parallel import balanced_ranges, run_in_parallel, worker_count
+from .parallel import balanced_ranges, run_in_parallel, single_threaded_blas, worker_count
 
 MIN_ROWS = 128          # product rows (pixels or tiles) per task below which a product runs far under BLAS' peak
 CHANNEL_STEP = 32       # output channels per thread in a channel split: a multiple of the SIMD widths
 WINOGRAD_BUDGET_BYTES = 4 * 2 ** 20   # a band's transformed input and products (16 planes each)
-WINOGRAD_MIN_TILES = 128             # tiles per band: each of its 16 products has this many rows
+WINOGRAD_MIN_TILES = 128             # tiles per band (each of its 16 products has this many rows), and in all
 WINOGRAD_MIN_IMAGES = 1               # bands of tiles need no batch (`winograd.MIN_IMAGES` is for image blocks)
 
 DIRECT_BEFORE_WINOGRAD = 2048         # in x out channels: measured at 8 images of 128x128, 32 -> 32 ran at 189
@@ -100,10 +101,14 @@ def _channel_part(u: np.ndarray, epilogue: tuple, part: slice) -> Tuple[np.ndarr
 
 
 def winograd_applies(ctx) -> bool:
-    """Winograd F(2x2, 3x3) in bands: `winograd.applies` at any batch size."""
+    """Winograd F(2x2, 3x3) in bands: `winograd.applies` at any batch size, for at least
+    `WINOGRAD_MIN_TILES` tiles in all (fewer do not repay the filters' transform, made per call: one image
+    of 14x14x256 -> 256, 49 tiles, ran no faster than im2col + GEMM)."""
     kh, kw, channels, _ = ctx["filters"].shape
-    return winograd.applies((kh, kw), ctx["strides"], ctx["dilations"], ctx["groups"], channels, ctx["out_hw"],
-                            ctx["input_shape"][0], WINOGRAD_MIN_IMAGES)
+    (oh, ow), images = ctx["out_hw"], ctx["input_shape"][0]
+    return (images * -(-oh // 2) * -(-ow // 2) >= WINOGRAD_MIN_TILES
+            and winograd.applies((kh, kw), ctx["strides"], ctx["dilations"], ctx["groups"], channels, (oh, ow),
+                                 images, WINOGRAD_MIN_IMAGES))
 
 
 def winograd_forward(ctx, epilogue: tuple, out: np.ndarray) -> None:
@@ -123,26 +128,39 @@ def winograd_forward(ctx, epilogue: tuple, out: np.ndarray) -> None:
             winograd.conv_band(tiled, images, tile_rows, *parts[part.start, part.stop],
                                out=out[images, rows, :, part])
 
-    run_in_parallel(tasks, work)
+    _run(tasks, work, out, ctx)
 
 
 def direct_forward(ctx, epilogue: tuple, out: np.ndarray) -> None:
-    """`out` = the finished convolution, the direct kernel on bands of output rows (or whole images)."""
+    """`out` = the finished convolution, the direct kernel on bands of output rows (or whole images, each
+    block padded into a scratch block where the context pads in blocks)."""
     oh, ow = ctx["out_hw"]
-    x_pad = np.ascontiguousarray(padded_input(ctx))
-    prepared = direct.prepare(ctx["filters"], x_pad.shape, ctx["dilations"])
     channels = out.shape[3]
     tasks = plan(len(out), oh, ow, ow * channels * out.itemsize, direct.OUTPUT_BUDGET_BYTES, channels,
                  min_units=2 if ow < direct.PIXELS else 1, split_channels=False, min_rows=2 * direct.PIXELS)
+    if ctx["x_pad"] is not None or any(rows.stop - rows.start < oh for _, rows, _ in tasks):
+        ctx = dict(ctx, x_pad=np.ascontiguousarray(padded_input(ctx)))
+    prepared = direct.prepare(ctx["filters"], ctx["padded_shape"], ctx["dilations"])
 
     def work(chunk):
-        for images, rows, _ in chunk:
+        bands = [(images, rows) for images, rows, _ in chunk]
+        for (images, rows), (padded, first) in zip(bands, _padded_images(ctx, bands)):
             target = out[images, rows]
-            direct.conv_block(x_pad, images.start, rows.start * ctx["strides"][0], prepared, ctx["strides"],
-                              target)
+            direct.conv_block(padded, first, rows.start * ctx["strides"][0], prepared, ctx["strides"], target)
             _finish_rows(target.reshape(-1, channels), epilogue, slice(None))
 
-    run_in_parallel(tasks, work, calls_blas=False)
+    _run(tasks, work, out, ctx, calls_blas=False)
+
+
+def _run(tasks: List[Task], work, out: np.ndarray, ctx, calls_blas: bool = True) -> None:
+    """`work` on the tasks shared among the threads, or all on the calling thread under `direct.SMALL_WORK`
+    multiply-adds (a hand-over to a pool thread costs more than it saves)."""
+    kh, kw, channels, _ = ctx["filters"].shape
+    if out.size * kh * kw * channels < direct.SMALL_WORK:
+        with single_threaded_blas() if calls_blas else contextlib.nullcontext():
+            work(tasks)
+    else:
+        run_in_parallel(tasks, work, calls_blas=calls_blas)
 
 
 def gemm_forward(ctx, epilogue: tuple, out: np.ndarray) -> None:
@@ -164,7 +182,7 @@ def gemm_forward(ctx, epilogue: tuple, out: np.ndarray) -> None:
             np.matmul(_columns(x_pad[images, top:bottom], band, buffer), matrix[:, part], out=target)
             _finish_rows(target, epilogue, part)
 
-    run_in_parallel(tasks, work)
+    _run(tasks, work, out, ctx)
 
 
 def gemm_applies(ctx) -> bool:
