@@ -14,7 +14,7 @@ import pytest
 import convscope as cs
 from convscope import layers as L
 from convscope import ops
-from convscope.ops import compiled, depthwise, depthwise_fast, depthwise_train
+from convscope.ops import compiled, depthwise, depthwise_fast, depthwise_train, parallel
 
 from _gradcheck import numerical_gradient
 from _oracle import assert_matches, tf_same_split
@@ -26,8 +26,9 @@ pytestmark = pytest.mark.skipif(not compiled.available(), reason="numba is not i
 CHANNELS = (1, 3, 7, 8, 16, 17, 33)      # below, at and above a vector of 8 and of 16 float32s
 
 
-def random_case(rng):
-    """A random depthwise configuration: kernel 1-5, strides 1-3, dilations 1-2, SAME/VALID/explicit pads."""
+def random_case(rng, channels=None):
+    """A random depthwise configuration: kernel 1-5, strides 1-3, dilations 1-2, SAME/VALID/explicit pads,
+    batch 1-3, `channels` (or one of CHANNELS)."""
     kernel = tuple(int(k) for k in rng.integers(1, 6, 2))
     strides = tuple(int(s) for s in rng.integers(1, 4, 2))
     dilations = tuple(int(d) for d in rng.integers(1, 3, 2))
@@ -36,7 +37,7 @@ def random_case(rng):
     padding = [[0, 0], list(pads[0]), list(pads[1]), [0, 0]] if kind == "explicit" else kind
     span = [(k - 1) * d + 1 for k, d in zip(kernel, dilations)]
     size = tuple(s + int(rng.integers(0, 6)) for s in span)
-    batch, channels = int(rng.integers(1, 4)), int(rng.choice(CHANNELS))
+    batch, channels = int(rng.integers(1, 4)), int(rng.choice(CHANNELS)) if channels is None else channels
     return kernel, strides, dilations, padding, (batch,) + size + (channels,)
 
 
@@ -78,7 +79,7 @@ def both_paths(x, w, strides, padding, dilations, bias, activation, upstream, ne
 @pytest.mark.parametrize("seed", range(40))
 def test_compiled_path_matches_the_grouped_reference_and_torch(seed, dtype):
     rng = np.random.default_rng(7000 + seed)
-    kernel, strides, dilations, padding, shape = random_case(rng)
+    kernel, strides, dilations, padding, shape = random_case(rng, CHANNELS[seed % len(CHANNELS)])
     x = rng.standard_normal(shape).astype(dtype)
     w = rng.standard_normal(kernel + (shape[3], 1)).astype(dtype)
     bias = rng.standard_normal(shape[3]).astype(dtype) if rng.random() < 0.7 else None
@@ -209,15 +210,20 @@ def test_context_keeps_the_input_itself_and_no_columns():
     assert sum(value.nbytes for value in arrays) == x.nbytes + w.nbytes
 
 
-def test_filter_gradient_alone_and_reproducible_over_thread_slices(monkeypatch):
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_filter_gradient_alone_and_reproducible_over_thread_slices(stride, dtype, monkeypatch):
     """need_input_grad=False gives None and the same filter gradient; the backward split into one slice of
-    images per thread (forced) gives the same bits run after run."""
-    monkeypatch.setattr(depthwise_train, "SMALL_WORK", 0)
+    images per thread (3 forced) gives the same bits run after run, within rounding of one slice's."""
     rng = np.random.default_rng(2)
-    x = rng.standard_normal((5, 12, 10, 33)).astype("float32")
-    w = rng.standard_normal((3, 3, 33, 1)).astype("float32")
-    y, ctx = ops.depthwise_conv2d_forward(x, w, 2, "SAME")
-    g = rng.standard_normal(y.shape).astype("float32")
+    x = rng.standard_normal((5, 12, 10, 33)).astype(dtype)
+    w = rng.standard_normal((3, 3, 33, 1)).astype(dtype)
+    y, ctx = ops.depthwise_conv2d_forward(x, w, stride, "SAME")
+    g = rng.standard_normal(y.shape).astype(dtype)
+    one_slice = ops.depthwise_conv2d_backward(g, ctx)
+    monkeypatch.setattr(depthwise_train, "SMALL_WORK", 0)
+    monkeypatch.setattr(parallel, "worker_count", lambda: 3)
+    assert len(parallel.on_slices(len(x), 1, lambda images: images, min_size=0)) == 3
     grad_x, grad_w = ops.depthwise_conv2d_backward(g, ctx)
     none, grad_w_alone = ops.depthwise_conv2d_backward(g, ctx, need_input_grad=False)
     assert none is None
@@ -226,6 +232,8 @@ def test_filter_gradient_alone_and_reproducible_over_thread_slices(monkeypatch):
         again_x, again_w = ops.depthwise_conv2d_backward(g, ctx)
         np.testing.assert_array_equal(again_x, grad_x)
         np.testing.assert_array_equal(again_w, grad_w)
+    np.testing.assert_array_equal(grad_x, one_slice[0])        # each input pixel summed by one thread
+    assert_matches(grad_w, one_slice[1], dtype)
 
 
 def test_empty_batch_and_mixed_dtypes():
