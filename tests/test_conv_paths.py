@@ -22,11 +22,14 @@ def _geometry(in_channels, out_channels, out_hw=(16, 16), images=128, dtype=np.f
 @pytest.mark.parametrize("bits", [512, 256])
 def test_the_first_path_that_applies_runs(bits, monkeypatch):
     """Thin float32 products run on the direct kernel before Winograd (up to DIRECT_BEFORE_WINOGRAD in x out
-    channels), wider ones on Winograd with whole-image blocks, else the direct kernel, else the GEMM."""
+    channels for its tile width: 2048 with AVX-512's tiles, 576 with AVX2's), wider ones on Winograd with
+    whole-image blocks, else the direct kernel, else the GEMM."""
     monkeypatch.setattr(direct, "VECTOR_BITS", bits)
     with compiled.use_compiled(True):
         assert conv.conv_path(_geometry(16, 16)) == "direct"                     # ResNet-20's first stage
-        assert conv.conv_path(_geometry(32, 64)) == "direct"                     # 2048: still thin
+        assert conv.conv_path(_geometry(24, 24)) == "direct"                     # 576
+        assert conv.conv_path(_geometry(32, 32)) == ("direct" if bits == 512 else "winograd")
+        assert conv.conv_path(_geometry(32, 64)) == ("direct" if bits == 512 else "winograd")   # 2048
         assert conv.conv_path(_geometry(48, 48)) == "winograd"                   # 2304
         assert conv.conv_path(_geometry(64, 64, (8, 8))) == "winograd"
         assert conv.conv_path(_geometry(16, 16, dtype=np.float64)) == "winograd"  # the kernel is float32
@@ -35,7 +38,7 @@ def test_the_first_path_that_applies_runs(bits, monkeypatch):
         assert conv.conv_path(_geometry(16, 16, images=4, dtype=np.float64)) == "gemm"
         assert conv.conv_path(_geometry(120, 64)) == "winograd"
         assert conv.conv_path(_geometry(120, 64, kernel_hw=(5, 5), strides=(2, 2))) == "gemm"  # 3000 taps
-        monkeypatch.setattr(conv, "DIRECT_BEFORE_WINOGRAD", 0)
+        monkeypatch.setattr(conv, "DIRECT_BEFORE_WINOGRAD", {})
         assert conv.conv_path(_geometry(16, 16)) == "winograd"
         monkeypatch.setattr(direct, "VECTOR_BITS", 128)                          # no direct kernel
         assert conv.conv_path(_geometry(64, 64, whole_images=False)) == "gemm"

@@ -214,7 +214,7 @@ def test_pooling_in_the_tiles_is_preferred_to_winograd(monkeypatch):
         original = getattr(direct, name)
         monkeypatch.setattr(direct, name, lambda *args, _name=name, _original=original:
                             calls.append(_name) or _original(*args))
-    monkeypatch.setattr(conv, "DIRECT_BEFORE_WINOGRAD", 0)     # 16 -> 24 filters: else direct before Winograd
+    monkeypatch.setattr(conv, "DIRECT_BEFORE_WINOGRAD", {})     # 16 -> 24 filters: else direct before Winograd
     with compiled.use_compiled(True):
         assert conv._forward_context(x, filters, (1, 1), "SAME", (1, 1), 1, "NHWC")["winograd"]
         pooled = ops.conv2d_inference(x, filters, 1, "SAME", bias=bias, activation="relu",

@@ -30,7 +30,7 @@ def _torch_conv(x, filters, bias, pads):
 ])
 def test_winograd_matches_torch(shape, out_channels, padding, pads, dtype, monkeypatch):
     monkeypatch.setattr(winograd, "MIN_IMAGES", 1)                 # small batches here, for speed
-    monkeypatch.setattr(conv, "DIRECT_BEFORE_WINOGRAD", 0)         # these thin ones would run direct first
+    monkeypatch.setattr(conv, "DIRECT_BEFORE_WINOGRAD", {})         # these thin ones would run direct first
     calls = []
     original = winograd.conv_block
     monkeypatch.setattr(winograd, "conv_block", lambda *args: calls.append(len(args[2])) or original(*args))
@@ -86,7 +86,7 @@ def test_input_gradient_by_winograd(shape, out_channels, padding, monkeypatch):
     """The input gradient, a 3x3 stride-1 convolution of the output gradient by the flipped filters, runs
     as Winograd where that applies (from 16 output channels and 8 images): it matches PyTorch and float64."""
     torch = pytest.importorskip("torch")
-    monkeypatch.setattr(conv, "DIRECT_BEFORE_WINOGRAD", 0)         # these thin ones would run direct first
+    monkeypatch.setattr(conv, "DIRECT_BEFORE_WINOGRAD", {})         # these thin ones would run direct first
     calls = []
     original = winograd.conv_block
     monkeypatch.setattr(winograd, "conv_block", lambda *args: calls.append(args[2].shape) or original(*args))

@@ -40,9 +40,11 @@ __all__ = ["conv2d", "conv2d_forward", "conv2d_backward"]
 
 COLUMN_BUDGET_BYTES = 4 * 2 ** 20  # im2col columns of one block of images (fits in L2 with its product)
 TRANSPOSED_MIN_CHANNELS = 16       # from this many input channels per group, a transposed convolution
-DIRECT_BEFORE_WINOGRAD = 2048      # in x out channels up to which the direct kernel runs before Winograd: its
-                                   # 16 products are too thin for BLAS there (16 -> 16, 32 -> 32, 32 -> 64 measured
-                                   # faster direct, 64 -> 64 and wider faster as Winograd)
+# In x out channels up to which the direct kernel runs before Winograd (whose 16 products are too thin for
+# BLAS there), by the filters of its tiles (`direct.lanes_for`).  Measured, 3x3 on 8-32 px: AVX-512's 16/32-filter
+# tiles faster than Winograd up to 32 -> 64 and 64 -> 32, slower from 64 -> 64; AVX2's 8-filter tiles faster up
+# to 24 -> 24, slower from 32 -> 32.
+DIRECT_BEFORE_WINOGRAD = {8: 576, 16: 2048, 32: 2048}
 
 
 class Geometry(NamedTuple):
@@ -66,7 +68,8 @@ def _direct_applies(g: Geometry) -> bool:
 
 
 def _thin_direct_applies(g: Geometry) -> bool:
-    return g.in_per_group * g.out_channels <= DIRECT_BEFORE_WINOGRAD and _direct_applies(g)
+    return (_direct_applies(g)
+            and g.in_per_group * g.out_channels <= DIRECT_BEFORE_WINOGRAD.get(direct.lanes_for(g.out_channels), 0))
 
 
 def _winograd_applies(g: Geometry) -> bool:
