@@ -20,7 +20,9 @@ convolutions with enough channels run forward as Winograd F(2x2, 3x3)
 (`ops/winograd.py`, 2.25x fewer multiplications), and thin float32 ones (few taps,
 at most 128 filters) as a direct convolution with no columns at all
 (`ops/direct.py`, which also computes, from 8 taps, the filter gradient without
-columns).  The input gradient's transposed convolution takes the same paths.
+columns).  One ordered list, `_CONV_PATHS`, chooses among them (the direct kernel
+first where the product is too thin for Winograd's 16 BLAS products), for the forward
+blocks and for the input gradient's transposed convolution alike.
 """
 
 from __future__ import annotations
@@ -584,9 +586,9 @@ def conv2d_backward(grad_output, ctx: Dict[str, Any],
 
     Block by block as the forward pass: the columns are rebuilt for the filter gradient
     (cheaper than keeping kh*kw copies of the input between the passes), or, for thin float32
-    convolutions, the direct kernel sums it from the padded input.  The input
-    gradient is a stride-1 transposed convolution where that is faster, on the path
-    `conv_path` chooses for it (direct, Winograd, im2col + GEMM), else col2im.
+    convolutions, the direct kernel sums it from the padded input.  The input gradient is a
+    stride-1 transposed convolution where that is faster, on the path `conv_path` chooses for
+    it (direct, Winograd, im2col + GEMM), else col2im.
     """
     op = "conv2d_backward"
     data_format = ctx["data_format"]
