@@ -248,13 +248,15 @@ def test_graph_blocks_fuse_bn_activations_padding_and_residual_adds_with_the_num
     rng = np.random.default_rng(11)
     _randomize_batch_norms(model, rng)
     steps = model._steps(False, False)
-    fused = [[type(node.layer).__name__ for node in step.nodes] for step in steps
-             if isinstance(step.stage, EpilogueStage)]
+    fused = [(type(step.stage).__name__, [type(node.layer).__name__ for node in step.nodes]) for step in steps
+             if step.stage is not None]
     act = "ReLU" if activation == "relu6" else "Activation"
-    assert ["Conv2D", "BatchNormalization", act] in fused
-    assert ["ZeroPadding2D", "DepthwiseConv2D", "BatchNormalization", act] in fused
-    assert ["Conv2D", "BatchNormalization", "Add"] in fused                         # MobileNet's residual
-    assert ["Conv2D", "BatchNormalization", "Add", "Activation"] in fused           # ResNet's: Add -> ReLU
+    expand = ["Conv2D", "BatchNormalization", act]
+    depthwise, project = ["DepthwiseConv2D", "BatchNormalization", act], ["Conv2D", "BatchNormalization"]
+    # MobileNet's blocks as one stage each: with its residual Add, and at stride 2 with the padding folded
+    assert ("InvertedResidualStage", expand + depthwise + project + ["Add"]) in fused
+    assert ("InvertedResidualStage", expand + ["ZeroPadding2D"] + depthwise + project) in fused
+    assert ("EpilogueStage", ["Conv2D", "BatchNormalization", "Add", "Activation"]) in fused  # ResNet's: Add -> ReLU
     assert sum(step.residual is not None for step in steps) == 2
     x = rng.standard_normal((3, 13, 12, 6)).astype("float32")
     reference, _ = model.run([x], training=False, keep=True)            # the layers one by one
@@ -307,7 +309,8 @@ def test_keras_mobilenet_v2_predictions_match_keras(keras, keras_mobilenet):
     net, path = keras_mobilenet
     rng = np.random.default_rng(14)
     model = load_model(path)
-    assert sum(isinstance(step.stage, EpilogueStage) for step in model._steps(False, False)) >= 40
+    stages = [type(step.stage).__name__ for step in model._steps(False, False)]
+    assert stages.count("InvertedResidualStage") == 16 and stages.count("EpilogueStage") >= 3   # 16 blocks
     x = rng.standard_normal((2, 32, 32, 3)).astype("float32")
     logits_model = keras.Model(net.inputs, net.layers[-1].input)
     ours = Model(model.inputs, model.layers[-1].input)                 # before the softmax: sharper test

@@ -27,7 +27,10 @@ and what follows it run as one op with its whole epilogue (`ops.fused_inference`
 
 each optional but the convolution, in this order, dropouts in between (`EpilogueStage`); the
 padding is folded into a 'valid' convolution's own, the batch norm into the epilogue as its
-per-channel map, and the residual's other operand comes from the graph (`graph_plan.py`).
+per-channel map, and the residual's other operand comes from the graph (`graph_plan.py`).  Three
+such stages that make a MobileNetV2 inverted-residual block (1x1 expand, 3x3 depthwise, 1x1 project,
+float32) run as one `InvertedResidualStage` (`ops.inverted_residual`: band by band of output rows,
+the expanded tensor kept in cache).
 
 Either way the numbers are those of the layers run one by one.
 """
@@ -42,7 +45,7 @@ from .. import ops
 from ..layers.base import Layer, check_kept_for_backward
 from ..layers.kernel_bias import Preactivation
 from ..layers.spec import LayerSpec
-from ..ops import compiled, fused_inference
+from ..ops import compiled, fused_inference, inverted_residual
 
 INFERENCE = "inference"
 TRAINING = "training"
@@ -140,7 +143,22 @@ def build_plan(layers: Sequence[Layer], mode: str) -> List:
         else:
             stages.append(LayerStage(layers[position]))
         position += size
-    return stages
+    return _merge_inverted_residuals(stages) if mode == INFERENCE else stages
+
+
+def _merge_inverted_residuals(stages: List) -> List:
+    """Each run of three `EpilogueStage`s that is a MobileNetV2 inverted-residual block (`InvertedResidualStage.
+    fits`) as one stage."""
+    merged, position = [], 0
+    while position < len(stages):
+        three = [_as_epilogue_stage(stage) for stage in stages[position:position + 3]]
+        if InvertedResidualStage.fits(three):
+            merged.append(InvertedResidualStage(*three))
+            position += 3
+        else:
+            merged.append(stages[position])
+            position += 1
+    return merged
 
 
 def _fusable_conv(layer: Layer, spec: LayerSpec, activations=("linear", "relu")) -> bool:
@@ -218,15 +236,25 @@ class EpilogueStage:
         (top, bottom), (left, right) = self.pads
         return [[0, 0], [top, bottom], [left, right], [0, 0]]
 
-    def forward(self, x, training: bool = False, residual=None):
-        spec, window, scale, shift = self.spec, self.spec.window, None, None
-        if self.norm is not None:       # per call: the moving statistics may change between calls
+    def values(self):
+        """(kernel, bias, scale, shift) for this call: read per call, since the weights and the moving
+        statistics may change between calls."""
+        spec, scale, shift = self.spec, None, None
+        if self.norm is not None:
             layer, norm = self.norm
             w = norm.weights
             scale, shift = ops.batch_norm_affine(_value(w["gamma"]), _value(w["beta"]), w["moving_mean"].value,
                                                  w["moving_variance"].value, layer.epsilon,
                                                  w["moving_mean"].value.dtype)
-        kernel, bias = spec.weights["kernel"].value, _value(spec.weights["bias"])
+        return spec.weights["kernel"].value, _value(spec.weights["bias"]), scale, shift
+
+    def epilogue(self, bias, scale, shift) -> dict:
+        """The `ops.fused_inference` epilogue arguments of this stage (its residual aside)."""
+        return {"bias": bias, "activation": self.activation, "scale": scale, "shift": shift, "then": self.then}
+
+    def forward(self, x, training: bool = False, residual=None):
+        spec, window = self.spec, self.spec.window
+        kernel, bias, scale, shift = self.values()
         x = np.asarray(x)
         key = (x.shape, x.dtype, None if residual is None else (residual.shape, residual.dtype),
                compiled.active())
@@ -242,6 +270,66 @@ class EpilogueStage:
                 self._prepared = {}
             self._prepared[key] = run
         return run(x, kernel, bias, scale, shift, residual), None
+
+    def backward(self, ctx, grad, need_input_grad: bool = True, **options):
+        check_kept_for_backward(self.layers[0], None)
+
+
+def _as_epilogue_stage(stage):
+    """A `ConvInferenceStage` an `EpilogueStage` covers whole (a block's projection: conv -> BN, no pooling)
+    as that `EpilogueStage`; any other stage as it is."""
+    if isinstance(stage, ConvInferenceStage) and stage.pool is None:
+        specs = [layer.describe() for layer in stage.layers]
+        if _epilogue_run(stage.layers, specs, 0) == len(stage.layers):
+            return EpilogueStage(stage.layers, specs)
+    return stage
+
+
+class InvertedResidualStage:
+    """expand 1x1 conv -> depthwise 3x3 -> project 1x1 conv, each an `EpilogueStage` (BN and activations
+    in its epilogue, the block's residual Add in the last): one `ops.inverted_residual_inference`, which
+    computes the block band by band of output rows so the expanded tensor stays in cache."""
+
+    PREPARED_SHAPES = EpilogueStage.PREPARED_SHAPES
+
+    def __init__(self, expand: EpilogueStage, depthwise: EpilogueStage, project: EpilogueStage):
+        self.parts = (expand, depthwise, project)
+        self.layers = expand.layers + depthwise.layers + project.layers
+        self._prepared = {}     # as EpilogueStage's: per input (shape, dtype), residual and kernel switch
+
+    @staticmethod
+    def fits(stages) -> bool:
+        """Three `EpilogueStage`s: a 1x1 stride-1 conv2d, a 3x3 depthwise (multiplier 1, dilation 1, the same
+        stride 1 or 2 both ways), a 1x1 stride-1 conv2d; float32; a residual Add (if any) in the last only."""
+        if len(stages) != 3 or not all(isinstance(stage, EpilogueStage) for stage in stages):
+            return False
+        expand, depthwise, project = stages
+        pointwise = all(stage.spec.kind == "conv2d" and stage.pads is None and stage.spec.groups == 1
+                        and tuple(stage.spec.window.size) == (1, 1) and tuple(stage.spec.window.strides) == (1, 1)
+                        and tuple(stage.spec.window.dilation) == (1, 1) for stage in (expand, project))
+        window = depthwise.spec.window
+        return (pointwise and depthwise.spec.kind == "depthwise_conv2d" and depthwise.spec.depth_multiplier == 1
+                and tuple(window.size) == (3, 3) and tuple(window.dilation) == (1, 1)
+                and window.strides[0] == window.strides[1] and window.strides[0] in (1, 2)
+                and all(layer.dtype == "float32" for stage in stages for layer in stage.layers)
+                and not any(layer.describe().kind == "merge" for stage in (expand, depthwise) for layer in stage.layers))
+
+    def forward(self, x, training: bool = False, residual=None):
+        expand, depthwise, project = self.parts
+        values = [stage.values() for stage in self.parts]
+        kernels = [value[0] for value in values]
+        epilogues = [stage.epilogue(*value[1:]) for stage, value in zip(self.parts, values)]
+        x = np.asarray(x)
+        key = (x.shape, x.dtype, None if residual is None else (residual.shape, residual.dtype), compiled.active())
+        run = self._prepared.get(key)
+        if run is None:
+            window = depthwise.spec.window
+            run = inverted_residual.prepare_inverted_residual_inference(
+                x, *kernels, window.strides, depthwise._padding(), *epilogues, residual=residual)
+            if len(self._prepared) >= self.PREPARED_SHAPES:
+                self._prepared = {}
+            self._prepared[key] = run
+        return run(x, *kernels, *epilogues, residual), None
 
     def backward(self, ctx, grad, need_input_grad: bool = True, **options):
         check_kept_for_backward(self.layers[0], None)

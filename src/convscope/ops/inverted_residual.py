@@ -1,0 +1,189 @@
+"""A MobileNetV2 inverted-residual block at inference as one op: expand (1x1) -> depthwise 3x3 -> project
+(1x1), each with its whole epilogue (`fused_inference`), computed band by band of output rows.
+
+The expanded tensor is several times the block's input and output (6x in MobileNetV2); run one op after
+another it goes to memory and back twice.  Here each band of output rows is computed from the input rows
+its depthwise window reads: their expansion (one product, then the epilogue), the depthwise kernel on
+them, the projection (one product, then the epilogue with the residual) written into the output — the
+band's expanded rows stay in cache.  The numbers are those of the three ops one after another (the same
+operations in the same order).
+
+    then(act(x @ W + b) * scale + shift [+ residual])      for each of the three, as in `fused_inference`
+
+Paths (the first that applies runs): "banded" (float32, the compiled 3x3 SIMD depthwise kernel with
+stride 1 or 2, `depthwise_fast.applies_3x3`), else "one_by_one" (the three `fused_inference` ops).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import compiled, depthwise_fast, fused_inference as fi
+from .parallel import on_slices
+
+__all__ = ["prepare_inverted_residual_inference", "inverted_residual_inference", "inverted_residual_reference"]
+
+BAND_BYTES = 1 << 20        # expanded input rows of one band (they stay in cache between the three steps)
+_EPILOGUE = ("bias", "activation", "scale", "shift", "then")
+
+
+def _parts(epilogue, op: str, arg: str) -> dict:
+    """An epilogue dict (keys among `_EPILOGUE`), checked for unknown keys."""
+    if not isinstance(epilogue, dict) or set(epilogue) - set(_EPILOGUE):
+        raise TypeError(f"{op}: argument `{arg}` must be a dict with keys among {_EPILOGUE}, got {epilogue!r}")
+    return dict(epilogue)
+
+
+def inverted_residual_reference(input, expand, depthwise, project, strides, padding, expand_epilogue,
+                                depthwise_epilogue, project_epilogue, residual=None):
+    """The three `fused_inference` references one after another."""
+    op = "inverted_residual_reference"
+    mid = fi.conv2d_epilogue_reference(input, expand, 1, "VALID", **_parts(expand_epilogue, op, "expand_epilogue"))
+    mid = fi.depthwise_inference_reference(mid, depthwise, strides, padding,
+                                           **_parts(depthwise_epilogue, op, "depthwise_epilogue"))
+    return fi.conv2d_epilogue_reference(mid, project, 1, "VALID", residual=residual,
+                                        **_parts(project_epilogue, op, "project_epilogue"))
+
+
+def inverted_residual_inference(input, expand, depthwise, project, strides, padding, expand_epilogue,
+                                depthwise_epilogue, project_epilogue, residual=None) -> np.ndarray:
+    """expand (filters [1, 1, in, mid]) -> depthwise ([3, 3, mid, 1] or any `depthwise_inference` takes, with
+    `strides` and `padding`) -> project ([1, 1, mid, out]) on an NHWC batch, each followed by its epilogue
+    (dicts of `bias`, `activation`, `scale`, `shift`, `then`), the project's with `residual` (the output's
+    shape) added.  Keeps nothing for a backward pass."""
+    run = prepare_inverted_residual_inference(input, expand, depthwise, project, strides, padding, expand_epilogue,
+                                              depthwise_epilogue, project_epilogue, residual)
+    return run(np.asarray(input), expand, depthwise, project, expand_epilogue, depthwise_epilogue,
+               project_epilogue, residual)
+
+
+def prepare_inverted_residual_inference(input, expand, depthwise, project, strides, padding, expand_epilogue,
+                                        depthwise_epilogue, project_epilogue, residual=None):
+    """Check the arguments (each step's by its `fused_inference` op, on its input's shape) and choose the
+    path once: `run(input, expand, depthwise, project, expand_epilogue, depthwise_epilogue, project_epilogue,
+    residual)` for arrays of the same shapes and dtypes (the same epilogue parts present)."""
+    op = "inverted_residual_inference"
+    parts = [_parts(e, op, a) for e, a in ((expand_epilogue, "expand_epilogue"),
+                                          (depthwise_epilogue, "depthwise_epilogue"),
+                                          (project_epilogue, "project_epilogue"))]
+    x = fi.check_numeric_array(input, op, "input", ndim=4)
+    for arg, value in (("expand", expand), ("project", project)):
+        if np.ndim(value) != 4 or np.shape(value)[:2] != (1, 1):
+            raise ValueError(f"{op}: argument `{arg}` must be 1x1 filters [1, 1, in, out], got shape {np.shape(value)}")
+    first = fi.prepare_conv2d_epilogue_inference(x, expand, 1, "VALID", **parts[0])
+    mid_shape = x.shape[:3] + (np.shape(expand)[3],)
+    mid = np.empty(mid_shape, dtype=fi.float_dtype(x, np.asarray(expand)))   # pages never touched: shape only
+    second = fi.prepare_depthwise_inference(mid, depthwise, strides, padding, **parts[1])
+    geometry = _geometry(mid, depthwise, strides, padding)
+    out_shape = (x.shape[0],) + geometry[0] + (np.shape(depthwise)[2] * np.shape(depthwise)[3],)
+    third = fi.prepare_conv2d_epilogue_inference(np.empty(out_shape, dtype=mid.dtype), project, 1, "VALID",
+                                                 residual=residual, **parts[2])
+    steps = (first, second, third)
+    return next(run for _, applies, run in _PATHS if applies(x, expand, depthwise, project, geometry))(steps, geometry)
+
+
+def _geometry(mid, depthwise, strides, padding):
+    """((out_h, out_w), (top, left) padding, strides) of the depthwise step (arguments checked already)."""
+    w = np.asarray(depthwise)
+    grouped = w.reshape(w.shape[0], w.shape[1], 1, -1)
+    _, _, strides, dilations, parsed, _, _ = fi._conv_args("inverted_residual_inference", mid, grouped, strides,
+                                                           padding, None, mid.shape[3])
+    out_hw, pads = fi.window_geometry(mid.shape[1:3], w.shape[:2], strides, dilations, parsed,
+                                      "inverted_residual_inference", "depthwise")
+    return tuple(out_hw), (pads[0][0], pads[1][0]), tuple(strides)
+
+
+def _banded_applies(x, expand, depthwise, project, geometry) -> bool:
+    (out_h, out_w), pads, strides = geometry
+    arrays = (x, np.asarray(expand), np.asarray(depthwise), np.asarray(project))
+    return (compiled.active() and all(a.dtype == np.float32 for a in arrays)
+            and depthwise_fast.applies_3x3(np.empty((1, 1, 1, arrays[2].shape[2]), np.float32), arrays[2],
+                                           np.float32, strides, (1, 1)))
+
+
+def _one_by_one(steps, geometry):
+    """The three prepared `fused_inference` ops one after another."""
+    first, second, third = steps
+
+    def run(x, expand, depthwise, project, expand_epilogue, depthwise_epilogue, project_epilogue, residual):
+        mid = first(x, np.asarray(expand), residual=None, **_values(expand_epilogue))
+        mid = second(mid, np.asarray(depthwise), residual=None, **_values(depthwise_epilogue))
+        return third(mid, np.asarray(project), residual=residual, **_values(project_epilogue))
+    return run
+
+
+def _values(epilogue) -> dict:
+    """The per-call arrays of an epilogue dict, as the prepared runs take them."""
+    return {key: epilogue.get(key) for key in ("bias", "scale", "shift")}
+
+
+def _banded(steps, geometry):
+    (out_h, out_w), (top, left), strides = geometry
+
+    def run(x, expand, depthwise, project, expand_epilogue, depthwise_epilogue, project_epilogue, residual):
+        n, h, w, c = x.shape
+        widen = np.ascontiguousarray(expand, dtype=np.float32).reshape(c, -1)
+        mid = widen.shape[1]
+        narrow = np.ascontiguousarray(project, dtype=np.float32).reshape(mid, -1)
+        taps = np.ascontiguousarray(np.asarray(depthwise)[..., 0], dtype=np.float32).reshape(-1)
+        out = np.empty((n, out_h, out_w, narrow.shape[1]), dtype=np.float32)
+        plan = _Band(x, widen, taps, narrow, out, residual, (expand_epilogue, depthwise_epilogue, project_epilogue),
+                     strides[0], top, left)
+        rows = max(1, (BAND_BYTES // (w * mid * 4) - 3) // strides[0] + 1)    # output rows per band
+        units = [(image, start) for image in range(n) for start in range(0, out_h, rows)]
+        work = x.size * mid + out.size * mid + out_h * out_w * n * mid * 9
+        on_slices(len(units), work, lambda part: [plan.band(*units[k], rows) for k in range(part.start, part.stop)],
+                  min_size=fi.SMALL_WORK)
+        return out
+    return run
+
+
+class _Band:
+    """One call's arrays and epilogue arguments, shared by its bands (per call: nothing kept after it)."""
+
+    def __init__(self, x, widen, taps, narrow, out, residual, epilogues, stride, top, left):
+        expand_e, depthwise_e, project_e = epilogues
+        mid, channels = widen.shape[1], narrow.shape[1]
+        self.x, self.widen, self.taps, self.narrow, self.out = x, widen, taps, narrow, out
+        self.stride, self.top, self.left = stride, top, left
+        self.expand = (fi._epilogue_arrays(np.float32, mid, expand_e.get("bias"), expand_e.get("scale"),
+                                           expand_e.get("shift"), None), _codes(expand_e, False))
+        bias, scale, shift, _ = fi._epilogue_arrays(np.float32, mid, depthwise_e.get("bias"),
+                                                    depthwise_e.get("scale"), depthwise_e.get("shift"), None)
+        self.depthwise = (bias, scale, shift, np.zeros((1, mid), np.float32),
+                          fi._limits(fi._CODES[depthwise_e.get("activation", "linear")],
+                                     fi._CODES[depthwise_e.get("then", "linear")], np.float32),
+                          depthwise_e.get("scale") is not None)
+        self.project = (fi._epilogue_arrays(np.float32, channels, project_e.get("bias"), project_e.get("scale"),
+                                            project_e.get("shift"), residual), _codes(project_e, residual is not None))
+        self.kernel = depthwise_fast.depthwise3x3_tiles(depthwise_fast.lanes())
+
+    def band(self, image, start, rows):
+        """Output rows start..start + rows of one image."""
+        x, out, s = self.x, self.out, self.stride
+        h, w, c = x.shape[1:]
+        out_h, out_w, mid = out.shape[1], out.shape[2], self.widen.shape[1]
+        stop = min(out_h, start + rows)
+        first, last = max(start * s - self.top, 0), min((stop - 1) * s - self.top + 3, h)
+        expanded = np.matmul(x[image].reshape(h * w, c)[first * w:last * w], self.widen)
+        fi._apply_rows(expanded, 0, *self.expand)
+        middle = np.empty((stop - start, out_w * mid), dtype=np.float32)
+        bias, scale, shift, dummy, limits, affine = self.depthwise
+        self.kernel(expanded.reshape(last - first, w * mid), self.taps, bias, scale, shift, dummy, limits, affine,
+                    False, last - first, w, mid, s, self.top + first - start * s, self.left, 0, stop - start, middle)
+        target = out[image].reshape(out_h * out_w, -1)[start * out_w:stop * out_w]
+        np.matmul(middle.reshape(-1, mid), self.narrow, out=target)
+        fi._apply_rows(target, (image * out_h + start) * out_w, *self.project)
+
+
+def _codes(epilogue, has_residual: bool) -> tuple:
+    """`fused_inference._apply_rows`' codes of an epilogue dict."""
+    return (fi._CODES[epilogue.get("activation", "linear")], epilogue.get("scale") is not None, has_residual,
+            fi._CODES[epilogue.get("then", "linear")])
+
+
+# The paths of `inverted_residual_inference`, in order: the first that applies runs.
+_PATHS = (
+    ("banded", _banded_applies, _banded),
+    ("one_by_one", lambda x, expand, depthwise, project, geometry: True, _one_by_one),
+)

@@ -1,0 +1,92 @@
+"""ops/inverted_residual.py: a MobileNetV2 block (1x1 expand -> 3x3 depthwise -> 1x1 project, each with its
+epilogue, the residual in the last) band by band, against the three unfused NumPy references one after
+another, each path of the ordered list alone, on random configurations (several bands, band borders at the
+image's top and bottom, strides 1 and 2, AVX2's 8 lanes); and its argument errors."""
+
+import numpy as np
+import pytest
+
+from convscope.ops import depthwise_fast, fused_inference as fi, inverted_residual as ir
+
+pytestmark = pytest.mark.usefixtures("kernel_path")
+ACTS = fi.INFERENCE_ACTIVATIONS
+
+
+def _epilogue(rng, channels, dtype):
+    bias = rng.standard_normal(channels).astype(dtype) if rng.random() < 0.5 else None
+    scale, shift = ((rng.random(channels).astype(dtype) + 0.5, rng.standard_normal(channels).astype(dtype))
+                    if rng.random() < 0.8 else (None, None))
+    return dict(bias=bias, activation=ACTS[rng.integers(4)], scale=scale, shift=shift, then=ACTS[rng.integers(4)])
+
+
+def _block(rng, dtype, lowest_mid):
+    n, h, w = int(rng.integers(1, 4)), int(rng.integers(3, 19)), int(rng.integers(3, 15))
+    channels, mid = int(rng.integers(1, 12)), int(rng.integers(lowest_mid, lowest_mid + 30))
+    stride = int(rng.choice([1, 2]))
+    padding = "SAME" if rng.random() < 0.5 else [[0, 0], [int(rng.integers(2)), int(rng.integers(2))],
+                                                  [int(rng.integers(2)), int(rng.integers(2))], [0, 0]]
+    x = (rng.standard_normal((n, h, w, channels)) * 2).astype(dtype)
+    expand = (rng.standard_normal((1, 1, channels, mid)) * 0.5).astype(dtype)
+    depthwise = (rng.standard_normal((3, 3, mid, 1)) * 0.5).astype(dtype)
+    project = (rng.standard_normal((1, 1, mid, int(rng.integers(1, 12)))) * 0.3).astype(dtype)
+    epilogues = [_epilogue(rng, mid, dtype), _epilogue(rng, mid, dtype), _epilogue(rng, project.shape[3], dtype)]
+    return x, expand, depthwise, project, stride, padding, epilogues
+
+
+@pytest.mark.parametrize("lanes", ["native", 8])
+@pytest.mark.parametrize("path", [name for name, _, _ in ir._PATHS])
+@pytest.mark.parametrize("seed", range(10))
+def test_each_path_alone_matches_the_three_references(path, seed, lanes, monkeypatch):
+    if lanes == 8 and depthwise_fast.lanes():
+        monkeypatch.setattr(depthwise_fast, "lanes", lambda: 8)
+    banded = path == "banded"
+    if banded and not (fi.compiled.active() and depthwise_fast.lanes()):
+        pytest.skip("the banded path needs the compiled SIMD kernels")
+    monkeypatch.setattr(ir, "_PATHS", tuple(e for e in ir._PATHS if e[0] == path))
+    if seed % 2:            # small bands: many per image, their borders inside and at the image's edges
+        monkeypatch.setattr(ir, "BAND_BYTES", 1)
+    rng = np.random.default_rng(700 + seed)
+    dtype = np.float32 if banded or seed % 3 else np.float64
+    x, expand, depthwise, project, stride, padding, epilogues = _block(rng, dtype, depthwise_fast.lanes() or 1)
+    if seed % 4 == 3:
+        x[0, x.shape[1] // 2, 0, 0] = np.nan            # NaN stays NaN through all three
+    mid_shape = fi.conv2d_epilogue_reference(x, expand, 1, "VALID").shape
+    out_shape = fi.depthwise_inference_reference(np.zeros(mid_shape, dtype), depthwise, stride, padding).shape
+    residual = (rng.standard_normal(out_shape[:3] + (project.shape[3],)).astype(dtype) if seed % 3 != 1 else None)
+    expected = ir.inverted_residual_reference(x, expand, depthwise, project, stride, padding, *epilogues, residual)
+    got = ir.inverted_residual_inference(x, expand, depthwise, project, stride, padding, *epilogues, residual)
+    assert got.dtype == dtype and got.shape == expected.shape
+    tolerance = dict(rtol=2e-5, atol=2e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got, expected, **tolerance)
+
+
+def test_a_prepared_run_takes_new_weights_and_epilogue_values_each_call():
+    rng = np.random.default_rng(3)
+    x, expand, depthwise, project, stride, padding, epilogues = _block(rng, np.float32, 16)
+    run = ir.prepare_inverted_residual_inference(x, expand, depthwise, project, stride, padding, *epilogues)
+    for _ in range(2):
+        expand, project = expand * 1.5, project - 0.1
+        epilogues = [dict(e, scale=None if e["scale"] is None else e["scale"] * 2) for e in epilogues]
+        np.testing.assert_allclose(run(x, expand, depthwise, project, *epilogues, None),
+                                   ir.inverted_residual_reference(x, expand, depthwise, project, stride, padding,
+                                                                  *epilogues), rtol=2e-5, atol=2e-5)
+
+
+def test_arguments_are_checked_with_messages_naming_the_op_and_argument():
+    rng = np.random.default_rng(4)
+    x, expand, depthwise, project, stride, padding, epilogues = _block(rng, np.float32, 16)
+    wide = np.zeros((3, 3) + expand.shape[2:], np.float32)
+    with pytest.raises(ValueError, match=r"inverted_residual_inference: argument `expand` must be 1x1 filters.*"
+                                         r"\(3, 3, "):
+        ir.inverted_residual_inference(x, wide, depthwise, project, stride, padding, *epilogues)
+    with pytest.raises(ValueError, match=r"inverted_residual_inference: argument `project` must be 1x1"):
+        ir.inverted_residual_inference(x, expand, depthwise, np.zeros((1, 3, 4, 5), np.float32), stride, padding,
+                                       *epilogues)
+    with pytest.raises(TypeError, match=r"argument `depthwise_epilogue` must be a dict with keys among"):
+        ir.inverted_residual_inference(x, expand, depthwise, project, stride, padding, epilogues[0],
+                                       dict(epilogues[1], residual=None), epilogues[2])
+    with pytest.raises(ValueError, match=r"depthwise_inference: argument `filter`"):
+        ir.inverted_residual_inference(x, expand, depthwise[:, :, :-1], project, stride, padding, *epilogues)
+    with pytest.raises(ValueError, match=r"conv2d_epilogue_inference: argument `residual` must have the output's"):
+        ir.inverted_residual_inference(x, expand, depthwise, project, stride, padding, *epilogues,
+                                       residual=np.zeros((1, 1, 1, 1), np.float32))
