@@ -5,8 +5,8 @@ batches that leaves threads idle (ResNet50 at batch 1: one image, one block, one
 Winograd's 16 products per block too short for BLAS (2 images of 8x8x512 per block: 32 rows per
 product, each repacking a 1 MB matrix).  Here the work is a list of tasks, as many per thread:
 
-* bands of output rows (Winograd: rows of 2x2 tiles) of one image, or blocks of whole images, each
-  under a cache budget and at least `MIN_ROWS` product rows long;
+* blocks of whole images, or bands of output rows (Winograd: rows of 2x2 tiles) of one image, each
+  under a cache budget but long enough for BLAS (`plan`);
 * where the rows are too few for one band per thread, the output channels split among the threads
   (each thread builds the band's columns or input tiles itself: a copy made in parallel costs no time).
 
@@ -34,8 +34,9 @@ WINOGRAD_BUDGET_BYTES = 4 * 2 ** 20   # a band's transformed input and products 
 WINOGRAD_MIN_TILES = 128             # tiles per band (each of its 16 products has this many rows), and in all
 WINOGRAD_MIN_IMAGES = 1               # bands of tiles need no batch (`winograd.MIN_IMAGES` is for image blocks)
 
-DIRECT_BEFORE_WINOGRAD = 2048         # in x out channels: measured at 8 images of 128x128, 32 -> 32 ran at 189
-                                      # GFLOP/s direct, 147 as Winograd; at 64 -> 64 Winograd led (225 against 200)
+DIRECT_BEFORE_WINOGRAD = 2048         # in x out channels up to which the direct kernel goes before Winograd (U-Net's
+                                      # 32 -> 32 at 128x128 ran faster direct, 64 -> 64 faster as Winograd;
+                                      # benchmarks/README.md), as `conv.conv_path` chooses
 
 Task = Tuple[slice, slice, slice]       # (images, rows or tile rows, output channels)
 
@@ -65,6 +66,9 @@ def plan(images: int, units: int, unit_rows: int, unit_bytes: int, budget: int, 
         bands = [(slice(start, stop), slice(0, units)) for start, stop in _ranges(images, per_band // units)]
     steps = channels // CHANNEL_STEP
     parts = min(workers, steps) if split_channels else 1
+    if parts < 2 and units <= per_band:          # uneven blocks of whole images rather than one thread
+        return [(slice(start, stop), slice(0, units), everything)
+                for start, stop in balanced_ranges(images, per_band // units)]
     if parts < 2:
         return [band + (everything,) for band in bands]
     edges = [channels if k == parts else CHANNEL_STEP * (steps * k // parts) for k in range(parts + 1)]
@@ -103,7 +107,7 @@ def _channel_part(u: np.ndarray, epilogue: tuple, part: slice) -> Tuple[np.ndarr
 def winograd_applies(ctx) -> bool:
     """Winograd F(2x2, 3x3) in bands: `winograd.applies` at any batch size, for at least
     `WINOGRAD_MIN_TILES` tiles in all (fewer do not repay the filters' transform, made per call: one image
-    of 14x14x256 -> 256, 49 tiles, ran no faster than im2col + GEMM)."""
+    of 14x14x256 -> 256, 49 tiles, ran no faster than im2col + GEMM split among the threads)."""
     kh, kw, channels, _ = ctx["filters"].shape
     (oh, ow), images = ctx["out_hw"], ctx["input_shape"][0]
     return (images * -(-oh // 2) * -(-ow // 2) >= WINOGRAD_MIN_TILES

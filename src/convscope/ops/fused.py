@@ -13,7 +13,11 @@ output goes to memory:
   pooling, and returns the contexts of both backward passes; the convolution's
   output is not kept.
 
-Both give the numbers of the same ops run one after another.
+Both give the numbers of the same ops run one after another (`conv2d_inference` to float rounding: on
+the compiled path it takes the first of `_INFERENCE_PATHS` that applies: the pooling in the direct
+kernel's tiles, then Winograd, the direct kernel or im2col + GEMM on tasks shared among the threads
+(`ops/conv_split.py`: bands, whole images or slices of the filters), else `conv.convolve`'s blocks, the
+reference path).
 """
 
 from __future__ import annotations

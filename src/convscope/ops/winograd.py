@@ -40,8 +40,9 @@ def applies(kernel_hw, strides, dilations, groups: int, in_channels: int, out_hw
 
 def transform_filters(w: np.ndarray) -> np.ndarray:
     """G g G^T for each (in, out) pair: (16, in, out), computed in float64 and cast to w's dtype: on the
-    compiled path one pass per slice of input channels and thread (`_filter_tiles`; the NumPy products
-    took 18 ms for 512 -> 512 filters, more than the convolution at batch 8), else two products."""
+    compiled path one pass per slice of input channels and thread (`_filter_tiles`, into planes that do not
+    share cache sets; the NumPy products took longer than the convolution itself for 512 -> 512 filters
+    at batch 8: benchmarks/README.md), else two products."""
     kh, kw, channels, out_channels = w.shape
     if compiled.active() and (kh, kw) == (3, 3):
         u = _cell_planes(channels, out_channels, w.dtype)
