@@ -51,6 +51,7 @@ CHECK_TOLERANCE = 1e-4   # max |difference| / max |reference| of outputs and los
 # Gradients behind BatchNormalization lose digits to its backward's cancellation: on seed 001
 # PyTorch float32 itself is 4.3e-4 (max relative) away from PyTorch float64 at the first conv.
 GRAD_TOLERANCE = 2e-3
+TF_PYTHON = "CONVSCOPE_BENCH_TF_PYTHON"    # the environment variable naming the tf peer's Python (--tf-python)
 STEP_TOLERANCE = 2e-4    # max |weight difference| after one Adam step of the same rule (a step is ~1e-3)
 # Real CNNs (real_cnns.py): 20-60 convolutions with a BatchNormalization each.  Their outputs keep
 # CHECK_TOLERANCE.  Training gradients go back through every BN's batch statistics, whose backward
@@ -410,7 +411,8 @@ def spawn(job: Dict, env: Dict[str, str]) -> Dict:
     if job["framework"] == "baseline":
         env = dict(env, PYTHONPATH=os.pathsep.join(filter(None, [job["baseline_src"], env.get("PYTHONPATH")])))
         job = dict(job, framework="convscope")
-    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(job)],
+    python = env.get(TF_PYTHON, sys.executable) if job["framework"] == "tf" else sys.executable
+    proc = subprocess.run([python, str(Path(__file__).resolve()), "--worker", json.dumps(job)],
                           env=env, capture_output=True, text=True)
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
@@ -419,14 +421,19 @@ def spawn(job: Dict, env: Dict[str, str]) -> Dict:
     return json.loads(lines[-1])
 
 
-def available_peers(peers: List[str]) -> List[str]:
-    """The requested peers whose packages import here (the others are reported and skipped)."""
+def available_peers(peers: List[str], tf_python: Optional[str] = None) -> List[str]:
+    """The requested peers whose packages import here — the tf peer's in `tf_python` when given (the others
+    are reported and skipped)."""
     modules = {"torch": ["torch"], "torch_cl": ["torch"], "tf": ["tensorflow", "keras"],
                "ort": ["torch", "onnxruntime", "onnx"]}
     import importlib.util
     found = []
     for peer in peers:
-        missing = [m for m in modules[peer] if importlib.util.find_spec(m) is None]
+        if peer == "tf" and tf_python:
+            probe = subprocess.run([tf_python, "-c", "import tensorflow, keras, convscope"], capture_output=True)
+            missing = [] if probe.returncode == 0 else [f"tensorflow/keras/convscope in {tf_python}"]
+        else:
+            missing = [m for m in modules[peer] if importlib.util.find_spec(m) is None]
         if missing:
             print(f"peer {peer!r} skipped: {', '.join(missing)} not installed")
         else:
@@ -552,10 +559,12 @@ def write_json_atomically(path: Path, payload: Dict) -> None:
 
 def run_benchmark(args) -> Dict:
     env = child_env(args.threads, args.isa)
+    if args.tf_python:
+        env[TF_PYTHON] = args.tf_python
     removed = [name for name in OPENBLAS_OVERRIDES if name in os.environ]
     if removed:
         print(f"unset for the children (they slow current OpenBLAS): {', '.join(removed)}")
-    peers = available_peers(args.peers)
+    peers = available_peers(args.peers, args.tf_python)
     frameworks = ["convscope"] + (["baseline"] if args.baseline_src else []) + peers
     names = list(dict.fromkeys(n for item in args.model for n in MODEL_GROUPS.get(item, [item])))
     results: List[Dict] = []
@@ -683,6 +692,8 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, default=2, help="threads of every framework and BLAS")
     parser.add_argument("--peers", type=_csv(str, PEERS), default=["torch"],
                         help="peers to compare with: torch, torch_cl (channels_last), tf, ort")
+    parser.add_argument("--tf-python", help="the Python of an environment with tensorflow-cpu, keras and "
+                        "convscope (pip install -e . --no-deps) for the tf peer, when it is not this one's")
     parser.add_argument("--mode", type=_csv(str, ["train", "infer"]), default=["train", "infer"])
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--profile", action="store_true",
