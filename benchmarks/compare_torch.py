@@ -430,8 +430,12 @@ def available_peers(peers: List[str], tf_python: Optional[str] = None) -> List[s
     found = []
     for peer in peers:
         if peer == "tf" and tf_python:
-            probe = subprocess.run([tf_python, "-c", "import tensorflow, keras, convscope"], capture_output=True)
-            missing = [] if probe.returncode == 0 else [f"tensorflow/keras/convscope in {tf_python}"]
+            try:
+                probe = subprocess.run([tf_python, "-c", "import tensorflow, keras, convscope"], capture_output=True)
+                imports = probe.returncode == 0
+            except OSError:
+                imports = False
+            missing = [] if imports else [f"tensorflow/keras/convscope in {tf_python}"]
         else:
             missing = [m for m in modules[peer] if importlib.util.find_spec(m) is None]
         if missing:

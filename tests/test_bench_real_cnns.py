@@ -198,3 +198,16 @@ def test_machine_info_and_the_avx2_environment():
                           capture_output=True, text=True, env=compare_torch.child_env(1, "avx2"), timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert int(proc.stdout.split()[-1]) == 256
+
+
+def test_the_tf_peer_runs_in_the_python_given_when_its_imports_work_there(tmp_path, capsys):
+    """`--tf-python`: the peer is kept when that interpreter imports tensorflow, keras and convscope (a stand-in
+    that exits 0), and reported and skipped when they fail (exit 1) or the path is no program."""
+    works, fails = tmp_path / "works", tmp_path / "fails"
+    for script, code in ((works, 0), (fails, 1)):
+        script.write_text(f"#!/bin/sh\nexit {code}\n")
+        script.chmod(0o755)
+    assert compare_torch.available_peers(["tf"], str(works)) == ["tf"]
+    assert compare_torch.available_peers(["tf"], str(fails)) == []
+    assert compare_torch.available_peers(["tf"], str(tmp_path / "missing")) == []
+    assert f"tensorflow/keras/convscope in {tmp_path / 'missing'}" in capsys.readouterr().out
