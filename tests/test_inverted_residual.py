@@ -43,7 +43,7 @@ def test_each_path_alone_matches_the_three_references(path, seed, lanes, monkeyp
     if banded and not (fi.compiled.active() and depthwise_fast.lanes()):
         pytest.skip("the banded path needs the compiled SIMD kernels")
     monkeypatch.setattr(ir, "_PATHS", tuple(e for e in ir._PATHS if e[0] == path))
-    if seed % 2:            # small bands: many per image, their borders inside and at the image's edges
+    if seed % 2:    # bands of rows, many per image, borders inside and at its edges (else units of whole images)
         monkeypatch.setattr(ir, "BAND_BYTES", 1)
     rng = np.random.default_rng(700 + seed)
     dtype = np.float32 if banded or seed % 3 else np.float64

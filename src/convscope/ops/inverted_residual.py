@@ -5,7 +5,8 @@ The expanded tensor is several times the block's input and output (6x in MobileN
 another it goes to memory and back twice.  Here each band of output rows is computed from the input rows
 its depthwise window reads: their expansion (one product, then the epilogue), the depthwise kernel on
 them, the projection (one product, then the epilogue with the residual) written into the output — the
-band's expanded rows stay in cache.  The numbers are those of the three ops one after another (the same
+band's expanded rows stay in cache.  Where a whole image's expanded rows fit, a unit is a few whole
+images instead (larger products; the kernels run over several images' rows in one call).  The numbers are those of the three ops one after another (the same
 operations in the same order).
 
     then(act(x @ W + b) * scale + shift [+ residual])      for each of the three, as in `fused_inference`
@@ -19,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import compiled, depthwise_fast, fused_inference as fi
-from .parallel import on_slices
+from .parallel import on_slices, worker_count
 
 __all__ = ["prepare_inverted_residual_inference", "inverted_residual_inference", "inverted_residual_reference"]
 
@@ -129,10 +130,16 @@ def _banded(steps, geometry):
         out = np.empty((n, out_h, out_w, narrow.shape[1]), dtype=np.float32)
         plan = _Band(x, widen, taps, narrow, out, residual, (expand_epilogue, depthwise_epilogue, project_epilogue),
                      strides[0], top, left)
-        rows = max(1, (BAND_BYTES // (w * mid * 4) - 3) // strides[0] + 1)    # output rows per band
-        units = [(image, start) for image in range(n) for start in range(0, out_h, rows)]
         work = x.size * mid + out.size * mid + out_h * out_w * n * mid * 9
-        on_slices(len(units), work, lambda part: [plan.band(*units[k], rows) for k in range(part.start, part.stop)],
+        if h * w * mid * 4 <= BAND_BYTES:       # whole images per unit: fewer, larger products
+            per = max(1, min(BAND_BYTES // (h * w * mid * 4), -(-n // worker_count())))
+            units = [(first, min(n, first + per)) for first in range(0, n, per)]
+            step = plan.images
+        else:                                   # bands of output rows of one image
+            rows = max(1, (BAND_BYTES // (w * mid * 4) - 3) // strides[0] + 1)
+            units = [(image, start, rows) for image in range(n) for start in range(0, out_h, rows)]
+            step = plan.band
+        on_slices(len(units), work, lambda part: [step(*units[k]) for k in range(part.start, part.stop)],
                   min_size=fi.SMALL_WORK)
         return out
     return run
@@ -157,6 +164,21 @@ class _Band:
         self.project = (fi._epilogue_arrays(np.float32, channels, project_e.get("bias"), project_e.get("scale"),
                                             project_e.get("shift"), residual), _codes(project_e, residual is not None))
         self.kernel = depthwise_fast.depthwise3x3_tiles(depthwise_fast.lanes())
+
+    def images(self, first, stop):
+        """Images first..stop whole: each step one product or kernel call over all their rows."""
+        x, out, s = self.x, self.out, self.stride
+        count, (h, w, c) = stop - first, x.shape[1:]
+        out_h, out_w, mid = out.shape[1], out.shape[2], self.widen.shape[1]
+        expanded = np.matmul(x[first:stop].reshape(-1, c), self.widen)
+        fi._apply_rows(expanded, 0, *self.expand)
+        middle = np.empty((count * out_h, out_w * mid), dtype=np.float32)
+        bias, scale, shift, dummy, limits, affine = self.depthwise
+        self.kernel(expanded.reshape(count * h, w * mid), self.taps, bias, scale, shift, dummy, limits, affine, False,
+                    h, w, mid, s, self.top, self.left, 0, count * out_h, middle)
+        target = out[first:stop].reshape(count * out_h * out_w, -1)
+        np.matmul(middle.reshape(-1, mid), self.narrow, out=target)
+        fi._apply_rows(target, first * out_h * out_w, *self.project)
 
     def band(self, image, start, rows):
         """Output rows start..start + rows of one image."""
