@@ -131,12 +131,14 @@ def _banded(steps, geometry):
         plan = _Band(x, widen, taps, narrow, out, residual, (expand_epilogue, depthwise_epilogue, project_epilogue),
                      strides[0], top, left)
         work = x.size * mid + out.size * mid + out_h * out_w * n * mid * 9
-        if h * w * mid * 4 <= BAND_BYTES:       # whole images per unit: fewer, larger products
-            per = max(1, min(BAND_BYTES // (h * w * mid * 4), -(-n // worker_count())))
+        workers = worker_count()
+        if h * w * mid * 4 <= BAND_BYTES and n >= workers:     # whole images per unit: larger products
+            per = max(1, min(BAND_BYTES // (h * w * mid * 4), -(-n // workers)))
             units = [(first, min(n, first + per)) for first in range(0, n, per)]
             step = plan.images
-        else:                                   # bands of output rows of one image
+        else:           # bands of output rows of one image (at least one per thread for fewer images)
             rows = max(1, (BAND_BYTES // (w * mid * 4) - 3) // strides[0] + 1)
+            rows = min(rows, -(-out_h * n // workers))
             units = [(image, start, rows) for image in range(n) for start in range(0, out_h, rows)]
             step = plan.band
         on_slices(len(units), work, lambda part: [step(*units[k]) for k in range(part.start, part.stop)],
