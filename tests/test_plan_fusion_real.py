@@ -139,19 +139,25 @@ def test_conv2d_epilogue_inference_matches_the_unfused_reference(seed):
 @pytest.mark.parametrize("seed", range(6))
 def test_each_conv2d_epilogue_path_alone_matches_the_unfused_reference(path, seed, monkeypatch):
     """Each entry of the ordered path list run alone on a random configuration it applies to: the 1x1
-    product in blocks of rows (two seeds past fi.SMALL_WORK, so the blocks are shared among the threads),
-    the convolution's own epilogue, the convolution then the rest."""
+    product of few rows shared among the threads by columns, the 1x1 product in blocks of rows (two seeds
+    past fi.SMALL_WORK, so the blocks are shared among the threads), the convolution's own epilogue, the
+    convolution then the rest."""
     rng = np.random.default_rng(300 + seed)
     entry = next(e for e in fi._CONV_PATHS if e[0] == path)
+    if path == "gemm_1x1_columns" and not fi.compiled.active():
+        pytest.skip("the columns path applies its epilogue with the compiled kernel")
     monkeypatch.setattr(fi, "_CONV_PATHS", (entry,))
     dtype = (np.float32, np.float64)[seed % 2]
     pointwise = path.startswith("gemm")
     big = path == "gemm_1x1" and seed < 2
-    n, hw = (3, 40) if big else (int(rng.integers(1, 4)), int(rng.integers(5, 13)))
-    x = rng.standard_normal((n, hw, hw + 1, 64 if big else int(rng.integers(1, 40)))).astype(dtype)
-    k = 1 if pointwise else int(rng.choice([1, 3]))
-    filters = rng.standard_normal((k, k, x.shape[3], 64 if big else int(rng.integers(1, 70)))).astype(dtype)
+    columns = path == "gemm_1x1_columns"      # few rows (<= fi.COLUMN_SPLIT_ROWS), >= 64 columns, past SMALL_WORK
     stride = int(rng.choice([1, 2]))
+    n, hw = (3, 40) if big else (2, 17) if columns else (int(rng.integers(1, 4)), int(rng.integers(5, 13)))
+    inputs = 64 if big else (96 if stride == 1 else 400) if columns else int(rng.integers(1, 40))
+    x = rng.standard_normal((n, hw, hw + 1, inputs)).astype(dtype)
+    k = 1 if pointwise else int(rng.choice([1, 3]))
+    outputs = 64 if big else int(rng.integers(72, 100)) if columns else int(rng.integers(1, 70))
+    filters = (rng.standard_normal((k, k, x.shape[3], outputs)) * 0.2).astype(dtype)
     padding = "VALID" if pointwise else _padding(rng)
     shape = fi.conv2d_epilogue_reference(x, filters, stride, padding).shape
     args = _epilogue_args(rng, filters.shape[3], shape, dtype)

@@ -20,7 +20,8 @@ ordered list of paths, the first that applies runs (as oneDNN's implementation l
   the reference;
 * `conv2d_epilogue_inference`: `conv2d_inference` where its own epilogue (bias, ReLU, the
   BN map, ReLU) is the whole epilogue; else a 1x1 convolution as one GEMM on the NHWC rows
-  (a strided one reads every s-th pixel first), block by block with the epilogue after each
+  (a strided one reads every s-th pixel first): of few rows (batch 1), the matrix's columns shared
+  among the threads, then the epilogue; else block by block of rows with the epilogue after each
   product; else `conv2d_inference` and the rest of the epilogue in one more pass.
 """
 
@@ -45,6 +46,7 @@ __all__ = ["INFERENCE_ACTIVATIONS", "epilogue_inference", "epilogue_reference", 
 INFERENCE_ACTIVATIONS = ("linear", "relu", "relu6", "hard_silu")
 _CODES = {name: code for code, name in enumerate(INFERENCE_ACTIVATIONS)}
 GEMM_BLOCK_BYTES = 1 << 20      # input and output rows of one 1x1 product block (stays in L2 for its epilogue)
+COLUMN_SPLIT_ROWS = 1024       # 1x1 products of at most this many rows are shared among threads by columns
 SMALL_WORK = 1 << 22            # multiply-adds under which a 1x1 product stays one block on the calling thread
 
 
@@ -348,6 +350,30 @@ def _gemm_operands(x, w, strides, out_hw, dtype):
     return rows, matrix, np.empty((len(rows), matrix.shape[1]), dtype=dtype)
 
 
+def _columns_applies(x, w, geometry, epilogue) -> bool:
+    """A 1x1 product of few rows (`COLUMN_SPLIT_ROWS`; batch 1) by a wide matrix, large enough to share."""
+    strides = geometry[0]
+    rows = x.shape[0] * -(-x.shape[1] // strides[0]) * -(-x.shape[2] // strides[1])
+    return (_gemm_applies(x, w, geometry, epilogue) and compiled.active() and rows <= COLUMN_SPLIT_ROWS
+            and w.shape[3] >= 64 and rows * w.shape[2] * w.shape[3] >= SMALL_WORK)
+
+
+def _columns_path(x, w, geometry, out_hw, dtype, epilogue, arguments):
+    """A 1x1 convolution of few rows: each thread multiplies all the rows by its own columns of the matrix
+    (blocks of rows would each repack the whole matrix for a few rows), then the epilogue in one pass."""
+    rows, matrix, out = _gemm_operands(x, w, geometry[0], out_hw, dtype)
+
+    def work(ranges):
+        for start, stop in ranges:
+            np.matmul(rows, matrix[:, start:stop], out=out[:, start:stop])
+
+    run_in_parallel(balanced_ranges(matrix.shape[1], -(-matrix.shape[1] // worker_count())), work)
+    bias, scale, shift, residual, act, after = epilogue
+    arrays = _epilogue_arrays(dtype, matrix.shape[1], bias, scale, shift, residual)
+    _apply_rows(out, 0, arrays, (act, scale is not None, residual is not None, after))
+    return out.reshape((x.shape[0],) + tuple(out_hw) + (matrix.shape[1],))
+
+
 def _gemm_path(x, w, geometry, out_hw, dtype, epilogue, arguments):
     """A 1x1 convolution: the NHWC pixels (every s-th with strides s) as rows times the (in, out) matrix,
     in blocks of rows, each finished by the epilogue while in cache."""
@@ -403,6 +429,7 @@ def _conv_then_epilogue_path(x, w, geometry, out_hw, dtype, epilogue, arguments)
 # The paths of `conv2d_epilogue_inference`, in order: the first that applies runs.
 _CONV_PATHS = (
     ("conv2d_inference", lambda x, w, geometry, epilogue: _own_epilogue(epilogue), _conv_own_path),
+    ("gemm_1x1_columns", _columns_applies, _columns_path),
     ("gemm_1x1", _gemm_applies, _gemm_path),
     ("conv2d_inference+epilogue", lambda x, w, geometry, epilogue: True, _conv_then_epilogue_path),
 )
