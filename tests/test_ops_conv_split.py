@@ -9,7 +9,8 @@ from _oracle import tf_same_split
 from convscope import ops
 from convscope.ops import compiled, conv, conv_split, direct, fused, winograd
 
-pytestmark = pytest.mark.skipif(not compiled.available(), reason="the split paths run on the compiled path")
+pytestmark = pytest.mark.skipif(not compiled.active(),
+                                reason="the split paths run on the compiled path (numba, CONVSCOPE_COMPILED not 0)")
 
 PATHS = {"winograd": "winograd_bands", "direct": "direct_bands", "gemm": "gemm_bands"}
 

@@ -35,7 +35,8 @@ def applies(kernel_hw, strides, dilations, groups: int, in_channels: int, out_hw
     tiles = -(-out_hw[0] // 2) * -(-out_hw[1] // 2)
     return (compiled.active() and tuple(kernel_hw) == (3, 3) and tuple(strides) == (1, 1)
             and tuple(dilations) == (1, 1) and groups == 1 and in_channels >= MIN_CHANNELS
-            and images >= (MIN_IMAGES if min_images is None else min_images) and out_hw[0] * out_hw[1] >= 0.85 * 4 * tiles)
+            and images >= (MIN_IMAGES if min_images is None else min_images)
+            and out_hw[0] * out_hw[1] >= 0.85 * 4 * tiles)
 
 
 def transform_filters(w: np.ndarray) -> np.ndarray:
