@@ -193,6 +193,35 @@ def test_conv2d_transpose_op_matches_torch(seed, dtype, kernel_path):
                                          need_input_grad=False)[0] is None
 
 
+@pytest.mark.parametrize("path", ["one_product", "per_tap"])
+@pytest.mark.parametrize("seed", range(12))
+def test_each_conv2d_transpose_forward_path_alone_matches_torch(seed, path, monkeypatch):
+    """Each entry of conv_transpose._FORWARD_PATHS alone on a configuration it applies to: one product for
+    non-overlapping taps (kernel = stride, U-Net's 2x2 up-convolutions; with padding and output_padding),
+    per-tap products for any window."""
+    from convscope.ops import conv_transpose
+    monkeypatch.setattr(conv_transpose, "_FORWARD_PATHS",
+                        tuple(e for e in conv_transpose._FORWARD_PATHS if e[0] == path))
+    rng = np.random.default_rng(900 + seed)
+    dtype = ("float32", "float64")[seed % 2]
+    if path == "one_product":
+        kernel = tuple(int(k) for k in rng.integers(1, 4, 2))
+        strides, dilations = kernel, (1, 1)
+    else:
+        kernel, strides, dilations = (3, 2), (2, 1), (1, 2)
+    padding = ("same", "valid")[seed % 3 == 0]
+    output_padding = None if seed % 4 else tuple(int(rng.integers(0, s)) for s in strides)
+    x = rng.standard_normal((int(rng.integers(1, 4)), int(rng.integers(1, 7)), int(rng.integers(1, 7)),
+                             int(rng.integers(1, 9)))).astype(dtype)
+    w = rng.standard_normal(kernel + (int(rng.integers(1, 9)), x.shape[3])).astype(dtype)
+    y_t = torch_transpose(torch.from_numpy(x.transpose(0, 3, 1, 2)), torch.from_numpy(w), strides, dilations,
+                          padding, output_padding)
+    if min(y_t.shape[2:]) < 1:
+        pytest.skip("Keras' rule gives no output here")
+    y = ops.conv2d_transpose(x, w, None, strides, padding, "NHWC", dilations, output_padding)
+    assert_matches(y, y_t.numpy().transpose(0, 2, 3, 1), dtype)
+
+
 @pytest.mark.parametrize("seed", range(30))
 def test_conv2d_transpose_with_output_shape_is_the_input_gradient_of_conv2d(seed):
     """tf.nn's `output_shape`: the output is the gradient w.r.t. the input of the convolution (TensorFlow's

@@ -5,7 +5,9 @@ each input pixel scatters `filters[i, j] @ pixel` into the output cell of tap
 (i, j).  The forward pass does exactly that, one matrix product and one strided
 addition per tap (kh*kw passes over an output-sized buffer, no im2col copy), into
 the full output of (n - 1) * stride + k_eff cells per axis, then cuts (or, at the
-end, zero-extends) it to the requested size (`shapes.deconv_padding`).
+end, zero-extends) it to the requested size (`shapes.deconv_padding`).  Where the
+taps do not overlap (kernel = stride, dilation 1) all taps are one product and one
+interleaving copy (`_FORWARD_PATHS`).
 
 Backward, the gradient w.r.t. the input is the transposed convolution's own
 transpose, an ordinary strided convolution of the (padded) output gradient by the
@@ -22,6 +24,7 @@ import numpy as np
 
 from . import shapes
 from .conv import conv2d
+from .parallel import matmul
 from .epilogue import bias_activation_forward, check_epilogue
 from .padding import (check_data_format, check_image_batch, check_numeric_array, float_dtype, from_nhwc,
                       parse_padding, spatial_pair, to_nhwc)
@@ -156,17 +159,52 @@ def conv2d_transpose_forward(input, filters, output_shape=None, strides=1, paddi
     x, w = np.ascontiguousarray(x, dtype=dtype), w.astype(dtype, copy=False)
     ctx = {"input": x, "input_shape": x.shape, "filters": w, "strides": strides, "dilations": dilations,
            "geometry": geometry, "data_format": data_format, "dtype": dtype}
-    full = np.zeros(_full_shape(ctx), dtype=dtype)
-    n, h, width, channels = x.shape
-    rows = x.reshape(-1, channels)
-    contribution = np.empty((rows.shape[0], w.shape[2]), dtype=dtype)
-    for i in range(w.shape[0]):
-        for j in range(w.shape[1]):
-            np.matmul(rows, w[i, j].T, out=contribution)
-            full[_tap_slices(i, j, strides, dilations, (h, width))] += contribution.reshape(n, h, width, -1)
+    full = next(run for _, applies, run in _FORWARD_PATHS if applies(ctx))(x, w, ctx)
     out = np.ascontiguousarray(full[_crop(ctx)])
     bias_activation_forward(out, None if bias is None else bias.astype(dtype, copy=False), activation)
     return from_nhwc(out, data_format), ctx
+
+
+def _per_tap(x, w, ctx) -> np.ndarray:
+    """The full output: each tap's product added into its strided cells (products through
+    `parallel.matmul`: BLAS single-threaded, or blocks on convscope's threads)."""
+    full = np.zeros(_full_shape(ctx), dtype=ctx["dtype"])
+    n, h, width, channels = x.shape
+    rows = x.reshape(-1, channels)
+    for i in range(w.shape[0]):
+        for j in range(w.shape[1]):
+            contribution = matmul(rows, np.ascontiguousarray(w[i, j].T))
+            full[_tap_slices(i, j, ctx["strides"], ctx["dilations"], (h, width))] += contribution.reshape(n, h, width, -1)
+    return full
+
+
+def _one_product_applies(ctx) -> bool:
+    kh, kw = ctx["filters"].shape[:2]
+    return tuple(ctx["strides"]) == (kh, kw) and tuple(ctx["dilations"]) == (1, 1)
+
+
+def _one_product(x, w, ctx) -> np.ndarray:
+    """The full output of a transposed convolution whose taps do not overlap (kernel = stride, U-Net's 2x2
+    up-convolutions): one product of the input rows by all taps' filters, whose (kh, kw) blocks interleave
+    into the output in one copy."""
+    n, h, width, channels = x.shape
+    kh, kw, out_channels = w.shape[:3]
+    taps = np.ascontiguousarray(w.transpose(3, 0, 1, 2)).reshape(channels, kh * kw * out_channels)
+    product = matmul(x.reshape(-1, channels), taps).reshape(n, h, width, kh, kw, out_channels)
+    interleaved = product.transpose(0, 1, 3, 2, 4, 5).reshape(n, h * kh, width * kw, out_channels)
+    shape = _full_shape(ctx)
+    if shape == interleaved.shape:
+        return interleaved
+    full = np.zeros(shape, dtype=interleaved.dtype)     # output_padding reaching past the last tap
+    full[:, :h * kh, :width * kw] = interleaved
+    return full
+
+
+# The paths of the forward pass, in order: the first that applies runs.
+_FORWARD_PATHS = (
+    ("one_product", _one_product_applies, _one_product),
+    ("per_tap", lambda ctx: True, _per_tap),
+)
 
 
 def conv2d_transpose(input, filters, output_shape=None, strides=1, padding="SAME", data_format="NHWC",
@@ -210,7 +248,7 @@ def conv2d_transpose_backward(grad_output, ctx: Dict[str, Any],
     for i in range(w.shape[0]):
         for j in range(w.shape[1]):
             taps = full[_tap_slices(i, j, ctx["strides"], ctx["dilations"], (h, width))].reshape(-1, w.shape[2])
-            np.matmul(taps.T, rows, out=grad_filters[i, j])
+            grad_filters[i, j] = matmul(np.ascontiguousarray(taps.T), rows)
     if not need_input_grad:
         return None, grad_filters
     grad_input = conv2d(full, w, ctx["strides"], "VALID", "NHWC", ctx["dilations"], groups=1)
