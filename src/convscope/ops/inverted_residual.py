@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import compiled, depthwise_fast, fused_inference as fi
-from .parallel import on_slices, worker_count
+from .parallel import run_in_parallel, single_threaded_blas, worker_count
 
 __all__ = ["prepare_inverted_residual_inference", "inverted_residual_inference", "inverted_residual_reference"]
 
@@ -141,8 +141,15 @@ def _banded(steps, geometry):
             rows = min(rows, -(-out_h * n // workers))
             units = [(image, start, rows) for image in range(n) for start in range(0, out_h, rows)]
             step = plan.band
-        on_slices(len(units), work, lambda part: [step(*units[k]) for k in range(part.start, part.stop)],
-                  min_size=fi.SMALL_WORK)
+        def each(chunk):
+            for unit in chunk:
+                step(*unit)
+
+        if work >= fi.SMALL_WORK:           # shared among the threads, BLAS single-threaded meanwhile
+            run_in_parallel(units, each)
+        else:                               # on this thread, BLAS single-threaded too (its own threads
+            with single_threaded_blas():    # spin against busy cores)
+                each(units)
         return out
     return run
 
