@@ -23,7 +23,7 @@ from typing import List, Tuple
 
 import numpy as np
 
-from . import compiled, direct, winograd
+from . import compiled, conv, direct, winograd
 from .conv import COLUMN_BUDGET_BYTES, _columns, _padded_images, padded_input
 from .epilogue import _epilogue_kernel
 from .parallel import balanced_ranges, run_in_parallel, single_threaded_blas, worker_count
@@ -34,9 +34,6 @@ WINOGRAD_BUDGET_BYTES = 4 * 2 ** 20   # a band's transformed input and products 
 WINOGRAD_MIN_TILES = 128             # tiles per band (each of its 16 products has this many rows), and in all
 WINOGRAD_MIN_IMAGES = 1               # bands of tiles need no batch (`winograd.MIN_IMAGES` is for image blocks)
 
-DIRECT_BEFORE_WINOGRAD = 2048         # in x out channels up to which the direct kernel goes before Winograd (U-Net's
-                                      # 32 -> 32 at 128x128 ran faster direct, 64 -> 64 faster as Winograd;
-                                      # benchmarks/README.md), as `conv.conv_path` chooses
 
 Task = Tuple[slice, slice, slice]       # (images, rows or tile rows, output channels)
 
@@ -202,8 +199,10 @@ def direct_applies(ctx) -> bool:
 
 def thin_direct_applies(ctx) -> bool:
     """The direct kernel before Winograd: where it applies and in x out channels are at most
-    `DIRECT_BEFORE_WINOGRAD` (Winograd's 16 products are too thin for BLAS there)."""
-    return ctx["direct"] and ctx["filters"].shape[2] * ctx["filters"].shape[3] <= DIRECT_BEFORE_WINOGRAD
+    `conv.DIRECT_BEFORE_WINOGRAD` for the kernel's tile width, as training's `conv._CONV_PATHS` choose
+    (Winograd's 16 products are too thin for BLAS there)."""
+    limit = conv.DIRECT_BEFORE_WINOGRAD.get(direct.lanes_for(ctx["filters"].shape[3]), 0)
+    return ctx["direct"] and ctx["filters"].shape[2] * ctx["filters"].shape[3] <= limit
 
 
 FORWARD = {"winograd": winograd_forward, "direct": direct_forward, "gemm": gemm_forward}
