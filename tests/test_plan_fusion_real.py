@@ -15,7 +15,7 @@ ACTS = fi.INFERENCE_ACTIVATIONS
 
 
 def _tolerance(dtype):
-    return dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    return dict(rtol=1e-5, atol=1e-5) if np.dtype(dtype) == np.float32 else dict(rtol=1e-12, atol=1e-12)
 
 
 def _epilogue_args(rng, channels, out_shape, dtype):
@@ -49,14 +49,19 @@ def test_depthwise_inference_matches_the_unfused_reference(seed, lanes, monkeypa
     x = (rng.standard_normal((int(rng.integers(1, 4)), int(rng.integers(7, 14)), int(rng.integers(7, 20)),
                               int(rng.integers(1, 45)))) * 2).astype(dtype)
     multiplier = 1 if seed % 6 else 2          # the compiled kernel takes multiplier 1; 2 goes to the reference
-    f = rng.standard_normal((k, k, x.shape[3], multiplier)).astype(dtype)
+    _check_depthwise(rng, x, k, multiplier, stride, dilation)
+
+
+def _check_depthwise(rng, x, k, multiplier, stride, dilation):
+    """`depthwise_inference` against its reference on `x` with random filters, padding and epilogue."""
+    f = rng.standard_normal((k, k, x.shape[3], multiplier)).astype(x.dtype)
     padding = _padding(rng)
     shape = fi.depthwise_inference_reference(x, f, stride, padding, dilation).shape
-    args = _epilogue_args(rng, x.shape[3] * multiplier, shape, dtype)
+    args = _epilogue_args(rng, x.shape[3] * multiplier, shape, x.dtype)
     expected = fi.depthwise_inference_reference(x, f, stride, padding, dilation, **args)
     got = fi.depthwise_inference(x, f, stride, padding, dilation, **args)
-    assert got.dtype == dtype and got.shape == expected.shape
-    np.testing.assert_allclose(got, expected, **_tolerance(dtype))
+    assert got.dtype == x.dtype and got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, **_tolerance(x.dtype))
 
 
 @pytest.mark.parametrize("lanes", ["native", 8])
@@ -82,15 +87,7 @@ def test_each_depthwise_path_alone_matches_the_unfused_reference(path, seed, lan
                               int(rng.integers(lowest, lowest + 40)))) * 2).astype(dtype)
     if seed % 4 == 3:                   # a NaN stays NaN through the window sums and every activation
         x[0, x.shape[1] // 2, x.shape[2] // 2, 0] = np.nan
-    multiplier = 2 if path == "reference" and seed % 2 else 1
-    f = rng.standard_normal((k, k, x.shape[3], multiplier)).astype(dtype)
-    padding = _padding(rng)
-    shape = fi.depthwise_inference_reference(x, f, stride, padding, dilation).shape
-    args = _epilogue_args(rng, x.shape[3] * multiplier, shape, dtype)
-    expected = fi.depthwise_inference_reference(x, f, stride, padding, dilation, **args)
-    got = fi.depthwise_inference(x, f, stride, padding, dilation, **args)
-    assert got.dtype == dtype and got.shape == expected.shape
-    np.testing.assert_allclose(got, expected, **_tolerance(dtype))
+    _check_depthwise(rng, x, k, 2 if path == "reference" and seed % 2 else 1, stride, dilation)
 
 
 @pytest.mark.parametrize("lanes", ["native", 8])
