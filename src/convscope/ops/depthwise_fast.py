@@ -73,6 +73,26 @@ def _kernels(lanes: int):
                             shift[vectors:], tail, limits, affine, has_residual)
 
     @compiled.kernel
+    def tail_channels(x, w, orow, b, h, row, i0, i1, pixel, start, vectors, channels, kw, dh, dw, j0, j1):
+        """The channels past the last full vector of one output pixel, summed one by one."""
+        for ch in range(vectors, channels):
+            total = orow.dtype.type(0)
+            for i in range(i0, i1):
+                xr = x[b * h + row + i * dh]
+                for j in range(j0, j1):
+                    total += xr[(pixel + j * dw) * channels + ch] * w[(i * kw + j) * channels + ch]
+            orow[start + ch] = total
+
+    @compiled.kernel(inline=True)
+    def store_tile(orow, at, step, a0, a1, a2, a3, inside):
+        """The tile's first pixel's vector at `at`; with `inside`, the next three `step` apart."""
+        store_first(orow, at, a0, lanes)
+        if inside:
+            store_first(orow, at + step, a1, lanes)
+            store_first(orow, at + 2 * step, a2, lanes)
+            store_first(orow, at + 3 * step, a3, lanes)
+
+    @compiled.kernel
     def depthwise_tiles(x, w, bias, scale, shift, residual, limits, affine, has_residual, h, width, channels,
                         kh, kw, sh, sw, dh, dw, top, left, first, last, out):
         """Output rows first..last (flat over images and rows; `out` is (n * out_h, out_w * C)) of `x`
@@ -106,35 +126,14 @@ def _kernels(lanes: int):
                                 a1 = fma(load(xr, base + step, lanes), wv, a1)
                                 a2 = fma(load(xr, base + 2 * step, lanes), wv, a2)
                                 a3 = fma(load(xr, base + 3 * step, lanes), wv, a3)
-                    at = q * cstep + c0
-                    store_first(orow, at, a0, lanes)
-                    if inside:
-                        store_first(orow, at + cstep, a1, lanes)
-                        store_first(orow, at + 2 * cstep, a2, lanes)
-                        store_first(orow, at + 3 * cstep, a3, lanes)
-                for k in range(count):          # the channels past the last full vector, one by one
-                    pixel = col + k * sw
-                    for ch in range(vectors, channels):
-                        total = orow.dtype.type(0)
-                        for i in range(i0, i1):
-                            xr = x[b * h + row + i * dh]
-                            for j in range(j0, j1):
-                                total += xr[(pixel + j * dw) * cstep + ch] * w[(i * kw + j) * cstep + ch]
-                        orow[(q + k) * cstep + ch] = total
+                    store_tile(orow, q * cstep + c0, cstep, a0, a1, a2, a3, inside)
+                if vectors < channels:
+                    for k in range(count):
+                        tail_channels(x, w, orow, b, h, row, i0, i1, col + k * sw, (q + k) * cstep, vectors, channels,
+                                      kw, dh, dw, j0, j1)
                 q += count
             finish_row(orow, residual[flat] if has_residual else residual[0], bias, scale, shift, limits, affine,
                        has_residual, channels)
-
-    @compiled.kernel
-    def tail_channels(x, w, orow, b, h, row, i0, i1, pixel, start, vectors, channels, kw, dw, j0, j1):
-        """The channels past the last full vector of one output pixel, summed one by one."""
-        for ch in range(vectors, channels):
-            total = orow.dtype.type(0)
-            for i in range(i0, i1):
-                xr = x[b * h + row + i]
-                for j in range(j0, j1):
-                    total += xr[(pixel + j * dw) * channels + ch] * w[(i * kw + j) * channels + ch]
-            orow[start + ch] = total
 
     @compiled.kernel
     def depthwise3x3_tiles(x, w, bias, scale, shift, residual, limits, affine, has_residual, h, width, channels,
@@ -183,16 +182,11 @@ def _kernels(lanes: int):
                         else:
                             for j in range(j0, j1):
                                 a0 = fma(load(xr, base + j * c, lanes), load(w, wb + j * c, lanes), a0)
-                    at = q * c + c0
-                    store_first(orow, at, a0, lanes)
-                    if inside:
-                        store_first(orow, at + c, a1, lanes)
-                        store_first(orow, at + 2 * c, a2, lanes)
-                        store_first(orow, at + 3 * c, a3, lanes)
+                    store_tile(orow, q * c + c0, c, a0, a1, a2, a3, inside)
                 if vectors < channels:
                     for k in range(count):
                         tail_channels(x, w, orow, b, h, row, i0, i1, col + k * s, (q + k) * c, vectors, channels, 3,
-                                      1, j0, j1)
+                                      1, 1, j0, j1)
                 q += count
             finish_row(orow, residual[flat] if has_residual else residual[0], bias, scale, shift, limits, affine,
                        has_residual, channels)

@@ -95,7 +95,7 @@ def _geometry(mid, depthwise, strides, padding):
 
 
 def _banded_applies(x, expand, depthwise, project, geometry) -> bool:
-    (out_h, out_w), pads, strides = geometry
+    strides = geometry[2]
     arrays = (x, np.asarray(expand), np.asarray(depthwise), np.asarray(project))
     return (compiled.active() and all(a.dtype == np.float32 for a in arrays)
             and depthwise_fast.applies_3x3(np.empty((1, 1, 1, arrays[2].shape[2]), np.float32), arrays[2],
