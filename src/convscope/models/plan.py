@@ -256,23 +256,34 @@ class EpilogueStage:
         spec, window = self.spec, self.spec.window
         kernel, bias, scale, shift = self.values()
         x = np.asarray(x)
-        key = (x.shape, x.dtype, None if residual is None else (residual.shape, residual.dtype),
-               compiled.active())
-        run = self._prepared.get(key)
-        if run is None:
-            prepare = (fused_inference.prepare_depthwise_inference if spec.kind == "depthwise_conv2d" else
-                       fused_inference.prepare_conv2d_epilogue_inference)
+
+        def prepare():
+            op = (fused_inference.prepare_depthwise_inference if spec.kind == "depthwise_conv2d" else
+                  fused_inference.prepare_conv2d_epilogue_inference)
             extra = {} if spec.kind == "depthwise_conv2d" else {"groups": spec.groups}
-            run = prepare(x, kernel, window.strides, self._padding(), window.dilation, bias=bias,
-                          activation=self.activation, scale=scale, shift=shift, residual=residual, then=self.then,
-                          **extra)
-            if len(self._prepared) >= self.PREPARED_SHAPES:
-                self._prepared = {}
-            self._prepared[key] = run
+            return op(x, kernel, window.strides, self._padding(), window.dilation, bias=bias,
+                      activation=self.activation, scale=scale, shift=shift, residual=residual, then=self.then,
+                      **extra)
+
+        run = _prepared_run(self, x, residual, prepare)
         return run(x, kernel, bias, scale, shift, residual), None
 
     def backward(self, ctx, grad, need_input_grad: bool = True, **options):
         check_kept_for_backward(self.layers[0], None)
+
+
+def _prepared_run(stage, x, residual, prepare):
+    """The stage's op prepared for this input (shape, dtype), residual and kernel switch: from its
+    `_prepared` (the plan's, not a call's: entries are added whole; threads may race to add the same one),
+    else `prepare()`, kept for the next call (at most `PREPARED_SHAPES` kept)."""
+    key = (x.shape, x.dtype, None if residual is None else (residual.shape, residual.dtype), compiled.active())
+    run = stage._prepared.get(key)
+    if run is None:
+        run = prepare()
+        if len(stage._prepared) >= stage.PREPARED_SHAPES:
+            stage._prepared = {}
+        stage._prepared[key] = run
+    return run
 
 
 def _as_epilogue_stage(stage):
@@ -315,20 +326,13 @@ class InvertedResidualStage:
                 and not any(layer.describe().kind == "merge" for stage in (expand, depthwise) for layer in stage.layers))
 
     def forward(self, x, training: bool = False, residual=None):
-        expand, depthwise, project = self.parts
+        depthwise = self.parts[1]
         values = [stage.values() for stage in self.parts]
         kernels = [value[0] for value in values]
         epilogues = [stage.epilogue(*value[1:]) for stage, value in zip(self.parts, values)]
         x = np.asarray(x)
-        key = (x.shape, x.dtype, None if residual is None else (residual.shape, residual.dtype), compiled.active())
-        run = self._prepared.get(key)
-        if run is None:
-            window = depthwise.spec.window
-            run = inverted_residual.prepare_inverted_residual_inference(
-                x, *kernels, window.strides, depthwise._padding(), *epilogues, residual=residual)
-            if len(self._prepared) >= self.PREPARED_SHAPES:
-                self._prepared = {}
-            self._prepared[key] = run
+        run = _prepared_run(self, x, residual, lambda: inverted_residual.prepare_inverted_residual_inference(
+            x, *kernels, depthwise.spec.window.strides, depthwise._padding(), *epilogues, residual=residual))
         return run(x, *kernels, *epilogues, residual), None
 
     def backward(self, ctx, grad, need_input_grad: bool = True, **options):
