@@ -26,7 +26,7 @@ def test_balanced_ranges_give_each_thread_the_same_work(count, max_size, workers
     ((16, 3136), (3136, 1000)),   # split by columns
     ((600, 256), (256, 600)),     # square-ish
     ((4, 5), (5, 3)),             # small: stays on the calling thread
-    ((2, 3136), (3136, 1000)),    # a few rows by 12.5 MB: BLAS' own threads stream it
+    ((2, 3136), (3136, 1000)),    # a few rows by 12.5 MB: split by columns too
     ((1, 7), (7, 1)),
 ])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

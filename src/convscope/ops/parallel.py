@@ -7,25 +7,22 @@ both cores busy with no waiting, and parallelise the copies around the products 
 (NumPy releases the GIL in both).  Without threadpoolctl, or with one BLAS thread,
 the blocks run in order.
 
-Every product of the ops runs this way, large ones too (`matmul` splits them): after
-a call on its own threads OpenBLAS keeps them spinning for a while, and they take the
-cores from the next op's threads (measured: seed 001's inference 1.7x slower).  The
-one exception is a product of a few rows by a large matrix (a Dense layer on one
-sample), which only streams the matrix from memory.
+Every product of the ops runs this way, large ones too (`matmul` splits them), and so does a
+product of a few rows by a large matrix (a Dense layer on one sample), which only streams the matrix
+from memory: after a call on its own threads OpenBLAS keeps them spinning for ~0.1 s of CPU time, and
+they take the cores from every op that follows (measured: a ResNet50 3x3 convolution at batch 1 ran
+2x slower for the whole next batch-1 inference; seed 001's inference 1.7x slower).
 
 Threads.  BLAS' thread count is one setting for the whole process, so the threads that
 call the ops share it: `single_threaded_blas` counts its users and lowers the count once,
 for the first, and restores it when the last one leaves (with each thread saving and
 restoring it for itself, the first out would give the others all the threads while they
 still run; threadpoolctl's own setter ignores every thread but one, `_set_num_threads`).
-A streamed product, whose last bits depend on the number of BLAS threads, waits until no
-thread runs BLAS single-threaded, and a thread about to lower the count waits for it
-(`_all_blas_threads`), so that its bits are those of a serial run.  `worker_count` gives
-the user's count meanwhile, not the lowered one, so that every thread splits its work as
-it would alone.  The pool threads are shared by all the threads that call the ops; each
-block of work runs in a copy of its caller's `contextvars` context (`backend.no_backward`,
-`compiled.use_compiled` are per thread).  Do not change BLAS' thread count
-(`threadpoolctl.threadpool_limits`) while other threads run convscope: it is restored to
+`worker_count` gives the user's count meanwhile, not the lowered one, so that every thread
+splits its work as it would alone.  The pool threads are shared by all the threads that call
+the ops; each block of work runs in a copy of its caller's `contextvars` context
+(`backend.no_backward`, `compiled.use_compiled` are per thread).  Do not change BLAS' thread
+count (`threadpoolctl.threadpool_limits`) while other threads run convscope: it is restored to
 what it was when the first of them lowered it.
 """
 
@@ -44,11 +41,9 @@ _setup_lock = threading.Lock()       # creates the BLAS controller and the pools
 _region = threading.local()          # .inside: this thread is running a chunk of `run_in_parallel`;
                                      # .single: it runs with BLAS single-threaded on its behalf (its own
                                      # `single_threaded_blas`, or that of the caller whose chunk it runs)
-_blas_modes = threading.Condition(threading.Lock())  # guards _modes; notified when the single-threaded or the full mode ends
+_blas_modes = threading.Lock()       # guards _modes
 _modes: Dict[str, Any] = {
     "single": 0,                     # threads inside `single_threaded_blas` (outermost entries only)
-    "full": 0,                       # threads running a product on all of BLAS' threads
-    "full_waiting": 0,               # threads waiting to: new single-threaded users wait behind them
     "saved": [],                     # [(library, count)] read when the count was lowered: the user's
     "changed": [],                   # those of them set to 1, to restore
 }
@@ -56,11 +51,8 @@ SMALL_PRODUCT = 1 << 25              # multiply-adds under which `matmul` stays 
                                      # work to a pool thread costs ~100 us on this VM (a sleeping vCPU's wake-up);
                                      # measured, two threads win from ~30M (seed 000's batch-1 Dense: 0.66 ->
                                      # 0.35 ms; seed 001's 128x400x512 Dense: 0.45 -> 0.34 ms)
-STREAMED_BYTES = 4 << 20             # except a small product by a matrix this large: a few rows (under
-                                     # 2^25 / its size) that only stream the matrix, which BLAS' own threads
-                                     # read at twice one core's bandwidth (seed 000's Dense, 12.5 MB, at
-                                     # batch 1: 445 -> 265 us, batch 8: 1011 -> 523 us; the last bits then
-                                     # depend on the thread count)
+STREAMED_BYTES = 4 << 20             # except a small product by a matrix this large (a few rows that only stream
+                                     # it): split by columns, two cores read at twice one core's bandwidth
 
 
 def _blas():
@@ -172,15 +164,12 @@ def single_threaded_blas():
     Sets each BLAS library's thread count through threadpoolctl's controllers and restores
     it after: 3.6 us, where `ThreadpoolController.limit` took ~6 (it reads every library's
     whole info first), at two calls per batch-1 Dense layer.  The count is one setting of the
-    process: the first of several threads inside lowers it, the last one out restores it, and
-    a streamed product waiting to run on all of BLAS' threads goes first (`_all_blas_threads`)."""
+    process: the first of several threads inside lowers it, the last one out restores it."""
     blas = _blas()
     if not blas or getattr(_region, "single", False):
         yield                                      # nested: this thread already runs BLAS single-threaded
         return
-    # a pool thread running a chunk must not wait behind a streamed product: the one it waits for may be
-    # waiting for the caller of a chunk queued behind this one
-    _enter_single_threaded(blas, may_wait_behind=not getattr(_region, "inside", False))
+    _enter_single_threaded(blas)
     _region.single = True
     try:
         yield
@@ -200,10 +189,8 @@ def _set_num_threads(library, count: int) -> None:
     getattr(library, "_real_set_num_threads", library.set_num_threads)(count)
 
 
-def _enter_single_threaded(blas, may_wait_behind: bool) -> None:
+def _enter_single_threaded(blas) -> None:
     with _blas_modes:
-        while _modes["full"] or (may_wait_behind and _modes["full_waiting"]):
-            _blas_modes.wait()
         if _modes["single"] == 0:
             saved = [(library, library.num_threads) for library in blas.lib_controllers]
             changed = [(library, count) for library, count in saved if count != 1]
@@ -220,51 +207,22 @@ def _leave_single_threaded() -> None:
             for library, count in _modes["changed"]:
                 _set_num_threads(library, count)
             _modes["saved"], _modes["changed"] = [], []
-            _blas_modes.notify_all()
-
-
-@contextlib.contextmanager
-def _all_blas_threads():
-    """A context for a product on BLAS' own threads whose bits depend on their number: it waits until no
-    thread holds BLAS single-threaded, and holds new ones back until it ends, so that it runs on the
-    user's count as in a single-threaded program.  Where this thread already runs BLAS single-threaded
-    (or runs a chunk of `run_in_parallel`) the product runs as it is, as before."""
-    if not _blas() or getattr(_region, "single", False) or getattr(_region, "inside", False):
-        yield
-        return
-    with _blas_modes:
-        _modes["full_waiting"] += 1
-        try:
-            while _modes["single"]:
-                _blas_modes.wait()
-        except BaseException:                      # interrupted: let the threads held back go on
-            _modes["full_waiting"] -= 1
-            _blas_modes.notify_all()
-            raise
-        _modes["full_waiting"] -= 1
-        _modes["full"] += 1
-    try:
-        yield
-    finally:
-        with _blas_modes:
-            _modes["full"] -= 1
-            if _modes["full"] == 0:
-                _blas_modes.notify_all()
 
 
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """`a @ b` (2-D) split among the threads of `run_in_parallel`: by rows of `a` when it has at least
     as many rows as `b` has columns, else by columns of `b`; small products on the calling thread,
-    but a few rows times a large `b` on BLAS' own threads (see `STREAMED_BYTES`)."""
-    if a.shape[0] * a.shape[1] * b.shape[1] < SMALL_PRODUCT:
-        if b.nbytes >= STREAMED_BYTES:
-            with _all_blas_threads():      # memory-bound: BLAS' own threads double the bandwidth
-                return a @ b
+    but a few rows times a large `b` split by columns too (see `STREAMED_BYTES`).  BLAS never runs on
+    its own threads, so the bits do not depend on their number."""
+    small = a.shape[0] * a.shape[1] * b.shape[1] < SMALL_PRODUCT
+    if small and b.nbytes < STREAMED_BYTES:
         with single_threaded_blas():
             return a @ b
     out = np.empty((a.shape[0], b.shape[1]), dtype=np.result_type(a, b))
-    by_rows = a.shape[0] >= b.shape[1]
-    parts = balanced_ranges(a.shape[0] if by_rows else b.shape[1], max(a.shape[0], b.shape[1]) // worker_count())
+    by_rows = not small and a.shape[0] >= b.shape[1]
+    parts = balanced_ranges(a.shape[0] if by_rows else b.shape[1],
+                            -(-b.shape[1] // worker_count()) if small else
+                            max(a.shape[0], b.shape[1]) // worker_count())
 
     def work(ranges):
         for start, stop in ranges:
