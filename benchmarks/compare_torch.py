@@ -55,11 +55,13 @@ TF_PYTHON = "CONVSCOPE_BENCH_TF_PYTHON"    # the environment variable naming the
 STEP_TOLERANCE = 2e-4    # max |weight difference| after one Adam step of the same rule (a step is ~1e-3)
 # Real CNNs (real_cnns.py): 20-60 convolutions with a BatchNormalization each.  Their outputs keep
 # CHECK_TOLERANCE.  Training gradients go back through every BN's batch statistics, whose backward
-# cancels digits at each layer (see GRAD_TOLERANCE), so the float32 error grows with depth and with
-# few pixels per BN: the PyTorch peer also computes the float64 gradients, and convscope's must be
-# within 1e-2 of each tensor's largest float64 gradient (5x GRAD_TOLERANCE) or no further from them
-# than twice PyTorch float32's own error (MobileNetV2 at 96 px, batch 8: both ~0.17 on a few tensors).
-REAL_GRAD_TOLERANCE = 1e-2
+# cancels digits at each layer (see GRAD_TOLERANCE), so the float32 error grows with depth: each
+# framework's gradients are judged against float64 run through the ReLU/ReLU6 gates of its own float32
+# step (`check_arrays`; against float64's own gates one input rounded across 0 or 6 reads as 4e-2 on
+# ResNet-20 and 0.17 on MobileNetV2 96), and convscope's must be within 5e-3 of each tensor's largest
+# float64 gradient or no further than twice PyTorch float32's own error.  Dec 2026, batch 8: convscope
+# 5e-4 (ResNet-20) and 2e-4 (MobileNetV2 96), PyTorch 2e-3 and 1.1e-4; a 1% error of one tensor fails.
+REAL_GRAD_TOLERANCE = 5e-3
 # Environment of the children for `--isa avx2` on an AVX-512 machine: numba compiles convscope's kernels
 # for Haswell (AVX2 + FMA, 256-bit tiles: ops/simd.vector_bits reads NUMBA_CPU_FEATURES), OpenBLAS takes
 # its Haswell kernel, PyTorch its AVX2 kernels and oneDNN AVX2 code.  ONNX Runtime has no such switch.
@@ -323,17 +325,7 @@ def run_worker(job: Dict) -> Dict:
                          training="train" in spec.tasks, print_table=False)
         return {"table": result.table(), "profile": result.to_dict()}
     if task == "check":
-        probabilities = runner.infer(fx)
-        arrays = {"output": probabilities, "loss": np.nan}
-        if "train" in spec.tasks and framework != "ort":
-            gradients = runner.keras_gradients(fx, fy) if framework == "tf" else None  # before the step
-            arrays.update({f"b{i}": w for i, w in enumerate(runner.weights())})
-            if runner.real and framework.startswith("torch"):     # the float64 oracle, before the step
-                arrays.update({f"d{i}": g for i, g in enumerate(real_cnns.float64_gradients(runner.twin, x, y))})
-            arrays["loss"] = runner.train(fx, fy)
-            arrays.update({f"w{i}": w for i, w in enumerate(runner.weights())})
-            arrays.update({f"g{i}": g for i, g in enumerate(gradients or runner.gradients())})
-        np.savez(job["out"], **arrays)
+        np.savez(job["out"], **check_arrays(runner, x, y if train else None))
         return {"checked": True}
     step = (lambda: runner.train(fx, fy)) if task == "train" else (lambda: runner.infer(fx))
     for _ in range(job["warmup"]):
@@ -345,6 +337,37 @@ def run_worker(job: Dict) -> Dict:
         times.append(time.perf_counter() - start)
     return {"times": times, "median": median(times),
             "peak_bytes": max(_rss_bytes("VmHWM") - baseline, 0), "process_peak_bytes": _rss_bytes("VmHWM")}
+
+
+def check_arrays(runner: _Runner, x: np.ndarray, y: Optional[np.ndarray] = None) -> Dict[str, np.ndarray]:
+    """What a check child saves: the inference output of `x` and, given labels `y` (not for ONNX Runtime),
+    one training step's loss, weights before ("b*") and after ("w*") it and gradients ("g*"); for a real
+    CNN's convscope and PyTorch runs also the float64 oracle of those gradients ("d*").
+
+    That oracle goes through the ReLU/ReLU6 gates of the very float32 step it judges: an activation input
+    within float32's forward error of 0 (or 6) that rounds to the other side than in float64 sends the
+    gradient down another, equally valid branch (ResNet-20's check batch: one input, 2.3e-6 from 0).
+    Each framework gets its own gates, PyTorch too, so both errors measure arithmetic alone; the two
+    oracles' difference (the frameworks' gates differing) is reported beside them by `compare_arrays`.
+    Max pooling's argmax is not pinned: no real CNN that trains here has max pooling."""
+    fx, fy = runner.prepare(x, y)
+    arrays = {"output": runner.infer(fx), "loss": np.nan}
+    if y is None or runner.framework == "ort":
+        return arrays
+    gradients = runner.keras_gradients(fx, fy) if runner.framework == "tf" else None  # before the step
+    arrays.update({f"b{i}": w for i, w in enumerate(runner.weights())})
+    if runner.real and runner.framework != "tf":
+        import copy
+        peer = runner.framework.startswith("torch")
+        twin = copy.deepcopy(runner.twin) if peer else real_cnns.to_torch(runner.model)   # weights before the step
+        with real_cnns.recorded_gates(runner.twin if peer else twin, None if peer else runner.model) as gates:
+            arrays["loss"] = runner.train(fx, fy)
+        arrays.update({f"d{i}": g for i, g in enumerate(real_cnns.float64_gradients(twin, x, y, gates))})
+    else:
+        arrays["loss"] = runner.train(fx, fy)
+    arrays.update({f"w{i}": w for i, w in enumerate(runner.weights())})
+    arrays.update({f"g{i}": g for i, g in enumerate(gradients or runner.gradients())})
+    return arrays
 
 
 def machine_info() -> Dict:
@@ -474,20 +497,25 @@ def compare_arrays(spec, peer: str, reference, other) -> Dict:
         entry["step_max_weight_diff"] = max(float(np.abs(reference[k] - other[k]).max()) for k in weights)
         grads = [k for k in files if k.startswith("g") and k in other_files]
         oracle = {k: other["d" + k[1:]] for k in grads if "d" + k[1:] in other_files}
+        own = {k: reference["d" + k[1:]] for k in grads if "d" + k[1:] in files}
         if real and grads and len(oracle) == len(grads):
-            # Deep nets: each float32 gradient against the float64 one.  convscope agrees when it is within
-            # REAL_GRAD_TOLERANCE of it, or no further than twice the peer's own float32 error (on an
-            # ill-conditioned net, e.g. BNs over a few pixels, both are far from float64 alike).
-            entry["grad_err_f64"] = _relative_diff({k: reference[k] for k in grads}, oracle)
+            # Deep nets: each float32 gradient against the float64 one through its own run's gates (`check_arrays`;
+            # a check file without them: the peer's).  convscope agrees when it is within REAL_GRAD_TOLERANCE
+            # of it, or no further than twice the peer's own float32 error (on an ill-conditioned net, e.g.
+            # BNs over a few pixels, both are far from float64 alike).
+            own = own if len(own) == len(grads) else oracle
+            entry["grad_err_f64"] = _relative_diff({k: reference[k] for k in grads}, own)
             entry["peer_grad_err_f64"] = _relative_diff({k: other[k] for k in grads}, oracle)
+            entry["gates_rel_diff"] = _relative_diff(oracle, own)   # the two oracles: where the gates differ
             allowed = max(grad_tolerance, 2 * entry["peer_grad_err_f64"])
             agree = agree and entry["grad_err_f64"] <= allowed
         if real and getattr(spec, "optimizer", "") == "sgd":
             # A first SGD step moves w by -lr * g in both: the difference of the updates relative to each
-            # tensor's largest (floored), bounded by the two gradients' errors against float64 when known.
+            # tensor's largest (floored), bounded by the two gradients' errors against their float64
+            # oracles and the oracles' own difference (the two float32 runs' gates) when known.
             updates = {k: reference[k] - reference["b" + k[1:]] for k in weights}
             entry["update_rel_diff"] = _relative_diff({k: other[k] - other["b" + k[1:]] for k in weights}, updates)
-            bound = (entry["grad_err_f64"] + entry["peer_grad_err_f64"]) if "grad_err_f64" in entry else 0.0
+            bound = sum(entry.get(k, 0.0) for k in ("grad_err_f64", "peer_grad_err_f64", "gates_rel_diff"))
             agree = agree and entry["update_rel_diff"] <= max(grad_tolerance, 2 * bound)
         if grads:
             # Keras' Adam adds epsilon to sqrt(v) before bias correction, PyTorch's after, so

@@ -28,6 +28,7 @@ import re
 import subprocess
 import sys
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -266,11 +267,14 @@ def flops(model, task: str, batch: int) -> int:
 
 class TorchTwin:
     """A converted model: `module` (torch.fx.GraphModule on NCHW input), `softmax_output` (the module
-    stops at the logits of a last softmax Dense) and `params`: per convscope layer, in model.layers
-    order, (parameter, function to Keras' layout) pairs in the layer's trainable_weights order."""
+    stops at the logits of a last softmax Dense), `params`: per convscope layer, in model.layers
+    order, (parameter, function to Keras' layout) pairs in the layer's trainable_weights order, and
+    `gates`: (convscope layer name, module name) of each ReLU/ReLU6/Hardtanh module, in graph order
+    (the convscope layer whose output that module's output is: a ReLU, or a conv with its activation)."""
 
-    def __init__(self, module, softmax_output: bool, params):
+    def __init__(self, module, softmax_output: bool, params, gates=()):
         self.module, self.softmax_output, self.params = module, softmax_output, params
+        self.gates = list(gates)
 
     def arrays(self, what: str = "value") -> List[np.ndarray]:
         """The trainable weights (or their gradients) in Keras layouts, as `trainable_arrays`."""
@@ -313,6 +317,7 @@ class _Builder:
         self.graph = fx.Graph()
         self.params: Dict[str, list] = {}
         self.names: Dict[str, int] = {}
+        self.gates: List[Tuple[str, str]] = []
 
     def module(self, layer, module, x, suffix=""):
         name = re.sub(r"\W", "_", layer.name + suffix)
@@ -321,6 +326,8 @@ class _Builder:
             name = f"m_{name}_{self.names[name]}"
         self.names.setdefault(name, 0)
         self.root.add_module(name, module)
+        if isinstance(module, (self.nn.ReLU, self.nn.Hardtanh)):      # nn.ReLU6 is a Hardtanh
+            self.gates.append((layer.name, name))
         return self.graph.call_module(name, (x,))
 
     def copy(self, param, array):
@@ -418,7 +425,7 @@ def to_torch(model) -> TorchTwin:
     if [len(p) for p in params] != expected:
         raise ValueError(f"real_cnns.to_torch: model '{model.name}': converted parameters per layer "
                          f"{[len(p) for p in params]} differ from the trainable weights {expected}")
-    return TorchTwin(module, b.softmax, params)
+    return TorchTwin(module, b.softmax, params, b.gates)
 
 
 def _convert(b: _Builder, layer, ins, in_shape, out_shape, last: bool):
@@ -532,13 +539,79 @@ def onnx_session(model, path, threads: int):
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def float64_gradients(twin: TorchTwin, x: np.ndarray, y: np.ndarray) -> List[np.ndarray]:
+def _gate_bounds(module) -> Tuple[float, float]:
+    """The open interval where a ReLU (0, inf) or ReLU6/Hardtanh (min_val, max_val) passes its gradient."""
+    from torch import nn
+    return (0.0, float("inf")) if isinstance(module, nn.ReLU) else (module.min_val, module.max_val)
+
+
+@contextmanager
+def recorded_gates(twin: TorchTwin, model=None):
+    """Yields a list that, when the block ends, holds the float32 outputs (NCHW) of the twin's ReLU/ReLU6
+    modules from the forward pass run in the block: PyTorch's own (forward hooks on `twin.module`) or,
+    with `model` (the convscope model the twin was converted from), convscope's (its layers' forward
+    wrapped for the block).  `float64_gradients(..., gates=)` takes that list."""
+    seen: Dict[str, list] = {}
+    gates: List[np.ndarray] = []
+
+    def keep(key, out):
+        out = np.array(out.detach().numpy() if model is None else out)
+        seen.setdefault(key, []).append(out.transpose(0, 3, 1, 2) if model is not None and out.ndim == 4 else out)
+
+    if model is None:
+        handles = [twin.module.get_submodule(name).register_forward_hook(
+            lambda module, ins, out, key=name: keep(key, out)) for _, name in twin.gates]
+    else:
+        layers = {layer.name: layer for layer in model.layers if layer.name in {n for n, _ in twin.gates}}
+        for name, layer in layers.items():
+            def forward(*args, original=layer.forward, key=name, **kwargs):
+                out, ctx = original(*args, **kwargs)
+                keep(key, out)
+                return out, ctx
+            layer.forward = forward
+    try:
+        yield gates
+    finally:
+        if model is None:
+            for handle in handles:
+                handle.remove()
+        else:
+            for layer in layers.values():
+                del layer.forward
+    for layer_name, name in twin.gates:
+        calls = seen.get(name if model is None else layer_name, [])
+        if not calls:
+            raise ValueError(f"real_cnns.recorded_gates: no output of '{name}' (layer '{layer_name}') was seen "
+                             "in the block (not run, or fused with its neighbours)")
+        gates.append(calls.pop(0))
+
+
+def float64_gradients(twin: TorchTwin, x: np.ndarray, y: np.ndarray, gates=None) -> List[np.ndarray]:
     """The gradients of the crossentropy at the twin's current weights computed in float64 (training
-    mode, a copy of the module), in Keras layouts: the oracle the float32 gradients are judged by."""
+    mode, a copy of the module), in Keras layouts: the oracle the float32 gradients are judged by.
+
+    `gates` (from `recorded_gates`): each ReLU/ReLU6 then opens where that float32 run's did and outputs
+    its closed value (0 or 6) elsewhere, so a float32 input rounded across a gate (a value within ~1e-6
+    of 0 or 6) does not count as an error: the oracle of that run's arithmetic, not of its rounding's
+    legitimate choice of branch.  None: float64's own gates."""
     import copy
     import torch
     module = copy.deepcopy(twin.module).double().train()
     copies = dict(zip((id(p) for p in twin.module.parameters()), module.parameters()))
+    if gates is not None and len(gates) != len(twin.gates):
+        raise ValueError(f"real_cnns.float64_gradients: argument `gates` must hold one array per gate of the "
+                         f"twin ({len(twin.gates)}), got {len(gates)}")
+    for (_, name), kept in zip(twin.gates, gates or ()):
+        gate = module.get_submodule(name)
+        low, high = _gate_bounds(gate)
+        kept = torch.from_numpy(np.asarray(kept)).double()
+
+        def hook(gate, ins, out, name=name, kept=kept, opened=(kept > low) & (kept < high)):
+            if out.shape != kept.shape:
+                raise ValueError(f"real_cnns.float64_gradients: the gate of '{name}' recorded shape "
+                                 f"{tuple(kept.shape)}, the float64 run gives {tuple(out.shape)}")
+            return torch.where(opened, ins[0], kept)
+        gate.register_forward_hook(hook)
     logits = module(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).double())
     torch.nn.functional.cross_entropy(logits, torch.from_numpy(y).double()).backward()
     return [np.array(to_keras(copies[id(param)].grad.numpy())) for pairs in twin.params for param, to_keras in pairs]
