@@ -44,6 +44,23 @@ def test_matmul_matches_numpy(shape_a, shape_b, dtype):
     np.testing.assert_allclose(transposed, (a @ b).T, rtol=tolerance, atol=tolerance * shape_a[1])
 
 
+def test_a_few_rows_by_a_large_matrix_go_row_by_row_each_row_as_alone(monkeypatch):
+    """Up to GEMV_ROWS rows by a matrix of GEMV_BYTES or more: one matrix-vector product per row (OpenBLAS'
+    gemm packs the whole matrix for a few rows), on the calling thread; a row's bits do not depend on
+    the rows beside it (a sample predicted alone or in a batch of 3 gets the same output)."""
+    rng = np.random.default_rng(9)
+    b = rng.standard_normal((700, 400)).astype(np.float32)            # 1.1 MB
+    a = rng.standard_normal((parallel.GEMV_ROWS, 700)).astype(np.float32)
+    monkeypatch.setattr(parallel, "run_in_parallel", lambda *args, **kwargs: pytest.fail("handed to the pool"))
+    out = parallel.matmul(a, b)
+    np.testing.assert_allclose(out, a.astype(np.float64) @ b, rtol=1e-5, atol=1e-4)
+    for row in range(len(a)):
+        assert np.array_equal(parallel.matmul(a[row:row + 1], b)[0], out[row])
+        assert np.array_equal(parallel.matmul(a[row:row + 2][::-1], b)[-1], out[row])      # another neighbour
+    strided = np.asfortranarray(a)                                     # rows with a stride
+    assert np.array_equal(parallel.matmul(strided, b), out)
+
+
 def test_nested_calls_run_in_place_and_every_chunk_runs_once():
     threadpoolctl = pytest.importorskip("threadpoolctl")
     seen = []

@@ -410,7 +410,7 @@ def test_a_few_rows_by_a_large_matrix_never_run_on_blas_own_threads_and_give_the
     The bits are those of one BLAS thread, whatever the thread count."""
     import threadpoolctl
     rng = np.random.default_rng(4)
-    a = rng.standard_normal((4, 3136)).astype(np.float32)
+    a = rng.standard_normal((8, 3136)).astype(np.float32)             # more than parallel.GEMV_ROWS
     b = rng.standard_normal((3136, 1000)).astype(np.float32)           # 12.5 MB: only streamed
     with threadpoolctl.threadpool_limits(1, user_api="blas"):
         serial = a @ b

@@ -53,6 +53,9 @@ SMALL_PRODUCT = 1 << 25              # multiply-adds under which `matmul` stays 
                                      # 0.35 ms; seed 001's 128x400x512 Dense: 0.45 -> 0.34 ms)
 STREAMED_BYTES = 4 << 20             # except a small product by a matrix this large (a few rows that only stream
                                      # it): split by columns, two cores read at twice one core's bandwidth
+GEMV_ROWS = 4                        # but at most this many rows by a matrix of GEMV_BYTES or more run row by row:
+GEMV_BYTES = 1 << 20                 # OpenBLAS' gemm packs the whole matrix for them (2 rows by 12.5 MB: 2.1 ms
+                                     # on one thread, two matrix-vector products 0.45 ms)
 
 
 def _blas():
@@ -212,8 +215,10 @@ def _leave_single_threaded() -> None:
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """`a @ b` (2-D) split among the threads of `run_in_parallel`: by rows of `a` when it has at least
     as many rows as `b` has columns, else by columns of `b`; small products on the calling thread,
-    but a few rows times a large `b` split by columns too (see `STREAMED_BYTES`).  BLAS never runs on
-    its own threads, so the bits do not depend on their number."""
+    but a few rows times a large `b` split by columns too (see `STREAMED_BYTES`), and up to `GEMV_ROWS`
+    rows one by one.  BLAS never runs on its own threads, so the bits do not depend on their number."""
+    if a.shape[0] <= GEMV_ROWS and b.nbytes >= GEMV_BYTES:
+        return _row_by_row(a, b)
     small = a.shape[0] * a.shape[1] * b.shape[1] < SMALL_PRODUCT
     if small and b.nbytes < STREAMED_BYTES:
         with single_threaded_blas():
@@ -233,4 +238,15 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
     if parts:
         run_in_parallel(parts, work)
+    return out
+
+
+def _row_by_row(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """`a @ b` as one matrix-vector product (BLAS' gemv) per row of `a`, on the calling thread: each
+    streams `b` once with no packing; a row's result does not depend on the other rows."""
+    out = np.empty((a.shape[0], b.shape[1]), dtype=np.result_type(a, b))
+    a = np.ascontiguousarray(a)              # unit-stride rows: the same bits however `a` is laid out
+    with single_threaded_blas():
+        for row in range(a.shape[0]):
+            np.matmul(a[row], b, out=out[row])
     return out
