@@ -1,7 +1,5 @@
 """conv2d forward/backward against PyTorch, finite differences and the numbers of seed 003."""
 
-from concurrent.futures import ThreadPoolExecutor as ThreadPool
-
 import numpy as np
 import pytest
 
@@ -408,7 +406,8 @@ def test_blocks_on_parallel_threads_match_blocks_in_order(channels, monkeypatch)
     from convscope.ops import conv, parallel as threads
     monkeypatch.setattr(conv, "COLUMN_BUDGET_BYTES", 1)  # many blocks (bands of one row in the forward)
     pools = []
-    monkeypatch.setattr(threads, "_pool", lambda workers: pools.append(workers) or ThreadPool(workers))
+    real_pool = threads._pool
+    monkeypatch.setattr(threads, "_pool", lambda workers: pools.append(workers) or real_pool(workers))
     rng = np.random.default_rng(4)
     x = rng.standard_normal((5, 6, 7, channels))
     filters = rng.standard_normal((3, 2, channels, 4))

@@ -30,11 +30,14 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
+import os
 import threading
-from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any, Callable, Dict, List, Tuple
 
 import numpy as np
+
+from .spin_pool import SpinningPool
 
 _state: Dict[str, Any] = {"blas": None, "pools": {}}
 _setup_lock = threading.Lock()       # creates the BLAS controller and the pools once
@@ -72,16 +75,25 @@ def _blas():
     return _state["blas"] or None
 
 
-def _pool(workers: int) -> ThreadPoolExecutor:
+def _pool(workers: int) -> SpinningPool:
     """A thread pool kept for the life of the process (starting threads per call costs ~0.3 ms), shared
-    by every thread that calls the ops."""
+    by every thread that calls the ops; its threads spin a short while between jobs (`spin_pool`)."""
     pool = _state["pools"].get(workers)
     if pool is None:
         with _setup_lock:
             pool = _state["pools"].get(workers)
             if pool is None:
-                pool = _state["pools"][workers] = ThreadPoolExecutor(workers, thread_name_prefix="convscope-ops")
+                pool = _state["pools"][workers] = SpinningPool(workers, "convscope-ops")
     return pool
+
+
+def _forget_pools() -> None:
+    """In a forked child the pools' threads do not exist: new pools are made on first use."""
+    _state["pools"] = {}
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pools)
 
 
 def _in_region(work: Callable[[list], Any], chunk: list, single: bool) -> Any:
@@ -137,14 +149,17 @@ def run_in_parallel(items: list, work: Callable[[list], Any], calls_blas: bool =
     with limit:
         single = calls_blas or getattr(_region, "single", False)
         # each chunk in a copy of this thread's context: no_backward() and use_compiled() are per thread
-        others = [_pool(workers - 1).submit(contextvars.copy_context().run, _in_region, work, chunk, single)
+        others = [_pool(workers - 1).submit(functools.partial(contextvars.copy_context().run, _in_region, work,
+                                                              chunk, single))
                   for chunk in chunks[1:]]
         try:
             first = _in_region(work, chunks[0], single)
         except BaseException:
-            wait(others)                   # no chunk may still be writing when the error surfaces
+            for job in others:             # no chunk may still be writing when the error surfaces
+                with contextlib.suppress(BaseException):
+                    job.wait()
             raise
-        return [first] + [future.result() for future in others]
+        return [first] + [job.wait() for job in others]
 
 
 def on_slices(count: int, size: int, work: Callable[[slice], Any], min_size: int = 1 << 20) -> List[Any]:

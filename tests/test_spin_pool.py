@@ -1,0 +1,123 @@
+"""The ops' thread pool whose threads and callers spin a short while before they sleep."""
+
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from convscope.ops import compiled, parallel, spin_pool
+
+
+def test_changed_within_sees_another_threads_bump_and_gives_up_when_nothing_changes():
+    counter = np.zeros(1, np.int64)
+    assert spin_pool.changed_within(counter, 0, 200.0) is False
+    assert spin_pool.changed_within(counter, 5, 0.0) is True        # already different: no spin needed
+
+    def bump():
+        time.sleep(0.002)
+        counter[0] += 1
+
+    thread = threading.Thread(target=bump)
+    thread.start()
+    seen = spin_pool.changed_within(counter, 0, 2e6)                 # 2 s at most: returns on the bump
+    thread.join()
+    assert seen is True and counter[0] == 1
+
+
+def test_jobs_give_their_results_and_errors_in_any_order_of_waiting():
+    pool = spin_pool.SpinningPool(2, "test-pool")
+    jobs = [pool.submit(lambda i=i: i * i) for i in range(50)]
+    assert [job.wait() for job in reversed(jobs)] == [i * i for i in reversed(range(50))]
+    failing = pool.submit(lambda: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        failing.wait()
+    assert pool.submit(lambda: "after an error").wait() == "after an error"
+
+
+@pytest.mark.parametrize("spin_us", [0.0, 50.0, 500.0])
+def test_a_job_posted_while_the_pool_thread_sleeps_or_spins_runs(spin_us):
+    """The pool thread spins, then sleeps on the queue: a job posted in either state runs (a submit
+    whose counter bump another submitter overwrote is found on the queue, not lost)."""
+    pool = spin_pool.SpinningPool(1, "test-sleeper", spin_us=spin_us)
+    assert pool.submit(lambda: 1).wait() == 1
+    time.sleep(0.01)                                                   # well past the spin: asleep
+    assert pool.submit(lambda: 2).wait() == 2
+    pool._posted[0] -= 1                                               # as if a bump were overwritten
+    assert pool.submit(lambda: 3).wait() == 3
+
+
+def test_many_threads_submitting_at_once_all_get_their_own_results():
+    pool = spin_pool.SpinningPool(2, "test-many")
+    results, errors = {}, []
+
+    def submitter(k):
+        try:
+            results[k] = [pool.submit(lambda i=i: (k, i)).wait() for i in range(200)]
+        except BaseException as error:               # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=submitter, args=(k,)) for k in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors and all(not thread.is_alive() for thread in threads)
+    assert results == {k: [(k, i) for i in range(200)] for k in range(8)}
+
+
+def test_run_in_parallel_uses_the_spinning_pool_and_keeps_chunk_order():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        out = parallel.run_in_parallel(list(range(10)), lambda chunk: (threading.current_thread().name, chunk))
+    assert [chunk for _, chunk in out] == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
+    assert out[1][0].startswith("convscope-ops")
+    assert isinstance(parallel._state["pools"][1], spin_pool.SpinningPool)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_makes_its_own_pool():
+    """The parent's pool threads do not exist in a forked child: its first parallel op must not wait for
+    them forever."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        parallel.run_in_parallel([1, 2], lambda chunk: chunk)       # the parent's pool exists
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:                                                   # the child: report, then leave at once
+            try:
+                ok = parallel.run_in_parallel([1, 2], lambda chunk: chunk) == [[1], [2]]
+                os.write(write, b"1" if ok else b"0")
+            finally:
+                os._exit(0)
+        os.close(write)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            time.sleep(0.01)
+        else:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child's parallel op did not finish")
+        assert os.read(read, 1) == b"1"
+        os.close(read)
+
+
+@pytest.mark.skipif(not compiled.available(), reason="the spin loop is compiled with numba")
+def test_the_spin_loop_releases_the_gil():
+    """Another Python thread keeps running while one thread spins."""
+    counter, ticks = np.zeros(1, np.int64), []
+
+    def ticker():
+        end = time.perf_counter() + 0.05
+        while time.perf_counter() < end:
+            ticks.append(1)
+
+    thread = threading.Thread(target=ticker)
+    thread.start()
+    spin_pool.changed_within(counter, 0, 50_000.0)                     # 50 ms of spinning
+    thread.join()
+    assert len(ticks) > 1000
