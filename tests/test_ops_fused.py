@@ -226,3 +226,21 @@ def test_conv_max_pool_forward_checks_its_pool_argument():
         ops.conv2d_max_pool_forward(x, w, 1, "SAME", pool=("max", 2, 2, "SAME"))
     with pytest.raises(ValueError, match=r"conv2d_max_pool_forward: argument `ksize`"):
         ops.conv2d_max_pool_forward(x, w, 1, "SAME", pool=(0, 2, "SAME"))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("with_gamma,with_beta", [(True, True), (False, True), (True, False), (False, False)])
+def test_the_plans_unchecked_batch_norm_map_has_batch_norm_affines_bits(dtype, with_gamma, with_beta):
+    """`normalization.layer_affine` (the plan's, per inference step, without checks) gives exactly
+    `ops.batch_norm_affine`'s numbers, variables stored in another float type included."""
+    from convscope.ops.normalization import layer_affine
+    rng = np.random.default_rng(11)
+    gamma, beta, mean = (rng.standard_normal(37) * 3 for _ in range(3))
+    var = rng.random(37) * 5
+    gamma = gamma.astype(np.float32) if with_gamma else None       # float32 variables, any dtype asked
+    beta = beta if with_beta else None
+    expected = ops.batch_norm_affine(gamma, beta, mean, var, 1e-3, dtype)
+    got = layer_affine(gamma, beta, mean, var, 1e-3, dtype)
+    for ours, theirs in zip(got, expected):
+        assert ours.dtype == theirs.dtype == np.dtype(dtype) and ours.shape == (37,)
+        np.testing.assert_array_equal(ours, theirs)

@@ -46,6 +46,7 @@ from ..layers.base import Layer, check_kept_for_backward
 from ..layers.kernel_bias import Preactivation
 from ..layers.spec import LayerSpec
 from ..ops import compiled, fused_inference, inverted_residual
+from ..ops.normalization import layer_affine
 
 INFERENCE = "inference"
 TRAINING = "training"
@@ -88,9 +89,7 @@ class ConvInferenceStage:
         if self.norm is not None:       # the moving statistics may change between calls
             layer, norm = self.norm
             w = norm.weights
-            scale, shift = ops.batch_norm_affine(_value(w["gamma"]), _value(w["beta"]), w["moving_mean"].value,
-                                                 w["moving_variance"].value, layer.epsilon,
-                                                 w["moving_mean"].value.dtype)
+            scale, shift = _norm_map(layer, w)
         y = ops.conv2d_inference(x, spec.weights["kernel"].value, window.strides, window.padding.upper(),
                                  window.dilation, spec.groups, bias=_value(spec.weights["bias"]),
                                  activation=spec.activation, scale=scale, shift=shift, then=self.then,
@@ -243,9 +242,7 @@ class EpilogueStage:
         if self.norm is not None:
             layer, norm = self.norm
             w = norm.weights
-            scale, shift = ops.batch_norm_affine(_value(w["gamma"]), _value(w["beta"]), w["moving_mean"].value,
-                                                 w["moving_variance"].value, layer.epsilon,
-                                                 w["moving_mean"].value.dtype)
+            scale, shift = _norm_map(layer, w)
         return spec.weights["kernel"].value, _value(spec.weights["bias"]), scale, shift
 
     def epilogue(self, bias, scale, shift) -> dict:
@@ -393,6 +390,12 @@ def _epilogue_run(layers, specs, start: int) -> int:
     while end - 1 > head and specs[end - 1].kind == "dropout":    # a trailing dropout stays alone
         end -= 1
     return end - start
+
+
+def _norm_map(layer: Layer, w) -> tuple:
+    """A BatchNormalization layer's inference map (scale, shift) from its variables as they are now."""
+    return layer_affine(_value(w["gamma"]), _value(w["beta"]), w["moving_mean"].value, w["moving_variance"].value,
+                        layer.epsilon, w["moving_mean"].value.dtype)
 
 
 def _value(variable) -> Optional[np.ndarray]:

@@ -380,6 +380,16 @@ def batch_norm_affine(gamma, beta, mean, var, epsilon, dtype=np.float32) -> Tupl
     return scale.reshape(-1), shift.reshape(-1)
 
 
+def layer_affine(gamma, beta, mean, var, epsilon: float, dtype) -> Tuple[np.ndarray, np.ndarray]:
+    """`batch_norm_affine` without its argument checks, the same numbers: for a BatchNormalization
+    layer's own (C,) variables, checked when the layer was built, read at every inference step of
+    the plan (the checks took 3/4 of the call's 12 us, at 52 batch norms per MobileNetV2 call)."""
+    dtype = np.dtype(dtype)
+    gamma, beta, mean, var = (None if value is None else value.astype(dtype, copy=False)
+                              for value in (gamma, beta, mean, var))
+    return _inference_affine(np.empty(0, dtype), gamma, beta, mean, var, epsilon)
+
+
 def batch_norm_infer(x, gamma, beta, mean, var, axis, epsilon) -> np.ndarray:
     """Normalize with given (moving) statistics: gamma * (x - mean) / sqrt(var + epsilon) + beta.
 
