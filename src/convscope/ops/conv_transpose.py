@@ -189,8 +189,8 @@ def _one_product(x, w, ctx) -> np.ndarray:
     into the output in one copy."""
     n, h, width, channels = x.shape
     kh, kw, out_channels = w.shape[:3]
-    taps = np.ascontiguousarray(w.transpose(3, 0, 1, 2)).reshape(channels, kh * kw * out_channels)
-    product = matmul(x.reshape(-1, channels), taps).reshape(n, h, width, kh, kw, out_channels)
+    taps = np.ascontiguousarray(w).reshape(kh * kw * out_channels, channels).T    # a view: BLAS reads it
+    product = matmul(x.reshape(-1, channels), taps).reshape(n, h, width, kh, kw, out_channels)  # transposed
     interleaved = product.transpose(0, 1, 3, 2, 4, 5).reshape(n, h * kh, width * kw, out_channels)
     shape = _full_shape(ctx)
     if shape == interleaved.shape:
