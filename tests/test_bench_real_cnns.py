@@ -91,6 +91,22 @@ def test_sgd_step_agrees_with_the_torch_twin(files, tmp_path):
         assert not spoiled["agree"] and 0.009 < spoiled["grad_err_f64"] < 0.03, (name, spoiled)
 
 
+def test_a_peer_without_a_float64_oracle_judges_convscope_by_its_own(files, tmp_path):
+    """Keras-TF saves no float64 gradients: convscope is judged by its own-gates oracle, and the two float32
+    runs' gradients may differ (a gate set differently) without failing the check; convscope's own
+    gradients off by 1% still fail it."""
+    spec = SMALL["resnet_small"]
+    x, y = compare_torch.bench_models.make_batch(spec, 4)
+    reference = _check_arrays(_runner("convscope", spec, files["resnet_small"], True, tmp_path), x, y, True)
+    peer = {k: v for k, v in reference.items() if not k.startswith("d")}        # no oracle of its own
+    peer["g0"] = reference["g0"] * 1.04                                         # as through a flipped gate
+    entry = compare_torch.compare_arrays(spec, "tf", reference, peer)
+    assert entry["agree"] and entry["grad_rel_diff"] > compare_torch.REAL_GRAD_TOLERANCE, entry
+    assert entry["grad_err_f64"] <= compare_torch.REAL_GRAD_TOLERANCE / 10
+    spoiled = dict(reference, g0=reference["g0"] * 1.01)
+    assert not compare_torch.compare_arrays(spec, "tf", spoiled, peer)["agree"]
+
+
 def test_adam_step_gradients_match_float64(files, tmp_path):
     """MobileNetV2's step against the twin in float64 through convscope's own ReLU6 gates (the oracle the
     check child saves; at this batch PyTorch float32 flips a gate and is 0.11 from float64 on float64's
