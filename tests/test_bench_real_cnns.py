@@ -100,8 +100,10 @@ def test_a_peer_without_a_float64_oracle_judges_convscope_by_its_own(files, tmp_
     reference = _check_arrays(_runner("convscope", spec, files["resnet_small"], True, tmp_path), x, y, True)
     peer = {k: v for k, v in reference.items() if not k.startswith("d")}        # no oracle of its own
     peer["g0"] = reference["g0"] * 1.04                                         # as through a flipped gate
+    peer["w0"] = peer["b0"] + (reference["w0"] - reference["b0"]) * 1.04        # in its step too
     entry = compare_torch.compare_arrays(spec, "tf", reference, peer)
     assert entry["agree"] and entry["grad_rel_diff"] > compare_torch.REAL_GRAD_TOLERANCE, entry
+    assert entry["update_rel_diff"] > compare_torch.REAL_GRAD_TOLERANCE
     assert entry["grad_err_f64"] <= compare_torch.REAL_GRAD_TOLERANCE / 10
     spoiled = dict(reference, g0=reference["g0"] * 1.01)
     assert not compare_torch.compare_arrays(spec, "tf", spoiled, peer)["agree"]
