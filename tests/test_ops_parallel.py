@@ -123,3 +123,20 @@ def test_single_threaded_blas_sets_one_thread_and_restores_the_count_even_after_
             with parallel.single_threaded_blas():
                 raise RuntimeError("inside")
         assert blas_threads() == before
+
+
+def test_alone_runs_every_item_as_one_chunk_on_the_calling_thread_with_blas_single_threaded():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import threading
+    seen = []
+
+    def work(chunk):
+        counts = {info["num_threads"] for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"}
+        seen.append((threading.get_ident(), list(chunk), counts))
+        return len(chunk)
+
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        assert parallel.run_in_parallel([1, 2, 3, 4], work, alone=True) == [4]
+        shared = parallel.run_in_parallel([1, 2, 3, 4], work)
+    assert seen[0] == (threading.get_ident(), [1, 2, 3, 4], {1})
+    assert shared == [2, 2] and seen[2][0] != threading.get_ident()      # without `alone`: a pool thread too

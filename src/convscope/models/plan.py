@@ -85,11 +85,8 @@ class ConvInferenceStage:
                                                pool.window.padding.upper())
 
     def forward(self, x, training: bool = False):
-        spec, window, scale, shift = self.spec, self.spec.window, None, None
-        if self.norm is not None:       # the moving statistics may change between calls
-            layer, norm = self.norm
-            w = norm.weights
-            scale, shift = _norm_map(layer, w)
+        spec, window = self.spec, self.spec.window
+        scale, shift = _norm_map(self.norm)     # the moving statistics may change between calls
         y = ops.conv2d_inference(x, spec.weights["kernel"].value, window.strides, window.padding.upper(),
                                  window.dilation, spec.groups, bias=_value(spec.weights["bias"]),
                                  activation=spec.activation, scale=scale, shift=shift, then=self.then,
@@ -238,11 +235,8 @@ class EpilogueStage:
     def values(self):
         """(kernel, bias, scale, shift) for this call: read per call, since the weights and the moving
         statistics may change between calls."""
-        spec, scale, shift = self.spec, None, None
-        if self.norm is not None:
-            layer, norm = self.norm
-            w = norm.weights
-            scale, shift = _norm_map(layer, w)
+        spec = self.spec
+        scale, shift = _norm_map(self.norm)
         return spec.weights["kernel"].value, _value(spec.weights["bias"]), scale, shift
 
     def epilogue(self, bias, scale, shift) -> dict:
@@ -392,8 +386,13 @@ def _epilogue_run(layers, specs, start: int) -> int:
     return end - start
 
 
-def _norm_map(layer: Layer, w) -> tuple:
-    """A BatchNormalization layer's inference map (scale, shift) from its variables as they are now."""
+def _norm_map(norm) -> tuple:
+    """A stage's BatchNormalization (layer, spec) as its inference map (scale, shift) from its variables as
+    they are now; (None, None) without one."""
+    if norm is None:
+        return None, None
+    layer, spec = norm
+    w = spec.weights
     return layer_affine(_value(w["gamma"]), _value(w["beta"]), w["moving_mean"].value, w["moving_variance"].value,
                         layer.epsilon, w["moving_mean"].value.dtype)
 

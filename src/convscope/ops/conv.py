@@ -316,10 +316,8 @@ def _run_direct(ctx, bands: list, compute: Callable[[list], Any]) -> None:
     when the convolution is smaller than `direct.SMALL_WORK` multiply-adds (a hand-over costs more)."""
     n, (oh, ow) = ctx["input_shape"][0], ctx["out_hw"]
     kh, kw, in_per_group, out_channels = ctx["filters"].shape
-    if n * oh * ow * kh * kw * in_per_group * out_channels < direct.SMALL_WORK:
-        compute(bands)
-    else:
-        run_in_parallel(bands, compute, calls_blas=False)
+    run_in_parallel(bands, compute, calls_blas=False,
+                    alone=n * oh * ow * kh * kw * in_per_group * out_channels < direct.SMALL_WORK)
 
 
 def _padded_images(ctx, chunk: list) -> Iterator[Tuple[np.ndarray, int]]:

@@ -18,7 +18,6 @@ norm's map, ReLU).
 
 from __future__ import annotations
 
-import contextlib
 from typing import List, Tuple
 
 import numpy as np
@@ -26,7 +25,7 @@ import numpy as np
 from . import compiled, conv, direct, winograd
 from .conv import COLUMN_BUDGET_BYTES, _columns, _padded_images, padded_input
 from .epilogue import _epilogue_kernel
-from .parallel import balanced_ranges, run_in_parallel, single_threaded_blas, worker_count
+from .parallel import balanced_ranges, run_in_parallel, worker_count
 
 MIN_ROWS = 128          # product rows (pixels or tiles) per task below which a product runs far under BLAS' peak
 CHANNEL_STEP = 32       # output channels per thread in a channel split: a multiple of the SIMD widths
@@ -157,11 +156,7 @@ def _run(tasks: List[Task], work, out: np.ndarray, ctx, calls_blas: bool = True)
     """`work` on the tasks shared among the threads, or all on the calling thread under `direct.SMALL_WORK`
     multiply-adds (a hand-over to a pool thread costs more than it saves)."""
     kh, kw, channels, _ = ctx["filters"].shape
-    if out.size * kh * kw * channels < direct.SMALL_WORK:
-        with single_threaded_blas() if calls_blas else contextlib.nullcontext():
-            work(tasks)
-    else:
-        run_in_parallel(tasks, work, calls_blas=calls_blas)
+    run_in_parallel(tasks, work, calls_blas=calls_blas, alone=out.size * kh * kw * channels < direct.SMALL_WORK)
 
 
 def gemm_forward(ctx, epilogue: tuple, out: np.ndarray) -> None:

@@ -173,7 +173,7 @@ def _per_tap(x, w, ctx) -> np.ndarray:
     rows = x.reshape(-1, channels)
     for i in range(w.shape[0]):
         for j in range(w.shape[1]):
-            contribution = matmul(rows, np.ascontiguousarray(w[i, j].T))
+            contribution = matmul(rows, w[i, j].T)         # a view: BLAS reads it transposed
             full[_tap_slices(i, j, ctx["strides"], ctx["dilations"], (h, width))] += contribution.reshape(n, h, width, -1)
     return full
 
@@ -248,7 +248,7 @@ def conv2d_transpose_backward(grad_output, ctx: Dict[str, Any],
     for i in range(w.shape[0]):
         for j in range(w.shape[1]):
             taps = full[_tap_slices(i, j, ctx["strides"], ctx["dilations"], (h, width))].reshape(-1, w.shape[2])
-            grad_filters[i, j] = matmul(np.ascontiguousarray(taps.T), rows)
+            grad_filters[i, j] = matmul(taps.T, rows)
     if not need_input_grad:
         return None, grad_filters
     grad_input = conv2d(full, w, ctx["strides"], "VALID", "NHWC", ctx["dilations"], groups=1)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import compiled, depthwise_fast, fused_inference as fi
-from .parallel import run_in_parallel, single_threaded_blas, worker_count
+from .parallel import run_in_parallel, worker_count
 
 __all__ = ["prepare_inverted_residual_inference", "inverted_residual_inference", "inverted_residual_reference"]
 
@@ -145,11 +145,7 @@ def _banded(steps, geometry):
             for unit in chunk:
                 step(*unit)
 
-        if work >= fi.SMALL_WORK:           # shared among the threads, BLAS single-threaded meanwhile
-            run_in_parallel(units, each)
-        else:                               # on this thread, BLAS single-threaded too (its own threads
-            with single_threaded_blas():    # spin against busy cores)
-                each(units)
+        run_in_parallel(units, each, alone=work < fi.SMALL_WORK)      # BLAS single-threaded either way
         return out
     return run
 

@@ -132,12 +132,14 @@ def balanced_ranges(count: int, max_size: int) -> List[Tuple[int, int]]:
     return [(count * k // pieces, count * (k + 1) // pieces) for k in range(pieces)]
 
 
-def run_in_parallel(items: list, work: Callable[[list], Any], calls_blas: bool = True) -> List[Any]:
+def run_in_parallel(items: list, work: Callable[[list], Any], calls_blas: bool = True,
+                    alone: bool = False) -> List[Any]:
     """`work` on contiguous chunks of `items`, one chunk per BLAS thread (the first on the calling
     thread, which saves one hand-over); the chunks' results in order.  `calls_blas=False` (compiled
     kernels only) spares setting BLAS single-threaded meanwhile (~5 us: a stage's kernel at batch 1
-    takes 20)."""
-    workers = min(len(items), worker_count())
+    takes 20).  `alone`: all of `items` as one chunk on the calling thread (work too small to hand
+    out), BLAS single-threaded all the same."""
+    workers = 1 if alone else min(len(items), worker_count())
     if getattr(_region, "inside", False):
         return [work(items)]               # nested calls run where they are: no pool deadlock
     limit = single_threaded_blas() if calls_blas else contextlib.nullcontext()

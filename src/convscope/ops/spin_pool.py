@@ -82,11 +82,7 @@ if compiled.available():
     @njit(nogil=True, cache=True)
     def _mark_then_spin(done, counter, seen, rounds):
         _store_release(done, 1)
-        for _ in range(rounds):
-            if _load_acquire(counter) != seen:
-                return True
-            _relax()
-        return _load_acquire(counter) != seen
+        return _spin(counter, seen, rounds)
 else:  # pragma: no cover - exercised where numba is not installed
     _spin = _mark_then_spin = None
 
@@ -150,12 +146,12 @@ class SpinningPool:
         return job                # on the queue (later, never lost)
 
     def _serve(self) -> None:
-        seen = int(self._posted[0])
+        seen, spun = int(self._posted[0]), False      # spun: the last spin ran out with no job posted
         while True:
             try:
                 job = self._jobs.get_nowait()
             except queue.Empty:
-                if changed_within(self._posted, seen, self._spin_us):
+                if not spun and changed_within(self._posted, seen, self._spin_us):
                     seen = int(self._posted[0])
                     continue
                 job = self._jobs.get()
@@ -167,6 +163,6 @@ class SpinningPool:
             job.finished.set()
             done, job = job.done, None           # no reference kept while idle
             if _mark_then_spin is None:
-                done[0] = 1
+                done[0], spun = 1, False
             else:                                # the next job, if one comes meanwhile, is taken at the top
-                _mark_then_spin(done, self._posted, seen, _rounds(self._spin_us))
+                spun = not _mark_then_spin(done, self._posted, seen, _rounds(self._spin_us))
