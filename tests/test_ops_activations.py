@@ -149,3 +149,31 @@ def test_bad_inputs_are_named():
     with pytest.raises(ValueError, match=r"activation 'relu' backward: arguments `grad_y`, `x` and `y` must have "
                                          r"the same shape, got \(2,\), \(3,\) and \(3,\)"):
         relu.backward(np.zeros(2), np.zeros(3), np.zeros(3))
+
+
+OUTPUT_CASES = CASES + [("relu", {"max_value": 6.0}), ("relu", {"negative_slope": 0.1}),
+                        ("relu", {"threshold": 0.5}), ("relu", {"max_value": 2.0, "negative_slope": 0.2})]
+
+
+@pytest.mark.parametrize("name, params", OUTPUT_CASES, ids=[f"{n}-{p}" for n, p in OUTPUT_CASES])
+def test_derivative_from_the_output_alone_matches_torch_where_claimed(name, params):
+    """Where `output_suffices` says so, the derivative read from y (x not kept) is PyTorch's, with
+    inputs exactly at the kinks (0, 6, the cap) and beyond them."""
+    torch = pytest.importorskip("torch")
+    activation = ops.get_activation(name, **params)
+    if not activation.output_suffices:
+        assert name not in ("linear", "sigmoid", "tanh", "softmax", "relu6") and not (
+            name == "relu" and not params.get("negative_slope") and not params.get("threshold"))
+        return
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal((4, 6, 5)) * 4).astype(np.float32)
+    x[0, 0, :5] = [0.0, 6.0, 2.0, -0.0, 7.5]
+    y = activation.forward(x)
+    grad_y = rng.standard_normal(x.shape).astype(np.float32)
+    x_t = torch.tensor(x, requires_grad=True)
+    reference = torch_reference(torch, name, **params)
+    if "max_value" in params:     # hardtanh, not clamp: its gradient is 0 at both kinks, as Keras'
+        reference = lambda t: torch.nn.functional.hardtanh(t, 0.0, params["max_value"])  # noqa: E731
+    reference(x_t).backward(torch.tensor(grad_y))
+    np.testing.assert_allclose(activation.backward(grad_y, y, y), x_t.grad.numpy(), rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(activation.backward(grad_y, y, y), activation.backward(grad_y, x, y))

@@ -22,7 +22,11 @@ class _ElementwiseActivation(Layer):
 
     def forward(self, inputs: np.ndarray, training: bool = False):
         y = self._activation.forward(inputs)
-        return y, (_ActivationContext(inputs, y) if backend.keeps_for_backward() else None)
+        if not backend.keeps_for_backward():
+            return y, None
+        # A training call keeps the input only where the derivative needs it (explanations, which call
+        # with training=False, read it as the preactivation).
+        return y, _ActivationContext(None if training and self._activation.output_suffices else inputs, y)
 
     @property
     def output_activation(self):
@@ -33,11 +37,12 @@ class _ElementwiseActivation(Layer):
         check_kept_for_backward(self, ctx)
         if from_preactivation:
             return grad_output, []
-        return self._activation.backward(grad_output, ctx.z, ctx.y), []
+        return self._activation.backward(grad_output, ctx.y if ctx.z is None else ctx.z, ctx.y), []
 
 
 class _ActivationContext:
-    """An activation layer's call: its input (the pre-activation z) and output y."""
+    """An activation layer's call: its input (the pre-activation z; None when the derivative reads
+    only y) and output y."""
 
     __slots__ = ("z", "y")
 

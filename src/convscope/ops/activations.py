@@ -110,12 +110,25 @@ class Activation:
         return np.asarray(self._backward(grad_y.astype(x.dtype, copy=False), x, y, **self.params),
                           dtype=x.dtype)
 
+    @property
+    def output_suffices(self) -> bool:
+        """Whether `backward(g, y, y)` equals `backward(g, x, y)`: the derivative is read from the output
+        alone, so a training call need not keep the input (a ReLU after BatchNormalization keeps one
+        tensor, not two).  relu/relu6 without slope or threshold: y > 0 and y < max exactly where x is."""
+        if self.name == "relu":
+            return not self.params.get("negative_slope") and not self.params.get("threshold")
+        return self.name in _OUTPUT_SUFFICES
+
     def __call__(self, x) -> np.ndarray:
         return self.forward(x)
 
     def __repr__(self) -> str:
         args = "".join(f", {k}={v!r}" for k, v in self.params.items())
         return f"Activation({self.name!r}{args})"
+
+
+# The activations whose backward reads only the output y (see `Activation.output_suffices`).
+_OUTPUT_SUFFICES = frozenset({"linear", "sigmoid", "tanh", "softmax", "relu6"})
 
 
 def _as_float(x, name: str) -> np.ndarray:
