@@ -8,7 +8,7 @@ registers over every tap and each tap's weights are loaded once for the 4 (the p
 kernel adds into the output row in memory: a load and a store per tap); at the borders one
 pixel at a time, its window clipped.  Channels past the last full vector are summed one by one.
 Each output row is then finished by the epilogue while in cache, a vector of channels at a time (the
-operations of `fused_inference._finish_row`, in its order: the same numbers).
+operations of `epilogue.finish_channels`, in its order: the same numbers).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import functools
 import numpy as np
 
 from . import compiled
+from .epilogue import finish_channels
 
 if compiled.available():
     from .simd import add, clip, divide, fma, full, load, multiply, store_first, vector_bits, zeros
@@ -35,62 +36,66 @@ def lanes() -> int:
     return bits // 32 if bits >= 256 else 0
 
 
-def _kernels(lanes: int):
-    """The compiled kernel for `lanes` channels per vector; only `lanes` is a closure constant (a closure
-    over other values would defeat numba's disk cache)."""
-    from .fused_inference import _finish_row
+@compiled.kernel(inline=True)
+def _activate(v, low, high, swish, zero, three, six):
+    """`epilogue.activate_one` on a vector: the same operations in the same order."""
+    v = clip(v, low, high)
+    if swish:
+        v = multiply(v, divide(clip(add(v, three), zero, six), six))
+    return v
 
-    @compiled.kernel(inline=True)
-    def activate(v, low, high, swish, zero, three, six):
-        """`fused_inference._activate` on a vector: the same operations in the same order."""
-        v = clip(v, low, high)
-        if swish:
-            v = multiply(v, divide(clip(add(v, three), zero, six), six))
-        return v
 
-    @compiled.kernel
-    def finish_row(orow, res, bias, scale, shift, limits, affine, has_residual, channels):
-        """`_finish_row` on each pixel of one output row (`res`: its residual row), a vector of channels at
-        a time, the channels past the last full vector one by one."""
-        vectors = channels - channels % lanes
-        zero, three, six = zeros(lanes), full(np.float32(3), lanes), full(np.float32(6), lanes)
-        low, high, low_after, high_after = (full(limits[0], lanes), full(limits[1], lanes),
-                                            full(limits[3], lanes), full(limits[4], lanes))
-        swish, swish_after = limits[2] != 0, limits[5] != 0
-        for start in range(0, len(orow), channels):
-            for c0 in range(0, vectors, lanes):
-                v = activate(add(load(orow, start + c0, lanes), load(bias, c0, lanes)), low, high, swish, zero,
-                             three, six)
-                if affine:
-                    v = add(multiply(v, load(scale, c0, lanes)), load(shift, c0, lanes))
-                if has_residual:
-                    v = add(v, load(res, start + c0, lanes))
-                store_first(orow, start + c0, activate(v, low_after, high_after, swish_after, zero, three, six),
-                            lanes)
-            if vectors < channels:
-                tail = res[start + vectors:start + channels] if has_residual else res[vectors:channels]
-                _finish_row(orow[start + vectors:start + channels], bias[vectors:], scale[vectors:],
+@compiled.kernel
+def _finish_row(orow, res, bias, scale, shift, limits, affine, has_residual, channels, zero, lanes):
+    """`epilogue.finish_channels` on each pixel of one output row (`res`: its residual row), a vector of
+    channels at a time (`zero`: a vector of `lanes` zeros), the channels past the last full vector one by one."""
+    vectors = channels - channels % lanes
+    three, six = full(np.float32(3), zero), full(np.float32(6), zero)
+    low, high, low_after, high_after = (full(limits[0], zero), full(limits[1], zero),
+                                        full(limits[3], zero), full(limits[4], zero))
+    swish, swish_after = limits[2] != 0, limits[5] != 0
+    for start in range(0, len(orow), channels):
+        for c0 in range(0, vectors, lanes):
+            v = _activate(add(load(orow, start + c0, zero), load(bias, c0, zero)), low, high, swish, zero,
+                          three, six)
+            if affine:
+                v = add(multiply(v, load(scale, c0, zero)), load(shift, c0, zero))
+            if has_residual:
+                v = add(v, load(res, start + c0, zero))
+            store_first(orow, start + c0, _activate(v, low_after, high_after, swish_after, zero, three, six),
+                        lanes)
+        if vectors < channels:
+            tail = res[start + vectors:start + channels] if has_residual else res[vectors:channels]
+            finish_channels(orow[start + vectors:start + channels], bias[vectors:], scale[vectors:],
                             shift[vectors:], tail, limits, affine, has_residual)
 
-    @compiled.kernel
-    def tail_channels(x, w, orow, b, h, row, i0, i1, pixel, start, vectors, channels, kw, dh, dw, j0, j1):
-        """The channels past the last full vector of one output pixel, summed one by one."""
-        for ch in range(vectors, channels):
-            total = orow.dtype.type(0)
-            for i in range(i0, i1):
-                xr = x[b * h + row + i * dh]
-                for j in range(j0, j1):
-                    total += xr[(pixel + j * dw) * channels + ch] * w[(i * kw + j) * channels + ch]
-            orow[start + ch] = total
 
-    @compiled.kernel(inline=True)
-    def store_tile(orow, at, step, a0, a1, a2, a3, inside):
-        """The tile's first pixel's vector at `at`; with `inside`, the next three `step` apart."""
-        store_first(orow, at, a0, lanes)
-        if inside:
-            store_first(orow, at + step, a1, lanes)
-            store_first(orow, at + 2 * step, a2, lanes)
-            store_first(orow, at + 3 * step, a3, lanes)
+@compiled.kernel
+def _tail_channels(x, w, orow, b, h, row, i0, i1, pixel, start, vectors, channels, kw, dh, dw, j0, j1):
+    """The channels past the last full vector of one output pixel, summed one by one."""
+    for ch in range(vectors, channels):
+        total = orow.dtype.type(0)
+        for i in range(i0, i1):
+            xr = x[b * h + row + i * dh]
+            for j in range(j0, j1):
+                total += xr[(pixel + j * dw) * channels + ch] * w[(i * kw + j) * channels + ch]
+        orow[start + ch] = total
+
+
+@compiled.kernel(inline=True)
+def _store_tile(orow, at, step, a0, a1, a2, a3, inside, lanes):
+    """The tile's first pixel's vector at `at`; with `inside`, the next three `step` apart."""
+    store_first(orow, at, a0, lanes)
+    if inside:
+        store_first(orow, at + step, a1, lanes)
+        store_first(orow, at + 2 * step, a2, lanes)
+        store_first(orow, at + 3 * step, a3, lanes)
+
+
+def _kernels(lanes: int):
+    """The compiled kernels for `lanes` channels per vector.  Only `lanes` (an int) is a closure constant:
+    numba keys its disk cache on the pickled closure, and a kernel there pickles differently in every
+    process (each process compiled them anew, ~0.3 s and ~20 MB, and added an entry to the cache)."""
 
     @compiled.kernel
     def depthwise_tiles(x, w, bias, scale, shift, residual, limits, affine, has_residual, h, width, channels,
@@ -126,14 +131,14 @@ def _kernels(lanes: int):
                                 a1 = fma(load(xr, base + step, lanes), wv, a1)
                                 a2 = fma(load(xr, base + 2 * step, lanes), wv, a2)
                                 a3 = fma(load(xr, base + 3 * step, lanes), wv, a3)
-                    store_tile(orow, q * cstep + c0, cstep, a0, a1, a2, a3, inside)
+                    _store_tile(orow, q * cstep + c0, cstep, a0, a1, a2, a3, inside, lanes)
                 if vectors < channels:
                     for k in range(count):
-                        tail_channels(x, w, orow, b, h, row, i0, i1, col + k * sw, (q + k) * cstep, vectors, channels,
+                        _tail_channels(x, w, orow, b, h, row, i0, i1, col + k * sw, (q + k) * cstep, vectors, channels,
                                       kw, dh, dw, j0, j1)
                 q += count
-            finish_row(orow, residual[flat] if has_residual else residual[0], bias, scale, shift, limits, affine,
-                       has_residual, channels)
+            _finish_row(orow, residual[flat] if has_residual else residual[0], bias, scale, shift, limits, affine,
+                        has_residual, channels, zero, lanes)
 
     @compiled.kernel
     def depthwise3x3_tiles(x, w, bias, scale, shift, residual, limits, affine, has_residual, h, width, channels,
@@ -182,14 +187,14 @@ def _kernels(lanes: int):
                         else:
                             for j in range(j0, j1):
                                 a0 = fma(load(xr, base + j * c, lanes), load(w, wb + j * c, lanes), a0)
-                    store_tile(orow, q * c + c0, c, a0, a1, a2, a3, inside)
+                    _store_tile(orow, q * c + c0, c, a0, a1, a2, a3, inside, lanes)
                 if vectors < channels:
                     for k in range(count):
-                        tail_channels(x, w, orow, b, h, row, i0, i1, col + k * s, (q + k) * c, vectors, channels, 3,
+                        _tail_channels(x, w, orow, b, h, row, i0, i1, col + k * s, (q + k) * c, vectors, channels, 3,
                                       1, 1, j0, j1)
                 q += count
-            finish_row(orow, residual[flat] if has_residual else residual[0], bias, scale, shift, limits, affine,
-                       has_residual, channels)
+            _finish_row(orow, residual[flat] if has_residual else residual[0], bias, scale, shift, limits, affine,
+                        has_residual, channels, zero, lanes)
 
     return depthwise_tiles, depthwise3x3_tiles
 

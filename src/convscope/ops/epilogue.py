@@ -174,3 +174,36 @@ def bias_add(z: np.ndarray, bias: np.ndarray, data_format: str = "NHWC") -> np.n
                          f"({data_format}), got {bias.shape}")
     z += bias.reshape((1, channels) + (1,) * (z.ndim - 2)) if data_format == "NCHW" else bias
     return z
+
+
+# -- the inference epilogue of one row of channels (fused_inference, depthwise_fast) ----------------
+@compiled.kernel(inline=True)
+def activate_one(value, low, high, swish, zero, three, six):
+    """One value: `value` clipped to [low, high], times relu6(value + 3) / 6 if `swish` (NaN stays NaN): every
+    activation of `fused_inference.INFERENCE_ACTIVATIONS` by its `_limits`, as selects the compiler vectorizes (a choice
+    among four branches inside the loop kept it scalar: 6x slower)."""
+    value = low if value < low else value
+    value = high if value > high else value
+    if swish:
+        gate = value + three
+        gate = zero if gate < zero else gate
+        gate = six if gate > six else gate
+        value = value * (gate / six)
+    return value
+
+
+@compiled.kernel(inline=True)
+def finish_channels(o, bias, scale, shift, residual, limits, affine, has_residual):
+    """then(act(o + bias) * scale + shift + residual) on one row of channels, in place; `limits` holds
+    (low, high, swish) of act then of `then` (`fused_inference._limits`)."""
+    zero = o.dtype.type(0)
+    three, six = o.dtype.type(3), o.dtype.type(6)
+    low, high, swish = limits[0], limits[1], limits[2] != zero
+    low_after, high_after, swish_after = limits[3], limits[4], limits[5] != zero
+    for c in range(len(o)):
+        value = activate_one(o[c] + bias[c], low, high, swish, zero, three, six)
+        if affine:
+            value = value * scale[c] + shift[c]
+        if has_residual:
+            value = value + residual[c]
+        o[c] = activate_one(value, low_after, high_after, swish_after, zero, three, six)

@@ -34,7 +34,7 @@ import numpy as np
 from . import compiled, depthwise_fast
 from .activations import get_activation
 from .conv import _check_conv_args, conv2d
-from .epilogue import FUSED_ACTIVATIONS, check_affine
+from .epilogue import FUSED_ACTIVATIONS, check_affine, finish_channels
 from .fused import conv2d_inference
 from .padding import check_numeric_array, float_dtype, window_geometry
 from .parallel import balanced_ranges, on_slices, run_in_parallel, worker_count
@@ -83,40 +83,8 @@ def _check_epilogue(op, channels, out_shape, bias, activation, scale, shift, res
     return bias, scale, shift, residual, act, after
 
 
-@compiled.kernel(inline=True)
-def _activate(value, low, high, swish, zero, three, six):
-    """`value` clipped to [low, high], times relu6(value + 3) / 6 if `swish` (NaN stays NaN): every
-    activation of INFERENCE_ACTIVATIONS by its `_limits`, as selects the compiler vectorizes (a choice
-    among four branches inside the loop kept it scalar: 6x slower)."""
-    value = low if value < low else value
-    value = high if value > high else value
-    if swish:
-        gate = value + three
-        gate = zero if gate < zero else gate
-        gate = six if gate > six else gate
-        value = value * (gate / six)
-    return value
-
-
-@compiled.kernel(inline=True)
-def _finish_row(o, bias, scale, shift, residual, limits, affine, has_residual):
-    """then(act(o + bias) * scale + shift + residual) on one row of channels, in place; `limits` holds
-    (low, high, swish) of act then of `then` (`_limits`)."""
-    zero = o.dtype.type(0)
-    three, six = o.dtype.type(3), o.dtype.type(6)
-    low, high, swish = limits[0], limits[1], limits[2] != zero
-    low_after, high_after, swish_after = limits[3], limits[4], limits[5] != zero
-    for c in range(len(o)):
-        value = _activate(o[c] + bias[c], low, high, swish, zero, three, six)
-        if affine:
-            value = value * scale[c] + shift[c]
-        if has_residual:
-            value = value + residual[c]
-        o[c] = _activate(value, low_after, high_after, swish_after, zero, three, six)
-
-
 def _limits(act: int, then: int, dtype) -> np.ndarray:
-    """(low, high, swish) of the activation codes `act` and `then`, for `_finish_row`."""
+    """(low, high, swish) of the activation codes `act` and `then`, for `epilogue.finish_channels`."""
     table = {0: (-np.inf, np.inf, 0), 1: (0, np.inf, 0), 2: (0, 6, 0), 3: (-np.inf, np.inf, 1)}
     return np.array(table[act] + table[then], dtype=dtype)
 
@@ -125,7 +93,7 @@ def _limits(act: int, then: int, dtype) -> np.ndarray:
 def _epilogue_rows(z, bias, scale, shift, residual, limits, affine, has_residual):
     """z[r, c] = then(act(z[r, c] + bias[c]) * scale[c] + shift[c] + residual[r, c]), in place."""
     for r in range(z.shape[0]):
-        _finish_row(z[r], bias, scale, shift, residual[r if has_residual else 0], limits, affine, has_residual)
+        finish_channels(z[r], bias, scale, shift, residual[r if has_residual else 0], limits, affine, has_residual)
 
 
 def _epilogue_arrays(dtype, channels, bias, scale, shift, residual):
@@ -210,7 +178,7 @@ def _depthwise_kernel(x, w, bias, scale, shift, residual, limits, affine, has_re
                     wv = w[i, j]
                     for ch in range(c):
                         o[ch] += xv[ch] * wv[ch]
-            _finish_row(o, bias, scale, shift, residual[b, p, q] if has_residual else residual[0, 0, 0], limits,
+            finish_channels(o, bias, scale, shift, residual[b, p, q] if has_residual else residual[0, 0, 0], limits,
                         affine, has_residual)
 
 

@@ -1,0 +1,66 @@
+"""The compiled kernels load from numba's disk cache in a new process, none compiled again.
+
+A kernel that closes over another kernel pickles differently in every process, so numba's cache
+never matched it: each process compiled MobileNetV2's depthwise kernels anew (~0.3 s and ~20 MB of
+its peak memory) and added one more entry to the cache.  Two fresh processes run the same small
+MobileNet/ResNet-style model (inference and a training step); the second must compile nothing of
+convscope's."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from convscope.ops import compiled
+
+SCRIPT = textwrap.dedent("""
+    import gc, json
+    import numpy as np
+    from convscope import layers as L, models
+    from convscope.utils import set_random_seed
+
+    set_random_seed(0)
+    inputs = L.Input((12, 12, 3))
+    x = L.Conv2D(24, 3, strides=2, padding="same", use_bias=False)(inputs)
+    x = L.ReLU(max_value=6.0)(L.BatchNormalization()(x))
+    y = L.DepthwiseConv2D(3, padding="same", use_bias=False)(x)
+    y = L.ReLU(max_value=6.0)(L.BatchNormalization()(y))
+    y = L.BatchNormalization()(L.Conv2D(24, 1, use_bias=False)(y))
+    x = L.Add()([x, y])
+    x = L.DepthwiseConv2D(3, strides=2, padding="same")(x)
+    x = L.Conv2D(16, 3, padding="same", activation="relu")(x)
+    x = L.MaxPooling2D()(x)
+    outputs = L.Dense(4, activation="softmax")(L.Flatten()(x))
+    model = models.Model(inputs, outputs)
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    data = np.random.default_rng(0).random((8, 12, 12, 3), dtype=np.float32)
+    for batch in (1, 8):
+        model.predict(data[:batch], verbose=0)
+    model.train_on_batch(data, np.eye(4, dtype=np.float32)[np.arange(8) % 4])
+
+    from numba.core.registry import CPUDispatcher
+    misses = sorted({f"{d.py_func.__module__}.{d.__name__}" for d in gc.get_objects()
+                     if isinstance(d, CPUDispatcher) and d.py_func.__module__.startswith("convscope")
+                     and sum(d.stats.cache_misses.values())})
+    loaded = sum(1 for d in gc.get_objects() if isinstance(d, CPUDispatcher)
+                 and d.py_func.__module__.startswith("convscope") and d.overloads)
+    print(json.dumps({"misses": misses, "loaded": loaded}))
+""")
+
+
+def _run(env):
+    done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(not compiled.active(), reason="needs numba (the compiled path)")
+def test_a_second_process_compiles_no_kernel_again():
+    env = dict(os.environ, CONVSCOPE_COMPILED="1")      # numba's own cache folder, as a user's
+    _run(env)                             # compiles what the cache lacks (a fresh checkout: everything)
+    second = _run(env)
+    assert second["loaded"] >= 5          # the model did run compiled kernels (depthwise, epilogue, ...)
+    assert second["misses"] == [], f"compiled again in a new process: {second['misses']}"
