@@ -131,6 +131,29 @@ def test_one_image_or_a_few_share_the_threads(shape, out_channels, path, workers
         assert len(planned[0]) >= (2 if shape == (1, 7, 7, 131) else workers)   # 70 channels: 2 slices of 32+
 
 
+@pytest.mark.parametrize("images,workers", [(1, 1), (1, 2), (1, 3), (2, 3), (2, 2), (3, 2)])
+def test_a_1x1_convolution_of_fewer_images_than_threads_is_split(images, workers, monkeypatch):
+    """A 1x1 stride-1 convolution (whose columns are its input) goes to the split GEMM only for fewer
+    images than threads (`conv.convolve` gives an image to one thread: ResNet50's 1x1 layers at batch 1);
+    either way the numbers are the float64 reference's and PyTorch's."""
+    monkeypatch.setattr(conv_split, "worker_count", lambda: workers)
+    monkeypatch.setattr(conv_split, "balanced_ranges", _balanced_for(workers))
+    calls = _only(monkeypatch, "gemm")
+    rng = np.random.default_rng(images * 10 + workers)
+    x = rng.standard_normal((images, 14, 13, 96)).astype(np.float32)
+    filters = (rng.standard_normal((1, 1, 96, 70)) / 10).astype(np.float32)
+    bias, scale, shift = (rng.standard_normal(70).astype(np.float32) for _ in range(3))
+    ours = ops.conv2d_inference(x, filters, 1, "VALID", bias=bias, activation="relu", scale=scale, shift=shift)
+    with compiled.use_compiled(False):
+        reference = ops.conv2d_inference(*(v.astype(np.float64) for v in (x, filters)), 1, "VALID",
+                                         bias=bias.astype(np.float64), activation="relu",
+                                         scale=scale.astype(np.float64), shift=shift.astype(np.float64))
+    assert calls == (["gemm"] if images < workers else [])
+    np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-5)
+    theirs = _torch(x, filters, 1, "VALID", 1, bias, "relu", scale, shift, "linear")
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)
+
+
 def _balanced_for(workers):
     """`parallel.balanced_ranges` as it splits for `workers` threads."""
     def ranges(count, max_size):
