@@ -77,6 +77,25 @@ def test_stages_and_predict_match_the_layers_one_by_one(name):
     np.testing.assert_array_equal(model.predict(x, verbose=0), _layer_by_layer(model, x))
 
 
+@pytest.mark.parametrize("name", ["conv-bn-pool", "conv-dropout-bn-relu-avgpool", "conv-relu-pool-conv-bn"])
+def test_a_prepared_stage_reads_the_weights_of_each_call(name):
+    """The fused stage prepares its op once per input shape (checks, geometry, path) but reads the kernel,
+    bias and batch norm's statistics at every call: after they change, and at another batch size and back,
+    predict is still the layers one by one."""
+    model = Sequential(MODELS[name]() + [Flatten(), Dense(3, activation="softmax")])
+    model.build()
+    _with_moving_statistics(model)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((6,) + model.input_shape[1:]).astype("float32")
+    for batch in (6, 1, 4, 6):
+        expected = np.concatenate([_layer_by_layer(model, x[start:start + batch]) for start in range(0, 6, batch)])
+        np.testing.assert_allclose(model.predict(x, batch_size=batch, verbose=0), expected, rtol=1e-5, atol=1e-6)
+        conv = model.layers[0]
+        conv.kernel.assign(rng.standard_normal(conv.kernel.shape).astype("float32"))
+        conv.bias.assign(rng.standard_normal(conv.bias.shape).astype("float32"))
+        _with_moving_statistics(model, seed=batch)
+
+
 def test_seed001_model_predict_and_evaluate_are_unchanged_by_fusion(monkeypatch):
     """Fused, the 3x3 75 -> 50 layer is pooled in the direct kernel's tiles, which beats Winograd; layer
     by layer its 8 images would run as Winograd, so the reference runs them on the direct kernel too."""

@@ -45,7 +45,7 @@ from .. import ops
 from ..layers.base import Layer, check_kept_for_backward
 from ..layers.kernel_bias import Preactivation
 from ..layers.spec import LayerSpec
-from ..ops import compiled, fused_inference, inverted_residual
+from ..ops import compiled, fused, fused_inference, inverted_residual
 from ..ops.normalization import layer_affine
 
 INFERENCE = "inference"
@@ -83,15 +83,19 @@ class ConvInferenceStage:
         pool = next((spec for spec in specs[1:] if spec.kind == "pool"), None)
         self.pool = None if pool is None else (pool.pool, pool.window.size, pool.window.strides,
                                                pool.window.padding.upper())
+        self._prepared = {}     # as EpilogueStage's: the op prepared per input (shape, dtype) and kernel switch
+
+    PREPARED_SHAPES = 8
 
     def forward(self, x, training: bool = False):
         spec, window = self.spec, self.spec.window
-        scale, shift = _norm_map(self.norm)     # the moving statistics may change between calls
-        y = ops.conv2d_inference(x, spec.weights["kernel"].value, window.strides, window.padding.upper(),
-                                 window.dilation, spec.groups, bias=_value(spec.weights["bias"]),
-                                 activation=spec.activation, scale=scale, shift=shift, then=self.then,
-                                 pool=self.pool)
-        return y, None
+        kernel, bias = spec.weights["kernel"].value, _value(spec.weights["bias"])
+        scale, shift = _norm_map(self.norm)     # the weights and moving statistics may change between calls
+        x = np.asarray(x)
+        run = _prepared_run(self, x, None, lambda: fused.prepare_conv2d_inference(
+            x, kernel, window.strides, window.padding.upper(), window.dilation, spec.groups, bias=bias,
+            activation=spec.activation, scale=scale, shift=shift, then=self.then, pool=self.pool))
+        return run(x, kernel, bias, scale, shift), None
 
     def backward(self, ctx, grad, need_input_grad: bool = True, **options):
         check_kept_for_backward(self.layers[0], None)

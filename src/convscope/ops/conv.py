@@ -273,8 +273,15 @@ def _forward_context(x: np.ndarray, w: np.ndarray, strides, padding, dilations, 
     `padded_input`): padding the whole input first took 0.3 of seed 000's second layer's
     2.1 ms (128 images).
     """
+    return bind_arrays(forward_geometry(x, w, strides, padding, dilations, groups, data_format, pad_in_blocks),
+                       x, w)
+
+
+def forward_geometry(x: np.ndarray, w: np.ndarray, strides, padding, dilations, groups: int,
+                     data_format: str, pad_in_blocks: bool = False) -> Dict[str, Any]:
+    """`_forward_context` without its arrays: what the shapes and dtypes of `x` and `w` decide, so that a
+    prepared op decides it once for every call of those shapes (`bind_arrays` adds a call's arrays)."""
     dtype = float_dtype(x, w)
-    x, w = x.astype(dtype, copy=False), w.astype(dtype, copy=False)
     n, h, width = x.shape[:3]
     kh, kw, in_per_group, out_channels = w.shape
     out_hw, pads = window_geometry((h, width), (kh, kw), strides, dilations, padding, "conv2d", "filters")
@@ -283,17 +290,28 @@ def _forward_context(x: np.ndarray, w: np.ndarray, strides, padding, dilations, 
     geometry = Geometry(dtype, (kh, kw), strides, dilations, groups, in_per_group, out_channels, out_hw, n,
                         pointwise, column_bytes <= COLUMN_BUDGET_BYTES)
     path, use_direct = conv_path(geometry), _direct_applies(geometry)
-    ctx = {"input_shape": x.shape, "filters": w, "pads": pads, "strides": strides, "dilations": dilations,
+    ctx = {"input_shape": x.shape, "pads": pads, "strides": strides, "dilations": dilations,
            "groups": groups, "kernel_hw": (kh, kw), "out_hw": out_hw, "data_format": data_format,
            "dtype": dtype, "image_column_bytes": column_bytes, "path": path,
            "image_output_bytes": out_hw[0] * out_hw[1] * out_channels * dtype.itemsize,
            "pointwise": pointwise, "direct": use_direct, "padded_shape": padded_shape(x.shape, pads),
            "winograd": path == "winograd"}
-    if pad_in_blocks and path == "direct" and whole_image_blocks(ctx, True) and any(pads[0] + pads[1]):
+    ctx["pads_in_blocks"] = (pad_in_blocks and path == "direct" and whole_image_blocks(ctx, True)
+                             and any(pads[0] + pads[1]))
+    return ctx
+
+
+def bind_arrays(geometry: Dict[str, Any], x: np.ndarray, w: np.ndarray) -> Dict[str, Any]:
+    """A new context: `geometry` (`forward_geometry`'s, for these shapes and dtypes) with the filters and
+    the input, padded now or ("pads_in_blocks") by the direct kernel's blocks."""
+    dtype = geometry["dtype"]
+    x = x.astype(dtype, copy=False)
+    ctx = dict(geometry, filters=w.astype(dtype, copy=False))
+    if ctx["pads_in_blocks"]:
         ctx["x"], ctx["x_pad"] = np.ascontiguousarray(x), None
     else:
-        x_pad = pad_spatial(x, pads)
-        ctx["x_pad"] = np.ascontiguousarray(x_pad) if use_direct else x_pad
+        x_pad = pad_spatial(x, ctx["pads"])
+        ctx["x_pad"] = np.ascontiguousarray(x_pad) if ctx["direct"] else x_pad
     return ctx
 
 

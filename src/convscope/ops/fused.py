@@ -27,13 +27,13 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 import numpy as np
 
 from . import compiled, conv_split
-from .conv import (_check_conv_args, _forward_context, conv2d_forward, convolve, convolve_pooled, pools_in_tiles,
-                   whole_image_blocks)
+from .conv import (_check_conv_args, _forward_context, bind_arrays, conv2d_forward, convolve, convolve_pooled,
+                   forward_geometry, pools_in_tiles, whole_image_blocks)
 from .epilogue import bias_activation_forward, check_affine, check_epilogue, epilogue_value
 from .parallel import on_slices
 from .pooling import avg_pool2d, max_pool2d, max_pool2d_context, max_pool2d_forward, max_pool2d_into, pool_geometry
 
-__all__ = ["conv2d_inference", "conv2d_max_pool_forward"]
+__all__ = ["conv2d_inference", "prepare_conv2d_inference", "conv2d_max_pool_forward"]
 
 POOL_MODES = ("max", "avg")
 
@@ -89,52 +89,97 @@ def conv2d_inference(input, filters, strides, padding, dilations=None, groups: i
     (`batch_norm_affine`); `pool` is None or (mode, ksize, strides, padding) with mode "max"
     or "avg", as `max_pool2d`/`avg_pool2d` take them.
     """
+    run = prepare_conv2d_inference(input, filters, strides, padding, dilations, groups, bias, activation, scale,
+                                   shift, then, pool)
+    return run(input, filters, bias, scale, shift)
+
+
+def prepare_conv2d_inference(input, filters, strides, padding, dilations=None, groups: int = 1, bias=None,
+                             activation: str = "linear", scale=None, shift=None, then: str = "linear",
+                             pool: Optional[Sequence] = None):
+    """Check `conv2d_inference`'s arguments and decide its geometry and path once: `run(input, filters,
+    bias, scale, shift)` for arrays of the same shapes and dtypes (bias, scale and shift given or None as
+    here), with no further checks: a plan's stage keeps one per input shape (at batch 1 the checks and
+    the geometry took a third of a small convolution's time)."""
     op = "conv2d_inference"
     x, w, strides, dilations, padding, _, groups = _check_conv_args(
         input, filters, strides, padding, "NHWC", dilations, groups)
     channels = w.shape[3]
-    bias = check_epilogue(bias, activation, channels, op, "one per filter")
-    scale, shift = check_affine(scale, shift, then, channels, op)
+    check_epilogue(bias, activation, channels, op, "one per filter")
+    check_affine(scale, shift, then, channels, op)
     pool = _check_pool(pool, op)
-    ctx = _forward_context(x, w, strides, padding, dilations, groups, "NHWC", pad_in_blocks=True)
-    dtype = ctx["dtype"]
-    bias, scale, shift = (None if value is None else np.asarray(value).astype(dtype, copy=False)
-                          for value in (bias, scale, shift))
-    conv_shape = (x.shape[0],) + tuple(ctx["out_hw"]) + (channels,)
+    geometry = forward_geometry(x, w, strides, padding, dilations, groups, "NHWC", pad_in_blocks=True)
+    dtype, deciding = geometry["dtype"], dict(geometry, filters=w)
+    conv_shape = (x.shape[0],) + tuple(geometry["out_hw"]) + (channels,)
+
+    def arrays(input, filters, bias, scale, shift):
+        """The call's context and its epilogue's values in the convolution's dtype."""
+        return (bind_arrays(geometry, np.asarray(input), np.asarray(filters)),
+                *(None if value is None else np.asarray(value).astype(dtype, copy=False)
+                  for value in (bias, scale, shift)))
+
     if pool is None:
-        out = np.empty(conv_shape, dtype=dtype)
-        _forward_path(ctx, pool, (None, None))(ctx, (bias, activation, scale, shift, then), out)
-        return out
+        path = _forward_path(deciding, None, (None, None))
+
+        def run(input, filters, bias, scale, shift):
+            ctx, bias, scale, shift = arrays(input, filters, bias, scale, shift)
+            out = np.empty(conv_shape, dtype=dtype)
+            path(ctx, (bias, activation, scale, shift, then), out)
+            return out
+        return run
     average = pool[0] == "avg"
     pooled_hw, window, counts = pool_geometry(conv_shape, *pool[1:], op, counts=average)
-    pooled = np.empty((x.shape[0],) + pooled_hw + (channels,), dtype=dtype)
-    path = _forward_path(ctx, pool, (window, pooled_hw))
+    pooled_shape = (x.shape[0],) + pooled_hw + (channels,)
+    path = _forward_path(deciding, pool, (window, pooled_hw))
     if path is _pooled_in_tiles:
-        convolve_pooled(ctx, bias, activation, scale, shift, then, average, pooled)
-        return pooled
-    if compiled.active():
-        zeros = np.zeros(channels, dtype=dtype)
-        arguments = tuple(zeros if value is None else value for value in (bias, scale, shift))
-        flags = (activation == "relu", scale is not None, then == "relu", average)
-        counts = counts.astype(dtype) if average else np.ones((1, 1), dtype=dtype)   # unused for max
+        def run_pooled(input, filters, bias, scale, shift):
+            ctx, bias, scale, shift = arrays(input, filters, bias, scale, shift)
+            pooled = np.empty(pooled_shape, dtype=dtype)
+            convolve_pooled(ctx, bias, activation, scale, shift, then, average, pooled)
+            return pooled
+        return run_pooled
+    finisher = _pool_finisher(activation, then, pool, window, counts, channels, dtype)
+    whole = path is _blocks and whole_image_blocks(geometry)
 
-        def finish(images, block):
-            _epilogue_pool_kernel(block, arguments[0], flags[0], *arguments[1:], *flags[1:],
-                                  counts, *window, pooled[images])
-    else:
+    def run_then_pool(input, filters, bias, scale, shift):
+        ctx, bias, scale, shift = arrays(input, filters, bias, scale, shift)
+        pooled = np.empty(pooled_shape, dtype=dtype)
+        finish = finisher(pooled, bias, scale, shift)
+        if whole:
+            convolve(ctx, lambda rows: None, finish=finish)
+        else:                     # the whole output, then the pooling
+            out = np.empty(conv_shape, dtype=dtype)
+            path(ctx, (None, "linear", None, None, "linear"), out)
+            on_slices(len(out), out.nbytes, lambda images: finish(images, out[images]))
+        return pooled
+    return run_then_pool
+
+
+def _pool_finisher(activation, then, pool, window, counts, channels, dtype):
+    """`finisher(pooled, bias, scale, shift)` -> `finish(images, block)`: a block of the convolution's output
+    finished by the epilogue and pooled into `pooled[images]` (compiled: in one pass)."""
+    if not compiled.active():
         pool_op = max_pool2d if pool[0] == "max" else avg_pool2d
 
-        def finish(images, block):
-            bias_activation_forward(block, bias, activation, scale, shift, then)
-            pooled[images] = pool_op(block, *pool[1:])
+        def numpy_finisher(pooled, bias, scale, shift):
+            def finish(images, block):
+                bias_activation_forward(block, bias, activation, scale, shift, then)
+                pooled[images] = pool_op(block, *pool[1:])
+            return finish
+        return numpy_finisher
+    average = pool[0] == "avg"
+    flags = (activation == "relu", then == "relu", average)
+    counts = counts.astype(dtype) if average else np.ones((1, 1), dtype=dtype)     # unused for max
 
-    if path is _blocks and whole_image_blocks(ctx):
-        convolve(ctx, lambda rows: None, finish=finish)
-    else:                     # the whole output, then the pooling
-        out = np.empty(conv_shape, dtype=dtype)
-        path(ctx, (None, "linear", None, None, "linear"), out)
-        on_slices(len(out), out.nbytes, lambda images: finish(images, out[images]))
-    return pooled
+    def compiled_finisher(pooled, bias, scale, shift):
+        zeros = np.zeros(channels, dtype=dtype)
+        bias, affine_scale, affine_shift = (zeros if value is None else value for value in (bias, scale, shift))
+
+        def finish(images, block):
+            _epilogue_pool_kernel(block, bias, flags[0], affine_scale, affine_shift, scale is not None, flags[1],
+                                  flags[2], counts, *window, pooled[images])
+        return finish
+    return compiled_finisher
 
 
 def _blocks(ctx, epilogue: tuple, out: np.ndarray) -> None:
