@@ -61,11 +61,13 @@ def test_activation_layers_match_torch():
 
 
 @pytest.mark.parametrize("make, keeps_input", [
-    (lambda: L.ReLU(), False), (lambda: L.ReLU(max_value=6.0), False), (lambda: L.Activation("sigmoid"), False),
-    (lambda: L.ReLU(negative_slope=0.1), True), (lambda: L.Activation("swish"), True)])
+    (lambda: L.ReLU(), False), (lambda: L.ReLU(max_value=6.0), False), (lambda: L.Activation("tanh"), False),
+    (lambda: L.ReLU(negative_slope=0.1), True), (lambda: L.Activation("swish"), True),
+    (lambda: L.Activation("sigmoid"), True), (lambda: L.Softmax(), True)])     # fit reads their logits
 def test_a_training_call_keeps_the_input_only_where_the_derivative_reads_it(make, keeps_input):
     """A ReLU after BatchNormalization would otherwise hold both tensors until the backward pass (92 MB of
-    ResNet-20's step at batch 128); the gradient is the same, a float64 finite-difference oracle."""
+    ResNet-20's step at batch 128); the gradient is the same, a float64 finite-difference oracle.  A last
+    sigmoid or softmax keeps its input: fit's fused crossentropy reads it as the logits."""
     layer = make()
     rng = np.random.default_rng(5)
     x = rng.standard_normal((2, 3, 4)) * 3

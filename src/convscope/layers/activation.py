@@ -13,6 +13,11 @@ from .spec import LayerSpec
 from .kernel_bias import resolve_activation
 
 
+# The activations whose input `fit` reads as logits when it is the model's last layer (the crossentropies'
+# `fused_activation`, losses.py).
+_LOGITS_READ = ("sigmoid", "softmax")
+
+
 class _ElementwiseActivation(Layer):
     """Applies `self._activation` (an ops Activation) and its derivative; shape unchanged."""
 
@@ -24,9 +29,10 @@ class _ElementwiseActivation(Layer):
         y = self._activation.forward(inputs)
         if not backend.keeps_for_backward():
             return y, None
-        # A training call keeps the input only where the derivative needs it (explanations, which call
-        # with training=False, read it as the preactivation).
-        return y, _ActivationContext(None if training and self._activation.output_suffices else inputs, y)
+        # A training call keeps the input only where the derivative needs it, or where fit's fused
+        # crossentropy reads it as the logits (explanations, which call with training=False, read it too).
+        drop = training and self._activation.output_suffices and self._activation.name not in _LOGITS_READ
+        return y, _ActivationContext(None if drop else inputs, y)
 
     @property
     def output_activation(self):
