@@ -23,7 +23,7 @@ def _geometry(in_channels, out_channels, out_hw=(16, 16), images=128, dtype=np.f
 def test_the_first_path_that_applies_runs(bits, monkeypatch):
     """Thin float32 products run on the direct kernel before Winograd (up to DIRECT_BEFORE_WINOGRAD in x out
     channels for its tile width: 2048 with AVX-512's tiles, 576 with AVX2's), wider ones on Winograd with
-    whole-image blocks, else the direct kernel, else the GEMM."""
+    whole-image blocks, else the direct kernel (up to 1024 taps, 512 with AVX2's), else the GEMM."""
     monkeypatch.setattr(direct, "VECTOR_BITS", bits)
     with compiled.use_compiled(True):
         assert conv.conv_path(_geometry(16, 16)) == "direct"                     # ResNet-20's first stage
@@ -33,8 +33,11 @@ def test_the_first_path_that_applies_runs(bits, monkeypatch):
         assert conv.conv_path(_geometry(48, 48)) == "winograd"                   # 2304
         assert conv.conv_path(_geometry(64, 64, (8, 8))) == "winograd"
         assert conv.conv_path(_geometry(16, 16, dtype=np.float64)) == "winograd"  # the kernel is float32
-        assert conv.conv_path(_geometry(64, 64, images=4)) == "direct"           # too few images for Winograd
-        assert conv.conv_path(_geometry(64, 64, whole_images=False)) == "direct"  # bands of rows: not Winograd
+        # too few images for Winograd: the direct kernel, up to 512 taps with AVX2's tiles (576 here)
+        assert conv.conv_path(_geometry(64, 64, images=4)) == ("direct" if bits == 512 else "gemm")
+        assert conv.conv_path(_geometry(56, 64, images=4)) == "direct"           # 504 taps
+        assert conv.conv_path(_geometry(64, 64, whole_images=False)) == ("direct" if bits == 512 else "gemm")
+        assert conv.conv_path(_geometry(56, 64, whole_images=False)) == "direct"  # bands of rows: not Winograd
         assert conv.conv_path(_geometry(16, 16, images=4, dtype=np.float64)) == "gemm"
         assert conv.conv_path(_geometry(120, 64)) == "winograd"
         assert conv.conv_path(_geometry(120, 64, kernel_hw=(5, 5), strides=(2, 2))) == "gemm"  # 3000 taps

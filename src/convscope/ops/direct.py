@@ -38,6 +38,8 @@ if compiled.available():
 PIXELS = 8               # output pixels per tile: PIXELS vectors of accumulators, plus one of filters
 TAPS_PER_TILE = 8        # taps per tile of the filter gradient: as many vectors of accumulators
 MAX_TAPS = 1024          # kh * kw * in_channels; longer sums are BLAS' strength
+AVX2_MAX_TAPS = 512      # at 8 lanes (AVX2) already: measured with AVX2 code, seed 001's 675-tap layer took 6.1
+                         # ms at 32 images against 4.2 by Winograd/GEMM, ResNet-20's 576-tap training step 8% more
 MAX_OUT_CHANNELS = 128   # more filters make a wide product that BLAS runs near its peak
 NARROW_MAX_OUT_CHANNELS = 64   # outputs 4-7 wide (tiles of 2 rows x 4, some overlapping): measured on 7x7
                                # outputs, 50 -> 25 filters 1.9 ms against the GEMM's 2.75, 64 -> 128 9.4 vs 7.9
@@ -56,7 +58,7 @@ def _thin(dtype, groups: int, taps: int, out_channels: int, pointwise: bool) -> 
     """Compiled path, float32, one group, not 1x1 unpadded stride 1 (its columns are the input
     itself), and a thin product: few taps (kh * kw * in) and filters."""
     return (compiled.active() and VECTOR_BITS >= 256 and dtype == np.float32 and groups == 1 and not pointwise
-            and taps <= MAX_TAPS and out_channels <= MAX_OUT_CHANNELS)
+            and taps <= (MAX_TAPS if VECTOR_BITS >= 512 else AVX2_MAX_TAPS) and out_channels <= MAX_OUT_CHANNELS)
 
 
 def applies(dtype, kernel_hw, groups: int, in_channels: int, out_channels: int, out_hw,
