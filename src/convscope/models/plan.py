@@ -51,6 +51,7 @@ from ..ops.normalization import layer_affine
 INFERENCE = "inference"
 TRAINING = "training"
 LAYERS = "layers"           # each layer alone (training-mode calls that keep nothing, and the reverse)
+PREPARED_SHAPES = 8         # input shapes a stage keeps its op prepared for (predict's batches, its last one, ...)
 
 # The roles a fused inference stage takes after its convolution, in order.
 _ROLES = ("norm", "relu", "pool")
@@ -84,8 +85,6 @@ class ConvInferenceStage:
         self.pool = None if pool is None else (pool.pool, pool.window.size, pool.window.strides,
                                                pool.window.padding.upper())
         self._prepared = {}     # as EpilogueStage's: the op prepared per input (shape, dtype) and kernel switch
-
-    PREPARED_SHAPES = 8
 
     def forward(self, x, training: bool = False):
         spec, window = self.spec, self.spec.window
@@ -227,8 +226,6 @@ class EpilogueStage:
         # the plan's, not a call's (entries are added whole; threads may race to add the same one)
         self._prepared = {}
 
-    PREPARED_SHAPES = 8     # input shapes kept prepared (predict's batches, its last partial one, ...)
-
     def _padding(self):
         window = self.spec.window
         if self.pads is None:
@@ -275,7 +272,7 @@ def _prepared_run(stage, x, residual, prepare):
     run = stage._prepared.get(key)
     if run is None:
         run = prepare()
-        if len(stage._prepared) >= stage.PREPARED_SHAPES:
+        if len(stage._prepared) >= PREPARED_SHAPES:
             stage._prepared = {}
         stage._prepared[key] = run
     return run
@@ -296,7 +293,6 @@ class InvertedResidualStage:
     in its epilogue, the block's residual Add in the last): one `ops.inverted_residual_inference`, which
     computes the block band by band of output rows so the expanded tensor stays in cache."""
 
-    PREPARED_SHAPES = EpilogueStage.PREPARED_SHAPES
 
     def __init__(self, expand: EpilogueStage, depthwise: EpilogueStage, project: EpilogueStage):
         self.parts = (expand, depthwise, project)

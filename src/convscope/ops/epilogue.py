@@ -179,9 +179,9 @@ def bias_add(z: np.ndarray, bias: np.ndarray, data_format: str = "NHWC") -> np.n
 # -- the inference epilogue of one row of channels (fused_inference, depthwise_fast) ----------------
 @compiled.kernel(inline=True)
 def activate_one(value, low, high, swish, zero, three, six):
-    """One value: `value` clipped to [low, high], times relu6(value + 3) / 6 if `swish` (NaN stays NaN): every
-    activation of `fused_inference.INFERENCE_ACTIVATIONS` by its `_limits`, as selects the compiler vectorizes (a choice
-    among four branches inside the loop kept it scalar: 6x slower)."""
+    """One value: `value` clipped to [low, high], times relu6(value + 3) / 6 if `swish` (NaN stays NaN):
+    every activation of `fused_inference.INFERENCE_ACTIVATIONS` by its `_limits`, as selects the compiler
+    vectorizes (a choice among four branches inside the loop kept it scalar: 6x slower)."""
     value = low if value < low else value
     value = high if value > high else value
     if swish:

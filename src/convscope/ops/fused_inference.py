@@ -178,8 +178,8 @@ def _depthwise_kernel(x, w, bias, scale, shift, residual, limits, affine, has_re
                     wv = w[i, j]
                     for ch in range(c):
                         o[ch] += xv[ch] * wv[ch]
-            finish_channels(o, bias, scale, shift, residual[b, p, q] if has_residual else residual[0, 0, 0], limits,
-                        affine, has_residual)
+            finish_channels(o, bias, scale, shift, residual[b, p, q] if has_residual else residual[0, 0, 0],
+                            limits, affine, has_residual)
 
 
 def depthwise_inference_reference(input, filter, strides, padding, dilations=None, bias=None,
