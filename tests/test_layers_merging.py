@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from convscope import layers as L
+from convscope.models import Model
 
 torch = pytest.importorskip("torch")
 
@@ -169,16 +170,31 @@ def test_forward_keeps_nothing_on_the_layer_and_interleaved_calls_keep_their_own
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_gradients_are_fresh_arrays(name):
+def test_backward_leaves_its_gradient_alone_and_add_passes_it_on_uncopied(name):
     n = 2 if name == "Subtract" else 3
     layer = make_layer(name, "float32")
-    out, ctx = layer.forward([np.ones((2, 3), np.float32)] * n)
-    grad = np.ones_like(out)
+    out, ctx = layer.forward([np.random.default_rng(n).standard_normal((2, 3)).astype(np.float32)] * n)
+    grad = np.random.default_rng(1).standard_normal(out.shape).astype(np.float32)
+    before = grad.copy()
     grads, _ = layer.backward(ctx, grad)
-    for i, g in enumerate(grads):
-        assert not np.shares_memory(g, grad)
-        assert not any(np.shares_memory(g, other) for other in grads[i + 1:])
+    np.testing.assert_array_equal(grad, before)
+    if name == "Add":                   # each input's gradient is the output's, not a copy of it
+        assert all(np.shares_memory(g, grad) for g in grads)
     assert layer.backward(ctx, grad, need_input_grad=False) == ([None] * n, [])
+
+
+def test_a_models_input_gradients_are_the_callers_own():
+    """An Add shares its gradient among its inputs; the model copies what it hands back."""
+    a, b = L.Input((3,)), L.Input((3,))
+    model = Model([a, b], L.Add()([a, b]))
+    outputs, execution = model.run([np.ones((2, 3), np.float32)] * 2, keep=True)
+    given = np.full((2, 3), 2.0, np.float32)
+    grads, _ = model.backward_graph(execution, [given])
+    assert not np.shares_memory(grads[0], grads[1])
+    assert not any(np.shares_memory(g, given) for g in grads)
+    grads[0] += 1
+    np.testing.assert_array_equal(grads[1], given)
+    np.testing.assert_array_equal(given, np.full((2, 3), 2.0))
 
 
 @pytest.mark.parametrize("name", ALL)

@@ -319,7 +319,7 @@ class _Probe:
         return x, None
 
     def backward(self, ctx, grad, need_input_grad: bool = True, **options):
-        self.store[self.name] = grad
+        self.store[self.name] = grad.copy()      # the caller's own: an Add's inputs share one array
         return grad, []
 
 

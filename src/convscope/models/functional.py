@@ -442,7 +442,9 @@ class Functional(_FunctionalTraining, Model):
                 _accumulate(grads, tensor, grad)
             if on_step is not None:
                 on_step(step, time.perf_counter() - start)
-        input_grads = [grads.get(id(t)) for t in self._inputs] if need_input_grads else None
+        input_grads = None
+        if need_input_grads:
+            input_grads = _unshared([grads.get(id(t)) for t in self._inputs], output_grads)
         return input_grads, [tuple(entry) for entry in weight_grads.values()]
 
     def forward(self, inputs, training: bool = False):
@@ -544,6 +546,19 @@ def _accumulate(grads: Dict[int, np.ndarray], tensor: KerasTensor, grad) -> None
         return
     key = id(tensor)
     grads[key] = grad if key not in grads else grads[key] + grad
+
+
+def _unshared(grads: List[Optional[np.ndarray]], given: Sequence) -> List[Optional[np.ndarray]]:
+    """The input gradients as the caller's own arrays: one that shares memory with another or with an
+    output gradient the caller gave (an Add passes its gradient on to each input, uncopied) is copied."""
+    others = [g for g in given if isinstance(g, np.ndarray)]
+    result = []
+    for grad in grads:
+        if grad is not None and any(np.may_share_memory(grad, other) for other in others + result
+                                    if other is not None):
+            grad = grad.copy()
+        result.append(grad)
+    return result
 
 
 def _concrete(shape, batch: int) -> Tuple[int, ...]:
