@@ -168,18 +168,24 @@ def test_each_conv2d_epilogue_path_alone_matches_the_unfused_reference(path, see
     np.testing.assert_allclose(got, expected, **_tolerance(dtype))
 
 
-def test_epilogue_inference_matches_the_reference_in_place_and_keeps_nan():
+@pytest.mark.parametrize("then", ACTS)
+@pytest.mark.parametrize("activation", ACTS)
+def test_epilogue_inference_matches_the_reference_in_place_and_keeps_nan(activation, then):
+    """Every pair of activations (the kernel's clip-only loop without a hard-swish, its general one with),
+    with and without the affine map and the residual."""
     rng = np.random.default_rng(7)
     for dtype in (np.float32, np.float64):
-        z = (rng.standard_normal((5, 6, 7)) * 5).astype(dtype)
-        z[0, 0, 0] = np.nan
-        args = dict(bias=rng.standard_normal(7), activation="relu6", scale=rng.random(7) + 0.1,
-                    shift=rng.standard_normal(7), residual=rng.standard_normal(z.shape).astype(dtype),
-                    then="hard_silu")
-        expected = fi.epilogue_reference(z, **args)
-        out = fi.epilogue_inference(z, **args)
-        assert out is z and np.isnan(out[0, 0, 0])
-        np.testing.assert_allclose(out, expected, **_tolerance(dtype))
+        for affine, residual in ((True, True), (False, False), (True, False)):
+            z = (rng.standard_normal((5, 6, 7)) * 5).astype(dtype)
+            z[0, 0, 0] = np.nan
+            args = dict(bias=rng.standard_normal(7), activation=activation,
+                        scale=rng.random(7) + 0.1 if affine else None,
+                        shift=rng.standard_normal(7) if affine else None,
+                        residual=rng.standard_normal(z.shape).astype(dtype) if residual else None, then=then)
+            expected = fi.epilogue_reference(z, **args)
+            out = fi.epilogue_inference(z, **args)
+            assert out is z and np.isnan(out[0, 0, 0])
+            np.testing.assert_allclose(out, expected, **_tolerance(dtype))
 
 
 def test_arguments_are_checked_with_messages_naming_the_op():

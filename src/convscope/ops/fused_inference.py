@@ -34,7 +34,7 @@ import numpy as np
 from . import compiled, depthwise_fast
 from .activations import get_activation
 from .conv import _check_conv_args, conv2d
-from .epilogue import FUSED_ACTIVATIONS, check_affine, finish_channels
+from .epilogue import FUSED_ACTIVATIONS, check_affine, clip_channels, finish_channels
 from .fused import conv2d_inference
 from .padding import check_numeric_array, float_dtype, window_geometry
 from .parallel import balanced_ranges, on_slices, run_in_parallel, worker_count
@@ -92,8 +92,14 @@ def _limits(act: int, then: int, dtype) -> np.ndarray:
 @compiled.kernel
 def _epilogue_rows(z, bias, scale, shift, residual, limits, affine, has_residual):
     """z[r, c] = then(act(z[r, c] + bias[c]) * scale[c] + shift[c] + residual[r, c]), in place."""
-    for r in range(z.shape[0]):
-        finish_channels(z[r], bias, scale, shift, residual[r if has_residual else 0], limits, affine, has_residual)
+    zero = z.dtype.type(0)
+    if limits[2] != zero or limits[5] != zero:      # a hard-swish
+        for r in range(z.shape[0]):
+            finish_channels(z[r], bias, scale, shift, residual[r if has_residual else 0], limits, affine,
+                            has_residual)
+    else:
+        for r in range(z.shape[0]):
+            clip_channels(z[r], bias, scale, shift, residual[r if has_residual else 0], limits, affine, has_residual)
 
 
 def _epilogue_arrays(dtype, channels, bias, scale, shift, residual):
