@@ -60,6 +60,36 @@ def test_each_path_alone_matches_the_three_references(path, seed, lanes, monkeyp
     np.testing.assert_allclose(got, expected, **tolerance)
 
 
+@pytest.mark.parametrize("lanes", ["native", 8])
+@pytest.mark.parametrize("path", [name for name, _, _ in ir._PATHS])
+@pytest.mark.parametrize("seed", range(8))
+def test_a_block_without_expansion_matches_depthwise_then_project(path, seed, lanes, monkeypatch):
+    """expand None (MobileNetV2's first block, a MobileNet v1 pair): the input's rows go to the depthwise
+    kernel as they are; against the two unfused references one after the other."""
+    if lanes == 8 and depthwise_fast.lanes():
+        monkeypatch.setattr(depthwise_fast, "lanes", lambda: 8)
+    banded = path == "banded"
+    if banded and not (fi.compiled.active() and depthwise_fast.lanes()):
+        pytest.skip("the banded path needs the compiled SIMD kernels")
+    monkeypatch.setattr(ir, "_PATHS", tuple(e for e in ir._PATHS if e[0] == path))
+    if seed % 2:
+        monkeypatch.setattr(ir, "BAND_BYTES", 1)
+    rng = np.random.default_rng(900 + seed)
+    dtype = np.float32 if banded or seed % 3 else np.float64
+    x, _, depthwise, project, stride, padding, epilogues = _block(rng, dtype, depthwise_fast.lanes() or 1)
+    x = (rng.standard_normal(x.shape[:3] + (depthwise.shape[2],)) * 2).astype(dtype)
+    if seed % 4 == 3:
+        x = np.asfortranarray(x)                        # any layout: the op takes its rows contiguous
+    mid = fi.depthwise_inference_reference(x, depthwise, stride, padding, **epilogues[1])
+    residual = rng.standard_normal(mid.shape[:3] + (project.shape[3],)).astype(dtype) if seed % 3 != 1 else None
+    expected = fi.conv2d_epilogue_reference(mid, project, 1, "VALID", residual=residual, **epilogues[2])
+    got = ir.inverted_residual_inference(x, None, depthwise, project, stride, padding, {}, *epilogues[1:],
+                                         residual)
+    assert got.dtype == dtype and got.shape == expected.shape
+    tolerance = dict(rtol=2e-5, atol=2e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got, expected, **tolerance)
+
+
 def test_a_prepared_run_takes_new_weights_and_epilogue_values_each_call():
     rng = np.random.default_rng(3)
     x, expand, depthwise, project, stride, padding, epilogues = _block(rng, np.float32, 16)

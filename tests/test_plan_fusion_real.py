@@ -224,11 +224,14 @@ def _randomize_batch_norms(model, rng):
 
 
 def _inverted_residual(x, expand, stride, activation, residual):
-    """MobileNetV2's block (ReLU(6.) layers, or hard_swish ones as MobileNetV3's)."""
+    """MobileNetV2's block (ReLU(6.) layers, or hard_swish ones as MobileNetV3's); `expand` 1: none, as
+    MobileNetV2's first block."""
     channels = x.shape[-1]
     act = (lambda: L.ReLU(6.0)) if activation == "relu6" else (lambda: L.Activation(activation))
-    y = L.Conv2D(channels * expand, 1, use_bias=False)(x)
-    y = act()(L.BatchNormalization()(y))
+    y = x
+    if expand > 1:
+        y = L.Conv2D(channels * expand, 1, use_bias=False)(x)
+        y = act()(L.BatchNormalization()(y))
     if stride == 2:
         y = L.ZeroPadding2D(((0, 1), (0, 1)))(y)
     y = L.DepthwiseConv2D(3, strides=stride, padding="same" if stride == 1 else "valid", use_bias=False)(y)
@@ -247,7 +250,8 @@ def _resnet_block(x, filters):
 
 def _graph_model(activation):
     inputs = L.Input((13, 12, 6))
-    x = _inverted_residual(inputs, 3, 1, activation, True)
+    x = _inverted_residual(inputs, 1, 1, activation, True)
+    x = _inverted_residual(x, 3, 1, activation, True)
     x = _inverted_residual(x, 2, 2, activation, False)
     x = _resnet_block(x, 8)
     return Model(inputs, L.Dense(3)(L.GlobalAveragePooling2D()(x)))
@@ -267,8 +271,9 @@ def test_graph_blocks_fuse_bn_activations_padding_and_residual_adds_with_the_num
     # MobileNet's blocks as one stage each: with its residual Add, and at stride 2 with the padding folded
     assert ("InvertedResidualStage", expand + depthwise + project + ["Add"]) in fused
     assert ("InvertedResidualStage", expand + ["ZeroPadding2D"] + depthwise + project) in fused
+    assert ("InvertedResidualStage", depthwise + project + ["Add"]) in fused          # a block without expansion
     assert ("EpilogueStage", ["Conv2D", "BatchNormalization", "Add", "Activation"]) in fused  # ResNet's: Add -> ReLU
-    assert sum(step.residual is not None for step in steps) == 2
+    assert sum(step.residual is not None for step in steps) == 3
     x = rng.standard_normal((3, 13, 12, 6)).astype("float32")
     reference, _ = model.run([x], training=False, keep=True)            # the layers one by one
     np.testing.assert_allclose(model.predict(x, verbose=0), reference[0], rtol=1e-5, atol=1e-5)
@@ -321,7 +326,7 @@ def test_keras_mobilenet_v2_predictions_match_keras(keras, keras_mobilenet):
     rng = np.random.default_rng(14)
     model = load_model(path)
     stages = [type(step.stage).__name__ for step in model._steps(False, False)]
-    assert stages.count("InvertedResidualStage") == 16 and stages.count("EpilogueStage") >= 3   # 16 blocks
+    assert stages.count("InvertedResidualStage") == 17 and stages.count("EpilogueStage") >= 2   # 17 blocks
     x = rng.standard_normal((2, 32, 32, 3)).astype("float32")
     logits_model = keras.Model(net.inputs, net.layers[-1].input)
     ours = Model(model.inputs, model.layers[-1].input)                 # before the softmax: sharper test

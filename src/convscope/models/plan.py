@@ -29,8 +29,8 @@ each optional but the convolution, in this order, dropouts in between (`Epilogue
 padding is folded into a 'valid' convolution's own, the batch norm into the epilogue as its
 per-channel map, and the residual's other operand comes from the graph (`graph_plan.py`).  Three
 such stages that make a MobileNetV2 inverted-residual block (1x1 expand, 3x3 depthwise, 1x1 project,
-float32) run as one `InvertedResidualStage` (`ops.inverted_residual`: band by band of output rows,
-the expanded tensor kept in cache).
+float32), or the last two of them (a block without expansion), run as one `InvertedResidualStage`
+(`ops.inverted_residual`: band by band of output rows, the expanded tensor kept in cache).
 
 Either way the numbers are those of the layers run one by one.
 """
@@ -146,14 +146,16 @@ def build_plan(layers: Sequence[Layer], mode: str) -> List:
 
 
 def _merge_inverted_residuals(stages: List) -> List:
-    """Each run of three `EpilogueStage`s that is a MobileNetV2 inverted-residual block (`InvertedResidualStage.
-    fits`) as one stage."""
+    """Each run of three `EpilogueStage`s that is a MobileNetV2 inverted-residual block, or of two that is one
+    without expansion (`InvertedResidualStage.fits`), as one stage."""
     merged, position = [], 0
     while position < len(stages):
-        three = [_as_epilogue_stage(stage) for stage in stages[position:position + 3]]
-        if InvertedResidualStage.fits(three):
-            merged.append(InvertedResidualStage(*three))
-            position += 3
+        for size in (3, 2):
+            parts = [_as_epilogue_stage(stage) for stage in stages[position:position + size]]
+            if len(parts) == size and InvertedResidualStage.fits(parts):
+                merged.append(InvertedResidualStage(*([None] * (3 - size) + parts)))
+                position += size
+                break
         else:
             merged.append(stages[position])
             position += 1
@@ -289,38 +291,39 @@ def _as_epilogue_stage(stage):
 
 
 class InvertedResidualStage:
-    """expand 1x1 conv -> depthwise 3x3 -> project 1x1 conv, each an `EpilogueStage` (BN and activations
+    """[expand 1x1 conv] -> depthwise 3x3 -> project 1x1 conv, each an `EpilogueStage` (BN and activations
     in its epilogue, the block's residual Add in the last): one `ops.inverted_residual_inference`, which
-    computes the block band by band of output rows so the expanded tensor stays in cache."""
+    computes the block band by band of output rows so the expanded (or depthwise) tensor stays in cache.
+    `expand` None: a block without expansion (MobileNetV2's first, a MobileNet v1 pair)."""
 
-
-    def __init__(self, expand: EpilogueStage, depthwise: EpilogueStage, project: EpilogueStage):
+    def __init__(self, expand: Optional[EpilogueStage], depthwise: EpilogueStage, project: EpilogueStage):
         self.parts = (expand, depthwise, project)
-        self.layers = expand.layers + depthwise.layers + project.layers
+        self.layers = (expand.layers if expand is not None else []) + depthwise.layers + project.layers
         self._prepared = {}     # as EpilogueStage's: per input (shape, dtype), residual and kernel switch
 
     @staticmethod
     def fits(stages) -> bool:
         """Three `EpilogueStage`s: a 1x1 stride-1 conv2d, a 3x3 depthwise (multiplier 1, dilation 1, the same
-        stride 1 or 2 both ways), a 1x1 stride-1 conv2d; float32; a residual Add (if any) in the last only."""
-        if len(stages) != 3 or not all(isinstance(stage, EpilogueStage) for stage in stages):
+        stride 1 or 2 both ways), a 1x1 stride-1 conv2d; or the last two; float32; a residual Add (if any) in
+        the last only."""
+        if len(stages) not in (2, 3) or not all(isinstance(stage, EpilogueStage) for stage in stages):
             return False
-        expand, depthwise, project = stages
+        depthwise, project = stages[-2:]
         pointwise = all(stage.spec.kind == "conv2d" and stage.pads is None and stage.spec.groups == 1
                         and tuple(stage.spec.window.size) == (1, 1) and tuple(stage.spec.window.strides) == (1, 1)
-                        and tuple(stage.spec.window.dilation) == (1, 1) for stage in (expand, project))
+                        and tuple(stage.spec.window.dilation) == (1, 1) for stage in stages[:-2] + [project])
         window = depthwise.spec.window
         return (pointwise and depthwise.spec.kind == "depthwise_conv2d" and depthwise.spec.depth_multiplier == 1
                 and tuple(window.size) == (3, 3) and tuple(window.dilation) == (1, 1)
                 and window.strides[0] == window.strides[1] and window.strides[0] in (1, 2)
                 and all(layer.dtype == "float32" for stage in stages for layer in stage.layers)
-                and not any(layer.describe().kind == "merge" for stage in (expand, depthwise) for layer in stage.layers))
+                and not any(layer.describe().kind == "merge" for stage in stages[:-1] for layer in stage.layers))
 
     def forward(self, x, training: bool = False, residual=None):
         depthwise = self.parts[1]
-        values = [stage.values() for stage in self.parts]
+        values = [(None, None, None, None) if stage is None else stage.values() for stage in self.parts]
         kernels = [value[0] for value in values]
-        epilogues = [stage.epilogue(*value[1:]) for stage, value in zip(self.parts, values)]
+        epilogues = [{} if stage is None else stage.epilogue(*value[1:]) for stage, value in zip(self.parts, values)]
         x = np.asarray(x)
         run = _prepared_run(self, x, residual, lambda: inverted_residual.prepare_inverted_residual_inference(
             x, *kernels, depthwise.spec.window.strides, depthwise._padding(), *epilogues, residual=residual))
