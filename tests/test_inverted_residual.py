@@ -33,18 +33,25 @@ def _block(rng, dtype, lowest_mid):
     return x, expand, depthwise, project, stride, padding, epilogues
 
 
-@pytest.mark.parametrize("lanes", ["native", 8])
-@pytest.mark.parametrize("path", [name for name, _, _ in ir._PATHS])
-@pytest.mark.parametrize("seed", range(10))
-def test_each_path_alone_matches_the_three_references(path, seed, lanes, monkeypatch):
+def _only_path(path, lanes, seed, monkeypatch) -> bool:
+    """Run `path` alone (skipped where it cannot run), with `lanes` 8 for AVX2's tiles; odd seeds take bands
+    of rows, many per image, borders inside and at its edges (else units of whole images).  True: banded."""
     if lanes == 8 and depthwise_fast.lanes():
         monkeypatch.setattr(depthwise_fast, "lanes", lambda: 8)
     banded = path == "banded"
     if banded and not (fi.compiled.active() and depthwise_fast.lanes()):
         pytest.skip("the banded path needs the compiled SIMD kernels")
     monkeypatch.setattr(ir, "_PATHS", tuple(e for e in ir._PATHS if e[0] == path))
-    if seed % 2:    # bands of rows, many per image, borders inside and at its edges (else units of whole images)
+    if seed % 2:
         monkeypatch.setattr(ir, "BAND_BYTES", 1)
+    return banded
+
+
+@pytest.mark.parametrize("lanes", ["native", 8])
+@pytest.mark.parametrize("path", [name for name, _, _ in ir._PATHS])
+@pytest.mark.parametrize("seed", range(10))
+def test_each_path_alone_matches_the_three_references(path, seed, lanes, monkeypatch):
+    banded = _only_path(path, lanes, seed, monkeypatch)
     rng = np.random.default_rng(700 + seed)
     dtype = np.float32 if banded or seed % 3 else np.float64
     x, expand, depthwise, project, stride, padding, epilogues = _block(rng, dtype, depthwise_fast.lanes() or 1)
@@ -66,14 +73,7 @@ def test_each_path_alone_matches_the_three_references(path, seed, lanes, monkeyp
 def test_a_block_without_expansion_matches_depthwise_then_project(path, seed, lanes, monkeypatch):
     """expand None (MobileNetV2's first block, a MobileNet v1 pair): the input's rows go to the depthwise
     kernel as they are; against the two unfused references one after the other."""
-    if lanes == 8 and depthwise_fast.lanes():
-        monkeypatch.setattr(depthwise_fast, "lanes", lambda: 8)
-    banded = path == "banded"
-    if banded and not (fi.compiled.active() and depthwise_fast.lanes()):
-        pytest.skip("the banded path needs the compiled SIMD kernels")
-    monkeypatch.setattr(ir, "_PATHS", tuple(e for e in ir._PATHS if e[0] == path))
-    if seed % 2:
-        monkeypatch.setattr(ir, "BAND_BYTES", 1)
+    banded = _only_path(path, lanes, seed, monkeypatch)
     rng = np.random.default_rng(900 + seed)
     dtype = np.float32 if banded or seed % 3 else np.float64
     x, _, depthwise, project, stride, padding, epilogues = _block(rng, dtype, depthwise_fast.lanes() or 1)
