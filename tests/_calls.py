@@ -21,7 +21,7 @@ def backward(layer, ctx, grad_output, need_input_grad=True):
     for a frozen layer), each of its variable's shape, and every `variable.grad` left as it was."""
     variables = layer.weights
     before = [v.grad for v in variables]
-    with _read_only(grad_output):
+    with _unchanged(grad_output):
         grad_x, pairs = layer.backward(ctx, grad_output, need_input_grad=need_input_grad)
     assert sorted(v.name for v, _ in pairs) == sorted(v.name for v in layer.trainable_weights)
     grads = {v.name: g for v, g in pairs}
@@ -34,7 +34,7 @@ def backward(layer, ctx, grad_output, need_input_grad=True):
 
 
 @contextlib.contextmanager
-def _read_only(grad):
+def _unchanged(grad):
     """Checks that the array gradient (or each in a list) is unchanged after the block."""
     arrays = [g for g in (grad if isinstance(grad, (list, tuple)) else [grad]) if isinstance(g, np.ndarray)]
     before = [a.copy() for a in arrays]

@@ -34,7 +34,7 @@ import numpy as np
 from . import compiled, depthwise_fast
 from .activations import get_activation
 from .conv import _check_conv_args, conv2d
-from .epilogue import FUSED_ACTIVATIONS, check_affine, clip_channels, finish_channels
+from .epilogue import FUSED_ACTIVATIONS, check_affine, finish_channels, finish_channels_as
 from .fused import conv2d_inference
 from .padding import check_numeric_array, float_dtype, window_geometry
 from .parallel import balanced_ranges, on_slices, run_in_parallel, worker_count
@@ -97,9 +97,10 @@ def _epilogue_rows(z, bias, scale, shift, residual, limits, affine, has_residual
         for r in range(z.shape[0]):
             finish_channels(z[r], bias, scale, shift, residual[r if has_residual else 0], limits, affine,
                             has_residual)
-    else:
+    else:               # clips only: the loop without the swish branches
         for r in range(z.shape[0]):
-            clip_channels(z[r], bias, scale, shift, residual[r if has_residual else 0], limits, affine, has_residual)
+            finish_channels_as(z[r], bias, scale, shift, residual[r if has_residual else 0], limits, affine,
+                               has_residual, False, False)
 
 
 def _epilogue_arrays(dtype, channels, bias, scale, shift, residual):
