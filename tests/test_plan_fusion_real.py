@@ -107,6 +107,32 @@ def test_depthwise_3x3_as_in_mobilenets_matches_the_unfused_reference(stride, pa
                                    atol=1e-5)
 
 
+@pytest.mark.parametrize("lanes", ["native", 8])
+@pytest.mark.parametrize("then", ACTS)
+@pytest.mark.parametrize("activation", ACTS)
+def test_depthwise_3x3_tile_epilogue_matches_the_unfused_reference(activation, then, lanes, monkeypatch):
+    """Channels in whole vectors: with clips only the 3x3 kernel finishes each tile in registers (every
+    clip pair, with and without the affine map and the residual, strides 1 and 2, NaN kept); with a
+    hard-swish it finishes each row after (the same numbers)."""
+    if lanes == 8 and depthwise_fast.lanes():
+        monkeypatch.setattr(depthwise_fast, "lanes", lambda: 8)
+    width = depthwise_fast.lanes() or 8
+    rng = np.random.default_rng(11)
+    for stride, affine, residual in ((1, True, True), (2, False, False), (1, False, True), (2, True, False)):
+        x = (rng.standard_normal((2, 11, 13, 2 * width)) * 3).astype(np.float32)
+        x[1, 5, 6, 3] = np.nan
+        f = rng.standard_normal((3, 3, 2 * width, 1)).astype(np.float32)
+        shape = fi.depthwise_inference_reference(x, f, stride, "SAME").shape
+        args = dict(bias=rng.standard_normal(2 * width).astype(np.float32), activation=activation, then=then,
+                    scale=rng.random(2 * width).astype(np.float32) + 0.5 if affine else None,
+                    shift=rng.standard_normal(2 * width).astype(np.float32) if affine else None,
+                    residual=rng.standard_normal(shape).astype(np.float32) if residual else None)
+        expected = fi.depthwise_inference_reference(x, f, stride, "SAME", **args)
+        got = fi.depthwise_inference(x, f, stride, "SAME", **args)
+        assert np.array_equal(np.isnan(got), np.isnan(expected)) and np.isnan(got).any()
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_conv2d_epilogue_inference_matches_the_unfused_reference(seed):
     """1x1 (one GEMM, stride 1 or 2, sometimes large enough to split in blocks among threads) and

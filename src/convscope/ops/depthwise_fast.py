@@ -8,7 +8,10 @@ registers over every tap and each tap's weights are loaded once for the 4 (the p
 kernel adds into the output row in memory: a load and a store per tap); at the borders one
 pixel at a time, its window clipped.  Channels past the last full vector are summed one by one.
 Each output row is then finished by the epilogue while in cache, a vector of channels at a time (the
-operations of `epilogue.finish_channels`, in its order: the same numbers).
+operations of `epilogue.finish_channels`, in its order: the same numbers).  The 3x3 kernel finishes a
+tile's vectors in registers before storing them instead, where the activations are clips (none, ReLU,
+ReLU6) and the channels whole vectors: the row pass took a third of its time.  That epilogue is written
+out in the kernel's body: numba helpers taking and returning the vectors made it 1.5-3x slower.
 """
 
 from __future__ import annotations
@@ -145,12 +148,17 @@ def _kernels(lanes: int):
                            stride, top, left, first, last, out):
         """`depthwise_tiles` for a 3x3 window, dilation 1 and the same stride 1 or 2 both ways (MobileNets'):
         in the interior each input vector of a window row is loaded once for the 4 output pixels that
-        read it (6 loads for 12 products at stride 1, not 12); the sums in the same order."""
+        read it (6 loads for 12 products at stride 1, not 12); the sums in the same order.  With `fuse`
+        the tile is finished before its store (the operations of `finish_channels`, in its order)."""
         oh, ow = out.shape[0] // (x.shape[0] // h), out.shape[1] // channels
         vectors = channels - channels % lanes
         zero = zeros(lanes)
         c, s = channels, stride
+        fuse = limits[2] == 0 and limits[5] == 0 and vectors == channels
+        low, high, low_after, high_after = (full(limits[0], zero), full(limits[1], zero),
+                                            full(limits[3], zero), full(limits[4], zero))
         for flat in range(first, last):
+            rrow = residual[flat] if has_residual else residual[0]
             b, p = flat // oh, flat % oh
             row = p * s - top
             i0, i1 = max(0, -row), min(3, h - row)
@@ -187,14 +195,31 @@ def _kernels(lanes: int):
                         else:
                             for j in range(j0, j1):
                                 a0 = fma(load(xr, base + j * c, lanes), load(w, wb + j * c, lanes), a0)
+                    if fuse:
+                        bv = load(bias, c0, lanes)
+                        a0, a1 = clip(add(a0, bv), low, high), clip(add(a1, bv), low, high)
+                        a2, a3 = clip(add(a2, bv), low, high), clip(add(a3, bv), low, high)
+                        if affine:
+                            sv, tv = load(scale, c0, lanes), load(shift, c0, lanes)
+                            a0, a1 = add(multiply(a0, sv), tv), add(multiply(a1, sv), tv)
+                            a2, a3 = add(multiply(a2, sv), tv), add(multiply(a3, sv), tv)
+                        if has_residual:
+                            at = q * c + c0
+                            a0 = add(a0, load(rrow, at, lanes))
+                            if inside:
+                                a1 = add(a1, load(rrow, at + c, lanes))
+                                a2 = add(a2, load(rrow, at + 2 * c, lanes))
+                                a3 = add(a3, load(rrow, at + 3 * c, lanes))
+                        a0, a1 = clip(a0, low_after, high_after), clip(a1, low_after, high_after)
+                        a2, a3 = clip(a2, low_after, high_after), clip(a3, low_after, high_after)
                     _store_tile(orow, q * c + c0, c, a0, a1, a2, a3, inside, lanes)
                 if vectors < channels:
                     for k in range(count):
                         _tail_channels(x, w, orow, b, h, row, i0, i1, col + k * s, (q + k) * c, vectors, channels, 3,
                                       1, 1, j0, j1)
                 q += count
-            _finish_row(orow, residual[flat] if has_residual else residual[0], bias, scale, shift, limits, affine,
-                        has_residual, channels, zero, lanes)
+            if not fuse:
+                _finish_row(orow, rrow, bias, scale, shift, limits, affine, has_residual, channels, zero, lanes)
 
     return depthwise_tiles, depthwise3x3_tiles
 
