@@ -22,13 +22,15 @@ def _geometry(in_channels, out_channels, out_hw=(16, 16), images=128, dtype=np.f
 @pytest.mark.parametrize("bits", [512, 256])
 def test_the_first_path_that_applies_runs(bits, monkeypatch):
     """Thin float32 products run on the direct kernel before Winograd (up to DIRECT_BEFORE_WINOGRAD in x out
-    channels for its tile width: 2048 with AVX-512's tiles, 576 with AVX2's), wider ones on Winograd with
-    whole-image blocks, else the direct kernel (up to 1024 taps, 512 with AVX2's), else the GEMM."""
+    channels for its tile: 2048 with AVX-512's tiles, 1024 with AVX2's tiles of 16 filters, 576 with its 8),
+    wider ones on Winograd with whole-image blocks, else the direct kernel (up to 1024 taps, 512 with AVX2's),
+    else the GEMM."""
     monkeypatch.setattr(direct, "VECTOR_BITS", bits)
     with compiled.use_compiled(True):
         assert conv.conv_path(_geometry(16, 16)) == "direct"                     # ResNet-20's first stage
         assert conv.conv_path(_geometry(24, 24)) == "direct"                     # 576
-        assert conv.conv_path(_geometry(32, 32)) == ("direct" if bits == 512 else "winograd")
+        assert conv.conv_path(_geometry(32, 32)) == "direct"                     # 1024
+        assert conv.conv_path(_geometry(40, 24)) == ("direct" if bits == 512 else "winograd")   # AVX2: 8 x 8 tiles
         assert conv.conv_path(_geometry(32, 64)) == ("direct" if bits == 512 else "winograd")   # 2048
         assert conv.conv_path(_geometry(48, 48)) == "winograd"                   # 2304
         assert conv.conv_path(_geometry(64, 64, (8, 8))) == "winograd"

@@ -126,12 +126,15 @@ def test_where_the_direct_convolution_runs(args, expected, monkeypatch):
         assert direct.applies(*args) is False
 
 
-@pytest.mark.parametrize("bits,out_channels,lanes,padded", [
-    (512, 16, 16, 16), (512, 10, 16, 16), (512, 32, 32, 32), (512, 75, 16, 80), (512, 50, 32, 64),
-    (512, 64, 32, 64), (512, 128, 32, 128), (256, 32, 8, 32), (256, 75, 8, 80), (256, 10, 8, 16)])
-def test_filters_per_tile(bits, out_channels, lanes, padded, monkeypatch):
+@pytest.mark.parametrize("bits,out_channels,lanes,padded,pixels", [
+    (512, 16, 16, 16, 8), (512, 10, 16, 16, 8), (512, 32, 32, 32, 8), (512, 75, 16, 80, 8), (512, 50, 32, 64, 8),
+    (512, 64, 32, 64, 8), (512, 128, 32, 128, 8), (256, 32, 16, 32, 4), (256, 75, 16, 80, 4), (256, 10, 16, 16, 4),
+    (256, 24, 8, 24, 8), (256, 8, 8, 8, 8)])
+def test_filters_per_tile(bits, out_channels, lanes, padded, pixels, monkeypatch):
+    """Two registers' worth of filters unless one leaves fewer padded filters; with AVX2's 16 registers a
+    tile of two-register vectors is 4 pixels (8 accumulators), with AVX-512's 32 it stays 8."""
     monkeypatch.setattr(direct, "VECTOR_BITS", bits)        # AVX-512's 32 registers, AVX2's 16
-    assert direct.lanes_for(out_channels) == lanes
+    assert direct.lanes_for(out_channels) == lanes and direct.tile_pixels(lanes) == pixels
     filters, taps, tile_lanes = direct.prepare(np.ones((2, 3, 4, out_channels), np.float32), (1, 9, 10, 4), (2, 1))
     assert tile_lanes == lanes and filters.size == 2 * 3 * 4 * padded
     assert filters.reshape(-1, padded)[:, out_channels:].sum() == 0      # padding filters are zero
@@ -399,3 +402,25 @@ def test_avx2_tiles_of_8_filters(monkeypatch):
     assert_matches(y, y64.astype(np.float32), "float32")
     assert_matches(grad_x, grads64[0].astype(np.float32), "float32")
     assert_matches(grad_w, grads64[1].astype(np.float32), "float32")
+
+
+@pytest.mark.parametrize("case", [((3, 12, 13, 16), 3, 16, (1, 1), "SAME"), ((2, 11, 9, 5), 3, 32, (2, 1), "VALID"),
+                                  ((2, 9, 6, 3), 3, 48, (1, 1), "SAME"), ((2, 10, 10, 7), 2, 75, (1, 1), "VALID")])
+def test_avx2_tiles_of_4_pixels_by_16_filters_match_8_by_8_bitwise(case, monkeypatch):
+    """AVX2's tiles of 4 pixels x 16 filters (rows of 4, 2 x 2 for outputs narrower than 8, overlapping last
+    tiles) sum each output in the order of the 8 x 8 tiles: the same bits, and PyTorch's numbers."""
+    shape, kernel, out_channels, strides, padding = case
+    monkeypatch.setattr(direct, "VECTOR_BITS", 256)
+    rng = np.random.default_rng(out_channels)
+    x = rng.standard_normal(shape).astype(np.float32)
+    filters = (rng.standard_normal((kernel, kernel, shape[3], out_channels)) / kernel).astype(np.float32)
+    bias = np.zeros(out_channels, np.float32)
+    assert direct.lanes_for(out_channels) == 16 and direct.tile_pixels(16) == 4
+    with compiled.use_compiled(True):
+        y, ctx = ops.conv2d_forward(x, filters, strides, padding, bias=bias)
+        assert ctx["direct"]
+        monkeypatch.setattr(direct, "lanes_for", lambda out_channels: 8)
+        eight, _ = ops.conv2d_forward(x, filters, strides, padding, bias=bias)
+    assert np.array_equal(y, eight)
+    pads = ((0, 0), (0, 0)) if padding == "VALID" else _same_pads(shape, kernel, strides, (1, 1))
+    assert_matches(y, _torch_conv(x, filters, bias, strides, (1, 1), pads), "float32")

@@ -43,10 +43,11 @@ __all__ = ["conv2d", "conv2d_forward", "conv2d_backward"]
 COLUMN_BUDGET_BYTES = 4 * 2 ** 20  # im2col columns of one block of images (fits in L2 with its product)
 TRANSPOSED_MIN_CHANNELS = 16       # from this many input channels per group, a transposed convolution
 # In x out channels up to which the direct kernel runs before Winograd (whose 16 products are too thin for
-# BLAS there), by the filters of its tiles (`direct.lanes_for`).  Measured, 3x3 on 8-32 px: AVX-512's 16/32-filter
-# tiles faster than Winograd up to 32 -> 64 and 64 -> 32, slower from 64 -> 64; AVX2's 8-filter tiles faster up
-# to 24 -> 24, slower from 32 -> 32.
-DIRECT_BEFORE_WINOGRAD = {8: 576, 16: 2048, 32: 2048}
+# BLAS there), by its tile (filters, pixels: `direct.tile`).  Measured, 3x3 on 8-32 px, 128 images: AVX-512's
+# 16/32-filter tiles of 8 pixels faster than Winograd up to 32 -> 64 and 64 -> 32, slower from 64 -> 64; AVX2's
+# 8 x 8 tiles faster up to 24 -> 24, its 16-filter tiles of 4 pixels up to 32 -> 32 (forward 3.5 against 4.0 ms,
+# backward 7.6 against 8.2), slower at 32 -> 64 on 8x8 (2.7 against 2.1).
+DIRECT_BEFORE_WINOGRAD = {(8, 8): 576, (16, 4): 1024, (16, 8): 2048, (32, 8): 2048}
 
 
 class Geometry(NamedTuple):
@@ -71,7 +72,7 @@ def _direct_applies(g: Geometry) -> bool:
 
 def _thin_direct_applies(g: Geometry) -> bool:
     return (_direct_applies(g)
-            and g.in_per_group * g.out_channels <= DIRECT_BEFORE_WINOGRAD.get(direct.lanes_for(g.out_channels), 0))
+            and g.in_per_group * g.out_channels <= DIRECT_BEFORE_WINOGRAD.get(direct.tile(g.out_channels), 0))
 
 
 def _winograd_applies(g: Geometry) -> bool:

@@ -196,9 +196,9 @@ def direct_applies(ctx) -> bool:
 
 def thin_direct_applies(ctx) -> bool:
     """The direct kernel before Winograd: where it applies and in x out channels are at most
-    `conv.DIRECT_BEFORE_WINOGRAD` for the kernel's tile width, as training's `conv._CONV_PATHS` choose
+    `conv.DIRECT_BEFORE_WINOGRAD` for the kernel's tile, as training's `conv._CONV_PATHS` choose
     (Winograd's 16 products are too thin for BLAS there)."""
-    limit = conv.DIRECT_BEFORE_WINOGRAD.get(direct.lanes_for(ctx["filters"].shape[3]), 0)
+    limit = conv.DIRECT_BEFORE_WINOGRAD.get(direct.tile(ctx["filters"].shape[3]), 0)
     return ctx["direct"] and ctx["filters"].shape[2] * ctx["filters"].shape[3] <= limit
 
 

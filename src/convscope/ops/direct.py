@@ -2,10 +2,11 @@
 
 For the thin products of early layers (a few input channels, tens of filters) BLAS runs
 far below its peak, and im2col costs a copy as large as the product.  Here a tile of
-`PIXELS` neighbouring output pixels x `lanes` filters (16 or 32; 8 on AVX2) is held in SIMD
+`PIXELS` neighbouring output pixels x `lanes` filters (16 or 32; 8 or 16 on AVX2) is held in SIMD
 registers (`ops/simd.py`) while every tap (i, j, c) of the kernel adds
 x[tap] * w[tap, filters] to it: one filter-vector load and `PIXELS` broadcasts for
-`PIXELS` vector multiply-adds.  Measured, 128 images on one thread: seed 000's first
+`PIXELS` vector multiply-adds (on AVX2, 16 filters take two of its 16 registers: tiles of 4 pixels,
+`tile_pixels`).  Measured, 128 images on one thread: seed 000's first
 layer (5x5, 1 -> 32) 1.3 ms against im2col + GEMM's 3.5 ms, its second (2x2, 32 -> 64)
 2.7 against 5.0 (150 GFLOP/s, 85% of a core's peak); seed 004's layer (5x5, 3 -> 16,
 300x300) 12 ms per 8 images against 45.
@@ -81,11 +82,34 @@ def computes_filter_grad(dtype, kernel_hw, groups: int, in_channels: int, out_ch
 
 
 def lanes_for(out_channels: int) -> int:
-    """Filters per tile.  AVX-512: 32, unless 16 leaves fewer padded filters (16 lanes: 16 -> 16,
-    75 -> 80; 32 lanes: 50 -> 64 in two tiles instead of four).  AVX2: 8."""
-    if VECTOR_BITS < 512:
-        return 8
-    return 32 if -(-out_channels // 32) * 32 == -(-out_channels // 16) * 16 else 16
+    """Filters per tile: two registers' worth unless one leaves fewer padded filters.  AVX-512: 32 or 16
+    (16 lanes: 16 -> 16, 75 -> 80; 32 lanes: 50 -> 64 in two tiles instead of four).  AVX2: 16 or 8 (24 -> 24
+    in three tiles of 8, not 32)."""
+    one = 16 if VECTOR_BITS >= 512 else 8
+    return 2 * one if -(-out_channels // (2 * one)) * 2 * one == -(-out_channels // one) * one else one
+
+
+def tile_pixels(lanes: int) -> int:
+    """Output pixels per tile of `lanes` filters: `PIXELS`, or half as many where `PIXELS` vectors of
+    accumulators would take more than half the registers (AVX2's 16 registers at 16 lanes: two each).
+    Measured with AVX2 code, ResNet-20's 3x3 layers ran 10-25% faster in tiles of 4 pixels x 16 filters
+    than of 8 x 8 (one filter load for 8 products, not 8; the same sums, bitwise)."""
+    registers = 32 if VECTOR_BITS >= 512 else 16
+    per_vector = max(1, lanes * 32 // VECTOR_BITS)
+    return PIXELS if PIXELS * per_vector <= registers // 2 else PIXELS // 2
+
+
+def tile(out_channels: int) -> tuple:
+    """(filters, pixels) of the convolution tiles for `out_channels` filters."""
+    lanes = lanes_for(out_channels)
+    return lanes, tile_pixels(lanes)
+
+
+def _whole_tile_lanes(lanes: int) -> int:
+    """The lanes of the 8-pixel kernels (pooling in tiles, the filter gradient) for filters prepared with
+    `lanes`: one register's worth where `lanes` takes tiles of 4 pixels (the padded filters are the same,
+    `lanes_for`)."""
+    return lanes if tile_pixels(lanes) == PIXELS else VECTOR_BITS // 32
 
 
 def prepare(w: np.ndarray, x_pad_shape, dilations):
@@ -129,9 +153,10 @@ def conv_block(x_pad: np.ndarray, first: int, top: int, prepared, strides, out: 
         raise ValueError(f"direct: argument `out` must be at least {PIXELS} wide, or {PIXELS // 2} wide and "
                          f"2 high, got {out.shape}")
     row_length = x_pad.shape[2] * x_pad.shape[3]
-    _KERNELS[lanes][0](x_pad.reshape(x_pad.shape[0], -1), first, top * row_length, taps, filters,
-                       out.reshape(images, rows, out_w * out_channels), strides[0] * row_length,
-                       strides[1] * x_pad.shape[3], out_channels, two_rows)
+    kernel = _kernels_for(lanes, tile_pixels(lanes))[0]
+    kernel(x_pad.reshape(x_pad.shape[0], -1), first, top * row_length, taps, filters,
+           out.reshape(images, rows, out_w * out_channels), strides[0] * row_length, strides[1] * x_pad.shape[3],
+           out_channels, two_rows)
 
 
 def pools_in_tiles(out_hw, window, pooled_hw) -> bool:
@@ -172,9 +197,9 @@ def conv_pool_block(x_pad: np.ndarray, first: int, prepared, strides, epilogue: 
         _check_contiguous(argmax, "argmax")
     offsets = np.empty((1, 1, 1), np.uint8) if argmax is None else argmax.reshape(flat_shape)
     row_length = x_pad.shape[2] * x_pad.shape[3]
-    _KERNELS[lanes][1](x_pad.reshape(x_pad.shape[0], -1), first, taps, filters, pooled.reshape(flat_shape),
-                       offsets, strides[0] * row_length, strides[1] * x_pad.shape[3], out_channels, *epilogue,
-                       argmax is not None)
+    kernel = _kernels_for(_whole_tile_lanes(lanes), PIXELS)[1]
+    kernel(x_pad.reshape(x_pad.shape[0], -1), first, taps, filters, pooled.reshape(flat_shape), offsets,
+           strides[0] * row_length, strides[1] * x_pad.shape[3], out_channels, *epilogue, argmax is not None)
 
 
 def filter_grad_block(x_pad: np.ndarray, first: int, prepared, strides, grad: np.ndarray,
@@ -190,9 +215,9 @@ def filter_grad_block(x_pad: np.ndarray, first: int, prepared, strides, grad: np
         grad = padded_grad
     _check_contiguous(grad_filters, "grad_filters")
     row_length = x_pad.shape[2] * x_pad.shape[3]
-    _KERNELS[lanes][2](x_pad.reshape(x_pad.shape[0], -1), first, taps, np.ascontiguousarray(grad).reshape(-1),
-                       images, out_h, out_w, strides[0] * row_length, strides[1] * x_pad.shape[3],
-                       grad_filters.reshape(-1))
+    kernel = _kernels_for(_whole_tile_lanes(lanes), PIXELS)[2]
+    kernel(x_pad.reshape(x_pad.shape[0], -1), first, taps, np.ascontiguousarray(grad).reshape(-1), images, out_h,
+           out_w, strides[0] * row_length, strides[1] * x_pad.shape[3], grad_filters.reshape(-1))
 
 
 @compiled.kernel
@@ -261,23 +286,31 @@ def _pool(a, b, c, d, bias, scale, shift, relu_first, affine, relu_after, averag
     return best, first
 
 
-def _kernels(lanes: int):
-    """The compiled tile loops for `lanes` filters per tile: (convolution, convolution + epilogue +
-    2x2 pooling, filter gradient).  Only `lanes` is a closure constant (closures over kernels would
-    defeat the disk cache)."""
+@compiled.kernel(inline=True)
+def _store_sums(out, n, r, at, sums, width, out_channels, count):
+    """A tile's sums (pixels in rows of `width`) stored from out[n, r][at] on, `count` filters each."""
+    for i, p in enumerate(sums):
+        store_first(out[n, r + i // width], at + (i % width) * out_channels, p, count)
+
+
+def _kernels(lanes: int, pixels: int):
+    """The compiled tile loops for `lanes` filters per tile: (convolution in tiles of `pixels`,
+    convolution + epilogue + 2x2 pooling, filter gradient).  Only ints are closure constants (closures
+    over kernels would defeat the disk cache)."""
 
     @compiled.kernel
     def conv_tiles(x_flat, first, start, taps, filters, out, row_step, step, out_channels, two_rows):
         """out[n, r, ox * out_channels + f] = sum over taps t of
         x_flat[first + n, start + r * row_step + ox * step + taps[t]] * filters[t * padded + f],
-        in tiles of 8 pixels of a row, or (`two_rows`, outputs narrower than 8) of 4 pixels of 2 rows;
-        the last tile of a row (and pair of rows) overlaps the one before where they do not divide."""
+        in tiles of `pixels` (8 or 4) pixels of a row, or (`two_rows`, outputs narrower than 8) of half as many
+        pixels of 2 rows; the last tile of a row (and pair of rows) overlaps the one before where they do
+        not divide."""
         images, rows = out.shape[0], out.shape[1]
         out_w = out.shape[2] // out_channels
         padded = filters.shape[0] // taps.shape[0]
-        width, height = (PIXELS // 2, 2) if two_rows else (PIXELS, 1)
+        width, height = (pixels // 2, 2) if two_rows else (pixels, 1)
         tiles, bands = -(-out_w // width), -(-rows // height)
-        second_half = row_step if two_rows else (PIXELS // 2) * step
+        second_half = row_step if two_rows else (pixels // 2) * step
         zero = zeros(lanes)
         for n in range(images):
             image = x_flat[first + n]
@@ -287,12 +320,14 @@ def _kernels(lanes: int):
                     count = min(out_channels - column, lanes)
                     for tile in range(tiles):
                         ox = min(tile * width, out_w - width)
-                        sums = _tile_sums(image, start + r * row_step + ox * step, step, second_half, taps,
-                                          filters, column, padded, zero)
-                        at = ox * out_channels + column
-                        for i, p in enumerate(sums):
-                            row = out[n, r + i // width]
-                            store_first(row, at + (i % width) * out_channels, p, count)
+                        base, at = start + r * row_step + ox * step, ox * out_channels + column
+                        if pixels == PIXELS:
+                            sums = _tile_sums(image, base, step, second_half, taps, filters, column, padded, zero)
+                            _store_sums(out, n, r, at, sums, width, out_channels, count)
+                        else:
+                            sums4 = _half_tile_sums(image, base, step, second_half, taps, filters, column, padded,
+                                                    zero)
+                            _store_sums(out, n, r, at, sums4, width, out_channels, count)
 
     @compiled.kernel
     def conv_pool_tiles(x_flat, first, taps, filters, pooled, argmax, row_step, step, out_channels,
@@ -372,4 +407,11 @@ def _kernels(lanes: int):
     return conv_tiles, conv_pool_tiles, filter_grad_tiles
 
 
-_KERNELS = {lanes: _kernels(lanes) for lanes in (8, 16, 32)} if compiled.available() else {}
+_KERNELS = {}
+
+
+def _kernels_for(lanes: int, pixels: int):
+    """The kernels for `lanes` filters and tiles of `pixels`, compiled on first use."""
+    if (lanes, pixels) not in _KERNELS:
+        _KERNELS[lanes, pixels] = _kernels(lanes, pixels)
+    return _KERNELS[lanes, pixels]
