@@ -10,7 +10,8 @@ the same inference batch and one deterministic training step (Dropout rates set
 to 0) from the same float32 weights; the run stops if they disagree.
 
 Printed per figure: the median step time with min-max over rounds (each
-round's figure is the median of its steps), the ratio convscope / peer, the
+round's figure is the median of its steps: `--steps`, or more until 0.25 s for
+short ones), the ratio convscope / peer, the
 peak memory of the child (peak RSS minus its RSS after imports: what the model
 and its steps added, including runtimes loaded on first use such as numba's
 JIT), the child's whole peak RSS ("proc MB", with the framework's own libraries)
@@ -62,6 +63,10 @@ STEP_TOLERANCE = 2e-4    # max |weight difference| after one Adam step of the sa
 # float64 gradient or no further than twice PyTorch float32's own error.  Dec 2026, batch 8: convscope
 # 5e-4 (ResNet-20) and 2e-4 (MobileNetV2 96), PyTorch 2e-3 and 1.1e-4; a 1% error of one tensor fails.
 REAL_GRAD_TOLERANCE = 5e-3
+# A child times at least `--steps` steps and, for short steps, more until MIN_TIMED_SECONDS (at most
+# MAX_STEPS), the same rule for every framework: a median of 3 steps of 0.5 ms moved by 2x between rounds.
+MIN_TIMED_SECONDS = 0.25
+MAX_STEPS = 500
 # Environment of the children for `--isa avx2` on an AVX-512 machine: numba compiles convscope's kernels
 # for Haswell (AVX2 + FMA, 256-bit tiles: ops/simd.vector_bits reads NUMBA_CPU_FEATURES), OpenBLAS takes
 # its Haswell kernel, PyTorch its AVX2 kernels and oneDNN AVX2 code.  ONNX Runtime has no such switch.
@@ -331,7 +336,7 @@ def run_worker(job: Dict) -> Dict:
     for _ in range(job["warmup"]):
         step()
     times = []
-    for _ in range(job["steps"]):
+    while len(times) < job["steps"] or (sum(times) < MIN_TIMED_SECONDS and len(times) < MAX_STEPS):
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
