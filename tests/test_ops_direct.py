@@ -424,3 +424,33 @@ def test_avx2_tiles_of_4_pixels_by_16_filters_match_8_by_8_bitwise(case, monkeyp
     assert np.array_equal(y, eight)
     pads = ((0, 0), (0, 0)) if padding == "VALID" else _same_pads(shape, kernel, strides, (1, 1))
     assert_matches(y, _torch_conv(x, filters, bias, strides, (1, 1), pads), "float32")
+
+
+@pytest.mark.parametrize("width", [12, 13])
+@pytest.mark.parametrize("mode", ["max", "avg"])
+def test_avx2_pooled_tiles_of_2_by_2_pixels_by_16_filters_match_8_filters_bitwise(width, mode, monkeypatch):
+    """With AVX2's 16-filter tiles each 2x2 window is its own tile (even and odd rows of windows): the
+    pooled values and the maxima's offsets are those of the 2 x 4 tiles of 8 filters, and the ops one by one."""
+    monkeypatch.setattr(direct, "VECTOR_BITS", 256)
+    rng = np.random.default_rng(width)
+    x = rng.standard_normal((3, 10, width, 5)).astype(np.float32)
+    filters = (rng.standard_normal((3, 3, 5, 32)) / 3).astype(np.float32)
+    bias, scale, shift = (rng.standard_normal(32).astype(np.float32) for _ in range(3))
+    pool = (mode, 2, 2, "VALID")
+    assert direct.tile(32) == (16, 4)
+    with compiled.use_compiled(True):
+        pooled = ops.conv2d_inference(x, filters, 1, "SAME", bias=bias, activation="relu", scale=scale, shift=shift,
+                                      pool=pool)
+        out, _, pool_ctx = ops.conv2d_max_pool_forward(x, filters, 1, "SAME", bias=bias, activation="relu",
+                                                       pool=(2, 2, "VALID"))
+        monkeypatch.setattr(direct, "lanes_for", lambda out_channels: 8)
+        eight = ops.conv2d_inference(x, filters, 1, "SAME", bias=bias, activation="relu", scale=scale, shift=shift,
+                                     pool=pool)
+        out8, _, pool_ctx8 = ops.conv2d_max_pool_forward(x, filters, 1, "SAME", bias=bias, activation="relu",
+                                                         pool=(2, 2, "VALID"))
+    assert np.array_equal(pooled, eight) and np.array_equal(out, out8)
+    assert np.array_equal(pool_ctx["argmax"], pool_ctx8["argmax"])
+    with compiled.use_compiled(False):
+        expected = ops.conv2d_inference(x, filters, 1, "SAME", bias=bias, activation="relu", scale=scale,
+                                        shift=shift, pool=pool)
+    assert_matches(pooled, expected, "float32")
