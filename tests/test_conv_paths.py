@@ -110,7 +110,7 @@ def test_each_path_matches_torch_and_the_reference(path, seed, bits, monkeypatch
     and filter gradients) match PyTorch's autograd and the NumPy reference."""
     if path != "gemm" and not compiled.available():
         pytest.skip("numba is not installed")
-    monkeypatch.setattr(direct, "VECTOR_BITS", min(bits, direct.VECTOR_BITS))   # 256: AVX2's 8-filter tiles
+    monkeypatch.setattr(direct, "VECTOR_BITS", min(bits, direct.VECTOR_BITS))   # 256: AVX2's tiles
     monkeypatch.setattr(conv, "_CONV_PATHS", tuple(entry for entry in conv._CONV_PATHS
                                                    if entry[0] in (path, "gemm")))
     if path != "winograd":                                               # several blocks (Winograd: whole images)

@@ -408,7 +408,8 @@ def test_avx2_tiles_of_8_filters(monkeypatch):
                                   ((2, 9, 6, 3), 3, 48, (1, 1), "SAME"), ((2, 10, 10, 7), 2, 75, (1, 1), "VALID")])
 def test_avx2_tiles_of_4_pixels_by_16_filters_match_8_by_8_bitwise(case, monkeypatch):
     """AVX2's tiles of 4 pixels x 16 filters (rows of 4, 2 x 2 for outputs narrower than 8, overlapping last
-    tiles) sum each output in the order of the 8 x 8 tiles: the same bits, and PyTorch's numbers."""
+    tiles) sum each output in the order of the 8 x 8 tiles, and its filter gradient 6 taps x 16 filters at a
+    time (the last 6 overlapping) in the order of 8 x 8: the same bits, and PyTorch's numbers."""
     shape, kernel, out_channels, strides, padding = case
     monkeypatch.setattr(direct, "VECTOR_BITS", 256)
     rng = np.random.default_rng(out_channels)
@@ -416,12 +417,16 @@ def test_avx2_tiles_of_4_pixels_by_16_filters_match_8_by_8_bitwise(case, monkeyp
     filters = (rng.standard_normal((kernel, kernel, shape[3], out_channels)) / kernel).astype(np.float32)
     bias = np.zeros(out_channels, np.float32)
     assert direct.lanes_for(out_channels) == 16 and direct.tile_pixels(16) == 4
+    grad = rng.standard_normal(tuple(np.shape(ops.conv2d(x, filters, strides, padding)))).astype(np.float32)
     with compiled.use_compiled(True):
         y, ctx = ops.conv2d_forward(x, filters, strides, padding, bias=bias)
-        assert ctx["direct"]
+        grad_filters = ops.conv2d_backward(grad, ctx)[1]
+        assert ctx["direct"] and direct.computes_filter_grad(np.float32, (kernel, kernel), 1, shape[3], out_channels,
+                                                             False)
         monkeypatch.setattr(direct, "lanes_for", lambda out_channels: 8)
-        eight, _ = ops.conv2d_forward(x, filters, strides, padding, bias=bias)
-    assert np.array_equal(y, eight)
+        eight, ctx8 = ops.conv2d_forward(x, filters, strides, padding, bias=bias)
+        grad_filters8 = ops.conv2d_backward(grad, ctx8)[1]
+    assert np.array_equal(y, eight) and np.array_equal(grad_filters, grad_filters8)
     pads = ((0, 0), (0, 0)) if padding == "VALID" else _same_pads(shape, kernel, strides, (1, 1))
     assert_matches(y, _torch_conv(x, filters, bias, strides, (1, 1), pads), "float32")
 

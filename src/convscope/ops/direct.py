@@ -18,7 +18,8 @@ registers (bias, ReLU, an inference batch norm's affine map, ReLU, then the 2x2 
 max or average): the convolution's output never reaches memory.
 
 `filter_grad_block` turns the tile around for the filter gradient: 8 taps x `lanes`
-filters are summed over an image's output pixels, grad[p, filters] times x[p's tap].
+filters are summed over an image's output pixels, grad[p, filters] times x[p's tap] (6 taps
+with AVX2's 16-filter tiles: 12 accumulators; 22-30% faster than 8 taps x 8 filters there).
 
 Compiled path and float32 only; the taps are summed in order (i, j, c), so results
 differ from the GEMM's by float32 rounding only.
@@ -104,12 +105,6 @@ def tile(out_channels: int) -> tuple:
     """(filters, pixels) of the convolution tiles for `out_channels` filters."""
     lanes = lanes_for(out_channels)
     return lanes, tile_pixels(lanes)
-
-
-def _whole_tile_lanes(lanes: int) -> int:
-    """The lanes of the filter gradient's kernel (8 taps at a time) for filters prepared with `lanes`: one
-    register's worth where `lanes` takes tiles of 4 pixels (the padded filters are the same, `lanes_for`)."""
-    return lanes if tile_pixels(lanes) == PIXELS else VECTOR_BITS // 32
 
 
 def prepare(w: np.ndarray, x_pad_shape, dilations):
@@ -215,7 +210,8 @@ def filter_grad_block(x_pad: np.ndarray, first: int, prepared, strides, grad: np
         grad = padded_grad
     _check_contiguous(grad_filters, "grad_filters")
     row_length = x_pad.shape[2] * x_pad.shape[3]
-    kernel = _kernels_for(_whole_tile_lanes(lanes), PIXELS)[2]
+    kernels = _kernels_for(lanes, tile_pixels(lanes))
+    kernel = kernels[2] if tile_pixels(lanes) == PIXELS else kernels[3]
     kernel(x_pad.reshape(x_pad.shape[0], -1), first, taps, np.ascontiguousarray(grad).reshape(-1), images, out_h,
            out_w, strides[0] * row_length, strides[1] * x_pad.shape[3], grad_filters.reshape(-1))
 
@@ -295,8 +291,8 @@ def _store_sums(out, n, r, at, sums, width, out_channels, count):
 
 def _kernels(lanes: int, pixels: int):
     """The compiled tile loops for `lanes` filters per tile: (convolution in tiles of `pixels`,
-    convolution + epilogue + 2x2 pooling, filter gradient).  Only ints are closure constants (closures
-    over kernels would defeat the disk cache)."""
+    convolution + epilogue + 2x2 pooling, filter gradient 8 taps at a time, and 6 at a time).  Only ints
+    are closure constants (closures over kernels would defeat the disk cache)."""
 
     @compiled.kernel
     def conv_tiles(x_flat, first, start, taps, filters, out, row_step, step, out_channels, two_rows):
@@ -404,7 +400,39 @@ def _kernels(lanes: int, pixels: int):
                         if t + i >= group * TAPS_PER_TILE:
                             at = (t + i) * padded + column
                             store_first(grad_filters, at, add(load(grad_filters, at, lanes), acc), lanes)
-    return conv_tiles, conv_pool_tiles, filter_grad_tiles
+
+    @compiled.kernel
+    def filter_grad_tiles_6(x_flat, first, taps, grad, images, out_h, out_w, row_step, step, grad_filters):
+        """`filter_grad_tiles` 6 taps at a time: 12 accumulators where a vector takes two registers (AVX2 at
+        16 lanes; 8 taps would spill), the same sums."""
+        count = taps.shape[0]
+        padded = grad_filters.shape[0] // count
+        zero = zeros(lanes)
+        for n in range(images):
+            image = x_flat[first + n]
+            for group in range(-(-count // 6)):
+                t = min(group * 6, count - 6)
+                o0, o1, o2, o3, o4, o5 = taps[t], taps[t + 1], taps[t + 2], taps[t + 3], taps[t + 4], taps[t + 5]
+                for column in range(0, padded, lanes):
+                    a0 = a1 = a2 = a3 = a4 = a5 = zero
+                    p = n * out_h * out_w
+                    for oy in range(out_h):
+                        base = oy * row_step
+                        for _ in range(out_w):
+                            g = load(grad, p * padded + column, lanes)
+                            a0 = fma(broadcast(image, base + o0, lanes), g, a0)
+                            a1 = fma(broadcast(image, base + o1, lanes), g, a1)
+                            a2 = fma(broadcast(image, base + o2, lanes), g, a2)
+                            a3 = fma(broadcast(image, base + o3, lanes), g, a3)
+                            a4 = fma(broadcast(image, base + o4, lanes), g, a4)
+                            a5 = fma(broadcast(image, base + o5, lanes), g, a5)
+                            base += step
+                            p += 1
+                    for i, acc in enumerate((a0, a1, a2, a3, a4, a5)):
+                        if t + i >= group * 6:
+                            at = (t + i) * padded + column
+                            store_first(grad_filters, at, add(load(grad_filters, at, lanes), acc), lanes)
+    return conv_tiles, conv_pool_tiles, filter_grad_tiles, filter_grad_tiles_6
 
 
 _KERNELS = {}
