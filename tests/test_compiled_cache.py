@@ -42,11 +42,12 @@ SCRIPT = textwrap.dedent("""
     model.train_on_batch(data, np.eye(4, dtype=np.float32)[np.arange(8) % 4])
 
     from numba.core.registry import CPUDispatcher
-    misses = sorted({f"{d.py_func.__module__}.{d.__name__}" for d in gc.get_objects()
-                     if isinstance(d, CPUDispatcher) and d.py_func.__module__.startswith("convscope")
-                     and sum(d.stats.cache_misses.values())})
-    loaded = sum(1 for d in gc.get_objects() if isinstance(d, CPUDispatcher)
-                 and d.py_func.__module__.startswith("convscope") and d.overloads)
+    # type(), not isinstance(): the heap may hold dead weak proxies (numba's constant inference keeps them to
+    # the IR of the functions it inlined), which isinstance reads
+    dispatchers = [d for d in gc.get_objects() if issubclass(type(d), CPUDispatcher)]
+    misses = sorted({f"{d.py_func.__module__}.{d.__name__}" for d in dispatchers
+                     if d.py_func.__module__.startswith("convscope") and sum(d.stats.cache_misses.values())})
+    loaded = sum(1 for d in dispatchers if d.py_func.__module__.startswith("convscope") and d.overloads)
     print(json.dumps({"misses": misses, "loaded": loaded}))
 """)
 
