@@ -210,8 +210,7 @@ def filter_grad_block(x_pad: np.ndarray, first: int, prepared, strides, grad: np
         grad = padded_grad
     _check_contiguous(grad_filters, "grad_filters")
     row_length = x_pad.shape[2] * x_pad.shape[3]
-    kernels = _kernels_for(lanes, tile_pixels(lanes))
-    kernel = kernels[2] if tile_pixels(lanes) == PIXELS else kernels[3]
+    kernel = _kernels_for(lanes, tile_pixels(lanes))[2]
     kernel(x_pad.reshape(x_pad.shape[0], -1), first, taps, np.ascontiguousarray(grad).reshape(-1), images, out_h,
            out_w, strides[0] * row_length, strides[1] * x_pad.shape[3], grad_filters.reshape(-1))
 
@@ -283,6 +282,57 @@ def _pool(a, b, c, d, bias, scale, shift, relu_first, affine, relu_after, averag
 
 
 @compiled.kernel(inline=True)
+def _tap_sums(image, grad, taps, t, p, out_h, out_w, row_step, step, column, padded, zero):
+    """The filter-gradient sums of taps t..t+7 over the out_h x out_w output pixels from pixel p on, for
+    (zero's width) filters from `column`: x[pixel's window start + tap] * grad[pixel, filters]."""
+    o0, o1, o2, o3, o4, o5, o6, o7 = (taps[t], taps[t + 1], taps[t + 2], taps[t + 3], taps[t + 4], taps[t + 5],
+                                      taps[t + 6], taps[t + 7])
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = zero
+    for oy in range(out_h):
+        base = oy * row_step
+        for _ in range(out_w):
+            g = load(grad, p * padded + column, zero)
+            a0 = fma(broadcast(image, base + o0, zero), g, a0)
+            a1 = fma(broadcast(image, base + o1, zero), g, a1)
+            a2 = fma(broadcast(image, base + o2, zero), g, a2)
+            a3 = fma(broadcast(image, base + o3, zero), g, a3)
+            a4 = fma(broadcast(image, base + o4, zero), g, a4)
+            a5 = fma(broadcast(image, base + o5, zero), g, a5)
+            a6 = fma(broadcast(image, base + o6, zero), g, a6)
+            a7 = fma(broadcast(image, base + o7, zero), g, a7)
+            base += step
+            p += 1
+    return a0, a1, a2, a3, a4, a5, a6, a7
+
+
+@compiled.kernel(inline=True)
+def _six_tap_sums(image, grad, taps, t, p, out_h, out_w, row_step, step, column, padded, zero):
+    """`_tap_sums` of taps t..t+5 (12 registers of accumulators where a vector takes two)."""
+    o0, o1, o2, o3, o4, o5 = taps[t], taps[t + 1], taps[t + 2], taps[t + 3], taps[t + 4], taps[t + 5]
+    a0 = a1 = a2 = a3 = a4 = a5 = zero
+    for oy in range(out_h):
+        base = oy * row_step
+        for _ in range(out_w):
+            g = load(grad, p * padded + column, zero)
+            a0, a1 = fma(broadcast(image, base + o0, zero), g, a0), fma(broadcast(image, base + o1, zero), g, a1)
+            a2, a3 = fma(broadcast(image, base + o2, zero), g, a2), fma(broadcast(image, base + o3, zero), g, a3)
+            a4, a5 = fma(broadcast(image, base + o4, zero), g, a4), fma(broadcast(image, base + o5, zero), g, a5)
+            base += step
+            p += 1
+    return a0, a1, a2, a3, a4, a5
+
+
+@compiled.kernel(inline=True)
+def _add_tap_sums(grad_filters, sums, t, done, padded, column, count):
+    """Each of `sums` (taps t, t + 1, ...) added to its tap's filters from `column` on, but the taps before
+    `done` (the group before added them)."""
+    for i, acc in enumerate(sums):
+        if t + i >= done:
+            at = (t + i) * padded + column
+            store_first(grad_filters, at, add(load(grad_filters, at, acc), acc), count)
+
+
+@compiled.kernel(inline=True)
 def _store_sums(out, n, r, at, sums, width, out_channels, count):
     """A tile's sums (pixels in rows of `width`) stored from out[n, r][at] on, `count` filters each."""
     for i, p in enumerate(sums):
@@ -291,8 +341,8 @@ def _store_sums(out, n, r, at, sums, width, out_channels, count):
 
 def _kernels(lanes: int, pixels: int):
     """The compiled tile loops for `lanes` filters per tile: (convolution in tiles of `pixels`,
-    convolution + epilogue + 2x2 pooling, filter gradient 8 taps at a time, and 6 at a time).  Only ints
-    are closure constants (closures over kernels would defeat the disk cache)."""
+    convolution + epilogue + 2x2 pooling, filter gradient).  Only ints are closure constants (closures over
+    kernels would defeat the disk cache)."""
 
     @compiled.kernel
     def conv_tiles(x_flat, first, start, taps, filters, out, row_step, step, out_channels, two_rows):
@@ -369,70 +419,26 @@ def _kernels(lanes: int, pixels: int):
     def filter_grad_tiles(x_flat, first, taps, grad, images, out_h, out_w, row_step, step, grad_filters):
         """grad_filters[t * padded + f] += sum over the output pixels p of images first.. of
         x_flat[image, p's window start + taps[t]] * grad[p * padded + f], for 8 taps x `lanes` filters
-        at a time (the last 8 overlap the ones before; each tap is added once)."""
+        at a time, or 6 with tiles of 4 `pixels` (12 accumulators where a vector takes two registers: AVX2
+        at 16 lanes); the last group overlaps the one before, each tap is added once."""
         count = taps.shape[0]
         padded = grad_filters.shape[0] // count
+        per = TAPS_PER_TILE if pixels == PIXELS else 6
         zero = zeros(lanes)
         for n in range(images):
             image = x_flat[first + n]
-            for group in range(-(-count // TAPS_PER_TILE)):
-                t = min(group * TAPS_PER_TILE, count - TAPS_PER_TILE)
-                o0, o1, o2, o3, o4, o5, o6, o7 = (taps[t], taps[t + 1], taps[t + 2], taps[t + 3], taps[t + 4],
-                                                  taps[t + 5], taps[t + 6], taps[t + 7])
+            p = n * out_h * out_w
+            for group in range(-(-count // per)):
+                t = min(group * per, count - per)
                 for column in range(0, padded, lanes):
-                    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = zero
-                    p = n * out_h * out_w
-                    for oy in range(out_h):
-                        base = oy * row_step
-                        for _ in range(out_w):
-                            g = load(grad, p * padded + column, lanes)
-                            a0 = fma(broadcast(image, base + o0, lanes), g, a0)
-                            a1 = fma(broadcast(image, base + o1, lanes), g, a1)
-                            a2 = fma(broadcast(image, base + o2, lanes), g, a2)
-                            a3 = fma(broadcast(image, base + o3, lanes), g, a3)
-                            a4 = fma(broadcast(image, base + o4, lanes), g, a4)
-                            a5 = fma(broadcast(image, base + o5, lanes), g, a5)
-                            a6 = fma(broadcast(image, base + o6, lanes), g, a6)
-                            a7 = fma(broadcast(image, base + o7, lanes), g, a7)
-                            base += step
-                            p += 1
-                    for i, acc in enumerate((a0, a1, a2, a3, a4, a5, a6, a7)):
-                        if t + i >= group * TAPS_PER_TILE:
-                            at = (t + i) * padded + column
-                            store_first(grad_filters, at, add(load(grad_filters, at, lanes), acc), lanes)
-
-    @compiled.kernel
-    def filter_grad_tiles_6(x_flat, first, taps, grad, images, out_h, out_w, row_step, step, grad_filters):
-        """`filter_grad_tiles` 6 taps at a time: 12 accumulators where a vector takes two registers (AVX2 at
-        16 lanes; 8 taps would spill), the same sums."""
-        count = taps.shape[0]
-        padded = grad_filters.shape[0] // count
-        zero = zeros(lanes)
-        for n in range(images):
-            image = x_flat[first + n]
-            for group in range(-(-count // 6)):
-                t = min(group * 6, count - 6)
-                o0, o1, o2, o3, o4, o5 = taps[t], taps[t + 1], taps[t + 2], taps[t + 3], taps[t + 4], taps[t + 5]
-                for column in range(0, padded, lanes):
-                    a0 = a1 = a2 = a3 = a4 = a5 = zero
-                    p = n * out_h * out_w
-                    for oy in range(out_h):
-                        base = oy * row_step
-                        for _ in range(out_w):
-                            g = load(grad, p * padded + column, lanes)
-                            a0 = fma(broadcast(image, base + o0, lanes), g, a0)
-                            a1 = fma(broadcast(image, base + o1, lanes), g, a1)
-                            a2 = fma(broadcast(image, base + o2, lanes), g, a2)
-                            a3 = fma(broadcast(image, base + o3, lanes), g, a3)
-                            a4 = fma(broadcast(image, base + o4, lanes), g, a4)
-                            a5 = fma(broadcast(image, base + o5, lanes), g, a5)
-                            base += step
-                            p += 1
-                    for i, acc in enumerate((a0, a1, a2, a3, a4, a5)):
-                        if t + i >= group * 6:
-                            at = (t + i) * padded + column
-                            store_first(grad_filters, at, add(load(grad_filters, at, lanes), acc), lanes)
-    return conv_tiles, conv_pool_tiles, filter_grad_tiles, filter_grad_tiles_6
+                    if pixels == PIXELS:
+                        sums = _tap_sums(image, grad, taps, t, p, out_h, out_w, row_step, step, column, padded, zero)
+                        _add_tap_sums(grad_filters, sums, t, group * per, padded, column, lanes)
+                    else:
+                        six = _six_tap_sums(image, grad, taps, t, p, out_h, out_w, row_step, step, column, padded,
+                                            zero)
+                        _add_tap_sums(grad_filters, six, t, group * per, padded, column, lanes)
+    return conv_tiles, conv_pool_tiles, filter_grad_tiles
 
 
 _KERNELS = {}
