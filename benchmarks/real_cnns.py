@@ -545,12 +545,24 @@ def _gate_bounds(module) -> Tuple[float, float]:
     return (0.0, float("inf")) if isinstance(module, nn.ReLU) else (module.min_val, module.max_val)
 
 
+def _gate_runners(model, names) -> Dict[str, object]:
+    """{gate layer name: what computes its output in a training step}: the training plan's fused stage
+    that ends with the layer (`plan.BatchNormReluStage`), else the layer."""
+    runners = {layer.name: layer for layer in model.layers if layer.name in names}
+    for step in model._steps(training=True, keep=True):
+        last = step.nodes[-1].layer.name
+        if step.stage is not None and last in runners:
+            runners[last] = step.stage
+    return runners
+
+
 @contextmanager
 def recorded_gates(twin: TorchTwin, model=None):
     """Yields a list that, when the block ends, holds the float32 outputs (NCHW) of the twin's ReLU/ReLU6
     modules from the forward pass run in the block: PyTorch's own (forward hooks on `twin.module`) or,
-    with `model` (the convscope model the twin was converted from), convscope's (its layers' forward
-    wrapped for the block).  `float64_gradients(..., gates=)` takes that list."""
+    with `model` (the convscope model the twin was converted from), convscope's (the forward of its layers,
+    or of the training plan's stages that end with them, wrapped for the block).  `float64_gradients(...,
+    gates=)` takes that list."""
     seen: Dict[str, list] = {}
     gates: List[np.ndarray] = []
 
@@ -562,13 +574,13 @@ def recorded_gates(twin: TorchTwin, model=None):
         handles = [twin.module.get_submodule(name).register_forward_hook(
             lambda module, ins, out, key=name: keep(key, out)) for _, name in twin.gates]
     else:
-        layers = {layer.name: layer for layer in model.layers if layer.name in {n for n, _ in twin.gates}}
-        for name, layer in layers.items():
-            def forward(*args, original=layer.forward, key=name, **kwargs):
+        wrapped = _gate_runners(model, {n for n, _ in twin.gates})
+        for name, runner in wrapped.items():
+            def forward(*args, original=runner.forward, key=name, **kwargs):
                 out, ctx = original(*args, **kwargs)
                 keep(key, out)
                 return out, ctx
-            layer.forward = forward
+            runner.forward = forward
     try:
         yield gates
     finally:
@@ -576,8 +588,8 @@ def recorded_gates(twin: TorchTwin, model=None):
             for handle in handles:
                 handle.remove()
         else:
-            for layer in layers.values():
-                del layer.forward
+            for runner in wrapped.values():
+                del runner.forward
     for layer_name, name in twin.gates:
         calls = seen.get(name if model is None else layer_name, [])
         if not calls:

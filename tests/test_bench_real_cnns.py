@@ -22,6 +22,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 import compare_torch  # noqa: E402
 import real_cnns  # noqa: E402
+from convscope.models import plan  # noqa: E402
 
 SMALL = real_cnns.SMALL_SPECS
 HAVE_ORT = all(__import__("importlib").util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
@@ -127,7 +128,7 @@ def test_adam_step_gradients_match_float64(files, tmp_path):
     assert len(oracle) == len(peer.twin.arrays()) > 100
 
 
-def test_float64_oracle_takes_the_float32_runs_gates(files):
+def test_float64_oracle_takes_the_float32_runs_gates(files, monkeypatch):
     """A gate flipped by rounding is accepted against float64 through float32's own gates and flagged
     against float64's: one BatchNormalization's beta moved, per channel, so that the element where float32
     and float64 differ most lies halfway between them (float32 on one side of the ReLU, float64 on the other)."""
@@ -149,6 +150,9 @@ def test_float64_oracle_takes_the_float32_runs_gates(files):
     norm = model.layers[names.index(twin.gates[0][0]) - 1]          # the BN before the first ReLU
     probe = real_cnns.TorchTwin(twin.module, False, [], [(norm.name, re.sub(r"\W", "_", norm.name))])
     twice = real_cnns.load_convscope(files["resnet_small"], spec, True)
+    with monkeypatch.context() as patch:       # the batch norm's own output: its training plan unfused
+        patch.setattr(plan, "_norm_relu_run", lambda *args: 0)
+        twice._steps(training=True, keep=True)
     with real_cnns.recorded_gates(probe, twice) as z32:
         twice.train_on_batch(x, y)
     z32, z64 = (z.transpose(1, 0, 2, 3).reshape(z.shape[1], -1) for z in (z32[0], float64_outputs(probe)[0]))

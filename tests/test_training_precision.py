@@ -27,6 +27,7 @@ import real_cnns  # noqa: E402  (the PyTorch twin of a convscope functional mode
 from convscope import layers as L  # noqa: E402
 from convscope import optimizers  # noqa: E402
 from convscope.models import Model  # noqa: E402
+from convscope.models.plan import BatchNormReluStage  # noqa: E402
 
 # Largest float32 gradient error relative to float64 that convscope and PyTorch stay within here (per
 # tensor, over its largest value; conv biases over 1e-3 of the model's largest gradient).
@@ -102,8 +103,19 @@ def _torch_float32_gradients(twin, x, y):
 
 def _relu_inputs(model, monkeypatch, replace=None):
     """Record each ReLU Activation's input during the model's next forward passes (a list per call), or,
-    with `replace` (such a list), hand its backward those arrays as the input instead."""
+    with `replace` (such a list), hand its backward those arrays as the input instead.  A ReLU the training
+    plan runs with the batch norm before it (`plan.BatchNormReluStage`) gives its output instead, positive
+    exactly where its input is: the gate its backward reads."""
     seen = []
+    for step in model._steps(training=True, keep=True):
+        if isinstance(step.stage, BatchNormReluStage):
+            def fused(inputs, training=False, residual=None, original=step.stage.forward):
+                outputs, ctx = original(inputs, training=training, residual=residual)
+                if replace is not None:
+                    ctx[1]["y"] = replace[len(seen)].astype(outputs.dtype)
+                seen.append(np.array(outputs))
+                return outputs, ctx
+            monkeypatch.setattr(step.stage, "forward", fused)
     for layer in model.layers:
         if type(layer).__name__ == "Activation" and layer.get_config()["activation"] == "relu":
             def forward(inputs, training=False, original=layer.forward):

@@ -374,9 +374,11 @@ class Functional(_FunctionalTraining, Model):
             start = time.perf_counter() if on_step is not None else 0.0
             if step.stage is not None:
                 if keep:
-                    values[id(step.output)], ctx = step.stage.forward(values[id(step.input)], training=training)
+                    extra = {} if step.residual is None else {"residual": values[id(step.residual)]}
+                    values[id(step.output)], ctx = step.stage.forward(values[id(step.input)], training=training,
+                                                                      **extra)
                     execution.records.append((step, ctx))
-                elif step.residual is not None:     # a fused Add's other operand (inference only)
+                elif step.residual is not None:     # a fused Add's other operand
                     with backend.no_backward():
                         values[id(step.output)], _ = step.stage.forward(
                             values[id(step.input)], training=training, residual=values[id(step.residual)])
@@ -423,6 +425,8 @@ class Functional(_FunctionalTraining, Model):
                     continue
                 grad_in, pairs = step.stage.backward(ctx, upstream)
                 sources, grad_list = [step.input], [grad_in]
+                if step.residual is not None:           # a fused Add: the gradients of both operands
+                    sources, grad_list = [step.input, step.residual], list(grad_in)
             else:
                 node = step.nodes[0]
                 upstream = [grads.pop(id(t), None) for t in node.outputs]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence
 
-from .plan import INFERENCE, LAYERS, LayerStage, build_plan
+from .plan import LAYERS, LayerStage, build_plan
 
 
 class Step:
@@ -42,8 +42,9 @@ def graph_steps(nodes: Sequence, outputs: Sequence, mode: str) -> List[Step]:
         for tensor in node.input_tensors:
             consumers.setdefault(id(tensor), []).append(node)
     model_outputs = {id(t) for t in outputs}
-    # an Add joins the chain of the operand `main[id(add)]` (inference only)
-    main = _residual_adds(nodes, consumers, model_outputs) if mode == INFERENCE else {}
+    # an Add joins the chain of the operand `main[id(add)]` (inference and training; the stages that fuse
+    # it: `plan.EpilogueStage`, `plan.BatchNormReluStage`)
+    main = _residual_adds(nodes, consumers, model_outputs)
 
     def linked(node) -> bool:
         return _simple(node) or id(node) in main

@@ -17,7 +17,9 @@ each optional, in this order, with dropouts in between (the identity in inferenc
 Training — a conv2d with a "relu" activation and the max pooling right after it run
 forward as one op (`ops.conv2d_max_pool_forward`), and backward the pooling's gradient
 goes straight through the ReLU (the pooled values give its mask): the convolution's
-full-size output is neither written nor read.
+full-size output is neither written nor read.  A batch_norm -> [add] -> relu (a ResNet
+block's, the Add's other operand from the graph) runs as one `ops.batch_norm_relu_train`
+(`BatchNormReluStage`): the normalized tensor and the sum are never written.
 
 Inference, MobileNet/ResNet blocks — where the stage above covers fewer layers, a convolution
 and what follows it run as one op with its whole epilogue (`ops.fused_inference`):
@@ -123,6 +125,58 @@ class ConvReluMaxPoolStage:
                                   from_preactivation=True)
 
 
+class BatchNormReluStage:
+    """Training: batch_norm [-> add] -> relu as one `ops.batch_norm_relu_train` (its residual the Add's other
+    operand, from the graph); backward the ReLU's mask applied inside the batch norm's two passes.  Where
+    the batch norm would not use its batch statistics (frozen: trainable False) or a layer has an activity
+    regularizer, set since the plan was made, the layers run one by one instead."""
+
+    def __init__(self, layers: Sequence[Layer], specs: Sequence[LayerSpec]):
+        self.layers = list(layers)
+        self.norm, self.has_add = layers[0], any(spec.kind == "merge" for spec in specs)
+
+    def _fused(self, training: bool) -> bool:
+        return (training and self.norm.trainable and self.norm.built
+                and all(layer.activity_regularizer is None for layer in self.layers))
+
+    def forward(self, x, training: bool = False, residual=None):
+        if not self._fused(training):
+            return self._one_by_one(x, training, residual)
+        norm = self.norm
+        y, ctx, mean, var = ops.batch_norm_relu_train(x, _value(norm.gamma), _value(norm.beta), norm.axis % x.ndim,
+                                                      norm.epsilon, residual)
+        ops.moving_average_update(norm.moving_mean.value, mean, norm.momentum)
+        ops.moving_average_update(norm.moving_variance.value, var, norm.momentum)
+        return y, ("fused", ctx)
+
+    def _one_by_one(self, x, training, residual):
+        contexts = []
+        for layer in self.layers:
+            is_add = layer.describe().kind == "merge"
+            x, ctx = layer.forward([x, residual] if is_add else x, training=training)
+            contexts.append(ctx)
+        return x, ("layers", contexts)
+
+    def backward(self, ctx, grad, need_input_grad: bool = True, **options):
+        """(input gradient, or [input's, residual's] with an Add; [(variable, gradient)])."""
+        kind, saved = ctx
+        if kind == "layers":
+            return self._one_by_one_backward(saved, grad)
+        grad_x, grad_gamma, grad_beta, grad_residual = ops.batch_norm_relu_backward(grad, saved)
+        pairs = [(variable, value) for variable, value in ((self.norm.gamma, grad_gamma), (self.norm.beta, grad_beta))
+                 if variable is not None]
+        return ([grad_x, grad_residual] if self.has_add else grad_x), pairs
+
+    def _one_by_one_backward(self, contexts, grad):
+        pairs, grad_residual = [], None
+        for layer, ctx in zip(reversed(self.layers), reversed(contexts)):
+            grad, layer_pairs = layer.backward(ctx, grad)
+            if layer.describe().kind == "merge":
+                grad, grad_residual = grad
+            pairs += layer_pairs
+        return ([grad, grad_residual] if self.has_add else grad), pairs
+
+
 def build_plan(layers: Sequence[Layer], mode: str) -> List:
     """The stages of a chain of layers for `mode` (INFERENCE, TRAINING or LAYERS)."""
     specs = [layer.describe() for layer in layers]
@@ -137,6 +191,8 @@ def build_plan(layers: Sequence[Layer], mode: str) -> List:
             continue
         if size > 1 and mode == INFERENCE:
             stages.append(ConvInferenceStage(layers[position:position + size], specs[position:position + size]))
+        elif size > 1 and specs[position].kind == "batch_norm":
+            stages.append(BatchNormReluStage(layers[position:position + size], specs[position:position + size]))
         elif size > 1:
             stages.append(ConvReluMaxPoolStage(layers[position], layers[position + 1]))
         else:
@@ -201,14 +257,33 @@ def _inference_run(layers, specs, start: int) -> int:
 
 
 def _training_run(layers, specs, start: int) -> int:
-    """2 for a conv2d('relu') followed by a channels_last max pooling, else 1."""
+    """2 for a conv2d('relu') followed by a channels_last max pooling; 2 or 3 for a batch_norm [-> add] -> relu
+    (`_norm_relu_run`); else 1."""
     if start + 1 >= len(layers):
         return 1
+    norm_relu = _norm_relu_run(layers, specs, start)
+    if norm_relu:
+        return norm_relu
     head, spec, after = layers[start], specs[start], specs[start + 1]
     if (_fusable_conv(head, spec, ("relu",)) and after.kind == "pool" and after.pool == "max"
             and after.data_format == "channels_last" and layers[start + 1].dtype == head.dtype):
         return 2
     return 1
+
+
+def _norm_relu_run(layers, specs, start: int) -> int:
+    """How many layers from `start` make a `BatchNormReluStage` (0: none): a BatchNormalization (float32 or
+    float64) -> [a two-operand Add] -> a plain ReLU of its dtype, with no activity regularizer."""
+    norm = layers[start]
+    if specs[start].kind != "batch_norm" or norm.dtype not in ("float32", "float64"):
+        return 0
+    end = start + 1
+    if end < len(layers) and specs[end].kind == "merge" and specs[end].op == "add":
+        end += 1
+    if (end < len(layers) and specs[end].kind == "activation" and specs[end].plain_relu
+            and all(layer.dtype == norm.dtype and layer.activity_regularizer is None for layer in layers[start:end + 1])):
+        return end + 1 - start
+    return 0
 
 
 class EpilogueStage:

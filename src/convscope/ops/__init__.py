@@ -15,6 +15,7 @@ from .epilogue import FUSED_ACTIVATIONS, bias_activation_backward, bias_activati
 from .fused import conv2d_inference, conv2d_max_pool_forward
 from .dropout import dropout_backward, dropout_forward
 from .linear import dense_backward, dense_forward
+from .batch_norm_act import batch_norm_relu_backward, batch_norm_relu_train
 from .normalization import (batch_norm_affine, batch_norm_backward, batch_norm_infer, batch_norm_infer_backward,
                             batch_norm_infer_backward_all, batch_norm_train, moving_average_update)
 from .padding import zero_pad2d, zero_pad2d_backward
@@ -45,7 +46,7 @@ __all__ = [
     "dense_forward", "dense_backward",
     "FUSED_ACTIVATIONS", "bias_activation_forward", "bias_activation_backward", "bias_add",
     "batch_norm_train", "batch_norm_infer", "batch_norm_affine", "batch_norm_backward", "batch_norm_infer_backward",
-    "batch_norm_infer_backward_all", "moving_average_update",
+    "batch_norm_infer_backward_all", "moving_average_update", "batch_norm_relu_train", "batch_norm_relu_backward",
     "zero_pad2d", "zero_pad2d_backward",
     "layer_norm_forward", "layer_norm_backward", "resize2d", "resize2d_forward", "resize2d_backward",
     "rescale", "rescale_backward", "standardize", "standardize_backward",

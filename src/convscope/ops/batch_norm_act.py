@@ -1,0 +1,180 @@
+"""BatchNormalization in training with the ReLU after it, and a residual Add between them (a ResNet
+block's end), as one op forward and backward.
+
+    y = relu(batch_norm(x) [+ residual])
+
+Run layer by layer, the batch norm writes its output, the Add reads it with the residual and writes
+the sum, the ReLU reads that and writes y; backward, the ReLU writes its gradient and the batch norm
+reads it twice.  Here the forward pass reads x once for the statistics and once more, with the
+residual, to write y; the backward pass reads the output gradient, y (the ReLU's mask: y > 0 exactly
+where its input is) and x once for the two per-channel sums and once more to write the input
+gradient.  With a residual the masked gradient is the residual's gradient, so it is written once and
+the batch norm's backward reads it.
+
+The numbers are those of the layers one by one (`batch_norm_relu_reference`,
+`batch_norm_relu_backward_reference`): the same operations in the same order, the output and the batch
+statistics to the bit, the input gradient to its last bit (the compiler may contract the masked
+product differently).  Paths, the first that applies runs: "compiled" (`normalization`'s kernels'
+conditions), "reference".
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Tuple
+
+import numpy as np
+
+from . import compiled, normalization as bn
+from .activations import get_activation
+from .padding import check_numeric_array
+
+_RELU = get_activation("relu")      # as the ReLU layer computes it (its backward reads the output)
+
+__all__ = ["batch_norm_relu_train", "batch_norm_relu_backward", "batch_norm_relu_reference",
+           "batch_norm_relu_backward_reference"]
+
+
+@compiled.kernel
+def _affine_relu(x, residual, shift, scale, offset, has_residual, out):
+    """out = relu((x - shift) * scale + offset [+ residual]): `normalization._affine`, the Add and
+    `elementwise_fast`'s ReLU (NaN kept) in their order."""
+    zero = out.dtype.type(0)
+    for row in range(x.shape[0]):
+        for column in range(x.shape[1]):
+            value = (x[row, column] - shift[column]) * scale[column] + offset[column]
+            if has_residual:
+                value = value + residual[row, column]
+            out[row, column] = zero if value < zero else value
+
+
+@compiled.kernel
+def _masked(grad, y, out):
+    """out = grad * (y > 0): the ReLU's gradient from its output (a NaN or infinite grad times 0 is NaN)."""
+    zero = out.dtype.type(0)
+    one = zero + 1
+    for row in range(grad.shape[0]):
+        for column in range(grad.shape[1]):
+            out[row, column] = grad[row, column] * (one if y[row, column] > zero else zero)
+
+
+@compiled.kernel
+def _masked_gradient_sums(grad, y, x, mean, sums, dots):
+    """`normalization._gradient_sums` of the masked gradient grad * (y > 0)."""
+    zero = grad.dtype.type(0)
+    one = zero + 1
+    for row in range(x.shape[0]):
+        for column in range(x.shape[1]):
+            value = np.float64(grad[row, column] * (one if y[row, column] > zero else zero))
+            sums[column] += value
+            dots[column] += value * (x[row, column] - mean[column])
+
+
+@compiled.kernel
+def _masked_input_gradient(grad, y, x, mean, scale, slope, offset, out):
+    """`normalization._input_gradient` of the masked gradient grad * (y > 0)."""
+    zero = grad.dtype.type(0)
+    one = zero + 1
+    for row in range(x.shape[0]):
+        for column in range(x.shape[1]):
+            g = grad[row, column] * (one if y[row, column] > zero else zero)
+            out[row, column] = g * scale[column] - (x[row, column] - mean[column]) * slope[column] - offset[column]
+
+
+# -- the reference: the ops one after another ----------------------------------------------------------
+def batch_norm_relu_reference(x, gamma, beta, axis, epsilon, residual=None):
+    """(y, ctx, batch_mean, batch_var) by `batch_norm_train`, the Add and the ReLU one after another."""
+    z, norm_ctx, mean, var = bn.batch_norm_train(x, gamma, beta, axis, epsilon)
+    if residual is not None:
+        z = z + np.asarray(residual).astype(z.dtype, copy=False)
+    y = _RELU.forward(z)
+    return y, {"norm": norm_ctx, "y": y, "residual": residual is not None, "path": "reference"}, mean, var
+
+
+def batch_norm_relu_backward_reference(grad_y, ctx):
+    """(grad_x, grad_gamma, grad_beta, grad_residual | None): the ReLU's, then the batch norm's backward."""
+    grad_z = _RELU.backward(grad_y, ctx["y"], ctx["y"])
+    grad_x, grad_gamma, grad_beta = bn.batch_norm_backward(grad_z, ctx["norm"])
+    return grad_x, grad_gamma, grad_beta, grad_z if ctx["residual"] else None
+
+
+# -- the compiled path ---------------------------------------------------------------------------------
+def _compiled_forward(x, gamma, beta, axis, epsilon, residual):
+    """`normalization._train_compiled` with the Add and the ReLU in its second pass."""
+    gamma_b = bn._per_channel(gamma, "gamma", x, axis, "batch_norm_relu_train")
+    beta_b = bn._per_channel(beta, "beta", x, axis, "batch_norm_relu_train")
+    mean64, var64 = bn._kernel_statistics(x, axis)
+    mean, var = mean64.astype(x.dtype), var64.astype(x.dtype)
+    low = mean64 - mean
+    inv_std, scale = bn._train_scale(x, axis, mean, var, gamma_b, epsilon)
+    offset = (0.0 if beta_b is None else beta_b.reshape(-1)) - low * scale.reshape(-1)
+    rows, layout = bn._as_rows(x, axis)
+    res_rows = rows if residual is None else bn._as_rows(residual.astype(x.dtype, copy=False), axis)[0]
+    parameters = tuple(bn._columns(value, layout, x.dtype) for value in (mean, scale, offset))
+    y = bn._elementwise(_affine_relu, (rows, res_rows), parameters + (residual is not None,)).reshape(x.shape)
+    norm_ctx = {"x": x, "mean": mean.reshape(bn._broadcast(x, axis)), "inv_std": inv_std, "gamma": gamma_b,
+                "axis": axis, "has_beta": beta_b is not None, "mean_low": low}
+    return y, {"norm": norm_ctx, "y": y, "residual": residual is not None, "path": "compiled"}, mean, var
+
+
+def _compiled_backward(grad_y, ctx):
+    """The masked gradient's batch-norm backward (`normalization._backward_compiled`), the mask applied in
+    both passes; with a residual the masked gradient is written once (it is the residual's gradient)."""
+    norm, y = ctx["norm"], ctx["y"]
+    x, axis = norm["x"], norm["axis"]
+    count = x.dtype.type(max(x.size // max(x.shape[axis], 1), 1))
+    if ctx["residual"]:
+        y_rows = bn._as_rows(y, axis)[0]
+        grad_z = bn._elementwise(_masked, (bn._as_rows(grad_y, axis)[0], y_rows), ()).reshape(x.shape)
+        grad_x, grad_gamma, grad_beta = bn._backward_compiled(grad_z, norm, count)
+        return grad_x, grad_gamma, grad_beta, grad_z
+    rows, layout = bn._as_rows(x, axis)
+    grad_rows, y_rows = bn._as_rows(grad_y, axis)[0], bn._as_rows(y, axis)[0]
+    mean_columns = bn._columns(norm["mean"], layout, x.dtype)
+    low = norm["mean_low"]
+    sums, dots = bn._column_sums(_masked_gradient_sums, (grad_rows, y_rows, rows), (mean_columns,), layout)
+    dots -= low * sums
+    grad_beta, grad_gamma = sums.astype(x.dtype), dots.astype(x.dtype) * norm["inv_std"].reshape(-1)
+    scale, slope, offset = bn._gradient_coefficients(norm, grad_gamma, grad_beta, count)
+    offset = offset.reshape(-1) - low * slope.reshape(-1)
+    parameters = (mean_columns, *(bn._columns(value, layout, x.dtype) for value in (scale, slope, offset)))
+    grad_x = bn._elementwise(_masked_input_gradient, (grad_rows, y_rows, rows), parameters).reshape(x.shape)
+    return grad_x, grad_gamma, grad_beta, None
+
+
+# The paths, in order: the first whose test takes x runs.  (name, applies(x), forward, backward)
+_PATHS = (
+    ("compiled", bn._use_kernels, _compiled_forward, _compiled_backward),
+    ("reference", lambda x: True, batch_norm_relu_reference, batch_norm_relu_backward_reference),
+)
+
+
+# -- the ops -------------------------------------------------------------------------------------------
+def batch_norm_relu_train(x, gamma, beta, axis, epsilon, residual=None
+                          ) -> Tuple[np.ndarray, Dict[str, Any], np.ndarray, np.ndarray]:
+    """(y, ctx, batch_mean, batch_var): y = relu(batch_norm_train(x) [+ residual]), the batch norm with the
+    batch statistics (biased variance), as `batch_norm_train`."""
+    op = "batch_norm_relu_train"
+    x, axis, epsilon = bn._prepare(x, axis, epsilon, op)
+    if residual is not None:
+        residual = check_numeric_array(residual, op, "residual")
+        if residual.shape != x.shape:
+            raise ValueError(f"{op}: argument `residual` must have the input's shape {x.shape}, got "
+                             f"{residual.shape}")
+    forward = next(path[2] for path in _PATHS if path[1](x))
+    return forward(x, gamma, beta, axis, epsilon, residual)
+
+
+def batch_norm_relu_backward(grad_y, ctx: Dict[str, Any]
+                             ) -> Tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray]]:
+    """(grad_x, grad_gamma | None, grad_beta | None, grad_residual | None) of `batch_norm_relu_train`."""
+    op = "batch_norm_relu_backward"
+    y = ctx["y"]
+    grad_y = check_numeric_array(grad_y, op, "grad_y")
+    if grad_y.shape != y.shape:
+        raise ValueError(f"{op}: argument `grad_y` must have the output's shape {y.shape}, got {grad_y.shape}")
+    grad_y = grad_y.astype(y.dtype, copy=False)
+    backward = next(path[3] for path in _PATHS if path[0] == ctx["path"])
+    grad_x, grad_gamma, grad_beta, grad_residual = backward(grad_y, ctx)
+    norm = ctx["norm"]
+    return (grad_x, None if norm["gamma"] is None else grad_gamma, grad_beta if norm["has_beta"] else None,
+            grad_residual)
