@@ -423,3 +423,25 @@ def test_blocks_on_parallel_threads_match_blocks_in_order(channels, monkeypatch)
         assert pools == [1, 1]
     for ours, reference in zip(parallel, in_order):
         np.testing.assert_allclose(ours, reference, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("pads, value", [(((1, 1), (1, 1)), 0.0), (((0, 2), (3, 0)), -np.inf),
+                                         (((2, 0), (0, 1)), 1.5)])
+def test_the_compiled_padding_fills_as_numpy_does(pads, value, dtype):
+    """`conv._fill_padded`'s kernel (rows written once) against its NumPy assignments, a strided input too."""
+    from convscope.ops import compiled, conv
+    if not compiled.available():
+        pytest.skip("the compiled padding needs numba")
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 5, 8, 7)).astype(dtype)[:, :, ::2, 1:]       # non-contiguous
+    x[0, 1, 2, 3] = np.nan
+    shape = conv.padded_shape(x.shape, pads)
+    got, expected = np.full(shape, 7, dtype), np.full(shape, 7, dtype)
+    with compiled.use_compiled(True):
+        conv._fill_padded(got, x, pads, value)
+    with compiled.use_compiled(False):
+        conv._fill_padded(expected, x, pads, value)
+    np.testing.assert_array_equal(got, expected)
+    (top, _), (left, _) = pads
+    np.testing.assert_array_equal(got[:, top:top + 5, left:left + 4], x)

@@ -196,6 +196,9 @@ def zero_pad2d(x, padding, data_format: str = "NHWC") -> np.ndarray:
     data_format = check_data_format(data_format, op)
     x = check_numeric_array(x, op, "x", ndim=4)
     pads = _padding_pairs(padding, op)
+    if data_format == "NHWC" and any(pads[0] + pads[1]):
+        from .conv import pad_spatial          # (conv imports this module): rows written once, per thread
+        return pad_spatial(x, pads)
     h_axis = 1 if data_format == "NHWC" else 2
     shape = list(x.shape)
     shape[h_axis] += pads[0][0] + pads[0][1]
