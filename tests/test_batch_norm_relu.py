@@ -33,17 +33,19 @@ def _arrays(shape, axis, parts, residual, dtype, seed):
     return x, gamma, beta, res, rng.standard_normal(shape).astype(dtype)
 
 
+@pytest.mark.parametrize("max_value", [None, 0.8])
 @pytest.mark.parametrize("use_kernels", [True, False])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape, axis, parts, residual", CONFIGS)
-def test_the_fused_op_gives_the_layers_numbers_one_by_one(shape, axis, parts, residual, dtype, use_kernels):
+def test_the_fused_op_gives_the_layers_numbers_one_by_one(shape, axis, parts, residual, dtype, use_kernels,
+                                                          max_value):
     if use_kernels and not compiled.available():
         pytest.skip("the compiled path needs numba")
     x, gamma, beta, res, grad = _arrays(shape, axis, parts, residual, dtype, len(shape) + shape[axis])
     with compiled.use_compiled(use_kernels):
-        y, ctx, mean, var = ba.batch_norm_relu_train(x, gamma, beta, axis, 1e-3, res)
+        y, ctx, mean, var = ba.batch_norm_relu_train(x, gamma, beta, axis, 1e-3, res, max_value)
         grads = ba.batch_norm_relu_backward(grad, ctx)
-        ry, rctx, rmean, rvar = ba.batch_norm_relu_reference(x, gamma, beta, axis, 1e-3, res)   # same BN path
+        ry, rctx, rmean, rvar = ba.batch_norm_relu_reference(x, gamma, beta, axis, 1e-3, res, max_value)  # same BN
         expected = ba.batch_norm_relu_backward_reference(grad, rctx)
     assert ctx["path"] == ("compiled" if use_kernels else "reference")
     tolerance = dict(rtol=2e-5, atol=2e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
@@ -51,6 +53,7 @@ def test_the_fused_op_gives_the_layers_numbers_one_by_one(shape, axis, parts, re
     np.testing.assert_allclose(mean, rmean, **tolerance)
     np.testing.assert_allclose(var, rvar, **tolerance)
     assert y.dtype == dtype and (y >= 0).all() and (y == 0).any()
+    assert max_value is None or (y.max() == np.asarray(max_value, dtype) and (y == y.max()).sum() > 1)
     for got, want in zip(grads, expected):
         assert (got is None) == (want is None)
         if want is not None:
@@ -61,35 +64,37 @@ def test_the_fused_op_gives_the_layers_numbers_one_by_one(shape, axis, parts, re
 
 
 @pytest.mark.parametrize("use_kernels", [True, False])
-@pytest.mark.parametrize("residual", [False, True])
-def test_the_fused_gradients_match_float64_finite_differences(residual, use_kernels):
+@pytest.mark.parametrize("residual, max_value", [(False, None), (True, None), (True, 0.7)])
+def test_the_fused_gradients_match_float64_finite_differences(residual, max_value, use_kernels):
     if use_kernels and not compiled.available():
         pytest.skip("the compiled path needs numba")
     x, gamma, beta, res, grad = _arrays((3, 3, 2, 4), 3, (True, True), residual, np.float64, 3)
 
     def loss():
         with compiled.use_compiled(use_kernels):
-            return float((ba.batch_norm_relu_train(x, gamma, beta, 3, 1e-3, res)[0] * grad).sum())
+            return float((ba.batch_norm_relu_train(x, gamma, beta, 3, 1e-3, res, max_value)[0] * grad).sum())
 
     with compiled.use_compiled(use_kernels):
-        _, ctx, _, _ = ba.batch_norm_relu_train(x, gamma, beta, 3, 1e-3, res)
+        _, ctx, _, _ = ba.batch_norm_relu_train(x, gamma, beta, 3, 1e-3, res, max_value)
         grad_x, grad_gamma, grad_beta, grad_res = ba.batch_norm_relu_backward(grad, ctx)
     for analytic, value in ((grad_x, x), (grad_gamma, gamma), (grad_beta, beta)) + (
             ((grad_res, res),) if residual else ()):
         np.testing.assert_allclose(analytic, numerical_gradient(loss, value), rtol=1e-6, atol=1e-8)
 
 
-def test_a_nan_reaches_the_output_and_the_gradients_as_the_layers_send_it():
+@pytest.mark.parametrize("max_value", [None, 6.0])
+def test_a_nan_reaches_the_output_and_the_gradients_as_the_layers_send_it(max_value):
+    """A plain ReLU keeps a NaN, a capped one (Keras' ReLU(max_value)) gives 0 for it: as the layers."""
     x, gamma, beta, res, grad = _arrays((4, 3, 3, 16), 3, (True, True), True, np.float32, 7)
     x[1, 2, 0, 5] = np.nan
     grad[0, 0, 0, 3] = np.inf
     with np.errstate(invalid="ignore"):          # inf - inf in the sums, as the layers one by one
-        y, ctx, _, _ = ba.batch_norm_relu_train(x, gamma, beta, 3, 1e-3, res)
-        ry, rctx, _, _ = ba.batch_norm_relu_reference(x, gamma, beta, 3, 1e-3, res)
+        y, ctx, _, _ = ba.batch_norm_relu_train(x, gamma, beta, 3, 1e-3, res, max_value)
+        ry, rctx, _, _ = ba.batch_norm_relu_reference(x, gamma, beta, 3, 1e-3, res, max_value)
         grads = ba.batch_norm_relu_backward(grad, ctx)
         expected = ba.batch_norm_relu_backward_reference(grad, rctx)
-    np.testing.assert_array_equal(np.isnan(y), np.isnan(ry))
-    assert np.isnan(y[..., 5]).all()
+    np.testing.assert_array_equal(y, ry)
+    assert np.isnan(y[..., 5]).all() if max_value is None else (y[..., 5] == 0).all()
     for got, want in zip(grads, expected):
         np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
 
@@ -105,13 +110,16 @@ def test_bad_arguments_name_the_op_the_argument_and_what_was_expected():
         ba.batch_norm_relu_backward(grad[..., 0], ctx)
     with pytest.raises(TypeError, match="batch_norm_relu_train: argument `residual`"):
         ba.batch_norm_relu_train(x, gamma, beta, 3, 1e-3, "ones")
+    with pytest.raises(ValueError, match=r"batch_norm_relu_train: argument `max_value` must be None or a number "
+                                         r">= 0, got -1.0"):
+        ba.batch_norm_relu_train(x, gamma, beta, 3, 1e-3, None, -1.0)
 
 
 def _residual_model():
     inputs = cs.Input((8, 8, 3), name="image")
     x = L.Conv2D(6, 3, padding="same", use_bias=False, name="stem")(inputs)
     x = L.BatchNormalization(name="stem_bn")(x)
-    x = L.ReLU(name="stem_relu")(x)
+    x = L.ReLU(6.0, name="stem_relu")(x)
     y = L.Conv2D(6, 3, padding="same", name="conv1")(x)
     y = L.BatchNormalization(momentum=0.9, name="bn1")(y)
     y = L.Activation("relu", name="relu1")(y)
@@ -170,11 +178,13 @@ def test_a_sequential_fuses_batch_norm_relu_in_training_only_where_the_rule_hold
     def build(regularizer=None):
         return cs.Sequential([cs.Input((6, 6, 2)), L.Conv2D(4, 3), L.BatchNormalization(),
                               L.ReLU(activity_regularizer=regularizer), L.Conv2D(3, 2), L.BatchNormalization(),
-                              L.ReLU(max_value=6.0), L.Flatten(), L.Dense(2)])
+                              L.ReLU(max_value=6.0), L.BatchNormalization(), L.ReLU(negative_slope=0.1),
+                              L.Flatten(), L.Dense(2)])
 
     assert [type(stage).__name__ for stage in build_plan(build().layers, TRAINING)] == [
-        "LayerStage", "BatchNormReluStage", "LayerStage", "LayerStage", "LayerStage", "LayerStage", "LayerStage"]
-    assert not any(isinstance(stage, BatchNormReluStage) for stage in build_plan(build("l2").layers, TRAINING))
+        "LayerStage", "BatchNormReluStage", "LayerStage", "BatchNormReluStage", "LayerStage", "LayerStage",
+        "LayerStage", "LayerStage"]
+    assert [len(stage.layers) for stage in build_plan(build("l2").layers, TRAINING)] == [1, 1, 1, 1, 2, 1, 1, 1, 1]
     model, reference = build(), build()
     reference.set_weights(model.get_weights())
     rng = np.random.default_rng(6)

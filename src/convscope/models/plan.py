@@ -18,7 +18,7 @@ Training — a conv2d with a "relu" activation and the max pooling right after i
 forward as one op (`ops.conv2d_max_pool_forward`), and backward the pooling's gradient
 goes straight through the ReLU (the pooled values give its mask): the convolution's
 full-size output is neither written nor read.  A batch_norm -> [add] -> relu (a ResNet
-block's, the Add's other operand from the graph) runs as one `ops.batch_norm_relu_train`
+block's, the Add's other operand from the graph; a MobileNet's ReLU(6.)) runs as one `ops.batch_norm_relu_train`
 (`BatchNormReluStage`): the normalized tensor and the sum are never written.
 
 Inference, MobileNet/ResNet blocks — where the stage above covers fewer layers, a convolution
@@ -126,14 +126,15 @@ class ConvReluMaxPoolStage:
 
 
 class BatchNormReluStage:
-    """Training: batch_norm [-> add] -> relu as one `ops.batch_norm_relu_train` (its residual the Add's other
-    operand, from the graph); backward the ReLU's mask applied inside the batch norm's two passes.  Where
+    """Training: batch_norm [-> add] -> relu (capped or not) as one `ops.batch_norm_relu_train` (its residual
+    the Add's other operand, from the graph); backward the ReLU's mask inside the batch norm's two passes.  Where
     the batch norm would not use its batch statistics (frozen: trainable False) or a layer has an activity
     regularizer, set since the plan was made, the layers run one by one instead."""
 
     def __init__(self, layers: Sequence[Layer], specs: Sequence[LayerSpec]):
         self.layers = list(layers)
         self.norm, self.has_add = layers[0], any(spec.kind == "merge" for spec in specs)
+        self.max_value = _fused_relu(specs[-1])[1]
 
     def _fused(self, training: bool) -> bool:
         return (training and self.norm.trainable and self.norm.built
@@ -144,7 +145,7 @@ class BatchNormReluStage:
             return self._one_by_one(x, training, residual)
         norm = self.norm
         y, ctx, mean, var = ops.batch_norm_relu_train(x, _value(norm.gamma), _value(norm.beta), norm.axis % x.ndim,
-                                                      norm.epsilon, residual)
+                                                      norm.epsilon, residual, self.max_value)
         ops.moving_average_update(norm.moving_mean.value, mean, norm.momentum)
         ops.moving_average_update(norm.moving_variance.value, var, norm.momentum)
         return y, ("fused", ctx)
@@ -271,16 +272,27 @@ def _training_run(layers, specs, start: int) -> int:
     return 1
 
 
+def _fused_relu(spec: LayerSpec) -> tuple:
+    """(True, max_value) for a ReLU `BatchNormReluStage` computes (no slope, no threshold; max_value None
+    or a cap: a MobileNet's ReLU(6.)), else (False, None)."""
+    params = spec.activation_params
+    if (spec.kind != "activation" or spec.activation != "relu" or set(params) - {"negative_slope", "max_value",
+                                                                                  "threshold"}
+            or params.get("negative_slope") or params.get("threshold")):
+        return False, None
+    return True, params.get("max_value")
+
+
 def _norm_relu_run(layers, specs, start: int) -> int:
     """How many layers from `start` make a `BatchNormReluStage` (0: none): a BatchNormalization (float32 or
-    float64) -> [a two-operand Add] -> a plain ReLU of its dtype, with no activity regularizer."""
+    float64) -> [a two-operand Add] -> a ReLU (`_fused_relu`) of its dtype, with no activity regularizer."""
     norm = layers[start]
     if specs[start].kind != "batch_norm" or norm.dtype not in ("float32", "float64"):
         return 0
     end = start + 1
     if end < len(layers) and specs[end].kind == "merge" and specs[end].op == "add":
         end += 1
-    if (end < len(layers) and specs[end].kind == "activation" and specs[end].plain_relu
+    if (end < len(layers) and _fused_relu(specs[end])[0]
             and all(layer.dtype == norm.dtype and layer.activity_regularizer is None for layer in layers[start:end + 1])):
         return end + 1 - start
     return 0

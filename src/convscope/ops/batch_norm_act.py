@@ -1,13 +1,13 @@
-"""BatchNormalization in training with the ReLU after it, and a residual Add between them (a ResNet
-block's end), as one op forward and backward.
+"""BatchNormalization in training with the ReLU after it (capped or not: a MobileNet's ReLU(6.)), and a
+residual Add between them (a ResNet block's end), as one op forward and backward.
 
-    y = relu(batch_norm(x) [+ residual])
+    y = relu(batch_norm(x) [+ residual], max_value)
 
 Run layer by layer, the batch norm writes its output, the Add reads it with the residual and writes
 the sum, the ReLU reads that and writes y; backward, the ReLU writes its gradient and the batch norm
 reads it twice.  Here the forward pass reads x once for the statistics and once more, with the
-residual, to write y; the backward pass reads the output gradient, y (the ReLU's mask: y > 0 exactly
-where its input is) and x once for the two per-channel sums and once more to write the input
+residual, to write y; the backward pass reads the output gradient, y (the ReLU's mask: 0 < y < max_value
+exactly where its input is) and x once for the two per-channel sums and once more to write the input
 gradient.  With a residual the masked gradient is the residual's gradient, so it is written once and
 the batch norm's backward reads it.
 
@@ -28,77 +28,102 @@ from . import compiled, normalization as bn
 from .activations import get_activation
 from .padding import check_numeric_array
 
-_RELU = get_activation("relu")      # as the ReLU layer computes it (its backward reads the output)
 
 __all__ = ["batch_norm_relu_train", "batch_norm_relu_backward", "batch_norm_relu_reference",
            "batch_norm_relu_backward_reference"]
 
 
+@compiled.kernel(inline=True)
+def _relu_of(value, cap, capped, zero):
+    """`elementwise_fast`'s ReLU of one value: plain (NaN kept), or capped at `cap` (NaN: 0), as the layers'."""
+    if not capped:
+        return zero if value < zero else value
+    value = value if value > zero else zero
+    return cap if value > cap else value
+
+
+@compiled.kernel(inline=True)
+def _gate(y, cap, capped, zero, one):
+    """1 where the ReLU passes its gradient, read from its output y (0 < y [< cap]), else 0."""
+    return one if y > zero and (not capped or y < cap) else zero
+
+
 @compiled.kernel
-def _affine_relu(x, residual, shift, scale, offset, has_residual, out):
-    """out = relu((x - shift) * scale + offset [+ residual]): `normalization._affine`, the Add and
-    `elementwise_fast`'s ReLU (NaN kept) in their order."""
+def _affine_relu(x, residual, shift, scale, offset, has_residual, cap, capped, out):
+    """out = relu((x - shift) * scale + offset [+ residual]): `normalization._affine`, the Add and the
+    ReLU in their order."""
     zero = out.dtype.type(0)
     for row in range(x.shape[0]):
         for column in range(x.shape[1]):
             value = (x[row, column] - shift[column]) * scale[column] + offset[column]
             if has_residual:
                 value = value + residual[row, column]
-            out[row, column] = zero if value < zero else value
+            out[row, column] = _relu_of(value, cap, capped, zero)
 
 
 @compiled.kernel
-def _masked(grad, y, out):
-    """out = grad * (y > 0): the ReLU's gradient from its output (a NaN or infinite grad times 0 is NaN)."""
+def _masked(grad, y, cap, capped, out):
+    """out = grad * gate: the ReLU's gradient from its output (a NaN or infinite grad times 0 is NaN)."""
     zero = out.dtype.type(0)
     one = zero + 1
     for row in range(grad.shape[0]):
         for column in range(grad.shape[1]):
-            out[row, column] = grad[row, column] * (one if y[row, column] > zero else zero)
+            out[row, column] = grad[row, column] * _gate(y[row, column], cap, capped, zero, one)
 
 
 @compiled.kernel
-def _masked_gradient_sums(grad, y, x, mean, sums, dots):
-    """`normalization._gradient_sums` of the masked gradient grad * (y > 0)."""
+def _masked_gradient_sums(grad, y, cap, capped, x, mean, sums, dots):
+    """`normalization._gradient_sums` of the masked gradient grad * gate."""
     zero = grad.dtype.type(0)
     one = zero + 1
     for row in range(x.shape[0]):
         for column in range(x.shape[1]):
-            value = np.float64(grad[row, column] * (one if y[row, column] > zero else zero))
+            value = np.float64(grad[row, column] * _gate(y[row, column], cap, capped, zero, one))
             sums[column] += value
             dots[column] += value * (x[row, column] - mean[column])
 
 
 @compiled.kernel
-def _masked_input_gradient(grad, y, x, mean, scale, slope, offset, out):
-    """`normalization._input_gradient` of the masked gradient grad * (y > 0)."""
+def _masked_input_gradient(grad, y, cap, capped, x, mean, scale, slope, offset, out):
+    """`normalization._input_gradient` of the masked gradient grad * gate."""
     zero = grad.dtype.type(0)
     one = zero + 1
     for row in range(x.shape[0]):
         for column in range(x.shape[1]):
-            g = grad[row, column] * (one if y[row, column] > zero else zero)
+            g = grad[row, column] * _gate(y[row, column], cap, capped, zero, one)
             out[row, column] = g * scale[column] - (x[row, column] - mean[column]) * slope[column] - offset[column]
 
 
+def _relu_activation(max_value):
+    """The ReLU layer's activation (`ops.activations`): plain, or capped at `max_value`."""
+    return get_activation("relu") if max_value is None else get_activation("relu", max_value=max_value)
+
+
+def _cap(max_value, dtype) -> tuple:
+    """(cap, capped) as the kernels take them."""
+    return dtype.type(np.inf if max_value is None else max_value), max_value is not None
+
+
 # -- the reference: the ops one after another ----------------------------------------------------------
-def batch_norm_relu_reference(x, gamma, beta, axis, epsilon, residual=None):
+def batch_norm_relu_reference(x, gamma, beta, axis, epsilon, residual=None, max_value=None):
     """(y, ctx, batch_mean, batch_var) by `batch_norm_train`, the Add and the ReLU one after another."""
     z, norm_ctx, mean, var = bn.batch_norm_train(x, gamma, beta, axis, epsilon)
     if residual is not None:
         z = z + np.asarray(residual).astype(z.dtype, copy=False)
-    y = _RELU.forward(z)
-    return y, {"norm": norm_ctx, "y": y, "residual": residual is not None, "path": "reference"}, mean, var
+    y = _relu_activation(max_value).forward(z)
+    return y, {"norm": norm_ctx, "y": y, "residual": residual is not None, "path": "reference",
+               "max_value": max_value}, mean, var
 
 
 def batch_norm_relu_backward_reference(grad_y, ctx):
     """(grad_x, grad_gamma, grad_beta, grad_residual | None): the ReLU's, then the batch norm's backward."""
-    grad_z = _RELU.backward(grad_y, ctx["y"], ctx["y"])
+    grad_z = _relu_activation(ctx["max_value"]).backward(grad_y, ctx["y"], ctx["y"])
     grad_x, grad_gamma, grad_beta = bn.batch_norm_backward(grad_z, ctx["norm"])
     return grad_x, grad_gamma, grad_beta, grad_z if ctx["residual"] else None
 
 
 # -- the compiled path ---------------------------------------------------------------------------------
-def _compiled_forward(x, gamma, beta, axis, epsilon, residual):
+def _compiled_forward(x, gamma, beta, axis, epsilon, residual, max_value):
     """`normalization._train_compiled` with the Add and the ReLU in its second pass."""
     gamma_b = bn._per_channel(gamma, "gamma", x, axis, "batch_norm_relu_train")
     beta_b = bn._per_channel(beta, "beta", x, axis, "batch_norm_relu_train")
@@ -110,10 +135,12 @@ def _compiled_forward(x, gamma, beta, axis, epsilon, residual):
     rows, layout = bn._as_rows(x, axis)
     res_rows = rows if residual is None else bn._as_rows(residual.astype(x.dtype, copy=False), axis)[0]
     parameters = tuple(bn._columns(value, layout, x.dtype) for value in (mean, scale, offset))
-    y = bn._elementwise(_affine_relu, (rows, res_rows), parameters + (residual is not None,)).reshape(x.shape)
+    y = bn._elementwise(_affine_relu, (rows, res_rows), parameters + (residual is not None,) + _cap(max_value, x.dtype)
+                        ).reshape(x.shape)
     norm_ctx = {"x": x, "mean": mean.reshape(bn._broadcast(x, axis)), "inv_std": inv_std, "gamma": gamma_b,
                 "axis": axis, "has_beta": beta_b is not None, "mean_low": low}
-    return y, {"norm": norm_ctx, "y": y, "residual": residual is not None, "path": "compiled"}, mean, var
+    return y, {"norm": norm_ctx, "y": y, "residual": residual is not None, "path": "compiled",
+               "max_value": max_value}, mean, var
 
 
 def _compiled_backward(grad_y, ctx):
@@ -121,23 +148,26 @@ def _compiled_backward(grad_y, ctx):
     both passes; with a residual the masked gradient is written once (it is the residual's gradient)."""
     norm, y = ctx["norm"], ctx["y"]
     x, axis = norm["x"], norm["axis"]
+    cap = _cap(ctx["max_value"], x.dtype)
     count = x.dtype.type(max(x.size // max(x.shape[axis], 1), 1))
     if ctx["residual"]:
         y_rows = bn._as_rows(y, axis)[0]
-        grad_z = bn._elementwise(_masked, (bn._as_rows(grad_y, axis)[0], y_rows), ()).reshape(x.shape)
+        grad_z = bn._elementwise(_masked, (bn._as_rows(grad_y, axis)[0], y_rows), cap).reshape(x.shape)
         grad_x, grad_gamma, grad_beta = bn._backward_compiled(grad_z, norm, count)
         return grad_x, grad_gamma, grad_beta, grad_z
     rows, layout = bn._as_rows(x, axis)
     grad_rows, y_rows = bn._as_rows(grad_y, axis)[0], bn._as_rows(y, axis)[0]
     mean_columns = bn._columns(norm["mean"], layout, x.dtype)
     low = norm["mean_low"]
-    sums, dots = bn._column_sums(_masked_gradient_sums, (grad_rows, y_rows, rows), (mean_columns,), layout)
+    sums, dots = bn._column_sums(lambda g, y_, x_, *rest: _masked_gradient_sums(g, y_, *cap, x_, *rest),
+                                 (grad_rows, y_rows, rows), (mean_columns,), layout)
     dots -= low * sums
     grad_beta, grad_gamma = sums.astype(x.dtype), dots.astype(x.dtype) * norm["inv_std"].reshape(-1)
     scale, slope, offset = bn._gradient_coefficients(norm, grad_gamma, grad_beta, count)
     offset = offset.reshape(-1) - low * slope.reshape(-1)
     parameters = (mean_columns, *(bn._columns(value, layout, x.dtype) for value in (scale, slope, offset)))
-    grad_x = bn._elementwise(_masked_input_gradient, (grad_rows, y_rows, rows), parameters).reshape(x.shape)
+    grad_x = bn._elementwise(lambda g, y_, x_, *rest: _masked_input_gradient(g, y_, *cap, x_, *rest),
+                             (grad_rows, y_rows, rows), parameters).reshape(x.shape)
     return grad_x, grad_gamma, grad_beta, None
 
 
@@ -149,19 +179,23 @@ _PATHS = (
 
 
 # -- the ops -------------------------------------------------------------------------------------------
-def batch_norm_relu_train(x, gamma, beta, axis, epsilon, residual=None
+def batch_norm_relu_train(x, gamma, beta, axis, epsilon, residual=None, max_value=None
                           ) -> Tuple[np.ndarray, Dict[str, Any], np.ndarray, np.ndarray]:
-    """(y, ctx, batch_mean, batch_var): y = relu(batch_norm_train(x) [+ residual]), the batch norm with the
-    batch statistics (biased variance), as `batch_norm_train`."""
+    """(y, ctx, batch_mean, batch_var): y = relu(batch_norm_train(x) [+ residual], max_value), the batch norm
+    with the batch statistics (biased variance), as `batch_norm_train`; the ReLU as Keras' ReLU layer's
+    (max_value None: max(z, 0), NaN kept; else min(z if z > 0 else 0, max_value))."""
     op = "batch_norm_relu_train"
     x, axis, epsilon = bn._prepare(x, axis, epsilon, op)
+    if max_value is not None and (isinstance(max_value, bool) or not isinstance(max_value, (int, float, np.number))
+                                  or not max_value >= 0):
+        raise ValueError(f"{op}: argument `max_value` must be None or a number >= 0, got {max_value!r}")
     if residual is not None:
         residual = check_numeric_array(residual, op, "residual")
         if residual.shape != x.shape:
             raise ValueError(f"{op}: argument `residual` must have the input's shape {x.shape}, got "
                              f"{residual.shape}")
     forward = next(path[2] for path in _PATHS if path[1](x))
-    return forward(x, gamma, beta, axis, epsilon, residual)
+    return forward(x, gamma, beta, axis, epsilon, residual, None if max_value is None else float(max_value))
 
 
 def batch_norm_relu_backward(grad_y, ctx: Dict[str, Any]
