@@ -445,3 +445,22 @@ def test_the_compiled_padding_fills_as_numpy_does(pads, value, dtype):
     np.testing.assert_array_equal(got, expected)
     (top, _), (left, _) = pads
     np.testing.assert_array_equal(got[:, top:top + 5, left:left + 4], x)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("pads", [((1, 1), (1, 1)), ((0, 2), (3, 0)), ((2, 0), (0, 1))])
+def test_the_compiled_crop_cuts_the_border_as_slicing_does(pads, dtype):
+    """`conv.crop_spatial` (ZeroPadding2D's gradient) against NumPy's slice, a strided input too."""
+    from convscope.ops import compiled, conv
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((5, 9, 14, 5)).astype(dtype)[:, :, ::2]
+    x[1, 3, 2, 0] = np.nan
+    (top, bottom), (left, right) = pads
+    expected = x[:, top:x.shape[1] - bottom, left:x.shape[2] - right]
+    for flag in ([True, False] if compiled.available() else [False]):
+        with compiled.use_compiled(flag):
+            got = conv.crop_spatial(x, pads)
+            through_op = ops.zero_pad2d_backward(ops.zero_pad2d(got, pads), pads)
+        assert got.flags.c_contiguous and got.dtype == dtype
+        np.testing.assert_array_equal(got, expected)
+        np.testing.assert_array_equal(through_op, expected)

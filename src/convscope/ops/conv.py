@@ -108,6 +108,29 @@ def pad_spatial(x: np.ndarray, pads, value=0.0) -> np.ndarray:
     return out
 
 
+def crop_spatial(x: np.ndarray, pads) -> np.ndarray:
+    """`x` (NHWC) without its `pads` ((top, bottom), (left, right)) border cells, as a new C-contiguous
+    array: `pad_spatial`'s gradient (compiled: a row at a time, each thread its slice of images)."""
+    (top, bottom), (left, right) = pads
+    index = (slice(None), slice(top, x.shape[1] - bottom), slice(left, x.shape[2] - right))
+    if not (compiled.active() and x.dtype in (np.float32, np.float64)):
+        return np.ascontiguousarray(x[index])
+    out = np.empty(x[index].shape, dtype=x.dtype)
+    on_slices(len(x), out.nbytes, lambda images: _crop_kernel(x[images], top, left, out[images]))
+    return out
+
+
+@compiled.kernel
+def _crop_kernel(x, top, left, out):
+    """out[n, i, j] = x[n, top + i, left + j], channels copied a row at a time."""
+    for n in range(out.shape[0]):
+        for i in range(out.shape[1]):
+            source, target = x[n, top + i], out[n, i]
+            for j in range(out.shape[2]):
+                for k in range(out.shape[3]):
+                    target[j, k] = source[left + j, k]
+
+
 def padded_shape(shape, pads) -> Tuple[int, int, int, int]:
     """The NHWC `shape` with `pads` ((top, bottom), (left, right)) added."""
     (top, bottom), (left, right) = pads

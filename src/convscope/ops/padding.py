@@ -214,4 +214,7 @@ def zero_pad2d_backward(grad, padding, data_format: str = "NHWC") -> np.ndarray:
     data_format = check_data_format(data_format, op)
     grad = check_numeric_array(grad, op, "grad", ndim=4)
     pads = _padding_pairs(padding, op)
+    if data_format == "NHWC":
+        from .conv import crop_spatial           # (conv imports this module)
+        return crop_spatial(grad, pads)
     return np.ascontiguousarray(grad[_spatial_slices(grad.shape, pads, data_format)])
