@@ -321,3 +321,17 @@ if __name__ == "__main__":
         if not (bn_config["offset"] and bn_config["dtype"] == "float32"):
             compare_batch_norm_paths(bn_config)
     print(simd.vector_bits())
+
+
+def test_the_gradients_sum_is_numpys_to_the_bit():
+    """`elementwise_fast.add` (a graph tensor read twice: its gradients summed) against NumPy's +."""
+    from convscope.ops import elementwise_fast
+    rng = np.random.default_rng(8)
+    for shape, dtype in (((64, 32, 32, 16), np.float32), ((300, 1000), np.float64), ((3, 4), np.float32)):
+        a, b = (rng.standard_normal(shape).astype(dtype) for _ in range(2))
+        a.reshape(-1)[5] = np.nan
+        got = elementwise_fast.add(a, b)
+        assert got is not a and got is not b and got.dtype == dtype
+        np.testing.assert_array_equal(got, a + b)
+    mixed = elementwise_fast.add(np.ones((512, 512), np.float32), np.ones((512, 512), np.float64))
+    assert mixed.dtype == np.float64 and (mixed == 2).all()            # NumPy's promotion where they differ

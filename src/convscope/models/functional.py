@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .. import backend, losses as losses_module, metrics as metrics_module, optimizers
+from ..ops import elementwise_fast
 from ..callbacks import CallbackList, check_callbacks
 from ..layers import InputLayer, Layer
 from ..layers.autodiff import call_layer
@@ -549,7 +550,7 @@ def _accumulate(grads: Dict[int, np.ndarray], tensor: KerasTensor, grad) -> None
     if grad is None:
         return
     key = id(tensor)
-    grads[key] = grad if key not in grads else grads[key] + grad
+    grads[key] = grad if key not in grads else elementwise_fast.add(grads[key], grad)
 
 
 def _unshared(grads: List[Optional[np.ndarray]], given: Sequence) -> List[Optional[np.ndarray]]:
