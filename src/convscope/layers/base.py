@@ -262,6 +262,21 @@ class Layer:
         return [v for v in self._variables if not v.trainable]
 
     @property
+    def variables(self) -> List[Variable]:
+        """Keras 3's name for the layer's whole state: `weights`."""
+        return self.weights
+
+    @property
+    def trainable_variables(self) -> List[Variable]:
+        """Keras 3's name for `trainable_weights`."""
+        return self.trainable_weights
+
+    @property
+    def non_trainable_variables(self) -> List[Variable]:
+        """Keras 3's name for `non_trainable_weights`."""
+        return self.non_trainable_weights
+
+    @property
     def input_shape(self) -> Shape:
         if self._build_input_shape is None:
             raise AttributeError(f"{self._describe()} has not been built yet, so it has no input shape")

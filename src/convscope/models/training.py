@@ -727,6 +727,11 @@ class Model(Layer):
         loss, output = self._train_step(x, y, where, 0, 0, raise_on_nan=True)
         return self._format_result(self._update_metrics(loss, y, output, len(x)), return_dict)
 
+    def predict_on_batch(self, x):
+        """The outputs for this one batch in inference mode, as Keras' `predict_on_batch` (`predict` over it as
+        one batch, nothing printed)."""
+        return self._predict_batch(x, "predict_on_batch")
+
     def test_on_batch(self, x, y, return_dict=False):
         """Loss (and metrics) of this batch in inference mode."""
         where = "test_on_batch"
