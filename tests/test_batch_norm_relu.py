@@ -204,3 +204,33 @@ def test_a_sequential_fuses_batch_norm_relu_in_training_only_where_the_rule_hold
         np.testing.assert_allclose(ours.grad, grads[id(theirs)], rtol=1e-4, atol=2e-6 * scale, err_msg=ours.name)
     for ours, theirs in zip(model.non_trainable_weights, reference.non_trainable_weights):
         np.testing.assert_allclose(ours.value, theirs.value, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("residual, max_value", [(False, None), (True, None), (True, 6.0)])
+def test_the_fused_op_matches_pytorch_forward_and_backward(residual, max_value):
+    """The oracle: PyTorch's batch_norm (training, batch statistics) [+ residual] -> relu / hardtanh(0, 6)."""
+    torch = pytest.importorskip("torch")
+    x, gamma, beta, res, grad = _arrays((8, 5, 5, 12), 3, (True, True), residual, np.float32, 11)
+    gamma *= 4                                         # some values past the cap of 6
+    y, ctx, mean, var = ba.batch_norm_relu_train(x, gamma, beta, 3, 1e-3, res, max_value)
+    grads = ba.batch_norm_relu_backward(grad, ctx)
+
+    def nchw(a):
+        return torch.tensor(a.transpose(0, 3, 1, 2), requires_grad=True)
+    tx, tg, tb = nchw(x), torch.tensor(gamma, requires_grad=True), torch.tensor(beta, requires_grad=True)
+    z = torch.nn.functional.batch_norm(tx, None, None, tg, tb, training=True, eps=1e-3)
+    tr = nchw(res) if residual else None
+    if residual:
+        z = z + tr
+    ty = torch.relu(z) if max_value is None else torch.nn.functional.hardtanh(z, 0.0, max_value)
+    ty.backward(torch.tensor(grad.transpose(0, 3, 1, 2)))
+    np.testing.assert_allclose(y, ty.detach().numpy().transpose(0, 2, 3, 1), rtol=1e-5, atol=2e-5)
+    np.testing.assert_allclose(mean, x.mean(axis=(0, 1, 2)), rtol=1e-5, atol=1e-5)
+    assert max_value is None or ((y == max_value).any() and (y == 0).any())
+    expected = [tx.grad.numpy().transpose(0, 2, 3, 1), tg.grad.numpy(), tb.grad.numpy()] + (
+        [tr.grad.numpy().transpose(0, 2, 3, 1)] if residual else [None])
+    for got, want in zip(grads, expected):
+        if want is None:
+            assert got is None
+        else:
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())

@@ -273,14 +273,8 @@ def _training_run(layers, specs, start: int) -> int:
 
 
 def _fused_relu(spec: LayerSpec) -> tuple:
-    """(True, max_value) for a ReLU `BatchNormReluStage` computes (no slope, no threshold; max_value None
-    or a cap: a MobileNet's ReLU(6.)), else (False, None)."""
-    params = spec.activation_params
-    if (spec.kind != "activation" or spec.activation != "relu" or set(params) - {"negative_slope", "max_value",
-                                                                                  "threshold"}
-            or params.get("negative_slope") or params.get("threshold")):
-        return False, None
-    return True, params.get("max_value")
+    """`_relu_cap` of an activation layer `BatchNormReluStage` computes; (False, None) for other layers."""
+    return _relu_cap(spec) if spec.kind == "activation" else (False, None)
 
 
 def _norm_relu_run(layers, specs, start: int) -> int:
@@ -423,15 +417,22 @@ class InvertedResidualStage:
 def _epilogue_activation(spec: LayerSpec) -> Optional[str]:
     """The `ops.fused_inference` name of the activation a layer ends with (None: not one it fuses)."""
     name, params = spec.activation or "linear", spec.activation_params
-    if name == "relu" and params:
-        if spec.plain_relu:
-            return "relu"
-        capped = {"negative_slope": 0.0, "max_value": 6.0, "threshold": 0.0}
-        return "relu6" if all(capped.get(k, object()) == v for k, v in params.items()) and \
-            params.get("max_value") == 6.0 else None
+    if name == "relu":
+        relu, cap = _relu_cap(spec)
+        return None if not relu else "relu" if cap is None else "relu6" if cap == 6.0 else None
     if params:
         return None
     return name if name in fused_inference.INFERENCE_ACTIVATIONS else None
+
+
+def _relu_cap(spec: LayerSpec) -> tuple:
+    """(True, max_value) for a layer ending with a ReLU without slope or threshold (max_value None, or the
+    cap: a MobileNet's ReLU(6.)), else (False, None)."""
+    params = spec.activation_params
+    if (spec.activation != "relu" or set(params) - {"negative_slope", "max_value", "threshold"}
+            or params.get("negative_slope") or params.get("threshold")):
+        return False, None
+    return True, params.get("max_value")
 
 
 def _epilogue_role(spec: LayerSpec) -> Optional[str]:

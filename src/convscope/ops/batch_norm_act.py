@@ -72,7 +72,7 @@ def _masked(grad, y, cap, capped, out):
 
 
 @compiled.kernel
-def _masked_gradient_sums(grad, y, cap, capped, x, mean, sums, dots):
+def _masked_gradient_sums(grad, x, y, mean, cap, capped, sums, dots):
     """`normalization._gradient_sums` of the masked gradient grad * gate."""
     zero = grad.dtype.type(0)
     one = zero + 1
@@ -84,7 +84,7 @@ def _masked_gradient_sums(grad, y, cap, capped, x, mean, sums, dots):
 
 
 @compiled.kernel
-def _masked_input_gradient(grad, y, cap, capped, x, mean, scale, slope, offset, out):
+def _masked_input_gradient(grad, x, y, mean, scale, slope, offset, cap, capped, out):
     """`normalization._input_gradient` of the masked gradient grad * gate."""
     zero = grad.dtype.type(0)
     one = zero + 1
@@ -122,53 +122,30 @@ def batch_norm_relu_backward_reference(grad_y, ctx):
     return grad_x, grad_gamma, grad_beta, grad_z if ctx["residual"] else None
 
 
-# -- the compiled path ---------------------------------------------------------------------------------
+# -- the compiled path: normalization's two passes with these kernels ---------------------------------
 def _compiled_forward(x, gamma, beta, axis, epsilon, residual, max_value):
-    """`normalization._train_compiled` with the Add and the ReLU in its second pass."""
+    """`normalization._train_compiled` with the Add and the ReLU in its second pass (`_affine_relu`)."""
     gamma_b = bn._per_channel(gamma, "gamma", x, axis, "batch_norm_relu_train")
     beta_b = bn._per_channel(beta, "beta", x, axis, "batch_norm_relu_train")
-    mean64, var64 = bn._kernel_statistics(x, axis)
-    mean, var = mean64.astype(x.dtype), var64.astype(x.dtype)
-    low = mean64 - mean
-    inv_std, scale = bn._train_scale(x, axis, mean, var, gamma_b, epsilon)
-    offset = (0.0 if beta_b is None else beta_b.reshape(-1)) - low * scale.reshape(-1)
-    rows, layout = bn._as_rows(x, axis)
-    res_rows = rows if residual is None else bn._as_rows(residual.astype(x.dtype, copy=False), axis)[0]
-    parameters = tuple(bn._columns(value, layout, x.dtype) for value in (mean, scale, offset))
-    y = bn._elementwise(_affine_relu, (rows, res_rows), parameters + (residual is not None,) + _cap(max_value, x.dtype)
-                        ).reshape(x.shape)
-    norm_ctx = {"x": x, "mean": mean.reshape(bn._broadcast(x, axis)), "inv_std": inv_std, "gamma": gamma_b,
-                "axis": axis, "has_beta": beta_b is not None, "mean_low": low}
-    return y, {"norm": norm_ctx, "y": y, "residual": residual is not None, "path": "compiled",
-               "max_value": max_value}, mean, var
+    others = (x if residual is None else residual.astype(x.dtype, copy=False),)    # x: a placeholder
+    y, mean, var, inv_std, kept = bn._train_compiled(
+        x, axis, gamma_b, beta_b, epsilon, (_affine_relu, others, (residual is not None,) + _cap(max_value, x.dtype)))
+    return y, {"norm": bn._train_context(x, axis, mean, inv_std, gamma_b, beta_b, kept), "y": y,
+               "residual": residual is not None, "path": "compiled", "max_value": max_value}, mean, var
 
 
 def _compiled_backward(grad_y, ctx):
-    """The masked gradient's batch-norm backward (`normalization._backward_compiled`), the mask applied in
-    both passes; with a residual the masked gradient is written once (it is the residual's gradient)."""
+    """`normalization._backward_compiled` with the ReLU's mask applied in both passes; with a residual the
+    masked gradient is written once (it is the residual's gradient) and goes through the plain passes."""
     norm, y = ctx["norm"], ctx["y"]
     x, axis = norm["x"], norm["axis"]
-    cap = _cap(ctx["max_value"], x.dtype)
-    count = x.dtype.type(max(x.size // max(x.shape[axis], 1), 1))
+    cap, count = _cap(ctx["max_value"], x.dtype), bn._count(x, axis)
     if ctx["residual"]:
-        y_rows = bn._as_rows(y, axis)[0]
-        grad_z = bn._elementwise(_masked, (bn._as_rows(grad_y, axis)[0], y_rows), cap).reshape(x.shape)
-        grad_x, grad_gamma, grad_beta = bn._backward_compiled(grad_z, norm, count)
-        return grad_x, grad_gamma, grad_beta, grad_z
-    rows, layout = bn._as_rows(x, axis)
-    grad_rows, y_rows = bn._as_rows(grad_y, axis)[0], bn._as_rows(y, axis)[0]
-    mean_columns = bn._columns(norm["mean"], layout, x.dtype)
-    low = norm["mean_low"]
-    sums, dots = bn._column_sums(lambda g, y_, x_, *rest: _masked_gradient_sums(g, y_, *cap, x_, *rest),
-                                 (grad_rows, y_rows, rows), (mean_columns,), layout)
-    dots -= low * sums
-    grad_beta, grad_gamma = sums.astype(x.dtype), dots.astype(x.dtype) * norm["inv_std"].reshape(-1)
-    scale, slope, offset = bn._gradient_coefficients(norm, grad_gamma, grad_beta, count)
-    offset = offset.reshape(-1) - low * slope.reshape(-1)
-    parameters = (mean_columns, *(bn._columns(value, layout, x.dtype) for value in (scale, slope, offset)))
-    grad_x = bn._elementwise(lambda g, y_, x_, *rest: _masked_input_gradient(g, y_, *cap, x_, *rest),
-                             (grad_rows, y_rows, rows), parameters).reshape(x.shape)
-    return grad_x, grad_gamma, grad_beta, None
+        grad_z = bn._elementwise(_masked, (bn._as_rows(grad_y, axis)[0], bn._as_rows(y, axis)[0]), cap)
+        grad_z = grad_z.reshape(x.shape)
+        return (*bn._backward_compiled(grad_z, norm, count), grad_z)
+    kernels = (_masked_gradient_sums, _masked_input_gradient)
+    return (*bn._backward_compiled(grad_y, norm, count, kernels, (y,), cap), None)
 
 
 # The paths, in order: the first whose test takes x runs.  (name, applies(x), forward, backward)

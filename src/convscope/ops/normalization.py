@@ -196,17 +196,21 @@ def _kernel_statistics(x: np.ndarray, axis: int) -> Tuple[np.ndarray, np.ndarray
     return origin + offset, np.maximum(squares / count - offset * offset, 0.0)
 
 
-def _kernel_affine(x: np.ndarray, axis: int, shift, scale, offset) -> np.ndarray:
-    """(x - shift) * scale + offset with per-channel parameters (None: 0) by the compiled kernel."""
+def _kernel_affine(x: np.ndarray, axis: int, shift, scale, offset, kernel=_affine, arrays=(), parameters=()
+                   ) -> np.ndarray:
+    """(x - shift) * scale + offset with per-channel parameters (None: 0) by the compiled kernel; or
+    `kernel(x, *arrays, shift, scale, offset, *parameters, out)`, `arrays` laid out as x (a fused op's
+    second pass: `batch_norm_act`)."""
     rows, layout = _as_rows(x, axis)
     zeros = np.zeros(x.shape[axis], x.dtype)
-    parameters = tuple(_columns(zeros if value is None else value, layout, x.dtype) for value in (shift, scale, offset))
-    return _elementwise(_affine, (rows,), parameters).reshape(x.shape)
+    columns = tuple(_columns(zeros if value is None else value, layout, x.dtype) for value in (shift, scale, offset))
+    others = tuple(_as_rows(array, axis)[0] for array in arrays)
+    return _elementwise(kernel, (rows,) + others, columns + tuple(parameters)).reshape(x.shape)
 
 
 def _numpy_statistics(x: np.ndarray, axis: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(mean, biased variance, x - mean): einsum sums, x - mean written in blocks shared among threads."""
-    count = x.dtype.type(max(x.size // max(x.shape[axis], 1), 1))
+    count = _count(x, axis)
     total, dot = _einsum_subscripts(x.ndim, axis)
     mean = np.einsum(total, x) / count
     mean_b = mean.reshape(_broadcast(x, axis))
@@ -250,8 +254,9 @@ def _train_scale(x, axis, mean, var, gamma_b, epsilon):
     return inv_std, (inv_std if gamma_b is None else inv_std * gamma_b)
 
 
-def _train_compiled(x, axis, gamma_b, beta_b, epsilon):
-    """(y, mean, var, inv_std, kept): one pass of a kernel for the statistics, one for y.
+def _train_compiled(x, axis, gamma_b, beta_b, epsilon, second_pass=()):
+    """(y, mean, var, inv_std, kept): one pass of a kernel for the statistics, one for y (`second_pass`:
+    `_kernel_affine`'s kernel, arrays and parameters in place of the plain affine map).
 
     The kernels subtract the mean rounded to x's dtype, exactly for x near it, and the per-channel
     terms take the rest, `mean_low` (float64, kept): a float32 mean near 1000 is 3e-5 off."""
@@ -260,7 +265,7 @@ def _train_compiled(x, axis, gamma_b, beta_b, epsilon):
     low = mean64 - mean
     inv_std, scale = _train_scale(x, axis, mean, var, gamma_b, epsilon)
     offset = (0.0 if beta_b is None else beta_b.reshape(-1)) - low * scale.reshape(-1)
-    return _kernel_affine(x, axis, mean, scale, offset), mean, var, inv_std, {"mean_low": low}
+    return _kernel_affine(x, axis, mean, scale, offset, *second_pass), mean, var, inv_std, {"mean_low": low}
 
 
 def _train_reference(x, axis, gamma_b, beta_b, epsilon):
@@ -278,19 +283,23 @@ def _gradient_coefficients(ctx, grad_gamma, grad_beta, count):
             scale * (grad_beta.reshape(inv_std.shape) / count))
 
 
-def _backward_compiled(grad_y, ctx, count):
-    """(grad_x, grad_gamma, grad_beta): one kernel pass for the two sums, one for grad_x."""
+def _backward_compiled(grad_y, ctx, count, kernels=(_gradient_sums, _input_gradient), arrays=(), parameters=()):
+    """(grad_x, grad_gamma, grad_beta): one kernel pass for the two sums, one for grad_x.  A fused op's
+    `kernels` take `arrays` (laid out as x) after (grad, x), and `parameters` after the per-channel columns
+    (`batch_norm_act`: the ReLU's output and cap, its mask applied in both passes)."""
     x, axis = ctx["x"], ctx["axis"]
     rows, layout = _as_rows(x, axis)
     low = ctx.get("mean_low", 0.0)  # none after the reference forward
     grad_rows, mean_columns = _as_rows(grad_y, axis)[0], _columns(ctx["mean"], layout, x.dtype)
-    sums, dots = _column_sums(_gradient_sums, (grad_rows, rows), (mean_columns,), layout)
+    inputs = (grad_rows, rows) + tuple(_as_rows(array, axis)[0] for array in arrays)
+    sums, dots = _column_sums(kernels[0], inputs, (mean_columns,) + tuple(parameters), layout)
     dots -= low * sums  # sum(grad * (x - mean - low))
     grad_beta, grad_gamma = sums.astype(x.dtype), dots.astype(x.dtype) * ctx["inv_std"].reshape(-1)
     scale, slope, offset = _gradient_coefficients(ctx, grad_gamma, grad_beta, count)
     offset = offset.reshape(-1) - low * slope.reshape(-1)  # slope * (x - mean - low): low's part joins offset
-    parameters = (mean_columns, *(_columns(value, layout, x.dtype) for value in (scale, slope, offset)))
-    return _elementwise(_input_gradient, (grad_rows, rows), parameters).reshape(x.shape), grad_gamma, grad_beta
+    columns = (mean_columns, *(_columns(value, layout, x.dtype) for value in (scale, slope, offset)))
+    return (_elementwise(kernels[1], inputs, columns + tuple(parameters)).reshape(x.shape), grad_gamma,
+            grad_beta)
 
 
 def _backward_reference(grad_y, ctx, count):
@@ -348,9 +357,18 @@ def batch_norm_train(x, gamma, beta, axis, epsilon) -> Tuple[np.ndarray, Dict[st
     gamma_b = _per_channel(gamma, "gamma", x, axis, op)
     beta_b = _per_channel(beta, "beta", x, axis, op)
     y, mean, var, inv_std, kept = _path(x)[2](x, axis, gamma_b, beta_b, epsilon)
-    ctx = {"x": x, "mean": mean.reshape(_broadcast(x, axis)), "inv_std": inv_std, "gamma": gamma_b, "axis": axis,
-           "has_beta": beta_b is not None, **kept}
-    return y, ctx, mean, var
+    return y, _train_context(x, axis, mean, inv_std, gamma_b, beta_b, kept), mean, var
+
+
+def _train_context(x, axis, mean, inv_std, gamma_b, beta_b, kept) -> Dict[str, Any]:
+    """What `batch_norm_backward` reads of a training call."""
+    return {"x": x, "mean": mean.reshape(_broadcast(x, axis)), "inv_std": inv_std, "gamma": gamma_b, "axis": axis,
+            "has_beta": beta_b is not None, **kept}
+
+
+def _count(x: np.ndarray, axis: int):
+    """The values each channel's statistics are taken over, in x's dtype."""
+    return x.dtype.type(max(x.size // max(x.shape[axis], 1), 1))
 
 
 def _inference_affine(x, gamma_b, beta_b, mean_b, var_b, epsilon):
@@ -417,8 +435,7 @@ def batch_norm_backward(grad_y, ctx: Dict[str, Any]) -> Tuple[np.ndarray, Option
     if grad_y.shape != x.shape:
         raise ValueError(f"{op}: argument `grad_y` must have the input's shape {x.shape}, got {grad_y.shape}")
     grad_y = grad_y.astype(x.dtype, copy=False)
-    count = x.dtype.type(max(x.size // max(x.shape[axis], 1), 1))
-    grad_x, grad_gamma, grad_beta = _path(x)[3](grad_y, ctx, count)
+    grad_x, grad_gamma, grad_beta = _path(x)[3](grad_y, ctx, _count(x, axis))
     return grad_x, None if ctx["gamma"] is None else grad_gamma, grad_beta if ctx["has_beta"] else None
 
 
