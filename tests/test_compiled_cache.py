@@ -65,3 +65,39 @@ def test_a_second_process_compiles_no_kernel_again():
     second = _run(env)
     assert second["loaded"] >= 5          # the model did run compiled kernels (depthwise, epilogue, ...)
     assert second["misses"] == [], f"compiled again in a new process: {second['misses']}"
+
+
+RUNTIME_SCRIPT = textwrap.dedent("""
+    import json
+    import numpy as np
+    from convscope import layers as L, models
+    from convscope.ops import compiled
+
+    def rss():
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
+
+    model = models.Sequential([L.Input((8, 8, 3)), L.Conv2D(4, 3, activation="relu"), L.MaxPooling2D(),
+                               L.Flatten(), L.Dense(3)])
+    before = rss()
+    loaded = compiled.load_runtime()
+    after_load = rss()
+    model.predict(np.ones((2, 8, 8, 3), np.float32), verbose=0)
+    print(json.dumps({"loaded": loaded, "load_mb": after_load - before, "first_kernel_mb": rss() - after_load}))
+""")
+
+
+@pytest.mark.skipif(not compiled.active() or not os.path.exists("/proc/self/status"),
+                    reason="needs numba and Linux's /proc")
+def test_load_runtime_pays_numba_s_start_up_before_the_first_kernel():
+    done = subprocess.run([sys.executable, "-c", RUNTIME_SCRIPT], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["loaded"] is True
+    assert result["load_mb"] > 20                         # LLVM: tens of MB
+    assert result["first_kernel_mb"] < result["load_mb"] / 2, result
+
+
+def test_load_runtime_without_numba_says_so(monkeypatch):
+    monkeypatch.setattr(compiled, "numba", None)
+    assert compiled.load_runtime() is False

@@ -25,7 +25,7 @@ try:
 except ImportError:  # pragma: no cover - exercised where numba is not installed
     numba = None
 
-__all__ = ["available", "active", "use_compiled", "kernel"]
+__all__ = ["available", "active", "use_compiled", "kernel", "load_runtime"]
 
 # The default of every thread (numba installed and CONVSCOPE_COMPILED not 0), which `use_compiled`
 # overrides in the calling thread's context only.
@@ -75,3 +75,21 @@ def kernel(function=None, *, fastmath: bool = False, inline: bool = False):
         return numba.njit(nogil=True, cache=True, fastmath=fastmath, error_model="numpy",
                           inline="always" if inline else "never")(fn)
     return decorate(function) if function is not None else decorate
+
+
+def load_runtime() -> bool:
+    """Load numba's compiler runtime (LLVM, ~40 MB) now instead of at the first compiled kernel.
+
+    A server that wants its start-up memory and time paid before the first request, or a
+    benchmark that counts a framework's libraries in its baseline (PyTorch's load at import),
+    calls it once.  Returns True when the runtime is loaded, False without numba.
+    """
+    if numba is None:
+        return False
+    _identity(0)
+    return True
+
+
+@kernel
+def _identity(value):
+    return value
