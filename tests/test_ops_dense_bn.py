@@ -321,10 +321,11 @@ def test_dropout_drops_each_unit_with_probability_rate(kernel_path, rate):
     assert set(np.unique(mask)) == {np.float32(0), np.float32(1 / (1 - rate))}
 
 
-def test_dropout_masks_are_the_same_on_both_paths_and_dtypes():
+@pytest.mark.parametrize("shape", [(4, 7, 7, 64), (3, 5, 7), (1,), (2,)])    # odd sizes: the last unit alone
+def test_dropout_masks_are_the_same_on_both_paths_and_dtypes(shape):
     if not compiled.available():
         pytest.skip("numba is not installed")
-    x = np.random.default_rng(2).standard_normal((4, 7, 7, 64))
+    x = np.random.default_rng(2).standard_normal(shape)
     results = {}
     for flag in (False, True):
         for dtype in (np.float32, np.float64):
