@@ -2,6 +2,8 @@
 (bands of rows, whole images, slices of the output channels), each against the NumPy reference path in
 float64 and PyTorch, on random configurations; the task plan's cover; Winograd's compiled filter transform."""
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -110,7 +112,8 @@ def test_each_path_matches_the_reference_and_torch(path, seed, monkeypatch):
 @pytest.mark.parametrize("workers", [1, 2, 3])
 def test_one_image_or_a_few_share_the_threads(shape, out_channels, path, workers, monkeypatch):
     """With 1-3 threads, the work is split in as many tasks as threads (bands, images or channel slices),
-    and the result is the reference's."""
+    and the result is the reference's (the work counted as large enough to share)."""
+    monkeypatch.setattr(direct, "SMALL_WORK", 0)
     monkeypatch.setattr(conv_split, "worker_count", lambda: workers)
     monkeypatch.setattr(conv_split, "balanced_ranges", _balanced_for(workers))
     planned = []
@@ -129,6 +132,37 @@ def test_one_image_or_a_few_share_the_threads(shape, out_channels, path, workers
     np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-5)
     if workers > 1:                                   # split: not all on one thread
         assert len(planned[0]) >= (2 if shape == (1, 7, 7, 131) else workers)   # 70 channels: 2 slices of 32+
+
+
+@pytest.mark.parametrize("shape,out_channels,path", [
+    ((1, 14, 14, 40), 50, "gemm"),         # seed 001's second layer at batch 1: one band of 196 rows, not 2 of 98
+    ((1, 40, 40, 16), 16, "winograd"),
+    ((1, 56, 40, 8), 16, "direct"),
+])
+def test_small_work_runs_as_planned_for_one_thread(shape, out_channels, path, monkeypatch):
+    """Under `direct.SMALL_WORK` multiply-adds the convolution runs on the calling thread, in tasks planned
+    for one thread (as few and long as the cache budget allows), and gives the reference's result."""
+    monkeypatch.setattr(conv_split, "worker_count", lambda: 2)
+    planned, threads = [], set()
+    original_plan, original_run = conv_split.plan, conv_split.run_in_parallel
+    monkeypatch.setattr(conv_split, "plan", lambda *a, **k: planned.append((a, k)) or original_plan(*a, **k))
+    monkeypatch.setattr(conv_split, "run_in_parallel", lambda tasks, work, **k: original_run(
+        tasks, lambda chunk: threads.add(threading.get_ident()) or work(chunk), **k))
+    calls = _only(monkeypatch, path)
+    rng = np.random.default_rng(out_channels)
+    x = rng.standard_normal(shape).astype(np.float32)
+    filters = (rng.standard_normal((3, 3, shape[3], out_channels)) / 12).astype(np.float32)
+    assert shape[1] * shape[2] * 9 * shape[3] * out_channels < direct.SMALL_WORK
+    ours = ops.conv2d_inference(x, filters, 1, "SAME", activation="relu")
+    with compiled.use_compiled(False):
+        reference = ops.conv2d_inference(x.astype(np.float64), filters.astype(np.float64), 1, "SAME",
+                                         activation="relu")
+    assert calls == [path] and len(planned) == 1
+    args, options = planned[0]
+    assert options["workers"] == 1
+    assert len(original_plan(*args, **options)) == 1 < len(original_plan(*args, **dict(options, workers=2)))
+    assert threads == {threading.get_ident()}
+    np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("images,workers", [(1, 1), (1, 2), (1, 3), (2, 3), (2, 2), (3, 2)])

@@ -38,13 +38,14 @@ Task = Tuple[slice, slice, slice]       # (images, rows or tile rows, output cha
 
 
 def plan(images: int, units: int, unit_rows: int, unit_bytes: int, budget: int, channels: int,
-         min_units: int = 1, split_channels: bool = True, min_rows: int = MIN_ROWS) -> List[Task]:
+         min_units: int = 1, split_channels: bool = True, min_rows: int = MIN_ROWS, workers: int = 0) -> List[Task]:
     """The tasks of a convolution of `images` images of `units` rows (or tile rows) each, a row being
     `unit_rows` product rows and `unit_bytes` of working memory: blocks of whole images while they fit
     `budget` (or `min_rows` product rows) and share evenly among the threads; else bands of at least
     `min_units` rows of one image, as many per thread, if they keep `min_rows` / 2 product rows; else
-    (`split_channels`) each band or block once per thread, with its slice of the channels."""
-    workers, everything = worker_count(), slice(0, channels)
+    (`split_channels`) each band or block once per thread, with its slice of the channels.  `workers`: the
+    threads to plan for (0: `worker_count()`; 1 for work that runs on the calling thread alone)."""
+    workers, everything = workers or worker_count(), slice(0, channels)
     per_band = max(min_units, budget // max(unit_bytes, 1), -(-min_rows // unit_rows))
     if units <= per_band and (images % workers == 0 or images >= 4 * workers or workers == 1):
         return [(slice(start, stop), slice(0, units), everything)
@@ -119,7 +120,7 @@ def winograd_forward(ctx, epilogue: tuple, out: np.ndarray) -> None:
     tiled = winograd.tile_input(padded_input(ctx), ctx["out_hw"])
     u = winograd.transform_filters(w)
     tasks = plan(len(out), tiles_h, tiles_w, tiles_w * 16 * (channels + out_channels) * w.itemsize,
-                 WINOGRAD_BUDGET_BYTES, out_channels, min_rows=WINOGRAD_MIN_TILES)
+                 WINOGRAD_BUDGET_BYTES, out_channels, min_rows=WINOGRAD_MIN_TILES, workers=_alone(ctx, out))
     parts = {(part.start, part.stop): _channel_part(u, epilogue, part) for _, _, part in tasks}
 
     def work(chunk):
@@ -137,7 +138,8 @@ def direct_forward(ctx, epilogue: tuple, out: np.ndarray) -> None:
     oh, ow = ctx["out_hw"]
     channels = out.shape[3]
     tasks = plan(len(out), oh, ow, ow * channels * out.itemsize, direct.OUTPUT_BUDGET_BYTES, channels,
-                 min_units=2 if ow < direct.PIXELS else 1, split_channels=False, min_rows=2 * direct.PIXELS)
+                 min_units=2 if ow < direct.PIXELS else 1, split_channels=False, min_rows=2 * direct.PIXELS,
+                 workers=_alone(ctx, out))
     if ctx["x_pad"] is not None or any(rows.stop - rows.start < oh for _, rows, _ in tasks):
         ctx = dict(ctx, x_pad=np.ascontiguousarray(padded_input(ctx)))
     prepared = direct.prepare(ctx["filters"], ctx["padded_shape"], ctx["dilations"])
@@ -152,11 +154,17 @@ def direct_forward(ctx, epilogue: tuple, out: np.ndarray) -> None:
     _run(tasks, work, out, ctx, calls_blas=False)
 
 
-def _run(tasks: List[Task], work, out: np.ndarray, ctx, calls_blas: bool = True) -> None:
-    """`work` on the tasks shared among the threads, or all on the calling thread under `direct.SMALL_WORK`
-    multiply-adds (a hand-over to a pool thread costs more than it saves)."""
+def _alone(ctx, out: np.ndarray) -> int:
+    """1 where the convolution is under `direct.SMALL_WORK` multiply-adds: it runs on the calling thread (a
+    hand-over to a pool thread costs more than it saves) in tasks planned for one thread (two bands of
+    98 rows ran 1.17x the time of one of 196 on one thread: seed 001's second layer at batch 1); else 0."""
     kh, kw, channels, _ = ctx["filters"].shape
-    run_in_parallel(tasks, work, calls_blas=calls_blas, alone=out.size * kh * kw * channels < direct.SMALL_WORK)
+    return int(out.size * kh * kw * channels < direct.SMALL_WORK)
+
+
+def _run(tasks: List[Task], work, out: np.ndarray, ctx, calls_blas: bool = True) -> None:
+    """`work` on the tasks shared among the threads, or all on the calling thread (`_alone`)."""
+    run_in_parallel(tasks, work, calls_blas=calls_blas, alone=bool(_alone(ctx, out)))
 
 
 def gemm_forward(ctx, epilogue: tuple, out: np.ndarray) -> None:
@@ -166,7 +174,7 @@ def gemm_forward(ctx, epilogue: tuple, out: np.ndarray) -> None:
     kh, kw, channels, out_channels = w.shape
     x_pad, matrix = padded_input(ctx), w.reshape(-1, out_channels)
     row_bytes = ow * kh * kw * channels * w.itemsize
-    tasks = plan(len(out), oh, ow, row_bytes, COLUMN_BUDGET_BYTES, out_channels)
+    tasks = plan(len(out), oh, ow, row_bytes, COLUMN_BUDGET_BYTES, out_channels, workers=_alone(ctx, out))
 
     def work(chunk):
         buffer = np.empty(max((t[0].stop - t[0].start) * (t[1].stop - t[1].start) for t in chunk) * row_bytes
