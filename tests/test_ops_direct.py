@@ -126,6 +126,43 @@ def test_where_the_direct_convolution_runs(args, expected, monkeypatch):
         assert direct.applies(*args) is False
 
 
+@pytest.mark.parametrize("images,out_hw,expected", [
+    (1, (14, 14), True),       # seed 001's 675-tap layer at batch 1: 196 rows, which BLAS runs far under its peak
+    (2, (14, 14), True),       # 392 rows
+    (3, (14, 14), False),      # 588 rows: the GEMM (or Winograd)
+    (32, (14, 14), False),
+    (0, (14, 14), False),      # images not known: AVX2's own limit
+])
+def test_avx2_takes_up_to_1024_taps_where_the_product_has_few_rows(images, out_hw, expected, monkeypatch):
+    """With AVX2 a 513-1024-tap convolution runs direct where its product has at most `AVX2_FEW_ROWS` rows
+    (images x output pixels), and its result is float64 im2col's."""
+    monkeypatch.setattr(direct, "VECTOR_BITS", 256)
+    with compiled.use_compiled(True):
+        assert direct.applies(np.float32, (3, 3), 1, 75, 50, out_hw, False, images) is expected
+        assert direct.applies(np.float32, (3, 3), 1, 56, 50, out_hw, False, images) is True     # 504 taps
+        assert direct.applies(np.float32, (3, 3), 1, 114, 50, out_hw, False, images) is False   # 1026
+    monkeypatch.setattr(direct, "VECTOR_BITS", 512)
+    with compiled.use_compiled(True):
+        assert direct.applies(np.float32, (3, 3), 1, 75, 50, out_hw, False, images) is True
+    if not expected:
+        return
+    monkeypatch.setattr(direct, "VECTOR_BITS", 256)
+    rng = np.random.default_rng(images)
+    x = rng.standard_normal((images,) + out_hw + (75,)).astype(np.float32)
+    filters = (rng.standard_normal((3, 3, 75, 50)) / 26).astype(np.float32)
+    bias = rng.standard_normal(50).astype(np.float32)
+    calls = []
+    original = direct.conv_block
+    monkeypatch.setattr(direct, "conv_block", lambda *args: calls.append(1) or original(*args))
+    with compiled.use_compiled(True):
+        y = ops.conv2d_inference(x, filters, 1, "SAME", bias=bias, activation="relu")
+    with compiled.use_compiled(False):
+        y64 = ops.conv2d_inference(x.astype(np.float64), filters.astype(np.float64), 1, "SAME",
+                                   bias=bias.astype(np.float64), activation="relu")
+    assert calls
+    assert_matches(y, y64.astype(np.float32), "float32")
+
+
 @pytest.mark.parametrize("bits,out_channels,lanes,padded,pixels", [
     (512, 16, 16, 16, 8), (512, 10, 16, 16, 8), (512, 32, 32, 32, 8), (512, 75, 16, 80, 8), (512, 50, 32, 64, 8),
     (512, 64, 32, 64, 8), (512, 128, 32, 128, 8), (256, 32, 16, 32, 4), (256, 75, 16, 80, 4), (256, 10, 16, 16, 4),

@@ -67,7 +67,8 @@ class Geometry(NamedTuple):
 
 
 def _direct_applies(g: Geometry) -> bool:
-    return direct.applies(g.dtype, g.kernel_hw, g.groups, g.in_per_group, g.out_channels, g.out_hw, g.pointwise)
+    return direct.applies(g.dtype, g.kernel_hw, g.groups, g.in_per_group, g.out_channels, g.out_hw, g.pointwise,
+                          g.images)
 
 
 def _thin_direct_applies(g: Geometry) -> bool:

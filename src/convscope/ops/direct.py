@@ -43,6 +43,8 @@ TAPS_PER_TILE = 8        # taps per tile of the filter gradient: as many vectors
 MAX_TAPS = 1024          # kh * kw * in_channels; longer sums are BLAS' strength
 AVX2_MAX_TAPS = 512      # at 8 lanes (AVX2) already: measured with AVX2 code, seed 001's 675-tap layer took 6.1
                          # ms at 32 images against 4.2 by Winograd/GEMM, ResNet-20's 576-tap training step 8% more
+AVX2_FEW_ROWS = 512      # ... but up to MAX_TAPS where the product has at most this many rows (images x output
+                         # pixels: one or two small images), which BLAS runs far under its peak on one thread
 MAX_OUT_CHANNELS = 128   # more filters make a wide product that BLAS runs near its peak
 NARROW_MAX_OUT_CHANNELS = 64   # outputs 4-7 wide (tiles of 2 rows x 4, some overlapping): measured on 7x7
                                # outputs, 50 -> 25 filters 1.9 ms against the GEMM's 2.75, 64 -> 128 9.4 vs 7.9
@@ -57,20 +59,24 @@ SMALL_WORK = 1 << 24     # multiply-adds under which a direct convolution stays 
 VECTOR_BITS = vector_bits() if compiled.available() else 0
 
 
-def _thin(dtype, groups: int, taps: int, out_channels: int, pointwise: bool) -> bool:
+def _thin(dtype, groups: int, taps: int, out_channels: int, pointwise: bool, rows: int = 0) -> bool:
     """Compiled path, float32, one group, not 1x1 unpadded stride 1 (its columns are the input
-    itself), and a thin product: few taps (kh * kw * in) and filters."""
+    itself), and a thin product: few taps (kh * kw * in) and filters.  `rows`: the product's rows (images
+    x output pixels; 0: not known), which with AVX2 decide how many taps are few (`AVX2_FEW_ROWS`)."""
+    few_taps = MAX_TAPS if VECTOR_BITS >= 512 or 0 < rows <= AVX2_FEW_ROWS else AVX2_MAX_TAPS
     return (compiled.active() and VECTOR_BITS >= 256 and dtype == np.float32 and groups == 1 and not pointwise
-            and taps <= (MAX_TAPS if VECTOR_BITS >= 512 else AVX2_MAX_TAPS) and out_channels <= MAX_OUT_CHANNELS)
+            and taps <= few_taps and out_channels <= MAX_OUT_CHANNELS)
 
 
 def applies(dtype, kernel_hw, groups: int, in_channels: int, out_channels: int, out_hw,
-            pointwise: bool) -> bool:
-    """True for the convolutions computed here: thin ones (`_thin`) with outputs at least a tile
-    wide: 8 pixels of a row, or, up to `NARROW_MAX_OUT_CHANNELS` filters, 4 pixels of 2 rows."""
+            pointwise: bool, images: int = 0) -> bool:
+    """True for the convolutions computed here: thin ones (`_thin`, of `images` images; 0: any number)
+    with outputs at least a tile wide: 8 pixels of a row, or, up to `NARROW_MAX_OUT_CHANNELS` filters,
+    4 pixels of 2 rows."""
     wide = out_hw[1] >= PIXELS or (out_hw[1] >= PIXELS // 2 and out_hw[0] >= 2
                                    and out_channels <= NARROW_MAX_OUT_CHANNELS)
-    return _thin(dtype, groups, kernel_hw[0] * kernel_hw[1] * in_channels, out_channels, pointwise) and wide
+    return _thin(dtype, groups, kernel_hw[0] * kernel_hw[1] * in_channels, out_channels, pointwise,
+                 images * out_hw[0] * out_hw[1]) and wide
 
 
 def computes_filter_grad(dtype, kernel_hw, groups: int, in_channels: int, out_channels: int,
