@@ -55,7 +55,8 @@ SMALL_PRODUCT = 1 << 25              # multiply-adds under which `matmul` stays 
                                      # measured, two threads win from ~30M (seed 000's batch-1 Dense: 0.66 ->
                                      # 0.35 ms; seed 001's 128x400x512 Dense: 0.45 -> 0.34 ms)
 STREAMED_BYTES = 4 << 20             # except a small product by a matrix this large (a few rows that only stream
-                                     # it): split by columns, two cores read at twice one core's bandwidth
+                                     # it): split by columns, two cores read at twice one core's bandwidth,
+STREAMED_COLUMNS = 256               # in blocks of this many columns (the same calls on any number of threads)
 GEMV_ROWS = 4                        # but at most this many rows by a matrix of GEMV_BYTES or more run row by row:
 GEMV_BYTES = 1 << 20                 # OpenBLAS' gemm packs the whole matrix for them (2 rows by 12.5 MB: 2.1 ms
                                      # on one thread, two matrix-vector products 0.45 ms)
@@ -177,25 +178,31 @@ def on_slices(count: int, size: int, work: Callable[[slice], Any], min_size: int
     return run_in_parallel(ranges, lambda chunk: work(slice(chunk[0][0], chunk[-1][1])))
 
 
-@contextlib.contextmanager
-def single_threaded_blas():
+def single_threaded_blas() -> "_SingleThreadedBlas":
     """A context in which BLAS runs on the calling thread only (nothing without threadpoolctl).
 
     Sets each BLAS library's thread count through threadpoolctl's controllers and restores
-    it after: 3.6 us, where `ThreadpoolController.limit` took ~6 (it reads every library's
-    whole info first), at two calls per batch-1 Dense layer.  The count is one setting of the
-    process: the first of several threads inside lowers it, the last one out restores it."""
-    blas = _blas()
-    if not blas or getattr(_region, "single", False):
-        yield                                      # nested: this thread already runs BLAS single-threaded
-        return
-    _enter_single_threaded(blas)
-    _region.single = True
-    try:
-        yield
-    finally:
-        _region.single = False
-        _leave_single_threaded()
+    it after (`ThreadpoolController.limit` reads every library's whole info first: slower, at
+    two calls per batch-1 Dense layer).  The count is one setting of the process: the first of
+    several threads inside lowers it, the last one out restores it.  A plain class, not a
+    generator, since ops enter it at every call (a generator's context cost as much as the rest)."""
+    return _SingleThreadedBlas()
+
+
+class _SingleThreadedBlas:
+    __slots__ = ("entered",)
+
+    def __enter__(self) -> None:
+        blas = _blas()
+        self.entered = bool(blas) and not getattr(_region, "single", False)   # nested: already single
+        if self.entered:
+            _enter_single_threaded(blas)
+            _region.single = True
+
+    def __exit__(self, *error) -> None:
+        if self.entered:
+            _region.single = False
+            _leave_single_threaded()
 
 
 def _set_num_threads(library, count: int) -> None:
@@ -232,8 +239,9 @@ def _leave_single_threaded() -> None:
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """`a @ b` (2-D) split among the threads of `run_in_parallel`: by rows of `a` when it has at least
     as many rows as `b` has columns, else by columns of `b`; small products on the calling thread,
-    but a few rows times a large `b` split by columns too (see `STREAMED_BYTES`), and up to `GEMV_ROWS`
-    rows one by one.  BLAS never runs on its own threads, so the bits do not depend on their number."""
+    but a few rows times a large `b` split by columns too (see `STREAMED_BYTES`, in blocks of
+    `STREAMED_COLUMNS` whatever the thread count: some BLAS kernels' bits depend on a product's
+    shape), and up to `GEMV_ROWS` rows one by one.  BLAS never runs on its own threads."""
     if a.shape[0] <= GEMV_ROWS and b.nbytes >= GEMV_BYTES:
         return _row_by_row(a, b)
     small = a.shape[0] * a.shape[1] * b.shape[1] < SMALL_PRODUCT
@@ -242,9 +250,11 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
             return a @ b
     out = np.empty((a.shape[0], b.shape[1]), dtype=np.result_type(a, b))
     by_rows = not small and a.shape[0] >= b.shape[1]
-    parts = balanced_ranges(a.shape[0] if by_rows else b.shape[1],
-                            -(-b.shape[1] // worker_count()) if small else
-                            max(a.shape[0], b.shape[1]) // worker_count())
+    if small:
+        parts = [(start, min(start + STREAMED_COLUMNS, b.shape[1]))
+                 for start in range(0, b.shape[1], STREAMED_COLUMNS)]
+    else:
+        parts = balanced_ranges(a.shape[0] if by_rows else b.shape[1], max(a.shape[0], b.shape[1]) // worker_count())
 
     def work(ranges):
         for start, stop in ranges:
