@@ -141,3 +141,27 @@ def test_alone_runs_every_item_as_one_chunk_on_the_calling_thread_with_blas_sing
     assert seen[0] == (threading.get_ident(), [1, 2, 3, 4], {1})
     assert shared == [2, 2]
     assert {ident for ident, _, _ in seen[1:]} - {threading.get_ident()}     # without `alone`: a pool thread too
+
+
+@pytest.mark.parametrize("rows,depth,columns", [(1, 240, 512), (1, 512, 25), (2, 7, 3), (3, 1, 9), (4, 1027, 33)])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_few_rows_run_compiled_each_row_alone(rows, depth, columns, dtype, monkeypatch):
+    """Up to `few_rows.MAX_ROWS` rows: one compiled call (no BLAS, no thread hand-over), float64's product to
+    rounding, and each row's bits those of the row alone, however it is laid out."""
+    from convscope.ops import compiled, few_rows
+    if not compiled.active():
+        pytest.skip("the few-rows product is compiled")
+    rng = np.random.default_rng(rows * depth)
+    a = rng.standard_normal((rows, depth)).astype(dtype)
+    b = rng.standard_normal((depth, columns)).astype(dtype)
+    monkeypatch.setattr(parallel, "single_threaded_blas", lambda: pytest.fail("BLAS called"))
+    monkeypatch.setattr(parallel, "run_in_parallel", lambda *args, **kwargs: pytest.fail("handed to the pool"))
+    out = parallel.matmul(a, b)
+    tolerance = 1e-5 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(out, a.astype(np.float64) @ b.astype(np.float64), rtol=tolerance,
+                               atol=tolerance * depth)
+    for row in range(rows):
+        assert np.array_equal(parallel.matmul(a[row:row + 1], b)[0], out[row])
+    assert np.array_equal(parallel.matmul(np.asfortranarray(a), b), out)
+    assert not few_rows.applies(a, np.asfortranarray(b)) or columns == 1 or depth == 1   # strided rows: BLAS
+    assert not few_rows.applies(np.ones((5, depth), dtype), b)

@@ -156,8 +156,8 @@ def direct_forward(ctx, epilogue: tuple, out: np.ndarray) -> None:
 
 def _alone(ctx, out: np.ndarray) -> int:
     """1 where the convolution is under `direct.SMALL_WORK` multiply-adds: it runs on the calling thread (a
-    hand-over to a pool thread costs more than it saves) in tasks planned for one thread (two bands of
-    98 rows ran 1.17x the time of one of 196 on one thread: seed 001's second layer at batch 1); else 0."""
+    hand-over to a pool thread costs more than it saves) in tasks planned for one thread (one long band,
+    not one per idle thread: BLAS runs a product of few rows far under its peak); else 0."""
     kh, kw, channels, _ = ctx["filters"].shape
     return int(out.size * kh * kw * channels < direct.SMALL_WORK)
 

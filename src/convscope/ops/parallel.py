@@ -37,6 +37,7 @@ from typing import Any, Callable, Dict, List, Tuple
 
 import numpy as np
 
+from . import few_rows
 from .spin_pool import SpinningPool
 
 _state: Dict[str, Any] = {"blas": None, "pools": {}}
@@ -185,7 +186,7 @@ def single_threaded_blas() -> "_SingleThreadedBlas":
     it after (`ThreadpoolController.limit` reads every library's whole info first: slower, at
     two calls per batch-1 Dense layer).  The count is one setting of the process: the first of
     several threads inside lowers it, the last one out restores it.  A plain class, not a
-    generator, since ops enter it at every call (a generator's context cost as much as the rest)."""
+    generator: ops enter it at every call, and a generator's context is slower to enter."""
     return _SingleThreadedBlas()
 
 
@@ -241,7 +242,10 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     as many rows as `b` has columns, else by columns of `b`; small products on the calling thread,
     but a few rows times a large `b` split by columns too (see `STREAMED_BYTES`, in blocks of
     `STREAMED_COLUMNS` whatever the thread count: some BLAS kernels' bits depend on a product's
-    shape), and up to `GEMV_ROWS` rows one by one.  BLAS never runs on its own threads."""
+    shape), and up to `GEMV_ROWS` rows one by one (compiled: `few_rows`; else BLAS' matrix-vector product
+    where the matrix is large).  BLAS never runs on its own threads."""
+    if few_rows.applies(a, b):
+        return few_rows.matmul(a, b)
     if a.shape[0] <= GEMV_ROWS and b.nbytes >= GEMV_BYTES:
         return _row_by_row(a, b)
     small = a.shape[0] * a.shape[1] * b.shape[1] < SMALL_PRODUCT
