@@ -4,7 +4,8 @@ Such a product only streams the matrix once per row.  Through BLAS it also pays 
 BLAS to one thread around the call (`parallel.single_threaded_blas`), several times the product
 itself for a small matrix (seed 001's batch-1 Dense 512 -> 25; figures in benchmarks/README.md).
 Here one compiled call computes each row alone, four matrix rows per pass over the
-output row (vectorized over its columns), so a row's bits do not depend on the rows beside it.
+output row (vectorized over its columns), so a row's bits do not depend on the rows beside it
+(a batch of more rows runs through BLAS, whose last bits may differ from these).
 `parallel.matmul` takes this path first where it applies; NumPy's product is the reference.
 """
 
