@@ -135,7 +135,7 @@ def test_one_image_or_a_few_share_the_threads(shape, out_channels, path, workers
 
 
 @pytest.mark.parametrize("shape,out_channels,path", [
-    ((1, 14, 14, 40), 50, "gemm"),         # seed 001's second layer at batch 1: one band of 196 rows, not 2 of 98
+    ((1, 14, 14, 40), 50, "gemm"),         # one small image (as seed 001's second layer at batch 1): one band, not 2
     ((1, 40, 40, 16), 16, "winograd"),
     ((1, 56, 40, 8), 16, "direct"),
 ])
