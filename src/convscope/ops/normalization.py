@@ -401,11 +401,33 @@ def batch_norm_affine(gamma, beta, mean, var, epsilon, dtype=np.float32) -> Tupl
 def layer_affine(gamma, beta, mean, var, epsilon: float, dtype) -> Tuple[np.ndarray, np.ndarray]:
     """`batch_norm_affine` without its argument checks, the same numbers: for a BatchNormalization
     layer's own (C,) variables, checked when the layer was built, read at every inference step of
-    the plan (the checks took 3/4 of the call's 12 us, at 52 batch norms per MobileNetV2 call)."""
+    the plan (52 batch norms per MobileNetV2 call).  Compiled where the variables have the dtype: one
+    call instead of six NumPy operations, the same operations in the same order."""
     dtype = np.dtype(dtype)
-    gamma, beta, mean, var = (None if value is None else value.astype(dtype, copy=False)
-                              for value in (gamma, beta, mean, var))
+    if not all(value is None or value.dtype == dtype for value in (gamma, beta, mean, var)):
+        gamma, beta, mean, var = (None if value is None else value.astype(dtype)
+                                  for value in (gamma, beta, mean, var))
+    if compiled.active() and dtype in (np.float32, np.float64):
+        scale, shift = np.empty(mean.shape, dtype), np.empty(mean.shape, dtype)
+        _affine_kernel(mean if gamma is None else gamma, mean if beta is None else beta, gamma is not None,
+                       beta is not None, mean, var, dtype.type(epsilon), dtype.type(1), scale, shift)
+        return scale, shift
     return _inference_affine(np.empty(0, dtype), gamma, beta, mean, var, epsilon)
+
+
+@compiled.kernel
+def _affine_kernel(gamma, beta, has_gamma, has_beta, mean, var, epsilon, one, scale, shift):
+    """`_inference_affine` channel by channel (`one` and `epsilon` in the arrays' dtype, so that every
+    operation rounds as NumPy's on the arrays does)."""
+    for c in range(mean.shape[0]):
+        s = one / np.sqrt(var[c] + epsilon)
+        if has_gamma:
+            s = s * gamma[c]
+        t = -mean[c] * s
+        if has_beta:
+            t = t + beta[c]
+        scale[c] = s
+        shift[c] = t
 
 
 def batch_norm_infer(x, gamma, beta, mean, var, axis, epsilon) -> np.ndarray:
