@@ -303,7 +303,7 @@ def test_an_empty_batch_gives_empty_outputs_and_gradients(kind):
     assert grad.shape == (0, 5, 5, 2) and grad.dtype == np.float32
 
 
-def _path_configs(count, seed=909):
+def _path_configs(count, seed=909, channels=(1, 20)):
     """Odd sizes, overlapping windows, strides larger than the window, explicit and SAME pads, both dtypes."""
     rng = np.random.default_rng(seed)
     for index in range(count):
@@ -313,7 +313,7 @@ def _path_configs(count, seed=909):
         pairs = [[int(rng.integers(0, k)), int(rng.integers(0, k))] for k in kernel]
         size = tuple(int(rng.integers(max(kernel), 12)) for _ in range(2))
         yield dict(index=index, kernel=kernel, strides=strides, padding=padding, pairs=pairs, size=size,
-                   batch=int(rng.integers(1, 6)), channels=int(rng.integers(1, 20)),
+                   batch=int(rng.integers(1, 6)), channels=int(rng.integers(*channels)),
                    data_format=str(rng.choice(["NHWC", "NCHW"])), dtype=str(rng.choice(["float32", "float64"])))
 
 
@@ -348,3 +348,34 @@ def test_compiled_kernels_agree_with_the_numpy_path_to_the_bit(config, kind, mon
         if numpy_result is not None:
             assert compiled_result.dtype == numpy_result.dtype
         np.testing.assert_array_equal(compiled_result, numpy_result)
+
+
+@pytest.mark.skipif(not compiled.available(), reason="numba is not installed")
+@pytest.mark.parametrize("config", list(_path_configs(40, seed=515, channels=(8, 70))), ids=lambda c: f"{c['index']}")
+def test_simd_max_pool_agrees_with_the_scalar_kernel_and_numpy_to_the_bit(config, monkeypatch):
+    """float32 channels in SIMD vectors (8 or 16 lanes) and the channels left over: the same maxima and
+    first-maximum offsets as the scalar compiled kernel and the NumPy path, with ties, NaN and -inf cells,
+    in training (offsets tracked) and inference (not), threads splitting the batch."""
+    from convscope.ops import pooling, pooling_simd
+    if not pooling_simd.lanes():
+        pytest.skip("numba compiles for no SIMD width of 256 bits or more here")
+    monkeypatch.setattr(pooling, "BLOCK_BYTES", 1)
+    c = config
+    rng = np.random.default_rng(c["index"])
+    x = rng.integers(-2, 3, size=(c["batch"],) + c["size"] + (c["channels"],)).astype(np.float32)
+    x[rng.random(x.shape) < 0.05] = np.nan
+    x[rng.random(x.shape) < 0.05] = -np.inf
+    padding = [[0, 0]] + c["pairs"] + [[0, 0]] if c["padding"] == "explicit" else c["padding"]
+    args = (list(c["kernel"]), list(c["strides"]), padding, "NHWC")
+    simd_path = pooling._MAX_POOL_PATHS[0]
+    assert simd_path[0] == "simd"
+    results = {}
+    for name, paths, flag in (("simd", pooling._MAX_POOL_PATHS, True),
+                              ("scalar", pooling._MAX_POOL_PATHS[1:], True), ("numpy", (), False)):
+        monkeypatch.setattr(pooling, "_MAX_POOL_PATHS", paths)
+        with compiled.use_compiled(flag):
+            output, ctx = ops.max_pool2d_forward(x, *args)
+            results[name] = (output, ctx["argmax"], ops.max_pool2d(x, *args))
+    for name in ("scalar", "numpy"):
+        for simd_result, other in zip(results["simd"], results[name]):
+            np.testing.assert_array_equal(simd_result, other, err_msg=f"simd against {name}")

@@ -18,7 +18,9 @@ cache; the backward kernels gather, for each input cell, the gradients of the
 windows that hold it, so each input cell is written once (0 where no window picks
 it) and overlapping windows need no zero fill or scattered adds.  Both paths give
 the same numbers: the kernels add in the NumPy path's order (a cell's windows last
-one first), so even sums over overlapping windows agree to the bit.
+one first), so even sums over overlapping windows agree to the bit.  For float32, max
+pooling compares a SIMD vector of channels at a time (`ops/pooling_simd.py`; the same
+maxima and offsets), and without a backward pass does not record the offsets.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any, Dict, Tuple
 
 import numpy as np
 
-from . import compiled
+from . import compiled, pooling_simd
 from .conv import offset_slice, pad_spatial
 from .parallel import on_slices, run_in_parallel
 from .padding import (check_data_format, check_numeric_array, check_image_batch, float_dtype, from_nhwc,
@@ -221,6 +223,25 @@ def _argmax_dtype(ctx) -> type:
     return np.uint8 if ctx["ksize"][0] * ctx["ksize"][1] <= 255 else np.int32
 
 
+def _max_pool_block(x: np.ndarray, geometry: tuple, out: np.ndarray, argmax: np.ndarray, track: bool) -> None:
+    """The scalar compiled kernel on a block.  It always records the offsets (one byte each): untracked,
+    into a scratch array of its own (`argmax` is then a placeholder)."""
+    _max_pool_kernel(x, *geometry, out, argmax if track else np.empty(out.shape, dtype=argmax.dtype))
+
+
+# Max pooling's compiled block kernels, first that applies (to the input and the offsets' dtype) wins;
+# the NumPy code in `_window_maximum` is the reference and the fallback.
+_MAX_POOL_PATHS = (
+    ("simd", pooling_simd.applies, pooling_simd.max_pool),        # float32: a vector of channels per step
+    ("compiled", lambda x, argmax_dtype: compiled.active(), _max_pool_block),          # a channel at a time,
+)
+
+
+def _max_pool_path(x: np.ndarray, ctx):
+    """The block kernel of the first of `_MAX_POOL_PATHS` that applies, or None (NumPy)."""
+    return next((run for _, applies, run in _MAX_POOL_PATHS if applies(x, _argmax_dtype(ctx))), None)
+
+
 def _window_maximum(x: np.ndarray, ctx, track: bool):
     """Maximum of each window and, if `track`, the offset (i * kw + j) of its first maximum.
 
@@ -228,14 +249,16 @@ def _window_maximum(x: np.ndarray, ctx, track: bool):
     The offset is the largest k whose cell beat the running maximum strictly: offsets
     only grow, so a running `maximum` of k * better needs no select.  Windows holding a
     NaN, if any, are redone with the NaN rule.  Blocks of images run on the BLAS threads.
-    The compiled kernel finds both in one pass (and always records the offsets: one byte each).
+    The compiled kernels (`_MAX_POOL_PATHS`) find both in one pass, on slices of images.
     """
     out = np.empty((x.shape[0],) + tuple(ctx["out_hw"]) + (x.shape[3],), dtype=x.dtype)
     argmax_dtype = _argmax_dtype(ctx)
-    if compiled.active():
-        x, geometry, argmax = np.ascontiguousarray(x), _geometry(ctx), np.empty(out.shape, dtype=argmax_dtype)
-        on_slices(len(x), x.nbytes, lambda images: _max_pool_kernel(
-            x[images], *geometry, out[images], argmax[images]), BLOCK_BYTES)
+    x = np.ascontiguousarray(x)
+    run = _max_pool_path(x, ctx)
+    if run is not None:
+        geometry, argmax = _geometry(ctx), np.empty(out.shape if track else (1, 1, 1, 1), dtype=argmax_dtype)
+        on_slices(len(x), x.nbytes, lambda images: run(
+            x[images], geometry, out[images], argmax[images] if track else argmax, track), BLOCK_BYTES)
         return out, argmax if track else None
     x_pad = pad_spatial(x, ctx["pads"], value=-np.inf)
     argmax = np.zeros(out.shape, dtype=argmax_dtype) if track else None
@@ -268,8 +291,9 @@ def max_pool2d_context(input_shape, ksize, strides, padding, dtype, op: str) -> 
 def max_pool2d_into(x: np.ndarray, out: np.ndarray, argmax: np.ndarray, ctx) -> None:
     """Max pooling of the NHWC block `x` (C-contiguous) into `out`, and the offsets of its first maxima
     into `argmax` (slices of `ctx`'s), on the calling thread: a block step of a fused op."""
-    if compiled.active():
-        _max_pool_kernel(x, *_geometry(ctx), out, argmax)
+    run = _max_pool_path(x, ctx)
+    if run is not None:
+        run(x, _geometry(ctx), out, argmax, True)
         return
     out[...], argmax[...] = _window_maximum(x, ctx, track=True)
 

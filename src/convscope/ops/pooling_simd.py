@@ -1,0 +1,92 @@
+"""Max pooling of float32 NHWC blocks with a SIMD vector of channels per step.
+
+`pooling._max_pool_kernel` compares one channel at a time, with a branch per cell that keeps
+the compiler from vectorizing it.  Here each window's running maximum (and, where tracked, the
+offset of its first maximum) is held in a vector of `lanes` channels (`ops/simd.py`'s
+`max_or_nan` and `index_of_max`, the scalar kernel's rule: greater, or NaN, wins), and the
+channels left over after whole vectors run one at a time by the same rule.  Cells are read in
+the same order and compared the same way, so the maxima and offsets are the scalar kernel's,
+bit for bit.  Without `track` (inference) the offsets are neither computed nor stored.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from . import compiled
+
+if compiled.available():
+    from .simd import full, index_of_max, load, max_or_nan, store_first, vector_bits, zeros
+
+__all__ = ["lanes", "applies", "max_pool"]
+
+
+@functools.lru_cache(maxsize=None)
+def lanes() -> int:
+    """Channels per vector: the float32 SIMD width numba compiles for (0: no SIMD path); asked once."""
+    if not compiled.available():
+        return 0
+    bits = vector_bits()
+    return bits // 32 if bits >= 256 else 0
+
+
+def applies(x: np.ndarray, argmax_dtype) -> bool:
+    """True for float32 input, compiled ops on with SIMD, and offsets that fit one byte."""
+    return (x.dtype == np.float32 and compiled.active() and lanes() > 0
+            and np.dtype(argmax_dtype) == np.uint8)
+
+
+def max_pool(x: np.ndarray, geometry: tuple, out: np.ndarray, argmax: np.ndarray, track: bool) -> None:
+    """`out` = the maximum of each window of the C-contiguous NHWC block `x`, and if `track`
+    `argmax` = the offset i * kw + j of its first maximum; geometry: (kh, kw, sh, sw, top, left)."""
+    _kernel(lanes())(x, *geometry, out, argmax, track)
+
+
+@functools.lru_cache(maxsize=None)
+def _kernel(lanes: int):
+    """The compiled kernel for `lanes` channels per vector (the only closure constant: numba's disk
+    cache keys on it)."""
+
+    @compiled.kernel
+    def max_pool_block(x, kh, kw, sh, sw, top, left, out, argmax, track):
+        """Each window's maximum over its real cells (padding never wins), channels `lanes` at a time."""
+        n, h, w, c = x.shape
+        oh, ow = out.shape[1], out.shape[2]
+        x_flat, out_flat, argmax_flat = x.reshape(-1), out.reshape(-1), argmax.reshape(-1)
+        vectors = c - c % lanes
+        zero = zeros(lanes)
+        lowest = full(-np.float32(np.inf), zero)
+        for b in range(n):
+            for p in range(oh):
+                row = p * sh - top
+                i0, i1 = max(0, -row), min(kh, h - row)
+                for q in range(ow):
+                    col = q * sw - left
+                    j0, j1 = max(0, -col), min(kw, w - col)
+                    at = ((b * oh + p) * ow + q) * c
+                    for c0 in range(0, vectors, lanes):
+                        best, first = lowest, zero
+                        for i in range(i0, i1):
+                            start = ((b * h + row + i) * w + col) * c + c0
+                            for j in range(j0, j1):
+                                cell = load(x_flat, start + j * c, lanes)
+                                if track:
+                                    first = index_of_max(best, cell, first, full(np.float32(i * kw + j), zero))
+                                best = max_or_nan(best, cell)
+                        store_first(out_flat, at + c0, best, lanes)
+                        if track:
+                            store_first(argmax_flat, at + c0, first, lanes)
+                    for ch in range(vectors, c):
+                        best_one, first_one = -np.float32(np.inf), 0
+                        for i in range(i0, i1):
+                            for j in range(j0, j1):
+                                value = x_flat[((b * h + row + i) * w + col + j) * c + ch]
+                                if value > best_one or value != value:
+                                    best_one, first_one = value, i * kw + j
+                        out_flat[at + ch] = best_one
+                        if track:
+                            argmax_flat[at + ch] = first_one
+
+    return max_pool_block
