@@ -379,3 +379,43 @@ def test_simd_max_pool_agrees_with_the_scalar_kernel_and_numpy_to_the_bit(config
     for name in ("scalar", "numpy"):
         for simd_result, other in zip(results["simd"], results[name]):
             np.testing.assert_array_equal(simd_result, other, err_msg=f"simd against {name}")
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_zero_padded_max_pool_has_the_bits_of_padding_then_pooling(seed):
+    """ZeroPadding2D then a 'valid' max pooling as one op: the zero cells take part in the maxima (negative
+    inputs, -0.0, NaN, -inf, ties; padding as wide as the window or wider), both dtypes and kernel paths."""
+    from convscope.ops import pooling
+    rng = np.random.default_rng(seed)
+    kernel = tuple(int(k) for k in rng.integers(1, 5, size=2))
+    strides = tuple(int(s) for s in rng.integers(1, 4, size=2))
+    pads = tuple((int(rng.integers(0, 5)), int(rng.integers(0, 5))) for _ in range(2))
+    dtype = (np.float32, np.float64)[seed % 2] if seed < 26 else np.float32
+    shape = (int(rng.integers(1, 5)),) + tuple(int(rng.integers(max(kernel), 11)) for _ in range(2)) + (
+        int(rng.integers(1, 40)),)
+    x = rng.integers(-3, 2, size=shape).astype(dtype)
+    x[rng.random(shape) < 0.1] = -0.0
+    x[rng.random(shape) < 0.03] = np.nan
+    x[rng.random(shape) < 0.03] = -np.inf
+    for flag in (False, True):
+        with compiled.use_compiled(flag):
+            expected = ops.max_pool2d(ops.zero_pad2d(x, pads), list(kernel), list(strides), "VALID")
+            got = ops.max_pool2d_zero_padded(x, pads, kernel, strides)
+        assert got.dtype == expected.dtype
+        np.testing.assert_array_equal(got, expected)
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(expected))   # +0.0 from the padding, -0.0 inside
+    if dtype == np.float32 and compiled.available() and pooling.pooling_simd.lanes():
+        assert pooling.pooling_simd.applies(x, np.uint8)                        # the kernel, not the reference, ran
+
+
+@pytest.mark.parametrize("changes, error, pattern", [
+    (dict(padding=((1, 1),)), TypeError, r"max_pool2d_zero_padded: argument `padding` must be \(\(top, bottom\)"),
+    (dict(padding=((1, -1), (0, 0))), ValueError, r"max_pool2d_zero_padded: argument `padding` must be non-negative"),
+    (dict(ksize=(0, 2)), ValueError, r"max_pool2d_zero_padded: argument `ksize`"),
+    (dict(input=np.zeros((2, 3, 3))), ValueError, r"max_pool2d_zero_padded: argument `input` must be a rank-4"),
+])
+def test_zero_padded_max_pool_names_bad_arguments(changes, error, pattern):
+    arguments = dict(input=np.zeros((1, 4, 4, 2), np.float32), padding=((1, 1), (1, 1)), ksize=(3, 3), strides=(2, 2))
+    arguments.update(changes)
+    with pytest.raises(error, match=pattern):
+        ops.max_pool2d_zero_padded(**arguments)

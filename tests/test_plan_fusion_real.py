@@ -329,6 +329,36 @@ def test_sequential_depthwise_chain_fuses_and_capped_or_leaky_relus_other_than_r
     np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-5)
 
 
+def test_a_resnet_stem_pads_and_max_pools_in_one_stage_with_the_numbers_of_the_layers():
+    """ZeroPadding2D -> MaxPooling2D('valid') as one `PaddedMaxPoolStage` (ResNet's pool1_pad, pool1_pool) in a
+    Sequential and a graph model; a 'same' pooling, an average pooling or a padding of another dtype stay apart."""
+    from convscope.models.plan import PaddedMaxPoolStage
+    stem = [L.Conv2D(6, 3, padding="same"), L.ZeroPadding2D(((1, 1), (1, 1))), L.MaxPooling2D(3, strides=2)]
+    model = Sequential([L.Input((11, 10, 3))] + stem + [
+        L.ZeroPadding2D(((0, 2), (1, 0))), L.MaxPooling2D(2, padding="same"),
+        L.ZeroPadding2D(1), L.AveragePooling2D(2), L.ZeroPadding2D(1, dtype="float64"), L.MaxPooling2D(2)])
+    plan = build_plan(model.layers, INFERENCE)
+    padded = [[type(layer).__name__ for layer in stage.layers] for stage in plan if isinstance(stage, PaddedMaxPoolStage)]
+    assert padded == [["ZeroPadding2D", "MaxPooling2D"]]
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal((3, 11, 10, 3)).astype("float32") - 0.5
+    expected = x
+    for layer in model.layers:
+        expected = layer(expected, training=False)
+    np.testing.assert_array_equal(model.predict(x, verbose=0), expected)
+    inputs = L.Input((11, 10, 3))
+    y = inputs
+    for layer in [L.Conv2D(6, 3, padding="same"), L.ZeroPadding2D(1), L.MaxPooling2D(3, strides=2)]:
+        y = layer(y)
+    graph = Model(inputs, L.GlobalAveragePooling2D()(y))
+    stages = [type(step.stage).__name__ for step in graph._steps(False, False) if step.stage is not None]
+    assert "PaddedMaxPoolStage" in stages
+    expected = x
+    for layer in graph.layers[1:]:
+        expected = layer(expected, training=False)
+    np.testing.assert_array_equal(graph.predict(x, verbose=0), expected)
+
+
 @pytest.fixture(scope="module")
 def keras_mobilenet(keras, tmp_path_factory):
     """Keras' own MobileNetV2 (random weights and moving statistics) and the .keras file it saved."""

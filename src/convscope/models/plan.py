@@ -34,6 +34,9 @@ such stages that make a MobileNetV2 inverted-residual block (1x1 expand, 3x3 dep
 float32), or the last two of them (a block without expansion), run as one `InvertedResidualStage`
 (`ops.inverted_residual`: band by band of output rows, the expanded tensor kept in cache).
 
+A zero_pad2d followed by a 'valid' max pooling runs as one `ops.max_pool2d_zero_padded`
+(`PaddedMaxPoolStage`): the padded copy is never written.
+
 Either way the numbers are those of the layers run one by one.
 """
 
@@ -178,11 +181,44 @@ class BatchNormReluStage:
         return ([grad, grad_residual] if self.has_add else grad), pairs
 
 
+class PaddedMaxPoolStage:
+    """Inference: zero_pad2d -> a 'valid' max pooling as one `ops.max_pool2d_zero_padded` (the padded copy
+    never written; a ResNet's stem)."""
+
+    def __init__(self, layers: Sequence[Layer], specs: Sequence[LayerSpec]):
+        self.layers = list(layers)
+        self.pads, window = specs[0].pads, specs[1].window
+        self.window = (window.size, window.strides)
+
+    def forward(self, x, training: bool = False):
+        return ops.max_pool2d_zero_padded(x, self.pads, *self.window), None
+
+    def backward(self, ctx, grad, need_input_grad: bool = True, **options):
+        check_kept_for_backward(self.layers[0], None)
+
+
+def _padded_pool_run(layers, specs, start: int) -> int:
+    """2 where a channels_last zero_pad2d is followed by a 'valid' channels_last max pooling of its dtype;
+    else 0."""
+    if start + 1 >= len(layers):
+        return 0
+    pad, pool = specs[start], specs[start + 1]
+    return 2 if (pad.kind == "zero_pad2d" and pad.data_format == "channels_last"
+                 and layers[start].activity_regularizer is None and pool.kind == "pool" and pool.pool == "max"
+                 and pool.data_format == "channels_last" and len(pool.window.size) == 2
+                 and pool.window.padding == "valid"
+                 and layers[start + 1].dtype == layers[start].dtype) else 0
+
+
 def build_plan(layers: Sequence[Layer], mode: str) -> List:
     """The stages of a chain of layers for `mode` (INFERENCE, TRAINING or LAYERS)."""
     specs = [layer.describe() for layer in layers]
     stages, position = [], 0
     while position < len(layers):
+        if mode == INFERENCE and _padded_pool_run(layers, specs, position):
+            stages.append(PaddedMaxPoolStage(layers[position:position + 2], specs[position:position + 2]))
+            position += 2
+            continue
         size = (_inference_run(layers, specs, position) if mode == INFERENCE else
                 _training_run(layers, specs, position) if mode == TRAINING else 1)
         longer = _epilogue_run(layers, specs, position) if mode == INFERENCE else 0

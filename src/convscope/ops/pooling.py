@@ -32,13 +32,13 @@ import numpy as np
 from . import compiled, pooling_simd
 from .conv import offset_slice, pad_spatial
 from .parallel import on_slices, run_in_parallel
-from .padding import (check_data_format, check_numeric_array, check_image_batch, float_dtype, from_nhwc,
+from .padding import (_padding_pairs, check_data_format, check_numeric_array, check_image_batch, float_dtype, from_nhwc,
                       parse_padding, spatial_pair, to_nhwc, window_geometry)
 
 BLOCK_BYTES = 2 ** 20  # images per unit of threaded work (cache-sized); the kernels leave smaller batches
                        # on the calling thread
 
-__all__ = ["max_pool2d", "max_pool2d_forward", "max_pool2d_backward",
+__all__ = ["max_pool2d", "max_pool2d_forward", "max_pool2d_backward", "max_pool2d_zero_padded",
            "avg_pool2d", "avg_pool2d_forward", "avg_pool2d_backward"]
 
 
@@ -311,6 +311,28 @@ def max_pool2d(input, ksize, strides, padding, data_format: str = "NHWC") -> np.
     """`tf.nn.max_pool2d`: the maximum of each window; padded cells count as -inf."""
     x, ctx = _prepare(input, ksize, strides, padding, data_format, "max_pool2d")
     return from_nhwc(_window_maximum(x, ctx, track=False)[0], ctx["data_format"])
+
+
+def max_pool2d_zero_padded(input, padding, ksize, strides) -> np.ndarray:
+    """A ZeroPadding2D by `padding` ((top, bottom), (left, right)) then a 'VALID' max pooling, of an NHWC
+    batch, as one op (inference: no offsets).  For float32 the SIMD kernel reads the unpadded input, the
+    padded cells zeros that take part in the maxima in window order: the bits of the two ops one after
+    the other (`pad_spatial`, then `max_pool2d`: the reference and the other dtypes' path)."""
+    op = "max_pool2d_zero_padded"
+    x = check_numeric_array(input, op, "input", ndim=4)
+    x = x.astype(float_dtype(x), copy=False)
+    pads = _padding_pairs(padding, op)
+    (top, bottom), (left, right) = pads
+    padded_shape = (x.shape[0], x.shape[1] + top + bottom, x.shape[2] + left + right, x.shape[3])
+    ctx = _geometry_context(padded_shape, ksize, strides, "VALID", "NHWC", op)
+    if not pooling_simd.applies(x, _argmax_dtype(ctx)):
+        return max_pool2d(pad_spatial(x, pads), ctx["ksize"], ctx["strides"], "VALID")
+    x = np.ascontiguousarray(x)
+    out = np.empty((x.shape[0],) + tuple(ctx["out_hw"]) + (x.shape[3],), dtype=x.dtype)
+    geometry, unused = ctx["ksize"] + ctx["strides"] + (top, left), np.empty((1, 1, 1, 1), dtype=np.uint8)
+    on_slices(len(x), x.nbytes, lambda images: pooling_simd.max_pool(
+        x[images], geometry, out[images], unused, False, zero_pads=True), BLOCK_BYTES)
+    return out
 
 
 def max_pool2d_backward(grad_output, ctx: Dict[str, Any], relu_output=None) -> np.ndarray:

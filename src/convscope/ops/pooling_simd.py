@@ -6,7 +6,9 @@ offset of its first maximum) is held in a vector of `lanes` channels (`ops/simd.
 `max_or_nan` and `index_of_max`, the scalar kernel's rule: greater, or NaN, wins), and the
 channels left over after whole vectors run one at a time by the same rule.  Cells are read in
 the same order and compared the same way, so the maxima and offsets are the scalar kernel's,
-bit for bit.  Without `track` (inference) the offsets are neither computed nor stored.
+bit for bit.  Without `track` (inference) the offsets are neither computed nor stored.  With
+`zero_pads` the padded cells are zeros taking part in the maxima (a ZeroPadding2D before a 'valid'
+pooling, as `pooling.max_pool2d_zero_padded` runs it), visited in window order as on the padded copy.
 """
 
 from __future__ import annotations
@@ -38,10 +40,13 @@ def applies(x: np.ndarray, argmax_dtype) -> bool:
             and np.dtype(argmax_dtype) == np.uint8)
 
 
-def max_pool(x: np.ndarray, geometry: tuple, out: np.ndarray, argmax: np.ndarray, track: bool) -> None:
+def max_pool(x: np.ndarray, geometry: tuple, out: np.ndarray, argmax: np.ndarray, track: bool,
+             zero_pads: bool = False) -> None:
     """`out` = the maximum of each window of the C-contiguous NHWC block `x`, and if `track`
-    `argmax` = the offset i * kw + j of its first maximum; geometry: (kh, kw, sh, sw, top, left)."""
-    _kernel(lanes())(x, *geometry, out, argmax, track)
+    `argmax` = the offset i * kw + j of its first maximum; geometry: (kh, kw, sh, sw, top, left).
+    Padding never wins, or with `zero_pads` (not tracked) its cells are zeros that take part in
+    the maximum in window order: a ZeroPadding2D then a 'valid' pooling, without the padded copy."""
+    _kernel(lanes())(x, *geometry, out, argmax, track, zero_pads)
 
 
 @functools.lru_cache(maxsize=None)
@@ -50,8 +55,9 @@ def _kernel(lanes: int):
     cache keys on it)."""
 
     @compiled.kernel
-    def max_pool_block(x, kh, kw, sh, sw, top, left, out, argmax, track):
-        """Each window's maximum over its real cells (padding never wins), channels `lanes` at a time."""
+    def max_pool_block(x, kh, kw, sh, sw, top, left, out, argmax, track, zero_pads):
+        """Each window's maximum over its real cells (and with `zero_pads` its padded ones, as zeros),
+        channels `lanes` at a time."""
         n, h, w, c = x.shape
         oh, ow = out.shape[1], out.shape[2]
         x_flat, out_flat, argmax_flat = x.reshape(-1), out.reshape(-1), argmax.reshape(-1)
@@ -66,23 +72,34 @@ def _kernel(lanes: int):
                     col = q * sw - left
                     j0, j1 = max(0, -col), min(kw, w - col)
                     at = ((b * oh + p) * ow + q) * c
+                    padded = zero_pads and (i1 - i0 < kh or j1 - j0 < kw)
                     for c0 in range(0, vectors, lanes):
                         best, first = lowest, zero
-                        for i in range(i0, i1):
-                            start = ((b * h + row + i) * w + col) * c + c0
-                            for j in range(j0, j1):
-                                cell = load(x_flat, start + j * c, lanes)
-                                if track:
-                                    first = index_of_max(best, cell, first, full(np.float32(i * kw + j), zero))
-                                best = max_or_nan(best, cell)
+                        if padded:
+                            for i in range(kh):
+                                for j in range(kw):
+                                    inside = i0 <= i < i1 and j0 <= j < j1
+                                    cell = (load(x_flat, ((b * h + row + i) * w + col + j) * c + c0, lanes)
+                                            if inside else zero)
+                                    best = max_or_nan(best, cell)
+                        else:
+                            for i in range(i0, i1):
+                                start = ((b * h + row + i) * w + col) * c + c0
+                                for j in range(j0, j1):
+                                    cell = load(x_flat, start + j * c, lanes)
+                                    if track:
+                                        first = index_of_max(best, cell, first,
+                                                             full(np.float32(i * kw + j), zero))
+                                    best = max_or_nan(best, cell)
                         store_first(out_flat, at + c0, best, lanes)
                         if track:
                             store_first(argmax_flat, at + c0, first, lanes)
                     for ch in range(vectors, c):
                         best_one, first_one = -np.float32(np.inf), 0
-                        for i in range(i0, i1):
-                            for j in range(j0, j1):
-                                value = x_flat[((b * h + row + i) * w + col + j) * c + ch]
+                        for i in range(0 if padded else i0, kh if padded else i1):
+                            for j in range(0 if padded else j0, kw if padded else j1):
+                                inside = i0 <= i < i1 and j0 <= j < j1
+                                value = x_flat[((b * h + row + i) * w + col + j) * c + ch] if inside else np.float32(0)
                                 if value > best_one or value != value:
                                     best_one, first_one = value, i * kw + j
                         out_flat[at + ch] = best_one
