@@ -338,7 +338,8 @@ def test_a_resnet_stem_pads_and_max_pools_in_one_stage_with_the_numbers_of_the_l
         L.ZeroPadding2D(((0, 2), (1, 0))), L.MaxPooling2D(2, padding="same"),
         L.ZeroPadding2D(1), L.AveragePooling2D(2), L.ZeroPadding2D(1, dtype="float64"), L.MaxPooling2D(2)])
     plan = build_plan(model.layers, INFERENCE)
-    padded = [[type(layer).__name__ for layer in stage.layers] for stage in plan if isinstance(stage, PaddedMaxPoolStage)]
+    padded = [[type(layer).__name__ for layer in stage.layers] for stage in plan
+              if isinstance(stage, PaddedMaxPoolStage)]
     assert padded == [["ZeroPadding2D", "MaxPooling2D"]]
     rng = np.random.default_rng(21)
     x = rng.standard_normal((3, 11, 10, 3)).astype("float32") - 0.5
