@@ -210,3 +210,31 @@ def test_a_graph_model_is_profiled_through_its_plan_one_row_per_node():
     assert trained.layers[4].backward_s >= 0.02 and trained.layers[1].backward_s > 0
     for old, new in zip(before, model.get_weights()):       # moving statistics restored too
         np.testing.assert_array_equal(old, new)
+
+
+def test_a_padding_folded_into_the_op_after_it_does_not_take_that_op_s_time():
+    """ZeroPadding2D -> Conv2D('valid') -> BN (one stage) and ZeroPadding2D -> MaxPooling2D (one stage), as a ResNet's
+    stem: each stage's time is on the convolution's or the pooling's row, the padding's row says "fused" into it;
+    in a Sequential and a graph model alike."""
+    import convscope as cs
+    stem = [layers.ZeroPadding2D(2, name="conv_pad"), layers.Conv2D(4, 5, strides=2, name="conv"),
+            layers.BatchNormalization(name="bn"), layers.ReLU(name="relu"), layers.ZeroPadding2D(1, name="pool_pad"),
+            layers.MaxPooling2D(3, strides=2, name="pool")]
+    x = np.random.default_rng(1).random((2, 16, 16, 3), dtype=np.float32)
+    sequential = Sequential([layers.Input((16, 16, 3))] + stem)
+    inputs = cs.Input((16, 16, 3), name="image")
+    y = inputs
+    for layer in [layers.ZeroPadding2D(2, name="conv_pad"), layers.Conv2D(4, 5, strides=2, name="conv"),
+                  layers.BatchNormalization(name="bn"), layers.ReLU(name="relu"),
+                  layers.ZeroPadding2D(1, name="pool_pad"), layers.MaxPooling2D(3, strides=2, name="pool")]:
+        y = layer(y)
+    graph = cs.Model(inputs, y)
+    for model in (sequential, graph):
+        result = profile(model, x, training=False, repeats=2, print_table=False)
+        rows = {row.name: row for row in result.layers}
+        assert [rows[name].fused_into for name in ("conv_pad", "conv", "bn", "relu", "pool_pad", "pool")] == [
+            "conv", None, "conv", "conv", "pool", None]
+        assert rows["conv"].forward_s > 0 and rows["pool"].forward_s > 0
+        assert rows["conv_pad"].forward_s == 0 and rows["pool_pad"].forward_s == 0
+    assert any("conv_pad, bn, relu ran inside conv's op" in note for note in profile(
+        sequential, x, training=False, repeats=1, print_table=False).notes)

@@ -200,8 +200,11 @@ def profile(model, x, y=None, loss=None, repeats: int = 5, warmup: int = 1, trai
     # As `fit` and `predict` run them: the model's plan (models/plan.py).
     stages = model._plan(TRAINING if training else INFERENCE) if hasattr(model, "_plan") else \
         build_plan(layers, TRAINING if training else INFERENCE)
-    fused_into = {id(layer): stage.layers[0].name for stage in stages for layer in stage.layers[1:]}
+    owners = [_owner(stage.layers) for stage in stages]
+    fused_into = {id(layer): owner.name for stage, owner in zip(stages, owners)
+                  for layer in stage.layers if layer is not owner}
     heads = [layers.index(stage.layers[0]) for stage in stages]
+    rows_of_time = [layers.index(owner) for owner in owners]
     try:
         for run in range(warmup + repeats):
             timed = run >= warmup
@@ -209,7 +212,7 @@ def profile(model, x, y=None, loss=None, repeats: int = 5, warmup: int = 1, trai
             shapes, contexts = [], []
             # in inference nothing is kept for backward
             with contextlib.nullcontext() if training else backend.no_backward():
-                for stage, head in zip(stages, heads):
+                for stage, head, owner in zip(stages, heads, rows_of_time):
                     start = time.perf_counter()
                     out, ctx = stage.forward(out, training=training)
                     elapsed = time.perf_counter() - start
@@ -217,9 +220,8 @@ def profile(model, x, y=None, loss=None, repeats: int = 5, warmup: int = 1, trai
                     for layer in stage.layers:
                         shapes.append(tuple(layer.compute_output_shape(shapes[-1] if shapes else x.shape)))
                     if timed:
-                        forward_times[head].append(elapsed)
-                        for offset in range(1, len(stage.layers)):
-                            forward_times[head + offset].append(0.0)
+                        for offset in range(len(stage.layers)):
+                            forward_times[head + offset].append(elapsed if head + offset == owner else 0.0)
             if not training:
                 continue
             start = time.perf_counter()
@@ -268,12 +270,12 @@ def profile(model, x, y=None, loss=None, repeats: int = 5, warmup: int = 1, trai
                            update_s=median(update_times) if update_times else None)
     if training and loss_object is None:
         result.notes.append("Backward seeded with the gradient of the mean output (no y given).")
-    for stage in stages:
+    for stage, owner in zip(stages, owners):
         if len(stage.layers) > 1:
-            head, rest = stage.layers[0], stage.layers[1:]
+            rest = [layer for layer in stage.layers if layer is not owner]
             result.notes.append(f"Fused: {', '.join(layer.name for layer in rest)} ran inside "
-                                f"{head.name}'s op, as in {'fit' if training else 'predict'}; the forward "
-                                f"time is on {head.name}'s row.")
+                                f"{owner.name}'s op, as in {'fit' if training else 'predict'}; the forward "
+                                f"time is on {owner.name}'s row.")
     if print_table:
         print(result.table())
     return result
@@ -282,7 +284,7 @@ def profile(model, x, y=None, loss=None, repeats: int = 5, warmup: int = 1, trai
 def _profile_graph(model, x, y, loss, repeats, warmup, training, print_table) -> ProfileResult:
     """`profile` of a graph model (one input, one output): one row per node, timed through the
     model's plan (`Functional.run`/`backward_graph` with `on_step`); a fused chain's time is on its
-    first node's row."""
+    first node's row, or where that is a zero padding folded into what follows, on that one's (`_owner`)."""
     from ..models.analysis_graph import analyze_graph, model_nodes
     x = _check_input(x)
     repeats, warmup = _check_count(repeats, "repeats", 1), _check_count(warmup, "warmup", 0)
@@ -294,7 +296,8 @@ def _profile_graph(model, x, y, loss, repeats, warmup, training, print_table) ->
     steps = model._steps(training, keep=training)
     nodes = model_nodes(model)
     row_of = {id(node): index for index, node in enumerate(nodes)}
-    fused_into = {id(n): step.nodes[0].layer.name for step in steps for n in step.nodes[1:]}
+    fused_into = {id(n): _owner_node(step).layer.name for step in steps for n in step.nodes
+                  if n is not _owner_node(step)}
     forward = [[] for _ in nodes]
     backward = [[] for _ in nodes]
     loss_times: List[float] = []
@@ -304,7 +307,7 @@ def _profile_graph(model, x, y, loss, repeats, warmup, training, print_table) ->
             timed = run >= warmup
 
             def record(times):
-                return (lambda step, seconds: times[row_of[id(step.nodes[0])]].append(seconds)) if timed else None
+                return (lambda step, seconds: times[row_of[id(_owner_node(step))]].append(seconds)) if timed else None
             with contextlib.nullcontext() if training else backend.no_backward():
                 outputs, execution = model.run(arrays, training=training, keep=training, on_step=record(forward))
             if training:
@@ -331,6 +334,18 @@ def _profile_graph(model, x, y, loss, repeats, warmup, training, print_table) ->
     if print_table:
         print(result.table())
     return result
+
+
+def _owner(stage_layers):
+    """The layer whose row a fused stage's time goes on: its first that is not a zero padding (a padding
+    folded into the convolution or pooling after it is not where the time goes)."""
+    return next((layer for layer in stage_layers if layer.describe().kind != "zero_pad2d"), stage_layers[0])
+
+
+def _owner_node(step):
+    """The node of a graph step whose row its time goes on (`_owner`)."""
+    owner = _owner([node.layer for node in step.nodes])
+    return next(node for node in step.nodes if node.layer is owner)
 
 
 # --- argument checks --------------------------------------------------------------------------
