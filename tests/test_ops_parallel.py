@@ -165,3 +165,20 @@ def test_a_few_rows_run_compiled_each_row_alone(rows, depth, columns, dtype, mon
     assert np.array_equal(parallel.matmul(np.asfortranarray(a), b), out)
     assert not few_rows.applies(a, np.asfortranarray(b)) or columns == 1 or depth == 1   # strided rows: BLAS
     assert not few_rows.applies(np.ones((5, depth), dtype), b)
+
+
+@pytest.mark.parametrize("columns,expected", [
+    (1000, [500, 500]),               # seed 000's Dense
+    (2048, [512] * 4),
+    (1537, [384, 384, 384, 385]),     # four blocks: three of 512 would leave one thread idle a third of the time
+    (100, [50, 50]),                  # two blocks even where one would do: one per thread
+    (1, [1]),
+])
+def test_column_blocks_are_at_most_512_wide_even_in_number_and_the_same_on_any_thread_count(
+        columns, expected, monkeypatch):
+    blocks = parallel.column_blocks(columns)
+    assert [stop - start for start, stop in blocks] == expected
+    assert blocks[0][0] == 0 and blocks[-1][1] == columns
+    assert all(stop == start for (_, stop), (start, _) in zip(blocks, blocks[1:]))
+    monkeypatch.setattr(parallel, "worker_count", lambda: 3)
+    assert parallel.column_blocks(columns) == blocks

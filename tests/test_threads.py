@@ -404,15 +404,16 @@ def test_worker_count_is_the_users_blas_count_while_another_thread_holds_blas_si
     assert own == 1
 
 
-def test_a_few_rows_by_a_large_matrix_never_run_on_blas_own_threads_and_the_bits_do_not_depend_on_them(
-        monkeypatch):
-    """A few rows times a large matrix are split by columns among convscope's threads, each with BLAS
-    single-threaded: BLAS' own threads, once used, spin for ~0.1 s of CPU and slow every op after them.
-    The column blocks are the same on one thread or two, so the bits are too (OpenBLAS' Haswell kernels
-    give other bits for a product of other columns), and they are the serial product's to rounding."""
+@pytest.mark.parametrize("rows", [8, 32, 128])     # a small product; seed 000's Dense at batch 32 and 128
+def test_rows_by_a_large_matrix_never_run_on_blas_own_threads_and_the_bits_do_not_depend_on_them(
+        rows, monkeypatch):
+    """Rows times a large matrix (fewer than its columns) are split by columns among convscope's threads,
+    each with BLAS single-threaded: BLAS' own threads, once used, spin for ~0.1 s of CPU and slow every op
+    after them.  The column blocks are the same on one thread or two, so the bits are too (OpenBLAS' Haswell
+    kernels give other bits for a product of other columns), and they are the serial product's to rounding."""
     import threadpoolctl
     rng = np.random.default_rng(4)
-    a = rng.standard_normal((8, 3136)).astype(np.float32)             # more than parallel.GEMV_ROWS
+    a = rng.standard_normal((rows, 3136)).astype(np.float32)          # more than parallel.GEMV_ROWS
     b = rng.standard_normal((3136, 1000)).astype(np.float32)           # 12.5 MB: only streamed
     with threadpoolctl.threadpool_limits(1, user_api="blas"):
         serial = a @ b

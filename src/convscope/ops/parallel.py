@@ -52,15 +52,13 @@ _modes: Dict[str, Any] = {
     "changed": [],                   # those of them set to 1, to restore
 }
 SMALL_PRODUCT = 1 << 25              # multiply-adds under which `matmul` stays on the calling thread: handing
-                                     # work to a pool thread costs ~100 us on this VM (a sleeping vCPU's wake-up);
-                                     # measured, two threads win from ~30M (seed 000's batch-1 Dense: 0.66 ->
-                                     # 0.35 ms; seed 001's 128x400x512 Dense: 0.45 -> 0.34 ms)
+                                     # work to a pool thread costs more than a second core saves below it
 STREAMED_BYTES = 4 << 20             # except a small product by a matrix this large (a few rows that only stream
-                                     # it): split by columns, two cores read at twice one core's bandwidth,
-STREAMED_COLUMNS = 256               # in blocks of this many columns (the same calls on any number of threads)
+                                     # it): split by columns, two cores read at twice one core's bandwidth.  A
+STREAMED_COLUMNS = 512               # matrix this large is split in an even number of blocks of at most this
+                                     # many columns, the same blocks on any number of threads (the same bits)
 GEMV_ROWS = 4                        # but at most this many rows by a matrix of GEMV_BYTES or more run row by row:
-GEMV_BYTES = 1 << 20                 # OpenBLAS' gemm packs the whole matrix for them (2 rows by 12.5 MB: 2.1 ms
-                                     # on one thread, two matrix-vector products 0.45 ms)
+GEMV_BYTES = 1 << 20                 # OpenBLAS' gemm packs the whole matrix for them
 
 
 def _blas():
@@ -240,9 +238,8 @@ def _leave_single_threaded() -> None:
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """`a @ b` (2-D) split among the threads of `run_in_parallel`: by rows of `a` when it has at least
     as many rows as `b` has columns, else by columns of `b`; small products on the calling thread,
-    but a few rows times a large `b` split by columns too (see `STREAMED_BYTES`, in blocks of
-    `STREAMED_COLUMNS` whatever the thread count: some BLAS kernels' bits depend on a product's
-    shape), and up to `GEMV_ROWS` rows one by one (compiled: `few_rows`; else BLAS' matrix-vector product
+    but a few rows times a large `b` split by columns too (see `STREAMED_BYTES`); a large `b` split by
+    columns in `column_blocks`, whatever the thread count; and up to `GEMV_ROWS` rows one by one (compiled: `few_rows`; else BLAS' matrix-vector product
     where the matrix is large).  BLAS never runs on its own threads."""
     if few_rows.applies(a, b):
         return few_rows.matmul(a, b)
@@ -254,9 +251,8 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
             return a @ b
     out = np.empty((a.shape[0], b.shape[1]), dtype=np.result_type(a, b))
     by_rows = not small and a.shape[0] >= b.shape[1]
-    if small:
-        parts = [(start, min(start + STREAMED_COLUMNS, b.shape[1]))
-                 for start in range(0, b.shape[1], STREAMED_COLUMNS)]
+    if not by_rows and b.nbytes >= STREAMED_BYTES:
+        parts = column_blocks(b.shape[1])
     else:
         parts = balanced_ranges(a.shape[0] if by_rows else b.shape[1], max(a.shape[0], b.shape[1]) // worker_count())
 
@@ -270,6 +266,15 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if parts:
         run_in_parallel(parts, work)
     return out
+
+
+def column_blocks(columns: int) -> List[Tuple[int, int]]:
+    """(start, stop) blocks of at most `STREAMED_COLUMNS` columns, of equal widths (within one) and an
+    even number of them, whatever the thread count: a streamed matrix's product has the same bits on
+    one thread or more (OpenBLAS' kernels give other bits for other blocks), two threads equal shares."""
+    pieces = -(-columns // STREAMED_COLUMNS)
+    pieces = min(columns, pieces + pieces % 2)
+    return [(columns * k // pieces, columns * (k + 1) // pieces) for k in range(pieces)]
 
 
 def _row_by_row(a: np.ndarray, b: np.ndarray) -> np.ndarray:
