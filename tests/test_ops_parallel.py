@@ -44,21 +44,68 @@ def test_matmul_matches_numpy(shape_a, shape_b, dtype):
     np.testing.assert_allclose(transposed, (a @ b).T, rtol=tolerance, atol=tolerance * shape_a[1])
 
 
-def test_a_few_rows_by_a_large_matrix_go_row_by_row_each_row_as_alone(monkeypatch):
-    """Up to GEMV_ROWS rows by a matrix of GEMV_BYTES or more: one matrix-vector product per row (OpenBLAS'
-    gemm packs the whole matrix for a few rows), on the calling thread; a row's bits do not depend on
-    the rows beside it (a sample predicted alone or in a batch of 3 gets the same output)."""
+@pytest.mark.parametrize("compiled_on", [True, False])
+def test_a_few_rows_by_a_large_matrix_go_row_by_row_each_row_as_alone(compiled_on, monkeypatch):
+    """Up to GEMV_ROWS rows by a matrix of GEMV_BYTES or more (under STREAMED_BYTES): one compiled call
+    (`few_rows`), or without compiled ops one matrix-vector product per row (OpenBLAS' gemm packs the
+    whole matrix for a few rows), on the calling thread; a row's bits do not depend on the rows beside it
+    (a sample predicted alone or in a batch of 3 gets the same output)."""
+    from convscope.ops import compiled
+    if compiled_on and not compiled.active():
+        pytest.skip("the few-rows product is compiled")
     rng = np.random.default_rng(9)
     b = rng.standard_normal((700, 400)).astype(np.float32)            # 1.1 MB
     a = rng.standard_normal((parallel.GEMV_ROWS, 700)).astype(np.float32)
     monkeypatch.setattr(parallel, "run_in_parallel", lambda *args, **kwargs: pytest.fail("handed to the pool"))
-    out = parallel.matmul(a, b)
-    np.testing.assert_allclose(out, a.astype(np.float64) @ b, rtol=1e-5, atol=1e-4)
-    for row in range(len(a)):
+    if compiled_on:
+        monkeypatch.setattr(parallel, "single_threaded_blas", lambda: pytest.fail("BLAS called"))
+    with compiled.use_compiled(compiled_on):
+        out = parallel.matmul(a, b)
+        np.testing.assert_allclose(out, a.astype(np.float64) @ b, rtol=1e-5, atol=1e-4)
+        for row in range(len(a)):
+            assert np.array_equal(parallel.matmul(a[row:row + 1], b)[0], out[row])
+            assert np.array_equal(parallel.matmul(a[row:row + 2][::-1], b)[-1], out[row])      # another neighbour
+        strided = np.asfortranarray(a)                                     # rows with a stride
+        assert np.array_equal(parallel.matmul(strided, b), out)
+
+
+@pytest.mark.parametrize("rows", [1, 3])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_few_rows_by_a_streamed_matrix_sum_fixed_blocks_of_its_rows_on_the_threads(rows, dtype, monkeypatch):
+    """A few rows by a matrix of STREAMED_BYTES or more: compiled partial products over fixed blocks of the
+    matrix's rows (`few_rows.depth_blocks`), handed to the threads and added in block order: the same bits
+    on one thread or two, each row's bits those of the row alone, the float64 product's to rounding."""
+    import threadpoolctl
+    from convscope.ops import compiled, few_rows
+    if not compiled.active():
+        pytest.skip("the few-rows product is compiled")
+    rng = np.random.default_rng(rows)
+    depth = 4 * parallel.STREAMED_BYTES // (np.dtype(dtype).itemsize * 1000) // 3 + 5     # ~1.3 x STREAMED_BYTES
+    a = rng.standard_normal((rows, depth)).astype(dtype)
+    b = rng.standard_normal((depth, 1000)).astype(dtype)
+    blocks = few_rows.depth_blocks(b)
+    assert len(blocks) >= 2 and len(blocks) % 2 == 0
+    assert blocks[0][0] == 0 and blocks[-1][1] == depth
+    assert all(stop == start for (_, stop), (start, _) in zip(blocks, blocks[1:]))
+    assert all((stop - start) % 4 == 0 for start, stop in blocks[:-1])
+    handed = []
+    run = parallel.run_in_parallel
+    monkeypatch.setattr(parallel, "run_in_parallel",
+                        lambda items, work, **kw: handed.append(items) or run(items, work, **kw))
+    monkeypatch.setattr(parallel, "single_threaded_blas", lambda: pytest.fail("BLAS called"))
+    with threadpoolctl.threadpool_limits(1, user_api="blas"):
+        one_thread = parallel.matmul(a, b)
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        out = parallel.matmul(a, b)
+    assert handed == [list(range(len(blocks)))] * 2
+    assert np.array_equal(out, one_thread)
+    expected = sum(a[:, start:stop].astype(np.float64) @ b[start:stop] for start, stop in blocks)
+    tolerance = 1e-5 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(out, a.astype(np.float64) @ b.astype(np.float64), rtol=tolerance,
+                               atol=tolerance * np.sqrt(depth))
+    np.testing.assert_allclose(out, expected, rtol=tolerance, atol=tolerance * np.sqrt(depth))
+    for row in range(rows):
         assert np.array_equal(parallel.matmul(a[row:row + 1], b)[0], out[row])
-        assert np.array_equal(parallel.matmul(a[row:row + 2][::-1], b)[-1], out[row])      # another neighbour
-    strided = np.asfortranarray(a)                                     # rows with a stride
-    assert np.array_equal(parallel.matmul(strided, b), out)
 
 
 def test_nested_calls_run_in_place_and_every_chunk_runs_once():

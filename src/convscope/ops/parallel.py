@@ -239,10 +239,11 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """`a @ b` (2-D) split among the threads of `run_in_parallel`: by rows of `a` when it has at least
     as many rows as `b` has columns, else by columns of `b`; small products on the calling thread,
     but a few rows times a large `b` split by columns too (see `STREAMED_BYTES`); a large `b` split by
-    columns in `column_blocks`, whatever the thread count; and up to `GEMV_ROWS` rows one by one (compiled: `few_rows`; else BLAS' matrix-vector product
-    where the matrix is large).  BLAS never runs on its own threads."""
+    columns in `column_blocks`, whatever the thread count; and up to `GEMV_ROWS` rows compiled, each row
+    alone (`few_rows`: in one call, or by blocks of `b`'s rows among the threads from `STREAMED_BYTES`;
+    else BLAS' matrix-vector product per row where `b` is large).  BLAS never runs on its own threads."""
     if few_rows.applies(a, b):
-        return few_rows.matmul(a, b)
+        return few_rows.matmul(a, b) if b.nbytes < STREAMED_BYTES else _few_rows_by_depth(a, b)
     if a.shape[0] <= GEMV_ROWS and b.nbytes >= GEMV_BYTES:
         return _row_by_row(a, b)
     small = a.shape[0] * a.shape[1] * b.shape[1] < SMALL_PRODUCT
@@ -275,6 +276,24 @@ def column_blocks(columns: int) -> List[Tuple[int, int]]:
     pieces = -(-columns // STREAMED_COLUMNS)
     pieces = min(columns, pieces + pieces % 2)
     return [(columns * k // pieces, columns * (k + 1) // pieces) for k in range(pieces)]
+
+
+def _few_rows_by_depth(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """A few rows by a matrix too large for one core's bandwidth: one compiled partial product per block
+    of `few_rows.depth_blocks` among the threads, added in block order (the same bits on any number of
+    threads; each row's bits those of the row alone)."""
+    blocks = few_rows.depth_blocks(b)
+    parts = [None] * len(blocks)
+
+    def work(indices):
+        for index in indices:
+            parts[index] = few_rows.partial(a, b, *blocks[index])
+
+    run_in_parallel(list(range(len(blocks))), work, calls_blas=False)
+    out = parts[0]
+    for part in parts[1:]:
+        out += part
+    return out
 
 
 def _row_by_row(a: np.ndarray, b: np.ndarray) -> np.ndarray:
