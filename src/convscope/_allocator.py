@@ -3,11 +3,11 @@
 A training step allocates and frees the same large arrays every step (layer outputs,
 gradients, padded inputs).  glibc gives freed memory above its trim threshold back to
 the system, so the next step's arrays get fresh pages that the kernel zeroes again on
-first touch: on seed 001's model (batch 128) that was 1,256 page faults and 25 ms of
-system time per step, 9% of the step.  Raising the trim threshold to 1 GiB and fixing
-the mmap threshold at its maximum (32 MiB) keeps that memory for reuse.  Set the
-environment variable `CONVSCOPE_MALLOC_TUNING=0` before importing convscope to leave
-malloc as it is.
+first touch: on seed 001's model (batch 128) the page faults and their system time were a
+noticeable share of each step (measurements: benchmarks/README.md, 'Measurements behind the code's choices').
+Raising the trim threshold to 1 GiB and fixing the mmap threshold at its maximum (32 MiB)
+keeps that memory for reuse.  Set the environment variable `CONVSCOPE_MALLOC_TUNING=0` before
+importing convscope to leave malloc as it is.
 """
 
 from __future__ import annotations

@@ -47,8 +47,9 @@ def _shape_text(shapes) -> str:
 
 def _sum_to(grad: np.ndarray, shape: Tuple[int, ...]) -> np.ndarray:
     """`grad` summed over the axes where `shape` (same rank) has a 1 that was broadcast, else `grad`
-    itself: an Add's inputs share one gradient array (a copy per input cost ResNet-20's training step
-    ~4 ms); no backward pass writes into the gradient it is given."""
+    itself: an Add's inputs share one gradient array (a copy per input measurably slowed ResNet-20's training
+    step; measurements: benchmarks/README.md, 'Measurements behind the code's choices'); no backward pass
+    writes into the gradient it is given."""
     axes = tuple(i for i, (g, s) in enumerate(zip(grad.shape, shape)) if s == 1 and g != 1)
     return grad.sum(axis=axes, keepdims=True) if axes else grad
 

@@ -333,7 +333,9 @@ class Sequential(Model):
             elapsed = time.perf_counter() - start_time
             print(f"{len(starts)}/{len(starts)} - {elapsed:.0f}s {1000 * elapsed / len(starts):.0f}ms/step")
         if len(outputs) == 1 and not np.may_share_memory(outputs[0], x):
-            return outputs[0]        # one batch: its fresh output (a copy of 359 MB took 60 ms on seed 004)
+            return outputs[0]        # one batch: its fresh output, not a copy (seed 004's is 359 MB: copying
+                                     # it is costly; measurements: benchmarks/README.md, 'Measurements
+                                     # behind the code's choices')
         return np.concatenate(outputs, axis=0)
 
     # -- config -----------------------------------------------------------------------

@@ -67,7 +67,8 @@ def kernel(function=None, *, fastmath: bool = False, inline: bool = False):
     `fastmath=True` lets the compiler reorder float additions (vectorized sums); use it only
     where the result may differ in the last bits from NumPy's order.  `inline=True` copies a
     small helper into the kernels that call it (a call in an inner loop kept one epilogue
-    kernel from vectorizing as well: 10% slower).
+    kernel from vectorizing as well, and slower; measurements: benchmarks/README.md, 'Measurements
+    behind the code's choices').
     """
     def decorate(fn):
         if numba is None:

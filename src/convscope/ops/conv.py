@@ -4,9 +4,9 @@ The input is padded once (NHWC).  The batch is then processed in blocks of
 images (or bands of output rows of one large image): a strided sliding-window
 view gathers each block's receptive fields (im2col) into a small reused buffer,
 and one matrix product per group maps the columns to the output rows.  Blocks
-keep the columns in the CPU cache between their copy and their product (about
-twice as fast as one batch-wide column matrix) and bound the memory to the
-padded input and the output.  Blocks are independent, so they run on as many
+keep the columns in the CPU cache between their copy and their product (faster
+than one batch-wide column matrix; measurements: benchmarks/README.md, 'Measurements behind the code's choices')
+and bound the memory to the padded input and the output.  Blocks are independent, so they run on as many
 threads as BLAS has, each with single-threaded BLAS (`parallel.run_in_parallel`).
 
 The backward pass rebuilds each block's columns for the filter gradient.  The
@@ -45,8 +45,8 @@ TRANSPOSED_MIN_CHANNELS = 16       # from this many input channels per group, a 
 # In x out channels up to which the direct kernel runs before Winograd (whose 16 products are too thin for
 # BLAS there), by its tile (filters, pixels: `direct.tile`).  Measured, 3x3 on 8-32 px, 128 images: AVX-512's
 # 16/32-filter tiles of 8 pixels faster than Winograd up to 32 -> 64 and 64 -> 32, slower from 64 -> 64; AVX2's
-# 8 x 8 tiles faster up to 24 -> 24, its 16-filter tiles of 4 pixels up to 32 -> 32 (forward 3.5 against 4.0 ms,
-# backward 7.6 against 8.2), slower at 32 -> 64 on 8x8 (2.7 against 2.1).
+# 8 x 8 tiles faster up to 24 -> 24, its 16-filter tiles of 4 pixels up to 32 -> 32 (forward and backward),
+# slower at 32 -> 64 on 8x8 (measurements: benchmarks/README.md, 'Measurements behind the code's choices').
 DIRECT_BEFORE_WINOGRAD = {(8, 8): 576, (16, 4): 1024, (16, 8): 2048, (32, 8): 2048}
 
 
@@ -101,7 +101,8 @@ def pad_spatial(x: np.ndarray, pads, value=0.0) -> np.ndarray:
 
     Each thread fills the border and copies the interior of its slice of images: the copy is
     written once (not zeros first), and it is not left to one thread (seed 001's second
-    convolution spent 2 of its 9 ms padding its 10 MB input on one thread)."""
+    convolution spent a large share of its time padding its 10 MB input on one thread; measurements:
+    benchmarks/README.md, 'Measurements behind the code's choices')."""
     if not any(pads[0] + pads[1]):
         return x
     out = np.empty(padded_shape(x.shape, pads), dtype=x.dtype)
@@ -317,8 +318,8 @@ def _forward_context(x: np.ndarray, w: np.ndarray, strides, padding, dilations, 
     `pad_in_blocks` (a forward pass that keeps nothing for backward), the direct convolution's
     whole-image blocks pad their images into a scratch block that stays in cache, and the
     context holds `x` instead of the padded input ("x_pad" None until another path asks
-    `padded_input`): padding the whole input first took 0.3 of seed 000's second layer's
-    2.1 ms (128 images).
+    `padded_input`): padding the whole input first took a noticeable share of seed 000's second layer's
+    time at 128 images (measurements: benchmarks/README.md, 'Measurements behind the code's choices').
     """
     return bind_arrays(forward_geometry(x, w, strides, padding, dilations, groups, data_format, pad_in_blocks),
                        x, w)
@@ -475,7 +476,8 @@ def pools_in_tiles(ctx, window, pooled_hw) -> bool:
     """True when `convolve_pooled` can compute this convolution followed by a pooling `window`
     (`pool_geometry`'s): the direct kernel, whole-image blocks and a 2x2 stride-2 unpadded window.
     Also where Winograd applies: never writing the convolution's output beats it (seed 001's 3x3
-    75 -> 50 layer with its pooling: 0.82-1.01x Winograd's time at 8-512 images)."""
+    75 -> 50 layer with its pooling: as fast as Winograd or faster at 8-512 images; measurements:
+    benchmarks/README.md, 'Measurements behind the code's choices')."""
     return (ctx["direct"] and whole_image_blocks(ctx, True)
             and direct.pools_in_tiles(ctx["out_hw"], window, pooled_hw))
 

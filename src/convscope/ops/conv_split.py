@@ -192,7 +192,8 @@ def gemm_forward(ctx, epilogue: tuple, out: np.ndarray) -> None:
 def gemm_applies(ctx) -> bool:
     """im2col + GEMM in split tasks: one group and the compiled epilogue; a 1x1 unpadded stride-1 kernel
     (whose columns are the input itself) only for fewer images than threads: `conv.convolve` would give
-    each image to one thread (ResNet50's 1x1 convolutions at batch 1 ran 1.8-2x slower than split)."""
+    each image to one thread (ResNet50's 1x1 convolutions at batch 1 ran slower than split; measurements:
+    benchmarks/README.md, 'Measurements behind the code's choices')."""
     return (compiled.active() and ctx["groups"] == 1
             and (not ctx["pointwise"] or ctx["input_shape"][0] < worker_count()))
 

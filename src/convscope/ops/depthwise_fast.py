@@ -10,8 +10,9 @@ pixel at a time, its window clipped.  Channels past the last full vector are sum
 Each output row is then finished by the epilogue while in cache, a vector of channels at a time (the
 operations of `epilogue.finish_channels`, in its order: the same numbers).  The 3x3 kernel finishes a
 tile's vectors in registers before storing them instead, where the activations are clips (none, ReLU,
-ReLU6) and the channels whole vectors: the row pass took a third of its time.  That epilogue is written
-out in the kernel's body: numba helpers taking and returning the vectors made it 1.5-3x slower.
+ReLU6) and the channels whole vectors: the row pass took a large share of its time.  That epilogue is
+written out in the kernel's body: numba helpers taking and returning the vectors made it much slower
+(measurements: benchmarks/README.md, 'Measurements behind the code's choices').
 """
 
 from __future__ import annotations
@@ -98,7 +99,8 @@ def _store_tile(orow, at, step, a0, a1, a2, a3, inside, lanes):
 def _kernels(lanes: int):
     """The compiled kernels for `lanes` channels per vector.  Only `lanes` (an int) is a closure constant:
     numba keys its disk cache on the pickled closure, and a kernel there pickles differently in every
-    process (each process compiled them anew, ~0.3 s and ~20 MB, and added an entry to the cache)."""
+    process (each process compiled them anew, costing time and ~20 MB, and added an entry to the cache;
+    measurements: benchmarks/README.md, 'Measurements behind the code's choices')."""
 
     @compiled.kernel
     def depthwise_tiles(x, w, bias, scale, shift, residual, limits, affine, has_residual, h, width, channels,

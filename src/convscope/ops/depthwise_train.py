@@ -164,7 +164,8 @@ def _simd_filter_grad(lanes: int):
 
 def _simd_applies(dtype, strides, scatter: bool) -> bool:
     """float32 with SIMD, the input gradient not scattered here (one pass for both is faster), stride 1
-    along the rows (with stride 2 the plain kernel measured 10% faster)."""
+    along the rows (with stride 2 the plain kernel measured faster; measurements: benchmarks/README.md,
+    'Measurements behind the code's choices')."""
     return dtype == np.float32 and depthwise_fast.lanes() > 0 and not scatter and strides[1] == 1
 
 

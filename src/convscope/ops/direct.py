@@ -6,23 +6,22 @@ far below its peak, and im2col costs a copy as large as the product.  Here a til
 registers (`ops/simd.py`) while every tap (i, j, c) of the kernel adds
 x[tap] * w[tap, filters] to it: one filter-vector load and `PIXELS` broadcasts for
 `PIXELS` vector multiply-adds (on AVX2, 16 filters take two of its 16 registers: tiles of 4 pixels,
-`tile_pixels`).  Measured, 128 images on one thread: seed 000's first
-layer (5x5, 1 -> 32) 1.3 ms against im2col + GEMM's 3.5 ms, its second (2x2, 32 -> 64)
-2.7 against 5.0 (150 GFLOP/s, 85% of a core's peak); seed 004's layer (5x5, 3 -> 16,
-300x300) 12 ms per 8 images against 45.
+`tile_pixels`).  Measured on one thread, seed 000's first layer (5x5, 1 -> 32) and second (2x2,
+32 -> 64, near a core's peak) and seed 004's layer (5x5, 3 -> 16, 300x300) ran faster than im2col + GEMM.
 
 `conv_pool_block` computes tiles of 2 rows x 4 pixels instead (2 x 2 for the last window
-of an odd row: an overlapping tile cost 25% on seed 000's 14-wide second layer; 2 x 2 for every window
-with AVX2's 16-filter tiles: 20-30% faster than 2 x 4 x 8 filters there) and finishes each in
+of an odd row: an overlapping tile cost more on seed 000's 14-wide second layer; 2 x 2 for every window
+with AVX2's 16-filter tiles: faster than 2 x 4 x 8 filters there) and finishes each in
 registers (bias, ReLU, an inference batch norm's affine map, ReLU, then the 2x2 stride-2
 max or average): the convolution's output never reaches memory.
 
 `filter_grad_block` turns the tile around for the filter gradient: 8 taps x `lanes`
 filters are summed over an image's output pixels, grad[p, filters] times x[p's tap] (6 taps
-with AVX2's 16-filter tiles: 12 accumulators; 22-30% faster than 8 taps x 8 filters there).
+with AVX2's 16-filter tiles: 12 accumulators; faster than 8 taps x 8 filters there).
 
 Compiled path and float32 only; the taps are summed in order (i, j, c), so results
-differ from the GEMM's by float32 rounding only.
+differ from the GEMM's by float32 rounding only.  The measurements behind these choices:
+benchmarks/README.md, 'Measurements behind the code's choices'.
 """
 
 from __future__ import annotations
@@ -41,21 +40,24 @@ if compiled.available():
 PIXELS = 8               # output pixels per tile: PIXELS vectors of accumulators, plus one of filters
 TAPS_PER_TILE = 8        # taps per tile of the filter gradient: as many vectors of accumulators
 MAX_TAPS = 1024          # kh * kw * in_channels; longer sums are BLAS' strength
-AVX2_MAX_TAPS = 512      # at 8 lanes (AVX2) already: measured with AVX2 code, seed 001's 675-tap layer took 6.1
-                         # ms at 32 images against 4.2 by Winograd/GEMM, ResNet-20's 576-tap training step 8% more
+AVX2_MAX_TAPS = 512      # at 8 lanes (AVX2) already: measured with AVX2 code, seed 001's 675-tap layer ran slower
+                         # than Winograd/GEMM, and so did ResNet-20's 576-tap training step (measurements:
+                         # benchmarks/README.md, 'Measurements behind the code's choices')
 AVX2_FEW_ROWS = 512      # ... but up to MAX_TAPS where the product has at most this many rows (images x output
                          # pixels: one or two small images), which BLAS runs far under its peak on one thread
 MAX_OUT_CHANNELS = 128   # more filters make a wide product that BLAS runs near its peak
 NARROW_MAX_OUT_CHANNELS = 64   # outputs 4-7 wide (tiles of 2 rows x 4, some overlapping): measured on 7x7
-                               # outputs, 50 -> 25 filters 1.9 ms against the GEMM's 2.75, 64 -> 128 9.4 vs 7.9
+                               # outputs, faster than the GEMM at 50 -> 25 filters, slower at 64 -> 128
+                               # (measurements: benchmarks/README.md, 'Measurements behind the code's choices')
 OUTPUT_BUDGET_BYTES = 2 ** 20  # output of one block of images, in cache for the epilogue after it
 SMALL_WORK = 1 << 24     # multiply-adds under which a direct convolution stays on the calling thread: measured
-                         # at 8 images, one thread took 117 against 281 us (seed 000's first layer), 189 against
-                         # 270 (seed 001's third); from ~17M (seed 001's first two at 32 images) two win
+                         # at 8 images one thread beat two (seed 000's first layer, seed 001's third: a hand-over
+                         # costs more than the second core saves); from ~17M (seed 001's first two at 32 images)
+                         # two win (measurements: benchmarks/README.md, 'Measurements behind the code's choices')
 # The registers the tiles are sized for: 8 accumulators of `lanes` floats fit 32 AVX-512 registers at 16 or
-# 32 lanes, 16 AVX2 registers at 8; narrower SIMD keeps im2col + GEMM.  Measured on this machine with
-# AVX2-only code (NUMBA_CPU_FEATURES, OPENBLAS_CORETYPE=Haswell): 16 or 32 lanes spill registers and ran
-# 1.3-2.7x slower than the GEMM; 8 lanes ran 0.56-1.17x its time (seed 004: 31 against 56 ms per 8 images).
+# 32 lanes, 16 AVX2 registers at 8; narrower SIMD keeps im2col + GEMM.  Measured with AVX2-only code
+# (NUMBA_CPU_FEATURES, OPENBLAS_CORETYPE=Haswell): 16 or 32 lanes spill registers and ran slower than the
+# GEMM; 8 lanes mostly faster (measurements: benchmarks/README.md, 'Measurements behind the code's choices').
 VECTOR_BITS = vector_bits() if compiled.available() else 0
 
 
@@ -100,8 +102,9 @@ def lanes_for(out_channels: int) -> int:
 def tile_pixels(lanes: int) -> int:
     """Output pixels per tile of `lanes` filters: `PIXELS`, or half as many where `PIXELS` vectors of
     accumulators would take more than half the registers (AVX2's 16 registers at 16 lanes: two each).
-    Measured with AVX2 code, ResNet-20's 3x3 layers ran 10-25% faster in tiles of 4 pixels x 16 filters
-    than of 8 x 8 (one filter load for 8 products, not 8; the same sums, bitwise)."""
+    Measured with AVX2 code, ResNet-20's 3x3 layers ran faster in tiles of 4 pixels x 16 filters
+    than of 8 x 8 (one filter load for 8 products, not 8; the same sums, bitwise; measurements:
+    benchmarks/README.md, 'Measurements behind the code's choices')."""
     registers = 32 if VECTOR_BITS >= 512 else 16
     per_vector = max(1, lanes * 32 // VECTOR_BITS)
     return PIXELS if PIXELS * per_vector <= registers // 2 else PIXELS // 2
@@ -131,7 +134,8 @@ def prepare(w: np.ndarray, x_pad_shape, dilations):
 @functools.lru_cache(maxsize=256)
 def _taps(kh: int, kw: int, channels: int, row_length: int, dilations) -> np.ndarray:
     """Each tap (i, j, c)'s offset in a flattened padded image (kept per geometry: the kernels only read
-    it, and computing it took half of `prepare`'s 10 us at batch 1)."""
+    it, and computing it took a large share of `prepare`'s time at batch 1; measurements:
+    benchmarks/README.md, 'Measurements behind the code's choices')."""
     return (np.arange(kh, dtype=np.int64)[:, None, None] * (dilations[0] * row_length)
             + np.arange(kw, dtype=np.int64)[None, :, None] * (dilations[1] * channels)
             + np.arange(channels, dtype=np.int64)).ravel()

@@ -181,7 +181,8 @@ def bias_add(z: np.ndarray, bias: np.ndarray, data_format: str = "NHWC") -> np.n
 def activate_one(value, low, high, swish, zero, three, six):
     """One value: `value` clipped to [low, high], times relu6(value + 3) / 6 if `swish` (NaN stays NaN):
     every activation of `fused_inference.INFERENCE_ACTIVATIONS` by its `_limits`, as selects the compiler
-    vectorizes (a choice among four branches inside the loop kept it scalar: 6x slower)."""
+    vectorizes (a choice among four branches inside the loop kept it scalar, and many times slower;
+    measurements: benchmarks/README.md, 'Measurements behind the code's choices')."""
     value = low if value < low else value
     value = high if value > high else value
     if swish:
@@ -204,8 +205,8 @@ def finish_channels(o, bias, scale, shift, residual, limits, affine, has_residua
 @compiled.kernel(inline=True)
 def finish_channels_as(o, bias, scale, shift, residual, limits, affine, has_residual, swish, swish_after):
     """`finish_channels` with the two hard-swish flags given: a caller that passes False for both (a literal)
-    gets the loop without the swish branches, which the compiler vectorizes whole (1.35-1.8x faster on
-    MobileNetV2's and ResNet50's rows)."""
+    gets the loop without the swish branches, which the compiler vectorizes whole (faster on MobileNetV2's
+    and ResNet50's rows; measurements: benchmarks/README.md, 'Measurements behind the code's choices')."""
     zero = o.dtype.type(0)
     three, six = o.dtype.type(3), o.dtype.type(6)
     low, high, low_after, high_after = limits[0], limits[1], limits[3], limits[4]

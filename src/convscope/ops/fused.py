@@ -100,7 +100,8 @@ def prepare_conv2d_inference(input, filters, strides, padding, dilations=None, g
     """Check `conv2d_inference`'s arguments and decide its geometry and path once: `run(input, filters,
     bias, scale, shift)` for arrays of the same shapes and dtypes (bias, scale and shift given or None as
     here), with no further checks: a plan's stage keeps one per input shape (at batch 1 the checks and
-    the geometry took a third of a small convolution's time)."""
+    the geometry took a large share of a small convolution's time; measurements: benchmarks/README.md,
+    'Measurements behind the code's choices')."""
     op = "conv2d_inference"
     x, w, strides, dilations, padding, _, groups = _check_conv_args(
         input, filters, strides, padding, "NHWC", dilations, groups)

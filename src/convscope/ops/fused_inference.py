@@ -403,7 +403,8 @@ def _conv_then_epilogue_path(x, w, geometry, out_hw, dtype, epilogue, arguments)
 
 def _own_applies(x, w, geometry, epilogue) -> bool:
     """`conv2d_inference` takes the whole epilogue, but not a 1x1 product of one image: it would run as
-    one block on one thread (1.3-1.8x slower than the 1x1 paths below at ResNet50's batch 1)."""
+    one block on one thread (slower than the 1x1 paths below at ResNet50's batch 1; measurements:
+    benchmarks/README.md, 'Measurements behind the code's choices')."""
     return _own_epilogue(epilogue) and not (x.shape[0] == 1 and _gemm_applies(x, w, geometry, epilogue))
 
 

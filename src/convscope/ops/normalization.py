@@ -478,7 +478,8 @@ def batch_norm_infer_backward_all(grad_y, x, gamma, mean, var, axis, epsilon, ne
     grad_gamma = sum(grad_y * x_hat), grad_beta = sum(grad_y) over every axis but `axis`."""
     grad_x = batch_norm_infer_backward(grad_y, gamma, var, axis, epsilon)
     axis = axis % grad_y.ndim
-    # einsum sums over every axis but `axis` with no temporary product (5x faster than .sum)
+    # einsum sums over every axis but `axis` with no temporary product (much faster than .sum; measurements:
+    # benchmarks/README.md, 'Measurements behind the code's choices')
     letters = "abcdefghijklmnopqrstuvwxyz"[:grad_y.ndim]
     grad_gamma = grad_beta = None
     if gamma is not None:

@@ -137,7 +137,8 @@ def window_geometry(in_hw: Pair, kernel_hw: Pair, strides: Pair, dilations: Pair
 
     Raises a ValueError naming the op when the (dilated) window does not fit.  The arguments
     are `parse_padding`'s and `spatial_pair`'s (hashable): the answer is kept per geometry (a
-    batch-1 convolution stage asked twice, ~10% of its Python time).
+    batch-1 convolution stage asked twice, a noticeable share of its Python time; measurements:
+    benchmarks/README.md, 'Measurements behind the code's choices').
     """
     out, pads = [], []
     for axis in range(2):

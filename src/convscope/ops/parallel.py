@@ -1,17 +1,18 @@
 """Independent blocks of work on as many threads as BLAS has, with BLAS single-threaded meanwhile.
 
 The ops' block products are small and skinny: OpenBLAS splitting each of them over
-2 threads ran 5-30x slower than 1 thread on a busy 2-core machine (threads wait for
-each other at every call).  Independent blocks on the same number of threads keep
-both cores busy with no waiting, and parallelise the copies around the products too
-(NumPy releases the GIL in both).  Without threadpoolctl, or with one BLAS thread,
-the blocks run in order.
+2 threads ran many times slower than 1 thread on a busy 2-core machine (threads wait for
+each other at every call; measurements: benchmarks/README.md, 'Measurements behind the code's choices').
+Independent blocks on the same number of threads keep both cores busy with no waiting, and
+parallelise the copies around the products too (NumPy releases the GIL in both).  Without
+threadpoolctl, or with one BLAS thread, the blocks run in order.
 
 Every product of the ops runs this way, large ones too (`matmul` splits them), and so does a
 product of a few rows by a large matrix (a Dense layer on one sample), which only streams the matrix
-from memory: after a call on its own threads OpenBLAS keeps them spinning for ~0.1 s of CPU time, and
+from memory: after a call on its own threads OpenBLAS keeps them spinning a while, and
 they take the cores from every op that follows (measured: a ResNet50 3x3 convolution at batch 1 ran
-2x slower for the whole next batch-1 inference; seed 001's inference 1.7x slower).
+slower for the whole next batch-1 inference, and so did seed 001's inference; measurements:
+benchmarks/README.md, 'Measurements behind the code's choices').
 
 Threads.  BLAS' thread count is one setting for the whole process, so the threads that
 call the ops share it: `single_threaded_blas` counts its users and lowers the count once,
@@ -76,8 +77,9 @@ def _blas():
 
 
 def _pool(workers: int) -> SpinningPool:
-    """A thread pool kept for the life of the process (starting threads per call costs ~0.3 ms), shared
-    by every thread that calls the ops; its threads spin a short while between jobs (`spin_pool`)."""
+    """A thread pool kept for the life of the process (starting threads per call is costly; measurements:
+    benchmarks/README.md, 'Measurements behind the code's choices'), shared by every thread that calls the
+    ops; its threads spin a short while between jobs (`spin_pool`)."""
     pool = _state["pools"].get(workers)
     if pool is None:
         with _setup_lock:
@@ -136,9 +138,10 @@ def run_in_parallel(items: list, work: Callable[[list], Any], calls_blas: bool =
                     alone: bool = False) -> List[Any]:
     """`work` on contiguous chunks of `items`, one chunk per BLAS thread (the first on the calling
     thread, which saves one hand-over); the chunks' results in order.  `calls_blas=False` (compiled
-    kernels only) spares setting BLAS single-threaded meanwhile (~5 us: a stage's kernel at batch 1
-    takes 20).  `alone`: all of `items` as one chunk on the calling thread (work too small to hand
-    out), BLAS single-threaded all the same."""
+    kernels only) spares setting BLAS single-threaded meanwhile (a sizeable share of a stage's kernel time
+    at batch 1; measurements: benchmarks/README.md, 'Measurements behind the code's choices').  `alone`: all
+    of `items` as one chunk on the calling thread (work too small to hand out), BLAS single-threaded all
+    the same."""
     workers = 1 if alone else min(len(items), worker_count())
     if getattr(_region, "inside", False):
         return [work(items)]               # nested calls run where they are: no pool deadlock

@@ -1,10 +1,11 @@
 """A pool of threads that spin a short while between jobs, and jobs whose callers spin a short while
 for them: a hand-over between two ops in microseconds.
 
-A thread asleep in the kernel takes ~50-100 us to wake on a VM (its idle vCPU is halted): at batch 1
+A thread asleep in the kernel is slow to wake on a VM (its idle vCPU is halted): at batch 1
 that is as long as a convolution, and `run_in_parallel` pays it twice per op (the pool thread wakes
 for its chunk, the caller for the pool thread's end): measured beside a plain thread pool, Keras'
-MobileNetV2 at batch 1 took 16-20 ms instead of 15-16, ResNet50 98-110 instead of 86-95.  Here an idle pool thread, and a caller waiting
+MobileNetV2 and ResNet50 at batch 1 ran slower and less steadily (measurements: benchmarks/README.md,
+'Measurements behind the code's choices').  Here an idle pool thread, and a caller waiting
 for a job, first watch a counter for up to `SPIN_US` without the GIL (a compiled loop with an atomic
 load and the CPU's pause hint), as OpenMP's and ONNX Runtime's pools do, and only then sleep.  The
 pool thread marks a job done after it has let the GIL go, so that the caller it wakes finds the GIL
@@ -88,7 +89,8 @@ else:  # pragma: no cover - exercised where numba is not installed
 
 
 def _rounds(microseconds: float) -> int:
-    """Spin rounds in `microseconds` on this CPU (a pause takes 10-150 cycles by model: measured once)."""
+    """Spin rounds in `microseconds` on this CPU (a pause's length differs widely by CPU model: measured
+    once; benchmarks/README.md, 'Measurements behind the code's choices')."""
     if _calibration["rounds_per_us"] is None:
         with _calibrate_lock:
             if _calibration["rounds_per_us"] is None:

@@ -22,7 +22,8 @@ from . import compiled, parallel
 __all__ = ["supports", "sgd", "adam", "rmsprop", "adagrad", "adadelta", "adamax", "nadam", "lion"]
 
 #: below this many elements a variable is updated on the calling thread: handing blocks to the threads
-#: costs ~0.1 ms, as much as Adam's pass over ~500k float32 elements takes on one core
+#: costs as much as Adam's pass over about this many float32 elements takes on one core (measurements:
+#: benchmarks/README.md, 'Measurements behind the code's choices')
 PARALLEL_MIN = 1 << 19
 
 

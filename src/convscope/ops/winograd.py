@@ -20,8 +20,9 @@ from .epilogue import epilogue_value
 from .parallel import on_slices
 
 MIN_CHANNELS = 16   # below this the 16 products are too thin to beat one im2col product
-MIN_IMAGES = 8      # below this the 16 products per block are too small (1 image of seed 001's 14x14x75:
-                    # 311 us against im2col's 223 us; 8 images: 889 against 959)
+MIN_IMAGES = 8      # below this the 16 products per block are too small (seed 001's 14x14x75: slower than
+                    # im2col at 1 image, faster at 8; measurements: benchmarks/README.md, 'Measurements behind
+                    # the code's choices')
 
 _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 
@@ -157,7 +158,8 @@ def _output_tiles(m, images, tiles_h, tiles_w, out, finish, bias, relu, scale, s
 def _cell_planes(tiles: int, channels: int, dtype) -> np.ndarray:
     """An empty (16, tiles, channels) array whose 16 planes start 64 bytes apart modulo 4 KiB: planes a
     multiple of 4 KiB apart share cache sets, and the kernels' 16 streams then evict each other
-    (measured: 9x slower on 32 images of 7x7x50)."""
+    (measured many times slower on 32 images of 7x7x50; measurements: benchmarks/README.md,
+    'Measurements behind the code's choices')."""
     itemsize = np.dtype(dtype).itemsize
     plane = -(-tiles * channels * itemsize // 4096) * 4096 + 64 * (1 + (itemsize == 8))
     plane //= itemsize
