@@ -130,7 +130,11 @@ def balanced_ranges(count: int, max_size: int) -> List[Tuple[int, int]]:
         return []
     workers = worker_count()
     pieces = -(-count // max(1, max_size))
-    pieces = min(count, -(-pieces // workers) * workers)
+    return even_ranges(count, min(count, -(-pieces // workers) * workers))
+
+
+def even_ranges(count: int, pieces: int) -> List[Tuple[int, int]]:
+    """(start, stop) ranges covering 0..count in `pieces` lengths within one of each other."""
     return [(count * k // pieces, count * (k + 1) // pieces) for k in range(pieces)]
 
 
@@ -277,8 +281,7 @@ def column_blocks(columns: int) -> List[Tuple[int, int]]:
     even number of them, whatever the thread count: a streamed matrix's product has the same bits on
     one thread or more (OpenBLAS' kernels give other bits for other blocks), two threads equal shares."""
     pieces = -(-columns // STREAMED_COLUMNS)
-    pieces = min(columns, pieces + pieces % 2)
-    return [(columns * k // pieces, columns * (k + 1) // pieces) for k in range(pieces)]
+    return even_ranges(columns, min(columns, pieces + pieces % 2))
 
 
 def _few_rows_by_depth(a: np.ndarray, b: np.ndarray) -> np.ndarray:
