@@ -74,8 +74,8 @@ def test_two_workers_fit_equals_single_process_fit_mnist(client):
         (x, y), _ = mnist.load_data()
     except (OSError, ValueError) as error:
         pytest.skip(f"MNIST not available: {error}")
-    x = (x[:8192, :, :, None] / 255.0).astype(np.float32)
-    y = y[:8192].astype(np.int64)
+    x = (x[:2048, :, :, None] / 255.0).astype(np.float32)
+    y = y[:2048].astype(np.int64)
 
     def build():
         model = seed000_model(dropout=False)
@@ -84,7 +84,7 @@ def test_two_workers_fit_equals_single_process_fit_mnist(client):
 
     single, parallel = _pair(build)
     initial = single.get_weights()
-    h1, h2 = _fit_both(single, parallel, x, y, client, batch_size=1024, epochs=2)
+    h1, h2 = _fit_both(single, parallel, x, y, client, batch_size=512, epochs=2)
     moved = max(np.abs(a - b).max() for a, b in zip(single.get_weights(), initial))
     assert moved > 1e-3                                   # the weights really trained
     for a, b in zip(single.get_weights(), parallel.get_weights()):
