@@ -172,7 +172,7 @@ def test_worker_killed_during_fit_training_goes_on(client, tmp_path):
     saved = load_model(path)
     for a, b in zip(saved.get_weights(), parallel.get_weights()):
         np.testing.assert_array_equal(a, b)
-    client.wait_for_workers(2, timeout=60)
+    client.wait_for_workers(2, timeout=180)  # a restarted worker imports convscope anew
 
 
 def test_step_that_cannot_finish_stops_training_clearly(cluster, client, tmp_path):
@@ -215,7 +215,7 @@ def test_step_that_cannot_finish_stops_training_clearly(cluster, client, tmp_pat
         np.testing.assert_array_equal(a, b)
     for a, b in zip(load_model(path).get_weights(), snapshots[0]):
         np.testing.assert_array_equal(a, b)
-    client.wait_for_workers(2, timeout=60)
+    client.wait_for_workers(2, timeout=180)  # a restarted worker imports convscope anew
 
 
 def test_fit_distribute_argument_errors(client):

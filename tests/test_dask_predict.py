@@ -134,6 +134,6 @@ def test_worker_killed_during_predict_loses_no_row(client):
     result = future.result(timeout=120)
     assert result.shape == expected.shape
     np.testing.assert_array_equal(result, expected)
-    client.wait_for_workers(2, timeout=60)
+    client.wait_for_workers(2, timeout=180)  # a restarted worker imports convscope anew
     after = client.run(os.getpid)
     assert before[victim] not in after.values()         # the worker really died (the nanny started another)

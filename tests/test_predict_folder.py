@@ -141,7 +141,7 @@ def test_worker_killed_while_scoring_no_row_lost_or_duplicated(model, folder, cl
     paths = pq.read_table(out, columns=["path"]).column("path").to_pylist()
     assert rows == 5_000 and len(paths) == 5_000 and set(paths) == set(image_files(folder / "a"))
     assert done[0] is not None and pids[done[0]] not in client.run(os.getpid).values()
-    client.wait_for_workers(2, timeout=60)
+    client.wait_for_workers(2, timeout=180)  # a restarted worker imports convscope anew
 
 
 def test_score_chunk_equals_in_memory_predict(model, folder):
