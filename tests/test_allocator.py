@@ -37,9 +37,9 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) // 4)
 """
 
 
-def _faults_per_step(tuning: str) -> int:
+def _faults_per_step(tuning: str, cycle: str = CYCLE) -> int:
     env = dict(os.environ, CONVSCOPE_MALLOC_TUNING=tuning)
-    return int(subprocess.run([sys.executable, "-c", CYCLE], capture_output=True, text=True, check=True,
+    return int(subprocess.run([sys.executable, "-c", cycle], capture_output=True, text=True, check=True,
                               env=env).stdout)
 
 
@@ -47,3 +47,12 @@ def _faults_per_step(tuning: str) -> int:
 def test_freed_arrays_are_reused_by_the_next_step_without_page_faults():
     assert _faults_per_step("0") > 10_000      # glibc's defaults give the 84 MB back, and fault it in again
     assert _faults_per_step("1") < 1_000
+
+
+@pytest.mark.skipif(not GLIBC, reason="the thresholds are glibc's")
+def test_arrays_above_the_mmap_threshold_are_reused_too():
+    """Arrays over 32 MiB (MobileNetV2's first output at batch 32: 51 MB) come from the heap, not from a
+    fresh mapping faulted in again on every call."""
+    large = CYCLE.replace("7 << 20", "12 << 20")          # three 48 MiB arrays a step
+    assert _faults_per_step("0", large) > 20_000
+    assert _faults_per_step("1", large) < 1_000

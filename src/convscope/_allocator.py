@@ -6,8 +6,13 @@ the system, so the next step's arrays get fresh pages that the kernel zeroes aga
 first touch: on seed 001's model (batch 128) the page faults and their system time were a
 noticeable share of each step (measurements: benchmarks/README.md, 'Measurements behind the code's choices').
 Raising the trim threshold to 1 GiB and fixing the mmap threshold at its maximum (32 MiB)
-keeps that memory for reuse.  Set the environment variable `CONVSCOPE_MALLOC_TUNING=0` before
-importing convscope to leave malloc as it is.
+keeps that memory for reuse.  Arrays larger than 32 MiB (a batch of 32 images' early layer outputs:
+MobileNetV2's first convolution 51 MB, ResNet50's 103 MB) would still be mapped afresh on every call
+and faulted in again, as transparent huge pages where NumPy asks for them, at times slowly: so mmap is
+not used at all (`M_MMAP_MAX` 0) and they come from the heap too.  Freed memory then stays in the
+process for the next call, as a framework's arena keeps it, and the heap gives back its free top above
+the trim threshold.  Set the environment variable `CONVSCOPE_MALLOC_TUNING=0` before importing
+convscope to leave malloc as it is.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import sys
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
+M_MMAP_MAX = -4
 TRIM_THRESHOLD_BYTES = 1 << 30
 MMAP_THRESHOLD_BYTES = 32 << 20   # glibc's largest allowed value on 64-bit systems
 
@@ -34,4 +40,5 @@ def tune_allocator() -> bool:
     except OSError:
         return False
     return bool(libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
-                and libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
+                and libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+                and libc.mallopt(M_MMAP_MAX, 0))
