@@ -22,7 +22,10 @@ ordered list of paths, the first that applies runs (as oneDNN's implementation l
   BN map, ReLU) is the whole epilogue, but for a 1x1 convolution of one image; else a 1x1 convolution as one GEMM on the NHWC rows
   (a strided one reads every s-th pixel first): of few rows (batch 1), the matrix's columns shared
   among the threads, then the epilogue; else block by block of rows with the epilogue after each
-  product; else `conv2d_inference` and the rest of the epilogue in one more pass.
+  product; else `conv2d_inference` and the rest of the epilogue in one more pass;
+* `_product_rows` (a block of a 1x1 product with its epilogue, here and in `inverted_residual`): SIMD
+  tiles finished in registers where the input has few channels (`pointwise_simd`); else BLAS' product,
+  then the compiled epilogue.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from typing import Optional
 
 import numpy as np
 
-from . import compiled, depthwise_fast
+from . import compiled, depthwise_fast, pointwise_simd
 from .activations import get_activation
 from .conv import _check_conv_args, conv2d
 from .epilogue import FUSED_ACTIVATIONS, check_affine, finish_channels, finish_channels_as
@@ -45,6 +48,7 @@ __all__ = ["INFERENCE_ACTIVATIONS", "epilogue_inference", "epilogue_reference", 
 
 INFERENCE_ACTIVATIONS = ("linear", "relu", "relu6", "hard_silu")
 _CODES = {name: code for code, name in enumerate(INFERENCE_ACTIVATIONS)}
+_HARD_SWISH = _CODES["hard_silu"]
 GEMM_BLOCK_BYTES = 1 << 20      # input and output rows of one 1x1 product block (stays in L2 for its epilogue)
 COLUMN_SPLIT_ROWS = 1024       # 1x1 products of at most this many rows are shared among threads by columns
 SMALL_WORK = 1 << 22            # multiply-adds under which a 1x1 product stays one block on the calling thread
@@ -119,6 +123,36 @@ def _apply_rows(z_rows, first, arrays, codes):
     act, affine, has_residual, then = codes
     part = residual[first:first + len(z_rows)] if has_residual else residual
     _epilogue_rows(z_rows, bias, scale, shift, part, _limits(act, then, z_rows.dtype), affine, has_residual)
+
+
+def _tiles_applies(rows, matrix, codes) -> bool:
+    act, _, has_residual, then = codes
+    return pointwise_simd.applies(rows, matrix, _HARD_SWISH in (act, then), has_residual)
+
+
+def _tiles_rows(rows, matrix, out, first, arrays, codes):
+    bias, scale, shift, _ = arrays
+    act, affine, _, then = codes
+    pointwise_simd.product_rows(rows, matrix, out, bias, scale, shift, _limits(act, then, out.dtype), affine)
+
+
+def _blas_rows(rows, matrix, out, first, arrays, codes):
+    np.matmul(rows, matrix, out=out)
+    _apply_rows(out, first, arrays, codes)
+
+
+# The paths of `_product_rows`, in order: the first that applies runs.
+_ROWS_PATHS = (
+    ("simd_tiles", _tiles_applies, _tiles_rows),
+    ("blas+epilogue", lambda rows, matrix, codes: True, _blas_rows),
+)
+
+
+def _product_rows(rows, matrix, out, first, arrays, codes):
+    """out = the epilogue of `rows @ matrix`, rows `first`.. of a 1x1 convolution's output (a block of them):
+    few input channels in SIMD tiles (`pointwise_simd`), else BLAS' product then the compiled epilogue."""
+    next(run for _, applies, run in _ROWS_PATHS if applies(rows, matrix, codes))(rows, matrix, out, first, arrays,
+                                                                               codes)
 
 
 def epilogue_reference(z, bias=None, activation="linear", scale=None, shift=None, residual=None,
@@ -361,9 +395,10 @@ def _gemm_path(x, w, geometry, out_hw, dtype, epilogue, arguments):
 
     def work(ranges):
         for start, stop in ranges:
-            np.matmul(rows[start:stop], matrix, out=out[start:stop])
             if finish:
-                _apply_rows(out[start:stop], start, arrays, codes)
+                _product_rows(rows[start:stop], matrix, out[start:stop], start, arrays, codes)
+            else:
+                np.matmul(rows[start:stop], matrix, out=out[start:stop])
 
     if len(rows) * matrix.size < SMALL_WORK:       # one block, BLAS on this thread (no hand-over, no spinning)
         run_in_parallel([(0, len(rows))], work)

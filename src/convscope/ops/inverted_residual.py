@@ -183,8 +183,8 @@ class _Band:
         """The expansion of input rows with its epilogue (a new array), or the rows themselves without one."""
         if self.widen is None:
             return rows
-        expanded = np.matmul(rows, self.widen)
-        fi._apply_rows(expanded, 0, *self.expand)
+        expanded = np.empty((len(rows), self.widen.shape[1]), dtype=np.float32)
+        fi._product_rows(rows, self.widen, expanded, 0, *self.expand)
         return expanded
 
     def images(self, first, stop):
@@ -198,8 +198,7 @@ class _Band:
         self.kernel(expanded.reshape(count * h, w * mid), self.taps, bias, scale, shift, dummy, limits, affine, False,
                     h, w, mid, s, self.top, self.left, 0, count * out_h, middle)
         target = out[first:stop].reshape(count * out_h * out_w, -1)
-        np.matmul(middle.reshape(-1, mid), self.narrow, out=target)
-        fi._apply_rows(target, first * out_h * out_w, *self.project)
+        fi._product_rows(middle.reshape(-1, mid), self.narrow, target, first * out_h * out_w, *self.project)
 
     def band(self, image, start, rows):
         """Output rows start..start + rows of one image."""
@@ -214,8 +213,8 @@ class _Band:
         self.kernel(expanded.reshape(last - first, w * mid), self.taps, bias, scale, shift, dummy, limits, affine,
                     False, last - first, w, mid, s, self.top + first - start * s, self.left, 0, stop - start, middle)
         target = out[image].reshape(out_h * out_w, -1)[start * out_w:stop * out_w]
-        np.matmul(middle.reshape(-1, mid), self.narrow, out=target)
-        fi._apply_rows(target, (image * out_h + start) * out_w, *self.project)
+        fi._product_rows(middle.reshape(-1, mid), self.narrow, target, (image * out_h + start) * out_w,
+                         *self.project)
 
 
 def _codes(epilogue, has_residual: bool) -> tuple:

@@ -1,0 +1,160 @@
+"""ops/pointwise_simd.py: a 1x1 product of few input channels with its epilogue in SIMD tiles, against a
+float64 product and the compiled epilogue (`fused_inference._apply_rows`), on random configurations, for
+AVX2's and AVX-512's vector widths (LLVM splits the wider vectors where it must); where it runs
+(`applies`), that a row's bits do not depend on the rows beside it, NaN and infinities as the scalar
+epilogue, and the fused ops that take it (a 1x1 `conv2d_epilogue_inference`, MobileNetV2's blocks)."""
+
+import numpy as np
+import pytest
+
+from convscope.ops import compiled, fused_inference as fi, inverted_residual as ir, pointwise_simd as ps
+
+pytestmark = pytest.mark.skipif(not compiled.available(), reason="the SIMD tiles are compiled")
+ACTS = ("linear", "relu", "relu6")
+
+
+@pytest.fixture(params=[256, 512], ids=["avx2", "avx512"])
+def width(request, monkeypatch):
+    """The tiles for 8 or 16 lanes, whatever this machine has."""
+    monkeypatch.setattr(ps, "VECTOR_BITS", request.param)
+    return request.param // 32
+
+
+def _case(rng, lanes, rows=None, depth=None):
+    rows = int(rng.integers(ps.ROWS, 300)) if rows is None else rows
+    depth = int(rng.integers(1, ps.MAX_DEPTH + 1)) if depth is None else depth
+    channels = 2 * lanes * int(rng.integers(1, 7))
+    x = (rng.standard_normal((rows, depth)) * 2).astype(np.float32)
+    w = (rng.standard_normal((depth, channels)) * 0.5).astype(np.float32)
+    bias, scale, shift = (rng.standard_normal(channels).astype(np.float32) for _ in range(3))
+    act, then, affine = int(rng.integers(3)), int(rng.integers(3)), bool(rng.random() < 0.7)
+    return x, w, bias, scale, shift, act, then, affine
+
+
+def _expected(x, w, bias, scale, shift, act, then, affine):
+    """The float64 product rounded to float32, then the compiled scalar epilogue."""
+    z = (x.astype(np.float64) @ w.astype(np.float64)).astype(np.float32)
+    arrays = fi._epilogue_arrays(np.float32, w.shape[1], bias, scale if affine else None, shift if affine else None,
+                                 None)
+    fi._apply_rows(z, 0, arrays, (act, affine, False, then))
+    return z
+
+
+def _tiles(x, w, bias, scale, shift, act, then, affine):
+    out = np.full((x.shape[0], w.shape[1]), np.nan, np.float32)
+    ps.product_rows(x, w, out, bias, scale, shift, fi._limits(act, then, np.float32), affine)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_tiles_match_the_float64_product_and_the_scalar_epilogue(width, seed):
+    rng = np.random.default_rng(seed)
+    case = _case(rng, width)
+    assert ps.applies(case[0], case[1], False, False)
+    got, expected = _tiles(*case), _expected(*case)
+    scale = np.abs(case[0]).max() * np.abs(case[1]).sum(axis=0).max() + 1
+    np.testing.assert_allclose(got, expected, rtol=0, atol=2e-6 * scale)
+    assert not np.isnan(got).any()
+
+
+def test_a_rows_bits_do_not_depend_on_the_rows_beside_it(width):
+    """The last tile overlaps the one before; any block of rows gives each row the same bits."""
+    rng = np.random.default_rng(7)
+    x, w, *rest = _case(rng, width, rows=47, depth=24)
+    whole = _tiles(x, w, *rest)
+    for start, stop in [(0, 6), (5, 13), (13, 47), (40, 47), (1, 46)]:
+        np.testing.assert_array_equal(_tiles(np.ascontiguousarray(x[start:stop]), w, *rest), whole[start:stop])
+
+
+def test_nan_and_infinities_pass_through_as_in_the_scalar_epilogue(width):
+    rng = np.random.default_rng(3)
+    x, w, bias, scale, shift, _, _, _ = _case(rng, width, rows=20, depth=16)
+    x[2, 3], x[5, 0], x[9, 9] = np.nan, np.inf, -np.inf
+    for act, then in [(1, 0), (2, 2), (0, 1), (2, 0)]:
+        got = _tiles(x, w, bias, scale, shift, act, then, True)
+        z = x @ w            # the same float32 products and sums where they are not finite
+        arrays = fi._epilogue_arrays(np.float32, w.shape[1], bias, scale, shift, None)
+        fi._apply_rows(z, 0, arrays, (act, True, False, then))
+        assert np.array_equal(np.isnan(got), np.isnan(z))
+        finite = np.isfinite(z)
+        np.testing.assert_allclose(got[finite], z[finite], rtol=1e-5, atol=1e-4)
+        np.testing.assert_array_equal(got[~finite & ~np.isnan(z)], z[~finite & ~np.isnan(z)])
+
+
+def test_where_the_tiles_apply(width):
+    rng = np.random.default_rng(0)
+    x, w = _case(rng, width, rows=10, depth=ps.MAX_DEPTH)[:2]
+    assert ps.applies(x, w, False, False)
+    deep = np.ones((ps.MAX_DEPTH + 1, w.shape[1]), np.float32)
+    odd = np.ones((w.shape[0], w.shape[1] - width), np.float32)      # channels not whole pairs of vectors
+    assert not ps.applies(np.ones((10, ps.MAX_DEPTH + 1), np.float32), deep, False, False)
+    assert not ps.applies(x, odd, False, False)
+    assert not ps.applies(x[:ps.ROWS - 1], w, False, False)
+    assert not ps.applies(x, w, True, False)                          # hard-swish
+    assert not ps.applies(x, w, False, True)                          # a residual
+    assert not ps.applies(x.astype(np.float64), w.astype(np.float64), False, False)
+    assert not ps.applies(np.asfortranarray(x), w, False, False)
+    with compiled.use_compiled(False):
+        assert not ps.applies(x, w, False, False)
+
+
+def test_a_wrong_output_is_refused(width):
+    rng = np.random.default_rng(0)
+    x, w, bias, scale, shift, act, then, affine = _case(rng, width, rows=12, depth=8)
+    limits = fi._limits(act, then, np.float32)
+    for out in (np.empty((12, w.shape[1] + 1), np.float32), np.empty((w.shape[1], 12), np.float32).T):
+        with pytest.raises(ValueError, match="pointwise_simd: argument `out` must be C-contiguous of shape"):
+            ps.product_rows(x, w, out, bias, scale, shift, limits, affine)
+
+
+def _recording(monkeypatch):
+    """The names of `fused_inference._product_rows`' paths as they run."""
+    ran = []
+    paths = tuple((name, applies, (lambda run, name: lambda *a: (ran.append(name), run(*a)))(run, name))
+                  for name, applies, run in fi._ROWS_PATHS)
+    monkeypatch.setattr(fi, "_ROWS_PATHS", paths)
+    return ran
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_1x1_convolution_with_its_epilogue_takes_the_tiles(width, seed, monkeypatch):
+    """conv2d_epilogue_inference's 1x1 path on few input channels, against the unfused reference."""
+    rng = np.random.default_rng(seed)
+    channels, filters = int(rng.integers(1, ps.MAX_DEPTH + 1)), 2 * width * int(rng.integers(1, 4))
+    x = rng.standard_normal((int(rng.integers(2, 5)), 9, 7, channels)).astype(np.float32)
+    w = (rng.standard_normal((1, 1, channels, filters)) * 0.5).astype(np.float32)
+    bias, scale, shift = (rng.standard_normal(filters).astype(np.float32) for _ in range(3))
+    ran = _recording(monkeypatch)
+    got = fi.conv2d_epilogue_inference(x, w, 1, "VALID", bias=bias, activation="relu6", scale=scale, shift=shift)
+    expected = fi.conv2d_epilogue_reference(x, w, 1, "VALID", bias=bias, activation="relu6", scale=scale,
+                                            shift=shift)
+    assert ran and set(ran) == {"simd_tiles"}
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_mobilenet_blocks_expand_and_project_few_channels_in_tiles(width, seed, monkeypatch):
+    """The banded inverted residual with MobileNetV2's shapes of few channels (16 -> 96 -> 16 and the like;
+    a residual or many channels in the projection go through BLAS), against the three references."""
+    rng = np.random.default_rng(seed)
+    channels = int(rng.choice([16, 24, 32]))
+    mid, n, size = 2 * width * int(rng.integers(3, 6)), int(rng.integers(1, 3)), int(rng.integers(6, 15))
+    x = rng.standard_normal((n, size, size, channels)).astype(np.float32)
+    expand = (rng.standard_normal((1, 1, channels, mid)) * 0.3).astype(np.float32)
+    depthwise = (rng.standard_normal((3, 3, mid, 1)) * 0.3).astype(np.float32)
+    project = (rng.standard_normal((1, 1, mid, channels)) * 0.3).astype(np.float32)
+    epilogues = [dict(bias=rng.standard_normal(c).astype(np.float32), activation="relu6",
+                      scale=rng.random(c).astype(np.float32) + 0.5, shift=rng.standard_normal(c).astype(np.float32))
+                 for c in (mid, mid, channels)]
+    epilogues[2]["activation"] = "linear"
+    stride = int(rng.choice([1, 2]))
+    residual = x if stride == 1 else None
+    if seed % 2:
+        monkeypatch.setattr(ir, "BAND_BYTES", 1)          # bands of rows, borders inside each image
+    ran = _recording(monkeypatch)
+    got = ir.inverted_residual_inference(x, expand, depthwise, project, stride, "SAME", *epilogues,
+                                         residual=residual)
+    expected = ir.inverted_residual_reference(x, expand, depthwise, project, stride, "SAME", *epilogues,
+                                              residual=residual)
+    assert "simd_tiles" in ran
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
