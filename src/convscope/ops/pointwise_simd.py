@@ -70,24 +70,19 @@ def _make_kernel(width: int):
             b0, b1 = load(bias, c, zero), load(bias, c + width, zero)
             s0, s1 = load(scale, c, zero), load(scale, c + width, zero)
             h0, h1 = load(shift, c, zero), load(shift, c + width, zero)
+            ends = (b0, b1, s0, s1, h0, h1, low, high, low_after, high_after)
             r = 0
             while r < count:
                 r = min(r, count - ROWS)
                 a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11 = _tile_sums(xf, wf, r * depth, depth, channels,
                                                                               c, width, zero)
                 at = r * channels + c
-                _finish_pair(of, at, width, a0, a1, b0, b1, s0, s1, h0, h1, low, high, low_after, high_after,
-                             affine)
-                _finish_pair(of, at + channels, width, a2, a3, b0, b1, s0, s1, h0, h1, low, high, low_after, high_after,
-                             affine)
-                _finish_pair(of, at + 2 * channels, width, a4, a5, b0, b1, s0, s1, h0, h1, low, high, low_after, high_after,
-                             affine)
-                _finish_pair(of, at + 3 * channels, width, a6, a7, b0, b1, s0, s1, h0, h1, low, high, low_after, high_after,
-                             affine)
-                _finish_pair(of, at + 4 * channels, width, a8, a9, b0, b1, s0, s1, h0, h1, low, high, low_after, high_after,
-                             affine)
-                _finish_pair(of, at + 5 * channels, width, a10, a11, b0, b1, s0, s1, h0, h1, low, high, low_after, high_after,
-                             affine)
+                _finish_pair(of, at, width, a0, a1, ends, affine)
+                _finish_pair(of, at + channels, width, a2, a3, ends, affine)
+                _finish_pair(of, at + 2 * channels, width, a4, a5, ends, affine)
+                _finish_pair(of, at + 3 * channels, width, a6, a7, ends, affine)
+                _finish_pair(of, at + 4 * channels, width, a8, a9, ends, affine)
+                _finish_pair(of, at + 5 * channels, width, a10, a11, ends, affine)
                 r += ROWS
     return tiles
 
@@ -115,8 +110,10 @@ if compiled.available():
         return a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11
 
     @compiled.kernel(inline=True)
-    def _finish_pair(of, at, width, v0, v1, b0, b1, s0, s1, h0, h1, low, high, low_after, high_after, affine):
-        """One row's two vectors of sums finished (`finish_channels`' operations) and stored from of[at] on."""
+    def _finish_pair(of, at, width, v0, v1, ends, affine):
+        """One row's two vectors of sums finished (`finish_channels`' operations) and stored from of[at] on;
+        `ends`: the two vectors of bias, of scale, of shift, then the limits (low, high, low and high after)."""
+        b0, b1, s0, s1, h0, h1, low, high, low_after, high_after = ends
         v0, v1 = clip(add(v0, b0), low, high), clip(add(v1, b1), low, high)
         if affine:
             v0, v1 = add(multiply(v0, s0), h0), add(multiply(v1, s1), h1)
