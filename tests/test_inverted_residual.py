@@ -1,7 +1,8 @@
 """ops/inverted_residual.py: a MobileNetV2 block (1x1 expand -> 3x3 depthwise -> 1x1 project, each with its
 epilogue, the residual in the last) band by band, against the three unfused NumPy references one after
 another, each path of the ordered list alone, on random configurations (several bands, band borders at the
-image's top and bottom, strides 1 and 2, AVX2's 8 lanes); and its argument errors."""
+image's top and bottom, strides 1 and 2, AVX2's 8 lanes; with the NumPy kernels, that the banded path declines
+and the next one runs); and its argument errors."""
 
 import numpy as np
 import pytest
@@ -33,25 +34,45 @@ def _block(rng, dtype, lowest_mid):
     return x, expand, depthwise, project, stride, padding, epilogues
 
 
-def _only_path(path, lanes, seed, monkeypatch) -> bool:
-    """Run `path` alone (skipped where it cannot run), with `lanes` 8 for AVX2's tiles; odd seeds take bands
-    of rows, many per image, borders inside and at its edges (else units of whole images).  True: banded."""
+def _only_path(path, lanes, seed, monkeypatch):
+    """Run `path` alone, with `lanes` 8 for AVX2's tiles; odd seeds take bands of rows, many per image,
+    borders inside and at its edges (else units of whole images).  Returns (banded, asked): asked is None,
+    or, where the banded path cannot run (the NumPy kernels, no SIMD), a list that records each path's
+    answer while the whole list runs instead (`_check_declined`)."""
     if lanes == 8 and depthwise_fast.lanes():
         monkeypatch.setattr(depthwise_fast, "lanes", lambda: 8)
     banded = path == "banded"
-    if banded and not (fi.compiled.active() and depthwise_fast.lanes()):
-        pytest.skip("the banded path needs the compiled SIMD kernels")
-    monkeypatch.setattr(ir, "_PATHS", tuple(e for e in ir._PATHS if e[0] == path))
     if seed % 2:
         monkeypatch.setattr(ir, "BAND_BYTES", 1)
-    return banded
+    if banded and not (fi.compiled.active() and depthwise_fast.lanes()):
+        asked = []
+        monkeypatch.setattr(ir, "_PATHS", tuple((name, _recorded(name, applies, asked), run)
+                                                 for name, applies, run in ir._PATHS))
+        return banded, asked
+    monkeypatch.setattr(ir, "_PATHS", tuple(e for e in ir._PATHS if e[0] == path))
+    return banded, None
+
+
+def _recorded(name, applies, asked):
+    """`applies`, appending (name, its answer) to `asked`."""
+    def recorded(*args):
+        answer = applies(*args)
+        asked.append((name, answer))
+        return answer
+    return recorded
+
+
+def _check_declined(asked) -> None:
+    """Where the banded path cannot run: it was asked and declined, and "one_by_one" ran instead."""
+    if asked is not None:
+        assert asked == [("banded", False), ("one_by_one", True)], asked
 
 
 @pytest.mark.parametrize("lanes", ["native", 8])
 @pytest.mark.parametrize("path", [name for name, _, _ in ir._PATHS])
 @pytest.mark.parametrize("seed", range(10))
 def test_each_path_alone_matches_the_three_references(path, seed, lanes, monkeypatch):
-    banded = _only_path(path, lanes, seed, monkeypatch)
+    banded, asked = _only_path(path, lanes, seed, monkeypatch)
     rng = np.random.default_rng(700 + seed)
     dtype = np.float32 if banded or seed % 3 else np.float64
     x, expand, depthwise, project, stride, padding, epilogues = _block(rng, dtype, depthwise_fast.lanes() or 1)
@@ -62,6 +83,7 @@ def test_each_path_alone_matches_the_three_references(path, seed, lanes, monkeyp
     residual = (rng.standard_normal(out_shape[:3] + (project.shape[3],)).astype(dtype) if seed % 3 != 1 else None)
     expected = ir.inverted_residual_reference(x, expand, depthwise, project, stride, padding, *epilogues, residual)
     got = ir.inverted_residual_inference(x, expand, depthwise, project, stride, padding, *epilogues, residual)
+    _check_declined(asked)
     assert got.dtype == dtype and got.shape == expected.shape
     tolerance = dict(rtol=2e-5, atol=2e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(got, expected, **tolerance)
@@ -73,7 +95,7 @@ def test_each_path_alone_matches_the_three_references(path, seed, lanes, monkeyp
 def test_a_block_without_expansion_matches_depthwise_then_project(path, seed, lanes, monkeypatch):
     """expand None (MobileNetV2's first block, a MobileNet v1 pair): the input's rows go to the depthwise
     kernel as they are; against the two unfused references one after the other."""
-    banded = _only_path(path, lanes, seed, monkeypatch)
+    banded, asked = _only_path(path, lanes, seed, monkeypatch)
     rng = np.random.default_rng(900 + seed)
     dtype = np.float32 if banded or seed % 3 else np.float64
     x, _, depthwise, project, stride, padding, epilogues = _block(rng, dtype, depthwise_fast.lanes() or 1)
@@ -85,6 +107,7 @@ def test_a_block_without_expansion_matches_depthwise_then_project(path, seed, la
     expected = fi.conv2d_epilogue_reference(mid, project, 1, "VALID", residual=residual, **epilogues[2])
     got = ir.inverted_residual_inference(x, None, depthwise, project, stride, padding, {}, *epilogues[1:],
                                          residual)
+    _check_declined(asked)
     assert got.dtype == dtype and got.shape == expected.shape
     tolerance = dict(rtol=2e-5, atol=2e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(got, expected, **tolerance)
