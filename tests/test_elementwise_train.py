@@ -6,6 +6,7 @@ Run as a script (`python tests/test_elementwise_train.py`) it compares the compi
 reference and prints the SIMD width: the AVX2 test runs it in a child compiled for 256-bit vectors.
 """
 
+import functools
 import os
 import subprocess
 import sys
@@ -184,9 +185,9 @@ def _bn_tolerance(dtype):
     return 1e-5 if dtype == "float32" else 1e-10
 
 
-def _assert_close(ours, expected, dtype):
-    """Agreement to 1e-5 (float32) / 1e-10 (float64) relative to the values' scale."""
-    tolerance = _bn_tolerance(dtype)
+def _assert_close(ours, expected, dtype, tolerance=None):
+    """Agreement to 1e-5 (float32) / 1e-10 (float64), or `tolerance`, relative to the values' scale."""
+    tolerance = _bn_tolerance(dtype) if tolerance is None else tolerance
     assert ours.dtype == np.dtype(dtype) and ours.shape == expected.shape
     np.testing.assert_allclose(ours, expected, rtol=tolerance,
                                atol=tolerance * max(1.0, float(np.abs(expected).max(initial=0.0))))
@@ -208,8 +209,11 @@ def test_batch_norm_training_matches_torch(config, kernel_path):
     """Forward (y, batch mean and variance) and backward (x, gamma, beta) against torch's batch_norm +
     autograd, computed in float64 from the same values; the large-mean inputs need a stable variance."""
     torch = pytest.importorskip("torch")
-    if kernel_path == "numpy" and config["offset"] and config["dtype"] == "float32":
-        pytest.skip("the NumPy reference sums float32 in float32: no 1e-5 at a mean of 1000")
+    # The NumPy reference sums float32 in float32: at a mean of 1000 it cannot reach 1e-5 (its worst error over
+    # these configurations, measured: 1.7e-3, the gamma gradient), so it is held to 5e-3 there; the compiled
+    # kernels to 1e-5 everywhere.
+    loose = kernel_path == "numpy" and config["offset"] and config["dtype"] == "float32"
+    close = functools.partial(_assert_close, tolerance=5e-3 if loose else None)
     x, gamma, beta, grad_y = _bn_inputs(config)
     axis = config["axis"]
     y, ctx, mean, var = ops.batch_norm_train(x, gamma, beta, axis, 1e-3)
@@ -223,15 +227,15 @@ def test_batch_norm_training_matches_torch(config, kernel_path):
     expected.backward(torch.tensor(np.moveaxis(grad_y, axis, 1).astype(np.float64)))
     from_torch = lambda t: np.moveaxis(t.detach().numpy(), 1, axis)
     dims = [0, 2, 3]
-    _assert_close(y, from_torch(expected), config["dtype"])
-    _assert_close(mean, x_t.mean(dim=dims).detach().numpy(), config["dtype"])
-    _assert_close(var, x_t.var(dim=dims, unbiased=False).detach().numpy(), config["dtype"])
-    _assert_close(grad_x, from_torch(x_t.grad), config["dtype"])
+    close(y, from_torch(expected), config["dtype"])
+    close(mean, x_t.mean(dim=dims).detach().numpy(), config["dtype"])
+    close(var, x_t.var(dim=dims, unbiased=False).detach().numpy(), config["dtype"])
+    close(grad_x, from_torch(x_t.grad), config["dtype"])
     if gamma is None:
         assert grad_gamma is None and grad_beta is None
     else:
-        _assert_close(grad_gamma, g_t.grad.numpy(), config["dtype"])
-        _assert_close(grad_beta, b_t.grad.numpy(), config["dtype"])
+        close(grad_gamma, g_t.grad.numpy(), config["dtype"])
+        close(grad_beta, b_t.grad.numpy(), config["dtype"])
 
 
 @pytest.mark.skipif(not compiled.available(), reason="numba is not installed")

@@ -7,6 +7,7 @@ and the next one runs); and its argument errors."""
 import numpy as np
 import pytest
 
+from _paths import assert_declined, recording
 from convscope.ops import depthwise_fast, fused_inference as fi, inverted_residual as ir
 
 pytestmark = pytest.mark.usefixtures("kernel_path")
@@ -46,25 +47,16 @@ def _only_path(path, lanes, seed, monkeypatch):
         monkeypatch.setattr(ir, "BAND_BYTES", 1)
     if banded and not (fi.compiled.active() and depthwise_fast.lanes()):
         asked = []
-        monkeypatch.setattr(ir, "_PATHS", tuple((name, _recorded(name, applies, asked), run)
-                                                 for name, applies, run in ir._PATHS))
+        monkeypatch.setattr(ir, "_PATHS", recording(ir._PATHS, asked))
         return banded, asked
     monkeypatch.setattr(ir, "_PATHS", tuple(e for e in ir._PATHS if e[0] == path))
     return banded, None
 
 
-def _recorded(name, applies, asked):
-    """`applies`, appending (name, its answer) to `asked`."""
-    def recorded(*args):
-        answer = applies(*args)
-        asked.append((name, answer))
-        return answer
-    return recorded
-
-
 def _check_declined(asked) -> None:
     """Where the banded path cannot run: it was asked and declined, and "one_by_one" ran instead."""
     if asked is not None:
+        assert_declined(asked, "banded")
         assert asked == [("banded", False), ("one_by_one", True)], asked
 
 

@@ -5,6 +5,7 @@ seen by the next predict, and a Keras MobileNetV2's predictions (the independent
 import numpy as np
 import pytest
 
+from _paths import assert_declined, recording
 from convscope import layers as L
 from convscope.models import Model, Sequential
 from convscope.models.plan import INFERENCE, EpilogueStage, build_plan
@@ -74,20 +75,25 @@ def test_each_depthwise_path_alone_matches_the_unfused_reference(path, seed, lan
     if lanes == 8 and depthwise_fast.lanes():
         monkeypatch.setattr(depthwise_fast, "lanes", lambda: 8)
     simd = path.startswith("simd")
+    asked = None
     if path != "reference" and not fi.compiled.active() or simd and not depthwise_fast.lanes():
-        pytest.skip(f"{path} needs the compiled kernels" + (" with SIMD" if simd else ""))
-    monkeypatch.setattr(fi, "_DEPTHWISE_PATHS", tuple(e for e in fi._DEPTHWISE_PATHS if e[0] == path))
+        asked = []          # the path cannot run here: the whole list runs, and the path must decline
+        monkeypatch.setattr(fi, "_DEPTHWISE_PATHS", recording(fi._DEPTHWISE_PATHS, asked))
+    else:
+        monkeypatch.setattr(fi, "_DEPTHWISE_PATHS", tuple(e for e in fi._DEPTHWISE_PATHS if e[0] == path))
     rng = np.random.default_rng(500 + seed)
     dtype = np.float32 if simd or seed % 2 else np.float64
     k = 3 if path == "simd_3x3" else int(rng.choice([1, 2, 3, 5]))
     stride = int(rng.choice([1, 2])) if path == "simd_3x3" else int(rng.integers(1, 4))
     dilation = 1 if path == "simd_3x3" or stride > 1 else int(rng.choice([1, 2]))
-    lowest = depthwise_fast.lanes() if simd else 1
+    lowest = max(1, depthwise_fast.lanes()) if simd else 1
     x = (rng.standard_normal((int(rng.integers(1, 4)), int(rng.integers(3, 16)), int(rng.integers(3, 22)),
                               int(rng.integers(lowest, lowest + 40)))) * 2).astype(dtype)
     if seed % 4 == 3:                   # a NaN stays NaN through the window sums and every activation
         x[0, x.shape[1] // 2, x.shape[2] // 2, 0] = np.nan
     _check_depthwise(rng, x, k, 2 if path == "reference" and seed % 2 else 1, stride, dilation)
+    if asked is not None:
+        assert_declined(asked, path)
 
 
 @pytest.mark.parametrize("lanes", ["native", 8])
@@ -167,9 +173,12 @@ def test_each_conv2d_epilogue_path_alone_matches_the_unfused_reference(path, see
     convolution then the rest."""
     rng = np.random.default_rng(300 + seed)
     entry = next(e for e in fi._CONV_PATHS if e[0] == path)
+    asked = None
     if path == "gemm_1x1_columns" and not fi.compiled.active():
-        pytest.skip("the columns path applies its epilogue with the compiled kernel")
-    monkeypatch.setattr(fi, "_CONV_PATHS", (entry,))
+        asked = []          # it applies its epilogue with the compiled kernel: here it must decline
+        monkeypatch.setattr(fi, "_CONV_PATHS", recording(fi._CONV_PATHS, asked))
+    else:
+        monkeypatch.setattr(fi, "_CONV_PATHS", (entry,))
     dtype = (np.float32, np.float64)[seed % 2]
     pointwise = path.startswith("gemm")
     big = path == "gemm_1x1" and seed < 2
@@ -190,6 +199,8 @@ def test_each_conv2d_epilogue_path_alone_matches_the_unfused_reference(path, see
         args.update(residual=None, activation=ACTS[seed % 2], then=ACTS[(seed // 2) % 2])
     expected = fi.conv2d_epilogue_reference(x, filters, stride, padding, **args)
     got = fi.conv2d_epilogue_inference(x, filters, stride, padding, **args)
+    if asked is not None:
+        assert_declined(asked, path)
     assert got.dtype == dtype and got.shape == expected.shape
     np.testing.assert_allclose(got, expected, **_tolerance(dtype))
 
