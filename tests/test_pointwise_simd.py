@@ -1,16 +1,16 @@
 """ops/pointwise_simd.py: a 1x1 product of few input channels with its epilogue in SIMD tiles, against a
-float64 product and the compiled epilogue (`fused_inference._apply_rows`), on random configurations, for
+float64 product and the NumPy epilogue (`fused_inference.epilogue_reference`), on random configurations, for
 AVX2's and AVX-512's vector widths (LLVM splits the wider vectors where it must); where it runs
-(`applies`), that a row's bits do not depend on the rows beside it, NaN and infinities as the scalar
+(`applies`), that a row's bits do not depend on the rows beside it, NaN and infinities as the NumPy
 epilogue, and the fused ops that take it (a 1x1 `conv2d_epilogue_inference`, MobileNetV2's blocks)."""
 
 import numpy as np
 import pytest
 
+from _paths import recording
 from convscope.ops import compiled, fused_inference as fi, inverted_residual as ir, pointwise_simd as ps
 
 pytestmark = pytest.mark.skipif(not compiled.available(), reason="the SIMD tiles are compiled")
-ACTS = ("linear", "relu", "relu6")
 
 
 @pytest.fixture(params=[256, 512], ids=["avx2", "avx512"])
@@ -32,12 +32,10 @@ def _case(rng, lanes, rows=None, depth=None):
 
 
 def _expected(x, w, bias, scale, shift, act, then, affine):
-    """The float64 product rounded to float32, then the compiled scalar epilogue."""
+    """The float64 product rounded to float32, then the NumPy epilogue (`ops.activations`, op after op)."""
     z = (x.astype(np.float64) @ w.astype(np.float64)).astype(np.float32)
-    arrays = fi._epilogue_arrays(np.float32, w.shape[1], bias, scale if affine else None, shift if affine else None,
-                                 None)
-    fi._apply_rows(z, 0, arrays, (act, affine, False, then))
-    return z
+    return fi.epilogue_reference(z, bias, fi.INFERENCE_ACTIVATIONS[act], scale if affine else None,
+                                 shift if affine else None, None, fi.INFERENCE_ACTIVATIONS[then])
 
 
 def _tiles(x, w, bias, scale, shift, act, then, affine):
@@ -66,15 +64,14 @@ def test_a_rows_bits_do_not_depend_on_the_rows_beside_it(width):
         np.testing.assert_array_equal(_tiles(np.ascontiguousarray(x[start:stop]), w, *rest), whole[start:stop])
 
 
-def test_nan_and_infinities_pass_through_as_in_the_scalar_epilogue(width):
+def test_nan_and_infinities_pass_through_as_in_the_reference_epilogue(width):
     rng = np.random.default_rng(3)
     x, w, bias, scale, shift, _, _, _ = _case(rng, width, rows=20, depth=16)
     x[2, 3], x[5, 0], x[9, 9] = np.nan, np.inf, -np.inf
     for act, then in [(1, 0), (2, 2), (0, 1), (2, 0)]:
         got = _tiles(x, w, bias, scale, shift, act, then, True)
-        z = x @ w            # the same float32 products and sums where they are not finite
-        arrays = fi._epilogue_arrays(np.float32, w.shape[1], bias, scale, shift, None)
-        fi._apply_rows(z, 0, arrays, (act, True, False, then))
+        z = fi.epilogue_reference(x @ w, bias, fi.INFERENCE_ACTIVATIONS[act], scale, shift, None,
+                                  fi.INFERENCE_ACTIVATIONS[then])    # NumPy's products where not finite
         assert np.array_equal(np.isnan(got), np.isnan(z))
         finite = np.isfinite(z)
         np.testing.assert_allclose(got[finite], z[finite], rtol=1e-5, atol=1e-4)
@@ -107,15 +104,6 @@ def test_a_wrong_output_is_refused(width):
             ps.product_rows(x, w, out, bias, scale, shift, limits, affine)
 
 
-def _recording(monkeypatch):
-    """The names of `fused_inference._product_rows`' paths as they run."""
-    ran = []
-    paths = tuple((name, applies, (lambda run, name: lambda *a: (ran.append(name), run(*a)))(run, name))
-                  for name, applies, run in fi._ROWS_PATHS)
-    monkeypatch.setattr(fi, "_ROWS_PATHS", paths)
-    return ran
-
-
 @pytest.mark.parametrize("seed", range(4))
 def test_a_1x1_convolution_with_its_epilogue_takes_the_tiles(width, seed, monkeypatch):
     """conv2d_epilogue_inference's 1x1 path on few input channels, against the unfused reference."""
@@ -124,11 +112,12 @@ def test_a_1x1_convolution_with_its_epilogue_takes_the_tiles(width, seed, monkey
     x = rng.standard_normal((int(rng.integers(2, 5)), 9, 7, channels)).astype(np.float32)
     w = (rng.standard_normal((1, 1, channels, filters)) * 0.5).astype(np.float32)
     bias, scale, shift = (rng.standard_normal(filters).astype(np.float32) for _ in range(3))
-    ran = _recording(monkeypatch)
+    asked = []
+    monkeypatch.setattr(fi, "_ROWS_PATHS", recording(fi._ROWS_PATHS, asked))
     got = fi.conv2d_epilogue_inference(x, w, 1, "VALID", bias=bias, activation="relu6", scale=scale, shift=shift)
     expected = fi.conv2d_epilogue_reference(x, w, 1, "VALID", bias=bias, activation="relu6", scale=scale,
                                             shift=shift)
-    assert ran and set(ran) == {"simd_tiles"}
+    assert asked and set(asked) == {("simd_tiles", True)}      # every block in the tiles
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
 
 
@@ -151,10 +140,11 @@ def test_mobilenet_blocks_expand_and_project_few_channels_in_tiles(width, seed, 
     residual = x if stride == 1 else None
     if seed % 2:
         monkeypatch.setattr(ir, "BAND_BYTES", 1)          # bands of rows, borders inside each image
-    ran = _recording(monkeypatch)
+    asked = []
+    monkeypatch.setattr(fi, "_ROWS_PATHS", recording(fi._ROWS_PATHS, asked))
     got = ir.inverted_residual_inference(x, expand, depthwise, project, stride, "SAME", *epilogues,
                                          residual=residual)
     expected = ir.inverted_residual_reference(x, expand, depthwise, project, stride, "SAME", *epilogues,
                                               residual=residual)
-    assert "simd_tiles" in ran
+    assert ("simd_tiles", True) in asked
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
