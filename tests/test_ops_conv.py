@@ -427,22 +427,32 @@ def test_blocks_on_parallel_threads_match_blocks_in_order(channels, monkeypatch)
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("pads, value", [(((1, 1), (1, 1)), 0.0), (((0, 2), (3, 0)), -np.inf),
-                                         (((2, 0), (0, 1)), 1.5)])
-def test_the_compiled_padding_fills_as_numpy_does(pads, value, dtype):
-    """`conv._fill_padded`'s kernel (rows written once) against its NumPy assignments, a strided input too."""
+                                         (((2, 0), (0, 1)), 1.5), (((0, 1), (0, 1)), 0.0)])
+@pytest.mark.parametrize("layout, channels", [("strided", 6), ("contiguous", 1), ("contiguous", 3),
+                                              ("contiguous", 64)])
+def test_the_compiled_padding_fills_as_numpy_does(pads, value, dtype, layout, channels, monkeypatch):
+    """`conv._fill_padded`'s kernels (rows written once; C-contiguous arrays as flat runs of each row)
+    against its NumPy assignments and `np.pad`, for a strided input and contiguous ones of 1-64 channels."""
     from convscope.ops import compiled, conv
     if not compiled.available():
         pytest.skip("the compiled padding needs numba")
     rng = np.random.default_rng(3)
-    x = rng.standard_normal((3, 5, 8, 7)).astype(dtype)[:, :, ::2, 1:]       # non-contiguous
-    x[0, 1, 2, 3] = np.nan
+    x = rng.standard_normal((3, 5, 8, channels + 1)).astype(dtype)
+    x = x[:, :, ::2, 1:] if layout == "strided" else np.ascontiguousarray(x[:, :, :4, 1:])
+    x[0, 1, 2, channels - 1] = np.nan
+    ran = []
+    for name in ("_fill_padded_kernel", "_fill_padded_rows_kernel"):
+        kernel = getattr(conv, name)
+        monkeypatch.setattr(conv, name, lambda *args, kernel=kernel, name=name: ran.append(name) or kernel(*args))
     shape = conv.padded_shape(x.shape, pads)
     got, expected = np.full(shape, 7, dtype), np.full(shape, 7, dtype)
     with compiled.use_compiled(True):
         conv._fill_padded(got, x, pads, value)
     with compiled.use_compiled(False):
         conv._fill_padded(expected, x, pads, value)
+    assert ran == ["_fill_padded_rows_kernel" if layout == "contiguous" else "_fill_padded_kernel"]
     np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(got, np.pad(x, ((0, 0),) + tuple(pads) + ((0, 0),), constant_values=value))
     (top, _), (left, _) = pads
     np.testing.assert_array_equal(got[:, top:top + 5, left:left + 4], x)
 
