@@ -41,13 +41,11 @@ def _torch(x, filters, strides, padding, dilations, bias, activation, scale, shi
                           dilation=dilations)
     if bias is not None:
         t = t + torch.from_numpy(bias)[:, None, None]
-    if activation == "relu":
-        t = functional.relu(t)
+    activations = {"linear": lambda v: v, "relu": functional.relu, "relu6": functional.relu6}
+    t = activations[activation](t)
     if scale is not None:
         t = t * torch.from_numpy(scale)[:, None, None] + torch.from_numpy(shift)[:, None, None]
-    if then == "relu":
-        t = functional.relu(t)
-    return t.numpy().transpose(0, 2, 3, 1)
+    return activations[then](t).numpy().transpose(0, 2, 3, 1)
 
 
 def _case(seed, path):
@@ -99,6 +97,36 @@ def test_each_path_matches_the_reference_and_torch(path, seed, monkeypatch):
     np.testing.assert_array_equal(np.isnan(ours), np.isnan(reference))
     theirs = _torch(x, filters, strides, padding, dilations, bias, activation, scale, shift, then)
     np.testing.assert_allclose(ours, theirs, rtol=10 * rtol, atol=5 * rtol * scale_of)
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("path", ["winograd", "direct", "gemm"])
+def test_each_path_caps_a_relu6_as_torch(path, seed, monkeypatch):
+    """A ReLU6 as `activation` (no BN map after it) or `then` (a MobileNet stem's conv -> BN -> ReLU6): each
+    path caps its finished blocks at 6, as the NumPy reference and PyTorch's relu6 do."""
+    x, filters, strides, padding, dilations, _ = _case(seed, path)
+    rng = np.random.default_rng(100 + seed)
+    channels = filters.shape[3]
+    bias, shift = (rng.standard_normal(channels).astype(np.float32) for _ in range(2))
+    scale = (8 * rng.random(channels)).astype(np.float32)           # values past 6 to cap
+    bias, activation, scale, shift, then = [(8 * bias, "relu6", None, None, "linear"),
+                                            (None, "linear", scale, shift, "relu6"),
+                                            (bias, "relu", scale, shift, "relu6"),
+                                            (4 * bias, "relu6", None, None, "relu6")][seed % 4]
+    calls = _only(monkeypatch, path)
+    ours = ops.conv2d_inference(x, filters, strides, padding, dilations, bias=bias, activation=activation,
+                                scale=scale, shift=shift, then=then)
+    as64 = [None if v is None else v.astype(np.float64) for v in (x, filters, bias, scale, shift)]
+    with compiled.use_compiled(False):
+        reference = ops.conv2d_inference(as64[0], as64[1], strides, padding, dilations, bias=as64[2],
+                                         activation=activation, scale=as64[3], shift=as64[4], then=then)
+    ctx = conv._forward_context(x, filters, (strides,) * 2, padding, (dilations,) * 2, 1, "NHWC")
+    assert calls == ([path] if getattr(conv_split, f"{path}_applies")(ctx) else [])
+    assert np.nanmax(ours) == 6 and np.any((ours > 0) & (ours < 6))
+    np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-4)
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(reference))
+    theirs = _torch(x, filters, strides, padding, dilations, bias, activation, scale, shift, then)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("shape,out_channels,path", [

@@ -129,7 +129,12 @@ def test_batch_norm_affine_is_the_inference_normalization(dtype):
     (lambda x, w: ops.conv2d_inference(x, w, 1, "SAME", scale=np.ones(4), shift=np.ones(4)), ValueError,
      r"conv2d_inference: argument `scale` must have shape \(3,\) \(one per channel\), got \(4,\)"),
     (lambda x, w: ops.conv2d_inference(x, w, 1, "SAME", then="tanh"), ValueError,
-     r"conv2d_inference: argument `then` must be one of \('linear', 'relu'\), got 'tanh'"),
+     r"conv2d_inference: argument `then` must be one of \('linear', 'relu', 'relu6'\), got 'tanh'"),
+    (lambda x, w: ops.conv2d_inference(x, w, 1, "SAME", activation="relu6", pool=("max", 2, 2, "VALID")),
+     ValueError, r"conv2d_inference: argument `pool` must be None with a capped ReLU \['relu6'\] in `activation`"),
+    (lambda x, w: ops.conv2d_inference(x, w, 1, "SAME", activation="relu6", scale=np.ones(3), shift=np.ones(3)),
+     ValueError, r"conv2d_inference: argument `activation` must be one of \('linear', 'relu'\) when `scale` is "
+                 r"given \(a cap goes last\), got 'relu6'"),
     (lambda x, w: ops.conv2d_inference(x, w, 1, "SAME", activation="sigmoid"), ValueError,
      r"conv2d_inference: argument `activation` must be one of"),
     (lambda x, w: ops.conv2d_inference(x, w, 1, "SAME", pool=("min", 2, 2, "SAME")), ValueError,

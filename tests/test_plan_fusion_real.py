@@ -195,14 +195,39 @@ def test_each_conv2d_epilogue_path_alone_matches_the_unfused_reference(path, see
     padding = "VALID" if pointwise else _padding(rng)
     shape = fi.conv2d_epilogue_reference(x, filters, stride, padding).shape
     args = _epilogue_args(rng, filters.shape[3], shape, dtype)
-    if path == "conv2d_inference":       # its own epilogue only: ReLU or none, no residual
-        args.update(residual=None, activation=ACTS[seed % 2], then=ACTS[(seed // 2) % 2])
+    if path == "conv2d_inference":       # its own epilogue only: ReLU, ReLU6 last, or none; no residual
+        args.update(residual=None, activation=ACTS[seed % 3], then=ACTS[(seed // 3) % 3])
+        if args["activation"] == "relu6":
+            args.update(scale=None, shift=None)
+        args["bias"] = None if args["bias"] is None else args["bias"] * 8      # values past 6 to cap
     expected = fi.conv2d_epilogue_reference(x, filters, stride, padding, **args)
     got = fi.conv2d_epilogue_inference(x, filters, stride, padding, **args)
     if asked is not None:
         assert_declined(asked, path)
     assert got.dtype == dtype and got.shape == expected.shape
     np.testing.assert_allclose(got, expected, **_tolerance(dtype))
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_a_mobilenet_stem_keeps_its_relu6_in_the_convolutions_own_epilogue(batch, monkeypatch):
+    """conv 3x3 stride 2 -> BN -> ReLU6 (MobileNetV2's Conv1): `conv2d_inference` applies the whole epilogue,
+    the cap last on each finished block; a ReLU6 before the BN map leaves the map and the cap to the pass
+    after it.  Both against the unfused reference."""
+    rng = np.random.default_rng(batch)
+    x = rng.random((batch, 34, 33, 3)).astype(np.float32)
+    filters = rng.standard_normal((3, 3, 3, 32)).astype(np.float32)
+    scale, shift = (4 * rng.random(32)).astype(np.float32), rng.standard_normal(32).astype(np.float32)
+    for activation, then, path in (("linear", "relu6", "conv2d_inference"),
+                                   ("relu6", "linear", "conv2d_inference+epilogue")):
+        asked = []
+        monkeypatch.setattr(fi, "_CONV_PATHS", recording(fi._CONV_PATHS, asked))
+        args = dict(activation=activation, scale=scale, shift=shift, then=then)
+        got = fi.conv2d_epilogue_inference(x, filters, 2, "SAME", **args)
+        expected = fi.conv2d_epilogue_reference(x, filters, 2, "SAME", **args)
+        assert [name for name, answer in asked if answer] == [path]
+        assert got.max() == 6 if then == "relu6" else got.max() > 6
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+        monkeypatch.undo()
 
 
 @pytest.mark.parametrize("then", ACTS)

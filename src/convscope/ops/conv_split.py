@@ -78,19 +78,43 @@ def _ranges(count: int, size: int) -> List[Tuple[int, int]]:
     return [(start, min(count, start + size)) for start in range(0, count, size)]
 
 
-def epilogue_tuple(bias, activation: str, scale, shift, then: str, channels: int, dtype) -> tuple:
-    """(finish, bias, relu, scale, shift, affine, relu_after) as the compiled kernels take the epilogue."""
+def epilogue_tuple(bias, activation: str, scale, shift, then: str, channels: int, dtype, cap=None) -> tuple:
+    """(finish, bias, relu, scale, shift, affine, relu_after) as the compiled kernels take the epilogue, then
+    the cap each finished block takes last (`fused.CAPS`; inf: none)."""
     zeros = np.zeros(channels, dtype=dtype)
     finish = bias is not None or activation == "relu" or scale is not None or then == "relu"
     return (finish, zeros if bias is None else bias, activation == "relu", zeros if scale is None else scale,
-            zeros if shift is None else shift, scale is not None, then == "relu")
+            zeros if shift is None else shift, scale is not None, then == "relu", np.inf if cap is None else cap)
 
 
 def _finish_rows(rows: np.ndarray, epilogue: tuple, channels: slice) -> None:
     """The epilogue on a (rows, channels) view of the output (strided where the channels are split)."""
-    finish, bias, relu, scale, shift, affine, relu_after = epilogue
+    finish, bias, relu, scale, shift, affine, relu_after, cap = epilogue
     if finish:
         _epilogue_kernel(rows, bias[channels], relu, scale[channels], shift[channels], affine, relu_after)
+    _cap(rows, cap)
+
+
+def _cap(block: np.ndarray, cap: float) -> None:
+    """The cap of a capped ReLU on a finished block (2-D rows or 4-D NHWC, a view), in place; NaN stays NaN
+    (compiled: NumPy's `minimum` took longer than the block's whole epilogue)."""
+    if cap == np.inf:
+        return
+    if compiled.active():
+        _cap_kernel(block.reshape((1,) * (4 - block.ndim) + block.shape), block.dtype.type(cap))
+    else:
+        np.minimum(block, block.dtype.type(cap), out=block)
+
+
+@compiled.kernel
+def _cap_kernel(z, cap):
+    """z = min(z, cap) in place, NaN kept (`np.minimum` of two scalars: the loop vectorizes; a conditional
+    expression or `min` did not)."""
+    for a in range(z.shape[0]):
+        for b in range(z.shape[1]):
+            for c in range(z.shape[2]):
+                for d in range(z.shape[3]):
+                    z[a, b, c, d] = np.minimum(z[a, b, c, d], cap)
 
 
 def _channel_part(u: np.ndarray, epilogue: tuple, part: slice) -> Tuple[np.ndarray, tuple]:
@@ -121,13 +145,14 @@ def winograd_forward(ctx, epilogue: tuple, out: np.ndarray) -> None:
     u = winograd.transform_filters(w)
     tasks = plan(len(out), tiles_h, tiles_w, tiles_w * 16 * (channels + out_channels) * w.itemsize,
                  WINOGRAD_BUDGET_BYTES, out_channels, min_rows=WINOGRAD_MIN_TILES, workers=_alone(ctx, out))
-    parts = {(part.start, part.stop): _channel_part(u, epilogue, part) for _, _, part in tasks}
+    parts = {(part.start, part.stop): _channel_part(u, epilogue[:7], part) for _, _, part in tasks}
 
     def work(chunk):
         for images, tile_rows, part in chunk:
             rows = slice(2 * tile_rows.start, min(oh, 2 * tile_rows.stop))
             winograd.conv_band(tiled, images, tile_rows, *parts[part.start, part.stop],
                                out=out[images, rows, :, part])
+            _cap(out[images, rows, :, part], epilogue[7])
 
     _run(tasks, work, out, ctx)
 

@@ -8,7 +8,9 @@ output goes to memory:
 
 * `conv2d_inference` (inference) applies the bias, the activation, an inference
   batch norm's per-channel affine map, a second ReLU and a max or average pooling,
-  and keeps nothing for a backward pass;
+  and keeps nothing for a backward pass; a ReLU6 (a MobileNet stem's conv -> BN -> ReLU6) is a ReLU whose
+  cap at 6 each block takes last, while in cache (so only where nothing but ReLUs follows it: not before
+  the affine map, not before a pooling);
 * `conv2d_max_pool_forward` (training) applies the bias and activation and a max
   pooling, and returns the contexts of both backward passes; the convolution's
   output is not kept.
@@ -29,13 +31,39 @@ import numpy as np
 from . import compiled, conv_split
 from .conv import (_check_conv_args, _forward_context, bind_arrays, conv2d_forward, convolve, convolve_pooled,
                    forward_geometry, pools_in_tiles, whole_image_blocks)
-from .epilogue import bias_activation_forward, check_affine, check_epilogue, epilogue_value
+from .epilogue import FUSED_ACTIVATIONS, bias_activation_forward, check_affine, check_epilogue, epilogue_value
 from .parallel import on_slices
 from .pooling import avg_pool2d, max_pool2d, max_pool2d_context, max_pool2d_forward, max_pool2d_into, pool_geometry
 
-__all__ = ["conv2d_inference", "prepare_conv2d_inference", "conv2d_max_pool_forward"]
+__all__ = ["CAPS", "conv2d_inference", "prepare_conv2d_inference", "conv2d_max_pool_forward"]
 
 POOL_MODES = ("max", "avg")
+CAPS = {"relu6": 6.0}       # conv2d_inference's capped ReLUs: a ReLU, then the cap on each finished block
+
+
+def _check_caps(activation: str, then: str, scale, pool, op: str) -> Tuple[str, str, Optional[float]]:
+    """(activation, then) with a capped ReLU as a ReLU, and the cap (None without one); the cap is the
+    epilogue's last step, so a capped `activation` takes no `scale` after it, and neither takes a `pool`."""
+    allowed = FUSED_ACTIVATIONS + tuple(CAPS)
+    for name, value in (("activation", activation), ("then", then)):
+        if not isinstance(value, str) or value not in allowed:
+            raise ValueError(f"{op}: argument `{name}` must be one of {allowed}, got {value!r}")
+
+    def is_capped(value) -> bool:
+        return value in CAPS
+
+    capped = [name for name, value in (("activation", activation), ("then", then)) if is_capped(value)]
+    if not capped:
+        return activation, then, None
+    if pool is not None:
+        raise ValueError(f"{op}: argument `pool` must be None with a capped ReLU {sorted(CAPS)} in "
+                         f"`{capped[0]}`, got {pool!r}")
+    if is_capped(activation) and scale is not None:
+        raise ValueError(f"{op}: argument `activation` must be one of ('linear', 'relu') when `scale` is given "
+                         f"(a cap goes last), got {activation!r}")
+    cap = min(CAPS[value] for value in (activation, then) if is_capped(value))
+    activation, then = ("relu" if is_capped(value) else value for value in (activation, then))
+    return activation, then, cap
 
 
 def _check_pool(pool, op: str) -> Optional[tuple]:
@@ -84,7 +112,7 @@ def conv2d_inference(input, filters, strides, padding, dilations=None, groups: i
     """`pool(then(activation(conv2d(input) + bias) * scale + shift))` for an NHWC batch.
 
     `filters`, `strides`, `padding`, `dilations` and `groups` are `conv2d`'s; `bias` has one
-    value per filter; `activation` and `then` are "linear" or "relu"; `scale` and `shift`
+    value per filter; `activation` and `then` are "linear", "relu" or "relu6" (`_check_caps`); `scale` and `shift`
     (one per filter, both or neither) are an inference BatchNormalization's map
     (`batch_norm_affine`); `pool` is None or (mode, ksize, strides, padding) with mode "max"
     or "avg", as `max_pool2d`/`avg_pool2d` take them.
@@ -106,9 +134,10 @@ def prepare_conv2d_inference(input, filters, strides, padding, dilations=None, g
     x, w, strides, dilations, padding, _, groups = _check_conv_args(
         input, filters, strides, padding, "NHWC", dilations, groups)
     channels = w.shape[3]
+    pool = _check_pool(pool, op)
+    activation, then, cap = _check_caps(activation, then, scale, pool, op)
     check_epilogue(bias, activation, channels, op, "one per filter")
     check_affine(scale, shift, then, channels, op)
-    pool = _check_pool(pool, op)
     geometry = forward_geometry(x, w, strides, padding, dilations, groups, "NHWC", pad_in_blocks=True)
     dtype, deciding = geometry["dtype"], dict(geometry, filters=w)
     conv_shape = (x.shape[0],) + tuple(geometry["out_hw"]) + (channels,)
@@ -125,7 +154,7 @@ def prepare_conv2d_inference(input, filters, strides, padding, dilations=None, g
         def run(input, filters, bias, scale, shift):
             ctx, bias, scale, shift = arrays(input, filters, bias, scale, shift)
             out = np.empty(conv_shape, dtype=dtype)
-            path(ctx, (bias, activation, scale, shift, then), out)
+            path(ctx, (bias, activation, scale, shift, then, cap), out)
             return out
         return run
     average = pool[0] == "avg"
@@ -150,7 +179,7 @@ def prepare_conv2d_inference(input, filters, strides, padding, dilations=None, g
             convolve(ctx, lambda rows: None, finish=finish)
         else:                     # the whole output, then the pooling
             out = np.empty(conv_shape, dtype=dtype)
-            path(ctx, (None, "linear", None, None, "linear"), out)
+            path(ctx, (None, "linear", None, None, "linear", None), out)
             on_slices(len(out), out.nbytes, lambda images: finish(images, out[images]))
         return pooled
     return run_then_pool
@@ -185,14 +214,23 @@ def _pool_finisher(activation, then, pool, window, counts, channels, dtype):
 
 def _blocks(ctx, epilogue: tuple, out: np.ndarray) -> None:
     """`conv.convolve`'s blocks of whole images (or bands of rows of one large image), with the NumPy or
-    compiled epilogue on each: the reference path, and the one for groups and 1x1 convolutions."""
-    convolve(ctx, lambda rows: bias_activation_forward(rows, *epilogue), out)
+    compiled epilogue on each (then the cap, if any): the reference path, and the one for groups and 1x1
+    convolutions.  `epilogue`: (bias, activation, scale, shift, then, cap)."""
+    cap = epilogue[5]
+
+    def finish(rows):
+        bias_activation_forward(rows, *epilogue[:5])
+        if cap is not None:
+            np.minimum(rows, cap, out=rows)
+
+    convolve(ctx, finish, out)
 
 
 def _split(name: str):
     """A `conv_split` computation (tasks split so that every thread has work), taking `_blocks`' arguments."""
     def run(ctx, epilogue: tuple, out: np.ndarray) -> None:
-        conv_split.FORWARD[name](ctx, conv_split.epilogue_tuple(*epilogue, out.shape[3], out.dtype), out)
+        conv_split.FORWARD[name](ctx, conv_split.epilogue_tuple(*epilogue[:5], out.shape[3], out.dtype,
+                                                                 epilogue[5]), out)
     run.__name__ = f"_split_{name}"
     return run
 

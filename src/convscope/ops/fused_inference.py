@@ -19,7 +19,8 @@ ordered list of paths, the first that applies runs (as oneDNN's implementation l
   over them; any window, stride, dilation, padding, borders handled without a padded copy); else
   the reference;
 * `conv2d_epilogue_inference`: `conv2d_inference` where its own epilogue (bias, ReLU, the
-  BN map, ReLU) is the whole epilogue, but for a 1x1 convolution of one image; else a 1x1 convolution as one GEMM on the NHWC rows
+  BN map, ReLU, a ReLU6's cap last) is the whole epilogue, but for a 1x1 convolution of one image; else
+  a 1x1 convolution as one GEMM on the NHWC rows
   (a strided one reads every s-th pixel first): of few rows (batch 1), the matrix's columns shared
   among the threads, then the epilogue; else block by block of rows with the epilogue after each
   product; else `conv2d_inference` and the rest of the epilogue in one more pass;
@@ -413,8 +414,12 @@ def _gemm_path(x, w, geometry, out_hw, dtype, epilogue, arguments):
 
 
 def _own_epilogue(epilogue) -> bool:
-    """True when `conv2d_inference` applies the whole epilogue itself (ReLU or none, no residual)."""
-    return epilogue[3] is None and max(epilogue[4], epilogue[5]) <= _CODES["relu"]
+    """True when `conv2d_inference` applies the whole epilogue itself: no residual, ReLU or none, or a ReLU6
+    last (its cap on each finished block: `then`, or the activation where no BN map follows it)."""
+    _, scale, _, residual, act, after = epilogue
+    if residual is not None or max(act, after) > _CODES["relu6"]:
+        return False
+    return act != _CODES["relu6"] or scale is None
 
 
 def _conv_own_path(x, w, geometry, out_hw, dtype, epilogue, arguments):
