@@ -429,10 +429,11 @@ def test_blocks_on_parallel_threads_match_blocks_in_order(channels, monkeypatch)
 @pytest.mark.parametrize("pads, value", [(((1, 1), (1, 1)), 0.0), (((0, 2), (3, 0)), -np.inf),
                                          (((2, 0), (0, 1)), 1.5), (((0, 1), (0, 1)), 0.0)])
 @pytest.mark.parametrize("layout, channels", [("strided", 6), ("contiguous", 1), ("contiguous", 3),
-                                              ("contiguous", 64)])
+                                              ("contiguous", 16), ("contiguous", 64)])
 def test_the_compiled_padding_fills_as_numpy_does(pads, value, dtype, layout, channels, monkeypatch):
-    """`conv._fill_padded`'s kernels (rows written once; C-contiguous arrays as flat runs of each row)
-    against its NumPy assignments and `np.pad`, for a strided input and contiguous ones of 1-64 channels."""
+    """`conv._fill_padded`'s kernels (rows written once; C-contiguous arrays of few channels as flat runs of
+    each row) against its NumPy assignments and `np.pad`, for a strided input and contiguous ones of 1-64
+    channels."""
     from convscope.ops import compiled, conv
     if not compiled.available():
         pytest.skip("the compiled padding needs numba")
@@ -450,7 +451,8 @@ def test_the_compiled_padding_fills_as_numpy_does(pads, value, dtype, layout, ch
         conv._fill_padded(got, x, pads, value)
     with compiled.use_compiled(False):
         conv._fill_padded(expected, x, pads, value)
-    assert ran == ["_fill_padded_rows_kernel" if layout == "contiguous" else "_fill_padded_kernel"]
+    flat = layout == "contiguous" and channels <= conv.FLAT_FILL_MAX_CHANNELS
+    assert ran == ["_fill_padded_rows_kernel" if flat else "_fill_padded_kernel"]
     np.testing.assert_array_equal(got, expected)
     np.testing.assert_array_equal(got, np.pad(x, ((0, 0),) + tuple(pads) + ((0, 0),), constant_values=value))
     (top, _), (left, _) = pads

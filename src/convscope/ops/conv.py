@@ -41,6 +41,8 @@ from .padding import (check_data_format, check_numeric_array, check_image_batch,
 __all__ = ["conv2d", "conv2d_forward", "conv2d_backward"]
 
 COLUMN_BUDGET_BYTES = 4 * 2 ** 20  # im2col columns of one block of images (fits in L2 with its product)
+FLAT_FILL_MAX_CHANNELS = 16        # padding images of at most this many channels a row at a time, not a pixel
+                                   # (measurements: benchmarks/README.md, 'Measurements behind the code's choices')
 TRANSPOSED_MIN_CHANNELS = 16       # from this many input channels per group, a transposed convolution
 # In x out channels up to which the direct kernel runs before Winograd (whose 16 products are too thin for
 # BLAS there), by its tile (filters, pixels: `direct.tile`).  Measured, 3x3 on 8-32 px, 128 images: AVX-512's
@@ -144,9 +146,10 @@ def _fill_padded(block: np.ndarray, x_block: np.ndarray, pads, value=0.0) -> Non
     written once; NumPy's assignment of the interior copies a pixel's channels at a time)."""
     (top, bottom), (left, right) = pads
     if compiled.active() and block.dtype in (np.float32, np.float64) and x_block.dtype == block.dtype:
-        contiguous = block.flags.c_contiguous and x_block.flags.c_contiguous
-        (_fill_padded_rows_kernel if contiguous else _fill_padded_kernel)(block, x_block, top, left,
-                                                                          block.dtype.type(value))
+        flat = (block.flags.c_contiguous and x_block.flags.c_contiguous
+                and x_block.shape[3] <= FLAT_FILL_MAX_CHANNELS)
+        (_fill_padded_rows_kernel if flat else _fill_padded_kernel)(block, x_block, top, left,
+                                                                    block.dtype.type(value))
         return
     h, w = x_block.shape[1:3]
     block[:, :top] = value
@@ -176,9 +179,9 @@ def _fill_padded_kernel(block, x_block, top, left, value):
 
 @compiled.kernel
 def _fill_padded_rows_kernel(block, x_block, top, left, value):
-    """`_fill_padded_kernel` for C-contiguous arrays: each padded row as one flat run of values (border,
-    copied interior, border); with few channels the pixel-by-pixel loop spent its time outside the copy
-    (a 224-wide 3-channel image about 6x as long)."""
+    """`_fill_padded_kernel` for C-contiguous arrays of few channels (`FLAT_FILL_MAX_CHANNELS`): each padded
+    row as one flat run of values (border, copied interior, border), where the pixel-by-pixel loop spends its
+    time outside the copy of a pixel's few channels."""
     images, height, width, channels = x_block.shape
     length, inner, start = block.shape[2] * channels, width * channels, left * channels
     for n in range(images):
