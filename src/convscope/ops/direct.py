@@ -50,10 +50,11 @@ NARROW_MAX_OUT_CHANNELS = 64   # outputs 4-7 wide (tiles of 2 rows x 4, some ove
                                # outputs, faster than the GEMM at 50 -> 25 filters, slower at 64 -> 128
                                # (measurements: benchmarks/README.md, 'Measurements behind the code's choices')
 OUTPUT_BUDGET_BYTES = 2 ** 20  # output of one block of images, in cache for the epilogue after it
-SMALL_WORK = 1 << 24     # multiply-adds under which a direct convolution stays on the calling thread: measured
-                         # at 8 images one thread beat two (seed 000's first layer, seed 001's third: a hand-over
-                         # costs more than the second core saves); from ~17M (seed 001's first two at 32 images)
-                         # two win (measurements: benchmarks/README.md, 'Measurements behind the code's choices')
+SMALL_WORK = 1 << 23     # multiply-adds under which a direct convolution stays on the calling thread: measured
+                         # at 8 images one thread beat two (seed 000's first layer, seed 001's third, 4-5M: a
+                         # hand-over costs more than the second core saves); from ~8M two win (U-Net's first layer
+                         # at batch 1, seed 000's second at 8 images; measurements: benchmarks/README.md,
+                         # 'Measurements behind the code's choices')
 # The registers the tiles are sized for: 8 accumulators of `lanes` floats fit 32 AVX-512 registers at 16 or
 # 32 lanes, 16 AVX2 registers at 8; narrower SIMD keeps im2col + GEMM.  Measured with AVX2-only code
 # (NUMBA_CPU_FEATURES, OPENBLAS_CORETYPE=Haswell): 16 or 32 lanes spill registers and ran slower than the
