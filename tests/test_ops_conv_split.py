@@ -74,13 +74,10 @@ def _case(seed, path):
     return x, filters, strides, padding, dilations, epilogue
 
 
-@pytest.mark.parametrize("seed", range(12))
-@pytest.mark.parametrize("path", ["winograd", "direct", "gemm"])
-def test_each_path_matches_the_reference_and_torch(path, seed, monkeypatch):
-    x, filters, strides, padding, dilations, epilogue = _case(seed, path)
-    dtype = np.float64 if seed % 6 == 5 else np.float32             # float64: Winograd and GEMM (not direct)
-    x, filters = x.astype(dtype), filters.astype(dtype)
-    bias, activation, scale, shift, then = (v.astype(dtype) if isinstance(v, np.ndarray) else v for v in epilogue)
+def _path_and_reference(monkeypatch, path, x, filters, strides, padding, dilations, epilogue):
+    """(conv2d_inference on `path` alone, the NumPy reference in float64), the path checked to have run
+    exactly where it applies."""
+    bias, activation, scale, shift, then = epilogue
     calls = _only(monkeypatch, path)
     ours = ops.conv2d_inference(x, filters, strides, padding, dilations, bias=bias, activation=activation,
                                 scale=scale, shift=shift, then=then)
@@ -90,6 +87,18 @@ def test_each_path_matches_the_reference_and_torch(path, seed, monkeypatch):
                                          activation=activation, scale=as64[3], shift=as64[4], then=then)
     ctx = conv._forward_context(x, filters, (strides,) * 2, padding, (dilations,) * 2, 1, "NHWC")
     assert calls == ([path] if getattr(conv_split, f"{path}_applies")(ctx) else [])
+    return ours, reference
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("path", ["winograd", "direct", "gemm"])
+def test_each_path_matches_the_reference_and_torch(path, seed, monkeypatch):
+    x, filters, strides, padding, dilations, epilogue = _case(seed, path)
+    dtype = np.float64 if seed % 6 == 5 else np.float32             # float64: Winograd and GEMM (not direct)
+    x, filters = x.astype(dtype), filters.astype(dtype)
+    bias, activation, scale, shift, then = (v.astype(dtype) if isinstance(v, np.ndarray) else v for v in epilogue)
+    ours, reference = _path_and_reference(monkeypatch, path, x, filters, strides, padding, dilations,
+                                          (bias, activation, scale, shift, then))
     scale_of = max(1.0, float(np.nanmax(np.abs(reference), initial=0.0)))
     rtol = 1e-5 if dtype == np.float32 else 1e-12
     assert ours.dtype == dtype and ours.shape == reference.shape
@@ -113,15 +122,8 @@ def test_each_path_caps_a_relu6_as_torch(path, seed, monkeypatch):
                                             (None, "linear", scale, shift, "relu6"),
                                             (bias, "relu", scale, shift, "relu6"),
                                             (4 * bias, "relu6", None, None, "relu6")][seed % 4]
-    calls = _only(monkeypatch, path)
-    ours = ops.conv2d_inference(x, filters, strides, padding, dilations, bias=bias, activation=activation,
-                                scale=scale, shift=shift, then=then)
-    as64 = [None if v is None else v.astype(np.float64) for v in (x, filters, bias, scale, shift)]
-    with compiled.use_compiled(False):
-        reference = ops.conv2d_inference(as64[0], as64[1], strides, padding, dilations, bias=as64[2],
-                                         activation=activation, scale=as64[3], shift=as64[4], then=then)
-    ctx = conv._forward_context(x, filters, (strides,) * 2, padding, (dilations,) * 2, 1, "NHWC")
-    assert calls == ([path] if getattr(conv_split, f"{path}_applies")(ctx) else [])
+    ours, reference = _path_and_reference(monkeypatch, path, x, filters, strides, padding, dilations,
+                                          (bias, activation, scale, shift, then))
     assert np.nanmax(ours) == 6 and np.any((ours > 0) & (ours < 6))
     np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-4)
     np.testing.assert_array_equal(np.isnan(ours), np.isnan(reference))
