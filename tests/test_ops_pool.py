@@ -367,11 +367,10 @@ def test_simd_max_pool_agrees_with_the_scalar_kernel_and_numpy_to_the_bit(config
     x[rng.random(x.shape) < 0.05] = -np.inf
     padding = [[0, 0]] + c["pairs"] + [[0, 0]] if c["padding"] == "explicit" else c["padding"]
     args = (list(c["kernel"]), list(c["strides"]), padding, "NHWC")
-    simd_path = pooling._MAX_POOL_PATHS[0]
-    assert simd_path[0] == "simd"
+    by_name = {entry[0]: entry for entry in pooling._MAX_POOL_PATHS}
     results = {}
     for name, paths, flag in (("simd", pooling._MAX_POOL_PATHS, True),
-                              ("scalar", pooling._MAX_POOL_PATHS[1:], True), ("numpy", (), False)):
+                              ("scalar", (by_name["compiled"],), True), ("numpy", (), False)):
         monkeypatch.setattr(pooling, "_MAX_POOL_PATHS", paths)
         with compiled.use_compiled(flag):
             output, ctx = ops.max_pool2d_forward(x, *args)
@@ -379,6 +378,45 @@ def test_simd_max_pool_agrees_with_the_scalar_kernel_and_numpy_to_the_bit(config
     for name in ("scalar", "numpy"):
         for simd_result, other in zip(results["simd"], results[name]):
             np.testing.assert_array_equal(simd_result, other, err_msg=f"simd against {name}")
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_2x2_kernel_takes_untracked_2x2_pools_with_the_general_kernels_bits(seed, monkeypatch):
+    """Inference 2x2 stride-2 pools whose windows lie inside the image ('VALID', or 'SAME' on even sizes) run
+    `pooling_simd.max_pool_2x2`: the general SIMD kernel's maxima bit for bit (ties, -0.0, NaN, -inf,
+    channels past whole vectors); odd 'SAME' sizes, other windows and tracked offsets do not take it."""
+    from convscope.ops import pooling, pooling_simd
+    if not pooling_simd.lanes():
+        pytest.skip("numba compiles for no SIMD width of 256 bits or more here")
+    rng = np.random.default_rng(seed)
+    shape = (int(rng.integers(1, 4)), int(rng.integers(2, 13)), int(rng.integers(2, 13)),
+             int(rng.choice([1, 5, 8, 16, 19, 32, 40])))
+    x = rng.integers(-2, 3, size=shape).astype(np.float32)
+    x[rng.random(shape) < 0.1] = -0.0
+    x[rng.random(shape) < 0.05] = np.nan
+    x[rng.random(shape) < 0.05] = -np.inf
+    padding = "VALID" if seed % 2 else "SAME"
+    ran = []
+    recorded = tuple((name, applies, (lambda *a, name=name, run=run: ran.append(name) or run(*a)))
+                     for name, applies, run in pooling._MAX_POOL_PATHS)
+    monkeypatch.setattr(pooling, "_MAX_POOL_PATHS", recorded)
+    ours = ops.max_pool2d(x, 2, 2, padding)
+    inside = padding == "VALID" or (shape[1] % 2 == 0 and shape[2] % 2 == 0)
+    assert set(ran) == {"simd_2x2" if inside else "simd"}
+    monkeypatch.setattr(pooling, "_MAX_POOL_PATHS", recorded[1:])
+    ran.clear()
+    general = ops.max_pool2d(x, 2, 2, padding)
+    assert set(ran) == {"simd"}
+    np.testing.assert_array_equal(ours, general)
+    np.testing.assert_array_equal(np.signbit(ours), np.signbit(general))
+    with compiled.use_compiled(False):
+        np.testing.assert_array_equal(ours, ops.max_pool2d(x, 2, 2, padding))
+    monkeypatch.setattr(pooling, "_MAX_POOL_PATHS", recorded)
+    ran.clear()
+    ops.max_pool2d_forward(x, 2, 2, padding)                      # training: offsets tracked
+    if min(shape[1:3]) >= 3:
+        ops.max_pool2d(x, 3, 2, "VALID")
+    assert "simd_2x2" not in ran
 
 
 @pytest.mark.parametrize("seed", range(30))

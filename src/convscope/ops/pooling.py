@@ -229,17 +229,22 @@ def _max_pool_block(x: np.ndarray, geometry: tuple, out: np.ndarray, argmax: np.
     _max_pool_kernel(x, *geometry, out, argmax if track else np.empty(out.shape, dtype=argmax.dtype))
 
 
-# Max pooling's compiled block kernels, first that applies (to the input and the offsets' dtype) wins;
+# Max pooling's compiled block kernels, first that applies (to the input, the geometry and whether the
+# offsets are tracked) wins;
 # the NumPy code in `_window_maximum` is the reference and the fallback.
 _MAX_POOL_PATHS = (
-    ("simd", pooling_simd.applies, pooling_simd.max_pool),        # float32: a vector of channels per step
-    ("compiled", lambda x, argmax_dtype: compiled.active(), _max_pool_block),          # a channel at a time,
+    ("simd_2x2", lambda x, ctx, track: pooling_simd.applies_2x2(x, _argmax_dtype(ctx), _geometry(ctx),
+                                                                 ctx["out_hw"], track),
+     pooling_simd.max_pool_2x2),                                  # inference, 2x2 stride 2, windows inside
+    ("simd", lambda x, ctx, track: pooling_simd.applies(x, _argmax_dtype(ctx)),
+     pooling_simd.max_pool),                                      # float32: a vector of channels per step
+    ("compiled", lambda x, ctx, track: compiled.active(), _max_pool_block),          # a channel at a time,
 )
 
 
-def _max_pool_path(x: np.ndarray, ctx):
+def _max_pool_path(x: np.ndarray, ctx, track: bool):
     """The block kernel of the first of `_MAX_POOL_PATHS` that applies, or None (NumPy)."""
-    return next((run for _, applies, run in _MAX_POOL_PATHS if applies(x, _argmax_dtype(ctx))), None)
+    return next((run for _, applies, run in _MAX_POOL_PATHS if applies(x, ctx, track)), None)
 
 
 def _window_maximum(x: np.ndarray, ctx, track: bool):
@@ -254,7 +259,7 @@ def _window_maximum(x: np.ndarray, ctx, track: bool):
     out = np.empty((x.shape[0],) + tuple(ctx["out_hw"]) + (x.shape[3],), dtype=x.dtype)
     argmax_dtype = _argmax_dtype(ctx)
     x = np.ascontiguousarray(x)
-    run = _max_pool_path(x, ctx)
+    run = _max_pool_path(x, ctx, track)
     if run is not None:
         geometry, argmax = _geometry(ctx), np.empty(out.shape if track else (1, 1, 1, 1), dtype=argmax_dtype)
         on_slices(len(x), x.nbytes, lambda images: run(
@@ -291,7 +296,7 @@ def max_pool2d_context(input_shape, ksize, strides, padding, dtype, op: str) -> 
 def max_pool2d_into(x: np.ndarray, out: np.ndarray, argmax: np.ndarray, ctx) -> None:
     """Max pooling of the NHWC block `x` (C-contiguous) into `out`, and the offsets of its first maxima
     into `argmax` (slices of `ctx`'s), on the calling thread: a block step of a fused op."""
-    run = _max_pool_path(x, ctx)
+    run = _max_pool_path(x, ctx, True)
     if run is not None:
         run(x, _geometry(ctx), out, argmax, True)
         return
