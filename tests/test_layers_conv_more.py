@@ -11,6 +11,7 @@ import pytest
 import convscope as cs
 from convscope import layers as L
 from convscope import ops
+from convscope.ops import compiled
 from convscope.layers import _normalize_config
 
 from _calls import backward, forward
@@ -219,6 +220,41 @@ def test_each_conv2d_transpose_forward_path_alone_matches_torch(seed, path, monk
     if min(y_t.shape[2:]) < 1:
         pytest.skip("Keras' rule gives no output here")
     y = ops.conv2d_transpose(x, w, None, strides, padding, "NHWC", dilations, output_padding)
+    assert_matches(y, y_t.numpy().transpose(0, 2, 3, 1), dtype)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_finished_one_product_has_the_bits_of_the_product_then_the_epilogue(seed, monkeypatch):
+    """Non-overlapping taps whose output is exactly the interleaved product: bias and ReLU applied in the
+    interleaving copy ("one_product_finished"), the bits of "one_product" followed by
+    `bias_activation_forward`, and PyTorch's numbers; with an output_padding that extends the output it
+    declines and "one_product" runs."""
+    from convscope.ops import conv_transpose
+    rng = np.random.default_rng(1200 + seed)
+    dtype = ("float32", "float64")[seed % 2]
+    kernel = tuple(int(k) for k in rng.integers(1, 4, 2))
+    padding, activation = ("same", "valid")[seed % 3 == 0], ("relu", "linear")[seed % 4 == 3]
+    x = rng.standard_normal((int(rng.integers(1, 4)), int(rng.integers(1, 9)), int(rng.integers(1, 9)),
+                             int(rng.integers(1, 20)))).astype(dtype)
+    x[rng.random(x.shape) < 0.02] = np.nan
+    w = rng.standard_normal(kernel + (int(rng.integers(1, 40)), x.shape[3])).astype(dtype)
+    bias = rng.standard_normal(w.shape[2]).astype(dtype)
+    extended = seed % 5 == 4 and max(kernel) > 1
+    output_padding = tuple(k - 1 for k in kernel) if extended else None
+    ran = []
+    monkeypatch.setattr(conv_transpose, "_FORWARD_PATHS", tuple(
+        (name, applies, lambda *a, name=name, run=run: ran.append(name) or run(*a))
+        for name, applies, run in conv_transpose._FORWARD_PATHS))
+    args = (x, w, None, kernel, padding, "NHWC", None, output_padding, bias, activation)
+    y = ops.conv2d_transpose(*args)
+    finished = compiled.active() and not (extended and padding == "valid")
+    assert ran[-1] == ("one_product_finished" if finished else "one_product")
+    monkeypatch.setattr(conv_transpose, "_FORWARD_PATHS", conv_transpose._FORWARD_PATHS[1:])
+    expected = ops.conv2d_transpose(*args)
+    assert y.tobytes() == expected.tobytes()
+    y_t = torch_transpose(torch.from_numpy(x.transpose(0, 3, 1, 2)), torch.from_numpy(w), kernel, (1, 1),
+                          padding, output_padding) + torch.from_numpy(bias)[:, None, None]
+    y_t = torch.relu(y_t) if activation == "relu" else y_t
     assert_matches(y, y_t.numpy().transpose(0, 2, 3, 1), dtype)
 
 

@@ -7,7 +7,8 @@ addition per tap (kh*kw passes over an output-sized buffer, no im2col copy), int
 the full output of (n - 1) * stride + k_eff cells per axis, then cuts (or, at the
 end, zero-extends) it to the requested size (`shapes.deconv_padding`).  Where the
 taps do not overlap (kernel = stride, dilation 1) all taps are one product and one
-interleaving copy (`_FORWARD_PATHS`).
+interleaving copy (`_FORWARD_PATHS`), which, compiled and where the output is exactly the interleaved
+product, also applies the bias and the activation (a U-Net's up-convolutions: one pass over the output, not two).
 
 Backward, the gradient w.r.t. the input is the transposed convolution's own
 transpose, an ordinary strided convolution of the (padded) output gradient by the
@@ -22,10 +23,10 @@ from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
-from . import shapes
+from . import compiled, shapes
 from .conv import conv2d
-from .parallel import matmul
-from .epilogue import bias_activation_forward, check_epilogue
+from .parallel import matmul, on_slices
+from .epilogue import bias_activation_forward, check_epilogue, epilogue_value
 from .padding import (check_data_format, check_image_batch, check_numeric_array, float_dtype, from_nhwc,
                       parse_padding, spatial_pair, to_nhwc)
 
@@ -159,14 +160,16 @@ def conv2d_transpose_forward(input, filters, output_shape=None, strides=1, paddi
     x, w = np.ascontiguousarray(x, dtype=dtype), w.astype(dtype, copy=False)
     ctx = {"input": x, "input_shape": x.shape, "filters": w, "strides": strides, "dilations": dilations,
            "geometry": geometry, "data_format": data_format, "dtype": dtype}
-    full = next(run for _, applies, run in _FORWARD_PATHS if applies(ctx))(x, w, ctx)
+    bias = None if bias is None else bias.astype(dtype, copy=False)
+    full, finished = next(run for _, applies, run in _FORWARD_PATHS if applies(ctx))(x, w, ctx, (bias, activation))
     out = np.ascontiguousarray(full[_crop(ctx)])
-    bias_activation_forward(out, None if bias is None else bias.astype(dtype, copy=False), activation)
+    if not finished:
+        bias_activation_forward(out, bias, activation)
     return from_nhwc(out, data_format), ctx
 
 
-def _per_tap(x, w, ctx) -> np.ndarray:
-    """The full output: each tap's product added into its strided cells (products through
+def _per_tap(x, w, ctx, epilogue) -> Tuple[np.ndarray, bool]:
+    """The full output, not finished: each tap's product added into its strided cells (products through
     `parallel.matmul`: BLAS single-threaded, or blocks on convscope's threads)."""
     full = np.zeros(_full_shape(ctx), dtype=ctx["dtype"])
     n, h, width, channels = x.shape
@@ -175,7 +178,7 @@ def _per_tap(x, w, ctx) -> np.ndarray:
         for j in range(w.shape[1]):
             contribution = matmul(rows, w[i, j].T)         # a view: BLAS reads it transposed
             full[_tap_slices(i, j, ctx["strides"], ctx["dilations"], (h, width))] += contribution.reshape(n, h, width, -1)
-    return full
+    return full, False
 
 
 def _one_product_applies(ctx) -> bool:
@@ -183,25 +186,75 @@ def _one_product_applies(ctx) -> bool:
     return tuple(ctx["strides"]) == (kh, kw) and tuple(ctx["dilations"]) == (1, 1)
 
 
-def _one_product(x, w, ctx) -> np.ndarray:
+def _taps_product(x, w) -> np.ndarray:
+    """The input rows times all taps' filters: (n * h * w, kh * kw * out_channels)."""
+    kh, kw, out_channels, channels = w.shape
+    taps = np.ascontiguousarray(w).reshape(kh * kw * out_channels, channels).T    # a view: BLAS reads it
+    return matmul(x.reshape(-1, channels), taps)
+
+
+def _one_product(x, w, ctx, epilogue) -> Tuple[np.ndarray, bool]:
     """The full output of a transposed convolution whose taps do not overlap (kernel = stride, U-Net's 2x2
-    up-convolutions): one product of the input rows by all taps' filters, whose (kh, kw) blocks interleave
-    into the output in one copy."""
+    up-convolutions), not finished: one product of the input rows by all taps' filters, whose (kh, kw)
+    blocks interleave into the output in one copy."""
     n, h, width, channels = x.shape
     kh, kw, out_channels = w.shape[:3]
-    taps = np.ascontiguousarray(w).reshape(kh * kw * out_channels, channels).T    # a view: BLAS reads it
-    product = matmul(x.reshape(-1, channels), taps).reshape(n, h, width, kh, kw, out_channels)  # transposed
+    product = _taps_product(x, w).reshape(n, h, width, kh, kw, out_channels)
     interleaved = product.transpose(0, 1, 3, 2, 4, 5).reshape(n, h * kh, width * kw, out_channels)
     shape = _full_shape(ctx)
     if shape == interleaved.shape:
-        return interleaved
+        return interleaved, False
     full = np.zeros(shape, dtype=interleaved.dtype)     # output_padding reaching past the last tap
     full[:, :h * kh, :width * kw] = interleaved
-    return full
+    return full, False
+
+
+def _finished_applies(ctx) -> bool:
+    """`_one_product_applies`, compiled, float, and an output that is exactly the interleaved product."""
+    n, h, width, _ = ctx["input_shape"]
+    kh, kw, out_channels = ctx["filters"].shape[:3]
+    return (_one_product_applies(ctx) and compiled.active() and ctx["dtype"] in (np.float32, np.float64)
+            and _full_shape(ctx) == (n, h * kh, width * kw, out_channels)
+            and all(part == slice(None) or (part.start, part.stop) == (0, size)
+                    for part, size in zip(_crop(ctx), (n, h * kh, width * kw, out_channels))))
+
+
+def _one_product_finished(x, w, ctx, epilogue) -> Tuple[np.ndarray, bool]:
+    """`_one_product` with the bias and the activation applied in the interleaving copy (one pass over the
+    output instead of two; each input row's blocks on the threads)."""
+    n, h, width, _ = x.shape
+    kh, kw, out_channels = w.shape[:3]
+    product = _taps_product(x, w)
+    out = np.empty((n, h * kh, width * kw, out_channels), dtype=product.dtype)
+    bias, activation = epilogue
+    bias = np.zeros(out_channels, dtype=out.dtype) if bias is None else bias
+    on_slices(n * h, out.nbytes, lambda rows: _interleave_kernel(product, bias, activation == "relu", h, width, kh,
+                                                                  kw, rows.start, rows.stop, out))
+    return out, True
+
+
+@compiled.kernel
+def _interleave_kernel(product, bias, relu, h, width, kh, kw, first, last, out):
+    """out[b, i * kh + a, j * kw + c] = the epilogue of product[(b * h + i) * width + j, (a, c) block], for the
+    input rows (b, i) first..last-1: `bias_activation_forward`'s `epilogue_value`, so its bits."""
+    channels = out.shape[3]
+    blocks, cells = product.reshape(-1, channels), out.reshape(-1, channels)     # a row: one tap's channels
+    zero = out.dtype.type(0)
+    for row in range(first, last):
+        b, i = row // h, row % h
+        for a in range(kh):
+            target = (b * h * kh + i * kh + a) * width * kw
+            for j in range(width):
+                source = ((row * width + j) * kh + a) * kw
+                for c in range(kw):
+                    for channel in range(channels):
+                        cells[target + j * kw + c, channel] = epilogue_value(
+                            blocks[source + c, channel], bias[channel], relu, zero, zero, False, False, zero)
 
 
 # The paths of the forward pass, in order: the first that applies runs.
 _FORWARD_PATHS = (
+    ("one_product_finished", _finished_applies, _one_product_finished),
     ("one_product", _one_product_applies, _one_product),
     ("per_tap", lambda ctx: True, _per_tap),
 )
