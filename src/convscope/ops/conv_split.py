@@ -92,10 +92,10 @@ def _finish_rows(rows: np.ndarray, epilogue: tuple, channels: slice) -> None:
     finish, bias, relu, scale, shift, affine, relu_after, cap = epilogue
     if finish:
         _epilogue_kernel(rows, bias[channels], relu, scale[channels], shift[channels], affine, relu_after)
-    _cap(rows, cap)
+    cap_block(rows, cap)
 
 
-def _cap(block: np.ndarray, cap: float) -> None:
+def cap_block(block: np.ndarray, cap: float) -> None:
     """The cap of a capped ReLU on a finished block (2-D rows or 4-D NHWC, a view), in place; NaN stays NaN
     (compiled: NumPy's `minimum` took longer than the block's whole epilogue)."""
     if cap == np.inf:
@@ -152,7 +152,7 @@ def winograd_forward(ctx, epilogue: tuple, out: np.ndarray) -> None:
             rows = slice(2 * tile_rows.start, min(oh, 2 * tile_rows.stop))
             winograd.conv_band(tiled, images, tile_rows, *parts[part.start, part.stop],
                                out=out[images, rows, :, part])
-            _cap(out[images, rows, :, part], epilogue[7])
+            cap_block(out[images, rows, :, part], epilogue[7])
 
     _run(tasks, work, out, ctx)
 

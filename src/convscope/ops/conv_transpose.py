@@ -227,16 +227,18 @@ def _one_product_finished(x, w, ctx, epilogue) -> Tuple[np.ndarray, bool]:
     product = _taps_product(x, w)
     out = np.empty((n, h * kh, width * kw, out_channels), dtype=product.dtype)
     bias, activation = epilogue
+    relu, finish = activation == "relu", bias is not None or activation == "relu"   # as bias_activation_forward
     bias = np.zeros(out_channels, dtype=out.dtype) if bias is None else bias
-    on_slices(n * h, out.nbytes, lambda rows: _interleave_kernel(product, bias, activation == "relu", h, width, kh,
-                                                                  kw, rows.start, rows.stop, out))
+    on_slices(n * h, out.nbytes, lambda rows: _interleave_kernel(product, bias, relu, finish, h, width, kh, kw,
+                                                                  rows.start, rows.stop, out))
     return out, True
 
 
 @compiled.kernel
-def _interleave_kernel(product, bias, relu, h, width, kh, kw, first, last, out):
+def _interleave_kernel(product, bias, relu, finish, h, width, kh, kw, first, last, out):
     """out[b, i * kh + a, j * kw + c] = the epilogue of product[(b * h + i) * width + j, (a, c) block], for the
-    input rows (b, i) first..last-1: `bias_activation_forward`'s `epilogue_value`, so its bits."""
+    input rows (b, i) first..last-1: `bias_activation_forward`'s `epilogue_value` where it has one (`finish`),
+    else the value as it is (no bias added: -0.0 stays), so its bits."""
     channels = out.shape[3]
     blocks, cells = product.reshape(-1, channels), out.reshape(-1, channels)     # a row: one tap's channels
     zero = out.dtype.type(0)
@@ -247,9 +249,13 @@ def _interleave_kernel(product, bias, relu, h, width, kh, kw, first, last, out):
             for j in range(width):
                 source = ((row * width + j) * kh + a) * kw
                 for c in range(kw):
-                    for channel in range(channels):
-                        cells[target + j * kw + c, channel] = epilogue_value(
-                            blocks[source + c, channel], bias[channel], relu, zero, zero, False, False, zero)
+                    if finish:
+                        for channel in range(channels):
+                            cells[target + j * kw + c, channel] = epilogue_value(
+                                blocks[source + c, channel], bias[channel], relu, zero, zero, False, False, zero)
+                    else:
+                        for channel in range(channels):
+                            cells[target + j * kw + c, channel] = blocks[source + c, channel]
 
 
 # The paths of the forward pass, in order: the first that applies runs.

@@ -49,20 +49,17 @@ def _check_caps(activation: str, then: str, scale, pool, op: str) -> Tuple[str, 
         if not isinstance(value, str) or value not in allowed:
             raise ValueError(f"{op}: argument `{name}` must be one of {allowed}, got {value!r}")
 
-    def is_capped(value) -> bool:
-        return value in CAPS
-
-    capped = [name for name, value in (("activation", activation), ("then", then)) if is_capped(value)]
+    capped = [name for name, value in (("activation", activation), ("then", then)) if value in CAPS]
     if not capped:
         return activation, then, None
     if pool is not None:
         raise ValueError(f"{op}: argument `pool` must be None with a capped ReLU {sorted(CAPS)} in "
                          f"`{capped[0]}`, got {pool!r}")
-    if is_capped(activation) and scale is not None:
+    if activation in CAPS and scale is not None:
         raise ValueError(f"{op}: argument `activation` must be one of ('linear', 'relu') when `scale` is given "
                          f"(a cap goes last), got {activation!r}")
-    cap = min(CAPS[value] for value in (activation, then) if is_capped(value))
-    activation, then = ("relu" if is_capped(value) else value for value in (activation, then))
+    cap = min(CAPS[value] for value in (activation, then) if value in CAPS)
+    activation, then = ("relu" if value in CAPS else value for value in (activation, then))
     return activation, then, cap
 
 
@@ -221,7 +218,7 @@ def _blocks(ctx, epilogue: tuple, out: np.ndarray) -> None:
     def finish(rows):
         bias_activation_forward(rows, *epilogue[:5])
         if cap is not None:
-            np.minimum(rows, cap, out=rows)
+            conv_split.cap_block(rows, cap)
 
     convolve(ctx, finish, out)
 

@@ -16,6 +16,8 @@ Compiled path, float32, AVX2 or wider.  The measurements behind the limits: benc
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from . import compiled
@@ -122,11 +124,7 @@ if compiled.available():
 else:  # pragma: no cover - exercised where numba is not installed
     _tile_sums = _finish_pair = None
 
-_KERNELS = {}
-
-
+@functools.lru_cache(maxsize=None)
 def _kernel_for(width: int):
-    """The kernel for vectors of `width` lanes, compiled on first use."""
-    if width not in _KERNELS:
-        _KERNELS[width] = _make_kernel(width)
-    return _KERNELS[width]
+    """The kernel for vectors of `width` lanes, compiled on first use (kept per width, as pooling_simd's)."""
+    return _make_kernel(width)
