@@ -14,7 +14,9 @@ width wanted: helpers called with vectors need no literal of their own.
 `add` and `multiply` round each result (no fusing), so a vector epilogue gives the numbers
 of the scalar kernels' `value * scale + shift`; `relu` and `max_or_nan` keep NaN as they do.
 
-Arrays are 1-D float32 and C-contiguous; indices are not checked (as numba's own).
+Arrays are float32; an index counts elements from the array's first one in memory (a 1-D contiguous
+array's own index; of any other array, the offset its strides give, so a kernel can walk a strided view
+without a flat copy of it).  Indices are not checked (as numba's own).
 """
 
 from __future__ import annotations
@@ -24,9 +26,8 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
 
-__all__ = ["vector_bits", "Float32Vector", "zeros", "full", "load", "broadcast", "fma", "add", "multiply", "divide",
-           "clip", "relu",
-           "max_or_nan", "index_of_max", "store_first"]
+__all__ = ["vector_bits", "Float32Vector", "zeros", "full", "load", "broadcast", "fma", "add", "subtract", "multiply",
+           "divide", "clip", "relu", "max_or_nan", "index_of_max", "store_first"]
 
 _FLOAT = ir.FloatType()
 _INT32 = ir.IntType(32)
@@ -71,8 +72,8 @@ def _vector_type(lanes):
 
 
 def _check_array(arr, dtypes=(types.float32,)) -> None:
-    if not (isinstance(arr, types.Array) and arr.ndim == 1 and arr.dtype in dtypes and arr.layout == "C"):
-        raise TypeError(f"simd: expected a 1-D C-contiguous {'/'.join(map(str, dtypes))} array, got {arr}")
+    if not (isinstance(arr, types.Array) and arr.dtype in dtypes):
+        raise TypeError(f"simd: expected a {'/'.join(map(str, dtypes))} array, got {arr}")
 
 
 def _array_vector(arr, lanes):
@@ -194,6 +195,13 @@ def add(typingctx, a, b):
     """a + b lane by lane."""
     _check_vectors("add", a, b)
     return a(a, b), lambda context, builder, signature, args: builder.fadd(*args)
+
+
+@intrinsic
+def subtract(typingctx, a, b):
+    """a - b lane by lane."""
+    _check_vectors("subtract", a, b)
+    return a(a, b), lambda context, builder, signature, args: builder.fsub(*args)
 
 
 @intrinsic

@@ -15,7 +15,7 @@ from typing import Optional
 
 import numpy as np
 
-from . import compiled
+from . import compiled, winograd_simd
 from .epilogue import epilogue_value
 from .parallel import on_slices
 
@@ -155,6 +155,32 @@ def _output_tiles(m, images, tiles_h, tiles_w, out, finish, bias, relu, scale, s
                             out[n, y + 1, x + 1, o] = d
 
 
+# The transforms' paths, the first that applies runs: a SIMD vector of channels per step (`winograd_simd`),
+# else the kernels above, one channel at a time (the reference the vector kernels are tested against).
+_INPUT_PATHS = (
+    ("simd", lambda x, v: winograd_simd.applies(x, v),
+     lambda *args: winograd_simd.input_tiles(*args, _input_tiles)),
+    ("scalar", lambda x, v: True, _input_tiles),
+)
+_OUTPUT_PATHS = (
+    ("simd", lambda m, out: winograd_simd.applies(m, out),
+     lambda *args: winograd_simd.output_tiles(*args, _output_tiles)),
+    ("scalar", lambda m, out: True, _output_tiles),
+)
+
+
+def _transform_input(x_pad, first: int, images: int, tiles_h: int, tiles_w: int, v: np.ndarray) -> None:
+    """`_input_tiles`' planes, by the first of `_INPUT_PATHS` that applies."""
+    run = next(run for _, applies, run in _INPUT_PATHS if applies(x_pad, v))
+    run(x_pad, first, images, tiles_h, tiles_w, v)
+
+
+def _transform_output(m: np.ndarray, images: int, tiles_h: int, tiles_w: int, out: np.ndarray, *epilogue) -> None:
+    """`_output_tiles`' blocks, by the first of `_OUTPUT_PATHS` that applies."""
+    run = next(run for _, applies, run in _OUTPUT_PATHS if applies(m, out))
+    run(m, images, tiles_h, tiles_w, out, *epilogue)
+
+
 def _cell_planes(tiles: int, channels: int, dtype) -> np.ndarray:
     """An empty (16, tiles, channels) array whose 16 planes start 64 bytes apart modulo 4 KiB: planes a
     multiple of 4 KiB apart share cache sets, and the kernels' 16 streams then evict each other
@@ -186,10 +212,10 @@ def conv_block(x_pad: np.ndarray, u: np.ndarray, out_block: np.ndarray, first: i
     tiles = images * tiles_h * tiles_w
     channels, out_channels = u.shape[1], u.shape[2]
     v = _cell_planes(tiles, channels, x_pad.dtype)
-    _input_tiles(x_pad, first, images, tiles_h, tiles_w, v)
+    _transform_input(x_pad, first, images, tiles_h, tiles_w, v)
     m = np.matmul(v, u, out=_cell_planes(tiles, out_channels, x_pad.dtype))   # 16 (tiles, in) @ (in, out)
     unused = np.zeros(1, dtype=out_block.dtype)
-    _output_tiles(m, images, tiles_h, tiles_w, out_block, False, unused, False, unused, unused, False, False)
+    _transform_output(m, images, tiles_h, tiles_w, out_block, False, unused, False, unused, unused, False, False)
 
 
 def conv_band(tiled: np.ndarray, images: slice, tile_rows: slice, u: np.ndarray, epilogue: tuple,
@@ -202,6 +228,6 @@ def conv_band(tiled: np.ndarray, images: slice, tile_rows: slice, u: np.ndarray,
     images_count, tiles_h, tiles_w = band.shape[0], tile_rows.stop - tile_rows.start, (tiled.shape[2] - 2) // 2
     tiles = images_count * tiles_h * tiles_w
     v = _cell_planes(tiles, u.shape[1], tiled.dtype)
-    _input_tiles(band, 0, images_count, tiles_h, tiles_w, v)
+    _transform_input(band, 0, images_count, tiles_h, tiles_w, v)
     m = np.matmul(v, u, out=_cell_planes(tiles, u.shape[2], tiled.dtype))
-    _output_tiles(m, images_count, tiles_h, tiles_w, out, *epilogue)
+    _transform_output(m, images_count, tiles_h, tiles_w, out, *epilogue)
