@@ -36,6 +36,28 @@ def test_jobs_give_their_results_and_errors_in_any_order_of_waiting():
     assert pool.submit(lambda: "after an error").wait() == "after an error"
 
 
+def test_a_caller_that_stops_spinning_sleeps_until_the_job_is_done_and_may_wait_again(monkeypatch):
+    """A job longer than the caller's spin: the caller sleeps on the job's lock, wakes with its result
+    once it is done, and a second wait (an error path waits on every job) returns at once."""
+    monkeypatch.setattr(spin_pool, "SPIN_US", 0.0)
+    pool = spin_pool.SpinningPool(1, "test-long-job")
+    started = threading.Event()
+
+    def slow():
+        started.set()
+        time.sleep(0.05)
+        return "done"
+
+    job = pool.submit(slow)
+    started.wait()
+    assert job.wait() == "done" and job.done[0] == 1
+    assert job.wait() == "done"
+    failing = pool.submit(lambda: time.sleep(0.02) or 1 / 0)
+    for _ in range(2):
+        with pytest.raises(ZeroDivisionError):
+            failing.wait()
+
+
 @pytest.mark.parametrize("spin_us", [0.0, 50.0, 500.0])
 def test_a_job_posted_while_the_pool_thread_sleeps_or_spins_runs(spin_us):
     """The pool thread spins, then sleeps on the queue: a job posted in either state runs (a submit
