@@ -17,6 +17,7 @@ caller's switch.
 from __future__ import annotations
 
 import contextlib
+import functools
 import contextvars
 import os
 
@@ -76,6 +77,18 @@ def kernel(function=None, *, fastmath: bool = False, inline: bool = False):
         return numba.njit(nogil=True, cache=True, fastmath=fastmath, error_model="numpy",
                           inline="always" if inline else "never")(fn)
     return decorate(function) if function is not None else decorate
+
+
+@functools.lru_cache(maxsize=None)
+def float32_lanes() -> int:
+    """float32s per SIMD vector numba compiles for (8 with AVX2, 16 with AVX-512), the lanes of the SIMD
+    kernels; 0 without numba or on narrower SIMD (no SIMD path).  Asked once: numba's target features take
+    milliseconds to read."""
+    if numba is None:
+        return 0
+    from .simd import vector_bits
+    bits = vector_bits()
+    return bits // 32 if bits >= 256 else 0
 
 
 def load_runtime() -> bool:

@@ -17,7 +17,6 @@ written out in the kernel's body: numba helpers taking and returning the vectors
 
 from __future__ import annotations
 
-import functools
 
 import numpy as np
 
@@ -25,19 +24,12 @@ from . import compiled
 from .epilogue import finish_channels
 
 if compiled.available():
-    from .simd import add, clip, divide, fma, full, load, multiply, store_first, vector_bits, zeros
+    from .simd import add, clip, divide, fma, full, load, multiply, store_first, zeros
 
 PIXELS = 4      # output pixels per tile in the interior
 
 
-@functools.lru_cache(maxsize=None)
-def lanes() -> int:
-    """Channels per vector: the SIMD width numba compiles for, in float32s (0: no SIMD path); asked
-    once (numba's target features take milliseconds to read)."""
-    if not compiled.available():
-        return 0
-    bits = vector_bits()
-    return bits // 32 if bits >= 256 else 0
+lanes = compiled.float32_lanes      # channels per vector (0: no SIMD path)
 
 
 @compiled.kernel(inline=True)

@@ -34,7 +34,7 @@ import numpy as np
 from . import compiled
 
 if compiled.available():
-    from .simd import (add, broadcast, fma, full, index_of_max, load, max_or_nan, multiply, relu, store_first,
+    from .simd import (add, broadcast, epilogue, fma, full, index_of_max, load, max_or_nan, multiply, store_first,
                        vector_bits, zeros)
 
 PIXELS = 8               # output pixels per tile: PIXELS vectors of accumulators, plus one of filters
@@ -263,26 +263,13 @@ def _half_tile_sums(image, base, step, second_half, taps, filters, column, padde
 
 
 @compiled.kernel
-def _finish(v, bias, relu_first, scale, shift, affine, relu_after):
-    """`fused._epilogue_pool_kernel`'s epilogue of one pixel's sums."""
-    v = add(v, bias)
-    if relu_first:
-        v = relu(v)
-    if affine:
-        v = add(multiply(v, scale), shift)
-    if relu_after:
-        v = relu(v)
-    return v
-
-
-@compiled.kernel
 def _pool(a, b, c, d, bias, scale, shift, relu_first, affine, relu_after, average):
     """The window (a b / c d) of sums finished and pooled, its cells in `_epilogue_pool_kernel`'s order,
     with (max pooling) the offset of its first maximum, as `pooling._max_pool_kernel` records it."""
-    a = _finish(a, bias, relu_first, scale, shift, affine, relu_after)
-    b = _finish(b, bias, relu_first, scale, shift, affine, relu_after)
-    c = _finish(c, bias, relu_first, scale, shift, affine, relu_after)
-    d = _finish(d, bias, relu_first, scale, shift, affine, relu_after)
+    a = epilogue(a, bias, relu_first, scale, shift, affine, relu_after)
+    b = epilogue(b, bias, relu_first, scale, shift, affine, relu_after)
+    c = epilogue(c, bias, relu_first, scale, shift, affine, relu_after)
+    d = epilogue(d, bias, relu_first, scale, shift, affine, relu_after)
     if average:
         return multiply(add(add(add(add(zeros(a), a), b), c), d), full(np.float32(0.25), a)), zeros(a)
     best, first = full(-np.float32(np.inf), a), zeros(a)

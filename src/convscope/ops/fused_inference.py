@@ -31,8 +31,6 @@ ordered list of paths, the first that applies runs (as oneDNN's implementation l
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 from . import compiled, depthwise_fast, pointwise_simd

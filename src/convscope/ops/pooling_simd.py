@@ -24,18 +24,12 @@ import numpy as np
 from . import compiled
 
 if compiled.available():
-    from .simd import full, index_of_max, load, max_or_nan, store_first, vector_bits, zeros
+    from .simd import full, index_of_max, load, max_or_nan, store_first, zeros
 
 __all__ = ["lanes", "applies", "max_pool", "applies_2x2", "max_pool_2x2"]
 
 
-@functools.lru_cache(maxsize=None)
-def lanes() -> int:
-    """Channels per vector: the float32 SIMD width numba compiles for (0: no SIMD path); asked once."""
-    if not compiled.available():
-        return 0
-    bits = vector_bits()
-    return bits // 32 if bits >= 256 else 0
+lanes = compiled.float32_lanes      # channels per vector (0: no SIMD path)
 
 
 def applies(x: np.ndarray, argmax_dtype) -> bool:

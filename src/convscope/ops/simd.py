@@ -26,8 +26,10 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
 
+from . import compiled
+
 __all__ = ["vector_bits", "Float32Vector", "zeros", "full", "load", "broadcast", "fma", "add", "subtract", "multiply",
-           "divide", "clip", "relu", "max_or_nan", "index_of_max", "store_first"]
+           "divide", "clip", "relu", "max_or_nan", "index_of_max", "store_first", "epilogue"]
 
 _FLOAT = ir.FloatType()
 _INT32 = ir.IntType(32)
@@ -269,3 +271,17 @@ def index_of_max(typingctx, current, value, current_index, index):
 def _wins(builder, old, new):
     """Lanes where `new` replaces the running maximum `old`: greater, or NaN."""
     return builder.or_(builder.fcmp_ordered(">", new, old), builder.fcmp_unordered("uno", new, new))
+
+
+@compiled.kernel
+def epilogue(v, bias, relu_first, scale, shift, affine, relu_after):
+    """The compiled kernels' epilogue (`epilogue.epilogue_value`) on a vector: relu(v + bias), then if `affine`
+    times scale plus shift, then relu if `relu_after` (`bias`, `scale`, `shift`: vectors of the same lanes)."""
+    v = add(v, bias)
+    if relu_first:
+        v = relu(v)
+    if affine:
+        v = add(multiply(v, scale), shift)
+    if relu_after:
+        v = relu(v)
+    return v

@@ -20,18 +20,12 @@ import numpy as np
 from . import compiled
 
 if compiled.available():
-    from .simd import add, load, multiply, relu, store_first, subtract, vector_bits, zeros
+    from .simd import add, epilogue, load, store_first, subtract, zeros
 
 __all__ = ["lanes", "applies", "input_tiles", "output_tiles"]
 
 
-@functools.lru_cache(maxsize=None)
-def lanes() -> int:
-    """Channels per vector: the float32 SIMD width numba compiles for (0: no SIMD path); asked once."""
-    if not compiled.available():
-        return 0
-    bits = vector_bits()
-    return bits // 32 if bits >= 256 else 0
+lanes = compiled.float32_lanes      # channels per vector (0: no SIMD path)
 
 
 def applies(*arrays: np.ndarray) -> bool:
@@ -114,18 +108,6 @@ def _kernels(lanes: int):
                         store_row(v, at + 8 * plane, plane, f0, f1, f2, f3)
                         store_row(v, at + 12 * plane, plane, g0, g1, g2, g3)
 
-    @compiled.kernel(inline=True)
-    def finished(value, bias, relu_first, scale, shift, affine, relu_after):
-        """`epilogue_value` of a vector of channels (`bias`, `scale`, `shift`: theirs)."""
-        value = add(value, bias)
-        if relu_first:
-            value = relu(value)
-        if affine:
-            value = add(multiply(value, scale), shift)
-        if relu_after:
-            value = relu(value)
-        return value
-
     @compiled.kernel
     def output_kernel(m, tiles_h, tiles_w, count, out, finish, bias, relu_first, scale, shift, affine, relu_after):
         """Each tile's 2x2 block of out (channels o < count) = A^T m A, finished as `_output_tiles` does."""
@@ -158,10 +140,10 @@ def _kernels(lanes: int):
                         c, d = add(add(t0, t1), t2), subtract(subtract(t1, t2), t3)
                         if finish:
                             bv, sv, hv = load(bias, o, zero), load(scale, o, zero), load(shift, o, zero)
-                            a = finished(a, bv, relu_first, sv, hv, affine, relu_after)
-                            b = finished(b, bv, relu_first, sv, hv, affine, relu_after)
-                            c = finished(c, bv, relu_first, sv, hv, affine, relu_after)
-                            d = finished(d, bv, relu_first, sv, hv, affine, relu_after)
+                            a = epilogue(a, bv, relu_first, sv, hv, affine, relu_after)
+                            b = epilogue(b, bv, relu_first, sv, hv, affine, relu_after)
+                            c = epilogue(c, bv, relu_first, sv, hv, affine, relu_after)
+                            d = epilogue(d, bv, relu_first, sv, hv, affine, relu_after)
                         here = target + o
                         store_first(out, here, a, lanes)
                         if right:
