@@ -73,10 +73,8 @@ def test_output_transform_and_epilogue_are_the_scalar_kernels_bit_for_bit(width,
     assert _same(buffers[1], buffers[0])                  # the other channels untouched as well
 
 
-def test_where_the_vector_transforms_run():
-    lanes = ws.lanes()
-    if lanes == 0:
-        pytest.skip("numba compiles no 256-bit vectors on this machine")
+def test_where_the_vector_transforms_run(width):
+    lanes = width
     x = np.zeros((1, 6, 6, lanes), np.float32)
     assert ws.applies(x)
     assert not ws.applies(x.astype(np.float64))            # float64 stays on the scalar kernels

@@ -17,8 +17,8 @@ caller's switch.
 from __future__ import annotations
 
 import contextlib
-import functools
 import contextvars
+import functools
 import os
 
 try:

@@ -17,7 +17,6 @@ written out in the kernel's body: numba helpers taking and returning the vectors
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from . import compiled
