@@ -8,7 +8,7 @@ import pytest
 from _paths import assert_declined, recording
 from convscope import layers as L
 from convscope.models import Model, Sequential
-from convscope.models.plan import INFERENCE, EpilogueStage, build_plan
+from convscope.models.plan import INFERENCE, build_plan
 from convscope.ops import depthwise_fast, fused_inference as fi
 
 pytestmark = pytest.mark.usefixtures("kernel_path")
@@ -206,6 +206,33 @@ def test_each_conv2d_epilogue_path_alone_matches_the_unfused_reference(path, see
         assert_declined(asked, path)
     assert got.dtype == dtype and got.shape == expected.shape
     np.testing.assert_allclose(got, expected, **_tolerance(dtype))
+
+
+@pytest.mark.parametrize("activation,then,path", [("relu", "relu6", "conv2d_inference"),
+                                                   ("relu6", "linear", "conv2d_inference+epilogue"),
+                                                   ("hard_silu", "relu", "conv2d_inference+epilogue")])
+def test_a_prepared_conv2d_epilogue_checks_and_plans_its_convolution_once(activation, then, path, monkeypatch):
+    """The convolution paths decide the convolution's checks, geometry and kernel when prepared, not at every
+    run (a plan's stage runs one prepared op per input shape); each run still gives the reference's numbers
+    for its own arrays."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 9, 10, 5)).astype(np.float32)
+    filters = (rng.standard_normal((3, 3, 5, 12)) * 0.3).astype(np.float32)
+    bias, scale, shift = (rng.standard_normal(12).astype(np.float32) for _ in range(3))
+    asked, prepared = [], []
+    monkeypatch.setattr(fi, "_CONV_PATHS", recording(fi._CONV_PATHS, asked))
+    original = fi.prepare_conv2d_inference
+    monkeypatch.setattr(fi, "prepare_conv2d_inference", lambda *args, **kwargs: prepared.append(1) or
+                        original(*args, **kwargs))
+    args = dict(bias=bias, activation=activation, scale=scale, shift=shift, then=then)
+    run = fi.prepare_conv2d_epilogue_inference(x, filters, 1, "SAME", **args)
+    assert [name for name, answer in asked if answer] == [path] and prepared == [1]
+    for step in range(3):
+        x_now, bias_now = x + step, bias * (step + 1)
+        got = run(x_now, filters, bias_now, scale, shift, None)
+        expected = fi.conv2d_epilogue_reference(x_now, filters, 1, "SAME", **dict(args, bias=bias_now))
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    assert prepared == [1]
 
 
 @pytest.mark.parametrize("batch", [1, 3])

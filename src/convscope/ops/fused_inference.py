@@ -37,7 +37,7 @@ from . import compiled, depthwise_fast, pointwise_simd
 from .activations import get_activation
 from .conv import _check_conv_args, conv2d
 from .epilogue import FUSED_ACTIVATIONS, check_affine, finish_channels, finish_channels_as
-from .fused import conv2d_inference
+from .fused import prepare_conv2d_inference
 from .padding import check_numeric_array, float_dtype, window_geometry
 from .parallel import balanced_ranges, on_slices, run_in_parallel, worker_count
 
@@ -420,23 +420,41 @@ def _own_epilogue(epilogue) -> bool:
     return act != _CODES["relu6"] or scale is None
 
 
-def _conv_own_path(x, w, geometry, out_hw, dtype, epilogue, arguments):
+def _conv_own_prepare(x, w, geometry, out_hw, dtype, epilogue, arguments):
+    """`conv2d_inference` applying the whole epilogue, its checks and path decided here, once."""
     strides, dilations, _, groups = geometry
     bias, scale, shift = epilogue[:3]
-    return conv2d_inference(x, w, strides, arguments["padding"], dilations, groups, bias, arguments["activation"],
-                            scale, shift, arguments["then"])
+    conv = prepare_conv2d_inference(x, w, strides, arguments["padding"], dilations, groups, bias,
+                                    arguments["activation"], scale, shift, arguments["then"])
+    return lambda input, filters, bias, scale, shift, residual: conv(input, filters, bias, scale, shift)
 
 
-def _conv_then_epilogue_path(x, w, geometry, out_hw, dtype, epilogue, arguments):
-    """`conv2d_inference` with what of the epilogue it applies itself; the rest in one more pass."""
+def _conv_then_epilogue_prepare(x, w, geometry, out_hw, dtype, epilogue, arguments):
+    """`conv2d_inference` (prepared here, once) with what of the epilogue it applies itself; the rest in one
+    more pass."""
     strides, dilations, _, groups = geometry
-    bias, scale, shift, residual, _, _ = epilogue
     activation, then = arguments["activation"], arguments["then"]
-    if activation in FUSED_ACTIVATIONS:
-        out = conv2d_inference(x, w, strides, arguments["padding"], dilations, groups, bias, activation)
-        return epilogue_inference(out, None, "linear", scale, shift, residual, then)
-    out = conv2d_inference(x, w, strides, arguments["padding"], dilations, groups)
-    return epilogue_inference(out, bias, activation, scale, shift, residual, then)
+    own = activation in FUSED_ACTIVATIONS      # the bias and this activation in the convolution's epilogue
+    conv = prepare_conv2d_inference(x, w, strides, arguments["padding"], dilations, groups,
+                                    epilogue[0] if own else None, activation if own else "linear")
+
+    def run(input, filters, bias, scale, shift, residual):
+        if own:
+            return epilogue_inference(conv(input, filters, bias, None, None), None, "linear", scale, shift,
+                                      residual, then)
+        return epilogue_inference(conv(input, filters, None, None, None), bias, activation, scale, shift,
+                                  residual, then)
+    return run
+
+
+def _per_call(path):
+    """A path that takes the arrays at each call (the 1x1 products: their operands are the input itself) as
+    a preparer: `prepare(...)` -> `run(input, filters, bias, scale, shift, residual)`."""
+    def prepare(x, w, geometry, out_hw, dtype, epilogue, arguments):
+        codes = epilogue[4:]
+        return lambda input, filters, bias, scale, shift, residual: path(
+            input, filters, geometry, out_hw, dtype, (bias, scale, shift, residual) + codes, arguments)
+    return prepare
 
 
 def _own_applies(x, w, geometry, epilogue) -> bool:
@@ -446,12 +464,14 @@ def _own_applies(x, w, geometry, epilogue) -> bool:
     return _own_epilogue(epilogue) and not (x.shape[0] == 1 and _gemm_applies(x, w, geometry, epilogue))
 
 
-# The paths of `conv2d_epilogue_inference`, in order: the first that applies runs.
+# The paths of `conv2d_epilogue_inference`, in order: (name, applies, prepare), the first that applies runs;
+# `prepare(x, w, geometry, out_hw, dtype, epilogue, arguments)` -> `run(input, filters, bias, scale, shift,
+# residual)`, what does not depend on the arrays decided once (per input shape, in a plan).
 _CONV_PATHS = (
-    ("conv2d_inference", _own_applies, _conv_own_path),
-    ("gemm_1x1_columns", _columns_applies, _columns_path),
-    ("gemm_1x1", _gemm_applies, _gemm_path),
-    ("conv2d_inference+epilogue", lambda x, w, geometry, epilogue: True, _conv_then_epilogue_path),
+    ("conv2d_inference", _own_applies, _conv_own_prepare),
+    ("gemm_1x1_columns", _columns_applies, _per_call(_columns_path)),
+    ("gemm_1x1", _gemm_applies, _per_call(_gemm_path)),
+    ("conv2d_inference+epilogue", lambda x, w, geometry, epilogue: True, _conv_then_epilogue_prepare),
 )
 
 
@@ -478,10 +498,8 @@ def prepare_conv2d_epilogue_inference(input, filters, strides, padding, dilation
     out_hw, pads = window_geometry(x.shape[1:3], w.shape[:2], strides, dilations, parsed, op, "filters")
     epilogue = _check_epilogue(op, w.shape[3], (x.shape[0],) + out_hw + (w.shape[3],), bias, activation,
                                scale, shift, residual, then)
-    act, after = epilogue[4:]
     dtype = float_dtype(x, w)
     geometry = (strides, dilations, pads, groups)
     arguments = {"activation": activation, "then": then, "padding": padding}
-    path = next(run for _, applies, run in _CONV_PATHS if applies(x, w, geometry, epilogue))
-    return lambda input, filters, bias, scale, shift, residual: path(
-        input, filters, geometry, out_hw, dtype, (bias, scale, shift, residual, act, after), arguments)
+    prepare = next(prepare for _, applies, prepare in _CONV_PATHS if applies(x, w, geometry, epilogue))
+    return prepare(x, w, geometry, out_hw, dtype, epilogue, arguments)
