@@ -86,10 +86,12 @@ def _check_epilogue(op, channels, out_shape, bias, activation, scale, shift, res
     return bias, scale, shift, residual, act, after
 
 
+_LIMITS = {0: (-np.inf, np.inf, 0), 1: (0, np.inf, 0), 2: (0, 6, 0), 3: (-np.inf, np.inf, 1)}   # by code
+
+
 def _limits(act: int, then: int, dtype) -> np.ndarray:
     """(low, high, swish) of the activation codes `act` and `then`, for `epilogue.finish_channels`."""
-    table = {0: (-np.inf, np.inf, 0), 1: (0, np.inf, 0), 2: (0, 6, 0), 3: (-np.inf, np.inf, 1)}
-    return np.array(table[act] + table[then], dtype=dtype)
+    return np.array(_LIMITS[act] + _LIMITS[then], dtype=dtype)
 
 
 @compiled.kernel
