@@ -21,6 +21,19 @@ def test_balanced_ranges_give_each_thread_the_same_work(count, max_size, workers
     assert [r[0] for r in ranges[1:]] == [r[1] for r in ranges[:-1]]
 
 
+def test_one_item_runs_on_the_calling_thread_without_asking_the_thread_count(monkeypatch):
+    """An image at batch 1 is one block whatever the thread count: reading the count (threadpoolctl, a few
+    microseconds a call, several times per stage) is skipped for it."""
+    import threading
+
+    def asked():
+        raise AssertionError("worker_count was asked for one item")
+    monkeypatch.setattr(parallel, "worker_count", asked)
+    assert parallel.balanced_ranges(1, 8) == [(0, 1)] and parallel.balanced_ranges(0, 8) == []
+    caller = threading.get_ident()
+    assert parallel.run_in_parallel(["only"], lambda chunk: (chunk, threading.get_ident())) == [(["only"], caller)]
+
+
 @pytest.mark.parametrize("shape_a,shape_b", [
     ((4096, 300), (300, 40)),     # split by rows
     ((16, 3136), (3136, 1000)),   # split by columns

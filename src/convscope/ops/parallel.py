@@ -126,8 +126,8 @@ def balanced_ranges(count: int, max_size: int) -> List[Tuple[int, int]]:
     """(start, stop) ranges covering 0..count, each at most `max_size` long (at least 1), their number a
     multiple of the worker count and their lengths within one of each other: equal work per thread
     (41 + 41 + 41 + 5 images on 2 threads would leave one idle for a third of the time)."""
-    if count <= 0:
-        return []
+    if count <= 1:                       # one item (an image at batch 1) whatever the thread count
+        return [(0, count)] if count == 1 else []
     workers = worker_count()
     pieces = -(-count // max(1, max_size))
     return even_ranges(count, min(count, -(-pieces // workers) * workers))
@@ -146,7 +146,7 @@ def run_in_parallel(items: list, work: Callable[[list], Any], calls_blas: bool =
     at batch 1; measurements: benchmarks/README.md, 'Measurements behind the code's choices').  `alone`: all
     of `items` as one chunk on the calling thread (work too small to hand out), BLAS single-threaded all
     the same."""
-    workers = 1 if alone else min(len(items), worker_count())
+    workers = 1 if alone or len(items) <= 1 else min(len(items), worker_count())
     if getattr(_region, "inside", False):
         return [work(items)]               # nested calls run where they are: no pool deadlock
     limit = single_threaded_blas() if calls_blas else contextlib.nullcontext()
