@@ -16,7 +16,7 @@ from convscope.layers import _normalize_config
 
 from _calls import backward, forward
 from _gradcheck import numerical_gradient
-from _oracle import TOLERANCE, assert_matches, tf_same_split
+from _oracle import assert_matches, tf_same_split
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional

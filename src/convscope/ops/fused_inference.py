@@ -442,10 +442,8 @@ def _conv_then_epilogue_prepare(x, w, geometry, out_hw, dtype, epilogue, argumen
                                     epilogue[0] if own else None, activation if own else "linear")
 
     def run(input, filters, bias, scale, shift, residual):
-        if own:
-            return epilogue_inference(conv(input, filters, bias, None, None), None, "linear", scale, shift,
-                                      residual, then)
-        return epilogue_inference(conv(input, filters, None, None, None), bias, activation, scale, shift,
+        out = conv(input, filters, bias if own else None, None, None)
+        return epilogue_inference(out, None if own else bias, "linear" if own else activation, scale, shift,
                                   residual, then)
     return run
 
