@@ -295,3 +295,78 @@ def test_pooling_after_a_split_path(path, pool, monkeypatch):
                                          bias=bias.astype(np.float64), activation="relu", pool=pool)
     assert calls == [path]
     np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-5)
+
+
+def _stored_then_finished(x, filters, strides, padding, dilations, epilogue):
+    """The direct kernel's convolution stored as summed, then finished by the epilogue kernel and capped:
+    the two passes `direct_forward` made before it finished its tiles in registers."""
+    ctx = conv._forward_context(x, filters, strides, padding, dilations, 1, "NHWC")
+    out = np.empty((len(x),) + tuple(ctx["out_hw"]) + (filters.shape[3],), np.float32)
+    prepared = direct.prepare(filters, ctx["padded_shape"], dilations)
+    direct.conv_block(np.ascontiguousarray(ctx["x_pad"]), 0, 0, prepared, strides, out)
+    conv_split._finish_rows(out.reshape(-1, filters.shape[3]), epilogue, slice(None))
+    return out
+
+
+@pytest.mark.parametrize("bits", [256, 512])
+@pytest.mark.parametrize("seed", range(10))
+def test_direct_bands_finish_each_tile_in_registers(seed, bits, monkeypatch):
+    """`direct_forward` finishes each tile before storing it (bias, ReLU, a batch norm's map, ReLU, the
+    ReLU6's cap, NaN kept): bit for bit the output stored then finished in two passes, with no pass of
+    the epilogue kernel over the output; narrow outputs (tiles of 2 rows), tiles of 8 and 16/32 lanes."""
+    monkeypatch.setattr(direct, "VECTOR_BITS", bits)
+    epilogue_kernel = conv_split._epilogue_kernel
+    monkeypatch.setattr(conv_split, "_epilogue_kernel", None)       # a pass over the output would fail
+    rng = np.random.default_rng(seed)
+    channels, out_channels = int(rng.choice([1, 3, 8])), int(rng.choice([5, 16, 21, 32, 50]))
+    kernel, step, dilation = int(rng.choice([1, 3, 5])), int(rng.integers(1, 3)), int(rng.integers(1, 3))
+    width = 4 * step + (kernel - 1) * dilation if seed % 3 == 0 else int(rng.integers(12, 30))   # 4 wide: 2 rows
+    x = rng.standard_normal((int(rng.integers(1, 4)), int(rng.integers(10, 24)), width, channels)).astype(np.float32)
+    x[rng.random(x.shape) < 0.01] = np.nan
+    filters = rng.standard_normal((kernel, kernel, channels, out_channels)).astype(np.float32)
+    bias, shift = (rng.standard_normal(out_channels).astype(np.float32) for _ in range(2))
+    scale = (4 * rng.standard_normal(out_channels)).astype(np.float32)
+    bias, activation, scale, shift, then, cap = [(bias, "relu", None, None, "linear", None),
+                                                 (None, "linear", scale, shift, "relu", 6.0),
+                                                 (bias, "relu", scale, shift, "linear", None),
+                                                 (bias, "linear", None, None, "linear", 0.5)][seed % 4]
+    epilogue = conv_split.epilogue_tuple(bias, activation, scale, shift, then, out_channels, np.float32, cap)
+    padding, strides, dilations = "SAME" if seed % 2 else "VALID", (step, step), (dilation, dilation)
+    geometry = conv.forward_geometry(x, filters, strides, padding, dilations, 1, "NHWC", pad_in_blocks=True)
+    assert direct.applies(np.float32, (kernel, kernel), 1, channels, out_channels, geometry["out_hw"], False)
+    ours = np.empty((len(x),) + tuple(geometry["out_hw"]) + (out_channels,), np.float32)
+    conv_split.direct_forward(conv.bind_arrays(geometry, x, filters), epilogue, ours)
+    monkeypatch.setattr(conv_split, "_epilogue_kernel", epilogue_kernel)
+    expected = _stored_then_finished(x, filters, strides, padding, dilations, epilogue)
+    np.testing.assert_array_equal(ours, expected)
+    if cap is not None:
+        assert np.nanmax(ours) == cap
+
+
+@pytest.mark.parametrize("step,dilation", [(1, 1), (2, 1), (1, 2), (2, 2)])
+def test_a_band_of_rows_pads_only_the_rows_its_windows_read(step, dilation, monkeypatch):
+    """An image too large for one block is convolved in bands of rows, each padding into its thread's
+    scratch block only the padded rows its windows read (no padded copy of the whole input), with the
+    reference's numbers."""
+    monkeypatch.setattr(direct, "SMALL_WORK", 0)
+    monkeypatch.setattr(direct, "OUTPUT_BUDGET_BYTES", 8 * 1024)
+    monkeypatch.setattr(conv, "pad_spatial", None)                  # padding the whole input would fail
+    heights = []
+    original_fill = conv._fill_padded
+    monkeypatch.setattr(conv, "_fill_padded", lambda block, *a, **k: heights.append(block.shape[1])
+                        or original_fill(block, *a, **k))
+    calls = _only(monkeypatch, "direct")
+    rng = np.random.default_rng(step + 2 * dilation)
+    x = rng.standard_normal((2, 37, 26, 3)).astype(np.float32)
+    filters = (rng.standard_normal((3, 3, 3, 16)) / 5).astype(np.float32)
+    bias = rng.standard_normal(16).astype(np.float32)
+    ours = ops.conv2d_inference(x, filters, step, "SAME", dilation, bias=bias, activation="relu")
+    monkeypatch.undo()
+    with compiled.use_compiled(False):
+        reference = ops.conv2d_inference(x.astype(np.float64), filters.astype(np.float64), step, "SAME", dilation,
+                                         bias=bias.astype(np.float64), activation="relu")
+    assert calls == ["direct"]
+    np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-5)
+    padded_height = conv.forward_geometry(x, filters, (step, step), "SAME", (dilation, dilation), 1,
+                                          "NHWC")["padded_shape"][1]
+    assert len(heights) > 2 * 2 and max(heights) < padded_height      # several bands per image, each a part

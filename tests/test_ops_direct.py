@@ -153,7 +153,7 @@ def test_avx2_takes_up_to_1024_taps_where_the_product_has_few_rows(images, out_h
     bias = rng.standard_normal(50).astype(np.float32)
     calls = []
     original = direct.conv_block
-    monkeypatch.setattr(direct, "conv_block", lambda *args: calls.append(1) or original(*args))
+    monkeypatch.setattr(direct, "conv_block", lambda *args, **kwargs: calls.append(1) or original(*args, **kwargs))
     with compiled.use_compiled(True):
         y = ops.conv2d_inference(x, filters, 1, "SAME", bias=bias, activation="relu")
     with compiled.use_compiled(False):

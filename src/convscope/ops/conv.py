@@ -141,15 +141,21 @@ def padded_shape(shape, pads) -> Tuple[int, int, int, int]:
     return (shape[0], shape[1] + top + bottom, shape[2] + left + right, shape[3])
 
 
-def _fill_padded(block: np.ndarray, x_block: np.ndarray, pads, value=0.0) -> None:
+def _fill_padded(block: np.ndarray, x_block: np.ndarray, pads, value=0.0, first_row: int = 0) -> None:
     """block (padded images) = x_block with `pads` cells of `value` around each image (compiled: each row
-    written once; NumPy's assignment of the interior copies a pixel's channels at a time)."""
+    written once; NumPy's assignment of the interior copies a pixel's channels at a time); with
+    `first_row`, the padded images' rows from that one on, as many as `block` has."""
     (top, bottom), (left, right) = pads
     if compiled.active() and block.dtype in (np.float32, np.float64) and x_block.dtype == block.dtype:
         flat = (block.flags.c_contiguous and x_block.flags.c_contiguous
                 and x_block.shape[3] <= FLAT_FILL_MAX_CHANNELS)
-        (_fill_padded_rows_kernel if flat else _fill_padded_kernel)(block, x_block, top, left,
+        (_fill_padded_rows_kernel if flat else _fill_padded_kernel)(block, x_block, top - first_row, left,
                                                                     block.dtype.type(value))
+        return
+    if first_row or block.shape[1] != x_block.shape[1] + top + bottom:
+        whole = np.empty(padded_shape(x_block.shape, pads), dtype=block.dtype)
+        _fill_padded(whole, x_block, pads, value)
+        block[...] = whole[:, first_row:first_row + block.shape[1]]
         return
     h, w = x_block.shape[1:3]
     block[:, :top] = value
@@ -161,7 +167,8 @@ def _fill_padded(block: np.ndarray, x_block: np.ndarray, pads, value=0.0) -> Non
 
 @compiled.kernel
 def _fill_padded_kernel(block, x_block, top, left, value):
-    """`_fill_padded`: each padded row of each image written once, from x_block or `value`."""
+    """`_fill_padded`: each padded row of each image written once, from x_block or `value` (`top`: the
+    block's rows above x_block's first, negative for a block that starts below it)."""
     images, height, width, channels = x_block.shape
     for n in range(images):
         for i in range(block.shape[1]):
@@ -345,7 +352,7 @@ def _forward_context(x: np.ndarray, w: np.ndarray, strides, padding, dilations, 
     "path": the forward blocks' computation (`conv_path`); "direct": the direct kernel applies
     (its tiles can pool, `pools_in_tiles`); "winograd": the path is Winograd.  With
     `pad_in_blocks` (a forward pass that keeps nothing for backward), the direct convolution's
-    whole-image blocks pad their images into a scratch block that stays in cache, and the
+    blocks pad their images (or a band's rows of one) into a scratch block that stays in cache, and the
     context holds `x` instead of the padded input ("x_pad" None until another path asks
     `padded_input`): padding the whole input first took a noticeable share of seed 000's second layer's
     time at 128 images (measurements: benchmarks/README.md, 'Measurements behind the code's choices').
@@ -373,8 +380,7 @@ def forward_geometry(x: np.ndarray, w: np.ndarray, strides, padding, dilations, 
            "image_output_bytes": out_hw[0] * out_hw[1] * out_channels * dtype.itemsize,
            "pointwise": pointwise, "direct": use_direct, "padded_shape": padded_shape(x.shape, pads),
            "winograd": path == "winograd"}
-    ctx["pads_in_blocks"] = (pad_in_blocks and path == "direct" and whole_image_blocks(ctx, True)
-                             and any(pads[0] + pads[1]))
+    ctx["pads_in_blocks"] = pad_in_blocks and use_direct and any(pads[0] + pads[1])
     return ctx
 
 
@@ -415,19 +421,27 @@ def _run_direct(ctx, bands: list, compute: Callable[[list], Any]) -> None:
                     alone=n * oh * ow * kh * kw * in_per_group * out_channels < direct.SMALL_WORK)
 
 
-def _padded_images(ctx, chunk: list) -> Iterator[Tuple[np.ndarray, int]]:
-    """(array, index of the band's first image in it) for each (images, rows) band of `chunk`, in turn:
-    the padded input, or, where the context pads in blocks, one scratch block of this thread's,
-    filled with the band's padded images when the band before is done with it."""
+def _padded_images(ctx, chunk: list) -> Iterator[Tuple[np.ndarray, int, int]]:
+    """(array, index of the band's first image in it, its row where the band's first windows start) for
+    each (images, rows) band of `chunk`, in turn: the padded input, or, where the context pads in blocks,
+    one scratch block of this thread's, filled with the band's padded images (of a band of rows, only the
+    rows its windows read) when the band before is done with it."""
+    step = ctx["strides"][0]
     if ctx["x_pad"] is not None:
-        yield from ((ctx["x_pad"], images.start) for images, _ in chunk)
+        yield from ((ctx["x_pad"], images.start, rows.start * step) for images, rows in chunk)
         return
-    scratch = np.empty((max(images.stop - images.start for images, _ in chunk),) + ctx["padded_shape"][1:],
-                       dtype=ctx["dtype"])
-    for images, _ in chunk:
-        block = scratch[:images.stop - images.start]
-        _fill_padded(block, ctx["x"][images], ctx["pads"])
-        yield block, 0
+    shape, reach = ctx["padded_shape"], (ctx["kernel_hw"][0] - 1) * ctx["dilations"][0] + 1
+    whole = [rows.stop - rows.start == ctx["out_hw"][0] for _, rows in chunk]
+    heights = [shape[1] if full else (rows.stop - rows.start - 1) * step + reach
+               for full, (_, rows) in zip(whole, chunk)]
+    scratch = np.empty(max((images.stop - images.start) * height for (images, _), height in zip(chunk, heights))
+                       * shape[2] * shape[3], dtype=ctx["dtype"])
+    for full, height, (images, rows) in zip(whole, heights, chunk):
+        block = scratch[:(images.stop - images.start) * height * shape[2] * shape[3]].reshape(
+            (images.stop - images.start, height) + shape[2:])
+        first_row = 0 if full else rows.start * step
+        _fill_padded(block, ctx["x"][images], ctx["pads"], first_row=first_row)
+        yield block, 0, 0
 
 
 def convolve(ctx, epilogue: Callable[[np.ndarray], Any], out: Optional[np.ndarray] = None,
@@ -474,8 +488,8 @@ def convolve(ctx, epilogue: Callable[[np.ndarray], Any], out: Optional[np.ndarra
                 finish(images, target)
 
     def compute_direct(chunk):
-        for (images, rows, target), (padded, first) in zip(targets(chunk), _padded_images(ctx, chunk)):
-            direct.conv_block(padded, first, rows.start * strides[0], prepared, strides, target)
+        for (images, rows, target), (padded, first, top) in zip(targets(chunk), _padded_images(ctx, chunk)):
+            direct.conv_block(padded, first, top, prepared, strides, target)
             epilogue(target.reshape(-1, out_channels))
             if finish is not None:
                 finish(images, target)
@@ -521,7 +535,7 @@ def convolve_pooled(ctx, bias, activation: str, scale, shift, then: str, average
     epilogue = direct.tile_epilogue(prepared, bias, activation, scale, shift, then, average)
 
     def compute(chunk):
-        for (images, _), (padded, first) in zip(chunk, _padded_images(ctx, chunk)):
+        for (images, _), (padded, first, _) in zip(chunk, _padded_images(ctx, chunk)):
             direct.conv_pool_block(padded, first, prepared, ctx["strides"], epilogue, pooled[images],
                                    None if argmax is None else argmax[images])
 

@@ -159,22 +159,22 @@ def winograd_forward(ctx, epilogue: tuple, out: np.ndarray) -> None:
 
 def direct_forward(ctx, epilogue: tuple, out: np.ndarray) -> None:
     """`out` = the finished convolution, the direct kernel on bands of output rows (or whole images, each
-    block padded into a scratch block where the context pads in blocks)."""
+    block padded into a scratch block where the context pads in blocks), each tile finished in registers."""
     oh, ow = ctx["out_hw"]
     channels = out.shape[3]
     tasks = plan(len(out), oh, ow, ow * channels * out.itemsize, direct.OUTPUT_BUDGET_BYTES, channels,
                  min_units=2 if ow < direct.PIXELS else 1, split_channels=False, min_rows=2 * direct.PIXELS,
                  workers=_alone(ctx, out))
-    if ctx["x_pad"] is not None or any(rows.stop - rows.start < oh for _, rows, _ in tasks):
-        ctx = dict(ctx, x_pad=np.ascontiguousarray(padded_input(ctx)))
+    if ctx["x_pad"] is not None:
+        ctx = dict(ctx, x_pad=np.ascontiguousarray(ctx["x_pad"]))
     prepared = direct.prepare(ctx["filters"], ctx["padded_shape"], ctx["dilations"])
+    finish, cap = epilogue[0], epilogue[7]
+    vectors = direct.finish_vectors(prepared, *epilogue[1:]) if finish or cap != np.inf else None
 
     def work(chunk):
         bands = [(images, rows) for images, rows, _ in chunk]
-        for (images, rows), (padded, first) in zip(bands, _padded_images(ctx, bands)):
-            target = out[images, rows]
-            direct.conv_block(padded, first, rows.start * ctx["strides"][0], prepared, ctx["strides"], target)
-            _finish_rows(target.reshape(-1, channels), epilogue, slice(None))
+        for (images, rows), (padded, first, top) in zip(bands, _padded_images(ctx, bands)):
+            direct.conv_block(padded, first, top, prepared, ctx["strides"], out[images, rows], finish=vectors)
 
     _run(tasks, work, out, ctx, calls_blas=False)
 

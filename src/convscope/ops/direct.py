@@ -34,8 +34,8 @@ import numpy as np
 from . import compiled
 
 if compiled.available():
-    from .simd import (add, broadcast, epilogue, fma, full, index_of_max, load, max_or_nan, multiply, store_first,
-                       vector_bits, zeros)
+    from .simd import (add, broadcast, clip, epilogue, fma, full, index_of_max, load, max_or_nan, multiply,
+                       store_first, vector_bits, zeros)
 
 PIXELS = 8               # output pixels per tile: PIXELS vectors of accumulators, plus one of filters
 TAPS_PER_TILE = 8        # taps per tile of the filter gradient: as many vectors of accumulators
@@ -60,6 +60,8 @@ SMALL_WORK = 1 << 23     # multiply-adds under which a direct convolution stays 
 # (NUMBA_CPU_FEATURES, OPENBLAS_CORETYPE=Haswell): 16 or 32 lanes spill registers and ran slower than the
 # GEMM; 8 lanes mostly faster (measurements: benchmarks/README.md, 'Measurements behind the code's choices').
 VECTOR_BITS = vector_bits() if compiled.available() else 0
+# `conv_block`'s `finish` when the tiles are stored as summed (the vectors are not read then)
+_NO_FINISH = (np.zeros(1, np.float32),) * 3 + (False, False, False, np.float32(np.inf), False)
 
 
 def _thin(dtype, groups: int, taps: int, out_channels: int, pointwise: bool, rows: int = 0) -> bool:
@@ -148,10 +150,13 @@ def _check_contiguous(array: np.ndarray, name: str) -> None:
         raise ValueError(f"direct: argument `{name}` must be C-contiguous, got strides {array.strides}")
 
 
-def conv_block(x_pad: np.ndarray, first: int, top: int, prepared, strides, out: np.ndarray) -> None:
+def conv_block(x_pad: np.ndarray, first: int, top: int, prepared, strides, out: np.ndarray,
+               finish: Optional[tuple] = None) -> None:
     """out (images, rows, out_w, out_channels) = the convolution of images first.. of the padded input
-    `x_pad` (C-contiguous NHWC) for the output rows whose windows start at padded row `top`."""
+    `x_pad` (C-contiguous NHWC) for the output rows whose windows start at padded row `top`; with `finish`
+    (`finish_vectors`'), each tile finished in registers before it is stored."""
     filters, taps, lanes = prepared
+    finish = _NO_FINISH if finish is None else finish
     _check_contiguous(out, "out")
     images, rows, out_w, out_channels = out.shape
     two_rows = out_w < PIXELS
@@ -162,7 +167,16 @@ def conv_block(x_pad: np.ndarray, first: int, top: int, prepared, strides, out: 
     kernel = _kernels_for(lanes, tile_pixels(lanes))[0]
     kernel(x_pad.reshape(x_pad.shape[0], -1), first, top * row_length, taps, filters,
            out.reshape(images, rows, out_w * out_channels), strides[0] * row_length, strides[1] * x_pad.shape[3],
-           out_channels, two_rows)
+           out_channels, two_rows, *finish)
+
+
+def finish_vectors(prepared, bias, relu: bool, scale, shift, affine: bool, relu_after: bool,
+                   cap: float = np.inf) -> tuple:
+    """`conv_block`'s `finish`: min(relu_after(relu(conv + bias) * scale + shift), cap), each output as
+    `epilogue._epilogue_kernel` then `conv_split.cap_block` give it (scale and shift only if `affine`)."""
+    vectors = tile_epilogue(prepared, bias, "relu" if relu else "linear", scale if affine else None,
+                            shift if affine else None, "relu" if relu_after else "linear", False)
+    return vectors[:6] + (np.float32(cap), True)
 
 
 def pools_in_tiles(out_hw, window, pooled_hw) -> bool:
@@ -331,9 +345,13 @@ def _add_tap_sums(grad_filters, sums, t, done, padded, column, count):
 
 
 @compiled.kernel(inline=True)
-def _store_sums(out, n, r, at, sums, width, out_channels, count):
-    """A tile's sums (pixels in rows of `width`) stored from out[n, r][at] on, `count` filters each."""
+def _store_sums(out, n, r, at, sums, width, out_channels, count, finish, bias, scale, shift, relu_first, affine,
+                relu_after, low, high):
+    """A tile's sums (pixels in rows of `width`) stored from out[n, r][at] on, `count` filters each; if
+    `finish`, each first finished (`epilogue`) and capped (`clip` to low = -inf and `high`, inf for none)."""
     for i, p in enumerate(sums):
+        if finish:
+            p = clip(epilogue(p, bias, relu_first, scale, shift, affine, relu_after), low, high)
         store_first(out[n, r + i // width], at + (i % width) * out_channels, p, count)
 
 
@@ -343,12 +361,13 @@ def _kernels(lanes: int, pixels: int):
     kernels would defeat the disk cache)."""
 
     @compiled.kernel
-    def conv_tiles(x_flat, first, start, taps, filters, out, row_step, step, out_channels, two_rows):
+    def conv_tiles(x_flat, first, start, taps, filters, out, row_step, step, out_channels, two_rows,
+                   bias, scale, shift, relu_first, affine, relu_after, cap, finish):
         """out[n, r, ox * out_channels + f] = sum over taps t of
         x_flat[first + n, start + r * row_step + ox * step + taps[t]] * filters[t * padded + f],
         in tiles of `pixels` (8 or 4) pixels of a row, or (`two_rows`, outputs narrower than 8) of half as many
         pixels of 2 rows; the last tile of a row (and pair of rows) overlaps the one before where they do
-        not divide."""
+        not divide.  With `finish`, each tile is finished (`finish_vectors`) before it is stored."""
         images, rows = out.shape[0], out.shape[1]
         out_w = out.shape[2] // out_channels
         padded = filters.shape[0] // taps.shape[0]
@@ -356,22 +375,28 @@ def _kernels(lanes: int, pixels: int):
         tiles, bands = -(-out_w // width), -(-rows // height)
         second_half = row_step if two_rows else (pixels // 2) * step
         zero = zeros(lanes)
+        low, high = full(-np.float32(np.inf), zero), full(cap, zero)     # no floor; the cap
+        b = s = h = zero
         for n in range(images):
             image = x_flat[first + n]
             for band in range(bands):
                 r = min(band * height, rows - height)
                 for column in range(0, padded, lanes):
                     count = min(out_channels - column, lanes)
+                    if finish:
+                        b, s, h = load(bias, column, lanes), load(scale, column, lanes), load(shift, column, lanes)
                     for tile in range(tiles):
                         ox = min(tile * width, out_w - width)
                         base, at = start + r * row_step + ox * step, ox * out_channels + column
                         if pixels == PIXELS:
                             sums = _tile_sums(image, base, step, second_half, taps, filters, column, padded, zero)
-                            _store_sums(out, n, r, at, sums, width, out_channels, count)
+                            _store_sums(out, n, r, at, sums, width, out_channels, count, finish, b, s, h,
+                                        relu_first, affine, relu_after, low, high)
                         else:
                             sums4 = _half_tile_sums(image, base, step, second_half, taps, filters, column, padded,
                                                     zero)
-                            _store_sums(out, n, r, at, sums4, width, out_channels, count)
+                            _store_sums(out, n, r, at, sums4, width, out_channels, count, finish, b, s, h,
+                                        relu_first, affine, relu_after, low, high)
 
     @compiled.kernel
     def conv_pool_tiles(x_flat, first, taps, filters, pooled, argmax, row_step, step, out_channels,
