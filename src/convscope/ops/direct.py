@@ -13,7 +13,9 @@ x[tap] * w[tap, filters] to it: one filter-vector load and `PIXELS` broadcasts f
 of an odd row: an overlapping tile cost more on seed 000's 14-wide second layer; 2 x 2 for every window
 with AVX2's 16-filter tiles: faster than 2 x 4 x 8 filters there) and finishes each in
 registers (bias, ReLU, an inference batch norm's affine map, ReLU, then the 2x2 stride-2
-max or average): the convolution's output never reaches memory.
+max or average): the convolution's output never reaches memory.  Without a pooling, `conv_block`
+can finish each tile in registers as well (`finish_vectors`, with a ReLU6's cap) before storing it:
+the output is written once, finished, not stored and then read twice more by the epilogue's passes.
 
 `filter_grad_block` turns the tile around for the filter gradient: 8 taps x `lanes`
 filters are summed over an image's output pixels, grad[p, filters] times x[p's tap] (6 taps
