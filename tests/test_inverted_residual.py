@@ -104,6 +104,30 @@ def test_a_block_without_expansion_matches_depthwise_then_project(path, seed, la
     np.testing.assert_allclose(got, expected, **tolerance)
 
 
+@pytest.mark.skipif(not depthwise_fast.lanes(), reason="the banded path needs the compiled kernels (numba) and "
+                    "256-bit SIMD or wider")
+@pytest.mark.parametrize("images,per_unit,workers", [(32, 3, 2), (32, 5, 2), (11, 3, 2), (12, 5, 3), (8, 3, 4)])
+def test_whole_image_units_give_each_thread_as_many_images(images, per_unit, workers, monkeypatch):
+    """Units of whole images (as many as fit `BAND_BYTES`, e.g. 3 of MobileNetV2's 14x14x384 blocks at batch
+    32) are cut so that each thread's chunk holds as many images (within one), not 15 against 17; the
+    result is the references'."""
+    rng = np.random.default_rng(images + per_unit)
+    x, expand, depthwise, project, _, _, epilogues = _block(rng, np.float32, 16)
+    x = rng.standard_normal((images, 6, 5, x.shape[3])).astype(np.float32)
+    monkeypatch.setattr(ir, "BAND_BYTES", 6 * 5 * expand.shape[3] * 4 * per_unit)
+    monkeypatch.setattr(ir, "worker_count", lambda: workers)
+    chunks = []
+    monkeypatch.setattr(ir, "run_in_parallel", lambda units, each, **options: chunks.extend(
+        units[len(units) * k // workers:len(units) * (k + 1) // workers] for k in range(workers)) or each(units))
+    with fi.compiled.use_compiled(True):        # under either kernel_path: the banded path is compiled only
+        got = ir.inverted_residual_inference(x, expand, depthwise, project, 1, "SAME", *epilogues)
+    counts = [sum(stop - start for start, stop in chunk) for chunk in chunks]
+    assert sum(counts) == images and max(counts) - min(counts) <= 1, counts
+    assert max(stop - start for chunk in chunks for start, stop in chunk) <= per_unit
+    np.testing.assert_allclose(got, ir.inverted_residual_reference(x, expand, depthwise, project, 1, "SAME",
+                                                                   *epilogues), rtol=2e-5, atol=2e-5)
+
+
 def test_a_prepared_run_takes_new_weights_and_epilogue_values_each_call():
     rng = np.random.default_rng(3)
     x, expand, depthwise, project, stride, padding, epilogues = _block(rng, np.float32, 16)

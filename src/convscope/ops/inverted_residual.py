@@ -6,8 +6,9 @@ another it goes to memory and back twice.  Here each band of output rows is comp
 its depthwise window reads: their expansion (one product, then the epilogue), the depthwise kernel on
 them, the projection (one product, then the epilogue with the residual) written into the output — the
 band's expanded rows stay in cache.  Where a whole image's expanded rows fit, a unit is a few whole
-images instead (larger products; the kernels run over several images' rows in one call).  The numbers are those of the three ops one after another (the same
-operations in the same order).  A block without expansion (`expand` None: MobileNetV2's first, a MobileNet
+images instead (larger products; the kernels run over several images' rows in one call), the units cut so
+that each thread has as many images (32 images in units of at most 3 on 2 threads: 16 each, not 15 and 17).
+The numbers are those of the three ops one after another (the same operations in the same order).  A block without expansion (`expand` None: MobileNetV2's first, a MobileNet
 v1 pair) runs depthwise -> project the same way on the input's own rows: the depthwise output of a band
 stays in cache instead of going to memory and back (at batch 32, 51 MB each way in MobileNetV2's first).
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import compiled, depthwise_fast, fused_inference as fi
-from .parallel import run_in_parallel, worker_count
+from .parallel import even_ranges, run_in_parallel, worker_count
 
 __all__ = ["prepare_inverted_residual_inference", "inverted_residual_inference", "inverted_residual_reference"]
 
@@ -142,7 +143,7 @@ def _banded(steps, geometry):
         workers = worker_count()
         if h * w * mid * 4 <= BAND_BYTES and n >= workers:     # whole images per unit: larger products
             per = max(1, min(BAND_BYTES // (h * w * mid * 4), -(-n // workers)))
-            units = [(first, min(n, first + per)) for first in range(0, n, per)]
+            units = even_ranges(n, min(n, -(-(-(-n // per)) // workers) * workers))   # as many images per thread
             step = plan.images
         else:           # bands of output rows of one image (at least one per thread for fewer images)
             rows = max(1, (BAND_BYTES // (w * mid * 4) - 3) // strides[0] + 1)
