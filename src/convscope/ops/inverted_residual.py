@@ -8,9 +8,10 @@ them, the projection (one product, then the epilogue with the residual) written 
 band's expanded rows stay in cache.  Where a whole image's expanded rows fit, a unit is a few whole
 images instead (larger products; the kernels run over several images' rows in one call), the units cut so
 that each thread has as many images (32 images in units of at most 3 on 2 threads: 16 each, not 15 and 17).
-The numbers are those of the three ops one after another (the same operations in the same order).  A block without expansion (`expand` None: MobileNetV2's first, a MobileNet
-v1 pair) runs depthwise -> project the same way on the input's own rows: the depthwise output of a band
-stays in cache instead of going to memory and back (at batch 32, 51 MB each way in MobileNetV2's first).
+The numbers are those of the three ops one after another (the same operations in the same order).  A
+block without expansion (`expand` None: MobileNetV2's first, a MobileNet v1 pair) runs depthwise -> project
+the same way on the input's own rows: the depthwise output of a band stays in cache instead of going to
+memory and back (at batch 32, 51 MB each way in MobileNetV2's first).
 
     then(act(x @ W + b) * scale + shift [+ residual])      for each of the three, as in `fused_inference`
 
