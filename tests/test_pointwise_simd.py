@@ -148,3 +148,84 @@ def test_mobilenet_blocks_expand_and_project_few_channels_in_tiles(width, seed, 
                                               residual=residual)
     assert ("simd_tiles", True) in asked
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def _deep_case(rng, lanes, rows=None, residual=True):
+    """A product of `MAX_DEPTH` + 1 to `DEEP_MAX_DEPTH` input channels, with or without a residual."""
+    depth = int(rng.integers(ps.MAX_DEPTH + 1, ps.DEEP_MAX_DEPTH + 1))
+    x, w, bias, scale, shift, act, then, affine = _case(rng, lanes, rows, depth)
+    res = rng.standard_normal((x.shape[0], w.shape[1])).astype(np.float32) if residual else None
+    return x, w, bias, scale, shift, act, then, affine, res
+
+
+def _deep_tiles(x, w, bias, scale, shift, act, then, affine, res):
+    out = np.full((x.shape[0], w.shape[1]), np.nan, np.float32)
+    has_residual = res is not None
+    ps.deep_product_rows(x, w, out, bias, scale, shift, res if has_residual else np.zeros((1, w.shape[1]),
+                         np.float32), fi._limits(act, then, np.float32), affine, has_residual)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_deep_tiles_match_the_float64_product_and_the_scalar_epilogue_with_a_residual(width, seed):
+    """33-64 input channels (ResNet50's first stage: 64 -> 256 with the shortcut's sum), rows first: the
+    float64 product rounded to float32, then the NumPy epilogue with the residual after the batch norm's map."""
+    rng = np.random.default_rng(100 + seed)
+    x, w, bias, scale, shift, act, then, affine, res = _deep_case(rng, width, residual=seed % 3 != 0)
+    assert ps.deep_applies(x, w, False) and not ps.applies(x, w, False, False)
+    got = _deep_tiles(x, w, bias, scale, shift, act, then, affine, res)
+    z = (x.astype(np.float64) @ w.astype(np.float64)).astype(np.float32)
+    expected = fi.epilogue_reference(z, bias, fi.INFERENCE_ACTIVATIONS[act], scale if affine else None,
+                                     shift if affine else None, res, fi.INFERENCE_ACTIVATIONS[then])
+    size = np.abs(x).max() * np.abs(w).sum(axis=0).max() + 1
+    np.testing.assert_allclose(got, expected, rtol=0, atol=2e-6 * size)
+    assert not np.isnan(got).any()
+
+
+def test_deep_tiles_give_a_row_the_same_bits_in_any_block(width):
+    rng = np.random.default_rng(8)
+    x, w, bias, scale, shift, act, then, affine, res = _deep_case(rng, width, rows=47)
+    whole = _deep_tiles(x, w, bias, scale, shift, act, then, affine, res)
+    for start, stop in [(0, 6), (5, 13), (13, 47), (40, 47), (1, 46)]:
+        part = _deep_tiles(np.ascontiguousarray(x[start:stop]), w, bias, scale, shift, act, then, affine,
+                           np.ascontiguousarray(res[start:stop]))
+        np.testing.assert_array_equal(part, whole[start:stop])
+
+
+def test_where_the_deep_tiles_apply_and_what_they_refuse(width):
+    rng = np.random.default_rng(1)
+    x, w = _deep_case(rng, width, rows=10)[:2]
+    assert ps.deep_applies(x, w, False)
+    for depth, expected in [(ps.MAX_DEPTH, False), (ps.MAX_DEPTH + 1, True), (ps.DEEP_MAX_DEPTH, True),
+                            (ps.DEEP_MAX_DEPTH + 1, False)]:
+        rows, matrix = np.ones((10, depth), np.float32), np.ones((depth, w.shape[1]), np.float32)
+        assert ps.deep_applies(rows, matrix, False) is expected
+    assert not ps.deep_applies(x, w, True)                             # hard-swish
+    assert not ps.deep_applies(x[:ps.ROWS - 1], w, False)
+    assert not ps.deep_applies(x, np.ones((w.shape[0], w.shape[1] - width), np.float32), False)
+    assert not ps.deep_applies(np.asfortranarray(x), w, False)
+    with compiled.use_compiled(False):
+        assert not ps.deep_applies(x, w, False)
+    out, limits = np.empty((10, w.shape[1]), np.float32), fi._limits(0, 0, np.float32)
+    with pytest.raises(ValueError, match="pointwise_simd: argument `residual` must be C-contiguous of shape"):
+        ps.deep_product_rows(x, w, out, *([np.zeros(w.shape[1], np.float32)] * 3), np.zeros((9, w.shape[1]),
+                             np.float32), limits, False, True)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_resnet_1x1_with_its_shortcut_takes_the_deep_tiles(width, seed, monkeypatch):
+    """conv2d_epilogue_inference's 1x1 path on 33-64 input channels with a residual (a ResNet bottleneck's
+    last convolution), every block in the deep tiles, against the unfused reference."""
+    rng = np.random.default_rng(200 + seed)
+    channels, filters = int(rng.integers(ps.MAX_DEPTH + 1, ps.DEEP_MAX_DEPTH + 1)), 2 * width * int(rng.integers(1, 4))
+    x = rng.standard_normal((int(rng.integers(2, 5)), 9, 7, channels)).astype(np.float32)
+    w = (rng.standard_normal((1, 1, channels, filters)) * 0.3).astype(np.float32)
+    scale, shift = rng.random(filters).astype(np.float32) + 0.5, rng.standard_normal(filters).astype(np.float32)
+    residual = rng.standard_normal(x.shape[:3] + (filters,)).astype(np.float32)
+    asked = []
+    monkeypatch.setattr(fi, "_ROWS_PATHS", recording(fi._ROWS_PATHS, asked))
+    got = fi.conv2d_epilogue_inference(x, w, 1, "VALID", scale=scale, shift=shift, residual=residual, then="relu")
+    expected = fi.conv2d_epilogue_reference(x, w, 1, "VALID", scale=scale, shift=shift, residual=residual,
+                                            then="relu")
+    assert asked and set(asked) == {("simd_tiles", False), ("simd_tiles_deep", True)}
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)

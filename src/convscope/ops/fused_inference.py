@@ -26,8 +26,8 @@ ordered list of paths, the first that applies runs (as oneDNN's implementation l
   product; else `conv2d_inference` and the rest of the epilogue in one more pass (each path prepared once
   per input shape: `conv2d_inference`'s checks and geometry are not repeated at every call);
 * `_product_rows` (a block of a 1x1 product with its epilogue, here and in `inverted_residual`): SIMD
-  tiles finished in registers where the input has few channels (`pointwise_simd`); else BLAS' product,
-  then the compiled epilogue.
+  tiles finished in registers where the input has few channels (`pointwise_simd`: up to 32 without a
+  residual, up to 64 rows first with or without one); else BLAS' product, then the compiled epilogue.
 """
 
 from __future__ import annotations
@@ -138,6 +138,19 @@ def _tiles_rows(rows, matrix, out, first, arrays, codes):
     pointwise_simd.product_rows(rows, matrix, out, bias, scale, shift, _limits(act, then, out.dtype), affine)
 
 
+def _deep_tiles_applies(rows, matrix, codes) -> bool:
+    act, _, _, then = codes
+    return pointwise_simd.deep_applies(rows, matrix, _HARD_SWISH in (act, then))
+
+
+def _deep_tiles_rows(rows, matrix, out, first, arrays, codes):
+    bias, scale, shift, residual = arrays
+    act, affine, has_residual, then = codes
+    part = residual[first:first + len(rows)] if has_residual else residual
+    pointwise_simd.deep_product_rows(rows, matrix, out, bias, scale, shift, part, _limits(act, then, out.dtype),
+                                     affine, has_residual)
+
+
 def _blas_rows(rows, matrix, out, first, arrays, codes):
     np.matmul(rows, matrix, out=out)
     _apply_rows(out, first, arrays, codes)
@@ -146,13 +159,15 @@ def _blas_rows(rows, matrix, out, first, arrays, codes):
 # The paths of `_product_rows`, in order: the first that applies runs.
 _ROWS_PATHS = (
     ("simd_tiles", _tiles_applies, _tiles_rows),
+    ("simd_tiles_deep", _deep_tiles_applies, _deep_tiles_rows),
     ("blas+epilogue", lambda rows, matrix, codes: True, _blas_rows),
 )
 
 
 def _product_rows(rows, matrix, out, first, arrays, codes):
     """out = the epilogue of `rows @ matrix`, rows `first`.. of a 1x1 convolution's output (a block of them):
-    few input channels in SIMD tiles (`pointwise_simd`), else BLAS' product then the compiled epilogue."""
+    few input channels in SIMD tiles (`pointwise_simd`), else BLAS' product then the compiled epilogue
+    (`_ROWS_PATHS`)."""
     next(run for _, applies, run in _ROWS_PATHS if applies(rows, matrix, codes))(rows, matrix, out, first, arrays,
                                                                                codes)
 

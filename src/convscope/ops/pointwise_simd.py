@@ -10,6 +10,9 @@ channels (two filter loads and `ROWS` broadcasts for 2 x `ROWS` multiply-adds), 
 and stored once.  Each output is summed in the input channels' order, whichever tile computes it (the
 last tile of a block overlaps the one before), so a row's bits do not depend on the rows beside it; they
 may differ from BLAS' in the last bits.  The epilogue rounds as `epilogue.finish_channels` does.
+With 33-64 input channels (ResNet50's first stage: 64 -> 256, the shortcut's sum in the epilogue;
+MobileNetV2's 64 -> 384) the same tiles are taken rows first (`deep_product_rows`): each tile's rows stay
+in L1 while it runs through the channels, so the output and the residual stream in order.
 Compiled path, float32, AVX2 or wider.  The measurements behind the limits: benchmarks/README.md,
 'Measurements behind the code's choices'.
 """
@@ -25,9 +28,10 @@ from . import compiled
 if compiled.available():
     from .simd import add, broadcast, clip, fma, full, load, multiply, store_first, vector_bits, zeros
 
-__all__ = ["MAX_DEPTH", "ROWS", "applies", "product_rows"]
+__all__ = ["MAX_DEPTH", "DEEP_MAX_DEPTH", "ROWS", "applies", "product_rows", "deep_applies", "deep_product_rows"]
 
 MAX_DEPTH = 32      # input channels up to which the tiles beat BLAS' product and the epilogue pass after it
+DEEP_MAX_DEPTH = 64     # ... and up to which the tiles taken rows first (`deep_product_rows`) do, residual or not
 ROWS = 6            # rows per tile: 12 vectors of accumulators, two of filters, one broadcast (AVX2's 16)
 VECTOR_BITS = vector_bits() if compiled.available() else 0
 
@@ -41,10 +45,21 @@ def applies(rows: np.ndarray, matrix: np.ndarray, swish: bool, has_residual: boo
     """True for float32 C-contiguous `rows` (at least `ROWS`) times a C-contiguous (depth, channels) `matrix`
     of at most `MAX_DEPTH` rows and whole tiles of channels (two vectors), an epilogue without hard-swish
     or residual, compiled ops on and AVX2 or wider."""
+    return _tiles_fit(rows, matrix, swish) and matrix.shape[0] <= MAX_DEPTH and not has_residual
+
+
+def deep_applies(rows: np.ndarray, matrix: np.ndarray, swish: bool) -> bool:
+    """True where `applies` would be but for the depth, over `MAX_DEPTH` and at most `DEEP_MAX_DEPTH`, and
+    the residual, which may be there (ResNet50's first stage: 64 -> 256 with the shortcut's sum)."""
+    return _tiles_fit(rows, matrix, swish) and MAX_DEPTH < matrix.shape[0] <= DEEP_MAX_DEPTH
+
+
+def _tiles_fit(rows: np.ndarray, matrix: np.ndarray, swish: bool) -> bool:
+    """The tiles' conditions but the depth's and the residual's."""
     return (compiled.active() and VECTOR_BITS >= 256 and rows.dtype == np.float32 and matrix.dtype == np.float32
             and rows.ndim == 2 and matrix.ndim == 2 and rows.shape[1] == matrix.shape[0]
-            and matrix.shape[0] <= MAX_DEPTH and rows.shape[0] >= ROWS and matrix.shape[1] % (2 * lanes()) == 0
-            and rows.flags.c_contiguous and matrix.flags.c_contiguous and not swish and not has_residual)
+            and rows.shape[0] >= ROWS and matrix.shape[1] % (2 * lanes()) == 0
+            and rows.flags.c_contiguous and matrix.flags.c_contiguous and not swish)
 
 
 def product_rows(rows: np.ndarray, matrix: np.ndarray, out: np.ndarray, bias, scale, shift, limits,
@@ -55,6 +70,23 @@ def product_rows(rows: np.ndarray, matrix: np.ndarray, out: np.ndarray, bias, sc
         raise ValueError(f"pointwise_simd: argument `out` must be C-contiguous of shape "
                          f"{(rows.shape[0], matrix.shape[1])}, got {out.shape}")
     _kernel_for(lanes())(rows, matrix, out, bias, scale, shift, limits, affine)
+
+
+def deep_product_rows(rows: np.ndarray, matrix: np.ndarray, out: np.ndarray, bias, scale, shift, residual,
+                      limits, affine: bool, has_residual: bool) -> None:
+    """`product_rows` where `deep_applies`, plus `residual` (rows x channels, C-contiguous, read where
+    `has_residual`) added after the batch norm's map: then(act(z + bias) * scale + shift + residual).
+    Each tile of rows takes every vector pair of channels in turn while its rows stay in L1 (the
+    output and the residual then stream in order: the channels-first order of `product_rows` read them a
+    strip at a time, slower from this depth on; measurements: benchmarks/README.md, 'Measurements behind
+    the code's choices')."""
+    if not out.flags.c_contiguous or out.shape != (rows.shape[0], matrix.shape[1]):
+        raise ValueError(f"pointwise_simd: argument `out` must be C-contiguous of shape "
+                         f"{(rows.shape[0], matrix.shape[1])}, got {out.shape}")
+    if has_residual and (not residual.flags.c_contiguous or residual.shape != out.shape):
+        raise ValueError(f"pointwise_simd: argument `residual` must be C-contiguous of shape {out.shape}, got "
+                         f"{residual.shape}")
+    _deep_kernel_for(lanes())(rows, matrix, out, bias, scale, shift, residual, limits, affine, has_residual)
 
 
 def _make_kernel(width: int):
@@ -121,6 +153,7 @@ if compiled.available():
             v0, v1 = add(multiply(v0, s0), h0), add(multiply(v1, s1), h1)
         store_first(of, at, clip(v0, low_after, high_after), width)
         store_first(of, at + width, clip(v1, low_after, high_after), width)
+
 else:  # pragma: no cover - exercised where numba is not installed
     _tile_sums = _finish_pair = None
 
@@ -128,3 +161,41 @@ else:  # pragma: no cover - exercised where numba is not installed
 def _kernel_for(width: int):
     """The kernel for vectors of `width` lanes, compiled on first use (kept per width, as pooling_simd's)."""
     return _make_kernel(width)
+
+
+def _make_deep_kernel(width: int):
+    """`deep_product_rows`' loop for vectors of `width` lanes: tiles of rows outer, pairs of vectors inner."""
+
+    @compiled.kernel
+    def deep_tiles(x, w, out, bias, scale, shift, residual, limits, affine, has_residual):
+        count, depth = x.shape
+        channels = w.shape[1]
+        xf, wf, of, rf = x.reshape(-1), w.reshape(-1), out.reshape(-1), residual.reshape(-1)
+        zero = zeros(width)
+        low, high = full(limits[0], zero), full(limits[1], zero)
+        low_after, high_after = full(limits[3], zero), full(limits[4], zero)
+        start = 0
+        while start < count:
+            r = min(start, count - ROWS)
+            for c in range(0, channels, 2 * width):
+                b0, b1 = load(bias, c, zero), load(bias, c + width, zero)
+                s0, s1 = load(scale, c, zero), load(scale, c + width, zero)
+                h0, h1 = load(shift, c, zero), load(shift, c + width, zero)
+                sums = _tile_sums(xf, wf, r * depth, depth, channels, c, width, zero)
+                for i in range(ROWS):       # `finish_channels`' operations, the residual after the map
+                    at = (r + i) * channels + c
+                    v0, v1 = clip(add(sums[2 * i], b0), low, high), clip(add(sums[2 * i + 1], b1), low, high)
+                    if affine:
+                        v0, v1 = add(multiply(v0, s0), h0), add(multiply(v1, s1), h1)
+                    if has_residual:
+                        v0, v1 = add(v0, load(rf, at, zero)), add(v1, load(rf, at + width, zero))
+                    store_first(of, at, clip(v0, low_after, high_after), width)
+                    store_first(of, at + width, clip(v1, low_after, high_after), width)
+            start += ROWS
+    return deep_tiles
+
+
+@functools.lru_cache(maxsize=None)
+def _deep_kernel_for(width: int):
+    """`_make_deep_kernel(width)`, compiled on first use."""
+    return _make_deep_kernel(width)
