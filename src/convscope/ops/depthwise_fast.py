@@ -11,7 +11,10 @@ Each output row is then finished by the epilogue while in cache, a vector of cha
 operations of `epilogue.finish_channels`, in its order: the same numbers).  The 3x3 kernel finishes a
 tile's vectors in registers before storing them instead, where the activations are clips (none, ReLU,
 ReLU6) and the channels whole vectors: the row pass took a large share of its time.  That epilogue is
-written out in the kernel's body: numba helpers taking and returning the vectors made it much slower
+written out in the kernel's body: numba helpers taking and returning the vectors made it much slower.
+Interior tiles (all three window rows inside the image) run a loop of their own for each stride, three
+rows as a constant trip count and no branch inside it (the same sums, in the same order): with the border
+cases' branches and a row range known only at run time in the same loop the kernel ran ~1.4x as long
 (measurements: benchmarks/README.md, 'Measurements behind the code's choices').
 """
 
@@ -162,6 +165,65 @@ def _kernels(lanes: int):
                 inside = q + PIXELS <= ow and col >= 0 and (q + PIXELS - 1) * s + 2 - left < width
                 count = PIXELS if inside else 1
                 j0, j1 = (0, 3) if inside else (max(0, -col), min(3, width - col))
+                if fuse and inside and i0 == 0 and i1 == 3:     # the interior: three rows, no branch in the loop
+                    if s == 1:
+                        for c0 in range(0, vectors, lanes):
+                            a0, a1, a2, a3 = zero, zero, zero, zero
+                            for i in range(3):
+                                xr, wb, base = x[b * h + row + i], i * 3 * c + c0, col * c + c0
+                                w0, w1, w2 = load(w, wb, lanes), load(w, wb + c, lanes), load(w, wb + 2 * c, lanes)
+                                x0, x1 = load(xr, base, lanes), load(xr, base + c, lanes)
+                                x2, x3 = load(xr, base + 2 * c, lanes), load(xr, base + 3 * c, lanes)
+                                x4, x5 = load(xr, base + 4 * c, lanes), load(xr, base + 5 * c, lanes)
+                                a0 = fma(x2, w2, fma(x1, w1, fma(x0, w0, a0)))
+                                a1 = fma(x3, w2, fma(x2, w1, fma(x1, w0, a1)))
+                                a2 = fma(x4, w2, fma(x3, w1, fma(x2, w0, a2)))
+                                a3 = fma(x5, w2, fma(x4, w1, fma(x3, w0, a3)))
+                            bv, at = load(bias, c0, lanes), q * c + c0
+                            a0, a1 = clip(add(a0, bv), low, high), clip(add(a1, bv), low, high)
+                            a2, a3 = clip(add(a2, bv), low, high), clip(add(a3, bv), low, high)
+                            if affine:
+                                sv, tv = load(scale, c0, lanes), load(shift, c0, lanes)
+                                a0, a1 = add(multiply(a0, sv), tv), add(multiply(a1, sv), tv)
+                                a2, a3 = add(multiply(a2, sv), tv), add(multiply(a3, sv), tv)
+                            if has_residual:
+                                a0, a1 = add(a0, load(rrow, at, lanes)), add(a1, load(rrow, at + c, lanes))
+                                a2, a3 = add(a2, load(rrow, at + 2 * c, lanes)), add(a3, load(rrow, at + 3 * c, lanes))
+                            store_first(orow, at, clip(a0, low_after, high_after), lanes)
+                            store_first(orow, at + c, clip(a1, low_after, high_after), lanes)
+                            store_first(orow, at + 2 * c, clip(a2, low_after, high_after), lanes)
+                            store_first(orow, at + 3 * c, clip(a3, low_after, high_after), lanes)
+                    else:
+                        for c0 in range(0, vectors, lanes):
+                            a0, a1, a2, a3 = zero, zero, zero, zero
+                            for i in range(3):
+                                xr, wb, base = x[b * h + row + i], i * 3 * c + c0, col * c + c0
+                                w0, w1, w2 = load(w, wb, lanes), load(w, wb + c, lanes), load(w, wb + 2 * c, lanes)
+                                x0, x1 = load(xr, base, lanes), load(xr, base + c, lanes)
+                                x2, x3 = load(xr, base + 2 * c, lanes), load(xr, base + 3 * c, lanes)
+                                x4, x5 = load(xr, base + 4 * c, lanes), load(xr, base + 5 * c, lanes)
+                                x6, x7 = load(xr, base + 6 * c, lanes), load(xr, base + 7 * c, lanes)
+                                x8 = load(xr, base + 8 * c, lanes)
+                                a0 = fma(x2, w2, fma(x1, w1, fma(x0, w0, a0)))
+                                a1 = fma(x4, w2, fma(x3, w1, fma(x2, w0, a1)))
+                                a2 = fma(x6, w2, fma(x5, w1, fma(x4, w0, a2)))
+                                a3 = fma(x8, w2, fma(x7, w1, fma(x6, w0, a3)))
+                            bv, at = load(bias, c0, lanes), q * c + c0
+                            a0, a1 = clip(add(a0, bv), low, high), clip(add(a1, bv), low, high)
+                            a2, a3 = clip(add(a2, bv), low, high), clip(add(a3, bv), low, high)
+                            if affine:
+                                sv, tv = load(scale, c0, lanes), load(shift, c0, lanes)
+                                a0, a1 = add(multiply(a0, sv), tv), add(multiply(a1, sv), tv)
+                                a2, a3 = add(multiply(a2, sv), tv), add(multiply(a3, sv), tv)
+                            if has_residual:
+                                a0, a1 = add(a0, load(rrow, at, lanes)), add(a1, load(rrow, at + c, lanes))
+                                a2, a3 = add(a2, load(rrow, at + 2 * c, lanes)), add(a3, load(rrow, at + 3 * c, lanes))
+                            store_first(orow, at, clip(a0, low_after, high_after), lanes)
+                            store_first(orow, at + c, clip(a1, low_after, high_after), lanes)
+                            store_first(orow, at + 2 * c, clip(a2, low_after, high_after), lanes)
+                            store_first(orow, at + 3 * c, clip(a3, low_after, high_after), lanes)
+                    q += count
+                    continue
                 for c0 in range(0, vectors, lanes):
                     a0, a1, a2, a3 = zero, zero, zero, zero
                     for i in range(i0, i1):
