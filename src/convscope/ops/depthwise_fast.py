@@ -14,8 +14,9 @@ ReLU6) and the channels whole vectors: the row pass took a large share of its ti
 written out in the kernel's body: numba helpers taking and returning the vectors made it much slower.
 Interior tiles (all three window rows inside the image) run a loop of their own for each stride, three
 rows as a constant trip count and no branch inside it (the same sums, in the same order): with the border
-cases' branches and a row range known only at run time in the same loop the kernel ran ~1.4x as long
-(measurements: benchmarks/README.md, 'Measurements behind the code's choices').
+cases' branches and a row range known only at run time in the same loop the kernel ran ~1.4x as long,
+and one interior loop for both strides (the stride's branch inside it) ~1.15x: the two loops repeat the
+epilogue on purpose (measurements: benchmarks/README.md, 'Measurements behind the code's choices').
 """
 
 from __future__ import annotations
