@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from _paths import recording
-from convscope.ops import depthwise_fast, fused_inference as fi, inverted_residual as ir
+from convscope.ops import depthwise_fast, fused_inference as fi, inverted_residual as ir, parallel
 
 pytestmark = pytest.mark.usefixtures("kernel_path")
 ACTS = fi.INFERENCE_ACTIVATIONS
@@ -116,6 +116,7 @@ def test_whole_image_units_give_each_thread_as_many_images(images, per_unit, wor
     x = rng.standard_normal((images, 6, 5, x.shape[3])).astype(np.float32)
     monkeypatch.setattr(ir, "BAND_BYTES", 6 * 5 * expand.shape[3] * 4 * per_unit)
     monkeypatch.setattr(ir, "worker_count", lambda: workers)
+    monkeypatch.setattr(parallel, "worker_count", lambda: workers)     # balanced_ranges' count
     chunks = []
     monkeypatch.setattr(ir, "run_in_parallel", lambda units, each, **options: chunks.extend(
         units[len(units) * k // workers:len(units) * (k + 1) // workers] for k in range(workers)) or each(units))

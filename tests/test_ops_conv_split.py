@@ -339,6 +339,11 @@ def test_direct_bands_finish_each_tile_in_registers(seed, bits, monkeypatch):
     monkeypatch.setattr(conv_split, "_epilogue_kernel", epilogue_kernel)
     expected = _stored_then_finished(x, filters, strides, padding, dilations, epilogue)
     np.testing.assert_array_equal(ours, expected)
+    theirs = _torch(x, filters, step, padding, dilation, bias, activation, scale, shift, then)
+    theirs = theirs if cap is None else np.minimum(theirs, cap)           # the oracle: PyTorch, then the cap
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
+    size = max(1.0, float(np.nanmax(np.abs(theirs), initial=0.0)))
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4 * size)
     if cap is not None:
         assert np.nanmax(ours) == cap
 

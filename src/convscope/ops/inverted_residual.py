@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import compiled, depthwise_fast, fused_inference as fi
-from .parallel import even_ranges, run_in_parallel, worker_count
+from .parallel import balanced_ranges, run_in_parallel, worker_count
 
 __all__ = ["prepare_inverted_residual_inference", "inverted_residual_inference", "inverted_residual_reference"]
 
@@ -144,7 +144,7 @@ def _banded(steps, geometry):
         workers = worker_count()
         if h * w * mid * 4 <= BAND_BYTES and n >= workers:     # whole images per unit: larger products
             per = max(1, min(BAND_BYTES // (h * w * mid * 4), -(-n // workers)))
-            units = even_ranges(n, min(n, -(-(-(-n // per)) // workers) * workers))   # as many images per thread
+            units = balanced_ranges(n, per)          # as many images per thread (within one)
             step = plan.images
         else:           # bands of output rows of one image (at least one per thread for fewer images)
             rows = max(1, (BAND_BYTES // (w * mid * 4) - 3) // strides[0] + 1)

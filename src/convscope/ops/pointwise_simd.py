@@ -153,7 +153,6 @@ if compiled.available():
             v0, v1 = add(multiply(v0, s0), h0), add(multiply(v1, s1), h1)
         store_first(of, at, clip(v0, low_after, high_after), width)
         store_first(of, at + width, clip(v1, low_after, high_after), width)
-
 else:  # pragma: no cover - exercised where numba is not installed
     _tile_sums = _finish_pair = None
 
@@ -164,7 +163,9 @@ def _kernel_for(width: int):
 
 
 def _make_deep_kernel(width: int):
-    """`deep_product_rows`' loop for vectors of `width` lanes: tiles of rows outer, pairs of vectors inner."""
+    """`deep_product_rows`' loop for vectors of `width` lanes: tiles of rows outer, pairs of vectors inner.
+    Its epilogue is written out, not `_finish_pair` with a residual: called so, this loop and `product_rows`'
+    both ran 1.4-2.2x as long (measurements: benchmarks/README.md, 'Measurements behind the code's choices')."""
 
     @compiled.kernel
     def deep_tiles(x, w, out, bias, scale, shift, residual, limits, affine, has_residual):
