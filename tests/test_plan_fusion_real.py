@@ -453,3 +453,38 @@ def test_keras_mobilenet_v2_predictions_match_keras(keras, keras_mobilenet):
     np.testing.assert_allclose(ours.predict(x, verbose=0), np.asarray(logits_model.predict(x, verbose=0)),
                                rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(model.predict(x, verbose=0), np.asarray(net.predict(x, verbose=0)), atol=1e-6)
+
+
+def test_a_1x1_conv_bn_relu_is_an_epilogue_stage_whose_large_products_take_the_packed_tiles(kernel_path,
+                                                                                              monkeypatch):
+    """A ResNet bottleneck's 1x1 conv -> BN -> ReLU as one `EpilogueStage` (a 3x3 one stays a
+    `ConvInferenceStage`): its op chooses among conv2d_inference and the 1x1 products, and at 2 x 20 x 20
+    pixels of 40 channels (over `pointwise_simd.PACK_ROWS`) the compiled path packs the matrix once and
+    every block takes the packed tiles; the numbers those of the layers one by one, at batch 2 and 1."""
+    from convscope.ops import pointwise_simd as ps
+    model = Sequential([L.Input((20, 20, 40)), L.Conv2D(32, 1), L.BatchNormalization(), L.ReLU(),
+                        L.Conv2D(16, 3, padding="same"), L.BatchNormalization(), L.ReLU()])
+    rng = np.random.default_rng(31)
+    _randomize_batch_norms(model, rng)
+    plan = build_plan(model.layers, INFERENCE)
+    assert [(type(stage).__name__, len(stage.layers)) for stage in plan] == [("EpilogueStage", 3),
+                                                                            ("ConvInferenceStage", 3)]
+    x = rng.standard_normal((2, 20, 20, 40)).astype("float32")
+    asked, packings = [], []
+    pack = ps.pack
+    monkeypatch.setattr(ps, "pack", lambda matrix: packings.append(matrix.shape) or pack(matrix))
+    monkeypatch.setattr(fi, "_ROWS_PATHS", recording(fi._ROWS_PATHS, asked))
+    monkeypatch.setattr(fi, "GEMM_BLOCK_BYTES", 32 << 10)
+    monkeypatch.setattr(fi, "SMALL_WORK", 0)
+    expected = x
+    for layer in model.layers:                                          # the layers one by one
+        expected = layer(expected, training=False)
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-5)
+    if kernel_path == "compiled" and ps.VECTOR_BITS >= 256:
+        assert packings == [(40, 32)]
+        assert ("simd_tiles_packed", True) in asked
+        assert all(answer for name, answer in asked if name == "simd_tiles_packed")
+    else:
+        assert packings == [] and ("simd_tiles_packed", True) not in asked
+    np.testing.assert_allclose(model.predict(x[:1], verbose=0), expected[:1], rtol=1e-5, atol=1e-5)
+    assert len(packings) <= 1                                           # batch 1: 400 rows, not packed

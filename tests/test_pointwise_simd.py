@@ -159,9 +159,11 @@ def _deep_case(rng, lanes, rows=None, residual=True):
 
 
 def _deep_tiles(x, w, bias, scale, shift, act, then, affine, res):
-    out = np.full((x.shape[0], w.shape[1]), np.nan, np.float32)
+    """`deep_product_rows` by `w`, a matrix or `pack`'s copy of one."""
+    channels = w.shape[1] if w.ndim == 2 else w.shape[0] * w.shape[2]
+    out = np.full((x.shape[0], channels), np.nan, np.float32)
     has_residual = res is not None
-    ps.deep_product_rows(x, w, out, bias, scale, shift, res if has_residual else np.zeros((1, w.shape[1]),
+    ps.deep_product_rows(x, w, out, bias, scale, shift, res if has_residual else np.zeros((1, channels),
                          np.float32), fi._limits(act, then, np.float32), affine, has_residual)
     return out
 
@@ -227,5 +229,109 @@ def test_a_resnet_1x1_with_its_shortcut_takes_the_deep_tiles(width, seed, monkey
     got = fi.conv2d_epilogue_inference(x, w, 1, "VALID", scale=scale, shift=shift, residual=residual, then="relu")
     expected = fi.conv2d_epilogue_reference(x, w, 1, "VALID", scale=scale, shift=shift, residual=residual,
                                             then="relu")
-    assert asked and set(asked) == {("simd_tiles", False), ("simd_tiles_deep", True)}
+    assert asked and set(asked) == {("simd_tiles", False), ("simd_tiles_packed", False), ("simd_tiles_deep", True)}
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_packed_matrix_gives_the_bits_of_the_matrix_as_it_is_at_any_depth(width, seed):
+    """`pack`'s copy (each pair of vectors of channels a strip) read by the rows-first tiles: the bits of
+    the tiles reading the matrix as it is, the float64 product and the NumPy epilogue with the residual
+    to rounding, at depths beyond the unpacked limit (ResNet50's 128-2048, MobileNetV2's 96-960)."""
+    rng = np.random.default_rng(300 + seed)
+    depth = int(rng.integers(ps.MAX_DEPTH + 1, 700))
+    x, w, bias, scale, shift, act, then, affine = _case(rng, width, int(rng.integers(ps.ROWS, 80)), depth)
+    res = rng.standard_normal((x.shape[0], w.shape[1])).astype(np.float32) if seed % 3 else None
+    packed = ps.pack(w)
+    strip = 2 * width
+    assert packed.shape == (w.shape[1] // strip, depth, strip) and packed.flags.c_contiguous
+    np.testing.assert_array_equal(packed[1 % len(packed), 7], w[7, strip * (1 % len(packed)):][:strip])
+    got = _deep_tiles(x, packed, bias, scale, shift, act, then, affine, res)
+    np.testing.assert_array_equal(got, _deep_tiles(x, w, bias, scale, shift, act, then, affine, res))
+    z = (x.astype(np.float64) @ w.astype(np.float64)).astype(np.float32)
+    expected = fi.epilogue_reference(z, bias, fi.INFERENCE_ACTIVATIONS[act], scale if affine else None,
+                                     shift if affine else None, res, fi.INFERENCE_ACTIVATIONS[then])
+    size = np.abs(x).max() * np.abs(w).sum(axis=0).max() + 1
+    np.testing.assert_allclose(got, expected, rtol=0, atol=2e-6 * size)
+
+
+def test_where_the_matrix_is_packed_and_what_the_packed_tiles_refuse(width):
+    rng = np.random.default_rng(2)
+    w = rng.standard_normal((96, 4 * width)).astype(np.float32)
+    assert ps.packs(ps.PACK_ROWS, w, False)
+    assert not ps.packs(ps.PACK_ROWS - 1, w, False)
+    assert ps.packs(ps.PACK_ROWS, np.ones((ps.MAX_DEPTH + 1, 2 * width), np.float32), False)
+    assert not ps.packs(ps.PACK_ROWS, np.ones((ps.MAX_DEPTH, 2 * width), np.float32), False)   # the tiles' own
+    assert not ps.packs(ps.PACK_ROWS, w, True)                                                 # hard-swish
+    assert not ps.packs(ps.PACK_ROWS, w[:, :-width], False)                   # not whole pairs of vectors
+    assert not ps.packs(ps.PACK_ROWS, w.astype(np.float64), False)
+    assert not ps.packs(ps.PACK_ROWS, np.asfortranarray(w), False)
+    with compiled.use_compiled(False):
+        assert not ps.packs(ps.PACK_ROWS, w, False)
+    packed = ps.pack(w)
+    x = rng.standard_normal((10, 96)).astype(np.float32)
+    assert ps.packed_applies(x, packed)
+    assert not ps.packed_applies(x[:ps.ROWS - 1], packed)
+    assert not ps.packed_applies(np.asfortranarray(x), packed)
+    assert not ps.packed_applies(x[:, :95].copy(), packed)
+    out, limits, zeros = np.empty((10, w.shape[1]), np.float32), fi._limits(0, 0, np.float32), np.zeros(w.shape[1])
+    with pytest.raises(ValueError, match=r"pointwise_simd: argument `matrix` must be 2-D or as `pack` makes it, "
+                                         r"got shape \(2, 96, 4\)"):
+        ps.deep_product_rows(x, np.ones((2, 96, 4), np.float32), out, *[zeros.astype(np.float32)] * 3,
+                             np.zeros((1, w.shape[1]), np.float32), limits, False, False)
+    with pytest.raises(ValueError, match="pointwise_simd: argument `rows` must have 96 columns, got"):
+        ps.deep_product_rows(x[:, :90].copy(), packed, out, *[zeros.astype(np.float32)] * 3,
+                             np.zeros((1, w.shape[1]), np.float32), limits, False, False)
+
+
+@pytest.mark.parametrize("case", range(4))
+def test_a_large_1x1_convolution_packs_its_matrix_once_for_all_its_blocks(width, case, monkeypatch):
+    """conv2d_epilogue_inference's 1x1 path with at least `PACK_ROWS` rows and more than `MAX_DEPTH` input
+    channels (ResNet50's bottlenecks at batch 32, with or without the shortcut's sum; strided too): the matrix
+    packed once, every block of rows in the packed tiles, against the unfused reference."""
+    rng = np.random.default_rng(400 + case)
+    stride, has_residual = (1, 2, 1, 2)[case], case < 2
+    channels, filters = int(rng.integers(ps.MAX_DEPTH + 1, 200)), 2 * width * int(rng.integers(1, 4))
+    x = rng.standard_normal((2, 24 * stride, 25 * stride, channels)).astype(np.float32)   # over COLUMN_SPLIT_ROWS
+    w = (rng.standard_normal((1, 1, channels, filters)) * 0.2).astype(np.float32)
+    bias, scale, shift = (rng.standard_normal(filters).astype(np.float32) for _ in range(3))
+    residual = rng.standard_normal((2, 24, 25, filters)).astype(np.float32) if has_residual else None
+    packings, asked = [], []
+    pack = ps.pack
+    monkeypatch.setattr(ps, "pack", lambda matrix: packings.append(matrix.shape) or pack(matrix))
+    monkeypatch.setattr(fi, "_ROWS_PATHS", recording(fi._ROWS_PATHS, asked))
+    monkeypatch.setattr(fi, "GEMM_BLOCK_BYTES", 64 << 10)                   # several blocks,
+    monkeypatch.setattr(fi, "SMALL_WORK", 0)                                # not one on this thread
+    kwargs = dict(bias=bias, activation="relu", scale=scale, shift=shift, residual=residual,
+                  then="relu" if has_residual else "linear")
+    got = fi.conv2d_epilogue_inference(x, w, stride, "VALID", **kwargs)
+    expected = fi.conv2d_epilogue_reference(x, w, stride, "VALID", **kwargs)
+    assert packings == [(channels, filters)]
+    blocks = [answer for name, answer in asked if name == "simd_tiles_packed"]
+    assert len(blocks) > 2 and all(blocks)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
+
+
+def test_mobilenet_blocks_pack_their_projection_for_many_rows(width, monkeypatch):
+    """The banded inverted residual with a 96-channel middle over 2 x 24 x 24 pixels: its projection (96 ->
+    32, with the block's residual) packed once and taken by the packed tiles, its expansion (16 channels) by
+    the tiles of few channels; against the three references."""
+    rng = np.random.default_rng(5)
+    channels, mid = 2 * width, 96
+    x = rng.standard_normal((2, 24, 24, channels)).astype(np.float32)
+    expand = (rng.standard_normal((1, 1, channels, mid)) * 0.3).astype(np.float32)
+    depthwise = (rng.standard_normal((3, 3, mid, 1)) * 0.3).astype(np.float32)
+    project = (rng.standard_normal((1, 1, mid, channels)) * 0.3).astype(np.float32)
+    epilogues = [dict(bias=rng.standard_normal(c).astype(np.float32), activation="relu6",
+                      scale=rng.random(c).astype(np.float32) + 0.5, shift=rng.standard_normal(c).astype(np.float32))
+                 for c in (mid, mid, channels)]
+    epilogues[2]["activation"] = "linear"
+    packings, asked = [], []
+    pack = ps.pack
+    monkeypatch.setattr(ps, "pack", lambda matrix: packings.append(matrix.shape) or pack(matrix))
+    monkeypatch.setattr(fi, "_ROWS_PATHS", recording(fi._ROWS_PATHS, asked))
+    got = ir.inverted_residual_inference(x, expand, depthwise, project, 1, "SAME", *epilogues, residual=x)
+    expected = ir.inverted_residual_reference(x, expand, depthwise, project, 1, "SAME", *epilogues, residual=x)
+    assert packings == [(mid, channels)]
+    assert ("simd_tiles_packed", True) in asked and ("simd_tiles", True) in asked
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)

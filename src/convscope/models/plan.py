@@ -222,7 +222,8 @@ def build_plan(layers: Sequence[Layer], mode: str) -> List:
         size = (_inference_run(layers, specs, position) if mode == INFERENCE else
                 _training_run(layers, specs, position) if mode == TRAINING else 1)
         longer = _epilogue_run(layers, specs, position) if mode == INFERENCE else 0
-        if longer > size or (longer == 1 and specs[position].kind == "depthwise_conv2d"):
+        if longer > size or (longer == 1 and specs[position].kind == "depthwise_conv2d") or (
+                longer == size > 1 and _pointwise(specs[position])):
             stages.append(EpilogueStage(layers[position:position + longer], specs[position:position + longer]))
             position += longer
             continue
@@ -236,6 +237,12 @@ def build_plan(layers: Sequence[Layer], mode: str) -> List:
             stages.append(LayerStage(layers[position]))
         position += size
     return _merge_inverted_residuals(stages) if mode == INFERENCE else stages
+
+
+def _pointwise(spec: LayerSpec) -> bool:
+    """A 1x1 conv2d of one group: its `EpilogueStage`'s op chooses among conv2d_inference and the 1x1 products
+    (`fused_inference`'s paths: one image's columns shared, a large product's matrix packed)."""
+    return spec.kind == "conv2d" and spec.groups == 1 and tuple(spec.window.size) == (1, 1)
 
 
 def _merge_inverted_residuals(stages: List) -> List:

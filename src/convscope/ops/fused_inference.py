@@ -119,36 +119,49 @@ def _epilogue_arrays(dtype, channels, bias, scale, shift, residual):
     return bias, scale, shift, rows
 
 
+def _rows_arrays(dtype, matrix, count, bias, scale, shift, residual, codes):
+    """`_product_rows`' arrays for a product of `count` rows by `matrix`: `_epilogue_arrays`', then the matrix
+    packed once for all its blocks where `pointwise_simd.packs` (else None)."""
+    swish = _HARD_SWISH in (codes[0], codes[3])
+    packed = pointwise_simd.pack(matrix) if pointwise_simd.packs(count, matrix, swish) else None
+    return _epilogue_arrays(dtype, matrix.shape[1], bias, scale, shift, residual) + (packed,)
+
+
 def _apply_rows(z_rows, first, arrays, codes):
     """The compiled epilogue on rows `first`.. of the output (`z_rows`, a block of them)."""
-    bias, scale, shift, residual = arrays
+    bias, scale, shift, residual = arrays[:4]
     act, affine, has_residual, then = codes
     part = residual[first:first + len(z_rows)] if has_residual else residual
     _epilogue_rows(z_rows, bias, scale, shift, part, _limits(act, then, z_rows.dtype), affine, has_residual)
 
 
-def _tiles_applies(rows, matrix, codes) -> bool:
+def _tiles_applies(rows, matrix, arrays, codes) -> bool:
     act, _, has_residual, then = codes
     return pointwise_simd.applies(rows, matrix, _HARD_SWISH in (act, then), has_residual)
 
 
 def _tiles_rows(rows, matrix, out, first, arrays, codes):
-    bias, scale, shift, _ = arrays
+    bias, scale, shift = arrays[:3]
     act, affine, _, then = codes
     pointwise_simd.product_rows(rows, matrix, out, bias, scale, shift, _limits(act, then, out.dtype), affine)
 
 
-def _deep_tiles_applies(rows, matrix, codes) -> bool:
+def _packed_applies(rows, matrix, arrays, codes) -> bool:
+    return arrays[4] is not None and pointwise_simd.packed_applies(rows, arrays[4])
+
+
+def _deep_tiles_applies(rows, matrix, arrays, codes) -> bool:
     act, _, _, then = codes
     return pointwise_simd.deep_applies(rows, matrix, _HARD_SWISH in (act, then))
 
 
 def _deep_tiles_rows(rows, matrix, out, first, arrays, codes):
-    bias, scale, shift, residual = arrays
+    """`pointwise_simd.deep_product_rows` by the packed matrix where there is one, else by `matrix`."""
+    bias, scale, shift, residual, packed = arrays
     act, affine, has_residual, then = codes
     part = residual[first:first + len(rows)] if has_residual else residual
-    pointwise_simd.deep_product_rows(rows, matrix, out, bias, scale, shift, part, _limits(act, then, out.dtype),
-                                     affine, has_residual)
+    pointwise_simd.deep_product_rows(rows, matrix if packed is None else packed, out, bias, scale, shift, part,
+                                     _limits(act, then, out.dtype), affine, has_residual)
 
 
 def _blas_rows(rows, matrix, out, first, arrays, codes):
@@ -159,17 +172,19 @@ def _blas_rows(rows, matrix, out, first, arrays, codes):
 # The paths of `_product_rows`, in order: the first that applies runs.
 _ROWS_PATHS = (
     ("simd_tiles", _tiles_applies, _tiles_rows),
+    ("simd_tiles_packed", _packed_applies, _deep_tiles_rows),
     ("simd_tiles_deep", _deep_tiles_applies, _deep_tiles_rows),
-    ("blas+epilogue", lambda rows, matrix, codes: True, _blas_rows),
+    ("blas+epilogue", lambda rows, matrix, arrays, codes: True, _blas_rows),
 )
 
 
 def _product_rows(rows, matrix, out, first, arrays, codes):
-    """out = the epilogue of `rows @ matrix`, rows `first`.. of a 1x1 convolution's output (a block of them):
-    few input channels in SIMD tiles (`pointwise_simd`), else BLAS' product then the compiled epilogue
+    """out = the epilogue of `rows @ matrix`, rows `first`.. of a 1x1 convolution's output (a block of them;
+    `arrays` from `_rows_arrays`): SIMD tiles (`pointwise_simd`: few input channels, or the matrix packed
+    for a large product, or 33-64 input channels rows first), else BLAS' product then the compiled epilogue
     (`_ROWS_PATHS`)."""
-    next(run for _, applies, run in _ROWS_PATHS if applies(rows, matrix, codes))(rows, matrix, out, first, arrays,
-                                                                               codes)
+    next(run for _, applies, run in _ROWS_PATHS if applies(rows, matrix, arrays, codes))(rows, matrix, out, first,
+                                                                                       arrays, codes)
 
 
 def epilogue_reference(z, bias=None, activation="linear", scale=None, shift=None, residual=None,
@@ -407,8 +422,8 @@ def _gemm_path(x, w, geometry, out_hw, dtype, epilogue, arguments):
     bias, scale, shift, residual, act, after = epilogue
     finish = compiled.active()
     if finish:
-        arrays = _epilogue_arrays(dtype, matrix.shape[1], bias, scale, shift, residual)
         codes = (act, scale is not None, residual is not None, after)
+        arrays = _rows_arrays(dtype, matrix, len(rows), bias, scale, shift, residual, codes)
 
     def work(ranges):
         for start, stop in ranges:
@@ -474,10 +489,20 @@ def _per_call(path):
 
 
 def _own_applies(x, w, geometry, epilogue) -> bool:
-    """`conv2d_inference` takes the whole epilogue, but not a 1x1 product of one image: it would run as
-    one block on one thread (slower than the 1x1 paths below at ResNet50's batch 1; measurements:
-    benchmarks/README.md, 'Measurements behind the code's choices')."""
-    return _own_epilogue(epilogue) and not (x.shape[0] == 1 and _gemm_applies(x, w, geometry, epilogue))
+    """`conv2d_inference` takes the whole epilogue, but not a 1x1 product of one image (it would run as
+    one block on one thread: slower than the 1x1 paths below at ResNet50's batch 1) nor one whose matrix
+    the 1x1 path packs (its tiles beat BLAS' product; measurements: benchmarks/README.md, 'Measurements
+    behind the code's choices')."""
+    return _own_epilogue(epilogue) and not (_gemm_applies(x, w, geometry, epilogue)
+                                            and (x.shape[0] == 1 or _packs(x, w, geometry, epilogue)))
+
+
+def _packs(x, w, geometry, epilogue) -> bool:
+    """True where `_gemm_path` packs the matrix of this 1x1 convolution (`pointwise_simd.packs`)."""
+    strides = geometry[0]
+    rows = x.shape[0] * -(-x.shape[1] // strides[0]) * -(-x.shape[2] // strides[1])
+    matrix = np.ascontiguousarray(w, dtype=float_dtype(x, w)).reshape(w.shape[2], w.shape[3])
+    return pointwise_simd.packs(rows, matrix, _HARD_SWISH in epilogue[4:])
 
 
 # The paths of `conv2d_epilogue_inference`, in order: (name, applies, prepare), the first that applies runs;

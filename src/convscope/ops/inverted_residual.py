@@ -165,21 +165,26 @@ class _Band:
 
     def __init__(self, x, widen, taps, narrow, out, residual, epilogues, stride, top, left):
         expand_e, depthwise_e, project_e = epilogues
-        mid, channels = narrow.shape[0], narrow.shape[1]
+        mid = narrow.shape[0]
         self.x, self.widen, self.taps, self.narrow, self.out = x, widen, taps, narrow, out
         self.stride, self.top, self.left = stride, top, left
-        self.expand = None if widen is None else (
-            fi._epilogue_arrays(np.float32, mid, expand_e.get("bias"), expand_e.get("scale"), expand_e.get("shift"),
-                                None), _codes(expand_e, False))
+        self.expand = None if widen is None else self._arrays(widen, x.shape[0] * x.shape[1] * x.shape[2], expand_e,
+                                                              None)
         bias, scale, shift, _ = fi._epilogue_arrays(np.float32, mid, depthwise_e.get("bias"),
                                                     depthwise_e.get("scale"), depthwise_e.get("shift"), None)
         self.depthwise = (bias, scale, shift, np.zeros((1, mid), np.float32),
                           fi._limits(fi._CODES[depthwise_e.get("activation", "linear")],
                                      fi._CODES[depthwise_e.get("then", "linear")], np.float32),
                           depthwise_e.get("scale") is not None)
-        self.project = (fi._epilogue_arrays(np.float32, channels, project_e.get("bias"), project_e.get("scale"),
-                                            project_e.get("shift"), residual), _codes(project_e, residual is not None))
+        self.project = self._arrays(narrow, out.shape[0] * out.shape[1] * out.shape[2], project_e, residual)
         self.kernel = depthwise_fast.depthwise3x3_tiles(depthwise_fast.lanes())
+
+    @staticmethod
+    def _arrays(matrix, count, epilogue, residual):
+        """`_product_rows`' (arrays, codes) for the call's `count` rows by `matrix` (packed once where it pays)."""
+        codes = _codes(epilogue, residual is not None)
+        return fi._rows_arrays(np.float32, matrix, count, epilogue.get("bias"), epilogue.get("scale"),
+                               epilogue.get("shift"), residual, codes), codes
 
     def _expanded(self, rows):
         """The expansion of input rows with its epilogue (a new array), or the rows themselves without one."""

@@ -10,9 +10,12 @@ channels (two filter loads and `ROWS` broadcasts for 2 x `ROWS` multiply-adds), 
 and stored once.  Each output is summed in the input channels' order, whichever tile computes it (the
 last tile of a block overlaps the one before), so a row's bits do not depend on the rows beside it; they
 may differ from BLAS' in the last bits.  The epilogue rounds as `epilogue.finish_channels` does.
-With 33-64 input channels (ResNet50's first stage: 64 -> 256, the shortcut's sum in the epilogue;
-MobileNetV2's 64 -> 384) the same tiles are taken rows first (`deep_product_rows`): each tile's rows stay
-in L1 while it runs through the channels, so the output and the residual stream in order.
+With more input channels the same tiles are taken rows first (`deep_product_rows`): each tile's rows stay
+in L1 while it runs through the channels, so the output and the residual (ResNet50's shortcut sums) stream
+in order.  Its filters are read from the matrix as it is (33-64 input channels), or, for a product of at
+least `PACK_ROWS` rows (any depth), from a copy packed once per op (`pack`: each pair of vectors of
+channels a contiguous strip, read in order from L1 or L2; the copy costs about what 300 rows of product
+save).  Packed or not, each output's sum is the same, in the same order.
 Compiled path, float32, AVX2 or wider.  The measurements behind the limits: benchmarks/README.md,
 'Measurements behind the code's choices'.
 """
@@ -28,10 +31,12 @@ from . import compiled
 if compiled.available():
     from .simd import add, broadcast, clip, fma, full, load, multiply, store_first, vector_bits, zeros
 
-__all__ = ["MAX_DEPTH", "DEEP_MAX_DEPTH", "ROWS", "applies", "product_rows", "deep_applies", "deep_product_rows"]
+__all__ = ["MAX_DEPTH", "DEEP_MAX_DEPTH", "PACK_ROWS", "ROWS", "applies", "product_rows", "deep_applies", "packs",
+           "pack", "packed_applies", "deep_product_rows"]
 
 MAX_DEPTH = 32      # input channels up to which the tiles beat BLAS' product and the epilogue pass after it
 DEEP_MAX_DEPTH = 64     # ... and up to which the tiles taken rows first (`deep_product_rows`) do, residual or not
+PACK_ROWS = 512     # rows of a product from which its matrix is packed (`packs`), whatever its depth
 ROWS = 6            # rows per tile: 12 vectors of accumulators, two of filters, one broadcast (AVX2's 16)
 VECTOR_BITS = vector_bits() if compiled.available() else 0
 
@@ -54,12 +59,37 @@ def deep_applies(rows: np.ndarray, matrix: np.ndarray, swish: bool) -> bool:
     return _tiles_fit(rows, matrix, swish) and MAX_DEPTH < matrix.shape[0] <= DEEP_MAX_DEPTH
 
 
+def packs(count: int, matrix: np.ndarray, swish: bool) -> bool:
+    """True where a product of `count` rows by `matrix` takes the tiles rows first from a packed copy of the
+    matrix (`pack`): at least `PACK_ROWS` rows, more than `MAX_DEPTH` input channels (fewer: `applies`'
+    tiles, or BLAS with a residual), the tiles' other conditions."""
+    return count >= PACK_ROWS and matrix.ndim == 2 and matrix.shape[0] > MAX_DEPTH and _matrix_fits(matrix, swish)
+
+
+def packed_applies(rows: np.ndarray, packed: np.ndarray) -> bool:
+    """True where `deep_product_rows` takes `rows` by the matrix `pack` made: float32 C-contiguous rows, at
+    least `ROWS`, one per input channel of `packed`."""
+    return (rows.dtype == np.float32 and rows.ndim == 2 and rows.shape[0] >= ROWS and rows.flags.c_contiguous
+            and rows.shape[1] == packed.shape[1])
+
+
+def pack(matrix: np.ndarray) -> np.ndarray:
+    """The (depth, channels) matrix as `deep_product_rows` reads it fastest: (channels // (2 * lanes), depth,
+    2 * lanes), each pair of vectors of channels one contiguous strip (a new array)."""
+    depth, channels = matrix.shape
+    strip = 2 * lanes()
+    return np.ascontiguousarray(matrix.reshape(depth, channels // strip, strip).transpose(1, 0, 2))
+
+
 def _tiles_fit(rows: np.ndarray, matrix: np.ndarray, swish: bool) -> bool:
     """The tiles' conditions but the depth's and the residual's."""
-    return (compiled.active() and VECTOR_BITS >= 256 and rows.dtype == np.float32 and matrix.dtype == np.float32
-            and rows.ndim == 2 and matrix.ndim == 2 and rows.shape[1] == matrix.shape[0]
-            and rows.shape[0] >= ROWS and matrix.shape[1] % (2 * lanes()) == 0
-            and rows.flags.c_contiguous and matrix.flags.c_contiguous and not swish)
+    return (rows.dtype == np.float32 and rows.ndim == 2 and matrix.ndim == 2 and rows.shape[1] == matrix.shape[0]
+            and rows.shape[0] >= ROWS and rows.flags.c_contiguous and _matrix_fits(matrix, swish))
+
+
+def _matrix_fits(matrix: np.ndarray, swish: bool) -> bool:
+    return (compiled.active() and VECTOR_BITS >= 256 and matrix.dtype == np.float32
+            and matrix.shape[1] % (2 * lanes()) == 0 and matrix.flags.c_contiguous and not swish)
 
 
 def product_rows(rows: np.ndarray, matrix: np.ndarray, out: np.ndarray, bias, scale, shift, limits,
@@ -74,19 +104,29 @@ def product_rows(rows: np.ndarray, matrix: np.ndarray, out: np.ndarray, bias, sc
 
 def deep_product_rows(rows: np.ndarray, matrix: np.ndarray, out: np.ndarray, bias, scale, shift, residual,
                       limits, affine: bool, has_residual: bool) -> None:
-    """`product_rows` where `deep_applies`, plus `residual` (rows x channels, C-contiguous, read where
-    `has_residual`) added after the batch norm's map: then(act(z + bias) * scale + shift + residual).
-    Each tile of rows takes every vector pair of channels in turn while its rows stay in L1 (the
-    output and the residual then stream in order: the channels-first order of `product_rows` read them a
-    strip at a time, slower from this depth on; measurements: benchmarks/README.md, 'Measurements behind
-    the code's choices')."""
-    if not out.flags.c_contiguous or out.shape != (rows.shape[0], matrix.shape[1]):
+    """`product_rows` where `deep_applies`, or by a matrix that `pack` made (any depth), plus `residual`
+    (rows x channels, C-contiguous, read where `has_residual`) added after the batch norm's map:
+    then(act(z + bias) * scale + shift + residual).  Each tile of rows takes every vector pair of channels
+    in turn while its rows stay in L1 (the output and the residual then stream in order: the channels-first
+    order of `product_rows` read them a strip at a time, slower from this depth on; measurements:
+    benchmarks/README.md, 'Measurements behind the code's choices')."""
+    packed = matrix.ndim == 3
+    depth = matrix.shape[1] if packed else matrix.shape[0]
+    channels = matrix.shape[0] * matrix.shape[2] if packed else matrix.shape[1]
+    if packed and (matrix.shape[2] != 2 * lanes() or not matrix.flags.c_contiguous):
+        raise ValueError(f"pointwise_simd: argument `matrix` must be 2-D or as `pack` makes it, got shape "
+                         f"{matrix.shape}")
+    if rows.shape[1] != depth:
+        raise ValueError(f"pointwise_simd: argument `rows` must have {depth} columns, got {rows.shape}")
+    if not out.flags.c_contiguous or out.shape != (rows.shape[0], channels):
         raise ValueError(f"pointwise_simd: argument `out` must be C-contiguous of shape "
-                         f"{(rows.shape[0], matrix.shape[1])}, got {out.shape}")
+                         f"{(rows.shape[0], channels)}, got {out.shape}")
     if has_residual and (not residual.flags.c_contiguous or residual.shape != out.shape):
         raise ValueError(f"pointwise_simd: argument `residual` must be C-contiguous of shape {out.shape}, got "
                          f"{residual.shape}")
-    _deep_kernel_for(lanes())(rows, matrix, out, bias, scale, shift, residual, limits, affine, has_residual)
+    step, scale_c = (2 * lanes(), depth) if packed else (channels, 1)    # filters k, c at k * step + c * scale_c
+    _deep_kernel_for(lanes())(rows, matrix.reshape(-1), step, scale_c, out, bias, scale, shift, residual, limits,
+                              affine, has_residual)
 
 
 def _make_kernel(width: int):
@@ -123,12 +163,12 @@ def _make_kernel(width: int):
 
 if compiled.available():
     @compiled.kernel(inline=True)
-    def _tile_sums(xf, wf, base, depth, channels, c, width, zero):
-        """The sums of `ROWS` rows from xf[base] on (rows `depth` apart) x two vectors of channels from `c`
-        on, in input-channel order: (row 0's two vectors, row 1's, ...)."""
+    def _tile_sums(xf, wf, base, depth, step, at, width, zero):
+        """The sums of `ROWS` rows from xf[base] on (rows `depth` apart) x two vectors of filters, input
+        channel k's from wf[k * step + at] on, in input-channel order: (row 0's two vectors, row 1's, ...)."""
         a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = a9 = a10 = a11 = zero
         for k in range(depth):
-            w0, w1 = load(wf, k * channels + c, zero), load(wf, k * channels + c + width, zero)
+            w0, w1 = load(wf, k * step + at, zero), load(wf, k * step + at + width, zero)
             x0 = broadcast(xf, base + k, zero)
             a0, a1 = fma(x0, w0, a0), fma(x0, w1, a1)
             x1 = broadcast(xf, base + depth + k, zero)
@@ -168,10 +208,10 @@ def _make_deep_kernel(width: int):
     both ran 1.4-2.2x as long (measurements: benchmarks/README.md, 'Measurements behind the code's choices')."""
 
     @compiled.kernel
-    def deep_tiles(x, w, out, bias, scale, shift, residual, limits, affine, has_residual):
+    def deep_tiles(x, wf, step, scale_c, out, bias, scale, shift, residual, limits, affine, has_residual):
         count, depth = x.shape
-        channels = w.shape[1]
-        xf, wf, of, rf = x.reshape(-1), w.reshape(-1), out.reshape(-1), residual.reshape(-1)
+        channels = out.shape[1]
+        xf, of, rf = x.reshape(-1), out.reshape(-1), residual.reshape(-1)
         zero = zeros(width)
         low, high = full(limits[0], zero), full(limits[1], zero)
         low_after, high_after = full(limits[3], zero), full(limits[4], zero)
@@ -182,7 +222,7 @@ def _make_deep_kernel(width: int):
                 b0, b1 = load(bias, c, zero), load(bias, c + width, zero)
                 s0, s1 = load(scale, c, zero), load(scale, c + width, zero)
                 h0, h1 = load(shift, c, zero), load(shift, c + width, zero)
-                sums = _tile_sums(xf, wf, r * depth, depth, channels, c, width, zero)
+                sums = _tile_sums(xf, wf, r * depth, depth, step, c * scale_c, width, zero)
                 for i in range(ROWS):       # `finish_channels`' operations, the residual after the map
                     at = (r + i) * channels + c
                     v0, v1 = clip(add(sums[2 * i], b0), low, high), clip(add(sums[2 * i + 1], b1), low, high)
