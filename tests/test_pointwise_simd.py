@@ -121,13 +121,9 @@ def test_a_1x1_convolution_with_its_epilogue_takes_the_tiles(width, seed, monkey
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_mobilenet_blocks_expand_and_project_few_channels_in_tiles(width, seed, monkeypatch):
-    """The banded inverted residual with MobileNetV2's shapes of few channels (16 -> 96 -> 16 and the like;
-    a residual or many channels in the projection go through BLAS), against the three references."""
-    rng = np.random.default_rng(seed)
-    channels = int(rng.choice([16, 24, 32]))
-    mid, n, size = 2 * width * int(rng.integers(3, 6)), int(rng.integers(1, 3)), int(rng.integers(6, 15))
+def _block(rng, n, size, channels, mid):
+    """A MobileNetV2 block's input (n, size, size, channels), weights and epilogues (BN maps, ReLU6 but the
+    projection's)."""
     x = rng.standard_normal((n, size, size, channels)).astype(np.float32)
     expand = (rng.standard_normal((1, 1, channels, mid)) * 0.3).astype(np.float32)
     depthwise = (rng.standard_normal((3, 3, mid, 1)) * 0.3).astype(np.float32)
@@ -136,6 +132,17 @@ def test_mobilenet_blocks_expand_and_project_few_channels_in_tiles(width, seed, 
                       scale=rng.random(c).astype(np.float32) + 0.5, shift=rng.standard_normal(c).astype(np.float32))
                  for c in (mid, mid, channels)]
     epilogues[2]["activation"] = "linear"
+    return x, expand, depthwise, project, epilogues
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_mobilenet_blocks_expand_and_project_few_channels_in_tiles(width, seed, monkeypatch):
+    """The banded inverted residual with MobileNetV2's shapes of few channels (16 -> 96 -> 16 and the like;
+    a residual or many channels in the projection go through BLAS), against the three references."""
+    rng = np.random.default_rng(seed)
+    channels = int(rng.choice([16, 24, 32]))
+    mid, n, size = 2 * width * int(rng.integers(3, 6)), int(rng.integers(1, 3)), int(rng.integers(6, 15))
+    x, expand, depthwise, project, epilogues = _block(rng, n, size, channels, mid)
     stride = int(rng.choice([1, 2]))
     residual = x if stride == 1 else None
     if seed % 2:
@@ -318,14 +325,7 @@ def test_mobilenet_blocks_pack_their_projection_for_many_rows(width, monkeypatch
     the tiles of few channels; against the three references."""
     rng = np.random.default_rng(5)
     channels, mid = 2 * width, 96
-    x = rng.standard_normal((2, 24, 24, channels)).astype(np.float32)
-    expand = (rng.standard_normal((1, 1, channels, mid)) * 0.3).astype(np.float32)
-    depthwise = (rng.standard_normal((3, 3, mid, 1)) * 0.3).astype(np.float32)
-    project = (rng.standard_normal((1, 1, mid, channels)) * 0.3).astype(np.float32)
-    epilogues = [dict(bias=rng.standard_normal(c).astype(np.float32), activation="relu6",
-                      scale=rng.random(c).astype(np.float32) + 0.5, shift=rng.standard_normal(c).astype(np.float32))
-                 for c in (mid, mid, channels)]
-    epilogues[2]["activation"] = "linear"
+    x, expand, depthwise, project, epilogues = _block(rng, 2, 24, channels, mid)
     packings, asked = [], []
     pack = ps.pack
     monkeypatch.setattr(ps, "pack", lambda matrix: packings.append(matrix.shape) or pack(matrix))
