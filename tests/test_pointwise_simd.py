@@ -335,3 +335,51 @@ def test_mobilenet_blocks_pack_their_projection_for_many_rows(width, monkeypatch
     assert packings == [(mid, channels)]
     assert ("simd_tiles_packed", True) in asked and ("simd_tiles", True) in asked
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_streamed_stores_give_the_same_bits_and_need_an_aligned_output(width):
+    """`deep_product_rows(stream=True)`: each output vector stored non-temporally where `out` is aligned to
+    a vector (`fused_inference._aligned_empty`), else as usual; the bits of the plain stores either way."""
+    rng = np.random.default_rng(9)
+    x, w, bias, scale, shift, act, then, affine = _case(rng, width, 50, 64)
+    res = rng.standard_normal((50, w.shape[1])).astype(np.float32)
+    packed, limits = ps.pack(w), fi._limits(act, then, np.float32)
+    plain = _deep_tiles(x, packed, bias, scale, shift, act, then, affine, res)
+    for misaligned in (0, 1):
+        buffer = fi._aligned_empty((50 * w.shape[1] + 1,), np.float32)
+        assert buffer.ctypes.data % 64 == 0
+        out = buffer[misaligned:misaligned + 50 * w.shape[1]].reshape(50, w.shape[1])
+        out[...] = np.nan
+        ps.deep_product_rows(x, packed, out, bias, scale, shift, res, limits, affine, True, stream=True)
+        np.testing.assert_array_equal(out, plain)
+    for shape, dtype in [((3, 5), np.float32), ((7, 11, 13), np.float64), ((1,), np.float32)]:
+        array = fi._aligned_empty(shape, dtype)
+        assert array.shape == shape and array.dtype == dtype and array.flags.c_contiguous
+        assert array.ctypes.data % 64 == 0
+
+
+def test_a_product_streams_its_output_where_it_is_large_and_shallow(width, monkeypatch):
+    """`streams`: at most `DEEP_MAX_DEPTH` input channels and an output of `STREAM_BYTES` or more; the 1x1
+    path then asks the packed tiles to stream (ResNet50's 64 -> 256 at batch 32), and not for a deeper
+    product; the numbers the unfused reference's."""
+    assert ps.streams(ps.DEEP_MAX_DEPTH, ps.STREAM_BYTES)
+    assert not ps.streams(ps.DEEP_MAX_DEPTH + 1, ps.STREAM_BYTES)
+    assert not ps.streams(ps.DEEP_MAX_DEPTH, ps.STREAM_BYTES - 1)
+    rng = np.random.default_rng(10)
+    monkeypatch.setattr(ps, "STREAM_BYTES", 1 << 16)
+    product = ps.deep_product_rows
+    streamed = []
+    monkeypatch.setattr(ps, "deep_product_rows", lambda *args, **kwargs: streamed.append(args[-1]) or product(*args,
+                                                                                                          **kwargs))
+    for channels in (48, 96):
+        filters = 4 * width
+        x = rng.standard_normal((2, 24, 25, channels)).astype(np.float32)
+        w = (rng.standard_normal((1, 1, channels, filters)) * 0.2).astype(np.float32)
+        scale, shift = rng.random(filters).astype(np.float32) + 0.5, rng.standard_normal(filters).astype(np.float32)
+        residual = rng.standard_normal((2, 24, 25, filters)).astype(np.float32)
+        kwargs = dict(scale=scale, shift=shift, residual=residual, then="relu")
+        streamed.clear()
+        got = fi.conv2d_epilogue_inference(x, w, 1, "VALID", **kwargs)
+        np.testing.assert_allclose(got, fi.conv2d_epilogue_reference(x, w, 1, "VALID", **kwargs), rtol=1e-5,
+                                   atol=1e-4)
+        assert streamed and set(streamed) == {channels <= ps.DEEP_MAX_DEPTH}

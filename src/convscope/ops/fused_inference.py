@@ -119,12 +119,14 @@ def _epilogue_arrays(dtype, channels, bias, scale, shift, residual):
     return bias, scale, shift, rows
 
 
-def _rows_arrays(dtype, matrix, count, bias, scale, shift, residual, codes):
+def _rows_arrays(dtype, matrix, count, bias, scale, shift, residual, codes, out_bytes: int = 0):
     """`_product_rows`' arrays for a product of `count` rows by `matrix`: `_epilogue_arrays`', then the matrix
-    packed once for all its blocks where `pointwise_simd.packs` (else None)."""
+    packed once for all its blocks where `pointwise_simd.packs` (else None), then whether the packed tiles
+    stream their output (`pointwise_simd.streams`, for an output of `out_bytes`)."""
     swish = _HARD_SWISH in (codes[0], codes[3])
     packed = pointwise_simd.pack(matrix) if pointwise_simd.packs(count, matrix, swish) else None
-    return _epilogue_arrays(dtype, matrix.shape[1], bias, scale, shift, residual) + (packed,)
+    stream = packed is not None and pointwise_simd.streams(matrix.shape[0], out_bytes)
+    return _epilogue_arrays(dtype, matrix.shape[1], bias, scale, shift, residual) + (packed, stream)
 
 
 def _apply_rows(z_rows, first, arrays, codes):
@@ -157,11 +159,11 @@ def _deep_tiles_applies(rows, matrix, arrays, codes) -> bool:
 
 def _deep_tiles_rows(rows, matrix, out, first, arrays, codes):
     """`pointwise_simd.deep_product_rows` by the packed matrix where there is one, else by `matrix`."""
-    bias, scale, shift, residual, packed = arrays
+    bias, scale, shift, residual, packed, stream = arrays
     act, affine, has_residual, then = codes
     part = residual[first:first + len(rows)] if has_residual else residual
     pointwise_simd.deep_product_rows(rows, matrix if packed is None else packed, out, bias, scale, shift, part,
-                                     _limits(act, then, out.dtype), affine, has_residual)
+                                     _limits(act, then, out.dtype), affine, has_residual, stream)
 
 
 def _blas_rows(rows, matrix, out, first, arrays, codes):
@@ -388,7 +390,17 @@ def _gemm_operands(x, w, strides, out_hw, dtype):
         x = x[:, ::strides[0], ::strides[1]][:, :out_hw[0], :out_hw[1]]
     rows = np.ascontiguousarray(x, dtype=dtype).reshape(-1, x.shape[3])
     matrix = np.ascontiguousarray(w, dtype=dtype).reshape(w.shape[2], w.shape[3])
-    return rows, matrix, np.empty((len(rows), matrix.shape[1]), dtype=dtype)
+    return rows, matrix, _aligned_empty((len(rows), matrix.shape[1]), dtype)
+
+
+def _aligned_empty(shape, dtype, alignment: int = 64) -> np.ndarray:
+    """np.empty(shape, dtype) starting on an `alignment`-byte boundary (a view of a slightly larger array):
+    aligned vectors can be stored non-temporally (`pointwise_simd.streams`)."""
+    dtype = np.dtype(dtype)
+    size = int(np.prod(shape))
+    buffer = np.empty(size * dtype.itemsize + alignment, dtype=np.uint8)
+    start = -buffer.ctypes.data % alignment
+    return buffer[start:start + size * dtype.itemsize].view(dtype).reshape(shape)
 
 
 def _columns_applies(x, w, geometry, epilogue) -> bool:
@@ -423,7 +435,7 @@ def _gemm_path(x, w, geometry, out_hw, dtype, epilogue, arguments):
     finish = compiled.active()
     if finish:
         codes = (act, scale is not None, residual is not None, after)
-        arrays = _rows_arrays(dtype, matrix, len(rows), bias, scale, shift, residual, codes)
+        arrays = _rows_arrays(dtype, matrix, len(rows), bias, scale, shift, residual, codes, out.nbytes)
 
     def work(ranges):
         for start, stop in ranges:

@@ -15,7 +15,8 @@ in L1 while it runs through the channels, so the output and the residual (ResNet
 in order.  Its filters are read from the matrix as it is (33-64 input channels), or, for a product of at
 least `PACK_ROWS` rows (any depth), from a copy packed once per op (`pack`: each pair of vectors of
 channels a contiguous strip, read in order from L1 or L2; the copy costs about what 300 rows of product
-save).  Packed or not, each output's sum is the same, in the same order.
+save).  Packed or not, each output's sum is the same, in the same order.  A packed product of few input
+channels with a large output (`streams`) stores it non-temporally: it is written without being read first.
 Compiled path, float32, AVX2 or wider.  The measurements behind the limits: benchmarks/README.md,
 'Measurements behind the code's choices'.
 """
@@ -29,14 +30,15 @@ import numpy as np
 from . import compiled
 
 if compiled.available():
-    from .simd import add, broadcast, clip, fma, full, load, multiply, store_first, vector_bits, zeros
+    from .simd import add, broadcast, clip, fma, full, load, multiply, store_first, store_stream, vector_bits, zeros
 
 __all__ = ["MAX_DEPTH", "DEEP_MAX_DEPTH", "PACK_ROWS", "ROWS", "applies", "product_rows", "deep_applies", "packs",
-           "pack", "packed_applies", "deep_product_rows"]
+           "pack", "packed_applies", "streams", "deep_product_rows"]
 
 MAX_DEPTH = 32      # input channels up to which the tiles beat BLAS' product and the epilogue pass after it
 DEEP_MAX_DEPTH = 64     # ... and up to which the tiles taken rows first (`deep_product_rows`) do, residual or not
 PACK_ROWS = 512     # rows of a product from which its matrix is packed (`packs`), whatever its depth
+STREAM_BYTES = 32 << 20     # output from which a packed product of at most `DEEP_MAX_DEPTH` streams it (`streams`)
 ROWS = 6            # rows per tile: 12 vectors of accumulators, two of filters, one broadcast (AVX2's 16)
 VECTOR_BITS = vector_bits() if compiled.available() else 0
 
@@ -73,6 +75,14 @@ def packed_applies(rows: np.ndarray, packed: np.ndarray) -> bool:
             and rows.shape[1] == packed.shape[1])
 
 
+def streams(depth: int, out_bytes: int) -> bool:
+    """True where a packed product writes its output with non-temporal stores (`deep_product_rows`' `stream`):
+    at most `DEEP_MAX_DEPTH` input channels (few multiply-adds per output: the writes bound it) and an output
+    of `STREAM_BYTES` or more, too large for the next op to find in the caches anyway (ResNet50's 56 x 56 x
+    256 at batch 32)."""
+    return depth <= DEEP_MAX_DEPTH and out_bytes >= STREAM_BYTES
+
+
 def pack(matrix: np.ndarray) -> np.ndarray:
     """The (depth, channels) matrix as `deep_product_rows` reads it fastest: (channels // (2 * lanes), depth,
     2 * lanes), each pair of vectors of channels one contiguous strip (a new array)."""
@@ -103,13 +113,14 @@ def product_rows(rows: np.ndarray, matrix: np.ndarray, out: np.ndarray, bias, sc
 
 
 def deep_product_rows(rows: np.ndarray, matrix: np.ndarray, out: np.ndarray, bias, scale, shift, residual,
-                      limits, affine: bool, has_residual: bool) -> None:
+                      limits, affine: bool, has_residual: bool, stream: bool = False) -> None:
     """`product_rows` where `deep_applies`, or by a matrix that `pack` made (any depth), plus `residual`
     (rows x channels, C-contiguous, read where `has_residual`) added after the batch norm's map:
     then(act(z + bias) * scale + shift + residual).  Each tile of rows takes every vector pair of channels
     in turn while its rows stay in L1 (the output and the residual then stream in order: the channels-first
     order of `product_rows` read them a strip at a time, slower from this depth on; measurements:
-    benchmarks/README.md, 'Measurements behind the code's choices')."""
+    benchmarks/README.md, 'Measurements behind the code's choices').  `stream`: each output vector stored
+    non-temporally (`simd.store_stream`) where `out` is aligned to a vector (else stored as usual)."""
     packed = matrix.ndim == 3
     depth = matrix.shape[1] if packed else matrix.shape[0]
     channels = matrix.shape[0] * matrix.shape[2] if packed else matrix.shape[1]
@@ -125,8 +136,9 @@ def deep_product_rows(rows: np.ndarray, matrix: np.ndarray, out: np.ndarray, bia
         raise ValueError(f"pointwise_simd: argument `residual` must be C-contiguous of shape {out.shape}, got "
                          f"{residual.shape}")
     step, scale_c = (2 * lanes(), depth) if packed else (channels, 1)    # filters k, c at k * step + c * scale_c
+    stream = bool(stream) and out.ctypes.data % (4 * lanes()) == 0
     _deep_kernel_for(lanes())(rows, matrix.reshape(-1), step, scale_c, out, bias, scale, shift, residual, limits,
-                              affine, has_residual)
+                              affine, has_residual, stream)
 
 
 def _make_kernel(width: int):
@@ -208,7 +220,7 @@ def _make_deep_kernel(width: int):
     both ran 1.4-2.2x as long (measurements: benchmarks/README.md, 'Measurements behind the code's choices')."""
 
     @compiled.kernel
-    def deep_tiles(x, wf, step, scale_c, out, bias, scale, shift, residual, limits, affine, has_residual):
+    def deep_tiles(x, wf, step, scale_c, out, bias, scale, shift, residual, limits, affine, has_residual, stream):
         count, depth = x.shape
         channels = out.shape[1]
         xf, of, rf = x.reshape(-1), out.reshape(-1), residual.reshape(-1)
@@ -230,8 +242,12 @@ def _make_deep_kernel(width: int):
                         v0, v1 = add(multiply(v0, s0), h0), add(multiply(v1, s1), h1)
                     if has_residual:
                         v0, v1 = add(v0, load(rf, at, zero)), add(v1, load(rf, at + width, zero))
-                    store_first(of, at, clip(v0, low_after, high_after), width)
-                    store_first(of, at + width, clip(v1, low_after, high_after), width)
+                    if stream:
+                        store_stream(of, at, clip(v0, low_after, high_after))
+                        store_stream(of, at + width, clip(v1, low_after, high_after))
+                    else:
+                        store_first(of, at, clip(v0, low_after, high_after), width)
+                        store_first(of, at + width, clip(v1, low_after, high_after), width)
             start += ROWS
     return deep_tiles
 

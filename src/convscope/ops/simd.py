@@ -29,7 +29,7 @@ from numba.extending import intrinsic, models, register_model
 from . import compiled
 
 __all__ = ["vector_bits", "Float32Vector", "zeros", "full", "load", "broadcast", "fma", "add", "subtract", "multiply",
-           "divide", "clip", "relu", "max_or_nan", "index_of_max", "store_first", "epilogue"]
+           "divide", "clip", "relu", "max_or_nan", "index_of_max", "store_first", "store_stream", "epilogue"]
 
 _FLOAT = ir.FloatType()
 _INT32 = ir.IntType(32)
@@ -190,6 +190,24 @@ def store_first(typingctx, arr, index, v, count):
                                                  builder.add(start, loop.index)))
         return context.get_dummy_value()
     return types.void(arr, types.intp, v, types.intp), codegen
+
+
+@intrinsic
+def store_stream(typingctx, arr, index, v):
+    """arr[index:index + lanes] = v, a non-temporal store (to memory, not kept in the caches: an output
+    larger than the caches is then written without being read first).  The address must be aligned to the
+    vector's size: the caller checks the array's."""
+    _check_array(arr)
+    if not isinstance(v, Float32Vector):
+        raise TypeError(f"simd.store_stream: expected a vector, got {v}")
+
+    def codegen(context, builder, signature, args):
+        array, start, vector = args
+        store = builder.store(vector, _address(context, builder, signature.args[0], array, start, v.lanes),
+                              align=4 * v.lanes)
+        store.set_metadata("nontemporal", builder.module.add_metadata([ir.Constant(_INT32, 1)]))
+        return context.get_dummy_value()
+    return types.void(arr, types.intp, v), codegen
 
 
 @intrinsic
