@@ -30,7 +30,8 @@ import numpy as np
 from . import compiled
 
 if compiled.available():
-    from .simd import add, broadcast, clip, fma, full, load, multiply, store_first, store_stream, vector_bits, zeros
+    from .simd import (add, broadcast, clip, fma, full, load, multiply, store_first, store_stream, stream_fence,
+                       vector_bits, zeros)
 
 __all__ = ["MAX_DEPTH", "DEEP_MAX_DEPTH", "PACK_ROWS", "ROWS", "applies", "product_rows", "deep_applies", "packs",
            "pack", "packed_applies", "streams", "deep_product_rows"]
@@ -249,6 +250,8 @@ def _make_deep_kernel(width: int):
                         store_first(of, at, clip(v0, low_after, high_after), width)
                         store_first(of, at + width, clip(v1, low_after, high_after), width)
             start += ROWS
+        if stream:
+            stream_fence()          # the streamed output visible to the thread that reads it next
     return deep_tiles
 
 

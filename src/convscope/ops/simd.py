@@ -21,6 +21,8 @@ without a flat copy of it).  Indices are not checked (as numba's own).
 
 from __future__ import annotations
 
+import platform
+
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
@@ -29,7 +31,8 @@ from numba.extending import intrinsic, models, register_model
 from . import compiled
 
 __all__ = ["vector_bits", "Float32Vector", "zeros", "full", "load", "broadcast", "fma", "add", "subtract", "multiply",
-           "divide", "clip", "relu", "max_or_nan", "index_of_max", "store_first", "store_stream", "epilogue"]
+           "divide", "clip", "relu", "max_or_nan", "index_of_max", "store_first", "store_stream", "stream_fence",
+           "epilogue"]
 
 _FLOAT = ir.FloatType()
 _INT32 = ir.IntType(32)
@@ -208,6 +211,21 @@ def store_stream(typingctx, arr, index, v):
         store.set_metadata("nontemporal", builder.module.add_metadata([ir.Constant(_INT32, 1)]))
         return context.get_dummy_value()
     return types.void(arr, types.intp, v), codegen
+
+
+@intrinsic
+def stream_fence(typingctx):
+    """Orders the `store_stream`s before it before any store after it (x86's `sfence`; non-temporal stores are
+    weakly ordered): a kernel that streamed its output ends with it, so another thread that learns the kernel
+    is done reads the output, not what was there before.  Elsewhere a sequentially consistent fence."""
+    def codegen(context, builder, signature, args):
+        if platform.machine() in ("x86_64", "AMD64", "i686"):
+            sfence = builder.module.declare_intrinsic("llvm.x86.sse.sfence", fnty=ir.FunctionType(ir.VoidType(), []))
+            builder.call(sfence, [])
+        else:  # pragma: no cover - measured and tested on x86 only
+            builder.fence("seq_cst")
+        return context.get_dummy_value()
+    return types.void(), codegen
 
 
 @intrinsic
