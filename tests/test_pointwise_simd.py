@@ -345,6 +345,10 @@ def test_streamed_stores_give_the_same_bits_and_need_an_aligned_output(width):
     res = rng.standard_normal((50, w.shape[1])).astype(np.float32)
     packed, limits = ps.pack(w), fi._limits(act, then, np.float32)
     plain = _deep_tiles(x, packed, bias, scale, shift, act, then, affine, res)
+    z = (x.astype(np.float64) @ w.astype(np.float64)).astype(np.float32)
+    expected = fi.epilogue_reference(z, bias, fi.INFERENCE_ACTIVATIONS[act], scale if affine else None,
+                                     shift if affine else None, res, fi.INFERENCE_ACTIVATIONS[then])
+    np.testing.assert_allclose(plain, expected, rtol=0, atol=2e-6 * (np.abs(x).max() * np.abs(w).sum(axis=0).max() + 1))
     for misaligned in (0, 1):
         buffer = fi._aligned_empty((50 * w.shape[1] + 1,), np.float32)
         assert buffer.ctypes.data % 64 == 0

@@ -26,8 +26,10 @@ ordered list of paths, the first that applies runs (as oneDNN's implementation l
   product; else `conv2d_inference` and the rest of the epilogue in one more pass (each path prepared once
   per input shape: `conv2d_inference`'s checks and geometry are not repeated at every call);
 * `_product_rows` (a block of a 1x1 product with its epilogue, here and in `inverted_residual`): SIMD
-  tiles finished in registers where the input has few channels (`pointwise_simd`: up to 32 without a
-  residual, up to 64 rows first with or without one); else BLAS' product, then the compiled epilogue.
+  tiles finished in registers (`pointwise_simd`): up to 32 input channels without a residual; more, rows
+  first, from the matrix packed once per op where the product has `pointwise_simd.PACK_ROWS` rows or more
+  (a large output of at most 64 channels stored non-temporally), or from the matrix as it is up to 64;
+  else BLAS' product, then the compiled epilogue.
 """
 
 from __future__ import annotations
@@ -403,10 +405,15 @@ def _aligned_empty(shape, dtype, alignment: int = 64) -> np.ndarray:
     return buffer[start:start + size * dtype.itemsize].view(dtype).reshape(shape)
 
 
+def _gemm_rows(x, geometry) -> int:
+    """The rows of an unpadded 1x1 convolution's product: its output pixels (every s-th input pixel)."""
+    strides = geometry[0]
+    return x.shape[0] * -(-x.shape[1] // strides[0]) * -(-x.shape[2] // strides[1])
+
+
 def _columns_applies(x, w, geometry, epilogue) -> bool:
     """A 1x1 product of few rows (`COLUMN_SPLIT_ROWS`; batch 1) by a wide matrix, large enough to share."""
-    strides = geometry[0]
-    rows = x.shape[0] * -(-x.shape[1] // strides[0]) * -(-x.shape[2] // strides[1])
+    rows = _gemm_rows(x, geometry)
     return (_gemm_applies(x, w, geometry, epilogue) and compiled.active() and rows <= COLUMN_SPLIT_ROWS
             and w.shape[3] >= 64 and rows * w.shape[2] * w.shape[3] >= SMALL_WORK)
 
@@ -511,10 +518,8 @@ def _own_applies(x, w, geometry, epilogue) -> bool:
 
 def _packs(x, w, geometry, epilogue) -> bool:
     """True where `_gemm_path` packs the matrix of this 1x1 convolution (`pointwise_simd.packs`)."""
-    strides = geometry[0]
-    rows = x.shape[0] * -(-x.shape[1] // strides[0]) * -(-x.shape[2] // strides[1])
     matrix = np.ascontiguousarray(w, dtype=float_dtype(x, w)).reshape(w.shape[2], w.shape[3])
-    return pointwise_simd.packs(rows, matrix, _HARD_SWISH in epilogue[4:])
+    return pointwise_simd.packs(_gemm_rows(x, geometry), matrix, _HARD_SWISH in epilogue[4:])
 
 
 # The paths of `conv2d_epilogue_inference`, in order: (name, applies, prepare), the first that applies runs;

@@ -13,7 +13,7 @@ may differ from BLAS' in the last bits.  The epilogue rounds as `epilogue.finish
 With more input channels the same tiles are taken rows first (`deep_product_rows`): each tile's rows stay
 in L1 while it runs through the channels, so the output and the residual (ResNet50's shortcut sums) stream
 in order.  Its filters are read from the matrix as it is (33-64 input channels), or, for a product of at
-least `PACK_ROWS` rows (any depth), from a copy packed once per op (`pack`: each pair of vectors of
+least `PACK_ROWS` rows and more than 32 input channels, from a copy packed once per op (`pack`: each pair of vectors of
 channels a contiguous strip, read in order from L1 or L2; the copy costs about what 300 rows of product
 save).  Packed or not, each output's sum is the same, in the same order.  A packed product of few input
 channels with a large output (`streams`) stores it non-temporally: it is written without being read first.
