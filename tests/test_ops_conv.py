@@ -442,7 +442,7 @@ def test_the_compiled_padding_fills_as_numpy_does(pads, value, dtype, layout, ch
     x = x[:, :, ::2, 1:] if layout == "strided" else np.ascontiguousarray(x[:, :, :4, 1:])
     x[0, 1, 2, channels - 1] = np.nan
     ran = []
-    for name in ("_fill_padded_kernel", "_fill_padded_rows_kernel"):
+    for name in ("fill_pixels", "fill_rows"):
         kernel = getattr(conv, name)
         monkeypatch.setattr(conv, name, lambda *args, kernel=kernel, name=name: ran.append(name) or kernel(*args))
     shape = conv.padded_shape(x.shape, pads)
@@ -452,7 +452,7 @@ def test_the_compiled_padding_fills_as_numpy_does(pads, value, dtype, layout, ch
     with compiled.use_compiled(False):
         conv._fill_padded(expected, x, pads, value)
     flat = layout == "contiguous" and channels <= conv.FLAT_FILL_MAX_CHANNELS
-    assert ran == ["_fill_padded_rows_kernel" if flat else "_fill_padded_kernel"]
+    assert ran == ["fill_rows" if flat else "fill_pixels"]
     np.testing.assert_array_equal(got, expected)
     np.testing.assert_array_equal(got, np.pad(x, ((0, 0),) + tuple(pads) + ((0, 0),), constant_values=value))
     (top, _), (left, _) = pads

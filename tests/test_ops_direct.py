@@ -219,7 +219,8 @@ def test_pooling_in_the_tiles(shape, kernel, out_channels, strides, pool, activa
 @pytest.mark.parametrize("pool", [None, ("max", 2, 2, "VALID")])
 def test_a_forward_pass_without_backward_pads_each_block(pool, monkeypatch):
     """conv2d and conv2d_inference keep no context for a backward pass: the direct convolution pads each
-    block of images into a scratch block instead of padding the whole input first, and gives
+    block of images (pooled in the tiles: each image) into a scratch block instead of padding the whole input
+    first, and gives
     conv2d_forward's numbers bit for bit (blocks of 3 of 10 images, the last one short)."""
     rng = np.random.default_rng(7)
     x = rng.standard_normal((10, 14, 14, 32)).astype(np.float32)
@@ -273,13 +274,16 @@ def test_a_small_direct_convolution_stays_on_the_calling_thread(monkeypatch):
     """Under direct.SMALL_WORK multiply-adds the blocks run where they are called (a hand-over to another
     thread costs more than it saves); above it they are shared among the threads."""
     regions = []
-    original = conv.run_in_parallel
-    def recording(*args, **kw):                         # a region shared among threads (not `alone`)
-        if not kw.get("alone", False):
-            regions.append(1)
-        return original(*args, **kw)
 
-    monkeypatch.setattr(conv, "run_in_parallel", recording)
+    def recording(original):
+        def record(*args, **kw):                        # a region shared among threads (not `alone`)
+            if not kw.get("alone", False):
+                regions.append(original.__name__)
+            return original(*args, **kw)
+        return record
+
+    for name in ("run_in_parallel", "run_claimed"):    # blocks, and pooled images claimed one at a time
+        monkeypatch.setattr(conv, name, recording(getattr(conv, name)))
     filters = np.ones((3, 3, 4, 32), np.float32)
     small = np.ones((2, 14, 14, 4), np.float32)        # 2 * 196 * 36 * 32 = 0.45M multiply-adds
     with compiled.use_compiled(True):
@@ -290,8 +294,65 @@ def test_a_small_direct_convolution_stays_on_the_calling_thread(monkeypatch):
         monkeypatch.setattr(direct, "SMALL_WORK", 1000)
         assert np.array_equal(ops.conv2d(small, filters, 1, "SAME"), y)
         assert np.array_equal(ops.conv2d_inference(small, filters, 1, "SAME", pool=("max", 2, 2, "VALID")), pooled)
-    assert len(regions) == 2
+    assert regions == ["run_in_parallel", "run_claimed"]
     assert y[0, 5, 5, 0] == 36 and y[0, 0, 0, 0] == 16 and pooled[0, 0, 0, 0] == 36
+
+
+@pytest.mark.parametrize("padding, pads", [("SAME", ((1, 2), (2, 2))), ("VALID", None)])
+def test_threads_claiming_the_pooled_images_compute_each_once_with_the_bits_of_one_thread(padding, pads):
+    """`conv_pool_block` called by 3 threads at once with one counter: every image is claimed by exactly one
+    call (the counter ends at images + 3, one failed claim per call) and the output has the bits of one call
+    alone, which are those of the ops one after another; unpadded (`pads` None) the input is read as it is."""
+    import threading
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((11, 12, 16, 3)).astype(np.float32)
+    filters = (rng.standard_normal((4, 5, 3, 24)) / 5).astype(np.float32)     # SAME: 1 row above, 2 below
+    bias = rng.standard_normal(24).astype(np.float32)
+    source = x if pads is None else np.pad(x, ((0, 0),) + pads + ((0, 0),))
+    with compiled.use_compiled(True):
+        y = ops.conv2d(x, filters, 1, padding, bias=bias, activation="relu")
+        expected = ops.max_pool2d(y, 2, 2, "VALID")
+    prepared = direct.prepare(filters, source.shape, (1, 1))
+    epilogue = direct.tile_epilogue(prepared, bias, "relu", None, None, "linear", False)
+    alone, together = (np.full(expected.shape, np.nan, np.float32) for _ in range(2))
+    direct.conv_pool_block(x if pads else source, pads, prepared, (1, 1), epilogue, alone, np.zeros(1, np.int64))
+    counter = np.zeros(1, np.int64)
+    threads = [threading.Thread(target=direct.conv_pool_block,
+                                args=(x if pads else source, pads, prepared, (1, 1), epilogue, together, counter))
+               for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert counter[0] == len(x) + 3
+    np.testing.assert_array_equal(alone, expected)
+    np.testing.assert_array_equal(together, alone)
+
+
+def test_a_claim_is_one_atomic_add_whatever_the_threads():
+    """`claims.claim` from 4 threads at once, 1,000,000 claims each in compiled code: every number 0..3,999,999
+    claimed exactly once (a plain read-then-write would hand some out twice)."""
+    import threading
+    import numba
+    from convscope.ops.claims import claim
+
+    @numba.njit(nogil=True)
+    def take(counter, claimed):
+        for k in range(claimed.shape[0]):
+            claimed[k] = claim(counter)
+
+    counter = np.zeros(1, np.int64)
+    claimed = [np.empty(1_000_000, np.int64) for _ in range(4)]
+    take(np.zeros(1, np.int64), np.empty(1, np.int64))            # compiled before the threads start
+    threads = [threading.Thread(target=take, args=(counter, part)) for part in claimed]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    np.testing.assert_array_equal(np.sort(np.concatenate(claimed)), np.arange(4_000_000))
+    assert counter[0] == 4_000_000
+    with pytest.raises(TypeError, match="expected an int64 array"):
+        numba.njit(lambda c: claim(c))(np.zeros(1, np.int32))
 
 
 def test_odd_outputs_are_not_pooled_in_the_tiles():

@@ -34,15 +34,14 @@ from numpy.lib.stride_tricks import as_strided
 
 from . import compiled, direct, winograd
 from .epilogue import bias_activation_forward, check_epilogue
-from .parallel import balanced_ranges, on_slices, run_in_parallel
+from .parallel import balanced_ranges, on_slices, run_claimed, run_in_parallel
+from .pad_fill import FLAT_FILL_MAX_CHANNELS, fill_pixels, fill_rows
 from .padding import (check_data_format, check_numeric_array, check_image_batch, float_dtype, from_nhwc,
                       parse_padding, spatial_pair, to_nhwc, window_geometry)
 
 __all__ = ["conv2d", "conv2d_forward", "conv2d_backward"]
 
 COLUMN_BUDGET_BYTES = 4 * 2 ** 20  # im2col columns of one block of images (fits in L2 with its product)
-FLAT_FILL_MAX_CHANNELS = 16        # padding images of at most this many channels a row at a time, not a pixel
-                                   # (measurements: benchmarks/README.md, 'Measurements behind the code's choices')
 TRANSPOSED_MIN_CHANNELS = 16       # from this many input channels per group, a transposed convolution
 # In x out channels up to which the direct kernel runs before Winograd (whose 16 products are too thin for
 # BLAS there), by its tile (filters, pixels: `direct.tile`).  Measured, 3x3 on 8-32 px, 128 images: AVX-512's
@@ -149,7 +148,7 @@ def _fill_padded(block: np.ndarray, x_block: np.ndarray, pads, value=0.0, first_
     if compiled.active() and block.dtype in (np.float32, np.float64) and x_block.dtype == block.dtype:
         flat = (block.flags.c_contiguous and x_block.flags.c_contiguous
                 and x_block.shape[3] <= FLAT_FILL_MAX_CHANNELS)
-        (_fill_padded_rows_kernel if flat else _fill_padded_kernel)(block, x_block, top - first_row, left,
+        (fill_rows if flat else fill_pixels)(block, x_block, top - first_row, left,
                                                                     block.dtype.type(value))
         return
     if first_row or block.shape[1] != x_block.shape[1] + top + bottom:
@@ -163,49 +162,6 @@ def _fill_padded(block: np.ndarray, x_block: np.ndarray, pads, value=0.0, first_
     block[:, top:top + h, :left] = value
     block[:, top:top + h, left + w:] = value
     block[:, top:top + h, left:left + w] = x_block
-
-
-@compiled.kernel
-def _fill_padded_kernel(block, x_block, top, left, value):
-    """`_fill_padded`: each padded row of each image written once, from x_block or `value` (`top`: the
-    block's rows above x_block's first, negative for a block that starts below it)."""
-    images, height, width, channels = x_block.shape
-    for n in range(images):
-        for i in range(block.shape[1]):
-            row = block[n, i]
-            inside = top <= i < top + height
-            for j in range(block.shape[2]):
-                if inside and left <= j < left + width:
-                    source = x_block[n, i - top, j - left]
-                    for k in range(channels):
-                        row[j, k] = source[k]
-                else:
-                    for k in range(channels):
-                        row[j, k] = value
-
-
-@compiled.kernel
-def _fill_padded_rows_kernel(block, x_block, top, left, value):
-    """`_fill_padded_kernel` for C-contiguous arrays of few channels (`FLAT_FILL_MAX_CHANNELS`): each padded
-    row as one flat run of values (border, copied interior, border), where the pixel-by-pixel loop spends its
-    time outside the copy of a pixel's few channels."""
-    images, height, width, channels = x_block.shape
-    length, inner, start = block.shape[2] * channels, width * channels, left * channels
-    for n in range(images):
-        for i in range(block.shape[1]):
-            row = block[n, i].reshape(length)
-            if top <= i < top + height:
-                source = x_block[n, i - top].reshape(inner)
-                head, body, tail = row[:start], row[start:start + inner], row[start + inner:]
-                for j in range(head.shape[0]):
-                    head[j] = value
-                for j in range(inner):              # indices from a range: the loop vectorizes
-                    body[j] = source[j]
-                for j in range(tail.shape[0]):
-                    tail[j] = value
-            else:
-                for j in range(length):
-                    row[j] = value
 
 
 def window_view(x_pad: np.ndarray, kernel_hw, strides, dilations, out_hw) -> np.ndarray:
@@ -414,11 +370,16 @@ def whole_image_blocks(ctx, direct_blocks: Optional[bool] = None) -> bool:
 
 def _run_direct(ctx, bands: list, compute: Callable[[list], Any]) -> None:
     """`compute` on the direct kernel's `bands`, shared among the threads, or all on the calling thread
-    when the convolution is smaller than `direct.SMALL_WORK` multiply-adds (a hand-over costs more)."""
+    when the convolution is small (`_direct_alone`)."""
+    run_in_parallel(bands, compute, calls_blas=False, alone=_direct_alone(ctx))
+
+
+def _direct_alone(ctx) -> bool:
+    """True when the direct convolution is smaller than `direct.SMALL_WORK` multiply-adds: it stays on the
+    calling thread (a hand-over costs more)."""
     n, (oh, ow) = ctx["input_shape"][0], ctx["out_hw"]
     kh, kw, in_per_group, out_channels = ctx["filters"].shape
-    run_in_parallel(bands, compute, calls_blas=False,
-                    alone=n * oh * ow * kh * kw * in_per_group * out_channels < direct.SMALL_WORK)
+    return n * oh * ow * kh * kw * in_per_group * out_channels < direct.SMALL_WORK
 
 
 def _padded_images(ctx, chunk: list) -> Iterator[Tuple[np.ndarray, int, int]]:
@@ -533,13 +494,11 @@ def convolve_pooled(ctx, bias, activation: str, scale, shift, then: str, average
     `argmax`, also each window's offset of its first maximum (`max_pool2d_context`'s)."""
     prepared = direct.prepare(ctx["filters"], ctx["padded_shape"], ctx["dilations"])
     epilogue = direct.tile_epilogue(prepared, bias, activation, scale, shift, then, average)
-
-    def compute(chunk):
-        for (images, _), (padded, first, _) in zip(chunk, _padded_images(ctx, chunk)):
-            direct.conv_pool_block(padded, first, prepared, ctx["strides"], epilogue, pooled[images],
-                                   None if argmax is None else argmax[images])
-
-    _run_direct(ctx, _row_bands(ctx, True), compute)
+    x, pads = (ctx["x"], ctx["pads"]) if ctx["x_pad"] is None else (ctx["x_pad"], None)
+    x = np.ascontiguousarray(x)
+    run_claimed(len(pooled), lambda counter: direct.conv_pool_block(x, pads, prepared, ctx["strides"], epilogue,
+                                                                    pooled, counter, argmax),
+                alone=_direct_alone(ctx))
 
 
 def conv2d_forward(input, filters, strides, padding, data_format: str = "NHWC", dilations=None,

@@ -16,6 +16,9 @@ registers (bias, ReLU, an inference batch norm's affine map, ReLU, then the 2x2 
 max or average): the convolution's output never reaches memory.  Without a pooling, `conv_block`
 can finish each tile in registers as well (`finish_vectors`, with a ReLU6's cap) before storing it:
 the output is written once, finished, not stored and then read twice more by the epilogue's passes.
+The threads of a pooled convolution claim its images one at a time inside one compiled call each (`claims.py`),
+each image padded into the call's scratch image there: a faster core takes more images, and no thread waits
+for the GIL between images.
 
 `filter_grad_block` turns the tile around for the filter gradient: 8 taps x `lanes`
 filters are summed over an image's output pixels, grad[p, filters] times x[p's tap] (6 taps
@@ -34,8 +37,10 @@ from typing import Optional
 import numpy as np
 
 from . import compiled
+from .pad_fill import FLAT_FILL_MAX_CHANNELS, fill_pixels, fill_rows
 
 if compiled.available():
+    from .claims import claim
     from .simd import (add, broadcast, clip, epilogue, fma, full, index_of_max, load, max_or_nan, multiply,
                        store_first, vector_bits, zeros)
 
@@ -205,23 +210,31 @@ def tile_epilogue(prepared, bias, activation: str, scale, shift, then: str, aver
             then == "relu", average)
 
 
-def conv_pool_block(x_pad: np.ndarray, first: int, prepared, strides, epilogue: tuple, pooled: np.ndarray,
+def conv_pool_block(x: np.ndarray, pads, prepared, strides, epilogue: tuple, pooled: np.ndarray, counter: np.ndarray,
                     argmax: Optional[np.ndarray] = None) -> None:
     """pooled (images, out_h // 2, out_w // 2, out_channels) = the 2x2 stride-2 max (or average) pooling
-    of `then(activation(conv + bias) * scale + shift)` for images first.. of `x_pad`, as
-    `fused._epilogue_pool_kernel` computes it (`epilogue` from `tile_epilogue`); with `argmax` (uint8,
-    pooled's shape) also the offset of each window's first maximum, as `max_pool2d_forward` keeps it."""
+    of `then(activation(conv + bias) * scale + shift)` of the images of `x` (C-contiguous NHWC) that this call
+    claims from `counter` (one int64, shared by the threads making the same call: `parallel.run_claimed`) until
+    none is left, as `fused._epilogue_pool_kernel` computes it (`epilogue` from `tile_epilogue`).  Each
+    image is padded by `pads` ((top, bottom), (left, right)) into a scratch image of this call's first, or
+    read as it is where `pads` is None (`x` padded already).  With `argmax` (uint8, pooled's shape) also
+    the offset of each window's first maximum, as `max_pool2d_forward` keeps it."""
     filters, taps, lanes = prepared
     _check_contiguous(pooled, "pooled")
+    _check_contiguous(x, "x")
     images, pooled_h, pooled_w, out_channels = pooled.shape
     flat_shape = (images, pooled_h, pooled_w * out_channels)
     if argmax is not None:
         _check_contiguous(argmax, "argmax")
     offsets = np.empty((1, 1, 1), np.uint8) if argmax is None else argmax.reshape(flat_shape)
-    row_length = x_pad.shape[2] * x_pad.shape[3]
+    (top, bottom), (left, right) = ((0, 0), (0, 0)) if pads is None else pads
+    padded = (1, x.shape[1] + top + bottom, x.shape[2] + left + right, x.shape[3])
+    scratch = np.empty(padded if pads is not None else (1, 1, 1, 1), np.float32)
+    row_length = padded[2] * padded[3]
     kernel = _kernels_for(lanes, tile_pixels(lanes))[1]
-    kernel(x_pad.reshape(x_pad.shape[0], -1), first, taps, filters, pooled.reshape(flat_shape), offsets,
-           strides[0] * row_length, strides[1] * x_pad.shape[3], out_channels, *epilogue, argmax is not None)
+    kernel(x, counter, pads is not None, x.shape[3] <= FLAT_FILL_MAX_CHANNELS, top, left, scratch, taps, filters,
+           pooled.reshape(flat_shape), offsets, strides[0] * row_length, strides[1] * padded[3], out_channels,
+           *epilogue, argmax is not None)
 
 
 def filter_grad_block(x_pad: np.ndarray, first: int, prepared, strides, grad: np.ndarray,
@@ -401,18 +414,29 @@ def _kernels(lanes: int, pixels: int):
                                         relu_first, affine, relu_after, low, high)
 
     @compiled.kernel
-    def conv_pool_tiles(x_flat, first, taps, filters, pooled, argmax, row_step, step, out_channels,
-                        bias, scale, shift, relu_first, affine, relu_after, average, track):
+    def conv_pool_tiles(source, counter, padding, flat, top, left, scratch, taps, filters, pooled, argmax, row_step,
+                        step, out_channels, bias, scale, shift, relu_first, affine, relu_after, average, track):
         """`conv_tiles` in tiles of 2 rows x 4 pixels (2 x 2 for an odd row's last window, and for every
         window with tiles of 4 `pixels`), each finished and pooled 2x2 into 2 pixels (1) of `pooled`, and,
-        if `track`, the offsets of the maxima into `argmax` (laid out as `pooled`)."""
+        if `track`, the offsets of the maxima into `argmax` (laid out as `pooled`), for the images claimed
+        from `counter`: each read from `source`, or (`padding`) padded into `scratch` first (`flat`: by rows)."""
         images, pooled_h = pooled.shape[0], pooled.shape[1]
         pooled_w = pooled.shape[2] // out_channels
         padded = filters.shape[0] // taps.shape[0]
         zero = zeros(lanes)
         flags = (relu_first, affine, relu_after, average)
-        for n in range(images):
-            image = x_flat[first + n]
+        while True:
+            n = claim(counter)
+            if n >= images:
+                break
+            if padding:
+                if flat:
+                    fill_rows(scratch, source[n:n + 1], top, left, np.float32(0.0))
+                else:
+                    fill_pixels(scratch, source[n:n + 1], top, left, np.float32(0.0))
+                image = scratch.reshape(scratch.size)
+            else:
+                image = source[n].reshape(source[n].size)
             for r in range(pooled_h):
                 row = pooled[n, r]
                 for column in range(0, padded, lanes):
@@ -424,10 +448,10 @@ def _kernels(lanes: int, pixels: int):
                             image, 2 * r * row_step + 2 * q * step, step, row_step, taps, filters, column, padded,
                             zero)
                         at = q * out_channels + column
-                        left, left_offsets = _pool(a0, a1, a4, a5, b, s, h, *flags)
-                        right, right_offsets = _pool(a2, a3, a6, a7, b, s, h, *flags)
-                        store_first(row, at, left, count)
-                        store_first(row, at + out_channels, right, count)
+                        left_max, left_offsets = _pool(a0, a1, a4, a5, b, s, h, *flags)
+                        right_max, right_offsets = _pool(a2, a3, a6, a7, b, s, h, *flags)
+                        store_first(row, at, left_max, count)
+                        store_first(row, at + out_channels, right_max, count)
                         if track:
                             store_first(argmax[n, r], at, left_offsets, count)
                             store_first(argmax[n, r], at + out_channels, right_offsets, count)

@@ -171,6 +171,16 @@ def run_in_parallel(items: list, work: Callable[[list], Any], calls_blas: bool =
         return [first] + [job.wait() for job in others]
 
 
+def run_claimed(count: int, work: Callable[[np.ndarray], Any], alone: bool = False) -> None:
+    """`work(counter)` on every thread at once (on the calling thread alone if `alone`, or for one item), with
+    one `counter` (an int64 array holding 0) shared by all: each call claims items 0..count-1 from it in
+    compiled code (`claims.claim`) until none is left, so a thread that runs faster takes more items
+    (`run_in_parallel`'s equal chunks wait for the slower thread).  Compiled kernels only (BLAS left as it is)."""
+    counter = np.zeros(1, np.int64)
+    workers = 1 if alone else max(1, min(count, worker_count()))
+    run_in_parallel([counter] * workers, lambda chunk: work(counter), calls_blas=False, alone=alone)
+
+
 def on_slices(count: int, size: int, work: Callable[[slice], Any], min_size: int = 1 << 20) -> List[Any]:
     """`work(s)` on one contiguous slice `s` of range(count) per thread (a compiled kernel's pass over
     rows, images or elements); the slices' results in order.  Work whose `size` (bytes, or another

@@ -1,0 +1,38 @@
+"""Work items claimed one at a time from a shared counter, inside compiled kernels (numba; imported
+only where numba is).
+
+`parallel.run_claimed` starts the same kernel call on every thread with one shared counter; each
+call takes the next item with `claim(counter)` until none is left.  A thread that runs faster
+takes more items, so the work ends when the last item does, not when the slower thread's fixed
+half does: cores are not equally fast under a hypervisor's neighbours, or on a CPU with
+performance and efficiency cores (measured on a 2-core VM: one vCPU at ~0.6x the other's speed for
+stretches; benchmarks/README.md, 'Measurements behind the code's choices').  Claiming in compiled
+code costs one atomic add per item and no GIL hand-over (items handed out from Python cost one each).
+
+The items' results must not depend on which thread computes them (each writes its own part of the
+output), so the output has the same bits however the items fall.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+__all__ = ["claim"]
+
+
+@intrinsic
+def claim(typingctx, counter):
+    """The next unclaimed item: counter[0], incremented atomically (an int64 array shared by the threads).
+    Monotonic order suffices: the items' outputs are published by the pool's hand-back, not by the counter."""
+    if not (isinstance(counter, types.Array) and counter.dtype == types.int64):
+        raise TypeError(f"claims.claim: expected an int64 array, got {counter}")
+
+    def codegen(context, builder, signature, args):
+        array = context.make_array(signature.args[0])(context, builder, args[0])
+        address = cgutils.get_item_pointer(context, builder, signature.args[0], array, [context.get_constant(
+            types.intp, 0)])
+        return builder.atomic_rmw("add", address, ir.Constant(ir.IntType(64), 1), "monotonic")
+    return types.int64(counter), codegen
