@@ -153,6 +153,26 @@ def test_an_error_surfaces_after_every_chunk_has_finished():
     assert len(finished) == 1
 
 
+def test_claimed_items_go_one_at_a_time_to_whichever_thread_is_free():
+    """`claimed=True`: each item goes to exactly one `work([item])` call; a thread slowed down (the calling
+    thread here, 20 ms per item) takes few of them while the other takes the rest (equal chunks: 20 each)."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import threading
+    import time
+    main, done = threading.current_thread(), []
+
+    def work(chunk):
+        assert len(chunk) == 1
+        if threading.current_thread() is main:
+            time.sleep(0.02)
+        done.append((threading.current_thread() is main, chunk[0]))
+
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        assert parallel.run_in_parallel(list(range(40)), work, claimed=True) == [None, None]
+    assert sorted(item for _, item in done) == list(range(40))
+    assert 1 <= sum(on_main for on_main, _ in done) <= 5
+
+
 @pytest.mark.parametrize("count,size,min_size,expected", [
     (10, 4 << 20, 1 << 20, [(0, 5), (5, 10)]),     # one slice per thread
     (10, 1000, 1 << 20, [(0, 10)]),                # small: one call on the calling thread

@@ -421,11 +421,11 @@ def test_rows_by_a_large_matrix_never_run_on_blas_own_threads_and_the_bits_do_no
     counts = []
     run = parallel.run_in_parallel
 
-    def recording(items, work, calls_blas=True):
+    def recording(items, work, calls_blas=True, **options):
         def probe(chunk):
             counts.append(parallel._blas().lib_controllers[0].num_threads)
             return work(chunk)
-        return run(items, probe, calls_blas)
+        return run(items, probe, calls_blas, **options)
 
     monkeypatch.setattr(parallel, "run_in_parallel", recording)
     with _two_blas_threads():

@@ -371,7 +371,7 @@ def whole_image_blocks(ctx, direct_blocks: Optional[bool] = None) -> bool:
 def _run_direct(ctx, bands: list, compute: Callable[[list], Any]) -> None:
     """`compute` on the direct kernel's `bands`, shared among the threads, or all on the calling thread
     when the convolution is small (`_direct_alone`)."""
-    run_in_parallel(bands, compute, calls_blas=False, alone=_direct_alone(ctx))
+    run_in_parallel(bands, compute, calls_blas=False, alone=_direct_alone(ctx), claimed=True)
 
 
 def _direct_alone(ctx) -> bool:
@@ -468,12 +468,12 @@ def convolve(ctx, epilogue: Callable[[np.ndarray], Any], out: Optional[np.ndarra
         raise ValueError("convolve: `finish` needs whole-image blocks")
     if ctx["path"] == "winograd":
         transformed, tiled = winograd.transform_filters(w), winograd.tile_input(x_pad, out_hw)
-        run_in_parallel(bands, compute_winograd)
+        run_in_parallel(bands, compute_winograd, claimed=True)
     elif direct_blocks:
         prepared = direct.prepare(w, ctx["padded_shape"], dilations)
         _run_direct(ctx, bands, compute_direct)
     else:
-        run_in_parallel(bands, compute)
+        run_in_parallel(bands, compute, claimed=True)
 
 
 def pools_in_tiles(ctx, window, pooled_hw) -> bool:

@@ -189,7 +189,7 @@ def _alone(ctx, out: np.ndarray) -> int:
 
 def _run(tasks: List[Task], work, out: np.ndarray, ctx, calls_blas: bool = True) -> None:
     """`work` on the tasks shared among the threads, or all on the calling thread (`_alone`)."""
-    run_in_parallel(tasks, work, calls_blas=calls_blas, alone=bool(_alone(ctx, out)))
+    run_in_parallel(tasks, work, calls_blas=calls_blas, alone=bool(_alone(ctx, out)), claimed=True)
 
 
 def gemm_forward(ctx, epilogue: tuple, out: np.ndarray) -> None:

@@ -456,7 +456,7 @@ def _gemm_path(x, w, geometry, out_hw, dtype, epilogue, arguments):
     else:
         per_block = max(8, GEMM_BLOCK_BYTES // ((matrix.shape[0] + matrix.shape[1]) * out.itemsize))
         per_block = min(per_block, -(-len(rows) // worker_count()))
-        run_in_parallel(balanced_ranges(len(rows), per_block), work)
+        run_in_parallel(balanced_ranges(len(rows), per_block), work, claimed=True)
     out = out.reshape((x.shape[0],) + tuple(out_hw) + (matrix.shape[1],))
     if not finish:
         out[...] = epilogue_reference(out, bias, arguments["activation"], scale, shift, residual, arguments["then"])

@@ -155,7 +155,7 @@ def _banded(steps, geometry):
             for unit in chunk:
                 step(*unit)
 
-        run_in_parallel(units, each, alone=work < fi.SMALL_WORK)      # BLAS single-threaded either way
+        run_in_parallel(units, each, alone=work < fi.SMALL_WORK, claimed=True)   # BLAS single-threaded either way
         return out
     return run
 

@@ -139,13 +139,14 @@ def even_ranges(count: int, pieces: int) -> List[Tuple[int, int]]:
 
 
 def run_in_parallel(items: list, work: Callable[[list], Any], calls_blas: bool = True,
-                    alone: bool = False) -> List[Any]:
+                    alone: bool = False, claimed: bool = False) -> List[Any]:
     """`work` on contiguous chunks of `items`, one chunk per BLAS thread (the first on the calling
     thread, which saves one hand-over); the chunks' results in order.  `calls_blas=False` (compiled
     kernels only) spares setting BLAS single-threaded meanwhile (a sizeable share of a stage's kernel time
     at batch 1; measurements: benchmarks/README.md, 'Measurements behind the code's choices').  `alone`: all
     of `items` as one chunk on the calling thread (work too small to hand out), BLAS single-threaded all
-    the same."""
+    the same.  `claimed`: each thread calls `work([item])` on the next item not yet taken until none is left
+    (`_Claims`; results None), so a faster thread, or the one that started first, does more of them."""
     workers = 1 if alone or len(items) <= 1 else min(len(items), worker_count())
     if getattr(_region, "inside", False):
         return [work(items)]               # nested calls run where they are: no pool deadlock
@@ -155,6 +156,8 @@ def run_in_parallel(items: list, work: Callable[[list], Any], calls_blas: bool =
             return [work(items)]
     bounds = [len(items) * k // workers for k in range(workers + 1)]
     chunks = [items[bounds[k]:bounds[k + 1]] for k in range(workers)]
+    if claimed:
+        chunks, work = [_Claims(items)] * workers, functools.partial(_Claims.run, work=work)
     with limit:
         single = calls_blas or getattr(_region, "single", False)
         # each chunk in a copy of this thread's context: no_backward() and use_compiled() are per thread
@@ -169,6 +172,22 @@ def run_in_parallel(items: list, work: Callable[[list], Any], calls_blas: bool =
                     job.wait()
             raise
         return [first] + [job.wait() for job in others]
+
+
+class _Claims:
+    """A region's items handed out one at a time, in order, to whichever thread asks next."""
+
+    def __init__(self, items: list):
+        self._items, self._next, self._lock = items, 0, threading.Lock()
+
+    def run(self, work: Callable[[list], Any]) -> None:
+        """`work([item])` on each item this thread claims, until none is left."""
+        while True:
+            with self._lock:
+                index, self._next = self._next, self._next + 1
+            if index >= len(self._items):
+                return
+            work(self._items[index:index + 1])
 
 
 def run_claimed(count: int, work: Callable[[np.ndarray], Any], alone: bool = False) -> None:
@@ -282,7 +301,7 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
                 np.matmul(a, b[:, start:stop], out=out[:, start:stop])
 
     if parts:
-        run_in_parallel(parts, work)
+        run_in_parallel(parts, work, claimed=True)
     return out
 
 
@@ -305,7 +324,7 @@ def _few_rows_by_depth(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         for index in indices:
             parts[index] = few_rows.partial(a, b, *blocks[index])
 
-    run_in_parallel(list(range(len(blocks))), work, calls_blas=False)
+    run_in_parallel(list(range(len(blocks))), work, calls_blas=False, claimed=True)
     out = parts[0]
     for part in parts[1:]:
         out += part
