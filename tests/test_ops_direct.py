@@ -298,11 +298,13 @@ def test_a_small_direct_convolution_stays_on_the_calling_thread(monkeypatch):
     assert y[0, 5, 5, 0] == 36 and y[0, 0, 0, 0] == 16 and pooled[0, 0, 0, 0] == 36
 
 
+@pytest.mark.parametrize("bands", [1, 3, 4])
 @pytest.mark.parametrize("padding, pads", [("SAME", ((1, 2), (2, 2))), ("VALID", None)])
-def test_threads_claiming_the_pooled_images_compute_each_once_with_the_bits_of_one_thread(padding, pads):
-    """`conv_pool_block` called by 3 threads at once with one counter: every image is claimed by exactly one
-    call (the counter ends at images + 3, one failed claim per call) and the output has the bits of one call
-    alone, which are those of the ops one after another; unpadded (`pads` None) the input is read as it is."""
+def test_threads_claiming_the_pooled_images_compute_each_once_with_the_bits_of_one_thread(padding, pads, bands):
+    """`conv_pool_block` called by 3 threads at once with one counter: every item (a band of an image's pooled
+    rows: 1, 3 or 4 bands of 6 or 4 pooled rows, some uneven) is claimed by exactly one call (the counter ends
+    at items + 3, one failed claim per call) and the output has the bits of one call alone, which are those of
+    the ops one after another; unpadded (`pads` None) the input is read as it is."""
     import threading
     rng = np.random.default_rng(5)
     x = rng.standard_normal((11, 12, 16, 3)).astype(np.float32)
@@ -315,18 +317,39 @@ def test_threads_claiming_the_pooled_images_compute_each_once_with_the_bits_of_o
     prepared = direct.prepare(filters, source.shape, (1, 1))
     epilogue = direct.tile_epilogue(prepared, bias, "relu", None, None, "linear", False)
     alone, together = (np.full(expected.shape, np.nan, np.float32) for _ in range(2))
-    direct.conv_pool_block(x if pads else source, pads, prepared, (1, 1), epilogue, alone, np.zeros(1, np.int64))
+    direct.conv_pool_block(x if pads else source, pads, prepared, (1, 1), epilogue, alone, np.zeros(1, np.int64),
+                           bands)
     counter = np.zeros(1, np.int64)
-    threads = [threading.Thread(target=direct.conv_pool_block,
-                                args=(x if pads else source, pads, prepared, (1, 1), epilogue, together, counter))
-               for _ in range(3)]
+    threads = [threading.Thread(target=direct.conv_pool_block, args=(
+        x if pads else source, pads, prepared, (1, 1), epilogue, together, counter, bands)) for _ in range(3)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert counter[0] == len(x) + 3
+    assert counter[0] == len(x) * bands + 3
     np.testing.assert_array_equal(alone, expected)
     np.testing.assert_array_equal(together, alone)
+
+
+@pytest.mark.parametrize("images, bands", [(1, 7), (3, 7), (4, 1), (9, 1)])
+def test_a_pooled_convolution_of_few_images_shares_their_pooled_rows(images, bands, monkeypatch):
+    """Under `conv.POOLED_BAND_IMAGES` images the threads claim pooled rows, else whole images; the numbers are
+    the ops' one after another either way.  `bands` out of range is refused by name."""
+    seen = []
+    original = direct.conv_pool_block
+    monkeypatch.setattr(direct, "conv_pool_block", lambda *args: seen.append(args[7]) or original(*args))
+    rng = np.random.default_rng(images)
+    x = rng.standard_normal((images, 14, 14, 8)).astype(np.float32)
+    filters = (rng.standard_normal((3, 3, 8, 16)) / 8).astype(np.float32)
+    with compiled.use_compiled(True):
+        pooled = ops.conv2d_inference(x, filters, 1, "SAME", activation="relu", pool=("max", 2, 2, "VALID"))
+        expected = ops.max_pool2d(ops.conv2d(x, filters, 1, "SAME", activation="relu"), 2, 2, "VALID")
+    assert seen and set(seen) == {bands}
+    np.testing.assert_array_equal(pooled, expected)
+    prepared = direct.prepare(filters, (images, 16, 16, 8), (1, 1))
+    epilogue = direct.tile_epilogue(prepared, None, "relu", None, None, "linear", False)
+    with pytest.raises(ValueError, match="argument `bands` must be 1 to the 7 pooled rows, got 8"):
+        original(x, ((1, 1), (1, 1)), prepared, (1, 1), epilogue, pooled, np.zeros(1, np.int64), 8)
 
 
 def test_a_claim_is_one_atomic_add_whatever_the_threads():

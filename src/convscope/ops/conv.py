@@ -42,6 +42,9 @@ from .padding import (check_data_format, check_numeric_array, check_image_batch,
 __all__ = ["conv2d", "conv2d_forward", "conv2d_backward"]
 
 COLUMN_BUDGET_BYTES = 4 * 2 ** 20  # im2col columns of one block of images (fits in L2 with its product)
+POOLED_BAND_IMAGES = 4             # under this many images a pooled direct convolution's threads claim pooled rows,
+                                   # not images (measurements: benchmarks/README.md, 'Measurements behind the code's
+                                   # choices')
 TRANSPOSED_MIN_CHANNELS = 16       # from this many input channels per group, a transposed convolution
 # In x out channels up to which the direct kernel runs before Winograd (whose 16 products are too thin for
 # BLAS there), by its tile (filters, pixels: `direct.tile`).  Measured, 3x3 on 8-32 px, 128 images: AVX-512's
@@ -496,9 +499,9 @@ def convolve_pooled(ctx, bias, activation: str, scale, shift, then: str, average
     epilogue = direct.tile_epilogue(prepared, bias, activation, scale, shift, then, average)
     x, pads = (ctx["x"], ctx["pads"]) if ctx["x_pad"] is None else (ctx["x_pad"], None)
     x = np.ascontiguousarray(x)
-    run_claimed(len(pooled), lambda counter: direct.conv_pool_block(x, pads, prepared, ctx["strides"], epilogue,
-                                                                    pooled, counter, argmax),
-                alone=_direct_alone(ctx))
+    bands = pooled.shape[1] if len(pooled) < POOLED_BAND_IMAGES else 1
+    run_claimed(len(pooled) * bands, lambda counter: direct.conv_pool_block(
+        x, pads, prepared, ctx["strides"], epilogue, pooled, counter, bands, argmax), alone=_direct_alone(ctx))
 
 
 def conv2d_forward(input, filters, strides, padding, data_format: str = "NHWC", dilations=None,

@@ -211,14 +211,15 @@ def tile_epilogue(prepared, bias, activation: str, scale, shift, then: str, aver
 
 
 def conv_pool_block(x: np.ndarray, pads, prepared, strides, epilogue: tuple, pooled: np.ndarray, counter: np.ndarray,
-                    argmax: Optional[np.ndarray] = None) -> None:
+                    bands: int = 1, argmax: Optional[np.ndarray] = None) -> None:
     """pooled (images, out_h // 2, out_w // 2, out_channels) = the 2x2 stride-2 max (or average) pooling
-    of `then(activation(conv + bias) * scale + shift)` of the images of `x` (C-contiguous NHWC) that this call
-    claims from `counter` (one int64, shared by the threads making the same call: `parallel.run_claimed`) until
-    none is left, as `fused._epilogue_pool_kernel` computes it (`epilogue` from `tile_epilogue`).  Each
-    image is padded by `pads` ((top, bottom), (left, right)) into a scratch image of this call's first, or
-    read as it is where `pads` is None (`x` padded already).  With `argmax` (uint8, pooled's shape) also
-    the offset of each window's first maximum, as `max_pool2d_forward` keeps it."""
+    of `then(activation(conv + bias) * scale + shift)` of `x` (C-contiguous NHWC), as
+    `fused._epilogue_pool_kernel` computes it (`epilogue` from `tile_epilogue`), for the items this call
+    claims from `counter` (one int64, shared by the threads making the same call: `parallel.run_claimed`)
+    until none is left: item i is band i % `bands` of image i // `bands`'s pooled rows (`bands` <= pooled
+    rows).  An image is padded by `pads` ((top, bottom), (left, right)) into a scratch image of this call's
+    first, or read as it is where `pads` is None (`x` padded already).  With `argmax` (uint8, pooled's shape)
+    also the offset of each window's first maximum, as `max_pool2d_forward` keeps it."""
     filters, taps, lanes = prepared
     _check_contiguous(pooled, "pooled")
     _check_contiguous(x, "x")
@@ -232,9 +233,11 @@ def conv_pool_block(x: np.ndarray, pads, prepared, strides, epilogue: tuple, poo
     scratch = np.empty(padded if pads is not None else (1, 1, 1, 1), np.float32)
     row_length = padded[2] * padded[3]
     kernel = _kernels_for(lanes, tile_pixels(lanes))[1]
-    kernel(x, counter, pads is not None, x.shape[3] <= FLAT_FILL_MAX_CHANNELS, top, left, scratch, taps, filters,
-           pooled.reshape(flat_shape), offsets, strides[0] * row_length, strides[1] * padded[3], out_channels,
-           *epilogue, argmax is not None)
+    if not 1 <= bands <= max(pooled_h, 1):
+        raise ValueError(f"direct: argument `bands` must be 1 to the {pooled_h} pooled rows, got {bands}")
+    kernel(x, counter, bands, pads is not None, x.shape[3] <= FLAT_FILL_MAX_CHANNELS, top, left, scratch, taps,
+           filters, pooled.reshape(flat_shape), offsets, strides[0] * row_length, strides[1] * padded[3],
+           out_channels, *epilogue, argmax is not None)
 
 
 def filter_grad_block(x_pad: np.ndarray, first: int, prepared, strides, grad: np.ndarray,
@@ -414,30 +417,33 @@ def _kernels(lanes: int, pixels: int):
                                         relu_first, affine, relu_after, low, high)
 
     @compiled.kernel
-    def conv_pool_tiles(source, counter, padding, flat, top, left, scratch, taps, filters, pooled, argmax, row_step,
-                        step, out_channels, bias, scale, shift, relu_first, affine, relu_after, average, track):
+    def conv_pool_tiles(source, counter, bands, padding, flat, top, left, scratch, taps, filters, pooled, argmax,
+                        row_step, step, out_channels, bias, scale, shift, relu_first, affine, relu_after, average,
+                        track):
         """`conv_tiles` in tiles of 2 rows x 4 pixels (2 x 2 for an odd row's last window, and for every
         window with tiles of 4 `pixels`), each finished and pooled 2x2 into 2 pixels (1) of `pooled`, and,
-        if `track`, the offsets of the maxima into `argmax` (laid out as `pooled`), for the images claimed
-        from `counter`: each read from `source`, or (`padding`) padded into `scratch` first (`flat`: by rows)."""
+        if `track`, the offsets of the maxima into `argmax` (laid out as `pooled`), for the items claimed
+        from `counter`, `bands` bands of pooled rows per image: each image read from `source`, or (`padding`)
+        padded into `scratch` first (`flat`: by rows), once for the claimed bands of one image in a row."""
         images, pooled_h = pooled.shape[0], pooled.shape[1]
         pooled_w = pooled.shape[2] // out_channels
         padded = filters.shape[0] // taps.shape[0]
         zero = zeros(lanes)
         flags = (relu_first, affine, relu_after, average)
+        filled = -1
         while True:
-            n = claim(counter)
-            if n >= images:
+            item = claim(counter)
+            if item >= images * bands:
                 break
-            if padding:
+            n, band = item // bands, item % bands
+            if padding and n != filled:
                 if flat:
                     fill_rows(scratch, source[n:n + 1], top, left, np.float32(0.0))
                 else:
                     fill_pixels(scratch, source[n:n + 1], top, left, np.float32(0.0))
-                image = scratch.reshape(scratch.size)
-            else:
-                image = source[n].reshape(source[n].size)
-            for r in range(pooled_h):
+                filled = n
+            image = scratch.reshape(scratch.size) if padding else source[n].reshape(source[n].size)
+            for r in range(band * pooled_h // bands, (band + 1) * pooled_h // bands):
                 row = pooled[n, r]
                 for column in range(0, padded, lanes):
                     count = min(out_channels - column, lanes)
