@@ -334,7 +334,8 @@ def test_threads_claiming_the_pooled_images_compute_each_once_with_the_bits_of_o
 @pytest.mark.parametrize("images, bands", [(1, 7), (3, 7), (4, 1), (9, 1)])
 def test_a_pooled_convolution_of_few_images_shares_their_pooled_rows(images, bands, monkeypatch):
     """Under `conv.POOLED_BAND_IMAGES` images the threads claim pooled rows, else whole images; the numbers are
-    the ops' one after another either way.  `bands` out of range is refused by name."""
+    the ops' one after another either way.  `bands` out of range and an input of other images are refused by
+    name."""
     seen = []
     original = direct.conv_pool_block
     monkeypatch.setattr(direct, "conv_pool_block", lambda *args: seen.append(args[7]) or original(*args))
@@ -350,6 +351,9 @@ def test_a_pooled_convolution_of_few_images_shares_their_pooled_rows(images, ban
     epilogue = direct.tile_epilogue(prepared, None, "relu", None, None, "linear", False)
     with pytest.raises(ValueError, match="argument `bands` must be 1 to the 7 pooled rows, got 8"):
         original(x, ((1, 1), (1, 1)), prepared, (1, 1), epilogue, pooled, np.zeros(1, np.int64), 8)
+    with pytest.raises(ValueError, match=f"argument `x` must hold the {images} images of `pooled`, got {images + 1}"):
+        original(np.concatenate([x, x[:1]]), ((1, 1), (1, 1)), prepared, (1, 1), epilogue, pooled,
+                 np.zeros(1, np.int64))
 
 
 def test_a_claim_is_one_atomic_add_whatever_the_threads():

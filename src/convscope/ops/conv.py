@@ -151,8 +151,7 @@ def _fill_padded(block: np.ndarray, x_block: np.ndarray, pads, value=0.0, first_
     if compiled.active() and block.dtype in (np.float32, np.float64) and x_block.dtype == block.dtype:
         flat = (block.flags.c_contiguous and x_block.flags.c_contiguous
                 and x_block.shape[3] <= FLAT_FILL_MAX_CHANNELS)
-        (fill_rows if flat else fill_pixels)(block, x_block, top - first_row, left,
-                                                                    block.dtype.type(value))
+        (fill_rows if flat else fill_pixels)(block, x_block, top - first_row, left, block.dtype.type(value))
         return
     if first_row or block.shape[1] != x_block.shape[1] + top + bottom:
         whole = np.empty(padded_shape(x_block.shape, pads), dtype=block.dtype)

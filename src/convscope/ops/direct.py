@@ -16,9 +16,9 @@ registers (bias, ReLU, an inference batch norm's affine map, ReLU, then the 2x2 
 max or average): the convolution's output never reaches memory.  Without a pooling, `conv_block`
 can finish each tile in registers as well (`finish_vectors`, with a ReLU6's cap) before storing it:
 the output is written once, finished, not stored and then read twice more by the epilogue's passes.
-The threads of a pooled convolution claim its images one at a time inside one compiled call each (`claims.py`),
-each image padded into the call's scratch image there: a faster core takes more images, and no thread waits
-for the GIL between images.
+The threads of a pooled convolution claim its images (of fewer images, bands of their pooled rows) one at a time
+inside one compiled call each (`claims.py`), each image padded into the call's scratch image there: a faster core
+takes more of them, and no thread waits for the GIL between them.
 
 `filter_grad_block` turns the tile around for the filter gradient: 8 taps x `lanes`
 filters are summed over an image's output pixels, grad[p, filters] times x[p's tap] (6 taps
@@ -228,13 +228,15 @@ def conv_pool_block(x: np.ndarray, pads, prepared, strides, epilogue: tuple, poo
     if argmax is not None:
         _check_contiguous(argmax, "argmax")
     offsets = np.empty((1, 1, 1), np.uint8) if argmax is None else argmax.reshape(flat_shape)
+    if len(x) != images:
+        raise ValueError(f"direct: argument `x` must hold the {images} images of `pooled`, got {len(x)}")
+    if not 1 <= bands <= max(pooled_h, 1):
+        raise ValueError(f"direct: argument `bands` must be 1 to the {pooled_h} pooled rows, got {bands}")
     (top, bottom), (left, right) = ((0, 0), (0, 0)) if pads is None else pads
     padded = (1, x.shape[1] + top + bottom, x.shape[2] + left + right, x.shape[3])
     scratch = np.empty(padded if pads is not None else (1, 1, 1, 1), np.float32)
     row_length = padded[2] * padded[3]
     kernel = _kernels_for(lanes, tile_pixels(lanes))[1]
-    if not 1 <= bands <= max(pooled_h, 1):
-        raise ValueError(f"direct: argument `bands` must be 1 to the {pooled_h} pooled rows, got {bands}")
     kernel(x, counter, bands, pads is not None, x.shape[3] <= FLAT_FILL_MAX_CHANNELS, top, left, scratch, taps,
            filters, pooled.reshape(flat_shape), offsets, strides[0] * row_length, strides[1] * padded[3],
            out_channels, *epilogue, argmax is not None)

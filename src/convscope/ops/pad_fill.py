@@ -13,8 +13,9 @@ FLAT_FILL_MAX_CHANNELS = 16        # padding images of at most this many channel
 
 @compiled.kernel
 def fill_pixels(block, x_block, top, left, value):
-    """`_fill_padded`: each padded row of each image written once, from x_block or `value` (`top`: the
-    block's rows above x_block's first, negative for a block that starts below it)."""
+    """block (padded images) = x_block with a border of `value`, each padded row of each image written once
+    (`top`: the block's rows above x_block's first, negative for a block that starts below it; `left`: its
+    columns left of x_block's first)."""
     images, height, width, channels = x_block.shape
     for n in range(images):
         for i in range(block.shape[1]):
