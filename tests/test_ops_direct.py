@@ -334,8 +334,8 @@ def test_threads_claiming_the_pooled_images_compute_each_once_with_the_bits_of_o
 @pytest.mark.parametrize("images, bands", [(1, 7), (3, 7), (4, 1), (9, 1)])
 def test_a_pooled_convolution_of_few_images_shares_their_pooled_rows(images, bands, monkeypatch):
     """Under `conv.POOLED_BAND_IMAGES` images the threads claim pooled rows, else whole images; the numbers are
-    the ops' one after another either way.  `bands` out of range and an input of other images are refused by
-    name."""
+    the ops' one after another either way, and PyTorch's.  `bands` out of range and an input of other images
+    are refused by name."""
     seen = []
     original = direct.conv_pool_block
     monkeypatch.setattr(direct, "conv_pool_block", lambda *args: seen.append(args[7]) or original(*args))
@@ -347,6 +347,11 @@ def test_a_pooled_convolution_of_few_images_shares_their_pooled_rows(images, ban
         expected = ops.max_pool2d(ops.conv2d(x, filters, 1, "SAME", activation="relu"), 2, 2, "VALID")
     assert seen and set(seen) == {bands}
     np.testing.assert_array_equal(pooled, expected)
+    torch = pytest.importorskip("torch")
+    oracle = torch.nn.functional.max_pool2d(torch.relu(torch.nn.functional.conv2d(
+        torch.from_numpy(x.transpose(0, 3, 1, 2).copy()), torch.from_numpy(filters.transpose(3, 2, 0, 1).copy()),
+        padding=1)), 2)
+    assert_matches(pooled, oracle.numpy().transpose(0, 2, 3, 1), "float32")
     prepared = direct.prepare(filters, (images, 16, 16, 8), (1, 1))
     epilogue = direct.tile_epilogue(prepared, None, "relu", None, None, "linear", False)
     with pytest.raises(ValueError, match="argument `bands` must be 1 to the 7 pooled rows, got 8"):
