@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from _paths import recording
-from convscope.ops import depthwise_fast, fused_inference as fi, inverted_residual as ir, parallel
+from convscope.ops import depthwise_fast, fused_inference as fi, inverted_residual as ir, parallel, pointwise_simd
 
 pytestmark = pytest.mark.usefixtures("kernel_path")
 ACTS = fi.INFERENCE_ACTIVATIONS
@@ -56,11 +56,15 @@ def _only_path(path, lanes, seed, monkeypatch):
 def _check_declined(asked) -> None:
     """Where the banded path cannot run: it was asked and declined, and "one_by_one" ran instead."""
     if asked is not None:
-        assert asked == [("banded", False), ("one_by_one", True)], asked
+        assert asked == [("compiled_bands", False), ("banded", False), ("one_by_one", True)], asked
+
+
+GENERAL_PATHS = [name for name, _, _ in ir._PATHS if name != "compiled_bands"]   # any shapes; compiled_bands'
+                                                                                    # own tests below
 
 
 @pytest.mark.parametrize("lanes", ["native", 8])
-@pytest.mark.parametrize("path", [name for name, _, _ in ir._PATHS])
+@pytest.mark.parametrize("path", GENERAL_PATHS)
 @pytest.mark.parametrize("seed", range(10))
 def test_each_path_alone_matches_the_three_references(path, seed, lanes, monkeypatch):
     banded, asked = _only_path(path, lanes, seed, monkeypatch)
@@ -81,7 +85,7 @@ def test_each_path_alone_matches_the_three_references(path, seed, lanes, monkeyp
 
 
 @pytest.mark.parametrize("lanes", ["native", 8])
-@pytest.mark.parametrize("path", [name for name, _, _ in ir._PATHS])
+@pytest.mark.parametrize("path", GENERAL_PATHS)
 @pytest.mark.parametrize("seed", range(8))
 def test_a_block_without_expansion_matches_depthwise_then_project(path, seed, lanes, monkeypatch):
     """expand None (MobileNetV2's first block, a MobileNet v1 pair): the input's rows go to the depthwise
@@ -159,3 +163,141 @@ def test_arguments_are_checked_with_messages_naming_the_op_and_argument():
     with pytest.raises(ValueError, match=r"conv2d_epilogue_inference: argument `residual` must have the output's"):
         ir.inverted_residual_inference(x, expand, depthwise, project, stride, padding, *epilogues,
                                        residual=np.zeros((1, 1, 1, 1), np.float32))
+
+
+def _fitting_block(rng, dtype=np.float32):
+    """A block the compiled bands take: middle and output channels in whole pairs of vectors, images of at
+    least `pointwise_simd.ROWS` pixels a row before and after the depthwise step; any input channels."""
+    pair = 2 * pointwise_simd.lanes()
+    n, h, w = int(rng.integers(1, 4)), int(rng.integers(3, 17)), int(rng.integers(14, 19))
+    channels, mid, out = int(rng.integers(1, 40)), pair * int(rng.integers(1, 4)), pair * int(rng.integers(1, 3))
+    stride = int(rng.choice([1, 2]))
+    padding = "SAME" if rng.random() < 0.5 else [[0, 0], [int(rng.integers(2)), int(rng.integers(2))],
+                                                  [int(rng.integers(2)), int(rng.integers(2))], [0, 0]]
+    x = (rng.standard_normal((n, h, w, channels)) * 2).astype(dtype)
+    expand = (rng.standard_normal((1, 1, channels, mid)) * 0.5).astype(dtype)
+    depthwise = (rng.standard_normal((3, 3, mid, 1)) * 0.5).astype(dtype)
+    project = (rng.standard_normal((1, 1, mid, out)) * 0.3).astype(dtype)
+    epilogues = [_epilogue(rng, mid, dtype), _epilogue(rng, mid, dtype), _epilogue(rng, out, dtype)]
+    for e in (epilogues[0], epilogues[2]):          # hard-swish is not in the tiles' epilogue: its own test
+        e.update({key: "relu6" for key in ("activation", "then") if e[key] == "hard_silu"})
+    return x, expand, depthwise, project, stride, padding, epilogues
+
+
+def _residual_for(rng, x, expand, depthwise, project, stride, padding):
+    mid = np.zeros(x.shape[:3] + (depthwise.shape[2],), x.dtype)
+    shape = fi.depthwise_inference_reference(mid, depthwise, stride, padding).shape[:3] + (project.shape[3],)
+    return rng.standard_normal(shape).astype(x.dtype)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_compiled_bands_match_the_three_references(seed, monkeypatch):
+    """MobileNet-shaped blocks (any input channels, whole pairs of vectors in the middle and the output),
+    with and without expansion and residual, strides 1 and 2, bands of whole images or of rows (odd seeds,
+    borders inside each image): the compiled bands run, where compiled and SIMD (else they decline and the
+    banded or the one-by-one path runs), and give the three unfused references' numbers."""
+    monkeypatch.setattr(ir, "COMPILED_ROWS", 1)
+    if seed % 2:
+        monkeypatch.setattr(ir, "BAND_BYTES", 1)
+    rng = np.random.default_rng(1100 + seed)
+    x, expand, depthwise, project, stride, padding, epilogues = _fitting_block(rng)
+    if seed % 4 == 3:
+        expand, epilogues[0] = None, {}
+        x = (rng.standard_normal(x.shape[:3] + (depthwise.shape[2],)) * 2).astype(np.float32)
+    residual = _residual_for(rng, x, expand, depthwise, project, stride, padding) if seed % 3 else None
+    asked = []
+    monkeypatch.setattr(ir, "_PATHS", recording(ir._PATHS, asked))
+    got = ir.inverted_residual_inference(x, expand, depthwise, project, stride, padding, *epilogues, residual)
+    expected = ir.inverted_residual_reference(x, expand, depthwise, project, stride, padding, *epilogues, residual)
+    takes = fi.compiled.active() and depthwise_fast.lanes() > 0 and pointwise_simd.VECTOR_BITS >= 256
+    assert asked[0] == ("compiled_bands", takes), asked
+    assert got.dtype == np.float32 and got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.skipif(not (fi.compiled.available() and depthwise_fast.lanes() and pointwise_simd.VECTOR_BITS >= 256),
+                    reason="the compiled bands need numba and 256-bit SIMD or wider")
+def test_the_compiled_bands_give_the_same_bits_on_any_threads_bands_and_batch(monkeypatch):
+    """Each output row is summed the same way whichever thread claims its band: one thread and whole images,
+    two or three threads claiming bands of one or two rows, and each image alone give the same bits."""
+    rng = np.random.default_rng(12)
+    _, expand, depthwise, project, stride, padding, epilogues = _fitting_block(rng)
+    x = rng.standard_normal((3, 13, 15, expand.shape[2])).astype(np.float32)    # 13 or 7 output rows
+    residual = _residual_for(rng, x, expand, depthwise, project, stride, padding)
+    monkeypatch.setattr(ir, "COMPILED_ROWS", 1)
+    two_rows = (3 + stride) * 15 * depthwise.shape[2] * 4        # BAND_BYTES for bands of 2 rows: 2, 2, ..., 1
+    runs = []
+    with fi.compiled.use_compiled(True):
+        for workers, band_bytes in ((1, 1 << 30), (2, 1), (3, 1), (2, two_rows), (2, 1 << 30)):
+            monkeypatch.setattr(ir, "worker_count", lambda: workers)
+            monkeypatch.setattr(parallel, "worker_count", lambda: workers)
+            monkeypatch.setattr(ir, "BAND_BYTES", band_bytes)
+            runs.append(ir.inverted_residual_inference(x, expand, depthwise, project, stride, padding, *epilogues,
+                                                       residual))
+        alone = [ir.inverted_residual_inference(x[i:i + 1], expand, depthwise, project, stride, padding, *epilogues,
+                                                residual[i:i + 1]) for i in range(len(x))]
+    for got in runs[1:] + [np.concatenate(alone)]:
+        np.testing.assert_array_equal(got, runs[0])
+
+
+def test_the_compiled_bands_decline_what_their_tiles_cannot_take_and_hard_swish_runs_banded(monkeypatch):
+    """Declined: output channels not in whole pairs of vectors, images narrower than a tile of rows, fewer
+    rows than `COMPILED_ROWS`, float64; a product's hard-swish epilogue at run time goes to the banded
+    path's run.  Each gives the references' numbers."""
+    rng = np.random.default_rng(13)
+    x, expand, depthwise, project, _, _, epilogues = _fitting_block(rng)
+    odd = project.shape[3] - 1
+    cases = {"odd channels": (x, expand, project[..., :odd], [epilogues[0], epilogues[1], _first(epilogues[2], odd)]),
+             "narrow": (x[:, :, :pointwise_simd.ROWS - 1], expand, project, epilogues),
+             "float64": (x.astype(np.float64), expand.astype(np.float64), project.astype(np.float64),
+                         [{k: v.astype(np.float64) if isinstance(v, np.ndarray) else v for k, v in e.items()}
+                          for e in epilogues])}
+    paths = ir._PATHS
+    monkeypatch.setattr(ir, "COMPILED_ROWS", 1)
+    with fi.compiled.use_compiled(True):
+        for name, (xc, ec, pc, es) in cases.items():
+            asked = []
+            monkeypatch.setattr(ir, "_PATHS", recording(paths[:1], asked) + paths[1:])
+            dc = depthwise.astype(xc.dtype)
+            got = ir.inverted_residual_inference(xc, ec, dc, pc, 1, "SAME", *es)
+            assert asked == [("compiled_bands", False)], name
+            np.testing.assert_allclose(got, ir.inverted_residual_reference(xc, ec, dc, pc, 1, "SAME", *es),
+                                       rtol=2e-5, atol=2e-5)
+        asked = []
+        monkeypatch.setattr(ir, "_PATHS", recording(paths[:1], asked) + paths[1:])
+        monkeypatch.setattr(ir, "COMPILED_ROWS", x.shape[0] * x.shape[1] * x.shape[2] + 1)
+        ir.inverted_residual_inference(x, expand, depthwise, project, 1, "SAME", *epilogues)
+        assert asked == [("compiled_bands", False)]
+        monkeypatch.setattr(ir, "_PATHS", paths)
+        monkeypatch.setattr(ir, "COMPILED_ROWS", 1)
+        swish = [dict(epilogues[0], activation="hard_silu"), epilogues[1], dict(epilogues[2], then="hard_silu")]
+        run = ir.prepare_inverted_residual_inference(x, expand, depthwise, project, 1, "SAME", *swish)
+        assert run.__qualname__.startswith("_compiled_bands")
+        calls = []
+        monkeypatch.setattr(ir.inverted_residual_simd, "band_kernel", lambda *lanes: calls.append(lanes))
+        got = run(x, expand, depthwise, project, *swish, None)
+        assert calls == []
+        np.testing.assert_allclose(got, ir.inverted_residual_reference(x, expand, depthwise, project, 1, "SAME",
+                                                                       *swish), rtol=2e-5, atol=2e-5)
+
+
+def _first(epilogue, channels):
+    """`epilogue` for the first `channels` output channels."""
+    return {k: v[:channels] if isinstance(v, np.ndarray) else v for k, v in epilogue.items()}
+
+
+@pytest.mark.skipif(not (fi.compiled.available() and depthwise_fast.lanes() and pointwise_simd.VECTOR_BITS >= 256),
+                    reason="the compiled bands need numba and 256-bit SIMD or wider")
+def test_a_prepared_compiled_run_packs_new_weights_and_takes_new_epilogue_values_each_call(monkeypatch):
+    rng = np.random.default_rng(14)
+    monkeypatch.setattr(ir, "COMPILED_ROWS", 1)
+    x, expand, depthwise, project, stride, padding, epilogues = _fitting_block(rng)
+    with fi.compiled.use_compiled(True):
+        run = ir.prepare_inverted_residual_inference(x, expand, depthwise, project, stride, padding, *epilogues)
+        assert run.__qualname__.startswith("_compiled_bands")
+        for _ in range(2):
+            expand, project = expand * 1.5, project - 0.1
+            epilogues = [dict(e, bias=None if e["bias"] is None else e["bias"] + 1) for e in epilogues]
+            np.testing.assert_allclose(run(x, expand, depthwise, project, *epilogues, None),
+                                       ir.inverted_residual_reference(x, expand, depthwise, project, stride, padding,
+                                                                      *epilogues), rtol=2e-5, atol=2e-5)

@@ -138,8 +138,10 @@ def _block(rng, n, size, channels, mid):
 @pytest.mark.parametrize("seed", range(4))
 def test_mobilenet_blocks_expand_and_project_few_channels_in_tiles(width, seed, monkeypatch):
     """The banded inverted residual with MobileNetV2's shapes of few channels (16 -> 96 -> 16 and the like;
-    a residual or many channels in the projection go through BLAS), against the three references."""
+    a residual or many channels in the projection go through BLAS), against the three references.  (The
+    compiled bands, first in the list: `test_inverted_residual.py`.)"""
     rng = np.random.default_rng(seed)
+    monkeypatch.setattr(ir, "_PATHS", tuple(entry for entry in ir._PATHS if entry[0] != "compiled_bands"))
     channels = int(rng.choice([16, 24, 32]))
     mid, n, size = 2 * width * int(rng.integers(3, 6)), int(rng.integers(1, 3)), int(rng.integers(6, 15))
     x, expand, depthwise, project, epilogues = _block(rng, n, size, channels, mid)
@@ -262,6 +264,23 @@ def test_the_packed_matrix_gives_the_bits_of_the_matrix_as_it_is_at_any_depth(wi
     np.testing.assert_allclose(got, expected, rtol=0, atol=2e-6 * size)
 
 
+@pytest.mark.parametrize("compiled_pack", [False, True])
+def test_pack_lays_each_pair_of_vectors_of_channels_out_as_one_strip(width, compiled_pack):
+    """`pack` (the compiled loop, or NumPy's copy of the transposed view): strip s holds channels
+    s * 2 * lanes .. (s + 1) * 2 * lanes of every input channel, in order."""
+    if compiled_pack and not compiled.available():
+        pytest.skip("numba is not installed")
+    rng = np.random.default_rng(width)
+    strip = 2 * width
+    for depth, strips in ((1, 1), (37, 3), (960, 5)):
+        w = rng.standard_normal((depth, strip * strips)).astype(np.float32)
+        with compiled.use_compiled(compiled_pack):
+            packed = ps.pack(w)
+        expected = np.stack([w[:, s * strip:(s + 1) * strip] for s in range(strips)])
+        assert packed.dtype == np.float32 and packed.flags.c_contiguous
+        np.testing.assert_array_equal(packed, expected)
+
+
 def test_where_the_matrix_is_packed_and_what_the_packed_tiles_refuse(width):
     rng = np.random.default_rng(2)
     w = rng.standard_normal((96, 4 * width)).astype(np.float32)
@@ -322,8 +341,10 @@ def test_a_large_1x1_convolution_packs_its_matrix_once_for_all_its_blocks(width,
 def test_mobilenet_blocks_pack_their_projection_for_many_rows(width, monkeypatch):
     """The banded inverted residual with a 96-channel middle over 2 x 24 x 24 pixels: its projection (96 ->
     32, with the block's residual) packed once and taken by the packed tiles, its expansion (16 channels) by
-    the tiles of few channels; against the three references."""
+    the tiles of few channels; against the three references.  (The compiled bands, first in the list, pack
+    both matrices: `test_inverted_residual.py`.)"""
     rng = np.random.default_rng(5)
+    monkeypatch.setattr(ir, "_PATHS", tuple(entry for entry in ir._PATHS if entry[0] != "compiled_bands"))
     channels, mid = 2 * width, 96
     x, expand, depthwise, project, epilogues = _block(rng, 2, 24, channels, mid)
     packings, asked = [], []

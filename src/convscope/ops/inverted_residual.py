@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import compiled, depthwise_fast, fused_inference as fi
-from .parallel import balanced_ranges, run_in_parallel, worker_count
+from . import compiled, depthwise_fast, fused_inference as fi, inverted_residual_simd, pointwise_simd
+from .parallel import balanced_ranges, run_claimed, run_in_parallel, worker_count
 
 __all__ = ["prepare_inverted_residual_inference", "inverted_residual_inference", "inverted_residual_reference"]
 
 BAND_BYTES = 1 << 20        # expanded input rows of one band (they stay in cache between the three steps)
+COMPILED_ROWS = 128         # rows of each product (pixels of the call) from which the compiled bands run: with
+                            # fewer, packing the two matrices per call costs more than the tiles save
 _EPILOGUE = ("bias", "activation", "scale", "shift", "then")
 
 
@@ -109,6 +111,70 @@ def _banded_applies(x, expand, depthwise, project, geometry) -> bool:
     return (compiled.active() and all(a.dtype == np.float32 for a in arrays)
             and depthwise_fast.applies_3x3(np.empty((1, 1, 1, arrays[2].shape[2]), np.float32), arrays[2],
                                            np.float32, strides, (1, 1)))
+
+
+def _compiled_bands_applies(x, expand, depthwise, project, geometry) -> bool:
+    """The banded path's conditions, and the packed tiles' for both products (channels in whole pairs of
+    vectors, AVX2 or wider) with at least a tile of rows in every product (image rows of `ROWS` pixels) and
+    `COMPILED_ROWS` rows in each product of the call."""
+    (out_h, out_w), mid = geometry[0], np.shape(depthwise)[2]
+    n, h, w = x.shape[:3]
+    return (_banded_applies(x, expand, depthwise, project, geometry) and pointwise_simd.tiles_fit(mid)
+            and pointwise_simd.tiles_fit(np.shape(project)[3]) and min(w, out_w) >= pointwise_simd.ROWS
+            and min(n * h * w, n * out_h * out_w) >= COMPILED_ROWS)
+
+
+def _compiled_bands(steps, geometry):
+    """Every thread one `inverted_residual_simd` call claiming bands (of whole images where one image's
+    expanded rows fit `BAND_BYTES` and there are images for every thread); the banded path where an
+    epilogue of a product has hard-swish (not in the tiles)."""
+    (out_h, out_w), (top, left), strides = geometry
+    fallback = _banded(steps, geometry)
+
+    def run(x, expand, depthwise, project, expand_epilogue, depthwise_epilogue, project_epilogue, residual):
+        epilogues = (expand_epilogue, depthwise_epilogue, project_epilogue)
+        if any(fi._HARD_SWISH in _codes(e, False)[::3] for e in (expand_epilogue, project_epilogue)):
+            return fallback(x, expand, depthwise, project, *epilogues, residual)
+        x = np.ascontiguousarray(x)
+        n, h, w, c = x.shape
+        mid = c if expand is None else np.shape(expand)[3]
+        widen = (np.zeros(1, np.float32) if expand is None
+                 else pointwise_simd.pack(np.asarray(expand, np.float32).reshape(c, mid)).reshape(-1))
+        narrow = pointwise_simd.pack(np.asarray(project, np.float32).reshape(mid, -1))
+        out = np.empty((n, out_h, out_w, narrow.shape[0] * narrow.shape[2]), dtype=np.float32)
+        rows = _band_rows(n, h, w, mid, out_h, strides[0])
+        affine = [e.get("scale") is not None for e in epilogues]
+        geometry = np.array([h, w, mid, strides[0], top, left, out_h, out_w, rows, -(-out_h // rows),
+                             expand is not None, *affine, residual is not None], dtype=np.int64)
+        shortcut = (np.zeros((1, 1, out.shape[3]), np.float32) if residual is None
+                    else np.ascontiguousarray(residual, dtype=np.float32).reshape(n, out_h * out_w, -1))
+        kernel = inverted_residual_simd.band_kernel(pointwise_simd.lanes(), depthwise_fast.lanes())
+        arguments = (x.reshape(n, h * w, c), widen, _ends(mid, expand_epilogue),
+                     np.ascontiguousarray(np.asarray(depthwise)[..., 0], dtype=np.float32).reshape(-1),
+                     _ends(mid, depthwise_epilogue), narrow.reshape(-1), _ends(out.shape[3], project_epilogue),
+                     shortcut, geometry, out.reshape(n, out_h * out_w, -1))
+        work = (0 if expand is None else x.size * mid) + out.size * mid + out_h * out_w * n * mid * 9
+        run_claimed(n * int(geometry[9]), lambda counter: kernel(counter, *arguments), alone=work < fi.SMALL_WORK)
+        return out
+    return run
+
+
+def _band_rows(n: int, h: int, w: int, mid: int, out_h: int, stride: int) -> int:
+    """Output rows per band: a whole image where its expanded rows fit `BAND_BYTES` and each thread has an
+    image, else as many rows as fit (each thread at least one band for fewer images than threads)."""
+    workers = worker_count()
+    if h * w * mid * 4 <= BAND_BYTES and n >= workers:
+        return out_h
+    rows = max(1, (BAND_BYTES // (w * mid * 4) - 3) // stride + 1)
+    return max(1, min(rows, -(-out_h * n // workers), out_h))
+
+
+def _ends(channels: int, epilogue) -> tuple:
+    """(bias, scale, shift, limits) of an epilogue dict as the compiled kernels take them (float32)."""
+    bias, scale, shift, _ = fi._epilogue_arrays(np.float32, channels, epilogue.get("bias"), epilogue.get("scale"),
+                                                epilogue.get("shift"), None)
+    return bias, scale, shift, fi._limits(fi._CODES[epilogue.get("activation", "linear")],
+                                          fi._CODES[epilogue.get("then", "linear")], np.float32)
 
 
 def _one_by_one(steps, geometry):
@@ -232,6 +298,7 @@ def _codes(epilogue, has_residual: bool) -> tuple:
 
 # The paths of `inverted_residual_inference`, in order: the first that applies runs.
 _PATHS = (
+    ("compiled_bands", _compiled_bands_applies, _compiled_bands),
     ("banded", _banded_applies, _banded),
     ("one_by_one", lambda x, expand, depthwise, project, geometry: True, _one_by_one),
 )

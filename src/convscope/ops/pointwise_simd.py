@@ -34,7 +34,7 @@ if compiled.available():
                        vector_bits, zeros)
 
 __all__ = ["MAX_DEPTH", "DEEP_MAX_DEPTH", "PACK_ROWS", "ROWS", "applies", "product_rows", "deep_applies", "packs",
-           "pack", "packed_applies", "streams", "deep_product_rows"]
+           "pack", "packed_applies", "streams", "deep_product_rows", "deep_kernel", "tiles_fit"]
 
 MAX_DEPTH = 32      # input channels up to which the tiles beat BLAS' product and the epilogue pass after it
 DEEP_MAX_DEPTH = 64     # ... and up to which the tiles taken rows first (`deep_product_rows`) do, residual or not
@@ -86,16 +86,38 @@ def streams(depth: int, out_bytes: int) -> bool:
 
 def pack(matrix: np.ndarray) -> np.ndarray:
     """The (depth, channels) matrix as `deep_product_rows` reads it fastest: (channels // (2 * lanes), depth,
-    2 * lanes), each pair of vectors of channels one contiguous strip (a new array)."""
+    2 * lanes), each pair of vectors of channels one contiguous strip (a new array).  Compiled, a loop over
+    the strips (NumPy's copy of the transposed view took 2-2.6x as long; measurements: benchmarks/README.md,
+    'Measurements behind the code's choices')."""
     depth, channels = matrix.shape
     strip = 2 * lanes()
-    return np.ascontiguousarray(matrix.reshape(depth, channels // strip, strip).transpose(1, 0, 2))
+    if not compiled.active():
+        return np.ascontiguousarray(matrix.reshape(depth, channels // strip, strip).transpose(1, 0, 2))
+    packed = np.empty((channels // strip, depth, strip), dtype=matrix.dtype)
+    _pack_strips(np.ascontiguousarray(matrix), packed)
+    return packed
+
+
+@compiled.kernel
+def _pack_strips(matrix, packed):
+    strips, depth, strip = packed.shape
+    for s in range(strips):
+        for k in range(depth):
+            row, target = matrix[k], packed[s, k]
+            for j in range(strip):
+                target[j] = row[s * strip + j]
 
 
 def _tiles_fit(rows: np.ndarray, matrix: np.ndarray, swish: bool) -> bool:
     """The tiles' conditions but the depth's and the residual's."""
     return (rows.dtype == np.float32 and rows.ndim == 2 and matrix.ndim == 2 and rows.shape[1] == matrix.shape[0]
             and rows.shape[0] >= ROWS and rows.flags.c_contiguous and _matrix_fits(matrix, swish))
+
+
+def tiles_fit(channels: int) -> bool:
+    """True where the tiles can write `channels` output channels (whole pairs of vectors; compiled ops on,
+    AVX2 or wider)."""
+    return compiled.active() and VECTOR_BITS >= 256 and channels % (2 * lanes()) == 0
 
 
 def _matrix_fits(matrix: np.ndarray, swish: bool) -> bool:
@@ -138,7 +160,7 @@ def deep_product_rows(rows: np.ndarray, matrix: np.ndarray, out: np.ndarray, bia
                          f"{residual.shape}")
     step, scale_c = (2 * lanes(), depth) if packed else (channels, 1)    # filters k, c at k * step + c * scale_c
     stream = bool(stream) and out.ctypes.data % (4 * lanes()) == 0
-    _deep_kernel_for(lanes())(rows, matrix.reshape(-1), step, scale_c, out, bias, scale, shift, residual, limits,
+    deep_kernel(lanes())(rows, matrix.reshape(-1), step, scale_c, out, bias, scale, shift, residual, limits,
                               affine, has_residual, stream)
 
 
@@ -256,6 +278,7 @@ def _make_deep_kernel(width: int):
 
 
 @functools.lru_cache(maxsize=None)
-def _deep_kernel_for(width: int):
-    """`_make_deep_kernel(width)`, compiled on first use."""
+def deep_kernel(width: int):
+    """`_make_deep_kernel(width)`, compiled on first use: `deep_product_rows`' loop, which other compiled
+    kernels call (`inverted_residual_simd`) with the arguments it passes."""
     return _make_deep_kernel(width)
