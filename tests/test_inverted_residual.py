@@ -194,11 +194,13 @@ def _residual_for(rng, x, expand, depthwise, project, stride, padding):
 def test_the_compiled_bands_match_the_three_references(seed, monkeypatch):
     """MobileNet-shaped blocks (any input channels, whole pairs of vectors in the middle and the output),
     with and without expansion and residual, strides 1 and 2, bands of whole images or of rows (odd seeds,
-    borders inside each image): the compiled bands run, where compiled and SIMD (else they decline and the
-    banded or the one-by-one path runs), and give the three unfused references' numbers."""
-    monkeypatch.setattr(ir, "COMPILED_ROWS", 1)
+    borders inside each image), matrices packed or as they lie: the compiled bands run, where compiled and
+    SIMD (else they decline and the banded or the one-by-one path runs), and give the three unfused
+    references' numbers."""
     if seed % 2:
         monkeypatch.setattr(ir, "BAND_BYTES", 1)
+    if seed % 3 == 2:
+        monkeypatch.setattr(pointwise_simd, "PACK_ROWS", 1)         # both matrices packed
     rng = np.random.default_rng(1100 + seed)
     x, expand, depthwise, project, stride, padding, epilogues = _fitting_block(rng)
     if seed % 4 == 3:
@@ -218,20 +220,22 @@ def test_the_compiled_bands_match_the_three_references(seed, monkeypatch):
 @pytest.mark.skipif(not (fi.compiled.available() and depthwise_fast.lanes() and pointwise_simd.VECTOR_BITS >= 256),
                     reason="the compiled bands need numba and 256-bit SIMD or wider")
 def test_the_compiled_bands_give_the_same_bits_on_any_threads_bands_and_batch(monkeypatch):
-    """Each output row is summed the same way whichever thread claims its band: one thread and whole images,
-    two or three threads claiming bands of one or two rows, and each image alone give the same bits."""
+    """Each output row is summed the same way whichever thread claims its band and whether its matrices are
+    packed: one thread and whole images, two or three threads claiming bands of one or two rows, and each
+    image alone give the same bits."""
     rng = np.random.default_rng(12)
     _, expand, depthwise, project, stride, padding, epilogues = _fitting_block(rng)
     x = rng.standard_normal((3, 13, 15, expand.shape[2])).astype(np.float32)    # 13 or 7 output rows
     residual = _residual_for(rng, x, expand, depthwise, project, stride, padding)
-    monkeypatch.setattr(ir, "COMPILED_ROWS", 1)
     two_rows = (3 + stride) * 15 * depthwise.shape[2] * 4        # BAND_BYTES for bands of 2 rows: 2, 2, ..., 1
     runs = []
     with fi.compiled.use_compiled(True):
-        for workers, band_bytes in ((1, 1 << 30), (2, 1), (3, 1), (2, two_rows), (2, 1 << 30)):
+        for workers, band_bytes, pack_rows in ((1, 1 << 30, 1 << 30), (2, 1, 1), (3, 1, 1 << 30), (2, two_rows, 1),
+                                               (2, 1 << 30, 1)):
             monkeypatch.setattr(ir, "worker_count", lambda: workers)
             monkeypatch.setattr(parallel, "worker_count", lambda: workers)
             monkeypatch.setattr(ir, "BAND_BYTES", band_bytes)
+            monkeypatch.setattr(pointwise_simd, "PACK_ROWS", pack_rows)
             runs.append(ir.inverted_residual_inference(x, expand, depthwise, project, stride, padding, *epilogues,
                                                        residual))
         alone = [ir.inverted_residual_inference(x[i:i + 1], expand, depthwise, project, stride, padding, *epilogues,
@@ -241,9 +245,9 @@ def test_the_compiled_bands_give_the_same_bits_on_any_threads_bands_and_batch(mo
 
 
 def test_the_compiled_bands_decline_what_their_tiles_cannot_take_and_hard_swish_runs_banded(monkeypatch):
-    """Declined: output channels not in whole pairs of vectors, images narrower than a tile of rows, fewer
-    rows than `COMPILED_ROWS`, float64; a product's hard-swish epilogue at run time goes to the banded
-    path's run.  Each gives the references' numbers."""
+    """Declined: output channels not in whole pairs of vectors, images narrower than a tile of rows, float64;
+    a product's hard-swish epilogue at run time goes to the banded path's run.  Each gives the references'
+    numbers."""
     rng = np.random.default_rng(13)
     x, expand, depthwise, project, _, _, epilogues = _fitting_block(rng)
     odd = project.shape[3] - 1
@@ -253,7 +257,6 @@ def test_the_compiled_bands_decline_what_their_tiles_cannot_take_and_hard_swish_
                          [{k: v.astype(np.float64) if isinstance(v, np.ndarray) else v for k, v in e.items()}
                           for e in epilogues])}
     paths = ir._PATHS
-    monkeypatch.setattr(ir, "COMPILED_ROWS", 1)
     with fi.compiled.use_compiled(True):
         for name, (xc, ec, pc, es) in cases.items():
             asked = []
@@ -263,13 +266,7 @@ def test_the_compiled_bands_decline_what_their_tiles_cannot_take_and_hard_swish_
             assert asked == [("compiled_bands", False)], name
             np.testing.assert_allclose(got, ir.inverted_residual_reference(xc, ec, dc, pc, 1, "SAME", *es),
                                        rtol=2e-5, atol=2e-5)
-        asked = []
-        monkeypatch.setattr(ir, "_PATHS", recording(paths[:1], asked) + paths[1:])
-        monkeypatch.setattr(ir, "COMPILED_ROWS", x.shape[0] * x.shape[1] * x.shape[2] + 1)
-        ir.inverted_residual_inference(x, expand, depthwise, project, 1, "SAME", *epilogues)
-        assert asked == [("compiled_bands", False)]
         monkeypatch.setattr(ir, "_PATHS", paths)
-        monkeypatch.setattr(ir, "COMPILED_ROWS", 1)
         swish = [dict(epilogues[0], activation="hard_silu"), epilogues[1], dict(epilogues[2], then="hard_silu")]
         run = ir.prepare_inverted_residual_inference(x, expand, depthwise, project, 1, "SAME", *swish)
         assert run.__qualname__.startswith("_compiled_bands")
@@ -290,7 +287,6 @@ def _first(epilogue, channels):
                     reason="the compiled bands need numba and 256-bit SIMD or wider")
 def test_a_prepared_compiled_run_packs_new_weights_and_takes_new_epilogue_values_each_call(monkeypatch):
     rng = np.random.default_rng(14)
-    monkeypatch.setattr(ir, "COMPILED_ROWS", 1)
     x, expand, depthwise, project, stride, padding, epilogues = _fitting_block(rng)
     with fi.compiled.use_compiled(True):
         run = ir.prepare_inverted_residual_inference(x, expand, depthwise, project, stride, padding, *epilogues)

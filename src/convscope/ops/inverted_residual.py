@@ -29,8 +29,6 @@ from .parallel import balanced_ranges, run_claimed, run_in_parallel, worker_coun
 __all__ = ["prepare_inverted_residual_inference", "inverted_residual_inference", "inverted_residual_reference"]
 
 BAND_BYTES = 1 << 20        # expanded input rows of one band (they stay in cache between the three steps)
-COMPILED_ROWS = 128         # rows of each product (pixels of the call) from which the compiled bands run: with
-                            # fewer, packing the two matrices per call costs more than the tiles save
 _EPILOGUE = ("bias", "activation", "scale", "shift", "then")
 
 
@@ -114,14 +112,11 @@ def _banded_applies(x, expand, depthwise, project, geometry) -> bool:
 
 
 def _compiled_bands_applies(x, expand, depthwise, project, geometry) -> bool:
-    """The banded path's conditions, and the packed tiles' for both products (channels in whole pairs of
-    vectors, AVX2 or wider) with at least a tile of rows in every product (image rows of `ROWS` pixels) and
-    `COMPILED_ROWS` rows in each product of the call."""
-    (out_h, out_w), mid = geometry[0], np.shape(depthwise)[2]
-    n, h, w = x.shape[:3]
+    """The banded path's conditions, and the tiles' for both products (channels in whole pairs of vectors,
+    AVX2 or wider) with at least a tile of rows in every product (image rows of `ROWS` pixels)."""
+    (_, out_w), mid, w = geometry[0], np.shape(depthwise)[2], x.shape[2]
     return (_banded_applies(x, expand, depthwise, project, geometry) and pointwise_simd.tiles_fit(mid)
-            and pointwise_simd.tiles_fit(np.shape(project)[3]) and min(w, out_w) >= pointwise_simd.ROWS
-            and min(n * h * w, n * out_h * out_w) >= COMPILED_ROWS)
+            and pointwise_simd.tiles_fit(np.shape(project)[3]) and min(w, out_w) >= pointwise_simd.ROWS)
 
 
 def _compiled_bands(steps, geometry):
@@ -138,18 +133,22 @@ def _compiled_bands(steps, geometry):
         x = np.ascontiguousarray(x)
         n, h, w, c = x.shape
         mid = c if expand is None else np.shape(expand)[3]
-        widen = (np.zeros(1, np.float32) if expand is None
-                 else pointwise_simd.pack(np.asarray(expand, np.float32).reshape(c, mid)).reshape(-1))
-        narrow = pointwise_simd.pack(np.asarray(project, np.float32).reshape(mid, -1))
-        out = np.empty((n, out_h, out_w, narrow.shape[0] * narrow.shape[2]), dtype=np.float32)
+        widen = np.zeros((1, mid), np.float32) if expand is None else _matrix(expand, c)
+        narrow = _matrix(project, mid)
+        pack_expand, pack_project = (pointwise_simd.packs(rows, matrix, False) for rows, matrix in
+                                     ((n * h * w, widen), (n * out_h * out_w, narrow)))
+        widen, narrow = (pointwise_simd.pack(m) if packed else m for m, packed in
+                         ((widen, pack_expand), (narrow, pack_project)))
+        out = np.empty((n, out_h, out_w, np.shape(project)[3]), dtype=np.float32)
         rows = _band_rows(n, h, w, mid, out_h, strides[0])
         affine = [e.get("scale") is not None for e in epilogues]
         geometry = np.array([h, w, mid, strides[0], top, left, out_h, out_w, rows, -(-out_h // rows),
-                             expand is not None, *affine, residual is not None], dtype=np.int64)
+                             expand is not None, *affine, residual is not None, pack_expand, pack_project],
+                            dtype=np.int64)
         shortcut = (np.zeros((1, 1, out.shape[3]), np.float32) if residual is None
                     else np.ascontiguousarray(residual, dtype=np.float32).reshape(n, out_h * out_w, -1))
         kernel = inverted_residual_simd.band_kernel(pointwise_simd.lanes(), depthwise_fast.lanes())
-        arguments = (x.reshape(n, h * w, c), widen, _ends(mid, expand_epilogue),
+        arguments = (x.reshape(n, h * w, c), widen.reshape(-1), _ends(mid, expand_epilogue),
                      np.ascontiguousarray(np.asarray(depthwise)[..., 0], dtype=np.float32).reshape(-1),
                      _ends(mid, depthwise_epilogue), narrow.reshape(-1), _ends(out.shape[3], project_epilogue),
                      shortcut, geometry, out.reshape(n, out_h * out_w, -1))
@@ -157,6 +156,11 @@ def _compiled_bands(steps, geometry):
         run_claimed(n * int(geometry[9]), lambda counter: kernel(counter, *arguments), alone=work < fi.SMALL_WORK)
         return out
     return run
+
+
+def _matrix(filters, depth: int) -> np.ndarray:
+    """A 1x1 convolution's filters as its (depth, channels) matrix, C-contiguous float32."""
+    return np.ascontiguousarray(filters, dtype=np.float32).reshape(depth, -1)
 
 
 def _band_rows(n: int, h: int, w: int, mid: int, out_h: int, stride: int) -> int:

@@ -4,15 +4,17 @@
 depthwise kernel, another product and epilogue, with Python between the calls, which the threads take in
 turns (the GIL; on a 2-core VM a block at batch 1 ran only 1.0-1.3x faster on two threads than on one).
 Here each thread makes one call that claims bands (`claims.claim`) until none is left, and runs each band
-through compiled kernels only: the packed 1x1 tiles of `pointwise_simd` (`deep_product_rows`' loop, both
-matrices packed once per call before the threads start) and the 3x3 tiles of `depthwise_fast`.  A band's
-expanded rows and its depthwise output stay in the thread's scratch.  Each output row is summed in the
-input channels' order whichever band or thread computes it, so the bits do not depend on the bands, the
-threads or the batch.  Compiled path only (numba, 256-bit SIMD or wider).
+through compiled kernels only: the rows-first 1x1 tiles of `pointwise_simd` (`deep_product_rows`' loop, each
+matrix as it lies or, for a product of `pointwise_simd.PACK_ROWS` rows, packed once per call before the
+threads start: the same sums either way) and the 3x3 tiles of `depthwise_fast`.  A band's expanded rows and
+its depthwise output stay in the thread's scratch.  Each output row is summed in the input channels' order
+whichever band or thread computes it, so the bits do not depend on the bands, the threads or the batch.
+Compiled path only (numba, 256-bit SIMD or wider).
 
 `geometry` (int64): h, w, mid, stride, top, left, out_h, out_w, rows per band, bands per image, then flags:
-the expansion present, each step's epilogue affine (expand, depthwise, project), the residual present.
-Each `*_ends` is (bias, scale, shift, limits) as `fused_inference`'s kernels take them.
+the expansion present, each step's epilogue affine (expand, depthwise, project), the residual present, each
+matrix packed (expand, project).  Each `*_ends` is (bias, scale, shift, limits) as `fused_inference`'s
+kernels take them.
 """
 
 from __future__ import annotations
@@ -26,17 +28,15 @@ from . import compiled, depthwise_fast, pointwise_simd
 if compiled.available():
     from .claims import claim
 
-__all__ = ["band_kernel", "GEOMETRY"]
+__all__ = ["band_kernel"]
 
-GEOMETRY = ("h", "w", "mid", "stride", "top", "left", "out_h", "out_w", "rows", "bands",
-            "has_expand", "expand_affine", "depthwise_affine", "project_affine", "has_residual")
 
 
 @functools.lru_cache(maxsize=None)
 def band_kernel(tile_lanes: int, depthwise_lanes: int):
     """The kernel for `pointwise_simd`'s tiles of `tile_lanes` and `depthwise_fast`'s of `depthwise_lanes`:
     `kernel(counter, x, widen, expand_ends, taps, depthwise_ends, narrow, project_ends, residual, geometry,
-    out)` with x (n, h * w, channels), the packed matrices flat, residual (n, out_h * out_w, out channels)
+    out)` with x (n, h * w, channels), the matrices flat (packed or not), residual (n, out_h * out_w, out channels)
     or (1, 1, out channels) unread, out (n, out_h * out_w, out channels); items n * bands per image."""
     tiles = pointwise_simd.deep_kernel(tile_lanes)
     depthwise = depthwise_fast.depthwise3x3_tiles(depthwise_lanes)
@@ -48,6 +48,8 @@ def band_kernel(tile_lanes: int, depthwise_lanes: int):
         has_expand, expand_affine, depthwise_affine = geometry[10] != 0, geometry[11] != 0, geometry[12] != 0
         project_affine, has_residual = geometry[13] != 0, geometry[14] != 0
         channels = x.shape[2]
+        expand_step, expand_scale = (step, channels) if geometry[15] != 0 else (mid, 1)
+        project_step, project_scale = (step, mid) if geometry[16] != 0 else (out.shape[2], 1)
         most = min((rows - 1) * stride + 3, h)                   # input rows a band reads, at most
         expanded = np.empty((most * w if has_expand else 1) * mid, np.float32)
         middle = np.empty(rows * out_w * mid, np.float32)
@@ -65,13 +67,13 @@ def band_kernel(tile_lanes: int, depthwise_lanes: int):
             source = x[image][first * w:last * w]
             if has_expand:
                 source = expanded[:(last - first) * w * mid].reshape((last - first) * w, mid)
-                tiles(x[image][first * w:last * w], widen, step, channels, source, eb, es, eh, unread, el,
+                tiles(x[image][first * w:last * w], widen, expand_step, expand_scale, source, eb, es, eh, unread, el,
                       expand_affine, False, False)
             band = middle[:(stop - start) * out_w * mid].reshape(stop - start, out_w * mid)
             depthwise(source.reshape(last - first, w * mid), taps, db, ds, dh, unread, dl, depthwise_affine, False,
                       last - first, w, mid, stride, top + first - start * stride, left, 0, stop - start, band)
             target = out[image][start * out_w:stop * out_w]
             shortcut = residual[image][start * out_w:stop * out_w] if has_residual else residual[0]
-            tiles(band.reshape((stop - start) * out_w, mid), narrow, step, mid, target, pb, ps, ph, shortcut, pl,
-                  project_affine, has_residual, False)
+            tiles(band.reshape((stop - start) * out_w, mid), narrow, project_step, project_scale, target, pb, ps, ph,
+                  shortcut, pl, project_affine, has_residual, False)
     return bands
