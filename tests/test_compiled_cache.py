@@ -14,7 +14,7 @@ import textwrap
 
 import pytest
 
-from convscope.ops import compiled
+from convscope.ops import compiled, pointwise_simd
 
 SCRIPT = textwrap.dedent("""
     import gc, json
@@ -30,6 +30,9 @@ SCRIPT = textwrap.dedent("""
     y = L.ReLU(max_value=6.0)(L.BatchNormalization()(y))
     y = L.BatchNormalization()(L.Conv2D(24, 1, use_bias=False)(y))
     x = L.Add()([x, y])
+    z = L.ReLU(max_value=6.0)(L.BatchNormalization()(L.Conv2D(32, 1, use_bias=False)(x)))
+    z = L.ReLU(max_value=6.0)(L.BatchNormalization()(L.DepthwiseConv2D(3, padding="same", use_bias=False)(z)))
+    x = L.BatchNormalization()(L.Conv2D(32, 1, use_bias=False)(z))          # a block the compiled bands take
     x = L.DepthwiseConv2D(3, strides=2, padding="same")(x)
     x = L.Conv2D(16, 3, padding="same", activation="relu")(x)
     x = L.MaxPooling2D()(x)
@@ -48,7 +51,8 @@ SCRIPT = textwrap.dedent("""
     misses = sorted({f"{d.py_func.__module__}.{d.__name__}" for d in dispatchers
                      if d.py_func.__module__.startswith("convscope") and sum(d.stats.cache_misses.values())})
     loaded = sum(1 for d in dispatchers if d.py_func.__module__.startswith("convscope") and d.overloads)
-    print(json.dumps({"misses": misses, "loaded": loaded}))
+    bands = any(d.py_func.__module__ == "convscope.ops.inverted_residual_simd" and d.overloads for d in dispatchers)
+    print(json.dumps({"misses": misses, "loaded": loaded, "bands": bands}))
 """)
 
 
@@ -64,6 +68,7 @@ def test_a_second_process_compiles_no_kernel_again():
     _run(env)                             # compiles what the cache lacks (a fresh checkout: everything)
     second = _run(env)
     assert second["loaded"] >= 5          # the model did run compiled kernels (depthwise, epilogue, ...)
+    assert second["bands"] == (pointwise_simd.VECTOR_BITS >= 256)     # inverted_residual_simd's kernel too
     assert second["misses"] == [], f"compiled again in a new process: {second['misses']}"
 
 

@@ -211,7 +211,8 @@ def test_the_compiled_bands_match_the_three_references(seed, monkeypatch):
     monkeypatch.setattr(ir, "_PATHS", recording(ir._PATHS, asked))
     got = ir.inverted_residual_inference(x, expand, depthwise, project, stride, padding, *epilogues, residual)
     expected = ir.inverted_residual_reference(x, expand, depthwise, project, stride, padding, *epilogues, residual)
-    takes = fi.compiled.active() and depthwise_fast.lanes() > 0 and pointwise_simd.VECTOR_BITS >= 256
+    takes = (fi.compiled.active() and depthwise_fast.lanes() > 0 and pointwise_simd.VECTOR_BITS >= 256
+             and depthwise_fast.lanes() == pointwise_simd.lanes())
     assert asked[0] == ("compiled_bands", takes), asked
     assert got.dtype == np.float32 and got.shape == expected.shape
     np.testing.assert_allclose(got, expected, rtol=2e-5, atol=2e-5)
@@ -271,7 +272,7 @@ def test_the_compiled_bands_decline_what_their_tiles_cannot_take_and_hard_swish_
         run = ir.prepare_inverted_residual_inference(x, expand, depthwise, project, 1, "SAME", *swish)
         assert run.__qualname__.startswith("_compiled_bands")
         calls = []
-        monkeypatch.setattr(ir.inverted_residual_simd, "band_kernel", lambda *lanes: calls.append(lanes))
+        monkeypatch.setattr(ir.inverted_residual_simd, "band_kernel", lambda lanes: calls.append(lanes))
         got = run(x, expand, depthwise, project, *swish, None)
         assert calls == []
         np.testing.assert_allclose(got, ir.inverted_residual_reference(x, expand, depthwise, project, 1, "SAME",

@@ -113,10 +113,13 @@ def _banded_applies(x, expand, depthwise, project, geometry) -> bool:
 
 def _compiled_bands_applies(x, expand, depthwise, project, geometry) -> bool:
     """The banded path's conditions, and the tiles' for both products (channels in whole pairs of vectors,
-    AVX2 or wider) with at least a tile of rows in every product (image rows of `ROWS` pixels)."""
+    AVX2 or wider) with at least a tile of rows in every product (image rows of `ROWS` pixels); both kinds
+    of tiles of one width (8 or 16 lanes)."""
     (_, out_w), mid, w = geometry[0], np.shape(depthwise)[2], x.shape[2]
     return (_banded_applies(x, expand, depthwise, project, geometry) and pointwise_simd.tiles_fit(mid)
-            and pointwise_simd.tiles_fit(np.shape(project)[3]) and min(w, out_w) >= pointwise_simd.ROWS)
+            and pointwise_simd.tiles_fit(np.shape(project)[3]) and min(w, out_w) >= pointwise_simd.ROWS
+            and pointwise_simd.lanes() == depthwise_fast.lanes()
+            and inverted_residual_simd.band_kernel(depthwise_fast.lanes()) is not None)
 
 
 def _compiled_bands(steps, geometry):
@@ -147,7 +150,7 @@ def _compiled_bands(steps, geometry):
                             dtype=np.int64)
         shortcut = (np.zeros((1, 1, out.shape[3]), np.float32) if residual is None
                     else np.ascontiguousarray(residual, dtype=np.float32).reshape(n, out_h * out_w, -1))
-        kernel = inverted_residual_simd.band_kernel(pointwise_simd.lanes(), depthwise_fast.lanes())
+        kernel = inverted_residual_simd.band_kernel(depthwise_fast.lanes())
         arguments = (x.reshape(n, h * w, c), widen.reshape(-1), _ends(mid, expand_epilogue),
                      np.ascontiguousarray(np.asarray(depthwise)[..., 0], dtype=np.float32).reshape(-1),
                      _ends(mid, depthwise_epilogue), narrow.reshape(-1), _ends(out.shape[3], project_epilogue),
