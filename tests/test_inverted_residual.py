@@ -200,7 +200,7 @@ def test_the_compiled_bands_match_the_three_references(seed, monkeypatch):
     if seed % 2:
         monkeypatch.setattr(ir, "BAND_BYTES", 1)
     if seed % 3 == 2:
-        monkeypatch.setattr(pointwise_simd, "PACK_ROWS", 1)         # both matrices packed
+        monkeypatch.setattr(pointwise_simd, "PACK_ROWS", 1)    # packed: each matrix of over 32 input channels
     rng = np.random.default_rng(1100 + seed)
     x, expand, depthwise, project, stride, padding, epilogues = _fitting_block(rng)
     if seed % 4 == 3:

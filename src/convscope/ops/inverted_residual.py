@@ -15,8 +15,11 @@ memory and back (at batch 32, 51 MB each way in MobileNetV2's first).
 
     then(act(x @ W + b) * scale + shift [+ residual])      for each of the three, as in `fused_inference`
 
-Paths (the first that applies runs): "banded" (float32, the compiled 3x3 SIMD depthwise kernel with
-stride 1 or 2, `depthwise_fast.applies_3x3`), else "one_by_one" (the three `fused_inference` ops).
+Paths (the first that applies runs): "compiled_bands" (the banded path's conditions, and both products'
+channels in whole pairs of vectors, image rows of a tile of pixels: one compiled call per thread claiming
+bands, `inverted_residual_simd`; the same numbers to rounding, none of the GIL between a band's steps),
+"banded" (float32, the compiled 3x3 SIMD depthwise kernel with stride 1 or 2, `depthwise_fast.applies_3x3`;
+each band's steps called from Python), else "one_by_one" (the three `fused_inference` ops).
 """
 
 from __future__ import annotations
@@ -172,6 +175,12 @@ def _band_rows(n: int, h: int, w: int, mid: int, out_h: int, stride: int) -> int
     workers = worker_count()
     if h * w * mid * 4 <= BAND_BYTES and n >= workers:
         return out_h
+    return _rows_per_band(n, w, mid, out_h, stride, workers)
+
+
+def _rows_per_band(n: int, w: int, mid: int, out_h: int, stride: int, workers: int) -> int:
+    """Output rows of a band whose expanded input rows fit `BAND_BYTES`, at most one thread's share of the
+    images' rows (and of one image's)."""
     rows = max(1, (BAND_BYTES // (w * mid * 4) - 3) // stride + 1)
     return max(1, min(rows, -(-out_h * n // workers), out_h))
 
@@ -220,8 +229,7 @@ def _banded(steps, geometry):
             units = balanced_ranges(n, per)          # as many images per thread (within one)
             step = plan.images
         else:           # bands of output rows of one image (at least one per thread for fewer images)
-            rows = max(1, (BAND_BYTES // (w * mid * 4) - 3) // strides[0] + 1)
-            rows = min(rows, -(-out_h * n // workers))
+            rows = _rows_per_band(n, w, mid, out_h, strides[0], workers)
             units = [(image, start, rows) for image in range(n) for start in range(0, out_h, rows)]
             step = plan.band
         def each(chunk):

@@ -2,7 +2,8 @@
 
 `inverted_residual`'s "banded" path runs each band from Python: a product (BLAS), its epilogue, the
 depthwise kernel, another product and epilogue, with Python between the calls, which the threads take in
-turns (the GIL; on a 2-core VM a block at batch 1 ran only 1.0-1.3x faster on two threads than on one).
+turns (the GIL: on a 2-core VM a block at batch 1 ran little faster on two threads than on one; measurements:
+benchmarks/README.md, 'Measurements behind the code's choices').
 Here each thread makes one call that claims bands (`claims.claim`) until none is left, and runs each band
 through compiled kernels only: the rows-first 1x1 tiles of `pointwise_simd` (`deep_product_rows`' loop, each
 matrix as it lies or, for a product of `pointwise_simd.PACK_ROWS` rows, packed once per call before the
