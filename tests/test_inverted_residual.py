@@ -24,13 +24,19 @@ def _epilogue(rng, channels, dtype):
 def _block(rng, dtype, lowest_mid):
     n, h, w = int(rng.integers(1, 4)), int(rng.integers(3, 19)), int(rng.integers(3, 15))
     channels, mid = int(rng.integers(1, 12)), int(rng.integers(lowest_mid, lowest_mid + 30))
+    return _block_arrays(rng, dtype, (n, h, w, channels), mid, lambda: int(rng.integers(1, 12)))
+
+
+def _block_arrays(rng, dtype, shape, mid, outputs):
+    """A random block on input `shape` with `mid` middle channels and `outputs()` output channels (drawn after
+    the depthwise filters): (x, expand, depthwise, project, stride, padding, epilogues)."""
     stride = int(rng.choice([1, 2]))
     padding = "SAME" if rng.random() < 0.5 else [[0, 0], [int(rng.integers(2)), int(rng.integers(2))],
                                                   [int(rng.integers(2)), int(rng.integers(2))], [0, 0]]
-    x = (rng.standard_normal((n, h, w, channels)) * 2).astype(dtype)
-    expand = (rng.standard_normal((1, 1, channels, mid)) * 0.5).astype(dtype)
+    x = (rng.standard_normal(shape) * 2).astype(dtype)
+    expand = (rng.standard_normal((1, 1, shape[3], mid)) * 0.5).astype(dtype)
     depthwise = (rng.standard_normal((3, 3, mid, 1)) * 0.5).astype(dtype)
-    project = (rng.standard_normal((1, 1, mid, int(rng.integers(1, 12)))) * 0.3).astype(dtype)
+    project = (rng.standard_normal((1, 1, mid, outputs())) * 0.3).astype(dtype)
     epilogues = [_epilogue(rng, mid, dtype), _epilogue(rng, mid, dtype), _epilogue(rng, project.shape[3], dtype)]
     return x, expand, depthwise, project, stride, padding, epilogues
 
@@ -171,14 +177,8 @@ def _fitting_block(rng, dtype=np.float32):
     pair = 2 * pointwise_simd.lanes()
     n, h, w = int(rng.integers(1, 4)), int(rng.integers(3, 17)), int(rng.integers(14, 19))
     channels, mid, out = int(rng.integers(1, 40)), pair * int(rng.integers(1, 4)), pair * int(rng.integers(1, 3))
-    stride = int(rng.choice([1, 2]))
-    padding = "SAME" if rng.random() < 0.5 else [[0, 0], [int(rng.integers(2)), int(rng.integers(2))],
-                                                  [int(rng.integers(2)), int(rng.integers(2))], [0, 0]]
-    x = (rng.standard_normal((n, h, w, channels)) * 2).astype(dtype)
-    expand = (rng.standard_normal((1, 1, channels, mid)) * 0.5).astype(dtype)
-    depthwise = (rng.standard_normal((3, 3, mid, 1)) * 0.5).astype(dtype)
-    project = (rng.standard_normal((1, 1, mid, out)) * 0.3).astype(dtype)
-    epilogues = [_epilogue(rng, mid, dtype), _epilogue(rng, mid, dtype), _epilogue(rng, out, dtype)]
+    x, expand, depthwise, project, stride, padding, epilogues = _block_arrays(rng, dtype, (n, h, w, channels), mid,
+                                                                              lambda: out)
     for e in (epilogues[0], epilogues[2]):          # hard-swish is not in the tiles' epilogue: its own test
         e.update({key: "relu6" for key in ("activation", "then") if e[key] == "hard_silu"})
     return x, expand, depthwise, project, stride, padding, epilogues
