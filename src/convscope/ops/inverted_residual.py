@@ -251,11 +251,8 @@ class _Band:
         self.stride, self.top, self.left = stride, top, left
         self.expand = None if widen is None else self._arrays(widen, x.shape[0] * x.shape[1] * x.shape[2], expand_e,
                                                               None)
-        bias, scale, shift, _ = fi._epilogue_arrays(np.float32, mid, depthwise_e.get("bias"),
-                                                    depthwise_e.get("scale"), depthwise_e.get("shift"), None)
-        self.depthwise = (bias, scale, shift, np.zeros((1, mid), np.float32),
-                          fi._limits(fi._CODES[depthwise_e.get("activation", "linear")],
-                                     fi._CODES[depthwise_e.get("then", "linear")], np.float32),
+        bias, scale, shift, limits = _ends(mid, depthwise_e)
+        self.depthwise = (bias, scale, shift, np.zeros((1, mid), np.float32), limits,
                           depthwise_e.get("scale") is not None)
         self.project = self._arrays(narrow, out.shape[0] * out.shape[1] * out.shape[2], project_e, residual)
         self.kernel = depthwise_fast.depthwise3x3_tiles(depthwise_fast.lanes())

@@ -121,8 +121,8 @@ def tiles_fit(channels: int) -> bool:
 
 
 def _matrix_fits(matrix: np.ndarray, swish: bool) -> bool:
-    return (compiled.active() and VECTOR_BITS >= 256 and matrix.dtype == np.float32
-            and matrix.shape[1] % (2 * lanes()) == 0 and matrix.flags.c_contiguous and not swish)
+    return (tiles_fit(matrix.shape[1]) and matrix.dtype == np.float32 and matrix.flags.c_contiguous
+            and not swish)
 
 
 def product_rows(rows: np.ndarray, matrix: np.ndarray, out: np.ndarray, bias, scale, shift, limits,
