@@ -42,6 +42,9 @@ SCRIPT = textwrap.dedent("""
     data = np.random.default_rng(0).random((8, 12, 12, 3), dtype=np.float32)
     for batch in (1, 8):
         model.predict(data[:batch], verbose=0)
+    from convscope.ops import fused_inference, parallel
+    fused_inference.SMALL_WORK = 0      # handed to the threads however small: one image shared by channels
+    model.predict(data[:1], verbose=0)
     model.train_on_batch(data, np.eye(4, dtype=np.float32)[np.arange(8) % 4])
 
     from numba.core.registry import CPUDispatcher
@@ -51,8 +54,10 @@ SCRIPT = textwrap.dedent("""
     misses = sorted({f"{d.py_func.__module__}.{d.__name__}" for d in dispatchers
                      if d.py_func.__module__.startswith("convscope") and sum(d.stats.cache_misses.values())})
     loaded = sum(1 for d in dispatchers if d.py_func.__module__.startswith("convscope") and d.overloads)
-    bands = any(d.py_func.__module__ == "convscope.ops.inverted_residual_simd" and d.overloads for d in dispatchers)
-    print(json.dumps({"misses": misses, "loaded": loaded, "bands": bands}))
+    simd = {d.__name__ for d in dispatchers if d.py_func.__module__ == "convscope.ops.inverted_residual_simd"
+            and d.overloads}
+    print(json.dumps({"misses": misses, "loaded": loaded, "bands": any(n.startswith("_bands") for n in simd),
+                      "groups": any(n.startswith("_groups") for n in simd), "workers": parallel.worker_count()}))
 """)
 
 
@@ -68,7 +73,8 @@ def test_a_second_process_compiles_no_kernel_again():
     _run(env)                             # compiles what the cache lacks (a fresh checkout: everything)
     second = _run(env)
     assert second["loaded"] >= 5          # the model did run compiled kernels (depthwise, epilogue, ...)
-    assert second["bands"] == (pointwise_simd.VECTOR_BITS >= 256)     # inverted_residual_simd's kernel too
+    assert second["bands"] == (pointwise_simd.VECTOR_BITS >= 256)     # inverted_residual_simd's kernels too
+    assert second["groups"] == (pointwise_simd.VECTOR_BITS >= 256 and second["workers"] > 1)
     assert second["misses"] == [], f"compiled again in a new process: {second['misses']}"
 
 

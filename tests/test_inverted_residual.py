@@ -298,3 +298,115 @@ def test_a_prepared_compiled_run_packs_new_weights_and_takes_new_epilogue_values
             np.testing.assert_allclose(run(x, expand, depthwise, project, *epilogues, None),
                                        ir.inverted_residual_reference(x, expand, depthwise, project, stride, padding,
                                                                       *epilogues), rtol=2e-5, atol=2e-5)
+
+
+COMPILED_TILES = (fi.compiled.available() and depthwise_fast.lanes() > 0 and pointwise_simd.VECTOR_BITS >= 256
+                  and depthwise_fast.lanes() == pointwise_simd.lanes())
+
+
+UNTOUCHED = np.float32(1e30)    # what a kernel did not write (a value no epilogue keeps as it is)
+
+
+def _threads(monkeypatch, workers: int) -> None:
+    monkeypatch.setattr(ir, "worker_count", lambda: workers)
+    monkeypatch.setattr(parallel, "worker_count", lambda: workers)
+
+
+def _kernels_used(monkeypatch) -> set:
+    """The compiled kernels called (by any thread) since the set was last cleared: "groups", "bands"."""
+    used, simd = set(), ir.inverted_residual_simd
+
+    def spy(real, tag):
+        return lambda lanes: (lambda *arguments: used.add(tag) or real(lanes)(*arguments))
+    for name, tag in (("group_kernel", "groups"), ("band_kernel", "bands")):
+        monkeypatch.setattr(simd, name, spy(getattr(simd, name), tag))
+    return used
+
+
+@pytest.mark.skipif(not COMPILED_TILES, reason="the compiled bands need numba and 256-bit SIMD or wider")
+@pytest.mark.parametrize("seed", range(9))
+def test_channel_groups_give_the_bands_bits_and_the_references_numbers(seed, monkeypatch):
+    """Fewer images than threads, each shared by groups of channels (expand and depthwise per group of middle
+    channels, then the projection per group of output channels once those are all done): run after run the
+    bands' bits and the unfused references' numbers, with and without expansion and residual, strides 1 and 2,
+    matrices packed or not, 2-4 threads, groups of many pairs, of one, and more groups asked than pairs."""
+    rng = np.random.default_rng(1500 + seed)
+    x, expand, depthwise, project, stride, padding, epilogues = _fitting_block(rng)
+    workers = 2 + seed % 3
+    x = x[:workers - 1]
+    if seed % 4 == 3:
+        expand, epilogues[0] = None, {}
+        x = (rng.standard_normal(x.shape[:3] + (depthwise.shape[2],)) * 2).astype(np.float32)
+    residual = _residual_for(rng, x, expand, depthwise, project, stride, padding) if seed % 3 else None
+    if seed % 3 == 2:
+        monkeypatch.setattr(pointwise_simd, "PACK_ROWS", 1)
+    monkeypatch.setattr(ir, "GROUPS_PER_THREAD", (1, 4, 64)[seed % 3])
+    monkeypatch.setattr(fi, "SMALL_WORK", 0)            # handed out however small
+    _threads(monkeypatch, workers)
+    used = _kernels_used(monkeypatch)
+    arguments = (x, expand, depthwise, project, stride, padding, *epilogues, residual)
+    with fi.compiled.use_compiled(True):
+        grouped = [ir.inverted_residual_inference(*arguments) for _ in range(4)]
+        assert used == {"groups"}
+        used.clear()
+        monkeypatch.setattr(ir, "GROUP_BYTES", 0)
+        banded = ir.inverted_residual_inference(*arguments)
+        assert used == {"bands"}
+    for got in grouped:
+        np.testing.assert_array_equal(got, banded)
+    np.testing.assert_allclose(grouped[0], ir.inverted_residual_reference(*arguments), rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.skipif(not COMPILED_TILES, reason="the compiled bands need numba and 256-bit SIMD or wider")
+def test_channel_groups_only_for_fewer_images_than_threads_of_a_small_expanded_tensor(monkeypatch):
+    """As many images as threads, one thread, an expanded image over `GROUP_BYTES` or work kept on one thread:
+    bands; one image on two threads: groups."""
+    rng = np.random.default_rng(16)
+    x, expand, depthwise, project, stride, padding, epilogues = _fitting_block(rng)
+    x = np.concatenate([x, x])[:2]
+    expanded = x.shape[1] * x.shape[2] * expand.shape[3] * 4
+    cases = [(2, 2, expanded, 0, "bands"), (1, 1, expanded, 0, "bands"), (1, 2, expanded - 1, 0, "bands"),
+             (1, 2, expanded, 1 << 40, "bands"), (1, 2, expanded, 0, "groups")]
+    with fi.compiled.use_compiled(True):
+        for images, workers, group_bytes, small_work, kernel in cases:
+            _threads(monkeypatch, workers)
+            monkeypatch.setattr(ir, "GROUP_BYTES", group_bytes)
+            monkeypatch.setattr(fi, "SMALL_WORK", small_work)
+            used = _kernels_used(monkeypatch)
+            got = ir.inverted_residual_inference(x[:images], expand, depthwise, project, stride, padding, *epilogues)
+            assert used == {kernel}, (images, workers, group_bytes, small_work)
+            np.testing.assert_allclose(got, ir.inverted_residual_reference(x[:images], expand, depthwise, project,
+                                                                           stride, padding, *epilogues),
+                                       rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.skipif(not COMPILED_TILES, reason="the compiled bands need numba and 256-bit SIMD or wider")
+@pytest.mark.parametrize("activation", ["relu6", "hard_silu"])
+def test_the_3x3_depthwise_kernel_writes_only_the_channels_it_is_given(activation):
+    """`depthwise3x3_tiles`' channel range (a thread's group of an image's channels): the whole image's bits in
+    channels first..stop, every other channel untouched, with the epilogue in the tiles (ReLU6) or after them
+    (hard-swish), residual added, strides 1 and 2."""
+    lanes = depthwise_fast.lanes()
+    kernel = depthwise_fast.depthwise3x3_tiles(lanes)
+    rng = np.random.default_rng(17)
+    h, w, channels = 9, 11, 4 * lanes
+    x = rng.standard_normal((h, w * channels)).astype(np.float32)
+    taps = rng.standard_normal(9 * channels).astype(np.float32)
+    epilogue = dict(_epilogue(rng, channels, np.float32), activation=activation)
+    bias, scale, shift, limits = ir._ends(channels, epilogue)
+    for stride in (1, 2):
+        out_h, out_w = -(-h // stride), -(-w // stride)
+        residual = rng.standard_normal((out_h, out_w * channels)).astype(np.float32)
+
+        def run(first, stop):
+            out = np.full((out_h, out_w * channels), UNTOUCHED, np.float32)
+            kernel(x, taps, bias, scale, shift, residual, limits, epilogue["scale"] is not None, True, h, w, channels,
+                   stride, 1, 1, 0, out_h, out, first, stop)
+            return out.reshape(out_h, out_w, channels)
+
+        whole = run(0, channels)
+        assert not (whole == UNTOUCHED).any()
+        for first, stop in [(0, lanes), (lanes, 3 * lanes), (3 * lanes, channels)]:
+            part = run(first, stop)
+            np.testing.assert_array_equal(part[..., first:stop], whole[..., first:stop])
+            assert (part[..., :first] == UNTOUCHED).all() and (part[..., stop:] == UNTOUCHED).all()

@@ -193,6 +193,26 @@ def test_deep_tiles_match_the_float64_product_and_the_scalar_epilogue_with_a_res
     assert not np.isnan(got).any()
 
 
+@pytest.mark.parametrize("packed", [False, True])
+def test_the_deep_kernel_writes_only_the_output_channels_it_is_given(width, packed):
+    """`deep_kernel`'s channel range (a thread's group of an image's channels in `inverted_residual_simd`): the
+    whole product's bits in pairs of vectors first..stop, every other channel untouched."""
+    rng = np.random.default_rng(9)
+    x, w, bias, scale, shift, act, then, affine, res = _deep_case(rng, width, rows=23)
+    w = np.concatenate([w, w[:, ::-1]], axis=1)            # at least four pairs of vectors
+    bias, scale, shift, res = (np.concatenate([v, v], axis=-1) for v in (bias, scale, shift, res))
+    whole = _deep_tiles(x, ps.pack(w) if packed else w, bias, scale, shift, act, then, affine, res)
+    pair, depth, channels = 2 * width, w.shape[0], w.shape[1]
+    step, scale_c = (pair, depth) if packed else (channels, 1)
+    matrix = (ps.pack(w) if packed else w).reshape(-1)
+    for first, stop in [(0, pair), (pair, 3 * pair), (channels - pair, channels), (pair, pair)]:
+        out = np.full_like(whole, 1e30)
+        ps.deep_kernel(width)(x, matrix, step, scale_c, out, bias, scale, shift, res, fi._limits(act, then, np.float32),
+                              affine, True, False, first, stop)
+        np.testing.assert_array_equal(out[:, first:stop], whole[:, first:stop])
+        assert (out[:, :first] == 1e30).all() and (out[:, stop:] == 1e30).all()
+
+
 def test_deep_tiles_give_a_row_the_same_bits_in_any_block(width):
     rng = np.random.default_rng(8)
     x, w, bias, scale, shift, act, then, affine, res = _deep_case(rng, width, rows=47)

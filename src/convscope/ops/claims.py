@@ -10,7 +10,10 @@ stretches; benchmarks/README.md, 'Measurements behind the code's choices').  Cla
 code costs one atomic add per item and no GIL hand-over (items handed out from Python cost one each).
 
 The items' results must not depend on which thread computes them (each writes its own part of the
-output), so the output has the same bits however the items fall.
+output), so the output has the same bits however the items fall.  An item that needs others' results first
+(a later step of the same image) waits for their count: each finished one `mark_done`, the reader
+`wait_for` (release and acquire order: what they wrote is visible once counted).  It only waits for items
+claimed before it, which threads are running, so it never waits forever.
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["claim"]
+from . import compiled
+from .spin_pool import _load_acquire, _relax
+
+__all__ = ["claim", "mark_done", "wait_for"]
 
 
 @intrinsic
@@ -36,3 +42,26 @@ def claim(typingctx, counter):
             types.intp, 0)])
         return builder.atomic_rmw("add", address, ir.Constant(ir.IntType(64), 1), "monotonic")
     return types.int64(counter), codegen
+
+
+@intrinsic
+def mark_done(typingctx, counter):
+    """counter[0] += 1 atomically with release order: this thread's writes before it are visible to a thread
+    that sees the new count (`wait_for`)."""
+    if not (isinstance(counter, types.Array) and counter.dtype == types.int64):
+        raise TypeError(f"claims.mark_done: expected an int64 array, got {counter}")
+
+    def codegen(context, builder, signature, args):
+        array = context.make_array(signature.args[0])(context, builder, args[0])
+        address = cgutils.get_item_pointer(context, builder, signature.args[0], array, [context.get_constant(
+            types.intp, 0)])
+        builder.atomic_rmw("add", address, ir.Constant(ir.IntType(64), 1), "release")
+        return context.get_dummy_value()
+    return types.void(counter), codegen
+
+
+@compiled.kernel(inline=True)
+def wait_for(counter, count):
+    """Spin (the CPU's pause hint between reads) until counter[0] >= count, read with acquire order."""
+    while _load_acquire(counter) < count:
+        _relax()

@@ -45,16 +45,18 @@ def _activate(v, low, high, swish, zero, three, six):
 
 
 @compiled.kernel
-def _finish_row(orow, res, bias, scale, shift, limits, affine, has_residual, channels, zero, lanes):
-    """`epilogue.finish_channels` on each pixel of one output row (`res`: its residual row), a vector of
-    channels at a time (`zero`: a vector of `lanes` zeros), the channels past the last full vector one by one."""
+def _finish_row(orow, res, bias, scale, shift, limits, affine, has_residual, channels, first_channel, stop_channel,
+                zero, lanes):
+    """`epilogue.finish_channels` on channels first..stop (`first` a whole vector's) of each pixel of one output
+    row (`res`: its residual row), a vector of channels at a time (`zero`: a vector of `lanes` zeros), the
+    channels past the last full vector one by one."""
     vectors = channels - channels % lanes
     three, six = full(np.float32(3), zero), full(np.float32(6), zero)
     low, high, low_after, high_after = (full(limits[0], zero), full(limits[1], zero),
                                         full(limits[3], zero), full(limits[4], zero))
     swish, swish_after = limits[2] != 0, limits[5] != 0
     for start in range(0, len(orow), channels):
-        for c0 in range(0, vectors, lanes):
+        for c0 in range(first_channel, min(stop_channel, vectors), lanes):
             v = _activate(add(load(orow, start + c0, zero), load(bias, c0, zero)), low, high, swish, zero,
                           three, six)
             if affine:
@@ -63,7 +65,7 @@ def _finish_row(orow, res, bias, scale, shift, limits, affine, has_residual, cha
                 v = add(v, load(res, start + c0, zero))
             store_first(orow, start + c0, _activate(v, low_after, high_after, swish_after, zero, three, six),
                         lanes)
-        if vectors < channels:
+        if vectors < stop_channel:
             tail = res[start + vectors:start + channels] if has_residual else res[vectors:channels]
             finish_channels(orow[start + vectors:start + channels], bias[vectors:], scale[vectors:],
                             shift[vectors:], tail, limits, affine, has_residual)
@@ -138,15 +140,17 @@ def _kernels(lanes: int):
                                       kw, dh, dw, j0, j1)
                 q += count
             _finish_row(orow, residual[flat] if has_residual else residual[0], bias, scale, shift, limits, affine,
-                        has_residual, channels, zero, lanes)
+                        has_residual, channels, 0, channels, zero, lanes)
 
     @compiled.kernel
     def depthwise3x3_tiles(x, w, bias, scale, shift, residual, limits, affine, has_residual, h, width, channels,
-                           stride, top, left, first, last, out):
+                           stride, top, left, first, last, out, first_channel, stop_channel):
         """`depthwise_tiles` for a 3x3 window, dilation 1 and the same stride 1 or 2 both ways (MobileNets'):
         in the interior each input vector of a window row is loaded once for the 4 output pixels that
         read it (6 loads for 12 products at stride 1, not 12); the sums in the same order.  With `fuse`
-        the tile is finished before its store (the operations of `finish_channels`, in its order)."""
+        the tile is finished before its store (the operations of `finish_channels`, in its order).  Only
+        channels first..stop of each pixel (`first` a whole vector's; all: 0, channels), so that threads can
+        share an image by channels."""
         oh, ow = out.shape[0] // (x.shape[0] // h), out.shape[1] // channels
         vectors = channels - channels % lanes
         zero = zeros(lanes)
@@ -168,7 +172,7 @@ def _kernels(lanes: int):
                 j0, j1 = (0, 3) if inside else (max(0, -col), min(3, width - col))
                 if fuse and inside and i0 == 0 and i1 == 3:     # the interior: three rows, no branch in the loop
                     if s == 1:
-                        for c0 in range(0, vectors, lanes):
+                        for c0 in range(first_channel, min(stop_channel, vectors), lanes):
                             a0, a1, a2, a3 = zero, zero, zero, zero
                             for i in range(3):
                                 xr, wb, base = x[b * h + row + i], i * 3 * c + c0, col * c + c0
@@ -195,7 +199,7 @@ def _kernels(lanes: int):
                             store_first(orow, at + 2 * c, clip(a2, low_after, high_after), lanes)
                             store_first(orow, at + 3 * c, clip(a3, low_after, high_after), lanes)
                     else:
-                        for c0 in range(0, vectors, lanes):
+                        for c0 in range(first_channel, min(stop_channel, vectors), lanes):
                             a0, a1, a2, a3 = zero, zero, zero, zero
                             for i in range(3):
                                 xr, wb, base = x[b * h + row + i], i * 3 * c + c0, col * c + c0
@@ -225,7 +229,7 @@ def _kernels(lanes: int):
                             store_first(orow, at + 3 * c, clip(a3, low_after, high_after), lanes)
                     q += count
                     continue
-                for c0 in range(0, vectors, lanes):
+                for c0 in range(first_channel, min(stop_channel, vectors), lanes):
                     a0, a1, a2, a3 = zero, zero, zero, zero
                     for i in range(i0, i1):
                         xr = x[b * h + row + i]
@@ -269,13 +273,14 @@ def _kernels(lanes: int):
                         a0, a1 = clip(a0, low_after, high_after), clip(a1, low_after, high_after)
                         a2, a3 = clip(a2, low_after, high_after), clip(a3, low_after, high_after)
                     _store_tile(orow, q * c + c0, c, a0, a1, a2, a3, inside, lanes)
-                if vectors < channels:
+                if vectors < stop_channel:
                     for k in range(count):
                         _tail_channels(x, w, orow, b, h, row, i0, i1, col + k * s, (q + k) * c, vectors, channels, 3,
                                       1, 1, j0, j1)
                 q += count
             if not fuse:
-                _finish_row(orow, rrow, bias, scale, shift, limits, affine, has_residual, channels, zero, lanes)
+                _finish_row(orow, rrow, bias, scale, shift, limits, affine, has_residual, channels, first_channel,
+                            stop_channel, zero, lanes)
 
     return depthwise_tiles, depthwise3x3_tiles
 

@@ -34,6 +34,8 @@ ordered list of paths, the first that applies runs (as oneDNN's implementation l
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import compiled, depthwise_fast, pointwise_simd
@@ -314,13 +316,15 @@ def _depthwise_simd(x, w, strides, dilations, pads, out_hw, dtype, epilogue, thr
               affine, residual is not None, h, width, channels)
     if three_by_three:
         kernel = depthwise_fast.depthwise3x3_tiles(depthwise_fast.lanes())
-        arguments = common + (strides[0], pads[0][0], pads[1][0])
+        arguments, channel_range = common + (strides[0], pads[0][0], pads[1][0]), (0, channels)
     else:
         kernel = depthwise_fast.depthwise_tiles(depthwise_fast.lanes())
         arguments = common + (w.shape[0], w.shape[1], strides[0], strides[1], dilations[0], dilations[1],
                               pads[0][0], pads[1][0])
+        channel_range = ()
     work = out.size * w.shape[0] * w.shape[1]
-    on_slices(len(out), work, lambda part: kernel(*arguments, part.start, part.stop, out), min_size=SMALL_WORK)
+    on_slices(len(out), work, lambda part: kernel(*arguments, part.start, part.stop, out, *channel_range),
+              min_size=SMALL_WORK)
     return out.reshape((n,) + tuple(out_hw) + (channels,))
 
 
@@ -399,7 +403,11 @@ def _aligned_empty(shape, dtype, alignment: int = 64) -> np.ndarray:
     """np.empty(shape, dtype) starting on an `alignment`-byte boundary (a view of a slightly larger array):
     aligned vectors can be stored non-temporally (`pointwise_simd.streams`)."""
     dtype = np.dtype(dtype)
-    size = int(np.prod(shape))
+    size = math.prod(shape)
+    if alignment % dtype.itemsize == 0:         # whole elements of padding (NumPy's arrays start element-aligned)
+        buffer = np.empty(size + alignment // dtype.itemsize, dtype=dtype)
+        start = -buffer.ctypes.data % alignment // dtype.itemsize
+        return buffer[start:start + size].reshape(shape)
     buffer = np.empty(size * dtype.itemsize + alignment, dtype=np.uint8)
     start = -buffer.ctypes.data % alignment
     return buffer[start:start + size * dtype.itemsize].view(dtype).reshape(shape)

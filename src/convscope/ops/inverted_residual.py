@@ -17,7 +17,8 @@ memory and back (at batch 32, 51 MB each way in MobileNetV2's first).
 
 Paths (the first that applies runs): "compiled_bands" (the banded path's conditions, and both products'
 channels in whole pairs of vectors, image rows of a tile of pixels: one compiled call per thread claiming
-bands, `inverted_residual_simd`; the same numbers to rounding, none of the GIL between a band's steps),
+bands, `inverted_residual_simd`, or groups of channels of a small image where there are fewer images than
+threads; the same numbers to rounding, none of the GIL between a band's steps),
 "banded" (float32, the compiled 3x3 SIMD depthwise kernel with stride 1 or 2, `depthwise_fast.applies_3x3`;
 each band's steps called from Python), else "one_by_one" (the three `fused_inference` ops).
 """
@@ -32,6 +33,10 @@ from .parallel import balanced_ranges, run_claimed, run_in_parallel, worker_coun
 __all__ = ["prepare_inverted_residual_inference", "inverted_residual_inference", "inverted_residual_reference"]
 
 BAND_BYTES = 1 << 20        # expanded input rows of one band (they stay in cache between the three steps)
+GROUP_BYTES = 1 << 18       # fewer images than threads share each image by channels where its expanded tensor is at
+                            # most this (7x7 blocks; larger ones, 14x14, ran faster in bands: measurements:
+                            # benchmarks/README.md, 'Measurements behind the code's choices')
+GROUPS_PER_THREAD = 4       # ... in this many channel groups per thread
 _EPILOGUE = ("bias", "activation", "scale", "shift", "then")
 
 
@@ -127,7 +132,9 @@ def _compiled_bands_applies(x, expand, depthwise, project, geometry) -> bool:
 
 def _compiled_bands(steps, geometry):
     """Every thread one `inverted_residual_simd` call claiming bands (of whole images where one image's
-    expanded rows fit `BAND_BYTES` and there are images for every thread); the banded path where an
+    expanded rows fit `BAND_BYTES` and there are images for every thread), or, for fewer images than threads
+    whose expanded tensor fits `GROUP_BYTES`, groups of each image's channels (a 7x7 image cut in two bands
+    of 4 and 3 rows expands 9 rows, and one thread does 4/7 of the work); the banded path where an
     epilogue of a product has hard-swish (not in the tiles)."""
     (out_h, out_w), (top, left), strides = geometry
     fallback = _banded(steps, geometry)
@@ -138,30 +145,53 @@ def _compiled_bands(steps, geometry):
             return fallback(x, expand, depthwise, project, *epilogues, residual)
         x = np.ascontiguousarray(x)
         n, h, w, c = x.shape
-        mid = c if expand is None else np.shape(expand)[3]
-        widen = np.zeros((1, mid), np.float32) if expand is None else _matrix(expand, c)
-        narrow = _matrix(project, mid)
-        pack_expand, pack_project = (pointwise_simd.packs(rows, matrix, False) for rows, matrix in
-                                     ((n * h * w, widen), (n * out_h * out_w, narrow)))
-        widen, narrow = (pointwise_simd.pack(m) if packed else m for m, packed in
-                         ((widen, pack_expand), (narrow, pack_project)))
-        out = np.empty((n, out_h, out_w, np.shape(project)[3]), dtype=np.float32)
-        rows = _band_rows(n, h, w, mid, out_h, strides[0])
-        affine = [e.get("scale") is not None for e in epilogues]
-        geometry = np.array([h, w, mid, strides[0], top, left, out_h, out_w, rows, -(-out_h // rows),
-                             expand is not None, *affine, residual is not None, pack_expand, pack_project],
+        mid, out_channels = (c if expand is None else np.shape(expand)[3]), np.shape(project)[3]
+        widen, narrow, packed = _tile_matrices(expand, project, c, mid, n * h * w, n * out_h * out_w)
+        work = (0 if expand is None else x.size * mid) + n * out_h * out_w * (out_channels + 9) * mid
+        alone, workers = work < fi.SMALL_WORK, worker_count()
+        by_channels = not alone and n < workers and h * w * mid * 4 <= GROUP_BYTES
+        if by_channels:     # rows the threads share by channels start on a cache line: no line has two writers
+            out = fi._aligned_empty((n, out_h * out_w, out_channels), np.float32)
+            counts = (_channel_groups(mid, workers), _channel_groups(out_channels, workers))
+        else:
+            out = np.empty((n, out_h * out_w, out_channels), np.float32)
+            rows = _band_rows(n, h, w, mid, out_h, strides[0])
+            counts = (rows, -(-out_h // rows))
+        flags = [e.get("scale") is not None for e in epilogues] + [residual is not None, *packed]
+        geometry = np.array([h, w, mid, strides[0], top, left, out_h, out_w, *counts, expand is not None, *flags],
                             dtype=np.int64)
-        shortcut = (np.zeros((1, 1, out.shape[3]), np.float32) if residual is None
-                    else np.ascontiguousarray(residual, dtype=np.float32).reshape(n, out_h * out_w, -1))
-        kernel = inverted_residual_simd.band_kernel(depthwise_fast.lanes())
+        shortcut = (np.zeros((1, 1, out_channels), np.float32) if residual is None
+                    else np.ascontiguousarray(residual, dtype=np.float32).reshape(out.shape))
         arguments = (x.reshape(n, h * w, c), widen.reshape(-1), _ends(mid, expand_epilogue),
                      np.ascontiguousarray(np.asarray(depthwise)[..., 0], dtype=np.float32).reshape(-1),
-                     _ends(mid, depthwise_epilogue), narrow.reshape(-1), _ends(out.shape[3], project_epilogue),
-                     shortcut, geometry, out.reshape(n, out_h * out_w, -1))
-        work = (0 if expand is None else x.size * mid) + out.size * mid + out_h * out_w * n * mid * 9
-        run_claimed(n * int(geometry[9]), lambda counter: kernel(counter, *arguments), alone=work < fi.SMALL_WORK)
-        return out
+                     _ends(mid, depthwise_epilogue), narrow.reshape(-1), _ends(out_channels, project_epilogue),
+                     shortcut, geometry)
+        if by_channels:
+            kernel, done = inverted_residual_simd.group_kernel(depthwise_fast.lanes()), np.zeros(n, np.int64)
+            scratch = (fi._aligned_empty((n, h * w, mid) if expand is not None else (1, 1, mid), np.float32),
+                       fi._aligned_empty((n, out_h * out_w, mid), np.float32), out)
+            run_claimed(n * sum(counts), lambda counter: kernel(counter, done, *arguments, *scratch))
+        else:
+            kernel = inverted_residual_simd.band_kernel(depthwise_fast.lanes())
+            run_claimed(n * counts[1], lambda counter: kernel(counter, *arguments, out), alone=alone)
+        return out.reshape(n, out_h, out_w, out_channels)
     return run
+
+
+def _tile_matrices(expand, project, channels: int, mid: int, expand_rows: int, project_rows: int) -> tuple:
+    """(expand matrix, project matrix, (expand packed, project packed)): each packed where its product has the
+    rows for it (`pointwise_simd.packs`), else as it lies; a one-row placeholder without an expansion."""
+    widen = np.zeros((1, mid), np.float32) if expand is None else _matrix(expand, channels)
+    narrow = _matrix(project, mid)
+    packed = (pointwise_simd.packs(expand_rows, widen, False), pointwise_simd.packs(project_rows, narrow, False))
+    return (pointwise_simd.pack(widen) if packed[0] else widen, pointwise_simd.pack(narrow) if packed[1] else narrow,
+            packed)
+
+
+def _channel_groups(channels: int, workers: int) -> int:
+    """Groups of whole pairs of vectors an image's channels are shared in: `GROUPS_PER_THREAD` per thread (a
+    thread that starts late or runs slower takes fewer), at most one per pair."""
+    return max(1, min(channels // (2 * pointwise_simd.lanes()), GROUPS_PER_THREAD * workers))
 
 
 def _matrix(filters, depth: int) -> np.ndarray:
@@ -281,7 +311,7 @@ class _Band:
         middle = np.empty((count * out_h, out_w * mid), dtype=np.float32)
         bias, scale, shift, dummy, limits, affine = self.depthwise
         self.kernel(expanded.reshape(count * h, w * mid), self.taps, bias, scale, shift, dummy, limits, affine, False,
-                    h, w, mid, s, self.top, self.left, 0, count * out_h, middle)
+                    h, w, mid, s, self.top, self.left, 0, count * out_h, middle, 0, mid)
         target = out[first:stop].reshape(count * out_h * out_w, -1)
         fi._product_rows(middle.reshape(-1, mid), self.narrow, target, first * out_h * out_w, *self.project)
 
@@ -296,7 +326,8 @@ class _Band:
         middle = np.empty((stop - start, out_w * mid), dtype=np.float32)
         bias, scale, shift, dummy, limits, affine = self.depthwise
         self.kernel(expanded.reshape(last - first, w * mid), self.taps, bias, scale, shift, dummy, limits, affine,
-                    False, last - first, w, mid, s, self.top + first - start * s, self.left, 0, stop - start, middle)
+                    False, last - first, w, mid, s, self.top + first - start * s, self.left, 0, stop - start, middle,
+                    0, mid)
         target = out[image].reshape(out_h * out_w, -1)[start * out_w:stop * out_w]
         fi._product_rows(middle.reshape(-1, mid), self.narrow, target, (image * out_h + start) * out_w,
                          *self.project)

@@ -12,7 +12,16 @@ its depthwise output stay in the thread's scratch.  Each output row is summed in
 whichever band or thread computes it, so the bits do not depend on the bands, the threads or the batch.
 Compiled path only (numba, 256-bit SIMD or wider).
 
-`geometry` (int64): h, w, mid, stride, top, left, out_h, out_w, rows per band, bands per image, then flags:
+Fewer images than threads (batch 1) of a small image (MobileNetV2's 7x7 blocks) share each image by channels
+instead (`group_kernel`): bands of a 7x7 image expand the rows around each band's border twice and give one
+thread 4 rows of 7.  An image's first items each expand one group of middle channels over the whole image and
+run the depthwise step on it (the channels independent: no rows computed twice), its next items each project
+one group of output channels once all the first are done (`claims.wait_for`); the image's expanded tensor and
+depthwise output lie in scratch shared by the threads, rows aligned to cache lines.  The same sums in the
+same order: the bands' bits.
+
+`geometry` (int64): h, w, mid, stride, top, left, out_h, out_w, rows per band and bands per image (groups of
+middle and of output channels for `group_kernel`), then flags:
 the expansion present, each step's epilogue affine (expand, depthwise, project), the residual present, each
 matrix packed (expand, project).  Each `*_ends` is (bias, scale, shift, limits) as `fused_inference`'s
 kernels take them.
@@ -29,9 +38,9 @@ import numpy as np
 from . import compiled, depthwise_fast, pointwise_simd
 
 if compiled.available():
-    from .claims import claim
+    from .claims import claim, mark_done, wait_for
 
-__all__ = ["band_kernel"]
+__all__ = ["band_kernel", "group_kernel"]
 
 
 def band_kernel(lanes: int):
@@ -41,6 +50,14 @@ def band_kernel(lanes: int):
     out channels) or (1, 1, out channels) unread, out (n, out_h * out_w, out channels); items n * bands per
     image."""
     return {8: _bands_8, 16: _bands_16}.get(lanes)
+
+
+def group_kernel(lanes: int):
+    """As `band_kernel`, the kernel sharing each image by channels: `kernel(counter, done, x, widen, expand_ends,
+    taps, depthwise_ends, narrow, project_ends, residual, geometry, expanded, middle, out)` with `done` (n,)
+    int64 zeros, `expanded` (n, h * w, mid) ((1, 1, mid) unread without an expansion) and `middle` (n, out_h *
+    out_w, mid) scratch shared by the threads; items n * (geometry[8] + geometry[9])."""
+    return {8: _groups_8, 16: _groups_16}.get(lanes)
 
 
 @compiled.kernel(inline=True)
@@ -71,14 +88,61 @@ def _claim_bands(tiles, depthwise, step, counter, x, widen, expand_ends, taps, d
         if has_expand:
             source = expanded[:(last - first) * w * mid].reshape((last - first) * w, mid)
             tiles(x[image][first * w:last * w], widen, expand_step, expand_scale, source, eb, es, eh, unread, el,
-                  expand_affine, False, False)
+                  expand_affine, False, False, 0, mid)
         band = middle[:(stop - start) * out_w * mid].reshape(stop - start, out_w * mid)
         depthwise(source.reshape(last - first, w * mid), taps, db, ds, dh, unread, dl, depthwise_affine, False,
-                  last - first, w, mid, stride, top + first - start * stride, left, 0, stop - start, band)
+                  last - first, w, mid, stride, top + first - start * stride, left, 0, stop - start, band, 0, mid)
         target = out[image][start * out_w:stop * out_w]
         shortcut = residual[image][start * out_w:stop * out_w] if has_residual else residual[0]
         tiles(band.reshape((stop - start) * out_w, mid), narrow, project_step, project_scale, target, pb, ps, ph,
-              shortcut, pl, project_affine, has_residual, False)
+              shortcut, pl, project_affine, has_residual, False, 0, out.shape[2])
+
+
+@compiled.kernel(inline=True)
+def _claim_groups(tiles, depthwise, step, counter, done, x, widen, expand_ends, taps, depthwise_ends, narrow,
+                  project_ends, residual, geometry, expanded, middle, out):
+    """`_claim_bands`' work shared by channels: an image's first `geometry[8]` items each expand and filter
+    (depthwise) one group of its middle channels over the whole image into `expanded` and `middle`; its
+    next `geometry[9]` items each project one group of output channels once all of the first are done."""
+    h, w, mid, stride, top, left, out_h, out_w, mid_groups, out_groups = geometry[:10]
+    has_expand, expand_affine, depthwise_affine = geometry[10] != 0, geometry[11] != 0, geometry[12] != 0
+    project_affine, has_residual = geometry[13] != 0, geometry[14] != 0
+    channels, out_channels = x.shape[2], out.shape[2]
+    expand_step, expand_scale = (step, channels) if geometry[15] != 0 else (mid, 1)
+    project_step, project_scale = (step, mid) if geometry[16] != 0 else (out_channels, 1)
+    unread = np.zeros((1, mid), np.float32)
+    eb, es, eh, el = expand_ends
+    db, ds, dh, dl = depthwise_ends
+    pb, ps, ph, pl = project_ends
+    per_image = mid_groups + out_groups
+    while True:
+        item = claim(counter)
+        if item >= per_image * x.shape[0]:
+            break
+        image, group = item // per_image, item % per_image
+        if group < mid_groups:
+            first, stop = _group(mid, step, group, mid_groups)
+            source = x[image]
+            if has_expand:
+                source = expanded[image]
+                tiles(x[image], widen, expand_step, expand_scale, source, eb, es, eh, unread, el, expand_affine,
+                      False, False, first, stop)
+            depthwise(source.reshape(h, w * mid), taps, db, ds, dh, unread, dl, depthwise_affine, False, h, w, mid,
+                      stride, top, left, 0, out_h, middle[image].reshape(out_h, out_w * mid), first, stop)
+            mark_done(done[image:image + 1])
+        else:
+            wait_for(done[image:image + 1], mid_groups)
+            first, stop = _group(out_channels, step, group - mid_groups, out_groups)
+            tiles(middle[image], narrow, project_step, project_scale, out[image], pb, ps, ph,
+                  residual[image] if has_residual else residual[0], pl, project_affine, has_residual, False, first,
+                  stop)
+
+
+@compiled.kernel(inline=True)
+def _group(channels, step, group, groups):
+    """Channels first..stop of group `group` of `groups`: as many pairs of vectors (`step`) each, within one."""
+    pairs = channels // step
+    return pairs * group // groups * step, pairs * (group + 1) // groups * step
 
 
 if compiled.available():
@@ -96,3 +160,17 @@ def _bands_8(counter, x, widen, expand_ends, taps, depthwise_ends, narrow, proje
 def _bands_16(counter, x, widen, expand_ends, taps, depthwise_ends, narrow, project_ends, residual, geometry, out):
     _claim_bands(_tiles_16, _depthwise_16, 32, counter, x, widen, expand_ends, taps, depthwise_ends, narrow,
                  project_ends, residual, geometry, out)
+
+
+@compiled.kernel
+def _groups_8(counter, done, x, widen, expand_ends, taps, depthwise_ends, narrow, project_ends, residual, geometry,
+              expanded, middle, out):
+    _claim_groups(_tiles_8, _depthwise_8, 16, counter, done, x, widen, expand_ends, taps, depthwise_ends, narrow,
+                  project_ends, residual, geometry, expanded, middle, out)
+
+
+@compiled.kernel
+def _groups_16(counter, done, x, widen, expand_ends, taps, depthwise_ends, narrow, project_ends, residual, geometry,
+               expanded, middle, out):
+    _claim_groups(_tiles_16, _depthwise_16, 32, counter, done, x, widen, expand_ends, taps, depthwise_ends, narrow,
+                  project_ends, residual, geometry, expanded, middle, out)

@@ -161,7 +161,7 @@ def deep_product_rows(rows: np.ndarray, matrix: np.ndarray, out: np.ndarray, bia
     step, scale_c = (2 * lanes(), depth) if packed else (channels, 1)    # filters k, c at k * step + c * scale_c
     stream = bool(stream) and out.ctypes.data % (4 * lanes()) == 0
     deep_kernel(lanes())(rows, matrix.reshape(-1), step, scale_c, out, bias, scale, shift, residual, limits,
-                              affine, has_residual, stream)
+                              affine, has_residual, stream, 0, channels)
 
 
 def _make_kernel(width: int):
@@ -243,7 +243,8 @@ def _make_deep_kernel(width: int):
     both ran 1.4-2.2x as long (measurements: benchmarks/README.md, 'Measurements behind the code's choices')."""
 
     @compiled.kernel
-    def deep_tiles(x, wf, step, scale_c, out, bias, scale, shift, residual, limits, affine, has_residual, stream):
+    def deep_tiles(x, wf, step, scale_c, out, bias, scale, shift, residual, limits, affine, has_residual, stream,
+                   first_channel, stop_channel):
         count, depth = x.shape
         channels = out.shape[1]
         xf, of, rf = x.reshape(-1), out.reshape(-1), residual.reshape(-1)
@@ -253,7 +254,7 @@ def _make_deep_kernel(width: int):
         start = 0
         while start < count:
             r = min(start, count - ROWS)
-            for c in range(0, channels, 2 * width):
+            for c in range(first_channel, stop_channel, 2 * width):
                 b0, b1 = load(bias, c, zero), load(bias, c + width, zero)
                 s0, s1 = load(scale, c, zero), load(scale, c + width, zero)
                 h0, h1 = load(shift, c, zero), load(shift, c + width, zero)
@@ -280,5 +281,6 @@ def _make_deep_kernel(width: int):
 @functools.lru_cache(maxsize=None)
 def deep_kernel(width: int):
     """`_make_deep_kernel(width)`, compiled on first use: `deep_product_rows`' loop, which other compiled
-    kernels call (`inverted_residual_simd`) with the arguments it passes."""
+    kernels call (`inverted_residual_simd`) with the arguments it passes, then the output channels
+    first..stop to compute (whole pairs of vectors; `deep_product_rows`: all of them)."""
     return _make_deep_kernel(width)
