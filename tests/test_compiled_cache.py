@@ -40,11 +40,10 @@ SCRIPT = textwrap.dedent("""
     model = models.Model(inputs, outputs)
     model.compile(optimizer="adam", loss="categorical_crossentropy")
     data = np.random.default_rng(0).random((8, 12, 12, 3), dtype=np.float32)
-    for batch in (1, 8):
-        model.predict(data[:batch], verbose=0)
     from convscope.ops import fused_inference, parallel
     fused_inference.SMALL_WORK = 0      # handed to the threads however small: one image shared by channels
-    model.predict(data[:1], verbose=0)
+    for batch in (1, 8):
+        model.predict(data[:batch], verbose=0)
     model.train_on_batch(data, np.eye(4, dtype=np.float32)[np.arange(8) % 4])
 
     from numba.core.registry import CPUDispatcher

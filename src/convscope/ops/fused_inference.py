@@ -116,8 +116,9 @@ def _epilogue_rows(z, bias, scale, shift, residual, limits, affine, has_residual
 def _epilogue_arrays(dtype, channels, bias, scale, shift, residual):
     """The kernels' arguments: zeros for what is absent, all in `dtype`; residual as rows."""
     zeros = np.zeros(channels, dtype=dtype)
-    bias, scale, shift = (zeros if value is None else np.asarray(value).astype(dtype, copy=False)
-                          for value in (bias, scale, shift))
+    bias = zeros if bias is None else np.asarray(bias).astype(dtype, copy=False)
+    scale = zeros if scale is None else np.asarray(scale).astype(dtype, copy=False)
+    shift = zeros if shift is None else np.asarray(shift).astype(dtype, copy=False)
     rows = (np.zeros((1, channels), dtype=dtype) if residual is None
             else np.ascontiguousarray(residual, dtype=dtype).reshape(-1, channels))
     return bias, scale, shift, rows

@@ -135,57 +135,92 @@ def _compiled_bands(steps, geometry):
     expanded rows fit `BAND_BYTES` and there are images for every thread), or, for fewer images than threads
     whose expanded tensor fits `GROUP_BYTES`, groups of each image's channels (a 7x7 image cut in two bands
     of 4 and 3 rows expands 9 rows, and one thread does 4/7 of the work); the banded path where an
-    epilogue of a product has hard-swish (not in the tiles)."""
+    epilogue of a product has hard-swish (not in the tiles).  What does not depend on the arrays' values is
+    decided at the first call with the epilogues' kinds and the thread count, and kept for the next calls."""
     (out_h, out_w), (top, left), strides = geometry
     fallback = _banded(steps, geometry)
+    layouts = {}        # this prepared run's (entries added whole; threads may race to add the same one)
 
     def run(x, expand, depthwise, project, expand_epilogue, depthwise_epilogue, project_epilogue, residual):
         epilogues = (expand_epilogue, depthwise_epilogue, project_epilogue)
-        if any(fi._HARD_SWISH in _codes(e, False)[::3] for e in (expand_epilogue, project_epilogue)):
+        key = (worker_count(), residual is None) + tuple(
+            (e.get("activation"), e.get("then"), e.get("scale") is None) for e in epilogues)
+        layout = layouts.get(key)
+        if layout is None:
+            layout = layouts[key] = _Layout(x.shape, np.shape(expand), np.shape(project), geometry, epilogues,
+                                            residual is not None, key[0])
+        if layout.swish:
             return fallback(x, expand, depthwise, project, *epilogues, residual)
         x = np.ascontiguousarray(x)
         n, h, w, c = x.shape
-        mid, out_channels = (c if expand is None else np.shape(expand)[3]), np.shape(project)[3]
-        widen, narrow, packed = _tile_matrices(expand, project, c, mid, n * h * w, n * out_h * out_w)
-        work = (0 if expand is None else x.size * mid) + n * out_h * out_w * (out_channels + 9) * mid
-        alone, workers = work < fi.SMALL_WORK, worker_count()
-        by_channels = not alone and n < workers and h * w * mid * 4 <= GROUP_BYTES
-        if by_channels:     # rows the threads share by channels start on a cache line: no line has two writers
-            out = fi._aligned_empty((n, out_h * out_w, out_channels), np.float32)
-            counts = (_channel_groups(mid, workers), _channel_groups(out_channels, workers))
-        else:
-            out = np.empty((n, out_h * out_w, out_channels), np.float32)
-            rows = _band_rows(n, h, w, mid, out_h, strides[0])
-            counts = (rows, -(-out_h // rows))
-        flags = [e.get("scale") is not None for e in epilogues] + [residual is not None, *packed]
-        geometry = np.array([h, w, mid, strides[0], top, left, out_h, out_w, *counts, expand is not None, *flags],
-                            dtype=np.int64)
-        shortcut = (np.zeros((1, 1, out_channels), np.float32) if residual is None
+        mid, out_channels = layout.mid, layout.out_channels
+        widen = layout.placeholder if expand is None else _matrix(expand, c)
+        narrow = _matrix(project, mid)
+        widen, narrow = (pointwise_simd.pack(m) if packed else m for m, packed in zip((widen, narrow), layout.packed))
+        out = (fi._aligned_empty if layout.by_channels else np.empty)((n, out_h * out_w, out_channels), np.float32)
+        shortcut = (layout.unread if residual is None
                     else np.ascontiguousarray(residual, dtype=np.float32).reshape(out.shape))
-        arguments = (x.reshape(n, h * w, c), widen.reshape(-1), _ends(mid, expand_epilogue),
-                     np.ascontiguousarray(np.asarray(depthwise)[..., 0], dtype=np.float32).reshape(-1),
-                     _ends(mid, depthwise_epilogue), narrow.reshape(-1), _ends(out_channels, project_epilogue),
-                     shortcut, geometry)
-        if by_channels:
-            kernel, done = inverted_residual_simd.group_kernel(depthwise_fast.lanes()), np.zeros(n, np.int64)
-            scratch = (fi._aligned_empty((n, h * w, mid) if expand is not None else (1, 1, mid), np.float32),
-                       fi._aligned_empty((n, out_h * out_w, mid), np.float32), out)
+        ends = [layout.ends(index, e) for index, e in enumerate(epilogues)]
+        arguments = (x.reshape(n, h * w, c), widen.reshape(-1), ends[0],
+                     np.ascontiguousarray(np.asarray(depthwise)[..., 0], dtype=np.float32).reshape(-1), ends[1],
+                     narrow.reshape(-1), ends[2], shortcut, layout.geometry)
+        kernel, counts = layout.kernel, layout.counts
+        if layout.by_channels:      # the expanded tensor and the depthwise output in one scratch, each on a line
+            expanded = n * h * w * mid if expand is not None else 0
+            scratch = fi._aligned_empty((expanded + n * out_h * out_w * mid,), np.float32)
+            scratch = (scratch[:expanded].reshape(n, h * w, mid) if expand is not None else layout.unread_mid,
+                       scratch[expanded:].reshape(n, out_h * out_w, mid), out)
+            done = np.zeros(n, np.int64)
             run_claimed(n * sum(counts), lambda counter: kernel(counter, done, *arguments, *scratch))
         else:
-            kernel = inverted_residual_simd.band_kernel(depthwise_fast.lanes())
-            run_claimed(n * counts[1], lambda counter: kernel(counter, *arguments, out), alone=alone)
+            run_claimed(n * counts[1], lambda counter: kernel(counter, *arguments, out), alone=layout.alone)
         return out.reshape(n, out_h, out_w, out_channels)
     return run
 
 
-def _tile_matrices(expand, project, channels: int, mid: int, expand_rows: int, project_rows: int) -> tuple:
-    """(expand matrix, project matrix, (expand packed, project packed)): each packed where its product has the
-    rows for it (`pointwise_simd.packs`), else as it lies; a one-row placeholder without an expansion."""
-    widen = np.zeros((1, mid), np.float32) if expand is None else _matrix(expand, channels)
-    narrow = _matrix(project, mid)
-    packed = (pointwise_simd.packs(expand_rows, widen, False), pointwise_simd.packs(project_rows, narrow, False))
-    return (pointwise_simd.pack(widen) if packed[0] else widen, pointwise_simd.pack(narrow) if packed[1] else narrow,
-            packed)
+class _Layout:
+    """What a compiled call depends on besides the arrays' values: the kernel (bands or channel groups), its
+    item counts and `geometry`, which matrices are packed, the epilogues' limits, and the zeros that stand for
+    an absent bias, scale or shift (never written: the kernels only read them)."""
+
+    def __init__(self, x_shape, expand_shape, project_shape, geometry, epilogues, has_residual: bool, workers: int):
+        (out_h, out_w), (top, left), strides = geometry
+        n, h, w, c = x_shape
+        mid = c if not expand_shape else expand_shape[3]
+        out_channels = project_shape[3]
+        self.mid, self.out_channels = mid, out_channels
+        self.swish = any(fi._HARD_SWISH in _codes(e, False)[::3] for e in (epilogues[0], epilogues[2]))
+        if self.swish:          # the banded path's run instead
+            return
+        self.placeholder = np.zeros((1, mid), np.float32)
+        self.packed = (bool(expand_shape) and pointwise_simd.packs(n * h * w, np.empty((c, mid), np.float32), False),
+                       pointwise_simd.packs(n * out_h * out_w, np.empty((mid, out_channels), np.float32), False))
+        work = (n * h * w * c * mid if expand_shape else 0) + n * out_h * out_w * (out_channels + 9) * mid
+        self.alone = work < fi.SMALL_WORK
+        self.by_channels = not self.alone and n < workers and h * w * mid * 4 <= GROUP_BYTES
+        lanes = depthwise_fast.lanes()
+        if self.by_channels:
+            self.kernel = inverted_residual_simd.group_kernel(lanes)
+            self.counts = (_channel_groups(mid, workers), _channel_groups(out_channels, workers))
+        else:
+            self.kernel = inverted_residual_simd.band_kernel(lanes)
+            rows = _band_rows(n, h, w, mid, out_h, strides[0])
+            self.counts = (rows, -(-out_h // rows))
+        affine = [e.get("scale") is not None for e in epilogues]
+        self.geometry = np.array([h, w, mid, strides[0], top, left, out_h, out_w, *self.counts,
+                                  bool(expand_shape), *affine, has_residual, *self.packed], dtype=np.int64)
+        self.unread = np.zeros((1, 1, out_channels), np.float32)
+        self.unread_mid = np.zeros((1, 1, mid), np.float32)
+        self._zeros = (np.zeros(mid, np.float32), np.zeros(mid, np.float32), np.zeros(out_channels, np.float32))
+        self._limits = [_ends(self._zeros[index].shape[0], e)[3] for index, e in enumerate(epilogues)]
+
+    def ends(self, index: int, epilogue) -> tuple:
+        """(bias, scale, shift, limits) of step `index`'s epilogue as the kernels take them (float32)."""
+        zeros, bias, scale = self._zeros[index], epilogue.get("bias"), epilogue.get("scale")
+        shift = epilogue.get("shift")
+        return (zeros if bias is None else np.asarray(bias).astype(np.float32, copy=False),
+                zeros if scale is None else np.asarray(scale).astype(np.float32, copy=False),
+                zeros if shift is None else np.asarray(shift).astype(np.float32, copy=False), self._limits[index])
 
 
 def _channel_groups(channels: int, workers: int) -> int:

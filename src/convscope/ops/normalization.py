@@ -404,7 +404,8 @@ def layer_affine(gamma, beta, mean, var, epsilon: float, dtype) -> Tuple[np.ndar
     the plan (52 batch norms per MobileNetV2 call).  Compiled where the variables have the dtype: one
     call instead of six NumPy operations, the same operations in the same order."""
     dtype = np.dtype(dtype)
-    if not all(value is None or value.dtype == dtype for value in (gamma, beta, mean, var)):
+    if not ((gamma is None or gamma.dtype == dtype) and (beta is None or beta.dtype == dtype)
+            and mean.dtype == dtype and var.dtype == dtype):        # no generator: 52 calls per MobileNetV2
         gamma, beta, mean, var = (None if value is None else value.astype(dtype)
                                   for value in (gamma, beta, mean, var))
     if compiled.active() and dtype in (np.float32, np.float64):

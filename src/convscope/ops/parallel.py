@@ -43,9 +43,17 @@ from .spin_pool import SpinningPool
 
 _state: Dict[str, Any] = {"blas": None, "pools": {}}
 _setup_lock = threading.Lock()       # creates the BLAS controller and the pools once
-_region = threading.local()          # .inside: this thread is running a chunk of `run_in_parallel`;
-                                     # .single: it runs with BLAS single-threaded on its behalf (its own
-                                     # `single_threaded_blas`, or that of the caller whose chunk it runs)
+
+
+class _Region(threading.local):
+    """Per thread: `inside`, it is running a chunk of `run_in_parallel`; `single`, it runs with BLAS
+    single-threaded on its behalf (its own `single_threaded_blas`, or that of the caller whose chunk it runs).
+    Class defaults: a thread that never set them reads them without a failed lookup (read several times per op)."""
+    inside = False
+    single = False
+
+
+_region = _Region()
 _blas_modes = threading.Lock()       # guards _modes
 _modes: Dict[str, Any] = {
     "single": 0,                     # threads inside `single_threaded_blas` (outermost entries only)
@@ -101,7 +109,7 @@ if hasattr(os, "register_at_fork"):
 def _in_region(work: Callable[[list], Any], chunk: list, single: bool) -> Any:
     """`work(chunk)` marked as inside a parallel region, so that nested calls run in place; `single`: the
     caller holds BLAS single-threaded for it (so this thread neither lowers nor waits for the count)."""
-    inside, held = getattr(_region, "inside", False), getattr(_region, "single", False)
+    inside, held = _region.inside, _region.single
     _region.inside, _region.single = True, single
     try:
         return work(chunk)
@@ -114,12 +122,15 @@ def worker_count() -> int:
     where this thread runs with BLAS single-threaded.  While other threads hold BLAS at one thread
     (`single_threaded_blas`), the count they lowered: each thread splits its work as it would alone."""
     blas = _blas()
-    if not blas or getattr(_region, "single", False):
+    if not blas or _region.single:
         return 1
     with _blas_modes:
-        counts = ([count for _, count in _modes["saved"]] if _modes["single"]
-                  else [library.num_threads for library in blas.lib_controllers])
-    return max(counts, default=1)
+        if _modes["single"]:
+            return max((count for _, count in _modes["saved"]), default=1)
+        libraries = blas.lib_controllers
+        if len(libraries) == 1:         # the usual case, at every op: no generator
+            return libraries[0].num_threads or 1
+        return max((library.num_threads or 1 for library in libraries), default=1)
 
 
 def balanced_ranges(count: int, max_size: int) -> List[Tuple[int, int]]:
@@ -148,7 +159,7 @@ def run_in_parallel(items: list, work: Callable[[list], Any], calls_blas: bool =
     the same.  `claimed`: each thread calls `work([item])` on the next item not yet taken until none is left
     (`_Claims`; results None), so a faster thread, or the one that started first, does more of them."""
     workers = 1 if alone or len(items) <= 1 else min(len(items), worker_count())
-    if getattr(_region, "inside", False):
+    if _region.inside:
         return [work(items)]               # nested calls run where they are: no pool deadlock
     limit = single_threaded_blas() if calls_blas else contextlib.nullcontext()
     if workers <= 1:                       # one block: still no BLAS threads left spinning after it
@@ -159,7 +170,7 @@ def run_in_parallel(items: list, work: Callable[[list], Any], calls_blas: bool =
     if claimed:
         chunks, work = [_Claims(items)] * workers, functools.partial(_Claims.run, work=work)
     with limit:
-        single = calls_blas or getattr(_region, "single", False)
+        single = calls_blas or _region.single
         # each chunk in a copy of this thread's context: no_backward() and use_compiled() are per thread
         others = [_pool(workers - 1).submit(functools.partial(contextvars.copy_context().run, _in_region, work,
                                                               chunk, single))
@@ -229,7 +240,7 @@ class _SingleThreadedBlas:
 
     def __enter__(self) -> None:
         blas = _blas()
-        self.entered = bool(blas) and not getattr(_region, "single", False)   # nested: already single
+        self.entered = bool(blas) and not _region.single   # nested: already single
         if self.entered:
             _enter_single_threaded(blas)
             _region.single = True
