@@ -172,11 +172,12 @@ def test_arguments_are_checked_with_messages_naming_the_op_and_argument():
 
 
 def _fitting_block(rng, dtype=np.float32):
-    """A block the compiled bands take: middle and output channels in whole pairs of vectors, images of at
-    least `pointwise_simd.ROWS` pixels a row before and after the depthwise step; any input channels."""
-    pair = 2 * pointwise_simd.lanes()
+    """A block the compiled bands take: middle channels in whole pairs of vectors, output channels in whole
+    vectors (an odd number of them about half the time), images of at least `pointwise_simd.ROWS` pixels a row
+    before and after the depthwise step; any input channels."""
+    lanes = pointwise_simd.lanes()
     n, h, w = int(rng.integers(1, 4)), int(rng.integers(3, 17)), int(rng.integers(14, 19))
-    channels, mid, out = int(rng.integers(1, 40)), pair * int(rng.integers(1, 4)), pair * int(rng.integers(1, 3))
+    channels, mid, out = int(rng.integers(1, 40)), 2 * lanes * int(rng.integers(1, 4)), lanes * int(rng.integers(1, 5))
     x, expand, depthwise, project, stride, padding, epilogues = _block_arrays(rng, dtype, (n, h, w, channels), mid,
                                                                               lambda: out)
     for e in (epilogues[0], epilogues[2]):          # hard-swish is not in the tiles' epilogue: its own test

@@ -213,6 +213,33 @@ def test_the_deep_kernel_writes_only_the_output_channels_it_is_given(width, pack
         assert (out[:, :first] == 1e30).all() and (out[:, stop:] == 1e30).all()
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_deep_kernel_takes_the_last_vector_alone_after_the_pairs(width, stream):
+    """An odd number of vectors of output channels (MobileNetV2's 24 on AVX2) from a matrix as it lies: the
+    pairs' tiles, then the last vector alone, each output summed as in a pair (the bits of the same channels
+    beside one more vector), the float64 product and the NumPy epilogue with the residual to rounding."""
+    rng = np.random.default_rng(10)
+    x, w, bias, scale, shift, act, then, affine, res = _deep_case(rng, width, rows=29)
+    w, bias, scale, shift, res = w[:, :3 * width], bias[:3 * width], scale[:3 * width], shift[:3 * width], res
+    res = np.ascontiguousarray(rng.standard_normal((x.shape[0], 3 * width)).astype(np.float32))
+    assert ps.deep_fits(3 * width) and not ps.tiles_fit(3 * width)
+    wide = np.concatenate([w, w[:, :width]], axis=1)          # the same channels and one more vector: pairs only
+    pad = lambda v: np.concatenate([v, v[..., :width]], axis=-1)
+    limits = fi._limits(act, then, np.float32)
+    out = fi._aligned_empty((x.shape[0], 3 * width), np.float32)
+    ps.deep_kernel(width)(x, w.reshape(-1), 3 * width, 1, out, bias, scale, shift, res, limits, affine, True, stream,
+                          0, 3 * width)
+    paired = np.full((x.shape[0], 4 * width), 1e30, np.float32)
+    ps.deep_kernel(width)(x, wide.reshape(-1), 4 * width, 1, paired, pad(bias), pad(scale), pad(shift),
+                          np.ascontiguousarray(pad(res)), limits, affine, True, False, 0, 4 * width)
+    np.testing.assert_array_equal(out, paired[:, :3 * width])
+    z = (x.astype(np.float64) @ w.astype(np.float64)).astype(np.float32)
+    expected = fi.epilogue_reference(z, bias, fi.INFERENCE_ACTIVATIONS[act], scale if affine else None,
+                                     shift if affine else None, res, fi.INFERENCE_ACTIVATIONS[then])
+    size = np.abs(x).max() * np.abs(w).sum(axis=0).max() + 1
+    np.testing.assert_allclose(out, expected, rtol=0, atol=2e-6 * size)
+
+
 def test_deep_tiles_give_a_row_the_same_bits_in_any_block(width):
     rng = np.random.default_rng(8)
     x, w, bias, scale, shift, act, then, affine, res = _deep_case(rng, width, rows=47)

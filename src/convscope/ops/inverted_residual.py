@@ -120,12 +120,12 @@ def _banded_applies(x, expand, depthwise, project, geometry) -> bool:
 
 
 def _compiled_bands_applies(x, expand, depthwise, project, geometry) -> bool:
-    """The banded path's conditions, and the tiles' for both products (channels in whole pairs of vectors,
-    AVX2 or wider) with at least a tile of rows in every product (image rows of `ROWS` pixels); both kinds
-    of tiles of one width (8 or 16 lanes)."""
+    """The banded path's conditions, and the tiles' for both products (middle channels in whole pairs of
+    vectors, output channels in whole vectors: MobileNetV2's 24; AVX2 or wider) with at least a tile of rows in
+    every product (image rows of `ROWS` pixels); both kinds of tiles of one width (8 or 16 lanes)."""
     (_, out_w), mid, w = geometry[0], np.shape(depthwise)[2], x.shape[2]
     return (_banded_applies(x, expand, depthwise, project, geometry) and pointwise_simd.tiles_fit(mid)
-            and pointwise_simd.tiles_fit(np.shape(project)[3]) and min(w, out_w) >= pointwise_simd.ROWS
+            and pointwise_simd.deep_fits(np.shape(project)[3]) and min(w, out_w) >= pointwise_simd.ROWS
             and pointwise_simd.lanes() == depthwise_fast.lanes()
             and inverted_residual_simd.band_kernel(depthwise_fast.lanes()) is not None)
 

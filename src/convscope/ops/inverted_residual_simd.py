@@ -140,9 +140,10 @@ def _claim_groups(tiles, depthwise, step, counter, done, x, widen, expand_ends, 
 
 @compiled.kernel(inline=True)
 def _group(channels, step, group, groups):
-    """Channels first..stop of group `group` of `groups`: as many pairs of vectors (`step`) each, within one."""
+    """Channels first..stop of group `group` of `groups`: as many pairs of vectors (`step`) each, within one,
+    the last group also a vector past the last pair (an odd number of vectors)."""
     pairs = channels // step
-    return pairs * group // groups * step, pairs * (group + 1) // groups * step
+    return pairs * group // groups * step, channels if group == groups - 1 else pairs * (group + 1) // groups * step
 
 
 if compiled.available():

@@ -34,7 +34,7 @@ if compiled.available():
                        vector_bits, zeros)
 
 __all__ = ["MAX_DEPTH", "DEEP_MAX_DEPTH", "PACK_ROWS", "ROWS", "applies", "product_rows", "deep_applies", "packs",
-           "pack", "packed_applies", "streams", "deep_product_rows", "deep_kernel", "tiles_fit"]
+           "pack", "packed_applies", "streams", "deep_product_rows", "deep_kernel", "tiles_fit", "deep_fits"]
 
 MAX_DEPTH = 32      # input channels up to which the tiles beat BLAS' product and the epilogue pass after it
 DEEP_MAX_DEPTH = 64     # ... and up to which the tiles taken rows first (`deep_product_rows`) do, residual or not
@@ -118,6 +118,12 @@ def tiles_fit(channels: int) -> bool:
     """True where the tiles can write `channels` output channels (whole pairs of vectors; compiled ops on,
     AVX2 or wider)."""
     return compiled.active() and VECTOR_BITS >= 256 and channels % (2 * lanes()) == 0
+
+
+def deep_fits(channels: int) -> bool:
+    """True where `deep_kernel` can write `channels` output channels of a matrix as it lies (whole vectors: the
+    last one alone where their number is odd; compiled ops on, AVX2 or wider)."""
+    return compiled.active() and VECTOR_BITS >= 256 and channels > 0 and channels % lanes() == 0
 
 
 def _matrix_fits(matrix: np.ndarray, swish: bool) -> bool:
@@ -219,6 +225,20 @@ if compiled.available():
         return a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11
 
     @compiled.kernel(inline=True)
+    def _tile_sums_one(xf, wf, base, depth, step, at, zero):
+        """`_tile_sums` for one vector of filters (wf[k * step + at] on): the `ROWS` rows' vectors."""
+        a0 = a1 = a2 = a3 = a4 = a5 = zero
+        for k in range(depth):
+            w0 = load(wf, k * step + at, zero)
+            a0 = fma(broadcast(xf, base + k, zero), w0, a0)
+            a1 = fma(broadcast(xf, base + depth + k, zero), w0, a1)
+            a2 = fma(broadcast(xf, base + 2 * depth + k, zero), w0, a2)
+            a3 = fma(broadcast(xf, base + 3 * depth + k, zero), w0, a3)
+            a4 = fma(broadcast(xf, base + 4 * depth + k, zero), w0, a4)
+            a5 = fma(broadcast(xf, base + 5 * depth + k, zero), w0, a5)
+        return a0, a1, a2, a3, a4, a5
+
+    @compiled.kernel(inline=True)
     def _finish_pair(of, at, width, v0, v1, ends, affine):
         """One row's two vectors of sums finished (`finish_channels`' operations) and stored from of[at] on;
         `ends`: the two vectors of bias, of scale, of shift, then the limits (low, high, low and high after)."""
@@ -229,7 +249,7 @@ if compiled.available():
         store_first(of, at, clip(v0, low_after, high_after), width)
         store_first(of, at + width, clip(v1, low_after, high_after), width)
 else:  # pragma: no cover - exercised where numba is not installed
-    _tile_sums = _finish_pair = None
+    _tile_sums = _tile_sums_one = _finish_pair = None
 
 @functools.lru_cache(maxsize=None)
 def _kernel_for(width: int):
@@ -251,10 +271,11 @@ def _make_deep_kernel(width: int):
         zero = zeros(width)
         low, high = full(limits[0], zero), full(limits[1], zero)
         low_after, high_after = full(limits[3], zero), full(limits[4], zero)
+        pairs_stop = first_channel + (stop_channel - first_channel) // (2 * width) * (2 * width)
         start = 0
         while start < count:
             r = min(start, count - ROWS)
-            for c in range(first_channel, stop_channel, 2 * width):
+            for c in range(first_channel, pairs_stop, 2 * width):
                 b0, b1 = load(bias, c, zero), load(bias, c + width, zero)
                 s0, s1 = load(scale, c, zero), load(scale, c + width, zero)
                 h0, h1 = load(shift, c, zero), load(shift, c + width, zero)
@@ -272,6 +293,21 @@ def _make_deep_kernel(width: int):
                     else:
                         store_first(of, at, clip(v0, low_after, high_after), width)
                         store_first(of, at + width, clip(v1, low_after, high_after), width)
+            if pairs_stop < stop_channel:        # one vector left: an odd number of vectors (unpacked matrix)
+                c = pairs_stop
+                b0, s0, h0 = load(bias, c, zero), load(scale, c, zero), load(shift, c, zero)
+                sums = _tile_sums_one(xf, wf, r * depth, depth, step, c, zero)
+                for i in range(ROWS):
+                    at = (r + i) * channels + c
+                    v0 = clip(add(sums[i], b0), low, high)
+                    if affine:
+                        v0 = add(multiply(v0, s0), h0)
+                    if has_residual:
+                        v0 = add(v0, load(rf, at, zero))
+                    if stream:
+                        store_stream(of, at, clip(v0, low_after, high_after))
+                    else:
+                        store_first(of, at, clip(v0, low_after, high_after), width)
             start += ROWS
         if stream:
             stream_fence()          # the streamed output visible to the thread that reads it next
@@ -282,5 +318,6 @@ def _make_deep_kernel(width: int):
 def deep_kernel(width: int):
     """`_make_deep_kernel(width)`, compiled on first use: `deep_product_rows`' loop, which other compiled
     kernels call (`inverted_residual_simd`) with the arguments it passes, then the output channels
-    first..stop to compute (whole pairs of vectors; `deep_product_rows`: all of them)."""
+    first..stop to compute (whole pairs of vectors, the last vector alone where `stop` ends an odd number of
+    them in a matrix as it lies; `deep_product_rows`: all of them)."""
     return _make_deep_kernel(width)
