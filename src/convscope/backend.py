@@ -126,18 +126,25 @@ def snake_case(class_name: str) -> str:
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", intermediate).lower()
 
 
-@contextlib.contextmanager
-def no_backward():
+def no_backward() -> "_NoBackward":
     """Inside this block layers keep nothing for a backward pass: `predict` and `evaluate`
     use it so that inference holds no padded inputs, windows or pre-activations.
 
-    Per thread (and per asyncio task): other threads keep what their forward passes need."""
-    previous = _KEEP_FOR_BACKWARD.get()
-    _KEEP_FOR_BACKWARD.set(False)
-    try:
-        yield
-    finally:
-        _KEEP_FOR_BACKWARD.set(previous)
+    Per thread (and per asyncio task): other threads keep what their forward passes need.  A plain
+    class, not a generator: entered at every inference call (a generator's context costs several
+    times as much to enter and leave)."""
+    return _NoBackward()
+
+
+class _NoBackward:
+    __slots__ = ("previous",)
+
+    def __enter__(self) -> None:
+        self.previous = _KEEP_FOR_BACKWARD.get()
+        _KEEP_FOR_BACKWARD.set(False)
+
+    def __exit__(self, *error) -> None:
+        _KEEP_FOR_BACKWARD.set(self.previous)
 
 
 @contextlib.contextmanager

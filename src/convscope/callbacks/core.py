@@ -73,6 +73,8 @@ class CallbackList:
     def __getattr__(self, name: str) -> Callable:
         if name not in _HOOKS:
             raise AttributeError(name)
+        if not self.callbacks:          # nothing to call (a predict at batch 1 calls four hooks)
+            return _nothing
 
         takes_index = "epoch" in name or "batch" in name
 
@@ -84,6 +86,10 @@ class CallbackList:
             for callback in self.callbacks:
                 getattr(callback, name)(*args)
         return call_all
+
+
+def _nothing(*args) -> None:
+    """A hook of an empty `CallbackList`."""
 
 
 def check_callbacks(callbacks, where: str) -> List[Callback]:

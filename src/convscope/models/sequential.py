@@ -250,6 +250,10 @@ class Sequential(Model):
         (models/plan.py), in training mode each layer in turn."""
         x = self._check_input(x, "call")
         self._build_for(x)
+        return self._forward_checked(x, training)
+
+    def _forward_checked(self, x: np.ndarray, training: bool) -> np.ndarray:
+        """`_forward` of an input already checked, the model built."""
         if training:
             for layer in self._layers:
                 x = layer.call(x, training=True)
@@ -323,10 +327,11 @@ class Sequential(Model):
         starts = list(range(0, x.shape[0], int(batch_size)))[:steps]
         start_time = time.perf_counter()
         callback_list.on_predict_begin()
+        self._build_for(x)
         outputs = []
         for batch, start in enumerate(starts):
             callback_list.on_predict_batch_begin(batch)
-            outputs.append(self._forward(x[start:start + batch_size], training=False))
+            outputs.append(self._forward_checked(x[start:start + batch_size], training=False))
             callback_list.on_predict_batch_end(batch, {"outputs": outputs[-1]})
         callback_list.on_predict_end()
         if verbose != 0:
