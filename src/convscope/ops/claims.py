@@ -33,31 +33,31 @@ __all__ = ["claim", "mark_done", "wait_for"]
 def claim(typingctx, counter):
     """The next unclaimed item: counter[0], incremented atomically (an int64 array shared by the threads).
     Monotonic order suffices: the items' outputs are published by the pool's hand-back, not by the counter."""
-    if not (isinstance(counter, types.Array) and counter.dtype == types.int64):
-        raise TypeError(f"claims.claim: expected an int64 array, got {counter}")
-
-    def codegen(context, builder, signature, args):
-        array = context.make_array(signature.args[0])(context, builder, args[0])
-        address = cgutils.get_item_pointer(context, builder, signature.args[0], array, [context.get_constant(
-            types.intp, 0)])
-        return builder.atomic_rmw("add", address, ir.Constant(ir.IntType(64), 1), "monotonic")
-    return types.int64(counter), codegen
+    _check(counter, "claim")
+    return types.int64(counter), _add_one("monotonic")
 
 
 @intrinsic
 def mark_done(typingctx, counter):
-    """counter[0] += 1 atomically with release order: this thread's writes before it are visible to a thread
-    that sees the new count (`wait_for`)."""
-    if not (isinstance(counter, types.Array) and counter.dtype == types.int64):
-        raise TypeError(f"claims.mark_done: expected an int64 array, got {counter}")
+    """counter[0] += 1 atomically with release order (its value before): this thread's writes before it are
+    visible to a thread that sees the new count (`wait_for`)."""
+    _check(counter, "mark_done")
+    return types.int64(counter), _add_one("release")
 
+
+def _check(counter, name: str) -> None:
+    if not (isinstance(counter, types.Array) and counter.dtype == types.int64):
+        raise TypeError(f"claims.{name}: expected an int64 array, got {counter}")
+
+
+def _add_one(ordering: str):
+    """The code of `counter[0] += 1`, atomic with LLVM's memory `ordering`, giving the value before."""
     def codegen(context, builder, signature, args):
         array = context.make_array(signature.args[0])(context, builder, args[0])
         address = cgutils.get_item_pointer(context, builder, signature.args[0], array, [context.get_constant(
             types.intp, 0)])
-        builder.atomic_rmw("add", address, ir.Constant(ir.IntType(64), 1), "release")
-        return context.get_dummy_value()
-    return types.void(counter), codegen
+        return builder.atomic_rmw("add", address, ir.Constant(ir.IntType(64), 1), ordering)
+    return codegen
 
 
 @compiled.kernel(inline=True)
