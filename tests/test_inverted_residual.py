@@ -193,7 +193,7 @@ def _residual_for(rng, x, expand, depthwise, project, stride, padding):
 
 @pytest.mark.parametrize("seed", range(12))
 def test_the_compiled_bands_match_the_three_references(seed, monkeypatch):
-    """MobileNet-shaped blocks (any input channels, whole pairs of vectors in the middle and the output),
+    """MobileNet-shaped blocks (any input channels, whole pairs of vectors in the middle, whole vectors out),
     with and without expansion and residual, strides 1 and 2, bands of whole images or of rows (odd seeds,
     borders inside each image), matrices packed or as they lie: the compiled bands run, where compiled and
     SIMD (else they decline and the banded or the one-by-one path runs), and give the three unfused
@@ -247,7 +247,7 @@ def test_the_compiled_bands_give_the_same_bits_on_any_threads_bands_and_batch(mo
 
 
 def test_the_compiled_bands_decline_what_their_tiles_cannot_take_and_hard_swish_runs_banded(monkeypatch):
-    """Declined: output channels not in whole pairs of vectors, images narrower than a tile of rows, float64;
+    """Declined: output channels not in whole vectors, images narrower than a tile of rows, float64;
     a product's hard-swish epilogue at run time goes to the banded path's run.  Each gives the references'
     numbers."""
     rng = np.random.default_rng(13)
@@ -386,7 +386,7 @@ def test_channel_groups_only_for_fewer_images_than_threads_of_a_small_expanded_t
 def test_the_3x3_depthwise_kernel_writes_only_the_channels_it_is_given(activation):
     """`depthwise3x3_tiles`' channel range (a thread's group of an image's channels): the whole image's bits in
     channels first..stop, every other channel untouched, with the epilogue in the tiles (ReLU6) or after them
-    (hard-swish), residual added, strides 1 and 2."""
+    (hard-swish), residual added, strides 1 and 2 (SAME padding); the whole image the NumPy reference's numbers."""
     lanes = depthwise_fast.lanes()
     kernel = depthwise_fast.depthwise3x3_tiles(lanes)
     rng = np.random.default_rng(17)
@@ -406,7 +406,10 @@ def test_the_3x3_depthwise_kernel_writes_only_the_channels_it_is_given(activatio
             return out.reshape(out_h, out_w, channels)
 
         whole = run(0, channels)
-        assert not (whole == UNTOUCHED).any()
+        expected = fi.depthwise_inference_reference(
+            x.reshape(1, h, w, channels), taps.reshape(3, 3, channels, 1), stride, "SAME",
+            residual=residual.reshape(1, out_h, out_w, channels), **epilogue)[0]
+        np.testing.assert_allclose(whole, expected, rtol=2e-5, atol=2e-5)
         for first, stop in [(0, lanes), (lanes, 3 * lanes), (3 * lanes, channels)]:
             part = run(first, stop)
             np.testing.assert_array_equal(part[..., first:stop], whole[..., first:stop])

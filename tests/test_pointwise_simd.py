@@ -220,7 +220,7 @@ def test_the_deep_kernel_takes_the_last_vector_alone_after_the_pairs(width, stre
     beside one more vector), the float64 product and the NumPy epilogue with the residual to rounding."""
     rng = np.random.default_rng(10)
     x, w, bias, scale, shift, act, then, affine, res = _deep_case(rng, width, rows=29)
-    w, bias, scale, shift, res = w[:, :3 * width], bias[:3 * width], scale[:3 * width], shift[:3 * width], res
+    w, bias, scale, shift = w[:, :3 * width], bias[:3 * width], scale[:3 * width], shift[:3 * width]
     res = np.ascontiguousarray(rng.standard_normal((x.shape[0], 3 * width)).astype(np.float32))
     assert ps.deep_fits(3 * width) and not ps.tiles_fit(3 * width)
     wide = np.concatenate([w, w[:, :width]], axis=1)          # the same channels and one more vector: pairs only

@@ -15,10 +15,10 @@ memory and back (at batch 32, 51 MB each way in MobileNetV2's first).
 
     then(act(x @ W + b) * scale + shift [+ residual])      for each of the three, as in `fused_inference`
 
-Paths (the first that applies runs): "compiled_bands" (the banded path's conditions, and both products'
-channels in whole pairs of vectors, image rows of a tile of pixels: one compiled call per thread claiming
-bands, `inverted_residual_simd`, or groups of channels of a small image where there are fewer images than
-threads; the same numbers to rounding, none of the GIL between a band's steps),
+Paths (the first that applies runs): "compiled_bands" (the banded path's conditions, the middle channels in
+whole pairs of vectors, the output's in whole vectors, image rows of a tile of pixels: one compiled call per
+thread claiming bands, `inverted_residual_simd`, or groups of channels of a small image where there are fewer
+images than threads; the same numbers to rounding, none of the GIL between a band's steps),
 "banded" (float32, the compiled 3x3 SIMD depthwise kernel with stride 1 or 2, `depthwise_fast.applies_3x3`;
 each band's steps called from Python), else "one_by_one" (the three `fused_inference` ops).
 """
@@ -145,17 +145,18 @@ def _compiled_bands(steps, geometry):
         epilogues = (expand_epilogue, depthwise_epilogue, project_epilogue)
         key = (worker_count(), residual is None) + tuple(
             (e.get("activation"), e.get("then"), e.get("scale") is None) for e in epilogues)
+        x = np.ascontiguousarray(x)
+        n, h, w, c = x.shape
+        mid = c if expand is None else np.shape(expand)[3]
+        widen = np.zeros((1, mid), np.float32) if expand is None else _matrix(expand, c)
+        narrow = _matrix(project, mid)
         layout = layouts.get(key)
         if layout is None:
-            layout = layouts[key] = _Layout(x.shape, np.shape(expand), np.shape(project), geometry, epilogues,
+            layout = layouts[key] = _Layout(x.shape, widen, narrow, expand is not None, geometry, epilogues,
                                             residual is not None, key[0])
         if layout.swish:
             return fallback(x, expand, depthwise, project, *epilogues, residual)
-        x = np.ascontiguousarray(x)
-        n, h, w, c = x.shape
-        mid, out_channels = layout.mid, layout.out_channels
-        widen = layout.placeholder if expand is None else _matrix(expand, c)
-        narrow = _matrix(project, mid)
+        out_channels = narrow.shape[1]
         widen, narrow = (pointwise_simd.pack(m) if packed else m for m, packed in zip((widen, narrow), layout.packed))
         out = (fi._aligned_empty if layout.by_channels else np.empty)((n, out_h * out_w, out_channels), np.float32)
         shortcut = (layout.unread if residual is None
@@ -183,19 +184,17 @@ class _Layout:
     item counts and `geometry`, which matrices are packed, the epilogues' limits, and the zeros that stand for
     an absent bias, scale or shift (never written: the kernels only read them)."""
 
-    def __init__(self, x_shape, expand_shape, project_shape, geometry, epilogues, has_residual: bool, workers: int):
+    def __init__(self, x_shape, widen, narrow, has_expand: bool, geometry, epilogues, has_residual: bool,
+                 workers: int):
         (out_h, out_w), (top, left), strides = geometry
-        n, h, w, c = x_shape
-        mid = c if not expand_shape else expand_shape[3]
-        out_channels = project_shape[3]
-        self.mid, self.out_channels = mid, out_channels
+        n, h, w, _ = x_shape
+        mid, out_channels = narrow.shape
         self.swish = any(fi._HARD_SWISH in _codes(e, False)[::3] for e in (epilogues[0], epilogues[2]))
         if self.swish:          # the banded path's run instead
             return
-        self.placeholder = np.zeros((1, mid), np.float32)
-        self.packed = (bool(expand_shape) and pointwise_simd.packs(n * h * w, np.empty((c, mid), np.float32), False),
-                       pointwise_simd.packs(n * out_h * out_w, np.empty((mid, out_channels), np.float32), False))
-        work = (n * h * w * c * mid if expand_shape else 0) + n * out_h * out_w * (out_channels + 9) * mid
+        self.packed = (pointwise_simd.packs(n * h * w, widen, False),
+                       pointwise_simd.packs(n * out_h * out_w, narrow, False))
+        work = (n * h * w * widen.shape[0] * mid if has_expand else 0) + n * out_h * out_w * (out_channels + 9) * mid
         self.alone = work < fi.SMALL_WORK
         self.by_channels = not self.alone and n < workers and h * w * mid * 4 <= GROUP_BYTES
         lanes = depthwise_fast.lanes()
@@ -204,23 +203,20 @@ class _Layout:
             self.counts = (_channel_groups(mid, workers), _channel_groups(out_channels, workers))
         else:
             self.kernel = inverted_residual_simd.band_kernel(lanes)
-            rows = _band_rows(n, h, w, mid, out_h, strides[0])
+            rows = _band_rows(n, h, w, mid, out_h, strides[0], workers)
             self.counts = (rows, -(-out_h // rows))
         affine = [e.get("scale") is not None for e in epilogues]
         self.geometry = np.array([h, w, mid, strides[0], top, left, out_h, out_w, *self.counts,
-                                  bool(expand_shape), *affine, has_residual, *self.packed], dtype=np.int64)
+                                  has_expand, *affine, has_residual, *self.packed], dtype=np.int64)
         self.unread = np.zeros((1, 1, out_channels), np.float32)
         self.unread_mid = np.zeros((1, 1, mid), np.float32)
-        self._zeros = (np.zeros(mid, np.float32), np.zeros(mid, np.float32), np.zeros(out_channels, np.float32))
-        self._limits = [_ends(self._zeros[index].shape[0], e)[3] for index, e in enumerate(epilogues)]
+        zeros_mid = np.zeros(mid, np.float32)
+        self._zeros = (zeros_mid, zeros_mid, np.zeros(out_channels, np.float32))
+        self._limits = [_limits(e) for e in epilogues]
 
     def ends(self, index: int, epilogue) -> tuple:
         """(bias, scale, shift, limits) of step `index`'s epilogue as the kernels take them (float32)."""
-        zeros, bias, scale = self._zeros[index], epilogue.get("bias"), epilogue.get("scale")
-        shift = epilogue.get("shift")
-        return (zeros if bias is None else np.asarray(bias).astype(np.float32, copy=False),
-                zeros if scale is None else np.asarray(scale).astype(np.float32, copy=False),
-                zeros if shift is None else np.asarray(shift).astype(np.float32, copy=False), self._limits[index])
+        return _present(epilogue, self._zeros[index]) + (self._limits[index],)
 
 
 def _channel_groups(channels: int, workers: int) -> int:
@@ -234,10 +230,9 @@ def _matrix(filters, depth: int) -> np.ndarray:
     return np.ascontiguousarray(filters, dtype=np.float32).reshape(depth, -1)
 
 
-def _band_rows(n: int, h: int, w: int, mid: int, out_h: int, stride: int) -> int:
+def _band_rows(n: int, h: int, w: int, mid: int, out_h: int, stride: int, workers: int) -> int:
     """Output rows per band: a whole image where its expanded rows fit `BAND_BYTES` and each thread has an
     image, else as many rows as fit (each thread at least one band for fewer images than threads)."""
-    workers = worker_count()
     if h * w * mid * 4 <= BAND_BYTES and n >= workers:
         return out_h
     return _rows_per_band(n, w, mid, out_h, stride, workers)
@@ -252,10 +247,21 @@ def _rows_per_band(n: int, w: int, mid: int, out_h: int, stride: int, workers: i
 
 def _ends(channels: int, epilogue) -> tuple:
     """(bias, scale, shift, limits) of an epilogue dict as the compiled kernels take them (float32)."""
-    bias, scale, shift, _ = fi._epilogue_arrays(np.float32, channels, epilogue.get("bias"), epilogue.get("scale"),
-                                                epilogue.get("shift"), None)
-    return bias, scale, shift, fi._limits(fi._CODES[epilogue.get("activation", "linear")],
-                                          fi._CODES[epilogue.get("then", "linear")], np.float32)
+    return _present(epilogue, np.zeros(channels, np.float32)) + (_limits(epilogue),)
+
+
+def _present(epilogue, zeros) -> tuple:
+    """(bias, scale, shift) of an epilogue dict in float32, `zeros` for each one absent."""
+    bias, scale, shift = epilogue.get("bias"), epilogue.get("scale"), epilogue.get("shift")
+    return (zeros if bias is None else np.asarray(bias).astype(np.float32, copy=False),
+            zeros if scale is None else np.asarray(scale).astype(np.float32, copy=False),
+            zeros if shift is None else np.asarray(shift).astype(np.float32, copy=False))
+
+
+def _limits(epilogue) -> np.ndarray:
+    """The limits of an epilogue dict's activation and `then`, as `fused_inference`'s kernels take them."""
+    return fi._limits(fi._CODES[epilogue.get("activation", "linear")], fi._CODES[epilogue.get("then", "linear")],
+                      np.float32)
 
 
 def _one_by_one(steps, geometry):

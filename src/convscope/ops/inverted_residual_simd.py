@@ -65,11 +65,8 @@ def _claim_bands(tiles, depthwise, step, counter, x, widen, expand_ends, taps, d
                  residual, geometry, out):
     """The loop of every width's kernel: `tiles`, `depthwise` that width's kernels, `step` two vectors."""
     h, w, mid, stride, top, left, out_h, out_w, rows, per_image = geometry[:10]
-    has_expand, expand_affine, depthwise_affine = geometry[10] != 0, geometry[11] != 0, geometry[12] != 0
-    project_affine, has_residual = geometry[13] != 0, geometry[14] != 0
-    channels = x.shape[2]
-    expand_step, expand_scale = (step, channels) if geometry[15] != 0 else (mid, 1)
-    project_step, project_scale = (step, mid) if geometry[16] != 0 else (out.shape[2], 1)
+    (has_expand, expand_affine, depthwise_affine, project_affine, has_residual, expand_step, expand_scale,
+     project_step, project_scale) = _flags(geometry, step, x.shape[2], out.shape[2])
     most = min((rows - 1) * stride + 3, h)                   # input rows a band reads, at most
     expanded = np.empty((most * w if has_expand else 1) * mid, np.float32)
     middle = np.empty(rows * out_w * mid, np.float32)
@@ -105,11 +102,9 @@ def _claim_groups(tiles, depthwise, step, counter, done, x, widen, expand_ends, 
     (depthwise) one group of its middle channels over the whole image into `expanded` and `middle`; its
     next `geometry[9]` items each project one group of output channels once all of the first are done."""
     h, w, mid, stride, top, left, out_h, out_w, mid_groups, out_groups = geometry[:10]
-    has_expand, expand_affine, depthwise_affine = geometry[10] != 0, geometry[11] != 0, geometry[12] != 0
-    project_affine, has_residual = geometry[13] != 0, geometry[14] != 0
-    channels, out_channels = x.shape[2], out.shape[2]
-    expand_step, expand_scale = (step, channels) if geometry[15] != 0 else (mid, 1)
-    project_step, project_scale = (step, mid) if geometry[16] != 0 else (out_channels, 1)
+    out_channels = out.shape[2]
+    (has_expand, expand_affine, depthwise_affine, project_affine, has_residual, expand_step, expand_scale,
+     project_step, project_scale) = _flags(geometry, step, x.shape[2], out_channels)
     unread = np.zeros((1, mid), np.float32)
     eb, es, eh, el = expand_ends
     db, ds, dh, dl = depthwise_ends
@@ -136,6 +131,17 @@ def _claim_groups(tiles, depthwise, step, counter, done, x, widen, expand_ends, 
             tiles(middle[image], narrow, project_step, project_scale, out[image], pb, ps, ph,
                   residual[image] if has_residual else residual[0], pl, project_affine, has_residual, False, first,
                   stop)
+
+
+@compiled.kernel(inline=True)
+def _flags(geometry, step, channels, out_channels):
+    """`geometry`'s flags (the expansion, each step's affine map, the residual), then each matrix's step and
+    scale as the tiles read it: packed (strips of `step`) or as it lies."""
+    mid = geometry[2]
+    expand_step, expand_scale = (step, channels) if geometry[15] != 0 else (mid, 1)
+    project_step, project_scale = (step, mid) if geometry[16] != 0 else (out_channels, 1)
+    return (geometry[10] != 0, geometry[11] != 0, geometry[12] != 0, geometry[13] != 0, geometry[14] != 0,
+            expand_step, expand_scale, project_step, project_scale)
 
 
 @compiled.kernel(inline=True)
