@@ -100,8 +100,11 @@ RUNTIME_SCRIPT = textwrap.dedent("""
 @pytest.mark.skipif(not compiled.active() or not os.path.exists("/proc/self/status"),
                     reason="needs numba and Linux's /proc")
 def test_load_runtime_pays_numba_s_start_up_before_the_first_kernel():
-    done = subprocess.run([sys.executable, "-c", RUNTIME_SCRIPT], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    """With the kernels in numba's disk cache (the first run fills it where this test runs first: compiling
+    a kernel takes memory of its own), a process's first kernel after `load_runtime` costs little memory."""
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-c", RUNTIME_SCRIPT], capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["loaded"] is True
     assert result["load_mb"] > 20                         # LLVM: tens of MB
