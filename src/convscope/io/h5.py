@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import List
 
 import numpy as np
 
+from .._weight_memory import weight_array
 from ._atomic import atomic_write
 from .keras_tree import legacy_weights, own_weights, weight_tree
 from .saving import InvalidFileError
@@ -190,7 +191,7 @@ def read_plan(plan) -> List[List[np.ndarray]]:
     for _, variables, datasets, _ in plan:
         layer_arrays = []
         for variable, dataset in zip(variables, datasets):
-            out = np.empty(tuple(variable.shape), dtype=variable.dtype)
+            out = weight_array(variable.shape, variable.dtype)
             if out.size:
                 dataset.read_direct(out)
             layer_arrays.append(out)

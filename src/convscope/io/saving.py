@@ -70,6 +70,7 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .._weight_memory import weight_array
 from ._atomic import atomic_write
 
 FORMAT_NAME = "convscope-model"
@@ -789,7 +790,7 @@ class _Archive:
         of exactly that size, in native byte order, C-contiguous and writable."""
         info = self.info(name)
         shape = npy.shape[::-1] if npy.fortran_order else npy.shape
-        out = np.empty(shape, dtype=npy.dtype)
+        out = weight_array(shape, npy.dtype)          # weights: on huge pages where large enough
         view = memoryview(out.reshape(-1).view(np.uint8)) if npy.nbytes else None
         filled = 0
         try:

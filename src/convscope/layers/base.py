@@ -20,6 +20,7 @@ import numpy as np
 
 from .. import backend
 from ..variables import Variable
+from .._weight_memory import holding
 from . import graph
 from .autodiff import call_layer
 from .spec import LayerSpec
@@ -238,8 +239,7 @@ class Layer:
         if _DEFERRED_WEIGHTS.get():
             value = np.broadcast_to(np.zeros((), dtype=self.dtype), tuple(int(d) for d in shape))
         else:
-            value = np.ascontiguousarray(np.asarray(initializer(tuple(shape), dtype=self.dtype),
-                                                    dtype=self.dtype))
+            value = holding(np.asarray(initializer(tuple(shape), dtype=self.dtype), dtype=self.dtype))
         variable = Variable(value, f"{self.name}/{name}", trainable, regularizer, constraint)
         self._variables.append(variable)
         return variable
