@@ -114,7 +114,8 @@ def test_threads_taking_weight_arrays_at_once_get_separate_memory(huge):
 
 
 @needs_madvise
-def test_a_mapping_is_released_once_none_of_its_arrays_is_left(huge):
+def test_a_mapping_is_released_once_none_of_its_arrays_is_left(huge, monkeypatch):
+    monkeypatch.setattr(wm, "_block", {"memory": None, "used": 0, "end": 0})     # no earlier test's arrays in it
     own = wm.weight_array((wm.SHARED_MAX_BYTES // 4 + 1,), np.float32)
     shared = [wm.weight_array((wm.MIN_BYTES,), np.float32) for _ in range(3)]
     mappings = [weakref.ref(_mapping(own)), weakref.ref(_mapping(shared[0]))]

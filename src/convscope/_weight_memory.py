@@ -16,6 +16,7 @@ loaders allocate weights here; nothing else does (activations come and go with e
 
 from __future__ import annotations
 
+import math
 import mmap
 import os
 import sys
@@ -31,7 +32,7 @@ HUGE_PAGE = 2 << 20
 _ALIGN = 64                    # each array starts on a cache line
 
 _lock = threading.Lock()       # guards _block: threads building layers at once take distinct ranges
-_block = {"memory": None, "used": 0}
+_block = {"memory": None, "used": 0, "end": 0}
 
 
 def _enabled() -> bool:
@@ -54,8 +55,8 @@ def weight_array(shape, dtype) -> np.ndarray:
     (see the module's docstring), else `np.empty`'s."""
     dtype = np.dtype(dtype)
     shape = tuple(int(d) for d in shape)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if not ENABLED or nbytes < MIN_BYTES:
+    nbytes = math.prod(shape) * dtype.itemsize
+    if not _on_huge_pages(nbytes):
         return np.empty(shape, dtype)
     if nbytes > SHARED_MAX_BYTES:
         memory, start = _aligned_mapping(nbytes, nbytes // HUGE_PAGE * HUGE_PAGE)
@@ -65,12 +66,17 @@ def weight_array(shape, dtype) -> np.ndarray:
 
 
 def holding(array: np.ndarray) -> np.ndarray:
-    """`array`'s values in a `weight_array` (the array itself where it would stay on NumPy's pages)."""
+    """`array`'s values in a `weight_array` (the array itself, C-contiguous, where it stays on NumPy's pages)."""
+    array = np.ascontiguousarray(array)
+    if not _on_huge_pages(array.nbytes):
+        return array
     target = weight_array(array.shape, array.dtype)
-    if target.base is None:          # np.empty's: no copy needed
-        return np.ascontiguousarray(array)
     target[...] = array
     return target
+
+
+def _on_huge_pages(nbytes: int) -> bool:
+    return ENABLED and nbytes >= MIN_BYTES
 
 
 def _aligned_mapping(nbytes: int, advised: int):
@@ -88,7 +94,7 @@ def _shared_range(nbytes: int):
     with _lock:
         memory: Optional[mmap.mmap] = _block["memory"]
         start = -(-_block["used"] // _ALIGN) * _ALIGN
-        if memory is None or start + nbytes > _block["end"]:
+        if start + nbytes > _block["end"]:          # none yet, or full
             memory, start = _aligned_mapping(BLOCK_BYTES, BLOCK_BYTES)
             _block.update(memory=memory, end=start + BLOCK_BYTES)
         _block["used"] = start + nbytes

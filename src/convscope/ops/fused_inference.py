@@ -115,13 +115,16 @@ def _epilogue_rows(z, bias, scale, shift, residual, limits, affine, has_residual
 
 def _epilogue_arrays(dtype, channels, bias, scale, shift, residual):
     """The kernels' arguments: zeros for what is absent, all in `dtype`; residual as rows."""
-    zeros = np.zeros(channels, dtype=dtype)
-    bias = zeros if bias is None else np.asarray(bias).astype(dtype, copy=False)
-    scale = zeros if scale is None else np.asarray(scale).astype(dtype, copy=False)
-    shift = zeros if shift is None else np.asarray(shift).astype(dtype, copy=False)
     rows = (np.zeros((1, channels), dtype=dtype) if residual is None
             else np.ascontiguousarray(residual, dtype=dtype).reshape(-1, channels))
-    return bias, scale, shift, rows
+    return _present(np.zeros(channels, dtype=dtype), dtype, bias, scale, shift) + (rows,)
+
+
+def _present(zeros, dtype, bias, scale, shift) -> tuple:
+    """(bias, scale, shift) in `dtype`, `zeros` (never written: the kernels only read them) for each one absent."""
+    return (zeros if bias is None else np.asarray(bias).astype(dtype, copy=False),
+            zeros if scale is None else np.asarray(scale).astype(dtype, copy=False),
+            zeros if shift is None else np.asarray(shift).astype(dtype, copy=False))
 
 
 def _rows_arrays(dtype, matrix, count, bias, scale, shift, residual, codes, out_bytes: int = 0):

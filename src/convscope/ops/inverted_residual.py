@@ -252,10 +252,7 @@ def _ends(channels: int, epilogue) -> tuple:
 
 def _present(epilogue, zeros) -> tuple:
     """(bias, scale, shift) of an epilogue dict in float32, `zeros` for each one absent."""
-    bias, scale, shift = epilogue.get("bias"), epilogue.get("scale"), epilogue.get("shift")
-    return (zeros if bias is None else np.asarray(bias).astype(np.float32, copy=False),
-            zeros if scale is None else np.asarray(scale).astype(np.float32, copy=False),
-            zeros if shift is None else np.asarray(shift).astype(np.float32, copy=False))
+    return fi._present(zeros, np.float32, epilogue.get("bias"), epilogue.get("scale"), epilogue.get("shift"))
 
 
 def _limits(epilogue) -> np.ndarray:
