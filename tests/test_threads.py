@@ -410,8 +410,11 @@ def test_rows_by_a_large_matrix_never_run_on_blas_own_threads_and_the_bits_do_no
     """Rows times a large matrix (fewer than its columns) are split by columns among convscope's threads,
     each with BLAS single-threaded: BLAS' own threads, once used, spin for ~0.1 s of CPU and slow every op
     after them.  The column blocks are the same on one thread or two, so the bits are too (OpenBLAS' Haswell
-    kernels give other bits for a product of other columns), and they are the serial product's to rounding."""
+    kernels give other bits for a product of other columns), and they are the serial product's to rounding.
+    Up to `dense_tiles.MAX_ROWS` rows (compiled, AVX2 or wider) the chunks run the SIMD tiles, which call no
+    BLAS and leave its count as it is, with the tiles' bits."""
     import threadpoolctl
+    from convscope.ops import dense_tiles
     rng = np.random.default_rng(4)
     a = rng.standard_normal((rows, 3136)).astype(np.float32)          # more than parallel.GEMV_ROWS
     b = rng.standard_normal((3136, 1000)).astype(np.float32)           # 12.5 MB: only streamed
@@ -430,8 +433,13 @@ def test_rows_by_a_large_matrix_never_run_on_blas_own_threads_and_the_bits_do_no
     monkeypatch.setattr(parallel, "run_in_parallel", recording)
     with _two_blas_threads():
         out = parallel.matmul(a, b)
-    assert counts == [1, 1]            # two chunks of column blocks, each with BLAS on one thread
+    tiles = dense_tiles.applies(a, b)
+    assert counts == ([2, 2] if tiles else [1, 1])     # two chunks of columns, each with BLAS on one thread
     assert np.array_equal(out, one_thread)
+    if tiles:
+        alone = np.empty_like(out)
+        dense_tiles.product(a, b, alone, 0, b.shape[1])
+        assert np.array_equal(out, alone)
     np.testing.assert_allclose(out, serial, rtol=1e-5, atol=1e-4)
 
 

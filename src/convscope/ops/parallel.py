@@ -38,7 +38,7 @@ from typing import Any, Callable, Dict, List, Tuple
 
 import numpy as np
 
-from . import few_rows
+from . import dense_tiles, few_rows
 from .spin_pool import SpinningPool
 
 _state: Dict[str, Any] = {"blas": None, "pools": {}}
@@ -288,9 +288,12 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     but a few rows times a large `b` split by columns too (see `STREAMED_BYTES`); a large `b` split by
     columns in `column_blocks`, whatever the thread count; and up to `GEMV_ROWS` rows compiled, each row
     alone (`few_rows`: in one call, or by blocks of `b`'s rows among the threads from `STREAMED_BYTES`;
-    else BLAS' matrix-vector product per row where `b` is large).  BLAS never runs on its own threads."""
+    else BLAS' matrix-vector product per row where `b` is large); up to `dense_tiles.MAX_ROWS` rows by a large
+    float32 `b` in SIMD tiles (`dense_tiles`, by columns among the threads).  BLAS never runs on its own threads."""
     if few_rows.applies(a, b):
         return few_rows.matmul(a, b) if b.nbytes < STREAMED_BYTES else _few_rows_by_depth(a, b)
+    if dense_tiles.applies(a, b):
+        return _tiles_by_columns(a, b)
     if a.shape[0] <= GEMV_ROWS and b.nbytes >= GEMV_BYTES:
         return _row_by_row(a, b)
     small = a.shape[0] * a.shape[1] * b.shape[1] < SMALL_PRODUCT
@@ -339,6 +342,22 @@ def _few_rows_by_depth(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     out = parts[0]
     for part in parts[1:]:
         out += part
+    return out
+
+
+def _tiles_by_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """A batch of rows by a large matrix in `dense_tiles`' tiles, its columns split among the threads (each
+    output one chain of sums: the same bits on any number of threads); a small product (as `matmul`'s) on
+    the calling thread."""
+    out = np.empty((a.shape[0], b.shape[1]), dtype=np.float32)
+    a = np.ascontiguousarray(a)
+    small = a.shape[0] * a.shape[1] * b.shape[1] < SMALL_PRODUCT and b.nbytes < STREAMED_BYTES
+
+    def work(ranges):
+        for start, stop in ranges:
+            dense_tiles.product(a, b, out, start, stop)
+
+    run_in_parallel(dense_tiles.column_ranges(b.shape[1], 1 if small else worker_count()), work, calls_blas=False)
     return out
 
 

@@ -1,0 +1,130 @@
+"""ops/dense_tiles.py: a batch of rows by a large matrix in SIMD tiles, against the float64 product on random
+shapes (whole tiles, rows and columns left over, blocks of the depth), for AVX2's and AVX-512's vector widths;
+each output one chain of sums (a row's bits those of the row alone, on any number of threads and blocks);
+where `parallel.matmul` takes it, and a Dense layer's predictions through it."""
+
+import numpy as np
+import pytest
+
+from convscope.ops import compiled, dense_tiles as dt, parallel
+
+pytestmark = pytest.mark.skipif(not compiled.available(), reason="the SIMD tiles are compiled")
+
+
+@pytest.fixture(params=[256, 512], ids=["avx2", "avx512"])
+def width(request, monkeypatch):
+    """The tiles for 8 or 16 lanes, whatever this machine has."""
+    monkeypatch.setattr(dt, "VECTOR_BITS", request.param)
+    return request.param // 32
+
+
+def _tiles(a, b, ranges):
+    out = np.full((a.shape[0], b.shape[1]), np.nan, np.float32)
+    for start, stop in ranges:
+        dt.product(a, b, out, start, stop)
+    return out
+
+
+def _case(rng, lanes, rows, depth, columns):
+    a = rng.standard_normal((rows, depth)).astype(np.float32)
+    b = (rng.standard_normal((depth, columns)) * 0.5).astype(np.float32)
+    return a, b
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_tiles_match_the_float64_product_on_random_shapes(width, seed):
+    rng = np.random.default_rng(seed)
+    rows = int(rng.integers(1, 3 * dt.ROWS + 4))
+    depth = int(rng.integers(1, 3 * dt.DEPTH_BLOCK + 50))         # one block or several, the last a part
+    columns = int(rng.integers(1, 9)) * width + int(rng.integers(0, width))   # pairs, one vector, scalars
+    a, b = _case(rng, width, rows, depth, columns)
+    out = _tiles(a, b, [(0, columns)])
+    expected = a.astype(np.float64) @ b.astype(np.float64)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=2e-6 * np.sqrt(depth) * 4)
+
+
+@pytest.mark.parametrize("rows,depth,columns", [(13, 700, 1000), (6, 257, 40), (32, 3 * 256, 72)])
+def test_each_output_is_summed_alike_whatever_the_tile_the_neighbours_or_the_column_ranges(
+        width, rows, depth, columns):
+    """A row alone, the rows in another order and other column ranges (as other thread counts split them):
+    the same bits."""
+    a, b = _case(np.random.default_rng(rows), width, rows, depth, columns)
+    out = _tiles(a, b, [(0, columns)])
+    for row in range(rows):
+        assert np.array_equal(_tiles(a[row:row + 1], b, [(0, columns)])[0], out[row])
+    assert np.array_equal(_tiles(a[::-1].copy(), b, [(0, columns)])[::-1], out)
+    assert np.array_equal(_tiles(a, b, dt.column_ranges(columns, 3)), out)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_blocked_sums_are_as_accurate_as_blas(seed):
+    """Seed 000's Dense at batch 32: the tiles' largest error from the float64 product at most 2x BLAS'
+    (one chain of 3136 multiply-adds per output erred ~4x more)."""
+    a, b = _case(np.random.default_rng(seed), 8, 32, 3136, 1000)
+    b *= 2                                                              # unit-variance weights
+    expected = a.astype(np.float64) @ b.astype(np.float64)
+    tiles_error = np.abs(_tiles(a, b, [(0, 1000)]) - expected).max()
+    assert tiles_error <= 2 * np.abs(a @ b - expected).max()
+
+
+@pytest.mark.parametrize("columns,parts", [(1000, 2), (1000, 16), (1003, 3), (24, 2), (16, 4)])
+def test_column_ranges_are_whole_pairs_of_vectors_but_the_last(columns, parts, monkeypatch):
+    monkeypatch.setattr(dt, "VECTOR_BITS", 256)
+    ranges = dt.column_ranges(columns, parts)
+    assert ranges[0][0] == 0 and ranges[-1][1] == columns and len(ranges) <= parts
+    assert all(stop == start for (_, stop), (start, _) in zip(ranges, ranges[1:]))
+    assert all(start % 16 == 0 and stop > start for start, stop in ranges)
+    widths = [stop - start for start, stop in ranges[:-1]]
+    assert not widths or max(widths) - min(widths) <= 16
+
+
+def test_where_the_tiles_apply():
+    """5-32 float32 rows by a C-contiguous float32 matrix of 1 MiB or more; not a few rows (`few_rows`),
+    not many, not float64, not a strided or small matrix, not with compiled ops off."""
+    if dt.lanes() < 8:
+        pytest.skip("the SIMD tiles need AVX2 or wider")
+    b = np.ones((1024, 256), np.float32)                       # 1 MiB
+    assert dt.applies(np.ones((dt.MIN_ROWS, 1024), np.float32), b)
+    assert dt.applies(np.ones((dt.MAX_ROWS, 1024), np.float32), b)
+    assert not dt.applies(np.ones((dt.MIN_ROWS - 1, 1024), np.float32), b)
+    assert not dt.applies(np.ones((dt.MAX_ROWS + 1, 1024), np.float32), b)
+    assert not dt.applies(np.ones((8, 1024)), b.astype(np.float64))
+    assert not dt.applies(np.ones((8, 1024), np.float32), np.asfortranarray(b))
+    assert not dt.applies(np.ones((8, 1023), np.float32), b[:1023])
+    with compiled.use_compiled(False):
+        assert not dt.applies(np.ones((8, 1024), np.float32), b)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_parallel_matmul_takes_the_tiles_by_columns_among_the_threads(threads, monkeypatch):
+    """A Dense layer's product on 32 samples: `parallel.matmul` gives the tiles' bits (not BLAS'), on the
+    pool's threads for a large product, the float64 product's to rounding."""
+    if dt.lanes() < 8:
+        pytest.skip("the SIMD tiles need AVX2 or wider")
+    a, b = _case(np.random.default_rng(3), dt.lanes(), 32, 3136, 1000)
+    monkeypatch.setattr(parallel, "worker_count", lambda: threads)
+    monkeypatch.setattr(parallel, "single_threaded_blas", lambda: pytest.fail("BLAS called"))
+    handed = []
+    run = parallel.run_in_parallel
+    monkeypatch.setattr(parallel, "run_in_parallel",
+                        lambda items, work, **kw: handed.append(items) or run(items, work, **kw))
+    out = parallel.matmul(a, b)
+    assert handed == [dt.column_ranges(1000, threads)]
+    assert np.array_equal(out, _tiles(a, b, [(0, 1000)]))
+    np.testing.assert_allclose(out, a.astype(np.float64) @ b, rtol=1e-5, atol=1e-3)
+    assert np.array_equal(parallel.matmul(np.asfortranarray(a), b), out)       # strided rows: copied
+
+
+def test_a_dense_layer_predicts_each_sample_as_in_any_batch_of_its_size():
+    """Seed 000's Dense (3136 -> 1000) through the tiles at batch 8 and 32: a sample's output the same bits in
+    either batch, and NumPy's float64 layer to rounding."""
+    if dt.lanes() < 8:
+        pytest.skip("the SIMD tiles need AVX2 or wider")
+    from convscope.layers import Dense
+    layer = Dense(1000, activation="relu")
+    layer.build((None, 3136))
+    x = np.random.default_rng(5).standard_normal((32, 3136)).astype(np.float32)
+    y32, y8 = np.asarray(layer(x)), np.asarray(layer(x[8:16]))
+    assert np.array_equal(y32[8:16], y8)
+    kernel, bias = (np.asarray(w, np.float64) for w in layer.get_weights())
+    np.testing.assert_allclose(y32, np.maximum(x.astype(np.float64) @ kernel + bias, 0), rtol=1e-5, atol=1e-5)
