@@ -128,3 +128,21 @@ def test_a_dense_layer_predicts_each_sample_as_in_any_batch_of_its_size():
     assert np.array_equal(y32[8:16], y8)
     kernel, bias = (np.asarray(w, np.float64) for w in layer.get_weights())
     np.testing.assert_allclose(y32, np.maximum(x.astype(np.float64) @ kernel + bias, 0), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("change,message", [
+    (dict(a=np.ones((4, 8))), "argument `a` must be a C-contiguous 2-D float32 array, got float64"),
+    (dict(b=np.ones((8, 32), np.float32)[:, ::2]), "argument `b` must be a C-contiguous 2-D float32 array"),
+    (dict(out=np.ones((4, 8), np.float32)), r"`out` \(rows, columns\), got \(4, 8\), \(8, 16\) and \(4, 8\)"),
+    (dict(b=np.ones((9, 16), np.float32)), r"got \(4, 8\), \(9, 16\)"),
+    (dict(start=4), "start a multiple of 16, got 4, 16"),
+    (dict(stop=17), "stop <= 16, start a multiple of 16, got 0, 17"),
+])
+def test_product_checks_its_arrays_before_the_unchecked_kernel(change, message, monkeypatch):
+    monkeypatch.setattr(dt, "VECTOR_BITS", 256)
+    args = dict(a=np.ones((4, 8), np.float32), b=np.ones((8, 16), np.float32), out=np.empty((4, 16), np.float32),
+                start=0, stop=16)
+    args.update(change)
+    with pytest.raises(ValueError, match=message) as error:
+        dt.product(**args)
+    assert str(error.value).startswith("dense_tiles.product: argument")

@@ -40,8 +40,8 @@ def lanes() -> int:
 
 
 def applies(a: np.ndarray, b: np.ndarray) -> bool:
-    """True for a float32 C-contiguous `a` of `MIN_ROWS`-`MAX_ROWS` rows times a float32 C-contiguous `b` of
-    at least `MIN_BYTES` and one vector of columns, compiled ops on, AVX2 or wider."""
+    """True for a float32 `a` of `MIN_ROWS`-`MAX_ROWS` rows times a float32 C-contiguous `b` of at least
+    `MIN_BYTES` and one vector of columns, compiled ops on, AVX2 or wider."""
     return (a.ndim == 2 and b.ndim == 2 and MIN_ROWS <= a.shape[0] <= MAX_ROWS and a.shape[1] == b.shape[0]
             and a.dtype == np.float32 and b.dtype == np.float32 and b.flags.c_contiguous
             and b.nbytes >= MIN_BYTES and b.shape[1] >= lanes() and VECTOR_BITS >= 256 and compiled.active())
@@ -57,9 +57,22 @@ def column_ranges(columns: int, parts: int) -> list:
 
 
 def product(a: np.ndarray, b: np.ndarray, out: np.ndarray, start: int, stop: int) -> None:
-    """out[:, start:stop] = a @ b[:, start:stop] where `applies` (`out` C-contiguous, a row per row of `a`);
-    `start` a multiple of two vectors."""
-    _kernel_for(lanes())(np.ascontiguousarray(a), b, out, start, stop, DEPTH_BLOCK)
+    """out[:, start:stop] = a @ b[:, start:stop] for 2-D float32 arrays (`a` copied C-contiguous where it is
+    not; `b` and `out` C-contiguous, `out` a row per row of `a`), `start` a multiple of two vectors (as
+    `column_ranges` gives).  Checked first: the kernel reads and writes without bounds checks."""
+    a = np.ascontiguousarray(a)
+    for name, array in (("a", a), ("b", b), ("out", out)):
+        if not (isinstance(array, np.ndarray) and array.dtype == np.float32 and array.ndim == 2
+                and array.flags.c_contiguous):
+            raise ValueError(f"dense_tiles.product: argument `{name}` must be a C-contiguous 2-D float32 array, got "
+                             f"{getattr(array, 'dtype', type(array).__name__)} of shape {np.shape(array)}")
+    if b.shape[0] != a.shape[1] or out.shape != (a.shape[0], b.shape[1]):
+        raise ValueError(f"dense_tiles.product: arguments must be `a` (rows, depth), `b` (depth, columns) and `out` "
+                         f"(rows, columns), got {a.shape}, {b.shape} and {out.shape}")
+    if not (0 <= start <= stop <= b.shape[1] and start % (2 * lanes()) == 0):
+        raise ValueError(f"dense_tiles.product: arguments `start`, `stop` must be columns 0 <= start <= stop <= "
+                         f"{b.shape[1]}, start a multiple of {2 * lanes()}, got {start}, {stop}")
+    _kernel_for(lanes())(a, b, out, start, stop, DEPTH_BLOCK)
 
 
 def _make_kernel(width: int):

@@ -347,8 +347,8 @@ def _few_rows_by_depth(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _tiles_by_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """A batch of rows by a large matrix in `dense_tiles`' tiles, its columns split among the threads (each
-    output one chain of sums: the same bits on any number of threads); a small product (as `matmul`'s) on
-    the calling thread."""
+    output summed alike in any range: the same bits on any number of threads); a small product (as
+    `matmul`'s) on the calling thread."""
     out = np.empty((a.shape[0], b.shape[1]), dtype=np.float32)
     a = np.ascontiguousarray(a)
     small = a.shape[0] * a.shape[1] * b.shape[1] < SMALL_PRODUCT and b.nbytes < STREAMED_BYTES
