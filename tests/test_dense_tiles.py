@@ -25,7 +25,7 @@ def _tiles(a, b, ranges):
     return out
 
 
-def _case(rng, lanes, rows, depth, columns):
+def _case(rng, rows, depth, columns):
     a = rng.standard_normal((rows, depth)).astype(np.float32)
     b = (rng.standard_normal((depth, columns)) * 0.5).astype(np.float32)
     return a, b
@@ -37,7 +37,7 @@ def test_tiles_match_the_float64_product_on_random_shapes(width, seed):
     rows = int(rng.integers(1, 3 * dt.ROWS + 4))
     depth = int(rng.integers(1, 3 * dt.DEPTH_BLOCK + 50))         # one block or several, the last a part
     columns = int(rng.integers(1, 9)) * width + int(rng.integers(0, width))   # pairs, one vector, scalars
-    a, b = _case(rng, width, rows, depth, columns)
+    a, b = _case(rng, rows, depth, columns)
     out = _tiles(a, b, [(0, columns)])
     expected = a.astype(np.float64) @ b.astype(np.float64)
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=2e-6 * np.sqrt(depth) * 4)
@@ -48,7 +48,7 @@ def test_each_output_is_summed_alike_whatever_the_tile_the_neighbours_or_the_col
         width, rows, depth, columns):
     """A row alone, the rows in another order and other column ranges (as other thread counts split them):
     the same bits."""
-    a, b = _case(np.random.default_rng(rows), width, rows, depth, columns)
+    a, b = _case(np.random.default_rng(rows), rows, depth, columns)
     out = _tiles(a, b, [(0, columns)])
     for row in range(rows):
         assert np.array_equal(_tiles(a[row:row + 1], b, [(0, columns)])[0], out[row])
@@ -60,7 +60,7 @@ def test_each_output_is_summed_alike_whatever_the_tile_the_neighbours_or_the_col
 def test_blocked_sums_are_as_accurate_as_blas(seed):
     """Seed 000's Dense at batch 32: the tiles' largest error from the float64 product at most 2x BLAS'
     (one chain of 3136 multiply-adds per output erred ~4x more)."""
-    a, b = _case(np.random.default_rng(seed), 8, 32, 3136, 1000)
+    a, b = _case(np.random.default_rng(seed), 32, 3136, 1000)
     b *= 2                                                              # unit-variance weights
     expected = a.astype(np.float64) @ b.astype(np.float64)
     tiles_error = np.abs(_tiles(a, b, [(0, 1000)]) - expected).max()
@@ -101,7 +101,7 @@ def test_parallel_matmul_takes_the_tiles_by_columns_among_the_threads(threads, m
     pool's threads for a large product, the float64 product's to rounding."""
     if dt.lanes() < 8:
         pytest.skip("the SIMD tiles need AVX2 or wider")
-    a, b = _case(np.random.default_rng(3), dt.lanes(), 32, 3136, 1000)
+    a, b = _case(np.random.default_rng(3), 32, 3136, 1000)
     monkeypatch.setattr(parallel, "worker_count", lambda: threads)
     monkeypatch.setattr(parallel, "single_threaded_blas", lambda: pytest.fail("BLAS called"))
     handed = []

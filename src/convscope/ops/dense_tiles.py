@@ -22,7 +22,7 @@ import numpy as np
 from . import compiled
 
 if compiled.available():
-    from .simd import add, broadcast, fma, load, store_first, vector_bits, zeros
+    from .simd import add, broadcast, fma, load, store_first, zeros
 
 __all__ = ["MIN_ROWS", "MAX_ROWS", "MIN_BYTES", "ROWS", "DEPTH_BLOCK", "applies", "column_ranges", "product"]
 
@@ -31,7 +31,7 @@ MAX_ROWS = 32           # more rows reuse BLAS' packed matrix enough to pay for 
 MIN_BYTES = 1 << 20     # a smaller matrix: BLAS' packing is cheap beside the products
 ROWS = 4                # rows per tile: 8 vectors of accumulators, enough in flight for two FMA units
 DEPTH_BLOCK = 256       # matrix rows per block: a strip of two vectors of columns 16 KB with AVX2, in L1
-VECTOR_BITS = vector_bits() if compiled.available() else 0
+VECTOR_BITS = 32 * compiled.float32_lanes()     # 0 without numba or below AVX2: no tiles
 
 
 def lanes() -> int:
