@@ -1,9 +1,13 @@
 """Pooling layers against PyTorch (TF's SAME padding applied by hand), shapes, aliases, config."""
 
+import re
+
 import numpy as np
 import pytest
 
 from _calls import backward, forward
+from convscope import backend, ops
+from convscope.ops import compiled
 from convscope.layers import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D, GlobalMaxPooling2D,
                               MaxPool2D, MaxPooling2D, deserialize, serialize)
 
@@ -87,3 +91,60 @@ def test_config_round_trip_and_keras2_dict():
                                                        "padding": "valid", "strides": [2, 2],
                                                        "data_format": "channels_last"}}
     assert deserialize(keras2).compute_output_shape((None, 14, 14, 64)) == (None, 7, 7, 64)
+
+
+@pytest.mark.parametrize("compiled_on", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,data_format", [((1, 7, 7, 1280), "NHWC"), ((3, 5, 4, 33), "NHWC"),
+                                               ((2, 1, 1, 8), "NHWC"), ((2, 6, 3, 5), "NCHW")])
+def test_global_avg_pool2d_has_avg_pool2ds_bits(compiled_on, dtype, shape, data_format):
+    """The inference op of GlobalAveragePooling2D gives exactly `avg_pool2d`'s numbers with the window of the whole
+    image (the same sums in the same order), and the float64 mean to rounding."""
+    if compiled_on and not compiled.available():
+        pytest.skip("numba is not installed")
+    x = np.random.default_rng(3).standard_normal(shape).astype(dtype)
+    window = shape[1:3] if data_format == "NHWC" else shape[2:]
+    with compiled.use_compiled(compiled_on):
+        got = ops.global_avg_pool2d(x, data_format)
+        expected = ops.avg_pool2d(x, window, 1, "VALID", data_format).reshape(shape[0], -1)
+    assert got.dtype == np.dtype(dtype) and got.shape == expected.shape
+    np.testing.assert_array_equal(got, expected)
+    axes = (1, 2) if data_format == "NHWC" else (2, 3)
+    tol = 1e-6 if dtype == np.float32 else 1e-14
+    np.testing.assert_allclose(got, x.astype(np.float64).mean(axis=axes), rtol=tol, atol=tol)
+
+
+def test_global_avg_pool2d_takes_integers_as_float64_and_a_strided_batch():
+    x = np.arange(2 * 3 * 4 * 5).reshape(2, 3, 4, 5)
+    np.testing.assert_array_equal(ops.global_avg_pool2d(x), x.mean(axis=(1, 2)))
+    wide = np.random.default_rng(4).standard_normal((2, 6, 8, 6)).astype(np.float32)
+    strided = wide[:, ::2, ::2, 1:4]
+    np.testing.assert_array_equal(ops.global_avg_pool2d(strided),
+                                  ops.avg_pool2d(np.ascontiguousarray(strided), (3, 4), 1, "VALID").reshape(2, 3))
+
+
+@pytest.mark.parametrize("value,message", [
+    (np.zeros((2, 3, 4)), "global_avg_pool2d: argument `input` must be a rank-4 array, got rank 3"),
+    (np.zeros((1, 2, 2, 1), dtype=object), "global_avg_pool2d: argument `input` must be a numeric array, got dtype object"),
+    (np.zeros((1, 0, 2, 3)), "global_avg_pool2d: argument `input` must have non-empty height, width and channels"),
+])
+def test_global_avg_pool2d_errors_name_the_op_the_argument_and_what_was_given(value, message):
+    with pytest.raises((ValueError, TypeError), match=re.escape(message)):
+        ops.global_avg_pool2d(value)
+    with pytest.raises(ValueError, match=re.escape("global_avg_pool2d: argument `data_format` must be 'NHWC' or "
+                                                   "'NCHW', got 'NWHC'")):
+        ops.global_avg_pool2d(np.zeros((1, 2, 2, 1)), "NWHC")
+
+
+@pytest.mark.parametrize("keepdims", [False, True])
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_global_average_pooling_at_inference_gives_the_training_forwards_bits(keepdims, data_format):
+    """GlobalAveragePooling2D's inference call (`ops.global_avg_pool2d`) and its training forward (the windowed
+    op, with its context for the backward pass) give the same array, shape and bits."""
+    layer = GlobalAveragePooling2D(keepdims=keepdims, data_format=data_format)
+    x = np.random.default_rng(5).standard_normal((3, 7, 7, 16)).astype(np.float32)
+    inferred = layer(x)
+    with backend.keep_for_backward():
+        trained, ctx = layer.forward(x, training=True)
+    assert ctx is not None and inferred.shape == trained.shape == layer.compute_output_shape(x.shape)
+    np.testing.assert_array_equal(inferred, trained)

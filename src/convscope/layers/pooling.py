@@ -39,6 +39,10 @@ def _avg_infer(*args):
     return ops.avg_pool2d(*args)
 
 
+def _global_avg(*args):
+    return ops.global_avg_pool2d(*args)
+
+
 class _Pooling2D(Layer):
     """Shared body of MaxPooling2D and AveragePooling2D: `strides=None` means `pool_size`."""
 
@@ -115,9 +119,11 @@ class AveragePooling2D(_Pooling2D):
 
 
 class _GlobalPooling2D(Layer):
-    """Pool over all rows and cols: a window as large as the image, through the pooling op."""
+    """Pool over all rows and cols: a window as large as the image, through the pooling op (at inference
+    through `_global_op` where the subclass has one)."""
 
     _CONFIG_DEFAULTS = {"data_format": "channels_last"}
+    _global_op = None
 
     def __init__(self, data_format=None, keepdims=False, **kwargs):
         super().__init__(**kwargs)
@@ -137,6 +143,10 @@ class _GlobalPooling2D(Layer):
         return LayerSpec(kind="global_pool", pool=self._mode, data_format=self.data_format, keepdims=self.keepdims)
 
     def forward(self, inputs: np.ndarray, training: bool = False):
+        if self._global_op is not None and not backend.keeps_for_backward():     # inference: no window geometry
+            pooled = self._global_op(inputs, ops_format(self.data_format))
+            keep_shape = image_shape(len(pooled), 1, 1, pooled.shape[1], self.data_format)
+            return (pooled.reshape(keep_shape) if self.keepdims else pooled), None
         window = spatial_dims(inputs.shape, self.data_format)
         pooled, op_ctx = self._forward_op(inputs, window, 1, "VALID", ops_format(self.data_format))
         output = pooled if self.keepdims else pooled.reshape(pooled.shape[0], -1)
@@ -165,6 +175,7 @@ class GlobalAveragePooling2D(_GlobalPooling2D):
     _mode = "avg"
     _forward_op = staticmethod(_avg_forward)
     _backward_op = staticmethod(_avg_backward)
+    _global_op = staticmethod(_global_avg)       # inference: `ops.global_avg_pool2d`, the same numbers
 
 
 MaxPool2D = MaxPooling2D

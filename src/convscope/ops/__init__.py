@@ -22,8 +22,8 @@ from .padding import zero_pad2d, zero_pad2d_backward
 from .layer_norm import layer_norm_backward, layer_norm_forward
 from .preprocessing import rescale, rescale_backward, standardize, standardize_backward
 from .resize import resize2d, resize2d_backward, resize2d_forward
-from .pooling import (avg_pool2d, avg_pool2d_backward, avg_pool2d_forward, max_pool2d, max_pool2d_backward,
-                      max_pool2d_forward, max_pool2d_zero_padded)
+from .pooling import (avg_pool2d, avg_pool2d_backward, avg_pool2d_forward, global_avg_pool2d, max_pool2d,
+                      max_pool2d_backward, max_pool2d_forward, max_pool2d_zero_padded)
 from .tape import Tape, Traced, record, stop_gradient
 from .numpy_api import (abs, absolute, add, argmax, argmin, broadcast_to, cast, clip, concatenate, divide, dot,
                         einsum, equal, exp, expand_dims, floor_divide, greater, greater_equal, less, less_equal,
@@ -42,7 +42,7 @@ __all__ = [
     "depthwise_conv2d", "depthwise_conv2d_forward", "depthwise_conv2d_backward",
     "separable_conv2d", "separable_conv2d_forward", "separable_conv2d_backward",
     "max_pool2d", "max_pool2d_forward", "max_pool2d_backward", "max_pool2d_zero_padded",
-    "avg_pool2d", "avg_pool2d_forward", "avg_pool2d_backward",
+    "avg_pool2d", "avg_pool2d_forward", "avg_pool2d_backward", "global_avg_pool2d",
     "dense_forward", "dense_backward",
     "FUSED_ACTIVATIONS", "bias_activation_forward", "bias_activation_backward", "bias_add",
     "batch_norm_train", "batch_norm_infer", "batch_norm_affine", "batch_norm_backward", "batch_norm_infer_backward",

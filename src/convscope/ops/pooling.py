@@ -39,7 +39,7 @@ BLOCK_BYTES = 2 ** 20  # images per unit of threaded work (cache-sized); the ker
                        # on the calling thread
 
 __all__ = ["max_pool2d", "max_pool2d_forward", "max_pool2d_backward", "max_pool2d_zero_padded",
-           "avg_pool2d", "avg_pool2d_forward", "avg_pool2d_backward"]
+           "avg_pool2d", "avg_pool2d_forward", "avg_pool2d_backward", "global_avg_pool2d"]
 
 
 def _geometry_context(input_shape, ksize, strides, padding, data_format, op) -> Dict[str, Any]:
@@ -504,3 +504,39 @@ def avg_pool2d_backward(grad_output, ctx: Dict[str, Any]) -> np.ndarray:
         share = grad / ctx["counts"]
         grad_input = _scatter_offsets(lambda k: share, ctx, dtype)
     return from_nhwc(grad_input, ctx["data_format"])
+
+
+def global_avg_pool2d(input, data_format: str = "NHWC") -> np.ndarray:
+    """The mean of each channel over an image's rows and cols, shape (N, C): `avg_pool2d` with a window of the
+    image's size and its numbers (the cells summed in the same order, then divided by their count), without
+    the window geometry or a context for a backward pass (at batch 1 those took several times the sums).
+
+        Shape: (N, H, W, C) -> (N, C)     ((N, C, H, W) with data_format "NCHW")"""
+    op = "global_avg_pool2d"
+    data_format = check_data_format(data_format, op)
+    x = check_image_batch(check_numeric_array(input, op, "input", ndim=4), op, data_format)
+    x = x.astype(float_dtype(x), copy=False)
+    if not compiled.active():
+        return avg_pool2d(x, x.shape[1:3], 1, "VALID", "NHWC").reshape(len(x), -1)
+    x = np.ascontiguousarray(x)
+    out = np.empty((x.shape[0], x.shape[3]), dtype=x.dtype)
+    count = x.dtype.type(x.shape[1] * x.shape[2])
+    on_slices(len(x), x.nbytes, lambda images: _global_mean_kernel(x[images], count, out[images]), BLOCK_BYTES)
+    return out
+
+
+@compiled.kernel
+def _global_mean_kernel(x, count, out):
+    """`_avg_pool_kernel` for one window of the whole image: the cells added in order, row by row, into
+    a running sum per channel (vectorized across the channels), then divided by `count`."""
+    n, h, w, c = x.shape
+    total = np.empty(c, dtype=out.dtype)
+    for b in range(n):
+        total[:] = 0
+        for i in range(h):
+            for j in range(w):
+                cell = x[b, i, j]
+                for ch in range(c):
+                    total[ch] += cell[ch]
+        for ch in range(c):
+            out[b, ch] = total[ch] / count
