@@ -249,3 +249,18 @@ def test_the_plans_unchecked_batch_norm_map_has_batch_norm_affines_bits(dtype, w
     for ours, theirs in zip(got, expected):
         assert ours.dtype == theirs.dtype == np.dtype(dtype) and ours.shape == (37,)
         np.testing.assert_array_equal(ours, theirs)
+
+
+def test_the_plans_batch_norm_map_follows_a_changed_epsilon_and_dtype():
+    """`layer_affine` keeps epsilon and 1 in the map's dtype per (dtype, epsilon): another epsilon or dtype gets
+    its own, and each call `batch_norm_affine`'s numbers."""
+    from convscope.ops.normalization import layer_affine
+    rng = np.random.default_rng(12)
+    gamma, beta, mean = (rng.standard_normal(9).astype(np.float32) for _ in range(3))
+    var = rng.random(9).astype(np.float32)
+    for epsilon, dtype in ((1e-3, np.float32), (0.5, np.float32), (1e-3, np.float64), (0.5, "float64")):
+        expected = ops.batch_norm_affine(gamma, beta, mean, var, epsilon, dtype)
+        got = layer_affine(gamma, beta, mean, var, epsilon, dtype)
+        for ours, theirs in zip(got, expected):
+            assert ours.dtype == np.dtype(dtype)
+            np.testing.assert_array_equal(ours, theirs)

@@ -260,3 +260,47 @@ def test_column_blocks_are_at_most_512_wide_even_in_number_and_the_same_on_any_t
     assert all(stop == start for (_, stop), (start, _) in zip(blocks, blocks[1:]))
     monkeypatch.setattr(parallel, "worker_count", lambda: 3)
     assert parallel.column_blocks(columns) == blocks
+
+
+@pytest.mark.parametrize("limit", [1, 2, 3])
+def test_worker_count_reads_the_blas_thread_count_as_threadpoolctl_gives_it(limit):
+    """`worker_count` reads each library's count through a reader looked up once (`_count_reader`): it follows
+    every change of the count, as threadpoolctl's own `num_threads` does."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if not parallel._blas():
+        pytest.skip("no BLAS library that threadpoolctl controls")
+    with threadpoolctl.threadpool_limits(limit, user_api="blas"):
+        counts = [library.num_threads for library in parallel._blas().lib_controllers]
+        readers = [parallel._count_reader(library)() for library in parallel._blas().lib_controllers]
+        assert readers == counts
+        assert parallel.worker_count() == max(max(count or 1 for count in counts), 1)
+
+
+def test_count_reader_falls_back_to_the_controllers_own_call():
+    """A library that is not OpenBLAS, or a threadpoolctl without the symbol lookup, reads through the
+    controller's `get_num_threads`."""
+    class Other:
+        internal_api = "mkl"
+
+        def get_num_threads(self):
+            return 5
+
+        def _get_symbol(self, name):
+            return lambda: 5
+    other = Other()
+    assert parallel._count_reader(other) == other.get_num_threads
+
+    class Unlooked:
+        internal_api = "openblas"
+        get_num_threads = Other.get_num_threads
+    unlooked = Unlooked()
+    assert parallel._count_reader(unlooked) == unlooked.get_num_threads
+
+
+@pytest.mark.parametrize("make", [lambda: np.empty(10, np.float32), lambda: np.empty((3, 5), np.float64)[1:, 2:],
+                                  lambda: np.empty(17, np.uint8)[3:], lambda: np.empty((4, 4), np.float32).T,
+                                  lambda: np.empty(0, np.float32)])
+def test_compiled_address_is_ctypes_data(make):
+    from convscope.ops import compiled
+    array = make()
+    assert compiled.address(array) == array.ctypes.data

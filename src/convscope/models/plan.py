@@ -42,7 +42,7 @@ Either way the numbers are those of the layers run one by one.
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+from typing import Any, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
@@ -84,7 +84,7 @@ class ConvInferenceStage:
     def __init__(self, layers: Sequence[Layer], specs: Sequence[LayerSpec]):
         self.layers = list(layers)
         self.spec = specs[0]
-        self.norm = next(((layer, spec) for layer, spec in zip(layers, specs) if spec.kind == "batch_norm"), None)
+        self.norm = _norm_in(layers, specs)
         self.then = "relu" if any(spec.kind == "activation" for spec in specs[1:]) else "linear"
         pool = next((spec for spec in specs[1:] if spec.kind == "pool"), None)
         self.pool = None if pool is None else (pool.pool, pool.window.size, pool.window.strides,
@@ -345,7 +345,7 @@ class EpilogueStage:
         self.pads = specs[0].pads if start else None
         self.head, self.spec = layers[start], specs[start]
         self.activation = _epilogue_activation(self.spec)
-        self.norm = next(((layer, spec) for layer, spec in zip(layers, specs) if spec.kind == "batch_norm"), None)
+        self.norm = _norm_in(layers, specs)
         self.then = next((_epilogue_activation(spec) for spec in specs[start + 1:] if spec.kind == "activation"),
                          "linear")
         # the op checked and its path chosen once per input (shape, dtype), residual and kernel switch:
@@ -520,15 +520,32 @@ def _epilogue_run(layers, specs, start: int) -> int:
     return end - start
 
 
-def _norm_map(norm) -> tuple:
-    """A stage's BatchNormalization (layer, spec) as its inference map (scale, shift) from its variables as
-    they are now; (None, None) without one."""
+class _Norm(NamedTuple):
+    """A stage's BatchNormalization layer and its variables (gamma, beta None where it has none), looked up
+    once: `_norm_map` reads them at every call."""
+    layer: Layer
+    gamma: Any
+    beta: Any
+    mean: Any
+    var: Any
+
+
+def _norm_in(layers, specs) -> Optional[_Norm]:
+    """The first BatchNormalization among a stage's layers as a `_Norm`, None without one."""
+    for layer, spec in zip(layers, specs):
+        if spec.kind == "batch_norm":
+            w = spec.weights
+            return _Norm(layer, w["gamma"], w["beta"], w["moving_mean"], w["moving_variance"])
+    return None
+
+
+def _norm_map(norm: Optional[_Norm]) -> tuple:
+    """A stage's BatchNormalization as its inference map (scale, shift) from its variables as they are now;
+    (None, None) without one."""
     if norm is None:
         return None, None
-    layer, spec = norm
-    w = spec.weights
-    return layer_affine(_value(w["gamma"]), _value(w["beta"]), w["moving_mean"].value, w["moving_variance"].value,
-                        layer.epsilon, w["moving_mean"].value.dtype)
+    mean = norm.mean.value
+    return layer_affine(_value(norm.gamma), _value(norm.beta), mean, norm.var.value, norm.layer.epsilon, mean.dtype)
 
 
 def _value(variable) -> Optional[np.ndarray]:

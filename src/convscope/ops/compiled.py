@@ -26,7 +26,7 @@ try:
 except ImportError:  # pragma: no cover - exercised where numba is not installed
     numba = None
 
-__all__ = ["available", "active", "use_compiled", "kernel", "load_runtime"]
+__all__ = ["available", "active", "use_compiled", "kernel", "address", "load_runtime"]
 
 # The default of every thread (numba installed and CONVSCOPE_COMPILED not 0), which `use_compiled`
 # overrides in the calling thread's context only.
@@ -77,6 +77,26 @@ def kernel(function=None, *, fastmath: bool = False, inline: bool = False):
         return numba.njit(nogil=True, cache=True, fastmath=fastmath, error_model="numpy",
                           inline="always" if inline else "never")(fn)
     return decorate(function) if function is not None else decorate
+
+
+def address(array) -> int:
+    """The address of a NumPy array's first element: read by a compiled call where numba is installed
+    (NumPy's `array.ctypes.data` builds a ctypes helper object first, at every read; the ops read it to
+    align their buffers at every call), else through `ctypes`."""
+    return _address(array) if _address is not None else array.ctypes.data
+
+
+def _make_address():
+    if numba is None:
+        return None
+
+    @numba.njit(nogil=True, cache=True)
+    def read(array):
+        return array.ctypes.data
+    return read
+
+
+_address = _make_address()
 
 
 @functools.lru_cache(maxsize=None)

@@ -410,10 +410,10 @@ def _aligned_empty(shape, dtype, alignment: int = 64) -> np.ndarray:
     size = math.prod(shape)
     if alignment % dtype.itemsize == 0:         # whole elements of padding (NumPy's arrays start element-aligned)
         buffer = np.empty(size + alignment // dtype.itemsize, dtype=dtype)
-        start = -buffer.ctypes.data % alignment // dtype.itemsize
+        start = -compiled.address(buffer) % alignment // dtype.itemsize
         return buffer[start:start + size].reshape(shape)
     buffer = np.empty(size * dtype.itemsize + alignment, dtype=np.uint8)
-    start = -buffer.ctypes.data % alignment
+    start = -compiled.address(buffer) % alignment
     return buffer[start:start + size * dtype.itemsize].view(dtype).reshape(shape)
 
 

@@ -143,8 +143,8 @@ def _compiled_bands(steps, geometry):
 
     def run(x, expand, depthwise, project, expand_epilogue, depthwise_epilogue, project_epilogue, residual):
         epilogues = (expand_epilogue, depthwise_epilogue, project_epilogue)
-        key = (worker_count(), residual is None) + tuple(
-            (e.get("activation"), e.get("then"), e.get("scale") is None) for e in epilogues)
+        key = (worker_count(), residual is None, _key(expand_epilogue), _key(depthwise_epilogue),
+               _key(project_epilogue))
         x = np.ascontiguousarray(x)
         n, h, w, c = x.shape
         mid = c if expand is None else np.shape(expand)[3]
@@ -161,7 +161,7 @@ def _compiled_bands(steps, geometry):
         out = (fi._aligned_empty if layout.by_channels else np.empty)((n, out_h * out_w, out_channels), np.float32)
         shortcut = (layout.unread if residual is None
                     else np.ascontiguousarray(residual, dtype=np.float32).reshape(out.shape))
-        ends = [layout.ends(index, e) for index, e in enumerate(epilogues)]
+        ends = (layout.ends(0, expand_epilogue), layout.ends(1, depthwise_epilogue), layout.ends(2, project_epilogue))
         arguments = (x.reshape(n, h * w, c), widen.reshape(-1), ends[0],
                      np.ascontiguousarray(np.asarray(depthwise)[..., 0], dtype=np.float32).reshape(-1), ends[1],
                      narrow.reshape(-1), ends[2], shortcut, layout.geometry)
@@ -219,6 +219,16 @@ class _Layout:
         return _present(epilogue, self._zeros[index]) + (self._limits[index],)
 
 
+def _float32(values, zeros) -> np.ndarray:
+    """`values` as float32 (itself where it is), `zeros` where it is None."""
+    return zeros if values is None else np.asarray(values).astype(np.float32, copy=False)
+
+
+def _key(epilogue) -> tuple:
+    """What of an epilogue dict a `_Layout` depends on: its activations, and whether it has a scale."""
+    return epilogue.get("activation"), epilogue.get("then"), epilogue.get("scale") is None
+
+
 def _channel_groups(channels: int, workers: int) -> int:
     """Groups of whole pairs of vectors an image's channels are shared in: `GROUPS_PER_THREAD` per thread (a
     thread that starts late or runs slower takes fewer), at most one per pair."""
@@ -252,7 +262,8 @@ def _ends(channels: int, epilogue) -> tuple:
 
 def _present(epilogue, zeros) -> tuple:
     """(bias, scale, shift) of an epilogue dict in float32, `zeros` for each one absent."""
-    return fi._present(zeros, np.float32, epilogue.get("bias"), epilogue.get("scale"), epilogue.get("shift"))
+    return (_float32(epilogue.get("bias"), zeros), _float32(epilogue.get("scale"), zeros),
+            _float32(epilogue.get("shift"), zeros))
 
 
 def _limits(epilogue) -> np.ndarray:

@@ -25,6 +25,8 @@ among threads too (NumPy releases the GIL in element-wise loops).
 
 from __future__ import annotations
 
+import functools
+
 from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
@@ -403,17 +405,27 @@ def layer_affine(gamma, beta, mean, var, epsilon: float, dtype) -> Tuple[np.ndar
     layer's own (C,) variables, checked when the layer was built, read at every inference step of
     the plan (52 batch norms per MobileNetV2 call).  Compiled where the variables have the dtype: one
     call instead of six NumPy operations, the same operations in the same order."""
-    dtype = np.dtype(dtype)
-    if not ((gamma is None or gamma.dtype == dtype) and (beta is None or beta.dtype == dtype)
-            and mean.dtype == dtype and var.dtype == dtype):        # no generator: 52 calls per MobileNetV2
+    dtype = dtype if isinstance(dtype, np.dtype) else np.dtype(dtype)
+    if not (mean.dtype == dtype and var.dtype == dtype and (gamma is None or gamma.dtype == dtype)
+            and (beta is None or beta.dtype == dtype)):
         gamma, beta, mean, var = (None if value is None else value.astype(dtype)
                                   for value in (gamma, beta, mean, var))
-    if compiled.active() and dtype in (np.float32, np.float64):
+    if compiled.active() and dtype in _AFFINE_DTYPES:
         scale, shift = np.empty(mean.shape, dtype), np.empty(mean.shape, dtype)
+        epsilon, one = _affine_scalars(dtype, epsilon)
         _affine_kernel(mean if gamma is None else gamma, mean if beta is None else beta, gamma is not None,
-                       beta is not None, mean, var, dtype.type(epsilon), dtype.type(1), scale, shift)
+                       beta is not None, mean, var, epsilon, one, scale, shift)
         return scale, shift
     return _inference_affine(np.empty(0, dtype), gamma, beta, mean, var, epsilon)
+
+
+_AFFINE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+@functools.lru_cache(maxsize=64)
+def _affine_scalars(dtype: np.dtype, epsilon: float) -> tuple:
+    """(epsilon, 1) in `dtype`, as `_affine_kernel` takes them (a layer's epsilon rarely changes)."""
+    return dtype.type(epsilon), dtype.type(1)
 
 
 @compiled.kernel

@@ -41,7 +41,7 @@ import numpy as np
 from . import dense_tiles, few_rows
 from .spin_pool import SpinningPool
 
-_state: Dict[str, Any] = {"blas": None, "pools": {}}
+_state: Dict[str, Any] = {"blas": None, "readers": (), "pools": {}}
 _setup_lock = threading.Lock()       # creates the BLAS controller and the pools once
 
 
@@ -80,8 +80,23 @@ def _blas():
                 except ImportError:
                     _state["blas"] = False
                 else:
-                    _state["blas"] = ThreadpoolController().select(user_api="blas")
+                    blas = ThreadpoolController().select(user_api="blas")
+                    _state["readers"] = tuple(_count_reader(library) for library in blas.lib_controllers)
+                    _state["blas"] = blas
     return _state["blas"] or None
+
+
+def _count_reader(library) -> Callable[[], Any]:
+    """A call giving `library`'s thread count as its `num_threads` does: for OpenBLAS the C function that
+    threadpoolctl calls, looked up once (its property looks the symbol up again at every read, and the ops
+    read the count several times per stage), else the controller's own `get_num_threads`."""
+    reader = library.get_num_threads
+    lookup = getattr(library, "_get_symbol", None)
+    if getattr(library, "internal_api", None) != "openblas" or lookup is None:
+        return reader
+    openmp = getattr(library, "threading_layer", None) == "openmp"
+    function = lookup("omp_get_max_threads" if openmp else "openblas_get_num_threads")
+    return function if function is not None and function() == reader() else reader
 
 
 def _pool(workers: int) -> SpinningPool:
@@ -127,10 +142,10 @@ def worker_count() -> int:
     with _blas_modes:
         if _modes["single"]:
             return max((count for _, count in _modes["saved"]), default=1)
-        libraries = blas.lib_controllers
-        if len(libraries) == 1:         # the usual case, at every op: no generator
-            return libraries[0].num_threads or 1
-        return max((library.num_threads or 1 for library in libraries), default=1)
+        readers = _state["readers"]
+        if len(readers) == 1:           # the usual case, at every op: no generator
+            return readers[0]() or 1
+        return max((read() or 1 for read in readers), default=1)
 
 
 def balanced_ranges(count: int, max_size: int) -> List[Tuple[int, int]]:
@@ -265,7 +280,7 @@ def _set_num_threads(library, count: int) -> None:
 def _enter_single_threaded(blas) -> None:
     with _blas_modes:
         if _modes["single"] == 0:
-            saved = [(library, library.num_threads) for library in blas.lib_controllers]
+            saved = [(library, read()) for library, read in zip(blas.lib_controllers, _state["readers"])]
             changed = [(library, count) for library, count in saved if count != 1]
             for library, _ in changed:
                 _set_num_threads(library, 1)

@@ -165,7 +165,7 @@ def deep_product_rows(rows: np.ndarray, matrix: np.ndarray, out: np.ndarray, bia
         raise ValueError(f"pointwise_simd: argument `residual` must be C-contiguous of shape {out.shape}, got "
                          f"{residual.shape}")
     step, scale_c = (2 * lanes(), depth) if packed else (channels, 1)    # filters k, c at k * step + c * scale_c
-    stream = bool(stream) and out.ctypes.data % (4 * lanes()) == 0
+    stream = bool(stream) and compiled.address(out) % (4 * lanes()) == 0
     deep_kernel(lanes())(rows, matrix.reshape(-1), step, scale_c, out, bias, scale, shift, residual, limits, affine,
                          has_residual, stream, 0, channels)
 
