@@ -366,9 +366,11 @@ class EpilogueStage:
         scale, shift = _norm_map(self.norm)
         return spec.weights["kernel"].value, _value(spec.weights["bias"]), scale, shift
 
-    def epilogue(self, bias, scale, shift) -> dict:
-        """The `ops.fused_inference` epilogue arguments of this stage (its residual aside)."""
-        return {"bias": bias, "activation": self.activation, "scale": scale, "shift": shift, "then": self.then}
+    def arguments(self) -> tuple:
+        """(kernel, the `ops.fused_inference` epilogue arguments of this stage but its residual) for this call,
+        from the weights as `values` reads them."""
+        kernel, bias, scale, shift = self.values()
+        return kernel, {"bias": bias, "activation": self.activation, "scale": scale, "shift": shift, "then": self.then}
 
     def forward(self, x, training: bool = False, residual=None):
         spec, window = self.spec, self.spec.window
@@ -444,14 +446,15 @@ class InvertedResidualStage:
                 and not any(layer.describe().kind == "merge" for stage in stages[:-1] for layer in stage.layers))
 
     def forward(self, x, training: bool = False, residual=None):
-        depthwise = self.parts[1]
-        values = [(None, None, None, None) if stage is None else stage.values() for stage in self.parts]
-        kernels = [value[0] for value in values]
-        epilogues = [{} if stage is None else stage.epilogue(*value[1:]) for stage, value in zip(self.parts, values)]
+        first, middle, last = self.parts
+        expand, expand_epilogue = (None, {}) if first is None else first.arguments()
+        depthwise, depthwise_epilogue = middle.arguments()
+        project, project_epilogue = last.arguments()
         x = np.asarray(x)
         run = _prepared_run(self, x, residual, lambda: inverted_residual.prepare_inverted_residual_inference(
-            x, *kernels, depthwise.spec.window.strides, depthwise._padding(), *epilogues, residual=residual))
-        return run(x, *kernels, *epilogues, residual), None
+            x, expand, depthwise, project, middle.spec.window.strides, middle._padding(), expand_epilogue,
+            depthwise_epilogue, project_epilogue, residual=residual))
+        return run(x, expand, depthwise, project, expand_epilogue, depthwise_epilogue, project_epilogue, residual), None
 
     def backward(self, ctx, grad, need_input_grad: bool = True, **options):
         check_kept_for_backward(self.layers[0], None)

@@ -71,8 +71,10 @@ GEMV_BYTES = 1 << 20                 # OpenBLAS' gemm packs the whole matrix for
 
 
 def _blas():
-    """threadpoolctl's controller of the BLAS thread pools (created once), or None without threadpoolctl."""
-    if _state["blas"] is None:
+    """threadpoolctl's controller of the BLAS thread pools (created once), or None without threadpoolctl or
+    a BLAS library it controls (kept as False: the controller's truth is its length, a Python call)."""
+    blas = _state["blas"]
+    if blas is None:
         with _setup_lock:
             if _state["blas"] is None:
                 try:
@@ -80,10 +82,11 @@ def _blas():
                 except ImportError:
                     _state["blas"] = False
                 else:
-                    blas = ThreadpoolController().select(user_api="blas")
-                    _state["readers"] = tuple(_count_reader(library) for library in blas.lib_controllers)
-                    _state["blas"] = blas
-    return _state["blas"] or None
+                    controller = ThreadpoolController().select(user_api="blas")
+                    _state["readers"] = tuple(_count_reader(library) for library in controller.lib_controllers)
+                    _state["blas"] = controller if controller.lib_controllers else False
+            blas = _state["blas"]
+    return blas if blas is not False else None
 
 
 def _count_reader(library) -> Callable[[], Any]:
