@@ -369,25 +369,30 @@ class Functional(_FunctionalTraining, Model):
         `keep`).  Fused chains run as one stage; every other node through its layer.
         `on_step(step, seconds)`, when given, hears each step's time (`utils.profile`)."""
         values: Dict[int, np.ndarray] = {id(t): a for t, a in zip(self._inputs, arrays)}
-        remaining = dict(self._consumers)
         execution = Execution() if keep else None
+        if keep or training:
+            self._run_steps(values, training, keep, execution, on_step)
+        else:                                   # the inference plan: nothing kept, set once for its steps
+            with backend.no_backward():
+                self._run_steps(values, training, keep, execution, on_step)
+        return [values[id(t)] for t in self._outputs], execution
+
+    def _run_steps(self, values: Dict[int, np.ndarray], training: bool, keep: bool, execution, on_step) -> None:
+        """`run`'s steps in order, each reading its inputs from `values` and writing its outputs there; what no
+        later step reads is dropped from it."""
+        remaining = dict(self._consumers)
         for step in self._steps(training, keep):
             start = time.perf_counter() if on_step is not None else 0.0
             if step.stage is not None:
+                if step.residual is None:
+                    values[id(step.output)], ctx = step.stage.forward(values[id(step.input)], training=training)
+                    read = [step.input]
+                else:                               # a fused Add's other operand
+                    values[id(step.output)], ctx = step.stage.forward(
+                        values[id(step.input)], training=training, residual=values[id(step.residual)])
+                    read = [step.input, step.residual]
                 if keep:
-                    extra = {} if step.residual is None else {"residual": values[id(step.residual)]}
-                    values[id(step.output)], ctx = step.stage.forward(values[id(step.input)], training=training,
-                                                                      **extra)
                     execution.records.append((step, ctx))
-                elif step.residual is not None:     # a fused Add's other operand
-                    with backend.no_backward():
-                        values[id(step.output)], _ = step.stage.forward(
-                            values[id(step.input)], training=training, residual=values[id(step.residual)])
-                else:
-                    with backend.no_backward():
-                        values[id(step.output)], _ = step.stage.forward(values[id(step.input)],
-                                                                        training=training)
-                read = [step.input] if step.residual is None else [step.input, step.residual]
             else:
                 node = step.nodes[0]
                 args = _substitute(node.args, values)
@@ -408,7 +413,6 @@ class Functional(_FunctionalTraining, Model):
                 remaining[key] -= 1
                 if remaining[key] == 0:
                     values.pop(key, None)
-        return [values[id(t)] for t in self._outputs], execution
 
     def backward_graph(self, execution: Execution, output_grads: Sequence[Optional[np.ndarray]],
                        need_input_grads: bool = True, on_step=None):
