@@ -168,14 +168,15 @@ def even_ranges(count: int, pieces: int) -> List[Tuple[int, int]]:
 
 
 def run_in_parallel(items: list, work: Callable[[list], Any], calls_blas: bool = True,
-                    alone: bool = False, claimed: bool = False) -> List[Any]:
+                    alone: bool = False, claimed: bool = False, gate: int = -1) -> List[Any]:
     """`work` on contiguous chunks of `items`, one chunk per BLAS thread (the first on the calling
     thread, which saves one hand-over); the chunks' results in order.  `calls_blas=False` (compiled
     kernels only) spares setting BLAS single-threaded meanwhile (a sizeable share of a stage's kernel time
     at batch 1; measurements: benchmarks/README.md, 'Measurements behind the code's choices').  `alone`: all
     of `items` as one chunk on the calling thread (work too small to hand out), BLAS single-threaded all
     the same.  `claimed`: each thread calls `work([item])` on the next item not yet taken until none is left
-    (`_Claims`; results None), so a faster thread, or the one that started first, does more of them."""
+    (`_Claims`; results None), so a faster thread, or the one that started first, does more of them.  `gate`:
+    the pool's gate the chunks' kernels claim from (`run_claimed`; -1 none), posted with the jobs."""
     workers = 1 if alone or len(items) <= 1 else min(len(items), worker_count())
     if _region.inside:
         return [work(items)]               # nested calls run where they are: no pool deadlock
@@ -191,7 +192,7 @@ def run_in_parallel(items: list, work: Callable[[list], Any], calls_blas: bool =
         single = calls_blas or _region.single
         # each chunk in a copy of this thread's context: no_backward() and use_compiled() are per thread
         others = [_pool(workers - 1).submit(functools.partial(contextvars.copy_context().run, _in_region, work,
-                                                              chunk, single))
+                                                              chunk, single), gate)
                   for chunk in chunks[1:]]
         try:
             first = _in_region(work, chunks[0], single)
@@ -223,10 +224,18 @@ def run_claimed(count: int, work: Callable[[np.ndarray], Any], alone: bool = Fal
     """`work(counter)` on every thread at once (on the calling thread alone if `alone`, or for one item), with
     one `counter` (an int64 array holding 0) shared by all: each call claims items 0..count-1 from it in
     compiled code (`claims.claim`) until none is left, so a thread that runs faster takes more items
-    (`run_in_parallel`'s equal chunks wait for the slower thread).  Compiled kernels only (BLAS left as it is)."""
-    counter = np.zeros(1, np.int64)
+    (`run_in_parallel`'s equal chunks wait for the slower thread).  Compiled kernels only (BLAS left as it is).
+    The counter is a gate of the pool's (`SpinningPool.gate`): its thread takes the GIL for its chunk once this
+    thread's kernel has claimed an item, not while this thread still holds it (it would sleep)."""
     workers = 1 if alone else max(1, min(count, worker_count()))
-    run_in_parallel([counter] * workers, lambda chunk: work(counter), calls_blas=False, alone=alone)
+    pool = _pool(workers - 1) if workers > 1 and not _region.inside else None
+    gate = -1 if pool is None else pool.gate()      # the pool threads start once this thread's kernel has
+    counter = np.zeros(1, np.int64) if gate < 0 else pool.counter(gate)     # claimed an item
+    try:
+        run_in_parallel([counter] * workers, lambda chunk: work(counter), calls_blas=False, alone=alone, gate=gate)
+    finally:
+        if pool is not None:
+            pool.release(gate)
 
 
 def on_slices(count: int, size: int, work: Callable[[slice], Any], min_size: int = 1 << 20) -> List[Any]:

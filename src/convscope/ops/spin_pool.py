@@ -27,6 +27,8 @@ import numpy as np
 from . import compiled
 
 SPIN_US = 500.0        # how long an idle pool thread or a waiting caller spins before it sleeps
+GATE_US = 50.0         # how long a pool thread that saw a gated job waits for its caller's kernel to start
+GATES = 64             # gated jobs a pool can have in flight at once (more: posted without a gate)
 
 _calibration = {"rounds_per_us": None}
 _calibrate_lock = threading.Lock()
@@ -81,11 +83,25 @@ if compiled.available():
         return _load_acquire(counter) != seen
 
     @njit(nogil=True, cache=True)
-    def _mark_then_spin(done, counter, seen, rounds):
+    def _spin_gated(counter, seen, rounds, watch, gates, gate_rounds):
+        """`_spin`; once `counter` changed, while the gate that `watch` names (a row of `gates`; -1: none)
+        is still 0, up to `gate_rounds` more."""
+        if not _spin(counter, seen, rounds):
+            return False
+        gate = _load_acquire(watch)
+        if gate >= 0:
+            for _ in range(gate_rounds):
+                if _load_acquire(gates[gate]) != 0:
+                    break
+                _relax()
+        return True
+
+    @njit(nogil=True, cache=True)
+    def _mark_then_spin(done, counter, seen, rounds, watch, gates, gate_rounds):
         _store_release(done, 1)
-        return _spin(counter, seen, rounds)
+        return _spin_gated(counter, seen, rounds, watch, gates, gate_rounds)
 else:  # pragma: no cover - exercised where numba is not installed
-    _spin = _mark_then_spin = None
+    _spin = _spin_gated = _mark_then_spin = None
 
 
 def _rounds(microseconds: float) -> int:
@@ -136,20 +152,56 @@ class Job:
 
 
 class SpinningPool:
-    """`workers` daemon threads running submitted calls in order of submission; `submit(call)` -> Job."""
+    """`workers` daemon threads running submitted calls in order of submission; `submit(call)` -> Job.
+
+    Gates: a pool thread that sees a job posted needs the GIL to take it, and its caller holds the GIL until
+    its own compiled kernel starts; a thread that asks for the GIL meanwhile sleeps, and is slow to wake.  A
+    caller whose work claims items from a counter takes the counter from the pool (`gate`, `counter`) and
+    posts its job with it: the pool thread first spins without the GIL until the caller's kernel has claimed
+    an item (the GIL is free then), for at most `GATE_US`.  A gate only delays a pool thread, by at most
+    that: a wrong or reused one changes no result."""
 
     def __init__(self, workers: int, name: str, spin_us: float = SPIN_US):
         self._spin_us = spin_us
         self._jobs: "queue.SimpleQueue[Job]" = queue.SimpleQueue()
         self._posted = np.zeros(1, np.int64)     # bumped at each submit: what idle threads watch
+        self._gates = np.zeros((GATES, 8), np.int64)     # the gated jobs' counters, one per cache line
+        self._watch = np.full(1, -1, np.int64)  # the gate of the job posted last (-1: none)
+        self._free, self._free_lock = list(range(GATES)), threading.Lock()
         for index in range(workers):
             threading.Thread(target=self._serve, name=f"{name}_{index}", daemon=True).start()
 
-    def submit(self, call: Callable[[], Any]) -> Job:
+    def gate(self) -> int:
+        """A free gate (-1: none left), its counter set to 0 (`counter`); give it back with `release`."""
+        with self._free_lock:
+            if not self._free:
+                return -1
+            gate = self._free.pop()
+        self._gates[gate, 0] = 0
+        return gate
+
+    def counter(self, gate: int) -> np.ndarray:
+        """The 1-element int64 counter of `gate` (the pool's memory: it outlives any spin that reads it)."""
+        return self._gates[gate, :1]
+
+    def release(self, gate: int) -> None:
+        if gate >= 0:
+            with self._free_lock:
+                self._free.append(gate)
+
+    def submit(self, call: Callable[[], Any], gate: int = -1) -> Job:
         job = Job(call)
         self._jobs.put(job)
+        self._watch[0] = gate
         self._posted[0] += 1      # two submitters may write the same value: a spinner then sleeps, and wakes
         return job                # on the queue (later, never lost)
+
+    def _posted_within(self, seen: int) -> bool:
+        """`changed_within` of the posted count, then the gate's wait (compiled only)."""
+        if _spin_gated is None or self._spin_us <= 0:
+            return changed_within(self._posted, seen, self._spin_us)
+        return bool(_spin_gated(self._posted, seen, _rounds(self._spin_us), self._watch, self._gates,
+                                _rounds(GATE_US)))
 
     def _serve(self) -> None:
         seen, spun = int(self._posted[0]), False      # spun: the last spin ran out with no job posted
@@ -157,7 +209,7 @@ class SpinningPool:
             try:
                 job = self._jobs.get_nowait()
             except queue.Empty:
-                if not spun and changed_within(self._posted, seen, self._spin_us):
+                if not spun and self._posted_within(seen):
                     seen = int(self._posted[0])
                     continue
                 job = self._jobs.get()
@@ -171,4 +223,5 @@ class SpinningPool:
             if _mark_then_spin is None:
                 done[0], spun = 1, False
             else:                                # the next job, if one comes meanwhile, is taken at the top
-                spun = not _mark_then_spin(done, self._posted, seen, _rounds(self._spin_us))
+                spun = not _mark_then_spin(done, self._posted, seen, _rounds(self._spin_us), self._watch, self._gates,
+                                           _rounds(GATE_US))
