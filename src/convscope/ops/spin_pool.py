@@ -165,7 +165,7 @@ class SpinningPool:
         self._spin_us = spin_us
         self._jobs: "queue.SimpleQueue[Job]" = queue.SimpleQueue()
         self._posted = np.zeros(1, np.int64)     # bumped at each submit: what idle threads watch
-        self._gates = np.zeros((GATES, 8), np.int64)     # the gated jobs' counters, one per cache line
+        self._gates = np.zeros((GATES, 8), np.int64)     # the gated jobs' counters, each on a 64-byte row
         self._watch = np.full(1, -1, np.int64)  # the gate of the job posted last (-1: none)
         self._free, self._free_lock = list(range(GATES)), threading.Lock()
         for index in range(workers):
