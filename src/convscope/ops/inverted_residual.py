@@ -219,11 +219,6 @@ class _Layout:
         return _present(epilogue, self._zeros[index]) + (self._limits[index],)
 
 
-def _float32(values, zeros) -> np.ndarray:
-    """`values` as float32 (itself where it is), `zeros` where it is None."""
-    return zeros if values is None else np.asarray(values).astype(np.float32, copy=False)
-
-
 def _key(epilogue) -> tuple:
     """What of an epilogue dict a `_Layout` depends on: its activations, and whether it has a scale."""
     return epilogue.get("activation"), epilogue.get("then"), epilogue.get("scale") is None
@@ -262,8 +257,7 @@ def _ends(channels: int, epilogue) -> tuple:
 
 def _present(epilogue, zeros) -> tuple:
     """(bias, scale, shift) of an epilogue dict in float32, `zeros` for each one absent."""
-    return (_float32(epilogue.get("bias"), zeros), _float32(epilogue.get("scale"), zeros),
-            _float32(epilogue.get("shift"), zeros))
+    return fi._present(zeros, np.float32, epilogue.get("bias"), epilogue.get("scale"), epilogue.get("shift"))
 
 
 def _limits(epilogue) -> np.ndarray:
