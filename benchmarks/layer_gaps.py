@@ -14,8 +14,10 @@ stages (no Python between the stages counted), so read the rows, not the totals,
 
     python benchmarks/layer_gaps.py --model resnet50 --batch 32
     python benchmarks/layer_gaps.py --model mobilenetv2 --batch 1 --rounds 5 --top 15
+    python benchmarks/layer_gaps.py --model seed001 --batch 1 --rounds 5
 
-The models are real_cnns.py's (its `.keras` files, built by Keras once in the cache folder).
+The models are real_cnns.py's (its `.keras` files, built by Keras once in the cache folder) and the seeds'
+(bench_models.py's, with the benchmark's weights, saved by convscope in the same folder).
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ from typing import Dict, List, Optional, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import real_cnns  # noqa: E402  (the benchmark's sibling modules)
+import bench_models  # noqa: E402  (the benchmark's sibling modules)
+import real_cnns  # noqa: E402
 
 OTHER = "(ONNX Runtime only: layout reorders)"
 
@@ -165,9 +168,20 @@ def report(rows, top: int) -> str:
     return "\n".join(lines)
 
 
+def seed_file(name: str, seed: int = 0) -> Path:
+    """bench_models' seed model `name` with compare_torch's weights, saved by convscope as a `.keras` file in
+    real_cnns' cache folder (a temporary name renamed into place by `save`)."""
+    spec = bench_models.SPECS[name]
+    path = real_cnns.cache_dir() / f"{name}-seed{seed}-convscope.keras"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        bench_models.build_convscope(spec, bench_models.make_weights(spec, seed), train=False).save(str(path))
+    return path
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="resnet50", choices=sorted(real_cnns.SPECS))
+    parser.add_argument("--model", default="resnet50", choices=sorted(real_cnns.SPECS) + ["seed000", "seed001"])
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3, help="timed calls in each child")
@@ -186,7 +200,8 @@ def main(argv=None) -> int:
     for name in ("batch", "rounds", "repeats", "threads", "top"):
         if getattr(args, name) < 1:
             parser.error(f"argument --{name} must be at least 1, got {getattr(args, name)}")
-    args.path = real_cnns.keras_file(real_cnns.SPECS[args.model])
+    args.path = (seed_file(args.model) if args.model in bench_models.SPECS
+                 else real_cnns.keras_file(real_cnns.SPECS[args.model]))
     from compare_torch import machine_info
     info = machine_info()
     print(f"{args.model}, batch {args.batch}, {args.threads} threads, {args.rounds} rounds x {args.repeats} "
