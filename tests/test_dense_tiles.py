@@ -97,11 +97,11 @@ def test_where_the_tiles_apply():
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_parallel_matmul_takes_the_tiles_by_columns_among_the_threads(threads, monkeypatch):
-    """A Dense layer's product on 32 samples: `parallel.matmul` gives the tiles' bits (not BLAS'), on the
-    pool's threads for a large product, the float64 product's to rounding."""
+    """A Dense layer's product on `MAX_ROWS` samples (32; 8 with 512-bit vectors): `parallel.matmul` gives the
+    tiles' bits (not BLAS'), on the pool's threads for a large product, the float64 product's to rounding."""
     if dt.lanes() < 8:
         pytest.skip("the SIMD tiles need AVX2 or wider")
-    a, b = _case(np.random.default_rng(3), 32, 3136, 1000)
+    a, b = _case(np.random.default_rng(3), dt.MAX_ROWS, 3136, 1000)
     monkeypatch.setattr(parallel, "worker_count", lambda: threads)
     monkeypatch.setattr(parallel, "single_threaded_blas", lambda: pytest.fail("BLAS called"))
     handed = []
@@ -116,18 +116,19 @@ def test_parallel_matmul_takes_the_tiles_by_columns_among_the_threads(threads, m
 
 
 def test_a_dense_layer_predicts_each_sample_as_in_any_batch_of_its_size():
-    """Seed 000's Dense (3136 -> 1000) through the tiles at batch 8 and 32: a sample's output the same bits in
-    either batch, and NumPy's float64 layer to rounding."""
+    """Seed 000's Dense (3136 -> 1000) through the tiles at batch `MAX_ROWS` and `MIN_ROWS`: a sample's output
+    the same bits in either batch, and NumPy's float64 layer to rounding."""
     if dt.lanes() < 8:
         pytest.skip("the SIMD tiles need AVX2 or wider")
     from convscope.layers import Dense
     layer = Dense(1000, activation="relu")
     layer.build((None, 3136))
-    x = np.random.default_rng(5).standard_normal((32, 3136)).astype(np.float32)
-    y32, y8 = np.asarray(layer(x)), np.asarray(layer(x[8:16]))
-    assert np.array_equal(y32[8:16], y8)
+    x = np.random.default_rng(5).standard_normal((dt.MAX_ROWS, 3136)).astype(np.float32)
+    part = slice(dt.MAX_ROWS // 4, dt.MAX_ROWS // 4 + dt.MIN_ROWS)
+    y_all, y_part = np.asarray(layer(x)), np.asarray(layer(x[part]))
+    assert np.array_equal(y_all[part], y_part)
     kernel, bias = (np.asarray(w, np.float64) for w in layer.get_weights())
-    np.testing.assert_allclose(y32, np.maximum(x.astype(np.float64) @ kernel + bias, 0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(y_all, np.maximum(x.astype(np.float64) @ kernel + bias, 0), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("change,message", [

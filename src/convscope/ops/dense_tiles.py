@@ -1,4 +1,5 @@
-"""Products of a batch of rows by a large matrix (a Dense layer on 5-32 samples), in SIMD registers.
+"""Products of a batch of rows by a large matrix (a Dense layer on 5-32 samples; 5-8 where vectors are 512-bit),
+in SIMD registers.
 
 BLAS' product packs the whole matrix on every call; with few rows each packed element is used only a few
 times, and the packing costs about as much as the multiply-adds.  Here the matrix is read as it lies: for
@@ -26,12 +27,13 @@ if compiled.available():
 
 __all__ = ["MIN_ROWS", "MAX_ROWS", "MIN_BYTES", "ROWS", "DEPTH_BLOCK", "applies", "column_ranges", "product"]
 
+VECTOR_BITS = 32 * compiled.float32_lanes()     # 0 without numba or below AVX2: no tiles
 MIN_ROWS = 5            # fewer rows: `few_rows` (each row streams the matrix alone)
-MAX_ROWS = 32           # more rows reuse BLAS' packed matrix enough to pay for it
+MAX_ROWS = 8 if VECTOR_BITS > 256 else 32   # more rows reuse BLAS' packed matrix enough to pay for it (sooner
+                                            # beside BLAS' 512-bit kernels)
 MIN_BYTES = 1 << 20     # a smaller matrix: BLAS' packing is cheap beside the products
 ROWS = 4                # rows per tile: 8 vectors of accumulators, enough in flight for two FMA units
 DEPTH_BLOCK = 256       # matrix rows per block: a strip of two vectors of columns 16 KB with AVX2, in L1
-VECTOR_BITS = 32 * compiled.float32_lanes()     # 0 without numba or below AVX2: no tiles
 
 
 def lanes() -> int:
