@@ -383,13 +383,31 @@ def test_sequential_depthwise_chain_fuses_and_capped_or_leaky_relus_other_than_r
     _randomize_batch_norms(model, rng)
     plan = build_plan(model.layers, INFERENCE)
     assert [(type(stage).__name__, len(stage.layers)) for stage in plan] == [
-        ("EpilogueStage", 5), ("EpilogueStage", 1), ("LayerStage", 1), ("LayerStage", 1), ("LayerStage", 1),
+        ("EpilogueStage", 5), ("EpilogueStage", 1), ("LayerStage", 1), ("EpilogueStage", 1), ("LayerStage", 1),
         ("LayerStage", 1)]
     x = rng.standard_normal((4, 9, 9, 4)).astype("float32")
     expected = x
     for layer in model.layers:
         expected = layer(expected, training=False)
     np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("config,shape,batch", [
+    (dict(filters=16, kernel_size=5), (40, 36, 3), 3),                      # seed 004's layer: the direct tiles
+    (dict(filters=8, kernel_size=3, padding="same", activation="relu"), (12, 12, 16), 2),
+    (dict(filters=24, kernel_size=1, use_bias=False), (7, 9, 32), 4),        # a 1x1 product
+    (dict(filters=6, kernel_size=3, strides=2, padding="same", activation="hard_silu"), (11, 10, 5), 1),
+    (dict(filters=5, kernel_size=3, dilation_rate=2, activation="relu6"), (13, 13, 4), 2),
+])
+def test_a_lone_conv2d_predicts_through_its_epilogue_stage_with_the_layers_bits(config, shape, batch):
+    """A Conv2D with nothing fusable after it is one `EpilogueStage` at inference (its bias and activation
+    finished in the convolution's tiles, not in a pass over its output), with the bits of the layer's own call."""
+    model = Sequential([L.Input(shape), L.Conv2D(**config), L.Flatten()])
+    assert [type(stage).__name__ for stage in build_plan(model.layers, INFERENCE)] == ["EpilogueStage", "LayerStage"]
+    rng = np.random.default_rng(batch)
+    model.layers[0].bias is None or model.layers[0].bias.assign(rng.standard_normal(config["filters"]))
+    x = rng.standard_normal((batch,) + shape).astype("float32")
+    np.testing.assert_array_equal(model.predict(x, verbose=0), model.layers[1](model.layers[0](x)))
 
 
 def test_a_resnet_stem_pads_and_max_pools_in_one_stage_with_the_numbers_of_the_layers():

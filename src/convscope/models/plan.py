@@ -222,8 +222,9 @@ def build_plan(layers: Sequence[Layer], mode: str) -> List:
         size = (_inference_run(layers, specs, position) if mode == INFERENCE else
                 _training_run(layers, specs, position) if mode == TRAINING else 1)
         longer = _epilogue_run(layers, specs, position) if mode == INFERENCE else 0
-        if longer > size or (longer == 1 and specs[position].kind == "depthwise_conv2d") or (
-                longer == size > 1 and _pointwise(specs[position])):
+        lone = longer == 1 and (specs[position].kind == "depthwise_conv2d"
+                                or (size == 1 and specs[position].kind == "conv2d"))
+        if longer > size or lone or (longer == size > 1 and _pointwise(specs[position])):
             stages.append(EpilogueStage(layers[position:position + longer], specs[position:position + longer]))
             position += longer
             continue
