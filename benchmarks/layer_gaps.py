@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -44,7 +43,12 @@ OTHER = "(ONNX Runtime only: layout reorders)"
 
 def layer_of(node: str, names: List[str]) -> Optional[str]:
     """The longest of `names` that `node` starts with, followed by the end or a non-alphanumeric character
-    ('block_1' does not name 'block_10_expand'); None when none does."""
+    ('block_1' does not name 'block_10_expand'); None when none does.  ONNX Runtime's "fused " before a fused
+    node's name is left out, and a node named "layer/Op" (the export's node names) is that layer's."""
+    if node.startswith("fused "):
+        node = node[len("fused "):]
+    if "/" in node and node.split("/", 1)[0] in names:
+        return node.split("/", 1)[0]
     best = None
     for name in names:
         if node.startswith(name) and (len(node) == len(name) or not node[len(name)].isalnum()):

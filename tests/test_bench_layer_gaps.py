@@ -21,6 +21,10 @@ def test_a_node_belongs_to_the_longest_layer_name_it_starts_with():
     assert layer_of("Conv1", names) == "Conv1"
     assert layer_of("Conv10", names) is None
     assert layer_of("ReorderInput", names) is None
+    dense = ["dense", "dense_1", "dense_10"]
+    assert layer_of("fused dense/Gemm", dense) == "dense"                       # ONNX Runtime's fused node
+    assert layer_of("dense_1/Softmax", dense) == "dense_1"
+    assert layer_of("dense_1/Gemm", ["dense", "dense_1/Gemm_x"]) == "dense"     # no layer "dense_1": the prefix
 
 
 def test_nodes_go_to_the_stage_that_ran_their_layer():
@@ -50,3 +54,20 @@ def test_every_onnx_runtime_node_but_its_reorders_names_a_stage(name):
     rows = layer_gaps.join(ours["stages"], theirs["nodes"], ours["layers"])
     assert {row[0] for row in rows} >= set(ours["stages"])
     assert sum(row[3] for row in rows) == pytest.approx(sum(theirs["nodes"].values()))
+
+
+def test_a_seed_model_is_saved_once_with_the_benchmarks_weights(tmp_path, monkeypatch):
+    """`seed_file`: bench_models' seed 001 with compare_torch's weights, saved by convscope in the cache folder
+    and loaded back with the same predictions; a second call takes the file already there."""
+    import numpy as np
+    from convscope.models import load_model
+    monkeypatch.setattr(layer_gaps.real_cnns, "cache_dir", lambda: tmp_path / "cache")
+    path = layer_gaps.seed_file("seed001")
+    assert path.parent == tmp_path / "cache" and path.exists()
+    spec = layer_gaps.bench_models.SPECS["seed001"]
+    built = layer_gaps.bench_models.build_convscope(spec, layer_gaps.bench_models.make_weights(spec, 0), train=False)
+    x = np.random.default_rng(0).random((2, 28, 28, 1), dtype=np.float32)
+    np.testing.assert_array_equal(load_model(str(path), compile=False).predict(x, verbose=0),
+                                  built.predict(x, verbose=0))
+    stamp = path.stat().st_mtime_ns
+    assert layer_gaps.seed_file("seed001") == path and path.stat().st_mtime_ns == stamp
