@@ -27,6 +27,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..ops import concat as concat_ops
 from .base import Layer, Shape
 from .spec import LayerSpec
 
@@ -377,11 +378,11 @@ class Concatenate(_Merge):
         return tuple(output)
 
     def _merge(self, arrays):
-        return np.concatenate(arrays, axis=self._concat_axis([x.shape for x in arrays]))
+        return concat_ops.concatenate(arrays, axis=self._concat_axis([x.shape for x in arrays]))
 
     def _merge_for_backward(self, arrays):
         axis = self._concat_axis([x.shape for x in arrays])
-        return np.concatenate(arrays, axis=axis), {"axis": axis}
+        return concat_ops.concatenate(arrays, axis=axis), {"axis": axis}
 
     def _merge_backward(self, ctx, grad):
         axis = ctx["saved"]["axis"]
