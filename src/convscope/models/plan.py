@@ -331,7 +331,8 @@ def _norm_relu_run(layers, specs, start: int) -> int:
     if end < len(layers) and specs[end].kind == "merge" and specs[end].op == "add":
         end += 1
     if (end < len(layers) and _fused_relu(specs[end])[0]
-            and all(layer.dtype == norm.dtype and layer.activity_regularizer is None for layer in layers[start:end + 1])):
+            and all(layer.dtype == norm.dtype and layer.activity_regularizer is None
+                    for layer in layers[start:end + 1])):
         return end + 1 - start
     return 0
 
