@@ -156,8 +156,8 @@ def test_the_input_gradient_takes_the_same_list(channels, out_channels, path, mo
     calls = []
     for module, name in ((direct, "conv_block"), (winograd, "conv_block")):
         original = getattr(module, name)
-        monkeypatch.setattr(module, name, lambda *args, _module=module, _original=original:
-                            calls.append(_module.__name__.rsplit(".", 1)[1]) or _original(*args))
+        monkeypatch.setattr(module, name, lambda *args, _module=module, _original=original, **kwargs:
+                            calls.append(_module.__name__.rsplit(".", 1)[1]) or _original(*args, **kwargs))
     rng = np.random.default_rng(channels)
     x = rng.standard_normal((9, 10, 12, channels)).astype(np.float32)
     filters = (rng.standard_normal((3, 3, channels, out_channels)) / (3 * np.sqrt(channels))).astype(np.float32)

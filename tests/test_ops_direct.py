@@ -55,7 +55,8 @@ def test_direct_matches_torch(case, monkeypatch):
               else -(-shape[1 + axis] // strides[axis]) for axis in range(2)]
     calls = []
     original = direct.conv_block
-    monkeypatch.setattr(direct, "conv_block", lambda *args: calls.append(args[-1].shape[0]) or original(*args))
+    monkeypatch.setattr(direct, "conv_block", lambda *args, **kwargs: calls.append(args[-1].shape[0])
+                        or original(*args, **kwargs))
     rng = np.random.default_rng(shape[3] + out_channels)
     x = rng.standard_normal(shape).astype("float32")
     filters = (rng.standard_normal((kernel, kernel, shape[3], out_channels)) / kernel).astype("float32")
@@ -101,6 +102,52 @@ def test_nchw_input_and_the_fused_ops():
         expected_pooled = ops.max_pool2d(np.maximum(expected.transpose(0, 2, 3, 1) + 1, 0), 2, 2, "VALID")
     assert_matches(y, expected, "float32")
     assert_matches(pooled, expected_pooled, "float32")
+
+
+@pytest.mark.parametrize("shape,kernel,out_channels,padding,activation,bias", [
+    ((4, 12, 12, 16), 3, 16, "SAME", "linear", True),         # ResNet-20's first stage, smaller
+    ((3, 10, 9, 3), 5, 24, "VALID", "relu", True),            # filters padded to whole vectors
+    ((2, 7, 7, 8), 3, 32, "SAME", "relu", False),             # 7 wide: tiles of 2 rows, a ReLU without bias
+    ((2, 150, 150, 3), 5, 16, "VALID", "linear", True),       # bands of rows of large images
+])
+def test_a_training_forward_finishes_its_bias_and_relu_in_the_tiles(shape, kernel, out_channels, padding,
+                                                                   activation, bias, monkeypatch):
+    """`conv2d_forward` (a training forward, its context kept) on the direct path adds the bias and applies the
+    ReLU in the tiles (`convolve`'s `in_tiles`), with the bits of the pass after the convolution it replaces."""
+    rng = np.random.default_rng(kernel + out_channels)
+    x = rng.standard_normal(shape).astype(np.float32)
+    filters = (rng.standard_normal((kernel, kernel, shape[3], out_channels)) / kernel).astype(np.float32)
+    b = rng.standard_normal(out_channels).astype(np.float32) if bias else None
+    finishes = []
+    block = direct.conv_block
+    monkeypatch.setattr(direct, "conv_block", lambda *a, finish=None, **k: finishes.append(finish is not None)
+                        or block(*a, finish=finish, **k))
+    with compiled.use_compiled(True):
+        y, ctx = ops.conv2d_forward(x, filters, 1, padding, bias=b, activation=activation)
+        assert ctx["direct"] and finishes and all(finishes)
+        monkeypatch.setattr(conv, "IN_TILES", False)
+        finishes.clear()
+        expected, _ = ops.conv2d_forward(x, filters, 1, padding, bias=b, activation=activation)
+        assert finishes and not any(finishes)
+    np.testing.assert_array_equal(y, expected)
+    pads = ((tf_same_split(shape[1], kernel, 1), tf_same_split(shape[2], kernel, 1)) if padding == "SAME"
+            else ((0, 0), (0, 0)))
+    reference = _torch_conv(x, filters, np.zeros(out_channels, np.float32) if b is None else b, (1, 1), (1, 1), pads)
+    assert_matches(y, np.maximum(reference, 0) if activation == "relu" else reference, "float32")
+
+
+def test_a_training_forward_without_bias_or_relu_is_not_finished(monkeypatch):
+    """Nothing to add: the tiles store the sums as they are, no epilogue in them or after them."""
+    finishes = []
+    block = direct.conv_block
+    monkeypatch.setattr(direct, "conv_block", lambda *a, finish=None, **k: finishes.append(finish is not None)
+                        or block(*a, finish=finish, **k))
+    rng = np.random.default_rng(2)
+    x, filters = rng.standard_normal((1, 9, 9, 2)).astype(np.float32), np.ones((3, 3, 2, 16), np.float32)
+    with compiled.use_compiled(True):
+        y, ctx = ops.conv2d_forward(x, filters, 1, "VALID")
+    assert ctx["direct"] and finishes and not any(finishes)
+    assert_matches(y, _torch_conv(x, filters, np.zeros(16, np.float32), (1, 1), (1, 1), ((0, 0), (0, 0))), "float32")
 
 
 @pytest.mark.parametrize("args,expected", [
@@ -411,7 +458,8 @@ def test_input_gradient_as_a_direct_transposed_convolution(shape, kernel, out_ch
     torch = pytest.importorskip("torch")
     calls = []
     original = direct.conv_block
-    monkeypatch.setattr(direct, "conv_block", lambda *args: calls.append(args[-1].shape) or original(*args))
+    monkeypatch.setattr(direct, "conv_block", lambda *args, **kwargs: calls.append(args[-1].shape)
+                        or original(*args, **kwargs))
     rng = np.random.default_rng(out_channels)
     x = rng.standard_normal(shape).astype(np.float32)
     filters = (rng.standard_normal((kernel, kernel, shape[3], out_channels)) / kernel).astype(np.float32)

@@ -45,6 +45,8 @@ COLUMN_BUDGET_BYTES = 4 * 2 ** 20  # im2col columns of one block of images (fits
 POOLED_BAND_IMAGES = 4             # under this many images a pooled direct convolution's threads claim pooled rows,
                                    # not images (measurements: benchmarks/README.md, 'Measurements behind the code's
                                    # choices')
+IN_TILES = True                    # a training forward on the direct path adds its bias (and ReLU) in the tiles;
+                                   # False: in a pass over each block after them (the same bits; the tests' reference)
 TRANSPOSED_MIN_CHANNELS = 16       # from this many input channels per group, a transposed convolution
 # In x out channels up to which the direct kernel runs before Winograd (whose 16 products are too thin for
 # BLAS there), by its tile (filters, pixels: `direct.tile`).  Measured, 3x3 on 8-32 px, 128 images: AVX-512's
@@ -408,13 +410,16 @@ def _padded_images(ctx, chunk: list) -> Iterator[Tuple[np.ndarray, int, int]]:
 
 
 def convolve(ctx, epilogue: Callable[[np.ndarray], Any], out: Optional[np.ndarray] = None,
-             finish: Optional[Callable[[slice, np.ndarray], Any]] = None) -> None:
+             finish: Optional[Callable[[slice, np.ndarray], Any]] = None,
+             in_tiles: Optional[Tuple[Any, str]] = None) -> None:
     """The forward blocks of the convolution `ctx` describes, on the BLAS threads.
 
     `epilogue(rows)` finishes each block's output, a (rows, out_channels) matrix, in place
     while it is in cache.  The blocks are written into `out` (N, out_h, out_w, out_channels)
     or, with `finish`, into one scratch block per thread handed to `finish(images, block)`,
-    which must be done with it before the next block (whole-image blocks only).
+    which must be done with it before the next block (whole-image blocks only).  `in_tiles`:
+    (bias, activation), what `epilogue` does, which the direct kernel does instead in its tiles
+    (`direct.finish_vectors`: the same numbers, no pass over the block).
     """
     w, groups, direct_blocks = ctx["filters"], ctx["groups"], _direct_blocks(ctx)
     x_pad = None if direct_blocks else padded_input(ctx)
@@ -452,8 +457,9 @@ def convolve(ctx, epilogue: Callable[[np.ndarray], Any], out: Optional[np.ndarra
 
     def compute_direct(chunk):
         for (images, rows, target), (padded, first, top) in zip(targets(chunk), _padded_images(ctx, chunk)):
-            direct.conv_block(padded, first, top, prepared, strides, target)
-            epilogue(target.reshape(-1, out_channels))
+            direct.conv_block(padded, first, top, prepared, strides, target, finish=vectors)
+            if vectors is None:
+                epilogue(target.reshape(-1, out_channels))
             if finish is not None:
                 finish(images, target)
 
@@ -473,6 +479,8 @@ def convolve(ctx, epilogue: Callable[[np.ndarray], Any], out: Optional[np.ndarra
         run_in_parallel(bands, compute_winograd, claimed=True)
     elif direct_blocks:
         prepared = direct.prepare(w, ctx["padded_shape"], dilations)
+        vectors = None if in_tiles is None else direct.finish_vectors(
+            prepared, in_tiles[0], in_tiles[1] == "relu", None, None, False, False)
         _run_direct(ctx, bands, compute_direct)
     else:
         run_in_parallel(bands, compute, claimed=True)
@@ -528,7 +536,9 @@ def _conv2d(input, filters, strides, padding, data_format, dilations, groups, bi
     ctx = _forward_context(x, w, strides, padding, dilations, groups, data_format, pad_in_blocks)
     bias = None if bias is None else bias.astype(ctx["dtype"], copy=False)
     out = np.empty((x.shape[0],) + tuple(ctx["out_hw"]) + (w.shape[3],), dtype=ctx["dtype"])
-    convolve(ctx, lambda rows: bias_activation_forward(rows, bias, activation), out)
+    finishes = bias is not None or activation == "relu"         # else the epilogue leaves the output as it is
+    convolve(ctx, lambda rows: bias_activation_forward(rows, bias, activation), out,
+             in_tiles=(bias, activation) if finishes and IN_TILES else None)
     return from_nhwc(out, data_format), ctx
 
 
