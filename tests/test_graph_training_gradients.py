@@ -58,3 +58,39 @@ def test_residual_graph_float64_gradients_match_torch_autograd(seed):
     for g, e in zip(got, expected):
         # conv biases before a BN have zero exact gradients: judged on the model's gradient scale
         np.testing.assert_allclose(g, e, rtol=0, atol=1e-10 * max(float(np.abs(e).max()), 1e-3 * scale))
+
+
+def test_a_training_step_computes_no_gradient_for_the_models_own_inputs(monkeypatch):
+    """`backward_graph(need_input_grads=False)` (a training step's): a layer or fused stage whose inputs are all
+    the model's inputs is asked for no input gradient (the first convolution of an image model: its input
+    gradient cost 4.3 of ResNet-20's 185 ms), one with another source still is (a residual Add of a model
+    input); the weights' gradients are the bits of the pass that computes every input gradient."""
+    from convscope.models import plan
+    asked = []
+    for cls in (plan.BatchNormReluStage, L.Conv2D):
+        original = cls.backward
+        monkeypatch.setattr(cls, "backward", lambda self, ctx, grad, need_input_grad=True, _original=original, **kw:
+                            asked.append((self.layers[0].name if hasattr(self, "layers") else self.name,
+                                          need_input_grad)) or _original(self, ctx, grad, need_input_grad, **kw))
+    x1, x2 = L.Input((8, 8, 4)), L.Input((8, 8, 4))
+    h = L.ReLU()(L.BatchNormalization(name="bn_x1")(x1))                        # a stage fed by a model input
+    h = L.Conv2D(4, 3, padding="same", name="first")(h)
+    h = L.Conv2D(4, 3, padding="same", name="second")(L.ReLU()(L.BatchNormalization(name="bn_in")(h)))
+    r = L.ReLU()(L.Add()([L.BatchNormalization(name="bn_res")(h), x2]))        # its residual a model input
+    side = L.Conv2D(4, 1, name="side")(x2)                                      # a layer fed by a model input
+    s = L.ReLU()(L.Add()([L.BatchNormalization(name="bn_x2")(x2), r]))          # fed by one, its residual not
+    model = Model([x1, x2], L.Dense(3, name="dense")(L.GlobalAveragePooling2D()(L.Add()([s, side]))))
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal((2, 8, 8, 4)).astype(np.float32) for _ in range(2)]
+    results = {}
+    for need in (True, False):
+        asked.clear()
+        out, execution = model.run(arrays, training=True, keep=True)
+        input_grads, pairs = model.backward_graph(execution, [np.ones_like(out[0])], need_input_grads=need)
+        results[need] = ({v.name: g for v, g in pairs}, input_grads, dict(asked))
+    assert results[True][2] == dict.fromkeys(["bn_x1", "first", "bn_in", "second", "bn_res", "side", "bn_x2"], True)
+    assert results[False][2] == dict(results[True][2], bn_x1=False, side=False)
+    assert results[False][1] is None and [g.shape for g in results[True][1]] == [(2, 8, 8, 4)] * 2
+    assert results[True][0].keys() == results[False][0].keys() and len(results[True][0]) == 16
+    for name, grad in results[True][0].items():
+        np.testing.assert_array_equal(results[False][0][name], grad)

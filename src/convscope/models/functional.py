@@ -417,21 +417,23 @@ class Functional(_FunctionalTraining, Model):
     def backward_graph(self, execution: Execution, output_grads: Sequence[Optional[np.ndarray]],
                        need_input_grads: bool = True, on_step=None):
         """(gradients w.r.t. the flat inputs, [(variable, gradient)] summed over every use of a weight);
-        `on_step(step, seconds)` as in `run`."""
+        `on_step(step, seconds)` as in `run`.  Without `need_input_grads` (a training step) a layer or stage
+        whose inputs are all the model's own is asked for no input gradient (an image model's first conv)."""
         grads: Dict[int, np.ndarray] = {}
         for tensor, grad in zip(self._outputs, output_grads):
             _accumulate(grads, tensor, grad)
         weight_grads: Dict[int, List] = {}
+        unneeded = set() if need_input_grads else {id(t) for t in self._inputs}     # gradients nobody reads
         for step, ctx in reversed(execution.records):
             start = time.perf_counter() if on_step is not None else 0.0
             if step.stage is not None:
                 upstream = grads.pop(id(step.output), None)
                 if upstream is None:
                     continue
-                grad_in, pairs = step.stage.backward(ctx, upstream)
-                sources, grad_list = [step.input], [grad_in]
-                if step.residual is not None:           # a fused Add: the gradients of both operands
-                    sources, grad_list = [step.input, step.residual], list(grad_in)
+                sources = [step.input] + ([step.residual] if step.residual is not None else [])
+                needed = any(id(t) not in unneeded for t in sources)
+                grad_in, pairs = step.stage.backward(ctx, upstream, need_input_grad=needed)
+                grad_list = ([grad_in] if step.residual is None else list(grad_in)) if needed else []
             else:
                 node = step.nodes[0]
                 upstream = [grads.pop(id(t), None) for t in node.outputs]
@@ -441,9 +443,11 @@ class Functional(_FunctionalTraining, Model):
                     batch = next(len(g) for g in upstream if g is not None)
                     upstream = [np.zeros(_concrete(t.shape, batch), t.dtype) if g is None else g
                                 for t, g in zip(node.outputs, upstream)]
-                grad_in, pairs = node.layer.backward(ctx, upstream[0] if len(upstream) == 1 else upstream)
                 sources = node.input_tensors
-                grad_list = grad_in if isinstance(grad_in, (list, tuple)) else [grad_in]
+                needed = any(id(t) not in unneeded for t in sources)
+                grad_in, pairs = node.layer.backward(ctx, upstream[0] if len(upstream) == 1 else upstream,
+                                                     need_input_grad=needed)
+                grad_list = (grad_in if isinstance(grad_in, (list, tuple)) else [grad_in]) if needed else []
             for variable, grad in pairs:
                 entry = weight_grads.setdefault(id(variable), [variable, None])
                 entry[1] = grad if entry[1] is None else entry[1] + grad
