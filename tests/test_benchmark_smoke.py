@@ -140,3 +140,32 @@ def test_child_environment_sets_threads_and_drops_openblas_overrides(monkeypatch
     env = compare_torch.child_env(3)
     assert "OPENBLAS_CORETYPE" not in env and "OPENBLAS_L2_SIZE" not in env
     assert env["OMP_NUM_THREADS"] == env["OPENBLAS_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "3"
+
+
+def test_each_figure_is_primed_untimed_before_its_timed_children(tmp_path, monkeypatch):
+    """Before the rounds, one untimed convscope child per figure compiles its kernels into numba's disk cache,
+    so that no timed child's peak memory counts the compiler (seed 001 at batch 1: 34 against 11 MB)."""
+    jobs = []
+
+    def fake_spawn(job, env):
+        jobs.append(job)
+        if job["task"] == "peak":
+            return {"gflops": 1.0, "blas": [], "machine": {"cpu_model": "x", "cpu_simd": "y", "convscope_simd_bits": 0}}
+        if job["task"] == "check":
+            np.savez(job["out"], output=np.zeros(1), loss=np.float64(np.nan))
+            return {"checked": True}
+        if job.get("prime"):
+            return {"primed": True}
+        return {"times": [1e-3], "median": 1e-3, "peak_bytes": 0, "process_peak_bytes": 0}
+
+    monkeypatch.setattr(compare_torch, "spawn", fake_spawn)
+    args = compare_torch.parse_args(["--model", "seed001", "--batch", "4", "--infer-batches", "1", "--rounds", "2",
+                                     "--threads", "1", "--peers", "torch"])
+    monkeypatch.setattr(compare_torch, "available_peers", lambda peers, tf_python: [])
+    payload = compare_torch.run_benchmark(args)
+    figures = [(job["task"], job["batch"]) for job in jobs if job.get("prime")]
+    assert sorted(figures) == [("infer", 1), ("infer", 4), ("train", 4)]
+    assert all(job["framework"] == "convscope" for job in jobs if job.get("prime"))
+    first_timed = next(i for i, job in enumerate(jobs) if job["task"] in ("train", "infer") and not job.get("prime"))
+    assert max(i for i, job in enumerate(jobs) if job.get("prime")) < first_timed
+    assert {(r["task"], r["batch"]) for r in payload["results"]} == set(figures)
