@@ -15,8 +15,10 @@ pytestmark = pytest.mark.skipif(not compiled.available(), reason="the SIMD tiles
 
 @pytest.fixture(params=[256, 512], ids=["avx2", "avx512"])
 def width(request, monkeypatch):
-    """The tiles for 8 or 16 lanes, whatever this machine has."""
+    """The tiles for 8 or 16 lanes, whatever this machine has; matrices packed from 512 rows (AVX2's rule: with
+    512-bit vectors convscope leaves such products to BLAS, but the packed tiles run there all the same)."""
     monkeypatch.setattr(ps, "VECTOR_BITS", request.param)
+    monkeypatch.setattr(ps, "PACK_ROWS", 512)
     return request.param // 32
 
 
@@ -455,3 +457,21 @@ def test_a_product_streams_its_output_where_it_is_large_and_shallow(width, monke
         np.testing.assert_allclose(got, fi.conv2d_epilogue_reference(x, w, 1, "VALID", **kwargs), rtol=1e-5,
                                    atol=1e-4)
         assert streamed and set(streamed) == {channels <= ps.DEEP_MAX_DEPTH}
+
+
+def test_with_512_bit_vectors_large_1x1_products_are_left_to_blas(monkeypatch):
+    """This machine's rule, as imported: a ResNet50 stage-5 1x1 at batch 32 (1568 rows, 2048 -> 512) packs its
+    matrix with 256-bit vectors and is left to BLAS with 512-bit ones (OpenBLAS' SkylakeX kernel ran these
+    products in 0.46-0.97x the packed tiles' time); the numbers are BLAS' + the epilogue's either way."""
+    if not compiled.active():
+        pytest.skip("the packed tiles are compiled")
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((32, 7, 7, 64)).astype(np.float32)
+    w = (rng.standard_normal((1, 1, 64, 2 * ps.lanes() if ps.lanes() else 32)) * 0.2).astype(np.float32)
+    packings = []
+    pack = ps.pack
+    monkeypatch.setattr(ps, "pack", lambda matrix: packings.append(matrix.shape) or pack(matrix))
+    got = fi.conv2d_epilogue_inference(x, w, 1, "VALID", activation="relu")
+    assert bool(packings) == (0 < ps.VECTOR_BITS <= 256)
+    expected = np.maximum(x.reshape(-1, 64).astype(np.float64) @ w.reshape(64, -1), 0).reshape(got.shape)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)

@@ -24,6 +24,7 @@ Compiled path, float32, AVX2 or wider.  The measurements behind the limits: benc
 from __future__ import annotations
 
 import functools
+import sys
 
 import numpy as np
 
@@ -38,10 +39,11 @@ __all__ = ["MAX_DEPTH", "DEEP_MAX_DEPTH", "PACK_ROWS", "ROWS", "applies", "produ
 
 MAX_DEPTH = 32      # input channels up to which the tiles beat BLAS' product and the epilogue pass after it
 DEEP_MAX_DEPTH = 64     # ... and up to which the tiles taken rows first (`deep_product_rows`) do, residual or not
-PACK_ROWS = 512     # rows of a product from which its matrix is packed (`packs`), whatever its depth
+VECTOR_BITS = vector_bits() if compiled.available() else 0
+PACK_ROWS = 512 if VECTOR_BITS <= 256 else sys.maxsize  # rows of a product from which its matrix is packed
+                    # (`packs`), whatever its depth; never with 512-bit vectors, where BLAS' own kernel ran faster
 STREAM_BYTES = 32 << 20     # output from which a packed product of at most `DEEP_MAX_DEPTH` streams it (`streams`)
 ROWS = 6            # rows per tile: 12 vectors of accumulators, two of filters, one broadcast (AVX2's 16)
-VECTOR_BITS = vector_bits() if compiled.available() else 0
 
 
 def lanes() -> int:
