@@ -45,9 +45,6 @@ COLUMN_BUDGET_BYTES = 4 * 2 ** 20  # im2col columns of one block of images (fits
 POOLED_BAND_IMAGES = 4             # under this many images a pooled direct convolution's threads claim pooled rows,
                                    # not images (measurements: benchmarks/README.md, 'Measurements behind the code's
                                    # choices')
-IN_TILES = True                    # `conv2d`/`conv2d_forward` on the direct path add the bias (and ReLU) in the
-                                   # tiles; False: in a pass over each block after them (the same bits; the tests'
-                                   # reference)
 TRANSPOSED_MIN_CHANNELS = 16       # from this many input channels per group, a transposed convolution
 # In x out channels up to which the direct kernel runs before Winograd (whose 16 products are too thin for
 # BLAS there), by its tile (filters, pixels: `direct.tile`).  Measured, 3x3 on 8-32 px, 128 images: AVX-512's
@@ -539,7 +536,7 @@ def _conv2d(input, filters, strides, padding, data_format, dilations, groups, bi
     out = np.empty((x.shape[0],) + tuple(ctx["out_hw"]) + (w.shape[3],), dtype=ctx["dtype"])
     finishes = bias is not None or activation == "relu"         # else the epilogue leaves the output as it is
     convolve(ctx, lambda rows: bias_activation_forward(rows, bias, activation), out,
-             in_tiles=(bias, activation) if finishes and IN_TILES else None)
+             in_tiles=(bias, activation) if finishes else None)
     return from_nhwc(out, data_format), ctx
 
 

@@ -26,7 +26,6 @@ among threads too (NumPy releases the GIL in element-wise loops).
 from __future__ import annotations
 
 import functools
-
 from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
