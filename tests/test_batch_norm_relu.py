@@ -9,7 +9,7 @@ import convscope as cs
 from convscope import layers as L
 from convscope.models import plan
 from convscope.models.plan import TRAINING, BatchNormReluStage, build_plan
-from convscope.ops import batch_norm_act as ba, compiled
+from convscope.ops import batch_norm_act as ba, compiled, normalization as bn
 from _gradcheck import numerical_gradient
 
 CONFIGS = [  # (shape, axis, gamma/beta present, residual)
@@ -97,6 +97,23 @@ def test_a_nan_reaches_the_output_and_the_gradients_as_the_layers_send_it(max_va
     assert np.isnan(y[..., 5]).all() if max_value is None else (y[..., 5] == 0).all()
     for got, want in zip(grads, expected):
         np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+
+
+@pytest.mark.parametrize("max_value", [None, 0.8])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_masked_kernels_compute_in_the_arrays_dtype(dtype, max_value):
+    """The ReLU's mask applied inside the batch norm's backward kernels gives, to the bit, the plain kernels'
+    gradient of the masked output gradient, both in x's dtype (not float64 for float32 x)."""
+    if not compiled.available():
+        pytest.skip("the compiled path needs numba")
+    x, gamma, beta, _, grad = _arrays((8, 6, 6, 16), 3, (True, True), False, dtype, 11)
+    y, ctx, _, _ = ba.batch_norm_relu_train(x, gamma, beta, 3, 1e-3, None, max_value)
+    assert ctx["path"] == "compiled"
+    grad_x = ba.batch_norm_relu_backward(grad, ctx)[0]
+    gate = (y > 0) & (y < (np.inf if max_value is None else np.asarray(max_value, dtype)))
+    plain_x = bn._backward_compiled(grad * gate.astype(dtype), ctx["norm"], bn._count(x, 3))[0]
+    assert grad_x.dtype == dtype
+    np.testing.assert_array_equal(grad_x, plain_x)
 
 
 def test_bad_arguments_name_the_op_the_argument_and_what_was_expected():

@@ -65,7 +65,7 @@ def _affine_relu(x, residual, shift, scale, offset, has_residual, cap, capped, o
 def _masked(grad, y, cap, capped, out):
     """out = grad * gate: the ReLU's gradient from its output (a NaN or infinite grad times 0 is NaN)."""
     zero = out.dtype.type(0)
-    one = zero + 1
+    one = out.dtype.type(1)
     for row in range(grad.shape[0]):
         for column in range(grad.shape[1]):
             out[row, column] = grad[row, column] * _gate(y[row, column], cap, capped, zero, one)
@@ -75,7 +75,7 @@ def _masked(grad, y, cap, capped, out):
 def _masked_gradient_sums(grad, x, y, mean, cap, capped, sums, dots):
     """`normalization._gradient_sums` of the masked gradient grad * gate."""
     zero = grad.dtype.type(0)
-    one = zero + 1
+    one = grad.dtype.type(1)
     for row in range(x.shape[0]):
         for column in range(x.shape[1]):
             value = np.float64(grad[row, column] * _gate(y[row, column], cap, capped, zero, one))
@@ -85,9 +85,17 @@ def _masked_gradient_sums(grad, x, y, mean, cap, capped, sums, dots):
 
 @compiled.kernel
 def _masked_input_gradient(grad, x, y, mean, scale, slope, offset, cap, capped, out):
-    """`normalization._input_gradient` of the masked gradient grad * gate."""
+    """`normalization._input_gradient` of the masked gradient grad * gate.  The plain ReLU's loop has its
+    own copy: with the cap's test in it the compiler leaves the loop scalar (measurements: benchmarks/README.md,
+    'Measurements behind the code's choices')."""
     zero = grad.dtype.type(0)
-    one = zero + 1
+    one = out.dtype.type(1)
+    if not capped:
+        for row in range(x.shape[0]):
+            for column in range(x.shape[1]):
+                g = grad[row, column] * (one if y[row, column] > zero else zero)
+                out[row, column] = g * scale[column] - (x[row, column] - mean[column]) * slope[column] - offset[column]
+        return
     for row in range(x.shape[0]):
         for column in range(x.shape[1]):
             g = grad[row, column] * _gate(y[row, column], cap, capped, zero, one)

@@ -34,7 +34,7 @@ def _plain_relu(x, zero, out):
 @compiled.kernel
 def _plain_relu_grad(grad, x, zero, out):
     """out = grad * (x > 0) (so a NaN or infinite grad times 0 gives NaN, as NumPy)."""
-    one = zero + 1
+    one = out.dtype.type(1)
     for i in range(x.size):
         out[i] = grad[i] * (one if x[i] > zero else zero)
 
@@ -59,7 +59,7 @@ def _relu(x, negative_slope, max_value, threshold, zero, out):
 def _relu_grad(grad, x, negative_slope, max_value, threshold, zero, out):
     """grad * slope, slope 1 above `threshold`, `negative_slope` at or below it, 0 from `max_value` on
     (NaN max_value: never; NaN x: `negative_slope`)."""
-    one = zero + 1
+    one = out.dtype.type(1)
     for i in range(x.size):
         value = x[i]
         slope = one if value > threshold else negative_slope
