@@ -102,8 +102,9 @@ def test_a_nan_reaches_the_output_and_the_gradients_as_the_layers_send_it(max_va
 @pytest.mark.parametrize("max_value", [None, 0.8])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_the_masked_kernels_compute_in_the_arrays_dtype(dtype, max_value):
-    """The ReLU's mask applied inside the batch norm's backward kernels gives, to the bit, the plain kernels'
-    gradient of the masked output gradient, both in x's dtype (not float64 for float32 x)."""
+    """The ReLU's mask applied inside the batch norm's backward kernels (recomputed from x there) gives, to the
+    bit, the plain kernels' gradient of the output gradient masked where 0 < y [< max_value], both in x's
+    dtype (not float64 for float32 x)."""
     if not compiled.available():
         pytest.skip("the compiled path needs numba")
     x, gamma, beta, _, grad = _arrays((8, 6, 6, 16), 3, (True, True), False, dtype, 11)

@@ -6,10 +6,11 @@ residual Add between them (a ResNet block's end), as one op forward and backward
 Run layer by layer, the batch norm writes its output, the Add reads it with the residual and writes
 the sum, the ReLU reads that and writes y; backward, the ReLU writes its gradient and the batch norm
 reads it twice.  Here the forward pass reads x once for the statistics and once more, with the
-residual, to write y; the backward pass reads the output gradient, y (the ReLU's mask: 0 < y < max_value
-exactly where its input is) and x once for the two per-channel sums and once more to write the input
-gradient.  With a residual the masked gradient is the residual's gradient, so it is written once and
-the batch norm's backward reads it.
+residual, to write y; the backward pass reads the output gradient and x once for the two per-channel sums
+and once more to write the input gradient, the ReLU's mask recomputed from x as the forward pass computed
+its input z (0 < z < max_value exactly where 0 < y < max_value; reading y instead cost a third more
+memory traffic).  With a residual the masked gradient is the residual's gradient, so it is written once
+(its mask read from y) and the batch norm's backward reads it.
 
 The numbers are those of the layers one by one (`batch_norm_relu_reference`,
 `batch_norm_relu_backward_reference`): the same operations in the same order, the output and the batch
@@ -71,35 +72,42 @@ def _masked(grad, y, cap, capped, out):
             out[row, column] = grad[row, column] * _gate(y[row, column], cap, capped, zero, one)
 
 
+@compiled.kernel(inline=True)
+def _input_gate(x, shift, scale, offset, cap, capped, zero, one):
+    """The ReLU's gate (`_gate` of its output) from its input (x - shift) * scale + offset, recomputed as
+    `_affine_relu` computed it: 0 < z [< cap] exactly where 0 < relu(z) [< cap], NaN closed."""
+    value = (x - shift) * scale + offset
+    if not capped:
+        return one if value > zero else zero
+    return one if value > zero and value < cap else zero
+
+
 @compiled.kernel
-def _masked_gradient_sums(grad, x, y, mean, cap, capped, sums, dots):
-    """`normalization._gradient_sums` of the masked gradient grad * gate."""
+def _masked_gradient_sums(grad, x, mean, scale_f, offset_f, cap, capped, sums, dots):
+    """`normalization._gradient_sums` of the masked gradient grad * gate, the gate from x and the forward
+    pass's columns (mean, scale_f, offset_f) without a residual."""
     zero = grad.dtype.type(0)
     one = grad.dtype.type(1)
     for row in range(x.shape[0]):
         for column in range(x.shape[1]):
-            value = np.float64(grad[row, column] * _gate(y[row, column], cap, capped, zero, one))
+            gate = _input_gate(x[row, column], mean[column], scale_f[column], offset_f[column], cap, capped, zero,
+                               one)
+            value = np.float64(grad[row, column] * gate)
             sums[column] += value
             dots[column] += value * (x[row, column] - mean[column])
 
 
 @compiled.kernel
-def _masked_input_gradient(grad, x, y, mean, scale, slope, offset, cap, capped, out):
-    """`normalization._input_gradient` of the masked gradient grad * gate.  The plain ReLU's loop has its
-    own copy: with the cap's test in it the compiler leaves the loop scalar (measurements: benchmarks/README.md,
-    'Measurements behind the code's choices')."""
+def _masked_input_gradient(grad, x, mean, scale, slope, offset, scale_f, offset_f, cap, capped, out):
+    """`normalization._input_gradient` of the masked gradient grad * gate (`_masked_gradient_sums`' gate)."""
     zero = grad.dtype.type(0)
     one = out.dtype.type(1)
-    if not capped:
-        for row in range(x.shape[0]):
-            for column in range(x.shape[1]):
-                g = grad[row, column] * (one if y[row, column] > zero else zero)
-                out[row, column] = g * scale[column] - (x[row, column] - mean[column]) * slope[column] - offset[column]
-        return
     for row in range(x.shape[0]):
         for column in range(x.shape[1]):
-            g = grad[row, column] * _gate(y[row, column], cap, capped, zero, one)
-            out[row, column] = g * scale[column] - (x[row, column] - mean[column]) * slope[column] - offset[column]
+            shifted = x[row, column] - mean[column]
+            gate = _input_gate(x[row, column], mean[column], scale_f[column], offset_f[column], cap, capped, zero,
+                               one)
+            out[row, column] = grad[row, column] * gate * scale[column] - shifted * slope[column] - offset[column]
 
 
 def _relu_activation(max_value):
@@ -152,8 +160,10 @@ def _compiled_backward(grad_y, ctx):
         grad_z = bn._elementwise(_masked, (bn._as_rows(grad_y, axis)[0], bn._as_rows(y, axis)[0]), cap)
         grad_z = grad_z.reshape(x.shape)
         return (*bn._backward_compiled(grad_z, norm, count), grad_z)
+    layout = bn._as_rows(x, axis)[1]
+    forward = tuple(bn._columns(value, layout, x.dtype) for value in norm["affine"])
     kernels = (_masked_gradient_sums, _masked_input_gradient)
-    return (*bn._backward_compiled(grad_y, norm, count, kernels, (y,), cap), None)
+    return (*bn._backward_compiled(grad_y, norm, count, kernels, (), forward + cap), None)
 
 
 # The paths, in order: the first whose test takes x runs.  (name, applies(x), forward, backward)

@@ -260,13 +260,15 @@ def _train_compiled(x, axis, gamma_b, beta_b, epsilon, second_pass=()):
     `_kernel_affine`'s kernel, arrays and parameters in place of the plain affine map).
 
     The kernels subtract the mean rounded to x's dtype, exactly for x near it, and the per-channel
-    terms take the rest, `mean_low` (float64, kept): a float32 mean near 1000 is 3e-5 off."""
+    terms take the rest, `mean_low` (float64, kept): a float32 mean near 1000 is 3e-5 off.  `affine` (kept):
+    the second pass's scale and offset, from which a fused backward pass recomputes its output."""
     mean64, var64 = _kernel_statistics(x, axis)
     mean, var = mean64.astype(x.dtype), var64.astype(x.dtype)
     low = mean64 - mean
     inv_std, scale = _train_scale(x, axis, mean, var, gamma_b, epsilon)
     offset = (0.0 if beta_b is None else beta_b.reshape(-1)) - low * scale.reshape(-1)
-    return _kernel_affine(x, axis, mean, scale, offset, *second_pass), mean, var, inv_std, {"mean_low": low}
+    return (_kernel_affine(x, axis, mean, scale, offset, *second_pass), mean, var, inv_std,
+            {"mean_low": low, "affine": (scale, offset)})
 
 
 def _train_reference(x, axis, gamma_b, beta_b, epsilon):
