@@ -99,22 +99,26 @@ def test_a_nan_reaches_the_output_and_the_gradients_as_the_layers_send_it(max_va
         np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
 
 
+@pytest.mark.parametrize("residual", [False, True])
 @pytest.mark.parametrize("max_value", [None, 0.8])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_the_masked_kernels_compute_in_the_arrays_dtype(dtype, max_value):
+def test_the_masked_kernels_compute_in_the_arrays_dtype(dtype, max_value, residual):
     """The ReLU's mask applied inside the batch norm's backward kernels (recomputed from x there) gives, to the
     bit, the plain kernels' gradient of the output gradient masked where 0 < y [< max_value], both in x's
     dtype (not float64 for float32 x)."""
     if not compiled.available():
         pytest.skip("the compiled path needs numba")
-    x, gamma, beta, _, grad = _arrays((8, 6, 6, 16), 3, (True, True), False, dtype, 11)
-    y, ctx, _, _ = ba.batch_norm_relu_train(x, gamma, beta, 3, 1e-3, None, max_value)
+    x, gamma, beta, res, grad = _arrays((8, 6, 6, 16), 3, (True, True), residual, dtype, 11)
+    y, ctx, _, _ = ba.batch_norm_relu_train(x, gamma, beta, 3, 1e-3, res, max_value)
     assert ctx["path"] == "compiled"
-    grad_x = ba.batch_norm_relu_backward(grad, ctx)[0]
+    grad_x, _, _, grad_residual = ba.batch_norm_relu_backward(grad, ctx)
     gate = (y > 0) & (y < (np.inf if max_value is None else np.asarray(max_value, dtype)))
-    plain_x = bn._backward_compiled(grad * gate.astype(dtype), ctx["norm"], bn._count(x, 3))[0]
+    masked = grad * gate.astype(dtype)
+    plain_x = bn._backward_compiled(masked, ctx["norm"], bn._count(x, 3))[0]
     assert grad_x.dtype == dtype
     np.testing.assert_array_equal(grad_x, plain_x)
+    if residual:
+        np.testing.assert_array_equal(grad_residual, masked)
 
 
 def test_bad_arguments_name_the_op_the_argument_and_what_was_expected():

@@ -9,8 +9,8 @@ reads it twice.  Here the forward pass reads x once for the statistics and once 
 residual, to write y; the backward pass reads the output gradient and x once for the two per-channel sums
 and once more to write the input gradient, the ReLU's mask recomputed from x as the forward pass computed
 its input z (0 < z < max_value exactly where 0 < y < max_value; reading y instead cost a third more
-memory traffic).  With a residual the masked gradient is the residual's gradient, so it is written once
-(its mask read from y) and the batch norm's backward reads it.
+memory traffic).  With a residual the masked gradient is the residual's gradient: the sums pass writes it
+(its mask read from y) and the input gradient's pass reads it with x.
 
 The numbers are those of the layers one by one (`batch_norm_relu_reference`,
 `batch_norm_relu_backward_reference`): the same operations in the same order, the output and the batch
@@ -63,13 +63,23 @@ def _affine_relu(x, residual, shift, scale, offset, has_residual, cap, capped, o
 
 
 @compiled.kernel
-def _masked(grad, y, cap, capped, out):
-    """out = grad * gate: the ReLU's gradient from its output (a NaN or infinite grad times 0 is NaN)."""
-    zero = out.dtype.type(0)
-    one = out.dtype.type(1)
-    for row in range(grad.shape[0]):
-        for column in range(grad.shape[1]):
-            out[row, column] = grad[row, column] * _gate(y[row, column], cap, capped, zero, one)
+def _masked_sums_written(grad, x, y, out, mean, cap, capped, sums, dots):
+    """`normalization._gradient_sums` of the masked gradient grad * gate (`_gate` of y), written to `out` as
+    it is summed (the residual's gradient, which the grad_x pass reads).  The plain
+    ReLU's loop apart from the capped one's, as `_masked_input_gradient`'s."""
+    zero = grad.dtype.type(0)
+    one = grad.dtype.type(1)
+    for row in range(x.shape[0]):
+        for column in range(x.shape[1]):
+            if capped:
+                gate = _gate(y[row, column], cap, capped, zero, one)
+            else:
+                gate = one if y[row, column] > zero else zero
+            g = grad[row, column] * gate
+            out[row, column] = g
+            value = np.float64(g)
+            sums[column] += value
+            dots[column] += value * (x[row, column] - mean[column])
 
 
 @compiled.kernel(inline=True)
@@ -157,9 +167,9 @@ def _compiled_backward(grad_y, ctx):
     x, axis = norm["x"], norm["axis"]
     cap, count = _cap(ctx["max_value"], x.dtype), bn._count(x, axis)
     if ctx["residual"]:
-        grad_z = bn._elementwise(_masked, (bn._as_rows(grad_y, axis)[0], bn._as_rows(y, axis)[0]), cap)
-        grad_z = grad_z.reshape(x.shape)
-        return (*bn._backward_compiled(grad_z, norm, count), grad_z)
+        grad_z = np.empty(x.shape, x.dtype)
+        kernels = (_masked_sums_written, bn._input_gradient)
+        return (*bn._backward_compiled(grad_y, norm, count, kernels, (y, grad_z), cap, written=grad_z), grad_z)
     layout = bn._as_rows(x, axis)[1]
     forward = tuple(bn._columns(value, layout, x.dtype) for value in norm["affine"])
     kernels = (_masked_gradient_sums, _masked_input_gradient)

@@ -286,10 +286,13 @@ def _gradient_coefficients(ctx, grad_gamma, grad_beta, count):
             scale * (grad_beta.reshape(inv_std.shape) / count))
 
 
-def _backward_compiled(grad_y, ctx, count, kernels=(_gradient_sums, _input_gradient), arrays=(), parameters=()):
+def _backward_compiled(grad_y, ctx, count, kernels=(_gradient_sums, _input_gradient), arrays=(), parameters=(),
+                       written=None):
     """(grad_x, grad_gamma, grad_beta): one kernel pass for the two sums, one for grad_x.  A fused op's
     `kernels` take `arrays` (laid out as x) after (grad, x), and `parameters` after the per-channel columns
-    (`batch_norm_act`: the ReLU's output and cap, its mask applied in both passes)."""
+    (`batch_norm_act`: the forward pass's columns and the ReLU's cap, its mask applied in both passes).
+    `written`: one of `arrays` that the sums kernel fills with the gradient it summed (`batch_norm_act`: the
+    masked gradient); the grad_x pass is then `kernels[1]` on it and x alone."""
     x, axis = ctx["x"], ctx["axis"]
     rows, layout = _as_rows(x, axis)
     low = ctx.get("mean_low", 0.0)  # none after the reference forward
@@ -301,6 +304,8 @@ def _backward_compiled(grad_y, ctx, count, kernels=(_gradient_sums, _input_gradi
     scale, slope, offset = _gradient_coefficients(ctx, grad_gamma, grad_beta, count)
     offset = offset.reshape(-1) - low * slope.reshape(-1)  # slope * (x - mean - low): low's part joins offset
     columns = (mean_columns, *(_columns(value, layout, x.dtype) for value in (scale, slope, offset)))
+    if written is not None:
+        inputs, parameters = (_as_rows(written, axis)[0], rows), ()
     return (_elementwise(kernels[1], inputs, columns + tuple(parameters)).reshape(x.shape), grad_gamma,
             grad_beta)
 
