@@ -105,14 +105,16 @@ def _relu_inputs(model, monkeypatch, replace=None):
     """Record each ReLU Activation's input during the model's next forward passes (a list per call), or,
     with `replace` (such a list), hand its backward those arrays as the input instead.  A ReLU the training
     plan runs with the batch norm before it (`plan.BatchNormReluStage`) gives its output instead, positive
-    exactly where its input is: the gate its backward reads."""
+    exactly where its input is: with `replace`, its backward runs as the layers' (`batch_norm_act`'s
+    reference), whose ReLU reads its gate from that output."""
     seen = []
     for step in model._steps(training=True, keep=True):
         if isinstance(step.stage, BatchNormReluStage):
             def fused(inputs, training=False, residual=None, original=step.stage.forward):
                 outputs, ctx = original(inputs, training=training, residual=residual)
-                if replace is not None:
-                    ctx[1]["y"] = replace[len(seen)].astype(outputs.dtype)
+                if replace is not None:      # the layers' backward, its ReLU gated on y (the fused one
+                    ctx[1]["y"] = replace[len(seen)].astype(outputs.dtype)     # recomputes the gate from x)
+                    ctx[1]["path"] = "reference"
                 seen.append(np.array(outputs))
                 return outputs, ctx
             monkeypatch.setattr(step.stage, "forward", fused)
