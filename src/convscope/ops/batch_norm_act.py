@@ -65,8 +65,7 @@ def _affine_relu(x, residual, shift, scale, offset, has_residual, cap, capped, o
 @compiled.kernel
 def _masked_sums_written(grad, x, y, out, mean, cap, capped, sums, dots):
     """`normalization._gradient_sums` of the masked gradient grad * gate (`_gate` of y), written to `out` as
-    it is summed (the residual's gradient, which the grad_x pass reads).  The plain
-    ReLU's loop apart from the capped one's, as `_masked_input_gradient`'s."""
+    it is summed (the residual's gradient, which the grad_x pass reads)."""
     zero = grad.dtype.type(0)
     one = grad.dtype.type(1)
     for row in range(x.shape[0]):
