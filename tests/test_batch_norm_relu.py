@@ -121,6 +121,19 @@ def test_the_masked_kernels_compute_in_the_arrays_dtype(dtype, max_value, residu
         np.testing.assert_array_equal(grad_residual, masked)
 
 
+@pytest.mark.parametrize("residual", [False, True])
+def test_the_context_keeps_y_only_where_the_backward_reads_it(residual):
+    """Without a residual the compiled backward recomputes the ReLU's mask from x: the context holds no
+    copy or reference of y (a training step would keep every such output alive until its backward)."""
+    if not compiled.available():
+        pytest.skip("the compiled path needs numba")
+    x, gamma, beta, res, _ = _arrays((8, 6, 6, 16), 3, (True, True), residual, np.float32, 12)
+    y, ctx, _, _ = ba.batch_norm_relu_train(x, gamma, beta, 3, 1e-3, res)
+    held = [value for value in list(ctx.values()) + list(ctx["norm"].values()) if isinstance(value, np.ndarray)]
+    assert any(value is y for value in held) == residual
+    assert not any(np.may_share_memory(value, y) for value in held if value is not y)
+
+
 def test_bad_arguments_name_the_op_the_argument_and_what_was_expected():
     x, gamma, beta, _, grad = _arrays((2, 3, 3, 4), 3, (True, True), False, np.float32, 1)
     with pytest.raises(ValueError, match=r"batch_norm_relu_train: argument `residual` must have the input's "

@@ -9,7 +9,7 @@ reads it twice.  Here the forward pass reads x once for the statistics and once 
 residual, to write y; the backward pass reads the output gradient and x once for the two per-channel sums
 and once more to write the input gradient, the ReLU's mask recomputed from x as the forward pass computed
 its input z (0 < z < max_value exactly where 0 < y < max_value; reading y instead cost a third more
-memory traffic).  With a residual the masked gradient is the residual's gradient: the sums pass writes it
+memory traffic, and the context need not keep y).  With a residual the masked gradient is the residual's gradient: the sums pass writes it
 (its mask read from y) and the input gradient's pass reads it with x.
 
 The numbers are those of the layers one by one (`batch_norm_relu_reference`,
@@ -155,7 +155,8 @@ def _compiled_forward(x, gamma, beta, axis, epsilon, residual, max_value):
     others = (x if residual is None else residual.astype(x.dtype, copy=False),)    # x: a placeholder
     y, mean, var, inv_std, kept = bn._train_compiled(
         x, axis, gamma_b, beta_b, epsilon, (_affine_relu, others, (residual is not None,) + _cap(max_value, x.dtype)))
-    return y, {"norm": bn._train_context(x, axis, mean, inv_std, gamma_b, beta_b, kept), "y": y,
+    kept_y = y if residual is not None else None      # only the residual's mask is read from y backward
+    return y, {"norm": bn._train_context(x, axis, mean, inv_std, gamma_b, beta_b, kept), "y": kept_y,
                "residual": residual is not None, "path": "compiled", "max_value": max_value}, mean, var
 
 
@@ -206,11 +207,11 @@ def batch_norm_relu_backward(grad_y, ctx: Dict[str, Any]
                              ) -> Tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray]]:
     """(grad_x, grad_gamma | None, grad_beta | None, grad_residual | None) of `batch_norm_relu_train`."""
     op = "batch_norm_relu_backward"
-    y = ctx["y"]
+    x = ctx["norm"]["x"]                     # y's shape and dtype (the context keeps y only where it reads it)
     grad_y = check_numeric_array(grad_y, op, "grad_y")
-    if grad_y.shape != y.shape:
-        raise ValueError(f"{op}: argument `grad_y` must have the output's shape {y.shape}, got {grad_y.shape}")
-    grad_y = grad_y.astype(y.dtype, copy=False)
+    if grad_y.shape != x.shape:
+        raise ValueError(f"{op}: argument `grad_y` must have the output's shape {x.shape}, got {grad_y.shape}")
+    grad_y = grad_y.astype(x.dtype, copy=False)
     backward = next(path[3] for path in _PATHS if path[0] == ctx["path"])
     grad_x, grad_gamma, grad_beta, grad_residual = backward(grad_y, ctx)
     norm = ctx["norm"]
