@@ -79,4 +79,10 @@ def test_the_concatenate_layer_takes_it_forward_and_for_backward(kernel_path, mo
     taken = _ran(monkeypatch)
     layer = Concatenate()
     np.testing.assert_array_equal(np.asarray(layer(x)), np.concatenate(x, axis=-1))
-    assert taken == ["rows" if compiled.active() else "numpy"]
+    out, ctx = layer.forward(x, training=True)                  # the call a training step keeps for backward
+    np.testing.assert_array_equal(out, np.concatenate(x, axis=-1))
+    assert taken == ["rows" if compiled.active() else "numpy"] * 2
+    grad = rng.standard_normal(out.shape).astype(np.float32)
+    grads, _ = layer.backward(ctx, grad)
+    np.testing.assert_array_equal(grads[0], grad[..., :24])
+    np.testing.assert_array_equal(grads[1], grad[..., 24:])

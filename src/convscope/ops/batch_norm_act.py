@@ -82,10 +82,10 @@ def _masked_sums_written(grad, x, y, out, mean, cap, capped, sums, dots):
 
 
 @compiled.kernel(inline=True)
-def _input_gate(x, shift, scale, offset, cap, capped, zero, one):
-    """The ReLU's gate (`_gate` of its output) from its input (x - shift) * scale + offset, recomputed as
-    `_affine_relu` computed it: 0 < z [< cap] exactly where 0 < relu(z) [< cap], NaN closed."""
-    value = (x - shift) * scale + offset
+def _input_gate(shifted, scale, offset, cap, capped, zero, one):
+    """The ReLU's gate (`_gate` of its output) from its input z = shifted * scale + offset (shifted = x - shift),
+    recomputed as `_affine_relu` computed it: 0 < z [< cap] exactly where 0 < relu(z) [< cap], NaN closed."""
+    value = shifted * scale + offset
     if not capped:
         return one if value > zero else zero
     return one if value > zero and value < cap else zero
@@ -99,11 +99,11 @@ def _masked_gradient_sums(grad, x, mean, scale_f, offset_f, cap, capped, sums, d
     one = grad.dtype.type(1)
     for row in range(x.shape[0]):
         for column in range(x.shape[1]):
-            gate = _input_gate(x[row, column], mean[column], scale_f[column], offset_f[column], cap, capped, zero,
-                               one)
-            value = np.float64(grad[row, column] * gate)
+            shifted = x[row, column] - mean[column]
+            value = np.float64(grad[row, column] * _input_gate(shifted, scale_f[column], offset_f[column], cap,
+                                                               capped, zero, one))
             sums[column] += value
-            dots[column] += value * (x[row, column] - mean[column])
+            dots[column] += value * shifted
 
 
 @compiled.kernel
@@ -114,8 +114,7 @@ def _masked_input_gradient(grad, x, mean, scale, slope, offset, scale_f, offset_
     for row in range(x.shape[0]):
         for column in range(x.shape[1]):
             shifted = x[row, column] - mean[column]
-            gate = _input_gate(x[row, column], mean[column], scale_f[column], offset_f[column], cap, capped, zero,
-                               one)
+            gate = _input_gate(shifted, scale_f[column], offset_f[column], cap, capped, zero, one)
             out[row, column] = grad[row, column] * gate * scale[column] - shifted * slope[column] - offset[column]
 
 
