@@ -34,16 +34,16 @@ def _case(rng, rows, depth, columns):
 @pytest.mark.parametrize("seed", range(10))
 def test_tiles_match_the_float64_product_on_random_shapes(width, seed):
     rng = np.random.default_rng(seed)
-    rows = int(rng.integers(1, 3 * dt.ROWS + 4))
+    rows = int(rng.integers(1, 3 * dt.WIDE_ROWS + 4))                # tiles of 8 and 4 rows, rows left over
     depth = int(rng.integers(1, 3 * dt.DEPTH_BLOCK + 50))         # one block or several, the last a part
-    columns = int(rng.integers(1, 9)) * width + int(rng.integers(0, width))   # pairs, one vector, scalars
+    columns = int(rng.integers(1, 9)) * width + int(rng.integers(0, width))   # strips, pairs, a vector, scalars
     a, b = _case(rng, rows, depth, columns)
     out = _tiles(a, b, [(0, columns)])
     expected = a.astype(np.float64) @ b.astype(np.float64)
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=2e-6 * np.sqrt(depth) * 4)
 
 
-@pytest.mark.parametrize("rows,depth,columns", [(13, 700, 1000), (6, 257, 40), (32, 3 * 256, 72)])
+@pytest.mark.parametrize("rows,depth,columns", [(13, 700, 1000), (6, 257, 40), (32, 3 * 256, 72), (5, 300, 1003)])
 def test_each_output_is_summed_alike_whatever_the_tile_the_neighbours_or_the_column_ranges(
         width, rows, depth, columns):
     """A row alone, the rows in another order and other column ranges (as other thread counts split them):
@@ -67,20 +67,23 @@ def test_blocked_sums_are_as_accurate_as_blas(seed):
     assert tiles_error <= 2 * np.abs(a @ b - expected).max()
 
 
-@pytest.mark.parametrize("columns,parts", [(1000, 2), (1000, 16), (1003, 3), (24, 2), (16, 4)])
-def test_column_ranges_are_whole_pairs_of_vectors_but_the_last(columns, parts, monkeypatch):
-    monkeypatch.setattr(dt, "VECTOR_BITS", 256)
+@pytest.mark.parametrize("bits,strip", [(256, 16), (512, 48)])
+@pytest.mark.parametrize("columns,parts", [(1000, 2), (1000, 16), (1003, 3), (24, 2), (16, 4), (100, 2)])
+def test_column_ranges_are_whole_strips_but_the_last(columns, parts, bits, strip, monkeypatch):
+    """Two vectors of 8 lanes, three of 16."""
+    monkeypatch.setattr(dt, "VECTOR_BITS", bits)
+    assert dt.strip() == strip
     ranges = dt.column_ranges(columns, parts)
     assert ranges[0][0] == 0 and ranges[-1][1] == columns and len(ranges) <= parts
     assert all(stop == start for (_, stop), (start, _) in zip(ranges, ranges[1:]))
-    assert all(start % 16 == 0 and stop > start for start, stop in ranges)
+    assert all(start % strip == 0 and stop > start for start, stop in ranges)
     widths = [stop - start for start, stop in ranges[:-1]]
-    assert not widths or max(widths) - min(widths) <= 16
+    assert not widths or max(widths) - min(widths) <= strip
 
 
 def test_where_the_tiles_apply():
-    """5-32 float32 rows by a C-contiguous float32 matrix of 1 MiB or more; not a few rows (`few_rows`),
-    not many, not float64, not a strided or small matrix, not with compiled ops off."""
+    """5-32 float32 rows by a C-contiguous float32 matrix of 1 MiB or more; not a
+    few rows (`few_rows`), not many, not float64, not a strided or small matrix, not with compiled ops off."""
     if dt.lanes() < 8:
         pytest.skip("the SIMD tiles need AVX2 or wider")
     b = np.ones((1024, 256), np.float32)                       # 1 MiB
@@ -97,7 +100,7 @@ def test_where_the_tiles_apply():
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_parallel_matmul_takes_the_tiles_by_columns_among_the_threads(threads, monkeypatch):
-    """A Dense layer's product on `MAX_ROWS` samples (32; 8 with 512-bit vectors): `parallel.matmul` gives the
+    """A Dense layer's product on `MAX_ROWS` samples (32): `parallel.matmul` gives the
     tiles' bits (not BLAS'), on the pool's threads for a large product, the float64 product's to rounding."""
     if dt.lanes() < 8:
         pytest.skip("the SIMD tiles need AVX2 or wider")
@@ -134,10 +137,13 @@ def test_a_dense_layer_predicts_each_sample_as_in_any_batch_of_its_size():
 @pytest.mark.parametrize("change,message", [
     (dict(a=np.ones((4, 8))), "argument `a` must be a C-contiguous 2-D float32 array, got float64"),
     (dict(b=np.ones((8, 32), np.float32)[:, ::2]), "argument `b` must be a C-contiguous 2-D float32 array"),
-    (dict(out=np.ones((4, 8), np.float32)), r"`out` \(rows, columns\), got \(4, 8\), \(8, 16\) and \(4, 8\)"),
+    (dict(out=np.ones((4, 8), np.float32)), r"`out` \(rows, columns\), at least 8 columns, got \(4, 8\), \(8, 16\) "
+                                            r"and \(4, 8\)"),
+    (dict(b=np.ones((8, 7), np.float32), out=np.empty((4, 7), np.float32), stop=7),
+     r"at least 8 columns, got \(4, 8\), \(8, 7\) and \(4, 7\)"),
     (dict(b=np.ones((9, 16), np.float32)), r"got \(4, 8\), \(9, 16\)"),
-    (dict(start=4), "start a multiple of 16, got 4, 16"),
-    (dict(stop=17), "stop <= 16, start a multiple of 16, got 0, 17"),
+    (dict(start=4), "start a multiple of 8, got 4, 16"),
+    (dict(stop=17), "stop <= 16, start a multiple of 8, got 0, 17"),
 ])
 def test_product_checks_its_arrays_before_the_unchecked_kernel(change, message, monkeypatch):
     monkeypatch.setattr(dt, "VECTOR_BITS", 256)

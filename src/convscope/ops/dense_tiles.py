@@ -1,17 +1,17 @@
-"""Products of a batch of rows by a large matrix (a Dense layer on 5-32 samples; 5-8 where vectors are 512-bit),
-in SIMD registers.
+"""Products of a batch of rows by a large matrix (a Dense layer on 5-32 samples), in SIMD registers.
 
 BLAS' product packs the whole matrix on every call; with few rows each packed element is used only a few
 times, and the packing costs about as much as the multiply-adds.  Here the matrix is read as it lies: for
-each block of `DEPTH_BLOCK` of its rows (a strip of two vectors of columns stays in L1), each pair of
-vectors of columns, each tile of `ROWS` rows of the input sums into registers, and the matrix streams from
-memory once.  Each output is summed block by block (a chain of fused multiply-adds in the depth's order per
-block, added to the total of the blocks before it: as accurate as BLAS' blocked sums, where one chain over
-3136 products lost 4x more), the same operations whatever the tile or the threads: a row's bits are those
-of the row alone, on any machine (they may differ from BLAS' in the last bits).  Columns past the last
-whole vector are summed by plain multiply-adds, in the same blocks.  `parallel.matmul` takes this path
-where it applies; NumPy's product is the reference.  Compiled path, float32, AVX2 or wider; the
-measurements behind the limits: benchmarks/README.md, 'Measurements behind the code's choices'.
+each block of `DEPTH_BLOCK` of its rows (a strip of its columns stays in L1), each strip of two vectors of
+columns (three where vectors are 512-bit: 32 registers hold tiles of `WIDE_ROWS` rows), each tile of rows
+of the input sums into registers, and the matrix streams from memory once.  Each output is summed block by
+block (a chain of fused multiply-adds in the depth's order per block, added to the total of the blocks before
+it: as accurate as BLAS' blocked sums, where one chain over 3136 products lost 4x more), the same operations
+whatever the tile or the threads: a row's bits are those of the row alone, on any machine (they may differ
+from BLAS' in the last bits).  Columns past the last whole vector are the last lanes of the vector that ends
+at the matrix's last column, summed alike.  `parallel.matmul` takes this path where it applies; NumPy's
+product is the reference.  Compiled path, float32, AVX2 or wider; the measurements behind the limits:
+benchmarks/README.md, 'Measurements behind the code's choices'.
 """
 
 from __future__ import annotations
@@ -25,15 +25,16 @@ from . import compiled
 if compiled.available():
     from .simd import add, broadcast, fma, load, store_first, zeros
 
-__all__ = ["MIN_ROWS", "MAX_ROWS", "MIN_BYTES", "ROWS", "DEPTH_BLOCK", "applies", "column_ranges", "product"]
+__all__ = ["MIN_ROWS", "MAX_ROWS", "MIN_BYTES", "ROWS", "WIDE_ROWS", "DEPTH_BLOCK", "applies", "column_ranges",
+           "strip", "product"]
 
 VECTOR_BITS = 32 * compiled.float32_lanes()     # 0 without numba or below AVX2: no tiles
 MIN_ROWS = 5            # fewer rows: `few_rows` (each row streams the matrix alone)
-MAX_ROWS = 8 if VECTOR_BITS > 256 else 32   # more rows reuse BLAS' packed matrix enough to pay for it (sooner
-                                            # beside BLAS' 512-bit kernels)
+MAX_ROWS = 32           # more rows reuse BLAS' packed matrix enough to pay for it
 MIN_BYTES = 1 << 20     # a smaller matrix: BLAS' packing is cheap beside the products
-ROWS = 4                # rows per tile: 8 vectors of accumulators, enough in flight for two FMA units
-DEPTH_BLOCK = 256       # matrix rows per block: a strip of two vectors of columns 16 KB with AVX2, in L1
+ROWS = 4                # rows per tile of a pair of vectors: 8 vectors of accumulators (AVX2's 16 registers)
+WIDE_ROWS = 8           # rows per tile of three 512-bit vectors: 24 accumulators of the 32 registers
+DEPTH_BLOCK = 256       # matrix rows per block: a strip 16 KB with AVX2, 48 KB with three 512-bit vectors
 
 
 def lanes() -> int:
@@ -49,36 +50,46 @@ def applies(a: np.ndarray, b: np.ndarray) -> bool:
             and b.nbytes >= MIN_BYTES and b.shape[1] >= lanes() and VECTOR_BITS >= 256 and compiled.active())
 
 
+def strip() -> int:
+    """Columns of one strip of the tiles: two vectors, three where they are 512-bit."""
+    return (3 if lanes() > 8 else 2) * lanes()
+
+
 def column_ranges(columns: int, parts: int) -> list:
-    """`parts` (start, stop) ranges of the columns, each a whole number of vector pairs but the last (which
-    ends at `columns`), of near-equal widths; empty ranges left out."""
-    pair = 2 * lanes()
-    pairs = columns // pair
-    bounds = [pairs * k // parts * pair for k in range(parts)] + [columns]
+    """`parts` (start, stop) ranges of the columns, each a whole number of strips but the last (which ends
+    at `columns`), of near-equal widths; empty ranges left out."""
+    width = strip()
+    strips = columns // width
+    bounds = [strips * k // parts * width for k in range(parts)] + [columns]
     return [(start, stop) for start, stop in zip(bounds, bounds[1:]) if stop > start]
 
 
 def product(a: np.ndarray, b: np.ndarray, out: np.ndarray, start: int, stop: int) -> None:
     """out[:, start:stop] = a @ b[:, start:stop] for 2-D float32 arrays (`a` copied C-contiguous where it is
-    not; `b` and `out` C-contiguous, `out` a row per row of `a`), `start` a multiple of two vectors (as
-    `column_ranges` gives).  Checked first: the kernel reads and writes without bounds checks."""
+    not; `b` and `out` C-contiguous, `out` a row per row of `a`), `start` a multiple of one vector (the
+    ranges of `column_ranges` give every output the same bits whatever their number).  Checked first: the
+    kernel reads and writes without bounds checks."""
     a = np.ascontiguousarray(a)
     for name, array in (("a", a), ("b", b), ("out", out)):
         if not (isinstance(array, np.ndarray) and array.dtype == np.float32 and array.ndim == 2
                 and array.flags.c_contiguous):
             raise ValueError(f"dense_tiles.product: argument `{name}` must be a C-contiguous 2-D float32 array, got "
                              f"{getattr(array, 'dtype', type(array).__name__)} of shape {np.shape(array)}")
-    if b.shape[0] != a.shape[1] or out.shape != (a.shape[0], b.shape[1]):
+    if b.shape[0] != a.shape[1] or out.shape != (a.shape[0], b.shape[1]) or b.shape[1] < lanes():
         raise ValueError(f"dense_tiles.product: arguments must be `a` (rows, depth), `b` (depth, columns) and `out` "
-                         f"(rows, columns), got {a.shape}, {b.shape} and {out.shape}")
-    if not (0 <= start <= stop <= b.shape[1] and start % (2 * lanes()) == 0):
+                         f"(rows, columns), at least {lanes()} columns, got {a.shape}, {b.shape} and {out.shape}")
+    if not (0 <= start <= stop <= b.shape[1] and start % lanes() == 0):
         raise ValueError(f"dense_tiles.product: arguments `start`, `stop` must be columns 0 <= start <= stop <= "
-                         f"{b.shape[1]}, start a multiple of {2 * lanes()}, got {start}, {stop}")
+                         f"{b.shape[1]}, start a multiple of {lanes()}, got {start}, {stop}")
     _kernel_for(lanes())(a, b, out, start, stop, DEPTH_BLOCK)
 
 
 def _make_kernel(width: int):
-    """The loop for vectors of `width` lanes (a closure constant: numba's vector type needs a literal)."""
+    """The loop for vectors of `width` lanes (a closure constant: numba's vector type needs a literal): strips
+    of two vectors in tiles of `ROWS` rows; with 512-bit vectors strips of three in tiles of `WIDE_ROWS` rows
+    (and one of 4), the columns past them in pairs.  Every output is the same chain of multiply-adds per block
+    whichever tile computes it."""
+    triples = width > 8
 
     @compiled.kernel
     def tiles(x, w, out, start, stop, block):
@@ -86,29 +97,48 @@ def _make_kernel(width: int):
         columns = w.shape[1]
         xf, wf, of = x.reshape(-1), w.reshape(-1), out.reshape(-1)
         zero = zeros(width)
-        pairs_stop = start + (stop - start) // (2 * width) * (2 * width)
+        triples_stop = start + (stop - start) // (3 * width) * (3 * width) if triples else start
+        pairs_stop = triples_stop + (stop - triples_stop) // (2 * width) * (2 * width)
         vectors_stop = start + (stop - start) // width * width
+        sums = np.empty(count * width if vectors_stop < stop else 0, dtype=np.float32)
         k0 = 0
         while k0 < depth:
             k1 = min(depth, k0 + block)
-            for c in range(start, pairs_stop, 2 * width):
+            resume = k0 > 0
+            for c in range(start, triples_stop, 3 * width):
+                r = 0
+                while r + WIDE_ROWS <= count:
+                    _tile_8x3(xf, wf, of, r, c, k0, k1, depth, columns, resume, width, zero)
+                    r += WIDE_ROWS
+                if r + 4 <= count:
+                    _tile_4x3(xf, wf, of, r, c, k0, k1, depth, columns, resume, width, zero)
+                    r += 4
+                while r < count:
+                    _row_triple(xf, wf, of, r, c, k0, k1, depth, columns, resume, width, zero)
+                    r += 1
+            for c in range(triples_stop, pairs_stop, 2 * width):
                 r = 0
                 while r + ROWS <= count:
-                    _tile_pair(xf, wf, of, r, c, k0, k1, depth, columns, k0 > 0, width, zero)
+                    _tile_pair(xf, wf, of, r, c, k0, k1, depth, columns, resume, width, zero)
                     r += ROWS
                 while r < count:
-                    _row_pair(xf, wf, of, r, c, k0, k1, depth, columns, k0 > 0, width, zero)
+                    _row_pair(xf, wf, of, r, c, k0, k1, depth, columns, resume, width, zero)
                     r += 1
             for c in range(pairs_stop, vectors_stop, width):
                 for r in range(count):
-                    _row_vector(xf, wf, of, r, c, k0, k1, depth, columns, k0 > 0, width, zero)
-            for r in range(count):
-                for c in range(vectors_stop, stop):
-                    total = np.float32(0)
-                    for k in range(k0, k1):
-                        total += xf[r * depth + k] * wf[k * columns + c]
-                    of[r * columns + c] = of[r * columns + c] + total if k0 > 0 else total
+                    _row_vector(xf, wf, of, r, c, k0, k1, depth, columns, resume, width, zero)
+            if vectors_stop < stop:
+                r = 0
+                while r + 4 <= count:
+                    _tail_tile(xf, wf, sums, r, stop - width, k0, k1, depth, columns, resume, width, zero)
+                    r += 4
+                while r < count:
+                    _tail_row(xf, wf, sums, r, stop - width, k0, k1, depth, columns, resume, width, zero)
+                    r += 1
             k0 = k1
+        for r in range(count if vectors_stop < stop else 0):
+            for c in range(vectors_stop, stop):
+                of[r * columns + c] = sums[r * width + c - stop + width]
     return tiles
 
 
@@ -145,6 +175,117 @@ if compiled.available():
         store_first(of, at + 3 * columns + width, a7, width)
 
     @compiled.kernel(inline=True)
+    def _tail_tile(xf, wf, sums, r, c, k0, k1, depth, columns, resume, width, zero):
+        """Rows r..r+3 by the vector of columns c..c+width, summed over k0..k1 into `sums` (a vector per row),
+        or added to the sums there (`resume`): the columns past the last whole vector, as the last lanes of
+        the vector that ends at the matrix's last column."""
+        a0 = a1 = a2 = a3 = zero
+        base = r * depth
+        for k in range(k0, k1):
+            w0 = load(wf, k * columns + c, zero)
+            a0 = fma(broadcast(xf, base + k, zero), w0, a0)
+            a1 = fma(broadcast(xf, base + depth + k, zero), w0, a1)
+            a2 = fma(broadcast(xf, base + 2 * depth + k, zero), w0, a2)
+            a3 = fma(broadcast(xf, base + 3 * depth + k, zero), w0, a3)
+        at = r * width
+        if resume:
+            a0, a1 = add(load(sums, at, zero), a0), add(load(sums, at + width, zero), a1)
+            a2, a3 = add(load(sums, at + 2 * width, zero), a2), add(load(sums, at + 3 * width, zero), a3)
+        store_first(sums, at, a0, width)
+        store_first(sums, at + width, a1, width)
+        store_first(sums, at + 2 * width, a2, width)
+        store_first(sums, at + 3 * width, a3, width)
+
+    @compiled.kernel(inline=True)
+    def _tail_row(xf, wf, sums, r, c, k0, k1, depth, columns, resume, width, zero):
+        """`_tail_tile` for the one row r."""
+        a0 = zero
+        for k in range(k0, k1):
+            a0 = fma(broadcast(xf, r * depth + k, zero), load(wf, k * columns + c, zero), a0)
+        if resume:
+            a0 = add(load(sums, r * width, zero), a0)
+        store_first(sums, r * width, a0, width)
+
+    @compiled.kernel(inline=True)
+    def _store_triple(of, at, v0, v1, v2, resume, width, zero):
+        """Three vectors of sums stored at `at` in `of`, or added to the sums there (`resume`)."""
+        if resume:
+            v0, v1, v2 = add(load(of, at, zero), v0), add(load(of, at + width, zero), v1), \
+                add(load(of, at + 2 * width, zero), v2)
+        store_first(of, at, v0, width)
+        store_first(of, at + width, v1, width)
+        store_first(of, at + 2 * width, v2, width)
+
+    @compiled.kernel(inline=True)
+    def _tile_8x3(xf, wf, of, r, c, k0, k1, depth, columns, resume, width, zero):
+        """Rows r..r+7 by columns c..c+3*width, summed over the matrix rows k0..k1 (`_tile_pair`'s sums)."""
+        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = a9 = a10 = a11 = zero
+        b0 = b1 = b2 = b3 = b4 = b5 = b6 = b7 = b8 = b9 = b10 = b11 = zero
+        base = r * depth
+        for k in range(k0, k1):
+            at = k * columns + c
+            w0, w1, w2 = load(wf, at, zero), load(wf, at + width, zero), load(wf, at + 2 * width, zero)
+            x = broadcast(xf, base + k, zero)
+            a0, a1, a2 = fma(x, w0, a0), fma(x, w1, a1), fma(x, w2, a2)
+            x = broadcast(xf, base + depth + k, zero)
+            a3, a4, a5 = fma(x, w0, a3), fma(x, w1, a4), fma(x, w2, a5)
+            x = broadcast(xf, base + 2 * depth + k, zero)
+            a6, a7, a8 = fma(x, w0, a6), fma(x, w1, a7), fma(x, w2, a8)
+            x = broadcast(xf, base + 3 * depth + k, zero)
+            a9, a10, a11 = fma(x, w0, a9), fma(x, w1, a10), fma(x, w2, a11)
+            x = broadcast(xf, base + 4 * depth + k, zero)
+            b0, b1, b2 = fma(x, w0, b0), fma(x, w1, b1), fma(x, w2, b2)
+            x = broadcast(xf, base + 5 * depth + k, zero)
+            b3, b4, b5 = fma(x, w0, b3), fma(x, w1, b4), fma(x, w2, b5)
+            x = broadcast(xf, base + 6 * depth + k, zero)
+            b6, b7, b8 = fma(x, w0, b6), fma(x, w1, b7), fma(x, w2, b8)
+            x = broadcast(xf, base + 7 * depth + k, zero)
+            b9, b10, b11 = fma(x, w0, b9), fma(x, w1, b10), fma(x, w2, b11)
+        at = r * columns + c
+        _store_triple(of, at, a0, a1, a2, resume, width, zero)
+        _store_triple(of, at + columns, a3, a4, a5, resume, width, zero)
+        _store_triple(of, at + 2 * columns, a6, a7, a8, resume, width, zero)
+        _store_triple(of, at + 3 * columns, a9, a10, a11, resume, width, zero)
+        _store_triple(of, at + 4 * columns, b0, b1, b2, resume, width, zero)
+        _store_triple(of, at + 5 * columns, b3, b4, b5, resume, width, zero)
+        _store_triple(of, at + 6 * columns, b6, b7, b8, resume, width, zero)
+        _store_triple(of, at + 7 * columns, b9, b10, b11, resume, width, zero)
+
+    @compiled.kernel(inline=True)
+    def _tile_4x3(xf, wf, of, r, c, k0, k1, depth, columns, resume, width, zero):
+        """`_tile_8x3` for rows r..r+3."""
+        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = a9 = a10 = a11 = zero
+        base = r * depth
+        for k in range(k0, k1):
+            at = k * columns + c
+            w0, w1, w2 = load(wf, at, zero), load(wf, at + width, zero), load(wf, at + 2 * width, zero)
+            x = broadcast(xf, base + k, zero)
+            a0, a1, a2 = fma(x, w0, a0), fma(x, w1, a1), fma(x, w2, a2)
+            x = broadcast(xf, base + depth + k, zero)
+            a3, a4, a5 = fma(x, w0, a3), fma(x, w1, a4), fma(x, w2, a5)
+            x = broadcast(xf, base + 2 * depth + k, zero)
+            a6, a7, a8 = fma(x, w0, a6), fma(x, w1, a7), fma(x, w2, a8)
+            x = broadcast(xf, base + 3 * depth + k, zero)
+            a9, a10, a11 = fma(x, w0, a9), fma(x, w1, a10), fma(x, w2, a11)
+        at = r * columns + c
+        _store_triple(of, at, a0, a1, a2, resume, width, zero)
+        _store_triple(of, at + columns, a3, a4, a5, resume, width, zero)
+        _store_triple(of, at + 2 * columns, a6, a7, a8, resume, width, zero)
+        _store_triple(of, at + 3 * columns, a9, a10, a11, resume, width, zero)
+
+    @compiled.kernel(inline=True)
+    def _row_triple(xf, wf, of, r, c, k0, k1, depth, columns, resume, width, zero):
+        """`_tile_8x3` for the one row r."""
+        a0 = a1 = a2 = zero
+        for k in range(k0, k1):
+            x = broadcast(xf, r * depth + k, zero)
+            at = k * columns + c
+            a0 = fma(x, load(wf, at, zero), a0)
+            a1 = fma(x, load(wf, at + width, zero), a1)
+            a2 = fma(x, load(wf, at + 2 * width, zero), a2)
+        _store_triple(of, r * columns + c, a0, a1, a2, resume, width, zero)
+
+    @compiled.kernel(inline=True)
     def _row_pair(xf, wf, of, r, c, k0, k1, depth, columns, resume, width, zero):
         """`_tile_pair` for the one row r."""
         at = r * columns + c
@@ -169,7 +310,8 @@ if compiled.available():
             a0 = add(load(of, at, zero), a0)
         store_first(of, at, a0, width)
 else:  # pragma: no cover - exercised where numba is not installed
-    _tile_pair = _row_pair = _row_vector = None
+    _tile_pair = _row_pair = _row_vector = _tail_tile = _tail_row = None
+    _store_triple = _tile_8x3 = _tile_4x3 = _row_triple = None
 
 
 @functools.lru_cache(maxsize=None)
