@@ -46,11 +46,12 @@ from typing import Any, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
-from .. import ops
+from .. import backend, ops
 from ..layers.base import Layer, check_kept_for_backward
+from ..layers.dense import Dense
 from ..layers.kernel_bias import Preactivation
 from ..layers.spec import LayerSpec
-from ..ops import compiled, fused, fused_inference, inverted_residual
+from ..ops import compiled, fused, fused_inference, inverted_residual, linear
 from ..ops.normalization import layer_affine
 
 INFERENCE = "inference"
@@ -76,6 +77,37 @@ class LayerStage:
 
     def backward(self, ctx, grad, need_input_grad: bool = True, **options):
         return self.layer.backward(ctx, grad, need_input_grad=need_input_grad, **options)
+
+
+class DenseStage:
+    """Inference: a Dense layer as one `ops.linear.prepare_dense_inference` op, checked and its path chosen once
+    per input (a few rows: the product, bias and ReLU in one compiled call); an activation it does not fuse
+    after."""
+
+    def __init__(self, layer: Layer, spec: LayerSpec):
+        self.layers = [layer]
+        self.layer, self.spec = layer, spec
+        fused_activation = spec.activation in ops.FUSED_ACTIVATIONS and not spec.activation_params
+        self.activation = spec.activation if fused_activation else None
+        self._prepared = {}     # as EpilogueStage's
+
+    @staticmethod
+    def takes(layer: Layer, spec: LayerSpec) -> bool:
+        """A Dense layer whose forward pass is Dense's own (a subclass's own `forward` runs as it is)."""
+        return spec.kind == "dense" and type(layer).forward is Dense.forward
+
+    def forward(self, x, training: bool = False):
+        if backend.keeps_for_backward():    # a loss fused with the last activation (evaluate) reads its ctx
+            return self.layer.forward(x, training=training)
+        kernel, bias = self.spec.weights["kernel"].value, _value(self.spec.weights["bias"])
+        x = np.asarray(x)
+        run = _prepared_run(self, x, None, lambda: linear.prepare_dense_inference(
+            x, kernel, bias, self.activation or "linear"))
+        y = run(x, kernel, bias)
+        return (y if self.activation else self.layer.activation.forward(y)), None
+
+    def backward(self, ctx, grad, need_input_grad: bool = True, **options):
+        check_kept_for_backward(self.layer, None)
 
 
 class ConvInferenceStage:
@@ -234,6 +266,8 @@ def build_plan(layers: Sequence[Layer], mode: str) -> List:
             stages.append(BatchNormReluStage(layers[position:position + size], specs[position:position + size]))
         elif size > 1:
             stages.append(ConvReluMaxPoolStage(layers[position], layers[position + 1]))
+        elif mode == INFERENCE and DenseStage.takes(layers[position], specs[position]):
+            stages.append(DenseStage(layers[position], specs[position]))
         else:
             stages.append(LayerStage(layers[position]))
         position += size

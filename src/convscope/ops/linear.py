@@ -10,10 +10,12 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from . import compiled, few_rows
+from .epilogue import _epilogue_kernel, bias_activation_forward, check_epilogue
 from .padding import check_numeric_array, float_dtype
-from .parallel import matmul
+from .parallel import STREAMED_BYTES, matmul
 
-__all__ = ["dense_forward", "dense_backward"]
+__all__ = ["dense_forward", "dense_backward", "prepare_dense_inference"]
 
 
 def _check_dense(x, kernel, op: str):
@@ -39,6 +41,68 @@ def dense_forward(x, kernel, bias=None) -> np.ndarray:
                              f"got {bias.shape}")
         y += bias.astype(y.dtype, copy=False)
     return y
+
+
+def _finished_rows_applies(rows: np.ndarray, kernel: np.ndarray) -> bool:
+    """A few rows (`few_rows`) by a matrix one call streams (under `STREAMED_BYTES`; a larger one is split
+    among the threads by `parallel.matmul`)."""
+    return few_rows.applies(rows, kernel) and kernel.nbytes < STREAMED_BYTES
+
+
+def _finished_rows_run(rows_shape, out_shape, dtype):
+    """`few_rows`' sums and the epilogue (bias, ReLU) in one compiled call on the calling thread."""
+    zeros = np.zeros(out_shape[-1], dtype=dtype)
+
+    def run(x, kernel, bias, relu):
+        out = np.empty((rows_shape[0], out_shape[-1]), dtype=dtype)
+        _finished_rows(x.reshape(rows_shape), kernel, out, zeros if bias is None else bias, relu, zeros)
+        return out.reshape(out_shape)
+    return run
+
+
+def _product_then_epilogue_run(rows_shape, out_shape, dtype):
+    """`parallel.matmul`, then `bias_activation_forward`'s pass."""
+    def run(x, kernel, bias, relu):
+        z = matmul(x.reshape(rows_shape), kernel)
+        return bias_activation_forward(z, bias, "relu" if relu else "linear").reshape(out_shape)
+    return run
+
+
+# The paths of a prepared Dense inference, in order: the first that applies runs.
+_DENSE_PATHS = (
+    ("finished_rows", _finished_rows_applies, _finished_rows_run),
+    ("product_then_epilogue", lambda rows, kernel: True, _product_then_epilogue_run),
+)
+
+
+def prepare_dense_inference(x, kernel, bias=None, activation: str = "linear"):
+    """`activation(x @ kernel + bias)` on the last axis of `x` ("linear" or "relu"), checked and its path
+    (`_DENSE_PATHS`) chosen once for inputs of x's shape and dtype: returns `run(x, kernel, bias)`, which
+    takes arrays of the shapes and dtypes given here unchecked (the weights are read per call: they may
+    change).  The same bits as `bias_activation_forward(dense_forward(x, kernel), bias, activation)`."""
+    op = "prepare_dense_inference"
+    given = [np.asarray(x).dtype, np.asarray(kernel).dtype, None if bias is None else np.asarray(bias).dtype]
+    x, kernel = _check_dense(x, kernel, op)
+    check_epilogue(bias, activation, kernel.shape[1], op, f"the columns of kernel, shape {kernel.shape}")
+    dtype, relu = x.dtype, activation == "relu"
+    rows_shape = (int(np.prod(x.shape[:-1], dtype=np.int64)), kernel.shape[0])
+    out_shape = x.shape[:-1] + (kernel.shape[1],)
+    compute = next(make for _, applies, make in _DENSE_PATHS if applies(x.reshape(rows_shape), kernel))(
+        rows_shape, out_shape, dtype)
+    if all(value in (None, dtype) for value in given):
+        return lambda x, kernel, bias: compute(x, kernel, bias, relu)
+
+    def run(x, kernel, bias):
+        return compute(x.astype(dtype, copy=False), kernel.astype(dtype, copy=False),
+                       None if bias is None else bias.astype(dtype, copy=False), relu)
+    return run
+
+
+@compiled.kernel
+def _finished_rows(rows, kernel, out, bias, relu, zeros):
+    """out = rows @ kernel as `few_rows` sums it, then + bias and the ReLU (`relu`) as `_epilogue_kernel`."""
+    few_rows._rows_times_matrix(rows, kernel, out, 0, rows.shape[1])
+    _epilogue_kernel(out, bias, relu, zeros, zeros, False, False)
 
 
 def dense_backward(grad_y, x, kernel, need_input_grad: bool = True,
