@@ -87,8 +87,8 @@ def product(a: np.ndarray, b: np.ndarray, out: np.ndarray, start: int, stop: int
 def _make_kernel(width: int):
     """The loop for vectors of `width` lanes (a closure constant: numba's vector type needs a literal): strips
     of two vectors in tiles of `ROWS` rows; with 512-bit vectors strips of three in tiles of `WIDE_ROWS` rows
-    (and one of 4), the columns past them in pairs.  Every output is the same chain of multiply-adds per block
-    whichever tile computes it."""
+    (4 rows left: a pair tile and a vector tile), the columns past them in pairs.  Every output is the same
+    chain of multiply-adds per block whichever tile computes it."""
     triples = width > 8
 
     @compiled.kernel
@@ -110,9 +110,11 @@ def _make_kernel(width: int):
                 while r + WIDE_ROWS <= count:
                     _tile_8x3(xf, wf, of, r, c, k0, k1, depth, columns, resume, width, zero)
                     r += WIDE_ROWS
-                if r + 4 <= count:
-                    _tile_4x3(xf, wf, of, r, c, k0, k1, depth, columns, resume, width, zero)
-                    r += 4
+                if r + ROWS <= count:
+                    _tile_pair(xf, wf, of, r, c, k0, k1, depth, columns, resume, width, zero)
+                    _tile_vector(xf, wf, of, r, c + 2 * width, k0, k1, depth, columns, r * columns + c + 2 * width,
+                                 columns, resume, width, zero)
+                    r += ROWS
                 while r < count:
                     _row_triple(xf, wf, of, r, c, k0, k1, depth, columns, resume, width, zero)
                     r += 1
@@ -129,9 +131,10 @@ def _make_kernel(width: int):
                     _row_vector(xf, wf, of, r, c, k0, k1, depth, columns, resume, width, zero)
             if vectors_stop < stop:
                 r = 0
-                while r + 4 <= count:
-                    _tail_tile(xf, wf, sums, r, stop - width, k0, k1, depth, columns, resume, width, zero)
-                    r += 4
+                while r + ROWS <= count:
+                    _tile_vector(xf, wf, sums, r, stop - width, k0, k1, depth, columns, r * width, width, resume,
+                                 width, zero)
+                    r += ROWS
                 while r < count:
                     _tail_row(xf, wf, sums, r, stop - width, k0, k1, depth, columns, resume, width, zero)
                     r += 1
@@ -175,10 +178,10 @@ if compiled.available():
         store_first(of, at + 3 * columns + width, a7, width)
 
     @compiled.kernel(inline=True)
-    def _tail_tile(xf, wf, sums, r, c, k0, k1, depth, columns, resume, width, zero):
-        """Rows r..r+3 by the vector of columns c..c+width, summed over k0..k1 into `sums` (a vector per row),
-        or added to the sums there (`resume`): the columns past the last whole vector, as the last lanes of
-        the vector that ends at the matrix's last column."""
+    def _tile_vector(xf, wf, out, r, c, k0, k1, depth, columns, at, stride, resume, width, zero):
+        """Rows r..r+3 by the vector of columns c..c+width, summed over k0..k1 into `out` from `at`, a row every
+        `stride`, or added to the sums there (`resume`): the third vector of a strip's last rows, and the
+        columns past the last whole vector (the last lanes of the vector that ends at the last column)."""
         a0 = a1 = a2 = a3 = zero
         base = r * depth
         for k in range(k0, k1):
@@ -187,18 +190,17 @@ if compiled.available():
             a1 = fma(broadcast(xf, base + depth + k, zero), w0, a1)
             a2 = fma(broadcast(xf, base + 2 * depth + k, zero), w0, a2)
             a3 = fma(broadcast(xf, base + 3 * depth + k, zero), w0, a3)
-        at = r * width
         if resume:
-            a0, a1 = add(load(sums, at, zero), a0), add(load(sums, at + width, zero), a1)
-            a2, a3 = add(load(sums, at + 2 * width, zero), a2), add(load(sums, at + 3 * width, zero), a3)
-        store_first(sums, at, a0, width)
-        store_first(sums, at + width, a1, width)
-        store_first(sums, at + 2 * width, a2, width)
-        store_first(sums, at + 3 * width, a3, width)
+            a0, a1 = add(load(out, at, zero), a0), add(load(out, at + stride, zero), a1)
+            a2, a3 = add(load(out, at + 2 * stride, zero), a2), add(load(out, at + 3 * stride, zero), a3)
+        store_first(out, at, a0, width)
+        store_first(out, at + stride, a1, width)
+        store_first(out, at + 2 * stride, a2, width)
+        store_first(out, at + 3 * stride, a3, width)
 
     @compiled.kernel(inline=True)
     def _tail_row(xf, wf, sums, r, c, k0, k1, depth, columns, resume, width, zero):
-        """`_tail_tile` for the one row r."""
+        """`_tile_vector` for the one row r, into `sums` (a vector per row)."""
         a0 = zero
         for k in range(k0, k1):
             a0 = fma(broadcast(xf, r * depth + k, zero), load(wf, k * columns + c, zero), a0)
@@ -252,28 +254,6 @@ if compiled.available():
         _store_triple(of, at + 7 * columns, b9, b10, b11, resume, width, zero)
 
     @compiled.kernel(inline=True)
-    def _tile_4x3(xf, wf, of, r, c, k0, k1, depth, columns, resume, width, zero):
-        """`_tile_8x3` for rows r..r+3."""
-        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = a9 = a10 = a11 = zero
-        base = r * depth
-        for k in range(k0, k1):
-            at = k * columns + c
-            w0, w1, w2 = load(wf, at, zero), load(wf, at + width, zero), load(wf, at + 2 * width, zero)
-            x = broadcast(xf, base + k, zero)
-            a0, a1, a2 = fma(x, w0, a0), fma(x, w1, a1), fma(x, w2, a2)
-            x = broadcast(xf, base + depth + k, zero)
-            a3, a4, a5 = fma(x, w0, a3), fma(x, w1, a4), fma(x, w2, a5)
-            x = broadcast(xf, base + 2 * depth + k, zero)
-            a6, a7, a8 = fma(x, w0, a6), fma(x, w1, a7), fma(x, w2, a8)
-            x = broadcast(xf, base + 3 * depth + k, zero)
-            a9, a10, a11 = fma(x, w0, a9), fma(x, w1, a10), fma(x, w2, a11)
-        at = r * columns + c
-        _store_triple(of, at, a0, a1, a2, resume, width, zero)
-        _store_triple(of, at + columns, a3, a4, a5, resume, width, zero)
-        _store_triple(of, at + 2 * columns, a6, a7, a8, resume, width, zero)
-        _store_triple(of, at + 3 * columns, a9, a10, a11, resume, width, zero)
-
-    @compiled.kernel(inline=True)
     def _row_triple(xf, wf, of, r, c, k0, k1, depth, columns, resume, width, zero):
         """`_tile_8x3` for the one row r."""
         a0 = a1 = a2 = zero
@@ -310,8 +290,8 @@ if compiled.available():
             a0 = add(load(of, at, zero), a0)
         store_first(of, at, a0, width)
 else:  # pragma: no cover - exercised where numba is not installed
-    _tile_pair = _row_pair = _row_vector = _tail_tile = _tail_row = None
-    _store_triple = _tile_8x3 = _tile_4x3 = _row_triple = None
+    _tile_pair = _row_pair = _row_vector = _tile_vector = _tail_row = None
+    _store_triple = _tile_8x3 = _row_triple = None
 
 
 @functools.lru_cache(maxsize=None)
