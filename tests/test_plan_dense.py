@@ -139,3 +139,13 @@ def test_evaluate_reads_the_last_dense_layers_preactivation_for_its_fused_loss()
     loss = model.evaluate(x, y, verbose=0, batch_size=6)
     probabilities = model.predict(x, verbose=0).astype(np.float64)
     np.testing.assert_allclose(loss, -np.log(probabilities[np.arange(6), y]).mean(), rtol=1e-5)
+
+
+def test_strided_rows_give_the_bits_of_contiguous_ones():
+    """Every other sample of a batch (a strided view): the prepared op's bits are those of the copy."""
+    x, kernel, bias = _case(np.random.default_rng(4), (8,), 30, 7, np.float32, True)
+    view = x[::2]
+    run = linear.prepare_dense_inference(view, kernel, bias, "relu")
+    np.testing.assert_array_equal(run(view, kernel, bias), run(view.copy(), kernel, bias))
+    np.testing.assert_array_equal(run(view, kernel, bias), bias_activation_forward(dense_forward(view, kernel), bias,
+                                                                                   "relu"))

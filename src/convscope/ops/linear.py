@@ -55,7 +55,8 @@ def _finished_rows_run(rows_shape, out_shape, dtype):
 
     def run(x, kernel, bias, relu):
         out = np.empty((rows_shape[0], out_shape[-1]), dtype=dtype)
-        _finished_rows(x.reshape(rows_shape), kernel, out, zeros if bias is None else bias, relu, zeros)
+        _finished_rows(np.ascontiguousarray(x.reshape(rows_shape)), kernel, out, zeros if bias is None else bias,
+                       relu, zeros)     # contiguous rows, as `few_rows.partial` takes them: one compiled form
         return out.reshape(out_shape)
     return run
 
