@@ -9,8 +9,8 @@ reads it twice.  Here the forward pass reads x once for the statistics and once 
 residual, to write y; the backward pass reads the output gradient and x once for the two per-channel sums
 and once more to write the input gradient, the ReLU's mask recomputed from x as the forward pass computed
 its input z (0 < z < max_value exactly where 0 < y < max_value; reading y instead cost a third more
-memory traffic, and the context need not keep y).  With a residual the masked gradient is the residual's gradient: the sums pass writes it
-(its mask read from y) and the input gradient's pass reads it with x.
+memory traffic, and the context need not keep y).  With a residual the masked gradient is the residual's
+gradient: the sums pass writes it (its mask read from y) and the input gradient's pass reads it with x.
 
 The numbers are those of the layers one by one (`batch_norm_relu_reference`,
 `batch_norm_relu_backward_reference`): the same operations in the same order, the output and the batch
@@ -45,8 +45,11 @@ def _relu_of(value, cap, capped, zero):
 
 @compiled.kernel(inline=True)
 def _gate(y, cap, capped, zero, one):
-    """1 where the ReLU passes its gradient, read from its output y (0 < y [< cap]), else 0."""
-    return one if y > zero and (not capped or y < cap) else zero
+    """1 where the ReLU passes its gradient, read from its output y, or recomputed from its input z (0 < z
+    [< cap] exactly where 0 < relu(z) [< cap]; NaN closed), else 0."""
+    if not capped:
+        return one if y > zero else zero
+    return one if y > zero and y < cap else zero
 
 
 @compiled.kernel
@@ -70,25 +73,11 @@ def _masked_sums_written(grad, x, y, out, mean, cap, capped, sums, dots):
     one = grad.dtype.type(1)
     for row in range(x.shape[0]):
         for column in range(x.shape[1]):
-            if capped:
-                gate = _gate(y[row, column], cap, capped, zero, one)
-            else:
-                gate = one if y[row, column] > zero else zero
-            g = grad[row, column] * gate
+            g = grad[row, column] * _gate(y[row, column], cap, capped, zero, one)
             out[row, column] = g
             value = np.float64(g)
             sums[column] += value
             dots[column] += value * (x[row, column] - mean[column])
-
-
-@compiled.kernel(inline=True)
-def _input_gate(shifted, scale, offset, cap, capped, zero, one):
-    """The ReLU's gate (`_gate` of its output) from its input z = shifted * scale + offset (shifted = x - shift),
-    recomputed as `_affine_relu` computed it: 0 < z [< cap] exactly where 0 < relu(z) [< cap], NaN closed."""
-    value = shifted * scale + offset
-    if not capped:
-        return one if value > zero else zero
-    return one if value > zero and value < cap else zero
 
 
 @compiled.kernel
@@ -100,8 +89,8 @@ def _masked_gradient_sums(grad, x, mean, scale_f, offset_f, cap, capped, sums, d
     for row in range(x.shape[0]):
         for column in range(x.shape[1]):
             shifted = x[row, column] - mean[column]
-            value = np.float64(grad[row, column] * _input_gate(shifted, scale_f[column], offset_f[column], cap,
-                                                               capped, zero, one))
+            gate = _gate(shifted * scale_f[column] + offset_f[column], cap, capped, zero, one)   # from z
+            value = np.float64(grad[row, column] * gate)
             sums[column] += value
             dots[column] += value * shifted
 
@@ -114,7 +103,7 @@ def _masked_input_gradient(grad, x, mean, scale, slope, offset, scale_f, offset_
     for row in range(x.shape[0]):
         for column in range(x.shape[1]):
             shifted = x[row, column] - mean[column]
-            gate = _input_gate(shifted, scale_f[column], offset_f[column], cap, capped, zero, one)
+            gate = _gate(shifted * scale_f[column] + offset_f[column], cap, capped, zero, one)
             out[row, column] = grad[row, column] * gate * scale[column] - shifted * slope[column] - offset[column]
 
 
