@@ -128,7 +128,7 @@ def _make_kernel(width: int):
                     r += 1
             for c in range(pairs_stop, vectors_stop, width):
                 for r in range(count):
-                    _row_vector(xf, wf, of, r, c, k0, k1, depth, columns, resume, width, zero)
+                    _row_vector(xf, wf, of, r, c, k0, k1, depth, columns, r * columns + c, resume, width, zero)
             if vectors_stop < stop:
                 r = 0
                 while r + ROWS <= count:
@@ -136,7 +136,8 @@ def _make_kernel(width: int):
                                  width, zero)
                     r += ROWS
                 while r < count:
-                    _tail_row(xf, wf, sums, r, stop - width, k0, k1, depth, columns, resume, width, zero)
+                    _row_vector(xf, wf, sums, r, stop - width, k0, k1, depth, columns, r * width, resume, width,
+                                zero)
                     r += 1
             k0 = k1
         for r in range(count if vectors_stop < stop else 0):
@@ -197,16 +198,6 @@ if compiled.available():
         store_first(out, at + stride, a1, width)
         store_first(out, at + 2 * stride, a2, width)
         store_first(out, at + 3 * stride, a3, width)
-
-    @compiled.kernel(inline=True)
-    def _tail_row(xf, wf, sums, r, c, k0, k1, depth, columns, resume, width, zero):
-        """`_tile_vector` for the one row r, into `sums` (a vector per row)."""
-        a0 = zero
-        for k in range(k0, k1):
-            a0 = fma(broadcast(xf, r * depth + k, zero), load(wf, k * columns + c, zero), a0)
-        if resume:
-            a0 = add(load(sums, r * width, zero), a0)
-        store_first(sums, r * width, a0, width)
 
     @compiled.kernel(inline=True)
     def _store_triple(of, at, v0, v1, v2, resume, width, zero):
@@ -280,9 +271,8 @@ if compiled.available():
         store_first(of, at + width, a1, width)
 
     @compiled.kernel(inline=True)
-    def _row_vector(xf, wf, of, r, c, k0, k1, depth, columns, resume, width, zero):
-        """Row r by the one vector of columns from c."""
-        at = r * columns + c
+    def _row_vector(xf, wf, of, r, c, k0, k1, depth, columns, at, resume, width, zero):
+        """Row r by the one vector of columns from c, into `of` at `at` (`_tile_vector` for one row)."""
         a0 = zero
         for k in range(k0, k1):
             a0 = fma(broadcast(xf, r * depth + k, zero), load(wf, k * columns + c, zero), a0)
@@ -290,7 +280,7 @@ if compiled.available():
             a0 = add(load(of, at, zero), a0)
         store_first(of, at, a0, width)
 else:  # pragma: no cover - exercised where numba is not installed
-    _tile_pair = _row_pair = _row_vector = _tile_vector = _tail_row = None
+    _tile_pair = _row_pair = _row_vector = _tile_vector = None
     _store_triple = _tile_8x3 = _row_triple = None
 
 
