@@ -9,7 +9,7 @@ import pytest
 
 from _oracle import tf_same_split
 from convscope import ops
-from convscope.ops import compiled, conv, conv_split, direct, fused, winograd
+from convscope.ops import compiled, conv, conv_split, direct, fused, parallel, winograd
 
 pytestmark = pytest.mark.skipif(not compiled.active(),
                                 reason="the split paths run on the compiled path (numba, CONVSCOPE_COMPILED not 0)")
@@ -136,8 +136,6 @@ def test_each_path_caps_a_relu6_as_torch(path, seed, monkeypatch):
     ((1, 40, 40, 16), 16, "winograd"),     # one image in bands of tile rows
     ((3, 9, 9, 40), 70, "gemm"),           # 3 images on 2 threads: bands or channels, not 1 + 2 images
     ((1, 7, 7, 131), 70, "gemm"),          # 49 rows: the channels split
-    ((1, 56, 40, 8), 16, "direct"),        # one image in bands of rows
-    ((3, 6, 5, 8), 16, "direct"),          # 5 wide: tiles of 2 rows, bands of at least 2 rows
 ])
 @pytest.mark.parametrize("workers", [1, 2, 3])
 def test_one_image_or_a_few_share_the_threads(shape, out_channels, path, workers, monkeypatch):
@@ -164,10 +162,71 @@ def test_one_image_or_a_few_share_the_threads(shape, out_channels, path, workers
         assert len(planned[0]) >= (2 if shape == (1, 7, 7, 131) else workers)   # 70 channels: 2 slices of 32+
 
 
+def _claimed_calls(monkeypatch):
+    """The direct path's `run_claimed` calls recorded as (items, alone), and each thread's
+    `conv_claimed_block` calls as (thread, bands)."""
+    runs, blocks = [], []
+    original_run, original_block = conv_split.run_claimed, direct.conv_claimed_block
+    monkeypatch.setattr(conv_split, "run_claimed", lambda count, work, alone=False: runs.append((count, alone))
+                        or original_run(count, work, alone=alone))
+    monkeypatch.setattr(direct, "conv_claimed_block", lambda *a, **k: blocks.append(
+        (threading.get_ident(), a[7] if len(a) > 7 else k.get("bands", 1))) or original_block(*a, **k))
+    return runs, blocks
+
+
+@pytest.mark.parametrize("shape,most", [      # most: the bands a tile high
+    ((1, 56, 40, 8), 56),                  # one image: bands of one row at the fewest
+    ((3, 6, 5, 8), 3),                     # 5 wide: tiles of 2 rows, bands of at least 2 rows
+    ((2, 20, 12, 3), 20),                  # `DIRECT_ITEMS_PER_THREAD` items per thread
+    ((70, 9, 9, 3), 9),                    # images enough: whole ones
+])
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_a_direct_convolution_claims_images_or_bands_of_rows_on_every_thread(shape, most, workers, monkeypatch):
+    """The direct path's threads claim whole images, or bands of output rows where the images are fewer than
+    `DIRECT_ITEMS_PER_THREAD` per thread (as many bands as that takes, each a tile high at least), every thread
+    making the claiming call, and the result is the reference's."""
+    monkeypatch.setattr(direct, "SMALL_WORK", 0)
+    monkeypatch.setattr(conv_split, "worker_count", lambda: workers)
+    monkeypatch.setattr(parallel, "worker_count", lambda: workers)
+    calls = _only(monkeypatch, "direct")
+    runs, blocks = _claimed_calls(monkeypatch)
+    rng = np.random.default_rng(shape[0])
+    x = rng.standard_normal(shape).astype(np.float32)
+    filters = (rng.standard_normal((3, 3, shape[3], 16)) / 5).astype(np.float32)
+    bias = rng.standard_normal(16).astype(np.float32)
+    ours = ops.conv2d_inference(x, filters, 1, "SAME", bias=bias, activation="relu")
+    with compiled.use_compiled(False):
+        reference = ops.conv2d_inference(x.astype(np.float64), filters.astype(np.float64), 1, "SAME",
+                                         bias=bias.astype(np.float64), activation="relu")
+    expected = min(most, -(-conv_split.DIRECT_ITEMS_PER_THREAD * workers // shape[0]))
+    assert calls == ["direct"] and runs == [(shape[0] * expected, False)]
+    assert [b for _, b in blocks] == [expected] * workers                 # one claiming call per thread
+    assert (len({t for t, _ in blocks}) > 1) == (workers > 1)
+    np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-5)
+
+
+def test_a_small_direct_convolution_runs_on_the_calling_thread(monkeypatch):
+    """Under `direct.SMALL_WORK` multiply-adds the direct path claims all its items on the calling thread."""
+    monkeypatch.setattr(conv_split, "worker_count", lambda: 2)
+    monkeypatch.setattr(parallel, "worker_count", lambda: 2)
+    calls = _only(monkeypatch, "direct")
+    runs, blocks = _claimed_calls(monkeypatch)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((1, 56, 40, 8)).astype(np.float32)
+    filters = (rng.standard_normal((3, 3, 8, 16)) / 12).astype(np.float32)
+    assert 56 * 40 * 9 * 8 * 16 < direct.SMALL_WORK
+    ours = ops.conv2d_inference(x, filters, 1, "SAME", activation="relu")
+    with compiled.use_compiled(False):
+        reference = ops.conv2d_inference(x.astype(np.float64), filters.astype(np.float64), 1, "SAME",
+                                         activation="relu")
+    assert calls == ["direct"] and [alone for _, alone in runs] == [True]
+    assert {t for t, _ in blocks} == {threading.get_ident()}
+    np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("shape,out_channels,path", [
     ((1, 14, 14, 40), 50, "gemm"),         # one small image (as seed 001's second layer at batch 1): one band, not 2
     ((1, 40, 40, 16), 16, "winograd"),
-    ((1, 56, 40, 8), 16, "direct"),
 ])
 def test_small_work_runs_as_planned_for_one_thread(shape, out_channels, path, monkeypatch):
     """Under `direct.SMALL_WORK` multiply-adds the convolution runs on the calling thread, in tasks planned
@@ -349,17 +408,18 @@ def test_direct_bands_finish_each_tile_in_registers(seed, bits, monkeypatch):
 
 
 @pytest.mark.parametrize("step,dilation", [(1, 1), (2, 1), (1, 2), (2, 2)])
-def test_a_band_of_rows_pads_only_the_rows_its_windows_read(step, dilation, monkeypatch):
-    """An image too large for one block is convolved in bands of rows, each padding into its thread's
-    scratch block only the padded rows its windows read (no padded copy of the whole input), with the
-    reference's numbers."""
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_band_of_rows_pads_only_the_rows_its_windows_read(step, dilation, workers, monkeypatch):
+    """Few images are convolved in bands of rows, each thread padding into its scratch block only the padded
+    rows its longest band's windows read (no padded copy of the whole input, no scratch as high as the padded
+    image), with the reference's numbers."""
     monkeypatch.setattr(direct, "SMALL_WORK", 0)
-    monkeypatch.setattr(direct, "OUTPUT_BUDGET_BYTES", 8 * 1024)
+    monkeypatch.setattr(parallel, "worker_count", lambda: workers)
+    monkeypatch.setattr(conv_split, "worker_count", lambda: workers)
     monkeypatch.setattr(conv, "pad_spatial", None)                  # padding the whole input would fail
     heights = []
-    original_fill = conv._fill_padded
-    monkeypatch.setattr(conv, "_fill_padded", lambda block, *a, **k: heights.append(block.shape[1])
-                        or original_fill(block, *a, **k))
+    original_scratch = direct._scratch
+    monkeypatch.setattr(direct, "_scratch", lambda shape: heights.append(shape[1]) or original_scratch(shape))
     calls = _only(monkeypatch, "direct")
     rng = np.random.default_rng(step + 2 * dilation)
     x = rng.standard_normal((2, 37, 26, 3)).astype(np.float32)
@@ -372,6 +432,8 @@ def test_a_band_of_rows_pads_only_the_rows_its_windows_read(step, dilation, monk
                                          bias=bias.astype(np.float64), activation="relu")
     assert calls == ["direct"]
     np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-5)
-    padded_height = conv.forward_geometry(x, filters, (step, step), "SAME", (dilation, dilation), 1,
-                                          "NHWC")["padded_shape"][1]
-    assert len(heights) > 2 * 2 and max(heights) < padded_height      # several bands per image, each a part
+    geometry = conv.forward_geometry(x, filters, (step, step), "SAME", (dilation, dilation), 1, "NHWC")
+    bands = conv_split.DIRECT_ITEMS_PER_THREAD * workers // 2             # 8 or 16 bands of each image
+    longest = -(-geometry["out_hw"][0] // bands)
+    assert heights == [(longest - 1) * step + 2 * dilation + 1] * workers
+    assert heights[0] < geometry["padded_shape"][1] // 2

@@ -200,8 +200,9 @@ def test_avx2_takes_up_to_1024_taps_where_the_product_has_few_rows(images, out_h
     filters = (rng.standard_normal((3, 3, 75, 50)) / 26).astype(np.float32)
     bias = rng.standard_normal(50).astype(np.float32)
     calls = []
-    original = direct.conv_block
-    monkeypatch.setattr(direct, "conv_block", lambda *args, **kwargs: calls.append(1) or original(*args, **kwargs))
+    original = direct.conv_claimed_block
+    monkeypatch.setattr(direct, "conv_claimed_block", lambda *args, **kwargs: calls.append(1)
+                        or original(*args, **kwargs))
     with compiled.use_compiled(True):
         y = ops.conv2d_inference(x, filters, 1, "SAME", bias=bias, activation="relu")
     with compiled.use_compiled(False):
@@ -638,3 +639,51 @@ def test_avx2_pooled_tiles_of_2_by_2_pixels_by_16_filters_match_8_filters_bitwis
         expected = ops.conv2d_inference(x, filters, 1, "SAME", bias=bias, activation="relu", scale=scale,
                                         shift=shift, pool=pool)
     assert_matches(pooled, expected, "float32")
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_claimed_bands_are_the_blocks_bits(seed):
+    """`conv_claimed_block` (images or bands of rows claimed from a counter, each band's padded rows filled into
+    a scratch block, or the padded input read as it is) gives `conv_block`'s bits on the whole padded input, with
+    and without the tiles' finish: strides, dilations, narrow outputs (tiles of 2 rows), 16 and 32 lanes."""
+    rng = np.random.default_rng(seed)
+    channels, out_channels = int(rng.choice([1, 3, 5])), int(rng.choice([7, 16, 32, 40]))
+    kernel, step, dilation = int(rng.choice([1, 3, 5])), int(rng.integers(1, 3)), int(rng.integers(1, 3))
+    width = 4 * step + (kernel - 1) * dilation if seed % 3 == 0 else int(rng.integers(12, 30))   # 4 wide: 2 rows
+    x = rng.standard_normal((int(rng.integers(1, 4)), int(rng.integers(12, 30)), width, channels)).astype(np.float32)
+    filters = rng.standard_normal((kernel, kernel, channels, out_channels)).astype(np.float32)
+    strides, dilations = (step, step), (dilation, dilation)
+    ctx = conv._forward_context(x, filters, strides, "SAME" if seed % 2 else "VALID", dilations, 1, "NHWC")
+    x_pad = np.ascontiguousarray(ctx["x_pad"])
+    prepared = direct.prepare(filters, x_pad.shape, dilations)
+    finish = None if seed % 4 < 2 else direct.finish_vectors(prepared, rng.standard_normal(out_channels), True, None,
+                                                             None, False, False, cap=1.5)
+    expected = np.empty((len(x),) + tuple(ctx["out_hw"]) + (out_channels,), np.float32)
+    direct.conv_block(x_pad, 0, 0, prepared, strides, expected, finish=finish)
+    height = 2 if ctx["out_hw"][1] < direct.PIXELS else 1
+    reach = (kernel - 1) * dilation + 1
+    for bands in sorted({1, 2, int(rng.integers(1, ctx["out_hw"][0] // height + 1)), ctx["out_hw"][0] // height}):
+        for source, pads in ((x, ctx["pads"]), (x_pad, None)):
+            out = np.full_like(expected, np.nan)
+            counter = np.zeros(1, np.int64)
+            direct.conv_claimed_block(source, pads, prepared, strides, reach, out, counter, bands, finish=finish)
+            np.testing.assert_array_equal(out, expected)
+            assert counter[0] >= len(x) * bands            # every item claimed
+
+
+def test_claimed_bands_check_their_arguments():
+    """`conv_claimed_block`'s messages name the argument, what it must be and what it got."""
+    x = np.zeros((2, 10, 12, 3), np.float32)
+    prepared = direct.prepare(np.zeros((3, 3, 3, 16), np.float32), x.shape, (1, 1))
+    out, counter = np.empty((2, 8, 10, 16), np.float32), np.zeros(1, np.int64)
+    with pytest.raises(ValueError, match=r"argument `x` must hold the 2 images of `out`, got 1"):
+        direct.conv_claimed_block(x[:1], None, prepared, (1, 1), 3, out, counter)
+    with pytest.raises(ValueError, match=r"argument `bands` must be 1 to 8 \(the 8 output rows in tiles 1 high\), "
+                                         r"got 9"):
+        direct.conv_claimed_block(x, None, prepared, (1, 1), 3, out, counter, bands=9)
+    with pytest.raises(ValueError, match=r"argument `out` must be C-contiguous"):
+        direct.conv_claimed_block(x, None, prepared, (1, 1), 3, out[:, :, ::2], counter)
+    narrow = np.empty((2, 1, 6, 16), np.float32)
+    with pytest.raises(ValueError, match=r"argument `out` must be at least 8 wide, or 4 wide and 2 high, got "
+                                         r"\(2, 1, 6, 16\)"):
+        direct.conv_claimed_block(x, None, prepared, (1, 1), 3, narrow, counter)

@@ -10,10 +10,10 @@ product, each repacking a 1 MB matrix).  Here the work is a list of tasks, as ma
 * where the rows are too few for one band per thread, the output channels split among the threads
   (each thread builds the band's columns or input tiles itself: a copy made in parallel costs no time).
 
-Three computations take these tasks: Winograd F(2x2, 3x3) with the epilogue applied as its output
-transform writes (`winograd.conv_band`), the direct kernel (`direct.conv_block`, row bands only) and
-im2col + GEMM.  Each writes the whole output, finished by the epilogue (bias, ReLU, an inference batch
-norm's map, ReLU).
+Two computations take these tasks: Winograd F(2x2, 3x3) with the epilogue applied as its output
+transform writes (`winograd.conv_band`) and im2col + GEMM.  The direct kernel's threads claim their images, or
+bands of output rows, in compiled code instead (`direct.conv_claimed_block`).  Each writes the whole output,
+finished by the epilogue (bias, ReLU, an inference batch norm's map, ReLU).
 """
 
 from __future__ import annotations
@@ -23,14 +23,15 @@ from typing import List, Tuple
 import numpy as np
 
 from . import compiled, conv, direct, winograd
-from .conv import COLUMN_BUDGET_BYTES, _columns, _padded_images, padded_input
+from .conv import COLUMN_BUDGET_BYTES, _columns, padded_input
 from .epilogue import _epilogue_kernel
-from .parallel import balanced_ranges, run_in_parallel, worker_count
+from .parallel import balanced_ranges, run_claimed, run_in_parallel, worker_count
 
 MIN_ROWS = 128          # product rows (pixels or tiles) per task below which a product runs far under BLAS' peak
 CHANNEL_STEP = 32       # output channels per thread in a channel split: a multiple of the SIMD widths
 WINOGRAD_BUDGET_BYTES = 4 * 2 ** 20   # a band's transformed input and products (16 planes each)
 WINOGRAD_MIN_TILES = 128             # tiles per band (each of its 16 products has this many rows), and in all
+DIRECT_ITEMS_PER_THREAD = 8            # a direct convolution's claimed items per thread at least
 WINOGRAD_MIN_IMAGES = 1               # bands of tiles need no batch (`winograd.MIN_IMAGES` is for image blocks)
 
 
@@ -158,25 +159,20 @@ def winograd_forward(ctx, epilogue: tuple, out: np.ndarray) -> None:
 
 
 def direct_forward(ctx, epilogue: tuple, out: np.ndarray) -> None:
-    """`out` = the finished convolution, the direct kernel on bands of output rows (or whole images, each
-    block padded into a scratch block where the context pads in blocks), each tile finished in registers."""
-    oh, ow = ctx["out_hw"]
-    channels = out.shape[3]
-    tasks = plan(len(out), oh, ow, ow * channels * out.itemsize, direct.OUTPUT_BUDGET_BYTES, channels,
-                 min_units=2 if ow < direct.PIXELS else 1, split_channels=False, min_rows=2 * direct.PIXELS,
-                 workers=_alone(ctx, out))
-    if ctx["x_pad"] is not None:
-        ctx = dict(ctx, x_pad=np.ascontiguousarray(ctx["x_pad"]))
+    """`out` = the finished convolution, the direct kernel on items claimed in compiled code (`claims.py`): whole
+    images, or, where the images are fewer than `DIRECT_ITEMS_PER_THREAD` per thread, bands of output rows; each
+    image padded into a scratch image where the context pads in blocks; each tile finished in registers."""
+    images, oh, ow = out.shape[:3]
+    height = 2 if ow < direct.PIXELS else 1
+    bands = max(1, min(oh // height, -(-DIRECT_ITEMS_PER_THREAD * worker_count() // images)))
+    x, pads = (ctx["x"], ctx["pads"]) if ctx["x_pad"] is None else (ctx["x_pad"], None)
+    x = np.ascontiguousarray(x)
     prepared = direct.prepare(ctx["filters"], ctx["padded_shape"], ctx["dilations"])
     finish, cap = epilogue[0], epilogue[7]
     vectors = direct.finish_vectors(prepared, *epilogue[1:]) if finish or cap != np.inf else None
-
-    def work(chunk):
-        bands = [(images, rows) for images, rows, _ in chunk]
-        for (images, rows), (padded, first, top) in zip(bands, _padded_images(ctx, bands)):
-            direct.conv_block(padded, first, top, prepared, ctx["strides"], out[images, rows], finish=vectors)
-
-    _run(tasks, work, out, ctx, calls_blas=False)
+    reach = (ctx["kernel_hw"][0] - 1) * ctx["dilations"][0] + 1
+    run_claimed(images * bands, lambda counter: direct.conv_claimed_block(
+        x, pads, prepared, ctx["strides"], reach, out, counter, bands, finish=vectors), alone=bool(_alone(ctx, out)))
 
 
 def _alone(ctx, out: np.ndarray) -> int:

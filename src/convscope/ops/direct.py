@@ -18,7 +18,10 @@ can finish each tile in registers as well (`finish_vectors`, with a ReLU6's cap)
 the output is written once, finished, not stored and then read twice more by the epilogue's passes.
 The threads of a pooled convolution claim its images (of fewer images, bands of their pooled rows) one at a time
 inside one compiled call each (`claims.py`), each image padded into the call's scratch image there: a faster core
-takes more of them, and no thread waits for the GIL between them.
+takes more of them, and no thread waits for the GIL between them.  An inference convolution without a pooling
+claims its images, or bands of output rows, the same way (`conv_claimed_block`: each band padding only the rows
+its windows read): blocks called from Python, each taking the GIL, scaled worse to two threads (seed 004's
+layer; measurements: benchmarks/README.md, 'Measurements behind the code's choices').
 
 `filter_grad_block` turns the tile around for the filter gradient: 8 taps x `lanes`
 filters are summed over an image's output pixels, grad[p, filters] times x[p's tap] (6 taps
@@ -175,6 +178,44 @@ def conv_block(x_pad: np.ndarray, first: int, top: int, prepared, strides, out: 
     kernel(x_pad.reshape(x_pad.shape[0], -1), first, top * row_length, taps, filters,
            out.reshape(images, rows, out_w * out_channels), strides[0] * row_length, strides[1] * x_pad.shape[3],
            out_channels, two_rows, *finish)
+
+
+def conv_claimed_block(x: np.ndarray, pads, prepared, strides, reach: int, out: np.ndarray, counter: np.ndarray,
+                       bands: int = 1, finish: Optional[tuple] = None) -> None:
+    """`conv_block`'s out (images, out_h, out_w, out_channels) for the items this call claims from `counter` (one
+    int64, shared by the threads making the same call: `parallel.run_claimed`) until none is left: item i is band
+    i % `bands` of image i // `bands`'s output rows.  Where `pads` ((top, bottom), (left, right)) is not None, the
+    padded rows a band's windows read (`reach` rows for one output row) are filled into a scratch block of this
+    call's first (it stays in cache); else `x` is read as it is (padded already)."""
+    filters, taps, lanes = prepared
+    finish = _NO_FINISH if finish is None else finish
+    _check_contiguous(out, "out")
+    _check_contiguous(x, "x")
+    images, rows, out_w, out_channels = out.shape
+    two_rows = out_w < PIXELS
+    height = 2 if two_rows else 1
+    if len(x) != images:
+        raise ValueError(f"direct: argument `x` must hold the {images} images of `out`, got {len(x)}")
+    if two_rows and (rows < 2 or out_w < PIXELS // 2):
+        raise ValueError(f"direct: argument `out` must be at least {PIXELS} wide, or {PIXELS // 2} wide and "
+                         f"2 high, got {out.shape}")
+    if not 1 <= bands <= max(rows // height, 1):
+        raise ValueError(f"direct: argument `bands` must be 1 to {max(rows // height, 1)} (the {rows} output rows "
+                         f"in tiles {height} high), got {bands}")
+    (top, bottom), (left, right) = ((0, 0), (0, 0)) if pads is None else pads
+    padded = (1, x.shape[1] + top + bottom, x.shape[2] + left + right, x.shape[3])
+    band_rows = min((-(-rows // bands) - 1) * strides[0] + reach, padded[1])
+    scratch = _scratch((1, band_rows) + padded[2:] if pads is not None else (1, 1, 1, 1))
+    row_length = padded[2] * padded[3]
+    kernel = _kernels_for(lanes, tile_pixels(lanes))[3]
+    kernel(x, counter, bands, pads is not None, x.shape[3] <= FLAT_FILL_MAX_CHANNELS, top, left, scratch, strides[0],
+           taps, filters, out.reshape(images, rows, out_w * out_channels), strides[0] * row_length,
+           strides[1] * padded[3], out_channels, two_rows, *finish)
+
+
+def _scratch(shape) -> np.ndarray:
+    """A call's scratch block for padded rows (one function: the tests record the blocks' sizes)."""
+    return np.empty(shape, np.float32)
 
 
 def finish_vectors(prepared, bias, relu: bool, scale, shift, affine: bool, relu_after: bool,
@@ -365,58 +406,92 @@ def _add_tap_sums(grad_filters, sums, t, done, padded, column, count):
 
 
 @compiled.kernel(inline=True)
-def _store_sums(out, n, r, at, sums, width, out_channels, count, finish, bias, scale, shift, relu_first, affine,
+def _store_sums(out, r, at, sums, width, out_channels, count, finish, bias, scale, shift, relu_first, affine,
                 relu_after, low, high):
-    """A tile's sums (pixels in rows of `width`) stored from out[n, r][at] on, `count` filters each; if
+    """A tile's sums (pixels in rows of `width`) stored from out[r][at] on, `count` filters each; if
     `finish`, each first finished (`epilogue`) and capped (`clip` to low = -inf and `high`, inf for none)."""
     for i, p in enumerate(sums):
         if finish:
             p = clip(epilogue(p, bias, relu_first, scale, shift, affine, relu_after), low, high)
-        store_first(out[n, r + i // width], at + (i % width) * out_channels, p, count)
+        store_first(out[r + i // width], at + (i % width) * out_channels, p, count)
+
+
+@compiled.kernel
+def _conv_rows(image, start, out, first_row, end_row, taps, filters, row_step, step, out_channels, two_rows, pixels,
+               lanes, zero, finish, bias, scale, shift, relu_first, affine, relu_after, low, high):
+    """Rows first_row..end_row - 1 (at least a tile high) of one image's output `out` (rows, out_w *
+    out_channels): out[r, ox * out_channels + f] = sum over taps t of image[start + r * row_step + ox * step +
+    taps[t]] * filters[t * padded + f], in tiles of `pixels` (8 or 4) pixels of a row, or (`two_rows`, outputs
+    narrower than 8) of half as many pixels of 2 rows; the last tile of a row (and pair of rows) overlaps the
+    one before where they do not divide.  With `finish`, each tile is finished (`finish_vectors`) first."""
+    out_w = out.shape[1] // out_channels
+    padded = filters.shape[0] // taps.shape[0]
+    width, height = (pixels // 2, 2) if two_rows else (pixels, 1)
+    tiles, bands = -(-out_w // width), -(-(end_row - first_row) // height)
+    second_half = row_step if two_rows else (pixels // 2) * step
+    b = s = h = zero
+    for band in range(bands):
+        r = min(first_row + band * height, end_row - height)
+        for column in range(0, padded, lanes):
+            count = min(out_channels - column, lanes)
+            if finish:
+                b, s, h = load(bias, column, zero), load(scale, column, zero), load(shift, column, zero)
+            for tile in range(tiles):
+                ox = min(tile * width, out_w - width)
+                base, at = start + r * row_step + ox * step, ox * out_channels + column
+                if pixels == PIXELS:
+                    sums = _tile_sums(image, base, step, second_half, taps, filters, column, padded, zero)
+                    _store_sums(out, r, at, sums, width, out_channels, count, finish, b, s, h, relu_first, affine,
+                                relu_after, low, high)
+                else:
+                    sums4 = _half_tile_sums(image, base, step, second_half, taps, filters, column, padded, zero)
+                    _store_sums(out, r, at, sums4, width, out_channels, count, finish, b, s, h, relu_first, affine,
+                                relu_after, low, high)
 
 
 def _kernels(lanes: int, pixels: int):
-    """The compiled tile loops for `lanes` filters per tile: (convolution in tiles of `pixels`,
-    convolution + epilogue + 2x2 pooling, filter gradient).  Only ints are closure constants (closures over
-    kernels would defeat the disk cache)."""
+    """The compiled tile loops for `lanes` filters per tile: (convolution in tiles of `pixels`, convolution +
+    epilogue + 2x2 pooling, filter gradient, convolution of claimed bands).  Only ints are closure constants
+    (closures over kernels would defeat the disk cache)."""
 
     @compiled.kernel
     def conv_tiles(x_flat, first, start, taps, filters, out, row_step, step, out_channels, two_rows,
                    bias, scale, shift, relu_first, affine, relu_after, cap, finish):
-        """out[n, r, ox * out_channels + f] = sum over taps t of
-        x_flat[first + n, start + r * row_step + ox * step + taps[t]] * filters[t * padded + f],
-        in tiles of `pixels` (8 or 4) pixels of a row, or (`two_rows`, outputs narrower than 8) of half as many
-        pixels of 2 rows; the last tile of a row (and pair of rows) overlaps the one before where they do
-        not divide.  With `finish`, each tile is finished (`finish_vectors`) before it is stored."""
-        images, rows = out.shape[0], out.shape[1]
-        out_w = out.shape[2] // out_channels
-        padded = filters.shape[0] // taps.shape[0]
-        width, height = (pixels // 2, 2) if two_rows else (pixels, 1)
-        tiles, bands = -(-out_w // width), -(-rows // height)
-        second_half = row_step if two_rows else (pixels // 2) * step
+        """`_conv_rows` of every row of images first.. of `x_flat` (from `start` on) into `out` (images, rows,
+        out_w * out_channels)."""
         zero = zeros(lanes)
         low, high = full(-np.float32(np.inf), zero), full(cap, zero)     # no floor; the cap
-        b = s = h = zero
-        for n in range(images):
-            image = x_flat[first + n]
-            for band in range(bands):
-                r = min(band * height, rows - height)
-                for column in range(0, padded, lanes):
-                    count = min(out_channels - column, lanes)
-                    if finish:
-                        b, s, h = load(bias, column, lanes), load(scale, column, lanes), load(shift, column, lanes)
-                    for tile in range(tiles):
-                        ox = min(tile * width, out_w - width)
-                        base, at = start + r * row_step + ox * step, ox * out_channels + column
-                        if pixels == PIXELS:
-                            sums = _tile_sums(image, base, step, second_half, taps, filters, column, padded, zero)
-                            _store_sums(out, n, r, at, sums, width, out_channels, count, finish, b, s, h,
-                                        relu_first, affine, relu_after, low, high)
-                        else:
-                            sums4 = _half_tile_sums(image, base, step, second_half, taps, filters, column, padded,
-                                                    zero)
-                            _store_sums(out, n, r, at, sums4, width, out_channels, count, finish, b, s, h,
-                                        relu_first, affine, relu_after, low, high)
+        for n in range(out.shape[0]):
+            _conv_rows(x_flat[first + n], start, out[n], 0, out.shape[1], taps, filters, row_step, step, out_channels,
+                       two_rows, pixels, lanes, zero, finish, bias, scale, shift, relu_first, affine, relu_after, low,
+                       high)
+
+    @compiled.kernel
+    def conv_claimed_tiles(source, counter, bands, padding, flat, top, left, scratch, stride, taps, filters,
+                           out, row_step, step, out_channels, two_rows, bias, scale, shift, relu_first, affine,
+                           relu_after, cap, finish):
+        """`_conv_rows` of the items claimed from `counter`, `bands` bands of output rows per image: each read
+        from `source`, or (`padding`) its padded rows (`stride` per output row) filled into `scratch` first
+        (`flat`: by rows)."""
+        images, rows = out.shape[0], out.shape[1]
+        zero = zeros(lanes)
+        low, high = full(-np.float32(np.inf), zero), full(cap, zero)
+        while True:
+            item = claim(counter)
+            if item >= images * bands:
+                break
+            n, band = item // bands, item % bands
+            first, end = band * rows // bands, (band + 1) * rows // bands
+            start = 0
+            image = source[n].reshape(source[n].size)
+            if padding:             # the rows of the longest band (the shorter's last rows are not read)
+                if flat:
+                    fill_rows(scratch, source[n:n + 1], top - first * stride, left, np.float32(0.0))
+                else:
+                    fill_pixels(scratch, source[n:n + 1], top - first * stride, left, np.float32(0.0))
+                image, start = scratch.reshape(scratch.size), -first * row_step
+            _conv_rows(image, start, out[n], first, end, taps, filters, row_step, step, out_channels, two_rows,
+                       pixels, lanes, zero, finish, bias, scale, shift, relu_first, affine, relu_after, low, high)
 
     @compiled.kernel
     def conv_pool_tiles(source, counter, bands, padding, flat, top, left, scratch, taps, filters, pooled, argmax,
@@ -495,7 +570,7 @@ def _kernels(lanes: int, pixels: int):
                         six = _six_tap_sums(image, grad, taps, t, p, out_h, out_w, row_step, step, column, padded,
                                             zero)
                         _add_tap_sums(grad_filters, six, t, group * per, padded, column, lanes)
-    return conv_tiles, conv_pool_tiles, filter_grad_tiles
+    return conv_tiles, conv_pool_tiles, filter_grad_tiles, conv_claimed_tiles
 
 
 _KERNELS = {}
