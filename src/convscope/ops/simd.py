@@ -172,11 +172,13 @@ def fma(typingctx, a, b, c):
 
 @intrinsic
 def store_first(typingctx, arr, index, v, count):
-    """arr[index:index + count] = v[:count] (count <= lanes): one vector store when count == lanes.
+    """arr[index:index + count] = v[:count] (count <= lanes): one vector store when count == lanes; else, with
+    AVX-512, one masked store (its mask registers make it one instruction), elsewhere a lane at a time.
     Into a uint8 array the lanes are stored as bytes (whole numbers 0-255, e.g. `index_of_max`'s)."""
     _check_array(arr, (types.float32, types.uint8))
     if not isinstance(v, Float32Vector):
         raise TypeError(f"simd.store_first: expected a vector, got {v}")
+    masked = vector_bits() >= 512
 
     def codegen(context, builder, signature, args):
         array, start, vector, n = args
@@ -187,12 +189,32 @@ def store_first(typingctx, arr, index, v, count):
                 builder.store(vector, _address(context, builder, signature.args[0], array, start, v.lanes),
                               align=1)
             with part:
-                with cgutils.for_range(builder, n) as loop:
-                    lane = builder.extract_element(vector, builder.trunc(loop.index, _INT32))
-                    builder.store(lane, _address(context, builder, signature.args[0], array,
-                                                 builder.add(start, loop.index)))
+                if masked:
+                    _masked_store(builder, vector, _address(context, builder, signature.args[0], array, start,
+                                                            v.lanes), n, v.lanes)
+                else:
+                    with cgutils.for_range(builder, n) as loop:
+                        lane = builder.extract_element(vector, builder.trunc(loop.index, _INT32))
+                        builder.store(lane, _address(context, builder, signature.args[0], array,
+                                                     builder.add(start, loop.index)))
         return context.get_dummy_value()
     return types.void(arr, types.intp, v, types.intp), codegen
+
+
+def _masked_store(builder, vector, pointer, count, lanes: int) -> None:
+    """The first `count` lanes of `vector` stored from `pointer` on (`llvm.masked.store`: the other lanes' memory
+    neither written nor read)."""
+    lane_type = vector.type.element
+    mask_type = ir.VectorType(_INT32, lanes)
+    first = builder.insert_element(ir.Constant(mask_type, ir.Undefined), builder.trunc(count, _INT32),
+                                   ir.Constant(_INT32, 0))
+    counts = builder.shuffle_vector(first, ir.Constant(mask_type, ir.Undefined),
+                                    ir.Constant(ir.VectorType(_INT32, lanes), [0] * lanes))
+    mask = builder.icmp_signed("<", ir.Constant(mask_type, list(range(lanes))), counts)
+    name = f"llvm.masked.store.v{lanes}{'f32' if lane_type == _FLOAT else 'i8'}.p0"
+    store = builder.module.declare_intrinsic(name, fnty=ir.FunctionType(
+        ir.VoidType(), [vector.type, pointer.type, _INT32, mask.type]))
+    builder.call(store, [vector, pointer, ir.Constant(_INT32, 1), mask])
 
 
 @intrinsic

@@ -1,0 +1,51 @@
+"""The SIMD intrinsics' partial store (`simd.store_first`) against NumPy: the masked store (AVX-512) and the
+lane-by-lane one (AVX2) write the first `count` lanes and nothing past them.  Each runs in a child process
+compiled for its features (numba types an intrinsic once per process)."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from convscope.ops import compiled
+
+pytestmark = pytest.mark.skipif(not compiled.available(), reason="the intrinsics are compiled")
+
+SCRIPT = textwrap.dedent("""
+    import numba, numpy as np
+    from convscope.ops.simd import load, store_first, vector_bits, zeros
+
+    def storer(lanes):
+        @numba.njit
+        def store(values, out, at, count):
+            store_first(out, at, load(values, 0, zeros(lanes)), count)
+        return store
+
+    for lanes in (8, 16, 32):
+        store = storer(lanes)
+        values = np.arange(1, lanes + 1, dtype=np.float32) * 3
+        for dtype in (np.float32, np.uint8):
+            for count in range(lanes + 1):
+                out = np.full(lanes + 7, 250, dtype=dtype)
+                store(values, out, 3, count)
+                expected = np.full(lanes + 7, 250, dtype=dtype)
+                expected[3:3 + count] = values[:count].astype(dtype)
+                assert np.array_equal(out, expected), (lanes, dtype, count, out)
+    print(vector_bits(), "ok")
+""")
+
+AVX2 = "+sse,+sse2,+sse3,+ssse3,+sse4.1,+sse4.2,+popcnt,+avx,+avx2,+fma,+f16c,+bmi,+bmi2,+lzcnt,+movbe"
+
+
+@pytest.mark.parametrize("features", ["host", "avx2"])
+def test_store_first_writes_the_first_count_lanes_only(features, tmp_path):
+    """On this CPU's features (the masked store where it has AVX-512) and on AVX2's (lane by lane)."""
+    from convscope.ops.simd import vector_bits
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    if features == "avx2":
+        env.update(NUMBA_CPU_NAME="haswell", NUMBA_CPU_FEATURES=AVX2)
+    done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == [str(vector_bits() if features == "host" else 256), "ok"]
