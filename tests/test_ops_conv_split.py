@@ -358,7 +358,7 @@ def test_pooling_after_a_split_path(path, pool, monkeypatch):
 
 def _stored_then_finished(x, filters, strides, padding, dilations, epilogue):
     """The direct kernel's convolution stored as summed, then finished by the epilogue kernel and capped:
-    the two passes `direct_forward` made before it finished its tiles in registers."""
+    the two passes `direct_forward` made before it finished its bands of rows in L1."""
     ctx = conv._forward_context(x, filters, strides, padding, dilations, 1, "NHWC")
     out = np.empty((len(x),) + tuple(ctx["out_hw"]) + (filters.shape[3],), np.float32)
     prepared = direct.prepare(filters, ctx["padded_shape"], dilations)
@@ -369,10 +369,11 @@ def _stored_then_finished(x, filters, strides, padding, dilations, epilogue):
 
 @pytest.mark.parametrize("bits", [256, 512])
 @pytest.mark.parametrize("seed", range(10))
-def test_direct_bands_finish_each_tile_in_registers(seed, bits, monkeypatch):
-    """`direct_forward` finishes each tile before storing it (bias, ReLU, a batch norm's map, ReLU, the
+def test_the_direct_convolution_finishes_its_bands_of_rows_itself(seed, bits, monkeypatch):
+    """`direct_forward` finishes each band of rows while in L1 (bias, ReLU, a batch norm's map, ReLU, the
     ReLU6's cap, NaN kept): bit for bit the output stored then finished in two passes, with no pass of
-    the epilogue kernel over the output; narrow outputs (tiles of 2 rows), tiles of 8 and 16/32 lanes."""
+    the epilogue kernel over the output; narrow outputs (tiles of 2 rows), several bands per image (the last
+    overlapping the one before), tiles of 8 and 16/32 lanes."""
     monkeypatch.setattr(direct, "VECTOR_BITS", bits)
     epilogue_kernel = conv_split._epilogue_kernel
     monkeypatch.setattr(conv_split, "_epilogue_kernel", None)       # a pass over the output would fail
@@ -405,6 +406,30 @@ def test_direct_bands_finish_each_tile_in_registers(seed, bits, monkeypatch):
     np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4 * size)
     if cap is not None:
         assert np.nanmax(ours) == cap
+
+
+@pytest.mark.parametrize("shape,out_channels", [
+    ((2, 55, 8, 50), 25),        # 6 wide: tiles of 2 rows; 53 rows in bands of 26 (the last overlapping)
+    ((1, 45, 40, 3), 64),        # bands of 1 row (a row is 9.5 KB): every band a tile high
+    ((3, 20, 130, 8), 40),       # 128 wide, 40 filters: two vectors per pixel, the last 8 lanes of 16
+])
+def test_the_direct_convolution_finishes_tall_outputs_band_by_band(shape, out_channels, monkeypatch):
+    """Outputs taller than one band (`direct.FINISH_BAND_BYTES`): every row finished once its band is summed,
+    the last band overlapping the one before where the rows do not divide: the bits of the output stored then
+    finished in two passes."""
+    monkeypatch.setattr(conv_split, "DIRECT_ITEMS_PER_THREAD", 1)          # whole images claimed: all their bands
+    rng = np.random.default_rng(out_channels)
+    x = rng.standard_normal(shape).astype(np.float32)
+    filters = rng.standard_normal((3, 3, shape[3], out_channels)).astype(np.float32)
+    bias = rng.standard_normal(out_channels).astype(np.float32)
+    epilogue = conv_split.epilogue_tuple(bias, "relu", None, None, "linear", out_channels, np.float32, 6.0)
+    geometry = conv.forward_geometry(x, filters, (1, 1), "VALID", (1, 1), 1, "NHWC", pad_in_blocks=True)
+    out_h, out_w = geometry["out_hw"]
+    assert out_h > direct.FINISH_BAND_BYTES // (out_w * out_channels * 4)           # several bands per image
+    ours = np.empty((len(x), out_h, out_w, out_channels), np.float32)
+    conv_split.direct_forward(conv.bind_arrays(geometry, x, filters), epilogue, ours)
+    np.testing.assert_array_equal(ours, _stored_then_finished(x, filters, (1, 1), "VALID", (1, 1), epilogue))
+    assert 0 < np.count_nonzero(ours == 6.0) and np.all(ours >= 0)
 
 
 @pytest.mark.parametrize("step,dilation", [(1, 1), (2, 1), (1, 2), (2, 2)])

@@ -161,7 +161,7 @@ def winograd_forward(ctx, epilogue: tuple, out: np.ndarray) -> None:
 def direct_forward(ctx, epilogue: tuple, out: np.ndarray) -> None:
     """`out` = the finished convolution, the direct kernel on items claimed in compiled code (`claims.py`): whole
     images, or, where the images are fewer than `DIRECT_ITEMS_PER_THREAD` per thread, bands of output rows; each
-    image padded into a scratch image where the context pads in blocks; each tile finished in registers."""
+    image padded into a scratch image where the context pads in blocks; each band of rows finished in L1."""
     images, oh, ow = out.shape[:3]
     height = 2 if ow < direct.PIXELS else 1
     bands = max(1, min(oh // height, -(-DIRECT_ITEMS_PER_THREAD * worker_count() // images)))

@@ -14,8 +14,10 @@ of an odd row: an overlapping tile cost more on seed 000's 14-wide second layer;
 with AVX2's 16-filter tiles: faster than 2 x 4 x 8 filters there) and finishes each in
 registers (bias, ReLU, an inference batch norm's affine map, ReLU, then the 2x2 stride-2
 max or average): the convolution's output never reaches memory.  Without a pooling, `conv_block`
-can finish each tile in registers as well (`finish_vectors`, with a ReLU6's cap) before storing it:
-the output is written once, finished, not stored and then read twice more by the epilogue's passes.
+finishes its output too (`finish_vectors`, with a ReLU6's cap): a band of rows (`FINISH_BAND_BYTES`) is
+summed, then finished while it is in L1, so the output is written to memory once, finished, not stored
+and then read twice more by the epilogue's passes.  (Finishing each tile in registers took the registers
+the tile loop's addresses need: it ran slower.)
 The threads of a pooled convolution claim its images (of fewer images, bands of their pooled rows) one at a time
 inside one compiled call each (`claims.py`), each image padded into the call's scratch image there: a faster core
 takes more of them, and no thread waits for the GIL between them.  An inference convolution without a pooling
@@ -60,6 +62,7 @@ NARROW_MAX_OUT_CHANNELS = 64   # outputs 4-7 wide (tiles of 2 rows x 4, some ove
                                # outputs, faster than the GEMM at 50 -> 25 filters, slower at 64 -> 128
                                # (measurements: benchmarks/README.md, 'Measurements behind the code's choices')
 OUTPUT_BUDGET_BYTES = 2 ** 20  # output of one block of images, in cache for the epilogue after it
+FINISH_BAND_BYTES = 16 << 10   # output rows computed, then finished while in L1 (`_conv_rows`)
 SMALL_WORK = 1 << 23     # multiply-adds under which a direct convolution stays on the calling thread: measured
                          # at 8 images one thread beat two (seed 000's first layer, seed 001's third, 4-5M: a
                          # hand-over costs more than the second core saves); from ~8M two win (U-Net's first layer
@@ -164,7 +167,7 @@ def conv_block(x_pad: np.ndarray, first: int, top: int, prepared, strides, out: 
                finish: Optional[tuple] = None) -> None:
     """out (images, rows, out_w, out_channels) = the convolution of images first.. of the padded input
     `x_pad` (C-contiguous NHWC) for the output rows whose windows start at padded row `top`; with `finish`
-    (`finish_vectors`'), each tile finished in registers before it is stored."""
+    (`finish_vectors`'), each band of rows finished while in L1 (`_conv_rows`)."""
     filters, taps, lanes = prepared
     finish = _NO_FINISH if finish is None else finish
     _check_contiguous(out, "out")
@@ -406,47 +409,84 @@ def _add_tap_sums(grad_filters, sums, t, done, padded, column, count):
 
 
 @compiled.kernel(inline=True)
-def _store_sums(out, r, at, sums, width, out_channels, count, finish, bias, scale, shift, relu_first, affine,
-                relu_after, low, high):
-    """A tile's sums (pixels in rows of `width`) stored from out[r][at] on, `count` filters each; if
-    `finish`, each first finished (`epilogue`) and capped (`clip` to low = -inf and `high`, inf for none)."""
+def _store_sums(out, r, at, sums, width, out_channels, count):
+    """A tile's sums (pixels in rows of `width`) stored from out[r][at] on, `count` filters each."""
     for i, p in enumerate(sums):
-        if finish:
-            p = clip(epilogue(p, bias, relu_first, scale, shift, affine, relu_after), low, high)
-        store_first(out[r + i // width], at + (i % width) * out_channels, p, count)
+        below = i >= width                  # the second row of a two-row tile (no division by a runtime width)
+        store_first(out[r + 1 if below else r], at + (i - width if below else i) * out_channels, p, count)
 
 
 @compiled.kernel
 def _conv_rows(image, start, out, first_row, end_row, taps, filters, row_step, step, out_channels, two_rows, pixels,
                lanes, zero, finish, bias, scale, shift, relu_first, affine, relu_after, low, high):
+    """`_tile_rows` of rows first_row..end_row - 1; with `finish`, each band of a tile's rows then finished while in
+    L1 (`_finish_rows`).  The tile loop holds no epilogue: finishing each tile in registers instead took the
+    registers the taps' offsets need (measurements: benchmarks/README.md, 'Measurements behind the code's
+    choices')."""
+    if not finish:
+        _tile_rows(image, start, out, first_row, end_row, taps, filters, row_step, step, out_channels, two_rows,
+                   pixels, lanes, zero)
+        return
+    height = 2 if two_rows else 1
+    rows = max(FINISH_BAND_BYTES // (4 * out.shape[1]) // height, 1) * height      # a band's rows, in L1
+    for band in range(-(-(end_row - first_row) // rows)):
+        r = min(first_row + band * rows, end_row - min(rows, end_row - first_row))     # the last may overlap
+        end = min(r + rows, end_row)
+        _tile_rows(image, start, out, r, end, taps, filters, row_step, step, out_channels, two_rows, pixels, lanes,
+                   zero)
+        _finish_rows(out, r, end, out_channels, lanes, zero, bias, scale, shift, relu_first, affine, relu_after,
+                     low, high)
+
+
+@compiled.kernel
+def _finish_rows(out, first_row, end_row, out_channels, lanes, zero, bias, scale, shift, relu_first, affine,
+                 relu_after, low, high):
+    """out[first_row:end_row] (rows of out_w * out_channels) finished in place, each vector of `lanes` filters as
+    min(relu_after(relu(v + bias) * scale + shift), high) (`simd.epilogue`, then `clip`): the numbers
+    `epilogue._epilogue_kernel` and `conv_split.cap_block` give."""
+    width = out.shape[1]
+    tail = np.zeros(lanes, np.float32)           # the row's last vector where it is not whole
+    for r in range(first_row, end_row):
+        row = out[r]
+        for column in range(0, out_channels, lanes):
+            count = min(out_channels - column, lanes)
+            b, s, h = load(bias, column, zero), load(scale, column, zero), load(shift, column, zero)
+            for at in range(column, width, out_channels):
+                if at + lanes <= width:
+                    v = load(row, at, zero)
+                else:
+                    for k in range(count):
+                        tail[k] = row[at + k]
+                    v = load(tail, 0, zero)
+                store_first(row, at, clip(epilogue(v, b, relu_first, s, h, affine, relu_after), low, high), count)
+
+
+@compiled.kernel
+def _tile_rows(image, start, out, first_row, end_row, taps, filters, row_step, step, out_channels, two_rows, pixels,
+               lanes, zero):
     """Rows first_row..end_row - 1 (at least a tile high) of one image's output `out` (rows, out_w *
     out_channels): out[r, ox * out_channels + f] = sum over taps t of image[start + r * row_step + ox * step +
     taps[t]] * filters[t * padded + f], in tiles of `pixels` (8 or 4) pixels of a row, or (`two_rows`, outputs
     narrower than 8) of half as many pixels of 2 rows; the last tile of a row (and pair of rows) overlaps the
-    one before where they do not divide.  With `finish`, each tile is finished (`finish_vectors`) first."""
+    one before where they do not divide."""
     out_w = out.shape[1] // out_channels
     padded = filters.shape[0] // taps.shape[0]
     width, height = (pixels // 2, 2) if two_rows else (pixels, 1)
     tiles, bands = -(-out_w // width), -(-(end_row - first_row) // height)
     second_half = row_step if two_rows else (pixels // 2) * step
-    b = s = h = zero
     for band in range(bands):
         r = min(first_row + band * height, end_row - height)
         for column in range(0, padded, lanes):
             count = min(out_channels - column, lanes)
-            if finish:
-                b, s, h = load(bias, column, zero), load(scale, column, zero), load(shift, column, zero)
             for tile in range(tiles):
                 ox = min(tile * width, out_w - width)
                 base, at = start + r * row_step + ox * step, ox * out_channels + column
                 if pixels == PIXELS:
                     sums = _tile_sums(image, base, step, second_half, taps, filters, column, padded, zero)
-                    _store_sums(out, r, at, sums, width, out_channels, count, finish, b, s, h, relu_first, affine,
-                                relu_after, low, high)
+                    _store_sums(out, r, at, sums, width, out_channels, count)
                 else:
                     sums4 = _half_tile_sums(image, base, step, second_half, taps, filters, column, padded, zero)
-                    _store_sums(out, r, at, sums4, width, out_channels, count, finish, b, s, h, relu_first, affine,
-                                relu_after, low, high)
+                    _store_sums(out, r, at, sums4, width, out_channels, count)
 
 
 def _kernels(lanes: int, pixels: int):
