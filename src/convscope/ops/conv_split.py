@@ -31,8 +31,9 @@ MIN_ROWS = 128          # product rows (pixels or tiles) per task below which a 
 CHANNEL_STEP = 32       # output channels per thread in a channel split: a multiple of the SIMD widths
 WINOGRAD_BUDGET_BYTES = 4 * 2 ** 20   # a band's transformed input and products (16 planes each)
 WINOGRAD_MIN_TILES = 128             # tiles per band (each of its 16 products has this many rows), and in all
-DIRECT_ITEMS_PER_THREAD = 8            # a direct convolution's claimed items per thread at least
 WINOGRAD_MIN_IMAGES = 1               # bands of tiles need no batch (`winograd.MIN_IMAGES` is for image blocks)
+DIRECT_ITEMS_PER_THREAD = 8           # a direct convolution's items per thread, at least where rows allow: fewer
+                                      # images than this are claimed in bands of rows (a faster core takes more)
 
 
 Task = Tuple[slice, slice, slice]       # (images, rows or tile rows, output channels)
@@ -160,8 +161,9 @@ def winograd_forward(ctx, epilogue: tuple, out: np.ndarray) -> None:
 
 def direct_forward(ctx, epilogue: tuple, out: np.ndarray) -> None:
     """`out` = the finished convolution, the direct kernel on items claimed in compiled code (`claims.py`): whole
-    images, or, where the images are fewer than `DIRECT_ITEMS_PER_THREAD` per thread, bands of output rows; each
-    image padded into a scratch image where the context pads in blocks; each band of rows finished in L1."""
+    images, or, where the images are fewer than `DIRECT_ITEMS_PER_THREAD` per thread, bands of output rows; where
+    the context pads in blocks, the rows an item's windows read padded into a scratch block; each band of rows
+    finished in L1."""
     images, oh, ow = out.shape[:3]
     height = 2 if ow < direct.PIXELS else 1
     bands = max(1, min(oh // height, -(-DIRECT_ITEMS_PER_THREAD * worker_count() // images)))

@@ -419,10 +419,10 @@ def _store_sums(out, r, at, sums, width, out_channels, count):
 @compiled.kernel
 def _conv_rows(image, start, out, first_row, end_row, taps, filters, row_step, step, out_channels, two_rows, pixels,
                lanes, zero, finish, bias, scale, shift, relu_first, affine, relu_after, low, high):
-    """`_tile_rows` of rows first_row..end_row - 1; with `finish`, each band of a tile's rows then finished while in
-    L1 (`_finish_rows`).  The tile loop holds no epilogue: finishing each tile in registers instead took the
-    registers the taps' offsets need (measurements: benchmarks/README.md, 'Measurements behind the code's
-    choices')."""
+    """`_tile_rows` of rows first_row..end_row - 1; with `finish`, in bands of rows (`FINISH_BAND_BYTES`, whole
+    tiles high), each finished while in L1 (`_finish_rows`) once summed.  The tile loop holds no epilogue:
+    finishing each tile in registers took the registers the taps' offsets need (measurements:
+    benchmarks/README.md, 'Measurements behind the code's choices')."""
     if not finish:
         _tile_rows(image, start, out, first_row, end_row, taps, filters, row_step, step, out_channels, two_rows,
                    pixels, lanes, zero)
