@@ -35,21 +35,25 @@ def fill_pixels(block, x_block, top, left, value):
 def fill_rows(block, x_block, top, left, value):
     """`fill_pixels` for C-contiguous arrays of few channels (`FLAT_FILL_MAX_CHANNELS`): each padded
     row as one flat run of values (border, copied interior, border), where the pixel-by-pixel loop spends its
-    time outside the copy of a pixel's few channels."""
+    time outside the copy of a pixel's few channels.  Three views per row, taken from flat views of the
+    arrays (a reshape and three slices per row made a 28-float row cost twice its copy; measurements:
+    benchmarks/README.md, 'Measurements behind the code's choices'); indices from ranges (the loops vectorize)."""
     images, height, width, channels = x_block.shape
-    length, inner, start = block.shape[2] * channels, width * channels, left * channels
+    rows, length = block.shape[1], block.shape[2] * channels
+    inner, start = width * channels, left * channels
+    out, source = block.reshape(block.size), x_block.reshape(x_block.size)
     for n in range(images):
-        for i in range(block.shape[1]):
-            row = block[n, i].reshape(length)
+        for i in range(rows):
+            row = out[(n * rows + i) * length:(n * rows + i + 1) * length]
             if top <= i < top + height:
-                source = x_block[n, i - top].reshape(inner)
-                head, body, tail = row[:start], row[start:start + inner], row[start + inner:]
-                for j in range(head.shape[0]):
-                    head[j] = value
-                for j in range(inner):              # indices from a range: the loop vectorizes
-                    body[j] = source[j]
-                for j in range(tail.shape[0]):
-                    tail[j] = value
+                at = (n * height + i - top) * inner
+                body, copied = row[start:start + inner], source[at:at + inner]
+                for j in range(start):
+                    row[j] = value
+                for j in range(inner):
+                    body[j] = copied[j]
+                for j in range(start + inner, length):
+                    row[j] = value
             else:
                 for j in range(length):
                     row[j] = value
