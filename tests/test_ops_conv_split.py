@@ -430,6 +430,9 @@ def test_the_direct_convolution_finishes_tall_outputs_band_by_band(shape, out_ch
     conv_split.direct_forward(conv.bind_arrays(geometry, x, filters), epilogue, ours)
     np.testing.assert_array_equal(ours, _stored_then_finished(x, filters, (1, 1), "VALID", (1, 1), epilogue))
     assert 0 < np.count_nonzero(ours == 6.0) and np.all(ours >= 0)
+    with compiled.use_compiled(False):                  # the oracle: float64 im2col, then min(relu(z + b), 6)
+        oracle = ops.conv2d(x.astype(np.float64), filters.astype(np.float64), 1, "VALID")
+    np.testing.assert_allclose(ours, np.minimum(np.maximum(oracle + bias, 0), 6), rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.parametrize("step,dilation", [(1, 1), (2, 1), (1, 2), (2, 2)])

@@ -645,7 +645,8 @@ def test_avx2_pooled_tiles_of_2_by_2_pixels_by_16_filters_match_8_filters_bitwis
 def test_claimed_bands_are_the_blocks_bits(seed):
     """`conv_claimed_block` (images or bands of rows claimed from a counter, each band's padded rows filled into
     a scratch block, or the padded input read as it is) gives `conv_block`'s bits on the whole padded input, with
-    and without the tiles' finish: strides, dilations, narrow outputs (tiles of 2 rows), 16 and 32 lanes."""
+    and without the tiles' finish, and float64 im2col's numbers: strides, dilations, narrow outputs (tiles of 2
+    rows), 16 and 32 lanes."""
     rng = np.random.default_rng(seed)
     channels, out_channels = int(rng.choice([1, 3, 5])), int(rng.choice([7, 16, 32, 40]))
     kernel, step, dilation = int(rng.choice([1, 3, 5])), int(rng.integers(1, 3)), int(rng.integers(1, 3))
@@ -656,10 +657,16 @@ def test_claimed_bands_are_the_blocks_bits(seed):
     ctx = conv._forward_context(x, filters, strides, "SAME" if seed % 2 else "VALID", dilations, 1, "NHWC")
     x_pad = np.ascontiguousarray(ctx["x_pad"])
     prepared = direct.prepare(filters, x_pad.shape, dilations)
-    finish = None if seed % 4 < 2 else direct.finish_vectors(prepared, rng.standard_normal(out_channels), True, None,
-                                                             None, False, False, cap=1.5)
+    bias = rng.standard_normal(out_channels)
+    finish = None if seed % 4 < 2 else direct.finish_vectors(prepared, bias, True, None, None, False, False, cap=1.5)
     expected = np.empty((len(x),) + tuple(ctx["out_hw"]) + (out_channels,), np.float32)
     direct.conv_block(x_pad, 0, 0, prepared, strides, expected, finish=finish)
+    with compiled.use_compiled(False):                  # the oracle: float64 im2col, then the finish in NumPy
+        oracle = ops.conv2d(x.astype(np.float64), filters.astype(np.float64), strides,
+                            "SAME" if seed % 2 else "VALID", dilations=dilations)
+    if finish is not None:
+        oracle = np.minimum(np.maximum(oracle + bias, 0), 1.5)
+    assert_matches(expected, oracle.astype(np.float32), "float32")
     height = 2 if ctx["out_hw"][1] < direct.PIXELS else 1
     reach = (kernel - 1) * dilation + 1
     for bands in sorted({1, 2, int(rng.integers(1, ctx["out_hw"][0] // height + 1)), ctx["out_hw"][0] // height}):

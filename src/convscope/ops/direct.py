@@ -172,10 +172,7 @@ def conv_block(x_pad: np.ndarray, first: int, top: int, prepared, strides, out: 
     finish = _NO_FINISH if finish is None else finish
     _check_contiguous(out, "out")
     images, rows, out_w, out_channels = out.shape
-    two_rows = out_w < PIXELS
-    if two_rows and (rows < 2 or out_w < PIXELS // 2):
-        raise ValueError(f"direct: argument `out` must be at least {PIXELS} wide, or {PIXELS // 2} wide and "
-                         f"2 high, got {out.shape}")
+    two_rows = _two_rows(out)
     row_length = x_pad.shape[2] * x_pad.shape[3]
     kernel = _kernels_for(lanes, tile_pixels(lanes))[0]
     kernel(x_pad.reshape(x_pad.shape[0], -1), first, top * row_length, taps, filters,
@@ -195,13 +192,10 @@ def conv_claimed_block(x: np.ndarray, pads, prepared, strides, reach: int, out: 
     _check_contiguous(out, "out")
     _check_contiguous(x, "x")
     images, rows, out_w, out_channels = out.shape
-    two_rows = out_w < PIXELS
+    two_rows = _two_rows(out)
     height = 2 if two_rows else 1
     if len(x) != images:
         raise ValueError(f"direct: argument `x` must hold the {images} images of `out`, got {len(x)}")
-    if two_rows and (rows < 2 or out_w < PIXELS // 2):
-        raise ValueError(f"direct: argument `out` must be at least {PIXELS} wide, or {PIXELS // 2} wide and "
-                         f"2 high, got {out.shape}")
     if not 1 <= bands <= max(rows // height, 1):
         raise ValueError(f"direct: argument `bands` must be 1 to {max(rows // height, 1)} (the {rows} output rows "
                          f"in tiles {height} high), got {bands}")
@@ -214,6 +208,16 @@ def conv_claimed_block(x: np.ndarray, pads, prepared, strides, reach: int, out: 
     kernel(x, counter, bands, pads is not None, x.shape[3] <= FLAT_FILL_MAX_CHANNELS, top, left, scratch, strides[0],
            taps, filters, out.reshape(images, rows, out_w * out_channels), strides[0] * row_length,
            strides[1] * padded[3], out_channels, two_rows, *finish)
+
+
+def _two_rows(out: np.ndarray) -> bool:
+    """True where `out` (images, rows, out_w, filters) is tiled 2 rows high (narrower than a tile of `PIXELS`);
+    checks it is as wide as a tile, or half as wide and 2 high."""
+    rows, out_w = out.shape[1:3]
+    if out_w < PIXELS and (rows < 2 or out_w < PIXELS // 2):
+        raise ValueError(f"direct: argument `out` must be at least {PIXELS} wide, or {PIXELS // 2} wide and "
+                         f"2 high, got {out.shape}")
+    return out_w < PIXELS
 
 
 def _scratch(shape) -> np.ndarray:
@@ -409,6 +413,16 @@ def _add_tap_sums(grad_filters, sums, t, done, padded, column, count):
 
 
 @compiled.kernel(inline=True)
+def _pad_into(scratch, image, top, left, flat):
+    """`scratch` = rows of `image` (one image) padded with zeros (`top`: its rows above the image's first),
+    a flat run per row where `flat` (`pad_fill.fill_rows`), else pixel by pixel."""
+    if flat:
+        fill_rows(scratch, image, top, left, np.float32(0.0))
+    else:
+        fill_pixels(scratch, image, top, left, np.float32(0.0))
+
+
+@compiled.kernel(inline=True)
 def _store_sums(out, r, at, sums, width, out_channels, count):
     """A tile's sums (pixels in rows of `width`) stored from out[r][at] on, `count` filters each."""
     for i, p in enumerate(sums):
@@ -525,10 +539,7 @@ def _kernels(lanes: int, pixels: int):
             start = 0
             image = source[n].reshape(source[n].size)
             if padding:             # the rows of the longest band (the shorter's last rows are not read)
-                if flat:
-                    fill_rows(scratch, source[n:n + 1], top - first * stride, left, np.float32(0.0))
-                else:
-                    fill_pixels(scratch, source[n:n + 1], top - first * stride, left, np.float32(0.0))
+                _pad_into(scratch, source[n:n + 1], top - first * stride, left, flat)
                 image, start = scratch.reshape(scratch.size), -first * row_step
             _conv_rows(image, start, out[n], first, end, taps, filters, row_step, step, out_channels, two_rows,
                        pixels, lanes, zero, finish, bias, scale, shift, relu_first, affine, relu_after, low, high)
@@ -554,10 +565,7 @@ def _kernels(lanes: int, pixels: int):
                 break
             n, band = item // bands, item % bands
             if padding and n != filled:
-                if flat:
-                    fill_rows(scratch, source[n:n + 1], top, left, np.float32(0.0))
-                else:
-                    fill_pixels(scratch, source[n:n + 1], top, left, np.float32(0.0))
+                _pad_into(scratch, source[n:n + 1], top, left, flat)
                 filled = n
             image = scratch.reshape(scratch.size) if padding else source[n].reshape(source[n].size)
             for r in range(band * pooled_h // bands, (band + 1) * pooled_h // bands):
