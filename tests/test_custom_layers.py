@@ -499,7 +499,8 @@ def test_unknown_operations_and_arguments_in_a_config_are_refused_by_name():
 
 
 class DenseGate(L.Layer):
-    """A custom layer holding a Dense sublayer, called through `autodiff.call_traced`."""
+    """A custom layer holding a Dense sublayer as Keras users write it: its weights tracked, `self.dense(x)`
+    one node on the tape."""
 
     def __init__(self, units, **kwargs):
         super().__init__(**kwargs)
@@ -507,18 +508,10 @@ class DenseGate(L.Layer):
         self.dense = L.Dense(units, dtype=self.dtype)
 
     def build(self, input_shape):
-        self.dense.build_from_shape(input_shape)
         self.gate = self.add_weight(shape=(self.units,), initializer="ones", name="gate")
 
-    @property
-    def trainable_weights(self):
-        return super().trainable_weights + self.dense.trainable_weights
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape[:-1]) + (self.units,)
-
     def call(self, x):
-        h = autodiff.call_traced(self.dense, x)
+        h = self.dense(x)
         return h * ops.sigmoid(h * self.gate)
 
 

@@ -218,6 +218,9 @@ class _Pause(Layer):
         super().__init__(**kwargs)
         self._entered, self._release = entered, release
 
+    def compute_output_shape(self, input_shape):
+        return input_shape          # else building the model would run `call` to learn it (and stop there)
+
     def call(self, inputs, training=False):
         self._entered.set()
         assert self._release.wait(WAIT)

@@ -10,23 +10,33 @@ Under `backend.no_backward()` the call runs untraced and the context is None.
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 from typing import Any, List, Optional
 
 import numpy as np
 
 from .. import backend
-from ..ops.tape import Tape, Traced, record
+from ..ops.tape import Tape, Traced, record, recording
 from ..variables import Variable
 
-__all__ = ["forward_on_tape", "backward_on_tape", "call_layer", "call_traced", "infer_output_shape",
-           "TapeContext"]
+__all__ = ["forward_on_tape", "backward_on_tape", "call_layer", "call_traced", "call_training",
+           "infer_output_shape", "recording", "TapeContext"]
 
 _TAKES_TRAINING: dict = {}          # class -> whether its `call` has a `training` argument
+# The `training` of the `call` running in this thread (or task), which the layers it calls without one inherit
+# (Keras' call context); False outside any call.
+_CALL_TRAINING: contextvars.ContextVar = contextvars.ContextVar("convscope_call_training", default=False)
+
+
+def call_training(training) -> bool:
+    """`training` as given, or (None) that of the enclosing `call`, as a sublayer called without it gets in Keras."""
+    return _CALL_TRAINING.get() if training is None else bool(training)
 
 
 def call_layer(layer, inputs, training: bool = False):
-    """`layer.call(inputs, training=training)`, passing `training` only when `call` takes it (as Keras)."""
+    """`layer.call(inputs, training=training)`, passing `training` only when `call` takes it (as Keras);
+    the layers that `call` calls without a `training` of their own get this one."""
     cls = type(layer)
     takes = _TAKES_TRAINING.get(cls)
     if takes is None:
@@ -35,7 +45,11 @@ def call_layer(layer, inputs, training: bool = False):
         except (TypeError, ValueError):
             takes = True
         _TAKES_TRAINING[cls] = takes
-    return layer.call(inputs, training=bool(training)) if takes else layer.call(inputs)
+    token = _CALL_TRAINING.set(bool(training))
+    try:
+        return layer.call(inputs, training=bool(training)) if takes else layer.call(inputs)
+    finally:
+        _CALL_TRAINING.reset(token)
 
 
 class TapeContext:
@@ -116,22 +130,26 @@ def backward_on_tape(layer, ctx, grad_output, need_input_grad: bool = True):
     return ctx.gradients(grad_output, need_input_grad, where)
 
 
-def call_traced(layer, inputs, training: bool = False):
+def call_traced(layer, inputs, training: bool = False, forward=None, backward=None):
     """A layer called inside another layer's traced `call` (a sublayer, `self.dense(x)`): its own
     `forward` on the values, recorded on the active tape as one node whose backward is the layer's
-    `backward` — gradients reach the inputs and the sublayer's trainable variables.  Returns
-    Traced outputs (plain arrays when no tape sees the inputs or the weights)."""
+    `backward` — gradients reach the inputs and the sublayer's trainable variables.  `forward` and
+    `backward` (functions of the layer) replace the layer's methods: a built-in layer's own pair when
+    a subclass's `call` calls `super().call`.  Returns Traced outputs (plain arrays when no tape sees
+    the inputs or the weights)."""
+    forward = forward or type(layer).forward
+    layer_backward = backward or type(layer).backward
     single = not isinstance(inputs, (list, tuple))
     items = [inputs] if single else list(inputs)
     values = [item.value if isinstance(item, (Traced, Variable)) else np.asarray(item) for item in items]
-    outputs, ctx = layer.forward(values[0] if single else values, training=training)
+    outputs, ctx = forward(layer, values[0] if single else values, training=training)
     if ctx is None:
         return outputs
     variables = list(layer.trainable_weights)
     several = isinstance(outputs, (list, tuple))
 
     def backward(grads):
-        grad_in, pairs = layer.backward(ctx, list(grads) if several else grads, need_input_grad=True)
+        grad_in, pairs = layer_backward(layer, ctx, list(grads) if several else grads, need_input_grad=True)
         found = {id(variable): grad for variable, grad in pairs}
         return ([grad_in] if single else list(grad_in)) + [found.get(id(v)) for v in variables]
     result = record(items + variables, tuple(outputs) if several else outputs, backward, name=layer.name)

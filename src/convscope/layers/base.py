@@ -22,7 +22,7 @@ from .. import backend
 from ..variables import Variable
 from .._weight_memory import holding
 from . import graph
-from .autodiff import call_layer
+from .autodiff import call_layer, call_traced, call_training, infer_output_shape, recording
 from .spec import LayerSpec
 
 Shape = Tuple[Optional[int], ...]
@@ -64,6 +64,8 @@ class Layer:
     # Defaults as `get_config` writes them where that differs from the signature
     # (data_format None -> "channels_last", initializer names -> dicts), for `repr`.
     _CONFIG_DEFAULTS: Dict[str, Any] = {}
+    # (forward, backward) of the nearest class that writes them by hand (None: a layer that only writes `call`).
+    _hand_written: Optional[Tuple[Any, Any]] = None
     # Layers with an `activity_regularizer` argument set this; the training loop reads it.
     activity_regularizer = None
 
@@ -97,7 +99,10 @@ class Layer:
         self.built = True
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
-        """The output shape for `input_shape`; raises ValueError if the layer cannot take it."""
+        """The output shape for `input_shape`; raises ValueError if the layer cannot take it.  A layer
+        that only writes `call` gets it from `call` run on placeholders (Keras' symbolic call)."""
+        if _runs_call(self) and self.built:
+            return infer_output_shape(self, input_shape)
         return tuple(input_shape)
 
     def describe(self):
@@ -126,9 +131,15 @@ class Layer:
         return cls(**config)
 
     # -- shared machinery ---------------------------------------------------------------
-    def __call__(self, inputs, training: bool = False) -> np.ndarray:
+    def __call__(self, inputs, training: Optional[bool] = None) -> np.ndarray:
+        """Keras' `layer(x)`: symbolic tensors record a node; arrays are computed.  `training=None`: that of
+        the `call` this one runs inside (False outside any).  Inside a traced call (a sublayer's
+        `self.dense(x)` while a model trains) the call is one node on the tape."""
         if graph.is_symbolic(inputs):
             return self._call_symbolic(inputs)
+        training = call_training(training)
+        if recording():
+            return self._call_on_tape(inputs, training)
         x = self._as_input_array(inputs)
         if not self.built:
             self.build_from_shape((None,) + x.shape[1:])
@@ -153,12 +164,40 @@ class Layer:
         return backward_on_tape(self, ctx, grad_output, need_input_grad)
 
     def call(self, inputs, training: bool = False):
-        """Keras' forward pass: the outputs only, nothing kept for a backward pass."""
-        if type(self).forward is Layer.forward:
+        """Keras' forward pass: the outputs only, nothing kept for a backward pass (one node, when a tape
+        records).  A built-in layer's pass, also for a subclass's `super().call(x)`."""
+        pair = type(self)._hand_written
+        if pair is None:
             raise NotImplementedError(f"{type(self).__name__}.call: a layer must define `call` "
                                       "(or `forward` and `backward`)")
+        if recording():
+            return call_traced(self, inputs, training, forward=pair[0], backward=pair[1])
         with backend.no_backward():
-            return self.forward(inputs, training=training)[0]
+            return pair[0](self, inputs, training=training)[0]
+
+    def _call_on_tape(self, inputs, training: bool):
+        """A call while a tape records (a sublayer inside a traced `call`): built for the values' shapes,
+        then one node on the tape (`autodiff.call_traced`)."""
+        if not self.built:
+            def unbatched(value):
+                return (None,) + tuple(np.shape(getattr(value, "value", value))[1:])
+            several = isinstance(inputs, (list, tuple))
+            self.build_from_shape([unbatched(v) for v in inputs] if several else unbatched(inputs))
+        return call_traced(self, inputs, training)
+
+    def __init_subclass__(cls, **kwargs):
+        """Keras' way of changing a built-in layer is a subclass that writes `call` (and calls `super().call`):
+        such a class runs its `call` on the tape (`forward`, `backward`), is described as any custom layer
+        (the plan fuses nothing of it) and names no output activation; `super().call` still reaches the
+        built-in pass, kept as `_hand_written`."""
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__
+        if "forward" in own:
+            cls._hand_written = (own["forward"], own.get("backward", cls.backward))
+        elif "call" in own and cls._hand_written is not None and cls.forward is not Layer.forward:
+            cls.forward, cls.backward = Layer.forward, Layer.backward
+            cls.describe = Layer.describe
+            cls.output_activation = Layer.output_activation
 
     def _call_symbolic(self, inputs):
         """A call on KerasTensors: build for their shapes, check them, record a graph.Node and return
@@ -204,7 +243,13 @@ class Layer:
     def build_from_shape(self, input_shape: Shape) -> Shape:
         """Check `input_shape`, create the weights and return the output shape."""
         input_shape = [tuple(s) for s in input_shape] if isinstance(input_shape, list) else tuple(input_shape)
-        output_shape = self.compute_output_shape(input_shape)
+        if _runs_call(self) and type(self).compute_output_shape is Layer.compute_output_shape:
+            if not self.built:              # the shape comes from running `call`, which needs the weights
+                self.build(input_shape)
+                self.built = True
+            output_shape = self.compute_output_shape(input_shape)
+        else:
+            output_shape = self.compute_output_shape(input_shape)
         if not self.built:
             self.build(input_shape)
             self.built = True
@@ -245,21 +290,54 @@ class Layer:
         return variable
 
     @property
+    def trainable(self) -> bool:
+        """Whether training changes the layer's weights; set on a layer holding layers, it sets theirs (Keras)."""
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value) -> None:
+        self._trainable = bool(value)
+        for layer in _sublayers(self):
+            layer.trainable = value
+
+    @property
     def weights(self) -> List[Variable]:
-        """Trainable then non-trainable variables, the order `get_weights` uses (as Keras)."""
-        return self.trainable_weights + self.non_trainable_weights
+        """Trainable then non-trainable variables, the order `get_weights` uses (as Keras); a custom layer's
+        own, then each of its sublayers' in turn (Keras 3's order)."""
+        own = self._own_trainable() + self._own_non_trainable()
+        sublayers = _sublayers(self)
+        if not sublayers:
+            return own
+        seen, weights = set(), []
+        for variable in own + [v for layer in sublayers for v in layer.weights]:
+            if id(variable) not in seen:
+                seen.add(id(variable))
+                weights.append(variable)
+        return weights
 
     @property
     def trainable_weights(self) -> List[Variable]:
         if not self.trainable:
             return []
-        return [v for v in self._variables if v.trainable]
+        sublayers = _sublayers(self)
+        if not sublayers:
+            return self._own_trainable()
+        trainable = {id(v) for v in self._own_trainable()}
+        trainable.update(id(v) for layer in sublayers for v in layer.trainable_weights)
+        return [v for v in self.weights if id(v) in trainable]
 
     @property
     def non_trainable_weights(self) -> List[Variable]:
-        if not self.trainable:
-            return list(self._variables)
-        return [v for v in self._variables if not v.trainable]
+        if not _sublayers(self):
+            return self._own_non_trainable()
+        trainable = {id(v) for v in self.trainable_weights}
+        return [v for v in self.weights if id(v) not in trainable]
+
+    def _own_trainable(self) -> List[Variable]:
+        return [v for v in self._variables if v.trainable] if self.trainable else []
+
+    def _own_non_trainable(self) -> List[Variable]:
+        return [v for v in self._variables if not v.trainable] if self.trainable else list(self._variables)
 
     @property
     def variables(self) -> List[Variable]:
@@ -310,7 +388,7 @@ class Layer:
         if not self.built:
             raise ValueError(f"{self._describe()}: count_params() needs the layer to be built; "
                              "give it an input shape or call it on data first")
-        return int(sum(v.value.size for v in self._variables))
+        return int(sum(v.value.size for v in self.weights))
 
     # -- helpers for subclasses -----------------------------------------------------------
     def _describe(self) -> str:
@@ -354,6 +432,27 @@ class Layer:
         args = ", ".join(f"{k}={v!r}" for k, v in self._non_default_args().items())
         sep = ", " if args else ""
         return f"{type(self).__name__}({args}{sep}name={self.name!r})"
+
+
+def _sublayers(layer: Layer) -> List[Layer]:
+    """The layers a custom layer holds as attributes (alone, or in lists, tuples and dicts), in the order they
+    were set: Keras tracks their weights as the layer's.  Built-in layers keep their own weights."""
+    if not _runs_call(layer):
+        return []
+    found, seen = [], {id(layer)}
+    for value in vars(layer).values():
+        items = (value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple))
+                 else (value,))
+        for item in items:
+            if isinstance(item, Layer) and id(item) not in seen:
+                seen.add(id(item))
+                found.append(item)
+    return found
+
+
+def _runs_call(layer: Layer) -> bool:
+    """Whether `layer` computes with its own `call` (a custom layer), differentiated on the tape."""
+    return type(layer).forward is Layer.forward
 
 
 def _weight_shape(shape, where: str) -> Tuple[int, ...]:

@@ -28,6 +28,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..ops import concat as concat_ops
+from .autodiff import recording
 from .base import Layer, Shape
 from .spec import LayerSpec
 
@@ -109,11 +110,13 @@ class _Merge(Layer):
         self.built = True
 
     # -- arrays ------------------------------------------------------------------------------
-    def __call__(self, inputs, training: bool = False):
+    def __call__(self, inputs, training: Optional[bool] = None):
         """Keras' `layer([x1, x2, ...])`: float inputs cast to the layer's dtype (Keras' autocast)."""
-        if not isinstance(inputs, (list, tuple)) or any(hasattr(x, "keras_history") for x in inputs):
-            # Symbolic tensors (the functional API) and single arrays: the base class's call, which
-            # records a graph node or, for an array, reaches `call`'s "list of inputs" error.
+        if (not isinstance(inputs, (list, tuple)) or any(hasattr(x, "keras_history") for x in inputs)
+                or recording()):
+            # Symbolic tensors (the functional API), single arrays and calls inside a traced call: the base
+            # class's call, which records a graph node, a node on the tape or, for an array, reaches `call`'s
+            # "list of inputs" error.
             return super().__call__(inputs, training=training)
         arrays = [self._as_input_array(x) for x in inputs]
         if not self.built:

@@ -19,7 +19,7 @@ from .. import backend, losses as losses_module, metrics as metrics_module, opti
 from ..ops import elementwise_fast
 from ..callbacks import CallbackList, check_callbacks
 from ..layers import InputLayer, Layer
-from ..layers.autodiff import call_layer
+from ..layers.autodiff import call_layer, call_training, recording
 from ..layers.base import Variable
 from ..layers.graph import KerasTensor, flatten, is_symbolic
 from . import multi_io
@@ -478,10 +478,13 @@ class Functional(_FunctionalTraining, Model):
         outputs, _ = self.run(arrays, training=training, keep=False)
         return self._structure_outputs(outputs)
 
-    def __call__(self, inputs, training: bool = False):
+    def __call__(self, inputs, training: Optional[bool] = None):
         if is_symbolic(inputs):
             return self._call_symbolic(inputs)
-        return self.call(inputs, training=bool(training))
+        training = call_training(training)
+        if recording():                 # a model inside a custom layer's traced call: one node on the tape
+            return self._call_on_tape(inputs, training)
+        return self.call(inputs, training=training)
 
     def summary(self, line_length=None, positions=None, print_fn=None, show_trainable=False,
                 show_kernels=False, show_flops=False, show_receptive_field=False, show_memory=False) -> None:

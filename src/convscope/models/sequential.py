@@ -18,6 +18,7 @@ from .. import backend
 from ..callbacks import CallbackList, check_callbacks
 from .. import layers as layers_module
 from ..layers import InputLayer, Layer
+from ..layers.autodiff import call_training, recording
 from ..layers.base import Shape, Variable, check_kept_for_backward
 from ..layers.graph import KerasTensor, is_symbolic
 from .plan import INFERENCE, LAYERS, TRAINING
@@ -269,10 +270,13 @@ class Sequential(Model):
                 if not self.built:
                     self.build((None,) + x.shape[1:])
 
-    def __call__(self, x, training: bool = False) -> np.ndarray:
+    def __call__(self, x, training: Optional[bool] = None) -> np.ndarray:
         if is_symbolic(x):
             return self._call_symbolic(x)
-        return self._forward(x, training=bool(training))
+        training = call_training(training)
+        if recording():                 # a model inside a custom layer's traced call: one node on the tape
+            return self._call_on_tape(x, training)
+        return self._forward(x, training=training)
 
     def call(self, inputs, training: bool = False):
         return self._forward(inputs, training=bool(training))

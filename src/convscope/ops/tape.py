@@ -29,7 +29,7 @@ import numpy as np
 from .. import backend
 from ..variables import ArrayOperators, Variable, apply_operator
 
-__all__ = ["Tape", "Traced", "record", "record_node", "stop_gradient", "is_traced"]
+__all__ = ["Tape", "Traced", "record", "record_node", "stop_gradient", "is_traced", "recording"]
 
 _ACTIVE: contextvars.ContextVar = contextvars.ContextVar("convscope_active_tapes", default=())
 
@@ -107,6 +107,11 @@ class Traced(ArrayOperators):
 
 def is_traced(value) -> bool:
     return isinstance(value, Traced)
+
+
+def recording() -> bool:
+    """Whether a tape is recording in this thread (or task): a layer called now is a node on it."""
+    return bool(_ACTIVE.get())
 
 
 class Tape:

@@ -1,0 +1,200 @@
+"""Keras' two other ways of writing a layer: a subclass of a built-in layer that writes `call` (and calls
+`super().call`), and a layer that holds layers as attributes (alone, in lists or dicts) and calls them.
+
+Oracle: Keras 3.15.1 on the torch backend — the same classes written against `keras`, the same weights,
+then predict, the weights' order, shapes and flags, and one SGD step compared.
+"""
+
+import numpy as np
+import pytest
+
+import convscope as cs
+from convscope import ops
+from convscope import layers as L
+
+torch = pytest.importorskip("torch")
+
+
+def make_twice(dense, conv):
+    """A Dense whose output is doubled, a Conv2D whose output is shifted: Keras' way of changing a layer."""
+    class TwiceDense(dense):
+        def call(self, x, training=False):
+            return 2.0 * super().call(x, training=training)
+
+    class ShiftedConv(conv):
+        def call(self, x):
+            return super().call(x) + 0.25
+    return TwiceDense, ShiftedConv
+
+
+def make_block(base, layers, k_ops):
+    """A layer holding a BatchNormalization, a Dense and a list of two Dense heads, plus a weight of its own."""
+    class Block(base):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.norm = layers.BatchNormalization()
+            self.dense = layers.Dense(5, activation="relu")
+            self.heads = [layers.Dense(2), layers.Dense(3, activation="tanh")]
+
+        def build(self, input_shape):
+            self.scale = self.add_weight(shape=(5,), initializer="ones", name="scale")
+
+        def call(self, x):
+            h = self.dense(self.norm(x)) * self.scale
+            return k_ops.concatenate([self.heads[0](h), self.heads[1](h)], axis=-1)
+    return Block
+
+
+def _sgd_step(model, x, y):
+    model.compile(optimizer=_sgd(model), loss="mse")
+    model.fit(x, y, batch_size=len(x), epochs=1, shuffle=False, verbose=0)
+    return model.get_weights()
+
+
+def _sgd(model):
+    module = cs if isinstance(model, cs.Model) else __import__("keras")
+    return module.optimizers.SGD(learning_rate=0.1)
+
+
+def _randomized(keras_model, ours, rng):
+    weights = [rng.normal(0, 0.4, w.shape).astype("float32") for w in keras_model.get_weights()]
+    weights = [np.abs(w) + 0.5 if "variance" in v.path else w for w, v in zip(weights, keras_model.weights)]
+    keras_model.set_weights(weights)
+    ours.set_weights(weights)
+
+
+def test_a_subclass_writing_call_is_what_predict_and_fit_run(keras):
+    """Dense and Conv2D subclasses in a chain the plan would fuse (conv, batch norm, ReLU, pooling; Dense's
+    product and softmax): predict, evaluate and one SGD step as Keras'."""
+    rng = np.random.default_rng(3)
+    stacks = []
+    for lib in (L, keras.layers):
+        twice, shifted = make_twice(lib.Dense, lib.Conv2D)
+        stacks.append([lib.Input((9, 9, 3)), shifted(6, 3, activation="relu"), lib.BatchNormalization(),
+                       lib.ReLU(), lib.MaxPooling2D(), lib.Flatten(), twice(4, activation="relu"),
+                       twice(3, activation="softmax")])
+    keras.utils.clear_session()
+    ours, theirs = cs.Sequential(stacks[0]), keras.Sequential(stacks[1])
+    _randomized(theirs, ours, rng)
+    x = rng.normal(size=(8, 9, 9, 3)).astype("float32")
+    y = np.eye(3, dtype="float32")[rng.integers(0, 3, 8)]
+    expected = keras.ops.convert_to_numpy(theirs.predict(x, verbose=0))
+    np.testing.assert_allclose(ours.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ours.predict(x[:1], verbose=0), expected[:1], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ours.layers[0](x), keras.ops.convert_to_numpy(theirs.layers[0](x)), rtol=1e-5,
+                               atol=1e-6)
+    for a, b in zip(_sgd_step(ours, x, y), _sgd_step(theirs, x, y)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert ours.layers[0].describe().kind == "other"        # nothing of it fused
+
+
+def test_a_layer_holding_layers_tracks_their_weights_as_keras(keras):
+    rng = np.random.default_rng(4)
+    keras.utils.clear_session()
+    ours_block, theirs_block = make_block(L.Layer, L, ops)(), make_block(keras.layers.Layer, keras.layers, keras.ops)()
+    ours = cs.Sequential([L.Input((4,)), ours_block])
+    theirs = keras.Sequential([keras.Input((4,)), theirs_block])
+    assert ours.output_shape == theirs.output_shape == (None, 5)
+    assert ours.count_params() == theirs.count_params()
+    for lists in ("weights", "trainable_weights", "non_trainable_weights"):
+        assert [v.shape for v in getattr(ours_block, lists)] == [tuple(v.shape) for v in getattr(theirs_block, lists)]
+        assert ([v.name.split("/")[-1] for v in getattr(ours_block, lists)]
+                == [v.path.split("/")[-1] for v in getattr(theirs_block, lists)])
+    _randomized(theirs, ours, rng)
+    x = rng.normal(size=(6, 4)).astype("float32")
+    y = rng.normal(size=(6, 5)).astype("float32")
+    np.testing.assert_allclose(ours.predict(x, verbose=0), keras.ops.convert_to_numpy(theirs.predict(x, verbose=0)),
+                               rtol=1e-5, atol=1e-6)
+    # one step in training mode: the batch norm inside `call` normalizes by the batch and moves its averages
+    for a, b in zip(_sgd_step(ours, x, y), _sgd_step(theirs, x, y)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def make_residual(base, layers, models, functional):
+    """A layer holding a Sequential or functional model and an Add (a list input inside `call`)."""
+    class Residual(base):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            if functional:
+                inputs = layers.Input((4,))
+                self.mlp = models.Model(inputs, layers.Dense(4)(layers.Dense(6, activation="relu")(inputs)))
+            else:
+                self.mlp = models.Sequential([layers.Dense(6, activation="relu"), layers.Dense(4)])
+            self.add = layers.Add()
+
+        def call(self, x):
+            return self.add([x, self.mlp(x)])
+    return Residual
+
+
+@pytest.mark.parametrize("functional", [False, True])
+def test_a_held_model_and_merge_layer_train_as_keras(keras, functional):
+    rng = np.random.default_rng(6)
+    keras.utils.clear_session()
+    ours = cs.Sequential([L.Input((4,)), make_residual(L.Layer, L, cs, functional)(), L.Dense(2)])
+    theirs = keras.Sequential([keras.Input((4,)), make_residual(keras.layers.Layer, keras.layers, keras, functional)(),
+                               keras.layers.Dense(2)])
+    assert [w.shape for w in ours.weights] == [tuple(w.shape) for w in theirs.weights]
+    _randomized(theirs, ours, rng)
+    x, y = rng.normal(size=(5, 4)).astype("float32"), rng.normal(size=(5, 2)).astype("float32")
+    np.testing.assert_allclose(ours.predict(x, verbose=0), keras.ops.convert_to_numpy(theirs.predict(x, verbose=0)),
+                               rtol=1e-5, atol=1e-6)
+    # the input's gradient on a tape, the layers in inference mode (as saliency takes it)
+    with ops.Tape() as tape:
+        source = tape.watch(x)
+        target = ours.layers[0](source)
+    ours_grad = tape.gradient(target, source, output_gradient=y[:, :1] * np.ones((1, 4), "float32"))
+    source = torch.tensor(x, requires_grad=True)
+    (theirs.layers[0](source) * torch.tensor(y[:, :1])).sum().backward()
+    np.testing.assert_allclose(ours_grad, source.grad.numpy(), rtol=1e-5, atol=1e-6)
+    for a, b in zip(_sgd_step(ours, x, y), _sgd_step(theirs, x, y)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_freezing_a_held_layer_or_the_holder(keras):
+    keras.utils.clear_session()
+    blocks = [make_block(L.Layer, L, ops)(), make_block(keras.layers.Layer, keras.layers, keras.ops)()]
+    for block, inputs in zip(blocks, (L.Input((4,)), keras.Input((4,)))):
+        block(inputs)
+        block.heads[1].trainable = False
+    ours, theirs = blocks
+    assert len(ours.trainable_weights) == len(theirs.trainable_weights) == 7
+    assert len(ours.non_trainable_weights) == len(theirs.non_trainable_weights) == 4
+    ours.trainable = theirs.trainable = False
+    assert ours.trainable_weights == [] and len(ours.non_trainable_weights) == len(theirs.non_trainable_weights) == 11
+    assert not ours.heads[0].trainable and not theirs.heads[0].trainable
+    ours.trainable = theirs.trainable = True
+    assert len(ours.trainable_weights) == len(theirs.trainable_weights) == 9
+
+
+def test_a_held_layer_gets_the_training_of_the_call_it_runs_in():
+    class Noisy(L.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.drop = L.Dropout(0.5, seed=1)
+
+        def call(self, x, training=False):
+            return self.drop(x) + 1.0
+    layer = Noisy()
+    x = np.ones((4, 50), "float32")
+    np.testing.assert_array_equal(layer(x), x + 1.0)
+    dropped = layer(x, training=True)
+    assert set(np.unique(dropped)) == {1.0, 3.0}
+    model = cs.Sequential([L.Input((50,)), layer])
+    np.testing.assert_array_equal(model.predict(x, verbose=0), x + 1.0)
+
+
+def test_a_saved_model_with_a_subclass_and_a_holder_loads_the_same(tmp_path):
+    rng = np.random.default_rng(5)
+    twice, _ = make_twice(L.Dense, L.Conv2D)
+    block = make_block(L.Layer, L, ops)
+    model = cs.Sequential([L.Input((4,)), block(), twice(3)])
+    for variable in model.weights:
+        variable.assign(rng.normal(0, 0.4, variable.shape) + (1.0 if "variance" in variable.name else 0.0))
+    path = tmp_path / "held.keras"
+    model.save(path)
+    again = cs.models.load_model(path, custom_objects={"Block": block, "TwiceDense": twice})
+    x = rng.normal(size=(3, 4)).astype("float32")
+    for a, b in zip(again.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
