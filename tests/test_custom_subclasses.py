@@ -5,6 +5,9 @@ Oracle: Keras 3.15.1 on the torch backend — the same classes written against `
 then predict, the weights' order, shapes and flags, and one SGD step compared.
 """
 
+import threading
+import time
+
 import numpy as np
 import pytest
 
@@ -198,3 +201,121 @@ def test_a_saved_model_with_a_subclass_and_a_holder_loads_the_same(tmp_path):
     for a, b in zip(again.get_weights(), model.get_weights()):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def make_net(model_base, layers):
+    """Keras' subclassing API: a small CNN whose layers are attributes and whose `call` runs them."""
+    class Net(model_base):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.conv = layers.Conv2D(4, 3, activation="relu")
+            self.norm = layers.BatchNormalization()
+            self.pool = layers.MaxPooling2D()
+            self.flatten = layers.Flatten()
+            self.head = layers.Dense(3, activation="softmax")
+
+        def call(self, x, training=False):
+            h = self.conv(x)
+            h = self.norm(h, training=training) + 0.5 * h      # not a chain: the call, not the layers' order
+            return self.head(self.flatten(self.pool(h)))
+    return Net
+
+
+def _nets(keras):
+    keras.utils.clear_session()
+    ours, theirs = make_net(cs.Model, L)(), make_net(keras.Model, keras.layers)()
+    ours.build((None, 8, 8, 2))             # runs `call` on placeholders, as tf.keras 2's build did
+    theirs(np.zeros((1, 8, 8, 2), "float32"))   # Keras 3 builds a subclassed model's layers by a call on data
+    return ours, theirs
+
+
+def test_a_subclassed_model_predicts_evaluates_and_trains_as_keras(keras):
+    rng = np.random.default_rng(7)
+    ours, theirs = _nets(keras)
+    assert [type(layer).__name__ for layer in ours.layers] == [type(layer).__name__ for layer in theirs.layers]
+    assert [v.shape for v in ours.weights] == [tuple(v.shape) for v in theirs.weights]
+    assert ours.count_params() == theirs.count_params()
+    _randomized(theirs, ours, rng)
+    x = rng.normal(size=(10, 8, 8, 2)).astype("float32")
+    y = rng.integers(0, 3, 10)
+    np.testing.assert_allclose(ours.predict(x, batch_size=4, verbose=0),
+                               keras.ops.convert_to_numpy(theirs.predict(x, batch_size=4, verbose=0)),
+                               rtol=1e-5, atol=1e-6)
+    for model in (ours, theirs):
+        model.compile(optimizer=_sgd(model), loss="sparse_categorical_crossentropy")
+    np.testing.assert_allclose(ours.evaluate(x, y, verbose=0), theirs.evaluate(x, y, verbose=0), rtol=1e-5)
+    for model in (ours, theirs):
+        model.fit(x, y, batch_size=10, epochs=1, shuffle=False, verbose=0)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    lines = []
+    ours.summary(print_fn=lines.append)
+    assert f"Total params: {theirs.count_params():,}" in lines
+    assert any(line.startswith(f"{ours.conv.name} (Conv2D)") for line in lines)
+
+
+def test_a_subclassed_model_saves_its_weights_not_its_file(tmp_path):
+    rng = np.random.default_rng(8)
+    net = make_net(cs.Model, L)
+    model = net()
+    model.build((None, 8, 8, 2))
+    for variable in model.weights:
+        variable.assign(rng.normal(0, 0.4, variable.shape) + (1.0 if "variance" in variable.name else 0.0))
+    model.save_weights(tmp_path / "net.weights.npz")
+    again = net()
+    again.build((None, 8, 8, 2))
+    again.load_weights(tmp_path / "net.weights.npz")
+    x = rng.normal(size=(3, 8, 8, 2)).astype("float32")
+    np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
+    with pytest.raises(ValueError, match="subclassed model .*save_weights"):
+        model.save(tmp_path / "net.keras")
+    assert not (tmp_path / "net.keras").exists()
+
+
+def test_a_subclassed_model_names_what_is_wrong():
+    class NoCall(cs.Model):
+        pass
+    with pytest.raises(NotImplementedError, match="NoCall.call: a layer must define `call`"):
+        NoCall().predict(np.zeros((2, 3), "float32"), verbose=0)
+    model = make_net(cs.Model, L)()
+    with pytest.raises(ValueError, match=r"Net 'net.*'.build: argument `input_shape` must be a shape with the batch"):
+        model.build((8,))
+    with pytest.raises(TypeError, match="Model: give `inputs` and `outputs`.*or subclass Model"):
+        cs.Model()
+
+
+class SlowScale(L.Layer):
+    """A per-channel scale whose build takes a while (other threads run meanwhile)."""
+
+    def build(self, input_shape):
+        time.sleep(0.05)
+        self.scale = self.add_weight(shape=(input_shape[-1],), initializer="ones", name="scale")
+
+    def call(self, x):
+        return x * self.scale
+
+
+def test_a_subclassed_model_predicts_from_threads_as_alone():
+    class Scaled(make_net(cs.Model, L)):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.slow = SlowScale()
+
+        def call(self, x, training=False):
+            return super().call(self.slow(x), training=training)
+    rng = np.random.default_rng(9)
+    model = Scaled()
+    x = rng.normal(size=(6, 8, 8, 2)).astype("float32")
+    results, barrier = [None] * 4, threading.Barrier(4)
+
+    def run(i):
+        barrier.wait()              # the first predicts at once: one build, one set of weights
+        results[i] = model.predict(x, verbose=0)
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(model.weights) == 9
+    for result in results:
+        np.testing.assert_array_equal(result, model.predict(x, verbose=0))

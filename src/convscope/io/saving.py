@@ -71,6 +71,7 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 import numpy as np
 
 from .._weight_memory import weight_array
+from ..layers.base import runs_own_call
 from ._atomic import atomic_write
 
 FORMAT_NAME = "convscope-model"
@@ -119,6 +120,11 @@ def save_model(model, filepath, overwrite: bool = True) -> Path:
     """Write `model` (config, weights, compile settings, optimizer state) to one zip file."""
     path = _checked_path("save_model", filepath)
     _check_model("save_model", model)
+    if runs_own_call(model):
+        raise ValueError(f"save_model: {type(model).__name__} '{model.name}' is a subclassed model (its own `call`), "
+                         "whose structure lives in your code, not in a config; saving it whole is not supported "
+                         "yet: use `model.save_weights('....weights.npz')`, then rebuild the model in code, "
+                         "`build()` it and `load_weights`")
     suffix = path.suffix.lower()
     if suffix not in MODEL_SUFFIXES:
         raise ValueError(f"save_model: cannot tell the format of '{path}' from its suffix "

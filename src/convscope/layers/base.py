@@ -101,7 +101,7 @@ class Layer:
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         """The output shape for `input_shape`; raises ValueError if the layer cannot take it.  A layer
         that only writes `call` gets it from `call` run on placeholders (Keras' symbolic call)."""
-        if _runs_call(self) and self.built:
+        if runs_own_call(self) and self.built:
             return infer_output_shape(self, input_shape)
         return tuple(input_shape)
 
@@ -243,7 +243,7 @@ class Layer:
     def build_from_shape(self, input_shape: Shape) -> Shape:
         """Check `input_shape`, create the weights and return the output shape."""
         input_shape = [tuple(s) for s in input_shape] if isinstance(input_shape, list) else tuple(input_shape)
-        if _runs_call(self) and type(self).compute_output_shape is Layer.compute_output_shape:
+        if runs_own_call(self) and type(self).compute_output_shape is Layer.compute_output_shape:
             if not self.built:              # the shape comes from running `call`, which needs the weights
                 self.build(input_shape)
                 self.built = True
@@ -297,7 +297,7 @@ class Layer:
     @trainable.setter
     def trainable(self, value) -> None:
         self._trainable = bool(value)
-        for layer in _sublayers(self):
+        for layer in held_layers(self):
             layer.trainable = value
 
     @property
@@ -305,7 +305,7 @@ class Layer:
         """Trainable then non-trainable variables, the order `get_weights` uses (as Keras); a custom layer's
         own, then each of its sublayers' in turn (Keras 3's order)."""
         own = self._own_trainable() + self._own_non_trainable()
-        sublayers = _sublayers(self)
+        sublayers = held_layers(self)
         if not sublayers:
             return own
         seen, weights = set(), []
@@ -319,7 +319,7 @@ class Layer:
     def trainable_weights(self) -> List[Variable]:
         if not self.trainable:
             return []
-        sublayers = _sublayers(self)
+        sublayers = held_layers(self)
         if not sublayers:
             return self._own_trainable()
         trainable = {id(v) for v in self._own_trainable()}
@@ -328,7 +328,7 @@ class Layer:
 
     @property
     def non_trainable_weights(self) -> List[Variable]:
-        if not _sublayers(self):
+        if not held_layers(self):
             return self._own_non_trainable()
         trainable = {id(v) for v in self.trainable_weights}
         return [v for v in self.weights if id(v) not in trainable]
@@ -434,10 +434,10 @@ class Layer:
         return f"{type(self).__name__}({args}{sep}name={self.name!r})"
 
 
-def _sublayers(layer: Layer) -> List[Layer]:
+def held_layers(layer: Layer) -> List[Layer]:
     """The layers a custom layer holds as attributes (alone, or in lists, tuples and dicts), in the order they
     were set: Keras tracks their weights as the layer's.  Built-in layers keep their own weights."""
-    if not _runs_call(layer):
+    if not runs_own_call(layer):
         return []
     found, seen = [], {id(layer)}
     for value in vars(layer).values():
@@ -450,7 +450,7 @@ def _sublayers(layer: Layer) -> List[Layer]:
     return found
 
 
-def _runs_call(layer: Layer) -> bool:
+def runs_own_call(layer: Layer) -> bool:
     """Whether `layer` computes with its own `call` (a custom layer), differentiated on the tape."""
     return type(layer).forward is Layer.forward
 

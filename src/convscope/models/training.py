@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import threading
 import time
 import warnings
 from typing import Any, Dict, Iterator, List, Optional, Tuple
@@ -22,9 +23,13 @@ import numpy as np
 
 from .. import _rng, backend, losses as losses_module, metrics as metrics_module, optimizers
 from ..callbacks import CallbackList, History, ProgbarLogger, TerminateOnNaN, check_callbacks
-from ..layers.base import Layer
+from ..layers.autodiff import call_layer, infer_output_shape, plain
+from ..layers.base import Layer, held_layers, runs_own_call
 from . import data_adapters
-from .plan import INFERENCE, LAYERS, TRAINING, build_plan
+from .plan import INFERENCE, LAYERS, TRAINING, LayerStage, build_plan
+
+
+_BUILD_LOCK = threading.RLock()    # held only while a model builds on its first data
 
 
 def _check_int(value, arg: str, where: str, low: int) -> int:
@@ -145,7 +150,9 @@ class Model(Layer):
     """Base of every model, itself a layer (a model can be called inside another): the training API
     (`compile`, `fit`, `evaluate`, `*_on_batch`).
 
-    `Model(inputs, outputs, name=...)` builds a `Functional` model, as `keras.Model` does.
+    `Model(inputs, outputs, name=...)` builds a `Functional` model, as `keras.Model` does.  A subclass that
+    writes `call` (Keras' subclassing API) holds its layers as attributes (`layers` lists them, their weights
+    are the model's) and runs that `call`, on the tape when it trains: one stage of the plan.
     """
 
     def __new__(cls, *args, **kwargs):
@@ -153,8 +160,8 @@ class Model(Layer):
             if args or "inputs" in kwargs or "outputs" in kwargs:
                 from .functional import Functional
                 return super().__new__(Functional)
-            raise TypeError("Model: give `inputs` and `outputs` (keras.Model(inputs, outputs)), or use "
-                            "Sequential; subclassing Model with your own call() is not supported yet")
+            raise TypeError("Model: give `inputs` and `outputs` (keras.Model(inputs, outputs)), use "
+                            "Sequential, or subclass Model and write its `call`")
         return super().__new__(cls)
 
     def __init__(self, *args, name=None, trainable=True, **kwargs):
@@ -163,6 +170,63 @@ class Model(Layer):
         if not hasattr(self, "_inbound_nodes"):
             Layer.__init__(self, name=name or backend.unique_name(backend.snake_case(type(self).__name__)),
                            trainable=trainable)
+
+    # -- a subclass that writes `call` (Sequential and Functional have their own) -----------------------
+    @property
+    def layers(self) -> List[Layer]:
+        """The layers the model holds as attributes, in the order they were set (Keras' subclassed `layers`)."""
+        return held_layers(self)
+
+    def build(self, input_shape=None) -> None:
+        """Build for inputs of `input_shape` (batch axis included): `call` run on placeholders, which builds
+        the layers it calls (Keras' `model.build` of a subclassed model)."""
+        if not runs_own_call(self):
+            return super().build(input_shape)
+        where = f"{self._describe()}.build"
+        if input_shape is None or not isinstance(input_shape, (tuple, list)) or len(input_shape) < 2:
+            raise ValueError(f"{where}: argument `input_shape` must be a shape with the batch axis, e.g. "
+                             f"(None, 28, 28, 1), got {input_shape!r}")
+        shape = (None,) + tuple(input_shape[1:])
+        self.compute_output_shape(shape)
+        self._build_input_shape = shape
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        """A subclassed model's output shape for `input_shape`: its `call` run on placeholders, once per shape."""
+        if not runs_own_call(self):
+            return super().compute_output_shape(input_shape)
+        known = self.__dict__.setdefault("_output_shapes", {})
+        key = repr(input_shape)
+        if key not in known:
+            known[key] = infer_output_shape(self, input_shape)
+        return known[key]
+
+    def predict(self, x, batch_size: Optional[int] = 32, verbose="auto", steps=None, callbacks=None):
+        """A subclassed model's outputs for `x` in inference mode, `batch_size` samples at a time."""
+        where = f"{self._describe()}.predict"
+        batch_size = check_predict_arguments(batch_size, verbose, steps, where)
+        callback_list = CallbackList(check_callbacks(callbacks, where), model=self)
+        x = _as_array(x, "x", where)
+        if x.ndim == 0 or x.shape[0] == 0:
+            raise ValueError(f"{where}: expected at least one sample, got shape {x.shape}")
+        self._output_shape_for(x.shape, where)
+        callback_list.on_predict_begin()
+        outputs = []
+        with backend.no_backward():
+            for batch, start in enumerate(list(range(0, len(x), batch_size))[:steps]):
+                callback_list.on_predict_batch_begin(batch)
+                outputs.append(plain(call_layer(self, x[start:start + batch_size], False)))
+                callback_list.on_predict_batch_end(batch, {"outputs": outputs[-1]})
+        callback_list.on_predict_end()
+        if isinstance(outputs[0], list):
+            return [np.concatenate(parts, axis=0) for parts in zip(*outputs)]
+        return outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=0)
+
+    def summary(self, line_length=None, positions=None, print_fn=None, show_trainable=False) -> None:
+        """A subclassed model's layers, their output shapes and parameter counts (tf.keras 2's table)."""
+        from .summary import print_summary
+        print_summary(self, line_length=line_length, positions=positions, print_fn=print_fn,
+                      show_trainable=show_trainable)
 
     def get_layer(self, name: Optional[str] = None, index: Optional[int] = None) -> Layer:
         """The layer called `name`, or at position `index` of `layers` (exactly one of the two)."""
@@ -280,11 +344,13 @@ class Model(Layer):
     # -- data checks ------------------------------------------------------------------------------
     def _output_shape_for(self, x_shape: Tuple[int, ...], where: str) -> Tuple:
         """Build the model for `x_shape` if needed, check `x_shape` against its input, return the output shape."""
-        if not self.layers:
+        if not self.layers and not runs_own_call(self):
             raise ValueError(f"{where}: {type(self).__name__} '{self.name}' has no layers, so it cannot be built or "
                              "run; add layers with `model.add(layer)` first")
         if not self.built:
-            self.build((None,) + tuple(x_shape[1:]))
+            with _BUILD_LOCK:           # two threads' first calls would both create the layers' weights
+                if not self.built:
+                    self.build((None,) + tuple(x_shape[1:]))
         expected = tuple(self.input_shape)
         if len(expected) != len(x_shape) or any(e is not None and e != s for e, s in zip(expected[1:], x_shape[1:])):
             raise ValueError(f"{where}: the model expects input of shape {expected}, got x of shape {tuple(x_shape)}")
@@ -310,6 +376,8 @@ class Model(Layer):
         the loss then reads the pre-activation in that layer's ctx and backward starts below the
         activation."""
         wanted = self._loss.fused_activation
+        if runs_own_call(self):
+            return None                 # a subclassed model's last activation is inside its call
         last = self.layers[-1]
         activation = last.output_activation
         if wanted is None or activation is None or last.activity_regularizer is not None:
@@ -320,6 +388,8 @@ class Model(Layer):
 
     def _plan(self, mode: str):
         """The execution plan of this model for `mode` (models/plan.py), built once."""
+        if runs_own_call(self):
+            return [LayerStage(self)]   # a subclassed model: its call, on the tape when it trains
         plans = self.__dict__.setdefault("_plans", {})
         key = (mode, tuple(id(layer) for layer in self.layers))
         if key not in plans:
