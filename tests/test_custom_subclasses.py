@@ -319,3 +319,87 @@ def test_a_subclassed_model_predicts_from_threads_as_alone():
     assert len(model.weights) == 9
     for result in results:
         np.testing.assert_array_equal(result, model.predict(x, verbose=0))
+
+
+class TwoPath(cs.Model):
+    """Not a chain: the input joined to its convolution, then a Dense head."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.conv = L.Conv2D(3, 3, padding="same", activation="relu")
+        self.join = L.Concatenate()
+        self.flat = L.Flatten()
+        self.head = L.Dense(3)
+
+    def call(self, x):
+        return self.head(self.flat(self.join([x, self.conv(x)])))
+
+
+def test_explanations_and_feature_maps_of_a_subclassed_model_follow_its_call(tmp_path):
+    from convscope.viz.filters import run_layers
+    rng = np.random.default_rng(10)
+    model = TwoPath()
+    model.build((None, 8, 8, 2))
+    rows = cs.explain(model).to_dict()["layers"]
+    assert [(row["name"], row["output_shape"]) for row in rows] == [
+        (model.conv.name, [None, 8, 8, 3]), (model.join.name, [None, 8, 8, 5]), (model.flat.name, [None, 320]),
+        (model.head.name, [None, 3])]
+    assert [tuple(s) for s in rows[1]["input_shape"]] == [(None, 8, 8, 2), (None, 8, 8, 3)]
+    assert rows[3]["params"] == 8 * 8 * 5 * 3 + 3
+    assert all(row["receptive_field"] is None for row in rows)      # not a chain: no field is followed
+    image = rng.normal(size=(8, 8, 2)).astype("float32")
+    batch, maps = run_layers(model, image, "test")
+    conv = model.conv(image[None])
+    joined = np.concatenate([image[None], conv], axis=-1)
+    for got, expected in zip(maps, [conv, joined, joined.reshape(1, -1), model.head(joined.reshape(1, -1))]):
+        np.testing.assert_array_equal(got, expected)
+    cs.viz.plot_feature_maps(model, image, to_file=tmp_path / "maps.svg")
+    assert (tmp_path / "maps.svg").stat().st_size > 0
+    net = make_net(cs.Model, L)()                          # its pooling runs on norm(h) + 0.5 h, not on norm(h)
+    net.build((None, 8, 8, 2))
+    net.norm.moving_mean.assign(rng.normal(size=4))
+    _, maps = run_layers(net, image, "test")
+    h = net.conv(image[None])
+    np.testing.assert_array_equal(maps[2], net.pool(net.norm(h) + 0.5 * h))
+
+
+def test_a_subclassed_chain_is_explained_as_the_same_sequential_model():
+    class Chain(cs.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.first, self.pool = L.Conv2D(4, 3, strides=2), L.MaxPooling2D(3, strides=2)
+            self.second = L.Conv2D(5, 3, dilation_rate=2, padding="same")
+
+        def call(self, x):
+            return self.second(self.pool(self.first(x)))
+    chain = Chain()
+    chain.build((None, 33, 33, 3))
+    sequential = cs.Sequential([L.Input((33, 33, 3)), L.Conv2D(4, 3, strides=2), L.MaxPooling2D(3, strides=2),
+                                L.Conv2D(5, 3, dilation_rate=2, padding="same")])
+    keys = ("input_shape", "output_shape", "params", "macs", "flops", "receptive_field")
+    ours, expected = (cs.explain(m).to_dict()["layers"] for m in (chain, sequential))
+    assert [{k: row[k] for k in keys} for row in ours] == [{k: row[k] for k in keys} for row in expected]
+    assert ours[-1]["receptive_field"] is not None
+
+
+def test_saliency_names_a_subclassed_model_it_does_not_read():
+    model = TwoPath()
+    model.build((None, 8, 8, 2))
+    with pytest.raises(TypeError, match="saliency: .*got TwoPath, a subclassed model"):
+        cs.viz.saliency(model, np.zeros((8, 8, 2), "float32"))
+    with pytest.raises(TypeError, match="gradients: .*got TwoPath, a subclassed model"):
+        cs.gradients(model, np.zeros((1, 8, 8, 2), "float32"), 0)
+
+
+def test_a_subclassed_model_running_a_layer_twice_is_named():
+    class Twice(cs.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.dense = L.Dense(4)
+
+        def call(self, x):
+            return self.dense(self.dense(x))
+    model = Twice()
+    model.build((None, 4))
+    with pytest.raises(ValueError, match="analyze: Twice 'twice.*'s call runs its layer 'dense.*' more than once"):
+        cs.explain(model)

@@ -80,13 +80,19 @@ def gradients(model, x, target, wrt=None, *, logits: Optional[bool] = None):
     return found if many else found[0]
 
 
+def _subclassed_note(model) -> str:
+    from ..models.subclassed import is_subclassed
+    return (", a subclassed model (its own `call`), whose gradients by layer are not traced yet"
+            if is_subclassed(model) else "")
+
+
 def gradient_trace(model, x, target, layers: Sequence = (), *, logits: Optional[bool] = None,
                    where: str = WHERE) -> GradientTrace:
     """The forward and backward pass of `gradients`, watching `layers` (names or layers): their
     outputs and gradients, by name, in the returned `GradientTrace`."""
     if not _is_model(model):
         raise TypeError(f"{where}: argument `model` must be a convscope model (Sequential or "
-                        f"keras.Model(inputs, outputs)), got {type(model).__name__}")
+                        f"keras.Model(inputs, outputs)), got {type(model).__name__}{_subclassed_note(model)}")
     kind = _target_kind(target, where)
     if logits is not None and not isinstance(logits, (bool, np.bool_)):
         raise TypeError(f"{where}: argument `logits` must be True, False or None, got {logits!r}")

@@ -34,6 +34,31 @@ _DEFERRED_WEIGHTS: contextvars.ContextVar = contextvars.ContextVar("convscope_de
                                                                    default=False)
 
 
+# The calls made in this thread (or task) while `noting_calls()` is open: (layer, inputs, outputs) each.
+_NOTED_CALLS: contextvars.ContextVar = contextvars.ContextVar("convscope_noted_calls", default=None)
+
+
+@contextlib.contextmanager
+def noting_calls():
+    """Note every eager layer call made inside (`layer(x)` on arrays): yields the list of
+    (layer, inputs as given, outputs), in call order.  How a subclassed model's `call` is seen (what it
+    calls, on what) by analysis and the drawings.  Only this thread (or task) is affected."""
+    calls: list = []
+    token = _NOTED_CALLS.set(calls)
+    try:
+        yield calls
+    finally:
+        _NOTED_CALLS.reset(token)
+
+
+def noted(layer, inputs, outputs):
+    """`outputs`, the call noted first where `noting_calls()` is open."""
+    calls = _NOTED_CALLS.get()
+    if calls is not None:
+        calls.append((layer, inputs, outputs))
+    return outputs
+
+
 @contextlib.contextmanager
 def deferred_weights():
     """Build layers without creating their weights' values (what a loader needs).
@@ -145,7 +170,7 @@ class Layer:
             self.build_from_shape((None,) + x.shape[1:])
         else:
             self._check_input_shape(x.shape)
-        return call_layer(self, x, training)
+        return noted(self, inputs, call_layer(self, x, training))
 
     # -- one call with what its backward pass needs -------------------------------------
     def forward(self, inputs, training: bool = False):

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..ops import concat as concat_ops
 from .autodiff import recording
-from .base import Layer, Shape
+from .base import Layer, Shape, noted
 from .spec import LayerSpec
 
 _FLOATS = ("float32", "float64")
@@ -121,7 +121,7 @@ class _Merge(Layer):
         arrays = [self._as_input_array(x) for x in inputs]
         if not self.built:
             self.build_from_shape([(None,) + a.shape[1:] for a in arrays])
-        return self.call(arrays, training=bool(training))
+        return noted(self, inputs, self.call(arrays, training=bool(training)))
 
     def _arrays(self, inputs) -> Tuple[List[np.ndarray], List[np.dtype]]:
         """The inputs as arrays of one dtype, their own dtypes, and the shape checks on them."""

@@ -260,8 +260,15 @@ def analyze(model, batch_size: Optional[int] = None) -> ModelNumbers:
     fields = _initial_fields(input_shape)
     shape = input_shape
     data_format = None
+    called = _subclassed_inputs(model)
+    if called is not None and not called[1]:
+        fields = None                   # the call is not a chain: no receptive field is followed
     for index, layer in enumerate(layers):
+        if called is not None:
+            shape = called[0][index]
         row = _analyze_one(layer, index, shape, batch)
+        if fields is None and called is not None:
+            row.field_known = False
         data_format = row.data_format = row.data_format or data_format
         if rows and not rows[-1].field_known and fields is None:
             row.field_known = False          # after a layer whose field is not followed, none is
@@ -269,6 +276,8 @@ def analyze(model, batch_size: Optional[int] = None) -> ModelNumbers:
         row.receptive_field = _spatial_fields(row, fields)
         rows.append(row)
         shape = row.output_shape
+    if called is not None:
+        shape = tuple(model.output_shape)
     optimizer = getattr(model, "optimizer", None)
     optimizer_name = slots = None
     if optimizer is not None:
@@ -765,6 +774,22 @@ def _replace(shape, changes) -> Tuple[Optional[int], ...]:
 
 def _elements(shape) -> int:
     return int(np.prod([d for d in shape[1:] if d is not None], dtype=np.int64))
+
+
+def _subclassed_inputs(model):
+    """For a subclassed model: (each layer's input shape as its call saw it, whether the call is a chain);
+    else None (a Sequential model's layers take the shape before them)."""
+    from .subclassed import is_chain, is_subclassed, layer_calls, zero_sample
+    if not is_subclassed(model):
+        return None
+    sample = zero_sample(model)
+    calls = layer_calls(model, sample, "analyze")
+
+    def unbatched(value):
+        if isinstance(value, (list, tuple)):
+            return [unbatched(v) for v in value]
+        return (None,) + tuple(np.shape(value)[1:])
+    return [unbatched(inputs) for _, inputs, _ in calls], is_chain(calls, sample)
 
 
 def _model_input_shape(model):

@@ -20,7 +20,7 @@ from ..ops import elementwise_fast
 from ..callbacks import CallbackList, check_callbacks
 from ..layers import InputLayer, Layer
 from ..layers.autodiff import call_layer, call_training, recording
-from ..layers.base import Variable
+from ..layers.base import Variable, noted
 from ..layers.graph import KerasTensor, flatten, is_symbolic
 from . import multi_io
 from .functional_config import functional_config, functional_from_config
@@ -484,7 +484,7 @@ class Functional(_FunctionalTraining, Model):
         training = call_training(training)
         if recording():                 # a model inside a custom layer's traced call: one node on the tape
             return self._call_on_tape(inputs, training)
-        return self.call(inputs, training=training)
+        return noted(self, inputs, self.call(inputs, training=training))
 
     def summary(self, line_length=None, positions=None, print_fn=None, show_trainable=False,
                 show_kernels=False, show_flops=False, show_receptive_field=False, show_memory=False) -> None:

@@ -19,7 +19,7 @@ from ..callbacks import CallbackList, check_callbacks
 from .. import layers as layers_module
 from ..layers import InputLayer, Layer
 from ..layers.autodiff import call_training, recording
-from ..layers.base import Shape, Variable, check_kept_for_backward
+from ..layers.base import Shape, Variable, check_kept_for_backward, noted
 from ..layers.graph import KerasTensor, is_symbolic
 from .plan import INFERENCE, LAYERS, TRAINING
 from .summary import print_summary
@@ -276,7 +276,7 @@ class Sequential(Model):
         training = call_training(training)
         if recording():                 # a model inside a custom layer's traced call: one node on the tape
             return self._call_on_tape(x, training)
-        return self._forward(x, training=training)
+        return noted(self, x, self._forward(x, training=training))
 
     def call(self, inputs, training: bool = False):
         return self._forward(inputs, training=bool(training))

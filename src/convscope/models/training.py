@@ -222,11 +222,14 @@ class Model(Layer):
             return [np.concatenate(parts, axis=0) for parts in zip(*outputs)]
         return outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=0)
 
-    def summary(self, line_length=None, positions=None, print_fn=None, show_trainable=False) -> None:
-        """A subclassed model's layers, their output shapes and parameter counts (tf.keras 2's table)."""
+    def summary(self, line_length=None, positions=None, print_fn=None, show_trainable=False,
+                show_kernels=False, show_flops=False, show_receptive_field=False, show_memory=False) -> None:
+        """A subclassed model's layers, their output shapes and parameter counts (tf.keras 2's table); `show_*`
+        add columns from `models.analysis` (each layer read on the input its call gives it)."""
         from .summary import print_summary
         print_summary(self, line_length=line_length, positions=positions, print_fn=print_fn,
-                      show_trainable=show_trainable)
+                      show_trainable=show_trainable, show_kernels=show_kernels, show_flops=show_flops,
+                      show_receptive_field=show_receptive_field, show_memory=show_memory)
 
     def get_layer(self, name: Optional[str] = None, index: Optional[int] = None) -> Layer:
         """The layer called `name`, or at position `index` of `layers` (exactly one of the two)."""

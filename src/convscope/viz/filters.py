@@ -17,6 +17,7 @@ from typing import List
 import numpy as np
 
 from ..models.analysis import analyze, is_graph_model
+from ..models.subclassed import is_subclassed, layer_calls
 from ._model import check_dpi, check_model, check_path, shape_of
 from .colors import draw_colorbar, scale_of, scale_rgb, tick
 from .i18n import check_lang, label
@@ -163,6 +164,9 @@ def run_layers(model, image, where: str, arg: str = "image"):
     layers = check_model(model, where)
     if is_graph_model(model):
         return run_nodes(model, image, where, arg)
+    if is_subclassed(model):           # its layers' outputs as its call computes them, not chained
+        x = _one_sample(image, model.input_shape, model.dtype, where, arg)
+        return x, [np.asarray(outputs) for _, _, outputs in layer_calls(model, x, where)]
     x = _one_sample(image, shape_of(layers[0], "input_shape"), getattr(layers[0], "dtype", None), where, arg)
     outputs = []
     current = x

@@ -31,6 +31,7 @@ import numpy as np
 
 from .. import backend
 from ..explain.gradients import gradient_trace, resolve_layer
+from ..models.subclassed import is_subclassed
 from ..ops.resize import resize2d
 from ._model import check_dpi, check_path, shape_of
 from .svg import Drawing, Figure, finish
@@ -192,8 +193,9 @@ def _check_model(model, where: str) -> List:
     from ..models.functional import Functional
     from ..models.sequential import Sequential
     if not isinstance(model, (Sequential, Functional)):
+        subclassed = ", a subclassed model (its own `call`), not read yet" if is_subclassed(model) else ""
         raise TypeError(f"{where}: argument `model` must be a convscope model (Sequential or "
-                        f"keras.Model(inputs, outputs)), got {type(model).__name__}")
+                        f"keras.Model(inputs, outputs)), got {type(model).__name__}{subclassed}")
     try:
         inputs, outputs = model.inputs, model.outputs
     except AttributeError:
