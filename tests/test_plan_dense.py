@@ -66,6 +66,37 @@ def test_the_finished_rows_decline_a_matrix_the_threads_stream_and_keep_nan():
     assert np.isnan(linear.prepare_dense_inference(x, kernel, bias, "relu")(x, kernel, bias)).all()
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_the_streamed_rows_match_the_float64_product_and_the_unprepared_ops_bits(seed):
+    """1-4 rows by a matrix of `STREAMED_BYTES` or more: the threads' partial products, then their sum, the bias
+    and the ReLU in one compiled call — the bits of `dense_forward` (the same blocks, added in order) then
+    `bias_activation_forward`, NaN kept; float32 and float64, with and without a bias.  (The NumPy path: the
+    product then the epilogue, the same bits.)"""
+    rng = np.random.default_rng(seed)
+    dtype = (np.float32, np.float64)[seed % 2]
+    rows = (1, 2, 4)[seed % 3]
+    units = int(rng.integers(500, 1300))
+    depth = linear.STREAMED_BYTES // (units * np.dtype(dtype).itemsize) + int(rng.integers(1, 700))
+    activation = ("relu", "linear")[seed // 3]
+    x, kernel, bias = _case(rng, (rows,), depth, units, dtype, seed != 4)
+    x[0, int(rng.integers(0, depth))] = np.nan if seed == 5 else x[0, 0]
+    asked = []
+    original = linear._DENSE_PATHS
+    try:
+        linear._DENSE_PATHS = recording(original, asked)
+        run = linear.prepare_dense_inference(x, kernel, bias, activation)
+    finally:
+        linear._DENSE_PATHS = original
+    assert ("streamed_rows", compiled.active()) in asked
+    y = run(x, kernel, bias)
+    np.testing.assert_array_equal(y, bias_activation_forward(dense_forward(x, kernel), bias, activation))
+    expected = np.asarray(x, np.float64) @ kernel + (0 if bias is None else bias)
+    expected = np.maximum(expected, 0) if activation == "relu" else expected
+    tolerance = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-11)
+    np.testing.assert_allclose(y, expected, **tolerance)
+    assert np.isnan(y[0]).all() == (seed == 5)
+
+
 def test_mixed_dtypes_compute_as_dense_forward_does():
     """A float64 input through float32 weights: computed in float64, as `dense_forward` computes it."""
     x, kernel, bias = _case(np.random.default_rng(1), (2,), 40, 9, np.float32, True)

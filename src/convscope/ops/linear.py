@@ -13,7 +13,7 @@ import numpy as np
 from . import compiled, few_rows
 from .epilogue import _epilogue_kernel, bias_activation_forward, check_epilogue
 from .padding import check_numeric_array, float_dtype
-from .parallel import STREAMED_BYTES, matmul
+from .parallel import STREAMED_BYTES, few_rows_parts, matmul
 
 __all__ = ["dense_forward", "dense_backward", "prepare_dense_inference"]
 
@@ -61,6 +61,25 @@ def _finished_rows_run(rows_shape, out_shape, dtype):
     return run
 
 
+def _streamed_rows_applies(rows: np.ndarray, kernel: np.ndarray) -> bool:
+    """A few rows (`few_rows`) by a matrix from `STREAMED_BYTES` (`parallel.matmul` splits it by blocks of its
+    rows among the threads)."""
+    return few_rows.applies(rows, kernel) and kernel.nbytes >= STREAMED_BYTES
+
+
+def _streamed_rows_run(rows_shape, out_shape, dtype):
+    """`parallel.few_rows_parts` on the threads, then their sum in block order, the bias and the ReLU in one
+    compiled call (the same bits as `parallel.matmul`'s sum then `bias_activation_forward`'s pass)."""
+    zeros = np.zeros(out_shape[-1], dtype=dtype)
+
+    def run(x, kernel, bias, relu):
+        parts = few_rows_parts(np.ascontiguousarray(x.reshape(rows_shape)), kernel)
+        out = np.empty((rows_shape[0], out_shape[-1]), dtype=dtype)
+        _finished_parts(parts, out, zeros if bias is None else bias, relu, zeros)
+        return out.reshape(out_shape)
+    return run
+
+
 def _product_then_epilogue_run(rows_shape, out_shape, dtype):
     """`parallel.matmul`, then `bias_activation_forward`'s pass."""
     def run(x, kernel, bias, relu):
@@ -72,6 +91,7 @@ def _product_then_epilogue_run(rows_shape, out_shape, dtype):
 # The paths of a prepared Dense inference, in order: the first that applies runs.
 _DENSE_PATHS = (
     ("finished_rows", _finished_rows_applies, _finished_rows_run),
+    ("streamed_rows", _streamed_rows_applies, _streamed_rows_run),
     ("product_then_epilogue", lambda rows, kernel: True, _product_then_epilogue_run),
 )
 
@@ -103,6 +123,22 @@ def prepare_dense_inference(x, kernel, bias=None, activation: str = "linear"):
 def _finished_rows(rows, kernel, out, bias, relu, zeros):
     """out = rows @ kernel as `few_rows` sums it, then + bias and the ReLU (`relu`) as `_epilogue_kernel`."""
     few_rows._rows_times_matrix(rows, kernel, out, 0, rows.shape[1])
+    _epilogue_kernel(out, bias, relu, zeros, zeros, False, False)
+
+
+@compiled.kernel
+def _finished_parts(parts, out, bias, relu, zeros):
+    """out = parts[0] + parts[1] + ... (in that order, as `parallel._few_rows_by_depth` adds them), then + bias
+    and the ReLU (`relu`) as `_epilogue_kernel`."""
+    first = parts[0]
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[i, j] = first[i, j]
+    for p in range(1, len(parts)):
+        part = parts[p]
+        for i in range(out.shape[0]):
+            for j in range(out.shape[1]):
+                out[i, j] += part[i, j]
     _epilogue_kernel(out, bias, relu, zeros, zeros, False, False)
 
 

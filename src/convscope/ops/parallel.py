@@ -355,9 +355,18 @@ def column_blocks(columns: int) -> List[Tuple[int, int]]:
 
 
 def _few_rows_by_depth(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """A few rows by a matrix too large for one core's bandwidth: one compiled partial product per block
-    of `few_rows.depth_blocks` among the threads, added in block order (the same bits on any number of
-    threads; each row's bits those of the row alone)."""
+    """A few rows by a matrix too large for one core's bandwidth: `few_rows_parts` added in block order (the
+    same bits on any number of threads; each row's bits those of the row alone)."""
+    parts = few_rows_parts(a, b)
+    out = parts[0]
+    for part in parts[1:]:
+        out += part
+    return out
+
+
+def few_rows_parts(a: np.ndarray, b: np.ndarray) -> tuple:
+    """The compiled partial products of a few rows by each block of `few_rows.depth_blocks(b)`, computed among
+    the threads (equal chunks of blocks), in block order: to be added in that order."""
     blocks = few_rows.depth_blocks(b)
     parts = [None] * len(blocks)
 
@@ -366,10 +375,7 @@ def _few_rows_by_depth(a: np.ndarray, b: np.ndarray) -> np.ndarray:
             parts[index] = few_rows.partial(a, b, *blocks[index])
 
     run_in_parallel(list(range(len(blocks))), work, calls_blas=False)     # equal chunks: claimed measured slower
-    out = parts[0]
-    for part in parts[1:]:
-        out += part
-    return out
+    return tuple(parts)
 
 
 def _tiles_by_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
