@@ -62,6 +62,11 @@ _HOOKS = [name for name in vars(Callback) if name.startswith("on_")]
 class CallbackList:
     """Calls each hook on every callback in order (`CallbackList(cbs).on_epoch_end(3, logs)`)."""
 
+    def __new__(cls, callbacks: Sequence[Callback] = (), model=None, params: Optional[Dict[str, Any]] = None):
+        # no callbacks: each hook a method that does nothing, found without `__getattr__` (a predict at batch 1
+        # calls four hooks)
+        return super().__new__(_NoCallbacks if cls is CallbackList and len(callbacks) == 0 else cls)
+
     def __init__(self, callbacks: Sequence[Callback], model=None, params: Optional[Dict[str, Any]] = None):
         self.callbacks = list(callbacks)
         for callback in self.callbacks:
@@ -73,9 +78,6 @@ class CallbackList:
     def __getattr__(self, name: str) -> Callable:
         if name not in _HOOKS:
             raise AttributeError(name)
-        if not self.callbacks:          # nothing to call (a predict at batch 1 calls four hooks)
-            return _nothing
-
         takes_index = "epoch" in name or "batch" in name
 
         def call_all(*args):
@@ -90,6 +92,15 @@ class CallbackList:
 
 def _nothing(*args) -> None:
     """A hook of an empty `CallbackList`."""
+
+
+class _NoCallbacks(CallbackList):
+    """An empty `CallbackList`: every hook does nothing."""
+
+
+for _hook in _HOOKS:
+    setattr(_NoCallbacks, _hook, staticmethod(_nothing))
+del _hook
 
 
 def check_callbacks(callbacks, where: str) -> List[Callback]:

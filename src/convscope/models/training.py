@@ -751,6 +751,8 @@ class Model(Layer):
     def _predict_lazily(self, x, batch_size, verbose, steps, callbacks):
         """`predict` of a dask array: a lazy dask array (`convscope.distribute.predict`); of a generator,
         iterable or PyDataset: the outputs of its batches (`_predict_stream`); else None."""
+        if isinstance(x, np.ndarray):
+            return None
         if is_dask_collection(x):
             from ..distribute.predict import predict   # distribute sits above models: imported when used
             return predict(self, x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks)
