@@ -403,3 +403,154 @@ def test_a_subclassed_model_running_a_layer_twice_is_named():
     model.build((None, 4))
     with pytest.raises(ValueError, match="analyze: Twice 'twice.*'s call runs its layer 'dense.*' more than once"):
         cs.explain(model)
+
+
+def _both(keras, make):
+    """The same classes for convscope and for Keras: make(base_layer, layers, models, k_ops)."""
+    keras.utils.clear_session()
+    return make(L.Layer, L, cs, ops), make(keras.layers.Layer, keras.layers, keras, keras.ops)
+
+
+def test_a_subclassed_model_with_its_own_build_and_list_inputs_as_keras(keras):
+    def make(layer_base, layers, models, k_ops):
+        class Scaled(models.Model):
+            def __init__(self, **kwargs):
+                super().__init__(**kwargs)
+                self.a, self.b = layers.Dense(2), layers.Dense(2)
+
+            def build(self, input_shape):
+                self.scale = self.add_weight(shape=(2,), initializer="ones", name="scale")
+
+            def call(self, inputs):
+                first, second = inputs
+                return (self.a(first) + self.b(second)) * self.scale
+        return Scaled()
+    ours, theirs = _both(keras, make)
+    rng = np.random.default_rng(11)
+    x = [rng.normal(size=(5, 3)).astype("float32"), rng.normal(size=(5, 4)).astype("float32")]
+    theirs(x)
+    ours.predict(x, verbose=0)
+    assert [v.shape for v in ours.weights] == [tuple(v.shape) for v in theirs.weights]
+    _randomized(theirs, ours, rng)
+    np.testing.assert_allclose(ours.predict(x, batch_size=2, verbose=0),
+                               keras.ops.convert_to_numpy(theirs.predict(x, batch_size=2, verbose=0)), rtol=1e-5,
+                               atol=1e-6)
+    ours.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(ValueError, match="fit: Scaled 'scaled.*' is a subclassed model, which trains .* one input"):
+        ours.fit(x, np.zeros((5, 2), "float32"), verbose=0)
+
+
+def test_held_layers_take_inputs_of_any_size_as_keras(keras):
+    """A custom layer holding a convolution in a model of unknown height and width, and a subclassed fully
+    convolutional model called on two sizes."""
+    def make(layer_base, layers, models, k_ops):
+        class Block(layer_base):
+            def __init__(self, **kwargs):
+                super().__init__(**kwargs)
+                self.conv = layers.Conv2D(4, 5)
+
+            def call(self, x):
+                return self.conv(x)
+
+        class Pooled(models.Model):
+            def __init__(self, **kwargs):
+                super().__init__(**kwargs)
+                self.conv, self.pool = layers.Conv2D(4, 3), layers.GlobalAveragePooling2D()
+
+            def call(self, x):
+                return self.pool(self.conv(x))
+        return models.Sequential([layers.Input((None, None, 3)), Block()]), Pooled()
+    (ours, ours_pooled), (theirs, theirs_pooled) = _both(keras, make)
+    assert ours.output_shape == tuple(theirs.output_shape) == (None, None, None, 4)
+    rng = np.random.default_rng(12)
+    for model, reference in ((ours, theirs), (ours_pooled, theirs_pooled)):
+        reference(np.zeros((1, 9, 9, 3), "float32"))
+        model.predict(np.zeros((1, 9, 9, 3), "float32"), verbose=0)
+        _randomized(reference, model, rng)
+        for size in (16, 9):
+            x = rng.normal(size=(2, size, size, 3)).astype("float32")
+            np.testing.assert_allclose(model.predict(x, verbose=0),
+                                       keras.ops.convert_to_numpy(reference.predict(x, verbose=0)), rtol=1e-5,
+                                       atol=1e-5)
+
+
+def test_nested_shared_and_frozen_weights_as_keras(keras):
+    """Layers in a list in a list; a layer both in a Sequential and held by a layer of it (counted once, trained
+    once); a layer whose non-trainable weight comes first keeps its weights' order when frozen; a frozen
+    Sequential trains nothing, its batch norm's statistics included."""
+    def make(layer_base, layers, models, k_ops):
+        class Nested(layer_base):
+            def __init__(self, **kwargs):
+                super().__init__(**kwargs)
+                self.deep = [[layers.Dense(3)], {"head": layers.Dense(3)}]
+
+            def call(self, x):
+                return self.deep[1]["head"](self.deep[0][0](x))
+
+        class Counting(layer_base):
+            def build(self, input_shape):
+                self.count = self.add_weight(shape=(1,), initializer="zeros", trainable=False, name="count")
+                self.w = self.add_weight(shape=(input_shape[-1],), initializer="ones", name="w")
+
+            def call(self, x):
+                return x * self.w + self.count
+
+        shared = layers.Dense(3)
+
+        class Holder(layer_base):
+            def __init__(self, **kwargs):
+                super().__init__(**kwargs)
+                self.shared = shared
+
+            def call(self, x):
+                return self.shared(x)
+        model = models.Sequential([layers.Input((3,)), Nested(), Counting(), shared, Holder()])
+        frozen = models.Sequential([layers.Input((3,)), layers.BatchNormalization(), layers.Dense(2)])
+        return model, frozen
+    (ours, ours_frozen), (theirs, theirs_frozen) = _both(keras, make)
+    assert [v.shape for v in ours.weights] == [tuple(v.shape) for v in theirs.weights]
+    rng = np.random.default_rng(13)
+    _randomized(theirs, ours, rng)
+    x, y = rng.normal(size=(6, 3)).astype("float32"), rng.normal(size=(6, 3)).astype("float32")
+    for a, b in zip(_sgd_step(ours, x, y), _sgd_step(theirs, x, y)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    ours.layers[1].trainable = theirs.layers[1].trainable = False
+    assert [v.name.split("/")[-1] for v in ours.layers[1].weights] == ["w", "count"]
+    assert [v.path.split("/")[-1] for v in theirs.layers[1].weights] == ["w", "count"]
+    ours_frozen.trainable = theirs_frozen.trainable = False
+    assert ours_frozen.trainable_weights == [] and not ours_frozen.layers[0].trainable
+    before = ours_frozen.get_weights() + theirs_frozen.get_weights()
+    after = _sgd_step(ours_frozen, x, y[:, :2]) + _sgd_step(theirs_frozen, x, y[:, :2])
+    for a, b in zip(after, before):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_threads_calling_an_unbuilt_subclassed_model_build_it_once():
+    class Small(cs.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.slow, self.dense = SlowScale(), L.Dense(2)
+
+        def call(self, x):
+            return self.dense(self.slow(x))
+    model = Small()
+    barrier = threading.Barrier(6)
+
+    def run():
+        barrier.wait()
+        model(np.ones((2, 3), "float32"))
+    threads = [threading.Thread(target=run) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [v.shape for v in model.weights] == [(3,), (3, 2), (2,)]
+
+
+def test_an_error_in_call_while_learning_the_output_shape_names_the_layer():
+    class Bad(L.Layer):
+        def call(self, x):
+            return x[:, 100]
+    with pytest.raises(ValueError, match=r"Bad 'bad.*': its call failed on placeholder inputs of shape \(2, 3\) .*"
+                                         r"IndexError"):
+        cs.Sequential([L.Input((3,)), Bad()])

@@ -23,6 +23,7 @@ from ..variables import Variable
 __all__ = ["forward_on_tape", "backward_on_tape", "call_layer", "call_traced", "call_training",
            "infer_output_shape", "recording", "TapeContext"]
 
+PROBE_SIZES = (64, 65)     # an unknown axis other than the batch when `call` is run to learn its output shape
 _TAKES_TRAINING: dict = {}          # class -> whether its `call` has a `training` argument
 # The `training` of the `call` running in this thread (or task), which the layers it calls without one inherit
 # (Keras' call context); False outside any call.
@@ -159,18 +160,27 @@ def call_traced(layer, inputs, training: bool = False, forward=None, backward=No
 def infer_output_shape(layer, input_shape, dtype=None):
     """The output shape(s) of a built layer's `call` for `input_shape` (one shape, or a list for a list
     input), found as Keras' symbolic call finds it for a custom layer without `compute_output_shape`:
-    `call` run (untraced) on placeholders that allocate nothing, once with 2 and once with 3 for
-    each unknown axis; an output axis that differs between the two is unknown (None)."""
+    `call` run (untraced) on placeholders that allocate nothing, twice: an unknown batch axis 2 then 3, any
+    other unknown axis (an image's height, say) `PROBE_SIZES`; an output axis that differs between the two is
+    unknown (None).  An error in `call` is raised again naming the layer and the placeholders' shapes."""
     dtype = dtype or layer.dtype
     single = not isinstance(input_shape, list)
     shapes = [input_shape] if single else list(input_shape)
 
-    def run(unknown: int):
-        arrays = [np.broadcast_to(np.zeros((), dtype), tuple(unknown if d is None else int(d) for d in shape))
-                  for shape in shapes]
-        with backend.no_backward():
-            return plain(call_layer(layer, arrays[0] if single else arrays, False))
-    small, large = run(2), run(3)
+    def run(batch: int, size: int):
+        concrete = [tuple((batch if axis == 0 else size) if d is None else int(d) for axis, d in enumerate(shape))
+                    for shape in shapes]
+        arrays = [np.broadcast_to(np.zeros((), dtype), shape) for shape in concrete]
+        try:
+            with backend.no_backward():
+                return plain(call_layer(layer, arrays[0] if single else arrays, False))
+        except NotImplementedError:
+            raise                       # no `call` at all: its own message says so
+        except Exception as error:
+            raise ValueError(f"{layer._describe()}: its call failed on placeholder inputs of shape "
+                             f"{concrete[0] if single else concrete} (run to learn its output shape for "
+                             f"{input_shape}): {type(error).__name__}: {error}") from error
+    small, large = run(2, PROBE_SIZES[0]), run(3, PROBE_SIZES[1])
 
     def merge(a, b):
         return tuple(x if x == y else None for x, y in zip(np.shape(a), np.shape(b)))

@@ -322,14 +322,18 @@ class Layer:
     @trainable.setter
     def trainable(self, value) -> None:
         self._trainable = bool(value)
-        for layer in held_layers(self):
+        for layer in self._children():
             layer.trainable = value
+
+    def _children(self) -> List["Layer"]:
+        """The layers this one holds, whose `trainable` follows its own (Keras 3): a custom layer's held layers."""
+        return held_layers(self)
 
     @property
     def weights(self) -> List[Variable]:
         """Trainable then non-trainable variables, the order `get_weights` uses (as Keras); a custom layer's
         own, then each of its sublayers' in turn (Keras 3's order)."""
-        own = self._own_trainable() + self._own_non_trainable()
+        own = [v for v in self._variables if v.trainable] + [v for v in self._variables if not v.trainable]
         sublayers = held_layers(self)
         if not sublayers:
             return own
@@ -353,16 +357,11 @@ class Layer:
 
     @property
     def non_trainable_weights(self) -> List[Variable]:
-        if not held_layers(self):
-            return self._own_non_trainable()
         trainable = {id(v) for v in self.trainable_weights}
         return [v for v in self.weights if id(v) not in trainable]
 
     def _own_trainable(self) -> List[Variable]:
         return [v for v in self._variables if v.trainable] if self.trainable else []
-
-    def _own_non_trainable(self) -> List[Variable]:
-        return [v for v in self._variables if not v.trainable] if self.trainable else list(self._variables)
 
     @property
     def variables(self) -> List[Variable]:
@@ -430,13 +429,22 @@ class Layer:
         return x
 
     def _check_input_shape(self, shape: Sequence[int]) -> None:
+        """An eager call's input against the shape the layer was built for: the same rank, and other sizes only
+        where the layer takes them (`compute_output_shape` does not refuse them: a convolution built on 5x5
+        images takes 9x9 ones with the same channels, as in Keras)."""
         expected = self._build_input_shape
-        if expected is None:
+        if expected is None or runs_own_call(self):     # a layer's own call takes what it takes (Keras)
             return
-        if len(shape) != len(expected) or any(e is not None and e != s
-                                              for e, s in zip(expected[1:], shape[1:])):
-            raise ValueError(f"{self._describe()}: expected input of shape {expected}, "
-                             f"got {tuple(shape)}")
+        if len(shape) == len(expected) and all(e is None or e == s for e, s in zip(expected[1:], shape[1:])):
+            return
+        problem = "another rank"
+        if len(shape) == len(expected):
+            try:
+                self.compute_output_shape((None,) + tuple(shape[1:]))
+                return
+            except ValueError as error:
+                problem = str(error)
+        raise ValueError(f"{self._describe()}: expected input of shape {expected}, got {tuple(shape)} ({problem})")
 
     def _non_default_args(self) -> Dict[str, Any]:
         """Constructor arguments that differ from the defaults, for `repr`."""
@@ -460,18 +468,22 @@ class Layer:
 
 
 def held_layers(layer: Layer) -> List[Layer]:
-    """The layers a custom layer holds as attributes (alone, or in lists, tuples and dicts), in the order they
-    were set: Keras tracks their weights as the layer's.  Built-in layers keep their own weights."""
+    """The layers a custom layer holds as attributes (alone, or in lists, tuples and dicts, nested), in the order
+    they were set: Keras tracks their weights as the layer's.  Built-in layers keep their own weights."""
     if not runs_own_call(layer):
         return []
     found, seen = [], {id(layer)}
+
+    def visit(value, depth: int) -> None:
+        if isinstance(value, Layer):
+            if id(value) not in seen:
+                seen.add(id(value))
+                found.append(value)
+        elif depth < 8 and isinstance(value, (list, tuple, dict)):
+            for item in (value.values() if isinstance(value, dict) else value):
+                visit(item, depth + 1)
     for value in vars(layer).values():
-        items = (value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple))
-                 else (value,))
-        for item in items:
-            if isinstance(item, Layer) and id(item) not in seen:
-                seen.add(id(item))
-                found.append(item)
+        visit(value, 0)
     return found
 
 

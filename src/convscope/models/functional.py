@@ -316,6 +316,9 @@ class Functional(_FunctionalTraining, Model):
     def _variables(self):
         return self.weights
 
+    def _children(self) -> List[Layer]:
+        return list(self.__dict__.get("_layers", ()))
+
     @_variables.setter
     def _variables(self, value):
         pass                      # Layer.__init__ sets it; a model's variables are its layers'

@@ -192,16 +192,22 @@ class Sequential(Model):
     # -- weights ----------------------------------------------------------------------
     @property
     def weights(self) -> List[Variable]:
-        """Each layer's weights in layer order (Keras' `get_weights` order)."""
-        return [v for layer in self._layers for v in layer.weights]
+        """Each layer's weights in layer order, a variable two layers hold once (Keras' `get_weights` order)."""
+        return _once([v for layer in self._layers for v in layer.weights])
 
     @property
     def trainable_weights(self) -> List[Variable]:
-        return [v for layer in self._layers for v in layer.trainable_weights]
+        if not self.trainable:
+            return []
+        return _once([v for layer in self._layers for v in layer.trainable_weights])
 
     @property
     def non_trainable_weights(self) -> List[Variable]:
-        return [v for layer in self._layers for v in layer.non_trainable_weights]
+        trainable = {id(v) for v in self.trainable_weights}
+        return [v for v in self.weights if id(v) not in trainable]
+
+    def _children(self) -> List[Layer]:
+        return list(self.__dict__.get("_layers", ()))
 
     def count_params(self) -> int:
         if not self.built:
@@ -429,3 +435,9 @@ def _known_input_shape(layer: Layer) -> Optional[Shape]:
         except (AttributeError, ValueError):
             return None
     return None
+
+
+def _once(variables: List[Variable]) -> List[Variable]:
+    """`variables` without repeats (a layer held by a layer of the model and by the model), first place kept."""
+    seen = set()
+    return [v for v in variables if not (id(v) in seen or seen.add(id(v)))]

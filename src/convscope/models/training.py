@@ -182,11 +182,32 @@ class Model(Layer):
         the layers it calls (Keras' `model.build` of a subclassed model)."""
         if not runs_own_call(self):
             return super().build(input_shape)
-        where = f"{self._describe()}.build"
+        self._build_call(self._build_shape(input_shape))
+
+    def build_from_shape(self, input_shape):
+        """A subclassed model built once, under a lock (threads' first calls at once): its own `build` if it
+        writes one (its weights), then `call` run on placeholders (the layers it calls); the output shape."""
+        if not runs_own_call(self):
+            return super().build_from_shape(input_shape)
+        shape = self._build_shape(input_shape)
+        if not self.built:
+            with _BUILD_LOCK:
+                if not self.built:
+                    if type(self).build is not Model.build:
+                        self.build(shape)           # the subclass's own: its weights, before `call` reads them
+                    self._build_call(shape)
+        return self.compute_output_shape(shape)
+
+    def _build_shape(self, input_shape):
+        """`input_shape` with the batch axis None; a list of shapes for several inputs."""
+        if isinstance(input_shape, list) and input_shape and all(isinstance(s, (tuple, list)) for s in input_shape):
+            return [self._build_shape(tuple(s)) for s in input_shape]
         if input_shape is None or not isinstance(input_shape, (tuple, list)) or len(input_shape) < 2:
-            raise ValueError(f"{where}: argument `input_shape` must be a shape with the batch axis, e.g. "
-                             f"(None, 28, 28, 1), got {input_shape!r}")
-        shape = (None,) + tuple(input_shape[1:])
+            raise ValueError(f"{self._describe()}.build: argument `input_shape` must be a shape with the batch "
+                             f"axis, e.g. (None, 28, 28, 1), got {input_shape!r}")
+        return (None,) + tuple(input_shape[1:])
+
+    def _build_call(self, shape) -> None:
         self.compute_output_shape(shape)
         self._build_input_shape = shape
         self.built = True
@@ -202,20 +223,25 @@ class Model(Layer):
         return known[key]
 
     def predict(self, x, batch_size: Optional[int] = 32, verbose="auto", steps=None, callbacks=None):
-        """A subclassed model's outputs for `x` in inference mode, `batch_size` samples at a time."""
+        """A subclassed model's outputs for `x` (an array, or a list of arrays for several inputs) in inference
+        mode, `batch_size` samples at a time."""
         where = f"{self._describe()}.predict"
         batch_size = check_predict_arguments(batch_size, verbose, steps, where)
         callback_list = CallbackList(check_callbacks(callbacks, where), model=self)
-        x = _as_array(x, "x", where)
-        if x.ndim == 0 or x.shape[0] == 0:
-            raise ValueError(f"{where}: expected at least one sample, got shape {x.shape}")
-        self._output_shape_for(x.shape, where)
+        several = isinstance(x, (list, tuple))
+        arrays = [_as_array(a, f"x[{i}]" if several else "x", where) for i, a in enumerate(x if several else [x])]
+        for array in arrays:
+            if array.ndim == 0 or array.shape[0] != arrays[0].shape[0] or array.shape[0] == 0:
+                raise ValueError(f"{where}: expected at least one sample, the same number in every input, got "
+                                 f"shapes {[a.shape for a in arrays]}")
+        self.build_from_shape([a.shape for a in arrays] if several else arrays[0].shape)
         callback_list.on_predict_begin()
         outputs = []
         with backend.no_backward():
-            for batch, start in enumerate(list(range(0, len(x), batch_size))[:steps]):
+            for batch, start in enumerate(list(range(0, len(arrays[0]), batch_size))[:steps]):
                 callback_list.on_predict_batch_begin(batch)
-                outputs.append(plain(call_layer(self, x[start:start + batch_size], False)))
+                pieces = [a[start:start + batch_size] for a in arrays]
+                outputs.append(plain(call_layer(self, pieces if several else pieces[0], False)))
                 callback_list.on_predict_batch_end(batch, {"outputs": outputs[-1]})
         callback_list.on_predict_end()
         if isinstance(outputs[0], list):
@@ -350,6 +376,8 @@ class Model(Layer):
         if not self.layers and not runs_own_call(self):
             raise ValueError(f"{where}: {type(self).__name__} '{self.name}' has no layers, so it cannot be built or "
                              "run; add layers with `model.add(layer)` first")
+        if runs_own_call(self):         # a subclassed model: built once; any input its call takes (as Keras)
+            return tuple(self.build_from_shape((None,) + tuple(x_shape[1:])))
         if not self.built:
             with _BUILD_LOCK:           # two threads' first calls would both create the layers' weights
                 if not self.built:
@@ -360,6 +388,11 @@ class Model(Layer):
         return tuple(self.output_shape)
 
     def _check_data(self, x, y, where: str, x_arg: str = "x", y_arg: str = "y") -> Tuple[np.ndarray, np.ndarray]:
+        if runs_own_call(self) and any(isinstance(v, (list, tuple, dict)) for v in (x, y)):
+            raise ValueError(f"{where}: {self._describe()} is a subclassed model, which trains and evaluates here on "
+                             f"one input array and one target array; got `{x_arg}` of type {type(x).__name__} and "
+                             f"`{y_arg}` of type {type(y).__name__} (several inputs or outputs: not supported yet; "
+                             "predict takes a list of inputs)")
         x = _as_array(x, x_arg, where)
         y = _as_array(y, y_arg, where)
         if len(x) != len(y):
