@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from convscope import _rng, optimizers
-from convscope.callbacks import (Callback, CSVLogger, EarlyStopping, History, LearningRateScheduler,
+from convscope.callbacks import (Callback, CallbackList, CSVLogger, EarlyStopping, History, LearningRateScheduler,
                                  ModelCheckpoint, ProgbarLogger, TerminateOnNaN)
 from convscope.layers import Dense
 from convscope.models import Sequential
@@ -225,3 +225,31 @@ def test_progress_bar_on_a_terminal():
     text = stream.getvalue()
     assert "Epoch 1/2" in text and "Epoch 2/2" in text
     assert "3/3" in text and "loss: " in text and "accuracy: " in text
+
+
+class _Recorder(Callback):
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seen.append(epoch)
+
+
+def test_a_callback_list_made_empty_copied_or_pickled_still_calls_its_callbacks():
+    """An empty list's hooks skip `__getattr__` (predict's fixed cost); a list copied, pickled, appended to after
+    it was made empty, or made from a generator calls every callback all the same."""
+    import copy
+    import pickle
+    recorder = _Recorder()
+    full = CallbackList([recorder])
+    for clone in (copy.copy(full), copy.deepcopy(full), pickle.loads(pickle.dumps(full))):
+        clone.on_epoch_end(1)
+        assert (clone.callbacks[0].seen or recorder.seen)[-1] == 1
+    empty = CallbackList([])
+    assert isinstance(empty, CallbackList) and empty.on_epoch_end(0) is None
+    empty.callbacks.append(recorder)
+    empty.on_epoch_end(7)
+    assert recorder.seen[-1] == 7
+    CallbackList(c for c in [recorder]).on_epoch_end(8)
+    assert recorder.seen[-1] == 8

@@ -554,3 +554,26 @@ def test_an_error_in_call_while_learning_the_output_shape_names_the_layer():
     with pytest.raises(ValueError, match=r"Bad 'bad.*': its call failed on placeholder inputs of shape \(2, 3\) .*"
                                          r"IndexError"):
         cs.Sequential([L.Input((3,)), Bad()])
+
+
+def test_a_subclass_of_a_built_in_layer_still_names_a_wrong_input():
+    twice, shifted = make_twice(L.Dense, L.Conv2D)
+    dense, conv = twice(3), shifted(2, 3)
+    dense(np.zeros((2, 6), "float32"))
+    conv(np.zeros((1, 5, 5, 3), "float32"))
+    with pytest.raises(ValueError, match=r"TwiceDense 'twice_dense.*': expected input of shape \(None, 6\), got "
+                                         r"\(2, 7\)"):
+        dense(np.zeros((2, 7), "float32"))
+    with pytest.raises(ValueError, match=r"ShiftedConv 'shifted_conv.*': expected input of shape \(None, 5, 5, 3\), "
+                                         r"got \(1, 5, 5, 4\)"):
+        conv(np.zeros((1, 5, 5, 4), "float32"))
+    assert conv(np.zeros((1, 9, 9, 3), "float32")).shape == (1, 7, 7, 2)      # other image sizes, as Keras
+
+
+def test_a_normalization_with_given_statistics_names_other_channels():
+    layer = L.Normalization(mean=[1.0, 2.0, 3.0], variance=[1.0, 4.0, 9.0])
+    layer(np.zeros((2, 5, 3), "float32"))
+    with pytest.raises(ValueError, match=r"Normalization 'normalization.*': expected input of shape \(None, 5, 3\), "
+                                         r"got \(2, 5, 4\) \(.*the given mean/variance"):
+        layer(np.zeros((2, 5, 4), "float32"))
+    assert layer(np.ones((2, 7, 3), "float32")).shape == (2, 7, 3)

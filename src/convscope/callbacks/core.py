@@ -63,9 +63,9 @@ class CallbackList:
     """Calls each hook on every callback in order (`CallbackList(cbs).on_epoch_end(3, logs)`)."""
 
     def __new__(cls, callbacks: Sequence[Callback] = (), model=None, params: Optional[Dict[str, Any]] = None):
-        # no callbacks: each hook a method that does nothing, found without `__getattr__` (a predict at batch 1
-        # calls four hooks)
-        return super().__new__(_NoCallbacks if cls is CallbackList and len(callbacks) == 0 else cls)
+        # no callbacks: each hook a method found without `__getattr__` (a predict at batch 1 calls four hooks)
+        empty = isinstance(callbacks, (list, tuple)) and not callbacks
+        return super().__new__(_NoCallbacks if cls is CallbackList and empty else cls)
 
     def __init__(self, callbacks: Sequence[Callback], model=None, params: Optional[Dict[str, Any]] = None):
         self.callbacks = list(callbacks)
@@ -90,16 +90,20 @@ class CallbackList:
         return call_all
 
 
-def _nothing(*args) -> None:
-    """A hook of an empty `CallbackList`."""
-
-
 class _NoCallbacks(CallbackList):
-    """An empty `CallbackList`: every hook does nothing."""
+    """A `CallbackList` made empty: each hook does nothing while it stays empty."""
+
+
+def _quiet_hook(name: str) -> Callable:
+    def hook(self, *args):
+        if self.callbacks:              # callbacks appended after it was made
+            return CallbackList.__getattr__(self, name)(*args)
+    hook.__name__ = name
+    return hook
 
 
 for _hook in _HOOKS:
-    setattr(_NoCallbacks, _hook, staticmethod(_nothing))
+    setattr(_NoCallbacks, _hook, _quiet_hook(_hook))
 del _hook
 
 

@@ -166,6 +166,11 @@ class Normalization(Layer):
         if self.mean is not None and self.mean.shape != tuple(input_shape[a] for a in kept):
             raise ValueError(f"{self._describe()}: expected sizes {self.mean.shape} on axes {kept} (the layer is "
                              f"built for them), got an input of shape {input_shape}")
+        given = self._constants[0].shape if self._constants is not None else None
+        if given is not None and (len(given) != len(input_shape)
+                                  or any(g not in (1, d) for g, d in zip(given[1:], input_shape[1:]))):
+            raise ValueError(f"{self._describe()}: the given mean/variance are built for inputs of shape "
+                             f"{(None,) + tuple(given[1:])} (1: any size), got an input of shape {input_shape}")
         return input_shape
 
     def build(self, input_shape: Shape) -> None:
