@@ -409,3 +409,67 @@ def test_a_model_with_an_integer_counter_weight_saves_and_loads_in_every_format(
         assert [w.dtype for w in loaded.get_weights()] == [w.dtype for w in model.get_weights()]
     model.save_weights(tmp_path / "model.weights.h5")
     model.load_weights(tmp_path / "model.weights.h5")
+
+
+def _swapped_layout_file(source, target, first, second):
+    """A copy of a convscope zip file (model or weights) with weights `first` and `second` listed and stored in
+    each other's place: the order an older convscope wrote a frozen layer's weights in."""
+    with zipfile.ZipFile(source) as archive:
+        entries = {name: archive.read(name) for name in archive.namelist()}
+    if "weights.json" in entries:                       # a .convscope model file
+        layout = json.loads(entries["weights.json"])
+        layout[first], layout[second] = layout[second], layout[first]
+        entries["weights.json"] = json.dumps(layout).encode()
+        a, b = f"weights/{first:05d}.npy", f"weights/{second:05d}.npy"
+    else:                                               # a .weights.npz file
+        layout_key = next(name for name in entries if not name.startswith("w0"))
+        layout = json.loads(np.load(source)[layout_key[:-4]].item())
+        for key in ("names", "shapes"):
+            layout[key][first], layout[key][second] = layout[key][second], layout[key][first]
+        import io
+        buffer = io.BytesIO()
+        np.save(buffer, np.array(json.dumps(layout)))
+        entries[layout_key] = buffer.getvalue()
+        a, b = f"w{first:05d}.npy", f"w{second:05d}.npy"
+    entries[a], entries[b] = entries[b], entries[a]
+    with zipfile.ZipFile(target, "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+
+
+@pytest.mark.parametrize("count_shape", [(3,), (1,)])
+def test_a_file_naming_the_weights_in_another_order_loads_them_by_name(tmp_path, count_shape):
+    """A frozen layer whose non-trainable weight was made first: older convscope files list its weights in
+    creation order, now trainable-first (Keras' order).  Same names, other order: each array goes to the weight
+    it names, not to the one in its place (two weights of one shape would swap silently)."""
+    from convscope import layers as L
+
+    class Counting(L.Layer):
+        def build(self, input_shape):
+            self.count = self.add_weight(shape=count_shape, initializer="zeros", trainable=False, name="count")
+            self.w = self.add_weight(shape=(3,), initializer="ones", name="w")
+
+        def call(self, x):
+            return x * self.w + self.count
+
+    def model():
+        built = Sequential([L.Input((3,)), Dense(3), Counting(name="counting")])
+        built.layers[1].trainable = False
+        return built
+    saved = model()
+    saved.layers[1].count.assign(np.full(count_shape, 7.0))
+    saved.layers[1].w.assign(np.array([2.0, 2.0, 2.0]))
+    assert [v.name for v in saved.weights][-2:] == ["counting/w", "counting/count"]
+    for suffix in (".weights.npz", ".convscope"):
+        path = tmp_path / f"new{suffix}"
+        saved.save_weights(path) if suffix == ".weights.npz" else saved.save(path)
+        _swapped_layout_file(path, tmp_path / f"old{suffix}", 2, 3)
+        loaded = model()
+        if suffix == ".weights.npz":
+            loaded.load_weights(tmp_path / f"old{suffix}")
+        else:
+            loaded = saving.load_model(tmp_path / f"old{suffix}", custom_objects={"Counting": Counting})
+        np.testing.assert_array_equal(loaded.layers[1].w.numpy(), [2.0, 2.0, 2.0])
+        np.testing.assert_array_equal(loaded.layers[1].count.numpy(), np.full(count_shape, 7.0))
+        for a, b in zip(loaded.get_weights(), saved.get_weights()):
+            np.testing.assert_array_equal(a, b)

@@ -169,6 +169,11 @@ def load_model(filepath, custom_objects=None, compile: bool = True):  # noqa: A0
         weight_headers = [archive.npy_header(name, kinds="fi") for name in contents.weight_members]
         model = _rebuild(archive, header.get("class_name"), config, custom_objects)
         variables = model.weights
+        order = _name_order([w["name"] for w in contents.layout], [v.name for v in variables])
+        if order is not None:
+            contents = contents._replace(layout=[contents.layout[i] for i in order],
+                                         weight_members=[contents.weight_members[i] for i in order])
+            weight_headers = [weight_headers[i] for i in order]
         _check_layout_against_model(archive, contents.layout, variables)
         for variable, member, npy in zip(variables, contents.weight_members, weight_headers):
             _check_npy_header(archive, member, npy, variable.shape, variable.dtype,
@@ -446,6 +451,10 @@ def load_weights(model, filepath) -> None:
             raise archive.refuse(f"is a zip file but not a convscope weights or model file (it "
                                  f"holds {sorted(archive.names)[:5]})")
         variables = model.weights
+        order = _name_order(saved_names, [v.name for v in variables])
+        if order is not None:
+            members, saved_names, saved_shapes = ([items[i] for i in order]
+                                                  for items in (members, saved_names, saved_shapes))
         _check_against_model(archive, variables, saved_shapes, saved_names)
         # floats for float weights (other float types are cast, as set_weights casts); integers only
         # for integer counters (Normalization's `count`)
@@ -486,6 +495,39 @@ def _read_weights_layout(archive: "_Archive") -> Dict[str, Any]:
                              f"and 'shapes' (as many lists of integers >= 0), found names "
                              f"{_kind(names)} and shapes {_kind(shapes)}")
     return layout
+
+
+def _name_order(saved: Sequence[str], own: Sequence[str]) -> Optional[List[int]]:
+    """The file's positions in the model's weight order where, layer by layer (runs of one name prefix), the
+    file names the same weights in another order — a frozen layer's weights as convscope before 2026-12-06
+    ordered them (creation order; trainable-first now, as Keras) — else None: the file's order stands (layer
+    names may differ between a saved and a rebuilt model; shapes are checked)."""
+    if not all(isinstance(name, str) for name in saved) or len(saved) != len(own):
+        return None
+    saved_runs, own_runs = _runs(saved), _runs(own)
+    if [len(run) for run in saved_runs] != [len(run) for run in own_runs]:
+        return None
+    order = []
+    for saved_run, own_run in zip(saved_runs, own_runs):
+        saved_short = [saved[i].rsplit("/", 1)[-1] for i in saved_run]
+        own_short = [own[i].rsplit("/", 1)[-1] for i in own_run]
+        if sorted(saved_short) != sorted(own_short) or len(set(own_short)) != len(own_short):
+            return None
+        position = dict(zip(saved_short, saved_run))
+        order += [position[name] for name in own_short]
+    return None if order == list(range(len(own))) else order
+
+
+def _runs(names: Sequence[str]) -> List[List[int]]:
+    """Positions of `names` in runs of one prefix (the layer's name before the weight's)."""
+    runs: List[List[int]] = []
+    for index, name in enumerate(names):
+        prefix = name.rsplit("/", 1)[0]
+        if runs and names[runs[-1][0]].rsplit("/", 1)[0] == prefix:
+            runs[-1].append(index)
+        else:
+            runs.append([index])
+    return runs
 
 
 def _check_against_model(archive: "_Archive", variables, shapes: Sequence[Tuple[int, ...]],
