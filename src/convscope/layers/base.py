@@ -335,14 +335,7 @@ class Layer:
         own, then each of its sublayers' in turn (Keras 3's order)."""
         own = [v for v in self._variables if v.trainable] + [v for v in self._variables if not v.trainable]
         sublayers = held_layers(self)
-        if not sublayers:
-            return own
-        seen, weights = set(), []
-        for variable in own + [v for layer in sublayers for v in layer.weights]:
-            if id(variable) not in seen:
-                seen.add(id(variable))
-                weights.append(variable)
-        return weights
+        return unique_variables(own + [v for layer in sublayers for v in layer.weights]) if sublayers else own
 
     @property
     def trainable_weights(self) -> List[Variable]:
@@ -465,6 +458,12 @@ class Layer:
         args = ", ".join(f"{k}={v!r}" for k, v in self._non_default_args().items())
         sep = ", " if args else ""
         return f"{type(self).__name__}({args}{sep}name={self.name!r})"
+
+
+def unique_variables(variables) -> List[Variable]:
+    """`variables` with each one once, where it first comes (a layer held twice, a weight shared)."""
+    seen: set = set()
+    return [v for v in variables if not (id(v) in seen or seen.add(id(v)))]
 
 
 def held_layers(layer: Layer) -> List[Layer]:

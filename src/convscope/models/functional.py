@@ -288,15 +288,6 @@ class Functional(_FunctionalTraining, Model):
         return [t.keras_history[0].name for t in self._outputs]
 
     # -- weights ----------------------------------------------------------------------
-    def _unique_weights(self, attribute: str) -> List[Variable]:
-        seen, out = set(), []
-        for layer in self._layers:
-            for variable in getattr(layer, attribute):
-                if id(variable) not in seen:
-                    seen.add(id(variable))
-                    out.append(variable)
-        return out
-
     @property
     def weights(self) -> List[Variable]:
         """Each layer's weights in layer order, a shared layer's once (Keras' `model.weights`)."""
@@ -315,9 +306,6 @@ class Functional(_FunctionalTraining, Model):
     @property
     def _variables(self):
         return self.weights
-
-    def _children(self) -> List[Layer]:
-        return list(self.__dict__.get("_layers", ()))
 
     @_variables.setter
     def _variables(self, value):

@@ -193,21 +193,18 @@ class Sequential(Model):
     @property
     def weights(self) -> List[Variable]:
         """Each layer's weights in layer order, a variable two layers hold once (Keras' `get_weights` order)."""
-        return _once([v for layer in self._layers for v in layer.weights])
+        return self._unique_weights("weights")
 
     @property
     def trainable_weights(self) -> List[Variable]:
         if not self.trainable:
             return []
-        return _once([v for layer in self._layers for v in layer.trainable_weights])
+        return self._unique_weights("trainable_weights")
 
     @property
     def non_trainable_weights(self) -> List[Variable]:
         trainable = {id(v) for v in self.trainable_weights}
         return [v for v in self.weights if id(v) not in trainable]
-
-    def _children(self) -> List[Layer]:
-        return list(self.__dict__.get("_layers", ()))
 
     def count_params(self) -> int:
         if not self.built:
@@ -435,9 +432,3 @@ def _known_input_shape(layer: Layer) -> Optional[Shape]:
         except (AttributeError, ValueError):
             return None
     return None
-
-
-def _once(variables: List[Variable]) -> List[Variable]:
-    """`variables` without repeats (a layer held by a layer of the model and by the model), first place kept."""
-    seen = set()
-    return [v for v in variables if not (id(v) in seen or seen.add(id(v)))]

@@ -24,7 +24,7 @@ import numpy as np
 from .. import _rng, backend, losses as losses_module, metrics as metrics_module, optimizers
 from ..callbacks import CallbackList, History, ProgbarLogger, TerminateOnNaN, check_callbacks
 from ..layers.autodiff import call_layer, infer_output_shape, plain
-from ..layers.base import Layer, held_layers, runs_own_call
+from ..layers.base import Layer, Variable, held_layers, runs_own_call, unique_variables
 from . import data_adapters
 from .plan import INFERENCE, LAYERS, TRAINING, LayerStage, build_plan
 
@@ -170,6 +170,15 @@ class Model(Layer):
         if not hasattr(self, "_inbound_nodes"):
             Layer.__init__(self, name=name or backend.unique_name(backend.snake_case(type(self).__name__)),
                            trainable=trainable)
+
+    def _children(self) -> List[Layer]:
+        """The layers whose `trainable` follows the model's (Keras 3): a subclassed model's held layers, or a
+        Sequential or functional model's layers (none while it is being made)."""
+        return held_layers(self) if runs_own_call(self) else list(self.__dict__.get("_layers", ()))
+
+    def _unique_weights(self, attribute: str) -> List[Variable]:
+        """Each layer's `attribute` list in layer order, a variable two layers hold once (Keras' model.weights)."""
+        return unique_variables(v for layer in self._layers for v in getattr(layer, attribute))
 
     # -- a subclass that writes `call` (Sequential and Functional have their own) -----------------------
     @property
