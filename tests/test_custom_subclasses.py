@@ -577,3 +577,40 @@ def test_a_normalization_with_given_statistics_names_other_channels():
                                          r"got \(2, 5, 4\) \(.*the given mean/variance"):
         layer(np.zeros((2, 5, 4), "float32"))
     assert layer(np.ones((2, 7, 3), "float32")).shape == (2, 7, 3)
+
+
+def test_a_sequential_subclass_writing_call_runs_it_as_keras(keras, tmp_path):
+    """A Sequential whose `call` changes its layers' output (`super().call`, then more): predict, a direct
+    call, evaluate, one SGD step and a call inside a functional model all run that call, as Keras does (was:
+    `super().call` recursed without end); its layers' plan (conv, batch norm, ReLU, pooling fused) is what
+    `super().call` reaches.  Saving it whole is refused: its call is code."""
+    def make(layers, models):
+        class Shifted(models.Sequential):
+            def call(self, x, training=None):
+                return 0.5 * super().call(x, training=training) + 1.0
+
+        return Shifted([layers.Input((6, 6, 2)), layers.Conv2D(4, 3, padding="same"), layers.BatchNormalization(),
+                        layers.Activation("relu"), layers.MaxPooling2D(), layers.Flatten(), layers.Dense(3)])
+
+    rng = np.random.default_rng(11)
+    ours, theirs = make(L, cs), make(keras.layers, keras)
+    _randomized(theirs, ours, rng)
+    x = rng.normal(size=(5, 6, 6, 2)).astype("float32")
+    y = rng.normal(size=(5, 3)).astype("float32")
+    expected = keras.ops.convert_to_numpy(theirs.predict(x, verbose=0))
+    np.testing.assert_allclose(ours.predict(x, batch_size=2, verbose=0), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ours(x), expected, rtol=1e-5, atol=1e-5)
+    inputs = L.Input((6, 6, 2))
+    wrapped = cs.Model(inputs, L.Dense(2)(ours(inputs)))
+    k_inputs = keras.layers.Input((6, 6, 2))
+    k_wrapped = keras.Model(k_inputs, keras.layers.Dense(2)(theirs(k_inputs)))
+    k_wrapped.layers[-1].set_weights(wrapped.layers[-1].get_weights())
+    np.testing.assert_allclose(wrapped.predict(x, verbose=0), keras.ops.convert_to_numpy(k_wrapped.predict(x, verbose=0)),
+                               rtol=1e-5, atol=1e-5)
+    for model in (ours, theirs):
+        model.compile(optimizer=_sgd(model), loss="mse")
+    np.testing.assert_allclose(ours.evaluate(x, y, verbose=0), theirs.evaluate(x, y, verbose=0), rtol=1e-5)
+    for a, b in zip(_sgd_step(ours, x, y), _sgd_step(theirs, x, y)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="subclassed model .*save_weights"):
+        ours.save(tmp_path / "shifted.keras")

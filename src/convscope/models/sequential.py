@@ -19,7 +19,7 @@ from ..callbacks import CallbackList, check_callbacks
 from .. import layers as layers_module
 from ..layers import InputLayer, Layer
 from ..layers.autodiff import call_training, recording
-from ..layers.base import Shape, Variable, check_kept_for_backward, noted
+from ..layers.base import Shape, Variable, check_kept_for_backward, noted, runs_own_call
 from ..layers.graph import KerasTensor, is_symbolic
 from .plan import INFERENCE, LAYERS, TRAINING
 from .summary import print_summary
@@ -263,7 +263,7 @@ class Sequential(Model):
                 x = layer.call(x, training=True)
             return x
         with backend.no_backward():
-            for stage in self._plan(INFERENCE):
+            for stage in self._layers_plan(INFERENCE):
                 x, _ = stage.forward(x)
         return x
 
@@ -276,6 +276,8 @@ class Sequential(Model):
     def __call__(self, x, training: Optional[bool] = None) -> np.ndarray:
         if is_symbolic(x):
             return self._call_symbolic(x)
+        if runs_own_call(self):         # a subclass that writes `call`: that call, as any custom layer's
+            return Layer.__call__(self, x, training)
         training = call_training(training)
         if recording():                 # a model inside a custom layer's traced call: one node on the tape
             return self._call_on_tape(x, training)
@@ -286,7 +288,10 @@ class Sequential(Model):
 
     # -- as a layer of another model (per call: nothing kept on the layers) ----------------
     def compute_output_shape(self, input_shape) -> Shape:
-        """The output shape for inputs of `input_shape`; builds the model first if needed."""
+        """The output shape for inputs of `input_shape`; builds the model first if needed (a subclass that
+        writes `call`: that call's, `Model.compute_output_shape`)."""
+        if runs_own_call(self):
+            return super().compute_output_shape(input_shape)
         if not self.built:
             self.build(tuple(input_shape))
         else:
@@ -321,7 +326,10 @@ class Sequential(Model):
         """Outputs for `x` in inference mode, `batch_size` samples at a time (at most `steps` batches).
 
         Callbacks get Keras' `on_predict_*` hooks; `verbose` 1, 2 or "auto" prints one line at the end.
+        A subclass that writes `call` predicts with it (`Model.predict`).
         """
+        if runs_own_call(self):
+            return super().predict(x, batch_size, verbose, steps, callbacks)
         lazy = self._predict_lazily(x, batch_size, verbose, steps, callbacks)   # a dask array
         if lazy is not None:
             return lazy

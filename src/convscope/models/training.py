@@ -225,7 +225,7 @@ class Model(Layer):
         """A subclassed model's output shape for `input_shape`: its `call` run on placeholders, once per shape."""
         if not runs_own_call(self):
             return super().compute_output_shape(input_shape)
-        known = self.__dict__.setdefault("_output_shapes", {})
+        known = self.__dict__.setdefault("_call_output_shapes", {})
         key = repr(input_shape)
         if key not in known:
             known[key] = infer_output_shape(self, input_shape)
@@ -435,6 +435,11 @@ class Model(Layer):
         """The execution plan of this model for `mode` (models/plan.py), built once."""
         if runs_own_call(self):
             return [LayerStage(self)]   # a subclassed model: its call, on the tape when it trains
+        return self._layers_plan(mode)
+
+    def _layers_plan(self, mode: str):
+        """The plan of the model's layers one after another (`build_plan`), built once per mode: a Sequential's
+        own pass, which a subclass writing `call` reaches by `super().call`."""
         plans = self.__dict__.setdefault("_plans", {})
         key = (mode, tuple(id(layer) for layer in self.layers))
         if key not in plans:
