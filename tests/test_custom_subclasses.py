@@ -519,6 +519,10 @@ def test_nested_shared_and_frozen_weights_as_keras(keras):
     assert [v.path.split("/")[-1] for v in theirs.layers[1].weights] == ["w", "count"]
     ours_frozen.trainable = theirs_frozen.trainable = False
     assert ours_frozen.trainable_weights == [] and not ours_frozen.layers[0].trainable
+    config, k_config = ours_frozen.get_config(), theirs_frozen.get_config()
+    assert list(config)[:2] == list(k_config)[:2] == ["name", "trainable"] and config["trainable"] is False
+    for rebuilt in (cs.Sequential.from_config(config), keras.Sequential.from_config(config)):
+        assert rebuilt.trainable and [layer.trainable for layer in rebuilt.layers] == [False, False]
     before = ours_frozen.get_weights() + theirs_frozen.get_weights()
     after = _sgd_step(ours_frozen, x, y[:, :2]) + _sgd_step(theirs_frozen, x, y[:, :2])
     for a, b in zip(after, before):

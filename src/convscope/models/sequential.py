@@ -367,7 +367,8 @@ class Sequential(Model):
                       show_receptive_field=show_receptive_field, show_memory=show_memory)
 
     def get_config(self) -> Dict[str, Any]:
-        """{"name": ..., "layers": [InputLayer, then each layer's dict]}, as Keras writes it.
+        """{"name": ..., "trainable": ..., "dtype": ..., "layers": [InputLayer, then each layer's dict]}, as Keras
+        writes it (`from_config` leaves the model trainable, as Keras' does: each layer's config keeps its own).
 
         The input shape lives in the InputLayer only (Keras 3 rejects `batch_input_shape` on layers).
         """
@@ -376,7 +377,7 @@ class Sequential(Model):
             if layer_configs:
                 layer_configs[0]["config"].pop("batch_input_shape", None)
             layer_configs.insert(0, layers_module.serialize(self._input_layer))
-        return {"name": self.name, "layers": layer_configs}
+        return {"name": self.name, "trainable": self.trainable, "dtype": self.dtype, "layers": layer_configs}
 
     @classmethod
     def from_config(cls, config, custom_objects=None) -> "Sequential":
