@@ -549,3 +549,77 @@ def test_save_and_load_a_model_with_a_custom_layer_and_operations(tmp_path):
     assert json.loads(json.dumps(again.get_config())) == json.loads(json.dumps(model.get_config()))
     x = rng.normal(size=(3, 6, 6, 3)).astype("float32")
     np.testing.assert_array_equal(again.run([x], keep=True)[0][0], model.run([x], keep=True)[0][0])
+
+
+def make_scalar_affine(base, shape=()):
+    """A custom layer with scalar weights (`add_weight(shape=())`): two trainable, one frozen."""
+    class ScalarAffine(base):
+        def build(self, input_shape):
+            self.a = self.add_weight(shape=shape, initializer="ones", name="a")
+            self.b = self.add_weight(shape=shape, initializer="zeros", name="b")
+            self.c = self.add_weight(shape=shape, initializer="ones", name="c", trainable=False)
+
+        def call(self, x):
+            return x * self.a * self.c + self.b
+    return ScalarAffine
+
+
+def test_scalar_weights_are_scalars_train_and_load_as_keras(keras, tmp_path):
+    """`add_weight(shape=())` makes a () variable as Keras' does (was (1,)): the same shapes and count, the same
+    weights after SGD then Adam steps, and a `.keras` file Keras wrote loads with its scalars."""
+    def model(module, layer):
+        return module.Sequential([module.Input((3,)), module.layers.Dense(2, kernel_initializer="ones"), layer()])
+
+    ours = model(cs, make_scalar_affine(L.Layer))
+    k_affine = make_scalar_affine(keras.layers.Layer)
+    theirs = model(keras, k_affine)
+    assert [v.shape for v in ours.weights] == [tuple(v.shape) for v in theirs.weights] == [(3, 2), (2,), (), (), ()]
+    assert ours.count_params() == theirs.count_params() == 11
+    x = np.arange(12, dtype="float32").reshape(4, 3) / 10
+    y = np.ones((4, 2), "float32")
+    for make_optimizer in (lambda m: m.optimizers.SGD(0.1), lambda m: m.optimizers.Adam(0.1)):
+        for net, module in ((ours, cs), (theirs, keras)):
+            net.compile(optimizer=make_optimizer(module), loss="mse")
+            net.fit(x, y, epochs=2, batch_size=2, verbose=0, shuffle=False)
+        for a, b in zip(ours.get_weights(), theirs.get_weights()):
+            assert a.shape == b.shape
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    theirs.save(tmp_path / "scalars.keras")
+    loaded = cs.models.load_model(tmp_path / "scalars.keras", custom_objects={"ScalarAffine": make_scalar_affine(L.Layer)},
+                                  compile=False)
+    assert [w.shape for w in loaded.get_weights()] == [(3, 2), (2,), (), (), ()]
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), keras.ops.convert_to_numpy(theirs.predict(x, verbose=0)),
+                               rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5", ".convscope", ".weights.npz", ".weights.h5"])
+def test_scalar_weights_an_older_convscope_wrote_as_one_value_load(tmp_path, suffix):
+    """Files convscope wrote before scalar weights were scalars hold them as (1,): each format loads them into
+    the () weights, the same predictions; a weight of another shape is still refused by name."""
+    rng = np.random.default_rng(5)
+    old_layer, new_layer = make_scalar_affine(L.Layer, (1,)), make_scalar_affine(L.Layer)
+
+    def model(layer):
+        return cs.Sequential([cs.Input((3,)), cs.layers.Dense(2), layer()])
+
+    old = model(old_layer)
+    for variable in old.weights:
+        variable.assign(rng.normal(size=variable.shape))
+    path = tmp_path / f"old{suffix}"
+    x = rng.normal(size=(4, 3)).astype("float32")
+    if suffix.startswith(".weights"):
+        old.save_weights(path)
+        loaded = model(new_layer)
+        loaded.load_weights(path)
+    else:
+        old.save(path)
+        loaded = cs.models.load_model(path, custom_objects={"ScalarAffine": new_layer}, compile=False)
+    assert [w.shape for w in loaded.get_weights()] == [(3, 2), (2,), (), (), ()]
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), old.predict(x, verbose=0))
+    wider = model(make_scalar_affine(L.Layer, (2,)))
+    with pytest.raises(ValueError, match=r"\(2,\)|different architecture|inconsistent"):
+        if suffix.startswith(".weights"):
+            wider.load_weights(path)
+        else:
+            cs.models.load_model(path, custom_objects={"ScalarAffine": make_scalar_affine(L.Layer, (2,))},
+                                 compile=False)

@@ -66,8 +66,9 @@ def weight_array(shape, dtype) -> np.ndarray:
 
 
 def holding(array: np.ndarray) -> np.ndarray:
-    """`array`'s values in a `weight_array` (the array itself, C-contiguous, where it stays on NumPy's pages)."""
-    array = np.ascontiguousarray(array)
+    """`array`'s values in a `weight_array` (the array itself, C-contiguous, where it stays on NumPy's pages);
+    a scalar stays a scalar (`np.ascontiguousarray` would make it (1,): Keras' `add_weight(shape=())` is ())."""
+    array = array if array.flags.c_contiguous else array.copy(order="C")
     if not _on_huge_pages(array.nbytes):
         return array
     target = weight_array(array.shape, array.dtype)

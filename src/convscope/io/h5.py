@@ -30,7 +30,7 @@ import numpy as np
 from .._weight_memory import weight_array
 from ._atomic import atomic_write
 from .keras_tree import legacy_weights, own_weights, weight_tree
-from .saving import InvalidFileError
+from .saving import InvalidFileError, fits_weight, weight_shaped
 
 
 def _h5py():
@@ -170,7 +170,7 @@ def check_plan(reader: _Reader, plan) -> None:
     for layer, variables, datasets, source in plan:
         own = [tuple(v.shape) for v in variables]
         got = [tuple(d.shape) for d in datasets]
-        if own != got:
+        if len(own) != len(got) or not all(fits_weight(g, o) for g, o in zip(got, own)):
             raise reader.refuse(f"is for a different architecture: {source} holds weights of shapes "
                                 f"{got}, but layer '{layer.name}' ({type(layer).__name__}) has {own}")
         for variable, dataset in zip(variables, datasets):
@@ -191,10 +191,10 @@ def read_plan(plan) -> List[List[np.ndarray]]:
     for _, variables, datasets, _ in plan:
         layer_arrays = []
         for variable, dataset in zip(variables, datasets):
-            out = weight_array(variable.shape, variable.dtype)
+            out = weight_array(tuple(dataset.shape), variable.dtype)    # (1,) for a scalar: `fits_weight`
             if out.size:
                 dataset.read_direct(out)
-            layer_arrays.append(out)
+            layer_arrays.append(weight_shaped(out, variable.shape))
         arrays.append(layer_arrays)
     return arrays
 

@@ -177,7 +177,7 @@ def load_model(filepath, custom_objects=None, compile: bool = True):  # noqa: A0
         _check_layout_against_model(archive, contents.layout, variables)
         for variable, member, npy in zip(variables, contents.weight_members, weight_headers):
             _check_npy_header(archive, member, npy, variable.shape, variable.dtype,
-                              f"the model's weight '{variable.name}'")
+                              f"the model's weight '{variable.name}'", weight=True)
         state_plan = None
         if compile and contents.compile_config is not None:
             _compile(archive, model, contents.compile_config)
@@ -190,7 +190,7 @@ def load_model(filepath, custom_objects=None, compile: bool = True):  # noqa: A0
             state = {key: archive.read_array(member, npy) for key, member, npy in state_plan}
             _check_iterations(archive, state)
     for variable, array in zip(variables, arrays):
-        variable.value = array
+        variable.value = weight_shaped(array, variable.shape)
     if state is not None:
         try:
             model.optimizer.set_state(state)
@@ -301,7 +301,7 @@ def _check_layout_against_model(archive: "_Archive", layout: List[Dict[str, Any]
                              f"{len(layout)} ({_short([w['name'] for w in layout])})")
     for index, (entry, variable) in enumerate(zip(layout, variables)):
         shape, dtype = _shape_tuple(entry["shape"]), entry["dtype"]
-        if shape != tuple(variable.shape) or dtype != variable.dtype.name:
+        if not fits_weight(shape, variable.shape) or dtype != variable.dtype.name:
             raise archive.refuse(f"is inconsistent: weight {index} ('{entry['name']}' in "
                                  f"weights.json) is declared with shape {shape} {dtype}, but the "
                                  f"config builds '{variable.name}' with shape "
@@ -462,8 +462,9 @@ def load_weights(model, filepath) -> None:
                    for member, variable in zip(members, variables)]
         for variable, member, npy, name in zip(variables, members, headers, saved_names):
             _check_npy_header(archive, member, npy, variable.shape, None,
-                              f"the model's weight '{variable.name}' ('{name}' in the file)")
-        arrays = [archive.read_array(member, npy) for member, npy in zip(members, headers)]
+                              f"the model's weight '{variable.name}' ('{name}' in the file)", weight=True)
+        arrays = [weight_shaped(archive.read_array(member, npy), variable.shape)
+                  for member, npy, variable in zip(members, headers, variables)]
     model.set_weights(arrays)
 
 
@@ -540,7 +541,7 @@ def _check_against_model(archive: "_Archive", variables, shapes: Sequence[Tuple[
                              f"model has {len(own)} ({_short(own_names)}); the file is for a "
                              f"different architecture")
     for index, (shape, expected) in enumerate(zip(shapes, own)):
-        if tuple(shape) != tuple(expected):
+        if not fits_weight(shape, expected):
             raise archive.refuse(f"is for a different architecture: weight {index} "
                                  f"('{saved_names[index]}' in the file) has shape {tuple(shape)}, "
                                  f"the model's '{own_names[index]}' has shape {tuple(expected)}")
@@ -957,15 +958,29 @@ def _read_header(archive: _Archive) -> Dict[str, Any]:
 
 
 def _check_npy_header(archive: _Archive, name: str, npy: _NpyHeader, shape, dtype,
-                      what: str) -> None:
-    """An array's header against what it is for: the same shape (and dtype, unless None)."""
-    if npy.shape != tuple(shape) or (dtype is not None and npy.dtype != dtype):
+                      what: str, weight: bool = False) -> None:
+    """An array's header against what it is for: the same shape (a `weight`: one that `fits_weight`) and
+    dtype (unless None)."""
+    same = fits_weight(npy.shape, shape) if weight else npy.shape == tuple(shape)
+    if not same or (dtype is not None and npy.dtype != dtype):
         expected = f"shape {tuple(shape)}" + (f" {np.dtype(dtype)}" if dtype is not None else "")
         raise archive.refuse(f"is inconsistent: the array '{name}' declares shape {npy.shape} "
                              f"{npy.dtype} in its .npy header, but {what} has {expected}")
 
 
 # -- small helpers ----------------------------------------------------------------------------
+
+def fits_weight(stored, shape) -> bool:
+    """A stored array of shape `stored` loads into a weight of `shape`: the same shape, or (1,) for a scalar
+    weight (convscope wrote `add_weight(shape=())`'s weights as (1,) before they were scalars, as Keras')."""
+    stored, shape = tuple(stored), tuple(shape)
+    return stored == shape or (shape == () and stored == (1,))
+
+
+def weight_shaped(array: np.ndarray, shape) -> np.ndarray:
+    """A loaded `array` as the weight of `shape` it `fits_weight`: itself, or its one value as a scalar."""
+    return array if array.shape == tuple(shape) else array.reshape(shape)
+
 
 def _checked_path(function: str, filepath, must_exist: bool = False) -> Path:
     if not isinstance(filepath, (str, os.PathLike)):
