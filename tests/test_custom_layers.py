@@ -585,8 +585,8 @@ def test_scalar_weights_are_scalars_train_and_load_as_keras(keras, tmp_path):
             assert a.shape == b.shape
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     theirs.save(tmp_path / "scalars.keras")
-    loaded = cs.models.load_model(tmp_path / "scalars.keras", custom_objects={"ScalarAffine": make_scalar_affine(L.Layer)},
-                                  compile=False)
+    loaded = cs.models.load_model(tmp_path / "scalars.keras", compile=False,
+                                  custom_objects={"ScalarAffine": make_scalar_affine(L.Layer)})
     assert [w.shape for w in loaded.get_weights()] == [(3, 2), (2,), (), (), ()]
     np.testing.assert_allclose(loaded.predict(x, verbose=0), keras.ops.convert_to_numpy(theirs.predict(x, verbose=0)),
                                rtol=1e-5, atol=1e-6)

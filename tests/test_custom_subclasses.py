@@ -609,8 +609,8 @@ def test_a_sequential_subclass_writing_call_runs_it_as_keras(keras, tmp_path):
     k_inputs = keras.layers.Input((6, 6, 2))
     k_wrapped = keras.Model(k_inputs, keras.layers.Dense(2)(theirs(k_inputs)))
     k_wrapped.layers[-1].set_weights(wrapped.layers[-1].get_weights())
-    np.testing.assert_allclose(wrapped.predict(x, verbose=0), keras.ops.convert_to_numpy(k_wrapped.predict(x, verbose=0)),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(wrapped.predict(x, verbose=0),
+                               keras.ops.convert_to_numpy(k_wrapped.predict(x, verbose=0)), rtol=1e-5, atol=1e-5)
     for model in (ours, theirs):
         model.compile(optimizer=_sgd(model), loss="mse")
     np.testing.assert_allclose(ours.evaluate(x, y, verbose=0), theirs.evaluate(x, y, verbose=0), rtol=1e-5)
