@@ -72,6 +72,7 @@ import numpy as np
 
 from .._weight_memory import weight_array
 from ..layers.base import runs_own_call
+from ..layers.lambda_layer import Lambda
 from ._atomic import atomic_write
 
 FORMAT_NAME = "convscope-model"
@@ -125,6 +126,7 @@ def save_model(model, filepath, overwrite: bool = True) -> Path:
                          "whose structure lives in your code, not in a config; saving it whole is not supported "
                          "yet: use `model.save_weights('....weights.npz')`, then rebuild the model in code, "
                          "`build()` it and `load_weights`")
+    _refuse_code("save_model", model)
     suffix = path.suffix.lower()
     if suffix not in MODEL_SUFFIXES:
         raise ValueError(f"save_model: cannot tell the format of '{path}' from its suffix "
@@ -969,6 +971,19 @@ def _check_npy_header(archive: _Archive, name: str, npy: _NpyHeader, shape, dtyp
 
 
 # -- small helpers ----------------------------------------------------------------------------
+
+def _refuse_code(function: str, model) -> None:
+    """A model holding a Lambda (at any depth) is not written whole: its function is code, a file is data."""
+    queue = list(getattr(model, "layers", []))
+    while queue:
+        layer = queue.pop(0)
+        if isinstance(layer, Lambda):
+            raise ValueError(f"{function}: {type(model).__name__} '{model.name}' holds the Lambda layer "
+                             f"'{layer.name}', whose function is Python code, which convscope does not write into "
+                             "files (a file is data); use `model.save_weights('....weights.npz')`, then rebuild the "
+                             "model in code and `load_weights`")
+        queue.extend(getattr(layer, "layers", []))
+
 
 def fits_weight(stored, shape) -> bool:
     """A stored array of shape `stored` loads into a weight of `shape`: the same shape, or (1,) for a scalar

@@ -18,6 +18,7 @@ from .dense import Dense
 from .depthwise_conv2d import DepthwiseConv2D
 from .dropout import Dropout
 from .input_layer import Input, InputLayer
+from .lambda_layer import Lambda
 from .layer_normalization import LayerNormalization
 from .merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add, average,
                       concatenate, maximum, minimum, multiply, subtract)
@@ -48,7 +49,7 @@ __all__ = [
     "GlobalMaxPool1D", "GlobalAveragePooling1D", "GlobalAvgPool1D", "UpSampling1D", "ZeroPadding1D", "Cropping1D",
     "Cropping2D", "SpatialDropout2D", "LayerScale", "StochasticDepth",
     "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomCrop", "RandomContrast",
-    "RandomBrightness",
+    "RandomBrightness", "Lambda",
 ]
 
 # Class name (as Keras writes it in configs, aliases included) -> class.
@@ -65,6 +66,7 @@ LAYER_CLASSES.update({"SeparableConvolution2D": SeparableConv2D, "Convolution2DT
 LAYER_CLASSES.update({cls.__name__: cls for cls in (Rescaling, Normalization, Resizing, LayerNormalization,
                                                      Permute, Identity)})
 LAYER_CLASSES.update({cls.__name__: cls for cls in (LayerScale, StochasticDepth)})   # ConvNeXt's helpers
+LAYER_CLASSES["Lambda"] = Lambda        # known, so that a file holding one is refused by name (code: `from_config`)
 LAYER_CLASSES.update({cls.__name__: cls for cls in (RandomFlip, RandomRotation, RandomZoom, RandomTranslation,
                                                      RandomCrop, RandomContrast, RandomBrightness)})
 LAYER_CLASSES.update({"Convolution2D": Conv2D, "MaxPool2D": MaxPooling2D, "AvgPool2D": AveragePooling2D,

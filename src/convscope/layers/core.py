@@ -3,6 +3,7 @@
 from .activation import Activation
 from .dense import Dense
 from .dropout import Dropout
+from .lambda_layer import Lambda
 from .reshaping import Flatten, Reshape
 
-__all__ = ["Dense", "Dropout", "Flatten", "Reshape", "Activation"]
+__all__ = ["Dense", "Dropout", "Flatten", "Reshape", "Activation", "Lambda"]

@@ -1,9 +1,10 @@
 """Models: `Sequential` (structure, summary, weights, config) on `Model` (training)."""
 
+from .cloning import clone_model
 from .sequential import Sequential, model_from_config, model_from_json
 from .training import Model
 
-__all__ = ["Model", "Sequential", "model_from_config", "model_from_json", "load_model"]
+__all__ = ["Model", "Sequential", "clone_model", "model_from_config", "model_from_json", "load_model"]
 
 
 def load_model(filepath, custom_objects=None, compile=True):

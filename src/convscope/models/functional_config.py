@@ -94,8 +94,9 @@ def _io_config(structure, index_of):
 
 # -- from a config ---------------------------------------------------------------------------------
 
-def functional_from_config(cls, config: Dict[str, Any], custom_objects=None):
-    """Rebuild the model that `functional_config` (or Keras 3) described."""
+def functional_from_config(cls, config: Dict[str, Any], custom_objects=None, make_layer=None):
+    """Rebuild the model that `functional_config` (or Keras 3) described; `make_layer(entry, name)`, where given,
+    makes each layer in place of its entry (None: the entry's own, `clone_model`'s input layers)."""
     where = f"{cls.__name__}.from_config"
     if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
         given = f"a dict with keys {sorted(config)}" if isinstance(config, dict) else type(config).__name__
@@ -107,7 +108,8 @@ def functional_from_config(cls, config: Dict[str, Any], custom_objects=None):
         if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
             raise ValueError(f"{where}: each entry of 'layers' must be a dict with a 'config' dict, got {entry!r}")
         name = entry.get("name") or entry["config"].get("name")
-        layer = _deserialize_layer(entry, custom_objects)
+        layer = None if make_layer is None else make_layer(entry, name)
+        layer = _deserialize_layer(entry, custom_objects) if layer is None else layer
         if name in created:
             raise ValueError(f"{where}: the layer name '{name}' appears twice in the config")
         created[name] = layer

@@ -25,7 +25,8 @@ from .resize import resize2d, resize2d_backward, resize2d_forward
 from .pooling import (avg_pool2d, avg_pool2d_backward, avg_pool2d_forward, global_avg_pool2d, max_pool2d,
                       max_pool2d_backward, max_pool2d_forward, max_pool2d_zero_padded)
 from .tape import Tape, Traced, record, stop_gradient
-from .numpy_api import (abs, absolute, add, argmax, argmin, broadcast_to, cast, clip, concatenate, divide, dot,
+from .numpy_api import (abs, absolute, add, argmax, argmin, broadcast_to, cast, clip, concatenate, convert_to_numpy,
+                        convert_to_tensor, divide, dot,
                         einsum, equal, exp, expand_dims, floor_divide, greater, greater_equal, less, less_equal,
                         log, log1p, matmul, max, maximum, mean, min, minimum, multiply, negative, not_equal,
                         ones_like, pad, power, prod, repeat, reshape, sign, split, sqrt, square, squeeze, stack,
@@ -57,8 +58,8 @@ __all__ = [
     "sqrt", "exp", "log", "log1p", "abs", "absolute", "sign", "tanh", "maximum", "minimum", "clip", "where",
     "matmul", "dot", "tensordot", "einsum", "sum", "mean", "max", "min", "prod", "var", "std", "argmax",
     "argmin", "reshape", "transpose", "expand_dims", "squeeze", "concatenate", "stack", "split", "tile",
-    "repeat", "broadcast_to", "take", "pad", "cast", "zeros_like", "ones_like",
-    "less", "less_equal", "greater", "greater_equal", "equal", "not_equal",
+    "repeat", "broadcast_to", "take", "pad", "cast", "zeros_like", "ones_like", "convert_to_tensor",
+    "convert_to_numpy", "less", "less_equal", "greater", "greater_equal", "equal", "not_equal",
     "relu", "relu6", "sigmoid", "hard_sigmoid", "silu", "swish", "hard_silu", "hard_swish", "gelu",
     "softplus", "softsign", "elu", "selu", "leaky_relu", "softmax", "log_softmax",
 ]

@@ -30,8 +30,8 @@ __all__ = [
     "minimum", "clip", "where", "matmul", "dot", "tensordot", "einsum",
     "sum", "mean", "max", "min", "prod", "var", "std", "argmax", "argmin",
     "reshape", "transpose", "expand_dims", "squeeze", "concatenate", "stack", "split", "tile",
-    "repeat", "broadcast_to", "take", "pad", "cast", "zeros_like", "ones_like",
-    "less", "less_equal", "greater", "greater_equal", "equal", "not_equal",
+    "repeat", "broadcast_to", "take", "pad", "cast", "zeros_like", "ones_like", "convert_to_tensor",
+    "convert_to_numpy", "less", "less_equal", "greater", "greater_equal", "equal", "not_equal",
 ]
 
 
@@ -780,11 +780,32 @@ def pad(x, pad_width, mode="constant", constant_values=None):
 def cast(x, dtype):
     """x as `dtype`; a float-to-float cast passes the gradient (in the source's dtype)."""
     value = _one(x, "cast")
-    try:
-        target = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"ops.cast: argument `dtype` must be a dtype such as 'float32', got {dtype!r}") from None
+    target = _dtype_argument("cast", dtype)
     return record_node("cast", (x,), value.astype(target, copy=False), lambda g, need: (g,))
+
+
+def convert_to_tensor(x, dtype=None, sparse=None):
+    """x as an array in its Keras dtype (Python floats float32, ints int32; arrays keep theirs), or `dtype`:
+    convscope's tensors are NumPy arrays (a traced value is returned as it is, `dtype` then casts it)."""
+    if sparse:
+        raise ValueError(f"ops.convert_to_tensor: argument `sparse` is not supported (dense arrays only), "
+                         f"got {sparse!r}")
+    if isinstance(x, Traced):
+        return x if dtype is None else cast(x, dtype)
+    value = _one(x, "convert_to_tensor")
+    return value if dtype is None else value.astype(_dtype_argument("convert_to_tensor", dtype), copy=False)
+
+
+def convert_to_numpy(x) -> np.ndarray:
+    """x as a NumPy array (a traced value's array, untracked: `keras.ops.convert_to_numpy`)."""
+    return np.asarray(x.value if isinstance(x, (Traced, Variable)) else _one(x, "convert_to_numpy"))
+
+
+def _dtype_argument(fn: str, dtype) -> np.dtype:
+    try:
+        return np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"ops.{fn}: argument `dtype` must be a dtype such as 'float32', got {dtype!r}") from None
 
 
 def zeros_like(x, dtype=None):
