@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+import convscope as cs
 from convscope import _rng, optimizers, regularizers
 from convscope.callbacks import Callback, TerminateOnNaN
 from convscope.layers import Activation, Conv2D, Dense, Flatten, MaxPooling2D
@@ -325,3 +326,47 @@ def test_first_layer_is_asked_to_skip_its_input_gradient():
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     model.train_on_batch(x, y)
     assert calls == [True, False]              # the last Dense passes its gradient on, the first need not
+
+
+def _class_weighted_run(module, x, y, loss, class_weight, split):
+    model = module.Sequential([module.Input((5,)), module.layers.Dense(3, activation="softmax",
+                                                                       kernel_initializer="ones")])
+    model.compile(module.optimizers.SGD(0.1), loss, metrics=["accuracy"])
+    history = model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0, class_weight=class_weight,
+                        validation_split=split)
+    return history.history, model.get_weights()
+
+
+def test_class_weight_weights_each_training_sample_by_its_class_as_keras(keras):
+    """Integer labels, one-hot rows and (n, 1) labels; a class left out weighs 1; with a validation split the
+    validation samples are not weighted: the history and the weights as Keras 3's."""
+    rng = np.random.default_rng(0)
+    x, labels = rng.normal(size=(24, 5)).astype("float32"), rng.integers(0, 3, 24)
+    cases = [(labels, "sparse_categorical_crossentropy", {0: 1.0, 1: 3.0, 2: 0.5}, 0.0),
+             (np.eye(3)[labels], "categorical_crossentropy", {0: 2.0, 2: 0.25}, 0.25),
+             (labels.reshape(-1, 1), "sparse_categorical_crossentropy", {1: 4.0}, 0.0)]
+    for y, loss, class_weight, split in cases:
+        ours, weights = _class_weighted_run(cs, x, y, loss, class_weight, split)
+        theirs, k_weights = _class_weighted_run(keras, x, y, loss, class_weight, split)
+        assert sorted(ours) == sorted(theirs)
+        for key in theirs:
+            np.testing.assert_allclose(ours[key], theirs[key], rtol=1e-5, atol=1e-6)
+        for a, b in zip(weights, k_weights):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    unweighted, _ = _class_weighted_run(cs, x, labels, "sparse_categorical_crossentropy", None, 0.0)
+    assert unweighted["loss"] != _class_weighted_run(cs, x, labels, "sparse_categorical_crossentropy",
+                                                     {1: 3.0}, 0.0)[0]["loss"]
+
+
+def test_class_weight_errors_name_the_argument():
+    model = cs.Sequential([cs.Input((2,)), cs.layers.Dense(2, activation="softmax")])
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    x, y = np.zeros((4, 2), "float32"), np.array([0, 1, 0, 1])
+    with pytest.raises(ValueError, match="fit: give `class_weight` or `sample_weight`, not both"):
+        model.fit(x, y, class_weight={0: 1.0}, sample_weight=np.ones(4), verbose=0)
+    with pytest.raises(TypeError, match="argument `class_weight` must be a dict .*got list"):
+        model.fit(x, y, class_weight=[1.0, 2.0], verbose=0)
+    with pytest.raises(ValueError, match="must map class indices .*got '0': 1.0"):
+        model.fit(x, y, class_weight={"0": 1.0}, verbose=0)
+    with pytest.raises(ValueError, match="class_weight` is supported for arrays x and y only"):
+        model.fit(((x, y) for _ in range(1)), class_weight={0: 1.0}, verbose=0)

@@ -249,3 +249,27 @@ def check_sample_weight(weight, batch: int, where: str) -> Optional[np.ndarray]:
     if not np.isfinite(weight).all():
         raise ValueError(f"{where}: sample weights must be finite numbers")
     return weight
+
+
+def class_sample_weights(y: np.ndarray, class_weight, where: str) -> np.ndarray:
+    """Keras' `class_weight` as sample weights: each sample's class (its integer label, or the argmax of a
+    one-hot row) weighted by `class_weight[class]`, 1 for a class it does not name."""
+    if not isinstance(class_weight, dict):
+        raise TypeError(f"{where}: argument `class_weight` must be a dict of class index -> weight, got "
+                        f"{type(class_weight).__name__}")
+    table = {}
+    for key, value in class_weight.items():
+        if isinstance(key, bool) or not isinstance(key, (int, np.integer)) or \
+                isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or \
+                not np.isfinite(value):
+            raise ValueError(f"{where}: argument `class_weight` must map class indices (ints) to finite numbers, "
+                             f"got {key!r}: {value!r}")
+        table[int(key)] = float(value)
+    labels = np.asarray(y)
+    if labels.ndim > 1:
+        labels = np.argmax(labels, axis=-1) if labels.shape[-1] != 1 else labels[..., 0]
+    labels = np.round(labels).astype(np.int64).reshape(len(labels), -1)[:, 0]
+    weights = np.ones(len(labels), dtype=np.float32)
+    for label, weight in table.items():
+        weights[labels == label] = weight
+    return weights

@@ -566,14 +566,21 @@ class Model(Layer):
     # -- fit -------------------------------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0,
-            steps_per_epoch=None, validation_steps=None, sample_weight=None, distribute=None) -> History:
+            steps_per_epoch=None, validation_steps=None, sample_weight=None, distribute=None,
+            class_weight=None) -> History:
         """Train for `epochs` epochs; returns the `History` (`history.history["loss"]`, ...).
 
         `distribute` (a `dask.distributed.Client` or `convscope.distribute.DaskStrategy`), or x given
         as a dask array, trains data-parallel on a Dask cluster (`convscope.distribute.fit`).
         `x` may also be a generator, an iterable of batches or a `PyDataset` (models/data_adapters.py):
         its batches are `(x, y)` or `(x, y, sample_weight)`; `validation_data` likewise, with
-        `validation_steps`.  `sample_weight` (arrays only) weights each sample's loss, as Keras."""
+        `validation_steps`.  `sample_weight` (arrays only) weights each sample's loss, as Keras; `class_weight`
+        ({class index: weight}, arrays only) weights each training sample by its class, as Keras."""
+        if class_weight is not None and sample_weight is not None:
+            raise ValueError("fit: give `class_weight` or `sample_weight`, not both (as Keras)")
+        if class_weight is not None and (distribute is not None or is_dask_collection(x) or data_adapters.is_stream(x)):
+            raise ValueError("fit: argument `class_weight` is supported for arrays x and y only (not yet for "
+                             f"generators, datasets or data-parallel training), got x of type {type(x).__name__}")
         if distribute is not None or is_dask_collection(x):
             for arg, value in (("sample_weight", sample_weight), ("validation_steps", validation_steps)):
                 if value is not None:
@@ -611,6 +618,8 @@ class Model(Layer):
                 validation_data = (x[split_at:], y[split_at:], None if w is None else w[split_at:])   # checked
                 x, y, w = x[:split_at], y[:split_at], None if w is None else w[:split_at]
                 split_made = True
+            if class_weight is not None:        # the training samples only, as Keras
+                w = data_adapters.class_sample_weights(y, class_weight, where)
             steps = steps_per_epoch or math.ceil(len(x) / batch_size)
             stream = self._batch_stream(len(x), batch_size, shuffle)
 
