@@ -325,6 +325,12 @@ def _rescaling(b: GraphBuilder, call: Call) -> Value:
     return y
 
 
+def _prelu(b: GraphBuilder, call: Call) -> Value:
+    """PRelu with the layer's slopes (1 along its shared axes), arranged as the tensor's layout."""
+    x, alpha = call.x, call.layer.alpha
+    return b.value("PRelu", [x.name, b.const(x.align(alpha.value), f"{call.hint}/alpha")], x, hint=call.hint)
+
+
 def _layer_scale(b: GraphBuilder, call: Call) -> Value:
     x, gamma = call.x, call.layer.gamma
     return b.value("Mul", [x.name, b.const(x.align(gamma.value), f"{call.hint}/gamma")], x, hint=call.hint)
@@ -532,6 +538,7 @@ EMITTERS: Dict[str, Callable[[GraphBuilder, Call], Any]] = {
     "BatchNormalization": _batch_norm, "LayerNormalization": _layer_norm, "Normalization": _normalization,
     "Rescaling": _rescaling, "LayerScale": _layer_scale,
     "Activation": _activation_layer, "ReLU": _activation_layer, "Softmax": _activation_layer,
+    "LeakyReLU": _activation_layer, "ELU": _activation_layer, "PReLU": _prelu,
     "Dense": _dense, "Flatten": _flatten, "Reshape": _reshape, "Permute": _permute,
     "ZeroPadding2D": _zero_padding, "ZeroPadding1D": _zero_padding,
     "Cropping2D": _cropping, "Cropping1D": _cropping,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Dict, Optional
 
 from . import convolutional, core  # Keras 2 import paths
-from .activation import Activation, ReLU, Softmax
+from .activation import ELU, Activation, LeakyReLU, ReLU, Softmax
 from .augmentation import RandomBrightness, RandomContrast, RandomCrop, RandomFlip
 from .augmentation_affine import RandomRotation, RandomTranslation, RandomZoom
 from .base import Layer, Variable
@@ -24,6 +24,7 @@ from .merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Sub
                       concatenate, maximum, minimum, multiply, subtract)
 from .normalization import BatchNormalization
 from .permute import Identity, Permute
+from .prelu import PReLU
 from .preprocessing import Normalization, Rescaling, Resizing
 from .pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D, GlobalAvgPool2D,
                       GlobalMaxPool2D, GlobalMaxPooling2D, MaxPool2D, MaxPooling2D)
@@ -49,7 +50,7 @@ __all__ = [
     "GlobalMaxPool1D", "GlobalAveragePooling1D", "GlobalAvgPool1D", "UpSampling1D", "ZeroPadding1D", "Cropping1D",
     "Cropping2D", "SpatialDropout2D", "LayerScale", "StochasticDepth",
     "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomCrop", "RandomContrast",
-    "RandomBrightness", "Lambda",
+    "RandomBrightness", "Lambda", "LeakyReLU", "ELU", "PReLU",
 ]
 
 # Class name (as Keras writes it in configs, aliases included) -> class.
@@ -66,6 +67,7 @@ LAYER_CLASSES.update({"SeparableConvolution2D": SeparableConv2D, "Convolution2DT
 LAYER_CLASSES.update({cls.__name__: cls for cls in (Rescaling, Normalization, Resizing, LayerNormalization,
                                                      Permute, Identity)})
 LAYER_CLASSES.update({cls.__name__: cls for cls in (LayerScale, StochasticDepth)})   # ConvNeXt's helpers
+LAYER_CLASSES.update({cls.__name__: cls for cls in (LeakyReLU, ELU, PReLU)})
 LAYER_CLASSES["Lambda"] = Lambda        # known, so that a file holding one is refused by name (code: `from_config`)
 LAYER_CLASSES.update({cls.__name__: cls for cls in (RandomFlip, RandomRotation, RandomZoom, RandomTranslation,
                                                      RandomCrop, RandomContrast, RandomBrightness)})

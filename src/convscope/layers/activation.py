@@ -1,4 +1,5 @@
-"""Activation layers: `Activation(name)`, `ReLU(max_value, negative_slope, threshold)`, `Softmax(axis)`."""
+"""Activation layers: `Activation(name)`, `ReLU(max_value, negative_slope, threshold)`, `Softmax(axis)`,
+`LeakyReLU(negative_slope)`, `ELU(alpha)`; `PReLU` (a learned slope per value) is in layers/prelu.py."""
 
 from __future__ import annotations
 
@@ -113,4 +114,35 @@ class Softmax(_ElementwiseActivation):
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()
         config["axis"] = self.axis
+        return config
+
+
+class LeakyReLU(_ElementwiseActivation):
+    """x where x > 0, else `negative_slope` * x (Keras 3's default slope 0.3; Keras 2's argument `alpha` taken as
+    the slope)."""
+
+    def __init__(self, negative_slope=0.3, **kwargs):
+        if "alpha" in kwargs:                   # Keras 2's name, which Keras 3 still takes
+            negative_slope = kwargs.pop("alpha")
+        super().__init__(**kwargs)
+        self.negative_slope = check_float(negative_slope, "negative_slope", self._describe(), 0.0)
+        self._activation = get_activation("leaky_relu", negative_slope=self.negative_slope)
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config["negative_slope"] = self.negative_slope
+        return config
+
+
+class ELU(_ElementwiseActivation):
+    """x where x > 0, else `alpha` * (exp(x) - 1)."""
+
+    def __init__(self, alpha=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.alpha = check_float(alpha, "alpha", self._describe())
+        self._activation = get_activation("elu", alpha=self.alpha)
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config["alpha"] = self.alpha
         return config
