@@ -6,8 +6,8 @@ and the scope: `convscope.explain(model)`, `convscope.report(model, sample)`,
 `convscope.gradients(model, x, target)` (d target / d input or a layer's output).
 """
 
-from . import (activations, backend, callbacks, constraints, datasets, initializers, layers, losses,
-               metrics, models, ops, optimizers, preprocessing, regularizers, utils, viz)
+from . import (activations, applications, backend, callbacks, constraints, datasets, initializers, layers,
+               losses, metrics, models, ops, optimizers, preprocessing, regularizers, utils, viz)
 from .explain import explain
 from .explain.gradients import gradients
 from .layers import Input
@@ -20,7 +20,7 @@ tune_allocator()
 __version__ = "0.1.0"
 
 __all__ = [
-    "activations", "backend", "callbacks", "constraints", "datasets", "initializers", "layers",
+    "activations", "applications", "backend", "callbacks", "constraints", "datasets", "initializers", "layers",
     "losses", "metrics", "models", "ops", "optimizers", "preprocessing", "regularizers", "utils", "viz",
     "explain", "gradients", "report", "plot_model", "plot_filters", "plot_feature_maps", "plot_history",
     "Model", "Sequential", "Input",

@@ -139,8 +139,10 @@ def _checked(function: str, source: str, x_train, y_train, x_test, y_test) -> Ar
             (np.asarray(x_test, np.uint8), np.asarray(y_test, np.uint8)))
 
 
-def download(url: str, target, sha256: str, opener: Optional[Opener] = None) -> Path:
-    """Fetch `url` into `target`, keeping it only if its SHA-256 is `sha256`.
+def download(url: str, target, sha256: Optional[str], opener: Optional[Opener] = None,
+             algorithm: str = "sha256") -> Path:
+    """Fetch `url` into `target`, keeping it only if its digest (`algorithm`, SHA-256 by default; Keras
+    publishes MD5s for its applications' weights) is `sha256` (None: no published digest, kept as fetched).
 
     The bytes stream into a temporary file beside `target`, hashed on the way;
     on a match the file is renamed into place, otherwise it is deleted and a
@@ -150,7 +152,7 @@ def download(url: str, target, sha256: str, opener: Optional[Opener] = None) -> 
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     open_url = opener or (lambda u: urllib.request.urlopen(u, timeout=60))  # noqa: S310
-    digest = hashlib.sha256()
+    digest = hashlib.new(algorithm)
     with atomic_write(target) as out:   # on any error the partial download is removed
         response = open_url(url)
         try:
@@ -161,8 +163,9 @@ def download(url: str, target, sha256: str, opener: Optional[Opener] = None) -> 
             close = getattr(response, "close", None)
             if close is not None:
                 close()
-        if digest.hexdigest() != sha256:
-            raise ValueError(f"download: '{url}' has SHA-256 {digest.hexdigest()}, expected "
+        if sha256 is not None and digest.hexdigest() != sha256:
+            label = "SHA-256" if algorithm == "sha256" else algorithm.upper()
+            raise ValueError(f"download: '{url}' has {label} {digest.hexdigest()}, expected "
                              f"{sha256}; the download was discarded and '{target}' left as it was")
     return target
 

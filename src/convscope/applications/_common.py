@@ -1,0 +1,137 @@
+"""What Keras' applications share: the arguments' checks, the input shape, the top, the weights, preprocessing.
+
+The architectures and layer names are Keras 3's (`keras.applications`), so that Keras' ImageNet weight
+files (legacy HDF5, matched by layer name) load into them, and so do the user's own Keras-trained ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .. import layers
+from ..datasets._files import download
+from ..models import Model
+
+KERAS_BASE = "https://storage.googleapis.com/tensorflow/keras-applications/"
+_CHUNK = 1 << 20
+
+
+def check_arguments(where: str, weights, include_top: bool, classes, input_tensor, pooling,
+                    classifier_activation) -> None:
+    """Keras' checks of an application's arguments, each error naming the function and the argument."""
+    if not (weights in ("imagenet", None) or (isinstance(weights, (str, os.PathLike)) and Path(weights).is_file())):
+        raise ValueError(f"{where}: argument `weights` must be None (random initialization), 'imagenet' "
+                         f"(pre-trained on ImageNet) or the path to a weights file, got {weights!r}")
+    if not isinstance(include_top, bool):
+        raise TypeError(f"{where}: argument `include_top` must be a bool, got {include_top!r}")
+    if isinstance(classes, bool) or not isinstance(classes, (int, np.integer)) or classes < 1:
+        raise ValueError(f"{where}: argument `classes` must be a positive int, got {classes!r}")
+    if weights == "imagenet" and include_top and classes != 1000:
+        raise ValueError(f"{where}: with weights='imagenet' and include_top=True, `classes` must be 1000 (the "
+                         f"ImageNet classes), got {classes}")
+    if input_tensor is not None:
+        raise ValueError(f"{where}: argument `input_tensor` is not supported yet (give `input_shape`), got "
+                         f"{type(input_tensor).__name__}")
+    if pooling not in (None, "avg", "max"):
+        raise ValueError(f"{where}: argument `pooling` must be None, 'avg' or 'max', got {pooling!r}")
+    if weights is not None and include_top and classifier_activation not in (None, "softmax"):
+        raise ValueError(f"{where}: with pre-trained weights and include_top=True, `classifier_activation` must be "
+                         f"None or 'softmax', got {classifier_activation!r}")
+
+
+def input_shape_for(where: str, input_shape, default_size: int, min_size: int, include_top: bool,
+                    weights) -> tuple:
+    """Keras' `obtain_input_shape` for channels_last images: the default size with the top and ImageNet
+    weights (refusing another), (None, None, 3) without a top and a shape, else the given one, checked."""
+    if input_shape is not None:
+        try:
+            input_shape = tuple(None if d is None else int(d) for d in input_shape)
+        except (TypeError, ValueError):
+            raise TypeError(f"{where}: argument `input_shape` must be a tuple (height, width, channels), got "
+                            f"{input_shape!r}") from None
+    channels = input_shape[-1] if weights != "imagenet" and input_shape and len(input_shape) == 3 else 3
+    default = (default_size, default_size, channels)
+    if weights == "imagenet" and include_top:
+        if input_shape is not None and input_shape != default:
+            raise ValueError(f"{where}: with include_top=True and weights='imagenet', `input_shape` must be "
+                             f"{default}, got {input_shape}")
+        return default
+    if input_shape is None:
+        return default if include_top else (None, None, 3)
+    if len(input_shape) != 3:
+        raise ValueError(f"{where}: argument `input_shape` must have three entries (height, width, channels), "
+                         f"got {input_shape}")
+    if weights == "imagenet" and input_shape[-1] != 3:
+        raise ValueError(f"{where}: ImageNet weights take 3 channels, got input_shape={input_shape}")
+    if any(d is not None and d < min_size for d in input_shape[:2]):
+        raise ValueError(f"{where}: the input must be at least {min_size}x{min_size}, got input_shape={input_shape}")
+    if include_top and None in input_shape:
+        raise ValueError(f"{where}: with include_top=True the input shape must be known, got {input_shape}")
+    return input_shape
+
+
+def top(x, include_top: bool, pooling, classes: int, classifier_activation, names: Sequence[Optional[str]]):
+    """The classifier (global average pooling, then a Dense named "predictions") or the pooling asked for;
+    `names`: the pooling layers' names (avg, max), None where Keras leaves them unnamed."""
+    if include_top:
+        x = layers.GlobalAveragePooling2D(name=names[0])(x)
+        return layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
+    if pooling == "avg":
+        return layers.GlobalAveragePooling2D(name=names[0])(x)
+    if pooling == "max":
+        return layers.GlobalMaxPooling2D(name=names[1])(x)
+    return x
+
+
+def finish(inputs, outputs, name: str, weights, url: Optional[str], md5: Optional[str]) -> Model:
+    """The model, with its weights: Keras' ImageNet file (`url`) where weights='imagenet', a file the user
+    names, or none."""
+    model = Model(inputs, outputs, name=name)
+    if weights == "imagenet":
+        model.load_weights(str(weights_file(url, md5)))
+    elif weights is not None:
+        model.load_weights(str(weights))
+    return model
+
+
+def weights_file(url: str, md5: Optional[str], opener=None) -> Path:
+    """Keras' weights file at `url`: from Keras' own cache (`~/.keras/models`) or convscope's
+    (`~/.convscope/models`) where it is there and its MD5 is the published one, else downloaded into
+    convscope's cache and checked (Keras publishes no MD5 for some files: those are kept as fetched)."""
+    name = url.rsplit("/", 1)[-1]
+    for folder in (Path.home() / ".keras" / "models", Path.home() / ".convscope" / "models"):
+        candidate = folder / name
+        if candidate.is_file() and (md5 is None or _md5(candidate) == md5):
+            return candidate
+    return download(url, Path.home() / ".convscope" / "models" / name, md5, opener=opener, algorithm="md5")
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5()      # Keras publishes MD5s; a check of integrity, the file is read as data anyway
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def preprocess_input(x, mode: str, where: str) -> np.ndarray:
+    """Keras' `imagenet_utils.preprocess_input` for channels_last images (a new float32 array): "tf" scales
+    to [-1, 1]; "caffe" swaps RGB to BGR and subtracts ImageNet's mean per channel; "torch" scales to [0, 1]
+    and standardizes with ImageNet's mean and deviation."""
+    array = np.asarray(x)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{where}: argument `x` must be an array of numbers, got dtype {array.dtype}")
+    array = array.astype(np.float32 if array.dtype != np.float64 else np.float64)
+    if mode == "tf":
+        return array / 127.5 - 1.0
+    if array.ndim == 0 or array.shape[-1] != 3:
+        raise ValueError(f"{where}: expected images with 3 channels last, got shape {array.shape}")
+    if mode == "torch":
+        return (array / 255.0 - np.array([0.485, 0.456, 0.406], array.dtype)) / np.array([0.229, 0.224, 0.225],
+                                                                                         array.dtype)
+    return array[..., ::-1] - np.array([103.939, 116.779, 123.68], array.dtype)

@@ -1,0 +1,5 @@
+"""Keras' import path `keras.applications.resnet50`."""
+
+from .resnet import ResNet50, preprocess_input
+
+__all__ = ["ResNet50", "preprocess_input"]

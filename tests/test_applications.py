@@ -1,0 +1,137 @@
+"""`convscope.applications`: ResNet50/101/152, MobileNetV2, VGG16/19 built as Keras 3 builds them.
+
+Oracle: Keras 3.15.1's `keras.applications` on the torch backend, `weights=None` — every layer's name and
+class, the parameter count, the weights' shapes, and the outputs with Keras' weights copied in (batch
+norms' statistics drawn away from 0/1); `weights="imagenet"` from a Keras weights file (legacy HDF5, as
+Keras publishes them) found in Keras' cache, no network; `preprocess_input` against Keras'.
+"""
+
+import hashlib
+import io
+import re
+
+import numpy as np
+import pytest
+
+import convscope as cs
+from convscope.applications import _common
+
+h5py = pytest.importorskip("h5py")
+
+CASES = [
+    ("ResNet50", dict(input_shape=(64, 64, 3))),
+    ("ResNet101", dict(include_top=False, input_shape=(32, 32, 3), pooling="avg")),
+    ("MobileNetV2", dict(input_shape=(96, 96, 3))),
+    ("MobileNetV2", dict(alpha=0.35, include_top=False, input_shape=(75, 75, 3), pooling="max")),
+    ("MobileNetV2", dict(alpha=1.3, input_shape=(64, 64, 3), classes=7, classifier_activation=None)),
+    ("VGG16", dict(input_shape=(32, 32, 3))),
+    ("VGG19", dict(include_top=False, input_shape=(48, 48, 3))),
+]
+
+
+def _named(layer) -> str:
+    """A layer's name, a counter Keras and convscope append to a default name (`input_layer_3`) left out."""
+    return re.sub(r"_\d+$", "", layer.name) if layer.name.startswith(("input_layer", "global_")) else layer.name
+
+
+def _randomized(keras, model, seed):
+    rng = np.random.default_rng(seed)
+    weights = [rng.normal(0, 0.05, w.shape).astype("float32") for w in model.get_weights()]
+    for i, variable in enumerate(model.weights):
+        if "variance" in variable.path:
+            weights[i] = np.abs(weights[i]) + 0.5
+        elif "gamma" in variable.path:
+            weights[i] += 1.0
+    model.set_weights(weights)
+    return weights
+
+
+@pytest.mark.parametrize("name,options", CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CASES)])
+def test_an_application_is_keras_layer_for_layer(keras, name, options):
+    ours = getattr(cs.applications, name)(weights=None, **options)
+    theirs = getattr(keras.applications, name)(weights=None, **options)
+    assert ours.name == theirs.name
+    assert [(type(a).__name__, _named(a)) for a in ours.layers] == \
+        [(type(b).__name__, _named(b)) for b in theirs.layers]
+    assert ours.count_params() == theirs.count_params()
+    assert ours.output_shape == theirs.output_shape
+    assert [v.shape for v in ours.weights] == [tuple(v.shape) for v in theirs.weights]
+    ours.set_weights(_randomized(keras, theirs, 1))
+    shape = options.get("input_shape") or (32, 32, 3)
+    x = np.random.default_rng(2).uniform(0, 255, (2,) + shape).astype("float32")
+    x = cs.applications.resnet.preprocess_input(x) if name.startswith(("ResNet", "VGG")) else x / 127.5 - 1
+    expected = keras.ops.convert_to_numpy(theirs.predict(x, verbose=0))
+    np.testing.assert_allclose(ours.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+
+def test_imagenet_weights_load_from_keras_cache_without_the_network(keras, tmp_path, monkeypatch):
+    """A Keras weights file under ~/.keras/models (where Keras keeps the ones it downloaded) with the name
+    Keras gives it: loaded by layer name, Keras' outputs; a ResNet's file must have the published MD5."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    from keras.src.legacy.saving import legacy_h5_format
+    theirs = keras.applications.MobileNetV2(alpha=0.35, include_top=False, input_shape=(96, 96, 3), weights=None)
+    _randomized(keras, theirs, 3)
+    folder = tmp_path / ".keras" / "models"
+    folder.mkdir(parents=True)
+    with h5py.File(folder / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_96_no_top.h5", "w") as handle:
+        legacy_h5_format.save_weights_to_hdf5_group(handle, theirs)
+    ours = cs.applications.MobileNetV2(alpha=0.35, include_top=False, input_shape=(96, 96, 3), weights="imagenet")
+    x = np.random.default_rng(4).uniform(-1, 1, (2, 96, 96, 3)).astype("float32")
+    expected = keras.ops.convert_to_numpy(theirs.predict(x, verbose=0))
+    np.testing.assert_allclose(ours.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    def no_network(url, timeout=None):
+        raise OSError(f"no network in this test: {url}")
+    monkeypatch.setattr("urllib.request.urlopen", no_network)
+    with pytest.warns(UserWarning, match="the weights for 224x224 are loaded"):     # a size without weights
+        with pytest.raises(OSError, match="no network .*kernels_0.35_224_no_top.h5"):   # not in the cache
+            cs.applications.MobileNetV2(alpha=0.35, include_top=False, input_shape=(80, 80, 3), weights="imagenet")
+
+
+def test_a_downloaded_weights_file_is_kept_only_with_the_published_md5(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    data = b"weights" * 100
+    url = _common.KERAS_BASE + "resnet/some_weights.h5"
+    with pytest.raises(ValueError, match="has MD5 .* expected 0+; the download was discarded"):
+        _common.weights_file(url, "0" * 32, opener=lambda u: io.BytesIO(data))
+    assert not (tmp_path / ".convscope" / "models" / "some_weights.h5").exists()
+    md5 = hashlib.md5(data).hexdigest()
+    damaged = tmp_path / ".keras" / "models" / "some_weights.h5"      # in Keras' cache, but not the published file
+    damaged.parent.mkdir(parents=True)
+    damaged.write_bytes(b"truncated")
+    path = _common.weights_file(url, md5, opener=lambda u: io.BytesIO(data))
+    assert path == tmp_path / ".convscope" / "models" / "some_weights.h5" and path.read_bytes() == data
+    assert _common.weights_file(url, md5, opener=None) == path          # found in the cache: no download
+
+
+def test_preprocess_input_is_keras(keras):
+    x = np.random.default_rng(5).uniform(0, 255, (2, 4, 4, 3)).astype("float32")
+    for ours, theirs in ((cs.applications.resnet50.preprocess_input, keras.applications.resnet50.preprocess_input),
+                         (cs.applications.vgg16.preprocess_input, keras.applications.vgg16.preprocess_input),
+                         (cs.applications.mobilenet_v2.preprocess_input,
+                          keras.applications.mobilenet_v2.preprocess_input)):
+        before = x.copy()
+        np.testing.assert_allclose(ours(x), keras.ops.convert_to_numpy(theirs(x.copy())), rtol=1e-6, atol=1e-4)
+        np.testing.assert_array_equal(x, before)          # a new array: the caller's images stay as they were
+    assert cs.applications.resnet.preprocess_input(np.zeros((1, 2, 2, 3), np.uint8)).dtype == np.float32
+
+
+def test_arguments_are_checked_by_name(tmp_path):
+    apps = cs.applications
+    with pytest.raises(ValueError, match="ResNet50: argument `weights` must be None .* got 'imagenet21k'"):
+        apps.ResNet50(weights="imagenet21k")
+    with pytest.raises(ValueError, match="ResNet50: with weights='imagenet' and include_top=True, `classes` must "
+                                         "be 1000"):
+        apps.ResNet50(classes=10)
+    with pytest.raises(ValueError, match="VGG16: with include_top=True and weights='imagenet', `input_shape` must "
+                                         "be \\(224, 224, 3\\)"):
+        apps.VGG16(input_shape=(64, 64, 3))
+    with pytest.raises(ValueError, match="ResNet50: the input must be at least 32x32"):
+        apps.ResNet50(weights=None, input_shape=(16, 16, 3))
+    with pytest.raises(ValueError, match="MobileNetV2: argument `pooling` must be None, 'avg' or 'max'"):
+        apps.MobileNetV2(weights=None, include_top=False, pooling="sum")
+    with pytest.raises(ValueError, match="MobileNetV2: ImageNet weights exist for alpha in"):
+        apps.MobileNetV2(alpha=0.6, weights="imagenet")
+    with pytest.raises(ValueError, match="VGG19: with include_top=True the input shape must be known"):
+        apps.VGG19(weights=None, input_shape=(None, None, 3))
+    with pytest.raises(ValueError, match="ResNet152: argument `input_tensor` is not supported yet"):
+        apps.ResNet152(weights=None, input_tensor=cs.Input((64, 64, 3)))
