@@ -7,6 +7,7 @@ Keras publishes them) found in Keras' cache, no network; `preprocess_input` agai
 """
 
 import hashlib
+import json
 import io
 import re
 
@@ -135,3 +136,32 @@ def test_arguments_are_checked_by_name(tmp_path):
         apps.VGG19(weights=None, input_shape=(None, None, 3))
     with pytest.raises(ValueError, match="ResNet152: argument `input_tensor` is not supported yet"):
         apps.ResNet152(weights=None, input_tensor=cs.Input((64, 64, 3)))
+
+
+def test_decode_predictions_is_keras(keras, tmp_path, monkeypatch):
+    """Against Keras' with the same class index (a made-up one: the test has no network, so its MD5 stands
+    in for Keras' published one); the top count as Keras'; a damaged index is refused by name."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    table = {str(i): [f"n{i:08d}", f"class_{i}"] for i in range(1000)}
+    data = json.dumps(table).encode()
+    folder = tmp_path / ".keras" / "models"
+    folder.mkdir(parents=True)
+    (folder / "imagenet_class_index.json").write_bytes(data)
+    monkeypatch.setattr(_common, "CLASS_INDEX_MD5", hashlib.md5(data).hexdigest())
+    from keras.src.applications import imagenet_utils
+    monkeypatch.setattr(imagenet_utils, "CLASS_INDEX", table)
+    scores = np.random.default_rng(6).random((3, 1000)).astype("float32")
+    for top in (1, 5):
+        ours = cs.applications.resnet50.decode_predictions(scores, top=top)
+        theirs = keras.applications.resnet50.decode_predictions(scores, top=top)
+        assert [[(a, b, float(c)) for a, b, c in row] for row in ours] == \
+            [[(a, b, float(c)) for a, b, c in row] for row in theirs]
+    with pytest.raises(ValueError, match="decode_predictions: argument `preds` must be .* got shape \\(3, 10\\)"):
+        cs.applications.vgg16.decode_predictions(scores[:, :10])
+    with pytest.raises(ValueError, match="argument `top` must be an int from 1 to 1000, got 0"):
+        cs.applications.mobilenet_v2.decode_predictions(scores, top=0)
+    damaged = json.dumps({"0": ["n0", "a"]}).encode()
+    (folder / "imagenet_class_index.json").write_bytes(damaged)
+    monkeypatch.setattr(_common, "CLASS_INDEX_MD5", hashlib.md5(damaged).hexdigest())
+    with pytest.raises(ValueError, match="is not an ImageNet class index"):
+        cs.applications.resnet.decode_predictions(scores)

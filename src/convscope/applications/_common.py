@@ -7,6 +7,7 @@ files (legacy HDF5, matched by layer name) load into them, and so do the user's 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Optional, Sequence
@@ -18,6 +19,9 @@ from ..datasets._files import download
 from ..models import Model
 
 KERAS_BASE = "https://storage.googleapis.com/tensorflow/keras-applications/"
+CLASS_INDEX_URL = "https://storage.googleapis.com/download.tensorflow.org/data/imagenet_class_index.json"
+CLASS_INDEX_MD5 = "c2c37ea517e94d9795004a39431a14cb"
+_CLASS_INDEX_MAX_BYTES = 1 << 20
 _CHUNK = 1 << 20
 
 
@@ -135,3 +139,39 @@ def preprocess_input(x, mode: str, where: str) -> np.ndarray:
         return (array / 255.0 - np.array([0.485, 0.456, 0.406], array.dtype)) / np.array([0.229, 0.224, 0.225],
                                                                                          array.dtype)
     return array[..., ::-1] - np.array([103.939, 116.779, 123.68], array.dtype)
+
+
+def decode_predictions(preds, top: int = 5, opener=None) -> list:
+    """Keras' `decode_predictions`: for each row of ImageNet scores (n, 1000), its `top` classes as
+    (WordNet id, name, score), best first; the class names from Keras' `imagenet_class_index.json` (from
+    Keras' cache, or downloaded once and checked against Keras' MD5; read as data each call)."""
+    where = "decode_predictions"
+    scores = np.asarray(preds)
+    if scores.ndim != 2 or scores.shape[1] != 1000 or scores.dtype.kind not in "biuf":
+        raise ValueError(f"{where}: argument `preds` must be a batch of ImageNet scores, shape (samples, 1000), got "
+                         f"shape {scores.shape} dtype {scores.dtype}")
+    if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or not 1 <= top <= 1000:
+        raise ValueError(f"{where}: argument `top` must be an int from 1 to 1000, got {top!r}")
+    index = _class_index(weights_file(CLASS_INDEX_URL, CLASS_INDEX_MD5, opener=opener))
+    results = []
+    for row in scores:
+        best = np.argsort(row, kind="stable")[::-1][:top]
+        results.append([index[int(i)] + (row[i],) for i in best])
+    return results
+
+
+def _class_index(path: Path) -> list:
+    """The 1000 (WordNet id, name) pairs of Keras' class index file, checked (a file is data)."""
+    if path.stat().st_size > _CLASS_INDEX_MAX_BYTES:
+        raise ValueError(f"decode_predictions: '{path}' is {path.stat().st_size} bytes, more than an ImageNet class "
+                         "index")
+    try:
+        table = json.loads(path.read_text(encoding="utf-8"))
+        pairs = [tuple(table[str(i)]) for i in range(1000)]
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"decode_predictions: '{path}' is not an ImageNet class index (\"0\" to \"999\" -> "
+                         f"[WordNet id, name]): {error}") from None
+    if not all(len(pair) == 2 and all(isinstance(item, str) for item in pair) for pair in pairs):
+        raise ValueError(f"decode_predictions: '{path}' is not an ImageNet class index: each entry must be "
+                         "[WordNet id, name]")
+    return pairs

@@ -96,3 +96,8 @@ def preprocess_input(x, data_format=None):
         raise ValueError(f"mobilenet_v2.preprocess_input: argument `data_format` must be 'channels_last' (or "
                          f"None), got {data_format!r}")
     return _common.preprocess_input(x, "tf", "mobilenet_v2.preprocess_input")
+
+
+def decode_predictions(preds, top=5):
+    """Each row's `top` ImageNet classes as (WordNet id, name, score), best first (Keras')."""
+    return _common.decode_predictions(preds, top)

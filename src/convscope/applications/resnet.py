@@ -85,3 +85,8 @@ def preprocess_input(x, data_format=None):
         raise ValueError(f"resnet.preprocess_input: argument `data_format` must be 'channels_last' (or None), got "
                          f"{data_format!r}")
     return _common.preprocess_input(x, "caffe", "resnet.preprocess_input")
+
+
+def decode_predictions(preds, top=5):
+    """Each row's `top` ImageNet classes as (WordNet id, name, score), best first (Keras')."""
+    return _common.decode_predictions(preds, top)
