@@ -222,9 +222,11 @@ def nested_net():
 GRAPH_MODELS = [resnet_style, small_unet, unet_with_transpose, two_input_merges, mobilenet_like, conv1d_net,
                 two_branch_model, shared_model, offset_branches_model]
 def slopes_net():
-    """LeakyReLU, ELU and PReLU (shared along the image's axes, and one slope per value)."""
+    """LeakyReLU, ELU and PReLU (shared along the image's axes, and one slope per value); Gaussian noise and
+    dropout (the identity at inference)."""
     x = cs.Input((6, 6, 2), name="x")
-    y = L.PReLU(shared_axes=[1, 2])(L.Conv2D(4, 3, padding="same")(x))
+    y = L.PReLU(shared_axes=[1, 2])(L.GaussianNoise(0.1)(L.Conv2D(4, 3, padding="same")(x)))
+    y = L.GaussianDropout(0.2)(y)
     y = L.ELU(alpha=0.5)(L.LeakyReLU(negative_slope=0.1)(L.Conv2D(3, 1)(y)))
     return cs.Model(x, L.PReLU()(L.Conv2D(2, 3)(y)), name="slopes_net")
 

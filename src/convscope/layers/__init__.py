@@ -22,6 +22,7 @@ from .lambda_layer import Lambda
 from .layer_normalization import LayerNormalization
 from .merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add, average,
                       concatenate, maximum, minimum, multiply, subtract)
+from .noise import GaussianDropout, GaussianNoise
 from .normalization import BatchNormalization
 from .permute import Identity, Permute
 from .prelu import PReLU
@@ -50,7 +51,7 @@ __all__ = [
     "GlobalMaxPool1D", "GlobalAveragePooling1D", "GlobalAvgPool1D", "UpSampling1D", "ZeroPadding1D", "Cropping1D",
     "Cropping2D", "SpatialDropout2D", "LayerScale", "StochasticDepth",
     "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomCrop", "RandomContrast",
-    "RandomBrightness", "Lambda", "LeakyReLU", "ELU", "PReLU",
+    "RandomBrightness", "Lambda", "LeakyReLU", "ELU", "PReLU", "GaussianNoise", "GaussianDropout",
 ]
 
 # Class name (as Keras writes it in configs, aliases included) -> class.
@@ -67,7 +68,7 @@ LAYER_CLASSES.update({"SeparableConvolution2D": SeparableConv2D, "Convolution2DT
 LAYER_CLASSES.update({cls.__name__: cls for cls in (Rescaling, Normalization, Resizing, LayerNormalization,
                                                      Permute, Identity)})
 LAYER_CLASSES.update({cls.__name__: cls for cls in (LayerScale, StochasticDepth)})   # ConvNeXt's helpers
-LAYER_CLASSES.update({cls.__name__: cls for cls in (LeakyReLU, ELU, PReLU)})
+LAYER_CLASSES.update({cls.__name__: cls for cls in (LeakyReLU, ELU, PReLU, GaussianNoise, GaussianDropout)})
 LAYER_CLASSES["Lambda"] = Lambda        # known, so that a file holding one is refused by name (code: `from_config`)
 LAYER_CLASSES.update({cls.__name__: cls for cls in (RandomFlip, RandomRotation, RandomZoom, RandomTranslation,
                                                      RandomCrop, RandomContrast, RandomBrightness)})

@@ -111,3 +111,23 @@ def dropout_backward(grad_y, mask) -> np.ndarray:
     """Gradient of dropout: the same scaled mask."""
     grad_y = check_numeric_array(grad_y, "dropout_backward", "grad_y")
     return (grad_y * mask).astype(np.asarray(mask).dtype, copy=False)
+
+
+def gaussian_noise(x, stddev: float, rng: Optional[np.random.Generator] = None) -> np.ndarray:
+    """x + N(0, stddev), in x's float dtype (GaussianNoise in training)."""
+    x = check_numeric_array(x, "gaussian_noise", "x")
+    dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
+    rng = _rng.generator() if rng is None else rng
+    return x.astype(dtype, copy=False) + rng.normal(0.0, stddev, x.shape).astype(dtype, copy=False)
+
+
+def gaussian_dropout_forward(x, rate: float, rng: Optional[np.random.Generator] = None):
+    """(x * noise, noise), noise ~ N(1, sqrt(rate / (1 - rate))) per value (GaussianDropout in training); the
+    backward pass multiplies the gradient by the same noise."""
+    x = check_numeric_array(x, "gaussian_dropout_forward", "x")
+    if not 0 <= rate < 1:
+        raise ValueError(f"gaussian_dropout_forward: argument `rate` must be in [0, 1), got {rate!r}")
+    dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
+    rng = _rng.generator() if rng is None else rng
+    noise = rng.normal(1.0, float(np.sqrt(rate / (1.0 - rate))), x.shape).astype(dtype, copy=False)
+    return x.astype(dtype, copy=False) * noise, noise
