@@ -18,6 +18,7 @@ from collections import defaultdict
 from typing import Any, Dict, List, Optional, Tuple
 
 from .. import backend
+from .._custom_objects import lookup
 
 # Keras optimizer config keys convscope has no use for, with the values that mean "off".
 _NEUTRAL_OPTIMIZER_KEYS = {"use_ema": (False, None), "ema_momentum": None, "ema_overwrite_frequency": None,
@@ -171,7 +172,8 @@ def compile_config_to_keras(model) -> Optional[Dict[str, Any]]:
 # -- checking a config before building it ----------------------------------------------------------
 
 def check_config(config, custom_objects, refuse) -> None:
-    """Every class a model config names must be convscope's or in `custom_objects`, and no Lambda
+    """Every class a model config names must be convscope's, in `custom_objects` or registered by the user's code
+    (`saving.register_keras_serializable`, a `custom_object_scope`), and no Lambda
     carries code (Keras' `safe_mode`): `refuse(message)` returns the error raised otherwise.
     Nothing named in the file is imported."""
     from ..layers import LAYER_CLASSES
@@ -186,7 +188,9 @@ def check_config(config, custom_objects, refuse) -> None:
         if isinstance(value.get("layers"), list):
             for entry in value["layers"]:
                 name = entry.get("class_name") if isinstance(entry, dict) else None
-                if name is not None and name not in known and not _is_operation(entry):
+                registered = entry.get("registered_name") if isinstance(entry, dict) else None
+                if name is not None and name not in known and not _is_operation(entry) and \
+                        lookup(name, registered if isinstance(registered, str) else None, custom_objects) is None:
                     raise refuse(f"holds a layer of class {name!r} (module {entry.get('module')!r}), "
                                  f"which convscope does not define; pass your own class as "
                                  f"custom_objects={{{name!r}: YourClass}} (nothing is imported from "

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
+from .._custom_objects import get_registered_name, lookup
+
 from . import convolutional, core  # Keras 2 import paths
 from .activation import ELU, Activation, LeakyReLU, ReLU, Softmax
 from .augmentation import RandomBrightness, RandomContrast, RandomCrop, RandomFlip
@@ -96,8 +98,8 @@ def serialize(layer: Layer) -> Dict[str, Any]:
         module, registered = cls.keras_module, cls.keras_registered_name
     elif cls.__module__.startswith("convscope."):
         module, registered = "keras.layers", None
-    else:                                       # a custom layer, as Keras writes an unregistered class
-        module, registered = (None if cls.__module__ == "__main__" else cls.__module__), cls.__name__
+    else:                                       # a custom layer, as Keras writes it (registered: "package>name")
+        module, registered = (None if cls.__module__ == "__main__" else cls.__module__), get_registered_name(cls)
     return {"module": module, "class_name": cls.__name__, "config": layer.get_config(),
             "registered_name": registered}
 
@@ -128,10 +130,13 @@ def deserialize(config: Dict[str, Any], custom_objects: Optional[Dict[str, type]
     if str(config.get("module") or "").startswith("keras.src.ops."):   # `x * 0.5`: an operation, not a layer
         from .operations import deserialize as deserialize_operation
         return deserialize_operation(config)
-    classes = dict(LAYER_CLASSES, **(custom_objects or {}))
-    cls = classes.get(class_name)
+    cls = lookup(class_name, config.get("registered_name"), custom_objects) or LAYER_CLASSES.get(class_name)
     if cls is None:
+        classes = dict(LAYER_CLASSES, **(custom_objects or {}))
         raise ValueError(f"layers.deserialize: unknown layer class {class_name!r}; expected one of "
                          f"{sorted(classes)}")
+    if not (isinstance(cls, type) and issubclass(cls, Layer)):
+        raise ValueError(f"layers.deserialize: the custom object for layer class {class_name!r} is {cls!r}, not a "
+                         "Layer subclass")
     arguments = _normalize_config(class_name, config.get("config") or {})
     return cls.from_config(arguments)
