@@ -15,11 +15,14 @@ from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
+from ._custom_objects import get_registered_name, lookup
 from .ops import losses as ops
+from .ops.numpy_api import convert_to_numpy, sum as ops_sum
+from .ops.tape import Tape
 
 __all__ = [
     "Loss", "CategoricalCrossentropy", "SparseCategoricalCrossentropy", "BinaryCrossentropy",
-    "MeanSquaredError", "MeanAbsoluteError", "Huber",
+    "MeanSquaredError", "MeanAbsoluteError", "Huber", "FunctionLoss",
     "categorical_crossentropy", "sparse_categorical_crossentropy", "binary_crossentropy",
     "mean_squared_error", "mean_absolute_error", "huber", "mse", "mae", "MSE", "MAE",
     "get", "serialize", "deserialize",
@@ -381,6 +384,65 @@ class Huber(Loss):
         return {**super().get_config(), "delta": self.delta}
 
 
+class FunctionLoss(Loss):
+    """A loss function of your own, `fn(y_true, y_pred)` written with `convscope.ops` (as Keras users write a
+    Dice or focal loss with `keras.ops`): its values (any shape: one per sample, per pixel, or one for the
+    batch) reduced as Keras reduces a function's, their mean ("sum_over_batch_size") or sum; the gradient
+    from a tape.  Saved by the function's registered name: a file names it, your code provides it
+    (`custom_objects`, or `saving.register_keras_serializable`)."""
+
+    def __init__(self, fn, reduction: str = "sum_over_batch_size", name: Optional[str] = None):
+        if not callable(fn):
+            raise TypeError(f"FunctionLoss: argument `fn` must be a function (y_true, y_pred) -> losses, got "
+                            f"{type(fn).__name__}")
+        super().__init__(name or getattr(fn, "__name__", "loss"), reduction)
+        self.fn = fn
+
+    def _values(self, y_true, y_pred):
+        try:
+            return self.fn(y_true, y_pred)
+        except Exception as error:
+            raise ValueError(f"loss '{self.name}': the function failed on targets of shape {np.shape(y_true)} and "
+                             f"predictions of shape {np.shape(y_pred)}: {type(error).__name__}: {error}") from error
+
+    def per_sample(self, y_true, y_pred):
+        return np.asarray(convert_to_numpy(self._values(y_true, y_pred)), dtype=y_pred.dtype)
+
+    def check_targets(self, y_true, output_shape, where: str) -> None:
+        """Only the batch is checked: the function decides what targets it takes (labels, masks, ...)."""
+        if np.ndim(y_true) == 0:
+            raise ValueError(f"{where}: loss '{self.name}' needs one target per sample, got a scalar y")
+
+    def gradient(self, y_true, y_pred) -> np.ndarray:
+        y_true, y_pred = self._prepare(y_true, y_pred)
+        if self.reduction == "none":
+            raise ValueError(f"{type(self).__name__}: gradient() needs a scalar loss; reduction='none' gives one "
+                             "value per sample")
+        with Tape() as tape:
+            watched = tape.watch(y_pred)
+            values = self._values(y_true, watched)
+            total = ops_sum(values)
+        grad = tape.gradient(total, [watched])[0]
+        if grad is None:
+            return np.zeros_like(y_pred)
+        scale = 1.0 if self.reduction == "sum" else 1.0 / max(int(np.size(convert_to_numpy(values))), 1)
+        return (np.asarray(grad) * scale).astype(y_pred.dtype, copy=False)
+
+    def get_config(self) -> Dict[str, Any]:
+        return {**super().get_config(), "function": get_registered_name(self.fn)}
+
+    @classmethod
+    def from_config(cls, config: Dict[str, Any]) -> "Loss":
+        config = dict(config)
+        name = config.pop("function", None)
+        fn = lookup(name, name) if isinstance(name, str) else None
+        if fn is None:
+            raise ValueError(f"losses.deserialize: the loss function {name!r} is your own code, which a file only "
+                             f"names: pass custom_objects={{{name!r}: your_function}} (or register it with "
+                             "saving.register_keras_serializable), or load with compile=False")
+        return cls(fn, **config)
+
+
 # -- lookup ----------------------------------------------------------------------------------
 _FUNCTIONS = {
     "categorical_crossentropy": categorical_crossentropy,
@@ -391,7 +453,8 @@ _FUNCTIONS = {
     "huber": huber, "huber_loss": huber,
 }
 _CLASSES = {cls.__name__: cls for cls in (CategoricalCrossentropy, SparseCategoricalCrossentropy,
-                                          BinaryCrossentropy, MeanSquaredError, MeanAbsoluteError, Huber)}
+                                          BinaryCrossentropy, MeanSquaredError, MeanAbsoluteError, Huber,
+                                          FunctionLoss)}
 _OBJECT_FOR_FUNCTION = {
     categorical_crossentropy: CategoricalCrossentropy,
     sparse_categorical_crossentropy: SparseCategoricalCrossentropy,
@@ -414,10 +477,15 @@ def get(identifier):
     if isinstance(identifier, str):
         if identifier in _FUNCTIONS:
             return _FUNCTIONS[identifier]
-        if identifier in _CLASSES:
+        if identifier in _CLASSES and identifier != "FunctionLoss":
             return _CLASSES[identifier]()
-        known = sorted(set(_FUNCTIONS) | set(_CLASSES))
-        raise ValueError(f"losses.get: unknown loss {identifier!r}; known losses: {', '.join(known)}")
+        own = lookup(identifier, identifier)     # a function of the user's, registered or in a scope
+        if own is not None:
+            return own
+        known = sorted(set(_FUNCTIONS) | set(_CLASSES) - {"FunctionLoss"})
+        raise ValueError(f"losses.get: unknown loss {identifier!r}; known losses: {', '.join(known)}; a loss "
+                         f"function of your own: pass custom_objects={{{identifier!r}: your_function}} (loading a "
+                         "file) or register it with saving.register_keras_serializable")
     raise TypeError(f"losses.get: expected a loss name, a config dict or a Loss, got {identifier!r}")
 
 
@@ -431,8 +499,7 @@ def as_loss_object(identifier, where: str = "compile") -> Loss:
         return loss
     if loss in _OBJECT_FOR_FUNCTION:
         return _OBJECT_FOR_FUNCTION[loss]()
-    raise TypeError(f"{where}: loss {identifier!r} has no gradient in convscope; use one of the names "
-                    f"{', '.join(sorted(_FUNCTIONS))} or a convscope.losses.Loss object")
+    return FunctionLoss(loss)           # a function of the user's: differentiated on a tape
 
 
 def serialize(loss) -> Dict[str, Any]:

@@ -126,6 +126,9 @@ def compile_config_from_keras(config: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _loss_from_keras(loss):
+    if isinstance(loss, dict) and loss.get("class_name") == "function":     # a loss function of the user's
+        from .. import losses
+        return losses.get(loss.get("config"))       # found by name among the user's objects, never imported
     if isinstance(loss, dict) and "class_name" in loss:
         from .. import losses
         inner = {k: v for k, v in (loss.get("config") or {}).items() if k not in ("dtype",)}
@@ -162,7 +165,10 @@ def compile_config_to_keras(model) -> Optional[Dict[str, Any]]:
         return None
     optimizer = dict(config["optimizer"], module="keras.optimizers", registered_name=None)
     loss = config["loss"]
-    if isinstance(loss, dict) and "class_name" in loss:
+    if isinstance(loss, dict) and loss.get("class_name") == "FunctionLoss":   # as Keras writes a function
+        loss = {"module": "builtins", "class_name": "function", "config": loss["config"]["function"],
+                "registered_name": "function"}
+    elif isinstance(loss, dict) and "class_name" in loss:
         loss = dict(loss, module="keras.losses", registered_name=None)
     return {"optimizer": optimizer, "loss": loss, "loss_weights": config.get("loss_weights"),
             "metrics": config.get("metrics") or None, "weighted_metrics": None, "run_eagerly": False,

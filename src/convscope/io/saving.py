@@ -71,6 +71,7 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 import numpy as np
 
 from .._weight_memory import weight_array
+from .._custom_objects import custom_object_scope
 from ..layers.base import runs_own_call
 from ..layers.lambda_layer import Lambda
 from ._atomic import atomic_write
@@ -150,11 +151,19 @@ def save_model(model, filepath, overwrite: bool = True) -> Path:
 def load_model(filepath, custom_objects=None, compile: bool = True):  # noqa: A002 - Keras' name
     """Rebuild a model saved by `save_model`, with its weights, compile settings and optimizer state.
 
-    `custom_objects` maps class names to your own layer classes, as in Keras;
-    `compile=False` skips the compile settings and optimizer state.  Every part of the
-    file is checked before anything large is read (see the module's docstring); a
-    malformed file raises a ValueError naming it.
+    `custom_objects` maps names to your own layer classes and loss functions, as in Keras (found
+    while the file loads, as in a `custom_object_scope`); `compile=False` skips the compile settings
+    and optimizer state.  Every part of the file is checked before anything large is read (see the
+    module's docstring); a malformed file raises a ValueError naming it.
     """
+    if custom_objects is not None and not isinstance(custom_objects, dict):
+        raise TypeError(f"load_model: argument `custom_objects` must be a dict of name -> class or function, got "
+                        f"{type(custom_objects).__name__}")
+    with custom_object_scope(custom_objects):
+        return _load_model(filepath, custom_objects, compile)
+
+
+def _load_model(filepath, custom_objects, compile: bool):  # noqa: A002 - Keras' name
     function = "load_model"
     path = _checked_path(function, filepath, must_exist=True)
     if _is_hdf5(path):

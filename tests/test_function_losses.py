@@ -1,0 +1,106 @@
+"""Loss functions of the user's, written with `ops` as Keras users write them with `keras.ops` (a Dice loss
+for segmentation, a focal loss): trained through a tape, saved by name, found again by name.
+
+Oracle: Keras 3.15.1 on the torch backend — the same functions written with `keras.ops`, the same
+models and weights: the loss history and the weights after SGD steps; files both ways."""
+
+import numpy as np
+import pytest
+
+import convscope as cs
+
+
+def dice(k_ops):
+    def dice_loss(y_true, y_pred):
+        intersection = k_ops.sum(y_true * y_pred, axis=(1, 2, 3))
+        total = k_ops.sum(y_true, axis=(1, 2, 3)) + k_ops.sum(y_pred, axis=(1, 2, 3))
+        return 1.0 - (2.0 * intersection + 1.0) / (total + 1.0)
+    return dice_loss
+
+
+def focal(k_ops):
+    def focal_loss(y_true, y_pred):
+        p = k_ops.clip(y_pred, 1e-6, 1 - 1e-6)
+        return -k_ops.mean(y_true * (1 - p) ** 2 * k_ops.log(p), axis=-1)
+    return focal_loss
+
+
+def per_pixel(k_ops):
+    def pixel_loss(y_true, y_pred):             # one value per pixel: (N, 8, 8), reduced by their mean
+        return k_ops.mean(k_ops.abs(y_true - y_pred) ** 1.5, axis=-1)
+    return pixel_loss
+
+
+def segmenter(module):
+    inputs = module.Input((8, 8, 2))
+    h = module.layers.Conv2D(4, 3, padding="same", activation="relu")(inputs)
+    return module.Model(inputs, module.layers.Conv2D(1, 1, activation="sigmoid")(h))
+
+
+def classifier(module):
+    return module.Sequential([module.Input((4,)), module.layers.Dense(3, activation="softmax")])
+
+
+def _trained(module, k_ops, make, loss, x, y, weights, epochs):
+    model = make(module)
+    model.set_weights(weights)
+    model.compile(module.optimizers.SGD(0.1), loss=loss(k_ops))
+    history = model.fit(x, y, batch_size=4, epochs=epochs, shuffle=False, verbose=0)
+    return history.history["loss"], model.get_weights()
+
+
+@pytest.mark.parametrize("make,loss,target", [(segmenter, dice, "mask"), (segmenter, per_pixel, "mask"),
+                                              (classifier, focal, "one_hot")])
+def test_a_loss_function_trains_as_keras(keras, make, loss, target):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 8, 8, 2) if target == "mask" else (8, 4)).astype("float32")
+    y = (rng.random((8, 8, 8, 1)) > 0.5).astype("float32") if target == "mask" else \
+        np.eye(3, dtype="float32")[rng.integers(0, 3, 8)]
+    weights = [rng.normal(0, 0.3, w.shape).astype("float32") for w in make(keras).get_weights()]
+    ours, our_weights = _trained(cs, cs.ops, make, loss, x, y, weights, 3)
+    theirs, their_weights = _trained(keras, keras.ops, make, loss, x, y, weights, 3)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+    assert ours[-1] < ours[0]
+    for a, b in zip(our_weights, their_weights):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_a_model_compiled_with_a_loss_function_saves_it_by_name(keras, tmp_path):
+    ours_fn, keras_fn = dice(cs.ops), dice(keras.ops)
+    model = segmenter(cs)
+    model.compile("sgd", loss=ours_fn)
+    x = np.random.default_rng(1).normal(size=(4, 8, 8, 2)).astype("float32")
+    y = np.ones((4, 8, 8, 1), "float32")
+    for suffix in (".convscope", ".keras", ".h5"):
+        model.save(tmp_path / f"m{suffix}")
+        with pytest.raises(ValueError, match="pass custom_objects=\\{'dice_loss': your_function\\}"):
+            cs.models.load_model(tmp_path / f"m{suffix}")
+        loaded = cs.models.load_model(tmp_path / f"m{suffix}", custom_objects={"dice_loss": ours_fn})
+        assert loaded.evaluate(x, y, verbose=0) == pytest.approx(model.evaluate(x, y, verbose=0), rel=1e-6)
+    theirs = keras.saving.load_model(tmp_path / "m.keras", custom_objects={"dice_loss": keras_fn})
+    assert theirs.loss is keras_fn
+    k_model = segmenter(keras)
+    k_model.compile("sgd", loss=keras_fn)
+    k_model.save(tmp_path / "keras.keras")
+    again = cs.models.load_model(tmp_path / "keras.keras", custom_objects={"dice_loss": ours_fn})
+    assert again.evaluate(x, y, verbose=0) == pytest.approx(
+        k_model.evaluate(x, y, verbose=0), rel=1e-5)
+
+
+def test_a_registered_loss_function_needs_no_custom_objects(tmp_path):
+    @cs.saving.register_keras_serializable(package="LossTests")
+    def doubled_mse(y_true, y_pred):
+        return cs.ops.mean(cs.ops.square(y_true - y_pred), axis=-1) * 2.0
+    model = classifier(cs)
+    model.compile("sgd", loss=doubled_mse)
+    model.save(tmp_path / "m.convscope")
+    assert cs.models.load_model(tmp_path / "m.convscope")._loss.fn is doubled_mse
+
+
+def test_a_failing_loss_function_is_named():
+    def broken(y_true, y_pred):
+        return cs.ops.reshape(y_pred, (7,))
+    model = classifier(cs)
+    model.compile("sgd", loss=broken)
+    with pytest.raises(ValueError, match="loss 'broken': the function failed on targets of shape \\(4, 3\\)"):
+        model.fit(np.zeros((4, 4), "float32"), np.zeros((4, 3), "float32"), verbose=0)
