@@ -606,16 +606,20 @@ def test_scalar_weights_an_older_convscope_wrote_as_one_value_load(tmp_path, suf
     for variable in old.weights:
         variable.assign(rng.normal(size=variable.shape))
     path = tmp_path / f"old{suffix}"
-    x = rng.normal(size=(4, 3)).astype("float32")
+    x, y = rng.normal(size=(4, 3)).astype("float32"), np.ones((4, 2), "float32")
+    old.compile(cs.optimizers.Adam(0.01), "mse")
+    old.train_on_batch(x, y)                    # Adam's slots of the scalar weights: (1,) too
     if suffix.startswith(".weights"):
         old.save_weights(path)
         loaded = model(new_layer)
         loaded.load_weights(path)
     else:
         old.save(path)
-        loaded = cs.models.load_model(path, custom_objects={"ScalarAffine": new_layer}, compile=False)
+        loaded = cs.models.load_model(path, custom_objects={"ScalarAffine": new_layer})     # compile=True
+        np.testing.assert_allclose(loaded.train_on_batch(x, y), old.train_on_batch(x, y), rtol=1e-6)
+        np.testing.assert_allclose(loaded.get_weights()[2], old.get_weights()[2].reshape(()), rtol=1e-6)
     assert [w.shape for w in loaded.get_weights()] == [(3, 2), (2,), (), (), ()]
-    np.testing.assert_array_equal(loaded.predict(x, verbose=0), old.predict(x, verbose=0))
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), old.predict(x, verbose=0), rtol=1e-6, atol=1e-7)
     wider = model(make_scalar_affine(L.Layer, (2,)))
     with pytest.raises(ValueError, match=r"\(2,\)|different architecture|inconsistent"):
         if suffix.startswith(".weights"):

@@ -5,6 +5,7 @@ Oracle: Keras 3.15.1 on the torch backend — the same classes written against `
 then predict, the weights' order, shapes and flags, and one SGD step compared.
 """
 
+import json
 import threading
 import time
 
@@ -618,3 +619,6 @@ def test_a_sequential_subclass_writing_call_runs_it_as_keras(keras, tmp_path):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="subclassed model .*save_weights"):
         ours.save(tmp_path / "shifted.keras")
+    assert json.loads(ours.to_json())["class_name"] == json.loads(theirs.to_json())["class_name"] == "Shifted"
+    with pytest.raises(ValueError, match="class_name='Shifted'"):      # not rebuilt as a plain Sequential
+        cs.models.model_from_json(ours.to_json())

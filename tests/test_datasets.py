@@ -177,7 +177,7 @@ def test_keras_cache_npz(tmp_path, isolated, monkeypatch):
     cache.mkdir(parents=True)
     np.savez(cache / "mnist.npz", x_train=arrays[0], y_train=arrays[1], x_test=arrays[2],
              y_test=arrays[3])
-    digest = _files.sha256_of(cache / "mnist.npz")
+    digest = _files.file_digest(cache / "mnist.npz")
     monkeypatch.setattr(mnist, "SPEC", dataclasses.replace(mnist.SPEC, npz_sha256=digest,
                                                            mirrors=()))
     assert_same(mnist.load_data(), arrays)

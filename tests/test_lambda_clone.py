@@ -71,6 +71,8 @@ def test_a_lambda_is_code_so_files_keep_it_out(keras, tmp_path):
     theirs.save(tmp_path / "keras_lambda.keras")
     with pytest.raises(ValueError, match="holds a Lambda layer with serialized Python bytecode; convscope never runs"):
         cs.models.load_model(tmp_path / "keras_lambda.keras")
+    scaled = cs.Sequential([cs.Input((3,)), L.Lambda(lambda t, k: t * k, arguments={"k": np.arange(3.0)})])
+    assert json.loads(scaled.to_json())["config"]["layers"][1]["config"]["arguments"] == {"k": [0.0, 1.0, 2.0]}
     config = json.loads(ours.to_json())["config"]
     with pytest.raises(ValueError, match="Lambda 'lambda.*': its config holds a function's code"):
         cs.Model.from_config(config)
@@ -159,7 +161,8 @@ def test_clone_model_names_what_it_refuses():
 
 
 def test_convert_to_tensor_and_numpy_give_keras_dtypes(keras):
-    values = ([1.0, 2.0], [1, 2], np.ones(2), np.ones(2, "float32"), 3.0, True, np.ones(2, "int64"))
+    values = ([1.0, 2.0], [1, 2], np.ones(2), np.ones(2, "float32"), 3.0, True, np.ones(2, "int64"), np.int64(3),
+              np.uint8(2), np.float16(1.5), np.float64(2.0), np.bool_(True))
     for value in values:
         theirs = keras.ops.convert_to_numpy(keras.ops.convert_to_tensor(value))
         ours = ops.convert_to_numpy(ops.convert_to_tensor(value))
@@ -168,7 +171,10 @@ def test_convert_to_tensor_and_numpy_give_keras_dtypes(keras):
         assert ops.convert_to_tensor(value, dtype="float16").dtype == np.float16
     dense = cs.layers.Dense(2)
     dense.build((None, 3))
-    np.testing.assert_array_equal(ops.convert_to_numpy(dense.kernel), dense.kernel.numpy())
+    copied = ops.convert_to_numpy(dense.kernel)             # a copy, as Keras': writing it leaves the weight
+    np.testing.assert_array_equal(copied, dense.kernel.numpy())
+    copied[...] = 7.0
+    assert not np.any(dense.kernel.numpy() == 7.0)
     with ops.Tape():
         doubled = dense.kernel * 2.0            # a traced value: its array, untracked
     assert isinstance(doubled, ops.Traced)

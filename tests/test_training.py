@@ -358,6 +358,22 @@ def test_class_weight_weights_each_training_sample_by_its_class_as_keras(keras):
                                                      {1: 3.0}, 0.0)[0]["loss"]
 
 
+def test_class_weight_on_a_functional_model_as_keras(keras):
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(12, 4)).astype("float32"), rng.integers(0, 3, 12)
+
+    def run(module):
+        inputs = module.Input((4,))
+        model = module.Model(inputs, module.layers.Dense(3, activation="softmax", kernel_initializer="ones")(inputs))
+        model.compile(module.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
+        history = model.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0, class_weight={1: 3.0})
+        return history.history["loss"], model.get_weights()
+    (ours, weights), (theirs, k_weights) = run(cs), run(keras)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5)
+    for a, b in zip(weights, k_weights):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_class_weight_errors_name_the_argument():
     model = cs.Sequential([cs.Input((2,)), cs.layers.Dense(2, activation="softmax")])
     model.compile("sgd", "sparse_categorical_crossentropy")
@@ -370,3 +386,14 @@ def test_class_weight_errors_name_the_argument():
         model.fit(x, y, class_weight={"0": 1.0}, verbose=0)
     with pytest.raises(ValueError, match="class_weight` is supported for arrays x and y only"):
         model.fit(((x, y) for _ in range(1)), class_weight={0: 1.0}, verbose=0)
+    segmenter = cs.Sequential([cs.Input((2, 2, 1)), cs.layers.Conv2D(2, 1, activation="softmax")])
+    segmenter.compile("sgd", "sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match="takes one label per sample .*got targets of shape \\(4, 2, 2\\); for "
+                                         "per-pixel weights pass `sample_weight`"):
+        segmenter.fit(np.zeros((4, 2, 2, 1), "float32"), np.zeros((4, 2, 2), "int64"), class_weight={0: 1.0},
+                      verbose=0)
+    inputs = cs.Input((2,))
+    two = cs.Model(inputs, [cs.layers.Dense(2)(inputs), cs.layers.Dense(2)(inputs)])
+    two.compile("sgd", ["mse", "mse"])
+    with pytest.raises(ValueError, match="class_weight` is for a model with one output, got targets for 2 outputs"):
+        two.fit(x, [np.zeros((4, 2)), np.zeros((4, 2))], class_weight={0: 1.0}, verbose=0)

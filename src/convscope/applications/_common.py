@@ -6,7 +6,6 @@ files (legacy HDF5, matched by layer name) load into them, and so do the user's 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -15,14 +14,13 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .. import layers
-from ..datasets._files import download
+from ..datasets._files import download, file_digest
 from ..models import Model
 
 KERAS_BASE = "https://storage.googleapis.com/tensorflow/keras-applications/"
 CLASS_INDEX_URL = "https://storage.googleapis.com/download.tensorflow.org/data/imagenet_class_index.json"
 CLASS_INDEX_MD5 = "c2c37ea517e94d9795004a39431a14cb"
 _CLASS_INDEX_MAX_BYTES = 1 << 20
-_CHUNK = 1 << 20
 
 
 def check_arguments(where: str, weights, include_top: bool, classes, input_tensor, pooling,
@@ -110,17 +108,9 @@ def weights_file(url: str, md5: Optional[str], opener=None) -> Path:
     name = url.rsplit("/", 1)[-1]
     for folder in (Path.home() / ".keras" / "models", Path.home() / ".convscope" / "models"):
         candidate = folder / name
-        if candidate.is_file() and (md5 is None or _md5(candidate) == md5):
+        if candidate.is_file() and (md5 is None or file_digest(candidate, "md5") == md5):
             return candidate
     return download(url, Path.home() / ".convscope" / "models" / name, md5, opener=opener, algorithm="md5")
-
-
-def _md5(path: Path) -> str:
-    digest = hashlib.md5()      # Keras publishes MD5s; a check of integrity, the file is read as data anyway
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def preprocess_input(x, mode: str, where: str) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import warnings
 
 from .. import layers
@@ -62,10 +63,13 @@ def MobileNetV2(input_shape=None, alpha=1.0, include_top=True, weights="imagenet
     Keras' cache."""
     where = "MobileNetV2"
     _common.check_arguments(where, weights, include_top, classes, input_tensor, pooling, classifier_activation)
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or alpha <= 0:
-        raise ValueError(f"{where}: argument `alpha` must be a positive number, got {alpha!r}")
-    given = tuple(input_shape) if input_shape is not None else None
-    default = given[0] if given and len(given) == 3 and given[0] == given[1] and given[0] in _SIZES else 224
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
+        raise TypeError(f"{where}: argument `alpha` must be a number, got {alpha!r}")
+    if not alpha > 0:
+        raise ValueError(f"{where}: argument `alpha` must be positive, got {alpha!r}")
+    alpha = float(alpha)
+    given = _common.input_shape_for(where, input_shape, 224, 32, False, None) if input_shape is not None else None
+    default = given[0] if given and given[0] == given[1] and given[0] in _SIZES else 224
     shape = _common.input_shape_for(where, input_shape, default, 32, include_top, weights)
     rows = shape[0]
     if weights == "imagenet":

@@ -88,9 +88,9 @@ def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
     return array.astype(dtype.newbyteorder("="), copy=True)
 
 
-def sha256_of(path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
+def file_digest(path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file's bytes (SHA-256, or `algorithm`: Keras publishes MD5s for its applications)."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(_CHUNK), b""):
             digest.update(chunk)
@@ -139,10 +139,10 @@ def _checked(function: str, source: str, x_train, y_train, x_test, y_test) -> Ar
             (np.asarray(x_test, np.uint8), np.asarray(y_test, np.uint8)))
 
 
-def download(url: str, target, sha256: Optional[str], opener: Optional[Opener] = None,
+def download(url: str, target, digest: Optional[str], opener: Optional[Opener] = None,
              algorithm: str = "sha256") -> Path:
     """Fetch `url` into `target`, keeping it only if its digest (`algorithm`, SHA-256 by default; Keras
-    publishes MD5s for its applications' weights) is `sha256` (None: no published digest, kept as fetched).
+    publishes MD5s for its applications' weights) is `digest` (None: no published digest, kept as fetched).
 
     The bytes stream into a temporary file beside `target`, hashed on the way;
     on a match the file is renamed into place, otherwise it is deleted and a
@@ -152,21 +152,21 @@ def download(url: str, target, sha256: Optional[str], opener: Optional[Opener] =
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     open_url = opener or (lambda u: urllib.request.urlopen(u, timeout=60))  # noqa: S310
-    digest = hashlib.new(algorithm)
+    hashed = hashlib.new(algorithm)
     with atomic_write(target) as out:   # on any error the partial download is removed
         response = open_url(url)
         try:
             for chunk in iter(lambda: response.read(_CHUNK), b""):
-                digest.update(chunk)
+                hashed.update(chunk)
                 out.write(chunk)
         finally:
             close = getattr(response, "close", None)
             if close is not None:
                 close()
-        if sha256 is not None and digest.hexdigest() != sha256:
+        if digest is not None and hashed.hexdigest() != digest:
             label = "SHA-256" if algorithm == "sha256" else algorithm.upper()
-            raise ValueError(f"download: '{url}' has {label} {digest.hexdigest()}, expected "
-                             f"{sha256}; the download was discarded and '{target}' left as it was")
+            raise ValueError(f"download: '{url}' has {label} {hashed.hexdigest()}, expected "
+                             f"{digest}; the download was discarded and '{target}' left as it was")
     return target
 
 
@@ -218,7 +218,7 @@ def _search_folders(spec: IdxDataset) -> List[Path]:
 
 def _npz_acceptable(path: Path, spec: IdxDataset) -> bool:
     """A searched-for npz is used when Keras publishes no checksum or the checksum matches."""
-    return spec.npz_sha256 is None or sha256_of(path) == spec.npz_sha256
+    return spec.npz_sha256 is None or file_digest(path) == spec.npz_sha256
 
 
 def _has_verified_idx(folder: Path, spec: IdxDataset) -> bool:
@@ -226,13 +226,13 @@ def _has_verified_idx(folder: Path, spec: IdxDataset) -> bool:
     paths = [folder / name for name in spec.file_names]
     if not all(p.is_file() for p in paths):
         return False
-    return all(sha256_of(p) == digest for p, (_, digest) in zip(paths, spec.files))
+    return all(file_digest(p) == digest for p, (_, digest) in zip(paths, spec.files))
 
 
 def _download_all(spec: IdxDataset, cache: Path, function: str) -> None:
     for name, digest in spec.files:
         target = cache / name
-        if target.is_file() and sha256_of(target) == digest:
+        if target.is_file() and file_digest(target) == digest:
             continue
         failures: List[str] = []
         mismatch = False

@@ -43,7 +43,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from .. import backend
-from ._files import checkout_shared_folder, download, sha256_of
+from ._files import checkout_shared_folder, download, file_digest
 from .cifar_pickle import load_restricted
 
 _PIXELS = 3 * 32 * 32
@@ -247,7 +247,7 @@ def load(spec: CifarSpec, label_key: str, classes: int, path, function: str) -> 
         return _read(spec, kind, place, label_key, classes, function)
     skipped = []
     for kind, place in _candidates(spec):
-        if kind == "archive" and sha256_of(place) != spec.sha256:
+        if kind == "archive" and file_digest(place) != spec.sha256:
             skipped.append(f"{place} (its SHA-256 is not Keras' {spec.sha256})")
             continue
         return _read(spec, kind, place, label_key, classes, function)

@@ -34,7 +34,7 @@ from .h5 import _h5py, _Reader, _text, assign_plan, check_plan, keras3_plan, leg
 from .keras_tree import check_config, compile_config_from_keras, compile_config_to_keras, \
     has_lr_variable, is_model, keras_layers, legacy_weights, optimizer_slot_keys
 from .saving import _MAX_JSON_BYTES, InvalidFileError, _Archive, _check_json_structure, _compile, \
-    _rebuild
+    _rebuild, fits_weight, weight_shaped
 
 KERAS_SUFFIX = ".keras"
 LEGACY_SUFFIXES = (".h5", ".hdf5")
@@ -115,7 +115,8 @@ def _translated(archive, compile_config) -> Dict[str, Any]:
 
 
 def _optimizer_plan(reader, model, datasets, where: str):
-    """[(key, dataset)] for Keras' optimizer variables (`iteration`, `learning_rate`, slots)."""
+    """[(key, dataset, the variable's shape for a slot, else None)] for Keras' optimizer variables (`iteration`,
+    `learning_rate`, slots)."""
     optimizer = model.optimizer
     variables = model.trainable_weights
     prefix = ["iterations"] + (["learning_rate"] if has_lr_variable(optimizer) else [])
@@ -136,11 +137,11 @@ def _optimizer_plan(reader, model, datasets, where: str):
                                     f"{dataset.dtype}, expected a scalar")
         else:
             variable = variables[int(key.split("/")[1])]
-            if tuple(dataset.shape) != tuple(variable.shape) or dataset.dtype.kind != "f":
+            if not fits_weight(dataset.shape, variable.shape) or dataset.dtype.kind != "f":
                 raise reader.refuse(f"holds the optimizer slot for '{variable.name}' with shape "
                                     f"{dataset.shape} {dataset.dtype}, expected "
                                     f"{tuple(variable.shape)} floats")
-        plan.append((key, dataset))
+        plan.append((key, dataset, None if key in ("iterations", "learning_rate", "u_product") else variable.shape))
     return plan
 
 
@@ -171,7 +172,8 @@ def _int_dataset(reader, group):
 def _read_optimizer(plan) -> Optional[Dict[str, np.ndarray]]:
     if plan is None:
         return None
-    return {key: np.asarray(dataset[()]) for key, dataset in plan}
+    return {key: np.asarray(dataset[()]) if shape is None else weight_shaped(np.asarray(dataset[()]), shape)
+            for key, dataset, shape in plan}
 
 
 def _set_optimizer(reader, model, state) -> None:

@@ -198,7 +198,8 @@ def _load_model(filepath, custom_objects, compile: bool):  # noqa: A002 - Keras'
                   for member, npy in zip(contents.weight_members, weight_headers)]
         state = None
         if state_plan is not None:
-            state = {key: archive.read_array(member, npy) for key, member, npy in state_plan}
+            state = {key: weight_shaped(archive.read_array(member, npy), shape)
+                     for key, member, npy, shape in state_plan}
             _check_iterations(archive, state)
     for variable, array in zip(variables, arrays):
         variable.value = weight_shaped(array, variable.shape)
@@ -347,7 +348,7 @@ def _optimizer_state_plan(archive: "_Archive", model, contents: _ModelContents):
             if npy.shape != ():
                 raise archive.refuse(f"has a damaged optimizer state: '{member}' (the iteration "
                                      f"count) has shape {npy.shape}, expected a scalar ()")
-            plan.append((key, member, npy))
+            plan.append((key, member, npy, ()))
             continue
         slot, _, position = key.partition("/")
         index = int(position) if position.isdigit() and position.isascii() else None
@@ -360,8 +361,8 @@ def _optimizer_state_plan(archive: "_Archive", model, contents: _ModelContents):
         variable = variables[index]
         npy = archive.npy_header(member, kinds="f")
         _check_npy_header(archive, member, npy, variable.shape, variable.dtype,
-                          f"the optimizer slot '{key}' of '{variable.name}'")
-        plan.append((key, member, npy))
+                          f"the optimizer slot '{key}' of '{variable.name}'", weight=True)
+        plan.append((key, member, npy, variable.shape))
     return plan
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import inspect
 from typing import Any, Dict
 
+import numpy as np
+
 from .base import Layer, Shape
 
 
@@ -65,7 +67,8 @@ class Lambda(Layer):
         config["function"] = {"module": "builtins", "class_name": "function",
                               "config": getattr(self.function, "__name__", type(self.function).__name__),
                               "registered_name": "function"}
-        config["arguments"] = dict(self.arguments)
+        config["arguments"] = {key: value.tolist() if isinstance(value, np.ndarray) else value
+                               for key, value in self.arguments.items()}      # JSON, as Keras writes an array
         return config
 
     @classmethod

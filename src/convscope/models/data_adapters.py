@@ -265,10 +265,19 @@ def class_sample_weights(y: np.ndarray, class_weight, where: str) -> np.ndarray:
             raise ValueError(f"{where}: argument `class_weight` must map class indices (ints) to finite numbers, "
                              f"got {key!r}: {value!r}")
         table[int(key)] = float(value)
+    if hasattr(y, "arrays"):                    # a functional model's targets (`multi_io.Columns`)
+        if len(y.arrays) != 1:
+            raise ValueError(f"{where}: argument `class_weight` is for a model with one output, got targets for "
+                             f"{len(y.arrays)} outputs (as Keras)")
+        y = y.arrays[0]
     labels = np.asarray(y)
-    if labels.ndim > 1:
-        labels = np.argmax(labels, axis=-1) if labels.shape[-1] != 1 else labels[..., 0]
-    labels = np.round(labels).astype(np.int64).reshape(len(labels), -1)[:, 0]
+    if labels.ndim > 2:
+        raise ValueError(f"{where}: argument `class_weight` takes one label per sample (integer labels, (n, 1) or "
+                         f"one-hot rows), got targets of shape {labels.shape}; for per-pixel weights pass "
+                         "`sample_weight`")
+    if labels.ndim == 2:
+        labels = np.argmax(labels, axis=-1) if labels.shape[-1] != 1 else labels[:, 0]
+    labels = np.round(labels).astype(np.int64)
     weights = np.ones(len(labels), dtype=np.float32)
     for label, weight in table.items():
         weights[labels == label] = weight

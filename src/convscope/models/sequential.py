@@ -400,7 +400,9 @@ class Sequential(Model):
 
     def to_json(self, **kwargs) -> str:
         """The model's structure as JSON (Keras' `to_json`); `kwargs` go to `json.dumps`."""
-        return json.dumps({"module": "keras", "class_name": "Sequential", "config": self.get_config(),
+        # a subclass keeps its own class name: rebuilt as a plain Sequential it would lose its `call` (refused
+        # by name without custom_objects instead, as Keras)
+        return json.dumps({"module": "keras", "class_name": type(self).__name__, "config": self.get_config(),
                            "registered_name": None}, **kwargs)
 
     def __repr__(self) -> str:

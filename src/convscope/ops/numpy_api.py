@@ -792,13 +792,17 @@ def convert_to_tensor(x, dtype=None, sparse=None):
                          f"got {sparse!r}")
     if isinstance(x, Traced):
         return x if dtype is None else cast(x, dtype)
-    value = _one(x, "convert_to_tensor")
+    numpy_scalar = isinstance(x, np.generic) and not isinstance(x, (float, int))  # np.float64 is a float: weak
+    value = np.asarray(x) if numpy_scalar else _one(x, "convert_to_tensor")
     return value if dtype is None else value.astype(_dtype_argument("convert_to_tensor", dtype), copy=False)
 
 
 def convert_to_numpy(x) -> np.ndarray:
-    """x as a NumPy array (a traced value's array, untracked: `keras.ops.convert_to_numpy`)."""
-    return np.asarray(x.value if isinstance(x, (Traced, Variable)) else _one(x, "convert_to_numpy"))
+    """x as a NumPy array (a traced value's array, untracked; a variable's value copied, as Keras':
+    `keras.ops.convert_to_numpy`)."""
+    if isinstance(x, Variable):
+        return x.numpy()
+    return np.asarray(x.value if isinstance(x, Traced) else _one(x, "convert_to_numpy"))
 
 
 def _dtype_argument(fn: str, dtype) -> np.dtype:
