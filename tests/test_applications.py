@@ -22,6 +22,8 @@ h5py = pytest.importorskip("h5py")
 CASES = [
     ("ResNet50", dict(input_shape=(64, 64, 3))),
     ("ResNet101", dict(include_top=False, input_shape=(32, 32, 3), pooling="avg")),
+    ("ResNet50V2", dict(input_shape=(64, 64, 3))),
+    ("ResNet152V2", dict(include_top=False, input_shape=(33, 33, 3), pooling="max")),
     ("MobileNetV2", dict(input_shape=(96, 96, 3))),
     ("MobileNetV2", dict(alpha=0.35, include_top=False, input_shape=(75, 75, 3), pooling="max")),
     ("MobileNetV2", dict(alpha=1.3, input_shape=(64, 64, 3), classes=7, classifier_activation=None)),
@@ -32,7 +34,8 @@ CASES = [
 
 def _named(layer) -> str:
     """A layer's name, a counter Keras and convscope append to a default name (`input_layer_3`) left out."""
-    return re.sub(r"_\d+$", "", layer.name) if layer.name.startswith(("input_layer", "global_")) else layer.name
+    default = ("input_layer", "global_", "max_pooling2d")     # names made from the class, with a counter
+    return re.sub(r"_\d+$", "", layer.name) if layer.name.startswith(default) else layer.name
 
 
 def _randomized(keras, model, seed):
@@ -60,7 +63,8 @@ def test_an_application_is_keras_layer_for_layer(keras, name, options):
     ours.set_weights(_randomized(keras, theirs, 1))
     shape = options.get("input_shape") or (32, 32, 3)
     x = np.random.default_rng(2).uniform(0, 255, (2,) + shape).astype("float32")
-    x = cs.applications.resnet.preprocess_input(x) if name.startswith(("ResNet", "VGG")) else x / 127.5 - 1
+    caffe = name.startswith("VGG") or name in ("ResNet50", "ResNet101")
+    x = cs.applications.resnet.preprocess_input(x) if caffe else x / 127.5 - 1
     expected = keras.ops.convert_to_numpy(theirs.predict(x, verbose=0))
     np.testing.assert_allclose(ours.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
 
@@ -108,6 +112,7 @@ def test_preprocess_input_is_keras(keras):
     x = np.random.default_rng(5).uniform(0, 255, (2, 4, 4, 3)).astype("float32")
     for ours, theirs in ((cs.applications.resnet50.preprocess_input, keras.applications.resnet50.preprocess_input),
                          (cs.applications.vgg16.preprocess_input, keras.applications.vgg16.preprocess_input),
+                         (cs.applications.resnet_v2.preprocess_input, keras.applications.resnet_v2.preprocess_input),
                          (cs.applications.mobilenet_v2.preprocess_input,
                           keras.applications.mobilenet_v2.preprocess_input)):
         before = x.copy()
