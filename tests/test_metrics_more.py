@@ -423,3 +423,29 @@ def test_constructor_errors_name_the_class_and_argument(make, error, message):
 def test_call_errors_name_the_method_and_argument(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_regression_metric_objects_as_keras(keras):
+    """MeanSquaredError, MeanAbsoluteError and RootMeanSquaredError (the root of the running mean, not a mean
+    of roots): fit's history with a validation split, and a sample-weighted update, as Keras 3's."""
+    import convscope as cs
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(20, 3)).astype("float32"), rng.normal(size=(20, 2)).astype("float32")
+
+    def history(module):
+        model = module.Sequential([module.Input((3,)), module.layers.Dense(2, kernel_initializer="ones")])
+        chosen = [module.metrics.RootMeanSquaredError(), module.metrics.MeanAbsoluteError(),
+                  module.metrics.MeanSquaredError()]
+        model.compile(module.optimizers.SGD(0.01), "mse", metrics=chosen)
+        return model.fit(x, y, batch_size=6, epochs=2, shuffle=False, verbose=0, validation_split=0.2).history
+    ours, theirs = history(cs), history(keras)
+    assert sorted(ours) == sorted(theirs)
+    for key in theirs:
+        np.testing.assert_allclose(ours[key], theirs[key], rtol=1e-5)
+    for name in ("RootMeanSquaredError", "MeanAbsoluteError", "MeanSquaredError"):
+        mine, k_metric = getattr(cs.metrics, name)(), getattr(keras.metrics, name)()
+        for metric in (mine, k_metric):
+            metric.update_state(y[:5], x[:5, :2], sample_weight=np.arange(5.0))
+            metric.update_state(y[5:9], x[5:9, :2])
+        assert float(mine.result()) == pytest.approx(float(k_metric.result()), rel=1e-6)
+        assert cs.metrics.get(mine.name).name == mine.name

@@ -18,6 +18,7 @@ from .functions import (FUNCTIONS, accuracy, binary_accuracy, categorical_accura
                         sparse_top_k_categorical_accuracy, top_k_categorical_accuracy)
 from .iou import MeanIoU
 from .precision_recall import Precision, Recall
+from .regression import MeanAbsoluteError, MeanSquaredError, RootMeanSquaredError
 from .. import backend
 
 __all__ = [
@@ -25,12 +26,14 @@ __all__ = [
     "top_k_categorical_accuracy", "sparse_top_k_categorical_accuracy",
     "Metric", "Mean", "MeanMetricWrapper", "Accuracy", "BinaryAccuracy", "CategoricalAccuracy",
     "SparseCategoricalAccuracy", "TopKCategoricalAccuracy", "SparseTopKCategoricalAccuracy",
-    "Precision", "Recall", "AUC", "MeanIoU", "get", "resolve", "serialize", "deserialize",
+    "Precision", "Recall", "AUC", "MeanIoU", "MeanSquaredError", "MeanAbsoluteError", "RootMeanSquaredError",
+    "get", "resolve", "serialize", "deserialize",
 ]
 
 CLASSES: Dict[str, type] = {cls.__name__: cls for cls in (
     Mean, MeanMetricWrapper, Accuracy, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy,
-    TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy, Precision, Recall, AUC, MeanIoU)}
+    TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy, Precision, Recall, AUC, MeanIoU, MeanSquaredError,
+    MeanAbsoluteError, RootMeanSquaredError)}
 # Keras' snake-case names of the classes that need no argument ("auc", "precision", "binary_accuracy")
 _CLASS_NAMES: Dict[str, type] = {backend.snake_case(name): cls for name, cls in CLASSES.items()
                                  if cls not in (MeanMetricWrapper, MeanIoU)}
