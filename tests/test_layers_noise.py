@@ -70,3 +70,16 @@ def test_arguments_are_checked_by_name():
         L.GaussianNoise(-0.1)
     with pytest.raises(ValueError, match="argument `seed` must be None or a non-negative int, got 'a'"):
         L.GaussianNoise(0.1, seed="a")
+
+
+def test_explain_follows_the_receptive_field_through_noise_and_prelu():
+    """Both are value by value: the receptive field passes through them; PReLU counts one evaluation per value,
+    the noise layers none at inference, with their note in English and Korean."""
+    model = cs.Sequential([cs.Input((8, 8, 3)), L.Conv2D(4, 3), L.PReLU(shared_axes=[1, 2]), L.GaussianNoise(0.1),
+                           L.GaussianDropout(0.2), L.Conv2D(2, 3)])
+    rows = cs.explain(model).to_dict()["layers"]
+    assert [row["kind"] for row in rows] == ["conv", "activation", "noise", "noise", "conv"]
+    assert rows[1]["activation_ops"] == 6 * 6 * 4
+    assert [axis["size"] for axis in rows[-1]["receptive_field"]] == [5, 5]
+    assert "Gaussian noise has no parameters" in str(cs.explain(model))
+    assert "가우시안 잡음 층에는 파라미터가 없습니다" in str(cs.explain(model, lang="ko"))

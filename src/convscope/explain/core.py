@@ -805,6 +805,8 @@ def _note_lines(row: LayerNumbers, text, first_conv: bool, share) -> List[str]:
             notes.append(t["note_spatial_dropout"])
     if row.kind == "augment":
         notes.append(t["note_augment"])
+    if row.kind == "noise":
+        notes.append(t["note_noise"])
     if row.kind == "upsample" and row.interpolation == "nearest":
         notes.append(t["note_upsample"])
     if row.kind in ("rescaling", "normalization", "layer_norm"):

@@ -22,7 +22,7 @@ class _Noise(Layer):
         self._generator = None if seed is None else np.random.default_rng(self.seed)
 
     def describe(self):
-        return LayerSpec(kind="other")      # not a dropout: the plan must not draw a dropout mask for it
+        return LayerSpec(kind="noise")      # the identity at inference; not a dropout (no mask drawn for it)
 
 
 class GaussianNoise(_Noise):

@@ -57,7 +57,7 @@ class PReLU(Layer):
         self.built = True
 
     def describe(self):
-        return LayerSpec(kind="other", weights={"alpha": self.alpha})
+        return LayerSpec(kind="activation", activation="prelu", weights={"alpha": self.alpha})   # value by value
 
     def forward(self, inputs: np.ndarray, training: bool = False):
         alpha = self.alpha.value.astype(inputs.dtype, copy=False)

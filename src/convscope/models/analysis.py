@@ -37,7 +37,8 @@ __all__ = ["AxisSize", "AxisField", "LayerNumbers", "ModelNumbers", "analyze", "
 CONV_KINDS = {"conv2d": "conv", "conv1d": "conv", "depthwise_conv2d": "depthwise_conv",
               "separable_conv2d": "separable_conv", "conv2d_transpose": "conv_transpose"}
 SIMPLE_KINDS = {"flatten": "flatten", "reshape": "reshape", "dropout": "dropout", "activation": "activation",
-                "permute": "permute", "identity": "identity", "augment": "augment", "operation": "operation", "input": "input"}
+                "permute": "permute", "identity": "identity", "augment": "augment",
+                "noise": "noise", "operation": "operation", "input": "input"}
 WINDOW_ROW_KINDS = ("conv", "depthwise_conv", "separable_conv", "max_pool", "avg_pool")  # fields step by a window
 PARAM_FORMULA_KINDS = ("conv", "depthwise_conv", "separable_conv", "conv_transpose", "dense", "batch_norm",
                        "layer_norm", "normalization")
@@ -705,7 +706,8 @@ def _propagate_fields(row: LayerNumbers, fields):
         if row.kind in ("conv", "depthwise_conv", "separable_conv"):
             out[c_axis] = None
         return out
-    if row.kind in ("batch_norm", "dropout", "activation", "identity", "augment", "rescaling", "normalization") or \
+    if row.kind in ("batch_norm", "dropout", "activation", "identity", "augment", "noise", "rescaling",
+                    "normalization") or \
             (row.kind == "operation" and row.elementwise):
         return fields
     if row.kind == "layer_norm":
