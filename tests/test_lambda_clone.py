@@ -123,6 +123,14 @@ def test_clone_model_rebuilds_the_structure_with_new_weights_as_keras(keras):
     _, sequential, outer = _models(cs, L)
     recursive = cs.models.clone_model(outer, clone_function=_wider(cs), recursive=True)
     assert [layer.name for layer in recursive.layers[0].layers] == ["s1_x", "bn", "s2_x"]
+    for ours, theirs in zip(_models(cs, L), _models(keras, keras.layers)):     # a frozen model's clone
+        ours.trainable = theirs.trainable = False
+        for options in ({}, {"recursive": True}):
+            mine, keras_clone = cs.models.clone_model(ours, **options), keras.models.clone_model(theirs, **options)
+            assert mine.trainable == keras_clone.trainable
+            leaves = [layer.trainable for layer in mine.layers if not isinstance(layer, cs.Model)]
+            assert leaves == [layer.trainable for layer in keras_clone.layers if not isinstance(layer, keras.Model)]
+            assert len(mine.trainable_weights) == len(keras_clone.trainable_weights)
 
 
 def test_a_clone_trains_apart_from_its_model():

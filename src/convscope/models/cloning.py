@@ -46,7 +46,8 @@ def clone_model(model, input_tensors=None, clone_function=None, call_function=No
     if isinstance(model, Sequential):
         return _clone_sequential(model, make)
     originals = {layer.name: layer for layer in model.layers}
-    return functional_from_config(type(model), model.get_config(), make_layer=lambda entry, name: (
+    config = dict(model.get_config(), trainable=True)     # Keras' clone is trainable, its layers keep their flags
+    return functional_from_config(type(model), config, make_layer=lambda entry, name: (
         None if isinstance(originals.get(name), InputLayer) else make(originals[name])))
 
 
@@ -71,4 +72,6 @@ def _clone_sequential(model: Sequential, make) -> Sequential:
         clone.add(make(layer))
     if model._input_layer is None and model.built and not clone.built:
         clone.build(model.input_shape)
+    if not model.trainable:         # Keras' Sequential clone takes the model's flag
+        clone.trainable = False
     return clone
