@@ -113,7 +113,7 @@ def weights_file(url: str, md5: Optional[str], opener=None) -> Path:
     return download(url, Path.home() / ".convscope" / "models" / name, md5, opener=opener, algorithm="md5")
 
 
-def preprocess_input(x, mode: str, where: str) -> np.ndarray:
+def _preprocess(x, mode: str, where: str) -> np.ndarray:
     """Keras' `imagenet_utils.preprocess_input` for channels_last images (a new float32 array): "tf" scales
     to [-1, 1]; "caffe" swaps RGB to BGR and subtracts ImageNet's mean per channel; "torch" scales to [0, 1]
     and standardizes with ImageNet's mean and deviation."""
@@ -165,3 +165,24 @@ def _class_index(path: Path) -> list:
         raise ValueError(f"decode_predictions: '{path}' is not an ImageNet class index: each entry must be "
                          "[WordNet id, name]")
     return pairs
+
+
+def preprocessor(mode: str, where: str):
+    """A module's `preprocess_input(x, data_format=None)` in Keras' `mode` (a new array; channels_last only)."""
+    def preprocess_input(x, data_format=None):
+        if data_format not in (None, "channels_last"):
+            raise ValueError(f"{where}: argument `data_format` must be 'channels_last' (or None), got "
+                             f"{data_format!r}")
+        return _preprocess(x, mode, where)
+    preprocess_input.__doc__ = (f"Images of 0-255 (RGB) as the model takes them: Keras' {mode!r} mode "
+                                f"(`imagenet_utils.preprocess_input`), a new array.")
+    return preprocess_input
+
+
+def decoder():
+    """A module's `decode_predictions(preds, top=5)` (Keras')."""
+    def decode(preds, top=5):
+        return decode_predictions(preds, top)
+    decode.__name__ = decode.__qualname__ = "decode_predictions"
+    decode.__doc__ = "Each row's `top` ImageNet classes as (WordNet id, name, score), best first (Keras')."
+    return decode

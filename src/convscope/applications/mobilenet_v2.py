@@ -94,14 +94,5 @@ def MobileNetV2(input_shape=None, alpha=1.0, include_top=True, weights="imagenet
                           _common.KERAS_BASE + "mobilenet_v2/" + file, None)
 
 
-def preprocess_input(x, data_format=None):
-    """MobileNetV2's inputs: RGB images of 0-255 scaled to [-1, 1] (Keras' "tf" mode), a new array."""
-    if data_format not in (None, "channels_last"):
-        raise ValueError(f"mobilenet_v2.preprocess_input: argument `data_format` must be 'channels_last' (or "
-                         f"None), got {data_format!r}")
-    return _common.preprocess_input(x, "tf", "mobilenet_v2.preprocess_input")
-
-
-def decode_predictions(preds, top=5):
-    """Each row's `top` ImageNet classes as (WordNet id, name, score), best first (Keras')."""
-    return _common.decode_predictions(preds, top)
+preprocess_input = _common.preprocessor("tf", "mobilenet_v2.preprocess_input")
+decode_predictions = _common.decoder()

@@ -92,38 +92,24 @@ def _resnet(model_name: str, include_top, weights, input_tensor, input_shape, po
                           _HASHES[model_name][0 if include_top else 1])
 
 
-def ResNet50(include_top=True, weights="imagenet", input_tensor=None, input_shape=None, pooling=None,
-             classes=1000, classifier_activation="softmax", name="resnet50"):
-    """Keras' `applications.ResNet50`: 25.6 M parameters with the top; inputs from `preprocess_input`
-    ("caffe": BGR, ImageNet's mean subtracted).  `weights="imagenet"` downloads Keras' file once
-    (checked against its published MD5) or takes it from Keras' cache."""
-    return _resnet("resnet50", include_top, weights, input_tensor, input_shape, pooling, classes,
-                   classifier_activation, name)
+def variant(model_name: str, doc: str):
+    """Keras' `applications.<Name>(include_top=True, weights="imagenet", input_tensor=None, input_shape=None,
+    pooling=None, classes=1000, classifier_activation="softmax", name=...)` for one of `_NAMES`."""
+    def build(include_top=True, weights="imagenet", input_tensor=None, input_shape=None, pooling=None, classes=1000,
+              classifier_activation="softmax", name=model_name):
+        return _resnet(model_name, include_top, weights, input_tensor, input_shape, pooling, classes,
+                       classifier_activation, name)
+    build.__name__ = build.__qualname__ = _NAMES[model_name]
+    build.__doc__ = doc
+    return build
 
 
-def ResNet101(include_top=True, weights="imagenet", input_tensor=None, input_shape=None, pooling=None,
-              classes=1000, classifier_activation="softmax", name="resnet101"):
-    """Keras' `applications.ResNet101` (stages of 3, 4, 23 and 3 blocks)."""
-    return _resnet("resnet101", include_top, weights, input_tensor, input_shape, pooling, classes,
-                   classifier_activation, name)
+ResNet50 = variant("resnet50", """Keras' `applications.ResNet50`: 25.6 M parameters with the top; inputs from
+    `preprocess_input` ("caffe": BGR, ImageNet's mean subtracted).  `weights="imagenet"` downloads Keras' file once
+    (checked against its published MD5) or takes it from Keras' cache.""")
+ResNet101 = variant("resnet101", "Keras' `applications.ResNet101` (stages of 3, 4, 23 and 3 blocks).")
+ResNet152 = variant("resnet152", "Keras' `applications.ResNet152` (stages of 3, 8, 36 and 3 blocks).")
 
 
-def ResNet152(include_top=True, weights="imagenet", input_tensor=None, input_shape=None, pooling=None,
-              classes=1000, classifier_activation="softmax", name="resnet152"):
-    """Keras' `applications.ResNet152` (stages of 3, 8, 36 and 3 blocks)."""
-    return _resnet("resnet152", include_top, weights, input_tensor, input_shape, pooling, classes,
-                   classifier_activation, name)
-
-
-def preprocess_input(x, data_format=None):
-    """ResNet's inputs: RGB images of 0-255 as BGR with ImageNet's mean subtracted (Keras' "caffe" mode),
-    a new array (Keras' changes a float array in place)."""
-    if data_format not in (None, "channels_last"):
-        raise ValueError(f"resnet.preprocess_input: argument `data_format` must be 'channels_last' (or None), got "
-                         f"{data_format!r}")
-    return _common.preprocess_input(x, "caffe", "resnet.preprocess_input")
-
-
-def decode_predictions(preds, top=5):
-    """Each row's `top` ImageNet classes as (WordNet id, name, score), best first (Keras')."""
-    return _common.decode_predictions(preds, top)
+preprocess_input = _common.preprocessor("caffe", "resnet.preprocess_input")
+decode_predictions = _common.decoder()

@@ -46,14 +46,5 @@ def VGG19(include_top=True, weights="imagenet", input_tensor=None, input_shape=N
                 name)
 
 
-def preprocess_input(x, data_format=None):
-    """VGG's inputs: RGB images of 0-255 as BGR with ImageNet's mean subtracted (Keras' "caffe" mode)."""
-    if data_format not in (None, "channels_last"):
-        raise ValueError(f"vgg.preprocess_input: argument `data_format` must be 'channels_last' (or None), got "
-                         f"{data_format!r}")
-    return _common.preprocess_input(x, "caffe", "vgg.preprocess_input")
-
-
-def decode_predictions(preds, top=5):
-    """Each row's `top` ImageNet classes as (WordNet id, name, score), best first (Keras')."""
-    return _common.decode_predictions(preds, top)
+preprocess_input = _common.preprocessor("caffe", "vgg.preprocess_input")
+decode_predictions = _common.decoder()
