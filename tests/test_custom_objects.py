@@ -103,3 +103,40 @@ def test_what_is_refused_is_named():
         with pytest.raises(ValueError, match="the custom object for layer class 'Dense' is <built-in function len>, "
                                              "not a Layer subclass"):
             cs.layers.deserialize({"class_name": "Dense", "config": {"units": 2}})
+
+
+def test_one_scope_object_shared_by_threads_and_malformed_names():
+    class Doubled(cs.layers.Layer):
+        def call(self, x):
+            return ops.multiply(x, 2.0)
+    config = cs.Sequential([cs.Input((2,)), Doubled(name="doubled")]).get_config()
+    shared, errors, found = cs.saving.custom_object_scope({"Doubled": Doubled}), [], []
+
+    def work():
+        try:
+            with shared:
+                found.append(type(cs.Sequential.from_config(config).layers[0]) is Doubled)
+        except Exception as error:          # noqa: BLE001 - the test reports any
+            errors.append(error)
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and found == [True] * 4 and _refused(config)
+    with pytest.raises(ValueError, match="'class_name' must be a string naming a layer class, got \\['x'\\]"):
+        cs.layers.deserialize({"class_name": ["x"], "config": {}})
+    with pytest.raises(ValueError, match="unknown layer class 'Nope'"):
+        cs.layers.deserialize({"class_name": "Nope", "registered_name": ["x"], "config": {}})
+
+
+def test_a_registered_sequential_subclass_comes_back_from_json():
+    @cs.saving.register_keras_serializable(package="Tests")
+    class Halved(cs.Sequential):
+        def call(self, x, training=None):
+            return 0.5 * super().call(x, training=training)
+    model = Halved([cs.Input((2,)), cs.layers.Dense(2, kernel_initializer="ones")])
+    again = cs.models.model_from_json(model.to_json())
+    assert type(again) is Halved
+    x = np.ones((1, 2), "float32")
+    np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))

@@ -104,3 +104,54 @@ def test_a_failing_loss_function_is_named():
     model.compile("sgd", loss=broken)
     with pytest.raises(ValueError, match="loss 'broken': the function failed on targets of shape \\(4, 3\\)"):
         model.fit(np.zeros((4, 4), "float32"), np.zeros((4, 3), "float32"), verbose=0)
+
+
+def test_what_a_loss_function_cannot_do_is_named():
+    x, y = np.zeros((4, 4), "float32"), np.zeros((4, 3), "float32")
+
+    def numpy_loss(y_true, y_pred):             # NumPy, not ops: no gradient reaches y_pred
+        return np.mean(np.square(np.asarray(y_true) - np.asarray(y_pred)), axis=-1)
+    model = classifier(cs)
+    model.compile("sgd", loss=numpy_loss)
+    with pytest.raises(ValueError, match="loss 'numpy_loss': .*has no gradient; write the function with "
+                                         "convscope.ops"):
+        model.fit(x, y, verbose=0)
+
+    def batch_loss(y_true, y_pred):
+        return cs.ops.mean(cs.ops.square(y_true - y_pred))
+    model.compile("sgd", loss=batch_loss)
+    model.fit(x, y, verbose=0)                  # one value for the batch: trains
+    with pytest.raises(ValueError, match="loss 'batch_loss' returns one value for the whole batch; sample_weight"):
+        model.fit(x, y, sample_weight=np.ones(4), verbose=0)
+
+
+def test_a_callable_object_and_a_registered_loss_class(tmp_path):
+    class Scaled:                               # unhashable (defines __eq__ without __hash__), as a dataclass is
+        def __eq__(self, other):
+            return isinstance(other, Scaled)
+
+        def __call__(self, y_true, y_pred):
+            return cs.ops.mean(cs.ops.square(y_true - y_pred), axis=-1)
+    model = classifier(cs)
+    model.compile("sgd", loss=Scaled())
+    model.fit(np.ones((4, 4), "float32"), np.zeros((4, 3), "float32"), verbose=0)
+
+    @cs.saving.register_keras_serializable(package="LossTests")
+    class Tripled(cs.losses.Loss):
+        def __init__(self, k=3.0, reduction="sum_over_batch_size", name="tripled"):
+            super().__init__(name, reduction)
+            self.k = k
+
+        def per_sample(self, y_true, y_pred):
+            return self.k * np.mean(np.square(y_true - y_pred), axis=-1)
+
+        def _backward(self, y_true, y_pred, grad_loss):
+            return self.k * 2 * (y_pred - y_true) / y_pred.shape[-1] * grad_loss[..., None]
+
+        def get_config(self):
+            return {**super().get_config(), "k": self.k}
+    model.compile("sgd", loss="LossTests>Tripled")
+    assert isinstance(model._loss, Tripled)
+    model.compile("sgd", loss=Tripled(k=4.0))
+    model.save(tmp_path / "m.convscope")
+    assert cs.models.load_model(tmp_path / "m.convscope")._loss.k == 4.0

@@ -189,3 +189,5 @@ def test_convert_to_tensor_and_numpy_give_keras_dtypes(keras):
     np.testing.assert_array_equal(ops.convert_to_numpy(doubled), dense.kernel.numpy() * 2.0)
     with pytest.raises(TypeError, match="ops.convert_to_tensor: argument `dtype` must be a dtype"):
         ops.convert_to_tensor([1.0], dtype="nope")
+    with pytest.raises((TypeError, ValueError), match="convert_to_tensor"):
+        ops.convert_to_tensor(np.str_("ab"))

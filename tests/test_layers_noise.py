@@ -65,9 +65,17 @@ def test_arguments_are_checked_by_name():
     with pytest.raises(ValueError, match="GaussianDropout 'gaussian_dropout.*': argument `rate` must be a finite "
                                          "number in \\[0.0, 1.0\\), got 1.0"):
         L.GaussianDropout(1.0)
-    with pytest.raises(ValueError, match="GaussianNoise 'gaussian_noise.*': argument `stddev` must be a finite "
-                                         "number in \\[0.0, inf\\], got -0.1"):
-        L.GaussianNoise(-0.1)
+    for stddev in (-0.1, 2.0):                  # Keras' range: [0, 1]
+        with pytest.raises(ValueError, match="GaussianNoise 'gaussian_noise.*': argument `stddev` must be a finite "
+                                             f"number in \\[0.0, 1.0\\], got {stddev}"):
+            L.GaussianNoise(stddev)
+    x = np.zeros((2, 3), np.float32)
+    with pytest.raises(ValueError, match="gaussian_noise: argument `stddev` must be a finite number in \\[0, inf\\)"):
+        cs.ops.gaussian_noise(x, float("nan"))
+    with pytest.raises(ValueError, match="gaussian_dropout_forward: argument `rate` must be .* got 'a'"):
+        cs.ops.gaussian_dropout_forward(x, "a")
+    with pytest.raises(TypeError, match="gaussian_noise: argument `rng` must be None or a numpy.random.Generator"):
+        cs.ops.gaussian_noise(x, 0.1, rng=5)
     with pytest.raises(ValueError, match="argument `seed` must be None or a non-negative int, got 'a'"):
         L.GaussianNoise(0.1, seed="a")
 

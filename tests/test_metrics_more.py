@@ -449,3 +449,15 @@ def test_regression_metric_objects_as_keras(keras):
             metric.update_state(y[5:9], x[5:9, :2])
         assert float(mine.result()) == pytest.approx(float(k_metric.result()), rel=1e-6)
         assert cs.metrics.get(mine.name).name == mine.name
+
+
+def test_root_mean_squared_error_broadcasts_as_keras(keras):
+    import convscope as cs
+    rng = np.random.default_rng(1)
+    y_true, y_pred = rng.normal(size=(6, 1)), rng.normal(size=(6, 3))
+    mine, theirs = cs.metrics.RootMeanSquaredError(), keras.metrics.RootMeanSquaredError()
+    mine.update_state(y_true, y_pred)
+    theirs.update_state(y_true, y_pred)
+    assert float(mine.result()) == pytest.approx(float(theirs.result()), rel=1e-6)
+    with pytest.raises(ValueError, match="RootMeanSquaredError: targets of shape \\(6, 2\\) do not match"):
+        cs.metrics.RootMeanSquaredError().update_state(np.zeros((6, 2)), y_pred)

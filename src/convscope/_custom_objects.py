@@ -47,7 +47,8 @@ def get_custom_objects() -> Dict[str, Any]:
 
 def get_registered_name(obj) -> str:
     """The name `obj` was registered under, else its own name."""
-    return _NAMES.get(obj, getattr(obj, "__name__", type(obj).__name__))
+    name = _NAMES.get(obj) if getattr(obj, "__hash__", None) is not None else None
+    return name or getattr(obj, "__name__", type(obj).__name__)
 
 
 def get_registered_object(name: str, custom_objects: Optional[Dict[str, Any]] = None, module_objects=None):
@@ -69,14 +70,13 @@ class CustomObjectScope:
                                 f"{type(mapping).__name__}")
             objects.update(mapping)
         self._objects = objects
-        self._tokens = []
 
     def __enter__(self):
-        self._tokens.append(_SCOPES.set(_SCOPES.get() + (self._objects,)))
+        _SCOPES.set(_SCOPES.get() + (self._objects,))      # this thread's (context's) scopes only
         return self
 
     def __exit__(self, *error):
-        _SCOPES.reset(self._tokens.pop())
+        _SCOPES.set(_SCOPES.get()[:-1])
 
 
 custom_object_scope = CustomObjectScope
@@ -85,11 +85,12 @@ custom_object_scope = CustomObjectScope
 def lookup(class_name: Optional[str], registered_name: Optional[str], custom_objects=None):
     """The class a config names: from `custom_objects` by its class name, then the innermost scope, then the
     registry by its registered name (Keras writes "package>name") or its class name; None if none has it."""
+    keys = [key for key in (class_name, registered_name) if isinstance(key, str)]    # a file's other values: none
     for mapping in ((custom_objects or {}),) + tuple(reversed(_SCOPES.get())):
-        for key in (class_name, registered_name):
-            if key is not None and key in mapping:
+        for key in keys:
+            if key in mapping:
                 return mapping[key]
-    for key in (registered_name, class_name):
-        if key is not None and key in _REGISTERED:
+    for key in reversed(keys):
+        if key in _REGISTERED:
             return _REGISTERED[key]
     return None

@@ -408,6 +408,15 @@ class FunctionLoss(Loss):
     def per_sample(self, y_true, y_pred):
         return np.asarray(convert_to_numpy(self._values(y_true, y_pred)), dtype=y_pred.dtype)
 
+    def weighted_values(self, y_true, y_pred) -> np.ndarray:
+        """`per_sample`, refused by name where it is one value for the batch (weights need one per sample)."""
+        values = self.per_sample(y_true, y_pred)
+        if values.ndim == 0:
+            raise ValueError(f"loss '{self.name}' returns one value for the whole batch; sample_weight and "
+                             "class_weight need one loss value per sample (return them, e.g. without summing over "
+                             "the batch axis)")
+        return values
+
     def check_targets(self, y_true, output_shape, where: str) -> None:
         """Only the batch is checked: the function decides what targets it takes (labels, masks, ...)."""
         if np.ndim(y_true) == 0:
@@ -424,7 +433,9 @@ class FunctionLoss(Loss):
             total = ops_sum(values)
         grad = tape.gradient(total, [watched])[0]
         if grad is None:
-            return np.zeros_like(y_pred)
+            raise ValueError(f"loss '{self.name}': its value does not depend on y_pred through convscope.ops, so it "
+                             "has no gradient; write the function with convscope.ops (NumPy's functions are not "
+                             "differentiated)")
         scale = 1.0 if self.reduction == "sum" else 1.0 / max(int(np.size(convert_to_numpy(values))), 1)
         return (np.asarray(grad) * scale).astype(y_pred.dtype, copy=False)
 
@@ -497,21 +508,33 @@ def as_loss_object(identifier, where: str = "compile") -> Loss:
                          "loss='categorical_crossentropy'; got None")
     if isinstance(loss, Loss):
         return loss
-    if loss in _OBJECT_FOR_FUNCTION:
-        return _OBJECT_FOR_FUNCTION[loss]()
+    known = _OBJECT_FOR_FUNCTION.get(loss) if getattr(loss, "__hash__", None) is not None else None
+    if known is not None:
+        return known()
+    if isinstance(loss, type) and issubclass(loss, Loss):      # a registered Loss class named by a string
+        return loss()
     return FunctionLoss(loss)           # a function of the user's: differentiated on a tape
 
 
 def serialize(loss) -> Dict[str, Any]:
-    """`{"class_name", "config"}` of the loss object behind a name, function or object."""
+    """`{"class_name", "config"}` of the loss object behind a name, function or object (and the registered name
+    of a Loss class of the user's, by which it is found again)."""
     loss = as_loss_object(loss, "losses.serialize")
-    return {"class_name": type(loss).__name__, "config": loss.get_config()}
+    entry = {"class_name": type(loss).__name__, "config": loss.get_config()}
+    if type(loss) not in _CLASSES.values():
+        entry["registered_name"] = get_registered_name(type(loss))
+    return entry
 
 
 def deserialize(config: Dict[str, Any]) -> Loss:
     if not isinstance(config, dict) or "class_name" not in config:
         raise ValueError(f"losses.deserialize: expected {{'class_name': ..., 'config': {{...}}}}, got {config!r}")
     name = config["class_name"]
-    if name not in _CLASSES:
-        raise ValueError(f"losses.deserialize: unknown loss class {name!r}; known: {', '.join(sorted(_CLASSES))}")
-    return _CLASSES[name].from_config(config.get("config", {}))
+    registered = config.get("registered_name")
+    cls = _CLASSES.get(name) if isinstance(name, str) else None
+    if cls is None and isinstance(name, str):
+        cls = lookup(name, registered if isinstance(registered, str) else None)
+    if not (isinstance(cls, type) and issubclass(cls, Loss)):
+        raise ValueError(f"losses.deserialize: unknown loss class {name!r}; known: {', '.join(sorted(_CLASSES))} "
+                         "and the Loss subclasses your code registered or passes as custom_objects")
+    return cls.from_config(config.get("config", {}))

@@ -132,7 +132,8 @@ def _loss_from_keras(loss):
     if isinstance(loss, dict) and "class_name" in loss:
         from .. import losses
         inner = {k: v for k, v in (loss.get("config") or {}).items() if k not in ("dtype",)}
-        return losses.deserialize({"class_name": loss["class_name"], "config": inner})
+        return losses.deserialize({"class_name": loss["class_name"], "config": inner,
+                                   "registered_name": loss.get("registered_name")})
     if isinstance(loss, dict):
         return {key: _loss_from_keras(value) for key, value in loss.items()}
     if isinstance(loss, list):
@@ -168,8 +169,8 @@ def compile_config_to_keras(model) -> Optional[Dict[str, Any]]:
     if isinstance(loss, dict) and loss.get("class_name") == "FunctionLoss":   # as Keras writes a function
         loss = {"module": "builtins", "class_name": "function", "config": loss["config"]["function"],
                 "registered_name": "function"}
-    elif isinstance(loss, dict) and "class_name" in loss:
-        loss = dict(loss, module="keras.losses", registered_name=None)
+    elif isinstance(loss, dict) and "class_name" in loss:      # a Loss of the user's keeps its registered name
+        loss = dict(loss, module="keras.losses", registered_name=loss.get("registered_name"))
     return {"optimizer": optimizer, "loss": loss, "loss_weights": config.get("loss_weights"),
             "metrics": config.get("metrics") or None, "weighted_metrics": None, "run_eagerly": False,
             "steps_per_execution": 1, "jit_compile": False}
@@ -195,6 +196,8 @@ def check_config(config, custom_objects, refuse) -> None:
             for entry in value["layers"]:
                 name = entry.get("class_name") if isinstance(entry, dict) else None
                 registered = entry.get("registered_name") if isinstance(entry, dict) else None
+                if name is not None and not isinstance(name, str):
+                    raise refuse(f"names a layer class by {name!r}, not by a string")
                 if name is not None and name not in known and not _is_operation(entry) and \
                         lookup(name, registered if isinstance(registered, str) else None, custom_objects) is None:
                     raise refuse(f"holds a layer of class {name!r} (module {entry.get('module')!r}), "

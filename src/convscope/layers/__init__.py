@@ -127,6 +127,8 @@ def deserialize(config: Dict[str, Any], custom_objects: Optional[Dict[str, type]
         raise TypeError(f"layers.deserialize: argument `config` must be a dict with 'class_name' and "
                         f"'config', got {config!r}")
     class_name = config["class_name"]
+    if not isinstance(class_name, str):
+        raise ValueError(f"layers.deserialize: 'class_name' must be a string naming a layer class, got {class_name!r}")
     if str(config.get("module") or "").startswith("keras.src.ops."):   # `x * 0.5`: an operation, not a layer
         from .operations import deserialize as deserialize_operation
         return deserialize_operation(config)

@@ -32,7 +32,7 @@ class GaussianNoise(_Noise):
 
     def __init__(self, stddev, seed=None, **kwargs):
         super().__init__(seed, **kwargs)
-        self.stddev = check_float(stddev, "stddev", self._describe(), 0.0)
+        self.stddev = check_float(stddev, "stddev", self._describe(), 0.0, 1.0)      # Keras' range
 
     def forward(self, inputs: np.ndarray, training: bool = False):
         if not training or self.stddev == 0.0:

@@ -36,5 +36,11 @@ class RootMeanSquaredError(MeanMetricWrapper):
 def _squared_errors(y_true, y_pred) -> np.ndarray:
     """(y_true - y_pred)^2 value by value, the target made the prediction's shape (Keras' RMSE)."""
     y_pred = np.asarray(y_pred, dtype=np.float64)
-    y_true = np.asarray(y_true, dtype=np.float64).reshape(y_pred.shape)
-    return np.square(y_true - y_pred)
+    y_true = np.asarray(y_true, dtype=np.float64)
+    if y_true.size == y_pred.size:
+        y_true = y_true.reshape(y_pred.shape)
+    try:
+        return np.square(y_true - y_pred)       # broadcast, as Keras
+    except ValueError:
+        raise ValueError(f"RootMeanSquaredError: targets of shape {y_true.shape} do not match predictions of shape "
+                         f"{y_pred.shape}") from None

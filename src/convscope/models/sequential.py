@@ -19,6 +19,7 @@ from ..callbacks import CallbackList, check_callbacks
 from .. import layers as layers_module
 from ..layers import InputLayer, Layer
 from ..layers.autodiff import call_training, recording
+from .._custom_objects import get_registered_name, lookup
 from ..layers.base import Shape, Variable, check_kept_for_backward, noted, runs_own_call
 from ..layers.graph import KerasTensor, is_symbolic
 from .plan import INFERENCE, LAYERS, TRAINING
@@ -402,8 +403,10 @@ class Sequential(Model):
         """The model's structure as JSON (Keras' `to_json`); `kwargs` go to `json.dumps`."""
         # a subclass keeps its own class name: rebuilt as a plain Sequential it would lose its `call` (refused
         # by name without custom_objects instead, as Keras)
-        return json.dumps({"module": "keras", "class_name": type(self).__name__, "config": self.get_config(),
-                           "registered_name": None}, **kwargs)
+        cls = type(self)
+        registered = None if cls is Sequential else get_registered_name(cls)
+        return json.dumps({"module": "keras", "class_name": cls.__name__, "config": self.get_config(),
+                           "registered_name": registered}, **kwargs)
 
     def __repr__(self) -> str:
         return f"<Sequential name={self.name!r}, {len(self._layers)} layers>"
@@ -416,8 +419,12 @@ def model_from_config(config, custom_objects=None):
         from .functional import Functional
         return Functional.from_config(config.get("config"), custom_objects)
     if class_name not in (None, "Sequential"):
+        registered = config.get("registered_name")
+        own = lookup(class_name, registered if isinstance(registered, str) else None, custom_objects)
+        if isinstance(own, type) and issubclass(own, Sequential):   # a subclass the user's code provides
+            return own.from_config(config.get("config", config), custom_objects)
         raise ValueError(f"model_from_config: expected a Sequential or Functional model config, got "
-                         f"class_name={class_name!r}")
+                         f"class_name={class_name!r} (a subclass of yours: pass it as custom_objects or register it)")
     return Sequential.from_config(config, custom_objects)
 
 

@@ -113,7 +113,8 @@ def _weighted_loss(loss, y_true, y_pred, sample_weight, where: str = "fit") -> f
     weighted mean: sum(w * loss) over the number of loss values ('sum_over_batch_size')."""
     if sample_weight is None:
         return loss(y_true, y_pred)
-    values = np.asarray(loss.per_sample(*loss._prepare(y_true, y_pred)), dtype=np.float64)
+    values = getattr(loss, "weighted_values", loss.per_sample)(*loss._prepare(y_true, y_pred))
+    values = np.asarray(values, dtype=np.float64)
     total = float(np.sum(values * _weights_like(sample_weight, values.shape, where)))
     return total if loss.reduction == "sum" else total / max(values.size, 1)
 

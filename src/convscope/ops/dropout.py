@@ -116,6 +116,7 @@ def dropout_backward(grad_y, mask) -> np.ndarray:
 def gaussian_noise(x, stddev: float, rng: Optional[np.random.Generator] = None) -> np.ndarray:
     """x + N(0, stddev), in x's float dtype (GaussianNoise in training)."""
     x = check_numeric_array(x, "gaussian_noise", "x")
+    _check_noise_arguments("gaussian_noise", "stddev", stddev, np.inf, rng)
     dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
     rng = _rng.generator() if rng is None else rng
     return x.astype(dtype, copy=False) + rng.normal(0.0, stddev, x.shape).astype(dtype, copy=False)
@@ -125,9 +126,18 @@ def gaussian_dropout_forward(x, rate: float, rng: Optional[np.random.Generator] 
     """(x * noise, noise), noise ~ N(1, sqrt(rate / (1 - rate))) per value (GaussianDropout in training); the
     backward pass multiplies the gradient by the same noise."""
     x = check_numeric_array(x, "gaussian_dropout_forward", "x")
-    if not 0 <= rate < 1:
-        raise ValueError(f"gaussian_dropout_forward: argument `rate` must be in [0, 1), got {rate!r}")
+    _check_noise_arguments("gaussian_dropout_forward", "rate", rate, 1.0, rng)
     dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
     rng = _rng.generator() if rng is None else rng
     noise = rng.normal(1.0, float(np.sqrt(rate / (1.0 - rate))), x.shape).astype(dtype, copy=False)
     return x.astype(dtype, copy=False) * noise, noise
+
+
+def _check_noise_arguments(op: str, arg: str, value, below: float, rng) -> None:
+    """`value` a number in [0, below) (or [0, inf]); `rng` None or a NumPy Generator."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or \
+            not (0 <= value < below or (below == np.inf and 0 <= value < np.inf)):
+        span = "[0, 1)" if below == 1.0 else "[0, inf)"
+        raise ValueError(f"{op}: argument `{arg}` must be a finite number in {span}, got {value!r}")
+    if rng is not None and not isinstance(rng, np.random.Generator):
+        raise TypeError(f"{op}: argument `rng` must be None or a numpy.random.Generator, got {type(rng).__name__}")

@@ -793,7 +793,7 @@ def convert_to_tensor(x, dtype=None, sparse=None):
     if isinstance(x, Traced):
         return x if dtype is None else cast(x, dtype)
     numpy_scalar = isinstance(x, np.generic) and not isinstance(x, (float, int))  # np.float64 is a float: weak
-    value = np.asarray(x) if numpy_scalar else _one(x, "convert_to_tensor")
+    value = _numeric(np.asarray(x), "convert_to_tensor", "x") if numpy_scalar else _one(x, "convert_to_tensor")
     return value if dtype is None else value.astype(_dtype_argument("convert_to_tensor", dtype), copy=False)
 
 
