@@ -611,3 +611,28 @@ def test_models_with_the_new_layers_save_and_load_with_their_outputs(tmp_path):
         loaded = cs.models.load_model(path)
         assert [type(layer).__name__ for layer in loaded.layers] == [type(layer).__name__ for layer in model.layers]
         np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+
+def test_spatial_dropout_1d_as_keras(keras, tmp_path):
+    """Keras' config; the identity at inference (a Keras-written file, the same outputs); in training whole
+    channels of each sequence dropped (one draw per sample and channel), repeatable with a seed."""
+    def model(module):
+        layers = module.layers
+        return module.Sequential([module.Input((10, 3)), layers.Conv1D(4, 3), layers.SpatialDropout1D(0.4, seed=5),
+                                  layers.GlobalAveragePooling1D(), layers.Dense(2)])
+    theirs = model(keras)
+    assert theirs.layers[1].get_config() == model(cs).layers[1].get_config()
+    theirs.save(tmp_path / "sd1.keras")
+    ours = cs.models.load_model(tmp_path / "sd1.keras")
+    x = np.random.default_rng(0).normal(size=(4, 10, 3)).astype("float32")
+    np.testing.assert_allclose(ours.predict(x, verbose=0), keras.ops.convert_to_numpy(theirs.predict(x, verbose=0)),
+                               rtol=1e-5, atol=1e-6)
+    layer = cs.layers.SpatialDropout1D(0.5, seed=1)
+    y, mask = layer.forward(np.ones((64, 7, 5), np.float32), training=True)
+    assert set(np.unique(y)) <= {0.0, 2.0} and 0 < (y == 0).mean() < 1
+    assert np.all(y == y[:, :1, :])                     # one draw per (sample, channel), the same at every step
+    again, _ = cs.layers.SpatialDropout1D(0.5, seed=1).forward(np.ones((64, 7, 5), np.float32), training=True)
+    np.testing.assert_array_equal(y, again)
+    with pytest.raises(ValueError, match="SpatialDropout1D 'spatial_dropout1d.*': expected an input of rank 3"):
+        cs.Sequential([cs.Input((4,)), cs.layers.SpatialDropout1D(0.2)])

@@ -112,7 +112,7 @@ def conv1d_net():
     x = cs.Input((20, 4), name="sequence")
     y = L.Conv1D(6, 3, padding="causal", dilation_rate=2, activation="relu")(x)
     y = L.BatchNormalization()(L.Conv1D(6, 3, padding="same", strides=2, groups=2)(y))
-    y = L.MaxPooling1D(2, padding="same")(y)
+    y = L.MaxPooling1D(2, padding="same")(L.SpatialDropout1D(0.3)(y))
     y = L.AveragePooling1D(3, strides=1)(L.ZeroPadding1D((1, 2))(y))
     y = L.Cropping1D((1, 1))(L.UpSampling1D(3)(y))
     c = L.Conv1D(3, 2, data_format="channels_first")(L.Permute((2, 1))(y))

@@ -188,8 +188,8 @@ T = {
                        "not invert a convolution."),
     "note_causal": ("causal padding: output step t sees inputs up to t·strides and none after, so a model "
                     "cannot look into the future."),
-    "note_spatial_dropout": ("SpatialDropout2D drops whole feature maps: one draw per image and channel, "
-                             "since neighbouring pixels of a map are strongly correlated."),
+    "note_spatial_dropout": ("Spatial dropout drops whole feature maps: one draw per sample and channel, "
+                             "since neighbouring pixels (or steps) of a map are strongly correlated."),
     "note_upsample": "Nearest upsampling has no parameters and no arithmetic: each value is copied size times.",
     "shape_global_1d": "{axis} {n_in} → gone: the whole sequence of {n_in} steps becomes one value per channel",
     "rf_untracked_input": ("the receptive field is not followed here: one of its inputs comes through a layer "

@@ -36,7 +36,7 @@ from .pooling1d import (AveragePooling1D, AvgPool1D, GlobalAveragePooling1D, Glo
 from .reshaping import Flatten, Reshape, ZeroPadding2D
 from .reshaping1d import UpSampling1D, ZeroPadding1D
 from .separable_conv2d import SeparableConv2D, SeparableConvolution2D
-from .spatial_dropout import SpatialDropout2D
+from .spatial_dropout import SpatialDropout1D, SpatialDropout2D
 from .upsampling import UpSampling2D
 
 __all__ = [
@@ -54,6 +54,7 @@ __all__ = [
     "Cropping2D", "SpatialDropout2D", "LayerScale", "StochasticDepth",
     "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomCrop", "RandomContrast",
     "RandomBrightness", "Lambda", "LeakyReLU", "ELU", "PReLU", "GaussianNoise", "GaussianDropout",
+    "SpatialDropout1D",
 ]
 
 # Class name (as Keras writes it in configs, aliases included) -> class.
@@ -70,7 +71,8 @@ LAYER_CLASSES.update({"SeparableConvolution2D": SeparableConv2D, "Convolution2DT
 LAYER_CLASSES.update({cls.__name__: cls for cls in (Rescaling, Normalization, Resizing, LayerNormalization,
                                                      Permute, Identity)})
 LAYER_CLASSES.update({cls.__name__: cls for cls in (LayerScale, StochasticDepth)})   # ConvNeXt's helpers
-LAYER_CLASSES.update({cls.__name__: cls for cls in (LeakyReLU, ELU, PReLU, GaussianNoise, GaussianDropout)})
+LAYER_CLASSES.update({cls.__name__: cls for cls in (LeakyReLU, ELU, PReLU, GaussianNoise, GaussianDropout,
+                                                     SpatialDropout1D)})
 LAYER_CLASSES["Lambda"] = Lambda        # known, so that a file holding one is refused by name (code: `from_config`)
 LAYER_CLASSES.update({cls.__name__: cls for cls in (RandomFlip, RandomRotation, RandomZoom, RandomTranslation,
                                                      RandomCrop, RandomContrast, RandomBrightness)})

@@ -1,4 +1,5 @@
-"""`SpatialDropout2D`: dropout of whole feature maps (Keras' layer), the identity at inference."""
+"""`SpatialDropout2D` and `SpatialDropout1D`: dropout of whole feature maps (Keras' layers), the identity at
+inference."""
 
 from __future__ import annotations
 
@@ -54,4 +55,40 @@ class SpatialDropout2D(Dropout):
         for key in ("trainable", "noise_shape"):
             del config[key]
         config["data_format"] = self.data_format
+        return config
+
+
+class SpatialDropout1D(Dropout):
+    """Zeroes each channel of each sequence with probability `rate` in training, scaling the rest by
+    1 / (1 - rate): one draw per (sample, channel) of an (N, steps, C) input, noise shape (N, 1, C).
+
+    The config has Keras' keys only (rate, seed, name, dtype)."""
+
+    def __init__(self, rate, seed=None, **kwargs):
+        if "noise_shape" in kwargs:
+            raise TypeError(f"{type(self).__name__}: unexpected keyword argument `noise_shape` (the noise shape "
+                            f"is fixed: one draw per sample and channel), got {kwargs['noise_shape']!r}")
+        super().__init__(rate, seed=seed, **kwargs)
+
+    def describe(self):
+        """A dropout (kind "dropout"), op "spatial": whole channels of a sequence are dropped."""
+        return LayerSpec(kind="dropout", rate=self.rate, op="spatial")
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        input_shape = tuple(input_shape)
+        if len(input_shape) != 3:
+            raise ValueError(f"{self._describe()}: expected an input of rank 3 (batch, steps, channels), got shape "
+                             f"{input_shape}")
+        return input_shape
+
+    def forward(self, inputs: np.ndarray, training: bool = False):
+        """(output, the (N, 1, C) mask; None when nothing was dropped: inference, or rate 0)."""
+        if not training or self.rate == 0.0:
+            return inputs, None
+        return ops.dropout_forward(inputs, self.rate, (None, 1, None), self._generator)
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        for key in ("trainable", "noise_shape"):
+            del config[key]
         return config
