@@ -140,6 +140,8 @@ def test_arguments_are_checked_by_name(tmp_path):
     with pytest.raises(TypeError, match="MobileNetV2: argument `alpha` must be a number, got 'x'"):
         apps.MobileNetV2(weights=None, alpha="x")
     assert apps.MobileNetV2(weights=None, alpha=np.float32(0.5), input_shape=(96, 96, 3)).name == "mobilenetv2_0.50_96"
+    with pytest.raises(ValueError, match="MobileNetV2: ImageNet weights exist for alpha in"):     # softmax by
+        apps.MobileNetV2(alpha=0.6, weights="imagenet", classifier_activation=cs.activations.softmax)  # function
     with pytest.raises(ValueError, match="MobileNetV2: ImageNet weights exist for alpha in"):
         apps.MobileNetV2(alpha=0.6, weights="imagenet")
     with pytest.raises(ValueError, match="VGG19: with include_top=True the input shape must be known"):

@@ -111,10 +111,12 @@ def test_one_scope_object_shared_by_threads_and_malformed_names():
             return ops.multiply(x, 2.0)
     config = cs.Sequential([cs.Input((2,)), Doubled(name="doubled")]).get_config()
     shared, errors, found = cs.saving.custom_object_scope({"Doubled": Doubled}), [], []
+    barrier = threading.Barrier(4)
 
     def work():
         try:
             with shared:
+                barrier.wait(5)                 # every thread inside the one scope object at once
                 found.append(type(cs.Sequential.from_config(config).layers[0]) is Doubled)
         except Exception as error:          # noqa: BLE001 - the test reports any
             errors.append(error)
@@ -135,6 +137,10 @@ def test_a_registered_sequential_subclass_comes_back_from_json():
     class Halved(cs.Sequential):
         def call(self, x, training=None):
             return 0.5 * super().call(x, training=training)
+
+        @classmethod
+        def from_config(cls, config):           # Keras' signature: the config only
+            return super().from_config(config)
     model = Halved([cs.Input((2,)), cs.layers.Dense(2, kernel_initializer="ones")])
     again = cs.models.model_from_json(model.to_json())
     assert type(again) is Halved

@@ -126,9 +126,9 @@ def test_what_a_loss_function_cannot_do_is_named():
 
 
 def test_a_callable_object_and_a_registered_loss_class(tmp_path):
-    class Scaled:                               # unhashable (defines __eq__ without __hash__), as a dataclass is
-        def __eq__(self, other):
-            return isinstance(other, Scaled)
+    class Scaled:                               # unhashable: its hash raises, as a frozen dataclass' with a list
+        def __hash__(self):
+            raise TypeError("unhashable type: 'list'")
 
         def __call__(self, y_true, y_pred):
             return cs.ops.mean(cs.ops.square(y_true - y_pred), axis=-1)
@@ -155,3 +155,44 @@ def test_a_callable_object_and_a_registered_loss_class(tmp_path):
     model.compile("sgd", loss=Tripled(k=4.0))
     model.save(tmp_path / "m.convscope")
     assert cs.models.load_model(tmp_path / "m.convscope")._loss.k == 4.0
+
+
+def test_per_value_weights_and_a_keras_style_loss_class_as_keras(keras):
+    """A function's values weighted value by value (sample_weight shaped like them), and a Loss subclass that
+    writes `call` (Keras' way, no name given): the history and the weights as Keras'."""
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(8, 4)).astype("float32"), rng.normal(size=(8, 3)).astype("float32")
+    weights = rng.random((8, 3)).astype("float32")
+    start = [rng.normal(0, 0.3, w.shape).astype("float32") for w in classifier(keras).get_weights()]
+
+    def loss_class(module, k_ops):
+        class Cubed(module.losses.Loss):
+            def call(self, y_true, y_pred):
+                return k_ops.mean(k_ops.abs(y_true - y_pred) ** 3, axis=-1)
+        return Cubed()
+
+    def run(module, k_ops, loss, **fit):
+        model = classifier(module)
+        model.set_weights(start)
+        model.compile(module.optimizers.SGD(0.1), loss=loss)
+        history = model.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0, **fit)
+        return history.history["loss"], model.get_weights()
+    cases = [(lambda m, o: (lambda t, p: o.square(t - p)), {"sample_weight": weights}), (loss_class, {})]
+    for make, fit in cases:
+        ours, our_weights = run(cs, cs.ops, make(cs, cs.ops), **fit)
+        theirs, their_weights = run(keras, keras.ops, make(keras, keras.ops), **fit)
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5)
+        for a, b in zip(our_weights, their_weights):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_a_registered_subclass_of_a_built_in_loss_comes_back_as_itself(tmp_path):
+    @cs.saving.register_keras_serializable(package="LossTests")
+    class Huber(cs.losses.Huber):               # the built-in's class name, the user's registered one
+        def per_sample(self, y_true, y_pred):
+            return 10.0 * super().per_sample(y_true, y_pred)
+    model = classifier(cs)
+    model.compile("sgd", loss=Huber())
+    model.save(tmp_path / "m.convscope")
+    assert type(cs.models.load_model(tmp_path / "m.convscope")._loss) is Huber
+    assert isinstance(cs.losses.get(cs.losses.MeanSquaredError), cs.losses.MeanSquaredError)     # a class: one

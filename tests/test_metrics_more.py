@@ -461,3 +461,9 @@ def test_root_mean_squared_error_broadcasts_as_keras(keras):
     assert float(mine.result()) == pytest.approx(float(theirs.result()), rel=1e-6)
     with pytest.raises(ValueError, match="RootMeanSquaredError: targets of shape \\(6, 2\\) do not match"):
         cs.metrics.RootMeanSquaredError().update_state(np.zeros((6, 2)), y_pred)
+    for shape_true, shape_pred in (((1, 3), (3, 1)), ((4,), (4, 1, 1))):
+        a, b = rng.normal(size=shape_true), rng.normal(size=shape_pred)
+        mine, theirs = cs.metrics.RootMeanSquaredError(), keras.metrics.RootMeanSquaredError()
+        mine.update_state(a, b)
+        theirs.update_state(a, b)
+        assert float(mine.result()) == pytest.approx(float(theirs.result()), rel=1e-6)

@@ -47,7 +47,10 @@ def get_custom_objects() -> Dict[str, Any]:
 
 def get_registered_name(obj) -> str:
     """The name `obj` was registered under, else its own name."""
-    name = _NAMES.get(obj) if getattr(obj, "__hash__", None) is not None else None
+    try:
+        name = _NAMES.get(obj)
+    except TypeError:                   # an object that cannot be a dict key was never registered
+        name = None
     return name or getattr(obj, "__name__", type(obj).__name__)
 
 

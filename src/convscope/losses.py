@@ -140,6 +140,30 @@ def _check_sparse_labels(owner: str, y_true, output_shape) -> np.ndarray:
     return labels.astype(np.int64)
 
 
+def _snake_case(name: str) -> str:
+    """Keras' default name of a Loss subclass: its class name in snake case."""
+    from .backend import snake_case
+    return snake_case(name)
+
+
+def _own_methods(cls) -> set:
+    """The methods a Loss subclass defines itself or inherits from its own subclasses (not from `Loss`)."""
+    names = set()
+    for klass in cls.__mro__:
+        if klass is Loss:
+            break
+        names |= set(vars(klass))
+    return names
+
+
+def _hashable(obj) -> bool:
+    try:
+        hash(obj)
+    except TypeError:
+        return False
+    return True
+
+
 # -- Loss objects ----------------------------------------------------------------------------
 class Loss:
     """Base of the loss objects: `loss(y_true, y_pred)` is the reduced (mean) loss."""
@@ -147,8 +171,9 @@ class Loss:
     #: activation whose output this loss can fuse with (the model's last activation)
     fused_activation: Optional[str] = None
 
-    def __init__(self, name: str, reduction: str = "sum_over_batch_size"):
+    def __init__(self, name: Optional[str] = None, reduction: str = "sum_over_batch_size"):
         owner = type(self).__name__
+        name = _snake_case(owner) if name is None else name
         if not isinstance(name, str) or not name:
             raise TypeError(f"{owner}: argument `name` must be a non-empty string, got {name!r}")
         if reduction not in _REDUCTIONS:
@@ -422,7 +447,9 @@ class FunctionLoss(Loss):
         if np.ndim(y_true) == 0:
             raise ValueError(f"{where}: loss '{self.name}' needs one target per sample, got a scalar y")
 
-    def gradient(self, y_true, y_pred) -> np.ndarray:
+    def gradient(self, y_true, y_pred, sample_weight=None) -> np.ndarray:
+        """d(reduced loss)/d(y_pred), with `sample_weight` (broadcast against the function's values, as Keras
+        weighs a function's values) applied on the tape."""
         y_true, y_pred = self._prepare(y_true, y_pred)
         if self.reduction == "none":
             raise ValueError(f"{type(self).__name__}: gradient() needs a scalar loss; reduction='none' gives one "
@@ -430,6 +457,10 @@ class FunctionLoss(Loss):
         with Tape() as tape:
             watched = tape.watch(y_pred)
             values = self._values(y_true, watched)
+            if sample_weight is not None:
+                weights = np.asarray(sample_weight, dtype=y_pred.dtype)
+                weights = weights.reshape(weights.shape + (1,) * (np.ndim(convert_to_numpy(values)) - weights.ndim))
+                values = values * weights
             total = ops_sum(values)
         grad = tape.gradient(total, [watched])[0]
         if grad is None:
@@ -483,6 +514,8 @@ def get(identifier):
     """
     if isinstance(identifier, dict):
         return deserialize(identifier)
+    if isinstance(identifier, type) and issubclass(identifier, Loss):
+        return identifier()
     if identifier is None or isinstance(identifier, Loss) or callable(identifier):
         return identifier
     if isinstance(identifier, str):
@@ -507,8 +540,10 @@ def as_loss_object(identifier, where: str = "compile") -> Loss:
         raise ValueError(f"{where}: argument `loss` is required to train, e.g. "
                          "loss='categorical_crossentropy'; got None")
     if isinstance(loss, Loss):
+        if "per_sample" not in _own_methods(type(loss)) and "call" in _own_methods(type(loss)):
+            return FunctionLoss(loss.call, reduction=loss.reduction, name=loss.name)   # Keras' way: `call`
         return loss
-    known = _OBJECT_FOR_FUNCTION.get(loss) if getattr(loss, "__hash__", None) is not None else None
+    known = _OBJECT_FOR_FUNCTION.get(loss) if _hashable(loss) else None
     if known is not None:
         return known()
     if isinstance(loss, type) and issubclass(loss, Loss):      # a registered Loss class named by a string
@@ -531,9 +566,10 @@ def deserialize(config: Dict[str, Any]) -> Loss:
         raise ValueError(f"losses.deserialize: expected {{'class_name': ..., 'config': {{...}}}}, got {config!r}")
     name = config["class_name"]
     registered = config.get("registered_name")
-    cls = _CLASSES.get(name) if isinstance(name, str) else None
+    cls = lookup(name, registered) if isinstance(name, str) and isinstance(registered, str) else None
+    cls = cls or (_CLASSES.get(name) if isinstance(name, str) else None)     # a subclass of yours before ours
     if cls is None and isinstance(name, str):
-        cls = lookup(name, registered if isinstance(registered, str) else None)
+        cls = lookup(name, None)
     if not (isinstance(cls, type) and issubclass(cls, Loss)):
         raise ValueError(f"losses.deserialize: unknown loss class {name!r}; known: {', '.join(sorted(_CLASSES))} "
                          "and the Loss subclasses your code registered or passes as custom_objects")

@@ -41,7 +41,8 @@ def check_arguments(where: str, weights, include_top: bool, classes, input_tenso
                          f"{type(input_tensor).__name__}")
     if pooling not in (None, "avg", "max"):
         raise ValueError(f"{where}: argument `pooling` must be None, 'avg' or 'max', got {pooling!r}")
-    if weights is not None and include_top and classifier_activation not in (None, "softmax"):
+    named = getattr(classifier_activation, "__name__", classifier_activation)      # a function: by its name
+    if weights is not None and include_top and named not in (None, "softmax"):
         raise ValueError(f"{where}: with pre-trained weights and include_top=True, `classifier_activation` must be "
                          f"None or 'softmax', got {classifier_activation!r}")
 

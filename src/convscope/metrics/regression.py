@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import losses
-from .base import MeanMetricWrapper
+from .base import MeanMetricWrapper, squeeze_or_expand
 
 
 class MeanSquaredError(MeanMetricWrapper):
@@ -35,10 +35,7 @@ class RootMeanSquaredError(MeanMetricWrapper):
 
 def _squared_errors(y_true, y_pred) -> np.ndarray:
     """(y_true - y_pred)^2 value by value, the target made the prediction's shape (Keras' RMSE)."""
-    y_pred = np.asarray(y_pred, dtype=np.float64)
-    y_true = np.asarray(y_true, dtype=np.float64)
-    if y_true.size == y_pred.size:
-        y_true = y_true.reshape(y_pred.shape)
+    y_true, y_pred = squeeze_or_expand(np.asarray(y_true, dtype=np.float64), np.asarray(y_pred, dtype=np.float64))
     try:
         return np.square(y_true - y_pred)       # broadcast, as Keras
     except ValueError:

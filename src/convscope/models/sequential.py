@@ -19,7 +19,7 @@ from ..callbacks import CallbackList, check_callbacks
 from .. import layers as layers_module
 from ..layers import InputLayer, Layer
 from ..layers.autodiff import call_training, recording
-from .._custom_objects import get_registered_name, lookup
+from .._custom_objects import custom_object_scope, get_registered_name, lookup
 from ..layers.base import Shape, Variable, check_kept_for_backward, noted, runs_own_call
 from ..layers.graph import KerasTensor, is_symbolic
 from .plan import INFERENCE, LAYERS, TRAINING
@@ -422,7 +422,8 @@ def model_from_config(config, custom_objects=None):
         registered = config.get("registered_name")
         own = lookup(class_name, registered if isinstance(registered, str) else None, custom_objects)
         if isinstance(own, type) and issubclass(own, Sequential):   # a subclass the user's code provides
-            return own.from_config(config.get("config", config), custom_objects)
+            with custom_object_scope(custom_objects):     # its own from_config may take the config only (Keras')
+                return own.from_config(config.get("config", config))
         raise ValueError(f"model_from_config: expected a Sequential or Functional model config, got "
                          f"class_name={class_name!r} (a subclass of yours: pass it as custom_objects or register it)")
     return Sequential.from_config(config, custom_objects)

@@ -120,7 +120,11 @@ def _weighted_loss(loss, y_true, y_pred, sample_weight, where: str = "fit") -> f
 
 
 def _weighted_gradient(loss, y_true, y_pred, sample_weight, where: str = "fit") -> np.ndarray:
-    """d(weighted loss)/d(y_pred): each sample's gradient scaled by its weight."""
+    """d(weighted loss)/d(y_pred): each sample's gradient scaled by its weight (a loss function's weights applied to
+    its values on the tape: they may be per value)."""
+    if sample_weight is not None and isinstance(loss, losses_module.FunctionLoss):
+        loss.weighted_values(*loss._prepare(y_true, y_pred))       # one value per sample, or refused by name
+        return loss.gradient(y_true, y_pred, sample_weight)
     grad = loss.gradient(y_true, y_pred)
     if sample_weight is None:
         return grad
