@@ -16,6 +16,7 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 
 from ._custom_objects import get_registered_name, lookup
+from .backend import snake_case
 from .ops import losses as ops
 from .ops.numpy_api import convert_to_numpy, sum as ops_sum
 from .ops.tape import Tape
@@ -140,10 +141,15 @@ def _check_sparse_labels(owner: str, y_true, output_shape) -> np.ndarray:
     return labels.astype(np.int64)
 
 
-def _snake_case(name: str) -> str:
-    """Keras' default name of a Loss subclass: its class name in snake case."""
-    from .backend import snake_case
-    return snake_case(name)
+def weights_like(sample_weight, shape, where: str = "fit") -> np.ndarray:
+    """Sample weights (one per sample, or per sample and step) broadcast to loss values of `shape`."""
+    weights = np.asarray(sample_weight, dtype=np.float64)
+    weights = weights.reshape(weights.shape + (1,) * (len(shape) - weights.ndim))
+    try:
+        return np.broadcast_to(weights, shape)
+    except ValueError:
+        raise ValueError(f"{where}: sample weights of shape {np.shape(sample_weight)} do not match the loss "
+                         f"values of shape {tuple(shape)}") from None
 
 
 def _own_methods(cls) -> set:
@@ -173,7 +179,7 @@ class Loss:
 
     def __init__(self, name: Optional[str] = None, reduction: str = "sum_over_batch_size"):
         owner = type(self).__name__
-        name = _snake_case(owner) if name is None else name
+        name = snake_case(owner) if name is None else name      # Keras' default: the class name
         if not isinstance(name, str) or not name:
             raise TypeError(f"{owner}: argument `name` must be a non-empty string, got {name!r}")
         if reduction not in _REDUCTIONS:
@@ -222,6 +228,31 @@ class Loss:
         scale = 1.0 if self.reduction == "sum" else 1.0 / max(count, 1)
         grad_loss = np.full(y_pred.shape[:-1], scale, dtype=y_pred.dtype)
         return self._backward(y_true, y_pred, grad_loss).astype(y_pred.dtype, copy=False)
+
+    def weighted(self, y_true, y_pred, sample_weight, where: str = "fit") -> float:
+        """The loss of a batch; with `sample_weight` (one per sample, or per sample and step) Keras' weighted mean:
+        sum(w * loss) over the number of loss values ('sum_over_batch_size')."""
+        if sample_weight is None:
+            return self(y_true, y_pred)
+        values = np.asarray(self.per_sample(*self._prepare(y_true, y_pred)), dtype=np.float64)
+        total = float(np.sum(values * weights_like(sample_weight, self._weighable(values, where).shape, where)))
+        return total if self.reduction == "sum" else total / max(values.size, 1)
+
+    def weighted_gradient(self, y_true, y_pred, sample_weight, where: str = "fit") -> np.ndarray:
+        """d(`weighted`)/d(y_pred): each sample's gradient scaled by its weight."""
+        grad = self.gradient(y_true, y_pred)
+        if sample_weight is None:
+            return grad
+        weights = weights_like(sample_weight, grad.shape[:-1], where)[..., None]
+        return (grad * weights).astype(grad.dtype, copy=False)
+
+    def _weighable(self, values, where: str):
+        """`values` that sample weights can weigh: not one value for the whole batch."""
+        if np.ndim(values) == 0:
+            raise ValueError(f"{where}: loss '{self.name}' returns one value for the whole batch; sample_weight and "
+                             "class_weight need one loss value per sample (return them, e.g. without summing over "
+                             "the batch axis)")
+        return values
 
     def with_logits(self) -> "Loss":
         """The same loss taking the pre-activation of `fused_activation` (only where fusable)."""
@@ -433,21 +464,16 @@ class FunctionLoss(Loss):
     def per_sample(self, y_true, y_pred):
         return np.asarray(convert_to_numpy(self._values(y_true, y_pred)), dtype=y_pred.dtype)
 
-    def weighted_values(self, y_true, y_pred) -> np.ndarray:
-        """`per_sample`, refused by name where it is one value for the batch (weights need one per sample)."""
-        values = self.per_sample(y_true, y_pred)
-        if values.ndim == 0:
-            raise ValueError(f"loss '{self.name}' returns one value for the whole batch; sample_weight and "
-                             "class_weight need one loss value per sample (return them, e.g. without summing over "
-                             "the batch axis)")
-        return values
-
     def check_targets(self, y_true, output_shape, where: str) -> None:
         """Only the batch is checked: the function decides what targets it takes (labels, masks, ...)."""
         if np.ndim(y_true) == 0:
             raise ValueError(f"{where}: loss '{self.name}' needs one target per sample, got a scalar y")
 
-    def gradient(self, y_true, y_pred, sample_weight=None) -> np.ndarray:
+    def weighted_gradient(self, y_true, y_pred, sample_weight, where: str = "fit") -> np.ndarray:
+        """The weights applied to the function's values on the tape (they may be per value, as Keras')."""
+        return self.gradient(y_true, y_pred, sample_weight, where)
+
+    def gradient(self, y_true, y_pred, sample_weight=None, where: str = "gradient") -> np.ndarray:
         """d(reduced loss)/d(y_pred), with `sample_weight` (broadcast against the function's values, as Keras
         weighs a function's values) applied on the tape."""
         y_true, y_pred = self._prepare(y_true, y_pred)
@@ -458,9 +484,8 @@ class FunctionLoss(Loss):
             watched = tape.watch(y_pred)
             values = self._values(y_true, watched)
             if sample_weight is not None:
-                weights = np.asarray(sample_weight, dtype=y_pred.dtype)
-                weights = weights.reshape(weights.shape + (1,) * (np.ndim(convert_to_numpy(values)) - weights.ndim))
-                values = values * weights
+                shape = self._weighable(convert_to_numpy(values), where).shape
+                values = values * weights_like(sample_weight, shape, where).astype(y_pred.dtype)
             total = ops_sum(values)
         grad = tape.gradient(total, [watched])[0]
         if grad is None:
@@ -564,12 +589,10 @@ def serialize(loss) -> Dict[str, Any]:
 def deserialize(config: Dict[str, Any]) -> Loss:
     if not isinstance(config, dict) or "class_name" not in config:
         raise ValueError(f"losses.deserialize: expected {{'class_name': ..., 'config': {{...}}}}, got {config!r}")
-    name = config["class_name"]
-    registered = config.get("registered_name")
-    cls = lookup(name, registered) if isinstance(name, str) and isinstance(registered, str) else None
-    cls = cls or (_CLASSES.get(name) if isinstance(name, str) else None)     # a subclass of yours before ours
-    if cls is None and isinstance(name, str):
-        cls = lookup(name, None)
+    name, registered = config["class_name"], config.get("registered_name")
+    cls = None
+    if isinstance(name, str):               # a subclass of yours (by its registered name) before ours
+        cls = (isinstance(registered, str) and lookup(name, registered)) or _CLASSES.get(name) or lookup(name, None)
     if not (isinstance(cls, type) and issubclass(cls, Loss)):
         raise ValueError(f"losses.deserialize: unknown loss class {name!r}; known: {', '.join(sorted(_CLASSES))} "
                          "and the Loss subclasses your code registered or passes as custom_objects")

@@ -17,9 +17,8 @@ def clone_layer(layer: Layer) -> Layer:
     """Keras' default `clone_function`: a new layer of the same config (new weights); a Lambda takes the
     same function (its config names it only)."""
     if isinstance(layer, Lambda):
-        config = layer.get_config()
         return Lambda(layer.function, output_shape=layer.output_shape_argument, arguments=dict(layer.arguments),
-                      name=config["name"], trainable=config["trainable"], dtype=config["dtype"])
+                      name=layer.name, trainable=layer.trainable, dtype=layer.dtype)
     if isinstance(layer, (Sequential, Functional)):
         return clone_model(layer)
     return type(layer).from_config(layer.get_config())

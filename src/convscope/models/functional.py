@@ -28,7 +28,7 @@ from .graph_map import map_graph
 from .graph_plan import graph_steps
 from .plan import INFERENCE, LAYERS, TRAINING
 from .summary import print_summary
-from .training import Model, _weighted_gradient, _weighted_loss, check_predict_arguments
+from .training import Model, check_predict_arguments
 
 
 class _FunctionalTraining:
@@ -120,14 +120,14 @@ class _FunctionalTraining:
 
     # -- steps --------------------------------------------------------------------------------------
     def _losses_of(self, ys, outputs, sample_weight=None, where: str = "fit") -> List[float]:
-        return [0.0 if loss is None else float(_weighted_loss(loss, y, out, sample_weight, where))
+        return [0.0 if loss is None else float(loss.weighted(y, out, sample_weight, where))
                 for loss, y, out in zip(self._losses, ys, outputs)]
 
     def _train_step(self, x, y, where: str, epoch: int, batch: int, raise_on_nan: bool, sample_weight=None):
         arrays = self._flat_inputs(x.arrays, where)
         outputs, execution = self.run(arrays, training=True, keep=True)
         per_output = self._losses_of(y.arrays, outputs, sample_weight)
-        grads = [None if loss is None else _weighted_gradient(loss, target, out, sample_weight) * weight
+        grads = [None if loss is None else loss.weighted_gradient(target, out, sample_weight) * weight
                  for loss, target, out, weight in zip(self._losses, y.arrays, outputs, self._loss_weights)]
         _, pairs = self.backward_graph(execution, grads, need_input_grads=False)
         self._assign_gradients(pairs)

@@ -108,40 +108,6 @@ def is_dask_collection(value) -> bool:
     return type(value).__module__.split(".")[0] == "dask" and hasattr(value, "__dask_graph__")
 
 
-def _weighted_loss(loss, y_true, y_pred, sample_weight, where: str = "fit") -> float:
-    """The loss of a batch; with `sample_weight` (one per sample, or per sample and step) Keras'
-    weighted mean: sum(w * loss) over the number of loss values ('sum_over_batch_size')."""
-    if sample_weight is None:
-        return loss(y_true, y_pred)
-    values = getattr(loss, "weighted_values", loss.per_sample)(*loss._prepare(y_true, y_pred))
-    values = np.asarray(values, dtype=np.float64)
-    total = float(np.sum(values * _weights_like(sample_weight, values.shape, where)))
-    return total if loss.reduction == "sum" else total / max(values.size, 1)
-
-
-def _weighted_gradient(loss, y_true, y_pred, sample_weight, where: str = "fit") -> np.ndarray:
-    """d(weighted loss)/d(y_pred): each sample's gradient scaled by its weight (a loss function's weights applied to
-    its values on the tape: they may be per value)."""
-    if sample_weight is not None and isinstance(loss, losses_module.FunctionLoss):
-        loss.weighted_values(*loss._prepare(y_true, y_pred))       # one value per sample, or refused by name
-        return loss.gradient(y_true, y_pred, sample_weight)
-    grad = loss.gradient(y_true, y_pred)
-    if sample_weight is None:
-        return grad
-    weights = _weights_like(sample_weight, grad.shape[:-1], where)[..., None]
-    return (grad * weights).astype(grad.dtype, copy=False)
-
-
-def _weights_like(sample_weight, shape, where: str = "fit") -> np.ndarray:
-    weights = np.asarray(sample_weight, dtype=np.float64)
-    weights = weights.reshape(weights.shape + (1,) * (len(shape) - weights.ndim))
-    try:
-        return np.broadcast_to(weights, shape)
-    except ValueError:
-        raise ValueError(f"{where}: sample weights of shape {np.shape(sample_weight)} do not match the loss "
-                         f"values of shape {tuple(shape)}") from None
-
-
 def _batch_length(xb) -> int:
     """The number of samples in a batch of inputs (an array, a list/tuple or a dict of arrays)."""
     if isinstance(xb, dict):
@@ -489,9 +455,9 @@ class Model(Layer):
         output, stages, outputs, contexts, activity_penalty = self._run(x, training, fusion)
         where = "fit" if training else "evaluate"          # who reports sample weights that do not fit
         if fusion is not None:
-            data_loss = _weighted_loss(self._logits_loss, y, contexts[-1].preactivation, sample_weight, where)
+            data_loss = self._logits_loss.weighted(y, contexts[-1].preactivation, sample_weight, where)
         else:
-            data_loss = _weighted_loss(self._loss, y, output, sample_weight, where)
+            data_loss = self._loss.weighted(y, output, sample_weight, where)
         return output, stages, outputs, contexts, self._loss_weight * data_loss + activity_penalty, fusion
 
     def _gradients(self, x, y, sample_weight=None) -> Tuple[float, np.ndarray, List[np.ndarray]]:
@@ -500,9 +466,9 @@ class Model(Layer):
         a data-parallel replica computes on its shard (`convscope.distribute`)."""
         output, stages, outputs, contexts, loss, fusion = self._forward_loss(x, y, True, sample_weight)
         if fusion is not None:
-            grad = _weighted_gradient(self._logits_loss, y, contexts[-1].preactivation, sample_weight)
+            grad = self._logits_loss.weighted_gradient(y, contexts[-1].preactivation, sample_weight)
         else:
-            grad = _weighted_gradient(self._loss, y, output, sample_weight)
+            grad = self._loss.weighted_gradient(y, output, sample_weight)
         grad = grad * self._loss_weight
         pairs = []
         for index in range(len(stages) - 1, -1, -1):

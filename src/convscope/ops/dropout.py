@@ -117,9 +117,10 @@ def gaussian_noise(x, stddev: float, rng: Optional[np.random.Generator] = None) 
     """x + N(0, stddev), in x's float dtype (GaussianNoise in training)."""
     x = check_numeric_array(x, "gaussian_noise", "x")
     _check_noise_arguments("gaussian_noise", "stddev", stddev, np.inf, rng)
-    dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
-    rng = _rng.generator() if rng is None else rng
-    return x.astype(dtype, copy=False) + rng.normal(0.0, stddev, x.shape).astype(dtype, copy=False)
+    noise = _standard_normal(x, rng)
+    noise *= stddev
+    noise += x
+    return noise
 
 
 def gaussian_dropout_forward(x, rate: float, rng: Optional[np.random.Generator] = None):
@@ -127,16 +128,25 @@ def gaussian_dropout_forward(x, rate: float, rng: Optional[np.random.Generator] 
     backward pass multiplies the gradient by the same noise."""
     x = check_numeric_array(x, "gaussian_dropout_forward", "x")
     _check_noise_arguments("gaussian_dropout_forward", "rate", rate, 1.0, rng)
+    noise = _standard_normal(x, rng)
+    noise *= np.sqrt(rate / (1.0 - rate))
+    noise += 1.0
+    return x * noise, noise
+
+
+def _standard_normal(x: np.ndarray, rng) -> np.ndarray:
+    """N(0, 1) draws of x's shape in x's float dtype (float64 for integers), drawn in float32 or float64 without
+    a float64 copy of a float32 tensor."""
     dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
     rng = _rng.generator() if rng is None else rng
-    noise = rng.normal(1.0, float(np.sqrt(rate / (1.0 - rate))), x.shape).astype(dtype, copy=False)
-    return x.astype(dtype, copy=False) * noise, noise
+    drawn = dtype if dtype in (np.float32, np.float64) else np.dtype(np.float32)
+    return rng.standard_normal(x.shape, dtype=drawn).astype(dtype, copy=False)
 
 
 def _check_noise_arguments(op: str, arg: str, value, below: float, rng) -> None:
-    """`value` a number in [0, below) (or [0, inf]); `rng` None or a NumPy Generator."""
+    """`value` a finite number in [0, below); `rng` None or a NumPy Generator."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or \
-            not (0 <= value < below or (below == np.inf and 0 <= value < np.inf)):
+            not 0 <= value < below:
         span = "[0, 1)" if below == 1.0 else "[0, inf)"
         raise ValueError(f"{op}: argument `{arg}` must be a finite number in {span}, got {value!r}")
     if rng is not None and not isinstance(rng, np.random.Generator):
