@@ -231,8 +231,18 @@ def slopes_net():
     return cs.Model(x, L.PReLU()(L.Conv2D(2, 3)(y)), name="slopes_net")
 
 
+def group_norm_net():
+    """GroupNormalization on a CNN's channels (groups of 2, then one per channel), on the channels of a
+    (N, C, L) tensor (axis 1) and on a Dense's features (one group)."""
+    x = cs.Input((6, 6, 4), name="x")
+    y = L.GroupNormalization(groups=2)(L.Conv2D(4, 3, padding="same")(x))
+    y = L.GroupNormalization(groups=-1, center=False)(L.Conv2D(6, 1)(y))
+    z = L.GroupNormalization(groups=3, axis=1, scale=False)(L.Reshape((6, 36))(L.Permute((3, 1, 2))(y)))
+    return cs.Model(x, L.GroupNormalization(groups=1)(L.Dense(5)(L.Flatten()(z))), name="group_norm_net")
+
+
 LAYER_MODELS = [channels_first_net, mixed_net, preprocessing_net, convnext_block, operations_net,
-                activations_net, nested_net, slopes_net]
+                activations_net, nested_net, slopes_net, group_norm_net]
 SEED_MODELS = [seed000_model, seed001_model, seed002_model]
 
 

@@ -23,8 +23,9 @@ T = {
                          "per element at inference) and activations (one evaluation per element) are counted "
                          "separately and added to the FLOPs."),
     "convention_more": ("Bilinear upsampling and resizing count 2 multiplies and 1 add per value of each axis "
-                        "pass; Rescaling and Normalization 2 FLOPs per element; LayerNormalization 6 per "
-                        "element for its statistics and normalization, plus 1 each for gamma and beta."),
+                        "pass; Rescaling and Normalization 2 FLOPs per element; LayerNormalization and "
+                        "GroupNormalization 6 per element for their statistics and normalization, plus 1 each for "
+                        "gamma and beta."),
     "convention_transpose": ("A transposed convolution's MACs are every input value times every tap of every "
                              "filter (its full output, before the cut to the output size)."),
     "convention_memory": "Memory counts values × bytes per value of the layer's dtype; a batch is {batch} samples.",
@@ -96,6 +97,8 @@ T = {
     "params_transpose_nobias": "kh·kw·filters·in = {expr} = {total} (no bias)",
     "params_layer_norm": ("{count} × {size} = {total}: {which}, one each per position of the normalized "
                           "axes {axes}, trained by gradients"),
+    "params_group_norm": ("{count} × {channels} = {total}: {which}, one each per channel, trained by "
+                          "gradients"),
     "weight_names": {"gamma": "gamma", "beta": "beta"},
     "and": " and ",
     "params_normalization": ("2 × {size} + 1 = {total}: a mean and a variance per position of the kept axes "
@@ -197,6 +200,11 @@ T = {
     "note_rescaling": "Rescaling computes y = x · scale + offset element by element; it has no parameters to learn.",
     "note_normalization": ("Normalization computes y = (x − mean) / max(√variance, 1e-7), one mean and variance "
                            "per position of the axes {axes} kept; adapt(data) sets them from data."),
+    "note_group_norm": ("GroupNormalization cuts the {channels} channels on axis {axis} into {groups} groups of "
+                        "{per} and computes y = (x − mean) / √(variance + ε) · γ + β with the mean and variance of "
+                        "each sample's group over every position and every channel of the group, not over the "
+                        "batch: the same in training and inference, at any batch size. Each output depends on every "
+                        "position of its group's channels: its receptive field is the whole input."),
     "note_layer_norm": ("LayerNormalization computes y = (x − mean) / √(variance + ε) · γ + β with the mean and "
                         "variance of each sample over the axes {axes}, not over the batch (unlike "
                         "BatchNormalization): the same in training and inference."),

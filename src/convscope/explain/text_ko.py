@@ -22,8 +22,8 @@ T = {
                          "배치 정규화(추론 시 원소마다 곱셈 한 번과 덧셈 한 번), 활성화 함수(원소마다 한 번)는 "
                          "따로 세어 FLOPs에 더합니다."),
     "convention_more": ("bilinear 업샘플링과 크기 조정은 축마다 값 하나에 곱셈 2회와 덧셈 1회, Rescaling과 "
-                        "Normalization은 원소마다 2 FLOPs, LayerNormalization은 통계와 정규화에 원소마다 6회에 "
-                        "γ와 β가 각각 1회씩 더해진 것으로 셉니다."),
+                        "Normalization은 원소마다 2 FLOPs, LayerNormalization과 GroupNormalization은 통계와 정규화에 "
+                        "원소마다 6회에 γ와 β가 각각 1회씩 더해진 것으로 셉니다."),
     "convention_transpose": ("전치 합성곱의 MAC은 모든 입력 값 × 모든 필터의 모든 커널 칸으로 셉니다 "
                              "(출력 크기로 잘라 내기 전의 전체 출력)."),
     "convention_memory": "메모리는 값의 개수 × 층 dtype의 바이트 수로 계산하며, 배치 크기는 {batch}로 잡았습니다.",
@@ -95,6 +95,7 @@ T = {
     "params_transpose_nobias": "kh·kw·필터 수·in = {expr} = {total}개 (편향 없음)",
     "params_layer_norm": ("{count} × {size} = {total}개: 정규화하는 축 {axes}의 위치마다 {which}가 하나씩 있고, "
                           "기울기로 학습됩니다"),
+    "params_group_norm": "{count} × {channels} = {total}개: 채널마다 {which}가 하나씩 있고, 기울기로 학습됩니다",
     "weight_names": {"gamma": "γ", "beta": "β"},
     "and": "와 ",
     "params_normalization": ("2 × {size} + 1 = {total}개: 유지되는 축의 위치마다 평균과 분산 하나씩, 그리고 개수(count) "
@@ -194,6 +195,10 @@ T = {
     "note_rescaling": "Rescaling은 원소마다 y = x · scale + offset을 계산합니다. 학습할 파라미터는 없습니다.",
     "note_normalization": ("Normalization은 y = (x − 평균) / max(√분산, 1e-7)을 계산합니다. 평균과 분산은 유지되는 "
                            "축 {axes}의 위치마다 하나씩이고, adapt(data)가 데이터로부터 정합니다."),
+    "note_group_norm": ("GroupNormalization은 축 {axis}의 채널 {channels}개를 {per}개씩 {groups}개의 그룹으로 나누고 "
+                        "y = (x − 평균) / √(분산 + ε) · γ + β를 계산합니다. 평균과 분산은 배치가 아니라 샘플마다 "
+                        "그룹의 모든 위치와 모든 채널에 걸쳐 구하므로 학습 때와 추론 때가 같고 배치 크기와 상관없습니다. "
+                        "각 출력은 그 그룹 채널의 모든 위치에 의존하므로 수용 영역은 입력 전체입니다."),
     "note_layer_norm": ("LayerNormalization은 y = (x − 평균) / √(분산 + ε) · γ + β를 계산합니다. 평균과 분산은 "
                         "배치가 아니라 샘플마다 축 {axes}에 걸쳐 구하므로(BatchNormalization과 다름) 학습 때와 추론 "
                         "때가 같습니다."),

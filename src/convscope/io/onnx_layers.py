@@ -306,6 +306,28 @@ def _layer_norm(b: GraphBuilder, call: Call) -> Value:
     return Value(y, call.out_shapes[0], x.layout)
 
 
+def _group_norm(b: GraphBuilder, call: Call) -> Value:
+    """GroupNormalization: the channels first, viewed as (N, groups, rest), normalized over `rest`, then
+    gamma and beta per channel (ONNX's own GroupNormalization op changed its scale's meaning at opset 21)."""
+    layer, h = call.layer, call.hint
+    keras_axis = layer.axis % call.x.rank
+    if keras_axis not in (1, call.x.rank - 1):
+        raise CannotExport(f"the channel axis {layer.axis} must be 1 or the last")
+    x = b.as_layout(call.x, "keras" if keras_axis == 1 else "cf")
+    grouped = b.op("Reshape", [x.name, b.ints([0, layer.groups, -1], "shape")], h)
+    mean = b.reduce("ReduceMean", grouped, [2], True, h)
+    centred = b.op("Sub", [grouped, mean], h)
+    var = b.reduce("ReduceMean", b.op("Mul", [centred, centred], h), [2], True, h)
+    inv = b.op("Reciprocal", [b.op("Sqrt", [b.op("Add", [var, b.scalar(layer.epsilon)], h)], h)], h)
+    y = b.op("Reshape", [b.op("Mul", [centred, inv], h), b.op("Shape", [x.name], h)], h)
+    shape = [x.shape[keras_axis] if a == keras_axis else 1 for a in range(x.rank)]
+    for weight, op in ((layer.gamma, "Mul"), (layer.beta, "Add")):
+        if weight is not None:
+            constant = x.align(np.reshape(weight.value, shape))
+            y = b.op(op, [y, b.const(constant, f"{h}/{weight.name}", key=(id(weight), x.layout))], h)
+    return Value(y, call.out_shapes[0], x.layout)
+
+
 def _normalization(b: GraphBuilder, call: Call) -> Value:
     """Normalization: (x - mean) / max(sqrt(var), 1e-7), or mean + x * that with invert=True."""
     layer, x = call.layer, call.x
@@ -535,7 +557,8 @@ EMITTERS: Dict[str, Callable[[GraphBuilder, Call], Any]] = {
     "MaxPooling2D": _pool, "AveragePooling2D": _pool, "MaxPooling1D": _pool, "AveragePooling1D": _pool,
     "GlobalMaxPooling2D": _global_pool, "GlobalAveragePooling2D": _global_pool,
     "GlobalMaxPooling1D": _global_pool, "GlobalAveragePooling1D": _global_pool,
-    "BatchNormalization": _batch_norm, "LayerNormalization": _layer_norm, "Normalization": _normalization,
+    "BatchNormalization": _batch_norm, "LayerNormalization": _layer_norm, "GroupNormalization": _group_norm,
+    "Normalization": _normalization,
     "Rescaling": _rescaling, "LayerScale": _layer_scale,
     "Activation": _activation_layer, "ReLU": _activation_layer, "Softmax": _activation_layer,
     "LeakyReLU": _activation_layer, "ELU": _activation_layer, "PReLU": _prelu,

@@ -21,6 +21,7 @@ from .depthwise_conv2d import DepthwiseConv2D
 from .dropout import Dropout
 from .input_layer import Input, InputLayer
 from .lambda_layer import Lambda
+from .group_normalization import GroupNormalization
 from .layer_normalization import LayerNormalization
 from .merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add, average,
                       concatenate, maximum, minimum, multiply, subtract)
@@ -54,7 +55,7 @@ __all__ = [
     "Cropping2D", "SpatialDropout2D", "LayerScale", "StochasticDepth",
     "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomCrop", "RandomContrast",
     "RandomBrightness", "Lambda", "LeakyReLU", "ELU", "PReLU", "GaussianNoise", "GaussianDropout",
-    "SpatialDropout1D",
+    "SpatialDropout1D", "GroupNormalization",
 ]
 
 # Class name (as Keras writes it in configs, aliases included) -> class.
@@ -72,7 +73,7 @@ LAYER_CLASSES.update({cls.__name__: cls for cls in (Rescaling, Normalization, Re
                                                      Permute, Identity)})
 LAYER_CLASSES.update({cls.__name__: cls for cls in (LayerScale, StochasticDepth)})   # ConvNeXt's helpers
 LAYER_CLASSES.update({cls.__name__: cls for cls in (LeakyReLU, ELU, PReLU, GaussianNoise, GaussianDropout,
-                                                     SpatialDropout1D)})
+                                                     SpatialDropout1D, GroupNormalization)})
 LAYER_CLASSES["Lambda"] = Lambda        # known, so that a file holding one is refused by name (code: `from_config`)
 LAYER_CLASSES.update({cls.__name__: cls for cls in (RandomFlip, RandomRotation, RandomZoom, RandomTranslation,
                                                      RandomCrop, RandomContrast, RandomBrightness)})

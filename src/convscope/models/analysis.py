@@ -41,7 +41,7 @@ SIMPLE_KINDS = {"flatten": "flatten", "reshape": "reshape", "dropout": "dropout"
                 "noise": "noise", "operation": "operation", "input": "input"}
 WINDOW_ROW_KINDS = ("conv", "depthwise_conv", "separable_conv", "max_pool", "avg_pool")  # fields step by a window
 PARAM_FORMULA_KINDS = ("conv", "depthwise_conv", "separable_conv", "conv_transpose", "dense", "batch_norm",
-                       "layer_norm", "normalization")
+                       "layer_norm", "group_norm", "normalization")
 AXIS_NAMES = ("height", "width")
 STEP_NAMES = ("steps",)
 
@@ -91,7 +91,7 @@ class LayerNumbers:
     class_name: str
     kind: str  # conv (Conv2D, Conv1D), depthwise_conv, separable_conv, conv_transpose, dense, max_pool,
     #            avg_pool, global_max_pool, global_avg_pool (2-D and 1-D), batch_norm, layer_norm,
-    #            normalization, rescaling, zero_pad, crop, upsample, resize, flatten, reshape, permute,
+    #            group_norm, normalization, rescaling, zero_pad, crop, upsample, resize, flatten, reshape, permute,
     #            identity, dropout, activation, operation, other;
     #            graph models also: input (an InputLayer), merge (Add, Concatenate, ...)
     input_shape: Tuple[Optional[int], ...]
@@ -625,14 +625,17 @@ def _batch_norm(row: LayerNumbers, spec, where: str) -> None:
 
 
 def _normalizing(row: LayerNumbers, spec, where: str) -> None:
-    """LayerNormalization (gamma, beta over `axis`), Normalization (mean, variance, count) and Rescaling."""
-    row.kind = {"layer_norm": "layer_norm", "normalization": "normalization"}.get(spec.kind, "rescaling")
+    """LayerNormalization (gamma, beta over `axis`), GroupNormalization (gamma, beta per channel on `axis`),
+    Normalization (mean, variance, count) and Rescaling."""
+    row.kind = spec.kind if spec.kind in ("layer_norm", "group_norm", "normalization") else "rescaling"
     n = len(row.input_shape)
     axes = spec.axis if isinstance(spec.axis, (list, tuple)) else [] if spec.axis is None else [spec.axis]
     row.dims = tuple(sorted(int(a) % n for a in axes))
     size = int(np.prod([row.input_shape[a] for a in row.dims], dtype=np.int64))
     elements = row.output_elements
-    if row.kind == "layer_norm":
+    if row.kind == "group_norm":
+        row.groups = spec.groups if spec.groups != -1 else size      # -1 (instance normalization) until built
+    if row.kind in ("layer_norm", "group_norm"):
         weights = [spec.scale, spec.center]
         row.norm_weights = tuple(name for name, on in zip(("gamma", "beta"), weights) if on)
         row.params = size * sum(weights)
@@ -677,7 +680,8 @@ _HANDLERS = {
     "conv2d_transpose": _conv, "pool": _pool, "pool1d": _pool, "global_pool": _global_pool,
     "global_pool1d": _global_pool, "zero_pad2d": _border, "pad1d": _border, "crop2d": _border,
     "crop1d": _border, "upsample2d": _upsample, "upsample1d": _upsample, "resizing": _upsample,
-    "dense": _dense, "batch_norm": _batch_norm, "layer_norm": _normalizing, "normalization": _normalizing,
+    "dense": _dense, "batch_norm": _batch_norm, "layer_norm": _normalizing, "group_norm": _normalizing,
+    "normalization": _normalizing,
     "rescaling": _normalizing,
 }
 

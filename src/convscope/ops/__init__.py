@@ -19,6 +19,7 @@ from .batch_norm_act import batch_norm_relu_backward, batch_norm_relu_train
 from .normalization import (batch_norm_affine, batch_norm_backward, batch_norm_infer, batch_norm_infer_backward,
                             batch_norm_infer_backward_all, batch_norm_train, moving_average_update)
 from .padding import zero_pad2d, zero_pad2d_backward
+from .group_norm import group_norm_backward, group_norm_forward
 from .layer_norm import layer_norm_backward, layer_norm_forward
 from .preprocessing import rescale, rescale_backward, standardize, standardize_backward
 from .resize import resize2d, resize2d_backward, resize2d_forward
@@ -49,7 +50,8 @@ __all__ = [
     "batch_norm_train", "batch_norm_infer", "batch_norm_affine", "batch_norm_backward", "batch_norm_infer_backward",
     "batch_norm_infer_backward_all", "moving_average_update", "batch_norm_relu_train", "batch_norm_relu_backward",
     "zero_pad2d", "zero_pad2d_backward",
-    "layer_norm_forward", "layer_norm_backward", "resize2d", "resize2d_forward", "resize2d_backward",
+    "layer_norm_forward", "layer_norm_backward", "group_norm_forward", "group_norm_backward",
+    "resize2d", "resize2d_forward", "resize2d_backward",
     "rescale", "rescale_backward", "standardize", "standardize_backward",
     "dropout_forward", "dropout_backward", "gaussian_noise", "gaussian_dropout_forward",
     # Keras 3 `keras.ops` functions, differentiable on a Tape (ops/tape.py, numpy_api.py, nn_api.py)
