@@ -311,3 +311,17 @@ def test_a_model_with_a_known_input_as_first_layer_builds_the_sequential_as_kera
     unknown = convscope.Sequential([convscope.Sequential([Dense(3)]), Dense(1)])
     assert not unknown.built     # an inner model without an input shape builds on the first call
     assert unknown(np.ones((2, 4), "float32")).shape == (2, 1)
+
+
+def test_inputs_are_cast_to_the_input_dtype_as_keras(keras):
+    """uint8 images fed to a Sequential come out as Keras' (float32 through Flatten and Resizing, an explicit
+    input dtype kept), built with an Input or on the first call."""
+    x = np.arange(2 * 6 * 6 * 3).reshape(2, 6, 6, 3).astype(np.uint8)
+    for build in (lambda m: [m.Input((6, 6, 3)), m.layers.Flatten()], lambda m: [m.layers.Flatten()],
+                  lambda m: [m.Input((6, 6, 3)), m.layers.Resizing(4, 4)],
+                  lambda m: [m.Input((6, 6, 3), dtype="float64"), m.layers.Flatten(dtype="float64")]):
+        ours, theirs = convscope.Sequential(build(convscope)), keras.Sequential(build(keras))
+        expected = keras.ops.convert_to_numpy(theirs.predict(x, verbose=0))
+        for got in (ours.predict(x, verbose=0), ours(x)):
+            assert got.dtype == expected.dtype
+            np.testing.assert_allclose(got, expected, rtol=1e-6)

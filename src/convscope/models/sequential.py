@@ -242,12 +242,14 @@ class Sequential(Model):
         array = np.asarray(x)
         if array.dtype.kind not in "biuf":
             raise TypeError(f"{self._describe()}.{where}: expected a numeric array, got dtype {array.dtype}")
-        if self._input_layer is None:
-            return array
+        if self._input_layer is None:       # built from this input's shape, with an input of floatx (Keras')
+            return array if array.dtype == np.dtype(backend.floatx()) else array.astype(backend.floatx())
         expected = self._input_layer.shape
         if array.ndim != len(expected) or any(e is not None and e != s for e, s in zip(expected[1:], array.shape[1:])):
             raise ValueError(f"{self._describe()}.{where}: expected input of shape {expected} "
                              f"(batch first), got {array.shape}")
+        if array.dtype != np.dtype(self._input_layer.dtype):       # Keras casts at the input, as graph models
+            array = array.astype(self._input_layer.dtype)
         return array
 
     def _forward(self, x, training: bool = False) -> np.ndarray:
