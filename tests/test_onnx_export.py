@@ -241,8 +241,17 @@ def group_norm_net():
     return cs.Model(x, L.GroupNormalization(groups=1)(L.Dense(5)(L.Flatten()(z))), name="group_norm_net")
 
 
+def center_crop_net():
+    """CenterCrop cutting (12 x 12 -> 9 x 10), resizing (9 x 10 -> 12 x 11: the aspect-ratio crop, then
+    bilinear), and cutting a channels_first tensor."""
+    x = cs.Input((12, 12, 3), name="x")
+    y = L.CenterCrop(12, 11)(L.CenterCrop(9, 10)(L.Conv2D(4, 3, padding="same")(x)))
+    z = L.CenterCrop(5, 7, data_format="channels_first")(L.Permute((3, 1, 2))(y))
+    return cs.Model(x, L.Flatten()(z), name="center_crop_net")
+
+
 LAYER_MODELS = [channels_first_net, mixed_net, preprocessing_net, convnext_block, operations_net,
-                activations_net, nested_net, slopes_net, group_norm_net]
+                activations_net, nested_net, slopes_net, group_norm_net, center_crop_net]
 SEED_MODELS = [seed000_model, seed001_model, seed002_model]
 
 

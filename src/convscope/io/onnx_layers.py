@@ -14,7 +14,7 @@ import numpy as np
 from ..ops import shapes
 from ..ops.activations import get_activation
 from ..ops.augment import center_crop_window
-from ..ops.resize import aspect_window
+from ..ops.resize import aspect_window, center_crop_resizes
 from .onnx_graph import GraphBuilder, Value
 
 __all__ = ["Call", "EMITTERS", "emit_activation", "CannotExport", "bn_affine"]
@@ -480,6 +480,24 @@ def _resizing(b: GraphBuilder, call: Call) -> Value:
     return _resize_to(b, x, (layer.height, layer.width), layer.interpolation, call.hint, call.out_shapes[0])
 
 
+def _center_crop(b: GraphBuilder, call: Call) -> Value:
+    """CenterCrop: a Slice of the centred window, or the aspect-ratio crop and a bilinear Resize for an input
+    smaller than the target (static sizes)."""
+    layer = call.layer
+    x = b.channels_first(call.x, layer.data_format)
+    height, width = x.physical_shape()[2:]
+    if height is None or width is None:
+        raise CannotExport("its crop needs the input's height and width to be known")
+    size, axes = (layer.height, layer.width), _spatial_axes(layer, 4)
+    if not center_crop_resizes(height, width, size):
+        top, left = (height - size[0]) // 2, (width - size[1]) // 2
+        cuts = {axes[0]: (top, height - top - size[0]), axes[1]: (left, width - left - size[1])}
+        return _slice(b, x, cuts, call.hint, call.out_shapes[0])
+    _, top, left, rows, cols = aspect_window(height, width, size, "crop")
+    x = _slice(b, x, {axes[0]: (top, height - top - rows), axes[1]: (left, width - left - cols)}, call.hint, x.shape)
+    return _resize_to(b, x, size, "bilinear", call.hint, call.out_shapes[0])
+
+
 def _resize_to(b: GraphBuilder, x: Value, size, interpolation: str, hint: str, out_shape) -> Value:
     """Resize x (channels first) to `size` = (height, width); the batch and channels from its shape."""
     batch_channels = b.op("Slice", [b.op("Shape", [x.name], hint), b.ints([0]), b.ints([2])], hint)
@@ -566,6 +584,7 @@ EMITTERS: Dict[str, Callable[[GraphBuilder, Call], Any]] = {
     "ZeroPadding2D": _zero_padding, "ZeroPadding1D": _zero_padding,
     "Cropping2D": _cropping, "Cropping1D": _cropping,
     "UpSampling2D": _upsampling, "UpSampling1D": _upsampling, "Resizing": _resizing, "RandomCrop": _random_crop,
+    "CenterCrop": _center_crop,
     "Add": _merge, "Subtract": _merge, "Multiply": _merge, "Average": _merge, "Maximum": _merge,
     "Minimum": _merge, "Concatenate": _concatenate,
 }

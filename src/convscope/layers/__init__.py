@@ -29,7 +29,7 @@ from .noise import GaussianDropout, GaussianNoise
 from .normalization import BatchNormalization
 from .permute import Identity, Permute
 from .prelu import PReLU
-from .preprocessing import Normalization, Rescaling, Resizing
+from .preprocessing import CenterCrop, Normalization, Rescaling, Resizing
 from .pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D, GlobalAvgPool2D,
                       GlobalMaxPool2D, GlobalMaxPooling2D, MaxPool2D, MaxPooling2D)
 from .pooling1d import (AveragePooling1D, AvgPool1D, GlobalAveragePooling1D, GlobalAvgPool1D, GlobalMaxPool1D,
@@ -55,7 +55,7 @@ __all__ = [
     "Cropping2D", "SpatialDropout2D", "LayerScale", "StochasticDepth",
     "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomCrop", "RandomContrast",
     "RandomBrightness", "Lambda", "LeakyReLU", "ELU", "PReLU", "GaussianNoise", "GaussianDropout",
-    "SpatialDropout1D", "GroupNormalization",
+    "SpatialDropout1D", "GroupNormalization", "CenterCrop",
 ]
 
 # Class name (as Keras writes it in configs, aliases included) -> class.
@@ -73,7 +73,7 @@ LAYER_CLASSES.update({cls.__name__: cls for cls in (Rescaling, Normalization, Re
                                                      Permute, Identity)})
 LAYER_CLASSES.update({cls.__name__: cls for cls in (LayerScale, StochasticDepth)})   # ConvNeXt's helpers
 LAYER_CLASSES.update({cls.__name__: cls for cls in (LeakyReLU, ELU, PReLU, GaussianNoise, GaussianDropout,
-                                                     SpatialDropout1D, GroupNormalization)})
+                                                     SpatialDropout1D, GroupNormalization, CenterCrop)})
 LAYER_CLASSES["Lambda"] = Lambda        # known, so that a file holding one is refused by name (code: `from_config`)
 LAYER_CLASSES.update({cls.__name__: cls for cls in (RandomFlip, RandomRotation, RandomZoom, RandomTranslation,
                                                      RandomCrop, RandomContrast, RandomBrightness)})

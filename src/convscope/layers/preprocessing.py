@@ -1,6 +1,6 @@
-"""Keras' preprocessing layers that sit inside CNNs: `Rescaling`, `Normalization`, `Resizing`.
+"""Keras' preprocessing layers that sit inside CNNs: `Rescaling`, `Normalization`, `Resizing`, `CenterCrop`.
 
-All three are differentiable, as in Keras (the gradient flows back to the images); none has a
+All four are differentiable, as in Keras (the gradient flows back to the images); none has a
 trainable weight.  `Normalization` keeps Keras 3's non-trainable weights [mean, variance, count]
 (count an int32 scalar Keras never updates), so Keras' `get_weights()` and files carry over.
 """
@@ -335,4 +335,43 @@ class Resizing(Layer):
                        "crop_to_aspect_ratio": self.crop_to_aspect_ratio,
                        "pad_to_aspect_ratio": self.pad_to_aspect_ratio, "fill_mode": self.fill_mode,
                        "fill_value": self.fill_value, "antialias": self.antialias, "data_format": self.data_format})
+        return config
+
+
+class CenterCrop(Layer):
+    """The centred (height, width) window of each image; an image smaller than that on an axis is first cut
+    to the target's aspect ratio, then resized bilinearly (Keras' `smart_resize`).  The same in training and
+    inference.
+
+    Shape: (N, H, W, C) -> (N, height, width, C) (channels_first: (N, C, H, W) -> (N, C, height, width)).
+    """
+
+    _CONFIG_DEFAULTS = {"data_format": "channels_last"}
+
+    def __init__(self, height, width, data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        where = self._describe()
+        self.height = check_positive_int(height, "height", where)
+        self.width = check_positive_int(width, "width", where)
+        self.data_format = normalize_data_format(data_format, where)
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        input_shape = tuple(input_shape)
+        check_image_rank(self, input_shape, self.data_format)
+        return image_shape(input_shape[0], self.height, self.width, channel_dim(input_shape, self.data_format),
+                           self.data_format)
+
+    def describe(self):
+        return LayerSpec(kind="center_crop", data_format=self.data_format, size=(self.height, self.width),
+                         interpolation="bilinear", aspect="crop")
+
+    def forward(self, inputs: np.ndarray, training: bool = False):
+        return ops.center_crop_forward(inputs, (self.height, self.width), ops_format(self.data_format))
+
+    def backward(self, ctx, grad_output: np.ndarray, need_input_grad: bool = True):
+        return ops.center_crop_backward(grad_output, ctx), []
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config.update({"height": self.height, "width": self.width, "data_format": self.data_format})
         return config

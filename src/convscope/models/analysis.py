@@ -22,7 +22,7 @@ Counting conventions (stated again in every explanation):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -601,6 +601,19 @@ def _upsample(row: LayerNumbers, spec, where: str) -> None:
     row.field_known = False
 
 
+def _center_crop(row: LayerNumbers, spec, where: str) -> None:
+    """CenterCrop: a crop (cells cut on both sides) of an image at least the target's size, else a resize
+    after the aspect-ratio crop, as the op decides (`resize.center_crop_resizes`)."""
+    spatial, _, names = _layout(spec.data_format, row.input_shape, where)
+    height, width = (_known(row.input_shape[a], name) for a, name in zip(spatial, names))
+    if resize_ops.center_crop_resizes(height, width, spec.size):
+        _upsample(row, replace(spec, kind="resizing"), where)
+        return
+    cuts = [(n - t) // 2 for n, t in zip((height, width), spec.size)]
+    pads = tuple((cut, n - t - cut) for cut, n, t in zip(cuts, (height, width), spec.size))
+    _border(row, replace(spec, kind="crop2d", pads=pads), where)
+
+
 def _dense(row: LayerNumbers, spec, where: str) -> None:
     row.kind = "dense"
     units = spec.filters
@@ -680,6 +693,7 @@ _HANDLERS = {
     "conv2d_transpose": _conv, "pool": _pool, "pool1d": _pool, "global_pool": _global_pool,
     "global_pool1d": _global_pool, "zero_pad2d": _border, "pad1d": _border, "crop2d": _border,
     "crop1d": _border, "upsample2d": _upsample, "upsample1d": _upsample, "resizing": _upsample,
+    "center_crop": _center_crop,
     "dense": _dense, "batch_norm": _batch_norm, "layer_norm": _normalizing, "group_norm": _normalizing,
     "normalization": _normalizing,
     "rescaling": _normalizing,

@@ -13,6 +13,9 @@ that read an input pixel (indices are non-decreasing, so `np.add.reduceat` sums 
 `crop_to_aspect_ratio` first takes the centred window of the target's aspect ratio;
 `pad_to_aspect_ratio` first pads the short side with `fill_value`, as Keras' backends do
 (the same amount on both sides: `floor((padded - size) / 2)`).
+
+`center_crop_forward` is Keras' CenterCrop: the centred (height, width) window of an image at least that
+large on both axes, else Keras' `smart_resize` (the aspect-ratio crop, then a bilinear resize).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import numpy as np
 from .padding import check_data_format, check_numeric_array
 
 __all__ = ["resize2d", "resize2d_forward", "resize2d_backward", "resize_taps", "aspect_window",
-           "INTERPOLATIONS"]
+           "center_crop_forward", "center_crop_backward", "center_crop_resizes", "INTERPOLATIONS"]
 
 INTERPOLATIONS = ("bilinear", "nearest")
 Taps = List[Tuple[np.ndarray, np.ndarray]]      # (input index per output pixel, weight per output pixel)
@@ -172,3 +175,29 @@ def resize2d_backward(grad_output, ctx) -> np.ndarray:
     grad = _interpolate_backward(grad, axes[1], taps[1], source_shape[axes[1]])
     grad = _interpolate_backward(grad, axes[0], taps[0], source_shape[axes[0]])
     return _window_backward(grad, input_shape, window, axes)
+
+
+def center_crop_resizes(height: int, width: int, size) -> bool:
+    """True where Keras' CenterCrop resizes an image of (height, width) (smaller than `size` on an axis)."""
+    return height < size[0] or width < size[1]
+
+
+def center_crop_forward(x, size, data_format="NHWC"):
+    """(images center-cropped to `size` = (height, width), or smart-resized where smaller, ctx)."""
+    x, size, data_format = _check(x, size, "bilinear", data_format, "center_crop")
+    axes = _axes(data_format)
+    height, width = x.shape[axes[0]], x.shape[axes[1]]
+    if center_crop_resizes(height, width, size):
+        y, ctx = resize2d_forward(x, size, "bilinear", data_format, crop_to_aspect_ratio=True)
+        return y, ("resize", ctx)
+    window = ("crop", (height - size[0]) // 2, (width - size[1]) // 2, size[0], size[1])
+    return np.ascontiguousarray(_apply_window(x, window, axes, 0.0)), ("crop", (x.shape, window, axes))
+
+
+def center_crop_backward(grad_output, ctx) -> np.ndarray:
+    """The gradient w.r.t. the images of the `center_crop_forward` call that returned `ctx`."""
+    mode, inner = ctx
+    if mode == "resize":
+        return resize2d_backward(grad_output, inner)
+    input_shape, window, axes = inner
+    return _window_backward(np.asarray(grad_output), input_shape, window, axes)
