@@ -243,11 +243,13 @@ def group_norm_net():
 
 def center_crop_net():
     """CenterCrop cutting (12 x 12 -> 9 x 10), resizing (9 x 10 -> 12 x 11: the aspect-ratio crop, then
-    bilinear), and cutting a channels_first tensor."""
+    bilinear), and cutting a channels_first tensor; UnitNormalization over two axes and over features;
+    ActivityRegularization (the identity)."""
     x = cs.Input((12, 12, 3), name="x")
     y = L.CenterCrop(12, 11)(L.CenterCrop(9, 10)(L.Conv2D(4, 3, padding="same")(x)))
     z = L.CenterCrop(5, 7, data_format="channels_first")(L.Permute((3, 1, 2))(y))
-    return cs.Model(x, L.Flatten()(z), name="center_crop_net")
+    z = L.UnitNormalization(axis=[1, 3])(L.ActivityRegularization(l1=0.01)(z))
+    return cs.Model(x, L.UnitNormalization()(L.Flatten()(z)), name="center_crop_net")
 
 
 LAYER_MODELS = [channels_first_net, mixed_net, preprocessing_net, convnext_block, operations_net,
@@ -282,6 +284,16 @@ def test_every_layer_class_is_covered_by_the_models_here():
         walk(build().layers)
     missing = {cls.__name__ for cls in L.LAYER_CLASSES.values()} - {cls.__name__ for cls in seen}
     assert missing == {"Lambda"}        # its function is code: refused by name (below)
+
+
+def test_unit_normalization_bounds_the_inverse_norm_as_keras(tmp_path):
+    """A vector of norm below 1e-12 is divided by 1e-12 (an all-zero one stays zero), as in `predict`."""
+    model = cs.Sequential([cs.Input((3,)), L.UnitNormalization()])
+    _, session = export(model, tmp_path)
+    x = np.array([[0, 0, 0], [1e-13, 0, 0], [3, 4, 0]], np.float32)
+    out = session.run(None, {session.get_inputs()[0].name: x})[0]
+    np.testing.assert_allclose(out, model.predict(x, verbose=0), rtol=1e-6)
+    np.testing.assert_allclose(out[1:], [[0.1, 0, 0], [0.6, 0.8, 0]], rtol=1e-6)
 
 
 def test_a_lambda_is_refused_by_name(tmp_path):

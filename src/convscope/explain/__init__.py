@@ -28,8 +28,8 @@ Schema of ``to_dict()`` (version "convscope.explain/1"; all values JSON-serializ
         "index": int, "name": str, "class_name": str,
         "kind": "conv" | "depthwise_conv" | "separable_conv" | "conv_transpose" | "dense" | "max_pool"
                 | "avg_pool" | "global_max_pool" | "global_avg_pool" | "batch_norm" | "layer_norm"
-                | "group_norm" | "normalization" | "rescaling" | "zero_pad" | "crop" | "upsample" | "resize"
-                | "flatten"
+                | "group_norm" | "unit_norm" | "normalization" | "rescaling" | "zero_pad" | "crop" | "upsample"
+                | "resize" | "flatten"
                 | "reshape" | "permute" | "identity" | "dropout" | "noise" | "activation" | "operation" | "other"
                 | "input" | "merge",               # the last two: functional models only
                                            # (Conv1D is "conv", 1-D pooling "max_pool" ..., one "steps" axis)

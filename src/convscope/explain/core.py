@@ -271,7 +271,8 @@ def _build(numbers: ModelNumbers, text, lang: str, title_key: str) -> Explanatio
     model_notes += [t["model_shared"].format(name=r.name, cls=r.class_name, calls=r.calls, params=_n(r.params))
                     for r in numbers.layers if r.call == 1 and r.calls > 1]
     conventions = [t["convention_mac"], t["convention_extra"]]
-    if any(r.resize_ops or r.scale_ops or r.kind in ("layer_norm", "group_norm") for r in numbers.layers):
+    if any(r.resize_ops or r.scale_ops or r.kind in ("layer_norm", "group_norm", "unit_norm")
+           for r in numbers.layers):
         conventions.append(t["convention_more"])
     if any(r.kind == "conv_transpose" for r in numbers.layers):
         conventions.append(t["convention_transpose"])
@@ -673,7 +674,8 @@ def _compute_lines(row: LayerNumbers, text) -> List[str]:
         key = "compute_pool_max" if row.kind in ("max_pool", "global_max_pool") else "compute_pool_avg"
         lines.append(t[key].format(count=_n(row.pool_ops)))
     if row.norm_ops:
-        key = "compute_layer_norm" if row.kind in ("layer_norm", "group_norm") else "compute_norm"
+        key = {"layer_norm": "compute_layer_norm", "group_norm": "compute_layer_norm",
+               "unit_norm": "compute_unit_norm"}.get(row.kind, "compute_norm")
         lines.append(t[key].format(count=_n(row.norm_ops), per=row.norm_ops // max(row.output_elements, 1)))
     if row.scale_ops:
         key = "compute_rescale" if row.kind == "rescaling" else "compute_standardize"
@@ -813,7 +815,7 @@ def _note_lines(row: LayerNumbers, text, first_conv: bool, share) -> List[str]:
         notes.append(t["note_noise"])
     if row.kind == "upsample" and row.interpolation == "nearest":
         notes.append(t["note_upsample"])
-    if row.kind in ("rescaling", "normalization", "layer_norm"):
+    if row.kind in ("rescaling", "normalization", "layer_norm", "unit_norm"):
         notes.append(t["note_" + row.kind].format(axes=list(row.dims or ())))
     if row.kind == "group_norm":
         notes.append(t["note_group_norm"].format(groups=row.groups, channels=row.in_channels,

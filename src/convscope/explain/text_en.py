@@ -25,7 +25,7 @@ T = {
     "convention_more": ("Bilinear upsampling and resizing count 2 multiplies and 1 add per value of each axis "
                         "pass; Rescaling and Normalization 2 FLOPs per element; LayerNormalization and "
                         "GroupNormalization 6 per element for their statistics and normalization, plus 1 each for "
-                        "gamma and beta."),
+                        "gamma and beta; UnitNormalization 3 per element."),
     "convention_transpose": ("A transposed convolution's MACs are every input value times every tap of every "
                              "filter (its full output, before the cut to the output size)."),
     "convention_memory": "Memory counts values × bytes per value of the layer's dtype; a batch is {batch} samples.",
@@ -133,6 +133,7 @@ T = {
     "compute_pool_max": "+ {count} comparisons (window cells − 1 per output, real cells only)",
     "compute_pool_avg": "+ {count} adds and divides (window cells − 1 adds, 1 divide per output)",
     "compute_norm": "+ {count} normalization FLOPs (a multiply and an add per element)",
+    "compute_unit_norm": "+ {count} normalization FLOPs ({per} per element: square, sum, multiply by 1 / norm)",
     "compute_total": "total {flops} FLOPs",
     "compute_none": "No arithmetic: values are only moved or copied",
     "per_conv": "in/groups·kernel",
@@ -205,6 +206,9 @@ T = {
                         "each sample's group over every position and every channel of the group, not over the "
                         "batch: the same in training and inference, at any batch size. Each output depends on every "
                         "position of its group's channels: its receptive field is the whole input."),
+    "note_unit_norm": ("UnitNormalization divides each sample's vector along the axes {axes} by its L2 norm "
+                       "√Σx² (at least 1e-12): every such vector comes out with length 1; no parameters, the same "
+                       "in training and inference."),
     "note_layer_norm": ("LayerNormalization computes y = (x − mean) / √(variance + ε) · γ + β with the mean and "
                         "variance of each sample over the axes {axes}, not over the batch (unlike "
                         "BatchNormalization): the same in training and inference."),

@@ -306,6 +306,15 @@ def _layer_norm(b: GraphBuilder, call: Call) -> Value:
     return Value(y, call.out_shapes[0], x.layout)
 
 
+def _unit_norm(b: GraphBuilder, call: Call) -> Value:
+    """UnitNormalization: x · min(1 / √Σx², 1e12) over `axis`, in x's layout."""
+    layer, x, h = call.layer, call.x, call.hint
+    axes = sorted(x.axis(a) for a in (layer.axis if isinstance(layer.axis, list) else [layer.axis]))
+    square_sum = b.reduce("ReduceSum", b.op("Mul", [x.name, x.name], h), axes, True, h)
+    inv = b.op("Min", [b.op("Reciprocal", [b.op("Sqrt", [square_sum], h)], h), b.scalar(1e12)], h)
+    return b.value("Mul", [x.name, inv], x, call.out_shapes[0], hint=h)
+
+
 def _group_norm(b: GraphBuilder, call: Call) -> Value:
     """GroupNormalization: the channels first, viewed as (N, groups, rest), normalized over `rest`, then
     gamma and beta per channel (ONNX's own GroupNormalization op changed its scale's meaning at opset 21)."""
@@ -576,6 +585,7 @@ EMITTERS: Dict[str, Callable[[GraphBuilder, Call], Any]] = {
     "GlobalMaxPooling2D": _global_pool, "GlobalAveragePooling2D": _global_pool,
     "GlobalMaxPooling1D": _global_pool, "GlobalAveragePooling1D": _global_pool,
     "BatchNormalization": _batch_norm, "LayerNormalization": _layer_norm, "GroupNormalization": _group_norm,
+    "UnitNormalization": _unit_norm,
     "Normalization": _normalization,
     "Rescaling": _rescaling, "LayerScale": _layer_scale,
     "Activation": _activation_layer, "ReLU": _activation_layer, "Softmax": _activation_layer,

@@ -8,6 +8,7 @@ from .._custom_objects import get_registered_name, lookup
 
 from . import convolutional, core  # Keras 2 import paths
 from .activation import ELU, Activation, LeakyReLU, ReLU, Softmax
+from .activity_regularization import ActivityRegularization
 from .augmentation import RandomBrightness, RandomContrast, RandomCrop, RandomFlip
 from .augmentation_affine import RandomRotation, RandomTranslation, RandomZoom
 from .base import Layer, Variable
@@ -38,6 +39,7 @@ from .reshaping import Flatten, Reshape, ZeroPadding2D
 from .reshaping1d import UpSampling1D, ZeroPadding1D
 from .separable_conv2d import SeparableConv2D, SeparableConvolution2D
 from .spatial_dropout import SpatialDropout1D, SpatialDropout2D
+from .unit_normalization import UnitNormalization
 from .upsampling import UpSampling2D
 
 __all__ = [
@@ -55,7 +57,7 @@ __all__ = [
     "Cropping2D", "SpatialDropout2D", "LayerScale", "StochasticDepth",
     "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomCrop", "RandomContrast",
     "RandomBrightness", "Lambda", "LeakyReLU", "ELU", "PReLU", "GaussianNoise", "GaussianDropout",
-    "SpatialDropout1D", "GroupNormalization", "CenterCrop",
+    "SpatialDropout1D", "GroupNormalization", "CenterCrop", "UnitNormalization", "ActivityRegularization",
 ]
 
 # Class name (as Keras writes it in configs, aliases included) -> class.
@@ -73,7 +75,8 @@ LAYER_CLASSES.update({cls.__name__: cls for cls in (Rescaling, Normalization, Re
                                                      Permute, Identity)})
 LAYER_CLASSES.update({cls.__name__: cls for cls in (LayerScale, StochasticDepth)})   # ConvNeXt's helpers
 LAYER_CLASSES.update({cls.__name__: cls for cls in (LeakyReLU, ELU, PReLU, GaussianNoise, GaussianDropout,
-                                                     SpatialDropout1D, GroupNormalization, CenterCrop)})
+                                                     SpatialDropout1D, GroupNormalization, CenterCrop,
+                                                     UnitNormalization, ActivityRegularization)})
 LAYER_CLASSES["Lambda"] = Lambda        # known, so that a file holding one is refused by name (code: `from_config`)
 LAYER_CLASSES.update({cls.__name__: cls for cls in (RandomFlip, RandomRotation, RandomZoom, RandomTranslation,
                                                      RandomCrop, RandomContrast, RandomBrightness)})

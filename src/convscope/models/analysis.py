@@ -91,8 +91,8 @@ class LayerNumbers:
     class_name: str
     kind: str  # conv (Conv2D, Conv1D), depthwise_conv, separable_conv, conv_transpose, dense, max_pool,
     #            avg_pool, global_max_pool, global_avg_pool (2-D and 1-D), batch_norm, layer_norm,
-    #            group_norm, normalization, rescaling, zero_pad, crop, upsample, resize, flatten, reshape, permute,
-    #            identity, dropout, activation, operation, other;
+    #            group_norm, unit_norm, normalization, rescaling, zero_pad, crop, upsample, resize, flatten,
+    #            reshape, permute, identity, dropout, activation, operation, other;
     #            graph models also: input (an InputLayer), merge (Add, Concatenate, ...)
     input_shape: Tuple[Optional[int], ...]
     output_shape: Tuple[Optional[int], ...]
@@ -639,8 +639,8 @@ def _batch_norm(row: LayerNumbers, spec, where: str) -> None:
 
 def _normalizing(row: LayerNumbers, spec, where: str) -> None:
     """LayerNormalization (gamma, beta over `axis`), GroupNormalization (gamma, beta per channel on `axis`),
-    Normalization (mean, variance, count) and Rescaling."""
-    row.kind = spec.kind if spec.kind in ("layer_norm", "group_norm", "normalization") else "rescaling"
+    UnitNormalization (no weights), Normalization (mean, variance, count) and Rescaling."""
+    row.kind = spec.kind if spec.kind in ("layer_norm", "group_norm", "unit_norm", "normalization") else "rescaling"
     n = len(row.input_shape)
     axes = spec.axis if isinstance(spec.axis, (list, tuple)) else [] if spec.axis is None else [spec.axis]
     row.dims = tuple(sorted(int(a) % n for a in axes))
@@ -656,6 +656,8 @@ def _normalizing(row: LayerNumbers, spec, where: str) -> None:
         # per element: 1 add (mean), subtract + square + add (variance), subtract + multiply (normalize),
         # then one multiply (gamma) and one add (beta) when present
         row.norm_ops = (6 + sum(weights)) * elements
+    elif row.kind == "unit_norm":
+        row.norm_ops = 3 * elements             # a square and an add (the sum), then a multiply by 1 / norm
     elif row.kind == "normalization":
         row.params = 2 * size + 1 if spec.adapted else 0
         row.in_channels = size
@@ -695,7 +697,7 @@ _HANDLERS = {
     "crop1d": _border, "upsample2d": _upsample, "upsample1d": _upsample, "resizing": _upsample,
     "center_crop": _center_crop,
     "dense": _dense, "batch_norm": _batch_norm, "layer_norm": _normalizing, "group_norm": _normalizing,
-    "normalization": _normalizing,
+    "unit_norm": _normalizing, "normalization": _normalizing,
     "rescaling": _normalizing,
 }
 
@@ -728,7 +730,7 @@ def _propagate_fields(row: LayerNumbers, fields):
                     "normalization") or \
             (row.kind == "operation" and row.elementwise):
         return fields
-    if row.kind == "layer_norm":
+    if row.kind in ("layer_norm", "unit_norm"):
         return {axis: (None if axis in row.dims else f) for axis, f in fields.items()}
     if row.kind == "permute" and row.dims:
         return {i + 1: fields.get(d) for i, d in enumerate(row.dims)}
