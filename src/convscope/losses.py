@@ -532,6 +532,25 @@ _OBJECT_FOR_FUNCTION = {
 }
 
 
+# Keras' further losses (tape_losses.py, written with convscope.ops): found by the same names.
+from .tape_losses import (  # noqa: E402,F401  (after FunctionLoss, which they build on)
+    CLASS_FOR_FUNCTION, CLASSES, FUNCTIONS, BinaryFocalCrossentropy, CategoricalFocalCrossentropy, CategoricalHinge,
+    CosineSimilarity, Dice, Hinge, KLDivergence, LogCosh, MeanAbsolutePercentageError, MeanSquaredLogarithmicError,
+    Poisson, SquaredHinge, Tversky, binary_focal_crossentropy, categorical_focal_crossentropy, categorical_hinge,
+    cosine_similarity, dice, hinge, kl_divergence, log_cosh, mean_absolute_percentage_error,
+    mean_squared_logarithmic_error, poisson, squared_hinge, tversky)
+
+_FUNCTIONS.update(FUNCTIONS)
+_CLASSES.update(CLASSES)
+_OBJECT_FOR_FUNCTION.update(CLASS_FOR_FUNCTION)
+__all__ += [
+    "Hinge", "SquaredHinge", "CategoricalHinge", "LogCosh", "KLDivergence", "Poisson", "MeanAbsolutePercentageError",
+    "MeanSquaredLogarithmicError", "CosineSimilarity", "BinaryFocalCrossentropy", "CategoricalFocalCrossentropy",
+    "Dice", "Tversky", "hinge", "squared_hinge", "categorical_hinge", "log_cosh", "kl_divergence", "poisson",
+    "mean_absolute_percentage_error", "mean_squared_logarithmic_error", "cosine_similarity",
+    "binary_focal_crossentropy", "categorical_focal_crossentropy", "dice", "tversky"]
+
+
 def get(identifier):
     """A loss from a Keras name ("mse", "categorical_crossentropy", "Huber"), a config dict, or itself.
 
