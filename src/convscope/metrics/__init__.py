@@ -8,7 +8,7 @@ an object is used as it is (as in Keras, two models compiled with one object sha
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Dict, Tuple
 
 from .accuracy import (Accuracy, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy,
                        SparseTopKCategoricalAccuracy, TopKCategoricalAccuracy)
@@ -16,9 +16,13 @@ from .auc import AUC
 from .base import Mean, MeanMetricWrapper, Metric
 from .functions import (FUNCTIONS, accuracy, binary_accuracy, categorical_accuracy, sparse_categorical_accuracy,
                         sparse_top_k_categorical_accuracy, top_k_categorical_accuracy)
-from .iou import MeanIoU
-from .precision_recall import Precision, Recall
-from .regression import MeanAbsoluteError, MeanSquaredError, RootMeanSquaredError
+from .f_score import F1Score, FBetaScore
+from .iou import BinaryIoU, IoU, MeanIoU, OneHotIoU, OneHotMeanIoU
+from .loss_metrics import (BinaryCrossentropy, CategoricalCrossentropy, CategoricalHinge, CosineSimilarity, Hinge,
+                           KLDivergence, LogCoshError, MeanAbsolutePercentageError, MeanSquaredLogarithmicError,
+                           Poisson, SparseCategoricalCrossentropy, SquaredHinge)
+from .precision_recall import FalseNegatives, FalsePositives, Precision, Recall, TrueNegatives, TruePositives
+from .regression import MeanAbsoluteError, MeanSquaredError, R2Score, RootMeanSquaredError
 from .. import backend
 
 __all__ = [
@@ -27,16 +31,23 @@ __all__ = [
     "Metric", "Mean", "MeanMetricWrapper", "Accuracy", "BinaryAccuracy", "CategoricalAccuracy",
     "SparseCategoricalAccuracy", "TopKCategoricalAccuracy", "SparseTopKCategoricalAccuracy",
     "Precision", "Recall", "AUC", "MeanIoU", "MeanSquaredError", "MeanAbsoluteError", "RootMeanSquaredError",
+    "IoU", "BinaryIoU", "OneHotIoU", "OneHotMeanIoU", "F1Score", "FBetaScore", "TruePositives", "FalsePositives",
+    "TrueNegatives", "FalseNegatives", "R2Score", "BinaryCrossentropy", "CategoricalCrossentropy",
+    "SparseCategoricalCrossentropy", "KLDivergence", "Poisson", "Hinge", "SquaredHinge", "CategoricalHinge",
+    "MeanAbsolutePercentageError", "MeanSquaredLogarithmicError", "LogCoshError", "CosineSimilarity",
     "get", "resolve", "serialize", "deserialize",
 ]
 
 CLASSES: Dict[str, type] = {cls.__name__: cls for cls in (
     Mean, MeanMetricWrapper, Accuracy, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy,
     TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy, Precision, Recall, AUC, MeanIoU, MeanSquaredError,
-    MeanAbsoluteError, RootMeanSquaredError)}
+    MeanAbsoluteError, RootMeanSquaredError, IoU, BinaryIoU, OneHotIoU, OneHotMeanIoU, F1Score, FBetaScore,
+    TruePositives, FalsePositives, TrueNegatives, FalseNegatives, R2Score, BinaryCrossentropy, CategoricalCrossentropy,
+    SparseCategoricalCrossentropy, KLDivergence, Poisson, Hinge, SquaredHinge, CategoricalHinge,
+    MeanAbsolutePercentageError, MeanSquaredLogarithmicError, LogCoshError, CosineSimilarity)}
 # Keras' snake-case names of the classes that need no argument ("auc", "precision", "binary_accuracy")
 _CLASS_NAMES: Dict[str, type] = {backend.snake_case(name): cls for name, cls in CLASSES.items()
-                                 if cls not in (MeanMetricWrapper, MeanIoU)}
+                                 if cls not in (MeanMetricWrapper, MeanIoU, IoU, OneHotIoU, OneHotMeanIoU)}
 
 
 def _known() -> str:

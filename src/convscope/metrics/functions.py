@@ -99,4 +99,11 @@ FUNCTIONS: Dict[str, Callable] = {
     "categorical_crossentropy": losses.categorical_crossentropy,
     "sparse_categorical_crossentropy": losses.sparse_categorical_crossentropy,
     "binary_crossentropy": losses.binary_crossentropy,
+    "mean_absolute_percentage_error": losses.mean_absolute_percentage_error,
+    "mape": losses.mean_absolute_percentage_error,
+    "mean_squared_logarithmic_error": losses.mean_squared_logarithmic_error,
+    "msle": losses.mean_squared_logarithmic_error,
+    "kl_divergence": losses.kl_divergence, "kld": losses.kl_divergence, "poisson": losses.poisson,
+    "hinge": losses.hinge, "squared_hinge": losses.squared_hinge, "categorical_hinge": losses.categorical_hinge,
+    "log_cosh": losses.log_cosh, "logcosh": losses.log_cosh,
 }

@@ -1,4 +1,5 @@
-"""Precision and Recall at one or several thresholds (Keras 3's confusion-matrix metrics)."""
+"""Precision, Recall and the four confusion counts at one or several thresholds (Keras 3's confusion-matrix
+metrics)."""
 
 from __future__ import annotations
 
@@ -78,3 +79,37 @@ class Recall(_ThresholdMetric):
 
     def result(self):
         return self._ratio("fn")
+
+
+class _Count(_ThresholdMetric):
+    """One confusion-matrix cell's (weighted) count at each threshold."""
+
+    def __init__(self, thresholds=None, name=None, dtype=None):
+        super().__init__(thresholds, name=name, dtype=dtype)
+
+    def result(self):
+        counts = self._counts[self._cells[0]]
+        return as_result(counts[0] if len(self.thresholds) == 1 else counts)
+
+    def get_config(self) -> Dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype, "thresholds": self.init_thresholds}
+
+
+class TruePositives(_Count):
+    """Positives predicted above the threshold."""
+    _cells = ("tp",)
+
+
+class FalsePositives(_Count):
+    """Negatives predicted above the threshold."""
+    _cells = ("fp",)
+
+
+class TrueNegatives(_Count):
+    """Negatives predicted at or below the threshold."""
+    _cells = ("tn",)
+
+
+class FalseNegatives(_Count):
+    """Positives predicted at or below the threshold."""
+    _cells = ("fn",)
