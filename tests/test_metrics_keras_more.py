@@ -111,3 +111,25 @@ def test_arguments_are_checked_by_name():
         cs.metrics.FBetaScore().update_state(np.zeros(4), np.zeros(4))
     with pytest.raises(TypeError, match="BinaryCrossentropy: argument `from_logits` must be True or False"):
         cs.metrics.BinaryCrossentropy(from_logits="yes")
+
+
+def test_a_keras_file_keeps_its_metric_objects(keras, tmp_path):
+    """Metric objects in a file's compile settings come back with their arguments (MeanIoU's classes,
+    Precision's thresholds and class), not only their names."""
+    def build(module, metrics):
+        model = module.Sequential([module.Input((3,)), module.layers.Dense(3, activation="sigmoid")])
+        model.compile(optimizer="sgd", loss="binary_crossentropy", metrics=metrics)
+        return model
+    m = keras.metrics
+    theirs = build(keras, [m.Precision(thresholds=[0.3, 0.6], class_id=1), m.F1Score(average="macro", threshold=0.5),
+                           m.BinaryIoU(target_class_ids=[1]), m.TruePositives(thresholds=0.4),
+                           m.OneHotMeanIoU(num_classes=3)])
+    x, y = rng.normal(size=(10, 3)).astype("float32"), rng.integers(0, 2, (10, 3)).astype("float32")
+    theirs.save(tmp_path / "metrics.keras")
+    ours = cs.models.load_model(tmp_path / "metrics.keras")
+    ours_logs = ours.evaluate(x, y, verbose=0, return_dict=True)
+    keras_logs = theirs.evaluate(x, y, verbose=0, return_dict=True)
+    assert set(ours_logs) == set(keras_logs)
+    for key in keras_logs:
+        np.testing.assert_allclose(np.asarray(ours_logs[key], dtype=np.float64), keras_value(keras_logs[key]),
+                                   rtol=1e-5, atol=1e-6, err_msg=key)

@@ -142,7 +142,8 @@ def _loss_from_keras(loss):
 
 
 def _metrics_from_keras(metrics):
-    """Metric names; Keras writes a metric object as a dict with its name in `config`."""
+    """Metric names, and metric objects: Keras writes one as a dict (class and config: MeanIoU's classes,
+    Precision's thresholds, ...), rebuilt as convscope's class of that name."""
     if metrics is None:
         return None
     if isinstance(metrics, dict):
@@ -155,7 +156,11 @@ def _metrics_from_keras(metrics):
 
 def _metric_name(metric):
     if isinstance(metric, dict):
-        return (metric.get("config") or {}).get("name") or metric.get("class_name")
+        from .. import metrics
+        name = metric.get("class_name")
+        if name in metrics.CLASSES and name != "MeanMetricWrapper" and metric.get("module") in (None, "keras.metrics"):
+            return metrics.deserialize({"class_name": name, "config": metric.get("config") or {}})
+        return (metric.get("config") or {}).get("name") or name
     return metric
 
 
