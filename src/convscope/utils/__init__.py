@@ -1,6 +1,7 @@
 """Keras' `keras.utils`: `to_categorical`, `normalize`, `set_random_seed` (and `plot_model`, `model_to_dot`);
 `PyDataset`/`Sequence`, `image_dataset_from_directory`, `load_img`, `img_to_array`, `array_to_img`, `save_img`;
-the custom-object registry (`register_keras_serializable`, `get_custom_objects`, `custom_object_scope`)."""
+the custom-object registry (`register_keras_serializable`, `get_custom_objects`, `custom_object_scope`);
+`get_file` (a download cached, checked and extracted safely) and `clear_session`."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from .py_dataset import PyDataset, Sequence
 __all__ = ["to_categorical", "normalize", "set_random_seed", "plot_model", "model_to_dot", "profile",
            "PyDataset", "Sequence", "image_dataset_from_directory", "load_img", "img_to_array", "array_to_img",
            "save_img", "register_keras_serializable", "get_custom_objects", "custom_object_scope",
-           "CustomObjectScope", "get_registered_name", "get_registered_object"]
+           "CustomObjectScope", "get_registered_name", "get_registered_object", "get_file", "clear_session"]
 
 
 def set_random_seed(seed: int) -> None:
@@ -32,6 +33,12 @@ def __getattr__(name: str):
     if name == "image_dataset_from_directory":
         from .image_dataset import image_dataset_from_directory
         return image_dataset_from_directory
+    if name in ("get_file", "extract_archive", "validate_file"):
+        from . import file_utils
+        return getattr(file_utils, name)
+    if name == "clear_session":
+        from ..backend import clear_session
+        return clear_session
     if name in ("profile", "ProfileResult", "LayerTiming"):
         from . import profiling
         return getattr(profiling, name)

@@ -1,0 +1,132 @@
+"""`utils.get_file`: Keras' download cache, with atomic downloads, hash checks and safe extraction.
+
+Oracle: Keras 3.15.1's own `get_file` on the same `file://` origins (no network): the same returned paths
+under each one's `cache_dir`, the same extracted files.  Then what Keras does not promise: a hash mismatch
+leaves nothing in the cache, hostile archive members are skipped, a cached file is not fetched again.
+"""
+
+import io
+import os
+import tarfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import convscope as cs
+
+
+def make_archives(folder: Path):
+    """A .tar.gz and a .zip of the same two files (one in a sub-folder), and a plain file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {"data/a.txt": b"alpha\n", "data/sub/b.bin": bytes(range(256)) * 3}
+    with tarfile.open(folder / "pack.tar.gz", "w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    with zipfile.ZipFile(folder / "pack.zip", "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    (folder / "weights.npy").write_bytes(b"\x93NUMPY" + b"0" * 100)
+    return files
+
+
+def tree(folder) -> dict:
+    root = Path(folder)
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+CALLS = [
+    dict(fname="weights.npy", origin="weights.npy"),
+    dict(origin="weights.npy"),
+    dict(fname="pack.tar.gz", origin="pack.tar.gz", extract=True),
+    dict(origin="pack.tar.gz", extract=True),
+    dict(fname="pack", origin="pack.tar.gz", untar=True),
+    dict(fname="pack.zip", origin="pack.zip", extract=True, cache_subdir="zips"),
+]
+
+
+@pytest.mark.parametrize("call", CALLS, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+def test_paths_and_files_equal_keras(keras, tmp_path, call):
+    files = make_archives(tmp_path / "server")
+    kwargs = dict(call, origin=(tmp_path / "server" / call["origin"]).as_uri())
+    for side in ("ours", "theirs"):      # Keras falls back to /tmp/.keras for a cache_dir that does not exist yet
+        (tmp_path / side).mkdir()
+    ours = cs.utils.get_file(**kwargs, cache_dir=str(tmp_path / "ours"))
+    theirs = keras.utils.get_file(**kwargs, cache_dir=str(tmp_path / "theirs"))
+    assert os.path.relpath(ours, tmp_path / "ours") == os.path.relpath(theirs, tmp_path / "theirs")
+    if os.path.isdir(theirs):
+        assert tree(ours) == tree(theirs) == files
+    else:
+        assert Path(ours).read_bytes() == Path(theirs).read_bytes()
+
+
+def test_hashes_decide_what_is_kept_and_fetched_again(tmp_path):
+    make_archives(tmp_path / "server")
+    origin = (tmp_path / "server" / "weights.npy").as_uri()
+    data = (tmp_path / "server" / "weights.npy").read_bytes()
+    sha256, md5 = [__import__("hashlib").new(a, data).hexdigest() for a in ("sha256", "md5")]
+    with pytest.raises(ValueError, match="get_file: download: .* has SHA-256 .*, expected 0{64}"):
+        cs.utils.get_file("w.npy", origin, file_hash="0" * 64, cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "cache" / "datasets" / "w.npy").exists()          # nothing half-kept
+    assert not list((tmp_path / "cache" / "datasets").glob(".*part"))
+    path = cs.utils.get_file("w.npy", origin, md5_hash=md5, cache_dir=tmp_path / "cache")
+    assert Path(path).read_bytes() == data
+    (tmp_path / "server" / "weights.npy").unlink()                           # the origin gone: the cache serves
+    assert cs.utils.get_file("w.npy", origin, file_hash=sha256, cache_dir=tmp_path / "cache") == path
+    Path(path).write_bytes(b"damaged")                                        # a damaged cache: fetched again
+    with pytest.raises(OSError, match="get_file: cannot download"):
+        cs.utils.get_file("w.npy", origin, file_hash=sha256, cache_dir=tmp_path / "cache")
+    assert cs.utils.validate_file(path, "damaged" and __import__("hashlib").md5(b"damaged").hexdigest())
+
+
+def test_hostile_archive_members_are_skipped(tmp_path):
+    archive = tmp_path / "evil.tar"
+    with tarfile.open(archive, "w") as tar:
+        for name, data in (("ok.txt", b"fine"), ("../escape.txt", b"x"), ("/abs.txt", b"y")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("link")
+        link.type, link.linkname = tarfile.SYMTYPE, "../../outside"
+        tar.addfile(link)
+        fifo = tarfile.TarInfo("pipe")
+        fifo.type = tarfile.FIFOTYPE
+        tar.addfile(fifo)
+    with pytest.warns(UserWarning, match="skipped 4 member\\(s\\) .*'../escape.txt', '/abs.txt', 'link', 'pipe'"):
+        folder = cs.utils.get_file("evil.tar", archive.as_uri(), extract=True, cache_dir=tmp_path / "cache")
+    assert tree(folder) == {"ok.txt": b"fine"}
+    assert not (tmp_path / "cache" / "escape.txt").exists() and not Path("/abs.txt").exists()
+    zipped = tmp_path / "evil.zip"
+    with zipfile.ZipFile(zipped, "w") as handle:
+        handle.writestr("good/x.txt", b"1")
+        handle.writestr("../../zip_escape.txt", b"2")
+    with pytest.warns(UserWarning, match="skipped 1 member"):
+        folder = cs.utils.get_file("evil.zip", zipped.as_uri(), extract=True, cache_dir=tmp_path / "cache")
+    assert tree(folder) == {"good/x.txt": b"1"} and not (tmp_path / "zip_escape.txt").exists()
+
+
+def test_a_damaged_archive_is_refused_and_leaves_no_folder(tmp_path):
+    bad = tmp_path / "bad.tar.gz"
+    good = io.BytesIO()
+    with tarfile.open(fileobj=good, mode="w:gz") as tar:
+        info = tarfile.TarInfo("a.bin")
+        info.size = 100000
+        tar.addfile(info, io.BytesIO(np.random.default_rng(0).bytes(100000)))
+    bad.write_bytes(good.getvalue()[:-2000])                                   # truncated
+    with pytest.raises(ValueError, match="extract_archive: cannot extract"):
+        cs.utils.get_file("bad.tar.gz", bad.as_uri(), extract=True, cache_dir=tmp_path / "cache")
+    assert sorted(p.name for p in (tmp_path / "cache" / "datasets").iterdir()) == ["bad.tar.gz"]
+
+
+def test_arguments_are_checked_by_name(tmp_path):
+    with pytest.raises(ValueError, match="get_file: argument `origin` must be the URL"):
+        cs.utils.get_file("a")
+    with pytest.raises(ValueError, match="get_file: argument `fname` must be a file name, not a path"):
+        cs.utils.get_file("sub/a.txt", "file:///nowhere", cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="get_file: argument `cache_subdir` must be a folder name"):
+        cs.utils.get_file("a.txt", "file:///nowhere", cache_subdir="../up", cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="get_file: argument `hash_algorithm` must be"):
+        cs.utils.get_file("a.txt", "file:///nowhere", file_hash="ab", hash_algorithm="sha1", cache_dir=tmp_path)
