@@ -29,12 +29,16 @@ CASES = [
     ("MobileNetV2", dict(alpha=1.3, input_shape=(64, 64, 3), classes=7, classifier_activation=None)),
     ("VGG16", dict(input_shape=(32, 32, 3))),
     ("VGG19", dict(include_top=False, input_shape=(48, 48, 3))),
+    ("MobileNet", dict(input_shape=(64, 64, 3))),
+    ("MobileNet", dict(alpha=0.5, depth_multiplier=2, include_top=False, input_shape=(45, 50, 3), pooling="avg")),
+    ("DenseNet121", dict(input_shape=(64, 64, 3))),
+    ("DenseNet169", dict(include_top=False, input_shape=(40, 40, 3), pooling="max")),
 ]
 
 
 def _named(layer) -> str:
     """A layer's name, a counter Keras and convscope append to a default name (`input_layer_3`) left out."""
-    default = ("input_layer", "global_", "max_pooling2d")     # names made from the class, with a counter
+    default = ("input_layer", "global_", "max_pooling2d", "zero_padding2d")   # made from the class, with a counter
     return re.sub(r"_\d+$", "", layer.name) if layer.name.startswith(default) else layer.name
 
 
@@ -114,7 +118,9 @@ def test_preprocess_input_is_keras(keras):
                          (cs.applications.vgg16.preprocess_input, keras.applications.vgg16.preprocess_input),
                          (cs.applications.resnet_v2.preprocess_input, keras.applications.resnet_v2.preprocess_input),
                          (cs.applications.mobilenet_v2.preprocess_input,
-                          keras.applications.mobilenet_v2.preprocess_input)):
+                          keras.applications.mobilenet_v2.preprocess_input),
+                         (cs.applications.mobilenet.preprocess_input, keras.applications.mobilenet.preprocess_input),
+                         (cs.applications.densenet.preprocess_input, keras.applications.densenet.preprocess_input)):
         before = x.copy()
         np.testing.assert_allclose(ours(x), keras.ops.convert_to_numpy(theirs(x.copy())), rtol=1e-6, atol=1e-4)
         np.testing.assert_array_equal(x, before)          # a new array: the caller's images stay as they were
@@ -177,3 +183,16 @@ def test_decode_predictions_is_keras(keras, tmp_path, monkeypatch):
     monkeypatch.setattr(_common, "CLASS_INDEX_MD5", hashlib.md5(damaged).hexdigest())
     with pytest.raises(ValueError, match="is not an ImageNet class index"):
         cs.applications.resnet.decode_predictions(scores)
+
+
+def test_densenet_imagenet_file_is_found_by_its_keras_name_and_md5(keras, tmp_path, monkeypatch):
+    """DenseNet's weights file in Keras' cache is used only with the MD5 Keras publishes for it."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    folder = tmp_path / ".keras" / "models"
+    folder.mkdir(parents=True)
+    (folder / "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5").write_bytes(b"not the published file")
+    def no_network(url, timeout=None):
+        raise OSError(f"no network in this test: {url}")
+    monkeypatch.setattr("urllib.request.urlopen", no_network)
+    with pytest.raises(OSError, match="no network .*densenet/densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5"):
+        cs.applications.DenseNet121(include_top=False, input_shape=(64, 64, 3))

@@ -1,12 +1,16 @@
-"""Keras' `applications` for the CNNs people bring: ResNet50/101/152 (and V2), MobileNetV2, VGG16/19, built as
-Keras 3 builds them (the same layers, names and weight layouts; Keras' ImageNet files load into them).
-Others Keras has (EfficientNet, DenseNet, Xception, ...) load from Keras-saved files (`models.load_model`)."""
+"""Keras' `applications` for the CNNs people bring: ResNet50/101/152 (and V2), MobileNet, MobileNetV2,
+DenseNet121/169/201, VGG16/19, built as Keras 3 builds them (the same layers, names and weight layouts; Keras'
+ImageNet files load into them).  Others Keras has (EfficientNet, Xception, ...) load from Keras-saved files
+(`models.load_model`)."""
 
-from . import mobilenet_v2, resnet, resnet50, resnet_v2, vgg16, vgg19
+from . import densenet, mobilenet, mobilenet_v2, resnet, resnet50, resnet_v2, vgg16, vgg19
+from .densenet import DenseNet121, DenseNet169, DenseNet201
+from .mobilenet import MobileNet
 from .mobilenet_v2 import MobileNetV2
 from .resnet import ResNet50, ResNet101, ResNet152
 from .resnet_v2 import ResNet50V2, ResNet101V2, ResNet152V2
 from .vgg import VGG16, VGG19
 
-__all__ = ["ResNet50", "ResNet101", "ResNet152", "ResNet50V2", "ResNet101V2", "ResNet152V2", "MobileNetV2", "VGG16",
-           "VGG19", "resnet", "resnet50", "resnet_v2", "mobilenet_v2", "vgg16", "vgg19"]
+__all__ = ["ResNet50", "ResNet101", "ResNet152", "ResNet50V2", "ResNet101V2", "ResNet152V2", "MobileNet", "MobileNetV2",
+           "DenseNet121", "DenseNet169", "DenseNet201", "VGG16", "VGG19", "resnet", "resnet50", "resnet_v2", "mobilenet",
+           "mobilenet_v2", "densenet", "vgg16", "vgg19"]
