@@ -196,3 +196,5 @@ def test_densenet_imagenet_file_is_found_by_its_keras_name_and_md5(keras, tmp_pa
     monkeypatch.setattr("urllib.request.urlopen", no_network)
     with pytest.raises(OSError, match="no network .*densenet/densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5"):
         cs.applications.DenseNet121(include_top=False, input_shape=(64, 64, 3))
+    with pytest.raises(OSError, match="no network .*mobilenet/mobilenet_5_0_128_tf_no_top.h5"):
+        cs.applications.MobileNet(alpha=0.5, include_top=False, input_shape=(128, 128, 3))
