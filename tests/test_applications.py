@@ -33,12 +33,15 @@ CASES = [
     ("MobileNet", dict(alpha=0.5, depth_multiplier=2, include_top=False, input_shape=(45, 50, 3), pooling="avg")),
     ("DenseNet121", dict(input_shape=(64, 64, 3))),
     ("DenseNet169", dict(include_top=False, input_shape=(40, 40, 3), pooling="max")),
+    ("EfficientNetB0", dict(input_shape=(64, 64, 3))),
+    ("EfficientNetB3", dict(include_top=False, input_shape=(49, 50, 3), pooling="avg")),
 ]
 
 
 def _named(layer) -> str:
     """A layer's name, a counter Keras and convscope append to a default name (`input_layer_3`) left out."""
-    default = ("input_layer", "global_", "max_pooling2d", "zero_padding2d")   # made from the class, with a counter
+    default = ("input_layer", "global_", "max_pooling2d", "zero_padding2d", "rescaling", "normalization")  # from
+    # the class, with a counter
     return re.sub(r"_\d+$", "", layer.name) if layer.name.startswith(default) else layer.name
 
 
@@ -198,3 +201,7 @@ def test_densenet_imagenet_file_is_found_by_its_keras_name_and_md5(keras, tmp_pa
         cs.applications.DenseNet121(include_top=False, input_shape=(64, 64, 3))
     with pytest.raises(OSError, match="no network .*mobilenet/mobilenet_5_0_128_tf_no_top.h5"):
         cs.applications.MobileNet(alpha=0.5, include_top=False, input_shape=(128, 128, 3))
+    with pytest.raises(OSError, match="no network .*storage.googleapis.com/keras-applications/efficientnetb0_notop.h5"):
+        cs.applications.EfficientNetB0(include_top=False, input_shape=(64, 64, 3))
+    x = np.arange(12.0).reshape(1, 2, 2, 3)
+    assert cs.applications.efficientnet.preprocess_input(x) is x         # Keras': the model normalizes itself

@@ -78,6 +78,13 @@ def input_shape_for(where: str, input_shape, default_size: int, min_size: int, i
     return input_shape
 
 
+def correct_pad(size, kernel: int):
+    """Keras' `imagenet_utils.correct_pad`: the zero padding before a `kernel` window of stride 2 over an image
+    of `size` (height, width), one row/column less before on an even side."""
+    adjust = (1, 1) if size[0] is None else (1 - size[0] % 2, 1 - size[1] % 2)
+    return ((kernel // 2 - adjust[0], kernel // 2), (kernel // 2 - adjust[1], kernel // 2))
+
+
 def top(x, include_top: bool, pooling, classes: int, classifier_activation, names: Sequence[Optional[str]]):
     """The classifier (global average pooling, then a Dense named "predictions") or the pooling asked for;
     `names`: the pooling layers' names (avg, max), None where Keras leaves them unnamed."""

@@ -38,7 +38,7 @@ def inverted_residual_block(inputs, expansion: int, stride: int, alpha: float, f
     else:
         prefix = "expanded_conv_"
     if stride == 2:
-        x = layers.ZeroPadding2D(padding=_correct_pad(x.shape[1:3]), name=prefix + "pad")(x)
+        x = layers.ZeroPadding2D(padding=_common.correct_pad(x.shape[1:3], 3), name=prefix + "pad")(x)
     x = layers.DepthwiseConv2D(3, strides=stride, use_bias=False, padding="same" if stride == 1 else "valid",
                                name=prefix + "depthwise")(x)
     x = layers.ReLU(6.0, name=prefix + "depthwise_relu")(_norm(prefix + "depthwise_BN")(x))
@@ -47,12 +47,6 @@ def inverted_residual_block(inputs, expansion: int, stride: int, alpha: float, f
     if channels == pointwise and stride == 1:
         return layers.Add(name=prefix + "add")([inputs, x])
     return x
-
-
-def _correct_pad(size):
-    """Keras' `correct_pad` for a 3x3 window of stride 2: one row/column less before on an even side."""
-    adjust = (1, 1) if size[0] is None else (1 - size[0] % 2, 1 - size[1] % 2)
-    return ((1 - adjust[0], 1), (1 - adjust[1], 1))
 
 
 def MobileNetV2(input_shape=None, alpha=1.0, include_top=True, weights="imagenet", input_tensor=None,
