@@ -35,13 +35,18 @@ CASES = [
     ("DenseNet169", dict(include_top=False, input_shape=(40, 40, 3), pooling="max")),
     ("EfficientNetB0", dict(input_shape=(64, 64, 3))),
     ("EfficientNetB3", dict(include_top=False, input_shape=(49, 50, 3), pooling="avg")),
+    ("Xception", dict(input_shape=(71, 71, 3))),
+    ("Xception", dict(include_top=False, input_shape=(80, 90, 3), pooling="avg")),
+    ("InceptionV3", dict(input_shape=(75, 75, 3))),
+    ("InceptionV3", dict(include_top=False, input_shape=(99, 80, 3), pooling="max")),
 ]
 
 
 def _named(layer) -> str:
     """A layer's name, a counter Keras and convscope append to a default name (`input_layer_3`) left out."""
-    default = ("input_layer", "global_", "max_pooling2d", "zero_padding2d", "rescaling", "normalization")  # from
-    # the class, with a counter
+    default = ("input_layer", "global_", "max_pooling2d", "zero_padding2d", "rescaling", "normalization", "conv2d",
+               "batch_normalization", "activation", "average_pooling2d", "concatenate", "add")   # from the class
+
     return re.sub(r"_\d+$", "", layer.name) if layer.name.startswith(default) else layer.name
 
 
@@ -123,7 +128,10 @@ def test_preprocess_input_is_keras(keras):
                          (cs.applications.mobilenet_v2.preprocess_input,
                           keras.applications.mobilenet_v2.preprocess_input),
                          (cs.applications.mobilenet.preprocess_input, keras.applications.mobilenet.preprocess_input),
-                         (cs.applications.densenet.preprocess_input, keras.applications.densenet.preprocess_input)):
+                         (cs.applications.densenet.preprocess_input, keras.applications.densenet.preprocess_input),
+                         (cs.applications.xception.preprocess_input, keras.applications.xception.preprocess_input),
+                         (cs.applications.inception_v3.preprocess_input,
+                          keras.applications.inception_v3.preprocess_input)):
         before = x.copy()
         np.testing.assert_allclose(ours(x), keras.ops.convert_to_numpy(theirs(x.copy())), rtol=1e-6, atol=1e-4)
         np.testing.assert_array_equal(x, before)          # a new array: the caller's images stay as they were
@@ -205,3 +213,7 @@ def test_densenet_imagenet_file_is_found_by_its_keras_name_and_md5(keras, tmp_pa
         cs.applications.EfficientNetB0(include_top=False, input_shape=(64, 64, 3))
     x = np.arange(12.0).reshape(1, 2, 2, 3)
     assert cs.applications.efficientnet.preprocess_input(x) is x         # Keras': the model normalizes itself
+    with pytest.raises(OSError, match="no network .*xception/xception_weights_tf_dim_ordering_tf_kernels_notop.h5"):
+        cs.applications.Xception(include_top=False, input_shape=(71, 71, 3))
+    with pytest.raises(OSError, match="no network .*inception_v3_weights_tf_dim_ordering_tf_kernels.h5"):
+        cs.applications.InceptionV3()
