@@ -16,8 +16,11 @@ from .resnet_v2 import ResNet50V2, ResNet101V2, ResNet152V2
 from .vgg import VGG16, VGG19
 from .xception import Xception
 
-__all__ = ["ResNet50", "ResNet101", "ResNet152", "ResNet50V2", "ResNet101V2", "ResNet152V2", "MobileNet", "MobileNetV2",
-           "DenseNet121", "DenseNet169", "DenseNet201", "VGG16", "VGG19", "resnet", "resnet50", "resnet_v2", "mobilenet",
-           "mobilenet_v2", "densenet", "vgg16", "vgg19", "EfficientNetB0", "EfficientNetB1", "EfficientNetB2",
-           "EfficientNetB3", "EfficientNetB4", "EfficientNetB5", "EfficientNetB6", "EfficientNetB7", "efficientnet",
-           "InceptionV3", "inception_v3", "Xception", "xception"]
+__all__ = [
+    "ResNet50", "ResNet101", "ResNet152", "ResNet50V2", "ResNet101V2", "ResNet152V2", "MobileNet", "MobileNetV2",
+    "DenseNet121", "DenseNet169", "DenseNet201", "EfficientNetB0", "EfficientNetB1", "EfficientNetB2",
+    "EfficientNetB3", "EfficientNetB4", "EfficientNetB5", "EfficientNetB6", "EfficientNetB7", "InceptionV3",
+    "Xception", "VGG16", "VGG19",
+    "resnet", "resnet50", "resnet_v2", "mobilenet", "mobilenet_v2", "densenet", "efficientnet", "inception_v3",
+    "xception", "vgg16", "vgg19",
+]
