@@ -1,16 +1,17 @@
 """Keras' `applications` for the CNNs people bring: ResNet50/101/152 (and V2), MobileNet, MobileNetV2,
-DenseNet121/169/201, EfficientNetB0-B7, InceptionV3, Xception, VGG16/19, built as Keras 3 builds them (the same
-layers, names and weight layouts; Keras' ImageNet files load into them).  Others Keras has (MobileNetV3,
-ConvNeXt, ...) load from Keras-saved files (`models.load_model`)."""
+MobileNetV3Small/Large, DenseNet121/169/201, EfficientNetB0-B7, InceptionV3, Xception, VGG16/19, built as Keras 3
+builds them (the same layers, names and weight layouts; Keras' ImageNet files load into them).  Others Keras has
+(ConvNeXt, EfficientNetV2, NASNet, ...) load from Keras-saved files (`models.load_model`)."""
 
-from . import (densenet, efficientnet, inception_v3, mobilenet, mobilenet_v2, resnet, resnet50, resnet_v2, vgg16, vgg19,
-               xception)
+from . import (densenet, efficientnet, inception_v3, mobilenet, mobilenet_v2, mobilenet_v3, resnet, resnet50, resnet_v2,
+               vgg16, vgg19, xception)
 from .densenet import DenseNet121, DenseNet169, DenseNet201
 from .efficientnet import (EfficientNetB0, EfficientNetB1, EfficientNetB2, EfficientNetB3, EfficientNetB4,
                            EfficientNetB5, EfficientNetB6, EfficientNetB7)
 from .inception_v3 import InceptionV3
 from .mobilenet import MobileNet
 from .mobilenet_v2 import MobileNetV2
+from .mobilenet_v3 import MobileNetV3Large, MobileNetV3Small
 from .resnet import ResNet50, ResNet101, ResNet152
 from .resnet_v2 import ResNet50V2, ResNet101V2, ResNet152V2
 from .vgg import VGG16, VGG19
@@ -20,7 +21,7 @@ __all__ = [
     "ResNet50", "ResNet101", "ResNet152", "ResNet50V2", "ResNet101V2", "ResNet152V2", "MobileNet", "MobileNetV2",
     "DenseNet121", "DenseNet169", "DenseNet201", "EfficientNetB0", "EfficientNetB1", "EfficientNetB2",
     "EfficientNetB3", "EfficientNetB4", "EfficientNetB5", "EfficientNetB6", "EfficientNetB7", "InceptionV3",
-    "Xception", "VGG16", "VGG19",
+    "Xception", "VGG16", "VGG19", "MobileNetV3Small", "MobileNetV3Large",
     "resnet", "resnet50", "resnet_v2", "mobilenet", "mobilenet_v2", "densenet", "efficientnet", "inception_v3",
-    "xception", "vgg16", "vgg19",
+    "xception", "vgg16", "vgg19", "mobilenet_v3",
 ]
