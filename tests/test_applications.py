@@ -201,8 +201,9 @@ def test_decode_predictions_is_keras(keras, tmp_path, monkeypatch):
         cs.applications.resnet.decode_predictions(scores)
 
 
-def test_densenet_imagenet_file_is_found_by_its_keras_name_and_md5(keras, tmp_path, monkeypatch):
-    """DenseNet's weights file in Keras' cache is used only with the MD5 Keras publishes for it."""
+def test_imagenet_files_are_asked_for_by_keras_names(keras, tmp_path, monkeypatch):
+    """Each application asks for Keras' file (name and folder as Keras'); DenseNet's in Keras' cache is used only
+    with the MD5 Keras publishes for it; EfficientNet and MobileNetV3 take pixels as they are."""
     monkeypatch.setenv("HOME", str(tmp_path))
     folder = tmp_path / ".keras" / "models"
     folder.mkdir(parents=True)
