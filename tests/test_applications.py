@@ -16,6 +16,7 @@ import pytest
 
 import convscope as cs
 from convscope.applications import _common
+from convscope.layers.operations import Operation
 
 h5py = pytest.importorskip("h5py")
 
@@ -42,6 +43,8 @@ CASES = [
     ("MobileNetV3Small", dict(input_shape=(64, 64, 3))),
     ("MobileNetV3Large", dict(alpha=0.75, include_top=False, input_shape=(48, 56, 3), pooling="avg")),
     ("MobileNetV3Large", dict(minimalistic=True, input_shape=(32, 32, 3), classes=5, include_preprocessing=False)),
+    ("ConvNeXtTiny", dict(input_shape=(32, 32, 3))),
+    ("ConvNeXtSmall", dict(include_top=False, input_shape=(64, 48, 3), pooling="avg", include_preprocessing=False)),
 ]
 
 
@@ -49,7 +52,7 @@ def _named(layer) -> str:
     """A layer's name, a counter Keras and convscope append to a default name (`input_layer_3`) left out."""
     default = ("input_layer", "global_", "max_pooling2d", "zero_padding2d", "rescaling", "normalization", "conv2d",
                "batch_normalization", "activation", "average_pooling2d", "concatenate", "add", "re_lu", "dropout",
-               "flatten")   # named from the class, with a counter
+               "flatten", "layer_normalization")   # named from the class, with a counter
 
     return re.sub(r"_\d+$", "", layer.name) if layer.name.startswith(default) else layer.name
 
@@ -71,7 +74,7 @@ def test_an_application_is_keras_layer_for_layer(keras, name, options):
     ours = getattr(cs.applications, name)(weights=None, **options)
     theirs = getattr(keras.applications, name)(weights=None, **options)
     assert ours.name == theirs.name
-    own_layers = [a for a in ours.layers if not hasattr(type(a), "keras_module")]   # not `x + 3.0`'s operations,
+    own_layers = [a for a in ours.layers if not isinstance(a, Operation)]   # not `x + 3.0`'s operations,
     assert [(type(a).__name__, _named(a)) for a in own_layers] == \
         [(type(b).__name__, _named(b)) for b in theirs.layers]                    # which Keras does not list
     assert ours.count_params() == theirs.count_params()
@@ -227,3 +230,19 @@ def test_imagenet_files_are_asked_for_by_keras_names(keras, tmp_path, monkeypatc
         with pytest.raises(OSError, match="no network .*/weights_mobilenet_v3_small_224_0.75_float_no_top_v2.h5"):
             cs.applications.MobileNetV3Small(alpha=0.75, include_top=False)
     assert cs.applications.mobilenet_v3.preprocess_input(x) is x
+    with pytest.raises(OSError, match="no network .*convnext/convnext_tiny_notop.h5"):
+        cs.applications.ConvNeXtTiny(include_top=False, input_shape=(64, 64, 3))
+    with pytest.raises(ValueError, match="ImageNet weights need a ConvNeXt variant's depths"):
+        cs.applications.ConvNeXtTiny(name="my_net")
+    assert cs.applications.convnext.preprocess_input(x) is x
+
+
+def test_a_sha256_published_file_is_checked_with_sha256(tmp_path, monkeypatch):
+    """ConvNeXt's files are published with SHA-256s: a file is kept only with that hash (64 digits: SHA-256)."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    data = b"convnext weights" * 50
+    url = _common.KERAS_BASE + "convnext/convnext_tiny_notop.h5"
+    with pytest.raises(ValueError, match="has SHA-256 .* expected f{64}"):
+        _common.weights_file(url, "f" * 64, opener=lambda u: io.BytesIO(data))
+    path = _common.weights_file(url, hashlib.sha256(data).hexdigest(), opener=lambda u: io.BytesIO(data))
+    assert path.read_bytes() == data

@@ -111,14 +111,16 @@ def finish(inputs, outputs, name: str, weights, url: Optional[str], md5: Optiona
 
 def weights_file(url: str, md5: Optional[str], opener=None) -> Path:
     """Keras' weights file at `url`: from Keras' own cache (`~/.keras/models`) or convscope's
-    (`~/.convscope/models`) where it is there and its MD5 is the published one, else downloaded into
-    convscope's cache and checked (Keras publishes no MD5 for some files: those are kept as fetched)."""
+    (`~/.convscope/models`) where it is there and its hash is the published one (`md5`: an MD5, or a SHA-256
+    where Keras publishes one, told apart by length as Keras' "auto"), else downloaded into convscope's cache and
+    checked (Keras publishes no hash for some files: those are kept as fetched)."""
     name = url.rsplit("/", 1)[-1]
+    algorithm = "sha256" if md5 is not None and len(md5) == 64 else "md5"
     for folder in (Path.home() / ".keras" / "models", Path.home() / ".convscope" / "models"):
         candidate = folder / name
-        if candidate.is_file() and (md5 is None or file_digest(candidate, "md5") == md5):
+        if candidate.is_file() and (md5 is None or file_digest(candidate, algorithm) == md5):
             return candidate
-    return download(url, Path.home() / ".convscope" / "models" / name, md5, opener=opener, algorithm="md5")
+    return download(url, Path.home() / ".convscope" / "models" / name, md5, opener=opener, algorithm=algorithm)
 
 
 def _preprocess(x, mode: str, where: str) -> np.ndarray:
