@@ -7,7 +7,7 @@ and the scope: `convscope.explain(model)`, `convscope.report(model, sample)`,
 """
 
 from . import (activations, applications, backend, callbacks, constraints, datasets, initializers, layers,
-               losses, metrics, models, ops, optimizers, preprocessing, regularizers, saving, utils, viz)
+               losses, metrics, models, ops, optimizers, preprocessing, random, regularizers, saving, utils, viz)
 from .explain import explain
 from .explain.gradients import gradients
 from .layers import Input
@@ -21,7 +21,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "activations", "applications", "backend", "callbacks", "constraints", "datasets", "initializers", "layers",
-    "losses", "metrics", "models", "ops", "optimizers", "preprocessing", "regularizers", "saving", "utils", "viz",
+    "losses", "metrics", "models", "ops", "optimizers", "preprocessing", "random", "regularizers", "saving", "utils",
+    "viz",
     "explain", "gradients", "report", "plot_model", "plot_filters", "plot_feature_maps", "plot_history",
     "Model", "Sequential", "Input",
 ]
