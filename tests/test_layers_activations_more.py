@@ -80,3 +80,66 @@ def test_arguments_are_checked_by_name():
         L.PReLU(shared_axes=[0])
     with pytest.raises(ValueError, match="PReLU 'p_re_lu.*': argument `shared_axes`=\\[3\\] names an axis"):
         cs.Sequential([cs.Input((4, 4)), L.PReLU(shared_axes=3)])
+
+
+NEW_ACTIVATIONS = ["celu", "hard_tanh", "hard_shrink", "soft_shrink", "tanh_shrink", "log_sigmoid", "squareplus",
+                   "sparse_plus", "sparse_sigmoid", "exponential"]
+
+
+def test_keras_3_activations_by_name_predict_train_and_load_as_keras(keras, tmp_path):
+    """Each of Keras 3's further activations as a layer's `activation` and as an Activation layer: the same outputs,
+    one SGD step's weights, a Keras file read back; the functions in `activations` equal Keras'."""
+    def build(module):
+        x = module.Input((6,))
+        outs = [module.layers.Activation(name)(module.layers.Dense(3, activation=name)(x)) for name in NEW_ACTIVATIONS]
+        return module.Model(x, module.layers.Dense(2)(module.layers.Concatenate()(outs)))
+    ours, theirs = build(cs), build(keras)
+    rng = np.random.default_rng(23)
+    weights = [rng.normal(0, 0.7, w.shape).astype("float32") for w in theirs.get_weights()]
+    ours.set_weights(weights)
+    theirs.set_weights(weights)
+    x, y = rng.normal(size=(5, 6)).astype("float32"), rng.normal(size=(5, 2)).astype("float32")
+    np.testing.assert_allclose(ours.predict(x, verbose=0), keras.ops.convert_to_numpy(theirs.predict(x, verbose=0)),
+                               rtol=1e-5, atol=1e-5)
+    for model, module in ((ours, cs), (theirs, keras)):
+        model.compile(optimizer=module.optimizers.SGD(0.05), loss="mse")
+        model.fit(x, y, batch_size=5, epochs=1, verbose=0)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    theirs.save(tmp_path / "acts.keras")
+    np.testing.assert_allclose(cs.models.load_model(tmp_path / "acts.keras").predict(x, verbose=0),
+                               keras.ops.convert_to_numpy(theirs.predict(x, verbose=0)), rtol=1e-5, atol=1e-5)
+    values = np.linspace(-3, 3, 25).astype("float32")
+    for name in NEW_ACTIVATIONS:
+        np.testing.assert_allclose(getattr(cs.activations, name)(values),
+                                   keras.ops.convert_to_numpy(getattr(keras.activations, name)(values)),
+                                   rtol=1e-6, atol=1e-6, err_msg=name)
+    np.testing.assert_allclose(cs.activations.soft_shrink(values, threshold=1.0),
+                               keras.ops.convert_to_numpy(keras.activations.soft_shrink(values, threshold=1.0)))
+
+
+def test_keras_ops_activations_on_symbolic_tensors_and_the_tape(keras, tmp_path):
+    """`ops.celu(x)` ... on a symbolic tensor is a graph node Keras writes and reads back; on a tape their
+    gradients are the activations' own."""
+    calls = [("celu", {"alpha": 0.5}), ("hard_tanh", {}), ("hard_shrink", {"threshold": 0.3}), ("soft_shrink", {}),
+             ("tanh_shrink", {}), ("log_sigmoid", {}), ("squareplus", {"b": 2}), ("sparse_plus", {}),
+             ("sparse_sigmoid", {})]
+    def build(module):
+        x = module.Input((4,))
+        y = module.layers.Dense(4)(x)
+        return module.Model(x, module.ops.concatenate([getattr(module.ops, f)(y, **k) for f, k in calls], axis=-1))
+    theirs = build(keras)
+    theirs.set_weights([np.random.default_rng(24).normal(0, 1, w.shape).astype("float32")
+                        for w in theirs.get_weights()])
+    theirs.save(tmp_path / "ops.keras")
+    ours = cs.models.load_model(tmp_path / "ops.keras")
+    x = np.random.default_rng(25).normal(size=(3, 4)).astype("float32")
+    np.testing.assert_allclose(ours.predict(x, verbose=0), keras.ops.convert_to_numpy(theirs.predict(x, verbose=0)),
+                               rtol=1e-5, atol=1e-6)
+    built = build(cs)
+    built.set_weights(theirs.get_weights())
+    np.testing.assert_allclose(built.predict(x, verbose=0), ours.predict(x, verbose=0), rtol=1e-6)
+    with cs.ops.Tape() as tape:
+        watched = tape.watch(x.astype("float64"))
+        total = cs.ops.sum(cs.ops.squareplus(watched, b=2) * 3.0)
+    np.testing.assert_allclose(tape.gradient(total, [watched])[0], 1.5 * (1 + x / np.sqrt(x * x + 2)), rtol=1e-6)

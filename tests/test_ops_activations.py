@@ -34,12 +34,24 @@ def torch_reference(torch, name, **params):
         "hard_swish": functional.hardswish,
         "mish": functional.mish,
         "log_softmax": lambda t: functional.log_softmax(t, dim=params.get("axis", -1)),
+        "celu": lambda t: functional.celu(t, alpha=params.get("alpha", 1.0)),
+        "hard_tanh": functional.hardtanh,
+        "hard_shrink": lambda t: functional.hardshrink(t, params.get("threshold", 0.5)),
+        "soft_shrink": lambda t: functional.softshrink(t, params.get("threshold", 0.5)),
+        "tanh_shrink": functional.tanhshrink,
+        "log_sigmoid": functional.logsigmoid,
+        "squareplus": lambda t: (t + torch.sqrt(t * t + params.get("b", 4))) / 2,       # Keras' torch formulas
+        "sparse_plus": lambda t: torch.where(t <= -1, torch.zeros_like(t), torch.where(t < 1, (t + 1) ** 2 / 4, t)),
+        "sparse_sigmoid": lambda t: torch.where(t <= -1, torch.zeros_like(t),
+                                                torch.where(t >= 1, torch.ones_like(t), 0.5 * (t + 1))),
+        "exponential": torch.exp,
     }[name]
 
 
 CASES = [(name, {}) for name in ops.ACTIVATION_NAMES] + [
     ("softmax", {"axis": 1}), ("elu", {"alpha": 0.5}), ("leaky_relu", {"negative_slope": 0.3}),
-    ("gelu", {"approximate": True}), ("log_softmax", {"axis": 1}),
+    ("gelu", {"approximate": True}), ("log_softmax", {"axis": 1}), ("celu", {"alpha": 0.5}),
+    ("hard_shrink", {"threshold": 1.5}), ("soft_shrink", {"threshold": 0.25}), ("squareplus", {"b": 1.0}),
 ]
 
 
@@ -71,6 +83,8 @@ def test_derivative_matches_finite_differences(name, params):
     # keep away from the kinks (0 for relu-like, +-3 for hard_sigmoid) where no derivative exists
     x = np.where(np.abs(x) < 0.05, 0.5, x)
     x = np.where(np.abs(np.abs(x) - 3) < 0.05, 2.0, x)
+    if name == "exponential":       # values up to e^10 would swamp the finite difference's rounding
+        x = np.clip(x, -3.0, 2.5)
     activation = ops.get_activation(name, **params)
     weights = rng.standard_normal(x.shape)
 

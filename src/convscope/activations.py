@@ -93,6 +93,55 @@ def log_softmax(x, axis=-1) -> np.ndarray:
     return get_activation("log_softmax", axis=axis).forward(x)
 
 
+def celu(x, alpha=1.0) -> np.ndarray:
+    """max(x, 0) + min(0, alpha (exp(x / alpha) - 1))."""
+    return get_activation("celu", alpha=alpha).forward(x)
+
+
+def hard_tanh(x) -> np.ndarray:
+    """clip(x, -1, 1)."""
+    return get_activation("hard_tanh").forward(x)
+
+
+def hard_shrink(x, threshold=0.5) -> np.ndarray:
+    """x where |x| > threshold, else 0."""
+    return get_activation("hard_shrink", threshold=threshold).forward(x)
+
+
+def soft_shrink(x, threshold=0.5) -> np.ndarray:
+    """x moved `threshold` towards 0, 0 within it."""
+    return get_activation("soft_shrink", threshold=threshold).forward(x)
+
+
+def tanh_shrink(x) -> np.ndarray:
+    """x - tanh(x)."""
+    return get_activation("tanh_shrink").forward(x)
+
+
+def log_sigmoid(x) -> np.ndarray:
+    """log(sigmoid(x)) = -softplus(-x)."""
+    return get_activation("log_sigmoid").forward(x)
+
+
+def squareplus(x, b=4) -> np.ndarray:
+    """(x + sqrt(x² + b)) / 2."""
+    return get_activation("squareplus", b=b).forward(x)
+
+
+def sparse_plus(x) -> np.ndarray:
+    """0 up to -1, (x + 1)² / 4 on (-1, 1), x from 1."""
+    return get_activation("sparse_plus").forward(x)
+
+
+def sparse_sigmoid(x) -> np.ndarray:
+    """0 up to -1, (x + 1) / 2 on (-1, 1), 1 from 1."""
+    return get_activation("sparse_sigmoid").forward(x)
+
+
+def exponential(x) -> np.ndarray:
+    return get_activation("exponential").forward(x)
+
+
 _BY_NAME: Dict[str, Callable] = {name: globals()[name] for name in ACTIVATION_NAMES}
 
 

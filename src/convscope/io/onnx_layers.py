@@ -75,7 +75,44 @@ def emit_activation(b: GraphBuilder, x: Value, activation, hint: str) -> Value:
         return b.value("Selu", [x.name], x, hint=hint, alpha=_SELU_ALPHA, gamma=_SELU_SCALE)
     if name == "hard_sigmoid":
         return b.value("HardSigmoid", [x.name], x, hint=hint, alpha=1.0 / 6.0, beta=0.5)
+    if name in _PIECEWISE:
+        return Value(_PIECEWISE[name](b, x.name, p, hint), x.shape, x.layout)
     return _gated(b, x, name, p, hint)
+
+
+def _clip(b: GraphBuilder, x: str, low: float, high: float, hint: str) -> str:
+    return b.op("Clip", [x, b.scalar(low), b.scalar(high)], hint)
+
+
+def _affine(b: GraphBuilder, x: str, scale: float, shift: float, hint: str) -> str:
+    return b.op("Add", [b.op("Mul", [x, b.scalar(scale)], hint), b.scalar(shift)], hint)
+
+
+def _squareplus(b: GraphBuilder, x: str, p, hint: str) -> str:
+    root = b.op("Sqrt", [b.op("Add", [b.op("Mul", [x, x], hint), b.scalar(float(p.get("b", 4.0)))], hint)], hint)
+    return b.op("Mul", [b.op("Add", [x, root], hint), b.scalar(0.5)], hint)
+
+
+def _sparse_plus(b: GraphBuilder, x: str, p, hint: str) -> str:
+    """max(x, (clip(x, -1, 1) + 1)² / 4): 0 up to -1, the parabola on (-1, 1), x beyond (they meet at 1)."""
+    shifted = b.op("Add", [_clip(b, x, -1.0, 1.0, hint), b.scalar(1.0)], hint)
+    return b.op("Max", [x, b.op("Mul", [b.op("Mul", [shifted, shifted], hint), b.scalar(0.25)], hint)], hint)
+
+
+# Activations ONNX has no one op for (or whose op differs): name -> emitter(builder, x, params, hint).
+_PIECEWISE = {
+    "celu": lambda b, x, p, h: b.op("Celu", [x], h, alpha=float(p.get("alpha", 1.0))),
+    "hard_tanh": lambda b, x, p, h: _clip(b, x, -1.0, 1.0, h),
+    "hard_shrink": lambda b, x, p, h: b.op("Shrink", [x], h, lambd=float(p.get("threshold", 0.5)), bias=0.0),
+    "soft_shrink": lambda b, x, p, h: b.op("Shrink", [x], h, lambd=float(p.get("threshold", 0.5)),
+                                           bias=float(p.get("threshold", 0.5))),
+    "tanh_shrink": lambda b, x, p, h: b.op("Sub", [x, b.op("Tanh", [x], h)], h),
+    "log_sigmoid": lambda b, x, p, h: b.op("Neg", [b.op("Softplus", [b.op("Neg", [x], h)], h)], h),
+    "squareplus": _squareplus,
+    "sparse_plus": _sparse_plus,
+    "sparse_sigmoid": lambda b, x, p, h: _clip(b, _affine(b, x, 0.5, 0.5, h), 0.0, 1.0, h),
+    "exponential": lambda b, x, p, h: b.op("Exp", [x], h),
+}
 
 
 def _gated(b: GraphBuilder, x: Value, name: str, p: Dict[str, Any], hint: str) -> Value:

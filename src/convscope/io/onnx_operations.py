@@ -23,9 +23,11 @@ _BINARY = {"add": "Add", "subtract": "Sub", "multiply": "Mul", "divide": "Div", 
 _UNARY = {"negative": "Neg", "absolute": "Abs", "abs": "Abs", "sqrt": "Sqrt", "exp": "Exp", "log": "Log",
           "tanh": "Tanh", "sign": "Sign"}
 _ACTIVATIONS = {"relu", "relu6", "sigmoid", "hard_sigmoid", "silu", "hard_silu", "gelu", "softplus", "softsign",
-                "elu", "selu", "leaky_relu", "softmax", "log_softmax"}
+                "elu", "selu", "leaky_relu", "softmax", "log_softmax", "celu", "hard_tanh", "hard_shrink",
+                "soft_shrink", "tanh_shrink", "log_sigmoid", "squareplus", "sparse_plus", "sparse_sigmoid"}
 _ACTIVATION_PARAMS = {"elu": ("alpha",), "leaky_relu": ("negative_slope",), "softmax": ("axis",),
-                      "log_softmax": ("axis",), "gelu": ("approximate",)}
+                      "log_softmax": ("axis",), "gelu": ("approximate",), "celu": ("alpha",),
+                      "hard_shrink": ("threshold",), "soft_shrink": ("threshold",), "squareplus": ("b",)}
 _REDUCE = {"mean": "ReduceMean", "sum": "ReduceSum", "max": "ReduceMax", "min": "ReduceMin"}
 
 

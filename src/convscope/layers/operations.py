@@ -35,7 +35,9 @@ _ELEMENTWISE = frozenset({"add", "subtract", "multiply", "divide", "true_divide"
                           "maximum", "minimum", "where", "less", "less_equal", "greater", "greater_equal",
                           "equal", "not_equal"})
 _NN_FUNCTIONS = frozenset({"relu", "relu6", "sigmoid", "hard_sigmoid", "silu", "hard_silu", "gelu", "softplus",
-                           "softsign", "elu", "selu", "leaky_relu", "softmax", "log_softmax"})
+                           "softsign", "elu", "selu", "leaky_relu", "softmax", "log_softmax", "celu", "hard_tanh",
+                           "hard_shrink", "soft_shrink", "tanh_shrink", "log_sigmoid", "squareplus", "sparse_plus",
+                           "sparse_sigmoid"})
 _CORE_FUNCTIONS = frozenset({"cast"})
 
 # (Keras module, class name) -> class

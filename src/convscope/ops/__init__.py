@@ -34,8 +34,9 @@ from .numpy_api import (abs, absolute, add, argmax, argmin, broadcast_to, cast, 
                         ones_like, pad, power, prod, repeat, reshape, sign, split, sqrt, square, squeeze, stack,
                         std, subtract, sum, take, tanh, tensordot, tile, transpose, true_divide, var, where,
                         zeros_like)
-from .nn_api import (elu, gelu, hard_sigmoid, hard_silu, hard_swish, leaky_relu, log_softmax, relu, relu6, selu,
-                     sigmoid, silu, softmax, softplus, softsign, swish)
+from .nn_api import (celu, elu, gelu, hard_shrink, hard_sigmoid, hard_silu, hard_swish, hard_tanh, leaky_relu,
+                     log_sigmoid, log_softmax, relu, relu6, selu, sigmoid, silu, soft_shrink, softmax, softplus,
+                     softsign, sparse_plus, sparse_sigmoid, squareplus, swish, tanh_shrink)
 
 __all__ = [
     "shapes", "augment", "affine_transform", "affine_transform_forward", "affine_transform_backward",
@@ -65,5 +66,6 @@ __all__ = [
     "repeat", "broadcast_to", "take", "pad", "cast", "zeros_like", "ones_like", "convert_to_tensor",
     "convert_to_numpy", "less", "less_equal", "greater", "greater_equal", "equal", "not_equal",
     "relu", "relu6", "sigmoid", "hard_sigmoid", "silu", "swish", "hard_silu", "hard_swish", "gelu",
-    "softplus", "softsign", "elu", "selu", "leaky_relu", "softmax", "log_softmax",
+    "softplus", "softsign", "elu", "selu", "leaky_relu", "softmax", "log_softmax", "celu", "hard_tanh",
+    "hard_shrink", "soft_shrink", "tanh_shrink", "log_sigmoid", "squareplus", "sparse_plus", "sparse_sigmoid",
 ]

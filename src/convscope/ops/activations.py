@@ -321,6 +321,82 @@ def _log_softmax_grad(g, x, y, axis=-1):
     return g - np.exp(y) * g.sum(axis=axis, keepdims=True)
 
 
+def _celu(x, alpha=1.0):
+    return np.maximum(x, 0.0) + np.minimum(0.0, alpha * np.expm1(np.minimum(x, 0.0) / alpha))
+
+
+def _celu_grad(g, x, y, alpha=1.0):
+    return g * np.where(x > 0, 1.0, np.exp(np.minimum(x, 0.0) / alpha))
+
+
+def _hard_tanh(x):
+    return np.clip(x, -1.0, 1.0)
+
+
+def _hard_tanh_grad(g, x, y):
+    return g * ((x > -1.0) & (x < 1.0))
+
+
+def _hard_shrink(x, threshold=0.5):
+    return np.where(np.abs(x) > threshold, x, 0.0).astype(x.dtype)
+
+
+def _hard_shrink_grad(g, x, y, threshold=0.5):
+    return g * (np.abs(x) > threshold)
+
+
+def _soft_shrink(x, threshold=0.5):
+    return np.where(x > threshold, x - threshold, np.where(x < -threshold, x + threshold, 0.0)).astype(x.dtype)
+
+
+def _soft_shrink_grad(g, x, y, threshold=0.5):
+    return g * (np.abs(x) > threshold)
+
+
+def _tanh_shrink(x):
+    return x - np.tanh(x)
+
+
+def _tanh_shrink_grad(g, x, y):
+    return g * np.square(np.tanh(x))
+
+
+def _log_sigmoid(x):
+    return -_softplus(-x)
+
+
+def _log_sigmoid_grad(g, x, y):
+    return g * _sigmoid(-x)
+
+
+def _squareplus(x, b=4.0):
+    return (x + np.sqrt(x * x + b)) / 2
+
+
+def _squareplus_grad(g, x, y, b=4.0):
+    return g * 0.5 * (1.0 + x / np.sqrt(x * x + b))
+
+
+def _sparse_plus(x):
+    return np.where(x <= -1.0, 0.0, np.where(x < 1.0, 0.25 * (x + 1.0) ** 2, x)).astype(x.dtype)
+
+
+def _sparse_plus_grad(g, x, y):
+    return g * np.where(x <= -1.0, 0.0, np.where(x < 1.0, 0.5 * (x + 1.0), 1.0))
+
+
+def _sparse_sigmoid(x):
+    return np.where(x <= -1.0, 0.0, np.where(x >= 1.0, 1.0, 0.5 * (x + 1.0))).astype(x.dtype)
+
+
+def _sparse_sigmoid_grad(g, x, y):
+    return g * ((x > -1.0) & (x < 1.0)) * 0.5
+
+
+def _exponential_grad(g, x, y):
+    return g * y
+
+
 _FUNCTIONS: Dict[str, tuple] = {
     "linear": (_linear, _linear_grad),
     "relu": (_relu, _relu_grad),
@@ -341,6 +417,16 @@ _FUNCTIONS: Dict[str, tuple] = {
     "hard_swish": (_hard_silu, _hard_silu_grad),
     "mish": (_mish, _mish_grad),
     "log_softmax": (_log_softmax, _log_softmax_grad),
+    "celu": (_celu, _celu_grad),
+    "hard_tanh": (_hard_tanh, _hard_tanh_grad),
+    "hard_shrink": (_hard_shrink, _hard_shrink_grad),
+    "soft_shrink": (_soft_shrink, _soft_shrink_grad),
+    "tanh_shrink": (_tanh_shrink, _tanh_shrink_grad),
+    "log_sigmoid": (_log_sigmoid, _log_sigmoid_grad),
+    "squareplus": (_squareplus, _squareplus_grad),
+    "sparse_plus": (_sparse_plus, _sparse_plus_grad),
+    "sparse_sigmoid": (_sparse_sigmoid, _sparse_sigmoid_grad),
+    "exponential": (lambda x: np.exp(x), _exponential_grad),
 }
 ACTIVATION_NAMES = tuple(_FUNCTIONS)
 # Keras 3 aliases: the activation keeps (and configs write) the name of the function they stand for.
@@ -352,7 +438,8 @@ def get_activation(identifier=None, **params) -> Activation:
 
     Keyword parameters as Keras: relu(negative_slope, max_value, threshold),
     leaky_relu(negative_slope=0.2), elu(alpha=1.0), softmax(axis=-1), log_softmax(axis=-1),
-    gelu(approximate=False).  Aliases take their function's name: swish -> silu,
+    gelu(approximate=False), celu(alpha=1.0), hard_shrink/soft_shrink(threshold=0.5), squareplus(b=4).
+    Aliases take their function's name: swish -> silu,
     hard_swish -> hard_silu (as Keras 3 writes them in configs).
     """
     if isinstance(identifier, Activation):
@@ -373,7 +460,8 @@ def get_activation(identifier=None, **params) -> Activation:
     forward, backward = _FUNCTIONS[name]
     allowed = {"relu": ("negative_slope", "max_value", "threshold"), "leaky_relu": ("negative_slope",),
                "elu": ("alpha",), "softmax": ("axis",), "log_softmax": ("axis",),
-               "gelu": ("approximate",)}.get(name, ())
+               "gelu": ("approximate",), "celu": ("alpha",), "hard_shrink": ("threshold",),
+               "soft_shrink": ("threshold",), "squareplus": ("b",)}.get(name, ())
     unknown = sorted(set(params) - set(allowed))
     if unknown:
         raise TypeError(f"get_activation: activation '{name}' takes no parameter(s) {unknown}; "

@@ -12,7 +12,8 @@ from .numpy_api import _axes, _one, _symbolic_dispatch
 from .tape import record_node
 
 __all__ = ["relu", "relu6", "sigmoid", "hard_sigmoid", "silu", "swish", "hard_silu", "hard_swish",
-           "gelu", "softplus", "softsign", "elu", "selu", "leaky_relu", "softmax", "log_softmax"]
+           "gelu", "softplus", "softsign", "elu", "selu", "leaky_relu", "softmax", "log_softmax", "celu", "hard_tanh",
+           "hard_shrink", "soft_shrink", "tanh_shrink", "log_sigmoid", "squareplus", "sparse_plus", "sparse_sigmoid"]
 
 
 def _activation(fn: str, x, name: str, **params):
@@ -105,6 +106,51 @@ def log_softmax(x, axis=-1):
     """x - log(sum(exp(x))) over `axis`; the gradient is g - softmax(x) * sum(g)."""
     value = _one(x, "log_softmax", floating=True)
     return _activation("log_softmax", x, "log_softmax", axis=_axes(axis, value.ndim, "log_softmax"))
+
+
+def celu(x, alpha=1.0):
+    """max(x, 0) + min(0, alpha (exp(x / alpha) - 1))."""
+    return _activation("celu", x, "celu", alpha=alpha)
+
+
+def hard_tanh(x):
+    """clip(x, -1, 1)."""
+    return _activation("hard_tanh", x, "hard_tanh")
+
+
+def hard_shrink(x, threshold=0.5):
+    """x where |x| > threshold, else 0."""
+    return _activation("hard_shrink", x, "hard_shrink", threshold=threshold)
+
+
+def soft_shrink(x, threshold=0.5):
+    """x moved `threshold` towards 0, 0 within it."""
+    return _activation("soft_shrink", x, "soft_shrink", threshold=threshold)
+
+
+def tanh_shrink(x):
+    """x - tanh(x)."""
+    return _activation("tanh_shrink", x, "tanh_shrink")
+
+
+def log_sigmoid(x):
+    """log(sigmoid(x))."""
+    return _activation("log_sigmoid", x, "log_sigmoid")
+
+
+def squareplus(x, b=4):
+    """(x + sqrt(x² + b)) / 2."""
+    return _activation("squareplus", x, "squareplus", b=b)
+
+
+def sparse_plus(x):
+    """0 up to -1, (x + 1)² / 4 on (-1, 1), x from 1."""
+    return _activation("sparse_plus", x, "sparse_plus")
+
+
+def sparse_sigmoid(x):
+    """0 up to -1, (x + 1) / 2 on (-1, 1), 1 from 1."""
+    return _activation("sparse_sigmoid", x, "sparse_sigmoid")
 
 
 _symbolic_dispatch(globals(), __all__)
