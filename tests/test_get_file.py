@@ -8,7 +8,10 @@ leaves nothing in the cache, hostile archive members are skipped, a cached file 
 import hashlib
 import io
 import os
+import subprocess
+import sys
 import tarfile
+import threading
 import zipfile
 from pathlib import Path
 
@@ -46,6 +49,7 @@ CALLS = [
     dict(origin="pack.tar.gz", extract=True),
     dict(fname="pack", origin="pack.tar.gz", untar=True),
     dict(fname="pack.zip", origin="pack.zip", extract=True, cache_subdir="zips"),
+    dict(fname="w.npy", origin="weights.npy", cache_subdir="{tmp}/absolute"),     # an absolute folder, as Keras
 ]
 
 
@@ -53,6 +57,8 @@ CALLS = [
 def test_paths_and_files_equal_keras(keras, tmp_path, call):
     files = make_archives(tmp_path / "server")
     kwargs = dict(call, origin=(tmp_path / "server" / call["origin"]).as_uri())
+    if "cache_subdir" in call:
+        kwargs["cache_subdir"] = call["cache_subdir"].format(tmp=tmp_path)
     for side in ("ours", "theirs"):      # Keras falls back to /tmp/.keras for a cache_dir that does not exist yet
         (tmp_path / side).mkdir()
     ours = cs.utils.get_file(**kwargs, cache_dir=str(tmp_path / "ours"))
@@ -99,14 +105,16 @@ def test_hostile_archive_members_are_skipped(tmp_path):
     with pytest.warns(UserWarning, match="skipped 4 member\\(s\\) .*'../escape.txt', '/abs.txt', 'link', 'pipe'"):
         folder = cs.utils.get_file("evil.tar", archive.as_uri(), extract=True, cache_dir=tmp_path / "cache")
     assert tree(folder) == {"ok.txt": b"fine"}
-    assert not (tmp_path / "cache" / "escape.txt").exists() and not Path("/abs.txt").exists()
+    cache = tmp_path / "cache"          # members land in cache/datasets/.evil_extracted.<pid>-<n>.extracting/
+    assert not (cache / "datasets" / "escape.txt").exists() and not Path("/abs.txt").exists()
+    assert not (cache / "outside").exists() and not os.path.lexists(cache / "datasets" / "link")
     zipped = tmp_path / "evil.zip"
     with zipfile.ZipFile(zipped, "w") as handle:
         handle.writestr("good/x.txt", b"1")
         handle.writestr("../../zip_escape.txt", b"2")
     with pytest.warns(UserWarning, match="skipped 1 member"):
         folder = cs.utils.get_file("evil.zip", zipped.as_uri(), extract=True, cache_dir=tmp_path / "cache")
-    assert tree(folder) == {"good/x.txt": b"1"} and not (tmp_path / "zip_escape.txt").exists()
+    assert tree(folder) == {"good/x.txt": b"1"} and not (tmp_path / "cache" / "zip_escape.txt").exists()
 
 
 def test_a_damaged_archive_is_refused_and_leaves_no_folder(tmp_path):
@@ -127,7 +135,74 @@ def test_arguments_are_checked_by_name(tmp_path):
         cs.utils.get_file("a")
     with pytest.raises(ValueError, match="get_file: argument `fname` must be a file name, not a path"):
         cs.utils.get_file("sub/a.txt", "file:///nowhere", cache_dir=tmp_path)
-    with pytest.raises(ValueError, match="get_file: argument `cache_subdir` must be a folder name"):
-        cs.utils.get_file("a.txt", "file:///nowhere", cache_subdir="../up", cache_dir=tmp_path)
+    with pytest.raises(TypeError, match="get_file: argument `cache_subdir` must be a folder"):
+        cs.utils.get_file("a.txt", "file:///nowhere", cache_subdir=3, cache_dir=tmp_path)
     with pytest.raises(ValueError, match="get_file: argument `hash_algorithm` must be"):
         cs.utils.get_file("a.txt", "file:///nowhere", file_hash="ab", hash_algorithm="sha1", cache_dir=tmp_path)
+
+
+def test_links_are_skipped_where_python_has_no_extraction_filter(tmp_path, monkeypatch):
+    """Without tarfile's data filter (Python before 3.10.12/3.11.4) a chain of links (d/l -> .., d/l/x -> ..)
+    checked one by one would lead a later file out of the folder: links are skipped there."""
+    archive = tmp_path / "chain.tar"
+    with tarfile.open(archive, "w") as tar:
+        folder = tarfile.TarInfo("d")
+        folder.type = tarfile.DIRTYPE
+        tar.addfile(folder)
+        for name in ("d/l", "d/l/x"):
+            link = tarfile.TarInfo(name)
+            link.type, link.linkname = tarfile.SYMTYPE, ".."
+            tar.addfile(link)
+        info = tarfile.TarInfo("d/l/x/ESCAPED.txt")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"!"))
+    monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    with pytest.warns(UserWarning, match="skipped 2 member.*'d/l', 'd/l/x'"):
+        folder = cs.utils.get_file("chain.tar", archive.as_uri(), extract=True, cache_dir=tmp_path / "cache")
+    assert list(tmp_path.rglob("ESCAPED.txt")) == [Path(folder) / "d" / "l" / "x" / "ESCAPED.txt"]   # inside
+    assert not any(p.is_symlink() for p in Path(folder).rglob("*"))
+
+
+def test_callers_extracting_at_once_each_get_the_whole_folder(tmp_path):
+    server = tmp_path / "server"
+    server.mkdir()
+    with tarfile.open(server / "many.tar", "w") as tar:
+        for i in range(200):
+            info = tarfile.TarInfo(f"f{i}.bin")
+            info.size = 1000
+            tar.addfile(info, io.BytesIO(bytes([i % 256]) * 1000))
+    (tmp_path / "cache" / "datasets").mkdir(parents=True)
+    cs.utils.get_file("many.tar", (server / "many.tar").as_uri(), cache_dir=tmp_path / "cache")  # downloaded once
+    results, errors = [], []
+
+    def extract():
+        try:
+            folder = cs.utils.get_file("many.tar", (server / "many.tar").as_uri(), extract=True,
+                                       cache_dir=tmp_path / "cache")
+            results.append(len(list(Path(folder).iterdir())))
+        except Exception as error:          # noqa: BLE001 (reported below)
+            errors.append(error)
+    threads = [threading.Thread(target=extract) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and results == [200] * 6
+    assert sorted(p.name for p in (tmp_path / "cache" / "datasets").iterdir()) == ["many.tar", "many_extracted"]
+
+
+def test_a_killed_extraction_leaves_nothing_behind(tmp_path):
+    """The temporary folder of an extraction whose process died is removed by the next extraction."""
+    make_archives(tmp_path / "server")
+    datasets = tmp_path / "cache" / "datasets"
+    datasets.mkdir(parents=True)
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = int(child.stdout)                                                  # a pid that no longer runs
+    stale = datasets / f".pack_extracted.{dead}-0.extracting"
+    (stale / "data").mkdir(parents=True)
+    (stale / "data" / "half.bin").write_bytes(b"x" * 100)
+    mine = datasets / f".pack_extracted.{os.getpid()}-999.extracting"        # a live process' (this one's)
+    mine.mkdir()
+    cs.utils.get_file("pack.tar.gz", (tmp_path / "server" / "pack.tar.gz").as_uri(), extract=True,
+                      cache_dir=tmp_path / "cache")
+    assert not stale.exists() and mine.exists()

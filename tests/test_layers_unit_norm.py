@@ -79,6 +79,7 @@ def test_a_cnn_trains_saves_and_loads_as_keras(keras, tmp_path):
             factors = ("l1", "l2")
             assert {k: layer.get_config()[k] for k in factors} == {k: k_layer.get_config()[k] for k in factors}
             assert "activity_regularizer" not in k_layer.get_config()
+            assert "activity_regularizer" not in layer.get_config()
     theirs.save(tmp_path / "reg.keras")
     loaded = cs.models.load_model(tmp_path / "reg.keras")
     np.testing.assert_allclose(loaded.predict(x, verbose=0), keras.ops.convert_to_numpy(theirs.predict(x, verbose=0)),
@@ -96,12 +97,17 @@ def test_explanations_follow_the_unit_normalization():
     assert [f.size for f in unit.receptive_field] == [3, 3]          # along the channels only: fields pass
     assert "UnitNormalization divides each sample's vector along the axes [3]" in str(cs.explain(cnn(cs, L)))
     assert "L2 노름" in str(cs.explain(cnn(cs, L), lang="ko"))
+    open_sizes = cs.Sequential([cs.Input((None, None, 3)), L.UnitNormalization(axis=[1, 2])])   # unknown sizes
+    assert cs.models.analysis.analyze(open_sizes).layers[-1].kind == "unit_norm"
 
 
 def test_arguments_are_checked_by_name():
     with pytest.raises(ValueError, match="ActivityRegularization 'reg': argument `l1` must be a finite number in "
                                          "\\[0.0, inf\\], got -1.0"):
         L.ActivityRegularization(l1=-1, name="reg")
+    with pytest.raises(TypeError, match="ActivityRegularization 'activity_regularization.*': argument `l2` must be a "
+                                        "number, got 'a'"):
+        L.ActivityRegularization(l2="a")
     with pytest.raises(TypeError, match="UnitNormalization 'unit_normalization.*': argument `axis` must be an int "
                                         "or a list/tuple of ints, got 'a'"):
         L.UnitNormalization(axis="a")

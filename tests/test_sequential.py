@@ -319,7 +319,9 @@ def test_inputs_are_cast_to_the_input_dtype_as_keras(keras):
     x = np.arange(2 * 6 * 6 * 3).reshape(2, 6, 6, 3).astype(np.uint8)
     for build in (lambda m: [m.Input((6, 6, 3)), m.layers.Flatten()], lambda m: [m.layers.Flatten()],
                   lambda m: [m.Input((6, 6, 3)), m.layers.Resizing(4, 4)],
-                  lambda m: [m.Input((6, 6, 3), dtype="float64"), m.layers.Flatten(dtype="float64")]):
+                  lambda m: [m.Input((6, 6, 3), dtype="float64"), m.layers.Flatten(dtype="float64")],
+                  lambda m: [m.layers.Flatten(dtype="float64")],
+                  lambda m: [m.layers.Dense(2, dtype="float64", kernel_initializer="ones")]):
         ours, theirs = convscope.Sequential(build(convscope)), keras.Sequential(build(keras))
         expected = keras.ops.convert_to_numpy(theirs.predict(x, verbose=0))
         for got in (ours.predict(x, verbose=0), ours(x)):

@@ -16,10 +16,13 @@ class ActivityRegularization(Layer):
     (`regularizers.L1L2(l1, l2)`), whose gradient flows back into x.  No weights."""
 
     def __init__(self, l1=0.0, l2=0.0, **kwargs):
-        where = f"{type(self).__name__} '{kwargs.get('name') or type(self).__name__}'"
-        l1, l2 = (check_float(v, arg, where, 0.0) for v, arg in ((l1, "l1"), (l2, "l2")))
-        super().__init__(activity_regularizer=regularizers.L1L2(l1=l1, l2=l2), **kwargs)
-        self.l1, self.l2 = l1, l2
+        if "activity_regularizer" in kwargs:
+            raise TypeError(f"{type(self).__name__}: argument `activity_regularizer` is set by `l1` and `l2`, got "
+                            f"{kwargs['activity_regularizer']!r}")
+        super().__init__(**kwargs)
+        where = self._describe()
+        self.l1, self.l2 = (check_float(v, arg, where, 0.0) for v, arg in ((l1, "l1"), (l2, "l2")))
+        self.activity_regularizer = regularizers.L1L2(l1=self.l1, l2=self.l2)
         self.built = True
 
     def describe(self):

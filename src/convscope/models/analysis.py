@@ -644,8 +644,11 @@ def _normalizing(row: LayerNumbers, spec, where: str) -> None:
     n = len(row.input_shape)
     axes = spec.axis if isinstance(spec.axis, (list, tuple)) else [] if spec.axis is None else [spec.axis]
     row.dims = tuple(sorted(int(a) % n for a in axes))
-    size = int(np.prod([row.input_shape[a] for a in row.dims], dtype=np.int64))
     elements = row.output_elements
+    if row.kind == "unit_norm":                 # no weights: the axes' sizes may be unknown
+        row.norm_ops = 3 * elements             # a square and an add (the sum), then a multiply by 1 / norm
+        return
+    size = int(np.prod([row.input_shape[a] for a in row.dims], dtype=np.int64))
     if row.kind == "group_norm":
         row.groups = spec.groups if spec.groups != -1 else size      # -1 (instance normalization) until built
     if row.kind in ("layer_norm", "group_norm"):
@@ -656,8 +659,6 @@ def _normalizing(row: LayerNumbers, spec, where: str) -> None:
         # per element: 1 add (mean), subtract + square + add (variance), subtract + multiply (normalize),
         # then one multiply (gamma) and one add (beta) when present
         row.norm_ops = (6 + sum(weights)) * elements
-    elif row.kind == "unit_norm":
-        row.norm_ops = 3 * elements             # a square and an add (the sum), then a multiply by 1 / norm
     elif row.kind == "normalization":
         row.params = 2 * size + 1 if spec.adapted else 0
         row.in_channels = size

@@ -161,7 +161,8 @@ class Sequential(Model):
                 raise TypeError(f"{self._describe()}.build: argument `input_shape` must be a tuple such as "
                                 f"(None, 28, 28, 1), got {input_shape!r}") from None
             if self._input_layer is None:
-                self._input_layer = InputLayer(batch_shape=shape, name=f"{self.name}_input")
+                self._input_layer = InputLayer(batch_shape=shape, name=f"{self.name}_input",
+                                               dtype=self._layers[0].dtype if self._layers else None)
             elif len(shape) != len(self._input_layer.shape) or any(
                     a is not None and b is not None and a != b for a, b in zip(shape[1:], self._input_layer.shape[1:])):
                 raise ValueError(f"{self._describe()}.build: argument `input_shape` {shape} does not match the "
@@ -242,8 +243,9 @@ class Sequential(Model):
         array = np.asarray(x)
         if array.dtype.kind not in "biuf":
             raise TypeError(f"{self._describe()}.{where}: expected a numeric array, got dtype {array.dtype}")
-        if self._input_layer is None:       # built from this input's shape, with an input of floatx (Keras')
-            return array if array.dtype == np.dtype(backend.floatx()) else array.astype(backend.floatx())
+        if self._input_layer is None:       # built from this input: an input of the first layer's dtype (Keras')
+            dtype = np.dtype(self._layers[0].dtype or backend.floatx())
+            return array if array.dtype == dtype else array.astype(dtype)
         expected = self._input_layer.shape
         if array.ndim != len(expected) or any(e is not None and e != s for e, s in zip(expected[1:], array.shape[1:])):
             raise ValueError(f"{self._describe()}.{where}: expected input of shape {expected} "

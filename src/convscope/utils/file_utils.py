@@ -7,16 +7,21 @@ expects and files Keras already downloaded are reused.  What differs is safety:
 * the download streams into a temporary file that is renamed into place only when complete and, with a hash,
   only when it matches (`datasets._files.download`): an interrupted or tampered download never sits in the
   cache under the real name;
-* an archive is extracted into a temporary folder beside the target and renamed into place when complete;
-  members that would land outside it (absolute paths, `..`, links pointing out), devices and FIFOs are
-  skipped with a warning naming them (Keras skips the first kinds too), and an archive whose members add up
-  to more than the free disk space is refused before anything is written.
+* an archive is extracted into a temporary folder beside the target and renamed into place when complete
+  (callers extracting the same archive at once each get a complete folder; temporary folders of killed
+  processes are removed by the next extraction); members that would land outside it (absolute paths, `..`,
+  links pointing out), devices and FIFOs are skipped with a warning naming them (Keras skips the first kinds
+  too) — and links altogether where Python's tar extraction filter is missing (before 3.10.12/3.11.4: a chain
+  of links could otherwise lead out) —, and an archive whose members add up to more than the free disk space
+  is refused before anything is written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
+import re
 import shutil
 import tarfile
 import urllib.parse
@@ -26,6 +31,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..datasets._files import download, file_digest
+from ..io._atomic import _process_alive
 
 __all__ = ["get_file", "extract_archive", "validate_file"]
 
@@ -78,13 +84,13 @@ def get_file(fname=None, origin=None, untar=False, md5_hash=None, file_hash=None
         raise ValueError(f"get_file: argument `origin` must be the URL of the file to download, got {origin!r}")
     if fname is not None and not isinstance(fname, (str, os.PathLike)):
         raise TypeError(f"get_file: argument `fname` must be a file name or None, got {fname!r}")
-    if not isinstance(cache_subdir, str) or os.path.isabs(cache_subdir) or ".." in Path(cache_subdir).parts:
-        raise ValueError(f"get_file: argument `cache_subdir` must be a folder name under `cache_dir`, got "
-                         f"{cache_subdir!r}")
+    if not isinstance(cache_subdir, (str, os.PathLike)):
+        raise TypeError(f"get_file: argument `cache_subdir` must be a folder (under `cache_dir`, or absolute), got "
+                        f"{cache_subdir!r}")
     if md5_hash is not None and file_hash is None:
         file_hash, hash_algorithm = md5_hash, "md5"
     algorithm = None if file_hash is None else _hash_algorithm(hash_algorithm, str(file_hash))
-    datadir = _cache_root(cache_dir) / cache_subdir
+    datadir = _cache_root(cache_dir) / cache_subdir         # an absolute `cache_subdir` is the folder, as Keras
     datadir.mkdir(parents=True, exist_ok=True)
     target, folder = _targets(None if fname is None else os.fspath(fname), origin, datadir, extract or untar)
     fetch = force_download or not target.is_file() or (
@@ -99,8 +105,8 @@ def get_file(fname=None, origin=None, untar=False, md5_hash=None, file_hash=None
             raise OSError(f"get_file: cannot download {origin!r}: {error}") from error
     if folder is None:
         return str(target)
-    if fetch or not folder.is_dir():
-        if not extract_archive(target, folder, "tar" if untar else archive_format):
+    if fetch or not folder.is_dir():            # a new download replaces the folder; else the first one stays
+        if not _extract(target, folder, "tar" if untar else archive_format, replace=fetch):
             warnings.warn(f"get_file: '{target}' is not a {' or '.join(_FORMATS)} archive; nothing was extracted",
                           stacklevel=2)
     return str(folder)
@@ -109,6 +115,10 @@ def get_file(fname=None, origin=None, untar=False, md5_hash=None, file_hash=None
 def extract_archive(file_path, path=".", archive_format="auto") -> bool:
     """Extract a tar (any compression) or zip archive into the folder `path`, replacing it when complete;
     False when the file is none of `archive_format` ("auto": tar or zip; None: nothing)."""
+    return _extract(file_path, path, archive_format, replace=True)
+
+
+def _extract(file_path, path, archive_format, replace: bool) -> bool:
     if archive_format is None:
         return False
     formats = list(_FORMATS) if archive_format == "auto" else \
@@ -120,15 +130,15 @@ def extract_archive(file_path, path=".", archive_format="auto") -> bool:
     file_path, path = Path(file_path), Path(path)
     for kind in formats:
         if (tarfile.is_tarfile if kind == "tar" else zipfile.is_zipfile)(file_path):
-            _extract_into_place(file_path, path, kind)
+            _extract_into_place(file_path, path, kind, replace)
             return True
     return False
 
 
-def _extract_into_place(file_path: Path, path: Path, kind: str) -> None:
+def _extract_into_place(file_path: Path, path: Path, kind: str, replace: bool) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale(path)
     temp = path.parent / f".{path.name}.{os.getpid()}-{next(_counter)}.extracting"
-    shutil.rmtree(temp, ignore_errors=True)
     temp.mkdir()
     try:
         if kind == "tar":
@@ -142,15 +152,44 @@ def _extract_into_place(file_path: Path, path: Path, kind: str) -> None:
                 members = _safe_members(archive.infolist(), temp, kind, file_path)
                 _check_space(sum(m.file_size for m in members), temp, file_path)
                 archive.extractall(temp, members=members)
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        elif path.exists() or path.is_symlink():
-            path.unlink()
-        os.replace(temp, path)
+        _install(temp, path, replace)
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as error:
         raise ValueError(f"extract_archive: cannot extract '{file_path}': {type(error).__name__}: {error}") from None
     finally:
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def _install(temp: Path, path: Path, replace: bool) -> None:
+    """Rename the complete folder `temp` to `path`: with `replace` an earlier `path` is moved aside first (and
+    removed after); a complete folder another caller put there first is kept (and `temp` dropped)."""
+    old = path.parent / f".{path.name}.{os.getpid()}-{next(_counter)}.old" if replace else None
+    try:
+        if old is not None:
+            os.rename(path, old)
+    except FileNotFoundError:
+        old = None
+    try:
+        os.rename(temp, path)           # never over a non-empty folder (os.replace would be the same here)
+    except OSError:
+        if not path.is_dir():
+            raise
+    finally:
+        if old is not None:
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    old.unlink()
+
+
+def _remove_stale(path: Path) -> None:
+    """Remove the temporary folders of extractions to `path` whose process no longer runs (a killed run)."""
+    pattern = re.compile(re.escape(f".{path.name}.") + r"(\d{1,10})-\d{1,10}\.(extracting|old)")
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(path.parent):
+            match = pattern.fullmatch(entry.name)
+            if match and not _process_alive(int(match.group(1))) and entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
 
 
 def _inside(base: Path, name: str) -> bool:
@@ -168,7 +207,9 @@ def _safe_members(members, base: Path, kind: str, source: Path) -> list:
         name = member.name if kind == "tar" else member.filename
         safe = _inside(base, name)
         if safe and kind == "tar":
-            if member.issym():
+            if (member.issym() or member.islnk()) and not hasattr(tarfile, "data_filter"):
+                safe = False            # checked one by one, a chain of links could lead out
+            elif member.issym():
                 safe = _inside(base, os.path.join(os.path.dirname(name), member.linkname))
             elif member.islnk():
                 safe = _inside(base, member.linkname)
