@@ -173,6 +173,14 @@ def test_arguments_are_checked_by_name(tmp_path):
         apps.VGG19(weights=None, input_shape=(None, None, 3))
     with pytest.raises(ValueError, match="ResNet152: argument `input_tensor` is not supported yet"):
         apps.ResNet152(weights=None, input_tensor=cs.Input((64, 64, 3)))
+    with pytest.raises(ValueError, match="EfficientNetB0: the input must be at least 32x32"):
+        apps.EfficientNetB0(weights=None, include_top=False, input_shape=(16, 16, 3))
+    with pytest.raises(TypeError, match="MobileNetV3Small: argument `alpha` must be a number, got 'x'"):
+        apps.MobileNetV3Small(weights=None, alpha="x", name="my_net")
+    with pytest.raises(ValueError, match="DenseNet121: argument `pooling` must be None"):
+        apps.DenseNet121(weights=None, include_top=False, pooling="mean")
+    with pytest.raises(ValueError, match="ConvNeXtXLarge: argument `classes` must be a positive int"):
+        apps.ConvNeXtXLarge(weights=None, classes=0)
 
 
 def test_decode_predictions_is_keras(keras, tmp_path, monkeypatch):

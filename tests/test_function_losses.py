@@ -121,8 +121,28 @@ def test_what_a_loss_function_cannot_do_is_named():
         return cs.ops.mean(cs.ops.square(y_true - y_pred))
     model.compile("sgd", loss=batch_loss)
     model.fit(x, y, verbose=0)                  # one value for the batch: trains
-    with pytest.raises(ValueError, match="loss 'batch_loss' returns one value for the whole batch; sample_weight"):
-        model.fit(x, y, sample_weight=np.ones(4), verbose=0)
+
+
+@pytest.mark.parametrize("reduction", ["sum_over_batch_size", "sum"])
+def test_one_value_for_the_batch_is_weighted_as_keras(keras, reduction):
+    """A loss giving one value for the batch (a Dice over the batch, a mean of its own) with sample weights:
+    Keras scales it by the weights' mean (their sum with reduction="sum"); the step's weights as Keras'."""
+    rng = np.random.default_rng(9)
+    x, y = rng.normal(size=(4, 4)).astype("float32"), rng.uniform(size=(4, 3)).astype("float32")
+    weights = np.array([0.5, 1.0, 2.0, 3.0], "float32")
+    models = []
+    for module in (cs, keras):
+        def batch_loss(y_true, y_pred, ops=module.ops):
+            return ops.mean(ops.square(y_true - y_pred))
+        model = classifier(module)
+        model.compile(module.optimizers.SGD(0.1), loss=module.losses.Dice(reduction=reduction) if reduction == "sum"
+                      else batch_loss)
+        models.append(model)
+    models[0].set_weights(models[1].get_weights())
+    logs = [m.fit(x, y, sample_weight=weights, batch_size=4, verbose=0).history["loss"] for m in models]
+    np.testing.assert_allclose(logs[0], logs[1], rtol=1e-5)
+    for a, b in zip(models[0].get_weights(), models[1].get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
 def test_a_callable_object_and_a_registered_loss_class(tmp_path):

@@ -60,7 +60,7 @@ def test_values_gradients_and_configs_equal_keras(keras, name, kwargs, y_true, y
     assert type(keras.losses.deserialize(cs.losses.serialize(ours))) is type(theirs)
 
 
-@pytest.mark.parametrize("loss", ["hinge", "kl_divergence", "mape", "msle", "logcosh", "poisson"])
+@pytest.mark.parametrize("loss", ["hinge", "kl_divergence", "kld", "mape", "MAPE", "msle", "log_cosh", "poisson"])
 def test_function_names_are_found(loss):
     function = cs.losses.get(loss)
     assert callable(function) and type(cs.losses.as_loss_object(loss)).__name__ != "FunctionLoss"
@@ -103,3 +103,30 @@ def test_arguments_are_checked_by_name():
         cs.losses.Hinge(axis=1)
     with pytest.raises(ValueError, match="loss 'categorical_hinge' needs targets shaped like the model output"):
         cs.losses.CategoricalHinge().check_targets(np.zeros(6), (None, 4), "fit")
+
+
+def test_keras_positional_arguments_alpha_per_class_and_rank_matching(keras):
+    """Keras' argument order (the loss' own arguments first), CategoricalFocalCrossentropy's alpha per class,
+    (N,) targets against (N, 1) predictions as Keras matches them, and tiny norms as Keras' normalize bounds them."""
+    assert cs.losses.Tversky(0.3, 0.7).get_config() == keras.losses.Tversky(0.3, 0.7).get_config()
+    assert cs.losses.CosineSimilarity(0).get_config()["axis"] == 0
+    assert cs.losses.BinaryFocalCrossentropy(True, 0.4).get_config() == \
+        keras.losses.BinaryFocalCrossentropy(True, 0.4).get_config()
+    per_class = cs.losses.CategoricalFocalCrossentropy(alpha=[0.25, 0.5, 0.1, 0.15])
+    theirs = keras.losses.CategoricalFocalCrossentropy(alpha=[0.25, 0.5, 0.1, 0.15])
+    np.testing.assert_allclose(per_class(ONE_HOT, PROBS), float(theirs(ONE_HOT, PROBS)), rtol=1e-5)
+    assert cs.losses.deserialize(keras.losses.serialize(theirs)).get_config()["alpha"] == [0.25, 0.5, 0.1, 0.15]
+    y, p = np.array([1.0, 2.0, 3.0], "float32"), np.array([[1.5], [2.0], [2.0]], "float32")
+    for name in ("mean_absolute_percentage_error", "mean_squared_logarithmic_error", "log_cosh", "cosine_similarity"):
+        np.testing.assert_allclose(getattr(cs.losses, name)(y, p),
+                                   keras.ops.convert_to_numpy(getattr(keras.losses, name)(y, p)), rtol=1e-5,
+                                   err_msg=name)
+    tiny_true, tiny_pred = np.array([[1, 0], [1, 1]], "float32"), np.array([[1e-9, 0], [3e-8, 1e-8]], "float32")
+    np.testing.assert_allclose(cs.losses.CosineSimilarity(reduction="none")(tiny_true, tiny_pred),
+                               keras.ops.convert_to_numpy(keras.losses.CosineSimilarity(reduction="none")(
+                                   tiny_true, tiny_pred)), rtol=1e-5)
+    smooth = dict(label_smoothing=0.3, axis=1)                                 # Keras smooths over the last axis
+    maps = np.moveaxis(np.eye(3, dtype="float32")[rng.integers(0, 3, (2, 4, 5))], -1, 1)
+    scores = np.moveaxis(rng.dirichlet(np.ones(3), size=(2, 4, 5)).astype("float32"), -1, 1)
+    expected = keras.ops.convert_to_numpy(keras.losses.categorical_crossentropy(maps, scores, **smooth))
+    np.testing.assert_allclose(cs.losses.categorical_crossentropy(maps, scores, **smooth), expected, rtol=1e-5)

@@ -39,7 +39,8 @@ CASES = [  # (class name, keyword arguments, batches of y_true, batches of y_pre
     ("IoU", {"num_classes": 3, "target_class_ids": [0, 2]}, SEG_LABELS, SEG_LABELS[::-1].copy()),
     ("IoU", {"num_classes": 3, "target_class_ids": [1], "sparse_y_pred": False}, SEG_LABELS, SEG_PROBS),
     ("MeanIoU", {"num_classes": 3, "ignore_class": 1}, SEG_LABELS, SEG_LABELS[::-1].copy()),
-    ("BinaryIoU", {}, BINARY, SCORES), ("BinaryIoU", {}, BINARY, ROUNDED), ("BinaryIoU", {"target_class_ids": [1], "threshold": 0.3}, BINARY, SCORES),
+    ("BinaryIoU", {}, BINARY, SCORES), ("BinaryIoU", {}, BINARY, ROUNDED),
+    ("BinaryIoU", {"target_class_ids": [1], "threshold": 0.3}, BINARY, SCORES),
     ("OneHotIoU", {"num_classes": 4, "target_class_ids": [0, 3]}, ONE_HOT, PROBS),
     ("OneHotMeanIoU", {"num_classes": 4}, ONE_HOT, PROBS),
     ("F1Score", {}, ONE_HOT, PROBS), ("F1Score", {"average": "macro", "threshold": 0.3}, ONE_HOT, PROBS),
@@ -80,7 +81,8 @@ def test_running_results_and_configs_equal_keras(keras, name, kwargs, y_true, y_
     assert type(rebuilt) is type(ours) and rebuilt.get_config() == keras_config
 
 
-@pytest.mark.parametrize("metric", ["mape", "msle", "kl_divergence", "poisson", "hinge", "f1_score",
+@pytest.mark.parametrize("metric", ["mape", "MAPE", "msle", "MSLE", "bce", "kl_divergence", "poisson", "hinge",
+                                    "f1_score", "log_cosh_error",
                                     "binary_crossentropy", "cosine_similarity", "r2_score"])
 def test_compile_takes_the_names(keras, metric):
     def build(module):
@@ -133,3 +135,14 @@ def test_a_keras_file_keeps_its_metric_objects(keras, tmp_path):
     for key in keras_logs:
         np.testing.assert_allclose(np.asarray(ours_logs[key], dtype=np.float64), keras_value(keras_logs[key]),
                                    rtol=1e-5, atol=1e-6, err_msg=key)
+
+
+@pytest.mark.parametrize("name", ["MeanAbsolutePercentageError", "MeanSquaredLogarithmicError", "LogCoshError",
+                                  "CosineSimilarity"])
+def test_targets_of_one_rank_less_are_matched_as_keras(keras, name):
+    """(N,) targets for (N, 1) predictions: Keras gives the targets the axis (no (N, N) broadcast)."""
+    ours, theirs = getattr(cs.metrics, name)(), getattr(keras.metrics, name)()
+    y, p = np.array([1.0, 2.0, 3.0], "float32"), np.array([[1.5], [2.0], [2.0]], "float32")
+    ours.update_state(y, p)
+    theirs.update_state(y, p)
+    np.testing.assert_allclose(ours.result(), keras_value(theirs.result()), rtol=1e-5)

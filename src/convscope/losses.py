@@ -73,7 +73,7 @@ def categorical_crossentropy(y_true, y_pred, from_logits: bool = False, label_sm
     """Crossentropy between one-hot `y_true` and probabilities (or logits) `y_pred`."""
     y_true, y_pred = _as_float_arrays(y_true, y_pred)
     _check_same_shape("categorical_crossentropy", y_true, y_pred)
-    y_true = _smooth(y_true, label_smoothing, y_pred.shape[axis])
+    y_true = _smooth(y_true, label_smoothing, y_pred.shape[-1])    # the last axis' size, whatever `axis` (Keras')
     return ops.categorical_crossentropy(y_true, y_pred, from_logits, axis)
 
 
@@ -136,7 +136,8 @@ def _check_sparse_labels(owner: str, y_true, output_shape) -> np.ndarray:
         if np.any(bad):
             index = tuple(int(i) for i in np.unravel_index(np.argmax(bad), labels.shape))
             raise ValueError(f"{owner}: labels must be in [0, {classes}) for an output with {classes} "
-                             f"units, got label {labels[index].item()} at index {index[0] if len(index) == 1 else index} "
+                             f"units, got label {labels[index].item()} at index "
+                             f"{index[0] if len(index) == 1 else index} "
                              f"(labels range from {labels.min()} to {labels.max()})")
     return labels.astype(np.int64)
 
@@ -235,7 +236,7 @@ class Loss:
         if sample_weight is None:
             return self(y_true, y_pred)
         values = np.asarray(self.per_sample(*self._prepare(y_true, y_pred)), dtype=np.float64)
-        total = float(np.sum(values * weights_like(sample_weight, self._weighable(values, where).shape, where)))
+        total = float(np.sum(values * self._weights_for(values, sample_weight, where)))
         return total if self.reduction == "sum" else total / max(values.size, 1)
 
     def weighted_gradient(self, y_true, y_pred, sample_weight, where: str = "fit") -> np.ndarray:
@@ -246,13 +247,13 @@ class Loss:
         weights = weights_like(sample_weight, grad.shape[:-1], where)[..., None]
         return (grad * weights).astype(grad.dtype, copy=False)
 
-    def _weighable(self, values, where: str):
-        """`values` that sample weights can weigh: not one value for the whole batch."""
+    def _weights_for(self, values, sample_weight, where: str):
+        """Sample weights for loss `values`: broadcast to them, or for one value for the whole batch (a Dice over
+        the batch), Keras' factor: the weights' mean ("sum_over_batch_size") or sum ("sum")."""
         if np.ndim(values) == 0:
-            raise ValueError(f"{where}: loss '{self.name}' returns one value for the whole batch; sample_weight and "
-                             "class_weight need one loss value per sample (return them, e.g. without summing over "
-                             "the batch axis)")
-        return values
+            weights = np.asarray(sample_weight, dtype=np.float64)
+            return float(np.sum(weights) if self.reduction == "sum" else np.mean(weights))
+        return weights_like(sample_weight, np.shape(values), where)
 
     def with_logits(self) -> "Loss":
         """The same loss taking the pre-activation of `fused_activation` (only where fusable)."""
@@ -484,8 +485,8 @@ class FunctionLoss(Loss):
             watched = tape.watch(y_pred)
             values = self._values(y_true, watched)
             if sample_weight is not None:
-                shape = self._weighable(convert_to_numpy(values), where).shape
-                values = values * weights_like(sample_weight, shape, where).astype(y_pred.dtype)
+                weights = self._weights_for(convert_to_numpy(values), sample_weight, where)
+                values = values * np.asarray(weights, dtype=y_pred.dtype)
             total = ops_sum(values)
         grad = tape.gradient(total, [watched])[0]
         if grad is None:
@@ -514,7 +515,7 @@ class FunctionLoss(Loss):
 _FUNCTIONS = {
     "categorical_crossentropy": categorical_crossentropy,
     "sparse_categorical_crossentropy": sparse_categorical_crossentropy,
-    "binary_crossentropy": binary_crossentropy,
+    "binary_crossentropy": binary_crossentropy, "bce": binary_crossentropy, "BCE": binary_crossentropy,
     "mean_squared_error": mean_squared_error, "mse": mse, "MSE": MSE,
     "mean_absolute_error": mean_absolute_error, "mae": mae, "MAE": MAE,
     "huber": huber, "huber_loss": huber,

@@ -34,6 +34,21 @@ def _targets(y_true, y_pred) -> np.ndarray:
     return np.asarray(ops.convert_to_numpy(y_true), dtype=np.dtype(y_pred.dtype))
 
 
+def _matched(y_true, y_pred):
+    """Targets and predictions of one rank where they differ by a last axis of 1 (Keras'
+    `squeeze_or_expand_to_same_rank`): (N,) targets for (N, 1) predictions gain the axis."""
+    y_true = _targets(y_true, y_pred)
+    if y_true.ndim == y_pred.ndim - 1 and y_pred.shape[-1] == 1:
+        if y_true.ndim == 1:
+            return y_true[:, None], y_pred
+        return y_true, ops.squeeze(y_pred, axis=-1)
+    if y_pred.ndim == y_true.ndim - 1 and y_true.shape[-1] == 1:
+        if y_pred.ndim == 1:
+            return y_true, ops.expand_dims(y_pred, -1)
+        return y_true[..., 0], y_pred
+    return y_true, y_pred
+
+
 def _hinge_labels(y_true: np.ndarray) -> np.ndarray:
     """0/1 labels as -1/1 (other labels unchanged), as Keras' `convert_binary_labels_to_hinge`."""
     return 2.0 * y_true - 1.0 if np.all((y_true == 0) | (y_true == 1)) else y_true
@@ -57,7 +72,8 @@ def categorical_hinge(y_true, y_pred):
 
 
 def log_cosh(y_true, y_pred):
-    error = y_pred - _targets(y_true, y_pred)
+    y_true, y_pred = _matched(y_true, y_pred)
+    error = y_pred - y_true
     return ops.mean(error + ops.softplus(error * -2.0) - float(np.log(2.0)), axis=-1)
 
 
@@ -71,23 +87,24 @@ def poisson(y_true, y_pred):
 
 
 def mean_absolute_percentage_error(y_true, y_pred):
-    y_true = _targets(y_true, y_pred)
+    y_true, y_pred = _matched(y_true, y_pred)
     return 100.0 * ops.mean(ops.abs((y_true - y_pred) / np.maximum(np.abs(y_true), EPSILON)), axis=-1)
 
 
 def mean_squared_logarithmic_error(y_true, y_pred):
-    second = np.log(np.maximum(_targets(y_true, y_pred), EPSILON) + 1.0)
+    y_true, y_pred = _matched(y_true, y_pred)
+    second = np.log(np.maximum(y_true, EPSILON) + 1.0)
     return ops.mean(ops.square(ops.log(ops.maximum(y_pred, EPSILON) + 1.0) - second), axis=-1)
 
 
 def _l2_normalized(x, axis):
-    """x · min(1 / √Σx², 1e12), Keras' `ops.normalize` (order 2, epsilon 1e-12)."""
+    """x · min(1 / √Σx², 1 / 1e-7): Keras' `normalize` with its default epsilon (backend.epsilon())."""
     square_sum = ops.sum(ops.square(x), axis=axis, keepdims=True)
-    return x * ops.minimum(1.0 / ops.sqrt(ops.maximum(square_sum, 1e-36)), 1e12)
+    return x * ops.minimum(1.0 / ops.sqrt(ops.maximum(square_sum, 1e-30)), 1.0 / EPSILON)
 
 
 def cosine_similarity(y_true, y_pred, axis=-1):
-    y_true = _targets(y_true, y_pred)
+    y_true, y_pred = _matched(y_true, y_pred)
     return -ops.sum(_l2_normalized(y_true, axis) * _l2_normalized(y_pred, axis), axis=axis)
 
 
@@ -115,6 +132,7 @@ def categorical_focal_crossentropy(y_true, y_pred, alpha=0.25, gamma=2.0, from_l
     if from_logits:
         y_pred = ops.softmax(y_pred, axis=axis)
     output = ops.clip(y_pred / ops.sum(y_pred, axis=axis, keepdims=True), EPSILON, 1.0 - EPSILON)
+    alpha = np.asarray(alpha, dtype=y_true.dtype)             # one number, or one per class (the last axis)
     return ops.sum(ops.power(1.0 - output, gamma) * alpha * (-y_true * ops.log(output)), axis=axis)
 
 
@@ -144,12 +162,15 @@ class _OpsLoss(FunctionLoss):
     _FUNCTION: Any = None               # the function above that gives the values
     _ARGS: Dict[str, Any] = {}          # argument -> default, in Keras' config order
 
-    def __init__(self, reduction: str = "sum_over_batch_size", name: Optional[str] = None, **kwargs):
-        unknown = sorted(set(kwargs) - set(self._ARGS))
+    def __init__(self, reduction: str = "sum_over_batch_size", name: Optional[str] = None, dtype=None,
+                 **arguments):
+        """Keras' (reduction, name, dtype); the classes with arguments of their own take them first, as Keras'.
+        `dtype` is accepted and unused (the loss is computed in the predictions' float type)."""
+        unknown = sorted(set(arguments) - set(self._ARGS))
         if unknown:
             raise TypeError(f"{type(self).__name__}: unexpected keyword argument(s): {', '.join(unknown)}")
         Loss.__init__(self, name or self._FUNCTION.__name__, reduction)
-        self.arguments = {key: kwargs.get(key, default) for key, default in self._ARGS.items()}
+        self.arguments = {key: arguments.get(key, default) for key, default in self._ARGS.items()}
         self._check_arguments()
         self.fn = functools.partial(self._FUNCTION, **self.arguments)
 
@@ -181,7 +202,13 @@ def _check_number(owner: str, arg: str, value, low: float = 0.0) -> None:
 class _FocalLoss(_OpsLoss):
     def _check_arguments(self) -> None:
         owner, args = type(self).__name__, self.arguments
-        _check_fraction(owner, "alpha", args["alpha"])
+        alpha = args["alpha"]
+        if isinstance(alpha, (list, tuple)) and "apply_class_balancing" not in args:   # one per class (Keras')
+            for value in alpha:
+                _check_fraction(owner, "alpha", value)
+            args["alpha"] = list(alpha)
+        else:
+            _check_fraction(owner, "alpha", alpha)
         _check_fraction(owner, "label_smoothing", args["label_smoothing"])
         _check_number(owner, "gamma", args["gamma"])
         _check_axis(owner, args["axis"], optional=False)
@@ -235,6 +262,9 @@ class CosineSimilarity(_OpsLoss):
     _FUNCTION = staticmethod(cosine_similarity)
     _ARGS = {"axis": -1}
 
+    def __init__(self, axis=-1, reduction="sum_over_batch_size", name="cosine_similarity", dtype=None):
+        super().__init__(reduction, name, dtype, axis=axis)
+
     def _check_arguments(self) -> None:
         _check_axis(type(self).__name__, self.arguments["axis"], optional=False)
 
@@ -245,17 +275,30 @@ class BinaryFocalCrossentropy(_FocalLoss):
     _ARGS = {"from_logits": False, "label_smoothing": 0.0, "axis": -1, "apply_class_balancing": False,
              "alpha": 0.25, "gamma": 2.0}
 
+    def __init__(self, apply_class_balancing=False, alpha=0.25, gamma=2.0, from_logits=False, label_smoothing=0.0,
+                 axis=-1, reduction="sum_over_batch_size", name="binary_focal_crossentropy", dtype=None):
+        super().__init__(reduction, name, dtype, apply_class_balancing=apply_class_balancing, alpha=alpha,
+                         gamma=gamma, from_logits=from_logits, label_smoothing=label_smoothing, axis=axis)
+
 
 class CategoricalFocalCrossentropy(_FocalLoss):
-    """Categorical crossentropy weighted by alpha·(1 - p)^gamma per class."""
+    """Categorical crossentropy weighted by alpha·(1 - p)^gamma per class (`alpha` one number, or one per class)."""
     _FUNCTION = staticmethod(categorical_focal_crossentropy)
     _ARGS = {"from_logits": False, "label_smoothing": 0.0, "axis": -1, "alpha": 0.25, "gamma": 2.0}
+
+    def __init__(self, alpha=0.25, gamma=2.0, from_logits=False, label_smoothing=0.0, axis=-1,
+                 reduction="sum_over_batch_size", name="categorical_focal_crossentropy", dtype=None):
+        super().__init__(reduction, name, dtype, alpha=alpha, gamma=gamma, from_logits=from_logits,
+                         label_smoothing=label_smoothing, axis=axis)
 
 
 class Dice(_OpsLoss):
     """1 - 2·Σ y·ŷ / (Σ y + Σ ŷ + 1e-7), the sums over `axis` (None: the whole batch, one value)."""
     _FUNCTION = staticmethod(dice)
     _ARGS = {"axis": None}
+
+    def __init__(self, reduction="sum_over_batch_size", name="dice", axis=None, dtype=None):
+        super().__init__(reduction, name, dtype, axis=axis)
 
     def _check_arguments(self) -> None:
         axis = self.arguments["axis"]
@@ -271,6 +314,9 @@ class Tversky(Dice):
     _FUNCTION = staticmethod(tversky)
     _ARGS = {"alpha": 0.5, "beta": 0.5, "axis": None}
 
+    def __init__(self, alpha=0.5, beta=0.5, reduction="sum_over_batch_size", name="tversky", axis=None, dtype=None):
+        _OpsLoss.__init__(self, reduction, name, dtype, alpha=alpha, beta=beta, axis=axis)
+
     def _check_arguments(self) -> None:
         super()._check_arguments()
         for arg in ("alpha", "beta"):
@@ -283,6 +329,6 @@ CLASSES = {cls.__name__: cls for cls in (
     Tversky)}
 CLASS_FOR_FUNCTION = {cls._FUNCTION: cls for cls in CLASSES.values()}
 FUNCTIONS = {function.__name__: function for function in CLASS_FOR_FUNCTION}
-FUNCTIONS.update({"mape": mean_absolute_percentage_error, "MAPE": mean_absolute_percentage_error,
-                  "msle": mean_squared_logarithmic_error, "MSLE": mean_squared_logarithmic_error,
-                  "logcosh": log_cosh, "kld": kl_divergence, "KLD": kl_divergence})
+FUNCTIONS.update({"mape": mean_absolute_percentage_error, "MAPE": mean_absolute_percentage_error,     # Keras'
+                  "msle": mean_squared_logarithmic_error, "MSLE": mean_squared_logarithmic_error,   # aliases
+                  "kld": kl_divergence, "KLD": kl_divergence})

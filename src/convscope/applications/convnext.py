@@ -53,7 +53,8 @@ def ConvNeXt(depths, projection_dims, drop_path_rate=0.0, layer_scale_init_value
              name="convnext", include_preprocessing=True, include_top=True, weights=None, input_tensor=None,
              input_shape=None, pooling=None, classes=1000, classifier_activation="softmax", weights_name=None):
     """Keras' `applications.convnext.ConvNeXt`: four stages of `depths` blocks of `projection_dims` channels."""
-    where = name if isinstance(name, str) else "ConvNeXt"
+    where = ("ConvNeXt" + {"xlarge": "XLarge"}.get(str(weights_name)[9:], str(weights_name)[9:].title())
+             if weights_name in _SHA256 else "ConvNeXt")
     _common.check_arguments(where, weights, include_top, classes, input_tensor, pooling, classifier_activation)
     depths, projection_dims = list(depths), list(projection_dims)
     if len(depths) != 4 or len(projection_dims) != 4:

@@ -36,9 +36,9 @@ def transition_block(x, reduction: float, name: str):
 def DenseNet(blocks, include_top=True, weights="imagenet", input_tensor=None, input_shape=None, pooling=None,
              classes=1000, classifier_activation="softmax", name="densenet"):
     """Keras' `applications.densenet.DenseNet` of four dense blocks of `blocks` conv blocks each."""
-    where = name if isinstance(name, str) else "DenseNet"
-    _common.check_arguments(where, weights, include_top, classes, input_tensor, pooling, classifier_activation)
     blocks = tuple(blocks)
+    where = {key: f"DenseNet{value[0][len('densenet'):]}" for key, value in _FILES.items()}.get(blocks, "DenseNet")
+    _common.check_arguments(where, weights, include_top, classes, input_tensor, pooling, classifier_activation)
     if weights == "imagenet" and blocks not in _FILES:
         raise ValueError(f"{where}: ImageNet weights exist for the blocks {sorted(_FILES)}, got {blocks}")
     inputs = layers.Input(shape=_common.input_shape_for(where, input_shape, 224, 32, include_top, weights))

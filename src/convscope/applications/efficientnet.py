@@ -70,7 +70,7 @@ def EfficientNet(width_coefficient, depth_coefficient, default_size, dropout_rat
                  input_tensor=None, input_shape=None, pooling=None, classes=1000, classifier_activation="softmax",
                  weights_name=None):
     """Keras' `applications.efficientnet.EfficientNet` with the default stages, scaled in width and depth."""
-    where = name if isinstance(name, str) else "EfficientNet"
+    where = f"EfficientNet{weights_name.upper()}" if weights_name in _MD5 else "EfficientNet"
     _common.check_arguments(where, weights, include_top, classes, input_tensor, pooling, classifier_activation)
     if weights == "imagenet" and weights_name not in _MD5:
         raise ValueError(f"{where}: ImageNet weights exist for EfficientNetB0-B7 only")

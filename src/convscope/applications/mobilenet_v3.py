@@ -82,10 +82,12 @@ def MobileNetV3(blocks, last_point_channels: int, input_shape=None, alpha=1.0, m
                 minimalistic=False, include_top=True, weights="imagenet", input_tensor=None, classes=1000,
                 pooling=None, dropout_rate=0.2, classifier_activation="softmax", include_preprocessing=True, name=None):
     """Keras' `applications.mobilenet_v3.MobileNetV3` over `blocks` (this module's tables)."""
-    where = name if isinstance(name, str) else "MobileNetV3"
+    where = {"small": "MobileNetV3Small", "large": "MobileNetV3Large"}.get(model_type, "MobileNetV3")
     _common.check_arguments(where, weights, include_top, classes, input_tensor, pooling, classifier_activation)
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not alpha > 0:
-        raise ValueError(f"{where}: argument `alpha` must be a positive number, got {alpha!r}")
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
+        raise TypeError(f"{where}: argument `alpha` must be a number, got {alpha!r}")
+    if not alpha > 0:
+        raise ValueError(f"{where}: argument `alpha` must be positive, got {alpha!r}")
     if isinstance(dropout_rate, bool) or not isinstance(dropout_rate, numbers.Real) or not 0 <= dropout_rate < 1:
         raise ValueError(f"{where}: argument `dropout_rate` must be a number in [0, 1), got {dropout_rate!r}")
     shape = (None, None, 3) if input_shape is None else _common.input_shape_for(where, input_shape, 224, 32, False,
