@@ -8,10 +8,12 @@ leaves nothing in the cache, hostile archive members are skipped, a cached file 
 import hashlib
 import io
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
 import threading
+import time
 import zipfile
 from pathlib import Path
 
@@ -201,8 +203,49 @@ def test_a_killed_extraction_leaves_nothing_behind(tmp_path):
     stale = datasets / f".pack_extracted.{dead}-0.extracting"
     (stale / "data").mkdir(parents=True)
     (stale / "data" / "half.bin").write_bytes(b"x" * 100)
-    mine = datasets / f".pack_extracted.{os.getpid()}-999.extracting"        # a live process' (this one's)
-    mine.mkdir()
+    mine = datasets / f".pack_extracted.{os.getpid()}-0.extracting"          # a live process' (this one's), or a
+    mine.mkdir()                                                 # dead one's with the same pid in another container
+    recent = datasets / f".pack_extracted.{dead}-1.extracting"              # a dead pid's, but touched a minute ago:
+    recent.mkdir()                                                          # perhaps another machine's, running
+    hour_ago = time.time() - 7200
+    os.utime(stale, (hour_ago, hour_ago))
+    folder = cs.utils.get_file("pack.tar.gz", (tmp_path / "server" / "pack.tar.gz").as_uri(), extract=True,
+                               cache_dir=tmp_path / "cache")
+    assert tree(folder) == {"data/a.txt": b"alpha\n", "data/sub/b.bin": bytes(range(256)) * 3}
+    assert not stale.exists() and mine.exists() and recent.exists()
+    day_ago = time.time() - 2 * 86400
+    os.utime(mine, (day_ago, day_ago))                                        # a day untouched: whoever's it was
     cs.utils.get_file("pack.tar.gz", (tmp_path / "server" / "pack.tar.gz").as_uri(), extract=True,
-                      cache_dir=tmp_path / "cache")
-    assert not stale.exists() and mine.exists()
+                      cache_dir=tmp_path / "cache", force_download=True)
+    assert not mine.exists()
+
+
+def test_a_folder_removed_while_it_fills_is_not_put_in_place(tmp_path, monkeypatch):
+    """If another machine's clean-up removes an extraction's folder while it fills (tarfile would recreate the
+    missing folders and carry on), the extraction fails instead of renaming a partial folder into place."""
+    from convscope.utils import file_utils
+    make_archives(tmp_path / "server")
+    real = file_utils._extract_members
+
+    def disturbed(file_path, folder, kind):
+        shutil.rmtree(folder)                                                 # removed under the extraction ...
+        folder.mkdir()
+        real(file_path, folder, kind)                                         # ... which fills it again
+    monkeypatch.setattr(file_utils, "_extract_members", disturbed)
+    with pytest.raises(ValueError, match="extract_archive: cannot extract .*FileNotFoundError"):
+        cs.utils.get_file("pack.tar.gz", (tmp_path / "server" / "pack.tar.gz").as_uri(), extract=True,
+                          cache_dir=tmp_path / "cache")
+    assert sorted(p.name for p in (tmp_path / "cache" / "datasets").iterdir()) == ["pack.tar.gz"]
+
+
+def test_extract_archive_keeps_what_the_folder_holds(keras, tmp_path):
+    """Keras' `extract_archive(file, path)`: the members go into `path`, whose other files stay."""
+    from keras.src.utils import file_utils as keras_file_utils
+    make_archives(tmp_path / "server")
+    for extract, folder in ((cs.utils.extract_archive, tmp_path / "ours"),
+                            (keras_file_utils.extract_archive, tmp_path / "theirs")):
+        folder.mkdir()
+        (folder / "keep.txt").write_bytes(b"mine")
+        assert extract(str(tmp_path / "server" / "pack.zip"), str(folder))
+    assert tree(tmp_path / "ours") == tree(tmp_path / "theirs")
+    assert tree(tmp_path / "ours")["keep.txt"] == b"mine"

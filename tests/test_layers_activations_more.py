@@ -143,3 +143,13 @@ def test_keras_ops_activations_on_symbolic_tensors_and_the_tape(keras, tmp_path)
         watched = tape.watch(x.astype("float64"))
         total = cs.ops.sum(cs.ops.squareplus(watched, b=2) * 3.0)
     np.testing.assert_allclose(tape.gradient(total, [watched])[0], 1.5 * (1 + x / np.sqrt(x * x + 2)), rtol=1e-6)
+
+
+def test_activation_parameters_are_checked_by_name_and_ints_kept():
+    with pytest.raises(ValueError, match="celu: argument `alpha` must be non-zero, got 0.0"):
+        cs.ops.celu(np.ones(3, "float32"), alpha=0.0)
+    with pytest.raises(ValueError, match="soft_shrink: argument `threshold` must be >= 0, got -1.0"):
+        cs.activations.soft_shrink(np.ones(3), threshold=-1.0)
+    with pytest.raises(TypeError, match="squareplus: argument `b` must be a finite number, got None"):
+        cs.ops.squareplus(np.ones(3), b=None)
+    assert cs.ops.hard_tanh(np.array([-3, 0, 3])).dtype == np.int64         # ints stay ints, as Keras on torch

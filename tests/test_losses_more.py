@@ -130,3 +130,17 @@ def test_keras_positional_arguments_alpha_per_class_and_rank_matching(keras):
     scores = np.moveaxis(rng.dirichlet(np.ones(3), size=(2, 4, 5)).astype("float32"), -1, 1)
     expected = keras.ops.convert_to_numpy(keras.losses.categorical_crossentropy(maps, scores, **smooth))
     np.testing.assert_allclose(cs.losses.categorical_crossentropy(maps, scores, **smooth), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["KLDivergence", "Poisson", "Hinge", "SquaredHinge", "BinaryFocalCrossentropy", "Dice",
+                                  "Tversky", "MeanSquaredError", "BinaryCrossentropy"])
+def test_targets_with_an_extra_axis_of_one_as_keras(keras, name):
+    """(N, 1) targets against (N,) predictions: Keras gives the predictions the axis (no (N, N) broadcast)."""
+    import torch
+    y_true, y_pred = np.array([[1.0], [0.0], [1.0]], "float32"), np.array([0.9, 0.2, 0.6], "float32")
+    ours, theirs = getattr(cs.losses, name)(), getattr(keras.losses, name)()
+    watched = torch.tensor(y_pred, requires_grad=True)
+    value = theirs(torch.tensor(y_true), watched)
+    value.backward()
+    np.testing.assert_allclose(ours(y_true, y_pred), value.item(), rtol=1e-5)
+    np.testing.assert_allclose(ours.gradient(y_true, y_pred), watched.grad.numpy(), rtol=1e-4, atol=1e-7)

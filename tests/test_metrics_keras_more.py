@@ -81,7 +81,8 @@ def test_running_results_and_configs_equal_keras(keras, name, kwargs, y_true, y_
     assert type(rebuilt) is type(ours) and rebuilt.get_config() == keras_config
 
 
-@pytest.mark.parametrize("metric", ["mape", "MAPE", "msle", "MSLE", "bce", "kl_divergence", "poisson", "hinge",
+@pytest.mark.parametrize("metric", ["mape", "MAPE", "msle", "MSLE", "bce", "MAE", "MSE", "kl_divergence", "poisson",
+                                    "hinge",
                                     "f1_score", "log_cosh_error",
                                     "binary_crossentropy", "cosine_similarity", "r2_score"])
 def test_compile_takes_the_names(keras, metric):

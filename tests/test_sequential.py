@@ -327,3 +327,17 @@ def test_inputs_are_cast_to_the_input_dtype_as_keras(keras):
         for got in (ours.predict(x, verbose=0), ours(x)):
             assert got.dtype == expected.dtype
             np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+def test_a_float64_model_inside_a_float32_one_as_keras(keras):
+    """Each layer computes in its own dtype and casts its float input to it (a nested float64 Sequential gives a
+    float32 Dense float64 values, which it casts back), as Keras."""
+    x = np.random.default_rng(3).normal(size=(2, 4)).astype(np.float32)
+    for build in (lambda m: [m.Sequential([m.layers.Dense(2, dtype="float64", kernel_initializer="ones")]),
+                             m.layers.Dense(1, kernel_initializer="ones")],
+                  lambda m: [m.Input((4,)), m.layers.Dense(2, dtype="float64", kernel_initializer="ones")]):
+        ours, theirs = convscope.Sequential(build(convscope)), keras.Sequential(build(keras))
+        expected = keras.ops.convert_to_numpy(theirs.predict(x, verbose=0))
+        got = ours.predict(x, verbose=0)
+        assert got.dtype == expected.dtype
+        np.testing.assert_allclose(got, expected, rtol=1e-6)

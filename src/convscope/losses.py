@@ -39,11 +39,17 @@ def _as_float(y_pred) -> np.ndarray:
 
 
 def _as_float_arrays(y_true, y_pred) -> Tuple[np.ndarray, np.ndarray]:
-    """Float arrays of y_pred's dtype; targets (N,) for outputs (N, 1) gain the axis, as in Keras."""
+    """Float arrays of y_pred's dtype, of one rank where they differ by a last axis of 1 (Keras'
+    `squeeze_or_expand_to_same_rank`): (N,) targets for (N, 1) outputs gain the axis, and so do (N,) outputs
+    for (N, 1) targets; deeper, the extra axis of 1 goes."""
     y_pred = _as_float(y_pred)
     y_true = np.asarray(y_true).astype(y_pred.dtype, copy=False)
     if y_true.ndim == y_pred.ndim - 1 and y_pred.shape[-1] == 1:
-        y_true = y_true[..., None]
+        y_true = y_true[..., None] if y_true.ndim == 1 else y_true
+        y_pred = y_pred if y_true.ndim == y_pred.ndim else y_pred[..., 0]
+    elif y_pred.ndim == y_true.ndim - 1 and y_true.shape[-1] == 1:
+        y_pred = y_pred[..., None] if y_pred.ndim == 1 else y_pred
+        y_true = y_true if y_true.ndim == y_pred.ndim else y_true[..., 0]
     return y_true, y_pred
 
 
@@ -221,6 +227,7 @@ class Loss:
 
     def gradient(self, y_true, y_pred) -> np.ndarray:
         """d(reduced loss) / d(y_pred), same shape and dtype as `y_pred`."""
+        shape = np.shape(y_pred)
         y_true, y_pred = self._prepare(y_true, y_pred)
         count = int(np.prod(y_pred.shape[:-1]))
         if self.reduction == "none":
@@ -228,7 +235,7 @@ class Loss:
                              "reduction='none' gives one value per sample")
         scale = 1.0 if self.reduction == "sum" else 1.0 / max(count, 1)
         grad_loss = np.full(y_pred.shape[:-1], scale, dtype=y_pred.dtype)
-        return self._backward(y_true, y_pred, grad_loss).astype(y_pred.dtype, copy=False)
+        return self._backward(y_true, y_pred, grad_loss).astype(y_pred.dtype, copy=False).reshape(shape)
 
     def weighted(self, y_true, y_pred, sample_weight, where: str = "fit") -> float:
         """The loss of a batch; with `sample_weight` (one per sample, or per sample and step) Keras' weighted mean:
@@ -477,6 +484,7 @@ class FunctionLoss(Loss):
     def gradient(self, y_true, y_pred, sample_weight=None, where: str = "gradient") -> np.ndarray:
         """d(reduced loss)/d(y_pred), with `sample_weight` (broadcast against the function's values, as Keras
         weighs a function's values) applied on the tape."""
+        shape = np.shape(y_pred)
         y_true, y_pred = self._prepare(y_true, y_pred)
         if self.reduction == "none":
             raise ValueError(f"{type(self).__name__}: gradient() needs a scalar loss; reduction='none' gives one "
@@ -494,7 +502,7 @@ class FunctionLoss(Loss):
                              "has no gradient; write the function with convscope.ops (NumPy's functions are not "
                              "differentiated)")
         scale = 1.0 if self.reduction == "sum" else 1.0 / max(int(np.size(convert_to_numpy(values))), 1)
-        return (np.asarray(grad) * scale).astype(y_pred.dtype, copy=False)
+        return (np.asarray(grad) * scale).astype(y_pred.dtype, copy=False).reshape(shape)
 
     def get_config(self) -> Dict[str, Any]:
         return {**super().get_config(), "function": get_registered_name(self.fn)}

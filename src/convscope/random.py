@@ -32,13 +32,24 @@ class SeedGenerator:
             seed = int(_rng.generator().integers(0, 2 ** 31 - 1))
         self.seed = _check_seed(seed, "SeedGenerator")
         self.name = backend.unique_name("seed_generator") if name is None else str(name)
-        self._generator = np.random.default_rng(self.seed)
+        self._generator = np.random.default_rng(_numpy_seed(self.seed))
+        self._draws = 0
         self._lock = threading.Lock()
 
     def draw(self, draw):
         """`draw(generator)` on this stream (one draw at a time)."""
         with self._lock:
+            self._draws += 1
             return draw(self._generator)
+
+    @property
+    def state(self) -> np.ndarray:
+        """[seed, draws so far] (Keras keeps [seed, counter] in a variable)."""
+        return np.array([self.seed, self._draws], dtype=np.int64)
+
+    def next(self, ordered=True) -> np.ndarray:
+        """A new seed pair from the stream, as Keras' `next()` (each call a different one)."""
+        return self.draw(lambda g: g.integers(0, 2 ** 31 - 1, 2)).astype(np.int64)
 
     def get_config(self):
         return {"seed": self.seed, "name": self.name}
@@ -49,9 +60,14 @@ class SeedGenerator:
 
 
 def _check_seed(seed, where: str) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"{where}: argument `seed` must be None, a non-negative int or a SeedGenerator, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"{where}: argument `seed` must be None, an int or a SeedGenerator, got {seed!r}")
     return int(seed)
+
+
+def _numpy_seed(seed: int) -> int:
+    """An int seed as NumPy takes it (non-negative): negative seeds, which Keras takes, map to distinct ones."""
+    return seed if seed >= 0 else 2 ** 64 + seed
 
 
 def _draw(seed, where: str, draw):
@@ -60,7 +76,7 @@ def _draw(seed, where: str, draw):
         return seed.draw(draw)
     if seed is None:
         return draw(_rng.generator())
-    return draw(np.random.default_rng(_check_seed(seed, where)))
+    return draw(np.random.default_rng(_numpy_seed(_check_seed(seed, where))))
 
 
 def _shape(shape, where: str) -> tuple:
@@ -80,19 +96,28 @@ def _float_dtype(dtype, where: str):
     return dtype
 
 
-def _number(value, arg: str, where: str, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) or \
-            (positive and not value > 0):
-        raise ValueError(f"{where}: argument `{arg}` must be a finite{' positive' if positive else ''} number, "
-                         f"got {value!r}")
-    return float(value)
+def _number(value, arg: str, where: str, positive: bool = False, non_negative: bool = False):
+    """A finite number (or, for the distributions' parameters, an array of them broadcast against the shape)."""
+    array = None
+    if not isinstance(value, bool) and isinstance(value, (numbers.Real, list, tuple, np.ndarray)):
+        try:
+            array = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            array = None
+    bad = array is None or not np.all(np.isfinite(array)) or (positive and not np.all(array > 0)) or \
+        (non_negative and not np.all(array >= 0))
+    if bad:
+        kind = " positive" if positive else " non-negative" if non_negative else ""
+        raise ValueError(f"{where}: argument `{arg}` must be a finite{kind} number (or an array of them), got "
+                         f"{value!r}")
+    return float(array) if array.ndim == 0 else array
 
 
 def normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):
     """Values from N(mean, stddev²)."""
     where = "random.normal"
     shape, dtype = _shape(shape, where), _float_dtype(dtype, where)
-    mean, stddev = _number(mean, "mean", where), _number(stddev, "stddev", where)
+    mean, stddev = _number(mean, "mean", where), _number(stddev, "stddev", where, non_negative=True)
     return _draw(seed, where, lambda g: g.normal(mean, stddev, shape)).astype(dtype)
 
 
@@ -101,7 +126,7 @@ def uniform(shape, minval=0.0, maxval=1.0, dtype=None, seed=None):
     where = "random.uniform"
     shape, dtype = _shape(shape, where), _float_dtype(dtype, where)
     low, high = _number(minval, "minval", where), _number(maxval, "maxval", where)
-    if not low < high:
+    if not np.all(np.asarray(low) < np.asarray(high)):
         raise ValueError(f"{where}: argument `minval` must be below `maxval`, got {minval!r} and {maxval!r}")
     return _draw(seed, where, lambda g: g.uniform(low, high, shape)).astype(dtype)
 
@@ -110,7 +135,7 @@ def truncated_normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):
     """Values from N(mean, stddev²) within two standard deviations of the mean (others drawn again)."""
     where = "random.truncated_normal"
     shape, dtype = _shape(shape, where), _float_dtype(dtype, where)
-    mean, stddev = _number(mean, "mean", where), _number(stddev, "stddev", where)
+    mean, stddev = _number(mean, "mean", where), _number(stddev, "stddev", where, non_negative=True)
 
     def draw(g):
         values = g.standard_normal(shape)
@@ -130,6 +155,10 @@ def randint(shape, minval, maxval, dtype="int32", seed=None):
                                      for v in (minval, maxval)) or not minval < maxval:
         raise ValueError(f"{where}: arguments `minval` < `maxval` must be ints and `dtype` an int type, got "
                          f"{minval!r}, {maxval!r}, {dtype.name}")
+    limits = np.iinfo(dtype)
+    if minval < limits.min or maxval - 1 > limits.max:
+        raise ValueError(f"{where}: [minval, maxval) = [{minval}, {maxval}) does not fit `dtype` {dtype.name} "
+                         f"([{limits.min}, {limits.max}])")
     return _draw(seed, where, lambda g: g.integers(minval, maxval, shape)).astype(dtype)
 
 
@@ -154,17 +183,18 @@ def dropout(inputs, rate, noise_shape=None, seed=None):
     `rate` and the others scaled by 1 / (1 - rate); differentiable on a tape."""
     where = "random.dropout"
     rate = _number(rate, "rate", where)
-    if not 0 <= rate < 1:
-        raise ValueError(f"{where}: argument `rate` must be in [0, 1), got {rate!r}")
+    if not 0 <= rate <= 1:
+        raise ValueError(f"{where}: argument `rate` must be in [0, 1], got {rate!r}")
     shape = tuple(np.shape(inputs))
-    mask_shape = shape if noise_shape is None else tuple(s if n is None else int(n)
-                                                         for s, n in zip(shape, noise_shape))
-    if len(mask_shape) != len(shape) or any(m not in (1, s) for m, s in zip(mask_shape, shape)):
+    given = shape if noise_shape is None else tuple(noise_shape)
+    mask_shape = tuple(s if n is None else int(n) for s, n in zip(shape, given))
+    if len(given) != len(shape) or any(m not in (1, s) for m, s in zip(mask_shape, shape)):
         raise ValueError(f"{where}: argument `noise_shape` {noise_shape} must have the input's rank {len(shape)} with "
                          f"each size 1 or the input's (shape {shape})")
     keep = _draw(seed, where, lambda g: g.random(mask_shape)) >= rate
     dtype = np.dtype(getattr(inputs, "dtype", None) or backend.floatx())
-    return numpy_api.multiply(inputs, (keep / (1.0 - rate)).astype(dtype if dtype.kind == "f" else backend.floatx()))
+    scale = keep / (1.0 - rate) if rate < 1 else np.zeros(mask_shape)              # rate 1: all dropped (Keras')
+    return numpy_api.multiply(inputs, scale.astype(dtype if dtype.kind == "f" else backend.floatx()))
 
 
 def shuffle(x, axis=0, seed=None):
@@ -191,9 +221,10 @@ def binomial(shape, counts, probabilities, dtype=None, seed=None):
     shape, dtype = _shape(shape, where), _float_dtype(dtype, where)
     counts = np.asarray(counts)
     probabilities = np.asarray(probabilities, dtype=np.float64)
-    if np.any(counts < 0) or np.any((probabilities < 0) | (probabilities > 1)):
-        raise ValueError(f"{where}: arguments `counts` must be ≥ 0 and `probabilities` in [0, 1], got {counts!r} and "
-                         f"{probabilities!r}")
+    if counts.dtype.kind not in "iuf" or np.any(counts < 0) or np.any(counts != np.round(counts)) or \
+            np.any((probabilities < 0) | (probabilities > 1)):
+        raise ValueError(f"{where}: arguments `counts` must be whole numbers ≥ 0 and `probabilities` in [0, 1], got "
+                         f"{counts!r} and {probabilities!r}")
     return _draw(seed, where, lambda g: g.binomial(counts.astype(np.int64), probabilities, shape)).astype(dtype)
 
 

@@ -29,6 +29,15 @@ from .training import Model, check_predict_arguments
 _BUILD_LOCK = threading.RLock()     # a model's first call, from several threads at once, builds it once
 
 
+
+def _in_dtype_of(stage, x):
+    """`x` in the float type of the stage's first layer, as Keras casts a layer's float inputs (a float64 model
+    inside a float32 one, and the reverse); the plan's stages run the layers' ops without `Layer.__call__`."""
+    dtype = getattr(stage.layers[0], "dtype", None)
+    if dtype is None or getattr(x, "dtype", None) is None or x.dtype == dtype or x.dtype.kind != "f":
+        return x
+    return x.astype(dtype)
+
 class Sequential(Model):
     """A linear stack of layers, as `keras.Sequential(layers=None, name=None)`.
 
@@ -269,7 +278,7 @@ class Sequential(Model):
             return x
         with backend.no_backward():
             for stage in self._layers_plan(INFERENCE):
-                x, _ = stage.forward(x)
+                x, _ = stage.forward(_in_dtype_of(stage, x))
         return x
 
     def _build_for(self, x: np.ndarray) -> None:
@@ -312,7 +321,7 @@ class Sequential(Model):
         stages = self._plan(TRAINING if training else LAYERS)
         contexts = []
         for stage in stages:
-            x, ctx = stage.forward(x, training=training)
+            x, ctx = stage.forward(_in_dtype_of(stage, x), training=training)
             contexts.append(ctx)
         return x, (stages, contexts)
 

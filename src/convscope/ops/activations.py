@@ -466,4 +466,22 @@ def get_activation(identifier=None, **params) -> Activation:
     if unknown:
         raise TypeError(f"get_activation: activation '{name}' takes no parameter(s) {unknown}; "
                         f"it takes {list(allowed)}")
+    for param, check in _PARAM_CHECKS.get(name, {}).items():
+        if param in params:
+            _check_param(name, param, params[param], check)
     return Activation(name, forward, backward, **params)
+
+
+# Parameters of the newer activations checked as Keras' backends refuse them: "nonzero" (celu's alpha divides),
+# "non_negative" (shrink thresholds, squareplus' b).
+_PARAM_CHECKS = {"celu": {"alpha": "nonzero"}, "elu": {"alpha": "finite"}, "hard_shrink": {"threshold": "non_negative"},
+                 "soft_shrink": {"threshold": "non_negative"}, "squareplus": {"b": "non_negative"}}
+
+
+def _check_param(name: str, param: str, value, check: str) -> None:
+    number = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+    if not number or not np.isfinite(value):
+        raise TypeError(f"{name}: argument `{param}` must be a finite number, got {value!r}")
+    if (check == "nonzero" and value == 0) or (check == "non_negative" and value < 0):
+        raise ValueError(f"{name}: argument `{param}` must be {'non-zero' if check == 'nonzero' else '>= 0'}, "
+                         f"got {value!r}")

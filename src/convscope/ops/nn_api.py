@@ -1,6 +1,6 @@
 """The activations of `keras.ops` (Keras 3 names and defaults), each recording its gradient on an
 active `ops.Tape`.  The math is `ops.activations`' (`get_activation(name).forward/backward`);
-ints become floatx first, except in relu and relu6, which keep them (as Keras).
+ints become floatx first, except in relu, relu6 and hard_tanh, which keep them (as Keras).
 """
 
 from __future__ import annotations
@@ -114,7 +114,10 @@ def celu(x, alpha=1.0):
 
 
 def hard_tanh(x):
-    """clip(x, -1, 1)."""
+    """clip(x, -1, 1); ints stay ints (as Keras on torch)."""
+    value = _one(x, "hard_tanh")
+    if value.dtype.kind != "f":
+        return np.clip(value, -1, 1).astype(value.dtype)
     return _activation("hard_tanh", x, "hard_tanh")
 
 

@@ -22,8 +22,10 @@ import contextlib
 import itertools
 import os
 import re
+import secrets
 import shutil
 import tarfile
+import time
 import urllib.parse
 import warnings
 import zipfile
@@ -37,6 +39,8 @@ __all__ = ["get_file", "extract_archive", "validate_file"]
 
 _FORMATS = ("tar", "zip")
 _counter = itertools.count()        # unique temporary folders within a process (threads)
+_MARKER = ".convscope-extracting"
+_STALE_HOUR, _STALE_DAY = 3600.0, 86400.0
 
 
 def _hash_algorithm(algorithm: str, file_hash: str) -> str:
@@ -106,52 +110,75 @@ def get_file(fname=None, origin=None, untar=False, md5_hash=None, file_hash=None
     if folder is None:
         return str(target)
     if fetch or not folder.is_dir():            # a new download replaces the folder; else the first one stays
-        if not _extract(target, folder, "tar" if untar else archive_format, replace=fetch):
+        kind = _kind(target, "tar" if untar else archive_format)
+        if kind is not None:
+            _extract_into_place(target, folder, kind, replace=fetch)
+        else:
             warnings.warn(f"get_file: '{target}' is not a {' or '.join(_FORMATS)} archive; nothing was extracted",
                           stacklevel=2)
     return str(folder)
 
 
 def extract_archive(file_path, path=".", archive_format="auto") -> bool:
-    """Extract a tar (any compression) or zip archive into the folder `path`, replacing it when complete;
-    False when the file is none of `archive_format` ("auto": tar or zip; None: nothing)."""
-    return _extract(file_path, path, archive_format, replace=True)
-
-
-def _extract(file_path, path, archive_format, replace: bool) -> bool:
-    if archive_format is None:
+    """Extract a tar (any compression) or zip archive into the folder `path` (what is there stays, as Keras'),
+    the unsafe members skipped; False when the file is none of `archive_format` ("auto": tar or zip; None:
+    nothing)."""
+    kind = _kind(file_path, archive_format)
+    if kind is None:
         return False
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        _extract_members(Path(file_path), path, kind)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as error:
+        raise ValueError(f"extract_archive: cannot extract '{file_path}': {type(error).__name__}: {error}") from None
+    return True
+
+
+def _kind(file_path, archive_format) -> Optional[str]:
+    """"tar" or "zip" where the file is one of `archive_format`, else None."""
+    if archive_format is None:
+        return None
     formats = list(_FORMATS) if archive_format == "auto" else \
         [archive_format] if isinstance(archive_format, str) else list(archive_format)
     unknown = [f for f in formats if f not in _FORMATS]
     if unknown:
         raise ValueError(f"extract_archive: argument `archive_format` must be 'auto', 'tar', 'zip', a list of them "
                          f"or None, got {archive_format!r}")
-    file_path, path = Path(file_path), Path(path)
     for kind in formats:
         if (tarfile.is_tarfile if kind == "tar" else zipfile.is_zipfile)(file_path):
-            _extract_into_place(file_path, path, kind, replace)
-            return True
-    return False
+            return kind
+    return None
+
+
+def _extract_members(file_path: Path, folder: Path, kind: str) -> None:
+    """The archive's safe members written into `folder`."""
+    if kind == "tar":
+        with tarfile.open(file_path) as archive:
+            members = _safe_members(archive.getmembers(), folder, kind, file_path)
+            _check_space(sum(m.size for m in members), folder, file_path)
+            extra = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+            archive.extractall(folder, members=members, **extra)
+    else:
+        with zipfile.ZipFile(file_path) as archive:
+            members = _safe_members(archive.infolist(), folder, kind, file_path)
+            _check_space(sum(m.file_size for m in members), folder, file_path)
+            archive.extractall(folder, members=members)
 
 
 def _extract_into_place(file_path: Path, path: Path, kind: str, replace: bool) -> None:
+    """Extract into a temporary folder beside `path`, then rename it to `path` (`_install`).  The folder holds a
+    marker while it fills: if anything removed it meanwhile (another machine's clean-up of a folder it took for
+    stale), the marker is gone and the extraction fails rather than put a partial folder in place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale(path)
-    temp = path.parent / f".{path.name}.{os.getpid()}-{next(_counter)}.extracting"
+    temp = path.parent / f".{path.name}.{os.getpid()}-{next(_counter)}{secrets.token_hex(4)}.extracting"
     temp.mkdir()
+    marker = temp / _MARKER
     try:
-        if kind == "tar":
-            with tarfile.open(file_path) as archive:
-                members = _safe_members(archive.getmembers(), temp, kind, file_path)
-                _check_space(sum(m.size for m in members), temp, file_path)
-                extra = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-                archive.extractall(temp, members=members, **extra)
-        else:
-            with zipfile.ZipFile(file_path) as archive:
-                members = _safe_members(archive.infolist(), temp, kind, file_path)
-                _check_space(sum(m.file_size for m in members), temp, file_path)
-                archive.extractall(temp, members=members)
+        marker.touch()
+        _extract_members(file_path, temp, kind)
+        marker.unlink()                 # FileNotFoundError: the folder was removed under this extraction
         _install(temp, path, replace)
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as error:
         raise ValueError(f"extract_archive: cannot extract '{file_path}': {type(error).__name__}: {error}") from None
@@ -183,12 +210,18 @@ def _install(temp: Path, path: Path, replace: bool) -> None:
 
 
 def _remove_stale(path: Path) -> None:
-    """Remove the temporary folders of extractions to `path` whose process no longer runs (a killed run)."""
-    pattern = re.compile(re.escape(f".{path.name}.") + r"(\d{1,10})-\d{1,10}\.(extracting|old)")
+    """Remove the temporary folders of extractions to `path` left by killed runs: untouched for an hour with
+    their process gone, or for a day whatever the process id says (a cache shared by machines or containers,
+    where process ids are not this machine's)."""
+    pattern = re.compile(re.escape(f".{path.name}.") + r"(\d{1,10})-[0-9a-f]{1,20}\.(extracting|old)")
+    now = time.time()
     with contextlib.suppress(OSError):
         for entry in os.scandir(path.parent):
             match = pattern.fullmatch(entry.name)
-            if match and not _process_alive(int(match.group(1))) and entry.is_dir(follow_symlinks=False):
+            if match is None or not entry.is_dir(follow_symlinks=False):
+                continue
+            age = now - entry.stat(follow_symlinks=False).st_mtime
+            if age > _STALE_DAY or (age > _STALE_HOUR and not _process_alive(int(match.group(1)))):
                 shutil.rmtree(entry.path, ignore_errors=True)
 
 
