@@ -58,6 +58,14 @@ def keras_value(value):
     return np.asarray(value.detach().cpu().numpy() if hasattr(value, "detach") else value, dtype=np.float64)
 
 
+def assert_same_logs(ours_logs, keras_logs):
+    """`evaluate(return_dict=True)`'s entries: the same names, the same values (a metric's array too)."""
+    assert set(ours_logs) == set(keras_logs)
+    for key in keras_logs:
+        np.testing.assert_allclose(np.asarray(ours_logs[key], dtype=np.float64), keras_value(keras_logs[key]),
+                                   rtol=1e-5, atol=1e-6, err_msg=key)
+
+
 @pytest.mark.parametrize("name,kwargs,y_true,y_pred", CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
 def test_running_results_and_configs_equal_keras(keras, name, kwargs, y_true, y_pred):
     ours, theirs = getattr(cs.metrics, name)(**kwargs), getattr(keras.metrics, name)(**kwargs)
@@ -96,10 +104,7 @@ def test_compile_takes_the_names(keras, metric):
     y = np.eye(2, dtype="float32")[rng.integers(0, 2, 8)] if metric == "f1_score" else y
     ours_logs = ours.evaluate(x, y, verbose=0, return_dict=True)
     keras_logs = theirs.evaluate(x, y, verbose=0, return_dict=True)
-    assert set(ours_logs) == set(keras_logs)
-    for key in keras_logs:
-        np.testing.assert_allclose(np.asarray(ours_logs[key], dtype=np.float64), keras_value(keras_logs[key]),
-                                   rtol=1e-5, atol=1e-6, err_msg=key)
+    assert_same_logs(ours_logs, keras_logs)
 
 
 def test_arguments_are_checked_by_name():
@@ -132,10 +137,7 @@ def test_a_keras_file_keeps_its_metric_objects(keras, tmp_path):
     ours = cs.models.load_model(tmp_path / "metrics.keras")
     ours_logs = ours.evaluate(x, y, verbose=0, return_dict=True)
     keras_logs = theirs.evaluate(x, y, verbose=0, return_dict=True)
-    assert set(ours_logs) == set(keras_logs)
-    for key in keras_logs:
-        np.testing.assert_allclose(np.asarray(ours_logs[key], dtype=np.float64), keras_value(keras_logs[key]),
-                                   rtol=1e-5, atol=1e-6, err_msg=key)
+    assert_same_logs(ours_logs, keras_logs)
 
 
 @pytest.mark.parametrize("name", ["MeanAbsolutePercentageError", "MeanSquaredLogarithmicError", "LogCoshError",

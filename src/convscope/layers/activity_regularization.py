@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
-import numpy as np
-
 from .. import regularizers
-from .base import Layer, check_float
-from .spec import LayerSpec
+from .base import check_float
+from .permute import Identity
 
 
-class ActivityRegularization(Layer):
+class ActivityRegularization(Identity):
     """y = x; in training the loss gains (l1·Σ|x| + l2·Σx²) / batch size, Keras 3's activity regularizer
     (`regularizers.L1L2(l1, l2)`), whose gradient flows back into x.  No weights."""
 
@@ -23,16 +21,6 @@ class ActivityRegularization(Layer):
         where = self._describe()
         self.l1, self.l2 = (check_float(v, arg, where, 0.0) for v, arg in ((l1, "l1"), (l2, "l2")))
         self.activity_regularizer = regularizers.L1L2(l1=self.l1, l2=self.l2)
-        self.built = True
-
-    def describe(self):
-        return LayerSpec(kind="identity")
-
-    def forward(self, inputs: np.ndarray, training: bool = False):
-        return inputs, ()
-
-    def backward(self, ctx, grad_output: np.ndarray, need_input_grad: bool = True):
-        return grad_output, []
 
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()

@@ -8,8 +8,8 @@ from typing import Any, Dict
 import numpy as np
 
 from .. import backend, initializers, ops
-from .base import (Layer, Shape, check_bool, check_float, check_kept_for_backward, resolve_optional,
-                   serialize_optional)
+from .base import Layer, Shape, check_bool, check_float, check_kept_for_backward
+from .layer_normalization import gamma_beta_config, gamma_beta_pairs, set_gamma_beta_arguments
 from .spec import LayerSpec
 
 
@@ -44,13 +44,8 @@ class GroupNormalization(Layer):
         self.epsilon = check_float(epsilon, "epsilon", where, 0.0, low_open=True)
         self.center = check_bool(center, "center", where)
         self.scale = check_bool(scale, "scale", where)
-        self.beta_initializer = initializers.get(beta_initializer, where, "beta_initializer")
-        self.gamma_initializer = initializers.get(gamma_initializer, where, "gamma_initializer")
-        self.beta_regularizer = resolve_optional("regularizers", beta_regularizer, where, "beta_regularizer")
-        self.gamma_regularizer = resolve_optional("regularizers", gamma_regularizer, where, "gamma_regularizer")
-        self.beta_constraint = resolve_optional("constraints", beta_constraint, where, "beta_constraint")
-        self.gamma_constraint = resolve_optional("constraints", gamma_constraint, where, "gamma_constraint")
-        self.gamma = self.beta = None
+        set_gamma_beta_arguments(self, where, beta_initializer, gamma_initializer, beta_regularizer,
+                                 gamma_regularizer, beta_constraint, gamma_constraint)
 
     def _channels(self, input_shape: Shape) -> int:
         """The size of the channel axis of `input_shape`, checked against `groups` and the built weights."""
@@ -100,21 +95,12 @@ class GroupNormalization(Layer):
         """(input gradient, [(gamma, grad), (beta, grad)])."""
         check_kept_for_backward(self, ctx)
         grad_x, grad_gamma, grad_beta = ops.group_norm_backward(grad_output, ctx, need_input_grad)
-        pairs = []
-        if self.trainable:
-            pairs = [(v, g) for v, g in ((self.gamma, grad_gamma), (self.beta, grad_beta)) if v is not None]
-        return grad_x, pairs
+        return grad_x, gamma_beta_pairs(self, grad_gamma, grad_beta)
 
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()
         config.update({
             "groups": self.groups, "axis": self.axis, "epsilon": self.epsilon, "center": self.center,
-            "scale": self.scale,
-            "beta_initializer": serialize_optional("initializers", self.beta_initializer),
-            "gamma_initializer": serialize_optional("initializers", self.gamma_initializer),
-            "beta_regularizer": serialize_optional("regularizers", self.beta_regularizer),
-            "gamma_regularizer": serialize_optional("regularizers", self.gamma_regularizer),
-            "beta_constraint": serialize_optional("constraints", self.beta_constraint),
-            "gamma_constraint": serialize_optional("constraints", self.gamma_constraint),
+            "scale": self.scale, **gamma_beta_config(self),
         })
         return config

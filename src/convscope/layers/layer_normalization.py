@@ -16,6 +16,37 @@ def _serialized(name: str):
     return initializers.serialize(initializers.get(name))
 
 
+def set_gamma_beta_arguments(layer: Layer, where: str, beta_initializer, gamma_initializer, beta_regularizer,
+                             gamma_regularizer, beta_constraint, gamma_constraint) -> None:
+    """The initializers, regularizers and constraints of a normalization's gamma and beta, checked by name."""
+    layer.beta_initializer = initializers.get(beta_initializer, where, "beta_initializer")
+    layer.gamma_initializer = initializers.get(gamma_initializer, where, "gamma_initializer")
+    layer.beta_regularizer = resolve_optional("regularizers", beta_regularizer, where, "beta_regularizer")
+    layer.gamma_regularizer = resolve_optional("regularizers", gamma_regularizer, where, "gamma_regularizer")
+    layer.beta_constraint = resolve_optional("constraints", beta_constraint, where, "beta_constraint")
+    layer.gamma_constraint = resolve_optional("constraints", gamma_constraint, where, "gamma_constraint")
+    layer.gamma = layer.beta = None
+
+
+def gamma_beta_pairs(layer: Layer, grad_gamma, grad_beta) -> list:
+    """[(gamma, grad), (beta, grad)] of the weights a trainable layer has."""
+    if not layer.trainable:
+        return []
+    return [(v, g) for v, g in ((layer.gamma, grad_gamma), (layer.beta, grad_beta)) if v is not None]
+
+
+def gamma_beta_config(layer: Layer) -> Dict[str, Any]:
+    """The config entries of gamma's and beta's initializers, regularizers and constraints, as Keras writes them."""
+    return {
+        "beta_initializer": serialize_optional("initializers", layer.beta_initializer),
+        "gamma_initializer": serialize_optional("initializers", layer.gamma_initializer),
+        "beta_regularizer": serialize_optional("regularizers", layer.beta_regularizer),
+        "gamma_regularizer": serialize_optional("regularizers", layer.gamma_regularizer),
+        "beta_constraint": serialize_optional("constraints", layer.beta_constraint),
+        "gamma_constraint": serialize_optional("constraints", layer.gamma_constraint),
+    }
+
+
 class LayerNormalization(Layer):
     """y = (x - mean) / sqrt(var + epsilon) * gamma + beta, mean and variance over `axis` per sample.
 
@@ -42,13 +73,8 @@ class LayerNormalization(Layer):
             raise ValueError(f"{where}: argument `rms_scaling` must be False (deprecated in Keras 3, which "
                              "scales by the variance there; RMSNormalization is the layer for it), got True")
         self.rms_scaling = False
-        self.beta_initializer = initializers.get(beta_initializer, where, "beta_initializer")
-        self.gamma_initializer = initializers.get(gamma_initializer, where, "gamma_initializer")
-        self.beta_regularizer = resolve_optional("regularizers", beta_regularizer, where, "beta_regularizer")
-        self.gamma_regularizer = resolve_optional("regularizers", gamma_regularizer, where, "gamma_regularizer")
-        self.beta_constraint = resolve_optional("constraints", beta_constraint, where, "beta_constraint")
-        self.gamma_constraint = resolve_optional("constraints", gamma_constraint, where, "gamma_constraint")
-        self.gamma = self.beta = None
+        set_gamma_beta_arguments(self, where, beta_initializer, gamma_initializer, beta_regularizer,
+                                 gamma_regularizer, beta_constraint, gamma_constraint)
 
     def _axes(self, input_shape: Shape):
         """The normalized axes, sorted and non-negative, checked against `input_shape`."""
@@ -95,21 +121,12 @@ class LayerNormalization(Layer):
         """(input gradient, [(gamma, grad), (beta, grad)])."""
         check_kept_for_backward(self, ctx)
         grad_x, grad_gamma, grad_beta = ops.layer_norm_backward(grad_output, ctx, need_input_grad)
-        pairs = []
-        if self.trainable:
-            pairs = [(v, g) for v, g in ((self.gamma, grad_gamma), (self.beta, grad_beta)) if v is not None]
-        return grad_x, pairs
+        return grad_x, gamma_beta_pairs(self, grad_gamma, grad_beta)
 
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()
         config.update({
             "axis": self.axis, "epsilon": self.epsilon, "center": self.center, "scale": self.scale,
-            "rms_scaling": self.rms_scaling,
-            "beta_initializer": serialize_optional("initializers", self.beta_initializer),
-            "gamma_initializer": serialize_optional("initializers", self.gamma_initializer),
-            "beta_regularizer": serialize_optional("regularizers", self.beta_regularizer),
-            "gamma_regularizer": serialize_optional("regularizers", self.gamma_regularizer),
-            "beta_constraint": serialize_optional("constraints", self.beta_constraint),
-            "gamma_constraint": serialize_optional("constraints", self.gamma_constraint),
+            "rms_scaling": self.rms_scaling, **gamma_beta_config(self),
         })
         return config
