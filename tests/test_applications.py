@@ -45,6 +45,9 @@ CASES = [
     ("MobileNetV3Large", dict(minimalistic=True, input_shape=(32, 32, 3), classes=5, include_preprocessing=False)),
     ("ConvNeXtTiny", dict(input_shape=(32, 32, 3))),
     ("ConvNeXtSmall", dict(include_top=False, input_shape=(64, 48, 3), pooling="avg", include_preprocessing=False)),
+    ("EfficientNetV2B0", dict(input_shape=(64, 64, 3))),
+    ("EfficientNetV2S", dict(include_top=False, input_shape=(48, 56, 3), pooling="max")),
+    ("EfficientNetV2B2", dict(include_top=False, input_shape=(40, 40, 3), include_preprocessing=False)),
 ]
 
 
@@ -243,6 +246,9 @@ def test_imagenet_files_are_asked_for_by_keras_names(keras, tmp_path, monkeypatc
     with pytest.raises(ValueError, match="ImageNet weights need a ConvNeXt variant's depths"):
         cs.applications.ConvNeXtTiny(name="my_net")
     assert cs.applications.convnext.preprocess_input(x) is x
+    with pytest.raises(OSError, match="no network .*efficientnet_v2/efficientnetv2-s_notop.h5"):
+        cs.applications.EfficientNetV2S(include_top=False, input_shape=(64, 64, 3))
+    assert cs.applications.efficientnet_v2.preprocess_input(x) is x
 
 
 def test_a_sha256_published_file_is_checked_with_sha256(tmp_path, monkeypatch):
