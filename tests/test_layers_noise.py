@@ -1,4 +1,4 @@
-"""GaussianNoise and GaussianDropout: noise in training, the identity at inference.
+"""GaussianNoise, GaussianDropout and AlphaDropout: noise in training, the identity at inference.
 
 Oracles: Keras 3.15.1 on the torch backend (configs, inference outputs, a Keras-written file); the noise's
 moments on a large sample (its draws cannot match Keras' random stream); the backward pass against the
@@ -15,7 +15,8 @@ from convscope import layers as L
 def net(module):
     layers = module.layers
     return module.Sequential([module.Input((6, 6, 2)), layers.Conv2D(3, 3), layers.GaussianNoise(0.3, seed=1),
-                              layers.Flatten(), layers.GaussianDropout(0.25, seed=2), layers.Dense(2)])
+                              layers.Flatten(), layers.GaussianDropout(0.25, seed=2),
+                              layers.AlphaDropout(0.1, noise_shape=(None, 1), seed=3), layers.Dense(2)])
 
 
 def test_the_identity_at_inference_configs_and_files_as_keras(keras, tmp_path):
@@ -25,7 +26,7 @@ def test_the_identity_at_inference_configs_and_files_as_keras(keras, tmp_path):
     np.testing.assert_allclose(ours.predict(x, verbose=0), keras.ops.convert_to_numpy(theirs.predict(x, verbose=0)),
                                rtol=1e-5, atol=1e-6)
     for layer, k_layer in zip(ours.layers, theirs.layers):
-        if type(layer).__name__.startswith("Gaussian"):
+        if type(layer).__name__.startswith(("Gaussian", "Alpha")):
             k_config = k_layer.get_config()
             assert {k: v for k, v in layer.get_config().items() if k not in ("name", "dtype")} == \
                 {k: v for k, v in k_config.items() if k not in ("name", "dtype")}
@@ -91,3 +92,23 @@ def test_explain_follows_the_receptive_field_through_noise_and_prelu():
     assert [axis["size"] for axis in rows[-1]["receptive_field"]] == [5, 5]
     assert "Gaussian noise has no parameters" in str(cs.explain(model))
     assert "가우시안 잡음 층에는 파라미터가 없습니다" in str(cs.explain(model, lang="ko"))
+
+
+def test_alpha_dropout_keeps_selu_statistics_and_its_gradient():
+    """Keras' AlphaDropout: dropped values at a·α' + b, kept ones a·x + b (a, b from Keras' formula), the mean 0
+    and variance 1 of standard normal inputs kept, the gradient a where kept and 0 where dropped."""
+    rate, alpha_p = 0.2, -1.6732632423543772 * 1.0507009873554805
+    a = ((1 - rate) * (1 + rate * alpha_p ** 2)) ** -0.5
+    b = -a * alpha_p * rate
+    x = np.random.default_rng(5).normal(size=(400, 500))
+    y, factor = L.AlphaDropout(rate, seed=4).forward(x, training=True)
+    dropped = np.isclose(y, a * alpha_p + b) & ~np.isclose(x, alpha_p)
+    assert abs(dropped.mean() - rate) < 0.005
+    np.testing.assert_allclose(y[~dropped], a * x[~dropped] + b, rtol=1e-12)
+    assert abs(y.mean()) < 0.01 and abs(y.var() - 1) < 0.01
+    grad = L.AlphaDropout(rate).backward(factor, np.ones_like(x))[0]
+    np.testing.assert_allclose(grad, np.where(dropped, 0.0, a), atol=1e-12)
+    rows, _ = L.AlphaDropout(0.5, noise_shape=(None, 1), seed=5).forward(x[:20], training=True)
+    assert all(np.allclose(r, a * alpha_p + b) or not np.any(np.isclose(r, a * alpha_p + b)) for r in rows)
+    with pytest.raises(ValueError, match="AlphaDropout 'alpha_dropout.*': argument `rate` must be a finite number"):
+        L.AlphaDropout(1.5)

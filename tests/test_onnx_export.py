@@ -226,7 +226,7 @@ def slopes_net():
     dropout (the identity at inference)."""
     x = cs.Input((6, 6, 2), name="x")
     y = L.PReLU(shared_axes=[1, 2])(L.GaussianNoise(0.1)(L.Conv2D(4, 3, padding="same")(x)))
-    y = L.GaussianDropout(0.2)(y)
+    y = L.AlphaDropout(0.1)(L.GaussianDropout(0.2)(y))
     y = L.ELU(alpha=0.5)(L.LeakyReLU(negative_slope=0.1)(L.Conv2D(3, 1)(y)))
     return cs.Model(x, L.PReLU()(L.Conv2D(2, 3)(y)), name="slopes_net")
 

@@ -178,8 +178,10 @@ T = {
     "note_augment": ("A random augmentation: in training it changes each image at random (seeded by "
                      "set_random_seed or its seed=); at inference it passes the images on unchanged, so the "
                      "receptive field is followed straight through it."),
-    "note_noise": ("Gaussian noise has no parameters; it is the identity at inference (the receptive field is "
-                   "followed straight through it) and adds or multiplies random noise in training, a regularizer."),
+    "note_noise": ("Gaussian noise has no parameters (nor Gaussian or alpha dropout); it is the identity at "
+                   "inference (the receptive field is followed straight through it) and adds or multiplies random "
+                   "noise in training, a regularizer (alpha dropout sets dropped values to SELU's negative "
+                   "saturation and rescales, keeping SELU's mean and variance)."),
     "note_dropout": ("Dropout has no parameters; it is the identity at inference and zeroes a random {percent} "
                      "of the values in training, scaling the rest by 1/(1 − {rate})."),
     "note_largest": "This layer holds {share:.1f}% of all parameters, the most of any layer.",

@@ -26,7 +26,7 @@ from .group_normalization import GroupNormalization
 from .layer_normalization import LayerNormalization
 from .merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add, average,
                       concatenate, maximum, minimum, multiply, subtract)
-from .noise import GaussianDropout, GaussianNoise
+from .noise import AlphaDropout, GaussianDropout, GaussianNoise
 from .normalization import BatchNormalization
 from .permute import Identity, Permute
 from .prelu import PReLU
@@ -58,6 +58,7 @@ __all__ = [
     "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomCrop", "RandomContrast",
     "RandomBrightness", "Lambda", "LeakyReLU", "ELU", "PReLU", "GaussianNoise", "GaussianDropout",
     "SpatialDropout1D", "GroupNormalization", "CenterCrop", "UnitNormalization", "ActivityRegularization",
+    "AlphaDropout",
 ]
 
 # Class name (as Keras writes it in configs, aliases included) -> class.
@@ -76,7 +77,7 @@ LAYER_CLASSES.update({cls.__name__: cls for cls in (Rescaling, Normalization, Re
 LAYER_CLASSES.update({cls.__name__: cls for cls in (LayerScale, StochasticDepth)})   # ConvNeXt's helpers
 LAYER_CLASSES.update({cls.__name__: cls for cls in (LeakyReLU, ELU, PReLU, GaussianNoise, GaussianDropout,
                                                      SpatialDropout1D, GroupNormalization, CenterCrop,
-                                                     UnitNormalization, ActivityRegularization)})
+                                                     UnitNormalization, ActivityRegularization, AlphaDropout)})
 LAYER_CLASSES["Lambda"] = Lambda        # known, so that a file holding one is refused by name (code: `from_config`)
 LAYER_CLASSES.update({cls.__name__: cls for cls in (RandomFlip, RandomRotation, RandomZoom, RandomTranslation,
                                                      RandomCrop, RandomContrast, RandomBrightness)})

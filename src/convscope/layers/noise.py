@@ -1,4 +1,4 @@
-"""`GaussianNoise` and `GaussianDropout`: noise in training, the identity at inference (Keras' behaviour)."""
+"""`GaussianNoise`, `GaussianDropout` and `AlphaDropout`: noise in training, the identity at inference (Keras')."""
 
 from __future__ import annotations
 
@@ -70,4 +70,41 @@ class GaussianDropout(_Noise):
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()
         config.update({"rate": self.rate, "seed": self.seed})
+        return config
+
+
+class AlphaDropout(_Noise):
+    """Dropout for SELU networks: in training a value is dropped with probability `rate` to SELU's negative
+    saturation, then all are scaled and shifted so that the mean and variance SELU keeps stay (Keras'
+    AlphaDropout); the identity at inference.
+
+    Shape: unchanged."""
+
+    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+        super().__init__(seed, **kwargs)
+        where = self._describe()
+        self.rate = check_float(rate, "rate", where, 0.0, 1.0)
+        if noise_shape is not None:
+            try:
+                noise_shape = tuple(None if n is None else int(n) for n in noise_shape)
+            except (TypeError, ValueError):
+                raise TypeError(f"{where}: argument `noise_shape` must be None or a tuple of ints (None for the "
+                                f"input's size), got {noise_shape!r}") from None
+        self.noise_shape = noise_shape
+
+    def forward(self, inputs: np.ndarray, training: bool = False):
+        """(output, the gradient's factor per value; None at inference or outside 0 < rate < 1)."""
+        if not training or not 0.0 < self.rate < 1.0:
+            return inputs, None
+        try:
+            return ops.alpha_dropout_forward(inputs, self.rate, self._generator, self.noise_shape)
+        except ValueError as error:
+            raise ValueError(f"{self._describe()}: {error}") from None
+
+    def backward(self, ctx, grad_output: np.ndarray, need_input_grad: bool = True):
+        return (grad_output if ctx is None else grad_output * ctx), []
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config.update({"rate": self.rate, "seed": self.seed, "noise_shape": self.noise_shape})   # a tuple (Keras')
         return config

@@ -13,7 +13,8 @@ from .depthwise import (depthwise_conv2d, depthwise_conv2d_backward, depthwise_c
                         separable_conv2d_backward, separable_conv2d_forward)
 from .epilogue import FUSED_ACTIVATIONS, bias_activation_backward, bias_activation_forward, bias_add
 from .fused import conv2d_inference, conv2d_max_pool_forward
-from .dropout import dropout_backward, dropout_forward, gaussian_dropout_forward, gaussian_noise
+from .dropout import (alpha_dropout_forward, dropout_backward, dropout_forward, gaussian_dropout_forward,
+                      gaussian_noise)
 from .linear import dense_backward, dense_forward
 from .batch_norm_act import batch_norm_relu_backward, batch_norm_relu_train
 from .normalization import (batch_norm_affine, batch_norm_backward, batch_norm_infer, batch_norm_infer_backward,
@@ -56,7 +57,7 @@ __all__ = [
     "unit_norm_forward", "unit_norm_backward",
     "resize2d", "resize2d_forward", "resize2d_backward", "center_crop_forward", "center_crop_backward",
     "rescale", "rescale_backward", "standardize", "standardize_backward",
-    "dropout_forward", "dropout_backward", "gaussian_noise", "gaussian_dropout_forward",
+    "dropout_forward", "dropout_backward", "gaussian_noise", "gaussian_dropout_forward", "alpha_dropout_forward",
     # Keras 3 `keras.ops` functions, differentiable on a Tape (ops/tape.py, numpy_api.py, nn_api.py)
     "Tape", "Traced", "record", "stop_gradient",
     "add", "subtract", "multiply", "divide", "true_divide", "floor_divide", "negative", "power", "square",

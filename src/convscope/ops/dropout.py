@@ -134,6 +134,30 @@ def gaussian_dropout_forward(x, rate: float, rng: Optional[np.random.Generator] 
     return x * noise, noise
 
 
+SELU_ALPHA_P = -1.6732632423543772848170429916717 * 1.0507009873554804934193349852946   # SELU's negative limit
+
+
+def alpha_dropout_forward(x, rate: float, rng: Optional[np.random.Generator] = None, noise_shape=None):
+    """(a · where(kept, x, α') + b, a · kept): Keras' AlphaDropout in training.  A value is dropped with
+    probability `rate` (per slice where `noise_shape` has 1s) and set to SELU's negative saturation α' =
+    -λα; a and b restore the mean and variance of SELU's self-normalizing activations:
+    a = ((1 - rate)(1 + rate α'²))^-1/2, b = -a α' rate."""
+    op = "alpha_dropout_forward"
+    x = check_numeric_array(x, op, "x")
+    _check_noise_arguments(op, "rate", rate, 1.0, rng)
+    shape = x.shape if noise_shape is None else tuple(s if n is None else int(n) for s, n in zip(x.shape, noise_shape))
+    if noise_shape is not None and (len(tuple(noise_shape)) != x.ndim or
+                                    any(m not in (1, s) for m, s in zip(shape, x.shape))):
+        raise ValueError(f"{op}: argument `noise_shape` {tuple(noise_shape)} must have x's rank {x.ndim} with each "
+                         f"size 1 or x's (shape {x.shape})")
+    dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
+    keep = (_rng.generator() if rng is None else rng).random(shape) >= rate
+    a = ((1.0 - rate) * (1.0 + rate * SELU_ALPHA_P ** 2)) ** -0.5
+    b = -a * SELU_ALPHA_P * rate
+    y = (a * np.where(keep, x, SELU_ALPHA_P) + b).astype(dtype)
+    return y, np.broadcast_to(a * keep, x.shape).astype(dtype)
+
+
 def _standard_normal(x: np.ndarray, rng) -> np.ndarray:
     """N(0, 1) draws of x's shape in x's float dtype (float64 for integers), drawn in float32 or float64 without
     a float64 copy of a float32 tensor."""
