@@ -65,6 +65,17 @@ def block(inputs, activation: str, drop_rate: float, name: str, filters_in: int,
     return x
 
 
+def head(x, include_top: bool, pooling, classes: int, classifier_activation, dropout_rate: float):
+    """EfficientNet's (and V2's) classifier: average pooling, dropout, Dense "predictions"; or the pooling."""
+    if not include_top:
+        return _common.top(x, False, pooling, classes, classifier_activation, ("avg_pool", "max_pool"))
+    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    if dropout_rate > 0:
+        x = layers.Dropout(dropout_rate, name="top_dropout")(x)
+    return layers.Dense(classes, activation=classifier_activation, kernel_initializer=_DENSE_INIT,
+                        name="predictions")(x)
+
+
 def EfficientNet(width_coefficient, depth_coefficient, default_size, dropout_rate=0.2, drop_connect_rate=0.2,
                  depth_divisor=8, activation="swish", name="efficientnet", include_top=True, weights="imagenet",
                  input_tensor=None, input_shape=None, pooling=None, classes=1000, classifier_activation="softmax",
@@ -99,14 +110,7 @@ def EfficientNet(width_coefficient, depth_coefficient, default_size, dropout_rat
     x = layers.Conv2D(round_filters(1280), 1, padding="same", use_bias=False, kernel_initializer=_CONV_INIT,
                       name="top_conv")(x)
     x = layers.Activation(activation, name="top_activation")(layers.BatchNormalization(axis=3, name="top_bn")(x))
-    if include_top:
-        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        if dropout_rate > 0:
-            x = layers.Dropout(dropout_rate, name="top_dropout")(x)
-        x = layers.Dense(classes, activation=classifier_activation, kernel_initializer=_DENSE_INIT,
-                         name="predictions")(x)
-    else:
-        x = _common.top(x, False, pooling, classes, classifier_activation, ("avg_pool", "max_pool"))
+    x = head(x, include_top, pooling, classes, classifier_activation, dropout_rate)
     url = md5 = None
     if weights == "imagenet":
         url = f"{_BASE}{name}{'.h5' if include_top else '_notop.h5'}"

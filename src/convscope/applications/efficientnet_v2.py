@@ -8,7 +8,7 @@ import math
 
 from .. import layers
 from . import _common
-from .efficientnet import _CONV_INIT, _DENSE_INIT
+from .efficientnet import _CONV_INIT, head
 
 _BASE = _common.KERAS_BASE + "efficientnet_v2/"
 # (kernel, repeats, filters in, filters out, expansion, squeeze-excite ratio, stride, fused) per stage
@@ -124,14 +124,7 @@ def EfficientNetV2(width_coefficient, depth_coefficient, default_size, dropout_r
     x = layers.Conv2D(round_filters(1280), 1, padding="same", use_bias=False, kernel_initializer=_CONV_INIT,
                       name="top_conv")(x)
     x = layers.Activation(activation, name="top_activation")(_bn("top_bn", bn_momentum)(x))
-    if include_top:
-        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        if dropout_rate > 0:
-            x = layers.Dropout(dropout_rate, name="top_dropout")(x)
-        x = layers.Dense(classes, activation=classifier_activation, kernel_initializer=_DENSE_INIT,
-                         name="predictions")(x)
-    else:
-        x = _common.top(x, False, pooling, classes, classifier_activation, ("avg_pool", "max_pool"))
+    x = head(x, include_top, pooling, classes, classifier_activation, dropout_rate)
     url = md5 = None
     if weights == "imagenet":
         if weights_name not in _MD5:
