@@ -73,7 +73,9 @@ def test_analysis_reads_a_cut_or_a_resize():
     assert (cut.kind, [(a.pad_before, a.pad_after) for a in cut.axes], cut.output_shape) == \
         ("crop", [(2, 3), (1, 1)], (None, 8, 8, 3))
     assert (resize.kind, resize.aspect, resize.output_shape) == ("resize", ("crop", 0, 1, 6, 4), (None, 7, 5, 4))
-    assert "crop" in str(cs.explain(model(cs, L)))
+    text = str(cs.explain(model(cs, L)))
+    assert "height 13 → 8: 13 − 2 top − 3 bottom = 8" in text                      # the cut, explained
+    assert "first the centred 6×4 window (from row 0, column 1)" in text           # the resize's aspect crop
 
 
 def test_arguments_and_inputs_are_checked_by_name():

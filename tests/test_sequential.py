@@ -341,3 +341,12 @@ def test_a_float64_model_inside_a_float32_one_as_keras(keras):
         got = ours.predict(x, verbose=0)
         assert got.dtype == expected.dtype
         np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+    def graph(m):                       # the same inside a graph model, whose plan runs the stages too
+        inputs = m.Input((4,))
+        inner = m.Sequential([m.layers.Dense(2, dtype="float64", kernel_initializer="ones")])
+        return m.Model(inputs, m.layers.Dense(1, kernel_initializer="ones")(inner(inputs)))
+    expected = keras.ops.convert_to_numpy(graph(keras).predict(x, verbose=0))
+    got = graph(convscope).predict(x, verbose=0)
+    assert got.dtype == expected.dtype
+    np.testing.assert_allclose(got, expected, rtol=1e-6)

@@ -28,7 +28,7 @@ from .. import _rng, backend
 from ..ops import augment
 from . import graph
 from .base import Layer, Shape, check_kept_for_backward, check_positive_int, normalize_data_format
-from .conv2d import channel_dim, check_image_rank, image_shape, ops_format, spatial_dims
+from .conv2d import check_image_rank, ops_format, sized_image_shape, spatial_dims
 from .spec import LayerSpec
 
 _IDENTITY = "identity"      # the ctx of a call that changed nothing: the gradient passes unchanged
@@ -216,10 +216,7 @@ class RandomCrop(BaseAugmentation):
         self.width = check_positive_int(width, "width", where)
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
-        input_shape = tuple(input_shape)
-        check_image_rank(self, input_shape, self.data_format)
-        return image_shape(input_shape[0], self.height, self.width, channel_dim(input_shape, self.data_format),
-                           self.data_format)
+        return sized_image_shape(self, input_shape)
 
     def describe(self):
         """At inference the layer cuts a fixed window: for an input at least the target's size it reads

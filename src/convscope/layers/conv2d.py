@@ -39,6 +39,15 @@ def image_shape(batch, rows, cols, channels, data_format: str) -> Shape:
     return (batch, rows, cols, channels)
 
 
+def sized_image_shape(layer: Layer, input_shape: Shape) -> Shape:
+    """The shape of `input_shape`'s images brought to the layer's (height, width): Resizing, CenterCrop,
+    RandomCrop."""
+    input_shape = tuple(input_shape)
+    check_image_rank(layer, input_shape, layer.data_format)
+    return image_shape(input_shape[0], layer.height, layer.width, channel_dim(input_shape, layer.data_format),
+                       layer.data_format)
+
+
 def ops_format(data_format: str) -> str:
     return "NCHW" if data_format == "channels_first" else "NHWC"
 

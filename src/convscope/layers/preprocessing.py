@@ -16,7 +16,7 @@ import numpy as np
 from .. import ops
 from ..variables import Variable
 from .base import Layer, Shape, check_bool, check_float, check_positive_int, normalize_data_format
-from .conv2d import channel_dim, check_image_rank, image_shape, ops_format
+from .conv2d import ops_format, sized_image_shape
 from .spec import LayerSpec
 
 
@@ -311,10 +311,7 @@ class Resizing(Layer):
         self.data_format = normalize_data_format(data_format, where)
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
-        input_shape = tuple(input_shape)
-        check_image_rank(self, input_shape, self.data_format)
-        return image_shape(input_shape[0], self.height, self.width, channel_dim(input_shape, self.data_format),
-                           self.data_format)
+        return sized_image_shape(self, input_shape)
 
     def describe(self):
         aspect = "crop" if self.crop_to_aspect_ratio else "pad" if self.pad_to_aspect_ratio else None
@@ -356,10 +353,7 @@ class CenterCrop(Layer):
         self.data_format = normalize_data_format(data_format, where)
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
-        input_shape = tuple(input_shape)
-        check_image_rank(self, input_shape, self.data_format)
-        return image_shape(input_shape[0], self.height, self.width, channel_dim(input_shape, self.data_format),
-                           self.data_format)
+        return sized_image_shape(self, input_shape)
 
     def describe(self):
         return LayerSpec(kind="center_crop", data_format=self.data_format, size=(self.height, self.width),

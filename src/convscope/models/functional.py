@@ -26,7 +26,7 @@ from . import multi_io
 from .functional_config import functional_config, functional_from_config
 from .graph_map import map_graph
 from .graph_plan import graph_steps
-from .plan import INFERENCE, LAYERS, TRAINING
+from .plan import INFERENCE, LAYERS, TRAINING, stage_input
 from .summary import print_summary
 from .training import Model, check_predict_arguments
 
@@ -376,11 +376,13 @@ class Functional(_FunctionalTraining, Model):
             start = time.perf_counter() if on_step is not None else 0.0
             if step.stage is not None:
                 if step.residual is None:
-                    values[id(step.output)], ctx = step.stage.forward(values[id(step.input)], training=training)
+                    values[id(step.output)], ctx = step.stage.forward(stage_input(step.stage, values[id(step.input)]),
+                                                                      training=training)
                     read = [step.input]
                 else:                               # a fused Add's other operand
                     values[id(step.output)], ctx = step.stage.forward(
-                        values[id(step.input)], training=training, residual=values[id(step.residual)])
+                        stage_input(step.stage, values[id(step.input)]), training=training,
+                        residual=values[id(step.residual)])
                     read = [step.input, step.residual]
                 if keep:
                     execution.records.append((step, ctx))

@@ -65,6 +65,15 @@ _ROLES = ("norm", "relu", "pool")
 _EPILOGUE_ROLES = ("norm", "add", "act")
 
 
+
+def stage_input(stage, x):
+    """`x` in the float type of the stage's first layer, as Keras casts a layer's float inputs (a float64 model
+    inside a float32 one, and the reverse): the stages run the layers' ops without `Layer.__call__`."""
+    dtype = getattr(stage.layers[0], "dtype", None)
+    if dtype is None or getattr(x, "dtype", None) is None or x.dtype == dtype or x.dtype.kind != "f":
+        return x
+    return x.astype(dtype)
+
 class LayerStage:
     """One layer on its own."""
 

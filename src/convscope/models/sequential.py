@@ -22,7 +22,7 @@ from ..layers.autodiff import call_training, recording
 from .._custom_objects import custom_object_scope, get_registered_name, lookup
 from ..layers.base import Shape, Variable, check_kept_for_backward, noted, runs_own_call
 from ..layers.graph import KerasTensor, is_symbolic
-from .plan import INFERENCE, LAYERS, TRAINING
+from .plan import INFERENCE, LAYERS, TRAINING, stage_input
 from .summary import print_summary
 from .training import Model, check_predict_arguments
 
@@ -30,13 +30,6 @@ _BUILD_LOCK = threading.RLock()     # a model's first call, from several threads
 
 
 
-def _in_dtype_of(stage, x):
-    """`x` in the float type of the stage's first layer, as Keras casts a layer's float inputs (a float64 model
-    inside a float32 one, and the reverse); the plan's stages run the layers' ops without `Layer.__call__`."""
-    dtype = getattr(stage.layers[0], "dtype", None)
-    if dtype is None or getattr(x, "dtype", None) is None or x.dtype == dtype or x.dtype.kind != "f":
-        return x
-    return x.astype(dtype)
 
 class Sequential(Model):
     """A linear stack of layers, as `keras.Sequential(layers=None, name=None)`.
@@ -278,7 +271,7 @@ class Sequential(Model):
             return x
         with backend.no_backward():
             for stage in self._layers_plan(INFERENCE):
-                x, _ = stage.forward(_in_dtype_of(stage, x))
+                x, _ = stage.forward(stage_input(stage, x))
         return x
 
     def _build_for(self, x: np.ndarray) -> None:
@@ -321,7 +314,7 @@ class Sequential(Model):
         stages = self._plan(TRAINING if training else LAYERS)
         contexts = []
         for stage in stages:
-            x, ctx = stage.forward(_in_dtype_of(stage, x), training=training)
+            x, ctx = stage.forward(stage_input(stage, x), training=training)
             contexts.append(ctx)
         return x, (stages, contexts)
 

@@ -26,7 +26,7 @@ from ..callbacks import CallbackList, History, ProgbarLogger, TerminateOnNaN, ch
 from ..layers.autodiff import call_layer, infer_output_shape, plain
 from ..layers.base import Layer, Variable, held_layers, runs_own_call, unique_variables
 from . import data_adapters
-from .plan import INFERENCE, LAYERS, TRAINING, LayerStage, build_plan
+from .plan import INFERENCE, LAYERS, TRAINING, LayerStage, build_plan, stage_input
 
 
 _BUILD_LOCK = threading.RLock()    # held only while a model builds on its first data
@@ -430,9 +430,9 @@ class Model(Layer):
         for index, stage in enumerate(stages):
             if index == last and fusion is not None and not keep:
                 with backend.keep_for_backward():
-                    x, ctx = stage.forward(x, training=training)
+                    x, ctx = stage.forward(stage_input(stage, x), training=training)
             else:
-                x, ctx = stage.forward(x, training=training)
+                x, ctx = stage.forward(stage_input(stage, x), training=training)
             outputs.append(x)
             contexts.append(ctx)
             regularizer = stage.layers[-1].activity_regularizer
