@@ -422,15 +422,30 @@ def _name_and_type(layer):
     return layer.name, type(layer).__name__
 
 
+def test_operations_are_rows_and_names_though_not_layers():
+    """`layers` leaves the operations out (as Keras), but the summary (as Keras'), the analysis and
+    `get_layer` by name (a Grad-CAM target) still see them."""
+    model = _ours()
+    found = [op for op in model.operations if isinstance(op, operations.Operation)]
+    assert found and not any(isinstance(layer, operations.Operation) for layer in model.layers)
+    assert len(model.operations) == len(model.layers) + len(found)
+    lines = []
+    model.summary(print_fn=lines.append)
+    assert all(any(op.name in line for line in lines) for op in found)
+    assert [r.name for r in cs.models.analysis.analyze(model).layers] == [op.name for op in model.operations]
+    assert model.get_layer(found[0].name) is found[0]
+
+
 def test_keras_config_rebuilt_by_convscope(keras):
     """Keras' own config of the graph: the same layers, the same node arguments, the same outputs."""
     KGate = make_scale_gate(keras.layers.Layer, keras.ops)
     theirs = _theirs(keras, KGate)
     config = json.loads(theirs.to_json())["config"]
     again = cs.Model.from_config(config, custom_objects={"ScaleGate": ScaleGate})
-    assert [_name_and_type(op) for op in again._layers] == [_name_and_type(op) for op in theirs.operations]
-    assert [_name_and_type(layer) for layer in again.layers if not isinstance(layer, operations.Operation)] == \
-        [_name_and_type(layer) for layer in theirs.layers]
+    assert [_name_and_type(op) for op in again.operations] == [_name_and_type(op) for op in theirs.operations]
+    assert [_name_and_type(layer) for layer in again.layers] == [_name_and_type(layer) for layer in theirs.layers]
+    assert [_name_and_type(again.get_layer(index=i)) for i in range(len(theirs.layers))] == \
+        [_name_and_type(theirs.get_layer(index=i)) for i in range(len(theirs.layers))]
     ours = json.loads(json.dumps(again.get_config()))["layers"]
     assert [(e["module"], e["class_name"], e["inbound_nodes"]) for e in ours] == \
         [(e["module"], e["class_name"], e["inbound_nodes"]) for e in config["layers"]]

@@ -369,7 +369,7 @@ def test_feature_maps_and_report_of_a_graph_model_with_operators(tmp_path):
     image = np.random.default_rng(5).random((8, 8, 1)).astype(np.float32)
     c1 = torch_conv(image[None], model.get_layer("c1"))
     c2 = torch_conv(0.5 * c1, model.get_layer("c2"))
-    rows = [layer.name for layer in model.layers]
+    rows = [layer.name for layer in model.operations]      # a row per layer or operation
     _, outputs = run_layers(model, image, "test")
     by_name = dict(zip(rows, outputs))
     np.testing.assert_allclose(by_name["multiply"], 0.5 * c1, rtol=1e-5, atol=1e-6)

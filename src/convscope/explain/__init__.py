@@ -59,7 +59,7 @@ Schema of ``to_dict()`` (version "convscope.explain/1"; all values JSON-serializ
         "sections": [{"key": "shape" | "params" | "kernels" | "compute" | "memory"
                               | "receptive_field" | "notes",
                       "title": str, "lines": [str, ...]}, ...],
-        # functional models only: one entry per call of a layer (model.layers order, calls together)
+        # functional models only: one entry per call of a layer (model.operations order, calls together)
         "call": int, "calls": int,         # call 2 of 2 of a shared layer
         "inbound": [str, ...],             # its inputs' sources: "conv2d", "shared (call 1)"
         "parents": [int, ...],             # the entries (indices) computing those inputs

@@ -117,7 +117,7 @@ def _is_model(model) -> bool:
 
 def resolve_layer(model, key, what: str) -> str:
     """The name of the layer `key` (a name or a layer object) of `model`, or a ValueError listing them."""
-    layers = model.layers
+    layers = model.operations
     if isinstance(key, Layer) and not isinstance(key, str):
         if any(layer is key for layer in layers):
             return key.name

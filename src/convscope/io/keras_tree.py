@@ -33,8 +33,7 @@ def is_model(layer) -> bool:
 
 def keras_layers(model) -> list:
     """`model.layers` as Keras lists them: operations (`x * 2`) are not layers."""
-    from ..layers.operations import Operation
-    return [layer for layer in model.layers if not isinstance(layer, Operation)]
+    return list(model.layers)
 
 
 def weight_tree(model, prefix: str = "") -> List[Tuple[str, Any]]:

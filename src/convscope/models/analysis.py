@@ -349,7 +349,7 @@ def summary_columns(model, show_kernels: bool = False, show_flops: bool = False,
         by_name = {}
         for r in rows:
             by_name.setdefault(r.name, []).append(r)
-        groups = [by_name[layer.name] for layer in model.layers]
+        groups = [by_name[layer.name] for layer in model.operations]
     columns: List[Tuple[str, List[str]]] = []
 
     def column(header, cell):

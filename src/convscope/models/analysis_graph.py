@@ -1,6 +1,6 @@
 """`analyze` for graph (functional) models: one row of numbers per call of a layer (per node).
 
-Rows follow `model.layers` (Keras' order, InputLayers first), a shared layer's calls
+Rows follow `model.operations` (Keras' order, InputLayers first; the operations too), a shared layer's calls
 side by side; the receptive fields are computed in execution order (`model._nodes`),
 each node from its parents' fields.  A merge (Add, Concatenate, ...) sees the union of
 its inputs' fields: on each axis the smallest extent covering every branch.  Only the
@@ -21,7 +21,7 @@ from .analysis import LayerNumbers, ModelNumbers
 def model_nodes(model) -> List:
     """The model's nodes in row order: `model.layers` order, each layer's calls in this model in turn."""
     own = set(model._nodes)
-    return [node for layer in model.layers for node in layer._inbound_nodes if node in own]
+    return [node for layer in model.operations for node in layer._inbound_nodes if node in own]
 
 
 def source_label(model, tensor) -> str:

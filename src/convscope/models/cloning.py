@@ -44,7 +44,7 @@ def clone_model(model, input_tensors=None, clone_function=None, call_function=No
     make = _maker(clone_function or clone_layer, bool(recursive))
     if isinstance(model, Sequential):
         return _clone_sequential(model, make)
-    originals = {layer.name: layer for layer in model.layers}
+    originals = {layer.name: layer for layer in model.operations}
     config = dict(model.get_config(), trainable=True)     # Keras' clone is trainable, its layers keep their flags
     return functional_from_config(type(model), config, make_layer=lambda entry, name: (
         None if isinstance(originals.get(name), InputLayer) else make(originals[name])))

@@ -22,6 +22,7 @@ from ..layers import InputLayer, Layer
 from ..layers.autodiff import call_layer, call_training, recording
 from ..layers.base import Variable, noted
 from ..layers.graph import KerasTensor, flatten, is_symbolic
+from ..layers.operations import Operation
 from . import multi_io
 from .functional_config import functional_config, functional_from_config
 from .graph_map import map_graph
@@ -246,13 +247,13 @@ class Functional(_FunctionalTraining, Model):
 
     @property
     def layers(self) -> List[Layer]:
-        """Every layer, InputLayers first, in Keras' order (deepest first, then as first met)."""
-        return list(self._layers)
+        """Every layer, InputLayers first, in Keras' order (deepest first, then as first met); as in Keras,
+        not the operations (`x + 3.0`) recorded on symbolic tensors, so `layers[i]` is Keras' layer i."""
+        return [layer for layer in self._layers if not isinstance(layer, Operation)]
 
     @property
     def operations(self) -> List[Layer]:
-        """Every layer and operation (arithmetic on symbolic tensors), Keras' `model.operations`; here
-        `layers` lists the operations too (Keras leaves them out)."""
+        """Every layer and operation (arithmetic on symbolic tensors) in graph order, Keras' `model.operations`."""
         return list(self._layers)
 
     @property

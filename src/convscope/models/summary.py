@@ -109,7 +109,7 @@ def print_summary(model, line_length: Optional[int] = None, positions=None,
     if graph and positions is None:
         positions = _GRAPH_POSITIONS
     ends = _check_positions(positions, line_length, len(_HEADERS) + graph)
-    layers = model.layers
+    layers = model.operations        # Keras' summary lists a functional model's operations too
     headers = list(_HEADERS) + (["Connected to"] if graph else [])
     cells = [[f"{layer.name} ({type(layer).__name__})", _output_shape_text(model, layer),
               str(layer.count_params())] for layer in layers]

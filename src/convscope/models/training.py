@@ -157,6 +157,12 @@ class Model(Layer):
         """The layers the model holds as attributes, in the order they were set (Keras' subclassed `layers`)."""
         return held_layers(self)
 
+    @property
+    def operations(self) -> List[Layer]:
+        """The layers and, in a functional model, the operations recorded on symbolic tensors (Keras'
+        `model.operations`); what summaries, drawings and analysis walk."""
+        return self.layers
+
     def build(self, input_shape=None) -> None:
         """Build for inputs of `input_shape` (batch axis included): `call` run on placeholders, which builds
         the layers it calls (Keras' `model.build` of a subclassed model)."""
@@ -250,7 +256,7 @@ class Model(Layer):
                 raise ValueError(f"{where}: argument `index` is {index} but the model has only "
                                  f"{len(layers)} layers")
             return layers[index]
-        for layer in layers:
+        for layer in self.operations:      # an operation's name too (its output is a feature map)
             if layer.name == name:
                 return layer
         raise ValueError(f"{where}: no layer named {name!r}; the layers are {[layer.name for layer in layers]}")

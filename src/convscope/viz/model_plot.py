@@ -108,7 +108,7 @@ def build_graph(model, show_shapes=False, show_dtype=False, show_layer_names=Tru
 def _functional_graph(model, box, rankdir: str) -> Graph:
     """One box per layer of a functional model, one edge per tensor each call takes."""
     own = set(model._nodes)
-    layers = list(model.layers)
+    layers = list(model.operations)
     index = {id(layer): i for i, layer in enumerate(layers)}
     nodes, edges = [], []
     for layer in layers:
