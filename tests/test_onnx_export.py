@@ -219,8 +219,21 @@ def nested_net():
     return cs.Model(x, out, name="nested_net")
 
 
+def conv1d_family_net():
+    """DepthwiseConv1D, SeparableConv1D and Conv1DTranspose, each with a BatchNormalization to fold, both
+    data formats."""
+    x = cs.Input((12, 3), name="sequence")
+    y = L.BatchNormalization()(L.DepthwiseConv1D(3, strides=2, padding="same", depth_multiplier=2)(x))
+    y = L.BatchNormalization()(L.SeparableConv1D(5, 3, dilation_rate=2, depth_multiplier=2)(y))
+    y = L.BatchNormalization()(L.Conv1DTranspose(4, 3, strides=2, output_padding=1, padding="same")(y))
+    c = L.Permute((2, 1))(y)
+    c = L.Conv1DTranspose(2, 2, data_format="channels_first", activation="relu")(c)
+    c = L.SeparableConv1D(3, 2, data_format="channels_first")(L.DepthwiseConv1D(2, data_format="channels_first")(c))
+    return cs.Model(x, L.Concatenate()([L.GlobalAveragePooling1D()(y), L.Flatten()(c)]), name="conv1d_family_net")
+
+
 GRAPH_MODELS = [resnet_style, small_unet, unet_with_transpose, two_input_merges, mobilenet_like, conv1d_net,
-                two_branch_model, shared_model, offset_branches_model]
+                conv1d_family_net, two_branch_model, shared_model, offset_branches_model]
 def slopes_net():
     """LeakyReLU, ELU and PReLU (shared along the image's axes, and one slope per value); Gaussian noise and
     dropout (the identity at inference)."""

@@ -528,7 +528,7 @@ def _param_lines(row: LayerNumbers, text) -> List[str]:
             parts.append(f"{row.filters}" if row.kind == "separable_conv" else
                          f"{row.in_channels}·{row.depth_multiplier}")
         key = "params_" + row.kind + ("" if row.use_bias else "_nobias")
-        lines.append(t[key].format(expr=" + ".join(parts), total=_n(row.params)))
+        lines.append(t[key].format(expr=" + ".join(parts), total=_n(row.params), **_window_names(row)))
         if row.kind == "separable_conv":
             lines.append(t["params_separable_sum"].format(
                 depthwise=_n(row.kernels * _prod(row.kernel_size)), pointwise=_n(row.pointwise_kernels),
@@ -536,7 +536,7 @@ def _param_lines(row: LayerNumbers, text) -> List[str]:
     elif row.kind == "conv_transpose":
         expr = f"{taps}·{row.filters}·{row.in_channels}" + (f" + {row.filters}" if row.use_bias else "")
         key = "params_transpose" if row.use_bias else "params_transpose_nobias"
-        lines.append(t[key].format(expr=expr, total=_n(row.params)))
+        lines.append(t[key].format(expr=expr, total=_n(row.params), **_window_names(row)))
     elif row.kind == "dense":
         if row.use_bias:
             lines.append(t["params_dense"].format(expr=f"{row.in_channels} × {row.filters} + {row.filters}",
@@ -597,6 +597,14 @@ def _kernel_text(row: LayerNumbers) -> str:
 
 def _per_group(row: LayerNumbers) -> str:
     return f"{row.in_channels}" if row.groups == 1 else f"({row.in_channels}/{row.groups})"
+
+
+def _window_names(row: LayerNumbers) -> Dict[str, str]:
+    """The window's symbols in formulas ("kh·kw", "kh, kw"; a 1-D layer's "k") and the plain convolution
+    of its rank ("Conv2D", "Conv1D")."""
+    two = len(row.kernel_size) == 2
+    return {"window": "kh·kw" if two else "k", "window_axes": "kh, kw" if two else "k",
+            "conv": "Conv2D" if two else "Conv1D"}
 
 
 def _inner_name(row: LayerNumbers, alt: bool = False) -> str:
@@ -785,14 +793,15 @@ def _note_lines(row: LayerNumbers, text, first_conv: bool, share) -> List[str]:
     if row.kind in ("conv", "depthwise_conv", "separable_conv") and first_conv:
         notes.append(t["note_xcorr"].format(cls=row.class_name))
     if row.kind == "depthwise_conv":
-        notes.append(t["note_depthwise"])
+        notes.append(t["note_depthwise"].format(**_window_names(row)))
     if row.kind == "separable_conv":
         taps = _prod(row.kernel_size)
         full = taps * row.in_channels * row.filters + (row.filters if row.use_bias else 0)
         notes.append(t["note_separable"].format(filters=row.filters, size=_kernel_text(row), full=_n(full),
-                                                params=_n(row.params), ratio=f"{full / row.params:.1f}"))
+                                                params=_n(row.params), ratio=f"{full / row.params:.1f}",
+                                                **_window_names(row)))
     if row.kind == "conv_transpose":
-        notes.append(t["note_transpose"])
+        notes.append(t["note_transpose"].format(cls=row.class_name, **_window_names(row)))
     if row.kind in WINDOW_ROW_KINDS:
         asymmetric = [a for a in row.axes if a.mode == "same" and a.pad_before != a.pad_after]
         if asymmetric:

@@ -84,17 +84,17 @@ T = {
     "params_conv": "filters × ({inner} + 1) = {expr} = {total} (the +1 is each filter's bias)",
     "params_conv_nobias": "filters × {inner} = {expr} = {total} (no bias)",
     "params_conv_alt": "the same as ({alt} + 1)·filters = {expr} = {total}; padding and strides do not change it",
-    "params_depthwise_conv": ("kh·kw·in·depth_multiplier + in·depth_multiplier = {expr} = {total} (one bias per "
+    "params_depthwise_conv": ("{window}·in·depth_multiplier + in·depth_multiplier = {expr} = {total} (one bias per "
                               "output channel)"),
-    "params_depthwise_conv_nobias": "kh·kw·in·depth_multiplier = {expr} = {total} (no bias)",
-    "params_separable_conv": ("depthwise kh·kw·in·depth_multiplier + pointwise in·depth_multiplier·filters + "
+    "params_depthwise_conv_nobias": "{window}·in·depth_multiplier = {expr} = {total} (no bias)",
+    "params_separable_conv": ("depthwise {window}·in·depth_multiplier + pointwise in·depth_multiplier·filters + "
                               "filters = {expr} = {total}"),
-    "params_separable_conv_nobias": ("depthwise kh·kw·in·depth_multiplier + pointwise "
+    "params_separable_conv_nobias": ("depthwise {window}·in·depth_multiplier + pointwise "
                                      "in·depth_multiplier·filters = {expr} = {total} (no bias)"),
     "params_separable_sum": "separable = depthwise + pointwise (+ bias): {depthwise} + {pointwise} + {bias} = {total}",
-    "params_transpose": ("kh·kw·filters·in + filters = {expr} = {total} (kernel (kh, kw, filters, in), "
+    "params_transpose": ("{window}·filters·in + filters = {expr} = {total} (kernel ({window_axes}, filters, in), "
                          "one bias per filter)"),
-    "params_transpose_nobias": "kh·kw·filters·in = {expr} = {total} (no bias)",
+    "params_transpose_nobias": "{window}·filters·in = {expr} = {total} (no bias)",
     "params_layer_norm": ("{count} × {size} = {total}: {which}, one each per position of the normalized "
                           "axes {axes}, trained by gradients"),
     "params_group_norm": ("{count} × {channels} = {total}: {which}, one each per channel, trained by "
@@ -186,10 +186,10 @@ T = {
                      "of the values in training, scaling the rest by 1/(1 − {rate})."),
     "note_largest": "This layer holds {share:.1f}% of all parameters, the most of any layer.",
     "note_depthwise": ("Depthwise: each input channel is convolved on its own; channels are never mixed "
-                       "(a Conv2D with groups = in)."),
-    "note_separable": ("A Conv2D with the same {filters} filters of {size} would need {full} parameters; "
+                       "(a {conv} with groups = in)."),
+    "note_separable": ("A {conv} with the same {filters} filters of {size} would need {full} parameters; "
                        "the separable one has {params} ({ratio}× fewer)."),
-    "note_transpose": ("Conv2DTranspose is the gradient of a Conv2D with respect to its input (a "
+    "note_transpose": ("{cls} is the gradient of a {conv} with respect to its input (a "
                        "\"deconvolution\" only in name): it spreads each input value over a window, it does "
                        "not invert a convolution."),
     "note_causal": ("causal padding: output step t sees inputs up to t·strides and none after, so a model "

@@ -82,17 +82,17 @@ T = {
     "params_conv": "필터 수 × ({inner} + 1) = {expr} = {total}개 (+1은 필터마다 하나씩 있는 편향)",
     "params_conv_nobias": "필터 수 × {inner} = {expr} = {total}개 (편향 없음)",
     "params_conv_alt": "({alt} + 1)·필터 수로 써도 {expr} = {total}개입니다. 패딩과 스트라이드는 파라미터 수를 바꾸지 않습니다",
-    "params_depthwise_conv": ("kh·kw·in·depth_multiplier + in·depth_multiplier = {expr} = {total}개 "
+    "params_depthwise_conv": ("{window}·in·depth_multiplier + in·depth_multiplier = {expr} = {total}개 "
                               "(출력 채널마다 편향 하나)"),
-    "params_depthwise_conv_nobias": "kh·kw·in·depth_multiplier = {expr} = {total}개 (편향 없음)",
-    "params_separable_conv": ("깊이별(depthwise) kh·kw·in·depth_multiplier + 점별(pointwise) "
+    "params_depthwise_conv_nobias": "{window}·in·depth_multiplier = {expr} = {total}개 (편향 없음)",
+    "params_separable_conv": ("깊이별(depthwise) {window}·in·depth_multiplier + 점별(pointwise) "
                               "in·depth_multiplier·필터 수 + 필터 수 = {expr} = {total}개"),
-    "params_separable_conv_nobias": ("깊이별(depthwise) kh·kw·in·depth_multiplier + 점별(pointwise) "
+    "params_separable_conv_nobias": ("깊이별(depthwise) {window}·in·depth_multiplier + 점별(pointwise) "
                                      "in·depth_multiplier·필터 수 = {expr} = {total}개 (편향 없음)"),
     "params_separable_sum": "분리 합성곱 = 깊이별 + 점별 (+ 편향): {depthwise} + {pointwise} + {bias} = {total}개",
-    "params_transpose": ("kh·kw·필터 수·in + 필터 수 = {expr} = {total}개 (커널 모양 (kh, kw, filters, in), "
+    "params_transpose": ("{window}·필터 수·in + 필터 수 = {expr} = {total}개 (커널 모양 ({window_axes}, filters, in), "
                          "필터마다 편향 하나)"),
-    "params_transpose_nobias": "kh·kw·필터 수·in = {expr} = {total}개 (편향 없음)",
+    "params_transpose_nobias": "{window}·필터 수·in = {expr} = {total}개 (편향 없음)",
     "params_layer_norm": ("{count} × {size} = {total}개: 정규화하는 축 {axes}의 위치마다 {which}가 하나씩 있고, "
                           "기울기로 학습됩니다"),
     "params_group_norm": "{count} × {channels} = {total}개: 채널마다 {which}가 하나씩 있고, 기울기로 학습됩니다",
@@ -182,10 +182,10 @@ T = {
                      "무작위로 0으로 만들고 나머지를 1/(1 − {rate})배 키웁니다."),
     "note_largest": "이 층이 전체 파라미터의 {share:.1f}%를 차지해 모든 층 중 가장 많습니다.",
     "note_depthwise": ("깊이별 합성곱은 입력 채널마다 따로 합성곱을 하고 채널끼리는 섞지 않습니다 "
-                       "(groups = 입력 채널 수인 Conv2D와 같습니다)."),
-    "note_separable": ("같은 {size} 필터 {filters}개를 쓰는 Conv2D라면 파라미터가 {full}개 필요하지만, "
+                       "(groups = 입력 채널 수인 {conv}와 같습니다)."),
+    "note_separable": ("같은 {size} 필터 {filters}개를 쓰는 {conv}라면 파라미터가 {full}개 필요하지만, "
                        "분리 합성곱은 {params}개로 {ratio}배 적습니다."),
-    "note_transpose": ("Conv2DTranspose는 Conv2D의 입력에 대한 기울기 연산입니다(\"디컨볼루션\"은 이름뿐입니다). "
+    "note_transpose": ("{cls}는 {conv}의 입력에 대한 기울기 연산입니다(\"디컨볼루션\"은 이름뿐입니다). "
                        "입력 값 하나를 윈도우 전체로 퍼뜨릴 뿐, 합성곱을 거꾸로 되돌리지는 않습니다."),
     "note_causal": ("causal 패딩: 출력 스텝 t는 입력을 t·strides까지만 보고 그 뒤는 보지 않으므로, 모델이 "
                     "미래를 볼 수 없습니다."),

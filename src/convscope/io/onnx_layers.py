@@ -215,12 +215,16 @@ def _conv_weights(b: GraphBuilder, call: Call, kernel_var, weight: np.ndarray, b
     return w, bn
 
 
+def _out_in_window(kernel: np.ndarray) -> np.ndarray:
+    """A Keras kernel (k..., a, b) as ONNX's (b, a, k...)."""
+    return kernel.transpose([kernel.ndim - 1, kernel.ndim - 2] + list(range(kernel.ndim - 2)))
+
+
 def _conv(b: GraphBuilder, call: Call) -> Value:
     """Conv2D and Conv1D: kernel (k..., in / groups, out) -> ONNX (out, in / groups, k...)."""
     layer = call.layer
     x = b.channels_first(call.x, layer.data_format)
-    kernel = layer.kernel.value
-    weight = kernel.transpose([kernel.ndim - 1, kernel.ndim - 2] + list(range(kernel.ndim - 2)))
+    weight = _out_in_window(layer.kernel.value)
     w, bias = _conv_weights(b, call, layer.kernel, weight, layer.bias)
     y = b.value("Conv", [x.name, w] + ([bias] if bias else []), x, call.out_shapes[0], hint=call.hint,
                 group=layer.groups, **_window_attrs(layer, x))
@@ -228,11 +232,11 @@ def _conv(b: GraphBuilder, call: Call) -> Value:
 
 
 def _depthwise(b: GraphBuilder, call: Call, kernel_var, bias_var, out_shape, with_activation=True) -> Value:
-    """A depthwise convolution (kh, kw, in, m) -> ONNX (in * m, 1, kh, kw) with group = in."""
+    """A depthwise convolution (k..., in, m) -> ONNX (in * m, 1, k...) with group = in."""
     layer = call.layer
     x = b.channels_first(call.x, layer.data_format)
-    kh, kw, channels, multiplier = kernel_var.shape
-    weight = kernel_var.value.reshape(kh, kw, channels * multiplier).transpose(2, 0, 1)[:, None]
+    *window, channels, multiplier = kernel_var.shape
+    weight = np.moveaxis(kernel_var.value.reshape(*window, channels * multiplier), -1, 0)[:, None]
     w, bias = _conv_weights(b, call, kernel_var, weight, bias_var)
     y = b.value("Conv", [x.name, w] + ([bias] if bias else []), x, out_shape, hint=call.hint, group=channels,
                 **_window_attrs(layer, x))
@@ -248,13 +252,13 @@ def _separable(b: GraphBuilder, call: Call) -> Value:
     layer = call.layer
     depth_call = Call(layer, call.inputs, call.out_shapes)
     mid_shape = list(call.out_shapes[0])
-    mid_shape[1 if layer.data_format == "channels_first" else -1] = layer.depthwise_kernel.shape[2] * \
-        layer.depthwise_kernel.shape[3]
+    mid_shape[1 if layer.data_format == "channels_first" else -1] = layer.depthwise_kernel.shape[-2] * \
+        layer.depthwise_kernel.shape[-1]
     mid = _depthwise(b, depth_call, layer.depthwise_kernel, None, tuple(mid_shape), with_activation=False)
-    weight = layer.pointwise_kernel.value.transpose(3, 2, 0, 1)
+    weight = _out_in_window(layer.pointwise_kernel.value)
     w, bias = _conv_weights(b, call, layer.pointwise_kernel, weight, layer.bias)
     y = b.value("Conv", [mid.name, w] + ([bias] if bias else []), mid, call.out_shapes[0], hint=call.hint,
-                kernel_shape=[1, 1])
+                kernel_shape=[1] * len(layer.kernel_size))
     return emit_activation(b, y, layer.activation, call.hint)
 
 
@@ -263,10 +267,10 @@ def _conv_transpose(b: GraphBuilder, call: Call) -> Value:
     pads (cells cut before/after) and output_padding (zeros appended)."""
     layer = call.layer
     x = b.channels_first(call.x, layer.data_format)
-    weight = layer.kernel.value.transpose(3, 2, 0, 1)
+    weight = _out_in_window(layer.kernel.value)          # (k..., out, in) -> (in, out, k...)
     w, bias = _conv_weights(b, call, layer.kernel, weight, layer.bias, out_axis=1)
     before, after, extra = [], [], []
-    for i in range(2):
+    for i in range(len(layer.kernel_size)):
         op = None if layer.output_padding is None else layer.output_padding[i]
         lo, hi = shapes.deconv_padding(1, layer.kernel_size[i], layer.strides[i], layer.dilation_rate[i],
                                        layer.padding, op)
@@ -617,7 +621,8 @@ def _identity(b: GraphBuilder, call: Call) -> Value:
 
 EMITTERS: Dict[str, Callable[[GraphBuilder, Call], Any]] = {
     "Conv2D": _conv, "Conv1D": _conv, "DepthwiseConv2D": _depthwise_layer, "SeparableConv2D": _separable,
-    "Conv2DTranspose": _conv_transpose,
+    "Conv2DTranspose": _conv_transpose, "DepthwiseConv1D": _depthwise_layer, "SeparableConv1D": _separable,
+    "Conv1DTranspose": _conv_transpose,
     "MaxPooling2D": _pool, "AveragePooling2D": _pool, "MaxPooling1D": _pool, "AveragePooling1D": _pool,
     "GlobalMaxPooling2D": _global_pool, "GlobalAveragePooling2D": _global_pool,
     "GlobalMaxPooling1D": _global_pool, "GlobalAveragePooling1D": _global_pool,

@@ -13,6 +13,8 @@ from .augmentation import RandomBrightness, RandomContrast, RandomCrop, RandomFl
 from .augmentation_affine import RandomRotation, RandomTranslation, RandomZoom
 from .base import Layer, Variable
 from .conv1d import Conv1D, Convolution1D
+from .conv1d_family import (Conv1DTranspose, Convolution1DTranspose, DepthwiseConv1D, SeparableConv1D,
+                            SeparableConvolution1D)
 from .conv2d import Conv2D, Convolution2D
 from .conv2d_transpose import Conv2DTranspose, Convolution2DTranspose
 from .convnext import LayerScale, StochasticDepth
@@ -58,7 +60,8 @@ __all__ = [
     "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomCrop", "RandomContrast",
     "RandomBrightness", "Lambda", "LeakyReLU", "ELU", "PReLU", "GaussianNoise", "GaussianDropout",
     "SpatialDropout1D", "GroupNormalization", "CenterCrop", "UnitNormalization", "ActivityRegularization",
-    "AlphaDropout",
+    "AlphaDropout", "DepthwiseConv1D", "SeparableConv1D", "SeparableConvolution1D", "Conv1DTranspose",
+    "Convolution1DTranspose",
 ]
 
 # Class name (as Keras writes it in configs, aliases included) -> class.
@@ -77,7 +80,9 @@ LAYER_CLASSES.update({cls.__name__: cls for cls in (Rescaling, Normalization, Re
 LAYER_CLASSES.update({cls.__name__: cls for cls in (LayerScale, StochasticDepth)})   # ConvNeXt's helpers
 LAYER_CLASSES.update({cls.__name__: cls for cls in (LeakyReLU, ELU, PReLU, GaussianNoise, GaussianDropout,
                                                      SpatialDropout1D, GroupNormalization, CenterCrop,
-                                                     UnitNormalization, ActivityRegularization, AlphaDropout)})
+                                                     UnitNormalization, ActivityRegularization, AlphaDropout,
+                                                     DepthwiseConv1D, SeparableConv1D, Conv1DTranspose)})
+LAYER_CLASSES.update({"SeparableConvolution1D": SeparableConv1D, "Convolution1DTranspose": Conv1DTranspose})
 LAYER_CLASSES["Lambda"] = Lambda        # known, so that a file holding one is refused by name (code: `from_config`)
 LAYER_CLASSES.update({cls.__name__: cls for cls in (RandomFlip, RandomRotation, RandomZoom, RandomTranslation,
                                                      RandomCrop, RandomContrast, RandomBrightness)})

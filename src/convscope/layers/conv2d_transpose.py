@@ -8,7 +8,7 @@ from typing import Any, Dict
 from .. import initializers, ops
 from ..ops import shapes
 from .base import Shape, check_positive_int
-from .conv2d import image_shape, ops_format, spatial_dims
+from .conv2d import ops_format
 from .conv_family import ConvFamilyLayer
 
 
@@ -18,6 +18,7 @@ class Conv2DTranspose(ConvFamilyLayer):
     Weights, in Keras' layout: kernel (kh, kw, filters, in_channels), then bias (filters,).
     """
 
+    _KIND = "conv2d_transpose"
     _CONFIG_DEFAULTS = dict(ConvFamilyLayer._CONFIG_DEFAULTS,
                             kernel_initializer=initializers.serialize(initializers.GlorotUniform()))
 
@@ -31,7 +32,8 @@ class Conv2DTranspose(ConvFamilyLayer):
         self.filters = check_positive_int(filters, "filters", where)
         self._init_window(where, kernel_size, strides, padding, data_format, dilation_rate)
         self.output_padding = (None if output_padding is None else
-                               shapes.normalize_tuple(output_padding, 2, "output_padding", where, allow_zero=True))
+                               shapes.normalize_tuple(output_padding, len(self.kernel_size), "output_padding", where,
+                                                      allow_zero=True))
         if self.output_padding is not None and any(p >= s for p, s in zip(self.output_padding, self.strides)):
             raise ValueError(f"{where}: argument `output_padding` must be strictly less than `strides` on each "
                              f"axis; got output_padding={self.output_padding} and strides={self.strides}")
@@ -43,9 +45,9 @@ class Conv2DTranspose(ConvFamilyLayer):
                                bias_constraint)
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
-        self._input_channels(input_shape, None if self.kernel is None else self.kernel.shape[3])
+        self._input_channels(input_shape, None if self.kernel is None else self.kernel.shape[-1])
         out = []
-        for i, (axis, length) in enumerate(zip(("rows", "cols"), spatial_dims(input_shape, self.data_format))):
+        for i, (axis, length) in enumerate(zip(self._AXES, self._lengths(input_shape))):
             extra = None if self.output_padding is None else self.output_padding[i]
             size = None if length is None else shapes.deconv_output_length(
                 length, self.kernel_size[i], self.strides[i], self.dilation_rate[i], self.padding, extra)
@@ -55,7 +57,7 @@ class Conv2DTranspose(ConvFamilyLayer):
                                  f"padding='{self.padding}', output_padding={self.output_padding}); expected "
                                  f"at least 1")
             out.append(size)
-        return image_shape(input_shape[0], out[0], out[1], self.filters, self.data_format)
+        return self._shaped(input_shape[0], out, self.filters)
 
     def build(self, input_shape: Shape) -> None:
         channels = self._input_channels(input_shape, None)
@@ -68,7 +70,7 @@ class Conv2DTranspose(ConvFamilyLayer):
         self.built = True
 
     def describe(self):
-        return self._spec("conv2d_transpose", data_format=self.data_format, window=self._window(),
+        return self._spec(self._KIND, data_format=self.data_format, window=self._window(),
                           filters=self.filters, output_padding=self.output_padding)
 
     def _run(self, inputs, bias, activation, keep):

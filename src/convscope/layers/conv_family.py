@@ -23,6 +23,7 @@ class ConvFamilyLayer(KernelBiasLayer):
         "activation": "linear",
         "bias_initializer": initializers.serialize(initializers.Zeros()),
     }
+    _AXES = ("rows", "cols")         # the window's axes, as error messages name them
 
     def _init_window(self, where: str, kernel_size, strides, padding, data_format, dilation_rate) -> None:
         self.kernel_size = shapes.normalize_tuple(kernel_size, 2, "kernel_size", where)
@@ -30,6 +31,18 @@ class ConvFamilyLayer(KernelBiasLayer):
         self.padding = normalize_padding(padding, where)
         self.data_format = normalize_data_format(data_format, where)
         self.dilation_rate = shapes.normalize_tuple(dilation_rate, 2, "dilation_rate", where)
+
+    # -- the layout (images here; `conv1d_family.OneRow` gives sequences) --------------------
+    def _check_rank(self, input_shape: Shape) -> None:
+        check_image_rank(self, input_shape, self.data_format)
+
+    def _lengths(self, input_shape: Shape) -> tuple:
+        """The input's length along each of `_AXES`."""
+        return spatial_dims(input_shape, self.data_format)
+
+    def _shaped(self, batch, sizes, channels: int) -> Shape:
+        """The output shape for `sizes` along `_AXES` and `channels`."""
+        return image_shape(batch, sizes[0], sizes[1], channels, self.data_format)
 
     def _init_activation_bias(self, where: str, activation, use_bias, bias_initializer, bias_regularizer,
                               activity_regularizer, bias_constraint) -> None:
@@ -58,7 +71,7 @@ class ConvFamilyLayer(KernelBiasLayer):
     def _input_channels(self, input_shape: Shape, expected) -> int:
         """The input's channels (known, and `expected`'s when the layer is built)."""
         input_shape = tuple(input_shape)
-        check_image_rank(self, input_shape, self.data_format)
+        self._check_rank(input_shape)
         channels = channel_dim(input_shape, self.data_format)
         if channels is None:
             raise ValueError(f"{self._describe()}: the channel axis of the input must be known, got shape "
@@ -71,7 +84,7 @@ class ConvFamilyLayer(KernelBiasLayer):
     def _conv_output_shape(self, input_shape: Shape, out_channels: int) -> Shape:
         """A Conv2D-like window's output shape; a window larger than the padded input is refused."""
         out = []
-        for i, (axis, length) in enumerate(zip(("rows", "cols"), spatial_dims(input_shape, self.data_format))):
+        for i, (axis, length) in enumerate(zip(self._AXES, self._lengths(input_shape))):
             size = None if length is None else shapes.conv_output_length(
                 length, self.kernel_size[i], self.strides[i], self.dilation_rate[i], self.padding)
             if size is not None and size <= 0:
@@ -81,7 +94,7 @@ class ConvFamilyLayer(KernelBiasLayer):
                     f"{axis} (kernel_size={self.kernel_size}, dilation_rate={self.dilation_rate}) but the "
                     f"'{self.padding}'-padded input has {length} {axis}, so the output would have {size}")
             out.append(size)
-        return image_shape(input_shape[0], out[0], out[1], out_channels, self.data_format)
+        return self._shaped(input_shape[0], out, out_channels)
 
     # -- one call -----------------------------------------------------------------------
     def _run(self, inputs, bias, activation: str, keep: bool):
@@ -103,7 +116,7 @@ class ConvFamilyLayer(KernelBiasLayer):
             return y, (Preactivation(op_ctx, None if fused == "relu" else y, y) if keep else None)
         z, op_ctx = self._run(inputs, None, "linear", keep)
         if self.bias is not None:
-            z += self.bias.value.reshape(self._bias_shape())     # z is a fresh array: add in place
+            z += self.bias.value.reshape(self._bias_shape(z.ndim))     # z is a fresh array: add in place
         y = self.activation.forward(z)
         return y, (Preactivation(op_ctx, z, y) if keep else None)
 
@@ -115,15 +128,16 @@ class ConvFamilyLayer(KernelBiasLayer):
         grad_z, grad_bias = self._activation_backward(ctx, grad_output, from_preactivation, channels_last)
         grad_input, kernel_grads = self._run_backward(grad_z, ctx.inputs, need_input_grad)
         if self.bias is not None and grad_bias is None:
-            grad_bias = grad_z.sum(axis=(0, 1, 2) if channels_last else (0, 2, 3))
+            channel = grad_z.ndim - 1 if channels_last else 1
+            grad_bias = grad_z.sum(axis=tuple(a for a in range(grad_z.ndim) if a != channel))
         if not self.trainable:
             return grad_input, []
         pairs = list(zip(self._kernels(), kernel_grads))
         return grad_input, pairs + ([(self.bias, grad_bias)] if self.bias is not None else [])
 
-    def _bias_shape(self):
+    def _bias_shape(self, rank: int):
         channels = self.bias.shape[0]
-        return (1, channels, 1, 1) if self.data_format == "channels_first" else (channels,)
+        return (1, channels) + (1,) * (rank - 2) if self.data_format == "channels_first" else (channels,)
 
 
 def weight_options(where: str, role: str, initializer, regularizer, constraint):

@@ -18,6 +18,7 @@ class DepthwiseConv2D(ConvFamilyLayer):
     output channel c * depth_multiplier + m comes from input channel c alone.
     """
 
+    _KIND = "depthwise_conv2d"
     _CONFIG_DEFAULTS = dict(ConvFamilyLayer._CONFIG_DEFAULTS,
                             depthwise_initializer=initializers.serialize(initializers.GlorotUniform()))
 
@@ -35,7 +36,7 @@ class DepthwiseConv2D(ConvFamilyLayer):
                                    activity_regularizer, bias_constraint)
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
-        channels = self._input_channels(input_shape, None if self.kernel is None else self.kernel.shape[2])
+        channels = self._input_channels(input_shape, None if self.kernel is None else self.kernel.shape[-2])
         return self._conv_output_shape(input_shape, channels * self.depth_multiplier)
 
     def build(self, input_shape: Shape) -> None:
@@ -50,8 +51,8 @@ class DepthwiseConv2D(ConvFamilyLayer):
         self.built = True
 
     def describe(self):
-        return self._spec("depthwise_conv2d", data_format=self.data_format, window=self._window(),
-                          groups=self.kernel.shape[2] if self.kernel is not None else 1,
+        return self._spec(self._KIND, data_format=self.data_format, window=self._window(),
+                          groups=self.kernel.shape[-2] if self.kernel is not None else 1,
                           depth_multiplier=self.depth_multiplier)
 
     def _run(self, inputs, bias, activation, keep):

@@ -18,6 +18,7 @@ class SeparableConv2D(ConvFamilyLayer):
     (1, 1, in_channels * depth_multiplier, filters), then bias (filters,).
     """
 
+    _KIND = "separable_conv2d"
     _CONFIG_DEFAULTS = dict(ConvFamilyLayer._CONFIG_DEFAULTS,
                             depthwise_initializer=initializers.serialize(initializers.GlorotUniform()),
                             pointwise_initializer=initializers.serialize(initializers.GlorotUniform()))
@@ -43,7 +44,7 @@ class SeparableConv2D(ConvFamilyLayer):
         self.pointwise_kernel = None
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
-        built = None if self.depthwise_kernel is None else self.depthwise_kernel.shape[2]
+        built = None if self.depthwise_kernel is None else self.depthwise_kernel.shape[-2]
         self._input_channels(input_shape, built)
         return self._conv_output_shape(input_shape, self.filters)
 
@@ -53,7 +54,7 @@ class SeparableConv2D(ConvFamilyLayer):
             self.kernel_size + (channels, self.depth_multiplier), self.depthwise_initializer,
             regularizer=self.depthwise_regularizer, constraint=self.depthwise_constraint, name="depthwise_kernel")
         self.pointwise_kernel = self.add_weight(
-            (1, 1, channels * self.depth_multiplier, self.filters), self.pointwise_initializer,
+            (1,) * len(self.kernel_size) + (channels * self.depth_multiplier, self.filters), self.pointwise_initializer,
             regularizer=self.pointwise_regularizer, constraint=self.pointwise_constraint, name="pointwise_kernel")
         if self.use_bias:
             self.bias = self.add_weight((self.filters,), self.bias_initializer, regularizer=self.bias_regularizer,
@@ -64,8 +65,8 @@ class SeparableConv2D(ConvFamilyLayer):
         return [self.depthwise_kernel, self.pointwise_kernel]
 
     def describe(self):
-        spec = self._spec("separable_conv2d", data_format=self.data_format, window=self._window(),
-                          groups=self.depthwise_kernel.shape[2] if self.depthwise_kernel is not None else 1,
+        spec = self._spec(self._KIND, data_format=self.data_format, window=self._window(),
+                          groups=self.depthwise_kernel.shape[-2] if self.depthwise_kernel is not None else 1,
                           depth_multiplier=self.depth_multiplier, filters=self.filters)
         spec.weights.pop("kernel")
         spec.weights.update(depthwise_kernel=self.depthwise_kernel, pointwise_kernel=self.pointwise_kernel)

@@ -14,7 +14,8 @@ from typing import Any, Dict, Optional, Tuple
 # The kinds a layer can describe itself as (anything else reads as "other": no formulas, the
 # layer's own compute_output_shape and weights).
 KINDS = (
-    "input", "conv2d", "conv1d", "depthwise_conv2d", "separable_conv2d", "conv2d_transpose", "dense",
+    "input", "conv2d", "conv1d", "depthwise_conv2d", "separable_conv2d", "conv2d_transpose",
+    "depthwise_conv1d", "separable_conv1d", "conv1d_transpose", "dense",
     "pool", "pool1d", "global_pool", "global_pool1d", "batch_norm", "layer_norm", "group_norm", "unit_norm",
     "normalization", "rescaling", "activation", "dropout", "zero_pad2d", "pad1d", "crop2d", "crop1d",
     "upsample2d", "upsample1d", "resizing", "center_crop", "flatten", "reshape", "permute", "identity", "augment",

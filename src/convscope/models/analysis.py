@@ -35,7 +35,9 @@ __all__ = ["AxisSize", "AxisField", "LayerNumbers", "ModelNumbers", "analyze", "
 
 # Each layer is read through its `describe()` (layers/spec.py), never its class name: spec kind -> row kind.
 CONV_KINDS = {"conv2d": "conv", "conv1d": "conv", "depthwise_conv2d": "depthwise_conv",
-              "separable_conv2d": "separable_conv", "conv2d_transpose": "conv_transpose"}
+              "separable_conv2d": "separable_conv", "conv2d_transpose": "conv_transpose",
+              "depthwise_conv1d": "depthwise_conv", "separable_conv1d": "separable_conv",
+              "conv1d_transpose": "conv_transpose"}
 SIMPLE_KINDS = {"flatten": "flatten", "reshape": "reshape", "dropout": "dropout", "activation": "activation",
                 "permute": "permute", "identity": "identity", "augment": "augment",
                 "noise": "noise", "operation": "operation", "input": "input"}
@@ -692,8 +694,7 @@ def _weights(row: LayerNumbers, layer) -> None:
 
 
 _HANDLERS = {
-    "conv2d": _conv, "conv1d": _conv, "depthwise_conv2d": _conv, "separable_conv2d": _conv,
-    "conv2d_transpose": _conv, "pool": _pool, "pool1d": _pool, "global_pool": _global_pool,
+    **{kind: _conv for kind in CONV_KINDS}, "pool": _pool, "pool1d": _pool, "global_pool": _global_pool,
     "global_pool1d": _global_pool, "zero_pad2d": _border, "pad1d": _border, "crop2d": _border,
     "crop1d": _border, "upsample2d": _upsample, "upsample1d": _upsample, "resizing": _upsample,
     "center_crop": _center_crop,
