@@ -1,7 +1,7 @@
 """Keras' `keras.utils`: `to_categorical`, `normalize`, `set_random_seed` (and `plot_model`, `model_to_dot`);
 `PyDataset`/`Sequence`, `image_dataset_from_directory`, `load_img`, `img_to_array`, `array_to_img`, `save_img`;
 the custom-object registry (`register_keras_serializable`, `get_custom_objects`, `custom_object_scope`);
-`get_file` (a download cached, checked and extracted safely) and `clear_session`."""
+`get_file` (a download cached, checked and extracted safely), `clear_session` and `Progbar`."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ from .. import _rng
 from .._custom_objects import (CustomObjectScope, custom_object_scope, get_custom_objects, get_registered_name,
                                get_registered_object, register_keras_serializable)
 from .np_utils import normalize, to_categorical
+from .progbar import Progbar
 from .py_dataset import PyDataset, Sequence
 
 __all__ = ["to_categorical", "normalize", "set_random_seed", "plot_model", "model_to_dot", "profile",
            "PyDataset", "Sequence", "image_dataset_from_directory", "load_img", "img_to_array", "array_to_img",
            "save_img", "register_keras_serializable", "get_custom_objects", "custom_object_scope",
-           "CustomObjectScope", "get_registered_name", "get_registered_object", "get_file", "clear_session"]
+           "CustomObjectScope", "get_registered_name", "get_registered_object", "get_file", "clear_session", "Progbar"]
 
 
 def set_random_seed(seed: int) -> None:
