@@ -242,7 +242,7 @@ def test_memory_and_optimizer_slots():
 @pytest.mark.parametrize("name,config", [
     ("SGD", {}), ("SGD", {"momentum": 0.9}), ("Adam", {}), ("Adam", {"amsgrad": True}), ("AdamW", {}),
     ("RMSprop", {}), ("RMSprop", {"momentum": 0.5, "centered": True}), ("Adagrad", {}), ("Adadelta", {}),
-    ("Adamax", {}), ("Nadam", {}), ("Lion", {})])
+    ("Adamax", {}), ("Nadam", {}), ("Lion", {}), ("Ftrl", {}), ("Lamb", {}), ("Adafactor", {})])
 def test_optimizer_slots_match_keras_per_variable_state(keras, name, config):
     """Every optimizer convscope has (Lion was refused, so explain/summary of a model compiled with it
     failed): its slots per parameter are Keras' variables of that parameter's shape after build."""

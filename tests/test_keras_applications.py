@@ -6,7 +6,7 @@ drawn away from their 0/1 starting values), saved by Keras as `.keras` and legac
 loaded by convscope: the same parameter count and outputs (1e-4 relative), one SGD step as
 Keras' `train_on_batch`, summary/explain/plot_model on it, and convscope's own `.keras` of
 it opened by Keras with the same outputs.  Also: the optimizers whose slots Keras keeps per
-variable (Adadelta, Adamax, Nadam, Lion) restored by compile=True, and ConvNeXt's LayerScale and
+variable (Adadelta, Adamax, Nadam, Lion, Ftrl, Lamb, Adafactor) restored by compile=True, and ConvNeXt's LayerScale and
 StochasticDepth.  (A Lambda with bytecode and an unknown class: tests/test_keras_files.py.)
 """
 
@@ -269,7 +269,11 @@ def small_net(keras):
 @pytest.mark.parametrize("optimizer", [("Adadelta", {"learning_rate": 0.5, "rho": 0.9}),
                                        ("Adamax", {"learning_rate": 0.01}),
                                        ("Nadam", {"learning_rate": 0.01}),
-                                       ("Lion", {"learning_rate": 0.001, "beta_1": 0.8})])
+                                       ("Lion", {"learning_rate": 0.001, "beta_1": 0.8}),
+                                       ("Ftrl", {"learning_rate": 0.05, "l1_regularization_strength": 0.01,
+                                                 "l2_shrinkage_regularization_strength": 0.02, "beta": 0.1}),
+                                       ("Lamb", {"learning_rate": 0.01, "beta_1": 0.8}),
+                                       ("Adafactor", {"learning_rate": 0.05, "clip_threshold": 0.5})])
 def test_compile_true_restores_the_optimizer_loss_metrics_and_slots(keras, tmp_path, optimizer):
     """Two Keras steps, saved: convscope's third step is Keras' third step, from either file; the
     model saved again by convscope after its step gives Keras the same fourth step."""
@@ -283,9 +287,11 @@ def test_compile_true_restores_the_optimizer_loss_metrics_and_slots(keras, tmp_p
     x, y = rng.normal(size=(4, 8, 8, 3)).astype("float32"), np.eye(5, dtype="float32")[[0, 2, 4, 1]]
     kmodel.train_on_batch(x, y)
     kmodel.train_on_batch(x * 0.5, y)
-    for suffix in FORMATS:
+    # Keras' legacy .h5 cannot hold Adafactor's r and c (two datasets named after their weight): .keras only
+    formats = [suffix for suffix in FORMATS if class_name != "Adafactor" or suffix == ".keras"]
+    for suffix in formats:
         kmodel.save(tmp_path / f"m{suffix}")
-    loaded = {suffix: cs.models.load_model(tmp_path / f"m{suffix}") for suffix in FORMATS}
+    loaded = {suffix: cs.models.load_model(tmp_path / f"m{suffix}") for suffix in formats}
     kmodel.train_on_batch(x, y)
     for suffix, model in loaded.items():
         config = model.optimizer.get_config()

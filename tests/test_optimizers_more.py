@@ -1,4 +1,4 @@
-"""Adadelta, Adamax, Nadam, Lion and the schedules PolynomialDecay, InverseTimeDecay, CosineDecay,
+"""Adadelta, Adamax, Nadam, Lion, Ftrl, Lamb, Adafactor and the schedules PolynomialDecay, InverseTimeDecay, CosineDecay,
 CosineDecayRestarts against Keras 3.15.1 (torch backend), step by step.
 
 Learning rates and weight decays are powers of two: Keras keeps the learning rate in a float32
@@ -23,16 +23,27 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")      # Ker
 
 STEPS = 12
 SHAPES = ((3, 4), (4,), (2, 3, 5))
-NAMES = ["Adadelta", "Adamax", "Nadam", "Lion"]
+NAMES = ["Adadelta", "Adamax", "Nadam", "Lion", "Ftrl", "Lamb", "Adafactor"]
 # non-default arguments, so that each one is used
 ARGS = {"Adadelta": dict(learning_rate=0.5, rho=0.9, epsilon=1e-6),
         "Adamax": dict(learning_rate=0.0625, beta_1=0.8, beta_2=0.99, epsilon=1e-6),
         "Nadam": dict(learning_rate=0.0625, beta_1=0.8, beta_2=0.99, epsilon=1e-6),
-        "Lion": dict(learning_rate=0.0625, beta_1=0.8, beta_2=0.95)}
+        "Lion": dict(learning_rate=0.0625, beta_1=0.8, beta_2=0.95),
+        # Keras turns Ftrl's l1 (a clip bound) and shrinkage (a factor) and Adafactor's beta_2_decay (an exponent)
+        # into float32 tensors even for float64 weights: values float32 holds exactly here
+        "Ftrl": dict(learning_rate=0.25, learning_rate_power=-0.75, initial_accumulator_value=0.25,
+                     l1_regularization_strength=2 ** -7, l2_regularization_strength=0.02,
+                     l2_shrinkage_regularization_strength=2 ** -5, beta=0.5),
+        "Lamb": dict(learning_rate=0.0625, beta_1=0.8, beta_2=0.99, epsilon=1e-6),
+        "Adafactor": dict(learning_rate=0.5, beta_2_decay=-0.75, epsilon_1=1e-20, epsilon_2=2e-3, clip_threshold=0.5)}
 EXTRAS = {"plain": {}, "weight_decay": dict(weight_decay=0.25), "clipnorm": dict(clipnorm=1.0),
           "clipvalue": dict(clipvalue=0.5), "global_clipnorm": dict(global_clipnorm=1.5)}
 SLOT_KEYS = {"Adadelta": ("accumulated_grad", "accumulated_delta_var"), "Adamax": ("momentum", "norm"),
-             "Nadam": ("momentum", "velocity"), "Lion": ("momentum",)}
+             "Nadam": ("momentum", "velocity"), "Lion": ("momentum",), "Ftrl": ("accumulator", "linear"),
+             "Lamb": ("momentum", "velocity"), "Adafactor": ("r", "c", "v")}
+# Keras' names of the slots of a kernel (2, 3) and a bias (3,) where they are not `<weight>_<slot>`: Adafactor's
+# factored moments r (2,) and c (3,) take the weight's name (the bias': unused scalars)
+KERAS_SLOT_VARIABLES = {"Adafactor": ["kernel", "kernel", "kernel_velocity", "bias", "bias", "bias_velocity"]}
 
 
 def _data(dtype, seed=0, shapes=SHAPES, steps=STEPS):
@@ -71,7 +82,14 @@ def _assert_close(ours, theirs, dtype, err_msg="", **tolerance):
         np.testing.assert_allclose(a, b, err_msg=err_msg, **tolerance)
 
 
-def _tolerance(dtype, extra):
+# Keras computes one factor of these rules in float32 even for float64 weights (Lamb's trust ratio, a `where`
+# with 1.0; Adafactor's step size, a `maximum` with epsilon_2): float32's rounding of it in every step
+FLOAT32_FACTOR = ("Lamb", "Adafactor")
+
+
+def _tolerance(dtype, extra, name=""):
+    if dtype == np.float64 and name in FLOAT32_FACTOR:
+        return dict(rtol=1e-6, atol=1e-7)
     if dtype == np.float64:
         # Keras' clipnorm/global_clipnorm scale of float64 gradients is float32-accurate (4e-8 measured)
         return dict(rtol=1e-6, atol=1e-8) if "clipnorm" in extra else dict(rtol=1e-12, atol=1e-14)
@@ -93,7 +111,7 @@ def test_matches_keras_step_by_step(keras, kernel_path, name, dtype):
             _check_nadam_float32(keras, kwargs, initial, grads, ours, theirs)
             continue
         for step, (a, b) in enumerate(zip(ours, theirs)):
-            _assert_close(a, b, dtype, f"{extra}, step {step + 1}", **_tolerance(dtype, extra))
+            _assert_close(a, b, dtype, f"{extra}, step {step + 1}", **_tolerance(dtype, extra, name))
 
 
 def _check_nadam_float32(keras, kwargs, initial, grads, ours, theirs):
@@ -274,8 +292,8 @@ def test_defaults_and_slot_names_are_keras(keras, name):
     assert ours.learning_rate == pytest.approx(float(keras_config["learning_rate"]), rel=1e-7)
     variables = [keras.Variable(np.zeros((2, 3)), name="kernel"), keras.Variable(np.zeros(3), name="bias")]
     theirs.build(variables)
-    slots = [v.name for v in theirs.variables if v.name.startswith(("kernel_", "bias_"))]
-    assert slots == [f"{w}_{slot}" for w in ("kernel", "bias") for slot in SLOT_KEYS[name]]
+    slots = [v.name for v in theirs.variables if v.name.startswith(("kernel", "bias"))]
+    assert slots == KERAS_SLOT_VARIABLES.get(name, [f"{w}_{slot}" for w in ("kernel", "bias") for slot in SLOT_KEYS[name]])
     assert tuple(ours._slot_names) == SLOT_KEYS[name]
 
 
@@ -292,6 +310,15 @@ def test_argument_errors_name_the_class_argument_and_value():
         (lambda: optimizers.Nadam(learning_rate=-1.0), ValueError, r"Nadam: argument `learning_rate` must be in "
                                                                    r"\[0.0, inf\], got -1.0"),
         (lambda: optimizers.Lion(beta_1=0.0), ValueError, r"Lion: argument `beta_1` must be in \(0.0, 1.0\], got 0.0"),
+        (lambda: optimizers.Ftrl(learning_rate_power=0.5), ValueError,
+         r"Ftrl: argument `learning_rate_power` must be in \[-inf, 0.0\], got 0.5"),
+        (lambda: optimizers.Ftrl(l1_regularization_strength=-1.0), ValueError,
+         r"Ftrl: argument `l1_regularization_strength` must be in \[0.0, inf\], got -1.0"),
+        (lambda: optimizers.Lamb(beta_2=1.0), ValueError, r"Lamb: argument `beta_2` must be in \[0.0, 1.0\), got 1.0"),
+        (lambda: optimizers.Adafactor(clip_threshold=0), ValueError,
+         r"Adafactor: argument `clip_threshold` must be in \(0.0, inf\], got 0"),
+        (lambda: optimizers.Adafactor(relative_step="yes"), TypeError,
+         r"Adafactor: argument `relative_step` must be True or False, got 'yes'"),
         (lambda: optimizers.Lion(beta_2=True), TypeError, r"Lion: argument `beta_2` must be a number, got True"),
         (lambda: optimizers.Lion(clipnorm=1.0, clipvalue=1.0), ValueError, r"Lion: give at most one of clipnorm"),
         (lambda: optimizers.Nadam.from_config({"use_ema": True}), ValueError,

@@ -136,12 +136,15 @@ def _optimizer_plan(reader, model, datasets, where: str):
                 raise reader.refuse(f"holds the optimizer's {key} as shape {dataset.shape} "
                                     f"{dataset.dtype}, expected a scalar")
         else:
-            variable = variables[int(key.split("/")[1])]
-            if not fits_weight(dataset.shape, variable.shape) or dataset.dtype.kind != "f":
-                raise reader.refuse(f"holds the optimizer slot for '{variable.name}' with shape "
-                                    f"{dataset.shape} {dataset.dtype}, expected "
-                                    f"{tuple(variable.shape)} floats")
-        plan.append((key, dataset, None if key in ("iterations", "learning_rate", "u_product") else variable.shape))
+            slot, _, position = key.partition("/")
+            variable = variables[int(position)]
+            initial = optimizer._initial_slot(slot, variable.value)        # Adafactor's factors: not the weight's
+            shape, kinds = initial.shape, ("f" if initial.dtype.kind == "f" else "iu")
+            if not fits_weight(dataset.shape, shape) or dataset.dtype.kind not in kinds:
+                raise reader.refuse(f"holds the optimizer slot '{slot}' for '{variable.name}' with shape "
+                                    f"{dataset.shape} {dataset.dtype}, expected {tuple(shape)} "
+                                    f"{'floats' if kinds == 'f' else 'integers'}")
+        plan.append((key, dataset, None if key in ("iterations", "learning_rate", "u_product") else shape))
     return plan
 
 

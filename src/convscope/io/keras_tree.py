@@ -7,8 +7,9 @@ before anything is built from it.
   such as `x * 2` are not layers there); a nested model's layers under
   `layers/<its name>/layers/...`, the model itself an empty `.../vars` group.
 * Keras' optimizer variables: `iteration`, `learning_rate` (unless a schedule), then the slots
-  in the order its `build` adds them (Adam, Adadelta, Adamax, Nadam: the slots of each variable
-  together, then Adam's v-hat, Nadam's scalar `u_product`; RMSprop: every velocity, then
+  in the order its `build` adds them (Adam, Adadelta, Adamax, Nadam, Lion, Ftrl, Lamb, Adafactor: the
+  slots of each variable together, then Adam's v-hat, Nadam's scalar `u_product`; Adafactor's r and c
+  are the factored moments, scalars for a weight of fewer than 2 axes; RMSprop: every velocity, then
   momentums, then average gradients).
 """
 
@@ -80,7 +81,7 @@ def optimizer_slot_keys(optimizer, count: int) -> Optional[List[str]]:
         return [f"{slot}/{i}" for slot in slots for i in positions]
     if name == "Adagrad":
         return [f"accumulator/{i}" for i in positions]
-    if name in ("Adadelta", "Adamax", "Nadam", "Lion"):     # one `add_optimizer_variables` call each
+    if name in ("Adadelta", "Adamax", "Nadam", "Lion", "Ftrl", "Lamb", "Adafactor"):     # each variable's slots
         keys = [f"{slot}/{i}" for i in positions for slot in optimizer._slot_names]
         return keys + (["u_product"] if name == "Nadam" else [])    # Keras' running product of u_t
     return None

@@ -328,10 +328,10 @@ def optimizer_slots(optimizer) -> int:
         return 1 if config.get("momentum", 0.0) else 0
     if name == "rmsprop":
         return 1 + bool(config.get("momentum", 0.0)) + bool(config.get("centered", False))
-    if name in ("adagrad", "adadelta", "ftrl", "lion"):
-        return 2 if name in ("adadelta", "ftrl") else 1
-    raise ValueError(f"optimizer_slots: unknown optimizer {type(optimizer).__name__}; "
-                     "expected SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta, Nadam, Adamax, Lion or Ftrl")
+    if name in ("adagrad", "adadelta", "ftrl", "lion", "lamb", "adafactor"):
+        return 2 if name in ("adadelta", "ftrl", "lamb") else 1     # Adafactor: v (r and c, per row and column)
+    raise ValueError(f"optimizer_slots: unknown optimizer {type(optimizer).__name__}; expected SGD, Adam, AdamW, "
+                     "RMSprop, Adagrad, Adadelta, Nadam, Adamax, Lion, Ftrl, Lamb or Adafactor")
 
 
 def summary_columns(model, show_kernels: bool = False, show_flops: bool = False,

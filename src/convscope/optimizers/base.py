@@ -58,10 +58,12 @@ _KERAS_ONLY_KEYS = {"use_ema": (False,), "ema_momentum": (), "ema_overwrite_freq
 
 
 class Optimizer:
-    """Base of SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta, Adamax, Nadam, Lion."""
+    """Base of SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta, Adamax, Nadam, Lion, Ftrl, Lamb, Adafactor."""
 
     #: slot names the rule keeps per variable (created as zeros unless `_initial_slot` says otherwise)
     _slot_names: Sequence[str] = ()
+    #: whether `_update_fused` exists (`ops.updates` kernels); without it `_update` always runs
+    _fused = True
 
     def __init__(self, learning_rate=0.001, weight_decay=None, clipnorm=None, clipvalue=None,
                  global_clipnorm=None, name: Optional[str] = None):
@@ -115,7 +117,7 @@ class Optimizer:
         for position, (variable, grad) in enumerate(zip(variables, grads)):
             value = variable.value
             slots = [arrays[position] for arrays in self._slots.values()]
-            if compiled.active() and updates.supports(value, grad, *slots):
+            if self._fused and compiled.active() and updates.supports(value, grad, *slots):
                 self._update_fused(value, grad, position, lr, decay)
             else:
                 if decay is not None:
