@@ -232,8 +232,18 @@ def conv1d_family_net():
     return cs.Model(x, L.Concatenate()([L.GlobalAveragePooling1D()(y), L.Flatten()(c)]), name="conv1d_family_net")
 
 
+def adaptive_pooling_net():
+    """The adaptive poolings with even windows (a pooling of that window and stride), both data formats."""
+    x = cs.Input((12, 8, 3), name="image")
+    y = L.AdaptiveMaxPooling2D((4, 2))(L.Conv2D(4, 3, padding="same")(x))
+    y = L.AdaptiveAveragePooling2D((2, 1), data_format="channels_first")(L.Permute((3, 1, 2))(y))
+    s = L.Reshape((48, 4))(L.Conv2D(2, 1)(x))
+    s = L.AdaptiveAveragePooling1D(6)(L.AdaptiveMaxPooling1D(2, data_format="channels_first")(s))
+    return cs.Model(x, L.Concatenate()([L.Flatten()(y), L.Flatten()(s)]), name="adaptive_pooling_net")
+
+
 GRAPH_MODELS = [resnet_style, small_unet, unet_with_transpose, two_input_merges, mobilenet_like, conv1d_net,
-                conv1d_family_net, two_branch_model, shared_model, offset_branches_model]
+                conv1d_family_net, adaptive_pooling_net, two_branch_model, shared_model, offset_branches_model]
 def slopes_net():
     """LeakyReLU, ELU and PReLU (shared along the image's axes, and one slope per value); Gaussian noise and
     dropout (the identity at inference)."""

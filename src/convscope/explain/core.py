@@ -13,7 +13,7 @@ from numbers import Integral
 from typing import Any, Dict, List, Optional
 
 from ..models import analysis
-from ..models.analysis import AxisField, AxisSize, LayerNumbers, ModelNumbers, format_bytes
+from ..models.analysis import ADAPTIVE_KINDS, AxisField, AxisSize, LayerNumbers, ModelNumbers, format_bytes
 from . import text_en, text_ko
 
 LANGUAGES = {"en": text_en, "ko": text_ko}
@@ -360,6 +360,9 @@ def _shape_lines(row: LayerNumbers, text) -> List[str]:
                                        side_before=before_side, side_after=after_side))
     elif row.kind in ("upsample", "resize"):
         lines += _resampling_lines(row, text)
+    elif row.kind in ("adaptive_max_pool", "adaptive_avg_pool"):
+        lines += [_adaptive_axis_line(axis, spans, t, text) for axis, spans in zip(row.axes, row.adaptive_spans)]
+        lines.append(t["shape_channels_pool"].format(c=row.input_shape[_channel_axis(row)]))
     elif row.kind in ("global_max_pool", "global_avg_pool"):
         whole = "×".join(str(a.input) for a in row.axes)
         key = "shape_global" if len(row.axes) == 2 else "shape_global_1d"
@@ -382,6 +385,16 @@ def _shape_lines(row: LayerNumbers, text) -> List[str]:
     else:
         lines.append(t["shape_same_as_input"].format(shape=_shape(row.output_shape)))
     return lines
+
+
+def _adaptive_axis_line(axis: AxisSize, spans: List[int], t, text) -> str:
+    """One axis of an adaptive pooling: even windows as a plain pooling, else every window's cells."""
+    name = text.AXES[axis.axis]
+    if axis.stride:
+        return t["shape_adaptive_even"].format(axis=name, n_in=axis.input, n_out=axis.output, size=axis.stride)
+    starts = [i * axis.input // axis.output for i in range(axis.output)]
+    windows = ", ".join(f"{start}–{start + span - 1}" for start, span in zip(starts, spans))
+    return t["shape_adaptive"].format(axis=name, n_in=axis.input, n_out=axis.output, windows=windows)
 
 
 def _channel_axis(row: LayerNumbers) -> int:
@@ -679,7 +692,8 @@ def _compute_lines(row: LayerNumbers, text) -> List[str]:
     if row.bias_adds:
         lines.append(t["compute_bias"].format(count=_n(row.bias_adds)))
     if row.pool_ops:
-        key = "compute_pool_max" if row.kind in ("max_pool", "global_max_pool") else "compute_pool_avg"
+        key = "compute_pool_max" if row.kind in ("max_pool", "global_max_pool", "adaptive_max_pool") \
+            else "compute_pool_avg"
         lines.append(t[key].format(count=_n(row.pool_ops)))
     if row.norm_ops:
         key = {"layer_norm": "compute_layer_norm", "group_norm": "compute_layer_norm",
@@ -729,7 +743,8 @@ def _field_lines(row: LayerNumbers, text, previous_field) -> List[str]:
         return []
     if rf is None:
         if not row.field_known and previous_field is not None:
-            own = row.kind in ("conv_transpose", "upsample", "resize", "operation", "other")
+            own = row.kind in ("conv_transpose", "upsample", "resize", "operation", "other", "adaptive_max_pool",
+                               "adaptive_avg_pool")
             return [t["rf_untracked"].format(cls=row.class_name) if own else t["rf_untracked_input"]]
         return [t["rf_all"]] if previous_field is not None or row.branches else []
     if len(rf) == 2:
@@ -738,7 +753,7 @@ def _field_lines(row: LayerNumbers, text, previous_field) -> List[str]:
                                      start_h=height.start, start_w=width.start)]
     else:
         lines = [t["rf_size_1d"].format(size=rf[0].size, jump=rf[0].jump, start=rf[0].start)]
-    if row.kind in WINDOW_ROW_KINDS + ("zero_pad", "crop") and previous_field is not None \
+    if row.kind in WINDOW_ROW_KINDS + ADAPTIVE_KINDS + ("zero_pad", "crop") and previous_field is not None \
             and len(previous_field) == len(rf):
         for axis, before, after in zip(row.axes, previous_field, rf):
             if row.kind == "crop":
@@ -787,7 +802,8 @@ def _note_lines(row: LayerNumbers, text, first_conv: bool, share) -> List[str]:
     notes = []
     if share is not None:
         notes.append(t["note_largest"].format(share=share))
-    if row.kind in ("max_pool", "avg_pool", "global_max_pool", "global_avg_pool"):
+    if row.kind in ("max_pool", "avg_pool", "global_max_pool", "global_avg_pool", "adaptive_max_pool",
+                    "adaptive_avg_pool"):
         what = t["note_pool_max"] if "max" in row.kind else t["note_pool_avg"]
         notes.append(t["note_pool"].format(what=what))
     if row.kind in ("conv", "depthwise_conv", "separable_conv") and first_conv:

@@ -75,6 +75,10 @@ T = {
                       "no window reaches {them}"),
     "shape_window": "  window {kernel} (effective {effective} with dilation {dilation}), stride {stride}",
     "shape_channels_conv": "channels {c_in} → {c_out}: one feature map per filter",
+    "shape_adaptive": ("{axis} {n_in} → {n_out}: output cell i pools input cells ⌊i·{n_in}/{n_out}⌋ to "
+                       "⌈(i + 1)·{n_in}/{n_out}⌉ − 1: {windows}"),
+    "shape_adaptive_even": ("{axis} {n_in} → {n_out}: {n_in}/{n_out} = {size} input cells per output cell, side "
+                            "by side (a pooling window and stride of {size})"),
     "shape_channels_pool": "channels {c} → {c}: each channel is pooled on its own",
     "shape_dense": "Dense acts on the last axis: {n_in} → {units}; the other axes {rest} are kept",
     "shape_flatten": "Flatten lines the values up in one vector: {expr} = {total}",

@@ -73,6 +73,10 @@ T = {
                       "닿지 않아 버려집니다"),
     "shape_window": "  윈도우 {kernel}칸 (팽창 {dilation}을 적용하면 실제로 {effective}칸), 스트라이드 {stride}",
     "shape_channels_conv": "채널 {c_in} → {c_out}: 필터 하나가 특성 맵 하나를 만들므로 출력 채널 수는 필터 수와 같습니다",
+    "shape_adaptive": ("{axis} {n_in} → {n_out}: 출력 칸 i는 입력 칸 ⌊i·{n_in}/{n_out}⌋부터 "
+                       "⌈(i + 1)·{n_in}/{n_out}⌉ − 1까지를 모읍니다: {windows}"),
+    "shape_adaptive_even": ("{axis} {n_in} → {n_out}: 출력 칸마다 입력 {n_in}/{n_out} = {size}칸씩 겹치지 않게 "
+                            "모읍니다 (윈도우와 stride가 {size}인 풀링과 같습니다)"),
     "shape_channels_pool": "채널 {c} → {c}: 풀링은 채널마다 따로 적용됩니다",
     "shape_dense": "Dense는 마지막 축에만 작용합니다: {n_in} → {units}, 나머지 축 {rest}은 그대로입니다",
     "shape_flatten": "Flatten은 값을 한 줄로 펼칩니다: {expr} = {total}",

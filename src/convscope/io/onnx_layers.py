@@ -295,6 +295,20 @@ def _pool(b: GraphBuilder, call: Call) -> Value:
     return b.value(op, [x.name], x, call.out_shapes[0], hint=call.hint, **attrs)
 
 
+def _adaptive_pool(b: GraphBuilder, call: Call) -> Value:
+    """Adaptive pooling whose windows are even (each input length a multiple of its output size): a pooling
+    of that window and stride; uneven (overlapping) windows have no ONNX operator."""
+    layer = call.layer
+    x = b.channels_first(call.x, layer.data_format)
+    lengths = x.physical_shape()[2:]
+    if any(n is None or n % m for n, m in zip(lengths, layer.output_size)):
+        raise CannotExport(f"its windows are even only where each input length is a multiple of its output "
+                           f"size; got lengths {tuple(lengths)} for output_size {layer.output_size}")
+    window = [n // m for n, m in zip(lengths, layer.output_size)]
+    op = "MaxPool" if layer._mode == "max" else "AveragePool"
+    return b.value(op, [x.name], x, call.out_shapes[0], hint=call.hint, kernel_shape=window, strides=window)
+
+
 def _global_pool(b: GraphBuilder, call: Call) -> Value:
     layer = call.layer
     x = b.channels_first(call.x, layer.data_format)
@@ -623,6 +637,8 @@ EMITTERS: Dict[str, Callable[[GraphBuilder, Call], Any]] = {
     "Conv2D": _conv, "Conv1D": _conv, "DepthwiseConv2D": _depthwise_layer, "SeparableConv2D": _separable,
     "Conv2DTranspose": _conv_transpose, "DepthwiseConv1D": _depthwise_layer, "SeparableConv1D": _separable,
     "Conv1DTranspose": _conv_transpose,
+    "AdaptiveAveragePooling1D": _adaptive_pool, "AdaptiveAveragePooling2D": _adaptive_pool,
+    "AdaptiveMaxPooling1D": _adaptive_pool, "AdaptiveMaxPooling2D": _adaptive_pool,
     "MaxPooling2D": _pool, "AveragePooling2D": _pool, "MaxPooling1D": _pool, "AveragePooling1D": _pool,
     "GlobalMaxPooling2D": _global_pool, "GlobalAveragePooling2D": _global_pool,
     "GlobalMaxPooling1D": _global_pool, "GlobalAveragePooling1D": _global_pool,

@@ -9,6 +9,8 @@ from .._custom_objects import get_registered_name, lookup
 from . import convolutional, core  # Keras 2 import paths
 from .activation import ELU, Activation, LeakyReLU, ReLU, Softmax
 from .activity_regularization import ActivityRegularization
+from .adaptive_pooling import (AdaptiveAveragePooling1D, AdaptiveAveragePooling2D, AdaptiveMaxPooling1D,
+                               AdaptiveMaxPooling2D)
 from .augmentation import RandomBrightness, RandomContrast, RandomCrop, RandomFlip
 from .augmentation_affine import RandomRotation, RandomTranslation, RandomZoom
 from .base import Layer, Variable
@@ -61,7 +63,8 @@ __all__ = [
     "RandomBrightness", "Lambda", "LeakyReLU", "ELU", "PReLU", "GaussianNoise", "GaussianDropout",
     "SpatialDropout1D", "GroupNormalization", "CenterCrop", "UnitNormalization", "ActivityRegularization",
     "AlphaDropout", "DepthwiseConv1D", "SeparableConv1D", "SeparableConvolution1D", "Conv1DTranspose",
-    "Convolution1DTranspose",
+    "Convolution1DTranspose", "AdaptiveAveragePooling1D", "AdaptiveAveragePooling2D", "AdaptiveMaxPooling1D",
+    "AdaptiveMaxPooling2D",
 ]
 
 # Class name (as Keras writes it in configs, aliases included) -> class.
@@ -81,7 +84,9 @@ LAYER_CLASSES.update({cls.__name__: cls for cls in (LayerScale, StochasticDepth)
 LAYER_CLASSES.update({cls.__name__: cls for cls in (LeakyReLU, ELU, PReLU, GaussianNoise, GaussianDropout,
                                                      SpatialDropout1D, GroupNormalization, CenterCrop,
                                                      UnitNormalization, ActivityRegularization, AlphaDropout,
-                                                     DepthwiseConv1D, SeparableConv1D, Conv1DTranspose)})
+                                                     DepthwiseConv1D, SeparableConv1D, Conv1DTranspose,
+                                                     AdaptiveAveragePooling1D, AdaptiveAveragePooling2D,
+                                                     AdaptiveMaxPooling1D, AdaptiveMaxPooling2D)})
 LAYER_CLASSES.update({"SeparableConvolution1D": SeparableConv1D, "Convolution1DTranspose": Conv1DTranspose})
 LAYER_CLASSES["Lambda"] = Lambda        # known, so that a file holding one is refused by name (code: `from_config`)
 LAYER_CLASSES.update({cls.__name__: cls for cls in (RandomFlip, RandomRotation, RandomZoom, RandomTranslation,

@@ -42,6 +42,7 @@ SIMPLE_KINDS = {"flatten": "flatten", "reshape": "reshape", "dropout": "dropout"
                 "permute": "permute", "identity": "identity", "augment": "augment",
                 "noise": "noise", "operation": "operation", "input": "input"}
 WINDOW_ROW_KINDS = ("conv", "depthwise_conv", "separable_conv", "max_pool", "avg_pool")  # fields step by a window
+ADAPTIVE_KINDS = ("adaptive_max_pool", "adaptive_avg_pool")   # too, where every axis' windows are even
 PARAM_FORMULA_KINDS = ("conv", "depthwise_conv", "separable_conv", "conv_transpose", "dense", "batch_norm",
                        "layer_norm", "group_norm", "normalization")
 AXIS_NAMES = ("height", "width")
@@ -56,7 +57,8 @@ class AxisSize:
     upsampling, resizing) layer."""
 
     axis: str   # "height", "width" (images) or "steps" (sequences)
-    mode: str   # "valid", "same", "causal", "explicit" (zero padding), "crop", "global", "upsample", "resize"
+    mode: str   # "valid", "same", "causal", "explicit" (zero padding), "crop", "global", "upsample", "resize",
+    #             "adaptive" (kernel: its longest window; stride: n / m where m divides n, else 0)
     input: int
     kernel: int
     stride: int
@@ -92,7 +94,8 @@ class LayerNumbers:
     name: str
     class_name: str
     kind: str  # conv (Conv2D, Conv1D), depthwise_conv, separable_conv, conv_transpose, dense, max_pool,
-    #            avg_pool, global_max_pool, global_avg_pool (2-D and 1-D), batch_norm, layer_norm,
+    #            avg_pool, global_max_pool, global_avg_pool, adaptive_max_pool, adaptive_avg_pool (2-D and 1-D),
+    #            batch_norm, layer_norm,
     #            group_norm, unit_norm, normalization, rescaling, zero_pad, crop, upsample, resize, flatten,
     #            reshape, permute, identity, dropout, activation, operation, other;
     #            graph models also: input (an InputLayer), merge (Add, Concatenate, ...)
@@ -129,6 +132,7 @@ class LayerNumbers:
     op: Optional[str] = None        # a merge's or an operation's name ("add", "concatenate", "multiply")
     dims: Optional[Tuple[int, ...]] = None  # Permute's
     field_known: bool = True        # False: the receptive field is not followed through this layer
+    adaptive_spans: List[List[int]] = field(default_factory=list)   # adaptive pooling: each axis' window lengths
     norm_weights: Tuple[str, ...] = ()  # LayerNormalization's: ("gamma", "beta"), either, or none
     elementwise: bool = False       # an operation computed value by value: fields pass through (a union)
     itemsize: int = 4
@@ -561,6 +565,26 @@ def _global_pool(row: LayerNumbers, spec, where: str) -> None:
     row.pool_ops = (int(np.prod(lengths)) - 1) * channels + (channels if row.kind == "global_avg_pool" else 0)
 
 
+def _adaptive_pool(row: LayerNumbers, spec, where: str) -> None:
+    """Adaptive pooling: output cell i of an axis pools input cells ⌊i·n/m⌋ to ⌈(i+1)·n/m⌉ − 1
+    (`shapes.adaptive_windows`); the field is followed where every axis' windows are even (n / m cells, side by
+    side: a pooling of that size and stride)."""
+    row.kind = "adaptive_max_pool" if spec.pool == "max" else "adaptive_avg_pool"
+    row.data_format = spec.data_format
+    spatial, c_axis, names = _layout(spec.data_format, row.input_shape, where)
+    row.axes, covered = [], 1
+    for name, a, m in zip(names, spatial, spec.size):
+        n = _known(row.input_shape[a], name)
+        spans = [stop - start for start, stop in shapes.adaptive_windows(n, m)]
+        covered *= sum(spans)                  # input cells read, summed over this axis' output cells
+        row.axes.append(AxisSize(name, "adaptive", n, max(spans), n // m if n % m == 0 else 0, 1, 0, 0, m, 0))
+        row.adaptive_spans.append(spans)
+    row.output_shape = _replace(row.input_shape, dict(zip(spatial, spec.size)))
+    cells, channels = int(np.prod(spec.size)), row.input_shape[c_axis]
+    row.pool_ops = (covered - cells + (cells if row.kind == "adaptive_avg_pool" else 0)) * channels
+    row.field_known = all(axis.stride for axis in row.axes)
+
+
 def _border(row: LayerNumbers, spec, where: str) -> None:
     """ZeroPadding (cells added) and Cropping (cells cut), 2-D and 1-D: (before, after) per axis."""
     row.kind = "zero_pad" if spec.kind in ("zero_pad2d", "pad1d") else "crop"
@@ -695,8 +719,8 @@ def _weights(row: LayerNumbers, layer) -> None:
 
 _HANDLERS = {
     **{kind: _conv for kind in CONV_KINDS}, "pool": _pool, "pool1d": _pool, "global_pool": _global_pool,
-    "global_pool1d": _global_pool, "zero_pad2d": _border, "pad1d": _border, "crop2d": _border,
-    "crop1d": _border, "upsample2d": _upsample, "upsample1d": _upsample, "resizing": _upsample,
+    "global_pool1d": _global_pool, "adaptive_pool": _adaptive_pool, "zero_pad2d": _border, "pad1d": _border,
+    "crop2d": _border, "crop1d": _border, "upsample2d": _upsample, "upsample1d": _upsample, "resizing": _upsample,
     "center_crop": _center_crop,
     "dense": _dense, "batch_norm": _batch_norm, "layer_norm": _normalizing, "group_norm": _normalizing,
     "unit_norm": _normalizing, "normalization": _normalizing,
@@ -715,7 +739,7 @@ def _propagate_fields(row: LayerNumbers, fields):
     """Fields after `row`: window layers step the spatial axes; mixing layers make them global."""
     if fields is None or not row.field_known:
         return None
-    if row.kind in WINDOW_ROW_KINDS + ("zero_pad", "crop"):
+    if row.kind in WINDOW_ROW_KINDS + ADAPTIVE_KINDS + ("zero_pad", "crop"):
         spatial, c_axis, _ = _layout(row.data_format, row.input_shape, row.name)
         out = dict(fields)
         for axis_index, axis in zip(spatial, row.axes):

@@ -23,6 +23,9 @@ Conventions (TensorFlow / Keras):
               That is (n - 1) * s - 2p + k_eff + output_padding with p = 0 ("valid")
               or p = k_eff // 2 ("same" with output_padding); the cells cut from the
               full (n - 1) * s + k_eff are `deconv_padding`'s (before, after).
+* adaptive (pooling to a given size m, PyTorch's and Keras' rule): output cell i pools
+              input cells floor(i * n / m) to ceil((i + 1) * n / m) - 1; windows of one
+              or two lengths that overlap where m does not divide n.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ __all__ = [
     "ceil_div",
     "deconv_output_length",
     "deconv_padding",
+    "adaptive_windows",
 ]
 
 
@@ -177,3 +181,9 @@ def deconv_padding(length: int, kernel_size: int, stride: int = 1, dilation: int
     else:
         before = max((k_eff - k_eff % 2 - output_padding) // 2, 0)
     return before, (length - 1) * stride + k_eff - before - out
+
+
+def adaptive_windows(length: int, output: int) -> Tuple[Tuple[int, int], ...]:
+    """(start, stop) of the input cells each of `output` cells pools from `length` (adaptive pooling):
+    start = floor(i * length / output), stop = ceil((i + 1) * length / output)."""
+    return tuple((i * length // output, ceil_div((i + 1) * length, output)) for i in range(output))
