@@ -39,6 +39,7 @@ CASES = [
     ("Xception", dict(include_top=False, input_shape=(80, 90, 3), pooling="avg")),
     ("InceptionV3", dict(input_shape=(75, 75, 3))),
     ("InceptionV3", dict(include_top=False, input_shape=(99, 80, 3), pooling="max")),
+    ("InceptionResNetV2", dict(input_shape=(75, 75, 3), classes=7)),
     ("MobileNetV3Small", dict(input_shape=(64, 64, 3))),
     ("MobileNetV3Large", dict(alpha=0.75, include_top=False, input_shape=(48, 56, 3), pooling="avg")),
     ("MobileNetV3Large", dict(minimalistic=True, input_shape=(32, 32, 3), classes=5, include_preprocessing=False)),
@@ -54,7 +55,7 @@ def _named(layer) -> str:
     """A layer's name, a counter Keras and convscope append to a default name (`input_layer_3`) left out."""
     default = ("input_layer", "global_", "max_pooling2d", "zero_padding2d", "rescaling", "normalization", "conv2d",
                "batch_normalization", "activation", "average_pooling2d", "concatenate", "add", "re_lu", "dropout",
-               "flatten", "layer_normalization")   # named from the class, with a counter
+               "flatten", "layer_normalization", "custom_scale_layer")   # named from the class, with a counter
 
     return re.sub(r"_\d+$", "", layer.name) if layer.name.startswith(default) else layer.name
 
@@ -248,6 +249,10 @@ def test_imagenet_files_are_asked_for_by_keras_names(keras, tmp_path, monkeypatc
     with pytest.raises(OSError, match="no network .*efficientnet_v2/efficientnetv2-s_notop.h5"):
         cs.applications.EfficientNetV2S(include_top=False, input_shape=(64, 64, 3))
     assert cs.applications.efficientnet_v2.preprocess_input(x) is x
+    with pytest.raises(OSError, match="no network .*tensorflow/keras-applications/inception_resnet_v2/"
+                                      "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5"):
+        cs.applications.InceptionResNetV2(include_top=False, input_shape=(75, 75, 3))
+    np.testing.assert_allclose(cs.applications.inception_resnet_v2.preprocess_input(x), x / 127.5 - 1)
 
 
 def test_a_sha256_published_file_is_checked_with_sha256(tmp_path, monkeypatch):

@@ -242,8 +242,16 @@ def adaptive_pooling_net():
     return cs.Model(x, L.Concatenate()([L.Flatten()(y), L.Flatten()(s)]), name="adaptive_pooling_net")
 
 
+def inception_resnet_block():
+    """InceptionResNetV2's block: x + 0.17 · (1x1 conv of the concatenated branches) (CustomScaleLayer)."""
+    x = cs.Input((6, 6, 4), name="image")
+    branches = L.Concatenate()([L.Conv2D(2, 1, activation="relu")(x), L.Conv2D(3, 3, padding="same")(x)])
+    y = L.CustomScaleLayer(0.17)([x, L.Conv2D(4, 1)(branches)])
+    return cs.Model(x, L.Activation("relu")(y), name="inception_resnet_block")
+
+
 GRAPH_MODELS = [resnet_style, small_unet, unet_with_transpose, two_input_merges, mobilenet_like, conv1d_net,
-                conv1d_family_net, adaptive_pooling_net, two_branch_model, shared_model, offset_branches_model]
+                conv1d_family_net, adaptive_pooling_net, inception_resnet_block, two_branch_model, shared_model, offset_branches_model]
 def slopes_net():
     """LeakyReLU, ELU and PReLU (shared along the image's axes, and one slope per value); Gaussian noise and
     dropout (the identity at inference)."""

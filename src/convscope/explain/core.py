@@ -709,7 +709,7 @@ def _compute_lines(row: LayerNumbers, text) -> List[str]:
     if row.merge_ops and row.kind == "operation":
         lines.append(t["compute_elementwise"].format(count=_n(row.merge_ops), op=row.op))
     elif row.merge_ops:
-        key = "compute_merge_average" if row.op == "average" else "compute_merge"
+        key = {"average": "compute_merge_average", "custom_scale": "compute_merge_scaled"}.get(row.op, "compute_merge")
         lines.append(t[key].format(count=_n(row.merge_ops), n=len(row.input_shapes or [1]),
                                    outputs=_n(row.output_elements)))
     if row.kind == "merge" and not lines:

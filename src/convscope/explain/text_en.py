@@ -232,6 +232,7 @@ T = {
     "params_shared": ("call {call} of {calls}: the same {total} parameters as call 1 (one set of weights, "
                       "counted once in the total)"),
     "compute_merge": "+ {count} element-wise operations: ({n} − 1) per output × {outputs} outputs",
+    "compute_merge_scaled": "+ {count} multiplies and adds: x + scale·r, 2 per output × {outputs} outputs",
     "compute_merge_average": "+ {count} adds and divides: ({n} − 1) adds and 1 divide per output × {outputs} outputs",
     "compute_concat": "No arithmetic: Concatenate only copies its inputs side by side",
     "rf_union": ("after {name}: the union of {count} branches; the largest field is {largest} (from {source}), "

@@ -225,6 +225,7 @@ T = {
     "params_shared": ("{calls}번 중 {call}번째 호출: 첫 번째 호출과 같은 파라미터 {total}개를 씁니다 "
                       "(가중치는 한 벌이라 전체 합계에는 한 번만 셉니다)"),
     "compute_merge": "+ 원소별 연산 {count}회: 출력마다 ({n} − 1)회 × 출력 {outputs}개",
+    "compute_merge_scaled": "+ 곱셈과 덧셈 {count}회: x + scale·r, 출력마다 2회 × 출력 {outputs}개",
     "compute_merge_average": "+ 덧셈과 나눗셈 {count}회: 출력마다 덧셈 ({n} − 1)회와 나눗셈 1회 × 출력 {outputs}개",
     "compute_concat": "산술 연산이 없습니다. Concatenate는 입력을 나란히 복사할 뿐입니다",
     "rf_union": ("{name} 다음: 가지 {count}개의 수용 영역을 합친 것입니다. 가장 큰 수용 영역은 {largest}"

@@ -623,6 +623,13 @@ def _merge(b: GraphBuilder, call: Call) -> Value:
     return Value(out, call.out_shapes[0], values[0].layout)
 
 
+def _custom_scale(b: GraphBuilder, call: Call) -> Value:
+    """InceptionResNetV2's x + r · scale."""
+    x, residual = common_layout(b, call.inputs)
+    scaled = b.op("Mul", [residual.name, b.scalar(call.layer.scale)], call.hint)
+    return Value(b.op("Add", [x.name, scaled], call.hint), call.out_shapes[0], x.layout)
+
+
 def _concatenate(b: GraphBuilder, call: Call) -> Value:
     values = common_layout(b, call.inputs)
     axis = values[0].axis(call.layer.axis)
@@ -654,7 +661,7 @@ EMITTERS: Dict[str, Callable[[GraphBuilder, Call], Any]] = {
     "UpSampling2D": _upsampling, "UpSampling1D": _upsampling, "Resizing": _resizing, "RandomCrop": _random_crop,
     "CenterCrop": _center_crop,
     "Add": _merge, "Subtract": _merge, "Multiply": _merge, "Average": _merge, "Maximum": _merge,
-    "Minimum": _merge, "Concatenate": _concatenate,
+    "Minimum": _merge, "Concatenate": _concatenate, "CustomScaleLayer": _custom_scale,
 }
 # The identity at inference: dropouts, noise and random augmentation (Keras' inference behaviour).
 EMITTERS.update({name: _identity for name in (

@@ -24,6 +24,7 @@ from .cropping import Cropping1D, Cropping2D
 from .dense import Dense
 from .depthwise_conv2d import DepthwiseConv2D
 from .dropout import Dropout
+from .inception_resnet import CustomScaleLayer
 from .input_layer import Input, InputLayer
 from .lambda_layer import Lambda
 from .group_normalization import GroupNormalization
@@ -64,7 +65,7 @@ __all__ = [
     "SpatialDropout1D", "GroupNormalization", "CenterCrop", "UnitNormalization", "ActivityRegularization",
     "AlphaDropout", "DepthwiseConv1D", "SeparableConv1D", "SeparableConvolution1D", "Conv1DTranspose",
     "Convolution1DTranspose", "AdaptiveAveragePooling1D", "AdaptiveAveragePooling2D", "AdaptiveMaxPooling1D",
-    "AdaptiveMaxPooling2D",
+    "AdaptiveMaxPooling2D", "CustomScaleLayer",
 ]
 
 # Class name (as Keras writes it in configs, aliases included) -> class.
@@ -81,6 +82,7 @@ LAYER_CLASSES.update({"SeparableConvolution2D": SeparableConv2D, "Convolution2DT
 LAYER_CLASSES.update({cls.__name__: cls for cls in (Rescaling, Normalization, Resizing, LayerNormalization,
                                                      Permute, Identity)})
 LAYER_CLASSES.update({cls.__name__: cls for cls in (LayerScale, StochasticDepth)})   # ConvNeXt's helpers
+LAYER_CLASSES["CustomScaleLayer"] = CustomScaleLayer                                  # InceptionResNetV2's
 LAYER_CLASSES.update({cls.__name__: cls for cls in (LeakyReLU, ELU, PReLU, GaussianNoise, GaussianDropout,
                                                      SpatialDropout1D, GroupNormalization, CenterCrop,
                                                      UnitNormalization, ActivityRegularization, AlphaDropout,

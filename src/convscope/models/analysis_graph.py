@@ -94,7 +94,7 @@ def _merge_row(layer, spec, index: int, shapes, output_shape, batch: int) -> Lay
     count = len(shapes)
     if spec.op == "concatenate":
         row.concat_axis = int(spec.axis if spec.axis is not None else -1) % len(output_shape)
-    if spec.op == "average":
+    if spec.op in ("average", "custom_scale"):      # n − 1 adds and a divide; x + scale · r: an add and a multiply
         row.merge_ops = count * row.output_elements
     elif spec.op != "concatenate":
         row.merge_ops = (count - 1) * row.output_elements
