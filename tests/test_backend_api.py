@@ -13,7 +13,7 @@ from convscope import layers as L
 
 # Required arguments of the layers that take `data_format`, to build one of each.
 REQUIRED = {"pool_size": 2, "filters": 2, "kernel_size": 3, "height": 4, "width": 4, "rate": 0.5, "factor": 0.1,
-            "height_factor": 0.1, "width_factor": 0.1}
+            "height_factor": 0.1, "width_factor": 0.1, "output_size": 2}
 
 
 @pytest.fixture
@@ -164,7 +164,7 @@ def _data_format_layers():
 def _make(cls, **extra):
     params = inspect.signature(cls.__init__).parameters
     args = {p: REQUIRED[p] for p, v in params.items()
-            if v.default is inspect.Parameter.empty and p not in ("self", "kwargs")}
+            if v.default is inspect.Parameter.empty and p != "self" and v.kind not in (v.VAR_POSITIONAL, v.VAR_KEYWORD)}
     return cls(**args, **extra)
 
 
