@@ -1,4 +1,6 @@
-"""Helpers of the PyTorch oracle tests: TensorFlow's SAME split written out, and the tolerances."""
+"""Helpers of the oracle tests: TensorFlow's SAME split written out, the tolerances, configs made comparable."""
+
+import json
 
 import numpy as np
 
@@ -18,3 +20,17 @@ def assert_matches(ours, reference, dtype):
     scale = max(1.0, float(np.abs(reference).max(initial=0.0)))
     assert ours.dtype == np.dtype(dtype)
     np.testing.assert_allclose(ours, reference, rtol=rtol, atol=rtol * scale)
+
+
+def comparable_config(config):
+    """A layer config as JSON, without the name and dtype, initializers as class name and config only (Keras
+    adds input_axes/output_axes and a module), floats to 7 digits (Keras 3 writes an activity regularizer's
+    0.01 as float32's 0.009999999776482582)."""
+    config = json.loads(json.dumps(config), parse_float=lambda text: float(f"{float(text):.7g}"))
+    for key in ("name", "dtype"):
+        config.pop(key, None)
+    for key, value in list(config.items()):
+        if isinstance(value, dict) and "class_name" in value:
+            inner = {k: v for k, v in (value.get("config") or {}).items() if k not in ("input_axes", "output_axes")}
+            config[key] = {"class_name": value["class_name"], "config": inner}
+    return config

@@ -14,8 +14,8 @@ import pytest
 
 import convscope as cs
 from _calls import backward, forward
-from _gradcheck import assert_gradients_close, numerical_gradient
-from _oracle import assert_matches, tf_same_split
+from _gradcheck import assert_layer_matches_finite_differences
+from _oracle import assert_matches, comparable_config, tf_same_split
 from convscope import layers as L
 
 torch = pytest.importorskip("torch")
@@ -271,16 +271,7 @@ FD_CASES = [
 @pytest.mark.parametrize("make,shape", FD_CASES)
 def test_backward_matches_finite_differences(make, shape):
     """d sum(w * y) / d x and / d weights, central differences in float64."""
-    rng = np.random.default_rng(10)
-    layer = make()
-    x = rng.standard_normal(shape)
-    y, ctx = forward(layer, x)
-    weights = rng.standard_normal(y.shape)
-    grad_x, grads = backward(layer, ctx, weights)
-    loss = lambda: float(np.sum(weights * layer(x)))  # noqa: E731
-    assert_gradients_close(grad_x, numerical_gradient(loss, x))
-    for variable in layer.trainable_weights:
-        assert_gradients_close(grads[variable.name], numerical_gradient(loss, variable.value))
+    assert_layer_matches_finite_differences(make(), np.random.default_rng(10).standard_normal(shape))
 
 
 # -- SpatialDropout2D -----------------------------------------------------------------------------------
@@ -317,16 +308,6 @@ def test_spatial_dropout2d_masks_follow_the_seed_and_differ_per_call():
 
 # -- Keras 3.15.1: configs, defaults, output shapes and refusals, outputs ------------------------------------
 
-def comparable(config):
-    """A config as JSON without name and dtype, initializers as (class_name, config)."""
-    config = json.loads(json.dumps(config))
-    for key in ("name", "dtype"):
-        config.pop(key, None)
-    for key, value in list(config.items()):
-        if isinstance(value, dict) and "class_name" in value:
-            inner = {k: v for k, v in (value.get("config") or {}).items() if k not in ("input_axes", "output_axes")}
-            config[key] = {"class_name": value["class_name"], "config": inner}
-    return config
 
 
 CONFIG_CASES = [
@@ -353,11 +334,11 @@ def test_configs_match_keras_and_rebuild_both_ways(keras, class_name, args, kwar
     theirs = getattr(keras.layers, class_name)(*args, **kwargs)
     assert re.sub(r"_\d+$", "", theirs.name) == ours.name      # automatic names as Keras' (fresh session)
     assert sorted(ours.get_config()) == sorted(theirs.get_config())
-    assert comparable(ours.get_config()) == comparable(theirs.get_config())
+    assert comparable_config(ours.get_config()) == comparable_config(theirs.get_config())
     from_keras = L.deserialize(json.loads(json.dumps(keras.saving.serialize_keras_object(theirs))))
     assert from_keras.get_config() == {**ours.get_config(), "name": theirs.name}
     into_keras = keras.layers.deserialize(json.loads(json.dumps(L.serialize(ours))))
-    assert comparable(into_keras.get_config()) == comparable(theirs.get_config())
+    assert comparable_config(into_keras.get_config()) == comparable_config(theirs.get_config())
 
 
 def keras_output_shape(keras, make, shape):

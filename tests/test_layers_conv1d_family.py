@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 import convscope as cs
+from _oracle import comparable_config
 from _calls import backward, forward
-from _gradcheck import assert_gradients_close, numerical_gradient
+from _gradcheck import assert_layer_matches_finite_differences
 from convscope import layers as L
 
 torch = pytest.importorskip("torch")
@@ -87,16 +88,7 @@ def test_outputs_and_gradients_match_keras_on_random_configurations(keras, name,
 ])
 def test_gradients_match_float64_finite_differences(make, shape):
     """d sum(w * y) / d x and / d each weight, central differences in float64."""
-    rng = np.random.default_rng(10)
-    layer = make()
-    x = rng.standard_normal(shape)
-    y, ctx = forward(layer, x)
-    weights = rng.standard_normal(y.shape)
-    grad_x, grads = backward(layer, ctx, weights)
-    loss = lambda: float(np.sum(weights * layer(x)))  # noqa: E731
-    assert_gradients_close(grad_x, numerical_gradient(loss, x))
-    for variable in layer.trainable_weights:
-        assert_gradients_close(grads[variable.name], numerical_gradient(loss, variable.value))
+    assert_layer_matches_finite_differences(make(), np.random.default_rng(10).standard_normal(shape))
 
 
 CONFIG_CASES = [
@@ -112,16 +104,6 @@ CONFIG_CASES = [
 ]
 
 
-def comparable(config):
-    """A config as JSON without name and dtype, initializers as (class_name, config)."""
-    config = json.loads(json.dumps(config))
-    for key in ("name", "dtype"):
-        config.pop(key, None)
-    for key, value in list(config.items()):
-        if isinstance(value, dict) and "class_name" in value:
-            inner = {k: v for k, v in (value.get("config") or {}).items() if k not in ("input_axes", "output_axes")}
-            config[key] = {"class_name": value["class_name"], "config": inner}
-    return config
 
 
 @pytest.mark.parametrize("class_name,args,kwargs", CONFIG_CASES)
@@ -130,12 +112,12 @@ def test_configs_match_keras_and_rebuild_both_ways(keras, class_name, args, kwar
     ours = getattr(L, class_name)(*args, **kwargs)
     theirs = getattr(keras.layers, class_name)(*args, **kwargs)
     assert re.sub(r"_\d+$", "", theirs.name) == ours.name
-    assert comparable(ours.get_config()) == comparable(theirs.get_config())
+    assert comparable_config(ours.get_config()) == comparable_config(theirs.get_config())
     from_keras = L.deserialize(json.loads(json.dumps(keras.saving.serialize_keras_object(theirs))))
     assert type(from_keras) is type(ours)
     assert from_keras.get_config() == {**ours.get_config(), "name": theirs.name}
     into_keras = keras.layers.deserialize(json.loads(json.dumps(L.serialize(ours))))
-    assert comparable(into_keras.get_config()) == comparable(theirs.get_config())
+    assert comparable_config(into_keras.get_config()) == comparable_config(theirs.get_config())
 
 
 @pytest.mark.parametrize("make,shape", [

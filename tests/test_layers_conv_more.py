@@ -16,7 +16,7 @@ from convscope.layers import _normalize_config
 
 from _calls import backward, forward
 from _gradcheck import numerical_gradient
-from _oracle import assert_matches, tf_same_split
+from _oracle import assert_matches, comparable_config, tf_same_split
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -463,17 +463,6 @@ def test_input_errors_name_the_layer():
 
 # -- Keras 3.15.1: configs, defaults, output shapes and refusals, outputs with the same weights --------
 
-def comparable(config):
-    """A config as JSON, without the name and dtype, initializers as class name and config only, floats to
-    7 digits (Keras 3 writes an activity regularizer's 0.01 as float32's 0.009999999776482582)."""
-    config = json.loads(json.dumps(config), parse_float=lambda text: float(f"{float(text):.7g}"))
-    for key in ("name", "dtype"):
-        config.pop(key, None)
-    for key, value in list(config.items()):
-        if isinstance(value, dict) and "class_name" in value:
-            inner = {k: v for k, v in (value.get("config") or {}).items() if k not in ("input_axes", "output_axes")}
-            config[key] = {"class_name": value["class_name"], "config": inner}
-    return config
 
 
 CONFIG_CASES = [
@@ -499,9 +488,9 @@ CONFIG_CASES = [
 def test_configs_equal_keras(keras, class_name, args, kwargs):
     ours = getattr(L, class_name)(*args, **kwargs)
     theirs = getattr(keras.layers, class_name)(*args, **kwargs)
-    assert comparable(ours.get_config()) == comparable(theirs.get_config())
+    assert comparable_config(ours.get_config()) == comparable_config(theirs.get_config())
     rebuilt = L.deserialize({"class_name": class_name, "config": _normalize_config(class_name, theirs.get_config())})
-    assert comparable(rebuilt.get_config()) == comparable(theirs.get_config())
+    assert comparable_config(rebuilt.get_config()) == comparable_config(theirs.get_config())
     assert L.deserialize(json.loads(json.dumps(L.serialize(ours)))).get_config() == ours.get_config()
 
 

@@ -5,11 +5,10 @@ average pool by replicating edge values (TensorFlow does not), so those cases ar
 to the PyTorch tests in test_layers_pooling.py.
 """
 
-import json
-
 import numpy as np
 import pytest
 
+from _oracle import comparable_config
 from convscope import layers as L
 from convscope.models import Sequential, model_from_json
 
@@ -66,16 +65,6 @@ def test_keras_reads_our_json(keras):
     np.testing.assert_allclose(twin.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
 
 
-def _comparable(config):
-    """A config as JSON, without the name, dtype and the Keras-3-only module fields."""
-    config = json.loads(json.dumps(config))
-    for key in ("name", "dtype"):
-        config.pop(key, None)
-    for key, value in list(config.items()):
-        if isinstance(value, dict) and "class_name" in value:
-            inner = {k: v for k, v in (value.get("config") or {}).items() if k not in ("input_axes", "output_axes")}
-            config[key] = {"class_name": value["class_name"], "config": inner}
-    return config
 
 
 KERAS_ONLY = {"synchronized", "renorm", "renorm_clipping", "renorm_momentum", "quantization_config"}
@@ -88,8 +77,8 @@ KERAS_ONLY = {"synchronized", "renorm", "renorm_clipping", "renorm_momentum", "q
     ("Activation", ("relu",)), ("ReLU", ()), ("Softmax", ()),
 ])
 def test_default_configs_match_keras(keras, class_name, args):
-    ours = _comparable(getattr(L, class_name)(*args).get_config())
-    theirs = _comparable(getattr(keras.layers, class_name)(*args).get_config())
+    ours = comparable_config(getattr(L, class_name)(*args).get_config())
+    theirs = comparable_config(getattr(keras.layers, class_name)(*args).get_config())
     for key in KERAS_ONLY:
         theirs.pop(key, None)
     missing_in_keras = set(ours) - set(theirs) - {"activity_regularizer"}  # Keras 3's Dense omits it
