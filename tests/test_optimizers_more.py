@@ -386,6 +386,12 @@ FIT_CASES = {
         initial_learning_rate=0.0625, decay_steps=2, decay_rate=0.5, staircase=True))),
     "adadelta_restarts": ("Adadelta", dict(rho=0.9), ("CosineDecayRestarts", dict(
         initial_learning_rate=1.0, first_decay_steps=3, t_mul=2.0, m_mul=0.5))),
+    "ftrl_exponential": ("Ftrl", dict(l1_regularization_strength=2 ** -8), ("ExponentialDecay", dict(
+        initial_learning_rate=0.25, decay_steps=3, decay_rate=0.5))),
+    "lamb_cosine": ("Lamb", dict(weight_decay=0.25), ("CosineDecay", dict(initial_learning_rate=0.0625,
+                                                                          decay_steps=8))),
+    "adafactor_polynomial": ("Adafactor", dict(clip_threshold=0.5), ("PolynomialDecay", dict(
+        initial_learning_rate=0.5, decay_steps=6, end_learning_rate=0.0625))),
 }
 
 

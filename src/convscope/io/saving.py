@@ -359,10 +359,11 @@ def _optimizer_state_plan(archive: "_Archive", model, contents: _ModelContents):
                                  f"each of the model's {len(variables)} trainable variables "
                                  f"(keys 'slot/0' to 'slot/{len(variables) - 1}')")
         variable = variables[index]
-        npy = archive.npy_header(member, kinds="f")
-        _check_npy_header(archive, member, npy, variable.shape, variable.dtype,
+        initial = optimizer._initial_slot(slot, variable.value)    # Adafactor's factors: not the weight's shape
+        npy = archive.npy_header(member, kinds="f" if initial.dtype.kind == "f" else "iu")
+        _check_npy_header(archive, member, npy, initial.shape, initial.dtype,
                           f"the optimizer slot '{key}' of '{variable.name}'", weight=True)
-        plan.append((key, member, npy, variable.shape))
+        plan.append((key, member, npy, initial.shape))
     return plan
 
 

@@ -28,6 +28,8 @@ def _check_names(value, arg: str):
 def _check_number(value, arg: str, allow_none: bool = False, positive: bool = False):
     if value is None and allow_none:
         return None
+    if isinstance(value, np.ndarray) and value.ndim == 0:      # a NumPy scalar array, as Keras takes it
+        value = value.item()
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{_WHERE}: argument `{arg}` must be a number{' or None' if allow_none else ''}, "
                         f"got {value!r}")
@@ -70,7 +72,7 @@ class Progbar:
     def update(self, current, values=None, finalize=None):
         """Step `current` reached; `values`: [(name, value for the steps since the last update), ...];
         `finalize` (default: `current >= target`) ends the line."""
-        _check_number(current, "current")
+        current = _check_number(current, "current")
         if finalize is None:
             finalize = self.target is not None and current >= self.target
         for name, value in values or []:
