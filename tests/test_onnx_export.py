@@ -250,8 +250,23 @@ def inception_resnet_block():
     return cs.Model(x, L.Activation("relu")(y), name="inception_resnet_block")
 
 
+def volume_net():
+    """The 3-D layers: Conv3D with a batch norm to fold, pooling both ways, Conv3DTranspose, padding, cropping,
+    upsampling, both data formats."""
+    x = cs.Input((6, 8, 8, 2), name="volume")
+    y = L.BatchNormalization()(L.Conv3D(4, 3, padding="same", strides=(1, 2, 2))(x))
+    y = L.MaxPooling3D(2, padding="same")(L.SpatialDropout3D(0.2)(L.Activation("relu")(y)))
+    y = L.Conv3DTranspose(3, 3, strides=2, padding="same")(y)
+    y = L.UpSampling3D((1, 2, 1))(L.Cropping3D(((1, 0), (0, 1), (1, 1)))(L.ZeroPadding3D(((0, 1), (1, 0), (0, 0)))(y)))
+    c = L.Permute((4, 1, 2, 3))(y)
+    c = L.AveragePooling3D((2, 3, 2), strides=(1, 2, 1), padding="same", data_format="channels_first")(c)
+    c = L.Conv3D(2, (2, 2, 1), data_format="channels_first", dilation_rate=(2, 2, 1))(c)
+    out = L.Concatenate()([L.GlobalAveragePooling3D()(y), L.GlobalMaxPooling3D(data_format="channels_first")(c)])
+    return cs.Model(x, L.Dense(3)(out), name="volume_net")
+
+
 GRAPH_MODELS = [resnet_style, small_unet, unet_with_transpose, two_input_merges, mobilenet_like, conv1d_net,
-                conv1d_family_net, adaptive_pooling_net, inception_resnet_block, two_branch_model, shared_model, offset_branches_model]
+                conv1d_family_net, adaptive_pooling_net, inception_resnet_block, volume_net, two_branch_model, shared_model, offset_branches_model]
 def slopes_net():
     """LeakyReLU, ELU and PReLU (shared along the image's axes, and one slope per value); Gaussian noise and
     dropout (the identity at inference)."""

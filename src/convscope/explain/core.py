@@ -365,7 +365,7 @@ def _shape_lines(row: LayerNumbers, text) -> List[str]:
         lines.append(t["shape_channels_pool"].format(c=row.input_shape[_channel_axis(row)]))
     elif row.kind in ("global_max_pool", "global_avg_pool"):
         whole = "×".join(str(a.input) for a in row.axes)
-        key = "shape_global" if len(row.axes) == 2 else "shape_global_1d"
+        key = "shape_global_1d" if len(row.axes) == 1 else "shape_global"
         for axis in row.axes:
             lines.append(t[key].format(axis=text.AXES[axis.axis], n_in=axis.input, whole=whole))
     elif row.kind == "dense":
@@ -615,13 +615,13 @@ def _per_group(row: LayerNumbers) -> str:
 def _window_names(row: LayerNumbers) -> Dict[str, str]:
     """The window's symbols in formulas ("kh·kw", "kh, kw"; a 1-D layer's "k") and the plain convolution
     of its rank ("Conv2D", "Conv1D")."""
-    two = len(row.kernel_size) == 2
-    return {"window": "kh·kw" if two else "k", "window_axes": "kh, kw" if two else "k",
-            "conv": "Conv2D" if two else "Conv1D"}
+    names = {1: ("k", "Conv1D"), 2: ("kh·kw", "Conv2D"), 3: ("kd·kh·kw", "Conv3D")}
+    window, conv = names[len(row.kernel_size)]
+    return {"window": window, "window_axes": window.replace("·", ", "), "conv": conv}
 
 
 def _inner_name(row: LayerNumbers, alt: bool = False) -> str:
-    window = "kh·kw" if len(row.kernel_size) == 2 else "k"
+    window = _window_names(row)["window"]
     per = "in" if row.groups == 1 else "in/groups"
     return f"{window}·{per}" if alt else f"{per}·{window}"
 
@@ -747,7 +747,12 @@ def _field_lines(row: LayerNumbers, text, previous_field) -> List[str]:
                                "adaptive_avg_pool")
             return [t["rf_untracked"].format(cls=row.class_name) if own else t["rf_untracked_input"]]
         return [t["rf_all"]] if previous_field is not None or row.branches else []
-    if len(rf) == 2:
+    if len(rf) == 3:
+        depth, height, width = rf
+        lines = [t["rf_size_3d"].format(size_d=depth.size, size_h=height.size, size_w=width.size, jump_d=depth.jump,
+                                        jump_h=height.jump, jump_w=width.jump, start_d=depth.start,
+                                        start_h=height.start, start_w=width.start)]
+    elif len(rf) == 2:
         height, width = rf
         lines = [t["rf_size"].format(size_h=height.size, size_w=width.size, jump_h=height.jump, jump_w=width.jump,
                                      start_h=height.start, start_w=width.start)]

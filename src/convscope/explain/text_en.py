@@ -1,8 +1,8 @@
 """English sentences of the explanations; `core` fills in the numbers and formulas."""
 
-AXES = {"height": "height", "width": "width", "steps": "steps"}
-SIDES = {"height": ("top", "bottom"), "width": ("left", "right"), "steps": ("start", "end")}
-CELLS = {"height": ("row", "rows"), "width": ("column", "columns"), "steps": ("step", "steps")}
+AXES = {"height": "height", "width": "width", "steps": "steps", "depth": "depth"}
+SIDES = {"height": ("top", "bottom"), "width": ("left", "right"), "steps": ("start", "end"), "depth": ("front", "back")}
+CELLS = {"height": ("row", "rows"), "width": ("column", "columns"), "steps": ("step", "steps"), "depth": ("slice", "slices")}
 
 T = {
     "model_title": 'Model "{name}"',
@@ -165,6 +165,9 @@ T = {
     "rf_step": ("  {axis}: size {prev_size} + ({effective} − 1)·{prev_jump} = {size}, "
                 "jump {prev_jump}·{stride} = {jump}, start {prev_start} − {pad}·{prev_jump} = {start}"),
     "rf_all": "each unit sees the whole input",
+    "rf_size_3d": ("each output unit sees {size_d}×{size_h}×{size_w} input cells (depth × height × width); "
+                   "neighbouring units are {jump_d}×{jump_h}×{jump_w} cells apart (jump); unit (0, 0, 0) starts at "
+                   "input ({start_d}, {start_h}, {start_w})"),
     "rf_size_1d": ("each output unit sees {size} input steps; neighbouring units are {jump} steps apart (jump); "
                    "unit 0 starts at input step {start}"),
     "rf_crop_step": "  {axis}: size and jump unchanged, start {prev_start} + {cut}·{prev_jump} = {start}",

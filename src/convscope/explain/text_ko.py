@@ -1,8 +1,8 @@
 """한국어 설명 문장. 숫자와 공식은 `core`가 채워 넣는다 (Korean sentences of the explanations)."""
 
-AXES = {"height": "높이", "width": "너비", "steps": "스텝"}
-SIDES = {"height": ("위쪽", "아래쪽"), "width": ("왼쪽", "오른쪽"), "steps": ("앞쪽", "뒤쪽")}
-CELLS = {"height": ("행", "행"), "width": ("열", "열"), "steps": ("스텝", "스텝")}
+AXES = {"height": "높이", "width": "너비", "steps": "스텝", "depth": "깊이"}
+SIDES = {"height": ("위쪽", "아래쪽"), "width": ("왼쪽", "오른쪽"), "steps": ("앞쪽", "뒤쪽"), "depth": ("앞면", "뒷면")}
+CELLS = {"height": ("행", "행"), "width": ("열", "열"), "steps": ("스텝", "스텝"), "depth": ("장", "장")}
 
 T = {
     "model_title": '모델 "{name}"',
@@ -162,6 +162,9 @@ T = {
     "rf_step": ("  {axis}: 크기 {prev_size} + ({effective} − 1)·{prev_jump} = {size}, "
                 "jump {prev_jump}·{stride} = {jump}, 시작 {prev_start} − {pad}·{prev_jump} = {start}"),
     "rf_all": "모든 유닛이 입력 전체를 봅니다",
+    "rf_size_3d": ("출력 유닛 하나가 보는 입력 영역(수용 영역)은 {size_d}×{size_h}×{size_w} 칸(깊이 × 높이 × 너비)입니다. "
+                   "이웃한 유닛끼리는 입력에서 {jump_d}×{jump_h}×{jump_w} 칸씩 떨어져 있고(jump), (0, 0, 0) 유닛의 "
+                   "수용 영역은 입력의 ({start_d}, {start_h}, {start_w})에서 시작합니다"),
     "rf_size_1d": ("출력 유닛 하나가 보는 입력 영역(수용 영역)은 {size}스텝입니다. 이웃한 유닛끼리는 입력에서 "
                    "{jump}스텝씩 떨어져 있고(jump), 0번 유닛의 수용 영역은 입력의 {start}번 스텝에서 시작합니다"),
     "rf_crop_step": "  {axis}: 크기와 jump는 그대로, 시작 {prev_start} + {cut}·{prev_jump} = {start}",

@@ -27,7 +27,7 @@ DEFAULT_OPSET = 18        # ONNX Runtime 1.14 and later run it (1.2x and 1.3x in
 MIN_OPSET = 13            # Softmax on one axis, Resize with sizes, Squeeze/Unsqueeze/Pad axes as inputs
 KERAS_FORMATS = ("tf_saved_model", "onnx", "openvino", "litert", "torch")
 _FOLDS_INTO = ("Conv2D", "Conv1D", "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose", "DepthwiseConv1D",
-               "SeparableConv1D", "Conv1DTranspose")
+               "SeparableConv1D", "Conv1DTranspose", "Conv3D", "Conv3DTranspose")
 
 
 def export_model(model, filepath, format="tf_saved_model", verbose=None, input_signature=None, **kwargs) -> None:

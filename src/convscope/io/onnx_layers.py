@@ -643,7 +643,10 @@ def _identity(b: GraphBuilder, call: Call) -> Value:
 EMITTERS: Dict[str, Callable[[GraphBuilder, Call], Any]] = {
     "Conv2D": _conv, "Conv1D": _conv, "DepthwiseConv2D": _depthwise_layer, "SeparableConv2D": _separable,
     "Conv2DTranspose": _conv_transpose, "DepthwiseConv1D": _depthwise_layer, "SeparableConv1D": _separable,
-    "Conv1DTranspose": _conv_transpose,
+    "Conv1DTranspose": _conv_transpose, "Conv3D": _conv, "Conv3DTranspose": _conv_transpose,
+    "MaxPooling3D": _pool, "AveragePooling3D": _pool, "GlobalMaxPooling3D": _global_pool,
+    "GlobalAveragePooling3D": _global_pool, "ZeroPadding3D": _zero_padding, "Cropping3D": _cropping,
+    "UpSampling3D": _upsampling,
     "AdaptiveAveragePooling1D": _adaptive_pool, "AdaptiveAveragePooling2D": _adaptive_pool,
     "AdaptiveMaxPooling1D": _adaptive_pool, "AdaptiveMaxPooling2D": _adaptive_pool,
     "MaxPooling2D": _pool, "AveragePooling2D": _pool, "MaxPooling1D": _pool, "AveragePooling1D": _pool,

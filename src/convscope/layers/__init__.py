@@ -19,6 +19,7 @@ from .conv1d_family import (Conv1DTranspose, Convolution1DTranspose, DepthwiseCo
                             SeparableConvolution1D)
 from .conv2d import Conv2D, Convolution2D
 from .conv2d_transpose import Conv2DTranspose, Convolution2DTranspose
+from .conv3d import Conv3D, Conv3DTranspose, Convolution3D, Convolution3DTranspose
 from .convnext import LayerScale, StochasticDepth
 from .cropping import Cropping1D, Cropping2D
 from .dense import Dense
@@ -38,12 +39,15 @@ from .prelu import PReLU
 from .preprocessing import CenterCrop, Normalization, Rescaling, Resizing
 from .pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D, GlobalAvgPool2D,
                       GlobalMaxPool2D, GlobalMaxPooling2D, MaxPool2D, MaxPooling2D)
+from .pooling3d import (AveragePooling3D, AvgPool3D, GlobalAveragePooling3D, GlobalAvgPool3D, GlobalMaxPool3D,
+                        GlobalMaxPooling3D, MaxPool3D, MaxPooling3D)
 from .pooling1d import (AveragePooling1D, AvgPool1D, GlobalAveragePooling1D, GlobalAvgPool1D, GlobalMaxPool1D,
                         GlobalMaxPooling1D, MaxPool1D, MaxPooling1D)
 from .reshaping import Flatten, Reshape, ZeroPadding2D
 from .reshaping1d import UpSampling1D, ZeroPadding1D
+from .reshaping3d import Cropping3D, UpSampling3D, ZeroPadding3D
 from .separable_conv2d import SeparableConv2D, SeparableConvolution2D
-from .spatial_dropout import SpatialDropout1D, SpatialDropout2D
+from .spatial_dropout import SpatialDropout1D, SpatialDropout2D, SpatialDropout3D
 from .unit_normalization import UnitNormalization
 from .upsampling import UpSampling2D
 
@@ -65,7 +69,10 @@ __all__ = [
     "SpatialDropout1D", "GroupNormalization", "CenterCrop", "UnitNormalization", "ActivityRegularization",
     "AlphaDropout", "DepthwiseConv1D", "SeparableConv1D", "SeparableConvolution1D", "Conv1DTranspose",
     "Convolution1DTranspose", "AdaptiveAveragePooling1D", "AdaptiveAveragePooling2D", "AdaptiveMaxPooling1D",
-    "AdaptiveMaxPooling2D", "CustomScaleLayer",
+    "AdaptiveMaxPooling2D", "CustomScaleLayer", "Conv3D", "Convolution3D", "Conv3DTranspose",
+    "Convolution3DTranspose", "MaxPooling3D", "MaxPool3D", "AveragePooling3D", "AvgPool3D", "GlobalMaxPooling3D",
+    "GlobalMaxPool3D", "GlobalAveragePooling3D", "GlobalAvgPool3D", "UpSampling3D", "ZeroPadding3D", "Cropping3D",
+    "SpatialDropout3D",
 ]
 
 # Class name (as Keras writes it in configs, aliases included) -> class.
@@ -83,6 +90,12 @@ LAYER_CLASSES.update({cls.__name__: cls for cls in (Rescaling, Normalization, Re
                                                      Permute, Identity)})
 LAYER_CLASSES.update({cls.__name__: cls for cls in (LayerScale, StochasticDepth)})   # ConvNeXt's helpers
 LAYER_CLASSES["CustomScaleLayer"] = CustomScaleLayer                                  # InceptionResNetV2's
+LAYER_CLASSES.update({cls.__name__: cls for cls in (Conv3D, Conv3DTranspose, MaxPooling3D, AveragePooling3D,
+                                                     GlobalMaxPooling3D, GlobalAveragePooling3D, UpSampling3D,
+                                                     ZeroPadding3D, Cropping3D, SpatialDropout3D)})
+LAYER_CLASSES.update({"Convolution3D": Conv3D, "Convolution3DTranspose": Conv3DTranspose, "MaxPool3D": MaxPooling3D,
+                      "AvgPool3D": AveragePooling3D, "GlobalMaxPool3D": GlobalMaxPooling3D,
+                      "GlobalAvgPool3D": GlobalAveragePooling3D})
 LAYER_CLASSES.update({cls.__name__: cls for cls in (LeakyReLU, ELU, PReLU, GaussianNoise, GaussianDropout,
                                                      SpatialDropout1D, GroupNormalization, CenterCrop,
                                                      UnitNormalization, ActivityRegularization, AlphaDropout,

@@ -1,5 +1,5 @@
-"""`SpatialDropout2D` and `SpatialDropout1D`: dropout of whole feature maps (Keras' layers), the identity at
-inference."""
+"""`SpatialDropout1D`, `SpatialDropout2D` and `SpatialDropout3D`: dropout of whole feature maps (Keras' layers),
+the identity at inference."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 from .. import ops
 from .base import Shape, normalize_data_format
 from .conv2d import check_image_rank
+from .conv3d import check_volume_rank
 from .dropout import Dropout
 from .spec import LayerSpec
 
@@ -92,3 +93,16 @@ class SpatialDropout1D(Dropout):
         for key in ("trainable", "noise_shape"):
             del config[key]
         return config
+
+
+class SpatialDropout3D(SpatialDropout2D):
+    """SpatialDropout2D's rule on volumes: one draw per (sample, channel), noise shape (N, 1, 1, 1, C)
+    channels_last or (N, C, 1, 1, 1) channels_first."""
+
+    def _spatial_noise_shape(self):
+        return (None, None, 1, 1, 1) if self.data_format == "channels_first" else (None, 1, 1, 1, None)
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        input_shape = tuple(input_shape)
+        check_volume_rank(self, input_shape, self.data_format)
+        return input_shape

@@ -34,7 +34,8 @@ __all__ = ["AxisSize", "AxisField", "LayerNumbers", "ModelNumbers", "analyze", "
            "summary_columns", "optimizer_slots", "is_graph_model"]
 
 # Each layer is read through its `describe()` (layers/spec.py), never its class name: spec kind -> row kind.
-CONV_KINDS = {"conv2d": "conv", "conv1d": "conv", "depthwise_conv2d": "depthwise_conv",
+CONV_KINDS = {"conv2d": "conv", "conv1d": "conv", "conv3d": "conv", "conv3d_transpose": "conv_transpose",
+              "depthwise_conv2d": "depthwise_conv",
               "separable_conv2d": "separable_conv", "conv2d_transpose": "conv_transpose",
               "depthwise_conv1d": "depthwise_conv", "separable_conv1d": "separable_conv",
               "conv1d_transpose": "conv_transpose"}
@@ -46,6 +47,7 @@ ADAPTIVE_KINDS = ("adaptive_max_pool", "adaptive_avg_pool")   # too, where every
 PARAM_FORMULA_KINDS = ("conv", "depthwise_conv", "separable_conv", "conv_transpose", "dense", "batch_norm",
                        "layer_norm", "group_norm", "normalization")
 AXIS_NAMES = ("height", "width")
+VOLUME_NAMES = ("depth", "height", "width")
 STEP_NAMES = ("steps",)
 
 DEFAULT_BATCH_SIZE = 32  # Keras' fit/predict default, used when the model fixes no batch size
@@ -449,14 +451,16 @@ def _analyze_one(layer, index: int, input_shape, batch: int, known_output=None) 
 
 
 def _layout(data_format: Optional[str], shape, where: str):
-    """(spatial axis positions, channel position, axis names) of a 4-D image or 3-D sequence shape."""
+    """(spatial axis positions, channel position, axis names) of a 5-D volume, 4-D image or 3-D sequence shape."""
     first = data_format == "channels_first"
+    if len(shape) == 5:
+        return ((2, 3, 4) if first else (1, 2, 3)), (1 if first else 4), VOLUME_NAMES
     if len(shape) == 4:
         return ((2, 3) if first else (1, 2)), (1 if first else 3), AXIS_NAMES
     if len(shape) == 3:
         return ((2,) if first else (1,)), (1 if first else 2), STEP_NAMES
-    raise ValueError(f"analyze: {where} expects a 4-D input (batch, rows, cols, channels) or a 3-D one "
-                     f"(batch, steps, channels), got {tuple(shape)}")
+    raise ValueError(f"analyze: {where} expects a 4-D input (batch, rows, cols, channels), a 3-D one (batch, steps, "
+                     f"channels) or a 5-D one (batch, depth, rows, cols, channels), got {tuple(shape)}")
 
 
 def _windowed(row: LayerNumbers, spec, where: str, dilation=None):
@@ -540,7 +544,7 @@ def _conv_transpose(row: LayerNumbers, spec, where: str) -> None:
 
 
 def _pool(row: LayerNumbers, spec, where: str) -> None:
-    """MaxPooling / AveragePooling, 2-D and 1-D."""
+    """MaxPooling / AveragePooling, 1-D, 2-D and 3-D."""
     row.kind = "max_pool" if spec.pool == "max" else "avg_pool"
     spatial, c_axis = _windowed(row, spec, where, dilation=(1,) * len(spec.window.size))
     row.output_shape = _replace(row.input_shape, {a: x.output for a, x in zip(spatial, row.axes)})
@@ -587,7 +591,7 @@ def _adaptive_pool(row: LayerNumbers, spec, where: str) -> None:
 
 def _border(row: LayerNumbers, spec, where: str) -> None:
     """ZeroPadding (cells added) and Cropping (cells cut), 2-D and 1-D: (before, after) per axis."""
-    row.kind = "zero_pad" if spec.kind in ("zero_pad2d", "pad1d") else "crop"
+    row.kind = "zero_pad" if spec.kind in ("zero_pad2d", "pad1d", "zero_pad3d") else "crop"
     row.data_format = spec.data_format
     spatial, _, names = _layout(spec.data_format, row.input_shape, where)
     row.axes = []
@@ -604,7 +608,7 @@ def _border(row: LayerNumbers, spec, where: str) -> None:
 
 def _upsample(row: LayerNumbers, spec, where: str) -> None:
     """UpSampling (each cell repeated, or bilinear) and Resizing (to a target size)."""
-    row.kind = "upsample" if spec.kind in ("upsample2d", "upsample1d") else "resize"
+    row.kind = "upsample" if spec.kind in ("upsample2d", "upsample1d", "upsample3d") else "resize"
     row.data_format = spec.data_format
     row.interpolation = spec.interpolation or "nearest"
     spatial, c_axis, names = _layout(spec.data_format, row.input_shape, where)
@@ -720,7 +724,8 @@ def _weights(row: LayerNumbers, layer) -> None:
 _HANDLERS = {
     **{kind: _conv for kind in CONV_KINDS}, "pool": _pool, "pool1d": _pool, "global_pool": _global_pool,
     "global_pool1d": _global_pool, "adaptive_pool": _adaptive_pool, "zero_pad2d": _border, "pad1d": _border,
-    "crop2d": _border, "crop1d": _border, "upsample2d": _upsample, "upsample1d": _upsample, "resizing": _upsample,
+    "crop2d": _border, "crop1d": _border, "pool3d": _pool, "global_pool3d": _global_pool, "zero_pad3d": _border,
+    "crop3d": _border, "upsample3d": _upsample, "upsample2d": _upsample, "upsample1d": _upsample, "resizing": _upsample,
     "center_crop": _center_crop,
     "dense": _dense, "batch_norm": _batch_norm, "layer_norm": _normalizing, "group_norm": _normalizing,
     "unit_norm": _normalizing, "normalization": _normalizing,
@@ -768,9 +773,9 @@ def _propagate_fields(row: LayerNumbers, fields):
 
 
 def _spatial_fields(row: LayerNumbers, fields) -> Optional[List[AxisField]]:
-    """The spatial axes' fields of the layer's output (images: 2, sequences: 1), or None when units
+    """The spatial axes' fields of the layer's output (volumes: 3, images: 2, sequences: 1), or None when units
     see everything (or the field is not followed)."""
-    if fields is None or len(row.output_shape) not in (3, 4):
+    if fields is None or len(row.output_shape) not in (3, 4, 5):
         return None
     data_format = row.data_format or "channels_last"
     spatial, _, names = _layout(data_format, row.output_shape, row.name)

@@ -1,0 +1,193 @@
+"""Convolution, transposed convolution and pooling on any number of spatial axes (Conv3D, Conv3DTranspose,
+MaxPooling3D, AveragePooling3D), channels_last: x (N, *spatial, C).
+
+The plain form: one product (or max, or sum) per kernel tap over strided views of the padded input, each a
+BLAS product of (positions, C) by (C, F); the backward pass walks the same taps.  Padding and output sizes
+come from `shapes` (TF's SAME split, Keras' transposed rule).  Average pooling divides by the real cells of
+each window (TensorFlow's rule, as the 2-D op); max pooling's gradient goes to each window's first maximum in
+row-major order.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+import numpy as np
+
+from . import shapes
+
+__all__ = ["conv_nd_forward", "conv_nd_backward", "conv_nd_transpose_forward", "conv_nd_transpose_backward",
+           "pool_nd_forward", "pool_nd_backward"]
+
+
+def _check(x, rank: int, op: str) -> np.ndarray:
+    x = np.asarray(x)
+    if x.ndim != rank + 2 or x.dtype.kind != "f":
+        raise ValueError(f"{op}: argument `x` must be a float array (batch, {rank} spatial axes, channels), got "
+                         f"{x.dtype} of shape {x.shape}")
+    return x
+
+
+def _taps(size: Sequence[int]):
+    return itertools.product(*(range(k) for k in size))
+
+
+def _views(tap, dilations, strides, counts) -> Tuple[slice, ...]:
+    """The strided view of tap `tap` on every output position (the batch and channel axes whole)."""
+    return ((slice(None),) + tuple(slice(t * d, t * d + s * (n - 1) + 1, s)
+                                   for t, d, s, n in zip(tap, dilations, strides, counts)) + (slice(None),))
+
+
+def _padded(x, pads, value=0.0):
+    widths = [(0, 0)] + [tuple(p) for p in pads] + [(0, 0)]
+    return np.pad(x, widths, constant_values=value) if any(any(p) for p in pads) else x
+
+
+def _crop(x, pads):
+    return x[(slice(None),) + tuple(slice(b, x.shape[i + 1] - a) for i, (b, a) in enumerate(pads))]
+
+
+# -- convolution ---------------------------------------------------------------------------------------------
+def conv_nd_forward(x, kernel, strides, padding: str, dilations, groups: int = 1):
+    """(y (N, *out, F), ctx) of the cross-correlation of x (N, *spatial, C) with kernel (*k, C / groups, F)."""
+    op = "conv_nd_forward"
+    kernel = np.asarray(kernel)
+    rank = kernel.ndim - 2
+    x = _check(x, rank, op)
+    channels, filters = x.shape[-1], kernel.shape[-1]
+    if channels != kernel.shape[-2] * groups or filters % groups:
+        raise ValueError(f"{op}: {channels} input channels and a kernel of shape {kernel.shape} do not make "
+                         f"{groups} group(s)")
+    size = kernel.shape[:rank]
+    pads = [shapes.pad_amounts(n, k, s, d, padding) for n, k, s, d in zip(x.shape[1:-1], size, strides, dilations)]
+    counts = [shapes.conv_output_length(n, k, s, d, padding)
+              for n, k, s, d in zip(x.shape[1:-1], size, strides, dilations)]
+    if min(counts) <= 0:
+        raise ValueError(f"{op}: a kernel of {tuple(size)} (dilations {tuple(dilations)}) does not fit the "
+                         f"{padding!r}-padded input of spatial shape {x.shape[1:-1]}")
+    xp = _padded(x, pads)
+    kernel = kernel.astype(x.dtype, copy=False)
+    y = np.zeros((x.shape[0], *counts, filters), dtype=x.dtype)
+    flat_y = y.reshape(-1, filters)
+    per, out_per = channels // groups, filters // groups
+    for tap in _taps(size):
+        window = np.ascontiguousarray(xp[_views(tap, dilations, strides, counts)]).reshape(-1, channels)
+        for g in range(groups):
+            flat_y[:, g * out_per:(g + 1) * out_per] += \
+                window[:, g * per:(g + 1) * per] @ kernel[tap][:, g * out_per:(g + 1) * out_per]
+    ctx = {"xp": xp, "kernel": kernel, "pads": pads, "counts": counts, "strides": tuple(strides),
+           "dilations": tuple(dilations), "groups": groups}
+    return y, ctx
+
+
+def conv_nd_backward(grad, ctx: Dict[str, Any], need_input_grad: bool = True):
+    """(input gradient or None, kernel gradient) of the `conv_nd_forward` call that made `ctx`."""
+    xp, kernel, groups = ctx["xp"], ctx["kernel"], ctx["groups"]
+    channels, filters = xp.shape[-1], kernel.shape[-1]
+    per, out_per = channels // groups, filters // groups
+    flat_grad = np.asarray(grad, dtype=xp.dtype).reshape(-1, filters)
+    grad_kernel = np.zeros_like(kernel)
+    grad_xp = np.zeros_like(xp) if need_input_grad else None
+    for tap in _taps(kernel.shape[:-2]):
+        view = _views(tap, ctx["dilations"], ctx["strides"], ctx["counts"])
+        window = np.ascontiguousarray(xp[view]).reshape(-1, channels)
+        for g in range(groups):
+            cin, cout = slice(g * per, (g + 1) * per), slice(g * out_per, (g + 1) * out_per)
+            grad_kernel[tap][:, cout] = window[:, cin].T @ flat_grad[:, cout]
+            if grad_xp is not None:
+                part = flat_grad[:, cout] @ kernel[tap][:, cout].T
+                grad_xp[view][..., cin] += part.reshape(grad_xp[view].shape[:-1] + (per,))
+    return (None if grad_xp is None else _crop(grad_xp, ctx["pads"])), grad_kernel
+
+
+# -- transposed convolution ------------------------------------------------------------------------------
+def conv_nd_transpose_forward(x, kernel, strides, padding: str, dilations, output_padding=None):
+    """(y, ctx): each input cell scatters kernel (*k, F, C) over the output (Keras' Conv3DTranspose layout);
+    the output sizes and the cells cut from the full scatter are `shapes.deconv_output_length` and
+    `shapes.deconv_padding`'s (a negative cut appends zeros)."""
+    kernel = np.asarray(kernel)
+    rank = kernel.ndim - 2
+    x = _check(x, rank, "conv_nd_transpose_forward")
+    size = kernel.shape[:rank]
+    extra = output_padding or (None,) * rank
+    cuts = [shapes.deconv_padding(n, k, s, d, padding, e)
+            for n, k, s, d, e in zip(x.shape[1:-1], size, strides, dilations, extra)]
+    full = [(n - 1) * s + d * (k - 1) + 1 for n, k, s, d in zip(x.shape[1:-1], size, strides, dilations)]
+    kernel = kernel.astype(x.dtype, copy=False)
+    filters = kernel.shape[-2]
+    y_full = np.zeros((x.shape[0], *[f + max(-a, 0) for f, (_, a) in zip(full, cuts)], filters), dtype=x.dtype)
+    flat_x = x.reshape(-1, x.shape[-1])
+    for tap in _taps(size):
+        view = _views(tap, dilations, strides, x.shape[1:-1])
+        y_full[view] += (flat_x @ kernel[tap].T).reshape(x.shape[:-1] + (filters,))
+    y = y_full[(slice(None),) + tuple(slice(b, f - max(a, 0)) for f, (b, a) in zip(y_full.shape[1:-1], cuts))]
+    ctx = {"x": x, "kernel": kernel, "cuts": cuts, "full_shape": y_full.shape, "strides": tuple(strides),
+           "dilations": tuple(dilations)}
+    return np.ascontiguousarray(y), ctx
+
+
+def conv_nd_transpose_backward(grad, ctx: Dict[str, Any], need_input_grad: bool = True):
+    """(input gradient or None, kernel gradient) of `conv_nd_transpose_forward`'s call."""
+    x, kernel, cuts = ctx["x"], ctx["kernel"], ctx["cuts"]
+    grad_full = np.zeros(ctx["full_shape"], dtype=x.dtype)
+    inner = (slice(None),) + tuple(slice(b, f - max(a, 0)) for f, (b, a) in zip(grad_full.shape[1:-1], cuts))
+    grad_full[inner] = grad
+    filters, channels = kernel.shape[-2], kernel.shape[-1]
+    flat_x = x.reshape(-1, channels)
+    grad_x = np.zeros_like(flat_x) if need_input_grad else None
+    grad_kernel = np.zeros_like(kernel)
+    for tap in _taps(kernel.shape[:-2]):
+        window = np.ascontiguousarray(grad_full[_views(tap, ctx["dilations"], ctx["strides"], x.shape[1:-1])])
+        window = window.reshape(-1, filters)
+        grad_kernel[tap] = window.T @ flat_x
+        if grad_x is not None:
+            grad_x += window @ kernel[tap]
+    return (None if grad_x is None else grad_x.reshape(x.shape)), grad_kernel
+
+
+# -- pooling ------------------------------------------------------------------------------------------------
+def pool_nd_forward(x, pool_size, strides, padding: str, mode: str = "max"):
+    """(y, ctx): the max or average over each window (`mode`); "same" windows count only their real cells."""
+    op = "pool_nd_forward"
+    rank = len(pool_size)
+    x = _check(x, rank, op)
+    if mode not in ("max", "avg"):
+        raise ValueError(f"{op}: argument `mode` must be 'max' or 'avg', got {mode!r}")
+    ones = [1] * rank
+    pads = [shapes.pad_amounts(n, k, s, 1, padding) for n, k, s in zip(x.shape[1:-1], pool_size, strides)]
+    counts = [shapes.conv_output_length(n, k, s, 1, padding) for n, k, s in zip(x.shape[1:-1], pool_size, strides)]
+    if min(counts) <= 0:
+        raise ValueError(f"{op}: a pooling window of {tuple(pool_size)} does not fit the {padding!r}-padded input "
+                         f"of spatial shape {x.shape[1:-1]}")
+    xp = _padded(x, pads, -np.inf if mode == "max" else 0.0)
+    y = np.full((x.shape[0], *counts, x.shape[-1]), -np.inf if mode == "max" else 0.0, dtype=x.dtype)
+    first = np.zeros(y.shape, dtype=np.int32) if mode == "max" else None
+    real = _padded(np.ones((1, *x.shape[1:-1], 1), dtype=x.dtype), pads) if mode == "avg" else None
+    cells = np.zeros((1, *counts, 1), dtype=x.dtype) if mode == "avg" else None
+    for index, tap in enumerate(_taps(pool_size)):
+        view = _views(tap, ones, strides, counts)
+        if mode == "max":
+            window = xp[view]
+            larger = window > y
+            first[larger] = index
+            np.maximum(y, window, out=y)
+        else:
+            y += xp[view]
+            cells += real[view]
+    if mode == "avg":
+        y /= cells
+    ctx = {"shape": xp.shape, "pads": pads, "counts": counts, "strides": tuple(strides), "size": tuple(pool_size),
+           "mode": mode, "first": first, "cells": cells, "dtype": x.dtype}
+    return y, ctx
+
+
+def pool_nd_backward(grad, ctx: Dict[str, Any]) -> np.ndarray:
+    """The input gradient of `pool_nd_forward`'s call."""
+    grad = np.asarray(grad, dtype=ctx["dtype"])
+    grad_xp = np.zeros(ctx["shape"], dtype=ctx["dtype"])
+    share = grad / ctx["cells"] if ctx["mode"] == "avg" else None
+    for index, tap in enumerate(_taps(ctx["size"])):
+        view = _views(tap, [1] * len(ctx["size"]), ctx["strides"], ctx["counts"])
+        grad_xp[view] += share if share is not None else np.where(ctx["first"] == index, grad, 0)
+    return _crop(grad_xp, ctx["pads"])
