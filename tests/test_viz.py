@@ -158,6 +158,17 @@ def test_plot_model_expand_nested_draws_a_cluster():
     assert len(inside) == 3  # the block's three layers sit inside its cluster
 
 
+def test_a_nested_graph_model_ending_in_an_operation_is_drawn_with_its_shape_and_the_operation():
+    import convscope as cs
+    inputs = cs.Input((6, 4))
+    inner = cs.Model(inputs, cs.ops.mean(Dense(5, name="dd")(inputs), axis=1), name="inner")   # (None, 5)
+    outer = Sequential([cs.Input((6, 4)), inner, Dense(2)])
+    folded = texts(svg_root(plot_model(outer, to_file=None, show_shapes=True).to_svg()))
+    assert "inner (Functional)" in folded and "Output shape: (None, 5)" in folded
+    expanded = texts(svg_root(plot_model(outer, to_file=None, expand_nested=True).to_svg()))
+    assert "mean (Mean)" in expanded and "dd (Dense)" in expanded
+
+
 def test_plot_model_argument_errors(tmp_path):
     model = seed002_model()
     with pytest.raises(ValueError, match=r"plot_model: argument `rankdir` must be one of .*got 'XY'"):

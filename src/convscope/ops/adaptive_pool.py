@@ -51,7 +51,7 @@ def adaptive_pool2d_forward(x: np.ndarray, output_size, mode: str = "avg"):
             if mode == "avg":
                 y[:, i, j, :] = window.mean(axis=(1, 2), dtype=x.dtype)
             else:
-                flat = window.reshape(n, -1, c)
+                flat = window.reshape(n, (bottom - top) * (right - left), c)       # (an empty batch too)
                 argmax[:, i, j, :] = flat.argmax(axis=1)
                 y[:, i, j, :] = flat.max(axis=1)
     return y, AdaptivePoolCtx(x.shape, x.dtype, mode, rows, cols, argmax)

@@ -177,7 +177,8 @@ def _per_tap(x, w, ctx, epilogue) -> Tuple[np.ndarray, bool]:
     for i in range(w.shape[0]):
         for j in range(w.shape[1]):
             contribution = matmul(rows, w[i, j].T)         # a view: BLAS reads it transposed
-            full[_tap_slices(i, j, ctx["strides"], ctx["dilations"], (h, width))] += contribution.reshape(n, h, width, -1)
+            full[_tap_slices(i, j, ctx["strides"], ctx["dilations"], (h, width))] += \
+                contribution.reshape(n, h, width, w.shape[2])          # (an empty batch too)
     return full, False
 
 

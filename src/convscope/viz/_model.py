@@ -32,7 +32,13 @@ def is_model(layer) -> bool:
 def shape_of(layer, which: str) -> Optional[tuple]:
     """`layer.input_shape` or `layer.output_shape` (batch axis None), or None when unknown."""
     if is_model(layer):
-        inner = list(layer.layers)
+        try:
+            shape = getattr(layer, which)
+        except (AttributeError, ValueError):
+            shape = None
+        if isinstance(shape, tuple) and all(d is None or isinstance(d, int) for d in shape):
+            return shape                    # the model's own (its last operation may not be a layer)
+        inner = list(getattr(layer, "operations", layer.layers))
         if not inner:
             return None
         return shape_of(inner[0] if which == "input_shape" else inner[-1], which)

@@ -94,7 +94,7 @@ def build_graph(model, show_shapes=False, show_dtype=False, show_layer_names=Tru
             key = "/".join(parents + (layer.name,))
             if is_model(layer) and expand_nested and layer.layers:
                 clusters.append((key, f"{layer.name} ({type(layer).__name__})"))
-                add(list(layer.layers), parents + (layer.name,))
+                add(list(getattr(layer, "operations", layer.layers)), parents + (layer.name,))
             else:
                 nodes.append(box(key, layer.name, type(layer).__name__, parents, shape_of(layer, "input_shape"),
                                  shape_of(layer, "output_shape"), getattr(layer, "dtype", None),
