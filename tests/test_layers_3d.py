@@ -15,7 +15,7 @@ import convscope as cs
 from _calls import backward, forward
 from _gradcheck import assert_layer_matches_finite_differences
 from _oracle import comparable_config, tf_same_split
-from convscope import layers as L
+from convscope import layers as L, ops
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -78,6 +78,33 @@ def test_conv3d_matches_torch(seed):
     np.testing.assert_allclose(grads[layer.kernel.name], np.transpose(w_t.grad.numpy(), (2, 3, 4, 1, 0)),
                                rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(grads[layer.bias.name], b_t.grad.numpy(), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_depth_slices_path_gives_the_taps_reference(monkeypatch, seed):
+    """`_CONV_PATHS`' fast path (2-D convolutions of depth slices) against the tap-by-tap reference."""
+    from convscope.ops import volume
+    rng = np.random.default_rng(seed)
+    dtype = "float32" if seed % 2 else "float64"
+    groups = int(rng.choice([1, 3]))
+    kernel = tuple(int(k) for k in rng.integers(1, 4, 3))
+    strides = tuple(int(s) for s in rng.integers(1, 3, 3)) if seed % 3 else (1, 1, 1)
+    dilation = (1, 1, 1) if max(strides) > 1 else tuple(int(d) for d in rng.integers(1, 3, 3))
+    padding = str(rng.choice(["valid", "same"]))
+    x = rng.standard_normal((2,) + tuple(int(n) for n in rng.integers(5, 9, 3)) + (3 * groups,)).astype(dtype)
+    w = rng.standard_normal(kernel + (3, 2 * groups)).astype(dtype)
+    args = (x, w, strides, padding, dilation, groups)
+    y, ctx = ops.conv_nd_forward(*args)
+    assert ctx["backward"] is volume._conv_depth_slices_backward
+    np.testing.assert_array_equal(ops.conv_nd_forward(*args, keep=False)[0], y)
+    upstream = rng.standard_normal(y.shape).astype(dtype)
+    grads = ops.conv_nd_backward(upstream, ctx)
+    monkeypatch.setattr(volume, "_CONV_PATHS", volume._CONV_PATHS[-1:])          # the taps alone
+    y_ref, ctx_ref = ops.conv_nd_forward(*args)
+    tolerance = dict(rtol=1e-5, atol=1e-5) if dtype == "float32" else dict(rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(y, y_ref, **tolerance)
+    for got, want in zip(grads, ops.conv_nd_backward(upstream, ctx_ref)):
+        np.testing.assert_allclose(got, want, **tolerance)
 
 
 @pytest.mark.parametrize("seed", range(8))

@@ -150,7 +150,8 @@ class Conv3D(_VolumeConv):
                           filters=self.filters)
 
     def _run(self, x):
-        return ops.conv_nd_forward(x, self.kernel.value, self.strides, self.padding, self.dilation_rate, self.groups)
+        return ops.conv_nd_forward(x, self.kernel.value, self.strides, self.padding, self.dilation_rate, self.groups,
+                                   keep=backend.keeps_for_backward())
 
     def _run_backward(self, grad_z, op_ctx, need_input_grad):
         return ops.conv_nd_backward(grad_z, op_ctx, need_input_grad)

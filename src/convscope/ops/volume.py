@@ -2,7 +2,8 @@
 MaxPooling3D, AveragePooling3D), channels_last: x (N, *spatial, C).
 
 The plain form: one product (or max, or sum) per kernel tap over strided views of the padded input, each a
-BLAS product of (positions, C) by (C, F); the backward pass walks the same taps.  Padding and output sizes
+BLAS product of (positions, C) by (C, F); the backward pass walks the same taps.  A 3-D convolution runs as 2-D
+convolutions of depth slices (conv2d's fast paths) where it can (`_CONV_PATHS`), the taps as its reference.  Padding and output sizes
 come from `shapes` (TF's SAME split, Keras' transposed rule).  Average pooling divides by the real cells of
 each window (TensorFlow's rule, as the 2-D op); max pooling's gradient goes to each window's first maximum in
 row-major order.
@@ -11,11 +12,12 @@ row-major order.
 from __future__ import annotations
 
 import itertools
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, Sequence, Tuple
 
 import numpy as np
 
 from . import shapes
+from .conv import conv2d, conv2d_backward, conv2d_forward
 
 __all__ = ["conv_nd_forward", "conv_nd_backward", "conv_nd_transpose_forward", "conv_nd_transpose_backward",
            "pool_nd_forward", "pool_nd_backward"]
@@ -49,8 +51,10 @@ def _crop(x, pads):
 
 
 # -- convolution ---------------------------------------------------------------------------------------------
-def conv_nd_forward(x, kernel, strides, padding: str, dilations, groups: int = 1):
-    """(y (N, *out, F), ctx) of the cross-correlation of x (N, *spatial, C) with kernel (*k, C / groups, F)."""
+def conv_nd_forward(x, kernel, strides, padding: str, dilations, groups: int = 1, keep: bool = True):
+    """(y (N, *out, F), ctx or None) of the cross-correlation of x (N, *spatial, C) with kernel (*k, C / groups, F);
+    the first path of `_CONV_PATHS` that applies computes it, and its backward pass with it (`conv_nd_backward`).
+    `keep=False`: nothing kept for a backward pass."""
     op = "conv_nd_forward"
     kernel = np.asarray(kernel)
     rank = kernel.ndim - 2
@@ -60,45 +64,105 @@ def conv_nd_forward(x, kernel, strides, padding: str, dilations, groups: int = 1
         raise ValueError(f"{op}: {channels} input channels and a kernel of shape {kernel.shape} do not make "
                          f"{groups} group(s)")
     size = kernel.shape[:rank]
-    pads = [shapes.pad_amounts(n, k, s, d, padding) for n, k, s, d in zip(x.shape[1:-1], size, strides, dilations)]
-    counts = [shapes.conv_output_length(n, k, s, d, padding)
-              for n, k, s, d in zip(x.shape[1:-1], size, strides, dilations)]
-    if min(counts) <= 0:
+    geometry = {"pads": [shapes.pad_amounts(n, k, s, d, padding)
+                         for n, k, s, d in zip(x.shape[1:-1], size, strides, dilations)],
+                "counts": [shapes.conv_output_length(n, k, s, d, padding)
+                           for n, k, s, d in zip(x.shape[1:-1], size, strides, dilations)],
+                "strides": tuple(strides), "dilations": tuple(dilations), "groups": groups}
+    if min(geometry["counts"]) <= 0:
         raise ValueError(f"{op}: a kernel of {tuple(size)} (dilations {tuple(dilations)}) does not fit the "
                          f"{padding!r}-padded input of spatial shape {x.shape[1:-1]}")
-    xp = _padded(x, pads)
     kernel = kernel.astype(x.dtype, copy=False)
-    y = np.zeros((x.shape[0], *counts, filters), dtype=x.dtype)
-    flat_y = y.reshape(-1, filters)
-    per, out_per = channels // groups, filters // groups
-    for tap in _taps(size):
-        window = np.ascontiguousarray(xp[_views(tap, dilations, strides, counts)]).reshape(-1, channels)
-        for g in range(groups):
-            flat_y[:, g * out_per:(g + 1) * out_per] += \
-                window[:, g * per:(g + 1) * per] @ kernel[tap][:, g * out_per:(g + 1) * out_per]
-    ctx = {"xp": xp, "kernel": kernel, "pads": pads, "counts": counts, "strides": tuple(strides),
-           "dilations": tuple(dilations), "groups": groups}
+    run = next(run for _, applies, run in _CONV_PATHS if applies(x, kernel))
+    y, ctx = run(x, kernel, geometry, keep)
     return y, ctx
 
 
 def conv_nd_backward(grad, ctx: Dict[str, Any], need_input_grad: bool = True):
     """(input gradient or None, kernel gradient) of the `conv_nd_forward` call that made `ctx`."""
+    return ctx["backward"](np.asarray(grad, dtype=ctx["dtype"]), ctx, need_input_grad)
+
+
+def _conv_taps(x, kernel, g: Dict[str, Any], keep: bool):
+    """The reference: for each tap, the strided view of the padded input times the tap's (C, F) matrix."""
+    xp = _padded(x, g["pads"])
+    channels, filters, groups = x.shape[-1], kernel.shape[-1], g["groups"]
+    y = np.zeros((x.shape[0], *g["counts"], filters), dtype=x.dtype)
+    flat_y = y.reshape(-1, filters)
+    per, out_per = channels // groups, filters // groups
+    for tap in _taps(kernel.shape[:-2]):
+        window = np.ascontiguousarray(xp[_views(tap, g["dilations"], g["strides"], g["counts"])]).reshape(-1, channels)
+        for k in range(groups):
+            flat_y[:, k * out_per:(k + 1) * out_per] += \
+                window[:, k * per:(k + 1) * per] @ kernel[tap][:, k * out_per:(k + 1) * out_per]
+    return y, (dict(g, xp=xp, kernel=kernel, dtype=x.dtype, backward=_conv_taps_backward) if keep else None)
+
+
+def _conv_taps_backward(grad, ctx: Dict[str, Any], need_input_grad: bool):
     xp, kernel, groups = ctx["xp"], ctx["kernel"], ctx["groups"]
     channels, filters = xp.shape[-1], kernel.shape[-1]
     per, out_per = channels // groups, filters // groups
-    flat_grad = np.asarray(grad, dtype=xp.dtype).reshape(-1, filters)
+    flat_grad = grad.reshape(-1, filters)
     grad_kernel = np.zeros_like(kernel)
     grad_xp = np.zeros_like(xp) if need_input_grad else None
     for tap in _taps(kernel.shape[:-2]):
         view = _views(tap, ctx["dilations"], ctx["strides"], ctx["counts"])
         window = np.ascontiguousarray(xp[view]).reshape(-1, channels)
-        for g in range(groups):
-            cin, cout = slice(g * per, (g + 1) * per), slice(g * out_per, (g + 1) * out_per)
+        for k in range(groups):
+            cin, cout = slice(k * per, (k + 1) * per), slice(k * out_per, (k + 1) * out_per)
             grad_kernel[tap][:, cout] = window[:, cin].T @ flat_grad[:, cout]
             if grad_xp is not None:
                 part = flat_grad[:, cout] @ kernel[tap][:, cout].T
                 grad_xp[view][..., cin] += part.reshape(grad_xp[view].shape[:-1] + (per,))
     return (None if grad_xp is None else _crop(grad_xp, ctx["pads"])), grad_kernel
+
+
+def _depth_slices_applies(x, kernel) -> bool:
+    return kernel.ndim == 5 and x.dtype in (np.float32, np.float64)
+
+
+def _conv_depth_slices(x, kernel, g: Dict[str, Any], keep: bool):
+    """A volume convolution as kd 2-D convolutions (conv2d's fast paths) of the input's depth slices that
+    each depth tap reads, summed: slice t of output depth o is input depth o·s + t·d (padded)."""
+    (front, back), rest = g["pads"][0], g["pads"][1:]
+    xp = _padded(x, [(front, back), (0, 0), (0, 0)])
+    n, depth, stride, dilation = x.shape[0], g["counts"][0], g["strides"][0], g["dilations"][0]
+    y, tap_contexts = None, []
+    for t in range(kernel.shape[0]):
+        slab = np.ascontiguousarray(xp[:, t * dilation:t * dilation + stride * (depth - 1) + 1:stride])
+        args = (slab.reshape((n * depth,) + x.shape[2:]), kernel[t], g["strides"][1:], rest, "NHWC",
+                g["dilations"][1:], g["groups"])
+        out, tap_ctx = conv2d_forward(*args) if keep else (conv2d(*args), None)
+        tap_contexts.append(tap_ctx)
+        y = out if y is None else np.add(y, out, out=y)
+    y = y.reshape((n, depth) + y.shape[1:])
+    ctx = dict(g, taps=tap_contexts, xp_shape=xp.shape, kernel_shape=kernel.shape, dtype=x.dtype,
+               backward=_conv_depth_slices_backward)
+    return y, (ctx if keep else None)
+
+
+def _conv_depth_slices_backward(grad, ctx: Dict[str, Any], need_input_grad: bool):
+    n, depth = grad.shape[:2]
+    flat = np.ascontiguousarray(grad).reshape((n * depth,) + grad.shape[2:])
+    stride, dilation = ctx["strides"][0], ctx["dilations"][0]
+    grad_kernel = np.zeros(ctx["kernel_shape"], dtype=ctx["dtype"])
+    grad_xp = np.zeros(ctx["xp_shape"], dtype=ctx["dtype"]) if need_input_grad else None
+    for t, tap_ctx in enumerate(ctx["taps"]):
+        grad_slab, grad_kernel[t] = conv2d_backward(flat, tap_ctx, need_input_grad)
+        if grad_xp is not None:
+            grad_xp[:, t * dilation:t * dilation + stride * (depth - 1) + 1:stride] += \
+                grad_slab.reshape((n, depth) + grad_xp.shape[2:])
+    if grad_xp is not None:
+        front, back = ctx["pads"][0]
+        grad_xp = grad_xp[:, front:grad_xp.shape[1] - back]
+    return grad_xp, grad_kernel
+
+
+# The paths of a volume convolution, in order: the first that applies runs (and its backward pass).
+_CONV_PATHS = (
+    ("depth_slices", _depth_slices_applies, _conv_depth_slices),
+    ("taps", lambda x, kernel: True, _conv_taps),
+)
 
 
 # -- transposed convolution ------------------------------------------------------------------------------
