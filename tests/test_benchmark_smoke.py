@@ -6,6 +6,7 @@ frameworks' outputs agree and print its ratios.
 
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -169,3 +170,12 @@ def test_each_figure_is_primed_untimed_before_its_timed_children(tmp_path, monke
     first_timed = next(i for i, job in enumerate(jobs) if job["task"] in ("train", "infer") and not job.get("prime"))
     assert max(i for i, job in enumerate(jobs) if job.get("prime")) < first_timed
     assert {(r["task"], r["batch"]) for r in payload["results"]} == set(figures)
+
+
+def test_the_volume_benchmark_runs_and_its_frameworks_agree():
+    """benchmarks/volume_conv.py end to end on a tiny volume: exit 0 only when the outputs agree."""
+    pytest.importorskip("torch")
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "volume_conv.py"), "--batch", "1", "--size",
+                           "8,8,8", "--rounds", "1", "--steps", "1"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert re.search(r"outputs agree to \d\.\de-\d\d", proc.stdout) and "ratio" in proc.stdout
