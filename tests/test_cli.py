@@ -167,8 +167,8 @@ def test_demo_runs(capsys):
     (lambda tmp: _write(tmp / "broken.py", "model = (\n"), "failed: SyntaxError"),
     (lambda tmp: _write(tmp / "empty.py", "x = 1\n"), "defines no variable `model`"),
     (lambda tmp: _write(tmp / "unknown.json", json.dumps(
-        {"class_name": "Sequential", "config": {"layers": [{"class_name": "Conv3D", "config": {}}]}})),
-     "unknown layer class 'Conv3D'"),
+        {"class_name": "Sequential", "config": {"layers": [{"class_name": "ConvLSTM3D", "config": {}}]}})),
+     "unknown layer class 'ConvLSTM3D'"),
     (lambda tmp: _write(tmp / "garbage.json", "{not json"), "is not valid JSON"),
 ])
 @pytest.mark.parametrize("command", ["summary", "explain"])
