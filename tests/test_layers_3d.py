@@ -107,6 +107,31 @@ def test_the_depth_slices_path_gives_the_taps_reference(monkeypatch, seed):
         np.testing.assert_allclose(got, want, **tolerance)
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_the_depth_slices_pooling_gives_the_taps_reference(monkeypatch, seed):
+    """`_POOL_PATHS`' fast path (2-D pooling of every slice, then the depth windows) against the tap-by-tap one."""
+    from convscope.ops import volume
+    rng = np.random.default_rng(seed)
+    dtype, mode = ("float32" if seed % 2 else "float64"), ("max" if seed % 4 < 2 else "avg")
+    pool = tuple(int(k) for k in rng.integers(1, 4, 3))
+    strides = tuple(int(s) for s in rng.integers(1, 3, 3))
+    padding = str(rng.choice(["valid", "same"]))
+    x = rng.standard_normal((2,) + tuple(int(n) for n in rng.integers(3, 8, 3)) + (3,)).astype(dtype)
+    if seed % 3 == 0:
+        x = np.maximum(x, 0)                               # ties
+    args = (x, pool, strides, padding, mode)
+    y, ctx = ops.pool_nd_forward(*args)
+    assert ctx["backward"] is volume._pool_depth_slices_backward
+    np.testing.assert_array_equal(ops.pool_nd_forward(*args, keep=False)[0], y)
+    upstream = rng.standard_normal(y.shape).astype(dtype)
+    grad = ops.pool_nd_backward(upstream, ctx)
+    monkeypatch.setattr(volume, "_POOL_PATHS", volume._POOL_PATHS[-1:])          # the taps alone
+    y_ref, ctx_ref = ops.pool_nd_forward(*args)
+    tolerance = dict(rtol=1e-6, atol=1e-6) if dtype == "float32" else dict(rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(y, y_ref, **tolerance)
+    np.testing.assert_allclose(grad, ops.pool_nd_backward(upstream, ctx_ref), **tolerance)
+
+
 @pytest.mark.parametrize("seed", range(8))
 def test_conv3d_transpose_matches_keras_through_autograd(keras, seed):
     rng = np.random.default_rng(seed)

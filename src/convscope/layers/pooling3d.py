@@ -47,8 +47,8 @@ class _Pooling3D(Layer):
     def forward(self, inputs: np.ndarray, training: bool = False):
         self.compute_output_shape(inputs.shape)
         y, ctx = ops.pool_nd_forward(to_last(inputs, self.data_format), self.pool_size, self.strides, self.padding,
-                                     self._mode)
-        return from_last(y, self.data_format), (ctx if backend.keeps_for_backward() else None)
+                                     self._mode, keep=backend.keeps_for_backward())
+        return from_last(y, self.data_format), ctx
 
     def backward(self, ctx, grad_output: np.ndarray, need_input_grad: bool = True):
         check_kept_for_backward(self, ctx)

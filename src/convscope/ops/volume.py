@@ -18,6 +18,8 @@ import numpy as np
 
 from . import shapes
 from .conv import conv2d, conv2d_backward, conv2d_forward
+from .pooling import (avg_pool2d, avg_pool2d_backward, avg_pool2d_forward, max_pool2d, max_pool2d_backward,
+                      max_pool2d_forward)
 
 __all__ = ["conv_nd_forward", "conv_nd_backward", "conv_nd_transpose_forward", "conv_nd_transpose_backward",
            "pool_nd_forward", "pool_nd_backward"]
@@ -211,47 +213,114 @@ def conv_nd_transpose_backward(grad, ctx: Dict[str, Any], need_input_grad: bool 
 
 
 # -- pooling ------------------------------------------------------------------------------------------------
-def pool_nd_forward(x, pool_size, strides, padding: str, mode: str = "max"):
-    """(y, ctx): the max or average over each window (`mode`); "same" windows count only their real cells."""
+def pool_nd_forward(x, pool_size, strides, padding: str, mode: str = "max", keep: bool = True):
+    """(y, ctx or None): the max or average over each window (`mode`); "same" windows count only their real cells.
+    The first path of `_POOL_PATHS` that applies computes it (and its backward pass, `pool_nd_backward`)."""
     op = "pool_nd_forward"
     rank = len(pool_size)
     x = _check(x, rank, op)
     if mode not in ("max", "avg"):
         raise ValueError(f"{op}: argument `mode` must be 'max' or 'avg', got {mode!r}")
-    ones = [1] * rank
-    pads = [shapes.pad_amounts(n, k, s, 1, padding) for n, k, s in zip(x.shape[1:-1], pool_size, strides)]
-    counts = [shapes.conv_output_length(n, k, s, 1, padding) for n, k, s in zip(x.shape[1:-1], pool_size, strides)]
-    if min(counts) <= 0:
+    geometry = {"pads": [shapes.pad_amounts(n, k, s, 1, padding) for n, k, s in zip(x.shape[1:-1], pool_size, strides)],
+                "counts": [shapes.conv_output_length(n, k, s, 1, padding)
+                           for n, k, s in zip(x.shape[1:-1], pool_size, strides)],
+                "strides": tuple(strides), "size": tuple(pool_size), "padding": padding, "mode": mode,
+                "dtype": x.dtype}
+    if min(geometry["counts"]) <= 0:
         raise ValueError(f"{op}: a pooling window of {tuple(pool_size)} does not fit the {padding!r}-padded input "
                          f"of spatial shape {x.shape[1:-1]}")
-    xp = _padded(x, pads, -np.inf if mode == "max" else 0.0)
+    run = next(run for _, applies, run in _POOL_PATHS if applies(x))
+    return run(x, geometry, keep)
+
+
+def pool_nd_backward(grad, ctx: Dict[str, Any]) -> np.ndarray:
+    """The input gradient of `pool_nd_forward`'s call."""
+    return ctx["backward"](np.asarray(grad, dtype=ctx["dtype"]), ctx)
+
+
+def _pool_taps(x, g: Dict[str, Any], keep: bool):
+    """The reference: each tap's strided view maxed or summed in; max keeps the index of the first maximum."""
+    mode, counts, rank = g["mode"], g["counts"], len(g["size"])
+    xp = _padded(x, g["pads"], -np.inf if mode == "max" else 0.0)
     y = np.full((x.shape[0], *counts, x.shape[-1]), -np.inf if mode == "max" else 0.0, dtype=x.dtype)
     first = np.zeros(y.shape, dtype=np.int32) if mode == "max" else None
-    real = _padded(np.ones((1, *x.shape[1:-1], 1), dtype=x.dtype), pads) if mode == "avg" else None
+    real = _padded(np.ones((1, *x.shape[1:-1], 1), dtype=x.dtype), g["pads"]) if mode == "avg" else None
     cells = np.zeros((1, *counts, 1), dtype=x.dtype) if mode == "avg" else None
-    for index, tap in enumerate(_taps(pool_size)):
-        view = _views(tap, ones, strides, counts)
+    for index, tap in enumerate(_taps(g["size"])):
+        view = _views(tap, [1] * rank, g["strides"], counts)
         if mode == "max":
             window = xp[view]
-            larger = window > y
-            first[larger] = index
+            first[window > y] = index
             np.maximum(y, window, out=y)
         else:
             y += xp[view]
             cells += real[view]
     if mode == "avg":
         y /= cells
-    ctx = {"shape": xp.shape, "pads": pads, "counts": counts, "strides": tuple(strides), "size": tuple(pool_size),
-           "mode": mode, "first": first, "cells": cells, "dtype": x.dtype}
-    return y, ctx
+    return y, (dict(g, shape=xp.shape, first=first, cells=cells, backward=_pool_taps_backward) if keep else None)
 
 
-def pool_nd_backward(grad, ctx: Dict[str, Any]) -> np.ndarray:
-    """The input gradient of `pool_nd_forward`'s call."""
-    grad = np.asarray(grad, dtype=ctx["dtype"])
+def _pool_taps_backward(grad, ctx: Dict[str, Any]) -> np.ndarray:
     grad_xp = np.zeros(ctx["shape"], dtype=ctx["dtype"])
     share = grad / ctx["cells"] if ctx["mode"] == "avg" else None
     for index, tap in enumerate(_taps(ctx["size"])):
         view = _views(tap, [1] * len(ctx["size"]), ctx["strides"], ctx["counts"])
         grad_xp[view] += share if share is not None else np.where(ctx["first"] == index, grad, 0)
     return _crop(grad_xp, ctx["pads"])
+
+
+def _pool_depth_slices_applies(x) -> bool:
+    return x.ndim == 5 and x.dtype in (np.float32, np.float64)
+
+
+def _pool_depth_slices(x, g: Dict[str, Any], keep: bool):
+    """A volume pooling as the 2-D pooling of every (depth-padded) slice (the 2-D ops' fast paths), then the
+    depth windows: max keeps the first depth tap holding the maximum, average divides by its real slices."""
+    mode, (front, back) = g["mode"], g["pads"][0]
+    xp = _padded(x, [(front, back), (0, 0), (0, 0)], -np.inf if mode == "max" else 0.0)
+    n, slices = x.shape[0], xp.shape[1]
+    flat = xp.reshape((n * slices,) + x.shape[2:])
+    args = (flat, g["size"][1:], g["strides"][1:], g["padding"].upper())
+    if mode == "max":
+        pooled, ctx2d = max_pool2d_forward(*args) if keep else (max_pool2d(*args), None)
+    else:
+        pooled, ctx2d = avg_pool2d_forward(*args) if keep else (avg_pool2d(*args), None)
+    pooled = pooled.reshape((n, slices) + pooled.shape[1:])
+    depth, stride = g["counts"][0], g["strides"][0]
+    views = [slice(t, t + stride * (depth - 1) + 1, stride) for t in range(g["size"][0])]
+    real = np.ones(slices, dtype=x.dtype)
+    real[:front], real[slices - back:] = 0, 0
+    cells = sum(real[view] for view in views).reshape(1, depth, 1, 1, 1)       # real slices in each depth window
+    if mode == "max":
+        y = pooled[:, views[0]].copy()
+        first = np.zeros(y.shape, dtype=np.int8) if keep else None
+        for t, view in enumerate(views[1:], start=1):
+            if keep:
+                first[pooled[:, view] > y] = t
+            np.maximum(y, pooled[:, view], out=y)
+    else:
+        y = sum(pooled[:, view] for view in views) / cells
+        first = None
+    ctx = dict(g, views=views, first=first, cells=cells, ctx2d=ctx2d, pooled_shape=pooled.shape,
+               xp_shape=xp.shape, backward=_pool_depth_slices_backward)
+    return y, (ctx if keep else None)
+
+
+def _pool_depth_slices_backward(grad, ctx: Dict[str, Any]) -> np.ndarray:
+    grad_pooled = np.zeros(ctx["pooled_shape"], dtype=ctx["dtype"])
+    share = grad / ctx["cells"] if ctx["mode"] == "avg" else None
+    for t, view in enumerate(ctx["views"]):
+        grad_pooled[:, view] += share if share is not None else np.where(ctx["first"] == t, grad, 0)
+    n, slices = ctx["xp_shape"][:2]
+    flat = grad_pooled.reshape((n * slices,) + grad_pooled.shape[2:])
+    backward = max_pool2d_backward if ctx["mode"] == "max" else avg_pool2d_backward
+    grad_xp = backward(flat, ctx["ctx2d"]).reshape(ctx["xp_shape"])
+    front, back = ctx["pads"][0]
+    return np.ascontiguousarray(grad_xp[:, front:slices - back])
+
+
+# The paths of a volume pooling, in order: the first that applies runs (and its backward pass).
+_POOL_PATHS = (
+    ("depth_slices", _pool_depth_slices_applies, _pool_depth_slices),
+    ("taps", lambda x: True, _pool_taps),
+)
