@@ -81,8 +81,9 @@ def test_conv3d_matches_torch(seed):
 
 
 @pytest.mark.parametrize("seed", range(12))
-def test_the_depth_slices_path_gives_the_taps_reference(monkeypatch, seed):
-    """`_CONV_PATHS`' fast path (2-D convolutions of depth slices) against the tap-by-tap reference."""
+def test_the_depth_paths_give_the_taps_reference(monkeypatch, seed):
+    """`_CONV_PATHS`' fast paths (one 2-D convolution of the stacked depth slices for one group, else one per
+    depth tap) against the tap-by-tap reference."""
     from convscope.ops import volume
     rng = np.random.default_rng(seed)
     dtype = "float32" if seed % 2 else "float64"
@@ -95,7 +96,8 @@ def test_the_depth_slices_path_gives_the_taps_reference(monkeypatch, seed):
     w = rng.standard_normal(kernel + (3, 2 * groups)).astype(dtype)
     args = (x, w, strides, padding, dilation, groups)
     y, ctx = ops.conv_nd_forward(*args)
-    assert ctx["backward"] is volume._conv_depth_slices_backward
+    assert ctx["backward"] is (volume._conv_depth_stacked_backward if groups == 1 else
+                               volume._conv_depth_slices_backward)
     np.testing.assert_array_equal(ops.conv_nd_forward(*args, keep=False)[0], y)
     upstream = rng.standard_normal(y.shape).astype(dtype)
     grads = ops.conv_nd_backward(upstream, ctx)

@@ -160,8 +160,48 @@ def _conv_depth_slices_backward(grad, ctx: Dict[str, Any], need_input_grad: bool
     return grad_xp, grad_kernel
 
 
+def _depth_stacked_applies(x, kernel) -> bool:
+    return _depth_slices_applies(x, kernel) and kernel.shape[-2] == x.shape[-1]          # one group
+
+
+def _conv_depth_stacked(x, kernel, g: Dict[str, Any], keep: bool):
+    """One 2-D convolution whose channels are the kd depth slices each output depth reads, side by side
+    (kernel (kd, kh, kw, C, F) as (kh, kw, kd·C, F)): fewer, deeper products than `_conv_depth_slices`
+    (a first layer of 1 to 3 channels most of all)."""
+    (front, back), rest = g["pads"][0], g["pads"][1:]
+    xp = _padded(x, [(front, back), (0, 0), (0, 0)])
+    n, depth, stride, dilation = x.shape[0], g["counts"][0], g["strides"][0], g["dilations"][0]
+    taps, channels, filters = kernel.shape[0], x.shape[-1], kernel.shape[-1]
+    views = [slice(t * dilation, t * dilation + stride * (depth - 1) + 1, stride) for t in range(taps)]
+    stacked = np.concatenate([xp[:, view] for view in views], axis=-1)
+    stacked = stacked.reshape((n * depth,) + x.shape[2:4] + (taps * channels,))
+    kernel2d = np.ascontiguousarray(np.moveaxis(kernel, 0, 2)).reshape(kernel.shape[1:3] + (taps * channels, filters))
+    args = (stacked, kernel2d, g["strides"][1:], rest, "NHWC", g["dilations"][1:], 1)
+    y, ctx2d = conv2d_forward(*args) if keep else (conv2d(*args), None)
+    ctx = dict(g, ctx2d=ctx2d, views=views, xp_shape=xp.shape, kernel_shape=kernel.shape, dtype=x.dtype,
+               backward=_conv_depth_stacked_backward)
+    return y.reshape((n, depth) + y.shape[1:]), (ctx if keep else None)
+
+
+def _conv_depth_stacked_backward(grad, ctx: Dict[str, Any], need_input_grad: bool):
+    n, depth = grad.shape[:2]
+    flat = np.ascontiguousarray(grad).reshape((n * depth,) + grad.shape[2:])
+    grad_stacked, grad_kernel2d = conv2d_backward(flat, ctx["ctx2d"], need_input_grad)
+    taps, kh, kw, channels, filters = ctx["kernel_shape"]
+    grad_kernel = np.moveaxis(grad_kernel2d.reshape(kh, kw, taps, channels, filters), 2, 0)
+    if not need_input_grad:
+        return None, np.ascontiguousarray(grad_kernel)
+    grad_xp = np.zeros(ctx["xp_shape"], dtype=ctx["dtype"])
+    parts = grad_stacked.reshape((n, depth) + grad_stacked.shape[1:3] + (taps, channels))
+    for t, view in enumerate(ctx["views"]):
+        grad_xp[:, view] += parts[..., t, :]
+    front, back = ctx["pads"][0]
+    return grad_xp[:, front:grad_xp.shape[1] - back], np.ascontiguousarray(grad_kernel)
+
+
 # The paths of a volume convolution, in order: the first that applies runs (and its backward pass).
 _CONV_PATHS = (
+    ("depth_stacked", _depth_stacked_applies, _conv_depth_stacked),
     ("depth_slices", _depth_slices_applies, _conv_depth_slices),
     ("taps", lambda x, kernel: True, _conv_taps),
 )
