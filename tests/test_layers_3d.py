@@ -344,3 +344,29 @@ def test_the_analysis_counts_a_volume_and_explains_it():
     assert "depth 8 → 8: padding \"same\" gives ⌈W/S⌉ = ⌈8/1⌉ = 8, padding actually added: 1 front, 1 back" in text
     assert "each output unit sees 4×6×8 input cells (depth × height × width)" in text
     assert "깊이 8 → 4" in str(cs.explain(model, lang="ko"))
+
+
+@pytest.mark.parametrize("path", ["depth_slices", "taps"])
+def test_max_pooling3d_sends_a_nan_windows_gradient_to_its_nan_as_torch(monkeypatch, path):
+    """A window holding NaN gives NaN (np.maximum) and its gradient goes where PyTorch sends it (the 2-D op's
+    rule: a NaN wins over numbers, a later NaN over an earlier one), along the depth axis too."""
+    from convscope.ops import volume
+    monkeypatch.setattr(volume, "_POOL_PATHS", tuple(p for p in volume._POOL_PATHS if p[0] == path))
+    x = np.random.default_rng(7).standard_normal((1, 4, 2, 4, 1))
+    x[0, 1, 0, 1, 0] = x[0, 0, 1, 2, 0] = x[0, 3, 1, 3, 0] = x[0, 2, 0, 0, 0] = np.nan
+    layer = L.MaxPooling3D((2, 2, 4), dtype="float64")
+    y, ctx = forward(layer, x)
+    x_t = torch.tensor(np.ascontiguousarray(_first(x)), requires_grad=True)
+    y_t = F.max_pool3d(x_t, (2, 2, 4))
+    y_t.backward(torch.ones_like(y_t))
+    grad_x, _ = backward(layer, ctx, np.ones_like(y))
+    assert np.isnan(y).all() and np.isnan(y_t.detach().numpy()).all()
+    np.testing.assert_array_equal(grad_x, _last(x_t.grad.numpy()))
+
+
+def test_explaining_a_sequential_volume_model_follows_its_first_layer_field():
+    for first, expected in [(L.Conv3D(2, 3), "  depth: size 1 + (3 − 1)·1 = 3"),
+                            (L.UpSampling3D(), "the receptive field is not followed through UpSampling3D"),
+                            (L.GlobalMaxPooling3D(), "each unit sees the whole input")]:
+        text = str(cs.explain(cs.Sequential([L.Input((8, 8, 8, 2)), first])))
+        assert expected in text, type(first).__name__

@@ -318,7 +318,7 @@ def _layer_title(row: LayerNumbers, t) -> str:
 
 
 def _input_field(numbers: ModelNumbers) -> Optional[List[AxisField]]:
-    names = {4: analysis.AXIS_NAMES, 3: analysis.STEP_NAMES}.get(len(numbers.input_shape))
+    names = {5: analysis.VOLUME_NAMES, 4: analysis.AXIS_NAMES, 3: analysis.STEP_NAMES}.get(len(numbers.input_shape))
     return None if names is None else [AxisField(name, 1, 1, 0) for name in names]
 
 

@@ -290,7 +290,7 @@ def _pool_taps(x, g: Dict[str, Any], keep: bool):
         view = _views(tap, [1] * rank, g["strides"], counts)
         if mode == "max":
             window = xp[view]
-            first[window > y] = index
+            first[(window > y) | np.isnan(window)] = index     # a NaN wins, a later one over an earlier (2-D op)
             np.maximum(y, window, out=y)
         else:
             y += xp[view]
@@ -335,8 +335,8 @@ def _pool_depth_slices(x, g: Dict[str, Any], keep: bool):
         y = pooled[:, views[0]].copy()
         first = np.zeros(y.shape, dtype=np.int8) if keep else None
         for t, view in enumerate(views[1:], start=1):
-            if keep:
-                first[pooled[:, view] > y] = t
+            if keep:                                  # a NaN wins, a later one over an earlier (2-D op)
+                first[(pooled[:, view] > y) | np.isnan(pooled[:, view])] = t
             np.maximum(y, pooled[:, view], out=y)
     else:
         y = sum(pooled[:, view] for view in views) / cells
