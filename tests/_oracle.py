@@ -34,3 +34,18 @@ def comparable_config(config):
             inner = {k: v for k, v in (value.get("config") or {}).items() if k not in ("input_axes", "output_axes")}
             config[key] = {"class_name": value["class_name"], "config": inner}
     return config
+
+
+def assert_output_shape_or_refusal_as_keras(ours, theirs, shape, error_pattern: str):
+    """`ours.compute_output_shape(shape)` is Keras' (`theirs`'), or, where Keras refuses the shape or gives an
+    empty axis, a ValueError matching `error_pattern` (the layer named)."""
+    import pytest
+    try:
+        expected = tuple(theirs.compute_output_shape(shape))
+    except Exception:
+        expected = None
+    if expected is None or any(d is not None and d <= 0 for d in expected):
+        with pytest.raises(ValueError, match=error_pattern):
+            ours.compute_output_shape(shape)
+    else:
+        assert ours.compute_output_shape(shape) == expected

@@ -9,7 +9,7 @@ from .. import initializers, ops
 from ..ops import shapes
 from .base import Shape, check_positive_int
 from .conv2d import ops_format
-from .conv_family import ConvFamilyLayer
+from .conv_family import ConvFamilyLayer, check_transpose_arguments
 
 
 class Conv2DTranspose(ConvFamilyLayer):
@@ -31,15 +31,7 @@ class Conv2DTranspose(ConvFamilyLayer):
         where = self._describe()
         self.filters = check_positive_int(filters, "filters", where)
         self._init_window(where, kernel_size, strides, padding, data_format, dilation_rate)
-        self.output_padding = (None if output_padding is None else
-                               shapes.normalize_tuple(output_padding, len(self.kernel_size), "output_padding", where,
-                                                      allow_zero=True))
-        if self.output_padding is not None and any(p >= s for p, s in zip(self.output_padding, self.strides)):
-            raise ValueError(f"{where}: argument `output_padding` must be strictly less than `strides` on each "
-                             f"axis; got output_padding={self.output_padding} and strides={self.strides}")
-        if max(self.strides) > 1 and max(self.dilation_rate) > 1:
-            raise ValueError(f"{where}: `strides > 1` is not supported together with `dilation_rate > 1`; "
-                             f"got strides={self.strides} and dilation_rate={self.dilation_rate}")
+        self.output_padding = check_transpose_arguments(where, output_padding, self.strides, self.dilation_rate)
         self._init_kernel_bias(where, activation, use_bias, kernel_initializer, bias_initializer,
                                kernel_regularizer, bias_regularizer, activity_regularizer, kernel_constraint,
                                bias_constraint)

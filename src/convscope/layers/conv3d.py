@@ -13,6 +13,7 @@ import numpy as np
 from .. import backend, initializers, ops
 from ..ops import shapes
 from .base import Layer, Shape, check_kept_for_backward, check_positive_int, normalize_data_format, normalize_padding
+from .conv_family import check_transpose_arguments
 from .kernel_bias import KernelBiasLayer, Preactivation, check_conv_channels, check_grouped_conv
 from .spec import Window
 
@@ -181,14 +182,7 @@ class Conv3DTranspose(_VolumeConv):
         super().__init__(**kwargs)
         where = self._describe()
         self._init_window(where, filters, kernel_size, strides, padding, data_format, dilation_rate)
-        self.output_padding = (None if output_padding is None else
-                               shapes.normalize_tuple(output_padding, 3, "output_padding", where, allow_zero=True))
-        if self.output_padding is not None and any(p >= s for p, s in zip(self.output_padding, self.strides)):
-            raise ValueError(f"{where}: argument `output_padding` must be strictly less than `strides` on each "
-                             f"axis; got output_padding={self.output_padding} and strides={self.strides}")
-        if max(self.strides) > 1 and max(self.dilation_rate) > 1:
-            raise ValueError(f"{where}: `strides > 1` is not supported together with `dilation_rate > 1`; "
-                             f"got strides={self.strides} and dilation_rate={self.dilation_rate}")
+        self.output_padding = check_transpose_arguments(where, output_padding, self.strides, self.dilation_rate)
         self._init_kernel_bias(where, activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
                                bias_regularizer, activity_regularizer, kernel_constraint, bias_constraint)
 

@@ -152,3 +152,18 @@ def weight_config(role: str, initializer, regularizer, constraint) -> Dict[str, 
     return {f"{role}_initializer": serialize_optional("initializers", initializer),
             f"{role}_regularizer": serialize_optional("regularizers", regularizer),
             f"{role}_constraint": serialize_optional("constraints", constraint)}
+
+
+def check_transpose_arguments(where: str, output_padding, strides, dilation_rate):
+    """A transposed convolution's `output_padding` (None, or one int per axis below its stride) and Keras' rule
+    against strides with a dilation; returns the normalized output_padding."""
+    if output_padding is not None:
+        output_padding = shapes.normalize_tuple(output_padding, len(strides), "output_padding", where,
+                                                allow_zero=True)
+        if any(p >= s for p, s in zip(output_padding, strides)):
+            raise ValueError(f"{where}: argument `output_padding` must be strictly less than `strides` on each "
+                             f"axis; got output_padding={output_padding} and strides={strides}")
+    if max(strides) > 1 and max(dilation_rate) > 1:
+        raise ValueError(f"{where}: `strides > 1` is not supported together with `dilation_rate > 1`; "
+                         f"got strides={strides} and dilation_rate={dilation_rate}")
+    return output_padding
