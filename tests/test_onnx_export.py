@@ -58,7 +58,8 @@ def assert_same(model, session, batches=(1, 7), seed=1, scale=1.0):
     rng = np.random.default_rng(seed)
     names = [i.name for i in session.get_inputs()]
     for batch in batches:
-        xs = [(rng.normal(size=(batch,) + tuple(t.shape[1:])) * scale).astype(np.float32) for t in model.inputs]
+        xs = [(rng.normal(size=(batch,) + tuple(t.shape[1:])) * scale).astype(np.float32) if t.dtype == "float32"
+              else rng.integers(0, 10, (batch,) + tuple(t.shape[1:])).astype(t.dtype) for t in model.inputs]
         ours = model.predict(xs if len(xs) > 1 else xs[0], verbose=0)
         ours = ours if isinstance(ours, list) else [ours]
         theirs = session.run(None, dict(zip(names, xs)))
@@ -298,8 +299,16 @@ def center_crop_net():
     return cs.Model(x, L.UnitNormalization()(L.Flatten()(z)), name="center_crop_net")
 
 
+def text_net():
+    """An Embedding on int64 token ids (indices 0 to 9) beside a uint8 image cast by its Rescaling."""
+    tokens, pixels = cs.Input((7,), dtype="int64", name="tokens"), cs.Input((4, 4, 1), dtype="uint8", name="pixels")
+    words = L.GlobalMaxPooling1D()(L.Conv1D(3, 2)(L.Embedding(10, 4)(tokens)))
+    image = L.Flatten()(L.Rescaling(1 / 255)(pixels))
+    return cs.Model([tokens, pixels], L.Concatenate()([words, image]), name="text_net")
+
+
 LAYER_MODELS = [channels_first_net, mixed_net, preprocessing_net, convnext_block, operations_net,
-                activations_net, nested_net, slopes_net, group_norm_net, center_crop_net]
+                activations_net, nested_net, slopes_net, group_norm_net, center_crop_net, text_net]
 SEED_MODELS = [seed000_model, seed001_model, seed002_model]
 
 

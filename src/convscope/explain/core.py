@@ -368,6 +368,9 @@ def _shape_lines(row: LayerNumbers, text) -> List[str]:
         key = "shape_global_1d" if len(row.axes) == 1 else "shape_global"
         for axis in row.axes:
             lines.append(t[key].format(axis=text.AXES[axis.axis], n_in=axis.input, whole=whole))
+    elif row.kind == "embedding":
+        lines.append(t["shape_embedding"].format(last=_n(row.in_channels - 1), width=_n(row.filters),
+                                                 inp=_shape(row.input_shape), out=_shape(row.output_shape)))
     elif row.kind == "dense":
         rest = _shape(row.input_shape[:-1])
         lines.append(t["shape_dense"].format(n_in=_n(row.in_channels), units=_n(row.filters), rest=rest))
@@ -550,6 +553,9 @@ def _param_lines(row: LayerNumbers, text) -> List[str]:
         expr = f"{taps}·{row.filters}·{row.in_channels}" + (f" + {row.filters}" if row.use_bias else "")
         key = "params_transpose" if row.use_bias else "params_transpose_nobias"
         lines.append(t[key].format(expr=expr, total=_n(row.params), **_window_names(row)))
+    elif row.kind == "embedding":
+        lines.append(t["params_embedding"].format(vocabulary=_n(row.in_channels), width=_n(row.filters),
+                                                  total=_n(row.params)))
     elif row.kind == "dense":
         if row.use_bias:
             lines.append(t["params_dense"].format(expr=f"{row.in_channels} × {row.filters} + {row.filters}",
@@ -813,6 +819,8 @@ def _note_lines(row: LayerNumbers, text, first_conv: bool, share) -> List[str]:
         notes.append(t["note_pool"].format(what=what))
     if row.kind in ("conv", "depthwise_conv", "separable_conv") and first_conv:
         notes.append(t["note_xcorr"].format(cls=row.class_name))
+    if row.kind == "embedding":
+        notes.append(t["note_embedding"])
     if row.kind == "depthwise_conv":
         notes.append(t["note_depthwise"].format(**_window_names(row)))
     if row.kind == "separable_conv":

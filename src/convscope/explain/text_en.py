@@ -80,6 +80,8 @@ T = {
     "shape_adaptive_even": ("{axis} {n_in} → {n_out}: {n_in}/{n_out} = {size} input cells per output cell, side "
                             "by side (a pooling window and stride of {size})"),
     "shape_channels_pool": "channels {c} → {c}: each channel is pooled on its own",
+    "shape_embedding": ("each index (0 to {last}) is replaced by its row of {width} learned values: "
+                        "{inp} → {out}"),
     "shape_dense": "Dense acts on the last axis: {n_in} → {units}; the other axes {rest} are kept",
     "shape_flatten": "Flatten lines the values up in one vector: {expr} = {total}",
     "shape_reshape": "Reshape: the same {total} values, rearranged",
@@ -108,6 +110,7 @@ T = {
     "params_normalization": ("2 × {size} + 1 = {total}: a mean and a variance per position of the kept axes "
                              "and a count, all non-trainable (set by adapt(), not by gradients)"),
     "params_normalization_given": "No parameters: the mean and variance were given as constants",
+    "params_embedding": "input_dim × output_dim = {vocabulary} × {width} = {total} (one row per index)",
     "params_dense": "in × units + units = {expr} = {total} (weights on the last axis, plus one bias per unit)",
     "params_dense_nobias": "in × units = {expr} = {total} (no bias)",
     "params_bn": ("{factor} × C = {expr} = {total}: gamma and beta ({trainable}) are trained by gradients; "
@@ -189,6 +192,8 @@ T = {
                    "inference (the receptive field is followed straight through it) and adds or multiplies random "
                    "noise in training, a regularizer (alpha dropout sets dropped values to SELU's negative "
                    "saturation and rescales, keeping SELU's mean and variance)."),
+    "note_embedding": ("An Embedding only looks rows up: no multiplications, and a training step changes only "
+                       "the rows of the indices in the batch."),
     "note_dropout": ("Dropout has no parameters; it is the identity at inference and zeroes a random {percent} "
                      "of the values in training, scaling the rest by 1/(1 − {rate})."),
     "note_largest": "This layer holds {share:.1f}% of all parameters, the most of any layer.",

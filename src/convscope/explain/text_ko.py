@@ -78,6 +78,7 @@ T = {
     "shape_adaptive_even": ("{axis} {n_in} → {n_out}: 출력 칸마다 입력 {n_in}/{n_out} = {size}칸씩 겹치지 않게 "
                             "모읍니다 (윈도우와 stride가 {size}인 풀링과 같습니다)"),
     "shape_channels_pool": "채널 {c} → {c}: 풀링은 채널마다 따로 적용됩니다",
+    "shape_embedding": ("인덱스(0부터 {last}까지)마다 학습된 값 {width}개짜리 행으로 바뀝니다: {inp} → {out}"),
     "shape_dense": "Dense는 마지막 축에만 작용합니다: {n_in} → {units}, 나머지 축 {rest}은 그대로입니다",
     "shape_flatten": "Flatten은 값을 한 줄로 펼칩니다: {expr} = {total}",
     "shape_reshape": "Reshape: 같은 값 {total}개를 모양만 바꿔 다시 배치합니다",
@@ -105,6 +106,7 @@ T = {
     "params_normalization": ("2 × {size} + 1 = {total}개: 유지되는 축의 위치마다 평균과 분산 하나씩, 그리고 개수(count) "
                              "하나입니다. 모두 기울기가 아니라 adapt()로 정해지므로 학습되지 않는 파라미터입니다"),
     "params_normalization_given": "파라미터가 없습니다. 평균과 분산을 상수로 주었기 때문입니다",
+    "params_embedding": "input_dim × output_dim = {vocabulary} × {width} = {total}개 (인덱스마다 행 하나)",
     "params_dense": "입력 × 유닛 + 유닛 = {expr} = {total}개 (마지막 축의 가중치에 유닛마다 편향 하나)",
     "params_dense_nobias": "입력 × 유닛 = {expr} = {total}개 (편향 없음)",
     "params_bn": ("{factor} × C = {expr} = {total}개입니다. 이 중 γ와 β({trainable}개)만 기울기로 학습되고, "
@@ -185,6 +187,8 @@ T = {
                    "내보내고(수용 영역은 이 층을 그대로 지나갑니다), 학습 때만 무작위 잡음을 더하거나 곱하는 정규화 "
                    "층입니다(알파 드롭아웃은 떨군 값을 SELU의 음의 포화값으로 두고 다시 맞춰 SELU의 평균과 분산을 "
                    "지킵니다)."),
+    "note_embedding": ("Embedding은 행을 찾아 올 뿐 곱셈이 없고, 학습 한 번에 배치에 나온 인덱스의 행만 "
+                       "바뀝니다."),
     "note_dropout": ("드롭아웃에는 파라미터가 없습니다. 추론 때는 입력을 그대로 내보내고, 학습 때만 값의 {percent}를 "
                      "무작위로 0으로 만들고 나머지를 1/(1 − {rate})배 키웁니다."),
     "note_largest": "이 층이 전체 파라미터의 {share:.1f}%를 차지해 모든 층 중 가장 많습니다.",

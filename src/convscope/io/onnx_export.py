@@ -17,6 +17,8 @@ from __future__ import annotations
 import os
 from typing import Dict, List, Optional
 
+import numpy as np
+
 from ._atomic import atomic_write
 from .onnx_graph import GraphBuilder, Value
 from .onnx_layers import EMITTERS, Call, CannotExport
@@ -71,8 +73,10 @@ def to_onnx(model, opset_version: Optional[int] = None, fold_batch_norm: bool = 
     tensors_in, names_in, names_out = _model_io(model)
     inputs = [Value(builder.reserve(name), tensor.shape) for tensor, name in zip(tensors_in, names_in)]
     names_out = [builder.fresh(name) for name in names_out]     # before the layers' values take them
-    outputs = emit_model(builder, model, inputs)
-    graph_inputs = [_value_info(onnx, v.name, v.shape) for v in inputs]
+    dtypes = [np.dtype(getattr(tensor, "dtype", None) or "float32") for tensor in tensors_in]
+    outputs = emit_model(builder, model, [value if dtype.kind == "f" else _as_float(builder, onnx, value)
+                                          for value, dtype in zip(inputs, dtypes)])
+    graph_inputs = [_value_info(onnx, v.name, v.shape, dtype) for v, dtype in zip(inputs, dtypes)]
     graph_outputs = []
     for value, name in zip(outputs, names_out):
         value = builder.as_layout(value, "keras")
@@ -127,9 +131,16 @@ def _model_io(model):
     return [model._input_layer.output], [model._input_layer.name], [model.layers[-1].name]
 
 
-def _value_info(onnx, name: str, shape):
+def _value_info(onnx, name: str, shape, dtype=np.dtype("float32")):
     dims = ["batch"] + [f"{name}_dim{i}" if d is None else int(d) for i, d in enumerate(shape[1:], 1)]
-    return onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, dims)
+    elem = onnx.TensorProto.FLOAT if dtype.kind == "f" else onnx.helper.np_dtype_to_tensor_dtype(dtype)
+    return onnx.helper.make_tensor_value_info(name, elem, dims)
+
+
+def _as_float(b: GraphBuilder, onnx, value: Value) -> Value:
+    """An integer input (indices, uint8 pixels) cast to float32, as the layers cast it (an Embedding casts
+    it back to int64 indices)."""
+    return Value(b.op("Cast", [value.name], f"{value.name}/float", to=onnx.TensorProto.FLOAT), value.shape)
 
 
 # -- the walk ----------------------------------------------------------------------------------------

@@ -309,6 +309,14 @@ def _adaptive_pool(b: GraphBuilder, call: Call) -> Value:
     return b.value(op, [x.name], x, call.out_shapes[0], hint=call.hint, kernel_shape=window, strides=window)
 
 
+def _embedding(b: GraphBuilder, call: Call) -> Value:
+    """Gather of the embeddings' rows at the indices (cast to int64)."""
+    x = b.as_layout(call.x, "keras")
+    indices = b.op("Cast", [x.name], f"{call.hint}/indices", to=7)              # TensorProto.INT64
+    table = b.const(call.layer.embeddings.value, f"{call.hint}/embeddings", key=(id(call.layer.embeddings),))
+    return Value(b.op("Gather", [table, indices], call.hint, axis=0), call.out_shapes[0])
+
+
 def _global_pool(b: GraphBuilder, call: Call) -> Value:
     layer = call.layer
     x = b.channels_first(call.x, layer.data_format)
@@ -646,7 +654,7 @@ EMITTERS: Dict[str, Callable[[GraphBuilder, Call], Any]] = {
     "Conv1DTranspose": _conv_transpose, "Conv3D": _conv, "Conv3DTranspose": _conv_transpose,
     "MaxPooling3D": _pool, "AveragePooling3D": _pool, "GlobalMaxPooling3D": _global_pool,
     "GlobalAveragePooling3D": _global_pool, "ZeroPadding3D": _zero_padding, "Cropping3D": _cropping,
-    "UpSampling3D": _upsampling,
+    "UpSampling3D": _upsampling, "Embedding": _embedding,
     "AdaptiveAveragePooling1D": _adaptive_pool, "AdaptiveAveragePooling2D": _adaptive_pool,
     "AdaptiveMaxPooling1D": _adaptive_pool, "AdaptiveMaxPooling2D": _adaptive_pool,
     "MaxPooling2D": _pool, "AveragePooling2D": _pool, "MaxPooling1D": _pool, "AveragePooling1D": _pool,

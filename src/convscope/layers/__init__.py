@@ -25,6 +25,7 @@ from .cropping import Cropping1D, Cropping2D
 from .dense import Dense
 from .depthwise_conv2d import DepthwiseConv2D
 from .dropout import Dropout
+from .embedding import Embedding
 from .inception_resnet import CustomScaleLayer
 from .input_layer import Input, InputLayer
 from .lambda_layer import Lambda
@@ -72,7 +73,7 @@ __all__ = [
     "AdaptiveMaxPooling2D", "CustomScaleLayer", "Conv3D", "Convolution3D", "Conv3DTranspose",
     "Convolution3DTranspose", "MaxPooling3D", "MaxPool3D", "AveragePooling3D", "AvgPool3D", "GlobalMaxPooling3D",
     "GlobalMaxPool3D", "GlobalAveragePooling3D", "GlobalAvgPool3D", "UpSampling3D", "ZeroPadding3D", "Cropping3D",
-    "SpatialDropout3D",
+    "SpatialDropout3D", "Embedding",
 ]
 
 # Class name (as Keras writes it in configs, aliases included) -> class.
@@ -89,6 +90,7 @@ LAYER_CLASSES.update({"SeparableConvolution2D": SeparableConv2D, "Convolution2DT
 LAYER_CLASSES.update({cls.__name__: cls for cls in (Rescaling, Normalization, Resizing, LayerNormalization,
                                                      Permute, Identity)})
 LAYER_CLASSES.update({cls.__name__: cls for cls in (LayerScale, StochasticDepth)})   # ConvNeXt's helpers
+LAYER_CLASSES["Embedding"] = Embedding
 LAYER_CLASSES["CustomScaleLayer"] = CustomScaleLayer                                  # InceptionResNetV2's
 LAYER_CLASSES.update({cls.__name__: cls for cls in (Conv3D, Conv3DTranspose, MaxPooling3D, AveragePooling3D,
                                                      GlobalMaxPooling3D, GlobalAveragePooling3D, UpSampling3D,

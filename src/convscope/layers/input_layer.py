@@ -12,6 +12,18 @@ from .base import Layer, Shape, _shape_tuple
 from .spec import LayerSpec
 
 
+_INTEGER_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "bool")
+
+
+def _integer_dtype(dtype):
+    """The name of an integer (or bool) `dtype`, else None (float dtypes are the base Layer's to check)."""
+    try:
+        name = np.dtype(dtype).name if dtype is not None and not isinstance(dtype, str) else dtype
+    except TypeError:
+        return None
+    return name if name in _INTEGER_DTYPES else None
+
+
 class InputLayer(Layer):
     """The entry point of a model: passes its input through unchanged and remembers its shape.
 
@@ -35,9 +47,12 @@ class InputLayer(Layer):
             input_shape = _shape_tuple(shape, "shape", cls)
         if batch_shape is not None:
             batch_input_shape = _shape_tuple(batch_shape, "batch_shape", cls)
-        super().__init__(name=name or backend.unique_name("input_layer"), dtype=dtype,
+        integer = _integer_dtype(dtype)           # indices for an Embedding, or uint8 pixels (cast by the layers)
+        super().__init__(name=name or backend.unique_name("input_layer"), dtype=None if integer else dtype,
                          input_shape=input_shape, batch_input_shape=batch_input_shape,
                          batch_size=batch_size if input_shape is not None else None, **kwargs)
+        if integer:
+            self.dtype = integer
         if len(self._batch_input_shape) < 2 and input_shape is None:
             raise ValueError(f"{cls}: argument `batch_shape` must include the batch axis and at least one "
                              f"more, got {batch_input_shape!r}")

@@ -16,7 +16,7 @@ from typing import Any, Dict, Optional, Tuple
 KINDS = (
     "input", "conv2d", "conv1d", "depthwise_conv2d", "separable_conv2d", "conv2d_transpose",
     "depthwise_conv1d", "separable_conv1d", "conv1d_transpose", "conv3d", "conv3d_transpose", "pool3d",
-    "global_pool3d", "upsample3d", "zero_pad3d", "crop3d", "dense",
+    "global_pool3d", "upsample3d", "zero_pad3d", "crop3d", "dense", "embedding",
     "pool", "pool1d", "global_pool", "global_pool1d", "adaptive_pool", "batch_norm", "layer_norm", "group_norm", "unit_norm",
     "normalization", "rescaling", "activation", "dropout", "zero_pad2d", "pad1d", "crop2d", "crop1d",
     "upsample2d", "upsample1d", "resizing", "center_crop", "flatten", "reshape", "permute", "identity", "augment",

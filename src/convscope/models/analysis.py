@@ -44,7 +44,8 @@ SIMPLE_KINDS = {"flatten": "flatten", "reshape": "reshape", "dropout": "dropout"
                 "noise": "noise", "operation": "operation", "input": "input"}
 WINDOW_ROW_KINDS = ("conv", "depthwise_conv", "separable_conv", "max_pool", "avg_pool")  # fields step by a window
 ADAPTIVE_KINDS = ("adaptive_max_pool", "adaptive_avg_pool")   # too, where every axis' windows are even
-PARAM_FORMULA_KINDS = ("conv", "depthwise_conv", "separable_conv", "conv_transpose", "dense", "batch_norm",
+PARAM_FORMULA_KINDS = ("conv", "depthwise_conv", "separable_conv", "conv_transpose", "dense", "embedding",
+                       "batch_norm",
                        "layer_norm", "group_norm", "normalization")
 AXIS_NAMES = ("height", "width")
 VOLUME_NAMES = ("depth", "height", "width")
@@ -658,6 +659,16 @@ def _dense(row: LayerNumbers, spec, where: str) -> None:
     row.activation_ops = 0 if row.activation == "linear" else row.output_elements
 
 
+def _embedding(row: LayerNumbers, spec, where: str) -> None:
+    """Embedding: a row of (input_dim, output_dim) looked up per index; no arithmetic."""
+    row.kind = "embedding"
+    vocabulary, width = spec.size
+    row.output_shape = tuple(row.input_shape) + (width,)
+    row.in_channels, row.filters = vocabulary, width
+    row.params = vocabulary * width
+    row.field_known = False
+
+
 def _batch_norm(row: LayerNumbers, spec, where: str) -> None:
     row.kind = "batch_norm"
     axis = spec.axis[0] if isinstance(spec.axis, (list, tuple)) else spec.axis
@@ -727,7 +738,7 @@ _HANDLERS = {
     "crop2d": _border, "crop1d": _border, "pool3d": _pool, "global_pool3d": _global_pool, "zero_pad3d": _border,
     "crop3d": _border, "upsample3d": _upsample, "upsample2d": _upsample, "upsample1d": _upsample, "resizing": _upsample,
     "center_crop": _center_crop,
-    "dense": _dense, "batch_norm": _batch_norm, "layer_norm": _normalizing, "group_norm": _normalizing,
+    "dense": _dense, "embedding": _embedding, "batch_norm": _batch_norm, "layer_norm": _normalizing, "group_norm": _normalizing,
     "unit_norm": _normalizing, "normalization": _normalizing,
     "rescaling": _normalizing,
 }

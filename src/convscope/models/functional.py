@@ -28,6 +28,7 @@ from .functional_config import functional_config, functional_from_config
 from .graph_map import map_graph
 from .graph_plan import graph_steps
 from .plan import INFERENCE, LAYERS, TRAINING, stage_input
+from .plan import layer_input as layer_input_cast
 from .summary import print_summary
 from .training import Model, check_predict_arguments
 
@@ -390,7 +391,7 @@ class Functional(_FunctionalTraining, Model):
             else:
                 node = step.nodes[0]
                 args = _substitute(node.args, values)
-                layer_input = args[0] if len(args) == 1 else args
+                layer_input = layer_input_cast(node.layer, args[0]) if len(args) == 1 else args
                 if keep:
                     result, ctx = node.layer.forward(layer_input, training=training)
                     execution.records.append((step, ctx))

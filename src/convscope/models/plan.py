@@ -67,10 +67,16 @@ _EPILOGUE_ROLES = ("norm", "add", "act")
 
 
 def stage_input(stage, x):
-    """`x` in the float type of the stage's first layer, as Keras casts a layer's float inputs (a float64 model
-    inside a float32 one, and the reverse): the stages run the layers' ops without `Layer.__call__`."""
-    dtype = getattr(stage.layers[0], "dtype", None)
-    if dtype is None or getattr(x, "dtype", None) is None or x.dtype == dtype or x.dtype.kind != "f":
+    """`x` as the stage's first layer takes it (`layer_input`)."""
+    return layer_input(stage.layers[0], x)
+
+
+def layer_input(layer, x):
+    """An array `x` in the layer's float type, as `Layer.__call__` casts a layer's inputs (a float64 model inside
+    a float32 one, integer pixels from an integer Input), but for a layer that takes indices (Embedding): the
+    plans run the layers' ops without `Layer.__call__`.  Lists (a merge's inputs) as they are."""
+    dtype = getattr(layer, "dtype", None)
+    if dtype is None or not isinstance(x, np.ndarray) or x.dtype == dtype or getattr(layer, "takes_indices", False):
         return x
     return x.astype(dtype)
 
