@@ -362,3 +362,16 @@ def test_explaining_a_sequential_volume_model_follows_its_first_layer_field():
                             (L.GlobalMaxPooling3D(), "each unit sees the whole input")]:
         text = str(cs.explain(cs.Sequential([L.Input((8, 8, 8, 2)), first])))
         assert expected in text, type(first).__name__
+
+
+def test_a_pool_deeper_than_128_slices_keeps_its_first_maxima_for_training():
+    """The depth path's index of each window's first maximum holds 129 depth taps (an int8 one overflowed)."""
+    x = np.random.default_rng(9).standard_normal((1, 130, 2, 2, 1))
+    layer = L.MaxPooling3D((129, 2, 2), strides=1, dtype="float64")
+    y, ctx = forward(layer, x)
+    grad_x, _ = backward(layer, ctx, np.ones_like(y))
+    x_t = torch.tensor(_first(x), requires_grad=True)
+    y_t = F.max_pool3d(x_t, (129, 2, 2), stride=1)
+    y_t.backward(torch.ones_like(y_t))
+    np.testing.assert_array_equal(y, _last(y_t.detach().numpy()))
+    np.testing.assert_array_equal(grad_x, _last(x_t.grad.numpy()))

@@ -167,7 +167,8 @@ def _depth_stacked_applies(x, kernel) -> bool:
 def _conv_depth_stacked(x, kernel, g: Dict[str, Any], keep: bool):
     """One 2-D convolution whose channels are the kd depth slices each output depth reads, side by side
     (kernel (kd, kh, kw, C, F) as (kh, kw, kd·C, F)): fewer, deeper products than `_conv_depth_slices`
-    (a first layer of 1 to 3 channels most of all)."""
+    (a first layer of 1 to 3 channels most of all).  Kept for a backward pass: the stacked input, kd times
+    the input (the taps keep the input once), the price of conv2d's paths."""
     (front, back), rest = g["pads"][0], g["pads"][1:]
     xp = _padded(x, [(front, back), (0, 0), (0, 0)])
     n, depth, stride, dilation = x.shape[0], g["counts"][0], g["strides"][0], g["dilations"][0]
@@ -333,7 +334,7 @@ def _pool_depth_slices(x, g: Dict[str, Any], keep: bool):
     cells = sum(real[view] for view in views).reshape(1, depth, 1, 1, 1)       # real slices in each depth window
     if mode == "max":
         y = pooled[:, views[0]].copy()
-        first = np.zeros(y.shape, dtype=np.int8) if keep else None
+        first = np.zeros(y.shape, dtype=np.int32) if keep else None
         for t, view in enumerate(views[1:], start=1):
             if keep:                                  # a NaN wins, a later one over an earlier (2-D op)
                 first[(pooled[:, view] > y) | np.isnan(pooled[:, view])] = t
