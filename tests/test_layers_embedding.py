@@ -124,3 +124,61 @@ def test_onnx_export_takes_int64_indices_as_onnx_runtime(tmp_path):
     x = np.random.default_rng(8).integers(0, 60, (3, 12)).astype("int64")
     got = session.run(None, {session.get_inputs()[0].name: x})[0]
     np.testing.assert_allclose(got, model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_an_embedding_after_another_layer_trains_as_keras(keras):
+    """No gradient reaches the layers before an Embedding (its indices): a Sequential's backward stops there."""
+    keras.utils.set_random_seed(9)
+    theirs = keras.Sequential([keras.Input((8,)), keras.layers.Reshape((8,)), keras.layers.Embedding(30, 2),
+                               keras.layers.Flatten(), keras.layers.Dense(1)])
+    ours = cs.Sequential([cs.Input((8,)), L.Reshape((8,)), L.Embedding(30, 2), L.Flatten(), L.Dense(1)])
+    ours.set_weights([keras.ops.convert_to_numpy(w) for w in theirs.get_weights()])
+    x = np.random.default_rng(0).integers(0, 30, (4, 8)).astype("float32")
+    y = np.random.default_rng(1).standard_normal((4, 1)).astype("float32")
+    for model in (ours, theirs):
+        model.compile(optimizer="sgd", loss="mse")
+        model.train_on_batch(x, y)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, keras.ops.convert_to_numpy(b), rtol=1e-5, atol=1e-7)
+
+
+def test_integer_inputs_reach_operations_lambdas_and_nested_models_as_integers(keras):
+    """Keras casts only float inputs to a layer's float type: integer arithmetic stays exact (ids above 2**24)."""
+    ids = np.array([[10 ** 10 + 7, 10 ** 10 + 123]], dtype="int64")
+    i = cs.Input((2,), dtype="int64")
+    hashed = cs.Model(i, L.Lambda(lambda t: t % 1000, output_shape=(2,))(i))
+    np.testing.assert_array_equal(hashed.predict(ids, verbose=0), [[7, 123]])
+    inner_in = cs.Input((2,), dtype="int64")
+    inner = cs.Model(inner_in, cs.ops.subtract(inner_in, 10 ** 10))
+    outer_in = cs.Input((2,), dtype="int64")
+    table = L.Embedding(1000, 1)
+    outer = cs.Model(outer_in, table(inner(outer_in)))
+    table.embeddings.assign(np.arange(1000, dtype="float32")[:, None])
+    np.testing.assert_array_equal(outer.predict(ids, verbose=0)[..., 0], [[7, 123]])
+    k_in = keras.Input((4,))
+    keras_argmax = keras.Model(k_in, keras.ops.abs(keras.ops.argmax(k_in, axis=-1)))
+    c_in = cs.Input((4,))
+    our_argmax = cs.Model(c_in, cs.ops.abs(cs.ops.argmax(c_in, axis=-1)))
+    x = np.random.default_rng(2).standard_normal((3, 4)).astype("float32")
+    theirs = keras.ops.convert_to_numpy(keras_argmax.predict(x, verbose=0))
+    ours = our_argmax.predict(x, verbose=0)
+    assert ours.dtype.kind == theirs.dtype.kind == "i"
+    np.testing.assert_array_equal(ours, theirs)
+
+
+def test_onnx_export_keeps_integer_ids_exact_and_refuses_integer_arithmetic(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    i = cs.Input((2,), dtype="int64")
+    table = L.Embedding(16_777_220, 1)
+    model = cs.Model(i, table(i))
+    table.embeddings.assign((np.arange(16_777_220) % 1000).astype("float32")[:, None])
+    model.export(tmp_path / "ids.onnx", format="onnx")
+    session = ort.InferenceSession(str(tmp_path / "ids.onnx"), providers=["CPUExecutionProvider"])
+    x = np.array([[16_777_217, 16_777_219]], dtype="int64")            # beyond float32's exact integers
+    np.testing.assert_array_equal(session.run(None, {session.get_inputs()[0].name: x})[0],
+                                  model.predict(x, verbose=0))
+    j = cs.Input((2,), dtype="int64")
+    arithmetic = cs.Model(j, L.Embedding(1000, 1)(cs.ops.subtract(j, 10 ** 10)))
+    with pytest.raises(ValueError, match=r"cannot be exported to ONNX: it computes on an integer model input"):
+        arithmetic.export(tmp_path / "arithmetic.onnx", format="onnx")

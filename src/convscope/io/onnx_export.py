@@ -74,8 +74,8 @@ def to_onnx(model, opset_version: Optional[int] = None, fold_batch_norm: bool = 
     inputs = [Value(builder.reserve(name), tensor.shape) for tensor, name in zip(tensors_in, names_in)]
     names_out = [builder.fresh(name) for name in names_out]     # before the layers' values take them
     dtypes = [np.dtype(getattr(tensor, "dtype", None) or "float32") for tensor in tensors_in]
-    outputs = emit_model(builder, model, [value if dtype.kind == "f" else _as_float(builder, onnx, value)
-                                          for value, dtype in zip(inputs, dtypes)])
+    builder.integers.update({v.name: None for v, dtype in zip(inputs, dtypes) if dtype.kind != "f"})
+    outputs = emit_model(builder, model, inputs)
     graph_inputs = [_value_info(onnx, v.name, v.shape, dtype) for v, dtype in zip(inputs, dtypes)]
     graph_outputs = []
     for value, name in zip(outputs, names_out):
@@ -137,10 +137,19 @@ def _value_info(onnx, name: str, shape, dtype=np.dtype("float32")):
     return onnx.helper.make_tensor_value_info(name, elem, dims)
 
 
-def _as_float(b: GraphBuilder, onnx, value: Value) -> Value:
-    """An integer input (indices, uint8 pixels) cast to float32, as the layers cast it (an Embedding casts
-    it back to int64 indices)."""
-    return Value(b.op("Cast", [value.name], f"{value.name}/float", to=onnx.TensorProto.FLOAT), value.shape)
+def _layer_value(b: GraphBuilder, layer, value: Value) -> Value:
+    """`value` as `layer` takes it: an integer model input as it is for an Embedding (indices), else cast to
+    float32 once (uint8 pixels into a Rescaling); integer arithmetic (an operation, a Lambda) is not exported."""
+    if value.name not in b.integers or type(layer).__name__ == "Embedding":
+        return value
+    from ..layers.operations import Operation
+    if isinstance(layer, Operation) or type(layer).__name__ == "Lambda":
+        raise CannotExport("it computes on an integer model input; only an Embedding or a layer that casts it "
+                           "to floats (Rescaling, a convolution, ...) may take one in an ONNX export")
+    if b.integers[value.name] is None:
+        b.integers[value.name] = Value(b.op("Cast", [value.name], f"{value.name}/float", to=1), value.shape,
+                                       value.layout)                                 # TensorProto.FLOAT
+    return b.integers[value.name]
 
 
 # -- the walk ----------------------------------------------------------------------------------------
@@ -197,6 +206,7 @@ def _emit_step(b: GraphBuilder, step: _Step, inputs: List[Value], fold) -> List[
         return emit_model(b, layer, inputs)
     shapes = [t.shape for t in step.outputs]
     try:
+        inputs = [_layer_value(b, layer, value) for value in inputs]
         if isinstance(layer, Operation):
             from .onnx_operations import emit_operation
             out = emit_operation(b, Call(layer, inputs, shapes, _substitute(step.args, step.inputs, inputs),

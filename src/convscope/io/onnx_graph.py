@@ -72,6 +72,7 @@ class GraphBuilder:
         self._names: set = set()
         self._constants: Dict[Any, str] = {}
         self._layouts: Dict[Tuple[str, str], Value] = {}
+        self.integers: Dict[str, Optional[Value]] = {}      # integer model inputs -> their float cast, once made
 
     def reserve(self, name: str) -> str:
         """Claim `name` exactly (graph inputs and outputs); refused if taken."""

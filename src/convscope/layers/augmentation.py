@@ -111,6 +111,8 @@ class BaseAugmentation(Layer):
     per-call ctx.  Subclasses write `_augment(x, rng) -> (y, ctx)`, `_backward(ctx, grad)` and,
     where inference is not the identity, `_infer(x)`."""
 
+    casts_integer_inputs = True           # uint8 pixels, as Keras casts them (plan.layer_input)
+
     _CONFIG_DEFAULTS = {"data_format": "channels_last"}
 
     def __init__(self, seed=None, data_format=None, bounding_box_format=None, **kwargs):

@@ -19,7 +19,6 @@ class Embedding(Layer):
     output gradients; none reaches the indices.  Float indices are truncated to int, as Keras' cast."""
 
     _CONFIG_DEFAULTS = {"embeddings_initializer": initializers.serialize(initializers.RandomUniform())}
-    takes_indices = True                  # its inputs are not cast to its float dtype (plan.stage_input)
 
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", embeddings_regularizer=None,
                  embeddings_constraint=None, mask_zero=False, weights=None, **kwargs):

@@ -63,6 +63,8 @@ class Rescaling(Layer):
     """y = x * scale + offset (e.g. scale=1/255 maps [0, 255] to [0, 1]); scale and offset may be
     per-channel arrays broadcast on the last axes."""
 
+    casts_integer_inputs = True           # uint8 pixels, as Keras casts them (plan.layer_input)
+
     def __init__(self, scale, offset=0.0, **kwargs):
         super().__init__(**kwargs)
         where = self._describe()
@@ -123,6 +125,8 @@ class Normalization(Layer):
 
     Without given mean/variance the layer holds Keras 3's non-trainable weights
     [mean, variance, count] (2·∏(kept dims) + 1 parameters)."""
+
+    casts_integer_inputs = True           # uint8 pixels, as Keras casts them (plan.layer_input)
 
     def __init__(self, axis=-1, mean=None, variance=None, invert=False, **kwargs):
         super().__init__(**kwargs)
@@ -285,6 +289,8 @@ class Resizing(Layer):
     `F.interpolate(align_corners=False, antialias=False)`); optionally first crops or pads to
     the target's aspect ratio."""
 
+    casts_integer_inputs = True           # uint8 pixels, as Keras casts them (plan.layer_input)
+
     _CONFIG_DEFAULTS = {"data_format": "channels_last"}
 
     def __init__(self, height, width, interpolation="bilinear", crop_to_aspect_ratio=False,
@@ -342,6 +348,8 @@ class CenterCrop(Layer):
 
     Shape: (N, H, W, C) -> (N, height, width, C) (channels_first: (N, C, H, W) -> (N, C, height, width)).
     """
+
+    casts_integer_inputs = True           # uint8 pixels, as Keras casts them (plan.layer_input)
 
     _CONFIG_DEFAULTS = {"data_format": "channels_last"}
 

@@ -72,13 +72,16 @@ def stage_input(stage, x):
 
 
 def layer_input(layer, x):
-    """An array `x` in the layer's float type, as `Layer.__call__` casts a layer's inputs (a float64 model inside
-    a float32 one, integer pixels from an integer Input), but for a layer that takes indices (Embedding): the
-    plans run the layers' ops without `Layer.__call__`.  Lists (a merge's inputs) as they are."""
+    """An array `x` as Keras hands it to the layer (the plans run the layers' ops without `Layer.__call__`): a
+    float one in the layer's float type (a float64 model inside a float32 one); an integer one (indices, uint8
+    pixels) as it is, but cast for the layers that cast it themselves in Keras (`casts_integer_inputs`: the
+    preprocessing and augmentation layers).  Lists (a merge's inputs) as they are."""
     dtype = getattr(layer, "dtype", None)
-    if dtype is None or not isinstance(x, np.ndarray) or x.dtype == dtype or getattr(layer, "takes_indices", False):
+    if dtype is None or not isinstance(x, np.ndarray) or x.dtype == dtype:
         return x
-    return x.astype(dtype)
+    if x.dtype.kind == "f" or getattr(layer, "casts_integer_inputs", False):
+        return x.astype(dtype)
+    return x
 
 class LayerStage:
     """One layer on its own."""

@@ -327,6 +327,8 @@ class Sequential(Model):
             grad_output, stage_pairs = stages[index].backward(
                 contexts[index], grad_output, need_input_grad=need_input_grad or index > 0)
             pairs += stage_pairs
+            if grad_output is None:    # an Embedding's indices: no gradient reaches the layers before it
+                break
         return grad_output, pairs
 
     def predict(self, x, batch_size: Optional[int] = 32, verbose="auto", steps=None, callbacks=None) -> np.ndarray:

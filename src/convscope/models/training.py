@@ -488,6 +488,8 @@ class Model(Layer):
             # the first stage's input gradient is never needed (most of a first Conv2D's backward)
             grad, stage_pairs = stage.backward(contexts[index], grad, need_input_grad=index > 0, **options)
             pairs += stage_pairs
+            if grad is None:           # an Embedding's indices: no gradient reaches the layers before it
+                break
         return loss, output, self._summed_gradients(pairs)
 
     def _apply_gradients(self, grads, loss: float, where: str, epoch: int, batch: int, raise_on_nan: bool) -> float:
