@@ -133,13 +133,7 @@ class Conv1D(KernelBiasLayer):
 
     def build(self, input_shape: Shape) -> None:
         channels = sequence_channels(input_shape, self.data_format)
-        self.kernel = self.add_weight(self.kernel_size + (channels // self.groups, self.filters),
-                                      self.kernel_initializer, regularizer=self.kernel_regularizer,
-                                      constraint=self.kernel_constraint, name="kernel")
-        if self.use_bias:
-            self.bias = self.add_weight((self.filters,), self.bias_initializer, regularizer=self.bias_regularizer,
-                                        constraint=self.bias_constraint, name="bias")
-        self.built = True
+        self._build_kernel_bias(self.kernel_size + (channels // self.groups, self.filters), self.filters)
 
     def describe(self):
         window = Window(self.kernel_size, self.strides, self.padding, self.dilation_rate)

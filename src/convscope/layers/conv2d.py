@@ -110,12 +110,7 @@ class Conv2D(KernelBiasLayer):
     def build(self, input_shape: Shape) -> None:
         channels = channel_dim(input_shape, self.data_format)
         kernel_shape = self.kernel_size + (channels // self.groups, self.filters)
-        self.kernel = self.add_weight(kernel_shape, self.kernel_initializer, regularizer=self.kernel_regularizer,
-                                      constraint=self.kernel_constraint, name="kernel")
-        if self.use_bias:
-            self.bias = self.add_weight((self.filters,), self.bias_initializer, regularizer=self.bias_regularizer,
-                                        constraint=self.bias_constraint, name="bias")
-        self.built = True
+        self._build_kernel_bias(kernel_shape, self.filters)
 
     # -- numerics ---------------------------------------------------------------------
     def describe(self):

@@ -53,13 +53,7 @@ class Conv2DTranspose(ConvFamilyLayer):
 
     def build(self, input_shape: Shape) -> None:
         channels = self._input_channels(input_shape, None)
-        self.kernel = self.add_weight(self.kernel_size + (self.filters, channels), self.kernel_initializer,
-                                      regularizer=self.kernel_regularizer, constraint=self.kernel_constraint,
-                                      name="kernel")
-        if self.use_bias:
-            self.bias = self.add_weight((self.filters,), self.bias_initializer, regularizer=self.bias_regularizer,
-                                        constraint=self.bias_constraint, name="bias")
-        self.built = True
+        self._build_kernel_bias(self.kernel_size + (self.filters, channels), self.filters)
 
     def describe(self):
         return self._spec(self._KIND, data_format=self.data_format, window=self._window(),

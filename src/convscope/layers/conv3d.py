@@ -138,13 +138,7 @@ class Conv3D(_VolumeConv):
 
     def build(self, input_shape: Shape) -> None:
         channels = volume_channels(input_shape, self.data_format)
-        self.kernel = self.add_weight(self.kernel_size + (channels // self.groups, self.filters),
-                                      self.kernel_initializer, regularizer=self.kernel_regularizer,
-                                      constraint=self.kernel_constraint, name="kernel")
-        if self.use_bias:
-            self.bias = self.add_weight((self.filters,), self.bias_initializer, regularizer=self.bias_regularizer,
-                                        constraint=self.bias_constraint, name="bias")
-        self.built = True
+        self._build_kernel_bias(self.kernel_size + (channels // self.groups, self.filters), self.filters)
 
     def describe(self):
         return self._spec("conv3d", data_format=self.data_format, window=self._window(), groups=self.groups,
@@ -196,13 +190,7 @@ class Conv3DTranspose(_VolumeConv):
 
     def build(self, input_shape: Shape) -> None:
         channels = volume_channels(input_shape, self.data_format)
-        self.kernel = self.add_weight(self.kernel_size + (self.filters, channels), self.kernel_initializer,
-                                      regularizer=self.kernel_regularizer, constraint=self.kernel_constraint,
-                                      name="kernel")
-        if self.use_bias:
-            self.bias = self.add_weight((self.filters,), self.bias_initializer, regularizer=self.bias_regularizer,
-                                        constraint=self.bias_constraint, name="bias")
-        self.built = True
+        self._build_kernel_bias(self.kernel_size + (self.filters, channels), self.filters)
 
     def describe(self):
         return self._spec("conv3d_transpose", data_format=self.data_format, window=self._window(),

@@ -45,13 +45,7 @@ class Dense(KernelBiasLayer):
         return input_shape[:-1] + (self.units,)
 
     def build(self, input_shape: Shape) -> None:
-        self.kernel = self.add_weight((input_shape[-1], self.units), self.kernel_initializer,
-                                      regularizer=self.kernel_regularizer, constraint=self.kernel_constraint,
-                                      name="kernel")
-        if self.use_bias:
-            self.bias = self.add_weight((self.units,), self.bias_initializer, regularizer=self.bias_regularizer,
-                                        constraint=self.bias_constraint, name="bias")
-        self.built = True
+        self._build_kernel_bias((input_shape[-1], self.units), self.units)
 
     def describe(self):
         return self._spec("dense", filters=self.units)

@@ -81,6 +81,15 @@ class KernelBiasLayer(Layer):
     def output_activation(self):
         return self.activation
 
+    def _build_kernel_bias(self, kernel_shape, units: int) -> None:
+        """The kernel of `kernel_shape`, then (with use_bias) a bias of `units`, as Keras names and orders them."""
+        self.kernel = self.add_weight(tuple(kernel_shape), self.kernel_initializer, regularizer=self.kernel_regularizer,
+                                      constraint=self.kernel_constraint, name="kernel")
+        if self.use_bias:
+            self.bias = self.add_weight((units,), self.bias_initializer, regularizer=self.bias_regularizer,
+                                        constraint=self.bias_constraint, name="bias")
+        self.built = True
+
     def _bias_value(self):
         return self.bias.value if self.bias is not None else None
 

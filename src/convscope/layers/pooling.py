@@ -118,18 +118,28 @@ class AveragePooling2D(_Pooling2D):
     _inference_op = staticmethod(_avg_infer)
 
 
-class _GlobalPooling2D(Layer):
-    """Pool over all rows and cols: a window as large as the image, through the pooling op (at inference
-    through `_global_op` where the subclass has one)."""
+class GlobalPoolingArguments(Layer):
+    """What the global poolings of sequences, images and volumes share: `data_format`, `keepdims`, their config."""
 
     _CONFIG_DEFAULTS = {"data_format": "channels_last"}
-    _global_op = None
 
     def __init__(self, data_format=None, keepdims=False, **kwargs):
         super().__init__(**kwargs)
         where = self._describe()
         self.data_format = normalize_data_format(data_format, where)
         self.keepdims = check_bool(keepdims, "keepdims", where)
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config.update({"data_format": self.data_format, "keepdims": self.keepdims})
+        return config
+
+
+class _GlobalPooling2D(GlobalPoolingArguments):
+    """Pool over all rows and cols: a window as large as the image, through the pooling op (at inference
+    through `_global_op` where the subclass has one)."""
+
+    _global_op = None
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         input_shape = tuple(input_shape)
@@ -156,11 +166,6 @@ class _GlobalPooling2D(Layer):
         check_kept_for_backward(self, ctx)
         op_ctx, pooled_shape = ctx
         return self._backward_op(grad_output.reshape(pooled_shape), op_ctx), []
-
-    def get_config(self) -> Dict[str, Any]:
-        config = super().get_config()
-        config.update({"data_format": self.data_format, "keepdims": self.keepdims})
-        return config
 
 
 class GlobalMaxPooling2D(_GlobalPooling2D):

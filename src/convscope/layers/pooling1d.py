@@ -8,10 +8,11 @@ import numpy as np
 
 from .. import backend, ops
 from ..ops import shapes
-from .base import Layer, Shape, check_bool, check_kept_for_backward, normalize_data_format
+from .base import Layer, Shape, check_kept_for_backward, normalize_data_format
 from .conv1d import (as_image, check_sequence_rank, check_window_fits, from_image, normalize_padding_1d,
                      sequence_channels, sequence_shape, steps_dim)
 from .conv2d import ops_format
+from .pooling import GlobalPoolingArguments
 from .spec import LayerSpec, Window
 
 # The ops of each mode, looked up at call time: (forward, backward, inference).
@@ -95,17 +96,10 @@ class AveragePooling1D(_Pooling1D):
         super().__init__(pool_size, strides, padding, data_format, **kwargs)
 
 
-class _GlobalPooling1D(Layer):
+class _GlobalPooling1D(GlobalPoolingArguments):
     """Pool over all steps: a window as long as the sequence, through the pooling op."""
 
-    _CONFIG_DEFAULTS = {"data_format": "channels_last"}
     _mode = "max"
-
-    def __init__(self, data_format=None, keepdims=False, **kwargs):
-        super().__init__(**kwargs)
-        where = self._describe()
-        self.data_format = normalize_data_format(data_format, where)
-        self.keepdims = check_bool(keepdims, "keepdims", where)
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         input_shape = tuple(input_shape)
@@ -132,10 +126,6 @@ class _GlobalPooling1D(Layer):
         grad = _op(self._mode, 1)(as_image(grad_output.reshape(pooled_shape), self.data_format), op_ctx)
         return from_image(grad, self.data_format), []
 
-    def get_config(self) -> Dict[str, Any]:
-        config = super().get_config()
-        config.update({"data_format": self.data_format, "keepdims": self.keepdims})
-        return config
 
 
 class GlobalMaxPooling1D(_GlobalPooling1D):

@@ -9,8 +9,9 @@ import numpy as np
 
 from .. import backend, ops
 from ..ops import shapes
-from .base import Layer, Shape, check_bool, check_kept_for_backward, normalize_data_format, normalize_padding
+from .base import Layer, Shape, check_kept_for_backward, normalize_data_format, normalize_padding
 from .conv3d import AXES, check_volume_rank, from_last, to_last, volume_channels, volume_dims, volume_shape
+from .pooling import GlobalPoolingArguments
 from .spec import LayerSpec, Window
 
 
@@ -76,17 +77,10 @@ class AveragePooling3D(_Pooling3D):
         super().__init__(pool_size, strides, padding, data_format, **kwargs)
 
 
-class _GlobalPooling3D(Layer):
+class _GlobalPooling3D(GlobalPoolingArguments):
     """Pool over the whole volume: one value per channel (keepdims: (N, 1, 1, 1, C))."""
 
-    _CONFIG_DEFAULTS = {"data_format": "channels_last"}
     _mode = "max"
-
-    def __init__(self, data_format=None, keepdims=False, **kwargs):
-        super().__init__(**kwargs)
-        where = self._describe()
-        self.data_format = normalize_data_format(data_format, where)
-        self.keepdims = check_bool(keepdims, "keepdims", where)
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         input_shape = tuple(input_shape)
@@ -125,10 +119,6 @@ class _GlobalPooling3D(Layer):
         np.put_along_axis(out, first[:, None, :], to_last(grad, self.data_format).reshape(first.shape)[:, None, :], 1)
         return from_last(out.reshape(last.shape), self.data_format), []
 
-    def get_config(self) -> Dict[str, Any]:
-        config = super().get_config()
-        config.update({"data_format": self.data_format, "keepdims": self.keepdims})
-        return config
 
 
 class GlobalMaxPooling3D(_GlobalPooling3D):
