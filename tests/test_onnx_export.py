@@ -267,7 +267,8 @@ def volume_net():
 
 
 GRAPH_MODELS = [resnet_style, small_unet, unet_with_transpose, two_input_merges, mobilenet_like, conv1d_net,
-                conv1d_family_net, adaptive_pooling_net, inception_resnet_block, volume_net, two_branch_model, shared_model, offset_branches_model]
+                conv1d_family_net, adaptive_pooling_net, inception_resnet_block, volume_net, two_branch_model,
+                shared_model, offset_branches_model]
 def slopes_net():
     """LeakyReLU, ELU and PReLU (shared along the image's axes, and one slope per value); Gaussian noise and
     dropout (the identity at inference)."""

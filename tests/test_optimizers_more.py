@@ -1,5 +1,5 @@
-"""Adadelta, Adamax, Nadam, Lion, Ftrl, Lamb, Adafactor and the schedules PolynomialDecay, InverseTimeDecay, CosineDecay,
-CosineDecayRestarts against Keras 3.15.1 (torch backend), step by step.
+"""Adadelta, Adamax, Nadam, Lion, Ftrl, Lamb, Adafactor and the schedules PolynomialDecay, InverseTimeDecay,
+CosineDecay, CosineDecayRestarts against Keras 3.15.1 (torch backend), step by step.
 
 Learning rates and weight decays are powers of two: Keras keeps the learning rate in a float32
 variable and applies the decay as `w *= 1 - wd * lr` in float32, so these values make both exact
@@ -293,13 +293,15 @@ def test_defaults_and_slot_names_are_keras(keras, name):
     variables = [keras.Variable(np.zeros((2, 3)), name="kernel"), keras.Variable(np.zeros(3), name="bias")]
     theirs.build(variables)
     slots = [v.name for v in theirs.variables if v.name.startswith(("kernel", "bias"))]
-    assert slots == KERAS_SLOT_VARIABLES.get(name, [f"{w}_{slot}" for w in ("kernel", "bias") for slot in SLOT_KEYS[name]])
+    expected = [f"{w}_{slot}" for w in ("kernel", "bias") for slot in SLOT_KEYS[name]]
+    assert slots == KERAS_SLOT_VARIABLES.get(name, expected)
     assert tuple(ours._slot_names) == SLOT_KEYS[name]
 
 
 def test_argument_errors_name_the_class_argument_and_value():
     cases = [
-        (lambda: optimizers.Adadelta(rho=1.5), ValueError, r"Adadelta: argument `rho` must be in \[0.0, 1.0\], got 1.5"),
+        (lambda: optimizers.Adadelta(rho=1.5), ValueError,
+         r"Adadelta: argument `rho` must be in \[0.0, 1.0\], got 1.5"),
         (lambda: optimizers.Adadelta(epsilon="1e-7"), TypeError, r"Adadelta: argument `epsilon` must be a number, "
                                                                  r"got '1e-7'"),
         (lambda: optimizers.Adamax(beta_1=1.0), ValueError, r"Adamax: argument `beta_1` must be in \[0.0, 1.0\), "

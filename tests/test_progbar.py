@@ -40,7 +40,8 @@ CASES = [
                                  (4, [("loss", 0.25)])]),
     (dict(target=4, verbose=0), [(1, [("loss", 0.5)]), (4, [("loss", 0.25)])]),
     (dict(target=5, interval=3600), [(1, [("loss", 0.5)]), (2, [("loss", 1.5)]), (5, [("loss", 0.25)])]),
-    (dict(target=np.array(6), interval=0), [(np.array(2), [("loss", np.float32(0.5))]), (np.int64(6), [("loss", 1.0)])]),
+    (dict(target=np.array(6), interval=0), [(np.array(2), [("loss", np.float32(0.5))]),
+                                            (np.int64(6), [("loss", 1.0)])]),
 ]
 
 

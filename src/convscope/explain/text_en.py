@@ -2,7 +2,8 @@
 
 AXES = {"height": "height", "width": "width", "steps": "steps", "depth": "depth"}
 SIDES = {"height": ("top", "bottom"), "width": ("left", "right"), "steps": ("start", "end"), "depth": ("front", "back")}
-CELLS = {"height": ("row", "rows"), "width": ("column", "columns"), "steps": ("step", "steps"), "depth": ("slice", "slices")}
+CELLS = {"height": ("row", "rows"), "width": ("column", "columns"), "steps": ("step", "steps"),
+         "depth": ("slice", "slices")}
 
 T = {
     "model_title": 'Model "{name}"',

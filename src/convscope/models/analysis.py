@@ -738,7 +738,8 @@ _HANDLERS = {
     "crop2d": _border, "crop1d": _border, "pool3d": _pool, "global_pool3d": _global_pool, "zero_pad3d": _border,
     "crop3d": _border, "upsample3d": _upsample, "upsample2d": _upsample, "upsample1d": _upsample, "resizing": _upsample,
     "center_crop": _center_crop,
-    "dense": _dense, "embedding": _embedding, "batch_norm": _batch_norm, "layer_norm": _normalizing, "group_norm": _normalizing,
+    "dense": _dense, "embedding": _embedding, "batch_norm": _batch_norm, "layer_norm": _normalizing,
+    "group_norm": _normalizing,
     "unit_norm": _normalizing, "normalization": _normalizing,
     "rescaling": _normalizing,
 }

@@ -3,8 +3,8 @@ MaxPooling3D, AveragePooling3D), channels_last: x (N, *spatial, C).
 
 The plain form: one product (or max, or sum) per kernel tap over strided views of the padded input, each a
 BLAS product of (positions, C) by (C, F); the backward pass walks the same taps.  A 3-D convolution runs as 2-D
-convolutions of depth slices (conv2d's fast paths) where it can (`_CONV_PATHS`), the taps as its reference.  Padding and output sizes
-come from `shapes` (TF's SAME split, Keras' transposed rule).  Average pooling divides by the real cells of
+convolutions of depth slices (conv2d's fast paths) where it can (`_CONV_PATHS`), a pooling as 2-D poolings of the
+slices (`_POOL_PATHS`), the taps as their reference.  Padding and output sizes come from `shapes` (TF's SAME split, Keras' transposed rule).  Average pooling divides by the real cells of
 each window (TensorFlow's rule, as the 2-D op); max pooling's gradient goes to each window's first maximum in
 row-major order.
 """
