@@ -98,6 +98,15 @@ def top(x, include_top: bool, pooling, classes: int, classifier_activation, name
     return x
 
 
+def tf_kernels_file(weights, folder: str, include_top: bool, md5s) -> tuple:
+    """(url, md5) of Keras' `<folder>/<folder>_weights_tf_dim_ordering_tf_kernels[_notop].h5` (`md5s`: with the
+    top, without) where weights='imagenet', else (None, None)."""
+    if weights != "imagenet":
+        return None, None
+    url = f"{KERAS_BASE}{folder}/{folder}_weights_tf_dim_ordering_tf_kernels{'' if include_top else '_notop'}.h5"
+    return url, md5s[0 if include_top else 1]
+
+
 def finish(inputs, outputs, name: str, weights, url: Optional[str], md5: Optional[str]) -> Model:
     """The model, with its weights: Keras' ImageNet file (`url`) where weights='imagenet', a file the user
     names, or none."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 from .. import layers
 from . import _common
 
-_URL = _common.KERAS_BASE + "inception_resnet_v2/inception_resnet_v2_weights_tf_dim_ordering_tf_kernels"
 _MD5 = ("e693bd0210a403b3192acc6073ad2e96", "d19885ff4a710c122648d3b5c3b684e4")     # with the top, without
 
 # Each residual block's branches: [(filters, kernel), ...] per branch, then concatenated (Keras' block types).
@@ -80,9 +79,7 @@ def InceptionResNetV2(include_top=True, weights="imagenet", input_tensor=None, i
     x = conv2d_bn(x, 1536, 1, name="conv_7b")
     x = _common.top(x, include_top, pooling, classes, classifier_activation, ("avg_pool" if include_top else None,
                                                                               None))
-    url = md5 = None
-    if weights == "imagenet":
-        url, md5 = f"{_URL}{'' if include_top else '_notop'}.h5", _MD5[0 if include_top else 1]
+    url, md5 = _common.tf_kernels_file(weights, "inception_resnet_v2", include_top, _MD5)
     return _common.finish(inputs, x, name, weights, url, md5)
 
 

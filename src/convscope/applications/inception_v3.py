@@ -76,11 +76,7 @@ def InceptionV3(include_top=True, weights="imagenet", input_tensor=None, input_s
         x = _block_8(x, index)
     x = _common.top(x, include_top, pooling, classes, classifier_activation,     # without the top: unnamed
                     ("avg_pool" if include_top else None, None))
-    url = md5 = None
-    if weights == "imagenet":
-        url = (f"{_common.KERAS_BASE}inception_v3/inception_v3_weights_tf_dim_ordering_tf_kernels"
-               f"{'' if include_top else '_notop'}.h5")
-        md5 = _MD5[0 if include_top else 1]
+    url, md5 = _common.tf_kernels_file(weights, "inception_v3", include_top, _MD5)
     return _common.finish(inputs, x, name, weights, url, md5)
 
 

@@ -60,11 +60,7 @@ def Xception(include_top=True, weights="imagenet", input_tensor=None, input_shap
         x = layers.Activation("relu", name=f"block14_sepconv{j}_act")(x)
     x = _common.top(x, include_top, pooling, classes, classifier_activation,     # without the top: unnamed
                     ("avg_pool" if include_top else None, None))
-    url = md5 = None
-    if weights == "imagenet":
-        url = (f"{_common.KERAS_BASE}xception/xception_weights_tf_dim_ordering_tf_kernels"
-               f"{'' if include_top else '_notop'}.h5")
-        md5 = _MD5[0 if include_top else 1]
+    url, md5 = _common.tf_kernels_file(weights, "xception", include_top, _MD5)
     return _common.finish(inputs, x, name, weights, url, md5)
 
 

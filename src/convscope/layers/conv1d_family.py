@@ -8,10 +8,8 @@ batch (batch, 1, steps, channels) and a kernel (k, ...) the kernel (1, k, ...), 
 from __future__ import annotations
 
 from .. import ops
-from ..ops import shapes
-from .base import Shape, normalize_data_format
-from .conv1d import (as_image, check_sequence_rank, from_image, normalize_padding_1d, sequence_shape,
-                     steps_dim)
+from .base import Shape
+from .conv1d import as_image, check_sequence_rank, from_image, sequence_shape, steps_dim
 from .conv2d import ops_format
 from .conv2d_transpose import Conv2DTranspose
 from .depthwise_conv2d import DepthwiseConv2D
@@ -23,13 +21,6 @@ class OneRow:
     gives the 2-D op the one-row view of an input and a kernel."""
 
     _AXES = ("steps",)
-
-    def _init_window(self, where: str, kernel_size, strides, padding, data_format, dilation_rate) -> None:
-        self.kernel_size = shapes.normalize_tuple(kernel_size, 1, "kernel_size", where)
-        self.strides = shapes.normalize_tuple(strides, 1, "strides", where)
-        self.padding = normalize_padding_1d(padding, where)
-        self.data_format = normalize_data_format(data_format, where)
-        self.dilation_rate = shapes.normalize_tuple(dilation_rate, 1, "dilation_rate", where)
 
     def _check_rank(self, input_shape: Shape) -> None:
         check_sequence_rank(self, input_shape, self.data_format)

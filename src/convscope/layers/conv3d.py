@@ -12,8 +12,8 @@ import numpy as np
 
 from .. import backend, initializers, ops
 from ..ops import shapes
-from .base import Layer, Shape, check_kept_for_backward, check_positive_int, normalize_data_format, normalize_padding
-from .conv_family import check_transpose_arguments
+from .base import Layer, Shape, check_kept_for_backward, check_positive_int
+from .conv_family import check_transpose_arguments, init_window
 from .kernel_bias import KernelBiasLayer, Preactivation, check_conv_channels, check_grouped_conv
 from .spec import Window
 
@@ -63,11 +63,7 @@ class _VolumeConv(KernelBiasLayer):
 
     def _init_window(self, where, filters, kernel_size, strides, padding, data_format, dilation_rate):
         self.filters = check_positive_int(filters, "filters", where)
-        self.kernel_size = shapes.normalize_tuple(kernel_size, 3, "kernel_size", where)
-        self.strides = shapes.normalize_tuple(strides, 3, "strides", where)
-        self.padding = normalize_padding(padding, where)
-        self.data_format = normalize_data_format(data_format, where)
-        self.dilation_rate = shapes.normalize_tuple(dilation_rate, 3, "dilation_rate", where)
+        init_window(self, where, 3, kernel_size, strides, padding, data_format, dilation_rate)
 
     def _channels(self, input_shape: Shape, built) -> int:
         input_shape = tuple(input_shape)

@@ -26,11 +26,7 @@ class ConvFamilyLayer(KernelBiasLayer):
     _AXES = ("rows", "cols")         # the window's axes, as error messages name them
 
     def _init_window(self, where: str, kernel_size, strides, padding, data_format, dilation_rate) -> None:
-        self.kernel_size = shapes.normalize_tuple(kernel_size, 2, "kernel_size", where)
-        self.strides = shapes.normalize_tuple(strides, 2, "strides", where)
-        self.padding = normalize_padding(padding, where)
-        self.data_format = normalize_data_format(data_format, where)
-        self.dilation_rate = shapes.normalize_tuple(dilation_rate, 2, "dilation_rate", where)
+        init_window(self, where, len(self._AXES), kernel_size, strides, padding, data_format, dilation_rate)
 
     # -- the layout (images here; `conv1d_family.OneRow` gives sequences) --------------------
     def _check_rank(self, input_shape: Shape) -> None:
@@ -138,6 +134,15 @@ class ConvFamilyLayer(KernelBiasLayer):
     def _bias_shape(self, rank: int):
         channels = self.bias.shape[0]
         return (1, channels) + (1,) * (rank - 2) if self.data_format == "channels_first" else (channels,)
+
+
+def init_window(layer, where: str, rank: int, kernel_size, strides, padding, data_format, dilation_rate) -> None:
+    """A convolution's window arguments on `rank` axes, checked as Keras checks them ("valid"/"same")."""
+    layer.kernel_size = shapes.normalize_tuple(kernel_size, rank, "kernel_size", where)
+    layer.strides = shapes.normalize_tuple(strides, rank, "strides", where)
+    layer.padding = normalize_padding(padding, where)
+    layer.data_format = normalize_data_format(data_format, where)
+    layer.dilation_rate = shapes.normalize_tuple(dilation_rate, rank, "dilation_rate", where)
 
 
 def weight_options(where: str, role: str, initializer, regularizer, constraint):
