@@ -52,6 +52,32 @@ def ops_format(data_format: str) -> str:
     return "NCHW" if data_format == "channels_first" else "NHWC"
 
 
+def init_window(layer, where: str, rank: int, kernel_size, strides, padding, data_format, dilation_rate) -> None:
+    """A convolution's window arguments on `rank` axes, checked as Keras checks them ("valid"/"same")."""
+    layer.kernel_size = shapes.normalize_tuple(kernel_size, rank, "kernel_size", where)
+    layer.strides = shapes.normalize_tuple(strides, rank, "strides", where)
+    layer.padding = normalize_padding(padding, where)
+    layer.data_format = normalize_data_format(data_format, where)
+    layer.dilation_rate = shapes.normalize_tuple(dilation_rate, rank, "dilation_rate", where)
+
+
+def window_output_sizes(layer, input_shape: Shape, axes, lengths) -> list:
+    """The output length along each of `axes` (None where the input's is unknown) of the layer's kernel window
+    (`kernel_size`, `strides`, `dilation_rate`, `padding`); a window larger than the padded input is refused,
+    naming the layer."""
+    out = []
+    for axis, length, k, s, d in zip(axes, lengths, layer.kernel_size, layer.strides, layer.dilation_rate):
+        size = None if length is None else shapes.conv_output_length(length, k, s, d, layer.padding)
+        if size is not None and size <= 0:
+            raise ValueError(
+                f"{layer._describe()}: input shape {tuple(input_shape)} is too small: the kernel spans "
+                f"{shapes.effective_kernel_size(k, d)} {axis} (kernel_size={layer.kernel_size}, dilation_rate="
+                f"{layer.dilation_rate}) but the '{layer.padding}'-padded input has {length} {axis}, so the output "
+                f"would have {size}")
+        out.append(size)
+    return out
+
+
 class Conv2D(KernelBiasLayer):
     """2-D convolution: `filters` kernels of `kernel_size`, with Keras' arguments and weight layout.
 
@@ -73,11 +99,7 @@ class Conv2D(KernelBiasLayer):
         super().__init__(**kwargs)
         where = self._describe()
         self.filters = check_positive_int(filters, "filters", where)
-        self.kernel_size = shapes.normalize_tuple(kernel_size, 2, "kernel_size", where)
-        self.strides = shapes.normalize_tuple(strides, 2, "strides", where)
-        self.padding = normalize_padding(padding, where)
-        self.data_format = normalize_data_format(data_format, where)
-        self.dilation_rate = shapes.normalize_tuple(dilation_rate, 2, "dilation_rate", where)
+        init_window(self, where, 2, kernel_size, strides, padding, data_format, dilation_rate)
         self.groups = check_positive_int(groups, "groups", where)
         check_grouped_conv(where, self.filters, self.groups, self.strides, self.dilation_rate)
         self._init_kernel_bias(where, activation, use_bias, kernel_initializer, bias_initializer,
@@ -91,20 +113,7 @@ class Conv2D(KernelBiasLayer):
         channels = channel_dim(input_shape, self.data_format)
         check_conv_channels(self, channels, None if self.kernel is None else self.kernel.shape[2] * self.groups,
                             input_shape)
-        out = []
-        for i, (axis, length) in enumerate(zip(("rows", "cols"), spatial_dims(input_shape, self.data_format))):
-            if length is None:
-                out.append(None)
-                continue
-            size = shapes.conv_output_length(length, self.kernel_size[i], self.strides[i],
-                                             self.dilation_rate[i], self.padding)
-            if size <= 0:
-                span = shapes.effective_kernel_size(self.kernel_size[i], self.dilation_rate[i])
-                raise ValueError(
-                    f"{self._describe()}: input shape {input_shape} is too small: the kernel spans {span} "
-                    f"{axis} (kernel_size={self.kernel_size}, dilation_rate={self.dilation_rate}) but the "
-                    f"'{self.padding}'-padded input has {length} {axis}, so the output would have {size}")
-            out.append(size)
+        out = window_output_sizes(self, input_shape, ("rows", "cols"), spatial_dims(input_shape, self.data_format))
         return image_shape(input_shape[0], out[0], out[1], self.filters, self.data_format)
 
     def build(self, input_shape: Shape) -> None:

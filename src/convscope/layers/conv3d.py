@@ -13,7 +13,8 @@ import numpy as np
 from .. import backend, initializers, ops
 from ..ops import shapes
 from .base import Layer, Shape, check_kept_for_backward, check_positive_int
-from .conv_family import check_transpose_arguments, init_window
+from .conv2d import init_window, window_output_sizes
+from .conv_family import check_transpose_arguments
 from .kernel_bias import KernelBiasLayer, Preactivation, check_conv_channels, check_grouped_conv
 from .spec import Window
 
@@ -120,16 +121,7 @@ class Conv3D(_VolumeConv):
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         self._channels(input_shape, None if self.kernel is None else self.kernel.shape[3] * self.groups)
-        out = []
-        for axis, n, k, s, d in zip(AXES, volume_dims(input_shape, self.data_format), self.kernel_size, self.strides,
-                                    self.dilation_rate):
-            size = None if n is None else shapes.conv_output_length(n, k, s, d, self.padding)
-            if size is not None and size <= 0:
-                raise ValueError(f"{self._describe()}: input shape {tuple(input_shape)} is too small: the kernel "
-                                 f"spans {shapes.effective_kernel_size(k, d)} {axis} (kernel_size={self.kernel_size}, "
-                                 f"dilation_rate={self.dilation_rate}) but the '{self.padding}'-padded input has "
-                                 f"{n} {axis}, so the output would have {size}")
-            out.append(size)
+        out = window_output_sizes(self, input_shape, AXES, volume_dims(input_shape, self.data_format))
         return volume_shape(input_shape[0], out, self.filters, self.data_format)
 
     def build(self, input_shape: Shape) -> None:

@@ -8,9 +8,8 @@ from typing import Any, Dict
 
 from .. import backend, initializers
 from ..ops import shapes
-from .base import Shape, check_bool, check_kept_for_backward, normalize_data_format, normalize_padding, \
-    resolve_optional, serialize_optional
-from .conv2d import channel_dim, check_image_rank, image_shape, spatial_dims
+from .base import Shape, check_bool, check_kept_for_backward, resolve_optional, serialize_optional
+from .conv2d import channel_dim, check_image_rank, image_shape, init_window, spatial_dims, window_output_sizes
 from .kernel_bias import KernelBiasLayer, Preactivation, resolve_activation
 from .spec import Window
 
@@ -79,17 +78,7 @@ class ConvFamilyLayer(KernelBiasLayer):
 
     def _conv_output_shape(self, input_shape: Shape, out_channels: int) -> Shape:
         """A Conv2D-like window's output shape; a window larger than the padded input is refused."""
-        out = []
-        for i, (axis, length) in enumerate(zip(self._AXES, self._lengths(input_shape))):
-            size = None if length is None else shapes.conv_output_length(
-                length, self.kernel_size[i], self.strides[i], self.dilation_rate[i], self.padding)
-            if size is not None and size <= 0:
-                span = shapes.effective_kernel_size(self.kernel_size[i], self.dilation_rate[i])
-                raise ValueError(
-                    f"{self._describe()}: input shape {tuple(input_shape)} is too small: the kernel spans {span} "
-                    f"{axis} (kernel_size={self.kernel_size}, dilation_rate={self.dilation_rate}) but the "
-                    f"'{self.padding}'-padded input has {length} {axis}, so the output would have {size}")
-            out.append(size)
+        out = window_output_sizes(self, input_shape, self._AXES, self._lengths(input_shape))
         return self._shaped(input_shape[0], out, out_channels)
 
     # -- one call -----------------------------------------------------------------------
@@ -136,13 +125,6 @@ class ConvFamilyLayer(KernelBiasLayer):
         return (1, channels) + (1,) * (rank - 2) if self.data_format == "channels_first" else (channels,)
 
 
-def init_window(layer, where: str, rank: int, kernel_size, strides, padding, data_format, dilation_rate) -> None:
-    """A convolution's window arguments on `rank` axes, checked as Keras checks them ("valid"/"same")."""
-    layer.kernel_size = shapes.normalize_tuple(kernel_size, rank, "kernel_size", where)
-    layer.strides = shapes.normalize_tuple(strides, rank, "strides", where)
-    layer.padding = normalize_padding(padding, where)
-    layer.data_format = normalize_data_format(data_format, where)
-    layer.dilation_rate = shapes.normalize_tuple(dilation_rate, rank, "dilation_rate", where)
 
 
 def weight_options(where: str, role: str, initializer, regularizer, constraint):
