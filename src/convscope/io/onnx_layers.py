@@ -644,6 +644,29 @@ def _concatenate(b: GraphBuilder, call: Call) -> Value:
     return b.value("Concat", [v.name for v in values], values[0], call.out_shapes[0], hint=call.hint, axis=axis)
 
 
+def _value_range(b: GraphBuilder, x: str, source, target, hint: str) -> str:
+    """Keras' `_transform_value_range`: ((x - low) / (high - low)) * (target's span) + target's low."""
+    if tuple(source) == tuple(target):
+        return x
+    unit = b.op("Div", [b.op("Sub", [x, b.scalar(source[0])], hint), b.scalar(source[1] - source[0])], hint)
+    return b.op("Add", [b.op("Mul", [unit, b.scalar(target[1] - target[0])], hint), b.scalar(target[0])], hint)
+
+
+def _auto_contrast(b: GraphBuilder, call: Call) -> Value:
+    """AutoContrast (`ops.augment_color.auto_contrast`): on the [0, 255] scale each image's lowest value to 0
+    and its highest to 255 over Keras' axes 1 and 2, clipped; NaN (an image of one value) -> the input."""
+    x, hint, value_range = call.x, call.hint, call.layer.value_range
+    scaled = _value_range(b, x.name, value_range, (0, 255), hint)
+    axes = [x.axis(1), x.axis(2)]
+    low, high = (b.reduce(op, scaled, axes, True, hint) for op in ("ReduceMin", "ReduceMax"))
+    scale = b.op("Div", [b.scalar(255.0), b.op("Sub", [high, low], hint)], hint)
+    offset = b.op("Mul", [b.op("Neg", [low], hint), scale], hint)
+    stretched = b.op("Add", [b.op("Mul", [scaled, scale], hint), offset], hint)
+    result = _value_range(b, b.op("Clip", [stretched, b.scalar(0.0), b.scalar(255.0)], hint), (0, 255),
+                          value_range, hint)
+    return b.value("Where", [b.op("IsNaN", [result], hint), x.name, result], x, hint=hint)
+
+
 def _identity(b: GraphBuilder, call: Call) -> Value:
     return call.x
 
@@ -673,9 +696,12 @@ EMITTERS: Dict[str, Callable[[GraphBuilder, Call], Any]] = {
     "CenterCrop": _center_crop,
     "Add": _merge, "Subtract": _merge, "Multiply": _merge, "Average": _merge, "Maximum": _merge,
     "Minimum": _merge, "Concatenate": _concatenate, "CustomScaleLayer": _custom_scale,
+    "AutoContrast": _auto_contrast,
 }
 # The identity at inference: dropouts, noise and random augmentation (Keras' inference behaviour).
 EMITTERS.update({name: _identity for name in (
     "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "StochasticDepth", "Identity",
     "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization", "RandomFlip",
-    "RandomRotation", "RandomTranslation", "RandomZoom", "RandomContrast", "RandomBrightness")})
+    "RandomRotation", "RandomTranslation", "RandomZoom", "RandomContrast", "RandomBrightness", "RandomGrayscale",
+    "RandomInvert", "Solarization", "RandomPosterization", "RandomColorDegeneration", "RandomSharpness",
+    "RandomSaturation", "RandomHue", "RandomColorJitter", "Equalization")})

@@ -13,6 +13,9 @@ from .adaptive_pooling import (AdaptiveAveragePooling1D, AdaptiveAveragePooling2
                                AdaptiveMaxPooling2D)
 from .augmentation import RandomBrightness, RandomContrast, RandomCrop, RandomFlip
 from .augmentation_affine import RandomRotation, RandomTranslation, RandomZoom
+from .augmentation_color import (AutoContrast, Equalization, RandomColorDegeneration, RandomColorJitter,
+                                 RandomGrayscale, RandomHue, RandomInvert, RandomPosterization, RandomSaturation,
+                                 RandomSharpness, Solarization)
 from .base import Layer, Variable
 from .conv1d import Conv1D, Convolution1D
 from .conv1d_family import (Conv1DTranspose, Convolution1DTranspose, DepthwiseConv1D, SeparableConv1D,
@@ -73,7 +76,9 @@ __all__ = [
     "AdaptiveMaxPooling2D", "CustomScaleLayer", "Conv3D", "Convolution3D", "Conv3DTranspose",
     "Convolution3DTranspose", "MaxPooling3D", "MaxPool3D", "AveragePooling3D", "AvgPool3D", "GlobalMaxPooling3D",
     "GlobalMaxPool3D", "GlobalAveragePooling3D", "GlobalAvgPool3D", "UpSampling3D", "ZeroPadding3D", "Cropping3D",
-    "SpatialDropout3D", "Embedding",
+    "SpatialDropout3D", "Embedding", "RandomGrayscale", "RandomInvert", "Solarization", "RandomPosterization",
+    "RandomColorDegeneration", "RandomSharpness", "RandomSaturation", "RandomHue", "RandomColorJitter",
+    "Equalization", "AutoContrast",
 ]
 
 # Class name (as Keras writes it in configs, aliases included) -> class.
@@ -107,7 +112,10 @@ LAYER_CLASSES.update({cls.__name__: cls for cls in (LeakyReLU, ELU, PReLU, Gauss
 LAYER_CLASSES.update({"SeparableConvolution1D": SeparableConv1D, "Convolution1DTranspose": Conv1DTranspose})
 LAYER_CLASSES["Lambda"] = Lambda        # known, so that a file holding one is refused by name (code: `from_config`)
 LAYER_CLASSES.update({cls.__name__: cls for cls in (RandomFlip, RandomRotation, RandomZoom, RandomTranslation,
-                                                     RandomCrop, RandomContrast, RandomBrightness)})
+                                                     RandomCrop, RandomContrast, RandomBrightness, RandomGrayscale,
+                                                     RandomInvert, Solarization, RandomPosterization,
+                                                     RandomColorDegeneration, RandomSharpness, RandomSaturation,
+                                                     RandomHue, RandomColorJitter, Equalization, AutoContrast)})
 LAYER_CLASSES.update({"Convolution2D": Conv2D, "MaxPool2D": MaxPooling2D, "AvgPool2D": AveragePooling2D,
                       "GlobalMaxPool2D": GlobalMaxPooling2D, "GlobalAvgPool2D": GlobalAveragePooling2D})
 LAYER_CLASSES.update({"Convolution1D": Conv1D, "MaxPool1D": MaxPooling1D, "AvgPool1D": AveragePooling1D,
