@@ -12,7 +12,7 @@ from .activity_regularization import ActivityRegularization
 from .adaptive_pooling import (AdaptiveAveragePooling1D, AdaptiveAveragePooling2D, AdaptiveMaxPooling1D,
                                AdaptiveMaxPooling2D)
 from .augmentation import RandomBrightness, RandomContrast, RandomCrop, RandomFlip
-from .augmentation_affine import RandomRotation, RandomTranslation, RandomZoom
+from .augmentation_affine import RandomPerspective, RandomRotation, RandomShear, RandomTranslation, RandomZoom
 from .augmentation_color import (AutoContrast, Equalization, RandomColorDegeneration, RandomColorJitter,
                                  RandomGrayscale, RandomHue, RandomInvert, RandomPosterization, RandomSaturation,
                                  RandomSharpness, Solarization)
@@ -78,7 +78,7 @@ __all__ = [
     "GlobalMaxPool3D", "GlobalAveragePooling3D", "GlobalAvgPool3D", "UpSampling3D", "ZeroPadding3D", "Cropping3D",
     "SpatialDropout3D", "Embedding", "RandomGrayscale", "RandomInvert", "Solarization", "RandomPosterization",
     "RandomColorDegeneration", "RandomSharpness", "RandomSaturation", "RandomHue", "RandomColorJitter",
-    "Equalization", "AutoContrast",
+    "Equalization", "AutoContrast", "RandomShear", "RandomPerspective",
 ]
 
 # Class name (as Keras writes it in configs, aliases included) -> class.
@@ -115,7 +115,8 @@ LAYER_CLASSES.update({cls.__name__: cls for cls in (RandomFlip, RandomRotation, 
                                                      RandomCrop, RandomContrast, RandomBrightness, RandomGrayscale,
                                                      RandomInvert, Solarization, RandomPosterization,
                                                      RandomColorDegeneration, RandomSharpness, RandomSaturation,
-                                                     RandomHue, RandomColorJitter, Equalization, AutoContrast)})
+                                                     RandomHue, RandomColorJitter, Equalization, AutoContrast,
+                                                     RandomShear, RandomPerspective)})
 LAYER_CLASSES.update({"Convolution2D": Conv2D, "MaxPool2D": MaxPooling2D, "AvgPool2D": AveragePooling2D,
                       "GlobalMaxPool2D": GlobalMaxPooling2D, "GlobalAvgPool2D": GlobalAveragePooling2D})
 LAYER_CLASSES.update({"Convolution1D": Conv1D, "MaxPool1D": MaxPooling1D, "AvgPool1D": AveragePooling1D,

@@ -1,4 +1,5 @@
-"""Keras 3's affine augmentation layers: `RandomRotation`, `RandomZoom`, `RandomTranslation`.
+"""Keras 3's affine augmentation layers: `RandomRotation`, `RandomZoom`, `RandomTranslation`, `RandomShear`,
+and the projective `RandomPerspective`.
 
 Each draws one transform per image in training (Keras' matrices, `ops.augment`) and resamples the
 images through it with `interpolation` ("bilinear" or "nearest") and `fill_mode` ("reflect",
@@ -11,8 +12,10 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
+import numpy as np
+
 from ..ops import augment
-from .augmentation import BaseAugmentation, _plain, axis_factor, keras_factor
+from .augmentation import BaseAugmentation, _is_number, _numbers, _plain, axis_factor, keras_factor
 from .base import check_float
 
 
@@ -116,6 +119,85 @@ class RandomTranslation(_AffineAugmentation):
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()
         config.update({"height_factor": self.height_factor, "width_factor": self.width_factor})
+        return config
+
+
+class RandomShear(_AffineAugmentation):
+    """Shears each image: output (x, y) reads the input at (x + sx·y, sy·x + y), sx drawn in `x_factor` and
+    sy in `y_factor` (a number f in [0, 1] gives [-f, f]; a pair [lower, upper]), both turned by one random
+    sign per image (Keras')."""
+
+    def __init__(self, x_factor=0.0, y_factor=0.0, interpolation="bilinear", fill_mode="reflect", fill_value=0.0,
+                 data_format=None, seed=None, **kwargs):
+        super().__init__(fill_mode, interpolation, seed, fill_value, data_format, **kwargs)
+        where = self._describe()
+        self.x_factor = self._factor(x_factor, "x_factor", where)
+        self.y_factor = self._factor(y_factor, "y_factor", where)
+
+    @staticmethod
+    def _factor(factor, arg: str, where: str):
+        """(lower, upper): a number f in [0, 1] gives (-f, f); a pair, sorted, may hold numbers in [-1, 1] (Keras
+        writes (-f, f) in its config, which Keras 3.15.1's own check then refuses: its files would not open)."""
+        expected = "a number in [0, 1] or a list of two numbers in [-1, 1]"
+        pair, values = _numbers(factor, arg, where, expected)
+        if any(not (-1 if pair else 0) <= v <= 1 for v in values):
+            raise ValueError(f"{where}: argument `{arg}` must be {expected}, got {factor!r}")
+        return tuple(sorted(values)) if pair else (-abs(values[0]), abs(values[0]))
+
+    def _transforms(self, n, height, width, rng):
+        sign = np.where(rng.uniform(0, 1, size=n) > 0.5, -1.0, 1.0)
+        shear_y = rng.uniform(self.y_factor[0], self.y_factor[1], size=n)
+        shear_x = rng.uniform(self.x_factor[0], self.x_factor[1], size=n)
+        return augment.shear_transforms(shear_x * sign, shear_y * sign)
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config.update({"x_factor": list(self.x_factor), "y_factor": list(self.y_factor)})
+        return config
+
+
+class RandomPerspective(BaseAugmentation):
+    """With a probability drawn in `factor` (a number f: [0, f]) per image, moves each corner of the image by
+    up to `scale` / 2 of its coordinates and warps the image so (Keras' homography; outside the input:
+    `fill_value`)."""
+
+    def __init__(self, factor=1.0, scale=1.0, interpolation="bilinear", fill_value=0.0, seed=None, data_format=None,
+                 **kwargs):
+        super().__init__(seed=seed, data_format=data_format, **kwargs)
+        where = self._describe()
+        self.factor = keras_factor(factor, (0, 1), where)
+        if not _is_number(scale) or not 0 <= scale <= 1:
+            raise (ValueError if _is_number(scale) else TypeError)(
+                f"{where}: argument `scale` must be a number in [0, 1], got {scale!r}")
+        self.scale = _plain(scale)
+        if interpolation not in augment.INTERPOLATIONS:
+            raise ValueError(f"{where}: argument `interpolation` must be one of {augment.INTERPOLATIONS}, got "
+                             f"{interpolation!r}")
+        self.interpolation = interpolation
+        self.fill_value = check_float(fill_value, "fill_value", where)
+
+    def _augment(self, x, rng):
+        n = x.shape[0]
+        height, width = self._size(x)
+        probability = rng.uniform(self.factor[0], self.factor[1], size=n)
+        apply = rng.uniform(0.0, 1.0, size=n) < probability
+        moves = rng.uniform(-0.5 * self.scale, 0.5 * self.scale, size=(n, 4, 2)).astype(np.float32)
+        corners = np.array([[0.0, 0.0], [width - 1, 0.0], [0.0, height - 1], [width - 1, height - 1]], np.float32)
+        start = np.repeat(corners[None], n, axis=0)
+        transforms = augment.homography_transforms(start, start + start * moves)
+        warped, ctx = augment.affine_transform_forward(x, transforms, self.interpolation, "constant",
+                                                       self.fill_value, self._format())
+        flags = apply.reshape(-1, 1, 1, 1)
+        return np.where(flags, warped, x), (flags, ctx)
+
+    def _backward(self, ctx, grad_output):
+        flags, warp = ctx
+        return np.where(flags, augment.affine_transform_backward(grad_output, warp), grad_output)
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config.update({"factor": list(self.factor), "scale": self.scale, "interpolation": self.interpolation,
+                       "fill_value": self.fill_value, "seed": self.seed})
         return config
 
 

@@ -1,8 +1,9 @@
 """The array math of Keras' augmentation layers, forward and backward, as Keras 3 on torch computes it.
 
 `affine_transform` samples each image at coordinates given by a transform per image, Keras'
-8-vector `[a0, a1, a2, b0, b1, b2, c0, c1]` (c0 = c1 = 0 here: no projective part): output
-pixel (x, y) reads the input at (a0·x + a1·y + a2, b0·x + b1·y + b2), x the column and y the row.
+8-vector `[a0, a1, a2, b0, b1, b2, c0, c1]`: output pixel (x, y) reads the input at
+((a0·x + a1·y + a2) / k, (b0·x + b1·y + b2) / k), k = c0·x + c1·y + 1 (1 without a projective part:
+Keras' `perspective_transform` divides, its `affine_transform` has none), x the column and y the row.
 Per axis, as Keras' `map_coordinates`: "bilinear" takes floor(c) and floor(c) + 1 weighted by
 distance, "nearest" takes round(c) (half to even, as torch.round).  Each index outside the
 image is fixed by the fill mode: "reflect" (d c b a | a b c d | d c b a), "wrap" (index mod
@@ -11,7 +12,8 @@ outside reads `fill_value` instead (so edges blend into the fill value, as in Ke
 
 The output is a linear map of the input (for fixed transforms), so the backward pass scatters
 each output gradient back to the taps it read, times their weights.  The matrices
-(`rotation_transforms`, `zoom_transforms`, `translation_transforms`) follow Keras' layers.
+(`rotation_transforms`, `zoom_transforms`, `translation_transforms`, `shear_transforms`,
+`homography_transforms`) follow Keras' layers.
 `flip`, `crop_resize`, `brightness` and `contrast` are the other layers' maps.
 """
 
@@ -26,6 +28,7 @@ from .resize import resize2d_backward, resize2d_forward
 
 __all__ = ["FILL_MODES", "INTERPOLATIONS", "affine_transform", "affine_transform_forward",
            "affine_transform_backward", "rotation_transforms", "zoom_transforms", "translation_transforms",
+           "shear_transforms", "homography_transforms",
            "flip", "crop_resize_forward", "crop_resize_backward", "brightness_forward", "brightness_backward",
            "contrast_forward", "contrast_backward", "center_crop_window"]
 
@@ -67,6 +70,32 @@ def translation_transforms(dx, dy) -> np.ndarray:
 
 
 # -- the affine transform -----------------------------------------------------------------------
+def shear_transforms(shear_x, shear_y) -> np.ndarray:
+    """(N, 8) transforms reading output (x, y) at (x + sx·y, sy·x + y), as Keras' RandomShear."""
+    sx, sy = (np.asarray(v, np.float64).reshape(-1) for v in (shear_x, shear_y))
+    ones, zeros = np.ones_like(sx), np.zeros_like(sx)
+    return np.stack([ones, sx, zeros, sy, ones, zeros, zeros, zeros], axis=1)
+
+
+def homography_transforms(start_points, end_points) -> np.ndarray:
+    """(N, 8) projective transforms taking each image's four `end_points` (x, y) of the output to its
+    `start_points` in the input, as Keras' `compute_homography_matrix` (its 8x8 system, solved in float32)."""
+    start = np.asarray(start_points, np.float32).reshape(-1, 4, 2)
+    end = np.asarray(end_points, np.float32).reshape(-1, 4, 2)
+    if start.shape != end.shape:
+        raise ValueError(f"homography_transforms: arguments `start_points` and `end_points` must have the same "
+                         f"shape (N, 4, 2), got {np.shape(start_points)} and {np.shape(end_points)}")
+    rows = []
+    for k in range(4):
+        (sx, sy), (ex, ey) = start[:, k].T, end[:, k].T
+        one, zero = np.ones_like(ex), np.zeros_like(ex)
+        rows.append(np.stack([ex, ey, one, zero, zero, zero, -sx * ex, -sx * ey], axis=-1))
+        rows.append(np.stack([zero, zero, zero, ex, ey, one, -sy * ex, -sy * ey], axis=-1))
+    matrix = np.stack(rows, axis=1)
+    target = start.reshape(-1, 8, 1)
+    return np.linalg.solve(matrix, target).reshape(-1, 8).astype(np.float32)
+
+
 def _images(images, op: str) -> np.ndarray:
     """A rank-4 float array (integers become float32, as Keras casts to its compute dtype)."""
     images = check_numeric_array(images, op, "images", ndim=4)
@@ -113,9 +142,6 @@ def _check_transforms(transforms, batch: int, op: str) -> np.ndarray:
     if t.ndim != 2 or t.shape[1] not in (6, 8) or t.shape[0] not in (1, batch):
         raise ValueError(f"{op}: argument `transforms` must have shape (8,), (1, 8) or ({batch}, 8) for "
                          f"{batch} images, got {np.shape(transforms)}")
-    if t.shape[1] == 8 and np.any(t[:, 6:] != 0):
-        raise ValueError(f"{op}: argument `transforms` must have c0 = c1 = 0 (no projective part), "
-                         f"got {t[:, 6:].tolist()}")
     if not np.all(np.isfinite(t)):
         raise ValueError(f"{op}: argument `transforms` must be finite, got {t.tolist()}")
     return np.broadcast_to(t, (batch, t.shape[1]))
@@ -127,6 +153,9 @@ def _coordinates(t: np.ndarray, h: int, w: int):
     rows, cols = np.meshgrid(np.arange(h, dtype=t.dtype), np.arange(w, dtype=t.dtype), indexing="ij")
     row = (rows * t[:, 4, None, None] + cols * t[:, 3, None, None]) + t[:, 5, None, None]
     col = (rows * t[:, 1, None, None] + cols * t[:, 0, None, None]) + t[:, 2, None, None]
+    if t.shape[1] == 8 and np.any(t[:, 6:] != 0):      # projective: Keras' perspective_transform's division
+        k = (cols * t[:, 6, None, None] + rows * t[:, 7, None, None]) + t.dtype.type(1)
+        row, col = row / k, col / k
     return row, col
 
 
