@@ -1,6 +1,7 @@
-"""Keras 3's colour augmentation layers (layers/augmentation_color.py) and their maps (ops/augment_color.py):
-RandomGrayscale, RandomInvert, Solarization, RandomPosterization, RandomColorDegeneration, RandomSharpness,
-RandomSaturation, RandomHue, RandomColorJitter, Equalization, AutoContrast.
+"""Keras 3's augmentation layers that map pixel values (layers/augmentation_color.py) and their maps
+(ops/augment_color.py): RandomGrayscale, RandomInvert, Solarization, RandomPosterization,
+RandomColorDegeneration, RandomSharpness, RandomSaturation, RandomHue, RandomColorJitter, RandomGaussianBlur,
+RandomErasing, Equalization, AutoContrast.
 
 Oracles: Keras 3.15.1 on torch — its layers' `transform_images` given the parameters Keras itself drew
 (outputs, and torch autograd through them for the gradients), its layers called with a fixed factor, the
@@ -78,6 +79,14 @@ MAPS = [
     ("RandomHue", dict(factor=0.8), lambda x, p, a: ac.adjust_hue(x, p[0], (0, 255), a), [_p("factor")]),
     ("RandomHue", dict(factor=(0.3, 0.9), value_range=(0, 1)), lambda x, p, a: ac.adjust_hue(x, p[0], (0, 1), a),
      [_p("factor")]),
+    ("RandomGaussianBlur", dict(factor=0.7, kernel_size=5, sigma=(0.3, 1.0)),
+     lambda x, p, a: ac.gaussian_blur(x, p[0], 5, p[1], (0, 255), a), [_p("should_apply_blur"), _p("blur_factor")]),
+    ("RandomGaussianBlur", dict(sigma=0.6, value_range=(0.2, 0.9)),
+     lambda x, p, a: ac.gaussian_blur(x, p[0], 3, p[1], (0.2, 0.9), a), [_p("should_apply_blur"), _p("blur_factor")]),
+    ("RandomErasing", dict(factor=0.8, scale=(0.1, 0.5)), lambda x, p, a: ac.erase(x, p[0], p[1], p[2]),
+     [_p("batch_masks"), _p("apply_erasing"), _p("fill_value")]),
+    ("RandomErasing", dict(scale=0.6, fill_value=0.5, value_range=(0, 1)), lambda x, p, a: ac.erase(x, *p),
+     [_p("batch_masks"), _p("apply_erasing"), _p("fill_value")]),
     ("AutoContrast", dict(), lambda x, p, a: ac.auto_contrast(x, (0, 255)), []),
     ("AutoContrast", dict(value_range=(0, 1)), lambda x, p, a: ac.auto_contrast(x, (0, 1)), []),
     ("Equalization", dict(), lambda x, p, a: ac.equalize(x, (0, 255), 256, a), []),
@@ -151,6 +160,8 @@ FIXED = [
     ("RandomSaturation", dict(factor=(0.6, 0.6))),
     ("RandomSaturation", dict(factor=(0.4, 0.4), data_format="channels_first")),
     ("RandomColorJitter", dict(brightness_factor=(0.1, 0.1), saturation_factor=(0.7, 0.7))),
+    ("RandomGaussianBlur", dict(factor=(1.0, 1.0), kernel_size=5, sigma=(0.7, 0.7))),
+    ("RandomGaussianBlur", dict(factor=(1.0, 1.0), sigma=(0.4, 0.4), data_format="channels_first")),
     ("Equalization", dict(bins=32)),
     ("AutoContrast", dict()),
 ]
@@ -210,6 +221,23 @@ def test_posterization_bits_and_hue_turns_are_drawn_as_keras_draws_them(keras):
         assert np.all((np.abs(turn) > 0.1 - 1e-3) & (np.abs(turn) < 0.3 + 1e-3))
         assert 0.4 < np.mean(turn > 0) < 0.6
     assert abs(np.mean(np.abs(hues[0])) - np.mean(np.abs(hues[1]))) < 0.01
+
+
+def test_erased_boxes_and_blurred_images_are_drawn_as_keras_draws_them(keras):
+    """The share of each image a box covers (its sides sqrt(scale) of the image's) and the share of images
+    erased or blurred, from both layers."""
+    x = _images((500, 10, 12, 3), seed=15)
+    covered = []
+    for y in _both(keras, "RandomErasing", x, factor=(1.0, 1.0), scale=(0.1, 0.4), fill_value=-1.0,
+                   value_range=(-1, 255)):
+        share = np.mean(y == -1.0, axis=(1, 2, 3))
+        assert np.all(share > 0) and np.all(share < 0.6)      # whole pixels of a box of 0.1 to 0.4 of it
+        covered.append(share)
+    assert abs(covered[0].mean() - covered[1].mean()) < 0.1 * covered[1].mean(), [c.mean() for c in covered]
+    assert abs(covered[0].std() - covered[1].std()) < 0.25 * covered[1].std()
+    changed = [np.mean(np.any(y != x, axis=(1, 2, 3))) for y in _both(keras, "RandomGaussianBlur", x,
+                                                                       factor=(0.2, 0.6))]
+    assert abs(changed[0] - 0.4) < 0.07 and abs(changed[1] - 0.4) < 0.07, changed
 
 
 def test_saturation_and_sharpness_factors_spread_as_keras(keras):
@@ -300,6 +328,12 @@ CONFIGS = [
     ("Equalization", dict()),
     ("Equalization", dict(value_range=(1, 0), bins=64, data_format="channels_first")),
     ("AutoContrast", dict(value_range=(255, 0))),
+    ("RandomGaussianBlur", dict()),
+    ("RandomGaussianBlur", dict(factor=(0.7, 0.2), kernel_size=(5, 5), sigma=(0.9, 0.1), value_range=(1, 0),
+                                data_format="channels_first", seed=3)),
+    ("RandomErasing", dict()),
+    ("RandomErasing", dict(factor=0.4, scale=0.3, fill_value=[1, 2, 3], value_range=(0, 1), seed=4)),
+    ("RandomErasing", dict(scale=(0.5, 0.1), fill_value=2.5)),
 ]
 
 
@@ -319,7 +353,8 @@ def _keras_model(keras):
     return keras.Sequential([k.Input((8, 8, 3)), k.RandomGrayscale(0.2), k.RandomInvert(0.1), k.Solarization(0.1),
                              k.RandomPosterization(6), k.RandomColorDegeneration(0.2), k.RandomSharpness(0.2),
                              k.RandomSaturation(0.2), k.RandomHue(0.1),
-                             k.RandomColorJitter(brightness_factor=0.1, hue_factor=0.1), k.AutoContrast(),
+                             k.RandomColorJitter(brightness_factor=0.1, hue_factor=0.1), k.RandomGaussianBlur(),
+                             k.RandomErasing(), k.AutoContrast(),
                              k.Conv2D(2, 3), k.Flatten(), k.Dense(3)])      # no Equalization: Keras 3.15.1's
     # output spec of it is its input tensor, which Keras then reports as "part of a cycle" in any model
 
@@ -330,8 +365,9 @@ def test_a_keras_file_with_the_colour_layers_loads_predicts_and_saves_back(keras
     x = _images((2, 8, 8, 3), seed=12)
     expected = _np(keras, kmodel.predict(x, verbose=0))
     model = cs.models.load_model(tmp_path / "k.keras", compile=False)
-    assert [type(layer).__name__ for layer in model.layers[:10]] == NAMES[:9] + ["AutoContrast"]
-    for ours, theirs in zip(model.layers[:10], kmodel.layers):
+    assert [type(layer).__name__ for layer in model.layers[:12]] == NAMES[:9] + ["RandomGaussianBlur",
+                                                                                "RandomErasing", "AutoContrast"]
+    for ours, theirs in zip(model.layers[:12], kmodel.layers):
         assert _comparable(ours.get_config()) == _comparable(theirs.get_config())
     np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-4)
     model.save(tmp_path / "ours.keras")
@@ -398,6 +434,14 @@ def test_auto_contrast_exports_to_onnx(tmp_path, data_format):
     (lambda: L.AutoContrast(value_range=[0]), ValueError, r"AutoContrast.*`value_range`"),
     (lambda: L.RandomColorJitter(hue_factor=2), ValueError, r"RandomHue.*`factor`.*\[0, 1\], got 2"),
     (lambda: L.RandomHue(0.1, data_format="NHWC"), ValueError, r"RandomHue.*data_format"),
+    (lambda: L.RandomGaussianBlur(kernel_size=4), ValueError, r"RandomGaussianBlur.*`kernel_size` must be an odd "
+                                                              r"positive int or a pair of two equal ones.*got 4"),
+    (lambda: L.RandomGaussianBlur(kernel_size=(3, 5)), ValueError, r"RandomGaussianBlur.*`kernel_size`.*\(3, 5\)"),
+    (lambda: L.RandomGaussianBlur(sigma=1.5), ValueError, r"RandomGaussianBlur.*`sigma`.*\[0, 1\], got 1.5"),
+    (lambda: L.RandomErasing(scale=2), ValueError, r"RandomErasing.*`scale`.*\[0, 1\], got 2"),
+    (lambda: L.RandomErasing(fill_value=[1, 2]), ValueError, r"RandomErasing.*`fill_value` must be None, a number "
+                                                             r"or a list of three numbers, got \[1, 2\]"),
+    (lambda: L.RandomErasing(fill_value="red"), TypeError, r"RandomErasing.*`fill_value`.*'red'"),
 ])
 def test_arguments_are_checked_with_clear_messages(make, error, message):
     with pytest.raises(error, match=message):

@@ -704,4 +704,5 @@ EMITTERS.update({name: _identity for name in (
     "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization", "RandomFlip",
     "RandomRotation", "RandomTranslation", "RandomZoom", "RandomContrast", "RandomBrightness", "RandomGrayscale",
     "RandomInvert", "Solarization", "RandomPosterization", "RandomColorDegeneration", "RandomSharpness",
-    "RandomSaturation", "RandomHue", "RandomColorJitter", "Equalization", "RandomShear", "RandomPerspective")})
+    "RandomSaturation", "RandomHue", "RandomColorJitter", "Equalization", "RandomShear", "RandomPerspective",
+    "RandomGaussianBlur", "RandomErasing")})

@@ -14,8 +14,8 @@ from .adaptive_pooling import (AdaptiveAveragePooling1D, AdaptiveAveragePooling2
 from .augmentation import RandomBrightness, RandomContrast, RandomCrop, RandomFlip
 from .augmentation_affine import RandomPerspective, RandomRotation, RandomShear, RandomTranslation, RandomZoom
 from .augmentation_color import (AutoContrast, Equalization, RandomColorDegeneration, RandomColorJitter,
-                                 RandomGrayscale, RandomHue, RandomInvert, RandomPosterization, RandomSaturation,
-                                 RandomSharpness, Solarization)
+                                 RandomErasing, RandomGaussianBlur, RandomGrayscale, RandomHue, RandomInvert,
+                                 RandomPosterization, RandomSaturation, RandomSharpness, Solarization)
 from .base import Layer, Variable
 from .conv1d import Conv1D, Convolution1D
 from .conv1d_family import (Conv1DTranspose, Convolution1DTranspose, DepthwiseConv1D, SeparableConv1D,
@@ -78,7 +78,7 @@ __all__ = [
     "GlobalMaxPool3D", "GlobalAveragePooling3D", "GlobalAvgPool3D", "UpSampling3D", "ZeroPadding3D", "Cropping3D",
     "SpatialDropout3D", "Embedding", "RandomGrayscale", "RandomInvert", "Solarization", "RandomPosterization",
     "RandomColorDegeneration", "RandomSharpness", "RandomSaturation", "RandomHue", "RandomColorJitter",
-    "Equalization", "AutoContrast", "RandomShear", "RandomPerspective",
+    "Equalization", "AutoContrast", "RandomShear", "RandomPerspective", "RandomGaussianBlur", "RandomErasing",
 ]
 
 # Class name (as Keras writes it in configs, aliases included) -> class.
@@ -116,7 +116,8 @@ LAYER_CLASSES.update({cls.__name__: cls for cls in (RandomFlip, RandomRotation, 
                                                      RandomInvert, Solarization, RandomPosterization,
                                                      RandomColorDegeneration, RandomSharpness, RandomSaturation,
                                                      RandomHue, RandomColorJitter, Equalization, AutoContrast,
-                                                     RandomShear, RandomPerspective)})
+                                                     RandomShear, RandomPerspective, RandomGaussianBlur,
+                                                     RandomErasing)})
 LAYER_CLASSES.update({"Convolution2D": Conv2D, "MaxPool2D": MaxPooling2D, "AvgPool2D": AveragePooling2D,
                       "GlobalMaxPool2D": GlobalMaxPooling2D, "GlobalAvgPool2D": GlobalAveragePooling2D})
 LAYER_CLASSES.update({"Convolution1D": Conv1D, "MaxPool1D": MaxPooling1D, "AvgPool1D": AveragePooling1D,

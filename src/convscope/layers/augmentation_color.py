@@ -1,6 +1,7 @@
-"""Keras 3's colour augmentation layers: RandomGrayscale, RandomInvert, Solarization, RandomPosterization,
-RandomColorDegeneration, RandomSharpness, RandomSaturation, RandomHue, RandomColorJitter, Equalization
-(random, in training only) and AutoContrast (in training and at inference, as Keras).
+"""Keras 3's augmentation layers that map pixel values: RandomGrayscale, RandomInvert, Solarization,
+RandomPosterization, RandomColorDegeneration, RandomSharpness, RandomSaturation, RandomHue, RandomColorJitter,
+RandomGaussianBlur, RandomErasing, Equalization (random, in training only) and AutoContrast (in training and at
+inference, as Keras).
 
 Each layer draws its parameters per image as Keras' `get_random_transformation` does (the same
 distributions, from convscope's generator: other numbers than torch's for the same seed) and maps the
@@ -240,6 +241,109 @@ class RandomHue(_RangedColorAugmentation):
 
     def _map(self, x, factors):
         return augment_color.adjust_hue(x, factors, self.value_range, self._axis())
+
+
+class RandomGaussianBlur(_ColorAugmentation):
+    """Blurs each image with a probability drawn in `factor` (a number f: [0, f]) by a `kernel_size` Gaussian of
+    one (sigma_x, sigma_y) pair per batch drawn in `sigma` (Keras' bounds [0, 1], plus 1e-6), zero padding,
+    then clips every image to `value_range` (kept as given)."""
+
+    def __init__(self, factor=1.0, kernel_size=3, sigma=1.0, value_range=(0, 255), data_format=None, seed=None,
+                 **kwargs):
+        super().__init__(seed=seed, data_format=data_format, **kwargs)
+        where = self._describe()
+        self.factor = keras_factor(factor, (0, 1), where)
+        self.kernel_size = self._kernel_size(kernel_size, where)
+        self.sigma = keras_factor(sigma, (0, 1), where, arg="sigma")
+        self.value_range = _value_range(value_range, where, sort=False)
+
+    @staticmethod
+    def _kernel_size(kernel_size, where: str):
+        """(k, k) of an odd positive int (a pair of two equal ones: Keras' blur runs square kernels only)."""
+        pair, values = _numbers(kernel_size, "kernel_size", where, "an odd positive int or a pair of two equal ones")
+        if any(v != int(v) or v < 1 or int(v) % 2 == 0 for v in values) or values[0] != values[-1]:
+            raise ValueError(f"{where}: argument `kernel_size` must be an odd positive int or a pair of two equal "
+                             f"ones (Keras 3.15.1's blur fails on other pairs), got {kernel_size!r}")
+        return int(values[0]), int(values[-1])
+
+    def _draw(self, x, rng):
+        probability = self._uniform(rng, self.factor[0], self.factor[1], x.shape[0])
+        apply = self._uniform(rng, 0.0, 1.0, x.shape[0]) < probability
+        return apply, self._uniform(rng, self.sigma[0], self.sigma[1], 2) + np.float32(1e-6)
+
+    def _map(self, x, params):
+        return augment_color.gaussian_blur(x, params[0], self.kernel_size[0], params[1], self.value_range,
+                                           self._axis())
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config.update({"factor": list(self.factor), "kernel_size": list(self.kernel_size), "sigma": list(self.sigma),
+                       "value_range": list(self.value_range), "seed": self.seed})
+        return config
+
+
+class RandomErasing(_ColorAugmentation):
+    """With a probability drawn in `factor` per image, fills a box of each image: its sides sqrt(s) of the
+    image's, s drawn per side in `scale`, at a uniform place; the fill is `fill_value` (a number, or one per
+    channel) or, None, normal noise times `value_range[1]`, clipped to `value_range` (kept as given)."""
+
+    def __init__(self, factor=1.0, scale=(0.02, 0.33), fill_value=None, value_range=(0, 255), seed=None,
+                 data_format=None, **kwargs):
+        super().__init__(seed=seed, data_format=data_format, **kwargs)
+        where = self._describe()
+        self.factor = keras_factor(factor, (0, 1), where)
+        self.scale = keras_factor(scale, (0, 1), where, arg="scale")
+        self.fill_value = self._fill(fill_value, where)
+        self.value_range = _value_range(value_range, where, sort=False)
+
+    @staticmethod
+    def _fill(fill_value, where: str):
+        if fill_value is None:
+            return None
+        if isinstance(fill_value, (tuple, list)) and len(fill_value) == 3 and all(map(_is_number, fill_value)):
+            return [_plain(v) for v in fill_value]
+        if _is_number(fill_value):
+            return _plain(fill_value)
+        raise (ValueError if isinstance(fill_value, (tuple, list)) else TypeError)(
+            f"{where}: argument `fill_value` must be None, a number or a list of three numbers, got {fill_value!r}")
+
+    def _bounds(self, rng, count, length, ratio):
+        crop = (ratio * np.float32(length)).astype(np.float32)
+        start = self._uniform(rng, 0, 1, count) * (np.float32(length) - crop)
+        return start, start + crop
+
+    def _draw(self, x, rng):
+        count, (height, width) = x.shape[0], self._size(x)
+        weight = np.sqrt(rng.uniform(self.scale[0], self.scale[1], size=(count, 2)).astype(np.float32))
+        x0, x1 = self._bounds(rng, count, width, weight[:, 0])
+        y0, y1 = self._bounds(rng, count, height, weight[:, 1])
+        rows, cols = np.meshgrid(np.arange(height, dtype=np.float32), np.arange(width, dtype=np.float32),
+                                 indexing="ij")
+        x0, x1, y0, y1 = (v[:, None, None] for v in (x0, x1, y0, y1))       # per image, over rows and columns
+        masks = (cols >= x0) & (cols < x1) & (rows >= y0) & (rows < y1)
+        masks = np.expand_dims(masks, self._axis())
+        probability = self._uniform(rng, self.factor[0], self.factor[1], count)
+        apply = self._uniform(rng, 0.0, 1.0, count) < probability
+        return np.broadcast_to(masks, x.shape), apply, self._fill_values(x, rng)
+
+    def _fill_values(self, x, rng):
+        if self.fill_value is None:
+            fill = rng.standard_normal(x.shape).astype(np.float32) * np.float32(self.value_range[1])
+        else:
+            values = np.asarray(self.fill_value, np.float32)
+            shape = [1] * x.ndim
+            shape[self._axis()] = values.size
+            fill = np.broadcast_to(values.reshape(shape), x.shape)
+        return np.clip(fill, np.float32(self.value_range[0]), np.float32(self.value_range[1]))
+
+    def _map(self, x, params):
+        return augment_color.erase(x, *params)
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config.update({"factor": list(self.factor), "scale": list(self.scale), "fill_value": self.fill_value,
+                       "value_range": list(self.value_range), "seed": self.seed})
+        return config
 
 
 class Equalization(_ColorAugmentation):

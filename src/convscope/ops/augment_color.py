@@ -1,6 +1,7 @@
-"""The colour maps of Keras 3's augmentation layers (RandomGrayscale, RandomInvert, Solarization,
+"""The pixel maps of Keras 3's augmentation layers (RandomGrayscale, RandomInvert, Solarization,
 RandomPosterization, RandomColorDegeneration, RandomSharpness, RandomSaturation, RandomHue, AutoContrast,
-Equalization), written with the Keras ops of `convscope.ops` in the order Keras' code applies them.
+Equalization, RandomGaussianBlur, RandomErasing), written with the Keras ops of `convscope.ops` in the
+order Keras' code applies them.
 
 Each map takes a batch of images (NHWC or NCHW: `channel_axis` -1 or -3) and the parameters a layer drew
 for it (one per image).  On plain arrays it returns an array.  Given a value a `Tape` watches, it records
@@ -19,7 +20,7 @@ from .tape import Traced
 
 __all__ = ["GRAY_WEIGHTS", "SHARPEN_KERNEL", "to_value_range", "grayscale", "select_grayscale", "invert",
            "solarize", "posterize", "degenerate", "sharpen", "rgb_to_hsv", "hsv_to_rgb", "adjust_saturation",
-           "adjust_hue", "auto_contrast", "equalize", "channel_axis"]
+           "adjust_hue", "auto_contrast", "equalize", "channel_axis", "gaussian_kernel", "gaussian_blur", "erase"]
 
 GRAY_WEIGHTS = (0.2989, 0.587, 0.114)       # Keras' rgb_to_grayscale (ITU-R 601 luma, rounded)
 SHARPEN_KERNEL = (1.0 / 13.0, 5.0 / 13.0)   # RandomSharpness' 3x3 smoothing: (each neighbour, the centre)
@@ -120,18 +121,58 @@ def degenerate(x, factors, value_range, axis: int):
     return K.clip(blended, np.float32(value_range[0]), np.float32(value_range[1]))
 
 
-def _smoothed(x):
-    """RandomSharpness' 3x3 smoothing of NHWC images (`SHARPEN_KERNEL`, zero padding, 'same' size): the nine
-    taps summed in the kernel's row-major order."""
-    edge, centre = (np.float32(v) for v in SHARPEN_KERNEL)
+def _filtered(x, kernel: np.ndarray):
+    """NHWC images filtered channel by channel by an odd square float32 `kernel` (a cross-correlation, zero
+    padding, 'same' size): the taps summed in the kernel's row-major order."""
+    size = kernel.shape[0]
     height, width = _value(x).shape[1:3]
-    padded = K.pad(x, [(0, 0), (1, 1), (1, 1), (0, 0)])
+    pad = size // 2
+    padded = K.pad(x, [(0, 0), (pad, pad), (pad, pad), (0, 0)])
     total = None
-    for i in range(3):
-        for j in range(3):
-            tap = K.multiply(centre if (i, j) == (1, 1) else edge, padded[:, i:i + height, j:j + width, :])
+    for i in range(size):
+        for j in range(size):
+            tap = K.multiply(kernel[i, j], padded[:, i:i + height, j:j + width, :])
             total = tap if total is None else K.add(total, tap)
     return total
+
+
+def _smoothed(x):
+    """RandomSharpness' 3x3 smoothing of NHWC images (`SHARPEN_KERNEL`)."""
+    edge, centre = (np.float32(v) for v in SHARPEN_KERNEL)
+    kernel = np.full((3, 3), edge, np.float32)
+    kernel[1, 1] = centre
+    return _filtered(x, kernel)
+
+
+def gaussian_kernel(size: int, sigma) -> np.ndarray:
+    """Keras' (torch backend's) `gaussian_blur` kernel: outer(k(sigma[1]), k(sigma[0])) of the float32 1-D
+    kernels exp(-(x / s)^2 / 2) / sum, x = -(size - 1) / 2 .. (size - 1) / 2."""
+    sigma = np.asarray(sigma, np.float32).reshape(2)
+    x = np.arange(size, dtype=np.float32) - np.float32((size - 1) / 2)
+
+    def one(s):
+        k = np.exp(np.float32(-0.5) * (x / s) ** 2)
+        return k / np.sum(k, dtype=np.float32)
+    return np.outer(one(sigma[1]), one(sigma[0])).astype(np.float32)
+
+
+def gaussian_blur(x, apply, kernel_size: int, sigma, value_range, axis: int):
+    """RandomGaussianBlur: the images where `apply` holds blurred by `gaussian_kernel(kernel_size, sigma)` (one
+    sigma pair for the batch), then every image clipped to `value_range`."""
+    _check_images(x, "gaussian_blur")
+    flags = np.asarray(apply, dtype=bool).reshape(-1, 1, 1, 1)
+    kernel = gaussian_kernel(kernel_size, sigma)
+    nhwc = x if axis == -1 else K.transpose(x, (0, 2, 3, 1))
+    blurred = _filtered(nhwc, kernel)
+    blurred = blurred if axis == -1 else K.transpose(blurred, (0, 3, 1, 2))
+    return K.clip(K.where(flags, blurred, x), np.float32(value_range[0]), np.float32(value_range[1]))
+
+
+def erase(x, masks, apply, fill):
+    """RandomErasing: the pixels where `masks` (the images' shape) holds, in the images where `apply` holds,
+    replaced by `fill` (the images' shape; no gradient to it)."""
+    flags = np.asarray(apply, dtype=bool).reshape(-1, 1, 1, 1)
+    return K.where(np.asarray(masks, dtype=bool) & flags, np.asarray(fill, dtype=np.float32), x)
 
 
 def sharpen(x, factors, value_range, axis: int):
