@@ -282,6 +282,22 @@ class RandomGaussianBlur(_ColorAugmentation):
         return config
 
 
+def box_masks(layer, x, rng, width_ratios, height_ratios):
+    """Keras' boxes of RandomErasing and CutMix: per image, sides `ratio` of the image's at a uniform place
+    (each axis' start drawn in turn, width first); (masks of x's shape, the boxes' float32 area shares)."""
+    count, (height, width) = x.shape[0], layer._size(x)
+
+    def bounds(length, ratio):
+        crop = (np.asarray(ratio, np.float32) * np.float32(length)).astype(np.float32)
+        start = rng.uniform(0, 1, size=count).astype(np.float32) * (np.float32(length) - crop)
+        return start[:, None, None], (start + crop)[:, None, None]
+    (x0, x1), (y0, y1) = bounds(width, width_ratios), bounds(height, height_ratios)
+    rows, cols = np.meshgrid(np.arange(height, dtype=np.float32), np.arange(width, dtype=np.float32), indexing="ij")
+    masks = np.expand_dims((cols >= x0) & (cols < x1) & (rows >= y0) & (rows < y1), layer._axis())
+    shares = ((x1 - x0) * (y1 - y0)).reshape(-1) / np.float32(width * height)
+    return np.broadcast_to(masks, x.shape), shares.astype(np.float32)
+
+
 class RandomErasing(_ColorAugmentation):
     """With a probability drawn in `factor` per image, fills a box of each image: its sides sqrt(s) of the
     image's, s drawn per side in `scale`, at a uniform place; the fill is `fill_value` (a number, or one per
@@ -307,24 +323,12 @@ class RandomErasing(_ColorAugmentation):
         raise (ValueError if isinstance(fill_value, (tuple, list)) else TypeError)(
             f"{where}: argument `fill_value` must be None, a number or a list of three numbers, got {fill_value!r}")
 
-    def _bounds(self, rng, count, length, ratio):
-        crop = (ratio * np.float32(length)).astype(np.float32)
-        start = self._uniform(rng, 0, 1, count) * (np.float32(length) - crop)
-        return start, start + crop
-
     def _draw(self, x, rng):
-        count, (height, width) = x.shape[0], self._size(x)
-        weight = np.sqrt(rng.uniform(self.scale[0], self.scale[1], size=(count, 2)).astype(np.float32))
-        x0, x1 = self._bounds(rng, count, width, weight[:, 0])
-        y0, y1 = self._bounds(rng, count, height, weight[:, 1])
-        rows, cols = np.meshgrid(np.arange(height, dtype=np.float32), np.arange(width, dtype=np.float32),
-                                 indexing="ij")
-        x0, x1, y0, y1 = (v[:, None, None] for v in (x0, x1, y0, y1))       # per image, over rows and columns
-        masks = (cols >= x0) & (cols < x1) & (rows >= y0) & (rows < y1)
-        masks = np.expand_dims(masks, self._axis())
-        probability = self._uniform(rng, self.factor[0], self.factor[1], count)
-        apply = self._uniform(rng, 0.0, 1.0, count) < probability
-        return np.broadcast_to(masks, x.shape), apply, self._fill_values(x, rng)
+        weight = np.sqrt(rng.uniform(self.scale[0], self.scale[1], size=(x.shape[0], 2)).astype(np.float32))
+        masks, _ = box_masks(self, x, rng, weight[:, 0], weight[:, 1])
+        probability = self._uniform(rng, self.factor[0], self.factor[1], x.shape[0])
+        apply = self._uniform(rng, 0.0, 1.0, x.shape[0]) < probability
+        return masks, apply, self._fill_values(x, rng)
 
     def _fill_values(self, x, rng):
         if self.fill_value is None:
