@@ -69,6 +69,10 @@ MAPS = [
      [_p("shift_factor")]),
     ("RandomPosterization", dict(factor=3, value_range=(0, 1)), lambda x, p, a: ac.posterize(x, p[0], (0, 1)),
      [_p("shift_factor")]),
+    ("RandomPosterization", dict(factor=(0, 3)), lambda x, p, a: ac.posterize(x, p[0], (0, 255)),
+     [_p("shift_factor")]),         # 0 bits: 8 - 0, every bit cleared
+    ("RandomPosterization", dict(factor=(5, 10)), lambda x, p, a: ac.posterize(x, p[0], (0, 255)),
+     [_p("shift_factor")]),         # 9 bits: Keras' bytes wrap 8 - 9 to 255
     ("RandomColorDegeneration", dict(factor=0.8), lambda x, p, a: ac.degenerate(x, p[0], (0, 255), a),
      [_p("factor")]),
     ("RandomSharpness", dict(factor=0.9), lambda x, p, a: ac.sharpen(x, p[0], (0, 255), a), [_p("factor")]),
@@ -127,6 +131,39 @@ def test_each_map_gives_keras_outputs_and_torch_gradients(keras, name, kwargs, r
         assert grad is None
 
 
+def test_auto_contrast_on_saturated_patches_and_nan_follows_torch(keras):
+    """Tied maxima (a saturated patch): torch's 255 / t is 1 / t * 255, which decides whether the stretched
+    maximum clips, and so its gradient; a NaN keeps its whole slice, its gradient NaN as torch's."""
+    rng = np.random.default_rng(21)
+    x = (rng.random((20, 6, 6, 3)) * 0.9).astype("float32")
+    x[:, 2:4, 2:4, :] = 1.0
+    x[3, 0, 0, 1] = np.nan
+    upstream = rng.standard_normal(x.shape).astype("float32")
+    layer = keras.layers.AutoContrast(value_range=(0, 1))
+    x_t = torch.tensor(x, requires_grad=True)
+    y_t = layer.transform_images(x_t, None)
+    y_t.backward(torch.tensor(upstream))
+    ours, grad = _taped(lambda v: ac.auto_contrast(v, (0, 1)), x, upstream)
+    np.testing.assert_array_equal(ours, _np(keras, y_t.detach()))
+    theirs = x_t.grad.numpy()
+    np.testing.assert_array_equal(np.isnan(grad), np.isnan(theirs))
+    assert_matches(np.nan_to_num(grad), np.nan_to_num(theirs), "float32")     # the clipped ones: exactly 0
+
+
+def test_maximum_and_minimum_pass_gradients_as_torch_for_ties_and_nan():
+    a = np.array([1.0, 2.0, np.nan, 3.0, np.nan], np.float32)
+    b = np.array([1.0, 1.0, 0.5, np.nan, np.nan], np.float32)
+    g = np.array([1.0, 2.0, 3.0, 4.0, 5.0], np.float32)
+    for ours_fn, torch_fn in [(cs.ops.maximum, torch.maximum), (cs.ops.minimum, torch.minimum)]:
+        with Tape() as tape:
+            ta, tb = tape.watch(a), tape.watch(b)
+            ga, gb = tape.gradient(ours_fn(ta, tb), [ta, tb], output_gradient=g)
+        xa, xb = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
+        torch_fn(xa, xb).backward(torch.tensor(g))
+        np.testing.assert_array_equal(ga, xa.grad.numpy())
+        np.testing.assert_array_equal(gb, xb.grad.numpy())
+
+
 def test_grayscale_of_one_channel_is_the_channel_and_the_colour_maps_need_three(keras):
     x = _images((2, 4, 5, 1), seed=3)
     np.testing.assert_array_equal(ac.grayscale(x, -1), _np(keras, keras.ops.image.rgb_to_grayscale(x)))
@@ -140,8 +177,8 @@ def test_grayscale_of_one_channel_is_the_channel_and_the_colour_maps_need_three(
         ac.rgb_to_hsv(x, -1)
     with pytest.raises(ValueError, match=r"grayscale: the images must have 1 or 3 channels"):
         ac.grayscale(_images((1, 2, 2, 4)), -1)
-    with pytest.raises(ValueError, match=r"posterize: argument `shifts` must hold one shift of 0 to 7 per image"):
-        ac.posterize(x, [8, 1], (0, 255))
+    with pytest.raises(ValueError, match=r"posterize: argument `shifts` must hold one shift of 0 to 255 per image"):
+        ac.posterize(x, [256, 1], (0, 255))
     with pytest.raises(ValueError, match=r"sharpen: argument `factors` must hold one value per image \(2\), got 3"):
         ac.sharpen(x, [0.1, 0.2, 0.3], (0, 255), -1)
 
@@ -404,13 +441,15 @@ def test_auto_contrast_exports_to_onnx(tmp_path, data_format):
                                   L.Equalization(data_format=data_format)])
     x = _images((3,) + shape, seed=14, scale=3.0) - 1
     x[1] = 0.5
+    x[2, 1, 1, 1] = np.nan          # ONNX Runtime's ReduceMin/Max skip a NaN; Keras keeps its slice
     path = tmp_path / "m.onnx"
     model.export(str(path), format="onnx")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run(None, {session.get_inputs()[0].name: x})[0]
     expected = model.predict(x, verbose=0)
     np.testing.assert_array_equal(expected[1], x[1])
-    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    assert np.isnan(expected[2]).sum() == 1
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)     # NaN where NaN
 
 
 # -- errors -----------------------------------------------------------------------------------------------
@@ -432,7 +471,12 @@ def test_auto_contrast_exports_to_onnx(tmp_path, data_format):
     (lambda: L.RandomHue(1.5), ValueError, r"RandomHue.*`factor`.*\[0, 1\], got 1.5"),
     (lambda: L.Equalization(bins=0), ValueError, r"Equalization.*`bins` must be a positive int, got 0"),
     (lambda: L.AutoContrast(value_range=[0]), ValueError, r"AutoContrast.*`value_range`"),
-    (lambda: L.RandomColorJitter(hue_factor=2), ValueError, r"RandomHue.*`factor`.*\[0, 1\], got 2"),
+    (lambda: L.RandomColorJitter(hue_factor=2), ValueError, r"RandomColorJitter.*argument `hue_factor` is "
+                                                            r"RandomHue's `factor`.*\[0, 1\], got 2"),
+    (lambda: L.RandomColorJitter(contrast_factor="a"), TypeError, r"RandomColorJitter.*`contrast_factor`.*'a'"),
+    (lambda: L.AutoContrast(seed=1), TypeError, r"AutoContrast: unexpected argument `seed`"),
+    (lambda: L.Equalization(seed=1), TypeError, r"Equalization: unexpected argument `seed`"),
+    (lambda: L.RandomPosterization((2.5, 4)), ValueError, r"RandomPosterization.*`factor` must hold whole numbers"),
     (lambda: L.RandomHue(0.1, data_format="NHWC"), ValueError, r"RandomHue.*data_format"),
     (lambda: L.RandomGaussianBlur(kernel_size=4), ValueError, r"RandomGaussianBlur.*`kernel_size` must be an odd "
                                                               r"positive int or a pair of two equal ones.*got 4"),

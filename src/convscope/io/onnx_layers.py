@@ -659,12 +659,16 @@ def _auto_contrast(b: GraphBuilder, call: Call) -> Value:
     scaled = _value_range(b, x.name, value_range, (0, 255), hint)
     axes = [x.axis(1), x.axis(2)]
     low, high = (b.reduce(op, scaled, axes, True, hint) for op in ("ReduceMin", "ReduceMax"))
-    scale = b.op("Div", [b.scalar(255.0), b.op("Sub", [high, low], hint)], hint)
+    spread = b.op("Sub", [high, low], hint)
+    scale = b.op("Mul", [b.op("Div", [b.scalar(1.0), spread], hint), b.scalar(255.0)], hint)   # torch's 255 / t
     offset = b.op("Mul", [b.op("Neg", [low], hint), scale], hint)
     stretched = b.op("Add", [b.op("Mul", [scaled, scale], hint), offset], hint)
     result = _value_range(b, b.op("Clip", [stretched, b.scalar(0.0), b.scalar(255.0)], hint), (0, 255),
                           value_range, hint)
-    return b.value("Where", [b.op("IsNaN", [result], hint), x.name, result], x, hint=hint)
+    # ReduceMin/Max skip NaN where torch's (and NumPy's) give it: a slice holding one is kept, as they keep it
+    nan_slice = b.reduce("ReduceMax", b.op("Cast", [b.op("IsNaN", [scaled], hint)], hint, to=1), axes, True, hint)
+    keep = b.op("Or", [b.op("IsNaN", [result], hint), b.op("Greater", [nan_slice, b.scalar(0.0)], hint)], hint)
+    return b.value("Where", [keep, x.name, result], x, hint=hint)
 
 
 def _identity(b: GraphBuilder, call: Call) -> Value:

@@ -30,6 +30,12 @@ from .spec import LayerSpec
 _ZERO_GRADIENT = "zero gradient"      # a ctx whose map passes no gradient (a cast to bytes, a table lookup)
 
 
+def _no_seed(kwargs, cls: str) -> None:
+    """Keras' AutoContrast and Equalization draw nothing and refuse a `seed`."""
+    if "seed" in kwargs:
+        raise TypeError(f"{cls}: unexpected argument `seed` (the layer draws nothing), got {kwargs['seed']!r}")
+
+
 def _value_range(value_range, where: str, sort: bool = True) -> list:
     values = check_value_range(value_range, where)
     return sorted(values) if sort else values
@@ -174,15 +180,21 @@ class Solarization(_ColorAugmentation):
 
 class RandomPosterization(_RangedColorAugmentation):
     """Keeps the highest `bits` bits of each value on the [0, 255] scale, `bits` an integer drawn in
-    [factor[0], factor[1]) (Keras' randint; both ends equal: that number) per image.  No gradient."""
+    [factor[0], factor[1]) (Keras' randint; both ends equal: that number) per image; as Keras' bytes, 0 bits or
+    more than 8 clear every bit.  No gradient."""
 
     _BOUNDS = (1, 8)
 
+    def __init__(self, factor, value_range=(0, 255), data_format=None, seed=None, **kwargs):
+        super().__init__(factor, value_range, data_format, seed, **kwargs)
+        if any(v != int(v) or v < 0 for v in self.factor):     # Keras' randint of bytes fails on them at call time
+            raise ValueError(f"{self._describe()}: argument `factor` must hold whole numbers of bits from 0, got "
+                             f"{factor!r}")
+
     def _draw(self, x, rng):
-        low, high = self.factor
-        bits = (rng.integers(int(low), int(high), size=x.shape[0]) if low != high
-                else np.full(x.shape[0], int(low)))
-        return 8 - bits
+        low, high = (int(v) for v in self.factor)
+        bits = rng.integers(low, high, size=x.shape[0]) if low != high else np.full(x.shape[0], low)
+        return (8 - bits) % 256          # Keras' uint8 arithmetic
 
     def _map(self, x, shifts):
         return augment_color.posterize(x, shifts, self.value_range)
@@ -355,6 +367,7 @@ class Equalization(_ColorAugmentation):
     batch, on the [0, 255] scale of `value_range`); the identity at inference.  No gradient."""
 
     def __init__(self, value_range=(0, 255), bins=256, data_format=None, **kwargs):
+        _no_seed(kwargs, "Equalization")
         super().__init__(data_format=data_format, **kwargs)
         where = self._describe()
         self.bins = check_positive_int(bins, "bins", where)
@@ -377,6 +390,7 @@ class AutoContrast(_ColorAugmentation):
     to the high end); an image of one value stays as it is.  Applied at inference too, as Keras does."""
 
     def __init__(self, value_range=(0, 255), **kwargs):
+        _no_seed(kwargs, "AutoContrast")
         super().__init__(**kwargs)
         self.value_range = _value_range(value_range, self._describe())
 
@@ -401,7 +415,9 @@ class AutoContrast(_ColorAugmentation):
 
 class RandomColorJitter(BaseAugmentation):
     """RandomBrightness, RandomContrast, RandomSaturation and RandomHue in that order, each where its factor
-    is given (None: left out), all with `value_range` and this layer's draws."""
+    is given (None: left out), all with `value_range` and this layer's draws.  They take this layer's
+    `data_format` (Keras 3.15.1 builds them channels_last whatever it is given: its channels_first jitter
+    averages contrast over the wrong axes and fails on saturation and hue)."""
 
     _PARTS = (("brightness_factor", RandomBrightness), ("contrast_factor", RandomContrast),
               ("saturation_factor", RandomSaturation), ("hue_factor", RandomHue))
@@ -415,10 +431,15 @@ class RandomColorJitter(BaseAugmentation):
         self._parts = []
         for arg, cls in self._PARTS:
             setattr(self, arg, _as_given(given[arg]))
-            if given[arg] is not None:
+            if given[arg] is None:
+                continue
+            try:
                 self._parts.append(cls(factor=given[arg], value_range=self.value_range, seed=seed,
                                        data_format=self.data_format,
                                        name=f"{self.name}_{backend.snake_case(cls.__name__)}"))
+            except (TypeError, ValueError) as error:
+                raise type(error)(f"{self._describe()}: argument `{arg}` is {cls.__name__}'s `factor`: {error}") \
+                    from error
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         for part in self._parts:

@@ -100,17 +100,18 @@ def solarize(x, additions, thresholds, value_range):
 
 def posterize(x, shifts, value_range) -> np.ndarray:
     """RandomPosterization: the [0, 255] values cast to bytes (as torch: truncated, then modulo 256), their
-    lowest `shift` bits cleared, and back to float32 in `value_range` (no gradient)."""
+    lowest `shift` bits cleared (all of them from 8 on), and back to float32 in `value_range` (no gradient)."""
     op = "posterize"
     _check_images(x, op)
     shifts = np.asarray(shifts, dtype=np.int64).reshape(-1)
-    if shifts.shape[0] != _value(x).shape[0] or np.any((shifts < 0) | (shifts > 7)):
-        raise ValueError(f"{op}: argument `shifts` must hold one shift of 0 to 7 per image "
+    if shifts.shape[0] != _value(x).shape[0] or np.any((shifts < 0) | (shifts > 255)):
+        raise ValueError(f"{op}: argument `shifts` must hold one shift of 0 to 255 per image "
                          f"({_value(x).shape[0]}), got {shifts.tolist()}")
     scaled = np.asarray(to_value_range(_value(x).astype(np.float32), value_range, (0, 255)), dtype=np.float32)
     as_bytes = np.trunc(scaled).astype(np.int64) % 256
     shifts = shifts.reshape(-1, 1, 1, 1)
-    cleared = ((as_bytes >> shifts) << shifts).astype(np.float32)
+    cleared = np.where(shifts < 8, (as_bytes >> np.minimum(shifts, 7)) << np.minimum(shifts, 7), 0)  # torch's bytes
+    cleared = cleared.astype(np.float32)
     return np.asarray(to_value_range(cleared, (0, 255), value_range), dtype=np.float32)
 
 
@@ -255,7 +256,7 @@ def auto_contrast(x, value_range):
     scaled = to_value_range(x, value_range, (0, 255))
     low, high = K.min(scaled, axis=(1, 2), keepdims=True), K.max(scaled, axis=(1, 2), keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
-        scale = K.divide(np.float32(255.0), K.subtract(high, low))
+        scale = K.multiply(K.divide(np.float32(1.0), K.subtract(high, low)), np.float32(255.0))  # torch: 1/t * 255
         stretched = K.add(K.multiply(scaled, scale), K.multiply(K.negative(low), scale))
         result = to_value_range(K.clip(stretched, np.float32(0.0), np.float32(255.0)), (0, 255), value_range)
     return K.where(np.isnan(_value(result)), x, result)

@@ -243,10 +243,13 @@ def minimum(x1, x2):
 
 
 def _select_grads(wins):
+    """torch's rule: a tie splits the gradient, a strict loser gets none, and otherwise (a NaN) both get it."""
     def grads(a, b, y):
         def rule(g, need):
-            share = np.where(a == b, 0.5, np.where(wins(a, b), 1.0, 0.0)).astype(g.dtype)
-            return (g * share if need[0] else None, g * (1 - share) if need[1] else None)
+            tie = a == b
+            share_a = np.where(tie, 0.5, np.where(wins(b, a), 0.0, 1.0)).astype(g.dtype)
+            share_b = np.where(tie, 0.5, np.where(wins(a, b), 0.0, 1.0)).astype(g.dtype)
+            return (g * share_a if need[0] else None, g * share_b if need[1] else None)
         return rule
     return grads
 
