@@ -108,7 +108,9 @@ def check_value_range(value_range, where: str):
 class BaseAugmentation(Layer):
     """What every augmentation layer shares: seed, data_format, the training-only switch, Keras'
     standalone default (training=True), unbatched (rank-3) images on a standalone call, and the
-    per-call ctx.  Subclasses write `_augment(x, rng) -> (y, ctx)`, `_backward(ctx, grad)` and,
+    per-call ctx.  Subclasses write `_draw(x, rng) -> params` (this call's random parameters for images
+    shaped as x), `_apply(x, params) -> (y, ctx)` (the map; RandAugment draws first and applies later),
+    `_backward(ctx, grad)` and,
     where inference is not the identity, `_infer(x)`."""
 
     casts_integer_inputs = True           # uint8 pixels, as Keras casts them (plan.layer_input)
@@ -159,6 +161,10 @@ class BaseAugmentation(Layer):
         outputs, ctx = self._augment(inputs, self._random())
         return outputs, (ctx if backend.keeps_for_backward() else None)
 
+    def _augment(self, x, rng):
+        """(the images of one training call, its ctx): this call's draw, applied."""
+        return self._apply(x, self._draw(x, rng))
+
     def _infer(self, inputs: np.ndarray):
         return inputs, _IDENTITY
 
@@ -190,8 +196,10 @@ class RandomFlip(BaseAugmentation):
             raise ValueError(f"{self._describe()}: argument `mode` must be one of {_FLIP_MODES}, got {mode!r}")
         self.mode = mode
 
-    def _augment(self, x, rng):
-        flips = rng.uniform(size=x.shape[0]) <= 0.5
+    def _draw(self, x, rng):
+        return rng.uniform(size=x.shape[0]) <= 0.5
+
+    def _apply(self, x, flips):
         return self._flip(x, flips), flips
 
     def _flip(self, x, flips):
@@ -240,9 +248,11 @@ class RandomCrop(BaseAugmentation):
             return top, left
         return augment.center_crop_window(height, width, self.height, self.width)
 
-    def _augment(self, x, rng):
-        top, left = self._window(x, rng)
-        return augment.crop_resize_forward(x, top, left, (self.height, self.width), self._format())
+    def _draw(self, x, rng):
+        return self._window(x, rng)
+
+    def _apply(self, x, window):
+        return augment.crop_resize_forward(x, window[0], window[1], (self.height, self.width), self._format())
 
     def _infer(self, inputs):
         outputs, ctx = self._augment(inputs, None)
@@ -267,9 +277,11 @@ class RandomBrightness(BaseAugmentation):
         self.factor = keras_factor(0.0 if factor is None else factor, (-1, 1), where)
         self.value_range = sorted(check_value_range(value_range, where))
 
-    def _augment(self, x, rng):
+    def _draw(self, x, rng):
         low, high = self.value_range
-        delta = rng.uniform(self.factor[0], self.factor[1], size=x.shape[0]) * (high - low)
+        return rng.uniform(self.factor[0], self.factor[1], size=x.shape[0]) * (high - low)
+
+    def _apply(self, x, delta):
         return augment.brightness_forward(x, delta, self.value_range)
 
     def _backward(self, mask, grad_output):
@@ -292,8 +304,10 @@ class RandomContrast(BaseAugmentation):
         self.factor = keras_factor(factor, (0, 1), where)
         self.value_range = check_value_range(value_range, where)
 
-    def _augment(self, x, rng):
-        factor = rng.uniform(1.0 - self.factor[0], 1.0 + self.factor[1], size=x.shape[0])
+    def _draw(self, x, rng):
+        return rng.uniform(1.0 - self.factor[0], 1.0 + self.factor[1], size=x.shape[0])
+
+    def _apply(self, x, factor):
         return augment.contrast_forward(x, factor, self.value_range, self._format())
 
     def _backward(self, ctx, grad_output):

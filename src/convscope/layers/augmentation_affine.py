@@ -36,9 +36,11 @@ class _AffineAugmentation(BaseAugmentation):
         self.interpolation = _check_choice(interpolation, augment.INTERPOLATIONS, "interpolation", where)
         self.fill_value = check_float(fill_value, "fill_value", where)
 
-    def _augment(self, x, rng):
+    def _draw(self, x, rng):
         height, width = self._size(x)
-        transforms = self._transforms(x.shape[0], height, width, rng)
+        return self._transforms(x.shape[0], height, width, rng)
+
+    def _apply(self, x, transforms):
         return augment.affine_transform_forward(x, transforms, self.interpolation, self.fill_mode,
                                                 self.fill_value, self._format())
 
@@ -176,7 +178,7 @@ class RandomPerspective(BaseAugmentation):
         self.interpolation = interpolation
         self.fill_value = check_float(fill_value, "fill_value", where)
 
-    def _augment(self, x, rng):
+    def _draw(self, x, rng):
         n = x.shape[0]
         height, width = self._size(x)
         probability = rng.uniform(self.factor[0], self.factor[1], size=n)
@@ -184,7 +186,10 @@ class RandomPerspective(BaseAugmentation):
         moves = rng.uniform(-0.5 * self.scale, 0.5 * self.scale, size=(n, 4, 2)).astype(np.float32)
         corners = np.array([[0.0, 0.0], [width - 1, 0.0], [0.0, height - 1], [width - 1, height - 1]], np.float32)
         start = np.repeat(corners[None], n, axis=0)
-        transforms = augment.homography_transforms(start, start + start * moves)
+        return apply, augment.homography_transforms(start, start + start * moves)
+
+    def _apply(self, x, params):
+        apply, transforms = params
         warped, ctx = augment.affine_transform_forward(x, transforms, self.interpolation, "constant",
                                                        self.fill_value, self._format())
         flags = apply.reshape(-1, 1, 1, 1)

@@ -42,9 +42,9 @@ def _value_range(value_range, where: str, sort: bool = True) -> list:
 
 
 class _ColorAugmentation(BaseAugmentation):
-    """A colour map of `ops.augment_color` with parameters drawn per image.  Subclasses write `_draw(x, rng)`
-    (the parameters) and `_map(x, params)` (the map, on an array or a taped value); `_CHANNELS` the channel
-    counts the map takes (None: any)."""
+    """A map of `ops.augment_color` with parameters drawn per image, applied on a taped value in training.
+    Subclasses write `_draw(x, rng)` (the parameters) and `_map(x, params)` (the map, on an array or a taped
+    value); `_CHANNELS` the channel counts the map takes (None: any)."""
 
     _CHANNELS = None
 
@@ -61,9 +61,9 @@ class _ColorAugmentation(BaseAugmentation):
 
     def _augment(self, x, rng):
         self.compute_output_shape(x.shape)
-        return self._run(x, self._draw(x, rng))
+        return self._apply(x, self._draw(x, rng))
 
-    def _run(self, x, params):
+    def _apply(self, x, params):
         """(the mapped images, the ctx of their backward pass)."""
         if not backend.keeps_for_backward():
             return np.asarray(self._map(x, params), dtype=x.dtype), None
@@ -405,7 +405,7 @@ class AutoContrast(_ColorAugmentation):
         return augment_color.auto_contrast(x, self.value_range)
 
     def _infer(self, inputs):
-        return self._run(inputs, None)
+        return self._apply(inputs, None)
 
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()

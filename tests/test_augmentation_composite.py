@@ -1,0 +1,160 @@
+"""Keras 3's RandAugment (layers/augmentation_composite.py).
+
+Oracles: Keras 3.15.1 on torch — its RandAugment's draws (picks and the eleven layers' parameters) applied by
+its own eleven layers in the picked order (outputs, torch autograd for the input gradients), its configs and
+files.  Keras' own `transform_images` also applies RandomBrightness at every op, picked or not (the layer adds
+its delta into the images in place), and a rotation picked twice turns the second time by another angle (torch's
+affine_transform swaps the entries of the drawn matrix in place); convscope applies the picked ops only, each
+picked one with its draw as drawn (the oracle below runs Keras' layers on copies).
+"""
+
+import copy
+import json
+
+import numpy as np
+import pytest
+
+import convscope as cs
+from _calls import backward, forward
+from _oracle import assert_matches
+from convscope import layers as L
+from convscope.ops import augment
+
+torch = pytest.importorskip("torch")
+
+
+def _np(keras, value):
+    return keras.ops.convert_to_numpy(value)
+
+
+def _comparable(config):
+    config = json.loads(json.dumps(config))
+    for key in ("name", "dtype"):
+        config.pop(key, None)
+    return config
+
+
+def _our_draw(keras, name, p, height, width):
+    """convscope's parameters for the Keras draw `p` of the layer `name`."""
+    if p is None:
+        return None
+    if name == "random_shear":
+        shear = _np(keras, p["shear_factor"])
+        return augment.shear_transforms(shear[:, 0], shear[:, 1])
+    if name == "random_translation":
+        shift = _np(keras, p["translations"])
+        return augment.translation_transforms(shift[:, 0], shift[:, 1])
+    if name == "random_rotation":
+        return augment.rotation_transforms(_np(keras, p["angle"]), height, width)
+    if name == "solarization":
+        return _np(keras, p["additions"]), _np(keras, p["thresholds"])
+    key = {"random_brightness": "rgb_delta", "random_contrast": "contrast_factor",
+           "random_posterization": "shift_factor"}.get(name, "factor")
+    return _np(keras, p[key]).reshape(-1)
+
+
+@pytest.mark.parametrize("kwargs,data_format,seed", [
+    (dict(num_ops=3, factor=0.6), "channels_last", 0), (dict(num_ops=2, factor=(0.2, 0.9)), "channels_last", 1),
+    (dict(num_ops=4, factor=0.8, value_range=(0, 1), interpolation="nearest"), "channels_last", 2),
+    (dict(num_ops=3, factor=0.5), "channels_first", 3)])
+def test_keras_draws_applied_give_keras_layers_outputs_and_gradients(keras, kwargs, data_format, seed):
+    scale = 1.0 if "value_range" in kwargs else 255.0
+    keras.utils.set_random_seed(seed)
+    for trial in range(6):
+        x = (np.random.default_rng(10 * seed + trial).random((4, 8, 9, 3)) * scale).astype("float32")
+        if data_format == "channels_first":
+            x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+        theirs = keras.layers.RandAugment(**kwargs, data_format=data_format)
+        p = theirs.get_random_transformation(x, training=True)
+        picks = _np(keras, p["layer_idxes"])
+        x_t = torch.tensor(x, requires_grad=True)
+        y_t = x_t
+        for pick in picks:
+            name = theirs._AUGMENT_LAYERS[pick]
+            y_t = getattr(theirs, name).transform_images(y_t.clone(), copy.deepcopy(p["transforms"][name]))
+        ours = L.RandAugment(**kwargs, data_format=data_format)
+        draws = [_our_draw(keras, name, p["transforms"][name], 8, 9) for name in theirs._AUGMENT_LAYERS]
+        y, ctx = ours._apply(x, (picks, draws))
+        assert_matches(y, _np(keras, y_t.detach()), "float32")
+        if y_t.requires_grad:
+            upstream = np.random.default_rng(trial).standard_normal(x.shape).astype("float32")
+            y_t.backward(torch.tensor(upstream))
+            assert_matches(ours._backward(ctx, upstream), x_t.grad.numpy(), "float32")
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(factor=(0.3, 0.9), value_range=(0, 1), interpolation="nearest",
+                                              seed=2, data_format="channels_first")])
+def test_the_eleven_layers_are_built_as_keras_builds_them(keras, kwargs):
+    theirs, ours = keras.layers.RandAugment(**kwargs), L.RandAugment(**kwargs)
+    assert len(ours._ops) == len(theirs._AUGMENT_LAYERS)
+    for op, name in zip(ours._ops, theirs._AUGMENT_LAYERS):
+        expected = _comparable(getattr(theirs, name).get_config())
+        got = _comparable(op.get_config())
+        assert type(op).__name__ == type(getattr(theirs, name)).__name__
+        assert {k: v for k, v in got.items() if k != "trainable"} == \
+            {k: v for k, v in expected.items() if k != "trainable"}, name
+
+
+def test_keras_own_transform_brightens_at_every_op(keras):
+    """The difference convscope does not copy: Keras' RandAugment output holds RandomBrightness' delta even
+    where brightness is not picked."""
+    x = np.full((3, 5, 5, 3), 100.0, np.float32)
+    layer = keras.layers.RandAugment(num_ops=1, factor=0.5)
+    for _ in range(20):
+        p = layer.get_random_transformation(x, training=True)
+        if int(_np(keras, p["layer_idxes"])[0]) in (0, 1, 2):       # a shear, translation or rotation only
+            break
+    delta = _np(keras, p["transforms"]["random_brightness"]["rgb_delta"]).reshape(-1)
+    y = _np(keras, layer.transform_images(keras.ops.convert_to_tensor(x.copy()), p))
+    np.testing.assert_allclose(y[:, 2, 2, 0], 100.0 + delta, rtol=1e-5)
+
+
+def test_picks_are_uniform_with_repetition_and_the_layer_is_the_identity_at_inference():
+    layer = L.RandAugment(num_ops=3, seed=4)
+    x = np.random.default_rng(5).random((2, 6, 6, 3)).astype("float32") * 255
+    picks = np.concatenate([layer._draw(x, np.random.default_rng(i))[0] for i in range(400)])
+    counts = np.bincount(picks, minlength=11)
+    assert counts.min() > 70 and counts.max() < 150            # 1200 picks of 11: about 109 each
+    y, ctx = forward(layer, x, training=True)
+    assert y.shape == x.shape and not np.array_equal(y, x)
+    out, ctx = forward(layer, x, training=False)
+    assert out is x and backward(layer, ctx, x)[0] is x and layer.describe().kind == "augment"
+
+
+CONFIGS = [dict(), dict(value_range=(0, 1), num_ops=3, factor=(0.7, 0.2), interpolation="nearest", seed=3,
+                        data_format="channels_first")]
+
+
+@pytest.mark.parametrize("kwargs", CONFIGS)
+def test_configs_match_keras_both_ways(keras, kwargs):
+    ours, theirs = L.RandAugment(**kwargs), keras.layers.RandAugment(**kwargs)
+    assert _comparable(ours.get_config()) == _comparable(theirs.get_config())
+    rebuilt = L.deserialize({"class_name": "RandAugment", "config": json.loads(json.dumps(theirs.get_config()))})
+    assert _comparable(rebuilt.get_config()) == _comparable(theirs.get_config())
+    back = keras.layers.RandAugment.from_config(json.loads(json.dumps(ours.get_config())))
+    assert _comparable(back.get_config()) == _comparable(theirs.get_config())
+
+
+def test_a_keras_file_with_it_loads_trains_and_predicts(keras, tmp_path):
+    k = keras.layers
+    kmodel = keras.Sequential([k.Input((8, 8, 3)), k.RandAugment(num_ops=2, factor=0.4), k.Conv2D(2, 3),
+                               k.Flatten(), k.Dense(2)])
+    kmodel.save(tmp_path / "k.keras")
+    x = np.random.default_rng(6).random((3, 8, 8, 3)).astype("float32") * 255
+    model = cs.models.load_model(tmp_path / "k.keras", compile=False)
+    assert type(model.layers[0]).__name__ == "RandAugment"
+    np.testing.assert_allclose(model.predict(x, verbose=0), _np(keras, kmodel.predict(x, verbose=0)), rtol=1e-5,
+                               atol=1e-4)
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(x, np.zeros((3, 2), np.float32), epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize("make,error,message", [
+    (lambda: L.RandAugment(num_ops=0), ValueError, r"RandAugment.*`num_ops` must be a positive int, got 0"),
+    (lambda: L.RandAugment(factor=1.5), ValueError, r"RandAugment.*`factor`.*\[0, 1\], got 1.5"),
+    (lambda: L.RandAugment(interpolation="cubic"), ValueError, r"RandAugment.*`interpolation` must be one of"),
+    (lambda: L.RandAugment(value_range=5), TypeError, r"RandAugment.*`value_range` must be a list"),
+])
+def test_arguments_are_checked_with_clear_messages(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
