@@ -1,4 +1,4 @@
-"""Keras 3's RandAugment (layers/augmentation_composite.py).
+"""Keras 3's RandAugment and AugMix (layers/augmentation_composite.py).
 
 Oracles: Keras 3.15.1 on torch — its RandAugment's draws (picks and the eleven layers' parameters) applied by
 its own eleven layers in the picked order (outputs, torch autograd for the input gradients), its configs and
@@ -95,6 +95,52 @@ def test_the_eleven_layers_are_built_as_keras_builds_them(keras, kwargs):
             {k: v for k, v in expected.items() if k != "trainable"}, name
 
 
+@pytest.mark.parametrize("kwargs,data_format", [
+    (dict(), "channels_last"), (dict(num_chains=2, chain_depth=4, factor=0.6, alpha=0.5, all_ops=False),
+                                "channels_last"),
+    (dict(value_range=(0, 1), factor=(0.2, 0.8), interpolation="nearest"), "channels_first")])
+def test_aug_mix_of_keras_draws_gives_keras_outputs_and_gradients(keras, kwargs, data_format):
+    scale = 1.0 if "value_range" in kwargs else 255.0
+    keras.utils.set_random_seed(7)
+    for trial in range(5):
+        x = (np.random.default_rng(trial).random((3, 8, 9, 3)) * scale).astype("float32")
+        if data_format == "channels_first":
+            x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+        theirs = keras.layers.AugMix(**kwargs, data_format=data_format)
+        p = theirs.get_random_transformation(x, training=True)
+        ours = L.AugMix(**kwargs, data_format=data_format)
+        names = [n for n in ours._NAMES if n in theirs._augment_layers]
+        chains = [[(names.index(step["layer_name"]), _our_draw(keras, step["layer_name"], step["transformation"], 8,
+                                                                 9)) for step in chain]
+                  for chain in p["chain_transforms"]]
+        params = (_np(keras, p["chain_mixing_weights"]).astype("float32"), np.float32(_np(keras, p["weight_sample"])),
+                  chains)
+        x_t = torch.tensor(x, requires_grad=True)
+        y_t = theirs.transform_images(x_t, p)
+        y, ctx = ours._apply(x, params)
+        assert_matches(y, _np(keras, y_t.detach()), "float32")
+        upstream = np.random.default_rng(trial + 10).standard_normal(x.shape).astype("float32")
+        y_t.backward(torch.tensor(upstream))
+        assert_matches(ours._backward(ctx, upstream), x_t.grad.numpy(), "float32")
+
+
+def test_aug_mix_draws_as_keras_and_is_the_identity_at_inference():
+    """Dirichlet chain weights (summing to 1) and steps that pick one of the layers or none (1 in 8 of Keras'
+    seven plus none)."""
+    layer = L.AugMix(all_ops=False, num_chains=4, chain_depth=5)
+    x = np.random.default_rng(8).random((2, 6, 6, 3)).astype("float32") * 255
+    steps, weights = 0, []
+    for i in range(300):
+        chain_weights, blend, chains = layer._draw(x, np.random.default_rng(i))
+        assert abs(chain_weights.sum() - 1) < 1e-5 and 0 <= blend <= 1
+        steps += sum(len(chain) for chain in chains)
+        weights.append(chain_weights)
+    assert abs(steps / (300 * 4 * 5) - 7 / 8) < 0.03
+    assert abs(np.mean(weights) - 0.25) < 0.01 and abs(np.std(weights) - np.sqrt(3 / 16 / 5)) < 0.02  # Dir(1,1,1,1)
+    out, ctx = forward(layer, x, training=False)
+    assert out is x and backward(layer, ctx, x)[0] is x
+
+
 def test_keras_own_transform_brightens_at_every_op(keras):
     """The difference convscope does not copy: Keras' RandAugment output holds RandomBrightness' delta even
     where brightness is not picked."""
@@ -121,28 +167,32 @@ def test_picks_are_uniform_with_repetition_and_the_layer_is_the_identity_at_infe
     assert out is x and backward(layer, ctx, x)[0] is x and layer.describe().kind == "augment"
 
 
-CONFIGS = [dict(), dict(value_range=(0, 1), num_ops=3, factor=(0.7, 0.2), interpolation="nearest", seed=3,
-                        data_format="channels_first")]
+CONFIGS = [("RandAugment", dict()),
+           ("RandAugment", dict(value_range=(0, 1), num_ops=3, factor=(0.7, 0.2), interpolation="nearest", seed=3,
+                                data_format="channels_first")),
+           ("AugMix", dict()),
+           ("AugMix", dict(value_range=(0, 1), num_chains=2, chain_depth=1, factor=(0.7, 0.2), alpha=0.3,
+                           all_ops=False, interpolation="nearest", seed=5, data_format="channels_first"))]
 
 
-@pytest.mark.parametrize("kwargs", CONFIGS)
-def test_configs_match_keras_both_ways(keras, kwargs):
-    ours, theirs = L.RandAugment(**kwargs), keras.layers.RandAugment(**kwargs)
+@pytest.mark.parametrize("name,kwargs", CONFIGS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CONFIGS)])
+def test_configs_match_keras_both_ways(keras, name, kwargs):
+    ours, theirs = getattr(L, name)(**kwargs), getattr(keras.layers, name)(**kwargs)
     assert _comparable(ours.get_config()) == _comparable(theirs.get_config())
-    rebuilt = L.deserialize({"class_name": "RandAugment", "config": json.loads(json.dumps(theirs.get_config()))})
+    rebuilt = L.deserialize({"class_name": name, "config": json.loads(json.dumps(theirs.get_config()))})
     assert _comparable(rebuilt.get_config()) == _comparable(theirs.get_config())
-    back = keras.layers.RandAugment.from_config(json.loads(json.dumps(ours.get_config())))
+    back = getattr(keras.layers, name).from_config(json.loads(json.dumps(ours.get_config())))
     assert _comparable(back.get_config()) == _comparable(theirs.get_config())
 
 
 def test_a_keras_file_with_it_loads_trains_and_predicts(keras, tmp_path):
     k = keras.layers
-    kmodel = keras.Sequential([k.Input((8, 8, 3)), k.RandAugment(num_ops=2, factor=0.4), k.Conv2D(2, 3),
-                               k.Flatten(), k.Dense(2)])
+    kmodel = keras.Sequential([k.Input((8, 8, 3)), k.RandAugment(num_ops=2, factor=0.4), k.AugMix(all_ops=False),
+                               k.Conv2D(2, 3), k.Flatten(), k.Dense(2)])
     kmodel.save(tmp_path / "k.keras")
     x = np.random.default_rng(6).random((3, 8, 8, 3)).astype("float32") * 255
     model = cs.models.load_model(tmp_path / "k.keras", compile=False)
-    assert type(model.layers[0]).__name__ == "RandAugment"
+    assert [type(layer).__name__ for layer in model.layers[:2]] == ["RandAugment", "AugMix"]
     np.testing.assert_allclose(model.predict(x, verbose=0), _np(keras, kmodel.predict(x, verbose=0)), rtol=1e-5,
                                atol=1e-4)
     model.compile(optimizer="sgd", loss="mse")
@@ -154,6 +204,10 @@ def test_a_keras_file_with_it_loads_trains_and_predicts(keras, tmp_path):
     (lambda: L.RandAugment(factor=1.5), ValueError, r"RandAugment.*`factor`.*\[0, 1\], got 1.5"),
     (lambda: L.RandAugment(interpolation="cubic"), ValueError, r"RandAugment.*`interpolation` must be one of"),
     (lambda: L.RandAugment(value_range=5), TypeError, r"RandAugment.*`value_range` must be a list"),
+    (lambda: L.AugMix(num_chains=0), ValueError, r"AugMix.*`num_chains` must be a positive int, got 0"),
+    (lambda: L.AugMix(chain_depth=1.5), TypeError, r"AugMix.*`chain_depth` must be a positive int, got 1.5"),
+    (lambda: L.AugMix(alpha=-1), ValueError, r"AugMix.*`alpha` must be a positive number, got -1"),
+    (lambda: L.AugMix(all_ops="yes"), TypeError, r"AugMix.*`all_ops` must be a bool, got 'yes'"),
 ])
 def test_arguments_are_checked_with_clear_messages(make, error, message):
     with pytest.raises(error, match=message):

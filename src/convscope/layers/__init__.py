@@ -16,7 +16,7 @@ from .augmentation_affine import RandomPerspective, RandomRotation, RandomShear,
 from .augmentation_color import (AutoContrast, Equalization, RandomColorDegeneration, RandomColorJitter,
                                  RandomErasing, RandomGaussianBlur, RandomGrayscale, RandomHue, RandomInvert,
                                  RandomPosterization, RandomSaturation, RandomSharpness, Solarization)
-from .augmentation_composite import RandAugment
+from .augmentation_composite import AugMix, RandAugment
 from .augmentation_mix import CutMix, MixUp
 from .base import Layer, Variable
 from .conv1d import Conv1D, Convolution1D
@@ -81,7 +81,7 @@ __all__ = [
     "SpatialDropout3D", "Embedding", "RandomGrayscale", "RandomInvert", "Solarization", "RandomPosterization",
     "RandomColorDegeneration", "RandomSharpness", "RandomSaturation", "RandomHue", "RandomColorJitter",
     "Equalization", "AutoContrast", "RandomShear", "RandomPerspective", "RandomGaussianBlur", "RandomErasing",
-    "MixUp", "CutMix", "RandAugment",
+    "MixUp", "CutMix", "RandAugment", "AugMix",
 ]
 
 # Class name (as Keras writes it in configs, aliases included) -> class.
@@ -120,7 +120,7 @@ LAYER_CLASSES.update({cls.__name__: cls for cls in (RandomFlip, RandomRotation, 
                                                      RandomColorDegeneration, RandomSharpness, RandomSaturation,
                                                      RandomHue, RandomColorJitter, Equalization, AutoContrast,
                                                      RandomShear, RandomPerspective, RandomGaussianBlur,
-                                                     RandomErasing, MixUp, CutMix, RandAugment)})
+                                                     RandomErasing, MixUp, CutMix, RandAugment, AugMix)})
 LAYER_CLASSES.update({"Convolution2D": Conv2D, "MaxPool2D": MaxPooling2D, "AvgPool2D": AveragePooling2D,
                       "GlobalMaxPool2D": GlobalMaxPooling2D, "GlobalAvgPool2D": GlobalAveragePooling2D})
 LAYER_CLASSES.update({"Convolution1D": Conv1D, "MaxPool1D": MaxPooling1D, "AvgPool1D": AveragePooling1D,
