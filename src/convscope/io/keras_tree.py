@@ -32,6 +32,12 @@ def is_model(layer) -> bool:
     return isinstance(layer, Model)
 
 
+def holds_layers(layer) -> bool:
+    """A model, or a Pipeline: Keras stores its layers' weights under its own `layers/` group, none of its own."""
+    from ..layers.pipeline import Pipeline
+    return is_model(layer) or isinstance(layer, Pipeline)
+
+
 def keras_layers(model) -> list:
     """`model.layers` as Keras lists them: operations (`x * 2`) are not layers."""
     return list(model.layers)
@@ -48,14 +54,14 @@ def weight_tree(model, prefix: str = "") -> List[Tuple[str, Any]]:
         used[base] += 1
         path = f"{prefix}layers/{base if count == 0 else f'{base}_{count}'}"
         out.append((path, layer))
-        if is_model(layer):
+        if holds_layers(layer):
             out.extend(weight_tree(layer, path + "/"))
     return out
 
 
 def own_weights(layer) -> list:
-    """The weights Keras stores under a layer's own `vars` group (a model's are its layers')."""
-    return [] if is_model(layer) else list(layer.weights)
+    """The weights Keras stores under a layer's own `vars` group (a model's and a Pipeline's are its layers')."""
+    return [] if holds_layers(layer) else list(layer.weights)
 
 
 def legacy_weights(layer) -> list:

@@ -201,9 +201,17 @@ def emit_model(b: GraphBuilder, model, inputs: List[Value]) -> List[Value]:
 def _emit_step(b: GraphBuilder, step: _Step, inputs: List[Value], fold) -> List[Value]:
     from ..layers.operations import Operation
     from ..models.training import Model
+    from ..layers.pipeline import Pipeline
     layer = step.layer
     if isinstance(layer, Model):
         return emit_model(b, layer, inputs)
+    if isinstance(layer, Pipeline):         # its layers, one step each
+        tensor, values = step.inputs[0], inputs
+        for inner in layer.layers:
+            out = _Tensor(inner.compute_output_shape(tensor.shape))
+            values = _emit_step(b, _Step(inner, [tensor], [tensor], [out]), values, None)
+            tensor = out
+        return values
     shapes = [t.shape for t in step.outputs]
     try:
         inputs = [_layer_value(b, layer, value) for value in inputs]

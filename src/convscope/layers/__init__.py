@@ -18,6 +18,7 @@ from .augmentation_color import (AutoContrast, Equalization, RandomColorDegenera
                                  RandomPosterization, RandomSaturation, RandomSharpness, Solarization)
 from .augmentation_composite import AugMix, RandAugment
 from .augmentation_mix import CutMix, MixUp
+from .pipeline import Pipeline
 from .base import Layer, Variable
 from .conv1d import Conv1D, Convolution1D
 from .conv1d_family import (Conv1DTranspose, Convolution1DTranspose, DepthwiseConv1D, SeparableConv1D,
@@ -81,7 +82,7 @@ __all__ = [
     "SpatialDropout3D", "Embedding", "RandomGrayscale", "RandomInvert", "Solarization", "RandomPosterization",
     "RandomColorDegeneration", "RandomSharpness", "RandomSaturation", "RandomHue", "RandomColorJitter",
     "Equalization", "AutoContrast", "RandomShear", "RandomPerspective", "RandomGaussianBlur", "RandomErasing",
-    "MixUp", "CutMix", "RandAugment", "AugMix",
+    "MixUp", "CutMix", "RandAugment", "AugMix", "Pipeline",
 ]
 
 # Class name (as Keras writes it in configs, aliases included) -> class.
@@ -120,7 +121,8 @@ LAYER_CLASSES.update({cls.__name__: cls for cls in (RandomFlip, RandomRotation, 
                                                      RandomColorDegeneration, RandomSharpness, RandomSaturation,
                                                      RandomHue, RandomColorJitter, Equalization, AutoContrast,
                                                      RandomShear, RandomPerspective, RandomGaussianBlur,
-                                                     RandomErasing, MixUp, CutMix, RandAugment, AugMix)})
+                                                     RandomErasing, MixUp, CutMix, RandAugment, AugMix,
+                                                     Pipeline)})
 LAYER_CLASSES.update({"Convolution2D": Conv2D, "MaxPool2D": MaxPooling2D, "AvgPool2D": AveragePooling2D,
                       "GlobalMaxPool2D": GlobalMaxPooling2D, "GlobalAvgPool2D": GlobalAveragePooling2D})
 LAYER_CLASSES.update({"Convolution1D": Conv1D, "MaxPool1D": MaxPooling1D, "AvgPool1D": AveragePooling1D,

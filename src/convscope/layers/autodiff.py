@@ -20,19 +20,25 @@ from .. import backend
 from ..ops.tape import Tape, Traced, record, recording
 from ..variables import Variable
 
-__all__ = ["forward_on_tape", "backward_on_tape", "call_layer", "call_traced", "call_training",
+__all__ = ["forward_on_tape", "backward_on_tape", "call_layer", "call_traced", "call_training", "inside_call",
            "infer_output_shape", "recording", "TapeContext"]
 
 PROBE_SIZES = (64, 65)     # an unknown axis other than the batch when `call` is run to learn its output shape
 _TAKES_TRAINING: dict = {}          # class -> whether its `call` has a `training` argument
 # The `training` of the `call` running in this thread (or task), which the layers it calls without one inherit
-# (Keras' call context); False outside any call.
-_CALL_TRAINING: contextvars.ContextVar = contextvars.ContextVar("convscope_call_training", default=False)
+# (Keras' call context); None outside any call.
+_CALL_TRAINING: contextvars.ContextVar = contextvars.ContextVar("convscope_call_training", default=None)
 
 
 def call_training(training) -> bool:
-    """`training` as given, or (None) that of the enclosing `call`, as a sublayer called without it gets in Keras."""
-    return _CALL_TRAINING.get() if training is None else bool(training)
+    """`training` as given, or (None) that of the enclosing `call` (False outside any), as a sublayer called
+    without it gets in Keras."""
+    return bool(_CALL_TRAINING.get()) if training is None else bool(training)
+
+
+def inside_call() -> bool:
+    """True while a layer's `call` runs in this thread (or task): a layer called without `training` inherits it."""
+    return _CALL_TRAINING.get() is not None
 
 
 def call_layer(layer, inputs, training: bool = False):
