@@ -1,5 +1,6 @@
-"""Keras 3's RandomShear and RandomPerspective (layers/augmentation_affine.py) and their transforms
-(`ops.augment.shear_transforms`, `homography_transforms`, the projective division of `affine_transform`).
+"""Keras 3's RandomShear, RandomPerspective and RandomElasticTransform (layers/augmentation_affine.py) and their
+maps (`ops.augment.shear_transforms`, `homography_transforms`, the projective division of `affine_transform`,
+`elastic_coordinates` and `map_coordinates_forward`).
 
 Oracles: Keras 3.15.1 on torch — its layers' `transform_images` given the parameters Keras drew (outputs,
 and torch autograd through them for the input gradients), the distributions of its draws, its configs;
@@ -79,6 +80,58 @@ def test_perspective_homographies_give_keras_outputs_and_gradients(keras, interp
     assert_matches(np.where(flags, augment.affine_transform_backward(upstream, ctx), upstream), grad, "float32")
 
 
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("interpolation", augment.INTERPOLATIONS)
+@pytest.mark.parametrize("fill_mode", augment.MAP_FILL_MODES)
+def test_elastic_fields_give_keras_outputs_and_gradients(keras, monkeypatch, fill_mode, interpolation, data_format):
+    """Keras' layer draws its probability and distortion; its two normal fields (torch.normal inside
+    `elastic_transform`, not in the draw) are replaced by given ones, which convscope's grids take too."""
+    rng = np.random.default_rng(11)
+    x = (rng.random((3, 10, 13, 2)) * 255).astype("float32")
+    if data_format == "channels_first":
+        x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    layer = keras.layers.RandomElasticTransform(factor=(1.0, 1.0), scale=(0.5, 1.0), interpolation=interpolation,
+                                                fill_mode=fill_mode, fill_value=7.0, data_format=data_format)
+    p = layer.get_random_transformation(x, training=True)
+    noises = [rng.standard_normal((3, 10, 13)).astype("float32") for _ in range(2)]
+    given = iter(noises)
+    monkeypatch.setattr(torch, "normal", lambda *args, **kwargs: torch.tensor(next(given)))
+    expected, grad, upstream = _with_gradient(keras, layer, x, p)
+    monkeypatch.undo()
+    d = np.float32(_np(keras, p["distortion_factor"]))
+    rows, cols = augment.elastic_coordinates(noises[0], noises[1], np.float32(13) * (np.float32(0.1) * d),
+                                             np.float32(10) * (np.float32(0.05) * d))
+    fmt = "NHWC" if data_format == "channels_last" else "NCHW"
+    warped, ctx = augment.map_coordinates_forward(x, rows, cols, interpolation, fill_mode, 7.0, fmt)
+    assert_matches(np.clip(warped, 0, 255), expected, "float32")
+    inside = (warped >= 0) & (warped <= 255)
+    assert_matches(augment.affine_transform_backward(np.where(inside, upstream, 0), ctx), grad, "float32")
+
+
+def test_the_elastic_layer_draws_and_clips_as_keras(keras):
+    """The share of moved images follows the probability; the clip to value_range; scale 0 leaves the images
+    as they are (Keras draws nothing then, and clips nothing)."""
+    x = _images((400, 8, 8, 1), seed=12) * 3 - 1
+    utils.set_random_seed(13)
+    keras.utils.set_random_seed(13)
+    outputs = [L.RandomElasticTransform((0.2, 0.6), value_range=(-1, 2))(x),
+               _np(keras, keras.layers.RandomElasticTransform((0.2, 0.6), value_range=(-1, 2))(x.copy()))]
+    for y in outputs:
+        assert y.min() >= -1 and y.max() <= 2
+    moved = [np.mean(np.any(np.abs(y - np.clip(x, -1, 2)) > 1e-6, axis=(1, 2, 3))) for y in outputs]
+    assert abs(moved[0] - 0.4) < 0.07 and abs(moved[1] - 0.4) < 0.07, moved
+    smooth = np.tile(np.linspace(0, 1, 12, dtype=np.float32), (300, 12, 1))[..., None]      # a ramp: moves show
+    change = [np.abs(y - smooth).mean() for y in (
+        L.RandomElasticTransform((1.0, 1.0), scale=(0.6, 0.6), fill_mode="nearest", value_range=(0, 1))(smooth),
+        _np(keras, keras.layers.RandomElasticTransform((1.0, 1.0), scale=(0.6, 0.6), fill_mode="nearest",
+                                                       value_range=(0, 1))(smooth.copy())))]
+    assert abs(change[0] - change[1]) < 0.1 * change[1], change
+    still = L.RandomElasticTransform(scale=0.0, value_range=(0, 1))
+    y, ctx = forward(still, x, training=True)
+    np.testing.assert_array_equal(y, x)            # not clipped to (0, 1) either
+    np.testing.assert_array_equal(backward(still, ctx, x)[0], x)
+
+
 def test_homography_maps_the_end_points_to_the_start_points_and_its_resampling_backward_is_exact():
     start = np.array([[[0, 0], [5, 0], [0, 4], [5, 4]]], np.float32)
     end = start + np.array([[[0.4, -0.3], [-0.5, 0.2], [0.3, 0.1], [-0.2, -0.4]]], np.float32)
@@ -121,7 +174,8 @@ def test_the_layers_draw_as_keras_draws(keras):
 
 def test_training_calls_backpropagate_and_inference_is_the_identity():
     x = _images((3, 6, 7, 2), seed=7)
-    for layer in (L.RandomShear(0.3, 0.3, seed=1), L.RandomPerspective(seed=2)):
+    for layer in (L.RandomShear(0.3, 0.3, seed=1), L.RandomPerspective(seed=2),
+                  L.RandomElasticTransform((1.0, 1.0), fill_mode="constant", seed=3)):
         y, ctx = forward(layer, x, training=True)
         assert y.shape == x.shape and not np.array_equal(y, x)
         upstream = np.random.default_rng(8).standard_normal(x.shape).astype("float32")
@@ -140,6 +194,9 @@ CONFIGS = [
     ("RandomShear", dict(x_factor=(0.0, 0.3), y_factor=(0.5, 0.1))),
     ("RandomPerspective", dict()),
     ("RandomPerspective", dict(factor=(0.7, 0.2), scale=0.4, interpolation="nearest", fill_value=1.5, seed=2)),
+    ("RandomElasticTransform", dict()),
+    ("RandomElasticTransform", dict(factor=0.4, scale=(0.9, 0.3), interpolation="nearest", fill_mode="mirror",
+                                    fill_value=2.0, value_range=(1, 0), seed=4, data_format="channels_first")),
 ]
 
 
@@ -193,6 +250,9 @@ def test_a_keras_file_with_them_loads_and_saves_back(keras, tmp_path):
     (lambda: L.RandomPerspective(interpolation="bicubic"), ValueError, r"RandomPerspective.*`interpolation` must "
                                                                         r"be one of .*'bicubic'"),
     (lambda: L.RandomPerspective(fill_value="x"), TypeError, r"RandomPerspective.*`fill_value` must be a number"),
+    (lambda: L.RandomElasticTransform(scale=1.5), ValueError, r"RandomElasticTransform.*`scale`.*\[0, 1\], got 1.5"),
+    (lambda: L.RandomElasticTransform(fill_mode="edge"), ValueError, r"RandomElasticTransform.*`fill_mode` must be "
+                                                                      r"one of .*'mirror'.*got 'edge'"),
 ])
 def test_arguments_are_checked_with_clear_messages(make, error, message):
     with pytest.raises(error, match=message):

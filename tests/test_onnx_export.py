@@ -177,7 +177,7 @@ def preprocessing_net():
         L.RandomSharpness(0.5), L.RandomSaturation(0.5), L.RandomHue(0.5), L.RandomColorJitter(hue_factor=0.2),
         L.Equalization(), L.AutoContrast(value_range=(-2, 3)), L.RandomShear(0.2), L.RandomPerspective(),
         L.RandomGaussianBlur(), L.RandomErasing(), L.MixUp(), L.CutMix(), L.RandAugment(),
-        L.AugMix(), L.Pipeline([L.RandomFlip(), L.Rescaling(2.0, offset=-1.0)]),
+        L.AugMix(), L.Pipeline([L.RandomFlip(), L.Rescaling(2.0, offset=-1.0)]), L.RandomElasticTransform(),
         L.Conv2D(4, 3, padding="same"), L.BatchNormalization(),
         L.Dropout(0.5), L.SpatialDropout2D(0.2),
         L.UpSampling2D((2, 3)), L.Activation("elu"), L.Identity(), L.MaxPooling2D(3, strides=2, padding="same"),

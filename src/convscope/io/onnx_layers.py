@@ -709,4 +709,5 @@ EMITTERS.update({name: _identity for name in (
     "RandomRotation", "RandomTranslation", "RandomZoom", "RandomContrast", "RandomBrightness", "RandomGrayscale",
     "RandomInvert", "Solarization", "RandomPosterization", "RandomColorDegeneration", "RandomSharpness",
     "RandomSaturation", "RandomHue", "RandomColorJitter", "Equalization", "RandomShear", "RandomPerspective",
-    "RandomGaussianBlur", "RandomErasing", "MixUp", "CutMix", "RandAugment", "AugMix")})
+    "RandomGaussianBlur", "RandomErasing", "MixUp", "CutMix", "RandAugment", "AugMix",
+    "RandomElasticTransform")})

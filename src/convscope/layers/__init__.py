@@ -12,7 +12,8 @@ from .activity_regularization import ActivityRegularization
 from .adaptive_pooling import (AdaptiveAveragePooling1D, AdaptiveAveragePooling2D, AdaptiveMaxPooling1D,
                                AdaptiveMaxPooling2D)
 from .augmentation import RandomBrightness, RandomContrast, RandomCrop, RandomFlip
-from .augmentation_affine import RandomPerspective, RandomRotation, RandomShear, RandomTranslation, RandomZoom
+from .augmentation_affine import (RandomElasticTransform, RandomPerspective, RandomRotation, RandomShear,
+                                  RandomTranslation, RandomZoom)
 from .augmentation_color import (AutoContrast, Equalization, RandomColorDegeneration, RandomColorJitter,
                                  RandomErasing, RandomGaussianBlur, RandomGrayscale, RandomHue, RandomInvert,
                                  RandomPosterization, RandomSaturation, RandomSharpness, Solarization)
@@ -82,7 +83,7 @@ __all__ = [
     "SpatialDropout3D", "Embedding", "RandomGrayscale", "RandomInvert", "Solarization", "RandomPosterization",
     "RandomColorDegeneration", "RandomSharpness", "RandomSaturation", "RandomHue", "RandomColorJitter",
     "Equalization", "AutoContrast", "RandomShear", "RandomPerspective", "RandomGaussianBlur", "RandomErasing",
-    "MixUp", "CutMix", "RandAugment", "AugMix", "Pipeline",
+    "MixUp", "CutMix", "RandAugment", "AugMix", "Pipeline", "RandomElasticTransform",
 ]
 
 # Class name (as Keras writes it in configs, aliases included) -> class.
@@ -122,7 +123,7 @@ LAYER_CLASSES.update({cls.__name__: cls for cls in (RandomFlip, RandomRotation, 
                                                      RandomHue, RandomColorJitter, Equalization, AutoContrast,
                                                      RandomShear, RandomPerspective, RandomGaussianBlur,
                                                      RandomErasing, MixUp, CutMix, RandAugment, AugMix,
-                                                     Pipeline)})
+                                                     Pipeline, RandomElasticTransform)})
 LAYER_CLASSES.update({"Convolution2D": Conv2D, "MaxPool2D": MaxPooling2D, "AvgPool2D": AveragePooling2D,
                       "GlobalMaxPool2D": GlobalMaxPooling2D, "GlobalAvgPool2D": GlobalAveragePooling2D})
 LAYER_CLASSES.update({"Convolution1D": Conv1D, "MaxPool1D": MaxPooling1D, "AvgPool1D": AveragePooling1D,

@@ -1,5 +1,5 @@
 """Keras 3's affine augmentation layers: `RandomRotation`, `RandomZoom`, `RandomTranslation`, `RandomShear`,
-and the projective `RandomPerspective`.
+the projective `RandomPerspective` and `RandomElasticTransform` (a smooth random displacement per pixel).
 
 Each draws one transform per image in training (Keras' matrices, `ops.augment`) and resamples the
 images through it with `interpolation` ("bilinear" or "nearest") and `fill_mode` ("reflect",
@@ -15,7 +15,8 @@ from typing import Any, Dict
 import numpy as np
 
 from ..ops import augment
-from .augmentation import BaseAugmentation, _is_number, _numbers, _plain, axis_factor, keras_factor
+from .augmentation import (_IDENTITY, BaseAugmentation, _is_number, _numbers, _plain, axis_factor, check_value_range,
+                           keras_factor)
 from .base import check_float
 
 
@@ -203,6 +204,58 @@ class RandomPerspective(BaseAugmentation):
         config = super().get_config()
         config.update({"factor": list(self.factor), "scale": self.scale, "interpolation": self.interpolation,
                        "fill_value": self.fill_value, "seed": self.seed})
+        return config
+
+
+class RandomElasticTransform(BaseAugmentation):
+    """With a probability drawn in `factor` per image, moves each pixel by a smooth random field: Keras' normal
+    fields blurred by a Gaussian of sigma = 0.05 d min(H, W), scaled by alpha = 0.1 d max(H, W), d drawn in
+    `scale` once per batch; then clips every image to `value_range` (kept as given)."""
+
+    def __init__(self, factor=1.0, scale=1.0, interpolation="bilinear", fill_mode="reflect", fill_value=0.0,
+                 value_range=(0, 255), seed=None, data_format=None, **kwargs):
+        super().__init__(seed=seed, data_format=data_format, **kwargs)
+        where = self._describe()
+        self.factor = keras_factor(factor, (0, 1), where)
+        self.scale = keras_factor(scale, (0, 1), where, arg="scale")
+        self.interpolation = _check_choice(interpolation, augment.INTERPOLATIONS, "interpolation", where)
+        self.fill_mode = _check_choice(fill_mode, augment.MAP_FILL_MODES, "fill_mode", where)
+        self.fill_value = check_float(fill_value, "fill_value", where)
+        self.value_range = check_value_range(value_range, where)
+
+    def _draw(self, x, rng):
+        if self.scale[1] == 0 or self.factor[1] == 0:       # Keras draws nothing and leaves the images as they are
+            return None
+        n, (height, width) = x.shape[0], self._size(x)
+        probability = rng.uniform(self.factor[0], self.factor[1], size=n)
+        apply = rng.uniform(0.0, 1.0, size=n) < probability
+        distortion = np.float32(rng.uniform(self.scale[0], self.scale[1]))
+        alpha = np.float32(max(height, width)) * (np.float32(0.1) * distortion)
+        sigma = np.float32(min(height, width)) * (np.float32(0.05) * distortion)
+        noise = [rng.standard_normal((n, height, width)).astype(np.float32) for _ in range(2)]
+        return apply, augment.elastic_coordinates(noise[0], noise[1], alpha, sigma)
+
+    def _apply(self, x, params):
+        if params is None:
+            return x, _IDENTITY
+        apply, (rows, cols) = params
+        warped, warp = augment.map_coordinates_forward(x, rows, cols, self.interpolation, self.fill_mode,
+                                                       self.fill_value, self._format())
+        flags = apply.reshape(-1, 1, 1, 1)
+        y = np.where(flags, warped, x)
+        low, high = (np.asarray(v, y.dtype) for v in self.value_range)
+        return np.clip(y, low, high), (flags, warp, (y >= low) & (y <= high))
+
+    def _backward(self, ctx, grad_output):
+        flags, warp, inside = ctx
+        grad = np.where(inside, grad_output, 0).astype(grad_output.dtype)
+        return np.where(flags, augment.affine_transform_backward(grad, warp), grad)
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config.update({"factor": list(self.factor), "scale": list(self.scale), "interpolation": self.interpolation,
+                       "fill_mode": self.fill_mode, "fill_value": self.fill_value,
+                       "value_range": list(self.value_range), "seed": self.seed})
         return config
 
 

@@ -26,13 +26,15 @@ import numpy as np
 from .padding import check_data_format, check_numeric_array
 from .resize import resize2d_backward, resize2d_forward
 
-__all__ = ["FILL_MODES", "INTERPOLATIONS", "affine_transform", "affine_transform_forward",
+__all__ = ["FILL_MODES", "MAP_FILL_MODES", "INTERPOLATIONS", "affine_transform", "affine_transform_forward",
+           "map_coordinates_forward", "elastic_coordinates",
            "affine_transform_backward", "rotation_transforms", "zoom_transforms", "translation_transforms",
            "shear_transforms", "homography_transforms",
            "flip", "crop_resize_forward", "crop_resize_backward", "brightness_forward", "brightness_backward",
            "contrast_forward", "contrast_backward", "center_crop_window"]
 
 FILL_MODES = ("reflect", "wrap", "constant", "nearest")
+MAP_FILL_MODES = FILL_MODES + ("mirror",)       # map_coordinates' (RandomElasticTransform's) modes
 INTERPOLATIONS = ("bilinear", "nearest")
 
 
@@ -116,6 +118,9 @@ def _fix_index(index: np.ndarray, size: int, fill_mode: str) -> np.ndarray:
         s = 2 * size
         mirrored = np.abs((2 * index + 1 + s) % (2 * s) - s)
         return (mirrored - 1) // 2
+    if fill_mode == "mirror" and size > 1:      # Keras' _mirror_index_fixer (d c b | a b c d | c b a)
+        s = size - 1
+        return np.abs((index + s) % (2 * s) - s)
     return np.clip(index, 0, size - 1)
 
 
@@ -168,9 +173,28 @@ def affine_transform_forward(images, transforms, interpolation="bilinear", fill_
     _check_choice(interpolation, INTERPOLATIONS, "interpolation", op)
     _check_choice(fill_mode, FILL_MODES, "fill_mode", op)
     x = images if data_format == "NHWC" else images.transpose(0, 2, 3, 1)
+    t = _check_transforms(transforms, x.shape[0], op)
+    row, col = _coordinates(t.astype(x.dtype), x.shape[1], x.shape[2])
+    return _sample(images, x, row, col, interpolation, fill_mode, fill_value, data_format)
+
+
+def map_coordinates_forward(images, rows, cols, interpolation="bilinear", fill_mode="constant", fill_value=0.0,
+                            data_format="NHWC"):
+    """(each image sampled at its own (N, H, W) `rows` and `cols`, Keras' map_coordinates rules — "mirror" too —,
+    ctx for `affine_transform_backward`): RandomElasticTransform's displaced grids."""
+    op = "map_coordinates"
+    images = _images(images, op)
+    data_format = check_data_format(data_format, op)
+    _check_choice(interpolation, INTERPOLATIONS, "interpolation", op)
+    _check_choice(fill_mode, MAP_FILL_MODES, "fill_mode", op)
+    x = images if data_format == "NHWC" else images.transpose(0, 2, 3, 1)
+    rows, cols = (np.broadcast_to(np.asarray(v, x.dtype), x.shape[:3]) for v in (rows, cols))
+    return _sample(images, x, rows, cols, interpolation, fill_mode, fill_value, data_format)
+
+
+def _sample(images, x, row, col, interpolation, fill_mode, fill_value, data_format):
+    """The NHWC images `x` sampled at (row, col) per output pixel, and the taps for the backward pass."""
     n, h, w, c = x.shape
-    t = _check_transforms(transforms, n, op)
-    row, col = _coordinates(t.astype(x.dtype), h, w)
     base = (np.arange(n) * (h * w))[:, None, None]
     flat = x.reshape(n * h * w, c)
     out = np.zeros((n, h, w, c), x.dtype)
@@ -192,6 +216,29 @@ def affine_transform_forward(images, transforms, interpolation="bilinear", fill_
             taps.append((index, weight_in))
     y = out if data_format == "NHWC" else out.transpose(0, 3, 1, 2)
     return np.ascontiguousarray(y), (images.shape, data_format, taps)
+
+
+def elastic_coordinates(noise_x, noise_y, alpha: float, sigma: float):
+    """Keras' (torch backend's) `elastic_transform` grids: the (N, H, W) normal fields times sigma, blurred by its
+    Gaussian of size int(6 sigma) | 1 (zero padding), then (rows, cols) = (y + alpha dy, x + alpha dx)."""
+    from .augment_color import gaussian_kernel
+    sigma, alpha = np.float32(sigma), np.float32(alpha)
+    kernel = gaussian_kernel(int(6 * sigma) | 1, (sigma, sigma))
+    size, pad = kernel.shape[0], kernel.shape[0] // 2
+
+    def blurred(noise):
+        field = np.asarray(noise, np.float32) * sigma
+        n, h, w = field.shape
+        padded = np.pad(field, ((0, 0), (pad, pad), (pad, pad)))
+        total = np.zeros((n, h, w), np.float32)
+        for i in range(size):
+            for j in range(size):
+                total += kernel[i, j] * padded[:, i:i + h, j:j + w]
+        return total
+    dx, dy = blurred(noise_x), blurred(noise_y)
+    h, w = dx.shape[1:]
+    rows, cols = np.meshgrid(np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32), indexing="ij")
+    return rows + alpha * dy, cols + alpha * dx
 
 
 def affine_transform(images, transforms, interpolation="bilinear", fill_mode="constant", fill_value=0.0,
