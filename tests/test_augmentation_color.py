@@ -502,3 +502,19 @@ def test_the_channel_counts_are_checked_by_name():
         L.RandomColorJitter(saturation_factor=0.2)(_images((1, 3, 3, 4)))
     with pytest.raises(ValueError, match=r"random_sharpness.*4-D input"):
         L.RandomSharpness(0.2).compute_output_shape((None, 4, 4))
+
+
+def test_erasing_noise_and_masks_as_keras_in_both_layouts(keras):
+    """The noise fill is normal noise times value_range[1], clipped (half the erased values 0, a sixth at the
+    top); each box covers every channel of its pixels in either layout."""
+    x = np.full((300, 3, 10, 10), 100.0, np.float32)
+    shares = []
+    for y in _both(keras, "RandomErasing", x, factor=(1.0, 1.0), scale=(0.2, 0.4), data_format="channels_first"):
+        erased = y[y != 100.0]
+        shares.append((np.mean(erased == 0), np.mean(erased == 255)))
+        changed = y != 100.0
+        assert np.all(changed.any(axis=1) == changed.all(axis=1))           # every channel of an erased pixel
+    for (zero, top), expected in zip(shares, [(0.5, 0.159), (0.5, 0.159)]):
+        assert abs(zero - expected[0]) < 0.03 and abs(top - expected[1]) < 0.03, shares
+    with pytest.raises(ValueError, match=r"random_erasing.*a `fill_value` of 3 numbers fills images of 3 channels"):
+        L.RandomErasing(fill_value=[1, 2, 3])(_images((2, 4, 4, 1)))

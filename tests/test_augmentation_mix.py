@@ -160,3 +160,13 @@ def test_a_keras_file_with_them_loads_and_predicts(keras, tmp_path):
 def test_arguments_are_checked_with_clear_messages(make, error, message):
     with pytest.raises(error, match=message):
         make()
+
+
+def test_cut_mix_boxes_cover_every_channel_in_both_layouts_and_bad_labels_are_named():
+    x = _images((6, 3, 12, 12), seed=11)
+    out = L.CutMix(data_format="channels_first")({"images": x, "labels": np.eye(6, dtype=np.float32)})["images"]
+    changed = out != x
+    assert changed.any()
+    assert np.all(changed.any(axis=1) == changed.all(axis=1))       # a pasted pixel brings all its channels
+    with pytest.raises(ValueError, match=r"mix_up.*'labels' must hold one label per image \(4\), got 3"):
+        L.MixUp()({"images": _images((4, 5, 5, 3)), "labels": np.eye(3)})

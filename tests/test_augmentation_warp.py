@@ -257,3 +257,52 @@ def test_a_keras_file_with_them_loads_and_saves_back(keras, tmp_path):
 def test_arguments_are_checked_with_clear_messages(make, error, message):
     with pytest.raises(error, match=message):
         make()
+
+
+def test_draws_keep_keras_structure():
+    """One sign per image for both shear factors; a perspective's corners at the image's own width and height
+    (a non-square image: the right edge moves by up to scale/2 of its x); RandomGaussianBlur's two sigmas."""
+    x = _images((50, 6, 20, 1), seed=14)
+    transforms = L.RandomShear((0.1, 0.4), (0.2, 0.5))._draw(x, np.random.default_rng(1))
+    assert np.all(np.sign(transforms[:, 1]) == np.sign(transforms[:, 3]))
+    assert {-1.0, 1.0} == set(np.sign(transforms[:, 1]))
+    apply, t = L.RandomPerspective((1.0, 1.0), 0.5)._draw(x, np.random.default_rng(2))
+    corners = np.array([[0, 0, 1], [19, 0, 1], [0, 5, 1], [19, 5, 1]], np.float64).T
+    for row in t.astype(np.float64):            # the output points each input corner moved to: corner + corner * m
+        matrix = np.array([row[0:3], row[3:6], [row[6], row[7], 1.0]])
+        ends = np.linalg.solve(matrix, corners)
+        ends = ends[:2] / ends[2]
+        np.testing.assert_allclose(ends[:, 0], 0, atol=1e-3)                       # (0, 0) stays
+        np.testing.assert_allclose(ends[1, :2], 0, atol=1e-3)                      # y = 0 stays on the top corners
+        assert np.all(np.abs(ends[0, [1, 3]] - 19) <= 0.25 * 19 + 1e-3)          # x moves by up to scale/2 of 19
+        assert np.all(np.abs(ends[1, [2, 3]] - 5) <= 0.25 * 5 + 1e-3)            # y by up to scale/2 of 5
+    sigmas = L.RandomGaussianBlur(sigma=(0.1, 1.0))._draw(x, np.random.default_rng(3))[1]
+    assert sigmas.shape == (2,) and sigmas[0] != sigmas[1]
+
+
+def test_inside_another_layers_call_they_follow_its_training_and_take_keras_dicts(keras):
+    """A custom layer calling them without `training`: predict leaves the images, a training call moves them
+    (Keras' call context); alone they augment (Keras' default).  Keras' dict: images through, labels as given."""
+
+    class Wrap(L.Layer):
+        def __init__(self):
+            super().__init__()
+            self.shear = L.RandomShear((0.3, 0.3), (0.2, 0.2), seed=1)
+            self.warp = L.RandomElasticTransform((1.0, 1.0), seed=2, value_range=(0, 1))
+
+        def call(self, x):
+            return self.warp(self.shear(x))
+
+    x = _images((3, 6, 6, 2), seed=15)
+    inputs = L.Input((6, 6, 2))
+    model = cs.models.Model(inputs, Wrap()(inputs))
+    np.testing.assert_array_equal(model.predict(x, verbose=0), x)
+    np.testing.assert_array_equal(model(x, training=False), x)
+    assert not np.array_equal(model(x, training=True), x)
+    assert not np.array_equal(L.RandomShear(0.3)(x), x)
+    labels = np.arange(3)
+    for layer in (L.RandomShear(0.3), L.RandomPerspective(), L.RandomElasticTransform()):
+        out = layer({"images": x, "labels": labels})
+        assert set(out) == {"images", "labels"} and out["labels"] is labels and out["images"].shape == x.shape
+    with pytest.raises(ValueError, match=r"random_perspective.*expected images at least 2 x 2.*got 1 x 6"):
+        L.RandomPerspective()(x[:, :1])

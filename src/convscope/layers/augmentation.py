@@ -27,6 +27,7 @@ import numpy as np
 from .. import _rng, backend
 from ..ops import augment
 from . import graph
+from .autodiff import inside_call
 from .base import Layer, Shape, check_kept_for_backward, check_positive_int, normalize_data_format
 from .conv2d import check_image_rank, ops_format, sized_image_shape, spatial_dims
 from .spec import LayerSpec
@@ -104,6 +105,17 @@ def check_value_range(value_range, where: str):
     return values
 
 
+def check_data_dict(layer, data: dict) -> None:
+    """Keras' dict input: 'images', and 'labels' at most (convscope transforms no bounding boxes or masks)."""
+    if "images" not in data or set(data) - {"images", "labels"}:
+        raise ValueError(f"{layer._describe()}: a dict input must hold 'images' and may hold 'labels' (convscope "
+                         f"transforms no bounding boxes or masks), got keys {sorted(data)}")
+    if "labels" in data and len(np.asarray(data["labels"])) != len(np.asarray(data["images"])) and \
+            np.ndim(data["images"]) == 4:
+        raise ValueError(f"{layer._describe()}: the dict's 'labels' must hold one label per image "
+                         f"({len(np.asarray(data['images']))}), got {len(np.asarray(data['labels']))}")
+
+
 # -- the base ---------------------------------------------------------------------------------
 class BaseAugmentation(Layer):
     """What every augmentation layer shares: seed, data_format, the training-only switch, Keras'
@@ -127,14 +139,27 @@ class BaseAugmentation(Layer):
             raise ValueError(f"{where}: argument `bounding_box_format` must be None (convscope transforms "
                              f"images only, not bounding boxes), got {bounding_box_format!r}")
 
-    def __call__(self, inputs, training: bool = True):
-        """Keras' call: augments unless `training=False`; takes one image (rank 3) or a batch."""
+    def __call__(self, inputs, training: Optional[bool] = None):
+        """Keras' call: augments unless `training` is False (not given: that of the call this one runs in, True
+        outside any call, Keras' default); takes one image (rank 3) or a batch, or Keras' dict
+        `{"images": ..., "labels": ...}` (the labels as they are; MixUp and CutMix mix them)."""
         if graph.is_symbolic(inputs):
             return super().__call__(inputs)
+        if training is None and not inside_call():
+            training = True
+        if isinstance(inputs, dict):
+            return self._call_dict(inputs, training)
         array = np.asarray(inputs)
         if array.ndim == 3:
             return super().__call__(array[None], training=training)[0]
         return super().__call__(array, training=training)
+
+    def _call_dict(self, data: dict, training) -> dict:
+        """Keras' dict form: the images through the layer, the labels as they are (other keys refused)."""
+        check_data_dict(self, data)
+        out = dict(data)
+        out["images"] = self(np.asarray(data["images"]), training=training)
+        return out
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         input_shape = tuple(input_shape)

@@ -182,6 +182,9 @@ class RandomPerspective(BaseAugmentation):
     def _draw(self, x, rng):
         n = x.shape[0]
         height, width = self._size(x)
+        if min(height, width) < 2:
+            raise ValueError(f"{self._describe()}: expected images at least 2 x 2 (the corners' homography is "
+                             f"singular below), got {height} x {width}")
         probability = rng.uniform(self.factor[0], self.factor[1], size=n)
         apply = rng.uniform(0.0, 1.0, size=n) < probability
         moves = rng.uniform(-0.5 * self.scale, 0.5 * self.scale, size=(n, 4, 2)).astype(np.float32)

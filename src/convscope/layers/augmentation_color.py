@@ -342,6 +342,15 @@ class RandomErasing(_ColorAugmentation):
         apply = self._uniform(rng, 0.0, 1.0, x.shape[0]) < probability
         return masks, apply, self._fill_values(x, rng)
 
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        input_shape = super().compute_output_shape(input_shape)
+        channels = channel_dim(input_shape, self.data_format)
+        if isinstance(self.fill_value, list) and channels not in (None, len(self.fill_value)):
+            raise ValueError(f"{self._describe()}: a `fill_value` of {len(self.fill_value)} numbers fills images of "
+                             f"{len(self.fill_value)} channels ({self.data_format}), got input shape "
+                             f"{tuple(input_shape)}")
+        return input_shape
+
     def _fill_values(self, x, rng):
         if self.fill_value is None:
             fill = rng.standard_normal(x.shape).astype(np.float32) * np.float32(self.value_range[1])

@@ -15,26 +15,17 @@ from typing import Any, Dict
 import numpy as np
 
 from ..ops import numpy_api as K
-from .augmentation import _is_number, _plain, keras_factor
+from .augmentation import _is_number, _plain, check_data_dict, keras_factor
 from .augmentation_color import _ColorAugmentation, box_masks
-
-_KEYS = ("images", "labels")
-
 
 class _MixAugmentation(_ColorAugmentation):
     """A layer that mixes images within a batch; `_draw` returns (permutation, ..., label weights)."""
 
-    def __call__(self, inputs, training: bool = True):
-        if isinstance(inputs, dict):
-            return self._call_dict(inputs, training)
-        return super().__call__(inputs, training=training)
-
     def _call_dict(self, data: dict, training: bool) -> dict:
-        """Keras' dict form: the images mixed and the labels by the same weights (other keys refused by name)."""
-        unknown = sorted(set(data) - set(_KEYS))
-        if unknown or "images" not in data:
-            raise ValueError(f"{self._describe()}: a dict input must hold 'images' and may hold 'labels' (convscope "
-                             f"mixes no bounding boxes or masks), got keys {sorted(data)}")
+        """Keras' dict form: the images mixed and the labels by the same weights (other keys refused by name).
+        Labels of one number per sample ((N,), sparse) are mixed as they are, where Keras 3.15.1 broadcasts them
+        to (N, N)."""
+        check_data_dict(self, data)
         images = np.asarray(data["images"], dtype=np.float32)
         single = images.ndim == 3
         batch = images[None] if single else images
