@@ -10,7 +10,7 @@ import pytest
 from convscope import metrics
 from convscope.layers import Conv2D, Dense, Input
 from convscope.models import Model, Sequential
-from convscope import optimizers
+from convscope import losses, optimizers
 
 pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"),
               pytest.mark.filterwarnings("ignore:You are passing weight as `float`:UserWarning")]
@@ -467,3 +467,26 @@ def test_root_mean_squared_error_broadcasts_as_keras(keras):
         mine.update_state(a, b)
         theirs.update_state(a, b)
         assert float(mine.result()) == pytest.approx(float(theirs.result()), rel=1e-6)
+
+
+def test_the_loss_functions_under_metrics_are_keras_and_work_in_compile(keras):
+    """keras.metrics.<loss name> is the loss function itself (Keras 3): convscope's give Keras' values, and a
+    model compiled with two of them reports Keras' history."""
+    rng = np.random.default_rng(3)
+    y_true = (rng.random((6, 4)) > 0.5).astype("float32")
+    y_pred = rng.uniform(0.05, 0.95, (6, 4)).astype("float32")
+    for name in metrics.LOSS_FUNCTIONS:
+        assert getattr(metrics, name) is getattr(losses, name)
+        assert getattr(keras.metrics, name) is getattr(keras.losses, name)
+        truth = np.argmax(y_true, axis=-1) if name.startswith("sparse") else y_true
+        np.testing.assert_allclose(getattr(metrics, name)(truth, y_pred),
+                                   np.asarray(getattr(keras.metrics, name)(truth, y_pred)), rtol=1e-5, atol=1e-6)
+    ours, theirs = _keras_twin(keras, (5,), [Dense(4, activation="sigmoid")],
+                               [keras.layers.Dense(4, activation="sigmoid")], False)
+    x = rng.random((12, 5)).astype("float32")
+    y = (rng.random((12, 4)) > 0.5).astype("float32")
+    ours.compile(optimizer="sgd", loss="binary_crossentropy", metrics=[metrics.mean_squared_error, metrics.hinge])
+    theirs.compile(optimizer="sgd", loss="binary_crossentropy",
+                   metrics=[keras.metrics.mean_squared_error, keras.metrics.hinge])
+    _compare_histories(ours.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history,
+                       theirs.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0).history, "functions")

@@ -24,6 +24,16 @@ from .loss_metrics import (BinaryCrossentropy, CategoricalCrossentropy, Categori
 from .precision_recall import FalseNegatives, FalsePositives, Precision, Recall, TrueNegatives, TruePositives
 from .regression import MeanAbsoluteError, MeanSquaredError, R2Score, RootMeanSquaredError
 from .. import backend
+# Keras 3's `keras.metrics.<name>` functions are its `keras.losses.<name>` functions themselves
+from ..losses import (binary_crossentropy, binary_focal_crossentropy, categorical_crossentropy,  # noqa: F401
+                      categorical_focal_crossentropy, categorical_hinge, hinge, huber, kl_divergence, log_cosh,
+                      mean_absolute_error, mean_absolute_percentage_error, mean_squared_error,
+                      mean_squared_logarithmic_error, poisson, sparse_categorical_crossentropy, squared_hinge)
+
+LOSS_FUNCTIONS = ("binary_crossentropy", "binary_focal_crossentropy", "categorical_crossentropy",
+                  "categorical_focal_crossentropy", "categorical_hinge", "hinge", "huber", "kl_divergence", "log_cosh",
+                  "mean_absolute_error", "mean_absolute_percentage_error", "mean_squared_error",
+                  "mean_squared_logarithmic_error", "poisson", "sparse_categorical_crossentropy", "squared_hinge")
 
 __all__ = [
     "accuracy", "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
@@ -35,7 +45,7 @@ __all__ = [
     "TrueNegatives", "FalseNegatives", "R2Score", "BinaryCrossentropy", "CategoricalCrossentropy",
     "SparseCategoricalCrossentropy", "KLDivergence", "Poisson", "Hinge", "SquaredHinge", "CategoricalHinge",
     "MeanAbsolutePercentageError", "MeanSquaredLogarithmicError", "LogCoshError", "CosineSimilarity",
-    "get", "resolve", "serialize", "deserialize",
+    "get", "resolve", "serialize", "deserialize", *LOSS_FUNCTIONS,
 ]
 
 CLASSES: Dict[str, type] = {cls.__name__: cls for cls in (
