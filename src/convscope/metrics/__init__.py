@@ -25,15 +25,15 @@ from .precision_recall import FalseNegatives, FalsePositives, Precision, Recall,
 from .regression import MeanAbsoluteError, MeanSquaredError, R2Score, RootMeanSquaredError
 from .. import backend
 # Keras 3's `keras.metrics.<name>` functions are its `keras.losses.<name>` functions themselves
-from ..losses import (binary_crossentropy, binary_focal_crossentropy, categorical_crossentropy,  # noqa: F401
+from ..losses import (binary_crossentropy, binary_focal_crossentropy, categorical_crossentropy,
                       categorical_focal_crossentropy, categorical_hinge, hinge, huber, kl_divergence, log_cosh,
                       mean_absolute_error, mean_absolute_percentage_error, mean_squared_error,
                       mean_squared_logarithmic_error, poisson, sparse_categorical_crossentropy, squared_hinge)
 
-LOSS_FUNCTIONS = ("binary_crossentropy", "binary_focal_crossentropy", "categorical_crossentropy",
-                  "categorical_focal_crossentropy", "categorical_hinge", "hinge", "huber", "kl_divergence", "log_cosh",
-                  "mean_absolute_error", "mean_absolute_percentage_error", "mean_squared_error",
-                  "mean_squared_logarithmic_error", "poisson", "sparse_categorical_crossentropy", "squared_hinge")
+LOSS_FUNCTIONS = tuple(function.__name__ for function in (
+    binary_crossentropy, binary_focal_crossentropy, categorical_crossentropy, categorical_focal_crossentropy,
+    categorical_hinge, hinge, huber, kl_divergence, log_cosh, mean_absolute_error, mean_absolute_percentage_error,
+    mean_squared_error, mean_squared_logarithmic_error, poisson, sparse_categorical_crossentropy, squared_hinge))
 
 __all__ = [
     "accuracy", "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
