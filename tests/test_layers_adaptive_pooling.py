@@ -1,4 +1,5 @@
-"""AdaptiveAveragePooling1D/2D and AdaptiveMaxPooling1D/2D (layers/adaptive_pooling.py, ops/adaptive_pool.py).
+"""AdaptiveAveragePooling1D/2D/3D and AdaptiveMaxPooling1D/2D/3D (layers/adaptive_pooling.py,
+ops/adaptive_pool.py).
 
 Oracles: PyTorch 2.13's adaptive pooling for outputs and input gradients on random sizes (output larger
 than, dividing and not dividing the input; ties after a ReLU), float64 finite differences, Keras 3.15.1
@@ -18,13 +19,15 @@ from convscope import layers as L
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
-CLASSES = ["AdaptiveAveragePooling1D", "AdaptiveMaxPooling1D", "AdaptiveAveragePooling2D", "AdaptiveMaxPooling2D"]
+CLASSES = ["AdaptiveAveragePooling1D", "AdaptiveMaxPooling1D", "AdaptiveAveragePooling2D", "AdaptiveMaxPooling2D",
+           "AdaptiveAveragePooling3D", "AdaptiveMaxPooling3D"]
 TORCH = {"AdaptiveAveragePooling1D": F.adaptive_avg_pool1d, "AdaptiveMaxPooling1D": F.adaptive_max_pool1d,
-         "AdaptiveAveragePooling2D": F.adaptive_avg_pool2d, "AdaptiveMaxPooling2D": F.adaptive_max_pool2d}
+         "AdaptiveAveragePooling2D": F.adaptive_avg_pool2d, "AdaptiveMaxPooling2D": F.adaptive_max_pool2d,
+         "AdaptiveAveragePooling3D": F.adaptive_avg_pool3d, "AdaptiveMaxPooling3D": F.adaptive_max_pool3d}
 
 
 def _rank(name):
-    return 1 if name.endswith("1D") else 2
+    return int(name[-2])
 
 
 @pytest.mark.parametrize("name", CLASSES)
@@ -41,7 +44,7 @@ def test_outputs_and_gradients_match_torch(name, seed):
     if seed % 4 == 3:
         x_first = np.maximum(x_first, 0)              # ReLU's zeros: ties, the first maximum takes the gradient
     x = x_first if data_format == "channels_first" else np.ascontiguousarray(np.moveaxis(x_first, 1, -1))
-    layer = getattr(L, name)(size if rank == 2 or seed % 3 else size[0], data_format=data_format, dtype=dtype)
+    layer = getattr(L, name)(size if rank > 1 or seed % 3 else size[0], data_format=data_format, dtype=dtype)
     y, ctx = forward(layer, x)
     x_t = torch.tensor(x_first, requires_grad=True)
     y_t = TORCH[name](x_t, size)
@@ -63,6 +66,8 @@ def test_outputs_and_gradients_match_torch(name, seed):
     (lambda: L.AdaptiveMaxPooling2D((4, 3), data_format="channels_first", dtype="float64"), (2, 2, 6, 7)),
     (lambda: L.AdaptiveAveragePooling1D(4, data_format="channels_first", dtype="float64"), (2, 3, 9)),
     (lambda: L.AdaptiveMaxPooling1D(6, dtype="float64"), (2, 4, 2)),           # more outputs than steps
+    (lambda: L.AdaptiveAveragePooling3D((2, 3, 2), dtype="float64"), (2, 5, 4, 3, 2)),
+    (lambda: L.AdaptiveMaxPooling3D((3, 2, 4), data_format="channels_first", dtype="float64"), (2, 2, 4, 5, 3)),
 ])
 def test_gradients_match_float64_finite_differences(make, shape):
     assert_layer_matches_finite_differences(make(), np.random.default_rng(10).standard_normal(shape))
@@ -71,7 +76,9 @@ def test_gradients_match_float64_finite_differences(make, shape):
 CONFIG_CASES = [("AdaptiveAveragePooling2D", (7,), {}),
                 ("AdaptiveMaxPooling2D", ((3, 5),), dict(data_format="channels_first")),
                 ("AdaptiveAveragePooling1D", (4,), {}),
-                ("AdaptiveMaxPooling1D", ((2,),), dict(data_format="channels_first"))]
+                ("AdaptiveMaxPooling1D", ((2,),), dict(data_format="channels_first")),
+                ("AdaptiveAveragePooling3D", (3,), {}),
+                ("AdaptiveMaxPooling3D", ((2, 3, 4),), dict(data_format="channels_first"))]
 
 
 @pytest.mark.parametrize("class_name,args,kwargs", CONFIG_CASES)
@@ -85,7 +92,7 @@ def test_configs_and_shapes_match_keras(keras, class_name, args, kwargs):
         json.loads(json.dumps(config))
     again = L.deserialize(json.loads(json.dumps(keras.saving.serialize_keras_object(theirs))))
     assert type(again) is type(ours) and again.get_config() == ours.get_config()
-    shape = (None, 9, 3) if class_name.endswith("1D") else (None, 9, 8, 3)
+    shape = {"1D": (None, 9, 3), "2D": (None, 9, 8, 3), "3D": (None, 9, 8, 7, 3)}[class_name[-2:]]
     assert ours.compute_output_shape(shape) == tuple(theirs.compute_output_shape(shape))
 
 
@@ -160,3 +167,31 @@ def test_onnx_export_of_even_windows_agrees_with_onnx_runtime_and_uneven_ones_ar
     uneven = cs.Sequential([L.Input((10, 8, 3)), L.AdaptiveAveragePooling2D((3, 2))])
     with pytest.raises(ValueError, match=r"'adaptive_average_pooling2d.*output_size \(3, 2\)"):
         uneven.export(tmp_path / "uneven.onnx", format="onnx")
+
+
+def test_volumes_analyse_load_from_keras_and_export(keras, tmp_path):
+    """The 3-D layers: the depth axis' windows in the analysis and explanation, a Keras file both ways, and the
+    ONNX export of even windows."""
+    model = cs.Sequential([L.Input((6, 10, 8, 2)), L.AdaptiveAveragePooling3D((3, 3, 2)), L.AdaptiveMaxPooling3D(1)])
+    first, second = cs.models.analysis.analyze(model).layers
+    assert first.kind == "adaptive_avg_pool" and [a.output for a in first.axes] == [3, 3, 2]
+    assert first.pool_ops == (6 * 12 * 8 - 18 + 18) * 2 and second.output_shape == (None, 1, 1, 1, 2)
+    assert "depth 6 → 3: 6/3 = 2 input cells per output cell" in str(cs.explain(model))
+    k = keras.layers
+    theirs = keras.Sequential([k.Input((6, 8, 4, 2)), k.AdaptiveMaxPooling3D((3, 4, 2)),
+                               k.AdaptiveAveragePooling3D((1, 2, 1), data_format="channels_first"), k.Flatten(),
+                               k.Dense(3)])
+    theirs.save(tmp_path / "v.keras")
+    ours = cs.models.load_model(tmp_path / "v.keras")
+    x = np.random.default_rng(5).standard_normal((2, 6, 8, 4, 2)).astype("float32")
+    expected = keras.ops.convert_to_numpy(theirs.predict(x, verbose=0))
+    np.testing.assert_allclose(ours.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
+    ours.save(tmp_path / "again.keras")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(keras.saving.load_model(tmp_path / "again.keras").predict(
+        x, verbose=0)), expected, rtol=1e-5, atol=1e-6)
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    ours.export(tmp_path / "v.onnx", format="onnx")
+    session = ort.InferenceSession(str(tmp_path / "v.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: x})[0]
+    np.testing.assert_allclose(got, ours.predict(x, verbose=0), rtol=1e-5, atol=1e-6)

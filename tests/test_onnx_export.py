@@ -259,8 +259,8 @@ def inception_resnet_block():
 
 
 def volume_net():
-    """The 3-D layers: Conv3D with a batch norm to fold, pooling both ways, Conv3DTranspose, padding, cropping,
-    upsampling, both data formats."""
+    """The 3-D layers: Conv3D with a batch norm to fold, pooling both ways (adaptive too), Conv3DTranspose,
+    padding, cropping, upsampling, both data formats."""
     x = cs.Input((6, 8, 8, 2), name="volume")
     y = L.BatchNormalization()(L.Conv3D(4, 3, padding="same", strides=(1, 2, 2))(x))
     y = L.MaxPooling3D(2, padding="same")(L.SpatialDropout3D(0.2)(L.Activation("relu")(y)))
@@ -269,7 +269,9 @@ def volume_net():
     c = L.Permute((4, 1, 2, 3))(y)
     c = L.AveragePooling3D((2, 3, 2), strides=(1, 2, 1), padding="same", data_format="channels_first")(c)
     c = L.Conv3D(2, (2, 2, 1), data_format="channels_first", dilation_rate=(2, 2, 1))(c)
-    out = L.Concatenate()([L.GlobalAveragePooling3D()(y), L.GlobalMaxPooling3D(data_format="channels_first")(c)])
+    out = L.Concatenate()([L.GlobalAveragePooling3D()(y), L.GlobalMaxPooling3D(data_format="channels_first")(c),
+                           L.Flatten()(L.AdaptiveMaxPooling3D((2, 1, 2))(y)),
+                           L.Flatten()(L.AdaptiveAveragePooling3D(1, data_format="channels_first")(c))])
     return cs.Model(x, L.Dense(3)(out), name="volume_net")
 
 

@@ -684,6 +684,7 @@ EMITTERS: Dict[str, Callable[[GraphBuilder, Call], Any]] = {
     "UpSampling3D": _upsampling, "Embedding": _embedding,
     "AdaptiveAveragePooling1D": _adaptive_pool, "AdaptiveAveragePooling2D": _adaptive_pool,
     "AdaptiveMaxPooling1D": _adaptive_pool, "AdaptiveMaxPooling2D": _adaptive_pool,
+    "AdaptiveAveragePooling3D": _adaptive_pool, "AdaptiveMaxPooling3D": _adaptive_pool,
     "MaxPooling2D": _pool, "AveragePooling2D": _pool, "MaxPooling1D": _pool, "AveragePooling1D": _pool,
     "GlobalMaxPooling2D": _global_pool, "GlobalAveragePooling2D": _global_pool,
     "GlobalMaxPooling1D": _global_pool, "GlobalAveragePooling1D": _global_pool,

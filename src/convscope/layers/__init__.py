@@ -9,8 +9,8 @@ from .._custom_objects import get_registered_name, lookup
 from . import convolutional, core  # Keras 2 import paths
 from .activation import ELU, Activation, LeakyReLU, ReLU, Softmax
 from .activity_regularization import ActivityRegularization
-from .adaptive_pooling import (AdaptiveAveragePooling1D, AdaptiveAveragePooling2D, AdaptiveMaxPooling1D,
-                               AdaptiveMaxPooling2D)
+from .adaptive_pooling import (AdaptiveAveragePooling1D, AdaptiveAveragePooling2D, AdaptiveAveragePooling3D,
+                               AdaptiveMaxPooling1D, AdaptiveMaxPooling2D, AdaptiveMaxPooling3D)
 from .augmentation import RandomBrightness, RandomContrast, RandomCrop, RandomFlip
 from .augmentation_affine import (RandomElasticTransform, RandomPerspective, RandomRotation, RandomShear,
                                   RandomTranslation, RandomZoom)
@@ -83,7 +83,8 @@ __all__ = [
     "SpatialDropout3D", "Embedding", "RandomGrayscale", "RandomInvert", "Solarization", "RandomPosterization",
     "RandomColorDegeneration", "RandomSharpness", "RandomSaturation", "RandomHue", "RandomColorJitter",
     "Equalization", "AutoContrast", "RandomShear", "RandomPerspective", "RandomGaussianBlur", "RandomErasing",
-    "MixUp", "CutMix", "RandAugment", "AugMix", "Pipeline", "RandomElasticTransform",
+    "MixUp", "CutMix", "RandAugment", "AugMix", "Pipeline", "RandomElasticTransform", "AdaptiveAveragePooling3D",
+    "AdaptiveMaxPooling3D",
 ]
 
 # Class name (as Keras writes it in configs, aliases included) -> class.
@@ -113,7 +114,8 @@ LAYER_CLASSES.update({cls.__name__: cls for cls in (LeakyReLU, ELU, PReLU, Gauss
                                                      UnitNormalization, ActivityRegularization, AlphaDropout,
                                                      DepthwiseConv1D, SeparableConv1D, Conv1DTranspose,
                                                      AdaptiveAveragePooling1D, AdaptiveAveragePooling2D,
-                                                     AdaptiveMaxPooling1D, AdaptiveMaxPooling2D)})
+                                                     AdaptiveMaxPooling1D, AdaptiveMaxPooling2D,
+                                                     AdaptiveAveragePooling3D, AdaptiveMaxPooling3D)})
 LAYER_CLASSES.update({"SeparableConvolution1D": SeparableConv1D, "Convolution1DTranspose": Conv1DTranspose})
 LAYER_CLASSES["Lambda"] = Lambda        # known, so that a file holding one is refused by name (code: `from_config`)
 LAYER_CLASSES.update({cls.__name__: cls for cls in (RandomFlip, RandomRotation, RandomZoom, RandomTranslation,

@@ -25,7 +25,8 @@ from .layer_norm import layer_norm_backward, layer_norm_forward
 from .unit_norm import unit_norm_backward, unit_norm_forward
 from .preprocessing import rescale, rescale_backward, standardize, standardize_backward
 from .resize import center_crop_backward, center_crop_forward, resize2d, resize2d_backward, resize2d_forward
-from .adaptive_pool import adaptive_pool2d_backward, adaptive_pool2d_forward
+from .adaptive_pool import (adaptive_pool2d_backward, adaptive_pool2d_forward, adaptive_pool3d_backward,
+                            adaptive_pool3d_forward)
 from .volume import (conv_nd_backward, conv_nd_forward, conv_nd_transpose_backward, conv_nd_transpose_forward,
                      pool_nd_backward, pool_nd_forward)
 from .pooling import (avg_pool2d, avg_pool2d_backward, avg_pool2d_forward, global_avg_pool2d, max_pool2d,
@@ -51,7 +52,8 @@ __all__ = [
     "separable_conv2d", "separable_conv2d_forward", "separable_conv2d_backward",
     "max_pool2d", "max_pool2d_forward", "max_pool2d_backward", "max_pool2d_zero_padded",
     "avg_pool2d", "avg_pool2d_forward", "avg_pool2d_backward", "global_avg_pool2d",
-    "adaptive_pool2d_forward", "adaptive_pool2d_backward", "conv_nd_forward", "conv_nd_backward",
+    "adaptive_pool2d_forward", "adaptive_pool2d_backward", "adaptive_pool3d_forward", "adaptive_pool3d_backward",
+    "conv_nd_forward", "conv_nd_backward",
     "conv_nd_transpose_forward", "conv_nd_transpose_backward", "pool_nd_forward", "pool_nd_backward",
     "dense_forward", "dense_backward",
     "FUSED_ACTIVATIONS", "bias_activation_forward", "bias_activation_backward", "bias_add",
