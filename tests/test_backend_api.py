@@ -163,7 +163,8 @@ def _data_format_layers():
 
 def _make(cls, **extra):
     params = inspect.signature(cls.__init__).parameters
-    args = {p: REQUIRED[p] for p, v in params.items()
+    required = dict(REQUIRED, **({"factor": 4} if cls.__name__ == "RandomPosterization" else {}))   # bits: [1, 8]
+    args = {p: required[p] for p, v in params.items()
             if v.default is inspect.Parameter.empty and p != "self" and v.kind not in (v.VAR_POSITIONAL, v.VAR_KEYWORD)}
     return cls(**args, **extra)
 
