@@ -49,3 +49,23 @@ def assert_output_shape_or_refusal_as_keras(ours, theirs, shape, error_pattern: 
             ours.compute_output_shape(shape)
     else:
         assert ours.compute_output_shape(shape) == expected
+
+
+def assert_layer_config_matches_keras_both_ways(keras, name: str, kwargs: dict, keras_reads_ours: bool = True):
+    """`layers.<name>(**kwargs)`'s config is Keras' (names and dtypes aside); Keras' config rebuilds ours and ours
+    Keras' (`keras_reads_ours` False: a config Keras writes but refuses to read back; checked to be refused)."""
+    from convscope import layers as L
+    ours, theirs = getattr(L, name)(**kwargs), getattr(keras.layers, name)(**kwargs)
+    expected = comparable_config(theirs.get_config())
+    assert comparable_config(ours.get_config()) == expected
+    rebuilt = L.deserialize({"class_name": name, "config": json.loads(json.dumps(theirs.get_config()))})
+    assert comparable_config(rebuilt.get_config()) == expected
+    assert L.deserialize(json.loads(json.dumps(L.serialize(ours)))).get_config() == ours.get_config()
+    config = json.loads(json.dumps(ours.get_config()))
+    if not keras_reads_ours:
+        try:
+            getattr(keras.layers, name).from_config(config)
+        except (TypeError, ValueError):
+            return
+        raise AssertionError(f"Keras now reads {name}'s config {config}")
+    assert comparable_config(getattr(keras.layers, name).from_config(config).get_config()) == expected

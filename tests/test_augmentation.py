@@ -8,15 +8,13 @@ shapes, configs and `.keras` files, and torch autograd through Keras' layers for
 float64 central differences for the ops' backward passes.
 """
 
-import json
-
 import numpy as np
 import pytest
 
 import convscope as cs
 from _calls import backward, forward
 from _gradcheck import numerical_gradient
-from _oracle import assert_matches
+from _oracle import assert_layer_config_matches_keras_both_ways, assert_matches, comparable_config
 from convscope import backend, utils
 from convscope import layers as L
 from convscope.ops import augment
@@ -29,12 +27,6 @@ NAMES = ["RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "Ran
 def _np(keras, value):
     return keras.ops.convert_to_numpy(value)
 
-
-def _comparable(config):
-    config = json.loads(json.dumps(config))
-    config.pop("name", None)
-    config.pop("dtype", None)
-    return config
 
 
 def _images(shape, seed=0, dtype="float32"):
@@ -328,13 +320,7 @@ CONFIGS = [
 
 @pytest.mark.parametrize("name,kwargs", CONFIGS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CONFIGS)])
 def test_configs_match_keras_both_ways(keras, name, kwargs):
-    ours, theirs = getattr(L, name)(**kwargs), getattr(keras.layers, name)(**kwargs)
-    assert _comparable(ours.get_config()) == _comparable(theirs.get_config())
-    rebuilt = L.deserialize({"class_name": name, "config": json.loads(json.dumps(theirs.get_config()))})
-    assert _comparable(rebuilt.get_config()) == _comparable(theirs.get_config())
-    assert L.deserialize(json.loads(json.dumps(L.serialize(ours)))).get_config() == ours.get_config()
-    back = getattr(keras.layers, name).from_config(json.loads(json.dumps(ours.get_config())))
-    assert _comparable(back.get_config()) == _comparable(theirs.get_config())
+    assert_layer_config_matches_keras_both_ways(keras, name, kwargs)
 
 
 def _keras_augmented(keras):
@@ -357,14 +343,14 @@ def test_keras_files_with_augmentation_layers_load_and_save(keras, tmp_path):
     model = cs.models.load_model(tmp_path / "k.keras", compile=False)
     assert [type(layer).__name__ for layer in model.layers[:7]] == NAMES
     for ours, theirs in zip(model.layers[:7], kmodel.layers):
-        assert _comparable(ours.get_config()) == _comparable(theirs.get_config())
+        assert comparable_config(ours.get_config()) == comparable_config(theirs.get_config())
     np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-4)
     for suffix in (".keras", ".h5"):
         model.save(tmp_path / f"ours{suffix}")
         for reloaded in (keras.saving.load_model(tmp_path / f"ours{suffix}", compile=False),
                          cs.models.load_model(tmp_path / f"ours{suffix}", compile=False)):
             for ours, theirs in zip(model.layers[:7], reloaded.layers):
-                assert _comparable(ours.get_config()) == _comparable(theirs.get_config()), suffix
+                assert comparable_config(ours.get_config()) == comparable_config(theirs.get_config()), suffix
             np.testing.assert_allclose(_np(keras, reloaded.predict(x, verbose=0)), expected, rtol=1e-5, atol=1e-4)
 
 

@@ -8,14 +8,12 @@ Oracles: Keras 3.15.1 on torch — its layers' `transform_images` given the para
 distributions of its draws, its configs and `.keras` files; ONNX Runtime for the export.
 """
 
-import json
-
 import numpy as np
 import pytest
 
 import convscope as cs
 from _calls import backward, forward
-from _oracle import assert_matches
+from _oracle import assert_layer_config_matches_keras_both_ways, assert_matches, comparable_config
 from convscope import layers as L
 from convscope import utils
 from convscope.ops import augment_color as ac
@@ -34,12 +32,6 @@ def _np(keras, value):
 def _images(shape, seed=0, scale=255.0):
     return (np.random.default_rng(seed).random(shape) * scale).astype("float32")
 
-
-def _comparable(config):
-    config = json.loads(json.dumps(config))
-    config.pop("name", None)
-    config.pop("dtype", None)
-    return config
 
 
 def _taped(fn, x, upstream):
@@ -376,13 +368,7 @@ CONFIGS = [
 
 @pytest.mark.parametrize("name,kwargs", CONFIGS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CONFIGS)])
 def test_configs_match_keras_both_ways(keras, name, kwargs):
-    ours, theirs = getattr(L, name)(**kwargs), getattr(keras.layers, name)(**kwargs)
-    assert _comparable(ours.get_config()) == _comparable(theirs.get_config())
-    rebuilt = L.deserialize({"class_name": name, "config": json.loads(json.dumps(theirs.get_config()))})
-    assert _comparable(rebuilt.get_config()) == _comparable(theirs.get_config())
-    assert L.deserialize(json.loads(json.dumps(L.serialize(ours)))).get_config() == ours.get_config()
-    back = getattr(keras.layers, name).from_config(json.loads(json.dumps(ours.get_config())))
-    assert _comparable(back.get_config()) == _comparable(theirs.get_config())
+    assert_layer_config_matches_keras_both_ways(keras, name, kwargs)
 
 
 def _keras_model(keras):
@@ -405,7 +391,7 @@ def test_a_keras_file_with_the_colour_layers_loads_predicts_and_saves_back(keras
     assert [type(layer).__name__ for layer in model.layers[:12]] == NAMES[:9] + ["RandomGaussianBlur",
                                                                                 "RandomErasing", "AutoContrast"]
     for ours, theirs in zip(model.layers[:12], kmodel.layers):
-        assert _comparable(ours.get_config()) == _comparable(theirs.get_config())
+        assert comparable_config(ours.get_config()) == comparable_config(theirs.get_config())
     np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-4)
     model.save(tmp_path / "ours.keras")
     reloaded = keras.saving.load_model(tmp_path / "ours.keras", compile=False)

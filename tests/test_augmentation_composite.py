@@ -9,14 +9,13 @@ picked one with its draw as drawn (the oracle below runs Keras' layers on copies
 """
 
 import copy
-import json
 
 import numpy as np
 import pytest
 
 import convscope as cs
 from _calls import backward, forward
-from _oracle import assert_matches
+from _oracle import assert_layer_config_matches_keras_both_ways, assert_matches, comparable_config
 from convscope import layers as L
 from convscope.ops import augment
 
@@ -26,12 +25,6 @@ torch = pytest.importorskip("torch")
 def _np(keras, value):
     return keras.ops.convert_to_numpy(value)
 
-
-def _comparable(config):
-    config = json.loads(json.dumps(config))
-    for key in ("name", "dtype"):
-        config.pop(key, None)
-    return config
 
 
 def _our_draw(keras, name, p, height, width):
@@ -88,8 +81,8 @@ def test_the_eleven_layers_are_built_as_keras_builds_them(keras, kwargs):
     theirs, ours = keras.layers.RandAugment(**kwargs), L.RandAugment(**kwargs)
     assert len(ours._ops) == len(theirs._AUGMENT_LAYERS)
     for op, name in zip(ours._ops, theirs._AUGMENT_LAYERS):
-        expected = _comparable(getattr(theirs, name).get_config())
-        got = _comparable(op.get_config())
+        expected = comparable_config(getattr(theirs, name).get_config())
+        got = comparable_config(op.get_config())
         assert type(op).__name__ == type(getattr(theirs, name)).__name__
         assert {k: v for k, v in got.items() if k != "trainable"} == \
             {k: v for k, v in expected.items() if k != "trainable"}, name
@@ -177,12 +170,7 @@ CONFIGS = [("RandAugment", dict()),
 
 @pytest.mark.parametrize("name,kwargs", CONFIGS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CONFIGS)])
 def test_configs_match_keras_both_ways(keras, name, kwargs):
-    ours, theirs = getattr(L, name)(**kwargs), getattr(keras.layers, name)(**kwargs)
-    assert _comparable(ours.get_config()) == _comparable(theirs.get_config())
-    rebuilt = L.deserialize({"class_name": name, "config": json.loads(json.dumps(theirs.get_config()))})
-    assert _comparable(rebuilt.get_config()) == _comparable(theirs.get_config())
-    back = getattr(keras.layers, name).from_config(json.loads(json.dumps(ours.get_config())))
-    assert _comparable(back.get_config()) == _comparable(theirs.get_config())
+    assert_layer_config_matches_keras_both_ways(keras, name, kwargs)
 
 
 def test_a_keras_file_with_it_loads_trains_and_predicts(keras, tmp_path):

@@ -6,14 +6,12 @@ Keras drew (outputs, torch autograd for the input gradients), the distributions 
 and files.
 """
 
-import json
-
 import numpy as np
 import pytest
 
 import convscope as cs
 from _calls import backward, forward
-from _oracle import assert_matches
+from _oracle import assert_layer_config_matches_keras_both_ways, assert_matches
 from convscope import layers as L
 from convscope import utils
 from convscope.layers.augmentation_mix import _mix_labels
@@ -29,12 +27,6 @@ def _np(keras, value):
 def _images(shape, seed=0):
     return np.random.default_rng(seed).random(shape).astype("float32")
 
-
-def _comparable(config):
-    config = json.loads(json.dumps(config))
-    for key in ("name", "dtype"):
-        config.pop(key, None)
-    return config
 
 
 def _params(keras, name, p):
@@ -130,12 +122,7 @@ def test_a_model_trains_through_them_and_predicts_as_if_they_were_not_there():
                                          ("CutMix", dict()), ("CutMix", dict(factor=(0.9, 0.2), seed=1,
                                                                              data_format="channels_first"))])
 def test_configs_match_keras_both_ways(keras, name, kwargs):
-    ours, theirs = getattr(L, name)(**kwargs), getattr(keras.layers, name)(**kwargs)
-    assert _comparable(ours.get_config()) == _comparable(theirs.get_config())
-    rebuilt = L.deserialize({"class_name": name, "config": json.loads(json.dumps(theirs.get_config()))})
-    assert _comparable(rebuilt.get_config()) == _comparable(theirs.get_config())
-    back = getattr(keras.layers, name).from_config(json.loads(json.dumps(ours.get_config())))
-    assert _comparable(back.get_config()) == _comparable(theirs.get_config())
+    assert_layer_config_matches_keras_both_ways(keras, name, kwargs)
 
 
 def test_a_keras_file_with_them_loads_and_predicts(keras, tmp_path):

@@ -168,11 +168,7 @@ def affine_transform_forward(images, transforms, interpolation="bilinear", fill_
                              fill_value=0.0, data_format="NHWC"):
     """(the images resampled through `transforms`, ctx for `affine_transform_backward`)."""
     op = "affine_transform"
-    images = _images(images, op)
-    data_format = check_data_format(data_format, op)
-    _check_choice(interpolation, INTERPOLATIONS, "interpolation", op)
-    _check_choice(fill_mode, FILL_MODES, "fill_mode", op)
-    x = images if data_format == "NHWC" else images.transpose(0, 2, 3, 1)
+    images, x, data_format = _sampling_arguments(images, interpolation, fill_mode, FILL_MODES, data_format, op)
     t = _check_transforms(transforms, x.shape[0], op)
     row, col = _coordinates(t.astype(x.dtype), x.shape[1], x.shape[2])
     return _sample(images, x, row, col, interpolation, fill_mode, fill_value, data_format)
@@ -183,13 +179,18 @@ def map_coordinates_forward(images, rows, cols, interpolation="bilinear", fill_m
     """(each image sampled at its own (N, H, W) `rows` and `cols`, Keras' map_coordinates rules — "mirror" too —,
     ctx for `affine_transform_backward`): RandomElasticTransform's displaced grids."""
     op = "map_coordinates"
+    images, x, data_format = _sampling_arguments(images, interpolation, fill_mode, MAP_FILL_MODES, data_format, op)
+    rows, cols = (np.broadcast_to(np.asarray(v, x.dtype), x.shape[:3]) for v in (rows, cols))
+    return _sample(images, x, rows, cols, interpolation, fill_mode, fill_value, data_format)
+
+
+def _sampling_arguments(images, interpolation, fill_mode, fill_modes, data_format, op):
+    """(the images checked, them as NHWC, the data format): a resampling's checks."""
     images = _images(images, op)
     data_format = check_data_format(data_format, op)
     _check_choice(interpolation, INTERPOLATIONS, "interpolation", op)
-    _check_choice(fill_mode, MAP_FILL_MODES, "fill_mode", op)
-    x = images if data_format == "NHWC" else images.transpose(0, 2, 3, 1)
-    rows, cols = (np.broadcast_to(np.asarray(v, x.dtype), x.shape[:3]) for v in (rows, cols))
-    return _sample(images, x, rows, cols, interpolation, fill_mode, fill_value, data_format)
+    _check_choice(fill_mode, fill_modes, "fill_mode", op)
+    return images, (images if data_format == "NHWC" else images.transpose(0, 2, 3, 1)), data_format
 
 
 def _sample(images, x, row, col, interpolation, fill_mode, fill_value, data_format):
