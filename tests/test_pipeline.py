@@ -93,3 +93,90 @@ def test_errors_name_the_culprit():
         L.Pipeline(L.RandomFlip())
     with pytest.raises(ValueError, match=r"Pipeline.from_config: the config must hold 'layers'"):
         L.Pipeline.from_config({"name": "p"})
+
+
+def test_gradients_pass_through_augmentation_and_dropout_inside_traced_calls(keras):
+    """A Pipeline (a traced call) holding a convolution before an augmentation layer or a dropout at rate 0:
+    one SGD step from the same weights moves the convolution as Keras moves it; on a tape, an augmentation
+    layer passes the gradient (Keras' torch autograd: RandomBrightness adds a constant)."""
+    import torch
+    k = keras.layers
+    x, y = _images((4, 6, 6, 3), seed=7), _images((4, 2), seed=8)
+    for ours_tail, their_tail in [(L.RandomSharpness((0.8, 0.8)), k.RandomSharpness((0.8, 0.8))),
+                                  (L.Dropout(0.0), k.Dropout(0.0))]:
+        kmodel = keras.Sequential([k.Input((6, 6, 3)), k.Pipeline([k.Conv2D(3, 3), their_tail]), k.Flatten(),
+                                   k.Dense(2)])
+        model = cs.models.Sequential([L.Input((6, 6, 3)), L.Pipeline([L.Conv2D(3, 3), ours_tail]), L.Flatten(),
+                                      L.Dense(2)])
+        model.set_weights([_np(keras, w) for w in kmodel.get_weights()])
+        kmodel.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        model.compile(optimizer=cs.optimizers.SGD(0.1), loss="mse")
+        kmodel.train_on_batch(x, y)
+        model.train_on_batch(x, y)
+        for ours, theirs in zip(model.get_weights(), kmodel.get_weights()):
+            np.testing.assert_allclose(ours, _np(keras, theirs), rtol=1e-4, atol=1e-6)
+    with cs.ops.Tape() as tape:
+        watched = tape.watch(x)
+        loss = cs.ops.sum(L.RandomBrightness((0.1, 0.1), value_range=(0, 10))(watched))
+        grad = tape.gradient(loss, watched)
+    x_t = torch.tensor(x, requires_grad=True)
+    torch.sum(k.RandomBrightness((0.1, 0.1), value_range=(0, 10))(x_t * 1.0)).backward()
+    np.testing.assert_array_equal(grad, x_t.grad.numpy())
+
+
+def test_training_is_inherited_as_keras_inherits_it(keras):
+    """A custom layer calling an augmentation layer or a Pipeline without `training`: called alone it augments
+    (neither says: the augmentation's own default, True), inside predict it does not, with training=True it
+    does; a Pipeline takes one image and Keras' dict."""
+    brighten = dict(factor=(0.2, 0.2), value_range=(0, 10))
+
+    def holder(lib, inner):
+        class Holder(lib.layers.Layer):
+            def __init__(self):
+                super().__init__()
+                self.inner = inner
+
+            def call(self, x):
+                return self.inner(x)
+        return Holder()
+
+    x = _images((2, 4, 4, 1), seed=9)
+    for make in (lambda lib: lib.layers.RandomBrightness(**brighten),
+                 lambda lib: lib.layers.Pipeline([lib.layers.RandomBrightness(**brighten)])):
+        ours, theirs = holder(cs, make(cs)), holder(keras, make(keras))
+        for kwargs in ({}, {"training": True}, {"training": False}):
+            np.testing.assert_allclose(ours(x, **kwargs), _np(keras, theirs(x.copy(), **kwargs)), rtol=1e-6)
+        inputs = L.Input((4, 4, 1))
+        model = cs.models.Model(inputs, holder(cs, make(cs))(inputs))
+        np.testing.assert_allclose(model.predict(x, verbose=0), x, rtol=1e-6)
+    pipeline = L.Pipeline([L.RandomBrightness(**brighten), L.MixUp()])
+    out = pipeline({"images": x, "labels": np.eye(2, dtype=np.float32)})
+    assert out["images"].shape == x.shape and out["labels"].shape == (2, 2)
+    np.testing.assert_allclose(L.Pipeline([L.RandomBrightness(**brighten)])(x[0]), x[0] + 2, rtol=1e-6)
+    single = L.RandomFlip()({"images": x[0], "labels": np.int64(3)})
+    assert single["images"].shape == x[0].shape and single["labels"] == 3
+
+
+def test_custom_objects_reach_a_pipelines_layers():
+    class Scale(L.Layer):
+        def call(self, x):
+            return x * 2.0
+
+    model = cs.models.Sequential([L.Input((3,)), L.Pipeline([Scale(), L.Dense(2)])])
+    config = model.get_config()
+    with pytest.raises(ValueError, match="unknown layer class 'Scale'"):
+        cs.models.Sequential.from_config(config)
+    rebuilt = cs.models.Sequential.from_config(config, custom_objects={"Scale": Scale})
+    assert [type(layer).__name__ for layer in rebuilt.layers[0].layers] == ["Scale", "Dense"]
+    again = L.deserialize(L.serialize(model.layers[0]), custom_objects={"Scale": Scale})
+    assert type(again.layers[0]) is Scale
+
+
+def test_a_composite_names_itself_in_its_errors_and_takes_an_empty_batch():
+    with pytest.raises(ValueError, match=r"RandAugment 'rand_augment\w*': expected a 4-D input"):
+        L.RandAugment()(np.zeros((2, 8), np.float32))
+    with pytest.raises(ValueError, match=r"AugMix 'aug_mix\w*': its RandomColorDegeneration cannot take the input"):
+        L.AugMix()(np.zeros((2, 8, 8, 4), np.float32))
+    empty = np.zeros((0, 8, 8, 3), np.float32)
+    for layer in (L.AutoContrast(), L.RandAugment(num_ops=11), L.Equalization()):
+        assert layer(empty, training=True).shape == empty.shape

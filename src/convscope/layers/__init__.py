@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
-from .._custom_objects import get_registered_name, lookup
+from .._custom_objects import custom_object_scope, get_registered_name, lookup
 
 from . import convolutional, core  # Keras 2 import paths
 from .activation import ELU, Activation, LeakyReLU, ReLU, Softmax
@@ -193,4 +193,7 @@ def deserialize(config: Dict[str, Any], custom_objects: Optional[Dict[str, type]
         raise ValueError(f"layers.deserialize: the custom object for layer class {class_name!r} is {cls!r}, not a "
                          "Layer subclass")
     arguments = _normalize_config(class_name, config.get("config") or {})
-    return cls.from_config(arguments)
+    if not custom_objects:
+        return cls.from_config(arguments)
+    with custom_object_scope(custom_objects):       # the layers a layer's config holds (a Pipeline's) find them
+        return cls.from_config(arguments)

@@ -27,7 +27,8 @@ import numpy as np
 from .. import _rng, backend
 from ..ops import augment
 from . import graph
-from .autodiff import inside_call
+from ..ops.tape import is_traced
+from .autodiff import recording, resolve_training
 from .base import Layer, Shape, check_kept_for_backward, check_positive_int, normalize_data_format
 from .conv2d import check_image_rank, ops_format, sized_image_shape, spatial_dims
 from .spec import LayerSpec
@@ -105,13 +106,20 @@ def check_value_range(value_range, where: str):
     return values
 
 
+def augmenting(training) -> bool:
+    """An augmentation layer's `training`: as given, else the enclosing call's, else (neither says: called alone,
+    or inside a call given none) True, its `call`'s default in Keras."""
+    training = resolve_training(training)
+    return True if training is None else training
+
+
 def check_data_dict(layer, data: dict) -> None:
     """Keras' dict input: 'images', and 'labels' at most (convscope transforms no bounding boxes or masks)."""
     if "images" not in data or set(data) - {"images", "labels"}:
         raise ValueError(f"{layer._describe()}: a dict input must hold 'images' and may hold 'labels' (convscope "
                          f"transforms no bounding boxes or masks), got keys {sorted(data)}")
-    if "labels" in data and len(np.asarray(data["labels"])) != len(np.asarray(data["images"])) and \
-            np.ndim(data["images"]) == 4:
+    if "labels" in data and np.ndim(data["images"]) == 4 and np.ndim(data["labels"]) >= 1 and \
+            len(np.asarray(data["labels"])) != len(np.asarray(data["images"])):
         raise ValueError(f"{layer._describe()}: the dict's 'labels' must hold one label per image "
                          f"({len(np.asarray(data['images']))}), got {len(np.asarray(data['labels']))}")
 
@@ -145,10 +153,11 @@ class BaseAugmentation(Layer):
         `{"images": ..., "labels": ...}` (the labels as they are; MixUp and CutMix mix them)."""
         if graph.is_symbolic(inputs):
             return super().__call__(inputs)
-        if training is None and not inside_call():
-            training = True
+        training = augmenting(training)
         if isinstance(inputs, dict):
             return self._call_dict(inputs, training)
+        if is_traced(inputs) or recording():          # inside a traced call: one node on its tape
+            return super().__call__(inputs, training=training)
         array = np.asarray(inputs)
         if array.ndim == 3:
             return super().__call__(array[None], training=training)[0]

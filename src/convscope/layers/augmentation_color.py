@@ -64,7 +64,9 @@ class _ColorAugmentation(BaseAugmentation):
         return self._apply(x, self._draw(x, rng))
 
     def _apply(self, x, params):
-        """(the mapped images, the ctx of their backward pass)."""
+        """(the mapped images, the ctx of their backward pass); an empty batch as it is."""
+        if x.shape[0] == 0:
+            return x, (_ZERO_GRADIENT, x.shape, x.dtype)
         if not backend.keeps_for_backward():
             return np.asarray(self._map(x, params), dtype=x.dtype), None
         with Tape() as tape:

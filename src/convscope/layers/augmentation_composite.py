@@ -46,6 +46,17 @@ def _keras_ops(factor, value_range, interpolation, seed, data_format, all_ops=Tr
     return ops
 
 
+def _check_ops(layer, input_shape: Shape) -> Shape:
+    """The composite's own rank check, then each of its layers' (an error names the composite)."""
+    input_shape = BaseAugmentation.compute_output_shape(layer, input_shape)
+    for op in layer._ops:
+        try:
+            op.compute_output_shape(input_shape)
+        except ValueError as error:
+            raise ValueError(f"{layer._describe()}: its {type(op).__name__} cannot take the input: {error}") from None
+    return input_shape
+
+
 class RandAugment(BaseAugmentation):
     """Picks `num_ops` of RandomShear, RandomTranslation, RandomRotation, RandomBrightness,
     RandomColorDegeneration, RandomContrast, RandomSharpness, RandomPosterization, Solarization, AutoContrast and
@@ -71,9 +82,7 @@ class RandAugment(BaseAugmentation):
         return [ops[name] for name in self._NAMES]
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
-        for op in self._ops:
-            op.compute_output_shape(input_shape)
-        return super().compute_output_shape(input_shape)
+        return _check_ops(self, input_shape)
 
     def _draw(self, x, rng):
         picks = rng.integers(0, len(self._ops), size=self.num_ops)
@@ -129,9 +138,7 @@ class AugMix(BaseAugmentation):
         self._ops = [ops[name] for name in self._NAMES if name in ops]
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
-        for op in self._ops:
-            op.compute_output_shape(input_shape)
-        return super().compute_output_shape(input_shape)
+        return _check_ops(self, input_shape)
 
     def _draw(self, x, rng):
         gamma = rng.gamma(self.alpha, size=self.num_chains)

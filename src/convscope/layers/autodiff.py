@@ -21,24 +21,35 @@ from ..ops.tape import Tape, Traced, record, recording
 from ..variables import Variable
 
 __all__ = ["forward_on_tape", "backward_on_tape", "call_layer", "call_traced", "call_training", "inside_call",
+           "resolve_training",
            "infer_output_shape", "recording", "TapeContext"]
 
 PROBE_SIZES = (64, 65)     # an unknown axis other than the batch when `call` is run to learn its output shape
 _TAKES_TRAINING: dict = {}          # class -> whether its `call` has a `training` argument
+_OUTSIDE = object()       # no layer's `call` is running
 # The `training` of the `call` running in this thread (or task), which the layers it calls without one inherit
-# (Keras' call context); None outside any call.
-_CALL_TRAINING: contextvars.ContextVar = contextvars.ContextVar("convscope_call_training", default=None)
+# (Keras' call context): True, False, None (that call was given none: each layer takes its own default), or
+# _OUTSIDE.
+_CALL_TRAINING: contextvars.ContextVar = contextvars.ContextVar("convscope_call_training", default=_OUTSIDE)
+
+
+def resolve_training(training):
+    """`training` as given, or (None) that of the enclosing `call`: True, False, or None where neither says
+    (the layer's own default then decides: False for most, True for the augmentation layers, as in Keras)."""
+    if training is not None:
+        return bool(training)
+    outer = _CALL_TRAINING.get()
+    return None if outer is _OUTSIDE else outer
 
 
 def call_training(training) -> bool:
-    """`training` as given, or (None) that of the enclosing `call` (False outside any), as a sublayer called
-    without it gets in Keras."""
-    return bool(_CALL_TRAINING.get()) if training is None else bool(training)
+    """`resolve_training`, a layer whose own default is False (most): None is False."""
+    return bool(resolve_training(training))
 
 
 def inside_call() -> bool:
-    """True while a layer's `call` runs in this thread (or task): a layer called without `training` inherits it."""
-    return _CALL_TRAINING.get() is not None
+    """True while a layer's `call` runs in this thread (or task)."""
+    return _CALL_TRAINING.get() is not _OUTSIDE
 
 
 def call_layer(layer, inputs, training: bool = False):
@@ -52,9 +63,11 @@ def call_layer(layer, inputs, training: bool = False):
         except (TypeError, ValueError):
             takes = True
         _TAKES_TRAINING[cls] = takes
-    token = _CALL_TRAINING.set(bool(training))
+    token = _CALL_TRAINING.set(None if training is None else bool(training))
     try:
-        return layer.call(inputs, training=bool(training)) if takes else layer.call(inputs)
+        if not takes:
+            return layer.call(inputs)
+        return layer.call(inputs) if training is None else layer.call(inputs, training=bool(training))
     finally:
         _CALL_TRAINING.reset(token)
 
@@ -150,8 +163,8 @@ def call_traced(layer, inputs, training: bool = False, forward=None, backward=No
     items = [inputs] if single else list(inputs)
     values = [item.value if isinstance(item, (Traced, Variable)) else np.asarray(item) for item in items]
     outputs, ctx = forward(layer, values[0] if single else values, training=training)
-    if ctx is None:
-        return outputs
+    if ctx is None:     # nothing kept: an identity (a dropout at inference or rate 0) passes the traced input on
+        return items[0] if single and outputs is values[0] else outputs
     variables = list(layer.trainable_weights)
     several = isinstance(outputs, (list, tuple))
 

@@ -22,7 +22,7 @@ from .. import backend
 from ..variables import Variable
 from .._weight_memory import holding
 from . import graph
-from .autodiff import call_layer, call_traced, call_training, infer_output_shape, recording
+from .autodiff import call_layer, call_traced, infer_output_shape, recording, resolve_training
 from .spec import LayerSpec
 
 Shape = Tuple[Optional[int], ...]
@@ -162,9 +162,9 @@ class Layer:
         `self.dense(x)` while a model trains) the call is one node on the tape."""
         if graph.is_symbolic(inputs):
             return self._call_symbolic(inputs)
-        training = call_training(training)
+        training = resolve_training(training)       # None: neither given nor inherited (`call`'s own default)
         if recording():
-            return self._call_on_tape(inputs, training)
+            return self._call_on_tape(inputs, bool(training))
         x = self._as_input_array(inputs)
         if not self.built:
             self.build_from_shape((None,) + x.shape[1:])

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
+import numpy as np
+
+from ..ops.tape import is_traced
 from . import graph
-from .autodiff import inside_call
+from .augmentation import augmenting
 from .base import Layer, Shape
 
 
@@ -31,9 +34,15 @@ class Pipeline(Layer):
         return self._pipeline_layers
 
     def __call__(self, inputs, training=None):
-        """Keras' default: training when called alone (not inside another call, not on symbolic inputs)."""
-        if training is None and not inside_call() and not graph.is_symbolic(inputs):
-            training = True
+        """Keras' default: training where neither this call nor an enclosing one says.  One image (rank 3) or
+        Keras' dict `{"images", "labels"}` goes through each layer as it is (augmentation layers take them)."""
+        if graph.is_symbolic(inputs):
+            return super().__call__(inputs)
+        training = augmenting(training)
+        if isinstance(inputs, dict) or (not is_traced(inputs) and np.ndim(inputs) == 3):
+            for layer in self._pipeline_layers:
+                inputs = layer(inputs, training=training)
+            return inputs
         return super().__call__(inputs, training=training)
 
     def call(self, inputs, training=True):
