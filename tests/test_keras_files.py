@@ -530,3 +530,30 @@ def test_a_decompression_bomb_dataset_is_refused_before_allocating(tmp_path):
     finally:
         tracemalloc.stop()
     assert peak < 16 << 20
+
+
+def test_a_sequential_inside_a_sequential_loads_trains_and_saves_back(keras, tmp_path):
+    """A Sequential holding a Sequential (with a batch norm), as Keras' data-augmentation idiom nests them.
+    Its file and its JSON open in convscope and convscope's in Keras (a nested model written as Keras writes
+    it: module "keras"); one SGD step agrees with Keras'."""
+    L = keras.layers
+    inner = keras.Sequential([L.Conv2D(3, 3, activation="relu"), L.BatchNormalization()], name="inner")
+    kmodel = keras.Sequential([L.Input((8, 8, 2)), inner, L.Flatten(), L.Dense(2)], name="outer")
+    randomize(kmodel)
+    kmodel.save(tmp_path / "k.keras")
+    x = np.random.default_rng(3).standard_normal((4, 8, 8, 2)).astype("float32")
+    y = np.random.default_rng(4).standard_normal((4, 2)).astype("float32")
+    model = cs.models.load_model(tmp_path / "k.keras")
+    assert [type(layer).__name__ for layer in model.layers] == ["Sequential", "Flatten", "Dense"]
+    expected = keras.ops.convert_to_numpy(kmodel.predict(x, verbose=0))
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-5)
+    model.save(tmp_path / "ours.keras")
+    back = keras.saving.load_model(tmp_path / "ours.keras")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(back.predict(x, verbose=0)), expected, rtol=1e-5, atol=1e-5)
+    assert [type(layer).__name__ for layer in cs.models.model_from_json(kmodel.to_json()).layers] == \
+        ["Sequential", "Flatten", "Dense"]
+    assert type(keras.models.model_from_json(model.to_json()).layers[0]).__name__ == "Sequential"
+    for lib_model, optimizer in ((kmodel, keras.optimizers.SGD(0.05)), (model, cs.optimizers.SGD(0.05))):
+        lib_model.compile(optimizer=optimizer, loss="mse")
+        lib_model.train_on_batch(x, y)
+    assert_close(model.get_weights(), kmodel.get_weights(), rtol=1e-4, atol=1e-5)

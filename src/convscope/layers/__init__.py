@@ -141,6 +141,10 @@ _IGNORED_KEYS = {
 }
 
 
+# A model held as a layer, as Keras writes it: (module, registered_name)
+_KERAS_MODEL_MODULES = {"Sequential": ("keras", None), "Functional": ("keras.src.models.functional", "Functional")}
+
+
 def serialize(layer: Layer) -> Dict[str, Any]:
     """Keras' layer dict {"module", "class_name", "config", "registered_name"}, which Keras 3 reads too."""
     if not isinstance(layer, Layer):
@@ -148,6 +152,8 @@ def serialize(layer: Layer) -> Dict[str, Any]:
     cls = type(layer)
     if hasattr(cls, "keras_module"):            # an operation (`x * 0.5`, layers/operations.py)
         module, registered = cls.keras_module, cls.keras_registered_name
+    elif cls.__module__.startswith("convscope.models.") and cls.__name__ in _KERAS_MODEL_MODULES:   # nested model
+        module, registered = _KERAS_MODEL_MODULES[cls.__name__]
     elif cls.__module__.startswith("convscope."):
         module, registered = "keras.layers", None
     else:                                       # a custom layer, as Keras writes it (registered: "package>name")

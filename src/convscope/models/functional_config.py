@@ -21,8 +21,6 @@ from ..layers.graph import KerasTensor
 from ..layers.operations import Operation
 
 _TENSOR = "__keras_tensor__"
-_KERAS_MODEL_MODULES = {"Sequential": {"module": "keras", "registered_name": None},
-                        "Functional": {"module": "keras.src.models.functional", "registered_name": "Functional"}}
 
 
 def functional_config(model) -> Dict[str, Any]:
@@ -34,9 +32,7 @@ def functional_config(model) -> Dict[str, Any]:
             index_of[id(node)] = position
     entries = []
     for layer in model._layers:
-        entry = layers_module.serialize(layer)
-        if type(layer).__name__ in _KERAS_MODEL_MODULES:       # a nested model, as Keras writes it
-            entry.update(_KERAS_MODEL_MODULES[type(layer).__name__])
+        entry = layers_module.serialize(layer)          # a nested model as Keras writes it too
         if not isinstance(layer, InputLayer) and layer._build_input_shape is not None:
             entry["build_config"] = {"input_shape": _jsonable_shape(layer._build_input_shape)}
         entry["name"] = layer.name
@@ -109,7 +105,7 @@ def functional_from_config(cls, config: Dict[str, Any], custom_objects=None, mak
             raise ValueError(f"{where}: each entry of 'layers' must be a dict with a 'config' dict, got {entry!r}")
         name = entry.get("name") or entry["config"].get("name")
         layer = None if make_layer is None else make_layer(entry, name)
-        layer = _deserialize_layer(entry, custom_objects) if layer is None else layer
+        layer = deserialize_layer(entry, custom_objects) if layer is None else layer
         if name in created:
             raise ValueError(f"{where}: the layer name '{name}' appears twice in the config")
         created[name] = layer
@@ -126,7 +122,7 @@ def functional_from_config(cls, config: Dict[str, Any], custom_objects=None, mak
     return cls(inputs, model_outputs, name=config.get("name"), trainable=config.get("trainable", True))
 
 
-def _deserialize_layer(entry, custom_objects):
+def deserialize_layer(entry, custom_objects):
     """A layer, or a nested Sequential/Functional model, from its entry."""
     if entry.get("class_name") in ("Sequential", "Functional", "Model"):
         from .sequential import model_from_config

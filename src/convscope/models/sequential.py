@@ -398,9 +398,10 @@ class Sequential(Model):
         if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
             raise TypeError(f"Sequential.from_config: argument `config` must be a dict with a 'layers' list, "
                             f"got {config!r}")
+        from .functional_config import deserialize_layer     # a nested Sequential or Functional model too
         model = cls(name=config.get("name"))
         for layer_config in config["layers"]:
-            model.add(layers_module.deserialize(layer_config, custom_objects))
+            model.add(deserialize_layer(layer_config, custom_objects))
         first = config["layers"][0] if config["layers"] else {}
         build_shape = (first.get("build_config") or {}).get("input_shape") if isinstance(first, dict) else None
         if model._input_layer is None and build_shape is not None:  # Keras 3 without an InputLayer
