@@ -157,6 +157,48 @@ def test_training_is_inherited_as_keras_inherits_it(keras):
     assert single["images"].shape == x[0].shape and single["labels"] == 3
 
 
+CALLS = {      # a custom layer's `call` around an augmentation (or a dropout), as Keras scripts write them
+    "no training argument": ("def call(self, x):\n    return self.inner(x)", "aug"),
+    "None passed on": ("def call(self, x, training=None):\n    return self.inner(x, training=training)", "aug"),
+    "None by default": ("def call(self, x, training=None):\n    return self.inner(x)", "aug"),
+    "False by default": ("def call(self, x, training=False):\n    return self.inner(x)", "aug"),
+    "True by default": ("def call(self, x, training=True):\n    return self.inner(x)", "drop"),
+    "True by default, passed on": ("def call(self, x, training=True):\n    return self.inner(x, training=training)",
+                                   "drop"),
+}
+
+
+@pytest.mark.parametrize("name", list(CALLS))
+def test_keras_rule_for_training_in_custom_layers_and_sequential_models(keras, name):
+    """Keras' rule: `training` as passed (None too), else the enclosing call's True or False, else the layer's
+    `call` default (True for augmentation, False for dropout, None for `training=None`); a Sequential given none
+    lets each layer take its own default (its augmentation augments, its dropout infers)."""
+    source, inner = CALLS[name]
+    x = np.arange(32, dtype=np.float32).reshape(2, 4, 4, 1)
+
+    def make(lib):
+        namespace = {}
+        exec("class Holder(base):\n    def __init__(self, inner):\n        super().__init__()\n"
+             "        self.inner = inner\n" + "\n".join("    " + line for line in source.splitlines()),
+             {"base": lib.layers.Layer}, namespace)
+        made = (lib.layers.RandomBrightness((0.2, 0.2), value_range=(0, 100)) if inner == "aug"
+                else lib.layers.Dropout(0.5, seed=1))
+        return namespace["Holder"](made)
+
+    ours, theirs = make(cs), make(keras)
+    for kwargs in ({}, {"training": True}, {"training": False}, {"training": None}):
+        changed = [not np.array_equal(np.asarray(y), x) for y in (ours(x, **kwargs),
+                                                                  _np(keras, theirs(x.copy(), **kwargs)))]
+        assert changed[0] == changed[1], (name, kwargs, changed)
+    for lib in (cs, keras):
+        model = lib.Sequential([lib.layers.Input((4, 4, 1)), lib.Sequential([lib.layers.RandomBrightness(
+            (0.2, 0.2), value_range=(0, 100))]), lib.layers.Dropout(0.5)])
+        y = np.asarray(model(x)) if lib is cs else _np(keras, model(x.copy()))
+        np.testing.assert_allclose(y, x + 20, rtol=1e-6)          # augmented; the dropout inferring
+        predicted = model.predict(x, verbose=0)
+        np.testing.assert_allclose(np.asarray(predicted) if lib is cs else _np(keras, predicted), x, rtol=1e-6)
+
+
 def test_custom_objects_reach_a_pipelines_layers():
     class Scale(L.Layer):
         def call(self, x):
@@ -180,3 +222,28 @@ def test_a_composite_names_itself_in_its_errors_and_takes_an_empty_batch():
     empty = np.zeros((0, 8, 8, 3), np.float32)
     for layer in (L.AutoContrast(), L.RandAugment(num_ops=11), L.Equalization()):
         assert layer(empty, training=True).shape == empty.shape
+
+
+def test_one_image_at_a_time_inside_a_traced_call():
+    """A custom layer augmenting each image of its batch alone (rank 3) trains; on a tape one image passes the
+    gradient."""
+
+    class EachImage(L.Layer):
+        def __init__(self):
+            super().__init__()
+            self.brighten = L.RandomBrightness((0.1, 0.1), value_range=(0, 10))
+
+        def call(self, x, training=None):
+            return cs.ops.stack([self.brighten(x[i], training=training) for i in range(2)])
+
+    inputs = L.Input((4, 4, 1))
+    model = cs.models.Model(inputs, L.Dense(1)(L.Flatten()(EachImage()(L.Conv2D(1, 1)(inputs)))))
+    model.compile(optimizer=cs.optimizers.SGD(0.01), loss="mse")
+    before = [w.copy() for w in model.get_weights()]
+    model.train_on_batch(_images((2, 4, 4, 1), seed=10), np.ones((2, 1), np.float32))
+    assert all(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    image = _images((4, 4, 3), seed=11)
+    with cs.ops.Tape() as tape:
+        watched = tape.watch(image)
+        grad = tape.gradient(cs.ops.sum(L.RandomBrightness((0.1, 0.1), value_range=(0, 10))(watched)), watched)
+    np.testing.assert_array_equal(grad, np.ones_like(image))

@@ -27,8 +27,9 @@ import numpy as np
 from .. import _rng, backend
 from ..ops import augment
 from . import graph
+from ..ops import numpy_api as ops_api
 from ..ops.tape import is_traced
-from .autodiff import recording, resolve_training
+from .autodiff import NOT_GIVEN, recording, resolve_training
 from .base import Layer, Shape, check_kept_for_backward, check_positive_int, normalize_data_format
 from .conv2d import check_image_rank, ops_format, sized_image_shape, spatial_dims
 from .spec import LayerSpec
@@ -107,10 +108,9 @@ def check_value_range(value_range, where: str):
 
 
 def augmenting(training) -> bool:
-    """An augmentation layer's `training`: as given, else the enclosing call's, else (neither says: called alone,
-    or inside a call given none) True, its `call`'s default in Keras."""
-    training = resolve_training(training)
-    return True if training is None else training
+    """An augmentation layer's `training` (`autodiff.resolve_training`, its default True): as passed (None:
+    False, as Keras' `if training:`), else the enclosing call's, else True."""
+    return bool(resolve_training(training, True))
 
 
 def check_data_dict(layer, data: dict) -> None:
@@ -147,21 +147,22 @@ class BaseAugmentation(Layer):
             raise ValueError(f"{where}: argument `bounding_box_format` must be None (convscope transforms "
                              f"images only, not bounding boxes), got {bounding_box_format!r}")
 
-    def __call__(self, inputs, training: Optional[bool] = None):
-        """Keras' call: augments unless `training` is False (not given: that of the call this one runs in, True
-        outside any call, Keras' default); takes one image (rank 3) or a batch, or Keras' dict
-        `{"images": ..., "labels": ...}` (the labels as they are; MixUp and CutMix mix them)."""
+    TRAINING_DEFAULT = True         # Keras' `call(data, training=True)`
+
+    def __call__(self, inputs, training=NOT_GIVEN):
+        """Keras' call: augments where `training` is True — as passed (None: not), else the enclosing call's,
+        else True (Keras' default); takes one image (rank 3) or a batch, or Keras' dict `{"images": ...,
+        "labels": ...}` (the labels as they are; MixUp and CutMix mix them)."""
         if graph.is_symbolic(inputs):
             return super().__call__(inputs)
         training = augmenting(training)
         if isinstance(inputs, dict):
             return self._call_dict(inputs, training)
-        if is_traced(inputs) or recording():          # inside a traced call: one node on its tape
-            return super().__call__(inputs, training=training)
-        array = np.asarray(inputs)
-        if array.ndim == 3:
-            return super().__call__(array[None], training=training)[0]
-        return super().__call__(array, training=training)
+        traced = is_traced(inputs) or recording()           # inside a traced call: one node on its tape
+        if np.ndim(inputs.value if is_traced(inputs) else inputs) == 3:
+            batch = ops_api.expand_dims(inputs, 0) if traced else np.asarray(inputs)[None]
+            return super().__call__(batch, training=training)[0]
+        return super().__call__(inputs if traced else np.asarray(inputs), training=training)
 
     def _call_dict(self, data: dict, training) -> dict:
         """Keras' dict form: the images through the layer, the labels as they are (other keys refused)."""

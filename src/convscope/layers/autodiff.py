@@ -10,6 +10,7 @@ Under `backend.no_backward()` the call runs untraced and the context is None.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import inspect
 from typing import Any, List, Optional
@@ -21,30 +22,52 @@ from ..ops.tape import Tape, Traced, record, recording
 from ..variables import Variable
 
 __all__ = ["forward_on_tape", "backward_on_tape", "call_layer", "call_traced", "call_training", "inside_call",
-           "resolve_training",
+           "resolve_training", "training_default", "call_context", "NOT_GIVEN",
            "infer_output_shape", "recording", "TapeContext"]
 
 PROBE_SIZES = (64, 65)     # an unknown axis other than the batch when `call` is run to learn its output shape
 _TAKES_TRAINING: dict = {}          # class -> whether its `call` has a `training` argument
+class _NotGiven:
+    """`training` not passed (Keras tells it from `training=None`, which a call may pass on purpose)."""
+
+    def __repr__(self) -> str:
+        return "NOT_GIVEN"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+NOT_GIVEN = _NotGiven()
 _OUTSIDE = object()       # no layer's `call` is running
 # The `training` of the `call` running in this thread (or task), which the layers it calls without one inherit
-# (Keras' call context): True, False, None (that call was given none: each layer takes its own default), or
-# _OUTSIDE.
+# (Keras' call context): True, False, None (that call's own value was None: each layer then takes its own
+# default), or _OUTSIDE.
 _CALL_TRAINING: contextvars.ContextVar = contextvars.ContextVar("convscope_call_training", default=_OUTSIDE)
 
 
-def resolve_training(training):
-    """`training` as given, or (None) that of the enclosing `call`: True, False, or None where neither says
-    (the layer's own default then decides: False for most, True for the augmentation layers, as in Keras)."""
-    if training is not None:
-        return bool(training)
+def resolve_training(training, default=None):
+    """Keras' rule (`Layer._resolve_and_populate_arg`): `training` as passed (None too), else the enclosing
+    call's where it is True or False, else `default` (the layer's `call` signature's: True for the augmentation
+    layers, False for the dropouts, None for a `call(x, training=None)`)."""
+    if training is not NOT_GIVEN:
+        return None if training is None else bool(training)
     outer = _CALL_TRAINING.get()
-    return None if outer is _OUTSIDE else outer
+    return default if outer is _OUTSIDE or outer is None else outer
 
 
 def call_training(training) -> bool:
-    """`resolve_training`, a layer whose own default is False (most): None is False."""
-    return bool(resolve_training(training))
+    """A model's (or a merge's) own mode: as given, else the enclosing call's, else False (None as not given)."""
+    return bool(resolve_training(NOT_GIVEN if training is None else training, False))
+
+
+@contextlib.contextmanager
+def call_context(training):
+    """A block run as the `call` of a layer given `training` (None: each layer its own default)."""
+    token = _CALL_TRAINING.set(training)
+    try:
+        yield
+    finally:
+        _CALL_TRAINING.reset(token)
 
 
 def inside_call() -> bool:
@@ -52,9 +75,35 @@ def inside_call() -> bool:
     return _CALL_TRAINING.get() is not _OUTSIDE
 
 
-def call_layer(layer, inputs, training: bool = False):
-    """`layer.call(inputs, training=training)`, passing `training` only when `call` takes it (as Keras);
-    the layers that `call` calls without a `training` of their own get this one."""
+def training_default(layer):
+    """The `training` a layer's `call` takes when none is passed or inherited: its signature's default (None
+    without one), a built-in layer's `TRAINING_DEFAULT` (False; the augmentation layers True)."""
+    cls = type(layer)
+    if cls not in _TRAINING_DEFAULTS:
+        default = getattr(cls, "TRAINING_DEFAULT", False)
+        if cls.forward is _layer_forward():         # a layer that writes `call`: its signature says
+            try:
+                parameter = inspect.signature(cls.call).parameters.get("training")
+            except (TypeError, ValueError):
+                parameter = None
+            default = None if parameter is None or parameter.default is inspect.Parameter.empty \
+                else parameter.default
+        _TRAINING_DEFAULTS[cls] = default
+    return _TRAINING_DEFAULTS[cls]
+
+
+_TRAINING_DEFAULTS: dict = {}
+
+
+def _layer_forward():
+    from .base import Layer
+    return Layer.forward
+
+
+def call_layer(layer, inputs, training=False, explicit: bool = True):
+    """`layer.call(inputs, training=training)`, passing `training` only when `call` takes it (as Keras), and a
+    None only where it was passed (`explicit`; else `call`'s own default); the layers that `call` calls without
+    a `training` of their own inherit this one (None: their own defaults)."""
     cls = type(layer)
     takes = _TAKES_TRAINING.get(cls)
     if takes is None:
@@ -63,11 +112,12 @@ def call_layer(layer, inputs, training: bool = False):
         except (TypeError, ValueError):
             takes = True
         _TAKES_TRAINING[cls] = takes
-    token = _CALL_TRAINING.set(None if training is None else bool(training))
+    value = None if training is None else bool(training)
+    token = _CALL_TRAINING.set(value)
     try:
-        if not takes:
+        if not takes or (value is None and not explicit):
             return layer.call(inputs)
-        return layer.call(inputs) if training is None else layer.call(inputs, training=bool(training))
+        return layer.call(inputs, training=value)
     finally:
         _CALL_TRAINING.reset(token)
 

@@ -22,7 +22,8 @@ from .. import backend
 from ..variables import Variable
 from .._weight_memory import holding
 from . import graph
-from .autodiff import call_layer, call_traced, infer_output_shape, recording, resolve_training
+from .autodiff import (NOT_GIVEN, call_layer, call_traced, infer_output_shape, recording, resolve_training,
+                       training_default)
 from .spec import LayerSpec
 
 Shape = Tuple[Optional[int], ...]
@@ -156,13 +157,16 @@ class Layer:
         return cls(**config)
 
     # -- shared machinery ---------------------------------------------------------------
-    def __call__(self, inputs, training: Optional[bool] = None) -> np.ndarray:
+    TRAINING_DEFAULT = False        # the `training` a built-in layer's call takes when none is passed or inherited
+
+    def __call__(self, inputs, training=NOT_GIVEN) -> np.ndarray:
         """Keras' `layer(x)`: symbolic tensors record a node; arrays are computed.  `training=None`: that of
         the `call` this one runs inside (False outside any).  Inside a traced call (a sublayer's
         `self.dense(x)` while a model trains) the call is one node on the tape."""
         if graph.is_symbolic(inputs):
             return self._call_symbolic(inputs)
-        training = resolve_training(training)       # None: neither given nor inherited (`call`'s own default)
+        explicit = training is not NOT_GIVEN
+        training = resolve_training(training, training_default(self))     # Keras' rule; None: `call`'s own
         if recording():
             return self._call_on_tape(inputs, bool(training))
         x = self._as_input_array(inputs)
@@ -170,7 +174,7 @@ class Layer:
             self.build_from_shape((None,) + x.shape[1:])
         else:
             self._check_input_shape(x.shape)
-        return noted(self, inputs, call_layer(self, x, training))
+        return noted(self, inputs, call_layer(self, x, training, explicit))
 
     # -- one call with what its backward pass needs -------------------------------------
     def forward(self, inputs, training: bool = False):

@@ -28,7 +28,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..ops import concat as concat_ops
-from .autodiff import recording
+from .autodiff import NOT_GIVEN, recording
 from .base import Layer, Shape, noted
 from .spec import LayerSpec
 
@@ -110,7 +110,7 @@ class _Merge(Layer):
         self.built = True
 
     # -- arrays ------------------------------------------------------------------------------
-    def __call__(self, inputs, training: Optional[bool] = None):
+    def __call__(self, inputs, training=NOT_GIVEN):
         """Keras' `layer([x1, x2, ...])`: float inputs cast to the layer's dtype (Keras' autocast)."""
         if (not isinstance(inputs, (list, tuple)) or any(hasattr(x, "keras_history") for x in inputs)
                 or recording()):

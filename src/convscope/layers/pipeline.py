@@ -16,6 +16,7 @@ import numpy as np
 from ..ops.tape import is_traced
 from . import graph
 from .augmentation import augmenting
+from .autodiff import NOT_GIVEN
 from .base import Layer, Shape
 
 
@@ -33,21 +34,21 @@ class Pipeline(Layer):
     def layers(self):
         return self._pipeline_layers
 
-    def __call__(self, inputs, training=None):
-        """Keras' default: training where neither this call nor an enclosing one says.  One image (rank 3) or
+    TRAINING_DEFAULT = True         # Keras' `call(inputs, training=True)`
+
+    def __call__(self, inputs, training=NOT_GIVEN):
+        """Keras' rule for `training` (as passed, else the enclosing call's, else True).  One image (rank 3) or
         Keras' dict `{"images", "labels"}` goes through each layer as it is (augmentation layers take them)."""
         if graph.is_symbolic(inputs):
             return super().__call__(inputs)
-        training = augmenting(training)
         if isinstance(inputs, dict) or (not is_traced(inputs) and np.ndim(inputs) == 3):
-            for layer in self._pipeline_layers:
-                inputs = layer(inputs, training=training)
-            return inputs
+            return self.call(inputs, training=augmenting(training))
         return super().__call__(inputs, training=training)
 
     def call(self, inputs, training=True):
+        """Each layer in turn, given `training` unless it is None (then each takes its own default, as Keras')."""
         for layer in self._pipeline_layers:
-            inputs = layer(inputs, training=training)
+            inputs = layer(inputs) if training is None else layer(inputs, training=training)
         return inputs
 
     def build(self, input_shape: Shape) -> None:

@@ -19,7 +19,7 @@ from .. import backend, losses as losses_module, metrics as metrics_module, opti
 from ..ops import elementwise_fast
 from ..callbacks import CallbackList, check_callbacks
 from ..layers import InputLayer, Layer
-from ..layers.autodiff import call_layer, call_training, recording
+from ..layers.autodiff import NOT_GIVEN, call_layer, call_training, recording
 from ..layers.base import Variable, noted
 from ..layers.graph import KerasTensor, flatten, is_symbolic
 from ..layers.operations import Operation
@@ -473,7 +473,7 @@ class Functional(_FunctionalTraining, Model):
         outputs, _ = self.run(arrays, training=training, keep=False)
         return self._structure_outputs(outputs)
 
-    def __call__(self, inputs, training: Optional[bool] = None):
+    def __call__(self, inputs, training=NOT_GIVEN):
         if is_symbolic(inputs):
             return self._call_symbolic(inputs)
         training = call_training(training)

@@ -18,7 +18,7 @@ from .. import backend
 from ..callbacks import CallbackList, check_callbacks
 from .. import layers as layers_module
 from ..layers import InputLayer, Layer
-from ..layers.autodiff import call_training, recording
+from ..layers.autodiff import NOT_GIVEN, call_context, call_training, recording, resolve_training, training_default
 from .._custom_objects import custom_object_scope, get_registered_name, lookup
 from ..layers.base import Shape, Variable, check_kept_for_backward, noted, runs_own_call
 from ..layers.graph import KerasTensor, is_symbolic
@@ -280,15 +280,30 @@ class Sequential(Model):
                 if not self.built:
                     self.build((None,) + x.shape[1:])
 
-    def __call__(self, x, training: Optional[bool] = None) -> np.ndarray:
+    TRAINING_DEFAULT = None         # Keras' `call(inputs, training=None)`: its layers take their own defaults
+
+    def __call__(self, x, training=NOT_GIVEN) -> np.ndarray:
         if is_symbolic(x):
             return self._call_symbolic(x)
         if runs_own_call(self):         # a subclass that writes `call`: that call, as any custom layer's
             return Layer.__call__(self, x, training)
+        if not recording() and resolve_training(training, None) is None and any(
+                training_default(layer) is not False for layer in self._layers):
+            return noted(self, x, self._forward_own_defaults(x))
         training = call_training(training)
         if recording():                 # a model inside a custom layer's traced call: one node on the tape
             return self._call_on_tape(x, training)
         return noted(self, x, self._forward(x, training=training))
+
+    def _forward_own_defaults(self, x) -> np.ndarray:
+        """`model(x)` with no `training` from anywhere, as Keras: each layer takes its own default (augmentation
+        layers augment, dropouts and batch norms infer): the layers called in turn, nothing kept."""
+        x = self._check_input(x, "call")
+        self._build_for(x)
+        with backend.no_backward(), call_context(None):
+            for layer in self._layers:
+                x = layer(x)
+        return x
 
     def call(self, inputs, training: bool = False):
         return self._forward(inputs, training=bool(training))
