@@ -247,3 +247,23 @@ def test_one_image_at_a_time_inside_a_traced_call():
         watched = tape.watch(image)
         grad = tape.gradient(cs.ops.sum(L.RandomBrightness((0.1, 0.1), value_range=(0, 10))(watched)), watched)
     np.testing.assert_array_equal(grad, np.ones_like(image))
+
+
+def test_a_pipeline_holding_a_sequential_round_trips(keras, tmp_path):
+    """A model inside a Pipeline: JSON, clone_model, .keras files both ways (a model is a layer in
+    `layers.deserialize` too)."""
+    model = cs.models.Sequential([L.Input((6, 6, 3)), L.Pipeline([L.RandomFlip(), cs.models.Sequential(
+        [L.RandomRotation(0.1), L.Conv2D(2, 3)])]), L.Flatten(), L.Dense(1)])
+    x = _images((2, 6, 6, 3), seed=12)
+    expected = model.predict(x, verbose=0)
+    assert type(cs.models.model_from_json(model.to_json()).layers[0].layers[1]).__name__ == "Sequential"
+    clone = cs.models.clone_model(model)
+    assert [type(layer).__name__ for layer in clone.layers[0].layers[1].layers] == ["RandomRotation", "Conv2D"]
+    model.save(tmp_path / "ours.keras")
+    np.testing.assert_array_equal(cs.models.load_model(tmp_path / "ours.keras").predict(x, verbose=0), expected)
+    theirs = keras.saving.load_model(tmp_path / "ours.keras")
+    np.testing.assert_allclose(_np(keras, theirs.predict(x, verbose=0)), expected, rtol=1e-5, atol=1e-6)
+    theirs.save(tmp_path / "theirs.keras")
+    np.testing.assert_allclose(cs.models.load_model(tmp_path / "theirs.keras").predict(x, verbose=0), expected,
+                               rtol=1e-5, atol=1e-6)
+    assert type(L.deserialize(L.serialize(cs.models.Sequential([L.Dense(2)])))).__name__ == "Sequential"
