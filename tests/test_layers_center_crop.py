@@ -83,3 +83,16 @@ def test_arguments_and_inputs_are_checked_by_name():
         L.CenterCrop(0, 3)
     with pytest.raises(ValueError, match="CenterCrop 'cc': expected a 4-D input"):
         cs.Sequential([cs.Input((4, 4)), L.CenterCrop(2, 2, name="cc")])
+
+
+def test_one_image_goes_through_resizing_and_center_crop_as_keras(keras):
+    """Keras' image preprocessing layers take one image (rank 3) as a batch of one; so do a Pipeline of them."""
+    image = np.random.default_rng(30).random((6, 8, 3)).astype("float32")
+    for make in (lambda lib: lib.layers.Resizing(4, 5), lambda lib: lib.layers.CenterCrop(4, 4),
+                 lambda lib: lib.layers.Resizing(3, 4, data_format="channels_first"),
+                 lambda lib: lib.layers.Pipeline([lib.layers.RandomFlip(), lib.layers.CenterCrop(4, 4)])):
+        ours, theirs = make(cs), make(keras)
+        x = image if getattr(ours, "data_format", "channels_last") == "channels_last" else image.transpose(2, 0, 1)
+        got, expected = ours(x, training=False), keras.ops.convert_to_numpy(theirs(x.copy(), training=False))
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)

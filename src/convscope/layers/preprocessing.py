@@ -14,7 +14,10 @@ from typing import Any, Dict
 import numpy as np
 
 from .. import ops
+from ..ops.tape import is_traced
 from ..variables import Variable
+from . import graph
+from .autodiff import NOT_GIVEN, recording
 from .base import Layer, Shape, check_bool, check_float, check_positive_int, normalize_data_format
 from .conv2d import ops_format, sized_image_shape
 from .spec import LayerSpec
@@ -284,7 +287,17 @@ def check_interpolation(value, where: str, allowed=ops.resize.INTERPOLATIONS) ->
     return name
 
 
-class Resizing(Layer):
+class _ImagesOrOneImage(Layer):
+    """A layer of images that, called on one image (rank 3, an array), takes it as a batch of one, as Keras'
+    image preprocessing layers do."""
+
+    def __call__(self, inputs, training=NOT_GIVEN):
+        if not graph.is_symbolic(inputs) and not is_traced(inputs) and not recording() and np.ndim(inputs) == 3:
+            return super().__call__(np.asarray(inputs)[None], training=training)[0]
+        return super().__call__(inputs, training=training)
+
+
+class Resizing(_ImagesOrOneImage):
     """Resizes images to (height, width) with Keras' pixel-centre convention (torch's
     `F.interpolate(align_corners=False, antialias=False)`); optionally first crops or pads to
     the target's aspect ratio."""
@@ -341,7 +354,7 @@ class Resizing(Layer):
         return config
 
 
-class CenterCrop(Layer):
+class CenterCrop(_ImagesOrOneImage):
     """The centred (height, width) window of each image; an image smaller than that on an axis is first cut
     to the target's aspect ratio, then resized bilinearly (Keras' `smart_resize`).  The same in training and
     inference.
