@@ -69,3 +69,50 @@ def assert_layer_config_matches_keras_both_ways(keras, name: str, kwargs: dict, 
             return
         raise AssertionError(f"Keras now reads {name}'s config {config}")
     assert comparable_config(getattr(keras.layers, name).from_config(config).get_config()) == expected
+
+
+def assert_layer_matches_keras_through_autograd(ours, theirs, shape, rng, what: str = ""):
+    """Both layers built for `shape`, Keras' weights redrawn (standard normal) and copied into ours; a random
+    input through ours (`forward`, `backward`) and through Keras on torch's autograd: the output shape,
+    outputs, input gradient and every weight's gradient (by the variable's last name) agree, and `ours(x)` (no
+    context kept) gives the same output.  Returns (x, y)."""
+    import torch
+    from _calls import backward, forward
+    theirs.build(shape)
+    ours.build_from_shape((None,) + tuple(shape[1:]))
+    weights = [rng.standard_normal(w.shape).astype("float32") for w in theirs.get_weights()]
+    theirs.set_weights(weights)
+    ours.set_weights(weights)
+    x = rng.standard_normal(shape).astype("float32")
+    y, ctx = forward(ours, x)
+    assert y.shape == tuple(theirs.compute_output_shape(shape)) == ours.compute_output_shape(shape), what
+    upstream = rng.standard_normal(y.shape).astype("float32")
+    x_t = torch.tensor(x, requires_grad=True)
+    y_t = theirs(x_t)
+    y_t.backward(torch.tensor(upstream))
+    grad_x, grads = backward(ours, ctx, upstream)
+    grads = {key.split("/")[-1]: value for key, value in grads.items()}
+    expected = {v.path.split("/")[-1]: v.value.grad.numpy() for v in theirs.trainable_weights}
+    np.testing.assert_allclose(y, y_t.detach().numpy(), rtol=1e-5, atol=1e-5, err_msg=what)
+    np.testing.assert_array_equal(ours(x), y)
+    np.testing.assert_allclose(grad_x, x_t.grad.numpy(), rtol=1e-4, atol=1e-4, err_msg=what)
+    assert sorted(grads) == sorted(expected), what
+    for key, value in expected.items():
+        np.testing.assert_allclose(grads[key], value, rtol=1e-4, atol=1e-4, err_msg=f"{key} of {what}")
+    return x, y
+
+
+def assert_step_and_file_match_keras(keras, ours, theirs, x, y, loss: str, tmp_path):
+    """`ours`, loaded from `theirs`' file: Keras' predictions, one SGD step of `loss` to Keras' weights, and a file
+    of ours that Keras reads back to the same predictions."""
+    np.testing.assert_allclose(ours.predict(x, verbose=0), keras.ops.convert_to_numpy(theirs.predict(x, verbose=0)),
+                               rtol=1e-5, atol=1e-6)
+    for model in (ours, theirs):
+        model.compile(optimizer="sgd", loss=loss)
+        model.train_on_batch(x, y)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, keras.ops.convert_to_numpy(b), rtol=1e-4, atol=1e-6)
+    ours.save(tmp_path / "again.keras")
+    back = keras.saving.load_model(tmp_path / "again.keras")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(back.predict(x, verbose=0)), ours.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)

@@ -14,7 +14,8 @@ import pytest
 import convscope as cs
 from _calls import backward, forward
 from _gradcheck import assert_layer_matches_finite_differences
-from _oracle import assert_output_shape_or_refusal_as_keras, comparable_config, tf_same_split
+from _oracle import (assert_layer_matches_keras_through_autograd, assert_output_shape_or_refusal_as_keras,
+                     assert_step_and_file_match_keras, comparable_config, tf_same_split)
 from convscope import layers as L, ops
 
 torch = pytest.importorskip("torch")
@@ -144,25 +145,9 @@ def test_conv3d_transpose_matches_keras_through_autograd(keras, seed):
     if seed % 3 == 0:
         kwargs["output_padding"] = tuple(int(rng.integers(0, s)) for s in strides)
     shape = (2, 3, 4, 3, 2) if kwargs["data_format"] == "channels_last" else (2, 2, 3, 4, 3)
-    theirs = keras.layers.Conv3DTranspose(3, kernel, strides, **kwargs)
-    theirs.build(shape)
-    ours = L.Conv3DTranspose(3, kernel, strides, **kwargs)
-    ours.build_from_shape((None,) + shape[1:])
-    weights = [rng.standard_normal(w.shape).astype("float32") for w in theirs.get_weights()]
-    theirs.set_weights(weights)
-    ours.set_weights(weights)
-    x = rng.standard_normal(shape).astype("float32")
-    y, ctx = forward(ours, x)
-    assert y.shape == tuple(theirs.compute_output_shape(shape)) == ours.compute_output_shape(shape)
-    upstream = rng.standard_normal(y.shape).astype("float32")
-    x_t = torch.tensor(x, requires_grad=True)
-    y_t = theirs(x_t)
-    y_t.backward(torch.tensor(upstream))
-    grad_x, grads = backward(ours, ctx, upstream)
-    np.testing.assert_allclose(y, y_t.detach().numpy(), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(grad_x, x_t.grad.numpy(), rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(grads[ours.kernel.name], theirs.kernel.value.grad.numpy(), rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(grads[ours.bias.name], theirs.bias.value.grad.numpy(), rtol=1e-4, atol=1e-4)
+    assert_layer_matches_keras_through_autograd(L.Conv3DTranspose(3, kernel, strides, **kwargs),
+                                                keras.layers.Conv3DTranspose(3, kernel, strides, **kwargs), shape, rng,
+                                                f"{kernel} {strides} {kwargs}")
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -310,18 +295,8 @@ def test_a_keras_file_loads_trains_a_step_as_keras_and_saves_back(keras, tmp_pat
     rng = np.random.default_rng(6)
     x = rng.standard_normal((3, 6, 8, 8, 2)).astype("float32")
     y = np.eye(3, dtype="float32")[[0, 2, 1]]
-    np.testing.assert_allclose(ours.predict(x, verbose=0), keras.ops.convert_to_numpy(theirs.predict(x, verbose=0)),
-                               rtol=1e-5, atol=1e-6)
-    for model in (ours, theirs):             # (the dropout's rate is 0: the two libraries' draws differ)
-        model.compile(optimizer="sgd", loss="categorical_crossentropy")
-    ours.train_on_batch(x, y)
-    theirs.train_on_batch(x, y)
-    for a, b in zip(ours.get_weights(), theirs.get_weights()):
-        np.testing.assert_allclose(a, keras.ops.convert_to_numpy(b), rtol=1e-4, atol=1e-6)
-    ours.save(tmp_path / "again.keras")
-    back = keras.saving.load_model(tmp_path / "again.keras")
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(back.predict(x, verbose=0)), ours.predict(x, verbose=0),
-                               rtol=1e-5, atol=1e-6)
+    # (its dropout's rate is 0: the two libraries' draws differ)
+    assert_step_and_file_match_keras(keras, ours, theirs, x, y, "categorical_crossentropy", tmp_path)
 
 
 def test_the_analysis_counts_a_volume_and_explains_it():

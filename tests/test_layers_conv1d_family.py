@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import convscope as cs
-from _oracle import assert_output_shape_or_refusal_as_keras, comparable_config
-from _calls import backward, forward
+from _oracle import (assert_layer_matches_keras_through_autograd, assert_output_shape_or_refusal_as_keras,
+                     comparable_config)
 from _gradcheck import assert_layer_matches_finite_differences
 from convscope import layers as L
 
@@ -40,15 +40,6 @@ def random_case(name, rng):
     return args, kwargs, int(rng.integers(span, span + 9))
 
 
-def keras_call(keras_layer, x, upstream):
-    """Keras' output, input gradient and weight gradients for `upstream`, by torch's autograd."""
-    x_t = torch.tensor(x, requires_grad=True)
-    y_t = keras_layer(x_t)
-    y_t.backward(torch.tensor(upstream))
-    return (y_t.detach().numpy(), x_t.grad.numpy(),
-            {v.path.split("/")[-1]: v.value.grad.numpy() for v in keras_layer.trainable_weights})
-
-
 @pytest.mark.parametrize("name", CLASSES)
 @pytest.mark.parametrize("seed", range(12))
 def test_outputs_and_gradients_match_keras_on_random_configurations(keras, name, seed):
@@ -56,27 +47,9 @@ def test_outputs_and_gradients_match_keras_on_random_configurations(keras, name,
     args, kwargs, length = random_case(name, rng)
     channels = int(rng.integers(1, 4))
     shape = (3, length, channels) if kwargs["data_format"] == "channels_last" else (3, channels, length)
-    theirs = getattr(keras.layers, name)(*args, **kwargs)
-    theirs.build(shape)
-    ours = getattr(L, name)(*args, **kwargs)
-    ours.build_from_shape((None,) + shape[1:])
-    weights = [rng.standard_normal(w.shape).astype("float32") for w in theirs.get_weights()]
-    theirs.set_weights(weights)
-    ours.set_weights(weights)
-    x = rng.standard_normal(shape).astype("float32")
-    y, ctx = forward(ours, x)
-    assert y.shape == tuple(theirs.compute_output_shape(shape)) == ours.compute_output_shape(shape)
-    upstream = rng.standard_normal(y.shape).astype("float32")
-    expected_y, expected_grad_x, expected_grads = keras_call(theirs, x, upstream)
-    grad_x, grads = backward(ours, ctx, upstream)
-    grads = {key.split("/")[-1]: value for key, value in grads.items()}
-    what = f"{name}{args} {kwargs} on {shape}"
-    np.testing.assert_allclose(y, expected_y, rtol=1e-5, atol=1e-5, err_msg=what)
-    np.testing.assert_array_equal(ours(x), y)            # predict's path, no context kept
-    np.testing.assert_allclose(grad_x, expected_grad_x, rtol=1e-4, atol=1e-4, err_msg=what)
-    assert sorted(grads) == sorted(expected_grads)
-    for key, value in expected_grads.items():
-        np.testing.assert_allclose(grads[key], value, rtol=1e-4, atol=1e-4, err_msg=f"{key} of {what}")
+    assert_layer_matches_keras_through_autograd(getattr(L, name)(*args, **kwargs),
+                                                getattr(keras.layers, name)(*args, **kwargs), shape, rng,
+                                                f"{name}{args} {kwargs} on {shape}")
 
 
 @pytest.mark.parametrize("make,shape", [

@@ -12,7 +12,7 @@ import pytest
 
 import convscope as cs
 from _calls import backward, forward
-from _oracle import comparable_config
+from _oracle import assert_step_and_file_match_keras, comparable_config
 from convscope import layers as L
 
 torch = pytest.importorskip("torch")
@@ -79,17 +79,7 @@ def test_a_keras_text_cnn_file_loads_trains_a_step_as_keras_and_saves_back(keras
     assert ours.inputs[0].dtype == "int64"
     rng = np.random.default_rng(4)
     x, y = rng.integers(0, 60, (6, 12)), rng.integers(0, 2, (6, 1)).astype("float32")
-    np.testing.assert_allclose(ours.predict(x, verbose=0), keras.ops.convert_to_numpy(theirs.predict(x, verbose=0)),
-                               rtol=1e-5, atol=1e-6)
-    for model in (ours, theirs):
-        model.compile(optimizer="sgd", loss="binary_crossentropy")
-        model.train_on_batch(x, y)
-    for a, b in zip(ours.get_weights(), theirs.get_weights()):
-        np.testing.assert_allclose(a, keras.ops.convert_to_numpy(b), rtol=1e-4, atol=1e-6)
-    ours.save(tmp_path / "again.keras")
-    back = keras.saving.load_model(tmp_path / "again.keras")
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(back.predict(x, verbose=0)), ours.predict(x, verbose=0),
-                               rtol=1e-5, atol=1e-6)
+    assert_step_and_file_match_keras(keras, ours, theirs, x, y, "binary_crossentropy", tmp_path)
 
 
 def test_a_uint8_image_input_is_cast_by_its_layers_as_keras(keras):

@@ -31,6 +31,16 @@ def _plain(config):
     return config
 
 
+def _sgd_step_as_keras(keras, model, kmodel, x, y, rtol):
+    """One SGD step of mse from the same weights gives Keras' weights."""
+    kmodel.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    model.compile(optimizer=cs.optimizers.SGD(0.1), loss="mse")
+    kmodel.train_on_batch(x, y)
+    model.train_on_batch(x, y)
+    for ours, theirs in zip(model.get_weights(), kmodel.get_weights()):
+        np.testing.assert_allclose(ours, _np(keras, theirs), rtol=rtol, atol=1e-6)
+
+
 def test_a_standalone_call_augments_and_training_false_does_not(keras):
     x = _images((3, 5, 5, 2), seed=1)
     ours = L.Pipeline([L.RandomBrightness((0.2, 0.2), value_range=(0, 10)), L.Rescaling(0.5)])
@@ -55,12 +65,7 @@ def test_in_a_model_it_follows_fit_and_predict_and_trains_as_keras(keras):
     x, y = _images((5, 6, 6, 3), seed=2), _images((5, 2), seed=3)
     np.testing.assert_allclose(model.predict(x, verbose=0), _np(keras, kmodel.predict(x, verbose=0)), rtol=1e-5,
                                atol=1e-6)
-    kmodel.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
-    model.compile(optimizer=cs.optimizers.SGD(0.1), loss="mse")
-    kmodel.train_on_batch(x, y)
-    model.train_on_batch(x, y)
-    for ours, theirs in zip(model.get_weights(), kmodel.get_weights()):
-        np.testing.assert_allclose(ours, _np(keras, theirs), rtol=1e-5, atol=1e-6)
+    _sgd_step_as_keras(keras, model, kmodel, x, y, rtol=1e-5)
     assert [w.shape for w in model.layers[0].weights] == [(3, 3, 3, 4), (4,)]
 
 
@@ -109,12 +114,7 @@ def test_gradients_pass_through_augmentation_and_dropout_inside_traced_calls(ker
         model = cs.models.Sequential([L.Input((6, 6, 3)), L.Pipeline([L.Conv2D(3, 3), ours_tail]), L.Flatten(),
                                       L.Dense(2)])
         model.set_weights([_np(keras, w) for w in kmodel.get_weights()])
-        kmodel.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
-        model.compile(optimizer=cs.optimizers.SGD(0.1), loss="mse")
-        kmodel.train_on_batch(x, y)
-        model.train_on_batch(x, y)
-        for ours, theirs in zip(model.get_weights(), kmodel.get_weights()):
-            np.testing.assert_allclose(ours, _np(keras, theirs), rtol=1e-4, atol=1e-6)
+        _sgd_step_as_keras(keras, model, kmodel, x, y, rtol=1e-4)
     with cs.ops.Tape() as tape:
         watched = tape.watch(x)
         loss = cs.ops.sum(L.RandomBrightness((0.1, 0.1), value_range=(0, 10))(watched))

@@ -27,11 +27,9 @@ import numpy as np
 from .. import _rng, backend
 from ..ops import augment
 from . import graph
-from ..ops import numpy_api as ops_api
-from ..ops.tape import is_traced
-from .autodiff import NOT_GIVEN, recording, resolve_training
+from .autodiff import NOT_GIVEN, resolve_training
 from .base import Layer, Shape, check_kept_for_backward, check_positive_int, normalize_data_format
-from .conv2d import check_image_rank, ops_format, sized_image_shape, spatial_dims
+from .conv2d import call_on_images, check_image_rank, ops_format, sized_image_shape, spatial_dims
 from .spec import LayerSpec
 
 _IDENTITY = "identity"      # the ctx of a call that changed nothing: the gradient passes unchanged
@@ -158,11 +156,7 @@ class BaseAugmentation(Layer):
         training = augmenting(training)
         if isinstance(inputs, dict):
             return self._call_dict(inputs, training)
-        traced = is_traced(inputs) or recording()           # inside a traced call: one node on its tape
-        if np.ndim(inputs.value if is_traced(inputs) else inputs) == 3:
-            batch = ops_api.expand_dims(inputs, 0) if traced else np.asarray(inputs)[None]
-            return super().__call__(batch, training=training)[0]
-        return super().__call__(inputs if traced else np.asarray(inputs), training=training)
+        return call_on_images(lambda x, t: super(BaseAugmentation, self).__call__(x, training=t), inputs, training)
 
     def _call_dict(self, data: dict, training) -> dict:
         """Keras' dict form: the images through the layer, the labels as they are (other keys refused)."""

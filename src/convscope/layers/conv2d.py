@@ -18,6 +18,19 @@ def describe_input_layout(data_format: str) -> str:
     return "(batch, channels, rows, cols)" if data_format == "channels_first" else "(batch, rows, cols, channels)"
 
 
+def call_on_images(call, inputs, training):
+    """`call(batch, training)` of an image layer, one image (rank 3) taken as a batch of one (on a tape too), as
+    Keras' image preprocessing and augmentation layers take it."""
+    from ..ops import numpy_api
+    from ..ops.tape import is_traced
+    from .autodiff import recording
+    traced = is_traced(inputs) or recording()
+    if np.ndim(inputs.value if is_traced(inputs) else inputs) == 3:
+        batch = numpy_api.expand_dims(inputs, 0) if traced else np.asarray(inputs)[None]
+        return call(batch, training)[0]
+    return call(inputs if traced else np.asarray(inputs), training)
+
+
 def check_image_rank(layer: Layer, input_shape: Shape, data_format: str) -> None:
     """Raise unless `input_shape` is a 4-D image batch in `data_format`'s layout."""
     if len(input_shape) != 4:

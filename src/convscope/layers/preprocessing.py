@@ -14,12 +14,11 @@ from typing import Any, Dict
 import numpy as np
 
 from .. import ops
-from ..ops.tape import is_traced
 from ..variables import Variable
 from . import graph
-from .autodiff import NOT_GIVEN, recording
+from .autodiff import NOT_GIVEN
 from .base import Layer, Shape, check_bool, check_float, check_positive_int, normalize_data_format
-from .conv2d import ops_format, sized_image_shape
+from .conv2d import call_on_images, ops_format, sized_image_shape
 from .spec import LayerSpec
 
 
@@ -288,13 +287,13 @@ def check_interpolation(value, where: str, allowed=ops.resize.INTERPOLATIONS) ->
 
 
 class _ImagesOrOneImage(Layer):
-    """A layer of images that, called on one image (rank 3, an array), takes it as a batch of one, as Keras'
+    """A layer of images that takes one image (rank 3) as a batch of one (`conv2d.call_on_images`), as Keras'
     image preprocessing layers do."""
 
     def __call__(self, inputs, training=NOT_GIVEN):
-        if not graph.is_symbolic(inputs) and not is_traced(inputs) and not recording() and np.ndim(inputs) == 3:
-            return super().__call__(np.asarray(inputs)[None], training=training)[0]
-        return super().__call__(inputs, training=training)
+        if graph.is_symbolic(inputs):
+            return super().__call__(inputs)
+        return call_on_images(lambda x, t: super(_ImagesOrOneImage, self).__call__(x, training=t), inputs, training)
 
 
 class Resizing(_ImagesOrOneImage):
