@@ -51,15 +51,17 @@ def assert_output_shape_or_refusal_as_keras(ours, theirs, shape, error_pattern: 
         assert ours.compute_output_shape(shape) == expected
 
 
-def assert_layer_config_matches_keras_both_ways(keras, name: str, kwargs: dict, keras_reads_ours: bool = True):
-    """`layers.<name>(**kwargs)`'s config is Keras' (names and dtypes aside); Keras' config rebuilds ours and ours
-    Keras' (`keras_reads_ours` False: a config Keras writes but refuses to read back; checked to be refused)."""
+def assert_layer_config_matches_keras_both_ways(keras, name: str, kwargs: dict, keras_reads_ours: bool = True,
+                                                args: tuple = ()):
+    """`layers.<name>(*args, **kwargs)`'s config is Keras' (names and dtypes aside); Keras' config rebuilds ours
+    (the same class) and ours Keras' (`keras_reads_ours` False: a config Keras writes but refuses to read back;
+    checked to be refused).  Returns (ours, theirs)."""
     from convscope import layers as L
-    ours, theirs = getattr(L, name)(**kwargs), getattr(keras.layers, name)(**kwargs)
+    ours, theirs = getattr(L, name)(*args, **kwargs), getattr(keras.layers, name)(*args, **kwargs)
     expected = comparable_config(theirs.get_config())
     assert comparable_config(ours.get_config()) == expected
-    rebuilt = L.deserialize({"class_name": name, "config": json.loads(json.dumps(theirs.get_config()))})
-    assert comparable_config(rebuilt.get_config()) == expected
+    rebuilt = L.deserialize(json.loads(json.dumps(keras.saving.serialize_keras_object(theirs))))
+    assert type(rebuilt) is type(ours) and comparable_config(rebuilt.get_config()) == expected
     assert L.deserialize(json.loads(json.dumps(L.serialize(ours)))).get_config() == ours.get_config()
     config = json.loads(json.dumps(ours.get_config()))
     if not keras_reads_ours:
@@ -69,6 +71,7 @@ def assert_layer_config_matches_keras_both_ways(keras, name: str, kwargs: dict, 
             return
         raise AssertionError(f"Keras now reads {name}'s config {config}")
     assert comparable_config(getattr(keras.layers, name).from_config(config).get_config()) == expected
+    return ours, theirs
 
 
 def assert_layer_matches_keras_through_autograd(ours, theirs, shape, rng, what: str = ""):
