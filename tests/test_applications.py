@@ -48,6 +48,9 @@ CASES = [
     ("EfficientNetV2B0", dict(input_shape=(64, 64, 3))),
     ("EfficientNetV2S", dict(include_top=False, input_shape=(48, 56, 3), pooling="max")),
     ("EfficientNetV2B2", dict(include_top=False, input_shape=(40, 40, 3), include_preprocessing=False)),
+    ("NASNetMobile", dict(input_shape=(64, 64, 3))),
+    ("NASNetMobile", dict(include_top=False, input_shape=(65, 67, 3), pooling="avg", classes=3)),
+    ("NASNetLarge", dict(include_top=False, input_shape=(32, 33, 3), pooling="max")),
 ]
 
 
@@ -55,7 +58,7 @@ def _named(layer) -> str:
     """A layer's name, a counter Keras and convscope append to a default name (`input_layer_3`) left out."""
     default = ("input_layer", "global_", "max_pooling2d", "zero_padding2d", "rescaling", "normalization", "conv2d",
                "batch_normalization", "activation", "average_pooling2d", "concatenate", "add", "re_lu", "dropout",
-               "flatten", "layer_normalization", "custom_scale_layer")   # named from the class, with a counter
+               "flatten", "layer_normalization", "custom_scale_layer", "cropping2d")   # named from the class, with a counter
 
     return re.sub(r"_\d+$", "", layer.name) if layer.name.startswith(default) else layer.name
 
@@ -72,10 +75,22 @@ def _randomized(keras, model, seed):
     return weights
 
 
+def _keras_application(keras, name, options):
+    """Keras' application `name`; NASNetMobile, which Keras refuses on its torch backend, from Keras' own
+    `nasnet.NASNet` with the arguments Keras' NASNetMobile passes it."""
+    if name != "NASNetMobile":
+        return getattr(keras.applications, name)(weights=None, **options)
+    from keras.src.applications import nasnet
+    return nasnet.NASNet(options["input_shape"], penultimate_filters=1056, num_blocks=4, stem_block_filters=32,
+                         skip_reduction=False, filter_multiplier=2, include_top=options.get("include_top", True),
+                         weights=None, pooling=options.get("pooling"), classes=options.get("classes", 1000),
+                         default_size=224, name="nasnet_mobile")
+
+
 @pytest.mark.parametrize("name,options", CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CASES)])
 def test_an_application_is_keras_layer_for_layer(keras, name, options):
     ours = getattr(cs.applications, name)(weights=None, **options)
-    theirs = getattr(keras.applications, name)(weights=None, **options)
+    theirs = _keras_application(keras, name, options)
     assert ours.name == theirs.name
     assert [(type(a).__name__, _named(a)) for a in ours.layers] == \
         [(type(b).__name__, _named(b)) for b in theirs.layers]          # not `x + 3.0`'s operations, as Keras
@@ -129,6 +144,9 @@ def test_a_downloaded_weights_file_is_kept_only_with_the_published_md5(tmp_path,
     path = _common.weights_file(url, md5, opener=lambda u: io.BytesIO(data))
     assert path == tmp_path / ".convscope" / "models" / "some_weights.h5" and path.read_bytes() == data
     assert _common.weights_file(url, md5, opener=None) == path          # found in the cache: no download
+    renamed = tmp_path / ".keras" / "models" / "kept_as.h5"            # Keras caches some under another name
+    renamed.write_bytes(data)
+    assert _common.weights_file(url, md5, opener=None, name="kept_as.h5") == renamed
 
 
 def test_preprocess_input_is_keras(keras):
@@ -184,6 +202,17 @@ def test_arguments_are_checked_by_name(tmp_path):
         apps.DenseNet121(weights=None, include_top=False, pooling="mean")
     with pytest.raises(ValueError, match="ConvNeXtXLarge: argument `classes` must be a positive int"):
         apps.ConvNeXtXLarge(weights=None, classes=0)
+    with pytest.raises(ValueError, match=r"NASNetMobile: the input's height and width must be known .*got "
+                                         r"input_shape=\(None, None, 3\)"):       # Keras fails at the first call
+        apps.NASNetMobile(weights=None, include_top=False, input_shape=(None, None, 3))
+    with pytest.raises(ValueError, match=r"NASNetLarge: with weights='imagenet' the input shape must be static .*"
+                                         r"\(None, 64, 3\)"):
+        apps.NASNetLarge(include_top=False, input_shape=(None, 64, 3))
+    with pytest.raises(ValueError, match=r"NASNetLarge: with include_top=True and weights='imagenet', `input_shape` "
+                                         r"must be \(331, 331, 3\)"):
+        apps.NASNetLarge(input_shape=(224, 224, 3))
+    with pytest.raises(ValueError, match="NASNetMobile: the input must be at least 32x32"):
+        apps.NASNetMobile(weights=None, include_top=False, input_shape=(31, 64, 3))
 
 
 def test_decode_predictions_is_keras(keras, tmp_path, monkeypatch):
@@ -253,6 +282,12 @@ def test_imagenet_files_are_asked_for_by_keras_names(keras, tmp_path, monkeypatc
                                       "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5"):
         cs.applications.InceptionResNetV2(include_top=False, input_shape=(75, 75, 3))
     np.testing.assert_allclose(cs.applications.inception_resnet_v2.preprocess_input(x), x / 127.5 - 1)
+    (folder / "nasnet_mobile_no_top.h5").write_bytes(b"not the published file")   # Keras' name for it
+    with pytest.raises(OSError, match="no network .*keras-applications/nasnet/NASNet-mobile-no-top.h5"):
+        cs.applications.NASNetMobile(include_top=False, input_shape=(64, 64, 3))
+    with pytest.raises(OSError, match="no network .*keras-applications/nasnet/NASNet-large.h5"):
+        cs.applications.NASNetLarge()
+    np.testing.assert_allclose(cs.applications.nasnet.preprocess_input(x), x / 127.5 - 1)
 
 
 def test_a_sha256_published_file_is_checked_with_sha256(tmp_path, monkeypatch):

@@ -107,23 +107,24 @@ def tf_kernels_file(weights, folder: str, include_top: bool, md5s) -> tuple:
     return url, md5s[0 if include_top else 1]
 
 
-def finish(inputs, outputs, name: str, weights, url: Optional[str], md5: Optional[str]) -> Model:
-    """The model, with its weights: Keras' ImageNet file (`url`) where weights='imagenet', a file the user
-    names, or none."""
+def finish(inputs, outputs, name: str, weights, url: Optional[str], md5: Optional[str],
+           cache_name: Optional[str] = None) -> Model:
+    """The model, with its weights: Keras' ImageNet file (`url`; cached as `cache_name` where Keras names it
+    otherwise) where weights='imagenet', a file the user names, or none."""
     model = Model(inputs, outputs, name=name)
     if weights == "imagenet":
-        model.load_weights(str(weights_file(url, md5)))
+        model.load_weights(str(weights_file(url, md5, name=cache_name)))
     elif weights is not None:
         model.load_weights(str(weights))
     return model
 
 
-def weights_file(url: str, md5: Optional[str], opener=None) -> Path:
-    """Keras' weights file at `url`: from Keras' own cache (`~/.keras/models`) or convscope's
-    (`~/.convscope/models`) where it is there and its hash is the published one (`md5`: an MD5, or a SHA-256
+def weights_file(url: str, md5: Optional[str], opener=None, name: Optional[str] = None) -> Path:
+    """Keras' weights file at `url`, named `name` in the caches (default: the URL's last part, as Keras): from
+    Keras' own cache (`~/.keras/models`) or convscope's (`~/.convscope/models`) where it is there and its hash is the published one (`md5`: an MD5, or a SHA-256
     where Keras publishes one, told apart by length as Keras' "auto"), else downloaded into convscope's cache and
     checked (Keras publishes no hash for some files: those are kept as fetched)."""
-    name = url.rsplit("/", 1)[-1]
+    name = name or url.rsplit("/", 1)[-1]
     algorithm = "sha256" if md5 is not None and len(md5) == 64 else "md5"
     for folder in (Path.home() / ".keras" / "models", Path.home() / ".convscope" / "models"):
         candidate = folder / name
