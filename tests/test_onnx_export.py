@@ -317,8 +317,18 @@ def text_net():
     return cs.Model([tokens, pixels], L.Concatenate()([words, image]), name="text_net")
 
 
+def dot_net():
+    """Dot on two convolutions' feature maps (channels first inside the ONNX graph) along their channels, and
+    cosine similarity (normalize=True) of two Dense vectors."""
+    x = cs.Input((5, 6, 3), name="image")
+    maps = L.Dot(axes=3)([L.Conv2D(4, 1)(x), L.Conv2D(4, 3, padding="same")(x)])      # (5, 6, 5, 6)
+    flat = L.Flatten()(x)
+    cosine = L.Dot(axes=(1, 1), normalize=True)([L.Dense(7)(flat), L.Dense(7)(flat)])
+    return cs.Model(x, L.Concatenate()([L.Dense(3)(L.Flatten()(maps)), cosine]), name="dot_net")
+
+
 LAYER_MODELS = [channels_first_net, mixed_net, preprocessing_net, convnext_block, operations_net,
-                activations_net, nested_net, slopes_net, group_norm_net, center_crop_net, text_net]
+                activations_net, nested_net, slopes_net, group_norm_net, center_crop_net, text_net, dot_net]
 SEED_MODELS = [seed000_model, seed001_model, seed002_model]
 
 

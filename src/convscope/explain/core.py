@@ -460,6 +460,9 @@ def _resampling_lines(row: LayerNumbers, text) -> List[str]:
 
 def _merge_shape_line(row: LayerNumbers, t) -> str:
     shapes = row.input_shapes or [row.input_shape]
+    if row.dot_axes is not None:
+        (a0, a1), (x, y) = row.dot_axes, shapes
+        return t["shape_dot"].format(a0=a0, a1=a1, k=x[a0], x=_shape(x), y=_shape(y), out=_shape(row.output_shape))
     if row.concat_axis is not None:
         axis = row.concat_axis
         parts = [s[axis] for s in shapes]
@@ -702,8 +705,8 @@ def _compute_lines(row: LayerNumbers, text) -> List[str]:
             else "compute_pool_avg"
         lines.append(t[key].format(count=_n(row.pool_ops)))
     if row.norm_ops:
-        key = {"layer_norm": "compute_layer_norm", "group_norm": "compute_layer_norm",
-               "unit_norm": "compute_unit_norm"}.get(row.kind, "compute_norm")
+        key = {"layer_norm": "compute_layer_norm", "group_norm": "compute_layer_norm", "unit_norm": "compute_unit_norm",
+               "merge": "compute_dot_normalize"}.get(row.kind, "compute_norm")     # Dot(normalize=True)
         lines.append(t[key].format(count=_n(row.norm_ops), per=row.norm_ops // max(row.output_elements, 1)))
     if row.scale_ops:
         key = "compute_rescale" if row.kind == "rescaling" else "compute_standardize"

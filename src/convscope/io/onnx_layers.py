@@ -14,6 +14,7 @@ import numpy as np
 from ..ops import shapes
 from ..ops.activations import get_activation
 from ..ops.augment import center_crop_window
+from ..ops.batch_dot import NORMALIZE_EPSILON as DOT_EPSILON, batch_dot_axes
 from ..ops.resize import aspect_window, center_crop_resizes
 from .onnx_graph import GraphBuilder, Value
 
@@ -631,6 +632,32 @@ def _merge(b: GraphBuilder, call: Call) -> Value:
     return Value(out, call.out_shapes[0], values[0].layout)
 
 
+def _dot(b: GraphBuilder, call: Call) -> Value:
+    """Dot: both inputs in Keras' layout (unit-normalized first where asked: x · min(1 / √Σx², 1e7)), x's axis
+    moved last and y's first after the batch, one batched MatMul (B, M, K) × (B, K, N), reshaped to the output."""
+    layer, h = call.layer, call.hint
+    x, y = (b.as_layout(v, "keras") for v in call.inputs)
+    a0, a1 = batch_dot_axes(layer.axes, [x.rank, y.rank], layer._describe())
+    out_shape = call.out_shapes[0]
+    if None in tuple(x.shape[1:]) + tuple(y.shape[1:]):
+        raise CannotExport(f"every axis but the batch must be known, got input shapes {x.shape} and {y.shape}")
+    names = []
+    for value, axis in ((x, a0), (y, a1)):
+        name = value.name
+        if layer.normalize:
+            square_sum = b.reduce("ReduceSum", b.op("Mul", [name, name], h), [axis], True, h)
+            inv = b.op("Min", [b.op("Reciprocal", [b.op("Sqrt", [square_sum], h)], h), b.scalar(1.0 / DOT_EPSILON)], h)
+            name = b.op("Mul", [name, inv], h)
+        names.append(name)
+    k = x.shape[a0]
+    x_perm = [i for i in range(x.rank) if i != a0] + [a0]
+    y_perm = [0, a1] + [i for i in range(1, y.rank) if i != a1]
+    x3 = b.op("Reshape", [b.op("Transpose", [names[0]], h, perm=x_perm), b.ints([0, -1, k], "shape")], h)
+    y3 = b.op("Reshape", [b.op("Transpose", [names[1]], h, perm=y_perm), b.ints([0, k, -1], "shape")], h)
+    product = b.op("MatMul", [x3, y3], h)
+    return Value(b.op("Reshape", [product, b.ints([0] + list(out_shape[1:]), "shape")], h), out_shape, "keras")
+
+
 def _custom_scale(b: GraphBuilder, call: Call) -> Value:
     """InceptionResNetV2's x + r · scale."""
     x, residual = common_layout(b, call.inputs)
@@ -690,6 +717,7 @@ EMITTERS: Dict[str, Callable[[GraphBuilder, Call], Any]] = {
     "GlobalMaxPooling1D": _global_pool, "GlobalAveragePooling1D": _global_pool,
     "BatchNormalization": _batch_norm, "LayerNormalization": _layer_norm, "GroupNormalization": _group_norm,
     "UnitNormalization": _unit_norm,
+    "Dot": _dot,
     "Normalization": _normalization,
     "Rescaling": _rescaling, "LayerScale": _layer_scale,
     "Activation": _activation_layer, "ReLU": _activation_layer, "Softmax": _activation_layer,

@@ -38,6 +38,7 @@ from .input_layer import Input, InputLayer
 from .lambda_layer import Lambda
 from .group_normalization import GroupNormalization
 from .layer_normalization import LayerNormalization
+from .dot import Dot, dot
 from .merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add, average,
                       concatenate, maximum, minimum, multiply, subtract)
 from .noise import AlphaDropout, GaussianDropout, GaussianNoise
@@ -67,7 +68,7 @@ __all__ = [
     "convolutional", "core",
     "DepthwiseConv2D", "SeparableConv2D", "SeparableConvolution2D", "Conv2DTranspose", "Convolution2DTranspose",
     "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate",
-    "add", "subtract", "multiply", "average", "maximum", "minimum", "concatenate",
+    "add", "subtract", "multiply", "average", "maximum", "minimum", "concatenate", "Dot", "dot",
     "Rescaling", "Normalization", "Resizing", "LayerNormalization", "Permute", "Identity",
     "Conv1D", "Convolution1D", "MaxPooling1D", "MaxPool1D", "AveragePooling1D", "AvgPool1D", "GlobalMaxPooling1D",
     "GlobalMaxPool1D", "GlobalAveragePooling1D", "GlobalAvgPool1D", "UpSampling1D", "ZeroPadding1D", "Cropping1D",
@@ -117,6 +118,7 @@ LAYER_CLASSES.update({cls.__name__: cls for cls in (LeakyReLU, ELU, PReLU, Gauss
                                                      AdaptiveMaxPooling1D, AdaptiveMaxPooling2D,
                                                      AdaptiveAveragePooling3D, AdaptiveMaxPooling3D)})
 LAYER_CLASSES.update({"SeparableConvolution1D": SeparableConv1D, "Convolution1DTranspose": Conv1DTranspose})
+LAYER_CLASSES["Dot"] = Dot
 LAYER_CLASSES["Lambda"] = Lambda        # known, so that a file holding one is refused by name (code: `from_config`)
 LAYER_CLASSES.update({cls.__name__: cls for cls in (RandomFlip, RandomRotation, RandomZoom, RandomTranslation,
                                                      RandomCrop, RandomContrast, RandomBrightness, RandomGrayscale,

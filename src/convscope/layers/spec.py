@@ -54,7 +54,8 @@ class LayerSpec:
     order of the axes after the batch; center, scale — BatchNormalization's and LayerNormalization's
     beta and gamma (known before the weights exist); adapted — Normalization's mean and variance
     are weights set by adapt() (False: constants given to the constructor, no weights); elementwise —
-    an operation computed value by value (arithmetic, comparisons, activations but softmax)."""
+    an operation computed value by value (arithmetic, comparisons, activations but softmax); normalize — Dot's
+    inputs scaled to unit length before the product."""
 
     kind: str = "other"
     data_format: str = "channels_last"
@@ -81,6 +82,7 @@ class LayerSpec:
     scale: bool = True
     adapted: bool = False
     elementwise: bool = False
+    normalize: bool = False
 
     @property
     def plain_relu(self) -> bool:

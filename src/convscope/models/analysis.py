@@ -149,6 +149,7 @@ class LayerNumbers:
     input_shapes: Optional[List[Tuple[Optional[int], ...]]] = None  # every input (merge layers)
     merge_ops: int = 0                   # element-wise adds/multiplies/comparisons of a merge layer
     concat_axis: Optional[int] = None    # Concatenate's axis (non-negative)
+    dot_axes: Optional[Tuple[int, int]] = None  # Dot's summed axes, one of each input (non-negative)
     branches: Optional[List[Tuple[str, Optional[List[AxisField]]]]] = None  # a merge's inputs' fields
 
     @property

@@ -14,6 +14,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from ..ops.batch_dot import batch_dot_axes
 from . import analysis
 from .analysis import LayerNumbers, ModelNumbers
 
@@ -92,12 +93,25 @@ def _merge_row(layer, spec, index: int, shapes, output_shape, batch: int) -> Lay
                        input_shape=shapes[0], output_shape=output_shape, batch_size=batch,
                        itemsize=np.dtype(getattr(layer, "dtype", None) or "float32").itemsize, op=spec.op)
     count = len(shapes)
+    if spec.op == "dot":
+        return _dot_row(row, spec, shapes)
     if spec.op == "concatenate":
         row.concat_axis = int(spec.axis if spec.axis is not None else -1) % len(output_shape)
     if spec.op in ("average", "custom_scale"):      # n − 1 adds and a divide; x + scale · r: an add and a multiply
         row.merge_ops = count * row.output_elements
     elif spec.op != "concatenate":
         row.merge_ops = (count - 1) * row.output_elements
+    return row
+
+
+def _dot_row(row: LayerNumbers, spec, shapes) -> LayerNumbers:
+    """Dot: one multiply-add per output and summed pair (`in_channels`, the summed axes' size); with
+    `normalize`, 3 operations per input value (square, sum, multiply by 1 / norm)."""
+    row.dot_axes = batch_dot_axes(spec.axis, [len(s) for s in shapes], row.name)
+    row.in_channels = shapes[0][row.dot_axes[0]]
+    row.macs = row.output_elements * (row.in_channels or 0)
+    if spec.normalize:
+        row.norm_ops = 3 * sum(analysis._elements(s) for s in shapes)
     return row
 
 

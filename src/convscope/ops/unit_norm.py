@@ -17,15 +17,15 @@ __all__ = ["unit_norm_forward", "unit_norm_backward", "EPSILON"]
 EPSILON = 1e-12
 
 
-def unit_norm_forward(x, axis=-1):
-    """(y, ctx) for `unit_norm_backward`."""
+def unit_norm_forward(x, axis=-1, epsilon: float = EPSILON):
+    """(y, ctx) for `unit_norm_backward`; `epsilon` the norm's lower bound (Keras' `Dot(normalize=True)`: 1e-7)."""
     x = check_numeric_array(x, "unit_norm_forward", "x")
     if x.dtype.kind != "f":
         x = x.astype(np.float32)
     axes = layer_norm_axes(axis, x.ndim, "unit_norm_forward")
     square_sum = np.sum(np.square(x, dtype=np.float64), axis=axes, keepdims=True)
-    clipped = square_sum < EPSILON ** 2
-    inv = np.where(clipped, 1.0 / EPSILON, 1.0 / np.sqrt(np.maximum(square_sum, EPSILON ** 2))).astype(x.dtype)
+    clipped = square_sum < epsilon ** 2
+    inv = np.where(clipped, 1.0 / epsilon, 1.0 / np.sqrt(np.maximum(square_sum, epsilon ** 2))).astype(x.dtype)
     y = x * inv
     return y, (y, inv, clipped, axes)
 
