@@ -327,8 +327,17 @@ def dot_net():
     return cs.Model(x, L.Concatenate()([L.Dense(3)(L.Flatten()(maps)), cosine]), name="dot_net")
 
 
+def rms_net():
+    """RMSNormalization over a convolution's channels (the last axis; channels first inside the ONNX graph) and
+    over its height and width."""
+    x = cs.Input((5, 6, 3), name="image")
+    y = L.RMSNormalization()(L.Conv2D(4, 3, padding="same")(x))
+    y = L.RMSNormalization(axis=[1, 2], epsilon=0.1)(L.Conv2D(2, 1)(y))
+    return cs.Model(x, y, name="rms_net")
+
+
 LAYER_MODELS = [channels_first_net, mixed_net, preprocessing_net, convnext_block, operations_net,
-                activations_net, nested_net, slopes_net, group_norm_net, center_crop_net, text_net, dot_net]
+                activations_net, nested_net, slopes_net, group_norm_net, center_crop_net, text_net, dot_net, rms_net]
 SEED_MODELS = [seed000_model, seed001_model, seed002_model]
 
 

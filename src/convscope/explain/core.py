@@ -271,7 +271,7 @@ def _build(numbers: ModelNumbers, text, lang: str, title_key: str) -> Explanatio
     model_notes += [t["model_shared"].format(name=r.name, cls=r.class_name, calls=r.calls, params=_n(r.params))
                     for r in numbers.layers if r.call == 1 and r.calls > 1]
     conventions = [t["convention_mac"], t["convention_extra"]]
-    if any(r.resize_ops or r.scale_ops or r.kind in ("layer_norm", "group_norm", "unit_norm")
+    if any(r.resize_ops or r.scale_ops or r.kind in ("layer_norm", "group_norm", "unit_norm", "rms_norm")
            for r in numbers.layers):
         conventions.append(t["convention_more"])
     if any(r.kind == "conv_transpose" for r in numbers.layers):
@@ -579,6 +579,8 @@ def _param_lines(row: LayerNumbers, text) -> List[str]:
         which = t["and"].join(t["weight_names"][w] for w in row.norm_weights)
         lines.append(t["params_layer_norm"].format(count=count, size=_n(row.in_channels), total=_n(row.params),
                                                    axes=list(row.dims), which=which))
+    elif row.kind == "rms_norm":
+        lines.append(t["params_rms_norm"].format(size=_n(row.in_channels), axes=list(row.dims)))
     elif row.kind == "group_norm" and row.params:
         which = t["and"].join(t["weight_names"][w] for w in row.norm_weights)
         lines.append(t["params_group_norm"].format(count=row.params // row.in_channels, channels=_n(row.in_channels),
@@ -706,7 +708,7 @@ def _compute_lines(row: LayerNumbers, text) -> List[str]:
         lines.append(t[key].format(count=_n(row.pool_ops)))
     if row.norm_ops:
         key = {"layer_norm": "compute_layer_norm", "group_norm": "compute_layer_norm", "unit_norm": "compute_unit_norm",
-               "merge": "compute_dot_normalize"}.get(row.kind, "compute_norm")     # Dot(normalize=True)
+               "rms_norm": "compute_rms_norm", "merge": "compute_dot_normalize"}.get(row.kind, "compute_norm")     # Dot(normalize=True)
         lines.append(t[key].format(count=_n(row.norm_ops), per=row.norm_ops // max(row.output_elements, 1)))
     if row.scale_ops:
         key = "compute_rescale" if row.kind == "rescaling" else "compute_standardize"
@@ -856,7 +858,7 @@ def _note_lines(row: LayerNumbers, text, first_conv: bool, share) -> List[str]:
         notes.append(t["note_noise"])
     if row.kind == "upsample" and row.interpolation == "nearest":
         notes.append(t["note_upsample"])
-    if row.kind in ("rescaling", "normalization", "layer_norm", "unit_norm"):
+    if row.kind in ("rescaling", "normalization", "layer_norm", "unit_norm", "rms_norm"):
         notes.append(t["note_" + row.kind].format(axes=list(row.dims or ())))
     if row.kind == "group_norm":
         notes.append(t["note_group_norm"].format(groups=row.groups, channels=row.in_channels,

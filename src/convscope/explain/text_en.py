@@ -26,7 +26,7 @@ T = {
     "convention_more": ("Bilinear upsampling and resizing count 2 multiplies and 1 add per value of each axis "
                         "pass; Rescaling and Normalization 2 FLOPs per element; LayerNormalization and "
                         "GroupNormalization 6 per element for their statistics and normalization, plus 1 each for "
-                        "gamma and beta; UnitNormalization 3 per element."),
+                        "gamma and beta; UnitNormalization 3 per element; RMSNormalization 4 per element."),
     "convention_transpose": ("A transposed convolution's MACs are every input value times every tap of every "
                              "filter (its full output, before the cut to the output size)."),
     "convention_memory": "Memory counts values × bytes per value of the layer's dtype; a batch is {batch} samples.",
@@ -102,6 +102,8 @@ T = {
     "params_transpose": ("{window}·filters·in + filters = {expr} = {total} (kernel ({window_axes}, filters, in), "
                          "one bias per filter)"),
     "params_transpose_nobias": "{window}·filters·in = {expr} = {total} (no bias)",
+    "params_rms_norm": ("{size}: scale, one per position of the normalized axes {axes} (no shift: RMSNormalization "
+                        "does not centre)"),
     "params_layer_norm": ("{count} × {size} = {total}: {which}, one each per position of the normalized "
                           "axes {axes}, trained by gradients"),
     "params_group_norm": ("{count} × {channels} = {total}: {which}, one each per channel, trained by "
@@ -141,6 +143,7 @@ T = {
     "compute_pool_max": "+ {count} comparisons (window cells − 1 per output, real cells only)",
     "compute_pool_avg": "+ {count} adds and divides (window cells − 1 adds, 1 divide per output)",
     "compute_norm": "+ {count} normalization FLOPs (a multiply and an add per element)",
+    "compute_rms_norm": "+ {count} normalization FLOPs ({per} per element: square, mean, multiply by 1 / RMS, by scale)",
     "compute_dot_normalize": ("+ {count} FLOPs scaling both inputs to unit length first (3 per input value: "
                               "square, sum, multiply by 1 / norm)"),
     "compute_unit_norm": "+ {count} normalization FLOPs ({per} per element: square, sum, multiply by 1 / norm)",
@@ -223,6 +226,8 @@ T = {
                         "each sample's group over every position and every channel of the group, not over the "
                         "batch: the same in training and inference, at any batch size. Each output depends on every "
                         "position of its group's channels: its receptive field is the whole input."),
+    "note_rms_norm": ("RMSNormalization computes y = x / √(mean(x²) + ε) · scale with the mean over the axes {axes} of "
+                      "each sample: no mean is subtracted and nothing is added, unlike LayerNormalization"),
     "note_unit_norm": ("UnitNormalization divides each sample's vector along the axes {axes} by its L2 norm "
                        "√Σx² (at least 1e-12): every such vector comes out with length 1; no parameters, the same "
                        "in training and inference."),

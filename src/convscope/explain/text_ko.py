@@ -23,7 +23,8 @@ T = {
                          "따로 세어 FLOPs에 더합니다."),
     "convention_more": ("bilinear 업샘플링과 크기 조정은 축마다 값 하나에 곱셈 2회와 덧셈 1회, Rescaling과 "
                         "Normalization은 원소마다 2 FLOPs, LayerNormalization과 GroupNormalization은 통계와 정규화에 "
-                        "원소마다 6회에 γ와 β가 각각 1회씩 더해진 것으로, UnitNormalization은 원소마다 3회로 셉니다."),
+                        "원소마다 6회에 γ와 β가 각각 1회씩 더해진 것으로, UnitNormalization은 원소마다 3회로, "
+                        "RMSNormalization은 원소마다 4회로 셉니다."),
     "convention_transpose": ("전치 합성곱의 MAC은 모든 입력 값 × 모든 필터의 모든 커널 칸으로 셉니다 "
                              "(출력 크기로 잘라 내기 전의 전체 출력)."),
     "convention_memory": "메모리는 값의 개수 × 층 dtype의 바이트 수로 계산하며, 배치 크기는 {batch}로 잡았습니다.",
@@ -98,6 +99,7 @@ T = {
     "params_transpose": ("{window}·필터 수·in + 필터 수 = {expr} = {total}개 (커널 모양 ({window_axes}, filters, in), "
                          "필터마다 편향 하나)"),
     "params_transpose_nobias": "{window}·필터 수·in = {expr} = {total}개 (편향 없음)",
+    "params_rms_norm": "{size}: scale, 정규화하는 축 {axes}의 위치마다 하나 (RMSNormalization은 평균을 빼지 않아 이동 값이 없습니다)",
     "params_layer_norm": ("{count} × {size} = {total}개: 정규화하는 축 {axes}의 위치마다 {which}가 하나씩 있고, "
                           "기울기로 학습됩니다"),
     "params_group_norm": "{count} × {channels} = {total}개: 채널마다 {which}가 하나씩 있고, 기울기로 학습됩니다",
@@ -136,6 +138,7 @@ T = {
     "compute_pool_max": "+ 비교 {count}회 (출력마다 윈도우의 실제 셀 수 − 1)",
     "compute_pool_avg": "+ 덧셈과 나눗셈 {count}회 (출력마다 셀 수 − 1번 더하고 한 번 나눔)",
     "compute_norm": "+ 정규화 {count} FLOPs (원소마다 곱셈 한 번, 덧셈 한 번)",
+    "compute_rms_norm": "+ 정규화 {count} FLOPs (원소마다 {per}회: 제곱, 평균, 1 / RMS 곱셈, scale 곱셈)",
     "compute_dot_normalize": "+ 두 입력을 먼저 길이 1로 맞추는 {count} FLOPs (입력 값마다 3회: 제곱, 합, 1 / 노름 곱셈)",
     "compute_unit_norm": "+ 정규화 {count} FLOPs (원소마다 {per}회: 제곱, 합, 1 / 노름 곱셈)",
     "compute_total": "합계 {flops} FLOPs",
@@ -214,6 +217,8 @@ T = {
                         "y = (x − 평균) / √(분산 + ε) · γ + β를 계산합니다. 평균과 분산은 배치가 아니라 샘플마다 "
                         "그룹의 모든 위치와 모든 채널에 걸쳐 구하므로 학습 때와 추론 때가 같고 배치 크기와 상관없습니다. "
                         "각 출력은 그 그룹 채널의 모든 위치에 의존하므로 수용 영역은 입력 전체입니다."),
+    "note_rms_norm": ("RMSNormalization은 샘플마다 축 {axes}에 대해 y = x / √(mean(x²) + ε) · scale을 계산합니다. "
+                      "LayerNormalization과 달리 평균을 빼지도, 값을 더하지도 않습니다"),
     "note_unit_norm": ("UnitNormalization은 샘플마다 축 {axes}를 따라 놓인 벡터를 L2 노름 √Σx²(최소 1e-12)로 "
                        "나눕니다. 그런 벡터는 모두 길이가 1이 됩니다. 파라미터가 없고 학습 때와 추론 때가 같습니다."),
     "note_layer_norm": ("LayerNormalization은 y = (x − 평균) / √(분산 + ε) · γ + β를 계산합니다. 평균과 분산은 "

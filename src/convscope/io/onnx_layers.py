@@ -379,6 +379,17 @@ def _unit_norm(b: GraphBuilder, call: Call) -> Value:
     return b.value("Mul", [x.name, inv], x, call.out_shapes[0], hint=h)
 
 
+def _rms_norm(b: GraphBuilder, call: Call) -> Value:
+    """RMSNormalization: x / √(mean(x²) + ε) · scale over `axis`, in x's layout."""
+    layer, x, h = call.layer, call.x, call.hint
+    axes = sorted(x.axis(a % x.rank) for a in layer.axis)
+    mean_square = b.reduce("ReduceMean", b.op("Mul", [x.name, x.name], h), axes, True, h)
+    inv = b.op("Reciprocal", [b.op("Sqrt", [b.op("Add", [mean_square, b.scalar(layer.epsilon)], h)], h)], h)
+    shape = [x.shape[a] if a % x.rank in [k % x.rank for k in layer.axis] else 1 for a in range(x.rank)]
+    scale = b.const(x.align(np.reshape(layer.scale.value, shape)), f"{h}/scale", key=(id(layer.scale), x.layout))
+    return b.value("Mul", [b.op("Mul", [x.name, inv], h), scale], x, call.out_shapes[0], hint=h)
+
+
 def _group_norm(b: GraphBuilder, call: Call) -> Value:
     """GroupNormalization: the channels first, viewed as (N, groups, rest), normalized over `rest`, then
     gamma and beta per channel (ONNX's own GroupNormalization op changed its scale's meaning at opset 21)."""
@@ -718,6 +729,7 @@ EMITTERS: Dict[str, Callable[[GraphBuilder, Call], Any]] = {
     "BatchNormalization": _batch_norm, "LayerNormalization": _layer_norm, "GroupNormalization": _group_norm,
     "UnitNormalization": _unit_norm,
     "Dot": _dot,
+    "RMSNormalization": _rms_norm,
     "Normalization": _normalization,
     "Rescaling": _rescaling, "LayerScale": _layer_scale,
     "Activation": _activation_layer, "ReLU": _activation_layer, "Softmax": _activation_layer,

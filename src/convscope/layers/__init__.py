@@ -58,6 +58,7 @@ from .reshaping3d import Cropping3D, UpSampling3D, ZeroPadding3D
 from .separable_conv2d import SeparableConv2D, SeparableConvolution2D
 from .spatial_dropout import SpatialDropout1D, SpatialDropout2D, SpatialDropout3D
 from .unit_normalization import UnitNormalization
+from .rms_normalization import RMSNormalization
 from .upsampling import UpSampling2D
 
 __all__ = [
@@ -75,7 +76,8 @@ __all__ = [
     "Cropping2D", "SpatialDropout2D", "LayerScale", "StochasticDepth",
     "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomCrop", "RandomContrast",
     "RandomBrightness", "Lambda", "LeakyReLU", "ELU", "PReLU", "GaussianNoise", "GaussianDropout",
-    "SpatialDropout1D", "GroupNormalization", "CenterCrop", "UnitNormalization", "ActivityRegularization",
+    "SpatialDropout1D", "GroupNormalization", "CenterCrop", "UnitNormalization", "RMSNormalization",
+    "ActivityRegularization",
     "AlphaDropout", "DepthwiseConv1D", "SeparableConv1D", "SeparableConvolution1D", "Conv1DTranspose",
     "Convolution1DTranspose", "AdaptiveAveragePooling1D", "AdaptiveAveragePooling2D", "AdaptiveMaxPooling1D",
     "AdaptiveMaxPooling2D", "CustomScaleLayer", "Conv3D", "Convolution3D", "Conv3DTranspose",
@@ -119,6 +121,7 @@ LAYER_CLASSES.update({cls.__name__: cls for cls in (LeakyReLU, ELU, PReLU, Gauss
                                                      AdaptiveAveragePooling3D, AdaptiveMaxPooling3D)})
 LAYER_CLASSES.update({"SeparableConvolution1D": SeparableConv1D, "Convolution1DTranspose": Conv1DTranspose})
 LAYER_CLASSES["Dot"] = Dot
+LAYER_CLASSES["RMSNormalization"] = RMSNormalization
 LAYER_CLASSES["Lambda"] = Lambda        # known, so that a file holding one is refused by name (code: `from_config`)
 LAYER_CLASSES.update({cls.__name__: cls for cls in (RandomFlip, RandomRotation, RandomZoom, RandomTranslation,
                                                      RandomCrop, RandomContrast, RandomBrightness, RandomGrayscale,

@@ -47,6 +47,28 @@ def gamma_beta_config(layer: Layer) -> Dict[str, Any]:
     }
 
 
+def feature_axes(layer: Layer, input_shape: Shape):
+    """`layer.axis` as sorted non-negative axes, checked against `input_shape`: feature axes of known size."""
+    try:
+        axes = ops.layer_norm.layer_norm_axes(layer.axis, len(input_shape), layer._describe())
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{error} (input shape {tuple(input_shape)})") from None
+    if 0 in axes or any(input_shape[a] is None for a in axes):
+        raise ValueError(f"{layer._describe()}: argument `axis`={layer.axis} must name feature axes of known "
+                         f"size (not the batch axis), got an input of shape {tuple(input_shape)}")
+    return axes
+
+
+def normalized_input_shape(layer: Layer, input_shape: Shape, weight) -> Shape:
+    """The input shape, checked: `feature_axes`, and the sizes `weight` (None: not built) was made for."""
+    input_shape = tuple(input_shape)
+    shape = tuple(input_shape[a] for a in feature_axes(layer, input_shape))
+    if weight is not None and weight.shape != shape:
+        raise ValueError(f"{layer._describe()}: expected sizes {weight.shape} on axes {layer.axis} (the layer "
+                         f"is built for them), got an input of shape {input_shape}")
+    return input_shape
+
+
 class LayerNormalization(Layer):
     """y = (x - mean) / sqrt(var + epsilon) * gamma + beta, mean and variance over `axis` per sample.
 
@@ -76,28 +98,11 @@ class LayerNormalization(Layer):
         set_gamma_beta_arguments(self, where, beta_initializer, gamma_initializer, beta_regularizer,
                                  gamma_regularizer, beta_constraint, gamma_constraint)
 
-    def _axes(self, input_shape: Shape):
-        """The normalized axes, sorted and non-negative, checked against `input_shape`."""
-        try:
-            axes = ops.layer_norm.layer_norm_axes(self.axis, len(input_shape), self._describe())
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"{error} (input shape {tuple(input_shape)})") from None
-        if 0 in axes or any(input_shape[a] is None for a in axes):
-            raise ValueError(f"{self._describe()}: argument `axis`={self.axis} must name feature axes of known "
-                             f"size (not the batch axis), got an input of shape {tuple(input_shape)}")
-        return axes
-
     def compute_output_shape(self, input_shape: Shape) -> Shape:
-        input_shape = tuple(input_shape)
-        shape = tuple(input_shape[a] for a in self._axes(input_shape))
-        weight = self.gamma if self.gamma is not None else self.beta
-        if weight is not None and weight.shape != shape:
-            raise ValueError(f"{self._describe()}: expected sizes {weight.shape} on axes {self.axis} (the layer "
-                             f"is built for them), got an input of shape {input_shape}")
-        return input_shape
+        return normalized_input_shape(self, input_shape, self.gamma if self.gamma is not None else self.beta)
 
     def build(self, input_shape: Shape) -> None:
-        shape = tuple(input_shape[a] for a in self._axes(input_shape))
+        shape = tuple(input_shape[a] for a in feature_axes(self, input_shape))
         self.axis = sorted(self.axis) if isinstance(self.axis, list) else [self.axis]   # as Keras' build
         if self.scale:
             self.gamma = self.add_weight(shape, self.gamma_initializer, regularizer=self.gamma_regularizer,

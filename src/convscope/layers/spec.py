@@ -18,7 +18,7 @@ KINDS = (
     "depthwise_conv1d", "separable_conv1d", "conv1d_transpose", "conv3d", "conv3d_transpose", "pool3d",
     "global_pool3d", "upsample3d", "zero_pad3d", "crop3d", "dense", "embedding",
     "pool", "pool1d", "global_pool", "global_pool1d", "adaptive_pool", "batch_norm", "layer_norm", "group_norm",
-    "unit_norm",
+    "unit_norm", "rms_norm",
     "normalization", "rescaling", "activation", "dropout", "zero_pad2d", "pad1d", "crop2d", "crop1d",
     "upsample2d", "upsample1d", "resizing", "center_crop", "flatten", "reshape", "permute", "identity", "augment",
     "noise", "merge", "operation", "other",

@@ -46,7 +46,7 @@ WINDOW_ROW_KINDS = ("conv", "depthwise_conv", "separable_conv", "max_pool", "avg
 ADAPTIVE_KINDS = ("adaptive_max_pool", "adaptive_avg_pool")   # too, where every axis' windows are even
 PARAM_FORMULA_KINDS = ("conv", "depthwise_conv", "separable_conv", "conv_transpose", "dense", "embedding",
                        "batch_norm",
-                       "layer_norm", "group_norm", "normalization")
+                       "layer_norm", "group_norm", "rms_norm", "normalization")
 AXIS_NAMES = ("height", "width")
 VOLUME_NAMES = ("depth", "height", "width")
 STEP_NAMES = ("steps",)
@@ -99,7 +99,7 @@ class LayerNumbers:
     kind: str  # conv (Conv2D, Conv1D), depthwise_conv, separable_conv, conv_transpose, dense, max_pool,
     #            avg_pool, global_max_pool, global_avg_pool, adaptive_max_pool, adaptive_avg_pool (2-D and 1-D),
     #            batch_norm, layer_norm,
-    #            group_norm, unit_norm, normalization, rescaling, zero_pad, crop, upsample, resize, flatten,
+    #            group_norm, unit_norm, rms_norm, normalization, rescaling, zero_pad, crop, upsample, resize, flatten,
     #            reshape, permute, identity, dropout, activation, operation, other;
     #            graph models also: input (an InputLayer), merge (Add, Concatenate, ...)
     input_shape: Tuple[Optional[int], ...]
@@ -681,8 +681,10 @@ def _batch_norm(row: LayerNumbers, spec, where: str) -> None:
 
 def _normalizing(row: LayerNumbers, spec, where: str) -> None:
     """LayerNormalization (gamma, beta over `axis`), GroupNormalization (gamma, beta per channel on `axis`),
-    UnitNormalization (no weights), Normalization (mean, variance, count) and Rescaling."""
-    row.kind = spec.kind if spec.kind in ("layer_norm", "group_norm", "unit_norm", "normalization") else "rescaling"
+    UnitNormalization (no weights), RMSNormalization (scale over `axis`), Normalization (mean, variance, count)
+    and Rescaling."""
+    kinds = ("layer_norm", "group_norm", "unit_norm", "rms_norm", "normalization")
+    row.kind = spec.kind if spec.kind in kinds else "rescaling"
     n = len(row.input_shape)
     axes = spec.axis if isinstance(spec.axis, (list, tuple)) else [] if spec.axis is None else [spec.axis]
     row.dims = tuple(sorted(int(a) % n for a in axes))
@@ -701,6 +703,9 @@ def _normalizing(row: LayerNumbers, spec, where: str) -> None:
         # per element: 1 add (mean), subtract + square + add (variance), subtract + multiply (normalize),
         # then one multiply (gamma) and one add (beta) when present
         row.norm_ops = (6 + sum(weights)) * elements
+    elif row.kind == "rms_norm":            # a square and an add (the mean), a multiply by 1 / RMS, one by scale
+        row.params = row.in_channels = size
+        row.norm_ops = 4 * elements
     elif row.kind == "normalization":
         row.params = 2 * size + 1 if spec.adapted else 0
         row.in_channels = size
@@ -741,7 +746,7 @@ _HANDLERS = {
     "center_crop": _center_crop,
     "dense": _dense, "embedding": _embedding, "batch_norm": _batch_norm, "layer_norm": _normalizing,
     "group_norm": _normalizing,
-    "unit_norm": _normalizing, "normalization": _normalizing,
+    "unit_norm": _normalizing, "rms_norm": _normalizing, "normalization": _normalizing,
     "rescaling": _normalizing,
 }
 
@@ -774,7 +779,7 @@ def _propagate_fields(row: LayerNumbers, fields):
                     "normalization") or \
             (row.kind == "operation" and row.elementwise):
         return fields
-    if row.kind in ("layer_norm", "unit_norm"):
+    if row.kind in ("layer_norm", "unit_norm", "rms_norm"):
         return {axis: (None if axis in row.dims else f) for axis, f in fields.items()}
     if row.kind == "permute" and row.dims:
         return {i + 1: fields.get(d) for i, d in enumerate(row.dims)}
