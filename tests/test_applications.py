@@ -56,10 +56,10 @@ CASES = [
 
 def _named(layer) -> str:
     """A layer's name, a counter Keras and convscope append to a default name (`input_layer_3`) left out."""
+    # names made from the class, with a counter
     default = ("input_layer", "global_", "max_pooling2d", "zero_padding2d", "rescaling", "normalization", "conv2d",
                "batch_normalization", "activation", "average_pooling2d", "concatenate", "add", "re_lu", "dropout",
-               "flatten", "layer_normalization", "custom_scale_layer", "cropping2d")   # named from the class, with a counter
-
+               "flatten", "layer_normalization", "custom_scale_layer", "cropping2d")
     return re.sub(r"_\d+$", "", layer.name) if layer.name.startswith(default) else layer.name
 
 

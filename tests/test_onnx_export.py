@@ -336,8 +336,18 @@ def rms_net():
     return cs.Model(x, y, name="rms_net")
 
 
+def time_distributed_net():
+    """TimeDistributed convolutions (their channels first inside the ONNX graph), batch norm and a Dense."""
+    x = cs.Input((3, 6, 6, 2), name="frames")
+    y = L.TimeDistributed(L.Conv2D(4, 3, padding="same", activation="relu"))(x)
+    y = L.TimeDistributed(L.BatchNormalization())(y)
+    y = L.TimeDistributed(L.GlobalAveragePooling2D())(y)
+    return cs.Model(x, L.TimeDistributed(L.Dense(2))(y), name="time_distributed_net")
+
+
 LAYER_MODELS = [channels_first_net, mixed_net, preprocessing_net, convnext_block, operations_net,
-                activations_net, nested_net, slopes_net, group_norm_net, center_crop_net, text_net, dot_net, rms_net]
+                activations_net, nested_net, slopes_net, group_norm_net, center_crop_net, text_net, dot_net, rms_net,
+                time_distributed_net]
 SEED_MODELS = [seed000_model, seed001_model, seed002_model]
 
 

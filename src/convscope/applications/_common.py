@@ -121,9 +121,10 @@ def finish(inputs, outputs, name: str, weights, url: Optional[str], md5: Optiona
 
 def weights_file(url: str, md5: Optional[str], opener=None, name: Optional[str] = None) -> Path:
     """Keras' weights file at `url`, named `name` in the caches (default: the URL's last part, as Keras): from
-    Keras' own cache (`~/.keras/models`) or convscope's (`~/.convscope/models`) where it is there and its hash is the published one (`md5`: an MD5, or a SHA-256
-    where Keras publishes one, told apart by length as Keras' "auto"), else downloaded into convscope's cache and
-    checked (Keras publishes no hash for some files: those are kept as fetched)."""
+    Keras' own cache (`~/.keras/models`) or convscope's (`~/.convscope/models`) where it is there and its hash is
+    the published one (`md5`: an MD5, or a SHA-256 where Keras publishes one, told apart by length as Keras'
+    "auto"), else downloaded into convscope's cache and checked (Keras publishes no hash for some files: those are
+    kept as fetched)."""
     name = name or url.rsplit("/", 1)[-1]
     algorithm = "sha256" if md5 is not None and len(md5) == 64 else "md5"
     for folder in (Path.home() / ".keras" / "models", Path.home() / ".convscope" / "models"):

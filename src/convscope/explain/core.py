@@ -341,6 +341,12 @@ def _shape_lines(row: LayerNumbers, text) -> List[str]:
         lines.append(t["shape_input"].format(shape=_shape(row.output_shape)))
     elif row.kind == "merge":
         lines.append(_merge_shape_line(row, t))
+    elif row.kind == "time_distributed":
+        inner = row.inner
+        lines.append(t["shape_time_distributed"].format(inner=f"{inner.name} ({inner.class_name})", steps=row.steps,
+                                                        step_in=_shape(inner.input_shape),
+                                                        step_out=_shape(inner.output_shape),
+                                                        out=_shape(row.output_shape)))
     elif row.kind in WINDOW_ROW_KINDS + ("conv_transpose",):
         for axis in row.axes:
             lines += _transposed_axis_lines(axis, text) if axis.transposed else _window_axis_lines(axis, text)
@@ -697,6 +703,10 @@ def _mac_lines(row: LayerNumbers, t) -> List[str]:
 def _compute_lines(row: LayerNumbers, text) -> List[str]:
     t = text.T
     lines: List[str] = []
+    if row.kind == "time_distributed":
+        if not row.flops:
+            return [t["compute_none"]]
+        return [t["compute_time_distributed"].format(per=_n(row.inner.flops), steps=row.steps, flops=_n(row.flops))]
     if row.macs:
         lines += _mac_lines(row, t)
         lines.append(t["compute_flops"].format(flops2=_n(2 * row.macs)))
@@ -708,7 +718,7 @@ def _compute_lines(row: LayerNumbers, text) -> List[str]:
         lines.append(t[key].format(count=_n(row.pool_ops)))
     if row.norm_ops:
         key = {"layer_norm": "compute_layer_norm", "group_norm": "compute_layer_norm", "unit_norm": "compute_unit_norm",
-               "rms_norm": "compute_rms_norm", "merge": "compute_dot_normalize"}.get(row.kind, "compute_norm")     # Dot(normalize=True)
+               "rms_norm": "compute_rms_norm", "merge": "compute_dot_normalize"}.get(row.kind, "compute_norm")
         lines.append(t[key].format(count=_n(row.norm_ops), per=row.norm_ops // max(row.output_elements, 1)))
     if row.scale_ops:
         key = "compute_rescale" if row.kind == "rescaling" else "compute_standardize"

@@ -5,7 +5,8 @@ before anything is built from it.
 * Keras 3's weight tree (`saving_lib._save_state`): `layers/<name>/vars/0, 1, ...`, `<name>`
   the layer's class in snake case numbered per class among the model's layers (operations
   such as `x * 2` are not layers there); a nested model's layers under
-  `layers/<its name>/layers/...`, the model itself an empty `.../vars` group.
+  `layers/<its name>/layers/...`, the model itself an empty `.../vars` group; a wrapper's (TimeDistributed)
+  under `layers/<its name>/layer/...`, the wrapper an empty `vars` group.
 * Keras' optimizer variables: `iteration`, `learning_rate` (unless a schedule), then the slots
   in the order its `build` adds them (Adam, Adadelta, Adamax, Nadam, Lion, Ftrl, Lamb, Adafactor: the
   slots of each variable together, then Adam's v-hat, Nadam's scalar `u_product`; Adafactor's r and c
@@ -38,6 +39,12 @@ def holds_layers(layer) -> bool:
     return is_model(layer) or isinstance(layer, Pipeline)
 
 
+def wrapped_layer(layer):
+    """The layer a wrapper (TimeDistributed) holds, else None: Keras stores its weights under `<wrapper>/layer`."""
+    from ..layers.time_distributed import TimeDistributed
+    return layer.layer if isinstance(layer, TimeDistributed) else None
+
+
 def keras_layers(model) -> list:
     """`model.layers` as Keras lists them: operations (`x * 2`) are not layers."""
     return list(model.layers)
@@ -54,14 +61,19 @@ def weight_tree(model, prefix: str = "") -> List[Tuple[str, Any]]:
         used[base] += 1
         path = f"{prefix}layers/{base if count == 0 else f'{base}_{count}'}"
         out.append((path, layer))
+        inner = wrapped_layer(layer)
+        if inner is not None:
+            path, layer = path + "/layer", inner
+            out.append((path, layer))
         if holds_layers(layer):
             out.extend(weight_tree(layer, path + "/"))
     return out
 
 
 def own_weights(layer) -> list:
-    """The weights Keras stores under a layer's own `vars` group (a model's and a Pipeline's are its layers')."""
-    return [] if holds_layers(layer) else list(layer.weights)
+    """The weights Keras stores under a layer's own `vars` group (a model's and a Pipeline's are its layers', a
+    wrapper's its wrapped layer's)."""
+    return [] if holds_layers(layer) or wrapped_layer(layer) is not None else list(layer.weights)
 
 
 def legacy_weights(layer) -> list:

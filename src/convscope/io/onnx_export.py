@@ -205,6 +205,8 @@ def _emit_step(b: GraphBuilder, step: _Step, inputs: List[Value], fold) -> List[
     layer = step.layer
     if isinstance(layer, Model):
         return emit_model(b, layer, inputs)
+    if type(layer).__name__ == "TimeDistributed" and _is_convscope(layer):
+        return [_time_distributed(b, step, inputs[0])]
     if isinstance(layer, Pipeline):         # its layers, one step each
         tensor, values = step.inputs[0], inputs
         for inner in layer.layers:
@@ -229,6 +231,24 @@ def _emit_step(b: GraphBuilder, step: _Step, inputs: List[Value], fold) -> List[
         raise ValueError(f"export_onnx: layer '{layer.name}' ({type(layer).__name__}) cannot be exported to "
                          f"ONNX: {error}") from None
     return list(out) if isinstance(out, (list, tuple)) else [out]
+
+
+def _time_distributed(b: GraphBuilder, step: _Step, value: Value) -> Value:
+    """TimeDistributed at inference: the steps as samples, (batch · time, *rest), through its layer's own form,
+    then (batch, time, *out) again (at inference every layer it may wrap computes sample by sample)."""
+    layer, hint = step.layer, step.layer.name
+    x = b.as_layout(value, "keras")
+    time, rest = x.shape[1], tuple(x.shape[2:])
+    if time is None or None in rest:
+        raise ValueError(f"export_onnx: layer '{hint}' (TimeDistributed) cannot be exported to ONNX: every axis but "
+                         f"the batch must be known, got input shape {x.shape}")
+    merged = Value(b.op("Reshape", [x.name, b.ints([-1, *rest], "shape")], hint), (None, *rest), "keras")
+    inner_in = _Tensor((None, *rest))
+    inner_out = _Tensor(layer.layer.compute_output_shape(inner_in.shape))
+    y = b.as_layout(_emit_step(b, _Step(layer.layer, [inner_in], [inner_in], [inner_out]), [merged], None)[0],
+                    "keras")
+    shape = b.ints([-1, time, *inner_out.shape[1:]], "shape")
+    return Value(b.op("Reshape", [y.name, shape], hint), step.outputs[0].shape, "keras")
 
 
 def _is_convscope(layer) -> bool:

@@ -59,6 +59,7 @@ from .separable_conv2d import SeparableConv2D, SeparableConvolution2D
 from .spatial_dropout import SpatialDropout1D, SpatialDropout2D, SpatialDropout3D
 from .unit_normalization import UnitNormalization
 from .rms_normalization import RMSNormalization
+from .time_distributed import TimeDistributed
 from .upsampling import UpSampling2D
 
 __all__ = [
@@ -76,7 +77,7 @@ __all__ = [
     "Cropping2D", "SpatialDropout2D", "LayerScale", "StochasticDepth",
     "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomCrop", "RandomContrast",
     "RandomBrightness", "Lambda", "LeakyReLU", "ELU", "PReLU", "GaussianNoise", "GaussianDropout",
-    "SpatialDropout1D", "GroupNormalization", "CenterCrop", "UnitNormalization", "RMSNormalization",
+    "SpatialDropout1D", "GroupNormalization", "CenterCrop", "UnitNormalization", "RMSNormalization", "TimeDistributed",
     "ActivityRegularization",
     "AlphaDropout", "DepthwiseConv1D", "SeparableConv1D", "SeparableConvolution1D", "Conv1DTranspose",
     "Convolution1DTranspose", "AdaptiveAveragePooling1D", "AdaptiveAveragePooling2D", "AdaptiveMaxPooling1D",
@@ -122,6 +123,7 @@ LAYER_CLASSES.update({cls.__name__: cls for cls in (LeakyReLU, ELU, PReLU, Gauss
 LAYER_CLASSES.update({"SeparableConvolution1D": SeparableConv1D, "Convolution1DTranspose": Conv1DTranspose})
 LAYER_CLASSES["Dot"] = Dot
 LAYER_CLASSES["RMSNormalization"] = RMSNormalization
+LAYER_CLASSES["TimeDistributed"] = TimeDistributed
 LAYER_CLASSES["Lambda"] = Lambda        # known, so that a file holding one is refused by name (code: `from_config`)
 LAYER_CLASSES.update({cls.__name__: cls for cls in (RandomFlip, RandomRotation, RandomZoom, RandomTranslation,
                                                      RandomCrop, RandomContrast, RandomBrightness, RandomGrayscale,

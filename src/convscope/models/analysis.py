@@ -150,6 +150,8 @@ class LayerNumbers:
     merge_ops: int = 0                   # element-wise adds/multiplies/comparisons of a merge layer
     concat_axis: Optional[int] = None    # Concatenate's axis (non-negative)
     dot_axes: Optional[Tuple[int, int]] = None  # Dot's summed axes, one of each input (non-negative)
+    inner: Optional["LayerNumbers"] = None  # TimeDistributed: its layer's numbers on one step ...
+    steps: Optional[int] = None             # ... and the number of steps
     branches: Optional[List[Tuple[str, Optional[List[AxisField]]]]] = None  # a merge's inputs' fields
 
     @property
@@ -431,7 +433,9 @@ def _analyze_one(layer, index: int, input_shape, batch: int, known_output=None) 
                        batch_size=batch)
     where = f"{cls} '{layer.name}'"
     handler = _HANDLERS.get(spec.kind)
-    if handler is not None:
+    if spec.kind == "time_distributed":
+        _time_distributed(row, spec.inner, batch)
+    elif handler is not None:
         handler(row, spec, where)
     else:
         row.kind = SIMPLE_KINDS.get(spec.kind, "other")
@@ -450,6 +454,22 @@ def _analyze_one(layer, index: int, input_shape, batch: int, known_output=None) 
         row.field_known = row.kind != "other" and (row.kind != "operation" or row.elementwise)
     _weights(row, layer)
     return row
+
+
+_PER_STEP_COUNTS = ("macs", "bias_adds", "pool_ops", "norm_ops", "activation_ops", "resize_ops", "scale_ops",
+                    "merge_ops")
+
+
+def _time_distributed(row: LayerNumbers, inner, batch: int) -> None:
+    """TimeDistributed: its layer's numbers on one step's (batch, *rest), the counts times the steps (unknown
+    steps: none counted); its receptive field is not followed."""
+    shape = row.input_shape
+    row.kind, row.steps, row.field_known = "time_distributed", shape[1], False
+    row.inner = _analyze_one(inner, 0, (shape[0],) + tuple(shape[2:]), batch)
+    out = row.inner.output_shape
+    row.output_shape = (out[0], shape[1]) + tuple(out[1:])
+    for name in _PER_STEP_COUNTS:
+        setattr(row, name, getattr(row.inner, name) * (row.steps or 0))
 
 
 def _layout(data_format: Optional[str], shape, where: str):
