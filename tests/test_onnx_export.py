@@ -337,12 +337,13 @@ def rms_net():
 
 
 def time_distributed_net():
-    """TimeDistributed convolutions (their channels first inside the ONNX graph), batch norm and a Dense."""
+    """TimeDistributed convolutions (their channels first inside the ONNX graph), batch norm and a spectrally
+    normalized Dense."""
     x = cs.Input((3, 6, 6, 2), name="frames")
     y = L.TimeDistributed(L.Conv2D(4, 3, padding="same", activation="relu"))(x)
     y = L.TimeDistributed(L.BatchNormalization())(y)
     y = L.TimeDistributed(L.GlobalAveragePooling2D())(y)
-    return cs.Model(x, L.TimeDistributed(L.Dense(2))(y), name="time_distributed_net")
+    return cs.Model(x, L.TimeDistributed(L.SpectralNormalization(L.Dense(2)))(y), name="time_distributed_net")
 
 
 LAYER_MODELS = [channels_first_net, mixed_net, preprocessing_net, convnext_block, operations_net,
@@ -374,6 +375,8 @@ def test_every_layer_class_is_covered_by_the_models_here():
             seen.add(type(layer))
             if hasattr(layer, "layers"):
                 walk(layer.layers)
+            if isinstance(layer, L.Wrapper):
+                walk([layer.layer])
     for build in SEED_MODELS + GRAPH_MODELS + LAYER_MODELS:
         walk(build().layers)
     missing = {cls.__name__ for cls in L.LAYER_CLASSES.values()} - {cls.__name__ for cls in seen}

@@ -341,6 +341,9 @@ def _shape_lines(row: LayerNumbers, text) -> List[str]:
         lines.append(t["shape_input"].format(shape=_shape(row.output_shape)))
     elif row.kind == "merge":
         lines.append(_merge_shape_line(row, t))
+    elif row.kind == "spectral_norm":
+        lines.append(t["shape_spectral_norm"].format(inner=f"{row.inner.name} ({row.inner.class_name})",
+                                                     out=_shape(row.output_shape)))
     elif row.kind == "time_distributed":
         inner = row.inner
         lines.append(t["shape_time_distributed"].format(inner=f"{inner.name} ({inner.class_name})", steps=row.steps,
@@ -703,6 +706,8 @@ def _mac_lines(row: LayerNumbers, t) -> List[str]:
 def _compute_lines(row: LayerNumbers, text) -> List[str]:
     t = text.T
     lines: List[str] = []
+    if row.kind == "spectral_norm":
+        return [t["compute_spectral_norm"].format(flops=_n(row.flops))]
     if row.kind == "time_distributed":
         if not row.flops:
             return [t["compute_none"]]

@@ -144,6 +144,8 @@ T = {
     "compute_pool_avg": "+ {count} adds and divides (window cells − 1 adds, 1 divide per output)",
     "compute_norm": "+ {count} normalization FLOPs (a multiply and an add per element)",
     "compute_time_distributed": "{per} FLOPs per step (the wrapped layer's) × {steps} steps = {flops} FLOPs",
+    "compute_spectral_norm": ("{flops} FLOPs, the wrapped layer's (in training, the power iteration on its kernel "
+                              "comes first)"),
     "compute_rms_norm": ("+ {count} normalization FLOPs ({per} per element: square, mean, multiply by 1 / RMS, "
                          "by scale)"),
     "compute_dot_normalize": ("+ {count} FLOPs scaling both inputs to unit length first (3 per input value: "
@@ -246,6 +248,8 @@ T = {
     "shape_merge": "{op} of {count} inputs {shapes}, element by element → {out}",
     "shape_time_distributed": ("{inner} on each of the {steps} time steps: {step_in} → {step_out} per step, "
                                "stacked on axis 1 → {out}"),
+    "shape_spectral_norm": ("{inner}, its kernel divided by its largest singular value (power iteration) at each "
+                            "training call → {out}"),
     "shape_dot": ("per sample, the dot product of input 1's axis {a0} with input 2's axis {a1} ({k} pairs summed): "
                   "{x} · {y}, both axes dropped → {out}"),
     "shape_concat": "Concatenate along axis {axis}: {expr} = {total}; the other axes must match",

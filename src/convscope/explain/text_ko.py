@@ -139,6 +139,7 @@ T = {
     "compute_pool_avg": "+ 덧셈과 나눗셈 {count}회 (출력마다 셀 수 − 1번 더하고 한 번 나눔)",
     "compute_norm": "+ 정규화 {count} FLOPs (원소마다 곱셈 한 번, 덧셈 한 번)",
     "compute_time_distributed": "단계마다 {per} FLOPs (감싼 층의 연산량) × {steps}단계 = {flops} FLOPs",
+    "compute_spectral_norm": "{flops} FLOPs, 감싼 층의 연산량 (학습 중에는 커널에 대한 거듭제곱법이 먼저 실행됩니다)",
     "compute_rms_norm": "+ 정규화 {count} FLOPs (원소마다 {per}회: 제곱, 평균, 1 / RMS 곱셈, scale 곱셈)",
     "compute_dot_normalize": "+ 두 입력을 먼저 길이 1로 맞추는 {count} FLOPs (입력 값마다 3회: 제곱, 합, 1 / 노름 곱셈)",
     "compute_unit_norm": "+ 정규화 {count} FLOPs (원소마다 {per}회: 제곱, 합, 1 / 노름 곱셈)",
@@ -235,6 +236,8 @@ T = {
     "shape_merge": "입력 {count}개 {shapes}의 원소별 {op} → {out}",
     "shape_time_distributed": ("{inner}을 시간 단계 {steps}개 각각에 적용합니다: 단계마다 {step_in} → {step_out}, "
                                "축 1로 쌓아 → {out}"),
+    "shape_spectral_norm": ("{inner}: 학습 호출마다 커널을 가장 큰 특잇값(거듭제곱법으로 추정)으로 나눈 뒤 실행합니다 "
+                            "→ {out}"),
     "shape_dot": ("샘플마다 입력 1의 축 {a0}와 입력 2의 축 {a1}의 내적을 구합니다({k}쌍의 곱을 더함): "
                   "{x} · {y}, 두 축이 사라져 → {out}"),
     "shape_concat": "축 {axis}를 따라 이어 붙입니다: {expr} = {total}. 나머지 축의 크기는 같아야 합니다",

@@ -40,9 +40,10 @@ def holds_layers(layer) -> bool:
 
 
 def wrapped_layer(layer):
-    """The layer a wrapper (TimeDistributed) holds, else None: Keras stores its weights under `<wrapper>/layer`."""
-    from ..layers.time_distributed import TimeDistributed
-    return layer.layer if isinstance(layer, TimeDistributed) else None
+    """The layer a wrapper (TimeDistributed, SpectralNormalization) holds, else None: Keras stores its weights
+    under `<wrapper>/layer`."""
+    from ..layers.wrapper import Wrapper
+    return layer.layer if isinstance(layer, Wrapper) else None
 
 
 def keras_layers(model) -> list:
@@ -61,9 +62,8 @@ def weight_tree(model, prefix: str = "") -> List[Tuple[str, Any]]:
         used[base] += 1
         path = f"{prefix}layers/{base if count == 0 else f'{base}_{count}'}"
         out.append((path, layer))
-        inner = wrapped_layer(layer)
-        if inner is not None:
-            path, layer = path + "/layer", inner
+        while wrapped_layer(layer) is not None:         # a wrapper's layer (itself a wrapper, maybe)
+            path, layer = path + "/layer", wrapped_layer(layer)
             out.append((path, layer))
         if holds_layers(layer):
             out.extend(weight_tree(layer, path + "/"))
@@ -72,8 +72,10 @@ def weight_tree(model, prefix: str = "") -> List[Tuple[str, Any]]:
 
 def own_weights(layer) -> list:
     """The weights Keras stores under a layer's own `vars` group (a model's and a Pipeline's are its layers', a
-    wrapper's its wrapped layer's)."""
-    return [] if holds_layers(layer) or wrapped_layer(layer) is not None else list(layer.weights)
+    wrapper's the variables it tracks itself)."""
+    if wrapped_layer(layer) is not None:
+        return list(layer.wrapper_variables)
+    return [] if holds_layers(layer) else list(layer.weights)
 
 
 def legacy_weights(layer) -> list:

@@ -207,6 +207,8 @@ def _emit_step(b: GraphBuilder, step: _Step, inputs: List[Value], fold) -> List[
         return emit_model(b, layer, inputs)
     if type(layer).__name__ == "TimeDistributed" and _is_convscope(layer):
         return [_time_distributed(b, step, inputs[0])]
+    if type(layer).__name__ == "SpectralNormalization" and _is_convscope(layer):     # at inference, its layer
+        return _emit_step(b, _Step(layer.layer, step.args, step.inputs, step.outputs, step.kwargs), inputs, fold)
     if isinstance(layer, Pipeline):         # its layers, one step each
         tensor, values = step.inputs[0], inputs
         for inner in layer.layers:

@@ -60,6 +60,8 @@ from .spatial_dropout import SpatialDropout1D, SpatialDropout2D, SpatialDropout3
 from .unit_normalization import UnitNormalization
 from .rms_normalization import RMSNormalization
 from .time_distributed import TimeDistributed
+from .spectral_normalization import SpectralNormalization
+from .wrapper import Wrapper
 from .upsampling import UpSampling2D
 
 __all__ = [
@@ -78,6 +80,7 @@ __all__ = [
     "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomCrop", "RandomContrast",
     "RandomBrightness", "Lambda", "LeakyReLU", "ELU", "PReLU", "GaussianNoise", "GaussianDropout",
     "SpatialDropout1D", "GroupNormalization", "CenterCrop", "UnitNormalization", "RMSNormalization", "TimeDistributed",
+    "SpectralNormalization", "Wrapper",
     "ActivityRegularization",
     "AlphaDropout", "DepthwiseConv1D", "SeparableConv1D", "SeparableConvolution1D", "Conv1DTranspose",
     "Convolution1DTranspose", "AdaptiveAveragePooling1D", "AdaptiveAveragePooling2D", "AdaptiveMaxPooling1D",
@@ -124,6 +127,7 @@ LAYER_CLASSES.update({"SeparableConvolution1D": SeparableConv1D, "Convolution1DT
 LAYER_CLASSES["Dot"] = Dot
 LAYER_CLASSES["RMSNormalization"] = RMSNormalization
 LAYER_CLASSES["TimeDistributed"] = TimeDistributed
+LAYER_CLASSES["SpectralNormalization"] = SpectralNormalization
 LAYER_CLASSES["Lambda"] = Lambda        # known, so that a file holding one is refused by name (code: `from_config`)
 LAYER_CLASSES.update({cls.__name__: cls for cls in (RandomFlip, RandomRotation, RandomZoom, RandomTranslation,
                                                      RandomCrop, RandomContrast, RandomBrightness, RandomGrayscale,

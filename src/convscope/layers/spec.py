@@ -21,7 +21,7 @@ KINDS = (
     "unit_norm", "rms_norm",
     "normalization", "rescaling", "activation", "dropout", "zero_pad2d", "pad1d", "crop2d", "crop1d",
     "upsample2d", "upsample1d", "resizing", "center_crop", "flatten", "reshape", "permute", "identity", "augment",
-    "noise", "merge", "operation", "time_distributed", "other",
+    "noise", "merge", "operation", "time_distributed", "spectral_norm", "other",
 )
 
 
@@ -55,7 +55,8 @@ class LayerSpec:
     beta and gamma (known before the weights exist); adapted — Normalization's mean and variance
     are weights set by adapt() (False: constants given to the constructor, no weights); elementwise —
     an operation computed value by value (arithmetic, comparisons, activations but softmax); normalize — Dot's
-    inputs scaled to unit length before the product; inner — TimeDistributed's wrapped layer."""
+    inputs scaled to unit length before the product; inner — a wrapper's wrapped layer (TimeDistributed,
+    SpectralNormalization)."""
 
     kind: str = "other"
     data_format: str = "channels_last"

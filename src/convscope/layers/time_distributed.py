@@ -15,33 +15,13 @@ from typing import Any, Dict, List
 import numpy as np
 
 from .. import backend
-from .base import Layer, Shape, check_kept_for_backward
+from .base import Shape, check_kept_for_backward
 from .spec import LayerSpec
+from .wrapper import Wrapper
 
 
-class TimeDistributed(Layer):
+class TimeDistributed(Wrapper):
     """`layer` on each step of axis 1 (Keras' wrapper); inputs of rank 3 or more."""
-
-    def __init__(self, layer, **kwargs):
-        super().__init__(**kwargs)
-        if not isinstance(layer, Layer):
-            raise TypeError(f"{self._describe()}: argument `layer` must be a layer instance, got "
-                            f"{type(layer).__name__}")
-        self.layer = layer
-
-    # -- weights: the wrapped layer's ----------------------------------------------------------------
-    def _children(self) -> List[Layer]:
-        """The wrapped layer, whose `trainable` follows the wrapper's once it is set (not the constructor's
-        `trainable`, as in Keras: the wrapped layer's own config keeps its own)."""
-        return [self.layer] if "layer" in vars(self) else []
-
-    @property
-    def weights(self):
-        return self.layer.weights
-
-    @property
-    def trainable_weights(self):
-        return self.layer.trainable_weights if self.trainable else []
 
     # -- shapes --------------------------------------------------------------------------------------
     def _step_shape(self, input_shape: Shape) -> Shape:
@@ -97,20 +77,3 @@ class TimeDistributed(Layer):
                     sums[id(variable)] += gradient
         grad_x = np.stack(grads_x, axis=1).astype(ctx["dtype"], copy=False) if need_input_grad else None
         return grad_x, ([(v, sums[id(v)]) for v in order] if self.trainable else [])
-
-    # -- config --------------------------------------------------------------------------------------
-    def get_config(self) -> Dict[str, Any]:
-        from . import serialize
-        config = super().get_config()
-        config["layer"] = serialize(self.layer)
-        return config
-
-    @classmethod
-    def from_config(cls, config: Dict[str, Any], custom_objects=None) -> "TimeDistributed":
-        from . import deserialize
-        config = dict(config)
-        layer = config.pop("layer", None)
-        if not isinstance(layer, dict):
-            raise ValueError(f"TimeDistributed.from_config: the config must hold 'layer', a serialized layer, got "
-                             f"{layer!r}")
-        return cls(deserialize(layer, custom_objects), **config)

@@ -150,8 +150,8 @@ class LayerNumbers:
     merge_ops: int = 0                   # element-wise adds/multiplies/comparisons of a merge layer
     concat_axis: Optional[int] = None    # Concatenate's axis (non-negative)
     dot_axes: Optional[Tuple[int, int]] = None  # Dot's summed axes, one of each input (non-negative)
-    inner: Optional["LayerNumbers"] = None  # TimeDistributed: its layer's numbers on one step ...
-    steps: Optional[int] = None             # ... and the number of steps
+    inner: Optional["LayerNumbers"] = None  # a wrapper's layer's numbers (TimeDistributed: on one step ...
+    steps: Optional[int] = None             # ... and the number of steps)
     branches: Optional[List[Tuple[str, Optional[List[AxisField]]]]] = None  # a merge's inputs' fields
 
     @property
@@ -435,6 +435,9 @@ def _analyze_one(layer, index: int, input_shape, batch: int, known_output=None) 
     handler = _HANDLERS.get(spec.kind)
     if spec.kind == "time_distributed":
         _time_distributed(row, spec.inner, batch)
+    elif spec.kind == "spectral_norm":         # the wrapped layer's numbers (its kernel's power iteration aside)
+        _wrapped(row, spec.inner, batch, row.input_shape, 1)
+        row.kind = "spectral_norm"
     elif handler is not None:
         handler(row, spec, where)
     else:
@@ -464,12 +467,18 @@ def _time_distributed(row: LayerNumbers, inner, batch: int) -> None:
     """TimeDistributed: its layer's numbers on one step's (batch, *rest), the counts times the steps (unknown
     steps: none counted); its receptive field is not followed."""
     shape = row.input_shape
+    _wrapped(row, inner, batch, (shape[0],) + tuple(shape[2:]), shape[1] or 0)
     row.kind, row.steps, row.field_known = "time_distributed", shape[1], False
-    row.inner = _analyze_one(inner, 0, (shape[0],) + tuple(shape[2:]), batch)
     out = row.inner.output_shape
     row.output_shape = (out[0], shape[1]) + tuple(out[1:])
+
+
+def _wrapped(row: LayerNumbers, inner, batch: int, input_shape, times: int) -> None:
+    """A wrapper's row: its layer's numbers on `input_shape`, the counts `times` over, its output shape."""
+    row.inner = _analyze_one(inner, 0, input_shape, batch)
+    row.output_shape, row.field_known = row.inner.output_shape, row.inner.field_known
     for name in _PER_STEP_COUNTS:
-        setattr(row, name, getattr(row.inner, name) * (row.steps or 0))
+        setattr(row, name, getattr(row.inner, name) * times)
 
 
 def _layout(data_format: Optional[str], shape, where: str):

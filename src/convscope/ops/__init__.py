@@ -24,6 +24,7 @@ from .group_norm import group_norm_backward, group_norm_forward
 from .layer_norm import layer_norm_backward, layer_norm_forward
 from .unit_norm import unit_norm_backward, unit_norm_forward
 from .rms_norm import rms_norm_backward, rms_norm_forward
+from .spectral_norm import spectral_normalize
 from .preprocessing import rescale, rescale_backward, standardize, standardize_backward
 from .resize import center_crop_backward, center_crop_forward, resize2d, resize2d_backward, resize2d_forward
 from .adaptive_pool import (adaptive_pool2d_backward, adaptive_pool2d_forward, adaptive_pool3d_backward,
@@ -62,7 +63,7 @@ __all__ = [
     "batch_norm_infer_backward_all", "moving_average_update", "batch_norm_relu_train", "batch_norm_relu_backward",
     "zero_pad2d", "zero_pad2d_backward",
     "layer_norm_forward", "layer_norm_backward", "group_norm_forward", "group_norm_backward",
-    "unit_norm_forward", "unit_norm_backward", "rms_norm_forward", "rms_norm_backward",
+    "unit_norm_forward", "unit_norm_backward", "rms_norm_forward", "rms_norm_backward", "spectral_normalize",
     "resize2d", "resize2d_forward", "resize2d_backward", "center_crop_forward", "center_crop_backward",
     "rescale", "rescale_backward", "standardize", "standardize_backward",
     "dropout_forward", "dropout_backward", "gaussian_noise", "gaussian_dropout_forward", "alpha_dropout_forward",
