@@ -116,11 +116,16 @@ def test_a_zero_vector_is_bounded_as_keras_bounds_it(keras):
                                 r"batch axis 0, got inputs of ranks \(2, 2\)"),
     ([(None, 5), (None, 5)], (1, 3), r"argument `axes`=\[1, 3\] must name one axis .* ranks \(2, 2\)"),
     ([(None, 5), (None, 5), (None, 5)], 1, r"Dot '.*': expected a list of exactly 2 input\(s\), got 3"),
+    ([(None, None, 8), (None, 5, 8)], 1, r"expected equal sizes on axes 1 and 1, got shapes \(None, None, 8\) and "
+                                         r"\(None, 5, 8\): None against 5"),      # Keras' build refuses it
 ])
 def test_shapes_keras_refuses_are_refused_naming_the_layer(keras, shapes, axes, pattern):
     arrays = [np.ones(tuple(2 if d is None else d for d in shape), np.float32) for shape in shapes]
-    with pytest.raises(Exception):          # Keras refuses these arrays too (its errors name neither)
-        keras.layers.Dot(axes)(arrays)
+    with pytest.raises(Exception):          # Keras refuses these arrays or shapes too (its errors name neither)
+        if None in shapes[0][1:]:
+            keras.layers.Dot(axes).build(shapes)
+        else:
+            keras.layers.Dot(axes)(arrays)
     with pytest.raises(ValueError, match=pattern):
         L.Dot(axes).compute_output_shape(shapes)
 
@@ -184,10 +189,15 @@ def test_analysis_and_explain_count_the_dot_products(normalize):
     assert (row.kind, row.op, row.dot_axes, row.in_channels, row.macs) == ("merge", "dot", (1, 2), 3, 12)
     assert row.norm_ops == (3 * (3 + 12) if normalize else 0)
     assert row.flops == 2 * 12 + row.norm_ops
+    assert row.receptive_field is None and not row.field_known     # no union of the inputs' fields: not followed
     english = "\n".join(line for section in cs.explain(model).layer("similarity").sections for line in section["lines"])
     assert "input 1's axis 1 with input 2's axis 2 (3 pairs summed): (None, 3) · (None, 4, 3)" in english
     assert "MACs = outputs × in = 4 × 3 = 12" in english
     assert ("+ 45 FLOPs scaling both inputs to unit length first" in english) is normalize
+    a, b = cs.Input((5, 5)), cs.Input((5, 5))
+    square = cs.Model([a, b], L.Dot(axes=(2, 1), name="mm")([a, b]))      # out[i, j] = Σ_k a[i, k] · b[k, j]
+    field = cs.explain(square).layer("mm").section("receptive_field")
+    assert not any("union" in line for line in field), field          # not the inputs' steps joined: not followed
     korean = str(cs.explain(model, lang="ko"))
     assert "입력 1의 축 1와 입력 2의 축 2의 내적" in korean
 
@@ -208,3 +218,5 @@ def test_onnx_export_equals_convscope(tmp_path):
         x[0][0] = 0.0
         got = session.run(None, {i.name: a for i, a in zip(session.get_inputs(), x)})[0]
         np.testing.assert_allclose(got, model.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+        empty = session.run(None, {i.name: a[:0] for i, a in zip(session.get_inputs(), x)})[0]
+        assert empty.shape == (0, 2)

@@ -81,6 +81,20 @@ def test_a_keras_model_loads_trains_a_step_and_saves_as_keras(keras, tmp_path):
     assert_step_and_file_match_keras(keras, ours, theirs, x, y, "mse", tmp_path)
 
 
+def test_epsilon_none_is_keras_epsilon_and_round_trips(keras, tmp_path):
+    """Keras takes epsilon=None as `backend.epsilon()` (1e-7) and keeps None in its config."""
+    keras.utils.set_random_seed(3)
+    theirs = keras.Sequential([keras.Input((4,)), keras.layers.RMSNormalization(epsilon=None)])
+    theirs.save(tmp_path / "none.keras")
+    ours = cs.models.load_model(tmp_path / "none.keras")
+    assert ours.layers[0].epsilon is None and ours.layers[0].get_config()["epsilon"] is None
+    x = np.array([[1e-4, -2e-4, 3e-4, 0.0], [1.0, 2.0, 3.0, 4.0]], np.float32)       # tiny: the epsilon shows
+    np.testing.assert_allclose(ours.predict(x, verbose=0), keras.ops.convert_to_numpy(theirs(x)), rtol=1e-5)
+    ours.save(tmp_path / "again.keras")
+    back = keras.saving.load_model(tmp_path / "again.keras")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(back(x)), ours.predict(x, verbose=0), rtol=1e-5)
+
+
 def test_analysis_and_explain_count_its_work():
     from convscope.models.analysis import analyze
     model = cs.Sequential([cs.Input((5, 4)), L.RMSNormalization(name="rms")])

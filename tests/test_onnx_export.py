@@ -333,6 +333,7 @@ def rms_net():
     x = cs.Input((5, 6, 3), name="image")
     y = L.RMSNormalization()(L.Conv2D(4, 3, padding="same")(x))
     y = L.RMSNormalization(axis=[1, 2], epsilon=0.1)(L.Conv2D(2, 1)(y))
+    y = L.RMSNormalization(epsilon=None)(y)                     # Keras' backend.epsilon()
     return cs.Model(x, y, name="rms_net")
 
 

@@ -384,7 +384,8 @@ def _rms_norm(b: GraphBuilder, call: Call) -> Value:
     layer, x, h = call.layer, call.x, call.hint
     axes = sorted(x.axis(a % x.rank) for a in layer.axis)
     mean_square = b.reduce("ReduceMean", b.op("Mul", [x.name, x.name], h), axes, True, h)
-    inv = b.op("Reciprocal", [b.op("Sqrt", [b.op("Add", [mean_square, b.scalar(layer.epsilon)], h)], h)], h)
+    epsilon = 1e-7 if layer.epsilon is None else layer.epsilon        # None: Keras' backend.epsilon()
+    inv = b.op("Reciprocal", [b.op("Sqrt", [b.op("Add", [mean_square, b.scalar(epsilon)], h)], h)], h)
     shape = [x.shape[a] if a % x.rank in [k % x.rank for k in layer.axis] else 1 for a in range(x.rank)]
     scale = b.const(x.align(np.reshape(layer.scale.value, shape)), f"{h}/scale", key=(id(layer.scale), x.layout))
     return b.value("Mul", [b.op("Mul", [x.name, inv], h), scale], x, call.out_shapes[0], hint=h)
@@ -661,12 +662,14 @@ def _dot(b: GraphBuilder, call: Call) -> Value:
             name = b.op("Mul", [name, inv], h)
         names.append(name)
     k = x.shape[a0]
+    m = math.prod(x.shape[i] for i in range(1, x.rank) if i != a0)
+    n = math.prod(y.shape[i] for i in range(1, y.rank) if i != a1)
     x_perm = [i for i in range(x.rank) if i != a0] + [a0]
     y_perm = [0, a1] + [i for i in range(1, y.rank) if i != a1]
-    x3 = b.op("Reshape", [b.op("Transpose", [names[0]], h, perm=x_perm), b.ints([0, -1, k], "shape")], h)
-    y3 = b.op("Reshape", [b.op("Transpose", [names[1]], h, perm=y_perm), b.ints([0, k, -1], "shape")], h)
-    product = b.op("MatMul", [x3, y3], h)
-    return Value(b.op("Reshape", [product, b.ints([0] + list(out_shape[1:]), "shape")], h), out_shape, "keras")
+    x3 = b.op("Reshape", [b.op("Transpose", [names[0]], h, perm=x_perm), b.ints([-1, m, k], "shape")], h)
+    y3 = b.op("Reshape", [b.op("Transpose", [names[1]], h, perm=y_perm), b.ints([-1, k, n], "shape")], h)
+    product = b.op("MatMul", [x3, y3], h)           # every size written out: a batch of 0 reshapes too
+    return Value(b.op("Reshape", [product, b.ints([-1] + list(out_shape[1:]), "shape")], h), out_shape, "keras")
 
 
 def _custom_scale(b: GraphBuilder, call: Call) -> Value:

@@ -11,6 +11,8 @@ from .base import Layer, Shape, check_float, check_kept_for_backward
 from .layer_normalization import feature_axes, normalized_input_shape
 from .spec import LayerSpec
 
+KERAS_EPSILON = 1e-7        # Keras' backend.epsilon(): `ops.rms_normalization`'s epsilon where it is None
+
 
 class RMSNormalization(Layer):
     """y = x / √(mean(x²) + epsilon) · scale, the mean over `axis` per sample (Zhang & Sennrich, arXiv:1910.07467).
@@ -22,13 +24,14 @@ class RMSNormalization(Layer):
     """
 
     def __init__(self, axis=-1, epsilon=1e-6, **kwargs):
+        """`epsilon` None: Keras' `backend.epsilon()`, 1e-7 (kept as None in the config, as Keras keeps it)."""
         super().__init__(**kwargs)
         where = self._describe()
         items = list(axis) if isinstance(axis, (list, tuple)) else [axis]
         if not items or any(isinstance(a, bool) or not isinstance(a, (int, np.integer)) for a in items):
             raise TypeError(f"{where}: argument `axis` must be an int or a list/tuple of ints, got {axis!r}")
         self.axis = [int(a) for a in items] if isinstance(axis, (list, tuple)) else int(axis)
-        self.epsilon = check_float(epsilon, "epsilon", where, 0.0)
+        self.epsilon = None if epsilon is None else check_float(epsilon, "epsilon", where, 0.0)
         self.scale = None
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
@@ -44,7 +47,8 @@ class RMSNormalization(Layer):
         return LayerSpec(kind="rms_norm", axis=self.axis, weights={"scale": self.scale})
 
     def forward(self, inputs: np.ndarray, training: bool = False):
-        y, ctx = ops.rms_norm_forward(inputs, self.scale.value, self.axis, self.epsilon)
+        epsilon = KERAS_EPSILON if self.epsilon is None else self.epsilon
+        y, ctx = ops.rms_norm_forward(inputs, self.scale.value, self.axis, epsilon)
         return y, (ctx if backend.keeps_for_backward() else None)
 
     def backward(self, ctx, grad_output: np.ndarray, need_input_grad: bool = True):

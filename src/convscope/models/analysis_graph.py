@@ -110,6 +110,7 @@ def _dot_row(row: LayerNumbers, spec, shapes) -> LayerNumbers:
     row.dot_axes = batch_dot_axes(spec.axis, [len(s) for s in shapes], row.name)
     row.in_channels = shapes[0][row.dot_axes[0]]
     row.macs = row.output_elements * (row.in_channels or 0)
+    row.field_known = False
     if spec.normalize:
         row.norm_ops = 3 * sum(analysis._elements(s) for s in shapes)
     return row
@@ -120,6 +121,8 @@ def _node_fields(row: LayerNumbers, node, fields, rows, position) -> Optional[di
     if node.is_input:
         return analysis._initial_fields(row.output_shape)
     parents = [fields.get(id(t)) for t in node.input_tensors]
+    if not row.field_known:
+        return None              # Dot: its summed axes and the inputs' other axes do not line up as a union
     if row.kind == "merge" or (row.kind == "operation" and row.elementwise and len(parents) > 1):
         return _merge_fields(row, node, parents, rows, position)
     if len(parents) != 1:

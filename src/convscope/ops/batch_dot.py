@@ -31,13 +31,15 @@ def batch_dot_axes(axes, ranks: Sequence[int], where: str = "batch_dot") -> Tupl
 
 def batch_dot_shape(shapes, axes, where: str = "batch_dot") -> Tuple[Optional[int], ...]:
     """The output shape of `batch_dot` on inputs of `shapes` (None: unknown) along `axes` (as `batch_dot_axes`
-    takes them), checked: rank 2 or more, the same batch size and the same size on the two axes where known."""
+    takes them), checked: rank 2 or more, the same batch size where both are known, and the same size on the two
+    summed axes (an unknown size only against an unknown one, as Keras' Dot checks them)."""
     x, y = shapes
     if len(x) < 2 or len(y) < 2:
         raise ValueError(f"{where}: expected two inputs of rank 2 or more, got shapes {tuple(x)} and {tuple(y)}")
     a0, a1 = batch_dot_axes(axes, (len(x), len(y)), where)
-    for what, d1, d2 in (("batch sizes", x[0], y[0]), (f"sizes on axes {a0} and {a1}", x[a0], y[a1])):
-        if d1 is not None and d2 is not None and d1 != d2:
+    checks = (("batch sizes", x[0], y[0], True), (f"sizes on axes {a0} and {a1}", x[a0], y[a1], False))
+    for what, d1, d2, unknown_passes in checks:
+        if d1 != d2 and not (unknown_passes and None in (d1, d2)):
             raise ValueError(f"{where}: expected equal {what}, got shapes {tuple(x)} and {tuple(y)}: {d1} against "
                              f"{d2}")
     out = tuple(x[:a0]) + tuple(x[a0 + 1:]) + tuple(y[1:a1]) + tuple(y[a1 + 1:])
