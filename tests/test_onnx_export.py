@@ -324,7 +324,8 @@ def dot_net():
     maps = L.Dot(axes=3)([L.Conv2D(4, 1)(x), L.Conv2D(4, 3, padding="same")(x)])      # (5, 6, 5, 6)
     flat = L.Flatten()(x)
     cosine = L.Dot(axes=(1, 1), normalize=True)([L.Dense(7)(flat), L.Dense(7)(flat)])
-    return cs.Model(x, L.Concatenate()([L.Dense(3)(L.Flatten()(maps)), cosine]), name="dot_net")
+    repeated = L.Flatten()(L.RepeatVector(2)(cosine))
+    return cs.Model(x, L.Concatenate()([L.Dense(3)(L.Flatten()(maps)), cosine, repeated]), name="dot_net")
 
 
 def rms_net():

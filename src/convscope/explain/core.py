@@ -389,6 +389,9 @@ def _shape_lines(row: LayerNumbers, text) -> List[str]:
                                                total=_n(row.output_elements)))
     elif row.kind == "reshape":
         lines.append(t["shape_reshape"].format(total=_n(row.output_elements)))
+    elif row.kind == "repeat":
+        lines.append(t["shape_repeat"].format(n=row.output_shape[1], inp=_shape(row.input_shape),
+                                              out=_shape(row.output_shape)))
     elif row.kind == "permute" and row.dims:
         lines.append(t["shape_permute"].format(dims=tuple(row.dims), inp=_shape(row.input_shape),
                                                out=_shape(row.output_shape)))

@@ -85,6 +85,7 @@ T = {
                         "{inp} → {out}"),
     "shape_dense": "Dense acts on the last axis: {n_in} → {units}; the other axes {rest} are kept",
     "shape_flatten": "Flatten lines the values up in one vector: {expr} = {total}",
+    "shape_repeat": "RepeatVector copies each sample's vector {n} times along a new axis 1: {inp} → {out}",
     "shape_reshape": "Reshape: the same {total} values, rearranged",
     "shape_same_as_input": "Shape unchanged: {shape}",
     # parameters

@@ -644,6 +644,13 @@ def _merge(b: GraphBuilder, call: Call) -> Value:
     return Value(out, call.out_shapes[0], values[0].layout)
 
 
+def _repeat_vector(b: GraphBuilder, call: Call) -> Value:
+    """RepeatVector: (batch, features) unsqueezed to (batch, 1, features), then tiled n times on axis 1."""
+    h = call.hint
+    x = b.op("Unsqueeze", [call.x.name, b.ints([1], "axes")], h)
+    return Value(b.op("Tile", [x, b.ints([1, call.layer.n, 1], "repeats")], h), call.out_shapes[0])
+
+
 def _dot(b: GraphBuilder, call: Call) -> Value:
     """Dot: both inputs in Keras' layout (unit-normalized first where asked: x · min(1 / √Σx², 1e7)), x's axis
     moved last and y's first after the batch, one batched MatMul (B, M, K) × (B, K, N), reshaped to the output."""
@@ -732,6 +739,7 @@ EMITTERS: Dict[str, Callable[[GraphBuilder, Call], Any]] = {
     "BatchNormalization": _batch_norm, "LayerNormalization": _layer_norm, "GroupNormalization": _group_norm,
     "UnitNormalization": _unit_norm,
     "Dot": _dot,
+    "RepeatVector": _repeat_vector,
     "RMSNormalization": _rms_norm,
     "Normalization": _normalization,
     "Rescaling": _rescaling, "LayerScale": _layer_scale,

@@ -53,7 +53,7 @@ from .pooling3d import (AveragePooling3D, AvgPool3D, GlobalAveragePooling3D, Glo
 from .pooling1d import (AveragePooling1D, AvgPool1D, GlobalAveragePooling1D, GlobalAvgPool1D, GlobalMaxPool1D,
                         GlobalMaxPooling1D, MaxPool1D, MaxPooling1D)
 from .reshaping import Flatten, Reshape, ZeroPadding2D
-from .reshaping1d import UpSampling1D, ZeroPadding1D
+from .reshaping1d import RepeatVector, UpSampling1D, ZeroPadding1D
 from .reshaping3d import Cropping3D, UpSampling3D, ZeroPadding3D
 from .separable_conv2d import SeparableConv2D, SeparableConvolution2D
 from .spatial_dropout import SpatialDropout1D, SpatialDropout2D, SpatialDropout3D
@@ -80,7 +80,7 @@ __all__ = [
     "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomCrop", "RandomContrast",
     "RandomBrightness", "Lambda", "LeakyReLU", "ELU", "PReLU", "GaussianNoise", "GaussianDropout",
     "SpatialDropout1D", "GroupNormalization", "CenterCrop", "UnitNormalization", "RMSNormalization", "TimeDistributed",
-    "SpectralNormalization", "Wrapper",
+    "SpectralNormalization", "Wrapper", "RepeatVector",
     "ActivityRegularization",
     "AlphaDropout", "DepthwiseConv1D", "SeparableConv1D", "SeparableConvolution1D", "Conv1DTranspose",
     "Convolution1DTranspose", "AdaptiveAveragePooling1D", "AdaptiveAveragePooling2D", "AdaptiveMaxPooling1D",
@@ -128,6 +128,7 @@ LAYER_CLASSES["Dot"] = Dot
 LAYER_CLASSES["RMSNormalization"] = RMSNormalization
 LAYER_CLASSES["TimeDistributed"] = TimeDistributed
 LAYER_CLASSES["SpectralNormalization"] = SpectralNormalization
+LAYER_CLASSES["RepeatVector"] = RepeatVector
 LAYER_CLASSES["Lambda"] = Lambda        # known, so that a file holding one is refused by name (code: `from_config`)
 LAYER_CLASSES.update({cls.__name__: cls for cls in (RandomFlip, RandomRotation, RandomZoom, RandomTranslation,
                                                      RandomCrop, RandomContrast, RandomBrightness, RandomGrayscale,

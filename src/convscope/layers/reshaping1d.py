@@ -1,4 +1,4 @@
-"""1-D layers that move values without computing: `UpSampling1D` and `ZeroPadding1D`."""
+"""1-D layers that move values without computing: `UpSampling1D`, `ZeroPadding1D` and `RepeatVector`."""
 
 from __future__ import annotations
 
@@ -78,4 +78,35 @@ class ZeroPadding1D(Layer):
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()
         config.update({"padding": self.padding, "data_format": self.data_format})
+        return config
+
+
+class RepeatVector(Layer):
+    """(batch, features) -> (batch, n, features): each sample's vector repeated `n` times (Keras' layer)."""
+
+    def __init__(self, n, **kwargs):
+        super().__init__(**kwargs)
+        self.n = check_positive_int(n, "n", self._describe())
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        input_shape = tuple(input_shape)
+        if len(input_shape) != 2:
+            raise ValueError(f"{self._describe()}: expected an input of rank 2 (batch, features), got shape "
+                             f"{input_shape}")
+        return (input_shape[0], self.n, input_shape[1])
+
+    def describe(self):
+        return LayerSpec(kind="repeat", size=(self.n,))
+
+    def forward(self, inputs: np.ndarray, training: bool = False):
+        self.compute_output_shape(np.shape(inputs))
+        return np.repeat(np.asarray(inputs)[:, None, :], self.n, axis=1), None
+
+    def backward(self, ctx, grad_output: np.ndarray, need_input_grad: bool = True):
+        """Each value's gradient is the sum over its `n` copies."""
+        return np.asarray(grad_output).sum(axis=1), []
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config["n"] = self.n
         return config

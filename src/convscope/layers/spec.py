@@ -20,7 +20,7 @@ KINDS = (
     "pool", "pool1d", "global_pool", "global_pool1d", "adaptive_pool", "batch_norm", "layer_norm", "group_norm",
     "unit_norm", "rms_norm",
     "normalization", "rescaling", "activation", "dropout", "zero_pad2d", "pad1d", "crop2d", "crop1d",
-    "upsample2d", "upsample1d", "resizing", "center_crop", "flatten", "reshape", "permute", "identity", "augment",
+    "upsample2d", "upsample1d", "resizing", "center_crop", "flatten", "reshape", "repeat", "permute", "identity", "augment",
     "noise", "merge", "operation", "time_distributed", "spectral_norm", "other",
 )
 

@@ -39,7 +39,7 @@ CONV_KINDS = {"conv2d": "conv", "conv1d": "conv", "conv3d": "conv", "conv3d_tran
               "separable_conv2d": "separable_conv", "conv2d_transpose": "conv_transpose",
               "depthwise_conv1d": "depthwise_conv", "separable_conv1d": "separable_conv",
               "conv1d_transpose": "conv_transpose"}
-SIMPLE_KINDS = {"flatten": "flatten", "reshape": "reshape", "dropout": "dropout", "activation": "activation",
+SIMPLE_KINDS = {"flatten": "flatten", "reshape": "reshape", "repeat": "repeat", "dropout": "dropout", "activation": "activation",
                 "permute": "permute", "identity": "identity", "augment": "augment",
                 "noise": "noise", "operation": "operation", "input": "input"}
 WINDOW_ROW_KINDS = ("conv", "depthwise_conv", "separable_conv", "max_pool", "avg_pool")  # fields step by a window
@@ -454,7 +454,7 @@ def _analyze_one(layer, index: int, input_shape, batch: int, known_output=None) 
             row.dims, row.op, row.elementwise = spec.dims, spec.op, spec.elementwise
             if row.elementwise:             # one evaluation (or one arithmetic operation) per output value
                 row.merge_ops = row.output_elements
-        row.field_known = row.kind != "other" and (row.kind != "operation" or row.elementwise)
+        row.field_known = row.kind not in ("other", "repeat") and (row.kind != "operation" or row.elementwise)
     _weights(row, layer)
     return row
 
