@@ -325,7 +325,9 @@ def dot_net():
     flat = L.Flatten()(x)
     cosine = L.Dot(axes=(1, 1), normalize=True)([L.Dense(7)(flat), L.Dense(7)(flat)])
     repeated = L.Flatten()(L.RepeatVector(2)(cosine))
-    return cs.Model(x, L.Concatenate()([L.Dense(3)(L.Flatten()(maps)), cosine, repeated]), name="dot_net")
+    heads = L.EinsumDense("abc,cd->abd", (None, 2), bias_axes="d", activation="relu")(L.Reshape((5, 18))(x))
+    return cs.Model(x, L.Concatenate()([L.Dense(3)(L.Flatten()(maps)), cosine, repeated, L.Flatten()(heads)]),
+                    name="dot_net")
 
 
 def rms_net():

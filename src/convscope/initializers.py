@@ -33,9 +33,12 @@ _DRAW_CHUNK = 1 << 20
 _KERAS_ONLY_KEYS = ("input_axes", "output_axes")
 
 
-def compute_fans(shape: Tuple[int, ...]) -> Tuple[int, int]:
-    """Keras' (fan_in, fan_out): a conv kernel (kh, kw, in/groups, out) gives kh*kw*in/groups, kh*kw*out."""
+def compute_fans(shape: Tuple[int, ...], input_axes=None, output_axes=None) -> Tuple[int, int]:
+    """Keras' (fan_in, fan_out): a conv kernel (kh, kw, in/groups, out) gives kh*kw*in/groups, kh*kw*out; with
+    `input_axes` and `output_axes` (an EinsumDense kernel), the products of those axes' sizes."""
     shape = tuple(shape)
+    if input_axes is not None and output_axes is not None:
+        return int(np.prod([shape[a] for a in input_axes])), int(np.prod([shape[a] for a in output_axes]))
     if len(shape) == 0:
         return 1, 1
     if len(shape) == 1:
@@ -248,9 +251,11 @@ class VarianceScaling(_RandomInitializer):
         self.mode = mode
         self.distribution = distribution
 
-    def __call__(self, shape, dtype=None) -> np.ndarray:
+    def __call__(self, shape, dtype=None, input_axes=None, output_axes=None) -> np.ndarray:
+        """Draws for `shape`; `input_axes`/`output_axes` name the axes of the fans (as Keras' EinsumDense sets
+        them), else Keras' rule for dense and convolution kernels."""
         shape, dtype = _check_shape(shape, self._where()), _check_dtype(dtype, self._where())
-        fan_in, fan_out = compute_fans(shape)
+        fan_in, fan_out = compute_fans(shape, input_axes, output_axes)
         fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}[self.mode]
         variance = self.scale / max(1.0, fan)
         if self.distribution == "truncated_normal":

@@ -389,6 +389,9 @@ def _shape_lines(row: LayerNumbers, text) -> List[str]:
                                                total=_n(row.output_elements)))
     elif row.kind == "reshape":
         lines.append(t["shape_reshape"].format(total=_n(row.output_elements)))
+    elif row.kind == "einsum_dense":
+        lines.append(t["shape_einsum"].format(equation=row.op, inp=_shape(row.input_shape),
+                                              out=_shape(row.output_shape)))
     elif row.kind == "repeat":
         lines.append(t["shape_repeat"].format(n=row.output_shape[1], inp=_shape(row.input_shape),
                                               out=_shape(row.output_shape)))
@@ -692,6 +695,10 @@ def _mac_lines(row: LayerNumbers, t) -> List[str]:
             positions=_n(positions), kernels=_n(row.kernels), taps=taps, depthwise=_n(depthwise),
             pointwise_expr=f"{row.filters} × {row.in_channels}·{row.depth_multiplier}",
             pointwise=_n(row.pointwise_macs), macs=_n(row.macs))]
+    if row.kind == "einsum_dense":
+        sizes = [size for _, size in row.einsum_sizes]
+        return [t["compute_macs_einsum"].format(letters="·".join(letter for letter, _ in row.einsum_sizes),
+                                                expr="·".join(map(str, sizes)), macs=_n(row.macs))]
     if row.kind == "conv_transpose":
         inputs_expr = "·".join(str(d) for d in row.input_shape[1:])
         return [t["compute_macs_transpose"].format(inputs_expr=inputs_expr, per_expr=f"{taps}·{row.filters}",

@@ -85,6 +85,7 @@ T = {
                         "{inp} → {out}"),
     "shape_dense": "Dense acts on the last axis: {n_in} → {units}; the other axes {rest} are kept",
     "shape_flatten": "Flatten lines the values up in one vector: {expr} = {total}",
+    "shape_einsum": "EinsumDense computes {equation} of the input {inp} and its kernel → {out}",
     "shape_repeat": "RepeatVector copies each sample's vector {n} times along a new axis 1: {inp} → {out}",
     "shape_reshape": "Reshape: the same {total} values, rearranged",
     "shape_same_as_input": "Shape unchanged: {shape}",
@@ -137,6 +138,7 @@ T = {
     "kernels_not_filters": ("{filters} filters but {count} kernels: kernels ≠ filters "
                             "(weights.T.shape = {shape_t})"),
     # compute
+    "compute_macs_einsum": "MACs = the product of every axis' size but the batch's ({letters}) = {expr} = {macs}",
     "compute_macs": "MACs = outputs × {per_name} = {outputs_expr} × {per_expr} = {macs}",
     "compute_flops": "FLOPs = 2 × MACs = {flops2}",
     "compute_bias": "+ {count} bias adds",

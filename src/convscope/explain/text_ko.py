@@ -82,6 +82,7 @@ T = {
     "shape_embedding": ("인덱스(0부터 {last}까지)마다 학습된 값 {width}개짜리 행으로 바뀝니다: {inp} → {out}"),
     "shape_dense": "Dense는 마지막 축에만 작용합니다: {n_in} → {units}, 나머지 축 {rest}은 그대로입니다",
     "shape_flatten": "Flatten은 값을 한 줄로 펼칩니다: {expr} = {total}",
+    "shape_einsum": "EinsumDense는 입력 {inp}와 커널로 {equation}을 계산합니다 → {out}",
     "shape_repeat": "RepeatVector는 샘플마다 벡터를 새 축 1을 따라 {n}번 복사합니다: {inp} → {out}",
     "shape_reshape": "Reshape: 같은 값 {total}개를 모양만 바꿔 다시 배치합니다",
     "shape_same_as_input": "출력 크기는 입력과 같습니다: {shape}",
@@ -132,6 +133,7 @@ T = {
     "kernels_not_filters": ("필터는 {filters}개지만 커널은 {count}개입니다. 필터 수와 커널 수는 다릅니다 "
                             "(weights.T.shape = {shape_t})"),
     # 연산량
+    "compute_macs_einsum": "MAC = 배치를 뺀 모든 축 크기의 곱 ({letters}) = {expr} = {macs}회",
     "compute_macs": "MAC = 출력 원소 수 × {per_name} = {outputs_expr} × {per_expr} = {macs}회",
     "compute_flops": "FLOPs = 2 × MAC = {flops2}",
     "compute_bias": "+ 편향 덧셈 {count}회",

@@ -15,6 +15,7 @@ from ..ops import shapes
 from ..ops.activations import get_activation
 from ..ops.augment import center_crop_window
 from ..ops.batch_dot import NORMALIZE_EPSILON as DOT_EPSILON, batch_dot_axes
+from ..ops.einsum_dense import einsum_subscripts
 from ..ops.resize import aspect_window, center_crop_resizes
 from .onnx_graph import GraphBuilder, Value
 
@@ -465,6 +466,18 @@ def _dense(b: GraphBuilder, call: Call) -> Value:
     return emit_activation(b, Value(y, call.out_shapes[0]), layer.activation, call.hint)
 
 
+def _einsum_dense(b: GraphBuilder, call: Call) -> Value:
+    """EinsumDense: ONNX's Einsum on the input in Keras' layout (its "..." written out), the bias added, the
+    activation."""
+    layer, x = call.layer, b.as_layout(call.x, "keras")
+    x_sub, w_sub, z_sub = einsum_subscripts(layer.equation, x.rank, layer._describe())
+    w = b.const(layer.kernel.value, f"{call.hint}/kernel", key=(id(layer.kernel),))
+    y = b.op("Einsum", [x.name, w], call.hint, equation=f"{x_sub},{w_sub}->{z_sub}")
+    if layer.bias is not None:
+        y = b.op("Add", [y, b.const(layer.bias.value, f"{call.hint}/bias", key=(id(layer.bias),))], call.hint)
+    return emit_activation(b, Value(y, call.out_shapes[0]), layer.activation, call.hint)
+
+
 def _flatten(b: GraphBuilder, call: Call) -> Value:
     """Keras flattens in channels_last order: a channels_first Flatten moves the channels last first."""
     layer, x = call.layer, b.as_layout(call.x, "keras")
@@ -739,6 +752,7 @@ EMITTERS: Dict[str, Callable[[GraphBuilder, Call], Any]] = {
     "BatchNormalization": _batch_norm, "LayerNormalization": _layer_norm, "GroupNormalization": _group_norm,
     "UnitNormalization": _unit_norm,
     "Dot": _dot,
+    "EinsumDense": _einsum_dense,
     "RepeatVector": _repeat_vector,
     "RMSNormalization": _rms_norm,
     "Normalization": _normalization,

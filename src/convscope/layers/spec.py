@@ -20,7 +20,8 @@ KINDS = (
     "pool", "pool1d", "global_pool", "global_pool1d", "adaptive_pool", "batch_norm", "layer_norm", "group_norm",
     "unit_norm", "rms_norm",
     "normalization", "rescaling", "activation", "dropout", "zero_pad2d", "pad1d", "crop2d", "crop1d",
-    "upsample2d", "upsample1d", "resizing", "center_crop", "flatten", "reshape", "repeat", "permute", "identity", "augment",
+    "upsample2d", "upsample1d", "resizing", "center_crop", "flatten", "reshape", "repeat", "permute", "einsum_dense",
+    "identity", "augment",
     "noise", "merge", "operation", "time_distributed", "spectral_norm", "other",
 )
 
@@ -46,8 +47,8 @@ class LayerSpec:
     filters — output channels of a convolution (SeparableConv2D: of its pointwise step) or a
     Dense's units; depth_multiplier — kernels per input channel of a depthwise step;
     use_bias; output_padding — Conv2DTranspose's (None: Keras' default rule); size — the
-    upsampling factors per spatial axis, or Resizing's target (height, width); pads — cells
-    added (zero padding) or cut (cropping) per spatial axis as (before, after); interpolation;
+    upsampling factors per spatial axis, or Resizing's target (height, width), or EinsumDense's output_shape;
+    pads — cells added (zero padding) or cut (cropping) per spatial axis as (before, after); interpolation;
     aspect — Resizing's "crop" or "pad" to the target's aspect ratio first (None: neither);
     rate — a dropout's; keepdims — a global pooling's; op — a merge's or an operation's name
     ("add", "concatenate", "multiply", ...), "spatial" for SpatialDropout2D; dims — Permute's

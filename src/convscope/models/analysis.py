@@ -27,6 +27,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..ops import einsum_dense
 from ..ops import resize as resize_ops
 from ..ops import shapes
 
@@ -39,8 +40,8 @@ CONV_KINDS = {"conv2d": "conv", "conv1d": "conv", "conv3d": "conv", "conv3d_tran
               "separable_conv2d": "separable_conv", "conv2d_transpose": "conv_transpose",
               "depthwise_conv1d": "depthwise_conv", "separable_conv1d": "separable_conv",
               "conv1d_transpose": "conv_transpose"}
-SIMPLE_KINDS = {"flatten": "flatten", "reshape": "reshape", "repeat": "repeat", "dropout": "dropout", "activation": "activation",
-                "permute": "permute", "identity": "identity", "augment": "augment",
+SIMPLE_KINDS = {"flatten": "flatten", "reshape": "reshape", "repeat": "repeat", "dropout": "dropout",
+                "activation": "activation", "permute": "permute", "identity": "identity", "augment": "augment",
                 "noise": "noise", "operation": "operation", "input": "input"}
 WINDOW_ROW_KINDS = ("conv", "depthwise_conv", "separable_conv", "max_pool", "avg_pool")  # fields step by a window
 ADAPTIVE_KINDS = ("adaptive_max_pool", "adaptive_avg_pool")   # too, where every axis' windows are even
@@ -150,6 +151,7 @@ class LayerNumbers:
     merge_ops: int = 0                   # element-wise adds/multiplies/comparisons of a merge layer
     concat_axis: Optional[int] = None    # Concatenate's axis (non-negative)
     dot_axes: Optional[Tuple[int, int]] = None  # Dot's summed axes, one of each input (non-negative)
+    einsum_sizes: Optional[Tuple[Tuple[str, int], ...]] = None  # EinsumDense: each axis letter's size (no batch)
     inner: Optional["LayerNumbers"] = None  # a wrapper's layer's numbers (TimeDistributed: on one step ...
     steps: Optional[int] = None             # ... and the number of steps)
     branches: Optional[List[Tuple[str, Optional[List[AxisField]]]]] = None  # a merge's inputs' fields
@@ -689,6 +691,23 @@ def _dense(row: LayerNumbers, spec, where: str) -> None:
     row.activation_ops = 0 if row.activation == "linear" else row.output_elements
 
 
+def _einsum_dense(row: LayerNumbers, spec, where: str) -> None:
+    """EinsumDense: one multiply-add per combination of its axes' sizes (the batch's aside), a bias add per output
+    value where it has a bias."""
+    row.kind, row.op = "einsum_dense", spec.op
+    geometry = einsum_dense.einsum_dense_geometry(spec.op, None, row.input_shape, spec.size, where)
+    subscripts = einsum_dense.einsum_subscripts(spec.op, len(row.input_shape), where)
+    row.output_shape = geometry.output_shape
+    sizes = dict(zip(subscripts[0][1:], row.input_shape[1:]))
+    sizes.update(zip(subscripts[1], geometry.kernel_shape))
+    row.einsum_sizes = tuple(sizes.items())
+    row.macs = einsum_dense.multiply_adds(subscripts, row.input_shape, geometry.kernel_shape)
+    row.use_bias = spec.use_bias
+    row.bias_adds = row.output_elements if row.use_bias else 0
+    row.activation = spec.activation or "linear"
+    row.activation_ops = 0 if row.activation == "linear" else row.output_elements
+
+
 def _embedding(row: LayerNumbers, spec, where: str) -> None:
     """Embedding: a row of (input_dim, output_dim) looked up per index; no arithmetic."""
     row.kind = "embedding"
@@ -773,8 +792,8 @@ _HANDLERS = {
     "crop2d": _border, "crop1d": _border, "pool3d": _pool, "global_pool3d": _global_pool, "zero_pad3d": _border,
     "crop3d": _border, "upsample3d": _upsample, "upsample2d": _upsample, "upsample1d": _upsample, "resizing": _upsample,
     "center_crop": _center_crop,
-    "dense": _dense, "embedding": _embedding, "batch_norm": _batch_norm, "layer_norm": _normalizing,
-    "group_norm": _normalizing,
+    "dense": _dense, "einsum_dense": _einsum_dense, "embedding": _embedding, "batch_norm": _batch_norm,
+    "layer_norm": _normalizing, "group_norm": _normalizing,
     "unit_norm": _normalizing, "rms_norm": _normalizing, "normalization": _normalizing,
     "rescaling": _normalizing,
 }
