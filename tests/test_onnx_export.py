@@ -330,6 +330,14 @@ def dot_net():
                     name="dot_net")
 
 
+def clahe_net():
+    """CLAHE on the model's input (its integer bins: any earlier op's last-bit difference could move a pixel to
+    the next bin), then a convolution."""
+    x = cs.Input((12, 10, 2), name="image")
+    y = L.ContrastLimitedAdaptiveHistogramEqualization(tile_grid_size=(2, 3))(x)
+    return cs.Model(x, L.Conv2D(3, 3)(y), name="clahe_net")
+
+
 def rms_net():
     """RMSNormalization over a convolution's channels (the last axis; channels first inside the ONNX graph) and
     over its height and width."""
@@ -352,7 +360,7 @@ def time_distributed_net():
 
 LAYER_MODELS = [channels_first_net, mixed_net, preprocessing_net, convnext_block, operations_net,
                 activations_net, nested_net, slopes_net, group_norm_net, center_crop_net, text_net, dot_net, rms_net,
-                time_distributed_net]
+                time_distributed_net, clahe_net]
 SEED_MODELS = [seed000_model, seed001_model, seed002_model]
 
 

@@ -732,6 +732,92 @@ def _auto_contrast(b: GraphBuilder, call: Call) -> Value:
     return b.value("Where", [keep, x.name, result], x, hint=hint)
 
 
+def _symmetric_pad(b: GraphBuilder, x: str, axis: int, size: int, pad: int, hint: str) -> str:
+    """x with its last `pad` entries along `axis` appended in reverse (NumPy's "symmetric" pad at the end)."""
+    if pad == 0:
+        return x
+    if pad > size:
+        raise CannotExport(f"its tiles pad an axis of {size} by {pad}, more than the axis holds")
+    tail = b.op("Slice", [x, b.ints([size - 1]), b.ints([size - 1 - pad]), b.ints([axis]), b.ints([-1])], hint)
+    return b.op("Concat", [x, tail], hint, axis=axis)
+
+
+def _clahe_lookups(grid: int, tile: int, table_stride: int):
+    """Per pixel of one padded axis: the flat offsets of its lower and upper tile tables and the upper's weight
+    (`ops.clahe`'s `_axis_weights`)."""
+    from ..ops.clahe import _axis_weights
+    low, high, weight = _axis_weights(grid * tile, tile, grid)
+    return low * table_stride, high * table_stride, weight
+
+
+def _clahe(b: GraphBuilder, call: Call) -> Value:
+    """CLAHE (`ops.clahe`): histograms as a sum of OneHot rows per tile, clipped and spread, their cumulative
+    tables stretched and edge-padded, and each pixel's four tables read by flat index (Gather), blended."""
+    layer, hint = call.layer, call.hint
+    x = b.as_layout(call.x, "keras")
+    name = b.op("Transpose", [x.name], hint, perm=[0, 2, 3, 1]) if layer.data_format == "channels_first" else x.name
+    n_h, n_w, n_c = call.out_shapes[0][1:] if layer.data_format != "channels_first" else \
+        (call.out_shapes[0][2], call.out_shapes[0][3], call.out_shapes[0][1])
+    if None in (n_h, n_w, n_c):
+        raise CannotExport(f"the images' height, width and channels must be known, got {call.out_shapes[0]}")
+    (grid_h, grid_w), area = layer.tile_grid_size, None
+    tile_h, tile_w = -(-n_h // grid_h), -(-n_w // grid_w)
+    area = tile_h * tile_w
+    scaled = _value_range(b, name, layer.value_range, (0, 255), hint)
+    padded = _symmetric_pad(b, _symmetric_pad(b, scaled, 1, n_h, tile_h * grid_h - n_h, hint), 2, n_w,
+                            tile_w * grid_w - n_w, hint)
+    bounds = [b.const(np.int32(v), "bound", dtype=np.int32) for v in (0, 255)]        # int32, then int64 (to=7)
+    pixels = b.op("Cast", [b.op("Clip", [b.op("Cast", [padded], hint, to=6)] + bounds, hint)], hint, to=7)
+    tiles = b.op("Transpose", [b.op("Reshape", [pixels, b.ints([-1, grid_h, tile_h, grid_w, tile_w, n_c])], hint)],
+                 hint, perm=[0, 1, 3, 5, 2, 4])
+    tiles = b.op("Reshape", [tiles, b.ints([-1, grid_h, grid_w, n_c, area])], hint)
+    hot = b.op("OneHot", [tiles, b.ints([256]), b.const(np.array([0.0, 1.0], np.float32), "onehot")], hint, axis=-1)
+    hists = b.reduce("ReduceSum", hot, [4], False, hint)
+    if layer.clip_limit > 0:
+        clipped = b.op("Min", [hists, b.scalar(layer.clip_limit * area / 256.0)], hint)
+        excess = b.reduce("ReduceSum", b.op("Sub", [hists, clipped], hint), [4], True, hint)
+        hists = b.op("Add", [clipped, b.op("Div", [excess, b.scalar(256.0)], hint)], hint)
+    cdf = b.op("CumSum", [hists, b.const(np.int64(4), "axis", dtype=np.int64)], hint)
+    cdf_min = b.reduce("ReduceMin", cdf, [4], True, hint)
+    denominator = b.op("Sub", [b.scalar(float(area)), cdf_min], hint)
+    denominator = b.op("Where", [b.op("Equal", [denominator, b.scalar(0.0)], hint), b.scalar(1.0), denominator], hint)
+    stretched = b.op("Div", [b.op("Mul", [b.op("Sub", [cdf, cdf_min], hint), b.scalar(255.0)], hint), denominator],
+                     hint)
+    tables = b.op("Clip", [stretched, b.scalar(0.0), b.scalar(255.0)], hint)
+    tables = b.op("Pad", [tables, b.ints([0, 1, 1, 0, 0, 0, 1, 1, 0, 0])], hint, mode="edge")
+    flat = b.op("Reshape", [tables, b.ints([-1])], hint)
+    stride_x = 256 * n_c
+    stride_y, stride_b = stride_x * (grid_w + 2), stride_x * (grid_w + 2) * (grid_h + 2)
+    y0, y1, wy = _clahe_lookups(grid_h, tile_h, stride_y)
+    x0, x1, wx = _clahe_lookups(grid_w, tile_w, stride_x)
+    batch = b.op("Slice", [b.op("Shape", [pixels], hint), b.ints([0]), b.ints([1])], hint)
+    images = b.op("Range", [b.const(np.int64(0), "start", dtype=np.int64), b.op("Squeeze", [batch], hint),
+                            b.const(np.int64(1), "step", dtype=np.int64)], hint)
+    base = b.op("Add", [b.op("Mul", [b.op("Reshape", [images, b.ints([-1, 1, 1, 1])], hint),
+                                     b.const(np.int64(stride_b), "stride", dtype=np.int64)], hint),
+                        b.op("Add", [pixels, b.const(np.arange(n_c, dtype=np.int64) * 256, "channels",
+                                                     dtype=np.int64)], hint)], hint)
+
+    def read(rows, cols):
+        offsets = rows[:, None, None] + cols[None, :, None]
+        return b.op("Gather", [flat, b.op("Add", [base, b.const(offsets, "offsets", dtype=np.int64)], hint)], hint,
+                    axis=0)
+
+    wx_c, wy_c = b.const(wx[None, :, None], "wx"), b.const(wy[:, None, None], "wy")
+    one = b.scalar(1.0)
+
+    def blend(a, c, weight):
+        return b.op("Add", [b.op("Mul", [a, b.op("Sub", [one, weight], hint)], hint), b.op("Mul", [c, weight], hint)],
+                    hint)
+
+    result = blend(blend(read(y0, x0), read(y0, x1), wx_c), blend(read(y1, x0), read(y1, x1), wx_c), wy_c)
+    result = b.op("Slice", [result, b.ints([0, 0]), b.ints([n_h, n_w]), b.ints([1, 2])], hint)
+    result = _value_range(b, result, (0, 255), layer.value_range, hint)
+    if layer.data_format == "channels_first":
+        result = b.op("Transpose", [result], hint, perm=[0, 3, 1, 2])
+    return Value(result, call.out_shapes[0], "keras")
+
+
 def _identity(b: GraphBuilder, call: Call) -> Value:
     return call.x
 
@@ -755,6 +841,7 @@ EMITTERS: Dict[str, Callable[[GraphBuilder, Call], Any]] = {
     "EinsumDense": _einsum_dense,
     "RepeatVector": _repeat_vector,
     "RMSNormalization": _rms_norm,
+    "ContrastLimitedAdaptiveHistogramEqualization": _clahe,
     "Normalization": _normalization,
     "Rescaling": _rescaling, "LayerScale": _layer_scale,
     "Activation": _activation_layer, "ReLU": _activation_layer, "Softmax": _activation_layer,

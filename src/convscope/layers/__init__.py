@@ -14,9 +14,10 @@ from .adaptive_pooling import (AdaptiveAveragePooling1D, AdaptiveAveragePooling2
 from .augmentation import RandomBrightness, RandomContrast, RandomCrop, RandomFlip
 from .augmentation_affine import (RandomElasticTransform, RandomPerspective, RandomRotation, RandomShear,
                                   RandomTranslation, RandomZoom)
-from .augmentation_color import (AutoContrast, Equalization, RandomColorDegeneration, RandomColorJitter,
-                                 RandomErasing, RandomGaussianBlur, RandomGrayscale, RandomHue, RandomInvert,
-                                 RandomPosterization, RandomSaturation, RandomSharpness, Solarization)
+from .augmentation_color import (AutoContrast, ContrastLimitedAdaptiveHistogramEqualization, Equalization,
+                                 RandomColorDegeneration, RandomColorJitter, RandomErasing, RandomGaussianBlur,
+                                 RandomGrayscale, RandomHue, RandomInvert, RandomPosterization, RandomSaturation,
+                                 RandomSharpness, Solarization)
 from .augmentation_composite import AugMix, RandAugment
 from .augmentation_mix import CutMix, MixUp
 from .pipeline import Pipeline
@@ -90,7 +91,8 @@ __all__ = [
     "GlobalMaxPool3D", "GlobalAveragePooling3D", "GlobalAvgPool3D", "UpSampling3D", "ZeroPadding3D", "Cropping3D",
     "SpatialDropout3D", "Embedding", "RandomGrayscale", "RandomInvert", "Solarization", "RandomPosterization",
     "RandomColorDegeneration", "RandomSharpness", "RandomSaturation", "RandomHue", "RandomColorJitter",
-    "Equalization", "AutoContrast", "RandomShear", "RandomPerspective", "RandomGaussianBlur", "RandomErasing",
+    "Equalization", "AutoContrast", "ContrastLimitedAdaptiveHistogramEqualization", "RandomShear",
+    "RandomPerspective", "RandomGaussianBlur", "RandomErasing",
     "MixUp", "CutMix", "RandAugment", "AugMix", "Pipeline", "RandomElasticTransform", "AdaptiveAveragePooling3D",
     "AdaptiveMaxPooling3D",
 ]
@@ -137,6 +139,7 @@ LAYER_CLASSES.update({cls.__name__: cls for cls in (RandomFlip, RandomRotation, 
                                                      RandomInvert, Solarization, RandomPosterization,
                                                      RandomColorDegeneration, RandomSharpness, RandomSaturation,
                                                      RandomHue, RandomColorJitter, Equalization, AutoContrast,
+                                                     ContrastLimitedAdaptiveHistogramEqualization,
                                                      RandomShear, RandomPerspective, RandomGaussianBlur,
                                                      RandomErasing, MixUp, CutMix, RandAugment, AugMix,
                                                      Pipeline, RandomElasticTransform)})

@@ -19,7 +19,7 @@ from typing import Any, Dict
 import numpy as np
 
 from .. import backend
-from ..ops import augment_color
+from ..ops import augment_color, clahe
 from ..ops.tape import Tape, Traced
 from .augmentation import (BaseAugmentation, RandomBrightness, RandomContrast, _is_number, _numbers, _plain,
                            check_value_range, keras_factor)
@@ -421,6 +421,51 @@ class AutoContrast(_ColorAugmentation):
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()
         config["value_range"] = list(self.value_range)
+        return config
+
+
+class ContrastLimitedAdaptiveHistogramEqualization(_ColorAugmentation):
+    """CLAHE (`ops.clahe`): histogram equalization per tile of a `tile_grid_size` grid, each tile's histogram
+    clipped at `clip_limit` times the even share (0: no clipping), the tiles' tables blended bilinearly.  Applied
+    at inference too, as Keras does; no gradient.  Keras 3.15.1 on its torch backend counts the histograms in
+    integers and so cuts the clip limit to an integer; convscope keeps it as given, as Keras' other backends do."""
+
+    def __init__(self, value_range=(0, 255), clip_limit=4.0, tile_grid_size=(8, 8), data_format=None, **kwargs):
+        _no_seed(kwargs, "ContrastLimitedAdaptiveHistogramEqualization")
+        super().__init__(data_format=data_format, **kwargs)
+        where = self._describe()
+        self.value_range = _value_range(value_range, where)
+        if isinstance(clip_limit, bool) or not _is_number(clip_limit) or not 0 <= clip_limit < float("inf"):
+            raise ValueError(f"{where}: argument `clip_limit` must be a finite number >= 0, got {clip_limit!r}")
+        self.clip_limit = float(clip_limit)
+        if not isinstance(tile_grid_size, (list, tuple)) or len(tile_grid_size) != 2:
+            raise ValueError(f"{where}: argument `tile_grid_size` must be a pair (rows, columns) of positive ints, "
+                             f"got {tile_grid_size!r}")
+        self.tile_grid_size = tuple(check_positive_int(n, "tile_grid_size", where) for n in tile_grid_size)
+
+    def describe(self):
+        """Not the identity at inference: each output reads its neighbouring tiles (kind "other")."""
+        return LayerSpec(kind="other", data_format=self.data_format)
+
+    def _draw(self, x, rng):
+        return None
+
+    def _map(self, x, params):
+        images = np.asarray(x.value if isinstance(x, Traced) else x, dtype=np.float32)
+        first = self.data_format == "channels_first"
+        images = images.transpose(0, 2, 3, 1) if first else images
+        scaled = augment_color.to_value_range(images, self.value_range, (0, 255))
+        out = augment_color.to_value_range(clahe.clahe(np.asarray(scaled, np.float32), self.clip_limit,
+                                                       self.tile_grid_size), (0, 255), self.value_range)
+        return np.asarray(out.transpose(0, 3, 1, 2) if first else out)
+
+    def _infer(self, inputs):
+        return self._apply(inputs, None)
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config.update({"value_range": list(self.value_range), "clip_limit": self.clip_limit,
+                       "tile_grid_size": list(self.tile_grid_size)})
         return config
 
 
