@@ -112,6 +112,64 @@ def test_a_wrapper_in_a_wrapper_keeps_keras_file_layout(keras, tmp_path):
     assert_step_and_file_match_keras(keras, ours, theirs, x, y, "mse", tmp_path)
 
 
+def _input_gradient_and_finite_differences(layer, x, weights):
+    """The input gradient of sum(layer(x, training=True) · weights) and float64 central differences, every
+    call from the same weights (a training call renormalizes the kernel)."""
+    state = [v.numpy() for v in layer.weights]
+
+    def restore():
+        for variable, value in zip(layer.weights, state):
+            variable.assign(value)
+
+    def loss(values):
+        restore()
+        return float(np.sum(layer(values, training=True) * weights))
+
+    restore()
+    _, ctx = forward(layer, x, training=True)
+    grad, _ = backward(layer, ctx, weights)
+    numeric = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        up, down = x.copy(), x.copy()
+        up[i] += 1e-6
+        down[i] -= 1e-6
+        numeric[i] = (loss(up) - loss(down)) / 2e-6
+    return grad, numeric
+
+
+def test_each_step_of_a_time_distributed_gets_its_own_kernels_input_gradient():
+    """TimeDistributed(SpectralNormalization(Dense)) renormalizes the kernel at every step (as Keras calls it
+    per step); each step's input gradient is taken with the kernel that step used."""
+    rng = np.random.default_rng(0)
+    layer = L.TimeDistributed(L.SpectralNormalization(L.Dense(3, dtype="float64"), dtype="float64"), dtype="float64")
+    layer.build_from_shape((None, 4, 5))
+    layer.layer.layer.kernel.assign(rng.standard_normal((5, 3)) * 3)
+    grad, numeric = _input_gradient_and_finite_differences(layer, rng.standard_normal((2, 4, 5)),
+                                                           rng.standard_normal((2, 4, 3)))
+    np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
+
+
+def test_a_layer_of_another_dtype_keeps_vector_u_in_its_dtype(keras, tmp_path):
+    """Keras makes `vector_u` in the kernel's dtype: a float64 Dense in a float32 wrapper, built and from a file."""
+    layer = L.SpectralNormalization(L.Dense(3, dtype="float64"))
+    layer.build_from_shape((None, 4))
+    assert [v.dtype for v in layer.weights] == [np.float64] * 3
+    theirs = keras.Sequential([keras.Input((4,)), keras.layers.SpectralNormalization(keras.layers.Dense(
+        3, dtype="float64"))])
+    theirs.save(tmp_path / "f64.keras")
+    ours = cs.models.load_model(tmp_path / "f64.keras")
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_array_equal(a, keras.ops.convert_to_numpy(b))
+
+
+def test_the_receptive_field_is_the_wrapped_convolutions():
+    def net(wrap):
+        return cs.Sequential([cs.Input((32, 32, 1))] + [wrap(L.Conv2D(2, 3, strides=2)) for _ in range(3)])
+    plain = [row.receptive_field for row in cs.models.analysis.analyze(net(lambda layer: layer)).layers]
+    wrapped = [row.receptive_field for row in cs.models.analysis.analyze(net(L.SpectralNormalization)).layers]
+    assert wrapped == plain and plain[-1] is not None
+
+
 def test_config_matches_keras_both_ways(keras):
     theirs = keras.layers.SpectralNormalization(keras.layers.Conv2D(3, 2, name="inner"), power_iterations=4,
                                                 name="sn")

@@ -106,6 +106,38 @@ def test_config_matches_keras_both_ways(keras):
     assert L.LAYER_CLASSES["TimeDistributed"] is L.TimeDistributed
 
 
+def test_a_wrapper_subclass_keeps_its_own_weights_as_keras(keras):
+    """A user's `layers.Wrapper` subclass with a weight of its own (`add_weight`) and a `call`: its weight comes
+    first, as in Keras, and trains."""
+    def make(lib):
+        class Scaled(lib.layers.Wrapper):
+            def build(self, input_shape):
+                super().build(input_shape)
+                self.scale = self.add_weight(shape=(), initializer="ones", name="scale")
+
+            def call(self, x, training=False):
+                return self.layer(x) * self.scale
+        return Scaled(lib.layers.Dense(2), name="scaled")
+    ours, theirs = make(cs), make(keras)
+    x = np.ones((1, 3), np.float32)
+    ours(x), theirs(x)
+    assert [v.name.split("/")[-1] for v in ours.weights] == [v.path.split("/")[-1] for v in theirs.weights]
+    assert len(ours.trainable_weights) == len(theirs.trainable_weights) == 3
+    _, ctx = forward(ours, x, training=True)
+    _, grads = backward(ours, ctx, np.ones((1, 2), np.float32))
+    assert ours.scale.name in grads
+
+
+def test_trainable_false_given_to_the_constructor_trains_the_layer_as_keras_does(keras):
+    """Keras sets a wrapper's constructor `trainable` before it holds the layer: the layer stays trainable and a
+    model trains it.  Set later, `trainable` reaches the layer (below)."""
+    layer = L.TimeDistributed(L.Dense(2), trainable=False)
+    theirs = keras.layers.TimeDistributed(keras.layers.Dense(2), trainable=False)
+    ours_model = cs.Sequential([cs.Input((3, 4)), layer])
+    keras_model = keras.Sequential([keras.Input((3, 4)), theirs])
+    assert len(ours_model.trainable_weights) == len(keras_model.trainable_weights) == 2
+
+
 def test_trainable_reaches_the_wrapped_layer():
     layer = L.TimeDistributed(L.Dense(2))
     layer.build_from_shape((None, 3, 4))
@@ -128,6 +160,9 @@ def test_analysis_and_explain_count_the_steps():
     assert "frame_conv (Conv2D) on each of the 3 time steps: (None, 8, 8, 2) → (None, 6, 6, 4) per step" in text
     assert f"{conv.inner.flops:,} FLOPs per step (the wrapped layer's) × 3 steps = {conv.flops:,} FLOPs" in text
     assert "시간 단계 3개 각각에 적용합니다" in str(cs.explain(model, lang="ko"))
+    unknown = cs.Sequential([cs.Input((None, 8, 8, 2)), L.TimeDistributed(L.Conv2D(4, 3), name="td")])
+    lines = "\n".join(cs.explain(unknown).layer("td").section("compute"))
+    assert "FLOPs per step (the wrapped layer's) × the time steps, unknown here" in lines
 
 
 def test_arguments_and_inputs_are_checked_by_name():

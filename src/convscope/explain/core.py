@@ -346,7 +346,8 @@ def _shape_lines(row: LayerNumbers, text) -> List[str]:
                                                      out=_shape(row.output_shape)))
     elif row.kind == "time_distributed":
         inner = row.inner
-        lines.append(t["shape_time_distributed"].format(inner=f"{inner.name} ({inner.class_name})", steps=row.steps,
+        key = "shape_time_distributed" if row.steps is not None else "shape_time_distributed_unknown"
+        lines.append(t[key].format(inner=f"{inner.name} ({inner.class_name})", steps=row.steps,
                                                         step_in=_shape(inner.input_shape),
                                                         step_out=_shape(inner.output_shape),
                                                         out=_shape(row.output_shape)))
@@ -719,6 +720,8 @@ def _compute_lines(row: LayerNumbers, text) -> List[str]:
     if row.kind == "spectral_norm":
         return [t["compute_spectral_norm"].format(flops=_n(row.flops))]
     if row.kind == "time_distributed":
+        if row.steps is None and row.inner.flops:
+            return [t["compute_time_distributed_unknown"].format(per=_n(row.inner.flops))]
         if not row.flops:
             return [t["compute_none"]]
         return [t["compute_time_distributed"].format(per=_n(row.inner.flops), steps=row.steps, flops=_n(row.flops))]

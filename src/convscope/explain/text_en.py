@@ -146,6 +146,8 @@ T = {
     "compute_pool_max": "+ {count} comparisons (window cells − 1 per output, real cells only)",
     "compute_pool_avg": "+ {count} adds and divides (window cells − 1 adds, 1 divide per output)",
     "compute_norm": "+ {count} normalization FLOPs (a multiply and an add per element)",
+    "compute_time_distributed_unknown": ("{per} FLOPs per step (the wrapped layer's) × the time steps, unknown "
+                                         "here: not in the totals"),
     "compute_time_distributed": "{per} FLOPs per step (the wrapped layer's) × {steps} steps = {flops} FLOPs",
     "compute_spectral_norm": ("{flops} FLOPs, the wrapped layer's (in training, the power iteration on its kernel "
                               "comes first)"),
@@ -249,6 +251,8 @@ T = {
     "shape_inbound": "input from {sources}",
     "shape_input": "model input: {shape}; the InputLayer passes the values on unchanged",
     "shape_merge": "{op} of {count} inputs {shapes}, element by element → {out}",
+    "shape_time_distributed_unknown": ("{inner} on each time step (their number unknown here): {step_in} → "
+                                       "{step_out} per step, stacked on axis 1 → {out}"),
     "shape_time_distributed": ("{inner} on each of the {steps} time steps: {step_in} → {step_out} per step, "
                                "stacked on axis 1 → {out}"),
     "shape_spectral_norm": ("{inner}, its kernel divided by its largest singular value (power iteration) at each "

@@ -141,6 +141,7 @@ T = {
     "compute_pool_max": "+ 비교 {count}회 (출력마다 윈도우의 실제 셀 수 − 1)",
     "compute_pool_avg": "+ 덧셈과 나눗셈 {count}회 (출력마다 셀 수 − 1번 더하고 한 번 나눔)",
     "compute_norm": "+ 정규화 {count} FLOPs (원소마다 곱셈 한 번, 덧셈 한 번)",
+    "compute_time_distributed_unknown": "단계마다 {per} FLOPs (감싼 층의 연산량) × 시간 단계 수(여기서는 알 수 없어 합계에서 뺍니다)",
     "compute_time_distributed": "단계마다 {per} FLOPs (감싼 층의 연산량) × {steps}단계 = {flops} FLOPs",
     "compute_spectral_norm": "{flops} FLOPs, 감싼 층의 연산량 (학습 중에는 커널에 대한 거듭제곱법이 먼저 실행됩니다)",
     "compute_rms_norm": "+ 정규화 {count} FLOPs (원소마다 {per}회: 제곱, 평균, 1 / RMS 곱셈, scale 곱셈)",
@@ -237,6 +238,8 @@ T = {
     "shape_inbound": "입력: {sources}의 출력",
     "shape_input": "모델 입력: {shape}. InputLayer는 값을 바꾸지 않고 그대로 넘깁니다",
     "shape_merge": "입력 {count}개 {shapes}의 원소별 {op} → {out}",
+    "shape_time_distributed_unknown": ("{inner}을 각 시간 단계에 적용합니다(단계 수는 알 수 없음): 단계마다 {step_in} → "
+                                       "{step_out}, 축 1로 쌓아 → {out}"),
     "shape_time_distributed": ("{inner}을 시간 단계 {steps}개 각각에 적용합니다: 단계마다 {step_in} → {step_out}, "
                                "축 1로 쌓아 → {out}"),
     "shape_spectral_norm": ("{inner}: 학습 호출마다 커널을 가장 큰 특잇값(거듭제곱법으로 추정)으로 나눈 뒤 실행합니다 "

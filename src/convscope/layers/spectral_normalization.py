@@ -4,8 +4,10 @@ arXiv:1802.05957), which steadies a GAN's discriminator.
 At each training call, before the layer runs, its kernel (an Embedding's embeddings) is replaced by kernel / sigma,
 sigma its largest singular value estimated by `power_iterations` steps of power iteration from the running vector
 `vector_u` (a non-trainable weight of the wrapper, updated too); an all-zero kernel is left as it is.  As in Keras,
-the replacement is an assignment: the gradients are the layer's own at the normalized kernel.  At inference the
-layer runs as it is.  Shape: the wrapped layer's.
+the replacement is an assignment: the gradients are the layer's own at the normalized kernel (each call's own
+kernel, where a step runs the layer several times: in a TimeDistributed, or shared).  At inference the layer runs as
+it is.  Shape: the wrapped layer's.  Keras 3.15.1 casts the output to the input's dtype (an Embedding's to integers);
+convscope keeps the layer's.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import initializers, ops
+from ..variables import Variable
 from .base import Shape, check_positive_int
 from .spec import LayerSpec
 from .wrapper import Wrapper
@@ -37,6 +40,7 @@ class SpectralNormalization(Wrapper):
 
     @property
     def wrapper_variables(self) -> list:
+        """The kernel (Keras tracks it as the wrapper's) and `vector_u`."""
         return [self._kernel(), self.vector_u] if self.vector_u is not None else []
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
@@ -46,8 +50,14 @@ class SpectralNormalization(Wrapper):
         if not self.layer.built:
             self.layer.build_from_shape(input_shape)
         kernel = self._kernel()
-        self.vector_u = self.add_weight((1, kernel.shape[-1]), initializers.TruncatedNormal(stddev=0.02),
-                                        dtype=kernel.value.dtype, trainable=False, name="vector_u")
+        shape, dtype = (1, kernel.shape[-1]), kernel.value.dtype       # the kernel's dtype, as Keras'
+        if dtype == self.dtype:
+            self.vector_u = self.add_weight(shape, initializers.TruncatedNormal(stddev=0.02), trainable=False,
+                                            name="vector_u")
+        else:
+            value = initializers.TruncatedNormal(stddev=0.02)(shape, dtype=dtype)
+            self.vector_u = Variable(np.asarray(value, dtype=dtype), f"{self.name}/vector_u", trainable=False)
+            self._variables.append(self.vector_u)
         self.built = True
 
     def describe(self):
@@ -59,17 +69,28 @@ class SpectralNormalization(Wrapper):
         return ops.spectral_normalize(np.asarray(self._kernel().value), self.vector_u.value, self.power_iterations)
 
     def forward(self, inputs, training: bool = False):
-        """In training, the kernel and `vector_u` replaced first (unless the kernel is all zeros); then the layer."""
-        if training:
-            kernel = self._kernel()
-            if np.any(kernel.value != 0):
-                self.vector_u.value[...], kernel.value[...] = self.normalized_weights()
-        return self.layer.forward(inputs, training=training)
+        """In training, the kernel and `vector_u` replaced first (unless the kernel is all zeros: a new array,
+        so an earlier call's backward still finds the kernel it used); then the layer.  ctx: the layer's and that
+        kernel."""
+        kernel = self._kernel()
+        if training and np.any(kernel.value != 0):
+            u, kernel.value = self.normalized_weights()
+            self.vector_u.value[...] = u
+        y, ctx = self.layer.forward(inputs, training=training)
+        return y, (None if ctx is None else (ctx, kernel.value))
 
     def backward(self, ctx, grad_output, need_input_grad: bool = True):
-        """The wrapped layer's (input gradient, [(variable, gradient)]); `vector_u` has none."""
-        grad_x, pairs = self.layer.backward(ctx, grad_output, need_input_grad=need_input_grad)
-        return grad_x, (pairs if self.trainable else [])
+        """The wrapped layer's (input gradient, [(variable, gradient)]) with the kernel its call used (put back
+        for the layer's backward where a later call replaced it); `vector_u` has none."""
+        inner, used = ctx
+        kernel = self._kernel()
+        if kernel.value is used:
+            return self.layer.backward(inner, grad_output, need_input_grad=need_input_grad)
+        current, kernel.value = kernel.value, used
+        try:
+            return self.layer.backward(inner, grad_output, need_input_grad=need_input_grad)
+        finally:
+            kernel.value = current
 
     def get_config(self):
         config = super().get_config()

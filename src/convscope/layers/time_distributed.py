@@ -76,4 +76,4 @@ class TimeDistributed(Wrapper):
                 else:
                     sums[id(variable)] += gradient
         grad_x = np.stack(grads_x, axis=1).astype(ctx["dtype"], copy=False) if need_input_grad else None
-        return grad_x, ([(v, sums[id(v)]) for v in order] if self.trainable else [])
+        return grad_x, [(v, sums[id(v)]) for v in order]          # none where the wrapped layer is frozen

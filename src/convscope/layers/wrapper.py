@@ -24,23 +24,32 @@ class Wrapper(Layer):
         `trainable`, as in Keras: the wrapped layer's own config keeps its own)."""
         return [self.layer] if "layer" in vars(self) else []
 
+    def build(self, input_shape) -> None:
+        """The wrapped layer built for `input_shape` (Keras' Wrapper.build); a subclass adds its own weights."""
+        if not self.layer.built:
+            self.layer.build_from_shape(input_shape)
+        self.built = True
+
     @property
     def wrapper_variables(self) -> list:
-        """The variables Keras tracks on the wrapper itself, in its order (stored under `<wrapper>/vars`)."""
-        return []
+        """The variables Keras tracks on the wrapper itself, trainable first (stored under `<wrapper>/vars`): its
+        own weights (a subclass' `add_weight`)."""
+        own = list(self._variables)
+        return [v for v in own if v.trainable] + [v for v in own if not v.trainable]
 
     @property
     def weights(self):
         """Keras' order: the wrapper's tracked variables, trainable first, then the wrapped layer's others."""
-        own = self.wrapper_variables
+        own = self.wrapper_variables + list(self._variables)
         return unique_variables([v for v in own if v.trainable] + [v for v in own if not v.trainable]
                                 + list(self.layer.weights))
 
     @property
     def trainable_weights(self):
-        if not self.trainable:
-            return []
+        """The wrapped layer's trainable weights and the wrapper's own, whatever the wrapper's constructor was
+        given for `trainable` (Keras trains them so: a `trainable` set later reaches the wrapped layer)."""
         trainable = {id(v) for v in self.layer.trainable_weights}
+        trainable.update(id(v) for v in self._variables if v.trainable and self.trainable)
         return [v for v in self.weights if id(v) in trainable]
 
     def get_config(self) -> Dict[str, Any]:

@@ -479,6 +479,7 @@ def _wrapped(row: LayerNumbers, inner, batch: int, input_shape, times: int) -> N
     """A wrapper's row: its layer's numbers on `input_shape`, the counts `times` over, its output shape."""
     row.inner = _analyze_one(inner, 0, input_shape, batch)
     row.output_shape, row.field_known = row.inner.output_shape, row.inner.field_known
+    row.data_format = row.inner.data_format
     for name in _PER_STEP_COUNTS:
         setattr(row, name, getattr(row.inner, name) * times)
 
@@ -810,6 +811,8 @@ def _propagate_fields(row: LayerNumbers, fields):
     """Fields after `row`: window layers step the spatial axes; mixing layers make them global."""
     if fields is None or not row.field_known:
         return None
+    if row.kind == "spectral_norm":             # the wrapped layer's window
+        return _propagate_fields(row.inner, fields)
     if row.kind in WINDOW_ROW_KINDS + ADAPTIVE_KINDS + ("zero_pad", "crop"):
         spatial, c_axis, _ = _layout(row.data_format, row.input_shape, row.name)
         out = dict(fields)
