@@ -120,6 +120,11 @@ mse = MSE = mean_squared_error
 mae = MAE = mean_absolute_error
 
 
+def _fits(shape, expected) -> bool:
+    """`shape` is `expected` but where that is None (an axis of unknown size: a variable-length sequence)."""
+    return len(shape) == len(expected) and all(e is None or e == s for s, e in zip(shape, expected))
+
+
 def _check_sparse_labels(owner: str, y_true, output_shape) -> np.ndarray:
     """Integer labels in [0, classes) shaped like the output without its class axis."""
     labels = np.asarray(y_true)
@@ -127,7 +132,7 @@ def _check_sparse_labels(owner: str, y_true, output_shape) -> np.ndarray:
     expected = tuple(output_shape[:-1])
     if labels.ndim == len(output_shape) and labels.shape[-1] == 1:
         labels = labels[..., 0]
-    if labels.shape[1:] != expected[1:] or (expected[0] is not None and labels.shape[:1] != expected[:1]):
+    if not _fits(labels.shape, expected):
         hint = (" (these look like one-hot labels: use loss='categorical_crossentropy')"
                 if labels.ndim == len(output_shape) else "")
         raise ValueError(f"{owner}: integer labels must have shape {expected} (one label per sample), "
@@ -207,7 +212,7 @@ class Loss:
         expected = (y_true.shape[0],) + tuple(output_shape[1:])
         if y_true.ndim == len(output_shape) - 1 and output_shape[-1] == 1:
             expected = expected[:-1]           # (N,) targets for (N, 1) outputs, as Keras
-        if y_true.shape != expected:
+        if not _fits(y_true.shape, expected):     # an axis the output leaves unknown (None) takes any size
             raise ValueError(f"{where}: loss '{self.name}' needs targets shaped like the model output "
                              f"{tuple(output_shape)}, i.e. {expected}, got y of shape {y_true.shape}")
 
