@@ -318,3 +318,20 @@ def test_augmentation_layers_pass_the_receptive_field_as_at_inference(lang):
     assert [(f.size, f.jump) for f in rows[-1].receptive_field] == [(3, 1), (3, 1)]
     text = str(cs.explain(model, lang=lang))
     assert text.count("seed=") == 6
+
+
+def test_a_model_inside_a_model_counts_its_layers_work():
+    """A nested block (a transfer-learning backbone's case): its row sums its layers' work — a 3×3 convolution
+    of 3 to 4 channels over 6×6 outputs is 6·6·4·3·3·3 = 3,888 MACs — and its explanation says what it is; inside
+    a TimeDistributed, the same per step."""
+    inner = Sequential([L.Input((8, 8, 3)), L.Conv2D(4, 3), L.ReLU()], name="block")
+    x = L.Input((8, 8, 3))
+    model = Model(x, L.GlobalAveragePooling2D()(inner(x)))
+    row = {r.name: r for r in analyze(model).layers}["block"]
+    assert (row.kind, row.macs, row.params, row.output_shape) == ("model", 6 * 6 * 4 * 3 * 3 * 3, 112, (None, 6, 6, 4))
+    assert row.flops == 2 * row.macs + 6 * 6 * 4 + 6 * 6 * 4         # bias adds and ReLU evaluations
+    text = "\n".join(explain(model).layer("block").section("compute") + explain(model).layer("block").section("shape"))
+    assert "8,064 FLOPs (3,888 MACs), the sum of its 2 layers'" in text and "a model of 2 layers" in text
+    assert "층 2개로 된 모델" in str(explain(model, lang="ko"))
+    frames = Sequential([L.Input((5, 8, 8, 3)), L.TimeDistributed(inner)])
+    assert analyze(frames).layers[0].macs == 5 * 3888

@@ -341,6 +341,9 @@ def _shape_lines(row: LayerNumbers, text) -> List[str]:
         lines.append(t["shape_input"].format(shape=_shape(row.output_shape)))
     elif row.kind == "merge":
         lines.append(_merge_shape_line(row, t))
+    elif row.kind == "model":
+        lines.append(t["shape_model"].format(count=len(row.nested.layers), inp=_shape(row.input_shape),
+                                             out=_shape(row.output_shape), name=row.name))
     elif row.kind == "spectral_norm":
         lines.append(t["shape_spectral_norm"].format(inner=f"{row.inner.name} ({row.inner.class_name})",
                                                      out=_shape(row.output_shape)))
@@ -719,6 +722,8 @@ def _compute_lines(row: LayerNumbers, text) -> List[str]:
     lines: List[str] = []
     if row.kind == "spectral_norm":
         return [t["compute_spectral_norm"].format(flops=_n(row.flops))]
+    if row.kind == "model":
+        return [t["compute_model"].format(flops=_n(row.flops), macs=_n(row.macs), count=len(row.nested.layers))]
     if row.kind == "time_distributed":
         if row.steps is None and row.inner.flops:
             return [t["compute_time_distributed_unknown"].format(per=_n(row.inner.flops))]
@@ -782,6 +787,8 @@ def _field_lines(row: LayerNumbers, text, previous_field) -> List[str]:
         return []
     if rf is None:
         if not row.field_known and previous_field is not None:
+            if row.kind == "model":
+                return [t["rf_model"].format(name=row.name)]
             own = row.kind in ("conv_transpose", "upsample", "resize", "operation", "other", "adaptive_max_pool",
                                "adaptive_avg_pool")
             return [t["rf_untracked"].format(cls=row.class_name) if own else t["rf_untracked_input"]]

@@ -149,6 +149,7 @@ T = {
     "compute_time_distributed_unknown": ("{per} FLOPs per step (the wrapped layer's) × the time steps, unknown "
                                          "here: not in the totals"),
     "compute_time_distributed": "{per} FLOPs per step (the wrapped layer's) × {steps} steps = {flops} FLOPs",
+    "compute_model": "{flops} FLOPs ({macs} MACs), the sum of its {count} layers'",
     "compute_spectral_norm": ("{flops} FLOPs, the wrapped layer's (in training, the power iteration on its kernel "
                               "comes first)"),
     "compute_rms_norm": ("+ {count} normalization FLOPs ({per} per element: square, mean, multiply by 1 / RMS, "
@@ -189,6 +190,8 @@ T = {
     "rf_size_1d": ("each output unit sees {size} input steps; neighbouring units are {jump} steps apart (jump); "
                    "unit 0 starts at input step {start}"),
     "rf_crop_step": "  {axis}: size and jump unchanged, start {prev_start} + {cut}·{prev_jump} = {start}",
+    "rf_model": ("the receptive field is not followed through the model '{name}' here "
+                 "(its own explanation follows it through its layers)"),
     "rf_untracked": ("the receptive field is not followed through {cls}: an output cell reads a varying "
                      "number of input cells, so no single size and jump describe it"),
     # notes
@@ -255,6 +258,8 @@ T = {
                                        "{step_out} per step, stacked on axis 1 → {out}"),
     "shape_time_distributed": ("{inner} on each of the {steps} time steps: {step_in} → {step_out} per step, "
                                "stacked on axis 1 → {out}"),
+    "shape_model": ("a model of {count} layers, called as one layer: {inp} → {out} "
+                    "(cs.explain(model.get_layer('{name}')) explains its layers)"),
     "shape_spectral_norm": ("{inner}, its kernel divided by its largest singular value (power iteration) at each "
                             "training call → {out}"),
     "shape_dot": ("per sample, the dot product of input 1's axis {a0} with input 2's axis {a1} ({k} pairs summed): "

@@ -143,6 +143,7 @@ T = {
     "compute_norm": "+ 정규화 {count} FLOPs (원소마다 곱셈 한 번, 덧셈 한 번)",
     "compute_time_distributed_unknown": "단계마다 {per} FLOPs (감싼 층의 연산량) × 시간 단계 수(여기서는 알 수 없어 합계에서 뺍니다)",
     "compute_time_distributed": "단계마다 {per} FLOPs (감싼 층의 연산량) × {steps}단계 = {flops} FLOPs",
+    "compute_model": "{flops} FLOPs ({macs} MAC), 그 안의 층 {count}개의 합",
     "compute_spectral_norm": "{flops} FLOPs, 감싼 층의 연산량 (학습 중에는 커널에 대한 거듭제곱법이 먼저 실행됩니다)",
     "compute_rms_norm": "+ 정규화 {count} FLOPs (원소마다 {per}회: 제곱, 평균, 1 / RMS 곱셈, scale 곱셈)",
     "compute_dot_normalize": "+ 두 입력을 먼저 길이 1로 맞추는 {count} FLOPs (입력 값마다 3회: 제곱, 합, 1 / 노름 곱셈)",
@@ -180,6 +181,7 @@ T = {
     "rf_size_1d": ("출력 유닛 하나가 보는 입력 영역(수용 영역)은 {size}스텝입니다. 이웃한 유닛끼리는 입력에서 "
                    "{jump}스텝씩 떨어져 있고(jump), 0번 유닛의 수용 영역은 입력의 {start}번 스텝에서 시작합니다"),
     "rf_crop_step": "  {axis}: 크기와 jump는 그대로, 시작 {prev_start} + {cut}·{prev_jump} = {start}",
+    "rf_model": "여기서는 모델 '{name}'을 지나는 수용 영역을 따라가지 않습니다 (그 모델의 설명이 층마다 따라갑니다)",
     "rf_untracked": ("{cls} 층을 지나는 수용 영역은 따라가지 않습니다. 출력 칸마다 읽는 입력 칸 수가 달라서 "
                      "크기와 jump 하나로 나타낼 수 없기 때문입니다"),
     # 참고
@@ -242,6 +244,8 @@ T = {
                                        "{step_out}, 축 1로 쌓아 → {out}"),
     "shape_time_distributed": ("{inner}을 시간 단계 {steps}개 각각에 적용합니다: 단계마다 {step_in} → {step_out}, "
                                "축 1로 쌓아 → {out}"),
+    "shape_model": ("층 {count}개로 된 모델을 한 층처럼 호출합니다: {inp} → {out} "
+                    "(그 층들은 cs.explain(model.get_layer('{name}'))이 설명합니다)"),
     "shape_spectral_norm": ("{inner}: 학습 호출마다 커널을 가장 큰 특잇값(거듭제곱법으로 추정)으로 나눈 뒤 실행합니다 "
                             "→ {out}"),
     "shape_dot": ("샘플마다 입력 1의 축 {a0}와 입력 2의 축 {a1}의 내적을 구합니다({k}쌍의 곱을 더함): "

@@ -22,7 +22,7 @@ KINDS = (
     "normalization", "rescaling", "activation", "dropout", "zero_pad2d", "pad1d", "crop2d", "crop1d",
     "upsample2d", "upsample1d", "resizing", "center_crop", "flatten", "reshape", "repeat", "permute", "einsum_dense",
     "identity", "augment",
-    "noise", "merge", "operation", "time_distributed", "spectral_norm", "other",
+    "noise", "merge", "operation", "time_distributed", "spectral_norm", "model", "other",
 )
 
 
@@ -57,7 +57,7 @@ class LayerSpec:
     are weights set by adapt() (False: constants given to the constructor, no weights); elementwise —
     an operation computed value by value (arithmetic, comparisons, activations but softmax); normalize — Dot's
     inputs scaled to unit length before the product; inner — a wrapper's wrapped layer (TimeDistributed,
-    SpectralNormalization)."""
+    SpectralNormalization), or a model itself (kind "model": a model inside another)."""
 
     kind: str = "other"
     data_format: str = "channels_last"

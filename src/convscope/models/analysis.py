@@ -152,6 +152,7 @@ class LayerNumbers:
     concat_axis: Optional[int] = None    # Concatenate's axis (non-negative)
     dot_axes: Optional[Tuple[int, int]] = None  # Dot's summed axes, one of each input (non-negative)
     einsum_sizes: Optional[Tuple[Tuple[str, int], ...]] = None  # EinsumDense: each axis letter's size (no batch)
+    nested: Optional["ModelNumbers"] = None  # a model inside another: its own numbers
     inner: Optional["LayerNumbers"] = None  # a wrapper's layer's numbers (TimeDistributed: on one step ...
     steps: Optional[int] = None             # ... and the number of steps)
     branches: Optional[List[Tuple[str, Optional[List[AxisField]]]]] = None  # a merge's inputs' fields
@@ -435,7 +436,9 @@ def _analyze_one(layer, index: int, input_shape, batch: int, known_output=None) 
                        batch_size=batch)
     where = f"{cls} '{layer.name}'"
     handler = _HANDLERS.get(spec.kind)
-    if spec.kind == "time_distributed":
+    if spec.kind == "model":
+        _nested_model(row, spec.inner, batch, known_output)
+    elif spec.kind == "time_distributed":
         _time_distributed(row, spec.inner, batch)
     elif spec.kind == "spectral_norm":         # the wrapped layer's numbers (its kernel's power iteration aside)
         _wrapped(row, spec.inner, batch, row.input_shape, 1)
@@ -473,6 +476,17 @@ def _time_distributed(row: LayerNumbers, inner, batch: int) -> None:
     row.kind, row.steps, row.field_known = "time_distributed", shape[1], False
     out = row.inner.output_shape
     row.output_shape = (out[0], shape[1]) + tuple(out[1:])
+
+
+def _nested_model(row: LayerNumbers, model, batch: int, known_output) -> None:
+    """A model inside another: its own analysis (its layers on its own input), the counts summed into this row;
+    its receptive field is not followed through it here."""
+    row.kind, row.field_known = "model", False
+    row.nested = analyze(model, batch)
+    row.output_shape = tuple(known_output) if known_output is not None else \
+        tuple(model.compute_output_shape(row.input_shape))
+    for name in _PER_STEP_COUNTS:
+        setattr(row, name, sum(getattr(inner, name) for inner in row.nested.layers))
 
 
 def _wrapped(row: LayerNumbers, inner, batch: int, input_shape, times: int) -> None:

@@ -234,6 +234,11 @@ class Model(Layer):
             return [np.concatenate(parts, axis=0) for parts in zip(*outputs)]
         return outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=0)
 
+    def describe(self):
+        """kind "model", inner the model itself: inside another model, the analysis reads its layers' numbers."""
+        from ..layers.spec import LayerSpec
+        return LayerSpec(kind="model", inner=self)
+
     def summary(self, line_length=None, positions=None, print_fn=None, show_trainable=False,
                 show_kernels=False, show_flops=False, show_receptive_field=False, show_memory=False) -> None:
         """A subclassed model's layers, their output shapes and parameter counts (tf.keras 2's table); `show_*`
