@@ -107,3 +107,59 @@ def test_onnx_export_equals_convscope(tmp_path, shape, options):
 def test_arguments_are_checked_by_name(kwargs, error, pattern):
     with pytest.raises(error, match=pattern):
         getattr(L, NAME)(**kwargs)
+
+
+def test_tiles_padded_by_mirroring_as_keras_float_backends(keras, monkeypatch):
+    """Two or more padded rows: NumPy's "symmetric" mirror, as Keras' TF and JAX backends pad (Keras 3.15.1 on
+    torch repeats the edge row instead: its pad maps "symmetric" to "replicate"), here put back into Keras."""
+    import torch
+    from keras.src.backend.torch import numpy as torch_numpy
+
+    def symmetric(x, pad_width, mode="constant", constant_values=None):
+        return torch.from_numpy(np.pad(x.numpy(), pad_width, mode=mode))
+    monkeypatch.setattr(torch_numpy, "pad", symmetric)
+    x = _images((2, 7, 9, 2), seed=5)
+    options = dict(tile_grid_size=(3, 3), clip_limit=0.0)
+    theirs = getattr(keras.layers, NAME)(**options)
+    np.testing.assert_allclose(getattr(L, NAME)(**options)(x), keras.ops.convert_to_numpy(theirs(x)), rtol=1e-5,
+                               atol=1e-3)
+
+
+def test_inf_and_huge_pixels_read_the_top_bin_as_keras(keras):
+    x = _images((1, 8, 8, 1), seed=6)
+    x[0, 1, 2, 0], x[0, 5, 5, 0] = np.inf, 3e9
+    options = dict(tile_grid_size=(2, 2), clip_limit=0.0)
+    want = keras.ops.convert_to_numpy(getattr(keras.layers, NAME)(**options)(x))
+    got = getattr(L, NAME)(**options)(x)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-3)
+    assert got[0, 1, 2, 0] == pytest.approx(want[0, 1, 2, 0]) and got[0, 1, 2, 0] > 200
+
+
+def test_a_reversed_value_range_is_kept_as_keras_keeps_it(keras):
+    x = _images((1, 8, 8, 1), seed=7)
+    options = dict(value_range=(255, 0), tile_grid_size=(2, 2), clip_limit=0.0)
+    ours = getattr(L, NAME)(**options)
+    np.testing.assert_allclose(ours(x), keras.ops.convert_to_numpy(getattr(keras.layers, NAME)(**options)(x)),
+                               rtol=1e-5, atol=1e-3)
+    assert ours.get_config()["value_range"] == [255, 0]
+
+
+def test_nan_pixels_are_refused_by_name():
+    x = _images((1, 4, 4, 1))
+    x[0, 0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"ContrastLimitedAdaptiveHistogramEqualization '.*': expected images "
+                                         r"without NaN .*got 1 NaN values"):
+        getattr(L, NAME)(tile_grid_size=(2, 2))(x)
+
+
+@pytest.mark.parametrize("shape,grid", [((1, 4, 5, 1), (8, 2)), ((2, 3, 6, 2), (6, 3))])
+def test_onnx_export_where_the_padding_is_the_whole_axis(tmp_path, shape, grid):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    model = cs.Sequential([cs.Input(shape[1:]), getattr(L, NAME)(tile_grid_size=grid, clip_limit=2.0)])
+    model.export(tmp_path / "clahe.onnx", format="onnx")
+    session = ort.InferenceSession(str(tmp_path / "clahe.onnx"), providers=["CPUExecutionProvider"])
+    x = _images(shape, seed=8)
+    x[0, 0, 0, 0] = np.inf
+    np.testing.assert_allclose(session.run(None, {session.get_inputs()[0].name: x})[0], model.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-4)

@@ -164,3 +164,17 @@ def test_constructor_arguments_are_checked_by_name(kwargs, error, pattern):
 def test_shapes_that_do_not_fit_are_refused_naming_the_layer(equation, output_shape, bias_axes, shape, pattern):
     with pytest.raises(ValueError, match=pattern):
         L.EinsumDense(equation, output_shape, bias_axes=bias_axes, name="e").compute_output_shape(shape)
+
+
+@pytest.mark.parametrize("equation,output_shape,bias_axes,shape", [
+    ("abc,bcd->abd", (None, 4), None, (None, 5, 3)),          # the kernel's b from the output: None
+    ("abc,dc->abd", (None, 6), "bd", (None, 5, 3)),           # the bias' b: None
+])
+def test_weights_keras_cannot_size_are_refused_as_keras_refuses_them(keras, equation, output_shape, bias_axes,
+                                                                     shape):
+    """A kernel or bias axis on the output takes its size from `output_shape`, as in Keras, which cannot build
+    them either (a file with them would not open in Keras)."""
+    with pytest.raises(Exception):
+        keras.layers.EinsumDense(equation, output_shape, bias_axes=bias_axes).build(shape)
+    with pytest.raises(ValueError, match=r"EinsumDense 'e': the (kernel's|bias') sizes must be known"):
+        L.EinsumDense(equation, output_shape, bias_axes=bias_axes, name="e").build_from_shape(shape)

@@ -334,7 +334,7 @@ def clahe_net():
     """CLAHE on the model's input (its integer bins: any earlier op's last-bit difference could move a pixel to
     the next bin), then a convolution."""
     x = cs.Input((12, 10, 2), name="image")
-    y = L.ContrastLimitedAdaptiveHistogramEqualization(tile_grid_size=(2, 3))(x)
+    y = L.ContrastLimitedAdaptiveHistogramEqualization(value_range=(-3, 3), tile_grid_size=(2, 3))(x)   # N(0, 1)
     return cs.Model(x, L.Conv2D(3, 3)(y), name="clahe_net")
 
 

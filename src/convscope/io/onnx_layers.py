@@ -738,7 +738,8 @@ def _symmetric_pad(b: GraphBuilder, x: str, axis: int, size: int, pad: int, hint
         return x
     if pad > size:
         raise CannotExport(f"its tiles pad an axis of {size} by {pad}, more than the axis holds")
-    tail = b.op("Slice", [x, b.ints([size - 1]), b.ints([size - 1 - pad]), b.ints([axis]), b.ints([-1])], hint)
+    end = size - 1 - pad if pad < size else -(size + 1)     # -1 would read as the last index: through index 0
+    tail = b.op("Slice", [x, b.ints([size - 1]), b.ints([end]), b.ints([axis]), b.ints([-1])], hint)
     return b.op("Concat", [x, tail], hint, axis=axis)
 
 
@@ -767,8 +768,9 @@ def _clahe(b: GraphBuilder, call: Call) -> Value:
     padded = _symmetric_pad(b, _symmetric_pad(b, scaled, 1, n_h, tile_h * grid_h - n_h, hint), 2, n_w,
                             tile_w * grid_w - n_w, hint)
     bounds = [b.const(np.int32(v), "bound", dtype=np.int32) for v in (0, 255)]        # int32, then int64 (to=7)
-    pixels = b.op("Cast", [b.op("Clip", [b.op("Cast", [padded], hint, to=6)] + bounds, hint)], hint, to=7)
-    tiles = b.op("Transpose", [b.op("Reshape", [pixels, b.ints([-1, grid_h, tile_h, grid_w, tile_w, n_c])], hint)],
+    binned = b.op("Cast", [b.op("Clip", [b.op("Cast", [padded], hint, to=6)] + bounds, hint)], hint, to=7)
+    pixels = b.op("Cast", [b.op("Clip", [padded, b.scalar(0.0), b.scalar(255.0)], hint)], hint, to=7)
+    tiles = b.op("Transpose", [b.op("Reshape", [binned, b.ints([-1, grid_h, tile_h, grid_w, tile_w, n_c])], hint)],
                  hint, perm=[0, 1, 3, 5, 2, 4])
     tiles = b.op("Reshape", [tiles, b.ints([-1, grid_h, grid_w, n_c, area])], hint)
     hot = b.op("OneHot", [tiles, b.ints([256]), b.const(np.array([0.0, 1.0], np.float32), "onehot")], hint, axis=-1)

@@ -428,13 +428,14 @@ class ContrastLimitedAdaptiveHistogramEqualization(_ColorAugmentation):
     """CLAHE (`ops.clahe`): histogram equalization per tile of a `tile_grid_size` grid, each tile's histogram
     clipped at `clip_limit` times the even share (0: no clipping), the tiles' tables blended bilinearly.  Applied
     at inference too, as Keras does; no gradient.  Keras 3.15.1 on its torch backend counts the histograms in
-    integers and so cuts the clip limit to an integer; convscope keeps it as given, as Keras' other backends do."""
+    integers and so cuts the clip limit to an integer, and pads a tile by repeating the edge row; convscope keeps the
+    limit as given and pads by mirroring, as Keras' other backends do."""
 
     def __init__(self, value_range=(0, 255), clip_limit=4.0, tile_grid_size=(8, 8), data_format=None, **kwargs):
         _no_seed(kwargs, "ContrastLimitedAdaptiveHistogramEqualization")
         super().__init__(data_format=data_format, **kwargs)
         where = self._describe()
-        self.value_range = _value_range(value_range, where)
+        self.value_range = _value_range(value_range, where, sort=False)      # as given, as Keras keeps it
         if isinstance(clip_limit, bool) or not _is_number(clip_limit) or not 0 <= clip_limit < float("inf"):
             raise ValueError(f"{where}: argument `clip_limit` must be a finite number >= 0, got {clip_limit!r}")
         self.clip_limit = float(clip_limit)
@@ -452,6 +453,9 @@ class ContrastLimitedAdaptiveHistogramEqualization(_ColorAugmentation):
 
     def _map(self, x, params):
         images = np.asarray(x.value if isinstance(x, Traced) else x, dtype=np.float32)
+        if np.isnan(images).any():
+            raise ValueError(f"{self._describe()}: expected images without NaN (a pixel's bin is undefined), got "
+                             f"{int(np.isnan(images).sum())} NaN values")
         first = self.data_format == "channels_first"
         images = images.transpose(0, 2, 3, 1) if first else images
         scaled = augment_color.to_value_range(images, self.value_range, (0, 255))

@@ -1,6 +1,7 @@
 """Contrast-limited adaptive histogram equalization (CLAHE), as Keras 3's layer computes it.
 
-On the [0, 255] scale, channels last: the image padded (mirrored, the edge repeated) to whole tiles of a
+On the [0, 255] scale, channels last: the image padded (mirrored, the edge repeated: NumPy's and TensorFlow's
+"symmetric"; Keras 3.15.1 on torch repeats the edge row instead) to whole tiles of a
 `grid` (rows, columns); each tile's 256-bin histogram of the values cut to integers, clipped at
 `clip_limit` · tile area / 256 with the excess spread evenly over the bins; its cumulative table stretched to
 0..255 (from its first value); each pixel looked up in the tables of the four nearest tile centres (the grid's
@@ -49,8 +50,10 @@ def clahe(images: np.ndarray, clip_limit: float, grid: Tuple[int, int]) -> np.nd
     tile_h, tile_w = -(-height // grid_h), -(-width // grid_w)
     pad = ((0, 0), (0, tile_h * grid_h - height), (0, tile_w * grid_w - width), (0, 0))
     padded = np.pad(images, pad, mode="symmetric") if any(p for _, p in pad) else images
-    pixels = np.clip(padded.astype(np.int32), 0, 255)           # float to int cuts toward 0, as Keras' cast
-    tiles = pixels.reshape(n, grid_h, tile_h, grid_w, tile_w, channels).transpose(0, 1, 3, 5, 2, 4)
+    with np.errstate(invalid="ignore"):         # inf and huge values: cut to an int first (a bin at the end)
+        binned = np.clip(padded.astype(np.int32), 0, 255)       # the histograms' bins, as Keras: cast, clip
+    pixels = np.clip(padded, 0, 255).astype(np.int32)          # the lookups': clip, then cast (inf reads 255)
+    tiles = binned.reshape(n, grid_h, tile_h, grid_w, tile_w, channels).transpose(0, 1, 3, 5, 2, 4)
     tables = _tables(tiles.reshape(n, grid_h, grid_w, channels, tile_h * tile_w), clip_limit, tile_h * tile_w)
     tables = np.pad(tables, ((0, 0), (1, 1), (1, 1), (0, 0), (0, 0)), mode="edge")
     y0, y1, wy = _axis_weights(tile_h * grid_h, tile_h, grid_h)

@@ -70,6 +70,7 @@ def einsum_dense_geometry(equation: str, bias_axes: Optional[str], input_shape, 
     if len(out) != len(z_spec) + (elided if side else 0):
         raise ValueError(f"{where}: argument `output_shape`={tuple(output_shape)} does not fit the equation "
                          f"{equation!r} (an input of shape {input_shape})")
+    given = list(out)                           # the weights take their sizes from these, as Keras' do
     for d in x_spec:
         if d in z_at and out[z_at[d]] is not None and out[z_at[d]] != input_shape[x_at[d]]:
             raise ValueError(f"{where}: the input and output shapes differ on their shared axis '{d}': "
@@ -83,7 +84,7 @@ def einsum_dense_geometry(equation: str, bias_axes: Optional[str], input_shape, 
     kernel, input_axes, output_axes = [], [], []
     for i, d in enumerate(w_spec):
         if d in z_at:
-            kernel.append(out[z_at[d]])
+            kernel.append(given[z_at[d]])
             output_axes.append(i)
         elif d in x_at:
             kernel.append(input_shape[x_at[d]])
@@ -92,8 +93,9 @@ def einsum_dense_geometry(equation: str, bias_axes: Optional[str], input_shape, 
             raise ValueError(f"{where}: the kernel axis '{d}' of {equation!r} is in neither the input nor the output")
     if any(k is None for k in kernel):
         raise ValueError(f"{where}: the kernel's sizes must be known, got {tuple(kernel)} from the input shape "
-                         f"{input_shape} and output_shape {tuple(output_shape)}")
-    return EinsumGeometry(tuple(kernel), _bias_shape(bias_axes, z_spec, out, elided, side, equation, where),
+                         f"{input_shape} and output_shape {tuple(output_shape)} (a kernel axis on the output takes "
+                         f"its size from `output_shape`, as in Keras)")
+    return EinsumGeometry(tuple(kernel), _bias_shape(bias_axes, z_spec, given, elided, side, equation, where),
                           tuple(out), tuple(input_axes), tuple(output_axes))
 
 
