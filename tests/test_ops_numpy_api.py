@@ -18,7 +18,8 @@ keras = pytest.importorskip("keras")
 
 # Keras on torch runs these through `result_type`, which makes 64-bit types 32-bit (JAX's
 # default); convscope keeps float64 (its ops contract).  The tests check Keras still does so.
-KERAS_TORCH_FLOAT32 = {"maximum", "minimum", "matmul", "dot", "tensordot", "var", "prod", "floor_divide"}
+KERAS_TORCH_FLOAT32 = {"maximum", "minimum", "matmul", "dot", "tensordot", "var", "prod", "floor_divide", "floor",
+                       "ceil", "cumsum"}
 # ... and these keep float64 but compute in float32 (mean) or cast the bounds to float32 (clip).
 KERAS_TORCH_FLOAT32_MATH = {"mean", "clip"}
 
@@ -31,6 +32,11 @@ KERAS_FUNCTIONS = [
     "greater", "greater_equal", "equal", "not_equal", "stop_gradient",
     "relu", "relu6", "sigmoid", "hard_sigmoid", "silu", "swish", "hard_silu", "hard_swish", "gelu",
     "softplus", "softsign", "elu", "selu", "leaky_relu", "softmax", "log_softmax",
+    "sin", "cos", "tan", "arcsin", "arccos", "arctan", "sinh", "cosh", "arcsinh", "arccosh", "arctanh", "expm1",
+    "exp2", "log2", "log10", "reciprocal", "rsqrt", "cbrt", "floor", "ceil", "round", "trunc", "isnan", "isinf",
+    "isfinite", "logical_and", "logical_or", "logical_not", "arange", "zeros", "ones", "full", "full_like", "eye",
+    "identity", "linspace", "swapaxes", "moveaxis", "flip", "roll", "ravel", "triu", "tril", "cumsum",
+    "logsumexp", "sort", "argsort", "any", "all", "count_nonzero",
 ]
 
 
@@ -142,6 +148,42 @@ CASES += [
     case("softmax", lambda d: (d.n(3, 5),), axis=0), case("softmax", lambda d: (d.n(2, 3, 5),), axis=(1, 2)),
     case("log_softmax", lambda d: (d.n(3, 5),), axis=0),
 ]
+
+for _name in ("sin", "cos", "tan", "arctan", "sinh", "cosh", "arcsinh", "expm1", "exp2", "cbrt", "floor", "ceil",
+              "trunc", "isnan", "isinf", "isfinite", "logical_not", "ravel", "sort", "argsort"):
+    CASES.append(case(_name, lambda d: (d.n(3, 4),)))
+for _name in ("log2", "log10", "reciprocal", "rsqrt"):
+    CASES.append(case(_name, lambda d: (d.pos(3, 4),)))
+CASES += [
+    case("arcsin", lambda d: (d.n(3, 4) * 0.3,)), case("arccos", lambda d: (d.n(3, 4) * 0.3,)),
+    case("arctanh", lambda d: (d.n(3, 4) * 0.3,)), case("arccosh", lambda d: (d.pos(3, 4) + 1,)),
+    case("round", lambda d: (d.n(3, 4) * 10,)), case("round", lambda d: (d.n(3, 4) * 10, 1)),
+    case("logical_and", lambda d: (d.n(3, 4) > 0, d.n(4) > 0)), case("logical_or", lambda d: (d.n(3, 4) > 0, 0)),
+    case("arange", lambda d: (5,)), case("arange", lambda d: (1, 7, 2)), case("arange", lambda d: (0.0, 1, 0.25)),
+    case("arange", lambda d: (5,), dtype="float32"),
+    case("zeros", lambda d: ((2, 3),)), case("ones", lambda d: ((2,),), dtype="int32"),
+    case("full", lambda d: ((2, 2), 3)), case("full", lambda d: ((2, 2), 3.5)),
+    case("full_like", lambda d: (d.n(3, 4), 2)), case("full_like", lambda d: (np.ones(3, "int32"), 2.5)),
+    case("eye", lambda d: (3,)), case("eye", lambda d: (3, 4, 1)), case("identity", lambda d: (3,)),
+    case("linspace", lambda d: (0, 1, 5)), case("linspace", lambda d: (0, 1, 5, False)),
+    case("swapaxes", lambda d: (d.n(2, 3, 4), 0, 2)), case("moveaxis", lambda d: (d.n(2, 3, 4), 0, -1)),
+    case("flip", lambda d: (d.n(2, 3, 4),)), case("flip", lambda d: (d.n(2, 3, 4), 1)),
+    case("roll", lambda d: (d.n(3, 4), 2)), case("roll", lambda d: (d.n(3, 4), 1, 1)),
+    case("roll", lambda d: (d.n(3, 4), (1, 2), (0, 1))),
+    case("triu", lambda d: (d.n(2, 3, 4),)), case("tril", lambda d: (d.n(3, 4), -1)),
+    case("cumsum", lambda d: (d.n(3, 4),)), case("cumsum", lambda d: (d.n(3, 4), 1)),
+    case("cumsum", lambda d: (np.arange(12, dtype="int32").reshape(3, 4), 0)),
+    case("logsumexp", lambda d: (d.n(3, 4),)), case("logsumexp", lambda d: (d.n(3, 4), 1, True)),
+    case("sort", lambda d: (d.n(3, 4), 0)), case("argsort", lambda d: (d.n(3, 4), 0)),
+    case("any", lambda d: (d.n(3, 4) > 0.5, 1)), case("all", lambda d: (d.n(3, 4) > -2,)),
+    case("count_nonzero", lambda d: (d.n(3, 4) > 0, 0)), case("count_nonzero", lambda d: (d.n(3, 4) > 0,)),
+]
+
+
+def test_shape_ndim_and_size_are_keras():
+    x = np.zeros((2, 3, 4), np.float32)
+    assert ops.shape(x) == tuple(keras.ops.shape(x)) == (2, 3, 4)
+    assert ops.ndim(x) == keras.ops.ndim(x) == 3 and ops.size(x) == int(keras.ops.size(x)) == 24
 
 
 def as_numpy(value):

@@ -187,6 +187,44 @@ GRADS += [
       lambda x, w: torch.sum(F.softmax(torch.tanh(x) @ w, dim=-1) * torch.sigmoid(x[:, :2]), dim=0), (5, 3), (3, 2)),
 ]
 
+def small(rng, shape):
+    """|x| < 0.6: inside arcsin's, arccos' and arctanh's domains."""
+    return rng.uniform(-0.6, 0.6, size=shape)
+
+
+def above_one(rng, shape):
+    return rng.uniform(1.3, 2.5, size=shape)
+
+
+for _fn, _theirs, _draw in [("sin", torch.sin, normal), ("cos", torch.cos, normal), ("tan", torch.tan, small),
+                            ("arcsin", torch.arcsin, small), ("arccos", torch.arccos, small),
+                            ("arctan", torch.arctan, normal), ("sinh", torch.sinh, normal),
+                            ("cosh", torch.cosh, normal), ("arcsinh", torch.arcsinh, normal),
+                            ("arccosh", torch.arccosh, above_one), ("arctanh", torch.arctanh, small),
+                            ("expm1", torch.expm1, normal), ("exp2", torch.exp2, normal),
+                            ("log2", torch.log2, positive), ("log10", torch.log10, positive),
+                            ("reciprocal", torch.reciprocal, positive), ("rsqrt", torch.rsqrt, positive),
+                            ("cbrt", lambda x: torch.sign(x) * torch.abs(x) ** (1 / 3), positive),
+                            ("ravel", lambda x: x.reshape(-1), normal)]:
+    GRADS.append(T(_fn, getattr(ops, _fn), _theirs, (3, 4), draw=_draw))
+GRADS += [
+    T("floor", ops.floor, torch.floor, (3, 4)), T("ceil", ops.ceil, torch.ceil, (3, 4)),
+    T("trunc", ops.trunc, torch.trunc, (3, 4)), T("round", ops.round, torch.round, (3, 4)),
+    T("swapaxes", lambda x: ops.swapaxes(x, 0, 2), lambda x: torch.swapaxes(x, 0, 2), (2, 3, 4)),
+    T("moveaxis", lambda x: ops.moveaxis(x, 0, -1), lambda x: torch.moveaxis(x, 0, -1), (2, 3, 4)),
+    T("flip", lambda x: ops.flip(x, 1), lambda x: torch.flip(x, (1,)), (2, 3, 4)),
+    T("flip", ops.flip, lambda x: torch.flip(x, (0, 1, 2)), (2, 3, 4)),
+    T("roll", lambda x: ops.roll(x, 2), lambda x: torch.roll(x, 2), (3, 4)),
+    T("roll", lambda x: ops.roll(x, (1, -2), (0, 1)), lambda x: torch.roll(x, (1, -2), (0, 1)), (3, 4)),
+    T("triu", lambda x: ops.triu(x, 1), lambda x: torch.triu(x, 1), (2, 3, 4)),
+    T("tril", ops.tril, torch.tril, (3, 4)),
+    T("cumsum", lambda x: ops.cumsum(x, 1), lambda x: torch.cumsum(x, 1), (3, 4)),
+    T("cumsum", ops.cumsum, lambda x: torch.cumsum(x.reshape(-1), 0), (3, 4)),
+    T("logsumexp", lambda x: ops.logsumexp(x, 1), lambda x: torch.logsumexp(x, 1), (3, 4)),
+    T("logsumexp", lambda x: ops.logsumexp(x, (0, 1), True), lambda x: torch.logsumexp(x, (0, 1), True), (3, 4)),
+    T("sort", lambda x: ops.sort(x, 0), lambda x: torch.sort(x, dim=0, stable=True).values, (3, 4)),
+]
+
 DIFFERENTIABLE = {
     "add", "subtract", "multiply", "divide", "true_divide", "negative", "power", "square", "sqrt", "exp", "log",
     "log1p", "abs", "absolute", "sign", "tanh", "maximum", "minimum", "clip", "where", "matmul", "dot",
@@ -194,6 +232,9 @@ DIFFERENTIABLE = {
     "expand_dims", "squeeze", "concatenate", "stack", "split", "tile", "repeat", "broadcast_to", "take", "pad",
     "cast", "relu", "relu6", "sigmoid", "hard_sigmoid", "silu", "swish", "hard_silu", "hard_swish", "gelu",
     "softplus", "softsign", "elu", "selu", "leaky_relu", "softmax", "log_softmax",
+    "sin", "cos", "tan", "arcsin", "arccos", "arctan", "sinh", "cosh", "arcsinh", "arccosh", "arctanh", "expm1",
+    "exp2", "log2", "log10", "reciprocal", "rsqrt", "cbrt", "floor", "ceil", "round", "trunc", "swapaxes",
+    "moveaxis", "flip", "roll", "ravel", "triu", "tril", "cumsum", "logsumexp", "sort",
 }
 
 

@@ -21,7 +21,9 @@ __all__ = ["emit_operation"]
 _BINARY = {"add": "Add", "subtract": "Sub", "multiply": "Mul", "divide": "Div", "true_divide": "Div",
            "power": "Pow", "maximum": "Max", "minimum": "Min", "matmul": "MatMul"}
 _UNARY = {"negative": "Neg", "absolute": "Abs", "abs": "Abs", "sqrt": "Sqrt", "exp": "Exp", "log": "Log",
-          "tanh": "Tanh", "sign": "Sign"}
+          "tanh": "Tanh", "sign": "Sign", "sin": "Sin", "cos": "Cos", "tan": "Tan", "arcsin": "Asin", "arccos": "Acos",
+          "arctan": "Atan", "sinh": "Sinh", "cosh": "Cosh", "arcsinh": "Asinh", "arccosh": "Acosh",
+          "arctanh": "Atanh", "floor": "Floor", "ceil": "Ceil", "reciprocal": "Reciprocal"}
 _ACTIVATIONS = {"relu", "relu6", "sigmoid", "hard_sigmoid", "silu", "hard_silu", "gelu", "softplus", "softsign",
                 "elu", "selu", "leaky_relu", "softmax", "log_softmax", "celu", "hard_tanh", "hard_shrink",
                 "soft_shrink", "tanh_shrink", "log_sigmoid", "squareplus", "sparse_plus", "sparse_sigmoid"}

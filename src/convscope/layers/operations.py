@@ -39,6 +39,11 @@ _NN_FUNCTIONS = frozenset({"relu", "relu6", "sigmoid", "hard_sigmoid", "silu", "
                            "hard_shrink", "soft_shrink", "tanh_shrink", "log_sigmoid", "squareplus", "sparse_plus",
                            "sparse_sigmoid"})
 _CORE_FUNCTIONS = frozenset({"cast"})
+_MATH_FUNCTIONS = frozenset({"logsumexp", "rsqrt"})
+_UNARY_ELEMENTWISE = frozenset({"sin", "cos", "tan", "arcsin", "arccos", "arctan", "sinh", "cosh", "arcsinh",
+                                "arccosh", "arctanh", "expm1", "exp2", "log2", "log10", "reciprocal", "rsqrt", "cbrt",
+                                "floor", "ceil", "round", "trunc", "isnan", "isinf", "isfinite", "logical_not",
+                                "logical_and", "logical_or"})
 
 # (Keras module, class name) -> class
 OPERATION_CLASSES: Dict[Tuple[str, str], type] = {}
@@ -51,11 +56,11 @@ def _signature(name: str) -> inspect.Signature:
 
 def _function(name: str):
     """The `convscope.ops` function of that Keras name (unwrapped from the symbolic dispatch)."""
-    from ..ops import nn_api, numpy_api
+    from ..ops import nn_api, numpy_api, numpy_more
     if name == "get_item":
         fn = numpy_api._getitem
-    elif name in numpy_api.__all__ or name in nn_api.__all__:
-        fn = getattr(numpy_api, name, None) or getattr(nn_api, name)
+    elif name in numpy_api.__all__ or name in nn_api.__all__ or name in numpy_more.__all__:
+        fn = next(getattr(module, name) for module in (numpy_api, nn_api, numpy_more) if name in module.__all__)
     else:
         raise ValueError(f"operations: {name!r} is not one of the Keras functions of convscope.ops")
     return getattr(fn, "__wrapped__", fn)
@@ -160,8 +165,8 @@ class Operation(Layer):
     def describe(self):
         """kind "operation", op the `convscope.ops` function's name ("multiply", "get_item", ...); elementwise
         for arithmetic, comparisons and activations applied value by value (not softmax)."""
-        elementwise = self.function in _ELEMENTWISE or (self.function in _NN_FUNCTIONS
-                                                        and self.function not in ("softmax", "log_softmax"))
+        elementwise = self.function in _ELEMENTWISE | _UNARY_ELEMENTWISE or (
+            self.function in _NN_FUNCTIONS and self.function not in ("softmax", "log_softmax"))
         return LayerSpec(kind="operation", op=self.function, elementwise=elementwise)
 
     def compute_output_shape(self, input_shape):
@@ -227,6 +232,8 @@ def _module_of(function: str) -> str:
         return "keras.src.ops.nn"
     if function in _CORE_FUNCTIONS:
         return "keras.src.ops.core"
+    if function in _MATH_FUNCTIONS:
+        return "keras.src.ops.math"
     return "keras.src.ops.numpy"
 
 

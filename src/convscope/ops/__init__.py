@@ -44,6 +44,11 @@ from .numpy_api import (abs, absolute, add, argmax, argmin, broadcast_to, cast, 
 from .nn_api import (celu, elu, gelu, hard_shrink, hard_sigmoid, hard_silu, hard_swish, hard_tanh, leaky_relu,
                      log_sigmoid, log_softmax, relu, relu6, selu, sigmoid, silu, soft_shrink, softmax, softplus,
                      softsign, sparse_plus, sparse_sigmoid, squareplus, swish, tanh_shrink)
+from .numpy_more import (all, any, arange, arccos, arccosh, arcsin, arcsinh, arctan, arctanh, argsort, cbrt, ceil,
+                         cos, cosh, count_nonzero, cumsum, exp2, expm1, eye, flip, floor, full, full_like, identity,
+                         isfinite, isinf, isnan, linspace, log2, log10, logical_and, logical_not, logical_or,
+                         logsumexp, moveaxis, ndim, ones, ravel, reciprocal, roll, round, rsqrt, shape, sin, sinh, size,
+                         sort, swapaxes, tan, tril, triu, trunc, zeros)
 
 __all__ = [
     "shapes", "augment", "affine_transform", "affine_transform_forward", "affine_transform_backward",
@@ -78,4 +83,10 @@ __all__ = [
     "relu", "relu6", "sigmoid", "hard_sigmoid", "silu", "swish", "hard_silu", "hard_swish", "gelu",
     "softplus", "softsign", "elu", "selu", "leaky_relu", "softmax", "log_softmax", "celu", "hard_tanh",
     "hard_shrink", "soft_shrink", "tanh_shrink", "log_sigmoid", "squareplus", "sparse_plus", "sparse_sigmoid",
+    # more of `keras.ops` (numpy_more.py)
+    "sin", "cos", "tan", "arcsin", "arccos", "arctan", "sinh", "cosh", "arcsinh", "arccosh", "arctanh", "expm1",
+    "exp2", "log2", "log10", "reciprocal", "rsqrt", "cbrt", "floor", "ceil", "round", "trunc", "isnan", "isinf",
+    "isfinite", "logical_and", "logical_or", "logical_not", "arange", "zeros", "ones", "full", "full_like", "eye",
+    "identity", "linspace", "swapaxes", "moveaxis", "flip", "roll", "ravel", "triu", "tril", "cumsum",
+    "logsumexp", "sort", "argsort", "any", "all", "count_nonzero", "shape", "ndim", "size",
 ]
