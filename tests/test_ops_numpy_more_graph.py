@@ -67,3 +67,25 @@ def test_the_element_wise_ones_export_to_onnx(tmp_path):
     data = np.random.default_rng(0).standard_normal((4, 5)).astype("float32")
     np.testing.assert_allclose(session.run(None, {session.get_inputs()[0].name: data})[0],
                                model.predict(data, verbose=0), rtol=1e-5, atol=1e-5)
+
+
+def test_full_like_any_and_logical_ops_on_symbolic_tensors_as_keras(keras, tmp_path):
+    """`full_like`'s fill value is a node argument in Keras (not config); `any`/`all` take axis tuples (a JSON list
+    in a file); `logical_and` broadcasts an unknown axis as the other element-wise functions."""
+    def build(lib):
+        x = lib.Input((3, 4))
+        filled = lib.ops.full_like(x, 2.5) * x
+        flags = lib.ops.cast(lib.ops.any(x > 0, axis=(1, 2), keepdims=True), "float32")
+        return lib.Model(x, filled * flags)
+    keras.utils.set_random_seed(0)
+    theirs = build(keras)
+    theirs.save(tmp_path / "theirs.keras")
+    ours = cs.models.load_model(tmp_path / "theirs.keras")
+    x = np.random.default_rng(3).standard_normal((2, 3, 4)).astype("float32")
+    np.testing.assert_allclose(ours.predict(x, verbose=0), keras.ops.convert_to_numpy(theirs(x)), rtol=1e-6)
+    build(cs).save(tmp_path / "ours.keras")
+    back = keras.saving.load_model(tmp_path / "ours.keras")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(back(x)), keras.ops.convert_to_numpy(theirs(x)), rtol=1e-6)
+    unknown = cs.Input((None,))
+    assert cs.ops.logical_and(unknown > 0, np.ones(5, bool)).shape == \
+        tuple(keras.ops.logical_and(keras.Input((None,)) > 0, np.ones(5, bool)).shape)

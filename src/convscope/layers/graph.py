@@ -73,6 +73,16 @@ class KerasTensor:
     def __neg__(self): return self._op("negative", self)
     def __abs__(self): return self._op("absolute", self)
     def __getitem__(self, key): return self._op("get_item", self, key)
+    # comparisons and boolean logic, as Keras' KerasTensor records them (`==` and `!=` stay identity here)
+    def __lt__(self, other): return self._op("less", self, other)
+    def __le__(self, other): return self._op("less_equal", self, other)
+    def __gt__(self, other): return self._op("greater", self, other)
+    def __ge__(self, other): return self._op("greater_equal", self, other)
+    def __and__(self, other): return self._op("logical_and", self, other)
+    def __rand__(self, other): return self._op("logical_and", other, self)
+    def __or__(self, other): return self._op("logical_or", self, other)
+    def __ror__(self, other): return self._op("logical_or", other, self)
+    def __invert__(self): return self._op("logical_not", self)
 
 
 class Node:

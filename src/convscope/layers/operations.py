@@ -27,13 +27,13 @@ from .spec import LayerSpec
 __all__ = ["Operation", "symbolic_op", "symbolic_call", "operation_class", "deserialize", "OPERATION_CLASSES"]
 
 # Parameters that are node arguments (tensors, or constants in a tensor's place); the others are config.
-_TENSOR_PARAMS = frozenset({"x", "x1", "x2", "condition", "xs", "indices", "key"})
+_TENSOR_PARAMS = frozenset({"x", "x1", "x2", "condition", "xs", "indices", "key", "fill_value"})  # full_like's too
 _KWARG_PARAMS = frozenset({"constant_values"})        # Keras writes these in the node's kwargs
 _ALIASES = {"abs": "absolute", "swish": "silu", "hard_swish": "hard_silu"}
 _OPERATORS = {"divide": "true_divide"}                # KerasTensor's `/` is ops.true_divide in Keras
 _ELEMENTWISE = frozenset({"add", "subtract", "multiply", "divide", "true_divide", "floor_divide", "power",
                           "maximum", "minimum", "where", "less", "less_equal", "greater", "greater_equal",
-                          "equal", "not_equal"})
+                          "equal", "not_equal", "logical_and", "logical_or"})
 _NN_FUNCTIONS = frozenset({"relu", "relu6", "sigmoid", "hard_sigmoid", "silu", "hard_silu", "gelu", "softplus",
                            "softsign", "elu", "selu", "leaky_relu", "softmax", "log_softmax", "celu", "hard_tanh",
                            "hard_shrink", "soft_shrink", "tanh_shrink", "log_sigmoid", "squareplus", "sparse_plus",

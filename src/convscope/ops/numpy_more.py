@@ -13,7 +13,7 @@ import builtins
 import numpy as np
 
 from .. import backend
-from .numpy_api import _arg, _axis, _check_broadcast, _common, _one, _result_dtype, _symbolic_dispatch, _unary
+from .numpy_api import _arg, _axes, _axis, _check_broadcast, _common, _one, _result_dtype, _symbolic_dispatch, _unary
 from .tape import record_node
 
 __all__ = [
@@ -72,8 +72,15 @@ ceil = _flat("ceil", np.ceil, floating=True)
 trunc = _flat("trunc", np.trunc)
 
 
+def _int_arg(value, fn: str, arg: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"ops.{fn}: argument `{arg}` must be an int, got {value!r}")
+    return builtins.int(value)
+
+
 def round(x, decimals=0):
     """Rounded to `decimals` places, halves to even (NumPy's and torch's); a zero gradient."""
+    decimals = _int_arg(decimals, "round", "decimals")
     value = _one(x, "round")
     return record_node("round", (x,), np.asarray(np.round(value, decimals)), lambda g, need: (np.zeros_like(g),))
 
@@ -118,6 +125,8 @@ def arange(start, stop=None, step=None, dtype=None):
              if v is not None]
     if stop is None:
         start, stop = 0, start
+    if step == 0:
+        raise ValueError("ops.arange: argument `step` must not be 0")
     return np.arange(start, stop, 1 if step is None else step, dtype=_dtype(dtype, _result_dtype(parts)))
 
 
@@ -149,6 +158,8 @@ def identity(n, dtype=None):
 
 def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0):
     """`num` evenly spaced values from start to stop (floatx unless `dtype`)."""
+    if _int_arg(num, "linspace", "num") < 0:
+        raise ValueError(f"ops.linspace: argument `num` must be >= 0, got {num}")
     result = np.linspace(start, stop, num, endpoint, retstep, None, axis)
     values, step = result if retstep else (result, None)
     values = values.astype(_dtype(dtype, backend.floatx()))
@@ -162,19 +173,37 @@ def swapaxes(x, axis1, axis2):
     return record_node("swapaxes", (x,), np.swapaxes(value, a, b), lambda g, need: (np.swapaxes(g, a, b),))
 
 
+def _axes_as_given(axis, ndim: int, fn: str, arg: str = "axis"):
+    """An int or a list/tuple of ints, each checked against `ndim` (order kept); None stays None."""
+    if axis is None:
+        return None
+    if isinstance(axis, (list, tuple)):
+        return tuple(_axis(a, ndim, fn, arg) for a in axis)
+    return _axis(axis, ndim, fn, arg)
+
+
 def moveaxis(x, source, destination):
     value = _one(x, "moveaxis")
+    source = _axes_as_given(source, value.ndim, "moveaxis", "source")
+    destination = _axes_as_given(destination, value.ndim, "moveaxis", "destination")
+    if np.ndim(source) != np.ndim(destination) or np.size(source) != np.size(destination):
+        raise ValueError(f"ops.moveaxis: arguments `source` and `destination` must name as many axes, got {source} "
+                         f"and {destination}")
     return record_node("moveaxis", (x,), np.moveaxis(value, source, destination),
                        lambda g, need: (np.moveaxis(g, destination, source),))
 
 
 def flip(x, axis=None):
     value = _one(x, "flip")
+    axis = _axes_as_given(axis, value.ndim, "flip")
     return record_node("flip", (x,), np.flip(value, axis), lambda g, need: (np.flip(g, axis),))
 
 
 def roll(x, shift, axis=None):
     value = _one(x, "roll")
+    shift = tuple(_int_arg(s, "roll", "shift") for s in shift) if isinstance(shift, (list, tuple)) else \
+        _int_arg(shift, "roll", "shift")
+    axis = _axes_as_given(axis, value.ndim, "roll")
     back = tuple(-s for s in shift) if isinstance(shift, (list, tuple)) else -shift
     return record_node("roll", (x,), np.roll(value, shift, axis), lambda g, need: (np.roll(g, back, axis),))
 
@@ -185,7 +214,10 @@ def ravel(x):
 
 
 def _triangle(fn: str, x, k: int, keep):
+    k = _int_arg(k, fn, "k")
     value = _one(x, fn)
+    if value.ndim < 2:
+        raise ValueError(f"ops.{fn}: argument `x` must have 2 or more axes, got shape {value.shape}")
     mask = keep(np.ones(value.shape[-2:], bool), k)
     return record_node(fn, (x,), np.where(mask, value, np.zeros((), value.dtype)), lambda g, need: (g * mask,))
 
@@ -220,8 +252,8 @@ def cumsum(x, axis=None, dtype=None):
 def logsumexp(x, axis=None, keepdims=False):
     """log(Σ exp(x)) over `axis`, computed from the largest value; the gradient: softmax over `axis`."""
     value = _one(x, "logsumexp", floating=True)
-    axes = tuple(range(value.ndim)) if axis is None else tuple(
-        _axis(a, value.ndim, "logsumexp") for a in (axis if isinstance(axis, (list, tuple)) else (axis,)))
+    axes = _axes(axis, value.ndim, "logsumexp")
+    axes = tuple(range(value.ndim)) if axes is None else axes
     with np.errstate(invalid="ignore", over="ignore"):
         top = np.max(value, axis=axes, keepdims=True)
         top = np.where(np.isfinite(top), top, np.zeros((), value.dtype))
@@ -236,34 +268,40 @@ def logsumexp(x, axis=None, keepdims=False):
 
 
 def sort(x, axis=-1):
-    """Sorted along `axis`; the gradient goes back to each value's place."""
+    """Sorted along `axis` (None: the flattened array); the gradient goes back to each value's place."""
     value = _one(x, "sort")
-    along = _axis(axis, value.ndim, "sort")
-    order = np.argsort(value, axis=along, kind="stable")
+    source = value.reshape(-1) if axis is None else value
+    along = 0 if axis is None else _axis(axis, value.ndim, "sort")
+    order = np.argsort(source, axis=along, kind="stable")
 
     def rule(g, need):
         grad = np.zeros_like(g)
         np.put_along_axis(grad, order, g, axis=along)
-        return (grad,)
-    return record_node("sort", (x,), np.take_along_axis(value, order, axis=along), rule)
+        return (grad.reshape(value.shape),)
+    return record_node("sort", (x,), np.take_along_axis(source, order, axis=along), rule)
 
 
 def argsort(x, axis=-1):
     """The indices that sort `x` along `axis` (stable), int32 as Keras'."""
     value = _one(x, "argsort")
-    return np.argsort(value, axis=axis, kind="stable").astype(np.int32)
+    if axis is None:
+        return np.argsort(value.reshape(-1), kind="stable").astype(np.int32)
+    return np.argsort(value, axis=_axis(axis, value.ndim, "argsort"), kind="stable").astype(np.int32)
 
 
 def any(x, axis=None, keepdims=False):
-    return np.asarray(np.any(_one(x, "any"), axis=axis, keepdims=keepdims))
+    value = _one(x, "any")
+    return np.asarray(np.any(value, axis=_axes(axis, value.ndim, "any"), keepdims=keepdims))
 
 
 def all(x, axis=None, keepdims=False):
-    return np.asarray(np.all(_one(x, "all"), axis=axis, keepdims=keepdims))
+    value = _one(x, "all")
+    return np.asarray(np.all(value, axis=_axes(axis, value.ndim, "all"), keepdims=keepdims))
 
 
 def count_nonzero(x, axis=None):
-    return np.asarray(np.count_nonzero(_one(x, "count_nonzero"), axis=axis)).astype(np.int32)
+    value = _one(x, "count_nonzero")
+    return np.asarray(np.count_nonzero(value, axis=_axes(axis, value.ndim, "count_nonzero"))).astype(np.int32)
 
 
 def shape(x):
@@ -279,7 +317,10 @@ def ndim(x):
 
 
 def size(x):
-    return builtins.int(np.prod(shape(x), dtype=np.int64))
+    dims = shape(x)
+    if None in dims:
+        raise ValueError(f"ops.size: the size of a tensor with an unknown axis is not known, got shape {dims}")
+    return builtins.int(np.prod(dims, dtype=np.int64))
 
 
 # On symbolic tensors (`keras.Input`), the functions that take tensors record an operation node, as Keras' do.
