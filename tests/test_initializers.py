@@ -124,3 +124,12 @@ def test_bad_identifiers_and_arguments():
         init.GlorotUniform()((3, -1))
     with pytest.raises(ValueError, match=r"Identity: needs a 2-D shape, got \(2, 2, 2\)"):
         init.Identity()((2, 2, 2))
+
+
+def test_keras_3_other_names_for_orthogonal_and_identity(keras):
+    from convscope import initializers as I
+    for name in ("OrthogonalInitializer", "IdentityInitializer"):
+        assert getattr(I, name).__name__ == getattr(keras.initializers, name).__name__
+        rebuilt = I.get({"module": "keras.initializers", "class_name": name, "config": {"gain": 2.0},
+                         "registered_name": None})
+        assert type(rebuilt).__name__ == getattr(keras.initializers, name).__name__ and rebuilt.gain == 2.0

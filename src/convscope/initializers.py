@@ -18,7 +18,7 @@ from . import _rng
 __all__ = [
     "Initializer", "Zeros", "Ones", "Constant", "RandomNormal", "RandomUniform", "TruncatedNormal",
     "VarianceScaling", "GlorotUniform", "GlorotNormal", "HeUniform", "HeNormal", "LecunUniform",
-    "LecunNormal", "Orthogonal", "Identity", "compute_fans", "get", "serialize", "deserialize",
+    "LecunNormal", "Orthogonal", "Identity", "OrthogonalInitializer", "IdentityInitializer", "compute_fans", "get", "serialize", "deserialize",
 ]
 
 # Standard deviation of a unit normal truncated to [-2, 2]; Keras divides by it so that
@@ -356,6 +356,8 @@ _CLASSES = {cls.__name__: cls for cls in (
     Zeros, Ones, Constant, RandomNormal, RandomUniform, TruncatedNormal, VarianceScaling,
     GlorotUniform, GlorotNormal, HeUniform, HeNormal, LecunUniform, LecunNormal, Orthogonal, Identity)}
 _CLASSES["IdentityInitializer"] = Identity  # Keras 3's registered name
+_CLASSES["OrthogonalInitializer"] = Orthogonal
+OrthogonalInitializer, IdentityInitializer = Orthogonal, Identity      # Keras 3's other names for them
 
 _ALIASES = {
     "zeros": Zeros, "zero": Zeros, "ones": Ones, "one": Ones, "constant": Constant,
