@@ -15,7 +15,7 @@ from typing import Any, Dict, List
 import numpy as np
 
 from .. import backend
-from .base import Shape, check_kept_for_backward
+from .base import Shape, check_kept_for_backward, runs_own_call
 from .spec import LayerSpec
 from .wrapper import Wrapper
 
@@ -46,23 +46,37 @@ class TimeDistributed(Wrapper):
         return LayerSpec(kind="time_distributed", inner=self.layer)
 
     # -- computing -----------------------------------------------------------------------------------
+    def _merges_steps(self, training: bool) -> bool:
+        """At inference a built-in layer computes sample by sample: the steps run as one batch of batch·time
+        samples (the same numbers, one call instead of one per step).  In training each step runs alone, as
+        Keras runs it (a BatchNormalization's statistics, a Dropout's masks per step); a custom layer too."""
+        return not training and not runs_own_call(self.layer)
+
     def forward(self, inputs, training: bool = False):
-        """(output, ctx): the layer's forward pass on each step in turn, stacked on axis 1; ctx the steps'
-        contexts (None where nothing is kept for a backward pass)."""
+        """(output, ctx): the layer's forward pass on each step in turn (or on all steps as one batch at
+        inference), stacked on axis 1; ctx what the backward pass needs (None where nothing is kept)."""
         x = np.asarray(inputs)
         self.compute_output_shape((None,) + x.shape[1:])
+        keep = backend.keeps_for_backward()
+        if self._merges_steps(training) and x.shape[1] and x.shape[0]:
+            y, inner = self.layer.forward(x.reshape((-1,) + x.shape[2:]), training=training)
+            output = y.reshape(x.shape[:2] + y.shape[1:])
+            return output, ({"merged": inner, "shape": x.shape, "dtype": x.dtype} if keep else None)
         steps = [self.layer.forward(x[:, t], training=training) for t in range(x.shape[1])]
         if not steps:           # no time steps: the layer's output shape with an empty time axis
             shape = self.compute_output_shape(x.shape)
             return np.zeros((x.shape[0], 0) + tuple(shape[2:]), dtype=self.dtype), None
         output = np.stack([y for y, _ in steps], axis=1)
-        keep = backend.keeps_for_backward()
         return output, ({"steps": [ctx for _, ctx in steps], "shape": x.shape, "dtype": x.dtype} if keep else None)
 
     def backward(self, ctx, grad_output, need_input_grad: bool = True):
         """(input gradient, [(variable, gradient summed over the steps)])."""
         check_kept_for_backward(self, ctx)
         grad = np.asarray(grad_output)
+        if "merged" in ctx:
+            merged = grad.reshape((-1,) + grad.shape[2:])
+            grad_x, pairs = self.layer.backward(ctx["merged"], merged, need_input_grad=need_input_grad)
+            return (None if grad_x is None else grad_x.reshape(ctx["shape"]).astype(ctx["dtype"], copy=False)), pairs
         sums: Dict[int, Any] = {}
         order: List[Any] = []
         grads_x = []
