@@ -6,6 +6,7 @@ import pytest
 
 import convscope as cs
 from convscope import layers as L
+from _gradcheck import assert_gradients_close, numerical_gradient
 from _oracle import assert_layer_config_matches_keras_both_ways, assert_step_and_file_match_keras
 
 # (shape of x, shape of y, axes, normalize): ints and pairs, negative axes, rank 2 against 3 and 4
@@ -77,17 +78,9 @@ def test_gradients_against_float64_finite_differences():
     out, ctx = layer.forward([x, y], training=True)
     weights = rng.standard_normal(out.shape)
     (grad_x, grad_y), _ = layer.backward(ctx, weights)
+    loss = lambda: float(np.sum(layer([x, y]) * weights))  # noqa: E731
     for array, grad in ((x, grad_x), (y, grad_y)):
-        numeric = np.zeros_like(array)
-        for i in np.ndindex(array.shape):
-            saved = array[i]
-            array[i] = saved + 1e-6
-            up = np.sum(layer([x, y]) * weights)
-            array[i] = saved - 1e-6
-            down = np.sum(layer([x, y]) * weights)
-            array[i] = saved
-            numeric[i] = (up - down) / 2e-6
-        np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
+        assert_gradients_close(grad, numerical_gradient(loss, array))
 
 
 def test_a_zero_vector_is_bounded_as_keras_bounds_it(keras):

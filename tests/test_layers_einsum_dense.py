@@ -8,6 +8,7 @@ import pytest
 import convscope as cs
 from convscope import layers as L
 from _calls import backward, forward
+from _gradcheck import assert_layer_matches_finite_differences
 from _oracle import assert_layer_config_matches_keras_both_ways, assert_step_and_file_match_keras
 
 CASES = [
@@ -61,22 +62,8 @@ def test_an_axis_only_the_input_has_is_summed_and_its_gradient_broadcast():
     """"abc,cd->ad": b is summed over in the forward pass; float64 finite differences for every gradient."""
     rng = np.random.default_rng(4)
     layer = L.EinsumDense("abc,cd->ad", 3, bias_axes="d", activation="tanh", dtype="float64")
-    x = rng.standard_normal((2, 4, 5))
     layer.build_from_shape((None, 4, 5))
-    weights = rng.standard_normal((2, 3))
-    _, ctx = forward(layer, x, training=True)
-    grad_x, grads = backward(layer, ctx, weights)
-    for array, grad in [(x, grad_x)] + [(v.value, grads[v.name]) for v in layer.weights]:
-        numeric = np.zeros_like(array)
-        for i in np.ndindex(array.shape):
-            saved = array[i]
-            array[i] = saved + 1e-6
-            up = np.sum(layer(x) * weights)
-            array[i] = saved - 1e-6
-            down = np.sum(layer(x) * weights)
-            array[i] = saved
-            numeric[i] = (up - down) / 2e-6
-        np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
+    assert_layer_matches_finite_differences(layer, rng.standard_normal((2, 4, 5)))
 
 
 def test_the_kernel_initializer_takes_its_fans_from_the_equation(keras):

@@ -7,6 +7,7 @@ import pytest
 import convscope as cs
 from convscope import layers as L
 from _calls import backward, forward
+from _gradcheck import assert_layer_matches_finite_differences
 from _oracle import (assert_layer_config_matches_keras_both_ways, assert_layer_matches_keras_through_autograd,
                      assert_step_and_file_match_keras)
 
@@ -43,23 +44,9 @@ def test_an_inner_axis_is_normalized_and_scaled_there():
 def test_gradients_against_float64_finite_differences():
     rng = np.random.default_rng(3)
     layer = L.RMSNormalization(axis=[1, 2], epsilon=1e-4, dtype="float64")
-    x = rng.standard_normal((2, 3, 4, 2))
     layer.build_from_shape((None, 3, 4, 2))
     layer.scale.assign(rng.standard_normal((3, 4)))
-    weights = rng.standard_normal(x.shape)
-    out, ctx = forward(layer, x, training=True)
-    grad_x, grads = backward(layer, ctx, weights)
-    for array, grad in ((x, grad_x), (layer.scale.value, grads[layer.scale.name])):
-        numeric = np.zeros_like(array)
-        for i in np.ndindex(array.shape):
-            saved = array[i]
-            array[i] = saved + 1e-6
-            up = np.sum(layer(x) * weights)
-            array[i] = saved - 1e-6
-            down = np.sum(layer(x) * weights)
-            array[i] = saved
-            numeric[i] = (up - down) / 2e-6
-        np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
+    assert_layer_matches_finite_differences(layer, rng.standard_normal((2, 3, 4, 2)))
 
 
 @pytest.mark.parametrize("kwargs", [{}, dict(axis=[1, 2], epsilon=1e-3), dict(axis=-2)])

@@ -11,6 +11,7 @@ import pytest
 import convscope as cs
 from convscope import layers as L
 from _calls import backward, forward
+from _gradcheck import assert_gradients_close, numerical_gradient
 from _oracle import assert_layer_matches_keras_through_autograd, assert_step_and_file_match_keras, comparable_config
 
 
@@ -51,24 +52,19 @@ def test_batch_normalization_takes_each_steps_statistics_in_training_as_keras(ke
 
 
 def test_the_steps_weight_gradients_sum_as_float64_finite_differences_say():
+    """In training (one call per step) and at inference (the steps as one batch)."""
     rng = np.random.default_rng(3)
     layer = L.TimeDistributed(L.Dense(2, dtype="float64"), dtype="float64")
     x = rng.standard_normal((2, 3, 4))
     layer.build_from_shape((None, 3, 4))
     weights = rng.standard_normal((2, 3, 2))
-    _, ctx = forward(layer, x, training=True)
-    grad_x, grads = backward(layer, ctx, weights)
-    for variable in layer.weights:
-        value, numeric = variable.value, np.zeros(variable.shape)
-        for i in np.ndindex(value.shape):
-            saved = value[i]
-            value[i] = saved + 1e-6
-            up = np.sum(layer(x) * weights)
-            value[i] = saved - 1e-6
-            down = np.sum(layer(x) * weights)
-            value[i] = saved
-            numeric[i] = (up - down) / 2e-6
-        np.testing.assert_allclose(grads[variable.name], numeric, rtol=1e-7, atol=1e-9)
+    for training in (True, False):
+        _, ctx = forward(layer, x, training=training)
+        grad_x, grads = backward(layer, ctx, weights)
+        loss = lambda: float(np.sum(layer(x, training=training) * weights))  # noqa: E731
+        assert_gradients_close(grad_x, numerical_gradient(loss, x))
+        for variable in layer.weights:
+            assert_gradients_close(grads[variable.name], numerical_gradient(loss, variable.value))
 
 
 def _video_model(lib):

@@ -47,6 +47,14 @@ def gamma_beta_config(layer: Layer) -> Dict[str, Any]:
     }
 
 
+def axis_argument(axis, where: str):
+    """A normalization's `axis` checked: an int, or a non-empty list/tuple of ints (kept a list, as Keras)."""
+    items = list(axis) if isinstance(axis, (list, tuple)) else [axis]
+    if not items or any(isinstance(a, bool) or not isinstance(a, (int, np.integer)) for a in items):
+        raise TypeError(f"{where}: argument `axis` must be an int or a list/tuple of ints, got {axis!r}")
+    return [int(a) for a in items] if isinstance(axis, (list, tuple)) else int(axis)
+
+
 def feature_axes(layer: Layer, input_shape: Shape):
     """`layer.axis` as sorted non-negative axes, checked against `input_shape`: feature axes of known size."""
     try:
@@ -84,10 +92,7 @@ class LayerNormalization(Layer):
                  gamma_constraint=None, rms_scaling=False, **kwargs):
         super().__init__(**kwargs)
         where = self._describe()
-        items = list(axis) if isinstance(axis, (list, tuple)) else [axis]
-        if not items or any(isinstance(a, bool) or not isinstance(a, (int, np.integer)) for a in items):
-            raise TypeError(f"{where}: argument `axis` must be an int or a list/tuple of ints, got {axis!r}")
-        self.axis = [int(a) for a in items] if isinstance(axis, (list, tuple)) else int(axis)
+        self.axis = axis_argument(axis, where)
         self.epsilon = check_float(epsilon, "epsilon", where, 0.0, low_open=True)
         self.center = check_bool(center, "center", where)
         self.scale = check_bool(scale, "scale", where)

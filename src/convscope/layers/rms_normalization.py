@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import backend, initializers, ops
 from .base import Layer, Shape, check_float, check_kept_for_backward
-from .layer_normalization import feature_axes, normalized_input_shape
+from .layer_normalization import axis_argument, feature_axes, normalized_input_shape
 from .spec import LayerSpec
 
 KERAS_EPSILON = 1e-7        # Keras' backend.epsilon(): `ops.rms_normalization`'s epsilon where it is None
@@ -27,10 +27,7 @@ class RMSNormalization(Layer):
         """`epsilon` None: Keras' `backend.epsilon()`, 1e-7 (kept as None in the config, as Keras keeps it)."""
         super().__init__(**kwargs)
         where = self._describe()
-        items = list(axis) if isinstance(axis, (list, tuple)) else [axis]
-        if not items or any(isinstance(a, bool) or not isinstance(a, (int, np.integer)) for a in items):
-            raise TypeError(f"{where}: argument `axis` must be an int or a list/tuple of ints, got {axis!r}")
-        self.axis = [int(a) for a in items] if isinstance(axis, (list, tuple)) else int(axis)
+        self.axis = axis_argument(axis, where)
         self.epsilon = None if epsilon is None else check_float(epsilon, "epsilon", where, 0.0)
         self.scale = None
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import backend, ops
 from .base import Layer, Shape, check_kept_for_backward
+from .layer_normalization import axis_argument
 from .spec import LayerSpec
 
 
@@ -20,11 +21,7 @@ class UnitNormalization(Layer):
 
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)
-        items = list(axis) if isinstance(axis, (list, tuple)) else [axis]
-        if not items or any(isinstance(a, bool) or not isinstance(a, (int, np.integer)) for a in items):
-            raise TypeError(f"{self._describe()}: argument `axis` must be an int or a list/tuple of ints, "
-                            f"got {axis!r}")
-        self.axis = [int(a) for a in items] if isinstance(axis, (list, tuple)) else int(axis)
+        self.axis = axis_argument(axis, self._describe())
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         input_shape = tuple(input_shape)
