@@ -119,3 +119,22 @@ def assert_step_and_file_match_keras(keras, ours, theirs, x, y, loss: str, tmp_p
     back = keras.saving.load_model(tmp_path / "again.keras")
     np.testing.assert_allclose(keras.ops.convert_to_numpy(back.predict(x, verbose=0)), ours.predict(x, verbose=0),
                                rtol=1e-5, atol=1e-6)
+
+
+def assert_training_call_matches_keras(keras, ours, theirs, x, rng):
+    """One training call of `ours` (`forward`, `backward`) and of Keras' `theirs` on torch's autograd: the same
+    outputs, every weight the same after it (moving statistics, normalized kernels) and the same input gradient.
+    Returns our weight gradients by name (Keras' are on `theirs`' variables' `.value.grad`)."""
+    import torch
+    from _calls import backward, forward
+    y, ctx = forward(ours, x, training=True)
+    x_t = torch.tensor(x, requires_grad=True)
+    y_t = theirs(x_t, training=True)
+    upstream = rng.standard_normal(y.shape).astype("float32")
+    y_t.backward(torch.tensor(upstream))
+    np.testing.assert_allclose(y, y_t.detach().numpy(), rtol=1e-5, atol=1e-5)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, keras.ops.convert_to_numpy(b), rtol=1e-5, atol=1e-6)
+    grad_x, grads = backward(ours, ctx, upstream)
+    np.testing.assert_allclose(grad_x, x_t.grad.numpy(), rtol=1e-4, atol=1e-4)
+    return grads

@@ -11,7 +11,7 @@ import pytest
 import convscope as cs
 from convscope import layers as L
 from _calls import backward, forward
-from _oracle import assert_step_and_file_match_keras, comparable_config
+from _oracle import assert_step_and_file_match_keras, assert_training_call_matches_keras, comparable_config
 
 
 def _pair(keras, make, shape, iterations, rng):
@@ -32,22 +32,12 @@ def _pair(keras, make, shape, iterations, rng):
     (lambda lib: lib.DepthwiseConv2D(3, depth_multiplier=2), (2, 5, 5, 3), 1),
 ], ids=["conv2d", "dense", "conv2d_transpose", "depthwise"])
 def test_training_calls_normalize_the_kernel_and_match_keras_through_autograd(keras, make, shape, iterations):
-    import torch
     rng = np.random.default_rng(len(shape) + iterations)
     ours, theirs = _pair(keras, make, shape, iterations, rng)
     assert [v.name.split("/")[-1] for v in ours.weights] == [v.path.split("/")[-1] for v in theirs.weights]
     for _ in range(2):                      # twice: the second call starts from the first's vector_u
-        x = rng.standard_normal(shape).astype("float32")
-        y, ctx = forward(ours, x, training=True)
-        x_t = torch.tensor(x, requires_grad=True)
-        y_t = theirs(x_t, training=True)
-        upstream = rng.standard_normal(y.shape).astype("float32")
-        y_t.backward(torch.tensor(upstream))
-        np.testing.assert_allclose(y, y_t.detach().numpy(), rtol=1e-5, atol=1e-5)
-        for a, b in zip(ours.get_weights(), theirs.get_weights()):
-            np.testing.assert_allclose(a, keras.ops.convert_to_numpy(b), rtol=1e-5, atol=1e-6)
-        grad_x, grads = backward(ours, ctx, upstream)
-        np.testing.assert_allclose(grad_x, x_t.grad.numpy(), rtol=1e-4, atol=1e-4)
+        grads = assert_training_call_matches_keras(keras, ours, theirs, rng.standard_normal(shape).astype("float32"),
+                                                   rng)
         for variable in theirs.layer.trainable_weights:
             mine = grads[f"{ours.layer.name}/{variable.path.split('/')[-1]}"]
             np.testing.assert_allclose(mine, variable.value.grad.numpy(), rtol=1e-4, atol=1e-4)

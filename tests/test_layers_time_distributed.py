@@ -12,7 +12,8 @@ import convscope as cs
 from convscope import layers as L
 from _calls import backward, forward
 from _gradcheck import assert_gradients_close, numerical_gradient
-from _oracle import assert_layer_matches_keras_through_autograd, assert_step_and_file_match_keras, comparable_config
+from _oracle import (assert_layer_matches_keras_through_autograd, assert_step_and_file_match_keras,
+                     assert_training_call_matches_keras, comparable_config)
 
 
 @pytest.mark.parametrize("make,shape", [
@@ -29,22 +30,12 @@ def test_outputs_and_gradients_match_keras_through_autograd(keras, make, shape):
 def test_batch_normalization_takes_each_steps_statistics_in_training_as_keras(keras):
     """Keras calls the wrapped layer once per step: each step normalized by its own batch's statistics, the moving
     statistics updated once per step, in turn."""
-    import torch
     rng = np.random.default_rng(5)
     x = (rng.standard_normal((4, 3, 5, 2)) * [1.0, 3.0] + [0.5, -2.0]).astype("float32")
     x[:, 1] *= 4.0                                      # another scale at step 1
     ours = L.TimeDistributed(L.BatchNormalization(momentum=0.5))
     theirs = keras.layers.TimeDistributed(keras.layers.BatchNormalization(momentum=0.5))
-    y, ctx = forward(ours, x, training=True)
-    x_t = torch.tensor(x, requires_grad=True)
-    y_t = theirs(x_t, training=True)
-    upstream = rng.standard_normal(y.shape).astype("float32")
-    y_t.backward(torch.tensor(upstream))
-    np.testing.assert_allclose(y, y_t.detach().numpy(), rtol=1e-5, atol=1e-5)
-    for a, b in zip(ours.get_weights(), theirs.get_weights()):          # gamma, beta, moving mean and variance
-        np.testing.assert_allclose(a, keras.ops.convert_to_numpy(b), rtol=1e-5, atol=1e-6)
-    grad_x, grads = backward(ours, ctx, upstream)
-    np.testing.assert_allclose(grad_x, x_t.grad.numpy(), rtol=1e-4, atol=1e-4)
+    grads = assert_training_call_matches_keras(keras, ours, theirs, x, rng)    # moving statistics compared too
     for variable in theirs.trainable_weights:
         name = variable.path.split("/")[-1]
         mine = next(g for key, g in grads.items() if key.endswith(name))
