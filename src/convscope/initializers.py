@@ -18,7 +18,8 @@ from . import _rng
 __all__ = [
     "Initializer", "Zeros", "Ones", "Constant", "RandomNormal", "RandomUniform", "TruncatedNormal",
     "VarianceScaling", "GlorotUniform", "GlorotNormal", "HeUniform", "HeNormal", "LecunUniform",
-    "LecunNormal", "Orthogonal", "Identity", "OrthogonalInitializer", "IdentityInitializer", "compute_fans", "get", "serialize", "deserialize",
+    "LecunNormal", "Orthogonal", "Identity", "OrthogonalInitializer", "IdentityInitializer", "compute_fans", "get",
+    "serialize", "deserialize",
 ]
 
 # Standard deviation of a unit normal truncated to [-2, 2]; Keras divides by it so that

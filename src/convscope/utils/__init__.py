@@ -19,8 +19,8 @@ __all__ = ["to_categorical", "normalize", "set_random_seed", "plot_model", "mode
            "PyDataset", "Sequence", "image_dataset_from_directory", "load_img", "img_to_array", "array_to_img",
            "save_img", "register_keras_serializable", "get_custom_objects", "custom_object_scope",
            "CustomObjectScope", "get_registered_name", "get_registered_object", "get_file", "clear_session", "Progbar",
-           "pad_sequences", "pack_x_y_sample_weight", "unpack_x_y_sample_weight", "is_keras_tensor", "get_source_inputs",
-           "standardize_dtype"]
+           "pad_sequences", "pack_x_y_sample_weight", "unpack_x_y_sample_weight", "is_keras_tensor",
+           "get_source_inputs", "standardize_dtype"]
 
 
 def set_random_seed(seed: int) -> None:
