@@ -393,6 +393,11 @@ def _shape_lines(row: LayerNumbers, text) -> List[str]:
                                                total=_n(row.output_elements)))
     elif row.kind == "reshape":
         lines.append(t["shape_reshape"].format(total=_n(row.output_elements)))
+    elif row.kind == "attention":
+        _, targets, sources, key_dim, value_dim = row.attention
+        lines.append(t["shape_attention"].format(heads=row.filters, targets=_n(targets), sources=_n(sources),
+                                                 key_dim=key_dim, value_dim=value_dim,
+                                                 inp=_shape(row.input_shape), out=_shape(row.output_shape)))
     elif row.kind == "einsum_dense":
         lines.append(t["shape_einsum"].format(equation=row.op, inp=_shape(row.input_shape),
                                               out=_shape(row.output_shape)))
@@ -699,6 +704,11 @@ def _mac_lines(row: LayerNumbers, t) -> List[str]:
             positions=_n(positions), kernels=_n(row.kernels), taps=taps, depthwise=_n(depthwise),
             pointwise_expr=f"{row.filters} × {row.in_channels}·{row.depth_multiplier}",
             pointwise=_n(row.pointwise_macs), macs=_n(row.macs))]
+    if row.kind == "attention":
+        projections, targets, sources, key_dim, value_dim = row.attention
+        return [t["compute_macs_attention"].format(projections=_n(projections), heads=row.filters,
+                                                   targets=_n(targets), sources=_n(sources), key_dim=key_dim,
+                                                   value_dim=value_dim, macs=_n(row.macs))]
     if row.kind == "einsum_dense":
         sizes = [size for _, size in row.einsum_sizes]
         return [t["compute_macs_einsum"].format(letters="·".join(letter for letter, _ in row.einsum_sizes),
@@ -741,7 +751,8 @@ def _compute_lines(row: LayerNumbers, text) -> List[str]:
         lines.append(t[key].format(count=_n(row.pool_ops)))
     if row.norm_ops:
         key = {"layer_norm": "compute_layer_norm", "group_norm": "compute_layer_norm", "unit_norm": "compute_unit_norm",
-               "rms_norm": "compute_rms_norm", "merge": "compute_dot_normalize"}.get(row.kind, "compute_norm")
+               "rms_norm": "compute_rms_norm", "merge": "compute_dot_normalize",
+               "attention": "compute_attention_softmax"}.get(row.kind, "compute_norm")
         lines.append(t[key].format(count=_n(row.norm_ops), per=row.norm_ops // max(row.output_elements, 1)))
     if row.scale_ops:
         key = "compute_rescale" if row.kind == "rescaling" else "compute_standardize"

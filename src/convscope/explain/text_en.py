@@ -85,6 +85,8 @@ T = {
                         "{inp} → {out}"),
     "shape_dense": "Dense acts on the last axis: {n_in} → {units}; the other axes {rest} are kept",
     "shape_flatten": "Flatten lines the values up in one vector: {expr} = {total}",
+    "shape_attention": ("{heads} heads attend from each of the query's {targets} positions to the value's {sources} "
+                        "(key_dim {key_dim}, value_dim {value_dim}): {inp} → {out}"),
     "shape_einsum": "EinsumDense computes {equation} of the input {inp} and its kernel → {out}",
     "shape_repeat": "RepeatVector copies each sample's vector {n} times along a new axis 1: {inp} → {out}",
     "shape_reshape": "Reshape: the same {total} values, rearranged",
@@ -138,6 +140,8 @@ T = {
     "kernels_not_filters": ("{filters} filters but {count} kernels: kernels ≠ filters "
                             "(weights.T.shape = {shape_t})"),
     # compute
+    "compute_macs_attention": ("MACs = the projections' {projections} + {heads} heads × {targets}·{sources} scores "
+                               "× (key_dim {key_dim} + value_dim {value_dim}) = {macs}"),
     "compute_macs_einsum": "MACs = the product of every axis' size but the batch's ({letters}) = {expr} = {macs}",
     "compute_macs": "MACs = outputs × {per_name} = {outputs_expr} × {per_expr} = {macs}",
     "compute_flops": "FLOPs = 2 × MACs = {flops2}",
@@ -152,6 +156,7 @@ T = {
     "compute_model": "{flops} FLOPs ({macs} MACs), the sum of its {count} layers'",
     "compute_spectral_norm": ("{flops} FLOPs, the wrapped layer's (in training, the power iteration on its kernel "
                               "comes first)"),
+    "compute_attention_softmax": "+ {count} softmax FLOPs (3 per score: exponent, sum, divide)",
     "compute_rms_norm": ("+ {count} normalization FLOPs ({per} per element: square, mean, multiply by 1 / RMS, "
                          "by scale)"),
     "compute_dot_normalize": ("+ {count} FLOPs scaling both inputs to unit length first (3 per input value: "

@@ -82,6 +82,8 @@ T = {
     "shape_embedding": ("인덱스(0부터 {last}까지)마다 학습된 값 {width}개짜리 행으로 바뀝니다: {inp} → {out}"),
     "shape_dense": "Dense는 마지막 축에만 작용합니다: {n_in} → {units}, 나머지 축 {rest}은 그대로입니다",
     "shape_flatten": "Flatten은 값을 한 줄로 펼칩니다: {expr} = {total}",
+    "shape_attention": ("헤드 {heads}개가 쿼리의 위치 {targets}개 각각에서 값의 위치 {sources}개를 봅니다 "
+                        "(key_dim {key_dim}, value_dim {value_dim}): {inp} → {out}"),
     "shape_einsum": "EinsumDense는 입력 {inp}와 커널로 {equation}을 계산합니다 → {out}",
     "shape_repeat": "RepeatVector는 샘플마다 벡터를 새 축 1을 따라 {n}번 복사합니다: {inp} → {out}",
     "shape_reshape": "Reshape: 같은 값 {total}개를 모양만 바꿔 다시 배치합니다",
@@ -133,6 +135,8 @@ T = {
     "kernels_not_filters": ("필터는 {filters}개지만 커널은 {count}개입니다. 필터 수와 커널 수는 다릅니다 "
                             "(weights.T.shape = {shape_t})"),
     # 연산량
+    "compute_macs_attention": ("MAC = 투영의 {projections}회 + 헤드 {heads}개 × 점수 {targets}·{sources}개 "
+                               "× (key_dim {key_dim} + value_dim {value_dim}) = {macs}회"),
     "compute_macs_einsum": "MAC = 배치를 뺀 모든 축 크기의 곱 ({letters}) = {expr} = {macs}회",
     "compute_macs": "MAC = 출력 원소 수 × {per_name} = {outputs_expr} × {per_expr} = {macs}회",
     "compute_flops": "FLOPs = 2 × MAC = {flops2}",
@@ -145,6 +149,7 @@ T = {
     "compute_time_distributed": "단계마다 {per} FLOPs (감싼 층의 연산량) × {steps}단계 = {flops} FLOPs",
     "compute_model": "{flops} FLOPs ({macs} MAC), 그 안의 층 {count}개의 합",
     "compute_spectral_norm": "{flops} FLOPs, 감싼 층의 연산량 (학습 중에는 커널에 대한 거듭제곱법이 먼저 실행됩니다)",
+    "compute_attention_softmax": "+ softmax {count} FLOPs (점수마다 3회: 지수, 합, 나눗셈)",
     "compute_rms_norm": "+ 정규화 {count} FLOPs (원소마다 {per}회: 제곱, 평균, 1 / RMS 곱셈, scale 곱셈)",
     "compute_dot_normalize": "+ 두 입력을 먼저 길이 1로 맞추는 {count} FLOPs (입력 값마다 3회: 제곱, 합, 1 / 노름 곱셈)",
     "compute_unit_norm": "+ 정규화 {count} FLOPs (원소마다 {per}회: 제곱, 합, 1 / 노름 곱셈)",

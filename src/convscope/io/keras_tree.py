@@ -46,6 +46,12 @@ def wrapped_layer(layer):
     return layer.layer if isinstance(layer, Wrapper) else None
 
 
+def sublayers(layer) -> list:
+    """(name, sublayer) of a layer Keras stores as its parts (MultiHeadAttention's `query_dense`, ...), else []."""
+    parts = getattr(layer, "keras_sublayers", None)
+    return list(parts()) if callable(parts) else []
+
+
 def keras_layers(model) -> list:
     """`model.layers` as Keras lists them: operations (`x * 2`) are not layers."""
     return list(model.layers)
@@ -65,6 +71,7 @@ def weight_tree(model, prefix: str = "") -> List[Tuple[str, Any]]:
         while wrapped_layer(layer) is not None:         # a wrapper's layer (itself a wrapper, maybe)
             path, layer = path + "/layer", wrapped_layer(layer)
             out.append((path, layer))
+        out.extend((f"{path}/{name}", sublayer) for name, sublayer in sublayers(layer))
         if holds_layers(layer):
             out.extend(weight_tree(layer, path + "/"))
     return out
@@ -75,7 +82,7 @@ def own_weights(layer) -> list:
     wrapper's the variables it tracks itself)."""
     if wrapped_layer(layer) is not None:
         return list(layer.wrapper_variables)
-    return [] if holds_layers(layer) else list(layer.weights)
+    return [] if holds_layers(layer) or sublayers(layer) else list(layer.weights)
 
 
 def legacy_weights(layer) -> list:

@@ -96,7 +96,10 @@ class Node:
         self.layer = layer
         self.args = list(args)
         self.kwargs = dict(kwargs or {})
-        self.input_tensors: List[KerasTensor] = [t for t in flatten(self.args) if isinstance(t, KerasTensor)]
+        # the tensors of the positional arguments, then of the keyword ones (a layer such as MultiHeadAttention
+        # takes `key=` and `attention_mask=` tensors)
+        self.input_tensors: List[KerasTensor] = [t for t in flatten([self.args, list(self.kwargs.values())])
+                                                 if isinstance(t, KerasTensor)]
         self.outputs = list(outputs)
         self.index = len(layer._inbound_nodes)
         layer._inbound_nodes.append(self)

@@ -152,6 +152,8 @@ class LayerNumbers:
     concat_axis: Optional[int] = None    # Concatenate's axis (non-negative)
     dot_axes: Optional[Tuple[int, int]] = None  # Dot's summed axes, one of each input (non-negative)
     einsum_sizes: Optional[Tuple[Tuple[str, int], ...]] = None  # EinsumDense: each axis letter's size (no batch)
+    attention: Optional[Tuple[int, ...]] = None  # MultiHeadAttention: (projection MACs, query positions, value
+    #                                              positions, key_dim, value_dim); `filters` its heads
     nested: Optional["ModelNumbers"] = None  # a model inside another: its own numbers
     inner: Optional["LayerNumbers"] = None  # a wrapper's layer's numbers (TimeDistributed: on one step ...
     steps: Optional[int] = None             # ... and the number of steps)

@@ -77,6 +77,8 @@ def _node_row(model, node, index: int, position, batch: int) -> LayerNumbers:
         spec = layer.describe()
         if spec.kind == "merge":            # Add … Concatenate (an operation such as `ops.add` is not one)
             row = _merge_row(layer, spec, index, shapes, output_shape, batch)
+        elif spec.kind == "attention":
+            row = _attention_row(layer, spec, index, shapes, output_shape, batch)
         else:
             row = analysis._analyze_one(layer, index, shapes[0], batch, known_output=output_shape)
         row.input_shapes = shapes
@@ -101,6 +103,33 @@ def _merge_row(layer, spec, index: int, shapes, output_shape, batch: int) -> Lay
         row.merge_ops = count * row.output_elements
     elif spec.op != "concatenate":
         row.merge_ops = (count - 1) * row.output_elements
+    return row
+
+
+def _attention_row(layer, spec, index: int, shapes, output_shape, batch: int) -> LayerNumbers:
+    """MultiHeadAttention: its projections (each position times its kernel), then per head the T × S scores of
+    key_dim products and the T × S weighted sums of value_dim; a softmax's 3 operations per score."""
+    row = LayerNumbers(index=index, name=layer.name, class_name=type(layer).__name__, kind="attention",
+                       input_shape=shapes[0], output_shape=output_shape, batch_size=batch,
+                       itemsize=np.dtype(getattr(layer, "dtype", None) or "float32").itemsize)
+    query, value = shapes[0], shapes[1]
+    key = shapes[2] if len(shapes) > 2 and len(shapes[2]) == len(value) else value
+    def count(shape):           # positions: the values per sample over the last axis
+        return analysis._elements(shape) // (shape[-1] or 1)
+    positions = {"query": count(query), "gate": count(query), "key": count(key), "value": count(value),
+                 "attention_output": count(query)}
+    projections = sum(positions[name] * int(np.prod(kernel.shape)) for name, kernel in spec.weights.items()
+                      if kernel is not None)
+    targets = int(np.prod([query[a] or 0 for a in spec.axis])) if spec.axis else 0
+    sources = int(np.prod([value[a] or 0 for a in spec.axis])) if spec.axis else 0
+    batch_positions = positions["query"] // max(targets, 1)
+    key_dim, value_dim = spec.size
+    scores = spec.filters * batch_positions * targets * sources
+    row.filters, row.macs = spec.filters, projections + scores * (key_dim + value_dim)
+    row.attention = (projections, batch_positions * targets, sources, key_dim, value_dim)
+    row.norm_ops = 3 * scores
+    row.field_known = False
+    analysis._weights(row, layer)
     return row
 
 

@@ -392,9 +392,13 @@ class Functional(_FunctionalTraining, Model):
                 node = step.nodes[0]
                 args = _substitute(node.args, values)
                 layer_input = layer_input_cast(node.layer, args[0]) if len(args) == 1 else args
+                call_kwargs = _call_kwargs(node, values)
                 if keep:
-                    result, ctx = node.layer.forward(layer_input, training=training)
+                    result, ctx = node.layer.forward(layer_input, training=training, **call_kwargs)
                     execution.records.append((step, ctx))
+                elif call_kwargs:
+                    with backend.no_backward():
+                        result = node.layer.forward(layer_input, training=training, **call_kwargs)[0]
                 else:
                     result = call_layer(node.layer, layer_input, training)
                 results = result if isinstance(result, (list, tuple)) else [result]
@@ -537,6 +541,14 @@ def _consumer_counts(nodes, outputs) -> Dict[int, int]:
     for tensor in outputs:
         counts[id(tensor)] = counts.get(id(tensor), 0) + 1
     return counts
+
+
+def _call_kwargs(node, values) -> dict:
+    """The keyword arguments of a layer's node (MultiHeadAttention's `key=`, `attention_mask=`, flags), their
+    tensors replaced by values; an operation's stay its own (it binds them itself)."""
+    if not node.kwargs or isinstance(node.layer, Operation):
+        return {}
+    return _substitute(node.kwargs, values)
 
 
 def _substitute(structure, values: Dict[int, np.ndarray]):

@@ -33,11 +33,13 @@ def functional_config(model) -> Dict[str, Any]:
     entries = []
     for layer in model._layers:
         entry = layers_module.serialize(layer)          # a nested model as Keras writes it too
-        if not isinstance(layer, InputLayer) and layer._build_input_shape is not None:
+        if hasattr(layer, "keras_build_config") and layer.built:     # MultiHeadAttention's named shapes
+            entry["build_config"] = layer.keras_build_config()
+        elif not isinstance(layer, InputLayer) and layer._build_input_shape is not None:
             entry["build_config"] = {"input_shape": _jsonable_shape(layer._build_input_shape)}
         entry["name"] = layer.name
         entry["inbound_nodes"] = [
-            {"args": _serialize_args(node.args, index_of), "kwargs": dict(node.kwargs)}
+            {"args": _serialize_args(node.args, index_of), "kwargs": _serialize_args(dict(node.kwargs), index_of)}
             for node in layer._inbound_nodes if id(node) in own and not node.is_input]
         entries.append(entry)
     return {"name": model.name, "trainable": model.trainable, "layers": entries,
@@ -137,21 +139,30 @@ def _replay(pending, created, outputs, where: str) -> None:
         for name, node in pending:
             if not isinstance(node, dict) or not isinstance(node.get("args"), list):
                 raise ValueError(f"{where}: a node of layer '{name}' must be a dict with an 'args' list, got {node!r}")
+            layer = created[name]
+            accepted = getattr(layer, "CALL_KWARGS", frozenset())
             try:
                 args = _deserialize_args(node["args"], outputs)
+                given = {k: v for k, v in (node.get("kwargs") or {}).items() if k in accepted}
+                call_kwargs = _deserialize_args(given, outputs)
             except LookupError:
                 waiting.append((name, node))
                 continue
-            layer = created[name]
             if isinstance(layer, Operation):        # `x * 0.5`: the node's arguments as they were
                 result = layer(*args, **(node.get("kwargs") or {}))
                 outputs[name].append(result if isinstance(result, list) else [result])
                 progress = True
                 continue
-            kwargs = {k: v for k, v in (node.get("kwargs") or {}).items() if v is not None and k != "training"}
+            kwargs = {k: v for k, v in (node.get("kwargs") or {}).items()
+                      if v is not None and k != "training" and k not in accepted}
             if kwargs:          # Keras writes mask=None; anything else is a call argument we lack
                 raise ValueError(f"{where}: a node of layer '{name}' passes {sorted(kwargs)}, which "
                                  "convscope's layers do not take")
+            if accepted:        # a layer taking several tensors and keyword ones (MultiHeadAttention)
+                result = layer(*args, **call_kwargs)
+                outputs[name].append(result if isinstance(result, list) else [result])
+                progress = True
+                continue
             if len(args) != 1:
                 raise ValueError(f"{where}: a node of layer '{name}' passes {len(args)} positional arguments; "
                                  "expected one (a tensor or a list of tensors)")

@@ -1,0 +1,330 @@
+"""`MultiHeadAttention`: Keras' multi-head attention (Vaswani et al., arXiv:1706.03762), as ViT and hybrid CNNs use.
+
+`mha(query, value, key=None, attention_mask=None, return_attention_scores=False, use_causal_mask=False)`:
+query (B, T..., E_q), value (B, S..., E_v), key (B, S..., E_k; the value where not given).  The four projections
+are EinsumDense sublayers named as Keras names them ("query", "key", "value", "attention_output"; "gate" with
+`use_gate`), with Keras' equations; per head, softmax(query · keyᵀ / √key_dim) over the attention axes (masked
+positions -1e9 before and 0 after, as Keras' Softmax), dropout on those weights in training, then the weighted sum
+of the values.  Output: (B, T..., output_shape or E_q); with `return_attention_scores`, also the weights (B, heads,
+T..., S...).  Gradients: the ops on a per-call tape.
+"""
+
+from __future__ import annotations
+
+import math
+import string
+from typing import Any, Dict, List
+
+import numpy as np
+
+from .. import backend, ops
+from ..ops.dropout import dropout_forward
+from ..ops.tape import Tape, Traced
+from . import graph
+from .autodiff import NOT_GIVEN, TapeContext, _traced_structure, _watch, plain, resolve_training
+from .base import Layer, Shape, check_bool, check_positive_int, resolve_optional, serialize_optional
+from .einsum_dense import EinsumDense
+from .spec import LayerSpec
+from .. import initializers
+
+_CALL_FLAGS = ("return_attention_scores", "use_causal_mask")
+
+
+def _letter(i: int) -> str:
+    return string.ascii_lowercase[i]
+
+
+def attention_equations(rank: int, attention_axes):
+    """Keras' `_build_attention_equation`: (query·key equation, weights·value equation, the scores' rank) for
+    projected tensors of `rank` (batch, ..., heads, channels), attending over `attention_axes`."""
+    target = "".join(_letter(i) for i in range(rank))
+    batch = tuple(np.delete(range(rank), tuple(attention_axes) + (rank - 1,)))
+    source, offset = "", rank
+    for i in range(rank):
+        if i in batch or i == rank - 1:
+            source += target[i]
+        else:
+            source += _letter(offset)
+            offset += 1
+    product = "".join([target[i] for i in batch] + [target[i] for i in attention_axes]
+                      + [source[i] for i in attention_axes])
+    return f"{source},{target}->{product}", f"{product},{source}->{target}", len(product)
+
+
+def projection_equation(free: int, bound: int, out: int):
+    """Keras' `_build_proj_equation`: (equation, bias axes, output rank)."""
+    letters = [_letter(i) for i in range(free + bound + out)]
+    free_s, bound_s = "".join(letters[:free]), "".join(letters[free:free + bound])
+    out_s = "".join(letters[free + bound:])
+    return f"{free_s}{bound_s},{bound_s}{out_s}->{free_s}{out_s}", out_s, free + out
+
+
+class MultiHeadAttention(Layer):
+    """Keras' `layers.MultiHeadAttention` (see the module's docstring)."""
+
+    CALL_KWARGS = frozenset({"key", "attention_mask", "return_attention_scores", "use_causal_mask", "query_mask",
+                             "value_mask", "key_mask"})
+
+    def __init__(self, num_heads, key_dim, value_dim=None, dropout=0.0, use_bias=True, output_shape=None,
+                 attention_axes=None, sliding_window=None, flash_attention=None, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None, use_gate=False, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        where = self._describe()
+        self.num_heads = check_positive_int(num_heads, "num_heads", where)
+        self.key_dim = check_positive_int(key_dim, "key_dim", where)
+        self.value_dim = self.key_dim if value_dim is None else check_positive_int(value_dim, "value_dim", where)
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+            raise ValueError(f"{where}: argument `dropout` must be a number in [0, 1), got {dropout!r}")
+        self.dropout = float(dropout)
+        self.use_bias = check_bool(use_bias, "use_bias", where)
+        self.use_gate = check_bool(use_gate, "use_gate", where)
+        if output_shape is not None:
+            items = (output_shape,) if isinstance(output_shape, (int, np.integer)) else tuple(output_shape)
+            output_shape = tuple(check_positive_int(d, "output_shape", where) for d in items)
+        self.partial_output_shape = output_shape or None
+        if isinstance(attention_axes, (int, np.integer)):
+            attention_axes = (int(attention_axes),)
+        elif attention_axes is not None:
+            if not isinstance(attention_axes, (list, tuple)):
+                raise TypeError(f"{where}: argument `attention_axes` must be an int, a list or a tuple, got "
+                                f"{attention_axes!r}")
+            attention_axes = tuple(int(a) for a in attention_axes)
+        self.attention_axes = attention_axes
+        for arg, value in (("sliding_window", sliding_window), ("flash_attention", flash_attention or None)):
+            if value is not None:
+                raise ValueError(f"{where}: argument `{arg}` is not supported, got {value!r}")
+        self.seed = seed
+        self._generator = None if seed is None else np.random.default_rng(seed)
+        self.kernel_initializer = initializers.get(kernel_initializer, where, "kernel_initializer")
+        self.bias_initializer = initializers.get(bias_initializer, where, "bias_initializer")
+        self.kernel_regularizer = resolve_optional("regularizers", kernel_regularizer, where, "kernel_regularizer")
+        self.bias_regularizer = resolve_optional("regularizers", bias_regularizer, where, "bias_regularizer")
+        self.sublayer_activity_regularizer = resolve_optional("regularizers", activity_regularizer, where,
+                                                              "activity_regularizer")
+        self.kernel_constraint = resolve_optional("constraints", kernel_constraint, where, "kernel_constraint")
+        self.bias_constraint = resolve_optional("constraints", bias_constraint, where, "bias_constraint")
+        self._dense = {}
+
+    # -- weights: the projections' -------------------------------------------------------------------
+    def keras_sublayers(self) -> List[tuple]:
+        """(the name Keras' files give it, the sublayer) of the projections, in Keras' order."""
+        dense = vars(self).get("_dense", {})       # none while the base constructor runs
+        names = (("query_dense", "query"), ("key_dense", "key"), ("value_dense", "value"), ("_gate_dense", "gate"),
+                 ("output_dense", "attention_output"))
+        return [(path, dense[name]) for path, name in names if name in dense]
+
+    def _children(self):
+        return [layer for _, layer in self.keras_sublayers()]
+
+    @property
+    def weights(self):
+        order = ("query", "key", "gate", "value", "attention_output")
+        return [v for name in order if name in self._dense for v in self._dense[name].weights]
+
+    @property
+    def trainable_weights(self):
+        if not self.trainable:
+            return []
+        order = ("query", "key", "gate", "value", "attention_output")
+        return [v for name in order if name in self._dense for v in self._dense[name].trainable_weights]
+
+    # -- shapes and build ----------------------------------------------------------------------------
+    def _shapes(self, input_shape):
+        """(query, value, key) shapes from `[query, value]` or `[query, value, key]`."""
+        if not isinstance(input_shape, (list, tuple)) or len(input_shape) not in (2, 3) or \
+                not all(isinstance(s, (list, tuple)) for s in input_shape):
+            raise ValueError(f"{self._describe()}: expected the shapes of [query, value] or [query, value, key], got "
+                             f"{input_shape!r}")
+        query, value = (tuple(s) for s in input_shape[:2])
+        key = tuple(input_shape[2]) if len(input_shape) == 3 else value
+        if value[1:-1] != key[1:-1]:
+            raise ValueError(f"{self._describe()}: `value` and `key` must have the same shape but for the last axis, "
+                             f"got {value} and {key}")
+        if len(query) < 3 or len(query) != len(value):
+            raise ValueError(f"{self._describe()}: expected `query` and `value` of one rank, 3 or more, got {query} "
+                             f"and {value}")
+        return query, value, key
+
+    def compute_output_shape(self, input_shape) -> Shape:
+        query, _, _ = self._shapes(input_shape)
+        return tuple(query[:-1]) + (self.partial_output_shape or (query[-1],))
+
+    def _projection(self, name: str, rank: int, bound: int, dims, activation=None) -> EinsumDense:
+        equation, bias_axes, out_rank = projection_equation(rank - 1, bound, len(dims))
+        return EinsumDense(equation, [None] * (out_rank - 1 - len(dims)) + list(dims), activation=activation,
+                           bias_axes=bias_axes if self.use_bias else None, name=name, dtype=self.dtype,
+                           kernel_initializer=initializers.get(initializers.serialize(self.kernel_initializer)),
+                           bias_initializer=initializers.get(initializers.serialize(self.bias_initializer)),
+                           kernel_regularizer=self.kernel_regularizer, bias_regularizer=self.bias_regularizer,
+                           kernel_constraint=self.kernel_constraint, bias_constraint=self.bias_constraint)
+
+    def build(self, input_shape) -> None:
+        query, value, key = self._shapes(input_shape)
+        rank = len(query)
+        dense = {"query": self._projection("query", rank, 1, (self.num_heads, self.key_dim)),
+                 "key": self._projection("key", len(key), 1, (self.num_heads, self.key_dim))}
+        if self.use_gate:
+            dense["gate"] = self._projection("gate", rank, 1, (self.num_heads, self.value_dim), "sigmoid")
+        dense["value"] = self._projection("value", len(value), 1, (self.num_heads, self.value_dim))
+        dense["query"].build_from_shape(query)
+        dense["key"].build_from_shape(key)
+        if "gate" in dense:
+            dense["gate"].build_from_shape(query)
+        dense["value"].build_from_shape(value)
+        axes = self.attention_axes if self.attention_axes is not None else tuple(range(1, rank - 1))
+        self.attention_axes = tuple(a if a >= 0 else rank + a for a in axes)
+        out = self.partial_output_shape or (query[-1],)
+        dense["attention_output"] = self._projection("attention_output", rank, 2, out)
+        projected = list(dense["query"].compute_output_shape(query))
+        projected[-1] = self.value_dim
+        dense["attention_output"].build_from_shape(tuple(projected))
+        self._dense = dense
+        self.built = True
+
+    def describe(self):
+        """kind "attention": filters the heads, size (key_dim, value_dim), axis the attention axes, weights the
+        projections' kernels by role (the analysis counts their products)."""
+        dense = vars(self).get("_dense", {})
+        return LayerSpec(kind="attention", filters=self.num_heads, size=(self.key_dim, self.value_dim),
+                         axis=self.attention_axes, weights={name: layer.kernel for name, layer in dense.items()})
+
+    def keras_build_config(self) -> Dict[str, Any]:
+        """Keras' `build_config` of this layer: the shapes by name (`build(query_shape, value_shape, key_shape)`)."""
+        shapes = self._build_input_shape
+        names = ("query_shape", "value_shape", "key_shape")
+        return {"shapes_dict": {name: list(shape) for name, shape in zip(names, shapes)}}
+
+    # -- calls ---------------------------------------------------------------------------------------
+    def __call__(self, query, value, key=None, query_mask=None, value_mask=None, key_mask=None, attention_mask=None,
+                 return_attention_scores=False, training=NOT_GIVEN, use_causal_mask=False):
+        """Keras' call: symbolic tensors record a node (`[query, value]`, the rest as keyword arguments, as Keras
+        writes them); arrays are computed."""
+        for arg, mask in (("query_mask", query_mask), ("value_mask", value_mask), ("key_mask", key_mask)):
+            if mask is not None:
+                raise ValueError(f"{self._describe()}: argument `{arg}` is not supported (convscope has no Keras "
+                                 "masks); give an `attention_mask`")
+        kwargs = {name: given for name, given in (("key", key), ("attention_mask", attention_mask)) if given is not None}
+        kwargs.update({name: True for name, flag in (("return_attention_scores", return_attention_scores),
+                                                     ("use_causal_mask", use_causal_mask)) if flag})
+        if graph.is_symbolic([query, value, key, attention_mask]):
+            return self._record(query, value, kwargs)
+        arrays = [np.asarray(query), np.asarray(value)]
+        if not self.built:
+            self.build_from_shape([(None,) + a.shape[1:] for a in arrays + ([np.asarray(key)] if key is not None
+                                                                              else [])])
+        with backend.no_backward():
+            return self.forward(arrays, training=bool(resolve_training(training, False)), **kwargs)[0]
+
+    def _record(self, query, value, kwargs):
+        shapes = [tuple(query.shape), tuple(value.shape)] + ([tuple(kwargs["key"].shape)] if "key" in kwargs else [])
+        if not self.built:
+            self.build_from_shape([(None,) + s[1:] for s in shapes])
+        output = graph.KerasTensor(self.compute_output_shape(shapes), self.dtype)
+        outputs = [output]
+        if kwargs.get("return_attention_scores"):
+            scores = self._scores_shape(shapes)
+            outputs.append(graph.KerasTensor(scores, self.dtype))
+        graph.Node(self, [query, value], outputs, kwargs)
+        return outputs if len(outputs) > 1 else output
+
+    def _scores_shape(self, shapes):
+        query, value, key = self._shapes(shapes)
+        batch = [query[i] for i in range(len(query) - 1) if i not in self.attention_axes]
+        return tuple(batch[:1]) + tuple(batch[1:]) + (self.num_heads,) + tuple(
+            query[a] for a in self.attention_axes) + tuple(key[a] for a in self.attention_axes)
+
+    def forward(self, inputs, training: bool = False, key=None, attention_mask=None, return_attention_scores=False,
+                use_causal_mask=False):
+        """(output, or [output, scores]; the tape's context)."""
+        query, value = (np.asarray(x) for x in inputs)
+        tensors = [query, value] + ([np.asarray(key)] if key is not None else [])
+        mask = None if attention_mask is None else np.asarray(attention_mask)
+        if not backend.keeps_for_backward():
+            return plain(self._attend(*tensors[:2], tensors[2] if len(tensors) > 2 else None, mask, training,
+                                      return_attention_scores, use_causal_mask)), None
+        tape = Tape(persistent=False, watch_accessed_variables=False)
+        variables = [v for v in self.trainable_weights if np.dtype(v.value.dtype).kind == "f"]
+        for variable in variables:
+            tape.watch(variable)
+        with tape:
+            watched = [_watch(tape, t) for t in tensors]
+            outputs = self._attend(*watched[:2], watched[2] if len(watched) > 2 else None, mask, training,
+                                   return_attention_scores, use_causal_mask)
+        sources = [w if isinstance(w, Traced) else None for w in watched]
+        leaves = [(t.shape, t.dtype, s is not None) for t, s in zip(tensors, sources)]
+        context = TapeContext(tape, sources, leaves, False, variables, _traced_structure(outputs))
+        return plain(outputs), {"tape": context, "mask": mask is not None}
+
+    def backward(self, ctx, grad_output, need_input_grad: bool = True):
+        """(gradients of query, value (, key) (, None for the mask), [(variable, gradient)])."""
+        grads, pairs = ctx["tape"].gradients(grad_output, need_input_grad, f"{self._describe()}.backward")
+        if need_input_grad and ctx["mask"]:
+            grads = list(grads) + [None]
+        return grads, pairs
+
+    def _attend(self, query, value, key, mask, training, return_scores, causal):
+        """The attention on arrays or taped values; `key` None: the value."""
+        key = value if key is None else key
+        dense = self._dense
+        gate = dense["gate"](query) if "gate" in dense else None
+        q, k, v = dense["query"](query), dense["key"](key), dense["value"](value)
+        rank = len(np.shape(getattr(q, "value", q)))
+        dot, combine, scores_rank = attention_equations(rank, self.attention_axes)
+        q = ops.multiply(q, np.asarray(1.0 / math.sqrt(float(self.key_dim)), dtype=self.dtype))
+        scores = ops.einsum(dot, k, q)
+        mask = self._mask(mask, causal, np.shape(getattr(query, "value", query)), np.shape(getattr(value, "value",
+                                                                                                    value)),
+                          scores_rank)
+        norm_axes = tuple(range(scores_rank - len(self.attention_axes), scores_rank))
+        if mask is not None:
+            scores = ops.where(mask, scores, np.asarray(-1e9, dtype=self.dtype))
+        weights = ops.softmax(scores, axis=norm_axes[0]) if len(norm_axes) == 1 else ops.exp(
+            ops.subtract(scores, ops.logsumexp(scores, axis=norm_axes, keepdims=True)))
+        if mask is not None:
+            weights = ops.where(mask, weights, np.asarray(0.0, dtype=self.dtype))
+        kept = weights
+        if training and self.dropout > 0:          # the library's draws, or the layer's own with a seed
+            _, keep = dropout_forward(np.asarray(getattr(weights, "value", weights)), self.dropout, None,
+                                      self._generator)
+            kept = ops.multiply(weights, keep)
+        out = ops.einsum(combine, kept, v)
+        if gate is not None:
+            out = ops.multiply(out, gate)
+        out = dense["attention_output"](out)
+        return [out, weights] if return_scores else out
+
+    def _mask(self, mask, causal: bool, query_shape, value_shape, scores_rank: int):
+        """The boolean mask broadcast to the scores, or None: `attention_mask` (B, T..., S...) and/or causal."""
+        combined = None
+        if causal:
+            t, s = query_shape[1], value_shape[1]
+            combined = np.tril(np.ones((t, s), bool))[None]
+        if mask is not None:
+            mask = np.asarray(mask).astype(bool) if np.asarray(mask).dtype != bool else np.asarray(mask)
+            combined = mask if combined is None else mask & combined
+        if combined is None:
+            return None
+        axis = -len(self.attention_axes) * 2 - 1
+        while combined.ndim < scores_rank:
+            combined = np.expand_dims(combined, axis)
+        return combined
+
+    def get_config(self) -> Dict[str, Any]:
+        config = super().get_config()
+        config.update({
+            "num_heads": self.num_heads, "key_dim": self.key_dim, "value_dim": self.value_dim,
+            "dropout": self.dropout, "use_bias": self.use_bias, "use_gate": self.use_gate,
+            "output_shape": None if self.partial_output_shape is None else list(self.partial_output_shape),
+            "attention_axes": None if self.attention_axes is None else list(self.attention_axes),
+            "sliding_window": None,
+            "kernel_initializer": serialize_optional("initializers", self.kernel_initializer),
+            "bias_initializer": serialize_optional("initializers", self.bias_initializer),
+            "kernel_regularizer": serialize_optional("regularizers", self.kernel_regularizer),
+            "bias_regularizer": serialize_optional("regularizers", self.bias_regularizer),
+            "activity_regularizer": serialize_optional("regularizers", self.sublayer_activity_regularizer),
+            "kernel_constraint": serialize_optional("constraints", self.kernel_constraint),
+            "bias_constraint": serialize_optional("constraints", self.bias_constraint),
+            "seed": self.seed,
+        })
+        return config

@@ -1,0 +1,145 @@
+"""`MultiHeadAttention` (Keras 3.15.1's) against Keras on torch's autograd: outputs, attention scores, masks (given
+and causal), a key apart from the value, 2-D attention over an image's axes, the gate; gradients of every input and
+weight; configs and `.keras` files both ways with keyword tensors in the graph (`key=`, `attention_mask=`); a
+training step; and the checks of its arguments."""
+
+import numpy as np
+import pytest
+
+import convscope as cs
+from convscope import layers as L
+from _oracle import assert_step_and_file_match_keras, comparable_config
+
+
+def _pair(keras, rng, shapes, **kwargs):
+    ours, theirs = L.MultiHeadAttention(**kwargs), keras.layers.MultiHeadAttention(**kwargs)
+    arrays = [rng.standard_normal(s).astype("float32") for s in shapes]
+    theirs(*arrays[:2], key=arrays[2] if len(arrays) > 2 else None)
+    ours.build_from_shape([(None,) + s[1:] for s in shapes])
+    assert [v.name.split("/")[-1] for v in ours.weights] == [v.path.split("/")[-1] for v in theirs.weights]
+    weights = [rng.standard_normal(w.shape).astype("float32") * 0.5 for w in theirs.get_weights()]
+    theirs.set_weights(weights)
+    ours.set_weights(weights)
+    return ours, theirs, arrays
+
+
+CASES = [
+    (dict(num_heads=2, key_dim=3), [(2, 5, 8), (2, 7, 6)], {}),
+    (dict(num_heads=3, key_dim=2, value_dim=4, output_shape=5), [(2, 4, 6), (2, 6, 6), (2, 6, 3)], {}),
+    (dict(num_heads=2, key_dim=4), [(2, 5, 6), (2, 5, 6)], dict(use_causal_mask=True)),
+    (dict(num_heads=2, key_dim=3, use_bias=False), [(2, 4, 6), (2, 5, 6)], dict(attention_mask=True)),
+    (dict(num_heads=2, key_dim=3, attention_axes=(1, 2)), [(2, 3, 4, 5), (2, 3, 4, 5)], {}),
+    (dict(num_heads=2, key_dim=3, use_gate=True), [(2, 4, 6), (2, 5, 6)], {}),
+]
+
+
+@pytest.mark.parametrize("kwargs,shapes,call", CASES)
+def test_outputs_scores_and_gradients_match_keras_through_autograd(keras, kwargs, shapes, call):
+    import torch
+    rng = np.random.default_rng(len(shapes) + len(kwargs))
+    ours, theirs, arrays = _pair(keras, rng, shapes, **kwargs)
+    call = dict(call)
+    if call.pop("attention_mask", False):
+        mask = rng.random((shapes[0][0], shapes[0][1], shapes[1][1])) > 0.3
+        mask[:, :, 0] = True                                    # every query sees something
+        call["attention_mask"] = mask
+    key = arrays[2] if len(arrays) > 2 else None
+    (out, scores), ctx = ours.forward(arrays[:2], training=True, key=key, return_attention_scores=True, **call)
+    tensors = [torch.tensor(a, requires_grad=True) for a in arrays]
+    their_out, their_scores = theirs(tensors[0], tensors[1], key=tensors[2] if key is not None else None,
+                                     return_attention_scores=True, training=True, **call)
+    np.testing.assert_allclose(out, their_out.detach().numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(scores, their_scores.detach().numpy(), rtol=1e-5, atol=1e-6)
+    upstream = rng.standard_normal(out.shape).astype("float32")
+    their_out.backward(torch.tensor(upstream))
+    grads, pairs = ours.backward(ctx, [upstream, np.zeros_like(scores)])
+    for grad, tensor in zip(grads, tensors):
+        np.testing.assert_allclose(grad, tensor.grad.numpy(), rtol=1e-4, atol=1e-4)
+    mine = {variable.name: grad for variable, grad in pairs}
+    for variable, theirs_variable in zip(ours.weights, theirs.weights):
+        np.testing.assert_allclose(mine[variable.name], theirs_variable.value.grad.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(ours(*arrays[:2], key=key, **call), out, rtol=1e-6, atol=1e-7)
+
+
+def _model(lib, with_mask, with_key=False):
+    """A transformer encoder block over a CNN's feature map (flattened to patches), its mask an input; the key
+    made by its own layer (a keyword tensor another layer computes: its gradient reaches that layer)."""
+    image = lib.Input((4, 4, 3))
+    patches = lib.layers.Reshape((16, 8))(lib.layers.Conv2D(8, 1)(image))
+    inputs = [image]
+    kwargs = {"key": lib.layers.Dense(5, name="keys")(patches)} if with_key else {}
+    if with_mask:
+        mask = lib.Input((16, 16), dtype="bool")
+        inputs.append(mask)
+        kwargs["attention_mask"] = mask
+    attended = lib.layers.MultiHeadAttention(num_heads=2, key_dim=4, name="mha")(patches, patches, **kwargs)
+    mixed = lib.layers.LayerNormalization()(patches + attended)
+    return lib.Model(inputs, lib.layers.Dense(3)(lib.layers.GlobalAveragePooling1D()(mixed)))
+
+
+@pytest.mark.parametrize("with_mask,with_key", [(False, False), (True, False), (True, True)])
+def test_a_keras_model_loads_trains_a_step_and_saves_as_keras(keras, tmp_path, with_mask, with_key):
+    keras.utils.set_random_seed(3)
+    theirs = _model(keras, with_mask, with_key)
+    theirs.save(tmp_path / "theirs.keras")
+    ours = cs.models.load_model(tmp_path / "theirs.keras")
+    rng = np.random.default_rng(1)
+    x = [rng.standard_normal((4, 4, 4, 3)).astype("float32")]
+    if with_mask:
+        mask = rng.random((4, 16, 16)) > 0.4
+        mask[:, :, 0] = True
+        x.append(mask)
+    y = rng.standard_normal((4, 3)).astype("float32")
+    assert_step_and_file_match_keras(keras, ours, theirs, x if with_mask else x[0], y, "mse", tmp_path)
+
+
+@pytest.mark.parametrize("kwargs", [dict(num_heads=2, key_dim=3),
+                                    dict(num_heads=4, key_dim=8, value_dim=6, dropout=0.1, use_bias=False,
+                                         output_shape=(5,), attention_axes=(1,), use_gate=True)])
+def test_config_matches_keras_both_ways(keras, kwargs):
+    import json
+    theirs = keras.layers.MultiHeadAttention(**kwargs)
+    ours = L.deserialize(json.loads(json.dumps(keras.saving.serialize_keras_object(theirs))))
+    assert type(ours) is L.MultiHeadAttention
+    expected = comparable_config(theirs.get_config())
+    assert comparable_config(ours.get_config()) == expected
+    back = keras.saving.deserialize_keras_object(json.loads(json.dumps(L.serialize(ours))))
+    assert comparable_config(back.get_config()) == expected
+
+
+def test_dropout_drops_attention_weights_in_training_only():
+    rng = np.random.default_rng(0)
+    layer = L.MultiHeadAttention(num_heads=1, key_dim=4, dropout=0.5, seed=3)
+    q = rng.standard_normal((8, 16, 4)).astype("float32")
+    inference = layer(q, q)
+    (_, scores), _ = layer.forward([q, q], training=False, return_attention_scores=True)
+    assert np.array_equal(layer(q, q), inference) and np.allclose(scores.sum(-1), 1.0, atol=1e-5)
+    trained = layer.forward([q, q], training=True)[0]
+    assert not np.allclose(trained, inference)
+
+
+def test_arguments_are_checked_by_name():
+    with pytest.raises(ValueError, match=r"MultiHeadAttention 'm': argument `num_heads` must be a positive int"):
+        L.MultiHeadAttention(num_heads=0, key_dim=2, name="m")
+    with pytest.raises(ValueError, match=r"argument `sliding_window` is not supported"):
+        L.MultiHeadAttention(num_heads=1, key_dim=2, sliding_window=3)
+    with pytest.raises(ValueError, match=r"argument `dropout` must be a number in \[0, 1\)"):
+        L.MultiHeadAttention(num_heads=1, key_dim=2, dropout=1.0)
+    layer = L.MultiHeadAttention(num_heads=1, key_dim=2, name="m")
+    with pytest.raises(ValueError, match=r"MultiHeadAttention 'm': `value` and `key` must have the same shape but"):
+        layer.build_from_shape([(None, 3, 4), (None, 5, 4), (None, 6, 4)])
+    with pytest.raises(ValueError, match=r"argument `query_mask` is not supported"):
+        layer(np.ones((1, 3, 4), np.float32), np.ones((1, 3, 4), np.float32), query_mask=np.ones((1, 3), bool))
+
+
+def test_analysis_and_explain_count_the_heads_work():
+    """Projections: 16 positions × 64 weights each for query, key, value and output (4,096); per head 16 × 16
+    scores of 4 products and 16 × 16 sums of 4 (2 × 256 × 8 = 4,096)."""
+    from convscope.models.analysis import analyze
+    model = _model(cs, True)
+    row = {r.name: r for r in analyze(model).layers}["mha"]
+    assert (row.kind, row.macs, row.norm_ops, row.params) == ("attention", 8192, 3 * 2 * 256, 4 * (64 + 8))
+    text = "\n".join(line for section in cs.explain(model).layer("mha").sections for line in section["lines"])
+    assert "2 heads attend from each of the query's 16 positions to the value's 16 (key_dim 4, value_dim 4)" in text
+    assert "MACs = the projections' 4,096 + 2 heads × 16·16 scores × (key_dim 4 + value_dim 4) = 8,192" in text
+    assert "헤드 2개가 쿼리의 위치 16개" in str(cs.explain(model, lang="ko"))
