@@ -143,3 +143,73 @@ def test_analysis_and_explain_count_the_heads_work():
     assert "2 heads attend from each of the query's 16 positions to the value's 16 (key_dim 4, value_dim 4)" in text
     assert "MACs = the projections' 4,096 + 2 heads × 16·16 scores × (key_dim 4 + value_dim 4) = 8,192" in text
     assert "헤드 2개가 쿼리의 위치 16개" in str(cs.explain(model, lang="ko"))
+
+
+class _Encoder:
+    """A subclassed model holding a Dense and a MultiHeadAttention (`call` on a tape in convscope)."""
+
+    @staticmethod
+    def build(lib):
+        class Encoder(lib.Model):
+            def __init__(self):
+                super().__init__()
+                self.proj = lib.layers.Dense(6)
+                self.mha = lib.layers.MultiHeadAttention(num_heads=2, key_dim=3)
+                self.head = lib.layers.Dense(2)
+
+            def call(self, x, training=False):
+                h = self.proj(x)
+                return self.head(self.mha(h, h, training=training))
+        return Encoder()
+
+
+def test_inside_a_subclassed_model_it_trains_as_keras(keras):
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal((4, 5, 3)).astype("float32"), rng.standard_normal((4, 5, 2)).astype("float32")
+    ours, theirs = _Encoder.build(cs), _Encoder.build(keras)
+    theirs(x)
+    ours(x)
+    weights = [rng.standard_normal(w.shape).astype("float32") * 0.5 for w in theirs.get_weights()]
+    theirs.set_weights(weights)
+    ours.set_weights(weights)
+    for model in (ours, theirs):
+        model.compile(optimizer="sgd", loss="mse")
+        model.train_on_batch(x, y)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, keras.ops.convert_to_numpy(b), rtol=1e-4, atol=1e-6)
+    assert "multi_head_attention" in str(cs.explain(ours))
+
+
+def test_a_keras_file_calling_it_with_keyword_query_and_value_loads(keras, tmp_path):
+    x = keras.Input((5, 4))
+    theirs = keras.Model(x, keras.layers.MultiHeadAttention(num_heads=2, key_dim=2, name="mha")(query=x, value=x))
+    theirs.save(tmp_path / "kw.keras")
+    ours = cs.models.load_model(tmp_path / "kw.keras")
+    data = np.random.default_rng(0).standard_normal((2, 5, 4)).astype("float32")
+    np.testing.assert_allclose(ours.predict(data, verbose=0), keras.ops.convert_to_numpy(theirs(data)), rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_the_analysis_tells_the_mask_from_the_key():
+    from convscope.models.analysis import analyze
+    query, value, mask = cs.Input((2, 4)), cs.Input((50, 4)), cs.Input((2, 50), dtype="bool")
+    layer = L.MultiHeadAttention(num_heads=1, key_dim=2, name="mha")
+    plain = cs.Model([query, value], layer(query, value))
+    masked = cs.Model([query, value, mask], L.MultiHeadAttention(num_heads=1, key_dim=2, name="mha")(
+        query, value, attention_mask=mask))
+    assert analyze(plain).layers[-1].macs == analyze(masked).layers[-1].macs > 0
+
+
+def test_a_fully_masked_query_row_as_keras_default_path(keras):
+    """No scores asked, no dropout, 3-D inputs: Keras' dot_product_attention, whose fully masked row keeps its
+    uniform weights (with scores asked, Keras zeroes them: both paths as Keras)."""
+    rng = np.random.default_rng(4)
+    ours, theirs, (q, v) = _pair(keras, rng, [(2, 3, 4), (2, 5, 4)], num_heads=2, key_dim=2)
+    mask = np.ones((2, 3, 5), bool)
+    mask[0, 1] = False
+    np.testing.assert_allclose(ours(q, v, attention_mask=mask),
+                               keras.ops.convert_to_numpy(theirs(q, v, attention_mask=mask)), rtol=1e-5, atol=1e-5)
+    out, scores = ours(q, v, attention_mask=mask, return_attention_scores=True)
+    their_out, their_scores = theirs(q, v, attention_mask=mask, return_attention_scores=True)
+    np.testing.assert_allclose(out, keras.ops.convert_to_numpy(their_out), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(scores, keras.ops.convert_to_numpy(their_scores), atol=1e-7)

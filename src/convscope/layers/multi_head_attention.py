@@ -21,8 +21,9 @@ from .. import backend, ops
 from ..ops.dropout import dropout_forward
 from ..ops.tape import Tape, Traced
 from . import graph
-from .autodiff import NOT_GIVEN, TapeContext, _traced_structure, _watch, plain, resolve_training
-from .base import Layer, Shape, check_bool, check_positive_int, resolve_optional, serialize_optional
+from .autodiff import (NOT_GIVEN, TapeContext, _traced_structure, _watch, call_traced, plain, recording,
+                       resolve_training)
+from .base import Layer, Shape, check_bool, check_positive_int, noted, resolve_optional, serialize_optional
 from .einsum_dense import EinsumDense
 from .spec import LayerSpec
 from .. import initializers
@@ -62,8 +63,8 @@ def projection_equation(free: int, bound: int, out: int):
 class MultiHeadAttention(Layer):
     """Keras' `layers.MultiHeadAttention` (see the module's docstring)."""
 
-    CALL_KWARGS = frozenset({"key", "attention_mask", "return_attention_scores", "use_causal_mask", "query_mask",
-                             "value_mask", "key_mask"})
+    CALL_KWARGS = frozenset({"query", "value", "key", "attention_mask", "return_attention_scores", "use_causal_mask",
+                             "query_mask", "value_mask", "key_mask"})
 
     def __init__(self, num_heads, key_dim, value_dim=None, dropout=0.0, use_bias=True, output_shape=None,
                  attention_axes=None, sliding_window=None, flash_attention=None, kernel_initializer="glorot_uniform",
@@ -199,22 +200,40 @@ class MultiHeadAttention(Layer):
     def __call__(self, query, value, key=None, query_mask=None, value_mask=None, key_mask=None, attention_mask=None,
                  return_attention_scores=False, training=NOT_GIVEN, use_causal_mask=False):
         """Keras' call: symbolic tensors record a node (`[query, value]`, the rest as keyword arguments, as Keras
-        writes them); arrays are computed."""
+        writes them); inside a traced call (a custom layer, a subclassed model, an `ops.Tape`) one node on the
+        tape; arrays are computed.  `training` follows Keras' rule (as passed, else the enclosing call's)."""
         for arg, mask in (("query_mask", query_mask), ("value_mask", value_mask), ("key_mask", key_mask)):
             if mask is not None:
                 raise ValueError(f"{self._describe()}: argument `{arg}` is not supported (convscope has no Keras "
                                  "masks); give an `attention_mask`")
-        kwargs = {name: given for name, given in (("key", key), ("attention_mask", attention_mask)) if given is not None}
+        given = (("key", key), ("attention_mask", attention_mask))
+        kwargs = {name: tensor for name, tensor in given if tensor is not None}
         kwargs.update({name: True for name, flag in (("return_attention_scores", return_attention_scores),
                                                      ("use_causal_mask", use_causal_mask)) if flag})
         if graph.is_symbolic([query, value, key, attention_mask]):
             return self._record(query, value, kwargs)
-        arrays = [np.asarray(query), np.asarray(value)]
+        training = bool(resolve_training(training, False))
+        items = [query, value] + ([key] if key is not None else [])
         if not self.built:
-            self.build_from_shape([(None,) + a.shape[1:] for a in arrays + ([np.asarray(key)] if key is not None
-                                                                              else [])])
+            self.build_from_shape([(None,) + tuple(np.shape(getattr(t, "value", t)))[1:] for t in items])
+        if recording():
+            return self._on_tape(items, training, kwargs)
         with backend.no_backward():
-            return self.forward(arrays, training=bool(resolve_training(training, False)), **kwargs)[0]
+            outputs = self.forward([np.asarray(query), np.asarray(value)], training=training, **kwargs)[0]
+        return noted(self, [query, value], outputs)
+
+    def _on_tape(self, items, training: bool, kwargs):
+        """One node on the active tape: the tensors (query, value, key) traced, the mask and flags constant."""
+        options = {name: value for name, value in kwargs.items() if name != "key"}
+
+        def forward(layer, values, training=False):
+            key = values[2] if len(values) > 2 else None
+            return MultiHeadAttention.forward(layer, values[:2], training=training, key=key, **options)
+
+        def backward(layer, ctx, grad, need_input_grad=True):
+            grads, pairs = MultiHeadAttention.backward(layer, ctx, grad, need_input_grad)
+            return (grads[:len(items)] if grads is not None else None), pairs
+        return call_traced(self, items, training, forward=forward, backward=backward)
 
     def _record(self, query, value, kwargs):
         shapes = [tuple(query.shape), tuple(value.shape)] + ([tuple(kwargs["key"].shape)] if "key" in kwargs else [])
@@ -281,7 +300,9 @@ class MultiHeadAttention(Layer):
             scores = ops.where(mask, scores, np.asarray(-1e9, dtype=self.dtype))
         weights = ops.softmax(scores, axis=norm_axes[0]) if len(norm_axes) == 1 else ops.exp(
             ops.subtract(scores, ops.logsumexp(scores, axis=norm_axes, keepdims=True)))
-        if mask is not None:
+        if mask is not None and (return_scores or self.dropout > 0 or rank != 4):
+            # Keras zeroes the masked weights on this path only; its other one (dot_product_attention: no scores
+            # asked, no dropout, 3-D inputs) leaves a fully masked query row its uniform weights
             weights = ops.where(mask, weights, np.asarray(0.0, dtype=self.dtype))
         kept = weights
         if training and self.dropout > 0:          # the library's draws, or the layer's own with a seed

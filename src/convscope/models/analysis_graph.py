@@ -78,7 +78,7 @@ def _node_row(model, node, index: int, position, batch: int) -> LayerNumbers:
         if spec.kind == "merge":            # Add … Concatenate (an operation such as `ops.add` is not one)
             row = _merge_row(layer, spec, index, shapes, output_shape, batch)
         elif spec.kind == "attention":
-            row = _attention_row(layer, spec, index, shapes, output_shape, batch)
+            row = _attention_row(layer, spec, index, shapes, output_shape, batch, "key" in node.kwargs)
         else:
             row = analysis._analyze_one(layer, index, shapes[0], batch, known_output=output_shape)
         row.input_shapes = shapes
@@ -106,14 +106,14 @@ def _merge_row(layer, spec, index: int, shapes, output_shape, batch: int) -> Lay
     return row
 
 
-def _attention_row(layer, spec, index: int, shapes, output_shape, batch: int) -> LayerNumbers:
+def _attention_row(layer, spec, index: int, shapes, output_shape, batch: int, has_key: bool) -> LayerNumbers:
     """MultiHeadAttention: its projections (each position times its kernel), then per head the T × S scores of
     key_dim products and the T × S weighted sums of value_dim; a softmax's 3 operations per score."""
     row = LayerNumbers(index=index, name=layer.name, class_name=type(layer).__name__, kind="attention",
                        input_shape=shapes[0], output_shape=output_shape, batch_size=batch,
                        itemsize=np.dtype(getattr(layer, "dtype", None) or "float32").itemsize)
     query, value = shapes[0], shapes[1]
-    key = shapes[2] if len(shapes) > 2 and len(shapes[2]) == len(value) else value
+    key = shapes[2] if has_key else value           # the node's tensors: query, value, then key= and the mask
     def count(shape):           # positions: the values per sample over the last axis
         return analysis._elements(shape) // (shape[-1] or 1)
     positions = {"query": count(query), "gate": count(query), "key": count(key), "value": count(value),
