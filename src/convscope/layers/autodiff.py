@@ -23,7 +23,7 @@ from ..variables import Variable
 
 __all__ = ["forward_on_tape", "backward_on_tape", "call_layer", "call_traced", "call_training", "inside_call",
            "resolve_training", "training_default", "call_context", "NOT_GIVEN",
-           "infer_output_shape", "recording", "TapeContext"]
+           "infer_output_shape", "recording", "TapeContext", "run_on_tape"]
 
 PROBE_SIZES = (64, 65)     # an unknown axis other than the batch when `call` is run to learn its output shape
 _TAKES_TRAINING: dict = {}          # class -> whether its `call` has a `training` argument
@@ -168,12 +168,18 @@ def forward_on_tape(layer, inputs, training: bool = False):
     """(outputs as plain arrays, TapeContext): `layer.call` traced; (outputs, None) under no_backward()."""
     if not backend.keeps_for_backward():
         return plain(call_layer(layer, inputs, training)), None
+    single = not isinstance(inputs, (list, tuple))
+    return run_on_tape(layer, [inputs] if single else list(inputs),
+                       lambda watched: call_layer(layer, watched[0] if single else watched, training), single)
+
+
+def run_on_tape(layer, items, compute, single: bool = False):
+    """(outputs as plain arrays, TapeContext): `compute(watched items)` on a fresh tape that watches the float
+    items and `layer`'s trainable variables (the context's gradients: one per item, then the variables')."""
     tape = Tape(persistent=False, watch_accessed_variables=False)
     variables = [v for v in layer.trainable_weights if np.dtype(v.value.dtype).kind == "f"]
     for variable in variables:
         tape.watch(variable)
-    single = not isinstance(inputs, (list, tuple))
-    items = [inputs] if single else list(inputs)
     watched, sources, leaves = [], [], []
     with tape:
         for item in items:
@@ -182,7 +188,7 @@ def forward_on_tape(layer, inputs, training: bool = False):
             sources.append(traced if isinstance(traced, Traced) else None)
             array = np.asarray(item)
             leaves.append((array.shape, array.dtype, isinstance(traced, Traced)))
-        outputs = call_layer(layer, watched[0] if single else watched, training)
+        outputs = compute(watched)
     return plain(outputs), TapeContext(tape, sources, leaves, single, variables, _traced_structure(outputs))
 
 

@@ -19,10 +19,8 @@ import numpy as np
 
 from .. import backend, ops
 from ..ops.dropout import dropout_forward
-from ..ops.tape import Tape, Traced
 from . import graph
-from .autodiff import (NOT_GIVEN, TapeContext, _traced_structure, _watch, call_traced, plain, recording,
-                       resolve_training)
+from .autodiff import NOT_GIVEN, call_traced, plain, recording, resolve_training, run_on_tape
 from .base import Layer, Shape, check_bool, check_positive_int, noted, resolve_optional, serialize_optional
 from .einsum_dense import EinsumDense
 from .spec import LayerSpec
@@ -118,17 +116,18 @@ class MultiHeadAttention(Layer):
     def _children(self):
         return [layer for _, layer in self.keras_sublayers()]
 
+    def _projections(self) -> list:
+        """The projections in Keras' order of the weights (the order it builds them)."""
+        return [self._dense[name] for name in ("query", "key", "gate", "value", "attention_output")
+                if name in self._dense]
+
     @property
     def weights(self):
-        order = ("query", "key", "gate", "value", "attention_output")
-        return [v for name in order if name in self._dense for v in self._dense[name].weights]
+        return [v for layer in self._projections() for v in layer.weights]
 
     @property
     def trainable_weights(self):
-        if not self.trainable:
-            return []
-        order = ("query", "key", "gate", "value", "attention_output")
-        return [v for name in order if name in self._dense for v in self._dense[name].trainable_weights]
+        return [v for layer in self._projections() for v in layer.trainable_weights] if self.trainable else []
 
     # -- shapes and build ----------------------------------------------------------------------------
     def _shapes(self, input_shape):
@@ -248,32 +247,24 @@ class MultiHeadAttention(Layer):
         return outputs if len(outputs) > 1 else output
 
     def _scores_shape(self, shapes):
-        query, value, key = self._shapes(shapes)
-        batch = [query[i] for i in range(len(query) - 1) if i not in self.attention_axes]
-        return tuple(batch[:1]) + tuple(batch[1:]) + (self.num_heads,) + tuple(
-            query[a] for a in self.attention_axes) + tuple(key[a] for a in self.attention_axes)
+        query, _, key = self._shapes(shapes)
+        batch = tuple(query[i] for i in range(len(query) - 1) if i not in self.attention_axes)
+        return batch + (self.num_heads,) + tuple(query[a] for a in self.attention_axes) + tuple(
+            key[a] for a in self.attention_axes)
 
     def forward(self, inputs, training: bool = False, key=None, attention_mask=None, return_attention_scores=False,
                 use_causal_mask=False):
         """(output, or [output, scores]; the tape's context)."""
-        query, value = (np.asarray(x) for x in inputs)
-        tensors = [query, value] + ([np.asarray(key)] if key is not None else [])
-        mask = None if attention_mask is None else np.asarray(attention_mask)
+        tensors = [np.asarray(inputs[0]), np.asarray(inputs[1])] + ([np.asarray(key)] if key is not None else [])
+        mask = None if attention_mask is None else np.asarray(attention_mask, dtype=bool)
+
+        def attend(items):
+            return self._attend(items[0], items[1], items[2] if len(items) > 2 else None, mask, training,
+                                return_attention_scores, use_causal_mask)
         if not backend.keeps_for_backward():
-            return plain(self._attend(*tensors[:2], tensors[2] if len(tensors) > 2 else None, mask, training,
-                                      return_attention_scores, use_causal_mask)), None
-        tape = Tape(persistent=False, watch_accessed_variables=False)
-        variables = [v for v in self.trainable_weights if np.dtype(v.value.dtype).kind == "f"]
-        for variable in variables:
-            tape.watch(variable)
-        with tape:
-            watched = [_watch(tape, t) for t in tensors]
-            outputs = self._attend(*watched[:2], watched[2] if len(watched) > 2 else None, mask, training,
-                                   return_attention_scores, use_causal_mask)
-        sources = [w if isinstance(w, Traced) else None for w in watched]
-        leaves = [(t.shape, t.dtype, s is not None) for t, s in zip(tensors, sources)]
-        context = TapeContext(tape, sources, leaves, False, variables, _traced_structure(outputs))
-        return plain(outputs), {"tape": context, "mask": mask is not None}
+            return plain(attend(tensors)), None
+        outputs, context = run_on_tape(self, tensors, attend)
+        return outputs, {"tape": context, "mask": mask is not None}
 
     def backward(self, ctx, grad_output, need_input_grad: bool = True):
         """(gradients of query, value (, key) (, None for the mask), [(variable, gradient)])."""
@@ -322,7 +313,6 @@ class MultiHeadAttention(Layer):
             t, s = query_shape[1], value_shape[1]
             combined = np.tril(np.ones((t, s), bool))[None]
         if mask is not None:
-            mask = np.asarray(mask).astype(bool) if np.asarray(mask).dtype != bool else np.asarray(mask)
             combined = mask if combined is None else mask & combined
         if combined is None:
             return None

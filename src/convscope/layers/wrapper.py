@@ -40,7 +40,7 @@ class Wrapper(Layer):
     @property
     def weights(self):
         """Keras' order: the wrapper's tracked variables, trainable first, then the wrapped layer's others."""
-        own = self.wrapper_variables + list(self._variables)
+        own = self.wrapper_variables
         return unique_variables([v for v in own if v.trainable] + [v for v in own if not v.trainable]
                                 + list(self.layer.weights))
 

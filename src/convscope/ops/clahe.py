@@ -20,9 +20,9 @@ __all__ = ["clahe"]
 
 def _tables(tiles: np.ndarray, clip_limit: float, area: int) -> np.ndarray:
     """(..., 256) stretched cumulative tables from (..., area) int pixel values in 0..255."""
-    hists = np.zeros(tiles.shape[:-1] + (256,), np.float32)
-    flat = hists.reshape(-1, 256)
-    np.add.at(flat, (np.arange(len(flat))[:, None], tiles.reshape(len(flat), -1)), 1.0)
+    rows = int(np.prod(tiles.shape[:-1]))      # one histogram per (image, tile row, tile column, channel)
+    bins = (np.arange(rows)[:, None] * 256 + tiles.reshape(rows, -1)).reshape(-1)
+    hists = np.bincount(bins, minlength=rows * 256).astype(np.float32).reshape(tiles.shape[:-1] + (256,))
     if clip_limit > 0:
         limit = np.float32(clip_limit * area / 256.0)
         clipped = np.clip(hists, 0, limit)
