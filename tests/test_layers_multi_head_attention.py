@@ -95,7 +95,10 @@ def test_a_keras_model_loads_trains_a_step_and_saves_as_keras(keras, tmp_path, w
 
 @pytest.mark.parametrize("kwargs", [dict(num_heads=2, key_dim=3),
                                     dict(num_heads=4, key_dim=8, value_dim=6, dropout=0.1, use_bias=False,
-                                         output_shape=(5,), attention_axes=(1,), use_gate=True)])
+                                         output_shape=(5,), attention_axes=(1,), use_gate=True),
+                                    dict(num_heads=2, key_dim=3, kernel_initializer="he_normal", bias_initializer="ones",
+                                         kernel_regularizer="l2", bias_regularizer="l1", activity_regularizer="l2",
+                                         kernel_constraint="non_neg", bias_constraint="unit_norm")])
 def test_config_matches_keras_both_ways(keras, kwargs):
     import json
     theirs = keras.layers.MultiHeadAttention(**kwargs)
@@ -105,6 +108,18 @@ def test_config_matches_keras_both_ways(keras, kwargs):
     assert comparable_config(ours.get_config()) == expected
     back = keras.saving.deserialize_keras_object(json.loads(json.dumps(L.serialize(ours))))
     assert comparable_config(back.get_config()) == expected
+
+
+def test_projections_take_keras_initializers_regularizers_and_constraints(keras):
+    kwargs = dict(num_heads=2, key_dim=3, use_gate=True, kernel_initializer="he_normal", bias_initializer="ones",
+                  kernel_regularizer="l2", bias_regularizer="l1", activity_regularizer="l2",
+                  kernel_constraint="non_neg", bias_constraint="unit_norm")
+    theirs, ours = keras.layers.MultiHeadAttention(**kwargs), L.MultiHeadAttention(**kwargs)
+    theirs.build((2, 5, 4), (2, 6, 4))
+    ours.build([(2, 5, 4), (2, 6, 4)])
+    for path, sublayer in ours.keras_sublayers():
+        theirs_sub = getattr(theirs, path if path.startswith("_") else "_" + path)
+        assert comparable_config(sublayer.get_config()) == comparable_config(theirs_sub.get_config()), path
 
 
 def test_dropout_drops_attention_weights_in_training_only():

@@ -45,6 +45,31 @@ def resolve_activation(identifier, where: str):
         raise type(error)(f"{where}: argument `activation`: {error}") from None
 
 
+def set_weight_options(layer, where: str, kernel_initializer, bias_initializer, kernel_regularizer,
+                       bias_regularizer, kernel_constraint, bias_constraint) -> None:
+    """The kernel/bias initializers, regularizers and constraints, validated and stored on `layer` (errors
+    name the layer and the argument)."""
+    layer.kernel_initializer = initializers.get(kernel_initializer, where, "kernel_initializer")
+    layer.bias_initializer = initializers.get(bias_initializer, where, "bias_initializer")
+    layer.kernel_regularizer = resolve_optional("regularizers", kernel_regularizer, where, "kernel_regularizer")
+    layer.bias_regularizer = resolve_optional("regularizers", bias_regularizer, where, "bias_regularizer")
+    layer.kernel_constraint = resolve_optional("constraints", kernel_constraint, where, "kernel_constraint")
+    layer.bias_constraint = resolve_optional("constraints", bias_constraint, where, "bias_constraint")
+
+
+def weight_options_config(layer, activity_regularizer) -> Dict[str, Any]:
+    """The config entries of `set_weight_options`' six, and the activity regularizer, in Keras' order."""
+    return {
+        "kernel_initializer": serialize_optional("initializers", layer.kernel_initializer),
+        "bias_initializer": serialize_optional("initializers", layer.bias_initializer),
+        "kernel_regularizer": serialize_optional("regularizers", layer.kernel_regularizer),
+        "bias_regularizer": serialize_optional("regularizers", layer.bias_regularizer),
+        "activity_regularizer": serialize_optional("regularizers", activity_regularizer),
+        "kernel_constraint": serialize_optional("constraints", layer.kernel_constraint),
+        "bias_constraint": serialize_optional("constraints", layer.bias_constraint),
+    }
+
+
 class KernelBiasLayer(Layer):
     """A layer computing y = activation(z) with z from a kernel and an optional bias."""
 
@@ -53,29 +78,16 @@ class KernelBiasLayer(Layer):
                           bias_constraint) -> None:
         self.activation = resolve_activation(activation, where)
         self.use_bias = check_bool(use_bias, "use_bias", where)
-        self.kernel_initializer = initializers.get(kernel_initializer, where, "kernel_initializer")
-        self.bias_initializer = initializers.get(bias_initializer, where, "bias_initializer")
-        self.kernel_regularizer = resolve_optional("regularizers", kernel_regularizer, where, "kernel_regularizer")
-        self.bias_regularizer = resolve_optional("regularizers", bias_regularizer, where, "bias_regularizer")
+        set_weight_options(self, where, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
+                           kernel_constraint, bias_constraint)
         self.activity_regularizer = resolve_optional("regularizers", activity_regularizer, where,
                                                      "activity_regularizer")
-        self.kernel_constraint = resolve_optional("constraints", kernel_constraint, where, "kernel_constraint")
-        self.bias_constraint = resolve_optional("constraints", bias_constraint, where, "bias_constraint")
         self.kernel = None
         self.bias = None
 
     def _kernel_bias_config(self) -> Dict[str, Any]:
-        return {
-            "activation": self.activation.name,
-            "use_bias": self.use_bias,
-            "kernel_initializer": serialize_optional("initializers", self.kernel_initializer),
-            "bias_initializer": serialize_optional("initializers", self.bias_initializer),
-            "kernel_regularizer": serialize_optional("regularizers", self.kernel_regularizer),
-            "bias_regularizer": serialize_optional("regularizers", self.bias_regularizer),
-            "activity_regularizer": serialize_optional("regularizers", self.activity_regularizer),
-            "kernel_constraint": serialize_optional("constraints", self.kernel_constraint),
-            "bias_constraint": serialize_optional("constraints", self.bias_constraint),
-        }
+        return {"activation": self.activation.name, "use_bias": self.use_bias,
+                **weight_options_config(self, self.activity_regularizer)}
 
     @property
     def output_activation(self):

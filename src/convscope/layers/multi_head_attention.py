@@ -21,8 +21,9 @@ from .. import backend, ops
 from ..ops.dropout import dropout_forward
 from . import graph
 from .autodiff import NOT_GIVEN, call_traced, plain, recording, resolve_training, run_on_tape
-from .base import Layer, Shape, check_bool, check_positive_int, noted, resolve_optional, serialize_optional
+from .base import Layer, Shape, check_bool, check_positive_int, noted, resolve_optional
 from .einsum_dense import EinsumDense
+from .kernel_bias import set_weight_options, weight_options_config
 from .spec import LayerSpec
 from .. import initializers
 
@@ -95,14 +96,11 @@ class MultiHeadAttention(Layer):
                 raise ValueError(f"{where}: argument `{arg}` is not supported, got {value!r}")
         self.seed = seed
         self._generator = None if seed is None else np.random.default_rng(seed)
-        self.kernel_initializer = initializers.get(kernel_initializer, where, "kernel_initializer")
-        self.bias_initializer = initializers.get(bias_initializer, where, "bias_initializer")
-        self.kernel_regularizer = resolve_optional("regularizers", kernel_regularizer, where, "kernel_regularizer")
-        self.bias_regularizer = resolve_optional("regularizers", bias_regularizer, where, "bias_regularizer")
+        set_weight_options(self, where, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
+                           kernel_constraint, bias_constraint)
+        # Keras gives it to each projection, not to the attention layer itself
         self.sublayer_activity_regularizer = resolve_optional("regularizers", activity_regularizer, where,
                                                               "activity_regularizer")
-        self.kernel_constraint = resolve_optional("constraints", kernel_constraint, where, "kernel_constraint")
-        self.bias_constraint = resolve_optional("constraints", bias_constraint, where, "bias_constraint")
         self._dense = {}
 
     # -- weights: the projections' -------------------------------------------------------------------
@@ -157,6 +155,7 @@ class MultiHeadAttention(Layer):
                            kernel_initializer=initializers.get(initializers.serialize(self.kernel_initializer)),
                            bias_initializer=initializers.get(initializers.serialize(self.bias_initializer)),
                            kernel_regularizer=self.kernel_regularizer, bias_regularizer=self.bias_regularizer,
+                           activity_regularizer=self.sublayer_activity_regularizer,
                            kernel_constraint=self.kernel_constraint, bias_constraint=self.bias_constraint)
 
     def build(self, input_shape) -> None:
@@ -329,13 +328,7 @@ class MultiHeadAttention(Layer):
             "output_shape": None if self.partial_output_shape is None else list(self.partial_output_shape),
             "attention_axes": None if self.attention_axes is None else list(self.attention_axes),
             "sliding_window": None,
-            "kernel_initializer": serialize_optional("initializers", self.kernel_initializer),
-            "bias_initializer": serialize_optional("initializers", self.bias_initializer),
-            "kernel_regularizer": serialize_optional("regularizers", self.kernel_regularizer),
-            "bias_regularizer": serialize_optional("regularizers", self.bias_regularizer),
-            "activity_regularizer": serialize_optional("regularizers", self.sublayer_activity_regularizer),
-            "kernel_constraint": serialize_optional("constraints", self.kernel_constraint),
-            "bias_constraint": serialize_optional("constraints", self.bias_constraint),
+            **weight_options_config(self, self.sublayer_activity_regularizer),
             "seed": self.seed,
         })
         return config
