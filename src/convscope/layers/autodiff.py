@@ -20,6 +20,7 @@ import numpy as np
 from .. import backend
 from ..ops.tape import Tape, Traced, record, recording
 from ..variables import Variable
+from . import activity
 
 __all__ = ["forward_on_tape", "backward_on_tape", "call_layer", "call_traced", "call_training", "inside_call",
            "resolve_training", "training_default", "call_context", "NOT_GIVEN",
@@ -219,13 +220,17 @@ def call_traced(layer, inputs, training: bool = False, forward=None, backward=No
     items = [inputs] if single else list(inputs)
     values = [item.value if isinstance(item, (Traced, Variable)) else np.asarray(item) for item in items]
     outputs, ctx = forward(layer, values[0] if single else values, training=training)
+    penalized = activity.penalize(layer, outputs)
     if ctx is None:     # nothing kept: an identity (a dropout at inference or rate 0) passes the traced input on
         return items[0] if single and outputs is values[0] else outputs
     variables = list(layer.trainable_weights)
     several = isinstance(outputs, (list, tuple))
 
     def backward(grads):
-        grad_in, pairs = layer_backward(layer, ctx, list(grads) if several else grads, need_input_grad=True)
+        grads = list(grads) if several else grads
+        if penalized:
+            grads = activity.with_gradient(layer, outputs, grads)
+        grad_in, pairs = layer_backward(layer, ctx, grads, need_input_grad=True)
         found = {id(variable): grad for variable, grad in pairs}
         return ([grad_in] if single else list(grad_in)) + [found.get(id(v)) for v in variables]
     result = record(items + variables, tuple(outputs) if several else outputs, backward, name=layer.name)

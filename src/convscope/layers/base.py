@@ -21,7 +21,7 @@ import numpy as np
 from .. import backend
 from ..variables import Variable
 from .._weight_memory import holding
-from . import graph
+from . import activity, graph
 from .autodiff import (NOT_GIVEN, call_layer, call_traced, infer_output_shape, recording, resolve_training,
                        training_default)
 from .spec import LayerSpec
@@ -174,7 +174,9 @@ class Layer:
             self.build_from_shape((None,) + x.shape[1:])
         else:
             self._check_input_shape(x.shape)
-        return noted(self, inputs, call_layer(self, x, training, explicit))
+        outputs = call_layer(self, x, training, explicit)
+        activity.penalize(self, outputs)                # into the step this call runs in (evaluate), if any
+        return noted(self, inputs, outputs)
 
     # -- one call with what its backward pass needs -------------------------------------
     def forward(self, inputs, training: bool = False):

@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import initializers, ops
 from ..variables import Variable
+from . import activity
 from .base import Shape, check_positive_int
 from .spec import LayerSpec
 from .wrapper import Wrapper
@@ -70,19 +71,22 @@ class SpectralNormalization(Wrapper):
 
     def forward(self, inputs, training: bool = False):
         """In training, the kernel and `vector_u` replaced first (unless the kernel is all zeros: a new array,
-        so an earlier call's backward still finds the kernel it used); then the layer.  ctx: the layer's and that
-        kernel."""
+        so an earlier call's backward still finds the kernel it used); then the layer, its activity penalty
+        counted as Keras' call of it does.  ctx: the layer's, that kernel and the penalized output (or None)."""
         kernel = self._kernel()
         if training and np.any(kernel.value != 0):
             u, kernel.value = self.normalized_weights()
             self.vector_u.value[...] = u
         y, ctx = self.layer.forward(inputs, training=training)
-        return y, (None if ctx is None else (ctx, kernel.value))
+        penalized = activity.penalize(self.layer, y)
+        return y, (None if ctx is None else (ctx, kernel.value, y if penalized else None))
 
     def backward(self, ctx, grad_output, need_input_grad: bool = True):
         """The wrapped layer's (input gradient, [(variable, gradient)]) with the kernel its call used (put back
         for the layer's backward where a later call replaced it); `vector_u` has none."""
-        inner, used = ctx
+        inner, used, penalized = ctx
+        if penalized is not None:
+            grad_output = activity.with_gradient(self.layer, penalized, grad_output)
         kernel = self._kernel()
         if kernel.value is used:
             return self.layer.backward(inner, grad_output, need_input_grad=need_input_grad)

@@ -18,7 +18,7 @@ import numpy as np
 from .. import backend, losses as losses_module, metrics as metrics_module, optimizers
 from ..ops import elementwise_fast
 from ..callbacks import CallbackList, check_callbacks
-from ..layers import InputLayer, Layer
+from ..layers import InputLayer, Layer, activity
 from ..layers.autodiff import NOT_GIVEN, call_layer, call_training, recording
 from ..layers.base import Variable, noted
 from ..layers.graph import KerasTensor, flatten, is_symbolic
@@ -127,13 +127,14 @@ class _FunctionalTraining:
 
     def _train_step(self, x, y, where: str, epoch: int, batch: int, raise_on_nan: bool, sample_weight=None):
         arrays = self._flat_inputs(x.arrays, where)
-        outputs, execution = self.run(arrays, training=True, keep=True)
+        with activity.collecting() as penalty:
+            outputs, execution = self.run(arrays, training=True, keep=True)
         per_output = self._losses_of(y.arrays, outputs, sample_weight)
         grads = [None if loss is None else loss.weighted_gradient(target, out, sample_weight) * weight
                  for loss, target, out, weight in zip(self._losses, y.arrays, outputs, self._loss_weights)]
         _, pairs = self.backward_graph(execution, grads, need_input_grads=False)
         self._assign_gradients(pairs)
-        loss = sum(w * value for w, value in zip(self._loss_weights, per_output))
+        loss = sum(w * value for w, value in zip(self._loss_weights, per_output)) + penalty.total
         loss += self._weight_penalty(add_gradients=True)
         if raise_on_nan and not np.isfinite(loss):
             raise ValueError(f"{where}: the loss became {loss} at epoch {epoch + 1}, batch {batch + 1} "
@@ -143,9 +144,10 @@ class _FunctionalTraining:
         return (loss, per_output), outputs
 
     def _test_step(self, x, y, sample_weight=None):
-        outputs, _ = self.run(self._flat_inputs(x.arrays, "evaluate"), training=False, keep=False)
+        with activity.collecting() as penalty:
+            outputs, _ = self.run(self._flat_inputs(x.arrays, "evaluate"), training=False, keep=False)
         per_output = self._losses_of(y.arrays, outputs, sample_weight, "evaluate")
-        loss = sum(w * value for w, value in zip(self._loss_weights, per_output))
+        loss = sum(w * value for w, value in zip(self._loss_weights, per_output)) + penalty.total
         return (loss + self._weight_penalty(add_gradients=False), per_output), outputs
 
     # -- metrics ------------------------------------------------------------------------------------
@@ -214,12 +216,14 @@ class _FunctionalTraining:
 
 
 class Execution:
-    """One forward pass of a graph: (node, what its layer kept) in execution order."""
+    """One forward pass of a graph: (node, what its layer kept) in execution order, and the outputs of the
+    records (by position) whose activity penalty went to a training step (`layers/activity.py`)."""
 
-    __slots__ = ("records",)
+    __slots__ = ("records", "penalized")
 
     def __init__(self):
         self.records: List[Tuple[Any, Any]] = []
+        self.penalized: Dict[int, Any] = {}
 
 
 class Functional(_FunctionalTraining, Model):
@@ -386,8 +390,7 @@ class Functional(_FunctionalTraining, Model):
                         stage_input(step.stage, values[id(step.input)]), training=training,
                         residual=values[id(step.residual)])
                     read = [step.input, step.residual]
-                if keep:
-                    execution.records.append((step, ctx))
+                layer, results = step.stage.layers[-1], values[id(step.output)]
             else:
                 node = step.nodes[0]
                 args = _substitute(node.args, values)
@@ -395,7 +398,6 @@ class Functional(_FunctionalTraining, Model):
                 call_kwargs = _call_kwargs(node, values)
                 if keep:
                     result, ctx = node.layer.forward(layer_input, training=training, **call_kwargs)
-                    execution.records.append((step, ctx))
                 elif call_kwargs:
                     with backend.no_backward():
                         result = node.layer.forward(layer_input, training=training, **call_kwargs)[0]
@@ -404,7 +406,10 @@ class Functional(_FunctionalTraining, Model):
                 results = result if isinstance(result, (list, tuple)) else [result]
                 for tensor, value in zip(node.outputs, results):
                     values[id(tensor)] = value
-                read = node.input_tensors
+                layer, read = node.layer, node.input_tensors
+            penalized = activity.penalize(layer, results)     # the step's last layer's activity penalty
+            if keep:
+                _record(execution, step, ctx, results if penalized else None)
             if on_step is not None:
                 on_step(step, time.perf_counter() - start)
             for tensor in read:                     # drop what no later step reads
@@ -423,10 +428,14 @@ class Functional(_FunctionalTraining, Model):
             _accumulate(grads, tensor, grad)
         weight_grads: Dict[int, List] = {}
         unneeded = set() if need_input_grads else {id(t) for t in self._inputs}     # gradients nobody reads
-        for step, ctx in reversed(execution.records):
+        for position in range(len(execution.records) - 1, -1, -1):
+            step, ctx = execution.records[position]
+            penalized = execution.penalized.get(position)
             start = time.perf_counter() if on_step is not None else 0.0
             if step.stage is not None:
                 upstream = grads.pop(id(step.output), None)
+                if penalized is not None:
+                    upstream = activity.with_gradient(step.stage.layers[-1], penalized, upstream)
                 if upstream is None:
                     continue
                 sources = [step.input] + ([step.residual] if step.residual is not None else [])
@@ -436,6 +445,8 @@ class Functional(_FunctionalTraining, Model):
             else:
                 node = step.nodes[0]
                 upstream = [grads.pop(id(t), None) for t in node.outputs]
+                if penalized is not None:
+                    upstream = activity.with_gradient(node.layer, penalized, upstream)
                 if all(g is None for g in upstream):
                     continue
                 if len(upstream) > 1:
@@ -530,6 +541,13 @@ def _check_structure(value, arg: str, where: str):
     if isinstance(value, dict):
         return {key: value[key] for key in value}
     return list(value) if isinstance(value, (list, tuple)) else value
+
+
+def _record(execution: Execution, step, ctx, penalized) -> None:
+    """`step` and its ctx appended to the execution, with its outputs when they were penalized."""
+    if penalized is not None:
+        execution.penalized[len(execution.records)] = penalized
+    execution.records.append((step, ctx))
 
 
 def _consumer_counts(nodes, outputs) -> Dict[int, int]:

@@ -17,12 +17,12 @@ import numpy as np
 from .. import backend
 from ..callbacks import CallbackList, check_callbacks
 from .. import layers as layers_module
-from ..layers import InputLayer, Layer
+from ..layers import InputLayer, Layer, activity
 from ..layers.autodiff import NOT_GIVEN, call_context, call_training, recording, resolve_training, training_default
 from .._custom_objects import custom_object_scope, get_registered_name, lookup
 from ..layers.base import Shape, Variable, check_kept_for_backward, noted, runs_own_call
 from ..layers.graph import KerasTensor, is_symbolic
-from .plan import INFERENCE, LAYERS, TRAINING, stage_input
+from .plan import INFERENCE, stage_input
 from .summary import print_summary
 from .training import Model, check_predict_arguments
 
@@ -268,10 +268,12 @@ class Sequential(Model):
         if training:
             for layer in self._layers:
                 x = layer.call(x, training=True)
+                activity.penalize(layer, x)
             return x
         with backend.no_backward():
             for stage in self._layers_plan(INFERENCE):
                 x, _ = stage.forward(stage_input(stage, x))
+                activity.penalize(stage.layers[-1], x)
         return x
 
     def _build_for(self, x: np.ndarray) -> None:
@@ -321,30 +323,19 @@ class Sequential(Model):
         return self.output_shape
 
     def forward(self, inputs, training: bool = False):
-        """(output, one context per stage of the plan): one call, e.g. as a layer of a graph model."""
+        """(output, (stages, one context per stage, the outputs penalized by an activity regularizer)): one call,
+        e.g. as a layer of a graph model."""
         x = self._check_input(inputs, "call")
         self._build_for(x)
         if not backend.keeps_for_backward():
             return self._forward(x, training=training), None
-        stages = self._plan(TRAINING if training else LAYERS)
-        contexts = []
-        for stage in stages:
-            x, ctx = stage.forward(stage_input(stage, x), training=training)
-            contexts.append(ctx)
-        return x, (stages, contexts)
+        x, stages, contexts, penalized = self._run(x, training)
+        return x, (stages, contexts, penalized)
 
     def backward(self, ctx, grad_output, need_input_grad: bool = True):
         """(gradient w.r.t. the input, [(variable, gradient)]) for the call that made `ctx`."""
         check_kept_for_backward(self, ctx)
-        stages, contexts = ctx
-        pairs = []
-        for index in range(len(stages) - 1, -1, -1):
-            grad_output, stage_pairs = stages[index].backward(
-                contexts[index], grad_output, need_input_grad=need_input_grad or index > 0)
-            pairs += stage_pairs
-            if grad_output is None:    # an Embedding's indices: no gradient reaches the layers before it
-                break
-        return grad_output, pairs
+        return self._backward_stages(*ctx, grad_output, need_input_grad)
 
     def predict(self, x, batch_size: Optional[int] = 32, verbose="auto", steps=None, callbacks=None) -> np.ndarray:
         """Outputs for `x` in inference mode, `batch_size` samples at a time (at most `steps` batches).

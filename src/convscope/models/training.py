@@ -2,8 +2,8 @@
 
 `Sequential` subclasses `Model` and provides `layers`, `build`, `input_shape`
 and `output_shape`.  The training step runs the layers itself so that each
-layer's `activity_regularizer` adds its penalty and gradient (`regularizer(output)`
-divided by the batch size, as tf.keras 2 and Keras 3 do), and so that softmax + crossentropy fuse: when the last layer
+layer's `activity_regularizer` adds its penalty and gradient (`layers/activity.py`), and so that
+softmax + crossentropy fuse: when the last layer
 ends in the activation the loss names in `fused_activation`, the loss is taken
 on that layer's pre-activation with `from_logits=True` (as Keras does with the
 logits it keeps on a softmax output) and the gradient enters the layer below
@@ -23,6 +23,7 @@ import numpy as np
 
 from .. import _rng, backend, losses as losses_module, metrics as metrics_module, optimizers
 from ..callbacks import CallbackList, History, ProgbarLogger, TerminateOnNaN, check_callbacks
+from ..layers import activity
 from ..layers.autodiff import call_layer, infer_output_shape, plain
 from ..layers.base import Layer, Variable, held_layers, runs_own_call, unique_variables
 from . import data_adapters
@@ -431,12 +432,12 @@ class Model(Layer):
 
     def _run(self, x: np.ndarray, training: bool, fusion=None):
         """Forward through the plan's stages (a training step keeps each stage's ctx; inference under
-        `backend.no_backward()` keeps none): (output, stages, each stage's output and ctx, activity
-        penalty).  With `fusion`, the last layer's ctx is kept even in inference (its pre-activation
-        gives the loss)."""
+        `backend.no_backward()` keeps none): (output, stages, each stage's ctx, each stage's output where its
+        last layer's activity penalty went to the step, else None).  With `fusion`, the last layer's ctx is
+        kept even in inference (its pre-activation gives the loss)."""
         keep = backend.keeps_for_backward()
         stages = self._plan(TRAINING if training and keep else INFERENCE if not (keep or training) else LAYERS)
-        outputs, contexts, penalty = [], [], 0.0
+        contexts, penalized = [], []
         last = len(stages) - 1
         for index, stage in enumerate(stages):
             if index == last and fusion is not None and not keep:
@@ -444,12 +445,27 @@ class Model(Layer):
                     x, ctx = stage.forward(stage_input(stage, x), training=training)
             else:
                 x, ctx = stage.forward(stage_input(stage, x), training=training)
-            outputs.append(x)
             contexts.append(ctx)
-            regularizer = stage.layers[-1].activity_regularizer
-            if regularizer is not None:
-                penalty += regularizer(x) / len(x)
-        return x, stages, outputs, contexts, penalty
+            penalized.append(x if activity.penalize(stage.layers[-1], x) else None)
+        return x, stages, contexts, penalized
+
+    def _backward_stages(self, stages, contexts, penalized, grad, need_input_grad: bool, fusion=None):
+        """(input gradient, [(variable, gradient)]) of `_run`'s stages from the output gradient `grad`, each
+        penalized output's activity gradient added; with `fusion`, `grad` is the last layer's pre-activation's.
+        Without `need_input_grad` the first stage computes none (most of a first Conv2D's backward)."""
+        pairs = []
+        for index in range(len(stages) - 1, -1, -1):
+            stage, options = stages[index], {}
+            if index == len(stages) - 1 and fusion is not None:
+                options["from_preactivation"] = True
+            elif penalized[index] is not None:
+                grad = activity.with_gradient(stage.layers[-1], penalized[index], grad)
+            grad, stage_pairs = stage.backward(contexts[index], grad, need_input_grad=need_input_grad or index > 0,
+                                               **options)
+            pairs += stage_pairs
+            if grad is None:           # an Embedding's indices: no gradient reaches the layers before it
+                break
+        return grad, pairs
 
     def _weight_penalty(self, add_gradients: bool) -> float:
         penalty = 0.0
@@ -461,40 +477,28 @@ class Model(Layer):
         return penalty
 
     def _forward_loss(self, x, y, training: bool, sample_weight=None):
-        """(output, stages, outputs, contexts, weighted data loss + activity penalty, fused layer or None)."""
+        """(output, stages, contexts, penalized outputs, weighted data loss + activity penalty, fused layer or
+        None)."""
         fusion = self._fusion()
-        output, stages, outputs, contexts, activity_penalty = self._run(x, training, fusion)
+        with activity.collecting() as penalty:
+            output, stages, contexts, penalized = self._run(x, training, fusion)
         where = "fit" if training else "evaluate"          # who reports sample weights that do not fit
         if fusion is not None:
             data_loss = self._logits_loss.weighted(y, contexts[-1].preactivation, sample_weight, where)
         else:
             data_loss = self._loss.weighted(y, output, sample_weight, where)
-        return output, stages, outputs, contexts, self._loss_weight * data_loss + activity_penalty, fusion
+        return output, stages, contexts, penalized, self._loss_weight * data_loss + penalty.total, fusion
 
     def _gradients(self, x, y, sample_weight=None) -> Tuple[float, np.ndarray, List[np.ndarray]]:
         """(weighted data loss + activity penalty, output, one gradient per trainable variable) of this
         batch, without the weight regularizers and without changing anything: the part of a training step
         a data-parallel replica computes on its shard (`convscope.distribute`)."""
-        output, stages, outputs, contexts, loss, fusion = self._forward_loss(x, y, True, sample_weight)
+        output, stages, contexts, penalized, loss, fusion = self._forward_loss(x, y, True, sample_weight)
         if fusion is not None:
             grad = self._logits_loss.weighted_gradient(y, contexts[-1].preactivation, sample_weight)
         else:
             grad = self._loss.weighted_gradient(y, output, sample_weight)
-        grad = grad * self._loss_weight
-        pairs = []
-        for index in range(len(stages) - 1, -1, -1):
-            stage, options = stages[index], {}
-            if index == len(stages) - 1 and fusion is not None:
-                options["from_preactivation"] = True
-            else:
-                regularizer = stage.layers[-1].activity_regularizer
-                if regularizer is not None:
-                    grad = grad + regularizer.gradient(outputs[index]) / len(outputs[index])
-            # the first stage's input gradient is never needed (most of a first Conv2D's backward)
-            grad, stage_pairs = stage.backward(contexts[index], grad, need_input_grad=index > 0, **options)
-            pairs += stage_pairs
-            if grad is None:           # an Embedding's indices: no gradient reaches the layers before it
-                break
+        _, pairs = self._backward_stages(stages, contexts, penalized, grad * self._loss_weight, False, fusion)
         return loss, output, self._summed_gradients(pairs)
 
     def _apply_gradients(self, grads, loss: float, where: str, epoch: int, batch: int, raise_on_nan: bool) -> float:
