@@ -30,6 +30,7 @@ CASES = [
     (dict(num_heads=2, key_dim=3, use_bias=False), [(2, 4, 6), (2, 5, 6)], dict(attention_mask=True)),
     (dict(num_heads=2, key_dim=3, attention_axes=(1, 2)), [(2, 3, 4, 5), (2, 3, 4, 5)], {}),
     (dict(num_heads=2, key_dim=3, use_gate=True), [(2, 4, 6), (2, 5, 6)], {}),
+    (dict(num_heads=2, key_dim=3, attention_axes=(2,)), [(2, 3, 3, 5), (2, 3, 3, 5)], dict(use_causal_mask=True)),
 ]
 
 
@@ -145,6 +146,49 @@ def test_arguments_are_checked_by_name():
         layer.build_from_shape([(None, 3, 4), (None, 5, 4), (None, 6, 4)])
     with pytest.raises(ValueError, match=r"argument `query_mask` is not supported"):
         layer(np.ones((1, 3, 4), np.float32), np.ones((1, 3, 4), np.float32), query_mask=np.ones((1, 3), bool))
+
+
+def test_a_causal_mask_runs_along_the_attention_axis(keras):
+    """Over axis 2 of an image-like input whose axis 1 is shorter (Keras builds its causal mask from axis 1's
+    length and fails there): as Keras with the lower-triangular mask given explicitly."""
+    rng = np.random.default_rng(7)
+    ours, theirs, arrays = _pair(keras, rng, [(2, 3, 5, 4), (2, 3, 5, 4)], num_heads=2, key_dim=3,
+                                 attention_axes=(2,))
+    explicit = np.broadcast_to(np.tril(np.ones((5, 5), bool)), (2, 3, 5, 5))
+    expected = theirs(*arrays, attention_mask=explicit)
+    np.testing.assert_allclose(ours(*arrays, use_causal_mask=True), expected.detach().numpy(), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(ours(*arrays), expected.detach().numpy(), atol=1e-3)
+
+
+def test_masks_and_mixed_inputs_are_checked_where_the_call_is_made():
+    """A mask that cannot broadcast to the scores is refused when the graph is built (not at predict) and in an
+    eager call, naming the layer and the shape expected; so are a causal mask over two axes, attention axes
+    outside the query's, and arrays mixed with symbolic tensors."""
+    x = np.ones((2, 4, 6), np.float32)
+    query = L.Input((4, 6))
+    expected = r"MultiHeadAttention 'm': argument `attention_mask` must broadcast to the attention scores "
+    with pytest.raises(ValueError, match=expected + r"\(None, 2, 4, 4\) .*e\.g\. shape \(None, 4, 4\), got "
+                                                    r"\(None, 4, 5\)"):
+        L.MultiHeadAttention(2, 3, name="m")(query, query, attention_mask=L.Input((4, 5), dtype="bool"))
+    with pytest.raises(ValueError, match=expected + r"\(2, 2, 4, 4\) .*got \(2, 4, 5\)"):
+        L.MultiHeadAttention(2, 3, name="m")(x, x, attention_mask=np.ones((2, 4, 5), bool))
+    assert L.MultiHeadAttention(2, 3)(x, x, attention_mask=np.ones((4, 4), bool)).shape == (2, 4, 6)   # as Keras
+    image = np.ones((2, 3, 5, 4), np.float32)
+    with pytest.raises(ValueError, match=r"MultiHeadAttention 'm': `use_causal_mask=True` needs a single attention "
+                                         r"axis; this layer attends over axes \(1, 2\)"):
+        L.MultiHeadAttention(2, 3, name="m")(image, image, use_causal_mask=True)
+    with pytest.raises(ValueError, match=expected + r"\(2, 2, 3, 5, 3, 5\) .*got \(5, 5\)"):    # Keras: AxisError
+        L.MultiHeadAttention(2, 3, name="m")(image, image, attention_mask=np.ones((5, 5), bool))
+    with pytest.raises(ValueError, match=r"MultiHeadAttention 'm': argument `attention_axes` must name distinct axes "
+                                         r"of the query between the batch and the channels \(1 to 2 for shape "
+                                         r"\(None, 3, 5, 4\)\), got \(3,\)"):
+        L.MultiHeadAttention(2, 3, attention_axes=3, name="m")(image, image)
+    with pytest.raises(TypeError, match=r"MultiHeadAttention 'm': give query, value, key and attention_mask all as "
+                                        r"symbolic tensors .* got query KerasTensor, value KerasTensor, attention_mask "
+                                        r"ndarray"):
+        L.MultiHeadAttention(2, 3, name="m")(query, query, attention_mask=np.ones((2, 4, 4), bool))
+    with pytest.raises(TypeError, match=r"got query ndarray, value KerasTensor"):
+        L.MultiHeadAttention(2, 3, name="m")(x, query)
 
 
 def test_analysis_and_explain_count_the_heads_work():

@@ -172,7 +172,11 @@ class MultiHeadAttention(Layer):
             dense["gate"].build_from_shape(query)
         dense["value"].build_from_shape(value)
         axes = self.attention_axes if self.attention_axes is not None else tuple(range(1, rank - 1))
-        self.attention_axes = tuple(a if a >= 0 else rank + a for a in axes)
+        normalized = tuple(a if a >= 0 else rank + a for a in axes)
+        if not all(0 < a < rank - 1 for a in normalized) or len(set(normalized)) != len(normalized):
+            raise ValueError(f"{self._describe()}: argument `attention_axes` must name distinct axes of the query "
+                             f"between the batch and the channels (1 to {rank - 2} for shape {query}), got {axes}")
+        self.attention_axes = normalized
         out = self.partial_output_shape or (query[-1],)
         dense["attention_output"] = self._projection("attention_output", rank, 2, out)
         projected = list(dense["query"].compute_output_shape(query))
@@ -208,7 +212,13 @@ class MultiHeadAttention(Layer):
         kwargs = {name: tensor for name, tensor in given if tensor is not None}
         kwargs.update({name: True for name, flag in (("return_attention_scores", return_attention_scores),
                                                      ("use_causal_mask", use_causal_mask)) if flag})
-        if graph.is_symbolic([query, value, key, attention_mask]):
+        tensors = {"query": query, "value": value, **{name: kwargs[name] for name, _ in given if name in kwargs}}
+        symbolic = {name: isinstance(tensor, graph.KerasTensor) for name, tensor in tensors.items()}
+        if any(symbolic.values()):
+            if not all(symbolic.values()):
+                kinds = ", ".join(f"{name} {type(tensor).__name__}" for name, tensor in tensors.items())
+                raise TypeError(f"{self._describe()}: give query, value, key and attention_mask all as symbolic "
+                                f"tensors (keras.Input or a layer's output) or all as arrays, got {kinds}")
             return self._record(query, value, kwargs)
         training = bool(resolve_training(training, False))
         items = [query, value] + ([key] if key is not None else [])
@@ -237,6 +247,8 @@ class MultiHeadAttention(Layer):
         shapes = [tuple(query.shape), tuple(value.shape)] + ([tuple(kwargs["key"].shape)] if "key" in kwargs else [])
         if not self.built:
             self.build_from_shape([(None,) + s[1:] for s in shapes])
+        mask = kwargs.get("attention_mask")
+        self._check_masks(None if mask is None else tuple(mask.shape), kwargs.get("use_causal_mask", False), shapes)
         output = graph.KerasTensor(self.compute_output_shape(shapes), self.dtype)
         outputs = [output]
         if kwargs.get("return_attention_scores"):
@@ -256,6 +268,7 @@ class MultiHeadAttention(Layer):
         """(output, or [output, scores]; the tape's context)."""
         tensors = [np.asarray(inputs[0]), np.asarray(inputs[1])] + ([np.asarray(key)] if key is not None else [])
         mask = None if attention_mask is None else np.asarray(attention_mask, dtype=bool)
+        self._check_masks(None if mask is None else mask.shape, use_causal_mask, [t.shape for t in tensors])
 
         def attend(items):
             return self._attend(items[0], items[1], items[2] if len(items) > 2 else None, mask, training,
@@ -305,12 +318,34 @@ class MultiHeadAttention(Layer):
         out = dense["attention_output"](out)
         return [out, weights] if return_scores else out
 
+    def _check_masks(self, mask_shape, causal: bool, shapes) -> None:
+        """Where the call is made (symbolic or not): a causal mask needs one attention axis, and `attention_mask`,
+        widened as `_mask` widens it (Keras' rule: axes of 1 before the T... axes), must broadcast to the scores."""
+        axes = self.attention_axes
+        if causal and len(axes) != 1:
+            raise ValueError(f"{self._describe()}: `use_causal_mask=True` needs a single attention axis; this layer "
+                             f"attends over axes {axes} (set attention_axes to one of them)")
+        if mask_shape is None:
+            return
+        scores = self._scores_shape(shapes)
+        widened, position = list(mask_shape), -2 * len(axes) - 1
+        while len(mask_shape) >= 2 * len(axes) and len(widened) < len(scores):
+            widened.insert(len(widened) + 1 + position, 1)
+        if len(widened) != len(scores) or not all(m in (1, None) or s is None or m == s
+                                                  for m, s in zip(widened, scores)):
+            heads = len(scores) - 2 * len(axes) - 1
+            expected = scores[:heads] + scores[heads + 1:]
+            raise ValueError(f"{self._describe()}: argument `attention_mask` must broadcast to the attention scores "
+                             f"{scores} (batch, heads, query positions, key positions): e.g. shape {expected}, "
+                             f"got {tuple(mask_shape)}")
+
     def _mask(self, mask, causal: bool, query_shape, value_shape, scores_rank: int):
-        """The boolean mask broadcast to the scores, or None: `attention_mask` (B, T..., S...) and/or causal."""
+        """The boolean mask broadcast to the scores, or None: `attention_mask` (B, T..., S...) and/or causal
+        (lower-triangular over the one attention axis)."""
         combined = None
         if causal:
-            t, s = query_shape[1], value_shape[1]
-            combined = np.tril(np.ones((t, s), bool))[None]
+            axis = self.attention_axes[0]
+            combined = np.tril(np.ones((query_shape[axis], value_shape[axis]), bool))[None]
         if mask is not None:
             combined = mask if combined is None else mask & combined
         if combined is None:
