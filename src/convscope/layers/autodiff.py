@@ -20,7 +20,7 @@ import numpy as np
 from .. import backend
 from ..ops.tape import Tape, Traced, record, recording
 from ..variables import Variable
-from . import activity
+from . import step_losses
 
 __all__ = ["forward_on_tape", "backward_on_tape", "call_layer", "call_traced", "call_training", "inside_call",
            "resolve_training", "training_default", "call_context", "NOT_GIVEN",
@@ -125,14 +125,15 @@ def call_layer(layer, inputs, training=False, explicit: bool = True):
 
 class TapeContext:
     """One traced call: the tape, the watched inputs (None for a leaf that gets no gradient), the
-    shapes and dtypes of every input leaf, the variables and the traced outputs."""
+    shapes and dtypes of every input leaf, the variables, the traced outputs and the traced losses its `add_loss`
+    gave a step (differentiated with the outputs)."""
 
-    __slots__ = ("tape", "sources", "leaves", "single", "variables", "outputs")
+    __slots__ = ("tape", "sources", "leaves", "single", "variables", "outputs", "losses")
 
     def __init__(self, tape: Tape, sources: List[Optional[Traced]], leaves, single: bool,
-                 variables: List[Variable], outputs):
+                 variables: List[Variable], outputs, losses=None):
         self.tape, self.sources, self.leaves, self.single = tape, sources, leaves, single
-        self.variables, self.outputs = variables, outputs
+        self.variables, self.outputs, self.losses = variables, outputs, losses or []
 
     def gradients(self, grad_output, need_input_grad: bool, where: str):
         """(input gradients: one array, or a list for a list input; [(variable, gradient), ...])."""
@@ -146,10 +147,15 @@ class TapeContext:
                 raise ValueError(f"{where}: expected one output gradient per output ({len(outputs)}), "
                                  f"got {type(grads).__name__}")
             grads = list(grads)
+        if self.losses:                      # d(sum(loss)) / d(loss) = 1
+            several = isinstance(outputs, list)
+            outputs = (outputs if several else [outputs]) + self.losses
+            grads = (grads if several else [grads]) + [np.ones(np.shape(loss.value), loss.value.dtype)
+                                                       for loss in self.losses]
         wanted = [s for s in self.sources if s is not None] if need_input_grad else []
         sources = wanted + list(self.variables)
         results = self.tape.gradient(outputs, sources, output_gradient=grads) if sources else []
-        self.tape = self.outputs = self.sources = None           # free the recorded graph
+        self.tape = self.outputs = self.sources = self.losses = None           # free the recorded graph
         input_grads = None
         if need_input_grad:
             found = iter(results[:len(wanted)])
@@ -182,7 +188,7 @@ def run_on_tape(layer, items, compute, single: bool = False):
     for variable in variables:
         tape.watch(variable)
     watched, sources, leaves = [], [], []
-    with tape:
+    with tape, step_losses.on_tape() as losses:
         for item in items:
             traced = _watch(tape, item)
             watched.append(traced)
@@ -190,7 +196,8 @@ def run_on_tape(layer, items, compute, single: bool = False):
             array = np.asarray(item)
             leaves.append((array.shape, array.dtype, isinstance(traced, Traced)))
         outputs = compute(watched)
-    return plain(outputs), TapeContext(tape, sources, leaves, single, variables, _traced_structure(outputs))
+    return plain(outputs), TapeContext(tape, sources, leaves, single, variables, _traced_structure(outputs),
+                                       losses)
 
 
 def backward_on_tape(layer, ctx, grad_output, need_input_grad: bool = True):
@@ -220,7 +227,7 @@ def call_traced(layer, inputs, training: bool = False, forward=None, backward=No
     items = [inputs] if single else list(inputs)
     values = [item.value if isinstance(item, (Traced, Variable)) else np.asarray(item) for item in items]
     outputs, ctx = forward(layer, values[0] if single else values, training=training)
-    penalized = activity.penalize(layer, outputs)
+    penalized = step_losses.penalize(layer, outputs)
     if ctx is None:     # nothing kept: an identity (a dropout at inference or rate 0) passes the traced input on
         return items[0] if single and outputs is values[0] else outputs
     variables = list(layer.trainable_weights)
@@ -229,7 +236,7 @@ def call_traced(layer, inputs, training: bool = False, forward=None, backward=No
     def backward(grads):
         grads = list(grads) if several else grads
         if penalized:
-            grads = activity.with_gradient(layer, outputs, grads)
+            grads = step_losses.with_gradient(layer, outputs, grads)
         grad_in, pairs = layer_backward(layer, ctx, grads, need_input_grad=True)
         found = {id(variable): grad for variable, grad in pairs}
         return ([grad_in] if single else list(grad_in)) + [found.get(id(v)) for v in variables]

@@ -21,7 +21,7 @@ import numpy as np
 from .. import backend
 from ..variables import Variable
 from .._weight_memory import holding
-from . import activity, graph
+from . import graph, step_losses
 from .autodiff import (NOT_GIVEN, call_layer, call_traced, infer_output_shape, recording, resolve_training,
                        training_default)
 from .spec import LayerSpec
@@ -92,7 +92,7 @@ class Layer:
     _CONFIG_DEFAULTS: Dict[str, Any] = {}
     # (forward, backward) of the nearest class that writes them by hand (None: a layer that only writes `call`).
     _hand_written: Optional[Tuple[Any, Any]] = None
-    # Layers with an `activity_regularizer` argument set this; the training loop reads it.
+    # Layers with an `activity_regularizer` argument set this; whoever runs the layer reads it (step_losses).
     activity_regularizer = None
 
     def __init__(self, *, name: Optional[str] = None, trainable: bool = True, dtype=None,
@@ -175,8 +175,14 @@ class Layer:
         else:
             self._check_input_shape(x.shape)
         outputs = call_layer(self, x, training, explicit)
-        activity.penalize(self, outputs)                # into the step this call runs in (evaluate), if any
+        step_losses.penalize(self, outputs)         # into the step this call runs in (evaluate), if any
         return noted(self, inputs, outputs)
+
+    def add_loss(self, loss) -> None:
+        """Keras' `add_loss`: inside `call`, `loss` (summed) is added to the loss of the fit or evaluate step the
+        call runs in, and differentiated with it when the step trains; outside a step, nothing
+        (`layers/step_losses.py`)."""
+        step_losses.add_loss(self, loss)
 
     # -- one call with what its backward pass needs -------------------------------------
     def forward(self, inputs, training: bool = False):

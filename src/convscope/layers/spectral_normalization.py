@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import initializers, ops
 from ..variables import Variable
-from . import activity
+from . import step_losses
 from .base import Shape, check_positive_int
 from .spec import LayerSpec
 from .wrapper import Wrapper
@@ -78,7 +78,7 @@ class SpectralNormalization(Wrapper):
             u, kernel.value = self.normalized_weights()
             self.vector_u.value[...] = u
         y, ctx = self.layer.forward(inputs, training=training)
-        penalized = activity.penalize(self.layer, y)
+        penalized = step_losses.penalize(self.layer, y)
         return y, (None if ctx is None else (ctx, kernel.value, y if penalized else None))
 
     def backward(self, ctx, grad_output, need_input_grad: bool = True):
@@ -86,7 +86,7 @@ class SpectralNormalization(Wrapper):
         for the layer's backward where a later call replaced it); `vector_u` has none."""
         inner, used, penalized = ctx
         if penalized is not None:
-            grad_output = activity.with_gradient(self.layer, penalized, grad_output)
+            grad_output = step_losses.with_gradient(self.layer, penalized, grad_output)
         kernel = self._kernel()
         if kernel.value is used:
             return self.layer.backward(inner, grad_output, need_input_grad=need_input_grad)

@@ -18,7 +18,7 @@ import numpy as np
 from .. import backend, losses as losses_module, metrics as metrics_module, optimizers
 from ..ops import elementwise_fast
 from ..callbacks import CallbackList, check_callbacks
-from ..layers import InputLayer, Layer, activity
+from ..layers import InputLayer, Layer, step_losses
 from ..layers.autodiff import NOT_GIVEN, call_layer, call_training, recording
 from ..layers.base import Variable, noted
 from ..layers.graph import KerasTensor, flatten, is_symbolic
@@ -127,7 +127,7 @@ class _FunctionalTraining:
 
     def _train_step(self, x, y, where: str, epoch: int, batch: int, raise_on_nan: bool, sample_weight=None):
         arrays = self._flat_inputs(x.arrays, where)
-        with activity.collecting() as penalty:
+        with step_losses.collecting() as penalty:
             outputs, execution = self.run(arrays, training=True, keep=True)
         per_output = self._losses_of(y.arrays, outputs, sample_weight)
         grads = [None if loss is None else loss.weighted_gradient(target, out, sample_weight) * weight
@@ -144,7 +144,7 @@ class _FunctionalTraining:
         return (loss, per_output), outputs
 
     def _test_step(self, x, y, sample_weight=None):
-        with activity.collecting() as penalty:
+        with step_losses.collecting() as penalty:
             outputs, _ = self.run(self._flat_inputs(x.arrays, "evaluate"), training=False, keep=False)
         per_output = self._losses_of(y.arrays, outputs, sample_weight, "evaluate")
         loss = sum(w * value for w, value in zip(self._loss_weights, per_output)) + penalty.total
@@ -217,7 +217,7 @@ class _FunctionalTraining:
 
 class Execution:
     """One forward pass of a graph: (node, what its layer kept) in execution order, and the outputs of the
-    records (by position) whose activity penalty went to a training step (`layers/activity.py`)."""
+    records (by position) whose activity penalty went to a training step (`layers/step_losses.py`)."""
 
     __slots__ = ("records", "penalized")
 
@@ -407,7 +407,7 @@ class Functional(_FunctionalTraining, Model):
                 for tensor, value in zip(node.outputs, results):
                     values[id(tensor)] = value
                 layer, read = node.layer, node.input_tensors
-            penalized = activity.penalize(layer, results)     # the step's last layer's activity penalty
+            penalized = step_losses.penalize(layer, results)     # the step's last layer's activity penalty
             if keep:
                 _record(execution, step, ctx, results if penalized else None)
             if on_step is not None:
@@ -435,7 +435,7 @@ class Functional(_FunctionalTraining, Model):
             if step.stage is not None:
                 upstream = grads.pop(id(step.output), None)
                 if penalized is not None:
-                    upstream = activity.with_gradient(step.stage.layers[-1], penalized, upstream)
+                    upstream = step_losses.with_gradient(step.stage.layers[-1], penalized, upstream)
                 if upstream is None:
                     continue
                 sources = [step.input] + ([step.residual] if step.residual is not None else [])
@@ -446,7 +446,7 @@ class Functional(_FunctionalTraining, Model):
                 node = step.nodes[0]
                 upstream = [grads.pop(id(t), None) for t in node.outputs]
                 if penalized is not None:
-                    upstream = activity.with_gradient(node.layer, penalized, upstream)
+                    upstream = step_losses.with_gradient(node.layer, penalized, upstream)
                 if all(g is None for g in upstream):
                     continue
                 if len(upstream) > 1:

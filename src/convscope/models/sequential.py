@@ -17,7 +17,7 @@ import numpy as np
 from .. import backend
 from ..callbacks import CallbackList, check_callbacks
 from .. import layers as layers_module
-from ..layers import InputLayer, Layer, activity
+from ..layers import InputLayer, Layer, step_losses
 from ..layers.autodiff import NOT_GIVEN, call_context, call_training, recording, resolve_training, training_default
 from .._custom_objects import custom_object_scope, get_registered_name, lookup
 from ..layers.base import Shape, Variable, check_kept_for_backward, noted, runs_own_call
@@ -268,12 +268,12 @@ class Sequential(Model):
         if training:
             for layer in self._layers:
                 x = layer.call(x, training=True)
-                activity.penalize(layer, x)
+                step_losses.penalize(layer, x)
             return x
         with backend.no_backward():
             for stage in self._layers_plan(INFERENCE):
                 x, _ = stage.forward(stage_input(stage, x))
-                activity.penalize(stage.layers[-1], x)
+                step_losses.penalize(stage.layers[-1], x)
         return x
 
     def _build_for(self, x: np.ndarray) -> None:

@@ -2,7 +2,7 @@
 
 `Sequential` subclasses `Model` and provides `layers`, `build`, `input_shape`
 and `output_shape`.  The training step runs the layers itself so that each
-layer's `activity_regularizer` adds its penalty and gradient (`layers/activity.py`), and so that
+layer's `activity_regularizer` adds its penalty and gradient (`layers/step_losses.py`), and so that
 softmax + crossentropy fuse: when the last layer
 ends in the activation the loss names in `fused_activation`, the loss is taken
 on that layer's pre-activation with `from_logits=True` (as Keras does with the
@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import _rng, backend, losses as losses_module, metrics as metrics_module, optimizers
 from ..callbacks import CallbackList, History, ProgbarLogger, TerminateOnNaN, check_callbacks
-from ..layers import activity
+from ..layers import step_losses
 from ..layers.autodiff import call_layer, infer_output_shape, plain
 from ..layers.base import Layer, Variable, held_layers, runs_own_call, unique_variables
 from . import data_adapters
@@ -446,7 +446,7 @@ class Model(Layer):
             else:
                 x, ctx = stage.forward(stage_input(stage, x), training=training)
             contexts.append(ctx)
-            penalized.append(x if activity.penalize(stage.layers[-1], x) else None)
+            penalized.append(x if step_losses.penalize(stage.layers[-1], x) else None)
         return x, stages, contexts, penalized
 
     def _backward_stages(self, stages, contexts, penalized, grad, need_input_grad: bool, fusion=None):
@@ -459,7 +459,7 @@ class Model(Layer):
             if index == len(stages) - 1 and fusion is not None:
                 options["from_preactivation"] = True
             elif penalized[index] is not None:
-                grad = activity.with_gradient(stage.layers[-1], penalized[index], grad)
+                grad = step_losses.with_gradient(stage.layers[-1], penalized[index], grad)
             grad, stage_pairs = stage.backward(contexts[index], grad, need_input_grad=need_input_grad or index > 0,
                                                **options)
             pairs += stage_pairs
@@ -480,7 +480,7 @@ class Model(Layer):
         """(output, stages, contexts, penalized outputs, weighted data loss + activity penalty, fused layer or
         None)."""
         fusion = self._fusion()
-        with activity.collecting() as penalty:
+        with step_losses.collecting() as penalty:
             output, stages, contexts, penalized = self._run(x, training, fusion)
         where = "fit" if training else "evaluate"          # who reports sample weights that do not fit
         if fusion is not None:

@@ -1,7 +1,8 @@
-"""Activity regularizers wherever the layer is called (layers/activity.py): a graph's layers, a model nested in
-another, a layer used twice, a sublayer inside a custom layer, a subclassed model or MultiHeadAttention, a wrapped
-layer.  Keras 3.15.1 (torch backend) is the oracle of the losses fit and evaluate report and of the weights after
-training; float64 finite differences of the reported loss check the gradients."""
+"""The losses a layer's call adds to its fit/evaluate step (layers/step_losses.py): activity regularizers wherever
+the layer is called (a graph's layers, a model nested in another, a layer used twice, a sublayer inside a custom
+layer, a subclassed model or MultiHeadAttention, a wrapped layer) and `add_loss` in a custom `call`.  Keras 3.15.1
+(torch backend) is the oracle of the losses fit and evaluate report and of the weights after training; float64
+finite differences of the reported loss check the gradients."""
 
 import numpy as np
 import pytest
@@ -73,13 +74,50 @@ def _models(lib, case):
         i = K.Input((5,))
         return lib.Model(i, K.Dense(2)(K.SpectralNormalization(K.Dense(4, activity_regularizer="l2"))(i))), \
             (8, 5), (8, 2)
+    if case == "add_loss":                           # Keras' guide to subclassing: add_loss in a model and a layer
+
+        class ActivityPenalty(K.Layer):
+            def call(self, inputs):
+                self.add_loss([0.01 * lib.ops.mean(inputs), 0.001 * lib.ops.square(inputs)])   # each summed
+                return inputs
+
+        class Encoder(K.Layer):
+            def __init__(self, **kwargs):
+                super().__init__(**kwargs)
+                self.hidden, self.mean, self.log_var = K.Dense(6, activation="tanh"), K.Dense(2), K.Dense(2)
+
+            def call(self, x):
+                h = self.hidden(x)
+                return self.mean(h), self.log_var(h)
+
+        class AutoEncoder(lib.Model):
+            def __init__(self):
+                super().__init__()
+                self.encoder, self.penalty, self.decoder = Encoder(), ActivityPenalty(), K.Dense(5)
+
+            def call(self, x):
+                mean, log_var = self.encoder(x)
+                ops = lib.ops
+                self.add_loss(-0.5 * ops.mean(log_var - ops.square(mean) - ops.exp(log_var) + 1))
+                return self.decoder(self.penalty(mean))
+        return AutoEncoder(), (8, 5), (8, 5)
+    if case == "add_loss_in_graphs":                 # a custom layer's add_loss in a Sequential inside a Functional
+
+        class Smooth(K.Layer):
+            def call(self, inputs):
+                self.add_loss(0.1 * lib.ops.sum(lib.ops.abs(inputs[:, 1:] - inputs[:, :-1])))
+                return inputs
+        inner = lib.Sequential([K.Input((4,)), K.Dense(4), Smooth()])
+        i = K.Input((5,))
+        return lib.Model(i, K.Dense(2)(inner(Smooth()(K.Dense(4)(i))))), (8, 5), (8, 2)
     assert case == "time_distributed"                # Keras' wrapper calls `layer.call`: no penalty
     i = K.Input((3, 5))
     return lib.Model(i, K.Flatten()(K.TimeDistributed(K.Dense(2, activity_regularizer="l2"))(i))), (8, 3, 5), (8, 6)
 
 
 CASES = ["functional", "nested_sequential", "nested_functional", "shared_layer", "conv_block", "two_outputs",
-         "attention", "custom_layer", "subclassed_model", "spectral_normalization", "time_distributed"]
+         "attention", "custom_layer", "subclassed_model", "spectral_normalization", "time_distributed", "add_loss",
+         "add_loss_in_graphs"]
 
 
 def _data(input_shape, target_shapes):
@@ -136,7 +174,28 @@ def test_the_penalty_counts_once_per_call_and_not_outside_a_step():
         np.testing.assert_array_equal(got, expected)
 
 
-@pytest.mark.parametrize("case", ["nested_sequential", "nested_functional", "shared_layer", "custom_layer"])
+def test_add_loss_takes_numbers_and_arrays_and_counts_only_inside_a_step():
+    class Checked(L.Layer):
+        def __init__(self, loss, **kwargs):
+            super().__init__(**kwargs)
+            self.loss = loss
+
+        def call(self, inputs):
+            self.add_loss(self.loss)
+            return inputs
+    x = np.ones((2, 3), "float32")
+    for bad, name in (("0.1", "str"), (None, "NoneType"), (np.array([True]), "ndarray")):
+        with pytest.raises((TypeError, ValueError), match=rf"Checked 'c'.add_loss: argument `loss` must be a number "
+                                                          rf"or an array of numbers \(or a list of them\), got {name}"):
+            Checked(bad, name="c")(x)
+    assert np.array_equal(Checked(np.float32(2.0))(x), x)                # outside a step: nothing to add to
+    model = convscope.Sequential([L.Input((3,)), Checked(np.array([1.5, 2.0]))])
+    model.compile(optimizer="sgd", loss="mse")
+    assert model.evaluate(x, x, verbose=0) == pytest.approx(3.5)
+
+
+@pytest.mark.parametrize("case", ["nested_sequential", "nested_functional", "shared_layer", "custom_layer",
+                                  "add_loss", "add_loss_in_graphs"])
 def test_the_reported_loss_and_its_gradient_agree_in_float64(case):
     """The gradient fit applies is that of the loss it reports (penalties included), by finite differences."""
     convscope.backend.set_floatx("float64")
