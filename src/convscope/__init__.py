@@ -10,7 +10,7 @@ from . import (activations, applications, backend, callbacks, constraints, datas
                losses, metrics, models, ops, optimizers, preprocessing, random, regularizers, saving, utils, viz)
 from .explain import explain
 from .explain.gradients import gradients
-from .layers import Input
+from .layers import Input, InputSpec
 from .models import Model, Sequential
 from .viz import plot_feature_maps, plot_filters, plot_history, plot_model, report
 from ._allocator import tune_allocator
@@ -24,5 +24,5 @@ __all__ = [
     "losses", "metrics", "models", "ops", "optimizers", "preprocessing", "random", "regularizers", "saving", "utils",
     "viz",
     "explain", "gradients", "report", "plot_model", "plot_filters", "plot_feature_maps", "plot_history",
-    "Model", "Sequential", "Input",
+    "Model", "Sequential", "Input", "InputSpec",
 ]

@@ -36,6 +36,7 @@ from .dropout import Dropout
 from .embedding import Embedding
 from .inception_resnet import CustomScaleLayer
 from .input_layer import Input, InputLayer
+from .input_spec import InputSpec
 from .lambda_layer import Lambda
 from .group_normalization import GroupNormalization
 from .layer_normalization import LayerNormalization
@@ -68,7 +69,8 @@ from .wrapper import Wrapper
 from .upsampling import UpSampling2D
 
 __all__ = [
-    "Layer", "Variable", "Input", "UpSampling2D", "InputLayer", "Conv2D", "Convolution2D", "Dense", "MaxPooling2D",
+    "Layer", "Variable", "Input", "InputSpec", "UpSampling2D", "InputLayer", "Conv2D", "Convolution2D", "Dense",
+    "MaxPooling2D",
     "MaxPool2D", "AveragePooling2D", "AvgPool2D", "GlobalMaxPooling2D", "GlobalMaxPool2D",
     "GlobalAveragePooling2D", "GlobalAvgPool2D", "Flatten", "Reshape", "ZeroPadding2D", "Dropout",
     "BatchNormalization", "Activation", "ReLU", "Softmax", "LAYER_CLASSES", "serialize", "deserialize",

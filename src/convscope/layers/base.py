@@ -24,6 +24,7 @@ from .._weight_memory import holding
 from . import graph, step_losses
 from .autodiff import (NOT_GIVEN, call_layer, call_traced, infer_output_shape, recording, resolve_training,
                        training_default)
+from .input_spec import check_input_spec
 from .spec import LayerSpec
 
 Shape = Tuple[Optional[int], ...]
@@ -94,6 +95,8 @@ class Layer:
     _hand_written: Optional[Tuple[Any, Any]] = None
     # Layers with an `activity_regularizer` argument set this; whoever runs the layer reads it (step_losses).
     activity_regularizer = None
+    # Keras' `input_spec`: a custom layer may set an `InputSpec` (or a list of them); each call checks its input.
+    input_spec = None
 
     def __init__(self, *, name: Optional[str] = None, trainable: bool = True, dtype=None,
                  input_shape=None, batch_input_shape=None, batch_size=None, input_dim=None,
@@ -163,6 +166,8 @@ class Layer:
         """Keras' `layer(x)`: symbolic tensors record a node; arrays are computed.  `training=None`: that of
         the `call` this one runs inside (False outside any).  Inside a traced call (a sublayer's
         `self.dense(x)` while a model trains) the call is one node on the tape."""
+        if self.input_spec is not None:
+            check_input_spec(self, inputs)
         if graph.is_symbolic(inputs):
             return self._call_symbolic(inputs)
         explicit = training is not NOT_GIVEN
