@@ -394,10 +394,11 @@ def _shape_lines(row: LayerNumbers, text) -> List[str]:
     elif row.kind == "reshape":
         lines.append(t["shape_reshape"].format(total=_n(row.output_elements)))
     elif row.kind == "attention":
-        _, targets, sources, key_dim, value_dim = row.attention
-        lines.append(t["shape_attention"].format(heads=row.filters, targets=_n(targets), sources=_n(sources),
-                                                 key_dim=key_dim, value_dim=value_dim,
-                                                 inp=_shape(row.input_shape), out=_shape(row.output_shape)))
+        projections, targets, sources, key_dim, value_dim = row.attention
+        key = "shape_attention" if projections is not None else "shape_attention_plain"    # None: Attention's
+        lines.append(t[key].format(heads=row.filters, targets=_n(targets), sources=_n(sources),
+                                   key_dim=key_dim, value_dim=value_dim,
+                                   inp=_shape(row.input_shape), out=_shape(row.output_shape)))
     elif row.kind == "einsum_dense":
         lines.append(t["shape_einsum"].format(equation=row.op, inp=_shape(row.input_shape),
                                               out=_shape(row.output_shape)))
@@ -706,9 +707,9 @@ def _mac_lines(row: LayerNumbers, t) -> List[str]:
             pointwise=_n(row.pointwise_macs), macs=_n(row.macs))]
     if row.kind == "attention":
         projections, targets, sources, key_dim, value_dim = row.attention
-        return [t["compute_macs_attention"].format(projections=_n(projections), heads=row.filters,
-                                                   targets=_n(targets), sources=_n(sources), key_dim=key_dim,
-                                                   value_dim=value_dim, macs=_n(row.macs))]
+        key = "compute_macs_attention" if projections is not None else "compute_macs_attention_plain"
+        return [t[key].format(projections=_n(projections or 0), heads=row.filters, targets=_n(targets),
+                              sources=_n(sources), key_dim=key_dim, value_dim=value_dim, macs=_n(row.macs))]
     if row.kind == "einsum_dense":
         sizes = [size for _, size in row.einsum_sizes]
         return [t["compute_macs_einsum"].format(letters="·".join(letter for letter, _ in row.einsum_sizes),

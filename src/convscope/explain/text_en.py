@@ -87,6 +87,8 @@ T = {
     "shape_flatten": "Flatten lines the values up in one vector: {expr} = {total}",
     "shape_attention": ("{heads} heads attend from each of the query's {targets} positions to the value's {sources} "
                         "(key_dim {key_dim}, value_dim {value_dim}): {inp} → {out}"),
+    "shape_attention_plain": ("each of the query's {targets} positions attends to the value's {sources}, by scores "
+                              "over {key_dim} features, averaging values of {value_dim}: {inp} → {out}"),
     "shape_einsum": "EinsumDense computes {equation} of the input {inp} and its kernel → {out}",
     "shape_repeat": "RepeatVector copies each sample's vector {n} times along a new axis 1: {inp} → {out}",
     "shape_reshape": "Reshape: the same {total} values, rearranged",
@@ -142,6 +144,8 @@ T = {
     # compute
     "compute_macs_attention": ("MACs = the projections' {projections} + {heads} heads × {targets}·{sources} scores "
                                "× (key_dim {key_dim} + value_dim {value_dim}) = {macs}"),
+    "compute_macs_attention_plain": ("MACs = {targets}·{sources} scores × ({key_dim} features in each score + "
+                                     "{value_dim} in each weighted value) = {macs}"),
     "compute_macs_einsum": "MACs = the product of every axis' size but the batch's ({letters}) = {expr} = {macs}",
     "compute_macs": "MACs = outputs × {per_name} = {outputs_expr} × {per_expr} = {macs}",
     "compute_flops": "FLOPs = 2 × MACs = {flops2}",

@@ -84,6 +84,8 @@ T = {
     "shape_flatten": "Flatten은 값을 한 줄로 펼칩니다: {expr} = {total}",
     "shape_attention": ("헤드 {heads}개가 쿼리의 위치 {targets}개 각각에서 값의 위치 {sources}개를 봅니다 "
                         "(key_dim {key_dim}, value_dim {value_dim}): {inp} → {out}"),
+    "shape_attention_plain": ("쿼리의 위치 {targets}개 각각이 특성 {key_dim}개로 낸 점수로 값의 위치 {sources}개를 보고, "
+                              "특성 {value_dim}개의 값을 가중 평균합니다: {inp} → {out}"),
     "shape_einsum": "EinsumDense는 입력 {inp}와 커널로 {equation}을 계산합니다 → {out}",
     "shape_repeat": "RepeatVector는 샘플마다 벡터를 새 축 1을 따라 {n}번 복사합니다: {inp} → {out}",
     "shape_reshape": "Reshape: 같은 값 {total}개를 모양만 바꿔 다시 배치합니다",
@@ -137,6 +139,8 @@ T = {
     # 연산량
     "compute_macs_attention": ("MAC = 투영의 {projections}회 + 헤드 {heads}개 × 점수 {targets}·{sources}개 "
                                "× (key_dim {key_dim} + value_dim {value_dim}) = {macs}회"),
+    "compute_macs_attention_plain": ("MAC = 점수 {targets}·{sources}개 × (점수마다 특성 {key_dim}개 + 가중 평균마다 "
+                                     "{value_dim}개) = {macs}회"),
     "compute_macs_einsum": "MAC = 배치를 뺀 모든 축 크기의 곱 ({letters}) = {expr} = {macs}회",
     "compute_macs": "MAC = 출력 원소 수 × {per_name} = {outputs_expr} × {per_expr} = {macs}회",
     "compute_flops": "FLOPs = 2 × MAC = {flops2}",

@@ -78,7 +78,9 @@ def _node_row(model, node, index: int, position, batch: int) -> LayerNumbers:
         if spec.kind == "merge":            # Add … Concatenate (an operation such as `ops.add` is not one)
             row = _merge_row(layer, spec, index, shapes, output_shape, batch)
         elif spec.kind == "attention":
-            row = _attention_row(layer, spec, index, shapes, output_shape, batch, "key" in node.kwargs)
+            listed = node.args[0] if len(node.args) == 1 and isinstance(node.args[0], list) else []
+            row = _attention_row(layer, spec, index, shapes, output_shape, batch,
+                                 "key" in node.kwargs or len(listed) == 3)    # Attention([query, value, key])
         else:
             row = analysis._analyze_one(layer, index, shapes[0], batch, known_output=output_shape)
         row.input_shapes = shapes
@@ -108,7 +110,8 @@ def _merge_row(layer, spec, index: int, shapes, output_shape, batch: int) -> Lay
 
 def _attention_row(layer, spec, index: int, shapes, output_shape, batch: int, has_key: bool) -> LayerNumbers:
     """MultiHeadAttention: its projections (each position times its kernel), then per head the T × S scores of
-    key_dim products and the T × S weighted sums of value_dim; a softmax's 3 operations per score."""
+    key_dim products and the T × S weighted sums of value_dim; a softmax's 3 operations per score.  Attention and
+    AdditiveAttention: one head, no projections (the key the value's when not given: `has_key`)."""
     row = LayerNumbers(index=index, name=layer.name, class_name=type(layer).__name__, kind="attention",
                        input_shape=shapes[0], output_shape=output_shape, batch_size=batch,
                        itemsize=np.dtype(getattr(layer, "dtype", None) or "float32").itemsize)
@@ -119,13 +122,13 @@ def _attention_row(layer, spec, index: int, shapes, output_shape, batch: int, ha
     positions = {"query": count(query), "gate": count(query), "key": count(key), "value": count(value),
                  "attention_output": count(query)}
     projections = sum(positions[name] * int(np.prod(kernel.shape)) for name, kernel in spec.weights.items()
-                      if kernel is not None)
+                      if kernel is not None) if spec.weights else None      # None: Attention's, none at all
     targets = int(np.prod([query[a] or 0 for a in spec.axis])) if spec.axis else 0
     sources = int(np.prod([value[a] or 0 for a in spec.axis])) if spec.axis else 0
     batch_positions = positions["query"] // max(targets, 1)
     key_dim, value_dim = spec.size
     scores = spec.filters * batch_positions * targets * sources
-    row.filters, row.macs = spec.filters, projections + scores * (key_dim + value_dim)
+    row.filters, row.macs = spec.filters, (projections or 0) + scores * ((key_dim or 0) + (value_dim or 0))
     row.attention = (projections, batch_positions * targets, sources, key_dim, value_dim)
     row.norm_ops = 3 * scores
     row.field_known = False
