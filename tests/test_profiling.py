@@ -7,7 +7,7 @@ import pytest
 
 from convscope import layers
 from convscope.layers.base import Layer
-from convscope.models import Sequential
+from convscope.models import Model, Sequential
 from convscope.utils.profiling import ProfileResult, profile
 
 
@@ -155,6 +155,11 @@ def test_argument_errors_name_the_function_and_argument():
         profile(model, x, training=1)
     with pytest.raises(ValueError, match=r"profile: argument `model` has no layers"):
         profile(Sequential(), x)
+    image, vector = layers.Input((4, 4, 1)), layers.Input((3,))
+    two_inputs = Model([image, vector], layers.Concatenate()([layers.Flatten()(image), vector]))
+    with pytest.raises(ValueError, match=r"profile: graph models with one input and one output only, got 2 "
+                                         r"inputs and 1 outputs"):
+        profile(two_inputs, [np.ones((2, 4, 4, 1)), np.ones((2, 3))])
 
 
 def test_compiled_model_uses_its_loss_and_times_a_shadow_optimizer_update():

@@ -286,11 +286,11 @@ def _profile_graph(model, x, y, loss, repeats, warmup, training, print_table) ->
     model's plan (`Functional.run`/`backward_graph` with `on_step`); a fused chain's time is on its
     first node's row, or where that is a zero padding folded into what follows, on that one's (`_owner`)."""
     from ..models.analysis_graph import analyze_graph, model_nodes
-    x = _check_input(x)
-    repeats, warmup = _check_count(repeats, "repeats", 1), _check_count(warmup, "warmup", 0)
-    if len(model.inputs) != 1 or len(model.outputs) != 1:
+    if len(model.inputs) != 1 or len(model.outputs) != 1:          # before `x`, which would then be a list
         raise ValueError(f"profile: graph models with one input and one output only, got "
                          f"{len(model.inputs)} inputs and {len(model.outputs)} outputs")
+    x = _check_input(x)
+    repeats, warmup = _check_count(repeats, "repeats", 1), _check_count(warmup, "warmup", 0)
     loss_object = _resolve_loss(model, y, loss) if training else None
     arrays = model._flat_inputs(x, "profile")
     steps = model._steps(training, keep=training)
