@@ -149,3 +149,16 @@ def test_analysis_and_explain_count_its_work():
                 "values of 5: (None, 6, 5) → (None, 6, 5)") in text
         assert "MACs = 6·6 scores × (5 features in each score + 5 in each weighted value) = 360" in text
         assert "쿼리의 위치 6개 각각이 특성 5개로 낸 점수로 값의 위치 6개를 보고" in str(cs.explain(model, lang="ko"))
+
+
+def test_a_keras_file_whose_query_mask_starts_keras_masking_is_refused_by_name(keras, tmp_path):
+    """Keras carries the query mask on to the layers after the attention (a masked average here); convscope has
+    no implicit masking, so the file is refused naming the first layer given a mask, not half-loaded."""
+    tokens, query_mask = keras.Input((6, 4)), keras.Input((6,), dtype="bool")
+    features = keras.layers.Conv1D(5, 3, padding="same")(tokens)
+    attended = keras.layers.Attention()([features, features], mask=[query_mask, None])
+    pooled = keras.layers.GlobalAveragePooling1D(name="pool")(attended)
+    keras.Model([tokens, query_mask], keras.layers.Dense(2)(pooled)).save(tmp_path / "masked.keras")
+    with pytest.raises(ValueError, match=r"layer 'pool' \(GlobalAveragePooling1D\) is called with a "
+                                         r"Keras mask .* convscope does not propagate Keras' masks"):
+        cs.models.load_model(tmp_path / "masked.keras")

@@ -105,6 +105,8 @@ def functional_from_config(cls, config: Dict[str, Any], custom_objects=None, mak
     for entry in config["layers"]:
         if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
             raise ValueError(f"{where}: each entry of 'layers' must be a dict with a 'config' dict, got {entry!r}")
+        _refuse_keras_masks(entry, where)
+    for entry in config["layers"]:
         name = entry.get("name") or entry["config"].get("name")
         layer = None if make_layer is None else make_layer(entry, name)
         layer = deserialize_layer(entry, custom_objects) if layer is None else layer
@@ -122,6 +124,22 @@ def functional_from_config(cls, config: Dict[str, Any], custom_objects=None, mak
     inputs = _io_tensors(config.get("input_layers"), outputs, where, "input_layers")
     model_outputs = _io_tensors(config.get("output_layers"), outputs, where, "output_layers")
     return cls(inputs, model_outputs, name=config.get("name"), trainable=config.get("trainable", True))
+
+
+def _refuse_keras_masks(entry, where: str) -> None:
+    """A node of a layer that does not take `mask` as an argument of its own, called with one: Keras' implicit
+    masking (from Masking, Embedding(mask_zero=True) or an attention layer's query mask) carried a mask to it,
+    which convscope does not propagate; refused by name before the mask's own operations are met."""
+    cls = layers_module.LAYER_CLASSES.get(entry.get("class_name"))
+    if cls is not None and "mask" in getattr(cls, "CALL_KWARGS", ()):
+        return
+    for node in entry.get("inbound_nodes") or []:
+        kwargs = node.get("kwargs") if isinstance(node, dict) else None
+        if isinstance(kwargs, dict) and kwargs.get("mask") is not None:
+            name = entry.get("name") or entry["config"].get("name")
+            raise ValueError(f"{where}: layer '{name}' ({entry.get('class_name')}) is called with a Keras mask "
+                             "(from Masking, Embedding(mask_zero=True) or an attention layer's query mask); "
+                             "convscope does not propagate Keras' masks, so it cannot compute this model as Keras does")
 
 
 def deserialize_layer(entry, custom_objects):
