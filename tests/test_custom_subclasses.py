@@ -622,3 +622,31 @@ def test_a_sequential_subclass_writing_call_runs_it_as_keras(keras, tmp_path):
     assert json.loads(ours.to_json())["class_name"] == json.loads(theirs.to_json())["class_name"] == "Shifted"
     with pytest.raises(ValueError, match="class_name='Shifted'"):      # not rebuilt as a plain Sequential
         cs.models.model_from_json(ours.to_json())
+
+
+@pytest.mark.parametrize("name,kwargs", [("relu", {}), ("relu", dict(negative_slope=0.1, max_value=1.0)),
+                                         ("tanh", {}), ("sigmoid", {}), ("softmax", dict(axis=-1)), ("gelu", {}),
+                                         ("elu", {}), ("leaky_relu", {}), ("silu", {}), ("hard_sigmoid", {}),
+                                         ("mish", {}), ("softplus", {})])
+def test_keras_activation_functions_in_a_call_are_differentiated_as_keras(keras, name, kwargs):
+    """`keras.activations.<name>(x)` inside a custom layer's call: the gradient flows through it (it once came back
+    as a plain array, cutting the weights before it out of training); two SGD steps reach Keras' weights."""
+    def build(lib):
+        class Block(lib.layers.Layer):
+            def __init__(self, **options):
+                super().__init__(**options)
+                self.dense = lib.layers.Dense(4)
+
+            def call(self, x):
+                return getattr(lib.activations, name)(self.dense(x), **kwargs)
+        inputs = lib.Input((5,))
+        return lib.Model(inputs, lib.layers.Dense(2)(Block()(inputs)))
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(8, 5)).astype("float32"), rng.normal(size=(8, 2)).astype("float32")
+    theirs, ours = build(keras), build(cs)
+    ours.set_weights([np.asarray(w) for w in theirs.get_weights()])
+    for model, lib in ((theirs, keras), (ours, cs)):
+        model.compile(optimizer=lib.optimizers.SGD(0.5), loss="mse")
+        model.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    for got, expected in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(got, np.asarray(expected), rtol=1e-4, atol=1e-6)
