@@ -77,6 +77,8 @@ def _check_fraction(owner: str, arg: str, value) -> float:
 def categorical_crossentropy(y_true, y_pred, from_logits: bool = False, label_smoothing: float = 0.0,
                              axis: int = -1) -> np.ndarray:
     """Crossentropy between one-hot `y_true` and probabilities (or logits) `y_pred`."""
+    if is_traced(y_true, y_pred):
+        return builtin_on_tape("categorical_crossentropy", y_true, y_pred, from_logits, label_smoothing, axis=axis)
     y_true, y_pred = _as_float_arrays(y_true, y_pred)
     _check_same_shape("categorical_crossentropy", y_true, y_pred)
     y_true = _smooth(y_true, label_smoothing, y_pred.shape[-1])    # the last axis' size, whatever `axis` (Keras')
@@ -85,6 +87,11 @@ def categorical_crossentropy(y_true, y_pred, from_logits: bool = False, label_sm
 
 def sparse_categorical_crossentropy(y_true, y_pred, from_logits: bool = False) -> np.ndarray:
     """Crossentropy between integer labels and probabilities (or logits) on the last axis."""
+    if is_traced(y_pred):
+        classes = np.shape(y_pred.value)[-1]
+        labels = _check_sparse_labels("sparse_categorical_crossentropy", y_true, np.shape(y_pred.value))
+        return builtin_on_tape("categorical_crossentropy", np.eye(classes, dtype=y_pred.value.dtype)[labels],
+                               y_pred, from_logits)
     y_pred = _as_float(y_pred)
     labels = _check_sparse_labels("sparse_categorical_crossentropy", y_true, y_pred.shape)
     return ops.sparse_categorical_crossentropy(labels, y_pred, from_logits)
@@ -92,6 +99,8 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits: bool = False) -
 
 def binary_crossentropy(y_true, y_pred, from_logits: bool = False, label_smoothing: float = 0.0) -> np.ndarray:
     """Mean binary crossentropy over the last axis."""
+    if is_traced(y_true, y_pred):
+        return builtin_on_tape("binary_crossentropy", y_true, y_pred, from_logits, label_smoothing)
     y_true, y_pred = _as_float_arrays(y_true, y_pred)
     _check_same_shape("binary_crossentropy", y_true, y_pred)
     y_true = y_true * (1 - label_smoothing) + 0.5 * label_smoothing
@@ -99,18 +108,24 @@ def binary_crossentropy(y_true, y_pred, from_logits: bool = False, label_smoothi
 
 
 def mean_squared_error(y_true, y_pred) -> np.ndarray:
+    if is_traced(y_true, y_pred):
+        return builtin_on_tape("mean_squared_error", y_true, y_pred)
     y_true, y_pred = _as_float_arrays(y_true, y_pred)
     _check_same_shape("mean_squared_error", y_true, y_pred)
     return ops.mean_squared_error(y_true, y_pred)
 
 
 def mean_absolute_error(y_true, y_pred) -> np.ndarray:
+    if is_traced(y_true, y_pred):
+        return builtin_on_tape("mean_absolute_error", y_true, y_pred)
     y_true, y_pred = _as_float_arrays(y_true, y_pred)
     _check_same_shape("mean_absolute_error", y_true, y_pred)
     return ops.mean_absolute_error(y_true, y_pred)
 
 
 def huber(y_true, y_pred, delta: float = 1.0) -> np.ndarray:
+    if is_traced(y_true, y_pred):
+        return builtin_on_tape("huber", y_true, y_pred, delta=delta)
     y_true, y_pred = _as_float_arrays(y_true, y_pred)
     _check_same_shape("huber", y_true, y_pred)
     return ops.huber(y_true, y_pred, delta)
@@ -550,9 +565,9 @@ _OBJECT_FOR_FUNCTION = {
 from .tape_losses import (  # noqa: E402,F401  (after FunctionLoss, which they build on)
     CLASS_FOR_FUNCTION, CLASSES, FUNCTIONS, BinaryFocalCrossentropy, CategoricalFocalCrossentropy, CategoricalHinge,
     CosineSimilarity, Dice, Hinge, KLDivergence, LogCosh, MeanAbsolutePercentageError, MeanSquaredLogarithmicError,
-    Poisson, SquaredHinge, Tversky, binary_focal_crossentropy, categorical_focal_crossentropy, categorical_hinge,
-    cosine_similarity, dice, hinge, kl_divergence, log_cosh, mean_absolute_percentage_error,
-    mean_squared_logarithmic_error, poisson, squared_hinge, tversky)
+    Poisson, SquaredHinge, Tversky, binary_focal_crossentropy, builtin_on_tape, categorical_focal_crossentropy,
+    categorical_hinge, cosine_similarity, dice, hinge, is_traced, kl_divergence, log_cosh,
+    mean_absolute_percentage_error, mean_squared_logarithmic_error, poisson, squared_hinge, tversky)
 
 _FUNCTIONS.update(FUNCTIONS)
 _CLASSES.update(CLASSES)

@@ -11,7 +11,10 @@ from typing import Any, Dict
 
 import numpy as np
 
+from . import ops
 from ._registry import Registry
+from .ops.tape import Traced
+from .variables import Variable
 
 __all__ = ["Regularizer", "L1", "L2", "L1L2", "l1", "l2", "l1_l2", "get", "serialize", "deserialize"]
 
@@ -53,12 +56,22 @@ class L1L2(Regularizer):
         self.l2 = _check_factor(type(self).__name__, "l2", l2)
 
     def __call__(self, x) -> float:
+        if isinstance(x, (Traced, Variable)):      # in a traced call (`add_loss(regularizer(self.w))`): on the tape
+            return self._on_tape(x)
         x = np.asarray(x)
         penalty = 0.0
         if self.l1:
             penalty += self.l1 * float(np.sum(np.abs(x), dtype=np.float64))
         if self.l2:
             penalty += self.l2 * float(np.sum(np.square(x), dtype=np.float64))
+        return penalty
+
+    def _on_tape(self, x):
+        penalty = 0.0
+        if self.l1:
+            penalty = ops.add(penalty, ops.multiply(self.l1, ops.sum(ops.abs(x))))
+        if self.l2:
+            penalty = ops.add(penalty, ops.multiply(self.l2, ops.sum(ops.square(x))))
         return penalty
 
     def gradient(self, x: np.ndarray) -> np.ndarray:

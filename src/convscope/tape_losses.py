@@ -17,6 +17,8 @@ import numpy as np
 
 from . import ops
 from .losses import FunctionLoss, Loss, _check_fraction
+from .ops.tape import Traced
+from .variables import Variable
 
 __all__ = ["Hinge", "SquaredHinge", "CategoricalHinge", "LogCosh", "KLDivergence", "Poisson",
            "MeanAbsolutePercentageError", "MeanSquaredLogarithmicError", "CosineSimilarity",
@@ -29,24 +31,77 @@ __all__ = ["Hinge", "SquaredHinge", "CategoricalHinge", "LogCosh", "KLDivergence
 EPSILON = 1e-7      # Keras' backend.epsilon()
 
 
-def _targets(y_true, y_pred) -> np.ndarray:
-    """The targets as an array of the predictions' float type (never on the tape)."""
+def _targets(y_true, y_pred, traced: bool = False):
+    """The targets as an array of the predictions' float type (never on the tape), or, with `traced`, a traced
+    target as it is (a loss between two values of a call: its gradient reaches both)."""
+    if traced and isinstance(y_true, (Traced, Variable)):
+        return y_true
     return np.asarray(ops.convert_to_numpy(y_true), dtype=np.dtype(y_pred.dtype))
 
 
-def _matched(y_true, y_pred):
+def _matched(y_true, y_pred, traced: bool = False):
     """Targets and predictions of one rank where they differ by a last axis of 1 (Keras'
     `squeeze_or_expand_to_same_rank`): (N,) targets for (N, 1) predictions gain the axis."""
-    y_true = _targets(y_true, y_pred)
-    if y_true.ndim == y_pred.ndim - 1 and y_pred.shape[-1] == 1:
-        if y_true.ndim == 1:
-            return y_true[:, None], y_pred
+    y_true = _targets(y_true, y_pred, traced)
+    true, pred = _shape(y_true), _shape(y_pred)
+    if len(true) == len(pred) - 1 and pred[-1] == 1:
+        if len(true) == 1:
+            return ops.expand_dims(y_true, -1), y_pred
         return y_true, ops.squeeze(y_pred, axis=-1)
-    if y_pred.ndim == y_true.ndim - 1 and y_true.shape[-1] == 1:
-        if y_pred.ndim == 1:
+    if len(pred) == len(true) - 1 and true[-1] == 1:
+        if len(pred) == 1:
             return y_true, ops.expand_dims(y_pred, -1)
-        return y_true[..., 0], y_pred
+        return ops.squeeze(y_true, axis=-1), y_pred
     return y_true, y_pred
+
+
+def _shape(value) -> tuple:
+    return tuple(np.shape(getattr(value, "value", value)))
+
+
+def is_traced(*values) -> bool:
+    """Whether a value is a tape's (or a variable): a loss of it must stay on the tape."""
+    return any(isinstance(value, (Traced, Variable)) for value in values)
+
+
+def builtin_on_tape(name: str, y_true, y_pred, from_logits: bool = False, label_smoothing: float = 0.0,
+                    delta: float = 1.0, axis: int = -1):
+    """losses.py's mean squared and absolute errors, Huber and the binary and categorical crossentropies of
+    traced values (a custom call's `add_loss(keras.losses.mse(x, y))`): Keras' formulas (its torch backend's for
+    the crossentropies) in ops, differentiated by the tape in both arguments; losses.py computes the same numbers
+    on arrays with the ops' own."""
+    y_pred = y_pred if isinstance(y_pred, (Traced, Variable)) else np.asarray(y_pred)
+    if np.dtype(y_pred.dtype).kind != "f":
+        y_pred = ops.cast(y_pred, "float32")
+    y_true, y_pred = _matched(y_true, y_pred, traced=True)
+    if _shape(y_true) != _shape(y_pred):
+        raise ValueError(f"{name}: y_true and y_pred must have the same shape, got y_true {_shape(y_true)} and "
+                         f"y_pred {_shape(y_pred)}")
+    error = ops.subtract(y_pred, y_true)
+    if name == "mean_squared_error":
+        return ops.mean(ops.square(error), axis=-1)
+    if name == "mean_absolute_error":
+        return ops.mean(ops.abs(error), axis=-1)
+    if name == "huber":
+        size = ops.abs(error)
+        return ops.mean(ops.where(size <= delta, 0.5 * ops.square(error), delta * size - 0.5 * delta ** 2), axis=-1)
+    if name == "binary_crossentropy":
+        y_true = y_true * (1 - label_smoothing) + 0.5 * label_smoothing
+        if from_logits:        # torch's binary_cross_entropy_with_logits: max(z, 0) - z t + log(1 + exp(-|z|))
+            loss = ops.maximum(y_pred, 0.0) - y_pred * y_true + ops.log1p(ops.exp(-ops.abs(y_pred)))
+        else:
+            p = ops.clip(y_pred, EPSILON, 1.0 - EPSILON)
+            loss = -(y_true * ops.log(p) + (1.0 - y_true) * ops.log(1.0 - p))
+        return ops.mean(loss, axis=-1)
+    assert name == "categorical_crossentropy", name
+    classes = _shape(y_pred)[-1]
+    y_true = y_true * (1 - label_smoothing) + label_smoothing / classes if label_smoothing else y_true
+    if from_logits:
+        log_prob = ops.log_softmax(y_pred, axis=axis)
+    else:
+        p = ops.clip(y_pred / ops.sum(y_pred, axis=axis, keepdims=True), EPSILON, 1.0 - EPSILON)
+        log_prob = ops.log(p)
+    return -ops.sum(y_true * log_prob, axis=axis)
 
 
 def _hinge_labels(y_true: np.ndarray) -> np.ndarray:
