@@ -376,4 +376,24 @@ def test_new_names_do_not_replace_the_tf_nn_style_ops():
     from convscope.ops import conv, linear, padding, pooling
     assert ops.conv2d is conv.conv2d and ops.max_pool2d is pooling.max_pool2d
     assert ops.dense_forward is linear.dense_forward and ops.zero_pad2d is padding.zero_pad2d
-    assert ops.erf is ops.activations.erf         # not keras.ops.erf: see the report
+    assert ops.erf is not ops.activations.erf     # Keras' ops.erf (on the tape, x's float type) over the helper
+
+
+@pytest.mark.parametrize("name", ["erf", "erfc"])
+def test_erf_and_erfc_keep_the_float_type_and_differentiate_as_torch(name):
+    """Keras' ops.erf (and erfc beside it): float32 in, float32 out; on a tape its gradient, 2/√π · exp(-x²) (negated
+    for erfc), as torch's autograd gives it (once a plain array that cut the gradient)."""
+    torch = pytest.importorskip("torch")
+    x = np.linspace(-3, 3, 13, dtype=np.float32)
+    variable = Variable(x, "x")
+    with ops.Tape() as tape:
+        tape.watch(variable)
+        y = getattr(ops, name)(variable)
+        total = ops.sum(ops.multiply(y, np.arange(13, dtype=np.float32)))
+    grad = tape.gradient(total, variable)
+    t = torch.tensor(x, requires_grad=True)
+    expected = getattr(torch, name)(t)
+    (expected * torch.arange(13, dtype=torch.float32)).sum().backward()
+    assert y.value.dtype == np.float32
+    np.testing.assert_allclose(y.value, expected.detach().numpy(), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(grad, t.grad.numpy(), rtol=1e-5, atol=1e-6)

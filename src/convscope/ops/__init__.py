@@ -6,7 +6,7 @@ comes from `ops/shapes.py`.
 
 from . import augment, shapes
 from .augment import affine_transform, affine_transform_backward, affine_transform_forward
-from .activations import ACTIVATION_NAMES, Activation, erf, erfc, get_activation
+from .activations import ACTIVATION_NAMES, Activation, get_activation
 from .conv import conv2d, conv2d_backward, conv2d_forward
 from .conv_transpose import conv2d_transpose, conv2d_transpose_backward, conv2d_transpose_forward
 from .depthwise import (depthwise_conv2d, depthwise_conv2d_backward, depthwise_conv2d_forward, separable_conv2d,
@@ -35,7 +35,7 @@ from .pooling import (avg_pool2d, avg_pool2d_backward, avg_pool2d_forward, globa
                       max_pool2d_backward, max_pool2d_forward, max_pool2d_zero_padded)
 from .tape import Tape, Traced, record, stop_gradient
 from .numpy_api import (abs, absolute, add, argmax, argmin, broadcast_to, cast, clip, concatenate, convert_to_numpy,
-                        convert_to_tensor, divide, dot,
+                        convert_to_tensor, divide, dot, erf, erfc,
                         einsum, equal, exp, expand_dims, floor_divide, greater, greater_equal, less, less_equal,
                         log, log1p, matmul, max, maximum, mean, min, minimum, multiply, negative, not_equal,
                         ones_like, pad, power, prod, repeat, reshape, sign, split, sqrt, square, squeeze, stack,

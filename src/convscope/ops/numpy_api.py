@@ -21,12 +21,12 @@ import numpy as np
 
 from .. import backend
 from ..variables import Variable, install_operators
-from .activations import get_activation
+from .activations import erf as _erf, erfc as _erfc, get_activation
 from .tape import Traced, record_node
 
 __all__ = [
     "add", "subtract", "multiply", "divide", "true_divide", "floor_divide", "negative", "power",
-    "square", "sqrt", "exp", "log", "log1p", "abs", "absolute", "sign", "tanh", "maximum",
+    "square", "sqrt", "exp", "log", "log1p", "abs", "absolute", "sign", "tanh", "erf", "erfc", "maximum",
     "minimum", "clip", "where", "matmul", "dot", "tensordot", "einsum",
     "sum", "mean", "max", "min", "prod", "var", "std", "argmax", "argmin",
     "reshape", "transpose", "expand_dims", "squeeze", "concatenate", "stack", "split", "tile",
@@ -230,6 +230,21 @@ def sign(x):
 def tanh(x):
     activation = get_activation("tanh")
     return _unary("tanh", x, activation.forward, lambda v, y: lambda g, need: (activation.backward(g, v, y),))
+
+
+def erf(x):
+    """The error function in x's float type; d/dx = 2/√π · exp(-x²)."""
+    return _unary("erf", x, lambda v: _erf(v).astype(v.dtype),
+                  lambda v, y: lambda g, need: ((g * _ERF_SLOPE * np.exp(-np.square(v))).astype(v.dtype),))
+
+
+def erfc(x):
+    """1 - erf(x), computed without the cancellation; d/dx = -2/√π · exp(-x²)."""
+    return _unary("erfc", x, lambda v: _erfc(v).astype(v.dtype),
+                  lambda v, y: lambda g, need: ((-g * _ERF_SLOPE * np.exp(-np.square(v))).astype(v.dtype),))
+
+
+_ERF_SLOPE = 2.0 / np.sqrt(np.pi)
 
 
 def maximum(x1, x2):
