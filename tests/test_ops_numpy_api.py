@@ -19,9 +19,9 @@ keras = pytest.importorskip("keras")
 # Keras on torch runs these through `result_type`, which makes 64-bit types 32-bit (JAX's
 # default); convscope keeps float64 (its ops contract).  The tests check Keras still does so.
 KERAS_TORCH_FLOAT32 = {"maximum", "minimum", "matmul", "dot", "tensordot", "var", "prod", "floor_divide", "floor",
-                       "ceil", "cumsum"}
-# ... and these keep float64 but compute in float32 (mean) or cast the bounds to float32 (clip).
-KERAS_TORCH_FLOAT32_MATH = {"mean", "clip"}
+                       "ceil", "cumsum", "average", "divide_no_nan", "logaddexp", "arctan2", "norm"}
+# ... and these keep float64 but compute in float32 (mean, the norm of normalize) or cast the bounds to float32 (clip).
+KERAS_TORCH_FLOAT32_MATH = {"mean", "clip", "normalize"}
 
 KERAS_FUNCTIONS = [
     "add", "subtract", "multiply", "divide", "true_divide", "floor_divide", "negative", "power", "square",
@@ -37,6 +37,10 @@ KERAS_FUNCTIONS = [
     "isfinite", "logical_and", "logical_or", "logical_not", "arange", "zeros", "ones", "full", "full_like", "eye",
     "identity", "linspace", "swapaxes", "moveaxis", "flip", "roll", "ravel", "triu", "tril", "cumsum",
     "logsumexp", "sort", "argsort", "any", "all", "count_nonzero",
+    "amax", "amin", "average", "divide_no_nan", "logaddexp", "arctan2", "mod", "outer", "nan_to_num", "norm",
+    "normalize", "moments", "depth_to_space", "space_to_depth", "one_hot", "take_along_axis", "top_k", "unstack",
+    "slice", "hstack", "vstack", "glu", "threshold", "binary_crossentropy", "categorical_crossentropy",
+    "sparse_categorical_crossentropy", "erf",
 ]
 
 
@@ -183,6 +187,56 @@ CASES += [
 ]
 
 
+def _probabilities(d, *shape):
+    return d.rng.uniform(0.05, 0.95, size=shape).astype(d.dtype)
+
+
+def _with_bad_numbers(d):
+    x = d.n(3, 4)
+    x[0, 1], x[1, 2], x[2, 3] = np.nan, np.inf, -np.inf
+    return x
+
+
+CASES += [
+    case("amax", lambda d: (d.n(3, 4),), axis=1), case("amin", lambda d: (d.n(2, 3, 4),), axis=(0, 2), keepdims=True),
+    case("average", lambda d: (d.n(3, 4),)), case("average", lambda d: (d.n(3, 4),), axis=1),
+    case("average", lambda d: (d.n(3, 4),), axis=-1, weights=np.array([0.5, 1.0, 2.0, 0.25])),
+    case("divide_no_nan", lambda d: (d.n(3, 4), d.away(4) * np.array([1, 0, 1, 0], d.dtype))),
+    case("logaddexp", lambda d: (d.n(3, 4) * 30, d.n(4))), case("arctan2", lambda d: (d.n(3, 4), d.n(4))),
+    case("mod", lambda d: (d.n(3, 4) * 3, d.away(4))), case("mod", lambda d: (np.arange(-6, 6).reshape(3, 4), 4)),
+    case("outer", lambda d: (d.n(3), d.n(4))), case("outer", lambda d: (d.n(2, 2), d.n(3))),
+    case("nan_to_num", lambda d: (_with_bad_numbers(d),)),
+    case("nan_to_num", lambda d: (_with_bad_numbers(d),), nan=0.5, posinf=2.0, neginf=-3.0),
+    case("norm", lambda d: (d.n(3, 4),)), case("norm", lambda d: (d.n(3, 4),), axis=1),
+    case("norm", lambda d: (d.n(3, 4),), ord=1, axis=0), case("norm", lambda d: (d.n(3, 4),), ord=np.inf, axis=-1),
+    case("norm", lambda d: (d.n(3, 4),), ord=3, axis=1, keepdims=True),
+    case("norm", lambda d: (d.n(3, 4),), ord=0, axis=1), case("norm", lambda d: (d.n(3, 4),), ord="fro"),
+    case("norm", lambda d: (d.n(3, 4),), ord=1), case("norm", lambda d: (d.n(2, 3, 4),), ord=-np.inf, axis=(1, 2)),
+    case("norm", lambda d: (d.n(2, 3, 4),), ord=np.inf, axis=(2, 0), keepdims=True),
+    case("normalize", lambda d: (d.n(3, 4),)), case("normalize", lambda d: (d.n(3, 4),), axis=0, order=1),
+    case("moments", lambda d: (d.n(2, 3, 4), [0, 1])), case("moments", lambda d: (d.n(2, 3, 4), 2), keepdims=True),
+    case("depth_to_space", lambda d: (d.n(2, 3, 3, 8), 2)),
+    case("depth_to_space", lambda d: (d.n(2, 8, 3, 2), 2), data_format="channels_first"),
+    case("space_to_depth", lambda d: (d.n(2, 4, 6, 3), 2)),
+    case("space_to_depth", lambda d: (d.n(2, 3, 4, 6), 2), data_format="channels_first"),
+    case("one_hot", lambda d: (np.array([0, 2, -1, 1]), 3)),
+    case("one_hot", lambda d: (np.array([[0, 2], [1, 1]]), 3), axis=0, dtype="int32"),
+    case("take_along_axis", lambda d: (d.n(3, 4), np.array([[0, 3], [1, -1], [2, 0]])), axis=1),
+    case("take_along_axis", lambda d: (d.n(3, 4), np.array([5, 0, 11]))),
+    case("top_k", lambda d: (d.n(3, 5), 2)), case("unstack", lambda d: (d.n(3, 4),)),
+    case("unstack", lambda d: (d.n(3, 4),), axis=1), case("slice", lambda d: (d.n(4, 5), (1, 2), (2, 3))),
+    case("hstack", lambda d: ([d.n(2, 3), d.n(2, 1)],)), case("vstack", lambda d: ([d.n(2, 3), d.n(3)],)),
+    case("glu", lambda d: (d.n(3, 4),)), case("threshold", lambda d: (d.n(3, 4), 0.2, -1.0)),
+    case("binary_crossentropy", lambda d: (_probabilities(d, 3, 4), _probabilities(d, 3, 4))),
+    case("binary_crossentropy", lambda d: (_probabilities(d, 3, 4), d.n(3, 4) * 3), from_logits=True),
+    case("categorical_crossentropy", lambda d: (_probabilities(d, 3, 4), _probabilities(d, 3, 4))),
+    case("categorical_crossentropy", lambda d: (_probabilities(d, 4, 3), d.n(4, 3)), from_logits=True, axis=0),
+    case("sparse_categorical_crossentropy", lambda d: (np.array([0, 2, 1]), _probabilities(d, 3, 3))),
+    case("sparse_categorical_crossentropy", lambda d: (np.array([3, 0]), d.n(2, 4)), from_logits=True),
+    case("erf", lambda d: (d.n(3, 4),)),
+]
+
+
 def test_shape_ndim_and_size_are_keras():
     x = np.zeros((2, 3, 4), np.float32)
     assert ops.shape(x) == tuple(keras.ops.shape(x)) == (2, 3, 4)
@@ -229,10 +283,10 @@ def assert_same(ours, theirs, dtype, loose=False):
 def test_forward_matches_keras(name, build, kwargs, dtype):
     args = build(Draw(dtype))
     ours = getattr(ops, name)(*args, **kwargs)
-    if name == "stop_gradient":     # Keras' takes tensors only
+    if name in ("stop_gradient", "unstack"):     # Keras' take tensors only
         args = [keras.ops.convert_to_tensor(a) for a in args]
     theirs = as_numpy(getattr(keras.ops, name)(*args, **kwargs))
-    if isinstance(ours, list):
+    if isinstance(ours, (list, tuple)):
         assert len(ours) == len(theirs)
         for mine, reference in zip(ours, theirs):
             assert_same(mine, reference, expected_dtype(name, reference.dtype, args))

@@ -89,3 +89,35 @@ def test_full_like_any_and_logical_ops_on_symbolic_tensors_as_keras(keras, tmp_p
     unknown = cs.Input((None,))
     assert cs.ops.logical_and(unknown > 0, np.ones(5, bool)).shape == \
         tuple(keras.ops.logical_and(keras.Input((None,)) > 0, np.ones(5, bool)).shape)
+
+
+def _composed_model(lib):
+    """ops/composed.py's functions as a CNN's custom parts use them: a pixel shuffle up and down, normalized
+    features, moments, GLU, a norm, a safe division, logaddexp, arctan2, mod and take_along_axis."""
+    ops, L = lib.ops, lib.layers
+    image = lib.Input((4, 4, 8))
+    h = L.Conv2D(8, 1, name="mix")(image)
+    up = ops.normalize(ops.depth_to_space(h, 2), axis=-1)                       # (batch, 8, 8, 2)
+    down = ops.space_to_depth(up, 2)                                            # (batch, 4, 4, 8)
+    mean, variance = ops.moments(down, axes=[1, 2])                            # (batch, 8) each
+    gated = ops.glu(ops.concatenate([mean, variance], axis=-1))                 # (batch, 8)
+    size = ops.norm(gated, axis=-1, keepdims=True)
+    mixed = ops.divide_no_nan(gated, size) + ops.logaddexp(mean, variance) + ops.arctan2(mean, variance + 1.0)
+    mixed = mixed + ops.mod(variance, 0.5) * 0.1 + ops.take_along_axis(mixed, np.array([[7, 0, 1, 2, 3, 4, 5, 6]]),
+                                                                       axis=1)
+    return lib.Model(image, L.Dense(3, name="head")(mixed))
+
+
+def test_a_keras_model_written_with_the_composed_ops_loads_trains_and_goes_back(keras, tmp_path):
+    keras.utils.set_random_seed(4)
+    theirs = _composed_model(keras)
+    theirs.save(tmp_path / "theirs.keras")
+    ours = cs.models.load_model(tmp_path / "theirs.keras")
+    functions = {layer.function for layer in ours.operations if hasattr(layer, "function")}
+    assert {"depth_to_space", "space_to_depth", "normalize", "moments", "glu", "norm", "divide_no_nan", "logaddexp",
+            "arctan2", "mod", "take_along_axis"} <= functions
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal((4, 4, 4, 8)).astype("float32"), rng.standard_normal((4, 3)).astype("float32")
+    assert_step_and_file_match_keras(keras, ours, theirs, x, y, "mse", tmp_path)
+    built = _composed_model(cs)
+    assert [type(layer).__name__ for layer in built.operations] == [type(layer).__name__ for layer in ours.operations]

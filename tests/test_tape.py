@@ -225,6 +225,106 @@ GRADS += [
     T("sort", lambda x: ops.sort(x, 0), lambda x: torch.sort(x, dim=0, stable=True).values, (3, 4)),
 ]
 
+
+def probability(rng, shape):
+    return rng.uniform(0.05, 0.95, size=shape)
+
+
+def off_the_jumps(rng, shape):
+    """Away from the multiples of 0.7, where mod(x, 0.7) jumps."""
+    return rng.integers(-3, 3, size=shape) * 0.7 + rng.uniform(0.15, 0.55, size=shape)
+
+
+_EPS = 1e-7
+_MASK = np.array([1.0, 0.0, 1.0, 0.0])
+_LABELS = np.array([0, 2, 1])
+
+
+def t_divide_no_nan(a, b):
+    b = b * torch.tensor(_MASK, dtype=b.dtype)
+    return torch.where(b == 0, torch.zeros_like(a), a / torch.where(b == 0, torch.ones_like(b), b))
+
+
+def t_depth_to_space(x):            # Keras' torch code, channels_last
+    n, h, w, c = x.shape
+    return x.reshape(n, h, w, 2, 2, c // 4).permute(0, 1, 3, 2, 4, 5).reshape(n, h * 2, w * 2, c // 4)
+
+
+def t_space_to_depth(x):
+    n, h, w, c = x.shape
+    return x.reshape(n, h // 2, 2, w // 2, 2, c).permute(0, 1, 3, 2, 4, 5).reshape(n, h // 2, w // 2, c * 4)
+
+
+def t_bce(t, p):
+    p = torch.clamp(p, _EPS, 1 - _EPS)
+    return -(t * torch.log(p) + (1 - t) * torch.log(1 - p))
+
+
+def t_cce(t, p):
+    p = torch.clamp(p / p.sum(-1, keepdim=True), _EPS, 1 - _EPS)
+    return -(t * torch.log(p)).sum(-1)
+
+
+def t_moments(x):
+    mean = x.mean(dim=(0, 1))
+    return mean, (x * x).mean(dim=(0, 1)) - mean * mean
+
+
+GRADS += [
+    T("erf", ops.erf, torch.erf, (3, 4)), T("erfc", ops.erfc, torch.erfc, (3, 4)),
+    T("amax", lambda x: ops.amax(x, axis=1), lambda x: torch.amax(x, dim=1), (3, 4)),
+    T("amin", ops.amin, torch.amin, (3, 4)),
+    T("average", lambda x: ops.average(x, axis=1), lambda x: x.mean(1), (3, 4)),
+    T("average", lambda x, w: ops.average(x, axis=-1, weights=w), lambda x, w: (x * w).sum(-1) / w.sum(-1),
+      (3, 4), (4,), draw=positive),
+    T("divide_no_nan", lambda a, b: ops.divide_no_nan(a, ops.multiply(b, _MASK)), t_divide_no_nan, (3, 4), (4,),
+      draw=positive),
+    T("logaddexp", ops.logaddexp, torch.logaddexp, (3, 4), (4,)),
+    T("arctan2", ops.arctan2, torch.arctan2, (3, 4), (4,)),
+    T("mod", lambda x: ops.mod(x, 0.7), lambda x: torch.remainder(x, 0.7), (3, 4), draw=off_the_jumps),
+    T("mod", lambda b: ops.mod(np.array([2.1, -1.3, 0.4]), b), lambda b: torch.remainder(
+        torch.tensor([2.1, -1.3, 0.4], dtype=b.dtype), b), (3,), draw=lambda rng, s: np.array([0.9, 0.8, 0.7])),
+    T("outer", ops.outer, torch.outer, (3,), (4,)),
+    T("nan_to_num", ops.nan_to_num, torch.nan_to_num, (3, 4)),
+    T("norm", ops.norm, torch.linalg.norm, (3, 4)),
+    T("norm", lambda x: ops.norm(x, ord=1, axis=1), lambda x: torch.linalg.norm(x, 1, dim=1), (3, 4), draw=smooth),
+    T("norm", lambda x: ops.norm(x, ord=3, axis=0, keepdims=True),
+      lambda x: torch.linalg.norm(x, 3, dim=0, keepdim=True), (3, 4), draw=smooth),
+    T("norm", lambda x: ops.norm(x, ord=np.inf, axis=-1), lambda x: torch.linalg.norm(x, np.inf, dim=-1), (3, 4),
+      draw=smooth),
+    T("norm", lambda x: ops.norm(x, ord="fro", axis=(1, 2)), lambda x: torch.linalg.norm(x, "fro", dim=(1, 2)),
+      (2, 3, 4)),
+    T("norm", lambda x: ops.norm(x, ord=1, axis=(1, 2)), lambda x: torch.linalg.norm(x, 1, dim=(1, 2)), (2, 3, 4),
+      draw=smooth),
+    T("normalize", ops.normalize, lambda x: x / torch.clamp(torch.linalg.norm(x, dim=-1, keepdim=True), min=_EPS),
+      (3, 4)),
+    T("moments", lambda x: ops.moments(x, (0, 1)), t_moments, (2, 3, 4)),
+    T("depth_to_space", lambda x: ops.depth_to_space(x, 2), t_depth_to_space, (2, 3, 3, 8)),
+    T("space_to_depth", lambda x: ops.space_to_depth(x, 2), t_space_to_depth, (2, 4, 6, 3)),
+    T("take_along_axis", lambda x: ops.take_along_axis(x, np.array([[0, 3, 3], [1, -1, 0]]), axis=1),
+      lambda x: torch.take_along_dim(x, torch.tensor([[0, 3, 3], [1, 3, 0]]), dim=1), (2, 4)),
+    T("take_along_axis", lambda x: ops.take_along_axis(x, np.array([[2, 0, 0]]), axis=1),
+      lambda x: torch.take_along_dim(x, torch.tensor([[2, 0, 0]]), dim=1), (3, 4)),
+    T("top_k", lambda x: ops.top_k(x, 2)[0], lambda x: torch.topk(x, 2).values, (3, 5)),
+    T("unstack", lambda x: ops.unstack(x, axis=1), lambda x: torch.unbind(x, 1), (3, 4)),
+    T("slice", lambda x: ops.slice(x, (1, 2), (2, 3)), lambda x: x[1:3, 2:5], (4, 5)),
+    T("hstack", lambda a, b: ops.hstack([a, b]), lambda a, b: torch.hstack([a, b]), (2, 3), (2, 1)),
+    T("vstack", lambda a, b: ops.vstack([a, b]), lambda a, b: torch.vstack([a, b]), (2, 3), (3,)),
+    T("glu", ops.glu, lambda x: torch.nn.functional.glu(x, dim=-1), (3, 4)),
+    T("threshold", lambda x: ops.threshold(x, 0.2, -1.0), lambda x: torch.nn.functional.threshold(x, 0.2, -1.0),
+      (3, 4), draw=smooth),
+    T("binary_crossentropy", ops.binary_crossentropy, t_bce, (3, 4), (3, 4), draw=probability),
+    T("binary_crossentropy", lambda t, z: ops.binary_crossentropy(t, z, from_logits=True),
+      lambda t, z: torch.nn.functional.binary_cross_entropy_with_logits(z, t, reduction="none"), (3, 4), (3, 4),
+      draw=probability),
+    T("categorical_crossentropy", ops.categorical_crossentropy, t_cce, (3, 4), (3, 4), draw=probability),
+    T("categorical_crossentropy", lambda t, z: ops.categorical_crossentropy(t, z, from_logits=True),
+      lambda t, z: -(t * torch.log_softmax(z, -1)).sum(-1), (3, 4), (3, 4)),
+    T("sparse_categorical_crossentropy", lambda p: ops.sparse_categorical_crossentropy(_LABELS, p),
+      lambda p: t_cce(torch.nn.functional.one_hot(torch.tensor(_LABELS), 4).to(p.dtype), p), (3, 4),
+      draw=probability),
+]
+
 DIFFERENTIABLE = {
     "add", "subtract", "multiply", "divide", "true_divide", "negative", "power", "square", "sqrt", "exp", "log",
     "log1p", "abs", "absolute", "sign", "tanh", "maximum", "minimum", "clip", "where", "matmul", "dot",
@@ -235,6 +335,10 @@ DIFFERENTIABLE = {
     "sin", "cos", "tan", "arcsin", "arccos", "arctan", "sinh", "cosh", "arcsinh", "arccosh", "arctanh", "expm1",
     "exp2", "log2", "log10", "reciprocal", "rsqrt", "cbrt", "floor", "ceil", "round", "trunc", "swapaxes",
     "moveaxis", "flip", "roll", "ravel", "triu", "tril", "cumsum", "logsumexp", "sort",
+    "erf", "erfc", "amax", "amin", "average", "divide_no_nan", "logaddexp", "arctan2", "mod", "outer", "nan_to_num",
+    "norm", "normalize", "moments", "depth_to_space", "space_to_depth", "take_along_axis", "top_k", "unstack",
+    "slice", "hstack", "vstack", "glu", "threshold", "binary_crossentropy", "categorical_crossentropy",
+    "sparse_categorical_crossentropy",
 }
 
 

@@ -67,9 +67,9 @@ def is_traced(*values) -> bool:
 def builtin_on_tape(name: str, y_true, y_pred, from_logits: bool = False, label_smoothing: float = 0.0,
                     delta: float = 1.0, axis: int = -1):
     """losses.py's mean squared and absolute errors, Huber and the binary and categorical crossentropies of
-    traced values (a custom call's `add_loss(keras.losses.mse(x, y))`): Keras' formulas (its torch backend's for
-    the crossentropies) in ops, differentiated by the tape in both arguments; losses.py computes the same numbers
-    on arrays with the ops' own."""
+    traced values (a custom call's `add_loss(keras.losses.mse(x, y))`): Keras' formulas in ops (the crossentropies
+    `keras.ops`'), differentiated by the tape in both arguments; losses.py computes the same numbers on arrays with
+    ops.losses' own."""
     y_pred = y_pred if isinstance(y_pred, (Traced, Variable)) else np.asarray(y_pred)
     if np.dtype(y_pred.dtype).kind != "f":
         y_pred = ops.cast(y_pred, "float32")
@@ -77,31 +77,20 @@ def builtin_on_tape(name: str, y_true, y_pred, from_logits: bool = False, label_
     if _shape(y_true) != _shape(y_pred):
         raise ValueError(f"{name}: y_true and y_pred must have the same shape, got y_true {_shape(y_true)} and "
                          f"y_pred {_shape(y_pred)}")
-    error = ops.subtract(y_pred, y_true)
     if name == "mean_squared_error":
-        return ops.mean(ops.square(error), axis=-1)
+        return ops.mean(ops.square(ops.subtract(y_pred, y_true)), axis=-1)
     if name == "mean_absolute_error":
-        return ops.mean(ops.abs(error), axis=-1)
+        return ops.mean(ops.abs(ops.subtract(y_pred, y_true)), axis=-1)
     if name == "huber":
+        error = ops.subtract(y_pred, y_true)
         size = ops.abs(error)
         return ops.mean(ops.where(size <= delta, 0.5 * ops.square(error), delta * size - 0.5 * delta ** 2), axis=-1)
     if name == "binary_crossentropy":
         y_true = y_true * (1 - label_smoothing) + 0.5 * label_smoothing
-        if from_logits:        # torch's binary_cross_entropy_with_logits: max(z, 0) - z t + log(1 + exp(-|z|))
-            loss = ops.maximum(y_pred, 0.0) - y_pred * y_true + ops.log1p(ops.exp(-ops.abs(y_pred)))
-        else:
-            p = ops.clip(y_pred, EPSILON, 1.0 - EPSILON)
-            loss = -(y_true * ops.log(p) + (1.0 - y_true) * ops.log(1.0 - p))
-        return ops.mean(loss, axis=-1)
+        return ops.mean(ops.binary_crossentropy(y_true, y_pred, from_logits), axis=-1)
     assert name == "categorical_crossentropy", name
-    classes = _shape(y_pred)[-1]
-    y_true = y_true * (1 - label_smoothing) + label_smoothing / classes if label_smoothing else y_true
-    if from_logits:
-        log_prob = ops.log_softmax(y_pred, axis=axis)
-    else:
-        p = ops.clip(y_pred / ops.sum(y_pred, axis=axis, keepdims=True), EPSILON, 1.0 - EPSILON)
-        log_prob = ops.log(p)
-    return -ops.sum(y_true * log_prob, axis=axis)
+    y_true = y_true * (1 - label_smoothing) + label_smoothing / _shape(y_pred)[-1] if label_smoothing else y_true
+    return ops.categorical_crossentropy(y_true, y_pred, from_logits, axis)
 
 
 def _hinge_labels(y_true: np.ndarray) -> np.ndarray:

@@ -27,7 +27,8 @@ from .spec import LayerSpec
 __all__ = ["Operation", "symbolic_op", "symbolic_call", "operation_class", "deserialize", "OPERATION_CLASSES"]
 
 # Parameters that are node arguments (tensors, or constants in a tensor's place); the others are config.
-_TENSOR_PARAMS = frozenset({"x", "x1", "x2", "condition", "xs", "indices", "key", "fill_value"})  # full_like's too
+_TENSOR_PARAMS = frozenset({"x", "x1", "x2", "condition", "xs", "indices", "key", "fill_value",  # full_like's too
+                            "weights", "target", "output", "inputs", "start_indices"})
 _KWARG_PARAMS = frozenset({"constant_values"})        # Keras writes these in the node's kwargs
 _ALIASES = {"abs": "absolute", "swish": "silu", "hard_swish": "hard_silu"}
 _OPERATORS = {"divide": "true_divide"}                # KerasTensor's `/` is ops.true_divide in Keras
@@ -38,8 +39,13 @@ _NN_FUNCTIONS = frozenset({"relu", "relu6", "sigmoid", "hard_sigmoid", "silu", "
                            "softsign", "elu", "selu", "leaky_relu", "softmax", "log_softmax", "celu", "hard_tanh",
                            "hard_shrink", "soft_shrink", "tanh_shrink", "log_sigmoid", "squareplus", "sparse_plus",
                            "sparse_sigmoid"})
-_CORE_FUNCTIONS = frozenset({"cast"})
-_MATH_FUNCTIONS = frozenset({"logsumexp", "rsqrt"})
+# keras.src.ops.nn's too, not applied value by value
+_NN_OTHER_FUNCTIONS = frozenset({"normalize", "moments", "depth_to_space", "space_to_depth", "one_hot", "glu",
+                                 "threshold", "binary_crossentropy", "categorical_crossentropy",
+                                 "sparse_categorical_crossentropy"})
+_CORE_FUNCTIONS = frozenset({"cast", "unstack", "slice"})
+_MATH_FUNCTIONS = frozenset({"logsumexp", "rsqrt", "top_k", "erf"})
+_LINALG_FUNCTIONS = frozenset({"norm"})
 _UNARY_ELEMENTWISE = frozenset({"sin", "cos", "tan", "arcsin", "arccos", "arctan", "sinh", "cosh", "arcsinh",
                                 "arccosh", "arctanh", "expm1", "exp2", "log2", "log10", "reciprocal", "rsqrt", "cbrt",
                                 "floor", "ceil", "round", "trunc", "isnan", "isinf", "isfinite", "logical_not",
@@ -56,11 +62,12 @@ def _signature(name: str) -> inspect.Signature:
 
 def _function(name: str):
     """The `convscope.ops` function of that Keras name (unwrapped from the symbolic dispatch)."""
-    from ..ops import nn_api, numpy_api, numpy_more
+    from ..ops import composed, nn_api, numpy_api, numpy_more
+    modules = (numpy_api, nn_api, numpy_more, composed)
     if name == "get_item":
         fn = numpy_api._getitem
-    elif name in numpy_api.__all__ or name in nn_api.__all__ or name in numpy_more.__all__:
-        fn = next(getattr(module, name) for module in (numpy_api, nn_api, numpy_more) if name in module.__all__)
+    elif any(name in module.__all__ for module in modules):
+        fn = next(getattr(module, name) for module in modules if name in module.__all__)
     else:
         raise ValueError(f"operations: {name!r} is not one of the Keras functions of convscope.ops")
     return getattr(fn, "__wrapped__", fn)
@@ -228,12 +235,14 @@ def _class_name(function: str) -> str:
 
 
 def _module_of(function: str) -> str:
-    if function in _NN_FUNCTIONS:
+    if function in _NN_FUNCTIONS or function in _NN_OTHER_FUNCTIONS:
         return "keras.src.ops.nn"
     if function in _CORE_FUNCTIONS:
         return "keras.src.ops.core"
     if function in _MATH_FUNCTIONS:
         return "keras.src.ops.math"
+    if function in _LINALG_FUNCTIONS:
+        return "keras.src.ops.linalg"
     return "keras.src.ops.numpy"
 
 
