@@ -325,6 +325,38 @@ GRADS += [
       draw=probability),
 ]
 
+
+def t_conv2d(x, w, stride=1, padding=1):
+    """tf.nn.conv2d's NHWC / HWIO in torch's NCHW / OIHW."""
+    return F.conv2d(x.permute(0, 3, 1, 2), w.permute(3, 2, 0, 1), stride=stride, padding=padding).permute(0, 2, 3, 1)
+
+
+def t_depthwise(x, w):
+    kh, kw, channels, multiplier = w.shape
+    weight = w.permute(2, 3, 0, 1).reshape(channels * multiplier, 1, kh, kw)
+    return F.conv2d(x.permute(0, 3, 1, 2), weight, padding=1, groups=channels).permute(0, 2, 3, 1)
+
+
+def nchw(fn):
+    return lambda x, *rest: fn(x.permute(0, 2, 3, 1), *rest).permute(0, 3, 1, 2)
+
+
+GRADS += [      # the tf.nn-style ops of the seeds, in a custom layer's call
+    T("conv2d", lambda x, w: ops.conv2d(x, w, 1, "SAME"), t_conv2d, (2, 5, 5, 3), (3, 3, 3, 4)),
+    T("conv2d", lambda x, w, b: ops.conv2d(x, w, 2, "VALID", bias=b),
+      lambda x, w, b: t_conv2d(x, w, 2, 0) + b, (2, 6, 6, 3), (3, 3, 3, 2), (2,)),
+    T("conv2d", lambda x, w, b: ops.conv2d(x, w, 1, "SAME", data_format="NCHW", bias=b),
+      lambda x, w, b: nchw(t_conv2d)(x, w) + b.reshape(1, -1, 1, 1), (2, 3, 4, 4), (3, 3, 3, 2), (2,)),
+    T("depthwise_conv2d", lambda x, w: ops.depthwise_conv2d(x, w, 1, "SAME"), t_depthwise, (2, 5, 5, 3),
+      (3, 3, 3, 2)),
+    T("separable_conv2d", lambda x, d, p: ops.separable_conv2d(x, d, p, 1, "SAME"),
+      lambda x, d, p: t_conv2d(t_depthwise(x, d), p, 1, 0), (2, 5, 5, 3), (3, 3, 3, 2), (1, 1, 6, 4)),
+    T("max_pool2d", lambda x: ops.max_pool2d(x, 2, 2, "VALID"),
+      lambda x: F.max_pool2d(x.permute(0, 3, 1, 2), 2, 2).permute(0, 2, 3, 1), (2, 6, 6, 3)),
+    T("avg_pool2d", lambda x: ops.avg_pool2d(x, 2, 2, "VALID", data_format="NCHW"),
+      lambda x: F.avg_pool2d(x, 2, 2), (2, 3, 6, 4)),
+]
+
 DIFFERENTIABLE = {
     "add", "subtract", "multiply", "divide", "true_divide", "negative", "power", "square", "sqrt", "exp", "log",
     "log1p", "abs", "absolute", "sign", "tanh", "maximum", "minimum", "clip", "where", "matmul", "dot",
@@ -338,7 +370,7 @@ DIFFERENTIABLE = {
     "erf", "erfc", "amax", "amin", "average", "divide_no_nan", "logaddexp", "arctan2", "mod", "outer", "nan_to_num",
     "norm", "normalize", "moments", "depth_to_space", "space_to_depth", "take_along_axis", "top_k", "unstack",
     "slice", "hstack", "vstack", "glu", "threshold", "binary_crossentropy", "categorical_crossentropy",
-    "sparse_categorical_crossentropy",
+    "sparse_categorical_crossentropy", "conv2d", "depthwise_conv2d", "separable_conv2d", "max_pool2d", "avg_pool2d",
 }
 
 

@@ -33,8 +33,9 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from . import compiled, direct, winograd
-from .epilogue import bias_activation_forward, check_epilogue
+from .epilogue import bias_activation_forward, check_epilogue, epilogue_on_tape
 from .parallel import balanced_ranges, on_slices, run_claimed, run_in_parallel
+from .tape import record_forward, sees
 from .pad_fill import FLAT_FILL_MAX_CHANNELS, fill_pixels, fill_rows
 from .padding import (check_data_format, check_numeric_array, check_image_batch, float_dtype, from_nhwc,
                       parse_padding, spatial_pair, to_nhwc, window_geometry)
@@ -550,7 +551,13 @@ def conv2d(input, filters, strides, padding, data_format: str = "NHWC", dilation
 
     The columns are built a block of images at a time, so memory stays near the
     size of the input and the output even for large batches (e.g. 300x300 images).
+    On an active tape that sees the input or the filters (a custom layer's call) it records its backward.
     """
+    if sees(input, filters, bias):
+        y = record_forward("conv2d", [input, filters], lambda x, w: conv2d_forward(
+            x, w, strides, padding, data_format, dilations, groups), lambda ctx, g, need: list(conv2d_backward(
+                g, ctx, need_input_grad=need[0])))
+        return epilogue_on_tape(y, bias, activation, data_format, "conv2d")
     return _conv2d(input, filters, strides, padding, data_format, dilations, groups, bias, activation, True)[0]
 
 

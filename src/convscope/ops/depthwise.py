@@ -20,8 +20,9 @@ import numpy as np
 
 from . import depthwise_train
 from .conv import _check_conv_args, conv2d_backward, conv2d_forward
-from .epilogue import check_epilogue
+from .epilogue import check_epilogue, epilogue_on_tape
 from .padding import check_data_format, check_numeric_array, float_dtype, to_nhwc, window_geometry
+from .tape import record_forward, sees
 
 __all__ = ["depthwise_conv2d", "depthwise_conv2d_forward", "depthwise_conv2d_backward",
            "separable_conv2d", "separable_conv2d_forward", "separable_conv2d_backward"]
@@ -90,7 +91,13 @@ def depthwise_conv2d_forward(input, filter, strides, padding, data_format: str =
 def depthwise_conv2d(input, filter, strides, padding, data_format: str = "NHWC", dilations=None,
                      bias=None, activation: str = "linear") -> np.ndarray:
     """`tf.nn.depthwise_conv2d`: each input channel c convolved with its own `filter[:, :, c, m]`, output
-    channel c * multiplier + m; then, optionally, `activation(. + bias)` ("linear" or "relu")."""
+    channel c * multiplier + m; then, optionally, `activation(. + bias)` ("linear" or "relu").  On an active tape
+    that sees the input or the filter it records its backward."""
+    if sees(input, filter, bias):
+        y = record_forward("depthwise_conv2d", [input, filter], lambda x, w: depthwise_conv2d_forward(
+            x, w, strides, padding, data_format, dilations), lambda ctx, g, need: list(depthwise_conv2d_backward(
+                g, ctx, need_input_grad=need[0])))
+        return epilogue_on_tape(y, bias, activation, data_format, "depthwise_conv2d")
     return depthwise_conv2d_forward(input, filter, strides, padding, data_format, dilations, bias, activation)[0]
 
 
@@ -126,7 +133,13 @@ def separable_conv2d_forward(input, depthwise_filter, pointwise_filter, strides,
 def separable_conv2d(input, depthwise_filter, pointwise_filter, strides, padding, data_format: str = "NHWC",
                      dilations=None, bias=None, activation: str = "linear") -> np.ndarray:
     """`tf.nn.separable_conv2d`: `depthwise_conv2d` by [kh, kw, in, multiplier], then a 1x1 convolution by
-    `pointwise_filter` [1, 1, in * multiplier, out]; then, optionally, `activation(. + bias)`."""
+    `pointwise_filter` [1, 1, in * multiplier, out]; then, optionally, `activation(. + bias)`.  On an active tape
+    that sees an input it records its backward."""
+    if sees(input, depthwise_filter, pointwise_filter, bias):
+        y = record_forward("separable_conv2d", [input, depthwise_filter, pointwise_filter], lambda x, d, p: (
+            separable_conv2d_forward(x, d, p, strides, padding, data_format, dilations)), lambda ctx, g, need: list(
+                separable_conv2d_backward(g, ctx, need_input_grad=need[0])))
+        return epilogue_on_tape(y, bias, activation, data_format, "separable_conv2d")
     return separable_conv2d_forward(input, depthwise_filter, pointwise_filter, strides, padding, data_format,
                                     dilations, bias, activation)[0]
 

@@ -15,7 +15,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from . import compiled
+from . import compiled, nn_api, numpy_api
 from .padding import check_numeric_array
 from .parallel import on_slices
 
@@ -217,3 +217,14 @@ def finish_channels_as(o, bias, scale, shift, residual, limits, affine, has_resi
         if has_residual:
             value = value + residual[c]
         o[c] = activate_one(value, low_after, high_after, swish_after, zero, three, six)
+
+
+def epilogue_on_tape(y, bias, activation: str, data_format: str, op: str):
+    """`activation(y + bias)` of a traced convolution output (`tf.nn`-style ops on a tape), with the ops that
+    record their gradients; the bias along the channels of `data_format` ("NHWC"/"NCHW" or Keras' names)."""
+    _check_activation(activation, op)
+    if bias is not None:
+        channels_first = data_format in ("NCHW", "NCW", "NCDHW", "channels_first")
+        shape = (1, -1) + (1,) * (np.ndim(getattr(y, "value", y)) - 2) if channels_first else (-1,)
+        y = numpy_api.add(y, numpy_api.reshape(bias, shape))
+    return nn_api.relu(y) if activation == "relu" else y

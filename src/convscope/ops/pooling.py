@@ -32,6 +32,7 @@ import numpy as np
 from . import compiled, pooling_simd
 from .conv import offset_slice, pad_spatial
 from .parallel import on_slices, run_in_parallel
+from .tape import record_forward, sees
 from .padding import (_padding_pairs, check_data_format, check_numeric_array, check_image_batch, float_dtype, from_nhwc,
                       parse_padding, spatial_pair, to_nhwc, window_geometry)
 
@@ -313,7 +314,12 @@ def max_pool2d_forward(input, ksize, strides, padding,
 
 
 def max_pool2d(input, ksize, strides, padding, data_format: str = "NHWC") -> np.ndarray:
-    """`tf.nn.max_pool2d`: the maximum of each window; padded cells count as -inf."""
+    """`tf.nn.max_pool2d`: the maximum of each window; padded cells count as -inf.  On an active tape that sees the
+    input it records its backward (each window's gradient to its first maximum)."""
+    if sees(input):
+        return record_forward("max_pool2d", [input], lambda x: max_pool2d_forward(x, ksize, strides, padding,
+                                                                                 data_format),
+                              lambda ctx, g, need: [max_pool2d_backward(g, ctx)])
     x, ctx = _prepare(input, ksize, strides, padding, data_format, "max_pool2d")
     return from_nhwc(_window_maximum(x, ctx, track=False)[0], ctx["data_format"])
 
@@ -480,7 +486,12 @@ def avg_pool2d_forward(input, ksize, strides, padding,
 
 
 def avg_pool2d(input, ksize, strides, padding, data_format: str = "NHWC") -> np.ndarray:
-    """`tf.nn.avg_pool2d`: the mean of the real (unpadded) cells of each window."""
+    """`tf.nn.avg_pool2d`: the mean of the real (unpadded) cells of each window.  On an active tape that sees the
+    input it records its backward."""
+    if sees(input):
+        return record_forward("avg_pool2d", [input], lambda x: avg_pool2d_forward(x, ksize, strides, padding,
+                                                                                 data_format),
+                              lambda ctx, g, need: [avg_pool2d_backward(g, ctx)])
     return avg_pool2d_forward(input, ksize, strides, padding, data_format)[0]
 
 

@@ -386,6 +386,20 @@ def record(inputs: Sequence, outputs, backward: Callable, name: str = "record"):
     return record_node(name, tuple(inputs), arrays, lambda grads, need: backward(grads))
 
 
+def sees(*values) -> bool:
+    """Whether an active tape sees one of `values` (a traced value, or a variable it watches)."""
+    active = _ACTIVE.get()
+    return bool(active) and any(_parent(value, active)[1] for value in values)
+
+
+def record_forward(name: str, inputs: Sequence, forward: Callable, backward: Callable):
+    """A `tf.nn`-style op with its own backward on a tape: `forward(*values) -> (outputs, ctx)` on the inputs'
+    values, recorded with `backward(ctx, output_grads, need) -> input grads` (one per input)."""
+    values = [value.value if isinstance(value, (Traced, Variable)) else value for value in inputs]
+    outputs, ctx = forward(*values)
+    return record_node(name, tuple(inputs), outputs, lambda grads, need: backward(ctx, grads, need))
+
+
 def _output_array(value, position: int) -> np.ndarray:
     if isinstance(value, (Traced, Variable)):
         raise TypeError(f"record: argument `outputs` must hold plain arrays computed from the inputs' values, "
