@@ -355,6 +355,14 @@ GRADS += [      # the tf.nn-style ops of the seeds, in a custom layer's call
       lambda x: F.max_pool2d(x.permute(0, 3, 1, 2), 2, 2).permute(0, 2, 3, 1), (2, 6, 6, 3)),
     T("avg_pool2d", lambda x: ops.avg_pool2d(x, 2, 2, "VALID", data_format="NCHW"),
       lambda x: F.avg_pool2d(x, 2, 2), (2, 3, 6, 4)),
+    T("global_avg_pool2d", ops.global_avg_pool2d, lambda x: x.mean(dim=(1, 2)), (2, 4, 5, 3)),
+    T("zero_pad2d", lambda x: ops.zero_pad2d(x, ((1, 2), (0, 1))), lambda x: F.pad(x, (0, 0, 0, 1, 1, 2)),
+      (2, 3, 4, 2)),
+    T("resize2d", lambda x: ops.resize2d(x, (6, 8)), lambda x: F.interpolate(
+        x.permute(0, 3, 1, 2), size=(6, 8), mode="bilinear", align_corners=False).permute(0, 2, 3, 1), (2, 3, 4, 2)),
+    T("conv2d_transpose", lambda x, w: ops.conv2d_transpose(x, w, strides=2, padding="SAME"),
+      lambda x, w: F.conv_transpose2d(x.permute(0, 3, 1, 2), w.permute(3, 2, 0, 1), stride=2)[:, :, :6, :6].permute(
+          0, 2, 3, 1), (2, 3, 3, 4), (3, 3, 2, 4)),        # TF's SAME: the full output's last row and column cut
 ]
 
 DIFFERENTIABLE = {
@@ -371,6 +379,7 @@ DIFFERENTIABLE = {
     "norm", "normalize", "moments", "depth_to_space", "space_to_depth", "take_along_axis", "top_k", "unstack",
     "slice", "hstack", "vstack", "glu", "threshold", "binary_crossentropy", "categorical_crossentropy",
     "sparse_categorical_crossentropy", "conv2d", "depthwise_conv2d", "separable_conv2d", "max_pool2d", "avg_pool2d",
+    "global_avg_pool2d", "zero_pad2d", "resize2d", "conv2d_transpose",
 }
 
 

@@ -308,8 +308,8 @@ def binary_crossentropy(target, output, from_logits=False):
         return np_api.add(np_api.subtract(np_api.maximum(output, 0.0), np_api.multiply(output, target)),
                           np_api.log1p(np_api.exp(np_api.negative(np_api.abs(output)))))
     p = np_api.clip(output, EPSILON, 1.0 - EPSILON)
-    return np_api.negative(np_api.add(np_api.multiply(target, np_api.log(p)),
-                                      np_api.multiply(np_api.subtract(1.0, target), np_api.log(np_api.subtract(1.0, p)))))
+    miss = np_api.multiply(np_api.subtract(1.0, target), np_api.log(np_api.subtract(1.0, p)))
+    return np_api.negative(np_api.add(np_api.multiply(target, np_api.log(p)), miss))
 
 
 def categorical_crossentropy(target, output, from_logits=False, axis=-1):

@@ -26,7 +26,8 @@ import numpy as np
 from . import compiled, shapes
 from .conv import conv2d
 from .parallel import matmul, on_slices
-from .epilogue import bias_activation_forward, check_epilogue, epilogue_value
+from .epilogue import bias_activation_forward, check_epilogue, epilogue_on_tape, epilogue_value
+from .tape import record_forward, sees
 from .padding import (check_data_format, check_image_batch, check_numeric_array, float_dtype, from_nhwc,
                       parse_padding, spatial_pair, to_nhwc)
 
@@ -272,7 +273,13 @@ def conv2d_transpose(input, filters, output_shape=None, strides=1, padding="SAME
     """`tf.nn.conv2d_transpose`: filters [kh, kw, out_channels, in_channels]; the output's size is
     `output_shape` (2 or 4 ints, TensorFlow's rule: a convolution of it must give the input) or,
     without it, Keras' Conv2DTranspose rule with `output_padding` (`shapes.deconv_output_length`).
-    Then, optionally, `activation(. + bias)` ("linear" or "relu")."""
+    Then, optionally, `activation(. + bias)` ("linear" or "relu").  On an active tape that sees the input or the
+    filters it records its backward."""
+    if sees(input, filters, bias):
+        y = record_forward("conv2d_transpose", [input, filters], lambda x, w: conv2d_transpose_forward(
+            x, w, output_shape, strides, padding, data_format, dilations, output_padding),
+            lambda ctx, g, need: list(conv2d_transpose_backward(g, ctx, need_input_grad=need[0])))
+        return epilogue_on_tape(y, bias, activation, data_format, "conv2d_transpose")
     return conv2d_transpose_forward(input, filters, output_shape, strides, padding, data_format, dilations,
                                     output_padding, bias, activation)[0]
 

@@ -15,6 +15,7 @@ from typing import Tuple, Union
 import numpy as np
 
 from .shapes import conv_output_length, pad_amounts
+from .tape import record_forward, sees
 
 __all__ = ["zero_pad2d", "zero_pad2d_backward"]
 
@@ -192,7 +193,11 @@ def _spatial_slices(shape, pads: ExplicitPadding, data_format: str):
 
 
 def zero_pad2d(x, padding, data_format: str = "NHWC") -> np.ndarray:
-    """Add rows of zeros above/below and columns left/right of each image (ZeroPadding2D)."""
+    """Add rows of zeros above/below and columns left/right of each image (ZeroPadding2D); recorded on an active
+    tape that sees `x`."""
+    if sees(x):
+        return record_forward("zero_pad2d", [x], lambda v: (zero_pad2d(v, padding, data_format), None),
+                              lambda ctx, g, need: [zero_pad2d_backward(g, padding, data_format)])
     op = "zero_pad2d"
     data_format = check_data_format(data_format, op)
     x = check_numeric_array(x, op, "x", ndim=4)

@@ -522,7 +522,16 @@ def global_avg_pool2d(input, data_format: str = "NHWC") -> np.ndarray:
     image's size and its numbers (the cells summed in the same order, then divided by their count), without
     the window geometry or a context for a backward pass (at batch 1 those took several times the sums).
 
-        Shape: (N, H, W, C) -> (N, C)     ((N, C, H, W) with data_format "NCHW")"""
+        Shape: (N, H, W, C) -> (N, C)     ((N, C, H, W) with data_format "NCHW")
+
+    On an active tape that sees the input it records its gradient, each cell's share g / (H·W)."""
+    if sees(input):
+        def backward(ctx, g, need):
+            shape, axes = ctx
+            return [np.array(np.broadcast_to(np.expand_dims(g, axes) / (shape[axes[0]] * shape[axes[1]]), shape))]
+        return record_forward("global_avg_pool2d", [input], lambda x: (global_avg_pool2d(x, data_format), (
+            np.shape(x), (1, 2) if check_data_format(data_format, "global_avg_pool2d") == "NHWC" else (2, 3))),
+            backward)
     op = "global_avg_pool2d"
     data_format = check_data_format(data_format, op)
     x = check_image_batch(check_numeric_array(input, op, "input", ndim=4), op, data_format)

@@ -25,6 +25,7 @@ from typing import List, Tuple
 import numpy as np
 
 from .padding import check_data_format, check_numeric_array
+from .tape import record_forward, sees
 
 __all__ = ["resize2d", "resize2d_forward", "resize2d_backward", "resize_taps", "aspect_window",
            "center_crop_forward", "center_crop_backward", "center_crop_resizes", "INTERPOLATIONS"]
@@ -163,7 +164,12 @@ def resize2d_forward(x, size, interpolation="bilinear", data_format="NHWC", crop
 
 def resize2d(x, size, interpolation="bilinear", data_format="NHWC", crop_to_aspect_ratio=False,
              pad_to_aspect_ratio=False, fill_value=0.0) -> np.ndarray:
-    """Images resized to `size`; see the module docstring for the pixel convention."""
+    """Images resized to `size`; see the module docstring for the pixel convention.  On an active tape that sees
+    the images it records its backward."""
+    if sees(x):
+        return record_forward("resize2d", [x], lambda v: resize2d_forward(
+            v, size, interpolation, data_format, crop_to_aspect_ratio, pad_to_aspect_ratio, fill_value),
+            lambda ctx, g, need: [resize2d_backward(g, ctx)])
     return resize2d_forward(x, size, interpolation, data_format, crop_to_aspect_ratio, pad_to_aspect_ratio,
                             fill_value)[0]
 
