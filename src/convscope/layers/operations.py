@@ -28,7 +28,8 @@ __all__ = ["Operation", "symbolic_op", "symbolic_call", "operation_class", "dese
 
 # Parameters that are node arguments (tensors, or constants in a tensor's place); the others are config.
 _TENSOR_PARAMS = frozenset({"x", "x1", "x2", "condition", "xs", "indices", "key", "fill_value",  # full_like's too
-                            "weights", "target", "output", "inputs", "start_indices"})
+                            "weights", "target", "output", "inputs", "start_indices", "images"})
+_CONFIG_OF = {"resize": frozenset({"fill_value"})}          # a name above that is config in that function
 _KWARG_PARAMS = frozenset({"constant_values"})        # Keras writes these in the node's kwargs
 _ALIASES = {"abs": "absolute", "swish": "silu", "hard_swish": "hard_silu"}
 _OPERATORS = {"divide": "true_divide"}                # KerasTensor's `/` is ops.true_divide in Keras
@@ -46,6 +47,7 @@ _NN_OTHER_FUNCTIONS = frozenset({"normalize", "moments", "depth_to_space", "spac
 _CORE_FUNCTIONS = frozenset({"cast", "unstack", "slice"})
 _MATH_FUNCTIONS = frozenset({"logsumexp", "rsqrt", "top_k", "erf"})
 _LINALG_FUNCTIONS = frozenset({"norm"})
+_IMAGE_FUNCTIONS = frozenset({"extract_patches", "resize"})
 _UNARY_ELEMENTWISE = frozenset({"sin", "cos", "tan", "arcsin", "arccos", "arctan", "sinh", "cosh", "arcsinh",
                                 "arccosh", "arctanh", "expm1", "exp2", "log2", "log10", "reciprocal", "rsqrt", "cbrt",
                                 "floor", "ceil", "round", "trunc", "isnan", "isinf", "isfinite", "logical_not",
@@ -62,8 +64,8 @@ def _signature(name: str) -> inspect.Signature:
 
 def _function(name: str):
     """The `convscope.ops` function of that Keras name (unwrapped from the symbolic dispatch)."""
-    from ..ops import composed, nn_api, numpy_api, numpy_more
-    modules = (numpy_api, nn_api, numpy_more, composed)
+    from ..ops import composed, image, nn_api, numpy_api, numpy_more
+    modules = (numpy_api, nn_api, numpy_more, composed, image)
     if name == "get_item":
         fn = numpy_api._getitem
     elif any(name in module.__all__ for module in modules):
@@ -243,6 +245,8 @@ def _module_of(function: str) -> str:
         return "keras.src.ops.math"
     if function in _LINALG_FUNCTIONS:
         return "keras.src.ops.linalg"
+    if function in _IMAGE_FUNCTIONS:
+        return "keras.src.ops.image"
     return "keras.src.ops.numpy"
 
 
@@ -266,10 +270,14 @@ def _config_params(function: str) -> Dict[str, Any]:
     for param in _signature(function).parameters.values():
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
-        if param.name in _TENSOR_PARAMS or param.name in _KWARG_PARAMS:
+        if _is_tensor_param(function, param.name) or param.name in _KWARG_PARAMS:
             continue
         params[param.name] = None if param.default is param.empty else param.default
     return params
+
+
+def _is_tensor_param(function: str, param: str) -> bool:
+    return param in _TENSOR_PARAMS and param not in _CONFIG_OF.get(function, ())
 
 
 def symbolic_call(function, args, kwargs):
@@ -293,7 +301,7 @@ def symbolic_call(function, args, kwargs):
                                 "symbolic tensors")
         elif param.name in _KWARG_PARAMS:
             node_kwargs[param.name] = value
-        elif param.name in _TENSOR_PARAMS:
+        elif _is_tensor_param(name, param.name):
             node_args.append(value)
         else:
             if graph.is_symbolic(value):

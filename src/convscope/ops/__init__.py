@@ -4,7 +4,7 @@ float32 in -> float32 out, float64 in -> float64 out.  All shape arithmetic
 comes from `ops/shapes.py`.
 """
 
-from . import augment, shapes
+from . import augment, image, shapes
 from .augment import affine_transform, affine_transform_backward, affine_transform_forward
 from .activations import ACTIVATION_NAMES, Activation, get_activation
 from .conv import conv2d, conv2d_backward, conv2d_forward
@@ -55,7 +55,7 @@ from .numpy_more import (all, any, arange, arccos, arccosh, arcsin, arcsinh, arc
                          sort, swapaxes, tan, tril, triu, trunc, zeros)
 
 __all__ = [
-    "shapes", "augment", "affine_transform", "affine_transform_forward", "affine_transform_backward",
+    "shapes", "augment", "image", "affine_transform", "affine_transform_forward", "affine_transform_backward",
     "Activation", "ACTIVATION_NAMES", "get_activation", "erf", "erfc",
     "amax", "amin", "average", "divide_no_nan", "logaddexp", "arctan2", "mod", "outer", "nan_to_num", "norm",
     "normalize", "moments", "depth_to_space", "space_to_depth", "one_hot", "take_along_axis", "top_k", "unstack",

@@ -1,0 +1,70 @@
+"""`keras.ops.image`'s functions a model's custom parts call: `extract_patches` (a ViT's patches) and `resize`, with
+Keras 3's names, arguments and numbers; on an active tape they record their gradients (through `ops.conv2d` and
+`ops.resize2d`), on symbolic tensors they record Keras' operations (`ExtractPatches`, `Resize`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import backend
+from .conv import conv2d
+from .numpy_api import _symbolic_dispatch
+from .resize import resize2d
+
+__all__ = ["extract_patches", "resize"]
+
+
+def _format(data_format, fn: str) -> str:
+    """Keras' data format (None: `backend.image_data_format()`) as the tf.nn ops name it."""
+    given = backend.image_data_format() if data_format is None else data_format
+    return "NHWC" if backend.standardize_data_format(given, f"ops.image.{fn}") == "channels_last" else "NCHW"
+
+
+def _pair(value, arg: str, fn: str):
+    items = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(items) != 2 or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1 for v in items):
+        raise ValueError(f"ops.image.{fn}: argument `{arg}` must be a positive int or a pair of them, got {value!r}")
+    return tuple(int(v) for v in items)
+
+
+def extract_patches(images, size, strides=None, dilation_rate=1, padding="valid", data_format=None):
+    """Each (size × size) patch of the images, flattened (rows, columns, channels) into the channel axis:
+    (N, H, W, C) -> (N, H', W', size_h · size_w · C), `strides` the patch size by default.  As Keras computes it:
+    a convolution by the identity kernel."""
+    fmt = _format(data_format, "extract_patches")
+    value = np.asarray(getattr(images, "value", images))
+    if value.ndim not in (3, 4):
+        raise ValueError(f"ops.image.extract_patches: argument `images` must be 3-D or 4-D, got shape {value.shape}")
+    if padding not in ("valid", "same"):
+        raise ValueError(f"ops.image.extract_patches: argument `padding` must be 'valid' or 'same', got {padding!r}")
+    patch_h, patch_w = _pair(size, "size", "extract_patches")
+    channels = value.shape[-1] if fmt == "NHWC" else value.shape[-3]
+    depth = patch_h * patch_w * channels
+    kernel = np.eye(depth, dtype=value.dtype if value.dtype.kind == "f" else np.float32).reshape(
+        patch_h, patch_w, channels, depth)
+    batched = images if value.ndim == 4 else images[None]
+    patches = conv2d(batched, kernel, _pair(size if strides is None else strides, "strides", "extract_patches"),
+                     padding.upper(), data_format=fmt, dilations=_pair(dilation_rate, "dilation_rate",
+                                                                       "extract_patches"))
+    return patches if value.ndim == 4 else patches[0]
+
+
+def resize(images, size, interpolation="bilinear", antialias=False, crop_to_aspect_ratio=False,
+           pad_to_aspect_ratio=False, fill_mode="constant", fill_value=0.0, data_format=None):
+    """Images resized to `size` (height, width), as Keras' `ops.image.resize` ("bilinear" or "nearest"; no
+    antialiasing; padding to the aspect ratio with the constant `fill_value`)."""
+    if antialias:
+        raise ValueError("ops.image.resize: argument `antialias=True` is not supported")
+    if fill_mode != "constant":
+        raise ValueError(f"ops.image.resize: argument `fill_mode` must be 'constant', got {fill_mode!r}")
+    value = np.asarray(getattr(images, "value", images))
+    if value.ndim not in (3, 4):
+        raise ValueError(f"ops.image.resize: argument `images` must be 3-D or 4-D, got shape {value.shape}")
+    batched = images if value.ndim == 4 else images[None]
+    out = resize2d(batched, _pair(size, "size", "resize"), interpolation, _format(data_format, "resize"),
+                   crop_to_aspect_ratio, pad_to_aspect_ratio, fill_value)
+    return out if value.ndim == 4 else out[0]
+
+
+_symbolic_dispatch(globals(), __all__)
