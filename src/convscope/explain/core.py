@@ -410,6 +410,9 @@ def _shape_lines(row: LayerNumbers, text) -> List[str]:
                                                out=_shape(row.output_shape)))
     elif row.kind == "operation":
         lines.append(t["shape_operation"].format(op=row.op, shape=_shape(row.output_shape)))
+    elif row.kind == "other" and _shape(row.input_shape) != _shape(row.output_shape):
+        lines.append(t["shape_other"].format(cls=row.class_name, inp=_shape(row.input_shape),
+                                             out=_shape(row.output_shape)))
     else:
         lines.append(t["shape_same_as_input"].format(shape=_shape(row.output_shape)))
     return lines
@@ -776,6 +779,8 @@ def _compute_lines(row: LayerNumbers, text) -> List[str]:
         lines.append(t["compute_total"].format(flops=_n(row.flops)))
     elif row.kind == "operation":
         lines.append(t["compute_operation"].format(op=row.op))
+    elif row.kind == "other":          # a layer convscope has no formula for (a custom one, an RNN, ...)
+        lines.append(t["compute_unknown"].format(cls=row.class_name))
     else:
         lines.append(t["compute_none"])
     return lines

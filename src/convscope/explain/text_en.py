@@ -93,6 +93,7 @@ T = {
     "shape_repeat": "RepeatVector copies each sample's vector {n} times along a new axis 1: {inp} → {out}",
     "shape_reshape": "Reshape: the same {total} values, rearranged",
     "shape_same_as_input": "Shape unchanged: {shape}",
+    "shape_other": "{cls} gives {inp} → {out} (the shape comes from running the layer, not from a formula)",
     # parameters
     "params_conv": "filters × ({inner} + 1) = {expr} = {total} (the +1 is each filter's bias)",
     "params_conv_nobias": "filters × {inner} = {expr} = {total} (no bias)",
@@ -168,6 +169,7 @@ T = {
     "compute_unit_norm": "+ {count} normalization FLOPs ({per} per element: square, sum, multiply by 1 / norm)",
     "compute_total": "total {flops} FLOPs",
     "compute_none": "No arithmetic: values are only moved or copied",
+    "compute_unknown": "Its arithmetic is not counted: convscope has no formula for the work of {cls}",
     "per_conv": "in/groups·kernel",
     "per_depthwise": "kernel taps",
     "compute_macs_separable": ("MACs = depthwise {positions} positions × {kernels} kernels × {taps} = {depthwise}"

@@ -90,6 +90,7 @@ T = {
     "shape_repeat": "RepeatVector는 샘플마다 벡터를 새 축 1을 따라 {n}번 복사합니다: {inp} → {out}",
     "shape_reshape": "Reshape: 같은 값 {total}개를 모양만 바꿔 다시 배치합니다",
     "shape_same_as_input": "출력 크기는 입력과 같습니다: {shape}",
+    "shape_other": "{cls}의 출력 크기 {inp} → {out}는 식이 아니라 층을 실행해서 얻은 것입니다",
     # 파라미터
     "params_conv": "필터 수 × ({inner} + 1) = {expr} = {total}개 (+1은 필터마다 하나씩 있는 편향)",
     "params_conv_nobias": "필터 수 × {inner} = {expr} = {total}개 (편향 없음)",
@@ -159,6 +160,7 @@ T = {
     "compute_unit_norm": "+ 정규화 {count} FLOPs (원소마다 {per}회: 제곱, 합, 1 / 노름 곱셈)",
     "compute_total": "합계 {flops} FLOPs",
     "compute_none": "산술 연산이 없습니다. 값을 옮기거나 복사할 뿐입니다",
+    "compute_unknown": "연산량은 세지 않았습니다: convscope에는 {cls}의 연산을 세는 식이 없습니다",
     "per_conv": "in/groups·커널 크기",
     "per_depthwise": "커널 칸 수",
     "compute_macs_separable": ("MAC = 깊이별 위치 {positions}개 × 커널 {kernels}개 × {taps} = {depthwise}회"

@@ -71,9 +71,18 @@ def weight_tree(model, prefix: str = "") -> List[Tuple[str, Any]]:
         while wrapped_layer(layer) is not None:         # a wrapper's layer (itself a wrapper, maybe)
             path, layer = path + "/layer", wrapped_layer(layer)
             out.append((path, layer))
-        out.extend((f"{path}/{name}", sublayer) for name, sublayer in sublayers(layer))
+        out.extend(_parts(path, layer))
         if holds_layers(layer):
             out.extend(weight_tree(layer, path + "/"))
+    return out
+
+
+def _parts(path: str, layer) -> List[Tuple[str, Any]]:
+    """(path, sublayer) of a layer's parts and of theirs (Bidirectional's `forward_layer` and its `cell`)."""
+    out = []
+    for name, sublayer in sublayers(layer):
+        out.append((f"{path}/{name}", sublayer))
+        out.extend(_parts(f"{path}/{name}", sublayer))
     return out
 
 

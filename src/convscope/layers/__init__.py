@@ -44,6 +44,8 @@ from .dot import Dot, dot
 from .einsum_dense import EinsumDense
 from .multi_head_attention import MultiHeadAttention
 from .attention import AdditiveAttention, Attention
+from .recurrent import GRU, GRUCell, LSTM, LSTMCell, RNN, SimpleRNN, SimpleRNNCell
+from .bidirectional import Bidirectional
 from .merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add, average,
                       concatenate, maximum, minimum, multiply, subtract)
 from .noise import AlphaDropout, GaussianDropout, GaussianNoise
@@ -87,7 +89,8 @@ __all__ = [
     "RandomBrightness", "Lambda", "LeakyReLU", "ELU", "PReLU", "GaussianNoise", "GaussianDropout",
     "SpatialDropout1D", "GroupNormalization", "CenterCrop", "UnitNormalization", "RMSNormalization", "TimeDistributed",
     "SpectralNormalization", "Wrapper", "RepeatVector", "EinsumDense",
-    "MultiHeadAttention", "Attention", "AdditiveAttention",
+    "MultiHeadAttention", "Attention", "AdditiveAttention", "RNN", "SimpleRNN", "LSTM", "GRU", "SimpleRNNCell",
+    "LSTMCell", "GRUCell", "Bidirectional",
     "ActivityRegularization",
     "AlphaDropout", "DepthwiseConv1D", "SeparableConv1D", "SeparableConvolution1D", "Conv1DTranspose",
     "Convolution1DTranspose", "AdaptiveAveragePooling1D", "AdaptiveAveragePooling2D", "AdaptiveMaxPooling1D",
@@ -141,6 +144,8 @@ LAYER_CLASSES["EinsumDense"] = EinsumDense
 LAYER_CLASSES["MultiHeadAttention"] = MultiHeadAttention
 LAYER_CLASSES["Attention"] = Attention
 LAYER_CLASSES["AdditiveAttention"] = AdditiveAttention
+LAYER_CLASSES.update({cls.__name__: cls for cls in (RNN, SimpleRNN, LSTM, GRU, SimpleRNNCell, LSTMCell, GRUCell,
+                                                     Bidirectional)})
 LAYER_CLASSES["Lambda"] = Lambda        # known, so that a file holding one is refused by name (code: `from_config`)
 LAYER_CLASSES.update({cls.__name__: cls for cls in (RandomFlip, RandomRotation, RandomZoom, RandomTranslation,
                                                      RandomCrop, RandomContrast, RandomBrightness, RandomGrayscale,
