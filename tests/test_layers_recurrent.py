@@ -171,6 +171,11 @@ def test_arguments_are_checked_by_name():
         L.Bidirectional(L.Dense(2), name="b")
     with pytest.raises(ValueError, match=r"argument `merge_mode` must be one of"):
         L.Bidirectional(L.LSTM(2), merge_mode="max")
+    x, states = np.ones((2, 3, 4), np.float32), [np.zeros((2, 2), np.float32)] * 2
+    with pytest.raises(ValueError, match=r"LSTM 'r': argument `initial_state` is not supported yet"):
+        L.LSTM(2, name="r")(x, initial_state=states)
+    with pytest.raises(ValueError, match=r"Bidirectional 'b': argument `mask` is not supported yet"):
+        L.Bidirectional(L.LSTM(2), name="b")(x, mask=np.ones((2, 3), bool))
 
 
 def test_explanations_say_the_shape_comes_from_running_and_the_work_is_not_counted():

@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Any, Dict, List
 
 from .. import ops
+from .autodiff import NOT_GIVEN
 from .base import Layer
-from .recurrent import RNN
+from .recurrent import RNN, refuse_state_and_mask
 
 _MERGE_MODES = ("sum", "mul", "ave", "concat", None)
 
@@ -52,6 +53,11 @@ class Bidirectional(Layer):
                              "return_state")
         self.return_sequences = self.forward_layer.return_sequences
         self.return_state = self.forward_layer.return_state
+
+    def __call__(self, inputs, initial_state=None, training=NOT_GIVEN, mask=None):
+        """Keras' call; `initial_state` and Keras' `mask` are refused by name (not supported yet)."""
+        refuse_state_and_mask(self, initial_state, mask)
+        return super().__call__(inputs, training)
 
     def keras_sublayers(self) -> List[tuple]:
         """The two layers, where Keras' files keep their weights."""

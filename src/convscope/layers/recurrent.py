@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import activations as activations_module, ops
 from ..ops.dropout import dropout_forward
+from .autodiff import NOT_GIVEN
 from .base import Layer, Shape, check_bool, check_positive_int, resolve_optional, serialize_optional
 
 def _rate(value, arg: str, where: str) -> float:
@@ -37,6 +38,13 @@ def _activation(identifier, arg: str, where: str):
         return function, activations_module.serialize(function)
     except (ValueError, TypeError) as error:
         raise type(error)(f"{where}: argument `{arg}`: {error}") from None
+
+
+def refuse_state_and_mask(layer, initial_state, mask) -> None:
+    for arg, value in (("initial_state", initial_state), ("mask", mask)):
+        if value is not None:
+            raise ValueError(f"{layer._describe()}: argument `{arg}` is not supported yet (each call starts from zero "
+                             "states; convscope has no Keras masks)")
 
 
 class _Cell(Layer):
@@ -273,6 +281,11 @@ class RNN(Layer):
         self.stateful = False
         self.unroll = check_bool(unroll, "unroll", where)
         self.zero_output_for_mask = check_bool(zero_output_for_mask, "zero_output_for_mask", where)
+
+    def __call__(self, inputs, initial_state=None, training=NOT_GIVEN, mask=None):
+        """Keras' call; `initial_state` and Keras' `mask` are refused by name (not supported yet)."""
+        refuse_state_and_mask(self, initial_state, mask)
+        return super().__call__(inputs, training)
 
     def keras_sublayers(self) -> List[tuple]:
         """The cell, where Keras' files keep the weights (`<layer>/cell/vars`)."""
