@@ -74,6 +74,20 @@ def assert_layer_config_matches_keras_both_ways(keras, name: str, kwargs: dict, 
     return ours, theirs
 
 
+def assert_trains_as_keras(keras, theirs, ours, x, y, optimizer, loss="mse", epochs=3, batch_size=8, atol=1e-6):
+    """`ours` given Keras' weights; both compiled with `optimizer(lib)` and `loss`, fitted alike (no shuffling): the
+    same loss each epoch and the same weights after."""
+    import convscope as cs
+    ours.set_weights([np.asarray(w) for w in theirs.get_weights()])
+    history = []
+    for model, lib in ((theirs, keras), (ours, cs)):
+        model.compile(optimizer=optimizer(lib), loss=loss)
+        history.append(model.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=False, verbose=0).history["loss"])
+    np.testing.assert_allclose(history[1], history[0], rtol=1e-5)
+    for got, expected in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(got, np.asarray(expected), rtol=1e-4, atol=atol)
+
+
 def assert_layer_matches_keras_through_autograd(ours, theirs, shape, rng, what: str = ""):
     """Both layers built for `shape`, Keras' weights redrawn (standard normal) and copied into ours; a random
     input through ours (`forward`, `backward`) and through Keras on torch's autograd: the output shape,

@@ -3,14 +3,13 @@ query and value masks, the causal mask, a key apart from the value, the scale we
 of every input and weight; configs both ways; a `.keras` file of a model using one (its masks model inputs) loaded,
 trained a step and saved back; dropout; the checks of the arguments."""
 
-import json
 
 import numpy as np
 import pytest
 
 import convscope as cs
 from convscope import layers as L
-from _oracle import assert_step_and_file_match_keras, comparable_config
+from _oracle import assert_layer_config_matches_keras_both_ways, assert_step_and_file_match_keras
 
 CASES = [
     ("Attention", {}, dict()),
@@ -64,13 +63,7 @@ def test_outputs_scores_and_gradients_match_keras_through_autograd(keras, name, 
                                                                                  dropout=0.2, seed=3)),
                                          ("AdditiveAttention", dict(use_scale=False, dropout=0.1))])
 def test_config_matches_keras_both_ways(keras, name, kwargs):
-    theirs = getattr(keras.layers, name)(**kwargs)
-    ours = L.deserialize(json.loads(json.dumps(keras.saving.serialize_keras_object(theirs))))
-    assert type(ours) is getattr(L, name)
-    expected = comparable_config(theirs.get_config())
-    assert comparable_config(ours.get_config()) == expected
-    back = keras.saving.deserialize_keras_object(json.loads(json.dumps(L.serialize(ours))))
-    assert comparable_config(back.get_config()) == expected
+    assert_layer_config_matches_keras_both_ways(keras, name, kwargs)
 
 
 def _model(lib, name):

@@ -2,14 +2,14 @@
 states and gradients of the inputs and every weight; configs both ways; `.keras` files of CNN + RNN models loaded,
 trained a step and saved back; a cell of the user's (Keras' guide's MinimalRNNCell); dropout; the checks."""
 
-import json
 
 import numpy as np
 import pytest
 
 import convscope as cs
 from convscope import layers as L
-from _oracle import assert_step_and_file_match_keras, comparable_config
+from _oracle import (assert_layer_config_matches_keras_both_ways, assert_step_and_file_match_keras,
+                     assert_trains_as_keras)
 
 CASES = [
     ("SimpleRNN", dict(units=3)),
@@ -62,13 +62,7 @@ def test_outputs_states_and_gradients_match_keras_through_autograd(keras, name, 
                   bias_constraint="max_norm", dropout=0.2, recurrent_dropout=0.1, seed=7,
                   kernel_initializer="he_normal", recurrent_initializer="glorot_uniform", bias_initializer="ones"))])
 def test_config_matches_keras_both_ways(keras, name, kwargs):
-    theirs = getattr(keras.layers, name)(**kwargs)
-    ours = L.deserialize(json.loads(json.dumps(keras.saving.serialize_keras_object(theirs))))
-    assert type(ours) is getattr(L, name)
-    expected = comparable_config(theirs.get_config())
-    assert comparable_config(ours.get_config()) == expected
-    back = keras.saving.deserialize_keras_object(json.loads(json.dumps(L.serialize(ours))))
-    assert comparable_config(back.get_config()) == expected
+    assert_layer_config_matches_keras_both_ways(keras, name, kwargs)
 
 
 def _model(lib, merge_mode="concat"):
@@ -138,13 +132,7 @@ def test_an_rnn_over_a_cell_of_the_users_trains_as_keras(keras):
         return lib.Model(inputs, lib.layers.Dense(1)(lib.layers.RNN(_minimal_cell(lib)(4))(inputs)))
     rng = np.random.default_rng(4)
     x, y = rng.normal(size=(6, 5, 3)).astype("float32"), rng.normal(size=(6, 1)).astype("float32")
-    theirs, ours = build(keras), build(cs)
-    ours.set_weights([np.asarray(w) for w in theirs.get_weights()])
-    history = []
-    for model, lib in ((theirs, keras), (ours, cs)):
-        model.compile(optimizer=lib.optimizers.SGD(0.05), loss="mse")
-        history.append(model.fit(x, y, epochs=3, batch_size=3, shuffle=False, verbose=0).history["loss"])
-    np.testing.assert_allclose(history[1], history[0], rtol=1e-5)
+    assert_trains_as_keras(keras, build(keras), build(cs), x, y, lambda lib: lib.optimizers.SGD(0.05), batch_size=3)
 
 
 def test_lstm_starts_its_forget_gate_bias_at_one_and_dropout_acts_in_training_only():
@@ -187,4 +175,5 @@ def test_explanations_say_the_shape_comes_from_running_and_the_work_is_not_count
     assert "Bidirectional gives (None, 6, 5) → (None, 6, 8) (the shape comes from running the layer" in lines
     assert "Its arithmetic is not counted: convscope has no formula for the work of Bidirectional" in lines
     assert "No arithmetic" not in lines and "Shape unchanged" not in lines
-    assert "연산량은 세지 않았습니다: convscope에는 SimpleRNN의 연산을 세는 식이 없습니다" in str(cs.explain(model, lang="ko"))
+    korean = str(cs.explain(model, lang="ko"))
+    assert "연산량은 세지 않았습니다: convscope에는 SimpleRNN의 연산을 세는 식이 없습니다" in korean

@@ -8,6 +8,7 @@ import pytest
 import convscope as cs
 from convscope.layers import Variable
 from convscope.ops.tape import Tape
+from _oracle import assert_trains_as_keras
 
 CASES = [("mean_squared_error", {}), ("mean_absolute_error", {}), ("huber", dict(delta=0.3)),
          ("binary_crossentropy", {}), ("binary_crossentropy", dict(from_logits=True, label_smoothing=0.1)),
@@ -66,14 +67,7 @@ def test_an_autoencoder_adding_keras_losses_of_its_call_trains_as_keras(keras):
     theirs, ours = build(keras), build(cs)
     theirs(x[:1])
     ours(x[:1])
-    ours.set_weights([np.asarray(w) for w in theirs.get_weights()])
-    history = []
-    for model, lib in ((theirs, keras), (ours, cs)):
-        model.compile(optimizer=lib.optimizers.SGD(0.5), loss="mse")
-        history.append(model.fit(x, x, epochs=3, batch_size=8, verbose=0).history["loss"])
-    np.testing.assert_allclose(history[1], history[0], rtol=1e-5)
-    for got, expected in zip(ours.get_weights(), theirs.get_weights()):
-        np.testing.assert_allclose(got, np.asarray(expected), rtol=1e-4, atol=1e-6)
+    assert_trains_as_keras(keras, theirs, ours, x, x, lambda lib: lib.optimizers.SGD(0.5))
 
 
 def test_a_regularizer_of_a_weight_and_of_an_output_given_to_add_loss_trains_as_keras(keras):
@@ -94,12 +88,4 @@ def test_a_regularizer_of_a_weight_and_of_an_output_given_to_add_loss_trains_as_
         return lib.Model(inputs, lib.layers.Dense(2)(Penalized()(inputs)))
     rng = np.random.default_rng(1)
     x, y = rng.normal(size=(8, 5)).astype("float32"), rng.normal(size=(8, 2)).astype("float32")
-    theirs, ours = build(keras), build(cs)
-    ours.set_weights([np.asarray(w) for w in theirs.get_weights()])
-    history = []
-    for model, lib in ((theirs, keras), (ours, cs)):
-        model.compile(optimizer=lib.optimizers.SGD(0.2), loss="mse")
-        history.append(model.fit(x, y, epochs=3, batch_size=8, verbose=0).history["loss"])
-    np.testing.assert_allclose(history[1], history[0], rtol=1e-5)
-    for got, expected in zip(ours.get_weights(), theirs.get_weights()):
-        np.testing.assert_allclose(got, np.asarray(expected), rtol=1e-4, atol=1e-6)
+    assert_trains_as_keras(keras, build(keras), build(cs), x, y, lambda lib: lib.optimizers.SGD(0.2))

@@ -277,7 +277,7 @@ class RNN(Layer):
         self.go_backwards = check_bool(go_backwards, "go_backwards", where)
         if check_bool(stateful, "stateful", where):
             raise ValueError(f"{where}: argument `stateful=True` is not supported (each call starts from zero "
-                             "states or `initial_state`)")
+                             "states)")
         self.stateful = False
         self.unroll = check_bool(unroll, "unroll", where)
         self.zero_output_for_mask = check_bool(zero_output_for_mask, "zero_output_for_mask", where)
