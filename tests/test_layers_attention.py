@@ -3,7 +3,6 @@ query and value masks, the causal mask, a key apart from the value, the scale we
 of every input and weight; configs both ways; a `.keras` file of a model using one (its masks model inputs) loaded,
 trained a step and saved back; dropout; the checks of the arguments."""
 
-
 import numpy as np
 import pytest
 

@@ -2,7 +2,6 @@
 states and gradients of the inputs and every weight; configs both ways; `.keras` files of CNN + RNN models loaded,
 trained a step and saved back; a cell of the user's (Keras' guide's MinimalRNNCell); dropout; the checks."""
 
-
 import numpy as np
 import pytest
 
