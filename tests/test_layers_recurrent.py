@@ -165,14 +165,26 @@ def test_arguments_are_checked_by_name():
         L.Bidirectional(L.LSTM(2), name="b")(x, mask=np.ones((2, 3), bool))
 
 
-def test_explanations_say_the_shape_comes_from_running_and_the_work_is_not_counted():
-    """convscope has no formula for a recurrent layer's work: the explanation says so (it once said "Shape
-    unchanged" and "No arithmetic"), in English and Korean."""
+def test_analysis_and_explanations_count_the_gates_over_the_time_steps():
+    """The Bidirectional LSTM(4) on 5 features over 6 steps: 2 × 4 gates × 4 units × (5 + 4 + 1) = 320 parameters,
+    2 × 6 × 4 × 4 × (5 + 4) = 1,728 MACs; the GRU(3) (reset_after: two biases) on its 8 features: 2 × 3 × 3 ×
+    (8 + 3 + 2) = 234 and 2 × 6 × 3 × 3 × 11 = 1,188; SimpleRNN(2): 16 and 84.  A cell of the user's has no
+    formula: the explanation says so (it once said "Shape unchanged" and "No arithmetic")."""
+    from convscope.models.analysis import analyze
     model = _model(cs)
+    rows = {row.name: row for row in analyze(model).layers}
+    numbers = [(rows[name].params, rows[name].macs) for name in ("bidirectional", "bidirectional_1", "simple_rnn")]
+    assert numbers == [(320, 1728), (234, 1188), (16, 84)]
     lines = "\n".join(line for section in cs.explain(model).layer("bidirectional").sections
                       for line in section["lines"])
-    assert "Bidirectional gives (None, 6, 5) → (None, 6, 8) (the shape comes from running the layer" in lines
-    assert "Its arithmetic is not counted: convscope has no formula for the work of Bidirectional" in lines
-    assert "No arithmetic" not in lines and "Shape unchanged" not in lines
-    korean = str(cs.explain(model, lang="ko"))
-    assert "연산량은 세지 않았습니다: convscope에는 SimpleRNN의 연산을 세는 식이 없습니다" in korean
+    assert "LSTM runs its cell over the 6 time steps forwards and backwards, 4 units: (None, 6, 5) → (None, 6, 8)" \
+        in lines
+    assert "2 × gates × units × (in + units + bias) = 2 × 4 × 4 × (5 + 4 + 1) = 320" in lines
+    assert "MACs = 2 × steps × gates × units × (in + units) = 2 × 6 × 4 × 4 × (5 + 4) = 1,728" in lines
+    assert "(입력 + 유닛 + 편향 2개) = 2 × 3 × 3 × (8 + 3 + 2) = 234" in str(cs.explain(model, lang="ko"))
+    inputs = cs.Input((5, 3))
+    custom = cs.Model(inputs, L.RNN(_minimal_cell(cs)(4), name="mine")(inputs))
+    lines = "\n".join(line for section in cs.explain(custom).layer("mine").sections for line in section["lines"])
+    assert "RNN gives (None, 5, 3) → (None, 4) (the shape comes from running the layer" in lines
+    assert "Its arithmetic is not counted: convscope has no formula for the work of RNN" in lines
+    assert "연산량은 세지 않았습니다: convscope에는 RNN의 연산을 세는 식이 없습니다" in str(cs.explain(custom, lang="ko"))

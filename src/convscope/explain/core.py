@@ -393,6 +393,11 @@ def _shape_lines(row: LayerNumbers, text) -> List[str]:
                                                total=_n(row.output_elements)))
     elif row.kind == "reshape":
         lines.append(t["shape_reshape"].format(total=_n(row.output_elements)))
+    elif row.kind == "recurrent":
+        name, _, _, directions = row.recurrent
+        lines.append(t["shape_recurrent"].format(cls=name, steps=row.steps, units=row.filters,
+                                                 both=t["both_directions"] if directions == 2 else "",
+                                                 inp=_shape(row.input_shape), out=_shape(row.output_shape)))
     elif row.kind == "attention":
         projections, targets, sources, key_dim, value_dim = row.attention
         key = "shape_attention" if projections is not None else "shape_attention_plain"    # None: Attention's
@@ -584,6 +589,14 @@ def _param_lines(row: LayerNumbers, text) -> List[str]:
         expr = f"{taps}·{row.filters}·{row.in_channels}" + (f" + {row.filters}" if row.use_bias else "")
         key = "params_transpose" if row.use_bias else "params_transpose_nobias"
         lines.append(t[key].format(expr=expr, total=_n(row.params), **_window_names(row)))
+    elif row.kind == "recurrent":
+        name, gates, biases, directions = row.recurrent
+        bias = f" + {biases}" if row.use_bias else ""
+        expr = f"{gates} × {row.filters} × ({row.in_channels} + {row.filters}{bias})"
+        lines.append(t["params_recurrent"].format(twice="2 × " if directions == 2 else "",
+                                                  bias=f" + {t['recurrent_biases'][biases]}" if row.use_bias else "",
+                                                  expr=("2 × " if directions == 2 else "") + expr,
+                                                  total=_n(row.params)))
     elif row.kind == "embedding":
         lines.append(t["params_embedding"].format(vocabulary=_n(row.in_channels), width=_n(row.filters),
                                                   total=_n(row.params)))
@@ -708,6 +721,12 @@ def _mac_lines(row: LayerNumbers, t) -> List[str]:
             positions=_n(positions), kernels=_n(row.kernels), taps=taps, depthwise=_n(depthwise),
             pointwise_expr=f"{row.filters} × {row.in_channels}·{row.depth_multiplier}",
             pointwise=_n(row.pointwise_macs), macs=_n(row.macs))]
+    if row.kind == "recurrent":
+        _, gates, _, directions = row.recurrent
+        twice = "2 × " if directions == 2 else ""
+        return [t["compute_macs_recurrent"].format(
+            twice=twice, expr=f"{twice}{row.steps} × {gates} × {row.filters} × ({row.in_channels} + {row.filters})",
+            macs=_n(row.macs))]
     if row.kind == "attention":
         projections, targets, sources, key_dim, value_dim = row.attention
         key = "compute_macs_attention" if projections is not None else "compute_macs_attention_plain"

@@ -87,6 +87,8 @@ T = {
     "shape_flatten": "Flatten lines the values up in one vector: {expr} = {total}",
     "shape_attention": ("{heads} heads attend from each of the query's {targets} positions to the value's {sources} "
                         "(key_dim {key_dim}, value_dim {value_dim}): {inp} → {out}"),
+    "shape_recurrent": "{cls} runs its cell over the {steps} time steps{both}, {units} units: {inp} → {out}",
+    "both_directions": " forwards and backwards",
     "shape_attention_plain": ("each of the query's {targets} positions attends to the value's {sources}, by scores "
                               "over {key_dim} features, averaging values of {value_dim}: {inp} → {out}"),
     "shape_einsum": "EinsumDense computes {equation} of the input {inp} and its kernel → {out}",
@@ -120,6 +122,9 @@ T = {
     "params_normalization": ("2 × {size} + 1 = {total}: a mean and a variance per position of the kept axes "
                              "and a count, all non-trainable (set by adapt(), not by gradients)"),
     "params_normalization_given": "No parameters: the mean and variance were given as constants",
+    "params_recurrent": ("{twice}gates × units × (in + units{bias}) = {expr} = {total}: each gate's units weigh the "
+                         "input (kernel) and the last state (recurrent kernel)"),
+    "recurrent_biases": {1: "bias", 2: "2 biases"},
     "params_embedding": "input_dim × output_dim = {vocabulary} × {width} = {total} (one row per index)",
     "params_dense": "in × units + units = {expr} = {total} (weights on the last axis, plus one bias per unit)",
     "params_dense_nobias": "in × units = {expr} = {total} (no bias)",
@@ -147,6 +152,8 @@ T = {
                                "× (key_dim {key_dim} + value_dim {value_dim}) = {macs}"),
     "compute_macs_attention_plain": ("MACs = {targets}·{sources} scores × ({key_dim} features in each score + "
                                      "{value_dim} in each weighted value) = {macs}"),
+    "compute_macs_recurrent": ("MACs = {twice}steps × gates × units × (in + units) = {expr} = {macs} (each step "
+                               "multiplies the input and the last state by the kernels)"),
     "compute_macs_einsum": "MACs = the product of every axis' size but the batch's ({letters}) = {expr} = {macs}",
     "compute_macs": "MACs = outputs × {per_name} = {outputs_expr} × {per_expr} = {macs}",
     "compute_flops": "FLOPs = 2 × MACs = {flops2}",

@@ -84,6 +84,8 @@ T = {
     "shape_flatten": "Flatten은 값을 한 줄로 펼칩니다: {expr} = {total}",
     "shape_attention": ("헤드 {heads}개가 쿼리의 위치 {targets}개 각각에서 값의 위치 {sources}개를 봅니다 "
                         "(key_dim {key_dim}, value_dim {value_dim}): {inp} → {out}"),
+    "shape_recurrent": "{cls}: 셀을 시간 단계 {steps}개에 걸쳐{both} 실행합니다, 유닛 {units}개: {inp} → {out}",
+    "both_directions": " 앞으로 한 번, 뒤로 한 번",
     "shape_attention_plain": ("쿼리의 위치 {targets}개 각각이 특성 {key_dim}개로 낸 점수로 값의 위치 {sources}개를 보고, "
                               "특성 {value_dim}개의 값을 가중 평균합니다: {inp} → {out}"),
     "shape_einsum": "EinsumDense는 입력 {inp}와 커널로 {equation}을 계산합니다 → {out}",
@@ -115,6 +117,9 @@ T = {
     "params_normalization": ("2 × {size} + 1 = {total}개: 유지되는 축의 위치마다 평균과 분산 하나씩, 그리고 개수(count) "
                              "하나입니다. 모두 기울기가 아니라 adapt()로 정해지므로 학습되지 않는 파라미터입니다"),
     "params_normalization_given": "파라미터가 없습니다. 평균과 분산을 상수로 주었기 때문입니다",
+    "params_recurrent": ("{twice}게이트 수 × 유닛 × (입력 + 유닛{bias}) = {expr} = {total}: 게이트의 유닛마다 입력(커널)과 "
+                         "직전 상태(순환 커널)에 가중치를 둡니다"),
+    "recurrent_biases": {1: "편향", 2: "편향 2개"},
     "params_embedding": "input_dim × output_dim = {vocabulary} × {width} = {total}개 (인덱스마다 행 하나)",
     "params_dense": "입력 × 유닛 + 유닛 = {expr} = {total}개 (마지막 축의 가중치에 유닛마다 편향 하나)",
     "params_dense_nobias": "입력 × 유닛 = {expr} = {total}개 (편향 없음)",
@@ -142,6 +147,8 @@ T = {
                                "× (key_dim {key_dim} + value_dim {value_dim}) = {macs}회"),
     "compute_macs_attention_plain": ("MAC = 점수 {targets}·{sources}개 × (점수마다 특성 {key_dim}개 + 가중 평균마다 "
                                      "{value_dim}개) = {macs}회"),
+    "compute_macs_recurrent": ("MAC = {twice}시간 단계 × 게이트 수 × 유닛 × (입력 + 유닛) = {expr} = {macs}회 (단계마다 "
+                               "입력과 직전 상태에 커널을 곱합니다)"),
     "compute_macs_einsum": "MAC = 배치를 뺀 모든 축 크기의 곱 ({letters}) = {expr} = {macs}회",
     "compute_macs": "MAC = 출력 원소 수 × {per_name} = {outputs_expr} × {per_expr} = {macs}회",
     "compute_flops": "FLOPs = 2 × MAC = {flops2}",

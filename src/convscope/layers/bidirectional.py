@@ -13,6 +13,7 @@ from .. import ops
 from .autodiff import NOT_GIVEN
 from .base import Layer
 from .recurrent import RNN, refuse_state_and_mask
+from .spec import LayerSpec
 
 _MERGE_MODES = ("sum", "mul", "ave", "concat", None)
 
@@ -62,6 +63,14 @@ class Bidirectional(Layer):
     def keras_sublayers(self) -> List[tuple]:
         """The two layers, where Keras' files keep their weights."""
         return [("forward_layer", self.forward_layer), ("backward_layer", self.backward_layer)]
+
+    def describe(self):
+        """The forward layer's description, op "bidirectional" and `inner` that layer: twice its numbers."""
+        inner = self.forward_layer.describe()
+        if inner.kind != "recurrent":
+            return super().describe()
+        return LayerSpec(kind="recurrent", op="Bidirectional", filters=inner.filters, size=inner.size,
+                         use_bias=inner.use_bias, inner=self.forward_layer)
 
     def build(self, input_shape) -> None:
         for layer in (self.forward_layer, self.backward_layer):

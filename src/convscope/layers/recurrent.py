@@ -24,6 +24,7 @@ from .. import activations as activations_module, ops
 from ..ops.dropout import dropout_forward
 from .autodiff import NOT_GIVEN
 from .base import Layer, Shape, check_bool, check_positive_int, resolve_optional, serialize_optional
+from .spec import LayerSpec
 
 def _rate(value, arg: str, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
@@ -290,6 +291,15 @@ class RNN(Layer):
     def keras_sublayers(self) -> List[tuple]:
         """The cell, where Keras' files keep the weights (`<layer>/cell/vars`)."""
         return [("cell", self.cell)]
+
+    def describe(self):
+        """kind "recurrent" for Keras' cells: op the layer's class, filters the units, size (gates, biases per gate:
+        GRU's reset_after has two); a cell of the user's is "other" (no formula)."""
+        if not isinstance(self.cell, _Cell):
+            return super().describe()
+        biases = 2 if getattr(self.cell, "reset_after", False) else 1
+        return LayerSpec(kind="recurrent", op=type(self.cell).__name__[:-len("Cell")], filters=self.cell.units,
+                         size=(self.cell.GATES, biases), use_bias=self.cell.use_bias)
 
     def _state_sizes(self) -> List[int]:
         size = self.cell.state_size

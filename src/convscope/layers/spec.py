@@ -22,7 +22,7 @@ KINDS = (
     "normalization", "rescaling", "activation", "dropout", "zero_pad2d", "pad1d", "crop2d", "crop1d",
     "upsample2d", "upsample1d", "resizing", "center_crop", "flatten", "reshape", "repeat", "permute", "einsum_dense",
     "identity", "augment",
-    "noise", "merge", "operation", "time_distributed", "spectral_norm", "model", "attention",
+    "noise", "merge", "operation", "time_distributed", "spectral_norm", "model", "attention", "recurrent",
     "other",
 )
 

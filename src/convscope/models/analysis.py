@@ -23,7 +23,7 @@ Counting conventions (stated again in every explanation):
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -152,6 +152,8 @@ class LayerNumbers:
     concat_axis: Optional[int] = None    # Concatenate's axis (non-negative)
     dot_axes: Optional[Tuple[int, int]] = None  # Dot's summed axes, one of each input (non-negative)
     einsum_sizes: Optional[Tuple[Tuple[str, int], ...]] = None  # EinsumDense: each axis letter's size (no batch)
+    recurrent: Optional[Tuple[Any, ...]] = None  # SimpleRNN, LSTM, GRU: (class, gates, biases per gate,
+    #                                             directions); `filters` the units, `in_channels` the features
     attention: Optional[Tuple[int, ...]] = None  # MultiHeadAttention: (projection MACs, query positions, value
     #                                              positions, key_dim, value_dim); `filters` its heads
     nested: Optional["ModelNumbers"] = None  # a model inside another: its own numbers
@@ -442,6 +444,8 @@ def _analyze_one(layer, index: int, input_shape, batch: int, known_output=None) 
         _nested_model(row, spec.inner, batch, known_output)
     elif spec.kind == "time_distributed":
         _time_distributed(row, spec.inner, batch)
+    elif spec.kind == "recurrent":
+        _recurrent(row, spec, layer, known_output)
     elif spec.kind == "spectral_norm":         # the wrapped layer's numbers (its kernel's power iteration aside)
         _wrapped(row, spec.inner, batch, row.input_shape, 1)
         row.kind = "spectral_norm"
@@ -464,6 +468,24 @@ def _analyze_one(layer, index: int, input_shape, batch: int, known_output=None) 
         row.field_known = row.kind not in ("other", "repeat") and (row.kind != "operation" or row.elementwise)
     _weights(row, layer)
     return row
+
+
+def _recurrent(row: LayerNumbers, spec, layer, known_output) -> None:
+    """A recurrent layer on (batch, steps, features): per step each gate's units take features + units products
+    (the input's and the state's), and one bias add per bias; a Bidirectional twice; the time steps are its
+    "steps" (unknown: none counted); its receptive field is not followed."""
+    _, steps, features = row.input_shape
+    gates, biases = spec.size
+    directions = 2 if spec.op == "Bidirectional" else 1
+    name = type(spec.inner.cell).__name__[:-len("Cell")] if directions == 2 else spec.op
+    row.kind, row.field_known, row.steps = "recurrent", False, steps
+    row.filters, row.in_channels, row.use_bias = spec.filters, features, spec.use_bias
+    row.recurrent = (name, gates, biases, directions)
+    per_step = gates * spec.filters * ((features or 0) + spec.filters)
+    row.macs = directions * (steps or 0) * per_step
+    row.bias_adds = directions * (steps or 0) * gates * spec.filters * biases if spec.use_bias else 0
+    output = known_output if known_output is not None else layer.compute_output_shape(row.input_shape)
+    row.output_shape = tuple(output[0] if isinstance(output, list) else output)
 
 
 _PER_STEP_COUNTS = ("macs", "bias_adds", "pool_ops", "norm_ops", "activation_ops", "resize_ops", "scale_ops",
