@@ -239,7 +239,10 @@ def test_model_from_json_errors():
     with pytest.raises(ValueError, match=r"model_from_config: expected a Sequential or Functional model "
                                          r"config, got class_name='MyModel'"):
         model_from_json(json.dumps({"class_name": "MyModel", "config": {}}))
-    with pytest.raises(ValueError, match=r"layers.deserialize: unknown layer class 'LSTM'"):
+    with pytest.raises(ValueError, match=r"layers.deserialize: unknown layer class 'ConvLSTM2D'"):
+        model_from_json(json.dumps({"class_name": "Sequential", "config": {"layers": [
+            {"class_name": "ConvLSTM2D", "config": {}}]}}))
+    with pytest.raises(TypeError, match=r"LSTM.from_config: the config lacks `units`, got keys \[\]"):
         model_from_json(json.dumps({"class_name": "Sequential", "config": {"layers": [
             {"class_name": "LSTM", "config": {}}]}}))
 

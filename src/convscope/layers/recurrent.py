@@ -400,6 +400,8 @@ class _CellLayer(RNN):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
+        if "units" not in config:
+            raise TypeError(f"{cls.__name__}.from_config: the config lacks `units`, got keys {sorted(config)}")
         return cls(**config)
 
 
