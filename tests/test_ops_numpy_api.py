@@ -40,7 +40,8 @@ KERAS_FUNCTIONS = [
     "amax", "amin", "average", "divide_no_nan", "logaddexp", "arctan2", "mod", "outer", "nan_to_num", "norm",
     "normalize", "moments", "depth_to_space", "space_to_depth", "one_hot", "take_along_axis", "top_k", "unstack",
     "slice", "hstack", "vstack", "glu", "threshold", "binary_crossentropy", "categorical_crossentropy",
-    "sparse_categorical_crossentropy", "erf",
+    "sparse_categorical_crossentropy", "erf", "max_pool", "average_pool", "depthwise_conv", "separable_conv",
+    "conv_transpose",
 ]
 
 
@@ -234,6 +235,18 @@ CASES += [
     case("sparse_categorical_crossentropy", lambda d: (np.array([0, 2, 1]), _probabilities(d, 3, 3))),
     case("sparse_categorical_crossentropy", lambda d: (np.array([3, 0]), d.n(2, 4)), from_logits=True),
     case("erf", lambda d: (d.n(3, 4),)),
+    case("max_pool", lambda d: (d.n(2, 6, 6, 3), 2)), case("max_pool", lambda d: (d.n(2, 6, 6, 3), 3, 2, "same")),
+    case("max_pool", lambda d: (d.n(2, 7, 3), 3, 1, "same")),
+    # Keras on torch counts the zeros it pads itself (asymmetric "same" padding) in an average; convscope, as
+    # TensorFlow and Keras' documentation, averages the real cells only: the cases below pad symmetrically
+    case("average_pool", lambda d: (d.n(2, 6, 6, 3), 2)), case("average_pool", lambda d: (d.n(2, 7, 3), 3, 1, "same")),
+    case("depthwise_conv", lambda d: (d.n(2, 6, 6, 3), d.n(3, 3, 3, 2)), strides=2, padding="same"),
+    case("depthwise_conv", lambda d: (d.n(2, 7, 3), d.n(3, 3, 2))),
+    case("depthwise_conv", lambda d: (d.n(2, 6, 6, 3), d.n(3, 3, 3, 1)), dilation_rate=2),
+    case("separable_conv", lambda d: (d.n(2, 6, 6, 3), d.n(3, 3, 3, 2), d.n(1, 1, 6, 4)), padding="same"),
+    case("conv_transpose", lambda d: (d.n(2, 5, 5, 3), d.n(3, 3, 4, 3), 2, "same")),
+    case("conv_transpose", lambda d: (d.n(2, 5, 5, 3), d.n(3, 3, 4, 3), 2, "valid"), output_padding=1),
+    case("conv_transpose", lambda d: (d.n(2, 7, 3), d.n(3, 4, 3), 2, "same")),
 ]
 
 

@@ -105,6 +105,8 @@ def _composed_model(lib):
     mixed = ops.divide_no_nan(gated, size) + ops.logaddexp(mean, variance) + ops.arctan2(mean, variance + 1.0)
     mixed = mixed + ops.mod(variance, 0.5) * 0.1 + ops.take_along_axis(mixed, np.array([[7, 0, 1, 2, 3, 4, 5, 6]]),
                                                                        axis=1)
+    pooled = ops.average_pool(ops.max_pool(h, 2, 1), 2, 1)                      # (batch, 2, 2, 8)
+    mixed = mixed + ops.mean(pooled, axis=(1, 2))
     return lib.Model(image, L.Dense(3, name="head")(mixed))
 
 
@@ -115,7 +117,7 @@ def test_a_keras_model_written_with_the_composed_ops_loads_trains_and_goes_back(
     ours = cs.models.load_model(tmp_path / "theirs.keras")
     functions = {layer.function for layer in ours.operations if hasattr(layer, "function")}
     assert {"depth_to_space", "space_to_depth", "normalize", "moments", "glu", "norm", "divide_no_nan", "logaddexp",
-            "arctan2", "mod", "take_along_axis"} <= functions
+            "arctan2", "mod", "take_along_axis", "max_pool", "average_pool"} <= functions
     rng = np.random.default_rng(3)
     x, y = rng.standard_normal((4, 4, 4, 8)).astype("float32"), rng.standard_normal((4, 3)).astype("float32")
     assert_step_and_file_match_keras(keras, ours, theirs, x, y, "mse", tmp_path)

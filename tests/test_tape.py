@@ -360,6 +360,16 @@ GRADS += [      # the tf.nn-style ops of the seeds, in a custom layer's call
       (2, 3, 4, 2)),
     T("resize2d", lambda x: ops.resize2d(x, (6, 8)), lambda x: F.interpolate(
         x.permute(0, 3, 1, 2), size=(6, 8), mode="bilinear", align_corners=False).permute(0, 2, 3, 1), (2, 3, 4, 2)),
+    T("max_pool", lambda x: ops.max_pool(x, 2), lambda x: F.max_pool2d(x.permute(0, 3, 1, 2), 2).permute(0, 2, 3, 1),
+      (2, 6, 6, 3)),
+    T("average_pool", lambda x: ops.average_pool(x, 2), lambda x: F.avg_pool1d(x.permute(0, 2, 1), 2).permute(
+        0, 2, 1), (2, 6, 3)),
+    T("depthwise_conv", lambda x, w: ops.depthwise_conv(x, w, padding="same"), t_depthwise, (2, 5, 5, 3), (3, 3, 3, 2)),
+    T("separable_conv", lambda x, d, p: ops.separable_conv(x, d, p, padding="same"),
+      lambda x, d, p: t_conv2d(t_depthwise(x, d), p, 1, 0), (2, 5, 5, 3), (3, 3, 3, 2), (1, 1, 6, 4)),
+    T("conv_transpose", lambda x, w: ops.conv_transpose(x, w, 2, "valid", output_padding=1),
+      lambda x, w: F.conv_transpose2d(x.permute(0, 3, 1, 2), w.permute(3, 2, 0, 1), stride=2,
+                                      output_padding=1).permute(0, 2, 3, 1), (2, 3, 3, 4), (3, 3, 2, 4)),
     T("conv2d_transpose", lambda x, w: ops.conv2d_transpose(x, w, strides=2, padding="SAME"),
       lambda x, w: F.conv_transpose2d(x.permute(0, 3, 1, 2), w.permute(3, 2, 0, 1), stride=2)[:, :, :6, :6].permute(
           0, 2, 3, 1), (2, 3, 3, 4), (3, 3, 2, 4)),        # TF's SAME: the full output's last row and column cut
@@ -379,7 +389,8 @@ DIFFERENTIABLE = {
     "norm", "normalize", "moments", "depth_to_space", "space_to_depth", "take_along_axis", "top_k", "unstack",
     "slice", "hstack", "vstack", "glu", "threshold", "binary_crossentropy", "categorical_crossentropy",
     "sparse_categorical_crossentropy", "conv2d", "depthwise_conv2d", "separable_conv2d", "max_pool2d", "avg_pool2d",
-    "global_avg_pool2d", "zero_pad2d", "resize2d", "conv2d_transpose",
+    "global_avg_pool2d", "zero_pad2d", "resize2d", "conv2d_transpose", "max_pool", "average_pool", "depthwise_conv",
+    "separable_conv", "conv_transpose",
 }
 
 

@@ -28,7 +28,8 @@ __all__ = ["Operation", "symbolic_op", "symbolic_call", "operation_class", "dese
 
 # Parameters that are node arguments (tensors, or constants in a tensor's place); the others are config.
 _TENSOR_PARAMS = frozenset({"x", "x1", "x2", "condition", "xs", "indices", "key", "fill_value",  # full_like's too
-                            "weights", "target", "output", "inputs", "start_indices", "images"})
+                            "weights", "target", "output", "inputs", "start_indices", "images", "kernel",
+                            "depthwise_kernel", "pointwise_kernel"})
 _CONFIG_OF = {"resize": frozenset({"fill_value"})}          # a name above that is config in that function
 _KWARG_PARAMS = frozenset({"constant_values"})        # Keras writes these in the node's kwargs
 _ALIASES = {"abs": "absolute", "swish": "silu", "hard_swish": "hard_silu"}
@@ -43,7 +44,8 @@ _NN_FUNCTIONS = frozenset({"relu", "relu6", "sigmoid", "hard_sigmoid", "silu", "
 # keras.src.ops.nn's too, not applied value by value
 _NN_OTHER_FUNCTIONS = frozenset({"normalize", "moments", "depth_to_space", "space_to_depth", "one_hot", "glu",
                                  "threshold", "binary_crossentropy", "categorical_crossentropy",
-                                 "sparse_categorical_crossentropy"})
+                                 "sparse_categorical_crossentropy", "max_pool", "average_pool", "depthwise_conv",
+                                 "separable_conv", "conv_transpose"})
 _CORE_FUNCTIONS = frozenset({"cast", "unstack", "slice"})
 _MATH_FUNCTIONS = frozenset({"logsumexp", "rsqrt", "top_k", "erf"})
 _LINALG_FUNCTIONS = frozenset({"norm"})

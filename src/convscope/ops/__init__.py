@@ -44,10 +44,10 @@ from .numpy_api import (abs, absolute, add, argmax, argmin, broadcast_to, cast, 
 from .nn_api import (celu, elu, gelu, hard_shrink, hard_sigmoid, hard_silu, hard_swish, hard_tanh, leaky_relu,
                      log_sigmoid, log_softmax, relu, relu6, selu, sigmoid, silu, soft_shrink, softmax, softplus,
                      softsign, sparse_plus, sparse_sigmoid, squareplus, swish, tanh_shrink)
-from .composed import (amax, amin, arctan2, average, binary_crossentropy, categorical_crossentropy, depth_to_space,
-                       divide_no_nan, glu, hstack, logaddexp, mod, moments, nan_to_num, norm, normalize, one_hot,
-                       outer, slice, space_to_depth, sparse_categorical_crossentropy, take_along_axis, threshold, top_k,
-                       unstack, vstack)
+from .composed import (amax, amin, arctan2, average, average_pool, binary_crossentropy, categorical_crossentropy,
+                       conv_transpose, depth_to_space, depthwise_conv, divide_no_nan, glu, hstack, logaddexp, max_pool,
+                       mod, moments, nan_to_num, norm, normalize, one_hot, outer, separable_conv, slice, space_to_depth,
+                       sparse_categorical_crossentropy, take_along_axis, threshold, top_k, unstack, vstack)
 from .numpy_more import (all, any, arange, arccos, arccosh, arcsin, arcsinh, arctan, arctanh, argsort, cbrt, ceil,
                          cos, cosh, count_nonzero, cumsum, exp2, expm1, eye, flip, floor, full, full_like, identity,
                          isfinite, isinf, isnan, linspace, log2, log10, logical_and, logical_not, logical_or,
@@ -60,7 +60,7 @@ __all__ = [
     "amax", "amin", "average", "divide_no_nan", "logaddexp", "arctan2", "mod", "outer", "nan_to_num", "norm",
     "normalize", "moments", "depth_to_space", "space_to_depth", "one_hot", "take_along_axis", "top_k", "unstack",
     "slice", "hstack", "vstack", "glu", "threshold", "binary_crossentropy", "categorical_crossentropy",
-    "sparse_categorical_crossentropy",
+    "sparse_categorical_crossentropy", "max_pool", "average_pool", "depthwise_conv", "separable_conv", "conv_transpose",
     "conv2d", "conv2d_forward", "conv2d_backward", "conv2d_inference", "conv2d_max_pool_forward",
     "conv2d_transpose", "conv2d_transpose_forward", "conv2d_transpose_backward",
     "depthwise_conv2d", "depthwise_conv2d_forward", "depthwise_conv2d_backward",

@@ -15,6 +15,9 @@ import numpy as np
 
 from .. import backend
 from . import nn_api, numpy_api as np_api
+from .conv_transpose import conv2d_transpose
+from .depthwise import depthwise_conv2d, separable_conv2d
+from .pooling import avg_pool2d, max_pool2d
 from .numpy_api import _axes, _elementwise, _one, _symbolic_dispatch, _unary
 from .tape import Traced, record_node, stop_gradient
 
@@ -22,7 +25,8 @@ __all__ = [
     "amax", "amin", "average", "divide_no_nan", "logaddexp", "arctan2", "mod", "outer", "nan_to_num", "norm",
     "normalize", "moments", "depth_to_space", "space_to_depth", "one_hot", "take_along_axis", "top_k", "unstack",
     "slice", "hstack", "vstack", "glu", "threshold", "binary_crossentropy", "categorical_crossentropy",
-    "sparse_categorical_crossentropy",
+    "sparse_categorical_crossentropy", "max_pool", "average_pool", "depthwise_conv", "separable_conv",
+    "conv_transpose",
 ]
 
 EPSILON = 1e-7          # Keras' backend.epsilon()
@@ -287,6 +291,91 @@ def one_hot(x, num_classes, axis=-1, dtype=None, sparse=False):
     labels = np.asarray(_value(x)).astype(np.int64)
     out = (labels[..., None] == np.arange(int(num_classes))).astype(backend.floatx() if dtype is None else dtype)
     return np.moveaxis(out, -1, axis) if axis not in (-1, labels.ndim) else out
+
+
+# -- keras.ops.nn's poolings and convolutions (1-D and 2-D), on the tf.nn-style ops ---------------------
+def _window_args(inputs, pool_or_kernel, strides, padding, data_format, fn):
+    """(inputs as 2-D images, window, strides, padding, tf.nn data format, whether the inputs were 1-D)."""
+    value = _value(inputs)
+    if value.ndim not in (3, 4):
+        raise ValueError(f"ops.{fn}: argument `inputs` must be 3-D (1-D signals) or 4-D (images), got shape "
+                         f"{value.shape}; 3-D volumes are not supported here")
+    if padding not in ("valid", "same"):
+        raise ValueError(f"ops.{fn}: argument `padding` must be 'valid' or 'same', got {padding!r}")
+    last = backend.standardize_data_format(backend.image_data_format() if data_format is None else data_format,
+                                           f"ops.{fn}") == "channels_last"
+    one_d = value.ndim == 3
+    if one_d:                                   # (N, L, C) as (N, 1, L, C): a row of one pixel's height
+        inputs = np_api.expand_dims(inputs, 1 if last else 2)
+    spatial = 1 if one_d else 2
+
+    def pair(v, arg):
+        items = (v,) * spatial if isinstance(v, (int, np.integer)) else tuple(v)
+        if len(items) != spatial:
+            raise ValueError(f"ops.{fn}: argument `{arg}` must be an int or {spatial} ints, got {v!r}")
+        return ((1,) + items) if one_d else items
+    window = None if pool_or_kernel is None else pair(pool_or_kernel, "pool_size")
+    stride = pair(strides if strides is not None else pool_or_kernel, "strides")
+    return inputs, window, stride, padding.upper(), "NHWC" if last else "NCHW", one_d, last
+
+
+def _unrow(out, one_d, last):
+    return np_api.squeeze(out, axis=1 if last else 2) if one_d else out
+
+
+def max_pool(inputs, pool_size, strides=None, padding="valid", data_format=None):
+    """Keras' `ops.max_pool` of 1-D or 2-D inputs: the largest value of each window."""
+    x, window, stride, pad, fmt, one_d, last = _window_args(inputs, pool_size, strides, padding, data_format,
+                                                            "max_pool")
+    return _unrow(max_pool2d(x, window, stride, pad, fmt), one_d, last)
+
+
+def average_pool(inputs, pool_size, strides=None, padding="valid", data_format=None):
+    """Keras' `ops.average_pool` of 1-D or 2-D inputs: the mean of each window's real (unpadded) cells."""
+    x, window, stride, pad, fmt, one_d, last = _window_args(inputs, pool_size, strides, padding, data_format,
+                                                            "average_pool")
+    return _unrow(avg_pool2d(x, window, stride, pad, fmt), one_d, last)
+
+
+def _dilations(dilation_rate, one_d):
+    pair = (dilation_rate,) * (1 if one_d else 2) if isinstance(dilation_rate, (int, np.integer)) else \
+        tuple(dilation_rate)
+    return ((1,) + pair) if one_d else pair
+
+
+def _as_2d_kernel(kernel, one_d):
+    return np_api.expand_dims(kernel, 0) if one_d else kernel
+
+
+def depthwise_conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
+    """Keras' `ops.depthwise_conv` of 1-D or 2-D inputs: kernel (spatial..., in, multiplier)."""
+    x, _, stride, pad, fmt, one_d, last = _window_args(inputs, None, strides, padding, data_format, "depthwise_conv")
+    out = depthwise_conv2d(x, _as_2d_kernel(kernel, one_d), stride, pad, fmt, _dilations(dilation_rate, one_d))
+    return _unrow(out, one_d, last)
+
+
+def separable_conv(inputs, depthwise_kernel, pointwise_kernel, strides=1, padding="valid", data_format=None,
+                   dilation_rate=1):
+    """Keras' `ops.separable_conv`: `depthwise_conv`, then a 1×1 convolution by `pointwise_kernel`."""
+    x, _, stride, pad, fmt, one_d, last = _window_args(inputs, None, strides, padding, data_format, "separable_conv")
+    out = separable_conv2d(x, _as_2d_kernel(depthwise_kernel, one_d), _as_2d_kernel(pointwise_kernel, one_d), stride,
+                           pad, fmt, _dilations(dilation_rate, one_d))
+    return _unrow(out, one_d, last)
+
+
+def conv_transpose(inputs, kernel, strides=1, padding="valid", output_padding=None, data_format=None,
+                   dilation_rate=1):
+    """Keras' `ops.conv_transpose` of 1-D or 2-D inputs: kernel (spatial..., out, in); the output's size by Keras'
+    Conv2DTranspose rule (with `output_padding`)."""
+    x, _, stride, pad, fmt, one_d, last = _window_args(inputs, None, strides, padding, data_format, "conv_transpose")
+    extra = None
+    if output_padding is not None:
+        extra = (output_padding,) * (1 if one_d else 2) if isinstance(output_padding, (int, np.integer)) else \
+            tuple(output_padding)
+        extra = ((0,) + extra) if one_d else extra
+    out = conv2d_transpose(x, _as_2d_kernel(kernel, one_d), None, stride, pad, fmt, _dilations(dilation_rate, one_d),
+                           extra)
+    return _unrow(out, one_d, last)
 
 
 # -- activations and losses of keras.ops.nn -------------------------------------------------------------
