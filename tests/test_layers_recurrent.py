@@ -158,6 +158,8 @@ def test_arguments_are_checked_by_name():
         L.Bidirectional(L.Dense(2), name="b")
     with pytest.raises(ValueError, match=r"argument `merge_mode` must be one of"):
         L.Bidirectional(L.LSTM(2), merge_mode="max")
+    with pytest.raises(ValueError, match=r"GRU 'r': the inputs have no time steps \(shape \(2, 0, 4\)\)"):
+        L.GRU(2, name="r")(np.ones((2, 0, 4), np.float32))
     x, states = np.ones((2, 3, 4), np.float32), [np.zeros((2, 2), np.float32)] * 2
     with pytest.raises(ValueError, match=r"LSTM 'r': argument `initial_state` is not supported yet"):
         L.LSTM(2, name="r")(x, initial_state=states)

@@ -327,6 +327,8 @@ class RNN(Layer):
 
     def call(self, inputs, training=False):
         batch, steps, features = np.shape(getattr(inputs, "value", inputs))
+        if steps == 0:
+            raise ValueError(f"{self._describe()}: the inputs have no time steps (shape {(batch, steps, features)})")
         dtype = np.dtype(self.dtype)
         states = [np.zeros((batch, units), dtype) for units in self._state_sizes()]
         step = getattr(self.cell, "step", None)
