@@ -158,6 +158,9 @@ def test_arguments_are_checked_by_name():
         L.Bidirectional(L.Dense(2), name="b")
     with pytest.raises(ValueError, match=r"argument `merge_mode` must be one of"):
         L.Bidirectional(L.LSTM(2), merge_mode="max")
+    with pytest.raises(ValueError, match=r"Bidirectional 'b': `layer` and `backward_layer` must have different "
+                                         r"go_backwards, got False for both"):
+        L.Bidirectional(L.LSTM(2), backward_layer=L.LSTM(2), name="b")
     with pytest.raises(ValueError, match=r"GRU 'r': the inputs have no time steps \(shape \(2, 0, 4\)\)"):
         L.GRU(2, name="r")(np.ones((2, 0, 4), np.float32))
     x, states = np.ones((2, 3, 4), np.float32), [np.zeros((2, 2), np.float32)] * 2
@@ -184,6 +187,11 @@ def test_analysis_and_explanations_count_the_gates_over_the_time_steps():
     assert "2 × gates × units × (in + units + bias) = 2 × 4 × 4 × (5 + 4 + 1) = 320" in lines
     assert "MACs = 2 × steps × gates × units × (in + units) = 2 × 6 × 4 × 4 × (5 + 4) = 1,728" in lines
     assert "(입력 + 유닛 + 편향 2개) = 2 × 3 × 3 × (8 + 3 + 2) = 234" in str(cs.explain(model, lang="ko"))
+    unknown = cs.Input((None, 8))
+    lines = "\n".join(line for section in cs.explain(cs.Model(unknown, L.LSTM(4, name="l")(unknown))).layer("l")
+                      .sections for line in section["lines"])
+    assert "MACs per time step = gates × units × (in + units) = 4 × 4 × (8 + 4) = 192; times the steps" in lines
+    assert "No arithmetic" not in lines
     inputs = cs.Input((5, 3))
     custom = cs.Model(inputs, L.RNN(_minimal_cell(cs)(4), name="mine")(inputs))
     lines = "\n".join(line for section in cs.explain(custom).layer("mine").sections for line in section["lines"])

@@ -110,6 +110,42 @@ def _models(lib, case):
         inner = lib.Sequential([K.Input((4,)), K.Dense(4), Smooth()])
         i = K.Input((5,))
         return lib.Model(i, K.Dense(2)(inner(Smooth()(K.Dense(4)(i))))), (8, 5), (8, 2)
+    if case == "subclass_calling_super":             # the built-in pass through super().call: one penalty per call
+
+        class Scaled(K.Dense):
+            def call(self, x):
+                return super().call(x) * 0.5
+        i = K.Input((5,))
+        return lib.Model(i, K.Dense(2)(Scaled(4, activity_regularizer="l2")(i))), (8, 5), (8, 2)
+    if case == "wrapped_attention":                  # Attention's own activity regularizer, in a custom layer
+
+        class Attend(K.Layer):
+            def __init__(self, **kwargs):
+                super().__init__(**kwargs)
+                self.attention = K.Attention(activity_regularizer="l2")
+
+            def call(self, x):
+                return self.attention([x, x])
+        i = K.Input((4, 3))
+        return lib.Model(i, K.Dense(2)(K.Flatten()(Attend()(i)))), (8, 4, 3), (8, 2)
+    if case == "discarded_sublayer":                 # a sublayer's add_loss whose output the call does not use
+
+        class Penalty(K.Layer):
+            def call(self, x):
+                self.add_loss(0.05 * lib.ops.sum(lib.ops.square(x)))
+                return x
+
+        class Side(K.Layer):
+            def __init__(self, **kwargs):
+                super().__init__(**kwargs)
+                self.dense, self.penalty = K.Dense(4), Penalty()
+
+            def call(self, x):
+                h = self.dense(x)
+                self.penalty(h * 2.0)
+                return h
+        i = K.Input((5,))
+        return lib.Model(i, K.Dense(2)(Side()(i))), (8, 5), (8, 2)
     assert case == "time_distributed"                # Keras' wrapper calls `layer.call`: no penalty
     i = K.Input((3, 5))
     return lib.Model(i, K.Flatten()(K.TimeDistributed(K.Dense(2, activity_regularizer="l2"))(i))), (8, 3, 5), (8, 6)
@@ -117,7 +153,7 @@ def _models(lib, case):
 
 CASES = ["functional", "nested_sequential", "nested_functional", "shared_layer", "conv_block", "two_outputs",
          "attention", "custom_layer", "subclassed_model", "spectral_normalization", "time_distributed", "add_loss",
-         "add_loss_in_graphs"]
+         "add_loss_in_graphs", "subclass_calling_super", "wrapped_attention", "discarded_sublayer"]
 
 
 def _data(input_shape, target_shapes):
@@ -210,3 +246,28 @@ def test_the_reported_loss_and_its_gradient_agree_in_float64(case):
     for variable in model.trainable_weights:
         numeric = numerical_gradient(lambda: model.test_on_batch(x, y), variable.value)
         assert_gradients_close(variable.grad, numeric, rtol=1e-6, atol=1e-9)
+
+
+def test_an_add_loss_on_an_output_without_a_loss_still_trains_as_keras(keras):
+    """Two outputs, the second compiled with no loss but carrying an add_loss: its branch trains through that term
+    (its backward once was skipped for want of an output gradient)."""
+    def build(lib):
+        class Penalty(lib.layers.Layer):
+            def call(self, x):
+                self.add_loss(0.1 * lib.ops.sum(lib.ops.square(x)))
+                return x
+        i = lib.Input((5,))
+        return lib.Model(i, [lib.layers.Dense(2, name="a")(i), Penalty(name="p")(lib.layers.Dense(3, name="b")(i))])
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(8, 5)).astype("float32"), rng.normal(size=(8, 2)).astype("float32")
+    keras.utils.set_random_seed(2)
+    theirs, ours = build(keras), build(convscope)
+    ours.set_weights([np.asarray(w) for w in theirs.get_weights()])
+    history = []
+    for model, lib in ((theirs, keras), (ours, convscope)):
+        model.compile(optimizer=lib.optimizers.SGD(0.1), loss=["mse", None])
+        history.append(model.fit(x, [y, np.zeros((8, 3), "float32")], epochs=2, batch_size=8, verbose=0)
+                       .history["loss"])
+    np.testing.assert_allclose(history[1], history[0], rtol=1e-5)
+    for got, expected in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(got, np.asarray(expected), rtol=1e-4, atol=1e-6)

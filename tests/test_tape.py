@@ -688,3 +688,16 @@ def test_a_tape_in_one_thread_does_not_record_another_threads_ops():
     np.testing.assert_array_equal(seen["own_grad"], [100.0, 100.0])
     assert tape.gradient(seen["own"], shared) is None       # the other thread's node is not on this tape
     np.testing.assert_array_equal(tape.gradient(y, shared), [3.0, 4.0])
+
+
+def test_average_weights_given_as_a_variable_get_their_gradient():
+    """`ops.average(x, weights=w)` with `w` a watched Variable: its gradient, as torch's (once None)."""
+    rng = np.random.default_rng(3)
+    x, w = rng.normal(size=(3, 4)), rng.uniform(0.5, 2.0, size=4)
+    weights = Variable(w.copy(), "w")
+    with ops.Tape() as tape:
+        tape.watch(weights)
+        total = ops.sum(ops.multiply(ops.average(x, axis=-1, weights=weights), np.arange(3.0)))
+    x_t, w_t = torch.tensor(x), torch.tensor(w, requires_grad=True)
+    ((x_t * w_t).sum(-1) / w_t.sum() * torch.arange(3.0, dtype=torch.float64)).sum().backward()
+    np.testing.assert_allclose(tape.gradient(total, weights), w_t.grad.numpy(), rtol=1e-10)

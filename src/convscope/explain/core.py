@@ -395,7 +395,7 @@ def _shape_lines(row: LayerNumbers, text) -> List[str]:
         lines.append(t["shape_reshape"].format(total=_n(row.output_elements)))
     elif row.kind == "recurrent":
         name, _, _, directions = row.recurrent
-        lines.append(t["shape_recurrent"].format(cls=name, steps=row.steps, units=row.filters,
+        lines.append(t["shape_recurrent"].format(cls=name, steps=row.steps or t["unknown_steps"], units=row.filters,
                                                  both=t["both_directions"] if directions == 2 else "",
                                                  inp=_shape(row.input_shape), out=_shape(row.output_shape)))
     elif row.kind == "attention":
@@ -757,6 +757,13 @@ def _compute_lines(row: LayerNumbers, text) -> List[str]:
         return [t["compute_spectral_norm"].format(flops=_n(row.flops))]
     if row.kind == "model":
         return [t["compute_model"].format(flops=_n(row.flops), macs=_n(row.macs), count=len(row.nested.layers))]
+    if row.kind == "recurrent" and not row.steps:      # the steps are known only when it runs
+        _, gates, _, directions = row.recurrent
+        return [t["compute_recurrent_unknown"].format(twice="2 × " if directions == 2 else "",
+                                                      expr=f"{gates} × {row.filters} × ({row.in_channels} + "
+                                                           f"{row.filters})",
+                                                      per=_n(directions * gates * row.filters * (
+                                                          (row.in_channels or 0) + row.filters)))]
     if row.kind == "time_distributed":
         if row.steps is None and row.inner.flops:
             return [t["compute_time_distributed_unknown"].format(per=_n(row.inner.flops))]

@@ -89,6 +89,9 @@ T = {
                         "(key_dim {key_dim}, value_dim {value_dim}): {inp} → {out}"),
     "shape_recurrent": "{cls} runs its cell over the {steps} time steps{both}, {units} units: {inp} → {out}",
     "both_directions": " forwards and backwards",
+    "unknown_steps": "(unknown number of)",
+    "compute_recurrent_unknown": ("MACs per time step = {twice}gates × units × (in + units) = {twice}{expr} = {per}; "
+                                  "times the steps, unknown until it runs"),
     "shape_attention_plain": ("each of the query's {targets} positions attends to the value's {sources}, by scores "
                               "over {key_dim} features, averaging values of {value_dim}: {inp} → {out}"),
     "shape_einsum": "EinsumDense computes {equation} of the input {inp} and its kernel → {out}",

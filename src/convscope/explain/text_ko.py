@@ -86,6 +86,9 @@ T = {
                         "(key_dim {key_dim}, value_dim {value_dim}): {inp} → {out}"),
     "shape_recurrent": "{cls}: 셀을 시간 단계 {steps}개에 걸쳐{both} 실행합니다, 유닛 {units}개: {inp} → {out}",
     "both_directions": " 앞으로 한 번, 뒤로 한 번",
+    "unknown_steps": "(수를 모르는)",
+    "compute_recurrent_unknown": ("시간 단계마다 MAC = {twice}게이트 수 × 유닛 × (입력 + 유닛) = {twice}{expr} = {per}회; "
+                                  "여기에 실행할 때에야 알 수 있는 단계 수를 곱합니다"),
     "shape_attention_plain": ("쿼리의 위치 {targets}개 각각이 특성 {key_dim}개로 낸 점수로 값의 위치 {sources}개를 보고, "
                               "특성 {value_dim}개의 값을 가중 평균합니다: {inp} → {out}"),
     "shape_einsum": "EinsumDense는 입력 {inp}와 커널로 {equation}을 계산합니다 → {out}",

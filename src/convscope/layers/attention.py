@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import backend, ops
 from ..ops.dropout import dropout_forward
-from . import graph
+from . import graph, step_losses
 from .autodiff import NOT_GIVEN, call_traced, plain, recording, resolve_training, run_on_tape
 from .base import Layer, Shape, check_bool, noted
 from .spec import LayerSpec
@@ -115,6 +115,7 @@ class Attention(Layer):
                 self).forward(layer, values, training=training, **kwargs))
         with backend.no_backward():
             outputs = self.forward([np.asarray(t) for t in items], training=training, **kwargs)[0]
+        step_losses.penalize(self, outputs)           # into the step this call runs in (evaluate), if any
         return noted(self, items, outputs)
 
     def _record(self, items, kwargs):

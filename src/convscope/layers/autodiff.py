@@ -135,6 +135,12 @@ class TapeContext:
         self.tape, self.sources, self.leaves, self.single = tape, sources, leaves, single
         self.variables, self.outputs, self.losses = variables, outputs, losses or []
 
+    def zero_output_gradients(self) -> list:
+        """Zeros shaped as each output: what a call whose outputs nothing read gives its backward (its add_loss
+        terms still need it)."""
+        outputs = self.outputs if isinstance(self.outputs, (list, tuple)) else [self.outputs]
+        return [np.zeros_like(np.asarray(getattr(o, "value", o))) for o in outputs]
+
     def gradients(self, grad_output, need_input_grad: bool, where: str):
         """(input gradients: one array, or a list for a list input; [(variable, gradient), ...])."""
         if self.tape is None:
@@ -188,7 +194,7 @@ def run_on_tape(layer, items, compute, single: bool = False):
     for variable in variables:
         tape.watch(variable)
     watched, sources, leaves = [], [], []
-    with tape, step_losses.on_tape() as losses:
+    with tape, step_losses.on_tape(tape) as losses:
         for item in items:
             traced = _watch(tape, item)
             watched.append(traced)
@@ -214,7 +220,7 @@ def backward_on_tape(layer, ctx, grad_output, need_input_grad: bool = True):
     return ctx.gradients(grad_output, need_input_grad, where)
 
 
-def call_traced(layer, inputs, training: bool = False, forward=None, backward=None):
+def call_traced(layer, inputs, training: bool = False, forward=None, backward=None, penalize: bool = True):
     """A layer called inside another layer's traced `call` (a sublayer, `self.dense(x)`): its own
     `forward` on the values, recorded on the active tape as one node whose backward is the layer's
     `backward` — gradients reach the inputs and the sublayer's trainable variables.  `forward` and
@@ -227,21 +233,29 @@ def call_traced(layer, inputs, training: bool = False, forward=None, backward=No
     items = [inputs] if single else list(inputs)
     values = [item.value if isinstance(item, (Traced, Variable)) else np.asarray(item) for item in items]
     outputs, ctx = forward(layer, values[0] if single else values, training=training)
-    penalized = step_losses.penalize(layer, outputs)
+    penalized = penalize and step_losses.penalize(layer, outputs)
     if ctx is None:     # nothing kept: an identity (a dropout at inference or rate 0) passes the traced input on
         return items[0] if single and outputs is values[0] else outputs
     variables = list(layer.trainable_weights)
     several = isinstance(outputs, (list, tuple))
+    recorded = list(outputs) if several else [outputs]
+    anchored = step_losses.holds_losses(ctx)       # an extra zero output the enclosing tape seeds: our backward runs
+    if anchored:
+        recorded.append(np.zeros((), np.float32))
 
     def backward(grads):
-        grads = list(grads) if several else grads
+        grads = list(grads) if len(recorded) > 1 else [grads]
+        grads = grads[:len(grads) - anchored] if several else grads[0]
         if penalized:
             grads = step_losses.with_gradient(layer, outputs, grads)
         grad_in, pairs = layer_backward(layer, ctx, grads, need_input_grad=True)
         found = {id(variable): grad for variable, grad in pairs}
         return ([grad_in] if single else list(grad_in)) + [found.get(id(v)) for v in variables]
-    result = record(items + variables, tuple(outputs) if several else outputs, backward, name=layer.name)
-    return list(result) if several else result
+    result = record(items + variables, tuple(recorded) if len(recorded) > 1 else recorded[0], backward, name=layer.name)
+    result = list(result) if len(recorded) > 1 else [result]
+    if anchored:
+        step_losses.keep_for_backward(result.pop())
+    return result if several else result[0]
 
 
 def infer_output_shape(layer, input_shape, dtype=None):

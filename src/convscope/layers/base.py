@@ -212,8 +212,8 @@ class Layer:
         if pair is None:
             raise NotImplementedError(f"{type(self).__name__}.call: a layer must define `call` "
                                       "(or `forward` and `backward`)")
-        if recording():
-            return call_traced(self, inputs, training, forward=pair[0], backward=pair[1])
+        if recording():        # the runner of this layer's call takes its activity penalty, not this inner pass
+            return call_traced(self, inputs, training, forward=pair[0], backward=pair[1], penalize=False)
         with backend.no_backward():
             return pair[0](self, inputs, training=training)[0]
 

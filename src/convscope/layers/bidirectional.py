@@ -52,6 +52,9 @@ class Bidirectional(Layer):
                 self.backward_layer.return_sequences, self.backward_layer.return_state):
             raise ValueError(f"{where}: `layer` and `backward_layer` must have the same return_sequences and "
                              "return_state")
+        if self.forward_layer.go_backwards == self.backward_layer.go_backwards:
+            raise ValueError(f"{where}: `layer` and `backward_layer` must have different go_backwards, got "
+                             f"{self.forward_layer.go_backwards} for both")
         self.return_sequences = self.forward_layer.return_sequences
         self.return_state = self.forward_layer.return_state
 

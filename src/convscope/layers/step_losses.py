@@ -5,7 +5,8 @@ custom `call` passes to `self.add_loss(...)` (summed).
 A step opens `collecting()`; whoever runs a layer (a model's loop, a graph's step, a sublayer on a tape, an eager
 call) calls `penalize(layer, outputs)`, which adds to the step's total and says whether the output's gradient
 needs `with_gradient` in the backward pass.  `add_loss` on values traced by a training call's tape is also kept
-on that tape (`on_tape()`), whose backward pass then differentiates it.  The total lives in a context variable
+on that tape (`on_tape()`), whose backward pass then differentiates it; a sublayer holding such terms leaves an
+anchor on its caller's tape (`keep_for_backward`), so its backward runs even where nothing reads its outputs.  The total lives in a context variable
 (one per thread and step), never on the layer; outside a step (predict, a saliency map, a user's own
 forward/backward) nothing is added, as in Keras, where these are losses of the model, not part of its outputs'
 gradients.
@@ -47,15 +48,31 @@ def collecting():
 
 
 @contextlib.contextmanager
-def on_tape():
-    """A call traced on its own tape (`autodiff.run_on_tape`): yields the list of the traced losses `add_loss` gets
-    inside it while a step collects, for that tape's backward pass."""
+def on_tape(tape):
+    """A call traced on its own `tape` (`autodiff.run_on_tape`): yields the list of the traced values of that tape
+    its backward pass must also differentiate (seed 1): what `add_loss` gets inside it while a step collects, and
+    `keep_for_backward`'s anchors."""
     traced: List[Traced] = []
-    token = _TAPE.set(traced)
+    token = _TAPE.set((tape, traced))
     try:
         yield traced
     finally:
         _TAPE.reset(token)
+
+
+def keep_for_backward(value) -> bool:
+    """Adds a traced value of the open call's tape to what its backward pass differentiates (a sublayer's anchor:
+    its own add_loss terms need its backward even where nothing reads its outputs); False where none is open."""
+    open_call = _TAPE.get()
+    if open_call is None or not isinstance(value, Traced) or open_call[0] not in value._node.tapes:
+        return False
+    open_call[1].append(value)
+    return True
+
+
+def holds_losses(ctx) -> bool:
+    """Whether a call's context holds traced add_loss terms (its backward must run, outputs' gradients or not)."""
+    return bool(getattr(ctx, "losses", None))
 
 
 def add_loss(layer, loss) -> None:
@@ -71,12 +88,10 @@ def add_loss(layer, loss) -> None:
     penalty = _STEP.get()
     if penalty is None:
         return
-    traced = _TAPE.get()
     for item in items:
         value = item.value if isinstance(item, Traced) else item
         penalty.total += float(np.sum(value, dtype=np.float64))
-        if isinstance(item, Traced) and traced is not None:
-            traced.append(item)
+        keep_for_backward(item)
 
 
 def _floats(outputs):

@@ -448,7 +448,9 @@ class Functional(_FunctionalTraining, Model):
                 if penalized is not None:
                     upstream = step_losses.with_gradient(node.layer, penalized, upstream)
                 if all(g is None for g in upstream):
-                    continue
+                    if not step_losses.holds_losses(ctx):
+                        continue
+                    upstream = ctx.zero_output_gradients()         # its add_loss terms need its backward
                 if len(upstream) > 1:
                     batch = next(len(g) for g in upstream if g is not None)
                     upstream = [np.zeros(_concrete(t.shape, batch), t.dtype) if g is None else g

@@ -20,6 +20,7 @@ from .depthwise import depthwise_conv2d, separable_conv2d
 from .pooling import avg_pool2d, max_pool2d
 from .numpy_api import _axes, _elementwise, _one, _symbolic_dispatch, _unary
 from .tape import Traced, record_node, stop_gradient
+from ..variables import Variable
 
 __all__ = [
     "amax", "amin", "average", "divide_no_nan", "logaddexp", "arctan2", "mod", "outer", "nan_to_num", "norm",
@@ -52,7 +53,7 @@ def average(x, axis=None, weights=None):
     x = x if isinstance(x, Traced) else np_api.cast(x, np.result_type(_value(x).dtype, np.float32))
     if weights is None:
         return np_api.mean(x, axis=axis)
-    weights = weights if isinstance(weights, Traced) else np.asarray(weights, dtype=_value(x).dtype)
+    weights = weights if isinstance(weights, (Traced, Variable)) else np.asarray(weights, dtype=_value(x).dtype)
     shape, ndim = _value(x).shape, _value(x).ndim
     if np.ndim(_value(weights)) == 1 and ndim > 1:
         if axis is None or isinstance(axis, (list, tuple)):

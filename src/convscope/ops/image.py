@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
+from . import numpy_api as ops
 from .conv import conv2d
 from .numpy_api import _symbolic_dispatch
 from .resize import resize2d
@@ -39,15 +40,33 @@ def extract_patches(images, size, strides=None, dilation_rate=1, padding="valid"
     if padding not in ("valid", "same"):
         raise ValueError(f"ops.image.extract_patches: argument `padding` must be 'valid' or 'same', got {padding!r}")
     patch_h, patch_w = _pair(size, "size", "extract_patches")
-    channels = value.shape[-1] if fmt == "NHWC" else value.shape[-3]
-    depth = patch_h * patch_w * channels
-    kernel = np.eye(depth, dtype=value.dtype if value.dtype.kind == "f" else np.float32).reshape(
-        patch_h, patch_w, channels, depth)
+    stride = _pair(size if strides is None else strides, "strides", "extract_patches")
+    dilation = _pair(dilation_rate, "dilation_rate", "extract_patches")
     batched = images if value.ndim == 4 else images[None]
-    patches = conv2d(batched, kernel, _pair(size if strides is None else strides, "strides", "extract_patches"),
-                     padding.upper(), data_format=fmt, dilations=_pair(dilation_rate, "dilation_rate",
-                                                                       "extract_patches"))
+    if stride == (patch_h, patch_w) and dilation == (1, 1) and padding == "valid":
+        patches = _tiles(batched, patch_h, patch_w, fmt)
+    else:
+        channels = value.shape[-1] if fmt == "NHWC" else value.shape[-3]
+        depth = patch_h * patch_w * channels
+        kernel = np.eye(depth, dtype=value.dtype if value.dtype.kind == "f" else np.float32).reshape(
+            patch_h, patch_w, channels, depth)
+        patches = conv2d(batched, kernel, stride, padding.upper(), data_format=fmt, dilations=dilation)
     return patches if value.ndim == 4 else patches[0]
+
+
+def _tiles(images, patch_h: int, patch_w: int, fmt: str):
+    """Patches that tile the images (strides = size, no dilation, "valid"): the identity convolution's numbers
+    (each patch's rows, columns, channels in order) by a reshape and a transpose, without its products."""
+    n, *rest = np.shape(getattr(images, "value", images))
+    height, width = (rest[0], rest[1]) if fmt == "NHWC" else (rest[1], rest[2])
+    rows, cols = height // patch_h, width // patch_w
+    if fmt == "NHWC":
+        x = images[:, :rows * patch_h, :cols * patch_w, :]
+        x = ops.reshape(x, (n, rows, patch_h, cols, patch_w, rest[2]))
+        return ops.reshape(ops.transpose(x, (0, 1, 3, 2, 4, 5)), (n, rows, cols, patch_h * patch_w * rest[2]))
+    x = images[:, :, :rows * patch_h, :cols * patch_w]
+    x = ops.reshape(x, (n, rest[0], rows, patch_h, cols, patch_w))
+    return ops.reshape(ops.transpose(x, (0, 3, 5, 1, 2, 4)), (n, patch_h * patch_w * rest[0], rows, cols))
 
 
 def resize(images, size, interpolation="bilinear", antialias=False, crop_to_aspect_ratio=False,
