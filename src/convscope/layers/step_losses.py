@@ -7,9 +7,9 @@ call) calls `penalize(layer, outputs)`, which adds to the step's total and says 
 needs `with_gradient` in the backward pass.  `add_loss` on values traced by a training call's tape is also kept
 on that tape (`on_tape()`), whose backward pass then differentiates it; a sublayer holding such terms leaves an
 anchor on its caller's tape (`keep_for_backward`), so its backward runs even where nothing reads its outputs.
-The total lives in a context variable (one per thread and step), never on the layer; outside a step (predict, a saliency map, a user's own
-forward/backward) nothing is added, as in Keras, where these are losses of the model, not part of its outputs'
-gradients.
+The total lives in a context variable (one per thread and step), never on the layer; outside a step (predict,
+a saliency map, a user's own forward/backward) nothing is added, as in Keras, where these are losses of the
+model, not part of its outputs' gradients.
 """
 
 from __future__ import annotations
