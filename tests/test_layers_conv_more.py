@@ -200,7 +200,7 @@ def test_each_conv2d_transpose_forward_path_alone_matches_torch(seed, path, monk
     """Each entry of conv_transpose._FORWARD_PATHS alone on a configuration it applies to: one product for
     non-overlapping taps (kernel = stride, U-Net's 2x2 up-convolutions; with padding and output_padding),
     per-tap products for any window."""
-    from convscope.ops import conv_transpose
+    from convscope.ops import transposed_conv as conv_transpose
     monkeypatch.setattr(conv_transpose, "_FORWARD_PATHS",
                         tuple(e for e in conv_transpose._FORWARD_PATHS if e[0] == path))
     rng = np.random.default_rng(900 + seed)
@@ -229,7 +229,7 @@ def test_the_finished_one_product_has_the_bits_of_the_product_then_the_epilogue(
     interleaving copy ("one_product_finished"), the bits of "one_product" followed by
     `bias_activation_forward`, and PyTorch's numbers; with an output_padding that extends the output it
     declines and "one_product" runs."""
-    from convscope.ops import conv_transpose
+    from convscope.ops import transposed_conv as conv_transpose
     rng = np.random.default_rng(1200 + seed)
     dtype = ("float32", "float64")[seed % 2]
     kernel = tuple(int(k) for k in rng.integers(1, 4, 2))

@@ -8,7 +8,7 @@ from . import augment, image, shapes
 from .augment import affine_transform, affine_transform_backward, affine_transform_forward
 from .activations import ACTIVATION_NAMES, Activation, get_activation
 from .conv import conv2d, conv2d_backward, conv2d_forward
-from .conv_transpose import conv2d_transpose, conv2d_transpose_backward, conv2d_transpose_forward
+from .transposed_conv import conv2d_transpose, conv2d_transpose_backward, conv2d_transpose_forward
 from .depthwise import (depthwise_conv2d, depthwise_conv2d_backward, depthwise_conv2d_forward, separable_conv2d,
                         separable_conv2d_backward, separable_conv2d_forward)
 from .epilogue import FUSED_ACTIVATIONS, bias_activation_backward, bias_activation_forward, bias_add

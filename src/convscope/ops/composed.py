@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import backend
 from . import nn_api, numpy_api as np_api
-from .conv_transpose import conv2d_transpose
+from .transposed_conv import conv2d_transpose
 from .depthwise import depthwise_conv2d, separable_conv2d
 from .pooling import avg_pool2d, max_pool2d
 from .numpy_api import _axes, _elementwise, _one, _symbolic_dispatch, _unary
