@@ -19,7 +19,8 @@ keras = pytest.importorskip("keras")
 # Keras on torch runs these through `result_type`, which makes 64-bit types 32-bit (JAX's
 # default); convscope keeps float64 (its ops contract).  The tests check Keras still does so.
 KERAS_TORCH_FLOAT32 = {"maximum", "minimum", "matmul", "dot", "tensordot", "var", "prod", "floor_divide", "floor",
-                       "ceil", "cumsum", "average", "divide_no_nan", "logaddexp", "arctan2", "norm"}
+                       "ceil", "cumsum", "average", "divide_no_nan", "logaddexp", "arctan2", "norm", "hypot", "quantile",
+                       "percentile", "median"}
 # ... and these keep float64 but compute in float32 (mean, the norm of normalize) or cast the bounds to float32 (clip).
 KERAS_TORCH_FLOAT32_MATH = {"mean", "clip", "normalize"}
 
@@ -41,7 +42,8 @@ KERAS_FUNCTIONS = [
     "normalize", "moments", "depth_to_space", "space_to_depth", "one_hot", "take_along_axis", "top_k", "unstack",
     "slice", "hstack", "vstack", "glu", "threshold", "binary_crossentropy", "categorical_crossentropy",
     "sparse_categorical_crossentropy", "erf", "max_pool", "average_pool", "depthwise_conv", "separable_conv",
-    "conv_transpose",
+    "conv_transpose", "copy", "array", "isclose", "allclose", "logical_xor", "deg2rad", "rad2deg", "hypot", "append",
+    "diagonal", "trace", "quantile", "percentile", "median",
 ]
 
 
@@ -247,6 +249,23 @@ CASES += [
     case("conv_transpose", lambda d: (d.n(2, 5, 5, 3), d.n(3, 3, 4, 3), 2, "same")),
     case("conv_transpose", lambda d: (d.n(2, 5, 5, 3), d.n(3, 3, 4, 3), 2, "valid"), output_padding=1),
     case("conv_transpose", lambda d: (d.n(2, 7, 3), d.n(3, 4, 3), 2, "same")),
+    case("copy", lambda d: (d.n(3, 4),)), case("array", lambda d: (d.n(3, 4),)),
+    case("array", lambda d: ([1, 2, 3],), dtype="float32"),
+    case("isclose", lambda d: (d.n(3, 4), d.n(4))), case("allclose", lambda d: (d.n(3, 4), d.n(3, 4))),
+    case("logical_xor", lambda d: (d.n(3, 4) > 0, d.n(4) > 0)),
+    case("deg2rad", lambda d: (d.n(3, 4) * 90,)), case("rad2deg", lambda d: (d.n(3, 4),)),
+    case("hypot", lambda d: (d.n(3, 4), d.n(4))), case("append", lambda d: (d.n(3, 4), d.n(2, 2))),
+    case("append", lambda d: (d.n(3, 4), d.n(2, 4)), axis=0),
+    case("diagonal", lambda d: (d.n(3, 4, 5),)), case("diagonal", lambda d: (d.n(3, 4, 5), -1, 2, 1)),
+    case("trace", lambda d: (d.n(4, 5),)), case("trace", lambda d: (d.n(3, 4, 5), 1, 1, 2)),
+    case("quantile", lambda d: (d.n(3, 4, 5), [0.1, 0.5, 0.93]), axis=(0, 2)),
+    case("quantile", lambda d: (d.n(3, 4, 5), 0.3), axis=1, method="lower"),
+    case("quantile", lambda d: (d.n(3, 4, 5), 0.3), axis=1, method="higher"),
+    case("quantile", lambda d: (d.n(3, 4, 5), 0.25), axis=2, method="midpoint"),
+    case("quantile", lambda d: (d.n(3, 4, 5), [0.35, 0.5]), axis=2, method="nearest", keepdims=True),
+    case("percentile", lambda d: (d.n(3, 4, 5), [10, 90]), axis=0), case("median", lambda d: (d.n(3, 4, 5),)),
+    case("median", lambda d: (d.n(3, 4, 5), 1), keepdims=True),
+    case("median", lambda d: (np.arange(12).reshape(3, 4),), axis=1),
 ]
 
 

@@ -360,6 +360,15 @@ GRADS += [      # the tf.nn-style ops of the seeds, in a custom layer's call
       (2, 3, 4, 2)),
     T("resize2d", lambda x: ops.resize2d(x, (6, 8)), lambda x: F.interpolate(
         x.permute(0, 3, 1, 2), size=(6, 8), mode="bilinear", align_corners=False).permute(0, 2, 3, 1), (2, 3, 4, 2)),
+    T("copy", ops.copy, torch.clone, (3, 4)), T("deg2rad", ops.deg2rad, torch.deg2rad, (3, 4)),
+    T("rad2deg", ops.rad2deg, torch.rad2deg, (3, 4)), T("hypot", ops.hypot, torch.hypot, (3, 4), (4,)),
+    T("append", ops.append, lambda a, b: torch.cat([a.reshape(-1), b.reshape(-1)]), (3, 4), (2, 2)),
+    T("diagonal", lambda x: ops.diagonal(x, -1, 2, 1), lambda x: torch.diagonal(x, -1, 2, 1), (3, 4, 5)),
+    T("trace", lambda x: ops.trace(x, 1), lambda x: torch.diagonal(x, 1).sum(-1), (4, 5, 3)),
+    T("quantile", lambda x: ops.quantile(x, [0.2, 0.7], axis=1), lambda x: torch.quantile(
+        x, torch.tensor([0.2, 0.7], dtype=x.dtype), dim=1), (3, 6)),
+    T("percentile", lambda x: ops.percentile(x, 30, axis=0), lambda x: torch.quantile(x, 0.3, dim=0), (5, 3)),
+    T("median", ops.median, lambda x: torch.quantile(x, 0.5), (3, 4)),
     T("max_pool", lambda x: ops.max_pool(x, 2), lambda x: F.max_pool2d(x.permute(0, 3, 1, 2), 2).permute(0, 2, 3, 1),
       (2, 6, 6, 3)),
     T("average_pool", lambda x: ops.average_pool(x, 2), lambda x: F.avg_pool1d(x.permute(0, 2, 1), 2).permute(
@@ -390,7 +399,8 @@ DIFFERENTIABLE = {
     "slice", "hstack", "vstack", "glu", "threshold", "binary_crossentropy", "categorical_crossentropy",
     "sparse_categorical_crossentropy", "conv2d", "depthwise_conv2d", "separable_conv2d", "max_pool2d", "avg_pool2d",
     "global_avg_pool2d", "zero_pad2d", "resize2d", "conv2d_transpose", "max_pool", "average_pool", "depthwise_conv",
-    "separable_conv", "conv_transpose",
+    "separable_conv", "conv_transpose", "copy", "deg2rad", "rad2deg", "hypot", "append", "diagonal", "trace",
+    "quantile", "percentile", "median",
 }
 
 

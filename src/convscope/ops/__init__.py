@@ -48,6 +48,8 @@ from .composed import (amax, amin, arctan2, average, average_pool, binary_crosse
                        conv_transpose, depth_to_space, depthwise_conv, divide_no_nan, glu, hstack, logaddexp, max_pool,
                        mod, moments, nan_to_num, norm, normalize, one_hot, outer, separable_conv, slice, space_to_depth,
                        sparse_categorical_crossentropy, take_along_axis, threshold, top_k, unstack, vstack)
+from .composed import (allclose, append, array, copy, deg2rad, diagonal, hypot, isclose, logical_xor, median,
+                       percentile, quantile, rad2deg, trace)
 from .numpy_more import (all, any, arange, arccos, arccosh, arcsin, arcsinh, arctan, arctanh, argsort, cbrt, ceil,
                          cos, cosh, count_nonzero, cumsum, exp2, expm1, eye, flip, floor, full, full_like, identity,
                          isfinite, isinf, isnan, linspace, log2, log10, logical_and, logical_not, logical_or,
@@ -61,6 +63,8 @@ __all__ = [
     "normalize", "moments", "depth_to_space", "space_to_depth", "one_hot", "take_along_axis", "top_k", "unstack",
     "slice", "hstack", "vstack", "glu", "threshold", "binary_crossentropy", "categorical_crossentropy",
     "sparse_categorical_crossentropy", "max_pool", "average_pool", "depthwise_conv", "separable_conv", "conv_transpose",
+    "copy", "array", "isclose", "allclose", "logical_xor", "deg2rad", "rad2deg", "hypot", "append", "diagonal", "trace",
+    "quantile", "percentile", "median",
     "conv2d", "conv2d_forward", "conv2d_backward", "conv2d_inference", "conv2d_max_pool_forward",
     "conv2d_transpose", "conv2d_transpose_forward", "conv2d_transpose_backward",
     "depthwise_conv2d", "depthwise_conv2d_forward", "depthwise_conv2d_backward",

@@ -14,7 +14,7 @@ import builtins
 import numpy as np
 
 from .. import backend
-from . import nn_api, numpy_api as np_api
+from . import nn_api, numpy_api as np_api, numpy_more
 from .transposed_conv import conv2d_transpose
 from .depthwise import depthwise_conv2d, separable_conv2d
 from .pooling import avg_pool2d, max_pool2d
@@ -27,7 +27,8 @@ __all__ = [
     "normalize", "moments", "depth_to_space", "space_to_depth", "one_hot", "take_along_axis", "top_k", "unstack",
     "slice", "hstack", "vstack", "glu", "threshold", "binary_crossentropy", "categorical_crossentropy",
     "sparse_categorical_crossentropy", "max_pool", "average_pool", "depthwise_conv", "separable_conv",
-    "conv_transpose",
+    "conv_transpose", "copy", "array", "isclose", "allclose", "logical_xor", "deg2rad", "rad2deg", "hypot", "append",
+    "diagonal", "trace", "quantile", "percentile", "median",
 ]
 
 EPSILON = 1e-7          # Keras' backend.epsilon()
@@ -292,6 +293,121 @@ def one_hot(x, num_classes, axis=-1, dtype=None, sparse=False):
     labels = np.asarray(_value(x)).astype(np.int64)
     out = (labels[..., None] == np.arange(int(num_classes))).astype(backend.floatx() if dtype is None else dtype)
     return np.moveaxis(out, -1, axis) if axis not in (-1, labels.ndim) else out
+
+
+# -- more of numpy's: copies, comparisons, angles, diagonals, quantiles ------------------------------------
+def copy(x):
+    """A copy of x (the identity on a tape)."""
+    return _unary("copy", x, lambda v: v.copy(), lambda v, y: lambda g, need: (g,), floating=False)
+
+
+def array(x, dtype=None):
+    """x as an array (of `dtype`), as Keras' `ops.array`."""
+    return np_api.convert_to_tensor(x, dtype)
+
+
+def isclose(x1, x2, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """|x1 - x2| <= atol + rtol · |x2|, element by element (no gradient)."""
+    return np.isclose(_value(x1), _value(x2), rtol=rtol, atol=atol, equal_nan=equal_nan)
+
+
+def allclose(x1, x2, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """Whether `isclose` holds everywhere."""
+    return np.asarray(np.allclose(_value(x1), _value(x2), rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+def logical_xor(x1, x2):
+    """x1 xor x2, as booleans."""
+    return np.logical_xor(_value(x1), _value(x2))
+
+
+def deg2rad(x):
+    """Degrees as radians: x · π / 180."""
+    return _unary("deg2rad", x, np.deg2rad, lambda v, y: lambda g, need: (g * (np.pi / 180),))
+
+
+def rad2deg(x):
+    """Radians as degrees: x · 180 / π."""
+    return _unary("rad2deg", x, np.rad2deg, lambda v, y: lambda g, need: (g * (180 / np.pi),))
+
+
+def hypot(x1, x2):
+    """sqrt(x1² + x2²), without overflow; d/dx1 = x1 / hypot."""
+    return _elementwise("hypot", (x1, x2), np.hypot, lambda a, b, y: lambda g, need: (g * a / y, g * b / y),
+                        floating=True)
+
+
+def append(x1, x2, axis=None):
+    """x2 after x1 along `axis` (None: both flattened)."""
+    if axis is None:
+        return np_api.concatenate([np_api.reshape(x1, (-1,)), np_api.reshape(x2, (-1,))], axis=0)
+    return np_api.concatenate([x1, x2], axis=axis)
+
+
+def diagonal(x, offset=0, axis1=0, axis2=1):
+    """The diagonal of the (axis1, axis2) planes, `offset` above the main one, as the last axis (numpy's)."""
+    value = _one(x, "diagonal")
+    out = np.diagonal(value, offset, axis1, axis2).copy()
+
+    def rule(g, need):
+        moved = np.zeros(np.moveaxis(value, (axis1, axis2), (-2, -1)).shape, g.dtype)
+        count = out.shape[-1]
+        moved[..., np.arange(count) + max(-offset, 0), np.arange(count) + max(offset, 0)] = g
+        return (np.moveaxis(moved, (-2, -1), (axis1, axis2)),)
+    return record_node("diagonal", (x,), out, rule)
+
+
+def trace(x, offset=0, axis1=0, axis2=1):
+    """The sum of `diagonal`."""
+    return np_api.sum(diagonal(x, offset, axis1, axis2), axis=-1)
+
+
+_QUANTILE_METHODS = ("linear", "lower", "higher", "midpoint", "nearest")
+
+
+def quantile(x, q, axis=None, method="linear", keepdims=False):
+    """The q-th quantiles (q in [0, 1], a number or 1-D) along `axis` (None: all), numpy's methods; q's axis
+    first.  On a tape through a sort and a pick (numpy's, torch's gradients)."""
+    if method not in _QUANTILE_METHODS:
+        raise ValueError(f"ops.quantile: argument `method` must be one of {_QUANTILE_METHODS}, got {method!r}")
+    value = _one(x, "quantile", floating=True)
+    qs = np.asarray(q, dtype=np.float64)
+    if qs.ndim > 1 or np.any((qs < 0) | (qs > 1)):
+        raise ValueError(f"ops.quantile: argument `q` must be a number or a 1-D array in [0, 1], got {q!r}")
+    axes = tuple(range(value.ndim)) if axis is None else _axes(axis, value.ndim, "quantile")
+    kept = [a for a in range(value.ndim) if a not in axes]
+    x = x if isinstance(x, (Traced, Variable)) else value
+    moved = np_api.transpose(np_api.cast(x, value.dtype), kept + list(axes))
+    flat = np_api.reshape(moved, tuple(value.shape[a] for a in kept) + (-1,))
+    ordered = numpy_more.sort(flat, axis=-1)
+    position = qs.reshape(-1) * (int(np.prod([value.shape[a] for a in axes])) - 1)
+    low, high = np.floor(position).astype(np.int64), np.ceil(position).astype(np.int64)
+    if method == "lower":
+        result = np_api.take(ordered, low, axis=-1)
+    elif method == "higher":
+        result = np_api.take(ordered, high, axis=-1)
+    elif method == "nearest":
+        result = np_api.take(ordered, np.around(position).astype(np.int64), axis=-1)
+    else:
+        weight = (position - low if method == "linear" else np.full(position.shape, 0.5)).astype(value.dtype)
+        result = np_api.add(np_api.multiply(np_api.take(ordered, low, axis=-1), 1 - weight),
+                            np_api.multiply(np_api.take(ordered, high, axis=-1), weight))
+    if keepdims:
+        shape = [1 if a in axes else value.shape[a] for a in range(value.ndim)]
+        result = np_api.reshape(numpy_more.moveaxis(result, -1, 0), (len(position),) + tuple(shape))
+    else:
+        result = numpy_more.moveaxis(result, -1, 0)
+    return np_api.squeeze(result, axis=0) if qs.ndim == 0 else result
+
+
+def percentile(x, q, axis=None, method="linear", keepdims=False):
+    """`quantile` with q in percent."""
+    return quantile(x, np.asarray(q, dtype=np.float64) / 100.0, axis, method, keepdims)
+
+
+def median(x, axis=None, keepdims=False):
+    """The 0.5 quantile."""
+    return quantile(x, 0.5, axis, "linear", keepdims)
 
 
 # -- keras.ops.nn's poolings and convolutions (1-D and 2-D), on the tf.nn-style ops ---------------------
