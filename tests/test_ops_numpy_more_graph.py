@@ -107,6 +107,8 @@ def _composed_model(lib):
                                                                        axis=1)
     pooled = ops.average_pool(ops.max_pool(h, 2, 1), 2, 1)                      # (batch, 2, 2, 8)
     mixed = mixed + ops.mean(pooled, axis=(1, 2))
+    cells = ops.reshape(down, (-1, 16, 8))
+    mixed = mixed + ops.quantile(cells, 0.25, axis=1) + ops.percentile(cells, 75, axis=1) + ops.median(cells, axis=1)
     return lib.Model(image, L.Dense(3, name="head")(mixed))
 
 
@@ -117,7 +119,8 @@ def test_a_keras_model_written_with_the_composed_ops_loads_trains_and_goes_back(
     ours = cs.models.load_model(tmp_path / "theirs.keras")
     functions = {layer.function for layer in ours.operations if hasattr(layer, "function")}
     assert {"depth_to_space", "space_to_depth", "normalize", "moments", "glu", "norm", "divide_no_nan", "logaddexp",
-            "arctan2", "mod", "take_along_axis", "max_pool", "average_pool"} <= functions
+            "arctan2", "mod", "take_along_axis", "max_pool", "average_pool", "quantile", "percentile",
+            "median"} <= functions
     rng = np.random.default_rng(3)
     x, y = rng.standard_normal((4, 4, 4, 8)).astype("float32"), rng.standard_normal((4, 3)).astype("float32")
     assert_step_and_file_match_keras(keras, ours, theirs, x, y, "mse", tmp_path)

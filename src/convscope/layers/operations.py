@@ -29,7 +29,7 @@ __all__ = ["Operation", "symbolic_op", "symbolic_call", "operation_class", "dese
 # Parameters that are node arguments (tensors, or constants in a tensor's place); the others are config.
 _TENSOR_PARAMS = frozenset({"x", "x1", "x2", "condition", "xs", "indices", "key", "fill_value",  # full_like's too
                             "weights", "target", "output", "inputs", "start_indices", "images", "kernel",
-                            "depthwise_kernel", "pointwise_kernel"})
+                            "depthwise_kernel", "pointwise_kernel", "q"})
 _CONFIG_OF = {"resize": frozenset({"fill_value"})}          # a name above that is config in that function
 _KWARG_PARAMS = frozenset({"constant_values"})        # Keras writes these in the node's kwargs
 _ALIASES = {"abs": "absolute", "swish": "silu", "hard_swish": "hard_silu"}
