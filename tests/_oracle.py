@@ -74,6 +74,29 @@ def assert_layer_config_matches_keras_both_ways(keras, name: str, kwargs: dict, 
     return ours, theirs
 
 
+def assert_backward_matches_torch(ours, ctx, outputs, theirs, expected, tensors, rng, seeded=None, tol=1e-5):
+    """A layer's call compared with Keras' on torch's autograd: `outputs` (ours, a list) equal `expected` (Keras'
+    torch tensors); a random gradient on the outputs `seeded` (indices; the others get zeros) goes back through
+    our `backward(ctx, ...)` and through torch: the gradients of the input `tensors` and of every weight (in
+    `weights` order) agree."""
+    import torch
+    assert len(outputs) == len(expected)
+    for got, reference in zip(outputs, expected):
+        np.testing.assert_allclose(got, reference.detach().numpy(), rtol=1e-5, atol=tol)
+    seeded = range(len(outputs)) if seeded is None else seeded
+    upstream = [rng.standard_normal(np.shape(o)).astype("float32") if i in seeded else np.zeros_like(o)
+                for i, o in enumerate(outputs)]
+    sum((e * torch.tensor(u)).sum() for e, u in zip(expected, upstream)).backward()
+    grads, pairs = ours.backward(ctx, upstream if len(upstream) > 1 else upstream[0])
+    grads = grads if isinstance(grads, (list, tuple)) else [grads]
+    for grad, tensor in zip(grads, tensors):
+        np.testing.assert_allclose(grad, tensor.grad.numpy(), rtol=1e-4, atol=10 * tol)
+    mine = {id(variable): grad for variable, grad in pairs}
+    assert len(mine) == len(ours.weights) == len(theirs.weights)
+    for variable, their_variable in zip(ours.weights, theirs.weights):
+        np.testing.assert_allclose(mine[id(variable)], their_variable.value.grad.numpy(), rtol=1e-4, atol=10 * tol)
+
+
 def assert_trains_as_keras(keras, theirs, ours, x, y, optimizer, loss="mse", epochs=3, batch_size=8, atol=1e-6):
     """`ours` given Keras' weights; both compiled with `optimizer(lib)` and `loss`, fitted alike (no shuffling): the
     same loss each epoch and the same weights after."""

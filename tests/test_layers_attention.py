@@ -8,7 +8,8 @@ import pytest
 
 import convscope as cs
 from convscope import layers as L
-from _oracle import assert_layer_config_matches_keras_both_ways, assert_step_and_file_match_keras
+from _oracle import (assert_backward_matches_torch, assert_layer_config_matches_keras_both_ways,
+                     assert_step_and_file_match_keras)
 
 CASES = [
     ("Attention", {}, dict()),
@@ -41,21 +42,11 @@ def test_outputs_scores_and_gradients_match_keras_through_autograd(keras, name, 
         value_mask = rng.random((2, 6)) > 0.4
         value_mask[0, 0], value_mask[1] = True, False          # the second sample's values all masked, as Keras
         call["mask"] = [rng.random((2, 4)) > 0.3, value_mask]
-    (out, scores), ctx = ours.forward(arrays, training=True, return_attention_scores=True, **call)
+    outputs, ctx = ours.forward(arrays, training=True, return_attention_scores=True, **call)
     tensors = [torch.tensor(a, requires_grad=True) for a in arrays]
-    their_out, their_scores = theirs(tensors, return_attention_scores=True, training=True, **call)
-    np.testing.assert_allclose(out, their_out.detach().numpy(), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(scores, their_scores.detach().numpy(), rtol=1e-5, atol=1e-6)
-    upstream = rng.standard_normal(out.shape).astype("float32")
-    their_out.backward(torch.tensor(upstream))
-    grads, pairs = ours.backward(ctx, [upstream, np.zeros_like(scores)])
-    for grad, tensor in zip(grads, tensors):
-        np.testing.assert_allclose(grad, tensor.grad.numpy(), rtol=1e-4, atol=1e-5)
-    mine = {id(variable): grad for variable, grad in pairs}
-    assert len(mine) == len(ours.weights)
-    for variable, their_variable in zip(ours.weights, theirs.weights):
-        np.testing.assert_allclose(mine[id(variable)], their_variable.value.grad.numpy(), rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(ours(arrays, **call), out, rtol=1e-6, atol=1e-7)
+    expected = theirs(tensors, return_attention_scores=True, training=True, **call)
+    assert_backward_matches_torch(ours, ctx, outputs, theirs, expected, tensors, rng, seeded=[0], tol=1e-6)
+    np.testing.assert_allclose(ours(arrays, **call), outputs[0], rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("name,kwargs", [("Attention", {}), ("Attention", dict(use_scale=True, score_mode="concat",

@@ -8,7 +8,7 @@ import pytest
 
 import convscope as cs
 from convscope import layers as L
-from _oracle import assert_step_and_file_match_keras, comparable_config
+from _oracle import assert_backward_matches_torch, assert_step_and_file_match_keras, comparable_config
 
 
 def _pair(keras, rng, shapes, **kwargs):
@@ -45,21 +45,12 @@ def test_outputs_scores_and_gradients_match_keras_through_autograd(keras, kwargs
         mask[:, :, 0] = True                                    # every query sees something
         call["attention_mask"] = mask
     key = arrays[2] if len(arrays) > 2 else None
-    (out, scores), ctx = ours.forward(arrays[:2], training=True, key=key, return_attention_scores=True, **call)
+    outputs, ctx = ours.forward(arrays[:2], training=True, key=key, return_attention_scores=True, **call)
     tensors = [torch.tensor(a, requires_grad=True) for a in arrays]
-    their_out, their_scores = theirs(tensors[0], tensors[1], key=tensors[2] if key is not None else None,
-                                     return_attention_scores=True, training=True, **call)
-    np.testing.assert_allclose(out, their_out.detach().numpy(), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(scores, their_scores.detach().numpy(), rtol=1e-5, atol=1e-6)
-    upstream = rng.standard_normal(out.shape).astype("float32")
-    their_out.backward(torch.tensor(upstream))
-    grads, pairs = ours.backward(ctx, [upstream, np.zeros_like(scores)])
-    for grad, tensor in zip(grads, tensors):
-        np.testing.assert_allclose(grad, tensor.grad.numpy(), rtol=1e-4, atol=1e-4)
-    mine = {variable.name: grad for variable, grad in pairs}
-    for variable, theirs_variable in zip(ours.weights, theirs.weights):
-        np.testing.assert_allclose(mine[variable.name], theirs_variable.value.grad.numpy(), rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(ours(*arrays[:2], key=key, **call), out, rtol=1e-6, atol=1e-7)
+    expected = theirs(tensors[0], tensors[1], key=tensors[2] if key is not None else None,
+                      return_attention_scores=True, training=True, **call)
+    assert_backward_matches_torch(ours, ctx, outputs, theirs, expected, tensors, rng, seeded=[0], tol=1e-5)
+    np.testing.assert_allclose(ours(*arrays[:2], key=key, **call), outputs[0], rtol=1e-6, atol=1e-7)
 
 
 def _model(lib, with_mask, with_key=False):

@@ -7,8 +7,8 @@ import pytest
 
 import convscope as cs
 from convscope import layers as L
-from _oracle import (assert_layer_config_matches_keras_both_ways, assert_step_and_file_match_keras,
-                     assert_trains_as_keras)
+from _oracle import (assert_backward_matches_torch, assert_layer_config_matches_keras_both_ways,
+                     assert_step_and_file_match_keras, assert_trains_as_keras)
 
 CASES = [
     ("SimpleRNN", dict(units=3)),
@@ -41,18 +41,8 @@ def test_outputs_states_and_gradients_match_keras_through_autograd(keras, name, 
     assert [v.name.split("/")[-1] for v in ours.weights] == [v.path.split("/")[-1] for v in theirs.weights]
     outputs, ctx = ours.forward(x, training=True)
     tensor = torch.tensor(x, requires_grad=True)
-    expected = _as_list(theirs(tensor, training=True))
-    outputs = _as_list(outputs)
-    assert len(outputs) == len(expected)
-    upstream = [rng.normal(size=np.shape(o)).astype("float32") for o in outputs]
-    for got, reference in zip(outputs, expected):
-        np.testing.assert_allclose(got, reference.detach().numpy(), rtol=1e-5, atol=1e-6)
-    sum((e * torch.tensor(u)).sum() for e, u in zip(expected, upstream)).backward()
-    grad, pairs = ours.backward(ctx, upstream if len(upstream) > 1 else upstream[0])
-    np.testing.assert_allclose(grad, tensor.grad.numpy(), rtol=1e-4, atol=1e-5)
-    mine = {id(variable): value for variable, value in pairs}
-    for variable, their_variable in zip(ours.weights, theirs.weights):
-        np.testing.assert_allclose(mine[id(variable)], their_variable.value.grad.numpy(), rtol=1e-4, atol=1e-5)
+    assert_backward_matches_torch(ours, ctx, _as_list(outputs), theirs, _as_list(theirs(tensor, training=True)),
+                                  [tensor], rng, tol=1e-6)
 
 
 @pytest.mark.parametrize("name,kwargs", CASES[::2] + [
