@@ -119,6 +119,12 @@ class _Cell(Layer):
             return dropout_forward(np.ones((batch, width), self.dtype), rate, None, self._generator)[1]
         return mask(self.dropout, features), mask(self.recurrent_dropout, self.units)
 
+    def _gates(self, inputs, h, masks):
+        """x · kernel + h · recurrent_kernel (+ bias): every gate's pre-activation at once (the masks: dropout's)."""
+        z = ops.add(ops.matmul(_masked(inputs, masks[0]), self.kernel),
+                    ops.matmul(_masked(h, masks[1]), self.recurrent_kernel))
+        return z if self.bias is None else ops.add(z, self.bias)
+
     def call(self, inputs, states, training=False):
         """Keras' cell call: (output, new states) of one step, without dropout masks drawn across steps."""
         return self.step(inputs, list(states) if isinstance(states, (list, tuple)) else [states], (None, None))
@@ -147,10 +153,7 @@ class SimpleRNNCell(_Cell):
     """h = activation(x · kernel + h_prev · recurrent_kernel + bias)."""
 
     def step(self, inputs, states, masks):
-        h = states[0]
-        z = ops.add(ops.matmul(_masked(inputs, masks[0]), self.kernel),
-                    ops.matmul(_masked(h, masks[1]), self.recurrent_kernel))
-        h = self.activation(z if self.bias is None else ops.add(z, self.bias))
+        h = self.activation(self._gates(inputs, states[0], masks))
         return h, [h]
 
 
@@ -197,11 +200,7 @@ class LSTMCell(_GatedCell):
 
     def step(self, inputs, states, masks):
         h, c = states
-        z = ops.add(ops.matmul(_masked(inputs, masks[0]), self.kernel),
-                    ops.matmul(_masked(h, masks[1]), self.recurrent_kernel))
-        if self.bias is not None:
-            z = ops.add(z, self.bias)
-        z_i, z_f, z_c, z_o = ops.split(z, 4, axis=-1)
+        z_i, z_f, z_c, z_o = ops.split(self._gates(inputs, h, masks), 4, axis=-1)
         sigma = self.recurrent_activation
         c = ops.add(ops.multiply(sigma(z_f), c), ops.multiply(sigma(z_i), self.activation(z_c)))
         h = ops.multiply(sigma(z_o), self.activation(c))

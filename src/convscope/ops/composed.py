@@ -424,16 +424,18 @@ def _window_args(inputs, pool_or_kernel, strides, padding, data_format, fn):
     one_d = value.ndim == 3
     if one_d:                                   # (N, L, C) as (N, 1, L, C): a row of one pixel's height
         inputs = np_api.expand_dims(inputs, 1 if last else 2)
-    spatial = 1 if one_d else 2
-
-    def pair(v, arg):
-        items = (v,) * spatial if isinstance(v, (int, np.integer)) else tuple(v)
-        if len(items) != spatial:
-            raise ValueError(f"ops.{fn}: argument `{arg}` must be an int or {spatial} ints, got {v!r}")
-        return ((1,) + items) if one_d else items
-    window = None if pool_or_kernel is None else pair(pool_or_kernel, "pool_size")
-    stride = pair(strides if strides is not None else pool_or_kernel, "strides")
+    window = None if pool_or_kernel is None else _per_axis(pool_or_kernel, one_d, "pool_size", fn)
+    stride = _per_axis(strides if strides is not None else pool_or_kernel, one_d, "strides", fn)
     return inputs, window, stride, padding.upper(), "NHWC" if last else "NCHW", one_d, last
+
+
+def _per_axis(value, one_d: bool, arg: str, fn: str, lead: int = 1):
+    """An int or one int per spatial axis as the 2-D ops take it: a 1-D op's led by `lead` (its row axis)."""
+    spatial = 1 if one_d else 2
+    items = (value,) * spatial if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(items) != spatial:
+        raise ValueError(f"ops.{fn}: argument `{arg}` must be an int or {spatial} ints, got {value!r}")
+    return ((lead,) + items) if one_d else items
 
 
 def _unrow(out, one_d, last):
@@ -454,12 +456,6 @@ def average_pool(inputs, pool_size, strides=None, padding="valid", data_format=N
     return _unrow(avg_pool2d(x, window, stride, pad, fmt), one_d, last)
 
 
-def _dilations(dilation_rate, one_d):
-    pair = (dilation_rate,) * (1 if one_d else 2) if isinstance(dilation_rate, (int, np.integer)) else \
-        tuple(dilation_rate)
-    return ((1,) + pair) if one_d else pair
-
-
 def _as_2d_kernel(kernel, one_d):
     return np_api.expand_dims(kernel, 0) if one_d else kernel
 
@@ -467,7 +463,8 @@ def _as_2d_kernel(kernel, one_d):
 def depthwise_conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
     """Keras' `ops.depthwise_conv` of 1-D or 2-D inputs: kernel (spatial..., in, multiplier)."""
     x, _, stride, pad, fmt, one_d, last = _window_args(inputs, None, strides, padding, data_format, "depthwise_conv")
-    out = depthwise_conv2d(x, _as_2d_kernel(kernel, one_d), stride, pad, fmt, _dilations(dilation_rate, one_d))
+    out = depthwise_conv2d(x, _as_2d_kernel(kernel, one_d), stride, pad, fmt,
+                           _per_axis(dilation_rate, one_d, "dilation_rate", "depthwise_conv"))
     return _unrow(out, one_d, last)
 
 
@@ -476,7 +473,7 @@ def separable_conv(inputs, depthwise_kernel, pointwise_kernel, strides=1, paddin
     """Keras' `ops.separable_conv`: `depthwise_conv`, then a 1×1 convolution by `pointwise_kernel`."""
     x, _, stride, pad, fmt, one_d, last = _window_args(inputs, None, strides, padding, data_format, "separable_conv")
     out = separable_conv2d(x, _as_2d_kernel(depthwise_kernel, one_d), _as_2d_kernel(pointwise_kernel, one_d), stride,
-                           pad, fmt, _dilations(dilation_rate, one_d))
+                           pad, fmt, _per_axis(dilation_rate, one_d, "dilation_rate", "separable_conv"))
     return _unrow(out, one_d, last)
 
 
@@ -485,13 +482,10 @@ def conv_transpose(inputs, kernel, strides=1, padding="valid", output_padding=No
     """Keras' `ops.conv_transpose` of 1-D or 2-D inputs: kernel (spatial..., out, in); the output's size by Keras'
     Conv2DTranspose rule (with `output_padding`)."""
     x, _, stride, pad, fmt, one_d, last = _window_args(inputs, None, strides, padding, data_format, "conv_transpose")
-    extra = None
-    if output_padding is not None:
-        extra = (output_padding,) * (1 if one_d else 2) if isinstance(output_padding, (int, np.integer)) else \
-            tuple(output_padding)
-        extra = ((0,) + extra) if one_d else extra
-    out = conv2d_transpose(x, _as_2d_kernel(kernel, one_d), None, stride, pad, fmt, _dilations(dilation_rate, one_d),
-                           extra)
+    extra = None if output_padding is None else _per_axis(output_padding, one_d, "output_padding", "conv_transpose",
+                                                          lead=0)
+    out = conv2d_transpose(x, _as_2d_kernel(kernel, one_d), None, stride, pad, fmt,
+                           _per_axis(dilation_rate, one_d, "dilation_rate", "conv_transpose"), extra)
     return _unrow(out, one_d, last)
 
 
