@@ -8,7 +8,8 @@ import pytest
 
 import convscope as cs
 from convscope import layers as L
-from _oracle import assert_backward_matches_torch, assert_step_and_file_match_keras, comparable_config
+from _oracle import (assert_backward_matches_torch, assert_layer_config_matches_keras_both_ways,
+                     assert_step_and_file_match_keras, comparable_config)
 
 
 def _pair(keras, rng, shapes, **kwargs):
@@ -85,21 +86,14 @@ def test_a_keras_model_loads_trains_a_step_and_saves_as_keras(keras, tmp_path, w
     assert_step_and_file_match_keras(keras, ours, theirs, x if with_mask else x[0], y, "mse", tmp_path)
 
 
-@pytest.mark.parametrize("kwargs", [dict(num_heads=2, key_dim=3),
-                                    dict(num_heads=4, key_dim=8, value_dim=6, dropout=0.1, use_bias=False,
-                                         output_shape=(5,), attention_axes=(1,), use_gate=True),
-                                    dict(num_heads=2, key_dim=3, kernel_initializer="he_normal", bias_initializer="ones",
-                                         kernel_regularizer="l2", bias_regularizer="l1", activity_regularizer="l2",
-                                         kernel_constraint="non_neg", bias_constraint="unit_norm")])
+@pytest.mark.parametrize("kwargs", [
+    dict(num_heads=2, key_dim=3),
+    dict(num_heads=4, key_dim=8, value_dim=6, dropout=0.1, use_bias=False, output_shape=(5,), attention_axes=(1,),
+         use_gate=True),
+    dict(num_heads=2, key_dim=3, kernel_initializer="he_normal", bias_initializer="ones", kernel_regularizer="l2",
+         bias_regularizer="l1", activity_regularizer="l2", kernel_constraint="non_neg", bias_constraint="unit_norm")])
 def test_config_matches_keras_both_ways(keras, kwargs):
-    import json
-    theirs = keras.layers.MultiHeadAttention(**kwargs)
-    ours = L.deserialize(json.loads(json.dumps(keras.saving.serialize_keras_object(theirs))))
-    assert type(ours) is L.MultiHeadAttention
-    expected = comparable_config(theirs.get_config())
-    assert comparable_config(ours.get_config()) == expected
-    back = keras.saving.deserialize_keras_object(json.loads(json.dumps(L.serialize(ours))))
-    assert comparable_config(back.get_config()) == expected
+    assert_layer_config_matches_keras_both_ways(keras, "MultiHeadAttention", kwargs)
 
 
 def test_projections_take_keras_initializers_regularizers_and_constraints(keras):
