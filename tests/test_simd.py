@@ -49,3 +49,26 @@ def test_store_first_writes_the_first_count_lanes_only(features, tmp_path):
     done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split() == [str(vector_bits() if features == "host" else 256), "ok"]
+
+
+def test_prefetch_is_a_hint_that_changes_no_value_and_never_faults():
+    """`simd.prefetch` compiles and leaves the sums alone, at addresses inside the array and far past its end (a
+    strip's row `AHEAD_ROWS` on, beyond the matrix's last row: x86 never faults on a prefetch)."""
+    import numba
+    import numpy as np
+
+    from convscope.ops.simd import prefetch
+
+    @numba.njit
+    def summed(values, ahead):
+        total = np.float32(0)
+        for i in range(values.size):
+            prefetch(values, i + ahead)
+            total += values[i]
+        return total
+
+    values = np.random.default_rng(0).standard_normal(4096).astype(np.float32)
+    plain = summed(values, 0)
+    for ahead in (16, 4096, 1 << 20, 1 << 28):
+        assert summed(values, ahead) == plain
+    assert np.isclose(plain, values.sum(dtype=np.float64), rtol=1e-4)

@@ -4,7 +4,8 @@ BLAS' product packs the whole matrix on every call; with few rows each packed el
 times, and the packing costs about as much as the multiply-adds.  Here the matrix is read as it lies: for
 each block of `DEPTH_BLOCK` of its rows (a strip of its columns stays in L1), each strip of two vectors of
 columns (three where vectors are 512-bit: 32 registers hold tiles of `WIDE_ROWS` rows), each tile of rows
-of the input sums into registers, and the matrix streams from memory once.  Each output is summed block by
+of the input sums into registers, and the matrix streams from memory once (the first tile of each strip
+asks for the rows `AHEAD_ROWS` on: `_prefetch`).  Each output is summed block by
 block (a chain of fused multiply-adds in the depth's order per block, added to the total of the blocks before
 it: as accurate as BLAS' blocked sums, where one chain over 3136 products lost 4x more), the same operations
 whatever the tile or the threads: a row's bits are those of the row alone, on any machine (they may differ
@@ -23,7 +24,7 @@ import numpy as np
 from . import compiled
 
 if compiled.available():
-    from .simd import add, broadcast, fma, load, store_first, zeros
+    from .simd import add, broadcast, fma, load, prefetch, store_first, zeros
 
 __all__ = ["MIN_ROWS", "MAX_ROWS", "MIN_BYTES", "ROWS", "WIDE_ROWS", "DEPTH_BLOCK", "applies", "column_ranges",
            "strip", "product"]
@@ -34,6 +35,7 @@ MAX_ROWS = 32           # more rows reuse BLAS' packed matrix enough to pay for 
 MIN_BYTES = 1 << 20     # a smaller matrix: BLAS' packing is cheap beside the products
 ROWS = 4                # rows per tile of a pair of vectors: 8 vectors of accumulators (AVX2's 16 registers)
 WIDE_ROWS = 8           # rows per tile of three 512-bit vectors: 24 accumulators of the 32 registers
+AHEAD_ROWS = 16         # the first tile of a strip asks for the strip's rows this far ahead (see `_prefetch`)
 DEPTH_BLOCK = 256       # matrix rows per block: a strip 16 KB with AVX2, 48 KB with three 512-bit vectors
 
 
@@ -81,7 +83,7 @@ def product(a: np.ndarray, b: np.ndarray, out: np.ndarray, start: int, stop: int
     if not (0 <= start <= stop <= b.shape[1] and start % lanes() == 0):
         raise ValueError(f"dense_tiles.product: arguments `start`, `stop` must be columns 0 <= start <= stop <= "
                          f"{b.shape[1]}, start a multiple of {lanes()}, got {start}, {stop}")
-    _kernel_for(lanes())(a, b, out, start, stop, DEPTH_BLOCK)
+    _kernel_for(lanes())(a, b, out, start, stop, DEPTH_BLOCK, AHEAD_ROWS * b.shape[1])
 
 
 def _make_kernel(width: int):
@@ -92,7 +94,7 @@ def _make_kernel(width: int):
     triples = width > 8
 
     @compiled.kernel
-    def tiles(x, w, out, start, stop, block):
+    def tiles(x, w, out, start, stop, block, ahead):
         count, depth = x.shape
         columns = w.shape[1]
         xf, wf, of = x.reshape(-1), w.reshape(-1), out.reshape(-1)
@@ -108,10 +110,11 @@ def _make_kernel(width: int):
             for c in range(start, triples_stop, 3 * width):
                 r = 0
                 while r + WIDE_ROWS <= count:
-                    _tile_8x3(xf, wf, of, r, c, k0, k1, depth, columns, resume, width, zero)
+                    _tile_8x3(xf, wf, of, r, c, k0, k1, depth, columns, resume, width, zero, ahead if r == 0 else 0)
                     r += WIDE_ROWS
                 if r + ROWS <= count:
-                    _tile_pair(xf, wf, of, r, c, k0, k1, depth, columns, resume, width, zero)
+                    _tile_pair(xf, wf, of, r, c, k0, k1, depth, columns, resume, width, zero, ahead if r == 0 else 0,
+                               3 * width)
                     _tile_vector(xf, wf, of, r, c + 2 * width, k0, k1, depth, columns, r * columns + c + 2 * width,
                                  columns, resume, width, zero)
                     r += ROWS
@@ -121,7 +124,8 @@ def _make_kernel(width: int):
             for c in range(triples_stop, pairs_stop, 2 * width):
                 r = 0
                 while r + ROWS <= count:
-                    _tile_pair(xf, wf, of, r, c, k0, k1, depth, columns, resume, width, zero)
+                    _tile_pair(xf, wf, of, r, c, k0, k1, depth, columns, resume, width, zero, ahead if r == 0 else 0,
+                               2 * width)
                     r += ROWS
                 while r < count:
                     _row_pair(xf, wf, of, r, c, k0, k1, depth, columns, resume, width, zero)
@@ -148,13 +152,27 @@ def _make_kernel(width: int):
 
 if compiled.available():
     @compiled.kernel(inline=True)
-    def _tile_pair(xf, wf, of, r, c, k0, k1, depth, columns, resume, width, zero):
+    def _prefetch(wf, at, span):
+        """Asks for the cache lines of wf[at:at + span] (a strip's row, `ahead` rows on: a matrix's rows lie
+        thousands of bytes apart, a stride the hardware's prefetchers do not follow, and a matrix larger than
+        the last-level cache then streamed at the memory's latency, not its bandwidth: a 3136 x 1000 matrix at
+        half the speed of one in cache on a 2-core AMD EPYC VM; measurements: benchmarks/README.md).  An
+        address past the matrix is only a hint: it never faults."""
+        for offset in range(0, span, 16):
+            prefetch(wf, at + offset)
+        prefetch(wf, at + span - 1)
+
+    @compiled.kernel(inline=True)
+    def _tile_pair(xf, wf, of, r, c, k0, k1, depth, columns, resume, width, zero, ahead, span):
         """Rows r..r+3 by columns c..c+2*width, summed over the matrix rows k0..k1 and stored in `of`, or added
-        to the sums there (`resume`)."""
+        to the sums there (`resume`); with `ahead`, the strip's `span` columns of the row `ahead` elements on are
+        asked for (`_prefetch`)."""
         at = r * columns + c
         a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = zero
         base = r * depth
         for k in range(k0, k1):
+            if ahead:
+                _prefetch(wf, k * columns + c + ahead, span)
             w0, w1 = load(wf, k * columns + c, zero), load(wf, k * columns + c + width, zero)
             x0 = broadcast(xf, base + k, zero)
             a0, a1 = fma(x0, w0, a0), fma(x0, w1, a1)
@@ -210,13 +228,16 @@ if compiled.available():
         store_first(of, at + 2 * width, v2, width)
 
     @compiled.kernel(inline=True)
-    def _tile_8x3(xf, wf, of, r, c, k0, k1, depth, columns, resume, width, zero):
-        """Rows r..r+7 by columns c..c+3*width, summed over the matrix rows k0..k1 (`_tile_pair`'s sums)."""
+    def _tile_8x3(xf, wf, of, r, c, k0, k1, depth, columns, resume, width, zero, ahead):
+        """Rows r..r+7 by columns c..c+3*width, summed over the matrix rows k0..k1 (`_tile_pair`'s sums and
+        prefetches)."""
         a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = a9 = a10 = a11 = zero
         b0 = b1 = b2 = b3 = b4 = b5 = b6 = b7 = b8 = b9 = b10 = b11 = zero
         base = r * depth
         for k in range(k0, k1):
             at = k * columns + c
+            if ahead:
+                _prefetch(wf, at + ahead, 3 * width)
             w0, w1, w2 = load(wf, at, zero), load(wf, at + width, zero), load(wf, at + 2 * width, zero)
             x = broadcast(xf, base + k, zero)
             a0, a1, a2 = fma(x, w0, a0), fma(x, w1, a1), fma(x, w2, a2)
@@ -281,7 +302,7 @@ if compiled.available():
         store_first(of, at, a0, width)
 else:  # pragma: no cover - exercised where numba is not installed
     _tile_pair = _row_pair = _row_vector = _tile_vector = None
-    _store_triple = _tile_8x3 = _row_triple = None
+    _store_triple = _tile_8x3 = _row_triple = _prefetch = None
 
 
 @functools.lru_cache(maxsize=None)

@@ -32,7 +32,7 @@ from . import compiled
 
 __all__ = ["vector_bits", "Float32Vector", "zeros", "full", "load", "broadcast", "fma", "add", "subtract", "multiply",
            "divide", "clip", "relu", "max_or_nan", "index_of_max", "store_first", "store_stream", "stream_fence",
-           "epilogue"]
+           "prefetch", "epilogue"]
 
 _FLOAT = ir.FloatType()
 _INT32 = ir.IntType(32)
@@ -233,6 +233,23 @@ def store_stream(typingctx, arr, index, v):
         store.set_metadata("nontemporal", builder.module.add_metadata([ir.Constant(_INT32, 1)]))
         return context.get_dummy_value()
     return types.void(arr, types.intp, v), codegen
+
+
+@intrinsic
+def prefetch(typingctx, arr, index):
+    """A hint to bring the cache line holding arr[index] into the caches (the CPU may ignore it; no fault on any
+    address): a kernel that will read strided rows of a large matrix asks for them ahead of its use, where the
+    hardware's prefetchers do not see the stride."""
+    _check_array(arr)
+
+    def codegen(context, builder, signature, args):
+        byte = ir.IntType(8).as_pointer()
+        pointer = builder.bitcast(_address(context, builder, signature.args[0], args[0], args[1]), byte)
+        function = builder.module.declare_intrinsic("llvm.prefetch.p0", fnty=ir.FunctionType(
+            ir.VoidType(), [byte, _INT32, _INT32, _INT32]))
+        builder.call(function, [pointer, ir.Constant(_INT32, 0), ir.Constant(_INT32, 3), ir.Constant(_INT32, 1)])
+        return context.get_dummy_value()
+    return types.void(arr, types.intp), codegen
 
 
 @intrinsic
