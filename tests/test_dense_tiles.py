@@ -82,15 +82,15 @@ def test_column_ranges_are_whole_strips_but_the_last(columns, parts, bits, strip
 
 
 def test_where_the_tiles_apply():
-    """5-32 float32 rows by a C-contiguous float32 matrix of 1 MiB or more; not a
+    """5-32 float32 rows (64 where vectors are 512-bit) by a C-contiguous float32 matrix of 1 MiB or more; not a
     few rows (`few_rows`), not many, not float64, not a strided or small matrix, not with compiled ops off."""
     if dt.lanes() < 8:
         pytest.skip("the SIMD tiles need AVX2 or wider")
     b = np.ones((1024, 256), np.float32)                       # 1 MiB
     assert dt.applies(np.ones((dt.MIN_ROWS, 1024), np.float32), b)
-    assert dt.applies(np.ones((dt.MAX_ROWS, 1024), np.float32), b)
+    assert dt.applies(np.ones((dt.max_rows(), 1024), np.float32), b)
     assert not dt.applies(np.ones((dt.MIN_ROWS - 1, 1024), np.float32), b)
-    assert not dt.applies(np.ones((dt.MAX_ROWS + 1, 1024), np.float32), b)
+    assert not dt.applies(np.ones((dt.max_rows() + 1, 1024), np.float32), b)
     assert not dt.applies(np.ones((8, 1024)), b.astype(np.float64))
     assert not dt.applies(np.ones((8, 1024), np.float32), np.asfortranarray(b))
     assert not dt.applies(np.ones((8, 1023), np.float32), b[:1023])
@@ -98,13 +98,25 @@ def test_where_the_tiles_apply():
         assert not dt.applies(np.ones((8, 1024), np.float32), b)
 
 
+@pytest.mark.parametrize("bits,rows", [(256, 32), (512, 64)])
+def test_the_wide_tiles_take_more_rows(bits, rows, monkeypatch):
+    """AVX2's 4 x 2 tiles up to 32 rows, the 8 x 3 tiles of 512-bit vectors up to 64 (BLAS' packed matrix pays
+    for itself later beside them)."""
+    monkeypatch.setattr(dt, "VECTOR_BITS", bits)
+    monkeypatch.setattr(compiled, "active", lambda: True)
+    b = np.ones((1024, 256), np.float32)
+    assert dt.max_rows() == rows
+    assert dt.applies(np.ones((rows, 1024), np.float32), b)
+    assert not dt.applies(np.ones((rows + 1, 1024), np.float32), b)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_parallel_matmul_takes_the_tiles_by_columns_among_the_threads(threads, monkeypatch):
-    """A Dense layer's product on `MAX_ROWS` samples (32): `parallel.matmul` gives the
+    """A Dense layer's product on `max_rows()` samples (32 or 64): `parallel.matmul` gives the
     tiles' bits (not BLAS'), on the pool's threads for a large product, the float64 product's to rounding."""
     if dt.lanes() < 8:
         pytest.skip("the SIMD tiles need AVX2 or wider")
-    a, b = _case(np.random.default_rng(3), dt.MAX_ROWS, 3136, 1000)
+    a, b = _case(np.random.default_rng(3), dt.max_rows(), 3136, 1000)
     monkeypatch.setattr(parallel, "worker_count", lambda: threads)
     monkeypatch.setattr(parallel, "single_threaded_blas", lambda: pytest.fail("BLAS called"))
     handed = []
@@ -119,15 +131,15 @@ def test_parallel_matmul_takes_the_tiles_by_columns_among_the_threads(threads, m
 
 
 def test_a_dense_layer_predicts_each_sample_as_in_any_batch_of_its_size():
-    """Seed 000's Dense (3136 -> 1000) through the tiles at batch `MAX_ROWS` and `MIN_ROWS`: a sample's output
+    """Seed 000's Dense (3136 -> 1000) through the tiles at batch `max_rows()` and `MIN_ROWS`: a sample's output
     the same bits in either batch, and NumPy's float64 layer to rounding."""
     if dt.lanes() < 8:
         pytest.skip("the SIMD tiles need AVX2 or wider")
     from convscope.layers import Dense
     layer = Dense(1000, activation="relu")
     layer.build((None, 3136))
-    x = np.random.default_rng(5).standard_normal((dt.MAX_ROWS, 3136)).astype(np.float32)
-    part = slice(dt.MAX_ROWS // 4, dt.MAX_ROWS // 4 + dt.MIN_ROWS)
+    x = np.random.default_rng(5).standard_normal((dt.max_rows(), 3136)).astype(np.float32)
+    part = slice(dt.max_rows() // 4, dt.max_rows() // 4 + dt.MIN_ROWS)
     y_all, y_part = np.asarray(layer(x)), np.asarray(layer(x[part]))
     assert np.array_equal(y_all[part], y_part)
     kernel, bias = (np.asarray(w, np.float64) for w in layer.get_weights())

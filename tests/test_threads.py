@@ -414,7 +414,7 @@ def test_rows_by_a_large_matrix_never_run_on_blas_own_threads_and_the_bits_do_no
     each with BLAS single-threaded: BLAS' own threads, once used, spin for ~0.1 s of CPU and slow every op
     after them.  The column blocks are the same on one thread or two, so the bits are too (OpenBLAS' Haswell
     kernels give other bits for a product of other columns), and they are the serial product's to rounding.
-    Up to `dense_tiles.MAX_ROWS` rows (compiled, AVX2 or wider) the chunks run the SIMD tiles, which call no
+    Up to `dense_tiles.max_rows()` rows (compiled, AVX2 or wider) the chunks run the SIMD tiles, which call no
     BLAS and leave its count as it is, with the tiles' bits."""
     import threadpoolctl
     from convscope.ops import dense_tiles

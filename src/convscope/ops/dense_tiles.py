@@ -26,12 +26,13 @@ from . import compiled
 if compiled.available():
     from .simd import add, broadcast, fma, load, prefetch, store_first, zeros
 
-__all__ = ["MIN_ROWS", "MAX_ROWS", "MIN_BYTES", "ROWS", "WIDE_ROWS", "DEPTH_BLOCK", "applies", "column_ranges",
-           "strip", "product"]
+__all__ = ["MIN_ROWS", "MAX_ROWS", "WIDE_MAX_ROWS", "MIN_BYTES", "ROWS", "WIDE_ROWS", "DEPTH_BLOCK", "AHEAD_ROWS",
+           "applies", "max_rows", "column_ranges", "strip", "product"]
 
 VECTOR_BITS = 32 * compiled.float32_lanes()     # 0 without numba or below AVX2: no tiles
 MIN_ROWS = 5            # fewer rows: `few_rows` (each row streams the matrix alone)
-MAX_ROWS = 32           # more rows reuse BLAS' packed matrix enough to pay for it
+MAX_ROWS = 32           # more rows reuse BLAS' packed matrix enough to pay for it (AVX2's tiles)
+WIDE_MAX_ROWS = 64      # the same for the tiles of three 512-bit vectors (see `max_rows`)
 MIN_BYTES = 1 << 20     # a smaller matrix: BLAS' packing is cheap beside the products
 ROWS = 4                # rows per tile of a pair of vectors: 8 vectors of accumulators (AVX2's 16 registers)
 WIDE_ROWS = 8           # rows per tile of three 512-bit vectors: 24 accumulators of the 32 registers
@@ -45,11 +46,19 @@ def lanes() -> int:
 
 
 def applies(a: np.ndarray, b: np.ndarray) -> bool:
-    """True for a float32 `a` of `MIN_ROWS`-`MAX_ROWS` rows times a float32 C-contiguous `b` of at least
+    """True for a float32 `a` of `MIN_ROWS`-`max_rows()` rows times a float32 C-contiguous `b` of at least
     `MIN_BYTES` and one vector of columns, compiled ops on, AVX2 or wider."""
-    return (a.ndim == 2 and b.ndim == 2 and MIN_ROWS <= a.shape[0] <= MAX_ROWS and a.shape[1] == b.shape[0]
+    return (a.ndim == 2 and b.ndim == 2 and MIN_ROWS <= a.shape[0] <= max_rows() and a.shape[1] == b.shape[0]
             and a.dtype == np.float32 and b.dtype == np.float32 and b.flags.c_contiguous
             and b.nbytes >= MIN_BYTES and b.shape[1] >= lanes() and VECTOR_BITS >= 256 and compiled.active())
+
+
+def max_rows() -> int:
+    """The most rows the tiles take: `WIDE_MAX_ROWS` where vectors are 512-bit (8 x 3 tiles, 24 accumulators:
+    the tiles ran 0.82-0.89x BLAS' time up to 128 rows on a Zen 4 VM, 0.98x at 64 and 1.05x at 128 on an Intel
+    VM), else `MAX_ROWS` (AVX2's 4 x 2 tiles: 1.03-1.04x BLAS' time at 64-128 rows).  Measurements:
+    benchmarks/README.md, 'Measurements behind the code's choices'."""
+    return WIDE_MAX_ROWS if VECTOR_BITS >= 512 else MAX_ROWS
 
 
 def strip() -> int:

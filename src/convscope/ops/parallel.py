@@ -315,7 +315,7 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     but a few rows times a large `b` split by columns too (see `STREAMED_BYTES`); a large `b` split by
     columns in `column_blocks`, whatever the thread count; and up to `GEMV_ROWS` rows compiled, each row
     alone (`few_rows`: in one call, or by blocks of `b`'s rows among the threads from `STREAMED_BYTES`;
-    else BLAS' matrix-vector product per row where `b` is large); up to `dense_tiles.MAX_ROWS` rows by a large
+    else BLAS' matrix-vector product per row where `b` is large); up to `dense_tiles.max_rows()` rows by a large
     float32 `b` in SIMD tiles (`dense_tiles`, by columns among the threads).  BLAS never runs on its own threads."""
     if few_rows.applies(a, b):
         return few_rows.matmul(a, b) if b.nbytes < STREAMED_BYTES else _few_rows_by_depth(a, b)
