@@ -4,6 +4,8 @@ AVX2's and AVX-512's vector widths (LLVM splits the wider vectors where it must)
 (`applies`), that a row's bits do not depend on the rows beside it, NaN and infinities as the NumPy
 epilogue, and the fused ops that take it (a 1x1 `conv2d_epilogue_inference`, MobileNetV2's blocks)."""
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -432,15 +434,17 @@ def test_streamed_stores_give_the_same_bits_and_need_an_aligned_output(width):
         assert array.ctypes.data % 64 == 0
 
 
-def test_a_product_streams_its_output_where_it_is_large_and_shallow(width, monkeypatch):
+@pytest.mark.parametrize("pack_rows", [512, sys.maxsize])
+def test_a_product_streams_its_output_where_it_is_large_and_shallow(width, pack_rows, monkeypatch):
     """`streams`: at most `DEEP_MAX_DEPTH` input channels and an output of `STREAM_BYTES` or more; the 1x1
-    path then asks the packed tiles to stream (ResNet50's 64 -> 256 at batch 32), and not for a deeper
-    product; the numbers the unfused reference's."""
+    path then asks the tiles rows first, packed or not, to stream (ResNet50's 64 -> 256 at batch 32), and not
+    for a deeper product; the numbers the unfused reference's."""
     assert ps.streams(ps.DEEP_MAX_DEPTH, ps.STREAM_BYTES)
     assert not ps.streams(ps.DEEP_MAX_DEPTH + 1, ps.STREAM_BYTES)
     assert not ps.streams(ps.DEEP_MAX_DEPTH, ps.STREAM_BYTES - 1)
     rng = np.random.default_rng(10)
     monkeypatch.setattr(ps, "STREAM_BYTES", 1 << 16)
+    monkeypatch.setattr(ps, "PACK_ROWS", pack_rows)         # packed (AVX2's rule) or as it lies (512-bit vectors')
     product = ps.deep_product_rows
     streamed = []
     monkeypatch.setattr(ps, "deep_product_rows", lambda *args, **kwargs: streamed.append(args[-1]) or product(*args,
@@ -456,7 +460,10 @@ def test_a_product_streams_its_output_where_it_is_large_and_shallow(width, monke
         got = fi.conv2d_epilogue_inference(x, w, 1, "VALID", **kwargs)
         np.testing.assert_allclose(got, fi.conv2d_epilogue_reference(x, w, 1, "VALID", **kwargs), rtol=1e-5,
                                    atol=1e-4)
-        assert streamed and set(streamed) == {channels <= ps.DEEP_MAX_DEPTH}
+        if channels <= ps.DEEP_MAX_DEPTH:
+            assert streamed and set(streamed) == {True}
+        else:                                               # packed tiles not streaming, or BLAS' product
+            assert set(streamed) <= {False} and (streamed or pack_rows == sys.maxsize)
 
 
 def test_with_512_bit_vectors_large_1x1_products_are_left_to_blas(monkeypatch):

@@ -129,11 +129,11 @@ def _present(zeros, dtype, bias, scale, shift) -> tuple:
 
 def _rows_arrays(dtype, matrix, count, bias, scale, shift, residual, codes, out_bytes: int = 0):
     """`_product_rows`' arrays for a product of `count` rows by `matrix`: `_epilogue_arrays`', then the matrix
-    packed once for all its blocks where `pointwise_simd.packs` (else None), then whether the packed tiles
-    stream their output (`pointwise_simd.streams`, for an output of `out_bytes`)."""
+    packed once for all its blocks where `pointwise_simd.packs` (else None), then whether the tiles rows first
+    (packed or not) stream their output (`pointwise_simd.streams`, for an output of `out_bytes`)."""
     swish = _HARD_SWISH in (codes[0], codes[3])
     packed = pointwise_simd.pack(matrix) if pointwise_simd.packs(count, matrix, swish) else None
-    stream = packed is not None and pointwise_simd.streams(matrix.shape[0], out_bytes)
+    stream = pointwise_simd.streams(matrix.shape[0], out_bytes)     # read by the tiles rows first only
     return _epilogue_arrays(dtype, matrix.shape[1], bias, scale, shift, residual) + (packed, stream)
 
 

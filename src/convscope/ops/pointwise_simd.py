@@ -15,7 +15,7 @@ in L1 while it runs through the channels, so the output and the residual (ResNet
 in order.  Its filters are read from the matrix as it is (33-64 input channels), or, for a product of at
 least `PACK_ROWS` rows and more than 32 input channels, from a copy packed once per op (`pack`: each pair of vectors of
 channels a contiguous strip, read in order from L1 or L2; the copy costs about what 300 rows of product
-save).  Packed or not, each output's sum is the same, in the same order.  A packed product of few input
+save).  Packed or not, each output's sum is the same, in the same order.  A product rows first of few input
 channels with a large output (`streams`) stores it non-temporally: it is written without being read first.
 Compiled path, float32, AVX2 or wider.  The measurements behind the limits: benchmarks/README.md,
 'Measurements behind the code's choices'.
@@ -31,8 +31,8 @@ import numpy as np
 from . import compiled
 
 if compiled.available():
-    from .simd import (add, broadcast, clip, fma, full, load, multiply, store_first, store_stream, stream_fence,
-                       vector_bits, zeros)
+    from .simd import (add, broadcast, clip, fma, full, load, multiply, prefetch, store_first, store_stream,
+                       stream_fence, vector_bits, zeros)
 
 __all__ = ["MAX_DEPTH", "DEEP_MAX_DEPTH", "PACK_ROWS", "ROWS", "applies", "product_rows", "deep_applies", "packs",
            "pack", "packed_applies", "streams", "deep_product_rows", "deep_kernel", "tiles_fit", "deep_fits"]
@@ -79,7 +79,8 @@ def packed_applies(rows: np.ndarray, packed: np.ndarray) -> bool:
 
 
 def streams(depth: int, out_bytes: int) -> bool:
-    """True where a packed product writes its output with non-temporal stores (`deep_product_rows`' `stream`):
+    """True where the tiles rows first, packed or not, write their output with non-temporal stores
+    (`deep_product_rows`' `stream`):
     at most `DEEP_MAX_DEPTH` input channels (few multiply-adds per output: the writes bound it) and an output
     of `STREAM_BYTES` or more, too large for the next op to find in the caches anyway (ResNet50's 56 x 56 x
     256 at batch 32)."""
@@ -151,7 +152,9 @@ def deep_product_rows(rows: np.ndarray, matrix: np.ndarray, out: np.ndarray, bia
     in turn while its rows stay in L1 (the output and the residual then stream in order: the channels-first
     order of `product_rows` read them a strip at a time, slower from this depth on; measurements:
     benchmarks/README.md, 'Measurements behind the code's choices').  `stream`: each output vector stored
-    non-temporally (`simd.store_stream`) where `out` is aligned to a vector (else stored as usual)."""
+    non-temporally (`simd.store_stream`) where `out` is aligned to a vector (else stored as usual).  With a
+    residual, each tile asks for the next tile's residual rows while it sums (`simd.prefetch`): rows a
+    strip at a time are a pattern the hardware's prefetchers follow late."""
     packed = matrix.ndim == 3
     depth = matrix.shape[1] if packed else matrix.shape[0]
     channels = matrix.shape[0] * matrix.shape[2] if packed else matrix.shape[1]
@@ -281,6 +284,11 @@ def _make_deep_kernel(width: int):
                 b0, b1 = load(bias, c, zero), load(bias, c + width, zero)
                 s0, s1 = load(scale, c, zero), load(scale, c + width, zero)
                 h0, h1 = load(shift, c, zero), load(shift, c + width, zero)
+                if has_residual:            # the next tile's residual for these channels, asked for ahead
+                    for i in range(ROWS):
+                        ahead = (r + ROWS + i) * channels + c
+                        prefetch(rf, ahead)
+                        prefetch(rf, ahead + 2 * width - 1)
                 sums = _tile_sums(xf, wf, r * depth, depth, step, c * scale_c, width, zero)
                 for i in range(ROWS):       # `finish_channels`' operations, the residual after the map
                     at = (r + i) * channels + c
