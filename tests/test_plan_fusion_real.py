@@ -168,29 +168,33 @@ def test_conv2d_epilogue_inference_matches_the_unfused_reference(seed):
 @pytest.mark.parametrize("seed", range(6))
 def test_each_conv2d_epilogue_path_alone_matches_the_unfused_reference(path, seed, monkeypatch):
     """Each entry of the ordered path list run alone on a random configuration it applies to: the 1x1
-    product of few rows shared among the threads by columns, the 1x1 product in blocks of rows (two seeds
+    product of few rows shared among the threads by columns (`dense_tiles`' products on a 7x7 image, or BLAS'),
+    the 1x1 product in blocks of rows (two seeds
     past fi.SMALL_WORK, so the blocks are shared among the threads), the convolution's own epilogue, the
     convolution then the rest."""
     rng = np.random.default_rng(300 + seed)
     entry = next(e for e in fi._CONV_PATHS if e[0] == path)
     asked = None
-    if path == "gemm_1x1_columns" and not fi.compiled.active():
+    tiles = path == "gemm_1x1_column_tiles"   # float32, 5-64 rows (a 7x7 image), a matrix of 1 MB or more
+    if path.startswith("gemm_1x1_column") and not (fi.compiled.active() and (not tiles or fi.dense_tiles.lanes())):
         asked = []          # it applies its epilogue with the compiled kernel: here it must decline
         monkeypatch.setattr(fi, "_CONV_PATHS", recording(fi._CONV_PATHS, asked))
     else:
         monkeypatch.setattr(fi, "_CONV_PATHS", (entry,))
-    dtype = (np.float32, np.float64)[seed % 2]
+    dtype = np.float32 if tiles else (np.float32, np.float64)[seed % 2]
     pointwise = path.startswith("gemm")
     big = path == "gemm_1x1" and seed < 2
     columns = path == "gemm_1x1_columns"      # few rows (<= fi.COLUMN_SPLIT_ROWS), >= 64 columns, past SMALL_WORK
     stride = int(rng.choice([1, 2]))
     # (a 1x1 convolution of one image takes the 1x1 paths, not conv2d_inference's own epilogue)
     lowest = 2 if path == "conv2d_inference" else 1
-    n, hw = (3, 40) if big else (2, 17) if columns else (int(rng.integers(lowest, 4)), int(rng.integers(5, 13)))
-    inputs = 64 if big else (96 if stride == 1 else 400) if columns else int(rng.integers(1, 40))
+    n, hw = ((3, 40) if big else (2, 17) if columns else (1, 7) if tiles
+             else (int(rng.integers(lowest, 4)), int(rng.integers(5, 13))))
+    inputs = 64 if big else (96 if stride == 1 else 400) if columns else 400 if tiles else int(rng.integers(1, 40))
     x = rng.standard_normal((n, hw, hw + 1, inputs)).astype(dtype)
     k = 1 if pointwise else int(rng.choice([1, 3]))
-    outputs = 64 if big else int(rng.integers(72, 100)) if columns else int(rng.integers(1, 70))
+    outputs = (64 if big else int(rng.integers(72, 100)) if columns else int(rng.integers(660, 760)) if tiles
+               else int(rng.integers(1, 70)))
     filters = (rng.standard_normal((k, k, x.shape[3], outputs)) * 0.2).astype(dtype)
     padding = "VALID" if pointwise else _padding(rng)
     shape = fi.conv2d_epilogue_reference(x, filters, stride, padding).shape

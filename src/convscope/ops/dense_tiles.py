@@ -27,7 +27,7 @@ if compiled.available():
     from .simd import add, broadcast, fma, load, prefetch, store_first, zeros
 
 __all__ = ["MIN_ROWS", "MAX_ROWS", "WIDE_MAX_ROWS", "MIN_BYTES", "ROWS", "WIDE_ROWS", "DEPTH_BLOCK", "AHEAD_ROWS",
-           "applies", "max_rows", "column_ranges", "strip", "product"]
+           "applies", "fits", "max_rows", "column_ranges", "strip", "product"]
 
 VECTOR_BITS = 32 * compiled.float32_lanes()     # 0 without numba or below AVX2: no tiles
 MIN_ROWS = 5            # fewer rows: `few_rows` (each row streams the matrix alone)
@@ -48,9 +48,14 @@ def lanes() -> int:
 def applies(a: np.ndarray, b: np.ndarray) -> bool:
     """True for a float32 `a` of `MIN_ROWS`-`max_rows()` rows times a float32 C-contiguous `b` of at least
     `MIN_BYTES` and one vector of columns, compiled ops on, AVX2 or wider."""
-    return (a.ndim == 2 and b.ndim == 2 and MIN_ROWS <= a.shape[0] <= max_rows() and a.shape[1] == b.shape[0]
-            and a.dtype == np.float32 and b.dtype == np.float32 and b.flags.c_contiguous
-            and b.nbytes >= MIN_BYTES and b.shape[1] >= lanes() and VECTOR_BITS >= 256 and compiled.active())
+    return (a.ndim == 2 and b.ndim == 2 and a.shape[1] == b.shape[0] and a.dtype == np.float32
+            and b.dtype == np.float32 and b.flags.c_contiguous and fits(a.shape[0], b.shape[0], b.shape[1]))
+
+
+def fits(rows: int, depth: int, columns: int) -> bool:
+    """`applies`' conditions on the sizes of a float32 product (rows, depth) x (depth, columns)."""
+    return (MIN_ROWS <= rows <= max_rows() and depth * columns * 4 >= MIN_BYTES and columns >= lanes()
+            and VECTOR_BITS >= 256 and compiled.active())
 
 
 def max_rows() -> int:

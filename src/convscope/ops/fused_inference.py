@@ -22,13 +22,14 @@ ordered list of paths, the first that applies runs (as oneDNN's implementation l
   BN map, ReLU, a ReLU6's cap last) is the whole epilogue, but for a 1x1 convolution of one image; else
   a 1x1 convolution as one GEMM on the NHWC rows
   (a strided one reads every s-th pixel first): of few rows (batch 1), the matrix's columns shared
-  among the threads, then the epilogue; else block by block of rows with the epilogue after each
+  among the threads (`dense_tiles`' products for 5-64 float32 rows, else BLAS'), then the epilogue; else
+  block by block of rows with the epilogue after each
   product; else `conv2d_inference` and the rest of the epilogue in one more pass (each path prepared once
   per input shape: `conv2d_inference`'s checks and geometry are not repeated at every call);
 * `_product_rows` (a block of a 1x1 product with its epilogue, here and in `inverted_residual`): SIMD
   tiles finished in registers (`pointwise_simd`): up to 32 input channels without a residual; more, rows
-  first, from the matrix packed once per op where the product has `pointwise_simd.PACK_ROWS` rows or more
-  (a large output of at most 64 channels stored non-temporally), or from the matrix as it is up to 64;
+  first, from the matrix packed once per op where the product has `pointwise_simd.PACK_ROWS` rows or more,
+  or from the matrix as it is up to 64 (a large output of at most 64 input channels stored non-temporally);
   else BLAS' product, then the compiled epilogue.
 """
 
@@ -38,7 +39,7 @@ import math
 
 import numpy as np
 
-from . import compiled, depthwise_fast, pointwise_simd
+from . import compiled, dense_tiles, depthwise_fast, pointwise_simd
 from .activations import get_activation
 from .conv import _check_conv_args, conv2d
 from .epilogue import FUSED_ACTIVATIONS, check_affine, finish_channels, finish_channels_as
@@ -440,10 +441,36 @@ def _columns_path(x, w, geometry, out_hw, dtype, epilogue, arguments):
             np.matmul(rows, matrix[:, start:stop], out=out[:, start:stop])
 
     run_in_parallel(balanced_ranges(matrix.shape[1], -(-matrix.shape[1] // worker_count())), work)
+    return _columns_finished(x, out, out_hw, dtype, epilogue)
+
+
+def _column_tiles_applies(x, w, geometry, epilogue) -> bool:
+    """`_columns_applies` for a float32 product that `dense_tiles` takes (5 to `dense_tiles.max_rows()` rows: a
+    7x7 image; a matrix of 1 MB or more)."""
+    return (_columns_applies(x, w, geometry, epilogue) and float_dtype(x, w) == np.float32
+            and dense_tiles.fits(_gemm_rows(x, geometry), w.shape[2], w.shape[3]))
+
+
+def _column_tiles_path(x, w, geometry, out_hw, dtype, epilogue, arguments):
+    """`_columns_path` with `dense_tiles`' products: the matrix read as it lies (BLAS packs each thread's
+    columns for a few rows), its strips asked for ahead; measurements: benchmarks/README.md, 'Measurements
+    behind the code's choices'."""
+    rows, matrix, out = _gemm_operands(x, w, geometry[0], out_hw, dtype)
+
+    def work(ranges):
+        for start, stop in ranges:
+            dense_tiles.product(rows, matrix, out, start, stop)
+
+    run_in_parallel(dense_tiles.column_ranges(matrix.shape[1], worker_count()), work, calls_blas=False)
+    return _columns_finished(x, out, out_hw, dtype, epilogue)
+
+
+def _columns_finished(x, out, out_hw, dtype, epilogue):
+    """The column paths' product `out` (rows, channels) with the epilogue applied in one pass, in NHWC."""
     bias, scale, shift, residual, act, after = epilogue
-    arrays = _epilogue_arrays(dtype, matrix.shape[1], bias, scale, shift, residual)
+    arrays = _epilogue_arrays(dtype, out.shape[1], bias, scale, shift, residual)
     _apply_rows(out, 0, arrays, (act, scale is not None, residual is not None, after))
-    return out.reshape((x.shape[0],) + tuple(out_hw) + (matrix.shape[1],))
+    return out.reshape((x.shape[0],) + tuple(out_hw) + (out.shape[1],))
 
 
 def _gemm_path(x, w, geometry, out_hw, dtype, epilogue, arguments):
@@ -539,6 +566,7 @@ def _packs(x, w, geometry, epilogue) -> bool:
 # residual)`, what does not depend on the arrays decided once (per input shape, in a plan).
 _CONV_PATHS = (
     ("conv2d_inference", _own_applies, _conv_own_prepare),
+    ("gemm_1x1_column_tiles", _column_tiles_applies, _per_call(_column_tiles_path)),
     ("gemm_1x1_columns", _columns_applies, _per_call(_columns_path)),
     ("gemm_1x1", _gemm_applies, _per_call(_gemm_path)),
     ("conv2d_inference+epilogue", lambda x, w, geometry, epilogue: True, _conv_then_epilogue_prepare),
