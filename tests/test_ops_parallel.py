@@ -86,7 +86,7 @@ def test_a_few_rows_by_a_large_matrix_go_row_by_row_each_row_as_alone(compiled_o
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_a_few_rows_by_a_streamed_matrix_sum_fixed_blocks_of_its_rows_on_the_threads(rows, dtype, monkeypatch):
     """A few rows by a matrix of STREAMED_BYTES or more: compiled partial products over fixed blocks of the
-    matrix's rows (`few_rows.depth_blocks`), handed to the threads and added in block order: the same bits
+    matrix's rows (`few_rows.depth_blocks`), claimed by the threads and added in block order: the same bits
     on one thread or two, each row's bits those of the row alone, the float64 product's to rounding."""
     import threadpoolctl
     from convscope.ops import compiled, few_rows
@@ -102,15 +102,16 @@ def test_a_few_rows_by_a_streamed_matrix_sum_fixed_blocks_of_its_rows_on_the_thr
     assert all(stop == start for (_, stop), (start, _) in zip(blocks, blocks[1:]))
     assert all((stop - start) % 4 == 0 for start, stop in blocks[:-1])
     handed = []
-    run = parallel.run_in_parallel
-    monkeypatch.setattr(parallel, "run_in_parallel",
-                        lambda items, work, **kw: handed.append(items) or run(items, work, **kw))
+    run = parallel.run_claimed
+    monkeypatch.setattr(parallel, "run_claimed",
+                        lambda count, work, **kw: handed.append((count, parallel.worker_count())) or run(count, work,
+                                                                                                        **kw))
     monkeypatch.setattr(parallel, "single_threaded_blas", lambda: pytest.fail("BLAS called"))
     with threadpoolctl.threadpool_limits(1, user_api="blas"):
         one_thread = parallel.matmul(a, b)
     with threadpoolctl.threadpool_limits(2, user_api="blas"):
         out = parallel.matmul(a, b)
-    assert handed == [list(range(len(blocks)))] * 2
+    assert handed == [(len(blocks), 1), (len(blocks), 2)]        # the blocks claimed by one thread, then by two
     assert np.array_equal(out, one_thread)
     tolerance = 1e-5 if dtype == "float32" else 1e-12
     np.testing.assert_allclose(out, a.astype(np.float64) @ b.astype(np.float64), rtol=tolerance,

@@ -364,18 +364,15 @@ def _few_rows_by_depth(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def few_rows_parts(a: np.ndarray, b: np.ndarray) -> tuple:
-    """The compiled partial products of a few rows by each block of `few_rows.depth_blocks(b)`, computed among
-    the threads (equal chunks of blocks), in block order: to be added in that order."""
-    blocks = few_rows.depth_blocks(b)
-    parts = [None] * len(blocks)
-
-    def work(indices):
-        for index in indices:
-            parts[index] = few_rows.partial(a, b, *blocks[index])
-
-    run_in_parallel(list(range(len(blocks))), work, calls_blas=False)     # equal chunks: claimed measured slower
-    return tuple(parts)
+def few_rows_parts(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The compiled partial products of a few rows by each block of `few_rows.depth_blocks(b)`, as one (blocks,
+    rows, columns) array in block order (to be added in that order): the blocks claimed by the threads in
+    compiled code (`run_claimed`: the pool thread starts behind the gate, not after a sleep for the GIL)."""
+    a = np.ascontiguousarray(a)
+    bounds = np.array(few_rows.depth_blocks(b), dtype=np.int64)
+    parts = np.empty((len(bounds), a.shape[0], b.shape[1]), dtype=a.dtype)
+    run_claimed(len(bounds), lambda counter: few_rows.claimed_partials(counter, a, b, parts, bounds))
+    return parts
 
 
 def _tiles_by_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
