@@ -168,14 +168,14 @@ def test_conv2d_epilogue_inference_matches_the_unfused_reference(seed):
 @pytest.mark.parametrize("seed", range(6))
 def test_each_conv2d_epilogue_path_alone_matches_the_unfused_reference(path, seed, monkeypatch):
     """Each entry of the ordered path list run alone on a random configuration it applies to: the 1x1
-    product of few rows shared among the threads by columns (`dense_tiles`' products on a 7x7 image, or BLAS'),
+    product of few rows shared among the threads by columns (`dense_tiles`' products on a 5x6 image, or BLAS'),
     the 1x1 product in blocks of rows (two seeds
     past fi.SMALL_WORK, so the blocks are shared among the threads), the convolution's own epilogue, the
     convolution then the rest."""
     rng = np.random.default_rng(300 + seed)
     entry = next(e for e in fi._CONV_PATHS if e[0] == path)
     asked = None
-    tiles = path == "gemm_1x1_column_tiles"   # float32, 5-64 rows (a 7x7 image), a matrix of 1 MB or more
+    tiles = path == "gemm_1x1_column_tiles"   # float32, 5 to dense_tiles.max_rows() rows, a matrix of 1 MB or more
     if path.startswith("gemm_1x1_column") and not (fi.compiled.active() and (not tiles or fi.dense_tiles.lanes())):
         asked = []          # it applies its epilogue with the compiled kernel: here it must decline
         monkeypatch.setattr(fi, "_CONV_PATHS", recording(fi._CONV_PATHS, asked))
@@ -188,9 +188,9 @@ def test_each_conv2d_epilogue_path_alone_matches_the_unfused_reference(path, see
     stride = int(rng.choice([1, 2]))
     # (a 1x1 convolution of one image takes the 1x1 paths, not conv2d_inference's own epilogue)
     lowest = 2 if path == "conv2d_inference" else 1
-    n, hw = ((3, 40) if big else (2, 17) if columns else (1, 7) if tiles
+    n, hw = ((3, 40) if big else (2, 17) if columns else (1, 5) if tiles      # tiles: 30 rows, or 9 at stride 2
              else (int(rng.integers(lowest, 4)), int(rng.integers(5, 13))))
-    inputs = 64 if big else (96 if stride == 1 else 400) if columns else 400 if tiles else int(rng.integers(1, 40))
+    inputs = 64 if big else (96 if stride == 1 else 400) if columns else 800 if tiles else int(rng.integers(1, 40))
     x = rng.standard_normal((n, hw, hw + 1, inputs)).astype(dtype)
     k = 1 if pointwise else int(rng.choice([1, 3]))
     outputs = (64 if big else int(rng.integers(72, 100)) if columns else int(rng.integers(660, 760)) if tiles

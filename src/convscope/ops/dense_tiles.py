@@ -1,4 +1,5 @@
-"""Products of a batch of rows by a large matrix (a Dense layer on 5-32 samples), in SIMD registers.
+"""Products of a batch of rows by a large matrix (a Dense layer on 5-32 samples, 5-64 with 512-bit vectors), in SIMD
+registers.
 
 BLAS' product packs the whole matrix on every call; with few rows each packed element is used only a few
 times, and the packing costs about as much as the multiply-adds.  Here the matrix is read as it lies: for

@@ -63,11 +63,11 @@ NARROW_MAX_OUT_CHANNELS = 64   # outputs 4-7 wide (tiles of 2 rows x 4, some ove
                                # (measurements: benchmarks/README.md, 'Measurements behind the code's choices')
 OUTPUT_BUDGET_BYTES = 2 ** 20  # output of one block of images, in cache for the epilogue after it
 FINISH_BAND_BYTES = 16 << 10   # output rows computed, then finished while in L1 (`_conv_rows`)
-SMALL_WORK = 1 << 22     # multiply-adds under which a direct convolution stays on the calling thread (a
-                         # hand-over costs more than the second core saves): two threads won from ~4M on a Zen 4
-                         # VM (seed 001's second layer at batch 1, 6.6M; the seeds' layers at 8 images), and were
-                         # level on an Intel one; measurements: benchmarks/README.md, 'Measurements behind the
-                         # code's choices')
+SMALL_WORK = 1 << 22     # multiply-adds under which a direct convolution (and `conv_split`'s Winograd and im2col
+                         # tasks) stays on the calling thread (a hand-over costs more than the second core saves):
+                         # two threads won from ~4M on a Zen 4 VM (seed 001's second layer at batch 1, 6.6M; the
+                         # seeds' layers at 8 images), and were level on an Intel one; measurements:
+                         # benchmarks/README.md, 'Measurements behind the code's choices')
 # The registers the tiles are sized for: 8 accumulators of `lanes` floats fit 32 AVX-512 registers at 16 or
 # 32 lanes, 16 AVX2 registers at 8; narrower SIMD keeps im2col + GEMM.  Measured with AVX2-only code
 # (NUMBA_CPU_FEATURES, OPENBLAS_CORETYPE=Haswell): 16 or 32 lanes spill registers and ran slower than the

@@ -22,7 +22,8 @@ ordered list of paths, the first that applies runs (as oneDNN's implementation l
   BN map, ReLU, a ReLU6's cap last) is the whole epilogue, but for a 1x1 convolution of one image; else
   a 1x1 convolution as one GEMM on the NHWC rows
   (a strided one reads every s-th pixel first): of few rows (batch 1), the matrix's columns shared
-  among the threads (`dense_tiles`' products for 5-64 float32 rows, else BLAS'), then the epilogue; else
+  among the threads (`dense_tiles`' products for 5 to `dense_tiles.max_rows()` float32 rows, else BLAS'), then
+  the epilogue; else
   block by block of rows with the epilogue after each
   product; else `conv2d_inference` and the rest of the epilogue in one more pass (each path prepared once
   per input shape: `conv2d_inference`'s checks and geometry are not repeated at every call);
@@ -446,7 +447,7 @@ def _columns_path(x, w, geometry, out_hw, dtype, epilogue, arguments):
 
 def _column_tiles_applies(x, w, geometry, epilogue) -> bool:
     """`_columns_applies` for a float32 product that `dense_tiles` takes (5 to `dense_tiles.max_rows()` rows: a
-    7x7 image; a matrix of 1 MB or more)."""
+    7x7 image with 512-bit vectors, whose tiles take 64; a matrix of 1 MB or more)."""
     return (_columns_applies(x, w, geometry, epilogue) and float_dtype(x, w) == np.float32
             and dense_tiles.fits(_gemm_rows(x, geometry), w.shape[2], w.shape[3]))
 

@@ -358,7 +358,7 @@ def _few_rows_by_depth(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """A few rows by a matrix too large for one core's bandwidth: `few_rows_parts` added in block order (the
     same bits on any number of threads; each row's bits those of the row alone)."""
     parts = few_rows_parts(a, b)
-    out = parts[0]
+    out = parts[0].copy()                  # its own memory: a view would keep every block's partial alive
     for part in parts[1:]:
         out += part
     return out

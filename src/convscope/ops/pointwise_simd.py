@@ -42,7 +42,7 @@ DEEP_MAX_DEPTH = 64     # ... and up to which the tiles taken rows first (`deep_
 VECTOR_BITS = vector_bits() if compiled.available() else 0
 PACK_ROWS = 512 if VECTOR_BITS <= 256 else sys.maxsize  # rows of a product from which its matrix is packed
                     # (`packs`), whatever its depth; never with 512-bit vectors, where BLAS' own kernel ran faster
-STREAM_BYTES = 32 << 20     # output from which a packed product of at most `DEEP_MAX_DEPTH` streams it (`streams`)
+STREAM_BYTES = 32 << 20     # output from which a rows-first product of at most `DEEP_MAX_DEPTH` streams it (`streams`)
 ROWS = 6            # rows per tile: 12 vectors of accumulators, two of filters, one broadcast (AVX2's 16)
 
 
