@@ -124,8 +124,10 @@ def test_ops_image_on_symbolic_tensors_records_keras_operations(keras, tmp_path)
     rng = np.random.default_rng(2)
     x, y = rng.uniform(size=(3, 8, 8, 3)).astype("float32"), rng.normal(size=(3, 2)).astype("float32")
     assert_step_and_file_match_keras(keras, ours, theirs, x, y, "mse", tmp_path)
-    with pytest.raises(ValueError, match=r"ops.image.extract_patches: argument `size` must be a positive int or a "
-                                         r"pair of them, got \(2, 2, 2\)"):
+    with pytest.raises(ValueError, match=r"ops.image.extract_patches: argument `size` must be an int or a tuple of 2 "
+                                         r"ints, got \(2, 2, 2\)"):
         cs.ops.image.extract_patches(x, (2, 2, 2))
+    with pytest.raises(ValueError, match=r"ops.image.resize: argument `size` must be positive, got \(0, 4\)"):
+        cs.ops.image.resize(x, (0, 4))
     with pytest.raises(ValueError, match=r"ops.image.resize: argument `antialias=True` is not supported"):
         cs.ops.image.resize(x, (4, 4), antialias=True)

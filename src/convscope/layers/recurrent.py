@@ -164,11 +164,7 @@ class _GatedCell(_Cell):
                                                                       self._describe())
 
     def get_config(self) -> Dict[str, Any]:
-        config = super().get_config()
-        items = list(config.items())
-        position = [key for key, _ in items].index("activation") + 1
-        items.insert(position, ("recurrent_activation", self._recurrent_name))
-        return dict(items)
+        return _insert_after(super().get_config(), "activation", "recurrent_activation", self._recurrent_name)
 
 
 class LSTMCell(_GatedCell):
@@ -207,11 +203,7 @@ class LSTMCell(_GatedCell):
         return h, [h, c]
 
     def get_config(self) -> Dict[str, Any]:
-        config = super().get_config()
-        items = list(config.items())
-        position = [key for key, _ in items].index("bias_initializer") + 1
-        items.insert(position, ("unit_forget_bias", self.unit_forget_bias))
-        return dict(items)
+        return _insert_after(super().get_config(), "bias_initializer", "unit_forget_bias", self.unit_forget_bias)
 
 
 class GRUCell(_GatedCell):
@@ -409,9 +401,13 @@ class _CellLayer(RNN):
 def _keras_order(config: Dict[str, Any]) -> Dict[str, Any]:
     """The activity regularizer among the regularizers, where Keras writes it."""
     value = config.pop("activity_regularizer")
+    return _insert_after(config, "bias_regularizer", "activity_regularizer", value)
+
+
+def _insert_after(config: Dict[str, Any], after: str, key: str, value) -> Dict[str, Any]:
+    """`config` with `key: value` placed right after `after` (Keras' key order, which its files keep)."""
     items = list(config.items())
-    position = [key for key, _ in items].index("bias_regularizer") + 1
-    items.insert(position, ("activity_regularizer", value))
+    items.insert([name for name, _ in items].index(after) + 1, (key, value))
     return dict(items)
 
 

@@ -12,6 +12,7 @@ from . import numpy_api as ops
 from .conv import conv2d
 from .numpy_api import _symbolic_dispatch
 from .resize import resize2d
+from .shapes import normalize_tuple
 
 __all__ = ["extract_patches", "resize"]
 
@@ -23,10 +24,8 @@ def _format(data_format, fn: str) -> str:
 
 
 def _pair(value, arg: str, fn: str):
-    items = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
-    if len(items) != 2 or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1 for v in items):
-        raise ValueError(f"ops.image.{fn}: argument `{arg}` must be a positive int or a pair of them, got {value!r}")
-    return tuple(int(v) for v in items)
+    """A positive int or a pair of them, as (height, width) (`shapes.normalize_tuple`)."""
+    return normalize_tuple(value, 2, arg, f"ops.image.{fn}")
 
 
 def extract_patches(images, size, strides=None, dilation_rate=1, padding="valid", data_format=None):
