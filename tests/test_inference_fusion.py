@@ -118,6 +118,25 @@ def test_seed001_model_predict_and_evaluate_are_unchanged_by_fusion(monkeypatch)
     assert model.evaluate(x, y, batch_size=20, verbose=0)[0] == pytest.approx(loss, rel=1e-5)
 
 
+def test_seed001_predicts_at_batch_1_see_each_weight_change(monkeypatch):
+    """The plan's convolutions of 75, 50 and 25 filters keep their padded filters between predicts
+    (`direct.PackedFilters`): a training step, `set_weights` and a kernel written in place in between each give
+    the predictions of the new weights, layer by layer's (never the kept copy's)."""
+    from seed_models import seed001_model
+    model = _with_moving_statistics(seed001_model())
+    model.compile(optimizer="sgd", loss="categorical_crossentropy")
+    rng = np.random.default_rng(4)
+    x = rng.random((1, 28, 28, 1), dtype=np.float32)
+    conv = model.layers[3]
+    changes = [lambda: model.train_on_batch(x, np.eye(25, dtype=np.float32)[[3]]),
+               lambda: model.set_weights([w * np.float32(0.5) for w in model.get_weights()]),
+               lambda: conv.kernel.value.__setitem__((1, 1, 0), conv.kernel.value[1, 1, 0] + 0.25)]
+    for change in [lambda: None] + changes:
+        change()
+        got = model.predict(x, batch_size=1, verbose=0)
+        np.testing.assert_allclose(got, _layer_by_layer(model, x), rtol=2e-4, atol=1e-6)
+
+
 def test_calls_keep_nothing_on_the_layers_and_a_backward_without_context_fails_clearly():
     model = _with_moving_statistics(Sequential([Conv2D(4, 3, activation="relu", input_shape=(8, 8, 1)),
                                                 BatchNormalization(), MaxPooling2D(), Flatten(), Dense(2)]))

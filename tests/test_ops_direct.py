@@ -6,7 +6,8 @@ import pytest
 
 from _oracle import assert_matches, tf_same_split
 from convscope import ops
-from convscope.ops import compiled, conv, direct
+from convscope.ops import compiled, conv, direct, fused
+from convscope.ops.kept_filters import KeptFilters, same_bits
 
 pytestmark = pytest.mark.skipif(not compiled.available(), reason="the direct convolution is compiled")
 
@@ -694,3 +695,64 @@ def test_claimed_bands_check_their_arguments():
     with pytest.raises(ValueError, match=r"argument `out` must be at least 8 wide, or 4 wide and 2 high, got "
                                          r"\(2, 1, 6, 16\)"):
         direct.conv_claimed_block(x, None, prepared, (1, 1), 3, narrow, counter)
+
+
+def test_kept_filters_are_used_while_the_same_and_made_anew_when_changed():
+    """`KeptFilters` hands back its form (here the direct kernel's padded filters) while the filters keep their
+    bits, and makes a new one when any filter changes (by one bit: -0.0 for 0.0, a NaN of other bits, one value),
+    never writing into a form it handed out before; a form of another kind is made anew too."""
+    rng = np.random.default_rng(8)
+    w = rng.standard_normal((3, 3, 4, 50)).astype(np.float32)
+    w[0, 0, 0, 0] = 0.0
+    w[1, 1, 1, 1] = np.nan
+    kept = KeptFilters()
+    first = direct.prepare(w, (1, 9, 9, 4), (1, 1), kept)[0]
+    np.testing.assert_array_equal(first.reshape(36, 64), np.pad(w.reshape(36, 50), ((0, 0), (0, 14))))
+    assert direct.prepare(w, (1, 9, 9, 4), (1, 1), kept)[0] is first
+    handed_out, before = first, first.copy()
+    other_nan = np.array([0x7FC00001], np.int32).view(np.float32)[0]      # a NaN of other bits than np.nan's
+    for change in ((0, 0, 0, 0, -0.0), (1, 1, 1, 1, other_nan), (2, 2, 3, 49, 7.0)):
+        *where, value = change
+        w[tuple(where)] = value
+        current = direct.prepare(w, (1, 9, 9, 4), (1, 1), kept)[0]
+        assert current is not first and not np.shares_memory(current, first)
+        np.testing.assert_array_equal(current.reshape(36, 64).view(np.int32)[:, :50], w.reshape(36, 50).view(np.int32))
+        assert not current.reshape(36, 64)[:, 50:].any()
+        first = current
+    np.testing.assert_array_equal(handed_out.view(np.int32), before.view(np.int32))    # never written into
+    assert kept.get(w, "another form", lambda filters: filters[:1]).shape == (1, 3, 4, 50)
+    assert same_bits(w, w.copy()) and not same_bits(w, w[:, :, :, :49]) and not same_bits(w, w.astype(np.float64))
+    changed = w.astype(np.float64)
+    changed.reshape(-1)[-1] = np.nextafter(changed.reshape(-1)[-1], np.inf)      # the last of 1800 float64s
+    assert same_bits(changed, changed.copy()) and not same_bits(w.astype(np.float64), changed)
+    longer = rng.standard_normal(2 * 4096 + 5).astype(np.float32)       # two whole blocks of the compare, 5 after
+    for index in (0, 4095, 4096, 8191, 8192, 8196):
+        other = longer.copy()
+        other[index] = np.nextafter(other[index], np.float32(np.inf))
+        assert not same_bits(longer, other) and same_bits(other, other.copy()), index
+
+
+@pytest.mark.parametrize("shape, pool", [((1, 14, 14, 5), ("max", 2, 2, "VALID")), ((1, 14, 14, 5), None),
+                                         ((6, 9, 12, 5), None)])
+def test_a_prepared_inference_convolution_sees_filters_changed_in_place(shape, pool):
+    """A prepared `conv2d_inference` (a plan's stage) keeps its padded filters between calls (50 filters: two
+    32-lane tiles, 14 padding filters); filters written in place between calls give the new convolution,
+    as the ops one after another give it and as PyTorch does: never the kept copy's."""
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = (rng.standard_normal((3, 3, 5, 50)) / 5).astype(np.float32)
+    bias = rng.standard_normal(50).astype(np.float32)
+    with compiled.use_compiled(True):
+        run = fused.prepare_conv2d_inference(x, w, 1, "SAME", bias=bias, activation="relu", pool=pool)
+        for _ in range(3):
+            got = run(x, w, bias, None, None)
+            expected = ops.conv2d(x, w, 1, "SAME", bias=bias, activation="relu")
+            if pool is not None:
+                expected = ops.max_pool2d(expected, 2, 2, "VALID")
+            np.testing.assert_array_equal(got, expected)
+            w[..., 7] *= -1.5                   # in place, as a training step or set_weights writes them
+            w[1, 1, 2, 49] += 1.0
+    oracle = ops.conv2d(x.astype(np.float64), w.astype(np.float64), 1, "SAME", bias=bias.astype(np.float64),
+                        activation="relu")
+    oracle = oracle if pool is None else ops.max_pool2d(oracle, 2, 2, "VALID")
+    assert_matches(run(x, w, bias, None, None), oracle.astype(np.float32), "float32")

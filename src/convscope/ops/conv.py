@@ -477,7 +477,7 @@ def convolve(ctx, epilogue: Callable[[np.ndarray], Any], out: Optional[np.ndarra
         transformed, tiled = winograd.transform_filters(w), winograd.tile_input(x_pad, out_hw)
         run_in_parallel(bands, compute_winograd, claimed=True)
     elif direct_blocks:
-        prepared = direct.prepare(w, ctx["padded_shape"], dilations)
+        prepared = direct.prepare(w, ctx["padded_shape"], dilations, ctx.get("kept_filters"))
         vectors = None if in_tiles is None else direct.finish_vectors(
             prepared, in_tiles[0], in_tiles[1] == "relu", None, None, False, False)
         _run_direct(ctx, bands, compute_direct)
@@ -501,7 +501,7 @@ def convolve_pooled(ctx, bias, activation: str, scale, shift, then: str, average
     `then(activation(conv + bias) * scale + shift)`, each tile of the direct convolution finished and
     pooled in registers (where `pools_in_tiles`): the convolution's output is never written.  With
     `argmax`, also each window's offset of its first maximum (`max_pool2d_context`'s)."""
-    prepared = direct.prepare(ctx["filters"], ctx["padded_shape"], ctx["dilations"])
+    prepared = direct.prepare(ctx["filters"], ctx["padded_shape"], ctx["dilations"], ctx.get("kept_filters"))
     epilogue = direct.tile_epilogue(prepared, bias, activation, scale, shift, then, average)
     x, pads = (ctx["x"], ctx["pads"]) if ctx["x_pad"] is None else (ctx["x_pad"], None)
     x = np.ascontiguousarray(x)

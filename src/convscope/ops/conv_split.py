@@ -169,7 +169,7 @@ def direct_forward(ctx, epilogue: tuple, out: np.ndarray) -> None:
     bands = max(1, min(oh // height, -(-DIRECT_ITEMS_PER_THREAD * worker_count() // images)))
     x, pads = (ctx["x"], ctx["pads"]) if ctx["x_pad"] is None else (ctx["x_pad"], None)
     x = np.ascontiguousarray(x)
-    prepared = direct.prepare(ctx["filters"], ctx["padded_shape"], ctx["dilations"])
+    prepared = direct.prepare(ctx["filters"], ctx["padded_shape"], ctx["dilations"], ctx.get("kept_filters"))
     finish, cap = epilogue[0], epilogue[7]
     vectors = direct.finish_vectors(prepared, *epilogue[1:]) if finish or cap != np.inf else None
     reach = (ctx["kernel_hw"][0] - 1) * ctx["dilations"][0] + 1

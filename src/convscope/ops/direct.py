@@ -42,6 +42,7 @@ from typing import Optional
 import numpy as np
 
 from . import compiled
+from .kept_filters import KeptFilters, kept_or_made
 from .pad_fill import FLAT_FILL_MAX_CHANNELS, fill_pixels, fill_rows
 
 if compiled.available():
@@ -132,19 +133,25 @@ def tile(out_channels: int) -> tuple:
     return lanes, tile_pixels(lanes)
 
 
-def prepare(w: np.ndarray, x_pad_shape, dilations):
+def prepare(w: np.ndarray, x_pad_shape, dilations, kept: Optional[KeptFilters] = None):
     """(filters, taps, lanes) for `conv_block`: filters (kh*kw*in, out) zero-padded to a multiple of
-    `lanes` columns and flattened; taps: each (i, j, c)'s offset in a flattened padded image."""
+    `lanes` columns and flattened (`kept`: an inference op's copy, kept while the filters are the same); taps:
+    each (i, j, c)'s offset in a flattened padded image."""
     kh, kw, channels, out_channels = w.shape
     lanes = lanes_for(out_channels)
     padded = -(-out_channels // lanes) * lanes
     if padded == out_channels:                # whole vectors of filters: no copy
         filters = np.ascontiguousarray(w, dtype=np.float32).reshape(-1)
     else:
-        filters = np.zeros((kh * kw * channels, padded), dtype=np.float32)
-        filters[:, :out_channels] = w.reshape(-1, out_channels)
-        filters = filters.reshape(-1)
+        filters = kept_or_made(kept, w, "direct", functools.partial(_pad_filters, padded=padded))
     return filters, _taps(kh, kw, channels, x_pad_shape[2] * channels, tuple(dilations)), lanes
+
+
+def _pad_filters(w: np.ndarray, padded: int) -> np.ndarray:
+    """The filters (kh, kw, in, out) as rows of taps with zero filters up to `padded`, flattened."""
+    filters = np.zeros((w.shape[0] * w.shape[1] * w.shape[2], padded), dtype=np.float32)
+    filters[:, :w.shape[3]] = w.reshape(-1, w.shape[3])
+    return filters.reshape(-1)
 
 
 @functools.lru_cache(maxsize=256)

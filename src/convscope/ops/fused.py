@@ -32,6 +32,7 @@ from . import compiled, conv_split
 from .conv import (_check_conv_args, _forward_context, bind_arrays, conv2d_forward, convolve, convolve_pooled,
                    forward_geometry, pools_in_tiles, whole_image_blocks)
 from .epilogue import FUSED_ACTIVATIONS, bias_activation_forward, check_affine, check_epilogue, epilogue_value
+from .kept_filters import KeptFilters
 from .parallel import on_slices
 from .pooling import avg_pool2d, max_pool2d, max_pool2d_context, max_pool2d_forward, max_pool2d_into, pool_geometry
 
@@ -138,12 +139,14 @@ def prepare_conv2d_inference(input, filters, strides, padding, dilations=None, g
     geometry = forward_geometry(x, w, strides, padding, dilations, groups, "NHWC", pad_in_blocks=True)
     dtype, deciding = geometry["dtype"], dict(geometry, filters=w)
     conv_shape = (x.shape[0],) + tuple(geometry["out_hw"]) + (channels,)
+    kept = KeptFilters()        # the filters' form for the path (padded, transformed), kept while they are the same
 
     def arrays(input, filters, bias, scale, shift):
         """The call's context and its epilogue's values in the convolution's dtype."""
-        return (bind_arrays(geometry, np.asarray(input), np.asarray(filters)),
-                *(None if value is None else np.asarray(value).astype(dtype, copy=False)
-                  for value in (bias, scale, shift)))
+        ctx = bind_arrays(geometry, np.asarray(input), np.asarray(filters))
+        ctx["kept_filters"] = kept
+        return (ctx, *(None if value is None else np.asarray(value).astype(dtype, copy=False)
+                       for value in (bias, scale, shift)))
 
     if pool is None:
         path = _forward_path(deciding, None, (None, None))
