@@ -190,3 +190,46 @@ def test_derivative_from_the_output_alone_matches_torch_where_claimed(name, para
     reference(x_t).backward(torch.tensor(grad_y))
     np.testing.assert_allclose(activation.backward(grad_y, y, y), x_t.grad.numpy(), rtol=1e-6, atol=1e-6)
     np.testing.assert_array_equal(activation.backward(grad_y, y, y), activation.backward(grad_y, x, y))
+
+
+@pytest.mark.parametrize("shape, dtype", [((1, 10), np.float32), ((32, 25), np.float32), ((3, 4, 7), np.float64),
+                                          ((5,), np.float32), ((2, 1000), np.float32)])
+def test_small_softmax_runs_compiled_and_matches_float64_and_torch(shape, dtype, monkeypatch):
+    """A small array's softmax on its last axis runs in one compiled call (`ops.softmax_rows`): its values
+    those of the float64 formula (of the shifted values, rounded as the reference rounds them) to float32's or
+    float64's rounding, and PyTorch's; NaN in a row (or +inf) makes
+    that row NaN as in the NumPy reference; other axes and larger arrays take the reference."""
+    from convscope.ops import compiled, softmax_rows
+    if not compiled.available():
+        pytest.skip("the compiled softmax needs numba")
+    calls = []
+    original = softmax_rows._softmax_rows
+    monkeypatch.setattr(softmax_rows, "_softmax_rows", lambda *a: calls.append(1) or original(*a))
+    rng = np.random.default_rng(len(shape))
+    x = (rng.standard_normal(shape) * 6).astype(dtype)
+    softmax = ops.get_activation("softmax")
+    with compiled.use_compiled(True):
+        y = softmax.forward(x)
+    assert calls and y.dtype == dtype and y.shape == x.shape
+    exact = np.exp((x - x.max(axis=-1, keepdims=True)).astype(np.float64))     # the shift rounds in x's dtype
+    exact /= exact.sum(axis=-1, keepdims=True)
+    eps = np.finfo(dtype).eps
+    np.testing.assert_allclose(y, exact, rtol=4 * eps, atol=4 * eps * np.finfo(np.float32).tiny / eps)
+    torch = pytest.importorskip("torch")
+    np.testing.assert_allclose(y, torch.softmax(torch.from_numpy(x), dim=-1).numpy(), rtol=1e-5, atol=1e-7)
+    special = x.copy().reshape(-1, shape[-1])
+    special[0, -1] = np.nan
+    if len(special) > 1:
+        special[1, 0] = np.inf
+    with compiled.use_compiled(True):
+        got = softmax.forward(special)
+    with compiled.use_compiled(False), np.errstate(invalid="ignore"):         # inf - inf in the reference
+        reference = softmax.forward(special)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(reference))
+    assert np.isnan(got[0]).all()
+    np.testing.assert_allclose(got[2:], reference[2:], rtol=8 * eps)
+    calls.clear()
+    with compiled.use_compiled(True):
+        ops.get_activation("softmax", axis=0).forward(x.reshape((1,) + x.shape))
+        softmax.forward(np.zeros((softmax_rows.MAX_ELEMENTS + 1,), dtype))
+    assert calls == []
