@@ -12,7 +12,7 @@ from convscope.layers import (Activation, AveragePooling2D, BatchNormalization, 
                               MaxPooling2D, ReLU)
 from convscope.models import Sequential
 from convscope.models.plan import INFERENCE, TRAINING, build_plan
-from convscope.ops import direct, winograd
+from convscope.ops import compiled, direct, winograd
 from convscope.utils.profiling import profile
 
 pytestmark = pytest.mark.usefixtures("kernel_path")
@@ -120,21 +120,38 @@ def test_seed001_model_predict_and_evaluate_are_unchanged_by_fusion(monkeypatch)
 
 def test_seed001_predicts_at_batch_1_see_each_weight_change(monkeypatch):
     """The plan's convolutions of 75, 50 and 25 filters keep their padded filters between predicts
-    (`direct.PackedFilters`): a training step, `set_weights` and a kernel written in place in between each give
-    the predictions of the new weights, layer by layer's (never the kept copy's)."""
+    (`kept_filters.KeptFilters`): a training step, `set_weights` and a kernel written in place in between each give
+    the predictions of the new weights, layer by layer's (never the kept copy's).  The model is a functional one
+    over seed 001's layers: its inference plan (and the kept filters) outlive a training step."""
     from seed_models import seed001_model
-    model = _with_moving_statistics(seed001_model())
+    from convscope import Input, Model
+    from convscope.ops import kept_filters
+    layers = _with_moving_statistics(seed001_model()).layers
+    inputs = Input((28, 28, 1))
+    outputs = inputs
+    for layer in layers:
+        outputs = layer(outputs)
+    model = Model(inputs, outputs)
     model.compile(optimizer="sgd", loss="categorical_crossentropy")
     rng = np.random.default_rng(4)
     x = rng.random((1, 28, 28, 1), dtype=np.float32)
-    conv = model.layers[3]
+    made = []
+    original = kept_filters.KeptFilters.get
+    monkeypatch.setattr(kept_filters.KeptFilters, "get", lambda self, *args: made.append(self) or original(self, *args))
+    conv = layers[3]
     changes = [lambda: model.train_on_batch(x, np.eye(25, dtype=np.float32)[[3]]),
                lambda: model.set_weights([w * np.float32(0.5) for w in model.get_weights()]),
                lambda: conv.kernel.value.__setitem__((1, 1, 0), conv.kernel.value[1, 1, 0] + 0.25)]
     for change in [lambda: None] + changes:
         change()
         got = model.predict(x, batch_size=1, verbose=0)
-        np.testing.assert_allclose(got, _layer_by_layer(model, x), rtol=2e-4, atol=1e-6)
+        expected = x
+        with backend.no_backward():
+            for layer in layers:
+                expected = layer(expected, training=False)
+        np.testing.assert_allclose(got, expected, rtol=2e-4, atol=1e-6)
+    if compiled.active() and direct.applies(np.float32, (3, 3), 1, 75, 50, (14, 14), False, 1):
+        assert len(set(map(id, made))) == 3       # the same three kept forms from the first predict to the last
 
 
 def test_calls_keep_nothing_on_the_layers_and_a_backward_without_context_fails_clearly():

@@ -139,7 +139,7 @@ def prepare_conv2d_inference(input, filters, strides, padding, dilations=None, g
     geometry = forward_geometry(x, w, strides, padding, dilations, groups, "NHWC", pad_in_blocks=True)
     dtype, deciding = geometry["dtype"], dict(geometry, filters=w)
     conv_shape = (x.shape[0],) + tuple(geometry["out_hw"]) + (channels,)
-    kept = KeptFilters()        # the filters' form for the path (padded, transformed), kept while they are the same
+    kept = KeptFilters()        # the direct kernel's padded filters, kept while the filters are the same
 
     def arrays(input, filters, bias, scale, shift):
         """The call's context and its epilogue's values in the convolution's dtype."""

@@ -39,8 +39,9 @@ class KeptFilters:
         kept = self._kept
         if kept is not None and kept[0] == kind and same_bits(filters, kept[1]):
             return kept[2]
-        form = make(filters)
-        self._kept = (kind, np.array(filters, copy=True), form)
+        copy = np.array(filters, copy=True)     # the form is made from the copy: a write racing with this call
+        form = make(copy)                       # cannot leave a form that disagrees with the bits kept
+        self._kept = (kind, copy, form)
         return form
 
 

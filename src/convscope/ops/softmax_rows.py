@@ -1,13 +1,15 @@
-"""Softmax of a small array on its last axis in one compiled call.
+"""Softmax on the last axis, row by row in compiled code.
 
 A classifier's last layer at a small batch ((1, 10), (32, 25)) spent several times longer in NumPy's five
 passes (max, subtract, exp, sum, divide, each a call with its own temporary) than in its product: one call
-here takes the rows in turn.  Each row's largest value is subtracted in the array's dtype (as the NumPy
-reference does), the exponentials are taken in float64 and rounded to the dtype, their sum is kept in float64
-and each output is the rounded quotient: as accurate as the reference or more (its float32 `exp` and sum round
-more), not the same bits.  NaN anywhere in a row (or an infinite maximum) makes the row NaN, as the reference.
-Larger arrays stay on NumPy, whose exponentials are vectorized (`MAX_ELEMENTS`; measurements:
-benchmarks/README.md, 'Measurements behind the code's choices').
+here takes the rows in turn.  Each row's largest value is subtracted and the exponentials are taken in the
+array's dtype (as the NumPy reference does; the C library's `expf`/`exp`, within a unit in the last place),
+their sum is kept in float64 and each output is the rounded quotient: as accurate as the reference or more (its
+sum rounds more), not the same bits.  A row's bits depend on its values alone (not on the rows beside it, the
+batch size or the input's layout: a sample's output has the same bits in any batch), so the path is chosen by
+the rows' length only (`MAX_ROW`: a classifier's head); a large array's rows are shared among the threads.  NaN
+anywhere in a row (or an infinite maximum) makes the row NaN, as in the reference, without its floating-point
+warnings.  Measurements: benchmarks/README.md, 'Measurements behind the code's choices'.
 """
 
 from __future__ import annotations
@@ -17,23 +19,33 @@ import math
 import numpy as np
 
 from . import compiled
+from .parallel import on_slices
 
-__all__ = ["MAX_ELEMENTS", "applies", "softmax"]
+__all__ = ["MAX_ROW", "applies", "softmax"]
 
-MAX_ELEMENTS = 1 << 14      # larger arrays: NumPy's vectorized exponentials beat the call saved
+MAX_ROW = 25                # longer rows stay on NumPy, whose vectorized exponentials catch up there at a few
+                            # hundred rows (benchmarks/README.md, 'Measurements behind the code's choices')
+_MIN_PARALLEL_BYTES = 1 << 20
 
 
 def applies(x: np.ndarray, axis) -> bool:
-    """A float32 or float64 C-contiguous array of 1 to `MAX_ELEMENTS` elements, on its last axis, compiled ops on."""
-    return (isinstance(x, np.ndarray) and x.ndim >= 1 and axis in (-1, x.ndim - 1)
-            and x.dtype in (np.float32, np.float64) and 0 < x.size <= MAX_ELEMENTS and x.flags.c_contiguous
-            and compiled.active())
+    """A float32 or float64 array of rows of 1 to `MAX_ROW` elements, softmax on its last axis (an int
+    axis), compiled ops on."""
+    return (isinstance(x, np.ndarray) and x.ndim >= 1 and isinstance(axis, (int, np.integer))
+            and not isinstance(axis, bool) and axis in (-1, x.ndim - 1) and x.dtype in (np.float32, np.float64)
+            and 0 < x.shape[-1] <= MAX_ROW and compiled.active())
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
-    """The softmax of `x` (where `applies`) on its last axis, a new array."""
-    out = np.empty_like(x)
-    _softmax_rows(x.reshape(-1, x.shape[-1]), out.reshape(-1, x.shape[-1]))
+    """The softmax of `x` (where `applies`) on its last axis, a new C-contiguous array."""
+    rows = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
+    out = np.empty(x.shape, dtype=x.dtype)
+    flat = out.reshape(-1, x.shape[-1])
+    if rows.nbytes < _MIN_PARALLEL_BYTES:
+        _softmax_rows(rows, flat)           # (no closure for a classifier's few rows)
+    else:
+        on_slices(len(rows), rows.nbytes, lambda part: _softmax_rows(rows[part], flat[part]),
+                  min_size=_MIN_PARALLEL_BYTES)
     return out
 
 
@@ -46,9 +58,10 @@ def _softmax_rows(x, out):
         for j in range(1, row.shape[0]):
             if row[j] > largest:        # a NaN is never larger: it makes the sum, so the whole row, NaN
                 largest = row[j]
+        for j in range(row.shape[0]):
+            result[j] = math.exp(row[j] - largest)
         total = 0.0
         for j in range(row.shape[0]):
-            result[j] = math.exp(np.float64(row[j] - largest))
             total += np.float64(result[j])
         for j in range(row.shape[0]):
             result[j] = np.float64(result[j]) / total
