@@ -171,13 +171,16 @@ def test_arguments_are_checked_with_messages_naming_the_op_and_argument():
                                        residual=np.zeros((1, 1, 1, 1), np.float32))
 
 
-def _fitting_block(rng, dtype=np.float32):
+def _fitting_block(rng, dtype=np.float32, odd_eights=False):
     """A block the compiled bands take: middle channels in whole pairs of vectors, output channels in whole
     vectors (an odd number of them about half the time), images of at least `pointwise_simd.ROWS` pixels a row
-    before and after the depthwise step; any input channels."""
+    before and after the depthwise step; any input channels.  `odd_eights`: an odd number of pairs of 8-lane
+    vectors in the middle and of 8-lane vectors out (MobileNetV2's 144 -> 24), which only 8-lane tiles take."""
     lanes = pointwise_simd.lanes()
     n, h, w = int(rng.integers(1, 4)), int(rng.integers(3, 17)), int(rng.integers(14, 19))
     channels, mid, out = int(rng.integers(1, 40)), 2 * lanes * int(rng.integers(1, 4)), lanes * int(rng.integers(1, 5))
+    if odd_eights:
+        mid, out = 16 * int(rng.choice([1, 3, 5, 9])), 8 * int(rng.choice([1, 3, 5]))
     x, expand, depthwise, project, stride, padding, epilogues = _block_arrays(rng, dtype, (n, h, w, channels), mid,
                                                                               lambda: out)
     for e in (epilogues[0], epilogues[2]):          # hard-swish is not in the tiles' epilogue: its own test
@@ -414,3 +417,68 @@ def test_the_3x3_depthwise_kernel_writes_only_the_channels_it_is_given(activatio
             part = run(first, stop)
             np.testing.assert_array_equal(part[..., first:stop], whole[..., first:stop])
             assert (part[..., :first] == UNTOUCHED).all() and (part[..., stop:] == UNTOUCHED).all()
+
+
+def _lanes_used(monkeypatch) -> list:
+    """The lanes of each compiled band or group kernel called (by any thread) from now on."""
+    used, simd = [], ir.inverted_residual_simd
+
+    def spy(real):
+        return lambda lanes: (lambda *arguments: used.append(lanes) or real(lanes)(*arguments))
+    for name in ("group_kernel", "band_kernel"):
+        monkeypatch.setattr(simd, name, spy(getattr(simd, name)))
+    return used
+
+
+def test_the_kernels_width_is_the_machines_where_the_channels_fit_else_eight_lanes():
+    """`_width`: the machine's lanes for middle channels in whole pairs of its vectors and output channels in
+    whole vectors; else 8 lanes where they fit those (MobileNetV2's 96 -> 24, 144 -> 24, 144 -> 32 with 16-lane
+    vectors); else none (the compiled bands decline)."""
+    lanes = pointwise_simd.lanes()
+    if not (COMPILED_TILES and fi.compiled.active()):       # the NumPy kernels, or no SIMD
+        assert ir._width(64, 32) is None
+        return
+    assert ir._width(2 * lanes, lanes) == lanes and ir._width(6 * lanes, 3 * lanes) == lanes
+    for mid, out in ((96, 24), (144, 24), (144, 32), (16, 8)):
+        assert ir._width(mid, out) == (lanes if mid % (2 * lanes) == 0 and out % lanes == 0 else 8), (mid, out)
+    for mid, out in ((40, 24), (144, 12), (8, 8), (144, 0)):
+        assert ir._width(mid, out) is None, (mid, out)
+
+
+@pytest.mark.skipif(not COMPILED_TILES, reason="the compiled bands need numba and 256-bit SIMD or wider")
+@pytest.mark.parametrize("seed", range(8))
+def test_channels_that_only_eight_lane_tiles_fit_run_them_and_give_the_references_numbers(seed, monkeypatch):
+    """An odd number of 8-lane vector pairs in the middle and of 8-lane vectors out: the compiled bands or
+    channel groups run 8-lane kernels whatever the machine's vectors, with and without expansion and
+    residual, strides 1 and 2, bands of rows or whole images, matrices packed or not; the same bits on one
+    thread in whole images, on two claiming bands of rows, image by image and shared by channel groups; the
+    unfused references' numbers."""
+    rng = np.random.default_rng(1700 + seed)
+    x, expand, depthwise, project, stride, padding, epilogues = _fitting_block(rng, odd_eights=True)
+    if seed % 4 == 3:
+        expand, epilogues[0] = None, {}
+        x = (rng.standard_normal(x.shape[:3] + (depthwise.shape[2],)) * 2).astype(np.float32)
+    residual = _residual_for(rng, x, expand, depthwise, project, stride, padding) if seed % 3 else None
+    if seed % 2:
+        monkeypatch.setattr(pointwise_simd, "PACK_ROWS", 1)
+    monkeypatch.setattr(fi, "SMALL_WORK", 0)
+    used = _lanes_used(monkeypatch)
+    asked = []
+    monkeypatch.setattr(ir, "_PATHS", recording(ir._PATHS, asked))
+    arguments = (x, expand, depthwise, project, stride, padding, *epilogues, residual)
+    runs = []
+    with fi.compiled.use_compiled(True):
+        for workers, band_bytes in ((1, 1 << 30), (2, 1)):
+            _threads(monkeypatch, workers)
+            monkeypatch.setattr(ir, "BAND_BYTES", band_bytes)
+            runs.append(ir.inverted_residual_inference(*arguments))
+        _threads(monkeypatch, 2)
+        monkeypatch.setattr(ir, "GROUP_BYTES", 1 << 30)        # one image on two threads: channel groups
+        for i in range(len(x)):
+            alone = ir.inverted_residual_inference(x[i:i + 1], expand, depthwise, project, stride, padding,
+                                                   *epilogues, None if residual is None else residual[i:i + 1])
+            np.testing.assert_array_equal(alone, runs[0][i:i + 1])
+    assert {answer for answer in asked if answer[0] == "compiled_bands"} == {("compiled_bands", True)}, asked
+    assert used and set(used) == {8}, used
+    np.testing.assert_array_equal(runs[1], runs[0])
+    np.testing.assert_allclose(runs[0], ir.inverted_residual_reference(*arguments), rtol=2e-5, atol=2e-5)

@@ -16,9 +16,10 @@ memory and back (at batch 32, 51 MB each way in MobileNetV2's first).
     then(act(x @ W + b) * scale + shift [+ residual])      for each of the three, as in `fused_inference`
 
 Paths (the first that applies runs): "compiled_bands" (the banded path's conditions, the middle channels in
-whole pairs of vectors, the output's in whole vectors, image rows of a tile of pixels: one compiled call per
-thread claiming bands, `inverted_residual_simd`, or groups of channels of a small image where there are fewer
-images than threads; the same numbers to rounding, none of the GIL between a band's steps),
+whole pairs of vectors, the output's in whole vectors (the machine's, else 8-lane ones: `_width`), image rows
+of a tile of pixels: one compiled call per thread claiming bands, `inverted_residual_simd`, or groups of
+channels of a small image where there are fewer images than threads; the same numbers to rounding, none of
+the GIL between a band's steps),
 "banded" (float32, the compiled 3x3 SIMD depthwise kernel with stride 1 or 2, `depthwise_fast.applies_3x3`;
 each band's steps called from Python), else "one_by_one" (the three `fused_inference` ops).
 """
@@ -120,14 +121,26 @@ def _banded_applies(x, expand, depthwise, project, geometry) -> bool:
 
 
 def _compiled_bands_applies(x, expand, depthwise, project, geometry) -> bool:
-    """The banded path's conditions, and the tiles' for both products (middle channels in whole pairs of
-    vectors, output channels in whole vectors: MobileNetV2's 24; AVX2 or wider) with at least a tile of rows in
-    every product (image rows of `ROWS` pixels); both kinds of tiles of one width (8 or 16 lanes)."""
-    (_, out_w), mid, w = geometry[0], np.shape(depthwise)[2], x.shape[2]
-    return (_banded_applies(x, expand, depthwise, project, geometry) and pointwise_simd.tiles_fit(mid)
-            and pointwise_simd.deep_fits(np.shape(project)[3]) and min(w, out_w) >= pointwise_simd.ROWS
-            and pointwise_simd.lanes() == depthwise_fast.lanes()
-            and inverted_residual_simd.band_kernel(depthwise_fast.lanes()) is not None)
+    """The banded path's conditions, and the tiles' for both products at one width (`_width`) with at least a
+    tile of rows in every product (image rows of `ROWS` pixels)."""
+    (_, out_w), w = geometry[0], x.shape[2]
+    return (_banded_applies(x, expand, depthwise, project, geometry) and min(w, out_w) >= pointwise_simd.ROWS
+            and _width(np.shape(depthwise)[2], np.shape(project)[3]) is not None)
+
+
+def _width(mid: int, out_channels: int):
+    """The lanes of the compiled kernels for a block of `mid` middle and `out_channels` output channels: the
+    machine's vectors where the middle channels are whole pairs of them and the output's whole vectors, else
+    8 lanes (AVX2's, which AVX-512 machines run too) where they fit those (MobileNetV2's 144 -> 24 with
+    16-lane vectors), else None.  Both the 1x1 tiles and the depthwise tiles have kernels of 8 and 16 lanes."""
+    widest = pointwise_simd.lanes()
+    if widest != depthwise_fast.lanes():
+        return None
+    for width in dict.fromkeys((widest, 8)):
+        if (width <= widest and inverted_residual_simd.band_kernel(width) is not None
+                and pointwise_simd.tiles_fit(mid, width) and pointwise_simd.deep_fits(out_channels, width)):
+            return width
+    return None
 
 
 def _compiled_bands(steps, geometry):
@@ -157,7 +170,8 @@ def _compiled_bands(steps, geometry):
         if layout.swish:
             return fallback(x, expand, depthwise, project, *epilogues, residual)
         out_channels = narrow.shape[1]
-        widen, narrow = (pointwise_simd.pack(m) if packed else m for m, packed in zip((widen, narrow), layout.packed))
+        widen, narrow = (pointwise_simd.pack(m, layout.width) if packed else m
+                         for m, packed in zip((widen, narrow), layout.packed))
         out = (fi._aligned_empty if layout.by_channels else np.empty)((n, out_h * out_w, out_channels), np.float32)
         shortcut = (layout.unread if residual is None
                     else np.ascontiguousarray(residual, dtype=np.float32).reshape(out.shape))
@@ -192,17 +206,17 @@ class _Layout:
         self.swish = any(fi._HARD_SWISH in _codes(e, False)[::3] for e in (epilogues[0], epilogues[2]))
         if self.swish:          # the banded path's run instead
             return
-        self.packed = (pointwise_simd.packs(n * h * w, widen, False),
-                       pointwise_simd.packs(n * out_h * out_w, narrow, False))
+        self.width = width = _width(mid, out_channels)
+        self.packed = (pointwise_simd.packs(n * h * w, widen, False, width),
+                       pointwise_simd.packs(n * out_h * out_w, narrow, False, width))
         work = (n * h * w * widen.shape[0] * mid if has_expand else 0) + n * out_h * out_w * (out_channels + 9) * mid
         self.alone = work < fi.SMALL_WORK
         self.by_channels = not self.alone and n < workers and h * w * mid * 4 <= GROUP_BYTES
-        lanes = depthwise_fast.lanes()
         if self.by_channels:
-            self.kernel = inverted_residual_simd.group_kernel(lanes)
-            self.counts = (_channel_groups(mid, workers), _channel_groups(out_channels, workers))
+            self.kernel = inverted_residual_simd.group_kernel(width)
+            self.counts = (_channel_groups(mid, workers, width), _channel_groups(out_channels, workers, width))
         else:
-            self.kernel = inverted_residual_simd.band_kernel(lanes)
+            self.kernel = inverted_residual_simd.band_kernel(width)
             rows = _band_rows(n, h, w, mid, out_h, strides[0], workers)
             self.counts = (rows, -(-out_h // rows))
         affine = [e.get("scale") is not None for e in epilogues]
@@ -224,10 +238,10 @@ def _key(epilogue) -> tuple:
     return epilogue.get("activation"), epilogue.get("then"), epilogue.get("scale") is None
 
 
-def _channel_groups(channels: int, workers: int) -> int:
-    """Groups of whole pairs of vectors an image's channels are shared in: `GROUPS_PER_THREAD` per thread (a
-    thread that starts late or runs slower takes fewer), at most one per pair."""
-    return max(1, min(channels // (2 * pointwise_simd.lanes()), GROUPS_PER_THREAD * workers))
+def _channel_groups(channels: int, workers: int, width: int) -> int:
+    """Groups of whole pairs of vectors (of `width` lanes) an image's channels are shared in:
+    `GROUPS_PER_THREAD` per thread (a thread that starts late or runs slower takes fewer), at most one per pair."""
+    return max(1, min(channels // (2 * width), GROUPS_PER_THREAD * workers))
 
 
 def _matrix(filters, depth: int) -> np.ndarray:

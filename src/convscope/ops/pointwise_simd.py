@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from typing import Optional
 
 import numpy as np
 
@@ -64,11 +65,12 @@ def deep_applies(rows: np.ndarray, matrix: np.ndarray, swish: bool) -> bool:
     return _tiles_fit(rows, matrix, swish) and MAX_DEPTH < matrix.shape[0] <= DEEP_MAX_DEPTH
 
 
-def packs(count: int, matrix: np.ndarray, swish: bool) -> bool:
-    """True where a product of `count` rows by `matrix` takes the tiles rows first from a packed copy of the
-    matrix (`pack`): at least `PACK_ROWS` rows, more than `MAX_DEPTH` input channels (fewer: `applies`'
-    tiles, or BLAS with a residual), the tiles' other conditions."""
-    return count >= PACK_ROWS and matrix.ndim == 2 and matrix.shape[0] > MAX_DEPTH and _matrix_fits(matrix, swish)
+def packs(count: int, matrix: np.ndarray, swish: bool, width: Optional[int] = None) -> bool:
+    """True where a product of `count` rows by `matrix` takes the tiles (of `width` lanes, the machine's by
+    default) rows first from a packed copy of the matrix (`pack`): at least `PACK_ROWS` rows, more than
+    `MAX_DEPTH` input channels (fewer: `applies`' tiles, or BLAS with a residual), the tiles' other conditions."""
+    return (count >= PACK_ROWS and matrix.ndim == 2 and matrix.shape[0] > MAX_DEPTH
+            and _matrix_fits(matrix, swish, width))
 
 
 def packed_applies(rows: np.ndarray, packed: np.ndarray) -> bool:
@@ -87,13 +89,13 @@ def streams(depth: int, out_bytes: int) -> bool:
     return depth <= DEEP_MAX_DEPTH and out_bytes >= STREAM_BYTES
 
 
-def pack(matrix: np.ndarray) -> np.ndarray:
-    """The (depth, channels) matrix as `deep_product_rows` reads it fastest: (channels // (2 * lanes), depth,
-    2 * lanes), each pair of vectors of channels one contiguous strip (a new array).  Compiled, a loop over
-    the strips (NumPy's copy of the transposed view took 2-2.6x as long; measurements: benchmarks/README.md,
-    'Measurements behind the code's choices')."""
+def pack(matrix: np.ndarray, width: Optional[int] = None) -> np.ndarray:
+    """The (depth, channels) matrix as `deep_product_rows` reads it fastest: (channels // (2 * width), depth,
+    2 * width), each pair of vectors of channels one contiguous strip (a new array; `width` the tiles' lanes,
+    the machine's by default).  Compiled, a loop over the strips (NumPy's copy of the transposed view took
+    2-2.6x as long; measurements: benchmarks/README.md, 'Measurements behind the code's choices')."""
     depth, channels = matrix.shape
-    strip = 2 * lanes()
+    strip = 2 * (width or lanes())
     if not compiled.active():
         return np.ascontiguousarray(matrix.reshape(depth, channels // strip, strip).transpose(1, 0, 2))
     packed = np.empty((channels // strip, depth, strip), dtype=matrix.dtype)
@@ -117,20 +119,20 @@ def _tiles_fit(rows: np.ndarray, matrix: np.ndarray, swish: bool) -> bool:
             and rows.shape[0] >= ROWS and rows.flags.c_contiguous and _matrix_fits(matrix, swish))
 
 
-def tiles_fit(channels: int) -> bool:
-    """True where the tiles can write `channels` output channels (whole pairs of vectors; compiled ops on,
-    AVX2 or wider)."""
-    return compiled.active() and VECTOR_BITS >= 256 and channels % (2 * lanes()) == 0
+def tiles_fit(channels: int, width: Optional[int] = None) -> bool:
+    """True where the tiles of `width` lanes (the machine's by default; 8 on any machine with AVX2 or wider)
+    can write `channels` output channels (whole pairs of vectors; compiled ops on, AVX2 or wider)."""
+    return compiled.active() and VECTOR_BITS >= 256 and channels % (2 * (width or lanes())) == 0
 
 
-def deep_fits(channels: int) -> bool:
-    """True where `deep_kernel` can write `channels` output channels of a matrix as it lies (whole vectors: the
-    last one alone where their number is odd; compiled ops on, AVX2 or wider)."""
-    return compiled.active() and VECTOR_BITS >= 256 and channels > 0 and channels % lanes() == 0
+def deep_fits(channels: int, width: Optional[int] = None) -> bool:
+    """True where `deep_kernel(width)` can write `channels` output channels of a matrix as it lies (whole
+    vectors: the last one alone where their number is odd; compiled ops on, AVX2 or wider)."""
+    return compiled.active() and VECTOR_BITS >= 256 and channels > 0 and channels % (width or lanes()) == 0
 
 
-def _matrix_fits(matrix: np.ndarray, swish: bool) -> bool:
-    return (tiles_fit(matrix.shape[1]) and matrix.dtype == np.float32 and matrix.flags.c_contiguous
+def _matrix_fits(matrix: np.ndarray, swish: bool, width: Optional[int] = None) -> bool:
+    return (tiles_fit(matrix.shape[1], width) and matrix.dtype == np.float32 and matrix.flags.c_contiguous
             and not swish)
 
 
