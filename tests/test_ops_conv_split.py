@@ -465,3 +465,41 @@ def test_a_band_of_rows_pads_only_the_rows_its_windows_read(step, dilation, work
     longest = -(-geometry["out_hw"][0] // bands)
     assert heights == [(longest - 1) * step + 2 * dilation + 1] * workers
     assert heights[0] < geometry["padded_shape"][1] // 2
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_gemm_bands_of_a_few_rows_take_the_dense_tiles_products(seed, monkeypatch):
+    """Bands of 5 to `dense_tiles.max_rows()` product rows by a matrix `dense_tiles` takes (its size limit
+    lowered: ResNet50's 3x3 layers on a 7x7 image have 49 rows by a 9 MB matrix) run its products, on 1-3
+    threads, the output channels split or not (any number: the last vector's columns summed apart); the
+    result is the float64 reference's and PyTorch's."""
+    from convscope.ops import dense_tiles
+    if not dense_tiles.fits(dense_tiles.MIN_ROWS, 1 << 10, 1 << 10):
+        pytest.skip("dense_tiles needs the compiled path and 256-bit SIMD or wider")
+    rng = np.random.default_rng(2600 + seed)
+    workers = 1 + seed % 3
+    monkeypatch.setattr(dense_tiles, "MIN_BYTES", 0)
+    monkeypatch.setattr(direct, "SMALL_WORK", 0)
+    monkeypatch.setattr(conv_split, "worker_count", lambda: workers)
+    monkeypatch.setattr(conv_split, "balanced_ranges", _balanced_for(workers))
+    products = []
+    original = dense_tiles.product
+    monkeypatch.setattr(dense_tiles, "product", lambda a, *rest: products.append(a.shape[0]) or original(a, *rest))
+    calls = _only(monkeypatch, "gemm")
+    size, channels = int(rng.integers(3, 9)), int(rng.choice([3, 20, 64]))
+    out_channels = int(rng.choice([16, 33, 40, 70, 96, 130]))
+    x = rng.standard_normal((int(rng.integers(1, 3)), size, size, channels)).astype(np.float32)
+    filters = (rng.standard_normal((3, 3, channels, out_channels)) / np.sqrt(9 * channels)).astype(np.float32)
+    bias, scale, shift = (rng.standard_normal(out_channels).astype(np.float32) for _ in range(3))
+    ours = ops.conv2d_inference(x, filters, 1, "SAME", bias=bias, activation="relu", scale=scale, shift=shift)
+    with compiled.use_compiled(False):
+        reference = ops.conv2d_inference(*(v.astype(np.float64) for v in (x, filters)), 1, "SAME",
+                                         bias=bias.astype(np.float64), activation="relu",
+                                         scale=scale.astype(np.float64), shift=shift.astype(np.float64))
+    assert calls == ["gemm"]
+    rows = x.shape[0] * size * size
+    assert products and all(dense_tiles.MIN_ROWS <= r <= min(rows, dense_tiles.max_rows()) for r in products), \
+        (products, rows)
+    np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-5)
+    theirs = _torch(x, filters, 1, "SAME", 1, bias, "relu", scale, shift, "linear")
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)

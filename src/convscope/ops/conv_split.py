@@ -22,7 +22,7 @@ from typing import List, Tuple
 
 import numpy as np
 
-from . import compiled, conv, direct, winograd
+from . import compiled, conv, dense_tiles, direct, winograd
 from .conv import COLUMN_BUDGET_BYTES, _columns, padded_input
 from .epilogue import _epilogue_kernel
 from .parallel import balanced_ranges, run_claimed, run_in_parallel, worker_count
@@ -205,11 +205,22 @@ def gemm_forward(ctx, epilogue: tuple, out: np.ndarray) -> None:
         for images, rows, part in chunk:
             top, bottom = rows.start * strides[0], (rows.stop - 1) * strides[0] + dilations[0] * (kh - 1) + 1
             band = dict(ctx, out_hw=(rows.stop - rows.start, ow))
-            target = out[images, rows].reshape(-1, out_channels)[:, part]
-            np.matmul(_columns(x_pad[images, top:bottom], band, buffer), matrix[:, part], out=target)
-            _finish_rows(target, epilogue, part)
+            target = out[images, rows].reshape(-1, out_channels)
+            _band_product(_columns(x_pad[images, top:bottom], band, buffer), matrix, target, part)
+            _finish_rows(target[:, part], epilogue, part)
 
     _run(tasks, work, out, ctx)
+
+
+def _band_product(columns: np.ndarray, matrix: np.ndarray, out: np.ndarray, part: slice) -> None:
+    """out[:, part] = columns @ matrix[:, part] on this thread: `dense_tiles`' products where they take it (a
+    few rows by a large matrix, ResNet50's 3x3 layers on a 7x7 image: BLAS packs the thread's columns of the
+    matrix for 49 rows), else BLAS'.  `out` (rows, all channels) C-contiguous."""
+    if (dense_tiles.applies(columns, matrix) and part.start % dense_tiles.lanes() == 0
+            and out.flags.c_contiguous and out.dtype == np.float32):
+        dense_tiles.product(columns, matrix, out, part.start, part.stop)
+    else:
+        np.matmul(columns, matrix[:, part], out=out[:, part])
 
 
 def gemm_applies(ctx) -> bool:

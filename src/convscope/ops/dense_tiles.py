@@ -104,8 +104,9 @@ def product(a: np.ndarray, b: np.ndarray, out: np.ndarray, start: int, stop: int
 def _make_kernel(width: int):
     """The loop for vectors of `width` lanes (a closure constant: numba's vector type needs a literal): strips
     of two vectors in tiles of `ROWS` rows; with 512-bit vectors strips of three in tiles of `WIDE_ROWS` rows
-    (4 rows left: a pair tile and a vector tile), the columns past them in pairs.  Every output is the same
-    chain of multiply-adds per block whichever tile computes it."""
+    (4 rows left: a pair tile and a vector tile), the columns past them in pairs, then one vector, each in tiles
+    of `ROWS` rows (row by row, one vector of 16 lanes took most of a 256-column range's time; measurements:
+    benchmarks/README.md).  Every output is the same chain of multiply-adds per block whichever tile computes it."""
     triples = width > 8
 
     @compiled.kernel
@@ -146,8 +147,14 @@ def _make_kernel(width: int):
                     _row_pair(xf, wf, of, r, c, k0, k1, depth, columns, resume, width, zero)
                     r += 1
             for c in range(pairs_stop, vectors_stop, width):
-                for r in range(count):
+                r = 0
+                while r + ROWS <= count:
+                    _tile_vector(xf, wf, of, r, c, k0, k1, depth, columns, r * columns + c, columns, resume, width,
+                                 zero)
+                    r += ROWS
+                while r < count:
                     _row_vector(xf, wf, of, r, c, k0, k1, depth, columns, r * columns + c, resume, width, zero)
+                    r += 1
             if vectors_stop < stop:
                 r = 0
                 while r + ROWS <= count:
