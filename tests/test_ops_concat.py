@@ -26,13 +26,19 @@ def test_rows_match_numpy_bitwise_on_random_shapes_and_threads(seed, kernel_path
     arrays = [rng.standard_normal(lead + (int(rng.integers(1, 70)),)).astype(dtype)
               for _ in range(int(rng.integers(2, 9)))]
     monkeypatch.setattr(concat, "MIN_BYTES", 0)
-    taken = _ran(monkeypatch)
+    monkeypatch.setattr(concat, "THREAD_BYTES", 0 if seed % 2 else 1 << 40)    # rows shared among the threads
+    taken, blocks = _ran(monkeypatch), []
+    copy_rows = concat._copy_rows
+    monkeypatch.setattr(concat, "_copy_rows", lambda *args: blocks.append(args[2:]) or copy_rows(*args))
     for threads in (1, 2):
         monkeypatch.setattr(parallel, "worker_count", lambda threads=threads: threads)
         out = concat.concatenate(arrays, axis=-1 if seed % 3 else len(lead))
         assert out.dtype == dtype and out.shape == lead + (sum(a.shape[-1] for a in arrays),)
         np.testing.assert_array_equal(out, np.concatenate(arrays, axis=-1))
     assert taken == ["rows" if kernel_path == "compiled" else "numpy"] * 2
+    rows = int(np.prod(lead))
+    shared = seed % 2 and rows > 1
+    assert len(blocks) == (0 if kernel_path != "compiled" else 3 if shared else 2), blocks
 
 
 def test_a_u_net_skip_connection_is_large_enough_for_the_rows(kernel_path, monkeypatch):

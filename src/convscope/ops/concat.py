@@ -1,9 +1,10 @@
 """Concatenation along the last axis (a U-Net's skip connections: Concatenate on channels-last maps).
 
 NumPy's `concatenate` copies each input's rows on one thread, a short strided copy per row (a pixel's
-channels).  Here one compiled pass per thread copies a contiguous block of rows, each output row built
-from the inputs' rows in turn.  A copy: the same bits as NumPy's.  One ordered list, `_PATHS`, chooses
-the path; NumPy's `concatenate` is the reference and the fallback.
+channels).  Here one compiled pass copies a contiguous block of rows, each output row built from the
+inputs' rows in turn; from `THREAD_BYTES` of output each thread copies a block.  A copy: the same bits as
+NumPy's.  One ordered list, `_PATHS`, chooses the path; NumPy's `concatenate` is the reference and the
+fallback.  The measurements behind the limits: benchmarks/README.md, 'Measurements behind the code's choices'.
 """
 
 from __future__ import annotations
@@ -15,9 +16,13 @@ import numpy as np
 from . import compiled
 from .parallel import on_slices
 
-__all__ = ["concatenate", "MIN_BYTES"]
+if compiled.available():
+    from numba import literal_unroll
+
+__all__ = ["concatenate", "MIN_BYTES", "THREAD_BYTES"]
 
 MIN_BYTES = 2 << 20      # smaller outputs: NumPy's copy (faster while the output stays in the caches)
+THREAD_BYTES = 8 << 20   # outputs from which the threads share the rows (smaller: one thread copies faster)
 
 
 def _rows_applies(arrays: Sequence[np.ndarray], axis: int) -> bool:
@@ -37,7 +42,7 @@ def _rows(arrays: Sequence[np.ndarray], axis: int) -> np.ndarray:
     widths = [a.shape[-1] for a in arrays]
     out = np.empty(arrays[0].shape[:-1] + (sum(widths),), dtype=arrays[0].dtype)
     out_rows = out.reshape(rows, -1)
-    on_slices(rows, out.nbytes, lambda part: _copy_rows(flat, out_rows, part.start, part.stop))
+    on_slices(rows, out.nbytes, lambda part: _copy_rows(flat, out_rows, part.start, part.stop), THREAD_BYTES)
     return out
 
 
@@ -61,11 +66,12 @@ def concatenate(arrays: Sequence[np.ndarray], axis: int = -1) -> np.ndarray:
 
 @compiled.kernel
 def _copy_rows(arrays, out, start, stop):
-    """out[r] = the rows r of `arrays` one after another, for r in start..stop."""
+    """out[r] = the rows r of `arrays` one after another, for r in start..stop (the loop over the inputs
+    unrolled: as a loop, the compiler did not vectorize the copies)."""
     for r in range(start, stop):
         row = out[r]
         at = 0
-        for a in arrays:
+        for a in literal_unroll(arrays):
             source = a[r]
             for j in range(source.shape[0]):
                 row[at + j] = source[j]
