@@ -98,11 +98,12 @@ def test_where_the_tiles_apply():
         assert not dt.applies(np.ones((8, 1024), np.float32), b)
 
 
-@pytest.mark.parametrize("bits,rows", [(256, 32), (512, 64)])
-def test_the_wide_tiles_take_more_rows(bits, rows, monkeypatch):
-    """AVX2's 4 x 2 tiles up to 32 rows, the 8 x 3 tiles of 512-bit vectors up to 64 (BLAS' packed matrix pays
-    for itself later beside them)."""
+@pytest.mark.parametrize("bits,pumped,rows", [(256, False, 32), (512, False, 64), (512, True, 128)])
+def test_the_wide_tiles_take_more_rows(bits, pumped, rows, monkeypatch):
+    """AVX2's 4 x 2 tiles up to 32 rows, the 8 x 3 tiles of 512-bit vectors up to 64, or 128 on a CPU that runs
+    them as two halves (BLAS' packed matrix pays for itself later beside them)."""
     monkeypatch.setattr(dt, "VECTOR_BITS", bits)
+    monkeypatch.setattr(dt, "_DOUBLE_PUMPED", pumped)
     monkeypatch.setattr(compiled, "active", lambda: True)
     b = np.ones((1024, 256), np.float32)
     assert dt.max_rows() == rows
@@ -165,3 +166,21 @@ def test_product_checks_its_arrays_before_the_unchecked_kernel(change, message, 
     with pytest.raises(ValueError, match=message) as error:
         dt.product(**args)
     assert str(error.value).startswith("dense_tiles.product: argument")
+
+
+@pytest.mark.parametrize("cpu,features,rows", [
+    ("znver4", "+avx,+avx2,+fma,+avx512f", 128),           # 512-bit vectors run as two 256-bit halves (Zen 4)
+    ("skylake-avx512", "+avx,+avx2,+fma,+avx512f", 64),    # Intel's full-width units
+    ("znver4", "+avx,+avx2,+fma", 32),                     # AVX2 code on Zen 4 (the benchmark's --isa avx2)
+])
+def test_the_tiles_row_limit_follows_the_vector_width_and_the_cpu(cpu, features, rows):
+    """`max_rows` as imported for the CPU numba compiles for (`NUMBA_CPU_NAME`, `NUMBA_CPU_FEATURES`), whatever
+    this machine is."""
+    import os
+    import subprocess
+    import sys
+    code = "from convscope.ops import dense_tiles; print(dense_tiles.max_rows())"
+    env = dict(os.environ, NUMBA_CPU_NAME=cpu, NUMBA_CPU_FEATURES=features)
+    printed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env,
+                             timeout=120).stdout.split()
+    assert printed == [str(rows)], printed

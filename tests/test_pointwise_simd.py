@@ -18,7 +18,8 @@ pytestmark = pytest.mark.skipif(not compiled.available(), reason="the SIMD tiles
 @pytest.fixture(params=[256, 512], ids=["avx2", "avx512"])
 def width(request, monkeypatch):
     """The tiles for 8 or 16 lanes, whatever this machine has; matrices packed from 512 rows (AVX2's rule: with
-    512-bit vectors convscope leaves such products to BLAS, but the packed tiles run there all the same)."""
+    512-bit vectors on full-width units convscope leaves such products to BLAS, but the packed tiles run there
+    all the same)."""
     monkeypatch.setattr(ps, "VECTOR_BITS", request.param)
     monkeypatch.setattr(ps, "PACK_ROWS", 512)
     return request.param // 32
@@ -466,20 +467,41 @@ def test_a_product_streams_its_output_where_it_is_large_and_shallow(width, pack_
             assert set(streamed) <= {False} and (streamed or pack_rows == sys.maxsize)
 
 
-def test_with_512_bit_vectors_large_1x1_products_are_left_to_blas(monkeypatch):
+def test_large_1x1_products_pack_their_matrix_by_this_machines_rule(monkeypatch):
     """This machine's rule, as imported: a 1x1 product of 1568 rows (a ResNet50 stage-5 1x1's at batch 32, here
-    64 -> 2 vectors of channels) packs its matrix with 256-bit vectors and is left to BLAS with 512-bit ones
-    (OpenBLAS' SkylakeX kernel ran the stage's products in 0.46-0.97x the packed tiles' time); the float64
-    product's numbers either way."""
+    64 -> 2 vectors of channels) packs its matrix with 256-bit vectors and with 512-bit ones run as two halves
+    (Zen 4), and is left to BLAS with 512-bit vectors on full-width units (OpenBLAS' SkylakeX kernel ran the
+    stage's products there in 0.46-0.97x the packed tiles' time); the float64 product's numbers either way."""
     if not compiled.active():
         pytest.skip("the packed tiles are compiled")
+    from convscope.ops import simd
     rng = np.random.default_rng(9)
     x = rng.standard_normal((32, 7, 7, 64)).astype(np.float32)
     w = (rng.standard_normal((1, 1, 64, 2 * ps.lanes() if ps.lanes() else 32)) * 0.2).astype(np.float32)
     packings = []
     pack = ps.pack
-    monkeypatch.setattr(ps, "pack", lambda matrix: packings.append(matrix.shape) or pack(matrix))
+    monkeypatch.setattr(ps, "pack", lambda matrix, *width: packings.append(matrix.shape) or pack(matrix, *width))
     got = fi.conv2d_epilogue_inference(x, w, 1, "VALID", activation="relu")
-    assert bool(packings) == (0 < ps.VECTOR_BITS <= 256)
+    assert bool(packings) == (0 < ps.VECTOR_BITS <= 256 or (ps.VECTOR_BITS == 512 and simd.double_pumped()))
     expected = np.maximum(x.reshape(-1, 64).astype(np.float64) @ w.reshape(64, -1), 0).reshape(got.shape)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("cpu,features,pack_rows,pumped", [
+    ("znver4", "+avx,+avx2,+fma,+avx512f", 512, True),                 # 512-bit vectors on 256-bit halves: packed
+    ("skylake-avx512", "+avx,+avx2,+fma,+avx512f", sys.maxsize, False),  # Intel's full-width units: BLAS
+    ("znver4", "+avx,+avx2,+fma", 512, False),                         # AVX2 code (the benchmark's --isa avx2)
+    ("haswell", "+avx,+avx2,+fma", 512, False),
+])
+def test_the_matrix_is_packed_from_pack_rows_by_the_vector_width_and_the_cpu(cpu, features, pack_rows, pumped):
+    """`PACK_ROWS`: 512 rows with 256-bit vectors and on CPUs that run 512-bit ones as two halves (Zen 4:
+    `simd.double_pumped`), never with 512-bit vectors on Intel's full-width units; read from the CPU numba
+    compiles for (`NUMBA_CPU_NAME`, `NUMBA_CPU_FEATURES`), whatever this machine is."""
+    import os
+    import subprocess
+    code = ("from convscope.ops import pointwise_simd as ps, simd; "
+            "print(ps.PACK_ROWS, simd.double_pumped(), ps.VECTOR_BITS)")
+    env = dict(os.environ, NUMBA_CPU_NAME=cpu, NUMBA_CPU_FEATURES=features)
+    printed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env,
+                             timeout=120).stdout.split()
+    assert printed == [str(pack_rows), str(pumped), "512" if "avx512f" in features else "256"], printed

@@ -1,5 +1,5 @@
-"""Products of a batch of rows by a large matrix (a Dense layer on 5-32 samples, 5-64 with 512-bit vectors), in SIMD
-registers.
+"""Products of a batch of rows by a large matrix (a Dense layer on 5-32 samples, 5-64 with 512-bit vectors, 5-128
+where a CPU runs them as two halves), in SIMD registers.
 
 BLAS' product packs the whole matrix on every call; with few rows each packed element is used only a few
 times, and the packing costs about as much as the multiply-adds.  Here the matrix is read as it lies: for
@@ -25,15 +25,17 @@ import numpy as np
 from . import compiled
 
 if compiled.available():
-    from .simd import add, broadcast, fma, load, prefetch, store_first, zeros
+    from .simd import add, broadcast, double_pumped, fma, load, prefetch, store_first, zeros
 
-__all__ = ["MIN_ROWS", "MAX_ROWS", "WIDE_MAX_ROWS", "MIN_BYTES", "ROWS", "WIDE_ROWS", "DEPTH_BLOCK", "AHEAD_ROWS",
+__all__ = ["MIN_ROWS", "MAX_ROWS", "WIDE_MAX_ROWS", "PUMPED_MAX_ROWS", "MIN_BYTES", "ROWS", "WIDE_ROWS", "DEPTH_BLOCK", "AHEAD_ROWS",
            "applies", "fits", "max_rows", "column_ranges", "strip", "product"]
 
 VECTOR_BITS = 32 * compiled.float32_lanes()     # 0 without numba or below AVX2: no tiles
+_DOUBLE_PUMPED = VECTOR_BITS >= 512 and double_pumped()
 MIN_ROWS = 5            # fewer rows: `few_rows` (each row streams the matrix alone)
 MAX_ROWS = 32           # more rows reuse BLAS' packed matrix enough to pay for it (AVX2's tiles)
 WIDE_MAX_ROWS = 64      # the same for the tiles of three 512-bit vectors (see `max_rows`)
+PUMPED_MAX_ROWS = 128   # ... on a CPU that runs 512-bit vectors as two halves (Zen 4: `simd.double_pumped`)
 MIN_BYTES = 1 << 20     # a smaller matrix: BLAS' packing is cheap beside the products
 ROWS = 4                # rows per tile of a pair of vectors: 8 vectors of accumulators (AVX2's 16 registers)
 WIDE_ROWS = 8           # rows per tile of three 512-bit vectors: 24 accumulators of the 32 registers
@@ -61,10 +63,13 @@ def fits(rows: int, depth: int, columns: int) -> bool:
 
 def max_rows() -> int:
     """The most rows the tiles take: `WIDE_MAX_ROWS` where vectors are 512-bit (8 x 3 tiles, 24 accumulators:
-    the tiles ran 0.82-0.89x BLAS' time up to 128 rows on a Zen 4 VM, 0.98x at 64 and 1.05x at 128 on an Intel
-    VM), else `MAX_ROWS` (AVX2's 4 x 2 tiles: 1.03-1.04x BLAS' time at 64-128 rows).  Measurements:
-    benchmarks/README.md, 'Measurements behind the code's choices'."""
-    return WIDE_MAX_ROWS if VECTOR_BITS >= 512 else MAX_ROWS
+    0.98x BLAS' time at 64 rows and 1.05x at 128 on an Intel VM), `PUMPED_MAX_ROWS` where the CPU runs them as
+    two halves (a Zen 4 VM: 0.82-0.97x up to 128 rows, level at 256, slower at 512), else `MAX_ROWS` (AVX2's
+    4 x 2 tiles: 1.03-1.04x BLAS' time at 64-128 rows).  Measurements: benchmarks/README.md, 'Measurements
+    behind the code's choices'."""
+    if VECTOR_BITS < 512:
+        return MAX_ROWS
+    return PUMPED_MAX_ROWS if _DOUBLE_PUMPED else WIDE_MAX_ROWS
 
 
 def strip() -> int:

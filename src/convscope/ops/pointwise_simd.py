@@ -32,8 +32,8 @@ import numpy as np
 from . import compiled
 
 if compiled.available():
-    from .simd import (add, broadcast, clip, fma, full, load, multiply, prefetch, store_first, store_stream,
-                       stream_fence, vector_bits, zeros)
+    from .simd import (add, broadcast, clip, double_pumped, fma, full, load, multiply, prefetch, store_first,
+                       store_stream, stream_fence, vector_bits, zeros)
 
 __all__ = ["MAX_DEPTH", "DEEP_MAX_DEPTH", "PACK_ROWS", "ROWS", "applies", "product_rows", "deep_applies", "packs",
            "pack", "packed_applies", "streams", "deep_product_rows", "deep_kernel", "tiles_fit", "deep_fits"]
@@ -41,8 +41,9 @@ __all__ = ["MAX_DEPTH", "DEEP_MAX_DEPTH", "PACK_ROWS", "ROWS", "applies", "produ
 MAX_DEPTH = 32      # input channels up to which the tiles beat BLAS' product and the epilogue pass after it
 DEEP_MAX_DEPTH = 64     # ... and up to which the tiles taken rows first (`deep_product_rows`) do, residual or not
 VECTOR_BITS = vector_bits() if compiled.available() else 0
-PACK_ROWS = 512 if VECTOR_BITS <= 256 else sys.maxsize  # rows of a product from which its matrix is packed
-                    # (`packs`), whatever its depth; never with 512-bit vectors, where BLAS' own kernel ran faster
+PACK_ROWS = (512 if VECTOR_BITS <= 256 or (compiled.available() and double_pumped())    # rows of a product from
+             else sys.maxsize)  # which its matrix is packed (`packs`), whatever its depth; never with 512-bit
+                    # vectors on Intel's full-width units, where BLAS' own kernel ran faster (on Zen 4's halves slower)
 STREAM_BYTES = 32 << 20     # output from which a rows-first product of at most `DEEP_MAX_DEPTH` streams it (`streams`)
 ROWS = 6            # rows per tile: 12 vectors of accumulators, two of filters, one broadcast (AVX2's 16)
 

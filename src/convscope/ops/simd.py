@@ -30,7 +30,7 @@ from numba.extending import intrinsic, models, register_model
 
 from . import compiled
 
-__all__ = ["vector_bits", "Float32Vector", "zeros", "full", "load", "broadcast", "fma", "add", "subtract", "multiply",
+__all__ = ["vector_bits", "double_pumped", "Float32Vector", "zeros", "full", "load", "broadcast", "fma", "add", "subtract", "multiply",
            "divide", "clip", "relu", "max_or_nan", "index_of_max", "store_first", "store_stream", "stream_fence",
            "prefetch", "epilogue"]
 
@@ -48,6 +48,18 @@ def vector_bits() -> int:
     if "avx512f" in enabled:
         return 512
     return 256 if {"avx2", "fma"} <= enabled else 128
+
+
+DOUBLE_PUMPED_CPUS = ("znver4",)     # LLVM's names of CPUs that run 512-bit vectors as two 256-bit halves
+
+
+def double_pumped() -> bool:
+    """True where numba compiles 512-bit vectors for a CPU that runs each as two 256-bit halves (AMD's Zen 4,
+    "znver4" to LLVM; `NUMBA_CPU_NAME` where set): OpenBLAS' kernel for 512-bit units (SkylakeX), tuned for
+    Intel's full-width ones, runs there below convscope's own tiles, which some paths choose by this."""
+    from llvmlite import binding
+    from numba.core import config
+    return vector_bits() >= 512 and (config.CPU_NAME or binding.get_host_cpu_name()) in DOUBLE_PUMPED_CPUS
 
 
 class Float32Vector(types.Type):
