@@ -27,8 +27,8 @@ from . import compiled
 if compiled.available():
     from .simd import add, broadcast, double_pumped, fma, load, prefetch, store_first, zeros
 
-__all__ = ["MIN_ROWS", "MAX_ROWS", "WIDE_MAX_ROWS", "PUMPED_MAX_ROWS", "MIN_BYTES", "ROWS", "WIDE_ROWS", "DEPTH_BLOCK", "AHEAD_ROWS",
-           "applies", "fits", "max_rows", "column_ranges", "strip", "product"]
+__all__ = ["MIN_ROWS", "MAX_ROWS", "WIDE_MAX_ROWS", "PUMPED_MAX_ROWS", "MIN_BYTES", "ROWS", "WIDE_ROWS", "DEPTH_BLOCK",
+           "AHEAD_ROWS", "applies", "fits", "max_rows", "column_ranges", "strip", "product"]
 
 VECTOR_BITS = 32 * compiled.float32_lanes()     # 0 without numba or below AVX2: no tiles
 _DOUBLE_PUMPED = VECTOR_BITS >= 512 and double_pumped()

@@ -30,9 +30,9 @@ from numba.extending import intrinsic, models, register_model
 
 from . import compiled
 
-__all__ = ["vector_bits", "double_pumped", "Float32Vector", "zeros", "full", "load", "broadcast", "fma", "add", "subtract", "multiply",
-           "divide", "clip", "relu", "max_or_nan", "index_of_max", "store_first", "store_stream", "stream_fence",
-           "prefetch", "epilogue"]
+__all__ = ["vector_bits", "double_pumped", "Float32Vector", "zeros", "full", "load", "broadcast", "fma", "add",
+           "subtract", "multiply", "divide", "clip", "relu", "max_or_nan", "index_of_max", "store_first",
+           "store_stream", "stream_fence", "prefetch", "epilogue"]
 
 _FLOAT = ir.FloatType()
 _INT32 = ir.IntType(32)
