@@ -113,7 +113,7 @@ def test_the_wide_tiles_take_more_rows(bits, pumped, rows, monkeypatch):
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_parallel_matmul_takes_the_tiles_by_columns_among_the_threads(threads, monkeypatch):
-    """A Dense layer's product on `max_rows()` samples (32 or 64): `parallel.matmul` gives the
+    """A Dense layer's product on `max_rows()` samples (32, 64 or 128): `parallel.matmul` gives the
     tiles' bits (not BLAS'), on the pool's threads for a large product, the float64 product's to rounding."""
     if dt.lanes() < 8:
         pytest.skip("the SIMD tiles need AVX2 or wider")
@@ -155,8 +155,9 @@ def test_a_dense_layer_predicts_each_sample_as_in_any_batch_of_its_size():
     (dict(b=np.ones((8, 7), np.float32), out=np.empty((4, 7), np.float32), stop=7),
      r"at least 8 columns, got \(4, 8\), \(8, 7\) and \(4, 7\)"),
     (dict(b=np.ones((9, 16), np.float32)), r"got \(4, 8\), \(9, 16\)"),
-    (dict(start=4), "start a multiple of 8, got 4, 16"),
-    (dict(stop=17), "stop <= 16, start a multiple of 8, got 0, 17"),
+    (dict(start=4), r"start a multiple of 8, stop at least 8 \(a vector ends there\) unless equal to start, got 4, 16"),
+    (dict(stop=17), "stop <= 16, start a multiple of 8, .* got 0, 17"),
+    (dict(stop=7), r"stop at least 8 \(a vector ends there\) unless equal to start, got 0, 7"),   # would read before b
 ])
 def test_product_checks_its_arrays_before_the_unchecked_kernel(change, message, monkeypatch):
     monkeypatch.setattr(dt, "VECTOR_BITS", 256)

@@ -435,7 +435,7 @@ def test_the_kernels_width_is_the_machines_where_the_channels_fit_else_eight_lan
     whole vectors; else 8 lanes where they fit those (MobileNetV2's 96 -> 24, 144 -> 24, 144 -> 32 with 16-lane
     vectors); else none (the compiled bands decline)."""
     lanes = pointwise_simd.lanes()
-    if not (COMPILED_TILES and fi.compiled.active()):       # the NumPy kernels, or no SIMD
+    if not COMPILED_TILES:                                  # no SIMD kernels
         assert ir._width(64, 32) is None
         return
     assert ir._width(2 * lanes, lanes) == lanes and ir._width(6 * lanes, 3 * lanes) == lanes
@@ -482,3 +482,18 @@ def test_channels_that_only_eight_lane_tiles_fit_run_them_and_give_the_reference
     assert used and set(used) == {8}, used
     np.testing.assert_array_equal(runs[1], runs[0])
     np.testing.assert_allclose(runs[0], ir.inverted_residual_reference(*arguments), rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.skipif(not COMPILED_TILES, reason="the compiled bands need numba and 256-bit SIMD or wider")
+def test_a_run_prepared_on_the_compiled_bands_keeps_them_with_the_compiled_ops_off():
+    """A block prepared while the compiled ops are on (its path and width chosen then: 8-lane channels) runs
+    its compiled bands when called with them off, and gives the references' numbers."""
+    rng = np.random.default_rng(18)
+    x, expand, depthwise, project, stride, padding, epilogues = _fitting_block(rng, odd_eights=True)
+    with fi.compiled.use_compiled(True):
+        run = ir.prepare_inverted_residual_inference(x, expand, depthwise, project, stride, padding, *epilogues)
+    assert run.__qualname__.startswith("_compiled_bands")
+    with fi.compiled.use_compiled(False):
+        got = run(x, expand, depthwise, project, *epilogues, None)
+        expected = ir.inverted_residual_reference(x, expand, depthwise, project, stride, padding, *epilogues)
+    np.testing.assert_allclose(got, expected, rtol=2e-5, atol=2e-5)

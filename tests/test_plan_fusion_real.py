@@ -484,7 +484,7 @@ def test_a_1x1_conv_bn_relu_is_an_epilogue_stage_whose_large_products_take_the_p
     pixels of 40 channels (over `pointwise_simd.PACK_ROWS`) the compiled path packs the matrix once and
     every block takes the packed tiles; the numbers those of the layers one by one, at batch 2 and 1."""
     from convscope.ops import pointwise_simd as ps
-    monkeypatch.setattr(ps, "PACK_ROWS", 512)          # AVX2's rule (512-bit vectors leave these to BLAS)
+    monkeypatch.setattr(ps, "PACK_ROWS", 512)          # AVX2's and Zen 4's rule (Intel's AVX-512: BLAS)
     model = Sequential([L.Input((20, 20, 40)), L.Conv2D(32, 1), L.BatchNormalization(), L.ReLU(),
                         L.Conv2D(16, 3, padding="same"), L.BatchNormalization(), L.ReLU()])
     rng = np.random.default_rng(31)

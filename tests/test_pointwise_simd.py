@@ -505,3 +505,20 @@ def test_the_matrix_is_packed_from_pack_rows_by_the_vector_width_and_the_cpu(cpu
     printed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env,
                              timeout=120).stdout.split()
     assert printed == [str(pack_rows), str(pumped), "512" if "avx512f" in features else "256"], printed
+
+
+@pytest.mark.parametrize("setting,host,expected", [
+    (None, "znver4", True), ("host", "znver4", True), ("", "znver4", True),     # unset: this machine's CPU
+    ("skylake-avx512", "znver4", False),                                          # set: the CPU numba compiles for
+    ("znver4", "skylake-avx512", True), (None, "sapphirerapids", False),
+])
+def test_double_pumped_reads_the_cpu_numba_compiles_for(setting, host, expected, monkeypatch):
+    from llvmlite import binding
+    from numba.core import config
+    from convscope.ops import simd
+    monkeypatch.setattr(config, "CPU_NAME", setting)
+    monkeypatch.setattr(binding, "get_host_cpu_name", lambda: host)
+    monkeypatch.setattr(simd, "vector_bits", lambda: 512)
+    assert simd.double_pumped() is expected
+    monkeypatch.setattr(simd, "vector_bits", lambda: 256)
+    assert simd.double_pumped() is False

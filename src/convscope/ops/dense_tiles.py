@@ -100,9 +100,10 @@ def product(a: np.ndarray, b: np.ndarray, out: np.ndarray, start: int, stop: int
     if b.shape[0] != a.shape[1] or out.shape != (a.shape[0], b.shape[1]) or b.shape[1] < lanes():
         raise ValueError(f"dense_tiles.product: arguments must be `a` (rows, depth), `b` (depth, columns) and `out` "
                          f"(rows, columns), at least {lanes()} columns, got {a.shape}, {b.shape} and {out.shape}")
-    if not (0 <= start <= stop <= b.shape[1] and start % lanes() == 0):
+    if not (0 <= start <= stop <= b.shape[1] and start % lanes() == 0 and (stop == start or stop >= lanes())):
         raise ValueError(f"dense_tiles.product: arguments `start`, `stop` must be columns 0 <= start <= stop <= "
-                         f"{b.shape[1]}, start a multiple of {lanes()}, got {start}, {stop}")
+                         f"{b.shape[1]}, start a multiple of {lanes()}, stop at least {lanes()} (a vector ends "
+                         f"there) unless equal to start, got {start}, {stop}")
     _kernel_for(lanes())(a, b, out, start, stop, DEPTH_BLOCK, AHEAD_ROWS * b.shape[1])
 
 

@@ -445,7 +445,7 @@ def _columns_path(x, w, geometry, out_hw, dtype, epilogue, arguments):
 
 def _column_tiles_applies(x, w, geometry, epilogue) -> bool:
     """`_columns_applies` for a float32 product that `dense_tiles` takes (5 to `dense_tiles.max_rows()` rows: a
-    7x7 image with 512-bit vectors, whose tiles take 64; a matrix of 1 MB or more)."""
+    7x7 image with 512-bit vectors, whose tiles take 64 or more; a matrix of 1 MB or more)."""
     return (_columns_applies(x, w, geometry, epilogue) and float_dtype(x, w) == np.float32
             and dense_tiles.fits(_gemm_rows(x, geometry), w.shape[2], w.shape[3]))
 

@@ -132,13 +132,15 @@ def _width(mid: int, out_channels: int):
     """The lanes of the compiled kernels for a block of `mid` middle and `out_channels` output channels: the
     machine's vectors where the middle channels are whole pairs of them and the output's whole vectors, else
     8 lanes (AVX2's, which AVX-512 machines run too) where they fit those (MobileNetV2's 144 -> 24 with
-    16-lane vectors), else None.  Both the 1x1 tiles and the depthwise tiles have kernels of 8 and 16 lanes."""
+    16-lane vectors), else None.  Both the 1x1 tiles and the depthwise tiles have kernels of 8 and 16 lanes.
+    The lanes alone (`pointwise_simd.tiles_fit`'s and `deep_fits`' arithmetic): a prepared run keeps its
+    width whether or not the compiled ops are on when it runs."""
     widest = pointwise_simd.lanes()
-    if widest != depthwise_fast.lanes():
+    if not widest or widest != depthwise_fast.lanes():
         return None
     for width in dict.fromkeys((widest, 8)):
-        if (width <= widest and inverted_residual_simd.band_kernel(width) is not None
-                and pointwise_simd.tiles_fit(mid, width) and pointwise_simd.deep_fits(out_channels, width)):
+        if (width <= widest and inverted_residual_simd.band_kernel(width) is not None and mid % (2 * width) == 0
+                and out_channels > 0 and out_channels % width == 0):
             return width
     return None
 

@@ -26,7 +26,8 @@ the expansion present, each step's epilogue affine (expand, depthwise, project),
 matrix packed (expand, project).  Each `*_ends` is (bias, scale, shift, limits) as `fused_inference`'s
 kernels take them.
 
-The kernels for 8 and 16 lanes (AVX2, AVX-512) are module-level functions calling the width's tile kernels
+The kernels for 8 and 16 lanes (AVX2's; AVX-512's, whose machines also run the 8-lane ones for channels that
+only fit those: `inverted_residual._width`) are module-level functions calling the width's tile kernels
 through module globals: a kernel closing over another kernel never loads from numba's disk cache
 (`tests/test_compiled_cache.py`).
 """

@@ -55,11 +55,13 @@ DOUBLE_PUMPED_CPUS = ("znver4",)     # LLVM's names of CPUs that run 512-bit vec
 
 def double_pumped() -> bool:
     """True where numba compiles 512-bit vectors for a CPU that runs each as two 256-bit halves (AMD's Zen 4,
-    "znver4" to LLVM; `NUMBA_CPU_NAME` where set): OpenBLAS' kernel for 512-bit units (SkylakeX), tuned for
-    Intel's full-width ones, runs there below convscope's own tiles, which some paths choose by this."""
+    "znver4" to LLVM): OpenBLAS' kernel for 512-bit units (SkylakeX), tuned for Intel's full-width ones, runs
+    there below convscope's own tiles, which some paths choose by this.  The CPU is the one numba compiles for:
+    `NUMBA_CPU_NAME` where set to a name ("skylake-avx512" on a Zen 4 gives False), else this machine's."""
     from llvmlite import binding
     from numba.core import config
-    return vector_bits() >= 512 and (config.CPU_NAME or binding.get_host_cpu_name()) in DOUBLE_PUMPED_CPUS
+    name = config.CPU_NAME if config.CPU_NAME not in (None, "", "host") else binding.get_host_cpu_name()
+    return vector_bits() >= 512 and name in DOUBLE_PUMPED_CPUS
 
 
 class Float32Vector(types.Type):
