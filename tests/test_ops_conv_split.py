@@ -503,3 +503,22 @@ def test_gemm_bands_of_a_few_rows_take_the_dense_tiles_products(seed, monkeypatc
     np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-5)
     theirs = _torch(x, filters, 1, "SAME", 1, bias, "relu", scale, shift, "linear")
     np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("shape,out_channels", [((8, 7, 7, 128), 64), ((9, 7, 7, 160), 130), ((15, 5, 5, 128), 40),
+                                                 ((10, 9, 7, 129), 33)])
+def test_winograd_bands_of_partly_covered_tiles_with_wide_channels(shape, out_channels, monkeypatch):
+    """Outputs whose 2x2 tiles overhang them (7x7: 64 computed for 49) take Winograd's bands from
+    `winograd.WIDE_CHANNELS` input channels (ResNet50's stage 5 at batch 8 or more): the float64 reference's and
+    PyTorch's numbers, with the bias, ReLU and an inference BN's map."""
+    calls = _only(monkeypatch, "winograd")
+    rng = np.random.default_rng(shape[3] + out_channels)
+    x = rng.standard_normal(shape).astype(np.float32)
+    filters = (rng.standard_normal((3, 3, shape[3], out_channels)) / np.sqrt(9 * shape[3])).astype(np.float32)
+    bias, scale, shift = (rng.standard_normal(out_channels).astype(np.float32) for _ in range(3))
+    epilogue = (bias, "relu", scale, shift, "linear")
+    ours, reference = _path_and_reference(monkeypatch, "winograd", x, filters, 1, "SAME", 1, epilogue)
+    assert calls == ["winograd"]
+    np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-5)
+    theirs = _torch(x, filters, 1, "SAME", 1, *epilogue)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)

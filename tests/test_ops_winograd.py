@@ -27,6 +27,8 @@ def _torch_conv(x, filters, bias, pads):
     ((2, 12, 11, 17), 33, "VALID", ((0, 0), (0, 0))),
     ((1, 10, 12, 24), 7, [[0, 0], [2, 0], [0, 1], [0, 0]], ((2, 0), (0, 1))),
     ((40, 8, 8, 32), 16, "SAME", ((1, 1), (1, 1))),                # several blocks over the threads
+    ((2, 7, 7, 128), 20, "SAME", ((1, 1), (1, 1))),                # 64 outputs for 49: wide channels
+    ((2, 7, 5, 130), 9, "VALID", ((0, 0), (0, 0))),                # 5 x 3 out, 6 x 4 computed
 ])
 def test_winograd_matches_torch(shape, out_channels, padding, pads, dtype, monkeypatch):
     monkeypatch.setattr(winograd, "MIN_IMAGES", 1)                 # small batches here, for speed
@@ -61,6 +63,9 @@ def test_winograd_matches_torch(shape, out_channels, padding, pads, dtype, monke
     (((3, 3), (1, 1), (1, 1), 2, 32, (14, 14)), False),     # grouped
     (((5, 5), (1, 1), (1, 1), 1, 32, (14, 14)), False),
     (((3, 3), (1, 1), (1, 1), 1, 32, (7, 7)), False),       # 64 outputs computed for 49
+    (((3, 3), (1, 1), (1, 1), 1, 127, (7, 7)), False),
+    (((3, 3), (1, 1), (1, 1), 1, 128, (7, 7)), True),       # ... but 128 input channels: the products dominate
+    (((3, 3), (1, 1), (1, 1), 1, 512, (5, 5)), True),       # 36 for 25
     (((3, 3), (1, 1), (1, 1), 1, 32, (9, 10)), True),       # 100 for 90
 ])
 @pytest.mark.parametrize("images", [8, 7])

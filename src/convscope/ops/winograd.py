@@ -23,6 +23,7 @@ MIN_CHANNELS = 16   # below this the 16 products are too thin to beat one im2col
 MIN_IMAGES = 8      # below this the 16 products per block are too small (seed 001's 14x14x75: slower than
                     # im2col at 1 image, faster at 8; measurements: benchmarks/README.md, 'Measurements behind
                     # the code's choices')
+WIDE_CHANNELS = 128  # from this many input channels partly covered tiles still run faster than im2col + GEMM
 
 _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 
@@ -31,13 +32,15 @@ def applies(kernel_hw, strides, dilations, groups: int, in_channels: int, out_hw
             min_images: Optional[int] = None) -> bool:
     """True for the convolutions this module computes (3x3, stride 1, no dilation, one group) where it
     is faster: enough input channels and images (`min_images`, else `MIN_IMAGES`: inference's bands need
-    fewer), and whole tiles covering at most 15% more than the
-    output (a 7x7 output needs 4x4 tiles of 2x2: 64 outputs computed for 49; measured slower than im2col)."""
+    fewer), and whole tiles covering at most 15% more than the output (a 7x7 output needs 4x4 tiles of 2x2:
+    64 outputs computed for 49; measured slower than im2col with 50 channels), or `WIDE_CHANNELS` input
+    channels or more (ResNet50's 7x7x512 layers: still 256 multiplications per image and channel pair for
+    im2col's 441, and the transforms small beside the products)."""
     tiles = -(-out_hw[0] // 2) * -(-out_hw[1] // 2)
     return (compiled.active() and tuple(kernel_hw) == (3, 3) and tuple(strides) == (1, 1)
             and tuple(dilations) == (1, 1) and groups == 1 and in_channels >= MIN_CHANNELS
             and images >= (MIN_IMAGES if min_images is None else min_images)
-            and out_hw[0] * out_hw[1] >= 0.85 * 4 * tiles)
+            and (out_hw[0] * out_hw[1] >= 0.85 * 4 * tiles or in_channels >= WIDE_CHANNELS))
 
 
 def transform_filters(w: np.ndarray) -> np.ndarray:
