@@ -68,17 +68,23 @@ def test_blocked_sums_are_as_accurate_as_blas(seed):
 
 
 @pytest.mark.parametrize("bits,strip", [(256, 16), (512, 48)])
-@pytest.mark.parametrize("columns,parts", [(1000, 2), (1000, 16), (1003, 3), (24, 2), (16, 4), (100, 2)])
-def test_column_ranges_are_whole_strips_but_the_last(columns, parts, bits, strip, monkeypatch):
-    """Two vectors of 8 lanes, three of 16."""
+@pytest.mark.parametrize("columns,parts", [(1000, 2), (1000, 16), (1003, 3), (24, 2), (16, 4), (100, 2), (1280, 2),
+                                           (20, 2), (17, 3)])
+def test_column_ranges_start_on_a_vector_and_share_the_columns_evenly(columns, parts, bits, strip, monkeypatch):
+    """Strips of two vectors of 8 lanes, three of 16; ranges starting on a vector, each at least a vector long
+    (where the columns allow), widths within a vector of each other (seed 000's 1000 columns on two threads:
+    496 and 504, not 480 and 520)."""
     monkeypatch.setattr(dt, "VECTOR_BITS", bits)
     assert dt.strip() == strip
+    lanes = bits // 32
     ranges = dt.column_ranges(columns, parts)
     assert ranges[0][0] == 0 and ranges[-1][1] == columns and len(ranges) <= parts
     assert all(stop == start for (_, stop), (start, _) in zip(ranges, ranges[1:]))
-    assert all(start % strip == 0 and stop > start for start, stop in ranges)
-    widths = [stop - start for start, stop in ranges[:-1]]
-    assert not widths or max(widths) - min(widths) <= strip
+    assert all(start % lanes == 0 and stop > start and stop >= lanes for start, stop in ranges)
+    widths = [stop - start for start, stop in ranges]
+    assert max(widths) - min(widths) <= lanes or len(ranges) == 1
+    if (columns, parts, bits) == (1000, 2, 512):
+        assert ranges == [(0, 496), (496, 1000)]
 
 
 def test_where_the_tiles_apply():

@@ -78,11 +78,12 @@ def strip() -> int:
 
 
 def column_ranges(columns: int, parts: int) -> list:
-    """`parts` (start, stop) ranges of the columns, each a whole number of strips but the last (which ends
-    at `columns`), of near-equal widths; empty ranges left out."""
-    width = strip()
-    strips = columns // width
-    bounds = [strips * k // parts * width for k in range(parts)] + [columns]
+    """`parts` (start, stop) ranges of the columns, of near-equal widths, each starting on a vector (a whole
+    number of vectors but the last, which ends at `columns`; a range's columns past its last strip run in
+    narrower tiles, so whole strips per range left the last range up to a strip longer: 4% of seed 000's
+    Dense at batch 32); empty ranges left out."""
+    width = lanes()
+    bounds = [min(columns, round(columns * k / parts / width) * width) for k in range(parts)] + [columns]
     return [(start, stop) for start, stop in zip(bounds, bounds[1:]) if stop > start]
 
 
