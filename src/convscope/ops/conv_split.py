@@ -215,9 +215,8 @@ def gemm_forward(ctx, epilogue: tuple, out: np.ndarray) -> None:
 def _band_product(columns: np.ndarray, matrix: np.ndarray, out: np.ndarray, part: slice) -> None:
     """out[:, part] = columns @ matrix[:, part] on this thread: `dense_tiles`' products where they take it (a
     few rows by a large matrix, ResNet50's 3x3 layers on a 7x7 image: BLAS packs the thread's columns of the
-    matrix for 49 rows), else BLAS'.  `out` (rows, all channels) C-contiguous."""
-    if (dense_tiles.applies(columns, matrix) and part.start % dense_tiles.lanes() == 0
-            and out.flags.c_contiguous and out.dtype == np.float32):
+    matrix for 49 rows), else BLAS'.  `out`: the band's rows of all channels (a C-contiguous view)."""
+    if dense_tiles.applies(columns, matrix) and part.start % dense_tiles.lanes() == 0:
         dense_tiles.product(columns, matrix, out, part.start, part.stop)
     else:
         np.matmul(columns, matrix[:, part], out=out[:, part])

@@ -23,8 +23,9 @@ ordered list of paths, the first that applies runs (as oneDNN's implementation l
   a 1x1 convolution as one GEMM on the NHWC rows
   (a strided one reads every s-th pixel first): of few rows (batch 1), the matrix's columns shared
   among the threads (`dense_tiles`' products for 5 to `dense_tiles.max_rows()` float32 rows, else BLAS'), then
-  the epilogue; else block by block of rows with the epilogue after each product; else `conv2d_inference` and the rest of the epilogue in one more pass (each path prepared once
-  per input shape: `conv2d_inference`'s checks and geometry are not repeated at every call);
+  the epilogue; else block by block of rows with the epilogue after each product; else `conv2d_inference`
+  and the rest of the epilogue in one more pass (each path prepared once per input shape:
+  `conv2d_inference`'s checks and geometry are not repeated at every call);
 * `_product_rows` (a block of a 1x1 product with its epilogue, here and in `inverted_residual`): SIMD
   tiles finished in registers (`pointwise_simd`): up to 32 input channels without a residual; more, rows
   first, from the matrix packed once per op where the product has `pointwise_simd.PACK_ROWS` rows or more,

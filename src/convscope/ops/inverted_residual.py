@@ -98,7 +98,9 @@ def prepare_inverted_residual_inference(input, expand, depthwise, project, strid
     third = fi.prepare_conv2d_epilogue_inference(np.empty(out_shape, dtype=mid.dtype), project, 1, "VALID",
                                                  residual=residual, **parts[2])
     steps = (first, second, third)
-    return next(run for _, applies, run in _PATHS if applies(x, expand, depthwise, project, geometry))(steps, geometry)
+    channels = (np.shape(depthwise)[2], np.shape(project)[3])
+    return next(run for _, applies, run in _PATHS if applies(x, expand, depthwise, project, geometry))(steps, geometry,
+                                                                                                     channels)
 
 
 def _geometry(mid, depthwise, strides, padding):
@@ -132,28 +134,29 @@ def _width(mid: int, out_channels: int):
     """The lanes of the compiled kernels for a block of `mid` middle and `out_channels` output channels: the
     machine's vectors where the middle channels are whole pairs of them and the output's whole vectors, else
     8 lanes (AVX2's, which AVX-512 machines run too) where they fit those (MobileNetV2's 144 -> 24 with
-    16-lane vectors), else None.  Both the 1x1 tiles and the depthwise tiles have kernels of 8 and 16 lanes.
-    The lanes alone (`pointwise_simd.tiles_fit`'s and `deep_fits`' arithmetic): a prepared run keeps its
-    width whether or not the compiled ops are on when it runs."""
+    16-lane vectors), else None (or with the compiled ops off).  Both the 1x1 tiles and the depthwise tiles
+    have kernels of 8 and 16 lanes."""
     widest = pointwise_simd.lanes()
-    if not widest or widest != depthwise_fast.lanes():
+    if widest != depthwise_fast.lanes():
         return None
     for width in dict.fromkeys((widest, 8)):
-        if (width <= widest and inverted_residual_simd.band_kernel(width) is not None and mid % (2 * width) == 0
-                and out_channels > 0 and out_channels % width == 0):
+        if (width <= widest and inverted_residual_simd.band_kernel(width) is not None
+                and pointwise_simd.tiles_fit(mid, width) and pointwise_simd.deep_fits(out_channels, width)):
             return width
     return None
 
 
-def _compiled_bands(steps, geometry):
+def _compiled_bands(steps, geometry, channels):
     """Every thread one `inverted_residual_simd` call claiming bands (of whole images where one image's
     expanded rows fit `BAND_BYTES` and there are images for every thread), or, for fewer images than threads
     whose expanded tensor fits `GROUP_BYTES`, groups of each image's channels (a 7x7 image cut in two bands
     of 4 and 3 rows expands 9 rows, and one thread does 4/7 of the work); the banded path where an
     epilogue of a product has hard-swish (not in the tiles).  What does not depend on the arrays' values is
-    decided at the first call with the epilogues' kinds and the thread count, and kept for the next calls."""
+    decided at the first call with the epilogues' kinds and the thread count, and kept for the next calls; the
+    kernels' lanes (`_width` of the middle and output `channels`) when prepared."""
     (out_h, out_w), (top, left), strides = geometry
-    fallback = _banded(steps, geometry)
+    fallback = _banded(steps, geometry, channels)
+    width = _width(*channels)
     layouts = {}        # this prepared run's (entries added whole; threads may race to add the same one)
 
     def run(x, expand, depthwise, project, expand_epilogue, depthwise_epilogue, project_epilogue, residual):
@@ -167,7 +170,7 @@ def _compiled_bands(steps, geometry):
         narrow = _matrix(project, mid)
         layout = layouts.get(key)
         if layout is None:
-            layout = layouts[key] = _Layout(x.shape, widen, narrow, expand is not None, geometry, epilogues,
+            layout = layouts[key] = _Layout(x.shape, widen, narrow, expand is not None, geometry, epilogues, width,
                                             residual is not None, key[0])
         if layout.swish:
             return fallback(x, expand, depthwise, project, *epilogues, residual)
@@ -200,15 +203,15 @@ class _Layout:
     item counts and `geometry`, which matrices are packed, the epilogues' limits, and the zeros that stand for
     an absent bias, scale or shift (never written: the kernels only read them)."""
 
-    def __init__(self, x_shape, widen, narrow, has_expand: bool, geometry, epilogues, has_residual: bool,
-                 workers: int):
+    def __init__(self, x_shape, widen, narrow, has_expand: bool, geometry, epilogues, width: int,
+                 has_residual: bool, workers: int):
         (out_h, out_w), (top, left), strides = geometry
         n, h, w, _ = x_shape
         mid, out_channels = narrow.shape
         self.swish = any(fi._HARD_SWISH in _codes(e, False)[::3] for e in (epilogues[0], epilogues[2]))
         if self.swish:          # the banded path's run instead
             return
-        self.width = width = _width(mid, out_channels)
+        self.width = width
         self.packed = (pointwise_simd.packs(n * h * w, widen, False, width),
                        pointwise_simd.packs(n * out_h * out_w, narrow, False, width))
         work = (n * h * w * widen.shape[0] * mid if has_expand else 0) + n * out_h * out_w * (out_channels + 9) * mid
@@ -282,7 +285,7 @@ def _limits(epilogue) -> np.ndarray:
                       np.float32)
 
 
-def _one_by_one(steps, geometry):
+def _one_by_one(steps, geometry, channels):
     """The three prepared `fused_inference` ops one after another."""
     first, second, third = steps
 
@@ -298,7 +301,7 @@ def _values(epilogue) -> dict:
     return {key: epilogue.get(key) for key in ("bias", "scale", "shift")}
 
 
-def _banded(steps, geometry):
+def _banded(steps, geometry, channels):
     (out_h, out_w), (top, left), strides = geometry
 
     def run(x, expand, depthwise, project, expand_epilogue, depthwise_epilogue, project_epilogue, residual):
