@@ -421,7 +421,7 @@ def test_a_claim_is_one_atomic_add_whatever_the_threads():
     @numba.njit(nogil=True)
     def take(counter, claimed):
         for k in range(claimed.shape[0]):
-            claimed[k] = claim(counter)
+            claimed[k] = claim(counter, 1 << 62)
 
     counter = np.zeros(1, np.int64)
     claimed = [np.empty(1_000_000, np.int64) for _ in range(4)]
@@ -434,7 +434,7 @@ def test_a_claim_is_one_atomic_add_whatever_the_threads():
     np.testing.assert_array_equal(np.sort(np.concatenate(claimed)), np.arange(4_000_000))
     assert counter[0] == 4_000_000
     with pytest.raises(TypeError, match="expected an int64 array"):
-        numba.njit(lambda c: claim(c))(np.zeros(1, np.int32))
+        numba.njit(lambda c: claim(c, 1))(np.zeros(1, np.int32))
 
 
 def test_odd_outputs_are_not_pooled_in_the_tiles():

@@ -154,12 +154,18 @@ def test_gates_are_handed_out_once_each_zeroed_and_taken_back():
     gates = [pool.gate() for _ in range(spin_pool.GATES)]
     assert sorted(gates) == list(range(spin_pool.GATES))
     assert pool.gate() == -1                                 # none left: a job is posted without one
+    pool.counter(gates[1], caller=True)[:] = 5
+    pool.release(gates[1])
     pool.counter(gates[0])[0] = 7
     pool.release(gates[0])
     pool.release(-1)                                         # no gate: nothing to give back
     again = pool.gate()
     assert again == gates[0] and pool.counter(again)[0] == 0
     assert pool.counter(again).shape == (1,) and np.shares_memory(pool.counter(again), pool._gates)
+    reused = pool.gate(3)          # the caller's view: claims 0, jobs ended 0, 3 jobs, its spin's rounds
+    caller = pool.counter(reused, caller=True)
+    assert reused == gates[1] and list(caller[:3]) == [0, 0, 3] and caller[3] == spin_pool._rounds(pool._spin_us) > 0
+    assert np.shares_memory(caller, pool.counter(reused))
 
 
 def test_a_job_behind_a_gate_that_never_opens_still_runs_and_one_that_opens_runs_at_once():
@@ -187,7 +193,7 @@ def test_run_claimed_shares_its_items_through_a_gated_counter_and_gives_the_gate
     @compiled_ops.kernel
     def take(counter, count, seen):
         while True:
-            item = claim(counter)
+            item = claim(counter, count)
             if item >= count:
                 break
             seen[item] += 1
@@ -202,3 +208,35 @@ def test_run_claimed_shares_its_items_through_a_gated_counter_and_gives_the_gate
     assert len(pool._free) == free
     assert (seen == 20).all()
     assert all(np.shares_memory(counter, pool._gates) for counter in counters)
+
+
+@pytest.mark.skipif(not compiled.available(), reason="numba is not installed")
+def test_the_callers_kernel_returns_after_the_pool_threads_job_has_ended(monkeypatch):
+    """In `run_claimed` the calling thread's last claim waits (in compiled code) until the pool thread's job
+    has ended, so that it never returns to the GIL while that thread holds it; the pool thread's kernel does
+    not wait (it ends its own job).  Each kernel records the jobs ended when its claims ran out."""
+    from convscope.ops.claims import claim
+    from convscope.ops import compiled as compiled_ops
+
+    @compiled_ops.kernel
+    def take(counter, count, ended_seen, slot):
+        while True:
+            item = claim(counter, count)
+            if item >= count:
+                break
+            x = 1.0
+            for _ in range(20_000):          # each item some microseconds: both threads take items
+                x = x * 1.0000001 + 1e-9
+            ended_seen[2 + slot] += x > 0        # the items this thread did
+        ended_seen[slot] = counter[1] if counter.shape[0] >= 4 else -1
+
+    monkeypatch.setattr(parallel, "worker_count", lambda: 2)
+    pool = parallel._pool(1)
+    monkeypatch.setattr(pool, "_spin_us", 5e6)          # a long bound: the wait ends on the count alone
+    for _ in range(10):
+        seen = np.zeros(4, np.int64)
+        parallel.run_claimed(64, lambda counter: take(counter, 64, seen, 0 if counter.shape[0] >= 4 else 1))
+        assert list(seen[:2]) == [1, -1] and seen[2] + seen[3] == 64
+    seen = np.zeros(4, np.int64)
+    parallel.run_claimed(64, lambda counter: take(counter, 64, seen, 0), alone=True)
+    assert list(seen) == [-1, 0, 64, 0]     # alone: a plain one-element counter, nothing to wait for

@@ -2,7 +2,7 @@
 only where numba is).
 
 `parallel.run_claimed` starts the same kernel call on every thread with one shared counter; each
-call takes the next item with `claim(counter)` until none is left.  A thread that runs faster
+call takes the next item with `claim(counter, count)` until none is left.  A thread that runs faster
 takes more items, so the work ends when the last item does, not when the slower thread's fixed
 half does: cores are not equally fast under a hypervisor's neighbours, or on a CPU with
 performance and efficiency cores (measured on a 2-core VM: one vCPU at ~0.6x the other's speed for
@@ -29,10 +29,29 @@ from .spin_pool import _load_acquire, _relax
 __all__ = ["claim", "mark_done", "wait_for"]
 
 
+@compiled.kernel(inline=True)
+def claim(counter, count):
+    """The next unclaimed item of `count`, or a number >= count once none is left: counter[0], incremented
+    atomically (an int64 array shared by the threads).  Monotonic order suffices: the items' outputs are
+    published by the pool's hand-back, not by the counter.
+
+    The calling thread of `parallel.run_claimed` holds the gate's longer counter (`SpinningPool.counter`):
+    there the claim that finds none left first waits, up to counter[3] spin rounds, until counter[1] (the pool
+    jobs that ended, each after its thread let the GIL go) reaches counter[2] (the jobs posted), so that its
+    kernel returns to the GIL after them, not while one of them holds it."""
+    item = _take(counter)
+    if item >= count and counter.shape[0] >= 4:
+        ended = counter[1:2]
+        for _ in range(counter[3]):
+            if _load_acquire(ended) >= counter[2]:
+                break
+            _relax()
+    return item
+
+
 @intrinsic
-def claim(typingctx, counter):
-    """The next unclaimed item: counter[0], incremented atomically (an int64 array shared by the threads).
-    Monotonic order suffices: the items' outputs are published by the pool's hand-back, not by the counter."""
+def _take(typingctx, counter):
+    """counter[0], incremented atomically with monotonic order."""
     _check(counter, "claim")
     return types.int64(counter), _add_one("monotonic")
 

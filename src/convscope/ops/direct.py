@@ -538,7 +538,7 @@ def _kernels(lanes: int, pixels: int):
         zero = zeros(lanes)
         low, high = full(-np.float32(np.inf), zero), full(cap, zero)
         while True:
-            item = claim(counter)
+            item = claim(counter, images * bands)
             if item >= images * bands:
                 break
             n, band = item // bands, item % bands
@@ -567,7 +567,7 @@ def _kernels(lanes: int, pixels: int):
         flags = (relu_first, affine, relu_after, average)
         filled = -1
         while True:
-            item = claim(counter)
+            item = claim(counter, images * bands)
             if item >= images * bands:
                 break
             n, band = item // bands, item % bands

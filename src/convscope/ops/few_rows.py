@@ -66,7 +66,7 @@ def claimed_partials(counter, a, b, parts, bounds):
     `parts` one C-contiguous (blocks, rows, columns) array (a strided one kept the loop from vectorizing: 2.2x
     the time), `a` C-contiguous."""
     while True:
-        i = claim(counter)
+        i = claim(counter, bounds.shape[0])
         if i >= bounds.shape[0]:
             return
         _rows_times_matrix(a, b, parts[i], bounds[i, 0], bounds[i, 1])

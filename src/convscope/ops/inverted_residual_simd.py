@@ -76,7 +76,7 @@ def _claim_bands(tiles, depthwise, step, counter, x, widen, expand_ends, taps, d
     db, ds, dh, dl = depthwise_ends
     pb, ps, ph, pl = project_ends
     while True:
-        item = claim(counter)
+        item = claim(counter, per_image * x.shape[0])
         if item >= per_image * x.shape[0]:
             break
         image, start = item // per_image, item % per_image * rows
@@ -112,7 +112,7 @@ def _claim_groups(tiles, depthwise, step, counter, done, x, widen, expand_ends, 
     pb, ps, ph, pl = project_ends
     per_image = mid_groups + out_groups
     while True:
-        item = claim(counter)
+        item = claim(counter, per_image * x.shape[0])
         if item >= per_image * x.shape[0]:
             break
         image, group = item // per_image, item % per_image

@@ -226,13 +226,18 @@ def run_claimed(count: int, work: Callable[[np.ndarray], Any], alone: bool = Fal
     compiled code (`claims.claim`) until none is left, so a thread that runs faster takes more items
     (`run_in_parallel`'s equal chunks wait for the slower thread).  Compiled kernels only (BLAS left as it is).
     The counter is a gate of the pool's (`SpinningPool.gate`): its thread takes the GIL for its chunk once this
-    thread's kernel has claimed an item, not while this thread still holds it (it would sleep)."""
+    thread's kernel has claimed an item, not while this thread still holds it (it would sleep); and this
+    thread's kernel returns once the pool's jobs have ended (this thread's longer view of the counter:
+    `SpinningPool.counter`), not while a pool thread holds the GIL."""
     workers = 1 if alone else max(1, min(count, worker_count()))
     pool = _pool(workers - 1) if workers > 1 and not _region.inside else None
-    gate = -1 if pool is None else pool.gate()      # the pool threads start once this thread's kernel has
-    counter = np.zeros(1, np.int64) if gate < 0 else pool.counter(gate)     # claimed an item
+    gate = -1 if pool is None else pool.gate(workers - 1)
+    if gate < 0:
+        counters = [np.zeros(1, np.int64)] * workers
+    else:
+        counters = [pool.counter(gate, caller=True)] + [pool.counter(gate)] * (workers - 1)
     try:
-        run_in_parallel([counter] * workers, lambda chunk: work(counter), calls_blas=False, alone=alone, gate=gate)
+        run_in_parallel(counters, lambda chunk: work(chunk[0]), calls_blas=False, alone=alone, gate=gate)
     finally:
         if pool is not None:
             pool.release(gate)

@@ -96,9 +96,24 @@ if compiled.available():
                 _relax()
         return True
 
+    @intrinsic
+    def _add_release(typingctx, counter):
+        """counter[0] += 1 atomically with release order."""
+        if not (isinstance(counter, types.Array) and counter.dtype == types.int64):
+            return None
+
+        def codegen(context, builder, signature, args):
+            array = context.make_array(signature.args[0])(context, builder, args[0])
+            builder.atomic_rmw("add", array.data, ir.Constant(ir.IntType(64), 1), "release")
+            return context.get_dummy_value()
+        return types.void(counter), codegen
+
     @njit(nogil=True, cache=True)
-    def _mark_then_spin(done, counter, seen, rounds, watch, gates, gate_rounds):
+    def _mark_then_spin(done, ended, counter, seen, rounds, watch, gates, gate_rounds):
+        """The job `done`, and counted in `ended` (its gate's count of ended jobs), the GIL already let go;
+        then `_spin_gated` for the next."""
         _store_release(done, 1)
+        _add_release(ended)
         return _spin_gated(counter, seen, rounds, watch, gates, gate_rounds)
 else:  # pragma: no cover - exercised where numba is not installed
     _spin = _spin_gated = _mark_then_spin = None
@@ -134,11 +149,12 @@ class Job:
     held until the call is done (a `threading.Event` took several times longer to make and set, twice
     per op at batch 1)."""
 
-    __slots__ = ("call", "result", "error", "done", "finished")
+    __slots__ = ("call", "result", "error", "done", "ended", "finished")
 
-    def __init__(self, call: Callable[[], Any]):
+    def __init__(self, call: Callable[[], Any], ended: np.ndarray):
         self.call, self.result, self.error = call, None, None
         self.done = np.zeros(1, np.int64)        # 1 once finished (written without the GIL)
+        self.ended = ended                       # its gate's count of ended jobs, bumped then too
         self.finished = threading.Lock()         # released just before: for a caller that stopped spinning
         self.finished.acquire()
 
@@ -159,7 +175,11 @@ class SpinningPool:
     caller whose work claims items from a counter takes the counter from the pool (`gate`, `counter`) and
     posts its job with it: the pool thread first spins without the GIL until the caller's kernel has claimed
     an item (the GIL is free then), for at most `GATE_US`.  A gate only delays a pool thread, by at most
-    that: a wrong or reused one changes no result."""
+    that: a wrong or reused one changes no result.
+
+    A gate also counts its jobs that ended, each once its thread has let the GIL go: the caller's last claim
+    (`claims.claim` on `counter(gate, caller=True)`) waits for them in compiled code before its kernel returns.
+    Else both threads often end at once and one waits for the GIL the other holds, asleep (~20 us on a VM)."""
 
     def __init__(self, workers: int, name: str, spin_us: float = SPIN_US):
         self._spin_us = spin_us
@@ -167,22 +187,26 @@ class SpinningPool:
         self._posted = np.zeros(1, np.int64)     # bumped at each submit: what idle threads watch
         self._gates = np.zeros((GATES, 8), np.int64)     # the gated jobs' counters, each on a 64-byte row
         self._watch = np.full(1, -1, np.int64)  # the gate of the job posted last (-1: none)
+        self._ungated = np.zeros(1, np.int64)    # what a job without a gate counts its end in (unread)
         self._free, self._free_lock = list(range(GATES)), threading.Lock()
         for index in range(workers):
             threading.Thread(target=self._serve, name=f"{name}_{index}", daemon=True).start()
 
-    def gate(self) -> int:
-        """A free gate (-1: none left), its counter set to 0 (`counter`); give it back with `release`."""
+    def gate(self, jobs: int = 0) -> int:
+        """A free gate (-1: none left) for `jobs` jobs, its counter set to 0 (`counter`); give it back with
+        `release`."""
         with self._free_lock:
             if not self._free:
                 return -1
             gate = self._free.pop()
-        self._gates[gate, 0] = 0
+        self._gates[gate, :4] = (0, 0, jobs, _rounds(self._spin_us) if _spin is not None else 0)
         return gate
 
-    def counter(self, gate: int) -> np.ndarray:
-        """The 1-element int64 counter of `gate` (the pool's memory: it outlives any spin that reads it)."""
-        return self._gates[gate, :1]
+    def counter(self, gate: int, caller: bool = False) -> np.ndarray:
+        """The int64 counter of `gate` (the pool's memory: it outlives any spin that reads it): for a pool
+        thread's kernel 1 element, the claims; for the caller's 4 (`claims.claim`): the claims, the gate's jobs
+        ended, its jobs, and the spin rounds of the caller's wait for them."""
+        return self._gates[gate, :4 if caller else 1]
 
     def release(self, gate: int) -> None:
         if gate >= 0:
@@ -190,7 +214,7 @@ class SpinningPool:
                 self._free.append(gate)
 
     def submit(self, call: Callable[[], Any], gate: int = -1) -> Job:
-        job = Job(call)
+        job = Job(call, self._gates[gate, 1:2] if gate >= 0 else self._ungated)
         self._jobs.put(job)
         self._watch[0] = gate
         self._posted[0] += 1      # two submitters may write the same value: a spinner then sleeps, and wakes
@@ -219,9 +243,9 @@ class SpinningPool:
             except BaseException as error:       # handed to the caller, as concurrent.futures does
                 job.error = error
             job.finished.release()
-            done, job = job.done, None           # no reference kept while idle
+            done, ended, job = job.done, job.ended, None     # no reference kept while idle
             if _mark_then_spin is None:
                 done[0], spun = 1, False
             else:                                # the next job, if one comes meanwhile, is taken at the top
-                spun = not _mark_then_spin(done, self._posted, seen, _rounds(self._spin_us), self._watch, self._gates,
-                                           _rounds(GATE_US))
+                spun = not _mark_then_spin(done, ended, self._posted, seen, _rounds(self._spin_us), self._watch,
+                                           self._gates, _rounds(GATE_US))
