@@ -20,7 +20,8 @@ one group of output channels once all the first are done (`claims.wait_for`); th
 depthwise output lie in scratch shared by the threads, rows aligned to cache lines.  The same sums in the
 same order: the bands' bits.
 
-`geometry` (int64): h, w, mid, stride, top, left, out_h, out_w, rows per band and bands per image (groups of
+`geometry` (int64): h, w, mid, stride, top, left, out_h, out_w, rows per band (at most: an image's bands split
+its rows as evenly as they go, so that a thread's last band is not the long one) and bands per image (groups of
 middle and of output channels for `group_kernel`), then flags:
 the expansion present, each step's epilogue affine (expand, depthwise, project), the residual present, each
 matrix packed (expand, project).  Each `*_ends` is (bias, scale, shift, limits) as `fused_inference`'s
@@ -79,8 +80,8 @@ def _claim_bands(tiles, depthwise, step, counter, x, widen, expand_ends, taps, d
         item = claim(counter, per_image * x.shape[0])
         if item >= per_image * x.shape[0]:
             break
-        image, start = item // per_image, item % per_image * rows
-        stop = min(out_h, start + rows)
+        image, band = item // per_image, item % per_image
+        start, stop = band * out_h // per_image, (band + 1) * out_h // per_image    # at most `rows` rows
         first, last = max(start * stride - top, 0), min((stop - 1) * stride - top + 3, h)
         source = x[image][first * w:last * w]
         if has_expand:
