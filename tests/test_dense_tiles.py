@@ -126,12 +126,15 @@ def test_parallel_matmul_takes_the_tiles_by_columns_among_the_threads(threads, m
     a, b = _case(np.random.default_rng(3), dt.max_rows(), 3136, 1000)
     monkeypatch.setattr(parallel, "worker_count", lambda: threads)
     monkeypatch.setattr(parallel, "single_threaded_blas", lambda: pytest.fail("BLAS called"))
-    handed = []
-    run = parallel.run_in_parallel
-    monkeypatch.setattr(parallel, "run_in_parallel",
-                        lambda items, work, **kw: handed.append(items) or run(items, work, **kw))
+    handed, claimed = [], []
+    work = dt.claimed_work
+    monkeypatch.setattr(dt, "claimed_work", lambda a, b, out, ranges: handed.append(ranges.tolist()) or work(
+        a, b, out, ranges))
+    run = parallel.run_claimed
+    monkeypatch.setattr(parallel, "run_claimed", lambda count, work, **kw: claimed.append(
+        (count, kw.get("alone", False))) or run(count, work, **kw))
     out = parallel.matmul(a, b)
-    assert handed == [dt.column_ranges(1000, threads)]
+    assert handed == [[list(r) for r in dt.column_ranges(1000, threads)]] and claimed == [(threads, False)]
     assert np.array_equal(out, _tiles(a, b, [(0, 1000)]))
     np.testing.assert_allclose(out, a.astype(np.float64) @ b, rtol=1e-5, atol=1e-3)
     assert np.array_equal(parallel.matmul(np.asfortranarray(a), b), out)       # strided rows: copied
@@ -173,6 +176,9 @@ def test_product_checks_its_arrays_before_the_unchecked_kernel(change, message, 
     with pytest.raises(ValueError, match=message) as error:
         dt.product(**args)
     assert str(error.value).startswith("dense_tiles.product: argument")
+    ranges = np.array([(0, 8), (args.pop("start"), args.pop("stop"))], np.int64)     # the claimed ranges alike
+    with pytest.raises(ValueError, match=message):
+        dt.claimed_work(**args, ranges=ranges)
 
 
 @pytest.mark.parametrize("cpu,features,rows", [

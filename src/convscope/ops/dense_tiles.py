@@ -25,10 +25,11 @@ import numpy as np
 from . import compiled
 
 if compiled.available():
+    from .claims import claim
     from .simd import add, broadcast, double_pumped, fma, load, prefetch, store_first, zeros
 
 __all__ = ["MIN_ROWS", "MAX_ROWS", "WIDE_MAX_ROWS", "PUMPED_MAX_ROWS", "MIN_BYTES", "ROWS", "WIDE_ROWS", "DEPTH_BLOCK",
-           "AHEAD_ROWS", "applies", "fits", "max_rows", "column_ranges", "strip", "product"]
+           "AHEAD_ROWS", "applies", "fits", "max_rows", "column_ranges", "strip", "product", "claimed_work"]
 
 VECTOR_BITS = 32 * compiled.float32_lanes()     # 0 without numba or below AVX2: no tiles
 _DOUBLE_PUMPED = VECTOR_BITS >= 512 and double_pumped()
@@ -92,6 +93,24 @@ def product(a: np.ndarray, b: np.ndarray, out: np.ndarray, start: int, stop: int
     not; `b` and `out` C-contiguous, `out` a row per row of `a`), `start` a multiple of one vector (the
     ranges of `column_ranges` give every output the same bits whatever their number).  Checked first: the
     kernel reads and writes without bounds checks."""
+    a = _checked(a, b, out, [(start, stop)])
+    _kernel_for(lanes())(a, b, out, start, stop, DEPTH_BLOCK, AHEAD_ROWS * b.shape[1])
+
+
+def claimed_work(a: np.ndarray, b: np.ndarray, out: np.ndarray, ranges: np.ndarray):
+    """`work(counter)` for `parallel.run_claimed`: `product` over each of the (start, stop) column `ranges` (an
+    int64 (items, 2) array of `column_ranges`) that the call claims from `counter`, in one compiled call per
+    thread: the pool thread starts once this thread's call has claimed a range, not after a sleep for the GIL
+    (halves one per thread ran faster than smaller ranges claimed in turn, which read the rows once per range;
+    measurements: benchmarks/README.md).  The same bits as one `product` over all the columns.  Checked here,
+    once."""
+    a = _checked(a, b, out, ranges)
+    kernel, ahead = _claimed_for(lanes()), AHEAD_ROWS * b.shape[1]
+    return lambda counter: kernel(counter, a, b, out, ranges, DEPTH_BLOCK, ahead)
+
+
+def _checked(a, b, out, ranges) -> np.ndarray:
+    """`a` C-contiguous, after the checks of `product`'s arguments (each range's start and stop)."""
     a = np.ascontiguousarray(a)
     for name, array in (("a", a), ("b", b), ("out", out)):
         if not (isinstance(array, np.ndarray) and array.dtype == np.float32 and array.ndim == 2
@@ -101,11 +120,12 @@ def product(a: np.ndarray, b: np.ndarray, out: np.ndarray, start: int, stop: int
     if b.shape[0] != a.shape[1] or out.shape != (a.shape[0], b.shape[1]) or b.shape[1] < lanes():
         raise ValueError(f"dense_tiles.product: arguments must be `a` (rows, depth), `b` (depth, columns) and `out` "
                          f"(rows, columns), at least {lanes()} columns, got {a.shape}, {b.shape} and {out.shape}")
-    if not (0 <= start <= stop <= b.shape[1] and start % lanes() == 0 and (stop == start or stop >= lanes())):
-        raise ValueError(f"dense_tiles.product: arguments `start`, `stop` must be columns 0 <= start <= stop <= "
-                         f"{b.shape[1]}, start a multiple of {lanes()}, stop at least {lanes()} (a vector ends "
-                         f"there) unless equal to start, got {start}, {stop}")
-    _kernel_for(lanes())(a, b, out, start, stop, DEPTH_BLOCK, AHEAD_ROWS * b.shape[1])
+    for start, stop in ranges:
+        if not (0 <= start <= stop <= b.shape[1] and start % lanes() == 0 and (stop == start or stop >= lanes())):
+            raise ValueError(f"dense_tiles.product: arguments `start`, `stop` must be columns 0 <= start <= stop <= "
+                             f"{b.shape[1]}, start a multiple of {lanes()}, stop at least {lanes()} (a vector ends "
+                             f"there) unless equal to start, got {start}, {stop}")
+    return a
 
 
 def _make_kernel(width: int):
@@ -338,3 +358,18 @@ else:  # pragma: no cover - exercised where numba is not installed
 def _kernel_for(width: int):
     """The kernel for vectors of `width` lanes, compiled on first use (kept per width, as pointwise_simd's)."""
     return _make_kernel(width)
+
+
+@functools.lru_cache(maxsize=None)
+def _claimed_for(width: int):
+    """`claimed_work`'s kernel for vectors of `width` lanes: `_kernel_for(width)` on each range it claims."""
+    tiles = _kernel_for(width)
+
+    @compiled.kernel
+    def claimed(counter, x, w, out, ranges, block, ahead):
+        while True:
+            item = claim(counter, ranges.shape[0])
+            if item >= ranges.shape[0]:
+                return
+            tiles(x, w, out, ranges[item, 0], ranges[item, 1], block, ahead)
+    return claimed

@@ -45,7 +45,7 @@ from .conv import _check_conv_args, conv2d
 from .epilogue import FUSED_ACTIVATIONS, check_affine, finish_channels, finish_channels_as
 from .fused import prepare_conv2d_inference
 from .padding import check_numeric_array, float_dtype, window_geometry
-from .parallel import balanced_ranges, on_slices, run_in_parallel, worker_count
+from .parallel import balanced_ranges, on_slices, run_in_parallel, tiles_by_columns, worker_count
 
 __all__ = ["INFERENCE_ACTIVATIONS", "epilogue_inference", "epilogue_reference", "depthwise_inference",
            "prepare_depthwise_inference", "depthwise_inference_reference", "conv2d_epilogue_inference",
@@ -456,12 +456,7 @@ def _column_tiles_path(x, w, geometry, out_hw, dtype, epilogue, arguments):
     columns for a few rows), its strips asked for ahead; measurements: benchmarks/README.md, 'Measurements
     behind the code's choices'."""
     rows, matrix, out = _gemm_operands(x, w, geometry[0], out_hw, dtype)
-
-    def work(ranges):
-        for start, stop in ranges:
-            dense_tiles.product(rows, matrix, out, start, stop)
-
-    run_in_parallel(dense_tiles.column_ranges(matrix.shape[1], worker_count()), work, calls_blas=False)
+    tiles_by_columns(rows, matrix, out)
     return _columns_finished(x, out, out_hw, dtype, epilogue)
 
 
