@@ -177,8 +177,9 @@ def test_product_checks_its_arrays_before_the_unchecked_kernel(change, message, 
         dt.product(**args)
     assert str(error.value).startswith("dense_tiles.product: argument")
     ranges = np.array([(0, 8), (args.pop("start"), args.pop("stop"))], np.int64)     # the claimed ranges alike
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=message) as error:
         dt.claimed_work(**args, ranges=ranges)
+    assert str(error.value).startswith("dense_tiles.claimed_work: argument")
 
 
 @pytest.mark.parametrize("cpu,features,rows", [

@@ -166,6 +166,10 @@ def test_gates_are_handed_out_once_each_zeroed_and_taken_back():
     caller = pool.counter(reused, caller=True)
     assert reused == gates[1] and list(caller[:3]) == [0, 0, 3] and caller[3] == spin_pool._rounds(pool._spin_us) > 0
     assert np.shares_memory(caller, pool.counter(reused))
+    pool.release(reused)           # given back before its 3 jobs counted their end (a caller's wait ran out):
+    assert pool.gate() == -1       # not handed out again (a late count would end the next caller's wait early)
+    caller[1] = 3
+    assert pool.gate() == reused
 
 
 def test_a_job_behind_a_gate_that_never_opens_still_runs_and_one_that_opens_runs_at_once():
@@ -232,7 +236,7 @@ def test_the_callers_kernel_returns_after_the_pool_threads_job_has_ended(monkeyp
 
     monkeypatch.setattr(parallel, "worker_count", lambda: 2)
     pool = parallel._pool(1)
-    monkeypatch.setattr(pool, "_spin_us", 5e6)          # a long bound: the wait ends on the count alone
+    monkeypatch.setattr(pool, "_spin_us", 5e4)          # a long bound (50 ms): the wait ends on the count
     for _ in range(10):
         seen = np.zeros(4, np.int64)
         parallel.run_claimed(64, lambda counter: take(counter, 64, seen, 0 if counter.shape[0] >= 4 else 1))
@@ -240,3 +244,8 @@ def test_the_callers_kernel_returns_after_the_pool_threads_job_has_ended(monkeyp
     seen = np.zeros(4, np.int64)
     parallel.run_claimed(64, lambda counter: take(counter, 64, seen, 0), alone=True)
     assert list(seen) == [-1, 0, 64, 0]     # alone: a plain one-element counter, nothing to wait for
+    counts = iter([2] + [1] * 10)           # the thread count lowered while the call runs (another thread's
+    monkeypatch.setattr(parallel, "worker_count", lambda: next(counts))       # threadpool_limits): the
+    seen = np.zeros(4, np.int64)            # region keeps the count its gate was taken for
+    parallel.run_claimed(64, lambda counter: take(counter, 64, seen, 0 if counter.shape[0] >= 4 else 1))
+    assert list(seen[:2]) == [1, -1] and seen[2] + seen[3] == 64

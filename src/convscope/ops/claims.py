@@ -18,13 +18,11 @@ claimed before it, which threads are running, so it never waits forever.
 
 from __future__ import annotations
 
-from llvmlite import ir
 from numba import types
-from numba.core import cgutils
 from numba.extending import intrinsic
 
 from . import compiled
-from .spin_pool import _load_acquire, _relax
+from .spin_pool import _add_one, _load_acquire, _relax
 
 __all__ = ["claim", "mark_done", "wait_for"]
 
@@ -37,8 +35,8 @@ def claim(counter, count):
 
     The calling thread of `parallel.run_claimed` holds the gate's longer counter (`SpinningPool.counter`):
     there the claim that finds none left first waits, up to counter[3] spin rounds, until counter[1] (the pool
-    jobs that ended, each after its thread let the GIL go) reaches counter[2] (the jobs posted), so that its
-    kernel returns to the GIL after them, not while one of them holds it."""
+    jobs that ended, each after its thread let the GIL go) reaches counter[2] (the jobs the gate was taken for),
+    so that its kernel returns to the GIL after them, not while one of them holds it."""
     item = _take(counter)
     if item >= count and counter.shape[0] >= 4:
         ended = counter[1:2]
@@ -67,16 +65,6 @@ def mark_done(typingctx, counter):
 def _check(counter, name: str) -> None:
     if not (isinstance(counter, types.Array) and counter.dtype == types.int64):
         raise TypeError(f"claims.{name}: expected an int64 array, got {counter}")
-
-
-def _add_one(ordering: str):
-    """The code of `counter[0] += 1`, atomic with LLVM's memory `ordering`, giving the value before."""
-    def codegen(context, builder, signature, args):
-        array = context.make_array(signature.args[0])(context, builder, args[0])
-        address = cgutils.get_item_pointer(context, builder, signature.args[0], array, [context.get_constant(
-            types.intp, 0)])
-        return builder.atomic_rmw("add", address, ir.Constant(ir.IntType(64), 1), ordering)
-    return codegen
 
 
 @compiled.kernel(inline=True)

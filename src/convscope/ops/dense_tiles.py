@@ -93,7 +93,7 @@ def product(a: np.ndarray, b: np.ndarray, out: np.ndarray, start: int, stop: int
     not; `b` and `out` C-contiguous, `out` a row per row of `a`), `start` a multiple of one vector (the
     ranges of `column_ranges` give every output the same bits whatever their number).  Checked first: the
     kernel reads and writes without bounds checks."""
-    a = _checked(a, b, out, [(start, stop)])
+    a = _checked(a, b, out, [(start, stop)], "product")
     _kernel_for(lanes())(a, b, out, start, stop, DEPTH_BLOCK, AHEAD_ROWS * b.shape[1])
 
 
@@ -104,25 +104,25 @@ def claimed_work(a: np.ndarray, b: np.ndarray, out: np.ndarray, ranges: np.ndarr
     (halves one per thread ran faster than smaller ranges claimed in turn, which read the rows once per range;
     measurements: benchmarks/README.md).  The same bits as one `product` over all the columns.  Checked here,
     once."""
-    a = _checked(a, b, out, ranges)
-    kernel, ahead = _claimed_for(lanes()), AHEAD_ROWS * b.shape[1]
+    a = _checked(a, b, out, ranges, "claimed_work")
+    kernel, ahead = _CLAIMED[lanes()], AHEAD_ROWS * b.shape[1]
     return lambda counter: kernel(counter, a, b, out, ranges, DEPTH_BLOCK, ahead)
 
 
-def _checked(a, b, out, ranges) -> np.ndarray:
-    """`a` C-contiguous, after the checks of `product`'s arguments (each range's start and stop)."""
+def _checked(a, b, out, ranges, op: str) -> np.ndarray:
+    """`a` C-contiguous, after the checks of `product`'s arguments (each range's start and stop) for `op`."""
     a = np.ascontiguousarray(a)
     for name, array in (("a", a), ("b", b), ("out", out)):
         if not (isinstance(array, np.ndarray) and array.dtype == np.float32 and array.ndim == 2
                 and array.flags.c_contiguous):
-            raise ValueError(f"dense_tiles.product: argument `{name}` must be a C-contiguous 2-D float32 array, got "
+            raise ValueError(f"dense_tiles.{op}: argument `{name}` must be a C-contiguous 2-D float32 array, got "
                              f"{getattr(array, 'dtype', type(array).__name__)} of shape {np.shape(array)}")
     if b.shape[0] != a.shape[1] or out.shape != (a.shape[0], b.shape[1]) or b.shape[1] < lanes():
-        raise ValueError(f"dense_tiles.product: arguments must be `a` (rows, depth), `b` (depth, columns) and `out` "
+        raise ValueError(f"dense_tiles.{op}: arguments must be `a` (rows, depth), `b` (depth, columns) and `out` "
                          f"(rows, columns), at least {lanes()} columns, got {a.shape}, {b.shape} and {out.shape}")
     for start, stop in ranges:
         if not (0 <= start <= stop <= b.shape[1] and start % lanes() == 0 and (stop == start or stop >= lanes())):
-            raise ValueError(f"dense_tiles.product: arguments `start`, `stop` must be columns 0 <= start <= stop <= "
+            raise ValueError(f"dense_tiles.{op}: arguments `start`, `stop` must be columns 0 <= start <= stop <= "
                              f"{b.shape[1]}, start a multiple of {lanes()}, stop at least {lanes()} (a vector ends "
                              f"there) unless equal to start, got {start}, {stop}")
     return a
@@ -360,16 +360,24 @@ def _kernel_for(width: int):
     return _make_kernel(width)
 
 
-@functools.lru_cache(maxsize=None)
-def _claimed_for(width: int):
-    """`claimed_work`'s kernel for vectors of `width` lanes: `_kernel_for(width)` on each range it claims."""
-    tiles = _kernel_for(width)
+if compiled.available():
+    _tiles_8, _tiles_16 = _kernel_for(8), _kernel_for(16)    # module globals: the claiming kernels' disk cache
 
-    @compiled.kernel
-    def claimed(counter, x, w, out, ranges, block, ahead):
+    @compiled.kernel(inline=True)
+    def _claim_ranges(tiles, counter, x, w, out, ranges, block, ahead):
+        """`tiles` (a width's kernel) on each range claimed from `counter` until none is left."""
         while True:
             item = claim(counter, ranges.shape[0])
             if item >= ranges.shape[0]:
                 return
             tiles(x, w, out, ranges[item, 0], ranges[item, 1], block, ahead)
-    return claimed
+
+    @compiled.kernel
+    def _claimed_8(counter, x, w, out, ranges, block, ahead):
+        _claim_ranges(_tiles_8, counter, x, w, out, ranges, block, ahead)
+
+    @compiled.kernel
+    def _claimed_16(counter, x, w, out, ranges, block, ahead):
+        _claim_ranges(_tiles_16, counter, x, w, out, ranges, block, ahead)
+
+    _CLAIMED = {8: _claimed_8, 16: _claimed_16}

@@ -80,8 +80,8 @@ def _claim_bands(tiles, depthwise, step, counter, x, widen, expand_ends, taps, d
         item = claim(counter, per_image * x.shape[0])
         if item >= per_image * x.shape[0]:
             break
-        image, band = item // per_image, item % per_image
-        start, stop = band * out_h // per_image, (band + 1) * out_h // per_image    # at most `rows` rows
+        image, index = item // per_image, item % per_image
+        start, stop = index * out_h // per_image, (index + 1) * out_h // per_image    # at most `rows` rows
         first, last = max(start * stride - top, 0), min((stop - 1) * stride - top + 3, h)
         source = x[image][first * w:last * w]
         if has_expand:

@@ -34,7 +34,7 @@ import contextvars
 import functools
 import os
 import threading
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -168,7 +168,8 @@ def even_ranges(count: int, pieces: int) -> List[Tuple[int, int]]:
 
 
 def run_in_parallel(items: list, work: Callable[[list], Any], calls_blas: bool = True,
-                    alone: bool = False, claimed: bool = False, gate: int = -1) -> List[Any]:
+                    alone: bool = False, claimed: bool = False, gate: int = -1,
+                    workers: Optional[int] = None) -> List[Any]:
     """`work` on contiguous chunks of `items`, one chunk per BLAS thread (the first on the calling
     thread, which saves one hand-over); the chunks' results in order.  `calls_blas=False` (compiled
     kernels only) spares setting BLAS single-threaded meanwhile (a sizeable share of a stage's kernel time
@@ -176,8 +177,9 @@ def run_in_parallel(items: list, work: Callable[[list], Any], calls_blas: bool =
     of `items` as one chunk on the calling thread (work too small to hand out), BLAS single-threaded all
     the same.  `claimed`: each thread calls `work([item])` on the next item not yet taken until none is left
     (`_Claims`; results None), so a faster thread, or the one that started first, does more of them.  `gate`:
-    the pool's gate the chunks' kernels claim from (`run_claimed`; -1 none), posted with the jobs."""
-    workers = 1 if alone or len(items) <= 1 else min(len(items), worker_count())
+    the pool's gate the chunks' kernels claim from (`run_claimed`; -1 none), posted with the jobs, whose
+    `workers` (the threads it was taken for; by default `worker_count()`) this call keeps to."""
+    workers = 1 if alone or len(items) <= 1 else min(len(items), worker_count() if workers is None else workers)
     if _region.inside:
         return [work(items)]               # nested calls run where they are: no pool deadlock
     limit = single_threaded_blas() if calls_blas else contextlib.nullcontext()
@@ -221,8 +223,8 @@ class _Claims:
 
 
 def run_claimed(count: int, work: Callable[[np.ndarray], Any], alone: bool = False) -> None:
-    """`work(counter)` on every thread at once (on the calling thread alone if `alone`, or for one item), with
-    one `counter` (an int64 array holding 0) shared by all: each call claims items 0..count-1 from it in
+    """`work(counter)` on every thread at once (on the calling thread alone if `alone`, or for one item), each
+    `counter` an int64 array whose first element, 0, all share: each call claims items 0..count-1 from it in
     compiled code (`claims.claim`) until none is left, so a thread that runs faster takes more items
     (`run_in_parallel`'s equal chunks wait for the slower thread).  Compiled kernels only (BLAS left as it is).
     The counter is a gate of the pool's (`SpinningPool.gate`): its thread takes the GIL for its chunk once this
@@ -237,7 +239,8 @@ def run_claimed(count: int, work: Callable[[np.ndarray], Any], alone: bool = Fal
     else:
         counters = [pool.counter(gate, caller=True)] + [pool.counter(gate)] * (workers - 1)
     try:
-        run_in_parallel(counters, lambda chunk: work(chunk[0]), calls_blas=False, alone=alone, gate=gate)
+        run_in_parallel(counters, lambda chunk: work(chunk[0]), calls_blas=False, alone=alone, gate=gate,
+                        workers=workers)
     finally:
         if pool is not None:
             pool.release(gate)

@@ -96,24 +96,26 @@ if compiled.available():
                 _relax()
         return True
 
-    @intrinsic
-    def _add_release(typingctx, counter):
-        """counter[0] += 1 atomically with release order."""
-        if not (isinstance(counter, types.Array) and counter.dtype == types.int64):
-            return None
-
+    def _add_one(ordering: str):
+        """The code of `counter[0] += 1`, atomic with LLVM's memory `ordering`, giving the value before."""
         def codegen(context, builder, signature, args):
             array = context.make_array(signature.args[0])(context, builder, args[0])
-            builder.atomic_rmw("add", array.data, ir.Constant(ir.IntType(64), 1), "release")
-            return context.get_dummy_value()
-        return types.void(counter), codegen
+            return builder.atomic_rmw("add", array.data, ir.Constant(ir.IntType(64), 1), ordering)
+        return codegen
+
+    @intrinsic
+    def _add_release(typingctx, counter):
+        """counter[0] += 1 atomically with release order (its value before)."""
+        if not (isinstance(counter, types.Array) and counter.dtype == types.int64):
+            return None
+        return types.int64(counter), _add_one("release")
 
     @njit(nogil=True, cache=True)
     def _mark_then_spin(done, ended, counter, seen, rounds, watch, gates, gate_rounds):
-        """The job `done`, and counted in `ended` (its gate's count of ended jobs), the GIL already let go;
-        then `_spin_gated` for the next."""
-        _store_release(done, 1)
+        """The job counted in `ended` (its gate's count of ended jobs), then marked `done`, the GIL already let
+        go; then `_spin_gated` for the next."""
         _add_release(ended)
+        _store_release(done, 1)
         return _spin_gated(counter, seen, rounds, watch, gates, gate_rounds)
 else:  # pragma: no cover - exercised where numba is not installed
     _spin = _spin_gated = _mark_then_spin = None
@@ -154,7 +156,7 @@ class Job:
     def __init__(self, call: Callable[[], Any], ended: np.ndarray):
         self.call, self.result, self.error = call, None, None
         self.done = np.zeros(1, np.int64)        # 1 once finished (written without the GIL)
-        self.ended = ended                       # its gate's count of ended jobs, bumped then too
+        self.ended = ended                       # its gate's count of ended jobs (or the pool's unread scratch)
         self.finished = threading.Lock()         # released just before: for a caller that stopped spinning
         self.finished.acquire()
 
@@ -174,12 +176,14 @@ class SpinningPool:
     its own compiled kernel starts; a thread that asks for the GIL meanwhile sleeps, and is slow to wake.  A
     caller whose work claims items from a counter takes the counter from the pool (`gate`, `counter`) and
     posts its job with it: the pool thread first spins without the GIL until the caller's kernel has claimed
-    an item (the GIL is free then), for at most `GATE_US`.  A gate only delays a pool thread, by at most
-    that: a wrong or reused one changes no result.
+    an item (the GIL is free then), for at most `GATE_US`.
 
     A gate also counts its jobs that ended, each once its thread has let the GIL go: the caller's last claim
-    (`claims.claim` on `counter(gate, caller=True)`) waits for them in compiled code before its kernel returns.
-    Else both threads often end at once and one waits for the GIL the other holds, asleep (~20 us on a VM)."""
+    (`claims.claim` on `counter(gate, caller=True)`) waits for them in compiled code, for at most the spin's
+    rounds, before its kernel returns.  Else both threads often end at once and one waits for the GIL the other
+    holds, asleep (~20 us on a VM).  A gate only delays a thread, by at most those bounds: a wrong or reused one
+    changes no result.  A gate is handed out again only once every job of its last use has counted its end (a
+    caller whose wait ran out may have released it before)."""
 
     def __init__(self, workers: int, name: str, spin_us: float = SPIN_US):
         self._spin_us = spin_us
@@ -193,12 +197,13 @@ class SpinningPool:
             threading.Thread(target=self._serve, name=f"{name}_{index}", daemon=True).start()
 
     def gate(self, jobs: int = 0) -> int:
-        """A free gate (-1: none left) for `jobs` jobs, its counter set to 0 (`counter`); give it back with
-        `release`."""
+        """A free gate (-1: none left) for `jobs` jobs, its row set to (0 claims, 0 jobs ended, `jobs`, the
+        caller's spin rounds) (`counter`); give it back with `release`."""
         with self._free_lock:
-            if not self._free:
+            ready = [k for k, gate in enumerate(self._free) if self._gates[gate, 1] >= self._gates[gate, 2]]
+            if not ready:
                 return -1
-            gate = self._free.pop()
+            gate = self._free.pop(ready[-1])
         self._gates[gate, :4] = (0, 0, jobs, _rounds(self._spin_us) if _spin is not None else 0)
         return gate
 
@@ -245,6 +250,7 @@ class SpinningPool:
             job.finished.release()
             done, ended, job = job.done, job.ended, None     # no reference kept while idle
             if _mark_then_spin is None:
+                ended[0] += 1                    # (no compiled kernels claim from a gate without numba)
                 done[0], spun = 1, False
             else:                                # the next job, if one comes meanwhile, is taken at the top
                 spun = not _mark_then_spin(done, ended, self._posted, seen, _rounds(self._spin_us), self._watch,
