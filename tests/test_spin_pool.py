@@ -170,6 +170,15 @@ def test_gates_are_handed_out_once_each_zeroed_and_taken_back():
     assert pool.gate() == -1       # not handed out again (a late count would end the next caller's wait early)
     caller[1] = 3
     assert pool.gate() == reused
+    pool.release(gates[2])         # a ready gate, then one still waiting for its jobs released after it:
+    waiting = pool.gate(1)
+    assert waiting == gates[2]
+    pool.release(reused)
+    pool.release(waiting)
+    assert pool.gate() == reused   # the ready one is found behind the waiting one, which stays free
+    caller = pool.counter(waiting, caller=True)
+    caller[1] = 1
+    assert pool.gate() == waiting
 
 
 def test_a_job_behind_a_gate_that_never_opens_still_runs_and_one_that_opens_runs_at_once():

@@ -200,12 +200,22 @@ class SpinningPool:
         """A free gate (-1: none left) for `jobs` jobs, its row set to (0 claims, 0 jobs ended, `jobs`, the
         caller's spin rounds) (`counter`); give it back with `release`."""
         with self._free_lock:
-            ready = [k for k, gate in enumerate(self._free) if self._gates[gate, 1] >= self._gates[gate, 2]]
-            if not ready:
+            gate = self._take_ready()
+            if gate < 0:
                 return -1
-            gate = self._free.pop(ready[-1])
         self._gates[gate, :4] = (0, 0, jobs, _rounds(self._spin_us) if _spin is not None else 0)
         return gate
+
+    def _take_ready(self) -> int:
+        """The free gate released last whose jobs have all ended, taken off the free list (-1: none); checked
+        from the end, one gate in the usual case (a check of all 64 cost ~20 us per region)."""
+        gates = self._gates
+        for index in range(len(self._free) - 1, -1, -1):
+            gate = self._free[index]
+            if gates[gate, 1] >= gates[gate, 2]:
+                del self._free[index]
+                return gate
+        return -1
 
     def counter(self, gate: int, caller: bool = False) -> np.ndarray:
         """The int64 counter of `gate` (the pool's memory: it outlives any spin that reads it): for a pool
