@@ -224,6 +224,32 @@ def test_run_claimed_shares_its_items_through_a_gated_counter_and_gives_the_gate
 
 
 @pytest.mark.skipif(not compiled.available(), reason="numba is not installed")
+@pytest.mark.parametrize("failing", ["caller", "pool"])
+def test_run_claimed_raises_a_threads_error_after_the_other_has_finished_and_gives_the_gate_back(failing,
+                                                                                                 monkeypatch):
+    import threading
+    import time
+    monkeypatch.setattr(parallel, "worker_count", lambda: 2)
+    pool = parallel._pool(1)
+    free = len(pool._free)
+    finished = []
+    caller = threading.current_thread()
+
+    def work(counter):
+        on_caller = threading.current_thread() is caller
+        assert (counter.shape[0] >= 4) == on_caller          # the caller's longer view of the gate's counter
+        if on_caller == (failing == "caller"):
+            raise ValueError(f"the {failing}'s part failed")
+        time.sleep(0.05)
+        finished.append(threading.current_thread().name)
+
+    with pytest.raises(ValueError, match=f"the {failing}'s part failed"):
+        parallel.run_claimed(8, work)
+    assert len(finished) == 1                     # the other thread's part ended before the error surfaced
+    assert len(pool._free) == free
+
+
+@pytest.mark.skipif(not compiled.available(), reason="numba is not installed")
 def test_the_callers_kernel_returns_after_the_pool_threads_job_has_ended(monkeypatch):
     """In `run_claimed` the calling thread's last claim waits (in compiled code) until the pool thread's job
     has ended, so that it never returns to the GIL while that thread holds it; the pool thread's kernel does

@@ -168,17 +168,15 @@ def even_ranges(count: int, pieces: int) -> List[Tuple[int, int]]:
 
 
 def run_in_parallel(items: list, work: Callable[[list], Any], calls_blas: bool = True,
-                    alone: bool = False, claimed: bool = False, gate: int = -1,
-                    workers: Optional[int] = None) -> List[Any]:
+                    alone: bool = False, claimed: bool = False, workers: Optional[int] = None) -> List[Any]:
     """`work` on contiguous chunks of `items`, one chunk per BLAS thread (the first on the calling
     thread, which saves one hand-over); the chunks' results in order.  `calls_blas=False` (compiled
     kernels only) spares setting BLAS single-threaded meanwhile (a sizeable share of a stage's kernel time
     at batch 1; measurements: benchmarks/README.md, 'Measurements behind the code's choices').  `alone`: all
     of `items` as one chunk on the calling thread (work too small to hand out), BLAS single-threaded all
     the same.  `claimed`: each thread calls `work([item])` on the next item not yet taken until none is left
-    (`_Claims`; results None), so a faster thread, or the one that started first, does more of them.  `gate`:
-    the pool's gate the chunks' kernels claim from (`run_claimed`; -1 none), posted with the jobs, whose
-    `workers` (the threads it was taken for; by default `worker_count()`) this call keeps to."""
+    (`_Claims`; results None), so a faster thread, or the one that started first, does more of them.
+    `workers`: at most this many threads (by default `worker_count()`)."""
     workers = 1 if alone or len(items) <= 1 else min(len(items), worker_count() if workers is None else workers)
     if _region.inside:
         return [work(items)]               # nested calls run where they are: no pool deadlock
@@ -194,7 +192,7 @@ def run_in_parallel(items: list, work: Callable[[list], Any], calls_blas: bool =
         single = calls_blas or _region.single
         # each chunk in a copy of this thread's context: no_backward() and use_compiled() are per thread
         others = [_pool(workers - 1).submit(functools.partial(contextvars.copy_context().run, _in_region, work,
-                                                              chunk, single), gate)
+                                                              chunk, single))
                   for chunk in chunks[1:]]
         try:
             first = _in_region(work, chunks[0], single)
@@ -235,15 +233,31 @@ def run_claimed(count: int, work: Callable[[np.ndarray], Any], alone: bool = Fal
     pool = _pool(workers - 1) if workers > 1 and not _region.inside else None
     gate = -1 if pool is None else pool.gate(workers - 1)
     if gate < 0:
-        counters = [np.zeros(1, np.int64)] * workers
-    else:
-        counters = [pool.counter(gate, caller=True)] + [pool.counter(gate)] * (workers - 1)
+        run_in_parallel([np.zeros(1, np.int64)] * workers, lambda chunk: work(chunk[0]), calls_blas=False,
+                        alone=alone, workers=workers)
+        return
     try:
-        run_in_parallel(counters, lambda chunk: work(chunk[0]), calls_blas=False, alone=alone, gate=gate,
-                        workers=workers)
+        _run_gated(pool, gate, workers - 1, work)
     finally:
-        if pool is not None:
-            pool.release(gate)
+        pool.release(gate)
+
+
+def _run_gated(pool: SpinningPool, gate: int, jobs: int, work: Callable[[np.ndarray], Any]) -> None:
+    """`run_claimed`'s region on `gate`: `jobs` pool jobs, then `work` on this thread, as `run_in_parallel`'s
+    chunks (each job in a copy of this thread's context) but without its lists of chunks: a region at batch 1
+    is a few microseconds of Python, paid at every claimed op."""
+    single = _region.single
+    posted = [pool.submit(functools.partial(contextvars.copy_context().run, _in_region, work, pool.counter(gate),
+                                            single), gate) for _ in range(jobs)]
+    try:
+        _in_region(work, pool.counter(gate, caller=True), single)
+    except BaseException:
+        for job in posted:             # no job may still be writing when the error surfaces
+            with contextlib.suppress(BaseException):
+                job.wait()
+        raise
+    for job in posted:
+        job.wait()
 
 
 def on_slices(count: int, size: int, work: Callable[[slice], Any], min_size: int = 1 << 20) -> List[Any]:
