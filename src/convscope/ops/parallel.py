@@ -244,8 +244,8 @@ def run_claimed(count: int, work: Callable[[np.ndarray], Any], alone: bool = Fal
 
 def _run_gated(pool: SpinningPool, gate: int, jobs: int, work: Callable[[np.ndarray], Any]) -> None:
     """`run_claimed`'s region on `gate`: `jobs` pool jobs, then `work` on this thread, as `run_in_parallel`'s
-    chunks (each job in a copy of this thread's context) but without its lists of chunks: a region at batch 1
-    is a few microseconds of Python, paid at every claimed op."""
+    chunks (each job in a copy of this thread's context) but without its lists of chunks: the Python around a
+    region is paid at every claimed op, at batch 1 a sizeable share of it."""
     single = _region.single
     posted = [pool.submit(functools.partial(contextvars.copy_context().run, _in_region, work, pool.counter(gate),
                                             single), gate) for _ in range(jobs)]

@@ -208,7 +208,8 @@ class SpinningPool:
 
     def _take_ready(self) -> int:
         """The free gate released last whose jobs have all ended, taken off the free list (-1: none); checked
-        from the end, one gate in the usual case (a check of all 64 cost ~20 us per region)."""
+        from the end, one gate in the usual case (checking all of them was a large share of a region at batch 1:
+        benchmarks/README.md, 'Measurements behind the code's choices')."""
         gates = self._gates
         for index in range(len(self._free) - 1, -1, -1):
             gate = self._free[index]
