@@ -230,7 +230,10 @@ def run_claimed(count: int, work: Callable[[np.ndarray], Any], alone: bool = Fal
     thread's kernel returns once the pool's jobs have ended (this thread's longer view of the counter:
     `SpinningPool.counter`), not while a pool thread holds the GIL."""
     workers = 1 if alone else max(1, min(count, worker_count()))
-    pool = _pool(workers - 1) if workers > 1 and not _region.inside else None
+    if workers <= 1:               # as run_in_parallel's one chunk: the call itself, with no lists around it
+        work(np.zeros(1, np.int64))
+        return
+    pool = _pool(workers - 1) if not _region.inside else None
     gate = -1 if pool is None else pool.gate(workers - 1)
     if gate < 0:
         run_in_parallel([np.zeros(1, np.int64)] * workers, lambda chunk: work(chunk[0]), calls_blas=False,
