@@ -261,8 +261,10 @@ def tile_epilogue(prepared, bias, activation: str, scale, shift, then: str, aver
         if values is not None:
             padded_values[:len(values)] = values
         return padded_values
-    return (vector(bias, 0.0), vector(scale, 1.0), vector(shift, 0.0), activation == "relu", scale is not None,
-            then == "relu", average)
+    bias_vector = vector(bias, 0.0)
+    if scale is None:          # no affine map: the kernels load but never use scale and shift (the bias stands in)
+        return bias_vector, bias_vector, bias_vector, activation == "relu", False, then == "relu", average
+    return bias_vector, vector(scale, 1.0), vector(shift, 0.0), activation == "relu", True, then == "relu", average
 
 
 def conv_pool_block(x: np.ndarray, pads, prepared, strides, epilogue: tuple, pooled: np.ndarray, counter: np.ndarray,
