@@ -7,6 +7,7 @@ import time
 import numpy as np
 import pytest
 
+from convscope import backend
 from convscope.ops import compiled, parallel, spin_pool
 
 
@@ -238,15 +239,42 @@ def test_run_claimed_raises_a_threads_error_after_the_other_has_finished_and_giv
     def work(counter):
         on_caller = threading.current_thread() is caller
         assert (counter.shape[0] >= 4) == on_caller          # the caller's longer view of the gate's counter
+        assert parallel._region.inside                       # nested calls run in place, on either thread
+        assert not compiled.active() and not backend.keeps_for_backward()      # the caller's context
         if on_caller == (failing == "caller"):
             raise ValueError(f"the {failing}'s part failed")
         time.sleep(0.05)
         finished.append(threading.current_thread().name)
 
-    with pytest.raises(ValueError, match=f"the {failing}'s part failed"):
+    with pytest.raises(ValueError, match=f"the {failing}'s part failed"), compiled.use_compiled(False), \
+            backend.no_backward():
         parallel.run_claimed(8, work)
     assert len(finished) == 1                     # the other thread's part ended before the error surfaced
     assert len(pool._free) == free
+
+
+@pytest.mark.skipif(not compiled.available(), reason="numba is not installed")
+def test_run_claimed_waits_for_every_pool_job_before_raising_one_jobs_error(monkeypatch):
+    """Three threads: the first pool job to start fails at once, the other is still running then."""
+    import threading
+    import time
+    monkeypatch.setattr(parallel, "worker_count", lambda: 3)
+    caller, lock, started, finished = threading.current_thread(), threading.Lock(), [], []
+
+    def work(counter):
+        if threading.current_thread() is caller:
+            return
+        with lock:
+            started.append(1)
+            first = len(started) == 1
+        if first:
+            raise ValueError("a pool job failed")
+        time.sleep(0.05)
+        finished.append(1)
+
+    with pytest.raises(ValueError, match="a pool job failed"):
+        parallel.run_claimed(8, work)
+    assert finished == [1]
 
 
 @pytest.mark.skipif(not compiled.available(), reason="numba is not installed")

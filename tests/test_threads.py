@@ -425,15 +425,13 @@ def test_rows_by_a_large_matrix_never_run_on_blas_own_threads_and_the_bits_do_no
         serial = a @ b
         one_thread = parallel.matmul(a, b)
     counts = []
-    run = parallel.run_in_parallel
+    region = parallel._in_region
 
-    def recording(items, work, calls_blas=True, **options):
-        def probe(chunk):
-            counts.append(parallel._blas().lib_controllers[0].num_threads)
-            return work(chunk)
-        return run(items, probe, calls_blas, **options)
+    def recording(work, chunk, single):     # each thread's part of a region (`run_in_parallel`, `run_claimed`)
+        counts.append(parallel._blas().lib_controllers[0].num_threads)
+        return region(work, chunk, single)
 
-    monkeypatch.setattr(parallel, "run_in_parallel", recording)
+    monkeypatch.setattr(parallel, "_in_region", recording)
     with _two_blas_threads():
         out = parallel.matmul(a, b)
     tiles = dense_tiles.applies(a, b)

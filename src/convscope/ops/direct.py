@@ -249,8 +249,9 @@ def pools_in_tiles(out_hw, window, pooled_hw) -> bool:
 
 
 def tile_epilogue(prepared, bias, activation: str, scale, shift, then: str, average: bool) -> tuple:
-    """The arguments of `conv_pool_block`'s epilogue: bias, scale and shift padded as the filters, and
-    the flags (relu, affine, relu after, average)."""
+    """The arguments of `conv_pool_block`'s epilogue: bias, scale and shift padded as the filters (without a
+    scale, the bias in all three: the kernels read scale and shift only with the affine flag), and the flags
+    (relu, affine, relu after, average)."""
     filters, taps, _ = prepared
     padded = filters.size // taps.size
 
@@ -262,7 +263,7 @@ def tile_epilogue(prepared, bias, activation: str, scale, shift, then: str, aver
             padded_values[:len(values)] = values
         return padded_values
     bias_vector = vector(bias, 0.0)
-    if scale is None:          # no affine map: the kernels load but never use scale and shift (the bias stands in)
+    if scale is None:
         return bias_vector, bias_vector, bias_vector, activation == "relu", False, then == "relu", average
     return bias_vector, vector(scale, 1.0), vector(shift, 0.0), activation == "relu", True, then == "relu", average
 

@@ -237,7 +237,7 @@ def run_claimed(count: int, work: Callable[[np.ndarray], Any], alone: bool = Fal
     gate = -1 if pool is None else pool.gate(workers - 1)
     if gate < 0:
         run_in_parallel([np.zeros(1, np.int64)] * workers, lambda chunk: work(chunk[0]), calls_blas=False,
-                        alone=alone, workers=workers)
+                        workers=workers)
         return
     try:
         _run_gated(pool, gate, workers - 1, work)
@@ -254,13 +254,21 @@ def _run_gated(pool: SpinningPool, gate: int, jobs: int, work: Callable[[np.ndar
                                             single), gate) for _ in range(jobs)]
     try:
         _in_region(work, pool.counter(gate, caller=True), single)
-    except BaseException:
-        for job in posted:             # no job may still be writing when the error surfaces
-            with contextlib.suppress(BaseException):
-                job.wait()
-        raise
-    for job in posted:
-        job.wait()
+    finally:
+        errors = _wait_all(posted)     # no job may still be writing when an error surfaces
+    if errors:
+        raise errors[0]
+
+
+def _wait_all(jobs: list) -> list:
+    """Wait for every one of `jobs`; their errors, in order."""
+    errors = []
+    for job in jobs:
+        try:
+            job.wait()
+        except BaseException as error:
+            errors.append(error)
+    return errors
 
 
 def on_slices(count: int, size: int, work: Callable[[slice], Any], min_size: int = 1 << 20) -> List[Any]:
