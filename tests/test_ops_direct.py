@@ -435,6 +435,11 @@ def test_a_claim_is_one_atomic_add_whatever_the_threads():
     assert counter[0] == 4_000_000
     with pytest.raises(TypeError, match="expected an int64 array"):
         numba.njit(lambda c: claim(c, 1))(np.zeros(1, np.int32))
+    from convscope.ops.claims import mark_done
+    done = np.zeros(1, np.int64)
+    assert numba.njit(lambda c: mark_done(c) + mark_done(c))(done) == 1 and done[0] == 2     # the counts before
+    with pytest.raises(TypeError, match="claims.mark_done: expected an int64 array"):
+        numba.njit(lambda c: mark_done(c))(np.zeros(1, np.int32))
 
 
 def test_odd_outputs_are_not_pooled_in_the_tiles():

@@ -22,7 +22,7 @@ from numba import types
 from numba.extending import intrinsic
 
 from . import compiled
-from .spin_pool import _add_one, _load_acquire, _relax
+from .spin_pool import _add_one, _add_release, _load_acquire, _relax
 
 __all__ = ["claim", "mark_done", "wait_for"]
 
@@ -54,12 +54,7 @@ def _take(typingctx, counter):
     return types.int64(counter), _add_one("monotonic")
 
 
-@intrinsic
-def mark_done(typingctx, counter):
-    """counter[0] += 1 atomically with release order (its value before): this thread's writes before it are
-    visible to a thread that sees the new count (`wait_for`)."""
-    _check(counter, "mark_done")
-    return types.int64(counter), _add_one("release")
+mark_done = _add_release     # counter[0] += 1 with release order: what was written before is visible to `wait_for`
 
 
 def _check(counter, name: str) -> None:

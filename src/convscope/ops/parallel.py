@@ -34,7 +34,7 @@ import contextvars
 import functools
 import os
 import threading
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 import numpy as np
 
@@ -168,16 +168,15 @@ def even_ranges(count: int, pieces: int) -> List[Tuple[int, int]]:
 
 
 def run_in_parallel(items: list, work: Callable[[list], Any], calls_blas: bool = True,
-                    alone: bool = False, claimed: bool = False, workers: Optional[int] = None) -> List[Any]:
+                    alone: bool = False, claimed: bool = False) -> List[Any]:
     """`work` on contiguous chunks of `items`, one chunk per BLAS thread (the first on the calling
     thread, which saves one hand-over); the chunks' results in order.  `calls_blas=False` (compiled
     kernels only) spares setting BLAS single-threaded meanwhile (a sizeable share of a stage's kernel time
     at batch 1; measurements: benchmarks/README.md, 'Measurements behind the code's choices').  `alone`: all
     of `items` as one chunk on the calling thread (work too small to hand out), BLAS single-threaded all
     the same.  `claimed`: each thread calls `work([item])` on the next item not yet taken until none is left
-    (`_Claims`; results None), so a faster thread, or the one that started first, does more of them.
-    `workers`: at most this many threads (by default `worker_count()`)."""
-    workers = 1 if alone or len(items) <= 1 else min(len(items), worker_count() if workers is None else workers)
+    (`_Claims`; results None), so a faster thread, or the one that started first, does more of them."""
+    workers = 1 if alone or len(items) <= 1 else min(len(items), worker_count())
     if _region.inside:
         return [work(items)]               # nested calls run where they are: no pool deadlock
     limit = single_threaded_blas() if calls_blas else contextlib.nullcontext()
@@ -236,8 +235,7 @@ def run_claimed(count: int, work: Callable[[np.ndarray], Any], alone: bool = Fal
     pool = _pool(workers - 1) if not _region.inside else None
     gate = -1 if pool is None else pool.gate(workers - 1)
     if gate < 0:
-        run_in_parallel([np.zeros(1, np.int64)] * workers, lambda chunk: work(chunk[0]), calls_blas=False,
-                        workers=workers)
+        run_in_parallel([np.zeros(1, np.int64)] * workers, lambda chunk: work(chunk[0]), calls_blas=False)
         return
     try:
         _run_gated(pool, gate, workers - 1, work)

@@ -105,9 +105,11 @@ if compiled.available():
 
     @intrinsic
     def _add_release(typingctx, counter):
-        """counter[0] += 1 atomically with release order (its value before)."""
+        """counter[0] += 1 atomically with release order (its value before): this thread's writes before it are
+        visible to a thread that reads the new count with acquire order (a job's end on its gate;
+        `claims.mark_done`, `claims.wait_for`)."""
         if not (isinstance(counter, types.Array) and counter.dtype == types.int64):
-            return None
+            raise TypeError(f"claims.mark_done: expected an int64 array, got {counter}")
         return types.int64(counter), _add_one("release")
 
     @njit(nogil=True, cache=True)
