@@ -246,6 +246,40 @@ def test_a_few_rows_run_compiled_each_row_alone(rows, depth, columns, dtype, mon
     assert not few_rows.applies(np.ones((5, depth), dtype), b)
 
 
+@pytest.mark.parametrize("streamed", [False, True])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_few_rows_skip_the_matrix_rows_their_zeros_multiply(streamed, dtype):
+    """As the reference BLAS' gemv: a row's zeros skip their matrix rows (an infinite or NaN weight there adds
+    nothing, where NumPy's product gives NaN), its nonzero entries count (a NaN input makes NaN); each row is
+    the float64 product over its nonzero entries, with 0-13 of them (every pass of the kernel) or half its depth."""
+    from convscope.ops import compiled
+    if not compiled.active():
+        pytest.skip("the few-rows product is compiled")
+    rng = np.random.default_rng(5)
+    depth = 4 * parallel.STREAMED_BYTES // (np.dtype(dtype).itemsize * 1000) // 3 + 5 if streamed else 301
+    a = np.zeros((4, depth), dtype)
+    for row, count in enumerate([0, 13, 6, depth // 2]):
+        kept = rng.choice(depth - 2, count, replace=False)
+        a[row, kept] = rng.standard_normal(count)
+    a[1, 0] = -0.0
+    b = rng.standard_normal((depth, 1000 if streamed else 37)).astype(dtype)
+    b[depth - 2], b[depth - 1, ::2], b[depth - 1, 1::2] = np.inf, -np.inf, np.nan     # rows no input multiplies
+    out = parallel.matmul(a, b)
+    with np.errstate(invalid="ignore"):
+        assert np.isnan(a @ b).all()
+    tolerance = 1e-5 if dtype == "float32" else 1e-12
+    for row in range(4):
+        kept = a[row] != 0
+        expected = a[row, kept].astype(np.float64) @ b[kept].astype(np.float64)
+        np.testing.assert_allclose(out[row], expected, rtol=tolerance, atol=tolerance * np.sqrt(depth))
+        assert np.array_equal(parallel.matmul(a[row:row + 1], b)[0], out[row])
+    a[2, 7] = np.nan
+    a[3, depth - 3] = np.inf
+    out = parallel.matmul(a, np.ascontiguousarray(b[:, :4]))
+    assert np.isnan(out[2]).all() and np.isinf(out[3][np.isfinite(b[depth - 3, :4])]).all()
+    assert np.isfinite(out[:2]).all()
+
+
 @pytest.mark.parametrize("columns,expected", [
     (1000, [500, 500]),               # seed 000's Dense
     (2048, [512] * 4),
