@@ -128,8 +128,8 @@ def test_parallel_matmul_takes_the_tiles_by_columns_among_the_threads(threads, m
     monkeypatch.setattr(parallel, "single_threaded_blas", lambda: pytest.fail("BLAS called"))
     handed, claimed = [], []
     work = dt.claimed_work
-    monkeypatch.setattr(dt, "claimed_work", lambda a, b, out, ranges: handed.append(ranges.tolist()) or work(
-        a, b, out, ranges))
+    monkeypatch.setattr(dt, "claimed_work", lambda a, b, out, ranges, skip: handed.append(ranges.tolist()) or work(
+        a, b, out, ranges, skip) if skip else pytest.fail("a Dense's product skips the zero columns"))
     run = parallel.run_claimed
     monkeypatch.setattr(parallel, "run_claimed", lambda count, work, **kw: claimed.append(
         (count, kw.get("alone", False))) or run(count, work, **kw))
@@ -138,6 +138,37 @@ def test_parallel_matmul_takes_the_tiles_by_columns_among_the_threads(threads, m
     assert np.array_equal(out, _tiles(a, b, [(0, 1000)]))
     np.testing.assert_allclose(out, a.astype(np.float64) @ b, rtol=1e-5, atol=1e-3)
     assert np.array_equal(parallel.matmul(np.asfortranarray(a), b), out)       # strided rows: copied
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_skipping_the_matrix_rows_only_zeros_multiply_keeps_the_bits(width, seed):
+    """`skip_zeros`: the columns of `a` with a nonzero entry (NaN included) are read, in order; a column of
+    zeros (the first, the last, a whole depth block, scattered ones) skips its matrix row with the same bits
+    as reading it, and an infinite or NaN weight there leaves the sums finite, the float64 product over the
+    kept columns to rounding, where the product without skipping gives NaN."""
+    rng = np.random.default_rng(seed)
+    rows = int(rng.integers(dt.MIN_ROWS, 3 * dt.WIDE_ROWS + 4))
+    depth = int(rng.integers(dt.DEPTH_BLOCK + 2, 3 * dt.DEPTH_BLOCK + 50))
+    columns = int(rng.integers(1, 7)) * width + int(rng.integers(0, width))
+    a, b = _case(rng, rows, depth, columns)
+    a[rng.random(a.shape) < 0.5] = 0
+    dead = rng.random(depth) < [0.1, 0.3, 0.6, 0.9, 1.0, 0.0][seed]
+    dead[[0, -1]] = seed != 5
+    dead[dt.DEPTH_BLOCK:2 * dt.DEPTH_BLOCK] |= seed == 1
+    a[:, dead] = 0
+    a[rng.integers(rows), np.flatnonzero(~dead)[:1]] = np.nan if seed == 2 else 1.5
+    kept = dt.kept_depth(a, True)
+    assert kept.dtype == np.int64 and kept.tolist() == np.flatnonzero((a != 0).any(axis=0)).tolist()
+    assert dt.kept_depth(a, False).tolist() == list(range(depth))
+    skipped = np.full((rows, columns), np.nan, np.float32)
+    dt.product(a, b, skipped, 0, columns, skip_zeros=True)
+    assert np.array_equal(skipped, _tiles(a, b, [(0, columns)]), equal_nan=True)
+    b[np.flatnonzero(dead)[::2]] = np.inf
+    b[np.flatnonzero(dead)[1::2]] = np.nan
+    dt.product(a, b, skipped, 0, columns, skip_zeros=True)
+    expected = a[:, kept].astype(np.float64) @ b[kept].astype(np.float64)
+    np.testing.assert_allclose(skipped, expected, rtol=1e-5, atol=2e-6 * np.sqrt(depth) * 4)
+    assert dead.any() == np.isnan(_tiles(a, b, [(0, columns)])).all() or seed == 2
 
 
 def test_a_dense_layer_predicts_each_sample_as_in_any_batch_of_its_size():

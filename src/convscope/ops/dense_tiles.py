@@ -12,7 +12,8 @@ it: as accurate as BLAS' blocked sums, where one chain over 3136 products lost 4
 whatever the tile or the threads: a row's bits are those of the row alone, on any machine (they may differ
 from BLAS' in the last bits).  Columns past the last whole vector are the last lanes of the vector that ends
 at the matrix's last column, summed alike.  `parallel.matmul` takes this path where it applies; NumPy's
-product is the reference.  Compiled path, float32, AVX2 or wider; the measurements behind the limits:
+product is the reference.  Given the matrix rows to read (`kept_depth`), the tiles skip those that only zeros
+multiply, with the same bits.  Compiled path, float32, AVX2 or wider; the measurements behind the limits:
 benchmarks/README.md, 'Measurements behind the code's choices'.
 """
 
@@ -29,7 +30,8 @@ if compiled.available():
     from .simd import add, broadcast, double_pumped, fma, load, prefetch, store_first, zeros
 
 __all__ = ["MIN_ROWS", "MAX_ROWS", "WIDE_MAX_ROWS", "PUMPED_MAX_ROWS", "MIN_BYTES", "ROWS", "WIDE_ROWS", "DEPTH_BLOCK",
-           "AHEAD_ROWS", "applies", "fits", "max_rows", "column_ranges", "strip", "product", "claimed_work"]
+           "AHEAD_ROWS", "applies", "fits", "max_rows", "column_ranges", "strip", "product", "claimed_work",
+           "kept_depth"]
 
 VECTOR_BITS = 32 * compiled.float32_lanes()     # 0 without numba or below AVX2: no tiles
 _DOUBLE_PUMPED = VECTOR_BITS >= 512 and double_pumped()
@@ -88,16 +90,16 @@ def column_ranges(columns: int, parts: int) -> list:
     return [(start, stop) for start, stop in zip(bounds, bounds[1:]) if stop > start]
 
 
-def product(a: np.ndarray, b: np.ndarray, out: np.ndarray, start: int, stop: int) -> None:
+def product(a: np.ndarray, b: np.ndarray, out: np.ndarray, start: int, stop: int, skip_zeros: bool = False) -> None:
     """out[:, start:stop] = a @ b[:, start:stop] for 2-D float32 arrays (`a` copied C-contiguous where it is
     not; `b` and `out` C-contiguous, `out` a row per row of `a`), `start` a multiple of one vector (the
-    ranges of `column_ranges` give every output the same bits whatever their number).  Checked first: the
-    kernel reads and writes without bounds checks."""
+    ranges of `column_ranges` give every output the same bits whatever their number); `skip_zeros`: see
+    `kept_depth`.  Checked first: the kernel reads and writes without bounds checks."""
     a = _checked(a, b, out, [(start, stop)], "product")
-    _kernel_for(lanes())(a, b, out, start, stop, DEPTH_BLOCK, AHEAD_ROWS * b.shape[1])
+    _kernel_for(lanes())(a, b, out, start, stop, DEPTH_BLOCK, AHEAD_ROWS * b.shape[1], kept_depth(a, skip_zeros))
 
 
-def claimed_work(a: np.ndarray, b: np.ndarray, out: np.ndarray, ranges: np.ndarray):
+def claimed_work(a: np.ndarray, b: np.ndarray, out: np.ndarray, ranges: np.ndarray, skip_zeros: bool = False):
     """`work(counter)` for `parallel.run_claimed`: `product` over each of the (start, stop) column `ranges` (an
     int64 (items, 2) array of `column_ranges`) that the call claims from `counter`, in one compiled call per
     thread: the pool thread starts once this thread's call has claimed a range, not after a sleep for the GIL
@@ -105,8 +107,19 @@ def claimed_work(a: np.ndarray, b: np.ndarray, out: np.ndarray, ranges: np.ndarr
     measurements: benchmarks/README.md).  The same bits as one `product` over all the columns.  Checked here,
     once."""
     a = _checked(a, b, out, ranges, "claimed_work")
-    kernel, ahead = _CLAIMED[lanes()], AHEAD_ROWS * b.shape[1]
-    return lambda counter: kernel(counter, a, b, out, ranges, DEPTH_BLOCK, ahead)
+    kernel, ahead, kept = _CLAIMED[lanes()], AHEAD_ROWS * b.shape[1], kept_depth(a, skip_zeros)
+    return lambda counter: kernel(counter, a, b, out, ranges, DEPTH_BLOCK, ahead, kept)
+
+
+def kept_depth(a: np.ndarray, skip_zeros: bool) -> np.ndarray:
+    """The matrix rows the tiles read (int64 indices, in order): all of them, or with `skip_zeros` those that
+    some row of `a` multiplies by a nonzero (NaN included).  A zero column of `a` (a unit every sample's ReLU
+    zeroed: a fifth of seed 000's Dense inputs at batch 128) adds exact zeros to each chain of multiply-adds,
+    so skipping its matrix row gives the same bits, unless that row holds an infinite or NaN weight, where
+    the sum stays finite, as in the reference BLAS' gemm (NumPy's product gives NaN)."""
+    if not skip_zeros:
+        return np.arange(a.shape[1], dtype=np.int64)
+    return _nonzero_columns(a, np.zeros(a.shape[1], dtype=np.bool_))
 
 
 def _checked(a, b, out, ranges, op: str) -> np.ndarray:
@@ -137,7 +150,7 @@ def _make_kernel(width: int):
     triples = width > 8
 
     @compiled.kernel
-    def tiles(x, w, out, start, stop, block, ahead):
+    def tiles(x, w, out, start, stop, block, ahead, kept):
         count, depth = x.shape
         columns = w.shape[1]
         xf, wf, of = x.reshape(-1), w.reshape(-1), out.reshape(-1)
@@ -146,50 +159,54 @@ def _make_kernel(width: int):
         pairs_stop = triples_stop + (stop - triples_stop) // (2 * width) * (2 * width)
         vectors_stop = start + (stop - start) // width * width
         sums = np.empty(count * width if vectors_stop < stop else 0, dtype=np.float32)
-        k0 = 0
+        k0 = p1 = 0
         while k0 < depth:
             k1 = min(depth, k0 + block)
             resume = k0 > 0
+            p0 = p1
+            while p1 < kept.shape[0] and kept[p1] < k1:
+                p1 += 1
             for c in range(start, triples_stop, 3 * width):
                 r = 0
                 while r + WIDE_ROWS <= count:
-                    _tile_8x3(xf, wf, of, r, c, k0, k1, depth, columns, resume, width, zero, ahead if r == 0 else 0)
+                    _tile_8x3(xf, wf, of, r, c, kept, p0, p1, depth, columns, resume, width, zero,
+                              ahead if r == 0 else 0)
                     r += WIDE_ROWS
                 if r + ROWS <= count:
-                    _tile_pair(xf, wf, of, r, c, k0, k1, depth, columns, resume, width, zero, ahead if r == 0 else 0,
-                               3 * width)
-                    _tile_vector(xf, wf, of, r, c + 2 * width, k0, k1, depth, columns, r * columns + c + 2 * width,
-                                 columns, resume, width, zero)
+                    _tile_pair(xf, wf, of, r, c, kept, p0, p1, depth, columns, resume, width, zero,
+                               ahead if r == 0 else 0, 3 * width)
+                    _tile_vector(xf, wf, of, r, c + 2 * width, kept, p0, p1, depth, columns,
+                                 r * columns + c + 2 * width, columns, resume, width, zero)
                     r += ROWS
                 while r < count:
-                    _row_triple(xf, wf, of, r, c, k0, k1, depth, columns, resume, width, zero)
+                    _row_triple(xf, wf, of, r, c, kept, p0, p1, depth, columns, resume, width, zero)
                     r += 1
             for c in range(triples_stop, pairs_stop, 2 * width):
                 r = 0
                 while r + ROWS <= count:
-                    _tile_pair(xf, wf, of, r, c, k0, k1, depth, columns, resume, width, zero, ahead if r == 0 else 0,
-                               2 * width)
+                    _tile_pair(xf, wf, of, r, c, kept, p0, p1, depth, columns, resume, width, zero,
+                               ahead if r == 0 else 0, 2 * width)
                     r += ROWS
                 while r < count:
-                    _row_pair(xf, wf, of, r, c, k0, k1, depth, columns, resume, width, zero)
+                    _row_pair(xf, wf, of, r, c, kept, p0, p1, depth, columns, resume, width, zero)
                     r += 1
             for c in range(pairs_stop, vectors_stop, width):
                 r = 0
                 while r + ROWS <= count:
-                    _tile_vector(xf, wf, of, r, c, k0, k1, depth, columns, r * columns + c, columns, resume, width,
-                                 zero)
+                    _tile_vector(xf, wf, of, r, c, kept, p0, p1, depth, columns, r * columns + c, columns, resume,
+                                 width, zero)
                     r += ROWS
                 while r < count:
-                    _row_vector(xf, wf, of, r, c, k0, k1, depth, columns, r * columns + c, resume, width, zero)
+                    _row_vector(xf, wf, of, r, c, kept, p0, p1, depth, columns, r * columns + c, resume, width, zero)
                     r += 1
             if vectors_stop < stop:
                 r = 0
                 while r + ROWS <= count:
-                    _tile_vector(xf, wf, sums, r, stop - width, k0, k1, depth, columns, r * width, width, resume,
+                    _tile_vector(xf, wf, sums, r, stop - width, kept, p0, p1, depth, columns, r * width, width, resume,
                                  width, zero)
                     r += ROWS
                 while r < count:
-                    _row_vector(xf, wf, sums, r, stop - width, k0, k1, depth, columns, r * width, resume, width,
+                    _row_vector(xf, wf, sums, r, stop - width, kept, p0, p1, depth, columns, r * width, resume, width,
                                 zero)
                     r += 1
             k0 = k1
@@ -200,6 +217,15 @@ def _make_kernel(width: int):
 
 
 if compiled.available():
+    @compiled.kernel
+    def _nonzero_columns(a, nonzero):
+        """The indices of the columns of `a` with an entry != 0 (`nonzero`: a False per column, to fill)."""
+        for r in range(a.shape[0]):
+            row = a[r]
+            for k in range(a.shape[1]):
+                nonzero[k] |= row[k] != 0
+        return np.flatnonzero(nonzero)
+
     @compiled.kernel(inline=True)
     def _prefetch(wf, at, span):
         """Asks for the cache lines of wf[at:at + span] (a strip's row, `ahead` rows on: a matrix's rows lie
@@ -212,14 +238,15 @@ if compiled.available():
         prefetch(wf, at + span - 1)
 
     @compiled.kernel(inline=True)
-    def _tile_pair(xf, wf, of, r, c, k0, k1, depth, columns, resume, width, zero, ahead, span):
-        """Rows r..r+3 by columns c..c+2*width, summed over the matrix rows k0..k1 and stored in `of`, or added
+    def _tile_pair(xf, wf, of, r, c, kept, p0, p1, depth, columns, resume, width, zero, ahead, span):
+        """Rows r..r+3 by columns c..c+2*width, summed over the matrix rows kept[p0:p1] and stored in `of`, or added
         to the sums there (`resume`); with `ahead`, the strip's `span` columns of the row `ahead` elements on are
         asked for (`_prefetch`)."""
         at = r * columns + c
         a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = zero
         base = r * depth
-        for k in range(k0, k1):
+        for q in range(p0, p1):
+            k = kept[q]
             if ahead:
                 _prefetch(wf, k * columns + c + ahead, span)
             w0, w1 = load(wf, k * columns + c, zero), load(wf, k * columns + c + width, zero)
@@ -246,13 +273,14 @@ if compiled.available():
         store_first(of, at + 3 * columns + width, a7, width)
 
     @compiled.kernel(inline=True)
-    def _tile_vector(xf, wf, out, r, c, k0, k1, depth, columns, at, stride, resume, width, zero):
-        """Rows r..r+3 by the vector of columns c..c+width, summed over k0..k1 into `out` from `at`, a row every
-        `stride`, or added to the sums there (`resume`): the third vector of a strip's last rows, and the
-        columns past the last whole vector (the last lanes of the vector that ends at the last column)."""
+    def _tile_vector(xf, wf, out, r, c, kept, p0, p1, depth, columns, at, stride, resume, width, zero):
+        """Rows r..r+3 by the vector of columns c..c+width, summed over the matrix rows kept[p0:p1] into `out` from
+        `at`, a row every `stride`, or added to the sums there (`resume`): the third vector of a strip's last rows,
+        and the columns past the last whole vector (the last lanes of the vector that ends at the last column)."""
         a0 = a1 = a2 = a3 = zero
         base = r * depth
-        for k in range(k0, k1):
+        for q in range(p0, p1):
+            k = kept[q]
             w0 = load(wf, k * columns + c, zero)
             a0 = fma(broadcast(xf, base + k, zero), w0, a0)
             a1 = fma(broadcast(xf, base + depth + k, zero), w0, a1)
@@ -277,13 +305,14 @@ if compiled.available():
         store_first(of, at + 2 * width, v2, width)
 
     @compiled.kernel(inline=True)
-    def _tile_8x3(xf, wf, of, r, c, k0, k1, depth, columns, resume, width, zero, ahead):
-        """Rows r..r+7 by columns c..c+3*width, summed over the matrix rows k0..k1 (`_tile_pair`'s sums and
+    def _tile_8x3(xf, wf, of, r, c, kept, p0, p1, depth, columns, resume, width, zero, ahead):
+        """Rows r..r+7 by columns c..c+3*width, summed over the matrix rows kept[p0:p1] (`_tile_pair`'s sums and
         prefetches)."""
         a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = a9 = a10 = a11 = zero
         b0 = b1 = b2 = b3 = b4 = b5 = b6 = b7 = b8 = b9 = b10 = b11 = zero
         base = r * depth
-        for k in range(k0, k1):
+        for q in range(p0, p1):
+            k = kept[q]
             at = k * columns + c
             if ahead:
                 _prefetch(wf, at + ahead, 3 * width)
@@ -315,10 +344,11 @@ if compiled.available():
         _store_triple(of, at + 7 * columns, b9, b10, b11, resume, width, zero)
 
     @compiled.kernel(inline=True)
-    def _row_triple(xf, wf, of, r, c, k0, k1, depth, columns, resume, width, zero):
+    def _row_triple(xf, wf, of, r, c, kept, p0, p1, depth, columns, resume, width, zero):
         """`_tile_8x3` for the one row r."""
         a0 = a1 = a2 = zero
-        for k in range(k0, k1):
+        for q in range(p0, p1):
+            k = kept[q]
             x = broadcast(xf, r * depth + k, zero)
             at = k * columns + c
             a0 = fma(x, load(wf, at, zero), a0)
@@ -327,11 +357,12 @@ if compiled.available():
         _store_triple(of, r * columns + c, a0, a1, a2, resume, width, zero)
 
     @compiled.kernel(inline=True)
-    def _row_pair(xf, wf, of, r, c, k0, k1, depth, columns, resume, width, zero):
+    def _row_pair(xf, wf, of, r, c, kept, p0, p1, depth, columns, resume, width, zero):
         """`_tile_pair` for the one row r."""
         at = r * columns + c
         a0 = a1 = zero
-        for k in range(k0, k1):
+        for q in range(p0, p1):
+            k = kept[q]
             x0 = broadcast(xf, r * depth + k, zero)
             a0 = fma(x0, load(wf, k * columns + c, zero), a0)
             a1 = fma(x0, load(wf, k * columns + c + width, zero), a1)
@@ -341,17 +372,18 @@ if compiled.available():
         store_first(of, at + width, a1, width)
 
     @compiled.kernel(inline=True)
-    def _row_vector(xf, wf, of, r, c, k0, k1, depth, columns, at, resume, width, zero):
+    def _row_vector(xf, wf, of, r, c, kept, p0, p1, depth, columns, at, resume, width, zero):
         """Row r by the one vector of columns from c, into `of` at `at` (`_tile_vector` for one row)."""
         a0 = zero
-        for k in range(k0, k1):
+        for q in range(p0, p1):
+            k = kept[q]
             a0 = fma(broadcast(xf, r * depth + k, zero), load(wf, k * columns + c, zero), a0)
         if resume:
             a0 = add(load(of, at, zero), a0)
         store_first(of, at, a0, width)
 else:  # pragma: no cover - exercised where numba is not installed
     _tile_pair = _row_pair = _row_vector = _tile_vector = None
-    _store_triple = _tile_8x3 = _row_triple = _prefetch = None
+    _store_triple = _tile_8x3 = _row_triple = _prefetch = _nonzero_columns = None
 
 
 @functools.lru_cache(maxsize=None)
@@ -364,20 +396,20 @@ if compiled.available():
     _tiles_8, _tiles_16 = _kernel_for(8), _kernel_for(16)    # module globals: the claiming kernels' disk cache
 
     @compiled.kernel(inline=True)
-    def _claim_ranges(tiles, counter, x, w, out, ranges, block, ahead):
+    def _claim_ranges(tiles, counter, x, w, out, ranges, block, ahead, kept):
         """`tiles` (a width's kernel) on each range claimed from `counter` until none is left."""
         while True:
             item = claim(counter, ranges.shape[0])
             if item >= ranges.shape[0]:
                 return
-            tiles(x, w, out, ranges[item, 0], ranges[item, 1], block, ahead)
+            tiles(x, w, out, ranges[item, 0], ranges[item, 1], block, ahead, kept)
 
     @compiled.kernel
-    def _claimed_8(counter, x, w, out, ranges, block, ahead):
-        _claim_ranges(_tiles_8, counter, x, w, out, ranges, block, ahead)
+    def _claimed_8(counter, x, w, out, ranges, block, ahead, kept):
+        _claim_ranges(_tiles_8, counter, x, w, out, ranges, block, ahead, kept)
 
     @compiled.kernel
-    def _claimed_16(counter, x, w, out, ranges, block, ahead):
-        _claim_ranges(_tiles_16, counter, x, w, out, ranges, block, ahead)
+    def _claimed_16(counter, x, w, out, ranges, block, ahead, kept):
+        _claim_ranges(_tiles_16, counter, x, w, out, ranges, block, ahead, kept)
 
     _CLAIMED = {8: _claimed_8, 16: _claimed_16}

@@ -407,21 +407,23 @@ def few_rows_parts(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _tiles_by_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """A batch of rows by a large matrix in `dense_tiles`' tiles (`tiles_by_columns`); a small product (as
-    `matmul`'s) on the calling thread."""
+    """A batch of rows by a large matrix in `dense_tiles`' tiles (`tiles_by_columns`), skipping the matrix rows
+    only zeros multiply (a Dense layer's units a ReLU zeroed for every sample: `dense_tiles.kept_depth`); a
+    small product (as `matmul`'s) on the calling thread."""
     out = np.empty((a.shape[0], b.shape[1]), dtype=np.float32)
     tiles_by_columns(a, b, out, alone=a.shape[0] * a.shape[1] * b.shape[1] < SMALL_PRODUCT
-                     and b.nbytes < STREAMED_BYTES)
+                     and b.nbytes < STREAMED_BYTES, skip_zeros=True)
     return out
 
 
-def tiles_by_columns(a: np.ndarray, b: np.ndarray, out: np.ndarray, alone: bool = False) -> None:
+def tiles_by_columns(a: np.ndarray, b: np.ndarray, out: np.ndarray, alone: bool = False,
+                     skip_zeros: bool = False) -> None:
     """out = a @ b in `dense_tiles`' tiles, one range of the columns per thread (`dense_tiles.column_ranges`;
     each output summed alike in any range: the same bits on any number of threads), claimed in compiled code
     (`dense_tiles.claimed_work`: the pool thread starts without waiting for the GIL); `alone`: on the calling
-    thread."""
+    thread; `skip_zeros`: see `dense_tiles.kept_depth`."""
     ranges = np.array(dense_tiles.column_ranges(b.shape[1], 1 if alone else worker_count()), dtype=np.int64)
-    run_claimed(len(ranges), dense_tiles.claimed_work(a, b, out, ranges), alone=alone)
+    run_claimed(len(ranges), dense_tiles.claimed_work(a, b, out, ranges, skip_zeros), alone=alone)
 
 
 def _row_by_row(a: np.ndarray, b: np.ndarray) -> np.ndarray:
