@@ -128,8 +128,9 @@ def test_parallel_matmul_takes_the_tiles_by_columns_among_the_threads(threads, m
     monkeypatch.setattr(parallel, "single_threaded_blas", lambda: pytest.fail("BLAS called"))
     handed, claimed = [], []
     work = dt.claimed_work
-    monkeypatch.setattr(dt, "claimed_work", lambda a, b, out, ranges, skip: handed.append(ranges.tolist()) or work(
-        a, b, out, ranges, skip) if skip else pytest.fail("a Dense's product skips the zero columns"))
+    monkeypatch.setattr(dt, "claimed_work", lambda a, b, out, ranges, skip, bias, relu: handed.append(
+        ranges.tolist()) or work(a, b, out, ranges, skip) if skip and bias is None else pytest.fail(
+        "a product skips the zero columns, with no epilogue"))
     run = parallel.run_claimed
     monkeypatch.setattr(parallel, "run_claimed", lambda count, work, **kw: claimed.append(
         (count, kw.get("alone", False))) or run(count, work, **kw))
@@ -229,3 +230,13 @@ def test_the_tiles_row_limit_follows_the_vector_width_and_the_cpu(cpu, features,
     printed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env,
                              timeout=120).stdout.split()
     assert printed == [str(rows)], printed
+
+
+@pytest.mark.parametrize("bias", [np.zeros(39, np.float32), np.zeros(40), [0.0] * 40])
+def test_claimed_work_names_a_bias_of_the_wrong_shape_or_dtype(bias):
+    a, b = _case(np.random.default_rng(0), 8, 300, 40)
+    out = np.empty((8, 40), np.float32)
+    ranges = np.array([[0, 40]], dtype=np.int64)
+    with pytest.raises(ValueError, match=r"dense_tiles.claimed_work: argument `bias` must be a float32 vector of 40 "
+                                         r"values, got \w+ of shape \((39|40),\)"):
+        dt.claimed_work(a, b, out, ranges, bias=bias)

@@ -98,6 +98,41 @@ def test_the_streamed_rows_match_the_float64_product_and_the_unprepared_ops_bits
     assert np.isnan(y[0]).all() == (seed == 5)
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_the_finished_tiles_match_the_float64_product_and_the_unprepared_ops_bits(seed):
+    """5 to `dense_tiles.max_rows()` float32 rows by a matrix of 1 MiB or more: the tiles on the threads, each
+    finishing its columns (bias, ReLU) — the bits of `dense_forward` then `bias_activation_forward`, NaN kept,
+    with and without a bias, with units every row's ReLU zeroed (skipped); float64 takes the product then the
+    epilogue."""
+    from convscope.ops import dense_tiles
+    rng = np.random.default_rng(seed)
+    dtype = np.float64 if seed == 3 else np.float32
+    rows = int(rng.integers(dense_tiles.MIN_ROWS, max(dense_tiles.MIN_ROWS, dense_tiles.max_rows()) + 1))
+    units = int(rng.integers(40, 700))
+    depth = (1 << 20) // (4 * units) + int(rng.integers(1, 400))
+    activation = ("relu", "linear")[seed % 2]
+    x, kernel, bias = _case(rng, (rows,), depth, units, dtype, seed != 4, relu_input=seed > 1)
+    x[:, rng.random(depth) < 0.2] = 0
+    x[0, int(rng.integers(0, depth))] = np.nan if seed == 5 else x[0, 0]
+    asked = []
+    original = linear._DENSE_PATHS
+    try:
+        linear._DENSE_PATHS = recording(original, asked)
+        run = linear.prepare_dense_inference(x, kernel, bias, activation)
+    finally:
+        linear._DENSE_PATHS = original
+    tiles = dense_tiles.applies(x, kernel)
+    assert ("finished_tiles", tiles) in asked
+    assert tiles == (dtype == np.float32 and dense_tiles.lanes() >= 8 and compiled.active())
+    y = run(x, kernel, bias)
+    np.testing.assert_array_equal(y, bias_activation_forward(dense_forward(x, kernel), bias, activation))
+    expected = np.asarray(x, np.float64) @ kernel + (0 if bias is None else bias)
+    expected = np.maximum(expected, 0) if activation == "relu" else expected
+    tolerance = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-11)
+    np.testing.assert_allclose(y, expected, **tolerance)
+    assert np.isnan(y[0]).all() == (seed == 5) and not np.isnan(y[1:]).any()
+
+
 def test_mixed_dtypes_compute_as_dense_forward_does():
     """A float64 input through float32 weights: computed in float64, as `dense_forward` computes it."""
     x, kernel, bias = _case(np.random.default_rng(1), (2,), 40, 9, np.float32, True)

@@ -20,6 +20,7 @@ benchmarks/README.md, 'Measurements behind the code's choices'.
 from __future__ import annotations
 
 import functools
+from typing import Optional
 
 import numpy as np
 
@@ -44,6 +45,7 @@ ROWS = 4                # rows per tile of a pair of vectors: 8 vectors of accum
 WIDE_ROWS = 8           # rows per tile of three 512-bit vectors: 24 accumulators of the 32 registers
 AHEAD_ROWS = 16         # the first tile of a strip asks for the strip's rows this far ahead (see `_prefetch`)
 DEPTH_BLOCK = 256       # matrix rows per block: a strip 16 KB with AVX2, 48 KB with three 512-bit vectors
+_NO_BIAS = np.zeros(0, dtype=np.float32)     # `claimed_work` without an epilogue (never read)
 
 
 def lanes() -> int:
@@ -99,16 +101,25 @@ def product(a: np.ndarray, b: np.ndarray, out: np.ndarray, start: int, stop: int
     _kernel_for(lanes())(a, b, out, start, stop, DEPTH_BLOCK, AHEAD_ROWS * b.shape[1], kept_depth(a, skip_zeros))
 
 
-def claimed_work(a: np.ndarray, b: np.ndarray, out: np.ndarray, ranges: np.ndarray, skip_zeros: bool = False):
+def claimed_work(a: np.ndarray, b: np.ndarray, out: np.ndarray, ranges: np.ndarray, skip_zeros: bool = False,
+                 bias: Optional[np.ndarray] = None, relu: bool = False):
     """`work(counter)` for `parallel.run_claimed`: `product` over each of the (start, stop) column `ranges` (an
     int64 (items, 2) array of `column_ranges`) that the call claims from `counter`, in one compiled call per
     thread: the pool thread starts once this thread's call has claimed a range, not after a sleep for the GIL
     (halves one per thread ran faster than smaller ranges claimed in turn, which read the rows once per range;
-    measurements: benchmarks/README.md).  The same bits as one `product` over all the columns.  Checked here,
-    once."""
+    measurements: benchmarks/README.md).  The same bits as one `product` over all the columns.  With `bias` (a
+    float32 vector, one per column), each range is finished as soon as it is summed, while it is in its thread's
+    cache: + bias, then the ReLU (`relu`), as `epilogue.epilogue_value` (NaN stays NaN; `epilogue` sits above
+    `parallel`, which imports this module); a pass over the whole output after the product read each range's
+    half from the other core.  Checked here, once."""
     a = _checked(a, b, out, ranges, "claimed_work")
+    finish = bias is not None
+    if finish and not (isinstance(bias, np.ndarray) and bias.dtype == np.float32 and bias.shape == (b.shape[1],)):
+        raise ValueError(f"dense_tiles.claimed_work: argument `bias` must be a float32 vector of {b.shape[1]} "
+                         f"values, got {getattr(bias, 'dtype', type(bias).__name__)} of shape {np.shape(bias)}")
     kernel, ahead, kept = _CLAIMED[lanes()], AHEAD_ROWS * b.shape[1], kept_depth(a, skip_zeros)
-    return lambda counter: kernel(counter, a, b, out, ranges, DEPTH_BLOCK, ahead, kept)
+    bias = np.ascontiguousarray(bias) if finish else _NO_BIAS
+    return lambda counter: kernel(counter, a, b, out, ranges, DEPTH_BLOCK, ahead, kept, bias, bool(relu), finish)
 
 
 def kept_depth(a: np.ndarray, skip_zeros: bool) -> np.ndarray:
@@ -118,8 +129,15 @@ def kept_depth(a: np.ndarray, skip_zeros: bool) -> np.ndarray:
     so skipping its matrix row gives the same bits, unless that row holds an infinite or NaN weight, where
     the sum stays finite, as in the reference BLAS' gemm (NumPy's product gives NaN)."""
     if not skip_zeros:
-        return np.arange(a.shape[1], dtype=np.int64)
+        return _every_row(a.shape[1])
     return _nonzero_columns(a, np.zeros(a.shape[1], dtype=np.bool_))
+
+
+@functools.lru_cache(maxsize=64)
+def _every_row(depth: int) -> np.ndarray:
+    """0, 1, ..., depth - 1: one array per depth, shared by the calls, which only read it (a read-only flag
+    would make numba compile the kernels once more for it)."""
+    return np.arange(depth, dtype=np.int64)
 
 
 def _checked(a, b, out, ranges, op: str) -> np.ndarray:
@@ -396,20 +414,27 @@ if compiled.available():
     _tiles_8, _tiles_16 = _kernel_for(8), _kernel_for(16)    # module globals: the claiming kernels' disk cache
 
     @compiled.kernel(inline=True)
-    def _claim_ranges(tiles, counter, x, w, out, ranges, block, ahead, kept):
-        """`tiles` (a width's kernel) on each range claimed from `counter` until none is left."""
+    def _claim_ranges(tiles, counter, x, w, out, ranges, block, ahead, kept, bias, relu, finish):
+        """`tiles` (a width's kernel) on each range claimed from `counter` until none is left, each range then
+        finished (`finish`: + bias, then the ReLU where `relu`)."""
         while True:
             item = claim(counter, ranges.shape[0])
             if item >= ranges.shape[0]:
                 return
             tiles(x, w, out, ranges[item, 0], ranges[item, 1], block, ahead, kept)
+            if finish:
+                zero = np.float32(0)
+                for r in range(out.shape[0]):
+                    for c in range(ranges[item, 0], ranges[item, 1]):
+                        value = out[r, c] + bias[c]
+                        out[r, c] = zero if relu and value < 0 else value
 
     @compiled.kernel
-    def _claimed_8(counter, x, w, out, ranges, block, ahead, kept):
-        _claim_ranges(_tiles_8, counter, x, w, out, ranges, block, ahead, kept)
+    def _claimed_8(counter, x, w, out, ranges, block, ahead, kept, bias, relu, finish):
+        _claim_ranges(_tiles_8, counter, x, w, out, ranges, block, ahead, kept, bias, relu, finish)
 
     @compiled.kernel
-    def _claimed_16(counter, x, w, out, ranges, block, ahead, kept):
-        _claim_ranges(_tiles_16, counter, x, w, out, ranges, block, ahead, kept)
+    def _claimed_16(counter, x, w, out, ranges, block, ahead, kept, bias, relu, finish):
+        _claim_ranges(_tiles_16, counter, x, w, out, ranges, block, ahead, kept, bias, relu, finish)
 
     _CLAIMED = {8: _claimed_8, 16: _claimed_16}

@@ -10,10 +10,10 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from . import compiled, few_rows
+from . import compiled, dense_tiles, few_rows
 from .epilogue import _epilogue_kernel, bias_activation_forward, check_epilogue
 from .padding import check_numeric_array, float_dtype
-from .parallel import STREAMED_BYTES, few_rows_parts, matmul
+from .parallel import STREAMED_BYTES, few_rows_parts, matmul, tiles_product
 
 __all__ = ["dense_forward", "dense_backward", "prepare_dense_inference"]
 
@@ -80,6 +80,21 @@ def _streamed_rows_run(rows_shape, out_shape, dtype):
     return run
 
 
+def _finished_tiles_applies(rows: np.ndarray, kernel: np.ndarray) -> bool:
+    """5 to `dense_tiles.max_rows()` float32 rows by a matrix of at least 1 MiB (`dense_tiles.applies`)."""
+    return dense_tiles.applies(rows, kernel)
+
+
+def _finished_tiles_run(rows_shape, out_shape, dtype):
+    """`parallel.tiles_product` with the bias and the ReLU: each thread finishes its columns while they are in
+    its cache (the bits of `parallel.matmul` then `bias_activation_forward`'s pass)."""
+    zeros = np.zeros(out_shape[-1], dtype=dtype)
+
+    def run(x, kernel, bias, relu):
+        return tiles_product(x.reshape(rows_shape), kernel, zeros if bias is None else bias, relu).reshape(out_shape)
+    return run
+
+
 def _product_then_epilogue_run(rows_shape, out_shape, dtype):
     """`parallel.matmul`, then `bias_activation_forward`'s pass."""
     def run(x, kernel, bias, relu):
@@ -92,6 +107,7 @@ def _product_then_epilogue_run(rows_shape, out_shape, dtype):
 _DENSE_PATHS = (
     ("finished_rows", _finished_rows_applies, _finished_rows_run),
     ("streamed_rows", _streamed_rows_applies, _streamed_rows_run),
+    ("finished_tiles", _finished_tiles_applies, _finished_tiles_run),
     ("product_then_epilogue", lambda rows, kernel: True, _product_then_epilogue_run),
 )
 

@@ -34,7 +34,7 @@ import contextvars
 import functools
 import os
 import threading
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -351,7 +351,7 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if few_rows.applies(a, b):
         return few_rows.matmul(a, b) if b.nbytes < STREAMED_BYTES else _few_rows_by_depth(a, b)
     if dense_tiles.applies(a, b):
-        return _tiles_by_columns(a, b)
+        return tiles_product(a, b)
     if a.shape[0] <= GEMV_ROWS and b.nbytes >= GEMV_BYTES:
         return _row_by_row(a, b)
     small = a.shape[0] * a.shape[1] * b.shape[1] < SMALL_PRODUCT
@@ -406,24 +406,25 @@ def few_rows_parts(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return parts
 
 
-def _tiles_by_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def tiles_product(a: np.ndarray, b: np.ndarray, bias: Optional[np.ndarray] = None, relu: bool = False) -> np.ndarray:
     """A batch of rows by a large matrix in `dense_tiles`' tiles (`tiles_by_columns`), skipping the matrix rows
-    only zeros multiply (a Dense layer's units a ReLU zeroed for every sample: `dense_tiles.kept_depth`); a
-    small product (as `matmul`'s) on the calling thread."""
+    only zeros multiply (a Dense layer's units a ReLU zeroed for every sample: `dense_tiles.kept_depth`), a
+    small product (as `matmul`'s) on the calling thread; with `bias`, + bias and the ReLU (`relu`) too, each
+    thread finishing its columns (`dense_tiles.claimed_work`)."""
     out = np.empty((a.shape[0], b.shape[1]), dtype=np.float32)
     tiles_by_columns(a, b, out, alone=a.shape[0] * a.shape[1] * b.shape[1] < SMALL_PRODUCT
-                     and b.nbytes < STREAMED_BYTES, skip_zeros=True)
+                     and b.nbytes < STREAMED_BYTES, skip_zeros=True, bias=bias, relu=relu)
     return out
 
 
 def tiles_by_columns(a: np.ndarray, b: np.ndarray, out: np.ndarray, alone: bool = False,
-                     skip_zeros: bool = False) -> None:
+                     skip_zeros: bool = False, bias: Optional[np.ndarray] = None, relu: bool = False) -> None:
     """out = a @ b in `dense_tiles`' tiles, one range of the columns per thread (`dense_tiles.column_ranges`;
     each output summed alike in any range: the same bits on any number of threads), claimed in compiled code
     (`dense_tiles.claimed_work`: the pool thread starts without waiting for the GIL); `alone`: on the calling
-    thread; `skip_zeros`: see `dense_tiles.kept_depth`."""
+    thread; `skip_zeros`: see `dense_tiles.kept_depth`; `bias`, `relu`: see `dense_tiles.claimed_work`."""
     ranges = np.array(dense_tiles.column_ranges(b.shape[1], 1 if alone else worker_count()), dtype=np.int64)
-    run_claimed(len(ranges), dense_tiles.claimed_work(a, b, out, ranges, skip_zeros), alone=alone)
+    run_claimed(len(ranges), dense_tiles.claimed_work(a, b, out, ranges, skip_zeros, bias, relu), alone=alone)
 
 
 def _row_by_row(a: np.ndarray, b: np.ndarray) -> np.ndarray:
