@@ -129,8 +129,8 @@ def test_parallel_matmul_takes_the_tiles_by_columns_among_the_threads(threads, m
     handed, claimed = [], []
     work = dt.claimed_work
     monkeypatch.setattr(dt, "claimed_work", lambda a, b, out, ranges, skip, bias, relu: handed.append(
-        ranges.tolist()) or work(a, b, out, ranges, skip) if skip and bias is None else pytest.fail(
-        "a product skips the zero columns, with no epilogue"))
+        ranges.tolist()) or work(a, b, out, ranges) if not (skip or bias is not None or relu) else pytest.fail(
+        "matmul's product reads every row, with no epilogue"))
     run = parallel.run_claimed
     monkeypatch.setattr(parallel, "run_claimed", lambda count, work, **kw: claimed.append(
         (count, kw.get("alone", False))) or run(count, work, **kw))
@@ -233,10 +233,19 @@ def test_the_tiles_row_limit_follows_the_vector_width_and_the_cpu(cpu, features,
 
 
 @pytest.mark.parametrize("bias", [np.zeros(39, np.float32), np.zeros(40), [0.0] * 40])
-def test_claimed_work_names_a_bias_of_the_wrong_shape_or_dtype(bias):
+def test_claimed_work_names_a_bias_of_the_wrong_shape_or_dtype(bias, monkeypatch):
+    monkeypatch.setattr(dt, "VECTOR_BITS", 256)
     a, b = _case(np.random.default_rng(0), 8, 300, 40)
     out = np.empty((8, 40), np.float32)
     ranges = np.array([[0, 40]], dtype=np.int64)
     with pytest.raises(ValueError, match=r"dense_tiles.claimed_work: argument `bias` must be a float32 vector of 40 "
                                          r"values, got \w+ of shape \((39|40),\)"):
         dt.claimed_work(a, b, out, ranges, bias=bias)
+
+
+def test_a_relu_without_a_bias_is_applied(monkeypatch):
+    """`tiles_product` with `relu` and no bias: the product's ReLU (+ zeros, then max with 0), not the product."""
+    monkeypatch.setattr(dt, "VECTOR_BITS", 256)
+    a, b = _case(np.random.default_rng(1), 9, 300, 1000)
+    y = parallel.tiles_product(a, b, relu=True)
+    assert np.array_equal(y, np.maximum(parallel.tiles_product(a, b), 0)) and (y == 0).any()

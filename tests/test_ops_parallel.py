@@ -250,7 +250,7 @@ def test_a_few_rows_run_compiled_each_row_alone(rows, depth, columns, dtype, mon
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_a_few_rows_skip_the_matrix_rows_their_zeros_multiply(streamed, dtype):
     """As the reference BLAS' gemv: a row's zeros skip their matrix rows (an infinite or NaN weight there adds
-    nothing, where NumPy's product gives NaN), its nonzero entries count (a NaN input makes NaN); each row is
+    nothing, where OpenBLAS' product gives NaN), its nonzero entries count (a NaN input makes NaN); each row is
     the float64 product over its nonzero entries, with 0-13 of them (every pass of the kernel) or half its depth."""
     from convscope.ops import compiled
     if not compiled.active():
@@ -265,8 +265,6 @@ def test_a_few_rows_skip_the_matrix_rows_their_zeros_multiply(streamed, dtype):
     b = rng.standard_normal((depth, 1000 if streamed else 37)).astype(dtype)
     b[depth - 2], b[depth - 1, ::2], b[depth - 1, 1::2] = np.inf, -np.inf, np.nan     # rows no input multiplies
     out = parallel.matmul(a, b)
-    with np.errstate(invalid="ignore"):
-        assert np.isnan(a @ b).all()
     tolerance = 1e-5 if dtype == "float32" else 1e-12
     for row in range(4):
         kept = a[row] != 0

@@ -13,8 +13,8 @@ whatever the tile or the threads: a row's bits are those of the row alone, on an
 from BLAS' in the last bits).  Columns past the last whole vector are the last lanes of the vector that ends
 at the matrix's last column, summed alike.  `parallel.matmul` takes this path where it applies; NumPy's
 product is the reference.  Given the matrix rows to read (`kept_depth`), the tiles skip those that only zeros
-multiply, with the same bits.  Compiled path, float32, AVX2 or wider; the measurements behind the limits:
-benchmarks/README.md, 'Measurements behind the code's choices'.
+multiply, with the same values for finite weights.  Compiled path, float32, AVX2 or wider; the measurements behind
+the limits: benchmarks/README.md, 'Measurements behind the code's choices'.
 """
 
 from __future__ import annotations
@@ -108,12 +108,13 @@ def claimed_work(a: np.ndarray, b: np.ndarray, out: np.ndarray, ranges: np.ndarr
     thread: the pool thread starts once this thread's call has claimed a range, not after a sleep for the GIL
     (halves one per thread ran faster than smaller ranges claimed in turn, which read the rows once per range;
     measurements: benchmarks/README.md).  The same bits as one `product` over all the columns.  With `bias` (a
-    float32 vector, one per column), each range is finished as soon as it is summed, while it is in its thread's
-    cache: + bias, then the ReLU (`relu`), as `epilogue.epilogue_value` (NaN stays NaN; `epilogue` sits above
-    `parallel`, which imports this module); a pass over the whole output after the product read each range's
-    half from the other core.  Checked here, once."""
+    float32 vector, one per column) or `relu`, each range is finished as soon as it is summed, while it is in its
+    thread's cache: + bias (zeros without one), then the ReLU (`relu`), as `epilogue.epilogue_value` (NaN stays
+    NaN; `epilogue` sits above `parallel`, which imports this module); a pass over the whole output after the
+    product read each range's half from the other core.  Checked here, once."""
     a = _checked(a, b, out, ranges, "claimed_work")
-    finish = bias is not None
+    finish = bias is not None or bool(relu)
+    bias = np.zeros(b.shape[1], dtype=np.float32) if bias is None and finish else bias
     if finish and not (isinstance(bias, np.ndarray) and bias.dtype == np.float32 and bias.shape == (b.shape[1],)):
         raise ValueError(f"dense_tiles.claimed_work: argument `bias` must be a float32 vector of {b.shape[1]} "
                          f"values, got {getattr(bias, 'dtype', type(bias).__name__)} of shape {np.shape(bias)}")
@@ -123,11 +124,13 @@ def claimed_work(a: np.ndarray, b: np.ndarray, out: np.ndarray, ranges: np.ndarr
 
 
 def kept_depth(a: np.ndarray, skip_zeros: bool) -> np.ndarray:
-    """The matrix rows the tiles read (int64 indices, in order): all of them, or with `skip_zeros` those that
-    some row of `a` multiplies by a nonzero (NaN included).  A zero column of `a` (a unit every sample's ReLU
-    zeroed: a fifth of seed 000's Dense inputs at batch 128) adds exact zeros to each chain of multiply-adds,
-    so skipping its matrix row gives the same bits, unless that row holds an infinite or NaN weight, where
-    the sum stays finite, as in the reference BLAS' gemm (NumPy's product gives NaN)."""
+    """The matrix rows the tiles read (int64 indices, in order; only to be read: the array of every row is
+    shared): all of them, or with `skip_zeros` those that some row of `a` multiplies by a nonzero (NaN
+    included).  A zero column of `a` (a unit every sample's ReLU zeroed: a fifth of seed 000's Dense inputs at
+    batch 128) adds exact zeros to each chain of multiply-adds, so skipping its matrix row gives the same values
+    (the same bits but for the sign of a zero an underflow left), unless that row holds an infinite or NaN
+    weight: the sums then stay finite, as the reference BLAS' gemm leaves them (NumPy's product gives NaN), and a
+    row's result depends on whether another row of the batch reads that matrix row."""
     if not skip_zeros:
         return _every_row(a.shape[1])
     return _nonzero_columns(a, np.zeros(a.shape[1], dtype=np.bool_))
@@ -135,8 +138,8 @@ def kept_depth(a: np.ndarray, skip_zeros: bool) -> np.ndarray:
 
 @functools.lru_cache(maxsize=64)
 def _every_row(depth: int) -> np.ndarray:
-    """0, 1, ..., depth - 1: one array per depth, shared by the calls, which only read it (a read-only flag
-    would make numba compile the kernels once more for it)."""
+    """0, 1, ..., depth - 1: one array per depth, shared by the calls, which only read it (a read-only flag made
+    numba compile the tiles into a slower loop: benchmarks/README.md)."""
     return np.arange(depth, dtype=np.int64)
 
 
@@ -246,7 +249,7 @@ if compiled.available():
 
     @compiled.kernel(inline=True)
     def _prefetch(wf, at, span):
-        """Asks for the cache lines of wf[at:at + span] (a strip's row, `ahead` rows on: a matrix's rows lie
+        """Asks for the cache lines of wf[at:at + span] (a strip's row, `ahead` elements on: a matrix's rows lie
         thousands of bytes apart, a stride the hardware's prefetchers do not follow, and a matrix larger than
         the last-level cache then streamed at the memory's latency, not its bandwidth: a 3136 x 1000 matrix at
         half the speed of one in cache on a 2-core AMD EPYC VM; measurements: benchmarks/README.md).  An
@@ -259,7 +262,8 @@ if compiled.available():
     def _tile_pair(xf, wf, of, r, c, kept, p0, p1, depth, columns, resume, width, zero, ahead, span):
         """Rows r..r+3 by columns c..c+2*width, summed over the matrix rows kept[p0:p1] and stored in `of`, or added
         to the sums there (`resume`); with `ahead`, the strip's `span` columns of the row `ahead` elements on are
-        asked for (`_prefetch`)."""
+        asked for (`_prefetch`: the row `AHEAD_ROWS` on, skipped or not; asking for the kept row that far on
+        instead compiled to a slower loop, as did read-only index arrays: benchmarks/README.md)."""
         at = r * columns + c
         a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = zero
         base = r * depth

@@ -31,9 +31,10 @@ def _check_dense(x, kernel, op: str):
 
 
 def dense_forward(x, kernel, bias=None) -> np.ndarray:
-    """`x @ kernel (+ bias)` on the last axis of `x`."""
+    """`x @ kernel (+ bias)` on the last axis of `x` (`parallel.matmul`, which skips the rows of `kernel` only
+    zeros multiply where it can: 0 times an infinite weight adds nothing there, as in the reference BLAS)."""
     x, kernel = _check_dense(x, kernel, "dense_forward")
-    y = matmul(x.reshape(-1, kernel.shape[0]), kernel).reshape(x.shape[:-1] + (kernel.shape[1],))
+    y = matmul(x.reshape(-1, kernel.shape[0]), kernel, skip_zeros=True).reshape(x.shape[:-1] + (kernel.shape[1],))
     if bias is not None:
         bias = check_numeric_array(bias, "dense_forward", "bias", ndim=1)
         if bias.shape[0] != kernel.shape[1]:
@@ -86,19 +87,19 @@ def _finished_tiles_applies(rows: np.ndarray, kernel: np.ndarray) -> bool:
 
 
 def _finished_tiles_run(rows_shape, out_shape, dtype):
-    """`parallel.tiles_product` with the bias and the ReLU: each thread finishes its columns while they are in
-    its cache (the bits of `parallel.matmul` then `bias_activation_forward`'s pass)."""
-    zeros = np.zeros(out_shape[-1], dtype=dtype)
-
+    """`parallel.tiles_product` with the bias and the ReLU (each thread finishing its columns while they are in
+    its cache), skipping the matrix rows only zeros multiply (units a ReLU zeroed for every sample:
+    `dense_tiles.kept_depth`): the values of `parallel.matmul` then `bias_activation_forward`'s pass (their bits
+    for finite weights, but the sign of a zero an underflow left)."""
     def run(x, kernel, bias, relu):
-        return tiles_product(x.reshape(rows_shape), kernel, zeros if bias is None else bias, relu).reshape(out_shape)
+        return tiles_product(x.reshape(rows_shape), kernel, bias, relu, skip_zeros=True).reshape(out_shape)
     return run
 
 
 def _product_then_epilogue_run(rows_shape, out_shape, dtype):
     """`parallel.matmul`, then `bias_activation_forward`'s pass."""
     def run(x, kernel, bias, relu):
-        z = matmul(x.reshape(rows_shape), kernel)
+        z = matmul(x.reshape(rows_shape), kernel, skip_zeros=True)
         return bias_activation_forward(z, bias, "relu" if relu else "linear").reshape(out_shape)
     return run
 

@@ -340,18 +340,21 @@ def _leave_single_threaded() -> None:
             _modes["saved"], _modes["changed"] = [], []
 
 
-def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def matmul(a: np.ndarray, b: np.ndarray, skip_zeros: bool = False) -> np.ndarray:
     """`a @ b` (2-D) split among the threads of `run_in_parallel`: by rows of `a` when it has at least
     as many rows as `b` has columns, else by columns of `b`; small products on the calling thread,
     but a few rows times a large `b` split by columns too (see `STREAMED_BYTES`); a large `b` split by
     columns in `column_blocks`, whatever the thread count; and up to `GEMV_ROWS` rows compiled, each row
-    alone (`few_rows`: in one call, or by blocks of `b`'s rows among the threads from `STREAMED_BYTES`;
-    else BLAS' matrix-vector product per row where `b` is large); up to `dense_tiles.max_rows()` rows by a large
-    float32 `b` in SIMD tiles (`dense_tiles`, by columns among the threads).  BLAS never runs on its own threads."""
+    alone (`few_rows`, which skips the rows of `b` a row's zeros multiply, as the reference BLAS' gemv: 0 times
+    an infinite weight adds nothing there; in one call, or by blocks of `b`'s rows among the threads from
+    `STREAMED_BYTES`; else BLAS' matrix-vector product per row where `b` is large); up to `dense_tiles.max_rows()`
+    rows by a large
+    float32 `b` in SIMD tiles (`dense_tiles`, by columns among the threads; `skip_zeros`: not reading the rows of
+    `b` only zeros of `a` multiply, `dense_tiles.kept_depth`).  BLAS never runs on its own threads."""
     if few_rows.applies(a, b):
         return few_rows.matmul(a, b) if b.nbytes < STREAMED_BYTES else _few_rows_by_depth(a, b)
     if dense_tiles.applies(a, b):
-        return tiles_product(a, b)
+        return tiles_product(a, b, skip_zeros=skip_zeros)
     if a.shape[0] <= GEMV_ROWS and b.nbytes >= GEMV_BYTES:
         return _row_by_row(a, b)
     small = a.shape[0] * a.shape[1] * b.shape[1] < SMALL_PRODUCT
@@ -406,14 +409,14 @@ def few_rows_parts(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return parts
 
 
-def tiles_product(a: np.ndarray, b: np.ndarray, bias: Optional[np.ndarray] = None, relu: bool = False) -> np.ndarray:
-    """A batch of rows by a large matrix in `dense_tiles`' tiles (`tiles_by_columns`), skipping the matrix rows
-    only zeros multiply (a Dense layer's units a ReLU zeroed for every sample: `dense_tiles.kept_depth`), a
-    small product (as `matmul`'s) on the calling thread; with `bias`, + bias and the ReLU (`relu`) too, each
-    thread finishing its columns (`dense_tiles.claimed_work`)."""
+def tiles_product(a: np.ndarray, b: np.ndarray, bias: Optional[np.ndarray] = None, relu: bool = False,
+                  skip_zeros: bool = False) -> np.ndarray:
+    """A batch of rows by a large matrix in `dense_tiles`' tiles (`tiles_by_columns`), a small product (as
+    `matmul`'s) on the calling thread; with `bias` or `relu`, + bias and the ReLU too, each thread finishing its
+    columns (`dense_tiles.claimed_work`); `skip_zeros`: see `dense_tiles.kept_depth`."""
     out = np.empty((a.shape[0], b.shape[1]), dtype=np.float32)
     tiles_by_columns(a, b, out, alone=a.shape[0] * a.shape[1] * b.shape[1] < SMALL_PRODUCT
-                     and b.nbytes < STREAMED_BYTES, skip_zeros=True, bias=bias, relu=relu)
+                     and b.nbytes < STREAMED_BYTES, skip_zeros=skip_zeros, bias=bias, relu=relu)
     return out
 
 
