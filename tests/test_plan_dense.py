@@ -22,6 +22,23 @@ def _case(rng, rows_shape, depth, units, dtype, with_bias, relu_input=False):
     return x, kernel, bias
 
 
+def _prepared(x, kernel, bias, activation):
+    """`prepare_dense_inference`'s run, and the paths it asked ((name, applies) pairs)."""
+    asked = []
+    original = linear._DENSE_PATHS
+    try:
+        linear._DENSE_PATHS = recording(original, asked)
+        return linear.prepare_dense_inference(x, kernel, bias, activation), asked
+    finally:
+        linear._DENSE_PATHS = original
+
+
+def _float64_dense(x, kernel, bias, activation):
+    """The layer in float64: x @ kernel + bias, then the ReLU where asked."""
+    expected = np.asarray(x, np.float64) @ np.asarray(kernel, np.float64) + (0 if bias is None else bias)
+    return np.maximum(expected, 0) if activation == "relu" else expected
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_a_prepared_dense_matches_the_float64_product_and_the_unprepared_ops_bits(seed, monkeypatch):
     """1-4 rows by a small matrix take the finished rows (one compiled call) where compiled ops are on; more
@@ -81,20 +98,12 @@ def test_the_streamed_rows_match_the_float64_product_and_the_unprepared_ops_bits
     activation = ("relu", "linear")[seed // 3]
     x, kernel, bias = _case(rng, (rows,), depth, units, dtype, seed != 4)
     x[0, int(rng.integers(0, depth))] = np.nan if seed == 5 else x[0, 0]
-    asked = []
-    original = linear._DENSE_PATHS
-    try:
-        linear._DENSE_PATHS = recording(original, asked)
-        run = linear.prepare_dense_inference(x, kernel, bias, activation)
-    finally:
-        linear._DENSE_PATHS = original
+    run, asked = _prepared(x, kernel, bias, activation)
     assert ("streamed_rows", compiled.active()) in asked
     y = run(x, kernel, bias)
     np.testing.assert_array_equal(y, bias_activation_forward(dense_forward(x, kernel), bias, activation))
-    expected = np.asarray(x, np.float64) @ kernel + (0 if bias is None else bias)
-    expected = np.maximum(expected, 0) if activation == "relu" else expected
     tolerance = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-11)
-    np.testing.assert_allclose(y, expected, **tolerance)
+    np.testing.assert_allclose(y, _float64_dense(x, kernel, bias, activation), **tolerance)
     assert np.isnan(y[0]).all() == (seed == 5)
 
 
@@ -114,31 +123,20 @@ def test_the_finished_tiles_match_the_float64_product_and_the_unprepared_ops_bit
     x, kernel, bias = _case(rng, (rows,), depth, units, dtype, seed != 4, relu_input=seed > 1)
     x[:, rng.random(depth) < 0.2] = 0
     x[0, int(rng.integers(0, depth))] = np.nan if seed == 5 else x[0, 0]
-    asked = []
-    original = linear._DENSE_PATHS
-    try:
-        linear._DENSE_PATHS = recording(original, asked)
-        run = linear.prepare_dense_inference(x, kernel, bias, activation)
-    finally:
-        linear._DENSE_PATHS = original
+    run, asked = _prepared(x, kernel, bias, activation)
     tiles = dense_tiles.applies(x, kernel)
     assert ("finished_tiles", tiles) in asked
     assert tiles == (dtype == np.float32 and dense_tiles.lanes() >= 8 and compiled.active())
     y = run(x, kernel, bias)
     np.testing.assert_array_equal(y, bias_activation_forward(dense_forward(x, kernel), bias, activation))
-    expected = np.asarray(x, np.float64) @ kernel + (0 if bias is None else bias)
-    expected = np.maximum(expected, 0) if activation == "relu" else expected
     tolerance = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-11)
-    np.testing.assert_allclose(y, expected, **tolerance)
+    np.testing.assert_allclose(y, _float64_dense(x, kernel, bias, activation), **tolerance)
     assert np.isnan(y[0]).all() == (seed == 5) and not np.isnan(y[1:]).any()
     dead = ~(x != 0).any(axis=0)
     if tiles and dead.any():            # the units no row reads are skipped: an infinite weight there adds nothing
         kernel[dead] = np.inf
-        kept = ~dead
-        expected = np.asarray(x[:, kept], np.float64) @ kernel[kept] + (0 if bias is None else bias)
-        expected = np.maximum(expected, 0) if activation == "relu" else expected
         y = run(x, kernel, bias)
-        np.testing.assert_allclose(y, expected, **tolerance)
+        np.testing.assert_allclose(y, _float64_dense(x[:, ~dead], kernel[~dead], bias, activation), **tolerance)
         np.testing.assert_array_equal(y, bias_activation_forward(dense_forward(x, kernel), bias, activation))
 
 
