@@ -5,7 +5,7 @@ BLAS to one thread around the call (`parallel.single_threaded_blas`), and BLAS' 
 product streams the matrix slower than this loop (figures in benchmarks/README.md).
 Here one compiled call computes each row alone, eight matrix rows per pass over the
 output row (vectorized over its columns), so a row's bits do not depend on the rows beside it
-(a batch of more rows runs through BLAS, whose last bits may differ from these).  As the reference
+(a batch of more rows runs through `dense_tiles` or BLAS, whose last bits may differ from these).  As the reference
 BLAS' gemv does, a row skips the matrix rows its zeros would multiply: a ReLU's or max pooling's
 output is often 30-60% zeros, and those matrix rows are not read at all (so a zero times an infinite
 or NaN weight adds nothing, where NumPy's product gives NaN; a NaN or infinite input still counts).  A matrix too
