@@ -348,9 +348,9 @@ def matmul(a: np.ndarray, b: np.ndarray, skip_zeros: bool = False) -> np.ndarray
     alone (`few_rows`, which skips the rows of `b` a row's zeros multiply, as the reference BLAS' gemv: 0 times
     an infinite weight adds nothing there; in one call, or by blocks of `b`'s rows among the threads from
     `STREAMED_BYTES`; else BLAS' matrix-vector product per row where `b` is large); up to `dense_tiles.max_rows()`
-    rows by a large
-    float32 `b` in SIMD tiles (`dense_tiles`, by columns among the threads; `skip_zeros`: not reading the rows of
-    `b` only zeros of `a` multiply, `dense_tiles.kept_depth`).  BLAS never runs on its own threads."""
+    rows by a large float32 `b` in SIMD tiles (`dense_tiles`, by columns among the threads; `skip_zeros`: not
+    reading the rows of `b` only zeros of `a` multiply, `dense_tiles.kept_depth`).  BLAS never runs on its own
+    threads."""
     if few_rows.applies(a, b):
         return few_rows.matmul(a, b) if b.nbytes < STREAMED_BYTES else _few_rows_by_depth(a, b)
     if dense_tiles.applies(a, b):
