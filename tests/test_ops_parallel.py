@@ -154,6 +154,26 @@ def test_an_error_surfaces_after_every_chunk_has_finished():
     assert len(finished) == 1
 
 
+def test_a_pool_chunks_error_surfaces_after_every_other_chunk_has_finished(monkeypatch):
+    """Three threads: the second chunk (a pool thread's) fails at once, the third is still running then; the
+    results of a region without errors come in the chunks' order."""
+    import time
+    monkeypatch.setattr(parallel, "worker_count", lambda: 3)
+    finished = []
+
+    def work(chunk):
+        if chunk[0] == 1:
+            raise ValueError("second chunk failed")
+        time.sleep(0.2 if chunk[0] == 2 else 0.05)        # the third chunk ends well after the caller's
+        finished.append(chunk[0])
+        return chunk[0]
+
+    with pytest.raises(ValueError, match="second chunk"):
+        parallel.run_in_parallel([0, 1, 2], work)
+    assert sorted(finished) == [0, 2]
+    assert parallel.run_in_parallel([0, 3, 2], work) == [0, 3, 2]
+
+
 def test_claimed_items_go_one_at_a_time_to_whichever_thread_is_free():
     """`claimed=True`: each item goes to exactly one `work([item])` call; a thread slowed down (the calling
     thread here, 20 ms per item) takes few of them while the other takes the rest (equal chunks: 20 each)."""

@@ -195,12 +195,11 @@ def run_in_parallel(items: list, work: Callable[[list], Any], calls_blas: bool =
                   for chunk in chunks[1:]]
         try:
             first = _in_region(work, chunks[0], single)
-        except BaseException:
-            for job in others:             # no chunk may still be writing when the error surfaces
-                with contextlib.suppress(BaseException):
-                    job.wait()
-            raise
-        return [first] + [job.wait() for job in others]
+        finally:
+            results, errors = _wait_all(others)     # no chunk may still be writing when an error surfaces
+        if errors:
+            raise errors[0]
+        return [first] + results
 
 
 class _Claims:
@@ -253,20 +252,21 @@ def _run_gated(pool: SpinningPool, gate: int, jobs: int, work: Callable[[np.ndar
     try:
         _in_region(work, pool.counter(gate, caller=True), single)
     finally:
-        errors = _wait_all(posted)     # no job may still be writing when an error surfaces
+        _, errors = _wait_all(posted)     # no job may still be writing when an error surfaces
     if errors:
         raise errors[0]
 
 
-def _wait_all(jobs: list) -> list:
-    """Wait for every one of `jobs`; their errors, in order."""
-    errors = []
+def _wait_all(jobs: list) -> Tuple[list, list]:
+    """Wait for every one of `jobs`: their results (None for a failed one) and their errors, in order."""
+    results, errors = [], []
     for job in jobs:
         try:
-            job.wait()
+            results.append(job.wait())
         except BaseException as error:
+            results.append(None)
             errors.append(error)
-    return errors
+    return results, errors
 
 
 def on_slices(count: int, size: int, work: Callable[[slice], Any], min_size: int = 1 << 20) -> List[Any]:
