@@ -9,7 +9,7 @@ from _paths import assert_declined, recording
 from convscope import layers as L
 from convscope.models import Sequential
 from convscope.models.plan import INFERENCE, DenseStage, build_plan
-from convscope.ops import bias_activation_forward, compiled, dense_forward, linear
+from convscope.ops import bias_activation_forward, compiled, dense_forward, few_columns, linear
 
 pytestmark = pytest.mark.usefixtures("kernel_path")
 
@@ -41,8 +41,9 @@ def _float64_dense(x, kernel, bias, activation):
 
 @pytest.mark.parametrize("seed", range(12))
 def test_a_prepared_dense_matches_the_float64_product_and_the_unprepared_ops_bits(seed, monkeypatch):
-    """1-4 rows by a small matrix take the finished rows (one compiled call) where compiled ops are on; more
-    rows, or the NumPy path, the product then the epilogue: the bits of `dense_forward` then
+    """1-4 rows by a small matrix take the finished rows (one compiled call) where compiled ops are on; more rows
+    by a float32 matrix of up to 32 columns the few-columns product (its epilogue in its registers); other
+    products, or the NumPy path, the product then the epilogue: the bits of `dense_forward` then
     `bias_activation_forward`, on 2-D and 3-D inputs, float32 and float64, with and without a bias."""
     rng = np.random.default_rng(seed)
     rows_shape = [(1,), (3,), (2, 2), (7,), (2, 5), (33,)][seed % 6]
@@ -53,8 +54,10 @@ def test_a_prepared_dense_matches_the_float64_product_and_the_unprepared_ops_bit
     asked = []
     monkeypatch.setattr(linear, "_DENSE_PATHS", recording(linear._DENSE_PATHS, asked))
     run = linear.prepare_dense_inference(x, kernel, bias, activation)
+    narrow = dtype == np.float32 and kernel.shape[1] <= few_columns.MAX_COLUMNS and compiled.active()
     few = int(np.prod(rows_shape)) <= 4 and compiled.active()
     assert asked[0] == ("finished_rows", few)
+    assert few or ("few_columns", narrow) in asked
     y = run(x, kernel, bias)
     expected = np.asarray(x, np.float64) @ kernel + (0 if bias is None else bias)
     expected = np.maximum(expected, 0) if activation == "relu" else expected
@@ -62,6 +65,32 @@ def test_a_prepared_dense_matches_the_float64_product_and_the_unprepared_ops_bit
     assert y.shape == rows_shape + (kernel.shape[1],) and y.dtype == dtype
     np.testing.assert_allclose(y, expected, **tolerance)
     np.testing.assert_array_equal(y, bias_activation_forward(dense_forward(x, kernel), bias, activation))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_few_columns_match_the_float64_product_and_the_unprepared_ops_bits(seed, monkeypatch):
+    """A classifier's head (1-32 float32 units) on 5-130 rows: the product with the bias and the ReLU in its
+    registers, on the calling thread (or, seed 2, split by rows among two threads) — the bits of `dense_forward`
+    then `bias_activation_forward`, NaN kept, with and without a bias; float64 declines it."""
+    from convscope.ops import parallel
+    if seed == 2:
+        monkeypatch.setattr(linear, "SMALL_PRODUCT", 1 << 10)
+        monkeypatch.setattr(parallel, "SMALL_PRODUCT", 1 << 10)
+        monkeypatch.setattr(parallel, "worker_count", lambda: 2)
+    rng = np.random.default_rng(seed)
+    dtype = np.float64 if seed == 3 else np.float32
+    rows = int(rng.integers(5, 131))
+    activation = ("relu", "linear")[seed % 2]
+    x, kernel, bias = _case(rng, (rows,), int(rng.integers(1, 1200)), int(rng.integers(1, 33)), dtype, seed != 4,
+                            relu_input=seed > 1)
+    x[0, int(rng.integers(0, x.shape[1]))] = np.nan if seed == 5 else x[0, 0]
+    run, asked = _prepared(x, kernel, bias, activation)
+    assert ("few_columns", dtype == np.float32 and compiled.active()) in asked
+    y = run(x, kernel, bias)
+    np.testing.assert_array_equal(y, bias_activation_forward(dense_forward(x, kernel), bias, activation))
+    tolerance = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-11)
+    np.testing.assert_allclose(y, _float64_dense(x, kernel, bias, activation), **tolerance)
+    assert np.isnan(y[0]).all() == (seed == 5) and not np.isnan(y[1:]).any()
 
 
 def test_the_finished_rows_decline_a_matrix_the_threads_stream_and_keep_nan():

@@ -1,6 +1,8 @@
-"""The SIMD intrinsics' partial store (`simd.store_first`) against NumPy: the masked store (AVX-512) and the
-lane-by-lane one (AVX2) write the first `count` lanes and nothing past them.  Each runs in a child process
-compiled for its features (numba types an intrinsic once per process)."""
+"""The SIMD intrinsics' partial store and load (`simd.store_first`, `simd.load_first`) against NumPy: the masked
+store (AVX-512) and the lane-by-lane one (AVX2) write the first `count` lanes and nothing past them; the masked
+load reads the first `count` lanes, zeros in the others, and not the memory past them (it ends at a page no
+access is allowed to).  Each runs in a child process compiled for its features (numba types an intrinsic once
+per process)."""
 
 import os
 import subprocess
@@ -14,8 +16,8 @@ from convscope.ops import compiled
 pytestmark = pytest.mark.skipif(not compiled.available(), reason="the intrinsics are compiled")
 
 SCRIPT = textwrap.dedent("""
-    import numba, numpy as np
-    from convscope.ops.simd import load, store_first, vector_bits, zeros
+    import ctypes, mmap, numba, numpy as np
+    from convscope.ops.simd import load, load_first, store_first, vector_bits, zeros
 
     def storer(lanes):
         @numba.njit
@@ -33,6 +35,30 @@ SCRIPT = textwrap.dedent("""
                 expected = np.full(lanes + 7, 250, dtype=dtype)
                 expected[3:3 + count] = values[:count].astype(dtype)
                 assert np.array_equal(out, expected), (lanes, dtype, count, out)
+
+    def loader(lanes):
+        @numba.njit
+        def load_into(values, at, count, out):
+            store_first(out, 0, load_first(values, at, count, lanes), lanes)
+        return load_into
+
+    page = mmap.PAGESIZE
+    guarded = mmap.mmap(-1, 2 * page)           # a page of values, then one that faults on any access
+    start = ctypes.addressof(ctypes.c_char.from_buffer(guarded))
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    assert libc.mprotect(start + page, page, 0) == 0, ctypes.get_errno()
+    values = np.frombuffer(guarded, dtype=np.float32, count=page // 4)
+    values[:] = np.arange(1, page // 4 + 1, dtype=np.float32)
+    for lanes in (8, 16, 32):
+        load_into = loader(lanes)
+        for count in range(lanes + 1):
+            out = np.full(lanes, 250, dtype=np.float32)
+            load_into(values, values.size - count, count, out)     # the last `count` values of the page
+            expected = np.zeros(lanes, dtype=np.float32)
+            expected[:count] = values[values.size - count:]
+            assert np.array_equal(out, expected), (lanes, count, out)
+    del values
     print(vector_bits(), "ok")
 """)
 
@@ -40,7 +66,7 @@ AVX2 = "+sse,+sse2,+sse3,+ssse3,+sse4.1,+sse4.2,+popcnt,+avx,+avx2,+fma,+f16c,+b
 
 
 @pytest.mark.parametrize("features", ["host", "avx2"])
-def test_store_first_writes_the_first_count_lanes_only(features, tmp_path):
+def test_store_first_and_load_first_touch_the_first_count_lanes_only(features, tmp_path):
     """On this CPU's features (the masked store where it has AVX-512) and on AVX2's (lane by lane)."""
     from convscope.ops.simd import vector_bits
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))

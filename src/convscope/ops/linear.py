@@ -10,10 +10,10 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from . import compiled, dense_tiles, few_rows
+from . import compiled, dense_tiles, few_columns, few_rows
 from .epilogue import _epilogue_kernel, bias_activation_forward, check_epilogue
 from .padding import check_numeric_array, float_dtype
-from .parallel import STREAMED_BYTES, few_rows_parts, matmul, tiles_product
+from .parallel import SMALL_PRODUCT, STREAMED_BYTES, few_columns_product, few_rows_parts, matmul, tiles_product
 
 __all__ = ["dense_forward", "dense_backward", "prepare_dense_inference"]
 
@@ -42,6 +42,24 @@ def dense_forward(x, kernel, bias=None) -> np.ndarray:
                              f"got {bias.shape}")
         y += bias.astype(y.dtype, copy=False)
     return y
+
+
+def _few_columns_run(rows_shape, out_shape, dtype):
+    """`few_columns`' product with the bias and the ReLU in its registers: one compiled call on the calling thread
+    (`few_columns.kernel_for`), split by rows among the threads from `SMALL_PRODUCT` multiply-adds (as
+    `parallel.matmul`): the bits of `parallel.matmul` then `bias_activation_forward`'s pass."""
+    if rows_shape[0] * rows_shape[1] * few_columns.LANES >= SMALL_PRODUCT:
+        return lambda x, kernel, bias, relu: few_columns_product(x.reshape(rows_shape), kernel, bias,
+                                                                 relu).reshape(out_shape)
+    compute, zeros = few_columns.kernel_for(out_shape[-1]), np.zeros(out_shape[-1], dtype=dtype)
+
+    def run(x, kernel, bias, relu):
+        out = np.empty(out_shape, dtype=dtype)
+        compute(np.ascontiguousarray(x.reshape(rows_shape)), np.ascontiguousarray(kernel),
+                out.reshape(rows_shape[0], out_shape[-1]), zeros if bias is None else np.ascontiguousarray(bias), relu,
+                bias is not None or relu)
+        return out
+    return run
 
 
 def _finished_rows_applies(rows: np.ndarray, kernel: np.ndarray) -> bool:
@@ -108,6 +126,7 @@ def _product_then_epilogue_run(rows_shape, out_shape, dtype):
 _DENSE_PATHS = (
     ("finished_rows", _finished_rows_applies, _finished_rows_run),
     ("streamed_rows", _streamed_rows_applies, _streamed_rows_run),
+    ("few_columns", few_columns.applies, _few_columns_run),
     ("finished_tiles", _finished_tiles_applies, _finished_tiles_run),
     ("product_then_epilogue", lambda rows, kernel: True, _product_then_epilogue_run),
 )

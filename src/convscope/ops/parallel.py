@@ -38,7 +38,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from . import dense_tiles, few_rows
+from . import dense_tiles, few_columns, few_rows
 from .spin_pool import SpinningPool
 
 _state: Dict[str, Any] = {"blas": None, "readers": (), "pools": {}}
@@ -347,12 +347,15 @@ def matmul(a: np.ndarray, b: np.ndarray, skip_zeros: bool = False) -> np.ndarray
     columns in `column_blocks`, whatever the thread count; and up to `GEMV_ROWS` rows compiled, each row
     alone (`few_rows`, which skips the rows of `b` a row's zeros multiply, as the reference BLAS' gemv: 0 times
     an infinite weight adds nothing there; in one call, or by blocks of `b`'s rows among the threads from
-    `STREAMED_BYTES`; else BLAS' matrix-vector product per row where `b` is large); up to `dense_tiles.max_rows()`
+    `STREAMED_BYTES`; else BLAS' matrix-vector product per row where `b` is large); more float32 rows by a `b` of
+    up to 32 columns (a classifier's head) compiled (`few_columns_product`); up to `dense_tiles.max_rows()`
     rows by a large float32 `b` in SIMD tiles (`dense_tiles`, by columns among the threads; `skip_zeros`: not
     reading the rows of `b` only zeros of `a` multiply, `dense_tiles.kept_depth`).  BLAS never runs on its own
     threads."""
     if few_rows.applies(a, b):
         return few_rows.matmul(a, b) if b.nbytes < STREAMED_BYTES else _few_rows_by_depth(a, b)
+    if few_columns.applies(a, b):
+        return few_columns_product(a, b)
     if dense_tiles.applies(a, b):
         return tiles_product(a, b, skip_zeros=skip_zeros)
     if a.shape[0] <= GEMV_ROWS and b.nbytes >= GEMV_BYTES:
@@ -407,6 +410,17 @@ def few_rows_parts(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     parts = np.empty((len(bounds), a.shape[0], b.shape[1]), dtype=a.dtype)
     run_claimed(len(bounds), lambda counter: few_rows.claimed_partials(counter, a, b, parts, bounds))
     return parts
+
+
+def few_columns_product(a: np.ndarray, b: np.ndarray, bias: Optional[np.ndarray] = None,
+                        relu: bool = False) -> np.ndarray:
+    """`few_columns.product` into a new array (+ bias, then the ReLU with `relu`), split by rows among the threads
+    from `SMALL_PRODUCT` multiply-adds (each of its vectors of columns counted whole): a row's bits do not depend
+    on the split."""
+    out = np.empty((a.shape[0], b.shape[1]), dtype=np.float32)
+    on_slices(a.shape[0], a.shape[0] * a.shape[1] * few_columns.LANES,
+              lambda rows: few_columns.product(a[rows], b, out[rows], bias, relu), min_size=SMALL_PRODUCT)
+    return out
 
 
 def tiles_product(a: np.ndarray, b: np.ndarray, bias: Optional[np.ndarray] = None, relu: bool = False,

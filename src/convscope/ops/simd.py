@@ -30,8 +30,8 @@ from numba.extending import intrinsic, models, register_model
 
 from . import compiled
 
-__all__ = ["vector_bits", "double_pumped", "Float32Vector", "zeros", "full", "load", "broadcast", "fma", "add",
-           "subtract", "multiply", "divide", "clip", "relu", "max_or_nan", "index_of_max", "store_first",
+__all__ = ["vector_bits", "double_pumped", "Float32Vector", "zeros", "full", "load", "load_first", "broadcast", "fma",
+           "add", "subtract", "multiply", "divide", "clip", "relu", "max_or_nan", "index_of_max", "store_first",
            "store_stream", "stream_fence", "prefetch", "epilogue"]
 
 _FLOAT = ir.FloatType()
@@ -159,6 +159,40 @@ def load(typingctx, arr, index, lanes):
 
 
 @intrinsic
+def load_first(typingctx, arr, index, count, lanes):
+    """arr[index:index + count] in the first `count` lanes (0 <= count <= lanes), zeros in the others: one masked
+    load (`llvm.masked.load`: the memory past the first `count` lanes is not read, so a row's last columns can be
+    read at the end of an array).  No branch on `count`: in a loop, the mask is computed once before it."""
+    vector = _array_vector(arr, lanes)
+    if vector is None:
+        return None
+
+    def codegen(context, builder, signature, args):
+        pointer = _address(context, builder, signature.args[0], args[0], args[1], vector.lanes)
+        return _masked_load(builder, pointer, args[2], vector.lanes)
+    return vector(arr, types.intp, types.intp, lanes), codegen
+
+
+def _first_lanes(builder, count, lanes: int):
+    """The mask of the first `count` of `lanes` lanes (an `<lanes x i1>`)."""
+    mask_type = ir.VectorType(_INT32, lanes)
+    first = builder.insert_element(ir.Constant(mask_type, ir.Undefined), builder.trunc(count, _INT32),
+                                   ir.Constant(_INT32, 0))
+    counts = builder.shuffle_vector(first, ir.Constant(mask_type, ir.Undefined),
+                                    ir.Constant(ir.VectorType(_INT32, lanes), [0] * lanes))
+    return builder.icmp_signed("<", ir.Constant(mask_type, list(range(lanes))), counts)
+
+
+def _masked_load(builder, pointer, count, lanes: int):
+    """The first `count` float32 lanes from `pointer` on, zeros in the others (their memory not read)."""
+    vector = ir.VectorType(_FLOAT, lanes)
+    mask = _first_lanes(builder, count, lanes)
+    load = builder.module.declare_intrinsic(f"llvm.masked.load.v{lanes}f32.p0", fnty=ir.FunctionType(
+        vector, [pointer.type, _INT32, mask.type, vector]))
+    return builder.call(load, [pointer, ir.Constant(_INT32, 4), mask, ir.Constant(vector, [0.0] * lanes)])
+
+
+@intrinsic
 def broadcast(typingctx, arr, index, lanes):
     """arr[index] in every lane."""
     vector = _array_vector(arr, lanes)
@@ -219,12 +253,7 @@ def _masked_store(builder, vector, pointer, count, lanes: int) -> None:
     """The first `count` lanes of `vector` stored from `pointer` on (`llvm.masked.store`: the other lanes' memory
     neither written nor read)."""
     lane_type = vector.type.element
-    mask_type = ir.VectorType(_INT32, lanes)
-    first = builder.insert_element(ir.Constant(mask_type, ir.Undefined), builder.trunc(count, _INT32),
-                                   ir.Constant(_INT32, 0))
-    counts = builder.shuffle_vector(first, ir.Constant(mask_type, ir.Undefined),
-                                    ir.Constant(ir.VectorType(_INT32, lanes), [0] * lanes))
-    mask = builder.icmp_signed("<", ir.Constant(mask_type, list(range(lanes))), counts)
+    mask = _first_lanes(builder, count, lanes)
     name = f"llvm.masked.store.v{lanes}{'f32' if lane_type == _FLOAT else 'i8'}.p0"
     store = builder.module.declare_intrinsic(name, fnty=ir.FunctionType(
         ir.VoidType(), [vector.type, pointer.type, _INT32, mask.type]))
