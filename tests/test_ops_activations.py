@@ -236,6 +236,26 @@ def test_short_rows_softmax_runs_compiled_and_matches_float64_and_torch(shape, d
     assert not softmax_rows.applies(x, float(x.ndim - 1)) and not softmax_rows.applies(x, x.ndim == 2)   # not ints
 
 
+@pytest.mark.parametrize("shape", [(3, 10), (2, 5, 25), (9000, 16)])
+def test_short_rows_softmax_in_place_has_the_bits_of_a_new_array_and_checks_out(shape):
+    """`softmax_rows.softmax(x, out=x)` (a prepared Dense's softmax) writes the bits of `softmax(x)` over `x`, on
+    one thread or several; an `out` of another shape, dtype or layout is refused, naming it."""
+    from convscope.ops import compiled, softmax_rows
+    if not compiled.available():
+        pytest.skip("the compiled softmax needs numba")
+    x = (np.random.default_rng(len(shape)).standard_normal(shape) * 6).astype(np.float32)
+    with compiled.use_compiled(True):
+        expected = softmax_rows.softmax(x)
+        inplace = x.copy()
+        assert softmax_rows.softmax(inplace, out=inplace) is inplace
+    np.testing.assert_array_equal(inplace, expected)
+    strided = np.empty(shape[:-1] + (2 * shape[-1],), np.float32)[..., ::2]
+    for out in (np.empty(shape, np.float64), np.empty(shape[::-1], np.float32), strided):
+        with pytest.raises(ValueError, match=r"softmax_rows\.softmax: argument `out` must be a C-contiguous float32 "
+                                             r"array of shape"):
+            softmax_rows.softmax(x, out=out)
+
+
 def test_a_samples_softmax_has_the_same_bits_in_any_batch_and_layout():
     """The compiled path is chosen by the rows' length alone, and each row is computed alone: a sample's softmax has
     the same bits alone, in a batch of 2,000 (shared among the threads), or read from a non-contiguous array."""

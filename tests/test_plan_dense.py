@@ -178,9 +178,26 @@ def test_mixed_dtypes_compute_as_dense_forward_does():
     np.testing.assert_array_equal(y, bias_activation_forward(dense_forward(x, kernel), bias, "relu"))
 
 
+@pytest.mark.parametrize("units", [10, 25, 26, 300])
+def test_a_prepared_softmax_is_the_softmax_activations_bits(units):
+    """"softmax": the linear product, then the softmax activation's bits (in place in the compiled rows up to
+    `softmax_rows.MAX_ROW` units, else the activation's own path), the float64 softmax's values; a NaN input's
+    row NaN, the others not."""
+    from convscope.ops import activations
+    rng = np.random.default_rng(units)
+    x, kernel, bias = _case(rng, (3, 7), 40, units, np.float32, True)
+    x[1, 2, 5] = np.nan
+    y = linear.prepare_dense_inference(x, kernel, bias, "softmax")(x, kernel, bias)
+    np.testing.assert_array_equal(y, activations.get_activation("softmax").forward(dense_forward(x, kernel, bias)))
+    z = _float64_dense(x, kernel, bias, "linear")
+    expected = np.exp(z - z.max(axis=-1, keepdims=True))
+    np.testing.assert_allclose(y, expected / expected.sum(axis=-1, keepdims=True), rtol=1e-5, atol=1e-7)
+    assert np.isnan(y[1, 2]).all() and np.isnan(y).sum() == units
+
+
 @pytest.mark.parametrize("args,message", [
-    (dict(activation="softmax"), r"prepare_dense_inference: argument `activation` must be one of \('linear', "
-                                 r"'relu'\), got 'softmax'"),
+    (dict(activation="sigmoid"), r"prepare_dense_inference: argument `activation` must be one of \('linear', "
+                                 r"'relu', 'softmax'\), got 'sigmoid'"),
     (dict(bias=np.ones(4, np.float32)), r"prepare_dense_inference: argument `bias` must have shape \(3,\) "
                                         r"\(the columns of kernel, shape \(5, 3\)\), got \(4,\)"),
     (dict(kernel=np.ones((4, 3), np.float32)), r"prepare_dense_inference: argument `kernel` must have 5 rows "

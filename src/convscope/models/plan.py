@@ -99,13 +99,13 @@ class LayerStage:
 
 class DenseStage:
     """Inference: a Dense layer as one `ops.linear.prepare_dense_inference` op, checked and its path chosen once
-    per input (a few rows: the product, bias and ReLU in one compiled call); an activation it does not fuse
-    after."""
+    per input (a few rows: the product, bias and ReLU in one compiled call; a classifier's softmax in place
+    after it); an activation it does not take after."""
 
     def __init__(self, layer: Layer, spec: LayerSpec):
         self.layers = [layer]
         self.layer, self.spec = layer, spec
-        fused_activation = spec.activation in ops.FUSED_ACTIVATIONS and not spec.activation_params
+        fused_activation = spec.activation in linear.PREPARED_ACTIVATIONS and not spec.activation_params
         self.activation = spec.activation if fused_activation else None
         self._prepared = {}     # as EpilogueStage's
 

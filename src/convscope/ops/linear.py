@@ -10,12 +10,14 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from . import compiled, dense_tiles, few_columns, few_rows
+from . import activations, compiled, dense_tiles, few_columns, few_rows, softmax_rows
 from .epilogue import _epilogue_kernel, bias_activation_forward, check_epilogue
 from .padding import check_numeric_array, float_dtype
 from .parallel import SMALL_PRODUCT, STREAMED_BYTES, few_columns_product, few_rows_parts, matmul, tiles_product
 
-__all__ = ["dense_forward", "dense_backward", "prepare_dense_inference"]
+__all__ = ["dense_forward", "dense_backward", "prepare_dense_inference", "PREPARED_ACTIVATIONS"]
+
+PREPARED_ACTIVATIONS = ("linear", "relu", "softmax")     # a prepared Dense's own activations
 
 
 def _check_dense(x, kernel, op: str):
@@ -132,20 +134,39 @@ _DENSE_PATHS = (
 )
 
 
+def _then_softmax(compute, out_shape, dtype):
+    """`compute`, then the softmax on the last axis as a Dense layer's "softmax" activation takes it
+    (`activations._softmax`, the same bits): where `softmax_rows` takes rows of this length (a classifier's head),
+    in place, with no new array and none of the activation's dispatch."""
+    if not softmax_rows.applies(np.empty((1, out_shape[-1]), dtype=dtype), -1):
+        return lambda x, kernel, bias, relu: activations._softmax(compute(x, kernel, bias, relu))
+
+    def run(x, kernel, bias, relu):
+        y = compute(x, kernel, bias, relu)
+        return softmax_rows.softmax(y, out=y)
+    return run
+
+
 def prepare_dense_inference(x, kernel, bias=None, activation: str = "linear"):
-    """`activation(x @ kernel + bias)` on the last axis of `x` ("linear" or "relu"), checked and its path
-    (`_DENSE_PATHS`) chosen once for inputs of x's shape and dtype: returns `run(x, kernel, bias)`, which
-    takes arrays of the shapes and dtypes given here unchecked (the weights are read per call: they may
-    change).  The same bits as `bias_activation_forward(dense_forward(x, kernel), bias, activation)`."""
+    """`activation(x @ kernel + bias)` on the last axis of `x` (`PREPARED_ACTIVATIONS`: "linear", "relu" or
+    "softmax"), checked and its path (`_DENSE_PATHS`) chosen once for inputs of x's shape and dtype: returns
+    `run(x, kernel, bias)`, which takes arrays of the shapes and dtypes given here unchecked (the weights are read
+    per call: they may change).  The same bits as `bias_activation_forward(dense_forward(x, kernel), bias,
+    activation)` (for "softmax": its "linear", then the softmax activation's)."""
     op = "prepare_dense_inference"
+    if activation not in PREPARED_ACTIVATIONS:
+        raise ValueError(f"{op}: argument `activation` must be one of {PREPARED_ACTIVATIONS}, got {activation!r}")
     given = [np.asarray(x).dtype, np.asarray(kernel).dtype, None if bias is None else np.asarray(bias).dtype]
     x, kernel = _check_dense(x, kernel, op)
-    check_epilogue(bias, activation, kernel.shape[1], op, f"the columns of kernel, shape {kernel.shape}")
+    check_epilogue(bias, "relu" if activation == "relu" else "linear", kernel.shape[1], op,
+                   f"the columns of kernel, shape {kernel.shape}")
     dtype, relu = x.dtype, activation == "relu"
     rows_shape = (int(np.prod(x.shape[:-1], dtype=np.int64)), kernel.shape[0])
     out_shape = x.shape[:-1] + (kernel.shape[1],)
     compute = next(make for _, applies, make in _DENSE_PATHS if applies(x.reshape(rows_shape), kernel))(
         rows_shape, out_shape, dtype)
+    if activation == "softmax":
+        compute = _then_softmax(compute, out_shape, dtype)
     if all(value in (None, dtype) for value in given):
         return lambda x, kernel, bias: compute(x, kernel, bias, relu)
 

@@ -15,6 +15,7 @@ warnings.  Measurements: benchmarks/README.md, 'Measurements behind the code's c
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import numpy as np
 
@@ -36,10 +37,15 @@ def applies(x: np.ndarray, axis) -> bool:
             and 0 < x.shape[-1] <= MAX_ROW and compiled.active())
 
 
-def softmax(x: np.ndarray) -> np.ndarray:
-    """The softmax of `x` (where `applies`) on its last axis, a new C-contiguous array."""
+def softmax(x: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
+    """The softmax of `x` (where `applies`) on its last axis, into a new C-contiguous array or `out` (a C-contiguous
+    array of x's shape and dtype, `x` itself included: a row is read whole before it is written)."""
     rows = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
-    out = np.empty(x.shape, dtype=x.dtype)
+    if out is None:
+        out = np.empty(x.shape, dtype=x.dtype)
+    elif out.shape != x.shape or out.dtype != x.dtype or not out.flags.c_contiguous:
+        raise ValueError(f"softmax_rows.softmax: argument `out` must be a C-contiguous {x.dtype} array of shape "
+                         f"{x.shape}, got {out.dtype} of shape {out.shape}")
     flat = out.reshape(-1, x.shape[-1])
     if rows.nbytes < _MIN_PARALLEL_BYTES:
         _softmax_rows(rows, flat)           # (no closure for a classifier's few rows)
