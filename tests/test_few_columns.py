@@ -76,35 +76,73 @@ def test_an_empty_depth_gives_the_bias_and_no_rows_nothing():
 
 
 def test_parallel_matmul_takes_it_and_splits_the_rows_with_the_same_bits(monkeypatch):
-    """`parallel.matmul` on a float32 matrix of up to 32 columns (its rows contiguous) is this product, on the
-    calling thread or split by rows among the threads (a product from `SMALL_PRODUCT`); a strided `a` is read
-    as its contiguous copy; float64, or 33 columns, take another path."""
+    """`parallel.matmul` on C-contiguous float32 operands, the matrix of up to 32 columns, is this product, on the
+    calling thread or split by rows among the threads (a product from `SMALL_PRODUCT`); a strided `a` (a Dense
+    backward's transposed input), float64, or 33 columns take another path."""
     rng = np.random.default_rng(3)
     a, b = _case(rng, 203, 700, 10)
     y = _product(a, b)
     np.testing.assert_array_equal(parallel.matmul(a, b), y)
     monkeypatch.setattr(parallel, "SMALL_PRODUCT", 1 << 10)
     calls = []
-    original = fc.product
-    monkeypatch.setattr(fc, "product", lambda a, *rest: calls.append(a.shape[0]) or original(a, *rest))
+    original = fc.kernel_for
+    monkeypatch.setattr(fc, "kernel_for", lambda columns: lambda a, *rest: calls.append(a.shape[0]) or original(
+        columns)(a, *rest))
     monkeypatch.setattr(parallel, "worker_count", lambda: 2)
     np.testing.assert_array_equal(parallel.matmul(a, b), y)
     assert sorted(calls) == [101, 102]
     strided = np.asfortranarray(a)
-    np.testing.assert_array_equal(parallel.matmul(strided, b), y)
+    assert not fc.applies(strided, b) and not fc.applies(a.T.copy().T, b)
+    np.testing.assert_allclose(parallel.matmul(strided, b), y, rtol=1e-5, atol=1e-5)
+    assert sorted(calls) == [101, 102]
     assert not fc.applies(a.astype(np.float64), b.astype(np.float64))
     assert not fc.applies(a, np.zeros((700, fc.MAX_COLUMNS + 1), np.float32))
     assert not fc.applies(a, np.asfortranarray(b))
 
 
+def test_a_large_matrix_the_tiles_take_keeps_their_skipped_zeros():
+    """A Dense of 16 columns by a matrix of 1 MiB or more on 5+ rows goes to `dense_tiles` first (which skips the
+    matrix rows that only zeros multiply: an infinite weight there adds nothing), not here (0 x inf = NaN)."""
+    from convscope.ops import dense_forward, dense_tiles
+    rng = np.random.default_rng(6)
+    a, b = _case(rng, 8, (1 << 20) // (4 * 16) + 10, 16)
+    a[:, 7] = 0
+    b[7] = np.inf
+    if not dense_tiles.applies(a, b):
+        pytest.skip("the SIMD tiles need AVX2 or wider")
+    assert fc.applies(a, b)
+    y = dense_forward(a, b)
+    assert np.isfinite(y).all()
+    np.testing.assert_allclose(y, np.delete(a, 7, axis=1).astype(np.float64) @ np.delete(b, 7, axis=0),
+                               rtol=1e-4, atol=1e-4)
+
+
 def test_the_product_checks_its_arguments():
+    """Wrong types, dtypes, layouts or shapes, an `out` overlapping the operands, and a column count the kernels do
+    not take are refused, naming the function and the argument."""
     a, b = _case(np.random.default_rng(4), 4, 9, 3)
-    with pytest.raises(ValueError, match=r"few_columns\.product: arguments `a` and `b` must be float32 matrices.*"
-                                         r"got float64 of shape \(4, 9\)"):
+    with pytest.raises(ValueError, match=r"few_columns\.product: arguments `a` and `b` must be C-contiguous "
+                                         r"float32 matrices.*got float64 of shape \(4, 9\)"):
         fc.product(a.astype(np.float64), b, np.empty((4, 3), np.float32))
+    with pytest.raises(ValueError, match=r"few_columns\.product: arguments `a` and `b` must be C-contiguous"):
+        fc.product(np.asfortranarray(a), b, np.empty((4, 3), np.float32))
+    with pytest.raises(TypeError, match=r"few_columns\.product: arguments `a`, `b` and `out` must be NumPy arrays, "
+                                        r"got list, ndarray, ndarray"):
+        fc.product(a.tolist(), b, np.empty((4, 3), np.float32))
     with pytest.raises(ValueError, match=r"few_columns\.product: argument `out` must be a C-contiguous float32 "
-                                         r"array of shape \(4, 3\), got float32 of shape \(3, 4\)"):
+                                         r"array of shape \(4, 3\) apart from `a` and `b`, got float32 of shape "
+                                         r"\(3, 4\)"):
         fc.product(a, b, np.empty((3, 4), np.float32))
+    square = np.ascontiguousarray(a[:, :4])
+    with pytest.raises(ValueError, match=r"few_columns\.product: argument `out` must be .* apart from `a` and `b`"):
+        fc.product(square, np.eye(4, dtype=np.float32), square)
+    with pytest.raises(ValueError, match=r"parallel\.few_columns_product: arguments `a` and `b` must be operands "
+                                         r"`few_columns` takes, got float32 of shape \(4, 9\)"):
+        parallel.few_columns_product(np.asfortranarray(a), b)
+    for columns in (0, fc.MAX_COLUMNS + 1, 2.0, True):
+        with pytest.raises(ValueError, match=r"few_columns\.kernel_for: argument `columns` must be an int from 1 "
+                                             r"to 32, got"):
+            fc.kernel_for(columns)
     with pytest.raises(ValueError, match=r"few_columns\.product: argument `bias` must be a float32 vector of 3 "
                                          r"values, got float64 of shape \(3,\)"):
         fc.product(a, b, np.empty((4, 3), np.float32), np.zeros(3))

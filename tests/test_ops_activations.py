@@ -236,10 +236,11 @@ def test_short_rows_softmax_runs_compiled_and_matches_float64_and_torch(shape, d
     assert not softmax_rows.applies(x, float(x.ndim - 1)) and not softmax_rows.applies(x, x.ndim == 2)   # not ints
 
 
-@pytest.mark.parametrize("shape", [(3, 10), (2, 5, 25), (9000, 16)])
+@pytest.mark.parametrize("shape", [(3, 10), (2, 5, 25), (20000, 16)])
 def test_short_rows_softmax_in_place_has_the_bits_of_a_new_array_and_checks_out(shape):
     """`softmax_rows.softmax(x, out=x)` (a prepared Dense's softmax) writes the bits of `softmax(x)` over `x`, on
-    one thread or several; an `out` of another shape, dtype or layout is refused, naming it."""
+    one thread or, from 1 MiB (20000 x 16), several; an `out` of another shape, dtype or layout, or one overlapping
+    `x` but not `x` itself, is refused, naming it."""
     from convscope.ops import compiled, softmax_rows
     if not compiled.available():
         pytest.skip("the compiled softmax needs numba")
@@ -249,11 +250,16 @@ def test_short_rows_softmax_in_place_has_the_bits_of_a_new_array_and_checks_out(
         inplace = x.copy()
         assert softmax_rows.softmax(inplace, out=inplace) is inplace
     np.testing.assert_array_equal(inplace, expected)
+    assert (x.nbytes >= softmax_rows._MIN_PARALLEL_BYTES) == (shape[0] == 20000)     # the threads' path
     strided = np.empty(shape[:-1] + (2 * shape[-1],), np.float32)[..., ::2]
-    for out in (np.empty(shape, np.float64), np.empty(shape[::-1], np.float32), strided):
+    shifted = x.reshape(-1, shape[-1]).copy()                          # rows 0..n-2 onto rows 1..n-1 of one buffer
+    for given, out in [(x, np.empty(shape, np.float64)), (x, np.empty(shape[::-1], np.float32)), (x, strided),
+                       (shifted[:-1], shifted[1:])]:
         with pytest.raises(ValueError, match=r"softmax_rows\.softmax: argument `out` must be a C-contiguous float32 "
                                              r"array of shape"):
-            softmax_rows.softmax(x, out=out)
+            softmax_rows.softmax(given, out=out)
+    with pytest.raises(TypeError, match=r"softmax_rows\.softmax: argument `out` must be a NumPy array, got list"):
+        softmax_rows.softmax(x, out=x.tolist())
 
 
 def test_a_samples_softmax_has_the_same_bits_in_any_batch_and_layout():

@@ -178,6 +178,18 @@ def test_mixed_dtypes_compute_as_dense_forward_does():
     np.testing.assert_array_equal(y, bias_activation_forward(dense_forward(x, kernel), bias, "relu"))
 
 
+def test_a_prepared_few_columns_run_takes_the_unprepared_path_for_another_layout():
+    """Prepared on C-contiguous arrays, then given a strided input or kernel (a view a user passes): the bits of
+    `dense_forward` (BLAS for a strided operand) then `bias_activation_forward`, not the compiled kernel's."""
+    x, kernel, bias = _case(np.random.default_rng(3), (12,), 200, 10, np.float32, True)
+    run, asked = _prepared(x, kernel, bias, "relu")
+    assert ("few_columns", compiled.active()) in asked
+    for x_given, kernel_given in [(np.asfortranarray(x), kernel), (x, np.asfortranarray(kernel)), (x, kernel)]:
+        expected = bias_activation_forward(dense_forward(x_given, kernel_given), bias, "relu")
+        np.testing.assert_array_equal(run(x_given, kernel_given, bias), expected)
+        np.testing.assert_allclose(expected, _float64_dense(x, kernel, bias, "relu"), rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("units", [10, 25, 26, 300])
 def test_a_prepared_softmax_is_the_softmax_activations_bits(units):
     """"softmax": the linear product, then the softmax activation's bits (in place in the compiled rows up to

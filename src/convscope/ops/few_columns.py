@@ -7,9 +7,9 @@ column are zeros, their memory not read), and a tile of `ROWS` input rows sums i
 multiply-adds per `DEPTH_BLOCK` matrix rows added to the total of the blocks before it (as `dense_tiles`).
 Each output row's bits are those of the row alone, whatever the rows beside it, the tile or the threads.  The
 epilogue (+ bias, then the ReLU) is applied to each tile in its registers, as `epilogue.epilogue_value`.
-`parallel.matmul` takes this path for more rows than `few_rows` takes (which skips the matrix rows a row's zeros
-multiply, as BLAS' gemv; here a zero times an infinite weight gives NaN, as in NumPy's product).  NumPy's product
-is the reference.  Compiled path, float32.
+`parallel.matmul` takes this path where neither `few_rows` nor `dense_tiles` does (both skip matrix rows that only
+zeros multiply; here a zero times an infinite weight gives NaN, as in NumPy's product).  NumPy's product is the
+reference.  Compiled path, float32.
 """
 
 from __future__ import annotations
@@ -31,36 +31,52 @@ DEPTH_BLOCK = 256   # matrix rows per chain, as `dense_tiles.DEPTH_BLOCK`
 
 
 def applies(a: np.ndarray, b: np.ndarray) -> bool:
-    """True for 2-D float32 operands, `b` C-contiguous (its rows read whole) of 1-`MAX_COLUMNS` columns, compiled ops
-    on."""
+    """True for C-contiguous 2-D float32 operands, `b` of 1-`MAX_COLUMNS` columns, compiled ops on (a strided `a`,
+    a Dense layer's input transposed in its backward pass, stays with BLAS: copying it cost more than the product,
+    benchmarks/README.md)."""
     return (a.ndim == 2 and b.ndim == 2 and a.shape[1] == b.shape[0] and 0 < b.shape[1] <= MAX_COLUMNS
-            and a.dtype == np.float32 and b.dtype == np.float32 and b.flags.c_contiguous and compiled.active())
+            and a.dtype == np.float32 and b.dtype == np.float32 and a.flags.c_contiguous and b.flags.c_contiguous
+            and compiled.active())
+
+
+def multiply_adds(rows: int, depth: int, columns: int) -> int:
+    """The multiply-adds of a product of this size here, each vector of columns counted whole (for the split among
+    the threads, as `parallel.SMALL_PRODUCT` counts them)."""
+    return rows * depth * LANES * -(-columns // LANES)
 
 
 def product(a: np.ndarray, b: np.ndarray, out: np.ndarray, bias=None, relu: bool = False) -> None:
-    """out = a @ b (+ bias, then the ReLU with `relu`) for operands where `applies` (`a` copied C-contiguous where
-    it is not), `out` a C-contiguous float32 array of a row per row of `a`, `bias` None or a float32 vector of
-    one value per column.  Checked first: the kernel reads and writes without bounds checks."""
+    """out = a @ b (+ bias, then the ReLU with `relu`) for operands where `applies`, `out` a C-contiguous float32
+    array of a row per row of `a` sharing no memory with them, `bias` None or a float32 vector of one value per
+    column.  Checked first: the kernel reads and writes without bounds checks."""
+    if not all(isinstance(value, np.ndarray) for value in (a, b, out)):
+        raise TypeError(f"few_columns.product: arguments `a`, `b` and `out` must be NumPy arrays, got "
+                        f"{', '.join(type(value).__name__ for value in (a, b, out))}")
     if not applies(a, b):
-        raise ValueError(f"few_columns.product: arguments `a` and `b` must be float32 matrices, `b` C-contiguous "
-                         f"of 1-{MAX_COLUMNS} columns and as many rows as `a` has columns, got {a.dtype} of shape "
+        raise ValueError(f"few_columns.product: arguments `a` and `b` must be C-contiguous float32 matrices, `b` of "
+                         f"1-{MAX_COLUMNS} columns and as many rows as `a` has columns, got {a.dtype} of shape "
                          f"{a.shape} and {b.dtype} of shape {b.shape}")
-    if out.shape != (a.shape[0], b.shape[1]) or out.dtype != np.float32 or not out.flags.c_contiguous:
+    if (out.shape != (a.shape[0], b.shape[1]) or out.dtype != np.float32 or not out.flags.c_contiguous
+            or np.may_share_memory(out, a) or np.may_share_memory(out, b)):
         raise ValueError(f"few_columns.product: argument `out` must be a C-contiguous float32 array of shape "
-                         f"{(a.shape[0], b.shape[1])}, got {out.dtype} of shape {out.shape}")
+                         f"{(a.shape[0], b.shape[1])} apart from `a` and `b`, got {out.dtype} of shape {out.shape}")
     finish = bias is not None or bool(relu)
     bias = np.zeros(b.shape[1], dtype=np.float32) if bias is None else bias
     if not (isinstance(bias, np.ndarray) and bias.dtype == np.float32 and bias.shape == (b.shape[1],)):
         raise ValueError(f"few_columns.product: argument `bias` must be a float32 vector of {b.shape[1]} "
                          f"values, got {getattr(bias, 'dtype', type(bias).__name__)} of shape {np.shape(bias)}")
-    kernel_for(b.shape[1])(np.ascontiguousarray(a), b, out, np.ascontiguousarray(bias), bool(relu), finish)
+    kernel_for(b.shape[1])(a, b, out, np.ascontiguousarray(bias), bool(relu), finish)
 
 
 def kernel_for(columns: int):
-    """The compiled `kernel(a, b, out, bias, relu, finish)` of `product` for a matrix of `columns` columns, which
-    checks nothing (for a caller that checked once: `linear.prepare_dense_inference`): `a`, `b`, `out` and `bias`
-    C-contiguous float32 arrays of the shapes `product` takes; `finish`: + bias, then the ReLU with `relu`."""
-    return _KERNELS[columns > LANES, 4 if columns <= LANES or _WIDE else 2]
+    """The compiled `kernel(a, b, out, bias, relu, finish)` of `product` for a matrix of `columns` columns (checked),
+    which itself checks nothing (for a caller that checked once: `linear.prepare_dense_inference`): `a`, `b`,
+    `out` and `bias` C-contiguous float32 arrays of the shapes `product` takes; `finish`: + bias, then the ReLU
+    with `relu`."""
+    if isinstance(columns, bool) or not isinstance(columns, (int, np.integer)) or not 0 < columns <= MAX_COLUMNS:
+        raise ValueError(f"few_columns.kernel_for: argument `columns` must be an int from 1 to {MAX_COLUMNS}, "
+                         f"got {columns!r}")
+    return _KERNELS[columns > LANES, ROWS if columns <= LANES or _WIDE else ROWS // 2]
 
 
 def _make_kernel(two: bool, rows_per_tile: int):

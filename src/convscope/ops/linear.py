@@ -49,17 +49,21 @@ def dense_forward(x, kernel, bias=None) -> np.ndarray:
 def _few_columns_run(rows_shape, out_shape, dtype):
     """`few_columns`' product with the bias and the ReLU in its registers: one compiled call on the calling thread
     (`few_columns.kernel_for`), split by rows among the threads from `SMALL_PRODUCT` multiply-adds (as
-    `parallel.matmul`): the bits of `parallel.matmul` then `bias_activation_forward`'s pass."""
-    if rows_shape[0] * rows_shape[1] * few_columns.LANES >= SMALL_PRODUCT:
-        return lambda x, kernel, bias, relu: few_columns_product(x.reshape(rows_shape), kernel, bias,
-                                                                 relu).reshape(out_shape)
+    `parallel.matmul`); the bits of `parallel.matmul` then `bias_activation_forward`'s pass, which an input or
+    kernel of another layout takes (`parallel.matmul` leaves them to BLAS)."""
+    other_layout = _product_then_epilogue_run(rows_shape, out_shape, dtype)
+    alone = few_columns.multiply_adds(*rows_shape, out_shape[-1]) < SMALL_PRODUCT
     compute, zeros = few_columns.kernel_for(out_shape[-1]), np.zeros(out_shape[-1], dtype=dtype)
 
     def run(x, kernel, bias, relu):
+        rows = x.reshape(rows_shape)
+        if not (rows.flags.c_contiguous and kernel.flags.c_contiguous):
+            return other_layout(x, kernel, bias, relu)
+        if not alone:
+            return few_columns_product(rows, kernel, bias, relu).reshape(out_shape)
         out = np.empty(out_shape, dtype=dtype)
-        compute(np.ascontiguousarray(x.reshape(rows_shape)), np.ascontiguousarray(kernel),
-                out.reshape(rows_shape[0], out_shape[-1]), zeros if bias is None else np.ascontiguousarray(bias), relu,
-                bias is not None or relu)
+        compute(rows, kernel, out.reshape(rows_shape[0], out_shape[-1]),
+                zeros if bias is None else np.ascontiguousarray(bias), relu, bias is not None or relu)
         return out
     return run
 
@@ -128,8 +132,8 @@ def _product_then_epilogue_run(rows_shape, out_shape, dtype):
 _DENSE_PATHS = (
     ("finished_rows", _finished_rows_applies, _finished_rows_run),
     ("streamed_rows", _streamed_rows_applies, _streamed_rows_run),
-    ("few_columns", few_columns.applies, _few_columns_run),
     ("finished_tiles", _finished_tiles_applies, _finished_tiles_run),
+    ("few_columns", few_columns.applies, _few_columns_run),
     ("product_then_epilogue", lambda rows, kernel: True, _product_then_epilogue_run),
 )
 

@@ -347,17 +347,17 @@ def matmul(a: np.ndarray, b: np.ndarray, skip_zeros: bool = False) -> np.ndarray
     columns in `column_blocks`, whatever the thread count; and up to `GEMV_ROWS` rows compiled, each row
     alone (`few_rows`, which skips the rows of `b` a row's zeros multiply, as the reference BLAS' gemv: 0 times
     an infinite weight adds nothing there; in one call, or by blocks of `b`'s rows among the threads from
-    `STREAMED_BYTES`; else BLAS' matrix-vector product per row where `b` is large); more float32 rows by a `b` of
-    up to 32 columns (a classifier's head) compiled (`few_columns_product`); up to `dense_tiles.max_rows()`
+    `STREAMED_BYTES`; else BLAS' matrix-vector product per row where `b` is large); up to `dense_tiles.max_rows()`
     rows by a large float32 `b` in SIMD tiles (`dense_tiles`, by columns among the threads; `skip_zeros`: not
-    reading the rows of `b` only zeros of `a` multiply, `dense_tiles.kept_depth`).  BLAS never runs on its own
-    threads."""
+    reading the rows of `b` only zeros of `a` multiply, `dense_tiles.kept_depth`); other C-contiguous float32
+    operands, `b` of up to 32 columns (a classifier's head), compiled (`few_columns_product`).  BLAS never runs
+    on its own threads."""
     if few_rows.applies(a, b):
         return few_rows.matmul(a, b) if b.nbytes < STREAMED_BYTES else _few_rows_by_depth(a, b)
-    if few_columns.applies(a, b):
-        return few_columns_product(a, b)
     if dense_tiles.applies(a, b):
         return tiles_product(a, b, skip_zeros=skip_zeros)
+    if few_columns.applies(a, b):
+        return few_columns_product(a, b)
     if a.shape[0] <= GEMV_ROWS and b.nbytes >= GEMV_BYTES:
         return _row_by_row(a, b)
     small = a.shape[0] * a.shape[1] * b.shape[1] < SMALL_PRODUCT
@@ -414,12 +414,19 @@ def few_rows_parts(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def few_columns_product(a: np.ndarray, b: np.ndarray, bias: Optional[np.ndarray] = None,
                         relu: bool = False) -> np.ndarray:
-    """`few_columns.product` into a new array (+ bias, then the ReLU with `relu`), split by rows among the threads
-    from `SMALL_PRODUCT` multiply-adds (each of its vectors of columns counted whole): a row's bits do not depend
-    on the split."""
+    """`few_columns.product` of operands where `few_columns.applies` into a new array (+ bias, then the ReLU with
+    `relu`; `bias` a float32 vector of b's columns, as `prepare_dense_inference` checks it), split by rows among
+    the threads from `SMALL_PRODUCT` multiply-adds (`few_columns.multiply_adds`): a row's bits do not depend on
+    the split.  Its kernel called directly: `product`'s checks of the caller's arrays cost a third of a small
+    product's time (benchmarks/README.md)."""
+    if not few_columns.applies(a, b):
+        raise ValueError(f"parallel.few_columns_product: arguments `a` and `b` must be operands `few_columns` takes, "
+                         f"got {a.dtype} of shape {a.shape} and {b.dtype} of shape {b.shape}")
     out = np.empty((a.shape[0], b.shape[1]), dtype=np.float32)
-    on_slices(a.shape[0], a.shape[0] * a.shape[1] * few_columns.LANES,
-              lambda rows: few_columns.product(a[rows], b, out[rows], bias, relu), min_size=SMALL_PRODUCT)
+    kernel, finish = few_columns.kernel_for(b.shape[1]), bias is not None or bool(relu)
+    bias = np.zeros(b.shape[1], np.float32) if bias is None else np.ascontiguousarray(bias)
+    on_slices(a.shape[0], few_columns.multiply_adds(*a.shape, b.shape[1]),
+              lambda rows: kernel(a[rows], b, out[rows], bias, bool(relu), finish), min_size=SMALL_PRODUCT)
     return out
 
 

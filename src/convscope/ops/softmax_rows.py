@@ -39,13 +39,17 @@ def applies(x: np.ndarray, axis) -> bool:
 
 def softmax(x: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
     """The softmax of `x` (where `applies`) on its last axis, into a new C-contiguous array or `out` (a C-contiguous
-    array of x's shape and dtype, `x` itself included: a row is read whole before it is written)."""
+    array of x's shape and dtype, `x` itself or one sharing no memory with it: a row is read whole before it is
+    written)."""
     rows = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
     if out is None:
         out = np.empty(x.shape, dtype=x.dtype)
-    elif out.shape != x.shape or out.dtype != x.dtype or not out.flags.c_contiguous:
+    elif not isinstance(out, np.ndarray):
+        raise TypeError(f"softmax_rows.softmax: argument `out` must be a NumPy array, got {type(out).__name__}")
+    elif (out.shape != x.shape or out.dtype != x.dtype or not out.flags.c_contiguous
+          or (out is not x and np.may_share_memory(out, x))):
         raise ValueError(f"softmax_rows.softmax: argument `out` must be a C-contiguous {x.dtype} array of shape "
-                         f"{x.shape}, got {out.dtype} of shape {out.shape}")
+                         f"{x.shape}, `x` itself or apart from it, got {out.dtype} of shape {out.shape}")
     flat = out.reshape(-1, x.shape[-1])
     if rows.nbytes < _MIN_PARALLEL_BYTES:
         _softmax_rows(rows, flat)           # (no closure for a classifier's few rows)
