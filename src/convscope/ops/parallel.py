@@ -417,8 +417,8 @@ def few_columns_product(a: np.ndarray, b: np.ndarray, bias: Optional[np.ndarray]
     """`few_columns.product` of operands where `few_columns.applies` into a new array (+ bias, then the ReLU with
     `relu`; `bias` a float32 vector of b's columns, as `prepare_dense_inference` checks it), split by rows among
     the threads from `SMALL_PRODUCT` multiply-adds (`few_columns.multiply_adds`): a row's bits do not depend on
-    the split.  Its kernel called directly: `product`'s checks of the caller's arrays cost a third of a small
-    product's time (benchmarks/README.md)."""
+    the split.  Its kernel is called directly: `product`'s checks (types, overlaps) are for arrays a caller brings,
+    and measurably slowed a small product (benchmarks/README.md)."""
     if not few_columns.applies(a, b):
         raise ValueError(f"parallel.few_columns_product: arguments `a` and `b` must be operands `few_columns` takes, "
                          f"got {a.dtype} of shape {a.shape} and {b.dtype} of shape {b.shape}")

@@ -162,7 +162,7 @@ def load(typingctx, arr, index, lanes):
 def load_first(typingctx, arr, index, count, lanes):
     """arr[index:index + count] in the first `count` lanes (0 <= count <= lanes), zeros in the others: one masked
     load (`llvm.masked.load`: the memory past the first `count` lanes is not read, so a row's last columns can be
-    read at the end of an array).  No branch on `count`: in a loop, the mask is computed once before it."""
+    read at the end of an array); no branch on `count`."""
     vector = _array_vector(arr, lanes)
     if vector is None:
         return None
