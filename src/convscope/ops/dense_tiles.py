@@ -25,6 +25,7 @@ from typing import Optional
 import numpy as np
 
 from . import compiled
+from .scalar_epilogue import epilogue_value
 
 if compiled.available():
     from .claims import claim
@@ -109,9 +110,8 @@ def claimed_work(a: np.ndarray, b: np.ndarray, out: np.ndarray, ranges: np.ndarr
     (halves one per thread ran faster than smaller ranges claimed in turn, which read the rows once per range;
     measurements: benchmarks/README.md).  The same bits as one `product` over all the columns.  With `bias` (a
     float32 vector, one per column) or `relu`, each range is finished as soon as it is summed, while it is in its
-    thread's cache: + bias (zeros without one), then the ReLU (`relu`), as `epilogue.epilogue_value` (NaN stays
-    NaN; `epilogue` sits above `parallel`, which imports this module); a pass over the whole output after the
-    product read each range's half from the other core.  Checked here, once."""
+    thread's cache: + bias (zeros without one), then the ReLU (`relu`): `epilogue_value` (NaN stays NaN); a pass
+    over the whole output after the product read each range's half from the other core.  Checked here, once."""
     a = _checked(a, b, out, ranges, "claimed_work")
     finish = bias is not None or bool(relu)
     bias = np.zeros(b.shape[1], dtype=np.float32) if bias is None and finish else bias
@@ -430,8 +430,7 @@ if compiled.available():
                 zero = np.float32(0)
                 for r in range(out.shape[0]):
                     for c in range(ranges[item, 0], ranges[item, 1]):
-                        value = out[r, c] + bias[c]
-                        out[r, c] = zero if relu and value < 0 else value
+                        out[r, c] = epilogue_value(out[r, c], bias[c], relu, zero, zero, False, False, zero)
 
     @compiled.kernel
     def _claimed_8(counter, x, w, out, ranges, block, ahead, kept, bias, relu, finish):

@@ -18,6 +18,7 @@ import numpy as np
 from . import compiled, nn_api, numpy_api
 from .padding import check_numeric_array
 from .parallel import on_slices
+from .scalar_epilogue import epilogue_value
 
 __all__ = ["FUSED_ACTIVATIONS", "check_epilogue", "check_affine", "bias_activation_forward", "bias_activation_backward"]
 
@@ -39,21 +40,6 @@ def check_epilogue(bias, activation: str, channels: int, op: str, channels_are: 
     if bias.shape != (channels,):
         raise ValueError(f"{op}: argument `bias` must have shape ({channels},) ({channels_are}), got {bias.shape}")
     return bias
-
-
-@compiled.kernel(inline=True)
-def epilogue_value(value, bias, relu, scale, shift, affine, relu_after, zero):
-    """relu(value + bias), then, if `affine`, times scale plus shift, then relu if `relu_after`
-    (NaN stays NaN): one output of the epilogue, shared by the compiled kernels that apply it.
-    `zero` is 0 in the array's dtype (a float literal would turn `value` into float64)."""
-    value = value + bias
-    if relu and value < 0:
-        value = zero
-    if affine:
-        value = value * scale + shift
-    if relu_after and value < 0:
-        value = zero
-    return value
 
 
 @compiled.kernel
