@@ -294,10 +294,10 @@ def conv_pool_block(x: np.ndarray, pads, prepared, strides, epilogue: tuple, poo
     padded = (1, x.shape[1] + top + bottom, x.shape[2] + left + right, x.shape[3])
     scratch = np.empty(padded if pads is not None else (1, 1, 1, 1), np.float32)
     row_length = padded[2] * padded[3]
-    kernel = _kernels_for(lanes, tile_pixels(lanes))[1]
+    kernel = _kernels_for(lanes, tile_pixels(lanes))[1][argmax is not None]
     kernel(x, counter, bands, pads is not None, x.shape[3] <= FLAT_FILL_MAX_CHANNELS, top, left, scratch, taps,
            filters, pooled.reshape(flat_shape), offsets, strides[0] * row_length, strides[1] * padded[3],
-           out_channels, *epilogue, argmax is not None)
+           out_channels, *epilogue)
 
 
 def filter_grad_block(x_pad: np.ndarray, first: int, prepared, strides, grad: np.ndarray,
@@ -515,8 +515,8 @@ def _tile_rows(image, start, out, first_row, end_row, taps, filters, row_step, s
 
 def _kernels(lanes: int, pixels: int):
     """The compiled tile loops for `lanes` filters per tile: (convolution in tiles of `pixels`, convolution +
-    epilogue + 2x2 pooling, filter gradient, convolution of claimed bands).  Only ints are closure constants
-    (closures over kernels would defeat the disk cache)."""
+    epilogue + 2x2 pooling without and with the maxima's offsets, filter gradient, convolution of claimed bands).
+    Only ints and bools are closure constants (closures over kernels would defeat the disk cache)."""
 
     @compiled.kernel
     def conv_tiles(x_flat, first, start, taps, filters, out, row_step, step, out_channels, two_rows,
@@ -554,56 +554,60 @@ def _kernels(lanes: int, pixels: int):
             _conv_rows(image, start, out[n], first, end, taps, filters, row_step, step, out_channels, two_rows,
                        pixels, lanes, zero, finish, bias, scale, shift, relu_first, affine, relu_after, low, high)
 
-    @compiled.kernel
-    def conv_pool_tiles(source, counter, bands, padding, flat, top, left, scratch, taps, filters, pooled, argmax,
-                        row_step, step, out_channels, bias, scale, shift, relu_first, affine, relu_after, average,
-                        track):
-        """`conv_tiles` in tiles of 2 rows x 4 pixels (2 x 2 for an odd row's last window, and for every
-        window with tiles of 4 `pixels`), each finished and pooled 2x2 into 2 pixels (1) of `pooled`, and,
-        if `track`, the offsets of the maxima into `argmax` (laid out as `pooled`), for the items claimed
-        from `counter`, `bands` bands of pooled rows per image: each image read from `source`, or (`padding`)
-        padded into `scratch` first (`flat`: by rows), once for the claimed bands of one image in a row."""
-        images, pooled_h = pooled.shape[0], pooled.shape[1]
-        pooled_w = pooled.shape[2] // out_channels
-        padded = filters.shape[0] // taps.shape[0]
-        zero = zeros(lanes)
-        flags = (relu_first, affine, relu_after, average)
-        filled = -1
-        while True:
-            item = claim(counter, images * bands)
-            if item >= images * bands:
-                break
-            n, band = item // bands, item % bands
-            if padding and n != filled:
-                _pad_into(scratch, source[n:n + 1], top, left, flat)
-                filled = n
-            image = scratch.reshape(scratch.size) if padding else source[n].reshape(source[n].size)
-            for r in range(band * pooled_h // bands, (band + 1) * pooled_h // bands):
-                row = pooled[n, r]
-                for column in range(0, padded, lanes):
-                    count = min(out_channels - column, lanes)
-                    b, s, h = load(bias, column, lanes), load(scale, column, lanes), load(shift, column, lanes)
-                    pairs = pooled_w // 2 if pixels == PIXELS else 0
-                    for q in range(0, 2 * pairs, 2):
-                        a0, a1, a2, a3, a4, a5, a6, a7 = _tile_sums(
-                            image, 2 * r * row_step + 2 * q * step, step, row_step, taps, filters, column, padded,
-                            zero)
-                        at = q * out_channels + column
-                        left_max, left_offsets = _pool(a0, a1, a4, a5, b, s, h, *flags)
-                        right_max, right_offsets = _pool(a2, a3, a6, a7, b, s, h, *flags)
-                        store_first(row, at, left_max, count)
-                        store_first(row, at + out_channels, right_max, count)
-                        if track:
-                            store_first(argmax[n, r], at, left_offsets, count)
-                            store_first(argmax[n, r], at + out_channels, right_offsets, count)
-                    for q in range(2 * pairs, pooled_w):      # one window, a tile of 2 x 2 pixels
-                        a0, a1, a2, a3 = _half_tile_sums(image, 2 * r * row_step + 2 * q * step, step, row_step,
-                                                         taps, filters, column, padded, zero)
-                        at = q * out_channels + column
-                        last, last_offsets = _pool(a0, a1, a2, a3, b, s, h, *flags)
-                        store_first(row, at, last, count)
-                        if track:
-                            store_first(argmax[n, r], at, last_offsets, count)
+    def pooled_tiles(track: bool):
+        """`conv_pool_tiles`, recording the maxima's offsets if `track` (a closure constant: tested on each
+        tile, a flag cost seed 000's first layer a tenth of its time)."""
+
+        @compiled.kernel
+        def conv_pool_tiles(source, counter, bands, padding, flat, top, left, scratch, taps, filters, pooled, argmax,
+                            row_step, step, out_channels, bias, scale, shift, relu_first, affine, relu_after, average):
+            """`conv_tiles` in tiles of 2 rows x 4 pixels (2 x 2 for an odd row's last window, and for every
+            window with tiles of 4 `pixels`), each finished and pooled 2x2 into 2 pixels (1) of `pooled`, and,
+            if `track`, the offsets of the maxima into `argmax` (laid out as `pooled`), for the items claimed
+            from `counter`, `bands` bands of pooled rows per image: each image read from `source`, or (`padding`)
+            padded into `scratch` first (`flat`: by rows), once for the claimed bands of one image in a row."""
+            images, pooled_h = pooled.shape[0], pooled.shape[1]
+            pooled_w = pooled.shape[2] // out_channels
+            padded = filters.shape[0] // taps.shape[0]
+            zero = zeros(lanes)
+            flags = (relu_first, affine, relu_after, average)
+            filled = -1
+            while True:
+                item = claim(counter, images * bands)
+                if item >= images * bands:
+                    break
+                n, band = item // bands, item % bands
+                if padding and n != filled:
+                    _pad_into(scratch, source[n:n + 1], top, left, flat)
+                    filled = n
+                image = scratch.reshape(scratch.size) if padding else source[n].reshape(source[n].size)
+                for r in range(band * pooled_h // bands, (band + 1) * pooled_h // bands):
+                    row = pooled[n, r]
+                    for column in range(0, padded, lanes):
+                        count = min(out_channels - column, lanes)
+                        b, s, h = load(bias, column, lanes), load(scale, column, lanes), load(shift, column, lanes)
+                        pairs = pooled_w // 2 if pixels == PIXELS else 0
+                        for q in range(0, 2 * pairs, 2):
+                            a0, a1, a2, a3, a4, a5, a6, a7 = _tile_sums(
+                                image, 2 * r * row_step + 2 * q * step, step, row_step, taps, filters, column, padded,
+                                zero)
+                            at = q * out_channels + column
+                            left_max, left_offsets = _pool(a0, a1, a4, a5, b, s, h, *flags)
+                            right_max, right_offsets = _pool(a2, a3, a6, a7, b, s, h, *flags)
+                            store_first(row, at, left_max, count)
+                            store_first(row, at + out_channels, right_max, count)
+                            if track:
+                                store_first(argmax[n, r], at, left_offsets, count)
+                                store_first(argmax[n, r], at + out_channels, right_offsets, count)
+                        for q in range(2 * pairs, pooled_w):      # one window, a tile of 2 x 2 pixels
+                            a0, a1, a2, a3 = _half_tile_sums(image, 2 * r * row_step + 2 * q * step, step, row_step,
+                                                             taps, filters, column, padded, zero)
+                            at = q * out_channels + column
+                            last, last_offsets = _pool(a0, a1, a2, a3, b, s, h, *flags)
+                            store_first(row, at, last, count)
+                            if track:
+                                store_first(argmax[n, r], at, last_offsets, count)
+        return conv_pool_tiles
 
     @compiled.kernel
     def filter_grad_tiles(x_flat, first, taps, grad, images, out_h, out_w, row_step, step, grad_filters):
@@ -628,7 +632,7 @@ def _kernels(lanes: int, pixels: int):
                         six = _six_tap_sums(image, grad, taps, t, p, out_h, out_w, row_step, step, column, padded,
                                             zero)
                         _add_tap_sums(grad_filters, six, t, group * per, padded, column, lanes)
-    return conv_tiles, conv_pool_tiles, filter_grad_tiles, conv_claimed_tiles
+    return conv_tiles, (pooled_tiles(False), pooled_tiles(True)), filter_grad_tiles, conv_claimed_tiles
 
 
 _KERNELS = {}
