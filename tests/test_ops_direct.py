@@ -6,7 +6,7 @@ import pytest
 
 from _oracle import assert_matches, tf_same_split
 from convscope import ops
-from convscope.ops import compiled, conv, direct, fused
+from convscope.ops import compiled, conv, direct, fused, winograd_pool
 from convscope.ops.kept_filters import KeptFilters, same_bits
 
 pytestmark = pytest.mark.skipif(not compiled.available(), reason="the direct convolution is compiled")
@@ -277,6 +277,7 @@ def test_a_forward_pass_without_backward_pads_each_block(pool, monkeypatch):
     filters = (rng.standard_normal((2, 2, 32, 64)) / 8).astype(np.float32)
     bias = rng.standard_normal(64).astype(np.float32)
     monkeypatch.setattr(direct, "OUTPUT_BUDGET_BYTES", 3 * 14 * 14 * 64 * 4)
+    monkeypatch.setattr(winograd_pool, "MIN_CHANNELS", 1 << 30)     # 2x2 and pooled: the direct kernel's tiles
     padded = []
     original = conv.pad_spatial
     monkeypatch.setattr(conv, "pad_spatial", lambda *args, **kw: padded.append(1) or original(*args, **kw))
@@ -365,7 +366,7 @@ def test_threads_claiming_the_pooled_images_compute_each_once_with_the_bits_of_o
         y = ops.conv2d(x, filters, 1, padding, bias=bias, activation="relu")
         expected = ops.max_pool2d(y, 2, 2, "VALID")
     prepared = direct.prepare(filters, source.shape, (1, 1))
-    epilogue = direct.tile_epilogue(prepared, bias, "relu", None, None, "linear", False)
+    epilogue = direct.tile_epilogue(direct.padded_filters(prepared), bias, "relu", None, None, "linear", False)
     alone, together = (np.full(expected.shape, np.nan, np.float32) for _ in range(2))
     direct.conv_pool_block(x if pads else source, pads, prepared, (1, 1), epilogue, alone, np.zeros(1, np.int64),
                            bands)
@@ -381,11 +382,14 @@ def test_threads_claiming_the_pooled_images_compute_each_once_with_the_bits_of_o
     np.testing.assert_array_equal(together, alone)
 
 
-@pytest.mark.parametrize("images, bands", [(1, 7), (3, 7), (4, 1), (9, 1)])
-def test_a_pooled_convolution_of_few_images_shares_their_pooled_rows(images, bands, monkeypatch):
-    """Under `conv.POOLED_BAND_IMAGES` images the threads claim pooled rows, else whole images; the numbers are
-    the ops' one after another either way, and PyTorch's.  `bands` out of range and an input of other images
-    are refused by name."""
+@pytest.mark.parametrize("images, small_work, bands", [(1, 1000, 7), (3, 1000, 7), (4, 1000, 1), (9, 1000, 1),
+                                                      (1, None, 1)])
+def test_a_pooled_convolution_of_few_images_shares_their_pooled_rows(images, small_work, bands, monkeypatch):
+    """Under `conv.POOLED_BAND_IMAGES` images the threads claim pooled rows, else whole images, and one thread
+    (less work than `direct.SMALL_WORK`) whole images; the numbers are the ops' one after another either way, and
+    PyTorch's.  `bands` out of range and an input of other images are refused by name."""
+    if small_work is not None:
+        monkeypatch.setattr(direct, "SMALL_WORK", small_work)
     seen = []
     original = direct.conv_pool_block
     monkeypatch.setattr(direct, "conv_pool_block", lambda *args: seen.append(args[7]) or original(*args))
@@ -403,7 +407,7 @@ def test_a_pooled_convolution_of_few_images_shares_their_pooled_rows(images, ban
         padding=1)), 2)
     assert_matches(pooled, oracle.numpy().transpose(0, 2, 3, 1), "float32")
     prepared = direct.prepare(filters, (images, 16, 16, 8), (1, 1))
-    epilogue = direct.tile_epilogue(prepared, None, "relu", None, None, "linear", False)
+    epilogue = direct.tile_epilogue(direct.padded_filters(prepared), None, "relu", None, None, "linear", False)
     with pytest.raises(ValueError, match="argument `bands` must be 1 to the 7 pooled rows, got 8"):
         original(x, ((1, 1), (1, 1)), prepared, (1, 1), epilogue, pooled, np.zeros(1, np.int64), 8)
     with pytest.raises(ValueError, match=f"argument `x` must hold the {images} images of `pooled`, got {images + 1}"):

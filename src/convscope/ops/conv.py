@@ -32,7 +32,7 @@ from typing import Any, Callable, Dict, Iterator, NamedTuple, Optional, Tuple
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from . import compiled, direct, winograd
+from . import compiled, direct, winograd, winograd_pool
 from .epilogue import bias_activation_forward, check_epilogue, epilogue_on_tape
 from .parallel import balanced_ranges, on_slices, run_claimed, run_in_parallel
 from .tape import record_forward, sees
@@ -498,16 +498,45 @@ def pools_in_tiles(ctx, window, pooled_hw) -> bool:
 def convolve_pooled(ctx, bias, activation: str, scale, shift, then: str, average: bool,
                     pooled: np.ndarray, argmax: Optional[np.ndarray] = None) -> None:
     """`pooled` = the 2x2 stride-2 max (or, if `average`, mean) pooling of
-    `then(activation(conv + bias) * scale + shift)`, each tile of the direct convolution finished and
-    pooled in registers (where `pools_in_tiles`): the convolution's output is never written.  With
+    `then(activation(conv + bias) * scale + shift)`, each tile finished and pooled in registers by the first of
+    `_POOLED_KERNELS` that applies (where `pools_in_tiles`): the convolution's output is never written.  With
     `argmax`, also each window's offset of its first maximum (`max_pool2d_context`'s)."""
-    prepared = direct.prepare(ctx["filters"], ctx["padded_shape"], ctx["dilations"], ctx.get("kept_filters"))
-    epilogue = direct.tile_epilogue(prepared, bias, activation, scale, shift, then, average)
+    _, kernel = next(entry for entry in _POOLED_KERNELS if entry[0](ctx, pooled.shape[1:3]))
     x, pads = (ctx["x"], ctx["pads"]) if ctx["x_pad"] is None else (ctx["x_pad"], None)
     x = np.ascontiguousarray(x)
-    bands = pooled.shape[1] if len(pooled) < POOLED_BAND_IMAGES else 1
-    run_claimed(len(pooled) * bands, lambda counter: direct.conv_pool_block(
-        x, pads, prepared, ctx["strides"], epilogue, pooled, counter, bands, argmax), alone=_direct_alone(ctx))
+    alone = _direct_alone(ctx)      # one thread: whole images (a band's last tiles leave a register tile part empty)
+    bands = pooled.shape[1] if len(pooled) < POOLED_BAND_IMAGES and not alone else 1
+    run_claimed(len(pooled) * bands, kernel(ctx, x, pads, (bias, activation, scale, shift, then, average), pooled,
+                                            bands, argmax), alone=alone)
+
+
+def _direct_pooled(ctx, x, pads, finish, pooled, bands, argmax):
+    """`work(counter)` of the direct kernel's pooled tiles (`direct.conv_pool_block`)."""
+    prepared = direct.prepare(ctx["filters"], ctx["padded_shape"], ctx["dilations"], ctx.get("kept_filters"))
+    epilogue = direct.tile_epilogue(direct.padded_filters(prepared), *finish)
+    return lambda counter: direct.conv_pool_block(x, pads, prepared, ctx["strides"], epilogue, pooled, counter,
+                                                  bands, argmax)
+
+
+def _winograd_pooled(ctx, x, pads, finish, pooled, bands, argmax):
+    """`work(counter)` of Winograd F(2x2, 2x2)'s pooled tiles (`winograd_pool.conv_pool_block`)."""
+    prepared = winograd_pool.prepare(ctx["filters"], ctx.get("kept_filters"))
+    epilogue = direct.tile_epilogue(winograd_pool.padded_filters(prepared), *finish)
+    return lambda counter: winograd_pool.conv_pool_block(x, pads, prepared, epilogue, pooled, counter, bands, argmax)
+
+
+def _winograd_pool_applies(ctx, pooled_hw) -> bool:
+    """`winograd_pool.applies` to the convolution of `ctx` and its 2x2 stride-2 pooling."""
+    kh, kw, in_per_group, out_channels = ctx["filters"].shape
+    return winograd_pool.applies((kh, kw), ctx["strides"], ctx["dilations"], ctx["groups"], in_per_group,
+                                 out_channels, ctx["out_hw"], (2, 2, 2, 2, 0, 0), pooled_hw, ctx["dtype"])
+
+
+# convolve_pooled's kernels, the first that applies is taken: (applies(ctx, pooled_hw), work(ctx, ...))
+_POOLED_KERNELS = (
+    (_winograd_pool_applies, _winograd_pooled),
+    (lambda ctx, pooled_hw: True, _direct_pooled),
+)
 
 
 def conv2d_forward(input, filters, strides, padding, data_format: str = "NHWC", dilations=None,

@@ -236,7 +236,7 @@ def finish_vectors(prepared, bias, relu: bool, scale, shift, affine: bool, relu_
                    cap: float = np.inf) -> tuple:
     """`conv_block`'s `finish`: min(relu_after(relu(conv + bias) * scale + shift), cap), each output as
     `epilogue._epilogue_kernel` then `conv_split.cap_block` give it (scale and shift only if `affine`)."""
-    vectors = tile_epilogue(prepared, bias, "relu" if relu else "linear", scale if affine else None,
+    vectors = tile_epilogue(padded_filters(prepared), bias, "relu" if relu else "linear", scale if affine else None,
                             shift if affine else None, "relu" if relu_after else "linear", False)
     return vectors[:6] + (np.float32(cap), True)
 
@@ -248,12 +248,16 @@ def pools_in_tiles(out_hw, window, pooled_hw) -> bool:
             and 2 * pooled_hw[0] <= out_hw[0] and 2 * pooled_hw[1] <= out_hw[1])
 
 
-def tile_epilogue(prepared, bias, activation: str, scale, shift, then: str, average: bool) -> tuple:
-    """The arguments of `conv_pool_block`'s epilogue: bias, scale and shift padded as the filters (without a
-    scale, the bias in all three: the kernels read scale and shift only with the affine flag), and the flags
-    (relu, affine, relu after, average)."""
+def padded_filters(prepared) -> int:
+    """The filters of `prepare`'s tiles, padded to a whole number of tiles."""
     filters, taps, _ = prepared
-    padded = filters.size // taps.size
+    return filters.size // taps.size
+
+
+def tile_epilogue(padded: int, bias, activation: str, scale, shift, then: str, average: bool) -> tuple:
+    """The arguments of `conv_pool_block`'s epilogue for `padded` filters (`padded_filters`): bias, scale and
+    shift padded as the filters (without a scale, the bias in all three: the kernels read scale and shift only
+    with the affine flag), and the flags (relu, affine, relu after, average)."""
 
     def vector(values, default):
         if values is not None and len(values) == padded:
