@@ -38,9 +38,6 @@ __all__ = ["MIN_CHANNELS", "applies", "prepare", "conv_pool_block"]
 
 MIN_CHANNELS = 16        # fewer input channels: the input transform costs more beside the products than it saves
 CELLS = 9                # cells of a tile: 3 x 3
-_B_T = np.array([[1.0, -1.0, 0.0], [0.0, 1.0, 0.0], [0.0, -1.0, 1.0]])
-_G = np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
-_A_T = np.array([[1.0, 1.0, 0.0], [0.0, 1.0, 1.0]])
 
 
 def applies(kernel_hw, strides, dilations, groups: int, in_channels: int, out_channels: int, out_hw,
@@ -56,10 +53,10 @@ def applies(kernel_hw, strides, dilations, groups: int, in_channels: int, out_ch
 
 def transform_filters(w: np.ndarray, padded: int) -> np.ndarray:
     """G g G^T of each (in, out) pair of the 2x2 filters `w` (2, 2, in, out), computed in float64: float32
-    (9, in, padded), the filters past `out` zero."""
-    u = np.einsum("ai,ijco,bj->abco", _G, np.asarray(w, dtype=np.float64), _G)
+    (9, in, padded), the filters past `out` zero (compiled: NumPy's passes over the pairs took longer than the
+    convolution of one image)."""
     cells = np.zeros((CELLS, w.shape[2], padded), dtype=np.float32)
-    cells[:, :, :w.shape[3]] = u.reshape(CELLS, w.shape[2], w.shape[3])
+    _transform(np.ascontiguousarray(w, dtype=np.float32), cells)
     return cells
 
 
@@ -183,6 +180,19 @@ def _kernel(lanes: int, pixels: int, track: bool):
 
 
 if compiled.available():
+    @compiled.kernel
+    def _transform(w, cells):
+        """cells[3 i + j, c, f] = (G g G^T)[i, j] of g = w[:, :, c, f], G's rows (1, 0), (1, 1), (0, 1)."""
+        for c in range(w.shape[2]):
+            for f in range(w.shape[3]):
+                g00, g01 = np.float64(w[0, 0, c, f]), np.float64(w[0, 1, c, f])
+                g10, g11 = np.float64(w[1, 0, c, f]), np.float64(w[1, 1, c, f])
+                rows = ((g00, g01), (g00 + g10, g01 + g11), (g10, g11))
+                for i in range(3):
+                    cells[3 * i, c, f] = rows[i][0]
+                    cells[3 * i + 1, c, f] = rows[i][0] + rows[i][1]
+                    cells[3 * i + 2, c, f] = rows[i][1]
+
     @compiled.kernel
     def _input_cells(image, first, end, pooled_w, cells_in, lanes):
         """cells_in[k, tile, c] = (B^T d B)[k] of the 3x3 patch d of `image` (padded, rows x columns x channels)
