@@ -27,11 +27,10 @@ import numpy as np
 
 from . import compiled, direct
 from .kept_filters import KeptFilters, kept_or_made
-from .pad_fill import FLAT_FILL_MAX_CHANNELS
 
 if compiled.available():
     from .claims import claim
-    from .direct import _half_tile_sums, _pad_into, _pool, _tile_sums
+    from .direct import _half_tile_sums, _pool, _tile_sums
     from .simd import add, load, load_first, store_first, subtract, zeros
 
 __all__ = ["MIN_CHANNELS", "applies", "prepare", "conv_pool_block"]
@@ -90,7 +89,7 @@ def conv_pool_block(x: np.ndarray, pads, prepared, epilogue: tuple, pooled: np.n
     """`direct.conv_pool_block` for a 2x2 stride-1 convolution (`prepare`'s filters; `epilogue` from
     `direct.tile_epilogue`): pooled (images, out_h // 2, out_w // 2, out_channels) = the 2x2 stride-2 max (or
     average) pooling of the finished convolution of `x` (C-contiguous NHWC, padded by `pads` ((top, bottom),
-    (left, right)) into a scratch image, or read as it is where `pads` is None), for the items this call claims from
+    (left, right): read as zeros by the input transform, or None), for the items this call claims from
     `counter` (image i // `bands`, band i % `bands` of its pooled rows); with `argmax` each window's first maximum's
     offset, as `max_pool2d_forward` keeps it."""
     cells, taps, lanes = prepared
@@ -104,11 +103,10 @@ def conv_pool_block(x: np.ndarray, pads, prepared, epilogue: tuple, pooled: np.n
     if not 1 <= bands <= max(pooled_h, 1):
         raise ValueError(f"winograd_pool: argument `bands` must be 1 to the {pooled_h} pooled rows, got {bands}")
     (top, bottom), (left, right) = ((0, 0), (0, 0)) if pads is None else pads
-    padded_shape = (1, x.shape[1] + top + bottom, x.shape[2] + left + right, x.shape[3])
-    if padded_shape[1] < 2 * pooled_h + 1 or padded_shape[2] < 2 * pooled_w + 1:
-        raise ValueError(f"winograd_pool: the padded input {padded_shape[1:3]} is too small for {pooled_h} x "
-                         f"{pooled_w} pooled pixels")
-    scratch = np.empty(padded_shape if pads is not None else (1, 1, 1, 1), np.float32)
+    padded_hw = (x.shape[1] + top + bottom, x.shape[2] + left + right)
+    if padded_hw[0] < 2 * pooled_h + 1 or padded_hw[1] < 2 * pooled_w + 1:
+        raise ValueError(f"winograd_pool: the padded input {padded_hw} is too small for {pooled_h} x {pooled_w} "
+                         f"pooled pixels")
     pixels = direct.tile_pixels(lanes)
     band_tiles = -(-pooled_h // bands) * pooled_w
     cells_in = np.zeros((CELLS, band_tiles + pixels, x.shape[3]), np.float32)   # past the band: zeros, read only
@@ -116,8 +114,8 @@ def conv_pool_block(x: np.ndarray, pads, prepared, epilogue: tuple, pooled: np.n
     flat_shape = (images, pooled_h, pooled_w * out_channels)
     offsets = np.empty((1, 1, 1), np.uint8) if argmax is None else argmax.reshape(flat_shape)
     kernel = _kernels_for(lanes, pixels)[argmax is not None]
-    kernel(x, counter, bands, pads is not None, x.shape[3] <= FLAT_FILL_MAX_CHANNELS, top, left, scratch, cells_in,
-           sums, taps, cells, pooled.reshape(flat_shape), offsets, out_channels, *epilogue)
+    kernel(x, counter, bands, top, left, cells_in, sums, taps, cells, pooled.reshape(flat_shape), offsets,
+           out_channels, *epilogue)
 
 
 @functools.lru_cache(maxsize=None)
@@ -132,8 +130,8 @@ def _kernel(lanes: int, pixels: int, track: bool):
     and `pixels` tiles the 9 cells' sums, the output transform, the epilogue and the pooling."""
 
     @compiled.kernel
-    def winograd_pool_tiles(source, counter, bands, padding, flat, top, left, scratch, cells_in, sums, taps, cells,
-                            pooled, argmax, out_channels, bias, scale, shift, relu_first, affine, relu_after, average):
+    def winograd_pool_tiles(source, counter, bands, top, left, cells_in, sums, taps, cells, pooled, argmax,
+                            out_channels, bias, scale, shift, relu_first, affine, relu_after, average):
         images, pooled_h = pooled.shape[0], pooled.shape[1]
         pooled_w = pooled.shape[2] // out_channels
         channels = taps.shape[0]
@@ -142,19 +140,14 @@ def _kernel(lanes: int, pixels: int, track: bool):
         flags = (relu_first, affine, relu_after, average)
         flat_cells = cells_in.reshape(-1)
         zero = zeros(lanes)
-        filled = -1
         while True:
             item = claim(counter, images * bands)
             if item >= images * bands:
                 break
             n, band = item // bands, item % bands
-            if padding and n != filled:
-                _pad_into(scratch, source[n:n + 1], top, left, flat)
-                filled = n
-            image = scratch[0] if padding else source[n]
             first, end = band * pooled_h // bands, (band + 1) * pooled_h // bands
             count = (end - first) * pooled_w
-            _input_cells(image, first, end, pooled_w, cells_in, lanes)
+            _input_cells(source[n], top, left, first, end, pooled_w, cells_in, lanes)
             for column in range(0, padded, lanes):
                 filters = min(out_channels - column, lanes)
                 b, s, h = load(bias, column, zero), load(scale, column, zero), load(shift, column, zero)
@@ -194,27 +187,36 @@ if compiled.available():
                     cells[3 * i + 2, c, f] = rows[i][1]
 
     @compiled.kernel
-    def _input_cells(image, first, end, pooled_w, cells_in, lanes):
-        """cells_in[k, tile, c] = (B^T d B)[k] of the 3x3 patch d of `image` (padded, rows x columns x channels)
-        under each pooled pixel of rows first..end-1 (tile 0: first's pixel 0), a vector of channels at a time."""
+    def _input_cells(image, top, left, first, end, pooled_w, cells_in, lanes):
+        """cells_in[k, tile, c] = (B^T d B)[k] of the 3x3 patch d under each pooled pixel of rows first..end-1
+        (tile 0: first's pixel 0) of `image` (rows x columns x channels) padded by `top` rows above and `left`
+        columns on the left, and by zeros below and right, a vector of channels at a time."""
         channels = image.shape[2]
         for r in range(first, end):
             for q in range(pooled_w):
                 tile = (r - first) * pooled_w + q
+                row, column = 2 * r - top, 2 * q - left
                 for c in range(0, channels, lanes):
                     count = min(channels - c, lanes)
-                    d0, d1, d2 = _patch_row(image, 2 * r, 2 * q, c, count, lanes)
-                    d3, d4, d5 = _patch_row(image, 2 * r + 1, 2 * q, c, count, lanes)
-                    d6, d7, d8 = _patch_row(image, 2 * r + 2, 2 * q, c, count, lanes)
+                    d0, d1, d2 = _patch_row(image, row, column, c, count, lanes)
+                    d3, d4, d5 = _patch_row(image, row + 1, column, c, count, lanes)
+                    d6, d7, d8 = _patch_row(image, row + 2, column, c, count, lanes)
                     _store_cells(cells_in, 0, tile, c, count, subtract(d0, d3), subtract(d1, d4), subtract(d2, d5))
                     _store_cells(cells_in, 3, tile, c, count, d3, d4, d5)
                     _store_cells(cells_in, 6, tile, c, count, subtract(d6, d3), subtract(d7, d4), subtract(d8, d5))
 
     @compiled.kernel(inline=True)
     def _patch_row(image, row, column, c, count, lanes):
-        """The channels c..c+count-1 of pixels column..column+2 of an image row."""
-        return (load_first(image[row, column], c, count, lanes), load_first(image[row, column + 1], c, count, lanes),
-                load_first(image[row, column + 2], c, count, lanes))
+        """The channels c..c+count-1 of pixels column..column+2 of an image row, zeros outside the image."""
+        return (_pixel(image, row, column, c, count, lanes), _pixel(image, row, column + 1, c, count, lanes),
+                _pixel(image, row, column + 2, c, count, lanes))
+
+    @compiled.kernel(inline=True)
+    def _pixel(image, row, column, c, count, lanes):
+        """image[row, column, c:c + count] (the padding's zeros outside the image: a masked load of no lanes, at an
+        address inside it)."""
+        inside = 0 <= row < image.shape[0] and 0 <= column < image.shape[1]
+        return load_first(image[row if inside else 0, column if inside else 0], c, count if inside else 0, lanes)
 
     @compiled.kernel(inline=True)
     def _store_cells(cells_in, first, tile, c, count, left, middle, right):
