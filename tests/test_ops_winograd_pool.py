@@ -133,6 +133,21 @@ def test_threads_claiming_the_items_compute_each_once_with_the_bits_of_one_threa
     assert_matches(alone, _reference(x, filters, "SAME", activation="relu").astype(np.float32), "float32")
 
 
+@pytest.mark.parametrize("pads", [((1, 2), (2, 1)), ((0, 0), (3, 0)), None])
+def test_padding_on_any_side_is_read_as_zeros(pads):
+    """Padding rows above and columns left of the image too (explicit pads): the pooled tiles are those of the
+    padded input given as it is."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 9, 11, 16)).astype(np.float32)
+    filters = (rng.standard_normal((2, 2, 16, 24)) / 4).astype(np.float32)
+    padded = x if pads is None else np.pad(x, ((0, 0),) + pads + ((0, 0),))
+    prepared = winograd_pool.prepare(filters)
+    epilogue = direct.tile_epilogue(32, None, "linear", None, None, "linear", False)
+    pooled = np.empty((2, (padded.shape[1] - 1) // 2, (padded.shape[2] - 1) // 2, 24), np.float32)
+    winograd_pool.conv_pool_block(x, pads, prepared, epilogue, pooled, np.zeros(1, np.int64))
+    assert_matches(pooled, _reference(padded, filters, "VALID").astype(np.float32), "float32")
+
+
 def test_the_path_is_taken_where_it_applies_and_only_there():
     """2x2, stride 1, one group, `MIN_CHANNELS` input channels or more, a 2x2 stride-2 unpadded pooling, and the
     direct kernel's conditions (float32, at most `direct.MAX_OUT_CHANNELS` filters)."""
