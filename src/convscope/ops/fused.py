@@ -16,10 +16,10 @@ output goes to memory:
   output is not kept.
 
 Both give the numbers of the same ops run one after another (`conv2d_inference` to float rounding: on
-the compiled path it takes the first of `_INFERENCE_PATHS` that applies: the pooling in the direct
-kernel's tiles, then Winograd, the direct kernel or im2col + GEMM on tasks shared among the threads
-(`ops/conv_split.py`: bands, whole images or slices of the filters), else `conv.convolve`'s blocks, the
-reference path).
+the compiled path it takes the first of `_INFERENCE_PATHS` that applies: the pooling in the tiles
+(`conv.convolve_pooled`: Winograd F(2x2, 2x2)'s for a 2x2 convolution, else the direct kernel's), then
+Winograd, the direct kernel or im2col + GEMM on tasks shared among the threads (`ops/conv_split.py`: bands,
+whole images or slices of the filters), else `conv.convolve`'s blocks, the reference path).
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ taps), each tile's 9 sums then turned into its 4 outputs, finished (bias, ReLU, 
 ReLU) and pooled in registers as `direct.conv_pool_block` does: the convolution's output is never written.
 Seed 000's second layer (2x2, 32 -> 64, then a 2x2 max pooling) is this convolution.
 
-Results differ from the direct kernel's by float32 rounding only (the transforms' sums).  Compiled path, float32,
+Results differ from the direct kernel's by float32 rounding only (the transforms' sums; a NaN input reaches the
+same outputs, but an infinite one makes NaN where two infinities meet in a transform).  Compiled path, float32,
 AVX2 or wider; `conv.convolve_pooled` takes it where `applies`.  The measurements behind `MIN_CHANNELS`:
 benchmarks/README.md, 'Measurements behind the code's choices'.
 """
@@ -33,7 +34,7 @@ if compiled.available():
     from .direct import _half_tile_sums, _pool, _tile_sums
     from .simd import add, load, load_first, store_first, subtract, zeros
 
-__all__ = ["MIN_CHANNELS", "applies", "prepare", "conv_pool_block"]
+__all__ = ["MIN_CHANNELS", "applies", "transform_filters", "prepare", "padded_filters", "conv_pool_block"]
 
 MIN_CHANNELS = 16        # fewer input channels: the input transform costs more beside the products than it saves
 CELLS = 9                # cells of a tile: 3 x 3
@@ -52,8 +53,7 @@ def applies(kernel_hw, strides, dilations, groups: int, in_channels: int, out_ch
 
 def transform_filters(w: np.ndarray, padded: int) -> np.ndarray:
     """G g G^T of each (in, out) pair of the 2x2 filters `w` (2, 2, in, out), computed in float64: float32
-    (9, in, padded), the filters past `out` zero (compiled: NumPy's passes over the pairs took longer than the
-    convolution of one image)."""
+    (9, in, padded), the filters past `out` zero, in one compiled pass over the pairs."""
     cells = np.zeros((CELLS, w.shape[2], padded), dtype=np.float32)
     _transform(np.ascontiguousarray(w, dtype=np.float32), cells)
     return cells
