@@ -24,7 +24,7 @@ from numba.extending import intrinsic
 from . import compiled
 from .spin_pool import _add_one, _add_release, _load_acquire, _relax
 
-__all__ = ["claim", "mark_done", "wait_for"]
+__all__ = ["claim", "claim_band", "mark_done", "wait_for"]
 
 
 @compiled.kernel(inline=True)
@@ -45,6 +45,17 @@ def claim(counter, count):
                 break
             _relax()
     return item
+
+
+@compiled.kernel(inline=True)
+def claim_band(counter, images, bands, rows):
+    """`claim` of one of `images` x `bands` items, item i band i % `bands` of image i // `bands`'s `rows` rows:
+    (image, first row, end row), the image -1 once none is left."""
+    item = claim(counter, images * bands)
+    if item >= images * bands:
+        return -1, 0, 0
+    band = item % bands
+    return item // bands, band * rows // bands, (band + 1) * rows // bands
 
 
 @intrinsic

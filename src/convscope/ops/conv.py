@@ -500,8 +500,8 @@ def convolve_pooled(ctx, bias, activation: str, scale, shift, then: str, average
     """`pooled` = the 2x2 stride-2 max (or, if `average`, mean) pooling of
     `then(activation(conv + bias) * scale + shift)`, each tile finished and pooled in registers by the first of
     `_POOLED_KERNELS` that applies (where `pools_in_tiles`): the convolution's output is never written.  With
-    `argmax`, also each window's offset of its first maximum (`max_pool2d_context`'s)."""
-    _, kernel = next(entry for entry in _POOLED_KERNELS if entry[0](ctx, pooled.shape[1:3]))
+    `argmax` (a training step's), also each window's offset of its first maximum (`max_pool2d_context`'s)."""
+    _, kernel = next(entry for entry in _POOLED_KERNELS if entry[0](ctx, pooled.shape[1:3], argmax is not None))
     x, pads = (ctx["x"], ctx["pads"]) if ctx["x_pad"] is None else (ctx["x_pad"], None)
     x = np.ascontiguousarray(x)
     alone = _direct_alone(ctx)      # one thread: whole images (a band's last tiles leave a register tile part empty)
@@ -519,23 +519,26 @@ def _direct_pooled(ctx, x, pads, finish, pooled, bands, argmax):
 
 
 def _winograd_pooled(ctx, x, pads, finish, pooled, bands, argmax):
-    """`work(counter)` of Winograd F(2x2, 2x2)'s pooled tiles (`winograd_pool.conv_pool_block`)."""
+    """`work(counter)` of Winograd F(2x2, 2x2)'s pooled tiles (`winograd_pool.conv_pool_block`; no `argmax`)."""
     prepared = winograd_pool.prepare(ctx["filters"], ctx.get("kept_filters"))
     epilogue = direct.tile_epilogue(winograd_pool.padded_filters(prepared), *finish)
-    return lambda counter: winograd_pool.conv_pool_block(x, pads, prepared, epilogue, pooled, counter, bands, argmax)
+    return lambda counter: winograd_pool.conv_pool_block(x, pads, prepared, epilogue, pooled, counter, bands)
 
 
-def _winograd_pool_applies(ctx, pooled_hw) -> bool:
-    """`winograd_pool.applies` to the convolution of `ctx` and its 2x2 stride-2 pooling."""
+def _winograd_pool_applies(ctx, pooled_hw, tracked: bool) -> bool:
+    """`winograd_pool.applies` to an inference convolution of `ctx` and its pooling (`convolve_pooled` runs only
+    where `pools_in_tiles`: a 2x2 stride-2 unpadded window).  A training step's (`tracked`) keeps the direct
+    kernel's numbers, those of the ops one after another."""
     kh, kw, in_per_group, out_channels = ctx["filters"].shape
-    return winograd_pool.applies((kh, kw), ctx["strides"], ctx["dilations"], ctx["groups"], in_per_group,
-                                 out_channels, ctx["out_hw"], (2, 2, 2, 2, 0, 0), pooled_hw, ctx["dtype"])
+    return not tracked and winograd_pool.applies((kh, kw), ctx["strides"], ctx["dilations"], ctx["groups"],
+                                                 in_per_group, out_channels, ctx["out_hw"], (2, 2, 2, 2, 0, 0),
+                                                 pooled_hw, ctx["dtype"])
 
 
-# convolve_pooled's kernels, the first that applies is taken: (applies(ctx, pooled_hw), work(ctx, ...))
+# convolve_pooled's kernels, the first that applies is taken: (applies(ctx, pooled_hw, tracked), work(ctx, ...))
 _POOLED_KERNELS = (
     (_winograd_pool_applies, _winograd_pooled),
-    (lambda ctx, pooled_hw: True, _direct_pooled),
+    (lambda ctx, pooled_hw, tracked: True, _direct_pooled),
 )
 
 

@@ -46,7 +46,7 @@ from .kept_filters import KeptFilters, kept_or_made
 from .pad_fill import FLAT_FILL_MAX_CHANNELS, fill_pixels, fill_rows
 
 if compiled.available():
-    from .claims import claim
+    from .claims import claim_band
     from .simd import (add, broadcast, clip, epilogue, fma, full, index_of_max, load, max_or_nan, multiply,
                        store_first, vector_bits, zeros)
 
@@ -545,11 +545,9 @@ def _kernels(lanes: int, pixels: int):
         zero = zeros(lanes)
         low, high = full(-np.float32(np.inf), zero), full(cap, zero)
         while True:
-            item = claim(counter, images * bands)
-            if item >= images * bands:
+            n, first, end = claim_band(counter, images, bands, rows)
+            if n < 0:
                 break
-            n, band = item // bands, item % bands
-            first, end = band * rows // bands, (band + 1) * rows // bands
             start = 0
             image = source[n].reshape(source[n].size)
             if padding:             # the rows of the longest band (the shorter's last rows are not read)
@@ -577,15 +575,14 @@ def _kernels(lanes: int, pixels: int):
             flags = (relu_first, affine, relu_after, average)
             filled = -1
             while True:
-                item = claim(counter, images * bands)
-                if item >= images * bands:
+                n, first, end = claim_band(counter, images, bands, pooled_h)
+                if n < 0:
                     break
-                n, band = item // bands, item % bands
                 if padding and n != filled:
                     _pad_into(scratch, source[n:n + 1], top, left, flat)
                     filled = n
                 image = scratch.reshape(scratch.size) if padding else source[n].reshape(source[n].size)
-                for r in range(band * pooled_h // bands, (band + 1) * pooled_h // bands):
+                for r in range(first, end):
                     row = pooled[n, r]
                     for column in range(0, padded, lanes):
                         count = min(out_channels - column, lanes)

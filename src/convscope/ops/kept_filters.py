@@ -8,9 +8,11 @@ Nothing tracks writes to the weights (a `Variable.value` is a writable array; a 
 write in place), so each call compares the filters with the copy kept of them, in compiled code, and makes the
 form anew where any bit differs: reading them costs less than writing the form.  A new form replaces the kept
 one whole, never written into, so threads calling the same op each read one consistent with the filters they
-compared.  Training's ops make their forms per call (their weights change at every step), and so does Winograd's
-filter transform: kept, it ran slower in ResNet50 at batch 1, whose weights come from memory at each call (the
-comparison reads the filters and their copy, the transform only the filters, and its output is then in cache).
+compared.  Training's ops make their forms per call (their weights change at every step), and so does the 3x3
+Winograd's filter transform: kept, it ran slower in ResNet50 at batch 1, whose weights come from memory at each call
+(the comparison reads the filters and their copy, the transform only the filters, and its output is then in cache).
+The 2x2 Winograd's (`winograd_pool`) is kept, as the direct kernel's padded copy is: on seed 000's 2x2 32 -> 64
+filters the comparison took 2.4 us, the transform about 4.
 """
 
 from __future__ import annotations

@@ -8,14 +8,16 @@ Y = A^T [(G g G^T) * (B^T d B)] A (Lavin and Gray, "Fast Algorithms for Convolut
 
 (interpolation points 0, 1 and infinity: every coefficient is 0 or +-1, so the transforms only add and subtract
 neighbouring values).  Over the input channels each of the 9 cells is a product (tiles x in) @ (in x out),
-summed here in the direct kernel's registers (`direct._tile_sums`: 8 tiles x `lanes` filters, the channels as its
-taps), each tile's 9 sums then turned into its 4 outputs, finished (bias, ReLU, an inference batch norm's map,
-ReLU) and pooled in registers as `direct.conv_pool_block` does: the convolution's output is never written.
+summed in the direct kernel's register tiles (`direct._tile_sums`: 8 tiles x `lanes` filters, the channels as its
+taps) and stored to a small scratch block that stays in L1; each tile's 9 sums are then turned into its 4 outputs,
+finished (bias, ReLU, an inference batch norm's map, ReLU) and pooled in registers as `direct.conv_pool_block`
+does: the convolution's output is never written.
 Seed 000's second layer (2x2, 32 -> 64, then a 2x2 max pooling) is this convolution.
 
 Results differ from the direct kernel's by float32 rounding only (the transforms' sums; a NaN input reaches the
 same outputs, but an infinite one makes NaN where two infinities meet in a transform).  Compiled path, float32,
-AVX2 or wider; `conv.convolve_pooled` takes it where `applies`.  The measurements behind `MIN_CHANNELS`:
+AVX2 or wider, inference only (a training step's pooled forward keeps the direct kernel's numbers, those of the ops
+one after another); `conv.convolve_pooled` takes it where `applies`.  The measurements behind `MIN_CHANNELS`:
 benchmarks/README.md, 'Measurements behind the code's choices'.
 """
 
@@ -30,7 +32,7 @@ from . import compiled, direct
 from .kept_filters import KeptFilters, kept_or_made
 
 if compiled.available():
-    from .claims import claim
+    from .claims import claim_band
     from .direct import _half_tile_sums, _pool, _tile_sums
     from .simd import add, load, load_first, store_first, subtract, zeros
 
@@ -64,7 +66,7 @@ def prepare(w: np.ndarray, kept: Optional[KeptFilters] = None):
     op's copy, kept while the filters are the same)."""
     lanes = direct.lanes_for(w.shape[3])
     padded = -(-w.shape[3] // lanes) * lanes
-    cells = kept_or_made(kept, w, "winograd_pool", functools.partial(_flat_cells, padded=padded))
+    cells = kept_or_made(kept, w, f"winograd_pool {padded}", functools.partial(_flat_cells, padded=padded))
     return cells, _channel_taps(w.shape[2]), lanes
 
 
@@ -85,15 +87,14 @@ def padded_filters(prepared) -> int:
 
 
 def conv_pool_block(x: np.ndarray, pads, prepared, epilogue: tuple, pooled: np.ndarray, counter: np.ndarray,
-                    bands: int = 1, argmax: Optional[np.ndarray] = None) -> None:
+                    bands: int = 1) -> None:
     """`direct.conv_pool_block` for a 2x2 stride-1 convolution (`prepare`'s filters; `epilogue` from
     `direct.tile_epilogue`): pooled (images, out_h // 2, out_w // 2, out_channels) = the 2x2 stride-2 max (or
     average) pooling of the finished convolution of `x` (C-contiguous NHWC, padded by `pads` ((top, bottom),
     (left, right): read as zeros by the input transform, or None), for the items this call claims from
-    `counter` (image i // `bands`, band i % `bands` of its pooled rows); with `argmax` each window's first maximum's
-    offset, as `max_pool2d_forward` keeps it."""
+    `counter` (image i // `bands`, band i % `bands` of its pooled rows)."""
     cells, taps, lanes = prepared
-    for name, array in (("x", x), ("pooled", pooled)) + ((("argmax", argmax),) if argmax is not None else ()):
+    for name, array in (("x", x), ("pooled", pooled)):
         if not array.flags.c_contiguous:
             raise ValueError(f"winograd_pool: argument `{name}` must be C-contiguous")
     images, pooled_h, pooled_w, out_channels = pooled.shape
@@ -109,29 +110,22 @@ def conv_pool_block(x: np.ndarray, pads, prepared, epilogue: tuple, pooled: np.n
                          f"pooled pixels")
     pixels = direct.tile_pixels(lanes)
     band_tiles = -(-pooled_h // bands) * pooled_w
-    cells_in = np.zeros((CELLS, band_tiles + pixels, x.shape[3]), np.float32)   # past the band: zeros, read only
+    # a band's tiles, then a register tile's worth read past the last band's (zeros; what they give is not stored)
+    cells_in = np.zeros((CELLS, band_tiles + pixels, x.shape[3]), np.float32)
     sums = np.empty((CELLS, pixels, lanes), np.float32)
-    flat_shape = (images, pooled_h, pooled_w * out_channels)
-    offsets = np.empty((1, 1, 1), np.uint8) if argmax is None else argmax.reshape(flat_shape)
-    kernel = _kernels_for(lanes, pixels)[argmax is not None]
-    kernel(x, counter, bands, top, left, cells_in, sums, taps, cells, pooled.reshape(flat_shape), offsets,
-           out_channels, *epilogue)
+    _kernel_for(lanes, pixels)(x, counter, bands, top, left, cells_in, sums, taps, cells,
+                               pooled.reshape(images, pooled_h, pooled_w * out_channels), out_channels, *epilogue)
 
 
 @functools.lru_cache(maxsize=None)
-def _kernels_for(lanes: int, pixels: int):
-    """(without, with the maxima's offsets) for `lanes` filters and `pixels` tiles per register tile, compiled on
-    first use (ints and bools only as closure constants: numba's disk cache keys on them)."""
-    return _kernel(lanes, pixels, False), _kernel(lanes, pixels, True)
-
-
-def _kernel(lanes: int, pixels: int, track: bool):
-    """The compiled loop over the claimed items: input transform of the item's tiles, then per `lanes` filters
-    and `pixels` tiles the 9 cells' sums, the output transform, the epilogue and the pooling."""
+def _kernel_for(lanes: int, pixels: int):
+    """The compiled loop over the claimed items for `lanes` filters and `pixels` tiles per register tile (ints only
+    as closure constants: numba's disk cache keys on them): the input transform of the item's tiles, then per
+    `lanes` filters and `pixels` tiles the 9 cells' sums, the output transform, the epilogue and the pooling."""
 
     @compiled.kernel
-    def winograd_pool_tiles(source, counter, bands, top, left, cells_in, sums, taps, cells, pooled, argmax,
-                            out_channels, bias, scale, shift, relu_first, affine, relu_after, average):
+    def winograd_pool_tiles(source, counter, bands, top, left, cells_in, sums, taps, cells, pooled, out_channels,
+                            bias, scale, shift, relu_first, affine, relu_after, average):
         images, pooled_h = pooled.shape[0], pooled.shape[1]
         pooled_w = pooled.shape[2] // out_channels
         channels = taps.shape[0]
@@ -141,11 +135,9 @@ def _kernel(lanes: int, pixels: int, track: bool):
         flat_cells = cells_in.reshape(-1)
         zero = zeros(lanes)
         while True:
-            item = claim(counter, images * bands)
-            if item >= images * bands:
+            n, first, end = claim_band(counter, images, bands, pooled_h)
+            if n < 0:
                 break
-            n, band = item // bands, item % bands
-            first, end = band * pooled_h // bands, (band + 1) * pooled_h // bands
             count = (end - first) * pooled_w
             _input_cells(source[n], top, left, first, end, pooled_w, cells_in, lanes)
             for column in range(0, padded, lanes):
@@ -163,11 +155,8 @@ def _kernel(lanes: int, pixels: int, track: bool):
                     for i in range(min(pixels, count - t0)):
                         tile = t0 + i
                         r, q = first + tile // pooled_w, tile % pooled_w
-                        best, offset = _output_tile(sums, i, b, s, h, flags, zero)
-                        at = q * out_channels + column
-                        store_first(pooled[n, r], at, best, filters)
-                        if track:
-                            store_first(argmax[n, r], at, offset, filters)
+                        best = _output_tile(sums, i, b, s, h, flags, zero)[0]
+                        store_first(pooled[n, r], q * out_channels + column, best, filters)
 
     return winograd_pool_tiles
 
