@@ -153,6 +153,26 @@ def test_threads_claiming_the_items_compute_each_once_with_the_bits_of_one_threa
     assert_matches(alone, _reference(x, filters, "SAME", activation="relu").astype(np.float32), "float32")
 
 
+@pytest.mark.parametrize("bands", [1, 2])
+def test_rows_transformed_a_chunk_at_a_time_give_the_bits_of_whole_bands(bands, monkeypatch):
+    """A large image's transformed input is made `CELLS_BYTES` at a time (1 or 2 pooled rows here, the last chunk of
+    a band shorter): each tile's sums are the same chains, so the same bits as the whole band at once."""
+    rng = np.random.default_rng(bands)
+    x = rng.standard_normal((3, 14, 12, 16)).astype(np.float32)
+    filters = (rng.standard_normal((2, 2, 16, 24)) / 4).astype(np.float32)
+    prepared = winograd_pool.prepare(filters)
+    epilogue = direct.tile_epilogue(32, None, "relu", None, None, "linear", False)
+    results = []
+    for rows in (7, 1, 2):
+        monkeypatch.setattr(winograd_pool, "CELLS_BYTES", rows * 9 * 6 * 16 * 4)
+        pooled = np.full((3, 7, 6, 24), np.nan, np.float32)
+        winograd_pool.conv_pool_block(x, ((0, 1), (0, 1)), prepared, epilogue, pooled, np.zeros(1, np.int64), bands)
+        results.append(pooled)
+    np.testing.assert_array_equal(results[1], results[0])
+    np.testing.assert_array_equal(results[2], results[0])
+    assert_matches(results[0], _reference(x, filters, "SAME", activation="relu").astype(np.float32), "float32")
+
+
 @pytest.mark.parametrize("pads", [((1, 2), (2, 1)), ((0, 0), (3, 0)), None])
 def test_padding_on_any_side_is_read_as_zeros(pads):
     """Padding rows above and columns left of the image too (explicit pads): the pooled tiles are those of the

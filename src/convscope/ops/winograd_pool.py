@@ -40,6 +40,7 @@ __all__ = ["MIN_CHANNELS", "applies", "transform_filters", "prepare", "padded_fi
 
 MIN_CHANNELS = 16        # fewer input channels: the input transform costs more beside the products than it saves
 CELLS = 9                # cells of a tile: 3 x 3
+CELLS_BYTES = 1 << 18    # transformed input per pass over the filters (2.25x the rows' input): in L2 beside them
 
 
 def applies(kernel_hw, strides, dilations, groups: int, in_channels: int, out_channels: int, out_hw,
@@ -109,23 +110,24 @@ def conv_pool_block(x: np.ndarray, pads, prepared, epilogue: tuple, pooled: np.n
         raise ValueError(f"winograd_pool: the padded input {padded_hw} is too small for {pooled_h} x {pooled_w} "
                          f"pooled pixels")
     pixels = direct.tile_pixels(lanes)
-    band_tiles = -(-pooled_h // bands) * pooled_w
-    # a band's tiles, then a register tile's worth read past the last band's (zeros; what they give is not stored)
-    cells_in = np.zeros((CELLS, band_tiles + pixels, x.shape[3]), np.float32)
+    chunk = max(1, min(-(-pooled_h // bands), CELLS_BYTES // (CELLS * pooled_w * x.shape[3] * 4)))
+    # a chunk's tiles, then a register tile's worth read past the last chunk's (zeros; what they give is not stored)
+    cells_in = np.zeros((CELLS, chunk * pooled_w + pixels, x.shape[3]), np.float32)
     sums = np.empty((CELLS, pixels, lanes), np.float32)
-    _kernel_for(lanes, pixels)(x, counter, bands, top, left, cells_in, sums, taps, cells,
+    _kernel_for(lanes, pixels)(x, counter, bands, chunk, top, left, cells_in, sums, taps, cells,
                                pooled.reshape(images, pooled_h, pooled_w * out_channels), out_channels, *epilogue)
 
 
 @functools.lru_cache(maxsize=None)
 def _kernel_for(lanes: int, pixels: int):
     """The compiled loop over the claimed items for `lanes` filters and `pixels` tiles per register tile (ints only
-    as closure constants: numba's disk cache keys on them): the input transform of the item's tiles, then per
-    `lanes` filters and `pixels` tiles the 9 cells' sums, the output transform, the epilogue and the pooling."""
+    as closure constants: numba's disk cache keys on them): for each `chunk` pooled rows of the item, the input
+    transform of their tiles, then per `lanes` filters and `pixels` tiles the 9 cells' sums, the output transform,
+    the epilogue and the pooling."""
 
     @compiled.kernel
-    def winograd_pool_tiles(source, counter, bands, top, left, cells_in, sums, taps, cells, pooled, out_channels,
-                            bias, scale, shift, relu_first, affine, relu_after, average):
+    def winograd_pool_tiles(source, counter, bands, chunk, top, left, cells_in, sums, taps, cells, pooled,
+                            out_channels, bias, scale, shift, relu_first, affine, relu_after, average):
         images, pooled_h = pooled.shape[0], pooled.shape[1]
         pooled_w = pooled.shape[2] // out_channels
         channels = taps.shape[0]
@@ -135,28 +137,30 @@ def _kernel_for(lanes: int, pixels: int):
         flat_cells = cells_in.reshape(-1)
         zero = zeros(lanes)
         while True:
-            n, first, end = claim_band(counter, images, bands, pooled_h)
+            n, band_first, band_end = claim_band(counter, images, bands, pooled_h)
             if n < 0:
                 break
-            count = (end - first) * pooled_w
-            _input_cells(source[n], top, left, first, end, pooled_w, cells_in, lanes)
-            for column in range(0, padded, lanes):
-                filters = min(out_channels - column, lanes)
-                b, s, h = load(bias, column, zero), load(scale, column, zero), load(shift, column, zero)
-                for t0 in range(0, count, pixels):
-                    for cell in range(CELLS):
-                        base, weights = cell * plane + t0 * channels, cell * channels * padded + column
-                        if pixels == direct.PIXELS and t0 + 4 < count:
-                            _store_sums(sums, cell, _tile_sums(flat_cells, base, channels, 4 * channels, taps, cells,
-                                                               weights, padded, zero))
-                        else:
-                            _store_sums(sums, cell, _half_tile_sums(flat_cells, base, channels, 2 * channels, taps,
-                                                                    cells, weights, padded, zero))
-                    for i in range(min(pixels, count - t0)):
-                        tile = t0 + i
-                        r, q = first + tile // pooled_w, tile % pooled_w
-                        best = _output_tile(sums, i, b, s, h, flags, zero)[0]
-                        store_first(pooled[n, r], q * out_channels + column, best, filters)
+            for first in range(band_first, band_end, chunk):
+                end = min(band_end, first + chunk)
+                count = (end - first) * pooled_w
+                _input_cells(source[n], top, left, first, end, pooled_w, cells_in, lanes)
+                for column in range(0, padded, lanes):
+                    filters = min(out_channels - column, lanes)
+                    b, s, h = load(bias, column, zero), load(scale, column, zero), load(shift, column, zero)
+                    for t0 in range(0, count, pixels):
+                        for cell in range(CELLS):
+                            base, weights = cell * plane + t0 * channels, cell * channels * padded + column
+                            if pixels == direct.PIXELS and t0 + 4 < count:
+                                _store_sums(sums, cell, _tile_sums(flat_cells, base, channels, 4 * channels, taps,
+                                                                   cells, weights, padded, zero))
+                            else:
+                                _store_sums(sums, cell, _half_tile_sums(flat_cells, base, channels, 2 * channels,
+                                                                        taps, cells, weights, padded, zero))
+                        for i in range(min(pixels, count - t0)):
+                            tile = t0 + i
+                            r, q = first + tile // pooled_w, tile % pooled_w
+                            best = _output_tile(sums, i, b, s, h, flags, zero)
+                            store_first(pooled[n, r], q * out_channels + column, best, filters)
 
     return winograd_pool_tiles
 
@@ -220,13 +224,14 @@ if compiled.available():
         for i in range(len(group)):
             store_first(sums[cell, i], 0, group[i], sums.shape[2])
 
-    @compiled.kernel
+    @compiled.kernel(inline=True)
     def _output_tile(sums, i, b, s, h, flags, zero):
-        """Tile i's 2x2 outputs A^T m A from its 9 cells' sums, finished and pooled (`direct._pool`)."""
+        """Tile i's 2x2 outputs A^T m A from its 9 cells' sums, finished and pooled (`direct._pool`'s maximum or
+        mean)."""
         m0, m1, m2 = load(sums[0, i], 0, zero), load(sums[1, i], 0, zero), load(sums[2, i], 0, zero)
         m3, m4, m5 = load(sums[3, i], 0, zero), load(sums[4, i], 0, zero), load(sums[5, i], 0, zero)
         m6, m7, m8 = load(sums[6, i], 0, zero), load(sums[7, i], 0, zero), load(sums[8, i], 0, zero)
         top = (add(m0, m3), add(m1, m4), add(m2, m5))
         below = (add(m3, m6), add(m4, m7), add(m5, m8))
         return _pool(add(top[0], top[1]), add(top[1], top[2]), add(below[0], below[1]), add(below[1], below[2]),
-                     b, s, h, *flags)
+                     b, s, h, *flags)[0]
