@@ -249,7 +249,8 @@ class Sequential(Model):
             dtype = np.dtype(self._layers[0].dtype or backend.floatx())
             return array if array.dtype == dtype else array.astype(dtype)
         expected = self._input_layer.shape
-        if array.ndim != len(expected) or any(e is not None and e != s for e, s in zip(expected[1:], array.shape[1:])):
+        if array.shape[1:] != expected[1:] and (array.ndim != len(expected) or any(
+                e is not None and e != s for e, s in zip(expected[1:], array.shape[1:]))):
             raise ValueError(f"{self._describe()}.{where}: expected input of shape {expected} "
                              f"(batch first), got {array.shape}")
         if array.dtype != np.dtype(self._input_layer.dtype):       # Keras casts at the input, as graph models
@@ -350,28 +351,35 @@ class Sequential(Model):
             return lazy
         where = f"{self._describe()}.predict"
         batch_size = check_predict_arguments(batch_size, verbose, steps, where)
-        callback_list = CallbackList(check_callbacks(callbacks, where), model=self)
+        callbacks = check_callbacks(callbacks, where)
         x = self._check_input(x, "predict")
         if x.ndim == 0 or x.shape[0] == 0:
             raise ValueError(f"{where}: expected at least one sample, got shape {x.shape}")
-        starts = list(range(0, x.shape[0], int(batch_size)))[:steps]
         start_time = time.perf_counter()
-        callback_list.on_predict_begin()
         self._build_for(x)
-        outputs = []
-        for batch, start in enumerate(starts):
-            callback_list.on_predict_batch_begin(batch)
-            outputs.append(self._forward_checked(x[start:start + batch_size], training=False))
-            callback_list.on_predict_batch_end(batch, {"outputs": outputs[-1]})
-        callback_list.on_predict_end()
+        if callbacks or x.shape[0] > batch_size:
+            outputs = self._predict_batches(x, batch_size, steps, CallbackList(callbacks, model=self))
+        else:       # one batch and no hooks to call: the pass alone (a sizeable share of batch 1's latency)
+            outputs = [self._forward_checked(x, training=False)]
         if verbose != 0:
             elapsed = time.perf_counter() - start_time
-            print(f"{len(starts)}/{len(starts)} - {elapsed:.0f}s {1000 * elapsed / len(starts):.0f}ms/step")
+            print(f"{len(outputs)}/{len(outputs)} - {elapsed:.0f}s {1000 * elapsed / len(outputs):.0f}ms/step")
         if len(outputs) == 1 and not np.may_share_memory(outputs[0], x):
             return outputs[0]        # one batch: its fresh output, not a copy (seed 004's is 359 MB: copying
                                      # it is costly; measurements: benchmarks/README.md, 'Measurements
                                      # behind the code's choices')
         return np.concatenate(outputs, axis=0)
+
+    def _predict_batches(self, x: np.ndarray, batch_size: int, steps, callback_list: CallbackList) -> list:
+        """`predict`'s outputs of each batch of `x` (at most `steps`), with the callbacks' hooks."""
+        callback_list.on_predict_begin()
+        outputs = []
+        for batch, start in enumerate(list(range(0, x.shape[0], batch_size))[:steps]):
+            callback_list.on_predict_batch_begin(batch)
+            outputs.append(self._forward_checked(x[start:start + batch_size], training=False))
+            callback_list.on_predict_batch_end(batch, {"outputs": outputs[-1]})
+        callback_list.on_predict_end()
+        return outputs
 
     # -- config -----------------------------------------------------------------------
     def summary(self, line_length=None, positions=None, print_fn=None, show_trainable=False,
