@@ -501,26 +501,40 @@ def convolve_pooled(ctx, bias, activation: str, scale, shift, then: str, average
     `then(activation(conv + bias) * scale + shift)`, each tile finished and pooled in registers by the first of
     `_POOLED_KERNELS` that applies (where `pools_in_tiles`): the convolution's output is never written.  With
     `argmax` (a training step's), also each window's offset of its first maximum (`max_pool2d_context`'s)."""
-    _, kernel = next(entry for entry in _POOLED_KERNELS if entry[0](ctx, pooled.shape[1:3], argmax is not None))
     x, pads = (ctx["x"], ctx["pads"]) if ctx["x_pad"] is None else (ctx["x_pad"], None)
-    x = np.ascontiguousarray(x)
-    alone = _direct_alone(ctx)      # one thread: whole images (a band's last tiles leave a register tile part empty)
-    bands = pooled.shape[1] if len(pooled) < POOLED_BAND_IMAGES and not alone else 1
-    run_claimed(len(pooled) * bands, kernel(ctx, x, pads, (bias, activation, scale, shift, then, average), pooled,
-                                            bands, argmax), alone=alone)
+    prepare_pooled(ctx, pooled.shape, argmax is not None)(
+        np.ascontiguousarray(x), pads, ctx["filters"], ctx.get("kept_filters"),
+        (bias, activation, scale, shift, then, average), pooled, argmax)
 
 
-def _direct_pooled(ctx, x, pads, finish, pooled, bands, argmax):
+def prepare_pooled(geometry, pooled_shape, tracked: bool = False):
+    """`convolve_pooled`'s choices for a convolution of `geometry` (a context, or `forward_geometry`'s with the
+    "filters") pooled into `pooled_shape`, with `argmax` if `tracked`: its kernel, threads and bands, made once
+    (an inference op prepared per input shape makes them once; at batch 1 they were a sizeable share of its time).
+    Returns `run(x, pads, filters, kept, finish, pooled, argmax)`: `x` C-contiguous, padded by `pads` as its blocks
+    are computed (or None), `kept` a `KeptFilters` or None, `finish` (bias, activation, scale, shift, then,
+    average)."""
+    _, kernel = next(entry for entry in _POOLED_KERNELS if entry[0](geometry, pooled_shape[1:3], tracked))
+    alone = _direct_alone(geometry)     # one thread: whole images (a band's last tiles leave a register tile part empty)
+    bands = pooled_shape[1] if pooled_shape[0] < POOLED_BAND_IMAGES and not alone else 1
+    items = pooled_shape[0] * bands
+
+    def run(x, pads, filters, kept, finish, pooled, argmax=None):
+        run_claimed(items, kernel(geometry, x, pads, filters, kept, finish, pooled, bands, argmax), alone=alone)
+    return run
+
+
+def _direct_pooled(geometry, x, pads, filters, kept, finish, pooled, bands, argmax):
     """`work(counter)` of the direct kernel's pooled tiles (`direct.conv_pool_block`)."""
-    prepared = direct.prepare(ctx["filters"], ctx["padded_shape"], ctx["dilations"], ctx.get("kept_filters"))
+    prepared = direct.prepare(filters, geometry["padded_shape"], geometry["dilations"], kept)
     epilogue = direct.tile_epilogue(direct.padded_filters(prepared), *finish)
-    return lambda counter: direct.conv_pool_block(x, pads, prepared, ctx["strides"], epilogue, pooled, counter,
-                                                  bands, argmax)
+    strides = geometry["strides"]
+    return lambda counter: direct.conv_pool_block(x, pads, prepared, strides, epilogue, pooled, counter, bands, argmax)
 
 
-def _winograd_pooled(ctx, x, pads, finish, pooled, bands, argmax):
+def _winograd_pooled(geometry, x, pads, filters, kept, finish, pooled, bands, argmax):
     """`work(counter)` of Winograd F(2x2, 2x2)'s pooled tiles (`winograd_pool.conv_pool_block`; no `argmax`)."""
-    prepared = winograd_pool.prepare(ctx["filters"], ctx.get("kept_filters"))
+    prepared = winograd_pool.prepare(filters, kept)
     epilogue = direct.tile_epilogue(winograd_pool.padded_filters(prepared), *finish)
     return lambda counter: winograd_pool.conv_pool_block(x, pads, prepared, epilogue, pooled, counter, bands)
 
@@ -535,7 +549,7 @@ def _winograd_pool_applies(ctx, pooled_hw, tracked: bool) -> bool:
                                                  pooled_hw, ctx["dtype"])
 
 
-# convolve_pooled's kernels, the first that applies is taken: (applies(ctx, pooled_hw, tracked), work(ctx, ...))
+# convolve_pooled's kernels, the first that applies is taken: (applies(geometry, pooled_hw, tracked), work-maker)
 _POOLED_KERNELS = (
     (_winograd_pool_applies, _winograd_pooled),
     (lambda ctx, pooled_hw, tracked: True, _direct_pooled),

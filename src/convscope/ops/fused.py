@@ -30,7 +30,7 @@ import numpy as np
 
 from . import compiled, conv_split
 from .conv import (_check_conv_args, _forward_context, bind_arrays, conv2d_forward, convolve, convolve_pooled,
-                   forward_geometry, pools_in_tiles, whole_image_blocks)
+                   forward_geometry, pools_in_tiles, prepare_pooled, whole_image_blocks)
 from .epilogue import FUSED_ACTIVATIONS, bias_activation_forward, check_affine, check_epilogue, epilogue_value
 from .kept_filters import KeptFilters
 from .parallel import on_slices
@@ -141,12 +141,16 @@ def prepare_conv2d_inference(input, filters, strides, padding, dilations=None, g
     conv_shape = (x.shape[0],) + tuple(geometry["out_hw"]) + (channels,)
     kept = KeptFilters()        # the direct kernel's padded filters, kept while the filters are the same
 
+    def values(bias, scale, shift):
+        """The epilogue's values in the convolution's dtype."""
+        return tuple(None if value is None else np.asarray(value).astype(dtype, copy=False)
+                     for value in (bias, scale, shift))
+
     def arrays(input, filters, bias, scale, shift):
-        """The call's context and its epilogue's values in the convolution's dtype."""
+        """The call's context and its epilogue's values."""
         ctx = bind_arrays(geometry, np.asarray(input), np.asarray(filters))
         ctx["kept_filters"] = kept
-        return (ctx, *(None if value is None else np.asarray(value).astype(dtype, copy=False)
-                       for value in (bias, scale, shift)))
+        return (ctx, *values(bias, scale, shift))
 
     if pool is None:
         path = _forward_path(deciding, None, (None, None))
@@ -161,11 +165,15 @@ def prepare_conv2d_inference(input, filters, strides, padding, dilations=None, g
     pooled_hw, window, counts = pool_geometry(conv_shape, *pool[1:], op, counts=average)
     pooled_shape = (x.shape[0],) + pooled_hw + (channels,)
     path = _forward_path(deciding, pool, (window, pooled_hw))
-    if path is _pooled_in_tiles:
+    if path is _pooled_in_tiles:       # the direct kernel's path: its blocks pad the input, if it is padded
+        pooled_run = prepare_pooled(deciding, pooled_shape)
+        pads = geometry["pads"] if geometry["pads_in_blocks"] else None
+
         def run_pooled(input, filters, bias, scale, shift):
-            ctx, bias, scale, shift = arrays(input, filters, bias, scale, shift)
+            bias, scale, shift = values(bias, scale, shift)
             pooled = np.empty(pooled_shape, dtype=dtype)
-            convolve_pooled(ctx, bias, activation, scale, shift, then, average, pooled)
+            pooled_run(np.ascontiguousarray(input, dtype=dtype), pads, np.asarray(filters).astype(dtype, copy=False),
+                       kept, (bias, activation, scale, shift, then, average), pooled)
             return pooled
         return run_pooled
     finisher = _pool_finisher(activation, then, pool, window, counts, channels, dtype)
