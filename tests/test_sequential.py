@@ -296,6 +296,50 @@ def test_predict_steps_and_callbacks():
         model.predict(np.ones((2, 3)), steps=0)
 
 
+@pytest.mark.parametrize("samples, batch_size", [(3, 8), (3, 3), (10, 4)])
+def test_predict_calls_the_hooks_as_keras_one_batch_or_many(keras, samples, batch_size):
+    """A callback hears the same hooks with the same batch indices and output shapes as in Keras, whether the
+    input is one batch (which `predict` runs without hooks when no callback listens) or several."""
+    def events_of(lib):
+        class Recorder(lib.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.events = []
+
+            def on_predict_begin(self, logs=None):
+                self.events.append("begin")
+
+            def on_predict_batch_begin(self, batch, logs=None):
+                self.events.append(("batch_begin", batch))
+
+            def on_predict_batch_end(self, batch, logs=None):
+                self.events.append(("batch_end", batch, tuple(np.shape(logs["outputs"]))))
+
+            def on_predict_end(self, logs=None):
+                self.events.append("end")
+
+        model = lib.Sequential([lib.Input((3,)), lib.layers.Dense(2)])
+        recorder = Recorder()
+        out = model.predict(np.ones((samples, 3), np.float32), batch_size=batch_size, verbose=0,
+                            callbacks=[recorder])
+        return recorder.events, np.shape(out)
+
+    assert events_of(convscope) == events_of(keras)
+
+
+def test_predict_checks_the_input_shape_where_the_model_leaves_axes_open():
+    model = Sequential([Input((None, None, 2)), Conv2D(3, 3, padding="same")])
+    for height, width in ((5, 7), (9, 4)):
+        x = np.random.default_rng(height).standard_normal((2, height, width, 2)).astype(np.float32)
+        np.testing.assert_allclose(model.predict(x, verbose=0), model(x), rtol=1e-6)
+    with pytest.raises(ValueError, match=r"predict: expected input of shape \(None, None, None, 2\) \(batch first\), "
+                                         r"got \(2, 5, 5, 3\)"):
+        model.predict(np.zeros((2, 5, 5, 3), np.float32), verbose=0)
+    with pytest.raises(ValueError, match=r"predict: expected input of shape \(None, None, None, 2\) \(batch first\), "
+                                         r"got \(2, 5, 2\)"):
+        model.predict(np.zeros((2, 5, 2), np.float32), verbose=0)
+
+
 @pytest.mark.filterwarnings("ignore:Do not pass an `input_shape`")   # Keras' own advice, kept as the idiom
 def test_a_model_with_a_known_input_as_first_layer_builds_the_sequential_as_keras(keras):
     """The TensorFlow tutorial's idiom: Sequential([data_augmentation, Rescaling, ...]) where only the
