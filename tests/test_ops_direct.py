@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from _oracle import assert_matches, tf_same_split
+from _spies import spy_bound_calls
 from convscope import ops
 from convscope.ops import compiled, conv, direct, fused, winograd_pool
 from convscope.ops.kept_filters import KeptFilters, same_bits
@@ -240,9 +241,7 @@ def test_filters_per_tile(bits, out_channels, lanes, padded, pixels, monkeypatch
 def test_pooling_in_the_tiles(shape, kernel, out_channels, strides, pool, activation, with_norm, then, monkeypatch):
     """conv2d_inference pools 2x2 windows inside the direct convolution's tiles: the numbers of the ops
     one after another, bit for bit, with NaN kept as the pooling keeps it."""
-    calls = []
-    original = direct.conv_pool_block
-    monkeypatch.setattr(direct, "conv_pool_block", lambda *args: calls.append(1) or original(*args))
+    calls = spy_bound_calls(monkeypatch, direct, "pooled_tiles", lambda args: 1)
     rng = np.random.default_rng(out_channels)
     x = rng.standard_normal(shape).astype(np.float32)
     x[0, 3, 4, 0] = np.nan
@@ -301,17 +300,15 @@ def test_pooling_in_the_tiles_is_preferred_to_winograd(monkeypatch):
     x = rng.standard_normal((8, 14, 14, 16)).astype(np.float32)
     filters = (rng.standard_normal((3, 3, 16, 24)) / 12).astype(np.float32)
     bias = rng.standard_normal(24).astype(np.float32)
-    calls = []
-    for name in ("conv_pool_block", "conv_block"):
-        original = getattr(direct, name)
-        monkeypatch.setattr(direct, name, lambda *args, _name=name, _original=original:
-                            calls.append(_name) or _original(*args))
+    calls = spy_bound_calls(monkeypatch, direct, "pooled_tiles", lambda args: "pooled_tiles")
+    original = direct.conv_block
+    monkeypatch.setattr(direct, "conv_block", lambda *args: calls.append("conv_block") or original(*args))
     monkeypatch.setattr(conv, "DIRECT_BEFORE_WINOGRAD", {})     # 16 -> 24 filters: else direct before Winograd
     with compiled.use_compiled(True):
         assert conv._forward_context(x, filters, (1, 1), "SAME", (1, 1), 1, "NHWC")["winograd"]
         pooled = ops.conv2d_inference(x, filters, 1, "SAME", bias=bias, activation="relu",
                                       pool=("max", 2, 2, "VALID"))
-        assert calls == ["conv_pool_block"] * len(calls) and calls
+        assert calls == ["pooled_tiles"] * len(calls) and calls
         calls.clear()
         ops.conv2d(x, filters, 1, "SAME", bias=bias, activation="relu")
         assert calls == []                                     # Winograd's
@@ -390,9 +387,7 @@ def test_a_pooled_convolution_of_few_images_shares_their_pooled_rows(images, sma
     PyTorch's.  `bands` out of range and an input of other images are refused by name."""
     if small_work is not None:
         monkeypatch.setattr(direct, "SMALL_WORK", small_work)
-    seen = []
-    original = direct.conv_pool_block
-    monkeypatch.setattr(direct, "conv_pool_block", lambda *args: seen.append(args[7]) or original(*args))
+    seen = spy_bound_calls(monkeypatch, direct, "pooled_tiles", lambda args: args[6])      # the bands
     rng = np.random.default_rng(images)
     x = rng.standard_normal((images, 14, 14, 8)).astype(np.float32)
     filters = (rng.standard_normal((3, 3, 8, 16)) / 8).astype(np.float32)
@@ -409,10 +404,10 @@ def test_a_pooled_convolution_of_few_images_shares_their_pooled_rows(images, sma
     prepared = direct.prepare(filters, (images, 16, 16, 8), (1, 1))
     epilogue = direct.tile_epilogue(direct.padded_filters(prepared), None, "relu", None, None, "linear", False)
     with pytest.raises(ValueError, match="argument `bands` must be 1 to the 7 pooled rows, got 8"):
-        original(x, ((1, 1), (1, 1)), prepared, (1, 1), epilogue, pooled, np.zeros(1, np.int64), 8)
+        direct.conv_pool_block(x, ((1, 1), (1, 1)), prepared, (1, 1), epilogue, pooled, np.zeros(1, np.int64), 8)
     with pytest.raises(ValueError, match=f"argument `x` must hold the {images} images of `pooled`, got {images + 1}"):
-        original(np.concatenate([x, x[:1]]), ((1, 1), (1, 1)), prepared, (1, 1), epilogue, pooled,
-                 np.zeros(1, np.int64))
+        direct.conv_pool_block(np.concatenate([x, x[:1]]), ((1, 1), (1, 1)), prepared, (1, 1), epilogue, pooled,
+                               np.zeros(1, np.int64))
 
 
 def test_a_claim_is_one_atomic_add_whatever_the_threads():
@@ -497,9 +492,7 @@ def test_input_gradient_as_a_direct_transposed_convolution(shape, kernel, out_ch
 def test_training_pooling_in_the_tiles_keeps_the_argmax(shape, out_channels, padding, activation, monkeypatch):
     """conv2d_max_pool_forward pools in the tiles too: the pooled values, each window's first-maximum
     offset (ties: the first; NaN wins) and so the backward pass are those of the ops one after another."""
-    calls = []
-    original = direct.conv_pool_block
-    monkeypatch.setattr(direct, "conv_pool_block", lambda *args: calls.append(args[-1] is not None) or original(*args))
+    calls = spy_bound_calls(monkeypatch, direct, "pooled_tiles", lambda args: args[-1])     # tracked: the argmax
     rng = np.random.default_rng(out_channels)
     x = rng.standard_normal(shape).astype(np.float32)
     x[0, :6, :6, :] = 0.0                                        # equal sums: ties in the first windows

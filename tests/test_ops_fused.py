@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from _oracle import assert_matches
+from _spies import spy_bound_calls
 from convscope import ops
 from convscope.ops import direct, winograd
 
@@ -54,9 +55,7 @@ def test_same_numbers_as_the_ops_one_after_another(case, pool, activation, with_
     bias, norm = _parameters(rng, filter_shape[3], dtype)
     norm = norm if with_norm else None
     scale, shift = ops.batch_norm_affine(*norm, 1e-3, dtype) if with_norm else (None, None)
-    in_tiles = []
-    original = direct.conv_pool_block
-    monkeypatch.setattr(direct, "conv_pool_block", lambda *args: in_tiles.append(1) or original(*args))
+    in_tiles = spy_bound_calls(monkeypatch, direct, "pooled_tiles", lambda args: 1)
     fused = ops.conv2d_inference(x, filters, *conv, bias=bias, activation=activation, scale=scale, shift=shift,
                                  then=then, pool=pool)
     if in_tiles:
@@ -194,9 +193,7 @@ def test_conv_max_pool_forward_is_conv2d_forward_then_max_pool2d_forward(case, p
     x = rng.standard_normal(shape).astype(np.float32)
     filters = (rng.standard_normal(filter_shape) / np.sqrt(np.prod(filter_shape[:3]))).astype(np.float32)
     bias = rng.standard_normal(filter_shape[3]).astype(np.float32)
-    in_tiles = []
-    original = direct.conv_pool_block
-    monkeypatch.setattr(direct, "conv_pool_block", lambda *args: in_tiles.append(1) or original(*args))
+    in_tiles = spy_bound_calls(monkeypatch, direct, "pooled_tiles", lambda args: 1)
     pooled, conv_ctx, pool_ctx = ops.conv2d_max_pool_forward(x, filters, *conv, bias=bias, activation="relu",
                                                              pool=pool)
     if in_tiles:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from _oracle import assert_matches
+from _spies import spy_bound_calls
 from convscope import ops
 from convscope.ops import compiled, direct, fused, winograd_pool
 
@@ -33,11 +34,9 @@ def _reference(x, filters, padding, bias=None, activation="linear", scale=None, 
 
 
 def _spy(monkeypatch):
-    """The calls of `winograd_pool.conv_pool_block` (their `bands`; one per thread of a parallel region)."""
-    seen = []
-    original = winograd_pool.conv_pool_block
-    monkeypatch.setattr(winograd_pool, "conv_pool_block", lambda *args: seen.append(args[6]) or original(*args))
-    return seen
+    """The calls of the Winograd tiles' kernel, as `winograd_pool.pooled_tiles` binds it (their `bands`; one per
+    thread of a parallel region)."""
+    return spy_bound_calls(monkeypatch, winograd_pool, "pooled_tiles", lambda args: args[5])
 
 
 @pytest.mark.parametrize("seed", range(10))

@@ -502,41 +502,53 @@ def convolve_pooled(ctx, bias, activation: str, scale, shift, then: str, average
     `_POOLED_KERNELS` that applies (where `pools_in_tiles`): the convolution's output is never written.  With
     `argmax` (a training step's), also each window's offset of its first maximum (`max_pool2d_context`'s)."""
     x, pads = (ctx["x"], ctx["pads"]) if ctx["x_pad"] is None else (ctx["x_pad"], None)
-    prepare_pooled(ctx, pooled.shape, argmax is not None)(
-        np.ascontiguousarray(x), pads, ctx["filters"], ctx.get("kept_filters"),
-        (bias, activation, scale, shift, then, average), pooled, argmax)
+    x = np.ascontiguousarray(x)
+    prepare_pooled(ctx, x.shape, pads, pooled.shape, argmax is not None)(
+        x, ctx["filters"], ctx.get("kept_filters"), (bias, activation, scale, shift, then, average), pooled, argmax)
 
 
-def prepare_pooled(geometry, pooled_shape, tracked: bool = False):
+def prepare_pooled(geometry, x_shape, pads, pooled_shape, tracked: bool = False):
     """`convolve_pooled`'s choices for a convolution of `geometry` (a context, or `forward_geometry`'s with the
-    "filters") pooled into `pooled_shape`, with `argmax` if `tracked`: its kernel, threads and bands, made once
-    (an inference op prepared per input shape makes them once; at batch 1 they were a sizeable share of its time).
-    Returns `run(x, pads, filters, kept, finish, pooled, argmax)`: `x` C-contiguous, padded by `pads` as its blocks
-    are computed (or None), `kept` a `KeptFilters` or None, `finish` (bias, activation, scale, shift, then,
-    average)."""
-    _, kernel = next(entry for entry in _POOLED_KERNELS if entry[0](geometry, pooled_shape[1:3], tracked))
+    "filters") of inputs of `x_shape`, padded by `pads` as its blocks are computed (or None), pooled into
+    `pooled_shape`, with `argmax` if `tracked`: its kernel, threads, bands and the kernel's constant arguments,
+    made once (an inference op prepared per input shape makes them once; at batch 1 they were a sizeable share of
+    its time).  Returns `run(x, filters, kept, finish, pooled, argmax)`: `x` and `pooled` C-contiguous of those
+    shapes, `kept` a `KeptFilters` or None, `finish` (bias, activation, scale, shift, then, average)."""
+    _, bind = next(entry for entry in _POOLED_KERNELS if entry[0](geometry, pooled_shape[1:3], tracked))
     alone = _direct_alone(geometry)     # one thread: whole images (a band's last tiles leave a register tile part empty)
     bands = pooled_shape[1] if pooled_shape[0] < POOLED_BAND_IMAGES and not alone else 1
-    items = pooled_shape[0] * bands
+    items, work = pooled_shape[0] * bands, bind(geometry, x_shape, pads, pooled_shape, bands, tracked)
 
-    def run(x, pads, filters, kept, finish, pooled, argmax=None):
-        run_claimed(items, kernel(geometry, x, pads, filters, kept, finish, pooled, bands, argmax), alone=alone)
+    def run(x, filters, kept, finish, pooled, argmax=None):
+        run_claimed(items, work(x, filters, kept, finish, pooled, argmax), alone=alone)
     return run
 
 
-def _direct_pooled(geometry, x, pads, filters, kept, finish, pooled, bands, argmax):
-    """`work(counter)` of the direct kernel's pooled tiles (`direct.conv_pool_block`)."""
-    prepared = direct.prepare(filters, geometry["padded_shape"], geometry["dilations"], kept)
-    epilogue = direct.tile_epilogue(direct.padded_filters(prepared), *finish)
-    strides = geometry["strides"]
-    return lambda counter: direct.conv_pool_block(x, pads, prepared, strides, epilogue, pooled, counter, bands, argmax)
+def _direct_pooled(geometry, x_shape, pads, pooled_shape, bands, tracked):
+    """`work(x, filters, kept, finish, pooled, argmax)` -> `work(counter)` of the direct kernel's pooled tiles
+    (`direct.pooled_tiles`)."""
+    padded_shape, dilations = geometry["padded_shape"], geometry["dilations"]
+    _, taps, lanes = direct.prepare(geometry["filters"], padded_shape, dilations)
+    call = direct.pooled_tiles(x_shape, pads, taps, lanes, geometry["strides"], pooled_shape, bands, tracked)
+
+    def work(x, filters, kept, finish, pooled, argmax):
+        prepared = direct.prepare(filters, padded_shape, dilations, kept)
+        epilogue = direct.tile_epilogue(direct.padded_filters(prepared), *finish)
+        return lambda counter: call(x, prepared[0], epilogue, pooled, counter, argmax)
+    return work
 
 
-def _winograd_pooled(geometry, x, pads, filters, kept, finish, pooled, bands, argmax):
-    """`work(counter)` of Winograd F(2x2, 2x2)'s pooled tiles (`winograd_pool.conv_pool_block`; no `argmax`)."""
-    prepared = winograd_pool.prepare(filters, kept)
-    epilogue = direct.tile_epilogue(winograd_pool.padded_filters(prepared), *finish)
-    return lambda counter: winograd_pool.conv_pool_block(x, pads, prepared, epilogue, pooled, counter, bands)
+def _winograd_pooled(geometry, x_shape, pads, pooled_shape, bands, tracked):
+    """`work(x, filters, kept, finish, pooled, argmax)` -> `work(counter)` of Winograd F(2x2, 2x2)'s pooled tiles
+    (`winograd_pool.pooled_tiles`; never `tracked`)."""
+    _, taps, lanes = winograd_pool.prepare(geometry["filters"])
+    call = winograd_pool.pooled_tiles(x_shape, pads, taps, lanes, pooled_shape, bands)
+
+    def work(x, filters, kept, finish, pooled, argmax):
+        prepared = winograd_pool.prepare(filters, kept)
+        epilogue = direct.tile_epilogue(winograd_pool.padded_filters(prepared), *finish)
+        return lambda counter: call(x, prepared[0], epilogue, pooled, counter)
+    return work
 
 
 def _winograd_pool_applies(ctx, pooled_hw, tracked: bool) -> bool:

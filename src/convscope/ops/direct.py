@@ -285,23 +285,34 @@ def conv_pool_block(x: np.ndarray, pads, prepared, strides, epilogue: tuple, poo
     filters, taps, lanes = prepared
     _check_contiguous(pooled, "pooled")
     _check_contiguous(x, "x")
-    images, pooled_h, pooled_w, out_channels = pooled.shape
-    flat_shape = (images, pooled_h, pooled_w * out_channels)
     if argmax is not None:
         _check_contiguous(argmax, "argmax")
-    offsets = np.empty((1, 1, 1), np.uint8) if argmax is None else argmax.reshape(flat_shape)
-    if len(x) != images:
-        raise ValueError(f"direct: argument `x` must hold the {images} images of `pooled`, got {len(x)}")
+    pooled_tiles(x.shape, pads, taps, lanes, strides, pooled.shape, bands, argmax is not None)(
+        x, filters, epilogue, pooled, counter, argmax)
+
+
+def pooled_tiles(x_shape, pads, taps, lanes: int, strides, pooled_shape, bands: int, tracked: bool):
+    """`conv_pool_block`'s checks of the shapes and its kernel's constant arguments, made once (a prepared
+    inference op makes them once per input shape): `call(x, filters, epilogue, pooled, counter, argmax)` for
+    C-contiguous arrays of these shapes (`argmax` given if `tracked`), `filters` and `taps` `prepare`'s."""
+    images, pooled_h, pooled_w, out_channels = pooled_shape
+    if x_shape[0] != images:
+        raise ValueError(f"direct: argument `x` must hold the {images} images of `pooled`, got {x_shape[0]}")
     if not 1 <= bands <= max(pooled_h, 1):
         raise ValueError(f"direct: argument `bands` must be 1 to the {pooled_h} pooled rows, got {bands}")
     (top, bottom), (left, right) = ((0, 0), (0, 0)) if pads is None else pads
-    padded = (1, x.shape[1] + top + bottom, x.shape[2] + left + right, x.shape[3])
-    scratch = np.empty(padded if pads is not None else (1, 1, 1, 1), np.float32)
-    row_length = padded[2] * padded[3]
-    kernel = _kernels_for(lanes, tile_pixels(lanes))[1][argmax is not None]
-    kernel(x, counter, bands, pads is not None, x.shape[3] <= FLAT_FILL_MAX_CHANNELS, top, left, scratch, taps,
-           filters, pooled.reshape(flat_shape), offsets, strides[0] * row_length, strides[1] * padded[3],
-           out_channels, *epilogue)
+    padded = (1, x_shape[1] + top + bottom, x_shape[2] + left + right, x_shape[3])
+    scratch_shape = padded if pads is not None else (1, 1, 1, 1)
+    flat_shape = (images, pooled_h, pooled_w * out_channels)
+    kernel = _kernels_for(lanes, tile_pixels(lanes))[1][tracked]
+    head = (bands, pads is not None, x_shape[3] <= FLAT_FILL_MAX_CHANNELS, top, left)
+    steps = (strides[0] * padded[2] * padded[3], strides[1] * padded[3], out_channels)
+
+    def call(x, filters, epilogue, pooled, counter, argmax=None):
+        offsets = np.empty((1, 1, 1), np.uint8) if argmax is None else argmax.reshape(flat_shape)
+        kernel(x, counter, *head, np.empty(scratch_shape, np.float32), taps, filters, pooled.reshape(flat_shape),
+               offsets, *steps, *epilogue)
+    return call
 
 
 def filter_grad_block(x_pad: np.ndarray, first: int, prepared, strides, grad: np.ndarray,

@@ -166,14 +166,14 @@ def prepare_conv2d_inference(input, filters, strides, padding, dilations=None, g
     pooled_shape = (x.shape[0],) + pooled_hw + (channels,)
     path = _forward_path(deciding, pool, (window, pooled_hw))
     if path is _pooled_in_tiles:       # the direct kernel's path: its blocks pad the input, if it is padded
-        pooled_run = prepare_pooled(deciding, pooled_shape)
-        pads = geometry["pads"] if geometry["pads_in_blocks"] else None
+        pooled_run = prepare_pooled(deciding, x.shape, geometry["pads"] if geometry["pads_in_blocks"] else None,
+                                    pooled_shape)
 
         def run_pooled(input, filters, bias, scale, shift):
             bias, scale, shift = values(bias, scale, shift)
             pooled = np.empty(pooled_shape, dtype=dtype)
-            pooled_run(np.ascontiguousarray(input, dtype=dtype), pads, np.asarray(filters).astype(dtype, copy=False),
-                       kept, (bias, activation, scale, shift, then, average), pooled)
+            pooled_run(np.ascontiguousarray(input, dtype=dtype), np.asarray(filters).astype(dtype, copy=False), kept,
+                       (bias, activation, scale, shift, then, average), pooled)
             return pooled
         return run_pooled
     finisher = _pool_finisher(activation, then, pool, window, counts, channels, dtype)

@@ -36,7 +36,8 @@ if compiled.available():
     from .direct import _half_tile_sums, _pool, _tile_sums
     from .simd import add, load, load_first, store_first, subtract, zeros
 
-__all__ = ["MIN_CHANNELS", "applies", "transform_filters", "prepare", "padded_filters", "conv_pool_block"]
+__all__ = ["MIN_CHANNELS", "applies", "transform_filters", "prepare", "padded_filters", "conv_pool_block",
+           "pooled_tiles"]
 
 MIN_CHANNELS = 16        # fewer input channels: the input transform costs more beside the products than it saves
 CELLS = 9                # cells of a tile: 3 x 3
@@ -98,24 +99,36 @@ def conv_pool_block(x: np.ndarray, pads, prepared, epilogue: tuple, pooled: np.n
     for name, array in (("x", x), ("pooled", pooled)):
         if not array.flags.c_contiguous:
             raise ValueError(f"winograd_pool: argument `{name}` must be C-contiguous")
-    images, pooled_h, pooled_w, out_channels = pooled.shape
-    if len(x) != images or x.shape[3] != taps.size:
+    pooled_tiles(x.shape, pads, taps, lanes, pooled.shape, bands)(x, cells, epilogue, pooled, counter)
+
+
+def pooled_tiles(x_shape, pads, taps, lanes: int, pooled_shape, bands: int):
+    """`conv_pool_block`'s checks of the shapes and its kernel's constant arguments, made once (a prepared
+    inference op makes them once per input shape): `call(x, cells, epilogue, pooled, counter)` for C-contiguous
+    arrays of these shapes, `cells` and `taps` `prepare`'s."""
+    images, pooled_h, pooled_w, out_channels = pooled_shape
+    if x_shape[0] != images or x_shape[3] != taps.size:
         raise ValueError(f"winograd_pool: argument `x` must hold {images} images of {taps.size} channels, got "
-                         f"shape {x.shape}")
+                         f"shape {tuple(x_shape)}")
     if not 1 <= bands <= max(pooled_h, 1):
         raise ValueError(f"winograd_pool: argument `bands` must be 1 to the {pooled_h} pooled rows, got {bands}")
     (top, bottom), (left, right) = ((0, 0), (0, 0)) if pads is None else pads
-    padded_hw = (x.shape[1] + top + bottom, x.shape[2] + left + right)
+    padded_hw = (x_shape[1] + top + bottom, x_shape[2] + left + right)
     if padded_hw[0] < 2 * pooled_h + 1 or padded_hw[1] < 2 * pooled_w + 1:
         raise ValueError(f"winograd_pool: the padded input {padded_hw} is too small for {pooled_h} x {pooled_w} "
                          f"pooled pixels")
     pixels = direct.tile_pixels(lanes)
-    chunk = max(1, min(-(-pooled_h // bands), CELLS_BYTES // (CELLS * pooled_w * x.shape[3] * 4)))
+    chunk = max(1, min(-(-pooled_h // bands), CELLS_BYTES // (CELLS * pooled_w * x_shape[3] * 4)))
     # a chunk's tiles, then a register tile's worth read past the last chunk's (zeros; what they give is not stored)
-    cells_in = np.zeros((CELLS, chunk * pooled_w + pixels, x.shape[3]), np.float32)
-    sums = np.empty((CELLS, pixels, lanes), np.float32)
-    _kernel_for(lanes, pixels)(x, counter, bands, chunk, top, left, cells_in, sums, taps, cells,
-                               pooled.reshape(images, pooled_h, pooled_w * out_channels), out_channels, *epilogue)
+    cells_shape = (CELLS, chunk * pooled_w + pixels, x_shape[3])
+    flat_shape = (images, pooled_h, pooled_w * out_channels)
+    kernel = _kernel_for(lanes, pixels)
+
+    def call(x, cells, epilogue, pooled, counter):
+        kernel(x, counter, bands, chunk, top, left, np.zeros(cells_shape, np.float32),
+               np.empty((CELLS, pixels, lanes), np.float32), taps, cells, pooled.reshape(flat_shape), out_channels,
+               *epilogue)
+    return call
 
 
 @functools.lru_cache(maxsize=None)
