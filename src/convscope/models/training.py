@@ -425,10 +425,11 @@ class Model(Layer):
         own pass, which a subclass writing `call` reaches by `super().call`."""
         plans = self.__dict__.setdefault("_plans", {})
         key = (mode, *map(id, self.layers))     # in C: a generator here cost a sizeable share of batch 1's latency
-        if key not in plans:
+        plan = plans.get(key)
+        if plan is None:
             plans.clear()
-            plans[key] = build_plan(self.layers, mode)
-        return plans[key]
+            plan = plans[key] = build_plan(self.layers, mode)
+        return plan
 
     def _run(self, x: np.ndarray, training: bool, fusion=None):
         """Forward through the plan's stages (a training step keeps each stage's ctx; inference under
