@@ -328,6 +328,8 @@ def test_predict_calls_the_hooks_as_keras_one_batch_or_many(keras, samples, batc
 
 
 def test_predict_checks_the_input_shape_where_the_model_leaves_axes_open():
+    """Open axes take any size, the others must match, and so must the rank (a scalar for a model of scalar
+    samples too); one batch with no callback gives the call's numbers."""
     model = Sequential([Input((None, None, 2)), Conv2D(3, 3, padding="same")])
     for height, width in ((5, 7), (9, 4)):
         x = np.random.default_rng(height).standard_normal((2, height, width, 2)).astype(np.float32)
@@ -338,6 +340,9 @@ def test_predict_checks_the_input_shape_where_the_model_leaves_axes_open():
     with pytest.raises(ValueError, match=r"predict: expected input of shape \(None, None, None, 2\) \(batch first\), "
                                          r"got \(2, 5, 2\)"):
         model.predict(np.zeros((2, 5, 2), np.float32), verbose=0)
+    scalars = Sequential([Input(()), Dropout(0.5)])
+    with pytest.raises(ValueError, match=r"call: expected input of shape \(None,\) \(batch first\), got \(\)"):
+        scalars(np.float32(3))
 
 
 @pytest.mark.filterwarnings("ignore:Do not pass an `input_shape`")   # Keras' own advice, kept as the idiom

@@ -249,7 +249,7 @@ class Sequential(Model):
             dtype = np.dtype(self._layers[0].dtype or backend.floatx())
             return array if array.dtype == dtype else array.astype(dtype)
         expected = self._input_layer.shape
-        if array.shape[1:] != expected[1:] and (array.ndim != len(expected) or any(
+        if array.ndim != len(expected) or (array.shape[1:] != expected[1:] and any(
                 e is not None and e != s for e, s in zip(expected[1:], array.shape[1:]))):
             raise ValueError(f"{self._describe()}.{where}: expected input of shape {expected} "
                              f"(batch first), got {array.shape}")

@@ -515,7 +515,7 @@ def prepare_pooled(geometry, x_shape, pads, pooled_shape, tracked: bool = False)
     its time).  Returns `run(x, filters, kept, finish, pooled, argmax)`: `x` and `pooled` C-contiguous of those
     shapes, `kept` a `KeptFilters` or None, `finish` (bias, activation, scale, shift, then, average)."""
     _, bind = next(entry for entry in _POOLED_KERNELS if entry[0](geometry, pooled_shape[1:3], tracked))
-    alone = _direct_alone(geometry)     # one thread: whole images (a band's last tiles leave a register tile part empty)
+    alone = _direct_alone(geometry)     # one thread: whole images (a band's last tiles leave part of a register tile)
     bands = pooled_shape[1] if pooled_shape[0] < POOLED_BAND_IMAGES and not alone else 1
     items, work = pooled_shape[0] * bands, bind(geometry, x_shape, pads, pooled_shape, bands, tracked)
 
@@ -528,7 +528,7 @@ def _direct_pooled(geometry, x_shape, pads, pooled_shape, bands, tracked):
     """`work(x, filters, kept, finish, pooled, argmax)` -> `work(counter)` of the direct kernel's pooled tiles
     (`direct.pooled_tiles`)."""
     padded_shape, dilations = geometry["padded_shape"], geometry["dilations"]
-    _, taps, lanes = direct.prepare(geometry["filters"], padded_shape, dilations)
+    taps, lanes = direct.taps_and_lanes(geometry["filters"].shape, padded_shape, dilations)
     call = direct.pooled_tiles(x_shape, pads, taps, lanes, geometry["strides"], pooled_shape, bands, tracked)
 
     def work(x, filters, kept, finish, pooled, argmax):
@@ -541,7 +541,7 @@ def _direct_pooled(geometry, x_shape, pads, pooled_shape, bands, tracked):
 def _winograd_pooled(geometry, x_shape, pads, pooled_shape, bands, tracked):
     """`work(x, filters, kept, finish, pooled, argmax)` -> `work(counter)` of Winograd F(2x2, 2x2)'s pooled tiles
     (`winograd_pool.pooled_tiles`; never `tracked`)."""
-    _, taps, lanes = winograd_pool.prepare(geometry["filters"])
+    taps, lanes = winograd_pool.taps_and_lanes(geometry["filters"].shape)
     call = winograd_pool.pooled_tiles(x_shape, pads, taps, lanes, pooled_shape, bands)
 
     def work(x, filters, kept, finish, pooled, argmax):

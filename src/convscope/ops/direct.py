@@ -137,14 +137,19 @@ def prepare(w: np.ndarray, x_pad_shape, dilations, kept: Optional[KeptFilters] =
     """(filters, taps, lanes) for `conv_block`: filters (kh*kw*in, out) zero-padded to a multiple of
     `lanes` columns and flattened (`kept`: an inference op's copy, kept while the filters are the same); taps:
     each (i, j, c)'s offset in a flattened padded image."""
-    kh, kw, channels, out_channels = w.shape
-    lanes = lanes_for(out_channels)
-    padded = -(-out_channels // lanes) * lanes
-    if padded == out_channels:                # whole vectors of filters: no copy
+    taps, lanes = taps_and_lanes(w.shape, x_pad_shape, dilations)
+    padded = -(-w.shape[3] // lanes) * lanes
+    if padded == w.shape[3]:                  # whole vectors of filters: no copy
         filters = np.ascontiguousarray(w, dtype=np.float32).reshape(-1)
     else:
         filters = kept_or_made(kept, w, "direct", functools.partial(_pad_filters, padded=padded))
-    return filters, _taps(kh, kw, channels, x_pad_shape[2] * channels, tuple(dilations)), lanes
+    return filters, taps, lanes
+
+
+def taps_and_lanes(filter_shape, x_pad_shape, dilations) -> tuple:
+    """`prepare`'s taps and lanes for filters of `filter_shape`: what the shapes alone decide."""
+    kh, kw, channels, out_channels = filter_shape
+    return _taps(kh, kw, channels, x_pad_shape[2] * channels, tuple(dilations)), lanes_for(out_channels)
 
 
 def _pad_filters(w: np.ndarray, padded: int) -> np.ndarray:

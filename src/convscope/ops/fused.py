@@ -17,7 +17,7 @@ output goes to memory:
 
 Both give the numbers of the same ops run one after another (`conv2d_inference` to float rounding: on
 the compiled path it takes the first of `_INFERENCE_PATHS` that applies: the pooling in the tiles
-(`conv.convolve_pooled`: Winograd F(2x2, 2x2)'s for a 2x2 convolution, else the direct kernel's), then
+(`conv.prepare_pooled`: Winograd F(2x2, 2x2)'s for a 2x2 convolution, else the direct kernel's), then
 Winograd, the direct kernel or im2col + GEMM on tasks shared among the threads (`ops/conv_split.py`: bands,
 whole images or slices of the filters), else `conv.convolve`'s blocks, the reference path).
 """
@@ -244,8 +244,8 @@ def _split(name: str):
 
 
 def _pooled_in_tiles(ctx, epilogue: tuple, out: np.ndarray) -> None:  # pragma: no cover - a marker
-    """Marker: `convolve_pooled` computes the pooled output itself (its own arguments)."""
-    raise AssertionError("conv2d_inference calls convolve_pooled for this path")
+    """Marker: `conv.prepare_pooled`'s run computes the pooled output itself (its own arguments)."""
+    raise AssertionError("conv2d_inference runs conv.prepare_pooled's op for this path")
 
 
 # conv2d_inference's paths, the first that applies is taken: (name, applies(ctx, pool, (window, pooled_hw)), run)

@@ -36,8 +36,8 @@ if compiled.available():
     from .direct import _half_tile_sums, _pool, _tile_sums
     from .simd import add, load, load_first, store_first, subtract, zeros
 
-__all__ = ["MIN_CHANNELS", "applies", "transform_filters", "prepare", "padded_filters", "conv_pool_block",
-           "pooled_tiles"]
+__all__ = ["MIN_CHANNELS", "applies", "transform_filters", "prepare", "taps_and_lanes", "padded_filters",
+           "conv_pool_block", "pooled_tiles"]
 
 MIN_CHANNELS = 16        # fewer input channels: the input transform costs more beside the products than it saves
 CELLS = 9                # cells of a tile: 3 x 3
@@ -66,10 +66,15 @@ def transform_filters(w: np.ndarray, padded: int) -> np.ndarray:
 def prepare(w: np.ndarray, kept: Optional[KeptFilters] = None):
     """(transformed filters flattened, channel taps 0..in-1, lanes) for `conv_pool_block` (`kept`: an inference
     op's copy, kept while the filters are the same)."""
-    lanes = direct.lanes_for(w.shape[3])
+    taps, lanes = taps_and_lanes(w.shape)
     padded = -(-w.shape[3] // lanes) * lanes
     cells = kept_or_made(kept, w, f"winograd_pool {padded}", functools.partial(_flat_cells, padded=padded))
-    return cells, _channel_taps(w.shape[2]), lanes
+    return cells, taps, lanes
+
+
+def taps_and_lanes(filter_shape) -> tuple:
+    """`prepare`'s channel taps and lanes for filters of `filter_shape`: what the shape alone decides."""
+    return _channel_taps(filter_shape[2]), direct.lanes_for(filter_shape[3])
 
 
 def _flat_cells(w: np.ndarray, padded: int) -> np.ndarray:
