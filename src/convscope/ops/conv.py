@@ -527,27 +527,28 @@ def prepare_pooled(geometry, x_shape, pads, pooled_shape, tracked: bool = False)
 def _direct_pooled(geometry, x_shape, pads, pooled_shape, bands, tracked):
     """`work(x, filters, kept, finish, pooled, argmax)` -> `work(counter)` of the direct kernel's pooled tiles
     (`direct.pooled_tiles`)."""
-    padded_shape, dilations = geometry["padded_shape"], geometry["dilations"]
-    taps, lanes = direct.taps_and_lanes(geometry["filters"].shape, padded_shape, dilations)
+    filter_shape = geometry["filters"].shape
+    taps, lanes = direct.taps_and_lanes(filter_shape, geometry["padded_shape"], geometry["dilations"])
+    padded = direct.padded_channels(filter_shape[3], lanes)
     call = direct.pooled_tiles(x_shape, pads, taps, lanes, geometry["strides"], pooled_shape, bands, tracked)
 
     def work(x, filters, kept, finish, pooled, argmax):
-        prepared = direct.prepare(filters, padded_shape, dilations, kept)
-        epilogue = direct.tile_epilogue(direct.padded_filters(prepared), *finish)
-        return lambda counter: call(x, prepared[0], epilogue, pooled, counter, argmax)
+        tiled, epilogue = direct.tile_filters(filters, lanes, kept), direct.tile_epilogue(padded, *finish)
+        return lambda counter: call(x, tiled, epilogue, pooled, counter, argmax)
     return work
 
 
 def _winograd_pooled(geometry, x_shape, pads, pooled_shape, bands, tracked):
     """`work(x, filters, kept, finish, pooled, argmax)` -> `work(counter)` of Winograd F(2x2, 2x2)'s pooled tiles
     (`winograd_pool.pooled_tiles`; never `tracked`)."""
-    taps, lanes = winograd_pool.taps_and_lanes(geometry["filters"].shape)
+    filter_shape = geometry["filters"].shape
+    taps, lanes = winograd_pool.taps_and_lanes(filter_shape)
+    padded = direct.padded_channels(filter_shape[3], lanes)
     call = winograd_pool.pooled_tiles(x_shape, pads, taps, lanes, pooled_shape, bands)
 
     def work(x, filters, kept, finish, pooled, argmax):
-        prepared = winograd_pool.prepare(filters, kept)
-        epilogue = direct.tile_epilogue(winograd_pool.padded_filters(prepared), *finish)
-        return lambda counter: call(x, prepared[0], epilogue, pooled, counter)
+        cells, epilogue = winograd_pool.tile_cells(filters, lanes, kept), direct.tile_epilogue(padded, *finish)
+        return lambda counter: call(x, cells, epilogue, pooled, counter)
     return work
 
 

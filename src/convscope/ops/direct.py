@@ -138,12 +138,20 @@ def prepare(w: np.ndarray, x_pad_shape, dilations, kept: Optional[KeptFilters] =
     `lanes` columns and flattened (`kept`: an inference op's copy, kept while the filters are the same); taps:
     each (i, j, c)'s offset in a flattened padded image."""
     taps, lanes = taps_and_lanes(w.shape, x_pad_shape, dilations)
-    padded = -(-w.shape[3] // lanes) * lanes
+    return tile_filters(w, lanes, kept), taps, lanes
+
+
+def tile_filters(w: np.ndarray, lanes: int, kept: Optional[KeptFilters] = None) -> np.ndarray:
+    """`prepare`'s filters: (kh*kw*in, out) zero-padded to `padded_channels(out, lanes)` columns, flattened."""
+    padded = padded_channels(w.shape[3], lanes)
     if padded == w.shape[3]:                  # whole vectors of filters: no copy
-        filters = np.ascontiguousarray(w, dtype=np.float32).reshape(-1)
-    else:
-        filters = kept_or_made(kept, w, "direct", functools.partial(_pad_filters, padded=padded))
-    return filters, taps, lanes
+        return np.ascontiguousarray(w, dtype=np.float32).reshape(-1)
+    return kept_or_made(kept, w, "direct", functools.partial(_pad_filters, padded=padded))
+
+
+def padded_channels(out_channels: int, lanes: int) -> int:
+    """`out_channels` rounded up to whole tiles of `lanes` filters."""
+    return -(-out_channels // lanes) * lanes
 
 
 def taps_and_lanes(filter_shape, x_pad_shape, dilations) -> tuple:
@@ -574,7 +582,8 @@ def _kernels(lanes: int, pixels: int):
 
     def pooled_tiles(track: bool):
         """`conv_pool_tiles`, recording the maxima's offsets if `track` (a closure constant: tested on each
-        tile, the flag cost seed 000's first layer 7% of its time)."""
+        tile, the flag cost a sizeable share of seed 000's first layer; measurements: benchmarks/README.md,
+        'Measurements behind the code's choices')."""
 
         @compiled.kernel
         def conv_pool_tiles(source, counter, bands, padding, flat, top, left, scratch, taps, filters, pooled, argmax,

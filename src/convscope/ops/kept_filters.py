@@ -12,7 +12,8 @@ compared.  Training's ops make their forms per call (their weights change at eve
 Winograd's filter transform: kept, it ran slower in ResNet50 at batch 1, whose weights come from memory at each call
 (the comparison reads the filters and their copy, the transform only the filters, and its output is then in cache).
 The 2x2 Winograd's (`winograd_pool`) is kept, as the direct kernel's padded copy is: on seed 000's 2x2 32 -> 64
-filters the comparison took 2.4 us, the transform about 4.
+filters at batch 1 the comparison costs less than the transform (measurements: benchmarks/README.md, 'Measurements
+behind the code's choices').
 """
 
 from __future__ import annotations

@@ -36,8 +36,8 @@ if compiled.available():
     from .direct import _half_tile_sums, _pool, _tile_sums
     from .simd import add, load, load_first, store_first, subtract, zeros
 
-__all__ = ["MIN_CHANNELS", "applies", "transform_filters", "prepare", "taps_and_lanes", "padded_filters",
-           "conv_pool_block", "pooled_tiles"]
+__all__ = ["MIN_CHANNELS", "applies", "transform_filters", "prepare", "tile_cells", "taps_and_lanes",
+           "padded_filters", "conv_pool_block", "pooled_tiles"]
 
 MIN_CHANNELS = 16        # fewer input channels: the input transform costs more beside the products than it saves
 CELLS = 9                # cells of a tile: 3 x 3
@@ -67,9 +67,13 @@ def prepare(w: np.ndarray, kept: Optional[KeptFilters] = None):
     """(transformed filters flattened, channel taps 0..in-1, lanes) for `conv_pool_block` (`kept`: an inference
     op's copy, kept while the filters are the same)."""
     taps, lanes = taps_and_lanes(w.shape)
-    padded = -(-w.shape[3] // lanes) * lanes
-    cells = kept_or_made(kept, w, f"winograd_pool {padded}", functools.partial(_flat_cells, padded=padded))
-    return cells, taps, lanes
+    return tile_cells(w, lanes, kept), taps, lanes
+
+
+def tile_cells(w: np.ndarray, lanes: int, kept: Optional[KeptFilters] = None) -> np.ndarray:
+    """`prepare`'s transformed filters, flattened, the filters padded to `direct.padded_channels`."""
+    padded = direct.padded_channels(w.shape[3], lanes)
+    return kept_or_made(kept, w, f"winograd_pool {padded}", functools.partial(_flat_cells, padded=padded))
 
 
 def taps_and_lanes(filter_shape) -> tuple:
