@@ -65,6 +65,41 @@ def test_same_numbers_as_the_ops_one_after_another(case, pool, activation, with_
     np.testing.assert_array_equal(fused, expected)       # the same operations in the same order
 
 
+@pytest.mark.parametrize("shape,filter_shape", [
+    ((1, 7, 7, 50), (3, 3, 50, 25)),      # seed 001's third layer at batch 1: 7x7 -> 4x4, bands of pooled rows
+    ((3, 9, 12, 3), (3, 3, 3, 16)),       # cut rows only
+    ((2, 12, 5, 8), (3, 3, 8, 40)),       # cut columns only, two tiles of filters
+    ((9, 5, 5, 4), (3, 3, 4, 7)),         # whole images claimed, a 2-column row of windows
+])
+def test_a_same_max_pooling_cut_by_the_edge_pools_in_the_tiles(shape, filter_shape, kernel_path, monkeypatch):
+    """A "same" 2x2 max pooling of an odd-sized output runs in the direct kernel's tiles, each window the edge cuts
+    reading its one row or column twice: the numbers of the ops one after another, and PyTorch's (a ceil-mode
+    pooling keeps the same windows)."""
+    rng = np.random.default_rng(sum(shape) + filter_shape[3])
+    x = rng.standard_normal(shape).astype(np.float32)
+    filters = (rng.standard_normal(filter_shape) / np.sqrt(np.prod(filter_shape[:3]))).astype(np.float32)
+    bias, norm = _parameters(rng, filter_shape[3], np.float32)
+    scale, shift = ops.batch_norm_affine(*norm, 1e-3)
+    pool = ("max", 2, 2, "SAME")
+    in_tiles = spy_bound_calls(monkeypatch, direct, "pooled_tiles", lambda args: args[-1])
+    fused = ops.conv2d_inference(x, filters, 1, "SAME", bias=bias, activation="relu", scale=scale, shift=shift,
+                                 pool=pool)
+    cut = tuple(bool(size % 2) for size in shape[1:3])
+    assert set(in_tiles) == ({cut} if kernel_path == "compiled" else set())
+    monkeypatch.setattr(winograd, "applies", lambda *args: False)
+    expected = _one_after_another(x, filters, (1, "SAME", 1, 1), bias, "relu", norm, "linear", pool)
+    assert fused.shape == expected.shape == (shape[0], -(-shape[1] // 2), -(-shape[2] // 2), filter_shape[3])
+    np.testing.assert_array_equal(fused, expected)
+    torch = pytest.importorskip("torch")
+    functional = torch.nn.functional
+    t = functional.conv2d(torch.from_numpy(x.transpose(0, 3, 1, 2).copy()),
+                          torch.from_numpy(filters.transpose(3, 2, 0, 1).copy()), torch.from_numpy(bias), padding=1)
+    t = functional.batch_norm(functional.relu(t), *(torch.from_numpy(v) for v in (norm[2], norm[3], norm[0], norm[1])),
+                              training=False, eps=1e-3)
+    t = functional.max_pool2d(t, 2, ceil_mode=True)
+    assert_matches(fused, t.numpy().transpose(0, 2, 3, 1), "float32")
+
+
 def test_bands_of_rows_of_large_images_pool_after_the_convolution():
     """Images whose columns exceed the block budget are convolved in bands of rows: the fused op then
     pools the whole output, with the same numbers."""

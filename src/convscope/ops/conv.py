@@ -485,14 +485,15 @@ def convolve(ctx, epilogue: Callable[[np.ndarray], Any], out: Optional[np.ndarra
         run_in_parallel(bands, compute, claimed=True)
 
 
-def pools_in_tiles(ctx, window, pooled_hw) -> bool:
+def pools_in_tiles(ctx, window, pooled_hw, clip: bool = False) -> bool:
     """True when `convolve_pooled` can compute this convolution followed by a pooling `window`
-    (`pool_geometry`'s): the direct kernel, whole-image blocks and a 2x2 stride-2 unpadded window.
+    (`pool_geometry`'s): the direct kernel, whole-image blocks and a 2x2 stride-2 unpadded window (with
+    `clip`, an inference's max pooling, also one that the output's edge cuts: `direct.pools_in_tiles`).
     Also where Winograd applies: never writing the convolution's output beats it (seed 001's 3x3
     75 -> 50 layer with its pooling: as fast as Winograd or faster at 8-512 images; measurements:
     benchmarks/README.md, 'Measurements behind the code's choices')."""
     return (ctx["direct"] and whole_image_blocks(ctx, True)
-            and direct.pools_in_tiles(ctx["out_hw"], window, pooled_hw))
+            and direct.pools_in_tiles(ctx["out_hw"], window, pooled_hw, clip))
 
 
 def convolve_pooled(ctx, bias, activation: str, scale, shift, then: str, average: bool,
@@ -530,7 +531,8 @@ def _direct_pooled(geometry, x_shape, pads, pooled_shape, bands, tracked):
     filter_shape = geometry["filters"].shape
     taps, lanes = direct.taps_and_lanes(filter_shape, geometry["padded_shape"], geometry["dilations"])
     padded = direct.padded_channels(filter_shape[3], lanes)
-    call = direct.pooled_tiles(x_shape, pads, taps, lanes, geometry["strides"], pooled_shape, bands, tracked)
+    call = direct.pooled_tiles(x_shape, pads, taps, lanes, geometry["strides"], pooled_shape, bands, tracked,
+                               direct.pooled_clips(geometry["out_hw"], pooled_shape[1:3]))
 
     def work(x, filters, kept, finish, pooled, argmax):
         tiled, epilogue = direct.tile_filters(filters, lanes, kept), direct.tile_epilogue(padded, *finish)

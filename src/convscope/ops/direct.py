@@ -254,11 +254,23 @@ def finish_vectors(prepared, bias, relu: bool, scale, shift, affine: bool, relu_
     return vectors[:6] + (np.float32(cap), True)
 
 
-def pools_in_tiles(out_hw, window, pooled_hw) -> bool:
+def pools_in_tiles(out_hw, window, pooled_hw, clip: bool = False) -> bool:
     """True when a pooling `window` (kh, kw, sh, sw, top, left) of the convolution's output can be
-    done inside the tiles: 2x2 windows, stride 2, no padding, at least two of them per row."""
+    done inside the tiles: 2x2 windows, stride 2, no padding before, at least two of them per row; with
+    `clip` (for a max pooling), also a last row or column of windows that the output's edge cuts to one (a
+    "same" pooling of an odd size: `pooled_clips`)."""
+    def fits(out: int, pooled: int) -> bool:
+        return 2 * pooled <= out or (clip and 2 * pooled == out + 1)
     return (tuple(window) == (2, 2, 2, 2, 0, 0) and pooled_hw[1] >= 2
-            and 2 * pooled_hw[0] <= out_hw[0] and 2 * pooled_hw[1] <= out_hw[1])
+            and fits(out_hw[0], pooled_hw[0]) and fits(out_hw[1], pooled_hw[1]))
+
+
+def pooled_clips(out_hw, pooled_hw) -> tuple:
+    """(rows, columns): True where the last pooled row (column) of windows covers only the output's last row
+    (column), the edge cutting off the rest: the tiles then read that row (column) twice, which leaves a window's
+    maximum that of its cells inside the output, as a "same" max pooling takes it (not its mean's rounding: an
+    average pooling keeps the ops one after the other there)."""
+    return tuple(bool(2 * pooled > out) for out, pooled in zip(out_hw, pooled_hw))
 
 
 def padded_filters(prepared) -> int:
@@ -286,7 +298,7 @@ def tile_epilogue(padded: int, bias, activation: str, scale, shift, then: str, a
 
 
 def conv_pool_block(x: np.ndarray, pads, prepared, strides, epilogue: tuple, pooled: np.ndarray, counter: np.ndarray,
-                    bands: int = 1, argmax: Optional[np.ndarray] = None) -> None:
+                    bands: int = 1, argmax: Optional[np.ndarray] = None, clip=(False, False)) -> None:
     """pooled (images, out_h // 2, out_w // 2, out_channels) = the 2x2 stride-2 max (or average) pooling
     of `then(activation(conv + bias) * scale + shift)` of `x` (C-contiguous NHWC), as
     `fused._epilogue_pool_kernel` computes it (`epilogue` from `tile_epilogue`), for the items this call
@@ -294,21 +306,26 @@ def conv_pool_block(x: np.ndarray, pads, prepared, strides, epilogue: tuple, poo
     until none is left: item i is band i % `bands` of image i // `bands`'s pooled rows (`bands` <= pooled
     rows).  An image is padded by `pads` ((top, bottom), (left, right)) into a scratch image of this call's
     first, or read as it is where `pads` is None (`x` padded already).  With `argmax` (uint8, pooled's shape)
-    also the offset of each window's first maximum, as `max_pool2d_forward` keeps it."""
+    also the offset of each window's first maximum, as `max_pool2d_forward` keeps it.  `clip`: `pooled_clips`'
+    (rows, columns) of an output of one row (column) less than twice the pooled (not with `argmax`)."""
     filters, taps, lanes = prepared
     _check_contiguous(pooled, "pooled")
     _check_contiguous(x, "x")
     if argmax is not None:
         _check_contiguous(argmax, "argmax")
-    pooled_tiles(x.shape, pads, taps, lanes, strides, pooled.shape, bands, argmax is not None)(
+    pooled_tiles(x.shape, pads, taps, lanes, strides, pooled.shape, bands, argmax is not None, clip)(
         x, filters, epilogue, pooled, counter, argmax)
 
 
-def pooled_tiles(x_shape, pads, taps, lanes: int, strides, pooled_shape, bands: int, tracked: bool):
+def pooled_tiles(x_shape, pads, taps, lanes: int, strides, pooled_shape, bands: int, tracked: bool,
+                 clip=(False, False)):
     """`conv_pool_block`'s checks of the shapes and its kernel's constant arguments, made once (a prepared
     inference op makes them once per input shape): `call(x, filters, epilogue, pooled, counter, argmax)` for
-    C-contiguous arrays of these shapes (`argmax` given if `tracked`), `filters` and `taps` `prepare`'s."""
+    C-contiguous arrays of these shapes (`argmax` given if `tracked`), `filters` and `taps` `prepare`'s;
+    `clip`: `pooled_clips`' (an untracked pooling's only: the offsets of the maxima assume whole windows)."""
     images, pooled_h, pooled_w, out_channels = pooled_shape
+    if tracked and any(clip):
+        raise ValueError(f"direct: argument `clip` must be (False, False) where the maxima are tracked, got {clip}")
     if x_shape[0] != images:
         raise ValueError(f"direct: argument `x` must hold the {images} images of `pooled`, got {x_shape[0]}")
     if not 1 <= bands <= max(pooled_h, 1):
@@ -318,7 +335,7 @@ def pooled_tiles(x_shape, pads, taps, lanes: int, strides, pooled_shape, bands: 
     scratch_shape = padded if pads is not None else (1, 1, 1, 1)
     flat_shape = (images, pooled_h, pooled_w * out_channels)
     kernel = _kernels_for(lanes, tile_pixels(lanes))[1][tracked]
-    head = (bands, pads is not None, x_shape[3] <= FLAT_FILL_MAX_CHANNELS, top, left)
+    head = (bands, pads is not None, x_shape[3] <= FLAT_FILL_MAX_CHANNELS, top, left, bool(clip[0]), bool(clip[1]))
     steps = (strides[0] * padded[2] * padded[3], strides[1] * padded[3], out_channels)
 
     def call(x, filters, epilogue, pooled, counter, argmax=None):
@@ -586,13 +603,15 @@ def _kernels(lanes: int, pixels: int):
         'Measurements behind the code's choices')."""
 
         @compiled.kernel
-        def conv_pool_tiles(source, counter, bands, padding, flat, top, left, scratch, taps, filters, pooled, argmax,
-                            row_step, step, out_channels, bias, scale, shift, relu_first, affine, relu_after, average):
+        def conv_pool_tiles(source, counter, bands, padding, flat, top, left, clip_h, clip_w, scratch, taps, filters,
+                            pooled, argmax, row_step, step, out_channels, bias, scale, shift, relu_first, affine,
+                            relu_after, average):
             """`conv_tiles` in tiles of 2 rows x 4 pixels (2 x 2 for an odd row's last window, and for every
             window with tiles of 4 `pixels`), each finished and pooled 2x2 into 2 pixels (1) of `pooled`, and,
             if `track`, the offsets of the maxima into `argmax` (laid out as `pooled`), for the items claimed
             from `counter`, `bands` bands of pooled rows per image: each image read from `source`, or (`padding`)
-            padded into `scratch` first (`flat`: by rows), once for the claimed bands of one image in a row."""
+            padded into `scratch` first (`flat`: by rows), once for the claimed bands of one image in a row.
+            `clip_h` (`clip_w`): the last row (column) of windows reads its one row (column) twice."""
             images, pooled_h = pooled.shape[0], pooled.shape[1]
             pooled_w = pooled.shape[2] // out_channels
             padded = filters.shape[0] // taps.shape[0]
@@ -609,13 +628,14 @@ def _kernels(lanes: int, pixels: int):
                 image = scratch.reshape(scratch.size) if padding else source[n].reshape(source[n].size)
                 for r in range(first, end):
                     row = pooled[n, r]
+                    below = 0 if clip_h and r == pooled_h - 1 else row_step
                     for column in range(0, padded, lanes):
                         count = min(out_channels - column, lanes)
                         b, s, h = load(bias, column, lanes), load(scale, column, lanes), load(shift, column, lanes)
-                        pairs = pooled_w // 2 if pixels == PIXELS else 0
+                        pairs = (pooled_w - clip_w) // 2 if pixels == PIXELS else 0
                         for q in range(0, 2 * pairs, 2):
                             a0, a1, a2, a3, a4, a5, a6, a7 = _tile_sums(
-                                image, 2 * r * row_step + 2 * q * step, step, row_step, taps, filters, column, padded,
+                                image, 2 * r * row_step + 2 * q * step, step, below, taps, filters, column, padded,
                                 zero)
                             at = q * out_channels + column
                             left_max, left_offsets = _pool(a0, a1, a4, a5, b, s, h, *flags)
@@ -626,7 +646,8 @@ def _kernels(lanes: int, pixels: int):
                                 store_first(argmax[n, r], at, left_offsets, count)
                                 store_first(argmax[n, r], at + out_channels, right_offsets, count)
                         for q in range(2 * pairs, pooled_w):      # one window, a tile of 2 x 2 pixels
-                            a0, a1, a2, a3 = _half_tile_sums(image, 2 * r * row_step + 2 * q * step, step, row_step,
+                            across = 0 if clip_w and q == pooled_w - 1 else step
+                            a0, a1, a2, a3 = _half_tile_sums(image, 2 * r * row_step + 2 * q * step, across, below,
                                                              taps, filters, column, padded, zero)
                             at = q * out_channels + column
                             last, last_offsets = _pool(a0, a1, a2, a3, b, s, h, *flags)

@@ -250,8 +250,8 @@ def _pooled_in_tiles(ctx, epilogue: tuple, out: np.ndarray) -> None:  # pragma: 
 
 # conv2d_inference's paths, the first that applies is taken: (name, applies(ctx, pool, (window, pooled_hw)), run)
 _INFERENCE_PATHS = (
-    ("pooled_in_tiles", lambda ctx, pool, geometry: pool is not None and pools_in_tiles(ctx, *geometry),
-     _pooled_in_tiles),
+    ("pooled_in_tiles", lambda ctx, pool, geometry: pool is not None
+     and pools_in_tiles(ctx, *geometry, clip=pool[0] == "max"), _pooled_in_tiles),
     ("thin_direct_bands", lambda ctx, pool, geometry: conv_split.thin_direct_applies(ctx), _split("direct")),
     ("winograd_bands", lambda ctx, pool, geometry: conv_split.winograd_applies(ctx), _split("winograd")),
     ("direct_bands", lambda ctx, pool, geometry: conv_split.direct_applies(ctx), _split("direct")),
