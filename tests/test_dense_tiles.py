@@ -43,7 +43,8 @@ def test_tiles_match_the_float64_product_on_random_shapes(width, seed):
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=2e-6 * np.sqrt(depth) * 4)
 
 
-@pytest.mark.parametrize("rows,depth,columns", [(13, 700, 1000), (6, 257, 40), (32, 3 * 256, 72), (5, 300, 1003)])
+@pytest.mark.parametrize("rows,depth,columns", [(13, 700, 1000), (6, 257, 40), (32, 3 * 256, 72), (5, 300, 1003),
+                                                (40, 1100, 1000), (17, 2000, 531)])     # streamed: blocks of 64
 def test_each_output_is_summed_alike_whatever_the_tile_the_neighbours_or_the_column_ranges(
         width, rows, depth, columns):
     """A row alone, the rows in another order and other column ranges (as other thread counts split them):
@@ -54,6 +55,37 @@ def test_each_output_is_summed_alike_whatever_the_tile_the_neighbours_or_the_col
         assert np.array_equal(_tiles(a[row:row + 1], b, [(0, columns)])[0], out[row])
     assert np.array_equal(_tiles(a[::-1].copy(), b, [(0, columns)])[::-1], out)
     assert np.array_equal(_tiles(a, b, dt.column_ranges(columns, 3)), out)
+
+
+def _blocked_chain(values: np.ndarray, block: int) -> np.float32:
+    """The float32 sum of `values` as the tiles make it with a row of ones: a chain per block, the blocks' sums
+    added in order."""
+    total = np.float32(0)
+    for start in range(0, len(values), block):
+        chain = np.float32(0)
+        for value in values[start:start + block]:
+            chain = np.float32(chain + value)
+        total = np.float32(total + chain)
+    return total
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_streamed_matrix_goes_in_smaller_blocks_with_the_same_accuracy(width, seed):
+    """From `STREAM_BYTES` the tiles sum blocks of `STREAM_BLOCK` rows (asking for the next strip as they go):
+    random shapes against the float64 product; and a column whose sum shows its blocks (2**24 then ones: a
+    chain loses each 1, a new block keeps them) gives the blocks of that size, not `DEPTH_BLOCK`'s."""
+    rng = np.random.default_rng(seed)
+    rows = int(rng.integers(2, 3 * dt.WIDE_ROWS + 4))
+    columns = int(rng.integers(10, 60)) * width + int(rng.integers(0, width))
+    depth = -(-dt.STREAM_BYTES // (4 * columns)) + int(rng.integers(0, 300))
+    a, b = _case(rng, rows, depth, columns)
+    a[0], b[:, 0] = 1, 0
+    b[0, 0], b[1:2 * dt.STREAM_BLOCK, 0] = 2 ** 24, 1
+    assert dt.depth_block(b) == (dt.STREAM_BLOCK, True) and dt.depth_block(b[:, :width]) == (dt.DEPTH_BLOCK, False)
+    out = _tiles(a, b, dt.column_ranges(columns, 2))
+    np.testing.assert_allclose(out[1:], a[1:].astype(np.float64) @ b.astype(np.float64), rtol=1e-5,
+                               atol=2e-6 * np.sqrt(depth) * 4)
+    assert out[0, 0] == _blocked_chain(b[:, 0], dt.STREAM_BLOCK) != _blocked_chain(b[:, 0], dt.DEPTH_BLOCK)
 
 
 @pytest.mark.parametrize("seed", range(3))

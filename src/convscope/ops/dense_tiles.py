@@ -6,7 +6,10 @@ times, and the packing costs about as much as the multiply-adds.  Here the matri
 each block of `DEPTH_BLOCK` of its rows (a strip of its columns stays in L1), each strip of two vectors of
 columns (three where vectors are 512-bit: 32 registers hold tiles of `WIDE_ROWS` rows), each tile of rows
 of the input sums into registers, and the matrix streams from memory once (the first tile of each strip
-asks for the rows `AHEAD_ROWS` on: `_prefetch`).  Each output is summed block by
+asks for the rows `AHEAD_ROWS` on: `_prefetch`).  A matrix of `STREAM_BYTES` or more, read from memory at
+every call, goes in blocks of `STREAM_BLOCK` rows, and while a strip's tiles of `WIDE_ROWS` rows sum it, each
+asks for a line of the next strip's rows (into L2): the memory's latency is then hidden behind all of a
+strip's tiles, not the first alone (`depth_block`).  Each output is summed block by
 block (a chain of fused multiply-adds in the depth's order per block, added to the total of the blocks before
 it: as accurate as BLAS' blocked sums, where one chain over 3136 products lost 4x more), the same operations
 whatever the tile or the threads: a row's bits are those of the row alone, on any machine (they may differ
@@ -29,11 +32,11 @@ from .scalar_epilogue import epilogue_value
 
 if compiled.available():
     from .claims import claim
-    from .simd import add, broadcast, double_pumped, fma, load, prefetch, store_first, zeros
+    from .simd import add, broadcast, double_pumped, fma, load, prefetch, prefetch_l2, store_first, zeros
 
 __all__ = ["MIN_ROWS", "MAX_ROWS", "WIDE_MAX_ROWS", "PUMPED_MAX_ROWS", "MIN_BYTES", "ROWS", "WIDE_ROWS", "DEPTH_BLOCK",
-           "AHEAD_ROWS", "applies", "fits", "max_rows", "column_ranges", "strip", "product", "claimed_work",
-           "kept_depth"]
+           "STREAM_BYTES", "STREAM_BLOCK", "AHEAD_ROWS", "applies", "fits", "max_rows", "column_ranges", "strip",
+           "depth_block", "product", "claimed_work", "kept_depth"]
 
 VECTOR_BITS = 32 * compiled.float32_lanes()     # 0 without numba or below AVX2: no tiles
 _DOUBLE_PUMPED = VECTOR_BITS >= 512 and double_pumped()
@@ -46,6 +49,8 @@ ROWS = 4                # rows per tile of a pair of vectors: 8 vectors of accum
 WIDE_ROWS = 8           # rows per tile of three 512-bit vectors: 24 accumulators of the 32 registers
 AHEAD_ROWS = 16         # the first tile of a strip asks for the strip's rows this far ahead (see `_prefetch`)
 DEPTH_BLOCK = 256       # matrix rows per block: a strip 16 KB with AVX2, 48 KB with three 512-bit vectors
+STREAM_BYTES = 4 << 20  # a matrix this large streams from memory at every call (`depth_block`)
+STREAM_BLOCK = 64       # its rows per block: a strip of three 512-bit vectors 12 KB, in L1 beside the next one's
 _NO_BIAS = np.zeros(0, dtype=np.float32)     # `claimed_work` without an epilogue (never read)
 
 
@@ -93,13 +98,22 @@ def column_ranges(columns: int, parts: int) -> list:
     return [(start, stop) for start, stop in zip(bounds, bounds[1:]) if stop > start]
 
 
+def depth_block(b: np.ndarray) -> tuple:
+    """(matrix rows per block, whether the tiles ask for the next strip) for the matrix `b`: `STREAM_BLOCK` rows
+    and the next strip asked for from `STREAM_BYTES` (seed 000's 12.5 MB Dense at batch 16-64: 0.87-0.91x the
+    time), else `DEPTH_BLOCK` and not (a matrix in cache gains nothing from the asks, and smaller blocks cost
+    their tiles' setup: 1.04-1.09x at 32 x 4096 -> 128).  The sizes alone decide: a row's bits stay those of the
+    row alone.  Measurements: benchmarks/README.md, 'Measurements behind the code's choices'."""
+    return (STREAM_BLOCK, True) if b.nbytes >= STREAM_BYTES else (DEPTH_BLOCK, False)
+
+
 def product(a: np.ndarray, b: np.ndarray, out: np.ndarray, start: int, stop: int, skip_zeros: bool = False) -> None:
     """out[:, start:stop] = a @ b[:, start:stop] for 2-D float32 arrays (`a` copied C-contiguous where it is
     not; `b` and `out` C-contiguous, `out` a row per row of `a`), `start` a multiple of one vector (the
     ranges of `column_ranges` give every output the same bits whatever their number); `skip_zeros`: see
     `kept_depth`.  Checked first: the kernel reads and writes without bounds checks."""
     a = _checked(a, b, out, [(start, stop)], "product")
-    _kernel_for(lanes())(a, b, out, start, stop, DEPTH_BLOCK, AHEAD_ROWS * b.shape[1], kept_depth(a, skip_zeros))
+    _kernel_for(lanes())(a, b, out, start, stop, *depth_block(b), AHEAD_ROWS * b.shape[1], kept_depth(a, skip_zeros))
 
 
 def claimed_work(a: np.ndarray, b: np.ndarray, out: np.ndarray, ranges: np.ndarray, skip_zeros: bool = False,
@@ -120,7 +134,8 @@ def claimed_work(a: np.ndarray, b: np.ndarray, out: np.ndarray, ranges: np.ndarr
                          f"values, got {getattr(bias, 'dtype', type(bias).__name__)} of shape {np.shape(bias)}")
     kernel, ahead, kept = _CLAIMED[lanes()], AHEAD_ROWS * b.shape[1], kept_depth(a, skip_zeros)
     bias = np.ascontiguousarray(bias) if finish else _NO_BIAS
-    return lambda counter: kernel(counter, a, b, out, ranges, DEPTH_BLOCK, ahead, kept, bias, bool(relu), finish)
+    block, follow = depth_block(b)
+    return lambda counter: kernel(counter, a, b, out, ranges, block, follow, ahead, kept, bias, bool(relu), finish)
 
 
 def kept_depth(a: np.ndarray, skip_zeros: bool) -> np.ndarray:
@@ -171,7 +186,7 @@ def _make_kernel(width: int):
     triples = width > 8
 
     @compiled.kernel
-    def tiles(x, w, out, start, stop, block, ahead, kept):
+    def tiles(x, w, out, start, stop, block, follow, ahead, kept):
         count, depth = x.shape
         columns = w.shape[1]
         xf, wf, of = x.reshape(-1), w.reshape(-1), out.reshape(-1)
@@ -189,9 +204,11 @@ def _make_kernel(width: int):
                 p1 += 1
             for c in range(start, triples_stop, 3 * width):
                 r = 0
+                # the next strip's rows, or the next block's first strip: where the tiles ask for lines (`follow`)
+                following = (3 * width if c + 3 * width < stop else block * columns - (c - start)) if follow else 0
                 while r + WIDE_ROWS <= count:
                     _tile_8x3(xf, wf, of, r, c, kept, p0, p1, depth, columns, resume, width, zero,
-                              ahead if r == 0 else 0)
+                              ahead if r == 0 else 0, following, r // WIDE_ROWS)
                     r += WIDE_ROWS
                 if r + ROWS <= count:
                     _tile_pair(xf, wf, of, r, c, kept, p0, p1, depth, columns, resume, width, zero,
@@ -327,9 +344,11 @@ if compiled.available():
         store_first(of, at + 2 * width, v2, width)
 
     @compiled.kernel(inline=True)
-    def _tile_8x3(xf, wf, of, r, c, kept, p0, p1, depth, columns, resume, width, zero, ahead):
+    def _tile_8x3(xf, wf, of, r, c, kept, p0, p1, depth, columns, resume, width, zero, ahead, following, part):
         """Rows r..r+7 by columns c..c+3*width, summed over the matrix rows kept[p0:p1] (`_tile_pair`'s sums and
-        prefetches)."""
+        prefetches); with `following`, the strip's `part`-th tile (0-3) asks for the `part`-th of the 4 cache lines
+        a strip's row may span, `following` elements on, into L2 (`prefetch_l2`: in L1 they would push out the
+        strip in use)."""
         a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = a9 = a10 = a11 = zero
         b0 = b1 = b2 = b3 = b4 = b5 = b6 = b7 = b8 = b9 = b10 = b11 = zero
         base = r * depth
@@ -338,6 +357,8 @@ if compiled.available():
             at = k * columns + c
             if ahead:
                 _prefetch(wf, at + ahead, 3 * width)
+            if following and part < 4:
+                prefetch_l2(wf, at + following + min(16 * part, 3 * width - 1))
             w0, w1, w2 = load(wf, at, zero), load(wf, at + width, zero), load(wf, at + 2 * width, zero)
             x = broadcast(xf, base + k, zero)
             a0, a1, a2 = fma(x, w0, a0), fma(x, w1, a1), fma(x, w2, a2)
@@ -418,14 +439,14 @@ if compiled.available():
     _tiles_8, _tiles_16 = _kernel_for(8), _kernel_for(16)    # module globals: the claiming kernels' disk cache
 
     @compiled.kernel(inline=True)
-    def _claim_ranges(tiles, counter, x, w, out, ranges, block, ahead, kept, bias, relu, finish):
+    def _claim_ranges(tiles, counter, x, w, out, ranges, block, follow, ahead, kept, bias, relu, finish):
         """`tiles` (a width's kernel) on each range claimed from `counter` until none is left, each range then
         finished (`finish`: + bias, then the ReLU where `relu`)."""
         while True:
             item = claim(counter, ranges.shape[0])
             if item >= ranges.shape[0]:
                 return
-            tiles(x, w, out, ranges[item, 0], ranges[item, 1], block, ahead, kept)
+            tiles(x, w, out, ranges[item, 0], ranges[item, 1], block, follow, ahead, kept)
             if finish:
                 zero = np.float32(0)
                 for r in range(out.shape[0]):
@@ -433,11 +454,11 @@ if compiled.available():
                         out[r, c] = epilogue_value(out[r, c], bias[c], relu, zero, zero, False, False, zero)
 
     @compiled.kernel
-    def _claimed_8(counter, x, w, out, ranges, block, ahead, kept, bias, relu, finish):
-        _claim_ranges(_tiles_8, counter, x, w, out, ranges, block, ahead, kept, bias, relu, finish)
+    def _claimed_8(counter, x, w, out, ranges, block, follow, ahead, kept, bias, relu, finish):
+        _claim_ranges(_tiles_8, counter, x, w, out, ranges, block, follow, ahead, kept, bias, relu, finish)
 
     @compiled.kernel
-    def _claimed_16(counter, x, w, out, ranges, block, ahead, kept, bias, relu, finish):
-        _claim_ranges(_tiles_16, counter, x, w, out, ranges, block, ahead, kept, bias, relu, finish)
+    def _claimed_16(counter, x, w, out, ranges, block, follow, ahead, kept, bias, relu, finish):
+        _claim_ranges(_tiles_16, counter, x, w, out, ranges, block, follow, ahead, kept, bias, relu, finish)
 
     _CLAIMED = {8: _claimed_8, 16: _claimed_16}

@@ -32,7 +32,7 @@ from . import compiled
 
 __all__ = ["vector_bits", "double_pumped", "Float32Vector", "zeros", "full", "load", "load_first", "broadcast", "fma",
            "add", "subtract", "multiply", "divide", "clip", "relu", "max_or_nan", "index_of_max", "store_first",
-           "store_stream", "stream_fence", "prefetch", "epilogue"]
+           "store_stream", "stream_fence", "prefetch", "prefetch_l2", "epilogue"]
 
 _FLOAT = ir.FloatType()
 _INT32 = ir.IntType(32)
@@ -278,21 +278,35 @@ def store_stream(typingctx, arr, index, v):
     return types.void(arr, types.intp, v), codegen
 
 
+def _prefetch_codegen(locality: int):
+    """The codegen of a prefetch of the line holding arr[index] (LLVM's locality: 3 keeps it in every cache
+    level, L1 included; 2 in L2 and beyond: x86's prefetcht0 and prefetcht1)."""
+    def codegen(context, builder, signature, args):
+        byte = ir.IntType(8).as_pointer()
+        pointer = builder.bitcast(_address(context, builder, signature.args[0], args[0], args[1]), byte)
+        function = builder.module.declare_intrinsic("llvm.prefetch.p0", fnty=ir.FunctionType(
+            ir.VoidType(), [byte, _INT32, _INT32, _INT32]))
+        builder.call(function, [pointer, ir.Constant(_INT32, 0), ir.Constant(_INT32, locality),
+                                ir.Constant(_INT32, 1)])
+        return context.get_dummy_value()
+    return codegen
+
+
 @intrinsic
 def prefetch(typingctx, arr, index):
     """A hint to bring the cache line holding arr[index] into the caches (the CPU may ignore it; no fault on any
     address): a kernel that will read strided rows of a large matrix asks for them ahead of its use, where the
     hardware's prefetchers do not see the stride."""
     _check_array(arr)
+    return types.void(arr, types.intp), _prefetch_codegen(3)
 
-    def codegen(context, builder, signature, args):
-        byte = ir.IntType(8).as_pointer()
-        pointer = builder.bitcast(_address(context, builder, signature.args[0], args[0], args[1]), byte)
-        function = builder.module.declare_intrinsic("llvm.prefetch.p0", fnty=ir.FunctionType(
-            ir.VoidType(), [byte, _INT32, _INT32, _INT32]))
-        builder.call(function, [pointer, ir.Constant(_INT32, 0), ir.Constant(_INT32, 3), ir.Constant(_INT32, 1)])
-        return context.get_dummy_value()
-    return types.void(arr, types.intp), codegen
+
+@intrinsic
+def prefetch_l2(typingctx, arr, index):
+    """`prefetch` into L2 (and the levels beyond), not L1: for lines asked for long before their use, which in L1
+    would push out the lines in use first."""
+    _check_array(arr)
+    return types.void(arr, types.intp), _prefetch_codegen(2)
 
 
 @intrinsic
