@@ -51,6 +51,29 @@ def test_the_first_path_that_applies_runs(bits, monkeypatch):
         assert conv.conv_path(_geometry(16, 16)) == "gemm"
 
 
+@pytest.mark.skipif(not compiled.available(), reason="the fast paths run on the compiled path")
+@pytest.mark.parametrize("full_width", [True, False])
+def test_inference_runs_the_direct_kernel_longer_where_512_bit_units_are_full_width(full_width, monkeypatch):
+    """Inference's bands (`conv_split.thin_direct_applies`) take the direct kernel before Winograd up to
+    `conv.DIRECT_BEFORE_WINOGRAD`, or up to `FULL_WIDTH_DIRECT_BEFORE_WINOGRAD` in x out channels on a CPU
+    whose 512-bit units are full width (not a double-pumped one's, nor AVX2's); training's paths are the same
+    on both."""
+    from convscope.ops import conv_split
+    monkeypatch.setattr(direct, "VECTOR_BITS", 512)
+    monkeypatch.setattr(conv_split, "_FULL_WIDTH", full_width)
+
+    def thin(in_channels, out_channels):
+        return conv_split.thin_direct_applies({"direct": True, "filters": np.empty((3, 3, in_channels, out_channels),
+                                                                                   np.float32)})
+    assert conv_split.FULL_WIDTH_DIRECT_BEFORE_WINOGRAD == 8192
+    assert thin(32, 64) and thin(16, 16)                                  # 2048: on every CPU
+    assert thin(64, 64) is full_width and thin(80, 80) is full_width and thin(64, 128) is full_width
+    assert not thin(96, 96) and not thin(112, 112)                         # 9216, 12544: Winograd
+    assert conv.conv_path(_geometry(64, 64)) == "winograd"                  # training's choice unchanged
+    monkeypatch.setattr(conv, "DIRECT_BEFORE_WINOGRAD", {})
+    assert not thin(16, 16)                                                 # no tile limit: no direct first
+
+
 def test_the_forward_context_names_the_path():
     """The training context names the forward path and keeps the padded input for the backward pass."""
     x = np.ones((8, 12, 12, 16), np.float32)
