@@ -15,6 +15,12 @@ from convscope.ops import compiled, direct, fused, winograd_pool
 pytestmark = pytest.mark.skipif(not compiled.available(), reason="the Winograd pooled tiles are compiled code")
 
 
+@pytest.fixture(autouse=True)
+def any_cpu(monkeypatch):
+    """The path as it runs where it applies, whatever the CPU (a full-width AVX-512 one takes the direct kernel)."""
+    monkeypatch.setattr(winograd_pool, "_FULL_WIDTH", False)
+
+
 def _reference(x, filters, padding, bias=None, activation="linear", scale=None, shift=None, then="linear",
                mode="max"):
     """The ops one after another in float64: a 2x2 stride-1 convolution (SAME: one row below, one column right),
@@ -187,9 +193,10 @@ def test_padding_on_any_side_is_read_as_zeros(pads):
     assert_matches(pooled, _reference(padded, filters, "VALID").astype(np.float32), "float32")
 
 
-def test_the_path_is_taken_where_it_applies_and_only_there():
+def test_the_path_is_taken_where_it_applies_and_only_there(monkeypatch):
     """2x2, stride 1, one group, `MIN_CHANNELS` input channels or more, a 2x2 stride-2 unpadded pooling, and the
-    direct kernel's conditions (float32, at most `direct.MAX_OUT_CHANNELS` filters)."""
+    direct kernel's conditions (float32, at most `direct.MAX_OUT_CHANNELS` filters); not on a CPU whose 512-bit
+    units are full width."""
     def applies(kernel=(2, 2), strides=(1, 1), dilations=(1, 1), groups=1, channels=32, out_channels=64,
                 window=(2, 2, 2, 2, 0, 0), dtype=np.float32):
         with compiled.use_compiled(True):
@@ -203,6 +210,8 @@ def test_the_path_is_taken_where_it_applies_and_only_there():
     with compiled.use_compiled(False):
         assert not winograd_pool.applies((2, 2), (1, 1), (1, 1), 1, 32, 64, (14, 14), (2, 2, 2, 2, 0, 0), (7, 7),
                                          np.dtype(np.float32))
+    monkeypatch.setattr(winograd_pool, "_FULL_WIDTH", True)       # full-width 512-bit units: the direct kernel
+    assert not applies()
 
 
 def test_a_prepared_op_sees_filters_changed_in_place(monkeypatch):

@@ -28,7 +28,7 @@ from .epilogue import _epilogue_kernel
 from .parallel import balanced_ranges, run_claimed, run_in_parallel, worker_count
 
 if compiled.available():
-    from .simd import double_pumped
+    from .simd import full_width
 
 MIN_ROWS = 128          # product rows (pixels or tiles) per task below which a product runs far under BLAS' peak
 CHANNEL_STEP = 32       # output channels per thread in a channel split: a multiple of the SIMD widths
@@ -39,10 +39,10 @@ DIRECT_ITEMS_PER_THREAD = 8           # a direct convolution's items per thread,
                                       # images than this are claimed in bands of rows (a faster core takes more)
 FULL_WIDTH_DIRECT_BEFORE_WINOGRAD = 8192   # in x out channels up to which inference's direct kernel runs before
                                       # Winograd where the CPU's 512-bit units are full width (its tiles' multiply-adds
-                                      # twice as fast as a double-pumped CPU's): measured on an Intel VM, 64 -> 64,
-                                      # 80 -> 80 and 64 -> 128 at 1-128 images faster, 96 -> 96 and 112 -> 112 at 8
-                                      # images slower (benchmarks/README.md, 'Measurements behind the code's choices')
-_FULL_WIDTH = direct.VECTOR_BITS >= 512 and not double_pumped()     # (512 bits: compiled ops available)
+                                      # twice as fast as a double-pumped CPU's): on an Intel VM 64 -> 64, 80 -> 80 and
+                                      # 64 -> 128 ran faster so, 96 -> 96 and 112 -> 112 at 8 images slower
+                                      # (benchmarks/README.md, 'Measurements behind the code's choices')
+_FULL_WIDTH = compiled.available() and full_width()
 
 
 Task = Tuple[slice, slice, slice]       # (images, rows or tile rows, output channels)

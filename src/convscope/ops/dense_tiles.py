@@ -100,10 +100,10 @@ def column_ranges(columns: int, parts: int) -> list:
 
 def depth_block(b: np.ndarray) -> tuple:
     """(matrix rows per block, whether the tiles ask for the next strip) for the matrix `b`: `STREAM_BLOCK` rows
-    and the next strip asked for from `STREAM_BYTES` (seed 000's 12.5 MB Dense at batch 16-64: 0.87-0.91x the
-    time), else `DEPTH_BLOCK` and not (a matrix in cache gains nothing from the asks, and smaller blocks cost
-    their tiles' setup: 1.04-1.09x at 32 x 4096 -> 128).  The sizes alone decide: a row's bits stay those of the
-    row alone.  Measurements: benchmarks/README.md, 'Measurements behind the code's choices'."""
+    and the next strip asked for from `STREAM_BYTES` (faster on seed 000's 12.5 MB Dense), else `DEPTH_BLOCK` and
+    not (a matrix in cache gains nothing from the asks, and smaller blocks cost their tiles' setup).  The sizes
+    alone decide: a row's bits stay those of the row alone.  Measurements: benchmarks/README.md, 'Measurements
+    behind the code's choices'."""
     return (STREAM_BLOCK, True) if b.nbytes >= STREAM_BYTES else (DEPTH_BLOCK, False)
 
 
