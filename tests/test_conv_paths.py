@@ -26,6 +26,7 @@ def test_the_first_path_that_applies_runs(bits, monkeypatch):
     wider ones on Winograd with whole-image blocks, else the direct kernel (up to 1024 taps, 512 with AVX2's),
     else the GEMM."""
     monkeypatch.setattr(direct, "VECTOR_BITS", bits)
+    monkeypatch.setattr(conv, "_FULL_WIDTH", False)                           # as a double-pumped CPU
     with compiled.use_compiled(True):
         assert conv.conv_path(_geometry(16, 16)) == "direct"                     # ResNet-20's first stage
         assert conv.conv_path(_geometry(24, 24)) == "direct"                     # 576
@@ -53,23 +54,23 @@ def test_the_first_path_that_applies_runs(bits, monkeypatch):
 
 @pytest.mark.skipif(not compiled.available(), reason="the fast paths run on the compiled path")
 @pytest.mark.parametrize("full_width", [True, False])
-def test_inference_runs_the_direct_kernel_longer_where_512_bit_units_are_full_width(full_width, monkeypatch):
-    """Inference's bands (`conv_split.thin_direct_applies`) take the direct kernel before Winograd up to
-    `conv.DIRECT_BEFORE_WINOGRAD`, or up to `FULL_WIDTH_DIRECT_BEFORE_WINOGRAD` in x out channels on a CPU
-    whose 512-bit units are full width (not a double-pumped one's, nor AVX2's); training's paths are the same
-    on both."""
+def test_the_direct_kernel_runs_longer_where_512_bit_units_are_full_width(full_width, monkeypatch):
+    """Training's paths and inference's bands (`conv_split.thin_direct_applies`) take the direct kernel before
+    Winograd up to `conv.DIRECT_BEFORE_WINOGRAD`, or up to `FULL_WIDTH_DIRECT_BEFORE_WINOGRAD` in x out channels
+    on a CPU whose 512-bit units run whole (not a double-pumped one's, nor AVX2's)."""
     from convscope.ops import conv_split
     monkeypatch.setattr(direct, "VECTOR_BITS", 512)
-    monkeypatch.setattr(conv_split, "_FULL_WIDTH", full_width)
+    monkeypatch.setattr(conv, "_FULL_WIDTH", full_width)
 
     def thin(in_channels, out_channels):
-        return conv_split.thin_direct_applies({"direct": True, "filters": np.empty((3, 3, in_channels, out_channels),
-                                                                                   np.float32)})
-    assert conv_split.FULL_WIDTH_DIRECT_BEFORE_WINOGRAD == 8192
+        inference = conv_split.thin_direct_applies({"direct": True, "filters": np.empty(
+            (3, 3, in_channels, out_channels), np.float32)})
+        assert inference is (conv.conv_path(_geometry(in_channels, out_channels)) == "direct")     # as training's
+        return inference
+    assert conv.FULL_WIDTH_DIRECT_BEFORE_WINOGRAD == 8192
     assert thin(32, 64) and thin(16, 16)                                  # 2048: on every CPU
     assert thin(64, 64) is full_width and thin(80, 80) is full_width and thin(64, 128) is full_width
     assert not thin(96, 96) and not thin(112, 112)                         # 9216, 12544: Winograd
-    assert conv.conv_path(_geometry(64, 64)) == "winograd"                  # training's choice unchanged
     monkeypatch.setattr(conv, "DIRECT_BEFORE_WINOGRAD", {})
     assert not thin(16, 16)                                                 # no tile limit: no direct first
 
@@ -176,6 +177,7 @@ def test_each_path_matches_torch_and_the_reference(path, seed, bits, monkeypatch
 def test_the_input_gradient_takes_the_same_list(channels, out_channels, path, monkeypatch):
     """The input gradient of a 3x3 stride-1 convolution (a transposed convolution from 16 input channels)
     runs on the path `conv_path` gives its geometry (out -> in channels), and matches PyTorch."""
+    monkeypatch.setattr(conv, "_FULL_WIDTH", False)          # the limits of any CPU: 48 x 48 past the direct kernel's
     calls = []
     for module, name in ((direct, "conv_block"), (winograd, "conv_block")):
         original = getattr(module, name)

@@ -40,6 +40,9 @@ from .pad_fill import FLAT_FILL_MAX_CHANNELS, fill_pixels, fill_rows
 from .padding import (check_data_format, check_numeric_array, check_image_batch, float_dtype, from_nhwc,
                       parse_padding, spatial_pair, to_nhwc, window_geometry)
 
+if compiled.available():
+    from .simd import full_width
+
 __all__ = ["conv2d", "conv2d_forward", "conv2d_backward"]
 
 COLUMN_BUDGET_BYTES = 4 * 2 ** 20  # im2col columns of one block of images (fits in L2 with its product)
@@ -53,6 +56,11 @@ TRANSPOSED_MIN_CHANNELS = 16       # from this many input channels per group, a 
 # 8 x 8 tiles faster up to 24 -> 24, its 16-filter tiles of 4 pixels up to 32 -> 32 (forward and backward),
 # slower at 32 -> 64 on 8x8 (measurements: benchmarks/README.md, 'Measurements behind the code's choices').
 DIRECT_BEFORE_WINOGRAD = {(8, 8): 576, (16, 4): 1024, (16, 8): 2048, (32, 8): 2048}
+# ... but up to this many where the CPU's 512-bit units run whole (`simd.full_width`: its tiles' multiply-adds twice
+# as fast as a double-pumped CPU's): on an Intel VM 64 -> 64, 80 -> 80 and 64 -> 128 ran faster so, in inference and
+# ResNet-20's training step, 96 -> 96 and 112 -> 112 at 8 images slower (benchmarks/README.md, as above)
+FULL_WIDTH_DIRECT_BEFORE_WINOGRAD = 8192
+_FULL_WIDTH = compiled.available() and full_width()
 
 
 class Geometry(NamedTuple):
@@ -76,9 +84,16 @@ def _direct_applies(g: Geometry) -> bool:
                           g.images)
 
 
+def direct_before_winograd(out_channels: int) -> int:
+    """In x out channels up to which the direct kernel runs before Winograd, for `out_channels` filters (their
+    tile's `DIRECT_BEFORE_WINOGRAD`, or `FULL_WIDTH_DIRECT_BEFORE_WINOGRAD` where 512-bit units run whole; 0: no
+    tile)."""
+    limit = DIRECT_BEFORE_WINOGRAD.get(direct.tile(out_channels), 0)
+    return max(limit, FULL_WIDTH_DIRECT_BEFORE_WINOGRAD) if limit and _FULL_WIDTH else limit
+
+
 def _thin_direct_applies(g: Geometry) -> bool:
-    return (_direct_applies(g)
-            and g.in_per_group * g.out_channels <= DIRECT_BEFORE_WINOGRAD.get(direct.tile(g.out_channels), 0))
+    return _direct_applies(g) and g.in_per_group * g.out_channels <= direct_before_winograd(g.out_channels)
 
 
 def _winograd_applies(g: Geometry) -> bool:

@@ -27,9 +27,6 @@ from .conv import COLUMN_BUDGET_BYTES, _columns, padded_input
 from .epilogue import _epilogue_kernel
 from .parallel import balanced_ranges, run_claimed, run_in_parallel, worker_count
 
-if compiled.available():
-    from .simd import full_width
-
 MIN_ROWS = 128          # product rows (pixels or tiles) per task below which a product runs far under BLAS' peak
 CHANNEL_STEP = 32       # output channels per thread in a channel split: a multiple of the SIMD widths
 WINOGRAD_BUDGET_BYTES = 4 * 2 ** 20   # a band's transformed input and products (16 planes each)
@@ -37,12 +34,6 @@ WINOGRAD_MIN_TILES = 128             # tiles per band (each of its 16 products h
 WINOGRAD_MIN_IMAGES = 1               # bands of tiles need no batch (`winograd.MIN_IMAGES` is for image blocks)
 DIRECT_ITEMS_PER_THREAD = 8           # a direct convolution's items per thread, at least where rows allow: fewer
                                       # images than this are claimed in bands of rows (a faster core takes more)
-FULL_WIDTH_DIRECT_BEFORE_WINOGRAD = 8192   # in x out channels up to which inference's direct kernel runs before
-                                      # Winograd where the CPU's 512-bit units are full width (its tiles' multiply-adds
-                                      # twice as fast as a double-pumped CPU's): on an Intel VM 64 -> 64, 80 -> 80 and
-                                      # 64 -> 128 ran faster so, 96 -> 96 and 112 -> 112 at 8 images slower
-                                      # (benchmarks/README.md, 'Measurements behind the code's choices')
-_FULL_WIDTH = compiled.available() and full_width()
 
 
 Task = Tuple[slice, slice, slice]       # (images, rows or tile rows, output channels)
@@ -247,13 +238,10 @@ def direct_applies(ctx) -> bool:
 
 def thin_direct_applies(ctx) -> bool:
     """The direct kernel before Winograd: where it applies and in x out channels are at most
-    `conv.DIRECT_BEFORE_WINOGRAD` for the kernel's tile, as training's `conv._CONV_PATHS` choose
-    (Winograd's 16 products are too thin for BLAS there), or `FULL_WIDTH_DIRECT_BEFORE_WINOGRAD` on a CPU
-    whose 512-bit units are full width."""
-    limit = conv.DIRECT_BEFORE_WINOGRAD.get(direct.tile(ctx["filters"].shape[3]), 0)
-    if limit and _FULL_WIDTH:
-        limit = max(limit, FULL_WIDTH_DIRECT_BEFORE_WINOGRAD)
-    return ctx["direct"] and ctx["filters"].shape[2] * ctx["filters"].shape[3] <= limit
+    `conv.direct_before_winograd`, as training's `conv._CONV_PATHS` choose (Winograd's 16 products are too thin
+    for BLAS there)."""
+    filters = ctx["filters"].shape
+    return ctx["direct"] and filters[2] * filters[3] <= conv.direct_before_winograd(filters[3])
 
 
 FORWARD = {"winograd": winograd_forward, "direct": direct_forward, "gemm": gemm_forward}
