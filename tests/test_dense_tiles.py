@@ -81,7 +81,8 @@ def test_a_streamed_matrix_goes_in_smaller_blocks_with_the_same_accuracy(width, 
     a, b = _case(rng, rows, depth, columns)
     a[0], b[:, 0] = 1, 0
     b[0, 0], b[1:2 * dt.STREAM_BLOCK, 0] = 2 ** 24, 1
-    assert dt.depth_block(b) == (dt.STREAM_BLOCK, True) and dt.depth_block(b[:, :width]) == (dt.DEPTH_BLOCK, False)
+    asks = width == 16 and not dt._DOUBLE_PUMPED                      # where 512-bit vectors run whole
+    assert dt.depth_block(b) == (dt.STREAM_BLOCK, asks) and dt.depth_block(b[:, :width]) == (dt.DEPTH_BLOCK, False)
     out = _tiles(a, b, dt.column_ranges(columns, 2))
     np.testing.assert_allclose(out[1:], a[1:].astype(np.float64) @ b.astype(np.float64), rtol=1e-5,
                                atol=2e-6 * np.sqrt(depth) * 4)

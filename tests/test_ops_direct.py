@@ -230,13 +230,15 @@ def test_filters_per_tile(bits, out_channels, lanes, padded, pixels, monkeypatch
     assert list(taps[:5]) == [0, 1, 2, 3, 4] and taps[12] == 2 * 10 * 4
 
 
-@pytest.mark.parametrize("pool", [("max", 2, 2, "VALID"), ("max", 2, 2, "SAME"), ("avg", 2, 2, "VALID")])
+@pytest.mark.parametrize("pool", [("max", 2, 2, "VALID"), ("max", 2, 2, "SAME"), ("avg", 2, 2, "VALID"),
+                                  ("avg", 2, 2, "SAME")])
 @pytest.mark.parametrize("activation,with_norm,then", [("relu", True, "linear"), ("linear", True, "relu"),
                                                        ("linear", False, "linear"), ("relu", False, "relu")])
 @pytest.mark.parametrize("shape,kernel,out_channels,strides", [
     ((3, 16, 20, 1), 3, 24, 1),          # 16 lanes, 8 x 10 pooled
     ((2, 14, 14, 5), 2, 40, 1),          # two 32-lane tiles, the second 8 filters wide; 7 pooled columns
     ((2, 19, 21, 3), 3, 16, 2),          # strided: a 10 x 11 output, VALID leaves its last column out
+    ((2, 21, 17, 3), 3, 16, 2),          # strided: an 11 x 9 output, SAME's max pooling cuts both last windows
 ])
 def test_pooling_in_the_tiles(shape, kernel, out_channels, strides, pool, activation, with_norm, then, monkeypatch):
     """conv2d_inference pools 2x2 windows inside the direct convolution's tiles: the numbers of the ops
@@ -410,6 +412,15 @@ def test_a_pooled_convolution_of_few_images_shares_their_pooled_rows(images, sma
     with pytest.raises(ValueError, match=f"argument `x` must hold the {images} images of `pooled`, got {images + 1}"):
         direct.conv_pool_block(np.concatenate([x, x[:1]]), ((1, 1), (1, 1)), prepared, (1, 1), epilogue, pooled,
                                np.zeros(1, np.int64))
+    with pytest.raises(ValueError, match=r"argument `clip` must be \(False, False\) where the maxima are tracked"):
+        direct.conv_pool_block(x, ((1, 1), (1, 1)), prepared, (1, 1), epilogue, pooled, np.zeros(1, np.int64),
+                               argmax=np.zeros(pooled.shape, np.uint8), clip=(True, False))
+    too_many = np.empty((images, 8, 7, 16), np.float32)     # windows past the 14 output rows, cut or not
+    for clip in ((False, False), (True, False)):
+        with pytest.raises(ValueError, match=r"arguments `pooled` and `clip` must keep the tiles inside the padded "
+                                             rf"input \(16, 16\): pooled \(8, 7\) with clip \({clip[0]}, False\)"):
+            direct.conv_pool_block(x, ((1, 1), (1, 1)), prepared, (1, 1), epilogue, too_many, np.zeros(1, np.int64),
+                                   clip=clip)
 
 
 def test_a_claim_is_one_atomic_add_whatever_the_threads():

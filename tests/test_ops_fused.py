@@ -65,16 +65,21 @@ def test_same_numbers_as_the_ops_one_after_another(case, pool, activation, with_
     np.testing.assert_array_equal(fused, expected)       # the same operations in the same order
 
 
+@pytest.mark.parametrize("vector_bits", [512, 256])
 @pytest.mark.parametrize("shape,filter_shape", [
-    ((1, 7, 7, 50), (3, 3, 50, 25)),      # seed 001's third layer at batch 1: 7x7 -> 4x4, bands of pooled rows
+    ((1, 7, 7, 50), (3, 3, 50, 25)),      # seed 001's third layer at batch 1: 7x7 -> 4x4
     ((3, 9, 12, 3), (3, 3, 3, 16)),       # cut rows only
     ((2, 12, 5, 8), (3, 3, 8, 40)),       # cut columns only, two tiles of filters
-    ((9, 5, 5, 4), (3, 3, 4, 7)),         # whole images claimed, a 2-column row of windows
+    ((9, 5, 5, 4), (3, 3, 4, 7)),         # whole images claimed, 3 x 3 windows
 ])
-def test_a_same_max_pooling_cut_by_the_edge_pools_in_the_tiles(shape, filter_shape, kernel_path, monkeypatch):
-    """A "same" 2x2 max pooling of an odd-sized output runs in the direct kernel's tiles, each window the edge cuts
-    reading its one row or column twice: the numbers of the ops one after another, and PyTorch's (a ceil-mode
-    pooling keeps the same windows)."""
+def test_a_same_max_pooling_cut_by_the_edge_pools_in_the_tiles(shape, filter_shape, vector_bits, kernel_path,
+                                                               monkeypatch):
+    """A "same" 2x2 max pooling of an odd-sized output runs in the direct kernel's tiles (of 2 rows x 4 pixels, or
+    2 x 2 with AVX2's 16-filter tiles), each window the edge cuts reading its one row or column twice, on two
+    threads (under 4 images, bands of pooled rows): the numbers of the ops one after another, and PyTorch's (a
+    ceil-mode pooling keeps the same windows)."""
+    monkeypatch.setattr(direct, "VECTOR_BITS", vector_bits)
+    monkeypatch.setattr(direct, "SMALL_WORK", 0)
     rng = np.random.default_rng(sum(shape) + filter_shape[3])
     x = rng.standard_normal(shape).astype(np.float32)
     filters = (rng.standard_normal(filter_shape) / np.sqrt(np.prod(filter_shape[:3]))).astype(np.float32)

@@ -10,15 +10,16 @@ import pytest
 from _oracle import assert_matches
 from _spies import spy_bound_calls
 from convscope import ops
-from convscope.ops import compiled, direct, fused, winograd_pool
+from convscope.ops import compiled, conv, direct, fused, winograd_pool
 
 pytestmark = pytest.mark.skipif(not compiled.available(), reason="the Winograd pooled tiles are compiled code")
 
 
 @pytest.fixture(autouse=True)
 def any_cpu(monkeypatch):
-    """The path as it runs where it applies, whatever the CPU (a full-width AVX-512 one takes the direct kernel)."""
-    monkeypatch.setattr(winograd_pool, "_FULL_WIDTH", False)
+    """The path as it runs where it applies, whatever the CPU (one whose 512-bit units run whole takes the direct
+    kernel's tiles: `conv._winograd_pool_applies`)."""
+    monkeypatch.setattr(direct, "_FULL_WIDTH_CPU", False)
 
 
 def _reference(x, filters, padding, bias=None, activation="linear", scale=None, shift=None, then="linear",
@@ -210,8 +211,13 @@ def test_the_path_is_taken_where_it_applies_and_only_there(monkeypatch):
     with compiled.use_compiled(False):
         assert not winograd_pool.applies((2, 2), (1, 1), (1, 1), 1, 32, 64, (14, 14), (2, 2, 2, 2, 0, 0), (7, 7),
                                          np.dtype(np.float32))
-    monkeypatch.setattr(winograd_pool, "_FULL_WIDTH", True)       # full-width 512-bit units: the direct kernel
-    assert not applies()
+    ctx = {"filters": np.empty((2, 2, 32, 64), np.float32), "strides": (1, 1), "dilations": (1, 1), "groups": 1,
+           "out_hw": (14, 14), "dtype": np.dtype(np.float32)}
+    with compiled.use_compiled(True):
+        assert conv._winograd_pool_applies(ctx, (7, 7), False) and not conv._winograd_pool_applies(ctx, (7, 7), True)
+        monkeypatch.setattr(direct, "VECTOR_BITS", 512)
+        monkeypatch.setattr(direct, "_FULL_WIDTH_CPU", True)     # 512-bit units run whole: the direct kernel's tiles
+        assert applies() and not conv._winograd_pool_applies(ctx, (7, 7), False)
 
 
 def test_a_prepared_op_sees_filters_changed_in_place(monkeypatch):

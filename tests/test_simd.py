@@ -77,13 +77,16 @@ def test_store_first_and_load_first_touch_the_first_count_lanes_only(features, t
     assert done.stdout.split() == [str(vector_bits() if features == "host" else 256), "ok"]
 
 
-def test_prefetch_is_a_hint_that_changes_no_value_and_never_faults():
-    """`simd.prefetch` compiles and leaves the sums alone, at addresses inside the array and far past its end (a
-    strip's row `AHEAD_ROWS` on, beyond the matrix's last row: x86 never faults on a prefetch)."""
+@pytest.mark.parametrize("level", ["prefetch", "prefetch_l2"])
+def test_prefetch_is_a_hint_that_changes_no_value_and_never_faults(level):
+    """`simd.prefetch` (and `prefetch_l2`, into L2) compiles and leaves the sums alone, at addresses inside the
+    array and far past its end (a strip's row `AHEAD_ROWS` on, beyond the matrix's last row: x86 never faults
+    on a prefetch)."""
     import numba
     import numpy as np
 
-    from convscope.ops.simd import prefetch
+    from convscope.ops import simd
+    prefetch = getattr(simd, level)
 
     @numba.njit
     def summed(values, ahead):

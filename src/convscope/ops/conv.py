@@ -40,9 +40,6 @@ from .pad_fill import FLAT_FILL_MAX_CHANNELS, fill_pixels, fill_rows
 from .padding import (check_data_format, check_numeric_array, check_image_batch, float_dtype, from_nhwc,
                       parse_padding, spatial_pair, to_nhwc, window_geometry)
 
-if compiled.available():
-    from .simd import full_width
-
 __all__ = ["conv2d", "conv2d_forward", "conv2d_backward"]
 
 COLUMN_BUDGET_BYTES = 4 * 2 ** 20  # im2col columns of one block of images (fits in L2 with its product)
@@ -52,15 +49,15 @@ POOLED_BAND_IMAGES = 4             # under this many images a pooled direct conv
 TRANSPOSED_MIN_CHANNELS = 16       # from this many input channels per group, a transposed convolution
 # In x out channels up to which the direct kernel runs before Winograd (whose 16 products are too thin for
 # BLAS there), by its tile (filters, pixels: `direct.tile`).  Measured, 3x3 on 8-32 px, 128 images: AVX-512's
-# 16/32-filter tiles of 8 pixels faster than Winograd up to 32 -> 64 and 64 -> 32, slower from 64 -> 64; AVX2's
+# 16/32-filter tiles of 8 pixels faster than Winograd up to 32 -> 64 and 64 -> 32, slower from 64 -> 64 (a CPU
+# that runs them as two halves, or an earlier Intel VM: see the full-width limit below); AVX2's
 # 8 x 8 tiles faster up to 24 -> 24, its 16-filter tiles of 4 pixels up to 32 -> 32 (forward and backward),
 # slower at 32 -> 64 on 8x8 (measurements: benchmarks/README.md, 'Measurements behind the code's choices').
 DIRECT_BEFORE_WINOGRAD = {(8, 8): 576, (16, 4): 1024, (16, 8): 2048, (32, 8): 2048}
-# ... but up to this many where the CPU's 512-bit units run whole (`simd.full_width`: its tiles' multiply-adds twice
+# ... but up to this many where the CPU's 512-bit units run whole (`direct.full_width_units`: its multiply-adds twice
 # as fast as a double-pumped CPU's): on an Intel VM 64 -> 64, 80 -> 80 and 64 -> 128 ran faster so, in inference and
 # ResNet-20's training step, 96 -> 96 and 112 -> 112 at 8 images slower (benchmarks/README.md, as above)
 FULL_WIDTH_DIRECT_BEFORE_WINOGRAD = 8192
-_FULL_WIDTH = compiled.available() and full_width()
 
 
 class Geometry(NamedTuple):
@@ -89,7 +86,7 @@ def direct_before_winograd(out_channels: int) -> int:
     tile's `DIRECT_BEFORE_WINOGRAD`, or `FULL_WIDTH_DIRECT_BEFORE_WINOGRAD` where 512-bit units run whole; 0: no
     tile)."""
     limit = DIRECT_BEFORE_WINOGRAD.get(direct.tile(out_channels), 0)
-    return max(limit, FULL_WIDTH_DIRECT_BEFORE_WINOGRAD) if limit and _FULL_WIDTH else limit
+    return max(limit, FULL_WIDTH_DIRECT_BEFORE_WINOGRAD) if limit and direct.full_width_units() else limit
 
 
 def _thin_direct_applies(g: Geometry) -> bool:
@@ -572,11 +569,13 @@ def _winograd_pooled(geometry, x_shape, pads, pooled_shape, bands, tracked):
 def _winograd_pool_applies(ctx, pooled_hw, tracked: bool) -> bool:
     """`winograd_pool.applies` to an inference convolution of `ctx` and its pooling (`convolve_pooled` runs only
     where `pools_in_tiles`: a 2x2 stride-2 unpadded window).  A training step's (`tracked`) keeps the direct
-    kernel's numbers, those of the ops one after another."""
+    kernel's numbers, those of the ops one after another; a CPU whose 512-bit units run whole
+    (`direct.full_width_units`) the direct kernel's tiles, whose multiply-adds there ran seed 000's second layer
+    as fast or faster (measurements: benchmarks/README.md, 'Measurements behind the code's choices')."""
     kh, kw, in_per_group, out_channels = ctx["filters"].shape
-    return not tracked and winograd_pool.applies((kh, kw), ctx["strides"], ctx["dilations"], ctx["groups"],
-                                                 in_per_group, out_channels, ctx["out_hw"], (2, 2, 2, 2, 0, 0),
-                                                 pooled_hw, ctx["dtype"])
+    return (not tracked and not direct.full_width_units()
+            and winograd_pool.applies((kh, kw), ctx["strides"], ctx["dilations"], ctx["groups"], in_per_group,
+                                      out_channels, ctx["out_hw"], (2, 2, 2, 2, 0, 0), pooled_hw, ctx["dtype"]))
 
 
 # convolve_pooled's kernels, the first that applies is taken: (applies(geometry, pooled_hw, tracked), work-maker)

@@ -7,9 +7,9 @@ each block of `DEPTH_BLOCK` of its rows (a strip of its columns stays in L1), ea
 columns (three where vectors are 512-bit: 32 registers hold tiles of `WIDE_ROWS` rows), each tile of rows
 of the input sums into registers, and the matrix streams from memory once (the first tile of each strip
 asks for the rows `AHEAD_ROWS` on: `_prefetch`).  A matrix of `STREAM_BYTES` or more, read from memory at
-every call, goes in blocks of `STREAM_BLOCK` rows, and while a strip's tiles of `WIDE_ROWS` rows sum it, each
-asks for a line of the next strip's rows (into L2): the memory's latency is then hidden behind all of a
-strip's tiles, not the first alone (`depth_block`).  Each output is summed block by
+every call, goes in blocks of `STREAM_BLOCK` rows, and (where 512-bit vectors run whole) while a strip of three
+vectors is summed, each of its tiles of `WIDE_ROWS` rows asks for a line of the next strip's rows (into L2): the
+memory's latency is then hidden behind all of a strip's tiles, not the first alone (`depth_block`).  Each output is summed block by
 block (a chain of fused multiply-adds in the depth's order per block, added to the total of the blocks before
 it: as accurate as BLAS' blocked sums, where one chain over 3136 products lost 4x more), the same operations
 whatever the tile or the threads: a row's bits are those of the row alone, on any machine (they may differ
@@ -99,12 +99,15 @@ def column_ranges(columns: int, parts: int) -> list:
 
 
 def depth_block(b: np.ndarray) -> tuple:
-    """(matrix rows per block, whether the tiles ask for the next strip) for the matrix `b`: `STREAM_BLOCK` rows
-    and the next strip asked for from `STREAM_BYTES` (faster on seed 000's 12.5 MB Dense), else `DEPTH_BLOCK` and
-    not (a matrix in cache gains nothing from the asks, and smaller blocks cost their tiles' setup).  The sizes
-    alone decide: a row's bits stay those of the row alone.  Measurements: benchmarks/README.md, 'Measurements
-    behind the code's choices'."""
-    return (STREAM_BLOCK, True) if b.nbytes >= STREAM_BYTES else (DEPTH_BLOCK, False)
+    """(matrix rows per block, whether the tiles ask for the next strip) for the matrix `b`: from `STREAM_BYTES`
+    `STREAM_BLOCK` rows, and the next strip asked for where 512-bit vectors run whole (measured there, faster on
+    seed 000's 12.5 MB Dense; not measured on a CPU that runs them as two halves), else `DEPTH_BLOCK` and no asks
+    (a matrix in cache gains nothing from them, and smaller blocks cost their tiles' setup).  The block depends
+    on the sizes alone: a row's bits stay those of the row alone, on any machine.  Measurements:
+    benchmarks/README.md, 'Measurements behind the code's choices'."""
+    if b.nbytes < STREAM_BYTES:
+        return DEPTH_BLOCK, False
+    return STREAM_BLOCK, VECTOR_BITS >= 512 and not _DOUBLE_PUMPED
 
 
 def product(a: np.ndarray, b: np.ndarray, out: np.ndarray, start: int, stop: int, skip_zeros: bool = False) -> None:

@@ -11,7 +11,8 @@ x[tap] * w[tap, filters] to it: one filter-vector load and `PIXELS` broadcasts f
 
 `conv_pool_block` computes tiles of 2 rows x 4 pixels instead (2 x 2 for the last window
 of an odd row: an overlapping tile cost more on seed 000's 14-wide second layer; 2 x 2 for every window
-with AVX2's 16-filter tiles: faster than 2 x 4 x 8 filters there) and finishes each in
+with AVX2's 16-filter tiles: faster than 2 x 4 x 8 filters there; a window the output's edge cuts to one row
+or column, as a "same" pooling of an odd size has, reads that row or column twice) and finishes each in
 registers (bias, ReLU, an inference batch norm's affine map, ReLU, then the 2x2 stride-2
 max or average): the convolution's output never reaches memory.  Without a pooling, `conv_block`
 finishes its output too (`finish_vectors`, with a ReLU6's cap): a band of rows (`FINISH_BAND_BYTES`) is
@@ -47,8 +48,8 @@ from .pad_fill import FLAT_FILL_MAX_CHANNELS, fill_pixels, fill_rows
 
 if compiled.available():
     from .claims import claim_band
-    from .simd import (add, broadcast, clip, epilogue, fma, full, index_of_max, load, max_or_nan, multiply,
-                       store_first, vector_bits, zeros)
+    from .simd import (add, broadcast, clip, epilogue, fma, full, full_width, index_of_max, load, max_or_nan,
+                       multiply, store_first, vector_bits, zeros)
 
 PIXELS = 8               # output pixels per tile: PIXELS vectors of accumulators, plus one of filters
 TAPS_PER_TILE = 8        # taps per tile of the filter gradient: as many vectors of accumulators
@@ -74,6 +75,7 @@ SMALL_WORK = 1 << 22     # multiply-adds under which a direct convolution (and `
 # (NUMBA_CPU_FEATURES, OPENBLAS_CORETYPE=Haswell): 16 or 32 lanes spill registers and ran slower than the
 # GEMM; 8 lanes mostly faster (measurements: benchmarks/README.md, 'Measurements behind the code's choices').
 VECTOR_BITS = vector_bits() if compiled.available() else 0
+_FULL_WIDTH_CPU = compiled.available() and full_width()     # this CPU runs 512-bit vectors whole (`full_width_units`)
 # `conv_block`'s `finish` when the tiles are stored as summed (the vectors are not read then)
 _NO_FINISH = (np.zeros(1, np.float32),) * 3 + (False, False, False, np.float32(np.inf), False)
 
@@ -147,6 +149,12 @@ def tile_filters(w: np.ndarray, lanes: int, kept: Optional[KeptFilters] = None) 
     if padded == w.shape[3]:                  # whole vectors of filters: no copy
         return np.ascontiguousarray(w, dtype=np.float32).reshape(-1)
     return kept_or_made(kept, w, "direct", functools.partial(_pad_filters, padded=padded))
+
+
+def full_width_units() -> bool:
+    """True where the tiles are 512-bit (`VECTOR_BITS`) on a CPU that runs them whole (`simd.full_width`): their
+    multiply-adds twice as fast as a double-pumped CPU's, some paths choose this kernel longer (`conv`'s)."""
+    return VECTOR_BITS >= 512 and _FULL_WIDTH_CPU
 
 
 def padded_channels(out_channels: int, lanes: int) -> int:
@@ -281,33 +289,46 @@ def padded_filters(prepared) -> int:
 
 def tile_epilogue(padded: int, bias, activation: str, scale, shift, then: str, average: bool) -> tuple:
     """The arguments of `conv_pool_block`'s epilogue for `padded` filters (`padded_filters`): bias, scale and
-    shift padded as the filters (without a scale, the bias in all three: the kernels read scale and shift only
-    with the affine flag), and the flags (relu, affine, relu after, average)."""
-
-    def vector(values, default):
-        if values is not None and len(values) == padded:
-            return np.ascontiguousarray(values, dtype=np.float32)
-        padded_values = np.full(padded, default, dtype=np.float32)
-        if values is not None:
-            padded_values[:len(values)] = values
-        return padded_values
-    bias_vector = vector(bias, 0.0)
+    shift padded as the filters (in one compiled call, `_padded_vectors`, where any needs it: the NumPy calls it
+    replaced were a share of a batch-1 convolution's time; measurements: benchmarks/README.md, 'Measurements
+    behind the code's choices'); without a scale, the bias in all three (the kernels read scale and shift only
+    with the affine flag); and the flags (relu, affine, relu after, average)."""
+    relu_first, relu_after = activation == "relu", then == "relu"
     if scale is None:
-        return bias_vector, bias_vector, bias_vector, activation == "relu", False, then == "relu", average
-    return bias_vector, vector(scale, 1.0), vector(shift, 0.0), activation == "relu", True, then == "relu", average
+        if bias is not None and len(bias) == padded:            # nothing to pad
+            vector = np.ascontiguousarray(bias, dtype=np.float32)
+        else:
+            vector = _padded_vectors(_NO_VALUES if bias is None else bias, _NO_VALUES, _NO_VALUES, padded)[0]
+        return vector, vector, vector, relu_first, False, relu_after, average
+    vectors = _padded_vectors(_NO_VALUES if bias is None else bias, scale, shift, padded)
+    return vectors[0], vectors[1], vectors[2], relu_first, True, relu_after, average
+
+
+_NO_VALUES = np.zeros(0, np.float32)     # a vector not given to `tile_epilogue` (only read)
+
+
+@compiled.kernel
+def _padded_vectors(bias, scale, shift, padded):
+    """float32 (3, padded): `bias`, `scale` and `shift`, each past its values padded with 0, 1 and 0."""
+    out = np.empty((3, padded), np.float32)
+    for c in range(padded):
+        out[0, c] = bias[c] if c < bias.shape[0] else 0.0
+        out[1, c] = scale[c] if c < scale.shape[0] else 1.0
+        out[2, c] = shift[c] if c < shift.shape[0] else 0.0
+    return out
 
 
 def conv_pool_block(x: np.ndarray, pads, prepared, strides, epilogue: tuple, pooled: np.ndarray, counter: np.ndarray,
                     bands: int = 1, argmax: Optional[np.ndarray] = None, clip=(False, False)) -> None:
-    """pooled (images, out_h // 2, out_w // 2, out_channels) = the 2x2 stride-2 max (or average) pooling
-    of `then(activation(conv + bias) * scale + shift)` of `x` (C-contiguous NHWC), as
+    """pooled (images, pooled_h, pooled_w, out_channels) = the 2x2 stride-2 max (or average) pooling of the
+    output's whole windows (out_h // 2 x out_w // 2 of them, or fewer), with `clip` also of those its edge cuts
+    (`pooled_clips`: a max pooling's), of `then(activation(conv + bias) * scale + shift)` of `x` (C-contiguous NHWC), as
     `fused._epilogue_pool_kernel` computes it (`epilogue` from `tile_epilogue`), for the items this call
     claims from `counter` (one int64, shared by the threads making the same call: `parallel.run_claimed`)
     until none is left: item i is band i % `bands` of image i // `bands`'s pooled rows (`bands` <= pooled
     rows).  An image is padded by `pads` ((top, bottom), (left, right)) into a scratch image of this call's
     first, or read as it is where `pads` is None (`x` padded already).  With `argmax` (uint8, pooled's shape)
-    also the offset of each window's first maximum, as `max_pool2d_forward` keeps it.  `clip`: `pooled_clips`'
-    (rows, columns) of an output of one row (column) less than twice the pooled (not with `argmax`)."""
+    also the offset of each window's first maximum, as `max_pool2d_forward` keeps it (then no `clip`)."""
     filters, taps, lanes = prepared
     _check_contiguous(pooled, "pooled")
     _check_contiguous(x, "x")
@@ -324,6 +345,7 @@ def pooled_tiles(x_shape, pads, taps, lanes: int, strides, pooled_shape, bands: 
     C-contiguous arrays of these shapes (`argmax` given if `tracked`), `filters` and `taps` `prepare`'s;
     `clip`: `pooled_clips`' (an untracked pooling's only: the offsets of the maxima assume whole windows)."""
     images, pooled_h, pooled_w, out_channels = pooled_shape
+    clip = (bool(clip[0]), bool(clip[1]))
     if tracked and any(clip):
         raise ValueError(f"direct: argument `clip` must be (False, False) where the maxima are tracked, got {clip}")
     if x_shape[0] != images:
@@ -335,8 +357,12 @@ def pooled_tiles(x_shape, pads, taps, lanes: int, strides, pooled_shape, bands: 
     scratch_shape = padded if pads is not None else (1, 1, 1, 1)
     flat_shape = (images, pooled_h, pooled_w * out_channels)
     kernel = _kernels_for(lanes, tile_pixels(lanes))[1][tracked]
-    head = (bands, pads is not None, x_shape[3] <= FLAT_FILL_MAX_CHANNELS, top, left, bool(clip[0]), bool(clip[1]))
+    head = (bands, pads is not None, x_shape[3] <= FLAT_FILL_MAX_CHANNELS, top, left) + clip
     steps = (strides[0] * padded[2] * padded[3], strides[1] * padded[3], out_channels)
+    last = (2 * pooled_h - 1 - clip[0]) * steps[0] + (2 * pooled_w - 1 - clip[1]) * steps[1] + int(taps.max())
+    if pooled_h and pooled_w and last >= padded[1] * padded[2] * padded[3]:     # the kernel reads unchecked
+        raise ValueError(f"direct: arguments `pooled` and `clip` must keep the tiles inside the padded input "
+                         f"{padded[1:3]}: pooled {(pooled_h, pooled_w)} with clip {clip} reads past it")
 
     def call(x, filters, epilogue, pooled, counter, argmax=None):
         offsets = np.empty((1, 1, 1), np.uint8) if argmax is None else argmax.reshape(flat_shape)
@@ -611,7 +637,8 @@ def _kernels(lanes: int, pixels: int):
             if `track`, the offsets of the maxima into `argmax` (laid out as `pooled`), for the items claimed
             from `counter`, `bands` bands of pooled rows per image: each image read from `source`, or (`padding`)
             padded into `scratch` first (`flat`: by rows), once for the claimed bands of one image in a row.
-            `clip_h` (`clip_w`): the last row (column) of windows reads its one row (column) twice."""
+            `clip_h` (`clip_w`): the last row (column) of windows, which the output's edge cuts, reads its one row
+            (column) twice."""
             images, pooled_h = pooled.shape[0], pooled.shape[1]
             pooled_w = pooled.shape[2] // out_channels
             padded = filters.shape[0] // taps.shape[0]

@@ -17,7 +17,8 @@ output goes to memory:
 
 Both give the numbers of the same ops run one after another (`conv2d_inference` to float rounding: on
 the compiled path it takes the first of `_INFERENCE_PATHS` that applies: the pooling in the tiles
-(`conv.prepare_pooled`: Winograd F(2x2, 2x2)'s for a 2x2 convolution, else the direct kernel's), then
+(`conv.prepare_pooled`: Winograd F(2x2, 2x2)'s for a 2x2 convolution, but where 512-bit units run whole,
+else the direct kernel's, which also takes a "same" max pooling's windows that an odd-sized output cuts), then
 Winograd, the direct kernel or im2col + GEMM on tasks shared among the threads (`ops/conv_split.py`: bands,
 whole images or slices of the filters), else `conv.convolve`'s blocks, the reference path).
 """

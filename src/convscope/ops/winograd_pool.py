@@ -34,13 +34,12 @@ from .kept_filters import KeptFilters, kept_or_made
 if compiled.available():
     from .claims import claim_band
     from .direct import _half_tile_sums, _pool, _tile_sums
-    from .simd import add, full_width, load, load_first, store_first, subtract, zeros
+    from .simd import add, load, load_first, store_first, subtract, zeros
 
 __all__ = ["MIN_CHANNELS", "applies", "transform_filters", "prepare", "tile_cells", "taps_and_lanes",
            "padded_filters", "conv_pool_block", "pooled_tiles"]
 
 MIN_CHANNELS = 16        # fewer input channels: the input transform costs more beside the products than it saves
-_FULL_WIDTH = compiled.available() and full_width()    # not taken there (`applies`)
 CELLS = 9                # cells of a tile: 3 x 3
 CELLS_BYTES = 1 << 18    # transformed input per pass over the filters (2.25x the rows' input): in L2 beside them
 
@@ -49,12 +48,9 @@ def applies(kernel_hw, strides, dilations, groups: int, in_channels: int, out_ch
             window, pooled_hw, dtype) -> bool:
     """True for a float32 2x2 stride-1 convolution of one group and at least `MIN_CHANNELS` input channels whose
     pooling `window` is 2x2, stride 2, unpadded (`direct.pools_in_tiles`), where the direct kernel's tiles apply
-    (compiled, AVX2 or wider, at most `direct.MAX_OUT_CHANNELS` filters), but not on a CPU whose 512-bit units
-    are full width (`simd.full_width`): there the direct kernel's multiply-adds, twice as fast, ran seed 000's
-    second layer as fast or faster (measurements: benchmarks/README.md, 'Measurements behind the code's
-    choices')."""
-    return (not _FULL_WIDTH and tuple(kernel_hw) == (2, 2) and tuple(strides) == (1, 1)
-            and tuple(dilations) == (1, 1) and in_channels >= MIN_CHANNELS
+    (compiled, AVX2 or wider, at most `direct.MAX_OUT_CHANNELS` filters)."""
+    return (tuple(kernel_hw) == (2, 2) and tuple(strides) == (1, 1) and tuple(dilations) == (1, 1)
+            and in_channels >= MIN_CHANNELS
             and direct.applies(dtype, kernel_hw, groups, in_channels, out_channels, out_hw, False)
             and direct.pools_in_tiles(out_hw, window, pooled_hw))
 
