@@ -9,10 +9,10 @@ of the input sums into registers, and the matrix streams from memory once (the f
 asks for the rows `AHEAD_ROWS` on: `_prefetch`).  A matrix of `STREAM_BYTES` or more, read from memory at
 every call, goes in blocks of `STREAM_BLOCK` rows, and (where 512-bit vectors run whole) while a strip of three
 vectors is summed, each of its tiles of `WIDE_ROWS` rows asks for a line of the next strip's rows (into L2): the
-memory's latency is then hidden behind all of a strip's tiles, not the first alone (`depth_block`).  Each output is summed block by
-block (a chain of fused multiply-adds in the depth's order per block, added to the total of the blocks before
-it: as accurate as BLAS' blocked sums, where one chain over 3136 products lost 4x more), the same operations
-whatever the tile or the threads: a row's bits are those of the row alone, on any machine (they may differ
+memory's latency is then hidden behind all of a strip's tiles, not the first alone (`depth_block`).  Each output
+is summed block by block (a chain of fused multiply-adds in the depth's order per block, added to the total of
+the blocks before it: as accurate as BLAS' blocked sums, where one chain over 3136 products lost 4x more), the same
+operations whatever the tile or the threads: a row's bits are those of the row alone, on any machine (they may differ
 from BLAS' in the last bits).  Columns past the last whole vector are the last lanes of the vector that ends
 at the matrix's last column, summed alike.  `parallel.matmul` takes this path where it applies; NumPy's
 product is the reference.  Given the matrix rows to read (`kept_depth`), the tiles skip those that only zeros
@@ -50,7 +50,7 @@ WIDE_ROWS = 8           # rows per tile of three 512-bit vectors: 24 accumulator
 AHEAD_ROWS = 16         # the first tile of a strip asks for the strip's rows this far ahead (see `_prefetch`)
 DEPTH_BLOCK = 256       # matrix rows per block: a strip 16 KB with AVX2, 48 KB with three 512-bit vectors
 STREAM_BYTES = 4 << 20  # a matrix this large streams from memory at every call (`depth_block`)
-STREAM_BLOCK = 64       # its rows per block: a strip of three 512-bit vectors 12 KB, in L1 beside the next one's
+STREAM_BLOCK = 64       # its rows per block: a strip of three 512-bit vectors 12 KB, well inside L1
 _NO_BIAS = np.zeros(0, dtype=np.float32)     # `claimed_work` without an epilogue (never read)
 
 

@@ -300,7 +300,7 @@ def tile_epilogue(padded: int, bias, activation: str, scale, shift, then: str, a
         else:
             vector = _padded_vectors(_NO_VALUES if bias is None else bias, _NO_VALUES, _NO_VALUES, padded)[0]
         return vector, vector, vector, relu_first, False, relu_after, average
-    vectors = _padded_vectors(_NO_VALUES if bias is None else bias, scale, shift, padded)
+    vectors = _padded_vectors(*(_NO_VALUES if values is None else values for values in (bias, scale, shift)), padded)
     return vectors[0], vectors[1], vectors[2], relu_first, True, relu_after, average
 
 
@@ -322,8 +322,8 @@ def conv_pool_block(x: np.ndarray, pads, prepared, strides, epilogue: tuple, poo
                     bands: int = 1, argmax: Optional[np.ndarray] = None, clip=(False, False)) -> None:
     """pooled (images, pooled_h, pooled_w, out_channels) = the 2x2 stride-2 max (or average) pooling of the
     output's whole windows (out_h // 2 x out_w // 2 of them, or fewer), with `clip` also of those its edge cuts
-    (`pooled_clips`: a max pooling's), of `then(activation(conv + bias) * scale + shift)` of `x` (C-contiguous NHWC), as
-    `fused._epilogue_pool_kernel` computes it (`epilogue` from `tile_epilogue`), for the items this call
+    (`pooled_clips`: a max pooling's), of `then(activation(conv + bias) * scale + shift)` of `x` (C-contiguous
+    NHWC), as `fused._epilogue_pool_kernel` computes it (`epilogue` from `tile_epilogue`), for the items this call
     claims from `counter` (one int64, shared by the threads making the same call: `parallel.run_claimed`)
     until none is left: item i is band i % `bands` of image i // `bands`'s pooled rows (`bands` <= pooled
     rows).  An image is padded by `pads` ((top, bottom), (left, right)) into a scratch image of this call's
