@@ -267,10 +267,9 @@ def pools_in_tiles(out_hw, window, pooled_hw, clip: bool = False) -> bool:
     done inside the tiles: 2x2 windows, stride 2, no padding before, at least two of them per row; with
     `clip` (for a max pooling), also a last row or column of windows that the output's edge cuts to one (a
     "same" pooling of an odd size: `pooled_clips`)."""
-    def fits(out: int, pooled: int) -> bool:
-        return 2 * pooled <= out or (clip and 2 * pooled == out + 1)
-    return (tuple(window) == (2, 2, 2, 2, 0, 0) and pooled_hw[1] >= 2
-            and fits(out_hw[0], pooled_hw[0]) and fits(out_hw[1], pooled_hw[1]))
+    cut = pooled_clips(out_hw, pooled_hw)
+    return (tuple(window) == (2, 2, 2, 2, 0, 0) and pooled_hw[1] >= 2 and (clip or not any(cut))
+            and all(2 * pooled <= out + edge for out, pooled, edge in zip(out_hw, pooled_hw, cut)))
 
 
 def pooled_clips(out_hw, pooled_hw) -> tuple:
