@@ -186,13 +186,12 @@ def test_each_conv2d_epilogue_path_alone_matches_the_unfused_reference(path, see
     big = path == "gemm_1x1" and seed < 2
     columns = path == "gemm_1x1_columns"      # few rows (<= fi.COLUMN_SPLIT_ROWS), >= 64 columns, past SMALL_WORK
     stride = int(rng.choice([1, 2]))
-    # (a 1x1 convolution of one image takes the 1x1 paths, not conv2d_inference's own epilogue)
-    lowest = 2 if path == "conv2d_inference" else 1
     n, hw = ((3, 40) if big else (2, 17) if columns else (1, 5) if tiles      # tiles: 30 rows, or 9 at stride 2
-             else (int(rng.integers(lowest, 4)), int(rng.integers(5, 13))))
+             else (int(rng.integers(1, 4)), int(rng.integers(5, 13))))
     inputs = 64 if big else (96 if stride == 1 else 400) if columns else 800 if tiles else int(rng.integers(1, 40))
     x = rng.standard_normal((n, hw, hw + 1, inputs)).astype(dtype)
-    k = 1 if pointwise else int(rng.choice([1, 3]))
+    # (an unpadded 1x1 convolution takes the 1x1 paths, not conv2d_inference's own epilogue)
+    k = 1 if pointwise else 3 if path == "conv2d_inference" else int(rng.choice([1, 3]))
     outputs = (64 if big else int(rng.integers(72, 100)) if columns else int(rng.integers(660, 760)) if tiles
                else int(rng.integers(1, 70)))
     filters = (rng.standard_normal((k, k, x.shape[3], outputs)) * 0.2).astype(dtype)
@@ -497,7 +496,7 @@ def test_a_1x1_conv_bn_relu_is_an_epilogue_stage_whose_large_products_take_the_p
     pack = ps.pack
     monkeypatch.setattr(ps, "pack", lambda matrix: packings.append(matrix.shape) or pack(matrix))
     monkeypatch.setattr(fi, "_ROWS_PATHS", recording(fi._ROWS_PATHS, asked))
-    monkeypatch.setattr(fi, "GEMM_BLOCK_BYTES", 32 << 10)
+    monkeypatch.setattr(fi, "GEMM_BLOCK_ROWS", 100)
     monkeypatch.setattr(fi, "SMALL_WORK", 0)
     expected = x
     for layer in model.layers:                                          # the layers one by one

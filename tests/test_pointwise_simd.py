@@ -378,7 +378,7 @@ def test_a_large_1x1_convolution_packs_its_matrix_once_for_all_its_blocks(width,
     pack = ps.pack
     monkeypatch.setattr(ps, "pack", lambda matrix: packings.append(matrix.shape) or pack(matrix))
     monkeypatch.setattr(fi, "_ROWS_PATHS", recording(fi._ROWS_PATHS, asked))
-    monkeypatch.setattr(fi, "GEMM_BLOCK_BYTES", 64 << 10)                   # several blocks,
+    monkeypatch.setattr(fi, "GEMM_BLOCK_ROWS", 200)                       # several blocks,
     monkeypatch.setattr(fi, "SMALL_WORK", 0)                                # not one on this thread
     kwargs = dict(bias=bias, activation="relu", scale=scale, shift=shift, residual=residual,
                   then="relu" if has_residual else "linear")

@@ -19,11 +19,11 @@ ordered list of paths, the first that applies runs (as oneDNN's implementation l
   over them; any window, stride, dilation, padding, borders handled without a padded copy); else
   the reference;
 * `conv2d_epilogue_inference`: `conv2d_inference` where its own epilogue (bias, ReLU, the
-  BN map, ReLU, a ReLU6's cap last) is the whole epilogue, but for a 1x1 convolution of one image; else
+  BN map, ReLU, a ReLU6's cap last) is the whole epilogue, but for an unpadded 1x1 convolution; else
   a 1x1 convolution as one GEMM on the NHWC rows
   (a strided one reads every s-th pixel first): of few rows (batch 1), the matrix's columns shared
   among the threads (`dense_tiles`' products for 5 to `dense_tiles.max_rows()` float32 rows, else BLAS'), then
-  the epilogue; else block by block of rows with the epilogue after each product; else `conv2d_inference`
+  the epilogue; else one block of rows per thread with the epilogue after its product; else `conv2d_inference`
   and the rest of the epilogue in one more pass (each path prepared once per input shape:
   `conv2d_inference`'s checks and geometry are not repeated at every call);
 * `_product_rows` (a block of a 1x1 product with its epilogue, here and in `inverted_residual`): SIMD
@@ -36,6 +36,7 @@ ordered list of paths, the first that applies runs (as oneDNN's implementation l
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 
@@ -54,7 +55,8 @@ __all__ = ["INFERENCE_ACTIVATIONS", "epilogue_inference", "epilogue_reference", 
 INFERENCE_ACTIVATIONS = ("linear", "relu", "relu6", "hard_silu")
 _CODES = {name: code for code, name in enumerate(INFERENCE_ACTIVATIONS)}
 _HARD_SWISH = _CODES["hard_silu"]
-GEMM_BLOCK_BYTES = 1 << 20      # input and output rows of one 1x1 product block (stays in L2 for its epilogue)
+GEMM_BLOCK_ROWS = sys.maxsize   # rows of one 1x1 product block at most: in effect one block per thread (BLAS packs
+                                # the matrix once per block; blocks in L2 for the epilogue ran 1.1-1.3x as long)
 COLUMN_SPLIT_ROWS = 1024       # 1x1 products of at most this many rows are shared among threads by columns
 SMALL_WORK = 1 << 22            # multiply-adds under which a 1x1 product stays one block on the calling thread
 
@@ -470,7 +472,7 @@ def _columns_finished(x, out, out_hw, dtype, epilogue):
 
 def _gemm_path(x, w, geometry, out_hw, dtype, epilogue, arguments):
     """A 1x1 convolution: the NHWC pixels (every s-th with strides s) as rows times the (in, out) matrix,
-    in blocks of rows, each finished by the epilogue while in cache."""
+    one block of rows per thread (`GEMM_BLOCK_ROWS`), each finished by the epilogue (`_product_rows`)."""
     rows, matrix, out = _gemm_operands(x, w, geometry[0], out_hw, dtype)
     bias, scale, shift, residual, act, after = epilogue
     finish = compiled.active()
@@ -488,9 +490,7 @@ def _gemm_path(x, w, geometry, out_hw, dtype, epilogue, arguments):
     if len(rows) * matrix.size < SMALL_WORK:       # one block, BLAS on this thread (no hand-over, no spinning)
         run_in_parallel([(0, len(rows))], work)
     else:
-        per_block = max(8, GEMM_BLOCK_BYTES // ((matrix.shape[0] + matrix.shape[1]) * out.itemsize))
-        per_block = min(per_block, -(-len(rows) // worker_count()))
-        run_in_parallel(balanced_ranges(len(rows), per_block), work, claimed=True)
+        run_in_parallel(balanced_ranges(len(rows), min(GEMM_BLOCK_ROWS, -(-len(rows) // worker_count()))), work)
     out = out.reshape((x.shape[0],) + tuple(out_hw) + (matrix.shape[1],))
     if not finish:
         out[...] = epilogue_reference(out, bias, arguments["activation"], scale, shift, residual, arguments["then"])
@@ -542,18 +542,11 @@ def _per_call(path):
 
 
 def _own_applies(x, w, geometry, epilogue) -> bool:
-    """`conv2d_inference` takes the whole epilogue, but not a 1x1 product of one image (it would run as
-    one block on one thread: slower than the 1x1 paths below at ResNet50's batch 1) nor one whose matrix
-    the 1x1 path packs (its tiles beat BLAS' product; measurements: benchmarks/README.md, 'Measurements
-    behind the code's choices')."""
-    return _own_epilogue(epilogue) and not (_gemm_applies(x, w, geometry, epilogue)
-                                            and (x.shape[0] == 1 or _packs(x, w, geometry, epilogue)))
-
-
-def _packs(x, w, geometry, epilogue) -> bool:
-    """True where `_gemm_path` packs the matrix of this 1x1 convolution (`pointwise_simd.packs`)."""
-    matrix = np.ascontiguousarray(w, dtype=float_dtype(x, w)).reshape(w.shape[2], w.shape[3])
-    return pointwise_simd.packs(_gemm_rows(x, geometry), matrix, _HARD_SWISH in epilogue[4:])
+    """`conv2d_inference` takes the whole epilogue, but not an unpadded 1x1 convolution of one group: the 1x1
+    paths below multiply all its pixels as one product (`conv2d_inference` multiplies each image's pixels
+    apart: ResNet50's 1x1 layers at batch 2-32 ran 1.05-1.5x as long; measurements: benchmarks/README.md,
+    'Measurements behind the code's choices')."""
+    return _own_epilogue(epilogue) and not _gemm_applies(x, w, geometry, epilogue)
 
 
 # The paths of `conv2d_epilogue_inference`, in order: (name, applies, prepare), the first that applies runs;
