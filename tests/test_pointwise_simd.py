@@ -255,6 +255,65 @@ def test_deep_tiles_give_a_row_the_same_bits_in_any_block(width):
         np.testing.assert_array_equal(part, whole[start:stop])
 
 
+@pytest.mark.parametrize("packed", [False, True])
+@pytest.mark.parametrize("rows", [6, 11, 12, 13, 24, 47])
+def test_tall_tiles_give_the_bits_of_the_tiles_of_rows(width, packed, rows):
+    """`deep_kernel(width, TALL_ROWS)` (12-row tiles; 6-row ones under 12 rows, the last tile overlapping the one
+    before): each output summed in the input channels' order as the 6-row tiles sum it, so the same bits, the
+    residual and streamed stores included; an odd last vector (a matrix as it lies) alone after the pairs; the
+    float64 product and the NumPy epilogue to rounding."""
+    rng = np.random.default_rng(300 + rows)
+    x, w, bias, scale, shift, act, then, affine, res = _deep_case(rng, width, rows=rows)
+    if not packed:                       # three vectors: a pair, then one alone
+        w, bias, scale, shift = (np.ascontiguousarray(v[..., :3 * width]) for v in (w, bias, scale, shift))
+        res = np.ascontiguousarray(res[:, :3 * width])
+    matrix = ps.pack(w) if packed else w
+    depth, channels = w.shape
+    step, scale_c = (2 * width, depth) if packed else (channels, 1)
+    limits = fi._limits(act, then, np.float32)
+    outs = {}
+    for tile, stream in [(ps.ROWS, False), (ps.TALL_ROWS, False), (ps.TALL_ROWS, True)]:
+        out = fi._aligned_empty((rows, channels), np.float32)
+        ps.deep_kernel(width, tile)(x, matrix.reshape(-1), step, scale_c, out, bias, scale, shift, res, limits,
+                                    affine, True, stream, 0, channels)
+        outs[tile, stream] = out
+    np.testing.assert_array_equal(outs[ps.TALL_ROWS, False], outs[ps.ROWS, False])
+    np.testing.assert_array_equal(outs[ps.TALL_ROWS, True], outs[ps.ROWS, False])
+    z = (x.astype(np.float64) @ w.astype(np.float64)).astype(np.float32)
+    expected = fi.epilogue_reference(z, bias, fi.INFERENCE_ACTIVATIONS[act], scale if affine else None,
+                                     shift if affine else None, res, fi.INFERENCE_ACTIVATIONS[then])
+    size = np.abs(x).max() * np.abs(w).sum(axis=0).max() + 1
+    np.testing.assert_allclose(outs[ps.TALL_ROWS, False], expected, rtol=0, atol=2e-6 * size)
+
+
+@pytest.mark.parametrize("bits,full_width,stream,residual,expected", [
+    (512, True, False, True, 12), (512, True, True, False, 12),
+    (512, True, True, True, 6),          # 24 rows streamed in and out: the tiles of 6 rows
+    (512, False, False, True, 6),        # 512-bit vectors on 256-bit halves (Zen 4): unmeasured, 6 rows
+    (256, True, False, True, 6),
+])
+def test_deep_product_rows_takes_tall_tiles_where_512_bit_units_run_whole(bits, full_width, stream, residual,
+                                                                          expected, monkeypatch):
+    """`tall_tiles()` (512-bit vectors, `FULL_WIDTH`) decides the rows per tile of `deep_product_rows`, but for
+    a streamed output with a residual; the numbers of the float64 product either way."""
+    monkeypatch.setattr(ps, "VECTOR_BITS", bits)
+    monkeypatch.setattr(ps, "FULL_WIDTH", full_width)
+    asked, kernel = [], ps.deep_kernel
+    monkeypatch.setattr(ps, "deep_kernel", lambda width, rows=ps.ROWS: asked.append(rows) or kernel(width, rows))
+    rng = np.random.default_rng(11)
+    x, w, bias, scale, shift, act, then, affine, res = _deep_case(rng, bits // 32, rows=40)
+    out = fi._aligned_empty((40, w.shape[1]), np.float32)
+    ps.deep_product_rows(x, w, out, bias, scale, shift, res, fi._limits(act, then, np.float32), affine, residual,
+                         stream)
+    assert asked == [expected]
+    z = (x.astype(np.float64) @ w.astype(np.float64)).astype(np.float32)
+    expected_out = fi.epilogue_reference(z, bias, fi.INFERENCE_ACTIVATIONS[act], scale if affine else None,
+                                         shift if affine else None, res if residual else None,
+                                         fi.INFERENCE_ACTIVATIONS[then])
+    size = np.abs(x).max() * np.abs(w).sum(axis=0).max() + 1
+    np.testing.assert_allclose(out, expected_out, rtol=0, atol=2e-6 * size)
+
+
 def test_where_the_deep_tiles_apply_and_what_they_refuse(width):
     rng = np.random.default_rng(1)
     x, w = _deep_case(rng, width, rows=10)[:2]
@@ -467,24 +526,56 @@ def test_a_product_streams_its_output_where_it_is_large_and_shallow(width, pack_
             assert set(streamed) <= {False} and (streamed or pack_rows == sys.maxsize)
 
 
-def test_large_1x1_products_pack_their_matrix_by_this_machines_rule(monkeypatch):
+@pytest.mark.parametrize("depth", [64, 576])
+def test_large_1x1_products_pack_their_matrix_by_this_machines_rule(depth, monkeypatch):
     """This machine's rule, as imported: a 1x1 product of 1568 rows (a ResNet50 stage-5 1x1's at batch 32, here
-    64 -> 2 vectors of channels) packs its matrix with 256-bit vectors and with 512-bit ones run as two halves
-    (Zen 4), and is left to BLAS with 512-bit vectors on full-width units (OpenBLAS' SkylakeX kernel ran the
-    stage's products there in 0.46-0.97x the packed tiles' time); the float64 product's numbers either way."""
+    `depth` -> 2 vectors of channels, 8 KiB or 576 KiB of matrix at 512 bits) packs its matrix with 256-bit vectors
+    and with 512-bit ones run as two halves (Zen 4); with 512-bit vectors on full-width units only a matrix of at
+    most `TALL_PACK_BYTES`, for the tall tiles (a larger one is left to BLAS); the float64 product's numbers
+    either way."""
     if not compiled.active():
         pytest.skip("the packed tiles are compiled")
     from convscope.ops import simd
     rng = np.random.default_rng(9)
-    x = rng.standard_normal((32, 7, 7, 64)).astype(np.float32)
-    w = (rng.standard_normal((1, 1, 64, 2 * ps.lanes() if ps.lanes() else 32)) * 0.2).astype(np.float32)
+    x = rng.standard_normal((32, 7, 7, depth)).astype(np.float32)
+    w = (rng.standard_normal((1, 1, depth, 2 * ps.lanes() if ps.lanes() else 32)) * 0.2).astype(np.float32)
     packings = []
     pack = ps.pack
     monkeypatch.setattr(ps, "pack", lambda matrix, *width: packings.append(matrix.shape) or pack(matrix, *width))
     got = fi.conv2d_epilogue_inference(x, w, 1, "VALID", activation="relu")
-    assert bool(packings) == (0 < ps.VECTOR_BITS <= 256 or (ps.VECTOR_BITS == 512 and simd.double_pumped()))
+    halves = 0 < ps.VECTOR_BITS <= 256 or (ps.VECTOR_BITS == 512 and simd.double_pumped())
+    assert bool(packings) == (halves or (ps.tall_tiles() and w.nbytes <= ps.TALL_PACK_BYTES))
+    expected = np.maximum(x.reshape(-1, depth).astype(np.float64) @ w.reshape(depth, -1), 0).reshape(got.shape)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_the_tall_tiles_pack_a_matrix_of_at_most_tall_pack_bytes_from_512_rows(width, monkeypatch):
+    """`packs(..., tall=True)`: 512 rows or more, more than `MAX_DEPTH` input channels, at most `TALL_PACK_BYTES`
+    of matrix (whatever `PACK_ROWS`); a 1x1 convolution's blocks read that copy where `tall_tiles()`, but the
+    banded MobileNet blocks' products (`_rows_arrays` without `tall`) do not."""
+    monkeypatch.setattr(ps, "PACK_ROWS", sys.maxsize)
+    small, large = (np.ones((depth, 2 * width), np.float32) for depth in (64, ps.TALL_PACK_BYTES // (8 * width) + 1))
+    assert small.nbytes <= ps.TALL_PACK_BYTES < large.nbytes
+    assert ps.packs(512, small, False, tall=True) and not ps.packs(511, small, False, tall=True)
+    assert not ps.packs(512, large, False, tall=True) and not ps.packs(10 ** 6, small, False)
+    assert not ps.packs(512, np.ones((ps.MAX_DEPTH, 2 * width), np.float32), False, tall=True)
+    assert not ps.packs(512, small, True, tall=True)                            # hard-swish
+    monkeypatch.setattr(ps, "FULL_WIDTH", True)
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((2, 16, 20, 64)).astype(np.float32)
+    w = (rng.standard_normal((1, 1, 64, 2 * width)) * 0.2).astype(np.float32)
+    packings, asked = [], []
+    pack = ps.pack
+    monkeypatch.setattr(ps, "pack", lambda matrix: packings.append(matrix.shape) or pack(matrix))
+    monkeypatch.setattr(fi, "_ROWS_PATHS", recording(fi._ROWS_PATHS, asked))
+    monkeypatch.setattr(fi, "SMALL_WORK", 0)
+    got = fi.conv2d_epilogue_inference(x, w, 1, "VALID", activation="relu")
+    assert packings == ([(64, 2 * width)] if ps.tall_tiles() else [])
+    assert ("simd_tiles_packed", True) in asked or not ps.tall_tiles()
     expected = np.maximum(x.reshape(-1, 64).astype(np.float64) @ w.reshape(64, -1), 0).reshape(got.shape)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    codes = (0, False, False, 0)
+    assert fi._rows_arrays(np.float32, w.reshape(64, -1), 640, None, None, None, None, codes)[4] is None
 
 
 @pytest.mark.parametrize("cpu,features,pack_rows,pumped", [

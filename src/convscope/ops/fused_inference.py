@@ -130,12 +130,13 @@ def _present(zeros, dtype, bias, scale, shift) -> tuple:
             zeros if shift is None else np.asarray(shift).astype(dtype, copy=False))
 
 
-def _rows_arrays(dtype, matrix, count, bias, scale, shift, residual, codes, out_bytes: int = 0):
+def _rows_arrays(dtype, matrix, count, bias, scale, shift, residual, codes, out_bytes: int = 0, tall: bool = False):
     """`_product_rows`' arrays for a product of `count` rows by `matrix`: `_epilogue_arrays`', then the matrix
-    packed once for all its blocks where `pointwise_simd.packs` (else None), then whether the tiles rows first
-    (packed or not) stream their output (`pointwise_simd.streams`, for an output of `out_bytes`)."""
+    packed once for all its blocks where `pointwise_simd.packs` (`tall`: as its tall tiles take it; else None),
+    then whether the tiles rows first (packed or not) stream their output (`pointwise_simd.streams`, for an
+    output of `out_bytes`)."""
     swish = _HARD_SWISH in (codes[0], codes[3])
-    packed = pointwise_simd.pack(matrix) if pointwise_simd.packs(count, matrix, swish) else None
+    packed = pointwise_simd.pack(matrix) if pointwise_simd.packs(count, matrix, swish, tall=tall) else None
     stream = pointwise_simd.streams(matrix.shape[0], out_bytes)     # read by the tiles rows first only
     return _epilogue_arrays(dtype, matrix.shape[1], bias, scale, shift, residual) + (packed, stream)
 
@@ -478,7 +479,8 @@ def _gemm_path(x, w, geometry, out_hw, dtype, epilogue, arguments):
     finish = compiled.active()
     if finish:
         codes = (act, scale is not None, residual is not None, after)
-        arrays = _rows_arrays(dtype, matrix, len(rows), bias, scale, shift, residual, codes, out.nbytes)
+        arrays = _rows_arrays(dtype, matrix, len(rows), bias, scale, shift, residual, codes, out.nbytes,
+                              pointwise_simd.tall_tiles())
 
     def work(ranges):
         for start, stop in ranges:

@@ -12,10 +12,12 @@ last tile of a block overlaps the one before), so a row's bits do not depend on 
 may differ from BLAS' in the last bits.  The epilogue rounds as `epilogue.finish_channels` does.
 With more input channels the same tiles are taken rows first (`deep_product_rows`): each tile's rows stay
 in L1 while it runs through the channels, so the output and the residual (ResNet50's shortcut sums) stream
-in order.  Its filters are read from the matrix as it is (33-64 input channels), or, for a product of at
-least `PACK_ROWS` rows and more than 32 input channels, from a copy packed once per op (`pack`: each pair of vectors of
-channels a contiguous strip, read in order from L1 or L2; the copy costs about what 300 rows of product
-save).  Packed or not, each output's sum is the same, in the same order.  A product rows first of few input
+in order; where 512-bit units run whole, in tiles of `TALL_ROWS` (12) rows: 24 of the 32 registers, half the
+filter loads per multiply-add (`tall_tiles`).  Its filters are read from the matrix as it is (33-64 input
+channels), or, for a product of at least `PACK_ROWS` rows and more than 32 input channels (the tall tiles:
+512 rows and a matrix of at most `TALL_PACK_BYTES`), from a copy packed once per op (`pack`: each pair of
+vectors of channels a contiguous strip, read in order from L1 or L2; the copy costs about what 300 rows of
+product save).  Packed or not, each output's sum is the same, in the same order.  A product rows first of few input
 channels with a large output (`streams`) stores it non-temporally: it is written without being read first.
 Compiled path, float32, AVX2 or wider.  The measurements behind the limits: benchmarks/README.md,
 'Measurements behind the code's choices'.
@@ -32,8 +34,8 @@ import numpy as np
 from . import compiled
 
 if compiled.available():
-    from .simd import (add, broadcast, clip, double_pumped, fma, full, load, multiply, prefetch, store_first,
-                       store_stream, stream_fence, vector_bits, zeros)
+    from .simd import (add, broadcast, clip, double_pumped, fma, full, full_width, load, multiply, prefetch,
+                       store_first, store_stream, stream_fence, vector_bits, zeros)
 
 __all__ = ["MAX_DEPTH", "DEEP_MAX_DEPTH", "PACK_ROWS", "ROWS", "applies", "product_rows", "deep_applies", "packs",
            "pack", "packed_applies", "streams", "deep_product_rows", "deep_kernel", "tiles_fit", "deep_fits"]
@@ -42,10 +44,14 @@ MAX_DEPTH = 32      # input channels up to which the tiles beat BLAS' product an
 DEEP_MAX_DEPTH = 64     # ... and up to which the tiles taken rows first (`deep_product_rows`) do, residual or not
 VECTOR_BITS = vector_bits() if compiled.available() else 0
 PACK_ROWS = (512 if VECTOR_BITS <= 256 or (compiled.available() and double_pumped())    # rows of a product from
-             else sys.maxsize)  # which its matrix is packed (`packs`), whatever its depth; never with 512-bit
-                    # vectors on Intel's full-width units, where BLAS' own kernel ran faster (on Zen 4's halves slower)
+             else sys.maxsize)  # which its matrix is packed (`packs`), whatever its depth; not so with 512-bit
+                    # vectors on full-width units, where BLAS' own kernel ran faster than the tiles of `ROWS` (on
+                    # Zen 4's halves slower): there the 1x1 convolutions' tall tiles pack small matrices (`packs`)
 STREAM_BYTES = 32 << 20     # output from which a rows-first product of at most `DEEP_MAX_DEPTH` streams it (`streams`)
 ROWS = 6            # rows per tile: 12 vectors of accumulators, two of filters, one broadcast (AVX2's 16)
+TALL_ROWS = 12      # ... of `deep_product_rows`' tiles where 512-bit units run whole (`tall_tiles`; 24 of 32)
+TALL_PACK_BYTES = 512 << 10     # matrices up to which those tiles read a packed copy (`packs`)
+FULL_WIDTH = compiled.available() and full_width()      # this CPU runs 512-bit vectors whole
 
 
 def lanes() -> int:
@@ -66,12 +72,27 @@ def deep_applies(rows: np.ndarray, matrix: np.ndarray, swish: bool) -> bool:
     return _tiles_fit(rows, matrix, swish) and MAX_DEPTH < matrix.shape[0] <= DEEP_MAX_DEPTH
 
 
-def packs(count: int, matrix: np.ndarray, swish: bool, width: Optional[int] = None) -> bool:
+def packs(count: int, matrix: np.ndarray, swish: bool, width: Optional[int] = None, tall: bool = False) -> bool:
     """True where a product of `count` rows by `matrix` takes the tiles (of `width` lanes, the machine's by
     default) rows first from a packed copy of the matrix (`pack`): at least `PACK_ROWS` rows, more than
-    `MAX_DEPTH` input channels (fewer: `applies`' tiles, or BLAS with a residual), the tiles' other conditions."""
-    return (count >= PACK_ROWS and matrix.ndim == 2 and matrix.shape[0] > MAX_DEPTH
-            and _matrix_fits(matrix, swish, width))
+    `MAX_DEPTH` input channels (fewer: `applies`' tiles, or BLAS with a residual), the tiles' other conditions.
+    `tall`: for `deep_product_rows`' tiles of `TALL_ROWS` (`tall_tiles()`), from 512 rows and for a matrix of at
+    most `TALL_PACK_BYTES` (a larger one comes from L3 for every tile: 512 -> 2048 ran 1.45x BLAS' time)."""
+    if tall:
+        return count >= 512 and matrix.nbytes <= TALL_PACK_BYTES and _packable(matrix, swish, width)
+    return count >= PACK_ROWS and _packable(matrix, swish, width)
+
+
+def _packable(matrix: np.ndarray, swish: bool, width: Optional[int]) -> bool:
+    return matrix.ndim == 2 and matrix.shape[0] > MAX_DEPTH and _matrix_fits(matrix, swish, width)
+
+
+def tall_tiles() -> bool:
+    """True where `deep_product_rows` takes tiles of `TALL_ROWS` rows: 512-bit vectors (32 registers) on a CPU
+    that runs them whole (`FULL_WIDTH`, read at call time).  Half the filter loads per multiply-add of the tiles
+    of `ROWS`: from L2, they had bound those (ResNet50's 128 -> 512 at 12544 rows, one thread: 147 against
+    100 GFLOP/s).  Unmeasured on double-pumped CPUs (Zen 4), which keep `ROWS`."""
+    return VECTOR_BITS >= 512 and FULL_WIDTH
 
 
 def packed_applies(rows: np.ndarray, packed: np.ndarray) -> bool:
@@ -174,8 +195,9 @@ def deep_product_rows(rows: np.ndarray, matrix: np.ndarray, out: np.ndarray, bia
                          f"{residual.shape}")
     step, scale_c = (2 * lanes(), depth) if packed else (channels, 1)    # filters k, c at k * step + c * scale_c
     stream = bool(stream) and compiled.address(out) % (4 * lanes()) == 0
-    deep_kernel(lanes())(rows, matrix.reshape(-1), step, scale_c, out, bias, scale, shift, residual, limits, affine,
-                         has_residual, stream, 0, channels)
+    tall = tall_tiles() and not (stream and has_residual)   # 24 rows streamed in and out: 1.08-1.13x the time
+    deep_kernel(lanes(), TALL_ROWS if tall else ROWS)(rows, matrix.reshape(-1), step, scale_c, out, bias, scale, shift,
+                                                      residual, limits, affine, has_residual, stream, 0, channels)
 
 
 def _make_kernel(width: int):
@@ -233,6 +255,39 @@ if compiled.available():
         return a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11
 
     @compiled.kernel(inline=True)
+    def _tall_tile_sums(xf, wf, base, depth, step, at, width, zero):
+        """`_tile_sums` of `TALL_ROWS` (12) rows: 24 vectors of sums, for 32 registers."""
+        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = a9 = a10 = a11 = zero
+        c0 = c1 = c2 = c3 = c4 = c5 = c6 = c7 = c8 = c9 = c10 = c11 = zero
+        for k in range(depth):
+            w0, w1 = load(wf, k * step + at, zero), load(wf, k * step + at + width, zero)
+            x0 = broadcast(xf, base + k, zero)
+            a0, a1 = fma(x0, w0, a0), fma(x0, w1, a1)
+            x1 = broadcast(xf, base + depth + k, zero)
+            a2, a3 = fma(x1, w0, a2), fma(x1, w1, a3)
+            x2 = broadcast(xf, base + 2 * depth + k, zero)
+            a4, a5 = fma(x2, w0, a4), fma(x2, w1, a5)
+            x3 = broadcast(xf, base + 3 * depth + k, zero)
+            a6, a7 = fma(x3, w0, a6), fma(x3, w1, a7)
+            x4 = broadcast(xf, base + 4 * depth + k, zero)
+            a8, a9 = fma(x4, w0, a8), fma(x4, w1, a9)
+            x5 = broadcast(xf, base + 5 * depth + k, zero)
+            a10, a11 = fma(x5, w0, a10), fma(x5, w1, a11)
+            y0 = broadcast(xf, base + 6 * depth + k, zero)
+            c0, c1 = fma(y0, w0, c0), fma(y0, w1, c1)
+            y1 = broadcast(xf, base + 7 * depth + k, zero)
+            c2, c3 = fma(y1, w0, c2), fma(y1, w1, c3)
+            y2 = broadcast(xf, base + 8 * depth + k, zero)
+            c4, c5 = fma(y2, w0, c4), fma(y2, w1, c5)
+            y3 = broadcast(xf, base + 9 * depth + k, zero)
+            c6, c7 = fma(y3, w0, c6), fma(y3, w1, c7)
+            y4 = broadcast(xf, base + 10 * depth + k, zero)
+            c8, c9 = fma(y4, w0, c8), fma(y4, w1, c9)
+            y5 = broadcast(xf, base + 11 * depth + k, zero)
+            c10, c11 = fma(y5, w0, c10), fma(y5, w1, c11)
+        return (a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11)
+
+    @compiled.kernel(inline=True)
     def _tile_sums_one(xf, wf, base, depth, step, at, zero):
         """`_tile_sums` for one vector of filters (wf[k * step + at] on): the `ROWS` rows' vectors."""
         a0 = a1 = a2 = a3 = a4 = a5 = zero
@@ -257,7 +312,7 @@ if compiled.available():
         store_first(of, at, clip(v0, low_after, high_after), width)
         store_first(of, at + width, clip(v1, low_after, high_after), width)
 else:  # pragma: no cover - exercised where numba is not installed
-    _tile_sums = _tile_sums_one = _finish_pair = None
+    _tile_sums = _tall_tile_sums = _tile_sums_one = _finish_pair = None
 
 @functools.lru_cache(maxsize=None)
 def _kernel_for(width: int):
@@ -265,8 +320,9 @@ def _kernel_for(width: int):
     return _make_kernel(width)
 
 
-def _make_deep_kernel(width: int):
-    """`deep_product_rows`' loop for vectors of `width` lanes: tiles of rows outer, pairs of vectors inner.
+def _make_deep_kernel(width: int, rows: int):
+    """`deep_product_rows`' loop for vectors of `width` lanes: tiles of `rows` rows (`ROWS` or `TALL_ROWS`; `ROWS`
+    where fewer rows are given) outer, pairs of vectors inner.
     Its epilogue is written out, not `_finish_pair` with a residual: called so, this loop and `product_rows`'
     both ran 1.4-2.2x as long (measurements: benchmarks/README.md, 'Measurements behind the code's choices')."""
 
@@ -281,19 +337,24 @@ def _make_deep_kernel(width: int):
         low_after, high_after = full(limits[3], zero), full(limits[4], zero)
         pairs_stop = first_channel + (stop_channel - first_channel) // (2 * width) * (2 * width)
         start = 0
+        tile = rows if count >= rows else ROWS
         while start < count:
-            r = min(start, count - ROWS)
+            r = min(start, count - tile)
             for c in range(first_channel, pairs_stop, 2 * width):
                 b0, b1 = load(bias, c, zero), load(bias, c + width, zero)
                 s0, s1 = load(scale, c, zero), load(scale, c + width, zero)
                 h0, h1 = load(shift, c, zero), load(shift, c + width, zero)
                 if has_residual:            # the next tile's residual for these channels, asked for ahead
-                    for i in range(ROWS):
-                        ahead = (r + ROWS + i) * channels + c
+                    for i in range(tile):
+                        ahead = (r + tile + i) * channels + c
                         prefetch(rf, ahead)
                         prefetch(rf, ahead + 2 * width - 1)
-                sums = _tile_sums(xf, wf, r * depth, depth, step, c * scale_c, width, zero)
-                for i in range(ROWS):       # `finish_channels`' operations, the residual after the map
+                if tile == TALL_ROWS:
+                    sums = _tall_tile_sums(xf, wf, r * depth, depth, step, c * scale_c, width, zero)
+                else:           # (the tuple doubled: one type for both branches; the loop below reads its half)
+                    half = _tile_sums(xf, wf, r * depth, depth, step, c * scale_c, width, zero)
+                    sums = half + half
+                for i in range(tile):       # `finish_channels`' operations, the residual after the map
                     at = (r + i) * channels + c
                     v0, v1 = clip(add(sums[2 * i], b0), low, high), clip(add(sums[2 * i + 1], b1), low, high)
                     if affine:
@@ -309,28 +370,29 @@ def _make_deep_kernel(width: int):
             if pairs_stop < stop_channel:        # one vector left: an odd number of vectors (unpacked matrix)
                 c = pairs_stop
                 b0, s0, h0 = load(bias, c, zero), load(scale, c, zero), load(shift, c, zero)
-                sums = _tile_sums_one(xf, wf, r * depth, depth, step, c, zero)
-                for i in range(ROWS):
-                    at = (r + i) * channels + c
-                    v0 = clip(add(sums[i], b0), low, high)
-                    if affine:
-                        v0 = add(multiply(v0, s0), h0)
-                    if has_residual:
-                        v0 = add(v0, load(rf, at, zero))
-                    if stream:
-                        store_stream(of, at, clip(v0, low_after, high_after))
-                    else:
-                        store_first(of, at, clip(v0, low_after, high_after), width)
-            start += ROWS
+                for sub in range(0, tile, ROWS):
+                    one = _tile_sums_one(xf, wf, (r + sub) * depth, depth, step, c, zero)
+                    for i in range(ROWS):
+                        at = (r + sub + i) * channels + c
+                        v0 = clip(add(one[i], b0), low, high)
+                        if affine:
+                            v0 = add(multiply(v0, s0), h0)
+                        if has_residual:
+                            v0 = add(v0, load(rf, at, zero))
+                        if stream:
+                            store_stream(of, at, clip(v0, low_after, high_after))
+                        else:
+                            store_first(of, at, clip(v0, low_after, high_after), width)
+            start += tile
         if stream:
             stream_fence()          # the streamed output visible to the thread that reads it next
     return deep_tiles
 
 
 @functools.lru_cache(maxsize=None)
-def deep_kernel(width: int):
-    """`_make_deep_kernel(width)`, compiled on first use: `deep_product_rows`' loop, which other compiled
+def deep_kernel(width: int, rows: int = ROWS):
+    """`_make_deep_kernel(width, rows)`, compiled on first use: `deep_product_rows`' loop, which other compiled
     kernels call (`inverted_residual_simd`) with the arguments it passes, then the output channels
     first..stop to compute (whole pairs of vectors, the last vector alone where `stop` ends an odd number of
     them in a matrix as it lies; `deep_product_rows`: all of them)."""
-    return _make_deep_kernel(width)
+    return _make_deep_kernel(width, rows)
