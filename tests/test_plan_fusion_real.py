@@ -238,6 +238,30 @@ def test_a_prepared_conv2d_epilogue_checks_and_plans_its_convolution_once(activa
     assert prepared == [1]
 
 
+@pytest.mark.parametrize("kernel,groups,strides,expected", [
+    (1, 1, 1, "gemm_1x1"), (1, 1, 2, "gemm_1x1"),            # an unpadded 1x1 of one group: the 1x1 product
+    (1, 2, 1, "conv2d_inference"),                          # of two groups: the convolution's own epilogue
+    (3, 1, 1, "conv2d_inference"),
+])
+def test_every_unpadded_1x1_convolution_of_one_group_takes_the_1x1_paths(kernel, groups, strides, expected,
+                                                                        monkeypatch):
+    """At a batch of images, with an epilogue `conv2d_inference` could apply itself (bias, ReLU, the BN map):
+    an unpadded 1x1 convolution of one group is one product over all its pixels (`_own_applies` declines it;
+    `conv2d_inference` multiplied each image's pixels apart), a grouped 1x1 or a 3x3 convolution stays
+    `conv2d_inference`'s; each against the unfused reference."""
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal((4, 12, 13, 40)).astype(np.float32)
+    filters = (rng.standard_normal((kernel, kernel, 40 // groups, 48)) * 0.2).astype(np.float32)
+    bias, scale, shift = (rng.standard_normal(48).astype(np.float32) for _ in range(3))
+    asked = []
+    monkeypatch.setattr(fi, "_CONV_PATHS", recording(fi._CONV_PATHS, asked))
+    args = dict(bias=bias, activation="relu", scale=scale, shift=shift, then="relu")
+    got = fi.conv2d_epilogue_inference(x, filters, strides, "SAME", groups=groups, **args)
+    expected_out = fi.conv2d_epilogue_reference(x, filters, strides, "SAME", groups=groups, **args)
+    assert [name for name, answer in asked if answer][0] == expected
+    np.testing.assert_allclose(got, expected_out, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("batch", [1, 3])
 def test_a_mobilenet_stem_keeps_its_relu6_in_the_convolutions_own_epilogue(batch, monkeypatch):
     """conv 3x3 stride 2 -> BN -> ReLU6 (MobileNetV2's Conv1): `conv2d_inference` applies the whole epilogue,
@@ -479,11 +503,11 @@ def test_keras_mobilenet_v2_predictions_match_keras(keras, keras_mobilenet):
 def test_a_1x1_conv_bn_relu_is_an_epilogue_stage_whose_large_products_take_the_packed_tiles(kernel_path,
                                                                                               monkeypatch):
     """A ResNet bottleneck's 1x1 conv -> BN -> ReLU as one `EpilogueStage` (a 3x3 one stays a
-    `ConvInferenceStage`): its op chooses among conv2d_inference and the 1x1 products, and at 2 x 20 x 20
+    `ConvInferenceStage`): its op takes the 1x1 products, and at 2 x 20 x 20
     pixels of 40 channels (over `pointwise_simd.PACK_ROWS`) the compiled path packs the matrix once and
     every block takes the packed tiles; the numbers those of the layers one by one, at batch 2 and 1."""
     from convscope.ops import pointwise_simd as ps
-    monkeypatch.setattr(ps, "PACK_ROWS", 512)          # AVX2's and Zen 4's rule (Intel's AVX-512: BLAS)
+    monkeypatch.setattr(ps, "PACK_ROWS", 512)          # AVX2's and Zen 4's rule (full-width AVX-512: the tall rule)
     model = Sequential([L.Input((20, 20, 40)), L.Conv2D(32, 1), L.BatchNormalization(), L.ReLU(),
                         L.Conv2D(16, 3, padding="same"), L.BatchNormalization(), L.ReLU()])
     rng = np.random.default_rng(31)

@@ -18,8 +18,8 @@ pytestmark = pytest.mark.skipif(not compiled.available(), reason="the SIMD tiles
 @pytest.fixture(params=[256, 512], ids=["avx2", "avx512"])
 def width(request, monkeypatch):
     """The tiles for 8 or 16 lanes, whatever this machine has; matrices packed from 512 rows (AVX2's rule: with
-    512-bit vectors on full-width units convscope leaves such products to BLAS, but the packed tiles run there
-    all the same)."""
+    512-bit vectors on full-width units convscope packs only a 1x1 convolution's matrices of at most
+    `TALL_PACK_BYTES`, but the packed tiles run there all the same)."""
     monkeypatch.setattr(ps, "VECTOR_BITS", request.param)
     monkeypatch.setattr(ps, "PACK_ROWS", 512)
     return request.param // 32
@@ -256,19 +256,20 @@ def test_deep_tiles_give_a_row_the_same_bits_in_any_block(width):
 
 
 @pytest.mark.parametrize("packed", [False, True])
-@pytest.mark.parametrize("rows", [6, 11, 12, 13, 24, 47])
+@pytest.mark.parametrize("rows", [12, 13, 24, 47])
 def test_tall_tiles_give_the_bits_of_the_tiles_of_rows(width, packed, rows):
-    """`deep_kernel(width, TALL_ROWS)` (12-row tiles; 6-row ones under 12 rows, the last tile overlapping the one
-    before): each output summed in the input channels' order as the 6-row tiles sum it, so the same bits, the
-    residual and streamed stores included; an odd last vector (a matrix as it lies) alone after the pairs; the
-    float64 product and the NumPy epilogue to rounding."""
+    """`deep_kernel(width, TALL_ROWS)` (12-row tiles, the last overlapping the one before): each output summed in
+    the input channels' order as the 6-row tiles sum it, so the same bits, the residual and streamed stores
+    included; an odd last vector (a matrix as it lies) alone after the pairs; the float64 product and the NumPy
+    epilogue to rounding."""
     rng = np.random.default_rng(300 + rows)
     x, w, bias, scale, shift, act, then, affine, res = _deep_case(rng, width, rows=rows)
-    if not packed:                       # three vectors: a pair, then one alone
-        w, bias, scale, shift = (np.ascontiguousarray(v[..., :3 * width]) for v in (w, bias, scale, shift))
-        res = np.ascontiguousarray(res[:, :3 * width])
+    channels = 4 * width if packed else 3 * width       # unpacked: three vectors, a pair, then one alone
+    w = np.ascontiguousarray((rng.standard_normal((w.shape[0], channels)) * 0.5).astype(np.float32))
+    bias, scale, shift = (rng.standard_normal(channels).astype(np.float32) for _ in range(3))
+    res = np.ascontiguousarray(rng.standard_normal((rows, channels)).astype(np.float32))
     matrix = ps.pack(w) if packed else w
-    depth, channels = w.shape
+    depth = w.shape[0]
     step, scale_c = (2 * width, depth) if packed else (channels, 1)
     limits = fi._limits(act, then, np.float32)
     outs = {}
@@ -286,23 +287,25 @@ def test_tall_tiles_give_the_bits_of_the_tiles_of_rows(width, packed, rows):
     np.testing.assert_allclose(outs[ps.TALL_ROWS, False], expected, rtol=0, atol=2e-6 * size)
 
 
-@pytest.mark.parametrize("bits,full_width,stream,residual,expected", [
-    (512, True, False, True, 12), (512, True, True, False, 12),
-    (512, True, True, True, 6),          # 24 rows streamed in and out: the tiles of 6 rows
-    (512, False, False, True, 6),        # 512-bit vectors on 256-bit halves (Zen 4): unmeasured, 6 rows
-    (256, True, False, True, 6),
+@pytest.mark.parametrize("bits,full_width,stream,residual,count,expected", [
+    (512, True, False, True, 40, 12), (512, True, True, False, 40, 12), (512, True, False, True, 12, 12),
+    (512, True, False, True, 11, 6),     # fewer rows than a tall tile
+    (512, True, True, True, 40, 6),      # 24 rows streamed in and out: the tiles of 6 rows
+    (512, False, False, True, 40, 6),    # 512-bit vectors on 256-bit halves (Zen 4): unmeasured, 6 rows
+    (256, True, False, True, 40, 6),
 ])
-def test_deep_product_rows_takes_tall_tiles_where_512_bit_units_run_whole(bits, full_width, stream, residual,
+def test_deep_product_rows_takes_tall_tiles_where_512_bit_units_run_whole(bits, full_width, stream, residual, count,
                                                                           expected, monkeypatch):
-    """`tall_tiles()` (512-bit vectors, `FULL_WIDTH`) decides the rows per tile of `deep_product_rows`, but for
-    a streamed output with a residual; the numbers of the float64 product either way."""
+    """`tall_tiles()` (512-bit vectors, `FULL_WIDTH`) decides the rows per tile of `deep_product_rows`, from
+    `TALL_ROWS` rows, but for a streamed output with a residual; the numbers of the float64 product either way."""
     monkeypatch.setattr(ps, "VECTOR_BITS", bits)
     monkeypatch.setattr(ps, "FULL_WIDTH", full_width)
     asked, kernel = [], ps.deep_kernel
     monkeypatch.setattr(ps, "deep_kernel", lambda width, rows=ps.ROWS: asked.append(rows) or kernel(width, rows))
+    assert ps.tall_tiles() is (bits == 512 and full_width)
     rng = np.random.default_rng(11)
-    x, w, bias, scale, shift, act, then, affine, res = _deep_case(rng, bits // 32, rows=40)
-    out = fi._aligned_empty((40, w.shape[1]), np.float32)
+    x, w, bias, scale, shift, act, then, affine, res = _deep_case(rng, bits // 32, rows=count)
+    out = fi._aligned_empty((count, w.shape[1]), np.float32)
     ps.deep_product_rows(x, w, out, bias, scale, shift, res, fi._limits(act, then, np.float32), affine, residual,
                          stream)
     assert asked == [expected]
@@ -526,10 +529,10 @@ def test_a_product_streams_its_output_where_it_is_large_and_shallow(width, pack_
             assert set(streamed) <= {False} and (streamed or pack_rows == sys.maxsize)
 
 
-@pytest.mark.parametrize("depth", [64, 576])
-def test_large_1x1_products_pack_their_matrix_by_this_machines_rule(depth, monkeypatch):
+@pytest.mark.parametrize("depth,filters", [(64, 32), (576, 256)])
+def test_large_1x1_products_pack_their_matrix_by_this_machines_rule(depth, filters, monkeypatch):
     """This machine's rule, as imported: a 1x1 product of 1568 rows (a ResNet50 stage-5 1x1's at batch 32, here
-    `depth` -> 2 vectors of channels, 8 KiB or 576 KiB of matrix at 512 bits) packs its matrix with 256-bit vectors
+    `depth` -> `filters`, 8 KiB or 576 KiB of matrix) packs its matrix with 256-bit vectors
     and with 512-bit ones run as two halves (Zen 4); with 512-bit vectors on full-width units only a matrix of at
     most `TALL_PACK_BYTES`, for the tall tiles (a larger one is left to BLAS); the float64 product's numbers
     either way."""
@@ -538,7 +541,7 @@ def test_large_1x1_products_pack_their_matrix_by_this_machines_rule(depth, monke
     from convscope.ops import simd
     rng = np.random.default_rng(9)
     x = rng.standard_normal((32, 7, 7, depth)).astype(np.float32)
-    w = (rng.standard_normal((1, 1, depth, 2 * ps.lanes() if ps.lanes() else 32)) * 0.2).astype(np.float32)
+    w = (rng.standard_normal((1, 1, depth, filters)) * 0.2).astype(np.float32)
     packings = []
     pack = ps.pack
     monkeypatch.setattr(ps, "pack", lambda matrix, *width: packings.append(matrix.shape) or pack(matrix, *width))

@@ -19,7 +19,7 @@ ordered list of paths, the first that applies runs (as oneDNN's implementation l
   over them; any window, stride, dilation, padding, borders handled without a padded copy); else
   the reference;
 * `conv2d_epilogue_inference`: `conv2d_inference` where its own epilogue (bias, ReLU, the
-  BN map, ReLU, a ReLU6's cap last) is the whole epilogue, but for an unpadded 1x1 convolution; else
+  BN map, ReLU, a ReLU6's cap last) is the whole epilogue, but for an unpadded 1x1 convolution of one group; else
   a 1x1 convolution as one GEMM on the NHWC rows
   (a strided one reads every s-th pixel first): of few rows (batch 1), the matrix's columns shared
   among the threads (`dense_tiles`' products for 5 to `dense_tiles.max_rows()` float32 rows, else BLAS'), then
@@ -28,9 +28,10 @@ ordered list of paths, the first that applies runs (as oneDNN's implementation l
   `conv2d_inference`'s checks and geometry are not repeated at every call);
 * `_product_rows` (a block of a 1x1 product with its epilogue, here and in `inverted_residual`): SIMD
   tiles finished in registers (`pointwise_simd`): up to 32 input channels without a residual; more, rows
-  first, from the matrix packed once per op where the product has `pointwise_simd.PACK_ROWS` rows or more,
-  or from the matrix as it is up to 64 (a large output of at most 64 input channels stored non-temporally);
-  else BLAS' product, then the compiled epilogue.
+  first, from the matrix packed once per op where the product has `pointwise_simd.PACK_ROWS` rows or more
+  (a 1x1 convolution's tiles of `pointwise_simd.TALL_ROWS` where 512-bit units run whole: 512 rows and a matrix
+  of at most `pointwise_simd.TALL_PACK_BYTES`), or from the matrix as it is up to 64 (a large output of at
+  most 64 input channels stored non-temporally); else BLAS' product, then the compiled epilogue.
 """
 
 from __future__ import annotations
@@ -492,7 +493,7 @@ def _gemm_path(x, w, geometry, out_hw, dtype, epilogue, arguments):
     if len(rows) * matrix.size < SMALL_WORK:       # one block, BLAS on this thread (no hand-over, no spinning)
         run_in_parallel([(0, len(rows))], work)
     else:
-        run_in_parallel(balanced_ranges(len(rows), min(GEMM_BLOCK_ROWS, -(-len(rows) // worker_count()))), work)
+        run_in_parallel(balanced_ranges(len(rows), GEMM_BLOCK_ROWS), work)
     out = out.reshape((x.shape[0],) + tuple(out_hw) + (matrix.shape[1],))
     if not finish:
         out[...] = epilogue_reference(out, bias, arguments["activation"], scale, shift, residual, arguments["then"])
@@ -546,7 +547,7 @@ def _per_call(path):
 def _own_applies(x, w, geometry, epilogue) -> bool:
     """`conv2d_inference` takes the whole epilogue, but not an unpadded 1x1 convolution of one group: the 1x1
     paths below multiply all its pixels as one product (`conv2d_inference` multiplies each image's pixels
-    apart: ResNet50's 1x1 layers at batch 2-32 ran 1.05-1.5x as long; measurements: benchmarks/README.md,
+    apart: ResNet50's 1x1 layers at batch 2-32 ran 1.0-1.5x as long; measurements: benchmarks/README.md,
     'Measurements behind the code's choices')."""
     return _own_epilogue(epilogue) and not _gemm_applies(x, w, geometry, epilogue)
 

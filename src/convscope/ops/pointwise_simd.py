@@ -37,8 +37,9 @@ if compiled.available():
     from .simd import (add, broadcast, clip, double_pumped, fma, full, full_width, load, multiply, prefetch,
                        store_first, store_stream, stream_fence, vector_bits, zeros)
 
-__all__ = ["MAX_DEPTH", "DEEP_MAX_DEPTH", "PACK_ROWS", "ROWS", "applies", "product_rows", "deep_applies", "packs",
-           "pack", "packed_applies", "streams", "deep_product_rows", "deep_kernel", "tiles_fit", "deep_fits"]
+__all__ = ["MAX_DEPTH", "DEEP_MAX_DEPTH", "PACK_ROWS", "ROWS", "TALL_ROWS", "TALL_PACK_ROWS", "TALL_PACK_BYTES",
+           "applies", "product_rows", "deep_applies", "packs", "pack", "packed_applies", "streams", "tall_tiles",
+           "deep_product_rows", "deep_kernel", "tiles_fit", "deep_fits"]
 
 MAX_DEPTH = 32      # input channels up to which the tiles beat BLAS' product and the epilogue pass after it
 DEEP_MAX_DEPTH = 64     # ... and up to which the tiles taken rows first (`deep_product_rows`) do, residual or not
@@ -50,7 +51,8 @@ PACK_ROWS = (512 if VECTOR_BITS <= 256 or (compiled.available() and double_pumpe
 STREAM_BYTES = 32 << 20     # output from which a rows-first product of at most `DEEP_MAX_DEPTH` streams it (`streams`)
 ROWS = 6            # rows per tile: 12 vectors of accumulators, two of filters, one broadcast (AVX2's 16)
 TALL_ROWS = 12      # ... of `deep_product_rows`' tiles where 512-bit units run whole (`tall_tiles`; 24 of 32)
-TALL_PACK_BYTES = 512 << 10     # matrices up to which those tiles read a packed copy (`packs`)
+TALL_PACK_ROWS = 512            # rows from which those tiles read a packed copy (`packs`) ...
+TALL_PACK_BYTES = 512 << 10     # ... of a matrix of at most this size
 FULL_WIDTH = compiled.available() and full_width()      # this CPU runs 512-bit vectors whole
 
 
@@ -76,10 +78,10 @@ def packs(count: int, matrix: np.ndarray, swish: bool, width: Optional[int] = No
     """True where a product of `count` rows by `matrix` takes the tiles (of `width` lanes, the machine's by
     default) rows first from a packed copy of the matrix (`pack`): at least `PACK_ROWS` rows, more than
     `MAX_DEPTH` input channels (fewer: `applies`' tiles, or BLAS with a residual), the tiles' other conditions.
-    `tall`: for `deep_product_rows`' tiles of `TALL_ROWS` (`tall_tiles()`), from 512 rows and for a matrix of at
-    most `TALL_PACK_BYTES` (a larger one comes from L3 for every tile: 512 -> 2048 ran 1.45x BLAS' time)."""
+    `tall`: for `deep_product_rows`' tiles of `TALL_ROWS` (`tall_tiles()`), from `TALL_PACK_ROWS` rows and for a
+    matrix of at most `TALL_PACK_BYTES` (a larger one comes from L3 for every tile: 512 -> 2048 ran 1.45x BLAS' time)."""
     if tall:
-        return count >= 512 and matrix.nbytes <= TALL_PACK_BYTES and _packable(matrix, swish, width)
+        return count >= TALL_PACK_ROWS and matrix.nbytes <= TALL_PACK_BYTES and _packable(matrix, swish, width)
     return count >= PACK_ROWS and _packable(matrix, swish, width)
 
 
@@ -195,9 +197,11 @@ def deep_product_rows(rows: np.ndarray, matrix: np.ndarray, out: np.ndarray, bia
                          f"{residual.shape}")
     step, scale_c = (2 * lanes(), depth) if packed else (channels, 1)    # filters k, c at k * step + c * scale_c
     stream = bool(stream) and compiled.address(out) % (4 * lanes()) == 0
-    tall = tall_tiles() and not (stream and has_residual)   # 24 rows streamed in and out: 1.08-1.13x the time
-    deep_kernel(lanes(), TALL_ROWS if tall else ROWS)(rows, matrix.reshape(-1), step, scale_c, out, bias, scale, shift,
-                                                      residual, limits, affine, has_residual, stream, 0, channels)
+    tall = (tall_tiles() and rows.shape[0] >= TALL_ROWS
+            and not (stream and has_residual))      # 24 rows streamed in and out: 1.06-1.13x the time
+    kernel = deep_kernel(lanes(), TALL_ROWS) if tall else deep_kernel(lanes())
+    kernel(rows, matrix.reshape(-1), step, scale_c, out, bias, scale, shift, residual, limits, affine, has_residual,
+           stream, 0, channels)
 
 
 def _make_kernel(width: int):
@@ -321,8 +325,8 @@ def _kernel_for(width: int):
 
 
 def _make_deep_kernel(width: int, rows: int):
-    """`deep_product_rows`' loop for vectors of `width` lanes: tiles of `rows` rows (`ROWS` or `TALL_ROWS`; `ROWS`
-    where fewer rows are given) outer, pairs of vectors inner.
+    """`deep_product_rows`' loop for vectors of `width` lanes: tiles of `rows` rows (`ROWS` or `TALL_ROWS`; at
+    least as many rows given) outer, pairs of vectors inner.
     Its epilogue is written out, not `_finish_pair` with a residual: called so, this loop and `product_rows`'
     both ran 1.4-2.2x as long (measurements: benchmarks/README.md, 'Measurements behind the code's choices')."""
 
@@ -337,24 +341,23 @@ def _make_deep_kernel(width: int, rows: int):
         low_after, high_after = full(limits[3], zero), full(limits[4], zero)
         pairs_stop = first_channel + (stop_channel - first_channel) // (2 * width) * (2 * width)
         start = 0
-        tile = rows if count >= rows else ROWS
         while start < count:
-            r = min(start, count - tile)
+            r = min(start, count - rows)
             for c in range(first_channel, pairs_stop, 2 * width):
                 b0, b1 = load(bias, c, zero), load(bias, c + width, zero)
                 s0, s1 = load(scale, c, zero), load(scale, c + width, zero)
                 h0, h1 = load(shift, c, zero), load(shift, c + width, zero)
                 if has_residual:            # the next tile's residual for these channels, asked for ahead
-                    for i in range(tile):
-                        ahead = (r + tile + i) * channels + c
+                    for i in range(rows):
+                        ahead = (r + rows + i) * channels + c
                         prefetch(rf, ahead)
                         prefetch(rf, ahead + 2 * width - 1)
-                if tile == TALL_ROWS:
+                if rows == TALL_ROWS:
                     sums = _tall_tile_sums(xf, wf, r * depth, depth, step, c * scale_c, width, zero)
-                else:           # (the tuple doubled: one type for both branches; the loop below reads its half)
+                else:           # (doubled: one tuple type for both branches; this kernel reads its first half)
                     half = _tile_sums(xf, wf, r * depth, depth, step, c * scale_c, width, zero)
                     sums = half + half
-                for i in range(tile):       # `finish_channels`' operations, the residual after the map
+                for i in range(rows):       # `finish_channels`' operations, the residual after the map
                     at = (r + i) * channels + c
                     v0, v1 = clip(add(sums[2 * i], b0), low, high), clip(add(sums[2 * i + 1], b1), low, high)
                     if affine:
@@ -370,7 +373,7 @@ def _make_deep_kernel(width: int, rows: int):
             if pairs_stop < stop_channel:        # one vector left: an odd number of vectors (unpacked matrix)
                 c = pairs_stop
                 b0, s0, h0 = load(bias, c, zero), load(scale, c, zero), load(shift, c, zero)
-                for sub in range(0, tile, ROWS):
+                for sub in range(0, rows, ROWS):
                     one = _tile_sums_one(xf, wf, (r + sub) * depth, depth, step, c, zero)
                     for i in range(ROWS):
                         at = (r + sub + i) * channels + c
@@ -383,7 +386,7 @@ def _make_deep_kernel(width: int, rows: int):
                             store_stream(of, at, clip(v0, low_after, high_after))
                         else:
                             store_first(of, at, clip(v0, low_after, high_after), width)
-            start += tile
+            start += rows
         if stream:
             stream_fence()          # the streamed output visible to the thread that reads it next
     return deep_tiles
