@@ -79,7 +79,8 @@ def packs(count: int, matrix: np.ndarray, swish: bool, width: Optional[int] = No
     default) rows first from a packed copy of the matrix (`pack`): at least `PACK_ROWS` rows, more than
     `MAX_DEPTH` input channels (fewer: `applies`' tiles, or BLAS with a residual), the tiles' other conditions.
     `tall`: for `deep_product_rows`' tiles of `TALL_ROWS` (`tall_tiles()`), from `TALL_PACK_ROWS` rows and for a
-    matrix of at most `TALL_PACK_BYTES` (a larger one comes from L3 for every tile: 512 -> 2048 ran 1.45x BLAS' time)."""
+    matrix of at most `TALL_PACK_BYTES` (a larger one comes from L3 for every tile: 512 -> 2048 ran 1.45x BLAS'
+    time)."""
     if tall:
         return count >= TALL_PACK_ROWS and matrix.nbytes <= TALL_PACK_BYTES and _packable(matrix, swish, width)
     return count >= PACK_ROWS and _packable(matrix, swish, width)
