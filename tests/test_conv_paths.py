@@ -26,7 +26,7 @@ def test_the_first_path_that_applies_runs(bits, monkeypatch):
     wider ones on Winograd with whole-image blocks, else the direct kernel (up to 1024 taps, 512 with AVX2's),
     else the GEMM."""
     monkeypatch.setattr(direct, "VECTOR_BITS", bits)
-    monkeypatch.setattr(direct, "_FULL_WIDTH_CPU", False)                     # as a double-pumped CPU
+    monkeypatch.setattr("convscope.ops.simd.FULL_WIDTH_CPU", False)                     # as a double-pumped CPU
     with compiled.use_compiled(True):
         assert conv.conv_path(_geometry(16, 16)) == "direct"                     # ResNet-20's first stage
         assert conv.conv_path(_geometry(24, 24)) == "direct"                     # 576
@@ -60,7 +60,7 @@ def test_the_direct_kernel_runs_longer_where_512_bit_units_are_full_width(full_w
     on a CPU whose 512-bit units run whole (not a double-pumped one's, nor AVX2's)."""
     from convscope.ops import conv_split
     monkeypatch.setattr(direct, "VECTOR_BITS", 512)
-    monkeypatch.setattr(direct, "_FULL_WIDTH_CPU", full_width)
+    monkeypatch.setattr("convscope.ops.simd.FULL_WIDTH_CPU", full_width)
 
     def thin(in_channels, out_channels):
         inference = conv_split.thin_direct_applies({"direct": True, "filters": np.empty(
@@ -181,7 +181,7 @@ def test_each_path_matches_torch_and_the_reference(path, seed, bits, monkeypatch
 def test_the_input_gradient_takes_the_same_list(channels, out_channels, path, monkeypatch):
     """The input gradient of a 3x3 stride-1 convolution (a transposed convolution from 16 input channels)
     runs on the path `conv_path` gives its geometry (out -> in channels), and matches PyTorch."""
-    monkeypatch.setattr(direct, "_FULL_WIDTH_CPU", False)    # the limits of any CPU: 48 x 48 past the direct kernel's
+    monkeypatch.setattr("convscope.ops.simd.FULL_WIDTH_CPU", False)    # any CPU's limits: 48 x 48 past direct's
     calls = []
     for module, name in ((direct, "conv_block"), (winograd, "conv_block")):
         original = getattr(module, name)

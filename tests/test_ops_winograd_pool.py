@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(not compiled.available(), reason="the Winograd p
 def any_cpu(monkeypatch):
     """The path as it runs where it applies, whatever the CPU (one whose 512-bit units run whole takes the direct
     kernel's tiles: `conv._winograd_pool_applies`)."""
-    monkeypatch.setattr(direct, "_FULL_WIDTH_CPU", False)
+    monkeypatch.setattr("convscope.ops.simd.FULL_WIDTH_CPU", False)
 
 
 def _reference(x, filters, padding, bias=None, activation="linear", scale=None, shift=None, then="linear",
@@ -216,7 +216,7 @@ def test_the_path_is_taken_where_it_applies_and_only_there(monkeypatch):
     with compiled.use_compiled(True):
         assert conv._winograd_pool_applies(ctx, (7, 7), False) and not conv._winograd_pool_applies(ctx, (7, 7), True)
         monkeypatch.setattr(direct, "VECTOR_BITS", 512)
-        monkeypatch.setattr(direct, "_FULL_WIDTH_CPU", True)     # 512-bit units run whole: the direct kernel's tiles
+        monkeypatch.setattr("convscope.ops.simd.FULL_WIDTH_CPU", True)     # full-width 512-bit units: the direct tiles
         assert applies() and not conv._winograd_pool_applies(ctx, (7, 7), False)
 
 

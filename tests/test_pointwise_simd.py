@@ -296,10 +296,10 @@ def test_tall_tiles_give_the_bits_of_the_tiles_of_rows(width, packed, rows):
 ])
 def test_deep_product_rows_takes_tall_tiles_where_512_bit_units_run_whole(bits, full_width, stream, residual, count,
                                                                           expected, monkeypatch):
-    """`tall_tiles()` (512-bit vectors, `FULL_WIDTH`) decides the rows per tile of `deep_product_rows`, from
+    """`tall_tiles()` (512-bit vectors, `simd.FULL_WIDTH_CPU`) decides the rows per tile of `deep_product_rows`, from
     `TALL_ROWS` rows, but for a streamed output with a residual; the numbers of the float64 product either way."""
     monkeypatch.setattr(ps, "VECTOR_BITS", bits)
-    monkeypatch.setattr(ps, "FULL_WIDTH", full_width)
+    monkeypatch.setattr("convscope.ops.simd.FULL_WIDTH_CPU", full_width)
     asked, kernel = [], ps.deep_kernel
     monkeypatch.setattr(ps, "deep_kernel", lambda width, rows=ps.ROWS: asked.append(rows) or kernel(width, rows))
     assert ps.tall_tiles() is (bits == 512 and full_width)
@@ -563,7 +563,7 @@ def test_the_tall_tiles_pack_a_matrix_of_at_most_tall_pack_bytes_from_512_rows(w
     assert not ps.packs(512, large, False, tall=True) and not ps.packs(10 ** 6, small, False)
     assert not ps.packs(512, np.ones((ps.MAX_DEPTH, 2 * width), np.float32), False, tall=True)
     assert not ps.packs(512, small, True, tall=True)                            # hard-swish
-    monkeypatch.setattr(ps, "FULL_WIDTH", True)
+    monkeypatch.setattr("convscope.ops.simd.FULL_WIDTH_CPU", True)
     rng = np.random.default_rng(12)
     x = rng.standard_normal((2, 16, 20, 64)).astype(np.float32)
     w = (rng.standard_normal((1, 1, 64, 2 * width)) * 0.2).astype(np.float32)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from _paths import assert_declined, recording
-from convscope.ops import compiled, direct, fused, winograd, winograd_simd as ws
+from convscope.ops import compiled, fused, winograd, winograd_simd as ws
 
 pytestmark = pytest.mark.skipif(not compiled.available(), reason="the SIMD transforms are compiled")
 
@@ -88,7 +88,7 @@ def test_where_the_vector_transforms_run(width):
 def test_winograd_bands_take_the_vector_transforms_where_they_apply(dtype, declined, monkeypatch):
     """A batch-1 U-Net-like layer through `conv2d_inference`'s Winograd bands: the same bits with the
     vector transforms as with the scalar kernels alone; float64 declines them."""
-    monkeypatch.setattr(direct, "_FULL_WIDTH_CPU", False)   # 50 -> 45: the direct kernel where 512-bit units run whole
+    monkeypatch.setattr("convscope.ops.simd.FULL_WIDTH_CPU", False)   # 50 -> 45: direct where 512-bit units run whole
     rng = np.random.default_rng(5)
     x = rng.standard_normal((1, 34, 30, 50)).astype(dtype)      # channels with a remainder on either width
     w = (rng.standard_normal((3, 3, 50, 45)) * 0.2).astype(dtype)

@@ -47,9 +47,10 @@ from .kept_filters import KeptFilters, kept_or_made
 from .pad_fill import FLAT_FILL_MAX_CHANNELS, fill_pixels, fill_rows
 
 if compiled.available():
+    from . import simd
     from .claims import claim_band
-    from .simd import (add, broadcast, clip, epilogue, fma, full, full_width, index_of_max, load, max_or_nan,
-                       multiply, store_first, vector_bits, zeros)
+    from .simd import (add, broadcast, clip, epilogue, fma, full, index_of_max, load, max_or_nan, multiply,
+                       store_first, vector_bits, zeros)
 
 PIXELS = 8               # output pixels per tile: PIXELS vectors of accumulators, plus one of filters
 TAPS_PER_TILE = 8        # taps per tile of the filter gradient: as many vectors of accumulators
@@ -75,7 +76,6 @@ SMALL_WORK = 1 << 22     # multiply-adds under which a direct convolution (and `
 # (NUMBA_CPU_FEATURES, OPENBLAS_CORETYPE=Haswell): 16 or 32 lanes spill registers and ran slower than the
 # GEMM; 8 lanes mostly faster (measurements: benchmarks/README.md, 'Measurements behind the code's choices').
 VECTOR_BITS = vector_bits() if compiled.available() else 0
-_FULL_WIDTH_CPU = compiled.available() and full_width()     # this CPU runs 512-bit vectors whole (`full_width_units`)
 # `conv_block`'s `finish` when the tiles are stored as summed (the vectors are not read then)
 _NO_FINISH = (np.zeros(1, np.float32),) * 3 + (False, False, False, np.float32(np.inf), False)
 
@@ -152,9 +152,9 @@ def tile_filters(w: np.ndarray, lanes: int, kept: Optional[KeptFilters] = None) 
 
 
 def full_width_units() -> bool:
-    """True where the tiles are 512-bit (`VECTOR_BITS`) on a CPU that runs them whole (`simd.full_width`): their
-    multiply-adds twice as fast as a double-pumped CPU's, some paths choose this kernel longer (`conv`'s)."""
-    return VECTOR_BITS >= 512 and _FULL_WIDTH_CPU
+    """True where the tiles are 512-bit (`VECTOR_BITS`) on a CPU that runs them whole (`simd.FULL_WIDTH_CPU`):
+    their multiply-adds twice as fast as a double-pumped CPU's, some paths choose this kernel longer (`conv`'s)."""
+    return VECTOR_BITS >= 512 and simd.FULL_WIDTH_CPU
 
 
 def padded_channels(out_channels: int, lanes: int) -> int:

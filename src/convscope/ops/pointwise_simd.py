@@ -34,8 +34,9 @@ import numpy as np
 from . import compiled
 
 if compiled.available():
-    from .simd import (add, broadcast, clip, double_pumped, fma, full, full_width, load, multiply, prefetch,
-                       store_first, store_stream, stream_fence, vector_bits, zeros)
+    from . import simd
+    from .simd import (add, broadcast, clip, double_pumped, fma, full, load, multiply, prefetch, store_first,
+                       store_stream, stream_fence, vector_bits, zeros)
 
 __all__ = ["MAX_DEPTH", "DEEP_MAX_DEPTH", "PACK_ROWS", "ROWS", "TALL_ROWS", "TALL_PACK_ROWS", "TALL_PACK_BYTES",
            "applies", "product_rows", "deep_applies", "packs", "pack", "packed_applies", "streams", "tall_tiles",
@@ -53,7 +54,6 @@ ROWS = 6            # rows per tile: 12 vectors of accumulators, two of filters,
 TALL_ROWS = 12      # ... of `deep_product_rows`' tiles where 512-bit units run whole (`tall_tiles`; 24 of 32)
 TALL_PACK_ROWS = 512            # rows from which those tiles read a packed copy (`packs`) ...
 TALL_PACK_BYTES = 512 << 10     # ... of a matrix of at most this size
-FULL_WIDTH = compiled.available() and full_width()      # this CPU runs 512-bit vectors whole
 
 
 def lanes() -> int:
@@ -92,10 +92,10 @@ def _packable(matrix: np.ndarray, swish: bool, width: Optional[int]) -> bool:
 
 def tall_tiles() -> bool:
     """True where `deep_product_rows` takes tiles of `TALL_ROWS` rows: 512-bit vectors (32 registers) on a CPU
-    that runs them whole (`FULL_WIDTH`, read at call time).  Half the filter loads per multiply-add of the tiles
-    of `ROWS`: from L2, they had bound those (ResNet50's 128 -> 512 at 12544 rows, one thread: 147 against
-    100 GFLOP/s).  Unmeasured on double-pumped CPUs (Zen 4), which keep `ROWS`."""
-    return VECTOR_BITS >= 512 and FULL_WIDTH
+    that runs them whole (`simd.FULL_WIDTH_CPU`, read at call time).  Half the filter loads per multiply-add of
+    the tiles of `ROWS`: from L2, they had bound those (ResNet50's 128 -> 512 at 12544 rows, one thread: 147
+    against 100 GFLOP/s).  Unmeasured on double-pumped CPUs (Zen 4), which keep `ROWS`."""
+    return VECTOR_BITS >= 512 and simd.FULL_WIDTH_CPU
 
 
 def packed_applies(rows: np.ndarray, packed: np.ndarray) -> bool:

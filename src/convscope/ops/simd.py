@@ -30,9 +30,9 @@ from numba.extending import intrinsic, models, register_model
 
 from . import compiled
 
-__all__ = ["vector_bits", "double_pumped", "full_width", "Float32Vector", "zeros", "full", "load", "load_first",
-           "broadcast", "fma", "add", "subtract", "multiply", "divide", "clip", "relu", "max_or_nan", "index_of_max",
-           "store_first", "store_stream", "stream_fence", "prefetch", "prefetch_l2", "epilogue"]
+__all__ = ["vector_bits", "double_pumped", "full_width", "FULL_WIDTH_CPU", "Float32Vector", "zeros", "full", "load",
+           "load_first", "broadcast", "fma", "add", "subtract", "multiply", "divide", "clip", "relu", "max_or_nan",
+           "index_of_max", "store_first", "store_stream", "stream_fence", "prefetch", "prefetch_l2", "epilogue"]
 
 _FLOAT = ir.FloatType()
 _INT32 = ir.IntType(32)
@@ -69,6 +69,10 @@ def full_width() -> bool:
     kernel's multiply-adds there run twice as fast as on a double-pumped CPU, and some paths choose it longer.
     (An Intel part with one 512-bit FMA unit counts as full width too: not told apart here.)"""
     return vector_bits() >= 512 and not double_pumped()
+
+
+FULL_WIDTH_CPU = full_width()     # asked once (the CPU's name and features take milliseconds to read); the kernels'
+                                  # modules read it at call time with their own vector width (`direct.full_width_units`)
 
 
 class Float32Vector(types.Type):
