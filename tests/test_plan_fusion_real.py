@@ -262,6 +262,34 @@ def test_every_unpadded_1x1_convolution_of_one_group_takes_the_1x1_paths(kernel,
     np.testing.assert_allclose(got, expected_out, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("full_width", [True, False])
+@pytest.mark.parametrize("hw,inputs,outputs,stride,tall", [
+    (28, 128, 512, 1, True), (28, 512, 128, 1, True),      # 784 rows, 256 KiB matrices: the tall tiles pack them
+    (56, 256, 512, 2, True),                                # 784 rows at stride 2, a 512 KiB matrix
+    (14, 256, 1024, 1, False),                              # 196 rows: under TALL_PACK_ROWS
+    (28, 512, 512, 1, False),                               # a 1 MiB matrix: left to BLAS
+])
+def test_a_1x1_product_of_one_image_shares_its_rows_where_the_tall_tiles_pack_its_matrix(
+        hw, inputs, outputs, stride, tall, full_width, monkeypatch):
+    """ResNet50's 1x1 convolutions at batch 1: a product of few rows is shared among the threads by columns
+    (`gemm_1x1_columns`), but where the tall tiles run and pack its matrix (`pointwise_simd.packs(...,
+    tall=True)`) by blocks of rows (`gemm_1x1`); each against the unfused reference."""
+    monkeypatch.setattr(fi.pointwise_simd, "VECTOR_BITS", 512 if full_width else 256)
+    monkeypatch.setattr("convscope.ops.simd.FULL_WIDTH_CPU", full_width)
+    rng = np.random.default_rng(hw + inputs + outputs)
+    x = rng.standard_normal((1, hw, hw, inputs)).astype(np.float32)
+    filters = (rng.standard_normal((1, 1, inputs, outputs)) / np.sqrt(inputs)).astype(np.float32)
+    bias, scale, shift = (rng.standard_normal(outputs).astype(np.float32) for _ in range(3))
+    asked = []
+    monkeypatch.setattr(fi, "_CONV_PATHS", recording(fi._CONV_PATHS, asked))
+    args = dict(bias=bias, activation="relu", scale=scale, shift=shift)
+    got = fi.conv2d_epilogue_inference(x, filters, stride, "VALID", **args)
+    expected = fi.conv2d_epilogue_reference(x, filters, stride, "VALID", **args)
+    columns = fi.compiled.active() and not (tall and full_width)      # (the NumPy kernels: blocks of rows)
+    assert [name for name, answer in asked if answer][0] == ("gemm_1x1_columns" if columns else "gemm_1x1")
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
+
+
 @pytest.mark.parametrize("batch", [1, 3])
 def test_a_mobilenet_stem_keeps_its_relu6_in_the_convolutions_own_epilogue(batch, monkeypatch):
     """conv 3x3 stride 2 -> BN -> ReLU6 (MobileNetV2's Conv1): `conv2d_inference` applies the whole epilogue,

@@ -429,10 +429,21 @@ def _gemm_rows(x, geometry) -> int:
 
 
 def _columns_applies(x, w, geometry, epilogue) -> bool:
-    """A 1x1 product of few rows (`COLUMN_SPLIT_ROWS`; batch 1) by a wide matrix, large enough to share."""
+    """A 1x1 product of few rows (`COLUMN_SPLIT_ROWS`; batch 1) by a wide matrix, large enough to share, but
+    not one whose matrix the tall tiles pack (`_tall_packs`)."""
     rows = _gemm_rows(x, geometry)
     return (_gemm_applies(x, w, geometry, epilogue) and compiled.active() and rows <= COLUMN_SPLIT_ROWS
-            and w.shape[3] >= 64 and rows * w.shape[2] * w.shape[3] >= SMALL_WORK)
+            and w.shape[3] >= 64 and rows * w.shape[2] * w.shape[3] >= SMALL_WORK
+            and not _tall_packs(rows, w, epilogue))
+
+
+def _tall_packs(rows: int, w, epilogue) -> bool:
+    """True where `_gemm_path` would take the product of `rows` rows by the 1x1 filters `w` in the tall tiles
+    from a packed matrix (`pointwise_simd.packs(..., tall=True)`): its rows shared among the threads ran
+    0.77-0.92x the time of the threads' columns by BLAS (ResNet50's 28x28 stage at batch 1, 784 rows)."""
+    swish = _HARD_SWISH in (epilogue[4], epilogue[5])
+    return pointwise_simd.tall_tiles() and pointwise_simd.packs(rows, w.reshape(w.shape[2], w.shape[3]), swish,
+                                                                 tall=True)
 
 
 def _columns_path(x, w, geometry, out_hw, dtype, epilogue, arguments):
