@@ -22,7 +22,7 @@ from typing import List, Tuple
 
 import numpy as np
 
-from . import compiled, conv, dense_tiles, direct, winograd
+from . import compiled, conv, dense_tiles, direct, direct_wide, winograd
 from .conv import COLUMN_BUDGET_BYTES, _columns, padded_input
 from .epilogue import _epilogue_kernel
 from .parallel import balanced_ranges, run_claimed, run_in_parallel, worker_count
@@ -244,4 +244,10 @@ def thin_direct_applies(ctx) -> bool:
     return ctx["direct"] and filters[2] * filters[3] <= conv.direct_before_winograd(filters[3])
 
 
-FORWARD = {"winograd": winograd_forward, "direct": direct_forward, "gemm": gemm_forward}
+def wide_direct_applies(ctx) -> bool:
+    """`direct_wide`'s kernel on one image of 128-256 channels (`direct_wide.applies`), which also asks whether
+    Winograd's bands would take it."""
+    return direct_wide.applies(ctx, winograd_applies(ctx))
+
+
+FORWARD = {"winograd": winograd_forward, "direct": direct_forward, "gemm": gemm_forward, "wide": direct_wide.forward}

@@ -254,6 +254,7 @@ _INFERENCE_PATHS = (
     ("pooled_in_tiles", lambda ctx, pool, geometry: pool is not None
      and pools_in_tiles(ctx, *geometry, clip=pool[0] == "max"), _pooled_in_tiles),
     ("thin_direct_bands", lambda ctx, pool, geometry: conv_split.thin_direct_applies(ctx), _split("direct")),
+    ("wide_direct", lambda ctx, pool, geometry: conv_split.wide_direct_applies(ctx), _split("wide")),
     ("winograd_bands", lambda ctx, pool, geometry: conv_split.winograd_applies(ctx), _split("winograd")),
     ("direct_bands", lambda ctx, pool, geometry: conv_split.direct_applies(ctx), _split("direct")),
     ("gemm_bands", lambda ctx, pool, geometry: conv_split.gemm_applies(ctx), _split("gemm")),

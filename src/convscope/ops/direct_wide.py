@@ -1,0 +1,169 @@
+"""Direct convolution of wide layers on one image: tiles of 12 output pixels x 32 filters, a tap's filters in L1.
+
+At batch 1, a 3x3 convolution of 128-256 channels on a small image (ResNet50's 28x28 and 14x14 stages, a U-Net's
+16x16 and 32x32 ones) is a product of a few hundred rows: im2col + GEMM and Winograd split it among the threads
+at 130-190 GFLOP/s on a VM whose matmul peak is 345.  Here each thread claims blocks of 32 filters (two 512-bit
+vectors) and, for each tap and chunk of `CHUNK` input channels in turn, sums that slice of the filters (16 KB,
+in L1 meanwhile) over every output pixel of the image, in tiles of `pointwise_simd.TALL_ROWS` (12) pixels: 24
+of the 32 registers, 2 filter loads and 12 broadcasts per 24 multiply-adds.  The sums wait in a scratch block
+of the thread's between chunks, then are finished (bias, ReLU, an inference batch norm's map, ReLU, a cap) and
+stored.
+
+Output pixels are numbered along the padded image's rows (q = oy * padded width + ox): tap (i, j)'s input for
+pixel q is padded pixel q + i * dh * padded width + j * dw, whatever q, so tiles run over the rows' ends; the
+sums of the columns past the output's width are dropped (2 of 16 on a 14-wide image).  A block of filters is
+split in ranges of pixels too where the blocks do not share evenly among the threads.
+
+Stride 1, one group, float32, output channels in whole blocks of 32, compiled code on a CPU that runs 512-bit
+units whole (`pointwise_simd.tall_tiles`); each output's sum is taken in the order (tap, chunk of channels,
+channel), so it differs from the GEMM's by float32 rounding only.  Where it runs (`applies`) was measured against
+the paths it replaces: benchmarks/README.md, 'Measurements behind the code's choices'.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import compiled, direct, pointwise_simd
+from .conv import padded_input
+from .parallel import run_claimed, worker_count
+
+if compiled.available():
+    from .claims import claim
+    from .pointwise_simd import _tall_tile_sums
+    from .simd import add, clip, epilogue, full, load, store_first, zeros
+
+__all__ = ["BLOCK", "CHUNK", "MIN_CHANNELS", "MAX_CHANNELS", "MAX_OUT_CHANNELS", "MAX_PIXELS", "applies",
+           "forward", "conv_image"]
+
+LANES = 16              # float32 lanes of a 512-bit vector
+BLOCK = 2 * LANES       # filters per tile (two vectors)
+PIXELS = 12             # output pixels per tile (`pointwise_simd.TALL_ROWS`)
+CHUNK = 128             # input channels per slice of a tap's filters (16 KB of a block's: in L1 while summed)
+MIN_CHANNELS = 128      # fewer input channels: the direct kernel, Winograd or im2col run as fast or faster
+MAX_CHANNELS = 256      # more (16x16 512 -> 256, 8x8 512 -> 512) ran level with im2col + GEMM
+MAX_OUT_CHANNELS = 256
+MAX_PIXELS = 1024       # output pixels (one image) up to which it ran faster than Winograd at 128 channels; at 256
+                        # channels Winograd's tiles, where it applies, ran faster (32x32 256 -> 128)
+
+
+def applies(ctx, winograd: bool) -> bool:
+    """True for an inference convolution of one image taken here (the module's conditions); `winograd`: whether
+    Winograd's bands would take it, which keep the convolutions over `MIN_CHANNELS` input channels."""
+    kh, kw, channels, out_channels = ctx["filters"].shape
+    images, (oh, ow) = ctx["input_shape"][0], ctx["out_hw"]
+    return (compiled.active() and pointwise_simd.tall_tiles() and ctx["dtype"] == np.float32
+            and ctx["groups"] == 1 and tuple(ctx["strides"]) == (1, 1) and images == 1
+            and MIN_CHANNELS <= channels <= MAX_CHANNELS and out_channels <= MAX_OUT_CHANNELS
+            and out_channels % BLOCK == 0 and 2 * PIXELS * worker_count() <= oh * ow <= MAX_PIXELS
+            and not (winograd and channels > MIN_CHANNELS))
+
+
+def forward(ctx, epilogue: tuple, out: np.ndarray) -> None:
+    """`out` (1, oh, ow, filters) = the convolution of the context's image, finished by `epilogue` (as
+    `conv_split.epilogue_tuple` gives it)."""
+    x_pad = np.ascontiguousarray(padded_input(ctx), dtype=np.float32)
+    conv_image(x_pad[0], ctx["filters"], ctx["dilations"], out[0], epilogue)
+
+
+def conv_image(x_pad: np.ndarray, filters: np.ndarray, dilations, out: np.ndarray, epilogue: tuple) -> None:
+    """out (oh, ow, filters) = the epilogue of the stride-1 convolution of the padded image `x_pad` (hp, wp, c),
+    its work claimed by the threads: blocks of `BLOCK` filters, each in as many ranges of pixels as make the
+    items share evenly; under `direct.SMALL_WORK` multiply-adds, all on the calling thread."""
+    kh, kw, channels, out_channels = filters.shape
+    (oh, ow), row = out.shape[:2], x_pad.shape[1]
+    offsets = (np.arange(kh, dtype=np.int64)[:, None] * (dilations[0] * row)
+               + np.arange(kw, dtype=np.int64)[None, :] * dilations[1]).ravel()
+    pixels = (oh - 1) * row + ow
+    alone = oh * ow * filters.size < direct.SMALL_WORK        # too little work to hand out: the calling thread's
+    blocks, workers = out_channels // BLOCK, 1 if alone else worker_count()
+    parts = 1 if blocks % workers == 0 else workers
+    _check(x_pad, filters, dilations, out, PIXELS * parts)
+    _, bias, relu, scale, shift, affine, relu_after, cap = epilogue
+    values = tuple(np.ascontiguousarray(v, dtype=np.float32) for v in (bias, scale, shift))
+    xf, wf = x_pad.reshape(-1), np.ascontiguousarray(filters, dtype=np.float32).reshape(-1)
+    of = out.reshape(-1)
+    run_claimed(blocks * parts, lambda counter: _claimed_blocks(
+        xf, wf, np.empty(-(-pixels // parts) * BLOCK, np.float32), offsets, channels, out_channels, pixels, parts,
+        row, ow, of, counter, *values, relu, affine, relu_after, np.float32(cap)), alone=alone)
+
+
+def _check(x_pad: np.ndarray, filters: np.ndarray, dilations, out: np.ndarray, least: int) -> None:
+    """`conv_image`'s arrays: one stride-1 convolution's, C-contiguous float32, whole blocks of filters, at least
+    `least` pixels numbered along the padded rows (a tile for each range of them)."""
+    kh, kw, channels, out_channels = filters.shape
+    (oh, ow), (hp, wp) = out.shape[:2], x_pad.shape[:2]
+    fits = (x_pad.ndim == 3 and out.ndim == 3 and x_pad.shape[2] == channels and out.shape[2] == out_channels
+            and hp == oh + (kh - 1) * dilations[0] and wp >= ow + (kw - 1) * dilations[1])
+    if not fits or out_channels % BLOCK or (oh - 1) * wp + ow < least:
+        raise ValueError(f"direct_wide: arguments `x_pad` {x_pad.shape}, `filters` {filters.shape} and `out` "
+                         f"{out.shape} must be one stride-1 convolution's (dilations {tuple(dilations)}), with "
+                         f"filters in blocks of {BLOCK} and at least {least} pixels along the padded rows")
+    for name, array in (("x_pad", x_pad), ("out", out)):
+        if array.dtype != np.float32 or not array.flags.c_contiguous:
+            raise ValueError(f"direct_wide: argument `{name}` must be C-contiguous float32, got {array.dtype} "
+                             f"with strides {array.strides}")
+
+
+if compiled.available():
+    @compiled.kernel
+    def _claimed_blocks(xf, wf, sums, offsets, channels, out_channels, pixels, parts, row, out_w, of, counter,
+                        bias, scale, shift, relu, affine, relu_after, cap):
+        """The items claimed from `counter`: item k is block k // parts of filters over pixel range k % parts,
+        summed into `sums`, then finished into `of`."""
+        while True:
+            item = claim(counter, out_channels // BLOCK * parts)
+            if item >= out_channels // BLOCK * parts:
+                break
+            column, part = item // parts * BLOCK, item % parts
+            first, stop = pixels * part // parts, pixels * (part + 1) // parts
+            _block_sums(xf, wf, sums, offsets, channels, out_channels, column, first, stop)
+            _finish_block(sums, of, first, stop, row, out_w, out_channels, column, bias, scale, shift, relu, affine,
+                          relu_after, cap)
+
+    @compiled.kernel
+    def _block_sums(xf, wf, sums, offsets, channels, out_channels, column, first, stop):
+        """sums[(q - first) * BLOCK + f] = sum over taps t and channels c of xf[(q + offsets[t]) * channels + c] *
+        wf[(t * channels + c) * out_channels + column + f], for pixels q in first..stop - 1 (at least `PIXELS`):
+        each tap's chunk of channels over every tile of pixels, the last tile overlapping the one before it (its
+        overlapping pixels' sums not added twice)."""
+        zero = zeros(LANES)
+        count = stop - first
+        for t in range(offsets.shape[0]):
+            for start in range(0, channels, CHUNK):
+                depth = min(CHUNK, channels - start)
+                at = (t * channels + start) * out_channels + column
+                q = 0
+                while q < count:
+                    tile = min(q, count - PIXELS)
+                    s = _tall_tile_sums(xf, wf, (first + tile + offsets[t]) * channels + start, depth, channels,
+                                        out_channels, at, LANES, zero)
+                    for i in range(q - tile, PIXELS):
+                        a = (tile + i) * BLOCK
+                        if t == 0 and start == 0:
+                            store_first(sums, a, s[2 * i], LANES)
+                            store_first(sums, a + LANES, s[2 * i + 1], LANES)
+                        else:
+                            store_first(sums, a, add(load(sums, a, zero), s[2 * i]), LANES)
+                            store_first(sums, a + LANES, add(load(sums, a + LANES, zero), s[2 * i + 1]), LANES)
+                    q += PIXELS
+
+    @compiled.kernel
+    def _finish_block(sums, of, first, stop, row, out_w, out_channels, column, bias, scale, shift, relu, affine,
+                      relu_after, cap):
+        """Pixels first..stop - 1's sums of one block of filters finished as `direct._finish_rows` finishes them
+        (`simd.epilogue`, then the cap) and stored at their output pixel; the columns past `out_w` dropped."""
+        zero = zeros(LANES)
+        low, high = full(-np.float32(np.inf), zero), full(cap, zero)
+        b0, b1 = load(bias, column, zero), load(bias, column + LANES, zero)
+        s0, s1 = load(scale, column, zero), load(scale, column + LANES, zero)
+        h0, h1 = load(shift, column, zero), load(shift, column + LANES, zero)
+        for q in range(first, stop):
+            oy = q // row
+            ox = q - oy * row
+            if ox < out_w:
+                a, o = (q - first) * BLOCK, (oy * out_w + ox) * out_channels + column
+                v0 = clip(epilogue(load(sums, a, zero), b0, relu, s0, h0, affine, relu_after), low, high)
+                v1 = clip(epilogue(load(sums, a + LANES, zero), b1, relu, s1, h1, affine, relu_after), low, high)
+                store_first(of, o, v0, LANES)
+                store_first(of, o + LANES, v1, LANES)

@@ -1,0 +1,218 @@
+"""ops/direct_wide.py: the direct convolution of wide layers on one image (tiles of 12 pixels x 32 filters) against
+the NumPy reference in float64 and PyTorch on random configurations, its epilogues and caps, NaNs; its split among
+1-3 threads (the same bits); its argument checks; where it applies and where conv2d_inference takes it."""
+
+import numpy as np
+import pytest
+
+from convscope import ops
+from convscope.ops import compiled, conv, conv_split, direct, direct_wide, fused, parallel, pointwise_simd
+
+pytestmark = pytest.mark.skipif(not compiled.active(),
+                                reason="the kernel runs on the compiled path (numba, CONVSCOPE_COMPILED not 0)")
+
+
+def _full_width(monkeypatch, on: bool = True) -> None:
+    """As a CPU whose 512-bit units run whole (the kernel's vectors are 512-bit; elsewhere LLVM splits them)."""
+    monkeypatch.setattr(pointwise_simd, "VECTOR_BITS", 512 if on else 256)
+    monkeypatch.setattr("convscope.ops.simd.FULL_WIDTH_CPU", on)
+
+
+def _only_wide(monkeypatch) -> list:
+    """conv2d_inference with this path and the reference blocks only; its calls recorded."""
+    kept = ("wide_direct", "blocks")
+    monkeypatch.setattr(fused, "_INFERENCE_PATHS", tuple(p for p in fused._INFERENCE_PATHS if p[0] in kept))
+    calls, original = [], conv_split.FORWARD["wide"]
+    monkeypatch.setitem(conv_split.FORWARD, "wide", lambda *args: calls.append("wide") or original(*args))
+    return calls
+
+
+def _torch(x, filters, padding, dilation, bias, activation, scale, shift, then):
+    torch = pytest.importorskip("torch")
+    functional = torch.nn.functional
+    t = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
+    if padding == "SAME":       # stride 1: (k - 1) * d split as TensorFlow does, the extra one at the end
+        (ph, pw) = ((k - 1) * dilation for k in filters.shape[:2])
+        t = functional.pad(t, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
+    t = functional.conv2d(t, torch.from_numpy(filters.transpose(3, 2, 0, 1).copy()), dilation=dilation)
+    if bias is not None:
+        t = t + torch.from_numpy(bias)[:, None, None]
+    activations = {"linear": lambda v: v, "relu": functional.relu, "relu6": functional.relu6}
+    t = activations[activation](t)
+    if scale is not None:
+        t = t * torch.from_numpy(scale)[:, None, None] + torch.from_numpy(shift)[:, None, None]
+    return activations[then](t).numpy().transpose(0, 2, 3, 1)
+
+
+def _case(seed):
+    """A random convolution of one image the kernel takes: 128-256 input channels (a last chunk of fewer than
+    `CHUNK` where not 128 or 256), whole blocks of filters, kernels 1-5, dilation 1-2, 'same' or 'valid'."""
+    rng = np.random.default_rng(seed)
+    channels = int(rng.choice([128, 131, 200, 256]))
+    out_channels = int(rng.choice([32, 64, 96, 256]))
+    kernel, dilation = int(rng.choice([1, 2, 3, 5])), int(rng.integers(1, 3))
+    padding = str(rng.choice(["SAME", "VALID"]))
+    reach = (kernel - 1) * dilation
+    h, w = (int(rng.integers(7 + (reach if padding == "VALID" else 0), 20)) for _ in range(2))
+    x = rng.standard_normal((1, h, w, channels)).astype(np.float32)
+    filters = (rng.standard_normal((kernel, kernel, channels, out_channels)) / np.sqrt(kernel * kernel * channels)
+               ).astype(np.float32)
+    bias, scale, shift = (rng.standard_normal(out_channels).astype(np.float32) for _ in range(3))
+    epilogue = [(None, "linear", None, None, "linear"), (bias, "relu", None, None, "linear"),
+                (bias, "linear", scale, shift, "relu"), (None, "relu", scale, shift, "linear"),
+                (4 * bias, "relu6", None, None, "linear"), (bias, "relu", 8 * scale, shift, "relu6")][seed % 6]
+    return x, filters, padding, dilation, epilogue
+
+
+def _reference(x, filters, padding, dilation, epilogue):
+    bias, activation, scale, shift, then = (v.astype(np.float64) if isinstance(v, np.ndarray) else v
+                                            for v in epilogue)
+    with compiled.use_compiled(False):
+        return ops.conv2d_inference(x.astype(np.float64), filters.astype(np.float64), 1, padding, dilation,
+                                    bias=bias, activation=activation, scale=scale, shift=shift, then=then)
+
+
+@pytest.mark.parametrize("seed", range(18))
+def test_the_kernel_matches_the_reference_and_torch(seed, monkeypatch):
+    """conv2d_inference on this path alone: it runs where it applies, and gives the float64 reference's numbers
+    (and PyTorch's), NaNs where the reference has them, ReLU6's caps."""
+    _full_width(monkeypatch)
+    calls = _only_wide(monkeypatch)
+    x, filters, padding, dilation, epilogue = _case(seed)
+    if seed % 3 == 0:
+        x[0, x.shape[1] // 2, 1, 5] = np.nan           # spreads to the outputs whose windows read it
+    bias, activation, scale, shift, then = epilogue
+    ours = ops.conv2d_inference(x, filters, 1, padding, dilation, bias=bias, activation=activation, scale=scale,
+                                shift=shift, then=then)
+    reference = _reference(x, filters, padding, dilation, epilogue)
+    ctx = conv._forward_context(x, filters, (1, 1), padding, (dilation,) * 2, 1, "NHWC")
+    assert calls == (["wide"] if conv_split.wide_direct_applies(ctx) else [])
+    assert ours.dtype == np.float32 and ours.shape == reference.shape
+    scale_of = max(1.0, float(np.nanmax(np.abs(reference))))
+    np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=2e-5 * scale_of)
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(reference))
+    if "relu6" in (activation, then):
+        assert np.nanmax(ours) == 6 and np.any((ours > 0) & (ours < 6))
+    theirs = _torch(x, filters, padding, dilation, bias, activation, scale, shift, then)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4 * scale_of)
+
+
+def test_most_random_cases_take_the_kernel(monkeypatch):
+    """The random cases above are ones the path applies to (the test would pass with the path never running)."""
+    _full_width(monkeypatch)
+    taken = 0
+    for seed in range(18):
+        x, filters, padding, dilation, _ = _case(seed)
+        ctx = conv._forward_context(x, filters, (1, 1), padding, (dilation,) * 2, 1, "NHWC")
+        taken += conv_split.wide_direct_applies(ctx)
+    assert taken >= 12
+
+
+@pytest.mark.parametrize("out_channels", [32, 96, 128])
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_the_threads_claim_blocks_and_ranges_of_pixels_with_the_same_bits(out_channels, workers, monkeypatch):
+    """1-3 threads claim the blocks of filters (in ranges of pixels where the blocks do not share evenly: 1 or 3
+    blocks on 2 threads, 4 on 3); each pixel's sum is taken in the same order whoever computes it, so the output's
+    bits are the one thread's."""
+    x = np.random.default_rng(out_channels).standard_normal((15, 14, 160)).astype(np.float32)
+    x_pad = np.pad(x, ((1, 1), (1, 1), (0, 0)))
+    filters = np.random.default_rng(1).standard_normal((3, 3, 160, out_channels)).astype(np.float32)
+    epilogue = conv_split.epilogue_tuple(np.ones(out_channels, np.float32), "relu", None, None, "linear",
+                                         out_channels, np.float32)
+    outs, counts = {}, []
+    original = direct_wide.run_claimed
+    monkeypatch.setattr(direct_wide, "run_claimed", lambda count, work, alone=False: counts.append(count)
+                        or original(count, work, alone=alone))
+    for threads in (1, workers):
+        monkeypatch.setattr(direct_wide, "worker_count", lambda: threads)
+        monkeypatch.setattr(parallel, "worker_count", lambda: threads)
+        outs[threads] = np.empty((15, 14, out_channels), np.float32)
+        direct_wide.conv_image(x_pad, filters, (1, 1), outs[threads], epilogue)
+    blocks = out_channels // 32
+    assert counts[-1] == blocks * (1 if blocks % workers == 0 else workers)
+    np.testing.assert_array_equal(outs[workers], outs[1])
+    reference = _reference(x[None], filters, "SAME", 1, (np.ones(out_channels, np.float32), "relu", None, None,
+                                                           "linear"))[0]
+    np.testing.assert_allclose(outs[1], reference, rtol=1e-5, atol=1e-4)
+
+
+def test_small_work_stays_on_the_calling_thread(monkeypatch):
+    """Under `direct.SMALL_WORK` multiply-adds the kernel claims every item on the calling thread, one range of
+    pixels per block."""
+    monkeypatch.setattr(direct_wide, "worker_count", lambda: 2)
+    runs = []
+    monkeypatch.setattr(direct_wide, "run_claimed", lambda count, work, alone=False: runs.append((count, alone)))
+    filters = np.zeros((3, 3, 128, 32), np.float32)
+    epilogue = conv_split.epilogue_tuple(None, "linear", None, None, "linear", 32, np.float32)
+    direct_wide.conv_image(np.zeros((9, 9, 128), np.float32), filters, (1, 1), np.empty((7, 7, 32), np.float32),
+                           epilogue)                                   # 49 x 36864: 1.8M multiply-adds
+    monkeypatch.setattr(direct, "SMALL_WORK", 0)
+    direct_wide.conv_image(np.zeros((9, 9, 128), np.float32), filters, (1, 1), np.empty((7, 7, 32), np.float32),
+                           epilogue)
+    assert runs == [(1, True), (2, False)]
+
+
+@pytest.mark.parametrize("x_shape,filters_shape,out_shape,dilations,message", [
+    ((16, 16, 128), (3, 3, 100, 32), (14, 14, 32), (1, 1), "must be one stride-1 convolution's"),
+    ((16, 16, 128), (3, 3, 128, 48), (14, 14, 48), (1, 1), "filters in blocks of 32"),
+    ((16, 16, 128), (3, 3, 128, 32), (13, 14, 32), (1, 1), "must be one stride-1 convolution's"),
+    ((16, 16, 128), (3, 3, 128, 32), (14, 14, 32), (2, 2), "(dilations (2, 2))"),
+    ((4, 5, 128), (3, 3, 128, 32), (2, 3, 32), (1, 1), "at least 12 pixels"),
+])
+def test_mismatched_arrays_are_refused_with_the_shapes(x_shape, filters_shape, out_shape, dilations, message):
+    epilogue = conv_split.epilogue_tuple(None, "linear", None, None, "linear", filters_shape[3], np.float32)
+    with pytest.raises(ValueError, match="direct_wide: arguments `x_pad`") as error:
+        direct_wide.conv_image(np.zeros(x_shape, np.float32), np.zeros(filters_shape, np.float32), dilations,
+                               np.empty(out_shape, np.float32), epilogue)
+    assert message in str(error.value) and str(x_shape) in str(error.value)
+
+
+def test_a_strided_output_is_refused():
+    epilogue = conv_split.epilogue_tuple(None, "linear", None, None, "linear", 32, np.float32)
+    out = np.empty((14, 14, 64), np.float32)[:, :, :32]
+    with pytest.raises(ValueError, match="argument `out` must be C-contiguous float32"):
+        direct_wide.conv_image(np.zeros((16, 16, 128), np.float32), np.zeros((3, 3, 128, 32), np.float32), (1, 1),
+                               out, epilogue)
+
+
+def _applies(shape, out_channels, kernel=3, strides=1, groups=1, dtype=np.float32):
+    x = np.zeros(shape, dtype)
+    filters = np.zeros((kernel, kernel, shape[3] // groups, out_channels), dtype)
+    ctx = conv._forward_context(x, filters, (strides,) * 2, "SAME", (1, 1), groups, "NHWC")
+    return conv_split.wide_direct_applies(ctx)
+
+
+def test_where_it_applies(monkeypatch):
+    """One float32 image of stride 1 and one group, 128-256 input channels, 32-256 output channels in whole blocks,
+    at least a tile per thread and at most `MAX_PIXELS` pixels; over 128 channels not where Winograd's bands would
+    take it (ResNet50's 28x28 128 -> 128 and 14x14 256 -> 256, a U-Net's 16x16 256 -> 256 and 32x32 128 -> 128:
+    yes; 32x32 256 -> 128: Winograd's), on a CPU whose 512-bit units run whole only."""
+    _full_width(monkeypatch)
+    assert _applies((1, 28, 28, 128), 128) and _applies((1, 14, 14, 256), 256)
+    assert _applies((1, 16, 16, 256), 256) and _applies((1, 32, 32, 128), 128)
+    assert not _applies((1, 32, 32, 256), 128)                        # Winograd's bands
+    assert not _applies((2, 14, 14, 256), 256)                        # two images
+    assert not _applies((1, 14, 14, 64), 64) and not _applies((1, 8, 8, 512), 512)      # channels
+    assert not _applies((1, 16, 16, 512), 256) and not _applies((1, 14, 14, 256), 512)
+    assert not _applies((1, 14, 14, 256), 240)                        # not whole blocks of 32
+    assert not _applies((1, 14, 14, 256), 256, strides=2) and not _applies((1, 14, 14, 256), 256, groups=2)
+    assert not _applies((1, 14, 14, 256), 256, dtype=np.float64)
+    assert not _applies((1, 33, 33, 128), 128)                        # over MAX_PIXELS
+    assert not _applies((1, 6, 7, 128), 128)                          # 42 pixels: under a tile per thread
+    _full_width(monkeypatch, False)
+    assert not _applies((1, 14, 14, 256), 256)
+
+
+def test_conv2d_inference_takes_it_before_winograd_and_the_gemm(monkeypatch):
+    """In conv2d_inference's ordered list the kernel comes before Winograd's bands (28x28 128 -> 128, which they
+    would take) and im2col + GEMM (14x14 256 -> 256); a double-pumped CPU keeps those."""
+    taken = []
+    original = fused._forward_path
+    monkeypatch.setattr(fused, "_forward_path", lambda *args: taken.append(original(*args)) or taken[-1])
+    for full_width in (True, False):
+        _full_width(monkeypatch, full_width)
+        for shape in ((1, 28, 28, 128), (1, 14, 14, 256)):
+            fused.prepare_conv2d_inference(np.zeros(shape, np.float32), np.zeros((3, 3, shape[3], shape[3]),
+                                                                                  np.float32), 1, "SAME")
+    names = [run.__name__ for run in taken]
+    assert names == ["_split_wide", "_split_wide", "_split_winograd", "_split_gemm"]
