@@ -108,14 +108,15 @@ def test_most_random_cases_take_the_kernel(monkeypatch):
     assert taken >= 12
 
 
-@pytest.mark.parametrize("out_channels", [32, 96, 128])
+@pytest.mark.parametrize("images,out_channels", [(1, 32), (1, 96), (1, 128), (2, 96)])
 @pytest.mark.parametrize("workers", [1, 2, 3])
-def test_the_threads_claim_blocks_and_ranges_of_pixels_with_the_same_bits(out_channels, workers, monkeypatch):
-    """1-3 threads claim the blocks of filters (in ranges of pixels where the blocks do not share evenly: 1 or 3
-    blocks on 2 threads, 4 on 3); each pixel's sum is taken in the same order whoever computes it, so the output's
-    bits are the one thread's."""
-    x = np.random.default_rng(out_channels).standard_normal((15, 14, 160)).astype(np.float32)
-    x_pad = np.pad(x, ((1, 1), (1, 1), (0, 0)))
+def test_the_threads_claim_blocks_and_ranges_of_pixels_with_the_same_bits(images, out_channels, workers,
+                                                                          monkeypatch):
+    """1-3 threads claim each image's blocks of filters (in ranges of pixels where the blocks do not share evenly:
+    1 or 3 blocks on 2 threads, 4 on 3); each pixel's sum is taken in the same order whoever computes it, so the
+    output's bits are the one thread's."""
+    x = np.random.default_rng(out_channels).standard_normal((images, 15, 14, 160)).astype(np.float32)
+    x_pad = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
     filters = np.random.default_rng(1).standard_normal((3, 3, 160, out_channels)).astype(np.float32)
     epilogue = conv_split.epilogue_tuple(np.ones(out_channels, np.float32), "relu", None, None, "linear",
                                          out_channels, np.float32)
@@ -126,13 +127,12 @@ def test_the_threads_claim_blocks_and_ranges_of_pixels_with_the_same_bits(out_ch
     for threads in (1, workers):
         monkeypatch.setattr(direct_wide, "worker_count", lambda: threads)
         monkeypatch.setattr(parallel, "worker_count", lambda: threads)
-        outs[threads] = np.empty((15, 14, out_channels), np.float32)
-        direct_wide.conv_image(x_pad, filters, (1, 1), outs[threads], epilogue)
+        outs[threads] = np.empty((images, 15, 14, out_channels), np.float32)
+        direct_wide.conv_images(x_pad, filters, (1, 1), outs[threads], epilogue)
     blocks = out_channels // 32
-    assert counts[-1] == blocks * (1 if blocks % workers == 0 else workers)
+    assert counts[-1] == images * blocks * (1 if images * blocks % workers == 0 else workers)
     np.testing.assert_array_equal(outs[workers], outs[1])
-    reference = _reference(x[None], filters, "SAME", 1, (np.ones(out_channels, np.float32), "relu", None, None,
-                                                           "linear"))[0]
+    reference = _reference(x, filters, "SAME", 1, (np.ones(out_channels, np.float32), "relu", None, None, "linear"))
     np.testing.assert_allclose(outs[1], reference, rtol=1e-5, atol=1e-4)
 
 
@@ -144,34 +144,34 @@ def test_small_work_stays_on_the_calling_thread(monkeypatch):
     monkeypatch.setattr(direct_wide, "run_claimed", lambda count, work, alone=False: runs.append((count, alone)))
     filters = np.zeros((3, 3, 128, 32), np.float32)
     epilogue = conv_split.epilogue_tuple(None, "linear", None, None, "linear", 32, np.float32)
-    direct_wide.conv_image(np.zeros((9, 9, 128), np.float32), filters, (1, 1), np.empty((7, 7, 32), np.float32),
-                           epilogue)                                   # 49 x 36864: 1.8M multiply-adds
+    x, out = np.zeros((1, 9, 9, 128), np.float32), np.empty((1, 7, 7, 32), np.float32)
+    direct_wide.conv_images(x, filters, (1, 1), out, epilogue)         # 49 x 36864: 1.8M multiply-adds
     monkeypatch.setattr(direct, "SMALL_WORK", 0)
-    direct_wide.conv_image(np.zeros((9, 9, 128), np.float32), filters, (1, 1), np.empty((7, 7, 32), np.float32),
-                           epilogue)
+    direct_wide.conv_images(x, filters, (1, 1), out, epilogue)
     assert runs == [(1, True), (2, False)]
 
 
 @pytest.mark.parametrize("x_shape,filters_shape,out_shape,dilations,message", [
-    ((16, 16, 128), (3, 3, 100, 32), (14, 14, 32), (1, 1), "must be one stride-1 convolution's"),
-    ((16, 16, 128), (3, 3, 128, 48), (14, 14, 48), (1, 1), "filters in blocks of 32"),
-    ((16, 16, 128), (3, 3, 128, 32), (13, 14, 32), (1, 1), "must be one stride-1 convolution's"),
-    ((16, 16, 128), (3, 3, 128, 32), (14, 14, 32), (2, 2), "(dilations (2, 2))"),
-    ((4, 5, 128), (3, 3, 128, 32), (2, 3, 32), (1, 1), "at least 12 pixels"),
+    ((1, 16, 16, 128), (3, 3, 100, 32), (1, 14, 14, 32), (1, 1), "must be one stride-1 convolution's"),
+    ((1, 16, 16, 128), (3, 3, 128, 48), (1, 14, 14, 48), (1, 1), "filters in blocks of 32"),
+    ((1, 16, 16, 128), (3, 3, 128, 32), (1, 13, 14, 32), (1, 1), "must be one stride-1 convolution's"),
+    ((1, 16, 16, 128), (3, 3, 128, 32), (1, 14, 14, 32), (2, 2), "(dilations (2, 2))"),
+    ((2, 16, 16, 128), (3, 3, 128, 32), (1, 14, 14, 32), (1, 1), "must be one stride-1 convolution's"),
+    ((1, 4, 5, 128), (3, 3, 128, 32), (1, 2, 3, 32), (1, 1), "at least 12 pixels"),
 ])
 def test_mismatched_arrays_are_refused_with_the_shapes(x_shape, filters_shape, out_shape, dilations, message):
     epilogue = conv_split.epilogue_tuple(None, "linear", None, None, "linear", filters_shape[3], np.float32)
     with pytest.raises(ValueError, match="direct_wide: arguments `x_pad`") as error:
-        direct_wide.conv_image(np.zeros(x_shape, np.float32), np.zeros(filters_shape, np.float32), dilations,
+        direct_wide.conv_images(np.zeros(x_shape, np.float32), np.zeros(filters_shape, np.float32), dilations,
                                np.empty(out_shape, np.float32), epilogue)
     assert message in str(error.value) and str(x_shape) in str(error.value)
 
 
 def test_a_strided_output_is_refused():
     epilogue = conv_split.epilogue_tuple(None, "linear", None, None, "linear", 32, np.float32)
-    out = np.empty((14, 14, 64), np.float32)[:, :, :32]
+    out = np.empty((1, 14, 14, 64), np.float32)[..., :32]
     with pytest.raises(ValueError, match="argument `out` must be C-contiguous float32"):
-        direct_wide.conv_image(np.zeros((16, 16, 128), np.float32), np.zeros((3, 3, 128, 32), np.float32), (1, 1),
+        direct_wide.conv_images(np.zeros((1, 16, 16, 128), np.float32), np.zeros((3, 3, 128, 32), np.float32), (1, 1),
                                out, epilogue)
 
 

@@ -16,8 +16,10 @@ split in ranges of pixels too where the blocks do not share evenly among the thr
 
 Stride 1, one group, float32, output channels in whole blocks of 32, compiled code on a CPU that runs 512-bit
 units whole (`pointwise_simd.tall_tiles`); each output's sum is taken in the order (tap, chunk of channels,
-channel), so it differs from the GEMM's by float32 rounding only.  Where it runs (`applies`) was measured against
-the paths it replaces: benchmarks/README.md, 'Measurements behind the code's choices'.
+channel), so it differs from the GEMM's by float32 rounding only.  The kernel takes a batch (each image's blocks
+are items), but runs on one image only: at 4-32 images Winograd's bands ran faster (1.3-2.1x its time).  Where it
+runs (`applies`) was measured against the paths it replaces: benchmarks/README.md, 'Measurements behind the
+code's choices'.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ if compiled.available():
     from .simd import add, clip, epilogue, full, load, store_first, zeros
 
 __all__ = ["BLOCK", "CHUNK", "MIN_CHANNELS", "MAX_CHANNELS", "MAX_OUT_CHANNELS", "MAX_PIXELS", "applies",
-           "forward", "conv_image"]
+           "forward", "conv_images"]
 
 LANES = 16              # float32 lanes of a 512-bit vector
 BLOCK = 2 * LANES       # filters per tile (two vectors)
@@ -63,38 +65,41 @@ def forward(ctx, epilogue: tuple, out: np.ndarray) -> None:
     """`out` (1, oh, ow, filters) = the convolution of the context's image, finished by `epilogue` (as
     `conv_split.epilogue_tuple` gives it)."""
     x_pad = np.ascontiguousarray(padded_input(ctx), dtype=np.float32)
-    conv_image(x_pad[0], ctx["filters"], ctx["dilations"], out[0], epilogue)
+    conv_images(x_pad, ctx["filters"], ctx["dilations"], out, epilogue)
 
 
-def conv_image(x_pad: np.ndarray, filters: np.ndarray, dilations, out: np.ndarray, epilogue: tuple) -> None:
-    """out (oh, ow, filters) = the epilogue of the stride-1 convolution of the padded image `x_pad` (hp, wp, c),
-    its work claimed by the threads: blocks of `BLOCK` filters, each in as many ranges of pixels as make the
-    items share evenly; under `direct.SMALL_WORK` multiply-adds, all on the calling thread."""
+def conv_images(x_pad: np.ndarray, filters: np.ndarray, dilations, out: np.ndarray, epilogue: tuple) -> None:
+    """out (images, oh, ow, filters) = the epilogue of the stride-1 convolution of the padded images `x_pad`
+    (images, hp, wp, c), its work claimed by the threads: each image's blocks of `BLOCK` filters, each in as many
+    ranges of pixels as make the items share evenly; under `direct.SMALL_WORK` multiply-adds, all on the calling
+    thread."""
     kh, kw, channels, out_channels = filters.shape
-    (oh, ow), row = out.shape[:2], x_pad.shape[1]
+    images, oh, ow = out.shape[:3]
+    row = x_pad.shape[2]
     offsets = (np.arange(kh, dtype=np.int64)[:, None] * (dilations[0] * row)
                + np.arange(kw, dtype=np.int64)[None, :] * dilations[1]).ravel()
     pixels = (oh - 1) * row + ow
-    alone = oh * ow * filters.size < direct.SMALL_WORK        # too little work to hand out: the calling thread's
+    alone = images * oh * ow * filters.size < direct.SMALL_WORK        # too little work to hand out: the calling thread's
     blocks, workers = out_channels // BLOCK, 1 if alone else worker_count()
-    parts = 1 if blocks % workers == 0 else workers
+    parts = 1 if images * blocks % workers == 0 else workers
     _check(x_pad, filters, dilations, out, PIXELS * parts)
     _, bias, relu, scale, shift, affine, relu_after, cap = epilogue
     values = tuple(np.ascontiguousarray(v, dtype=np.float32) for v in (bias, scale, shift))
-    xf, wf = x_pad.reshape(-1), np.ascontiguousarray(filters, dtype=np.float32).reshape(-1)
-    of = out.reshape(-1)
-    run_claimed(blocks * parts, lambda counter: _claimed_blocks(
+    xf, wf = x_pad.reshape(images, -1), np.ascontiguousarray(filters, dtype=np.float32).reshape(-1)
+    of = out.reshape(images, -1)
+    run_claimed(images * blocks * parts, lambda counter: _claimed_blocks(
         xf, wf, np.empty(-(-pixels // parts) * BLOCK, np.float32), offsets, channels, out_channels, pixels, parts,
         row, ow, of, counter, *values, relu, affine, relu_after, np.float32(cap)), alone=alone)
 
 
 def _check(x_pad: np.ndarray, filters: np.ndarray, dilations, out: np.ndarray, least: int) -> None:
-    """`conv_image`'s arrays: one stride-1 convolution's, C-contiguous float32, whole blocks of filters, at least
+    """`conv_images`' arrays: one stride-1 convolution's, C-contiguous float32, whole blocks of filters, at least
     `least` pixels numbered along the padded rows (a tile for each range of them)."""
     kh, kw, channels, out_channels = filters.shape
-    (oh, ow), (hp, wp) = out.shape[:2], x_pad.shape[:2]
-    fits = (x_pad.ndim == 3 and out.ndim == 3 and x_pad.shape[2] == channels and out.shape[2] == out_channels
-            and hp == oh + (kh - 1) * dilations[0] and wp >= ow + (kw - 1) * dilations[1])
+    (oh, ow), (hp, wp) = out.shape[1:3], x_pad.shape[1:3]
+    fits = (x_pad.ndim == 4 and out.ndim == 4 and x_pad.shape[::3] == (len(out), channels)
+            and out.shape[3] == out_channels and hp == oh + (kh - 1) * dilations[0]
+            and wp >= ow + (kw - 1) * dilations[1])
     if not fits or out_channels % BLOCK or (oh - 1) * wp + ow < least:
         raise ValueError(f"direct_wide: arguments `x_pad` {x_pad.shape}, `filters` {filters.shape} and `out` "
                          f"{out.shape} must be one stride-1 convolution's (dilations {tuple(dilations)}), with "
@@ -109,17 +114,18 @@ if compiled.available():
     @compiled.kernel
     def _claimed_blocks(xf, wf, sums, offsets, channels, out_channels, pixels, parts, row, out_w, of, counter,
                         bias, scale, shift, relu, affine, relu_after, cap):
-        """The items claimed from `counter`: item k is block k // parts of filters over pixel range k % parts,
-        summed into `sums`, then finished into `of`."""
+        """The items claimed from `counter`: item k is image k // (blocks * parts)'s block of filters k // parts %
+        blocks over pixel range k % parts, summed into `sums`, then finished into its image of `of`."""
+        per_image = out_channels // BLOCK * parts
         while True:
-            item = claim(counter, out_channels // BLOCK * parts)
-            if item >= out_channels // BLOCK * parts:
+            item = claim(counter, len(xf) * per_image)
+            if item >= len(xf) * per_image:
                 break
-            column, part = item // parts * BLOCK, item % parts
+            n, column, part = item // per_image, item % per_image // parts * BLOCK, item % parts
             first, stop = pixels * part // parts, pixels * (part + 1) // parts
-            _block_sums(xf, wf, sums, offsets, channels, out_channels, column, first, stop)
-            _finish_block(sums, of, first, stop, row, out_w, out_channels, column, bias, scale, shift, relu, affine,
-                          relu_after, cap)
+            _block_sums(xf[n], wf, sums, offsets, channels, out_channels, column, first, stop)
+            _finish_block(sums, of[n], first, stop, row, out_w, out_channels, column, bias, scale, shift, relu,
+                          affine, relu_after, cap)
 
     @compiled.kernel
     def _block_sums(xf, wf, sums, offsets, channels, out_channels, column, first, stop):
