@@ -45,11 +45,11 @@ def _torch(x, filters, padding, dilation, bias, activation, scale, shift, then):
 
 
 def _case(seed):
-    """A random convolution of one image the kernel takes: 128-256 input channels (a last chunk of fewer than
+    """A random convolution of one image the kernel takes: 128-512 input channels (a last chunk of fewer than
     `CHUNK` where not 128 or 256), whole blocks of filters, kernels 1-5, dilation 1-2, 'same' or 'valid'."""
     rng = np.random.default_rng(seed)
-    channels = int(rng.choice([128, 131, 200, 256]))
-    out_channels = int(rng.choice([32, 64, 96, 256]))
+    channels = int(rng.choice([128, 131, 200, 256, 512]))
+    out_channels = int(rng.choice([32, 64, 96, 256, 512]))
     kernel, dilation = int(rng.choice([1, 2, 3, 5])), int(rng.integers(1, 3))
     padding = str(rng.choice(["SAME", "VALID"]))
     reach = (kernel - 1) * dilation
@@ -183,17 +183,18 @@ def _applies(shape, out_channels, kernel=3, strides=1, groups=1, dtype=np.float3
 
 
 def test_where_it_applies(monkeypatch):
-    """One float32 image of stride 1 and one group, 128-256 input channels, 32-256 output channels in whole blocks,
+    """One float32 image of stride 1 and one group, 128-512 input channels, 32-512 output channels in whole blocks,
     at least a tile per thread and at most `MAX_PIXELS` pixels; over 128 channels not where Winograd's bands would
-    take it (ResNet50's 28x28 128 -> 128 and 14x14 256 -> 256, a U-Net's 16x16 256 -> 256 and 32x32 128 -> 128:
+    take it (ResNet50's 28x28 128 -> 128, 14x14 256 -> 256 and 7x7 512 -> 512, a U-Net's 8x8 to 32x32 layers:
     yes; 32x32 256 -> 128: Winograd's), on a CPU whose 512-bit units run whole only."""
     _full_width(monkeypatch)
-    assert _applies((1, 28, 28, 128), 128) and _applies((1, 14, 14, 256), 256)
-    assert _applies((1, 16, 16, 256), 256) and _applies((1, 32, 32, 128), 128)
+    assert _applies((1, 28, 28, 128), 128) and _applies((1, 14, 14, 256), 256) and _applies((1, 7, 7, 512), 512)
+    assert _applies((1, 16, 16, 256), 256) and _applies((1, 32, 32, 128), 128) and _applies((1, 16, 16, 512), 256)
+    assert _applies((1, 8, 8, 256), 512) and _applies((1, 8, 8, 512), 512)
     assert not _applies((1, 32, 32, 256), 128)                        # Winograd's bands
     assert not _applies((2, 14, 14, 256), 256)                        # two images
-    assert not _applies((1, 14, 14, 64), 64) and not _applies((1, 8, 8, 512), 512)      # channels
-    assert not _applies((1, 16, 16, 512), 256) and not _applies((1, 14, 14, 256), 512)
+    assert not _applies((1, 14, 14, 64), 64) and not _applies((1, 8, 8, 640), 512)      # channels
+    assert not _applies((1, 8, 8, 512), 640)
     assert not _applies((1, 14, 14, 256), 240)                        # not whole blocks of 32
     assert not _applies((1, 14, 14, 256), 256, strides=2) and not _applies((1, 14, 14, 256), 256, groups=2)
     assert not _applies((1, 14, 14, 256), 256, dtype=np.float64)

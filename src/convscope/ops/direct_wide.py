@@ -1,13 +1,14 @@
 """Direct convolution of wide layers on one image: tiles of 12 output pixels x 32 filters, a tap's filters in L1.
 
-At batch 1, a 3x3 convolution of 128-256 channels on a small image (ResNet50's 28x28 and 14x14 stages, a U-Net's
-16x16 and 32x32 ones) is a product of a few hundred rows: im2col + GEMM and Winograd split it among the threads
-at 130-190 GFLOP/s on a VM whose matmul peak is 345.  Here each thread claims blocks of 32 filters (two 512-bit
-vectors) and, for each tap and chunk of `CHUNK` input channels in turn, sums that slice of the filters (16 KB,
-in L1 meanwhile) over every output pixel of the image, in tiles of `pointwise_simd.TALL_ROWS` (12) pixels: 24
-of the 32 registers, 2 filter loads and 12 broadcasts per 24 multiply-adds.  The sums wait in a scratch block
-of the thread's between chunks, then are finished (bias, ReLU, an inference batch norm's map, ReLU, a cap) and
-stored.
+At batch 1, a 3x3 convolution of 128-512 channels on a small image (ResNet50's 28x28, 14x14 and 7x7 stages, a
+U-Net's 8x8 to 32x32 ones) is a product of a few hundred rows: im2col + GEMM and Winograd split it among the
+threads at 110-200 GFLOP/s on a VM whose matmul peak is 345.  Here each thread claims blocks of 32 filters (two
+512-bit vectors) and, for each tap and chunk of `CHUNK` input channels in turn, copies that slice of the filters
+into a contiguous panel of its own (16 KB: read from the filters as they lie, a row every 1-2 KB, the lines
+would fall into a few of L1's sets and leave it; the copy ran 0.81-0.98x the time) and sums it over every
+output pixel of the image, in tiles of `pointwise_simd.TALL_ROWS` (12) pixels: 24 of the 32 registers, 2 filter
+loads and 12 broadcasts per 24 multiply-adds.  The sums wait in a scratch block of the thread's between chunks,
+then are finished (bias, ReLU, an inference batch norm's map, ReLU, a cap) and stored.
 
 Output pixels are numbered along the padded image's rows (q = oy * padded width + ox): tap (i, j)'s input for
 pixel q is padded pixel q + i * dh * padded width + j * dw, whatever q, so tiles run over the rows' ends; the
@@ -41,12 +42,14 @@ __all__ = ["BLOCK", "CHUNK", "MIN_CHANNELS", "MAX_CHANNELS", "MAX_OUT_CHANNELS",
 LANES = 16              # float32 lanes of a 512-bit vector
 BLOCK = 2 * LANES       # filters per tile (two vectors)
 PIXELS = 12             # output pixels per tile (`pointwise_simd.TALL_ROWS`)
-CHUNK = 128             # input channels per slice of a tap's filters (16 KB of a block's: in L1 while summed)
+CHUNK = 128             # input channels per slice of a tap's filters (a 16 KB panel, in L1 while summed; 64 ran
+                        # 1.02-1.09x the time, 256 0.95-0.99x but for L1s of 48 KB only)
 MIN_CHANNELS = 128      # fewer input channels: the direct kernel, Winograd or im2col run as fast or faster
-MAX_CHANNELS = 256      # more (16x16 512 -> 256, 8x8 512 -> 512) ran level with im2col + GEMM
-MAX_OUT_CHANNELS = 256
-MAX_PIXELS = 1024       # output pixels (one image) up to which it ran faster than Winograd at 128 channels; at 256
-                        # channels Winograd's tiles, where it applies, ran faster (32x32 256 -> 128)
+MAX_CHANNELS = 512      # input and output channels measured (ResNet50's 7x7 512 -> 512: 0.89x im2col + GEMM's time)
+MAX_OUT_CHANNELS = 512
+MAX_PIXELS = 1024       # output pixels (one image) up to which it ran faster than Winograd at 128 channels; from
+                        # 256 Winograd's tiles, where they apply, ran as fast or faster (32x32 256 -> 128 level,
+                        # 28x28 256 -> 256 0.93x)
 
 
 def applies(ctx, winograd: bool) -> bool:
@@ -88,7 +91,7 @@ def conv_images(x_pad: np.ndarray, filters: np.ndarray, dilations, out: np.ndarr
     xf, wf = x_pad.reshape(images, -1), np.ascontiguousarray(filters, dtype=np.float32).reshape(-1)
     of = out.reshape(images, -1)
     run_claimed(images * blocks * parts, lambda counter: _claimed_blocks(
-        xf, wf, np.empty(-(-pixels // parts) * BLOCK, np.float32), offsets, channels, out_channels, pixels, parts,
+        xf, wf, np.empty(-(-pixels // parts) * BLOCK, np.float32), np.empty(CHUNK * BLOCK, np.float32), offsets, channels, out_channels, pixels, parts,
         row, ow, of, counter, *values, relu, affine, relu_after, np.float32(cap)), alone=alone)
 
 
@@ -112,7 +115,7 @@ def _check(x_pad: np.ndarray, filters: np.ndarray, dilations, out: np.ndarray, l
 
 if compiled.available():
     @compiled.kernel
-    def _claimed_blocks(xf, wf, sums, offsets, channels, out_channels, pixels, parts, row, out_w, of, counter,
+    def _claimed_blocks(xf, wf, sums, panel, offsets, channels, out_channels, pixels, parts, row, out_w, of, counter,
                         bias, scale, shift, relu, affine, relu_after, cap):
         """The items claimed from `counter`: item k is image k // (blocks * parts)'s block of filters k // parts %
         blocks over pixel range k % parts, summed into `sums`, then finished into its image of `of`."""
@@ -123,27 +126,30 @@ if compiled.available():
                 break
             n, column, part = item // per_image, item % per_image // parts * BLOCK, item % parts
             first, stop = pixels * part // parts, pixels * (part + 1) // parts
-            _block_sums(xf[n], wf, sums, offsets, channels, out_channels, column, first, stop)
+            _block_sums(xf[n], wf, sums, panel, offsets, channels, out_channels, column, first, stop)
             _finish_block(sums, of[n], first, stop, row, out_w, out_channels, column, bias, scale, shift, relu,
                           affine, relu_after, cap)
 
     @compiled.kernel
-    def _block_sums(xf, wf, sums, offsets, channels, out_channels, column, first, stop):
+    def _block_sums(xf, wf, sums, panel, offsets, channels, out_channels, column, first, stop):
         """sums[(q - first) * BLOCK + f] = sum over taps t and channels c of xf[(q + offsets[t]) * channels + c] *
         wf[(t * channels + c) * out_channels + column + f], for pixels q in first..stop - 1 (at least `PIXELS`):
-        each tap's chunk of channels over every tile of pixels, the last tile overlapping the one before it (its
-        overlapping pixels' sums not added twice)."""
+        each tap's chunk of channels copied into `panel`, then summed over every tile of pixels, the last tile
+        overlapping the one before it (its overlapping pixels' sums not added twice)."""
         zero = zeros(LANES)
         count = stop - first
         for t in range(offsets.shape[0]):
             for start in range(0, channels, CHUNK):
                 depth = min(CHUNK, channels - start)
                 at = (t * channels + start) * out_channels + column
+                for k in range(depth):
+                    store_first(panel, k * BLOCK, load(wf, at + k * out_channels, zero), LANES)
+                    store_first(panel, k * BLOCK + LANES, load(wf, at + k * out_channels + LANES, zero), LANES)
                 q = 0
                 while q < count:
                     tile = min(q, count - PIXELS)
-                    s = _tall_tile_sums(xf, wf, (first + tile + offsets[t]) * channels + start, depth, channels,
-                                        out_channels, at, LANES, zero)
+                    s = _tall_tile_sums(xf, panel, (first + tile + offsets[t]) * channels + start, depth, channels,
+                                        BLOCK, 0, LANES, zero)
                     for i in range(q - tile, PIXELS):
                         a = (tile + i) * BLOCK
                         if t == 0 and start == 0:
