@@ -82,7 +82,7 @@ def conv_images(x_pad: np.ndarray, filters: np.ndarray, dilations, out: np.ndarr
     offsets = (np.arange(kh, dtype=np.int64)[:, None] * (dilations[0] * row)
                + np.arange(kw, dtype=np.int64)[None, :] * dilations[1]).ravel()
     pixels = (oh - 1) * row + ow
-    alone = images * oh * ow * filters.size < direct.SMALL_WORK        # too little work to hand out: the calling thread's
+    alone = images * oh * ow * filters.size < direct.SMALL_WORK   # too little to hand out: all the calling thread's
     blocks, workers = out_channels // BLOCK, 1 if alone else worker_count()
     parts = 1 if images * blocks % workers == 0 else workers
     _check(x_pad, filters, dilations, out, PIXELS * parts)
@@ -90,9 +90,10 @@ def conv_images(x_pad: np.ndarray, filters: np.ndarray, dilations, out: np.ndarr
     values = tuple(np.ascontiguousarray(v, dtype=np.float32) for v in (bias, scale, shift))
     xf, wf = x_pad.reshape(images, -1), np.ascontiguousarray(filters, dtype=np.float32).reshape(-1)
     of = out.reshape(images, -1)
-    run_claimed(images * blocks * parts, lambda counter: _claimed_blocks(
-        xf, wf, np.empty(-(-pixels // parts) * BLOCK, np.float32), np.empty(CHUNK * BLOCK, np.float32), offsets, channels, out_channels, pixels, parts,
-        row, ow, of, counter, *values, relu, affine, relu_after, np.float32(cap)), alone=alone)
+    run_claimed(images * blocks * parts, lambda counter: _claimed_blocks(       # each thread its sums and panel
+        xf, wf, np.empty(-(-pixels // parts) * BLOCK, np.float32), np.empty(CHUNK * BLOCK, np.float32), offsets,
+        channels, out_channels, pixels, parts, row, ow, of, counter, *values, relu, affine, relu_after,
+        np.float32(cap)), alone=alone)
 
 
 def _check(x_pad: np.ndarray, filters: np.ndarray, dilations, out: np.ndarray, least: int) -> None:
