@@ -13,9 +13,11 @@ pytestmark = pytest.mark.skipif(not compiled.active(),
 
 
 def _full_width(monkeypatch, on: bool = True) -> None:
-    """As a CPU whose 512-bit units run whole (the kernel's vectors are 512-bit; elsewhere LLVM splits them)."""
+    """As a CPU whose 512-bit units run whole (the kernel's vectors are 512-bit; elsewhere LLVM splits them), with
+    2 threads (the rule asks for two tiles of pixels per thread)."""
     monkeypatch.setattr(pointwise_simd, "VECTOR_BITS", 512 if on else 256)
     monkeypatch.setattr("convscope.ops.simd.FULL_WIDTH_CPU", on)
+    monkeypatch.setattr(direct_wide, "worker_count", lambda: 2)
 
 
 def _only_wide(monkeypatch) -> list:
@@ -44,13 +46,14 @@ def _torch(x, filters, padding, dilation, bias, activation, scale, shift, then):
     return activations[then](t).numpy().transpose(0, 2, 3, 1)
 
 
-def _case(seed):
+def _case(seed, kernels=(3,)):
     """A random convolution of one image the kernel takes: 128-512 input channels (a last chunk of fewer than
-    `CHUNK` where not 128 or 256), whole blocks of filters, kernels 1-5, dilation 1-2, 'same' or 'valid'."""
+    `CHUNK` where not 128 or 256), whole blocks of filters, a kernel of `kernels`, dilation 1-2, 'same' or
+    'valid'."""
     rng = np.random.default_rng(seed)
     channels = int(rng.choice([128, 131, 200, 256, 512]))
     out_channels = int(rng.choice([32, 64, 96, 256, 512]))
-    kernel, dilation = int(rng.choice([1, 2, 3, 5])), int(rng.integers(1, 3))
+    kernel, dilation = int(rng.choice(kernels)), int(rng.integers(1, 3))
     padding = str(rng.choice(["SAME", "VALID"]))
     reach = (kernel - 1) * dilation
     h, w = (int(rng.integers(7 + (reach if padding == "VALID" else 0), 20)) for _ in range(2))
@@ -136,6 +139,49 @@ def test_the_threads_claim_blocks_and_ranges_of_pixels_with_the_same_bits(images
     np.testing.assert_allclose(outs[1], reference, rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_any_kernel_size_and_images_against_the_reference(seed):
+    """`conv_images` itself (which `applies` gives 3x3 convolutions of one image only) on 1x1, 2x2 and 5x5 kernels
+    and 1-3 images, against the float64 reference."""
+    x, filters, padding, dilation, epilogue = _case(seed, kernels=(1, 2, 5))
+    x = np.concatenate([x, x[:, ::-1]])[:1 + seed % 3]
+    bias, activation, scale, shift, then = epilogue
+    reference = _reference(x, filters, padding, dilation, epilogue)
+    ctx = conv._forward_context(x, filters, (1, 1), padding, (dilation,) * 2, 1, "NHWC")
+    out = np.empty(reference.shape, np.float32)
+    activation, then, cap = fused._check_caps(activation, then, scale, None, "test")    # ReLU6: a ReLU and a cap
+    direct_wide.conv_images(np.ascontiguousarray(conv.padded_input(ctx)), filters, (dilation,) * 2, out,
+                            conv_split.epilogue_tuple(bias, activation, scale, shift, then, filters.shape[3],
+                                                      np.float32, cap))
+    np.testing.assert_allclose(out, reference, rtol=1e-5, atol=2e-5 * max(1.0, float(np.abs(reference).max())))
+
+
+def test_fewer_pixels_than_a_tile_per_thread_take_fewer_ranges(monkeypatch):
+    """A plan prepared for few threads, run with more: the blocks that do not share evenly are split in no more
+    ranges of pixels than hold a tile each (5x5 pixels, 3 blocks, 4 threads: 2 ranges), not refused."""
+    monkeypatch.setattr(direct_wide, "worker_count", lambda: 4)
+    monkeypatch.setattr(parallel, "worker_count", lambda: 4)
+    monkeypatch.setattr(direct, "SMALL_WORK", 0)
+    counts = []
+    original = direct_wide.run_claimed
+    monkeypatch.setattr(direct_wide, "run_claimed", lambda count, work, alone=False: counts.append(count)
+                        or original(count, work, alone=alone))
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((1, 5, 5, 128)).astype(np.float32)
+    filters = (rng.standard_normal((3, 3, 128, 96)) / 30).astype(np.float32)
+    out = np.empty((1, 3, 3, 96), np.float32)
+    epilogue = conv_split.epilogue_tuple(None, "linear", None, None, "linear", 96, np.float32)
+    with pytest.raises(ValueError, match="at least 12 pixels"):       # 2 x 3 outputs: 5 + 3 = 8 pixels
+        direct_wide.conv_images(x[:, :4], filters, (1, 1), np.empty((1, 2, 3, 96), np.float32), epilogue)
+    direct_wide.conv_images(x, filters, (1, 1), out, epilogue)
+    assert counts == [3 * 1]                                          # 2 * 5 + 3 = 13 pixels: one range
+    np.testing.assert_allclose(out, _reference(x, filters, "VALID", 1, (None, "linear", None, None, "linear")),
+                               rtol=1e-5, atol=1e-5)
+    x, out = np.zeros((1, 8, 8, 128), np.float32), np.empty((1, 6, 6, 96), np.float32)
+    direct_wide.conv_images(x, filters, (1, 1), out, epilogue)      # 5 * 8 + 6 = 46 pixels: 3 ranges, not 4
+    assert counts[-1] == 3 * 3
+
+
 def test_small_work_stays_on_the_calling_thread(monkeypatch):
     """Under `direct.SMALL_WORK` multiply-adds the kernel claims every item on the calling thread, one range of
     pixels per block."""
@@ -158,6 +204,7 @@ def test_small_work_stays_on_the_calling_thread(monkeypatch):
     ((1, 16, 16, 128), (3, 3, 128, 32), (1, 14, 14, 32), (2, 2), "(dilations (2, 2))"),
     ((2, 16, 16, 128), (3, 3, 128, 32), (1, 14, 14, 32), (1, 1), "must be one stride-1 convolution's"),
     ((1, 4, 5, 128), (3, 3, 128, 32), (1, 2, 3, 32), (1, 1), "at least 12 pixels"),
+    ((16, 16, 128), (3, 3, 128, 32), (14, 14, 32), (1, 1), "must be 4-D arrays"),
 ])
 def test_mismatched_arrays_are_refused_with_the_shapes(x_shape, filters_shape, out_shape, dilations, message):
     epilogue = conv_split.epilogue_tuple(None, "linear", None, None, "linear", filters_shape[3], np.float32)
@@ -165,6 +212,14 @@ def test_mismatched_arrays_are_refused_with_the_shapes(x_shape, filters_shape, o
         direct_wide.conv_images(np.zeros(x_shape, np.float32), np.zeros(filters_shape, np.float32), dilations,
                                np.empty(out_shape, np.float32), epilogue)
     assert message in str(error.value) and str(x_shape) in str(error.value)
+
+
+def test_an_epilogue_of_the_wrong_length_is_refused():
+    """The epilogue's vectors are read a block of 32 at a time, unchecked in the kernel: a short one is refused."""
+    epilogue = conv_split.epilogue_tuple(np.ones(16, np.float32), "relu", None, None, "linear", 16, np.float32)
+    with pytest.raises(ValueError, match="bias, scale and shift 32 values each"):
+        direct_wide.conv_images(np.zeros((1, 16, 16, 128), np.float32), np.zeros((3, 3, 128, 32), np.float32),
+                                (1, 1), np.empty((1, 14, 14, 32), np.float32), epilogue)
 
 
 def test_a_strided_output_is_refused():
@@ -184,7 +239,7 @@ def _applies(shape, out_channels, kernel=3, strides=1, groups=1, dtype=np.float3
 
 def test_where_it_applies(monkeypatch):
     """One float32 image of stride 1 and one group, 128-512 input channels, 32-512 output channels in whole blocks,
-    at least a tile per thread and at most `MAX_PIXELS` pixels; over 128 channels not where Winograd's bands would
+    at least two tiles per thread and at most `MAX_PIXELS` pixels; over 128 channels not where Winograd's bands would
     take it (ResNet50's 28x28 128 -> 128, 14x14 256 -> 256 and 7x7 512 -> 512, a U-Net's 8x8 to 32x32 layers:
     yes; 32x32 256 -> 128: Winograd's), on a CPU whose 512-bit units run whole only."""
     _full_width(monkeypatch)
@@ -199,7 +254,8 @@ def test_where_it_applies(monkeypatch):
     assert not _applies((1, 14, 14, 256), 256, strides=2) and not _applies((1, 14, 14, 256), 256, groups=2)
     assert not _applies((1, 14, 14, 256), 256, dtype=np.float64)
     assert not _applies((1, 33, 33, 128), 128)                        # over MAX_PIXELS
-    assert not _applies((1, 6, 7, 128), 128)                          # 42 pixels: under a tile per thread
+    assert not _applies((1, 6, 7, 128), 128)                          # 42 pixels: under 2 tiles per thread
+    assert not _applies((1, 14, 14, 256), 256, kernel=1) and not _applies((1, 14, 14, 256), 256, kernel=5)
     _full_width(monkeypatch, False)
     assert not _applies((1, 14, 14, 256), 256)
 

@@ -245,7 +245,7 @@ def thin_direct_applies(ctx) -> bool:
 
 
 def wide_direct_applies(ctx) -> bool:
-    """`direct_wide`'s kernel on one image of 128-256 channels (`direct_wide.applies`), which also asks whether
+    """`direct_wide`'s kernel on one image of 128-512 channels (`direct_wide.applies`), which also asks whether
     Winograd's bands would take it."""
     return direct_wide.applies(ctx, winograd_applies(ctx))
 

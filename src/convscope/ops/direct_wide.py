@@ -1,14 +1,14 @@
 """Direct convolution of wide layers on one image: tiles of 12 output pixels x 32 filters, a tap's filters in L1.
 
 At batch 1, a 3x3 convolution of 128-512 channels on a small image (ResNet50's 28x28, 14x14 and 7x7 stages, a
-U-Net's 8x8 to 32x32 ones) is a product of a few hundred rows: im2col + GEMM and Winograd split it among the
-threads at 110-200 GFLOP/s on a VM whose matmul peak is 345.  Here each thread claims blocks of 32 filters (two
-512-bit vectors) and, for each tap and chunk of `CHUNK` input channels in turn, copies that slice of the filters
-into a contiguous panel of its own (16 KB: read from the filters as they lie, a row every 1-2 KB, the lines
-would fall into a few of L1's sets and leave it; the copy ran 0.81-0.98x the time) and sums it over every
-output pixel of the image, in tiles of `pointwise_simd.TALL_ROWS` (12) pixels: 24 of the 32 registers, 2 filter
-loads and 12 broadcasts per 24 multiply-adds.  The sums wait in a scratch block of the thread's between chunks,
-then are finished (bias, ReLU, an inference batch norm's map, ReLU, a cap) and stored.
+U-Net's 8x8 to 32x32 ones) is a product of a few hundred rows, which im2col + GEMM and Winograd split among the
+threads far under the machine's peak.  Here each thread claims blocks of 32 filters (two 512-bit vectors) and,
+for each tap and chunk of `CHUNK` input channels in turn, copies that slice of the filters into a contiguous
+panel of its own (16 KB; read from the filters as they lie, a row every 1-2 KB, the lines fall into a few of
+L1's sets and leave it: with the copy it ran 0.79-1.02x the time) and sums it over every output pixel of the
+image, in tiles of `pointwise_simd.TALL_ROWS` (12) pixels: 24 of the 32 registers, 2 filter loads and 12
+broadcasts per 24 multiply-adds.  The sums wait in a scratch block of the thread's between chunks, then are
+finished (bias, ReLU, an inference batch norm's map, ReLU, a cap) and stored.
 
 Output pixels are numbered along the padded image's rows (q = oy * padded width + ox): tap (i, j)'s input for
 pixel q is padded pixel q + i * dh * padded width + j * dw, whatever q, so tiles run over the rows' ends; the
@@ -17,10 +17,10 @@ split in ranges of pixels too where the blocks do not share evenly among the thr
 
 Stride 1, one group, float32, output channels in whole blocks of 32, compiled code on a CPU that runs 512-bit
 units whole (`pointwise_simd.tall_tiles`); each output's sum is taken in the order (tap, chunk of channels,
-channel), so it differs from the GEMM's by float32 rounding only.  The kernel takes a batch (each image's blocks
-are items), but runs on one image only: at 4-32 images Winograd's bands ran faster (1.3-2.1x its time).  Where it
-runs (`applies`) was measured against the paths it replaces: benchmarks/README.md, 'Measurements behind the
-code's choices'.
+channel), so it differs from the GEMM's by float32 rounding only.  The kernel takes any kernel size and a batch
+(each image's blocks are items), but runs on 3x3 convolutions of one image only (`applies`): at 4-32 images
+Winograd's bands ran faster (it took 1.24-2.23x their time; at 2 images 0.87-0.96x, unused).  Where it runs was
+measured against the paths it replaces: benchmarks/README.md, 'Measurements behind the code's choices'.
 """
 
 from __future__ import annotations
@@ -49,16 +49,17 @@ MAX_CHANNELS = 512      # input and output channels measured (ResNet50's 7x7 512
 MAX_OUT_CHANNELS = 512
 MAX_PIXELS = 1024       # output pixels (one image) up to which it ran faster than Winograd at 128 channels; from
                         # 256 Winograd's tiles, where they apply, ran as fast or faster (32x32 256 -> 128 level,
-                        # 28x28 256 -> 256 0.93x)
+                        # 28x28 256 -> 256 in 0.89-0.93x the kernel's time)
 
 
 def applies(ctx, winograd: bool) -> bool:
-    """True for an inference convolution of one image taken here (the module's conditions); `winograd`: whether
-    Winograd's bands would take it, which keep the convolutions over `MIN_CHANNELS` input channels."""
+    """True for an inference convolution of one image taken here (the module's conditions: a 3x3 kernel, the one
+    measured; at least two tiles of pixels per thread); `winograd`: whether Winograd's bands would take it, which
+    keep the convolutions over `MIN_CHANNELS` input channels."""
     kh, kw, channels, out_channels = ctx["filters"].shape
     images, (oh, ow) = ctx["input_shape"][0], ctx["out_hw"]
     return (compiled.active() and pointwise_simd.tall_tiles() and ctx["dtype"] == np.float32
-            and ctx["groups"] == 1 and tuple(ctx["strides"]) == (1, 1) and images == 1
+            and ctx["groups"] == 1 and tuple(ctx["strides"]) == (1, 1) and (kh, kw) == (3, 3) and images == 1
             and MIN_CHANNELS <= channels <= MAX_CHANNELS and out_channels <= MAX_OUT_CHANNELS
             and out_channels % BLOCK == 0 and 2 * PIXELS * worker_count() <= oh * ow <= MAX_PIXELS
             and not (winograd and channels > MIN_CHANNELS))
@@ -74,8 +75,9 @@ def forward(ctx, epilogue: tuple, out: np.ndarray) -> None:
 def conv_images(x_pad: np.ndarray, filters: np.ndarray, dilations, out: np.ndarray, epilogue: tuple) -> None:
     """out (images, oh, ow, filters) = the epilogue of the stride-1 convolution of the padded images `x_pad`
     (images, hp, wp, c), its work claimed by the threads: each image's blocks of `BLOCK` filters, each in as many
-    ranges of pixels as make the items share evenly; under `direct.SMALL_WORK` multiply-adds, all on the calling
-    thread."""
+    ranges of pixels (of a tile at least) as make the items share evenly; under `direct.SMALL_WORK` multiply-adds,
+    all on the calling thread.  `epilogue` as `conv_split.epilogue_tuple` gives it."""
+    _check(x_pad, filters, dilations, out, epilogue)
     kh, kw, channels, out_channels = filters.shape
     images, oh, ow = out.shape[:3]
     row = x_pad.shape[2]
@@ -84,8 +86,7 @@ def conv_images(x_pad: np.ndarray, filters: np.ndarray, dilations, out: np.ndarr
     pixels = (oh - 1) * row + ow
     alone = images * oh * ow * filters.size < direct.SMALL_WORK   # too little to hand out: all the calling thread's
     blocks, workers = out_channels // BLOCK, 1 if alone else worker_count()
-    parts = 1 if images * blocks % workers == 0 else workers
-    _check(x_pad, filters, dilations, out, PIXELS * parts)
+    parts = 1 if images * blocks % workers == 0 else max(1, min(workers, pixels // PIXELS))
     _, bias, relu, scale, shift, affine, relu_after, cap = epilogue
     values = tuple(np.ascontiguousarray(v, dtype=np.float32) for v in (bias, scale, shift))
     xf, wf = x_pad.reshape(images, -1), np.ascontiguousarray(filters, dtype=np.float32).reshape(-1)
@@ -96,22 +97,28 @@ def conv_images(x_pad: np.ndarray, filters: np.ndarray, dilations, out: np.ndarr
         np.float32(cap)), alone=alone)
 
 
-def _check(x_pad: np.ndarray, filters: np.ndarray, dilations, out: np.ndarray, least: int) -> None:
-    """`conv_images`' arrays: one stride-1 convolution's, C-contiguous float32, whole blocks of filters, at least
-    `least` pixels numbered along the padded rows (a tile for each range of them)."""
+def _check(x_pad: np.ndarray, filters: np.ndarray, dilations, out: np.ndarray, epilogue: tuple) -> None:
+    """`conv_images`' arguments: one stride-1 convolution's arrays, C-contiguous float32, whole blocks of filters,
+    a tile of pixels at least (numbered along the padded rows), the epilogue's vectors one value per filter."""
+    shapes = f"`x_pad` {np.shape(x_pad)}, `filters` {np.shape(filters)} and `out` {np.shape(out)}"
+    if not all(isinstance(a, np.ndarray) and a.ndim == 4 for a in (x_pad, filters, out)) or len(dilations) != 2:
+        raise ValueError(f"direct_wide: arguments {shapes} must be 4-D arrays and `dilations` a pair, got "
+                         f"dilations {dilations!r}")
     kh, kw, channels, out_channels = filters.shape
     (oh, ow), (hp, wp) = out.shape[1:3], x_pad.shape[1:3]
-    fits = (x_pad.ndim == 4 and out.ndim == 4 and x_pad.shape[::3] == (len(out), channels)
-            and out.shape[3] == out_channels and hp == oh + (kh - 1) * dilations[0]
-            and wp >= ow + (kw - 1) * dilations[1])
-    if not fits or out_channels % BLOCK or (oh - 1) * wp + ow < least:
-        raise ValueError(f"direct_wide: arguments `x_pad` {x_pad.shape}, `filters` {filters.shape} and `out` "
-                         f"{out.shape} must be one stride-1 convolution's (dilations {tuple(dilations)}), with "
-                         f"filters in blocks of {BLOCK} and at least {least} pixels along the padded rows")
+    fits = (x_pad.shape[::3] == (len(out), channels) and out.shape[3] == out_channels
+            and hp == oh + (kh - 1) * dilations[0] and wp >= ow + (kw - 1) * dilations[1])
+    if not fits or out_channels % BLOCK or (oh - 1) * wp + ow < PIXELS:
+        raise ValueError(f"direct_wide: arguments {shapes} must be one stride-1 convolution's (dilations "
+                         f"{tuple(dilations)}), with filters in blocks of {BLOCK} and at least {PIXELS} pixels along "
+                         f"the padded rows")
     for name, array in (("x_pad", x_pad), ("out", out)):
         if array.dtype != np.float32 or not array.flags.c_contiguous:
             raise ValueError(f"direct_wide: argument `{name}` must be C-contiguous float32, got {array.dtype} "
                              f"with strides {array.strides}")
+    if len(epilogue) != 8 or any(np.shape(v) != (out_channels,) for v in (epilogue[1], epilogue[3], epilogue[4])):
+        raise ValueError(f"direct_wide: argument `epilogue` must be conv_split.epilogue_tuple's, its bias, scale "
+                         f"and shift {out_channels} values each, got {len(epilogue)} items")
 
 
 if compiled.available():

@@ -434,16 +434,17 @@ def _columns_applies(x, w, geometry, epilogue) -> bool:
     rows = _gemm_rows(x, geometry)
     return (_gemm_applies(x, w, geometry, epilogue) and compiled.active() and rows <= COLUMN_SPLIT_ROWS
             and w.shape[3] >= 64 and rows * w.shape[2] * w.shape[3] >= SMALL_WORK
-            and not _tall_packs(rows, w, epilogue))
+            and not _tall_packs(rows, w, epilogue, float_dtype(x, w)))
 
 
-def _tall_packs(rows: int, w, epilogue) -> bool:
+def _tall_packs(rows: int, w, epilogue, dtype) -> bool:
     """True where `_gemm_path` would take the product of `rows` rows by the 1x1 filters `w` in the tall tiles
-    from a packed matrix (`pointwise_simd.packs(..., tall=True)`): its rows shared among the threads ran
-    0.77-0.92x the time of the threads' columns by BLAS (ResNet50's 28x28 stage at batch 1, 784 rows)."""
+    from a packed matrix (`pointwise_simd.packs(..., tall=True)`, asked of the matrix `_gemm_operands` makes):
+    its rows shared among the threads ran in 0.85-0.92x the time of the threads' columns by BLAS (medians;
+    ResNet50's 28x28 stage at batch 1, 784 rows)."""
     swish = _HARD_SWISH in (epilogue[4], epilogue[5])
-    return pointwise_simd.tall_tiles() and pointwise_simd.packs(rows, w.reshape(w.shape[2], w.shape[3]), swish,
-                                                                 tall=True)
+    matrix = np.ascontiguousarray(w, dtype=dtype).reshape(w.shape[2], w.shape[3])
+    return pointwise_simd.tall_tiles() and pointwise_simd.packs(rows, matrix, swish, tall=True)
 
 
 def _columns_path(x, w, geometry, out_hw, dtype, epilogue, arguments):

@@ -182,8 +182,9 @@ def deep_product_rows(rows: np.ndarray, matrix: np.ndarray, out: np.ndarray, bia
     non-temporally (`simd.store_stream`) where `out` is aligned to a vector (else stored as usual).  With a
     residual, each tile asks for the next tile's residual rows while it sums (`simd.prefetch`): rows a
     strip at a time are a pattern the hardware's prefetchers follow late.  So is a tile's input, read a column
-    of its rows at a time: each strip asks for its share of the next tile's rows into L2 (`simd.prefetch_l2`;
-    ResNet50's 1x1s at batch 32, their input from memory, 0.88-0.97x the time)."""
+    of its rows at a time: in the tall tiles each strip asks for its share of the next tile's rows into L2
+    (`simd.prefetch_l2`; ResNet50's 1x1s at batch 32, their input from memory, 0.88-0.97x the time; unmeasured
+    with the tiles of `ROWS`)."""
     packed = matrix.ndim == 3
     depth = matrix.shape[1] if packed else matrix.shape[0]
     channels = matrix.shape[0] * matrix.shape[2] if packed else matrix.shape[1]
@@ -350,9 +351,10 @@ def _make_deep_kernel(width: int, rows: int):
         while start < count:
             r = min(start, count - rows)
             for c in range(first_channel, pairs_stop, 2 * width):
-                strip = (c - first_channel) // (2 * width)      # each strip asks for its share of the lines
-                for line in range(strip * lines // strips, (strip + 1) * lines // strips):
-                    prefetch_l2(xf, (r + rows) * depth + line * 16)
+                if rows == TALL_ROWS:       # each strip asks for its share of the lines (measured with these tiles)
+                    strip = (c - first_channel) // (2 * width)
+                    for line in range(strip * lines // strips, (strip + 1) * lines // strips):
+                        prefetch_l2(xf, (r + rows) * depth + line * 16)
                 b0, b1 = load(bias, c, zero), load(bias, c + width, zero)
                 s0, s1 = load(scale, c, zero), load(scale, c + width, zero)
                 h0, h1 = load(shift, c, zero), load(shift, c + width, zero)
