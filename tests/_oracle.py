@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 TOLERANCE = {"float32": 1e-5, "float64": 1e-10}
 
@@ -175,3 +176,25 @@ def assert_training_call_matches_keras(keras, ours, theirs, x, rng):
     grad_x, grads = backward(ours, ctx, upstream)
     np.testing.assert_allclose(grad_x, x_t.grad.numpy(), rtol=1e-4, atol=1e-4)
     return grads
+
+
+def torch_conv2d_inference(x, filters, strides, padding, dilations, bias, activation, scale, shift, then):
+    """PyTorch's conv2d of an NHWC batch (HWIO filters, TensorFlow's SAME split), then activation(+ bias),
+    * scale + shift and `then` (linear, relu, relu6): the inference epilogue's oracle, in NHWC."""
+    torch = pytest.importorskip("torch")
+    functional = torch.nn.functional
+    kh, kw = filters.shape[:2]
+    if padding == "SAME":
+        pads = [tf_same_split(x.shape[1 + a], (kh, kw)[a], strides, dilations) for a in range(2)]
+    else:
+        pads = [(0, 0), (0, 0)]
+    t = functional.pad(torch.from_numpy(x.transpose(0, 3, 1, 2).copy()), (*pads[1], *pads[0]))
+    t = functional.conv2d(t, torch.from_numpy(filters.transpose(3, 2, 0, 1).copy()), stride=strides,
+                          dilation=dilations)
+    if bias is not None:
+        t = t + torch.from_numpy(bias)[:, None, None]
+    activations = {"linear": lambda v: v, "relu": functional.relu, "relu6": functional.relu6}
+    t = activations[activation](t)
+    if scale is not None:
+        t = t * torch.from_numpy(scale)[:, None, None] + torch.from_numpy(shift)[:, None, None]
+    return activations[then](t).numpy().transpose(0, 2, 3, 1)

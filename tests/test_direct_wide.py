@@ -5,6 +5,7 @@ the NumPy reference in float64 and PyTorch on random configurations, its epilogu
 import numpy as np
 import pytest
 
+from _oracle import torch_conv2d_inference
 from convscope import ops
 from convscope.ops import compiled, conv, conv_split, direct, direct_wide, fused, parallel, pointwise_simd
 
@@ -27,23 +28,6 @@ def _only_wide(monkeypatch) -> list:
     calls, original = [], conv_split.FORWARD["wide"]
     monkeypatch.setitem(conv_split.FORWARD, "wide", lambda *args: calls.append("wide") or original(*args))
     return calls
-
-
-def _torch(x, filters, padding, dilation, bias, activation, scale, shift, then):
-    torch = pytest.importorskip("torch")
-    functional = torch.nn.functional
-    t = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
-    if padding == "SAME":       # stride 1: (k - 1) * d split as TensorFlow does, the extra one at the end
-        (ph, pw) = ((k - 1) * dilation for k in filters.shape[:2])
-        t = functional.pad(t, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
-    t = functional.conv2d(t, torch.from_numpy(filters.transpose(3, 2, 0, 1).copy()), dilation=dilation)
-    if bias is not None:
-        t = t + torch.from_numpy(bias)[:, None, None]
-    activations = {"linear": lambda v: v, "relu": functional.relu, "relu6": functional.relu6}
-    t = activations[activation](t)
-    if scale is not None:
-        t = t * torch.from_numpy(scale)[:, None, None] + torch.from_numpy(shift)[:, None, None]
-    return activations[then](t).numpy().transpose(0, 2, 3, 1)
 
 
 def _case(seed, kernels=(3,)):
@@ -96,7 +80,7 @@ def test_the_kernel_matches_the_reference_and_torch(seed, monkeypatch):
     np.testing.assert_array_equal(np.isnan(ours), np.isnan(reference))
     if "relu6" in (activation, then):
         assert np.nanmax(ours) == 6 and np.any((ours > 0) & (ours < 6))
-    theirs = _torch(x, filters, padding, dilation, bias, activation, scale, shift, then)
+    theirs = torch_conv2d_inference(x, filters, 1, padding, dilation, bias, activation, scale, shift, then)
     np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4 * scale_of)
 
 

@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from _oracle import tf_same_split
+from _oracle import torch_conv2d_inference as _torch
 from convscope import ops
 from convscope.ops import compiled, conv, conv_split, direct, fused, parallel, winograd
 
@@ -26,26 +26,6 @@ def _only(monkeypatch, name):
     original = conv_split.FORWARD[name]
     monkeypatch.setitem(conv_split.FORWARD, name, lambda *args: calls.append(name) or original(*args))
     return calls
-
-
-def _torch(x, filters, strides, padding, dilations, bias, activation, scale, shift, then):
-    torch = pytest.importorskip("torch")
-    functional = torch.nn.functional
-    kh, kw = filters.shape[:2]
-    if padding == "SAME":
-        pads = [tf_same_split(x.shape[1 + a], (kh, kw)[a], strides, dilations) for a in range(2)]
-    else:
-        pads = [(0, 0), (0, 0)]
-    t = functional.pad(torch.from_numpy(x.transpose(0, 3, 1, 2).copy()), (*pads[1], *pads[0]))
-    t = functional.conv2d(t, torch.from_numpy(filters.transpose(3, 2, 0, 1).copy()), stride=strides,
-                          dilation=dilations)
-    if bias is not None:
-        t = t + torch.from_numpy(bias)[:, None, None]
-    activations = {"linear": lambda v: v, "relu": functional.relu, "relu6": functional.relu6}
-    t = activations[activation](t)
-    if scale is not None:
-        t = t * torch.from_numpy(scale)[:, None, None] + torch.from_numpy(shift)[:, None, None]
-    return activations[then](t).numpy().transpose(0, 2, 3, 1)
 
 
 def _case(seed, path):
