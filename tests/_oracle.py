@@ -178,9 +178,11 @@ def assert_training_call_matches_keras(keras, ours, theirs, x, rng):
     return grads
 
 
-def torch_conv2d_inference(x, filters, strides, padding, dilations, bias, activation, scale, shift, then):
+def torch_conv2d_inference(x, filters, strides, padding, dilations, bias, activation, scale, shift, then,
+                           residual=None):
     """PyTorch's conv2d of an NHWC batch (HWIO filters, TensorFlow's SAME split), then activation(+ bias),
-    * scale + shift and `then` (linear, relu, relu6): the inference epilogue's oracle, in NHWC."""
+    * scale + shift, + residual (NHWC, if given) and `then` (linear, relu, relu6): the inference epilogue's oracle,
+    in NHWC."""
     torch = pytest.importorskip("torch")
     functional = torch.nn.functional
     kh, kw = filters.shape[:2]
@@ -197,4 +199,6 @@ def torch_conv2d_inference(x, filters, strides, padding, dilations, bias, activa
     t = activations[activation](t)
     if scale is not None:
         t = t * torch.from_numpy(scale)[:, None, None] + torch.from_numpy(shift)[:, None, None]
+    if residual is not None:
+        t = t + torch.from_numpy(residual.transpose(0, 3, 1, 2).copy())
     return activations[then](t).numpy().transpose(0, 2, 3, 1)

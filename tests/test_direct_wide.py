@@ -257,3 +257,150 @@ def test_conv2d_inference_takes_it_before_winograd_and_the_gemm(monkeypatch):
                                                                                   np.float32), 1, "SAME")
     names = [run.__name__ for run in taken]
     assert names == ["_split_wide", "_split_wide", "_split_winograd", "_split_gemm"]
+
+
+# -- the residual, and 1x1 convolutions of one image (fused_inference's "wide_1x1") ----------------------------
+
+def _pointwise_case(seed):
+    """A random 1x1 convolution of one image the 1x1 path takes: 48-256 output pixels (stride 1 or 2), 128-1100
+    input channels (a last chunk of fewer than `CHUNK` where not a multiple of it), 32-1024 filters in whole
+    blocks, and an epilogue it finishes: bias or none, ReLU or none, the batch norm's map or none, a residual or
+    none, then ReLU, ReLU6 or none."""
+    rng = np.random.default_rng(seed)
+    stride = int(rng.choice([1, 2]))
+    h, w = (int(rng.integers(7, 17)) for _ in range(2))
+    h = max(h, -(-48 // w))                          # at least 48 output pixels: two tiles on each of two threads
+    channels = int(rng.choice([128, 200, 256, 1024, 1100]))
+    out_channels = 32 * int(rng.choice([1, 3, 8, 32]))
+    x = rng.standard_normal((1, stride * h, stride * w, channels)).astype(np.float32)
+    filters = (rng.standard_normal((1, 1, channels, out_channels)) / np.sqrt(channels)).astype(np.float32)
+    bias, scale, shift = (rng.standard_normal(out_channels).astype(np.float32) for _ in range(3))
+    residual = 3 * rng.standard_normal((1, h, w, out_channels)).astype(np.float32)
+    args = dict(bias=[None, bias][seed % 2], activation=["linear", "relu"][seed // 2 % 2],
+                scale=[None, scale][seed // 4 % 2], shift=[None, shift][seed // 4 % 2],
+                residual=[residual, None][seed % 3 == 2], then=["relu", "relu6", "linear"][seed % 3])
+    return x, filters, stride, args
+
+
+def _only_wide_1x1(monkeypatch) -> list:
+    """conv2d_epilogue_inference with the 1x1 path of this kernel alone; its runs recorded."""
+    from convscope.ops import fused_inference as fi
+    entry = next(e for e in fi._CONV_PATHS if e[0] == "wide_1x1")
+    runs = []
+    monkeypatch.setattr(fi, "_CONV_PATHS", ((entry[0], entry[1], lambda *a: runs.append(1) or entry[2](*a)),))
+    return runs
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_1x1_convolutions_of_one_image_match_the_reference_and_torch(seed, monkeypatch):
+    """conv2d_epilogue_inference's "wide_1x1" path alone: the float64 reference's numbers (and PyTorch's), the
+    residual added after the batch norm's map and before the last ReLU or ReLU6, NaNs where the reference has
+    them."""
+    from convscope.ops import fused_inference as fi
+    _full_width(monkeypatch)
+    runs = _only_wide_1x1(monkeypatch)
+    x, filters, stride, args = _pointwise_case(seed)
+    if seed % 4 == 1:
+        x[0, 2 * stride, 3 * stride, 7] = np.nan           # one output pixel: NaN in every channel
+    ours = fi.conv2d_epilogue_inference(x, filters, stride, "VALID", **args)
+    assert runs == [1] and ours.dtype == np.float32
+    wide = {key: value.astype(np.float64) if isinstance(value, np.ndarray) else value for key, value in args.items()}
+    with compiled.use_compiled(False):
+        reference = fi.conv2d_epilogue_reference(x.astype(np.float64), filters.astype(np.float64), stride, "VALID",
+                                                 **wide)
+    scale_of = max(1.0, float(np.nanmax(np.abs(reference))))
+    np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=2e-5 * scale_of)
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(reference))
+    assert np.isnan(ours).any() == (seed % 4 == 1)
+    if args["then"] == "relu6":
+        assert np.nanmax(ours) == 6 and np.any((ours > 0) & (ours < 6))
+    theirs = torch_conv2d_inference(x, filters, stride, "VALID", 1, args["bias"], args["activation"], args["scale"],
+                                    args["shift"], args["then"], args["residual"])
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4 * scale_of)
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_the_residual_is_added_alike_on_any_number_of_threads(workers, monkeypatch):
+    """`conv_images` with a residual: each output finished once, by whichever thread claims its block, so the bits
+    are the one thread's; the residual's NaN and infinities reach the output (a NaN through the ReLU too)."""
+    rng = np.random.default_rng(workers)
+    x = rng.standard_normal((1, 11, 13, 300)).astype(np.float32)
+    filters = (rng.standard_normal((1, 1, 300, 96)) / 17).astype(np.float32)
+    residual = rng.standard_normal((1, 11, 13, 96)).astype(np.float32)
+    residual[0, 1, 2, :3] = (np.nan, np.inf, -np.inf)
+    epilogue = conv_split.epilogue_tuple(rng.standard_normal(96).astype(np.float32), "linear",
+                                         rng.random(96).astype(np.float32), rng.standard_normal(96).astype(np.float32),
+                                         "relu", 96, np.float32)
+    outs = {}
+    for threads in (1, workers):
+        monkeypatch.setattr(direct_wide, "worker_count", lambda: threads)
+        monkeypatch.setattr(parallel, "worker_count", lambda: threads)
+        monkeypatch.setattr(direct, "SMALL_WORK", 0)
+        outs[threads] = np.empty((1, 11, 13, 96), np.float32)
+        direct_wide.conv_images(x, filters, (1, 1), outs[threads], epilogue, residual)
+    np.testing.assert_array_equal(outs[workers], outs[1])
+    assert np.isnan(outs[1][0, 1, 2, 0]) and outs[1][0, 1, 2, 1] == np.inf and outs[1][0, 1, 2, 2] == 0
+    _, bias, _, scale, shift = epilogue[:5]
+    expected = np.maximum((np.tensordot(x.astype(np.float64), filters[0, 0], 1) + bias) * scale + shift + residual, 0)
+    finite = np.isfinite(residual)
+    np.testing.assert_allclose(outs[1][finite], expected[finite], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("residual,message", [
+    (np.zeros((1, 14, 14, 64), np.float32), "must have the output's shape (1, 14, 14, 32)"),
+    (np.zeros((1, 14, 14, 32), np.float64), "argument `residual` must be C-contiguous float32"),
+    (np.zeros((1, 14, 14, 64), np.float32)[..., :32], "argument `residual` must be C-contiguous float32"),
+])
+def test_a_mismatched_residual_is_refused(residual, message):
+    """The residual is read a block of 32 at a time, unchecked in the kernel: another shape, dtype or layout is
+    refused with what was expected."""
+    epilogue = conv_split.epilogue_tuple(None, "linear", None, None, "relu", 32, np.float32)
+    with pytest.raises(ValueError, match="direct_wide: argument `residual`") as error:
+        direct_wide.conv_images(np.zeros((1, 16, 16, 128), np.float32), np.zeros((3, 3, 128, 32), np.float32),
+                                (1, 1), np.empty((1, 14, 14, 32), np.float32), epilogue, residual)
+    assert message in str(error.value)
+
+
+def _pointwise_path(shape, out_channels, strides=1, dtype=np.float32, residual=True, activation="linear",
+                    then="relu") -> str:
+    """The name of the path conv2d_epilogue_inference takes for a 1x1 convolution of `shape` with a batch norm's
+    map (and a residual)."""
+    from convscope.ops import fused_inference as fi
+    from _paths import recording
+    asked = []
+    x = np.zeros(shape, dtype)
+    filters = np.zeros((1, 1, shape[3], out_channels), dtype)
+    out_shape = (shape[0], -(-shape[1] // strides), -(-shape[2] // strides), out_channels)
+    original = fi._CONV_PATHS
+    try:
+        fi._CONV_PATHS = recording(original, asked)
+        fi.prepare_conv2d_epilogue_inference(
+            x, filters, strides, "VALID", scale=np.ones(out_channels, dtype), shift=np.zeros(out_channels, dtype),
+            residual=np.zeros(out_shape, dtype) if residual else None, activation=activation, then=then)
+    finally:
+        fi._CONV_PATHS = original
+    return asked[-1][0]
+
+
+def test_where_the_1x1_path_applies(monkeypatch):
+    """ResNet50's 1x1 convolutions of 196 pixels at batch 1 (14x14, and 28x28 at stride 2) take it, with and without
+    the residual; those of 49 pixels keep `dense_tiles`' columns (their 1-4 MB matrices stream from memory: this
+    path took 1.2x their time there), of 784 pixels the rows' paths; a batch of two, another dtype, fewer than 128
+    input channels, filters not in blocks of 32, a hard-swish or a ReLU6 before the map, and a CPU whose 512-bit
+    units are split do not."""
+    _full_width(monkeypatch)
+    assert _pointwise_path((1, 14, 14, 256), 1024) == "wide_1x1"
+    assert _pointwise_path((1, 14, 14, 1024), 256, residual=False) == "wide_1x1"
+    assert _pointwise_path((1, 28, 28, 512), 1024, strides=2, residual=False) == "wide_1x1"
+    assert _pointwise_path((1, 14, 14, 256), 1024, then="relu6", activation="relu") == "wide_1x1"
+    assert _pointwise_path((1, 7, 7, 512), 2048) == "gemm_1x1_column_tiles"
+    assert _pointwise_path((1, 14, 14, 1024), 2048, strides=2, residual=False) == "gemm_1x1_column_tiles"
+    assert _pointwise_path((1, 28, 28, 128), 512) != "wide_1x1"
+    assert _pointwise_path((2, 14, 14, 256), 1024) != "wide_1x1"
+    assert _pointwise_path((1, 14, 14, 256), 1024, dtype=np.float64) != "wide_1x1"
+    assert _pointwise_path((1, 14, 14, 64), 256) != "wide_1x1"
+    assert _pointwise_path((1, 14, 14, 256), 1000) != "wide_1x1"
+    assert _pointwise_path((1, 14, 14, 256), 1024, then="hard_silu") != "wide_1x1"
+    assert _pointwise_path((1, 14, 14, 256), 1024, activation="relu6", residual=False) != "wide_1x1"
+    _full_width(monkeypatch, False)
+    assert _pointwise_path((1, 14, 14, 256), 1024) != "wide_1x1"

@@ -169,31 +169,35 @@ def test_conv2d_epilogue_inference_matches_the_unfused_reference(seed):
 def test_each_conv2d_epilogue_path_alone_matches_the_unfused_reference(path, seed, monkeypatch):
     """Each entry of the ordered path list run alone on a random configuration it applies to: the 1x1
     product of few rows shared among the threads by columns (`dense_tiles`' products on a 5x6 image, or BLAS'),
-    the 1x1 product in blocks of rows (two seeds
-    past fi.SMALL_WORK, so the blocks are shared among the threads), the convolution's own epilogue, the
-    convolution then the rest."""
+    `direct_wide`'s tiles on a 1x1 convolution of one 12x13 image (where 512-bit units run whole), the 1x1 product
+    in blocks of rows (two seeds past fi.SMALL_WORK, so the blocks are shared among the threads), the
+    convolution's own epilogue, the convolution then the rest."""
     rng = np.random.default_rng(300 + seed)
     entry = next(e for e in fi._CONV_PATHS if e[0] == path)
     asked = None
     tiles = path == "gemm_1x1_column_tiles"   # float32, 5 to dense_tiles.max_rows() rows, a matrix of 1 MB or more
-    if path.startswith("gemm_1x1_column") and not (fi.compiled.active() and (not tiles or fi.dense_tiles.lanes())):
+    wide = path == "wide_1x1"                 # float32, one image of 48-256 pixels, 128+ channels, blocks of 32
+    monkeypatch.setattr(fi.direct_wide, "worker_count", lambda: 2)     # (two tiles of pixels per thread)
+    if ((path.startswith("gemm_1x1_column") and not (fi.compiled.active() and (not tiles or fi.dense_tiles.lanes())))
+            or (wide and not (fi.compiled.active() and fi.pointwise_simd.tall_tiles()))):
         asked = []          # it applies its epilogue with the compiled kernel: here it must decline
         monkeypatch.setattr(fi, "_CONV_PATHS", recording(fi._CONV_PATHS, asked))
     else:
         monkeypatch.setattr(fi, "_CONV_PATHS", (entry,))
-    dtype = np.float32 if tiles else (np.float32, np.float64)[seed % 2]
-    pointwise = path.startswith("gemm")
+    dtype = np.float32 if tiles or wide else (np.float32, np.float64)[seed % 2]
+    pointwise = path.startswith("gemm") or wide
     big = path == "gemm_1x1" and seed < 2
     columns = path == "gemm_1x1_columns"      # few rows (<= fi.COLUMN_SPLIT_ROWS), >= 64 columns, past SMALL_WORK
     stride = int(rng.choice([1, 2]))
     n, hw = ((3, 40) if big else (2, 17) if columns else (1, 5) if tiles      # tiles: 30 rows, or 9 at stride 2
-             else (int(rng.integers(1, 4)), int(rng.integers(5, 13))))
-    inputs = 64 if big else (96 if stride == 1 else 400) if columns else 800 if tiles else int(rng.integers(1, 40))
+             else (1, 12 * stride) if wide else (int(rng.integers(1, 4)), int(rng.integers(5, 13))))
+    inputs = (64 if big else (96 if stride == 1 else 400) if columns else 800 if tiles
+              else int(rng.integers(128, 300)) if wide else int(rng.integers(1, 40)))
     x = rng.standard_normal((n, hw, hw + 1, inputs)).astype(dtype)
     # (an unpadded 1x1 convolution takes the 1x1 paths, not conv2d_inference's own epilogue)
     k = 1 if pointwise else 3 if path == "conv2d_inference" else int(rng.choice([1, 3]))
     outputs = (64 if big else int(rng.integers(72, 100)) if columns else int(rng.integers(660, 760)) if tiles
-               else int(rng.integers(1, 70)))
+               else 32 * int(rng.integers(1, 9)) if wide else int(rng.integers(1, 70)))
     filters = (rng.standard_normal((k, k, x.shape[3], outputs)) * 0.2).astype(dtype)
     padding = "VALID" if pointwise else _padding(rng)
     shape = fi.conv2d_epilogue_reference(x, filters, stride, padding).shape
@@ -203,6 +207,8 @@ def test_each_conv2d_epilogue_path_alone_matches_the_unfused_reference(path, see
         if args["activation"] == "relu6":
             args.update(scale=None, shift=None)
         args["bias"] = None if args["bias"] is None else args["bias"] * 8      # values past 6 to cap
+    if wide:             # a ReLU or none before the map, a ReLU, ReLU6 or none after
+        args.update(activation=ACTS[seed % 2], then=ACTS[seed % 3])
     expected = fi.conv2d_epilogue_reference(x, filters, stride, padding, **args)
     got = fi.conv2d_epilogue_inference(x, filters, stride, padding, **args)
     if asked is not None:
@@ -266,16 +272,18 @@ def test_every_unpadded_1x1_convolution_of_one_group_takes_the_1x1_paths(kernel,
 @pytest.mark.parametrize("hw,inputs,outputs,stride,tall", [
     (28, 128, 512, 1, True), (28, 512, 128, 1, True),      # 784 rows, 256 KiB matrices: the tall tiles pack them
     (56, 256, 512, 2, True),                                # 784 rows at stride 2, a 512 KiB matrix
-    (14, 256, 1024, 1, False),                              # 196 rows: under TALL_PACK_ROWS
+    (14, 256, 1024, 1, False),                              # 196 rows: under TALL_PACK_ROWS (direct_wide's)
     (28, 512, 512, 1, False),                               # a 1 MiB matrix: left to BLAS
 ])
 def test_a_1x1_product_of_one_image_shares_its_rows_where_the_tall_tiles_pack_its_matrix(
         hw, inputs, outputs, stride, tall, full_width, monkeypatch):
     """ResNet50's 1x1 convolutions at batch 1: a product of few rows is shared among the threads by columns
     (`gemm_1x1_columns`), but where the tall tiles run and pack its matrix (`pointwise_simd.packs(...,
-    tall=True)`) by blocks of rows (`gemm_1x1`); each against the unfused reference."""
+    tall=True)`) by blocks of rows (`gemm_1x1`), and where they run on a product of 196 rows by `direct_wide`'s
+    tiles (`wide_1x1`); each against the unfused reference."""
     monkeypatch.setattr(fi.pointwise_simd, "VECTOR_BITS", 512 if full_width else 256)
     monkeypatch.setattr("convscope.ops.simd.FULL_WIDTH_CPU", full_width)
+    monkeypatch.setattr(fi.direct_wide, "worker_count", lambda: 2)
     rng = np.random.default_rng(hw + inputs + outputs)
     x = rng.standard_normal((1, hw, hw, inputs)).astype(np.float32)
     filters = (rng.standard_normal((1, 1, inputs, outputs)) / np.sqrt(inputs)).astype(np.float32)
@@ -286,7 +294,9 @@ def test_a_1x1_product_of_one_image_shares_its_rows_where_the_tall_tiles_pack_it
     got = fi.conv2d_epilogue_inference(x, filters, stride, "VALID", **args)
     expected = fi.conv2d_epilogue_reference(x, filters, stride, "VALID", **args)
     columns = fi.compiled.active() and not (tall and full_width)      # (the NumPy kernels: blocks of rows)
-    assert [name for name, answer in asked if answer][0] == ("gemm_1x1_columns" if columns else "gemm_1x1")
+    wide = fi.compiled.active() and full_width and hw == 14
+    assert [name for name, answer in asked if answer][0] == ("wide_1x1" if wide else "gemm_1x1_columns" if columns
+                                                              else "gemm_1x1")
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
 
 

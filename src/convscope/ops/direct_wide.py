@@ -19,11 +19,16 @@ Stride 1, one group, float32, output channels in whole blocks of 32, compiled co
 units whole (`pointwise_simd.tall_tiles`); each output's sum is taken in the order (tap, chunk of channels,
 channel), so it differs from the GEMM's by float32 rounding only.  The kernel takes any kernel size and a batch
 (each image's blocks are items), but runs on 3x3 convolutions of one image only (`applies`): at 4-32 images
-Winograd's bands ran faster (it took 1.24-2.23x their time; at 2 images 0.87-0.96x, unused).  Where it runs was
-measured against the paths it replaces: benchmarks/README.md, 'Measurements behind the code's choices'.
+Winograd's bands ran faster (it took 1.24-2.23x their time; at 2 images 0.87-0.96x, unused).  It also runs the 1x1
+convolutions of one image of a few hundred pixels (`pointwise_applies`: `fused_inference`'s "wide_1x1", ResNet50's
+14x14 stage at batch 1), whose matrix rows lie 1-8 KB apart as the 3x3 filters' do, with a residual added before
+the last ReLU (a block's end).  Where it runs was measured against the paths it replaces: benchmarks/README.md,
+'Measurements behind the code's choices'.
 """
 
 from __future__ import annotations
+
+from typing import Optional
 
 import numpy as np
 
@@ -36,8 +41,8 @@ if compiled.available():
     from .pointwise_simd import _tall_tile_sums
     from .simd import add, clip, epilogue, full, load, store_first, zeros
 
-__all__ = ["BLOCK", "CHUNK", "MIN_CHANNELS", "MAX_CHANNELS", "MAX_OUT_CHANNELS", "MAX_PIXELS", "applies",
-           "forward", "conv_images"]
+__all__ = ["BLOCK", "CHUNK", "MIN_CHANNELS", "MAX_CHANNELS", "MAX_OUT_CHANNELS", "MAX_PIXELS",
+           "MAX_POINTWISE_PIXELS", "MAX_POINTWISE_CHANNELS", "applies", "pointwise_applies", "forward", "conv_images"]
 
 LANES = 16              # float32 lanes of a 512-bit vector
 BLOCK = 2 * LANES       # filters per tile (two vectors)
@@ -50,6 +55,10 @@ MAX_OUT_CHANNELS = 512
 MAX_PIXELS = 1024       # output pixels (one image) up to which it ran faster than Winograd at 128 channels; from
                         # 256 Winograd's tiles, where they apply, ran as fast or faster (32x32 256 -> 128 level,
                         # 28x28 256 -> 256 in 0.89-0.93x the kernel's time)
+MAX_POINTWISE_PIXELS = 256      # 1x1 convolutions (`pointwise_applies`) up to this many output pixels: ResNet50's 14x14
+                                # and 7x7 ones ran in 0.73-0.86x the time of the threads' columns by BLAS or
+                                # `dense_tiles`; its 28x28 ones (784) level, its 56x56 ones slower
+MAX_POINTWISE_CHANNELS = 2048   # input and output channels of the 1x1 convolutions measured (ResNet50's 512 -> 2048)
 
 
 def applies(ctx, winograd: bool) -> bool:
@@ -65,6 +74,16 @@ def applies(ctx, winograd: bool) -> bool:
             and not (winograd and channels > MIN_CHANNELS))
 
 
+def pointwise_applies(images: int, pixels: int, channels: int, out_channels: int) -> bool:
+    """True for a 1x1 convolution's product (of `pixels` output pixels: every s-th input pixel with strides s) taken
+    here as a convolution of one image (`conv_images` on its pixels, a 1x1 kernel): one image of at most
+    `MAX_POINTWISE_PIXELS` pixels (a product of a few hundred rows, which the threads' columns ran far under the
+    peak), `MIN_CHANNELS` to `MAX_POINTWISE_CHANNELS` channels, the compiled tiles' other conditions."""
+    return (compiled.active() and pointwise_simd.tall_tiles() and images == 1
+            and MIN_CHANNELS <= channels <= MAX_POINTWISE_CHANNELS and out_channels <= MAX_POINTWISE_CHANNELS
+            and out_channels % BLOCK == 0 and 2 * PIXELS * worker_count() <= pixels <= MAX_POINTWISE_PIXELS)
+
+
 def forward(ctx, epilogue: tuple, out: np.ndarray) -> None:
     """`out` (1, oh, ow, filters) = the convolution of the context's image, finished by `epilogue` (as
     `conv_split.epilogue_tuple` gives it)."""
@@ -72,12 +91,14 @@ def forward(ctx, epilogue: tuple, out: np.ndarray) -> None:
     conv_images(x_pad, ctx["filters"], ctx["dilations"], out, epilogue)
 
 
-def conv_images(x_pad: np.ndarray, filters: np.ndarray, dilations, out: np.ndarray, epilogue: tuple) -> None:
+def conv_images(x_pad: np.ndarray, filters: np.ndarray, dilations, out: np.ndarray, epilogue: tuple,
+                residual: Optional[np.ndarray] = None) -> None:
     """out (images, oh, ow, filters) = the epilogue of the stride-1 convolution of the padded images `x_pad`
     (images, hp, wp, c), its work claimed by the threads: each image's blocks of `BLOCK` filters, each in as many
     ranges of pixels (of a tile at least) as make the items share evenly; under `direct.SMALL_WORK` multiply-adds,
-    all on the calling thread.  `epilogue` as `conv_split.epilogue_tuple` gives it."""
-    _check(x_pad, filters, dilations, out, epilogue)
+    all on the calling thread.  `epilogue` as `conv_split.epilogue_tuple` gives it; `residual` (out's shape), if
+    given, is added after its batch norm's map, before its last ReLU and cap (a ResNet block's end)."""
+    _check(x_pad, filters, dilations, out, epilogue, residual)
     kh, kw, channels, out_channels = filters.shape
     images, oh, ow = out.shape[:3]
     row = x_pad.shape[2]
@@ -91,15 +112,19 @@ def conv_images(x_pad: np.ndarray, filters: np.ndarray, dilations, out: np.ndarr
     values = tuple(np.ascontiguousarray(v, dtype=np.float32) for v in (bias, scale, shift))
     xf, wf = x_pad.reshape(images, -1), np.ascontiguousarray(filters, dtype=np.float32).reshape(-1)
     of = out.reshape(images, -1)
+    rf = of if residual is None else residual.reshape(images, -1)       # (`of` a placeholder, never read)
+    low = np.float32(0 if relu_after else -np.inf)          # the last ReLU as a clip from below (the same bits)
     run_claimed(images * blocks * parts, lambda counter: _claimed_blocks(       # each thread its sums and panel
         xf, wf, np.empty(-(-pixels // parts) * BLOCK, np.float32), np.empty(CHUNK * BLOCK, np.float32), offsets,
-        channels, out_channels, pixels, parts, row, ow, of, counter, *values, relu, affine, relu_after,
-        np.float32(cap)), alone=alone)
+        channels, out_channels, pixels, parts, row, ow, of, rf, residual is not None, counter, *values, relu,
+        affine, low, np.float32(cap)), alone=alone)
 
 
-def _check(x_pad: np.ndarray, filters: np.ndarray, dilations, out: np.ndarray, epilogue: tuple) -> None:
+def _check(x_pad: np.ndarray, filters: np.ndarray, dilations, out: np.ndarray, epilogue: tuple,
+           residual: Optional[np.ndarray] = None) -> None:
     """`conv_images`' arguments: one stride-1 convolution's arrays, C-contiguous float32, whole blocks of filters,
-    a tile of pixels at least (numbered along the padded rows), the epilogue's vectors one value per filter."""
+    a tile of pixels at least (numbered along the padded rows), the epilogue's vectors one value per filter, the
+    residual (if any) of the output's shape."""
     shapes = f"`x_pad` {np.shape(x_pad)}, `filters` {np.shape(filters)} and `out` {np.shape(out)}"
     if not all(isinstance(a, np.ndarray) and a.ndim == 4 for a in (x_pad, filters, out)) or len(dilations) != 2:
         raise ValueError(f"direct_wide: arguments {shapes} must be 4-D arrays and `dilations` a pair, got "
@@ -112,7 +137,10 @@ def _check(x_pad: np.ndarray, filters: np.ndarray, dilations, out: np.ndarray, e
         raise ValueError(f"direct_wide: arguments {shapes} must be one stride-1 convolution's (dilations "
                          f"{tuple(dilations)}), with filters in blocks of {BLOCK} and at least {PIXELS} pixels along "
                          f"the padded rows")
-    for name, array in (("x_pad", x_pad), ("out", out)):
+    if residual is not None and (not isinstance(residual, np.ndarray) or residual.shape != out.shape):
+        raise ValueError(f"direct_wide: argument `residual` must have the output's shape {out.shape}, got "
+                         f"{np.shape(residual)}")
+    for name, array in (("x_pad", x_pad), ("out", out), ("residual", out if residual is None else residual)):
         if array.dtype != np.float32 or not array.flags.c_contiguous:
             raise ValueError(f"direct_wide: argument `{name}` must be C-contiguous float32, got {array.dtype} "
                              f"with strides {array.strides}")
@@ -123,10 +151,11 @@ def _check(x_pad: np.ndarray, filters: np.ndarray, dilations, out: np.ndarray, e
 
 if compiled.available():
     @compiled.kernel
-    def _claimed_blocks(xf, wf, sums, panel, offsets, channels, out_channels, pixels, parts, row, out_w, of, counter,
-                        bias, scale, shift, relu, affine, relu_after, cap):
+    def _claimed_blocks(xf, wf, sums, panel, offsets, channels, out_channels, pixels, parts, row, out_w, of, rf,
+                        has_residual, counter, bias, scale, shift, relu, affine, low, cap):
         """The items claimed from `counter`: item k is image k // (blocks * parts)'s block of filters k // parts %
-        blocks over pixel range k % parts, summed into `sums`, then finished into its image of `of`."""
+        blocks over pixel range k % parts, summed into `sums`, then finished into its image of `of` (with its
+        image of the residual `rf` where `has_residual`)."""
         per_image = out_channels // BLOCK * parts
         while True:
             item = claim(counter, len(xf) * per_image)
@@ -135,8 +164,8 @@ if compiled.available():
             n, column, part = item // per_image, item % per_image // parts * BLOCK, item % parts
             first, stop = pixels * part // parts, pixels * (part + 1) // parts
             _block_sums(xf[n], wf, sums, panel, offsets, channels, out_channels, column, first, stop)
-            _finish_block(sums, of[n], first, stop, row, out_w, out_channels, column, bias, scale, shift, relu,
-                          affine, relu_after, cap)
+            _finish_block(sums, of[n], rf[n], has_residual, first, stop, row, out_w, out_channels, column, bias,
+                          scale, shift, relu, affine, low, cap)
 
     @compiled.kernel
     def _block_sums(xf, wf, sums, panel, offsets, channels, out_channels, column, first, stop):
@@ -169,12 +198,14 @@ if compiled.available():
                     q += PIXELS
 
     @compiled.kernel
-    def _finish_block(sums, of, first, stop, row, out_w, out_channels, column, bias, scale, shift, relu, affine,
-                      relu_after, cap):
+    def _finish_block(sums, of, rf, has_residual, first, stop, row, out_w, out_channels, column, bias, scale, shift,
+                      relu, affine, low, cap):
         """Pixels first..stop - 1's sums of one block of filters finished as `direct._finish_rows` finishes them
-        (`simd.epilogue`, then the cap) and stored at their output pixel; the columns past `out_w` dropped."""
+        (`simd.epilogue` but its last ReLU, the residual `rf` added where `has_residual`, then that ReLU and the cap
+        as a clip to [`low`, `cap`]: the bits of the ReLU, then the cap) and stored at their output pixel; the
+        columns past `out_w` dropped."""
         zero = zeros(LANES)
-        low, high = full(-np.float32(np.inf), zero), full(cap, zero)
+        low, high = full(low, zero), full(cap, zero)
         b0, b1 = load(bias, column, zero), load(bias, column + LANES, zero)
         s0, s1 = load(scale, column, zero), load(scale, column + LANES, zero)
         h0, h1 = load(shift, column, zero), load(shift, column + LANES, zero)
@@ -183,7 +214,10 @@ if compiled.available():
             ox = q - oy * row
             if ox < out_w:
                 a, o = (q - first) * BLOCK, (oy * out_w + ox) * out_channels + column
-                v0 = clip(epilogue(load(sums, a, zero), b0, relu, s0, h0, affine, relu_after), low, high)
-                v1 = clip(epilogue(load(sums, a + LANES, zero), b1, relu, s1, h1, affine, relu_after), low, high)
+                v0 = epilogue(load(sums, a, zero), b0, relu, s0, h0, affine, False)
+                v1 = epilogue(load(sums, a + LANES, zero), b1, relu, s1, h1, affine, False)
+                if has_residual:
+                    v0, v1 = add(v0, load(rf, o, zero)), add(v1, load(rf, o + LANES, zero))
+                v0, v1 = clip(v0, low, high), clip(v1, low, high)
                 store_first(of, o, v0, LANES)
                 store_first(of, o + LANES, v1, LANES)

@@ -22,8 +22,10 @@ ordered list of paths, the first that applies runs (as oneDNN's implementation l
   BN map, ReLU, a ReLU6's cap last) is the whole epilogue, but for an unpadded 1x1 convolution of one group; else
   a 1x1 convolution as one GEMM on the NHWC rows
   (a strided one reads every s-th pixel first): of few rows (batch 1), the matrix's columns shared
-  among the threads (`dense_tiles`' products for 5 to `dense_tiles.max_rows()` float32 rows, else BLAS'), then
-  the epilogue; else one block of rows per thread with the epilogue after its product; else `conv2d_inference`
+  among the threads (`dense_tiles`' products for 5 to `dense_tiles.max_rows()` float32 rows), or, of one image of
+  a few hundred pixels, `direct_wide`'s tiles on blocks of 32 filters with the whole epilogue (residual included),
+  or BLAS' columns, then the epilogue; else one block of rows per thread with the epilogue after its product; else
+  `conv2d_inference`
   and the rest of the epilogue in one more pass (each path prepared once per input shape:
   `conv2d_inference`'s checks and geometry are not repeated at every call);
 * `_product_rows` (a block of a 1x1 product with its epilogue, here and in `inverted_residual`): SIMD
@@ -41,7 +43,7 @@ import sys
 
 import numpy as np
 
-from . import compiled, dense_tiles, depthwise_fast, pointwise_simd
+from . import compiled, conv_split, dense_tiles, depthwise_fast, direct_wide, pointwise_simd
 from .activations import get_activation
 from .conv import _check_conv_args, conv2d
 from .epilogue import FUSED_ACTIVATIONS, check_affine, finish_channels, finish_channels_as
@@ -484,6 +486,30 @@ def _columns_finished(x, out, out_hw, dtype, epilogue):
     return out.reshape((x.shape[0],) + tuple(out_hw) + (out.shape[1],))
 
 
+def _wide_pointwise_applies(x, w, geometry, epilogue) -> bool:
+    """An unpadded 1x1 convolution of one image of a few hundred pixels (`direct_wide.pointwise_applies`), float32,
+    with a ReLU or none before the batch norm's map and a ReLU, ReLU6 or none after it (the residual between)."""
+    act, then = epilogue[4], epilogue[5]
+    return (_gemm_applies(x, w, geometry, epilogue) and float_dtype(x, w) == np.float32
+            and act <= _CODES["relu"] and then <= _CODES["relu6"]
+            and direct_wide.pointwise_applies(x.shape[0], _gemm_rows(x, geometry), w.shape[2], w.shape[3]))
+
+
+def _wide_pointwise_path(x, w, geometry, out_hw, dtype, epilogue, arguments):
+    """A 1x1 convolution of one image as `direct_wide`'s convolution of its pixels (every s-th with strides s) by a
+    1x1 kernel: each thread claims blocks of 32 filters, a tap's chunk of the filters copied into a panel in L1, the
+    whole epilogue on each finished block (the matrix's rows, 1-8 KB apart, would fall into a few of L1's sets)."""
+    rows, matrix, out = _gemm_operands(x, w, geometry[0], out_hw, dtype)
+    bias, scale, shift, residual, act, then = epilogue
+    finish = conv_split.epilogue_tuple(bias, "relu" if act else "linear", scale, shift, "relu" if then else "linear",
+                                       matrix.shape[1], dtype, 6.0 if then == _CODES["relu6"] else None)
+    shape = (1,) + tuple(out_hw)
+    out = out.reshape(shape + (matrix.shape[1],))
+    direct_wide.conv_images(rows.reshape(shape + (matrix.shape[0],)), matrix.reshape((1, 1) + matrix.shape), (1, 1),
+                            out, finish, None if residual is None else np.ascontiguousarray(residual, dtype=dtype))
+    return out
+
+
 def _gemm_path(x, w, geometry, out_hw, dtype, epilogue, arguments):
     """A 1x1 convolution: the NHWC pixels (every s-th with strides s) as rows times the (in, out) matrix,
     one block of rows per thread (`GEMM_BLOCK_ROWS`), each finished by the epilogue (`_product_rows`)."""
@@ -570,6 +596,7 @@ def _own_applies(x, w, geometry, epilogue) -> bool:
 _CONV_PATHS = (
     ("conv2d_inference", _own_applies, _conv_own_prepare),
     ("gemm_1x1_column_tiles", _column_tiles_applies, _per_call(_column_tiles_path)),
+    ("wide_1x1", _wide_pointwise_applies, _per_call(_wide_pointwise_path)),
     ("gemm_1x1_columns", _columns_applies, _per_call(_columns_path)),
     ("gemm_1x1", _gemm_applies, _per_call(_gemm_path)),
     ("conv2d_inference+epilogue", lambda x, w, geometry, epilogue: True, _conv_then_epilogue_prepare),
