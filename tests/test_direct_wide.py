@@ -1,4 +1,4 @@
-"""ops/direct_wide.py: the direct convolution of wide layers on one image (tiles of 12 pixels x 32 filters) against
+"""ops/direct_wide.py: the direct convolution of wide layers on one image (tiles of 6 pixels x 64 filters) against
 the NumPy reference in float64 and PyTorch on random configurations, its epilogues and caps, NaNs; its split among
 1-3 threads (the same bits); its argument checks; where it applies and where conv2d_inference takes it."""
 
@@ -36,7 +36,7 @@ def _case(seed, kernels=(3,)):
     'valid'."""
     rng = np.random.default_rng(seed)
     channels = int(rng.choice([128, 131, 200, 256, 512]))
-    out_channels = int(rng.choice([32, 64, 96, 256, 512]))
+    out_channels = int(rng.choice([64, 128, 192, 256, 512]))
     kernel, dilation = int(rng.choice(kernels)), int(rng.integers(1, 3))
     padding = str(rng.choice(["SAME", "VALID"]))
     reach = (kernel - 1) * dilation
@@ -95,7 +95,7 @@ def test_most_random_cases_take_the_kernel(monkeypatch):
     assert taken >= 12
 
 
-@pytest.mark.parametrize("images,out_channels", [(1, 32), (1, 96), (1, 128), (2, 96)])
+@pytest.mark.parametrize("images,out_channels", [(1, 64), (1, 192), (1, 256), (2, 192)])
 @pytest.mark.parametrize("workers", [1, 2, 3])
 def test_the_threads_claim_blocks_and_ranges_of_pixels_with_the_same_bits(images, out_channels, workers,
                                                                           monkeypatch):
@@ -116,7 +116,7 @@ def test_the_threads_claim_blocks_and_ranges_of_pixels_with_the_same_bits(images
         monkeypatch.setattr(parallel, "worker_count", lambda: threads)
         outs[threads] = np.empty((images, 15, 14, out_channels), np.float32)
         direct_wide.conv_images(x_pad, filters, (1, 1), outs[threads], epilogue)
-    blocks = out_channels // 32
+    blocks = out_channels // direct_wide.BLOCK
     assert counts[-1] == images * blocks * (1 if images * blocks % workers == 0 else workers)
     np.testing.assert_array_equal(outs[workers], outs[1])
     reference = _reference(x, filters, "SAME", 1, (np.ones(out_channels, np.float32), "relu", None, None, "linear"))
@@ -142,7 +142,7 @@ def test_any_kernel_size_and_images_against_the_reference(seed):
 
 def test_fewer_pixels_than_a_tile_per_thread_take_fewer_ranges(monkeypatch):
     """A plan prepared for few threads, run with more: the blocks that do not share evenly are split in no more
-    ranges of pixels than hold a tile each (5x5 pixels, 3 blocks, 4 threads: 2 ranges), not refused."""
+    ranges of pixels than hold a tile each (2x3 outputs, 3 blocks, 4 threads: 1 range; 3x3: 2), not refused."""
     monkeypatch.setattr(direct_wide, "worker_count", lambda: 4)
     monkeypatch.setattr(parallel, "worker_count", lambda: 4)
     monkeypatch.setattr(direct, "SMALL_WORK", 0)
@@ -152,18 +152,20 @@ def test_fewer_pixels_than_a_tile_per_thread_take_fewer_ranges(monkeypatch):
                         or original(count, work, alone=alone))
     rng = np.random.default_rng(5)
     x = rng.standard_normal((1, 5, 5, 128)).astype(np.float32)
-    filters = (rng.standard_normal((3, 3, 128, 96)) / 30).astype(np.float32)
-    out = np.empty((1, 3, 3, 96), np.float32)
-    epilogue = conv_split.epilogue_tuple(None, "linear", None, None, "linear", 96, np.float32)
-    with pytest.raises(ValueError, match="at least 12 pixels"):       # 2 x 3 outputs: 5 + 3 = 8 pixels
-        direct_wide.conv_images(x[:, :4], filters, (1, 1), np.empty((1, 2, 3, 96), np.float32), epilogue)
+    filters = (rng.standard_normal((3, 3, 128, 192)) / 30).astype(np.float32)
+    out = np.empty((1, 3, 3, 192), np.float32)
+    epilogue = conv_split.epilogue_tuple(None, "linear", None, None, "linear", 192, np.float32)
+    with pytest.raises(ValueError, match="at least 6 pixels"):        # 1 x 3 outputs: 3 pixels
+        direct_wide.conv_images(x[:, :3], filters, (1, 1), np.empty((1, 1, 3, 192), np.float32), epilogue)
+    direct_wide.conv_images(x[:, :4], filters, (1, 1), np.empty((1, 2, 3, 192), np.float32), epilogue)
+    assert counts == [3 * 1]                                          # 5 + 3 = 8 pixels: one range
     direct_wide.conv_images(x, filters, (1, 1), out, epilogue)
-    assert counts == [3 * 1]                                          # 2 * 5 + 3 = 13 pixels: one range
+    assert counts[-1] == 3 * 2                                        # 2 * 5 + 3 = 13 pixels: two ranges
     np.testing.assert_allclose(out, _reference(x, filters, "VALID", 1, (None, "linear", None, None, "linear")),
                                rtol=1e-5, atol=1e-5)
-    x, out = np.zeros((1, 8, 8, 128), np.float32), np.empty((1, 6, 6, 96), np.float32)
-    direct_wide.conv_images(x, filters, (1, 1), out, epilogue)      # 5 * 8 + 6 = 46 pixels: 3 ranges, not 4
-    assert counts[-1] == 3 * 3
+    x, out = np.zeros((1, 8, 8, 128), np.float32), np.empty((1, 6, 6, 192), np.float32)
+    direct_wide.conv_images(x, filters, (1, 1), out, epilogue)      # 5 * 8 + 6 = 46 pixels: 4 ranges
+    assert counts[-1] == 3 * 4
 
 
 def test_small_work_stays_on_the_calling_thread(monkeypatch):
@@ -172,23 +174,23 @@ def test_small_work_stays_on_the_calling_thread(monkeypatch):
     monkeypatch.setattr(direct_wide, "worker_count", lambda: 2)
     runs = []
     monkeypatch.setattr(direct_wide, "run_claimed", lambda count, work, alone=False: runs.append((count, alone)))
-    filters = np.zeros((3, 3, 128, 32), np.float32)
-    epilogue = conv_split.epilogue_tuple(None, "linear", None, None, "linear", 32, np.float32)
-    x, out = np.zeros((1, 9, 9, 128), np.float32), np.empty((1, 7, 7, 32), np.float32)
-    direct_wide.conv_images(x, filters, (1, 1), out, epilogue)         # 49 x 36864: 1.8M multiply-adds
+    filters = np.zeros((3, 3, 128, 64), np.float32)
+    epilogue = conv_split.epilogue_tuple(None, "linear", None, None, "linear", 64, np.float32)
+    x, out = np.zeros((1, 9, 9, 128), np.float32), np.empty((1, 7, 7, 64), np.float32)
+    direct_wide.conv_images(x, filters, (1, 1), out, epilogue)         # 49 x 73728: 3.6M multiply-adds
     monkeypatch.setattr(direct, "SMALL_WORK", 0)
     direct_wide.conv_images(x, filters, (1, 1), out, epilogue)
     assert runs == [(1, True), (2, False)]
 
 
 @pytest.mark.parametrize("x_shape,filters_shape,out_shape,dilations,message", [
-    ((1, 16, 16, 128), (3, 3, 100, 32), (1, 14, 14, 32), (1, 1), "must be one stride-1 convolution's"),
-    ((1, 16, 16, 128), (3, 3, 128, 48), (1, 14, 14, 48), (1, 1), "filters in blocks of 32"),
-    ((1, 16, 16, 128), (3, 3, 128, 32), (1, 13, 14, 32), (1, 1), "must be one stride-1 convolution's"),
-    ((1, 16, 16, 128), (3, 3, 128, 32), (1, 14, 14, 32), (2, 2), "(dilations (2, 2))"),
-    ((2, 16, 16, 128), (3, 3, 128, 32), (1, 14, 14, 32), (1, 1), "must be one stride-1 convolution's"),
-    ((1, 4, 5, 128), (3, 3, 128, 32), (1, 2, 3, 32), (1, 1), "at least 12 pixels"),
-    ((16, 16, 128), (3, 3, 128, 32), (14, 14, 32), (1, 1), "must be 4-D arrays"),
+    ((1, 16, 16, 128), (3, 3, 100, 64), (1, 14, 14, 64), (1, 1), "must be one stride-1 convolution's"),
+    ((1, 16, 16, 128), (3, 3, 128, 96), (1, 14, 14, 96), (1, 1), "filters in blocks of 64"),
+    ((1, 16, 16, 128), (3, 3, 128, 64), (1, 13, 14, 64), (1, 1), "must be one stride-1 convolution's"),
+    ((1, 16, 16, 128), (3, 3, 128, 64), (1, 14, 14, 64), (2, 2), "(dilations (2, 2))"),
+    ((2, 16, 16, 128), (3, 3, 128, 64), (1, 14, 14, 64), (1, 1), "must be one stride-1 convolution's"),
+    ((1, 3, 5, 128), (3, 3, 128, 64), (1, 1, 3, 64), (1, 1), "at least 6 pixels"),
+    ((16, 16, 128), (3, 3, 128, 64), (14, 14, 64), (1, 1), "must be 4-D arrays"),
 ])
 def test_mismatched_arrays_are_refused_with_the_shapes(x_shape, filters_shape, out_shape, dilations, message):
     epilogue = conv_split.epilogue_tuple(None, "linear", None, None, "linear", filters_shape[3], np.float32)
@@ -199,18 +201,18 @@ def test_mismatched_arrays_are_refused_with_the_shapes(x_shape, filters_shape, o
 
 
 def test_an_epilogue_of_the_wrong_length_is_refused():
-    """The epilogue's vectors are read a block of 32 at a time, unchecked in the kernel: a short one is refused."""
-    epilogue = conv_split.epilogue_tuple(np.ones(16, np.float32), "relu", None, None, "linear", 16, np.float32)
-    with pytest.raises(ValueError, match="bias, scale and shift 32 values each"):
-        direct_wide.conv_images(np.zeros((1, 16, 16, 128), np.float32), np.zeros((3, 3, 128, 32), np.float32),
-                                (1, 1), np.empty((1, 14, 14, 32), np.float32), epilogue)
+    """The epilogue's vectors are read a block of 64 at a time, unchecked in the kernel: a short one is refused."""
+    epilogue = conv_split.epilogue_tuple(np.ones(32, np.float32), "relu", None, None, "linear", 32, np.float32)
+    with pytest.raises(ValueError, match="bias, scale and shift 64 values each"):
+        direct_wide.conv_images(np.zeros((1, 16, 16, 128), np.float32), np.zeros((3, 3, 128, 64), np.float32),
+                                (1, 1), np.empty((1, 14, 14, 64), np.float32), epilogue)
 
 
 def test_a_strided_output_is_refused():
-    epilogue = conv_split.epilogue_tuple(None, "linear", None, None, "linear", 32, np.float32)
-    out = np.empty((1, 14, 14, 64), np.float32)[..., :32]
+    epilogue = conv_split.epilogue_tuple(None, "linear", None, None, "linear", 64, np.float32)
+    out = np.empty((1, 14, 14, 128), np.float32)[..., :64]
     with pytest.raises(ValueError, match="argument `out` must be C-contiguous float32"):
-        direct_wide.conv_images(np.zeros((1, 16, 16, 128), np.float32), np.zeros((3, 3, 128, 32), np.float32), (1, 1),
+        direct_wide.conv_images(np.zeros((1, 16, 16, 128), np.float32), np.zeros((3, 3, 128, 64), np.float32), (1, 1),
                                out, epilogue)
 
 
@@ -222,7 +224,7 @@ def _applies(shape, out_channels, kernel=3, strides=1, groups=1, dtype=np.float3
 
 
 def test_where_it_applies(monkeypatch):
-    """One float32 image of stride 1 and one group, 128-512 input channels, 32-512 output channels in whole blocks,
+    """One float32 image of stride 1 and one group, 128-512 input channels, 64-512 output channels in whole blocks,
     at least two tiles per thread and at most `MAX_PIXELS` pixels; over 128 channels not where Winograd's bands would
     take it (ResNet50's 28x28 128 -> 128, 14x14 256 -> 256 and 7x7 512 -> 512, a U-Net's 8x8 to 32x32 layers:
     yes; 32x32 256 -> 128: Winograd's), on a CPU whose 512-bit units run whole only."""
@@ -234,7 +236,7 @@ def test_where_it_applies(monkeypatch):
     assert not _applies((2, 14, 14, 256), 256)                        # two images
     assert not _applies((1, 14, 14, 64), 64) and not _applies((1, 8, 8, 640), 512)      # channels
     assert not _applies((1, 8, 8, 512), 640)
-    assert not _applies((1, 14, 14, 256), 240)                        # not whole blocks of 32
+    assert not _applies((1, 14, 14, 256), 240) and not _applies((1, 14, 14, 256), 96)    # not whole blocks of 64
     assert not _applies((1, 14, 14, 256), 256, strides=2) and not _applies((1, 14, 14, 256), 256, groups=2)
     assert not _applies((1, 14, 14, 256), 256, dtype=np.float64)
     assert not _applies((1, 33, 33, 128), 128)                        # over MAX_PIXELS
@@ -263,7 +265,7 @@ def test_conv2d_inference_takes_it_before_winograd_and_the_gemm(monkeypatch):
 
 def _pointwise_case(seed):
     """A random 1x1 convolution of one image the 1x1 path takes: 48-256 output pixels (stride 1 or 2), 128-1100
-    input channels (a last chunk of fewer than `CHUNK` where not a multiple of it), 32-1024 filters in whole
+    input channels (a last chunk of fewer than `CHUNK` where not a multiple of it), 64-1024 filters in whole
     blocks, and an epilogue it finishes: bias or none, ReLU or none, the batch norm's map or none, a residual or
     none, then ReLU, ReLU6 or none."""
     rng = np.random.default_rng(seed)
@@ -271,7 +273,7 @@ def _pointwise_case(seed):
     h, w = (int(rng.integers(7, 17)) for _ in range(2))
     h = max(h, -(-48 // w))                          # at least 48 output pixels: two tiles on each of two threads
     channels = int(rng.choice([128, 200, 256, 1024, 1100]))
-    out_channels = 32 * int(rng.choice([1, 3, 8, 32]))
+    out_channels = 64 * int(rng.choice([1, 3, 4, 16]))
     x = rng.standard_normal((1, stride * h, stride * w, channels)).astype(np.float32)
     filters = (rng.standard_normal((1, 1, channels, out_channels)) / np.sqrt(channels)).astype(np.float32)
     bias, scale, shift = (rng.standard_normal(out_channels).astype(np.float32) for _ in range(3))
@@ -325,39 +327,38 @@ def test_the_residual_is_added_alike_on_any_number_of_threads(workers, monkeypat
     are the one thread's; the residual's NaN and infinities reach the output (a NaN through the ReLU too)."""
     rng = np.random.default_rng(workers)
     x = rng.standard_normal((1, 11, 13, 300)).astype(np.float32)
-    filters = (rng.standard_normal((1, 1, 300, 96)) / 17).astype(np.float32)
-    residual = rng.standard_normal((1, 11, 13, 96)).astype(np.float32)
+    filters = (rng.standard_normal((1, 1, 300, 192)) / 17).astype(np.float32)
+    residual = rng.standard_normal((1, 11, 13, 192)).astype(np.float32)
     residual[0, 1, 2, :3] = (np.nan, np.inf, -np.inf)
-    epilogue = conv_split.epilogue_tuple(rng.standard_normal(96).astype(np.float32), "linear",
-                                         rng.random(96).astype(np.float32), rng.standard_normal(96).astype(np.float32),
-                                         "relu", 96, np.float32)
+    bias, scale, shift = (rng.standard_normal(192).astype(np.float32), rng.random(192).astype(np.float32),
+                          rng.standard_normal(192).astype(np.float32))
+    epilogue = conv_split.epilogue_tuple(bias, "linear", scale, shift, "relu", 192, np.float32)
     outs = {}
     for threads in (1, workers):
         monkeypatch.setattr(direct_wide, "worker_count", lambda: threads)
         monkeypatch.setattr(parallel, "worker_count", lambda: threads)
         monkeypatch.setattr(direct, "SMALL_WORK", 0)
-        outs[threads] = np.empty((1, 11, 13, 96), np.float32)
+        outs[threads] = np.empty((1, 11, 13, 192), np.float32)
         direct_wide.conv_images(x, filters, (1, 1), outs[threads], epilogue, residual)
     np.testing.assert_array_equal(outs[workers], outs[1])
     assert np.isnan(outs[1][0, 1, 2, 0]) and outs[1][0, 1, 2, 1] == np.inf and outs[1][0, 1, 2, 2] == 0
-    _, bias, _, scale, shift = epilogue[:5]
     expected = np.maximum((np.tensordot(x.astype(np.float64), filters[0, 0], 1) + bias) * scale + shift + residual, 0)
     finite = np.isfinite(residual)
     np.testing.assert_allclose(outs[1][finite], expected[finite], rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("residual,message", [
-    (np.zeros((1, 14, 14, 64), np.float32), "must have the output's shape (1, 14, 14, 32)"),
-    (np.zeros((1, 14, 14, 32), np.float64), "argument `residual` must be C-contiguous float32"),
-    (np.zeros((1, 14, 14, 64), np.float32)[..., :32], "argument `residual` must be C-contiguous float32"),
+    (np.zeros((1, 14, 14, 128), np.float32), "must have the output's shape (1, 14, 14, 64)"),
+    (np.zeros((1, 14, 14, 64), np.float64), "argument `residual` must be C-contiguous float32"),
+    (np.zeros((1, 14, 14, 128), np.float32)[..., :64], "argument `residual` must be C-contiguous float32"),
 ])
 def test_a_mismatched_residual_is_refused(residual, message):
-    """The residual is read a block of 32 at a time, unchecked in the kernel: another shape, dtype or layout is
+    """The residual is read a block of 64 at a time, unchecked in the kernel: another shape, dtype or layout is
     refused with what was expected."""
-    epilogue = conv_split.epilogue_tuple(None, "linear", None, None, "relu", 32, np.float32)
+    epilogue = conv_split.epilogue_tuple(None, "linear", None, None, "relu", 64, np.float32)
     with pytest.raises(ValueError, match="direct_wide: argument `residual`") as error:
-        direct_wide.conv_images(np.zeros((1, 16, 16, 128), np.float32), np.zeros((3, 3, 128, 32), np.float32),
-                                (1, 1), np.empty((1, 14, 14, 32), np.float32), epilogue, residual)
+        direct_wide.conv_images(np.zeros((1, 16, 16, 128), np.float32), np.zeros((3, 3, 128, 64), np.float32),
+                                (1, 1), np.empty((1, 14, 14, 64), np.float32), epilogue, residual)
     assert message in str(error.value)
 
 
@@ -386,7 +387,7 @@ def test_where_the_1x1_path_applies(monkeypatch):
     """ResNet50's 1x1 convolutions of 196 pixels at batch 1 (14x14, and 28x28 at stride 2) take it, with and without
     the residual; those of 49 pixels keep `dense_tiles`' columns (their 1-4 MB matrices stream from memory: this
     path took 1.2x their time there), of 784 pixels the rows' paths; a batch of two, another dtype, fewer than 128
-    input channels, filters not in blocks of 32, a hard-swish or a ReLU6 before the map, and a CPU whose 512-bit
+    input channels, filters not in blocks of 64, a hard-swish or a ReLU6 before the map, and a CPU whose 512-bit
     units are split do not."""
     _full_width(monkeypatch)
     assert _pointwise_path((1, 14, 14, 256), 1024) == "wide_1x1"

@@ -176,7 +176,7 @@ def test_each_conv2d_epilogue_path_alone_matches_the_unfused_reference(path, see
     entry = next(e for e in fi._CONV_PATHS if e[0] == path)
     asked = None
     tiles = path == "gemm_1x1_column_tiles"   # float32, 5 to dense_tiles.max_rows() rows, a matrix of 1 MB or more
-    wide = path == "wide_1x1"                 # float32, one image of 48-256 pixels, 128+ channels, blocks of 32
+    wide = path == "wide_1x1"                 # float32, one image of 48-256 pixels, 128+ channels, blocks of 64
     monkeypatch.setattr(fi.direct_wide, "worker_count", lambda: 2)     # (two tiles of pixels per thread)
     if ((path.startswith("gemm_1x1_column") and not (fi.compiled.active() and (not tiles or fi.dense_tiles.lanes())))
             or (wide and not (fi.compiled.active() and fi.pointwise_simd.tall_tiles()))):
@@ -197,7 +197,7 @@ def test_each_conv2d_epilogue_path_alone_matches_the_unfused_reference(path, see
     # (an unpadded 1x1 convolution takes the 1x1 paths, not conv2d_inference's own epilogue)
     k = 1 if pointwise else 3 if path == "conv2d_inference" else int(rng.choice([1, 3]))
     outputs = (64 if big else int(rng.integers(72, 100)) if columns else int(rng.integers(660, 760)) if tiles
-               else 32 * int(rng.integers(1, 9)) if wide else int(rng.integers(1, 70)))
+               else 64 * int(rng.integers(1, 5)) if wide else int(rng.integers(1, 70)))
     filters = (rng.standard_normal((k, k, x.shape[3], outputs)) * 0.2).astype(dtype)
     padding = "VALID" if pointwise else _padding(rng)
     shape = fi.conv2d_epilogue_reference(x, filters, stride, padding).shape

@@ -1,13 +1,14 @@
-"""Direct convolution of wide layers on one image: tiles of 12 output pixels x 32 filters, a tap's filters in L1.
+"""Direct convolution of wide layers on one image: tiles of 6 output pixels x 64 filters, a tap's filters in L1.
 
 At batch 1, a 3x3 convolution of 128-512 channels on a small image (ResNet50's 28x28, 14x14 and 7x7 stages, a
 U-Net's 8x8 to 32x32 ones) is a product of a few hundred rows, which im2col + GEMM and Winograd split among the
-threads far under the machine's peak.  Here each thread claims blocks of 32 filters (two 512-bit vectors) and,
+threads far under the machine's peak.  Here each thread claims blocks of 64 filters (four 512-bit vectors) and,
 for each tap and chunk of `CHUNK` input channels in turn, copies that slice of the filters into a contiguous
-panel of its own (16 KB; read from the filters as they lie, a row every 1-2 KB, the lines fall into a few of
+panel of its own (32 KB; read from the filters as they lie, a row every 1-2 KB, the lines fall into a few of
 L1's sets and leave it: with the copy it ran 0.79-1.02x the time) and sums it over every output pixel of the
-image, in tiles of `pointwise_simd.TALL_ROWS` (12) pixels: 24 of the 32 registers, 2 filter loads and 12
-broadcasts per 24 multiply-adds.  The sums wait in a scratch block of the thread's between chunks, then are
+image, in tiles of `PIXELS` (6) pixels: 24 of the 32 registers, 4 filter loads and 6 broadcasts per 24
+multiply-adds (as ONNX Runtime's NCHWc kernels; tiles of 12 pixels x 32 filters, 2 loads and 12 broadcasts, ran
+1.04-1.14x the time).  The sums wait in a scratch block of the thread's between chunks, then are
 finished (bias, ReLU, an inference batch norm's map, ReLU, a cap) and stored.
 
 Output pixels are numbered along the padded image's rows (q = oy * padded width + ox): tap (i, j)'s input for
@@ -15,7 +16,7 @@ pixel q is padded pixel q + i * dh * padded width + j * dw, whatever q, so tiles
 sums of the columns past the output's width are dropped (2 of 16 on a 14-wide image).  A block of filters is
 split in ranges of pixels too where the blocks do not share evenly among the threads.
 
-Stride 1, one group, float32, output channels in whole blocks of 32, compiled code on a CPU that runs 512-bit
+Stride 1, one group, float32, output channels in whole blocks of 64, compiled code on a CPU that runs 512-bit
 units whole (`pointwise_simd.tall_tiles`); each output's sum is taken in the order (tap, chunk of channels,
 channel), so it differs from the GEMM's by float32 rounding only.  The kernel takes any kernel size and a batch
 (each image's blocks are items), but runs on 3x3 convolutions of one image only (`applies`): at 4-32 images
@@ -38,17 +39,16 @@ from .parallel import run_claimed, worker_count
 
 if compiled.available():
     from .claims import claim
-    from .pointwise_simd import _tall_tile_sums
-    from .simd import add, clip, epilogue, full, load, store_first, zeros
+    from .simd import add, broadcast, clip, epilogue, fma, full, load, store_first, zeros
 
 __all__ = ["BLOCK", "CHUNK", "MIN_CHANNELS", "MAX_CHANNELS", "MAX_OUT_CHANNELS", "MAX_PIXELS",
            "MAX_POINTWISE_PIXELS", "MAX_POINTWISE_CHANNELS", "applies", "pointwise_applies", "forward", "conv_images"]
 
 LANES = 16              # float32 lanes of a 512-bit vector
-BLOCK = 2 * LANES       # filters per tile (two vectors)
-PIXELS = 12             # output pixels per tile (`pointwise_simd.TALL_ROWS`)
-CHUNK = 128             # input channels per slice of a tap's filters (a 16 KB panel, in L1 while summed; 64 ran
-                        # 1.02-1.09x the time, 256 0.95-0.99x but for L1s of 48 KB only)
+BLOCK = 4 * LANES       # filters per tile (four vectors)
+PIXELS = 6              # output pixels per tile: 24 vectors of sums, 4 of filters, of the 32 registers
+MIN_PIXELS_PER_THREAD = 24      # output pixels per thread at least (measured from two tiles of 12 per thread)
+CHUNK = 128             # input channels per slice of a tap's filters (a 32 KB panel, in L1 while summed)
 MIN_CHANNELS = 128      # fewer input channels: the direct kernel, Winograd or im2col run as fast or faster
 MAX_CHANNELS = 512      # input and output channels measured (ResNet50's 7x7 512 -> 512: 0.89x im2col + GEMM's time)
 MAX_OUT_CHANNELS = 512
@@ -70,7 +70,7 @@ def applies(ctx, winograd: bool) -> bool:
     return (compiled.active() and pointwise_simd.tall_tiles() and ctx["dtype"] == np.float32
             and ctx["groups"] == 1 and tuple(ctx["strides"]) == (1, 1) and (kh, kw) == (3, 3) and images == 1
             and MIN_CHANNELS <= channels <= MAX_CHANNELS and out_channels <= MAX_OUT_CHANNELS
-            and out_channels % BLOCK == 0 and 2 * PIXELS * worker_count() <= oh * ow <= MAX_PIXELS
+            and out_channels % BLOCK == 0 and MIN_PIXELS_PER_THREAD * worker_count() <= oh * ow <= MAX_PIXELS
             and not (winograd and channels > MIN_CHANNELS))
 
 
@@ -81,7 +81,7 @@ def pointwise_applies(images: int, pixels: int, channels: int, out_channels: int
     peak), `MIN_CHANNELS` to `MAX_POINTWISE_CHANNELS` channels, the compiled tiles' other conditions."""
     return (compiled.active() and pointwise_simd.tall_tiles() and images == 1
             and MIN_CHANNELS <= channels <= MAX_POINTWISE_CHANNELS and out_channels <= MAX_POINTWISE_CHANNELS
-            and out_channels % BLOCK == 0 and 2 * PIXELS * worker_count() <= pixels <= MAX_POINTWISE_PIXELS)
+            and out_channels % BLOCK == 0 and MIN_PIXELS_PER_THREAD * worker_count() <= pixels <= MAX_POINTWISE_PIXELS)
 
 
 def forward(ctx, epilogue: tuple, out: np.ndarray) -> None:
@@ -180,22 +180,43 @@ if compiled.available():
                 depth = min(CHUNK, channels - start)
                 at = (t * channels + start) * out_channels + column
                 for k in range(depth):
-                    store_first(panel, k * BLOCK, load(wf, at + k * out_channels, zero), LANES)
-                    store_first(panel, k * BLOCK + LANES, load(wf, at + k * out_channels + LANES, zero), LANES)
+                    for v in range(0, BLOCK, LANES):
+                        store_first(panel, k * BLOCK + v, load(wf, at + k * out_channels + v, zero), LANES)
                 q = 0
                 while q < count:
                     tile = min(q, count - PIXELS)
-                    s = _tall_tile_sums(xf, panel, (first + tile + offsets[t]) * channels + start, depth, channels,
-                                        BLOCK, 0, LANES, zero)
+                    s = _tile_sums(xf, panel, (first + tile + offsets[t]) * channels + start, depth, channels, zero)
                     for i in range(q - tile, PIXELS):
-                        a = (tile + i) * BLOCK
-                        if t == 0 and start == 0:
-                            store_first(sums, a, s[2 * i], LANES)
-                            store_first(sums, a + LANES, s[2 * i + 1], LANES)
-                        else:
-                            store_first(sums, a, add(load(sums, a, zero), s[2 * i]), LANES)
-                            store_first(sums, a + LANES, add(load(sums, a + LANES, zero), s[2 * i + 1]), LANES)
+                        for v in range(4):
+                            a = (tile + i) * BLOCK + v * LANES
+                            if t == 0 and start == 0:
+                                store_first(sums, a, s[4 * i + v], LANES)
+                            else:
+                                store_first(sums, a, add(load(sums, a, zero), s[4 * i + v]), LANES)
                     q += PIXELS
+
+    @compiled.kernel(inline=True)
+    def _tile_sums(xf, panel, base, depth, stride, zero):
+        """The sums of a tile: `PIXELS` (6) pixels `stride` apart from xf[base] on (a pixel's channels, in order)
+        times the panel's `BLOCK` (64) filters, over `depth` channels: 24 vectors, pixel by pixel."""
+        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = a9 = a10 = a11 = zero
+        c0 = c1 = c2 = c3 = c4 = c5 = c6 = c7 = c8 = c9 = c10 = c11 = zero
+        for k in range(depth):
+            w0, w1 = load(panel, k * BLOCK, zero), load(panel, k * BLOCK + LANES, zero)
+            w2, w3 = load(panel, k * BLOCK + 2 * LANES, zero), load(panel, k * BLOCK + 3 * LANES, zero)
+            x = broadcast(xf, base + k, zero)
+            a0, a1, a2, a3 = fma(x, w0, a0), fma(x, w1, a1), fma(x, w2, a2), fma(x, w3, a3)
+            x = broadcast(xf, base + stride + k, zero)
+            a4, a5, a6, a7 = fma(x, w0, a4), fma(x, w1, a5), fma(x, w2, a6), fma(x, w3, a7)
+            x = broadcast(xf, base + 2 * stride + k, zero)
+            a8, a9, a10, a11 = fma(x, w0, a8), fma(x, w1, a9), fma(x, w2, a10), fma(x, w3, a11)
+            x = broadcast(xf, base + 3 * stride + k, zero)
+            c0, c1, c2, c3 = fma(x, w0, c0), fma(x, w1, c1), fma(x, w2, c2), fma(x, w3, c3)
+            x = broadcast(xf, base + 4 * stride + k, zero)
+            c4, c5, c6, c7 = fma(x, w0, c4), fma(x, w1, c5), fma(x, w2, c6), fma(x, w3, c7)
+            x = broadcast(xf, base + 5 * stride + k, zero)
+            c8, c9, c10, c11 = fma(x, w0, c8), fma(x, w1, c9), fma(x, w2, c10), fma(x, w3, c11)
+        return (a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11)
 
     @compiled.kernel
     def _finish_block(sums, of, rf, has_residual, first, stop, row, out_w, out_channels, column, bias, scale, shift,
@@ -206,18 +227,14 @@ if compiled.available():
         columns past `out_w` dropped."""
         zero = zeros(LANES)
         low, high = full(low, zero), full(cap, zero)
-        b0, b1 = load(bias, column, zero), load(bias, column + LANES, zero)
-        s0, s1 = load(scale, column, zero), load(scale, column + LANES, zero)
-        h0, h1 = load(shift, column, zero), load(shift, column + LANES, zero)
         for q in range(first, stop):
             oy = q // row
             ox = q - oy * row
             if ox < out_w:
-                a, o = (q - first) * BLOCK, (oy * out_w + ox) * out_channels + column
-                v0 = epilogue(load(sums, a, zero), b0, relu, s0, h0, affine, False)
-                v1 = epilogue(load(sums, a + LANES, zero), b1, relu, s1, h1, affine, False)
-                if has_residual:
-                    v0, v1 = add(v0, load(rf, o, zero)), add(v1, load(rf, o + LANES, zero))
-                v0, v1 = clip(v0, low, high), clip(v1, low, high)
-                store_first(of, o, v0, LANES)
-                store_first(of, o + LANES, v1, LANES)
+                for v in range(0, BLOCK, LANES):
+                    a, o, f = (q - first) * BLOCK + v, (oy * out_w + ox) * out_channels + column + v, column + v
+                    value = epilogue(load(sums, a, zero), load(bias, f, zero), relu, load(scale, f, zero),
+                                     load(shift, f, zero), affine, False)
+                    if has_residual:
+                        value = add(value, load(rf, o, zero))
+                    store_first(of, o, clip(value, low, high), LANES)

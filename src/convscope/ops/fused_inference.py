@@ -23,7 +23,7 @@ ordered list of paths, the first that applies runs (as oneDNN's implementation l
   a 1x1 convolution as one GEMM on the NHWC rows
   (a strided one reads every s-th pixel first): of few rows (batch 1), the matrix's columns shared
   among the threads (`dense_tiles`' products for 5 to `dense_tiles.max_rows()` float32 rows), or, of one image of
-  a few hundred pixels, `direct_wide`'s tiles on blocks of 32 filters with the whole epilogue (residual included),
+  a few hundred pixels, `direct_wide`'s tiles on blocks of 64 filters with the whole epilogue (residual included),
   or BLAS' columns, then the epilogue; else one block of rows per thread with the epilogue after its product; else
   `conv2d_inference`
   and the rest of the epilogue in one more pass (each path prepared once per input shape:
@@ -497,7 +497,7 @@ def _wide_pointwise_applies(x, w, geometry, epilogue) -> bool:
 
 def _wide_pointwise_path(x, w, geometry, out_hw, dtype, epilogue, arguments):
     """A 1x1 convolution of one image as `direct_wide`'s convolution of its pixels (every s-th with strides s) by a
-    1x1 kernel: each thread claims blocks of 32 filters, a tap's chunk of the filters copied into a panel in L1, the
+    1x1 kernel: each thread claims blocks of 64 filters, a tap's chunk of the filters copied into a panel in L1, the
     whole epilogue on each finished block (the matrix's rows, 1-8 KB apart, would fall into a few of L1's sets)."""
     rows, matrix, out = _gemm_operands(x, w, geometry[0], out_hw, dtype)
     bias, scale, shift, residual, act, then = epilogue
