@@ -142,7 +142,7 @@ def test_any_kernel_size_and_images_against_the_reference(seed):
 
 def test_fewer_pixels_than_a_tile_per_thread_take_fewer_ranges(monkeypatch):
     """A plan prepared for few threads, run with more: the blocks that do not share evenly are split in no more
-    ranges of pixels than hold a tile each (2x3 outputs, 3 blocks, 4 threads: 1 range; 3x3: 2), not refused."""
+    ranges of pixels than hold a tile each (2x3 outputs, 3 blocks, 4 threads: 1 range; 3x4: 2), not refused."""
     monkeypatch.setattr(direct_wide, "worker_count", lambda: 4)
     monkeypatch.setattr(parallel, "worker_count", lambda: 4)
     monkeypatch.setattr(direct, "SMALL_WORK", 0)
@@ -153,18 +153,19 @@ def test_fewer_pixels_than_a_tile_per_thread_take_fewer_ranges(monkeypatch):
     rng = np.random.default_rng(5)
     x = rng.standard_normal((1, 5, 5, 128)).astype(np.float32)
     filters = (rng.standard_normal((3, 3, 128, 192)) / 30).astype(np.float32)
-    out = np.empty((1, 3, 3, 192), np.float32)
     epilogue = conv_split.epilogue_tuple(None, "linear", None, None, "linear", 192, np.float32)
-    with pytest.raises(ValueError, match="at least 6 pixels"):        # 1 x 3 outputs: 3 pixels
+    with pytest.raises(ValueError, match="at least 6 output pixels"):     # 1 x 3 outputs
         direct_wide.conv_images(x[:, :3], filters, (1, 1), np.empty((1, 1, 3, 192), np.float32), epilogue)
     direct_wide.conv_images(x[:, :4], filters, (1, 1), np.empty((1, 2, 3, 192), np.float32), epilogue)
-    assert counts == [3 * 1]                                          # 5 + 3 = 8 pixels: one range
-    direct_wide.conv_images(x, filters, (1, 1), out, epilogue)
-    assert counts[-1] == 3 * 2                                        # 2 * 5 + 3 = 13 pixels: two ranges
-    np.testing.assert_allclose(out, _reference(x, filters, "VALID", 1, (None, "linear", None, None, "linear")),
+    assert counts == [3 * 1]                                          # 6 pixels: one range
+    wide = np.concatenate([x, x[:, :, :1]], axis=2)                  # 5 x 6: 3 x 4 outputs, 12 pixels: two ranges
+    out = np.empty((1, 3, 4, 192), np.float32)
+    direct_wide.conv_images(wide, filters, (1, 1), out, epilogue)
+    assert counts[-1] == 3 * 2
+    np.testing.assert_allclose(out, _reference(wide, filters, "VALID", 1, (None, "linear", None, None, "linear")),
                                rtol=1e-5, atol=1e-5)
     x, out = np.zeros((1, 8, 8, 128), np.float32), np.empty((1, 6, 6, 192), np.float32)
-    direct_wide.conv_images(x, filters, (1, 1), out, epilogue)      # 5 * 8 + 6 = 46 pixels: 4 ranges
+    direct_wide.conv_images(x, filters, (1, 1), out, epilogue)      # 36 pixels: 4 ranges, not 6
     assert counts[-1] == 3 * 4
 
 
@@ -189,7 +190,7 @@ def test_small_work_stays_on_the_calling_thread(monkeypatch):
     ((1, 16, 16, 128), (3, 3, 128, 64), (1, 13, 14, 64), (1, 1), "must be one stride-1 convolution's"),
     ((1, 16, 16, 128), (3, 3, 128, 64), (1, 14, 14, 64), (2, 2), "(dilations (2, 2))"),
     ((2, 16, 16, 128), (3, 3, 128, 64), (1, 14, 14, 64), (1, 1), "must be one stride-1 convolution's"),
-    ((1, 3, 5, 128), (3, 3, 128, 64), (1, 1, 3, 64), (1, 1), "at least 6 pixels"),
+    ((1, 3, 5, 128), (3, 3, 128, 64), (1, 1, 3, 64), (1, 1), "at least 6 output pixels"),
     ((16, 16, 128), (3, 3, 128, 64), (14, 14, 64), (1, 1), "must be 4-D arrays"),
 ])
 def test_mismatched_arrays_are_refused_with_the_shapes(x_shape, filters_shape, out_shape, dilations, message):

@@ -11,10 +11,12 @@ multiply-adds (as ONNX Runtime's NCHWc kernels; tiles of 12 pixels x 32 filters,
 1.04-1.14x the time).  The sums wait in a scratch block of the thread's between chunks, then are
 finished (bias, ReLU, an inference batch norm's map, ReLU, a cap) and stored.
 
-Output pixels are numbered along the padded image's rows (q = oy * padded width + ox): tap (i, j)'s input for
-pixel q is padded pixel q + i * dh * padded width + j * dw, whatever q, so tiles run over the rows' ends; the
-sums of the columns past the output's width are dropped (2 of 16 on a 14-wide image).  A block of filters is
-split in ranges of pixels too where the blocks do not share evenly among the threads.
+Output pixels are numbered along the output's rows (q = oy * out_w + ox), so a tile may end one row and start the
+next: each of its 6 pixels' inputs is found apart (`_base`), once per tile, tap and chunk.  (Numbered along the
+padded image's rows instead, tap (i, j)'s input for pixel q is padded pixel q + i * dh * padded width + j * dw for
+every q, but the columns past the output's width are summed and dropped: 2 of 9 on a 7-wide image; that ran
+1.05-1.14x the time.)  A block of filters is split in ranges of pixels too where the blocks do not share evenly
+among the threads.
 
 Stride 1, one group, float32, output channels in whole blocks of 64, compiled code on a CPU that runs 512-bit
 units whole (`pointwise_simd.tall_tiles`); each output's sum is taken in the order (tap, chunk of channels,
@@ -104,7 +106,7 @@ def conv_images(x_pad: np.ndarray, filters: np.ndarray, dilations, out: np.ndarr
     row = x_pad.shape[2]
     offsets = (np.arange(kh, dtype=np.int64)[:, None] * (dilations[0] * row)
                + np.arange(kw, dtype=np.int64)[None, :] * dilations[1]).ravel()
-    pixels = (oh - 1) * row + ow
+    pixels = oh * ow
     alone = images * oh * ow * filters.size < direct.SMALL_WORK   # too little to hand out: all the calling thread's
     blocks, workers = out_channels // BLOCK, 1 if alone else worker_count()
     parts = 1 if images * blocks % workers == 0 else max(1, min(workers, pixels // PIXELS))
@@ -123,7 +125,7 @@ def conv_images(x_pad: np.ndarray, filters: np.ndarray, dilations, out: np.ndarr
 def _check(x_pad: np.ndarray, filters: np.ndarray, dilations, out: np.ndarray, epilogue: tuple,
            residual: Optional[np.ndarray] = None) -> None:
     """`conv_images`' arguments: one stride-1 convolution's arrays, C-contiguous float32, whole blocks of filters,
-    a tile of pixels at least (numbered along the padded rows), the epilogue's vectors one value per filter, the
+    a tile of output pixels at least, the epilogue's vectors one value per filter, the
     residual (if any) of the output's shape."""
     shapes = f"`x_pad` {np.shape(x_pad)}, `filters` {np.shape(filters)} and `out` {np.shape(out)}"
     if not all(isinstance(a, np.ndarray) and a.ndim == 4 for a in (x_pad, filters, out)) or len(dilations) != 2:
@@ -133,10 +135,9 @@ def _check(x_pad: np.ndarray, filters: np.ndarray, dilations, out: np.ndarray, e
     (oh, ow), (hp, wp) = out.shape[1:3], x_pad.shape[1:3]
     fits = (x_pad.shape[::3] == (len(out), channels) and out.shape[3] == out_channels
             and hp == oh + (kh - 1) * dilations[0] and wp >= ow + (kw - 1) * dilations[1])
-    if not fits or out_channels % BLOCK or (oh - 1) * wp + ow < PIXELS:
+    if not fits or out_channels % BLOCK or oh * ow < PIXELS:
         raise ValueError(f"direct_wide: arguments {shapes} must be one stride-1 convolution's (dilations "
-                         f"{tuple(dilations)}), with filters in blocks of {BLOCK} and at least {PIXELS} pixels along "
-                         f"the padded rows")
+                         f"{tuple(dilations)}), with filters in blocks of {BLOCK} and at least {PIXELS} output pixels")
     if residual is not None and (not isinstance(residual, np.ndarray) or residual.shape != out.shape):
         raise ValueError(f"direct_wide: argument `residual` must have the output's shape {out.shape}, got "
                          f"{np.shape(residual)}")
@@ -163,14 +164,15 @@ if compiled.available():
                 break
             n, column, part = item // per_image, item % per_image // parts * BLOCK, item % parts
             first, stop = pixels * part // parts, pixels * (part + 1) // parts
-            _block_sums(xf[n], wf, sums, panel, offsets, channels, out_channels, column, first, stop)
-            _finish_block(sums, of[n], rf[n], has_residual, first, stop, row, out_w, out_channels, column, bias,
-                          scale, shift, relu, affine, low, cap)
+            _block_sums(xf[n], wf, sums, panel, offsets, channels, out_channels, column, first, stop, row, out_w)
+            _finish_block(sums, of[n], rf[n], has_residual, first, stop, out_channels, column, bias, scale, shift,
+                          relu, affine, low, cap)
 
     @compiled.kernel
-    def _block_sums(xf, wf, sums, panel, offsets, channels, out_channels, column, first, stop):
-        """sums[(q - first) * BLOCK + f] = sum over taps t and channels c of xf[(q + offsets[t]) * channels + c] *
-        wf[(t * channels + c) * out_channels + column + f], for pixels q in first..stop - 1 (at least `PIXELS`):
+    def _block_sums(xf, wf, sums, panel, offsets, channels, out_channels, column, first, stop, row, out_w):
+        """sums[(q - first) * BLOCK + f] = sum over taps t and channels c of xf[_base(q, ...) + c] * wf[(t * channels
+        + c) * out_channels + column + f], for output pixels q in first..stop - 1 (at least `PIXELS`; `row`: the padded
+        image's width, `out_w` the output's; `offsets[t]`: tap t's shift in padded pixels):
         each tap's chunk of channels copied into `panel`, then summed over every tile of pixels, the last tile
         overlapping the one before it (its overlapping pixels' sums not added twice)."""
         zero = zeros(LANES)
@@ -185,7 +187,13 @@ if compiled.available():
                 q = 0
                 while q < count:
                     tile = min(q, count - PIXELS)
-                    s = _tile_sums(xf, panel, (first + tile + offsets[t]) * channels + start, depth, channels, zero)
+                    p = first + tile
+                    s = _tile_sums(xf, panel, _base(p, row, out_w, offsets[t], channels, start),
+                                   _base(p + 1, row, out_w, offsets[t], channels, start),
+                                   _base(p + 2, row, out_w, offsets[t], channels, start),
+                                   _base(p + 3, row, out_w, offsets[t], channels, start),
+                                   _base(p + 4, row, out_w, offsets[t], channels, start),
+                                   _base(p + 5, row, out_w, offsets[t], channels, start), depth, zero)
                     for i in range(q - tile, PIXELS):
                         for v in range(4):
                             a = (tile + i) * BLOCK + v * LANES
@@ -196,7 +204,14 @@ if compiled.available():
                     q += PIXELS
 
     @compiled.kernel(inline=True)
-    def _tile_sums(xf, panel, base, depth, stride, zero):
+    def _base(q, row, out_w, offset, channels, start):
+        """Where output pixel q's channels start..  (of the tap `offset` pixels on) lie in the padded image: q
+        numbered along the output's rows, each `out_w` wide, in the padded image's rows of `row` pixels."""
+        oy = q // out_w
+        return ((oy * row + q - oy * out_w) + offset) * channels + start
+
+    @compiled.kernel(inline=True)
+    def _tile_sums(xf, panel, p0, p1, p2, p3, p4, p5, depth, zero):
         """The sums of a tile: `PIXELS` (6) pixels `stride` apart from xf[base] on (a pixel's channels, in order)
         times the panel's `BLOCK` (64) filters, over `depth` channels: 24 vectors, pixel by pixel."""
         a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = a9 = a10 = a11 = zero
@@ -204,37 +219,33 @@ if compiled.available():
         for k in range(depth):
             w0, w1 = load(panel, k * BLOCK, zero), load(panel, k * BLOCK + LANES, zero)
             w2, w3 = load(panel, k * BLOCK + 2 * LANES, zero), load(panel, k * BLOCK + 3 * LANES, zero)
-            x = broadcast(xf, base + k, zero)
+            x = broadcast(xf, p0 + k, zero)
             a0, a1, a2, a3 = fma(x, w0, a0), fma(x, w1, a1), fma(x, w2, a2), fma(x, w3, a3)
-            x = broadcast(xf, base + stride + k, zero)
+            x = broadcast(xf, p1 + k, zero)
             a4, a5, a6, a7 = fma(x, w0, a4), fma(x, w1, a5), fma(x, w2, a6), fma(x, w3, a7)
-            x = broadcast(xf, base + 2 * stride + k, zero)
+            x = broadcast(xf, p2 + k, zero)
             a8, a9, a10, a11 = fma(x, w0, a8), fma(x, w1, a9), fma(x, w2, a10), fma(x, w3, a11)
-            x = broadcast(xf, base + 3 * stride + k, zero)
+            x = broadcast(xf, p3 + k, zero)
             c0, c1, c2, c3 = fma(x, w0, c0), fma(x, w1, c1), fma(x, w2, c2), fma(x, w3, c3)
-            x = broadcast(xf, base + 4 * stride + k, zero)
+            x = broadcast(xf, p4 + k, zero)
             c4, c5, c6, c7 = fma(x, w0, c4), fma(x, w1, c5), fma(x, w2, c6), fma(x, w3, c7)
-            x = broadcast(xf, base + 5 * stride + k, zero)
+            x = broadcast(xf, p5 + k, zero)
             c8, c9, c10, c11 = fma(x, w0, c8), fma(x, w1, c9), fma(x, w2, c10), fma(x, w3, c11)
         return (a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11)
 
     @compiled.kernel
-    def _finish_block(sums, of, rf, has_residual, first, stop, row, out_w, out_channels, column, bias, scale, shift,
-                      relu, affine, low, cap):
-        """Pixels first..stop - 1's sums of one block of filters finished as `direct._finish_rows` finishes them
-        (`simd.epilogue` but its last ReLU, the residual `rf` added where `has_residual`, then that ReLU and the cap
-        as a clip to [`low`, `cap`]: the bits of the ReLU, then the cap) and stored at their output pixel; the
-        columns past `out_w` dropped."""
+    def _finish_block(sums, of, rf, has_residual, first, stop, out_channels, column, bias, scale, shift, relu, affine,
+                      low, cap):
+        """Output pixels first..stop - 1's sums of one block of filters finished as `direct._finish_rows` finishes
+        them (`simd.epilogue` but its last ReLU, the residual `rf` added where `has_residual`, then that ReLU and the
+        cap as a clip to [`low`, `cap`]: the bits of the ReLU, then the cap) and stored."""
         zero = zeros(LANES)
         low, high = full(low, zero), full(cap, zero)
         for q in range(first, stop):
-            oy = q // row
-            ox = q - oy * row
-            if ox < out_w:
-                for v in range(0, BLOCK, LANES):
-                    a, o, f = (q - first) * BLOCK + v, (oy * out_w + ox) * out_channels + column + v, column + v
-                    value = epilogue(load(sums, a, zero), load(bias, f, zero), relu, load(scale, f, zero),
-                                     load(shift, f, zero), affine, False)
-                    if has_residual:
-                        value = add(value, load(rf, o, zero))
-                    store_first(of, o, clip(value, low, high), LANES)
+            for v in range(0, BLOCK, LANES):
+                a, o, f = (q - first) * BLOCK + v, q * out_channels + column + v, column + v
+                value = epilogue(load(sums, a, zero), load(bias, f, zero), relu, load(scale, f, zero),
+                                 load(shift, f, zero), affine, False)
+                if has_residual:
+                    value = add(value, load(rf, o, zero))
+                store_first(of, o, clip(value, low, high), LANES)
