@@ -406,3 +406,49 @@ def test_where_the_1x1_path_applies(monkeypatch):
     assert _pointwise_path((1, 14, 14, 256), 1024, activation="relu6", residual=False) != "wide_1x1"
     _full_width(monkeypatch, False)
     assert _pointwise_path((1, 14, 14, 256), 1024) != "wide_1x1"
+
+
+def _cache_index(root, name, level, kind, size):
+    folder = root / name
+    folder.mkdir(parents=True)
+    for file, text in (("level", level), ("type", kind), ("size", size)):
+        (folder / file).write_text(text + "\n")
+
+
+def test_the_l1_data_cache_is_read_from_sysfs(tmp_path):
+    """The level-1 data (or unified) cache's size as Linux reports it, instructions' skipped; 0 where the folder is
+    missing or a size unreadable (the panel then holds the smaller chunk)."""
+    _cache_index(tmp_path / "a", "index0", "1", "Instruction", "32K")
+    _cache_index(tmp_path / "a", "index1", "1", "Data", "48K")
+    _cache_index(tmp_path / "a", "index2", "2", "Unified", "2048K")
+    assert direct_wide.l1_data_bytes(tmp_path / "a") == 48 << 10
+    _cache_index(tmp_path / "b", "index0", "1", "Unified", "1M")
+    assert direct_wide.l1_data_bytes(tmp_path / "b") == 1 << 20
+    _cache_index(tmp_path / "c", "index0", "1", "Data", "lots")
+    assert direct_wide.l1_data_bytes(tmp_path / "c") == 0
+    assert direct_wide.l1_data_bytes(tmp_path / "missing") == 0
+
+
+def test_the_panel_holds_fewer_channels_where_l1_is_small(monkeypatch):
+    """128 input channels per panel (32 KB) where L1 holds 48 KB, else 64 (16 KB); the sums are taken chunk by
+    chunk, so the two give the reference's numbers, not the same bits (200 channels: chunks of 128 + 72 or
+    64 + 64 + 64 + 8)."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 9, 10, 200)).astype(np.float32)
+    filters = (rng.standard_normal((3, 3, 200, 128)) / 40).astype(np.float32)
+    epilogue = conv_split.epilogue_tuple(None, "linear", None, None, "linear", 128, np.float32)
+    outs = {}
+    try:
+        for l1_bytes, chunk in ((48 << 10, 128), (32 << 10, 64), (0, 64)):
+            monkeypatch.setattr(direct_wide, "l1_data_bytes", lambda: l1_bytes)
+            direct_wide.panel_channels.cache_clear()
+            assert direct_wide.panel_channels() == chunk
+            outs[l1_bytes] = np.empty((1, 7, 8, 128), np.float32)
+            direct_wide.conv_images(x, filters, (1, 1), outs[l1_bytes], epilogue)
+    finally:
+        direct_wide.panel_channels.cache_clear()
+    reference = _reference(x, filters, "VALID", 1, (None, "linear", None, None, "linear"))
+    for out in outs.values():
+        np.testing.assert_allclose(out, reference, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(outs[32 << 10], outs[0])
+    assert not np.array_equal(outs[48 << 10], outs[0])

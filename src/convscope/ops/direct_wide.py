@@ -3,8 +3,8 @@
 At batch 1, a 3x3 convolution of 128-512 channels on a small image (ResNet50's 28x28, 14x14 and 7x7 stages, a
 U-Net's 8x8 to 32x32 ones) is a product of a few hundred rows, which im2col + GEMM and Winograd split among the
 threads far under the machine's peak.  Here each thread claims blocks of 64 filters (four 512-bit vectors) and,
-for each tap and chunk of `CHUNK` input channels in turn, copies that slice of the filters into a contiguous
-panel of its own (32 KB; read from the filters as they lie, a row every 1-2 KB, the lines fall into a few of
+for each tap and chunk of `CHUNK` input channels in turn (`panel_channels`), copies that slice of the filters into a
+contiguous panel of its own (32 KB; read from the filters as they lie, a row every 1-2 KB, the lines fall into a few of
 L1's sets and leave it: with the copy it ran 0.79-1.02x the time) and sums it over every output pixel of the
 image, in tiles of `PIXELS` (6) pixels: 24 of the 32 registers, 4 filter loads and 6 broadcasts per 24
 multiply-adds (as ONNX Runtime's NCHWc kernels; tiles of 12 pixels x 32 filters, 2 loads and 12 broadcasts, ran
@@ -31,6 +31,8 @@ the last ReLU (a block's end).  Where it runs was measured against the paths it 
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -43,14 +45,17 @@ if compiled.available():
     from .claims import claim
     from .simd import add, broadcast, clip, epilogue, fma, full, load, store_first, zeros
 
-__all__ = ["BLOCK", "CHUNK", "MIN_CHANNELS", "MAX_CHANNELS", "MAX_OUT_CHANNELS", "MAX_PIXELS",
-           "MAX_POINTWISE_PIXELS", "MAX_POINTWISE_CHANNELS", "applies", "pointwise_applies", "forward", "conv_images"]
+__all__ = ["BLOCK", "CHUNK", "SMALL_L1_CHUNK", "MIN_CHANNELS", "MAX_CHANNELS", "MAX_OUT_CHANNELS", "MAX_PIXELS",
+           "MAX_POINTWISE_PIXELS", "MAX_POINTWISE_CHANNELS", "applies", "pointwise_applies", "panel_channels",
+           "l1_data_bytes", "forward", "conv_images"]
 
 LANES = 16              # float32 lanes of a 512-bit vector
 BLOCK = 4 * LANES       # filters per tile (four vectors)
 PIXELS = 6              # output pixels per tile: 24 vectors of sums, 4 of filters, of the 32 registers
 MIN_PIXELS_PER_THREAD = 24      # output pixels per thread at least (measured from two tiles of 12 per thread)
-CHUNK = 128             # input channels per slice of a tap's filters (a 32 KB panel, in L1 while summed)
+CHUNK = 128             # input channels per slice of a tap's filters (a 32 KB panel, in L1 while summed) where
+SMALL_L1_CHUNK = 64     # the L1 data cache holds `CHUNK_L1_BYTES`, else this many (16 KB): 64 ran 1.01-1.03x the
+CHUNK_L1_BYTES = 48 << 10   # time of 128 with 48 KB (a 32 KB panel would fill a 32 KB L1: Skylake-SP's)
 MIN_CHANNELS = 128      # fewer input channels: the direct kernel, Winograd or im2col run as fast or faster
 MAX_CHANNELS = 512      # input and output channels measured (ResNet50's 7x7 512 -> 512: 0.89x im2col + GEMM's time)
 MAX_OUT_CHANNELS = 512
@@ -86,6 +91,27 @@ def pointwise_applies(images: int, pixels: int, channels: int, out_channels: int
             and out_channels % BLOCK == 0 and MIN_PIXELS_PER_THREAD * worker_count() <= pixels <= MAX_POINTWISE_PIXELS)
 
 
+@functools.lru_cache(maxsize=1)
+def panel_channels() -> int:
+    """Input channels per panel: `CHUNK` where the L1 data cache holds `CHUNK_L1_BYTES` or more (Linux reports it in
+    /sys), else `SMALL_L1_CHUNK`."""
+    return CHUNK if l1_data_bytes() >= CHUNK_L1_BYTES else SMALL_L1_CHUNK
+
+
+def l1_data_bytes(root: Path = Path("/sys/devices/system/cpu/cpu0/cache")) -> int:
+    """The first CPU's level-1 data cache in bytes, as Linux's sysfs (`root`) reports it (0 where it does not)."""
+    try:
+        for index in sorted(root.glob("index*")):
+            if (index / "level").read_text().strip() == "1" and (index / "type").read_text().strip() in ("Data",
+                                                                                                        "Unified"):
+                size = (index / "size").read_text().strip().upper()
+                scale = {"K": 1 << 10, "M": 1 << 20}.get(size[-1:], 1)
+                return int(size.rstrip("KM")) * scale
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
 def forward(ctx, epilogue: tuple, out: np.ndarray) -> None:
     """`out` (1, oh, ow, filters) = the convolution of the context's image, finished by `epilogue` (as
     `conv_split.epilogue_tuple` gives it)."""
@@ -116,9 +142,10 @@ def conv_images(x_pad: np.ndarray, filters: np.ndarray, dilations, out: np.ndarr
     of = out.reshape(images, -1)
     rf = of if residual is None else residual.reshape(images, -1)       # (`of` a placeholder, never read)
     low = np.float32(0 if relu_after else -np.inf)          # the last ReLU as a clip from below (the same bits)
+    chunk = panel_channels()
     run_claimed(images * blocks * parts, lambda counter: _claimed_blocks(       # each thread its sums and panel
-        xf, wf, np.empty(-(-pixels // parts) * BLOCK, np.float32), np.empty(CHUNK * BLOCK, np.float32), offsets,
-        channels, out_channels, pixels, parts, row, ow, of, rf, residual is not None, counter, *values, relu,
+        xf, wf, np.empty(-(-pixels // parts) * BLOCK, np.float32), np.empty(chunk * BLOCK, np.float32), offsets,
+        channels, out_channels, chunk, pixels, parts, row, ow, of, rf, residual is not None, counter, *values, relu,
         affine, low, np.float32(cap)), alone=alone)
 
 
@@ -152,8 +179,8 @@ def _check(x_pad: np.ndarray, filters: np.ndarray, dilations, out: np.ndarray, e
 
 if compiled.available():
     @compiled.kernel
-    def _claimed_blocks(xf, wf, sums, panel, offsets, channels, out_channels, pixels, parts, row, out_w, of, rf,
-                        has_residual, counter, bias, scale, shift, relu, affine, low, cap):
+    def _claimed_blocks(xf, wf, sums, panel, offsets, channels, out_channels, chunk, pixels, parts, row, out_w, of,
+                        rf, has_residual, counter, bias, scale, shift, relu, affine, low, cap):
         """The items claimed from `counter`: item k is image k // (blocks * parts)'s block of filters k // parts %
         blocks over pixel range k % parts, summed into `sums`, then finished into its image of `of` (with its
         image of the residual `rf` where `has_residual`)."""
@@ -164,22 +191,23 @@ if compiled.available():
                 break
             n, column, part = item // per_image, item % per_image // parts * BLOCK, item % parts
             first, stop = pixels * part // parts, pixels * (part + 1) // parts
-            _block_sums(xf[n], wf, sums, panel, offsets, channels, out_channels, column, first, stop, row, out_w)
+            _block_sums(xf[n], wf, sums, panel, offsets, channels, out_channels, chunk, column, first, stop, row,
+                        out_w)
             _finish_block(sums, of[n], rf[n], has_residual, first, stop, out_channels, column, bias, scale, shift,
                           relu, affine, low, cap)
 
     @compiled.kernel
-    def _block_sums(xf, wf, sums, panel, offsets, channels, out_channels, column, first, stop, row, out_w):
+    def _block_sums(xf, wf, sums, panel, offsets, channels, out_channels, chunk, column, first, stop, row, out_w):
         """sums[(q - first) * BLOCK + f] = sum over taps t and channels c of xf[_base(q, ...) + c] * wf[(t * channels
         + c) * out_channels + column + f], for output pixels q in first..stop - 1 (at least `PIXELS`; `row`: the padded
-        image's width, `out_w` the output's; `offsets[t]`: tap t's shift in padded pixels):
-        each tap's chunk of channels copied into `panel`, then summed over every tile of pixels, the last tile
+        image's width, `out_w` the output's; `offsets[t]`: tap t's shift in padded pixels): each tap's `chunk` of
+        channels copied into `panel`, then summed over every tile of pixels, the last tile
         overlapping the one before it (its overlapping pixels' sums not added twice)."""
         zero = zeros(LANES)
         count = stop - first
         for t in range(offsets.shape[0]):
-            for start in range(0, channels, CHUNK):
-                depth = min(CHUNK, channels - start)
+            for start in range(0, channels, chunk):
+                depth = min(chunk, channels - start)
                 at = (t * channels + start) * out_channels + column
                 for k in range(depth):
                     for v in range(0, BLOCK, LANES):
