@@ -15,7 +15,7 @@ pytestmark = pytest.mark.skipif(not compiled.active(),
 
 def _full_width(monkeypatch, on: bool = True) -> None:
     """As a CPU whose 512-bit units run whole (the kernel's vectors are 512-bit; elsewhere LLVM splits them), with
-    2 threads (the rule asks for two tiles of pixels per thread)."""
+    2 threads (the rule asks for `MIN_PIXELS_PER_THREAD` output pixels per thread)."""
     monkeypatch.setattr(pointwise_simd, "VECTOR_BITS", 512 if on else 256)
     monkeypatch.setattr("convscope.ops.simd.FULL_WIDTH_CPU", on)
     monkeypatch.setattr(direct_wide, "worker_count", lambda: 2)
@@ -95,7 +95,7 @@ def test_most_random_cases_take_the_kernel(monkeypatch):
     assert taken >= 12
 
 
-@pytest.mark.parametrize("images,out_channels", [(1, 64), (1, 192), (1, 256), (2, 192)])
+@pytest.mark.parametrize("images,out_channels", [(1, 64), (1, 192), (1, 256), (2, 192), (2, 64)])
 @pytest.mark.parametrize("workers", [1, 2, 3])
 def test_the_threads_claim_blocks_and_ranges_of_pixels_with_the_same_bits(images, out_channels, workers,
                                                                           monkeypatch):
@@ -125,18 +125,26 @@ def test_the_threads_claim_blocks_and_ranges_of_pixels_with_the_same_bits(images
 
 @pytest.mark.parametrize("seed", range(6))
 def test_any_kernel_size_and_images_against_the_reference(seed):
-    """`conv_images` itself (which `applies` gives 3x3 convolutions of one image only) on 1x1, 2x2 and 5x5 kernels
-    and 1-3 images, against the float64 reference."""
+    """`conv_images` itself (which `applies` gives 3x3 convolutions of one image only) on 1x1, 2x2 and 5x5 kernels,
+    dilations 1-2 and 1-3 images, with a residual (each image its own) or none, against the float64 reference."""
     x, filters, padding, dilation, epilogue = _case(seed, kernels=(1, 2, 5))
     x = np.concatenate([x, x[:, ::-1]])[:1 + seed % 3]
     bias, activation, scale, shift, then = epilogue
-    reference = _reference(x, filters, padding, dilation, epilogue)
     ctx = conv._forward_context(x, filters, (1, 1), padding, (dilation,) * 2, 1, "NHWC")
+    shape = (len(x),) + tuple(ctx["out_hw"]) + (filters.shape[3],)
+    residual = (None if seed in (1, 3, 4) else      # (seed 4's ReLU6 comes before the residual: the cap is last)
+                np.random.default_rng(seed).standard_normal(shape).astype(np.float32))
+    from convscope.ops import fused_inference as fi
+    reference = fi.conv2d_epilogue_reference(            # the residual (each image its own) before the last ReLU
+        x.astype(np.float64), filters.astype(np.float64), 1, padding, dilation,
+        **{key: None if value is None else np.asarray(value, np.float64) for key, value in
+           (("bias", bias), ("scale", scale), ("shift", shift), ("residual", residual))},
+        activation=activation, then=then)
     out = np.empty(reference.shape, np.float32)
     activation, then, cap = fused._check_caps(activation, then, scale, None, "test")    # ReLU6: a ReLU and a cap
     direct_wide.conv_images(np.ascontiguousarray(conv.padded_input(ctx)), filters, (dilation,) * 2, out,
                             conv_split.epilogue_tuple(bias, activation, scale, shift, then, filters.shape[3],
-                                                      np.float32, cap))
+                                                      np.float32, cap), residual)
     np.testing.assert_allclose(out, reference, rtol=1e-5, atol=2e-5 * max(1.0, float(np.abs(reference).max())))
 
 
@@ -191,7 +199,9 @@ def test_small_work_stays_on_the_calling_thread(monkeypatch):
     ((1, 16, 16, 128), (3, 3, 128, 64), (1, 14, 14, 64), (2, 2), "(dilations (2, 2))"),
     ((2, 16, 16, 128), (3, 3, 128, 64), (1, 14, 14, 64), (1, 1), "must be one stride-1 convolution's"),
     ((1, 3, 5, 128), (3, 3, 128, 64), (1, 1, 3, 64), (1, 1), "at least 6 output pixels"),
-    ((16, 16, 128), (3, 3, 128, 64), (14, 14, 64), (1, 1), "must be 4-D arrays"),
+    ((16, 16, 128), (3, 3, 128, 64), (14, 14, 64), (1, 1), "must be non-empty 4-D arrays"),
+    ((1, 5, 9, 128), (3, 3, 128, 64), (1, 7, 7, 64), (-1, 1), "a pair of positive ints"),
+    ((1, 9, 9, 0), (3, 3, 0, 64), (1, 7, 7, 64), (1, 1), "must be non-empty 4-D arrays"),
 ])
 def test_mismatched_arrays_are_refused_with_the_shapes(x_shape, filters_shape, out_shape, dilations, message):
     epilogue = conv_split.epilogue_tuple(None, "linear", None, None, "linear", filters_shape[3], np.float32)
@@ -226,7 +236,7 @@ def _applies(shape, out_channels, kernel=3, strides=1, groups=1, dtype=np.float3
 
 def test_where_it_applies(monkeypatch):
     """One float32 image of stride 1 and one group, 128-512 input channels, 64-512 output channels in whole blocks,
-    at least two tiles per thread and at most `MAX_PIXELS` pixels; over 128 channels not where Winograd's bands would
+    at least 24 pixels per thread and at most `MAX_PIXELS` pixels; over 128 channels not where Winograd's bands would
     take it (ResNet50's 28x28 128 -> 128, 14x14 256 -> 256 and 7x7 512 -> 512, a U-Net's 8x8 to 32x32 layers:
     yes; 32x32 256 -> 128: Winograd's), on a CPU whose 512-bit units run whole only."""
     _full_width(monkeypatch)
@@ -241,7 +251,7 @@ def test_where_it_applies(monkeypatch):
     assert not _applies((1, 14, 14, 256), 256, strides=2) and not _applies((1, 14, 14, 256), 256, groups=2)
     assert not _applies((1, 14, 14, 256), 256, dtype=np.float64)
     assert not _applies((1, 33, 33, 128), 128)                        # over MAX_PIXELS
-    assert not _applies((1, 6, 7, 128), 128)                          # 42 pixels: under 2 tiles per thread
+    assert not _applies((1, 6, 7, 128), 128)                          # 42 pixels: under 24 per thread
     assert not _applies((1, 14, 14, 256), 256, kernel=1) and not _applies((1, 14, 14, 256), 256, kernel=5)
     _full_width(monkeypatch, False)
     assert not _applies((1, 14, 14, 256), 256)
@@ -272,7 +282,7 @@ def _pointwise_case(seed):
     rng = np.random.default_rng(seed)
     stride = int(rng.choice([1, 2]))
     h, w = (int(rng.integers(7, 17)) for _ in range(2))
-    h = max(h, -(-48 // w))                          # at least 48 output pixels: two tiles on each of two threads
+    h = max(h, -(-48 // w))                          # at least 48 output pixels: 24 on each of two threads
     channels = int(rng.choice([128, 200, 256, 1024, 1100]))
     out_channels = 64 * int(rng.choice([1, 3, 4, 16]))
     x = rng.standard_normal((1, stride * h, stride * w, channels)).astype(np.float32)
@@ -452,3 +462,21 @@ def test_the_panel_holds_fewer_channels_where_l1_is_small(monkeypatch):
         np.testing.assert_allclose(out, reference, rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(outs[32 << 10], outs[0])
     assert not np.array_equal(outs[48 << 10], outs[0])
+
+
+def test_a_float64_or_strided_residual_is_read_as_the_path_needs(monkeypatch):
+    """conv2d_epilogue_inference's "wide_1x1" takes a residual of another dtype or layout (a float64 view every other
+    channel of a larger array) as float32 C-contiguous, with the reference's numbers."""
+    from convscope.ops import fused_inference as fi
+    _full_width(monkeypatch)
+    runs = _only_wide_1x1(monkeypatch)
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((1, 14, 14, 256)).astype(np.float32)
+    filters = (rng.standard_normal((1, 1, 256, 128)) / 16).astype(np.float32)
+    residual = rng.standard_normal((1, 14, 14, 256))[..., ::2]            # float64, strided
+    args = dict(bias=rng.standard_normal(128), scale=rng.random(128), shift=rng.standard_normal(128),
+                residual=residual, then="relu")
+    ours = fi.conv2d_epilogue_inference(x, filters, 1, "VALID", **args)
+    assert runs == [1] and ours.dtype == np.float32
+    reference = fi.conv2d_epilogue_reference(x.astype(np.float64), filters.astype(np.float64), 1, "VALID", **args)
+    np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-5)

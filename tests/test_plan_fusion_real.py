@@ -177,7 +177,7 @@ def test_each_conv2d_epilogue_path_alone_matches_the_unfused_reference(path, see
     asked = None
     tiles = path == "gemm_1x1_column_tiles"   # float32, 5 to dense_tiles.max_rows() rows, a matrix of 1 MB or more
     wide = path == "wide_1x1"                 # float32, one image of 48-256 pixels, 128+ channels, blocks of 64
-    monkeypatch.setattr(fi.direct_wide, "worker_count", lambda: 2)     # (two tiles of pixels per thread)
+    monkeypatch.setattr(fi.direct_wide, "worker_count", lambda: 2)     # (24 pixels per thread at least)
     if ((path.startswith("gemm_1x1_column") and not (fi.compiled.active() and (not tiles or fi.dense_tiles.lanes())))
             or (wide and not (fi.compiled.active() and fi.pointwise_simd.tall_tiles()))):
         asked = []          # it applies its epilogue with the compiled kernel: here it must decline

@@ -3,13 +3,13 @@
 At batch 1, a 3x3 convolution of 128-512 channels on a small image (ResNet50's 28x28, 14x14 and 7x7 stages, a
 U-Net's 8x8 to 32x32 ones) is a product of a few hundred rows, which im2col + GEMM and Winograd split among the
 threads far under the machine's peak.  Here each thread claims blocks of 64 filters (four 512-bit vectors) and,
-for each tap and chunk of `CHUNK` input channels in turn (`panel_channels`), copies that slice of the filters into a
-contiguous panel of its own (32 KB; read from the filters as they lie, a row every 1-2 KB, the lines fall into a few of
-L1's sets and leave it: with the copy it ran 0.79-1.02x the time) and sums it over every output pixel of the
-image, in tiles of `PIXELS` (6) pixels: 24 of the 32 registers, 4 filter loads and 6 broadcasts per 24
-multiply-adds (as ONNX Runtime's NCHWc kernels; tiles of 12 pixels x 32 filters, 2 loads and 12 broadcasts, ran
-1.04-1.14x the time).  The sums wait in a scratch block of the thread's between chunks, then are
-finished (bias, ReLU, an inference batch norm's map, ReLU, a cap) and stored.
+for each tap and chunk of input channels in turn (`panel_channels`: 128, or 64 where L1 holds less than 48 KB), copies
+that slice of the filters into a contiguous panel of its own (32 or 16 KB; read from the filters as they lie, a row
+every 1-2 KB, the lines fall into a few of L1's sets and leave it: with the copy it ran 0.79-1.02x the time) and sums
+it over every output pixel of the image, in tiles of `PIXELS` (6) pixels: 24 of the 32 registers, 4 filter loads and
+6 broadcasts per 24 multiply-adds (as ONNX Runtime's NCHWc kernels; tiles of 12 pixels x 32 filters, 2 loads and 12
+broadcasts, ran 1.04-1.14x the time).  The sums wait in a scratch block of the thread's between chunks, then are
+finished (bias, ReLU, an inference batch norm's map, a residual, ReLU, a cap) and stored.
 
 Output pixels are numbered along the output's rows (q = oy * out_w + ox), so a tile may end one row and start the
 next: each of its 6 pixels' inputs is found apart (`_base`), once per tile, tap and chunk.  (Numbered along the
@@ -63,15 +63,17 @@ MAX_PIXELS = 1024       # output pixels (one image) up to which it ran faster th
                         # 256 Winograd's tiles, where they apply, ran as fast or faster (32x32 256 -> 128 level,
                         # 28x28 256 -> 256 in 0.89-0.93x the kernel's time)
 MAX_POINTWISE_PIXELS = 256      # 1x1 convolutions (`pointwise_applies`) up to this many output pixels: ResNet50's 14x14
-                                # and 7x7 ones ran in 0.73-0.86x the time of the threads' columns by BLAS or
-                                # `dense_tiles`; its 28x28 ones (784) level, its 56x56 ones slower
+                                # ones ran in 0.78-0.95x the time of the threads' columns by BLAS in the model, 7x7
+                                # ones of a matrix under 1 MB 0.67-0.94x (those of 1 MB or more stay `dense_tiles`'
+                                # columns: in the model, from memory, level or slower here); 784 pixels level, 3136
+                                # slower
 MAX_POINTWISE_CHANNELS = 2048   # input and output channels of the 1x1 convolutions measured (ResNet50's 512 -> 2048)
 
 
 def applies(ctx, winograd: bool) -> bool:
     """True for an inference convolution of one image taken here (the module's conditions: a 3x3 kernel, the one
-    measured; at least two tiles of pixels per thread); `winograd`: whether Winograd's bands would take it, which
-    keep the convolutions over `MIN_CHANNELS` input channels."""
+    measured; `MIN_PIXELS_PER_THREAD` output pixels per thread); `winograd`: whether Winograd's bands would take it,
+    which keep the convolutions over `MIN_CHANNELS` input channels."""
     kh, kw, channels, out_channels = ctx["filters"].shape
     images, (oh, ow) = ctx["input_shape"][0], ctx["out_hw"]
     return (compiled.active() and pointwise_simd.tall_tiles() and ctx["dtype"] == np.float32
@@ -99,7 +101,8 @@ def panel_channels() -> int:
 
 
 def l1_data_bytes(root: Path = Path("/sys/devices/system/cpu/cpu0/cache")) -> int:
-    """The first CPU's level-1 data cache in bytes, as Linux's sysfs (`root`) reports it (0 where it does not)."""
+    """The first CPU's level-1 data cache in bytes, as Linux's sysfs (`root`) reports it (0 where it does not; the
+    first CPU's stands for all: the CPUs whose 512-bit units run whole have cores of one kind)."""
     try:
         for index in sorted(root.glob("index*")):
             if (index / "level").read_text().strip() == "1" and (index / "type").read_text().strip() in ("Data",
@@ -125,7 +128,8 @@ def conv_images(x_pad: np.ndarray, filters: np.ndarray, dilations, out: np.ndarr
     (images, hp, wp, c), its work claimed by the threads: each image's blocks of `BLOCK` filters, each in as many
     ranges of pixels (of a tile at least) as make the items share evenly; under `direct.SMALL_WORK` multiply-adds,
     all on the calling thread.  `epilogue` as `conv_split.epilogue_tuple` gives it; `residual` (out's shape), if
-    given, is added after its batch norm's map, before its last ReLU and cap (a ResNet block's end)."""
+    given, is added after its batch norm's map, before its last ReLU and its cap (a ResNet block's end; the cap is
+    always last)."""
     _check(x_pad, filters, dilations, out, epilogue, residual)
     kh, kw, channels, out_channels = filters.shape
     images, oh, ow = out.shape[:3]
@@ -155,9 +159,10 @@ def _check(x_pad: np.ndarray, filters: np.ndarray, dilations, out: np.ndarray, e
     a tile of output pixels at least, the epilogue's vectors one value per filter, the
     residual (if any) of the output's shape."""
     shapes = f"`x_pad` {np.shape(x_pad)}, `filters` {np.shape(filters)} and `out` {np.shape(out)}"
-    if not all(isinstance(a, np.ndarray) and a.ndim == 4 for a in (x_pad, filters, out)) or len(dilations) != 2:
-        raise ValueError(f"direct_wide: arguments {shapes} must be 4-D arrays and `dilations` a pair, got "
-                         f"dilations {dilations!r}")
+    if (not all(isinstance(a, np.ndarray) and a.ndim == 4 and a.size for a in (x_pad, filters, out))
+            or len(dilations) != 2 or not all(int(d) == d >= 1 for d in dilations)):
+        raise ValueError(f"direct_wide: arguments {shapes} must be non-empty 4-D arrays and `dilations` a pair of "
+                         f"positive ints, got dilations {dilations!r}")
     kh, kw, channels, out_channels = filters.shape
     (oh, ow), (hp, wp) = out.shape[1:3], x_pad.shape[1:3]
     fits = (x_pad.shape[::3] == (len(out), channels) and out.shape[3] == out_channels
@@ -233,15 +238,16 @@ if compiled.available():
 
     @compiled.kernel(inline=True)
     def _base(q, row, out_w, offset, channels, start):
-        """Where output pixel q's channels start..  (of the tap `offset` pixels on) lie in the padded image: q
-        numbered along the output's rows, each `out_w` wide, in the padded image's rows of `row` pixels."""
+        """Where, in the padded image (rows of `row` pixels), the input of output pixel q (numbered along the output's
+        rows, `out_w` wide) for the tap `offset` padded pixels on starts, at channel `start`."""
         oy = q // out_w
         return ((oy * row + q - oy * out_w) + offset) * channels + start
 
     @compiled.kernel(inline=True)
     def _tile_sums(xf, panel, p0, p1, p2, p3, p4, p5, depth, zero):
-        """The sums of a tile: `PIXELS` (6) pixels `stride` apart from xf[base] on (a pixel's channels, in order)
-        times the panel's `BLOCK` (64) filters, over `depth` channels: 24 vectors, pixel by pixel."""
+        """The sums of a tile: `PIXELS` (6) pixels, whose channels start at xf[p0], ..., xf[p5] (`_base`), times the
+        panel's `BLOCK` (64) filters, over `depth` channels: 24 vectors, pixel by pixel (written out: the 24
+        accumulators and 4 filter vectors stay in registers)."""
         a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = a9 = a10 = a11 = zero
         c0 = c1 = c2 = c3 = c4 = c5 = c6 = c7 = c8 = c9 = c10 = c11 = zero
         for k in range(depth):
@@ -266,14 +272,16 @@ if compiled.available():
                       low, cap):
         """Output pixels first..stop - 1's sums of one block of filters finished as `direct._finish_rows` finishes
         them (`simd.epilogue` but its last ReLU, the residual `rf` added where `has_residual`, then that ReLU and the
-        cap as a clip to [`low`, `cap`]: the bits of the ReLU, then the cap) and stored."""
+        cap as a clip to [`low`, `cap`]: the bits of the ReLU, then the cap) and stored, a vector of filters at a
+        time (its bias, scale and shift loaded once)."""
         zero = zeros(LANES)
         low, high = full(low, zero), full(cap, zero)
-        for q in range(first, stop):
-            for v in range(0, BLOCK, LANES):
-                a, o, f = (q - first) * BLOCK + v, q * out_channels + column + v, column + v
-                value = epilogue(load(sums, a, zero), load(bias, f, zero), relu, load(scale, f, zero),
-                                 load(shift, f, zero), affine, False)
+        for v in range(0, BLOCK, LANES):
+            f = column + v
+            b, s, h = load(bias, f, zero), load(scale, f, zero), load(shift, f, zero)
+            for q in range(first, stop):
+                a, o = (q - first) * BLOCK + v, q * out_channels + f
+                value = epilogue(load(sums, a, zero), b, relu, s, h, affine, False)
                 if has_residual:
                     value = add(value, load(rf, o, zero))
                 store_first(of, o, clip(value, low, high), LANES)

@@ -22,12 +22,11 @@ ordered list of paths, the first that applies runs (as oneDNN's implementation l
   BN map, ReLU, a ReLU6's cap last) is the whole epilogue, but for an unpadded 1x1 convolution of one group; else
   a 1x1 convolution as one GEMM on the NHWC rows
   (a strided one reads every s-th pixel first): of few rows (batch 1), the matrix's columns shared
-  among the threads (`dense_tiles`' products for 5 to `dense_tiles.max_rows()` float32 rows), or, of one image of
-  a few hundred pixels, `direct_wide`'s tiles on blocks of 64 filters with the whole epilogue (residual included),
-  or BLAS' columns, then the epilogue; else one block of rows per thread with the epilogue after its product; else
-  `conv2d_inference`
-  and the rest of the epilogue in one more pass (each path prepared once per input shape:
-  `conv2d_inference`'s checks and geometry are not repeated at every call);
+  among the threads (`dense_tiles`' products for 5 to `dense_tiles.max_rows()` float32 rows, then the epilogue), or,
+  of one image of a few hundred pixels, `direct_wide`'s tiles on blocks of 64 filters finishing the whole epilogue
+  (residual included) themselves, or BLAS' columns, then the epilogue; else one block of rows per thread with the
+  epilogue after its product; else `conv2d_inference` and the rest of the epilogue in one more pass (each path
+  prepared once per input shape: `conv2d_inference`'s checks and geometry are not repeated at every call);
 * `_product_rows` (a block of a 1x1 product with its epilogue, here and in `inverted_residual`): SIMD
   tiles finished in registers (`pointwise_simd`): up to 32 input channels without a residual; more, rows
   first, from the matrix packed once per op where the product has `pointwise_simd.PACK_ROWS` rows or more

@@ -264,8 +264,8 @@ if compiled.available():
 
     @compiled.kernel(inline=True)
     def _tall_tile_sums(xf, wf, base, depth, stride, step, at, width, zero):
-        """`_tile_sums` of `TALL_ROWS` (12) rows `stride` apart (`depth` for a product's rows; a pixel's channels
-        for `direct_wide`'s padded image): 24 vectors of sums, for 32 registers."""
+        """`_tile_sums` of `TALL_ROWS` (12) rows `stride` apart (`depth` for a product's rows): 24 vectors of sums,
+        for 32 registers."""
         a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = a9 = a10 = a11 = zero
         c0 = c1 = c2 = c3 = c4 = c5 = c6 = c7 = c8 = c9 = c10 = c11 = zero
         for k in range(depth):
