@@ -236,9 +236,10 @@ def _applies(shape, out_channels, kernel=3, strides=1, groups=1, dtype=np.float3
 
 def test_where_it_applies(monkeypatch):
     """One float32 image of stride 1 and one group, 128-512 input channels, 64-512 output channels in whole blocks,
-    at least 24 pixels per thread and at most `MAX_PIXELS` pixels; over 128 channels not where Winograd's bands would
-    take it (ResNet50's 28x28 128 -> 128, 14x14 256 -> 256 and 7x7 512 -> 512, a U-Net's 8x8 to 32x32 layers:
-    yes; 32x32 256 -> 128: Winograd's), on a CPU whose 512-bit units run whole only."""
+    at least 24 pixels per thread and at most `MAX_PIXELS` pixels (`MAX_PIXELS_ONE_BLOCK` for 64 filters); over 128
+    channels not where Winograd's bands would take it (ResNet50's 28x28 128 -> 128, 14x14 256 -> 256 and 7x7 512 ->
+    512, a U-Net's 8x8 to 32x32 layers and 64x64 128 -> 64: yes; 32x32 256 -> 128: Winograd's), on a CPU whose
+    512-bit units run whole only."""
     _full_width(monkeypatch)
     assert _applies((1, 28, 28, 128), 128) and _applies((1, 14, 14, 256), 256) and _applies((1, 7, 7, 512), 512)
     assert _applies((1, 16, 16, 256), 256) and _applies((1, 32, 32, 128), 128) and _applies((1, 16, 16, 512), 256)
@@ -251,6 +252,8 @@ def test_where_it_applies(monkeypatch):
     assert not _applies((1, 14, 14, 256), 256, strides=2) and not _applies((1, 14, 14, 256), 256, groups=2)
     assert not _applies((1, 14, 14, 256), 256, dtype=np.float64)
     assert not _applies((1, 33, 33, 128), 128)                        # over MAX_PIXELS
+    assert _applies((1, 64, 64, 128), 64) and _applies((1, 40, 40, 128), 64)     # one block: to MAX_PIXELS_ONE_BLOCK
+    assert not _applies((1, 65, 64, 128), 64) and not _applies((1, 56, 56, 128), 128)
     assert not _applies((1, 6, 7, 128), 128)                          # 42 pixels: under 24 per thread
     assert not _applies((1, 14, 14, 256), 256, kernel=1) and not _applies((1, 14, 14, 256), 256, kernel=5)
     _full_width(monkeypatch, False)

@@ -46,8 +46,8 @@ if compiled.available():
     from .simd import add, broadcast, clip, epilogue, fma, full, load, store_first, zeros
 
 __all__ = ["BLOCK", "CHUNK", "SMALL_L1_CHUNK", "MIN_CHANNELS", "MAX_CHANNELS", "MAX_OUT_CHANNELS", "MAX_PIXELS",
-           "MAX_POINTWISE_PIXELS", "MAX_POINTWISE_CHANNELS", "applies", "pointwise_applies", "panel_channels",
-           "l1_data_bytes", "forward", "conv_images"]
+           "MAX_PIXELS_ONE_BLOCK", "MAX_POINTWISE_PIXELS", "MAX_POINTWISE_CHANNELS", "applies", "pointwise_applies",
+           "panel_channels", "l1_data_bytes", "forward", "conv_images"]
 
 LANES = 16              # float32 lanes of a 512-bit vector
 BLOCK = 4 * LANES       # filters per tile (four vectors)
@@ -62,6 +62,9 @@ MAX_OUT_CHANNELS = 512
 MAX_PIXELS = 1024       # output pixels (one image) up to which it ran faster than Winograd at 128 channels; from
                         # 256 Winograd's tiles, where they apply, ran as fast or faster (32x32 256 -> 128 level,
                         # 28x28 256 -> 256 in 0.89-0.93x the kernel's time)
+MAX_PIXELS_ONE_BLOCK = 4096     # ... and up to this many for one block of filters (the threads share its pixels):
+                                # 128 -> 64 at 40x40 to 64x64 (a U-Net's) 0.73-0.89x Winograd's time (56x56 128 ->
+                                # 128, two blocks, each thread reading the whole image: 1.17x)
 MAX_POINTWISE_PIXELS = 256      # 1x1 convolutions (`pointwise_applies`) up to this many output pixels: ResNet50's 14x14
                                 # ones ran in 0.78-0.95x the time of the threads' columns by BLAS in the model, 7x7
                                 # ones of a matrix under 1 MB 0.67-0.94x (those of 1 MB or more stay `dense_tiles`'
@@ -79,7 +82,8 @@ def applies(ctx, winograd: bool) -> bool:
     return (compiled.active() and pointwise_simd.tall_tiles() and ctx["dtype"] == np.float32
             and ctx["groups"] == 1 and tuple(ctx["strides"]) == (1, 1) and (kh, kw) == (3, 3) and images == 1
             and MIN_CHANNELS <= channels <= MAX_CHANNELS and out_channels <= MAX_OUT_CHANNELS
-            and out_channels % BLOCK == 0 and MIN_PIXELS_PER_THREAD * worker_count() <= oh * ow <= MAX_PIXELS
+            and out_channels % BLOCK == 0 and MIN_PIXELS_PER_THREAD * worker_count() <= oh * ow
+            and oh * ow <= (MAX_PIXELS_ONE_BLOCK if out_channels == BLOCK else MAX_PIXELS)
             and not (winograd and channels > MIN_CHANNELS))
 
 
