@@ -7,7 +7,7 @@ import pytest
 
 from _oracle import torch_conv2d_inference
 from convscope import ops
-from convscope.ops import compiled, conv, conv_split, direct, direct_wide, fused, parallel, pointwise_simd
+from convscope.ops import compiled, conv, conv_split, direct, direct_wide, fused, parallel
 
 pytestmark = pytest.mark.skipif(not compiled.active(),
                                 reason="the kernel runs on the compiled path (numba, CONVSCOPE_COMPILED not 0)")
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.skipif(not compiled.active(),
 def _full_width(monkeypatch, on: bool = True) -> None:
     """As a CPU whose 512-bit units run whole (the kernel's vectors are 512-bit; elsewhere LLVM splits them), with
     2 threads (the rule asks for `MIN_PIXELS_PER_THREAD` output pixels per thread)."""
-    monkeypatch.setattr(pointwise_simd, "VECTOR_BITS", 512 if on else 256)
+    monkeypatch.setattr(direct, "VECTOR_BITS", 512 if on else 256)
     monkeypatch.setattr("convscope.ops.simd.FULL_WIDTH_CPU", on)
     monkeypatch.setattr(direct_wide, "worker_count", lambda: 2)
 

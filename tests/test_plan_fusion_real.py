@@ -179,7 +179,7 @@ def test_each_conv2d_epilogue_path_alone_matches_the_unfused_reference(path, see
     wide = path == "wide_1x1"                 # float32, one image of 48-256 pixels, 128+ channels, blocks of 64
     monkeypatch.setattr(fi.direct_wide, "worker_count", lambda: 2)     # (24 pixels per thread at least)
     if ((path.startswith("gemm_1x1_column") and not (fi.compiled.active() and (not tiles or fi.dense_tiles.lanes())))
-            or (wide and not (fi.compiled.active() and fi.pointwise_simd.tall_tiles()))):
+            or (wide and not (fi.compiled.active() and fi.direct_wide.direct.full_width_units()))):
         asked = []          # it applies its epilogue with the compiled kernel: here it must decline
         monkeypatch.setattr(fi, "_CONV_PATHS", recording(fi._CONV_PATHS, asked))
     else:
@@ -282,6 +282,7 @@ def test_a_1x1_product_of_one_image_shares_its_rows_where_the_tall_tiles_pack_it
     tall=True)`) by blocks of rows (`gemm_1x1`), and where they run on a product of 196 rows by `direct_wide`'s
     tiles (`wide_1x1`); each against the unfused reference."""
     monkeypatch.setattr(fi.pointwise_simd, "VECTOR_BITS", 512 if full_width else 256)
+    monkeypatch.setattr(fi.direct_wide.direct, "VECTOR_BITS", 512 if full_width else 256)
     monkeypatch.setattr("convscope.ops.simd.FULL_WIDTH_CPU", full_width)
     monkeypatch.setattr(fi.direct_wide, "worker_count", lambda: 2)
     rng = np.random.default_rng(hw + inputs + outputs)

@@ -19,7 +19,7 @@ every q, but the columns past the output's width are summed and dropped: 2 of 9 
 among the threads.
 
 Stride 1, one group, float32, output channels in whole blocks of 64, compiled code on a CPU that runs 512-bit
-units whole (`pointwise_simd.tall_tiles`); each output's sum is taken in the order (tap, chunk of channels,
+units whole (`direct.full_width_units`); each output's sum is taken in the order (tap, chunk of channels,
 channel), so it differs from the GEMM's by float32 rounding only.  The kernel takes any kernel size and a batch
 (each image's blocks are items), but runs on 3x3 convolutions of one image only (`applies`): at 4-32 images
 Winograd's bands ran faster (it took 1.24-2.23x their time; at 2 images 0.87-0.96x, unused).  It also runs the 1x1
@@ -37,7 +37,7 @@ from typing import Optional
 
 import numpy as np
 
-from . import compiled, direct, pointwise_simd
+from . import compiled, direct
 from .conv import padded_input
 from .parallel import run_claimed, worker_count
 
@@ -79,11 +79,10 @@ def applies(ctx, winograd: bool) -> bool:
     which keep the convolutions over `MIN_CHANNELS` input channels."""
     kh, kw, channels, out_channels = ctx["filters"].shape
     images, (oh, ow) = ctx["input_shape"][0], ctx["out_hw"]
-    return (compiled.active() and pointwise_simd.tall_tiles() and ctx["dtype"] == np.float32
-            and ctx["groups"] == 1 and tuple(ctx["strides"]) == (1, 1) and (kh, kw) == (3, 3) and images == 1
-            and MIN_CHANNELS <= channels <= MAX_CHANNELS and out_channels <= MAX_OUT_CHANNELS
-            and out_channels % BLOCK == 0 and MIN_PIXELS_PER_THREAD * worker_count() <= oh * ow
-            and oh * ow <= (MAX_PIXELS_ONE_BLOCK if out_channels == BLOCK else MAX_PIXELS)
+    return (ctx["dtype"] == np.float32 and ctx["groups"] == 1 and tuple(ctx["strides"]) == (1, 1)
+            and (kh, kw) == (3, 3) and channels <= MAX_CHANNELS and out_channels <= MAX_OUT_CHANNELS
+            and _fits(images, oh * ow, channels, out_channels,
+                      MAX_PIXELS_ONE_BLOCK if out_channels == BLOCK else MAX_PIXELS)
             and not (winograd and channels > MIN_CHANNELS))
 
 
@@ -92,9 +91,16 @@ def pointwise_applies(images: int, pixels: int, channels: int, out_channels: int
     here as a convolution of one image (`conv_images` on its pixels, a 1x1 kernel): one image of at most
     `MAX_POINTWISE_PIXELS` pixels (a product of a few hundred rows, which the threads' columns ran far under the
     peak), `MIN_CHANNELS` to `MAX_POINTWISE_CHANNELS` channels, the compiled tiles' other conditions."""
-    return (compiled.active() and pointwise_simd.tall_tiles() and images == 1
-            and MIN_CHANNELS <= channels <= MAX_POINTWISE_CHANNELS and out_channels <= MAX_POINTWISE_CHANNELS
-            and out_channels % BLOCK == 0 and MIN_PIXELS_PER_THREAD * worker_count() <= pixels <= MAX_POINTWISE_PIXELS)
+    return (channels <= MAX_POINTWISE_CHANNELS and out_channels <= MAX_POINTWISE_CHANNELS
+            and _fits(images, pixels, channels, out_channels, MAX_POINTWISE_PIXELS))
+
+
+def _fits(images: int, pixels: int, channels: int, out_channels: int, max_pixels: int) -> bool:
+    """Both rules' common conditions: compiled code on a CPU whose 512-bit units run whole (the tiles' width,
+    `direct.full_width_units`), one image of `MIN_PIXELS_PER_THREAD` output pixels per thread to `max_pixels`,
+    `MIN_CHANNELS` input channels at least, output channels in whole blocks."""
+    return (compiled.active() and direct.full_width_units() and images == 1 and channels >= MIN_CHANNELS
+            and out_channels % BLOCK == 0 and MIN_PIXELS_PER_THREAD * worker_count() <= pixels <= max_pixels)
 
 
 @functools.lru_cache(maxsize=1)

@@ -263,36 +263,35 @@ if compiled.available():
         return a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11
 
     @compiled.kernel(inline=True)
-    def _tall_tile_sums(xf, wf, base, depth, stride, step, at, width, zero):
-        """`_tile_sums` of `TALL_ROWS` (12) rows `stride` apart (`depth` for a product's rows): 24 vectors of sums,
-        for 32 registers."""
+    def _tall_tile_sums(xf, wf, base, depth, step, at, width, zero):
+        """`_tile_sums` of `TALL_ROWS` (12) rows: 24 vectors of sums, for 32 registers."""
         a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = a9 = a10 = a11 = zero
         c0 = c1 = c2 = c3 = c4 = c5 = c6 = c7 = c8 = c9 = c10 = c11 = zero
         for k in range(depth):
             w0, w1 = load(wf, k * step + at, zero), load(wf, k * step + at + width, zero)
             x0 = broadcast(xf, base + k, zero)
             a0, a1 = fma(x0, w0, a0), fma(x0, w1, a1)
-            x1 = broadcast(xf, base + stride + k, zero)
+            x1 = broadcast(xf, base + depth + k, zero)
             a2, a3 = fma(x1, w0, a2), fma(x1, w1, a3)
-            x2 = broadcast(xf, base + 2 * stride + k, zero)
+            x2 = broadcast(xf, base + 2 * depth + k, zero)
             a4, a5 = fma(x2, w0, a4), fma(x2, w1, a5)
-            x3 = broadcast(xf, base + 3 * stride + k, zero)
+            x3 = broadcast(xf, base + 3 * depth + k, zero)
             a6, a7 = fma(x3, w0, a6), fma(x3, w1, a7)
-            x4 = broadcast(xf, base + 4 * stride + k, zero)
+            x4 = broadcast(xf, base + 4 * depth + k, zero)
             a8, a9 = fma(x4, w0, a8), fma(x4, w1, a9)
-            x5 = broadcast(xf, base + 5 * stride + k, zero)
+            x5 = broadcast(xf, base + 5 * depth + k, zero)
             a10, a11 = fma(x5, w0, a10), fma(x5, w1, a11)
-            y0 = broadcast(xf, base + 6 * stride + k, zero)
+            y0 = broadcast(xf, base + 6 * depth + k, zero)
             c0, c1 = fma(y0, w0, c0), fma(y0, w1, c1)
-            y1 = broadcast(xf, base + 7 * stride + k, zero)
+            y1 = broadcast(xf, base + 7 * depth + k, zero)
             c2, c3 = fma(y1, w0, c2), fma(y1, w1, c3)
-            y2 = broadcast(xf, base + 8 * stride + k, zero)
+            y2 = broadcast(xf, base + 8 * depth + k, zero)
             c4, c5 = fma(y2, w0, c4), fma(y2, w1, c5)
-            y3 = broadcast(xf, base + 9 * stride + k, zero)
+            y3 = broadcast(xf, base + 9 * depth + k, zero)
             c6, c7 = fma(y3, w0, c6), fma(y3, w1, c7)
-            y4 = broadcast(xf, base + 10 * stride + k, zero)
+            y4 = broadcast(xf, base + 10 * depth + k, zero)
             c8, c9 = fma(y4, w0, c8), fma(y4, w1, c9)
-            y5 = broadcast(xf, base + 11 * stride + k, zero)
+            y5 = broadcast(xf, base + 11 * depth + k, zero)
             c10, c11 = fma(y5, w0, c10), fma(y5, w1, c11)
         return (a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11)
 
@@ -364,7 +363,7 @@ def _make_deep_kernel(width: int, rows: int):
                         prefetch(rf, ahead)
                         prefetch(rf, ahead + 2 * width - 1)
                 if rows == TALL_ROWS:
-                    sums = _tall_tile_sums(xf, wf, r * depth, depth, depth, step, c * scale_c, width, zero)
+                    sums = _tall_tile_sums(xf, wf, r * depth, depth, step, c * scale_c, width, zero)
                 else:           # (doubled: one tuple type for both branches; this kernel reads its first half)
                     half = _tile_sums(xf, wf, r * depth, depth, step, c * scale_c, width, zero)
                     sums = half + half
