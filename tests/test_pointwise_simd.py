@@ -428,7 +428,8 @@ def test_where_the_matrix_is_packed_and_what_the_packed_tiles_refuse(width):
 def test_a_large_1x1_convolution_packs_its_matrix_once_for_all_its_blocks(width, case, monkeypatch):
     """conv2d_epilogue_inference's 1x1 path with at least `PACK_ROWS` rows and more than `MAX_DEPTH` input
     channels (ResNet50's bottlenecks at batch 32, with or without the shortcut's sum; strided too): the matrix
-    packed once, every block of rows in the packed tiles, against the unfused reference."""
+    packed once, the whole product in the packed tiles, its blocks of rows claimed by the threads, against the
+    unfused reference."""
     rng = np.random.default_rng(400 + case)
     stride, has_residual = (1, 2, 1, 2)[case], case < 2
     channels, filters = int(rng.integers(ps.MAX_DEPTH + 1, 200)), 2 * width * int(rng.integers(1, 4))
@@ -440,16 +441,43 @@ def test_a_large_1x1_convolution_packs_its_matrix_once_for_all_its_blocks(width,
     pack = ps.pack
     monkeypatch.setattr(ps, "pack", lambda matrix: packings.append(matrix.shape) or pack(matrix))
     monkeypatch.setattr(fi, "_ROWS_PATHS", recording(fi._ROWS_PATHS, asked))
-    monkeypatch.setattr(fi, "GEMM_BLOCK_ROWS", 200)                       # several blocks,
+    monkeypatch.setattr(ps, "SHARED_ROWS", 100)                           # several blocks,
     monkeypatch.setattr(fi, "SMALL_WORK", 0)                                # not one on this thread
+    claimed = []
+    run_claimed = ps.run_claimed
+    monkeypatch.setattr(ps, "run_claimed", lambda count, work: claimed.append(count) or run_claimed(count, work))
     kwargs = dict(bias=bias, activation="relu", scale=scale, shift=shift, residual=residual,
                   then="relu" if has_residual else "linear")
     got = fi.conv2d_epilogue_inference(x, w, stride, "VALID", **kwargs)
     expected = fi.conv2d_epilogue_reference(x, w, stride, "VALID", **kwargs)
     assert packings == [(channels, filters)]
-    blocks = [answer for name, answer in asked if name == "simd_tiles_packed"]
-    assert len(blocks) > 2 and all(blocks)
+    assert [answer for name, answer in asked if name == "simd_tiles_packed"] == [True]
+    assert len(claimed) == 1 and claimed[0] >= min(4, 1200 // ps.SHARED_ROWS)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_shared_product_gives_the_bits_of_one_call(width, seed, monkeypatch):
+    """`deep_product_rows(shared=True)`: blocks of rows claimed by the threads (a few rows each here, their number
+    not dividing the rows), packed or not, tall tiles or not, with a residual or streamed: every output the bits
+    of the product in one call, every row written."""
+    rng = np.random.default_rng(700 + seed)
+    monkeypatch.setattr(ps, "SHARED_ROWS", int(rng.integers(ps.TALL_ROWS, 40)))
+    monkeypatch.setattr(ps, "SHARED_BLOCKS", 64)
+    x, w, bias, scale, shift, act, then, affine, res = _deep_case(rng, width, rows=int(rng.integers(100, 400)))
+    matrix = ps.pack(w) if seed % 2 else w
+    has_residual, stream = seed % 3 != 0, seed % 3 == 0
+    limits = fi._limits(act, then, np.float32)
+    res = res if has_residual else np.zeros((1, w.shape[1]), np.float32)
+    outs = []
+    for shared in (False, True):
+        out = fi._aligned_empty((x.shape[0], w.shape[1]), np.float32)
+        out[...] = np.nan
+        ps.deep_product_rows(x, matrix, out, bias, scale, shift, res, limits, affine, has_residual, stream,
+                             shared=shared)
+        outs.append(out)
+    assert not np.isnan(outs[1]).any()
+    np.testing.assert_array_equal(outs[1], outs[0])
 
 
 def test_mobilenet_blocks_pack_their_projection_for_many_rows(width, monkeypatch):

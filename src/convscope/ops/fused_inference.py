@@ -24,9 +24,11 @@ ordered list of paths, the first that applies runs (as oneDNN's implementation l
   (a strided one reads every s-th pixel first): of few rows (batch 1), the matrix's columns shared
   among the threads (`dense_tiles`' products for 5 to `dense_tiles.max_rows()` float32 rows, then the epilogue), or,
   of one image of a few hundred pixels, `direct_wide`'s tiles on blocks of 64 filters finishing the whole epilogue
-  (residual included) themselves, or BLAS' columns, then the epilogue; else one block of rows per thread with the
-  epilogue after its product; else `conv2d_inference` and the rest of the epilogue in one more pass (each path
-  prepared once per input shape: `conv2d_inference`'s checks and geometry are not repeated at every call);
+  (residual included) themselves, or BLAS' columns, then the epilogue; else, where the rows-first tiles below take
+  the whole product, its blocks of rows claimed by the threads in compiled code (`pointwise_simd`'s shared product:
+  no pool thread waiting for the GIL), or one block of rows per thread with the epilogue after its product; else
+  `conv2d_inference` and the rest of the epilogue in one more pass (each path prepared once per input shape:
+  `conv2d_inference`'s checks and geometry are not repeated at every call);
 * `_product_rows` (a block of a 1x1 product with its epilogue, here and in `inverted_residual`): SIMD
   tiles finished in registers (`pointwise_simd`): up to 32 input channels without a residual; more, rows
   first, from the matrix packed once per op where the product has `pointwise_simd.PACK_ROWS` rows or more
@@ -171,13 +173,14 @@ def _deep_tiles_applies(rows, matrix, arrays, codes) -> bool:
     return pointwise_simd.deep_applies(rows, matrix, _HARD_SWISH in (act, then))
 
 
-def _deep_tiles_rows(rows, matrix, out, first, arrays, codes):
-    """`pointwise_simd.deep_product_rows` by the packed matrix where there is one, else by `matrix`."""
+def _deep_tiles_rows(rows, matrix, out, first, arrays, codes, shared: bool = False):
+    """`pointwise_simd.deep_product_rows` by the packed matrix where there is one, else by `matrix` (`shared`: its
+    blocks of rows claimed by the threads)."""
     bias, scale, shift, residual, packed, stream = arrays
     act, affine, has_residual, then = codes
     part = residual[first:first + len(rows)] if has_residual else residual
     pointwise_simd.deep_product_rows(rows, matrix if packed is None else packed, out, bias, scale, shift, part,
-                                     _limits(act, then, out.dtype), affine, has_residual, stream)
+                                     _limits(act, then, out.dtype), affine, has_residual, stream, shared=shared)
 
 
 def _blas_rows(rows, matrix, out, first, arrays, codes):
@@ -194,13 +197,17 @@ _ROWS_PATHS = (
 )
 
 
+def _rows_run(rows, matrix, arrays, codes):
+    """The run of the first of `_ROWS_PATHS` that applies."""
+    return next(run for _, applies, run in _ROWS_PATHS if applies(rows, matrix, arrays, codes))
+
+
 def _product_rows(rows, matrix, out, first, arrays, codes):
     """out = the epilogue of `rows @ matrix`, rows `first`.. of a 1x1 convolution's output (a block of them;
     `arrays` from `_rows_arrays`): SIMD tiles (`pointwise_simd`: few input channels, or the matrix packed
     for a large product, or 33-64 input channels rows first), else BLAS' product then the compiled epilogue
     (`_ROWS_PATHS`)."""
-    next(run for _, applies, run in _ROWS_PATHS if applies(rows, matrix, arrays, codes))(rows, matrix, out, first,
-                                                                                       arrays, codes)
+    _rows_run(rows, matrix, arrays, codes)(rows, matrix, out, first, arrays, codes)
 
 
 def epilogue_reference(z, bias=None, activation="linear", scale=None, shift=None, residual=None,
@@ -511,10 +518,11 @@ def _wide_pointwise_path(x, w, geometry, out_hw, dtype, epilogue, arguments):
 
 def _gemm_path(x, w, geometry, out_hw, dtype, epilogue, arguments):
     """A 1x1 convolution: the NHWC pixels (every s-th with strides s) as rows times the (in, out) matrix,
-    one block of rows per thread (`GEMM_BLOCK_ROWS`), each finished by the epilogue (`_product_rows`)."""
+    one block of rows per thread (`GEMM_BLOCK_ROWS`), each finished by the epilogue (`_product_rows`); where
+    the rows-first tiles take the whole product, its blocks of rows claimed by the threads in compiled code."""
     rows, matrix, out = _gemm_operands(x, w, geometry[0], out_hw, dtype)
     bias, scale, shift, residual, act, after = epilogue
-    finish = compiled.active()
+    finish, small = compiled.active(), len(rows) * matrix.size < SMALL_WORK
     if finish:
         codes = (act, scale is not None, residual is not None, after)
         arrays = _rows_arrays(dtype, matrix, len(rows), bias, scale, shift, residual, codes, out.nbytes,
@@ -527,7 +535,9 @@ def _gemm_path(x, w, geometry, out_hw, dtype, epilogue, arguments):
             else:
                 np.matmul(rows[start:stop], matrix, out=out[start:stop])
 
-    if len(rows) * matrix.size < SMALL_WORK:       # one block, BLAS on this thread (no hand-over, no spinning)
+    if finish and not small and _rows_run(rows, matrix, arrays, codes) is _deep_tiles_rows:
+        _deep_tiles_rows(rows, matrix, out, 0, arrays, codes, shared=True)
+    elif small:                                     # one block, BLAS on this thread (no hand-over, no spinning)
         run_in_parallel([(0, len(rows))], work)
     else:
         run_in_parallel(balanced_ranges(len(rows), GEMM_BLOCK_ROWS), work)

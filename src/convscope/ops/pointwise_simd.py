@@ -19,6 +19,10 @@ channels), or, for a product of at least `PACK_ROWS` rows and more than 32 input
 vectors of channels a contiguous strip, read in order from L1 or L2; the copy costs about what 300 rows of
 product save).  Packed or not, each output's sum is the same, in the same order.  A product rows first of few input
 channels with a large output (`streams`) stores it non-temporally: it is written without being read first.
+A whole product taken rows first can be shared among the threads (`deep_product_rows(..., shared=True)`): each
+claims blocks of about `SHARED_ROWS` rows in compiled code (`parallel.run_claimed`), so a pool thread starts
+its part without waiting for the GIL (from halves handed out by `parallel.run_in_parallel`, whose pool thread
+waits for the caller to reach its kernel, ResNet50's 1x1 convolutions at batch 1 took 1.3-2x the time).
 Compiled path, float32, AVX2 or wider.  The measurements behind the limits: benchmarks/README.md,
 'Measurements behind the code's choices'.
 """
@@ -32,15 +36,17 @@ from typing import Optional
 import numpy as np
 
 from . import compiled
+from .parallel import run_claimed, worker_count
 
 if compiled.available():
     from . import simd
+    from .claims import claim
     from .simd import (add, broadcast, clip, double_pumped, fma, full, load, multiply, prefetch, prefetch_l2,
                        store_first, store_stream, stream_fence, vector_bits, zeros)
 
 __all__ = ["MAX_DEPTH", "DEEP_MAX_DEPTH", "PACK_ROWS", "ROWS", "TALL_ROWS", "TALL_PACK_ROWS", "TALL_PACK_BYTES",
            "applies", "product_rows", "deep_applies", "packs", "pack", "packed_applies", "streams", "tall_tiles",
-           "deep_product_rows", "deep_kernel", "tiles_fit", "deep_fits"]
+           "deep_product_rows", "deep_kernel", "tiles_fit", "deep_fits", "SHARED_ROWS"]
 
 MAX_DEPTH = 32      # input channels up to which the tiles beat BLAS' product and the epilogue pass after it
 DEEP_MAX_DEPTH = 64     # ... and up to which the tiles taken rows first (`deep_product_rows`) do, residual or not
@@ -54,6 +60,8 @@ ROWS = 6            # rows per tile: 12 vectors of accumulators, two of filters,
 TALL_ROWS = 12      # ... of `deep_product_rows`' tiles where 512-bit units run whole (`tall_tiles`; 24 of 32)
 TALL_PACK_ROWS = 512            # rows from which those tiles read a packed copy (`packs`) ...
 TALL_PACK_BYTES = 512 << 10     # ... of a matrix of at most this size
+SHARED_ROWS = 192   # rows of a block the threads claim in a shared product (48-192 ran alike, ResNet50's at batch 1)
+SHARED_BLOCKS = 4   # ... and blocks per thread at most
 
 
 def lanes() -> int:
@@ -172,7 +180,7 @@ def product_rows(rows: np.ndarray, matrix: np.ndarray, out: np.ndarray, bias, sc
 
 
 def deep_product_rows(rows: np.ndarray, matrix: np.ndarray, out: np.ndarray, bias, scale, shift, residual,
-                      limits, affine: bool, has_residual: bool, stream: bool = False) -> None:
+                      limits, affine: bool, has_residual: bool, stream: bool = False, shared: bool = False) -> None:
     """`product_rows` where `deep_applies`, or by a matrix that `pack` made (any depth), plus `residual`
     (rows x channels, C-contiguous, read where `has_residual`) added after the batch norm's map:
     then(act(z + bias) * scale + shift + residual).  Each tile of rows takes every vector pair of channels
@@ -184,7 +192,23 @@ def deep_product_rows(rows: np.ndarray, matrix: np.ndarray, out: np.ndarray, bia
     strip at a time are a pattern the hardware's prefetchers follow late.  So is a tile's input, read a column
     of its rows at a time: in the tall tiles each strip asks for its share of the next tile's rows into L2
     (`simd.prefetch_l2`; ResNet50's 1x1s at batch 32, their input from memory, 0.88-0.97x the time; unmeasured
-    with the tiles of `ROWS`)."""
+    with the tiles of `ROWS`).  `shared`: the threads claim blocks of at least `SHARED_ROWS` rows (the same
+    bits: a row's sums do not depend on its block)."""
+    step, scale_c, stream, tall = _deep_arguments(rows, matrix, out, residual, has_residual, stream)
+    arguments = (rows, matrix.reshape(-1), step, scale_c, out, bias, scale, shift, residual, limits, affine,
+                 has_residual, stream)
+    blocks = max(1, min(rows.shape[0] // SHARED_ROWS, SHARED_BLOCKS * worker_count())) if shared else 1
+    if blocks == 1:
+        deep_kernel(lanes(), TALL_ROWS if tall else ROWS)(*arguments, 0, out.shape[1])
+        return
+    kernel = _shared_kernel(lanes(), TALL_ROWS if tall else ROWS)
+    run_claimed(blocks, lambda counter: kernel(*arguments, counter, blocks))
+
+
+def _deep_arguments(rows: np.ndarray, matrix: np.ndarray, out: np.ndarray, residual, has_residual: bool,
+                    stream: bool) -> tuple:
+    """`deep_product_rows`' arguments checked: (step, scale_c: filters k, c at k * step + c * scale_c, whether it
+    streams, whether in tall tiles)."""
     packed = matrix.ndim == 3
     depth = matrix.shape[1] if packed else matrix.shape[0]
     channels = matrix.shape[0] * matrix.shape[2] if packed else matrix.shape[1]
@@ -199,13 +223,11 @@ def deep_product_rows(rows: np.ndarray, matrix: np.ndarray, out: np.ndarray, bia
     if has_residual and (not residual.flags.c_contiguous or residual.shape != out.shape):
         raise ValueError(f"pointwise_simd: argument `residual` must be C-contiguous of shape {out.shape}, got "
                          f"{residual.shape}")
-    step, scale_c = (2 * lanes(), depth) if packed else (channels, 1)    # filters k, c at k * step + c * scale_c
+    step, scale_c = (2 * lanes(), depth) if packed else (channels, 1)
     stream = bool(stream) and compiled.address(out) % (4 * lanes()) == 0
     tall = (tall_tiles() and rows.shape[0] >= TALL_ROWS
             and not (stream and has_residual))      # 24 rows streamed in and out: 1.06-1.13x the time
-    kernel = deep_kernel(lanes(), TALL_ROWS) if tall else deep_kernel(lanes())
-    kernel(rows, matrix.reshape(-1), step, scale_c, out, bias, scale, shift, residual, limits, affine, has_residual,
-           stream, 0, channels)
+    return step, scale_c, stream, tall
 
 
 def _make_kernel(width: int):
@@ -400,6 +422,32 @@ def _make_deep_kernel(width: int, rows: int):
         if stream:
             stream_fence()          # the streamed output visible to the thread that reads it next
     return deep_tiles
+
+
+def _make_shared_kernel(width: int, rows: int):
+    """`deep_kernel(width, rows)` on the blocks claimed from `counter`: block k of `blocks` is rows
+    count * k // blocks to count * (k + 1) // blocks (each at least `rows` long: `deep_product_rows` gives
+    blocks of `SHARED_ROWS`)."""
+    deep = deep_kernel(width, rows)
+
+    @compiled.kernel
+    def shared_tiles(x, wf, step, scale_c, out, bias, scale, shift, residual, limits, affine, has_residual, stream,
+                     counter, blocks):
+        count = x.shape[0]
+        while True:
+            k = claim(counter, blocks)
+            if k >= blocks:
+                break
+            a, b = count * k // blocks, count * (k + 1) // blocks
+            deep(x[a:b], wf, step, scale_c, out[a:b], bias, scale, shift, residual[a:b] if has_residual else residual,
+                 limits, affine, has_residual, stream, 0, out.shape[1])
+    return shared_tiles
+
+
+@functools.lru_cache(maxsize=None)
+def _shared_kernel(width: int, rows: int):
+    """`_make_shared_kernel(width, rows)`, compiled on first use."""
+    return _make_shared_kernel(width, rows)
 
 
 @functools.lru_cache(maxsize=None)
