@@ -544,7 +544,7 @@ def test_a_1x1_conv_bn_relu_is_an_epilogue_stage_whose_large_products_take_the_p
     """A ResNet bottleneck's 1x1 conv -> BN -> ReLU as one `EpilogueStage` (a 3x3 one stays a
     `ConvInferenceStage`): its op takes the 1x1 products, and at 2 x 20 x 20
     pixels of 40 channels (over `pointwise_simd.PACK_ROWS`) the compiled path packs the matrix once and
-    every block takes the packed tiles; the numbers those of the layers one by one, at batch 2 and 1."""
+    the whole product takes the packed tiles; the numbers those of the layers one by one, at batch 2 and 1."""
     from convscope.ops import pointwise_simd as ps
     monkeypatch.setattr(ps, "PACK_ROWS", 512)          # AVX2's and Zen 4's rule (full-width AVX-512: the tall rule)
     model = Sequential([L.Input((20, 20, 40)), L.Conv2D(32, 1), L.BatchNormalization(), L.ReLU(),
@@ -559,7 +559,6 @@ def test_a_1x1_conv_bn_relu_is_an_epilogue_stage_whose_large_products_take_the_p
     pack = ps.pack
     monkeypatch.setattr(ps, "pack", lambda matrix: packings.append(matrix.shape) or pack(matrix))
     monkeypatch.setattr(fi, "_ROWS_PATHS", recording(fi._ROWS_PATHS, asked))
-    monkeypatch.setattr(fi, "GEMM_BLOCK_ROWS", 100)
     monkeypatch.setattr(fi, "SMALL_WORK", 0)
     expected = x
     for layer in model.layers:                                          # the layers one by one

@@ -452,23 +452,30 @@ def test_a_large_1x1_convolution_packs_its_matrix_once_for_all_its_blocks(width,
     expected = fi.conv2d_epilogue_reference(x, w, stride, "VALID", **kwargs)
     assert packings == [(channels, filters)]
     assert [answer for name, answer in asked if name == "simd_tiles_packed"] == [True]
-    assert len(claimed) == 1 and claimed[0] >= min(4, 1200 // ps.SHARED_ROWS)
+    assert len(claimed) == 1 and claimed[0] >= min(4, x.shape[0] * 24 * 25 // ps.SHARED_ROWS)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_a_shared_product_gives_the_bits_of_one_call(width, seed, monkeypatch):
-    """`deep_product_rows(shared=True)`: blocks of rows claimed by the threads (a few rows each here, their number
-    not dividing the rows), packed or not, tall tiles or not, with a residual or streamed: every output the bits
-    of the product in one call, every row written."""
+@pytest.mark.parametrize("full_width", [True, False])
+@pytest.mark.parametrize("seed", range(8))
+def test_a_shared_product_gives_the_bits_of_one_call(width, full_width, seed, monkeypatch):
+    """`deep_product_rows(shared=True)` on two threads: blocks of rows claimed by the threads (a few rows each here,
+    their number not dividing the rows), packed or not, in tall tiles or not (`simd.FULL_WIDTH_CPU`), with a residual,
+    streamed, or both: every output the bits of the product in one call, every row written."""
+    from convscope.ops import parallel
     rng = np.random.default_rng(700 + seed)
+    monkeypatch.setattr("convscope.ops.simd.FULL_WIDTH_CPU", full_width)
     monkeypatch.setattr(ps, "SHARED_ROWS", int(rng.integers(ps.TALL_ROWS, 40)))
     monkeypatch.setattr(ps, "SHARED_BLOCKS", 64)
+    for module in (ps, parallel):
+        monkeypatch.setattr(module, "worker_count", lambda: 2)
     x, w, bias, scale, shift, act, then, affine, res = _deep_case(rng, width, rows=int(rng.integers(100, 400)))
     matrix = ps.pack(w) if seed % 2 else w
-    has_residual, stream = seed % 3 != 0, seed % 3 == 0
+    has_residual, stream = seed % 4 != 0, seed % 4 in (0, 3)
     limits = fi._limits(act, then, np.float32)
     res = res if has_residual else np.zeros((1, w.shape[1]), np.float32)
+    claimed, run_claimed = [], ps.run_claimed
+    monkeypatch.setattr(ps, "run_claimed", lambda count, work: claimed.append(count) or run_claimed(count, work))
     outs = []
     for shared in (False, True):
         out = fi._aligned_empty((x.shape[0], w.shape[1]), np.float32)
@@ -476,8 +483,22 @@ def test_a_shared_product_gives_the_bits_of_one_call(width, seed, monkeypatch):
         ps.deep_product_rows(x, matrix, out, bias, scale, shift, res, limits, affine, has_residual, stream,
                              shared=shared)
         outs.append(out)
+    assert len(claimed) == 1 and claimed[0] >= x.shape[0] // ps.SHARED_ROWS
     assert not np.isnan(outs[1]).any()
     np.testing.assert_array_equal(outs[1], outs[0])
+
+
+@pytest.mark.parametrize("count,tile,workers,expected", [
+    (3136, 12, 2, 8), (784, 12, 2, 4), (300, 12, 2, 2), (100352, 12, 2, 8), (20, 12, 2, 1), (23, 12, 2, 1),
+    (24, 12, 2, 2), (3136, 6, 1, 4), (300, 12, 1, 1), (11, 12, 2, 1)])
+def test_a_shared_product_cuts_blocks_of_about_shared_rows_one_per_thread_at_least(count, tile, workers, expected,
+                                                                                     monkeypatch):
+    """`_shared_blocks`: about `SHARED_ROWS` rows a block, one block per thread at least, `SHARED_BLOCKS` per thread
+    at most, and never a block shorter than a tile (the tiles' loop needs one)."""
+    monkeypatch.setattr(ps, "worker_count", lambda: workers)
+    blocks = ps._shared_blocks(count, tile)
+    assert blocks == expected
+    assert blocks == 1 or count // blocks >= tile
 
 
 def test_mobilenet_blocks_pack_their_projection_for_many_rows(width, monkeypatch):

@@ -197,9 +197,13 @@ _ROWS_PATHS = (
 )
 
 
-def _rows_run(rows, matrix, arrays, codes):
-    """The run of the first of `_ROWS_PATHS` that applies."""
-    return next(run for _, applies, run in _ROWS_PATHS if applies(rows, matrix, arrays, codes))
+# The paths of `_ROWS_PATHS` whose tiles a whole product can share among the threads (`_gemm_path`).
+_SHARED_ROWS_PATHS = ("simd_tiles_packed", "simd_tiles_deep")
+
+
+def _rows_path(rows, matrix, arrays, codes):
+    """(name, run) of the first of `_ROWS_PATHS` that applies."""
+    return next((name, run) for name, applies, run in _ROWS_PATHS if applies(rows, matrix, arrays, codes))
 
 
 def _product_rows(rows, matrix, out, first, arrays, codes):
@@ -207,7 +211,7 @@ def _product_rows(rows, matrix, out, first, arrays, codes):
     `arrays` from `_rows_arrays`): SIMD tiles (`pointwise_simd`: few input channels, or the matrix packed
     for a large product, or 33-64 input channels rows first), else BLAS' product then the compiled epilogue
     (`_ROWS_PATHS`)."""
-    _rows_run(rows, matrix, arrays, codes)(rows, matrix, out, first, arrays, codes)
+    _rows_path(rows, matrix, arrays, codes)[1](rows, matrix, out, first, arrays, codes)
 
 
 def epilogue_reference(z, bias=None, activation="linear", scale=None, shift=None, residual=None,
@@ -535,7 +539,7 @@ def _gemm_path(x, w, geometry, out_hw, dtype, epilogue, arguments):
             else:
                 np.matmul(rows[start:stop], matrix, out=out[start:stop])
 
-    if finish and not small and _rows_run(rows, matrix, arrays, codes) is _deep_tiles_rows:
+    if finish and not small and _rows_path(rows, matrix, arrays, codes)[0] in _SHARED_ROWS_PATHS:
         _deep_tiles_rows(rows, matrix, out, 0, arrays, codes, shared=True)
     elif small:                                     # one block, BLAS on this thread (no hand-over, no spinning)
         run_in_parallel([(0, len(rows))], work)

@@ -20,9 +20,9 @@ vectors of channels a contiguous strip, read in order from L1 or L2; the copy co
 product save).  Packed or not, each output's sum is the same, in the same order.  A product rows first of few input
 channels with a large output (`streams`) stores it non-temporally: it is written without being read first.
 A whole product taken rows first can be shared among the threads (`deep_product_rows(..., shared=True)`): each
-claims blocks of about `SHARED_ROWS` rows in compiled code (`parallel.run_claimed`), so a pool thread starts
-its part without waiting for the GIL (from halves handed out by `parallel.run_in_parallel`, whose pool thread
-waits for the caller to reach its kernel, ResNet50's 1x1 convolutions at batch 1 took 1.3-2x the time).
+claims blocks of rows in compiled code (`parallel.run_claimed`), so a pool thread starts its part without waiting
+for the GIL, as it does for a half handed out by `parallel.run_in_parallel` while the caller's Python reaches its
+kernel (ResNet50's 1x1 convolutions at batch 1 ran slower so).
 Compiled path, float32, AVX2 or wider.  The measurements behind the limits: benchmarks/README.md,
 'Measurements behind the code's choices'.
 """
@@ -45,8 +45,9 @@ if compiled.available():
                        store_first, store_stream, stream_fence, vector_bits, zeros)
 
 __all__ = ["MAX_DEPTH", "DEEP_MAX_DEPTH", "PACK_ROWS", "ROWS", "TALL_ROWS", "TALL_PACK_ROWS", "TALL_PACK_BYTES",
+           "SHARED_ROWS", "SHARED_BLOCKS",
            "applies", "product_rows", "deep_applies", "packs", "pack", "packed_applies", "streams", "tall_tiles",
-           "deep_product_rows", "deep_kernel", "tiles_fit", "deep_fits", "SHARED_ROWS"]
+           "deep_product_rows", "deep_kernel", "tiles_fit", "deep_fits"]
 
 MAX_DEPTH = 32      # input channels up to which the tiles beat BLAS' product and the epilogue pass after it
 DEEP_MAX_DEPTH = 64     # ... and up to which the tiles taken rows first (`deep_product_rows`) do, residual or not
@@ -60,8 +61,8 @@ ROWS = 6            # rows per tile: 12 vectors of accumulators, two of filters,
 TALL_ROWS = 12      # ... of `deep_product_rows`' tiles where 512-bit units run whole (`tall_tiles`; 24 of 32)
 TALL_PACK_ROWS = 512            # rows from which those tiles read a packed copy (`packs`) ...
 TALL_PACK_BYTES = 512 << 10     # ... of a matrix of at most this size
-SHARED_ROWS = 192   # rows of a block the threads claim in a shared product (48-192 ran alike, ResNet50's at batch 1)
-SHARED_BLOCKS = 4   # ... and blocks per thread at most
+SHARED_ROWS = 192   # rows of a block the threads claim in a shared product, about (`_shared_blocks`) ...
+SHARED_BLOCKS = 4   # ... and blocks per thread at most (more ran slower at batch 32; measurements: benchmarks/README.md)
 
 
 def lanes() -> int:
@@ -192,17 +193,25 @@ def deep_product_rows(rows: np.ndarray, matrix: np.ndarray, out: np.ndarray, bia
     strip at a time are a pattern the hardware's prefetchers follow late.  So is a tile's input, read a column
     of its rows at a time: in the tall tiles each strip asks for its share of the next tile's rows into L2
     (`simd.prefetch_l2`; ResNet50's 1x1s at batch 32, their input from memory, 0.88-0.97x the time; unmeasured
-    with the tiles of `ROWS`).  `shared`: the threads claim blocks of at least `SHARED_ROWS` rows (the same
-    bits: a row's sums do not depend on its block)."""
+    with the tiles of `ROWS`).  `shared`: the threads claim blocks of rows (`_shared_blocks`; the same bits: a row's
+    sums do not depend on its block)."""
     step, scale_c, stream, tall = _deep_arguments(rows, matrix, out, residual, has_residual, stream)
     arguments = (rows, matrix.reshape(-1), step, scale_c, out, bias, scale, shift, residual, limits, affine,
                  has_residual, stream)
-    blocks = max(1, min(rows.shape[0] // SHARED_ROWS, SHARED_BLOCKS * worker_count())) if shared else 1
+    tile = TALL_ROWS if tall else ROWS
+    blocks = _shared_blocks(rows.shape[0], tile) if shared else 1
     if blocks == 1:
-        deep_kernel(lanes(), TALL_ROWS if tall else ROWS)(*arguments, 0, out.shape[1])
+        deep_kernel(lanes(), tile)(*arguments, 0, out.shape[1])
         return
-    kernel = _shared_kernel(lanes(), TALL_ROWS if tall else ROWS)
+    kernel = _shared_kernel(lanes(), tile)
     run_claimed(blocks, lambda counter: kernel(*arguments, counter, blocks))
+
+
+def _shared_blocks(count: int, tile: int) -> int:
+    """The blocks a shared product of `count` rows is cut into: about `SHARED_ROWS` rows each, one per thread at
+    least and `SHARED_BLOCKS` per thread at most, never fewer rows than a `tile` (the tiles' loop needs them)."""
+    workers = worker_count()
+    return max(1, min(count // tile, max(workers, count // SHARED_ROWS), SHARED_BLOCKS * workers))
 
 
 def _deep_arguments(rows: np.ndarray, matrix: np.ndarray, out: np.ndarray, residual, has_residual: bool,
@@ -426,8 +435,7 @@ def _make_deep_kernel(width: int, rows: int):
 
 def _make_shared_kernel(width: int, rows: int):
     """`deep_kernel(width, rows)` on the blocks claimed from `counter`: block k of `blocks` is rows
-    count * k // blocks to count * (k + 1) // blocks (each at least `rows` long: `deep_product_rows` gives
-    blocks of `SHARED_ROWS`)."""
+    count * k // blocks to count * (k + 1) // blocks (each at least `rows` long: `_shared_blocks`)."""
     deep = deep_kernel(width, rows)
 
     @compiled.kernel
