@@ -182,9 +182,12 @@ def test_gates_are_handed_out_once_each_zeroed_and_taken_back():
     assert pool.gate() == waiting
 
 
-def test_a_job_behind_a_gate_that_never_opens_still_runs_and_one_that_opens_runs_at_once():
-    """A gate only delays the pool thread (by at most GATE_US) until the caller's kernel claims an item."""
-    pool = spin_pool.SpinningPool(1, "test-gate-closed")
+@pytest.mark.parametrize("grace_us", [0.0, spin_pool.GRACE_US, 5000.0])
+def test_a_job_behind_a_gate_that_never_opens_still_runs_and_one_that_opens_runs_at_once(grace_us, monkeypatch):
+    """A gate only delays the pool thread (by at most GATE_US) until the caller's kernel claims an item; a job
+    without one by `GRACE_US` (none, the default, or longer than the pool's spin): every job runs, in order."""
+    monkeypatch.setattr(spin_pool, "GRACE_US", grace_us)
+    pool = spin_pool.SpinningPool(1, f"test-gate-closed-{grace_us}")
     closed = pool.gate()
     assert pool.submit(lambda: "ran", closed).wait() == "ran"
     opened = pool.gate()

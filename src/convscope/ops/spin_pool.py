@@ -28,6 +28,7 @@ from . import compiled
 
 SPIN_US = 500.0        # how long an idle pool thread or a waiting caller spins before it sleeps
 GATE_US = 50.0         # how long a pool thread that saw a gated job waits for its caller's kernel to start
+GRACE_US = 30.0        # ... and one that saw a job without a gate, before it asks for the GIL (`SpinningPool`)
 GATES = 64             # gated jobs a pool can have in flight at once (more: posted without a gate)
 
 _calibration = {"rounds_per_us": None}
@@ -83,9 +84,9 @@ if compiled.available():
         return _load_acquire(counter) != seen
 
     @njit(nogil=True, cache=True)
-    def _spin_gated(counter, seen, rounds, watch, gates, gate_rounds):
-        """`_spin`; once `counter` changed, while the gate that `watch` names (a row of `gates`; -1: none)
-        is still 0, up to `gate_rounds` more."""
+    def _spin_gated(counter, seen, rounds, watch, gates, gate_rounds, grace_rounds):
+        """`_spin`; once `counter` changed, while the gate that `watch` names (a row of `gates`) is still 0, up
+        to `gate_rounds` more, or, where it names none (-1), `grace_rounds` more."""
         if not _spin(counter, seen, rounds):
             return False
         gate = _load_acquire(watch)
@@ -93,6 +94,9 @@ if compiled.available():
             for _ in range(gate_rounds):
                 if _load_acquire(gates[gate]) != 0:
                     break
+                _relax()
+        else:
+            for _ in range(grace_rounds):
                 _relax()
         return True
 
@@ -113,12 +117,12 @@ if compiled.available():
         return types.int64(counter), _add_one("release")
 
     @njit(nogil=True, cache=True)
-    def _mark_then_spin(done, ended, counter, seen, rounds, watch, gates, gate_rounds):
+    def _mark_then_spin(done, ended, counter, seen, rounds, watch, gates, gate_rounds, grace_rounds):
         """The job counted in `ended` (its gate's count of ended jobs), then marked `done`, the GIL already let
         go; then `_spin_gated` for the next."""
         _add_release(ended)
         _store_release(done, 1)
-        return _spin_gated(counter, seen, rounds, watch, gates, gate_rounds)
+        return _spin_gated(counter, seen, rounds, watch, gates, gate_rounds, grace_rounds)
 else:  # pragma: no cover - exercised where numba is not installed
     _spin = _spin_gated = _mark_then_spin = None
 
@@ -178,7 +182,11 @@ class SpinningPool:
     its own compiled kernel starts; a thread that asks for the GIL meanwhile sleeps, and is slow to wake.  A
     caller whose work claims items from a counter takes the counter from the pool (`gate`, `counter`) and
     posts its job with it: the pool thread first spins without the GIL until the caller's kernel has claimed
-    an item (the GIL is free then), for at most `GATE_US`.
+    an item (the GIL is free then), for at most `GATE_US`.  A job posted without a gate (`run_in_parallel`'s: its
+    caller's Python runs until some kernel it calls lets the GIL go, a few microseconds at most ops) waits
+    `GRACE_US` so before the pool thread asks for the GIL: where the caller's kernel started meanwhile, the thread
+    takes the GIL without sleeping; where not, it sleeps as it would have (ResNet-20's training step, whose
+    batch norms' passes are such jobs, ran faster: benchmarks/README.md, 'Measurements behind the code's choices').
 
     A gate also counts its jobs that ended, each once its thread has let the GIL go: the caller's last claim
     (`claims.claim` on `counter(gate, caller=True)`) waits for them in compiled code, for at most the spin's
@@ -243,7 +251,7 @@ class SpinningPool:
         if _spin_gated is None or self._spin_us <= 0:
             return changed_within(self._posted, seen, self._spin_us)
         return bool(_spin_gated(self._posted, seen, _rounds(self._spin_us), self._watch, self._gates,
-                                _rounds(GATE_US)))
+                                _rounds(GATE_US), _rounds(GRACE_US)))
 
     def _serve(self) -> None:
         seen, spun = int(self._posted[0]), False      # spun: the last spin ran out with no job posted
@@ -267,4 +275,4 @@ class SpinningPool:
                 done[0], spun = 1, False
             else:                                # the next job, if one comes meanwhile, is taken at the top
                 spun = not _mark_then_spin(done, ended, self._posted, seen, _rounds(self._spin_us), self._watch,
-                                           self._gates, _rounds(GATE_US))
+                                           self._gates, _rounds(GATE_US), _rounds(GRACE_US))
