@@ -123,6 +123,7 @@ def test_one_image_or_a_few_share_the_threads(shape, out_channels, path, workers
     and the result is the reference's (the work counted as large enough to share)."""
     monkeypatch.setattr(direct, "SMALL_WORK", 0)
     monkeypatch.setattr(conv_split, "worker_count", lambda: workers)
+    monkeypatch.setattr(conv, "worker_count", lambda: workers)        # (`conv.direct_bands`)
     monkeypatch.setattr(conv_split, "balanced_ranges", _balanced_for(workers))
     planned = []
     original_plan = conv_split.plan
@@ -143,11 +144,11 @@ def test_one_image_or_a_few_share_the_threads(shape, out_channels, path, workers
 
 
 def _claimed_calls(monkeypatch):
-    """The direct path's `run_claimed` calls recorded as (items, alone), and each thread's
+    """The direct path's `run_claimed` calls (`conv.run_direct_claimed`'s) recorded as (items, alone), and each thread's
     `conv_claimed_block` calls as (thread, bands)."""
     runs, blocks = [], []
-    original_run, original_block = conv_split.run_claimed, direct.conv_claimed_block
-    monkeypatch.setattr(conv_split, "run_claimed", lambda count, work, alone=False: runs.append((count, alone))
+    original_run, original_block = conv.run_claimed, direct.conv_claimed_block
+    monkeypatch.setattr(conv, "run_claimed", lambda count, work, alone=False: runs.append((count, alone))
                         or original_run(count, work, alone=alone))
     monkeypatch.setattr(direct, "conv_claimed_block", lambda *a, **k: blocks.append(
         (threading.get_ident(), a[7] if len(a) > 7 else k.get("bands", 1))) or original_block(*a, **k))
@@ -167,6 +168,7 @@ def test_a_direct_convolution_claims_images_or_bands_of_rows_on_every_thread(sha
     making the claiming call, and the result is the reference's."""
     monkeypatch.setattr(direct, "SMALL_WORK", 0)
     monkeypatch.setattr(conv_split, "worker_count", lambda: workers)
+    monkeypatch.setattr(conv, "worker_count", lambda: workers)        # (`conv.direct_bands`)
     monkeypatch.setattr(parallel, "worker_count", lambda: workers)
     calls = _only(monkeypatch, "direct")
     runs, blocks = _claimed_calls(monkeypatch)
@@ -188,6 +190,7 @@ def test_a_direct_convolution_claims_images_or_bands_of_rows_on_every_thread(sha
 def test_a_small_direct_convolution_runs_on_the_calling_thread(monkeypatch):
     """Under `direct.SMALL_WORK` multiply-adds the direct path claims all its items on the calling thread."""
     monkeypatch.setattr(conv_split, "worker_count", lambda: 2)
+    monkeypatch.setattr(conv, "worker_count", lambda: 2)        # (`conv.direct_bands`)
     monkeypatch.setattr(parallel, "worker_count", lambda: 2)
     calls = _only(monkeypatch, "direct")
     runs, blocks = _claimed_calls(monkeypatch)
@@ -212,6 +215,7 @@ def test_small_work_runs_as_planned_for_one_thread(shape, out_channels, path, mo
     """Under `direct.SMALL_WORK` multiply-adds the convolution runs on the calling thread, in tasks planned
     for one thread (as few and long as the cache budget allows), and gives the reference's result."""
     monkeypatch.setattr(conv_split, "worker_count", lambda: 2)
+    monkeypatch.setattr(conv, "worker_count", lambda: 2)        # (`conv.direct_bands`)
     planned, threads = [], set()
     original_plan, original_run = conv_split.plan, conv_split.run_in_parallel
     monkeypatch.setattr(conv_split, "plan", lambda *a, **k: planned.append((a, k)) or original_plan(*a, **k))
@@ -240,6 +244,7 @@ def test_a_1x1_convolution_of_fewer_images_than_threads_is_split(images, workers
     images than threads (`conv.convolve` gives an image to one thread: ResNet50's 1x1 layers at batch 1);
     either way the numbers are the float64 reference's and PyTorch's."""
     monkeypatch.setattr(conv_split, "worker_count", lambda: workers)
+    monkeypatch.setattr(conv, "worker_count", lambda: workers)        # (`conv.direct_bands`)
     monkeypatch.setattr(conv_split, "balanced_ranges", _balanced_for(workers))
     calls = _only(monkeypatch, "gemm")
     rng = np.random.default_rng(images * 10 + workers)
@@ -273,6 +278,7 @@ def test_plan_covers_every_output_once(seed, monkeypatch):
     rng = np.random.default_rng(seed)
     workers = int(rng.integers(1, 5))
     monkeypatch.setattr(conv_split, "worker_count", lambda: workers)
+    monkeypatch.setattr(conv, "worker_count", lambda: workers)        # (`conv.direct_bands`)
     monkeypatch.setattr(conv_split, "balanced_ranges", _balanced_for(workers))
     images, units, unit_rows = int(rng.integers(1, 10)), int(rng.integers(2, 60)), int(rng.integers(1, 60))
     channels, min_units = int(rng.integers(1, 600)), int(rng.integers(1, 3))
@@ -424,6 +430,7 @@ def test_a_band_of_rows_pads_only_the_rows_its_windows_read(step, dilation, work
     monkeypatch.setattr(direct, "SMALL_WORK", 0)
     monkeypatch.setattr(parallel, "worker_count", lambda: workers)
     monkeypatch.setattr(conv_split, "worker_count", lambda: workers)
+    monkeypatch.setattr(conv, "worker_count", lambda: workers)        # (`conv.direct_bands`)
     monkeypatch.setattr(conv, "pad_spatial", None)                  # padding the whole input would fail
     heights = []
     original_scratch = direct._scratch
@@ -461,6 +468,7 @@ def test_gemm_bands_of_a_few_rows_take_the_dense_tiles_products(seed, monkeypatc
     monkeypatch.setattr(dense_tiles, "MIN_BYTES", 0)
     monkeypatch.setattr(direct, "SMALL_WORK", 0)
     monkeypatch.setattr(conv_split, "worker_count", lambda: workers)
+    monkeypatch.setattr(conv, "worker_count", lambda: workers)        # (`conv.direct_bands`)
     monkeypatch.setattr(conv_split, "balanced_ranges", _balanced_for(workers))
     products = []
     original = dense_tiles.product

@@ -30,6 +30,18 @@ def _torch_conv(x, filters, bias, strides, dilations, pads):
     return out.numpy().transpose(0, 2, 3, 1)
 
 
+def _spy_direct_blocks(monkeypatch) -> list:
+    """Calls of the direct kernel's forward blocks recorded as (images of the output, whether finished in the
+    tiles): `conv_block`'s, and `conv_claimed_block`'s (each thread's claiming call)."""
+    calls = []
+    block, claimed = direct.conv_block, direct.conv_claimed_block
+    monkeypatch.setattr(direct, "conv_block", lambda *a, finish=None, **k: calls.append(
+        (a[5].shape[0], finish is not None)) or block(*a, finish=finish, **k))
+    monkeypatch.setattr(direct, "conv_claimed_block", lambda *a, finish=None, **k: calls.append(
+        (a[5].shape[0], finish is not None)) or claimed(*a, finish=finish, **k))
+    return calls
+
+
 def _same_pads(shape, kernel, strides, dilations):
     return tuple(tf_same_split(shape[1 + axis], kernel, strides[axis], dilations[axis]) for axis in range(2))
 
@@ -55,10 +67,7 @@ def test_direct_matches_torch(case, monkeypatch):
     shape, kernel, out_channels, strides, dilations, padding = case
     out_hw = [(shape[1 + axis] - (kernel - 1) * dilations[axis] - 1) // strides[axis] + 1 if padding == "VALID"
               else -(-shape[1 + axis] // strides[axis]) for axis in range(2)]
-    calls = []
-    original = direct.conv_block
-    monkeypatch.setattr(direct, "conv_block", lambda *args, **kwargs: calls.append(args[-1].shape[0])
-                        or original(*args, **kwargs))
+    calls = _spy_direct_blocks(monkeypatch)
     rng = np.random.default_rng(shape[3] + out_channels)
     x = rng.standard_normal(shape).astype("float32")
     filters = (rng.standard_normal((kernel, kernel, shape[3], out_channels)) / kernel).astype("float32")
@@ -68,7 +77,7 @@ def test_direct_matches_torch(case, monkeypatch):
     uses_direct = out_hw[1] >= direct.PIXELS or (out_hw[1] >= direct.PIXELS // 2 and out_hw[0] >= 2
                                                  and out_channels <= direct.NARROW_MAX_OUT_CHANNELS)
     assert ctx["direct"] is uses_direct
-    assert sum(calls) == (shape[0] if uses_direct else 0)
+    assert bool(calls) is uses_direct and all(images == shape[0] for images, _ in calls)   # every image's output
     pads = (((0, 0), (0, 0)) if padding == "VALID"
             else _same_pads(shape, kernel, strides, dilations))
     assert_matches(y, _torch_conv(x, filters, bias, strides, dilations, pads), "float32")
@@ -121,16 +130,13 @@ def test_a_training_forward_finishes_its_bias_and_relu_in_the_tiles(shape, kerne
     x = rng.standard_normal(shape).astype(np.float32)
     filters = (rng.standard_normal((kernel, kernel, shape[3], out_channels)) / kernel).astype(np.float32)
     b = rng.standard_normal(out_channels).astype(np.float32) if bias else None
-    finishes = []
-    block = direct.conv_block
-    monkeypatch.setattr(direct, "conv_block", lambda *a, finish=None, **k: finishes.append(finish is not None)
-                        or block(*a, finish=finish, **k))
+    calls = _spy_direct_blocks(monkeypatch)
     with compiled.use_compiled(True):
         y, ctx = ops.conv2d_forward(x, filters, 1, padding, bias=b, activation=activation)
-        assert ctx["direct"] and finishes and all(finishes)
-        finishes.clear()
+        assert ctx["direct"] and calls and all(finish for _, finish in calls)
+        calls.clear()
         sums, _ = ops.conv2d_forward(x, filters, 1, padding)                # nothing to finish: the sums alone
-        assert finishes and not any(finishes)
+        assert calls and not any(finish for _, finish in calls)
         expected = ops.bias_activation_forward(sums, b, activation)          # the pass the tiles replace
     np.testing.assert_array_equal(y, expected)
     pads = ((tf_same_split(shape[1], kernel, 1), tf_same_split(shape[2], kernel, 1)) if padding == "SAME"
@@ -141,15 +147,12 @@ def test_a_training_forward_finishes_its_bias_and_relu_in_the_tiles(shape, kerne
 
 def test_a_training_forward_without_bias_or_relu_is_not_finished(monkeypatch):
     """Nothing to add: the tiles store the sums as they are, no epilogue in them or after them."""
-    finishes = []
-    block = direct.conv_block
-    monkeypatch.setattr(direct, "conv_block", lambda *a, finish=None, **k: finishes.append(finish is not None)
-                        or block(*a, finish=finish, **k))
+    calls = _spy_direct_blocks(monkeypatch)
     rng = np.random.default_rng(2)
     x, filters = rng.standard_normal((1, 9, 9, 2)).astype(np.float32), np.ones((3, 3, 2, 16), np.float32)
     with compiled.use_compiled(True):
         y, ctx = ops.conv2d_forward(x, filters, 1, "VALID")
-    assert ctx["direct"] and finishes and not any(finishes)
+    assert ctx["direct"] and calls and not any(finish for _, finish in calls)
     assert_matches(y, _torch_conv(x, filters, np.zeros(16, np.float32), (1, 1), (1, 1), ((0, 0), (0, 0))), "float32")
 
 
@@ -334,7 +337,7 @@ def test_a_small_direct_convolution_stays_on_the_calling_thread(monkeypatch):
             return original(*args, **kw)
         return record
 
-    for name in ("run_in_parallel", "run_claimed"):    # blocks, and pooled images claimed one at a time
+    for name in ("run_in_parallel", "run_claimed"):    # images, and pooled images, claimed in compiled code
         monkeypatch.setattr(conv, name, recording(getattr(conv, name)))
     filters = np.ones((3, 3, 4, 32), np.float32)
     small = np.ones((2, 14, 14, 4), np.float32)        # 2 * 196 * 36 * 32 = 0.45M multiply-adds
@@ -346,7 +349,7 @@ def test_a_small_direct_convolution_stays_on_the_calling_thread(monkeypatch):
         monkeypatch.setattr(direct, "SMALL_WORK", 1000)
         assert np.array_equal(ops.conv2d(small, filters, 1, "SAME"), y)
         assert np.array_equal(ops.conv2d_inference(small, filters, 1, "SAME", pool=("max", 2, 2, "VALID")), pooled)
-    assert regions == ["run_in_parallel", "run_claimed"]
+    assert regions == ["run_claimed", "run_claimed"]
     assert y[0, 5, 5, 0] == 36 and y[0, 0, 0, 0] == 16 and pooled[0, 0, 0, 0] == 36
 
 

@@ -34,7 +34,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from . import compiled, direct, winograd, winograd_pool
 from .epilogue import bias_activation_forward, check_epilogue, epilogue_on_tape
-from .parallel import balanced_ranges, on_slices, run_claimed, run_in_parallel
+from .parallel import balanced_ranges, on_slices, run_claimed, run_in_parallel, worker_count
 from .tape import record_forward, sees
 from .pad_fill import FLAT_FILL_MAX_CHANNELS, fill_pixels, fill_rows
 from .padding import (check_data_format, check_numeric_array, check_image_batch, float_dtype, from_nhwc,
@@ -46,6 +46,8 @@ COLUMN_BUDGET_BYTES = 4 * 2 ** 20  # im2col columns of one block of images (fits
 POOLED_BAND_IMAGES = 4             # under this many images a pooled direct convolution's threads claim pooled rows,
                                    # not images (measurements: benchmarks/README.md, 'Measurements behind the code's
                                    # choices')
+DIRECT_ITEMS_PER_THREAD = 8        # a direct convolution's items per thread, at least where rows allow: fewer
+                                   # images than this are claimed in bands of rows (a faster core takes more)
 TRANSPOSED_MIN_CHANNELS = 16       # from this many input channels per group, a transposed convolution
 # In x out channels up to which the direct kernel runs before Winograd (whose 16 products are too thin for
 # BLAS there), by its tile (filters, pixels: `direct.tile`).  Measured, 3x3 on 8-32 px, 128 images: AVX-512's
@@ -383,6 +385,27 @@ def whole_image_blocks(ctx, direct_blocks: Optional[bool] = None) -> bool:
     return image_bytes <= budget
 
 
+def direct_bands(images: int, out_hw, items_per_thread: int) -> int:
+    """Bands of output rows per image for `run_direct_claimed`: 1, or as many as give `items_per_thread` items per
+    thread where the images are fewer (each band a tile high at least: 2 rows where the output is narrower than the
+    tiles' `direct.PIXELS`)."""
+    height = 2 if out_hw[1] < direct.PIXELS else 1
+    return max(1, min(out_hw[0] // height, -(-items_per_thread * worker_count() // images)))
+
+
+def run_direct_claimed(ctx, out: np.ndarray, prepared, bands: int, finish: Optional[tuple], alone: bool) -> None:
+    """`out` = the direct convolution of the context's input (`prepared`: `direct.prepare`'s), its items (band
+    i % `bands` of image i // `bands`) claimed by the threads in compiled code (`direct.conv_claimed_block`, no
+    Python per item): the padded input where the context holds one, else the rows an item's windows read padded
+    into a scratch block of the call's; `finish`: `direct.finish_vectors`' (None: the sums as they are);
+    `alone`: all on the calling thread."""
+    x, pads = (ctx["x"], ctx["pads"]) if ctx["x_pad"] is None else (ctx["x_pad"], None)
+    x = np.ascontiguousarray(x)
+    reach = (ctx["kernel_hw"][0] - 1) * ctx["dilations"][0] + 1
+    run_claimed(len(out) * bands, lambda counter: direct.conv_claimed_block(
+        x, pads, prepared, ctx["strides"], reach, out, counter, bands, finish=finish), alone=alone)
+
+
 def _run_direct(ctx, bands: list, compute: Callable[[list], Any]) -> None:
     """`compute` on the direct kernel's `bands`, shared among the threads, or all on the calling thread
     when the convolution is small (`_direct_alone`)."""
@@ -429,8 +452,9 @@ def convolve(ctx, epilogue: Callable[[np.ndarray], Any], out: Optional[np.ndarra
     while it is in cache.  The blocks are written into `out` (N, out_h, out_w, out_channels)
     or, with `finish`, into one scratch block per thread handed to `finish(images, block)`,
     which must be done with it before the next block (whole-image blocks only).  `in_tiles`:
-    (bias, activation), what `epilogue` does, which the direct kernel does instead in its tiles
-    (`direct.finish_vectors`: the same numbers, no pass over the block).
+    (bias, activation), what `epilogue` does ((None, "linear"): nothing), which the direct kernel does instead in
+    its tiles (`direct.finish_vectors`: the same numbers, no pass over the block), its items then claimed by the
+    threads in compiled code where no `finish` is given (`run_direct_claimed`).
     """
     w, groups, direct_blocks = ctx["filters"], ctx["groups"], _direct_blocks(ctx)
     x_pad = None if direct_blocks else padded_input(ctx)
@@ -490,9 +514,14 @@ def convolve(ctx, epilogue: Callable[[np.ndarray], Any], out: Optional[np.ndarra
         run_in_parallel(bands, compute_winograd, claimed=True)
     elif direct_blocks:
         prepared = direct.prepare(w, ctx["padded_shape"], dilations, ctx.get("kept_filters"))
-        vectors = None if in_tiles is None else direct.finish_vectors(
-            prepared, in_tiles[0], in_tiles[1] == "relu", None, None, False, False)
-        _run_direct(ctx, bands, compute_direct)
+        finishes = in_tiles is not None and (in_tiles[0] is not None or in_tiles[1] == "relu")
+        vectors = direct.finish_vectors(prepared, in_tiles[0], in_tiles[1] == "relu", None, None, False,
+                                        False) if finishes else None
+        if finish is None and in_tiles is not None:     # the whole epilogue in the tiles: no Python per item
+            run_direct_claimed(ctx, out, prepared, direct_bands(len(out), out_hw, DIRECT_ITEMS_PER_THREAD),
+                               vectors, _direct_alone(ctx))
+        else:
+            _run_direct(ctx, bands, compute_direct)
     else:
         run_in_parallel(bands, compute, claimed=True)
 
@@ -610,9 +639,7 @@ def _conv2d(input, filters, strides, padding, data_format, dilations, groups, bi
     ctx = _forward_context(x, w, strides, padding, dilations, groups, data_format, pad_in_blocks)
     bias = None if bias is None else bias.astype(ctx["dtype"], copy=False)
     out = np.empty((x.shape[0],) + tuple(ctx["out_hw"]) + (w.shape[3],), dtype=ctx["dtype"])
-    finishes = bias is not None or activation == "relu"         # else the epilogue leaves the output as it is
-    convolve(ctx, lambda rows: bias_activation_forward(rows, bias, activation), out,
-             in_tiles=(bias, activation) if finishes else None)
+    convolve(ctx, lambda rows: bias_activation_forward(rows, bias, activation), out, in_tiles=(bias, activation))
     return from_nhwc(out, data_format), ctx
 
 

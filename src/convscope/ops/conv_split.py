@@ -25,15 +25,14 @@ import numpy as np
 from . import compiled, conv, dense_tiles, direct, direct_wide, winograd
 from .conv import COLUMN_BUDGET_BYTES, _columns, padded_input
 from .epilogue import _epilogue_kernel
-from .parallel import balanced_ranges, run_claimed, run_in_parallel, worker_count
+from .parallel import balanced_ranges, run_in_parallel, worker_count
 
 MIN_ROWS = 128          # product rows (pixels or tiles) per task below which a product runs far under BLAS' peak
 CHANNEL_STEP = 32       # output channels per thread in a channel split: a multiple of the SIMD widths
 WINOGRAD_BUDGET_BYTES = 4 * 2 ** 20   # a band's transformed input and products (16 planes each)
 WINOGRAD_MIN_TILES = 128             # tiles per band (each of its 16 products has this many rows), and in all
 WINOGRAD_MIN_IMAGES = 1               # bands of tiles need no batch (`winograd.MIN_IMAGES` is for image blocks)
-DIRECT_ITEMS_PER_THREAD = 8           # a direct convolution's items per thread, at least where rows allow: fewer
-                                      # images than this are claimed in bands of rows (a faster core takes more)
+DIRECT_ITEMS_PER_THREAD = conv.DIRECT_ITEMS_PER_THREAD   # (inference's, as training's `conv.convolve`)
 
 
 Task = Tuple[slice, slice, slice]       # (images, rows or tile rows, output channels)
@@ -164,17 +163,11 @@ def direct_forward(ctx, epilogue: tuple, out: np.ndarray) -> None:
     images, or, where the images are fewer than `DIRECT_ITEMS_PER_THREAD` per thread, bands of output rows; where
     the context pads in blocks, the rows an item's windows read padded into a scratch block; each band of rows
     finished in L1."""
-    images, oh, ow = out.shape[:3]
-    height = 2 if ow < direct.PIXELS else 1
-    bands = max(1, min(oh // height, -(-DIRECT_ITEMS_PER_THREAD * worker_count() // images)))
-    x, pads = (ctx["x"], ctx["pads"]) if ctx["x_pad"] is None else (ctx["x_pad"], None)
-    x = np.ascontiguousarray(x)
     prepared = direct.prepare(ctx["filters"], ctx["padded_shape"], ctx["dilations"], ctx.get("kept_filters"))
     finish, cap = epilogue[0], epilogue[7]
     vectors = direct.finish_vectors(prepared, *epilogue[1:]) if finish or cap != np.inf else None
-    reach = (ctx["kernel_hw"][0] - 1) * ctx["dilations"][0] + 1
-    run_claimed(images * bands, lambda counter: direct.conv_claimed_block(
-        x, pads, prepared, ctx["strides"], reach, out, counter, bands, finish=vectors), alone=bool(_alone(ctx, out)))
+    conv.run_direct_claimed(ctx, out, prepared, conv.direct_bands(len(out), out.shape[1:3], DIRECT_ITEMS_PER_THREAD),
+                            vectors, bool(_alone(ctx, out)))
 
 
 def _alone(ctx, out: np.ndarray) -> int:
