@@ -31,14 +31,14 @@ def _torch_conv(x, filters, bias, strides, dilations, pads):
 
 
 def _spy_direct_blocks(monkeypatch) -> list:
-    """Calls of the direct kernel's forward blocks recorded as (images of the output, whether finished in the
-    tiles): `conv_block`'s, and `conv_claimed_block`'s (each thread's claiming call)."""
+    """Calls of the direct kernel's forward blocks recorded as (kernel, bands, whether finished in the tiles):
+    `conv_block`'s ("block", bands None), and `conv_claimed_block`'s ("claimed", each thread's claiming call)."""
     calls = []
     block, claimed = direct.conv_block, direct.conv_claimed_block
     monkeypatch.setattr(direct, "conv_block", lambda *a, finish=None, **k: calls.append(
-        (a[5].shape[0], finish is not None)) or block(*a, finish=finish, **k))
+        ("block", None, finish is not None)) or block(*a, finish=finish, **k))
     monkeypatch.setattr(direct, "conv_claimed_block", lambda *a, finish=None, **k: calls.append(
-        (a[5].shape[0], finish is not None)) or claimed(*a, finish=finish, **k))
+        ("claimed", a[7], finish is not None)) or claimed(*a, finish=finish, **k))
     return calls
 
 
@@ -77,7 +77,8 @@ def test_direct_matches_torch(case, monkeypatch):
     uses_direct = out_hw[1] >= direct.PIXELS or (out_hw[1] >= direct.PIXELS // 2 and out_hw[0] >= 2
                                                  and out_channels <= direct.NARROW_MAX_OUT_CHANNELS)
     assert ctx["direct"] is uses_direct
-    assert bool(calls) is uses_direct and all(images == shape[0] for images, _ in calls)   # every image's output
+    assert [kernel for kernel, _, _ in calls[:1]] == (["claimed"] if uses_direct else [])   # items claimed
+    assert all(kernel == "claimed" for kernel, _, _ in calls)
     pads = (((0, 0), (0, 0)) if padding == "VALID"
             else _same_pads(shape, kernel, strides, dilations))
     assert_matches(y, _torch_conv(x, filters, bias, strides, dilations, pads), "float32")
@@ -87,15 +88,19 @@ def test_direct_matches_torch(case, monkeypatch):
     assert_matches(y, reference.astype(np.float32), "float32")
 
 
-def test_bands_of_rows_of_a_large_image():
-    """An image whose output exceeds the block budget is convolved in bands of rows."""
+@pytest.mark.parametrize("images", [2, 20])
+def test_bands_of_rows_of_a_large_image(images, monkeypatch):
+    """An image whose output exceeds the block budget is convolved in bands of rows claimed by the threads (at
+    batch 20 too, where the images alone would give every thread its items: `conv.direct_bands`)."""
+    calls = _spy_direct_blocks(monkeypatch)
     rng = np.random.default_rng(3)
-    x = rng.standard_normal((2, 150, 150, 3)).astype("float32")
+    x = rng.standard_normal((images, 150, 150, 3)).astype("float32")
     filters = (rng.standard_normal((5, 5, 3, 16)) / 5).astype("float32")
     with compiled.use_compiled(True):
         y, ctx = ops.conv2d_forward(x, filters, 1, "VALID")
     assert ctx["direct"] and not conv.whole_image_blocks(ctx)
-    assert len(conv._row_bands(ctx, True)) > 2
+    budget_bands = -(-ctx["image_output_bytes"] // direct.OUTPUT_BUDGET_BYTES)
+    assert calls and all(kernel == "claimed" and bands >= budget_bands > 1 for kernel, bands, _ in calls)
     assert_matches(y, _torch_conv(x, filters, np.zeros(16, np.float32), (1, 1), (1, 1), ((0, 0), (0, 0))),
                    "float32")
 
@@ -133,10 +138,10 @@ def test_a_training_forward_finishes_its_bias_and_relu_in_the_tiles(shape, kerne
     calls = _spy_direct_blocks(monkeypatch)
     with compiled.use_compiled(True):
         y, ctx = ops.conv2d_forward(x, filters, 1, padding, bias=b, activation=activation)
-        assert ctx["direct"] and calls and all(finish for _, finish in calls)
+        assert ctx["direct"] and calls and all(kernel == "claimed" and finish for kernel, _, finish in calls)
         calls.clear()
         sums, _ = ops.conv2d_forward(x, filters, 1, padding)                # nothing to finish: the sums alone
-        assert calls and not any(finish for _, finish in calls)
+        assert calls and not any(finish for _, _, finish in calls)
         expected = ops.bias_activation_forward(sums, b, activation)          # the pass the tiles replace
     np.testing.assert_array_equal(y, expected)
     pads = ((tf_same_split(shape[1], kernel, 1), tf_same_split(shape[2], kernel, 1)) if padding == "SAME"
@@ -152,7 +157,7 @@ def test_a_training_forward_without_bias_or_relu_is_not_finished(monkeypatch):
     x, filters = rng.standard_normal((1, 9, 9, 2)).astype(np.float32), np.ones((3, 3, 2, 16), np.float32)
     with compiled.use_compiled(True):
         y, ctx = ops.conv2d_forward(x, filters, 1, "VALID")
-    assert ctx["direct"] and calls and not any(finish for _, finish in calls)
+    assert ctx["direct"] and calls and not any(finish for _, _, finish in calls)
     assert_matches(y, _torch_conv(x, filters, np.zeros(16, np.float32), (1, 1), (1, 1), ((0, 0), (0, 0))), "float32")
 
 

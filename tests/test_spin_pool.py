@@ -201,6 +201,25 @@ def test_a_job_behind_a_gate_that_never_opens_still_runs_and_one_that_opens_runs
 
 
 @pytest.mark.skipif(not compiled.available(), reason="numba is not installed")
+def test_a_thread_that_saw_a_job_spins_its_grace_where_no_gate_is_watched_and_not_behind_an_open_gate():
+    """`_spin_gated` once the posted count changed: with no gate watched (-1) it spins `grace_rounds` more (a
+    pause each: 20 ms of rounds take far longer than none); watching an open gate it returns at once, its grace
+    unused; and it returns False without a post."""
+    posted, gates = np.ones(1, np.int64), np.zeros((2, 8), np.int64)
+    gates[1, 0] = 1                                          # gate 1 open: its caller's kernel has claimed
+    rounds = spin_pool._rounds(20000.0)
+
+    def seconds(watch, grace):
+        start = time.perf_counter()
+        assert spin_pool._spin_gated(posted, 0, 10, np.full(1, watch, np.int64), gates, 0, grace)
+        return time.perf_counter() - start
+
+    seconds(-1, 0)                                           # compiled (or loaded) before it is timed
+    assert seconds(-1, rounds) > 0.002 > seconds(-1, 0) and seconds(1, rounds) < 0.002
+    assert not spin_pool._spin_gated(np.zeros(1, np.int64), 0, 10, np.full(1, -1, np.int64), gates, 0, rounds)
+
+
+@pytest.mark.skipif(not compiled.available(), reason="numba is not installed")
 def test_run_claimed_shares_its_items_through_a_gated_counter_and_gives_the_gate_back(monkeypatch):
     """Every item claimed once, by this thread and a pool thread; the gate's counter is the pool's memory and
     is free again after the call."""

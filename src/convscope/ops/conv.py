@@ -27,7 +27,7 @@ blocks and for the input gradient's transposed convolution alike.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterator, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -158,20 +158,14 @@ def padded_shape(shape, pads) -> Tuple[int, int, int, int]:
     return (shape[0], shape[1] + top + bottom, shape[2] + left + right, shape[3])
 
 
-def _fill_padded(block: np.ndarray, x_block: np.ndarray, pads, value=0.0, first_row: int = 0) -> None:
+def _fill_padded(block: np.ndarray, x_block: np.ndarray, pads, value=0.0) -> None:
     """block (padded images) = x_block with `pads` cells of `value` around each image (compiled: each row
-    written once; NumPy's assignment of the interior copies a pixel's channels at a time); with
-    `first_row`, the padded images' rows from that one on, as many as `block` has."""
+    written once; NumPy's assignment of the interior copies a pixel's channels at a time)."""
     (top, bottom), (left, right) = pads
     if compiled.active() and block.dtype in (np.float32, np.float64) and x_block.dtype == block.dtype:
         flat = (block.flags.c_contiguous and x_block.flags.c_contiguous
                 and x_block.shape[3] <= FLAT_FILL_MAX_CHANNELS)
-        (fill_rows if flat else fill_pixels)(block, x_block, top - first_row, left, block.dtype.type(value))
-        return
-    if first_row or block.shape[1] != x_block.shape[1] + top + bottom:
-        whole = np.empty(padded_shape(x_block.shape, pads), dtype=block.dtype)
-        _fill_padded(whole, x_block, pads, value)
-        block[...] = whole[:, first_row:first_row + block.shape[1]]
+        (fill_rows if flat else fill_pixels)(block, x_block, top, left, block.dtype.type(value))
         return
     h, w = x_block.shape[1:3]
     block[:, :top] = value
@@ -385,25 +379,29 @@ def whole_image_blocks(ctx, direct_blocks: Optional[bool] = None) -> bool:
     return image_bytes <= budget
 
 
-def direct_bands(images: int, out_hw, items_per_thread: int) -> int:
+def direct_bands(ctx, items_per_thread: int) -> int:
     """Bands of output rows per image for `run_direct_claimed`: 1, or as many as give `items_per_thread` items per
-    thread where the images are fewer (each band a tile high at least: 2 rows where the output is narrower than the
-    tiles' `direct.PIXELS`)."""
-    height = 2 if out_hw[1] < direct.PIXELS else 1
-    return max(1, min(out_hw[0] // height, -(-items_per_thread * worker_count() // images)))
+    thread where the images are fewer, or keep a band's output within `direct.OUTPUT_BUDGET_BYTES` (a band's
+    padded rows stay in cache); each a tile high at least (2 rows where the output is narrower than the tiles'
+    `direct.PIXELS`)."""
+    images, (oh, ow) = ctx["input_shape"][0], ctx["out_hw"]
+    height = 2 if ow < direct.PIXELS else 1
+    wanted = max(-(-items_per_thread * worker_count() // images),
+                 -(-ctx["image_output_bytes"] // direct.OUTPUT_BUDGET_BYTES))
+    return max(1, min(oh // height, wanted))
 
 
-def run_direct_claimed(ctx, out: np.ndarray, prepared, bands: int, finish: Optional[tuple], alone: bool) -> None:
+def run_direct_claimed(ctx, out: np.ndarray, prepared, bands: int, finish: Optional[tuple]) -> None:
     """`out` = the direct convolution of the context's input (`prepared`: `direct.prepare`'s), its items (band
     i % `bands` of image i // `bands`) claimed by the threads in compiled code (`direct.conv_claimed_block`, no
-    Python per item): the padded input where the context holds one, else the rows an item's windows read padded
-    into a scratch block of the call's; `finish`: `direct.finish_vectors`' (None: the sums as they are);
-    `alone`: all on the calling thread."""
+    Python per item; all on the calling thread under `direct.SMALL_WORK`, `_direct_alone`): the padded input where
+    the context holds one, else the rows an item's windows read padded into a scratch block of the call's;
+    `finish`: `direct.finish_vectors`' (None: the sums as they are)."""
     x, pads = (ctx["x"], ctx["pads"]) if ctx["x_pad"] is None else (ctx["x_pad"], None)
     x = np.ascontiguousarray(x)
     reach = (ctx["kernel_hw"][0] - 1) * ctx["dilations"][0] + 1
     run_claimed(len(out) * bands, lambda counter: direct.conv_claimed_block(
-        x, pads, prepared, ctx["strides"], reach, out, counter, bands, finish=finish), alone=alone)
+        x, pads, prepared, ctx["strides"], reach, out, counter, bands, finish=finish), alone=_direct_alone(ctx))
 
 
 def _run_direct(ctx, bands: list, compute: Callable[[list], Any]) -> None:
@@ -418,29 +416,6 @@ def _direct_alone(ctx) -> bool:
     n, (oh, ow) = ctx["input_shape"][0], ctx["out_hw"]
     kh, kw, in_per_group, out_channels = ctx["filters"].shape
     return n * oh * ow * kh * kw * in_per_group * out_channels < direct.SMALL_WORK
-
-
-def _padded_images(ctx, chunk: list) -> Iterator[Tuple[np.ndarray, int, int]]:
-    """(array, index of the band's first image in it, its row where the band's first windows start) for
-    each (images, rows) band of `chunk`, in turn: the padded input, or, where the context pads in blocks,
-    one scratch block of this thread's, filled with the band's padded images (of a band of rows, only the
-    rows its windows read) when the band before is done with it."""
-    step = ctx["strides"][0]
-    if ctx["x_pad"] is not None:
-        yield from ((ctx["x_pad"], images.start, rows.start * step) for images, rows in chunk)
-        return
-    shape, reach = ctx["padded_shape"], (ctx["kernel_hw"][0] - 1) * ctx["dilations"][0] + 1
-    whole = [rows.stop - rows.start == ctx["out_hw"][0] for _, rows in chunk]
-    heights = [shape[1] if full else (rows.stop - rows.start - 1) * step + reach
-               for full, (_, rows) in zip(whole, chunk)]
-    scratch = np.empty(max((images.stop - images.start) * height for (images, _), height in zip(chunk, heights))
-                       * shape[2] * shape[3], dtype=ctx["dtype"])
-    for full, height, (images, rows) in zip(whole, heights, chunk):
-        block = scratch[:(images.stop - images.start) * height * shape[2] * shape[3]].reshape(
-            (images.stop - images.start, height) + shape[2:])
-        first_row = 0 if full else rows.start * step
-        _fill_padded(block, ctx["x"][images], ctx["pads"], first_row=first_row)
-        yield block, 0, 0
 
 
 def convolve(ctx, epilogue: Callable[[np.ndarray], Any], out: Optional[np.ndarray] = None,
@@ -490,11 +465,11 @@ def convolve(ctx, epilogue: Callable[[np.ndarray], Any], out: Optional[np.ndarra
             if finish is not None:
                 finish(images, target)
 
-    def compute_direct(chunk):
-        for (images, rows, target), (padded, first, top) in zip(targets(chunk), _padded_images(ctx, chunk)):
-            direct.conv_block(padded, first, top, prepared, strides, target, finish=vectors)
-            if vectors is None:
-                epilogue(target.reshape(-1, out_channels))
+    def compute_direct(chunk):               # (the epilogue not in the tiles, or a `finish`)
+        padded = padded_input(ctx)
+        for images, rows, target in targets(chunk):
+            direct.conv_block(padded, images.start, rows.start * strides[0], prepared, strides, target)
+            epilogue(target.reshape(-1, out_channels))
             if finish is not None:
                 finish(images, target)
 
@@ -518,8 +493,7 @@ def convolve(ctx, epilogue: Callable[[np.ndarray], Any], out: Optional[np.ndarra
         vectors = direct.finish_vectors(prepared, in_tiles[0], in_tiles[1] == "relu", None, None, False,
                                         False) if finishes else None
         if finish is None and in_tiles is not None:     # the whole epilogue in the tiles: no Python per item
-            run_direct_claimed(ctx, out, prepared, direct_bands(len(out), out_hw, DIRECT_ITEMS_PER_THREAD),
-                               vectors, _direct_alone(ctx))
+            run_direct_claimed(ctx, out, prepared, direct_bands(ctx, DIRECT_ITEMS_PER_THREAD), vectors)
         else:
             _run_direct(ctx, bands, compute_direct)
     else:

@@ -145,7 +145,7 @@ def winograd_forward(ctx, epilogue: tuple, out: np.ndarray) -> None:
     tiled = winograd.tile_input(padded_input(ctx), ctx["out_hw"])
     u = winograd.transform_filters(w)
     tasks = plan(len(out), tiles_h, tiles_w, tiles_w * 16 * (channels + out_channels) * w.itemsize,
-                 WINOGRAD_BUDGET_BYTES, out_channels, min_rows=WINOGRAD_MIN_TILES, workers=_alone(ctx, out))
+                 WINOGRAD_BUDGET_BYTES, out_channels, min_rows=WINOGRAD_MIN_TILES, workers=_alone(ctx))
     parts = {(part.start, part.stop): _channel_part(u, epilogue[:7], part) for _, _, part in tasks}
 
     def work(chunk):
@@ -166,21 +166,19 @@ def direct_forward(ctx, epilogue: tuple, out: np.ndarray) -> None:
     prepared = direct.prepare(ctx["filters"], ctx["padded_shape"], ctx["dilations"], ctx.get("kept_filters"))
     finish, cap = epilogue[0], epilogue[7]
     vectors = direct.finish_vectors(prepared, *epilogue[1:]) if finish or cap != np.inf else None
-    conv.run_direct_claimed(ctx, out, prepared, conv.direct_bands(len(out), out.shape[1:3], DIRECT_ITEMS_PER_THREAD),
-                            vectors, bool(_alone(ctx, out)))
+    conv.run_direct_claimed(ctx, out, prepared, conv.direct_bands(ctx, DIRECT_ITEMS_PER_THREAD), vectors)
 
 
-def _alone(ctx, out: np.ndarray) -> int:
-    """1 where the convolution is under `direct.SMALL_WORK` multiply-adds: it runs on the calling thread (a
-    hand-over to a pool thread costs more than it saves) in tasks planned for one thread (one long band,
-    not one per idle thread: BLAS runs a product of few rows far under its peak); else 0."""
-    kh, kw, channels, _ = ctx["filters"].shape
-    return int(out.size * kh * kw * channels < direct.SMALL_WORK)
+def _alone(ctx) -> int:
+    """1 where the convolution is under `direct.SMALL_WORK` multiply-adds (`conv._direct_alone`): it runs on the
+    calling thread (a hand-over to a pool thread costs more than it saves) in tasks planned for one thread (one long
+    band, not one per idle thread: BLAS runs a product of few rows far under its peak); else 0."""
+    return int(conv._direct_alone(ctx))
 
 
 def _run(tasks: List[Task], work, out: np.ndarray, ctx, calls_blas: bool = True) -> None:
     """`work` on the tasks shared among the threads, or all on the calling thread (`_alone`)."""
-    run_in_parallel(tasks, work, calls_blas=calls_blas, alone=bool(_alone(ctx, out)), claimed=True)
+    run_in_parallel(tasks, work, calls_blas=calls_blas, alone=bool(_alone(ctx)), claimed=True)
 
 
 def gemm_forward(ctx, epilogue: tuple, out: np.ndarray) -> None:
@@ -190,7 +188,7 @@ def gemm_forward(ctx, epilogue: tuple, out: np.ndarray) -> None:
     kh, kw, channels, out_channels = w.shape
     x_pad, matrix = padded_input(ctx), w.reshape(-1, out_channels)
     row_bytes = ow * kh * kw * channels * w.itemsize
-    tasks = plan(len(out), oh, ow, row_bytes, COLUMN_BUDGET_BYTES, out_channels, workers=_alone(ctx, out))
+    tasks = plan(len(out), oh, ow, row_bytes, COLUMN_BUDGET_BYTES, out_channels, workers=_alone(ctx))
 
     def work(chunk):
         buffer = np.empty(max((t[0].stop - t[0].start) * (t[1].stop - t[1].start) for t in chunk) * row_bytes

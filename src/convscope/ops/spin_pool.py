@@ -9,9 +9,9 @@ MobileNetV2 and ResNet50 at batch 1 ran slower and less steadily (measurements: 
 for a job, first watch a counter for up to `SPIN_US` without the GIL (a compiled loop with an atomic
 load and the CPU's pause hint), as OpenMP's and ONNX Runtime's pools do, and only then sleep.  The
 pool thread marks a job done after it has let the GIL go, so that the caller it wakes finds the GIL
-free (a pool thread taking a job still waits for the GIL while its caller runs Python).  A spin
-costs at most `SPIN_US` of one core after each op.  Without numba nothing spins: the pool is a
-plain queue of jobs.
+free (a pool thread taking a job still waits for the GIL while its caller runs Python: `SpinningPool`'s
+gates and grace).  A spin costs at most `SPIN_US` of one core after each op (and `GATE_US` or `GRACE_US`
+before a job).  Without numba nothing spins: the pool is a plain queue of jobs.
 """
 
 from __future__ import annotations
@@ -182,11 +182,11 @@ class SpinningPool:
     its own compiled kernel starts; a thread that asks for the GIL meanwhile sleeps, and is slow to wake.  A
     caller whose work claims items from a counter takes the counter from the pool (`gate`, `counter`) and
     posts its job with it: the pool thread first spins without the GIL until the caller's kernel has claimed
-    an item (the GIL is free then), for at most `GATE_US`.  A job posted without a gate (`run_in_parallel`'s: its
-    caller's Python runs until some kernel it calls lets the GIL go, a few microseconds at most ops) waits
-    `GRACE_US` so before the pool thread asks for the GIL: where the caller's kernel started meanwhile, the thread
-    takes the GIL without sleeping; where not, it sleeps as it would have (ResNet-20's training step, whose
-    batch norms' passes are such jobs, ran faster: benchmarks/README.md, 'Measurements behind the code's choices').
+    an item (the GIL is free then), for at most `GATE_US`.  For a job posted without a gate (`run_in_parallel`'s:
+    its caller's Python runs until some kernel it calls lets the GIL go) the pool thread spins `GRACE_US` before
+    it asks for the GIL: where the caller's kernel started meanwhile, the thread takes the GIL without sleeping;
+    where not, it sleeps as it would have (ResNet-20's training step, whose batch norms' passes are such jobs, ran
+    faster: benchmarks/README.md, 'Measurements behind the code's choices').
 
     A gate also counts its jobs that ended, each once its thread has let the GIL go: the caller's last claim
     (`claims.claim` on `counter(gate, caller=True)`) waits for them in compiled code, for at most the spin's
