@@ -158,13 +158,13 @@ def _claimed_calls(monkeypatch):
 @pytest.mark.parametrize("shape,most", [      # most: the bands a tile high
     ((1, 56, 40, 8), 56),                  # one image: bands of one row at the fewest
     ((3, 6, 5, 8), 3),                     # 5 wide: tiles of 2 rows, bands of at least 2 rows
-    ((2, 20, 12, 3), 20),                  # `DIRECT_ITEMS_PER_THREAD` items per thread
+    ((2, 20, 12, 3), 20),                  # `conv.DIRECT_ITEMS_PER_THREAD` items per thread
     ((70, 9, 9, 3), 9),                    # images enough: whole ones
 ])
 @pytest.mark.parametrize("workers", [1, 2, 3])
 def test_a_direct_convolution_claims_images_or_bands_of_rows_on_every_thread(shape, most, workers, monkeypatch):
     """The direct path's threads claim whole images, or bands of output rows where the images are fewer than
-    `DIRECT_ITEMS_PER_THREAD` per thread (as many bands as that takes, each a tile high at least), every thread
+    `conv.DIRECT_ITEMS_PER_THREAD` per thread (as many bands as that takes, each a tile high at least), every thread
     making the claiming call, and the result is the reference's."""
     monkeypatch.setattr(direct, "SMALL_WORK", 0)
     monkeypatch.setattr(conv_split, "worker_count", lambda: workers)
@@ -180,7 +180,7 @@ def test_a_direct_convolution_claims_images_or_bands_of_rows_on_every_thread(sha
     with compiled.use_compiled(False):
         reference = ops.conv2d_inference(x.astype(np.float64), filters.astype(np.float64), 1, "SAME",
                                          bias=bias.astype(np.float64), activation="relu")
-    expected = min(most, -(-conv_split.DIRECT_ITEMS_PER_THREAD * workers // shape[0]))
+    expected = min(most, -(-conv.DIRECT_ITEMS_PER_THREAD * workers // shape[0]))
     assert calls == ["direct"] and runs == [(shape[0] * expected, False)]
     assert [b for _, b in blocks] == [expected] * workers                 # one claiming call per thread
     assert (len({t for t, _ in blocks}) > 1) == (workers > 1)
@@ -403,7 +403,7 @@ def test_the_direct_convolution_finishes_tall_outputs_band_by_band(shape, out_ch
     """Outputs taller than one band (`direct.FINISH_BAND_BYTES`): every row finished once its band is summed,
     the last band overlapping the one before where the rows do not divide: the bits of the output stored then
     finished in two passes."""
-    monkeypatch.setattr(conv_split, "DIRECT_ITEMS_PER_THREAD", 1)          # whole images claimed: all their bands
+    monkeypatch.setattr(conv, "DIRECT_ITEMS_PER_THREAD", 1)          # whole images claimed: all their bands
     rng = np.random.default_rng(out_channels)
     x = rng.standard_normal(shape).astype(np.float32)
     filters = rng.standard_normal((3, 3, shape[3], out_channels)).astype(np.float32)
@@ -448,7 +448,7 @@ def test_a_band_of_rows_pads_only_the_rows_its_windows_read(step, dilation, work
     assert calls == ["direct"]
     np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-5)
     geometry = conv.forward_geometry(x, filters, (step, step), "SAME", (dilation, dilation), 1, "NHWC")
-    bands = conv_split.DIRECT_ITEMS_PER_THREAD * workers // 2             # 8 or 16 bands of each image
+    bands = conv.DIRECT_ITEMS_PER_THREAD * workers // 2             # 8 or 16 bands of each image
     longest = -(-geometry["out_hw"][0] // bands)
     assert heights == [(longest - 1) * step + 2 * dilation + 1] * workers
     assert heights[0] < geometry["padded_shape"][1] // 2

@@ -379,14 +379,14 @@ def whole_image_blocks(ctx, direct_blocks: Optional[bool] = None) -> bool:
     return image_bytes <= budget
 
 
-def direct_bands(ctx, items_per_thread: int) -> int:
-    """Bands of output rows per image for `run_direct_claimed`: 1, or as many as give `items_per_thread` items per
-    thread where the images are fewer, or keep a band's output within `direct.OUTPUT_BUDGET_BYTES` (a band's
+def direct_bands(ctx) -> int:
+    """Bands of output rows per image for `run_direct_claimed`: 1, or as many as give `DIRECT_ITEMS_PER_THREAD` items
+    per thread where the images are fewer, or keep a band's output within `direct.OUTPUT_BUDGET_BYTES` (a band's
     padded rows stay in cache); each a tile high at least (2 rows where the output is narrower than the tiles'
     `direct.PIXELS`)."""
     images, (oh, ow) = ctx["input_shape"][0], ctx["out_hw"]
     height = 2 if ow < direct.PIXELS else 1
-    wanted = max(-(-items_per_thread * worker_count() // images),
+    wanted = max(-(-DIRECT_ITEMS_PER_THREAD * worker_count() // images),
                  -(-ctx["image_output_bytes"] // direct.OUTPUT_BUDGET_BYTES))
     return max(1, min(oh // height, wanted))
 
@@ -493,7 +493,7 @@ def convolve(ctx, epilogue: Callable[[np.ndarray], Any], out: Optional[np.ndarra
         vectors = direct.finish_vectors(prepared, in_tiles[0], in_tiles[1] == "relu", None, None, False,
                                         False) if finishes else None
         if finish is None and in_tiles is not None:     # the whole epilogue in the tiles: no Python per item
-            run_direct_claimed(ctx, out, prepared, direct_bands(ctx, DIRECT_ITEMS_PER_THREAD), vectors)
+            run_direct_claimed(ctx, out, prepared, direct_bands(ctx), vectors)
         else:
             _run_direct(ctx, bands, compute_direct)
     else:

@@ -32,7 +32,6 @@ CHANNEL_STEP = 32       # output channels per thread in a channel split: a multi
 WINOGRAD_BUDGET_BYTES = 4 * 2 ** 20   # a band's transformed input and products (16 planes each)
 WINOGRAD_MIN_TILES = 128             # tiles per band (each of its 16 products has this many rows), and in all
 WINOGRAD_MIN_IMAGES = 1               # bands of tiles need no batch (`winograd.MIN_IMAGES` is for image blocks)
-DIRECT_ITEMS_PER_THREAD = conv.DIRECT_ITEMS_PER_THREAD   # (inference's, as training's `conv.convolve`)
 
 
 Task = Tuple[slice, slice, slice]       # (images, rows or tile rows, output channels)
@@ -160,13 +159,13 @@ def winograd_forward(ctx, epilogue: tuple, out: np.ndarray) -> None:
 
 def direct_forward(ctx, epilogue: tuple, out: np.ndarray) -> None:
     """`out` = the finished convolution, the direct kernel on items claimed in compiled code (`claims.py`): whole
-    images, or, where the images are fewer than `DIRECT_ITEMS_PER_THREAD` per thread, bands of output rows; where
+    images, or, where the images are fewer than `conv.DIRECT_ITEMS_PER_THREAD` per thread, bands of output rows; where
     the context pads in blocks, the rows an item's windows read padded into a scratch block; each band of rows
     finished in L1."""
     prepared = direct.prepare(ctx["filters"], ctx["padded_shape"], ctx["dilations"], ctx.get("kept_filters"))
     finish, cap = epilogue[0], epilogue[7]
     vectors = direct.finish_vectors(prepared, *epilogue[1:]) if finish or cap != np.inf else None
-    conv.run_direct_claimed(ctx, out, prepared, conv.direct_bands(ctx, DIRECT_ITEMS_PER_THREAD), vectors)
+    conv.run_direct_claimed(ctx, out, prepared, conv.direct_bands(ctx), vectors)
 
 
 def _alone(ctx) -> int:
