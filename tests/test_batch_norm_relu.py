@@ -122,6 +122,40 @@ def test_the_masked_kernels_compute_in_the_arrays_dtype(dtype, max_value, residu
 
 
 @pytest.mark.parametrize("residual", [False, True])
+def test_the_blocks_claimed_by_any_number_of_threads_give_the_same_bits(residual, monkeypatch):
+    """The kernels' rows go in blocks of `CLAIM_BYTES` that the threads claim (`run_claimed`), each block's sums
+    its own: on 1, 2 or 3 threads the batch statistics and all the gradients have the same bits (float64: the
+    per-thread partial sums of fixed halves gave other bits on other thread counts), and the reference's numbers."""
+    if not compiled.available():
+        pytest.skip("the compiled path needs numba")
+    from convscope.ops import parallel
+    x, gamma, beta, res, grad = _arrays((16, 9, 9, 8), 3, (True, True), residual, np.float64, 5)
+    x += 1e3                                                     # a large mean: the shifted sums' case
+    monkeypatch.setattr(bn, "CLAIM_BYTES", 4096)                 # 20 blocks of 8 rows of 64 values
+    monkeypatch.setattr(bn, "BLOCK_BYTES", 0)                    # never alone
+    counts, run = [], parallel.run_claimed
+    monkeypatch.setattr(bn, "run_claimed", lambda count, work, alone: counts.append((count, alone))
+                        or run(count, work, alone=alone))
+    results = []
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(parallel, "worker_count", lambda: threads)
+        y, ctx, mean, var = ba.batch_norm_relu_train(x, gamma, beta, 3, 1e-3, res)
+        results.append((y, mean, var) + tuple(value for value in ba.batch_norm_relu_backward(grad, ctx)
+                                              if value is not None))
+    assert set(counts) == {(20, False)} and len(counts) == 3 * 4
+    for other in results[1:]:
+        for ours, first in zip(other, results[0]):
+            np.testing.assert_array_equal(ours, first)
+    with compiled.use_compiled(False):                           # the NumPy reference
+        y_ref, ctx_ref, mean_ref, var_ref = ba.batch_norm_relu_reference(x, gamma, beta, 3, 1e-3, res)
+        expected = (y_ref, mean_ref, var_ref) + tuple(value for value in ba.batch_norm_relu_backward_reference(
+            grad, ctx_ref) if value is not None)
+    assert ctx_ref["path"] == "reference" and ctx_ref["norm"].get("centered") is not None
+    for ours, reference in zip(results[0], expected):
+        np.testing.assert_allclose(ours, reference, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("residual", [False, True])
 def test_the_context_keeps_y_only_where_the_backward_reads_it(residual):
     """Without a residual the compiled backward recomputes the ReLU's mask from x: the context holds no
     copy or reference of y (a training step would keep every such output alive until its backward)."""

@@ -29,6 +29,9 @@ from . import compiled, normalization as bn
 from .activations import get_activation
 from .padding import check_numeric_array
 
+if compiled.available():
+    from .claims import claim_rows
+
 
 __all__ = ["batch_norm_relu_train", "batch_norm_relu_backward", "batch_norm_relu_reference",
            "batch_norm_relu_backward_reference"]
@@ -53,58 +56,82 @@ def _gate(y, cap, capped, zero, one):
 
 
 @compiled.kernel
-def _affine_relu(x, residual, shift, scale, offset, has_residual, cap, capped, out):
+def _affine_relu(x, residual, shift, scale, offset, has_residual, cap, capped, out, counter, bounds):
     """out = relu((x - shift) * scale + offset [+ residual]): `normalization._affine`, the Add and the
     ReLU in their order."""
     zero = out.dtype.type(0)
-    for row in range(x.shape[0]):
-        for column in range(x.shape[1]):
-            value = (x[row, column] - shift[column]) * scale[column] + offset[column]
-            if has_residual:
-                value = value + residual[row, column]
-            out[row, column] = _relu_of(value, cap, capped, zero)
+    while True:
+        block, start, stop = claim_rows(counter, bounds)
+        if block < 0:
+            return
+        for row in range(start, stop):
+            for column in range(x.shape[1]):
+                value = (x[row, column] - shift[column]) * scale[column] + offset[column]
+                if has_residual:
+                    value = value + residual[row, column]
+                out[row, column] = _relu_of(value, cap, capped, zero)
 
 
 @compiled.kernel
-def _masked_sums_written(grad, x, y, out, mean, cap, capped, sums, dots):
+def _masked_sums_written(grad, x, y, out, mean, cap, capped, sums, dots, counter, bounds):
     """`normalization._gradient_sums` of the masked gradient grad * gate (`_gate` of y), written to `out` as
     it is summed (the residual's gradient, which the grad_x pass reads)."""
     zero = grad.dtype.type(0)
     one = grad.dtype.type(1)
-    for row in range(x.shape[0]):
-        for column in range(x.shape[1]):
-            g = grad[row, column] * _gate(y[row, column], cap, capped, zero, one)
-            out[row, column] = g
-            value = np.float64(g)
-            sums[column] += value
-            dots[column] += value * (x[row, column] - mean[column])
+    while True:
+        block, start, stop = claim_rows(counter, bounds)
+        if block < 0:
+            return
+        total, dot = np.zeros(x.shape[1]), np.zeros(x.shape[1])
+        for row in range(start, stop):
+            for column in range(x.shape[1]):
+                g = grad[row, column] * _gate(y[row, column], cap, capped, zero, one)
+                out[row, column] = g
+                value = np.float64(g)
+                total[column] += value
+                dot[column] += value * (x[row, column] - mean[column])
+        sums[block] = total
+        dots[block] = dot
 
 
 @compiled.kernel
-def _masked_gradient_sums(grad, x, mean, scale_f, offset_f, cap, capped, sums, dots):
+def _masked_gradient_sums(grad, x, mean, scale_f, offset_f, cap, capped, sums, dots, counter, bounds):
     """`normalization._gradient_sums` of the masked gradient grad * gate, the gate from x and the forward
     pass's columns (mean, scale_f, offset_f) without a residual."""
     zero = grad.dtype.type(0)
     one = grad.dtype.type(1)
-    for row in range(x.shape[0]):
-        for column in range(x.shape[1]):
-            shifted = x[row, column] - mean[column]
-            gate = _gate(shifted * scale_f[column] + offset_f[column], cap, capped, zero, one)   # from z
-            value = np.float64(grad[row, column] * gate)
-            sums[column] += value
-            dots[column] += value * shifted
+    while True:
+        block, start, stop = claim_rows(counter, bounds)
+        if block < 0:
+            return
+        total, dot = np.zeros(x.shape[1]), np.zeros(x.shape[1])
+        for row in range(start, stop):
+            for column in range(x.shape[1]):
+                shifted = x[row, column] - mean[column]
+                gate = _gate(shifted * scale_f[column] + offset_f[column], cap, capped, zero, one)   # from z
+                value = np.float64(grad[row, column] * gate)
+                total[column] += value
+                dot[column] += value * shifted
+        sums[block] = total
+        dots[block] = dot
 
 
 @compiled.kernel
-def _masked_input_gradient(grad, x, mean, scale, slope, offset, scale_f, offset_f, cap, capped, out):
+def _masked_input_gradient(grad, x, mean, scale, slope, offset, scale_f, offset_f, cap, capped, out, counter,
+                           bounds):
     """`normalization._input_gradient` of the masked gradient grad * gate (`_masked_gradient_sums`' gate)."""
     zero = grad.dtype.type(0)
     one = out.dtype.type(1)
-    for row in range(x.shape[0]):
-        for column in range(x.shape[1]):
-            shifted = x[row, column] - mean[column]
-            gate = _gate(shifted * scale_f[column] + offset_f[column], cap, capped, zero, one)
-            out[row, column] = grad[row, column] * gate * scale[column] - shifted * slope[column] - offset[column]
+    while True:
+        block, start, stop = claim_rows(counter, bounds)
+        if block < 0:
+            return
+        for row in range(start, stop):
+            for column in range(x.shape[1]):
+                shifted = x[row, column] - mean[column]
+                gate = _gate(shifted * scale_f[column] + offset_f[column], cap, capped, zero, one)
+                out[row, column] = (grad[row, column] * gate * scale[column] - shifted * slope[column]
+                                    - offset[column])
 
 
 def _relu_activation(max_value):

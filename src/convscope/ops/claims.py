@@ -24,7 +24,7 @@ from numba.extending import intrinsic
 from . import compiled
 from .spin_pool import _add_one, _add_release, _load_acquire, _relax
 
-__all__ = ["claim", "claim_band", "mark_done", "wait_for"]
+__all__ = ["claim", "claim_band", "claim_rows", "mark_done", "wait_for"]
 
 
 @compiled.kernel(inline=True)
@@ -56,6 +56,16 @@ def claim_band(counter, images, bands, rows):
         return -1, 0, 0
     band = item % bands
     return item // bands, band * rows // bands, (band + 1) * rows // bands
+
+
+@compiled.kernel(inline=True)
+def claim_rows(counter, bounds):
+    """`claim` of one of the blocks of rows bounds[k]..bounds[k + 1]: (block, first row, end row), the block -1
+    once none is left."""
+    item = claim(counter, bounds.shape[0] - 1)
+    if item >= bounds.shape[0] - 1:
+        return -1, 0, 0
+    return item, bounds[item], bounds[item + 1]
 
 
 @intrinsic

@@ -14,7 +14,10 @@ the backward pass reads (grad_y, x) once for the two per-channel sums and once
 more to write grad_x.  The kernels accumulate sums in float64, around each
 channel's first value (so the variance loses nothing to cancellation), take
 x - mean in two parts (x - the mean rounded to x's dtype, exact near the mean,
-then the rest per channel), and share the rows among as many threads as BLAS has.
+then the rest per channel).  The rows go in blocks of about `CLAIM_BYTES` that the threads claim in
+compiled code (`parallel.run_claimed`: no pool thread waits for the GIL); each block's sums are its
+own row of partial sums, added in block order after, so the statistics have the same bits on any
+number of threads.
 
 The NumPy path is the reference and the fallback: per-channel sums are `einsum`
 reductions (no temporary product array), and each chain of element-wise steps
@@ -31,11 +34,15 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 
 from . import compiled
-from .parallel import on_slices, run_in_parallel
+from .parallel import run_claimed, run_in_parallel
 from .padding import check_numeric_array
+
+if compiled.available():
+    from .claims import claim_rows
 
 BLOCK_BYTES = 2 ** 20  # NumPy chains run over blocks of the leading axis of about this size; the kernels
                        # leave arrays under this size on the calling thread
+CLAIM_BYTES = 2 ** 18  # the kernels' blocks of rows, claimed by the threads
 MIN_COLUMNS = 64       # the kernels take rows of fewer values (few channels, channels last) several at a time
 
 __all__ = ["batch_norm_train", "batch_norm_infer", "batch_norm_affine", "batch_norm_backward", "batch_norm_infer_backward"]
@@ -95,45 +102,71 @@ def _blocks(x: np.ndarray, axis: int) -> list:
 
 
 # -- compiled kernels on x as C-contiguous rows x columns, with per-column parameters ---------------------
+# Each takes the blocks of rows bounds[k]..bounds[k + 1] it claims from `counter` (`claims.claim_rows`); a sums
+# kernel adds a block up in arrays of its own (not in rows of a shared array, whose lines two threads would
+# write at every row: measurements, benchmarks/README.md, 'Measurements behind the code's choices') and writes
+# them to row k of its (blocks, columns) outputs.
 @compiled.kernel
-def _shifted_sums(x, shift, sums, squares):
-    """Add each column's sum(x - shift) to `sums` and sum((x - shift)**2) to `squares` (float64).
+def _shifted_sums(x, shift, sums, squares, counter, bounds):
+    """Each block's per-column sum(x - shift) into `sums` and sum((x - shift)**2) into `squares` (float64).
 
     `shift` (float64) holds a value of each column's channel: the variance taken from these
     sums keeps the digits that a large mean would cancel.
     """
-    for row in range(x.shape[0]):
-        for column in range(x.shape[1]):
-            value = x[row, column] - shift[column]
-            sums[column] += value
-            squares[column] += value * value
+    while True:
+        block, start, stop = claim_rows(counter, bounds)
+        if block < 0:
+            return
+        total, square = np.zeros(x.shape[1]), np.zeros(x.shape[1])
+        for row in range(start, stop):
+            for column in range(x.shape[1]):
+                value = x[row, column] - shift[column]
+                total[column] += value
+                square[column] += value * value
+        sums[block] = total
+        squares[block] = square
 
 
 @compiled.kernel
-def _affine(x, shift, scale, offset, out):
+def _affine(x, shift, scale, offset, out, counter, bounds):
     """out = (x - shift) * scale + offset, in x's dtype: normalization, inference and its gradient."""
-    for row in range(x.shape[0]):
-        for column in range(x.shape[1]):
-            out[row, column] = (x[row, column] - shift[column]) * scale[column] + offset[column]
+    while True:
+        block, start, stop = claim_rows(counter, bounds)
+        if block < 0:
+            return
+        for row in range(start, stop):
+            for column in range(x.shape[1]):
+                out[row, column] = (x[row, column] - shift[column]) * scale[column] + offset[column]
 
 
 @compiled.kernel
-def _gradient_sums(grad, x, mean, sums, dots):
-    """Add each column's sum(grad) to `sums` and sum(grad * (x - mean)) to `dots` (float64)."""
-    for row in range(x.shape[0]):
-        for column in range(x.shape[1]):
-            value = np.float64(grad[row, column])
-            sums[column] += value
-            dots[column] += value * (x[row, column] - mean[column])
+def _gradient_sums(grad, x, mean, sums, dots, counter, bounds):
+    """Each block's per-column sum(grad) into `sums` and sum(grad * (x - mean)) into `dots` (float64)."""
+    while True:
+        block, start, stop = claim_rows(counter, bounds)
+        if block < 0:
+            return
+        total, dot = np.zeros(x.shape[1]), np.zeros(x.shape[1])
+        for row in range(start, stop):
+            for column in range(x.shape[1]):
+                value = np.float64(grad[row, column])
+                total[column] += value
+                dot[column] += value * (x[row, column] - mean[column])
+        sums[block] = total
+        dots[block] = dot
 
 
 @compiled.kernel
-def _input_gradient(grad, x, mean, scale, slope, offset, out):
+def _input_gradient(grad, x, mean, scale, slope, offset, out, counter, bounds):
     """out = grad * scale - (x - mean) * slope - offset, in x's dtype: the training gradient of x."""
-    for row in range(x.shape[0]):
-        for column in range(x.shape[1]):
-            out[row, column] = (grad[row, column] * scale[column] - (x[row, column] - mean[column]) * slope[column]
-                                - offset[column])
+    while True:
+        block, start, stop = claim_rows(counter, bounds)
+        if block < 0:
+            return
+        for row in range(start, stop):
+            for column in range(x.shape[1]):
+                out[row, column] = (grad[row, column] * scale[column] - (x[row, column] - mean[column])
+                                    * slope[column] - offset[column])
 
 
 def _use_kernels(x: np.ndarray) -> bool:
@@ -164,25 +197,33 @@ def _columns(values: np.ndarray, layout: tuple, dtype) -> np.ndarray:
     return np.tile(np.repeat(np.asarray(values, dtype=dtype).reshape(-1), inner), groups)
 
 
+def _row_blocks(rows: np.ndarray) -> np.ndarray:
+    """The bounds of `rows`' blocks of about `CLAIM_BYTES` (int64, first 0, last the row count): from its shape
+    alone, so the sums have the same bits on any number of threads."""
+    count = len(rows)
+    blocks = max(1, min(count, rows.nbytes // CLAIM_BYTES))
+    return np.array([count * k // blocks for k in range(blocks + 1)], dtype=np.int64)
+
+
+def _claimed(work, rows: np.ndarray, bounds: np.ndarray) -> None:
+    """`work(counter)` on every thread (`run_claimed`); arrays under `BLOCK_BYTES` on the calling thread alone."""
+    run_claimed(len(bounds) - 1, work, alone=rows.nbytes < BLOCK_BYTES)
+
+
 def _column_sums(kernel, arrays: tuple, parameters: tuple, layout: tuple) -> Tuple[np.ndarray, np.ndarray]:
-    """The two float64 sums that `kernel(*arrays, *parameters, sums, other)` adds up per column, per channel.
-
-    `arrays` share rows; each thread sums its slice of them.
-    """
-    def work(rows: slice):
-        sums, other = np.zeros(arrays[0].shape[1]), np.zeros(arrays[0].shape[1])
-        kernel(*(array[rows] for array in arrays), *parameters, sums, other)
-        return sums, other
-
-    parts = on_slices(len(arrays[0]), arrays[0].nbytes, work, BLOCK_BYTES)
-    return tuple(np.sum([part[k] for part in parts], axis=0).reshape(layout).sum(axis=(0, 2)) for k in (0, 1))
+    """The two float64 sums that `kernel(*arrays, *parameters, sums, other, counter, bounds)` adds up per
+    column, per channel: the blocks' sums added in block order.  `arrays` share rows."""
+    bounds = _row_blocks(arrays[0])
+    sums, other = np.empty((2, len(bounds) - 1, arrays[0].shape[1]))
+    _claimed(lambda counter: kernel(*arrays, *parameters, sums, other, counter, bounds), arrays[0], bounds)
+    return tuple(part.sum(axis=0).reshape(layout).sum(axis=(0, 2)) for part in (sums, other))
 
 
 def _elementwise(kernel, arrays: tuple, parameters: tuple) -> np.ndarray:
-    """`kernel(*arrays, *parameters, out)` with `out` new, like arrays[0]; each thread does a slice of the rows."""
+    """`kernel(*arrays, *parameters, out, counter, bounds)` with `out` new, like arrays[0]."""
     out = np.empty_like(arrays[0])
-    on_slices(len(out), out.nbytes,
-              lambda rows: kernel(*(array[rows] for array in arrays), *parameters, out[rows]), BLOCK_BYTES)
+    bounds = _row_blocks(out)
+    _claimed(lambda counter: kernel(*arrays, *parameters, out, counter, bounds), out, bounds)
     return out
 
 
