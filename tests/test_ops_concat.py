@@ -26,10 +26,13 @@ def test_rows_match_numpy_bitwise_on_random_shapes_and_threads(seed, kernel_path
     arrays = [rng.standard_normal(lead + (int(rng.integers(1, 70)),)).astype(dtype)
               for _ in range(int(rng.integers(2, 9)))]
     monkeypatch.setattr(concat, "MIN_BYTES", 0)
-    monkeypatch.setattr(concat, "THREAD_BYTES", 0 if seed % 2 else 1 << 40)    # rows shared among the threads
-    taken, blocks = _ran(monkeypatch), []
-    copy_rows = concat._copy_rows
-    monkeypatch.setattr(concat, "_copy_rows", lambda *args: blocks.append(args[2:]) or copy_rows(*args))
+    monkeypatch.setattr(concat, "THREAD_BYTES", 0 if seed % 2 else 1 << 40)    # rows claimed by the threads
+    monkeypatch.setattr(concat, "BLOCK_BYTES", 64)
+    taken, whole, claimed = _ran(monkeypatch), [], []
+    copy_rows, run = concat._copy_rows, concat.run_claimed
+    if not seed % 2:         # not with the claimed blocks, whose compiled kernel calls `_copy_rows` by name
+        monkeypatch.setattr(concat, "_copy_rows", lambda *args: whole.append(args[2:]) or copy_rows(*args))
+    monkeypatch.setattr(concat, "run_claimed", lambda count, work: claimed.append(count) or run(count, work))
     for threads in (1, 2):
         monkeypatch.setattr(parallel, "worker_count", lambda threads=threads: threads)
         out = concat.concatenate(arrays, axis=-1 if seed % 3 else len(lead))
@@ -37,8 +40,9 @@ def test_rows_match_numpy_bitwise_on_random_shapes_and_threads(seed, kernel_path
         np.testing.assert_array_equal(out, np.concatenate(arrays, axis=-1))
     assert taken == ["rows" if kernel_path == "compiled" else "numpy"] * 2
     rows = int(np.prod(lead))
-    shared = seed % 2 and rows > 1
-    assert len(blocks) == (0 if kernel_path != "compiled" else 3 if shared else 2), blocks
+    compiled_rows, shared = kernel_path == "compiled", seed % 2
+    assert whole == ([(0, rows)] * 2 if compiled_rows and not shared else [])
+    assert claimed == ([min(rows, out.nbytes // 64)] * 2 if compiled_rows and shared else [])
 
 
 def test_a_u_net_skip_connection_is_large_enough_for_the_rows(kernel_path, monkeypatch):

@@ -2,8 +2,9 @@
 
 NumPy's `concatenate` copies each input's rows on one thread, a short strided copy per row (a pixel's
 channels).  Here one compiled pass copies a contiguous block of rows, each output row built from the
-inputs' rows in turn; from `THREAD_BYTES` of output each thread copies a block.  A copy: the same bits as
-NumPy's.  One ordered list, `_PATHS`, chooses the path; NumPy's `concatenate` is the reference and the
+inputs' rows in turn; from `THREAD_BYTES` of output the threads claim blocks of about `BLOCK_BYTES` in
+compiled code (`parallel.run_claimed`: in a model, an input made long before comes from memory, and two
+threads' misses overlap).  A copy: the same bits as NumPy's.  One ordered list, `_PATHS`, chooses the path; NumPy's `concatenate` is the reference and the
 fallback.  The measurements behind the limits: benchmarks/README.md, 'Measurements behind the code's choices'.
 """
 
@@ -14,15 +15,18 @@ from typing import Sequence
 import numpy as np
 
 from . import compiled
-from .parallel import on_slices
+from .parallel import run_claimed
 
 if compiled.available():
     from numba import literal_unroll
 
+    from .claims import claim_rows
+
 __all__ = ["concatenate", "MIN_BYTES", "THREAD_BYTES"]
 
 MIN_BYTES = 2 << 20      # smaller outputs: NumPy's copy (faster while the output stays in the caches)
-THREAD_BYTES = 8 << 20   # outputs from which the threads share the rows (smaller: one thread copies faster)
+THREAD_BYTES = 1 << 20   # outputs from which the threads claim blocks of rows (smaller: one thread copies faster)
+BLOCK_BYTES = 256 << 10  # output bytes per block the threads claim
 
 
 def _rows_applies(arrays: Sequence[np.ndarray], axis: int) -> bool:
@@ -42,7 +46,12 @@ def _rows(arrays: Sequence[np.ndarray], axis: int) -> np.ndarray:
     widths = [a.shape[-1] for a in arrays]
     out = np.empty(arrays[0].shape[:-1] + (sum(widths),), dtype=arrays[0].dtype)
     out_rows = out.reshape(rows, -1)
-    on_slices(rows, out.nbytes, lambda part: _copy_rows(flat, out_rows, part.start, part.stop), THREAD_BYTES)
+    if out.nbytes < THREAD_BYTES:
+        _copy_rows(flat, out_rows, 0, rows)
+        return out
+    blocks = max(1, min(rows, out.nbytes // BLOCK_BYTES))
+    bounds = np.array([rows * k // blocks for k in range(blocks + 1)], dtype=np.int64)
+    run_claimed(blocks, lambda counter: _claimed_rows(flat, out_rows, counter, bounds))
     return out
 
 
@@ -62,6 +71,16 @@ def concatenate(arrays: Sequence[np.ndarray], axis: int = -1) -> np.ndarray:
     disagree), by the first of `_PATHS` that applies."""
     arrays = [np.asarray(a) for a in arrays]
     return next(run for _, applies, run in _PATHS if applies(arrays, axis))(arrays, axis)
+
+
+@compiled.kernel
+def _claimed_rows(arrays, out, counter, bounds):
+    """`_copy_rows` of each block of rows bounds[k]..bounds[k + 1] this call claims from `counter`."""
+    while True:
+        block, start, stop = claim_rows(counter, bounds)
+        if block < 0:
+            return
+        _copy_rows(arrays, out, start, stop)
 
 
 @compiled.kernel
