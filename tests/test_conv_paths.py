@@ -80,14 +80,24 @@ def test_the_direct_kernel_runs_longer_where_512_bit_units_are_full_width(full_w
 
 
 def test_the_forward_context_names_the_path():
-    """The training context names the forward path and keeps the padded input for the backward pass."""
-    x = np.ones((8, 12, 12, 16), np.float32)
-    filters = np.ones((3, 3, 16, 16), np.float32)
+    """The training context names the forward path.  On the direct kernel it keeps the input itself, whose
+    blocks both passes pad in cache (the backward pass makes no padded copy, and gives the gradients of the
+    padded copy's path); elsewhere it keeps the padded input."""
+    x = np.random.default_rng(2).standard_normal((8, 12, 12, 16)).astype(np.float32)
+    filters = np.random.default_rng(3).standard_normal((3, 3, 16, 16)).astype(np.float32)
+    grad = np.random.default_rng(4).standard_normal((8, 12, 12, 16)).astype(np.float32)
     with compiled.use_compiled(True):
         _, ctx = ops.conv2d_forward(x, filters, 1, "SAME")
-    if compiled.available() and direct.VECTOR_BITS >= 256:
-        assert ctx["path"] == "direct" and not ctx["winograd"]
-    assert ctx["x_pad"].shape == (8, 14, 14, 16)
+        if compiled.available() and direct.VECTOR_BITS >= 256:
+            assert ctx["path"] == "direct" and not ctx["winograd"]
+            assert ctx["x"] is x and ctx["x_pad"] is None and ctx["pads_in_blocks"]
+            grads = ops.conv2d_backward(grad, ctx)
+            assert ctx["x_pad"] is None                                   # padded block by block
+            padded = dict(ctx, x_pad=conv.pad_spatial(x, ctx["pads"]))    # the whole padded copy's path
+            for ours, expected in zip(grads, ops.conv2d_backward(grad, padded)):
+                np.testing.assert_array_equal(ours, expected)
+        else:
+            assert ctx["x_pad"].shape == (8, 14, 14, 16)
     with compiled.use_compiled(False):
         _, ctx = ops.conv2d_forward(x, filters, 1, "SAME")
     assert ctx["path"] == "gemm" and ctx["x_pad"].shape == (8, 14, 14, 16)

@@ -318,11 +318,11 @@ def _forward_context(x: np.ndarray, w: np.ndarray, strides, padding, dilations, 
 
     "path": the forward blocks' computation (`conv_path`); "direct": the direct kernel applies
     (its tiles can pool, `pools_in_tiles`); "winograd": the path is Winograd.  With
-    `pad_in_blocks` (a forward pass that keeps nothing for backward), the direct convolution's
-    blocks pad their images (or a band's rows of one) into a scratch block that stays in cache, and the
-    context holds `x` instead of the padded input ("x_pad" None until another path asks
-    `padded_input`): padding the whole input first took a noticeable share of seed 000's second layer's
-    time at 128 images (measurements: benchmarks/README.md, 'Measurements behind the code's choices').
+    `pad_in_blocks`, the direct convolution's blocks pad their images (or a band's rows of one) into a
+    scratch block that stays in cache, and the context holds `x` instead of the padded input ("x_pad" None
+    until another path asks `padded_input`; `conv2d_backward`'s direct filter gradient pads its blocks too):
+    padding the whole input first took a noticeable share of seed 000's second layer's time at 128 images
+    (measurements: benchmarks/README.md, 'Measurements behind the code's choices').
     """
     return bind_arrays(forward_geometry(x, w, strides, padding, dilations, groups, data_format, pad_in_blocks),
                        x, w)
@@ -597,16 +597,18 @@ def conv2d_forward(input, filters, strides, padding, data_format: str = "NHWC", 
     block of output while it is in the cache, as Conv2D does after the convolution;
     `conv2d_backward` returns the gradient w.r.t. the convolution's own output, so the
     caller applies the activation's and the bias' backward (`ops.bias_activation_backward`).
-    The context holds a reference to the input (not a copy) when no padding is needed:
-    the caller must not change the input in place before the backward pass.  With padding it
-    holds the padded input (padding each block in both passes instead measured slower).
+    The context holds a reference to the input (not a copy): the caller must not change the input in
+    place before the backward pass.  Where the direct kernel runs, its blocks pad what they read in
+    cache in both passes (the whole padded input, written first and kept for the backward pass, took
+    longer since the forward pass claims its blocks in compiled code; measurements: benchmarks/README.md,
+    'Measurements behind the code's choices'); other paths keep the padded input.
     """
-    return _conv2d(input, filters, strides, padding, data_format, dilations, groups, bias, activation, False)
+    return _conv2d(input, filters, strides, padding, data_format, dilations, groups, bias, activation, True)
 
 
 def _conv2d(input, filters, strides, padding, data_format, dilations, groups, bias, activation,
             pad_in_blocks: bool) -> Tuple[np.ndarray, Dict[str, Any]]:
-    """`conv2d_forward`; with `pad_in_blocks` (`_forward_context`'s) its context is no use to a backward pass."""
+    """`conv2d_forward`, the input padded by the blocks where `pad_in_blocks` (`_forward_context`'s)."""
     x, w, strides, dilations, padding, data_format, groups = _check_conv_args(
         input, filters, strides, padding, data_format, dilations, groups)
     bias = check_epilogue(bias, activation, w.shape[3], "conv2d", "one per filter")
@@ -772,15 +774,20 @@ def conv2d_backward(grad_output, ctx: Dict[str, Any],
         (grad_top, _), (grad_left, _) = plan["pads"]
     elif need_input_grad:
         grad_input = np.zeros(ctx["padded_shape"], dtype=dtype)  # padded; cropped at the end
-    x_pad, filter_direct = padded_input(ctx), None
+    filter_direct = None
     if direct.computes_filter_grad(dtype, (kh, kw), groups, in_per_group, out_channels, ctx["pointwise"]):
+        filter_direct = direct.prepare(w, ctx["padded_shape"], ctx["dilations"])
+    # the direct filter gradient pads each block itself where the forward pass kept no padded input (in cache,
+    # not a whole padded copy written to memory and read back)
+    x_pad = padded_input(ctx) if filter_direct is None or ctx["x_pad"] is not None else None
+    if x_pad is not None and filter_direct is not None:
         x_pad = np.ascontiguousarray(x_pad)
-        filter_direct = direct.prepare(w, x_pad.shape, ctx["dilations"])
 
     def compute(blocks):
         """The filter gradient of `blocks` (returned) and their input gradient (written in place)."""
         images = max(stop - start for start, stop in blocks)
         buffer = None if filter_direct is not None else _column_buffer(ctx, images, out_hw[0])
+        scratch = np.empty((images,) + ctx["padded_shape"][1:], dtype=dtype) if x_pad is None else None
         grad_w = np.zeros((groups, kh * kw * in_per_group, out_per_group), dtype=dtype)
         if filter_direct is not None:      # the direct kernel's (taps, padded filters) layout
             padded_grad_w = np.zeros((kh * kw * in_per_group, filter_direct[0].size // filter_direct[1].size),
@@ -795,7 +802,11 @@ def conv2d_backward(grad_output, ctx: Dict[str, Any],
                 channel_slice = slice(g * in_per_group, (g + 1) * in_per_group)
                 block_grad = grad_rows[start * pixels:stop * pixels, g * out_per_group:(g + 1) * out_per_group]
                 if filter_direct is not None:
-                    direct.filter_grad_block(x_pad, start, filter_direct, ctx["strides"],
+                    padded, first = x_pad, start
+                    if scratch is not None:
+                        padded, first = scratch[:count], 0
+                        _fill_padded(padded, ctx["x"][start:stop], ctx["pads"])
+                    direct.filter_grad_block(padded, first, filter_direct, ctx["strides"],
                                              block_grad.reshape(count, *out_hw, out_channels), padded_grad_w)
                 else:
                     cols = _columns(x_pad[start:stop, :, :, channel_slice], ctx, buffer)
