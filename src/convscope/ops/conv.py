@@ -771,9 +771,8 @@ def conv2d_backward(grad_output, ctx: Dict[str, Any],
     plan = _transposed_plan(ctx) if need_input_grad else None
     if plan is not None:
         grad_input = np.empty((n, h, width, channels), dtype=dtype)
-        (grad_top, _), (grad_left, _) = plan["pads"]
     elif need_input_grad:
-        grad_input = np.zeros(ctx["padded_shape"], dtype=dtype)  # padded; cropped at the end
+        grad_input = np.empty(ctx["padded_shape"], dtype=dtype)  # padded, each block zeroed first; cropped at the end
     filter_direct = None
     if direct.computes_filter_grad(dtype, (kh, kw), groups, in_per_group, out_channels, ctx["pointwise"]):
         filter_direct = direct.prepare(w, ctx["padded_shape"], ctx["dilations"])
@@ -793,7 +792,7 @@ def conv2d_backward(grad_output, ctx: Dict[str, Any],
             padded_grad_w = np.zeros((kh * kw * in_per_group, filter_direct[0].size // filter_direct[1].size),
                                      dtype=dtype)
         if plan is not None:
-            grad_pad = np.zeros((images,) + plan["pad_hw"] + (out_per_group,), dtype=dtype)
+            grad_pad = np.empty((images,) + plan["pad_hw"] + (out_per_group,), dtype=dtype)
             grad_columns = (np.empty(images * h * width * kh * kw * out_per_group, dtype=dtype)
                             if plan["path"] == "gemm" else None)
         for start, stop in blocks:
@@ -812,11 +811,11 @@ def conv2d_backward(grad_output, ctx: Dict[str, Any],
                     cols = _columns(x_pad[start:stop, :, :, channel_slice], ctx, buffer)
                     grad_w[g] += cols.T @ block_grad
                 if plan is not None:
-                    grad_pad[:count, grad_top:grad_top + out_hw[0],
-                             grad_left:grad_left + out_hw[1]] = block_grad.reshape(count, *out_hw, out_per_group)
+                    _fill_padded(grad_pad[:count], block_grad.reshape(count, *out_hw, out_per_group), plan["pads"])
                     _transposed_block(plan, ctx, grad_pad[:count], grad_columns, g,
                                       grad_input[start:stop, :, :, channel_slice])
                 elif need_input_grad:
+                    grad_input[start:stop, :, :, channel_slice] = 0
                     _add_input_grad(grad_input[start:stop, :, :, channel_slice], block_grad, filter_matrices[g], ctx)
         if filter_direct is not None:
             grad_w[0] = padded_grad_w[:, :out_channels]
