@@ -26,12 +26,10 @@ def test_rows_match_numpy_bitwise_on_random_shapes_and_threads(seed, kernel_path
     arrays = [rng.standard_normal(lead + (int(rng.integers(1, 70)),)).astype(dtype)
               for _ in range(int(rng.integers(2, 9)))]
     monkeypatch.setattr(concat, "MIN_BYTES", 0)
-    monkeypatch.setattr(concat, "THREAD_BYTES", 0 if seed % 2 else 1 << 40)    # rows claimed by the threads
-    monkeypatch.setattr(concat, "BLOCK_BYTES", 64)
-    taken, whole, claimed = _ran(monkeypatch), [], []
-    copy_rows, run = concat._copy_rows, concat.run_claimed
-    if not seed % 2:         # not with the claimed blocks, whose compiled kernel calls `_copy_rows` by name
-        monkeypatch.setattr(concat, "_copy_rows", lambda *args: whole.append(args[2:]) or copy_rows(*args))
+    block_bytes = 64 if seed % 2 else 1 << 40                   # blocks of rows claimed by the threads, or one
+    monkeypatch.setattr(concat, "BLOCK_BYTES", block_bytes)
+    taken, claimed = _ran(monkeypatch), []
+    run = concat.run_claimed
     monkeypatch.setattr(concat, "run_claimed", lambda count, work: claimed.append(count) or run(count, work))
     for threads in (1, 2):
         monkeypatch.setattr(parallel, "worker_count", lambda threads=threads: threads)
@@ -40,9 +38,9 @@ def test_rows_match_numpy_bitwise_on_random_shapes_and_threads(seed, kernel_path
         np.testing.assert_array_equal(out, np.concatenate(arrays, axis=-1))
     assert taken == ["rows" if kernel_path == "compiled" else "numpy"] * 2
     rows = int(np.prod(lead))
-    compiled_rows, shared = kernel_path == "compiled", seed % 2
-    assert whole == ([(0, rows)] * 2 if compiled_rows and not shared else [])
-    assert claimed == ([min(rows, out.nbytes // 64)] * 2 if compiled_rows and shared else [])
+    blocks = len(parallel.block_bounds(rows, out.nbytes, block_bytes)) - 1
+    assert blocks == (1 if not seed % 2 else min(rows, out.nbytes // 64))
+    assert claimed == ([blocks] * 2 if kernel_path == "compiled" else [])
 
 
 def test_a_u_net_skip_connection_is_large_enough_for_the_rows(kernel_path, monkeypatch):

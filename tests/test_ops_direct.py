@@ -278,11 +278,11 @@ def test_pooling_in_the_tiles(shape, kernel, out_channels, strides, pool, activa
 
 
 @pytest.mark.parametrize("pool", [None, ("max", 2, 2, "VALID")])
-def test_a_forward_pass_without_backward_pads_each_block(pool, monkeypatch):
-    """conv2d and conv2d_inference keep no context for a backward pass: the direct convolution pads each
-    block of images (pooled in the tiles: each image) into a scratch block instead of padding the whole input
-    first, and gives
-    conv2d_forward's numbers bit for bit (blocks of 3 of 10 images, the last one short)."""
+def test_the_direct_convolution_pads_each_block(pool, monkeypatch):
+    """conv2d, conv2d_inference and conv2d_forward (whose context keeps the unpadded input): the direct
+    convolution pads each block of images (pooled in the tiles: each image) into a scratch block instead of
+    padding the whole input first, and gives the whole padded input's numbers bit for bit (blocks of 3 of 10
+    images, the last one short)."""
     rng = np.random.default_rng(7)
     x = rng.standard_normal((10, 14, 14, 32)).astype(np.float32)
     filters = (rng.standard_normal((2, 2, 32, 64)) / 8).astype(np.float32)
@@ -293,15 +293,21 @@ def test_a_forward_pass_without_backward_pads_each_block(pool, monkeypatch):
     original = conv.pad_spatial
     monkeypatch.setattr(conv, "pad_spatial", lambda *args, **kw: padded.append(1) or original(*args, **kw))
     with compiled.use_compiled(True):
-        expected, ctx = conv.conv2d_forward(x, filters, 1, "SAME", bias=bias, activation="relu")
-        assert len(padded) == 1 and ctx["x_pad"].shape == (10, 15, 15, 32)
+        _, w, strides, dilations, padding, _, groups = conv._check_conv_args(x, filters, 1, "SAME", "NHWC", None, None)
+        whole = conv._forward_context(x, w, strides, padding, dilations, groups, "NHWC")       # the padded input
+        assert len(padded) == 1 and whole["x_pad"].shape == (10, 15, 15, 32)
+        expected = np.empty((10, 14, 14, 64), np.float32)
+        conv.convolve(whole, lambda rows: pytest.fail("finished in the tiles"), expected, in_tiles=(bias, "relu"))
+        forward, ctx = conv.conv2d_forward(x, filters, 1, "SAME", bias=bias, activation="relu")
+        assert ctx["x_pad"] is None and ctx["x"] is x
         if pool is None:
             got = ops.conv2d(x, filters, 1, "SAME", bias=bias, activation="relu")
         else:
             got = ops.conv2d_inference(x, filters, 1, "SAME", bias=bias, activation="relu", pool=pool)
-            expected = ops.max_pool2d(expected, *pool[1:])
+            expected, forward = (ops.max_pool2d(value, *pool[1:]) for value in (expected, forward))
     assert len(padded) == 1
     np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(forward, expected)
 
 
 def test_pooling_in_the_tiles_is_preferred_to_winograd(monkeypatch):

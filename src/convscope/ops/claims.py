@@ -14,6 +14,9 @@ output), so the output has the same bits however the items fall.  An item that n
 (a later step of the same image) waits for their count: each finished one `mark_done`, the reader
 `wait_for` (release and acquire order: what they wrote is visible once counted).  It only waits for items
 claimed before it, which threads are running, so it never waits forever.
+
+The helpers here are inlined into kernels of other modules, which numba caches on disk checking only their
+own file: after a change here, remove those modules' cached kernels (`__pycache__/*.nbi`, `*.nbc`).
 """
 
 from __future__ import annotations

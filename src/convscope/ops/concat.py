@@ -2,10 +2,11 @@
 
 NumPy's `concatenate` copies each input's rows on one thread, a short strided copy per row (a pixel's
 channels).  Here one compiled pass copies a contiguous block of rows, each output row built from the
-inputs' rows in turn; from `THREAD_BYTES` of output the threads claim blocks of about `BLOCK_BYTES` in
-compiled code (`parallel.run_claimed`: in a model, an input made long before comes from memory, and two
-threads' misses overlap).  A copy: the same bits as NumPy's.  One ordered list, `_PATHS`, chooses the path; NumPy's `concatenate` is the reference and the
-fallback.  The measurements behind the limits: benchmarks/README.md, 'Measurements behind the code's choices'.
+inputs' rows in turn, the threads claiming blocks of about `BLOCK_BYTES` in compiled code
+(`parallel.run_claimed`: in a model, an input made long before comes from memory, and two threads' misses
+overlap).  A copy: the same bits as NumPy's.  One ordered list, `_PATHS`, chooses the path; NumPy's
+`concatenate` is the reference and the fallback.  The measurements behind the limits: benchmarks/README.md,
+'Measurements behind the code's choices'.
 """
 
 from __future__ import annotations
@@ -15,18 +16,17 @@ from typing import Sequence
 import numpy as np
 
 from . import compiled
-from .parallel import run_claimed
+from .parallel import block_bounds, run_claimed
 
 if compiled.available():
     from numba import literal_unroll
 
     from .claims import claim_rows
 
-__all__ = ["concatenate", "MIN_BYTES", "THREAD_BYTES"]
+__all__ = ["concatenate", "MIN_BYTES", "BLOCK_BYTES"]
 
 MIN_BYTES = 2 << 20      # smaller outputs: NumPy's copy (faster while the output stays in the caches)
-THREAD_BYTES = 1 << 20   # outputs from which the threads claim blocks of rows (smaller: one thread copies faster)
-BLOCK_BYTES = 256 << 10  # output bytes per block the threads claim
+BLOCK_BYTES = 256 << 10  # output bytes per block of rows the threads claim
 
 
 def _rows_applies(arrays: Sequence[np.ndarray], axis: int) -> bool:
@@ -46,12 +46,8 @@ def _rows(arrays: Sequence[np.ndarray], axis: int) -> np.ndarray:
     widths = [a.shape[-1] for a in arrays]
     out = np.empty(arrays[0].shape[:-1] + (sum(widths),), dtype=arrays[0].dtype)
     out_rows = out.reshape(rows, -1)
-    if out.nbytes < THREAD_BYTES:
-        _copy_rows(flat, out_rows, 0, rows)
-        return out
-    blocks = max(1, min(rows, out.nbytes // BLOCK_BYTES))
-    bounds = np.array([rows * k // blocks for k in range(blocks + 1)], dtype=np.int64)
-    run_claimed(blocks, lambda counter: _claimed_rows(flat, out_rows, counter, bounds))
+    bounds = block_bounds(rows, out.nbytes, BLOCK_BYTES)
+    run_claimed(len(bounds) - 1, lambda counter: _claimed_rows(flat, out_rows, counter, bounds))
     return out
 
 

@@ -1,6 +1,7 @@
 """2-D convolution (cross-correlation, as `tf.nn.conv2d`) forward and backward.
 
-The input is padded once (NHWC).  The batch is then processed in blocks of
+The input is padded once (NHWC), or, on the direct kernel, block by block as it is read.  The batch is
+processed in blocks of
 images (or bands of output rows of one large image): a strided sliding-window
 view gathers each block's receptive fields (im2col) into a small reused buffer,
 and one matrix product per group maps the columns to the output rows.  Blocks
@@ -313,8 +314,8 @@ def _check_conv_args(input, filters, strides, padding, data_format, dilations, g
 
 def _forward_context(x: np.ndarray, w: np.ndarray, strides, padding, dilations, groups: int,
                      data_format: str, pad_in_blocks: bool = False) -> Dict[str, Any]:
-    """The geometry of a convolution of the validated `x` (NHWC) by `w`, with the padded input: what the
-    blocks of the forward pass and `conv2d_backward` read.
+    """The geometry of a convolution of the validated `x` (NHWC) by `w`, with the input (padded, or to be padded
+    by the blocks): what the blocks of the forward pass and `conv2d_backward` read.
 
     "path": the forward blocks' computation (`conv_path`); "direct": the direct kernel applies
     (its tiles can pool, `pools_in_tiles`); "winograd": the path is Winograd.  With
@@ -591,7 +592,8 @@ _POOLED_KERNELS = (
 def conv2d_forward(input, filters, strides, padding, data_format: str = "NHWC", dilations=None,
                    groups: Optional[int] = None, bias=None, activation: str = "linear"
                    ) -> Tuple[np.ndarray, Dict[str, Any]]:
-    """`conv2d` plus the context `conv2d_backward` needs (the padded input, the filters and the geometry).
+    """`conv2d` plus the context `conv2d_backward` needs (the input, padded where the direct kernel does not pad
+    its blocks, the filters and the geometry).
 
     `bias` (one per filter) and `activation` ("linear" or "relu") are applied to each
     block of output while it is in the cache, as Conv2D does after the convolution;
@@ -603,16 +605,10 @@ def conv2d_forward(input, filters, strides, padding, data_format: str = "NHWC", 
     longer since the forward pass claims its blocks in compiled code; measurements: benchmarks/README.md,
     'Measurements behind the code's choices'); other paths keep the padded input.
     """
-    return _conv2d(input, filters, strides, padding, data_format, dilations, groups, bias, activation, True)
-
-
-def _conv2d(input, filters, strides, padding, data_format, dilations, groups, bias, activation,
-            pad_in_blocks: bool) -> Tuple[np.ndarray, Dict[str, Any]]:
-    """`conv2d_forward`, the input padded by the blocks where `pad_in_blocks` (`_forward_context`'s)."""
     x, w, strides, dilations, padding, data_format, groups = _check_conv_args(
         input, filters, strides, padding, data_format, dilations, groups)
     bias = check_epilogue(bias, activation, w.shape[3], "conv2d", "one per filter")
-    ctx = _forward_context(x, w, strides, padding, dilations, groups, data_format, pad_in_blocks)
+    ctx = _forward_context(x, w, strides, padding, dilations, groups, data_format, pad_in_blocks=True)
     bias = None if bias is None else bias.astype(ctx["dtype"], copy=False)
     out = np.empty((x.shape[0],) + tuple(ctx["out_hw"]) + (w.shape[3],), dtype=ctx["dtype"])
     convolve(ctx, lambda rows: bias_activation_forward(rows, bias, activation), out, in_tiles=(bias, activation))
@@ -636,7 +632,7 @@ def conv2d(input, filters, strides, padding, data_format: str = "NHWC", dilation
             x, w, strides, padding, data_format, dilations, groups), lambda ctx, g, need: list(conv2d_backward(
                 g, ctx, need_input_grad=need[0])))
         return epilogue_on_tape(y, bias, activation, data_format, "conv2d")
-    return _conv2d(input, filters, strides, padding, data_format, dilations, groups, bias, activation, True)[0]
+    return conv2d_forward(input, filters, strides, padding, data_format, dilations, groups, bias, activation)[0]
 
 
 def _add_input_grad(grad_block: np.ndarray, grad_rows: np.ndarray, w_group: np.ndarray, ctx) -> None:
@@ -748,7 +744,8 @@ def conv2d_backward(grad_output, ctx: Dict[str, Any],
 
     Block by block as the forward pass: the columns are rebuilt for the filter gradient
     (cheaper than keeping kh*kw copies of the input between the passes), or, for thin float32
-    convolutions, the direct kernel sums it from the padded input.  The input gradient is a
+    convolutions, the direct kernel sums it from the padded input (or blocks of images padded in a scratch
+    block, where the context keeps the unpadded input).  The input gradient is a
     stride-1 transposed convolution where that is faster, on the path `conv_path` chooses for
     it (direct, Winograd, im2col + GEMM), else col2im.
     """
@@ -778,7 +775,7 @@ def conv2d_backward(grad_output, ctx: Dict[str, Any],
         filter_direct = direct.prepare(w, ctx["padded_shape"], ctx["dilations"])
     # the direct filter gradient pads each block itself where the forward pass kept no padded input (in cache,
     # not a whole padded copy written to memory and read back)
-    x_pad = padded_input(ctx) if filter_direct is None or ctx["x_pad"] is not None else None
+    x_pad = padded_input(ctx) if filter_direct is None else ctx["x_pad"]
     if x_pad is not None and filter_direct is not None:
         x_pad = np.ascontiguousarray(x_pad)
 
@@ -815,7 +812,8 @@ def conv2d_backward(grad_output, ctx: Dict[str, Any],
                     _transposed_block(plan, ctx, grad_pad[:count], grad_columns, g,
                                       grad_input[start:stop, :, :, channel_slice])
                 elif need_input_grad:
-                    grad_input[start:stop, :, :, channel_slice] = 0
+                    if not ctx["pointwise"]:          # col2im adds into it (a 1x1's product is assigned)
+                        grad_input[start:stop, :, :, channel_slice] = 0
                     _add_input_grad(grad_input[start:stop, :, :, channel_slice], block_grad, filter_matrices[g], ctx)
         if filter_direct is not None:
             grad_w[0] = padded_grad_w[:, :out_channels]

@@ -34,7 +34,7 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 
 from . import compiled
-from .parallel import run_claimed, run_in_parallel
+from .parallel import block_bounds, run_claimed, run_in_parallel
 from .padding import check_numeric_array
 
 if compiled.available():
@@ -45,7 +45,8 @@ BLOCK_BYTES = 2 ** 20  # NumPy chains run over blocks of the leading axis of abo
 CLAIM_BYTES = 2 ** 18  # the kernels' blocks of rows, claimed by the threads
 MIN_COLUMNS = 64       # the kernels take rows of fewer values (few channels, channels last) several at a time
 
-__all__ = ["batch_norm_train", "batch_norm_infer", "batch_norm_affine", "batch_norm_backward", "batch_norm_infer_backward"]
+__all__ = ["batch_norm_train", "batch_norm_infer", "batch_norm_affine", "batch_norm_backward",
+           "batch_norm_infer_backward"]
 
 
 def _channel_axis(x: np.ndarray, axis, op: str) -> int:
@@ -198,11 +199,9 @@ def _columns(values: np.ndarray, layout: tuple, dtype) -> np.ndarray:
 
 
 def _row_blocks(rows: np.ndarray) -> np.ndarray:
-    """The bounds of `rows`' blocks of about `CLAIM_BYTES` (int64, first 0, last the row count): from its shape
-    alone, so the sums have the same bits on any number of threads."""
-    count = len(rows)
-    blocks = max(1, min(count, rows.nbytes // CLAIM_BYTES))
-    return np.array([count * k // blocks for k in range(blocks + 1)], dtype=np.int64)
+    """The bounds of `rows`' blocks of about `CLAIM_BYTES`: from its shape alone, so the sums have the same
+    bits on any number of threads."""
+    return block_bounds(len(rows), rows.nbytes, CLAIM_BYTES)
 
 
 def _claimed(work, rows: np.ndarray, bounds: np.ndarray) -> None:
@@ -241,7 +240,7 @@ def _kernel_statistics(x: np.ndarray, axis: int) -> Tuple[np.ndarray, np.ndarray
 def _kernel_affine(x: np.ndarray, axis: int, shift, scale, offset, kernel=_affine, arrays=(), parameters=()
                    ) -> np.ndarray:
     """(x - shift) * scale + offset with per-channel parameters (None: 0) by the compiled kernel; or
-    `kernel(x, *arrays, shift, scale, offset, *parameters, out)`, `arrays` laid out as x (a fused op's
+    `kernel(x, *arrays, shift, scale, offset, *parameters, out, counter, bounds)`, `arrays` laid out as x (a fused op's
     second pass: `batch_norm_act`)."""
     rows, layout = _as_rows(x, axis)
     zeros = np.zeros(x.shape[axis], x.dtype)

@@ -167,6 +167,14 @@ def even_ranges(count: int, pieces: int) -> List[Tuple[int, int]]:
     return [(count * k // pieces, count * (k + 1) // pieces) for k in range(pieces)]
 
 
+def block_bounds(count: int, nbytes: int, block_bytes: int) -> np.ndarray:
+    """The bounds (int64: 0, ..., count) of blocks of about `block_bytes` of `count` rows of `nbytes` in all, in
+    lengths within one of each other, at least one row each: from the sizes alone, whatever the thread count
+    (`claims.claim_rows` hands them out)."""
+    blocks = max(1, min(count, nbytes // max(block_bytes, 1)))
+    return np.array([count * k // blocks for k in range(blocks + 1)], dtype=np.int64)
+
+
 def run_in_parallel(items: list, work: Callable[[list], Any], calls_blas: bool = True,
                     alone: bool = False, claimed: bool = False) -> List[Any]:
     """`work` on contiguous chunks of `items`, one chunk per BLAS thread (the first on the calling
