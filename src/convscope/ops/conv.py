@@ -644,7 +644,10 @@ def _add_input_grad(grad_block: np.ndarray, grad_rows: np.ndarray, w_group: np.n
     nb, channels = grad_block.shape[0], grad_block.shape[3]
     (oh, ow), (kh, kw) = ctx["out_hw"], ctx["kernel_hw"]
     if ctx["pointwise"]:
-        grad_block[...] = (grad_rows @ w_group.T).reshape(grad_block.shape)
+        if grad_block.flags.c_contiguous:         # one group: the product written in place, no copy after
+            np.matmul(grad_rows, w_group.T, out=grad_block.reshape(-1, channels))
+        else:
+            grad_block[...] = (grad_rows @ w_group.T).reshape(grad_block.shape)
         return
     grad_cols = grad_rows @ w_group.T
     if compiled.active():
