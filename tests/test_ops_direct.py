@@ -573,6 +573,37 @@ def test_filter_gradient_on_the_direct_kernel(shape, kernel, out_channels, strid
     assert_matches(grad_w, reference.astype(np.float32), "float32")
 
 
+@pytest.mark.parametrize("shape,kernel,out_channels", [
+    ((2, 34, 34, 16), 3, 16),            # ResNet-20's first stage: 144 taps, 9 groups of 16
+    ((2, 37, 36, 3), 5, 16),             # 75 taps: the last group of 16 overlaps the one before
+    ((2, 34, 34, 16), 3, 12),            # 12 filters padded to 16
+])
+def test_the_filter_gradient_sums_16_taps_at_a_time_on_large_images(shape, kernel, out_channels, monkeypatch):
+    """Where a vector of filters takes one of 32 registers (AVX-512, 16 filters) and an image has
+    `WIDE_TAPS_MIN_PIXELS` output pixels, the filter gradient sums 16 taps at a time: each tap's sum in the
+    same order as 8 at a time (the same bits), and float64 im2col's numbers."""
+    if not compiled.available() or direct.VECTOR_BITS < 512:
+        pytest.skip("16 taps at a time need 512-bit vectors")
+    rng = np.random.default_rng(kernel + out_channels)
+    x = rng.standard_normal(shape).astype(np.float32)
+    filters = (rng.standard_normal((kernel, kernel, shape[3], out_channels)) / kernel).astype(np.float32)
+    flags, original = [], direct._sixteen_taps
+    monkeypatch.setattr(direct, "_sixteen_taps", lambda *args: flags.append(original(*args)) or flags[-1])
+    grads = []
+    with compiled.use_compiled(True):
+        for min_pixels in (direct.WIDE_TAPS_MIN_PIXELS, 1 << 40):
+            monkeypatch.setattr(direct, "WIDE_TAPS_MIN_PIXELS", min_pixels)
+            y, ctx = ops.conv2d_forward(x, filters, 1, "VALID")
+            grad = np.random.default_rng(5).standard_normal(y.shape).astype(np.float32)
+            grads.append(ops.conv2d_backward(grad, ctx, need_input_grad=False)[1])
+    assert flags and flags[0] and not flags[-1]
+    np.testing.assert_array_equal(grads[0], grads[1])
+    with compiled.use_compiled(False):
+        _, ctx64 = ops.conv2d_forward(x.astype(np.float64), filters.astype(np.float64), 1, "VALID")
+        reference = ops.conv2d_backward(grad.astype(np.float64), ctx64, need_input_grad=False)[1]
+    assert_matches(grads[0], reference.astype(np.float32), "float32")
+
+
 @pytest.mark.parametrize("args,expected", [
     ((np.float32, (5, 5), 1, 1, 32, False), True),          # 25 taps in 4 groups of 8
     ((np.float32, (3, 3), 1, 1, 75, False), False),         # 9 taps in 2 groups: the GEMM is faster

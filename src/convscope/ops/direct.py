@@ -54,6 +54,10 @@ if compiled.available():
 
 PIXELS = 8               # output pixels per tile: PIXELS vectors of accumulators, plus one of filters
 TAPS_PER_TILE = 8        # taps per tile of the filter gradient: as many vectors of accumulators
+WIDE_TAPS_MIN_PIXELS = 1024  # from this many output pixels per image, tiles of one 512-bit vector of filters take
+                             # 16 taps at a time in the filter gradient (twice the accumulators, half the passes
+                             # over the image; on 16x16 images slower: measurements, benchmarks/README.md,
+                             # 'Measurements behind the code's choices')
 MAX_TAPS = 1024          # kh * kw * in_channels; longer sums are BLAS' strength
 AVX2_MAX_TAPS = 512      # at 8 lanes (AVX2) already: measured with AVX2 code, seed 001's 675-tap layer ran slower
                          # than Winograd/GEMM, and so did ResNet-20's 576-tap training step (measurements:
@@ -385,7 +389,14 @@ def filter_grad_block(x_pad: np.ndarray, first: int, prepared, strides, grad: np
     row_length = x_pad.shape[2] * x_pad.shape[3]
     kernel = _kernels_for(lanes, tile_pixels(lanes))[2]
     kernel(x_pad.reshape(x_pad.shape[0], -1), first, taps, np.ascontiguousarray(grad).reshape(-1), images, out_h,
-           out_w, strides[0] * row_length, strides[1] * x_pad.shape[3], grad_filters.reshape(-1))
+           out_w, strides[0] * row_length, strides[1] * x_pad.shape[3], grad_filters.reshape(-1),
+           _sixteen_taps(lanes, len(taps), out_h * out_w))
+
+
+def _sixteen_taps(lanes: int, taps: int, pixels: int) -> bool:
+    """Whether the filter gradient sums 16 taps at a time: a vector of `lanes` filters in one of 32 registers
+    (512-bit), at least 16 taps, images of `WIDE_TAPS_MIN_PIXELS` output pixels or more."""
+    return VECTOR_BITS >= 512 and lanes * 32 == VECTOR_BITS and taps >= 16 and pixels >= WIDE_TAPS_MIN_PIXELS
 
 
 @compiled.kernel
@@ -463,6 +474,40 @@ def _tap_sums(image, grad, taps, t, p, out_h, out_w, row_step, step, column, pad
             base += step
             p += 1
     return a0, a1, a2, a3, a4, a5, a6, a7
+
+
+@compiled.kernel(inline=True)
+def _sixteen_tap_sums(image, grad, taps, t, p, out_h, out_w, row_step, step, column, padded, zero):
+    """`_tap_sums` of taps t..t+15 (where a vector of filters takes one of 32 registers)."""
+    o0, o1, o2, o3, o4, o5, o6, o7 = (taps[t], taps[t + 1], taps[t + 2], taps[t + 3], taps[t + 4], taps[t + 5],
+                                      taps[t + 6], taps[t + 7])
+    o8, o9, o10, o11, o12, o13, o14, o15 = (taps[t + 8], taps[t + 9], taps[t + 10], taps[t + 11], taps[t + 12],
+                                            taps[t + 13], taps[t + 14], taps[t + 15])
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = zero
+    b0 = b1 = b2 = b3 = b4 = b5 = b6 = b7 = zero
+    for oy in range(out_h):
+        base = oy * row_step
+        for _ in range(out_w):
+            g = load(grad, p * padded + column, zero)
+            a0 = fma(broadcast(image, base + o0, zero), g, a0)
+            a1 = fma(broadcast(image, base + o1, zero), g, a1)
+            a2 = fma(broadcast(image, base + o2, zero), g, a2)
+            a3 = fma(broadcast(image, base + o3, zero), g, a3)
+            a4 = fma(broadcast(image, base + o4, zero), g, a4)
+            a5 = fma(broadcast(image, base + o5, zero), g, a5)
+            a6 = fma(broadcast(image, base + o6, zero), g, a6)
+            a7 = fma(broadcast(image, base + o7, zero), g, a7)
+            b0 = fma(broadcast(image, base + o8, zero), g, b0)
+            b1 = fma(broadcast(image, base + o9, zero), g, b1)
+            b2 = fma(broadcast(image, base + o10, zero), g, b2)
+            b3 = fma(broadcast(image, base + o11, zero), g, b3)
+            b4 = fma(broadcast(image, base + o12, zero), g, b4)
+            b5 = fma(broadcast(image, base + o13, zero), g, b5)
+            b6 = fma(broadcast(image, base + o14, zero), g, b6)
+            b7 = fma(broadcast(image, base + o15, zero), g, b7)
+            base += step
+            p += 1
+    return a0, a1, a2, a3, a4, a5, a6, a7, b0, b1, b2, b3, b4, b5, b6, b7
 
 
 @compiled.kernel(inline=True)
@@ -683,14 +728,14 @@ def _kernels(lanes: int, pixels: int):
         return conv_pool_tiles
 
     @compiled.kernel
-    def filter_grad_tiles(x_flat, first, taps, grad, images, out_h, out_w, row_step, step, grad_filters):
+    def filter_grad_tiles(x_flat, first, taps, grad, images, out_h, out_w, row_step, step, grad_filters, sixteen):
         """grad_filters[t * padded + f] += sum over the output pixels p of images first.. of
         x_flat[image, p's window start + taps[t]] * grad[p * padded + f], for 8 taps x `lanes` filters
-        at a time, or 6 with tiles of 4 `pixels` (12 accumulators where a vector takes two registers: AVX2
-        at 16 lanes); the last group overlaps the one before, each tap is added once."""
+        at a time (16 with `sixteen`), or 6 with tiles of 4 `pixels` (12 accumulators where a vector takes two
+        registers: AVX2 at 16 lanes); the last group overlaps the one before, each tap is added once."""
         count = taps.shape[0]
         padded = grad_filters.shape[0] // count
-        per = TAPS_PER_TILE if pixels == PIXELS else 6
+        per = (16 if sixteen else TAPS_PER_TILE) if pixels == PIXELS else 6
         zero = zeros(lanes)
         for n in range(images):
             image = x_flat[first + n]
@@ -698,7 +743,11 @@ def _kernels(lanes: int, pixels: int):
             for group in range(-(-count // per)):
                 t = min(group * per, count - per)
                 for column in range(0, padded, lanes):
-                    if pixels == PIXELS:
+                    if pixels == PIXELS and sixteen:
+                        wide = _sixteen_tap_sums(image, grad, taps, t, p, out_h, out_w, row_step, step, column,
+                                                 padded, zero)
+                        _add_tap_sums(grad_filters, wide, t, group * per, padded, column, lanes)
+                    elif pixels == PIXELS:
                         sums = _tap_sums(image, grad, taps, t, p, out_h, out_w, row_step, step, column, padded, zero)
                         _add_tap_sums(grad_filters, sums, t, group * per, padded, column, lanes)
                     else:
