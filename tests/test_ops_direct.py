@@ -581,7 +581,8 @@ def test_filter_gradient_on_the_direct_kernel(shape, kernel, out_channels, strid
 def test_the_filter_gradient_sums_16_taps_at_a_time_on_large_images(shape, kernel, out_channels, monkeypatch):
     """Where a vector of filters takes one of 32 registers (AVX-512, 16 filters) and an image has
     `WIDE_TAPS_MIN_PIXELS` output pixels, the filter gradient sums 16 taps at a time: each tap's sum in the
-    same order as 8 at a time (the same bits), and float64 im2col's numbers."""
+    same order as 8 at a time (the same bits), PyTorch's and float64 im2col's numbers."""
+    torch = pytest.importorskip("torch")
     if not compiled.available() or direct.VECTOR_BITS < 512:
         pytest.skip("16 taps at a time need 512-bit vectors")
     rng = np.random.default_rng(kernel + out_channels)
@@ -598,6 +599,10 @@ def test_the_filter_gradient_sums_16_taps_at_a_time_on_large_images(shape, kerne
             grads.append(ops.conv2d_backward(grad, ctx, need_input_grad=False)[1])
     assert flags and flags[0] and not flags[-1]
     np.testing.assert_array_equal(grads[0], grads[1])
+    w_t = torch.from_numpy(filters.transpose(3, 2, 0, 1).copy()).requires_grad_()
+    torch.nn.functional.conv2d(torch.from_numpy(x.transpose(0, 3, 1, 2).copy()), w_t).backward(
+        torch.from_numpy(grad.transpose(0, 3, 1, 2).copy()))
+    assert_matches(grads[0], w_t.grad.numpy().transpose(2, 3, 1, 0), "float32")
     with compiled.use_compiled(False):
         _, ctx64 = ops.conv2d_forward(x.astype(np.float64), filters.astype(np.float64), 1, "VALID")
         reference = ops.conv2d_backward(grad.astype(np.float64), ctx64, need_input_grad=False)[1]
